@@ -1,0 +1,45 @@
+# edgeseal: `make demo` runs the whole job on embedded defaults, `make test`
+# passes the tests. Targets that need Debian packages install the missing ones
+# when run as root and otherwise print the exact apt-get line.
+
+GO ?= go
+EDGESEAL_DEMO_DIR ?= ./demo-out
+FUZZTIME ?= 60
+TEST_FUZZTIME ?= 2
+
+.PHONY: all build demo test fuzz bench soak vet deps-demo deps-test clean
+
+all: build
+
+build: deps-demo
+	$(GO) build -o bin/edgeseal ./cmd/edgeseal
+
+demo: deps-demo
+	EDGESEAL_DEMO_DIR=$(EDGESEAL_DEMO_DIR) $(GO) run ./cmd/edgeseal demo
+
+test: deps-test
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) test -race -timeout 15m ./...
+	./scripts/fuzz.sh $(TEST_FUZZTIME)
+
+fuzz: deps-test
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench: deps-test
+	$(GO) run ./bench/report -out bench/RESULTS.md
+
+soak: deps-test
+	EDGESEAL_SOAK=1 $(GO) test -race -timeout 60m -run 'Crash|Soak' ./...
+
+vet:
+	$(GO) vet ./...
+
+deps-demo:
+	@./scripts/deps.sh demo
+
+deps-test:
+	@./scripts/deps.sh test
+
+clean:
+	rm -rf bin $(EDGESEAL_DEMO_DIR)

@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/tpm"
+)
+
+// TPM is what the core needs of a TPM. *tpm.TPM implements it.
+//
+// Sign must fail (with *tpm.PCRMismatchError when the PCRs moved) rather than
+// fall back to any other key; the core never signs in software.
+type TPM interface {
+	Identity() tpm.Identity
+	Sign(ctx context.Context, digest []byte) ([]byte, error)
+	Quote(ctx context.Context, nonce []byte) (*tpm.Quote, error)
+	IncrementCounter(ctx context.Context) (uint64, error)
+}
+
+// Options configure a Core.
+type Options struct {
+	Site   string // site name, first part of the device name
+	Device string // device name within the site
+	// SealEvery seals once this many records are pending (default 1000).
+	SealEvery int
+	// SealInterval seals pending records at least this often (default 10s).
+	SealInterval time.Duration
+	Logger       *slog.Logger
+	// Now is the clock for record times; time.Now when nil.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() error {
+	if o.Site == "" || strings.Contains(o.Site, "/") {
+		return &ConfigError{Key: "site", Reason: "must be a non-empty name without '/'"}
+	}
+	if o.Device == "" || strings.Contains(o.Device, "/") {
+		return &ConfigError{Key: "device", Reason: "must be a non-empty name without '/'"}
+	}
+	if o.SealEvery <= 0 {
+		o.SealEvery = 1000
+	}
+	if o.SealInterval <= 0 {
+		o.SealInterval = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// ConfigError names the configuration key that is wrong.
+type ConfigError struct {
+	Key, Reason string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("agent: config %s: %s", e.Key, e.Reason) }
+
+// Core journals custody events and seals the journal into bundles. It is safe
+// for concurrent use: appends go straight to the journal's sequencer, seals
+// are serialised.
+type Core struct {
+	opts   Options
+	log    *slog.Logger
+	j      *store.Journal
+	t      TPM
+	device string // "<site>/<name>"
+	origin string
+
+	sealMu sync.Mutex // one seal at a time
+	wake   chan struct{}
+}
+
+// Open starts a core over an open journal and TPM and journals an
+// `agent.start` record. A bundle that reached the outbox before a crash but
+// whose checkpoint was not recorded is adopted, so no sealed range is lost.
+func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	c := &Core{
+		opts:   opts,
+		log:    opts.Logger,
+		j:      j,
+		t:      t,
+		device: opts.Site + "/" + opts.Device,
+		wake:   make(chan struct{}, 1),
+	}
+	c.origin = bundle.Origin(c.device)
+	if err := c.recoverOutbox(ctx); err != nil {
+		return nil, err
+	}
+	id := t.Identity()
+	if _, err := c.Append(ctx, bundle.TypeAgentStart, bundle.Actor{Kind: "agent", ID: id.KeyID}, map[string]any{
+		"keyId": id.KeyID,
+		"pcrs":  id.PCRs,
+	}, nil); err != nil {
+		return nil, fmt.Errorf("agent: journal start: %w", err)
+	}
+	return c, nil
+}
+
+// Device is the "<site>/<name>" the core journals as.
+func (c *Core) Device() string { return c.device }
+
+// Journal is the core's journal.
+func (c *Core) Journal() *store.Journal { return c.j }
+
+// Append journals one record of type typ with the given actor and body (any
+// JSON-marshalable value) and payloads, and returns once it is durable.
+func (c *Core) Append(ctx context.Context, typ string, actor bundle.Actor, body any, payloads []store.Payload) (store.Appended, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return store.Appended{}, fmt.Errorf("agent: body: %w", err)
+	}
+	now := c.opts.Now()
+	a, err := c.j.Append(ctx, store.Entry{
+		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+			r := bundle.Record{Seq: seq, Type: typ, Time: now, Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			return r.Marshal()
+		},
+		Payloads: payloads,
+	})
+	if err != nil {
+		return a, err
+	}
+	c.maybeWake(a.Size)
+	return a, nil
+}
+
+// Export is one export handed to the agent.
+type Export struct {
+	Actor          bundle.Actor
+	ExportID       string
+	App            string
+	Workflow       string
+	Purpose        string
+	Schema         string
+	Classification string
+	Retention      string
+	Destination    string
+	Policy         string // "sha256:..." of the policy in force
+	MediaType      string
+	Data           []byte
+}
+
+// ExportReceipt answers an export once its record is durable.
+type ExportReceipt struct {
+	ExportID string `json:"exportId"`
+	Seq      uint64 `json:"seq"`
+	Leaf     string `json:"leaf"`
+	Size     uint64 `json:"journalSize"`
+	Digest   string `json:"digest"`
+}
+
+// Export journals an export record with its payload bytes in one durable
+// commit.
+func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
+	if e.ExportID == "" {
+		return ExportReceipt{}, &ConfigError{Key: "exportId", Reason: "empty"}
+	}
+	d := sha256.Sum256(e.Data)
+	mt := e.MediaType
+	if mt == "" {
+		mt = "application/octet-stream"
+	}
+	body := bundle.ExportBody{
+		ExportID: e.ExportID, App: e.App, Workflow: e.Workflow, Purpose: e.Purpose,
+		Schema: e.Schema, Classification: e.Classification, Retention: e.Retention,
+		Destination: e.Destination, Policy: e.Policy,
+		Payload: bundle.PayloadRef{Digest: bundle.FormatHash(d), Size: int64(len(e.Data)), MediaType: mt, Canonicalization: "none"},
+	}
+	a, err := c.Append(ctx, bundle.TypeExport, e.Actor, body, []store.Payload{{Digest: d, Data: e.Data}})
+	if err != nil {
+		return ExportReceipt{}, err
+	}
+	return ExportReceipt{ExportID: e.ExportID, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: body.Payload.Digest}, nil
+}
+
+// maybeWake nudges the sealer when enough records are pending.
+func (c *Core) maybeWake(size uint64) {
+	last, _, err := c.j.LastCheckpoint()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return
+	}
+	if size-last >= uint64(c.opts.SealEvery) {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/tpm"
+)
+
+// SealResult describes one seal.
+type SealResult struct {
+	ID         string // outbox id: the checkpoint size, zero-padded
+	Checkpoint bundle.Checkpoint
+	FirstSeq   uint64
+	Records    int
+	Counter    uint64
+	Digest     [32]byte // SHA-256 of the bundle file
+	Bundle     []byte   // the bundle file (tar)
+	Duration   time.Duration
+}
+
+// OutboxID is the outbox key of the bundle sealing a tree of size n: sorted
+// by size when compared as strings.
+func OutboxID(n uint64) string { return fmt.Sprintf("%020d", n) }
+
+// tpmSigner signs DSSE digests with the TPM-resident key.
+type tpmSigner struct {
+	t  TPM
+	id string
+}
+
+func (s tpmSigner) KeyID() string { return s.id }
+func (s tpmSigner) Sign(ctx context.Context, digest []byte) ([]byte, error) {
+	return s.t.Sign(ctx, digest)
+}
+
+// Seal seals every record journaled since the last seal: it builds the
+// checkpoint, increments the TPM NV counter, quotes the PCRs with nonce =
+// SHA-256(checkpoint), signs the statement with the TPM key, stores the
+// bundle in the outbox and the checkpoint, then journals a `seal` record.
+// It returns (nil, nil) when nothing is pending. TPM commands per seal are a
+// constant: one increment, one quote, one signature.
+func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
+	c.sealMu.Lock()
+	defer c.sealMu.Unlock()
+	start := time.Now()
+
+	prevSize, prevNote, err := c.j.LastCheckpoint()
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		prevSize, prevNote = 0, nil
+	case err != nil:
+		return nil, fmt.Errorf("agent: seal: %w", err)
+	}
+	size := c.j.Size()
+	if size == prevSize {
+		return nil, nil
+	}
+	root, err := c.j.Root(size)
+	if err != nil {
+		return nil, fmt.Errorf("agent: seal: %w", err)
+	}
+	cp := bundle.Checkpoint{Origin: c.origin, Size: size, Root: root}
+	body := cp.Marshal()
+
+	in := bundle.SealInput{
+		Origin:     c.origin,
+		Checkpoint: cp,
+		FirstSeq:   prevSize,
+		Time:       c.opts.Now(),
+	}
+	if prevNote != nil {
+		prev, err := bundle.ParseCheckpoint(prevNote)
+		if err != nil {
+			return nil, fmt.Errorf("agent: seal: stored checkpoint: %w", err)
+		}
+		in.Previous = &prev
+		if in.Consistency, err = c.j.ConsistencyProof(prevSize, size); err != nil {
+			return nil, fmt.Errorf("agent: seal: %w", err)
+		}
+		if in.RangeHashes, err = c.j.RangeHashes(prevSize); err != nil {
+			return nil, fmt.Errorf("agent: seal: %w", err)
+		}
+	}
+	in.Payloads = map[[32]byte][]byte{}
+	err = c.j.Records(ctx, prevSize, size, func(seq uint64, rec []byte) error {
+		if seq == prevSize {
+			r, err := bundle.ParseRecord(rec)
+			if err != nil {
+				return err
+			}
+			in.PreviousLeaf = r.Prev
+		}
+		in.Records = append(in.Records, rec)
+		return c.collectPayload(rec, in.Payloads)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: seal: records: %w", err)
+	}
+
+	// The TPM part: a constant number of commands.
+	counter, err := c.t.IncrementCounter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agent: seal: nv counter: %w", err)
+	}
+	nonce := sha256.Sum256(body)
+	q, err := c.t.Quote(ctx, nonce[:])
+	if err != nil {
+		return nil, fmt.Errorf("agent: seal: quote: %w", err)
+	}
+	id := c.t.Identity()
+	in.Counter = counter
+	in.Quote = bundleQuote(q)
+	in.Keys = BundleKeys(id)
+	in.Signer = tpmSigner{t: c.t, id: id.KeyID}
+	b, err := bundle.Seal(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("agent: seal: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := bundle.Write(&buf, b); err != nil {
+		return nil, fmt.Errorf("agent: seal: %w", err)
+	}
+	res := &SealResult{
+		ID: OutboxID(size), Checkpoint: cp, FirstSeq: prevSize, Records: int(size - prevSize),
+		Counter: counter, Digest: sha256.Sum256(buf.Bytes()), Bundle: buf.Bytes(),
+	}
+	// Outbox first, checkpoint second: a crash in between leaves an outbox
+	// bundle newer than the last checkpoint, which Open adopts.
+	if err := c.j.PutOutbox(ctx, res.ID, res.Bundle); err != nil {
+		return nil, fmt.Errorf("agent: seal: outbox: %w", err)
+	}
+	if err := c.j.PutCheckpoint(ctx, size, body); err != nil {
+		return nil, fmt.Errorf("agent: seal: checkpoint: %w", err)
+	}
+	if err := c.journalSeal(ctx, res, id.KeyID); err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	c.log.Info("sealed", "size", size, "records", res.Records, "counter", counter,
+		"bundle", bundle.FormatHash(res.Digest), "bytes", len(res.Bundle), "took", res.Duration)
+	return res, nil
+}
+
+func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) error {
+	_, err := c.Append(ctx, bundle.TypeSeal, bundle.Actor{Kind: "agent", ID: keyID}, map[string]any{
+		"checkpoint": map[string]any{"size": res.Checkpoint.Size, "root": bundle.FormatHash(res.Checkpoint.Root)},
+		"counter":    res.Counter,
+		"bundle":     bundle.FormatHash(res.Digest),
+		"keyId":      keyID,
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("agent: journal seal: %w", err)
+	}
+	return nil
+}
+
+// collectPayload adds the payload an export record names, unless purged.
+func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) error {
+	r, err := bundle.ParseRecord(rec)
+	if err != nil {
+		return err
+	}
+	if r.Type != bundle.TypeExport {
+		return nil
+	}
+	body, err := bundle.ParseExportBody(r.Body)
+	if err != nil {
+		return err
+	}
+	d, err := bundle.ParseHash(body.Payload.Digest)
+	if err != nil {
+		return err
+	}
+	data, err := c.j.Payload(d)
+	switch {
+	case errors.Is(err, store.ErrPurged):
+		return nil
+	case err != nil:
+		return fmt.Errorf("payload %s: %w", body.Payload.Digest, err)
+	}
+	into[d] = data
+	return nil
+}
+
+func bundleQuote(q *tpm.Quote) bundle.QuoteInput {
+	return bundle.QuoteInput{
+		Attest: q.Attest, Signature: q.Signature, PCRs: q.PCRs, Values: q.Values,
+		Msg: q.Files.Msg, Sig: q.Files.Sig, PCRFile: q.Files.PCRs,
+	}
+}
+
+// BundleKeys converts a TPM identity into the key material a bundle carries.
+func BundleKeys(id tpm.Identity) bundle.Keys {
+	return bundle.Keys{
+		EKPublic: id.EKPublic, EKCert: id.EKCert, AKPublic: id.AKPublic,
+		SigningPublic: id.SigningPublic, CertifyAttest: id.Certify.Attest,
+		CertifySignature: id.Certify.Signature, PCRs: id.PCRs, PCRValues: id.PCRValues,
+		PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
+	}
+}
+
+// recoverOutbox adopts outbox bundles sealed past the last stored
+// checkpoint (a crash between PutOutbox and PutCheckpoint).
+func (c *Core) recoverOutbox(ctx context.Context) error {
+	last, _, err := c.j.LastCheckpoint()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("agent: recover: %w", err)
+	}
+	return c.j.Outbox(ctx, func(id string, data []byte) error {
+		b, err := bundle.Read(bytes.NewReader(data), bundle.DefaultLimits())
+		if err != nil {
+			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
+		}
+		cp := b.Checkpoint()
+		if cp.Size <= last {
+			return nil
+		}
+		c.log.Warn("adopting sealed bundle whose checkpoint was not recorded", "id", id, "size", cp.Size)
+		if err := c.j.PutCheckpoint(ctx, cp.Size, cp.Marshal()); err != nil {
+			return fmt.Errorf("agent: recover: %w", err)
+		}
+		last = cp.Size
+		return nil
+	})
+}
+
+// Start runs the sealer until ctx is done: it seals every SealInterval, and
+// at once when SealEvery records are pending. A failing seal is logged once
+// and retried with capped exponential backoff; recovery is logged once. On
+// return it seals what is pending, with a fresh context bounded by 30s.
+func (c *Core) Start(ctx context.Context) {
+	tick := time.NewTicker(c.opts.SealInterval)
+	defer tick.Stop()
+	backoff, failing := time.Duration(0), false
+	for {
+		var retry <-chan time.Time
+		if backoff > 0 {
+			retry = time.After(backoff)
+		}
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if _, err := c.Seal(fctx); err != nil {
+				c.log.Error("final seal failed", "err", err)
+			}
+			cancel()
+			return
+		case <-tick.C:
+		case <-c.wake:
+		case <-retry:
+		}
+		_, err := c.Seal(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			continue
+		case err != nil:
+			if !failing {
+				c.log.Error("seal failed; journaling continues, retrying", "err", err)
+			}
+			failing = true
+			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
+		case failing:
+			c.log.Info("seal recovered")
+			failing, backoff = false, 0
+		}
+	}
+}

@@ -1,0 +1,233 @@
+// Command report runs edgeseal's benchmarks, each in its own child process so
+// that its peak RSS can be read, and writes bench/RESULTS.md: the machine, the
+// figures and their baselines measured in the same run, and the targets.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// bench names one benchmark run in its own process.
+type bench struct {
+	pkg   string // package import path, relative to the module
+	name  string // -test.bench pattern
+	time  string // -test.benchtime
+	label string
+}
+
+// result is one benchmark line and the child's peak RSS.
+type result struct {
+	bench
+	metrics map[string]float64 // unit -> value
+	maxRSS  int64              // bytes
+	err     error
+}
+
+var benches = []bench{
+	{"./store", "^BenchmarkAppend$/^writers=1$", "2s", "journal append, 1 writer"},
+	{"./store", "^BenchmarkAppend$/^writers=8$", "2s", "journal append, 8 writers"},
+	{"./store", "^BenchmarkAppend$/^writers=64$", "2s", "journal append, 64 writers"},
+	{"./store", "^BenchmarkBadgerBaseline$/^writers=1$", "2s", "raw Badger synced writes, 1 writer"},
+	{"./store", "^BenchmarkBadgerBaseline$/^writers=8$", "2s", "raw Badger synced writes, 8 writers"},
+	{"./store", "^BenchmarkBadgerBaseline$/^writers=64$", "2s", "raw Badger synced writes, 64 writers"},
+	{"./tpm", "^BenchmarkSeal$/^simulator$", "200x", "seal on the in-process simulator"},
+	{"./tpm", "^BenchmarkSeal$/^swtpm$", "100x", "seal on swtpm"},
+	{"./bundle", "^BenchmarkVerify$", "2s", "verify a bundle"},
+	{"./bundle", "^BenchmarkSHA256$", "2s", "plain SHA-256 of the same bytes"},
+}
+
+func main() {
+	out := flag.String("out", "bench/RESULTS.md", "where to write the results")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "edgeseal-bench-")
+	if err != nil {
+		fatal(log, err)
+	}
+	defer os.RemoveAll(dir)
+
+	bins := map[string]string{}
+	var results []result
+	for _, b := range benches {
+		bin, ok := bins[b.pkg]
+		if !ok {
+			bin = filepath.Join(dir, strings.ReplaceAll(strings.Trim(b.pkg, "./"), "/", "_")+".test")
+			cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, b.pkg)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fatal(log, fmt.Errorf("build %s: %w", b.pkg, err))
+			}
+			bins[b.pkg] = bin
+		}
+		log.Info("bench", "pkg", b.pkg, "name", b.name)
+		r := run(ctx, bin, b)
+		if r.err != nil {
+			log.Error("bench failed", "name", b.name, "err", r.err)
+		}
+		results = append(results, r)
+	}
+	var buf bytes.Buffer
+	write(&buf, results)
+	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+		fatal(log, err)
+	}
+	os.Stdout.Write(buf.Bytes())
+}
+
+func fatal(log *slog.Logger, err error) {
+	log.Error("bench report", "err", err)
+	os.Exit(1)
+}
+
+// run executes one benchmark in a child process, in the package directory as
+// go test would, and reads the metrics of its result line.
+func run(ctx context.Context, bin string, b bench) result {
+	r := result{bench: b, metrics: map[string]float64{}}
+	cmd := exec.CommandContext(ctx, bin, "-test.run=^$", "-test.bench="+b.name,
+		"-test.benchtime="+b.time, "-test.benchmem", "-test.timeout=20m")
+	cmd.Dir = b.pkg
+	var stdout bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&stdout, os.Stderr)
+	cmd.Stderr = os.Stderr
+	r.err = cmd.Run()
+	if ps := cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			r.maxRSS = ru.Maxrss * 1024 // Linux reports KiB
+		}
+	}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err == nil {
+				r.metrics[f[i+1]] = v
+			}
+		}
+	}
+	if r.err == nil && len(r.metrics) == 0 {
+		r.err = fmt.Errorf("no result line")
+	}
+	return r
+}
+
+func find(rs []result, name string) *result {
+	for i := range rs {
+		if rs[i].name == name && rs[i].err == nil {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+func machine() string {
+	var b strings.Builder
+	cpu := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	mem := "unknown"
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.TrimSpace(strings.SplitN(strings.SplitN(string(data), "\n", 2)[0], ":", 2)[1])
+	}
+	var u syscall.Utsname
+	kernel := "unknown"
+	if syscall.Uname(&u) == nil {
+		kernel = charsToString(u.Release[:])
+	}
+	fmt.Fprintf(&b, "- CPU: %s, %d cores visible (GOMAXPROCS %d)\n", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&b, "- Memory: %s\n", mem)
+	fmt.Fprintf(&b, "- Kernel: %s, Go: %s %s/%s\n", kernel, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "- Disk: the temp directory's filesystem (%s)\n", os.TempDir())
+	return b.String()
+}
+
+func charsToString(ca []int8) string {
+	s := make([]byte, 0, len(ca))
+	for _, c := range ca {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func write(w io.Writer, rs []result) {
+	fmt.Fprintf(w, "# Benchmark results\n\nWritten by `make bench` (bench/report) on %s. Every figure and its\nbaseline below come from this one run on this machine; each benchmark ran in its own\nprocess, whose peak RSS is given.\n\n## Machine\n\n%s\n",
+		time.Now().UTC().Format(time.RFC3339), machine())
+	fmt.Fprintf(w, "## Figures\n\n| benchmark | what | result | peak RSS |\n| --- | --- | --- | --- |\n")
+	for _, r := range rs {
+		val := "FAILED: " + fmt.Sprint(r.err)
+		if r.err == nil {
+			var parts []string
+			for _, u := range []string{"appends/s", "ms/seal", "MB/s", "ns/op"} {
+				if v, ok := r.metrics[u]; ok {
+					parts = append(parts, fmt.Sprintf("%.1f %s", v, u))
+				}
+			}
+			val = strings.Join(parts, ", ")
+		}
+		fmt.Fprintf(w, "| `%s %s` | %s | %s | %.1f MiB |\n", r.pkg, r.name, r.label, val, float64(r.maxRSS)/(1<<20))
+	}
+	fmt.Fprintf(w, "\n## Targets\n\n| target | measured | held |\n| --- | --- | --- |\n")
+	ratio := func(a, b *result, unit string) (float64, bool) {
+		if a == nil || b == nil || b.metrics[unit] == 0 {
+			return 0, false
+		}
+		return a.metrics[unit] / b.metrics[unit], true
+	}
+	app := find(rs, "^BenchmarkAppend$/^writers=64$")
+	base := find(rs, "^BenchmarkBadgerBaseline$/^writers=64$")
+	if q, ok := ratio(app, base, "appends/s"); ok {
+		fmt.Fprintf(w, "| journal appends at 64 writers >= 50%% of raw Badger synced writes | %.0f%% (%.0f vs %.0f appends/s) | %s |\n",
+			q*100, app.metrics["appends/s"], base.metrics["appends/s"], yes(q >= 0.5))
+	} else {
+		fmt.Fprintf(w, "| journal appends at 64 writers >= 50%% of raw Badger | not measured | no |\n")
+	}
+	ver := find(rs, "^BenchmarkVerify$")
+	sha := find(rs, "^BenchmarkSHA256$")
+	if q, ok := ratio(ver, sha, "MB/s"); ok {
+		fmt.Fprintf(w, "| verify throughput >= 60%% of plain SHA-256 | %.0f%% (%.1f vs %.1f MB/s) | %s |\n",
+			q*100, ver.metrics["MB/s"], sha.metrics["MB/s"], yes(q >= 0.6))
+	} else {
+		fmt.Fprintf(w, "| verify throughput >= 60%% of plain SHA-256 | not measured | no |\n")
+	}
+	var peak int64
+	for _, r := range rs {
+		if strings.Contains(r.name, "BenchmarkAppend") && r.maxRSS > peak {
+			peak = r.maxRSS
+		}
+	}
+	fmt.Fprintf(w, "| peak RSS of the append benchmark < 96 MiB | %.1f MiB | %s |\n", float64(peak)/(1<<20), yes(peak > 0 && peak < 96<<20))
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

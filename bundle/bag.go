@@ -1,0 +1,266 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths inside a bundle.
+const (
+	PathBagIt        = "bagit.txt"
+	PathBagInfo      = "bag-info.txt"
+	PathManifest     = "manifest-sha256.txt"
+	PathTagManifest  = "tagmanifest-sha256.txt"
+	PathRecords      = RecordsPath
+	PayloadDir       = "data/payloads/"
+	PathSeal         = "seal.dsse.json"
+	PathQuoteMsg     = "attestation/quote.msg"
+	PathQuoteSig     = "attestation/quote.sig"
+	PathQuotePCRs    = "attestation/quote.pcrs"
+	PathSigningPub   = "keys/signing.pub"
+	PathAKPub        = "keys/ak.pub"
+	PathAKPEM        = "keys/ak.pem"
+	PathCertifyMsg   = "keys/certify.msg"
+	PathCertifySig   = "keys/certify.sig"
+	PathEKPub        = "keys/ek.pub"
+	PathEKCert       = "keys/ek.crt"
+	EncryptedPayload = ".hpke"
+)
+
+var fixedPaths = map[string]bool{
+	PathBagIt: true, PathBagInfo: true, PathManifest: true, PathTagManifest: true,
+	PathRecords: true, PathSeal: true, PathQuoteMsg: true, PathQuoteSig: true, PathQuotePCRs: true,
+	PathSigningPub: true, PathAKPub: true, PathAKPEM: true, PathCertifyMsg: true,
+	PathCertifySig: true, PathEKPub: true, PathEKCert: true,
+}
+
+// requiredPaths must be in every bundle.
+var requiredPaths = []string{
+	PathBagIt, PathBagInfo, PathManifest, PathTagManifest, PathRecords, PathSeal,
+	PathQuoteMsg, PathQuoteSig, PathQuotePCRs, PathSigningPub, PathAKPub, PathAKPEM,
+	PathCertifyMsg, PathCertifySig, PathEKPub,
+}
+
+// KnownPath reports whether name may appear in a bundle.
+func KnownPath(name string) bool {
+	if fixedPaths[name] {
+		return true
+	}
+	_, ok := PayloadDigestFromPath(name)
+	return ok
+}
+
+// PayloadPath is the path of a payload stored in the clear.
+func PayloadPath(digest [32]byte) string { return PayloadDir + hex.EncodeToString(digest[:]) }
+
+// PayloadDigestFromPath returns the digest named by a payload path
+// (data/payloads/<64 lowercase hex>[.hpke]).
+func PayloadDigestFromPath(name string) ([32]byte, bool) {
+	var d [32]byte
+	rest, ok := strings.CutPrefix(name, PayloadDir)
+	if !ok {
+		return d, false
+	}
+	rest = strings.TrimSuffix(rest, EncryptedPayload)
+	if len(rest) != 64 || !isHex(rest) {
+		return d, false
+	}
+	_, err := hex.Decode(d[:], []byte(rest))
+	return d, err == nil
+}
+
+// Bundle is a sealed bundle: the files of a BagIt bag, by path.
+type Bundle struct {
+	Files map[string][]byte
+}
+
+// Limits bound what Read accepts.
+type Limits struct {
+	File  int64 // largest single file
+	Total int64 // sum of file sizes
+	Files int   // number of files
+}
+
+// DefaultLimits suit bundles of up to a few hundred thousand records.
+var DefaultLimits = Limits{File: 256 << 20, Total: 1 << 30, Files: 100_000}
+
+// PathError reports a tar entry Read refuses.
+type PathError struct {
+	Name   string
+	Reason string // "unknown path", "duplicate", "not a regular file", "too large", "missing"
+}
+
+func (e *PathError) Error() string { return fmt.Sprintf("bundle: %s: %.200q", e.Reason, e.Name) }
+
+var epoch = time.Unix(0, 0).UTC()
+
+// Write writes b as a deterministic tar: entries sorted by path, mode
+// 0644, mtime 0, no owner names, USTAR format.
+func Write(w io.Writer, b *Bundle) error {
+	tw := tar.NewWriter(w)
+	for _, name := range b.Names() {
+		data := b.Files[name]
+		hdr := &tar.Header{
+			Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)),
+			ModTime: epoch, Format: tar.FormatUSTAR,
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("bundle: write %s: %w", name, err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return fmt.Errorf("bundle: write %s: %w", name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("bundle: write: %w", err)
+	}
+	return nil
+}
+
+// Names returns the file paths in sorted order.
+func (b *Bundle) Names() []string {
+	names := make([]string, 0, len(b.Files))
+	for n := range b.Files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Bytes returns the written tar.
+func (b *Bundle) Bytes() ([]byte, error) {
+	var buf bytes.Buffer
+	if err := Write(&buf, b); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Digest is SHA-256 of the written tar.
+func (b *Bundle) Digest() ([32]byte, error) {
+	h := sha256.New()
+	if err := Write(h, b); err != nil {
+		return [32]byte{}, err
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d, nil
+}
+
+// FileName is a stable name for the bundle file:
+// "<site>_<name>_<checkpoint size, 20 digits>_<first 16 hex of digest>.tar".
+func (b *Bundle) FileName() (string, error) {
+	info, err := parseBagInfo(b.Files[PathBagInfo])
+	if err != nil {
+		return "", err
+	}
+	dev, ok := strings.CutPrefix(info["Origin"], "edgeseal/")
+	if !ok || CheckDevice(dev) != nil {
+		return "", formatErr("bagit", "origin %.80q", info["Origin"])
+	}
+	size, err := strconv.ParseUint(info["Checkpoint-Size"], 10, 64)
+	if err != nil {
+		return "", formatErr("bagit", "checkpoint size %.30q", info["Checkpoint-Size"])
+	}
+	d, err := b.Digest()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s_%020d_%x.tar", strings.Replace(dev, "/", "_", 1), size, d[:8]), nil
+}
+
+// Read reads a bundle tar strictly: only regular files at known paths,
+// no duplicates, links, directories or traversal, within lim, and every
+// required file present. Errors are *PathError, *FormatError or wrap
+// ErrTooLarge.
+func Read(r io.Reader, lim Limits) (*Bundle, error) {
+	if lim == (Limits{}) {
+		lim = DefaultLimits
+	}
+	tr := tar.NewReader(r)
+	b := &Bundle{Files: map[string][]byte{}}
+	var total int64
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, wrapFormat("tar", "header", err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return nil, &PathError{Name: hdr.Name, Reason: "not a regular file"}
+		}
+		if !KnownPath(hdr.Name) {
+			return nil, &PathError{Name: hdr.Name, Reason: "unknown path"}
+		}
+		if _, dup := b.Files[hdr.Name]; dup {
+			return nil, &PathError{Name: hdr.Name, Reason: "duplicate"}
+		}
+		if len(b.Files) >= lim.Files {
+			return nil, fmt.Errorf("%w: more than %d files", ErrTooLarge, lim.Files)
+		}
+		if hdr.Size < 0 || hdr.Size > lim.File || total+hdr.Size > lim.Total {
+			return nil, fmt.Errorf("%w: %s of %d bytes", ErrTooLarge, hdr.Name, hdr.Size)
+		}
+		total += hdr.Size
+		data := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
+			return nil, wrapFormat("tar", "read "+hdr.Name, err)
+		}
+		b.Files[hdr.Name] = data
+	}
+	for _, p := range requiredPaths {
+		if _, ok := b.Files[p]; !ok {
+			return nil, &PathError{Name: p, Reason: "missing"}
+		}
+	}
+	return b, nil
+}
+
+// Statement decodes the seal's statement without verifying anything.
+func (b *Bundle) Statement() (*Envelope, *Statement, error) {
+	env, err := ParseEnvelope(b.Files[PathSeal])
+	if err != nil {
+		return nil, nil, err
+	}
+	if env.PayloadType != PayloadTypeInToto {
+		return env, nil, formatErr("envelope", "payload type %.60q", env.PayloadType)
+	}
+	st, err := ParseStatement(env.Payload)
+	return env, st, err
+}
+
+// Records splits data/records.jsonl into record byte strings (not parsed).
+func (b *Bundle) Records() ([][]byte, error) {
+	return splitRecords(b.Files[PathRecords])
+}
+
+func splitRecords(data []byte) ([][]byte, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	if data[len(data)-1] != '\n' {
+		return nil, formatErr("records", "last line not terminated")
+	}
+	n := bytes.Count(data, []byte{'\n'})
+	out := make([][]byte, 0, n)
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i == 0 {
+			return nil, formatErr("records", "empty line %d", len(out))
+		}
+		out = append(out, data[:i:i])
+		data = data[i+1:]
+	}
+	return out, nil
+}

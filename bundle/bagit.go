@@ -1,0 +1,153 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// BagItDeclaration is the exact content of bagit.txt.
+const BagItDeclaration = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+
+// SoftwareAgent is written to bag-info.txt.
+const SoftwareAgent = "edgeseal bundle/1"
+
+var bagInfoKeys = []string{"Bag-Software-Agent", "Bagging-Date", "Checkpoint-Size", "Origin", "Payload-Oxum"}
+
+// bagInfo renders bag-info.txt with its keys in a fixed order.
+func bagInfo(origin string, size uint64, at time.Time, oxum string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Bag-Software-Agent: %s\n", SoftwareAgent)
+	fmt.Fprintf(&b, "Bagging-Date: %s\n", at.UTC().Format(time.DateOnly))
+	fmt.Fprintf(&b, "Checkpoint-Size: %d\n", size)
+	fmt.Fprintf(&b, "Origin: %s\n", origin)
+	fmt.Fprintf(&b, "Payload-Oxum: %s\n", oxum)
+	return b.Bytes()
+}
+
+// parseBagInfo reads bag-info.txt as written by bagInfo: exactly the known
+// keys, once each, in order.
+func parseBagInfo(b []byte) (map[string]string, error) {
+	if len(b) == 0 || b[len(b)-1] != '\n' || len(b) > 4096 {
+		return nil, formatErr("bagit", "bag-info.txt not newline-terminated or too long")
+	}
+	lines := strings.Split(string(b[:len(b)-1]), "\n")
+	if len(lines) != len(bagInfoKeys) {
+		return nil, formatErr("bagit", "bag-info.txt has %d lines", len(lines))
+	}
+	out := make(map[string]string, len(lines))
+	for i, l := range lines {
+		k, v, ok := strings.Cut(l, ": ")
+		if !ok || k != bagInfoKeys[i] || v == "" {
+			return nil, formatErr("bagit", "bag-info.txt line %d: %.80q", i+1, l)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// payloadOxum is "<octets>.<streams>" over the files under data/.
+func payloadOxum(files map[string][]byte) string {
+	var octets, n int
+	for name, data := range files {
+		if strings.HasPrefix(name, "data/") {
+			octets += len(data)
+			n++
+		}
+	}
+	return strconv.Itoa(octets) + "." + strconv.Itoa(n)
+}
+
+// manifest renders "<hex>  <path>\n" lines sorted by path for the given
+// names, using sums where present.
+func manifest(files map[string][]byte, names []string, sums map[string][32]byte) []byte {
+	slices.Sort(names)
+	var b bytes.Buffer
+	for _, n := range names {
+		s, ok := sums[n]
+		if !ok {
+			s = sha256.Sum256(files[n])
+		}
+		b.WriteString(hex.EncodeToString(s[:]))
+		b.WriteString("  ")
+		b.WriteString(n)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// parseManifest reads a manifest written by manifest: sorted unique paths,
+// lowercase hex, two spaces.
+func parseManifest(b []byte) (map[string][32]byte, error) {
+	out := map[string][32]byte{}
+	if len(b) == 0 {
+		return out, nil
+	}
+	if b[len(b)-1] != '\n' {
+		return nil, formatErr("bagit", "manifest not newline-terminated")
+	}
+	prev := ""
+	for i, l := range strings.Split(string(b[:len(b)-1]), "\n") {
+		hx, name, ok := strings.Cut(l, "  ")
+		var sum [32]byte
+		if !ok || len(hx) != 64 || !isHex(hx) || name <= prev {
+			return nil, formatErr("bagit", "manifest line %d: %.120q", i+1, l)
+		}
+		_, _ = hex.Decode(sum[:], []byte(hx))
+		out[name] = sum
+		prev = name
+	}
+	return out, nil
+}
+
+func dataNames(files map[string][]byte) []string {
+	var out []string
+	for n := range files {
+		if strings.HasPrefix(n, "data/") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func tagNames(files map[string][]byte) []string {
+	var out []string
+	for n := range files {
+		if !strings.HasPrefix(n, "data/") && n != PathTagManifest {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// UpdateManifests recomputes Payload-Oxum in bag-info.txt and both
+// manifests after files changed. Other bag-info fields are kept.
+func (b *Bundle) UpdateManifests() error {
+	info, err := parseBagInfo(b.Files[PathBagInfo])
+	if err != nil {
+		return err
+	}
+	size, err := strconv.ParseUint(info["Checkpoint-Size"], 10, 64)
+	if err != nil {
+		return formatErr("bagit", "checkpoint size %.30q", info["Checkpoint-Size"])
+	}
+	date, err := time.Parse(time.DateOnly, info["Bagging-Date"])
+	if err != nil {
+		return formatErr("bagit", "bagging date %.30q", info["Bagging-Date"])
+	}
+	b.bag(info["Origin"], size, date, nil)
+	return nil
+}
+
+// bag writes bagit.txt, bag-info.txt and the two manifests.
+func (b *Bundle) bag(origin string, size uint64, at time.Time, sums map[string][32]byte) {
+	b.Files[PathBagIt] = []byte(BagItDeclaration)
+	b.Files[PathBagInfo] = bagInfo(origin, size, at, payloadOxum(b.Files))
+	b.Files[PathManifest] = manifest(b.Files, dataNames(b.Files), sums)
+	b.Files[PathTagManifest] = manifest(b.Files, tagNames(b.Files), nil)
+}

@@ -1,0 +1,156 @@
+package bundle
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/edgeseal/edgeseal/tpm/attest"
+)
+
+// Check names, stable: tools and tests match on them.
+const (
+	CheckBagItStructure     = "bagit.structure"
+	CheckBagItManifest      = "bagit.manifest"
+	CheckBagItTagManifest   = "bagit.tagmanifest"
+	CheckSealEnvelope       = "seal.envelope"
+	CheckSealSignature      = "seal.signature"
+	CheckSealSubject        = "seal.subject"
+	CheckCheckpointOrigin   = "checkpoint.origin"
+	CheckCheckpointPrevious = "checkpoint.previous"
+	CheckRecordsParse       = "records.parse"
+	CheckRecordsSequence    = "records.sequence"
+	CheckRecordsChain       = "records.chain"
+	CheckRecordsDevice      = "records.device"
+	CheckRecordsTime        = "records.time"
+	CheckPayloadsDigest     = "payloads.digest"
+	CheckPayloadsReferenced = "payloads.referenced"
+	CheckMerkleRoot         = "merkle.root"
+	CheckMerkleRange        = "merkle.range"
+	CheckMerkleConsistency  = "merkle.consistency"
+	CheckKeysTrusted        = "keys.trusted"
+	CheckKeysCertify        = "keys.certify"
+	CheckKeysAttributes     = "keys.attributes"
+	CheckKeysPolicy         = "keys.policy"
+	CheckQuoteSignature     = "quote.signature"
+	CheckQuoteNonce         = "quote.nonce"
+	CheckQuotePCRs          = "quote.pcrs"
+	CheckQuoteFiles         = "quote.files"
+	CheckQuoteClock         = "quote.clock"
+	CheckQuoteResetCount    = "quote.resetcount"
+	CheckCounterRising      = "counter.rising"
+	CheckPreviousLeaf       = "previous.leaf"
+)
+
+// CheckNames lists every check Verify runs, in order.
+var CheckNames = []string{
+	CheckBagItStructure, CheckBagItManifest, CheckBagItTagManifest,
+	CheckSealEnvelope, CheckSealSignature, CheckSealSubject,
+	CheckCheckpointOrigin, CheckCheckpointPrevious,
+	CheckRecordsParse, CheckRecordsSequence, CheckRecordsChain, CheckRecordsDevice, CheckRecordsTime,
+	CheckPayloadsDigest, CheckPayloadsReferenced,
+	CheckMerkleRoot, CheckMerkleRange, CheckMerkleConsistency,
+	CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
+	CheckQuoteSignature, CheckQuoteNonce, CheckQuotePCRs, CheckQuoteFiles, CheckQuoteClock, CheckQuoteResetCount,
+	CheckCounterRising, CheckPreviousLeaf,
+}
+
+// Check is the outcome of one named check. Skipped checks could not run
+// because an input they need did not parse; they count as failed.
+type Check struct {
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Skipped bool   `json:"skipped,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	Checks []Check `json:"checks"`
+	// State is set only when every check passed.
+	State *State `json:"state,omitempty"`
+}
+
+// OK reports whether every check passed.
+func (r *Report) OK() bool {
+	for _, c := range r.Checks {
+		if !c.OK {
+			return false
+		}
+	}
+	return len(r.Checks) > 0
+}
+
+// Failed names the checks that failed (skipped ones included).
+func (r *Report) Failed() []string {
+	var out []string
+	for _, c := range r.Checks {
+		if !c.OK {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// Get returns the check with that name.
+func (r *Report) Get(name string) (Check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
+// String renders one line per check.
+func (r *Report) String() string {
+	var b strings.Builder
+	for _, c := range r.Checks {
+		status := "ok  "
+		switch {
+		case c.Skipped:
+			status = "SKIP"
+		case !c.OK:
+			status = "FAIL"
+		}
+		fmt.Fprintf(&b, "%s %-20s %s\n", status, c.Name, c.Detail)
+	}
+	return b.String()
+}
+
+// State is what verifying the next bundle of a device needs from this one.
+type State struct {
+	Checkpoint string           `json:"checkpoint"` // body text
+	Counter    uint64           `json:"counter"`
+	Clock      attest.ClockInfo `json:"clock"`
+	LastLeaf   string           `json:"lastLeaf"` // "sha256:.."
+	LastTime   string           `json:"lastTime"` // time of the last record
+}
+
+// Marshal returns the JSON form of the state.
+func (s *State) Marshal() ([]byte, error) { return json.Marshal(s) }
+
+// ParseState reads a state written by Marshal, strictly.
+func ParseState(b []byte) (*State, error) {
+	if len(b) > 8192 {
+		return nil, fmt.Errorf("%w: state of %d bytes", ErrTooLarge, len(b))
+	}
+	var s State
+	if err := strictUnmarshal(b, &s); err != nil {
+		return nil, wrapFormat("state", "json", err)
+	}
+	if _, err := ParseCheckpoint([]byte(s.Checkpoint)); err != nil {
+		return nil, err
+	}
+	if _, err := ParseHash(s.LastLeaf); err != nil {
+		return nil, err
+	}
+	if _, err := ParseTime(s.LastTime); err != nil {
+		return nil, err
+	}
+	if again, _ := s.Marshal(); !bytes.Equal(again, b) {
+		return nil, &NotCanonicalError{Format: "state", Offset: firstDiff(again, b)}
+	}
+	return &s, nil
+}

@@ -1,0 +1,189 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"time"
+
+	"github.com/edgeseal/edgeseal/tpm/attest"
+)
+
+// Identity is the public TPM material of a device, the byte-level mirror
+// of tpm.Identity (bundle does not import tpm).
+type Identity struct {
+	EKPublic      []byte // PKIX DER
+	EKCert        []byte // DER, nil if none
+	AKPublic      []byte // TPMT_PUBLIC
+	SigningPublic []byte // TPMT_PUBLIC
+	Certify       Attestation
+	PCRs          []int
+	PCRValues     map[int][]byte
+	PolicyDigest  []byte
+	KeyID         string
+}
+
+// Attestation is a TPMS_ATTEST with its TPMT_SIGNATURE.
+type Attestation struct{ Attest, Signature []byte }
+
+// Quote is a TPM quote and the files tpm2_checkquote reads.
+type Quote struct {
+	Attest, Signature []byte
+	PCRs              []int
+	Values            map[int][]byte
+	Files             QuoteFiles // optional; derived from the fields above when empty
+}
+
+// QuoteFiles is the tpm2_checkquote layout: Msg (-m), Sig (-s), PCRs (-f).
+type QuoteFiles struct{ Msg, Sig, PCRs []byte }
+
+// SealInput is everything a seal binds.
+type SealInput struct {
+	Origin             string // optional; must equal the checkpoint's origin
+	Records            [][]byte
+	Payloads           map[[32]byte][]byte // by SHA-256 of the bytes
+	Checkpoint         []byte              // body text
+	PreviousCheckpoint []byte              // nil for the first seal
+	Consistency        [][32]byte          // proof previous -> checkpoint
+	RangeHashes        [][32]byte          // compact range of the previous tree
+	PreviousLeaf       [32]byte            // prev of the first record
+	Counter            uint64              // NV counter after increment
+	Quote              Quote               // nonce = SHA-256(Checkpoint)
+	Identity           Identity
+	Signer             Signer
+	Time               time.Time
+}
+
+// KeyID is "sha256:<hex>" of a public area, the id of a signing key.
+func KeyID(public []byte) string {
+	sum := sha256.Sum256(public)
+	return FormatHash(sum)
+}
+
+// Seal builds a bundle: records, payloads, the signed seal statement, the
+// attestation and key files, and the BagIt manifests.
+func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
+	cp, err := ParseCheckpoint(in.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: seal: %w", err)
+	}
+	if in.Origin != "" && in.Origin != cp.Origin {
+		return nil, fmt.Errorf("bundle: seal: origin %q, checkpoint says %q", in.Origin, cp.Origin)
+	}
+	var first uint64
+	if len(in.PreviousCheckpoint) > 0 {
+		prev, err := ParseCheckpoint(in.PreviousCheckpoint)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: seal: previous: %w", err)
+		}
+		first = prev.Size
+	}
+	if first > cp.Size || cp.Size-first != uint64(len(in.Records)) {
+		return nil, fmt.Errorf("bundle: seal: %d records for sizes %d..%d", len(in.Records), first, cp.Size)
+	}
+	if in.Signer == nil {
+		return nil, fmt.Errorf("bundle: seal: no signer")
+	}
+	qa, err := attest.ParseAttest(in.Quote.Attest)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: seal: quote: %w", err)
+	}
+	ak, err := attest.ParsePublic(in.Identity.AKPublic)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: seal: ak: %w", err)
+	}
+	akDER, err := x509.MarshalPKIXPublicKey(ak.Key)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: seal: ak: %w", err)
+	}
+
+	b := &Bundle{Files: make(map[string][]byte, len(in.Payloads)+20)}
+	var recs bytes.Buffer
+	for _, r := range in.Records {
+		recs.Write(r)
+		recs.WriteByte('\n')
+	}
+	b.Files[PathRecords] = recs.Bytes()
+	sums := make(map[string][32]byte, len(in.Payloads)+1)
+	for d, data := range in.Payloads {
+		p := PayloadPath(d)
+		b.Files[p] = data
+		sums[p] = d
+	}
+	recSum := sha256.Sum256(b.Files[PathRecords])
+	sums[PathRecords] = recSum
+
+	rng := hashesToBytes(in.RangeHashes)
+	proof := hashesToBytes(in.Consistency)
+	st := &Statement{
+		Type:          StatementType,
+		Subject:       []Subject{{Name: RecordsPath, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
+		PredicateType: SealPredicateType,
+		Predicate: SealPredicate{
+			Checkpoint:         string(in.Checkpoint),
+			PreviousCheckpoint: string(in.PreviousCheckpoint),
+			ConsistencyProof:   proof,
+			RangeHashes:        rng,
+			FirstSeq:           first,
+			PreviousLeaf:       FormatHash(in.PreviousLeaf),
+			Counter:            in.Counter,
+			Clock:              qa.Clock,
+			Quote:              NewSealQuote(in.Quote.Attest, in.Quote.Signature, in.Quote.PCRs, in.Quote.Values),
+			KeyID:              in.Signer.KeyID(),
+		},
+	}
+	if err := SignStatement(ctx, b, st, in.Signer); err != nil {
+		return nil, err
+	}
+
+	files := in.Quote.Files
+	if files.Msg == nil {
+		files.Msg = in.Quote.Attest
+	}
+	if files.Sig == nil {
+		files.Sig = in.Quote.Signature
+	}
+	if files.PCRs == nil {
+		if files.PCRs, err = attest.MarshalPCRsFile(in.Quote.PCRs, in.Quote.Values); err != nil {
+			return nil, fmt.Errorf("bundle: seal: %w", err)
+		}
+	}
+	b.Files[PathQuoteMsg] = files.Msg
+	b.Files[PathQuoteSig] = files.Sig
+	b.Files[PathQuotePCRs] = files.PCRs
+	id := in.Identity
+	b.Files[PathSigningPub] = id.SigningPublic
+	b.Files[PathAKPub] = id.AKPublic
+	b.Files[PathAKPEM] = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: akDER})
+	b.Files[PathCertifyMsg] = id.Certify.Attest
+	b.Files[PathCertifySig] = id.Certify.Signature
+	b.Files[PathEKPub] = id.EKPublic
+	if len(id.EKCert) > 0 {
+		b.Files[PathEKCert] = id.EKCert
+	}
+	b.bag(cp.Origin, cp.Size, in.Time, sums)
+	return b, nil
+}
+
+// SignStatement signs st with s and stores it as the bundle's seal. It
+// does not update the manifests (see UpdateManifests).
+func SignStatement(ctx context.Context, b *Bundle, st *Statement, s Signer) error {
+	payload, err := st.Marshal()
+	if err != nil {
+		return err
+	}
+	env, err := SignEnvelope(ctx, s, PayloadTypeInToto, payload)
+	if err != nil {
+		return err
+	}
+	data, err := env.Marshal()
+	if err != nil {
+		return err
+	}
+	b.Files[PathSeal] = data
+	return nil
+}

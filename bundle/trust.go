@@ -1,0 +1,135 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/edgeseal/edgeseal/tpm/attest"
+)
+
+// TrustVersion is the DEVICE.json version this package reads and writes.
+const TrustVersion = 1
+
+// MaxTrustSize bounds a DEVICE.json file.
+const MaxTrustSize = 64 << 10
+
+// Trust is a device's approved public trust material (DEVICE.json): what
+// an offline verifier needs besides the bundle.
+type Trust struct {
+	Version       int               `json:"version"`
+	Site          string            `json:"site"`
+	Device        string            `json:"device"` // name within the site
+	Origin        string            `json:"origin"` // edgeseal/<site>/<device>
+	EKPublic      []byte            `json:"ekPublic"`
+	EKCert        []byte            `json:"ekCert,omitempty"`
+	AKPublic      []byte            `json:"akPublic"`
+	SigningPublic []byte            `json:"signingPublic"`
+	Certification Attestation       `json:"certification"`
+	PCRSelection  PCRSelection      `json:"pcrSelection"`
+	GoldenPCRs    map[string]string `json:"goldenPcrs"`
+	PolicyDigest  []byte            `json:"policyDigest"`
+	KeyID         string            `json:"keyId"`
+
+	ak, signing *attest.Public
+	pcrs        []int
+	golden      map[int][]byte
+}
+
+// NewTrust builds and checks the trust material of site/device from a
+// TPM identity.
+func NewTrust(site, device string, id Identity) (*Trust, error) {
+	q := NewSealQuote(nil, nil, id.PCRs, id.PCRValues)
+	t := &Trust{
+		Version: TrustVersion, Site: site, Device: device, Origin: Origin(site + "/" + device),
+		EKPublic: id.EKPublic, EKCert: id.EKCert, AKPublic: id.AKPublic, SigningPublic: id.SigningPublic,
+		Certification: id.Certify, PCRSelection: q.PCRSelection, GoldenPCRs: q.PCRValues,
+		PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
+	}
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Marshal returns DEVICE.json, indented for operators.
+func (t *Trust) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("bundle: trust: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// ParseTrust reads DEVICE.json strictly: known fields only, version 1,
+// parsable keys, key id and policy digest matching, and the signing key's
+// certification verifying under the AK.
+func ParseTrust(b []byte) (*Trust, error) {
+	if len(b) > MaxTrustSize {
+		return nil, fmt.Errorf("%w: trust of %d bytes", ErrTooLarge, len(b))
+	}
+	var t Trust
+	if err := strictUnmarshal(b, &t); err != nil {
+		return nil, wrapFormat("trust", "json", err)
+	}
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func (t *Trust) check() error {
+	bad := func(reason string, args ...any) error { return formatErr("trust", reason, args...) }
+	if t.Version != TrustVersion {
+		return bad("version %d", t.Version)
+	}
+	if CheckDevice(t.Site+"/"+t.Device) != nil || t.Origin != Origin(t.Site+"/"+t.Device) {
+		return bad("site %.64q device %.64q origin %.100q", t.Site, t.Device, t.Origin)
+	}
+	if _, err := x509.ParsePKIXPublicKey(t.EKPublic); err != nil {
+		return wrapFormat("trust", "ek public", err)
+	}
+	if len(t.EKCert) > 0 {
+		if _, err := x509.ParseCertificate(t.EKCert); err != nil {
+			return wrapFormat("trust", "ek certificate", err)
+		}
+	}
+	var err error
+	if t.ak, err = attest.ParsePublic(t.AKPublic); err != nil {
+		return wrapFormat("trust", "ak public", err)
+	}
+	if t.signing, err = attest.ParsePublic(t.SigningPublic); err != nil {
+		return wrapFormat("trust", "signing public", err)
+	}
+	if t.KeyID != KeyID(t.SigningPublic) {
+		return bad("key id %.80q does not name the signing key", t.KeyID)
+	}
+	q := SealQuote{PCRSelection: t.PCRSelection, PCRValues: t.GoldenPCRs}
+	if t.pcrs, t.golden, err = q.Values(); err != nil {
+		return wrapFormat("trust", "golden pcrs", err)
+	}
+	policy, err := attest.PolicyPCRDigest(t.pcrs, t.golden)
+	if err != nil {
+		return wrapFormat("trust", "golden pcrs", err)
+	}
+	if !bytes.Equal(policy, t.PolicyDigest) {
+		return bad("policy digest does not match the golden pcrs")
+	}
+	if err := attest.VerifyCertify(t.ak, t.Certification.Attest, t.Certification.Signature, t.signing); err != nil {
+		return wrapFormat("trust", "certification", err)
+	}
+	return nil
+}
+
+// Device is "<site>/<name>" as records write it.
+func (t *Trust) DeviceName() string { return t.Site + "/" + t.Device }
+
+// SigningKey is the approved signing key.
+func (t *Trust) SigningKey() *ecdsa.PublicKey { return t.signing.Key }
+
+// PCRs returns the golden PCR selection and values.
+func (t *Trust) PCRs() ([]int, map[int][]byte) { return slices.Clone(t.pcrs), maps.Clone(t.golden) }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"strings"
+)
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments ("verify a.tar --trust t.json b.tar") and returns the positionals.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageErr("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			continue
+		}
+	}
+}

@@ -1,0 +1,86 @@
+// Command edgeseal is the chain of custody for no-code app exports: the agent
+// core, the offline verifier, TPM enrollment and a self-contained demo.
+//
+//	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
+//	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
+//	edgeseal demo [--dir DIR]
+//	edgeseal version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped by the build with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries a process exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+const usage = `usage:
+  edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
+  edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
+  edgeseal demo [--dir DIR]
+  edgeseal version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	err := run(ctx, os.Args[1:], os.Stdout, log)
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	fmt.Fprintln(os.Stderr, "edgeseal:", err)
+	if code == 2 {
+		fmt.Fprint(os.Stderr, usage)
+	}
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return usageErr("no command")
+	}
+	switch args[0] {
+	case "verify":
+		return cmdVerify(ctx, args[1:], stdout)
+	case "tpm":
+		if len(args) < 2 || args[1] != "enroll" {
+			return usageErr("tpm: want 'tpm enroll'")
+		}
+		return cmdEnroll(ctx, args[2:], stdout, log)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, log)
+	case "version":
+		fmt.Fprintln(stdout, "edgeseal", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageErr("unknown command %q", args[0])
+}

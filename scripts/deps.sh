@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# deps.sh GROUP: make sure the Debian packages a make target needs are present.
+# As root it installs what is missing; otherwise it prints the exact apt-get
+# line and fails.
+#   demo: the simulator build (gcc, libssl-dev)
+#   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto
+set -euo pipefail
+group=${1:-test}
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+pkgs=(gcc libssl-dev)
+if [ "$group" = test ]; then
+  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto)
+fi
+for p in "${pkgs[@]}"; do
+  have_pkg "$p" || need+=("$p")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+  exit 0
+fi
+echo "deps: missing Debian packages: ${need[*]}" >&2
+echo "deps: run as root:  apt-get update && apt-get install -y ${need[*]}" >&2
+exit 1

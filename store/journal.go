@@ -1,0 +1,313 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Journal is the append-only custody journal. All methods are safe for
+// concurrent use. Appends go through one sequencer goroutine; reads go
+// straight to Badger and see every acknowledged append.
+type Journal struct {
+	opts Options
+	log  *slog.Logger
+	db   *badger.DB
+	blog *badgerLogger
+
+	state  atomic.Pointer[meta] // committed size and last leaf
+	failed atomic.Pointer[failure]
+
+	// Owned by the sequencer goroutine.
+	frontier []node // compact range of the size being built
+
+	qmu     sync.Mutex
+	queue   []*request
+	pending int // entries queued and not yet taken
+	closed  bool
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+
+	wmu       sync.Mutex   // serialises check-then-write of write-once keys
+	life      sync.RWMutex // held shared by reads, exclusively by Close
+	closeOnce sync.Once
+	closeErr  error
+
+	openReads int // keys read by Open; see TestOpenReadsMetaOnly
+}
+
+type failure struct{ err error }
+
+// Open opens (or creates) the journal in opts.Dir. It reads the metadata
+// key, the last record and the O(log n) compact-range hashes, checks they
+// agree, and never rescans the log: opening is constant time in the number
+// of records. A wrong, missing or unexpected encryption key fails with
+// ErrEncryptionKey; inconsistent metadata with *CorruptError.
+func Open(ctx context.Context, opts Options) (*Journal, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	bl := &badgerLogger{l: opts.Logger.With("component", "badger")}
+	db, err := badger.Open(badgerOptions(opts, bl))
+	if err != nil {
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil, fmt.Errorf("store: open %s: %w", opts.Dir, ErrEncryptionKey)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	j := &Journal{
+		opts: opts,
+		log:  opts.Logger,
+		db:   db,
+		blog: bl,
+		wake: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if err := j.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	go j.run()
+	return j, nil
+}
+
+// load reads the metadata and the compact range and cross-checks them.
+func (j *Journal) load() error {
+	return j.db.View(func(txn *badger.Txn) error {
+		j.openReads++
+		item, err := txn.Get(metaKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			// A fresh journal must hold no records.
+			j.openReads++
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
+			defer it.Close()
+			if it.Rewind(); it.Valid() {
+				return &CorruptError{What: "records present but no metadata"}
+			}
+			j.state.Store(&meta{})
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		raw, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		m, err := decodeMeta(raw)
+		if err != nil {
+			return &CorruptError{What: err.Error()}
+		}
+		if m.Size > 0 {
+			j.openReads++
+			rec, err := getValue(txn, recordKey(m.Size-1))
+			if err != nil {
+				return &CorruptError{Seq: m.Size - 1, What: "last record: " + err.Error()}
+			}
+			if tlog.RecordHash(rec) != m.LastLeaf {
+				return &CorruptError{Seq: m.Size - 1, What: "last record does not hash to the recorded last leaf"}
+			}
+		}
+		j.openReads++
+		if _, err := txn.Get(recordKey(m.Size)); err == nil {
+			return &CorruptError{Seq: m.Size, What: "record beyond the recorded size"}
+		}
+		nodes := compactNodes(m.Size)
+		hs, err := txnReader{txn: txn, reads: &j.openReads}.ReadHashes(compactIndexes(m.Size))
+		if err != nil {
+			return err
+		}
+		for i := range nodes {
+			nodes[i].hash = hs[i]
+		}
+		if m.Size > 0 {
+			leafs, err := txnReader{txn: txn, reads: &j.openReads}.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(m.Size-1))})
+			if err != nil {
+				return err
+			}
+			if leafs[0] != m.LastLeaf {
+				return &CorruptError{Seq: m.Size - 1, What: "stored leaf hash differs from the recorded last leaf"}
+			}
+		}
+		j.frontier = nodes
+		j.state.Store(&m)
+		return nil
+	})
+}
+
+func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// Size returns the number of acknowledged records.
+func (j *Journal) Size() uint64 { return j.state.Load().Size }
+
+// LastLeaf returns the leaf hash of record Size()-1, all zero when empty.
+// It is the prev of the next record.
+func (j *Journal) LastLeaf() [32]byte { return j.state.Load().LastLeaf }
+
+// enter guards a direct Badger access against Close.
+func (j *Journal) enter() error {
+	j.life.RLock()
+	if j.db == nil || j.isClosed() {
+		j.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (j *Journal) leave() { j.life.RUnlock() }
+
+func (j *Journal) isClosed() bool {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	return j.closed
+}
+
+// Record returns a copy of record seq. ErrNotFound when seq >= Size().
+func (j *Journal) Record(seq uint64) ([]byte, error) {
+	if err := j.enter(); err != nil {
+		return nil, fmt.Errorf("store: record %d: %w", seq, err)
+	}
+	defer j.leave()
+	if seq >= j.Size() {
+		return nil, fmt.Errorf("store: record %d: %w", seq, ErrNotFound)
+	}
+	var rec []byte
+	err := j.db.View(func(txn *badger.Txn) error {
+		var err error
+		rec, err = getValue(txn, recordKey(seq))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return &CorruptError{Seq: seq, What: "record missing below size"}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: record %d: %w", seq, err)
+	}
+	return rec, nil
+}
+
+// Records calls fn with a copy of each record in [from, to), in order,
+// from one consistent snapshot. to must be <= Size() (else *RangeError).
+// It stops at the first error from fn or ctx and returns it.
+func (j *Journal) Records(ctx context.Context, from, to uint64, fn func(seq uint64, rec []byte) error) error {
+	if err := j.enter(); err != nil {
+		return fmt.Errorf("store: records: %w", err)
+	}
+	defer j.leave()
+	if cur := j.Size(); from > to || to > cur {
+		return fmt.Errorf("store: records: %w", &RangeError{What: "records", A: from, B: to, Size: cur})
+	}
+	if from == to {
+		return nil
+	}
+	return j.db.View(func(txn *badger.Txn) error {
+		return iterRecords(ctx, txn, from, to, func(seq uint64, rec []byte) error {
+			return fn(seq, bytes.Clone(rec))
+		})
+	})
+}
+
+// iterRecords walks records [from,to) of txn; rec is only valid during fn.
+func iterRecords(ctx context.Context, txn *badger.Txn, from, to uint64, fn func(seq uint64, rec []byte) error) error {
+	io := badger.DefaultIteratorOptions
+	io.Prefix = []byte{pfxRecord}
+	io.PrefetchSize = 64
+	it := txn.NewIterator(io)
+	defer it.Close()
+	want := from
+	for it.Seek(recordKey(from)); want < to; it.Next() {
+		if want%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if !it.Valid() {
+			return &CorruptError{Seq: want, What: "record missing below size"}
+		}
+		item := it.Item()
+		k := item.Key()
+		if len(k) != 9 || !bytes.Equal(k, recordKey(want)) {
+			return &CorruptError{Seq: want, What: fmt.Sprintf("record missing below size (next key %x)", k)}
+		}
+		err := item.Value(func(v []byte) error { return fn(want, v) })
+		if err != nil {
+			return err
+		}
+		want++
+	}
+	return nil
+}
+
+// Payload returns a copy of the payload bytes with the given digest.
+// ErrPurged when they were purged, ErrNotFound when never stored.
+func (j *Journal) Payload(digest [32]byte) ([]byte, error) {
+	if err := j.enter(); err != nil {
+		return nil, fmt.Errorf("store: payload: %w", err)
+	}
+	defer j.leave()
+	var data []byte
+	err := j.db.View(func(txn *badger.Txn) error {
+		var err error
+		data, err = getValue(txn, digestKey(pfxPayload, digest))
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if _, err := txn.Get(digestKey(pfxTombstone, digest)); err == nil {
+			return ErrPurged
+		}
+		return ErrNotFound
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: payload %x: %w", digest[:8], err)
+	}
+	return data, nil
+}
+
+// Close stops the sequencer (queued appends fail with ErrClosed, a batch
+// being committed finishes), then closes Badger. Later calls return the
+// first result; every other method then returns ErrClosed.
+func (j *Journal) Close() error {
+	j.closeOnce.Do(func() {
+		j.qmu.Lock()
+		j.closed = true
+		q := j.queue
+		j.queue = nil
+		j.pending = 0
+		j.qmu.Unlock()
+		for _, r := range q {
+			if r.state.CompareAndSwap(stQueued, stTaken) {
+				r.finish(fmt.Errorf("store: append: %w", ErrClosed))
+			}
+		}
+		close(j.quit)
+		<-j.done
+		j.life.Lock()
+		defer j.life.Unlock()
+		if err := j.db.Close(); err != nil {
+			j.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return j.closeErr
+}

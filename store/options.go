@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir holds the Badger files; created if missing. Required.
+	Dir string
+	// EncryptionKey, when set, must be 32 bytes (AES-256); the journal is
+	// encrypted at rest with it and cannot be opened without it. A journal
+	// created without a key must be opened without one.
+	EncryptionKey []byte
+	// Logger receives the journal's and Badger's warnings. nil: discard.
+	Logger *slog.Logger
+	// MaxBatch is the most entries one group commit takes. Default 256.
+	MaxBatch int
+	// MaxQueue bounds the entries waiting for the sequencer; beyond it
+	// Append returns *BusyError. Default 4096.
+	MaxQueue int
+	// MemTableSize is Badger's memtable size; it also bounds one commit to
+	// 15% of it. Default 8 MiB (small device).
+	MemTableSize int64
+}
+
+const (
+	defaultMaxBatch     = 256
+	defaultMaxQueue     = 4096
+	defaultMemTableSize = 8 << 20
+	valueThreshold      = 64 << 10 // larger values go to the value log
+)
+
+func (o *Options) setDefaults() error {
+	if o.Dir == "" {
+		return fmt.Errorf("store: open: Options.Dir is empty")
+	}
+	if n := len(o.EncryptionKey); n != 0 && n != 32 {
+		return fmt.Errorf("store: open: encryption key is %d bytes, want 32", n)
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = defaultMaxBatch
+	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = defaultMaxQueue
+	}
+	if o.MemTableSize <= 0 {
+		o.MemTableSize = defaultMemTableSize
+	}
+	if o.MemTableSize < 1<<20 {
+		o.MemTableSize = 1 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// commitLimit is the estimated byte budget of one Badger transaction,
+// mirroring Badger's own limit (15% of the memtable) with a safety margin.
+func commitLimit(memTable int64) int64 { return memTable * 15 / 100 * 9 / 10 }
+
+// badgerOptions returns Badger tuned for a small device: small memtables,
+// small caches, two compactors, synced writes, no conflict detection (the
+// sequencer is the only writer of the log keys), Badger's logger routed
+// into slog at warn level. BenchmarkBadgerBaseline uses the same options.
+func badgerOptions(o Options, lg *badgerLogger) badger.Options {
+	bo := badger.DefaultOptions(o.Dir).
+		WithLogger(lg).
+		WithSyncWrites(true).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithMemTableSize(o.MemTableSize).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithNumCompactors(2).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueThreshold(valueThreshold).
+		WithValueLogFileSize(64 << 20).
+		WithCompression(options.Snappy).
+		WithChecksumVerificationMode(options.OnTableRead).
+		WithNumVersionsToKeep(1)
+	if len(o.EncryptionKey) > 0 {
+		bo = bo.WithEncryptionKey(o.EncryptionKey)
+	}
+	return bo
+}
+
+// badgerLogger routes Badger's logger into slog: errors and warnings are
+// kept, info and debug are dropped. Badger swallows the error of its final
+// value-log sync and only logs it; the logger notices and the sequencer
+// then refuses to acknowledge the batch (see Journal.commit).
+type badgerLogger struct {
+	l        *slog.Logger
+	syncErrs atomic.Int64
+}
+
+func (b *badgerLogger) Errorf(f string, a ...any) {
+	if strings.Contains(strings.ToLower(f), "sync") {
+		b.syncErrs.Add(1)
+	}
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (b *badgerLogger) Warningf(f string, a ...any) {
+	if b.l.Enabled(context.Background(), slog.LevelWarn) {
+		b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+	}
+}
+
+func (b *badgerLogger) Infof(string, ...any)  {}
+func (b *badgerLogger) Debugf(string, ...any) {}

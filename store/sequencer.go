@@ -1,0 +1,412 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/skl"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Entry is one record to append.
+type Entry struct {
+	// Build returns the record bytes for sequence number seq whose
+	// previous leaf hash is prev (all zero for seq 0). It runs on the
+	// sequencer goroutine, in order, so it must be quick and must not call
+	// the Journal. An error (or panic) fails only this entry, which then
+	// gets no sequence number.
+	Build func(seq uint64, prev [32]byte) ([]byte, error)
+	// Payloads are stored by digest in the same commit (once: a digest
+	// already stored is not rewritten; a purged one is stored again).
+	Payloads []Payload
+}
+
+// Payload is payload bytes addressed by their SHA-256 digest.
+type Payload struct {
+	Digest [32]byte
+	Data   []byte
+}
+
+// Appended is the receipt of one appended record.
+type Appended struct {
+	Seq  uint64   // sequence number, 0-based
+	Leaf [32]byte // SHA-256(0x00 || record)
+	Size uint64   // journal size after the commit holding the record (> Seq)
+}
+
+const (
+	stQueued int32 = iota
+	stTaken
+	stCancelled
+)
+
+type request struct {
+	entries []Entry
+	state   atomic.Int32
+	done    chan struct{}
+	res     []Appended
+	errs    []error // per entry
+	err     error   // whole request
+}
+
+func (r *request) finish(err error) {
+	r.err = err
+	close(r.done)
+}
+
+// Append journals one entry and returns after the commit holding it is
+// synced to disk. Errors: *DigestError (a payload's bytes do not match its
+// digest; nothing queued), *BusyError (queue full; nothing queued),
+// ctx.Err() (cancelled while still queued; nothing appended: once the
+// sequencer has taken the entry Append waits for the commit, which is
+// short, so the answer is never a lie), *BuildError (Build failed),
+// *TooLargeError, ErrClosed, and ErrFailed (a commit failed: the entry
+// may or may not be on disk, reopen to find out; nothing half-applied is
+// ever visible).
+func (j *Journal) Append(ctx context.Context, e Entry) (Appended, error) {
+	res, errs, err := j.submit(ctx, []Entry{e})
+	if err != nil {
+		return Appended{}, err
+	}
+	if errs[0] != nil {
+		return Appended{}, fmt.Errorf("store: append: %w", errs[0])
+	}
+	return res[0], nil
+}
+
+// AppendBatch journals many entries in one atomic commit, in order, with
+// consecutive sequence numbers (entries whose Build fails are skipped and
+// get none). The result is aligned with es. When some entries failed the
+// error is a *BatchError and the results of the other entries are valid;
+// any other error means none was appended (see Append). A bad payload
+// digest in any entry fails the whole call before anything is queued.
+// A batch larger than Options.MaxQueue is accepted only on an empty queue.
+func (j *Journal) AppendBatch(ctx context.Context, es []Entry) ([]Appended, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	res, errs, err := j.submit(ctx, es)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range errs {
+		if e != nil {
+			return res, fmt.Errorf("store: append batch: %w", &BatchError{Errs: errs})
+		}
+	}
+	return res, nil
+}
+
+func (j *Journal) submit(ctx context.Context, es []Entry) ([]Appended, []error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if f := j.failed.Load(); f != nil {
+		return nil, nil, f.err
+	}
+	for _, e := range es {
+		if e.Build == nil {
+			return nil, nil, fmt.Errorf("store: append: entry without Build")
+		}
+		for _, p := range e.Payloads {
+			if got := sha256.Sum256(p.Data); got != p.Digest {
+				return nil, nil, fmt.Errorf("store: append: %w", &DigestError{Want: p.Digest, Got: got})
+			}
+		}
+	}
+	r := &request{
+		entries: es,
+		done:    make(chan struct{}),
+		res:     make([]Appended, len(es)),
+		errs:    make([]error, len(es)),
+	}
+	j.qmu.Lock()
+	if j.closed {
+		j.qmu.Unlock()
+		return nil, nil, fmt.Errorf("store: append: %w", ErrClosed)
+	}
+	if j.pending > 0 && j.pending+len(es) > j.opts.MaxQueue {
+		p := j.pending
+		j.qmu.Unlock()
+		return nil, nil, fmt.Errorf("store: append: %w", &BusyError{Pending: p, Limit: j.opts.MaxQueue})
+	}
+	j.queue = append(j.queue, r)
+	j.pending += len(es)
+	j.qmu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stQueued, stCancelled) {
+			j.qmu.Lock()
+			j.pending -= len(es)
+			j.qmu.Unlock()
+			return nil, nil, ctx.Err()
+		}
+		<-r.done // taken: the commit is under way, wait for the truth
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return r.res, r.errs, nil
+}
+
+// run is the sequencer goroutine.
+func (j *Journal) run() {
+	defer close(j.done)
+	for {
+		select {
+		case <-j.quit:
+			return
+		case <-j.wake:
+		}
+		for {
+			batch := j.take()
+			if len(batch) == 0 {
+				break
+			}
+			j.process(batch)
+		}
+	}
+}
+
+// take dequeues whole requests up to MaxBatch entries (at least one).
+func (j *Journal) take() []*request {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	var batch []*request
+	n, i := 0, 0
+	for ; i < len(j.queue); i++ {
+		r := j.queue[i]
+		if n > 0 && n+len(r.entries) > j.opts.MaxBatch {
+			break
+		}
+		if !r.state.CompareAndSwap(stQueued, stTaken) {
+			continue // cancelled; its caller already left
+		}
+		batch = append(batch, r)
+		n += len(r.entries)
+		j.pending -= len(r.entries)
+	}
+	rest := copy(j.queue, j.queue[i:])
+	clear(j.queue[rest:])
+	j.queue = j.queue[:rest]
+	return batch
+}
+
+type kv struct {
+	key, val []byte
+	del      bool
+}
+
+// group is the work of one Badger transaction.
+type group struct {
+	reqs  []*request
+	kvs   []kv
+	bytes int64
+	count int64
+	end   meta
+}
+
+// estimate mirrors Badger's per-entry transaction accounting.
+func estimate(k kv) int64 {
+	n := int64(len(k.key)) + 10
+	if int64(len(k.val)) < valueThreshold {
+		return n + int64(len(k.val)) + 2
+	}
+	return n + 14
+}
+
+func (j *Journal) limits() (bytes, count int64) {
+	maxBytes := j.opts.MemTableSize * 15 / 100
+	return maxBytes * 9 / 10, maxBytes / int64(skl.MaxNodeSize) * 9 / 10
+}
+
+// process builds the records of a batch, splits them into as few
+// transactions as fit Badger's limits (a request never straddles two),
+// commits each with the metadata, and answers the callers.
+func (j *Journal) process(batch []*request) {
+	if f := j.failed.Load(); f != nil {
+		for _, r := range batch {
+			r.finish(f.err)
+		}
+		return
+	}
+	limBytes, limCount := j.limits()
+	st := *j.state.Load()
+	seq, last := st.Size, st.LastLeaf
+	seen := map[[32]byte]bool{}
+	var groups []*group
+	cur := &group{}
+	var immediate []*request // nothing to write
+
+	for _, r := range batch {
+		saveSeq, saveLast := seq, last
+		saveFrontier := append([]node(nil), j.frontier...)
+		var kvs []kv
+		var added [][32]byte
+		for i, e := range r.entries {
+			rec, err := callBuild(e.Build, seq, last)
+			if err != nil {
+				r.errs[i] = &BuildError{Err: err}
+				continue
+			}
+			leaf := tlog.RecordHash(rec)
+			hs, err := tlog.StoredHashesForRecordHash(int64(seq), leaf, seqReader{j})
+			if err != nil {
+				r.errs[i] = fmt.Errorf("tree: %w", err)
+				continue
+			}
+			kvs = append(kvs, kv{key: recordKey(seq), val: rec})
+			base := tlog.StoredHashIndex(0, int64(seq))
+			for k := range hs {
+				kvs = append(kvs, kv{key: hashKey(base + int64(k)), val: append([]byte(nil), hs[k][:]...)})
+			}
+			j.frontier = pushFrontier(j.frontier, int64(seq), hs)
+			for _, p := range e.Payloads {
+				if seen[p.Digest] {
+					continue
+				}
+				seen[p.Digest] = true
+				added = append(added, p.Digest)
+				kvs = append(kvs, j.payloadKVs(p)...)
+			}
+			r.res[i] = Appended{Seq: seq, Leaf: leaf}
+			last = leaf
+			seq++
+		}
+		var rb, rc int64
+		for _, k := range kvs {
+			rb += estimate(k)
+			rc++
+		}
+		if rb+int64(len(metaKey))+metaLen+12 > limBytes || rc+1 > limCount {
+			// Cannot be committed atomically: undo and refuse.
+			seq, last, j.frontier = saveSeq, saveLast, saveFrontier
+			for _, d := range added {
+				delete(seen, d)
+			}
+			r.err = fmt.Errorf("store: append: %w", &TooLargeError{Size: rb, Limit: limBytes})
+			immediate = append(immediate, r)
+			continue
+		}
+		if len(kvs) == 0 {
+			immediate = append(immediate, r)
+			continue
+		}
+		if len(cur.reqs) > 0 && (cur.bytes+rb > limBytes || cur.count+rc+1 > limCount) {
+			groups = append(groups, cur)
+			cur = &group{}
+		}
+		cur.reqs = append(cur.reqs, r)
+		cur.kvs = append(cur.kvs, kvs...)
+		cur.bytes += rb
+		cur.count += rc
+		cur.end = meta{Size: seq, LastLeaf: last}
+	}
+	if len(cur.reqs) > 0 {
+		groups = append(groups, cur)
+	}
+	for _, r := range immediate {
+		close(r.done)
+	}
+
+	for gi, g := range groups {
+		if err := j.commit(g); err != nil {
+			f := &failure{err: fmt.Errorf("store: append: commit: %w: %w", err, ErrFailed)}
+			j.failed.CompareAndSwap(nil, f)
+			j.log.Error("journal commit failed; refusing writes until reopened", "err", err, "size", j.Size())
+			for _, g2 := range groups[gi:] {
+				for _, r := range g2.reqs {
+					r.finish(f.err)
+				}
+			}
+			return
+		}
+		end := g.end
+		j.state.Store(&end)
+		for _, r := range g.reqs {
+			for i := range r.res {
+				if r.errs[i] == nil {
+					r.res[i].Size = end.Size
+				}
+			}
+			close(r.done)
+		}
+	}
+}
+
+// payloadKVs returns the writes storing p unless it is already stored.
+func (j *Journal) payloadKVs(p Payload) []kv {
+	var out []kv
+	_ = j.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(digestKey(pfxPayload, p.Digest)); err == nil {
+			return nil
+		}
+		out = append(out, kv{key: digestKey(pfxPayload, p.Digest), val: p.Data})
+		if _, err := txn.Get(digestKey(pfxTombstone, p.Digest)); err == nil {
+			out = append(out, kv{key: digestKey(pfxTombstone, p.Digest), del: true})
+		}
+		return nil
+	})
+	return out
+}
+
+// commit writes one group and its metadata in one synced transaction.
+func (j *Journal) commit(g *group) error {
+	txn := j.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, k := range g.kvs {
+		var err error
+		if k.del {
+			err = txn.Delete(k.key)
+		} else {
+			err = txn.Set(k.key, k.val)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := txn.Set(metaKey, g.end.encode()); err != nil {
+		return err
+	}
+	before := j.blog.syncErrs.Load()
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	if j.blog.syncErrs.Load() != before {
+		return errors.New("badger reported a sync failure during the commit")
+	}
+	return nil
+}
+
+func callBuild(b func(uint64, [32]byte) ([]byte, error), seq uint64, prev [32]byte) (rec []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rec, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	rec, err = b(seq, prev)
+	if err == nil && len(rec) == 0 {
+		err = errors.New("empty record")
+	}
+	return rec, err
+}
+
+// lookupBuilt finds a hash in the sequencer's frontier.
+func (j *Journal) lookupBuilt(idx int64) (tlog.Hash, bool) {
+	for _, nd := range j.frontier {
+		if tlog.StoredHashIndex(nd.level, nd.n) == idx {
+			return nd.hash, true
+		}
+	}
+	return tlog.Hash{}, false
+}

@@ -1,0 +1,185 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// PurgePayload deletes the payload bytes with the given digest and leaves
+// a tombstone, so Payload then returns ErrPurged. Records and hashes are
+// never touched. Purging again is a no-op; a digest never stored returns
+// ErrNotFound. The bytes leave the disk when Badger compacts.
+func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := j.enter(); err != nil {
+		return fmt.Errorf("store: purge: %w", err)
+	}
+	defer j.leave()
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	err := j.db.Update(func(txn *badger.Txn) error {
+		_, perr := txn.Get(digestKey(pfxPayload, digest))
+		_, terr := txn.Get(digestKey(pfxTombstone, digest))
+		switch {
+		case perr == nil:
+		case !errors.Is(perr, badger.ErrKeyNotFound):
+			return perr
+		case terr == nil:
+			return nil // already purged
+		default:
+			return ErrNotFound
+		}
+		if err := txn.Delete(digestKey(pfxPayload, digest)); err != nil {
+			return err
+		}
+		ts := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+		return txn.Set(digestKey(pfxTombstone, digest), ts)
+	})
+	if err != nil {
+		return fmt.Errorf("store: purge %x: %w", digest[:8], err)
+	}
+	return nil
+}
+
+// putOnce writes key=data unless present: same bytes is a no-op, other
+// bytes a *ConflictError.
+func (j *Journal) putOnce(key []byte, data []byte, kind, name string) error {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	return j.db.Update(func(txn *badger.Txn) error {
+		old, err := getValue(txn, key)
+		switch {
+		case err == nil:
+			if bytes.Equal(old, data) {
+				return nil
+			}
+			return &ConflictError{Kind: kind, Key: name}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		return txn.Set(key, data)
+	})
+}
+
+// PutCheckpoint stores the checkpoint for tree size (<= Size(), else
+// *RangeError), synced. Storing the same bytes again is a no-op; other
+// bytes for the same size are a *ConflictError (a fork).
+func (j *Journal) PutCheckpoint(ctx context.Context, size uint64, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := j.enter(); err != nil {
+		return fmt.Errorf("store: put checkpoint: %w", err)
+	}
+	defer j.leave()
+	if cur := j.Size(); size > cur {
+		return fmt.Errorf("store: put checkpoint: %w", &RangeError{What: "checkpoint", A: size, B: size, Size: cur})
+	}
+	if err := j.putOnce(checkpointKey(size), data, "checkpoint", strconv.FormatUint(size, 10)); err != nil {
+		return fmt.Errorf("store: put checkpoint %d: %w", size, err)
+	}
+	return nil
+}
+
+// LastCheckpoint returns the stored checkpoint of the largest size.
+// ErrNotFound when none was stored.
+func (j *Journal) LastCheckpoint() (size uint64, data []byte, err error) {
+	if err := j.enter(); err != nil {
+		return 0, nil, fmt.Errorf("store: last checkpoint: %w", err)
+	}
+	defer j.leave()
+	err = j.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{pfxCheckpoint}})
+		defer it.Close()
+		it.Seek(checkpointKey(math.MaxUint64))
+		if !it.Valid() {
+			return ErrNotFound
+		}
+		k := it.Item().Key()
+		if len(k) != 9 {
+			return &CorruptError{What: fmt.Sprintf("checkpoint key %x", k)}
+		}
+		size = binary.BigEndian.Uint64(k[1:])
+		data, err = it.Item().ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: last checkpoint: %w", err)
+	}
+	return size, data, nil
+}
+
+// PutOutbox stores an outbox entry (a bundle waiting for delivery),
+// synced. The same bytes again is a no-op; other bytes under the same id
+// a *ConflictError. The id must be non-empty.
+func (j *Journal) PutOutbox(ctx context.Context, id string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if id == "" {
+		return fmt.Errorf("store: put outbox: empty id")
+	}
+	if err := j.enter(); err != nil {
+		return fmt.Errorf("store: put outbox: %w", err)
+	}
+	defer j.leave()
+	if err := j.putOnce(outboxKey(id), data, "outbox", id); err != nil {
+		return fmt.Errorf("store: put outbox %q: %w", id, err)
+	}
+	return nil
+}
+
+// Outbox calls fn with each outbox entry (a copy), in id order, from one
+// snapshot. It stops at the first error from fn or ctx.
+func (j *Journal) Outbox(ctx context.Context, fn func(id string, data []byte) error) error {
+	if err := j.enter(); err != nil {
+		return fmt.Errorf("store: outbox: %w", err)
+	}
+	defer j.leave()
+	return j.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxOutbox}, PrefetchValues: true, PrefetchSize: 16})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			data, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(string(item.Key()[1:]), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteOutbox removes a delivered outbox entry, synced. Deleting an id
+// that is absent is a no-op, so a duplicated receipt is harmless.
+func (j *Journal) DeleteOutbox(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := j.enter(); err != nil {
+		return fmt.Errorf("store: delete outbox: %w", err)
+	}
+	defer j.leave()
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	if err := j.db.Update(func(txn *badger.Txn) error { return txn.Delete(outboxKey(id)) }); err != nil {
+		return fmt.Errorf("store: delete outbox %q: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,31 @@
+//go:build cgo
+
+package tpm_test
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/tpm"
+	"github.com/edgeseal/edgeseal/tpm/simulator"
+)
+
+func init() { rigMakers = append([]func(t *testing.T) *rig{simRig}, rigMakers...) }
+
+func isSim(mk func(t *testing.T) *rig) bool {
+	return reflect.ValueOf(mk).Pointer() == reflect.ValueOf(simRig).Pointer()
+}
+
+// simRig is the in-process simulator. It lives only while a TPM has it
+// open, so every reopen is a power cycle that forgets NV and PCRs; and a
+// fresh simulator is manufactured at each start, so resetCount does not
+// carry across reopens (reset is nil).
+func simRig(t *testing.T) *rig {
+	dir := t.TempDir()
+	return &rig{
+		name:    "simulator",
+		spec:    "simulator:" + dir + "/sim",
+		opts:    tpm.Options{StateDir: dir + "/state", Simulator: simulator.Open},
+		restart: func(t *testing.T) {},
+	}
+}

@@ -1,0 +1,159 @@
+package tpm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// pcrPolicy is a just-in-time policy session that runs PolicyPCR against
+// the values k is bound to. The TPM flushes it when the command using it
+// completes (continueSession is clear); if PolicyPCR itself fails the
+// callback flushes it, so no session outlives a call.
+func pcrPolicy(k *loadedKey) tpm2.Session {
+	digest := pcrDigest(k.file.PCRs, k.file.PCRValues)
+	sel := pcrSelection(k.file.PCRs)
+	return tpm2.Policy(tpm2.TPMAlgSHA256, 16, func(tr transport.TPM, h tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
+		_, err := tpm2.PolicyPCR{PolicySession: h, PcrDigest: tpm2.TPM2BDigest{Buffer: digest}, Pcrs: sel}.Execute(tr)
+		if err != nil {
+			_, _ = tpm2.FlushContext{FlushHandle: h}.Execute(tr)
+		}
+		return err
+	})
+}
+
+// policyFailed reports whether err is the TPM refusing a PCR policy.
+func policyFailed(err error) bool {
+	return errors.Is(err, tpm2.TPMRCValue) || errors.Is(err, tpm2.TPMRCPolicyFail) || errors.Is(err, tpm2.TPMRCPCRChanged)
+}
+
+// mismatch builds the PCRMismatchError for k if the PCRs moved, or returns
+// cause wrapped when they did not.
+func (t *TPM) mismatch(kind string, k *loadedKey, cause error) error {
+	cur, err := t.readPCRs(k.file.PCRs)
+	if err != nil {
+		return &PCRMismatchError{Key: kind, PCRs: slices.Clone(k.file.PCRs), Expected: cloneValues(k.file.PCRValues)}
+	}
+	if bytes.Equal(pcrDigest(k.file.PCRs, cur), pcrDigest(k.file.PCRs, k.file.PCRValues)) {
+		return fmt.Errorf("tpm: %s key: %w", kind, cause)
+	}
+	return &PCRMismatchError{Key: kind, PCRs: slices.Clone(k.file.PCRs), Expected: cloneValues(k.file.PCRValues), Current: cur}
+}
+
+// ensureSign loads the signing key if it is not loaded.
+func (t *TPM) ensureSign() error {
+	if t.sign != 0 {
+		return nil
+	}
+	srk, err := t.createPrimary(tpm2.TPMRHOwner, tpm2.ECCSRKTemplate)
+	if err != nil {
+		return fmt.Errorf("tpm: srk: %w", err)
+	}
+	h, name, err := t.load(srk, t.signKey)
+	ferr := t.flush(srk.handle)
+	if err != nil {
+		return fmt.Errorf("tpm: load signing key: %w", err)
+	}
+	t.sign, t.signName = h, name
+	return ferr
+}
+
+// Sign signs a SHA-256 digest with the PCR-bound signing key and returns an
+// ASN.1 DER ECDSA signature. When the PCRs no longer hold the values the
+// key is bound to it returns *PCRMismatchError; there is no fallback key.
+func (t *TPM) Sign(ctx context.Context, digest []byte) ([]byte, error) {
+	if len(digest) != sha256.Size {
+		return nil, fmt.Errorf("tpm: sign: digest of %d bytes, want %d", len(digest), sha256.Size)
+	}
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.unlock()
+	if err := t.ensureSign(); err != nil {
+		return nil, err
+	}
+	rsp, err := tpm2.Sign{
+		KeyHandle:  tpm2.AuthHandle{Handle: t.sign, Name: t.signName, Auth: pcrPolicy(t.signKey)},
+		Digest:     tpm2.TPM2BDigest{Buffer: digest},
+		InScheme:   ecdsaScheme(),
+		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
+	}.Execute(t.tr)
+	if err != nil {
+		if policyFailed(err) {
+			return nil, t.mismatch(keyKindSigning, t.signKey, err)
+		}
+		return nil, fmt.Errorf("tpm: sign: %w", err)
+	}
+	return signatureDER(&rsp.Signature)
+}
+
+// signatureDER converts an ECDSA TPMT_SIGNATURE to ASN.1 DER.
+func signatureDER(sig *tpm2.TPMTSignature) ([]byte, error) {
+	if sig.SigAlg != tpm2.TPMAlgECDSA {
+		return nil, fmt.Errorf("tpm: signature algorithm %v, want ECDSA", sig.SigAlg)
+	}
+	ec, err := sig.Signature.ECDSA()
+	if err != nil {
+		return nil, fmt.Errorf("tpm: signature: %w", err)
+	}
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{
+		new(big.Int).SetBytes(ec.SignatureR.Buffer),
+		new(big.Int).SetBytes(ec.SignatureS.Buffer),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tpm: signature: %w", err)
+	}
+	return der, nil
+}
+
+// DataKey unseals the 32-byte data key. It returns *PCRMismatchError when
+// the PCRs moved since the key was sealed.
+func (t *TPM) DataKey(ctx context.Context) ([]byte, error) {
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.unlock()
+	// Slots: signing key + SRK + data key; the AK is a primary and is
+	// recreated at the next quote.
+	if t.ak != 0 {
+		if err := t.flush(t.ak); err != nil {
+			return nil, err
+		}
+		t.ak = 0
+	}
+	srk, err := t.createPrimary(tpm2.TPMRHOwner, tpm2.ECCSRKTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: srk: %w", err)
+	}
+	h, name, err := t.load(srk, t.dataKey)
+	ferr := t.flush(srk.handle)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: load data key: %w", err)
+	}
+	if ferr != nil {
+		_ = t.flush(h)
+		return nil, ferr
+	}
+	rsp, err := tpm2.Unseal{
+		ItemHandle: tpm2.AuthHandle{Handle: h, Name: name, Auth: pcrPolicy(t.dataKey)},
+	}.Execute(t.tr)
+	ferr = t.flush(h)
+	if err != nil {
+		if policyFailed(err) {
+			return nil, t.mismatch(keyKindData, t.dataKey, err)
+		}
+		return nil, fmt.Errorf("tpm: unseal data key: %w", err)
+	}
+	if len(rsp.OutData.Buffer) != 32 {
+		return nil, fmt.Errorf("tpm: unseal data key: %d bytes, want 32", len(rsp.OutData.Buffer))
+	}
+	return slices.Clone(rsp.OutData.Buffer), ferr
+}

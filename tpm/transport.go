@@ -1,0 +1,138 @@
+package tpm
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+)
+
+// Transport is a connection to a TPM that sends one command and returns its
+// response. It is go-tpm's transport.TPMCloser, aliased so that callers do
+// not import go-tpm.
+type Transport = transport.TPMCloser
+
+// Kind names the sort of TPM a spec string selects.
+type Kind string
+
+// The kinds of TPM a spec string can select.
+const (
+	KindDevice    Kind = "device"
+	KindSwtpm     Kind = "swtpm"
+	KindSimulator Kind = "simulator"
+)
+
+// Spec is a parsed TPM spec string: "device:/dev/tpmrm0", "swtpm:HOST:PORT"
+// or "simulator:DIR".
+type Spec struct {
+	Kind Kind
+	Arg  string // device path, host:port or simulator directory
+}
+
+// ParseSpec parses a TPM spec string.
+func ParseSpec(s string) (Spec, error) {
+	kind, arg, ok := strings.Cut(s, ":")
+	if !ok || arg == "" {
+		return Spec{}, &SpecError{Spec: s, Reason: "want KIND:ARG"}
+	}
+	switch Kind(kind) {
+	case KindDevice, KindSimulator:
+	case KindSwtpm:
+		if _, _, err := net.SplitHostPort(arg); err != nil {
+			return Spec{}, &SpecError{Spec: s, Reason: "swtpm wants HOST:PORT"}
+		}
+	default:
+		return Spec{}, &SpecError{Spec: s, Reason: "unknown kind " + kind}
+	}
+	return Spec{Kind: Kind(kind), Arg: arg}, nil
+}
+
+// String gives the spec back in its textual form.
+func (s Spec) String() string { return string(s.Kind) + ":" + s.Arg }
+
+// dial opens the transport a spec names.
+func dial(ctx context.Context, sp Spec, opts Options) (Transport, error) {
+	switch sp.Kind {
+	case KindDevice:
+		t, err := linuxtpm.Open(sp.Arg)
+		if err != nil {
+			return nil, fmt.Errorf("tpm: open %s: %w", sp.Arg, err)
+		}
+		return t, nil
+	case KindSwtpm:
+		return DialSwtpm(ctx, sp.Arg)
+	case KindSimulator:
+		if opts.Simulator == nil {
+			return nil, &SpecError{Spec: sp.String(), Reason: "simulator not built in (needs cgo and Options.Simulator)"}
+		}
+		t, err := opts.Simulator(sp.Arg)
+		if err != nil {
+			return nil, fmt.Errorf("tpm: simulator: %w", err)
+		}
+		return t, nil
+	}
+	return nil, &SpecError{Spec: sp.String(), Reason: "unknown kind"}
+}
+
+// maxResponse bounds a TPM response; TPM2 responses are at most a few KiB.
+const maxResponse = 1 << 16
+
+// cmdTimeout bounds one TPM command on a network transport.
+const cmdTimeout = 2 * time.Minute
+
+// rawTCP speaks the plain TPM command stream that swtpm's --server port
+// expects: the command bytes go out, the response header (tag, size, code)
+// and then the rest of the response come back.
+type rawTCP struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+// DialSwtpm connects to the TPM command port of a swtpm process.
+func DialSwtpm(ctx context.Context, addr string) (Transport, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: dial swtpm %s: %w", addr, err)
+	}
+	return &rawTCP{conn: c}, nil
+}
+
+// Send writes one command and reads its whole response.
+func (r *rawTCP) Send(cmd []byte) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.conn.SetDeadline(time.Now().Add(cmdTimeout)); err != nil {
+		return nil, fmt.Errorf("tpm: swtpm deadline: %w", err)
+	}
+	if _, err := r.conn.Write(cmd); err != nil {
+		return nil, fmt.Errorf("tpm: swtpm write: %w", err)
+	}
+	var hdr [10]byte
+	if _, err := io.ReadFull(r.conn, hdr[:]); err != nil {
+		return nil, fmt.Errorf("tpm: swtpm read header: %w", err)
+	}
+	size := binary.BigEndian.Uint32(hdr[2:6])
+	if size < 10 || size > maxResponse {
+		return nil, fmt.Errorf("tpm: swtpm response size %d: %w", size, errBadResponse)
+	}
+	rsp := make([]byte, size)
+	copy(rsp, hdr[:])
+	if _, err := io.ReadFull(r.conn, rsp[10:]); err != nil {
+		return nil, fmt.Errorf("tpm: swtpm read body: %w", err)
+	}
+	return rsp, nil
+}
+
+// Close closes the connection.
+func (r *rawTCP) Close() error { return r.conn.Close() }
+
+var errBadResponse = errors.New("malformed TPM response")
