@@ -71,16 +71,11 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 
 	in := bundle.SealInput{
 		Origin:     c.origin,
-		Checkpoint: cp,
-		FirstSeq:   prevSize,
+		Checkpoint: body,
 		Time:       c.opts.Now(),
 	}
 	if prevNote != nil {
-		prev, err := bundle.ParseCheckpoint(prevNote)
-		if err != nil {
-			return nil, fmt.Errorf("agent: seal: stored checkpoint: %w", err)
-		}
-		in.Previous = &prev
+		in.PreviousCheckpoint = prevNote
 		if in.Consistency, err = c.j.ConsistencyProof(prevSize, size); err != nil {
 			return nil, fmt.Errorf("agent: seal: %w", err)
 		}
@@ -116,20 +111,21 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	}
 	id := c.t.Identity()
 	in.Counter = counter
-	in.Quote = bundleQuote(q)
-	in.Keys = BundleKeys(id)
+	in.Quote = bundle.Quote{Attest: q.Attest, Signature: q.Signature, PCRs: q.PCRs, Values: q.Values,
+		Files: bundle.QuoteFiles{Msg: q.Files.Msg, Sig: q.Files.Sig, PCRs: q.Files.PCRs}}
+	in.Identity = BundleIdentity(id)
 	in.Signer = tpmSigner{t: c.t, id: id.KeyID}
 	b, err := bundle.Seal(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
-	var buf bytes.Buffer
-	if err := bundle.Write(&buf, b); err != nil {
+	raw, err := b.Bytes()
+	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
 	res := &SealResult{
 		ID: OutboxID(size), Checkpoint: cp, FirstSeq: prevSize, Records: int(size - prevSize),
-		Counter: counter, Digest: sha256.Sum256(buf.Bytes()), Bundle: buf.Bytes(),
+		Counter: counter, Digest: sha256.Sum256(raw), Bundle: raw,
 	}
 	// Outbox first, checkpoint second: a crash in between leaves an outbox
 	// bundle newer than the last checkpoint, which Open adopts.
@@ -170,7 +166,7 @@ func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) error {
 	if r.Type != bundle.TypeExport {
 		return nil
 	}
-	body, err := bundle.ParseExportBody(r.Body)
+	body, err := r.ExportBody()
 	if err != nil {
 		return err
 	}
@@ -189,20 +185,14 @@ func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) error {
 	return nil
 }
 
-func bundleQuote(q *tpm.Quote) bundle.QuoteInput {
-	return bundle.QuoteInput{
-		Attest: q.Attest, Signature: q.Signature, PCRs: q.PCRs, Values: q.Values,
-		Msg: q.Files.Msg, Sig: q.Files.Sig, PCRFile: q.Files.PCRs,
-	}
-}
-
-// BundleKeys converts a TPM identity into the key material a bundle carries.
-func BundleKeys(id tpm.Identity) bundle.Keys {
-	return bundle.Keys{
+// BundleIdentity converts a TPM identity into the key material a bundle
+// carries (bundle does not import tpm).
+func BundleIdentity(id tpm.Identity) bundle.Identity {
+	return bundle.Identity{
 		EKPublic: id.EKPublic, EKCert: id.EKCert, AKPublic: id.AKPublic,
-		SigningPublic: id.SigningPublic, CertifyAttest: id.Certify.Attest,
-		CertifySignature: id.Certify.Signature, PCRs: id.PCRs, PCRValues: id.PCRValues,
-		PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
+		SigningPublic: id.SigningPublic,
+		Certify:       bundle.Attestation{Attest: id.Certify.Attest, Signature: id.Certify.Signature},
+		PCRs:          id.PCRs, PCRValues: id.PCRValues, PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
 	}
 }
 
@@ -214,11 +204,18 @@ func (c *Core) recoverOutbox(ctx context.Context) error {
 		return fmt.Errorf("agent: recover: %w", err)
 	}
 	return c.j.Outbox(ctx, func(id string, data []byte) error {
-		b, err := bundle.Read(bytes.NewReader(data), bundle.DefaultLimits())
+		b, err := bundle.Read(bytes.NewReader(data), bundle.DefaultLimits)
 		if err != nil {
 			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
 		}
-		cp := b.Checkpoint()
+		_, st, err := b.Statement()
+		if err != nil {
+			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
+		}
+		cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+		if err != nil {
+			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
+		}
 		if cp.Size <= last {
 			return nil
 		}

@@ -35,6 +35,12 @@ func (c Checkpoint) Marshal() []byte {
 // an origin of the form edgeseal/<site>/<name>, a decimal size without
 // leading zeros, a padded base64 32-byte root. Extension lines are refused.
 func ParseCheckpoint(b []byte) (Checkpoint, error) {
+	return parseCheckpoint(b, true)
+}
+
+// parseCheckpoint parses a checkpoint body; with device false any origin
+// without whitespace is accepted (the archive's own log).
+func parseCheckpoint(b []byte, device bool) (Checkpoint, error) {
 	var c Checkpoint
 	if len(b) > MaxCheckpointSize {
 		return c, formatErr("checkpoint", "%d bytes", len(b))
@@ -44,7 +50,7 @@ func ParseCheckpoint(b []byte) (Checkpoint, error) {
 		return c, formatErr("checkpoint", "want 3 newline-terminated lines")
 	}
 	dev, ok := strings.CutPrefix(lines[0], "edgeseal/")
-	if !ok || CheckDevice(dev) != nil {
+	if device && (!ok || CheckDevice(dev) != nil) || lines[0] == "" || strings.ContainsAny(lines[0], " \t\r") {
 		return c, formatErr("checkpoint", "origin %.80q is not edgeseal/<site>/<name>", lines[0])
 	}
 	size, err := strconv.ParseUint(lines[1], 10, 64)

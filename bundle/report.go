@@ -146,8 +146,10 @@ func ParseState(b []byte) (*State, error) {
 	if _, err := ParseHash(s.LastLeaf); err != nil {
 		return nil, err
 	}
-	if _, err := ParseTime(s.LastTime); err != nil {
-		return nil, err
+	if s.LastTime != "" {
+		if _, err := ParseTime(s.LastTime); err != nil {
+			return nil, err
+		}
 	}
 	if again, _ := s.Marshal(); !bytes.Equal(again, b) {
 		return nil, &NotCanonicalError{Format: "state", Offset: firstDiff(again, b)}

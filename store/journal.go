@@ -42,7 +42,8 @@ type Journal struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	openReads int // keys read by Open; see TestOpenReadsMetaOnly
+	openReads  int          // keys read by Open; see TestOpenReadsMetaOnly
+	commitHook func() error // tests: fail a commit before Badger sees it
 }
 
 type failure struct{ err error }

@@ -378,6 +378,11 @@ func (j *Journal) commit(g *group) error {
 	if err := txn.Set(metaKey, g.end.encode()); err != nil {
 		return err
 	}
+	if j.commitHook != nil {
+		if err := j.commitHook(); err != nil {
+			return err
+		}
+	}
 	before := j.blog.syncErrs.Load()
 	if err := txn.Commit(); err != nil {
 		return err

@@ -145,7 +145,7 @@ func TestSealLoop(t *testing.T) {
 	each(t, func(t *testing.T, r *rig) {
 		n := 10000
 		if r.sw != nil {
-			n = 1000 // swtpm: a TCP round trip per command
+			n = 2000 // swtpm: a TCP round trip per command
 		}
 		if testing.Short() {
 			n = 200

@@ -95,7 +95,10 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	if err != nil {
 		return err
 	}
-	trust := bundle.NewTrust(site, device, agent.BundleKeys(t.Identity()))
+	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
+	if err != nil {
+		return err
+	}
 	trustRaw, err := trust.Marshal()
 	if err != nil {
 		return err
@@ -174,8 +177,19 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 		} else {
 			prev = rep.State
 		}
-		st := rep.State
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d/%d\t%s\n", filepath.Base(p), b.RecordCount(), st.Checkpoint.Size, st.Counter, ok, total, verdict)
+		recs, err := b.Records()
+		if err != nil {
+			return err
+		}
+		_, stmt, err := b.Statement()
+		if err != nil {
+			return err
+		}
+		cp, err := bundle.ParseCheckpoint([]byte(stmt.Predicate.Checkpoint))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d/%d\t%s\n", filepath.Base(p), len(recs), cp.Size, stmt.Predicate.Counter, ok, total, verdict)
 	}
 	tw.Flush()
 	if failed > 0 {

@@ -39,7 +39,10 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return err
 	}
 	defer t.Close()
-	trust := bundle.NewTrust(*site, *device, agent.BundleKeys(t.Identity()))
+	trust, err := bundle.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))
+	if err != nil {
+		return err
+	}
 	data, err := trust.Marshal()
 	if err != nil {
 		return err
@@ -47,6 +50,6 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err := fsutil.WriteFileAtomic(*out, data, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: device %s/%s, key %s, PCRs %v\n", *out, *site, *device, trust.KeyID, trust.PCRs)
+	fmt.Fprintf(stdout, "wrote %s: device %s/%s, key %s, PCRs %v\n", *out, *site, *device, trust.KeyID, trust.PCRSelection.PCRs)
 	return nil
 }

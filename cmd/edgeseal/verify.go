@@ -101,7 +101,7 @@ func readBundle(path string) (*bundle.Bundle, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := bundle.Read(f, bundle.DefaultLimits())
+	b, err := bundle.Read(f, bundle.DefaultLimits)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -122,7 +122,7 @@ func loadPrevious(path string, trust *bundle.Trust) (*bundle.State, error) {
 		}
 		return &st, nil
 	}
-	b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits())
+	b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
 	if err != nil {
 		return nil, usageErr("verify: previous bundle %s: %v", path, err)
 	}

@@ -1,0 +1,290 @@
+// Package config loads and validates the agent's YAML configuration, the file
+// given to `edgeseal agent --config FILE`.
+//
+// Decoding is strict: unknown keys, duplicate keys, a second YAML document and
+// values of the wrong type are errors. Every problem is reported as an *Error
+// naming the dotted key ("seal.interval", "principals[1].roles[0]") and, when
+// known, the line. Keys left out take the defaults of [Default].
+//
+// Durations are Go duration strings ("10s", "1m30s"). Byte sizes are integers
+// (bytes) or strings with a unit ("32 MiB", "512KiB", "1 GB"). File modes are
+// octal ("0660", 0o660).
+//
+// Relative paths (data_dir, tpm_state_dir, the simulator directory of a
+// "simulator:DIR" tpm spec, api.socket, api.tls_cert, api.tls_key, spool.dir,
+// policy) are taken relative to the config file's directory by [Load], and
+// left as written by [Parse].
+//
+// agent/config/testdata/agent.yaml is a complete, commented example.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize is the largest config file Load and Parse accept.
+const MaxFileSize = 1 << 20
+
+// Defaults.
+const (
+	DefaultDataDir       = "/var/lib/edgeseal"
+	DefaultTPM           = "device:/dev/tpmrm0"
+	DefaultSealEvery     = 1000
+	DefaultSealInterval  = 10 * time.Second
+	DefaultSocket        = "/run/edgeseal/agent.sock"
+	DefaultSocketMode    = fs.FileMode(0o660)
+	DefaultMaxBody       = 32 * MiB
+	DefaultMaxBatchLines = 10000
+	DefaultSpoolPoll     = 2 * time.Second
+	DefaultLogFormat     = "text"
+	DefaultLogLevel      = "info"
+)
+
+// DefaultPCRs is the PCR selection the signing key is bound to by default.
+var DefaultPCRs = []int{0, 2, 4, 7}
+
+// Config is the agent's configuration.
+type Config struct {
+	// Site and Device name this agent; records carry "<site>/<device>".
+	// Both are required, 1 to 64 of [A-Za-z0-9._-], not "." or "..".
+	Site   string `yaml:"site"`
+	Device string `yaml:"device"`
+	// DataDir holds the journal and payloads.
+	DataDir string `yaml:"data_dir"`
+	// TPM is a spec string: "device:/dev/tpmrm0", "swtpm:HOST:PORT" or
+	// "simulator:DIR" (the in-process simulator: insecure, for tests and demos).
+	TPM string `yaml:"tpm"`
+	// TPMStateDir keeps key blobs and handles; default <data_dir>/tpm.
+	TPMStateDir string `yaml:"tpm_state_dir"`
+	// PCRs the signing key and data key are bound to (0..23, no repeats);
+	// kept sorted.
+	PCRs       []int      `yaml:"pcrs"`
+	Seal       Seal       `yaml:"seal"`
+	API        API        `yaml:"api"`
+	Spool      Spool      `yaml:"spool"`
+	Policy     string     `yaml:"policy"` // path of the policy file; required
+	Principals Principals `yaml:"principals"`
+	Log        Log        `yaml:"log"`
+}
+
+// Seal says when the journal is sealed: after Every records or Interval,
+// whichever comes first.
+type Seal struct {
+	Every    int           `yaml:"every"`    // >= 1
+	Interval time.Duration `yaml:"interval"` // >= 100ms
+}
+
+// API configures the local ingest API. At least one of Socket and TCP is set.
+type API struct {
+	Socket     string      `yaml:"socket"`      // unix socket path; "" for none
+	SocketMode fs.FileMode `yaml:"socket_mode"` // permission bits, not world-writable
+	// TCP is an optional loopback listen address ("127.0.0.1:8443",
+	// "[::1]:8443", "localhost:8443"); it needs TLSCert and TLSKey.
+	TCP           string   `yaml:"tcp"`
+	TLSCert       string   `yaml:"tls_cert"`
+	TLSKey        string   `yaml:"tls_key"`
+	MaxBody       ByteSize `yaml:"max_body"`        // largest request body
+	MaxBatchLines int      `yaml:"max_batch_lines"` // most lines in one batch
+}
+
+// Spool configures the spool folder; an empty Dir turns it off.
+type Spool struct {
+	Dir  string        `yaml:"dir"`
+	Poll time.Duration `yaml:"poll"` // >= 10ms
+}
+
+// Log configures the agent's structured log.
+type Log struct {
+	Format string `yaml:"format"` // "text" or "json"
+	Level  string `yaml:"level"`  // debug, info, warn, error (slog syntax, e.g. "warn+2")
+}
+
+// Error is a problem with one key of the config.
+type Error struct {
+	Key    string // dotted key, e.g. "seal.interval" or "principals[0].roles[1]"; "" for the whole file
+	Line   int    // 1-based line in the file; 0 when unknown
+	Reason string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("config: ")
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Default returns the configuration used for every key a file leaves out.
+// Site, Device and Policy have no default. TPMStateDir stays empty here and
+// becomes <data_dir>/tpm once the file is read.
+func Default() *Config {
+	return &Config{
+		DataDir: DefaultDataDir,
+		TPM:     DefaultTPM,
+		PCRs:    append([]int(nil), DefaultPCRs...),
+		Seal:    Seal{Every: DefaultSealEvery, Interval: DefaultSealInterval},
+		API: API{
+			Socket:        DefaultSocket,
+			SocketMode:    DefaultSocketMode,
+			MaxBody:       DefaultMaxBody,
+			MaxBatchLines: DefaultMaxBatchLines,
+		},
+		Spool: Spool{Poll: DefaultSpoolPoll},
+		Log:   Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
+	}
+}
+
+// Load reads, decodes and validates the config file at path. Relative paths
+// in it are resolved against the file's directory.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(data, filepath.Dir(abs))
+}
+
+// Parse decodes and validates a config from YAML bytes. Relative paths are
+// kept as written.
+func Parse(data []byte) (*Config, error) { return parse(data, "") }
+
+func parse(data []byte, base string) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{Reason: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
+	}
+	c := Default()
+	d := &decoder{lines: map[string]int{}}
+	if err := d.document(data, c); err != nil {
+		return nil, err
+	}
+	if c.TPMStateDir == "" && c.DataDir != "" {
+		c.TPMStateDir = filepath.Join(c.DataDir, "tpm")
+	}
+	if base != "" {
+		c.resolve(base)
+	}
+	if errs := c.validate(); len(errs) > 0 {
+		all := make([]error, len(errs))
+		for i, e := range errs {
+			e.Line = d.line(e.Key)
+			all[i] = e
+		}
+		return nil, errors.Join(all...)
+	}
+	return c, nil
+}
+
+// resolve makes relative paths relative to base.
+func (c *Config) resolve(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.TPMStateDir)
+	abs(&c.API.Socket)
+	abs(&c.API.TLSCert)
+	abs(&c.API.TLSKey)
+	abs(&c.Spool.Dir)
+	abs(&c.Policy)
+	if dir, ok := strings.CutPrefix(c.TPM, "simulator:"); ok && dir != "" {
+		abs(&dir)
+		c.TPM = "simulator:" + dir
+	}
+}
+
+// DeviceID is the device name records carry: "<site>/<device>".
+func (c *Config) DeviceID() string { return c.Site + "/" + c.Device }
+
+// SlogLevel is the configured level; Info if it does not parse (it always
+// does after validation).
+func (l Log) SlogLevel() slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
+}
+
+// Handler returns a slog handler writing to w in the configured format and
+// level, for the daemon to build its logger from (nothing here sets a global).
+func (l Log) Handler(w io.Writer) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
+// decoder walks a YAML node tree into a struct by its yaml tags, naming the
+// dotted key of every problem and remembering each key's line.
+type decoder struct {
+	lines map[string]int
+}
+
+func (d *decoder) line(key string) int {
+	for key != "" {
+		if n, ok := d.lines[key]; ok {
+			return n
+		}
+		// fall back to the closest parent that was written
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			return 0
+		}
+		key = key[:i]
+	}
+	return 0
+}
+
+func (d *decoder) document(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // empty file: all defaults; validation names what is missing
+		}
+		return &Error{Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return &Error{Line: extra.Line, Reason: "more than one YAML document"}
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if isNull(root) {
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return &Error{Line: root.Line, Reason: "want a mapping of keys at the top level"}
+	}
+	return d.value(root, valueOf(c), "")
+}

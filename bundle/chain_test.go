@@ -1,0 +1,43 @@
+package bundle_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+)
+
+func newChain(t testing.TB, n int, opts bundletest.Options) *bundletest.Chain {
+	t.Helper()
+	c, err := bundletest.NewChain(context.Background(), nil, n, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestChainVerifies(t *testing.T) {
+	c := newChain(t, 3, bundletest.Options{})
+	var prev *bundle.State
+	for i, b := range c.Bundles {
+		// Through the tar and back.
+		raw, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
+		if err != nil {
+			t.Fatalf("bundle %d: %v", i, err)
+		}
+		r := bundle.Verify(rb, c.Trust, prev)
+		if !r.OK() {
+			t.Fatalf("bundle %d:\n%s", i, r)
+		}
+		if len(r.Checks) != len(bundle.CheckNames) {
+			t.Errorf("%d checks, want %d", len(r.Checks), len(bundle.CheckNames))
+		}
+		prev = r.State
+	}
+}

@@ -1,0 +1,170 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gowebpki/jcs"
+)
+
+// ReceiptPayloadType is the DSSE payload type of an archive receipt.
+const ReceiptPayloadType = "application/vnd.edgeseal.receipt+json"
+
+// MaxReceiptSize bounds a receipt envelope.
+const MaxReceiptSize = 64 << 10
+
+// Receipt is the archive's signed answer to a bundle (DESIGN 4).
+type Receipt struct {
+	BundleDigest      string   `json:"bundleDigest"`      // "sha256:.." of the bundle tar
+	Device            string   `json:"device"`            // "<site>/<name>"
+	CheckpointSize    uint64   `json:"checkpointSize"`    // the bundle's checkpoint
+	CheckpointRoot    string   `json:"checkpointRoot"`    // "sha256:.."
+	LogIndex          uint64   `json:"logIndex"`          // leaf index in the archive log
+	ArchiveCheckpoint string   `json:"archiveCheckpoint"` // C2SP signed note of the archive log
+	InclusionProof    [][]byte `json:"inclusionProof"`    // base64 hashes, LogIndex in ArchiveCheckpoint
+	RetentionUntil    string   `json:"retentionUntil"`    // TimeLayout
+}
+
+// ReceiptEntry is what the archive log stores for a bundle; its canonical
+// JSON is the leaf the receipt's inclusion proof is for.
+type ReceiptEntry struct {
+	BundleDigest   string `json:"bundleDigest"`
+	Device         string `json:"device"`
+	CheckpointSize uint64 `json:"checkpointSize"`
+	CheckpointRoot string `json:"checkpointRoot"`
+}
+
+// Entry returns the archive log entry the receipt proves.
+func (r *Receipt) Entry() ReceiptEntry {
+	return ReceiptEntry{BundleDigest: r.BundleDigest, Device: r.Device, CheckpointSize: r.CheckpointSize, CheckpointRoot: r.CheckpointRoot}
+}
+
+// Marshal returns the canonical JSON of the entry (the archive log record).
+func (e ReceiptEntry) Marshal() ([]byte, error) { return marshalCanonical(e) }
+
+// Marshal returns the canonical JSON of the receipt.
+func (r *Receipt) Marshal() ([]byte, error) { return marshalCanonical(r) }
+
+func marshalCanonical(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	return jcs.Transform(raw)
+}
+
+// SignReceipt signs r with the archive's Ed25519 key and returns the DSSE
+// envelope bytes.
+func SignReceipt(r *Receipt, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	payload, err := r.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	sig := ed25519.Sign(key, PAE(ReceiptPayloadType, payload))
+	env := &Envelope{PayloadType: ReceiptPayloadType, Payload: payload, Signatures: []Signature{{KeyID: keyID, Sig: sig}}}
+	return env.Marshal()
+}
+
+// ParseReceipt reads a receipt envelope strictly, without checking its
+// signature: canonical JSON, known fields, well-formed hashes, the archive
+// checkpoint a signed note, and the inclusion proof valid for it.
+func ParseReceipt(b []byte) (*Envelope, *Receipt, error) {
+	if len(b) > MaxReceiptSize {
+		return nil, nil, fmt.Errorf("%w: receipt of %d bytes", ErrTooLarge, len(b))
+	}
+	env, err := ParseEnvelope(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if env.PayloadType != ReceiptPayloadType {
+		return nil, nil, formatErr("receipt", "payload type %.60q", env.PayloadType)
+	}
+	var r Receipt
+	if err := strictUnmarshal(env.Payload, &r); err != nil {
+		return nil, nil, wrapFormat("receipt", "json", err)
+	}
+	if canon, err := r.Marshal(); err != nil || !bytes.Equal(canon, env.Payload) {
+		return nil, nil, &NotCanonicalError{Format: "receipt", Offset: firstDiff(canon, env.Payload)}
+	}
+	if err := r.check(); err != nil {
+		return nil, nil, err
+	}
+	return env, &r, nil
+}
+
+// VerifyReceipt parses b and checks its Ed25519 signature by keyID.
+func VerifyReceipt(b []byte, keyID string, pub ed25519.PublicKey) (*Receipt, error) {
+	env, r, err := ParseReceipt(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.VerifyEd25519(keyID, pub); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ArchiveRoot returns the archive checkpoint the receipt carries (the body
+// of its signed note; the note's own signature lines are not verified
+// here, the DSSE signature covers them).
+func (r *Receipt) ArchiveRoot() (Checkpoint, error) {
+	body, _, ok := strings.Cut(r.ArchiveCheckpoint, "\n\n")
+	if !ok {
+		return Checkpoint{}, formatErr("receipt", "archive checkpoint is not a signed note")
+	}
+	return parseCheckpoint([]byte(body+"\n"), false)
+}
+
+func (r *Receipt) check() error {
+	if _, err := ParseHash(r.BundleDigest); err != nil {
+		return err
+	}
+	if _, err := ParseHash(r.CheckpointRoot); err != nil {
+		return err
+	}
+	if err := CheckDevice(r.Device); err != nil {
+		return err
+	}
+	if _, err := ParseTime(r.RetentionUntil); err != nil {
+		return err
+	}
+	if r.CheckpointSize > maxJSONInt || r.LogIndex > maxJSONInt {
+		return formatErr("receipt", "number beyond 2^53")
+	}
+	cp, err := r.ArchiveRoot()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(r.ArchiveCheckpoint, "\n\n\u2014 ") || !strings.HasSuffix(r.ArchiveCheckpoint, "\n") {
+		return formatErr("receipt", "archive checkpoint has no signature line")
+	}
+	if len(r.InclusionProof) > MaxProofLen {
+		return formatErr("receipt", "inclusion proof too long")
+	}
+	for _, h := range r.InclusionProof {
+		if len(h) != 32 {
+			return formatErr("receipt", "proof hash of %d bytes", len(h))
+		}
+	}
+	entry, err := r.Entry().Marshal()
+	if err != nil {
+		return err
+	}
+	if err := VerifyInclusion(bytesToHashes(r.InclusionProof), r.LogIndex, cp.Size, cp.Root, LeafHash(entry)); err != nil {
+		return fmt.Errorf("bundle: receipt: %w", err)
+	}
+	return nil
+}
+
+// RetentionTime returns RetentionUntil as a time.
+func (r *Receipt) RetentionTime() time.Time {
+	t, _ := ParseTime(r.RetentionUntil)
+	return t
+}

@@ -1,0 +1,200 @@
+package bundle_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+)
+
+type keySigner struct {
+	id  string
+	key *ecdsa.PrivateKey
+}
+
+func (k keySigner) KeyID() string { return k.id }
+func (k keySigner) Sign(_ context.Context, d []byte) ([]byte, error) {
+	return ecdsa.SignASN1(rand.Reader, k.key, d)
+}
+
+func TestEnvelope(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s := keySigner{"sha256:k1", key}
+	env, err := bundle.SignEnvelope(context.Background(), s, "text/plain", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := bundle.ParseEnvelope(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := back.VerifyECDSA("sha256:k1", &key.PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	var se *bundle.SignatureError
+	if err := back.VerifyECDSA("sha256:k2", &key.PublicKey); !errors.As(err, &se) {
+		t.Errorf("other key id: %v", err)
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := back.VerifyECDSA("sha256:k1", &other.PublicKey); err == nil {
+		t.Error("other key verified")
+	}
+	back.PayloadType = "text/html"
+	if err := back.VerifyECDSA("sha256:k1", &key.PublicKey); err == nil {
+		t.Error("payload type not bound by the signature")
+	}
+	for name, bad := range map[string]string{
+		"unknown field": strings.Replace(string(raw), `"payloadType"`, `"x":1,"payloadType"`, 1),
+		"no signatures": strings.Replace(string(raw), string(raw[strings.Index(string(raw), `"signatures":`):len(raw)-1]), `"signatures":[]`, 1),
+		"spaces":        strings.Replace(string(raw), `,`, `, `, 1),
+		"bad base64":    strings.Replace(string(raw), `"payload":"`, `"payload":"!`, 1),
+	} {
+		if _, err := bundle.ParseEnvelope([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted %s", name, bad)
+		}
+	}
+}
+
+func TestSealInputChecks(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, 1, bundletest.Options{})
+	dev := c.Dev
+	q, err := dev.Quote(ctx, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := bundle.Checkpoint{Origin: bundle.Origin("site1/dev1"), Size: 2}.Marshal()
+	in := bundle.SealInput{Records: [][]byte{[]byte("{}")}, Checkpoint: cp, Quote: q, Identity: c.Identity, Signer: dev}
+	if _, err := bundle.Seal(ctx, in); err == nil {
+		t.Error("1 record for checkpoint size 2 accepted")
+	}
+	in.Records = append(in.Records, []byte("{}"))
+	in.Origin = "edgeseal/site2/dev1"
+	if _, err := bundle.Seal(ctx, in); err == nil {
+		t.Error("origin mismatch accepted")
+	}
+	in.Origin = ""
+	in.Signer = nil
+	if _, err := bundle.Seal(ctx, in); err == nil {
+		t.Error("no signer accepted")
+	}
+}
+
+func TestVerifyWithoutTrustOrFiles(t *testing.T) {
+	c := newChain(t, 1, bundletest.Options{})
+	r := bundle.Verify(c.Bundles[0], nil, nil)
+	if r.OK() || r.State != nil {
+		t.Fatal("verified without trust material")
+	}
+	if ck, _ := r.Get(bundle.CheckKeysTrusted); ck.OK {
+		t.Error("keys.trusted passed without trust")
+	}
+	if ck, _ := r.Get(bundle.CheckMerkleRoot); !ck.OK {
+		t.Errorf("merkle.root should not depend on trust: %s", ck.Detail)
+	}
+	// A bundle without its seal: every check is still reported by name.
+	b := bundletest.Clone(c.Bundles[0])
+	delete(b.Files, bundle.PathSeal)
+	r = bundle.Verify(b, c.Trust, nil)
+	if len(r.Checks) != len(bundle.CheckNames) {
+		t.Fatalf("%d checks reported", len(r.Checks))
+	}
+	if ck, _ := r.Get(bundle.CheckMerkleRoot); ck.OK || !ck.Skipped {
+		t.Errorf("merkle.root without statement: %+v", ck)
+	}
+	if ck, _ := r.Get(bundle.CheckPayloadsDigest); !ck.OK {
+		t.Errorf("payloads.digest does not need the seal: %+v", ck)
+	}
+	if r := bundle.Verify(nil, c.Trust, nil); r.OK() {
+		t.Error("nil bundle verified")
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	c := newChain(t, 2, bundletest.Options{})
+	s := c.States[1]
+	raw, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := bundle.ParseState(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *back != *s {
+		t.Errorf("state %+v, want %+v", back, s)
+	}
+	cp, _ := bundle.ParseCheckpoint([]byte(s.Checkpoint))
+	if cp.Size != 16 || s.Counter != 2 {
+		t.Errorf("state after two bundles of 8: size %d counter %d", cp.Size, s.Counter)
+	}
+	if _, err := bundle.ParseState(bytes.Replace(raw, []byte(`"counter"`), []byte(`"Counter"`), 1)); err == nil {
+		t.Error("renamed field accepted")
+	}
+}
+
+func TestTrust(t *testing.T) {
+	c := newChain(t, 1, bundletest.Options{})
+	raw, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := bundle.ParseTrust(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := bundle.Verify(c.Bundles[0], tr, nil); !r.OK() {
+		t.Fatalf("parsed trust:\n%s", r)
+	}
+	other, err := bundletest.NewSoft()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Extend(0, []byte("other firmware"))
+	other.Bound = maps.Clone(other.Values)
+	oid := other.Identity()
+	mut := map[string]func(id *bundle.Identity){
+		"key id":        func(id *bundle.Identity) { id.KeyID = oid.KeyID },
+		"policy":        func(id *bundle.Identity) { id.PolicyDigest = oid.PolicyDigest },
+		"certification": func(id *bundle.Identity) { id.Certify = oid.Certify },
+		"ak":            func(id *bundle.Identity) { id.AKPublic = oid.AKPublic },
+		"pcr values":    func(id *bundle.Identity) { id.PCRValues = map[int][]byte{0: make([]byte, 32)} },
+		"ek":            func(id *bundle.Identity) { id.EKPublic = []byte("nope") },
+	}
+	for name, m := range mut {
+		id := c.Identity
+		m(&id)
+		if _, err := bundle.NewTrust("site1", "dev1", id); err == nil {
+			t.Errorf("%s: inconsistent identity accepted", name)
+		}
+	}
+	if _, err := bundle.NewTrust("site 1", "dev1", c.Identity); err == nil {
+		t.Error("bad site accepted")
+	}
+	if _, err := bundle.ParseTrust(bytes.Replace(raw, []byte(`"version": 1`), []byte(`"version": 2`), 1)); err == nil {
+		t.Error("version 2 accepted")
+	}
+	// The trust of another device does not verify this one's bundles.
+	ot, err := bundle.NewTrust("site1", "dev1", oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bundle.Verify(c.Bundles[0], ot, nil)
+	for _, name := range []string{bundle.CheckKeysTrusted, bundle.CheckKeysPolicy, bundle.CheckQuotePCRs} {
+		if ck, _ := r.Get(name); ck.OK {
+			t.Errorf("%s passed under another device's trust", name)
+		}
+	}
+}

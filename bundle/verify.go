@@ -1,0 +1,217 @@
+package bundle
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/edgeseal/edgeseal/tpm/attest"
+)
+
+// skipError marks a check whose input is missing.
+type skipError struct{ what string }
+
+func (e skipError) Error() string { return "not run: " + e.what }
+
+func skip(what string) error { return skipError{what} }
+
+type verifier struct {
+	b    *Bundle
+	t    *Trust
+	prev *State
+	rep  *Report
+
+	sums map[string][32]byte
+
+	env    *Envelope
+	st     *Statement
+	pred   *SealPredicate
+	stErr  error
+	cp     *Checkpoint
+	prevCP *Checkpoint // size 0 for the first seal
+
+	raw     [][]byte
+	leaves  [][32]byte
+	recs    []*Record
+	recsErr error
+
+	ak, signing *attest.Public
+	qa          *attest.Attest
+	trustErr    error
+}
+
+// Verify runs every check on b against the device's trust material t and
+// the state prev left by the previous bundle (nil for the first bundle or
+// when unknown: checks against it then pass with a note). Each check runs
+// on the bytes present even when the manifests fail, so a tamperer who
+// recomputes the manifests is still caught by name.
+func Verify(b *Bundle, t *Trust, prev *State) *Report {
+	v := &verifier{b: b, t: t, prev: prev, rep: &Report{}}
+	if b == nil || b.Files == nil {
+		b = &Bundle{Files: map[string][]byte{}}
+		v.b = b
+	}
+	v.prepare()
+	v.run(CheckBagItStructure, v.bagitStructure)
+	v.run(CheckBagItManifest, v.bagitManifest)
+	v.run(CheckBagItTagManifest, v.bagitTagManifest)
+	v.run(CheckSealEnvelope, func() error { return v.stErr })
+	v.run(CheckSealSignature, v.sealSignature)
+	v.run(CheckSealSubject, v.sealSubject)
+	v.run(CheckCheckpointOrigin, v.checkpointOrigin)
+	v.run(CheckCheckpointPrevious, v.checkpointPrevious)
+	v.run(CheckRecordsParse, func() error { return v.recsErr })
+	v.run(CheckRecordsSequence, v.recordsSequence)
+	v.run(CheckRecordsChain, v.recordsChain)
+	v.run(CheckRecordsDevice, v.recordsDevice)
+	v.run(CheckRecordsTime, v.recordsTime)
+	v.run(CheckPayloadsDigest, v.payloadsDigest)
+	v.run(CheckPayloadsReferenced, v.payloadsReferenced)
+	v.run(CheckMerkleRoot, v.merkleRoot)
+	v.run(CheckMerkleRange, v.merkleRange)
+	v.run(CheckMerkleConsistency, v.merkleConsistency)
+	v.run(CheckKeysTrusted, v.keysTrusted)
+	v.run(CheckKeysCertify, v.keysCertify)
+	v.run(CheckKeysAttributes, v.keysAttributes)
+	v.run(CheckKeysPolicy, v.keysPolicy)
+	v.run(CheckQuoteSignature, v.quoteSignature)
+	v.run(CheckQuoteNonce, v.quoteNonce)
+	v.run(CheckQuotePCRs, v.quotePCRs)
+	v.run(CheckQuoteFiles, v.quoteFiles)
+	v.run(CheckQuoteClock, v.quoteClock)
+	v.run(CheckQuoteResetCount, v.quoteResetCount)
+	v.run(CheckCounterRising, v.counterRising)
+	v.run(CheckPreviousLeaf, v.previousLeaf)
+	if v.rep.OK() {
+		v.rep.State = v.state()
+	}
+	return v.rep
+}
+
+func (v *verifier) run(name string, fn func() error) {
+	err := fn()
+	c := Check{Name: name, OK: err == nil}
+	if err != nil {
+		c.Detail = err.Error()
+		var s skipError
+		c.Skipped = errors.As(err, &s)
+	}
+	v.rep.Checks = append(v.rep.Checks, c)
+}
+
+// prepare hashes every file once and decodes the inputs the checks share.
+func (v *verifier) prepare() {
+	v.sums = hashFiles(v.b.Files)
+	v.env, v.st, v.stErr = v.b.Statement()
+	if v.stErr == nil {
+		v.pred = &v.st.Predicate
+		if cp, err := ParseCheckpoint([]byte(v.pred.Checkpoint)); err == nil {
+			v.cp = &cp
+		}
+		if v.pred.PreviousCheckpoint == "" {
+			v.prevCP = &Checkpoint{}
+		} else if cp, err := ParseCheckpoint([]byte(v.pred.PreviousCheckpoint)); err == nil {
+			v.prevCP = &cp
+		}
+		if a, err := attest.ParseAttest(v.pred.Quote.Attest); err == nil && a.Type == attest.TypeQuote {
+			v.qa = a
+		}
+	}
+	v.raw, v.recsErr = v.b.Records()
+	v.leaves = make([][32]byte, len(v.raw))
+	v.recs = make([]*Record, len(v.raw))
+	for i, r := range v.raw {
+		v.leaves[i] = LeafHash(r)
+		rec, err := ParseRecord(r)
+		if err != nil && v.recsErr == nil {
+			v.recsErr = fmt.Errorf("record %d: %w", i, err)
+		}
+		v.recs[i] = rec
+	}
+	if v.recsErr != nil {
+		v.recs = nil
+	}
+	v.ak, _ = attest.ParsePublic(v.b.Files[PathAKPub])
+	v.signing, _ = attest.ParsePublic(v.b.Files[PathSigningPub])
+	if v.t == nil {
+		v.trustErr = errors.New("no trust material")
+	} else if v.t.ak == nil || v.t.signing == nil {
+		v.trustErr = v.t.check()
+	}
+}
+
+func hashFiles(files map[string][]byte) map[string][32]byte {
+	sums := make(map[string][32]byte, len(files))
+	for name, data := range files {
+		sums[name] = sha256.Sum256(data)
+	}
+	return sums
+}
+
+func (v *verifier) needPred() error {
+	if v.pred == nil {
+		return skip("seal statement did not decode")
+	}
+	return nil
+}
+
+func (v *verifier) needCheckpoints() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	if v.cp == nil {
+		return skip("checkpoint did not parse")
+	}
+	if v.prevCP == nil {
+		return skip("previous checkpoint did not parse")
+	}
+	return nil
+}
+
+func (v *verifier) needRecords() error {
+	if v.recs == nil && len(v.raw) > 0 || v.recsErr != nil {
+		return skip("records did not parse")
+	}
+	return nil
+}
+
+func (v *verifier) needTrust() error {
+	if v.trustErr != nil {
+		return fmt.Errorf("trust: %w", v.trustErr)
+	}
+	return nil
+}
+
+func (v *verifier) needKeys() error {
+	if v.ak == nil {
+		return skip("keys/ak.pub did not parse")
+	}
+	if v.signing == nil {
+		return skip("keys/signing.pub did not parse")
+	}
+	return nil
+}
+
+func (v *verifier) needQuote() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	if v.qa == nil {
+		return skip("quote attestation did not decode")
+	}
+	return nil
+}
+
+func hexSum(s [32]byte) string { return hex.EncodeToString(s[:]) }
+
+func joinErrs(errs []string) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	if len(errs) > 5 {
+		errs = append(errs[:5], fmt.Sprintf("and %d more", len(errs)-5))
+	}
+	return errors.New(strings.Join(errs, "; "))
+}

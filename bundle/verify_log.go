@@ -1,0 +1,363 @@
+package bundle
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Checks of the bag, the seal, the records, the payloads and the tree.
+
+func (v *verifier) bagitStructure() error {
+	var errs []string
+	if string(v.b.Files[PathBagIt]) != BagItDeclaration {
+		errs = append(errs, "bagit.txt is not the BagIt 1.0 declaration")
+	}
+	info, err := parseBagInfo(v.b.Files[PathBagInfo])
+	if err != nil {
+		return err
+	}
+	if got, want := info["Payload-Oxum"], payloadOxum(v.b.Files); got != want {
+		errs = append(errs, fmt.Sprintf("Payload-Oxum %s, data holds %s", got, want))
+	}
+	if v.cp != nil {
+		if info["Origin"] != v.cp.Origin || info["Checkpoint-Size"] != strconv.FormatUint(v.cp.Size, 10) {
+			errs = append(errs, "bag-info Origin/Checkpoint-Size differ from the sealed checkpoint")
+		}
+	}
+	for _, p := range requiredPaths {
+		if _, ok := v.b.Files[p]; !ok {
+			errs = append(errs, "missing "+p)
+		}
+	}
+	for name := range v.b.Files {
+		if !KnownPath(name) {
+			errs = append(errs, fmt.Sprintf("unknown path %.100q", name))
+		}
+	}
+	return joinErrs(errs)
+}
+
+func (v *verifier) checkManifest(path string, names []string) error {
+	m, err := parseManifest(v.b.Files[path])
+	if err != nil {
+		return err
+	}
+	var errs []string
+	for _, n := range names {
+		sum, ok := m[n]
+		switch {
+		case !ok:
+			errs = append(errs, n+" not listed")
+		case sum != v.sums[n]:
+			errs = append(errs, n+" digest differs")
+		}
+	}
+	if len(m) != len(names) {
+		errs = append(errs, fmt.Sprintf("%d entries for %d files", len(m), len(names)))
+	}
+	return joinErrs(errs)
+}
+
+func (v *verifier) bagitManifest() error {
+	return v.checkManifest(PathManifest, dataNames(v.b.Files))
+}
+
+func (v *verifier) bagitTagManifest() error {
+	return v.checkManifest(PathTagManifest, tagNames(v.b.Files))
+}
+
+func (v *verifier) sealSignature() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	if v.signing == nil {
+		return skip("keys/signing.pub did not parse")
+	}
+	if id := KeyID(v.b.Files[PathSigningPub]); v.pred.KeyID != id {
+		return fmt.Errorf("statement key id %.80s is not keys/signing.pub (%s)", v.pred.KeyID, id)
+	}
+	return v.env.VerifyECDSA(v.pred.KeyID, v.signing.Key)
+}
+
+func (v *verifier) sealSubject() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	got, want := v.st.Subject[0].Digest["sha256"], hexSum(v.sums[PathRecords])
+	if got != want {
+		return fmt.Errorf("subject sha256 %s, %s has %s", got, PathRecords, want)
+	}
+	return nil
+}
+
+func (v *verifier) checkpointOrigin() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	if v.cp == nil {
+		_, err := ParseCheckpoint([]byte(v.pred.Checkpoint))
+		return err
+	}
+	if err := v.needTrust(); err != nil {
+		return err
+	}
+	if v.cp.Origin != v.t.Origin {
+		return fmt.Errorf("origin %q, device is %q", v.cp.Origin, v.t.Origin)
+	}
+	return nil
+}
+
+func (v *verifier) checkpointPrevious() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	if v.prevCP == nil {
+		_, err := ParseCheckpoint([]byte(v.pred.PreviousCheckpoint))
+		return fmt.Errorf("previous: %w", err)
+	}
+	if v.cp == nil {
+		return skip("checkpoint did not parse")
+	}
+	p := v.prevCP
+	switch {
+	case p.Size > 0 && p.Origin != v.cp.Origin:
+		return fmt.Errorf("previous origin %q differs from %q", p.Origin, v.cp.Origin)
+	case p.Size > v.cp.Size:
+		return fmt.Errorf("previous size %d beyond size %d", p.Size, v.cp.Size)
+	case v.pred.FirstSeq != p.Size:
+		return fmt.Errorf("firstSeq %d, previous size %d", v.pred.FirstSeq, p.Size)
+	case p.Size == 0 && v.pred.PreviousCheckpoint != "":
+		return errors.New("previous checkpoint of size 0 (write it empty)")
+	}
+	if v.prev != nil && v.pred.PreviousCheckpoint != v.prev.Checkpoint {
+		return fmt.Errorf("previous checkpoint %q is not the last verified %q",
+			strings.ReplaceAll(v.pred.PreviousCheckpoint, "\n", `\n`), strings.ReplaceAll(v.prev.Checkpoint, "\n", `\n`))
+	}
+	return nil
+}
+
+func (v *verifier) recordsSequence() error {
+	if err := v.needRecords(); err != nil {
+		return err
+	}
+	if err := v.needCheckpoints(); err != nil {
+		return err
+	}
+	if want := v.cp.Size - min(v.cp.Size, v.prevCP.Size); uint64(len(v.recs)) != want {
+		return fmt.Errorf("%d records, checkpoints %d..%d need %d", len(v.recs), v.prevCP.Size, v.cp.Size, want)
+	}
+	for i, r := range v.recs {
+		if want := v.pred.FirstSeq + uint64(i); r.Seq != want {
+			return fmt.Errorf("record %d has seq %d, want %d", i, r.Seq, want)
+		}
+	}
+	return nil
+}
+
+func (v *verifier) recordsChain() error {
+	if err := v.needRecords(); err != nil {
+		return err
+	}
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	want, _ := ParseHash(v.pred.PreviousLeaf)
+	for i, r := range v.recs {
+		if r.Prev != want {
+			return fmt.Errorf("record seq %d prev %s, want %s", r.Seq, FormatHash(r.Prev), FormatHash(want))
+		}
+		want = v.leaves[i]
+	}
+	return nil
+}
+
+func (v *verifier) recordsDevice() error {
+	if err := v.needRecords(); err != nil {
+		return err
+	}
+	if err := v.needTrust(); err != nil {
+		return err
+	}
+	dev := v.t.DeviceName()
+	for _, r := range v.recs {
+		if r.Device != dev {
+			return fmt.Errorf("record seq %d from device %q, bundle is %q's", r.Seq, r.Device, dev)
+		}
+	}
+	return nil
+}
+
+func (v *verifier) recordsTime() error {
+	if err := v.needRecords(); err != nil {
+		return err
+	}
+	var last string
+	if v.prev != nil {
+		last = v.prev.LastTime
+	}
+	for _, r := range v.recs {
+		// TimeLayout strings order as the times they denote.
+		ts := FormatTime(r.Time)
+		if ts < last {
+			return fmt.Errorf("record seq %d at %s before %s", r.Seq, ts, last)
+		}
+		last = ts
+	}
+	return nil
+}
+
+// payloadRefs collects the payload digests export records of this bundle
+// reference and those retention.purge records of this bundle delete.
+func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]bool, err error) {
+	refs, purged = map[[32]byte]int64{}, map[[32]byte]bool{}
+	for _, r := range v.recs {
+		switch r.Type {
+		case TypeExport:
+			e, err := r.ExportBody()
+			if err != nil {
+				return nil, nil, err
+			}
+			d, _ := ParseHash(e.Payload.Digest)
+			refs[d] = e.Payload.Size
+		case TypeRetentionPurge:
+			var p PurgeBody
+			if err := strictUnmarshal(r.Body, &p); err != nil {
+				return nil, nil, err
+			}
+			for _, s := range p.Payloads {
+				d, _ := ParseHash(s)
+				purged[d] = true
+			}
+		}
+	}
+	return refs, purged, nil
+}
+
+func (v *verifier) payloadsDigest() error {
+	var errs []string
+	for name, data := range v.b.Files {
+		d, ok := PayloadDigestFromPath(name)
+		if !ok || strings.HasSuffix(name, EncryptedPayload) {
+			continue
+		}
+		if v.sums[name] != d {
+			errs = append(errs, fmt.Sprintf("%s holds %d bytes of sha256 %s", name, len(data), hexSum(v.sums[name])))
+		}
+	}
+	if err := v.needRecords(); err != nil {
+		errs = append(errs, err.Error())
+		return joinErrs(errs)
+	}
+	refs, purged, err := v.payloadRefs()
+	if err != nil {
+		return err
+	}
+	for d, size := range refs {
+		p := PayloadPath(d)
+		data, plain := v.b.Files[p]
+		_, enc := v.b.Files[p+EncryptedPayload]
+		switch {
+		case purged[d]:
+		case !plain && !enc:
+			errs = append(errs, "missing payload "+FormatHash(d))
+		case plain && int64(len(data)) != size:
+			errs = append(errs, fmt.Sprintf("payload %s has %d bytes, record says %d", FormatHash(d), len(data), size))
+		}
+	}
+	return joinErrs(errs)
+}
+
+func (v *verifier) payloadsReferenced() error {
+	if err := v.needRecords(); err != nil {
+		return err
+	}
+	refs, purged, err := v.payloadRefs()
+	if err != nil {
+		return err
+	}
+	var errs []string
+	for name := range v.b.Files {
+		if d, ok := PayloadDigestFromPath(name); ok {
+			if _, ok := refs[d]; !ok {
+				errs = append(errs, name+" referenced by no export record")
+			} else if purged[d] {
+				errs = append(errs, name+" present but purged")
+			}
+		}
+	}
+	return joinErrs(errs)
+}
+
+func (v *verifier) merkleRoot() error {
+	if err := v.needCheckpoints(); err != nil {
+		return err
+	}
+	rng := bytesToHashes(v.pred.RangeHashes)
+	root, _, err := FoldRange(rng, v.pred.FirstSeq, v.leaves)
+	if err != nil {
+		return err
+	}
+	if root != v.cp.Root {
+		return fmt.Errorf("records fold to root %s, checkpoint says %s", FormatHash(root), FormatHash(v.cp.Root))
+	}
+	if v.pred.FirstSeq+uint64(len(v.leaves)) != v.cp.Size {
+		return fmt.Errorf("%d leaves from %d do not make size %d", len(v.leaves), v.pred.FirstSeq, v.cp.Size)
+	}
+	return nil
+}
+
+func (v *verifier) merkleRange() error {
+	if err := v.needCheckpoints(); err != nil {
+		return err
+	}
+	rng := bytesToHashes(v.pred.RangeHashes)
+	if v.prevCP.Size == 0 {
+		if len(rng) != 0 {
+			return errors.New("range hashes for an empty previous tree")
+		}
+		return nil
+	}
+	if _, _, err := FoldRange(rng, v.prevCP.Size, nil); err != nil {
+		return err
+	}
+	if root := RangeRoot(rng); root != v.prevCP.Root {
+		return fmt.Errorf("range hashes fold to %s, previous checkpoint says %s", FormatHash(root), FormatHash(v.prevCP.Root))
+	}
+	return nil
+}
+
+func (v *verifier) merkleConsistency() error {
+	if err := v.needCheckpoints(); err != nil {
+		return err
+	}
+	return VerifyConsistency(bytesToHashes(v.pred.ConsistencyProof), v.prevCP.Size, v.cp.Size, v.prevCP.Root, v.cp.Root)
+}
+
+func (v *verifier) previousLeaf() error {
+	if err := v.needCheckpoints(); err != nil {
+		return err
+	}
+	got, _ := ParseHash(v.pred.PreviousLeaf)
+	if v.prevCP.Size == 0 && got != ([32]byte{}) {
+		return fmt.Errorf("first seal with previous leaf %s", FormatHash(got))
+	}
+	if v.prev != nil && v.pred.PreviousLeaf != v.prev.LastLeaf {
+		return fmt.Errorf("previous leaf %s, last verified leaf %s", v.pred.PreviousLeaf, v.prev.LastLeaf)
+	}
+	return nil
+}
+
+func (v *verifier) state() *State {
+	s := &State{Checkpoint: v.pred.Checkpoint, Counter: v.pred.Counter, Clock: v.qa.Clock, LastLeaf: v.pred.PreviousLeaf}
+	if v.prev != nil {
+		s.LastTime = v.prev.LastTime
+	}
+	if n := len(v.recs); n > 0 {
+		s.LastLeaf = FormatHash(v.leaves[n-1])
+		s.LastTime = FormatTime(v.recs[n-1].Time)
+	}
+	return s
+}
+

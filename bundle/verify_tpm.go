@@ -1,0 +1,210 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/edgeseal/edgeseal/tpm/attest"
+)
+
+// Checks of the key material, the quote, the clock and the NV counter.
+
+func (v *verifier) keysTrusted() error {
+	if err := v.needTrust(); err != nil {
+		return err
+	}
+	var errs []string
+	f := v.b.Files
+	for _, c := range []struct {
+		path    string
+		trusted []byte
+	}{{PathSigningPub, v.t.SigningPublic}, {PathAKPub, v.t.AKPublic}, {PathEKPub, v.t.EKPublic}, {PathEKCert, v.t.EKCert}} {
+		if !bytes.Equal(f[c.path], c.trusted) {
+			errs = append(errs, c.path+" is not the approved key")
+		}
+	}
+	if blk, rest := pem.Decode(f[PathAKPEM]); blk == nil || blk.Type != "PUBLIC KEY" || len(rest) != 0 {
+		errs = append(errs, PathAKPEM+" is not one PUBLIC KEY block")
+	} else if k, err := x509.ParsePKIXPublicKey(blk.Bytes); err != nil {
+		errs = append(errs, PathAKPEM+": "+err.Error())
+	} else if ek, ok := k.(*ecdsa.PublicKey); !ok || !ek.Equal(v.t.ak.Key) {
+		errs = append(errs, PathAKPEM+" is not the approved AK")
+	}
+	if v.pred != nil && v.pred.KeyID != v.t.KeyID {
+		errs = append(errs, fmt.Sprintf("sealed by key %.80s, approved key is %s", v.pred.KeyID, v.t.KeyID))
+	}
+	return joinErrs(errs)
+}
+
+func (v *verifier) keysCertify() error {
+	if err := v.needKeys(); err != nil {
+		return err
+	}
+	return attest.VerifyCertify(v.ak, v.b.Files[PathCertifyMsg], v.b.Files[PathCertifySig], v.signing)
+}
+
+func (v *verifier) keysAttributes() error {
+	if err := v.needKeys(); err != nil {
+		return err
+	}
+	var errs []string
+	a := v.ak
+	if !a.Restricted || !a.SignEncrypt || a.Decrypt || !a.FixedTPM || !a.FixedParent || !a.SensitiveDataOrigin {
+		errs = append(errs, "ak is not a TPM-resident restricted signing key")
+	}
+	s := v.signing
+	if s.Restricted || !s.SignEncrypt || s.Decrypt || !s.FixedTPM || !s.FixedParent || !s.SensitiveDataOrigin {
+		errs = append(errs, "signing key is not a TPM-resident unrestricted signing key")
+	}
+	if s.UserWithAuth {
+		errs = append(errs, "signing key usable by password (userWithAuth)")
+	}
+	if len(s.AuthPolicy) == 0 {
+		errs = append(errs, "signing key has no authPolicy")
+	}
+	return joinErrs(errs)
+}
+
+func (v *verifier) keysPolicy() error {
+	if err := v.needKeys(); err != nil {
+		return err
+	}
+	if err := v.needTrust(); err != nil {
+		return err
+	}
+	// ParseTrust checked t.PolicyDigest = PolicyPCR(golden values).
+	if !bytes.Equal(v.signing.AuthPolicy, v.t.PolicyDigest) {
+		return fmt.Errorf("signing key policy %x, golden PolicyPCR %x", v.signing.AuthPolicy, v.t.PolicyDigest)
+	}
+	return nil
+}
+
+func (v *verifier) quoteSignature() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	if v.ak == nil {
+		return skip("keys/ak.pub did not parse")
+	}
+	q := v.pred.Quote
+	if err := attest.VerifySignature(v.ak.Key, q.Attest, q.Signature, "quote"); err != nil {
+		return err
+	}
+	if v.qa == nil {
+		_, err := attest.ParseAttest(q.Attest)
+		return errors.Join(errors.New("not a quote"), err)
+	}
+	return nil
+}
+
+func (v *verifier) quoteNonce() error {
+	if err := v.needQuote(); err != nil {
+		return err
+	}
+	want := sha256.Sum256([]byte(v.pred.Checkpoint))
+	if !bytes.Equal(v.qa.ExtraData, want[:]) {
+		return fmt.Errorf("quote nonce %x, SHA-256(checkpoint) %x", v.qa.ExtraData, want)
+	}
+	return nil
+}
+
+func (v *verifier) quotePCRs() error {
+	if err := v.needQuote(); err != nil {
+		return err
+	}
+	if err := v.needTrust(); err != nil {
+		return err
+	}
+	pcrs, values, err := v.pred.Quote.Values()
+	if err != nil {
+		return err
+	}
+	golden := v.t.golden
+	switch {
+	case !slices.Equal(v.qa.PCRs, v.t.pcrs) || !slices.Equal(pcrs, v.t.pcrs):
+		return fmt.Errorf("quoted pcrs %v (statement %v), approved %v", v.qa.PCRs, pcrs, v.t.pcrs)
+	case !maps.EqualFunc(values, golden, bytes.Equal):
+		return fmt.Errorf("pcr values %s differ from golden %s", attest.FormatPCRs(pcrs, values), attest.FormatPCRs(pcrs, golden))
+	}
+	d, err := attest.PCRDigest(pcrs, values)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(d, v.qa.PCRDigest) {
+		return fmt.Errorf("quote pcrDigest %x, values give %x", v.qa.PCRDigest, d)
+	}
+	return nil
+}
+
+func (v *verifier) quoteFiles() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	var errs []string
+	f, q := v.b.Files, v.pred.Quote
+	if !bytes.Equal(f[PathQuoteMsg], q.Attest) {
+		errs = append(errs, PathQuoteMsg+" is not the sealed quote")
+	}
+	if !bytes.Equal(f[PathQuoteSig], q.Signature) {
+		errs = append(errs, PathQuoteSig+" is not the sealed signature")
+	}
+	pcrs, values, err := attest.ParsePCRsFile(f[PathQuotePCRs])
+	if err != nil {
+		errs = append(errs, PathQuotePCRs+": "+err.Error())
+	} else if wp, wv, err := q.Values(); err != nil || !slices.Equal(pcrs, wp) || !maps.EqualFunc(values, wv, bytes.Equal) {
+		errs = append(errs, PathQuotePCRs+" differs from the sealed pcr values")
+	}
+	return joinErrs(errs)
+}
+
+func (v *verifier) quoteClock() error {
+	if err := v.needQuote(); err != nil {
+		return err
+	}
+	c := v.qa.Clock
+	if v.pred.Clock != c {
+		return fmt.Errorf("statement clock %+v, quote says %+v", v.pred.Clock, c)
+	}
+	if !c.Safe {
+		return fmt.Errorf("tpm clock not safe (may have gone back) at %d", c.Clock)
+	}
+	if v.prev != nil && c.Clock <= v.prev.Clock.Clock {
+		return fmt.Errorf("quote clock %d not after last verified %d", c.Clock, v.prev.Clock.Clock)
+	}
+	return nil
+}
+
+func (v *verifier) quoteResetCount() error {
+	if err := v.needQuote(); err != nil {
+		return err
+	}
+	c := v.qa.Clock
+	if v.prev == nil {
+		return nil
+	}
+	p := v.prev.Clock
+	if c.ResetCount < p.ResetCount || c.ResetCount == p.ResetCount && c.RestartCount < p.RestartCount {
+		return fmt.Errorf("reset/restart count %d/%d below last verified %d/%d", c.ResetCount, c.RestartCount, p.ResetCount, p.RestartCount)
+	}
+	return nil
+}
+
+func (v *verifier) counterRising() error {
+	if err := v.needPred(); err != nil {
+		return err
+	}
+	if v.pred.Counter == 0 {
+		return errors.New("nv counter 0 (never incremented)")
+	}
+	if v.prev != nil && v.pred.Counter <= v.prev.Counter {
+		return fmt.Errorf("nv counter %d not above last verified %d", v.pred.Counter, v.prev.Counter)
+	}
+	return nil
+}

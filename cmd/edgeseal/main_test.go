@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+func runCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), args, &out, slog.New(slog.DiscardHandler))
+	code := 0
+	if err != nil {
+		code = 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		out.WriteString("error: " + err.Error() + "\n")
+	}
+	return out.String(), code
+}
+
+// The demo seals bundles that the verify command then accepts, chained;
+// a tampered copy is refused with exit 1 and the failed check named;
+// unreadable input and bad usage exit 2.
+func TestDemoThenVerify(t *testing.T) {
+	dir := t.TempDir()
+	out, code := runCmd(t, "demo", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("demo exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "VERIFIED") || strings.Contains(out, "NOT VERIFIED") {
+		t.Fatalf("demo summary lacks a clean verification:\n%s", out)
+	}
+	bundles, _ := filepath.Glob(filepath.Join(dir, "bundles", "*.bundle.tar"))
+	sort.Strings(bundles)
+	if len(bundles) != len(demoBatches) {
+		t.Fatalf("demo left %d bundles, want %d", len(bundles), len(demoBatches))
+	}
+	trust := filepath.Join(dir, "DEVICE.json")
+
+	args := append([]string{"verify", "--trust", trust}, bundles...)
+	out, code = runCmd(t, args...)
+	if code != 0 || strings.Count(out, "  VERIFIED") != len(bundles) {
+		t.Fatalf("verify chain exit %d:\n%s", code, out)
+	}
+
+	// --json, --previous and --state-out.
+	state := filepath.Join(t.TempDir(), "state.json")
+	out, code = runCmd(t, "verify", bundles[1], "--trust", trust, "--previous", bundles[0], "--json", "--state-out", state)
+	if code != 0 {
+		t.Fatalf("verify --previous exit %d:\n%s", code, out)
+	}
+	var res []verifyResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res) != 1 || !res[0].Verified {
+		t.Fatalf("json output %v: %s", err, out)
+	}
+	out, code = runCmd(t, "verify", bundles[2], "--trust", trust, "--previous", state)
+	if code != 0 {
+		t.Fatalf("verify with a state file exit %d:\n%s", code, out)
+	}
+	// Out of order: the newer state makes the older bundle fail.
+	out, code = runCmd(t, "verify", bundles[0], "--trust", trust, "--previous", state)
+	if code != 1 || !strings.Contains(out, "FAIL") {
+		t.Fatalf("replayed bundle: exit %d:\n%s", code, out)
+	}
+
+	// A changed payload, manifests recomputed by the tamperer.
+	f, err := os.Open(bundles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Read(f, bundle.DefaultLimits)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := false
+	for name, data := range b.Files {
+		if strings.HasPrefix(name, "data/payloads/") {
+			b.Files[name] = append(bytes.Clone(data), '!')
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		t.Fatal("first demo bundle has no payload")
+	}
+	if err := b.UpdateManifests(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.tar")
+	if err := os.WriteFile(bad, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCmd(t, "verify", bad, "--trust", trust)
+	if code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, bundle.CheckPayloadsDigest) {
+		t.Fatalf("tampered payload: exit %d:\n%s", code, out)
+	}
+
+	// Exit 2: usage and unreadable input.
+	for _, args := range [][]string{
+		{"verify", bundles[0]},
+		{"verify", "--trust", trust},
+		{"verify", filepath.Join(dir, "missing.tar"), "--trust", trust},
+		{"verify", trust, "--trust", trust},
+		{"verify", bundles[0], "--trust", bundles[0]},
+		{"nonsense"},
+	} {
+		if out, code := runCmd(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2:\n%s", args, code, out)
+		}
+	}
+}
+
+func TestEnrollWritesTrust(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "DEVICE.json")
+	msg, code := runCmd(t, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
+		"--site", "s1", "--device", "d1", "--out", out)
+	if code != 0 {
+		t.Fatalf("enroll exit %d: %s", code, msg)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := bundle.ParseTrust(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.DeviceName() != "s1/d1" || !strings.Contains(msg, tr.KeyID) {
+		t.Fatalf("trust for %s, output %q", tr.DeviceName(), msg)
+	}
+	if _, code := runCmd(t, "tpm", "enroll", "--site", "s1"); code != 2 {
+		t.Fatalf("enroll without --device: exit %d, want 2", code)
+	}
+}

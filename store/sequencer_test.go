@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestConcurrentAppends(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir(), func(o *Options) { o.MaxBatch = 16 })
+	defer j.Close()
+	const writers, each = 16, 40
+	var mu sync.Mutex
+	got := map[uint64][32]byte{}
+	var wg sync.WaitGroup
+	errc := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				var as []Appended
+				var err error
+				if i%10 == 9 {
+					as, err = j.AppendBatch(ctx, []Entry{{Build: build(fmt.Sprint(w, i, "a"))}, {Build: build(fmt.Sprint(w, i, "b"))}})
+				} else {
+					var a Appended
+					a, err = j.Append(ctx, Entry{Build: build(fmt.Sprint(w, i))})
+					as = []Appended{a}
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+				if len(as) == 2 && as[1].Seq != as[0].Seq+1 {
+					errc <- fmt.Errorf("batch not consecutive: %+v", as)
+					return
+				}
+				mu.Lock()
+				for _, a := range as {
+					if _, dup := got[a.Seq]; dup {
+						errc <- fmt.Errorf("seq %d acknowledged twice", a.Seq)
+					}
+					got[a.Seq] = a.Leaf
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	want := uint64(writers * (each + each/10))
+	if j.Size() != want || uint64(len(got)) != want {
+		t.Fatalf("size %d, acknowledged %d, want %d", j.Size(), len(got), want)
+	}
+	for seq := range want {
+		leaf, ok := got[seq]
+		if !ok {
+			t.Fatalf("gap at seq %d", seq)
+		}
+		rec, err := j.Record(seq)
+		if err != nil || leafHash(rec) != leaf {
+			t.Fatalf("record %d: %v, leaf mismatch", seq, err)
+		}
+	}
+	n := 0
+	if err := j.Scrub(ctx, func(seq uint64, rec []byte, prev [32]byte) error {
+		n++
+		return checkEmbedded(seq, rec, prev)
+	}); err != nil || uint64(n) != want {
+		t.Fatalf("scrub: %v after %d records", err, n)
+	}
+}
+
+func TestBuildErrorIsolation(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	boom := errors.New("boom")
+	res, err := j.AppendBatch(ctx, []Entry{
+		{Build: build("ok0")},
+		{Build: func(uint64, [32]byte) ([]byte, error) { return nil, boom }},
+		{Build: func(uint64, [32]byte) ([]byte, error) { panic("kaboom") }},
+		{Build: func(uint64, [32]byte) ([]byte, error) { return nil, nil }},
+		{Build: build("ok1")},
+	})
+	var be *BatchError
+	if !errors.As(err, &be) || len(be.Errs) != 5 {
+		t.Fatalf("batch error: %v", err)
+	}
+	if !errors.Is(err, boom) || be.Errs[0] != nil || be.Errs[4] != nil || be.Errs[2] == nil || be.Errs[3] == nil {
+		t.Fatalf("per-entry errors: %v", be.Errs)
+	}
+	var bld *BuildError
+	if !errors.As(be.Errs[2], &bld) {
+		t.Fatalf("panic not turned into *BuildError: %v", be.Errs[2])
+	}
+	if res[0].Seq != 0 || res[4].Seq != 1 || j.Size() != 2 {
+		t.Fatalf("good entries: %+v, size %d", res, j.Size())
+	}
+	r1, _ := j.Record(1)
+	if err := checkEmbedded(1, r1, res[0].Leaf); err != nil {
+		t.Fatal(err)
+	}
+	// A lone failing Append gets no seq either.
+	if _, err := j.Append(ctx, Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, boom }}); !errors.Is(err, boom) || !errors.As(err, &bld) {
+		t.Fatalf("append with failing build: %v", err)
+	}
+	a, err := j.Append(ctx, Entry{Build: build("ok2")})
+	if err != nil || a.Seq != 2 {
+		t.Fatalf("append after failure: %+v %v", a, err)
+	}
+	if err := j.Scrub(ctx, checkEmbedded); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// blockSequencer appends an entry whose Build waits for release, and
+// returns once the sequencer is inside it.
+func blockSequencer(t *testing.T, j *Journal) (release func(), done <-chan error) {
+	t.Helper()
+	in, out := make(chan struct{}), make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := j.Append(context.Background(), Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+			close(in)
+			<-out
+			return build("blocker")(seq, prev)
+		}})
+		errc <- err
+	}()
+	<-in
+	return func() { close(out) }, errc
+}
+
+func waitPending(t *testing.T, j *Journal, n int) {
+	t.Helper()
+	for range 2000 {
+		j.qmu.Lock()
+		p := j.pending
+		j.qmu.Unlock()
+		if p == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("queue never reached %d entries", n)
+}
+
+func TestBusyAndCancel(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir(), func(o *Options) { o.MaxQueue = 4 })
+	defer j.Close()
+	release, blocked := blockSequencer(t, j)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for i := range 3 {
+		wg.Go(func() {
+			_, err := j.Append(ctx, Entry{Build: build(fmt.Sprint("q", i))})
+			errc <- err
+		})
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancelledBuilt := make(chan struct{}, 1)
+	cancelled := make(chan error, 1)
+	go func() {
+		_, err := j.Append(cctx, Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+			cancelledBuilt <- struct{}{}
+			return build("cancelled")(seq, prev)
+		}})
+		cancelled <- err
+	}()
+	waitPending(t, j, 4)
+
+	_, err := j.Append(ctx, Entry{Build: build("over")})
+	var be *BusyError
+	if !errors.As(err, &be) || be.Limit != 4 || be.Pending != 4 {
+		t.Fatalf("append over the bound: %v, want *BusyError", err)
+	}
+	if _, err := j.AppendBatch(ctx, []Entry{{Build: build("x")}, {Build: build("y")}}); !errors.As(err, &be) {
+		t.Fatalf("batch over the bound: %v, want *BusyError", err)
+	}
+
+	cancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled while queued: %v", err)
+	}
+	waitPending(t, j, 3)
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-cancelledBuilt:
+		t.Fatal("a cancelled entry was built")
+	default:
+	}
+	if j.Size() != 4 {
+		t.Fatalf("size %d, want 4 (blocker + 3 queued)", j.Size())
+	}
+	// The queue is free again.
+	if _, err := j.Append(ctx, Entry{Build: build("after")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCommitFailurePoisonsAndReopens(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j := openT(t, dir)
+	appendN(t, j, 5, "before")
+	size, last := j.Size(), j.LastLeaf()
+
+	disk := errors.New("disk on fire")
+	j.commitHook = func() error { return disk }
+	_, err := j.AppendBatch(ctx, []Entry{{Build: build("x")}, {Build: build("y")}})
+	if !errors.Is(err, ErrFailed) || !errors.Is(err, disk) {
+		t.Fatalf("failed commit: %v", err)
+	}
+	if j.Size() != size || j.LastLeaf() != last {
+		t.Fatalf("state moved on a failed commit: size %d", j.Size())
+	}
+	if _, err := j.Append(ctx, Entry{Build: build("z")}); !errors.Is(err, ErrFailed) {
+		t.Fatalf("append after failure: %v", err)
+	}
+	if _, err := j.Record(size); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("half-applied record visible: %v", err)
+	}
+	j.Close()
+
+	j = openT(t, dir)
+	defer j.Close()
+	if j.Size() != size || j.LastLeaf() != last {
+		t.Fatalf("reopen after failed commit: size %d", j.Size())
+	}
+	if a, err := j.Append(ctx, Entry{Build: build("again")}); err != nil || a.Seq != size {
+		t.Fatalf("append after reopen: %+v %v", a, err)
+	}
+	if err := j.Scrub(ctx, checkEmbedded); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTooLargeConsumesNoSeq(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir(), func(o *Options) { o.MemTableSize = 1 << 20; o.MaxBatch = 1000 })
+	defer j.Close()
+	big := make([]Entry, 300) // ~300 KiB of records, over 15% of 1 MiB
+	for i := range big {
+		big[i] = Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+			return fmt.Appendf(nil, `{"seq":%d,"prev":"%x","body":"%01000d"}`, seq, prev, i), nil
+		}}
+	}
+	_, err := j.AppendBatch(ctx, big)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) {
+		t.Fatalf("oversized batch: %v, want *TooLargeError", err)
+	}
+	if j.Size() != 0 {
+		t.Fatalf("size %d after refused batch", j.Size())
+	}
+	// Many small appends still spread over several commits.
+	res, err := j.AppendBatch(ctx, big[:100])
+	if err != nil || res[0].Seq != 0 || res[99].Seq != 99 {
+		t.Fatalf("batch that fits: %v", err)
+	}
+	// 199 single appends queued behind a blocker form one batch that
+	// must be split over several transactions.
+	release, blocked := blockSequencer(t, j)
+	var wg sync.WaitGroup
+	for i := range 199 {
+		wg.Go(func() {
+			if _, err := j.Append(ctx, big[i]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitPending(t, j, 199)
+	commits := 0
+	j.commitHook = func() error { commits++; return nil }
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if j.Size() != 300 {
+		t.Fatalf("size %d, want 300", j.Size())
+	}
+	if commits < 3 { // the blocker's commit, then at least two for the batch
+		t.Fatalf("%d commits for ~200 KiB, want the batch split", commits)
+	}
+	if err := j.Scrub(ctx, checkEmbedded); err != nil {
+		t.Fatal(err)
+	}
+}

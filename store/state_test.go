@@ -1,0 +1,141 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestPurgePayload(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	data := []byte("secret export bytes")
+	d := sha256.Sum256(data)
+	a, err := j.Append(ctx, Entry{Build: build("export"), Payloads: []Payload{{Digest: d, Data: data}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	never := sha256.Sum256([]byte("never stored"))
+	if _, err := j.Payload(never); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("never stored: %v", err)
+	}
+	if err := j.PurgePayload(ctx, never); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("purge of never stored: %v", err)
+	}
+	if err := j.PurgePayload(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Payload(d); !errors.Is(err, ErrPurged) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("after purge: %v, want ErrPurged", err)
+	}
+	if err := j.PurgePayload(ctx, d); err != nil {
+		t.Fatalf("second purge: %v", err)
+	}
+	rec, err := j.Record(a.Seq)
+	if err != nil || leafHash(rec) != a.Leaf {
+		t.Fatalf("record after purge: %v", err)
+	}
+	if err := j.Scrub(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The same bytes exported again are stored again.
+	if _, err := j.Append(ctx, Entry{Build: build("again"), Payloads: []Payload{{Digest: d, Data: data}}}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := j.Payload(d); err != nil || !bytes.Equal(p, data) {
+		t.Fatalf("payload re-stored: %q %v", p, err)
+	}
+}
+
+func TestPayloadDedupe(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	data := bytes.Repeat([]byte("big"), 40000) // over the value threshold
+	d := sha256.Sum256(data)
+	p := []Payload{{Digest: d, Data: data}}
+	if _, err := j.AppendBatch(ctx, []Entry{{Build: build("1"), Payloads: p}, {Build: build("2"), Payloads: p}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(ctx, Entry{Build: build("3"), Payloads: p}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := j.Payload(d); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("payload: %v", err)
+	}
+}
+
+func TestCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	if _, _, err := j.LastCheckpoint(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no checkpoint yet: %v", err)
+	}
+	appendN(t, j, 10, "c")
+	var re *RangeError
+	if err := j.PutCheckpoint(ctx, 11, []byte("future")); !errors.As(err, &re) {
+		t.Fatalf("checkpoint beyond size: %v", err)
+	}
+	for _, n := range []uint64{3, 10, 7} {
+		if err := j.PutCheckpoint(ctx, n, fmt.Appendf(nil, "cp %d", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.PutCheckpoint(ctx, 10, []byte("cp 10")); err != nil {
+		t.Fatalf("same bytes again: %v", err)
+	}
+	err := j.PutCheckpoint(ctx, 10, []byte("forked"))
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Kind != "checkpoint" || ce.Key != "10" {
+		t.Fatalf("fork: %v, want *ConflictError", err)
+	}
+	size, data, err := j.LastCheckpoint()
+	if err != nil || size != 10 || string(data) != "cp 10" {
+		t.Fatalf("last checkpoint: %d %q %v", size, data, err)
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j := openT(t, dir)
+	for _, id := range []string{"b2", "b1", "b3"} {
+		if err := j.PutOutbox(ctx, id, []byte("bundle "+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.PutOutbox(ctx, "b1", []byte("bundle b1")); err != nil {
+		t.Fatalf("same bytes again: %v", err)
+	}
+	var ce *ConflictError
+	if err := j.PutOutbox(ctx, "b1", []byte("other")); !errors.As(err, &ce) || ce.Kind != "outbox" {
+		t.Fatalf("conflict: %v", err)
+	}
+	if err := j.PutOutbox(ctx, "", []byte("x")); err == nil {
+		t.Fatal("empty id accepted")
+	}
+	if err := j.DeleteOutbox(ctx, "b2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.DeleteOutbox(ctx, "b2"); err != nil {
+		t.Fatalf("repeat delete: %v", err)
+	}
+	j.Close()
+	j = openT(t, dir)
+	defer j.Close()
+	var got []string
+	if err := j.Outbox(ctx, func(id string, data []byte) error {
+		got = append(got, id+"="+string(data))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[b1=bundle b1 b3=bundle b3]" {
+		t.Fatalf("outbox after delete and reopen: %v", got)
+	}
+}
