@@ -71,11 +71,7 @@ func PayloadDigestFromPath(name string) ([32]byte, bool) {
 		return d, false
 	}
 	rest = strings.TrimSuffix(rest, EncryptedPayload)
-	if len(rest) != 64 || !isHex(rest) {
-		return d, false
-	}
-	_, err := hex.Decode(d[:], []byte(rest))
-	return d, err == nil
+	return d, decodeLowerHex(d[:], rest)
 }
 
 // Bundle is a sealed bundle: the files of a BagIt bag, by path.
@@ -179,14 +175,19 @@ func (b *Bundle) FileName() (string, error) {
 }
 
 // Read reads a bundle tar strictly: only regular files at known paths,
-// no duplicates, links, directories or traversal, within lim, and every
-// required file present. Errors are *PathError, *FormatError or wrap
-// ErrTooLarge.
+// no duplicates, links, directories or traversal, within lim, every
+// required file present, and the bytes exactly those Write produces (so
+// Digest is SHA-256 of the input). Errors are *PathError, *FormatError or
+// wrap ErrTooLarge.
 func Read(r io.Reader, lim Limits) (*Bundle, error) {
 	if lim == (Limits{}) {
 		lim = DefaultLimits
 	}
-	tr := tar.NewReader(r)
+	in := sha256.New()
+	// Headers and padding add at most 1.5 KiB per file.
+	maxIn := lim.Total + int64(lim.Files+2)*1536 + 1024
+	lr := &io.LimitedReader{R: r, N: maxIn + 1}
+	tr := tar.NewReader(io.TeeReader(lr, in))
 	b := &Bundle{Files: map[string][]byte{}}
 	var total int64
 	for {
@@ -223,6 +224,20 @@ func Read(r io.Reader, lim Limits) (*Bundle, error) {
 		if _, ok := b.Files[p]; !ok {
 			return nil, &PathError{Name: p, Reason: "missing"}
 		}
+	}
+	// Whatever follows the end-of-archive marker is part of the file too.
+	if _, err := io.Copy(io.Discard, io.TeeReader(lr, in)); err != nil {
+		return nil, wrapFormat("tar", "read", err)
+	}
+	if lr.N <= 0 {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxIn)
+	}
+	want, err := b.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(in.Sum(nil), want[:]) {
+		return nil, formatErr("tar", "not the canonical encoding (sorted entries, mode 0644, mtime 0, USTAR)")
 	}
 	return b, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
@@ -54,7 +55,7 @@ func rawTar(t *testing.T, base *bundle.Bundle, extra ...*tar.Header) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, n := range base.Names() {
-		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(base.Files[n]))})
+		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(base.Files[n])), ModTime: time.Unix(1, 0)})
 		_, _ = tw.Write(base.Files[n])
 	}
 	for _, h := range extra {
@@ -72,8 +73,14 @@ func rawTar(t *testing.T, base *bundle.Bundle, extra ...*tar.Header) []byte {
 func TestReadRejects(t *testing.T) {
 	c := newChain(t, 1, bundletest.Options{})
 	b := c.Bundles[0]
-	if _, err := bundle.Read(bytes.NewReader(rawTar(t, b)), bundle.DefaultLimits); err != nil {
-		t.Fatalf("plain archive: %v", err)
+	// Same files, other tar encoding (mtime now, no USTAR format pinned):
+	// refused, the bundle digest would not be the file's.
+	if _, err := bundle.Read(bytes.NewReader(rawTar(t, b)), bundle.DefaultLimits); err == nil {
+		t.Fatal("non-canonical tar accepted")
+	}
+	raw0, _ := b.Bytes()
+	if _, err := bundle.Read(bytes.NewReader(append(raw0, make([]byte, 512)...)), bundle.DefaultLimits); err == nil {
+		t.Error("trailing zero block accepted")
 	}
 	reg := func(name string, size int64) *tar.Header {
 		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size}

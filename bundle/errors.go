@@ -36,12 +36,19 @@ func wrapFormat(format, reason string, err error) error {
 // canonical form (or not in the shape this package writes).
 type NotCanonicalError struct {
 	Format string
-	Offset int // first differing byte
+	Offset int   // first offending byte
+	Err    error // optional reason
 }
 
 func (e *NotCanonicalError) Error() string {
-	return fmt.Sprintf("bundle: %s not canonical at byte %d", e.Format, e.Offset)
+	s := fmt.Sprintf("bundle: %s not canonical at byte %d", e.Format, e.Offset)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
+
+func (e *NotCanonicalError) Unwrap() error { return e.Err }
 
 // SignatureError reports a signature that does not verify.
 type SignatureError struct {

@@ -10,6 +10,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gowebpki/jcs"
 
 	"github.com/edgeseal/edgeseal/bundle"
 )
@@ -182,4 +185,87 @@ func TestHash(t *testing.T) {
 			t.Errorf("accepted %q", bad)
 		}
 	}
+}
+
+// Free-form bodies: what ParseRecord accepts must be RFC 8785 canonical
+// by gowebpki/jcs too, and the refusals are the ones the format names.
+func TestCanonicalBodies(t *testing.T) {
+	head := `{"actor":{"id":"a","kind":"agent"},"body":`
+	tail := `,"device":"s/d","prev":"sha256:` + strings.Repeat("0", 64) + `","seq":0,"time":"2026-11-26T01:15:00.000000Z","type":"agent.start","v":1}`
+	cases := []struct {
+		body string
+		ok   bool
+	}{
+		{`{}`, true},
+		{`{"a":[1,-2,{"b":null}],"b":true}`, true},
+		{"{\"\U0001F600\":1,\"\":2}", false},              // "" sorts first
+		{"{\"\":2,\"\U0001F600\":1,\"\uE000\":3}", true},  // U+1F600 (D83D) before U+E000 in UTF-16
+		{"{\"\":2,\"\uE000\":3,\"\U0001F600\":1}", false}, // byte order is not UTF-16 order
+		{`{"a":"\u001f\n\"\\/"}`, true},                   // "/" unescaped, \u001f kept
+		{`{"a":"\u001F"}`, false},                         // upper-case hex
+		{`{"a":"\/"}`, false},                             // needless escape
+		{`{"a":"\u00e9"}`, false},                         // escaped non-control character
+		{`{"a":1.5}`, false},                              // fractions are refused
+		{`{"a":1e3}`, false},                              // exponent
+		{`{"a":9007199254740993}`, false},                 // beyond 2^53
+		{`{"a":-0}`, false},                               // negative zero
+		{"{\"a\":\"\x7f\u00e9\"}", true},                  // DEL and non-ASCII stay literal
+		{"{\"a\":\"\xff\"}", false},                       // invalid UTF-8
+		{`{"a":{"b":{"c":[[[[]]]]}}}`, true},              // nesting
+		{`{"a":1,"a":1}`, false},                          // duplicate key
+		{`{"a" :1}`, false},                               // whitespace
+	}
+	for _, c := range cases {
+		rec := []byte(head + c.body + tail)
+		_, err := bundle.ParseRecord(rec)
+		if (err == nil) != c.ok {
+			t.Errorf("body %q: ParseRecord err %v, want ok=%v", c.body, err, c.ok)
+		}
+		if err == nil {
+			if want, jerr := jcs.Transform(rec); jerr != nil || !bytes.Equal(want, rec) {
+				t.Errorf("body %q accepted but JCS gives %s (%v)", c.body, want, jerr)
+			}
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	good := []string{"2026-11-26T01:15:00.123456Z", "2024-02-29T23:59:59.999999Z", "0001-01-01T00:00:00.000000Z"}
+	for _, s := range good {
+		tm, err := bundle.ParseTime(s)
+		if err != nil {
+			t.Errorf("%s: %v", s, err)
+			continue
+		}
+		if got := bundle.FormatTime(tm); got != s {
+			t.Errorf("round trip %s -> %s", s, got)
+		}
+		if ref, _ := time.Parse(bundle.TimeLayout, s); !ref.Equal(tm) {
+			t.Errorf("%s parsed as %v, time.Parse says %v", s, tm, ref)
+		}
+	}
+	bad := []string{"2026-11-26T01:15:00Z", "2026-11-26T01:15:00.123456+00:00", "2025-02-29T00:00:00.000000Z",
+		"2026-04-31T00:00:00.000000Z", "2026-13-01T00:00:00.000000Z", "2026-11-26T24:00:00.000000Z",
+		"2026-11-26T01:60:00.000000Z", "2026-11-26T01:15:60.000000Z", "2026-11-26 01:15:00.123456Z",
+		"2026-11-26T01:15:00.12345aZ", "2026-11-26T01:15:00.123456z", "+026-11-26T01:15:00.123456Z"}
+	for _, s := range bad {
+		if _, err := bundle.ParseTime(s); err == nil {
+			t.Errorf("accepted %s", s)
+		}
+	}
+}
+
+func FuzzParseTime(f *testing.F) {
+	f.Add("2026-11-26T01:15:00.123456Z")
+	f.Fuzz(func(t *testing.T, s string) {
+		tm, err := bundle.ParseTime(s)
+		ref, rerr := time.Parse(bundle.TimeLayout, s)
+		refOK := rerr == nil && ref.Format(bundle.TimeLayout) == s
+		if (err == nil) != refOK {
+			t.Fatalf("%q: ParseTime err %v, time.Parse ok %v", s, err, refOK)
+		}
+		if err == nil && !tm.Equal(ref) {
+			t.Fatalf("%q: %v vs %v", s, tm, ref)
+		}
+	})
 }

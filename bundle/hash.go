@@ -21,13 +21,35 @@ func FormatHash(h [32]byte) string {
 func ParseHash(s string) ([32]byte, error) {
 	var h [32]byte
 	hx, ok := strings.CutPrefix(s, HashPrefix)
-	if !ok || len(hx) != 64 || strings.ToLower(hx) != hx {
+	if !ok || !decodeLowerHex(h[:], hx) {
 		return h, formatErr("hash", "%.80q is not sha256:<64 lowercase hex>", s)
 	}
-	if _, err := hex.Decode(h[:], []byte(hx)); err != nil {
-		return h, wrapFormat("hash", "hex", err)
-	}
 	return h, nil
+}
+
+// decodeLowerHex decodes exactly len(dst)*2 lowercase hex digits.
+func decodeLowerHex(dst []byte, s string) bool {
+	if len(s) != 2*len(dst) {
+		return false
+	}
+	for i := range dst {
+		hi, lo := unhex(s[2*i]), unhex(s[2*i+1])
+		if hi > 15 || lo > 15 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 255
 }
 
 // LeafHash is the RFC 6962 leaf hash of a record: SHA-256(0x00 || record).

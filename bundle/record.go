@@ -48,11 +48,40 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
 // ParseTime reads a TimeLayout time strictly.
 func ParseTime(s string) (time.Time, error) {
-	t, err := time.Parse(TimeLayout, s)
-	if err != nil || t.Format(TimeLayout) != s {
-		return time.Time{}, formatErr("time", "%.40q is not RFC 3339 UTC with microseconds", s)
+	if t, ok := parseTimeFast(s); ok {
+		return t, nil
 	}
-	return t, nil
+	return time.Time{}, formatErr("time", "%.40q is not RFC 3339 UTC with microseconds", s)
+}
+
+// parseTimeFast parses exactly "YYYY-MM-DDTHH:MM:SS.ffffffZ" with every
+// field in range (time.Parse with a re-format check, without its cost).
+func parseTimeFast(s string) (time.Time, bool) {
+	if len(s) != len(TimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+		s[16] != ':' || s[19] != '.' || s[26] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(a, b int) int {
+		n := 0
+		for i := a; i < b; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, d := num(0, 4), num(5, 7), num(8, 10)
+	h, mi, sec, us := num(11, 13), num(14, 16), num(17, 19), num(20, 26)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || us < 0 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, us*1000, time.UTC)
+	if t.Day() != d { // 31 April and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // Record is one custody event, the leaf of the journal.
@@ -64,6 +93,10 @@ type Record struct {
 	Prev   [32]byte  // leaf hash of the previous record; zero for seq 0
 	Actor  Actor
 	Body   json.RawMessage // a JSON object; see ExportBody, RejectedBody, PurgeBody
+
+	export    *ExportBody // decoded by ParseRecord from exportRaw
+	exportRaw []byte
+	payload   [32]byte // export payload digest, decoded by ParseRecord
 }
 
 // Actor names who caused the event.
@@ -133,9 +166,10 @@ func (r *Record) SetBody(v any) error {
 	return nil
 }
 
-// Marshal returns the canonical (RFC 8785) bytes of r.
+// Marshal returns the canonical (RFC 8785) bytes of r. It refuses what
+// ParseRecord would refuse (for example a body with fractional numbers).
 func (r *Record) Marshal() ([]byte, error) {
-	if err := r.check(); err != nil {
+	if err := r.checkHead(); err != nil {
 		return nil, err
 	}
 	w := wireRecord{V: RecordVersion, Seq: r.Seq, Type: r.Type, Time: FormatTime(r.Time), Device: r.Device, Prev: FormatHash(r.Prev), Actor: r.Actor, Body: r.Body}
@@ -147,10 +181,13 @@ func (r *Record) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle: record: canonicalize: %w", err)
 	}
+	if _, err := ParseRecord(out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-func (r *Record) check() error {
+func (r *Record) checkHead() error {
 	switch {
 	case r.Seq > maxJSONInt:
 		return formatErr("record", "seq %d beyond 2^53", r.Seq)
@@ -163,18 +200,23 @@ func (r *Record) check() error {
 	case len(bytes.TrimSpace(r.Body)) == 0 || bytes.TrimSpace(r.Body)[0] != '{':
 		return formatErr("record", "body is not a JSON object")
 	}
-	return checkBody(r.Type, r.Body)
+	return nil
 }
 
-// ParseRecord reads one record strictly: valid JSON of the known shape,
-// v == 1, a known type, a body of the type's shape, and canonical bytes
-// (re-encoding gives the same bytes, else *NotCanonicalError).
+// ParseRecord reads one record strictly: canonical RFC 8785 bytes
+// (else *NotCanonicalError; numbers must be integers), valid JSON of the
+// known shape with every field present, v == 1, a known type and a body
+// of the type's shape.
 func ParseRecord(b []byte) (*Record, error) {
 	if len(b) > MaxRecordSize {
 		return nil, fmt.Errorf("%w: record of %d bytes", ErrTooLarge, len(b))
 	}
+	top, body, off, err := checkCanonicalRecord(b)
+	if err != nil {
+		return nil, &NotCanonicalError{Format: "record", Offset: off, Err: err}
+	}
 	var w wireRecord
-	if err := strictUnmarshal(b, &w); err != nil {
+	if err := decodeWireRecord(top, &w); err != nil {
 		return nil, wrapFormat("record", "json", err)
 	}
 	if w.V != RecordVersion {
@@ -189,39 +231,33 @@ func ParseRecord(b []byte) (*Record, error) {
 		return nil, err
 	}
 	r := &Record{Seq: w.Seq, Type: w.Type, Time: t, Device: w.Device, Prev: prev, Actor: w.Actor, Body: w.Body}
-	canon, err := r.Marshal()
-	if err != nil {
+	if err := r.checkHead(); err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(canon, b) {
-		return nil, &NotCanonicalError{Format: "record", Offset: firstDiff(canon, b)}
+	if err := r.decodeBody(body); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
 
-// ExportBody decodes the body of an export record.
-func (r *Record) ExportBody() (*ExportBody, error) {
-	if r.Type != TypeExport {
-		return nil, formatErr("record", "type %s is not export", r.Type)
-	}
-	var e ExportBody
-	if err := strictUnmarshal(r.Body, &e); err != nil {
-		return nil, wrapFormat("record", "export body", err)
-	}
-	return &e, nil
-}
-
-func checkBody(typ string, body []byte) error {
-	switch typ {
+// decodeBody decodes and checks the body of the known body types; the
+// body must be canonical JSON already.
+func (r *Record) decodeBody(ms []member) error {
+	switch r.Type {
 	case TypeExport:
 		var e ExportBody
-		if err := strictUnmarshal(body, &e); err != nil {
+		if err := decodeExport(ms, &e); err != nil {
 			return wrapFormat("record", "export body", err)
 		}
-		return e.check()
+		if err := e.check(); err != nil {
+			return err
+		}
+		r.export, r.exportRaw = &e, r.Body
+		r.payload, _ = ParseHash(e.Payload.Digest)
+		return nil
 	case TypeExportRejected:
 		var e RejectedBody
-		if err := strictUnmarshal(body, &e); err != nil {
+		if err := decodeRejected(ms, &e); err != nil {
 			return wrapFormat("record", "export.rejected body", err)
 		}
 		if e.Digest != "" {
@@ -229,9 +265,10 @@ func checkBody(typ string, body []byte) error {
 				return err
 			}
 		}
+		return nil
 	case TypeRetentionPurge:
 		var p PurgeBody
-		if err := strictUnmarshal(body, &p); err != nil {
+		if err := decodePurge(ms, &p); err != nil {
 			return wrapFormat("record", "retention.purge body", err)
 		}
 		for _, d := range p.Payloads {
@@ -239,8 +276,25 @@ func checkBody(typ string, body []byte) error {
 				return err
 			}
 		}
+		return nil
 	}
 	return nil
+}
+
+// ExportBody decodes the body of an export record.
+func (r *Record) ExportBody() (*ExportBody, error) {
+	if r.Type != TypeExport {
+		return nil, formatErr("record", "type %s is not export", r.Type)
+	}
+	if r.export == nil || !bytes.Equal(r.exportRaw, r.Body) {
+		var e ExportBody
+		if err := strictUnmarshal(r.Body, &e); err != nil {
+			return nil, wrapFormat("record", "export body", err)
+		}
+		return &e, nil
+	}
+	e := *r.export
+	return &e, nil
 }
 
 func (e *ExportBody) check() error {

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -40,6 +42,10 @@ type verifier struct {
 	ak, signing *attest.Public
 	qa          *attest.Attest
 	trustErr    error
+
+	payloadFiles map[string][32]byte // data/payloads/ path -> digest named
+	refs         map[[32]byte]int64  // export payloads -> size
+	purged       map[[32]byte]bool
 }
 
 // Verify runs every check on b against the device's trust material t and
@@ -104,6 +110,12 @@ func (v *verifier) run(name string, fn func() error) {
 // prepare hashes every file once and decodes the inputs the checks share.
 func (v *verifier) prepare() {
 	v.sums = hashFiles(v.b.Files)
+	v.payloadFiles = map[string][32]byte{}
+	for name := range v.b.Files {
+		if d, ok := PayloadDigestFromPath(name); ok {
+			v.payloadFiles[name] = d
+		}
+	}
 	v.env, v.st, v.stErr = v.b.Statement()
 	if v.stErr == nil {
 		v.pred = &v.st.Predicate
@@ -122,13 +134,15 @@ func (v *verifier) prepare() {
 	v.raw, v.recsErr = v.b.Records()
 	v.leaves = make([][32]byte, len(v.raw))
 	v.recs = make([]*Record, len(v.raw))
-	for i, r := range v.raw {
-		v.leaves[i] = LeafHash(r)
-		rec, err := ParseRecord(r)
+	errs := make([]error, len(v.raw))
+	parallel(len(v.raw), func(i int) {
+		v.leaves[i] = LeafHash(v.raw[i])
+		v.recs[i], errs[i] = ParseRecord(v.raw[i])
+	})
+	for i, err := range errs {
 		if err != nil && v.recsErr == nil {
 			v.recsErr = fmt.Errorf("record %d: %w", i, err)
 		}
-		v.recs[i] = rec
 	}
 	if v.recsErr != nil {
 		v.recs = nil
@@ -142,12 +156,40 @@ func (v *verifier) prepare() {
 	}
 }
 
+// hashFiles hashes every file once, on all CPUs.
 func hashFiles(files map[string][]byte) map[string][32]byte {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	out := make([][32]byte, len(names))
+	parallel(len(names), func(i int) { out[i] = sha256.Sum256(files[names[i]]) })
 	sums := make(map[string][32]byte, len(files))
-	for name, data := range files {
-		sums[name] = sha256.Sum256(data)
+	for i, n := range names {
+		sums[n] = out[i]
 	}
 	return sums
+}
+
+// parallel runs fn(0..n-1) on GOMAXPROCS goroutines, interleaved so that
+// large and small items spread evenly.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (v *verifier) needPred() error {

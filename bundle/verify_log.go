@@ -211,7 +211,10 @@ func (v *verifier) recordsTime() error {
 // payloadRefs collects the payload digests export records of this bundle
 // reference and those retention.purge records of this bundle delete.
 func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]bool, err error) {
-	refs, purged = map[[32]byte]int64{}, map[[32]byte]bool{}
+	if v.refs != nil {
+		return v.refs, v.purged, nil
+	}
+	refs, purged = make(map[[32]byte]int64, len(v.recs)), map[[32]byte]bool{}
 	for _, r := range v.recs {
 		switch r.Type {
 		case TypeExport:
@@ -219,7 +222,12 @@ func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]b
 			if err != nil {
 				return nil, nil, err
 			}
-			d, _ := ParseHash(e.Payload.Digest)
+			d := r.payload
+			if r.export == nil || e.Payload.Digest != r.export.Payload.Digest {
+				if d, err = ParseHash(e.Payload.Digest); err != nil {
+					return nil, nil, err
+				}
+			}
 			refs[d] = e.Payload.Size
 		case TypeRetentionPurge:
 			var p PurgeBody
@@ -232,14 +240,15 @@ func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]b
 			}
 		}
 	}
+	v.refs, v.purged = refs, purged
 	return refs, purged, nil
 }
 
 func (v *verifier) payloadsDigest() error {
 	var errs []string
-	for name, data := range v.b.Files {
-		d, ok := PayloadDigestFromPath(name)
-		if !ok || strings.HasSuffix(name, EncryptedPayload) {
+	for name, d := range v.payloadFiles {
+		data := v.b.Files[name]
+		if strings.HasSuffix(name, EncryptedPayload) {
 			continue
 		}
 		if v.sums[name] != d {
@@ -278,13 +287,11 @@ func (v *verifier) payloadsReferenced() error {
 		return err
 	}
 	var errs []string
-	for name := range v.b.Files {
-		if d, ok := PayloadDigestFromPath(name); ok {
-			if _, ok := refs[d]; !ok {
-				errs = append(errs, name+" referenced by no export record")
-			} else if purged[d] {
-				errs = append(errs, name+" present but purged")
-			}
+	for name, d := range v.payloadFiles {
+		if _, ok := refs[d]; !ok {
+			errs = append(errs, name+" referenced by no export record")
+		} else if purged[d] {
+			errs = append(errs, name+" present but purged")
 		}
 	}
 	return joinErrs(errs)
@@ -360,4 +367,3 @@ func (v *verifier) state() *State {
 	}
 	return s
 }
-

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,10 +46,24 @@ func runWriters(b *testing.B, writers int, op func() error) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 }
 
+// benchMemoryLimit applies the soft memory limit the agent runs the
+// journal with on a small device (GOMEMLIMIT=48MiB, set by the agent's
+// unit) unless GOMEMLIMIT is set in the environment. Badger's compaction
+// buffers are plain Go allocations; without a limit the GC lets the heap
+// grow to twice its peak live size.
+func benchMemoryLimit(b *testing.B) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	old := debug.SetMemoryLimit(48 << 20)
+	b.Cleanup(func() { debug.SetMemoryLimit(old) })
+}
+
 // BenchmarkAppend: synced journal appends of 1 KiB records from N writers.
 func BenchmarkAppend(b *testing.B) {
 	for _, w := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) {
+			benchMemoryLimit(b)
 			j, err := Open(context.Background(), Options{Dir: b.TempDir(), Logger: testLogger(b)})
 			if err != nil {
 				b.Fatal(err)
@@ -68,6 +84,7 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkBadgerBaseline(b *testing.B) {
 	for _, w := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) {
+			benchMemoryLimit(b)
 			o := Options{Dir: b.TempDir(), Logger: testLogger(b)}
 			if err := o.setDefaults(); err != nil {
 				b.Fatal(err)

@@ -3,4 +3,48 @@
 // checkpoints and the bundle outbox. One sequencer goroutine group-commits
 // concurrent appends and answers each caller only after its record is synced.
 // It is the only package that imports badger.
+//
+// # Journal
+//
+// A record's leaf hash is SHA-256(0x00 || record) (tlog.RecordHash); the
+// tree is RFC 6962/9162 and its hashes are stored in the
+// golang.org/x/mod/sumdb/tlog layout, so appending is O(1) amortised and
+// roots and proofs are O(log n) reads. Entry.Build receives each record's
+// sequence number and the previous leaf hash (the prev chain; all zero for
+// seq 0). Records and hashes are never overwritten or deleted; payload
+// bytes can be purged, leaving a tombstone.
+//
+// # Durability and atomicity
+//
+// Each group commit is one Badger transaction holding the records, their
+// stored hashes, new payloads and the metadata (size, last leaf); Badger
+// replays only complete transactions after a crash, so a commit is applied
+// whole or not at all. Badger runs with SyncWrites: the write-ahead log is
+// msynced per transaction and the error returned. (db.Sync with SyncWrites
+// off is not used: on a value-log rotation it syncs the new file, not the
+// one just written.) Badger only logs the error of its final value-log
+// sync; the journal watches its logger for it and fails the commit. After
+// any failed commit the journal refuses writes (ErrFailed) until reopened.
+//
+// Open reads the metadata, the last record and the compact range, never
+// rescans; it also removes an empty *.vlog file a crash can leave behind,
+// which badger v4.9.6 itself refuses to open.
+//
+// # Key layout
+//
+//	'm'                    metadata (version, size, last leaf, checksum)
+//	'r' || be64(seq)       record
+//	'h' || be64(index)     stored hash, tlog.StoredHashIndex order
+//	'p' || digest          payload bytes
+//	't' || digest          payload tombstone
+//	'c' || be64(size)      checkpoint
+//	'o' || id              outbox entry
+//
+// # Memory
+//
+// Badger is tuned for a small device (2 MiB memtables, 4 MiB block cache,
+// 2 MiB index cache, two compactors, no compression). Badger's table
+// builders are plain Go allocations, so the process should run with a soft
+// memory limit (GOMEMLIMIT, e.g. 48MiB): without it the collector lets the
+// heap reach twice Badger's peak live size during compactions.
 package store

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
-	"os"
 	"regexp"
 	"strconv"
 	"testing"
@@ -96,12 +95,4 @@ func appendN(t testing.TB, j *Journal, n int, body string) []Appended {
 		es = es[k:]
 	}
 	return out
-}
-
-func ciRequired(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required when CI=true", what)
-	}
-	t.Skipf("%s not available", what)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
@@ -38,7 +39,8 @@ type Journal struct {
 	done    chan struct{}
 
 	wmu       sync.Mutex   // serialises check-then-write of write-once keys
-	life      sync.RWMutex // held shared by reads, exclusively by Close
+	active    atomic.Int64 // direct Badger accesses in flight
+	closing   atomic.Bool  // set by Close before it waits for active to drain
 	closeOnce sync.Once
 	closeErr  error
 
@@ -62,6 +64,9 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	if err := repairEmptyValueLogs(opts.Dir, opts.Logger); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
 	bl := &badgerLogger{l: opts.Logger.With("component", "badger")}
 	db, err := badger.Open(badgerOptions(opts, bl))
@@ -167,23 +172,19 @@ func (j *Journal) Size() uint64 { return j.state.Load().Size }
 // It is the prev of the next record.
 func (j *Journal) LastLeaf() [32]byte { return j.state.Load().LastLeaf }
 
-// enter guards a direct Badger access against Close.
+// enter guards a direct Badger access against Close. It never blocks, so
+// a callback (Records, Outbox, Scrub) may call other methods, and once
+// Close has begun they return ErrClosed.
 func (j *Journal) enter() error {
-	j.life.RLock()
-	if j.db == nil || j.isClosed() {
-		j.life.RUnlock()
+	j.active.Add(1)
+	if j.closing.Load() {
+		j.active.Add(-1)
 		return ErrClosed
 	}
 	return nil
 }
 
-func (j *Journal) leave() { j.life.RUnlock() }
-
-func (j *Journal) isClosed() bool {
-	j.qmu.Lock()
-	defer j.qmu.Unlock()
-	return j.closed
-}
+func (j *Journal) leave() { j.active.Add(-1) }
 
 // Record returns a copy of record seq. ErrNotFound when seq >= Size().
 func (j *Journal) Record(seq uint64) ([]byte, error) {
@@ -304,8 +305,10 @@ func (j *Journal) Close() error {
 		}
 		close(j.quit)
 		<-j.done
-		j.life.Lock()
-		defer j.life.Unlock()
+		j.closing.Store(true)
+		for j.active.Load() != 0 {
+			time.Sleep(time.Millisecond)
+		}
 		if err := j.db.Close(); err != nil {
 			j.closeErr = fmt.Errorf("store: close: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/bits"
 	"os"
@@ -168,6 +169,34 @@ func TestEncryptionAtRest(t *testing.T) {
 	rec, err := j.Record(0)
 	if err != nil || !bytes.Contains(rec, []byte(marker)) {
 		t.Fatalf("record 0: %q %v", rec, err)
+	}
+	if err := j.Scrub(context.Background(), checkEmbedded); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A crash between creating a value-log file and growing it leaves an
+// empty *.vlog that badger itself refuses to open.
+func TestOpenRepairsEmptyValueLog(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir)
+	appendN(t, j, 5, "v")
+	j.Close()
+	ents, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	hi := 0
+	for _, e := range ents {
+		var n int
+		fmt.Sscanf(filepath.Base(e), "%d.vlog", &n)
+		hi = max(hi, n)
+	}
+	empty := filepath.Join(dir, fmt.Sprintf("%06d.vlog", hi+1))
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j = openT(t, dir)
+	defer j.Close()
+	if j.Size() != 5 {
+		t.Fatalf("size %d after repair", j.Size())
 	}
 	if err := j.Scrub(context.Background(), checkEmbedded); err != nil {
 		t.Fatal(err)

@@ -27,14 +27,14 @@ type Options struct {
 	// Append returns *BusyError. Default 4096.
 	MaxQueue int
 	// MemTableSize is Badger's memtable size; it also bounds one commit to
-	// 15% of it. Default 8 MiB (small device).
+	// 15% of it. Default 4 MiB (small device).
 	MemTableSize int64
 }
 
 const (
-	defaultMaxBatch     = 256
+	defaultMaxBatch     = 128
 	defaultMaxQueue     = 4096
-	defaultMemTableSize = 8 << 20
+	defaultMemTableSize = 2 << 20
 	valueThreshold      = 64 << 10 // larger values go to the value log
 )
 
@@ -81,14 +81,14 @@ func badgerOptions(o Options, lg *badgerLogger) badger.Options {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(2 << 20).
-		WithBaseLevelSize(8 << 20).
+		WithBaseTableSize(512 << 10).
+		WithBaseLevelSize(2 << 20).
 		WithNumCompactors(2).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(2 << 20).
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(64 << 20).
-		WithCompression(options.Snappy).
+		WithCompression(options.None).
 		WithChecksumVerificationMode(options.OnTableRead).
 		WithNumVersionsToKeep(1)
 	if len(o.EncryptionKey) > 0 {

@@ -140,7 +140,7 @@ func blockSequencer(t *testing.T, j *Journal) (release func(), done <-chan error
 
 func waitPending(t *testing.T, j *Journal, n int) {
 	t.Helper()
-	for range 2000 {
+	for range 10000 {
 		j.qmu.Lock()
 		p := j.pending
 		j.qmu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestPurgePayload(t *testing.T) {
@@ -137,5 +138,37 @@ func TestOutbox(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[b1=bundle b1 b3=bundle b3]" {
 		t.Fatalf("outbox after delete and reopen: %v", got)
+	}
+}
+
+// Close waits for a running Records; calls made from its callback after
+// Close began fail with ErrClosed instead of deadlocking.
+func TestCloseDuringCallback(t *testing.T) {
+	j := openT(t, t.TempDir())
+	appendN(t, j, 3, "cb")
+	closed := make(chan error, 1)
+	err := j.Records(context.Background(), 0, 3, func(seq uint64, rec []byte) error {
+		if seq != 0 {
+			return nil
+		}
+		go func() { closed <- j.Close() }()
+		for !j.closing.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		if _, err := j.Record(1); !errors.Is(err, ErrClosed) {
+			return fmt.Errorf("nested read during close: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after Records finished")
 	}
 }

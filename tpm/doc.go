@@ -4,4 +4,30 @@
 // PCR-bound signing key certified by the AK, a PCR-sealed data key, an NV
 // counter), and the commands a seal needs. It is the only package that
 // imports go-tpm.
+//
+// Keys. The EK (TCG ECC P-256 template) and the AK (restricted ECDSA P-256
+// signing primary in the endorsement hierarchy, so quote clock fields are
+// not obfuscated) are primaries: the same on every Open. The signing key
+// (non-restricted ECDSA P-256, fixedTPM, fixedParent, userWithAuth clear,
+// authPolicy = PolicyPCR over the configured PCRs) and the data key (32
+// random bytes sealed under the same policy) are children of the ECC SRK;
+// their blobs live in Options.StateDir (signing-key.json, data-key.json),
+// created only when absent. The signing key file also keeps the AK's
+// TPM2_Certify of it; Open certifies again if that no longer verifies.
+//
+// Slots. swtpm and the simulator have no resource manager and 3 object
+// slots: between calls only the AK and the signing key are loaded, every
+// other object and every policy session is flushed before a call returns,
+// and Close flushes the rest. Commands are serialised.
+//
+// Commands per seal: IncrementCounter 2 (NV_Increment, NV_Read), Quote 2
+// (PCR_Read, Quote), Sign 3 (StartAuthSession, PolicyPCR, Sign).
+//
+// PCR changes. When the bound PCRs move, Sign and DataKey return
+// *PCRMismatchError; nothing falls back to a software key.
+// RotateSigningKey re-binds the signing key to the current values.
+//
+// NV counter. An orderly counter index at Options.NVIndex, defined when
+// absent. The simulator forgets NV when it stops, so for it alone the last
+// value is kept in nv-counter.json and restored at Open.
 package tpm

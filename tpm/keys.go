@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -198,11 +199,6 @@ func (t *TPM) initKeys(ctx context.Context) error {
 		if t.sign, t.signName, err = t.load(srk, t.signKey); err != nil {
 			return fmt.Errorf("tpm: load signing key: %w", err)
 		}
-		if len(t.signKey.file.CertifyAttest) == 0 {
-			if err := t.certifySigning(); err != nil {
-				return err
-			}
-		}
 	}
 	return nil
 }
@@ -374,4 +370,43 @@ func (t *TPM) RotateSigningKey(ctx context.Context) (Identity, error) {
 	t.setSigningIdentity()
 	t.log.Warn("tpm: signing key rotated", "key_id", t.id.KeyID, "pcrs", k.file.PCRs)
 	return t.Identity(), nil
+}
+
+// certifyValid reports whether the saved certification of the signing key
+// is a valid TPM2_Certify of it by the current AK.
+func (t *TPM) certifyValid() bool {
+	f := t.signKey.file
+	if len(f.CertifyAttest) == 0 {
+		return false
+	}
+	akPub, err := tpm2.Unmarshal[tpm2.TPMTPublic](t.akPub)
+	if err != nil {
+		return false
+	}
+	ak, err := eccPublicKey(akPub)
+	if err != nil {
+		return false
+	}
+	sig, err := tpm2.Unmarshal[tpm2.TPMTSignature](f.CertifySig)
+	if err != nil {
+		return false
+	}
+	der, err := signatureDER(sig)
+	if err != nil {
+		return false
+	}
+	d := sha256.Sum256(f.CertifyAttest)
+	if !ecdsa.VerifyASN1(ak, d[:], der) {
+		return false
+	}
+	att, err := tpm2.Unmarshal[tpm2.TPMSAttest](f.CertifyAttest)
+	if err != nil || att.Type != tpm2.TPMSTAttestCertify {
+		return false
+	}
+	ci, err := att.Attested.Certify()
+	if err != nil {
+		return false
+	}
+	name, err := tpm2.ObjectName(&t.signKey.public)
+	return err == nil && bytes.Equal(ci.Name.Buffer, name.Buffer)
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/simulator"
 )
 
-func init() { rigMakers = append([]func(t *testing.T) *rig{simRig}, rigMakers...) }
+func init() { rigMakers = append([]func(t testing.TB) *rig{simRig}, rigMakers...) }
 
-func isSim(mk func(t *testing.T) *rig) bool {
+func isSim(mk func(t testing.TB) *rig) bool {
 	return reflect.ValueOf(mk).Pointer() == reflect.ValueOf(simRig).Pointer()
 }
 
@@ -20,7 +20,7 @@ func isSim(mk func(t *testing.T) *rig) bool {
 // open, so every reopen is a power cycle that forgets NV and PCRs; and a
 // fresh simulator is manufactured at each start, so resetCount does not
 // carry across reopens (reset is nil).
-func simRig(t *testing.T) *rig {
+func simRig(t testing.TB) *rig {
 	dir := t.TempDir()
 	return &rig{
 		name:    "simulator",

@@ -4,4 +4,4 @@ package tpm_test
 
 import "testing"
 
-func isSim(func(t *testing.T) *rig) bool { return false }
+func isSim(func(t testing.TB) *rig) bool { return false }

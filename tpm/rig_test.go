@@ -22,9 +22,9 @@ type rig struct {
 }
 
 // rigMakers builds the rigs; the simulator one is added by a cgo file.
-var rigMakers = []func(t *testing.T) *rig{swtpmRig}
+var rigMakers = []func(t testing.TB) *rig{swtpmRig}
 
-func swtpmRig(t *testing.T) *rig {
+func swtpmRig(t testing.TB) *rig {
 	in := swtpmtest.Start(t)
 	r := &rig{
 		name: "swtpm",
@@ -48,7 +48,7 @@ func each(t *testing.T, f func(t *testing.T, r *rig)) {
 		// build the rig inside the subtest so skips and cleanups are
 		// scoped to it
 		name := "swtpm"
-		if len(rigMakers) > 1 && mk != nil && isSim(mk) {
+		if isSim(mk) {
 			name = "simulator"
 		}
 		t.Run(name, func(t *testing.T) {

@@ -157,3 +157,44 @@ func (t *TPM) DataKey(ctx context.Context) ([]byte, error) {
 	}
 	return slices.Clone(rsp.OutData.Buffer), ferr
 }
+
+// ResealDataKey seals key (32 bytes, typically recovered from the
+// operator's recovery wrap after a PCR change) under the current PCR values
+// and replaces the saved data key blob; the old blob is kept as
+// data-key.json.old.
+func (t *TPM) ResealDataKey(ctx context.Context, key []byte) error {
+	if len(key) != 32 {
+		return fmt.Errorf("tpm: reseal data key: %d bytes, want 32", len(key))
+	}
+	if err := t.lock(ctx); err != nil {
+		return err
+	}
+	defer t.unlock()
+	if t.ak != 0 { // TPM2_Create needs a free slot
+		if err := t.flush(t.ak); err != nil {
+			return err
+		}
+		t.ak = 0
+	}
+	srk, err := t.createPrimary(tpm2.TPMRHOwner, tpm2.ECCSRKTemplate)
+	if err != nil {
+		return fmt.Errorf("tpm: srk: %w", err)
+	}
+	k, err := t.boundKey(srk, keyKindData, sealTemplate, key)
+	ferr := t.flush(srk.handle)
+	if err != nil {
+		return err
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if err := writeJSON(t.stateDir, dataKeyFile+".old", &t.dataKey.file); err != nil {
+		return err
+	}
+	if err := writeJSON(t.stateDir, dataKeyFile, &k.file); err != nil {
+		return err
+	}
+	t.dataKey = k
+	t.log.Warn("tpm: data key resealed to the current PCR values", "pcrs", k.file.PCRs)
+	return nil
+}

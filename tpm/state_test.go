@@ -3,6 +3,8 @@ package tpm_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -89,6 +91,10 @@ func TestPCRChangeStopsSigning(t *testing.T) {
 		if _, err := tp.Sign(ctx, d[:]); err != nil {
 			t.Fatal(err)
 		}
+		dk, err := tp.DataKey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := tp.ExtendPCR(ctx, 7, []byte("new secure boot db")); err != nil {
 			t.Fatal(err)
 		}
@@ -105,6 +111,13 @@ func TestPCRChangeStopsSigning(t *testing.T) {
 		}
 		if _, err := tp.DataKey(ctx); !errors.As(err, &mm) || mm.Key != "data" {
 			t.Fatalf("DataKey after extend: %v, want *PCRMismatchError", err)
+		}
+		// The agent recovers the data key elsewhere and reseals it.
+		if err := tp.ResealDataKey(ctx, dk); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tp.DataKey(ctx); err != nil || !bytes.Equal(got, dk) {
+			t.Fatalf("DataKey after reseal: %x, %v", got, err)
 		}
 		// Quoting still works and shows the new value.
 		q, err := tp.Quote(ctx, []byte("n"))
@@ -150,6 +163,9 @@ func TestSealLoop(t *testing.T) {
 		if testing.Short() {
 			n = 200
 		}
+		// The simulator rig fsyncs its counter file at every increment;
+		// this test is about handles, not the disk, so keep state in RAM.
+		r.opts.StateDir = ramDir(t)
 		tp := r.open(t)
 		_, key := parsePublic(t, tp.Identity().SigningPublic)
 		start := time.Now()
@@ -265,6 +281,52 @@ func TestCheckquote(t *testing.T) {
 		}
 		if out, err := run(hexs(nonce[:]), "badpcrs"); err == nil {
 			t.Fatalf("tpm2_checkquote accepted a wrong PCR value:\n%s", out)
+		}
+	})
+}
+
+func TestStateFiles(t *testing.T) {
+	each(t, func(t *testing.T, r *rig) {
+		tp := r.open(t)
+		id := tp.Identity()
+		mustClose(t, tp)
+		path := filepath.Join(r.opts.StateDir, "signing-key.json")
+		orig, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// A certification that no longer verifies is redone at Open.
+		var f map[string]any
+		if err := json.Unmarshal(orig, &f); err != nil {
+			t.Fatal(err)
+		}
+		f["certify_attest"] = base64.StdEncoding.EncodeToString([]byte("not an attestation"))
+		b, _ := json.Marshal(f)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.restart(t)
+		tp = r.open(t)
+		nid := tp.Identity()
+		if nid.KeyID != id.KeyID {
+			t.Fatal("key changed when only the certification was bad")
+		}
+		_, akKey := parsePublic(t, nid.AKPublic)
+		verifyTPMSig(t, akKey, nid.Certify.Attest, nid.Certify.Signature)
+		mustClose(t, tp)
+
+		// A corrupt key file stops Open; nothing is silently recreated.
+		if err := os.WriteFile(path, orig[:len(orig)/2], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err = tpm.Open(ctx, r.spec, r.opts)
+		var se *tpm.StateError
+		if !errors.As(err, &se) {
+			t.Fatalf("Open with a truncated key file: %v, want *StateError", err)
+		}
+		if b, _ := os.ReadFile(path); !bytes.Equal(b, orig[:len(orig)/2]) {
+			t.Fatal("Open rewrote a corrupt key file")
 		}
 	})
 }

@@ -165,6 +165,12 @@ func (t *TPM) init(ctx context.Context) error {
 	if err := t.ensureAK(); err != nil {
 		return err
 	}
+	if !t.certifyValid() {
+		t.log.Warn("tpm: saved certification of the signing key does not verify under the AK; certifying again")
+		if err := t.certifySigning(); err != nil {
+			return err
+		}
+	}
 	if err := t.initCounter(ctx); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -246,6 +247,7 @@ func (l Log) Handler(w io.Writer) slog.Handler {
 // dotted key of every problem and remembering each key's line.
 type decoder struct {
 	lines map[string]int
+	nodes int
 }
 
 func (d *decoder) line(key string) int {
@@ -264,7 +266,7 @@ func (d *decoder) line(key string) int {
 }
 
 func (d *decoder) document(data []byte, c *Config) error {
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -91,6 +91,10 @@ func isNull(n *yaml.Node) bool {
 // maxAliasDepth bounds alias chains; yaml.v3 already refuses alias cycles.
 const maxAliasDepth = 16
 
+// maxNodes bounds the values one decode visits, so that aliases repeating
+// large subtrees cannot make decoding slow.
+const maxNodes = 100_000
+
 func deref(n *yaml.Node) *yaml.Node {
 	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < maxAliasDepth; i++ {
 		n = n.Alias
@@ -103,6 +107,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) error {
 	n = deref(n)
 	if n.Kind == yaml.AliasNode {
 		return &Error{Key: key, Line: n.Line, Reason: "alias chain too deep"}
+	}
+	if d.nodes++; d.nodes > maxNodes {
+		return &Error{Key: key, Line: n.Line, Reason: fmt.Sprintf("more than %d values (aliases included)", maxNodes)}
 	}
 	if key != "" {
 		d.lines[key] = n.Line
@@ -209,8 +216,11 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, key string) error {
 			return &Error{Key: key, Line: k.Line, Reason: "keys must be plain strings"}
 		}
 		sub := k.Value
+		if len(sub) > 80 {
+			sub = strings.ToValidUTF8(sub[:80], "") + "..."
+		}
 		if key != "" {
-			sub = key + "." + k.Value
+			sub = key + "." + sub
 		}
 		if seen[k.Value] {
 			return &Error{Key: sub, Line: k.Line, Reason: "duplicate key"}

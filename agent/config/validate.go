@@ -162,14 +162,16 @@ func (c *Config) validatePrincipals(bad func(key, format string, a ...any)) {
 		if len(p.Roles) == 0 {
 			bad(key+".roles", "at least one role is required (exporter, auditor, operator)")
 		}
+		roles := map[Role]bool{}
 		for j, r := range p.Roles {
 			rk := key + ".roles[" + strconv.Itoa(j) + "]"
 			switch {
 			case !r.Valid():
 				bad(rk, "want exporter, auditor or operator, got %.40q", string(r))
-			case slices.Index(p.Roles, r) < j:
+			case roles[r]:
 				bad(rk, "role %s listed twice", r)
 			}
+			roles[r] = true
 		}
 	}
 }

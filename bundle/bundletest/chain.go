@@ -1,8 +1,18 @@
 // Package bundletest builds valid chains of sealed bundles with a software
 // TPM (tpm/attest/attesttest) and turns them into precisely tampered ones.
 // The tamper table (Cases) names, for each attack, the verification check
-// that must catch it; it can be rerun on bundles made by a real TPM by
-// filling a Chain with that device.
+// that must catch it.
+//
+// To rerun the table on bundles made by a real TPM, adapt the device to
+// Device (KeyID, Sign, Quote, IncrementCounter, Identity) and build the
+// chain with it:
+//
+//	c, err := bundletest.NewChain(ctx, tpmDevice, 2, bundletest.Options{})
+//	for _, cs := range bundletest.Cases {
+//		b, prev, err := c.Tamper(ctx, cs) // ErrUnsupported: needs the software TPM
+//		rep := bundle.Verify(b, c.Trust, prev)
+//		// cs.Want must be among rep.Failed()
+//	}
 package bundletest
 
 import (

@@ -1,14 +1,5 @@
 //go:build cgo
 
-// Package simulator opens the in-process Microsoft TPM 2.0 reference
-// simulator (from go-tpm-tools) for "simulator:DIR" specs. It is INSECURE:
-// its hierarchy seeds come from DIR/seed, a file anyone who can read it can
-// use to recreate every key. It is for development and tests only.
-//
-// The simulator keeps its hierarchy seeds (so the same primary keys come
-// back after a restart) but forgets NV indices and PCRs; package tpm
-// restores the NV counter from its state directory. Only one simulator can
-// be open in a process at a time; a second Open waits for the first Close.
 package simulator
 
 import (
@@ -20,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/go-tpm-tools/simulator"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -32,12 +24,30 @@ const Warning = "in-process TPM simulator with a seed stored in a plain file: IN
 
 const seedFile = "seed"
 
+// ErrBusy is returned by Open while another simulator is open in the
+// process (go-tpm-tools would otherwise block until it is closed).
+var ErrBusy = errors.New("simulator: already open in this process")
+
+// open guards the process-wide simulator.
+var open sync.Mutex
+
 // Sim is an open simulator. It implements tpm.Transport and
 // Insecure() string, which tpm.Open uses to log the warning.
 type Sim struct {
 	tpm.Transport
-	sim  *simulator.Simulator
-	Seed int64
+	sim    *simulator.Simulator
+	Seed   int64
+	closed bool
+}
+
+// Close shuts the simulator down and lets another Open proceed.
+func (s *Sim) Close() error {
+	if s.closed {
+		return simulator.ErrUsingClosedSimulator
+	}
+	s.closed = true
+	defer open.Unlock()
+	return s.Transport.Close()
 }
 
 // Insecure returns Warning.
@@ -68,8 +78,12 @@ func OpenSim(dir string) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !open.TryLock() {
+		return nil, ErrBusy
+	}
 	sim, err := simulator.GetWithFixedSeedInsecure(seed)
 	if err != nil {
+		open.Unlock()
 		return nil, fmt.Errorf("simulator: start: %w", err)
 	}
 	return &Sim{Transport: transport.FromReadWriteCloser(sim), sim: sim, Seed: seed}, nil

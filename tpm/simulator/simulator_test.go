@@ -3,6 +3,7 @@
 package simulator
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -78,4 +79,29 @@ func FuzzParseSeed(f *testing.F) {
 			t.Fatalf("seed %d does not round-trip: %v", seed, err)
 		}
 	})
+}
+
+func TestSecondOpenIsBusy(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSim(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := OpenSim(dir); !errors.Is(err, ErrBusy) {
+		if s2 != nil {
+			s2.Close()
+		}
+		t.Fatalf("second Open: %v, want ErrBusy", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("second Close succeeded")
+	}
+	s3, err := OpenSim(dir)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s3.Close()
 }

@@ -83,6 +83,7 @@ func (in *Instance) start(port int) error {
 		"--flags", "not-need-init,startup-clear",
 		"--log", "file="+log+",level=1",
 	)
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("swtpm: %w", err)
 	}
