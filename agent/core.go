@@ -69,6 +69,13 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return fmt.Sprintf("agent: config %s: %s", e.Key, e.Reason) }
 
+// FieldError names the field of an export that is wrong.
+type FieldError struct {
+	Field, Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("agent: %s: %s", e.Field, e.Reason) }
+
 // Core journals custody events and seals the journal into bundles. It is safe
 // for concurrent use: appends go straight to the journal's sequencer, seals
 // are serialised.
@@ -169,8 +176,16 @@ type ExportReceipt struct {
 // Export journals an export record with its payload bytes in one durable
 // commit.
 func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
-	if e.ExportID == "" {
-		return ExportReceipt{}, &ConfigError{Key: "exportId", Reason: "empty"}
+	switch {
+	case e.ExportID == "":
+		return ExportReceipt{}, &FieldError{Field: "exportId", Reason: "required"}
+	case e.App == "":
+		return ExportReceipt{}, &FieldError{Field: "app", Reason: "required"}
+	case e.Actor.Kind == "" || e.Actor.ID == "":
+		return ExportReceipt{}, &FieldError{Field: "actor", Reason: "required"}
+	}
+	if _, err := bundle.ParseHash(e.Policy); err != nil {
+		return ExportReceipt{}, &FieldError{Field: "policy", Reason: "want the sha256:<hex> digest of the policy in force"}
 	}
 	d := sha256.Sum256(e.Data)
 	mt := e.MediaType
@@ -196,7 +211,7 @@ func (c *Core) maybeWake(size uint64) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return
 	}
-	if size-last >= uint64(c.opts.SealEvery) {
+	if size-last > uint64(c.opts.SealEvery) { // the last seal's own record is not pending
 		select {
 		case c.wake <- struct{}{}:
 		default:

@@ -215,7 +215,7 @@ func TestPCRChangeStopsSealingNotJournaling(t *testing.T) {
 	if err != nil || after != cpSize {
 		t.Fatalf("checkpoint moved to %d (%v) on a failed seal", after, err)
 	}
-	if _, err := r.core.Export(ctx, Export{ExportID: "still", Data: []byte("x")}); err != nil {
+	if _, err := r.core.Export(ctx, Export{ExportID: "still", App: "n8n", Policy: bundle.FormatHash([32]byte{}), Actor: bundle.Actor{Kind: "principal", ID: "t"}, Data: []byte("x")}); err != nil {
 		t.Fatalf("journaling stopped after PCR change: %v", err)
 	}
 }

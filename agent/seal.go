@@ -59,8 +59,8 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
 	size := c.j.Size()
-	if size == prevSize {
-		return nil, nil
+	if pending, err := c.pending(prevSize, size); err != nil || !pending {
+		return nil, err
 	}
 	root, err := c.j.Root(size)
 	if err != nil {
@@ -142,6 +142,28 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	c.log.Info("sealed", "size", size, "records", res.Records, "counter", counter,
 		"bundle", bundle.FormatHash(res.Digest), "bytes", len(res.Bundle), "took", res.Duration)
 	return res, nil
+}
+
+// pending reports whether records since the last checkpoint need a seal.
+// The `seal` record journaled for the last seal is not enough on its own:
+// it is sealed with whatever comes next, or the sealer would chase its own
+// tail.
+func (c *Core) pending(prevSize, size uint64) (bool, error) {
+	switch {
+	case size == prevSize:
+		return false, nil
+	case size > prevSize+1 || prevSize == 0:
+		return true, nil
+	}
+	rec, err := c.j.Record(prevSize)
+	if err != nil {
+		return false, fmt.Errorf("agent: seal: %w", err)
+	}
+	r, err := bundle.ParseRecord(rec)
+	if err != nil {
+		return false, fmt.Errorf("agent: seal: record %d: %w", prevSize, err)
+	}
+	return r.Type != bundle.TypeSeal, nil
 }
 
 func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) error {

@@ -165,6 +165,18 @@ func (c *canonChecker) str() ([]byte, error) {
 	start := c.i
 	var dec []byte // decoded copy, only once an escape was seen
 	for c.i < len(c.b) {
+		// Runs of plain ASCII first: the common case.
+		j := c.i
+		for j < len(c.b) && plainASCII[c.b[j]] {
+			j++
+		}
+		if dec != nil {
+			dec = append(dec, c.b[c.i:j]...)
+		}
+		c.i = j
+		if c.i >= len(c.b) {
+			break
+		}
 		ch := c.b[c.i]
 		switch {
 		case ch == '"':
@@ -256,6 +268,15 @@ func (c *canonChecker) number() error {
 	}
 	return nil
 }
+
+// plainASCII marks bytes a canonical string holds as they are, without
+// a closer look: printable ASCII but the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // compareUTF16 orders two UTF-8 strings by their UTF-16 code units, the
 // JCS key order.

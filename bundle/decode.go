@@ -141,14 +141,7 @@ func decodeString(raw []byte) (string, error) {
 		return "", fmt.Errorf("want a string")
 	}
 	s := raw[1 : len(raw)-1]
-	esc := false
-	for _, c := range s {
-		if c == '\\' {
-			esc = true
-			break
-		}
-	}
-	if !esc {
+	if bytes.IndexByte(s, '\\') < 0 {
 		return string(s), nil
 	}
 	out := make([]byte, 0, len(s))

@@ -198,3 +198,77 @@ func TestTrust(t *testing.T) {
 		}
 	}
 }
+
+// A Trust written as a literal (not via NewTrust/ParseTrust) is checked on
+// use and may be shared by concurrent verifications.
+func TestTrustLiteralConcurrent(t *testing.T) {
+	c := newChain(t, 1, bundletest.Options{})
+	lit := *c.Trust
+	lit2 := bundle.Trust{
+		Version: lit.Version, Site: lit.Site, Device: lit.Device, Origin: lit.Origin,
+		EKPublic: lit.EKPublic, AKPublic: lit.AKPublic, SigningPublic: lit.SigningPublic,
+		Certification: lit.Certification, PCRSelection: lit.PCRSelection, GoldenPCRs: lit.GoldenPCRs,
+		PolicyDigest: lit.PolicyDigest, KeyID: lit.KeyID,
+	}
+	done := make(chan bool)
+	for range 4 {
+		go func() { done <- bundle.Verify(c.Bundles[0], &lit2, nil).OK() }()
+	}
+	for range 4 {
+		if !<-done {
+			t.Error("literal trust did not verify")
+		}
+	}
+	lit2.KeyID = "sha256:" + strings.Repeat("0", 64)
+	r := bundle.Verify(c.Bundles[0], &lit2, nil)
+	if ck, _ := r.Get(bundle.CheckKeysTrusted); ck.OK {
+		t.Error("inconsistent literal trust accepted")
+	}
+}
+
+// The quote clock rule: a clock that did not advance passes only across a
+// reset or restart (the TPM may resume from the clock it saved).
+func TestQuoteClockAfterPowerLoss(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name          string
+		back, reset   bool
+		safe, restart bool
+		ok            bool
+	}{
+		{"advancing", false, false, true, false, true},
+		{"advancing unsafe", false, false, false, false, true},
+		{"back, no reboot", true, false, true, false, false},
+		{"back, unsafe, no reboot", true, false, false, false, false},
+		{"back, reboot, safe", true, true, true, false, true},
+		{"back, reboot, unsafe", true, true, false, false, true},
+		{"back, restart, unsafe", true, false, false, true, true},
+	} {
+		dev, err := bundletest.NewSoft()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := bundletest.NewChain(ctx, dev, 1, bundletest.Options{Records: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.back {
+			dev.Clock -= 50 * dev.ClockStep
+		}
+		if c.reset {
+			dev.ResetCount++
+		}
+		if c.restart {
+			dev.RestartCount++
+		}
+		dev.Safe = c.safe
+		b, err := ch.Next(ctx, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bundle.Verify(b, ch.Trust, ch.States[0])
+		if ck, _ := r.Get(bundle.CheckQuoteClock); ck.OK != c.ok {
+			t.Errorf("%s: quote.clock ok=%v (%s), want %v", c.name, ck.OK, ck.Detail, c.ok)
+		}
+	}
+}

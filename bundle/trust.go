@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
@@ -125,11 +124,17 @@ func (t *Trust) check() error {
 	return nil
 }
 
-// Device is "<site>/<name>" as records write it.
+// DeviceName is "<site>/<name>" as records write it.
 func (t *Trust) DeviceName() string { return t.Site + "/" + t.Device }
 
 // SigningKey is the approved signing key.
 func (t *Trust) SigningKey() *ecdsa.PublicKey { return t.signing.Key }
 
 // PCRs returns the golden PCR selection and values.
-func (t *Trust) PCRs() ([]int, map[int][]byte) { return slices.Clone(t.pcrs), maps.Clone(t.golden) }
+func (t *Trust) PCRs() ([]int, map[int][]byte) {
+	values := make(map[int][]byte, len(t.golden))
+	for p, v := range t.golden {
+		values[p] = bytes.Clone(v)
+	}
+	return slices.Clone(t.pcrs), values
+}

@@ -43,6 +43,8 @@ type verifier struct {
 	qa          *attest.Attest
 	trustErr    error
 
+	note string // detail for a passing check, reset by run
+
 	payloadFiles map[string][32]byte // data/payloads/ path -> digest named
 	refs         map[[32]byte]int64  // export payloads -> size
 	purged       map[[32]byte]bool
@@ -97,8 +99,9 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 }
 
 func (v *verifier) run(name string, fn func() error) {
+	v.note = ""
 	err := fn()
-	c := Check{Name: name, OK: err == nil}
+	c := Check{Name: name, OK: err == nil, Detail: v.note}
 	if err != nil {
 		c.Detail = err.Error()
 		var s skipError
@@ -152,7 +155,11 @@ func (v *verifier) prepare() {
 	if v.t == nil {
 		v.trustErr = errors.New("no trust material")
 	} else if v.t.ak == nil || v.t.signing == nil {
-		v.trustErr = v.t.check()
+		// Built without NewTrust or ParseTrust: check a copy, so that a
+		// Trust shared by concurrent verifications is never written.
+		tc := *v.t
+		v.trustErr = tc.check()
+		v.t = &tc
 	}
 }
 

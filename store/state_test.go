@@ -172,3 +172,29 @@ func TestCloseDuringCallback(t *testing.T) {
 		t.Fatal("Close did not return after Records finished")
 	}
 }
+
+func TestWalksHonourContext(t *testing.T) {
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	appendN(t, j, 600, "ctx")
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	err := j.Records(ctx, 0, 600, func(uint64, []byte) error {
+		if n++; n == 10 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || n >= 600 {
+		t.Fatalf("records after cancel: %v after %d", err, n)
+	}
+	if err := j.Scrub(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("scrub with cancelled ctx: %v", err)
+	}
+	if _, err := j.Append(ctx, Entry{Build: build("late")}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("append with cancelled ctx: %v", err)
+	}
+	if j.Size() != 600 {
+		t.Fatalf("size %d", j.Size())
+	}
+}

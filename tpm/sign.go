@@ -152,10 +152,13 @@ func (t *TPM) DataKey(ctx context.Context) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("tpm: unseal data key: %w", err)
 	}
+	if ferr != nil {
+		return nil, ferr
+	}
 	if len(rsp.OutData.Buffer) != 32 {
 		return nil, fmt.Errorf("tpm: unseal data key: %d bytes, want 32", len(rsp.OutData.Buffer))
 	}
-	return slices.Clone(rsp.OutData.Buffer), ferr
+	return slices.Clone(rsp.OutData.Buffer), nil
 }
 
 // ResealDataKey seals key (32 bytes, typically recovered from the

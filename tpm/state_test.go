@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgeseal/edgeseal/tpm/attest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,12 +268,12 @@ func TestCheckquote(t *testing.T) {
 		if out, err := run(hexs(make([]byte, 32)), "pcrs"); err == nil {
 			t.Fatalf("tpm2_checkquote accepted a wrong nonce:\n%s", out)
 		}
-		pcrs, vals, err := tpm.ParseCheckquotePCRs(q.Files.PCRs)
+		pcrs, vals, err := attest.ParsePCRsFile(q.Files.PCRs)
 		if err != nil {
 			t.Fatal(err)
 		}
 		vals[pcrs[0]][0] ^= 1
-		bad, err := tpm.MarshalCheckquotePCRs(pcrs, vals)
+		bad, err := attest.MarshalPCRsFile(pcrs, vals)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/edgeseal/edgeseal/tpm"
+	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
 var ctx = context.Background()
@@ -209,7 +209,7 @@ func TestQuoteVerifies(t *testing.T) {
 		if !bytes.Equal(q.Files.Msg, q.Attest) || !bytes.Equal(q.Files.Sig, q.Signature) {
 			t.Fatal("quote files differ from the quote")
 		}
-		pcrs, vals, err := tpm.ParseCheckquotePCRs(q.Files.PCRs)
+		pcrs, vals, err := attest.ParsePCRsFile(q.Files.PCRs)
 		if err != nil {
 			t.Fatal(err)
 		}

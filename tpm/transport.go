@@ -92,8 +92,9 @@ const cmdTimeout = 2 * time.Minute
 // expects: the command bytes go out, the response header (tag, size, code)
 // and then the rest of the response come back.
 type rawTCP struct {
-	mu   sync.Mutex
-	conn net.Conn
+	mu     sync.Mutex
+	conn   net.Conn
+	broken error // set after an I/O error: the stream is out of step
 }
 
 // DialSwtpm connects to the TPM command port of a swtpm process.
@@ -106,10 +107,23 @@ func DialSwtpm(ctx context.Context, addr string) (Transport, error) {
 	return &rawTCP{conn: c}, nil
 }
 
-// Send writes one command and reads its whole response.
+// Send writes one command and reads its whole response. After an I/O
+// error every later Send fails: the caller reopens.
 func (r *rawTCP) Send(cmd []byte) ([]byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.broken != nil {
+		return nil, fmt.Errorf("tpm: swtpm connection unusable: %w", r.broken)
+	}
+	rsp, err := r.roundTrip(cmd)
+	if err != nil {
+		r.broken = err
+		return nil, err
+	}
+	return rsp, nil
+}
+
+func (r *rawTCP) roundTrip(cmd []byte) ([]byte, error) {
 	if err := r.conn.SetDeadline(time.Now().Add(cmdTimeout)); err != nil {
 		return nil, fmt.Errorf("tpm: swtpm deadline: %w", err)
 	}

@@ -388,7 +388,9 @@ func (t *tamperer) apply(kind string) error {
 		return t.editStatement(func(st *bundle.Statement) error { return t.requote(st, soft, nil) })
 	case "quote.files":
 		pcrs, values := t.c.Trust.PCRs()
-		values[pcrs[0]] = make([]byte, 32)
+		v := slices.Clone(values[pcrs[0]])
+		v[0] ^= 0xff // differs from the sealed value, whatever it was
+		values[pcrs[0]] = v
 		f, err := attest.MarshalPCRsFile(pcrs, values)
 		if err != nil {
 			return err

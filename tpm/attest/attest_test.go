@@ -182,6 +182,45 @@ func TestVerifyQuote(t *testing.T) {
 	}
 }
 
+// TestPCRsFileLayout pins the tpm2-tools layout byte by byte: host C
+// structs, little-endian, TPML_PCR_SELECTION of 16 slots of 8 bytes, a
+// UINT32 list count, TPML_DIGESTs of 8 slots of 2+64 bytes.
+func TestPCRsFileLayout(t *testing.T) {
+	values := map[int][]byte{}
+	for _, p := range []int{0, 2, 4, 7} {
+		values[p] = bytes.Repeat([]byte{byte(0xa0 + p)}, 32)
+	}
+	want := make([]byte, 4+16*8+4+4+8*66)
+	want[0] = 1                           // one bank
+	want[4], want[5] = 0x0b, 0x00         // TPM_ALG_SHA256, little-endian
+	want[6] = 3                           // sizeofSelect
+	want[7] = 1<<0 | 1<<2 | 1<<4 | 1<<7   // pcrSelect[0]
+	want[132] = 1                         // one TPML_DIGEST
+	want[136] = 4                         // four digests in it
+	for i, p := range []int{0, 2, 4, 7} { // TPM2B_DIGEST{size, buffer[64]}
+		off := 140 + i*66
+		want[off] = 32
+		copy(want[off+2:], values[p])
+	}
+	got, err := attest.MarshalPCRsFile([]int{0, 2, 4, 7}, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("layout differs:\n got %x\nwant %x", got, want)
+	}
+	bad := bytes.Clone(want)
+	bad[140+66-1] = 1 // non-zero padding after a digest
+	if _, _, err := attest.ParsePCRsFile(bad); err == nil {
+		t.Error("non-zero padding accepted")
+	}
+	bad = bytes.Clone(want)
+	bad[0] = 2 // two banks
+	if _, _, err := attest.ParsePCRsFile(bad); err == nil {
+		t.Error("two banks accepted")
+	}
+}
+
 func TestPCRsFileRoundTrip(t *testing.T) {
 	tp := newTPM(t)
 	for _, p := range []int{1, 3, 5, 6, 8, 9, 10, 11, 12, 23} {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -111,103 +110,94 @@ func PolicyPCRDigest(pcrs []int, values map[int][]byte) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// MarshalPCRsFile writes the "serialized" PCR file that tpm2_quote -o
-// writes and tpm2_checkquote -f reads: TPML_PCR_SELECTION, a UINT32 count,
-// then count TPML_DIGESTs of at most 8 digests each, in selection order.
+// Layout of the tpm2-tools "serialized" PCR file (tpm2_quote -o, read by
+// tpm2_checkquote -f): the host C structs dumped little-endian, a
+// TPML_PCR_SELECTION (16 bank slots), a UINT32 count, then count
+// TPML_DIGESTs of up to 8 TPM2B_DIGESTs of sizeof(TPMU_HA) bytes each.
+const (
+	pfBanks      = 16 // TPM2_NUM_PCR_BANKS
+	pfSelectMax  = 4  // TPM2_PCR_SELECT_MAX
+	pfSelSize    = 8  // sizeof(TPMS_PCR_SELECTION): 2+1+4, padded to 8
+	pfSelList    = 4 + pfBanks*pfSelSize
+	pfDigests    = 8  // digests in a TPML_DIGEST
+	pfHASize     = 64 // sizeof(TPMU_HA)
+	pfDigestSize = 2 + pfHASize
+	pfDigestList = 4 + pfDigests*pfDigestSize
+)
+
+// MarshalPCRsFile writes the PCR file tpm2_quote -o writes and
+// tpm2_checkquote -f reads, for one SHA-256 bank (sizeofSelect 3). All
+// padding and unused slots are zero, so the encoding is unique.
 func MarshalPCRsFile(pcrs []int, values map[int][]byte) ([]byte, error) {
 	if _, err := PCRDigest(pcrs, values); err != nil {
 		return nil, err
 	}
-	var lists []tpm2.TPMLDigest
-	for chunk := range slices.Chunk(pcrs, 8) {
-		var l tpm2.TPMLDigest
-		for _, p := range chunk {
-			l.Digests = append(l.Digests, tpm2.TPM2BDigest{Buffer: values[p]})
-		}
-		lists = append(lists, l)
+	lists := (len(pcrs) + pfDigests - 1) / pfDigests
+	out := make([]byte, pfSelList+4+lists*pfDigestList)
+	le := binary.LittleEndian
+	le.PutUint32(out[0:], 1)
+	le.PutUint16(out[4:], uint16(tpm2.TPMAlgSHA256))
+	out[6] = 3
+	for _, p := range pcrs {
+		out[7+p/8] |= 1 << (p % 8)
 	}
-	out := tpm2.Marshal(selection(pcrs))
-	out = binary.BigEndian.AppendUint32(out, uint32(len(lists)))
-	for _, l := range lists {
-		out = append(out, tpm2.Marshal(l)...)
+	le.PutUint32(out[pfSelList:], uint32(lists))
+	for i, p := range pcrs {
+		list := pfSelList + 4 + (i/pfDigests)*pfDigestList
+		le.PutUint32(out[list:], uint32(min(pfDigests, len(pcrs)-(i/pfDigests)*pfDigests)))
+		d := list + 4 + (i%pfDigests)*pfDigestSize
+		le.PutUint16(out[d:], uint16(len(values[p])))
+		copy(out[d+2:], values[p])
 	}
 	return out, nil
 }
 
-// ParsePCRsFile reads a file written by MarshalPCRsFile (or tpm2_quote)
-// strictly: one SHA-256 bank, exactly one 32-byte value per selected PCR,
-// nothing after the last list.
+// ParsePCRsFile reads a PCR file in the tpm2_quote -o layout strictly:
+// one SHA-256 bank, one 32-byte value per selected PCR, and exactly the
+// bytes MarshalPCRsFile writes (zero padding, no trailing data).
 func ParsePCRsFile(b []byte) (pcrs []int, values map[int][]byte, err error) {
 	const s = "pcrs file"
-	if len(b) > MaxStructSize {
-		return nil, nil, formatErr(s, "%d bytes exceeds %d", len(b), MaxStructSize)
+	if len(b) < pfSelList+4 || len(b) > MaxStructSize {
+		return nil, nil, formatErr(s, "%d bytes", len(b))
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			pcrs, values, err = nil, nil, formatErr(s, "decoder panic: %v", r)
+	le := binary.LittleEndian
+	if n := le.Uint32(b); n != 1 {
+		return nil, nil, formatErr(s, "%d pcr banks, want 1", n)
+	}
+	if h := le.Uint16(b[4:]); h != uint16(tpm2.TPMAlgSHA256) {
+		return nil, nil, fmt.Errorf("%w: pcr bank %#04x", ErrUnsupported, h)
+	}
+	size := int(b[6])
+	if size > pfSelectMax {
+		return nil, nil, formatErr(s, "sizeofSelect %d", size)
+	}
+	for i := range size {
+		for bit := range 8 {
+			if b[7+i]&(1<<bit) != 0 {
+				pcrs = append(pcrs, i*8+bit)
+			}
 		}
-	}()
-	sel, rest, err := readStruct[tpm2.TPMLPCRSelection](b)
-	if err != nil {
+	}
+	if err := checkSelection(pcrs); err != nil {
 		return nil, nil, &FormatError{Struct: s, Err: err}
 	}
-	if pcrs, err = selectionPCRs(*sel); err != nil {
-		return nil, nil, &FormatError{Struct: s, Err: err}
-	}
-	if len(rest) < 4 {
-		return nil, nil, formatErr(s, "no digest list count")
-	}
-	n := binary.BigEndian.Uint32(rest)
-	rest = rest[4:]
-	if want := (len(pcrs) + 7) / 8; int(n) != want {
-		return nil, nil, formatErr(s, "%d digest lists, want %d", n, want)
+	lists := int(le.Uint32(b[pfSelList:]))
+	if lists != (len(pcrs)+pfDigests-1)/pfDigests || len(b) != pfSelList+4+lists*pfDigestList {
+		return nil, nil, formatErr(s, "%d digest lists in %d bytes for %d pcrs", lists, len(b), len(pcrs))
 	}
 	values = make(map[int][]byte, len(pcrs))
-	next := 0
-	for range n {
-		var l *tpm2.TPMLDigest
-		l, rest, err = readStruct[tpm2.TPMLDigest](rest)
-		if err != nil {
-			return nil, nil, &FormatError{Struct: s, Err: err}
+	for i, p := range pcrs {
+		d := pfSelList + 4 + (i/pfDigests)*pfDigestList + 4 + (i%pfDigests)*pfDigestSize
+		if n := le.Uint16(b[d:]); n != sha256.Size {
+			return nil, nil, formatErr(s, "pcr %d value of %d bytes", p, n)
 		}
-		for _, d := range l.Digests {
-			if next >= len(pcrs) {
-				return nil, nil, formatErr(s, "more digests than selected pcrs")
-			}
-			if len(d.Buffer) != sha256.Size {
-				return nil, nil, formatErr(s, "pcr %d value is %d bytes", pcrs[next], len(d.Buffer))
-			}
-			values[pcrs[next]] = bytes.Clone(d.Buffer)
-			next++
-		}
-	}
-	if next != len(pcrs) {
-		return nil, nil, formatErr(s, "%d digests for %d pcrs", next, len(pcrs))
-	}
-	if len(rest) != 0 {
-		return nil, nil, formatErr(s, "%d trailing bytes", len(rest))
+		values[p] = bytes.Clone(b[d+2 : d+2+sha256.Size])
 	}
 	canon, err := MarshalPCRsFile(pcrs, values)
 	if err != nil || !bytes.Equal(canon, b) {
-		return nil, nil, formatErr(s, "non-canonical encoding")
+		return nil, nil, formatErr(s, "non-canonical encoding (padding, counts or sizeofSelect)")
 	}
 	return pcrs, values, nil
-}
-
-// readStruct decodes one T from the front of b and returns the rest.
-func readStruct[T tpm2.Marshallable, P interface {
-	*T
-	tpm2.Unmarshallable
-}](b []byte) (*T, []byte, error) {
-	t, err := tpm2.Unmarshal[T, P](b)
-	if err != nil {
-		return nil, nil, err
-	}
-	used := len(tpm2.Marshal(*t))
-	if used > len(b) {
-		return nil, nil, fmt.Errorf("re-encoding longer than input")
-	}
-	return t, b[used:], nil
 }
 
 // FormatPCRs renders a PCR map for error messages and reports ("0:ab12..").
