@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,11 +184,14 @@ func Read(r io.Reader, lim Limits) (*Bundle, error) {
 	if lim == (Limits{}) {
 		lim = DefaultLimits
 	}
-	in := sha256.New()
 	// Headers and padding add at most 1.5 KiB per file.
 	maxIn := lim.Total + int64(lim.Files+2)*1536 + 1024
-	lr := &io.LimitedReader{R: r, N: maxIn + 1}
-	tr := tar.NewReader(io.TeeReader(lr, in))
+	raw, err := readAll(r, maxIn)
+	if err != nil {
+		return nil, err
+	}
+	br := bytes.NewReader(raw)
+	tr := tar.NewReader(br)
 	b := &Bundle{Files: map[string][]byte{}}
 	var total int64
 	for {
@@ -214,32 +218,81 @@ func Read(r io.Reader, lim Limits) (*Bundle, error) {
 			return nil, fmt.Errorf("%w: %s of %d bytes", ErrTooLarge, hdr.Name, hdr.Size)
 		}
 		total += hdr.Size
-		data := make([]byte, hdr.Size)
-		if _, err := io.ReadFull(tr, data); err != nil {
-			return nil, wrapFormat("tar", "read "+hdr.Name, err)
+		// The entry's bytes start where the reader stands after its
+		// header: keep them in place rather than copy them.
+		start := len(raw) - br.Len()
+		if int64(br.Len()) < hdr.Size {
+			return nil, wrapFormat("tar", "read "+hdr.Name, io.ErrUnexpectedEOF)
 		}
-		b.Files[hdr.Name] = data
+		b.Files[hdr.Name] = raw[start : start+int(hdr.Size) : start+int(hdr.Size)]
 	}
 	for _, p := range requiredPaths {
 		if _, ok := b.Files[p]; !ok {
 			return nil, &PathError{Name: p, Reason: "missing"}
 		}
 	}
-	// Whatever follows the end-of-archive marker is part of the file too.
-	if _, err := io.Copy(io.Discard, io.TeeReader(lr, in)); err != nil {
-		return nil, wrapFormat("tar", "read", err)
-	}
-	if lr.N <= 0 {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxIn)
-	}
-	want, err := b.Digest()
-	if err != nil {
+	// The input must be byte for byte what Write makes of these files
+	// (so Digest is SHA-256 of the file), trailing bytes included. A
+	// comparison, not a hash: it costs a copy, not a pass of SHA-256.
+	cw := &compareWriter{want: raw}
+	if err := Write(cw, b); err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(in.Sum(nil), want[:]) {
+	if cw.differs || cw.off != len(raw) {
 		return nil, formatErr("tar", "not the canonical encoding (sorted entries, mode 0644, mtime 0, USTAR)")
 	}
 	return b, nil
+}
+
+// readAll reads all of r, at most max bytes, in one allocation when r
+// tells its size.
+func readAll(r io.Reader, max int64) ([]byte, error) {
+	var hint int64
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		hint = int64(v.Len())
+	case interface{ Stat() (os.FileInfo, error) }:
+		if fi, err := v.Stat(); err == nil && fi.Mode().IsRegular() {
+			hint = fi.Size()
+		}
+	}
+	if hint > max {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+	}
+	lr := &io.LimitedReader{R: r, N: max + 1}
+	buf := make([]byte, hint+1)
+	n, err := io.ReadFull(lr, buf)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return buf[:n], nil
+	case err != nil:
+		return nil, wrapFormat("tar", "read", err)
+	}
+	// Longer than the hint (or no hint): read the rest.
+	rest, err := io.ReadAll(lr)
+	if err != nil {
+		return nil, wrapFormat("tar", "read", err)
+	}
+	buf = append(buf, rest...)
+	if int64(len(buf)) > max {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+	}
+	return buf, nil
+}
+
+// compareWriter checks that what is written equals want, in order.
+type compareWriter struct {
+	want    []byte
+	off     int
+	differs bool
+}
+
+func (c *compareWriter) Write(p []byte) (int, error) {
+	if !c.differs && (c.off+len(p) > len(c.want) || !bytes.Equal(c.want[c.off:c.off+len(p)], p)) {
+		c.differs = true
+	}
+	c.off += len(p)
+	return len(p), nil
 }
 
 // Statement decodes the seal's statement without verifying anything.
