@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -38,6 +40,8 @@ type Options struct {
 	Logger       *slog.Logger
 	// Now is the clock for record times; time.Now when nil.
 	Now func() time.Time
+	// Policy is the export policy in force; Ingest needs it.
+	Policy *policy.Policy
 }
 
 func (o *Options) defaults() error {
@@ -89,6 +93,9 @@ type Core struct {
 
 	sealMu sync.Mutex // one seal at a time
 	wake   chan struct{}
+
+	lastSeal atomic.Pointer[SealInfo] // nil until the first seal is known
+	sealErr  atomic.Pointer[error]    // the last seal's error, nil after a success
 }
 
 // Open starts a core over an open journal and TPM and journals an
@@ -108,6 +115,9 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 	}
 	c.origin = bundle.Origin(c.device)
 	if err := c.recoverOutbox(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.recoverLastSeal(ctx); err != nil {
 		return nil, err
 	}
 	id := t.Identity()
@@ -171,6 +181,9 @@ type ExportReceipt struct {
 	Leaf     string `json:"leaf"`
 	Size     uint64 `json:"journalSize"`
 	Digest   string `json:"digest"`
+	// Duplicate is set when the export id was journaled before: the
+	// receipt is the original's (its journal size is the size now).
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Export journals an export record with its payload bytes in one durable

@@ -49,6 +49,21 @@ func (s tpmSigner) Sign(ctx context.Context, digest []byte) ([]byte, error) {
 func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	c.sealMu.Lock()
 	defer c.sealMu.Unlock()
+	res, err := c.seal(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		c.sealErr.Store(&err)
+	case err == nil:
+		c.sealErr.Store(nil)
+	}
+	if res != nil {
+		c.lastSeal.Store(&SealInfo{Size: res.Checkpoint.Size, Time: c.opts.Now().UTC(), Counter: res.Counter,
+			Bundle: res.ID, Digest: bundle.FormatHash(res.Digest)})
+	}
+	return res, err
+}
+
+func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	start := time.Now()
 
 	prevSize, prevNote, err := c.j.LastCheckpoint()

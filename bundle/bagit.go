@@ -81,29 +81,40 @@ func manifest(files map[string][]byte, names []string, sums map[string][32]byte)
 	return b.Bytes()
 }
 
-// parseManifest reads a manifest written by manifest: sorted unique paths,
-// lowercase hex, two spaces.
-func parseManifest(b []byte) (map[string][32]byte, error) {
-	out := map[string][32]byte{}
+// scanManifest reads a manifest written by manifest (sorted unique
+// paths, lowercase hex, two spaces), calling fn for each line, and
+// returns the number of lines. It fails on the first bad line; fn may
+// have seen the lines before it.
+func scanManifest(b []byte, fn func(name []byte, sum *[32]byte)) (int, error) {
 	if len(b) == 0 {
-		return out, nil
+		return 0, nil
 	}
 	if b[len(b)-1] != '\n' {
-		return nil, formatErr("bagit", "manifest not newline-terminated")
+		return 0, formatErr("bagit", "manifest not newline-terminated")
 	}
-	prev := ""
-	for i, l := range strings.Split(string(b[:len(b)-1]), "\n") {
-		hx, name, ok := strings.Cut(l, "  ")
-		var sum [32]byte
-		if !ok || len(hx) != 64 || !isHex(hx) || name <= prev {
-			return nil, formatErr("bagit", "manifest line %d: %.120q", i+1, l)
+	var prev []byte
+	n := 0
+	for rest := b[:len(b)-1]; ; n++ {
+		l := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
 		}
-		_, _ = hex.Decode(sum[:], []byte(hx))
-		out[name] = sum
-		prev = name
+		var sum [32]byte
+		sp := bytes.Index(l, twoSpaces)
+		if sp != 64 || !decodeLowerHex(sum[:], l[:sp]) || bytes.Compare(l[sp+2:], prev) <= 0 {
+			return 0, formatErr("bagit", "manifest line %d: %.120q", n+1, l)
+		}
+		prev = l[sp+2:]
+		fn(prev, &sum)
+		if rest == nil {
+			return n + 1, nil
+		}
 	}
-	return out, nil
 }
+
+var twoSpaces = []byte("  ")
 
 func dataNames(files map[string][]byte) []string {
 	var out []string

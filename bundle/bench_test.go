@@ -63,6 +63,7 @@ func BenchmarkReadVerify(b *testing.B) {
 	c, raw := benchBundle(b)
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	start := cpuTime()
 	for b.Loop() {
 		bd, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
 		if err != nil {
@@ -72,6 +73,7 @@ func BenchmarkReadVerify(b *testing.B) {
 			b.Fatal(r)
 		}
 	}
+	reportCPU(b, start, len(raw))
 }
 
 // BenchmarkSHA256 hashes the same bytes once: the yardstick for Verify.

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -39,9 +40,9 @@ type canonChecker struct {
 }
 
 // checkCanonicalRecord is checkCanonical that also returns the members of
-// the top-level object and of its "body" object.
-func checkCanonicalRecord(b []byte) (top, body []member, off int, err error) {
-	c := canonChecker{b: b, capture: true, top: make([]member, 0, 8), body: make([]member, 0, 10)}
+// the top-level object and of its "body" object, appended to top and body.
+func checkCanonicalRecord(b []byte, top, body []member) ([]member, []member, int, error) {
+	c := canonChecker{b: b, capture: true, top: top, body: body}
 	if len(b) == 0 || b[0] != '{' {
 		return nil, nil, 0, fmt.Errorf("not an object")
 	}
@@ -138,10 +139,10 @@ func (c *canonChecker) object(depth int) error {
 		if c.capture {
 			switch {
 			case depth == 0:
-				c.top = append(c.top, member{key, c.b[vstart:c.i]})
+				c.top = append(c.top, member{key, c.b[vstart:c.i], vstart})
 				c.inBody = false
 			case depth == 1 && c.inBody:
-				c.body = append(c.body, member{key, c.b[vstart:c.i]})
+				c.body = append(c.body, member{key, c.b[vstart:c.i], vstart})
 			}
 		}
 		if c.i >= len(c.b) {
@@ -165,8 +166,9 @@ func (c *canonChecker) str() ([]byte, error) {
 	start := c.i
 	var dec []byte // decoded copy, only once an escape was seen
 	for c.i < len(c.b) {
-		// Runs of plain ASCII first: the common case.
-		j := c.i
+		// Runs of plain ASCII first: the common case, eight bytes at a
+		// time while no byte of a word needs a closer look.
+		j := plainRun(c.b, c.i)
 		for j < len(c.b) && plainASCII[c.b[j]] {
 			j++
 		}
@@ -249,24 +251,50 @@ func (c *canonChecker) number() error {
 		c.i++
 	}
 	digits := c.i
+	var n uint64
 	for c.i < len(c.b) && c.b[c.i] >= '0' && c.b[c.i] <= '9' {
+		if c.i-digits < 16 {
+			n = n*10 + uint64(c.b[c.i]-'0')
+		}
 		c.i++
 	}
-	s := string(c.b[start:c.i])
 	switch {
 	case c.i == digits:
 		return fmt.Errorf("number without digits")
 	case c.b[digits] == '0' && c.i-digits > 1:
 		return fmt.Errorf("leading zero")
-	case s == "-0":
+	case n == 0 && digits > start:
 		return fmt.Errorf("negative zero")
 	case c.i < len(c.b) && (c.b[c.i] == '.' || c.b[c.i] == 'e' || c.b[c.i] == 'E'):
 		return fmt.Errorf("only integers are allowed")
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err != nil || n > maxJSONInt || n < -maxJSONInt {
-		return fmt.Errorf("integer %s beyond 2^53", s)
+	// 2^53-1 has 16 digits; without a leading zero, more are beyond it.
+	if c.i-digits > 16 || n > maxJSONInt {
+		return fmt.Errorf("integer %s beyond 2^53", c.b[start:c.i])
 	}
 	return nil
+}
+
+// plainRun returns the end of the run of plainASCII bytes from i, or a
+// point before it: it steps a word at a time and stops at the first word
+// that holds a byte below 0x20, a quote, a backslash or one of 0x80 and
+// above (the caller finishes byte by byte).
+func plainRun(b []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		// Exact as a yes/no: the lowest byte that matches always sets its
+		// high bit (borrows only come from matching bytes below it).
+		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
+			return i
+		}
+		i += 8
+	}
+	return i
 }
 
 // plainASCII marks bytes a canonical string holds as they are, without

@@ -15,14 +15,15 @@ import (
 type member struct {
 	key []byte // decoded
 	val []byte // raw value
+	off int    // offset of val in the record
 }
 
-// members splits a canonical object into its members.
-func members(b []byte) ([]member, error) {
+// members splits a canonical object, at offset base in its record, into
+// its members, appended to out.
+func members(out []member, b []byte, base int) ([]member, error) {
 	if len(b) < 2 || b[0] != '{' {
 		return nil, fmt.Errorf("not an object")
 	}
-	out := make([]member, 0, 4)
 	i := 1
 	if b[i] == '}' {
 		return out, nil
@@ -41,7 +42,7 @@ func members(b []byte) ([]member, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, member{key, b[i:vEnd]})
+		out = append(out, member{key, b[i:vEnd], base + i})
 		i = vEnd
 		if i >= len(b) {
 			return nil, fmt.Errorf("unexpected end")
@@ -184,13 +185,27 @@ func decodeInt(raw []byte) (int64, error) {
 	return strconv.ParseInt(string(raw), 10, 64)
 }
 
+// recDecoder decodes the members of a record that checkCanonicalRecord
+// accepted. Strings without escapes are cut from s, the record as a
+// string, rather than copied one by one.
+type recDecoder struct {
+	s         string
+	top, body [16]member
+	sub       [8]member
+}
+
 // str decodes a string member into *dst, naming the key on error.
-func str(dst *string, m member) error {
-	v, err := decodeString(m.val)
+func (d *recDecoder) str(dst *string, m member) error {
+	v := m.val
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		*dst = d.s[m.off+1 : m.off+len(v)-1]
+		return nil
+	}
+	v2, err := decodeString(m.val)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.key, err)
 	}
-	*dst = v
+	*dst = v2
 	return nil
 }
 
@@ -200,7 +215,7 @@ func unknown(m member) error { return fmt.Errorf("unknown field %.40q", m.key) }
 // unknown ones refused, so the count proves every required field present
 // (and optional ones present only when not empty, as Marshal writes them).
 
-func decodeWireRecord(ms []member, w *wireRecord) error {
+func (d *recDecoder) wireRecord(ms []member, w *wireRecord) error {
 	var err error
 	if len(ms) != 8 {
 		return fmt.Errorf("%d fields, want 8", len(ms))
@@ -208,20 +223,20 @@ func decodeWireRecord(ms []member, w *wireRecord) error {
 	for _, m := range ms {
 		switch string(m.key) {
 		case "actor":
-			err = decodeActor(m.val, &w.Actor)
+			err = d.actor(m, &w.Actor)
 		case "body":
 			if m.val[0] != '{' {
 				err = fmt.Errorf("body is not an object")
 			}
 			w.Body = m.val
 		case "device":
-			err = str(&w.Device, m)
+			err = d.str(&w.Device, m)
 		case "prev":
-			err = str(&w.Prev, m)
+			err = d.str(&w.Prev, m)
 		case "time":
-			err = str(&w.Time, m)
+			err = d.str(&w.Time, m)
 		case "type":
-			err = str(&w.Type, m)
+			err = d.str(&w.Type, m)
 		case "seq":
 			w.Seq, err = decodeUint(m.val)
 		case "v":
@@ -238,19 +253,19 @@ func decodeWireRecord(ms []member, w *wireRecord) error {
 	return nil
 }
 
-func decodeActor(b []byte, a *Actor) error {
-	ms, err := members(b)
+func (d *recDecoder) actor(am member, a *Actor) error {
+	ms, err := members(d.sub[:0], am.val, am.off)
 	if err != nil {
 		return fmt.Errorf("actor: %w", err)
 	}
 	for _, m := range ms {
 		switch string(m.key) {
 		case "id":
-			err = str(&a.ID, m)
+			err = d.str(&a.ID, m)
 		case "kind":
-			err = str(&a.Kind, m)
+			err = d.str(&a.Kind, m)
 		case "via":
-			err = str(&a.Via, m)
+			err = d.str(&a.Via, m)
 		default:
 			err = unknown(m)
 		}
@@ -264,30 +279,30 @@ func decodeActor(b []byte, a *Actor) error {
 	return nil
 }
 
-func decodeExport(ms []member, e *ExportBody) error {
+func (d *recDecoder) export(ms []member, e *ExportBody) error {
 	var err error
 	for _, m := range ms {
 		switch string(m.key) {
 		case "app":
-			err = str(&e.App, m)
+			err = d.str(&e.App, m)
 		case "classification":
-			err = str(&e.Classification, m)
+			err = d.str(&e.Classification, m)
 		case "destination":
-			err = str(&e.Destination, m)
+			err = d.str(&e.Destination, m)
 		case "exportId":
-			err = str(&e.ExportID, m)
+			err = d.str(&e.ExportID, m)
 		case "payload":
-			err = decodePayloadRef(m.val, &e.Payload)
+			err = d.payloadRef(m, &e.Payload)
 		case "policy":
-			err = str(&e.Policy, m)
+			err = d.str(&e.Policy, m)
 		case "purpose":
-			err = str(&e.Purpose, m)
+			err = d.str(&e.Purpose, m)
 		case "retention":
-			err = str(&e.Retention, m)
+			err = d.str(&e.Retention, m)
 		case "schema":
-			err = str(&e.Schema, m)
+			err = d.str(&e.Schema, m)
 		case "workflow":
-			err = str(&e.Workflow, m)
+			err = d.str(&e.Workflow, m)
 		default:
 			err = unknown(m)
 		}
@@ -301,19 +316,19 @@ func decodeExport(ms []member, e *ExportBody) error {
 	return nil
 }
 
-func decodePayloadRef(b []byte, p *PayloadRef) error {
-	ms, err := members(b)
+func (d *recDecoder) payloadRef(pm member, p *PayloadRef) error {
+	ms, err := members(d.sub[:0], pm.val, pm.off)
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
 	for _, m := range ms {
 		switch string(m.key) {
 		case "canonicalization":
-			err = str(&p.Canonicalization, m)
+			err = d.str(&p.Canonicalization, m)
 		case "digest":
-			err = str(&p.Digest, m)
+			err = d.str(&p.Digest, m)
 		case "mediaType":
-			err = str(&p.MediaType, m)
+			err = d.str(&p.MediaType, m)
 		case "size":
 			p.Size, err = decodeInt(m.val)
 		default:
@@ -329,22 +344,22 @@ func decodePayloadRef(b []byte, p *PayloadRef) error {
 	return nil
 }
 
-func decodeRejected(ms []member, e *RejectedBody) error {
+func (d *recDecoder) rejected(ms []member, e *RejectedBody) error {
 	var err error
 	for _, m := range ms {
 		switch string(m.key) {
 		case "app":
-			err = str(&e.App, m)
+			err = d.str(&e.App, m)
 		case "digest":
-			err = str(&e.Digest, m)
+			err = d.str(&e.Digest, m)
 		case "exportId":
-			err = str(&e.ExportID, m)
+			err = d.str(&e.ExportID, m)
 		case "policy":
-			err = str(&e.Policy, m)
+			err = d.str(&e.Policy, m)
 		case "reason":
-			err = str(&e.Reason, m)
+			err = d.str(&e.Reason, m)
 		case "workflow":
-			err = str(&e.Workflow, m)
+			err = d.str(&e.Workflow, m)
 		default:
 			err = unknown(m)
 		}
@@ -358,7 +373,7 @@ func decodeRejected(ms []member, e *RejectedBody) error {
 	return nil
 }
 
-func decodePurge(ms []member, p *PurgeBody) error {
+func (d *recDecoder) purge(ms []member, p *PurgeBody) error {
 	var err error
 	for _, m := range ms {
 		switch string(m.key) {
@@ -378,7 +393,7 @@ func decodePurge(ms []member, p *PurgeBody) error {
 				}
 			}
 		case "reason":
-			err = str(&p.Reason, m)
+			err = d.str(&p.Reason, m)
 		default:
 			err = unknown(m)
 		}

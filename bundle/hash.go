@@ -28,29 +28,33 @@ func ParseHash(s string) ([32]byte, error) {
 }
 
 // decodeLowerHex decodes exactly len(dst)*2 lowercase hex digits.
-func decodeLowerHex(dst []byte, s string) bool {
+func decodeLowerHex[T string | []byte](dst []byte, s T) bool {
 	if len(s) != 2*len(dst) {
 		return false
 	}
+	var bad byte
 	for i := range dst {
-		hi, lo := unhex(s[2*i]), unhex(s[2*i+1])
-		if hi > 15 || lo > 15 {
-			return false
-		}
+		hi, lo := lowerHex[s[2*i]], lowerHex[s[2*i+1]]
+		bad |= hi | lo
 		dst[i] = hi<<4 | lo
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
+// lowerHex maps '0'-'9' and 'a'-'f' to their value and every other byte
+// to 0xff.
+var lowerHex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 255
-}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
 
 // LeafHash is the RFC 6962 leaf hash of a record: SHA-256(0x00 || record).
 func LeafHash(record []byte) [32]byte {

@@ -94,9 +94,11 @@ type Record struct {
 	Actor  Actor
 	Body   json.RawMessage // a JSON object; see ExportBody, RejectedBody, PurgeBody
 
-	export    *ExportBody // decoded by ParseRecord from exportRaw
+	export    ExportBody // decoded by ParseRecord from exportRaw, if hasExport
+	hasExport bool
 	exportRaw []byte
 	payload   [32]byte // export payload digest, decoded by ParseRecord
+	timeText  string   // Time as the record writes it, set by ParseRecord
 }
 
 // Actor names who caused the event.
@@ -211,53 +213,67 @@ func ParseRecord(b []byte) (*Record, error) {
 	if len(b) > MaxRecordSize {
 		return nil, fmt.Errorf("%w: record of %d bytes", ErrTooLarge, len(b))
 	}
-	top, body, off, err := checkCanonicalRecord(b)
-	if err != nil {
-		return nil, &NotCanonicalError{Format: "record", Offset: off, Err: err}
-	}
-	var w wireRecord
-	if err := decodeWireRecord(top, &w); err != nil {
-		return nil, wrapFormat("record", "json", err)
-	}
-	if w.V != RecordVersion {
-		return nil, formatErr("record", "version %d", w.V)
-	}
-	t, err := ParseTime(w.Time)
-	if err != nil {
-		return nil, err
-	}
-	prev, err := ParseHash(w.Prev)
-	if err != nil {
-		return nil, err
-	}
-	r := &Record{Seq: w.Seq, Type: w.Type, Time: t, Device: w.Device, Prev: prev, Actor: w.Actor, Body: w.Body}
-	if err := r.checkHead(); err != nil {
-		return nil, err
-	}
-	if err := r.decodeBody(body); err != nil {
+	r := new(Record)
+	var d recDecoder
+	if err := d.parse(b, string(b), r); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
+// parse is ParseRecord into r; s holds the same bytes as b (string
+// fields of r are cut from it).
+func (d *recDecoder) parse(b []byte, s string, r *Record) error {
+	if len(b) > MaxRecordSize {
+		return fmt.Errorf("%w: record of %d bytes", ErrTooLarge, len(b))
+	}
+	d.s = s
+	top, body, off, err := checkCanonicalRecord(b, d.top[:0], d.body[:0])
+	if err != nil {
+		return &NotCanonicalError{Format: "record", Offset: off, Err: err}
+	}
+	var w wireRecord
+	if err := d.wireRecord(top, &w); err != nil {
+		return wrapFormat("record", "json", err)
+	}
+	if w.V != RecordVersion {
+		return formatErr("record", "version %d", w.V)
+	}
+	t, err := ParseTime(w.Time)
+	if err != nil {
+		return err
+	}
+	prev, err := ParseHash(w.Prev)
+	if err != nil {
+		return err
+	}
+	*r = Record{Seq: w.Seq, Type: w.Type, Time: t, Device: w.Device, Prev: prev, Actor: w.Actor, Body: w.Body, timeText: w.Time}
+	if err := r.checkHead(); err != nil {
+		return err
+	}
+	return d.decodeBody(r, body)
+}
+
 // decodeBody decodes and checks the body of the known body types; the
 // body must be canonical JSON already.
-func (r *Record) decodeBody(ms []member) error {
+func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 	switch r.Type {
 	case TypeExport:
-		var e ExportBody
-		if err := decodeExport(ms, &e); err != nil {
+		e := &r.export
+		if err := d.export(ms, e); err != nil {
+			*e = ExportBody{}
 			return wrapFormat("record", "export body", err)
 		}
-		if err := e.check(); err != nil {
+		p, err := e.checkDigests()
+		if err != nil {
+			*e = ExportBody{}
 			return err
 		}
-		r.export, r.exportRaw = &e, r.Body
-		r.payload, _ = ParseHash(e.Payload.Digest)
+		r.hasExport, r.exportRaw, r.payload = true, r.Body, p
 		return nil
 	case TypeExportRejected:
 		var e RejectedBody
-		if err := decodeRejected(ms, &e); err != nil {
+		if err := d.rejected(ms, &e); err != nil {
 			return wrapFormat("record", "export.rejected body", err)
 		}
 		if e.Digest != "" {
@@ -268,7 +284,7 @@ func (r *Record) decodeBody(ms []member) error {
 		return nil
 	case TypeRetentionPurge:
 		var p PurgeBody
-		if err := decodePurge(ms, &p); err != nil {
+		if err := d.purge(ms, &p); err != nil {
 			return wrapFormat("record", "retention.purge body", err)
 		}
 		for _, d := range p.Payloads {
@@ -286,31 +302,41 @@ func (r *Record) ExportBody() (*ExportBody, error) {
 	if r.Type != TypeExport {
 		return nil, formatErr("record", "type %s is not export", r.Type)
 	}
-	if r.export == nil || !bytes.Equal(r.exportRaw, r.Body) {
-		var e ExportBody
-		if err := strictUnmarshal(r.Body, &e); err != nil {
-			return nil, wrapFormat("record", "export body", err)
-		}
+	if e, ok := r.parsedExport(); ok {
 		return &e, nil
 	}
-	e := *r.export
+	var e ExportBody
+	if err := strictUnmarshal(r.Body, &e); err != nil {
+		return nil, wrapFormat("record", "export body", err)
+	}
 	return &e, nil
 }
 
-func (e *ExportBody) check() error {
+// parsedExport returns the export body ParseRecord decoded, if r.Body is
+// still the body it decoded.
+func (r *Record) parsedExport() (ExportBody, bool) {
+	if !r.hasExport || r.Type != TypeExport || !bytes.Equal(r.exportRaw, r.Body) {
+		return ExportBody{}, false
+	}
+	return r.export, true
+}
+
+// checkDigests checks the export body and returns its payload digest.
+func (e *ExportBody) checkDigests() ([32]byte, error) {
 	if e.ExportID == "" || e.App == "" {
-		return formatErr("record", "export needs exportId and app")
+		return [32]byte{}, formatErr("record", "export needs exportId and app")
 	}
 	if _, err := ParseHash(e.Policy); err != nil {
-		return err
+		return [32]byte{}, err
 	}
-	if _, err := ParseHash(e.Payload.Digest); err != nil {
-		return err
+	p, err := ParseHash(e.Payload.Digest)
+	if err != nil {
+		return [32]byte{}, err
 	}
 	if e.Payload.Size < 0 || e.Payload.Size > maxJSONInt {
-		return formatErr("record", "payload size %d", e.Payload.Size)
+		return [32]byte{}, formatErr("record", "payload size %d", e.Payload.Size)
 	}
-	return nil
+	return p, nil
 }
 
 // CheckDevice validates a device name "<site>/<name>".

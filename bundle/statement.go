@@ -164,10 +164,9 @@ func bytesToHashes(bs [][]byte) [][32]byte {
 }
 
 func isHex(s string) bool {
+	var bad byte
 	for _, c := range []byte(s) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
+		bad |= lowerHex[c]
 	}
-	return true
+	return bad&0xf0 == 0
 }

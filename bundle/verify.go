@@ -1,13 +1,10 @@
 package bundle
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -25,7 +22,12 @@ type verifier struct {
 	prev *State
 	rep  *Report
 
-	sums map[string][32]byte
+	files  []fileEntry      // every file, hashed once
+	byName map[string]int32 // index in files
+	nData  int              // files under data/ (manifest)
+	nTag   int              // other files but the tag manifest
+	octets int              // bytes under data/
+	pays   []int32          // payload files, index in files
 
 	env    *Envelope
 	st     *Statement
@@ -45,9 +47,8 @@ type verifier struct {
 
 	note string // detail for a passing check, reset by run
 
-	payloadFiles map[string][32]byte // data/payloads/ path -> digest named
-	refs         map[[32]byte]int64  // export payloads -> size
-	purged       map[[32]byte]bool
+	refs   map[[32]byte]int64 // export payloads -> size
+	purged map[[32]byte]bool
 }
 
 // Verify runs every check on b against the device's trust material t and
@@ -108,95 +109,6 @@ func (v *verifier) run(name string, fn func() error) {
 		c.Skipped = errors.As(err, &s)
 	}
 	v.rep.Checks = append(v.rep.Checks, c)
-}
-
-// prepare hashes every file once and decodes the inputs the checks share.
-func (v *verifier) prepare() {
-	v.sums = hashFiles(v.b.Files)
-	v.payloadFiles = map[string][32]byte{}
-	for name := range v.b.Files {
-		if d, ok := PayloadDigestFromPath(name); ok {
-			v.payloadFiles[name] = d
-		}
-	}
-	v.env, v.st, v.stErr = v.b.Statement()
-	if v.stErr == nil {
-		v.pred = &v.st.Predicate
-		if cp, err := ParseCheckpoint([]byte(v.pred.Checkpoint)); err == nil {
-			v.cp = &cp
-		}
-		if v.pred.PreviousCheckpoint == "" {
-			v.prevCP = &Checkpoint{}
-		} else if cp, err := ParseCheckpoint([]byte(v.pred.PreviousCheckpoint)); err == nil {
-			v.prevCP = &cp
-		}
-		if a, err := attest.ParseAttest(v.pred.Quote.Attest); err == nil && a.Type == attest.TypeQuote {
-			v.qa = a
-		}
-	}
-	v.raw, v.recsErr = v.b.Records()
-	v.leaves = make([][32]byte, len(v.raw))
-	v.recs = make([]*Record, len(v.raw))
-	errs := make([]error, len(v.raw))
-	parallel(len(v.raw), func(i int) {
-		v.leaves[i] = LeafHash(v.raw[i])
-		v.recs[i], errs[i] = ParseRecord(v.raw[i])
-	})
-	for i, err := range errs {
-		if err != nil && v.recsErr == nil {
-			v.recsErr = fmt.Errorf("record %d: %w", i, err)
-		}
-	}
-	if v.recsErr != nil {
-		v.recs = nil
-	}
-	v.ak, _ = attest.ParsePublic(v.b.Files[PathAKPub])
-	v.signing, _ = attest.ParsePublic(v.b.Files[PathSigningPub])
-	if v.t == nil {
-		v.trustErr = errors.New("no trust material")
-	} else if v.t.ak == nil || v.t.signing == nil {
-		// Built without NewTrust or ParseTrust: check a copy, so that a
-		// Trust shared by concurrent verifications is never written.
-		tc := *v.t
-		v.trustErr = tc.check()
-		v.t = &tc
-	}
-}
-
-// hashFiles hashes every file once, on all CPUs.
-func hashFiles(files map[string][]byte) map[string][32]byte {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	out := make([][32]byte, len(names))
-	parallel(len(names), func(i int) { out[i] = sha256.Sum256(files[names[i]]) })
-	sums := make(map[string][32]byte, len(files))
-	for i, n := range names {
-		sums[n] = out[i]
-	}
-	return sums
-}
-
-// parallel runs fn(0..n-1) on GOMAXPROCS goroutines, interleaved so that
-// large and small items spread evenly.
-func parallel(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 func (v *verifier) needPred() error {

@@ -18,7 +18,7 @@ func (v *verifier) bagitStructure() error {
 	if err != nil {
 		return err
 	}
-	if got, want := info["Payload-Oxum"], payloadOxum(v.b.Files); got != want {
+	if got, want := info["Payload-Oxum"], strconv.Itoa(v.octets)+"."+strconv.Itoa(v.nData); got != want {
 		errs = append(errs, fmt.Sprintf("Payload-Oxum %s, data holds %s", got, want))
 	}
 	if v.cp != nil {
@@ -31,41 +31,53 @@ func (v *verifier) bagitStructure() error {
 			errs = append(errs, "missing "+p)
 		}
 	}
-	for name := range v.b.Files {
-		if !KnownPath(name) {
-			errs = append(errs, fmt.Sprintf("unknown path %.100q", name))
+	for i := range v.files {
+		if !v.files[i].known {
+			errs = append(errs, fmt.Sprintf("unknown path %.100q", v.files[i].name))
 		}
 	}
 	return joinErrs(errs)
 }
 
-func (v *verifier) checkManifest(path string, names []string) error {
-	m, err := parseManifest(v.b.Files[path])
+// checkManifest compares the manifest at path with the files of set: one
+// line for each, with its digest, and no other line.
+func (v *verifier) checkManifest(path string, set uint8, want int) error {
+	var errs []string
+	listed := 0
+	lines, err := scanManifest(v.b.Files[path], func(name []byte, sum *[32]byte) {
+		i, ok := v.byName[string(name)]
+		if !ok || v.files[i].set != set {
+			return
+		}
+		listed++
+		if *sum != v.files[i].sum {
+			errs = append(errs, string(name)+" digest differs")
+		}
+	})
 	if err != nil {
 		return err
 	}
-	var errs []string
-	for _, n := range names {
-		sum, ok := m[n]
-		switch {
-		case !ok:
-			errs = append(errs, n+" not listed")
-		case sum != v.sums[n]:
-			errs = append(errs, n+" digest differs")
+	if listed != want {
+		names := map[string]bool{}
+		_, _ = scanManifest(v.b.Files[path], func(name []byte, _ *[32]byte) { names[string(name)] = true })
+		for i := range v.files {
+			if f := &v.files[i]; f.set == set && !names[f.name] {
+				errs = append(errs, f.name+" not listed")
+			}
 		}
 	}
-	if len(m) != len(names) {
-		errs = append(errs, fmt.Sprintf("%d entries for %d files", len(m), len(names)))
+	if lines != want {
+		errs = append(errs, fmt.Sprintf("%d entries for %d files", lines, want))
 	}
 	return joinErrs(errs)
 }
 
 func (v *verifier) bagitManifest() error {
-	return v.checkManifest(PathManifest, dataNames(v.b.Files))
+	return v.checkManifest(PathManifest, inManifest, v.nData)
 }
 
 func (v *verifier) bagitTagManifest() error {
-	return v.checkManifest(PathTagManifest, tagNames(v.b.Files))
+	return v.checkManifest(PathTagManifest, inTagManifest, v.nTag)
 }
 
 func (v *verifier) sealSignature() error {
@@ -85,7 +97,8 @@ func (v *verifier) sealSubject() error {
 	if err := v.needPred(); err != nil {
 		return err
 	}
-	got, want := v.st.Subject[0].Digest["sha256"], hexSum(v.sums[PathRecords])
+	sum, _ := v.sum(PathRecords)
+	got, want := v.st.Subject[0].Digest["sha256"], hexSum(sum)
 	if got != want {
 		return fmt.Errorf("subject sha256 %s, %s has %s", got, PathRecords, want)
 	}
@@ -198,8 +211,12 @@ func (v *verifier) recordsTime() error {
 		last = v.prev.LastTime
 	}
 	for _, r := range v.recs {
-		// TimeLayout strings order as the times they denote.
-		ts := FormatTime(r.Time)
+		// TimeLayout strings order as the times they denote. A parsed
+		// record keeps its time as written, which is FormatTime(r.Time).
+		ts := r.timeText
+		if ts == "" {
+			ts = FormatTime(r.Time)
+		}
 		if ts < last {
 			return fmt.Errorf("record seq %d at %s before %s", r.Seq, ts, last)
 		}
@@ -218,15 +235,17 @@ func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]b
 	for _, r := range v.recs {
 		switch r.Type {
 		case TypeExport:
+			if e, ok := r.parsedExport(); ok {
+				refs[r.payload] = e.Payload.Size
+				continue
+			}
 			e, err := r.ExportBody()
 			if err != nil {
 				return nil, nil, err
 			}
-			d := r.payload
-			if r.export == nil || e.Payload.Digest != r.export.Payload.Digest {
-				if d, err = ParseHash(e.Payload.Digest); err != nil {
-					return nil, nil, err
-				}
+			d, err := ParseHash(e.Payload.Digest)
+			if err != nil {
+				return nil, nil, err
 			}
 			refs[d] = e.Payload.Size
 		case TypeRetentionPurge:
@@ -246,13 +265,23 @@ func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]b
 
 func (v *verifier) payloadsDigest() error {
 	var errs []string
-	for name, d := range v.payloadFiles {
-		data := v.b.Files[name]
-		if strings.HasSuffix(name, EncryptedPayload) {
+	type stored struct{ plain, enc int32 } // index in files, or -1
+	byDigest := make(map[[32]byte]stored, len(v.pays))
+	for _, i := range v.pays {
+		f := &v.files[i]
+		s, ok := byDigest[f.digest]
+		if !ok {
+			s = stored{-1, -1}
+		}
+		if f.enc {
+			s.enc = i
+			byDigest[f.digest] = s
 			continue
 		}
-		if v.sums[name] != d {
-			errs = append(errs, fmt.Sprintf("%s holds %d bytes of sha256 %s", name, len(data), hexSum(v.sums[name])))
+		s.plain = i
+		byDigest[f.digest] = s
+		if f.sum != f.digest {
+			errs = append(errs, fmt.Sprintf("%s holds %d bytes of sha256 %s", f.name, len(f.data), hexSum(f.sum)))
 		}
 	}
 	if err := v.needRecords(); err != nil {
@@ -264,15 +293,14 @@ func (v *verifier) payloadsDigest() error {
 		return err
 	}
 	for d, size := range refs {
-		p := PayloadPath(d)
-		data, plain := v.b.Files[p]
-		_, enc := v.b.Files[p+EncryptedPayload]
+		s, ok := byDigest[d]
+		plain, enc := ok && s.plain >= 0, ok && s.enc >= 0
 		switch {
 		case purged[d]:
 		case !plain && !enc:
 			errs = append(errs, "missing payload "+FormatHash(d))
-		case plain && int64(len(data)) != size:
-			errs = append(errs, fmt.Sprintf("payload %s has %d bytes, record says %d", FormatHash(d), len(data), size))
+		case plain && int64(len(v.files[s.plain].data)) != size:
+			errs = append(errs, fmt.Sprintf("payload %s has %d bytes, record says %d", FormatHash(d), len(v.files[s.plain].data), size))
 		}
 	}
 	return joinErrs(errs)
@@ -287,11 +315,12 @@ func (v *verifier) payloadsReferenced() error {
 		return err
 	}
 	var errs []string
-	for name, d := range v.payloadFiles {
-		if _, ok := refs[d]; !ok {
-			errs = append(errs, name+" referenced by no export record")
-		} else if purged[d] {
-			errs = append(errs, name+" present but purged")
+	for _, i := range v.pays {
+		f := &v.files[i]
+		if _, ok := refs[f.digest]; !ok {
+			errs = append(errs, f.name+" referenced by no export record")
+		} else if purged[f.digest] {
+			errs = append(errs, f.name+" present but purged")
 		}
 	}
 	return joinErrs(errs)

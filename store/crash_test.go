@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,8 @@ import (
 
 const crashEnv = "EDGESEAL_STORE_CRASH_CHILD"
 
+var bodyRE = regexp.MustCompile(`"body":"([^"]*)"`)
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashEnv); dir != "" {
 		crashChild(dir)
@@ -29,22 +33,32 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// crashChild appends from 32 goroutines forever and prints "seq leafhex"
-// for each acknowledged append, until it is killed.
+// crashChild appends from 32 goroutines forever and prints
+// "seq leafhex key" for each acknowledged append, until it is killed. Most
+// entries carry an idempotency key equal to their body ("k-..."); every
+// seventh is sent twice and the repeat must be a *DuplicateError naming
+// the same seq. Unkeyed entries print "-" as key.
 func crashChild(dir string) {
 	j, err := Open(context.Background(), Options{Dir: dir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(2)
 	}
+	run := rand.Uint64() // keys must not repeat across children
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for g := range 32 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				e := Entry{Build: build(fmt.Sprintf("g%d-i%d-pid%d", g, i, os.Getpid()))}
+				body, key := fmt.Sprintf("k-%x-g%d-i%d", run, g, i), []byte(nil)
+				if i%4 == 3 {
+					body = fmt.Sprintf("g%d-i%d-run%x", g, i, run)
+				} else {
+					key = []byte(body)
+				}
+				e := Entry{Build: build(body), Key: key}
 				if i%5 == 0 {
-					data := fmt.Appendf(nil, "payload g%d i%d pid%d", g, i, os.Getpid())
+					data := fmt.Appendf(nil, "payload g%d i%d run%x", g, i, run)
 					e.Payloads = []Payload{{Digest: sha256.Sum256(data), Data: data}}
 				}
 				a, err := j.Append(context.Background(), e)
@@ -52,7 +66,18 @@ func crashChild(dir string) {
 					fmt.Fprintln(os.Stderr, "child append:", err)
 					os.Exit(3)
 				}
-				line := fmt.Sprintf("%d %x\n", a.Seq, a.Leaf)
+				if key != nil && i%7 == 0 {
+					var de *DuplicateError
+					if _, err := j.Append(context.Background(), e); !errors.As(err, &de) || de.Seq != a.Seq {
+						fmt.Fprintf(os.Stderr, "child repeat of seq %d: %v\n", a.Seq, err)
+						os.Exit(5)
+					}
+				}
+				k := "-"
+				if key != nil {
+					k = string(key)
+				}
+				line := fmt.Sprintf("%d %x %s\n", a.Seq, a.Leaf, k)
 				mu.Lock()
 				_, err = os.Stdout.WriteString(line)
 				mu.Unlock()
@@ -67,7 +92,10 @@ func crashChild(dir string) {
 
 // TestCrashKill9 kills an appending child with SIGKILL at random moments,
 // 20 times on the same directory, and checks after each kill that every
-// acknowledged append survived with its leaf hash and that Scrub passes.
+// acknowledged append survived with its leaf hash, that every acknowledged
+// idempotency key maps to its seq, that every record holding a key body
+// has its key (record and key are committed together or not at all) and
+// that Scrub passes.
 func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
@@ -78,7 +106,8 @@ func TestCrashKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	acked := map[uint64][32]byte{}
-	var maxAcked uint64
+	ackedKeys := map[string]uint64{}
+	var maxAcked, checked uint64 // checked: records whose key was verified
 	rounds := 20
 	for round := range rounds {
 		cmd := exec.Command(exe, "-test.run=^$")
@@ -112,10 +141,11 @@ func TestCrashKill9(t *testing.T) {
 		}
 
 		n := 0
+		got = got[:bytes.LastIndexByte(got, '\n')+1] // drop a line torn by the kill
 		sc := bufio.NewScanner(bytes.NewReader(got))
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
-			if len(f) != 2 {
+			if len(f) != 3 {
 				continue
 			}
 			seq, err1 := strconv.ParseUint(f[0], 10, 64)
@@ -127,6 +157,15 @@ func TestCrashKill9(t *testing.T) {
 				t.Fatalf("round %d: seq %d acknowledged twice with different leaves", round, seq)
 			}
 			acked[seq] = [32]byte(leaf)
+			if f[2] != "-" {
+				if !strings.HasPrefix(f[2], "k-") {
+					t.Fatalf("round %d: bad key in line %q", round, sc.Text())
+				}
+				if old, dup := ackedKeys[f[2]]; dup && old != seq {
+					t.Fatalf("round %d: key %s acknowledged as seq %d and %d", round, f[2], old, seq)
+				}
+				ackedKeys[f[2]] = seq
+			}
 			maxAcked = max(maxAcked, seq)
 			n++
 		}
@@ -147,15 +186,36 @@ func TestCrashKill9(t *testing.T) {
 				t.Fatalf("round %d: seq %d has another leaf than acknowledged", round, seq)
 			}
 		}
+		for key, seq := range ackedKeys {
+			if got, err := j.Lookup([]byte(key)); err != nil || got != seq {
+				t.Fatalf("round %d: acknowledged key %s: Lookup = %d, %v; want seq %d", round, key, got, err, seq)
+			}
+		}
+		// Records added since the last round (acknowledged or not): a keyed
+		// body has its key, pointing at that record.
+		err = j.Records(context.Background(), checked, j.Size(), func(seq uint64, rec []byte) error {
+			m := bodyRE.FindSubmatch(rec)
+			if m == nil || !bytes.HasPrefix(m[1], []byte("k-")) {
+				return nil
+			}
+			if got, err := j.Lookup(m[1]); err != nil || got != seq {
+				return fmt.Errorf("record %d with key %s: Lookup = %d, %v", seq, m[1], got, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		checked = j.Size()
 		if err := j.Scrub(context.Background(), checkEmbedded); err != nil {
 			t.Fatalf("round %d: scrub: %v", round, err)
 		}
-		t.Logf("round %d: %d acknowledged this round, size %d", round, n, j.Size())
+		t.Logf("round %d: %d acknowledged this round, size %d, %d keys", round, n, j.Size(), len(ackedKeys))
 		if err := j.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(acked) < rounds {
+	if len(acked) < rounds || len(ackedKeys) == 0 {
 		t.Fatalf("only %d appends acknowledged over %d rounds; the test proved little", len(acked), rounds)
 	}
 }

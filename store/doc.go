@@ -14,6 +14,16 @@
 // seq 0). Records and hashes are never overwritten or deleted; payload
 // bytes can be purged, leaving a tombstone.
 //
+// # Idempotency keys
+//
+// An Entry may carry a Key (at most MaxKeyLen bytes). The sequencer checks
+// it against the committed keys and the keys earlier in the same group
+// commit; a repeat is not appended (no Build call, no sequence number) and
+// answers *DuplicateError with the original seq. A new key is written as
+// key -> seq in the same Badger transaction as its record, so after a
+// crash both exist or neither does. Lookup maps a key to its seq. Keys
+// are never deleted.
+//
 // # Durability and atomicity
 //
 // Each group commit is one Badger transaction holding the records, their
@@ -39,6 +49,7 @@
 //	't' || digest          payload tombstone
 //	'c' || be64(size)      checkpoint
 //	'o' || id              outbox entry
+//	'k' || key             idempotency key -> be64(seq), same commit as the record
 //
 // # Memory
 //

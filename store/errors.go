@@ -78,6 +78,32 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("entry needs %d bytes in one commit, limit %d", e.Size, e.Limit)
 }
 
+// DuplicateError is the result of an Entry whose Key was already used: by
+// a record committed earlier, or by an earlier entry of the same group
+// commit (the same AppendBatch included). The entry was not appended: its
+// Build was not called and it got no sequence number. Seq is the record
+// the key maps to (see Journal.Lookup); it is committed and synced by the
+// time the error is returned. Key is a copy of the key.
+type DuplicateError struct {
+	Key []byte
+	Seq uint64
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("idempotency key %q already journaled as seq %d", e.Key, e.Seq)
+}
+
+// KeyTooLongError is returned by Append and AppendBatch (before anything
+// is queued) and by Lookup when an idempotency key is longer than
+// MaxKeyLen bytes.
+type KeyTooLongError struct {
+	Len, Limit int // key length, MaxKeyLen
+}
+
+func (e *KeyTooLongError) Error() string {
+	return fmt.Sprintf("idempotency key is %d bytes, limit %d", e.Len, e.Limit)
+}
+
 // RangeError is returned when a sequence number or tree size lies beyond
 // the journal (or an argument pair is out of order).
 type RangeError struct {

@@ -26,6 +26,7 @@ type Journal struct {
 
 	state  atomic.Pointer[meta] // committed size and last leaf
 	failed atomic.Pointer[failure]
+	space  *spaceGuard // Options.MinFreeBytes
 
 	// Owned by the sequencer goroutine.
 	frontier []node // compact range of the size being built
@@ -77,13 +78,14 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
 	j := &Journal{
-		opts: opts,
-		log:  opts.Logger,
-		db:   db,
-		blog: bl,
-		wake: make(chan struct{}, 1),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		opts:  opts,
+		log:   opts.Logger,
+		db:    db,
+		blog:  bl,
+		space: &spaceGuard{dir: opts.Dir, min: opts.MinFreeBytes},
+		wake:  make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	if err := j.load(); err != nil {
 		_ = db.Close()

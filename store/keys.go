@@ -16,6 +16,8 @@ import (
 //	't' || digest          payload tombstone (value: purge time, be64 unix ns)
 //	'c' || be64(size)      checkpoint bytes
 //	'o' || id              outbox entry
+//	'k' || key             idempotency key (value: be64(seq)), written in the
+//	                       same commit as record seq
 const (
 	pfxMeta       = 'm'
 	pfxRecord     = 'r'
@@ -24,6 +26,7 @@ const (
 	pfxTombstone  = 't'
 	pfxCheckpoint = 'c'
 	pfxOutbox     = 'o'
+	pfxIdemKey    = 'k'
 )
 
 var metaKey = []byte{pfxMeta}
@@ -47,6 +50,9 @@ func digestKey(pfx byte, d [32]byte) []byte {
 }
 
 func outboxKey(id string) []byte { return append([]byte{pfxOutbox}, id...) }
+
+// idemKey is the Badger key of an idempotency key (a fresh slice).
+func idemKey(key []byte) []byte { return append([]byte{pfxIdemKey}, key...) }
 
 // meta is the journal state written atomically with every log commit, so
 // Open reads it instead of rescanning.

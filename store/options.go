@@ -29,6 +29,12 @@ type Options struct {
 	// MemTableSize is Badger's memtable size; it also bounds one commit to
 	// 15% of it. Default 4 MiB (small device).
 	MemTableSize int64
+	// MinFreeBytes is the free space Append keeps on Dir's filesystem: a
+	// call that would leave less fails fast with *SpaceError instead of
+	// letting Badger hit a full disk (where it dies of SIGBUS on its
+	// memory-mapped files). 0 takes DefaultMinFreeBytes; negative turns
+	// the check off. Linux only.
+	MinFreeBytes int64
 }
 
 const (
@@ -56,6 +62,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MemTableSize < 1<<20 {
 		o.MemTableSize = 1 << 20
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = DefaultMinFreeBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -23,7 +25,20 @@ type Entry struct {
 	// Payloads are stored by digest in the same commit (once: a digest
 	// already stored is not rewritten; a purged one is stored again).
 	Payloads []Payload
+	// Key, when non-empty, is an idempotency key of at most MaxKeyLen
+	// bytes (longer: *KeyTooLongError, nothing queued). If a record was
+	// already journaled under it, committed earlier or by an earlier entry
+	// of the same group commit, the entry is not appended (Build is not
+	// called, no sequence number is used) and its result is a
+	// *DuplicateError carrying the original seq. Otherwise the key -> seq
+	// mapping is written in the same Badger transaction as the record, so
+	// after a crash both exist or neither does. A nil or empty Key means
+	// no key. Keys are never deleted.
+	Key []byte
 }
+
+// MaxKeyLen is the longest Entry.Key accepted, in bytes.
+const MaxKeyLen = 256
 
 // Payload is payload bytes addressed by their SHA-256 digest.
 type Payload struct {
@@ -64,7 +79,9 @@ func (r *request) finish(err error) {
 // ctx.Err() (cancelled while still queued; nothing appended: once the
 // sequencer has taken the entry Append waits for the commit, which is
 // short, so the answer is never a lie), *BuildError (Build failed),
-// *TooLargeError, ErrClosed, and ErrFailed (a commit failed: the entry
+// *TooLargeError, *KeyTooLongError (nothing queued), *DuplicateError
+// (Entry.Key already journaled; nothing appended, the error carries the
+// original seq), ErrClosed, and ErrFailed (a commit failed: the entry
 // may or may not be on disk, reopen to find out; nothing half-applied is
 // ever visible).
 func (j *Journal) Append(ctx context.Context, e Entry) (Appended, error) {
@@ -82,8 +99,12 @@ func (j *Journal) Append(ctx context.Context, e Entry) (Appended, error) {
 // consecutive sequence numbers (entries whose Build fails are skipped and
 // get none). The result is aligned with es. When some entries failed the
 // error is a *BatchError and the results of the other entries are valid;
-// any other error means none was appended (see Append). A bad payload
-// digest in any entry fails the whole call before anything is queued.
+// any other error means none was appended (see Append). An entry whose
+// Key was already journaled, before or earlier in es, gets a
+// *DuplicateError at its position in the *BatchError and no sequence
+// number; the others still commit. A bad payload digest or a key longer
+// than MaxKeyLen in any entry fails the whole call before anything is
+// queued.
 // A batch larger than Options.MaxQueue is accepted only on an empty queue.
 func (j *Journal) AppendBatch(ctx context.Context, es []Entry) ([]Appended, error) {
 	if len(es) == 0 {
@@ -112,12 +133,20 @@ func (j *Journal) submit(ctx context.Context, es []Entry) ([]Appended, []error, 
 		if e.Build == nil {
 			return nil, nil, fmt.Errorf("store: append: entry without Build")
 		}
+		if len(e.Key) > MaxKeyLen {
+			return nil, nil, fmt.Errorf("store: append: %w", &KeyTooLongError{Len: len(e.Key), Limit: MaxKeyLen})
+		}
 		for _, p := range e.Payloads {
 			if got := sha256.Sum256(p.Data); got != p.Digest {
 				return nil, nil, fmt.Errorf("store: append: %w", &DigestError{Want: p.Digest, Got: got})
 			}
 		}
 	}
+	need := needBytes(es)
+	if err := j.space.reserve(need); err != nil {
+		return nil, nil, fmt.Errorf("store: append: %w", err)
+	}
+	defer j.space.release(need)
 	r := &request{
 		entries: es,
 		done:    make(chan struct{}),
@@ -244,6 +273,7 @@ func (j *Journal) process(batch []*request) {
 	st := *j.state.Load()
 	seq, last := st.Size, st.LastLeaf
 	seen := map[[32]byte]bool{}
+	keys := map[string]uint64{} // idempotency keys appended in this batch -> seq
 	var groups []*group
 	cur := &group{}
 	var immediate []*request // nothing to write
@@ -253,7 +283,25 @@ func (j *Journal) process(batch []*request) {
 		saveFrontier := append([]node(nil), j.frontier...)
 		var kvs []kv
 		var added [][32]byte
+		var addedKeys []string
+		dependent := false // has a duplicate of a key appended in this batch
 		for i, e := range r.entries {
+			if len(e.Key) > 0 {
+				if orig, ok := keys[string(e.Key)]; ok {
+					r.errs[i] = &DuplicateError{Key: bytes.Clone(e.Key), Seq: orig}
+					dependent = true
+					continue
+				}
+				orig, err := j.committedKey(e.Key)
+				if err == nil {
+					r.errs[i] = &DuplicateError{Key: bytes.Clone(e.Key), Seq: orig}
+					continue
+				}
+				if !errors.Is(err, ErrNotFound) {
+					r.errs[i] = fmt.Errorf("idempotency key: %w", err)
+					continue
+				}
+			}
 			rec, err := callBuild(e.Build, seq, last)
 			if err != nil {
 				r.errs[i] = &BuildError{Err: err}
@@ -279,6 +327,11 @@ func (j *Journal) process(batch []*request) {
 				added = append(added, p.Digest)
 				kvs = append(kvs, j.payloadKVs(p)...)
 			}
+			if len(e.Key) > 0 {
+				keys[string(e.Key)] = seq
+				addedKeys = append(addedKeys, string(e.Key))
+				kvs = append(kvs, kv{key: idemKey(e.Key), val: binary.BigEndian.AppendUint64(nil, seq)})
+			}
 			r.res[i] = Appended{Seq: seq, Leaf: leaf}
 			last = leaf
 			seq++
@@ -294,11 +347,19 @@ func (j *Journal) process(batch []*request) {
 			for _, d := range added {
 				delete(seen, d)
 			}
+			for _, k := range addedKeys {
+				delete(keys, k)
+			}
 			r.err = fmt.Errorf("store: append: %w", &TooLargeError{Size: rb, Limit: limBytes})
 			immediate = append(immediate, r)
 			continue
 		}
-		if len(kvs) == 0 {
+		// A request that writes nothing is answered at once, unless it
+		// holds a duplicate of a key appended earlier in this batch: it
+		// then joins the current group (which holds or follows the
+		// original) and is answered after that commit, so its
+		// *DuplicateError never names an uncommitted seq.
+		if len(kvs) == 0 && !dependent {
 			immediate = append(immediate, r)
 			continue
 		}

@@ -1,6 +1,8 @@
 // Command edgeseal is the chain of custody for no-code app exports: the agent
 // core, the offline verifier, TPM enrollment and a self-contained demo.
 //
+//	edgeseal agent --config FILE
+//	edgeseal export [flags] FILE|-
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
 //	edgeseal demo [--dir DIR]
@@ -35,6 +37,10 @@ func usageErr(format string, args ...any) error {
 }
 
 const usage = `usage:
+  edgeseal agent --config FILE
+  edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token T]
+                  --workflow W --app A [--purpose P] [--schema S] [--classification C]
+                  [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
   edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
   edgeseal demo [--dir DIR]
@@ -66,6 +72,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return usageErr("no command")
 	}
 	switch args[0] {
+	case "agent":
+		return cmdAgent(ctx, args[1:])
+	case "export":
+		return cmdExport(ctx, args[1:], os.Stdin, stdout, os.Getenv)
 	case "verify":
 		return cmdVerify(ctx, args[1:], stdout)
 	case "tpm":

@@ -1,0 +1,206 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/edgeseal/edgeseal/agent"
+)
+
+// Header names of the raw form of POST /v1/exports.
+const (
+	HeaderID             = "Edgeseal-Id"
+	HeaderWorkflow       = "Edgeseal-Workflow"
+	HeaderApp            = "Edgeseal-App"
+	HeaderPurpose        = "Edgeseal-Purpose"
+	HeaderSchema         = "Edgeseal-Schema"
+	HeaderClassification = "Edgeseal-Classification"
+	HeaderRetention      = "Edgeseal-Retention"
+	HeaderDestination    = "Edgeseal-Destination"
+)
+
+// NDJSONType is the media type of batch requests and answers.
+const NDJSONType = "application/x-ndjson"
+
+var ndjsonTypes = map[string]bool{
+	NDJSONType: true, "application/ndjson": true, "application/jsonl": true,
+	"application/x-jsonlines": true, "application/jsonlines": true,
+}
+
+func badField(field, format string, a ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeBadField, Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+func malformed(format string, a ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeMalformedJSON, Msg: fmt.Sprintf(format, a...)}
+}
+
+func unsupported(format string, a ...any) *Error {
+	return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMedia, Msg: fmt.Sprintf(format, a...)}
+}
+
+// DecodeExport decodes the JSON envelope of one export (a request body or
+// one batch line). Decoding is strict: one JSON object, no unknown or
+// repeated keys, string fields as strings, data required (any JSON value,
+// kept byte for byte), nothing after the object. Errors are *Error (400).
+func DecodeExport(body []byte) (agent.IngestRequest, error) {
+	req := agent.IngestRequest{MediaType: "application/json"}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return req, malformed("%s", jsonErr(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return req, malformed("want a JSON object")
+	}
+	seen := map[string]bool{}
+	haveData := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return req, malformed("%s", jsonErr(err))
+		}
+		key, _ := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return req, malformed("%s", jsonErr(err))
+		}
+		if seen[key] {
+			return req, badField(key, "given twice")
+		}
+		seen[key] = true
+		var dst *string
+		switch key {
+		case "id":
+			dst = &req.ID
+		case "workflow":
+			dst = &req.Workflow
+		case "app":
+			dst = &req.App
+		case "purpose":
+			dst = &req.Purpose
+		case "schema":
+			dst = &req.Schema
+		case "classification":
+			dst = &req.Classification
+		case "retention":
+			dst = &req.Retention
+		case "destination":
+			dst = &req.Destination
+		case "media_type":
+			dst = &req.MediaType
+		case "data":
+			req.Data, haveData = []byte(raw), true
+			continue
+		default:
+			return req, badField(clipKey(key), "unknown field")
+		}
+		if len(raw) == 0 || raw[0] != '"' {
+			return req, badField(key, "want a string")
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return req, badField(key, "want a string")
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return req, malformed("%s", jsonErr(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, malformed("data after the JSON object")
+	}
+	if !haveData {
+		return req, badField("data", "required: the exported JSON value")
+	}
+	base, _, err := mime.ParseMediaType(req.MediaType)
+	if err != nil || !(base == "application/json" || strings.HasSuffix(base, "+json")) {
+		return req, badField("media_type", "want a JSON media type (application/json or */*+json)")
+	}
+	return req, nil
+}
+
+// DecodeHeaders reads the export metadata of the raw form from the
+// Edgeseal-* headers and the media type from Content-Type. Errors are
+// *Error: 400 for a repeated or bad header, 415 for a missing or bad
+// Content-Type.
+func DecodeHeaders(h http.Header) (agent.IngestRequest, error) {
+	var req agent.IngestRequest
+	for _, f := range []struct {
+		name, field string
+		dst         *string
+	}{
+		{HeaderID, "id", &req.ID}, {HeaderWorkflow, "workflow", &req.Workflow},
+		{HeaderApp, "app", &req.App}, {HeaderPurpose, "purpose", &req.Purpose},
+		{HeaderSchema, "schema", &req.Schema}, {HeaderClassification, "classification", &req.Classification},
+		{HeaderRetention, "retention", &req.Retention}, {HeaderDestination, "destination", &req.Destination},
+	} {
+		vs := h.Values(f.name)
+		switch {
+		case len(vs) > 1:
+			return req, badField(f.field, "header %s given %d times", f.name, len(vs))
+		case len(vs) == 1:
+			*f.dst = strings.TrimSpace(vs[0])
+		}
+	}
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return req, unsupported("Content-Type is required: the payload's media type")
+	}
+	base, params, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.Contains(base, "/") || strings.Contains(base, "*") {
+		return req, unsupported("Content-Type %.80q is not a media type", ct)
+	}
+	req.MediaType = mime.FormatMediaType(base, params)
+	if req.MediaType == "" {
+		return req, unsupported("Content-Type %.80q is not a media type", ct)
+	}
+	return req, nil
+}
+
+// partialFromHeaders is what the headers say about an export whose body
+// was not read (for the export.rejected record of a refused attempt).
+func partialFromHeaders(h http.Header) agent.IngestRequest {
+	return agent.IngestRequest{
+		ID: h.Get(HeaderID), Workflow: h.Get(HeaderWorkflow), App: h.Get(HeaderApp),
+	}
+}
+
+// jsonErr describes a decoding error without echoing input.
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of JSON"
+	}
+	return "invalid JSON"
+}
+
+func clipKey(k string) string {
+	if len(k) > 64 {
+		k = k[:64]
+	}
+	return strings.ToValidUTF8(k, "?")
+}
+
+// readBody reads a body limited by http.MaxBytesReader; over the limit is
+// a 413 *Error.
+func readBody(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(r)
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge,
+			Msg: fmt.Sprintf("request body over the limit of %d bytes (api.max_body)", limit)}
+	}
+	if err != nil {
+		return nil, malformed("reading the body: %v", err)
+	}
+	return b, nil
+}

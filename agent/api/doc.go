@@ -1,0 +1,71 @@
+// Package api is the agent's local ingest API: a net/http server on a unix
+// socket (and optionally loopback TCP with TLS) through which no-code apps
+// hand exports to the agent's core.
+//
+// # Endpoints
+//
+//	POST /v1/exports         one export (exporter)                       201, 200 on a repeated id
+//	POST /v1/exports:batch   NDJSON, one export per line (exporter)      200, per-line NDJSON answers
+//	GET  /v1/exports/{id}    status, record, inclusion proof (auditor, exporter)
+//	GET  /v1/checkpoint      the latest checkpoint (any principal)
+//	GET  /v1/status          journal, last seal, outbox, TPM (operator, auditor)
+//	POST /v1/seal            seal now (operator)
+//	GET  /healthz            the process serves (no token)
+//	GET  /readyz             journal, TPM and policy are open (no token)
+//
+// Every call but /healthz and /readyz needs "Authorization: Bearer TOKEN";
+// the token's SHA-256 is looked up among the config's principals.
+//
+// # One export
+//
+// Either a JSON envelope, Content-Type application/json:
+//
+//	{"id": "inv-2024-001", "workflow": "invoices-daily", "app": "n8n",
+//	 "purpose": "month end", "schema": "invoice@1", "classification": "internal",
+//	 "retention": "finance-10y", "destination": "archive", "data": {...any JSON...}}
+//
+// where id, purpose, schema, retention and media_type (a JSON media type
+// such as application/vnd.x+json; default application/json) are optional
+// and data is journaled byte for byte as sent. Or the raw payload, any
+// Content-Type, with the same fields as headers: Edgeseal-Id,
+// Edgeseal-Workflow (its presence selects this form), Edgeseal-App,
+// Edgeseal-Purpose, Edgeseal-Schema, Edgeseal-Classification,
+// Edgeseal-Retention, Edgeseal-Destination.
+//
+// The answer, once the record is durable, is 201 with the receipt
+// {"exportId","seq","leaf","journalSize","digest"}; an id journaled before
+// answers 200 with the original receipt and "duplicate": true. A repeated
+// id is never journaled twice.
+//
+// # Batch
+//
+// Content-Type application/x-ndjson (or application/jsonl): one JSON
+// envelope per line, blank lines ignored, at most api.max_batch_lines. All
+// lines, rejected ones included, are journaled in one durable commit. The
+// answer is 200 with Content-Type application/x-ndjson: one line per input
+// line, in order,
+//
+//	{"line":1,"status":201,"receipt":{...}}
+//	{"line":2,"status":422,"error":{"code":"schema_violation","message":"...","field":"data",...}}
+//
+// where line counts the non-blank input lines from 1 and status is what a
+// single POST of that line would have answered. An error for the whole batch
+// (401, 403, 413, 415, 503, 507) is answered like any other error.
+//
+// # Errors
+//
+// Always JSON: {"error":{"code","message","field"}}, plus "exportId", "seq"
+// and "leaf" of the export.rejected record when the refusal was journaled.
+// 400 malformed JSON or a bad field; 401 no or a bad token (with
+// WWW-Authenticate: Bearer); 403 a role that may not; 404 unknown export;
+// 413 over api.max_body or max_batch_lines; 415 wrong Content-Type; 422 a
+// policy violation, code = the policy rule (unknown_workflow,
+// schema_violation, classification_not_allowed, too_large, ...); 503 with
+// Retry-After when the journal is busy, the disk nearly full or the agent
+// is starting or stopping; 507 when a write failed for lack of space; 500
+// otherwise (the cause is logged, not shown). 409 is never used.
+//
+// Every refused export attempt is journaled as export.rejected with who,
+// what and why and no payload: unauthenticated attempts too, at most
+// UnauthenticatedPerSecond of them a second (more are only logged).
+package api

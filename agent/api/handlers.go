@@ -1,0 +1,263 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// exportPrincipal authenticates an export call. A refusal (401) is
+// journaled as export.rejected (rate-limited) and answered; ok is false.
+func (s *Server) exportPrincipal(w http.ResponseWriter, r *http.Request, c Core) (*config.Principal, bool) {
+	p, err := s.authenticate(r)
+	if err == nil {
+		return p, true
+	}
+	if s.unauthN.allow(time.Now()) {
+		actor := bundle.Actor{Kind: "anonymous", ID: "unauthenticated", Via: s.opts.Via}
+		if jerr := c.Reject(r.Context(), actor, partialFromHeaders(r.Header), err); jerr != nil {
+			err = jerr
+		}
+	} else {
+		s.log.Warn("unauthenticated export attempt not journaled (rate limit)", "remote", r.RemoteAddr)
+	}
+	s.writeError(w, r, err)
+	return nil, false
+}
+
+// reject journals a refused attempt of an authenticated principal and
+// answers it.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, c Core, p *config.Principal, req agent.IngestRequest, cause error) {
+	actor := bundle.Actor{Kind: "principal", ID: p.Name, Via: s.opts.Via}
+	s.writeError(w, r, c.Reject(r.Context(), actor, req, cause))
+}
+
+// POST /v1/exports
+func (s *Server) postExport(w http.ResponseWriter, r *http.Request, c Core) {
+	p, ok := s.exportPrincipal(w, r, c)
+	if !ok {
+		return
+	}
+	if !p.Has(config.RoleExporter) {
+		// The core journals the refusal with the metadata the headers give.
+		_, err := c.Ingest(r.Context(), p, s.opts.Via, partialFromHeaders(r.Header))
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := s.decodeOne(r)
+	if err != nil {
+		s.reject(w, r, c, p, req, err)
+		return
+	}
+	rc, err := c.Ingest(r.Context(), p, s.opts.Via, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if rc.Duplicate {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/v1/exports/"+url.PathEscape(rc.ExportID))
+	writeJSON(w, status, rc)
+}
+
+// decodeOne reads one export in either form. On error the returned
+// request holds what is known (for the rejection record).
+func (s *Server) decodeOne(r *http.Request) (agent.IngestRequest, error) {
+	partial := partialFromHeaders(r.Header)
+	raw := r.Header.Get(HeaderWorkflow) != ""
+	if !raw {
+		base, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || base != "application/json" {
+			return partial, unsupported("send application/json (the JSON envelope), or the payload with its Content-Type and Edgeseal-Workflow and the other Edgeseal-* headers")
+		}
+	}
+	var req agent.IngestRequest
+	var err error
+	if raw {
+		if req, err = DecodeHeaders(r.Header); err != nil {
+			return partial, err
+		}
+	}
+	body, err := readBody(http.MaxBytesReader(nil, r.Body, s.opts.MaxBody), s.opts.MaxBody)
+	if err != nil {
+		return partial, err
+	}
+	if raw {
+		req.Data = body
+		return req, nil
+	}
+	req, err = DecodeExport(body)
+	if err != nil {
+		req.Data = body
+		return req, err
+	}
+	return req, nil
+}
+
+// BatchAnswer is one line of the answer to POST /v1/exports:batch.
+type BatchAnswer struct {
+	Line    int                  `json:"line"` // 1-based, counting non-blank lines
+	Status  int                  `json:"status"`
+	Receipt *agent.ExportReceipt `json:"receipt,omitempty"`
+	Error   *ErrorInfo           `json:"error,omitempty"`
+}
+
+// POST /v1/exports:batch
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
+	p, ok := s.exportPrincipal(w, r, c)
+	if !ok {
+		return
+	}
+	if !p.Has(config.RoleExporter) {
+		s.reject(w, r, c, p, agent.IngestRequest{}, &agent.ForbiddenError{Principal: p.Name, Role: config.RoleExporter})
+		return
+	}
+	base, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !ndjsonTypes[base] {
+		s.reject(w, r, c, p, agent.IngestRequest{}, unsupported("send %s: one JSON export per line", NDJSONType))
+		return
+	}
+	lines, err := s.readBatch(http.MaxBytesReader(nil, r.Body, s.opts.MaxBody))
+	if err != nil {
+		s.reject(w, r, c, p, agent.IngestRequest{}, err)
+		return
+	}
+	res, err := c.IngestBatch(r.Context(), p, s.opts.Via, lines)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", NDJSONType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	for i, br := range res {
+		a := BatchAnswer{Line: i + 1, Status: http.StatusCreated}
+		switch {
+		case br.Err != nil:
+			ans := classify(br.Err)
+			if ans.status >= 500 {
+				s.log.Error("batch line failed", "line", i+1, "err", br.Err)
+			}
+			a.Status, a.Error = ans.status, &ans.info
+		case br.Receipt.Duplicate:
+			a.Status, a.Receipt = http.StatusOK, &br.Receipt
+		default:
+			a.Receipt = &br.Receipt
+		}
+		_ = enc.Encode(a)
+	}
+	_ = bw.Flush()
+}
+
+// readBatch splits an NDJSON body into decoded lines (a line that does not
+// decode carries its error). Over the byte or line limit is a 413 *Error.
+func (s *Server) readBatch(body io.Reader) ([]agent.BatchLine, error) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), int(min(s.opts.MaxBody, 1<<31-1))+1)
+	var lines []agent.BatchLine
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if len(lines) == s.opts.MaxBatchLines {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooManyLines,
+				Msg: fmt.Sprintf("more than %d lines (api.max_batch_lines)", s.opts.MaxBatchLines)}
+		}
+		req, err := DecodeExport(line)
+		if err != nil {
+			req.Data = bytes.Clone(line)
+		} else {
+			req.Data = bytes.Clone(req.Data)
+		}
+		lines = append(lines, agent.BatchLine{Req: req, Err: err})
+	}
+	if err := sc.Err(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) || errors.Is(err, bufio.ErrTooLong) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge,
+				Msg: fmt.Sprintf("request body over the limit of %d bytes (api.max_body)", s.opts.MaxBody)}
+		}
+		return nil, malformed("reading the body: %v", err)
+	}
+	if len(lines) == 0 {
+		return nil, malformed("empty batch: want one JSON export per line")
+	}
+	return lines, nil
+}
+
+// GET /v1/exports/{id}
+func (s *Server) getExport(w http.ResponseWriter, r *http.Request, c Core, _ *config.Principal) {
+	info, err := c.ExportStatus(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// GET /v1/checkpoint
+func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request, c Core, _ *config.Principal) {
+	cp, err := c.Checkpoint()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cp)
+}
+
+// GET /v1/status
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request, c Core, _ *config.Principal) {
+	st, err := c.Status(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// SealAnswer answers POST /v1/seal.
+type SealAnswer struct {
+	Sealed     bool                  `json:"sealed"` // false: nothing was pending
+	Checkpoint *agent.CheckpointInfo `json:"checkpoint,omitempty"`
+	Records    int                   `json:"records,omitempty"`
+	Counter    uint64                `json:"counter,omitempty"`
+	Bundle     string                `json:"bundle,omitempty"` // outbox id
+	Digest     string                `json:"digest,omitempty"`
+}
+
+// POST /v1/seal
+func (s *Server) postSeal(w http.ResponseWriter, r *http.Request, c Core, p *config.Principal) {
+	res, err := c.Seal(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if res == nil {
+		writeJSON(w, http.StatusOK, SealAnswer{})
+		return
+	}
+	s.log.Info("sealed on request", "principal", p.Name, "size", res.Checkpoint.Size)
+	cp := res.Checkpoint
+	writeJSON(w, http.StatusOK, SealAnswer{
+		Sealed:     true,
+		Checkpoint: &agent.CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: bundle.FormatHash(cp.Root), Text: string(cp.Marshal())},
+		Records:    res.Records, Counter: res.Counter, Bundle: res.ID, Digest: bundle.FormatHash(res.Digest),
+	})
+}

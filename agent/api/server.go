@@ -1,0 +1,229 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// Core is what the API needs of the agent's core. *agent.Core implements it.
+type Core interface {
+	Ingest(ctx context.Context, p *config.Principal, via string, req agent.IngestRequest) (agent.ExportReceipt, error)
+	IngestBatch(ctx context.Context, p *config.Principal, via string, lines []agent.BatchLine) ([]agent.BatchResult, error)
+	Reject(ctx context.Context, actor bundle.Actor, req agent.IngestRequest, cause error) error
+	ExportStatus(ctx context.Context, id string) (*agent.ExportInfo, error)
+	Checkpoint() (*agent.CheckpointInfo, error)
+	Status(ctx context.Context) (*agent.Status, error)
+	Seal(ctx context.Context) (*agent.SealResult, error)
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxBody       = 32 << 20
+	DefaultMaxBatchLines = 10000
+	// UnauthenticatedPerSecond bounds the export.rejected records journaled
+	// for calls without a valid token, so nobody without a token can fill
+	// the journal; refusals beyond it are logged only.
+	UnauthenticatedPerSecond = 10
+)
+
+// Options configure a Server.
+type Options struct {
+	Principals    config.Principals
+	MaxBody       int64 // bytes; DefaultMaxBody when 0
+	MaxBatchLines int   // DefaultMaxBatchLines when 0
+	Logger        *slog.Logger
+	// Via is recorded as the actor's channel; default "api".
+	Via string
+}
+
+// Server is the HTTP API. Create it with New, hand it the core with
+// SetCore once everything is open (until then every call but /healthz
+// answers 503), serve listeners with Serve, stop with Shutdown.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	core    atomic.Pointer[coreRef]
+	drain   atomic.Bool
+	mux     *http.ServeMux
+	srv     *http.Server
+	unauthN unauthLimiter
+}
+
+type coreRef struct{ c Core }
+
+// New builds a server.
+func New(opts Options) *Server {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.MaxBatchLines <= 0 {
+		opts.MaxBatchLines = DefaultMaxBatchLines
+	}
+	if opts.Via == "" {
+		opts.Via = "api"
+	}
+	s := &Server{opts: opts, log: logger(opts.Logger), mux: http.NewServeMux()}
+	s.routes()
+	s.srv = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// SetCore makes the server ready: calls reach c and /readyz answers 200.
+func (s *Server) SetCore(c Core) { s.core.Store(&coreRef{c: c}) }
+
+// Handler is the server's HTTP handler (for tests with httptest).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve serves ln until Shutdown; it returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, makes /readyz answer 503 and waits for the
+// requests in flight until ctx is done (then closes them).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.drain.Store(true)
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	return err
+}
+
+// routes registers every endpoint; each path also gets a catch-all that
+// answers 405 in JSON for other methods, and "/" answers 404 in JSON.
+func (s *Server) routes() {
+	all := []config.Role{config.RoleExporter, config.RoleAuditor, config.RoleOperator}
+	paths := map[string][]string{}
+	add := func(method, path string, h http.HandlerFunc) {
+		s.mux.HandleFunc(method+" "+path, h)
+		paths[path] = append(paths[path], method)
+	}
+	add(http.MethodPost, "/v1/exports", s.needCore(s.postExport))
+	add(http.MethodPost, "/v1/exports:batch", s.needCore(s.postBatch))
+	add(http.MethodGet, "/v1/exports/{id}", s.needCore(s.auth(s.getExport, config.RoleAuditor, config.RoleExporter)))
+	add(http.MethodGet, "/v1/checkpoint", s.needCore(s.auth(s.getCheckpoint, all...)))
+	add(http.MethodGet, "/v1/status", s.needCore(s.auth(s.getStatus, config.RoleOperator, config.RoleAuditor)))
+	add(http.MethodPost, "/v1/seal", s.needCore(s.auth(s.postSeal, config.RoleOperator)))
+	add(http.MethodGet, "/healthz", s.healthz)
+	add(http.MethodGet, "/readyz", s.readyz)
+	for path, methods := range paths {
+		allow := strings.Join(methods, ", ")
+		if strings.Contains(allow, http.MethodGet) {
+			allow += ", " + http.MethodHead
+		}
+		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Msg: r.Method + " not allowed; use " + allow})
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Msg: "no such endpoint"})
+	})
+}
+
+type coreHandler func(w http.ResponseWriter, r *http.Request, c Core)
+
+// needCore answers 503 until the core is set and while draining.
+func (s *Server) needCore(h coreHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ref := s.core.Load()
+		if ref == nil {
+			s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Msg: "the agent is starting"})
+			return
+		}
+		h(w, r, ref.c)
+	}
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, c Core, p *config.Principal)
+
+// auth wants a valid token (401) of a principal holding one of roles (403).
+func (s *Server) auth(h authedHandler, roles ...config.Role) coreHandler {
+	return func(w http.ResponseWriter, r *http.Request, c Core) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		for _, role := range roles {
+			if p.Has(role) {
+				h(w, r, c, p)
+				return
+			}
+		}
+		s.writeError(w, r, &agent.ForbiddenError{Principal: p.Name, Role: roles[0]})
+	}
+}
+
+// authenticate finds the principal of the bearer token, or a 401 *Error.
+func (s *Server) authenticate(r *http.Request) (*config.Principal, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Msg: "missing bearer token"}
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Msg: "want Authorization: Bearer TOKEN"}
+	}
+	p, ok := s.opts.Principals.Authenticate(strings.TrimSpace(tok))
+	if !ok {
+		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Msg: "invalid bearer token"}
+	}
+	return p, nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.drain.Load():
+		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Msg: "the agent is stopping"})
+	case s.core.Load() == nil:
+		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Msg: "the agent is starting"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// unauthLimiter is a one-second window counter for journaled 401s.
+type unauthLimiter struct {
+	mu     sync.Mutex
+	window int64
+	n      int
+}
+
+func (l *unauthLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec := now.Unix(); sec != l.window {
+		l.window, l.n = sec, 0
+	}
+	l.n++
+	return l.n <= UnauthenticatedPerSecond
+}

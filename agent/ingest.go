@@ -1,0 +1,390 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/agent/policy"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// Limits on the metadata of an export.
+const (
+	MaxExportIDLen = 128  // client-supplied export ids
+	MaxFieldLen    = 1024 // app, workflow, purpose, ... in bytes
+	maxReasonLen   = 1024 // reason text kept in an export.rejected record
+)
+
+// IngestRequest is one export as a caller hands it over: the API, the spool
+// folder or a test.
+type IngestRequest struct {
+	// ID is the client's export id; empty: the core generates one (128
+	// random bits, hex). A repeated id is never journaled twice: the repeat
+	// is answered with the original receipt (Duplicate set).
+	ID             string
+	Workflow       string
+	App            string
+	Purpose        string
+	Schema         string // "name@version"; empty takes the workflow's
+	Classification string
+	Retention      string // empty takes the workflow's
+	Destination    string
+	MediaType      string // e.g. "application/json", "text/csv"
+	Data           []byte
+}
+
+// BatchLine is one line of a batch: a decoded request, or the error that
+// kept it from being decoded (the line is then journaled as rejected with
+// that reason).
+type BatchLine struct {
+	Req IngestRequest
+	Err error
+}
+
+// BatchResult answers one line of a batch: a receipt, or an error (a
+// *RejectedError when the line was refused and its rejection journaled).
+type BatchResult struct {
+	Receipt ExportReceipt
+	Err     error
+}
+
+// ForbiddenError: the principal lacks the role the action needs.
+type ForbiddenError struct {
+	Principal string
+	Role      config.Role
+}
+
+func (e *ForbiddenError) Error() string {
+	return fmt.Sprintf("agent: principal %q lacks the %s role", e.Principal, e.Role)
+}
+
+// RejectedError is an export refused and journaled as export.rejected.
+// Err is the reason: a *policy.Violation, *FieldError, *ForbiddenError or
+// whatever error the caller passed to Reject (errors.As sees through).
+type RejectedError struct {
+	ExportID string
+	Seq      uint64 // sequence number of the export.rejected record
+	Leaf     string // its leaf hash, "sha256:..."
+	Err      error
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("agent: export %s rejected (journaled at %d): %v", e.ExportID, e.Seq, e.Err)
+}
+
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// ExportKey is the journal's unique key of an export id.
+func ExportKey(id string) []byte { return []byte("export/" + id) }
+
+// NewExportID returns a fresh export id: 128 random bits in hex.
+func NewExportID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// Ingest checks one export against the principal's roles and the policy
+// and journals it, returning the receipt once the record is durable. A
+// refused export is journaled as export.rejected (without its payload)
+// and answered with a *RejectedError wrapping the reason: *ForbiddenError
+// (the principal is no exporter), *FieldError (bad metadata) or
+// *policy.Violation. A repeated export id answers the original receipt
+// with Duplicate set and journals nothing. Other errors come from the
+// journal (*store.BusyError, *store.SpaceError when the disk is nearly
+// full, ENOSPC, ...); then nothing was journaled.
+func (c *Core) Ingest(ctx context.Context, p *config.Principal, via string, req IngestRequest) (ExportReceipt, error) {
+	res, err := c.IngestBatch(ctx, p, via, []BatchLine{{Req: req}})
+	if err != nil {
+		return ExportReceipt{}, err
+	}
+	return res[0].Receipt, res[0].Err
+}
+
+// IngestBatch is Ingest for many exports in one durable commit, answered
+// per line (results aligned with lines). Rejected lines are journaled in
+// the same commit. The error is for the whole batch: nothing was
+// journaled.
+func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string, lines []BatchLine) ([]BatchResult, error) {
+	pol := c.opts.Policy
+	if pol == nil {
+		return nil, &ConfigError{Key: "policy", Reason: "the core has no policy; ingest needs one"}
+	}
+	if via == "" {
+		via = "api"
+	}
+	actor := bundle.Actor{Kind: "principal", ID: "anonymous", Via: via}
+	if p != nil {
+		actor.ID = p.Name
+	}
+
+	type pending struct {
+		entry    int // index in entries, -1: none
+		sameAs   int // index of an earlier line with the same id, -1: none
+		rejected error
+		id       string
+		digest   string
+	}
+	out := make([]BatchResult, len(lines))
+	plan := make([]pending, len(lines))
+	entries := make([]store.Entry, 0, len(lines))
+	firstLine := map[string]int{} // accepted ids in this batch
+	for i, l := range lines {
+		pl := &plan[i]
+		pl.entry, pl.sameAs = -1, -1
+		req := l.Req
+		pl.id = req.ID
+		if pl.id == "" {
+			pl.id = NewExportID()
+		}
+		var cause error
+		switch {
+		case l.Err != nil:
+			cause = l.Err
+		case p == nil || !p.Has(config.RoleExporter):
+			cause = &ForbiddenError{Principal: actor.ID, Role: config.RoleExporter}
+		default:
+			cause = checkRequest(req)
+		}
+		if cause == nil {
+			cause = pol.Check(policy.Request{
+				Principal: p.Name, Workflow: req.Workflow, App: req.App, Schema: req.Schema,
+				Classification: req.Classification, Retention: req.Retention, Destination: req.Destination,
+				MediaType: req.MediaType, Size: int64(len(req.Data)), Data: req.Data,
+			})
+		}
+		if cause != nil {
+			pl.rejected = cause
+			pl.entry = len(entries)
+			entries = append(entries, c.rejectEntry(actor, pl.id, req, cause))
+			continue
+		}
+		if k, ok := firstLine[pl.id]; ok {
+			pl.sameAs = k
+			continue
+		}
+		firstLine[pl.id] = i
+		e, body := c.exportEntry(actor, pl.id, req)
+		pl.entry, pl.digest = len(entries), body.Payload.Digest
+		entries = append(entries, e)
+	}
+
+	res, err := c.j.AppendBatch(ctx, entries)
+	var perEntry []error
+	if be := (*store.BatchError)(nil); errors.As(err, &be) {
+		perEntry, err = be.Errs, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var last uint64
+	for i := range lines {
+		pl := &plan[i]
+		if pl.entry < 0 {
+			continue
+		}
+		var eerr error
+		if perEntry != nil {
+			eerr = perEntry[pl.entry]
+		}
+		a := res[pl.entry]
+		switch {
+		case eerr != nil:
+			var dup *store.DuplicateError
+			if pl.rejected == nil && errors.As(eerr, &dup) {
+				out[i].Receipt, out[i].Err = c.originalReceipt(dup.Seq)
+				continue
+			}
+			out[i].Err = fmt.Errorf("agent: journal export %s: %w", pl.id, eerr)
+		case pl.rejected != nil:
+			out[i].Err = &RejectedError{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: pl.rejected}
+		default:
+			out[i].Receipt = ExportReceipt{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: pl.digest}
+		}
+		last = max(last, a.Size)
+	}
+	for i := range lines {
+		if k := plan[i].sameAs; k >= 0 {
+			out[i] = out[k]
+			if out[i].Err == nil {
+				out[i].Receipt.Duplicate = true
+			}
+		}
+	}
+	if last > 0 {
+		c.maybeWake(last)
+	}
+	return out, nil
+}
+
+// Reject journals an export.rejected record for an attempt refused before
+// it reached the policy (no valid token, a body that does not decode) and
+// returns a *RejectedError wrapping cause, or the journal's error.
+func (c *Core) Reject(ctx context.Context, actor bundle.Actor, req IngestRequest, cause error) error {
+	if c.opts.Policy == nil {
+		return &ConfigError{Key: "policy", Reason: "the core has no policy; ingest needs one"}
+	}
+	id := req.ID
+	if id == "" || checkID(id) != nil {
+		id = NewExportID()
+	}
+	a, err := c.j.Append(ctx, c.rejectEntry(actor, id, req, cause))
+	if err != nil {
+		return fmt.Errorf("agent: journal rejection: %w", err)
+	}
+	c.maybeWake(a.Size)
+	return &RejectedError{ExportID: id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: cause}
+}
+
+// exportEntry builds the journal entry of an accepted export, keyed by its
+// id so it is journaled at most once.
+func (c *Core) exportEntry(actor bundle.Actor, id string, req IngestRequest) (store.Entry, bundle.ExportBody) {
+	pol := c.opts.Policy
+	wf, _ := pol.Workflow(req.Workflow)
+	if req.Schema == "" {
+		req.Schema = wf.Schema
+	}
+	if req.Retention == "" {
+		req.Retention = wf.Retention
+	}
+	d := sha256.Sum256(req.Data)
+	body := bundle.ExportBody{
+		ExportID: id, App: req.App, Workflow: req.Workflow, Purpose: req.Purpose,
+		Schema: req.Schema, Classification: req.Classification, Retention: req.Retention,
+		Destination: req.Destination, Policy: pol.Digest(),
+		Payload: bundle.PayloadRef{Digest: bundle.FormatHash(d), Size: int64(len(req.Data)), MediaType: req.MediaType, Canonicalization: "none"},
+	}
+	e := c.entry(bundle.TypeExport, actor, body)
+	e.Key = ExportKey(id)
+	e.Payloads = []store.Payload{{Digest: d, Data: req.Data}}
+	return e, body
+}
+
+// rejectEntry builds the export.rejected entry: who (actor), what (id,
+// app, workflow, payload digest), why (cause). No payload is kept.
+func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cause error) store.Entry {
+	body := bundle.RejectedBody{
+		ExportID: clip(id, MaxExportIDLen*2),
+		App:      clip(req.App, MaxFieldLen),
+		Workflow: clip(req.Workflow, MaxFieldLen),
+		Policy:   c.opts.Policy.Digest(),
+		Reason:   clip(cause.Error(), maxReasonLen),
+	}
+	if len(req.Data) > 0 {
+		body.Digest = bundle.FormatHash(sha256.Sum256(req.Data))
+	}
+	return c.entry(bundle.TypeExportRejected, actor, body)
+}
+
+// entry builds a record entry whose time is taken when it is built.
+func (c *Core) entry(typ string, actor bundle.Actor, body any) store.Entry {
+	now := c.opts.Now()
+	return store.Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+		r := bundle.Record{Seq: seq, Type: typ, Time: now, Device: c.device, Prev: prev, Actor: actor}
+		if err := r.SetBody(body); err != nil {
+			return nil, err
+		}
+		return r.Marshal()
+	}}
+}
+
+// originalReceipt rebuilds the receipt of the export journaled at seq, for
+// a repeated id. Its journal size is the size now.
+func (c *Core) originalReceipt(seq uint64) (ExportReceipt, error) {
+	rec, err := c.j.Record(seq)
+	if err != nil {
+		return ExportReceipt{}, fmt.Errorf("agent: original export: %w", err)
+	}
+	r, err := bundle.ParseRecord(rec)
+	if err != nil {
+		return ExportReceipt{}, fmt.Errorf("agent: original export at %d: %w", seq, err)
+	}
+	body, err := r.ExportBody()
+	if err != nil {
+		return ExportReceipt{}, fmt.Errorf("agent: original export at %d: %w", seq, err)
+	}
+	return ExportReceipt{
+		ExportID: body.ExportID, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)),
+		Size: c.j.Size(), Digest: body.Payload.Digest, Duplicate: true,
+	}, nil
+}
+
+// checkRequest checks the metadata the policy does not: the id's syntax,
+// required fields, lengths and printable text.
+func checkRequest(r IngestRequest) error {
+	if r.ID != "" {
+		if err := checkID(r.ID); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"workflow", r.Workflow}, {"app", r.App}, {"purpose", r.Purpose}, {"schema", r.Schema},
+		{"classification", r.Classification}, {"retention", r.Retention},
+		{"destination", r.Destination}, {"media_type", r.MediaType},
+	} {
+		if err := CheckField(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r.Workflow == "":
+		return &FieldError{Field: "workflow", Reason: "required"}
+	case r.App == "":
+		return &FieldError{Field: "app", Reason: "required"}
+	case r.MediaType == "":
+		return &FieldError{Field: "media_type", Reason: "required"}
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if len(id) == 0 || len(id) > MaxExportIDLen {
+		return &FieldError{Field: "id", Reason: fmt.Sprintf("want 1 to %d characters", MaxExportIDLen)}
+	}
+	for i, c := range []byte(id) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i > 0 {
+			ok = ok || c == '.' || c == '_' || c == '-' || c == ':'
+		}
+		if !ok {
+			return &FieldError{Field: "id", Reason: "want [A-Za-z0-9] then [A-Za-z0-9._:-]"}
+		}
+	}
+	return nil
+}
+
+// CheckField checks one text field of an export's metadata: valid UTF-8,
+// no control characters, at most MaxFieldLen bytes. It returns a
+// *FieldError naming name.
+func CheckField(name, v string) error {
+	if len(v) > MaxFieldLen {
+		return &FieldError{Field: name, Reason: fmt.Sprintf("longer than %d bytes", MaxFieldLen)}
+	}
+	if !utf8.ValidString(v) {
+		return &FieldError{Field: name, Reason: "not valid UTF-8"}
+	}
+	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return &FieldError{Field: name, Reason: "contains control characters"}
+	}
+	return nil
+}
+
+// clip makes s valid UTF-8 of at most n bytes, for text kept in a record.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

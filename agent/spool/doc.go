@@ -1,0 +1,63 @@
+// Package spool ingests exports dropped as files into a folder, for tools
+// that can only write files.
+//
+// An export is a pair: the data file NAME and its sidecar NAME.meta.json,
+// a JSON object with the fields of the API's JSON export body (workflow,
+// app, purpose, schema, classification, retention, destination, id,
+// media_type) and principal, which must name the principal the spool is
+// trusted as. A pair that has been ingested moves to done/ beside its
+// receipt NAME.receipt.json; a refused pair moves to rejected/ beside
+// NAME.error.json naming the error. Both are created in the spool folder.
+//
+// # Which files are taken
+//
+// A partly written file is never taken. A pair is taken only when
+//
+//   - the sidecar exists and is not older than the data file (the sidecar
+//     was written last), or the data file's ctime is later than its mtime
+//     (it was renamed, or linked, in after its last write); and
+//   - the data file and the sidecar showed the same size, mtime and ctime
+//     at two successive polls.
+//
+// Dotfiles, *.tmp and *.part files, directories, symlinks and other
+// non-regular files are ignored, so writing to "NAME.part" (or ".NAME")
+// and renaming to NAME is always safe. A sidecar is written in one go or
+// renamed in; every name ending in .meta.json is a sidecar. A pair that
+// keeps changing is left alone until it settles.
+//
+// # Who the files are from
+//
+// Anyone who can write to the spool folder can hand in exports, so the
+// folder is trusted as exactly one configured principal, chosen by the
+// daemon config ([Options.Principal]; the config's spool section names no
+// principal of its own: the daemon passes the principal it picks, e.g. the
+// one the config documents for the spool). A sidecar must name that
+// principal; a sidecar naming any other is rejected. The policy then
+// checks that principal against the workflow as for any API call. The
+// folder's permissions are the access control: make it writable only by
+// the tools that act as that principal.
+//
+// # Crash safety and idempotency
+//
+// Each pair has a stable export id: the sidecar's id, or else
+// "spool-" and 32 hex digits of SHA-256 over the file name and the data's
+// digest. The receipt is written durably (temp file, fsync, rename, fsync
+// directory) before the pair is moved, and the moves are synced. After a
+// crash between journaling and moving, the pair is ingested again, the
+// journal answers the same id as a duplicate with the original receipt, and
+// the pair moves to done/ as before; a sidecar left behind by a crash
+// between the two renames is moved after its data file. A crash after a
+// rejection was journaled but before the pair moved journals the rejection
+// once more: attempts are custody too.
+//
+// Names already taken in done/ or rejected/ (the same file name dropped
+// again) get a suffix: NAME~2, NAME~3, ...
+//
+// # Errors
+//
+// The [Ingester] refuses an export for good with an error that is (by
+// errors.As) a *[RejectError]; the pair then moves to rejected/. Any other
+// error (journal busy, disk nearly full, closed) is transient: the pair
+// stays, and the watcher retries with capped exponential backoff, logging
+// once when ingest starts failing and once when it recovers.
+package spool

@@ -1,0 +1,382 @@
+package spool
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent/config"
+)
+
+// Subfolders of the spool folder.
+const (
+	DoneDir     = "done"
+	RejectedDir = "rejected"
+)
+
+// Result file suffixes, beside the moved pair.
+const (
+	ReceiptSuffix = ".receipt.json"
+	ErrorSuffix   = ".error.json"
+)
+
+// maxBackoff caps the wait between retries after a transient error.
+const maxBackoff = time.Minute
+
+// Options configure a Watcher.
+type Options struct {
+	Dir string // the spool folder; created if missing, with done/ and rejected/
+	// Poll is the polling interval; default config.DefaultSpoolPoll. A
+	// pair is taken at the second poll that sees it unchanged.
+	Poll time.Duration
+	// Principal is who spool files are trusted as; required, and it must
+	// hold the exporter role. Sidecars must name it.
+	Principal *config.Principal
+	Ingester  Ingester // required
+	// MaxSize is the largest data file taken; larger ones are rejected
+	// unread. Default config.DefaultMaxBody.
+	MaxSize int64
+	Logger  *slog.Logger
+	Now     func() time.Time // time in result files; time.Now when nil
+}
+
+// ConfigError is a bad Options field.
+type ConfigError struct {
+	Field, Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("spool: options: %s: %s", e.Field, e.Reason)
+}
+
+// Watcher polls the spool folder. Start runs it; Scan is one poll. A
+// Watcher is not meant for concurrent Scans: Start is its only caller in
+// the daemon.
+type Watcher struct {
+	opts Options
+	log  *slog.Logger
+	wake chan struct{}
+	seen map[string]stamp // data file name -> what the last poll saw
+}
+
+// stamp is what a poll saw of a pair.
+type stamp struct {
+	size, mtime, ctime   int64
+	msize, mmtime, mctim int64
+}
+
+// New checks opts and creates the folders.
+func New(opts Options) (*Watcher, error) {
+	switch {
+	case opts.Dir == "":
+		return nil, &ConfigError{Field: "Dir", Reason: "required"}
+	case opts.Ingester == nil:
+		return nil, &ConfigError{Field: "Ingester", Reason: "required"}
+	case opts.Principal == nil:
+		return nil, &ConfigError{Field: "Principal", Reason: "required: the principal spool files are trusted as"}
+	case !opts.Principal.Has(config.RoleExporter):
+		return nil, &ConfigError{Field: "Principal", Reason: fmt.Sprintf("principal %q lacks the exporter role", opts.Principal.Name)}
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = config.DefaultSpoolPoll
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = int64(config.DefaultMaxBody)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	for _, d := range []string{opts.Dir, filepath.Join(opts.Dir, DoneDir), filepath.Join(opts.Dir, RejectedDir)} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	return &Watcher{
+		opts: opts,
+		log:  opts.Logger.With("component", "spool", "dir", opts.Dir),
+		wake: make(chan struct{}, 1),
+		seen: map[string]stamp{},
+	}, nil
+}
+
+// Wake asks for a poll now (it is still only taken once seen unchanged
+// twice). It never blocks.
+func (w *Watcher) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start polls until ctx is done: every Poll, on Wake, and after a
+// transient error with capped exponential backoff (one log line when
+// ingest starts failing, one when it recovers).
+func (w *Watcher) Start(ctx context.Context) {
+	tick := time.NewTicker(w.opts.Poll)
+	defer tick.Stop()
+	backoff, failing := time.Duration(0), false
+	for {
+		_, err := w.Scan(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
+				w.log.Error("spool ingest failing; files stay in place, retrying", "err", err)
+			}
+			failing = true
+			backoff = min(max(2*backoff, w.opts.Poll), maxBackoff)
+		case failing:
+			w.log.Info("spool ingest recovered")
+			failing, backoff = false, 0
+		}
+		var tickC, retry <-chan time.Time
+		var timer *time.Timer
+		if backoff > 0 {
+			timer = time.NewTimer(backoff)
+			retry = timer.C
+		} else {
+			tickC = tick.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-tickC:
+		case <-retry:
+		case <-w.wake:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// Stats counts what one Scan did.
+type Stats struct {
+	Done, Rejected int // pairs moved
+	Waiting        int // pairs seen but not (yet) complete and stable
+}
+
+// Scan polls the folder once: it finishes moves a crash interrupted,
+// and ingests every pair that is complete and was seen unchanged by the
+// previous Scan. It stops at the first transient error and returns it;
+// the pair concerned stays for the next Scan.
+func (w *Watcher) Scan(ctx context.Context) (Stats, error) {
+	var st Stats
+	ents, err := os.ReadDir(w.opts.Dir)
+	if err != nil {
+		return st, fmt.Errorf("spool: %w", err)
+	}
+	files := map[string]fs.FileInfo{}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || ignored(name) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // gone since ReadDir
+		}
+		files[name] = info
+	}
+	seen := make(map[string]stamp, len(w.seen))
+	defer func() { w.seen = seen }()
+	for name, info := range files {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if base, ok := strings.CutSuffix(name, MetaSuffix); ok {
+			if _, paired := files[base]; !paired && base != "" {
+				if err := w.recoverSidecar(base); err != nil {
+					return st, err
+				}
+			}
+			continue
+		}
+		meta, ok := files[name+MetaSuffix]
+		if !ok {
+			continue
+		}
+		s := stampOf(info, meta)
+		prev, had := w.seen[name]
+		if !complete(s) || !had || prev != s {
+			seen[name] = s
+			st.Waiting++
+			continue
+		}
+		moved, rejected, err := w.take(ctx, name, s)
+		if err != nil {
+			seen[name] = s
+			return st, err
+		}
+		switch {
+		case !moved:
+			st.Waiting++ // changed while read
+		case rejected:
+			st.Rejected++
+		default:
+			st.Done++
+		}
+	}
+	return st, nil
+}
+
+// ignored: dotfiles and files still being written by convention.
+func ignored(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".part")
+}
+
+func stampOf(data, meta fs.FileInfo) stamp {
+	s := stamp{size: data.Size(), mtime: data.ModTime().UnixNano(), msize: meta.Size(), mmtime: meta.ModTime().UnixNano()}
+	if st, ok := data.Sys().(*syscall.Stat_t); ok {
+		s.ctime = st.Ctim.Nano()
+	}
+	if st, ok := meta.Sys().(*syscall.Stat_t); ok {
+		s.mctim = st.Ctim.Nano()
+	}
+	return s
+}
+
+// complete: the sidecar was written last, or the data file was renamed in
+// after its last write.
+func complete(s stamp) bool {
+	return s.mmtime >= s.mtime || s.ctime > s.mtime
+}
+
+// take ingests one pair and moves it. moved is false when the files
+// changed while being read (they are left for later).
+func (w *Watcher) take(ctx context.Context, name string, s stamp) (moved, rejected bool, err error) {
+	dataPath := filepath.Join(w.opts.Dir, name)
+	metaRaw, err := readUpTo(dataPath+MetaSuffix, MaxMetaSize+1) // DecodeMeta refuses more
+	if err != nil {
+		return false, false, nil // vanished or unreadable now: look again later
+	}
+	var data []byte
+	if s.size <= w.opts.MaxSize {
+		data, err = readUpTo(dataPath, w.opts.MaxSize+1)
+		if err != nil {
+			return false, false, nil
+		}
+		if int64(len(data)) != s.size {
+			return false, false, nil // changed since the poll
+		}
+	}
+	meta, merr := DecodeMeta(metaRaw)
+	req := IngestRequest{
+		ID: meta.ID, Workflow: meta.Workflow, App: meta.App, Purpose: meta.Purpose,
+		Schema: meta.Schema, Classification: meta.Classification, Retention: meta.Retention,
+		Destination: meta.Destination, MediaType: meta.MediaType, Data: data,
+	}
+	if req.ID == "" || merr != nil {
+		req.ID = DeriveID(name, data)
+	}
+	if req.MediaType == "" {
+		req.MediaType = guessType(name)
+	}
+	var cause error
+	switch {
+	case merr != nil:
+		cause = merr
+	case meta.Principal != w.opts.Principal.Name:
+		cause = &MetaError{Field: "principal", Reason: fmt.Sprintf("%.80q: this spool folder is trusted as %q only", meta.Principal, w.opts.Principal.Name)}
+	case s.size > w.opts.MaxSize:
+		cause = &RejectError{Code: "too_large", Field: "size", Message: fmt.Sprintf("%d bytes is over the spool limit of %d", s.size, w.opts.MaxSize)}
+	}
+	if cause != nil {
+		rej, err := w.reject(ctx, req, cause)
+		if err != nil {
+			return false, false, err
+		}
+		w.log.Info("spool export rejected", "file", name, "id", req.ID, "code", rej.Code, "err", rej.Message)
+		return true, true, w.finish(name, RejectedDir, req.ID, errorFile(name, req.ID, rej, w.opts.Now()))
+	}
+	rc, err := w.opts.Ingester.Ingest(ctx, w.opts.Principal, Via, req)
+	if err != nil {
+		var rej *RejectError
+		if !errors.As(err, &rej) {
+			return false, false, fmt.Errorf("spool: ingest %s: %w", name, err)
+		}
+		w.log.Info("spool export rejected", "file", name, "id", req.ID, "code", rej.Code, "err", rej.Message)
+		return true, true, w.finish(name, RejectedDir, req.ID, errorFile(name, req.ID, rej, w.opts.Now()))
+	}
+	w.log.Debug("spool export journaled", "file", name, "id", rc.ExportID, "seq", rc.Seq, "duplicate", rc.Duplicate)
+	return true, false, w.finish(name, DoneDir, req.ID, receiptFile(name, rc, w.opts.Now()))
+}
+
+// reject turns a refusal the watcher decided into a *RejectError,
+// journaled through the Ingester when it is a Rejecter.
+func (w *Watcher) reject(ctx context.Context, req IngestRequest, cause error) (*RejectError, error) {
+	rej, ok := cause.(*RejectError)
+	if !ok {
+		rej = &RejectError{Code: "bad_meta", Message: cause.Error(), Err: cause}
+		var me *MetaError
+		if errors.As(cause, &me) {
+			rej.Field, rej.Message = me.Field, me.Reason
+		}
+	}
+	r, ok := w.opts.Ingester.(Rejecter)
+	if !ok {
+		return rej, nil
+	}
+	got, err := r.Reject(ctx, w.opts.Principal, Via, req, rej)
+	if err != nil {
+		return nil, fmt.Errorf("spool: journal rejection: %w", err)
+	}
+	return got, nil
+}
+
+// DeriveID is the export id of a pair whose sidecar gives none: "spool-"
+// and the first 32 hex digits of SHA-256(u64be(len(name)) || name ||
+// SHA-256(data)). The same file name and content always give the same id.
+func DeriveID(name string, data []byte) string {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+	h.Write(n[:])
+	io.WriteString(h, name)
+	d := sha256.Sum256(data)
+	h.Write(d[:])
+	return "spool-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// guessType is the media type of a file name's extension, or
+// application/octet-stream.
+func guessType(name string) string {
+	ext := strings.ToLower(filepath.Ext(name))
+	switch ext {
+	case ".json":
+		return "application/json"
+	case ".csv":
+		return "text/csv"
+	case ".ndjson", ".jsonl":
+		return "application/x-ndjson"
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// readUpTo reads at most n bytes of a file.
+func readUpTo(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, n))
+}

@@ -1,0 +1,251 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/tpm"
+)
+
+// Export statuses reported by ExportStatus. sent and archived come with
+// the sync issue.
+const (
+	StatusJournaled = "journaled" // durable, not yet covered by a checkpoint
+	StatusSealed    = "sealed"    // covered by the last checkpoint; its bundle is in the outbox
+)
+
+// TPM states reported by Status.
+const (
+	TPMOK          = "ok"
+	TPMPCRMismatch = "pcr_mismatch"
+	TPMError       = "error"
+)
+
+// NotFoundError: there is no such export (or no checkpoint yet).
+type NotFoundError struct {
+	What, ID string
+}
+
+func (e *NotFoundError) Error() string {
+	if e.ID == "" {
+		return fmt.Sprintf("agent: no %s", e.What)
+	}
+	return fmt.Sprintf("agent: no %s %q", e.What, e.ID)
+}
+
+// CheckpointInfo is a checkpoint of the journal.
+type CheckpointInfo struct {
+	Origin string `json:"origin"`
+	Size   uint64 `json:"size"`
+	Root   string `json:"root"` // "sha256:..."
+	Text   string `json:"text"` // the C2SP checkpoint body, as sealed
+}
+
+// ExportInfo is what ExportStatus knows of an export.
+type ExportInfo struct {
+	ID     string          `json:"id"`
+	Status string          `json:"status"` // StatusJournaled or StatusSealed
+	Seq    uint64          `json:"seq"`
+	Leaf   string          `json:"leaf"`
+	Record json.RawMessage `json:"record"` // the record's canonical bytes
+	// Bundle is the outbox id of the bundle sealing the export (sealed only).
+	Bundle string `json:"bundle,omitempty"`
+	// Checkpoint and Proof: the latest checkpoint and the inclusion proof of
+	// the record's leaf in it ("sha256:..." hashes; sealed only).
+	Checkpoint *CheckpointInfo `json:"checkpoint,omitempty"`
+	Proof      []string        `json:"proof,omitempty"`
+}
+
+// SealInfo describes the last seal.
+type SealInfo struct {
+	Size    uint64    `json:"size"`
+	Time    time.Time `json:"time,omitzero"`
+	Counter uint64    `json:"counter"`
+	Bundle  string    `json:"bundle"`           // outbox id
+	Digest  string    `json:"digest,omitempty"` // SHA-256 of the bundle file
+}
+
+// TPMStatus is the TPM's state as the core sees it.
+type TPMStatus struct {
+	State   string `json:"state"`             // TPMOK, TPMPCRMismatch or TPMError
+	Changed []int  `json:"changed,omitempty"` // PCRs that moved (pcr_mismatch)
+	Error   string `json:"error,omitempty"`
+	KeyID   string `json:"keyId"`
+}
+
+// Status is the agent's state for GET /v1/status.
+type Status struct {
+	Device      string    `json:"device"`
+	JournalSize uint64    `json:"journalSize"`
+	Pending     uint64    `json:"pending"` // records not yet covered by a checkpoint
+	LastSeal    *SealInfo `json:"lastSeal,omitempty"`
+	Outbox      int       `json:"outbox"` // bundles waiting to be sent
+	TPM         TPMStatus `json:"tpm"`
+	Policy      string    `json:"policy,omitempty"` // digest of the policy in force
+}
+
+// pcrReader is implemented by *tpm.TPM; Status uses it when present.
+type pcrReader interface {
+	ReadPCRs(ctx context.Context) (map[int][]byte, error)
+}
+
+// Checkpoint returns the latest checkpoint, or *NotFoundError before the
+// first seal.
+func (c *Core) Checkpoint() (*CheckpointInfo, error) {
+	_, note, err := c.j.LastCheckpoint()
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &NotFoundError{What: "checkpoint"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: checkpoint: %w", err)
+	}
+	cp, err := bundle.ParseCheckpoint(note)
+	if err != nil {
+		return nil, fmt.Errorf("agent: checkpoint: %w", err)
+	}
+	return &CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: bundle.FormatHash(cp.Root), Text: string(note)}, nil
+}
+
+// ExportStatus reports an export journaled by Ingest: its record, whether
+// a checkpoint covers it and, if so, its inclusion proof against the
+// latest checkpoint and the bundle that sealed it. *NotFoundError when no
+// export has that id (rejected attempts have no status).
+func (c *Core) ExportStatus(ctx context.Context, id string) (*ExportInfo, error) {
+	if checkID(id) != nil {
+		return nil, &NotFoundError{What: "export", ID: id}
+	}
+	seq, err := c.j.Lookup(ExportKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &NotFoundError{What: "export", ID: id}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: export %s: %w", id, err)
+	}
+	rec, err := c.j.Record(seq)
+	if err != nil {
+		return nil, fmt.Errorf("agent: export %s: %w", id, err)
+	}
+	info := &ExportInfo{ID: id, Status: StatusJournaled, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)), Record: rec}
+	cp, err := c.Checkpoint()
+	var nf *NotFoundError
+	if errors.As(err, &nf) || (err == nil && cp.Size <= seq) {
+		return info, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	proof, err := c.j.InclusionProof(seq, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("agent: export %s: proof: %w", id, err)
+	}
+	info.Status, info.Checkpoint = StatusSealed, cp
+	for _, h := range proof {
+		info.Proof = append(info.Proof, bundle.FormatHash(h))
+	}
+	// The bundle sealing seq is the first outbox id past it (ids sort by size).
+	want := OutboxID(seq + 1)
+	err = c.j.Outbox(ctx, func(ob string, _ []byte) error {
+		if ob >= want && (info.Bundle == "" || ob < info.Bundle) {
+			info.Bundle = ob
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: export %s: outbox: %w", id, err)
+	}
+	return info, nil
+}
+
+// Status reports the journal, the last seal, the outbox and the TPM.
+func (c *Core) Status(ctx context.Context) (*Status, error) {
+	st := &Status{Device: c.device, JournalSize: c.j.Size(), LastSeal: c.lastSeal.Load()}
+	if c.opts.Policy != nil {
+		st.Policy = c.opts.Policy.Digest()
+	}
+	cpSize, _, err := c.j.LastCheckpoint()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("agent: status: %w", err)
+	}
+	st.Pending = st.JournalSize - min(cpSize, st.JournalSize)
+	if err := c.j.Outbox(ctx, func(string, []byte) error { st.Outbox++; return nil }); err != nil {
+		return nil, fmt.Errorf("agent: status: outbox: %w", err)
+	}
+	st.TPM = c.tpmStatus(ctx)
+	return st, nil
+}
+
+// tpmStatus compares the PCRs with the values the signing key is bound to
+// (when the TPM can read them) and looks at the last seal's error.
+func (c *Core) tpmStatus(ctx context.Context) TPMStatus {
+	id := c.t.Identity()
+	ts := TPMStatus{State: TPMOK, KeyID: id.KeyID}
+	if r, ok := c.t.(pcrReader); ok {
+		cur, err := r.ReadPCRs(ctx)
+		if err != nil {
+			return TPMStatus{State: TPMError, Error: err.Error(), KeyID: id.KeyID}
+		}
+		for _, p := range id.PCRs {
+			if string(cur[p]) != string(id.PCRValues[p]) {
+				ts.Changed = append(ts.Changed, p)
+			}
+		}
+		if len(ts.Changed) > 0 {
+			ts.State = TPMPCRMismatch
+			return ts
+		}
+	}
+	if ep := c.sealErr.Load(); ep != nil {
+		var pe *tpm.PCRMismatchError
+		if errors.As(*ep, &pe) {
+			return TPMStatus{State: TPMPCRMismatch, Changed: pe.Changed(), Error: (*ep).Error(), KeyID: id.KeyID}
+		}
+		return TPMStatus{State: TPMError, Error: (*ep).Error(), KeyID: id.KeyID}
+	}
+	return ts
+}
+
+// maxSealScan bounds the records recoverLastSeal reads.
+const maxSealScan = 10000
+
+// recoverLastSeal finds the seal record of the last checkpoint after a
+// restart, so Status can report the last seal's time and counter.
+func (c *Core) recoverLastSeal(ctx context.Context) error {
+	cpSize, _, err := c.j.LastCheckpoint()
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("agent: last seal: %w", err)
+	}
+	info := &SealInfo{Size: cpSize, Bundle: OutboxID(cpSize)}
+	errFound := errors.New("found")
+	end := min(c.j.Size(), cpSize+maxSealScan)
+	err = c.j.Records(ctx, cpSize, end, func(_ uint64, rec []byte) error {
+		r, err := bundle.ParseRecord(rec)
+		if err != nil || r.Type != bundle.TypeSeal {
+			return err
+		}
+		var body struct {
+			Checkpoint struct {
+				Size uint64 `json:"size"`
+			} `json:"checkpoint"`
+			Counter uint64 `json:"counter"`
+			Bundle  string `json:"bundle"`
+		}
+		if json.Unmarshal(r.Body, &body) != nil || body.Checkpoint.Size != cpSize {
+			return nil
+		}
+		info.Time, info.Counter, info.Digest = r.Time, body.Counter, body.Bundle
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return fmt.Errorf("agent: last seal: %w", err)
+	}
+	c.lastSeal.Store(info)
+	return nil
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/agent/policy"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/tpm"
+)
+
+// shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+const shutdownTimeout = 20 * time.Second
+
+// cmdAgent runs the daemon until ctx is done (SIGTERM or SIGINT): it opens
+// the TPM, the data key, the journal, the policy and the core, serves the
+// API and seals in the background. On stop it drains in-flight requests,
+// seals what is pending, and closes the journal and the TPM.
+func cmdAgent(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "the agent's YAML config file (required)")
+	if pos, err := parseInterleaved(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageErr("agent: unexpected argument %q", pos[0])
+	}
+	if *cfgPath == "" {
+		return usageErr("agent: --config is required")
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(cfg.Log.Handler(os.Stderr)).With("device", cfg.DeviceID())
+	return runAgent(ctx, cfg, log)
+}
+
+func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
+	start := time.Now()
+	srv := api.New(api.Options{
+		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody),
+		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
+	})
+	// Listen first: /healthz answers and /readyz says 503 while opening.
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	if cfg.API.Socket != "" {
+		ln, err := api.ListenUnix(ctx, cfg.API.Socket, cfg.API.SocketMode)
+		if err != nil {
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	var tcpAddr string
+	if cfg.API.TCP != "" {
+		ln, err := api.ListenTLS(ctx, cfg.API.TCP, cfg.API.TLSCert, cfg.API.TLSKey)
+		if err != nil {
+			return err
+		}
+		lns = append(lns, ln)
+		tcpAddr = ln.Addr().String()
+	}
+	var serving sync.WaitGroup
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		serving.Go(func() {
+			if err := srv.Serve(ln); err != nil {
+				serveErr <- err
+			}
+		})
+	}
+	stopServer := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("shutdown: requests still in flight were cut", "err", err)
+		}
+		serving.Wait()
+	}
+	defer func() {
+		if lns != nil { // not yet stopped in order
+			stopServer()
+		}
+	}()
+
+	if sp, err := tpm.ParseSpec(cfg.TPM); err == nil && sp.Kind == tpm.KindSimulator {
+		log.Warn("TPM is the in-process simulator: INSECURE, for tests and demos only")
+	}
+	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := t.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	key, err := t.DataKey(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: data key: %w", err)
+	}
+	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key, Logger: log.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := j.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	pol, err := policy.Load(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	core, err := agent.Open(ctx, agent.Options{
+		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval,
+		Logger: log.With("component", "core"), Policy: pol,
+	}, j, t)
+	if err != nil {
+		return err
+	}
+	sealCtx, stopSealer := context.WithCancel(context.Background())
+	var sealer sync.WaitGroup
+	sealer.Go(func() { core.Start(sealCtx) })
+	defer func() { stopSealer(); sealer.Wait() }()
+
+	srv.SetCore(core)
+	log.Info("ready", "socket", cfg.API.Socket, "tcp", tcpAddr, "journal", j.Size(), "policy", pol.Digest(),
+		"took", time.Since(start).Round(time.Millisecond))
+
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: draining requests")
+	case err = <-serveErr:
+		log.Error("API listener failed; stopping", "err", err)
+	}
+	stopServer()
+	lns = nil
+	stopSealer()
+	sealer.Wait() // seals what is pending
+	log.Info("stopped", "journal", j.Size())
+	return err
+}

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/tpm"
+)
+
+// agentBin is the edgeseal binary TestMain builds for the end-to-end tests;
+// agentBinErr says why there is none.
+var (
+	agentBin    string
+	agentBinErr error
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "edgeseal-e2e-bin")
+		if err != nil {
+			agentBinErr = err
+			return m.Run()
+		}
+		defer os.RemoveAll(dir)
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			agentBinErr = fmt.Errorf("go tool not found: %w", err)
+			return m.Run()
+		}
+		bin := filepath.Join(dir, "edgeseal")
+		out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building edgeseal for the e2e tests: %v\n%s", err, out)
+			return 1
+		}
+		agentBin = bin
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// needAgent fails (CI=true) or skips when the binary or the simulator is
+// missing.
+func needAgent(t *testing.T) {
+	t.Helper()
+	why := ""
+	switch {
+	case agentBinErr != nil:
+		why = agentBinErr.Error()
+	case simulatorOpener == nil:
+		why = "built without cgo: no TPM simulator"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("e2e: %s (CI=true)", why)
+	}
+	t.Skipf("e2e: %s", why)
+}
+
+// Tokens of the e2e principals.
+const (
+	tokN8N      = "n8n-token-0123456789"
+	tokAppsmith = "appsmith-token-0123456789"
+	tokAuditor  = "auditor-token-0123456789"
+	tokOperator = "operator-token-0123456789"
+)
+
+// e2ePolicy: invoices (JSON with a schema, small max size), reports (CSV
+// or PDF, no schema).
+const e2ePolicy = `version: 1
+name: e2e
+schemas:
+  invoice@1: schemas/invoice-1.json
+workflows:
+  - name: invoices-daily
+    schema: invoice@1
+    classifications: [internal, confidential]
+    retention: finance-10y
+    destinations: [archive]
+    principals: [n8n-prod]
+    max_size: 4096
+  - name: monthly-report
+    media_types: [text/csv, application/pdf]
+    classifications: [internal]
+    retention: reports-7y
+    destinations: [archive]
+    principals: [appsmith, n8n-prod]
+    max_size: 65536
+`
+
+const e2eInvoice = `{"invoice_no":"INV-%06d","issued":"2024-05-01","customer":{"id":"C1","name":"ACME"},"lines":[{"sku":"A","qty":2,"amount":10}],"total":20}`
+
+// agentDir is the state of one agent across restarts.
+type agentDir struct {
+	dir    string // config, policy, data, TPM simulator state
+	socket string
+	cacert string
+}
+
+type agentOpts struct {
+	sealEvery    int
+	sealInterval string
+	maxBody      string
+}
+
+// newAgentDir writes a config, the policy and its schemas, and a
+// self-signed TLS certificate for 127.0.0.1.
+func newAgentDir(t *testing.T, o agentOpts) *agentDir {
+	t.Helper()
+	dir := t.TempDir()
+	// Unix socket paths are short (108 bytes): keep it under /tmp.
+	sockDir, err := os.MkdirTemp("", "es")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	a := &agentDir{dir: dir, socket: filepath.Join(sockDir, "run", "agent.sock"), cacert: filepath.Join(dir, "cert.pem")}
+	writeCert(t, a.cacert, filepath.Join(dir, "key.pem"))
+	if err := os.MkdirAll(filepath.Join(dir, "schemas"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"invoice-1.json", "common.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "agent", "policy", "testdata", "schemas", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "schemas", f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(e2ePolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`site: e2e-site
+device: dev-1
+data_dir: data
+tpm: simulator:sim
+seal:
+  every: %d
+  interval: %s
+api:
+  socket: %s
+  socket_mode: 0660
+  tcp: 127.0.0.1:0
+  tls_cert: cert.pem
+  tls_key: key.pem
+  max_body: %s
+  max_batch_lines: 100
+policy: policy.yaml
+principals:
+  - {name: n8n-prod, token_sha256: %q, roles: [exporter]}
+  - {name: appsmith, token_sha256: %q, roles: [exporter]}
+  - {name: audit-team, token_sha256: %q, roles: [auditor]}
+  - {name: site-ops, token_sha256: %q, roles: [operator, auditor]}
+log:
+  format: json
+  level: info
+`, o.sealEvery, o.sealInterval, a.socket, o.maxBody,
+		config.HashToken(tokN8N), config.HashToken(tokAppsmith), config.HashToken(tokAuditor), config.HashToken(tokOperator))
+	if err := os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func writeCert(t *testing.T, certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "edgeseal e2e"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the exec copier and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// agentProc is a running `edgeseal agent`.
+type agentProc struct {
+	t       *testing.T
+	a       *agentDir
+	cmd     *exec.Cmd
+	stderr  *syncBuffer
+	exited  chan struct{}
+	waitErr error
+	tcp     string        // the TLS listener's address
+	ready   time.Duration // process start to /readyz 200
+}
+
+// start starts the agent and, when wait, waits for /readyz over the socket.
+func (a *agentDir) start(t *testing.T, wait bool) *agentProc {
+	t.Helper()
+	p := &agentProc{t: t, a: a, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(agentBin, "agent", "--config", filepath.Join(a.dir, "agent.yaml"))
+	p.cmd.Stderr = p.stderr
+	begin := time.Now()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.waitErr = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	if !wait {
+		return p
+	}
+	c := unixClient(a.socket)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			t.Fatalf("agent exited before ready: %v\n%s", p.waitErr, p.stderr)
+		default:
+		}
+		resp, err := c.Get("http://agent/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not ready after 60s\n%s", p.stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.ready = time.Since(begin)
+	p.tcp = p.logField("ready", "tcp")
+	return p
+}
+
+// logField returns a field of the first JSON log line with msg.
+func (p *agentProc) logField(msg, key string) string {
+	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			s, _ := m[key].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// stop sends SIGTERM and wants exit status 0.
+func (p *agentProc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("agent did not stop on SIGTERM\n%s", p.stderr)
+	}
+	if p.waitErr != nil {
+		p.t.Fatalf("agent exit: %v\n%s", p.waitErr, p.stderr)
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *agentProc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+func unixClient(socket string) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+			MaxIdleConnsPerHost: 128,
+		},
+	}
+}
+
+func tlsClient(t *testing.T, cacert string) *http.Client {
+	t.Helper()
+	pemBytes, err := os.ReadFile(cacert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+type httpReply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request; hdr is name, value pairs.
+func do(t *testing.T, c *http.Client, method, url, token, ctype string, body []byte, hdr ...string) (httpReply, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return httpReply{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return httpReply{}, err
+	}
+	return httpReply{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// openJournal opens the stopped agent's journal in this process, with the
+// data key from the same simulator state.
+func (a *agentDir) openJournal(t *testing.T) *store.Journal {
+	t.Helper()
+	ctx := context.Background()
+	data := filepath.Join(a.dir, "data")
+	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(a.dir, "sim"), tpm.Options{StateDir: filepath.Join(data, "tpm"), Simulator: simulatorOpener})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tp.DataKey(ctx)
+	tp.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(data, "journal"), EncryptionKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
