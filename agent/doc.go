@@ -1,3 +1,11 @@
-// Package agent is the site daemon: it journals custody events, seals the
-// journal with the TPM at checkpoints and writes bundles to the outbox.
+// Package agent is the site daemon's core: it takes exports (Ingest,
+// IngestBatch) from the local API and the spool folder, checks them against
+// the principal's roles and the policy, journals every export and every
+// refused attempt (export.rejected), seals the journal with the TPM at
+// checkpoints, writes bundles to the outbox, and reports export status with
+// inclusion proofs and the agent's status.
+//
+// A repeated export id is never journaled twice: each export record is
+// written under the journal key "export/<id>", and a repeat answers the
+// original receipt.
 package agent

@@ -320,8 +320,7 @@ func splitRecords(data []byte) ([][]byte, error) {
 	if data[len(data)-1] != '\n' {
 		return nil, formatErr("records", "last line not terminated")
 	}
-	n := bytes.Count(data, []byte{'\n'})
-	out := make([][]byte, 0, n)
+	out := make([][]byte, 0, len(data)/256+1)
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i == 0 {

@@ -93,6 +93,7 @@ func scanManifest(b []byte, fn func(name []byte, sum *[32]byte)) (int, error) {
 		return 0, formatErr("bagit", "manifest not newline-terminated")
 	}
 	var prev []byte
+	var sum [32]byte
 	n := 0
 	for rest := b[:len(b)-1]; ; n++ {
 		l := rest
@@ -101,7 +102,6 @@ func scanManifest(b []byte, fn func(name []byte, sum *[32]byte)) (int, error) {
 		} else {
 			rest = nil
 		}
-		var sum [32]byte
 		sp := bytes.Index(l, twoSpaces)
 		if sp != 64 || !decodeLowerHex(sum[:], l[:sp]) || bytes.Compare(l[sp+2:], prev) <= 0 {
 			return 0, formatErr("bagit", "manifest line %d: %.120q", n+1, l)

@@ -164,6 +164,12 @@ func (c *canonChecker) object(depth int) error {
 func (c *canonChecker) str() ([]byte, error) {
 	c.i++ // opening quote
 	start := c.i
+	// The common case: no escape, no control or non-ASCII byte up to the
+	// closing quote. Anything else takes the loop below from the start.
+	if q := bytes.IndexByte(c.b[start:], '"'); q >= 0 && plainSpan(c.b[start:start+q]) {
+		c.i = start + q + 1
+		return c.b[start : start+q], nil
+	}
 	var dec []byte // decoded copy, only once an escape was seen
 	for c.i < len(c.b) {
 		// Runs of plain ASCII first: the common case, eight bytes at a
@@ -273,6 +279,32 @@ func (c *canonChecker) number() error {
 		return fmt.Errorf("integer %s beyond 2^53", c.b[start:c.i])
 	}
 	return nil
+}
+
+// plainSpan reports whether s holds no byte below 0x20, no backslash and
+// none of 0x80 and above (s holds no quote: the caller cut it before one).
+func plainSpan(s []byte) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	var acc uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		bs := x ^ (ones * '\\')
+		// Exact as a yes/no, as in plainRun.
+		acc |= (x-ones*0x20)&^x | (bs-ones)&^bs | x
+	}
+	if acc&highs != 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if !plainASCII[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // plainRun returns the end of the run of plainASCII bytes from i, or a

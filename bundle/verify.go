@@ -22,12 +22,13 @@ type verifier struct {
 	prev *State
 	rep  *Report
 
-	files  []fileEntry      // every file, hashed once
-	byName map[string]int32 // index in files
-	nData  int              // files under data/ (manifest)
-	nTag   int              // other files but the tag manifest
-	octets int              // bytes under data/
-	pays   []int32          // payload files, index in files
+	files    []fileEntry      // every file, hashed once
+	byName   map[string]int32 // index in files, but for payloads
+	byDigest map[[32]byte]payloadFiles
+	nData    int     // files under data/ (manifest)
+	nTag     int     // other files but the tag manifest
+	octets   int     // bytes under data/
+	pays     []int32 // payload files, index in files
 
 	env    *Envelope
 	st     *Statement

@@ -45,7 +45,7 @@ func (v *verifier) checkManifest(path string, set uint8, want int) error {
 	var errs []string
 	listed := 0
 	lines, err := scanManifest(v.b.Files[path], func(name []byte, sum *[32]byte) {
-		i, ok := v.byName[string(name)]
+		i, ok := v.lookup(name)
 		if !ok || v.files[i].set != set {
 			return
 		}
@@ -265,22 +265,9 @@ func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]b
 
 func (v *verifier) payloadsDigest() error {
 	var errs []string
-	type stored struct{ plain, enc int32 } // index in files, or -1
-	byDigest := make(map[[32]byte]stored, len(v.pays))
 	for _, i := range v.pays {
 		f := &v.files[i]
-		s, ok := byDigest[f.digest]
-		if !ok {
-			s = stored{-1, -1}
-		}
-		if f.enc {
-			s.enc = i
-			byDigest[f.digest] = s
-			continue
-		}
-		s.plain = i
-		byDigest[f.digest] = s
-		if f.sum != f.digest {
+		if !f.enc && f.sum != f.digest {
 			errs = append(errs, fmt.Sprintf("%s holds %d bytes of sha256 %s", f.name, len(f.data), hexSum(f.sum)))
 		}
 	}
@@ -293,7 +280,7 @@ func (v *verifier) payloadsDigest() error {
 		return err
 	}
 	for d, size := range refs {
-		s, ok := byDigest[d]
+		s, ok := v.byDigest[d]
 		plain, enc := ok && s.plain >= 0, ok && s.enc >= 0
 		switch {
 		case purged[d]:

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -72,7 +74,8 @@ func (v *verifier) prepare() {
 func (v *verifier) classify() {
 	files := v.b.Files
 	v.files = make([]fileEntry, len(files))
-	v.byName = make(map[string]int32, len(files))
+	v.byName = make(map[string]int32, len(fixedPaths))
+	v.byDigest = make(map[[32]byte]payloadFiles, len(files))
 	i := 0
 	for name, data := range files {
 		f := &v.files[i]
@@ -89,17 +92,51 @@ func (v *verifier) classify() {
 		if d, ok := PayloadDigestFromPath(name); ok {
 			f.known, f.digest, f.enc = true, d, strings.HasSuffix(name, EncryptedPayload)
 			v.pays = append(v.pays, int32(i))
+			p, ok := v.byDigest[d]
+			if !ok {
+				p = payloadFiles{-1, -1}
+			}
+			if f.enc {
+				p.enc = int32(i)
+			} else {
+				p.plain = int32(i)
+			}
+			v.byDigest[d] = p
 		} else {
 			f.known = fixedPaths[name]
+			v.byName[name] = int32(i)
 		}
-		v.byName[name] = int32(i)
 		i++
 	}
 }
 
+// payloadFiles are the files that hold one payload, index in files or -1.
+type payloadFiles struct{ plain, enc int32 }
+
+// lookup returns the index in files of the named file.
+func (v *verifier) lookup(name []byte) (int32, bool) {
+	if rest, ok := bytes.CutPrefix(name, []byte(PayloadDir)); ok {
+		var d [32]byte
+		enc := bytes.HasSuffix(rest, []byte(EncryptedPayload))
+		if enc {
+			rest = rest[:len(rest)-len(EncryptedPayload)]
+		}
+		if decodeLowerHex(d[:], rest) {
+			p, ok := v.byDigest[d]
+			i := p.plain
+			if enc {
+				i = p.enc
+			}
+			return i, ok && i >= 0
+		}
+	}
+	i, ok := v.byName[string(name)]
+	return i, ok
+}
+
 // sum returns the SHA-256 of the named file.
 func (v *verifier) sum(name string) ([32]byte, bool) {
-	i, ok := v.byName[name]
+	i, ok := v.lookup([]byte(name))
 	if !ok {
 		return [32]byte{}, false
 	}
@@ -170,7 +207,11 @@ func (v *verifier) parseRecords(w *worker, data []byte, start, lo, hi int, recs 
 	for i := lo; i < hi; i++ {
 		end += len(v.raw[i]) + 1
 	}
-	text := string(data[start : end-1])
+	// The records' string fields are cut from the file's bytes without a
+	// copy: they live only as long as this Verify call, which reads the
+	// bundle and never writes it, and nothing of them reaches the Report
+	// but through fmt or a concatenation (copies).
+	text := unsafe.String(&data[start], end-1-start)
 	pos := 0
 	for i := lo; i < hi; i++ {
 		rb := v.raw[i]

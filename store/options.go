@@ -98,7 +98,7 @@ func badgerOptions(o Options, lg *badgerLogger) badger.Options {
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(64 << 20).
 		WithCompression(options.None).
-		WithChecksumVerificationMode(options.OnTableRead).
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithNumVersionsToKeep(1)
 	if len(o.EncryptionKey) > 0 {
 		bo = bo.WithEncryptionKey(o.EncryptionKey)

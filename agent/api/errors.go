@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -24,6 +25,7 @@ const (
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeBodyTooLarge     = "body_too_large"
 	CodeTooManyLines     = "too_many_lines"
+	CodeCommitTooLarge   = "commit_too_large"
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeBusy             = "busy"
@@ -109,8 +111,8 @@ func classify(err error) answer {
 		a = answer{status: http.StatusInsufficientStorage, info: ErrorInfo{Code: CodeNoSpace,
 			Message: "a journal write failed for lack of disk space"}}
 	case errors.As(err, &tl):
-		a = answer{status: http.StatusRequestEntityTooLarge, info: ErrorInfo{Code: CodeBodyTooLarge,
-			Message: "the export is larger than one journal commit can hold"}}
+		a = answer{status: http.StatusRequestEntityTooLarge, info: ErrorInfo{Code: CodeCommitTooLarge,
+			Message: fmt.Sprintf("the request needs about %d bytes in one journal commit, over its limit of %d; send fewer lines per batch", tl.Size, tl.Limit)}}
 	case errors.As(err, &pe):
 		a = answer{status: http.StatusServiceUnavailable, info: ErrorInfo{Code: CodePCRMismatch,
 			Message: "the TPM refuses to sign: PCRs changed since the key was bound; an operator must re-bind"}}

@@ -55,7 +55,7 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, c Core) {
 		s.writeError(w, r, err)
 		return
 	}
-	req, err := s.decodeOne(r)
+	req, err := s.decodeOne(w, r)
 	if err != nil {
 		s.reject(w, r, c, p, req, err)
 		return
@@ -75,7 +75,7 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, c Core) {
 
 // decodeOne reads one export in either form. On error the returned
 // request holds what is known (for the rejection record).
-func (s *Server) decodeOne(r *http.Request) (agent.IngestRequest, error) {
+func (s *Server) decodeOne(w http.ResponseWriter, r *http.Request) (agent.IngestRequest, error) {
 	partial := partialFromHeaders(r.Header)
 	raw := r.Header.Get(HeaderWorkflow) != ""
 	if !raw {
@@ -91,7 +91,7 @@ func (s *Server) decodeOne(r *http.Request) (agent.IngestRequest, error) {
 			return partial, err
 		}
 	}
-	body, err := readBody(http.MaxBytesReader(nil, r.Body, s.opts.MaxBody), s.opts.MaxBody)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxBody), s.opts.MaxBody)
 	if err != nil {
 		return partial, err
 	}
@@ -130,7 +130,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 		s.reject(w, r, c, p, agent.IngestRequest{}, unsupported("send %s: one JSON export per line", NDJSONType))
 		return
 	}
-	lines, err := s.readBatch(http.MaxBytesReader(nil, r.Body, s.opts.MaxBody))
+	lines, err := s.readBatch(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
 	if err != nil {
 		s.reject(w, r, c, p, agent.IngestRequest{}, err)
 		return

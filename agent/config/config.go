@@ -102,6 +102,10 @@ type API struct {
 type Spool struct {
 	Dir  string        `yaml:"dir"`
 	Poll time.Duration `yaml:"poll"` // >= 10ms
+	// Principal names the principal (an exporter) that files dropped in
+	// the spool folder are ingested as: whoever can write the folder acts
+	// as it. Required when Dir is set.
+	Principal string `yaml:"principal"`
 }
 
 // Log configures the agent's structured log.

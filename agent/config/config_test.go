@@ -117,7 +117,8 @@ func TestExampleConfig(t *testing.T) {
 func TestLoadResolvesRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.yaml")
-	extra := "data_dir: data\ntpm: simulator:sim\napi:\n  socket: run/agent.sock\nspool:\n  dir: spool\n"
+	extra := "data_dir: data\ntpm: simulator:sim\napi:\n  socket: run/agent.sock\nspool:\n  dir: spool\n  principal: p\n" +
+		"principals:\n  - name: p\n    token_sha256: \"" + HashToken("t") + "\"\n    roles: [exporter]\n"
 	if err := os.WriteFile(path, minimal(extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +263,9 @@ func TestParseErrors(t *testing.T) {
 		{"batch lines zero", minimal("api:\n  max_batch_lines: 0\n"), "api.max_batch_lines", "must be"},
 		{"batch lines huge", minimal("api:\n  max_batch_lines: 2000000\n"), "api.max_batch_lines", "must be"},
 		{"spool poll short", minimal("spool:\n  dir: /s\n  poll: 1ms\n"), "spool.poll", "at least"},
+		{"spool principal missing", minimal("spool:\n  dir: /s\n"), "spool.principal", "must name a principal"},
+		{"spool principal not exporter", minimal("spool:\n  dir: /s\n  principal: a\nprincipals:\n  - name: a\n    token_sha256: \"" +
+			HashToken("x") + "\"\n    roles: [auditor]\n"), "spool.principal", "lacks the exporter role"},
 		{"policy missing", minimal("", "policy"), "policy", "required"},
 		{"principal no name", minimal("principals:\n  - token_sha256: " + HashToken("a") + "\n    roles: [auditor]\n"), "principals[0].name", "required"},
 		{"principal bad name", minimal("principals:\n  - name: \"a b\"\n    token_sha256: " + HashToken("a") + "\n    roles: [auditor]\n"), "principals[0].name", "A-Za-z"},

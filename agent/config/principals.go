@@ -67,3 +67,13 @@ func (ps Principals) Authenticate(token string) (*Principal, bool) {
 	}
 	return &ps[found], true
 }
+
+// Find returns the principal with that name, or nil.
+func (ps Principals) Find(name string) *Principal {
+	for i := range ps {
+		if ps[i].Name == name {
+			return &ps[i]
+		}
+	}
+	return nil
+}

@@ -83,6 +83,13 @@ func (c *Config) validate() []*Error {
 	if c.Spool.Dir != "" && c.Spool.Poll < MinSpoolPoll {
 		bad("spool.poll", "must be at least %s, got %s", MinSpoolPoll, c.Spool.Poll)
 	}
+	if c.Spool.Dir != "" {
+		if p := c.Principals.Find(c.Spool.Principal); p == nil {
+			bad("spool.principal", "must name a principal of this config, got %.64q", c.Spool.Principal)
+		} else if !p.Has(RoleExporter) {
+			bad("spool.principal", "principal %.64q lacks the exporter role", c.Spool.Principal)
+		}
+	}
 	if c.Policy == "" {
 		bad("policy", "required: the path of the policy file")
 	}

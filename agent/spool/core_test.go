@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
@@ -207,5 +209,46 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.Chtimes(to, now, now); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// lossyIngester journals through the real core, then loses the answer
+// once: the state after a crash between journaling and moving.
+type lossyIngester struct {
+	Ingester
+	lost  bool
+	first Receipt
+}
+
+func (l *lossyIngester) Ingest(ctx context.Context, p *config.Principal, via string, req IngestRequest) (Receipt, error) {
+	rc, err := l.Ingester.Ingest(ctx, p, via, req)
+	if err == nil && !l.lost {
+		l.lost, l.first = true, rc
+		return Receipt{}, errTransient
+	}
+	return rc, err
+}
+
+func TestCoreSpoolAnswerLost(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	r := openCore(t, dir)
+	li := &lossyIngester{Ingester: CoreIngester(r.core)}
+	w := newWatcher(t, spoolDir, li)
+	writePair(t, spoolDir, "a.json", `{"no":"INV-9"}`, `{"id":"inv-9","workflow":"invoices","app":"n8n","classification":"internal","destination":"archive","principal":"spool"}`)
+	scan(t, w)
+	if _, err := w.Scan(context.Background()); !errors.Is(err, errTransient) {
+		t.Fatalf("want the lost answer as a transient error, got %v", err)
+	}
+	if st := scan(t, w); st.Done != 1 {
+		t.Fatalf("retry: %+v", st)
+	}
+	var rc receiptDoc
+	readJSON(t, filepath.Join(spoolDir, DoneDir, "a.json"+ReceiptSuffix), &rc)
+	if rc.Seq != li.first.Seq || rc.Leaf != li.first.Leaf || !rc.Duplicate || rc.ExportID != "inv-9" {
+		t.Fatalf("receipt %+v, want the original %+v", rc.Receipt, li.first)
+	}
+	if n := len(r.records(t)[bundle.TypeExport]); n != 1 {
+		t.Fatalf("%d export records, want 1", n)
 	}
 }

@@ -28,14 +28,16 @@
 // # Who the files are from
 //
 // Anyone who can write to the spool folder can hand in exports, so the
-// folder is trusted as exactly one configured principal, chosen by the
-// daemon config ([Options.Principal]; the config's spool section names no
-// principal of its own: the daemon passes the principal it picks, e.g. the
-// one the config documents for the spool). A sidecar must name that
-// principal; a sidecar naming any other is rejected. The policy then
-// checks that principal against the workflow as for any API call. The
-// folder's permissions are the access control: make it writable only by
-// the tools that act as that principal.
+// folder is trusted as exactly one principal of the daemon config, given
+// as [Options.Principal]. The config gains no key for it: the daemon uses
+// the principal named "spool" ([PrincipalName], found by [FindPrincipal]),
+// which must hold the exporter role; its token is never used by the
+// folder. A sidecar must name that principal; a sidecar naming any other
+// is rejected (a file cannot claim to come from n8n-prod). The policy then
+// checks that principal against the workflow as for any API call, so a
+// workflow takes spool files only if it lists "spool" under principals.
+// The folder's permissions are the access control: make it writable only
+// by the tools trusted to export as that principal.
 //
 // # Crash safety and idempotency
 //

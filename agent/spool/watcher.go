@@ -10,9 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"mime"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -195,7 +197,8 @@ func (w *Watcher) Scan(ctx context.Context) (Stats, error) {
 	}
 	seen := make(map[string]stamp, len(w.seen))
 	defer func() { w.seen = seen }()
-	for name, info := range files {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		info := files[name]
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
+	"github.com/edgeseal/edgeseal/agent/spool"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -137,6 +138,20 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	var sealer sync.WaitGroup
 	sealer.Go(func() { core.Start(sealCtx) })
 	defer func() { stopSealer(); sealer.Wait() }()
+
+	if cfg.Spool.Dir != "" {
+		w, err := spool.New(spool.Options{
+			Dir: cfg.Spool.Dir, Poll: cfg.Spool.Poll, Principal: cfg.Principals.Find(cfg.Spool.Principal),
+			Ingester: spool.CoreIngester(core), MaxSize: int64(cfg.API.MaxBody), Logger: log.With("component", "spool"),
+		})
+		if err != nil {
+			return err
+		}
+		spoolCtx, stopSpool := context.WithCancel(context.Background())
+		var spooler sync.WaitGroup
+		spooler.Go(func() { w.Start(spoolCtx) })
+		defer func() { stopSpool(); spooler.Wait() }()
+	}
 
 	srv.SetCore(core)
 	log.Info("ready", "socket", cfg.API.Socket, "tcp", tcpAddr, "journal", j.Size(), "policy", pol.Digest(),

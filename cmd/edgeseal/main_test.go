@@ -45,8 +45,8 @@ func TestDemoThenVerify(t *testing.T) {
 	}
 	bundles, _ := filepath.Glob(filepath.Join(dir, "bundles", "*.bundle.tar"))
 	sort.Strings(bundles)
-	if len(bundles) != len(demoBatches) {
-		t.Fatalf("demo left %d bundles, want %d", len(bundles), len(demoBatches))
+	if len(bundles) != len(demoRounds) {
+		t.Fatalf("demo left %d bundles, want %d", len(bundles), len(demoRounds))
 	}
 	trust := filepath.Join(dir, "DEVICE.json")
 

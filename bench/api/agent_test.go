@@ -1,0 +1,230 @@
+package apibench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent/config"
+)
+
+const token = "bench-token-0123456789abcdef"
+
+const benchPolicy = `version: 1
+name: bench
+schemas:
+  record@1: record-1.json
+workflows:
+  - name: records
+    schema: record@1
+    classifications: [internal]
+    retention: ops-2y
+    destinations: [archive]
+    principals: [bench]
+    max_size: 65536
+  - name: files
+    media_types: [text/csv]
+    classifications: [internal]
+    retention: ops-2y
+    destinations: [archive]
+    principals: [bench]
+    max_size: 1048576
+`
+
+const benchSchema = `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+ "required":["id","blob"],"additionalProperties":false,
+ "properties":{"id":{"type":"string"},"blob":{"type":"string"}}}`
+
+// agent is the one `edgeseal agent` of this process, shared by every
+// benchmark invocation in it (bench/report runs each benchmark in its own
+// process, so its peak RSS is that benchmark's).
+type agent struct {
+	dir, socket string
+	dataDir     string
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	stderr      *lockedBuf
+}
+
+var (
+	agentOnce sync.Once
+	shared    *agent
+	sharedErr error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.stop()
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// getAgent builds the binary and starts the agent, once per process.
+func getAgent(b *testing.B) *agent {
+	b.Helper()
+	agentOnce.Do(func() { shared, sharedErr = startAgent("") })
+	if sharedErr != nil {
+		if os.Getenv("CI") != "true" && strings.Contains(sharedErr.Error(), "simulator: not built in") {
+			b.Skip(sharedErr)
+		}
+		b.Fatal(sharedErr)
+	}
+	select {
+	case <-shared.exited:
+		b.Fatalf("agent exited:\n%s", shared.stderr)
+	default:
+	}
+	return shared
+}
+
+// startAgent builds the binary and starts an agent whose data_dir is
+// dataDir (default: beside its config in a new temporary directory).
+func startAgent(dataDir string) (*agent, error) {
+	dir, err := os.MkdirTemp("", "edgeseal-apibench-")
+	if err != nil {
+		return nil, err
+	}
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
+	bin := filepath.Join(dir, "edgeseal")
+	// go test and bench/report run the test binary in the package's
+	// directory; the module root is two levels up.
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(wd, "..", "..")
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return nil, fmt.Errorf("module root not found from %s: %w", wd, err)
+	}
+	build := exec.Command("go", "build", "-o", bin, "./cmd/edgeseal")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build edgeseal: %v\n%s", err, out)
+	}
+	a := &agent{dir: dir, dataDir: dataDir, socket: filepath.Join(dir, "agent.sock"), exited: make(chan struct{}), stderr: &lockedBuf{}}
+	files := map[string]string{
+		"policy.yaml":   benchPolicy,
+		"record-1.json": benchSchema,
+		"agent.yaml": fmt.Sprintf(`site: bench
+device: dev-1
+data_dir: %s
+tpm: simulator:sim
+api:
+  socket: %s
+policy: policy.yaml
+principals:
+  - {name: bench, token_sha256: %q, roles: [exporter]}
+log:
+  level: warn
+`, dataDir, a.socket, config.HashToken(token)),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	a.cmd = exec.Command(bin, "agent", "--config", filepath.Join(dir, "agent.yaml"))
+	a.cmd.Stderr = a.stderr
+	if err := a.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { a.cmd.Wait(); close(a.exited) }()
+	c := client(a.socket, 1)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-a.exited:
+			return nil, fmt.Errorf("agent exited before ready:\n%s", a.stderr)
+		default:
+		}
+		if resp, err := c.Get("http://agent/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return a, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			a.stop()
+			os.RemoveAll(a.dir)
+			return nil, fmt.Errorf("agent not ready after 60s:\n%s", a.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (a *agent) stop() {
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(60 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+	}
+}
+
+// peakRSS is the agent's VmHWM in bytes.
+func (a *agent) peakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", a.cmd.Process.Pid)
+}
+
+// client is an HTTP client over the unix socket keeping conns connections.
+func client(socket string, conns int) *http.Client {
+	var d net.Dialer
+	return &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", socket)
+			},
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+		},
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 1<<20 {
+		return len(p), nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

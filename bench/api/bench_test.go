@@ -1,0 +1,151 @@
+package apibench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// exportBody is a POST /v1/exports body whose data is a 1 KiB JSON object.
+func exportBody(n int64) []byte {
+	head := fmt.Sprintf(`{"id":"%d","blob":"`, n)
+	data := head + strings.Repeat("x", 1024-len(head)-2) + `"}`
+	return fmt.Appendf(nil, `{"workflow":"records","app":"bench","purpose":"benchmark","classification":"internal","destination":"archive","data":%s}`, data)
+}
+
+// run spreads b.N operations over clients goroutines; op does one
+// operation of count items and returns its error. It reports rate (items
+// per second, in unit), p50/p99 latency of one operation and the agent's
+// peak RSS.
+func run(b *testing.B, a *agent, clients int, per int, unit string, op func(c *http.Client, seq int64, count int) error) {
+	c := client(a.socket, clients)
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for i := range clients {
+		wg.Go(func() {
+			for {
+				start := next.Add(int64(per)) - int64(per)
+				if start >= int64(b.N) || failed.Load() != nil {
+					return
+				}
+				count := int(min(int64(per), int64(b.N)-start))
+				t0 := time.Now()
+				if err := op(c, start, count); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if p := failed.Load(); p != nil {
+		b.Fatalf("%v\nagent log:\n%.4000s", *p, a.stderr)
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	q := func(p float64) float64 {
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	rss, err := a.peakRSS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(rss)/(1<<20), "agent-rss-MiB")
+}
+
+func post(c *http.Client, path, ctype string, body []byte) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://agent"+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", ctype)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("POST %s: %s: %.500s", path, resp.Status, out)
+	}
+	return out, nil
+}
+
+// BenchmarkAPIExport: single exports (1 KiB JSON) over the unix socket
+// from 1, 8 and 64 clients; one op is one export answered 201.
+func BenchmarkAPIExport(b *testing.B) {
+	for _, clients := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			a := getAgent(b)
+			run(b, a, clients, 1, "exports/s", func(c *http.Client, seq int64, _ int) error {
+				_, err := post(c, "/v1/exports", "application/json", exportBody(seq))
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkAPIBatch: NDJSON batches of 1 KiB JSON exports from 4 clients;
+// one op is one record, answered 201 on its line.
+func BenchmarkAPIBatch(b *testing.B) {
+	for _, lines := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("lines=%d", lines), func(b *testing.B) {
+			a := getAgent(b)
+			run(b, a, 4, lines, "records/s", func(c *http.Client, seq int64, count int) error {
+				var body bytes.Buffer
+				for i := range count {
+					body.Write(exportBody(seq + int64(i)))
+					body.WriteByte('\n')
+				}
+				out, err := post(c, "/v1/exports:batch", "application/x-ndjson", body.Bytes())
+				if err != nil {
+					return err
+				}
+				n := 0
+				sc := bufio.NewScanner(bytes.NewReader(out))
+				sc.Buffer(nil, 1<<20)
+				for sc.Scan() {
+					var ans struct {
+						Status int             `json:"status"`
+						Error  json.RawMessage `json:"error"`
+					}
+					if err := json.Unmarshal(sc.Bytes(), &ans); err != nil {
+						return fmt.Errorf("batch answer line: %w", err)
+					}
+					if ans.Status != http.StatusCreated {
+						return fmt.Errorf("batch line answered %d: %s", ans.Status, ans.Error)
+					}
+					n++
+				}
+				if n != count {
+					return fmt.Errorf("batch of %d lines answered %d", count, n)
+				}
+				return nil
+			})
+		})
+	}
+}
