@@ -59,7 +59,8 @@ var benches = []bench{
 const apiNote = `The API rows (bench/api) start the real ` + "`edgeseal agent`" + ` binary (in-process TPM
 simulator, default seal settings, unix socket) and post 1 KiB JSON exports validated against a
 JSON Schema; p50/p99 are per request (a batch request for the batch rows); agent RSS is the agent
-process's VmHWM, while the peak RSS column is the benchmark client's.
+process's VmHWM. For these rows the peak RSS column is the largest process of the benchmark's tree
+(its ` + "`go build`" + ` of the agent, the agent, or the client), not the agent's.
 `
 
 func main() {
@@ -138,7 +139,31 @@ func run(ctx context.Context, bin string, b bench) result {
 	if r.err == nil && len(r.metrics) == 0 {
 		r.err = fmt.Errorf("no result line")
 	}
+	if r.err != nil {
+		if why := failure(stdout.String()); why != "" {
+			r.err = fmt.Errorf("%w: %s", r.err, why)
+		}
+	}
 	return r
+}
+
+// failure is the first message a failed benchmark logged (the line after
+// "--- FAIL"), clipped, with table pipes escaped.
+func failure(out string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "--- FAIL") && i+1 < len(lines) {
+			msg := strings.TrimSpace(lines[i+1])
+			if strings.Contains(msg, "--- FAIL") {
+				continue
+			}
+			if len(msg) > 240 {
+				msg = msg[:240] + "..."
+			}
+			return strings.ReplaceAll(msg, "|", "\\|")
+		}
+	}
+	return ""
 }
 
 func find(rs []result, name string) *result {

@@ -1,0 +1,362 @@
+package zzorig
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gowebpki/jcs"
+)
+
+// RecordVersion is the only record version this package reads and writes.
+const RecordVersion = 1
+
+// MaxRecordSize bounds one canonical record.
+const MaxRecordSize = 1 << 20
+
+// maxJSONInt is the largest integer JSON (IEEE double) carries exactly.
+const maxJSONInt = 1<<53 - 1
+
+// Record types (DESIGN 4).
+const (
+	TypeExport          = "export"
+	TypeExportRejected  = "export.rejected"
+	TypeSeal            = "seal"
+	TypeDeliveryReceipt = "delivery.receipt"
+	TypeKeyCreate       = "key.create"
+	TypeKeyRotate       = "key.rotate"
+	TypeKeyRevoke       = "key.revoke"
+	TypePolicyChange    = "policy.change"
+	TypeRetentionPurge  = "retention.purge"
+	TypeScrub           = "scrub"
+	TypeAgentStart      = "agent.start"
+)
+
+var knownTypes = map[string]bool{
+	TypeExport: true, TypeExportRejected: true, TypeSeal: true, TypeDeliveryReceipt: true,
+	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
+	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
+}
+
+// TimeLayout is RFC 3339 in UTC with exactly six fractional digits.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// FormatTime writes t in TimeLayout (UTC, microseconds, truncating).
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// ParseTime reads a TimeLayout time strictly.
+func ParseTime(s string) (time.Time, error) {
+	if t, ok := parseTimeFast(s); ok {
+		return t, nil
+	}
+	return time.Time{}, formatErr("time", "%.40q is not RFC 3339 UTC with microseconds", s)
+}
+
+// parseTimeFast parses exactly "YYYY-MM-DDTHH:MM:SS.ffffffZ" with every
+// field in range (time.Parse with a re-format check, without its cost).
+func parseTimeFast(s string) (time.Time, bool) {
+	if len(s) != len(TimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+		s[16] != ':' || s[19] != '.' || s[26] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(a, b int) int {
+		n := 0
+		for i := a; i < b; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, d := num(0, 4), num(5, 7), num(8, 10)
+	h, mi, sec, us := num(11, 13), num(14, 16), num(17, 19), num(20, 26)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || us < 0 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, us*1000, time.UTC)
+	if t.Day() != d { // 31 April and the like
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// Record is one custody event, the leaf of the journal.
+type Record struct {
+	Seq    uint64
+	Type   string
+	Time   time.Time // written in UTC with microseconds
+	Device string    // "<site>/<name>"
+	Prev   [32]byte  // leaf hash of the previous record; zero for seq 0
+	Actor  Actor
+	Body   json.RawMessage // a JSON object; see ExportBody, RejectedBody, PurgeBody
+
+	export    *ExportBody // decoded by ParseRecord from exportRaw
+	exportRaw []byte
+	payload   [32]byte // export payload digest, decoded by ParseRecord
+}
+
+// Actor names who caused the event.
+type Actor struct {
+	Kind string `json:"kind"`          // "principal", "agent", "operator", "archive"
+	ID   string `json:"id"`            // principal name, key id, ...
+	Via  string `json:"via,omitempty"` // "api", "spool", "cli", ...
+}
+
+type wireRecord struct {
+	V      int             `json:"v"`
+	Seq    uint64          `json:"seq"`
+	Type   string          `json:"type"`
+	Time   string          `json:"time"`
+	Device string          `json:"device"`
+	Prev   string          `json:"prev"`
+	Actor  Actor           `json:"actor"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// ExportBody is the body of an export record.
+type ExportBody struct {
+	ExportID       string     `json:"exportId"`
+	App            string     `json:"app"`
+	Workflow       string     `json:"workflow"`
+	Purpose        string     `json:"purpose"`
+	Schema         string     `json:"schema"` // "id@version"
+	Classification string     `json:"classification"`
+	Retention      string     `json:"retention"`
+	Destination    string     `json:"destination"`
+	Policy         string     `json:"policy"` // "sha256:..." of the policy in force
+	Payload        PayloadRef `json:"payload"`
+}
+
+// PayloadRef describes the payload bytes of an export, stored apart.
+type PayloadRef struct {
+	Digest           string `json:"digest"` // "sha256:..." of the bytes as exported
+	Size             int64  `json:"size"`
+	MediaType        string `json:"mediaType"`
+	Canonicalization string `json:"canonicalization"` // "none", "jcs", ...
+}
+
+// RejectedBody is the body of an export.rejected record.
+type RejectedBody struct {
+	ExportID string `json:"exportId"`
+	App      string `json:"app"`
+	Workflow string `json:"workflow"`
+	Policy   string `json:"policy"`
+	Reason   string `json:"reason"`
+	Digest   string `json:"digest,omitempty"`
+}
+
+// PurgeBody is the body of a retention.purge record: the payload bytes
+// named here were deleted, their export leaves stay.
+type PurgeBody struct {
+	Payloads []string `json:"payloads"` // "sha256:..." digests
+	Reason   string   `json:"reason"`
+}
+
+// SetBody stores v, marshalled, as the record body.
+func (r *Record) SetBody(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("bundle: record body: %w", err)
+	}
+	r.Body = b
+	return nil
+}
+
+// Marshal returns the canonical (RFC 8785) bytes of r. It refuses what
+// ParseRecord would refuse (for example a body with fractional numbers).
+func (r *Record) Marshal() ([]byte, error) {
+	if err := r.checkHead(); err != nil {
+		return nil, err
+	}
+	w := wireRecord{V: RecordVersion, Seq: r.Seq, Type: r.Type, Time: FormatTime(r.Time), Device: r.Device, Prev: FormatHash(r.Prev), Actor: r.Actor, Body: r.Body}
+	raw, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: record: %w", err)
+	}
+	out, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: record: canonicalize: %w", err)
+	}
+	if _, err := ParseRecord(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *Record) checkHead() error {
+	switch {
+	case r.Seq > maxJSONInt:
+		return formatErr("record", "seq %d beyond 2^53", r.Seq)
+	case !knownTypes[r.Type]:
+		return formatErr("record", "unknown type %.40q", r.Type)
+	case CheckDevice(r.Device) != nil:
+		return CheckDevice(r.Device)
+	case r.Actor.Kind == "" || r.Actor.ID == "":
+		return formatErr("record", "actor needs kind and id")
+	case len(bytes.TrimSpace(r.Body)) == 0 || bytes.TrimSpace(r.Body)[0] != '{':
+		return formatErr("record", "body is not a JSON object")
+	}
+	return nil
+}
+
+// ParseRecord reads one record strictly: canonical RFC 8785 bytes
+// (else *NotCanonicalError; numbers must be integers), valid JSON of the
+// known shape with every field present, v == 1, a known type and a body
+// of the type's shape.
+func ParseRecord(b []byte) (*Record, error) {
+	if len(b) > MaxRecordSize {
+		return nil, fmt.Errorf("%w: record of %d bytes", ErrTooLarge, len(b))
+	}
+	top, body, off, err := checkCanonicalRecord(b)
+	if err != nil {
+		return nil, &NotCanonicalError{Format: "record", Offset: off, Err: err}
+	}
+	var w wireRecord
+	if err := decodeWireRecord(top, &w); err != nil {
+		return nil, wrapFormat("record", "json", err)
+	}
+	if w.V != RecordVersion {
+		return nil, formatErr("record", "version %d", w.V)
+	}
+	t, err := ParseTime(w.Time)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := ParseHash(w.Prev)
+	if err != nil {
+		return nil, err
+	}
+	r := &Record{Seq: w.Seq, Type: w.Type, Time: t, Device: w.Device, Prev: prev, Actor: w.Actor, Body: w.Body}
+	if err := r.checkHead(); err != nil {
+		return nil, err
+	}
+	if err := r.decodeBody(body); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// decodeBody decodes and checks the body of the known body types; the
+// body must be canonical JSON already.
+func (r *Record) decodeBody(ms []member) error {
+	switch r.Type {
+	case TypeExport:
+		var e ExportBody
+		if err := decodeExport(ms, &e); err != nil {
+			return wrapFormat("record", "export body", err)
+		}
+		if err := e.check(); err != nil {
+			return err
+		}
+		r.export, r.exportRaw = &e, r.Body
+		r.payload, _ = ParseHash(e.Payload.Digest)
+		return nil
+	case TypeExportRejected:
+		var e RejectedBody
+		if err := decodeRejected(ms, &e); err != nil {
+			return wrapFormat("record", "export.rejected body", err)
+		}
+		if e.Digest != "" {
+			if _, err := ParseHash(e.Digest); err != nil {
+				return err
+			}
+		}
+		return nil
+	case TypeRetentionPurge:
+		var p PurgeBody
+		if err := decodePurge(ms, &p); err != nil {
+			return wrapFormat("record", "retention.purge body", err)
+		}
+		for _, d := range p.Payloads {
+			if _, err := ParseHash(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+// ExportBody decodes the body of an export record.
+func (r *Record) ExportBody() (*ExportBody, error) {
+	if r.Type != TypeExport {
+		return nil, formatErr("record", "type %s is not export", r.Type)
+	}
+	if r.export == nil || !bytes.Equal(r.exportRaw, r.Body) {
+		var e ExportBody
+		if err := strictUnmarshal(r.Body, &e); err != nil {
+			return nil, wrapFormat("record", "export body", err)
+		}
+		return &e, nil
+	}
+	e := *r.export
+	return &e, nil
+}
+
+func (e *ExportBody) check() error {
+	if e.ExportID == "" || e.App == "" {
+		return formatErr("record", "export needs exportId and app")
+	}
+	if _, err := ParseHash(e.Policy); err != nil {
+		return err
+	}
+	if _, err := ParseHash(e.Payload.Digest); err != nil {
+		return err
+	}
+	if e.Payload.Size < 0 || e.Payload.Size > maxJSONInt {
+		return formatErr("record", "payload size %d", e.Payload.Size)
+	}
+	return nil
+}
+
+// CheckDevice validates a device name "<site>/<name>".
+func CheckDevice(d string) error {
+	site, name, ok := strings.Cut(d, "/")
+	if !ok || !validName(site) || !validName(name) {
+		return formatErr("device", "%.80q is not <site>/<name> of [A-Za-z0-9._-]{1,64}", d)
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// strictUnmarshal decodes exactly one JSON value into v, rejecting unknown
+// fields and trailing data.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data")
+	}
+	if _, err := dec.Token(); err == nil {
+		return fmt.Errorf("trailing data")
+	}
+	return nil
+}
+
+func firstDiff(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
