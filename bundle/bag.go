@@ -103,8 +103,13 @@ var epoch = time.Unix(0, 0).UTC()
 // Write writes b as a deterministic tar: entries sorted by path, mode
 // 0644, mtime 0, no owner names, USTAR format.
 func Write(w io.Writer, b *Bundle) error {
+	return writeNames(w, b, b.Names())
+}
+
+// writeNames is Write with the file names already sorted.
+func writeNames(w io.Writer, b *Bundle, names []string) error {
 	tw := tar.NewWriter(w)
-	for _, name := range b.Names() {
+	for _, name := range names {
 		data := b.Files[name]
 		hdr := &tar.Header{
 			Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)),
@@ -190,9 +195,21 @@ func Read(r io.Reader, lim Limits) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b, ok := readCanonical(raw, lim); ok {
+		return b, nil
+	}
+	return readTar(raw, lim)
+}
+
+// readTar is Read of the bytes read, with archive/tar.
+func readTar(raw []byte, lim Limits) (*Bundle, error) {
 	br := bytes.NewReader(raw)
 	tr := tar.NewReader(br)
-	b := &Bundle{Files: map[string][]byte{}}
+	// Entries take 1 KiB at least but for empty files: a size hint for
+	// the map and the names, bounded so that a few large files cost little.
+	est := max(0, min(len(raw)>>10, lim.Files, 1<<14))
+	b := &Bundle{Files: make(map[string][]byte, est)}
+	names := make([]string, 0, est)
 	var total int64
 	for {
 		hdr, err := tr.Next()
@@ -225,6 +242,7 @@ func Read(r io.Reader, lim Limits) (*Bundle, error) {
 			return nil, wrapFormat("tar", "read "+hdr.Name, io.ErrUnexpectedEOF)
 		}
 		b.Files[hdr.Name] = raw[start : start+int(hdr.Size) : start+int(hdr.Size)]
+		names = append(names, hdr.Name)
 	}
 	for _, p := range requiredPaths {
 		if _, ok := b.Files[p]; !ok {
@@ -234,8 +252,13 @@ func Read(r io.Reader, lim Limits) (*Bundle, error) {
 	// The input must be byte for byte what Write makes of these files
 	// (so Digest is SHA-256 of the file), trailing bytes included. A
 	// comparison, not a hash: it costs a copy, not a pass of SHA-256.
+	// Entries in sorted order (unique: duplicates were refused) are the
+	// order Write takes; else Write sorts and the comparison fails.
+	if !slices.IsSorted(names) {
+		names = b.Names()
+	}
 	cw := &compareWriter{want: raw}
-	if err := Write(cw, b); err != nil {
+	if err := writeNames(cw, b, names); err != nil {
 		return nil, err
 	}
 	if cw.differs || cw.off != len(raw) {

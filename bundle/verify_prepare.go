@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -207,11 +206,12 @@ func (v *verifier) parseRecords(w *worker, data []byte, start, lo, hi int, recs 
 	for i := lo; i < hi; i++ {
 		end += len(v.raw[i]) + 1
 	}
-	// The records' string fields are cut from the file's bytes without a
-	// copy: they live only as long as this Verify call, which reads the
-	// bundle and never writes it, and nothing of them reaches the Report
-	// but through fmt or a concatenation (copies).
-	text := unsafe.String(&data[start], end-1-start)
+	// One copy of this chunk's text; the records' string fields are cut
+	// from it.
+	var text string
+	if end-1 > start {
+		text = string(data[start : end-1])
+	}
 	pos := 0
 	for i := lo; i < hi; i++ {
 		rb := v.raw[i]
