@@ -109,10 +109,12 @@ func (c *Core) Ingest(ctx context.Context, p *config.Principal, via string, req 
 	return res[0].Receipt, res[0].Err
 }
 
-// IngestBatch is Ingest for many exports in one durable commit, answered
-// per line (results aligned with lines). Rejected lines are journaled in
-// the same commit. The error is for the whole batch: nothing was
-// journaled.
+// IngestBatch is Ingest for many exports in one durable commit (or, when
+// they do not fit one, in as few consecutive commits as they need),
+// answered per line once all are durable (results aligned with lines).
+// Rejected lines are journaled with the others. An error is for the whole
+// batch: nothing, or when it split, only earlier parts were journaled;
+// retrying with the same ids is safe.
 func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string, lines []BatchLine) ([]BatchResult, error) {
 	pol := c.opts.Policy
 	if pol == nil {
@@ -177,11 +179,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		entries = append(entries, e)
 	}
 
-	res, err := c.j.AppendBatch(ctx, entries)
-	var perEntry []error
-	if be := (*store.BatchError)(nil); errors.As(err, &be) {
-		perEntry, err = be.Errs, nil
-	}
+	res, perEntry, err := c.appendSplit(ctx, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -387,4 +385,38 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// appendSplit journals entries in as few durable commits as fit the
+// journal's commit size, halving a batch that is too large for one. It
+// returns when every part is durable, with results and per-entry errors
+// (nil when none failed) aligned with es.
+func (c *Core) appendSplit(ctx context.Context, es []store.Entry) ([]store.Appended, []error, error) {
+	res, err := c.j.AppendBatch(ctx, es)
+	var tl *store.TooLargeError
+	if errors.As(err, &tl) && len(es) > 1 {
+		mid := len(es) / 2
+		r1, e1, err := c.appendSplit(ctx, es[:mid])
+		if err != nil {
+			return nil, nil, err
+		}
+		r2, e2, err := c.appendSplit(ctx, es[mid:])
+		if err != nil {
+			return nil, nil, err
+		}
+		var errs []error
+		if e1 != nil || e2 != nil {
+			errs = make([]error, len(es))
+			copy(errs, e1)
+			copy(errs[mid:], e2)
+		}
+		return append(r1, r2...), errs, nil
+	}
+	if be := (*store.BatchError)(nil); errors.As(err, &be) {
+		return res, be.Errs, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, nil, nil
 }

@@ -328,3 +328,40 @@ func TestIngestNeedsPolicy(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A batch larger than one commit of the journal (2 MiB memtable here, so
+// about 300 KB a commit) is journaled in consecutive commits, every line
+// answered, in order, none twice.
+func TestIngestBatchLargerThanOneCommit(t *testing.T) {
+	ctx := context.Background()
+	r := openSimRig(t, t.TempDir())
+	r.withPolicy()
+	before := r.j.Size()
+	const n = 1000
+	lines := make([]BatchLine, n)
+	for i := range lines {
+		req := invoice(fmt.Sprintf("big-%04d", i))
+		req.Purpose = strings.Repeat("p", 700) // about 1 KiB a record
+		lines[i] = BatchLine{Req: req}
+	}
+	res, err := r.core.IngestBatch(ctx, n8n, "api", lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := map[uint64]bool{}
+	for i, br := range res {
+		if br.Err != nil {
+			t.Fatalf("line %d: %v", i, br.Err)
+		}
+		if br.Receipt.Seq != before+uint64(i) {
+			t.Fatalf("line %d has seq %d, want %d (in order)", i, br.Receipt.Seq, before+uint64(i))
+		}
+		commits[br.Receipt.Size] = true
+	}
+	if got := r.j.Size() - before; got != n {
+		t.Fatalf("journaled %d records for %d lines", got, n)
+	}
+	if len(commits) < 2 {
+		t.Fatalf("%d commits: the test no longer exceeds one commit", len(commits))
+	}
+}

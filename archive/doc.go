@@ -1,3 +1,59 @@
 // Package archive is the central receiver: it verifies bundles, stores them
 // write-once, keeps a signed log and answers with receipts.
+//
+// # Pipeline
+//
+// Archive.Receive(ctx, site, device, raw) is the one entry point, used as
+// the sync.Handler of the MQTT subscriber (the daemon adapts it: a refusal
+// is an answer, not an error) and by ImportDir for bundles brought on
+// removable media. For each bundle it:
+//
+//  1. answers a digest accepted before with the same receipt (stored
+//     once), unless it arrives as another device;
+//  2. reads the tar strictly (bundle.Read, within Options.Limits);
+//  3. looks the device up in the registry: enrolled and approved, not
+//     revoked;
+//  4. runs bundle.Verify against the device's approved trust and the
+//     State its last accepted bundle left (the same code as `edgeseal
+//     verify`), plus the archive's checks (Check* constants): the topic's
+//     device is the bag's and the checkpoint's origin, and, on a
+//     statement signed by the device's key, the checkpoint is consistent
+//     with every checkpoint accepted from it (a fork, same size other
+//     root or a bundle extending an older checkpoint, is an ALARM), no
+//     replay (not beyond the last accepted), no gap (the previous
+//     checkpoint is the last accepted one), NV counter and TPM clock
+//     forward;
+//  5. accepted: Put into the ObjectStore, append a bundle.ReceiptEntry to
+//     the archive log (idempotency key = bundle digest), sign the log's
+//     checkpoint as a C2SP note, sign the receipt (bundle.SignReceipt:
+//     log index, signed checkpoint, inclusion proof, retention) and
+//     record it with the device's new State in the index;
+//  6. refused: keep the bytes and the reason in quarantine/<hex>.tar and
+//     .json, raise an Alert (log + Options.Alert, wired to MQTT
+//     edgeseal/v1/alerts), and answer with a signed rejection (the wire
+//     format of package sync) and a *RejectedError.
+//
+// One device's bundles are handled one at a time; devices in parallel.
+//
+// # Storage (Options.Dir)
+//
+//	log/          store.Journal: the archive log, one ReceiptEntry per bundle,
+//	              signed checkpoints (notes) stored beside it by size
+//	index/        store.Journal: one accept event per bundle (digest, device,
+//	              log index, the device's new State) with the receipt as a
+//	              payload of the same commit; replayed at Open
+//	objects/      FSStore: sha256/ab/cd/<hex>, 0444, write-once
+//	quarantine/   refused bundles and their reasons
+//	devices.json  the device registry (see Devices), rewritten atomically
+//
+// The log entry is written before the index event; a crash between the
+// two is completed at Open from the stored bundle, so no accepted bundle
+// is ever without its receipt and no device state is lost.
+//
+// # Object store
+//
+// ObjectStore is the write-once seam (contract on the interface; every
+// implementation runs objstoretest.Run). FSStore is the filesystem
+// backend; an S3 backend with Object Lock in COMPLIANCE mode is meant to
+// satisfy the same interface and conformance test.
 package archive

@@ -38,7 +38,13 @@
 //
 // Open reads the metadata, the last record and the compact range, never
 // rescans; it also removes an empty *.vlog file a crash can leave behind,
-// which badger v4.9.6 itself refuses to open.
+// which badger v4.9.6 itself refuses to open. Badger verifies a table
+// block's checksum when it reads the block, not every table at open, so
+// Badger's own open work is one index per table plus, after a crash, the
+// replay of a few memtable logs bounded by MemTableSize: a journal of a
+// million records opens in well under a second, cleanly closed or killed.
+// A rotten block fails the reads that need it (*CorruptError), and Scrub,
+// which reads every record and hash, finds it.
 //
 // # Key layout
 //

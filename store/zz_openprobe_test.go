@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,12 +52,17 @@ func TestZZOpenProbeOpen(t *testing.T) {
 	k = max(k, 1)
 	ctx := context.Background()
 	for i := range k {
+		var r0, r1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
 		start := time.Now()
 		j, err := Open(ctx, Options{Dir: dir, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		d := time.Since(start)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+		cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
+		t.Logf("OPEN wall=%.1fms cpu=%.1fms", float64(d.Microseconds())/1000, float64(cpu.Microseconds())/1000)
 		start = time.Now()
 		err = j.Close()
 		t.Logf("open %d: %v size %d; close %v", i, d, j.Size(), time.Since(start))
@@ -107,4 +113,34 @@ func TestZZOpenProbeBadger(t *testing.T) {
 		t.Fatal(err)
 	}
 	lg.p("-", "closed")
+}
+
+func TestZZOpenProbeWriter(t *testing.T) {
+	dir := os.Getenv("OPENPROBE_WRITER")
+	if dir == "" {
+		t.Skip()
+	}
+	ctx := context.Background()
+	j, err := Open(ctx, Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := make([]Entry, 256)
+	for i := range es {
+		es[i] = Entry{Build: build("open-bench")}
+	}
+	fmt.Println("writing")
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			for {
+				if _, err := j.AppendBatch(ctx, es); err != nil {
+					fmt.Println(err)
+					close(done)
+					return
+				}
+			}
+		}()
+	}
+	<-done
 }

@@ -1,3 +1,25 @@
 // Package sync delivers sealed bundles to the archive over MQTT and brings
 // back receipts; it is the only package that imports paho.mqtt.golang.
+//
+// The agent side is the Publisher: it reads the journal's outbox in id
+// order, sends each bundle as chunk frames (EncodeChunks) on
+// edgeseal/v1/<site>/<device>/bundles at QoS 1 with a persistent session,
+// keeps at most Window bundles waiting for a receipt, and deletes an outbox
+// entry only after a receipt signed by the archive's Ed25519 key names the
+// entry's SHA-256. A PUBACK is not delivery: whatever is not receipted is
+// sent again after a reconnect or after ResendAfter, so the archive must
+// tolerate duplicates (it answers a repeat with the same receipt).
+//
+// The archive side is the Subscriber: a shared subscription on
+// $share/<group>/edgeseal/v1/+/+/bundles, an Assembler that joins frames
+// into bundles and checks their digest, the Handler, and the Handler's reply
+// published on the device's receipts topic. A message is acknowledged only
+// when the Handler has returned.
+//
+// Frame format (CONTRACTS.md, "sync <-> archive"):
+//
+//	"ESB1" | uint32 BE header length | header JSON | chunk bytes
+//	header: {"bundle":"sha256:<hex>","count":n,"id":"<outbox id>","index":i,"size":<bytes>}
+//
+// The header is canonical JSON (RFC 8785: keys sorted, no spaces).
 package sync

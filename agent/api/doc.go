@@ -41,8 +41,10 @@
 //
 // Content-Type application/x-ndjson (or application/jsonl): one JSON
 // envelope per line, blank lines ignored, at most api.max_batch_lines. All
-// lines, rejected ones included, are journaled in one durable commit. The
-// answer is 200 with Content-Type application/x-ndjson: one line per input
+// lines, rejected ones included, are journaled in one durable commit when
+// they fit the journal's commit size (about a MiB), else in as few
+// consecutive commits as they need, in order; the answer comes only once
+// all are durable. The answer is 200 with Content-Type application/x-ndjson: one line per input
 // line, in order,
 //
 //	{"line":1,"status":201,"receipt":{...}}

@@ -29,15 +29,15 @@
 //
 // Anyone who can write to the spool folder can hand in exports, so the
 // folder is trusted as exactly one principal of the daemon config, given
-// as [Options.Principal]. The config gains no key for it: the daemon uses
-// the principal named "spool" ([PrincipalName], found by [FindPrincipal]),
-// which must hold the exporter role; its token is never used by the
-// folder. A sidecar must name that principal; a sidecar naming any other
-// is rejected (a file cannot claim to come from n8n-prod). The policy then
-// checks that principal against the workflow as for any API call, so a
-// workflow takes spool files only if it lists "spool" under principals.
-// The folder's permissions are the access control: make it writable only
-// by the tools trusted to export as that principal.
+// as [Options.Principal]: the daemon passes the principal the config key
+// spool.principal names, which must hold the exporter role (New refuses
+// one without); its bearer token is never used by the folder. A sidecar
+// must name that principal; a sidecar naming any other is rejected (a file
+// cannot claim to come from n8n-prod). The policy then checks that
+// principal against the workflow as for any API call, so a workflow takes
+// spool files only if it lists that principal. The folder's permissions
+// are the access control: make it writable only by the tools trusted to
+// export as that principal.
 //
 // # Crash safety and idempotency
 //

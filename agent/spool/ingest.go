@@ -86,34 +86,3 @@ func (e *RejectError) Error() string {
 }
 
 func (e *RejectError) Unwrap() error { return e.Err }
-
-// PrincipalName is the config principal the daemon trusts spool files
-// as: the spool folder acts as the principal of this name, which must hold
-// the exporter role and which the policy lists under each workflow the
-// folder may export (the config gains no key for it).
-const PrincipalName = "spool"
-
-// NoPrincipalError: the config has no usable principal for the spool.
-type NoPrincipalError struct {
-	Name, Reason string
-}
-
-func (e *NoPrincipalError) Error() string {
-	return fmt.Sprintf("spool: principal %q %s", e.Name, e.Reason)
-}
-
-// FindPrincipal returns the config principal named PrincipalName, for
-// Options.Principal. It fails with *NoPrincipalError when there is none or
-// it is no exporter.
-func FindPrincipal(ps config.Principals) (*config.Principal, error) {
-	for i := range ps {
-		if ps[i].Name != PrincipalName {
-			continue
-		}
-		if !ps[i].Has(config.RoleExporter) {
-			return nil, &NoPrincipalError{Name: PrincipalName, Reason: "lacks the exporter role"}
-		}
-		return &ps[i], nil
-	}
-	return nil, &NoPrincipalError{Name: PrincipalName, Reason: "is not in the config's principals: add it (roles: [exporter]) to use the spool folder"}
-}

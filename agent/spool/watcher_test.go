@@ -577,22 +577,3 @@ func TestDeriveIDStable(t *testing.T) {
 		t.Fatal(a)
 	}
 }
-
-func TestFindPrincipal(t *testing.T) {
-	ps := config.Principals{
-		{Name: "n8n-prod", Roles: []config.Role{config.RoleExporter}},
-		{Name: "spool", Roles: []config.Role{config.RoleExporter}},
-	}
-	p, err := FindPrincipal(ps)
-	if err != nil || p != &ps[1] {
-		t.Fatalf("%v %v", p, err)
-	}
-	var npe *NoPrincipalError
-	if _, err := FindPrincipal(ps[:1]); !errors.As(err, &npe) {
-		t.Fatalf("no spool principal: %v", err)
-	}
-	ps[1].Roles = []config.Role{config.RoleAuditor}
-	if _, err := FindPrincipal(ps); !errors.As(err, &npe) {
-		t.Fatalf("spool principal without exporter role: %v", err)
-	}
-}

@@ -123,7 +123,8 @@ func run(ctx context.Context, bin string, b bench) result {
 			r.maxRSS = ru.Maxrss * 1024 // Linux reports KiB
 		}
 	}
-	sc := bufio.NewScanner(&stdout)
+	out := stdout.String()
+	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
@@ -140,7 +141,7 @@ func run(ctx context.Context, bin string, b bench) result {
 		r.err = fmt.Errorf("no result line")
 	}
 	if r.err != nil {
-		if why := failure(stdout.String()); why != "" {
+		if why := failure(out); why != "" {
 			r.err = fmt.Errorf("%w: %s", r.err, why)
 		}
 	}
@@ -199,6 +200,10 @@ func machine() string {
 	fmt.Fprintf(&b, "- Memory: %s\n", mem)
 	fmt.Fprintf(&b, "- Kernel: %s, Go: %s %s/%s\n", kernel, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "- Disk: the temp directory's filesystem (%s)\n", os.TempDir())
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "- Load average when the report was written (1, 5, 15 min): %s (other work on the machine lowers every figure)\n",
+			strings.Join(strings.Fields(string(data))[:3], ", "))
+	}
 	return b.String()
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -19,6 +20,16 @@ import (
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
+
+// agentMemTable is the journal's memtable size in the daemon: it bounds one
+// commit to about 15% of it, so a batch of ~1000 1 KiB exports is one
+// commit.
+const agentMemTable = 8 << 20
+
+// agentMemoryLimit is the soft memory limit the daemon sets when GOMEMLIMIT
+// is not: Badger's compaction buffers are ordinary Go allocations, and
+// without a limit the heap doubles past them.
+const agentMemoryLimit = 64 << 20
 
 // shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 const shutdownTimeout = 20 * time.Second
@@ -41,6 +52,9 @@ func cmdAgent(ctx context.Context, args []string) error {
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(agentMemoryLimit)
 	}
 	log := slog.New(cfg.Log.Handler(os.Stderr)).With("device", cfg.DeviceID())
 	return runAgent(ctx, cfg, log)
@@ -114,7 +128,8 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	if err != nil {
 		return fmt.Errorf("agent: data key: %w", err)
 	}
-	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key, Logger: log.With("component", "store")})
+	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key,
+		MemTableSize: agentMemTable, Logger: log.With("component", "store")})
 	if err != nil {
 		return err
 	}

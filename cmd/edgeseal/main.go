@@ -6,6 +6,10 @@
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
 //	edgeseal demo [--dir DIR]
+//	edgeseal archive --config FILE
+//	edgeseal archive devices list|approve|revoke ...
+//	edgeseal archive enroll-file DEVICE.json
+//	edgeseal archive import DIR
 //	edgeseal version
 package main
 
@@ -44,6 +48,11 @@ const usage = `usage:
   edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
   edgeseal demo [--dir DIR]
+  edgeseal archive --config FILE
+  edgeseal archive devices list [--json] | approve SITE/NAME [--key KEYID] [--by WHO]
+                           | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
+  edgeseal archive enroll-file DEVICE.json                    [--config FILE | --data-dir DIR]
+  edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
   edgeseal version
 `
 
@@ -83,6 +92,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 			return usageErr("tpm: want 'tpm enroll'")
 		}
 		return cmdEnroll(ctx, args[2:], stdout, log)
+	case "archive":
+		return cmdArchive(ctx, args[1:], stdout, log)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, log)
 	case "version":

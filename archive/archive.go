@@ -1,0 +1,206 @@
+package archive
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// DefaultRetention is how long receipts promise to keep a bundle.
+const DefaultRetention = 10 * 365 * 24 * time.Hour
+
+// Options configure Open.
+type Options struct {
+	// Dir is the archive's data directory: log/ and index/ (Badger
+	// journals), objects/ (the default object store), quarantine/, and
+	// devices.json. Required.
+	Dir string
+	// Key is the archive's Ed25519 key: it signs receipts, rejections and
+	// the log's checkpoints. Required.
+	Key ed25519.PrivateKey
+	// Name is the log's checkpoint origin and the note key name. Default
+	// DefaultName.
+	Name string
+	// Objects is the write-once store of bundles. Default: an FSStore
+	// under Dir/objects.
+	Objects ObjectStore
+	// Devices is the registry. Default: Dir/devices.json.
+	Devices *Devices
+	// Retention is added to the acceptance time in receipts. Default
+	// DefaultRetention.
+	Retention time.Duration
+	// Limits bound a bundle. Default bundle.DefaultLimits.
+	Limits bundle.Limits
+	// Logger receives accepted/refused lines. nil: discard.
+	Logger *slog.Logger
+	// Alert is called for every refused bundle and every alarm (after it
+	// is logged and quarantined). The daemon publishes it on MQTT
+	// edgeseal/v1/alerts. It must not block for long.
+	Alert func(ctx context.Context, a Alert)
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Archive is the central receiver. Its methods are safe for concurrent
+// use; bundles of one device are processed one at a time, in the order
+// they arrive.
+type Archive struct {
+	opts    Options
+	lg      *slog.Logger
+	key     ed25519.PrivateKey
+	keyID   string
+	vkey    string
+	objects ObjectStore
+	devices *Devices
+	log     archiveLog
+	index   *store.Journal
+	quar    string
+	now     func() time.Time
+
+	stats struct{ accepted, duplicates, refused, alarms atomic.Uint64 }
+
+	mu       sync.Mutex
+	accepted map[[32]byte]accepted
+	states   map[string]*devState
+	locks    map[string]*sync.Mutex
+}
+
+// Open opens (creating) the archive in opts.Dir, replays its index and
+// completes any log entry a crash left without its index event.
+func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
+	if opts.Dir == "" {
+		return nil, errors.New("archive: Options.Dir is empty")
+	}
+	if len(opts.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("archive: Options.Key is not an Ed25519 private key")
+	}
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	if strings.ContainsAny(opts.Name, " \t\n+") {
+		return nil, fmt.Errorf("archive: name %q has a space or '+'", opts.Name)
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.Limits == (bundle.Limits{}) {
+		opts.Limits = bundle.DefaultLimits
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &Archive{
+		opts: opts, lg: opts.Logger, key: opts.Key, keyID: KeyID(opts.Key.Public().(ed25519.PublicKey)),
+		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
+		accepted: map[[32]byte]accepted{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
+	}
+	if err := os.MkdirAll(a.quar, 0o750); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if a.objects == nil {
+		if a.objects, err = NewFSStore(filepath.Join(opts.Dir, "objects")); err != nil {
+			return nil, err
+		}
+	}
+	if a.devices == nil {
+		if a.devices, err = OpenDevices(filepath.Join(opts.Dir, "devices.json"), opts.Logger, opts.Now); err != nil {
+			return nil, err
+		}
+	}
+	signer, vkey, err := noteKeys(opts.Name, opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	a.vkey = vkey
+	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: opts.Logger.With("journal", "log")})
+	if err != nil {
+		return nil, fmt.Errorf("archive: open log: %w", err)
+	}
+	a.log = archiveLog{j: lj, signer: signer, origin: opts.Name}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if a.index, err = store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "index"), Logger: opts.Logger.With("journal", "index")}); err != nil {
+		return nil, fmt.Errorf("archive: open index: %w", err)
+	}
+	if err := a.replay(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.recover(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close closes the journals.
+func (a *Archive) Close() error {
+	var errs []error
+	if a.index != nil {
+		errs = append(errs, a.index.Close())
+	}
+	if a.log.j != nil {
+		errs = append(errs, a.log.j.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// PublicKey is the archive's Ed25519 public key.
+func (a *Archive) PublicKey() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
+
+// KeyID names the key in receipts and rejections (see KeyID).
+func (a *Archive) KeyID() string { return a.keyID }
+
+// VerifierKey is the C2SP note verifier key of the log's checkpoints.
+func (a *Archive) VerifierKey() string { return a.vkey }
+
+// Devices is the device registry.
+func (a *Archive) Devices() *Devices { return a.devices }
+
+// Objects is the object store.
+func (a *Archive) Objects() ObjectStore { return a.objects }
+
+// Stats counts what the archive did since Open.
+type Stats struct {
+	Accepted   uint64 // bundles accepted
+	Duplicates uint64 // repeats answered with the stored receipt
+	Refused    uint64 // bundles refused (quarantined, alerted)
+	Alarms     uint64 // alarms raised (forks, altered objects)
+}
+
+// Stats returns the counters.
+func (a *Archive) Stats() Stats {
+	return Stats{
+		Accepted: a.stats.accepted.Load(), Duplicates: a.stats.duplicates.Load(),
+		Refused: a.stats.refused.Load(), Alarms: a.stats.alarms.Load(),
+	}
+}
+
+// deviceLock returns the lock serialising one device's bundles.
+func (a *Archive) deviceLock(device string) *sync.Mutex {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.locks[device]
+	if l == nil {
+		l = &sync.Mutex{}
+		a.locks[device] = l
+	}
+	return l
+}
+
+func cutDevice(d string) (site, name string, ok bool) { return strings.Cut(d, "/") }

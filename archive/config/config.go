@@ -1,0 +1,251 @@
+// Package config loads and validates the archive's YAML configuration, the
+// file given to `edgeseal archive --config FILE`.
+//
+// Decoding is strict: unknown keys, duplicate keys, a second document and
+// values of the wrong type are errors (*Error, naming the key). Keys left
+// out take the defaults of Default. Durations are Go duration strings
+// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*) are taken
+// relative to the config file's directory by Load and kept as written by
+// Parse.
+//
+// By default the archive runs an embedded MQTT broker on 127.0.0.1:1883
+// and subscribes to it. Setting mqtt.broker (tcp:// or ssl://) uses an
+// external broker instead and turns the embedded one off unless
+// mqtt.embedded.enabled says true.
+//
+// testdata/archive.yaml is a complete, commented example.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize is the largest config file accepted.
+const MaxFileSize = 1 << 20
+
+// Defaults.
+const (
+	DefaultDataDir   = "/var/lib/edgeseal-archive"
+	DefaultName      = "edgeseal-archive"
+	DefaultRetention = 10 * 365 * 24 * time.Hour
+	DefaultListen    = "127.0.0.1:1883"
+	DefaultClientID  = "edgeseal-archive"
+	DefaultGroup     = "archive"
+)
+
+// Config is the archive's configuration.
+type Config struct {
+	// DataDir holds the log, the index, the object store, the quarantine
+	// and devices.json.
+	DataDir string `yaml:"data_dir"`
+	// KeyFile is the archive's Ed25519 key (PKCS#8 PEM), created 0600 on
+	// first start; default <data_dir>/archive.key.
+	KeyFile string `yaml:"key_file"`
+	// Name is the archive log's checkpoint origin and note key name.
+	Name string `yaml:"name"`
+	// Retention is what receipts promise (acceptance time + retention).
+	Retention time.Duration `yaml:"retention"`
+	MQTT      MQTT          `yaml:"mqtt"`
+	Log       Log           `yaml:"log"`
+}
+
+// MQTT configures how bundles arrive.
+type MQTT struct {
+	Embedded Embedded `yaml:"embedded"`
+	// Broker is an external broker, "tcp://host:port" or "ssl://host:port";
+	// empty: the embedded broker.
+	Broker   string `yaml:"broker"`
+	ClientID string `yaml:"client_id"` // stable per archive instance
+	Group    string `yaml:"group"`     // shared subscription group
+	TLS      TLS    `yaml:"tls"`
+}
+
+// Embedded configures the embedded broker (mochi-mqtt).
+type Embedded struct {
+	Enabled *bool  `yaml:"enabled"` // default: on unless broker is set
+	Listen  string `yaml:"listen"`
+}
+
+// EmbeddedOn reports whether the embedded broker runs.
+func (m MQTT) EmbeddedOn() bool {
+	if m.Embedded.Enabled != nil {
+		return *m.Embedded.Enabled
+	}
+	return m.Broker == ""
+}
+
+// TLS configures the client side of ssl:// (server verification is
+// always on).
+type TLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	Format string `yaml:"format"` // "text" or "json"
+	Level  string `yaml:"level"`  // slog syntax: debug, info, warn, error
+}
+
+// Error is a problem with one key of the config.
+type Error struct {
+	Key    string // dotted key; "" for the whole file
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "archive config: " + e.Reason
+	}
+	return "archive config: " + e.Key + ": " + e.Reason
+}
+
+// Default returns the configuration for every key a file leaves out.
+func Default() *Config {
+	return &Config{
+		DataDir: DefaultDataDir, Name: DefaultName, Retention: DefaultRetention,
+		MQTT: MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
+		Log:  Log{Format: "text", Level: "info"},
+	}
+}
+
+// Load reads, decodes and validates the file at path, resolving relative
+// paths against its directory.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("archive config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("archive config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("archive config: %w", err)
+	}
+	return parse(data, filepath.Dir(abs))
+}
+
+// Parse decodes and validates YAML bytes; relative paths stay as written.
+func Parse(data []byte) (*Config, error) { return parse(data, "") }
+
+func parse(data []byte, base string) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{Reason: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
+	}
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &Error{Reason: err.Error()}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &Error{Reason: "more than one YAML document"}
+	}
+	if c.KeyFile == "" && c.DataDir != "" {
+		c.KeyFile = filepath.Join(c.DataDir, "archive.key")
+	}
+	if base != "" {
+		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(base, *p)
+			}
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &Error{Key: key, Reason: fmt.Sprintf(format, a...)})
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "required")
+	}
+	if c.Name == "" || strings.ContainsAny(c.Name, " \t\r\n+") || len(c.Name) > 128 {
+		bad("name", "1 to 128 characters without spaces or '+'")
+	}
+	if c.Retention < 24*time.Hour {
+		bad("retention", "%s is less than a day", c.Retention)
+	}
+	m := c.MQTT
+	if m.EmbeddedOn() {
+		if _, port, err := net.SplitHostPort(m.Embedded.Listen); err != nil || port == "" {
+			bad("mqtt.embedded.listen", "%q is not host:port", m.Embedded.Listen)
+		}
+	}
+	if m.Broker != "" {
+		u, err := url.Parse(m.Broker)
+		if err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl") || u.Host == "" || u.Path != "" {
+			bad("mqtt.broker", "%q is not tcp://host:port or ssl://host:port", m.Broker)
+		}
+		if m.EmbeddedOn() {
+			bad("mqtt.embedded.enabled", "the embedded broker and an external broker are exclusive")
+		}
+	}
+	if m.Broker == "" && (m.TLS != TLS{}) {
+		bad("mqtt.tls", "set only with an external ssl:// broker")
+	}
+	if (m.TLS.CertFile == "") != (m.TLS.KeyFile == "") {
+		bad("mqtt.tls", "cert_file and key_file go together")
+	}
+	if m.ClientID == "" || len(m.ClientID) > 128 || strings.ContainsAny(m.ClientID, "/+#") {
+		bad("mqtt.client_id", "1 to 128 characters, no '/', '+' or '#'")
+	}
+	if m.Group == "" || len(m.Group) > 64 || strings.ContainsAny(m.Group, "/+# ") {
+		bad("mqtt.group", "a single topic level")
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
+
+// BrokerURL is where the archive's subscriber connects: the external
+// broker, or the embedded one's listen address.
+func (c *Config) BrokerURL() string {
+	if c.MQTT.Broker != "" {
+		return c.MQTT.Broker
+	}
+	host, port, _ := net.SplitHostPort(c.MQTT.Embedded.Listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "tcp://" + net.JoinHostPort(host, port)
+}
+
+// Handler returns a slog handler writing to w in the configured format
+// and level (nothing here sets a global logger).
+func (l Log) Handler(w io.Writer) slog.Handler {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(l.Level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if l.Format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}

@@ -1,0 +1,346 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+)
+
+// Status is a device's state in the registry.
+type Status string
+
+// Device statuses. Only an approved device's bundles are accepted.
+const (
+	StatusPending  Status = "pending"  // enrolled, waiting for an operator
+	StatusApproved Status = "approved" // golden values set, bundles accepted
+	StatusRevoked  Status = "revoked"  // refused; its keys can never be approved again
+)
+
+// DeviceInfo is one device in the registry.
+type DeviceInfo struct {
+	Name         string          `json:"name"` // "<site>/<name>"
+	Status       Status          `json:"status"`
+	KeyID        string          `json:"keyId,omitempty"` // the approved signing key
+	Trust        json.RawMessage `json:"trust,omitempty"` // the approved DEVICE.json (golden values)
+	Pending      *EnrollRequest  `json:"pending,omitempty"`
+	RevokedKeys  []string        `json:"revokedKeys,omitempty"`
+	EnrolledAt   string          `json:"enrolledAt,omitempty"`
+	ApprovedAt   string          `json:"approvedAt,omitempty"`
+	ApprovedBy   string          `json:"approvedBy,omitempty"`
+	RevokedAt    string          `json:"revokedAt,omitempty"`
+	RevokeReason string          `json:"revokeReason,omitempty"`
+}
+
+// registryVersion is the devices.json version.
+const registryVersion = 1
+
+// maxRegistrySize bounds devices.json.
+const maxRegistrySize = 256 << 20
+
+type registryFile struct {
+	Version int          `json:"version"`
+	Devices []DeviceInfo `json:"devices"`
+}
+
+// Devices is the device registry, kept in one JSON file (devices.json in
+// the archive's data dir) that every change rewrites atomically (temp
+// file, fsync, rename, fsync dir) under an exclusive lock on
+// devices.json.lock. Operator commands change it while the daemon runs;
+// the daemon notices a new file on its next lookup (a stat per bundle)
+// and reloads it. The registry is small (one entry per device) and its
+// history is kept by the operators' change log, not here.
+type Devices struct {
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu     sync.Mutex
+	stamp  fs.FileInfo // of the file loaded, nil when none
+	devs   map[string]*device
+	loaded bool
+}
+
+type device struct {
+	info  DeviceInfo
+	trust *bundle.Trust // parsed Trust, nil unless approved at least once
+}
+
+// OpenDevices opens the registry at path (a missing file is an empty
+// registry).
+func OpenDevices(path string, log *slog.Logger, now func() time.Time) (*Devices, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	d := &Devices{path: path, log: log, now: now}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.refresh(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// refresh reloads the file when it changed since it was loaded.
+func (d *Devices) refresh() error {
+	fi, err := os.Stat(d.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !d.loaded || d.stamp != nil {
+			d.devs, d.stamp, d.loaded = map[string]*device{}, nil, true
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("archive: devices: %w", err)
+	}
+	if d.loaded && d.stamp != nil && os.SameFile(fi, d.stamp) && fi.ModTime().Equal(d.stamp.ModTime()) && fi.Size() == d.stamp.Size() {
+		return nil
+	}
+	data, err := os.ReadFile(d.path)
+	if err != nil {
+		return fmt.Errorf("archive: devices: %w", err)
+	}
+	devs, err := parseRegistry(data)
+	if err != nil {
+		return fmt.Errorf("archive: devices %s: %w", d.path, err)
+	}
+	d.devs, d.stamp, d.loaded = devs, fi, true
+	return nil
+}
+
+// parseRegistry reads devices.json strictly.
+func parseRegistry(data []byte) (map[string]*device, error) {
+	if len(data) > maxRegistrySize {
+		return nil, fmt.Errorf("registry of %d bytes: %w", len(data), bundle.ErrTooLarge)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f registryFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, &bundle.FormatError{Format: "devices", Reason: "json", Err: err}
+	}
+	if f.Version != registryVersion {
+		return nil, &bundle.FormatError{Format: "devices", Reason: fmt.Sprintf("version %d", f.Version)}
+	}
+	devs := make(map[string]*device, len(f.Devices))
+	for _, info := range f.Devices {
+		if err := bundle.CheckDevice(info.Name); err != nil {
+			return nil, err
+		}
+		if _, dup := devs[info.Name]; dup {
+			return nil, &bundle.FormatError{Format: "devices", Reason: "duplicate device " + info.Name}
+		}
+		dv := &device{info: info}
+		switch info.Status {
+		case StatusPending, StatusApproved, StatusRevoked:
+		default:
+			return nil, &bundle.FormatError{Format: "devices", Reason: fmt.Sprintf("device %s status %.20q", info.Name, info.Status)}
+		}
+		if len(info.Trust) > 0 {
+			t, err := bundle.ParseTrust(info.Trust)
+			if err != nil {
+				return nil, fmt.Errorf("device %s: %w", info.Name, err)
+			}
+			if t.DeviceName() != info.Name || t.KeyID != info.KeyID {
+				return nil, &bundle.FormatError{Format: "devices", Reason: "trust does not match device " + info.Name}
+			}
+			dv.trust = t
+		} else if info.Status == StatusApproved {
+			return nil, &bundle.FormatError{Format: "devices", Reason: "approved device " + info.Name + " without trust"}
+		}
+		if info.Pending != nil {
+			raw, err := json.Marshal(info.Pending)
+			if err != nil {
+				return nil, err
+			}
+			req, err := ParseEnrollRequest(raw)
+			if err != nil {
+				return nil, fmt.Errorf("device %s pending enrollment: %w", info.Name, err)
+			}
+			dv.info.Pending = req
+		}
+		devs[info.Name] = dv
+	}
+	return devs, nil
+}
+
+// update runs fn on the freshly loaded registry under the file lock and
+// writes the result durably.
+func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock, err := lockFile(ctx, d.path+".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.refresh(); err != nil {
+		return err
+	}
+	devs := make(map[string]*device, len(d.devs)+1)
+	for k, v := range d.devs {
+		c := *v
+		devs[k] = &c
+	}
+	if err := fn(devs); err != nil {
+		return err
+	}
+	f := registryFile{Version: registryVersion}
+	for _, dv := range devs {
+		f.Devices = append(f.Devices, dv.info)
+	}
+	sort.Slice(f.Devices, func(i, j int) bool { return f.Devices[i].Name < f.Devices[j].Name })
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("archive: devices: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(d.path, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	fi, err := os.Stat(d.path)
+	if err != nil {
+		return fmt.Errorf("archive: devices: %w", err)
+	}
+	d.devs, d.stamp = devs, fi
+	return nil
+}
+
+// Enroll records an enrollment request. A new device becomes pending; a
+// known one keeps its status and approved key, and the request waits for
+// approval beside it (a key rotation after a PCR change). A key that was
+// revoked cannot be enrolled again.
+func (d *Devices) Enroll(ctx context.Context, req *EnrollRequest) (DeviceInfo, error) {
+	t := req.ParsedTrust()
+	if t == nil {
+		return DeviceInfo{}, errors.New("archive: enroll: request not parsed by ParseEnrollRequest")
+	}
+	name := t.DeviceName()
+	var out DeviceInfo
+	err := d.update(ctx, func(devs map[string]*device) error {
+		dv, ok := devs[name]
+		if !ok {
+			dv = &device{info: DeviceInfo{Name: name, Status: StatusPending}}
+			devs[name] = dv
+		}
+		if slices.Contains(dv.info.RevokedKeys, t.KeyID) {
+			return &DeviceError{Device: name, Status: dv.info.Status, Op: "enroll", Reason: "key " + t.KeyID + " was revoked"}
+		}
+		dv.info.EnrolledAt = bundle.FormatTime(d.now())
+		if dv.info.Status == StatusApproved && dv.info.KeyID == t.KeyID && bytes.Equal(dv.info.Trust, req.Trust) {
+			dv.info.Pending = nil // already approved as is
+		} else {
+			dv.info.Pending = req
+		}
+		out = dv.info
+		return nil
+	})
+	if err == nil {
+		d.log.Info("device enrolled", "device", name, "key", t.KeyID, "status", out.Status, "pcrsMatch", req.PCRsMatch())
+	}
+	return out, err
+}
+
+// Approve approves the pending enrollment of device name as its golden
+// values. keyID, when not empty, must name the pending key (so an
+// operator approves what they inspected). by names the operator.
+func (d *Devices) Approve(ctx context.Context, name, keyID, by string) (DeviceInfo, error) {
+	var out DeviceInfo
+	err := d.update(ctx, func(devs map[string]*device) error {
+		dv, ok := devs[name]
+		if !ok {
+			return &DeviceError{Device: name, Op: "approve", Reason: "not enrolled"}
+		}
+		p := dv.info.Pending
+		if p == nil {
+			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: "no pending enrollment"}
+		}
+		t := p.ParsedTrust()
+		if keyID != "" && keyID != t.KeyID {
+			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: "pending key is " + t.KeyID + ", not " + keyID}
+		}
+		if slices.Contains(dv.info.RevokedKeys, t.KeyID) {
+			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: "key " + t.KeyID + " was revoked"}
+		}
+		dv.info.Status, dv.info.KeyID, dv.info.Trust, dv.trust = StatusApproved, t.KeyID, p.Trust, t
+		dv.info.Pending, dv.info.ApprovedAt, dv.info.ApprovedBy = nil, bundle.FormatTime(d.now()), by
+		dv.info.RevokedAt, dv.info.RevokeReason = "", ""
+		out = dv.info
+		return nil
+	})
+	if err == nil {
+		d.log.Info("device approved", "device", name, "key", out.KeyID, "by", by)
+	}
+	return out, err
+}
+
+// Revoke refuses everything from device name from now on; its approved
+// key can never be approved again (a new key must be enrolled).
+func (d *Devices) Revoke(ctx context.Context, name, reason string) (DeviceInfo, error) {
+	var out DeviceInfo
+	err := d.update(ctx, func(devs map[string]*device) error {
+		dv, ok := devs[name]
+		if !ok {
+			return &DeviceError{Device: name, Op: "revoke", Reason: "not enrolled"}
+		}
+		if dv.info.KeyID != "" && !slices.Contains(dv.info.RevokedKeys, dv.info.KeyID) {
+			dv.info.RevokedKeys = append(slices.Clone(dv.info.RevokedKeys), dv.info.KeyID)
+		}
+		dv.info.Status, dv.info.RevokedAt, dv.info.RevokeReason = StatusRevoked, bundle.FormatTime(d.now()), reason
+		out = dv.info
+		return nil
+	})
+	if err == nil {
+		d.log.Warn("device revoked", "device", name, "key", out.KeyID, "reason", reason)
+	}
+	return out, err
+}
+
+// List returns every device, sorted by name.
+func (d *Devices) List() ([]DeviceInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.refresh(); err != nil {
+		return nil, err
+	}
+	out := make([]DeviceInfo, 0, len(d.devs))
+	for _, dv := range d.devs {
+		out = append(out, dv.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Trusted returns the approved trust material of device name. Anything
+// but an approved device is a *DeviceError (unknown: wraps ErrNotFound).
+func (d *Devices) Trusted(name string) (*bundle.Trust, DeviceInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.refresh(); err != nil {
+		return nil, DeviceInfo{}, err
+	}
+	dv, ok := d.devs[name]
+	if !ok {
+		return nil, DeviceInfo{}, &DeviceError{Device: name, Op: "lookup", Reason: "not enrolled"}
+	}
+	if dv.info.Status != StatusApproved || dv.trust == nil {
+		return nil, dv.info, &DeviceError{Device: name, Status: dv.info.Status, Op: "lookup", Reason: "not approved"}
+	}
+	return dv.trust, dv.info, nil
+}

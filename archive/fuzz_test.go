@@ -1,0 +1,72 @@
+package archive_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+)
+
+func FuzzParseEnrollRequest(f *testing.F) {
+	c, err := bundletest.NewChain(f.Context(), nil, 0, bundletest.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	trust, _ := c.Trust.Marshal()
+	req, _ := json.Marshal(map[string]any{"version": 1, "trust": json.RawMessage(trust), "pcrValues": c.Trust.GoldenPCRs, "note": "n"})
+	f.Add(trust)
+	f.Add(req)
+	f.Add([]byte(`{"version":1,"trust":{},"pcrValues":{"0":"00"}}`))
+	f.Add([]byte(`{"trust":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := archive.ParseEnrollRequest(b)
+		if err != nil {
+			return
+		}
+		if r.ParsedTrust() == nil {
+			t.Fatal("parsed without trust")
+		}
+		again, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := archive.ParseEnrollRequest(again); err != nil {
+			t.Fatalf("re-parse of a parsed request: %v", err)
+		}
+		_ = r.PCRsMatch()
+	})
+}
+
+func TestEnrollRequest(t *testing.T) {
+	c := newChain(t, 0, bundletest.Options{})
+	trust, _ := c.Trust.Marshal()
+	pcrs := map[string]string{}
+	for k, v := range c.Trust.GoldenPCRs {
+		pcrs[k] = v
+	}
+	req, _ := json.Marshal(map[string]any{"version": 1, "trust": json.RawMessage(trust), "pcrValues": pcrs})
+	r, err := archive.ParseEnrollRequest(req)
+	if err != nil || !r.PCRsMatch() {
+		t.Fatalf("request: %v", err)
+	}
+	for k := range pcrs {
+		pcrs[k] = "00" + pcrs[k][2:]
+		break
+	}
+	req, _ = json.Marshal(map[string]any{"version": 1, "trust": json.RawMessage(trust), "pcrValues": pcrs})
+	if r, err := archive.ParseEnrollRequest(req); err != nil || r.PCRsMatch() {
+		t.Fatalf("moved pcrs: %v, match %v", err, err == nil && r.PCRsMatch())
+	}
+	for _, bad := range []string{
+		`{"version":2,"trust":` + string(trust) + `,"pcrValues":{}}`,
+		`{"version":1,"trust":` + string(trust) + `,"pcrValues":{}}`,
+		`{"version":1,"trust":` + string(trust) + `,"pcrValues":{"1":"` + pcrs["0"] + `"}}`,
+		`{"version":1,"trust":` + string(trust) + `,"extra":1}`,
+		`[]`,
+	} {
+		if _, err := archive.ParseEnrollRequest([]byte(bad)); err == nil {
+			t.Errorf("accepted %.80s", bad)
+		}
+	}
+}

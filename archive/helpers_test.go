@@ -1,0 +1,195 @@
+package archive_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"path/filepath"
+	"slices"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/sync"
+)
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func filepathDir(p string) string { return filepath.Dir(p) }
+
+// env is an archive under test with the alerts it raised.
+type env struct {
+	t      *testing.T
+	dir    string
+	key    ed25519.PrivateKey
+	a      *archive.Archive
+	mu     gosync.Mutex
+	alerts []archive.Alert
+}
+
+var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), key: testKey}
+	e.open()
+	t.Cleanup(func() {
+		if e.a != nil {
+			e.a.Close()
+		}
+	})
+	return e
+}
+
+func (e *env) open() {
+	e.t.Helper()
+	a, err := archive.Open(e.t.Context(), archive.Options{
+		Dir: e.dir, Key: e.key,
+		Now: func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
+		Alert: func(_ context.Context, al archive.Alert) {
+			e.mu.Lock()
+			e.alerts = append(e.alerts, al)
+			e.mu.Unlock()
+		},
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.a = a
+}
+
+func (e *env) reopen() {
+	e.t.Helper()
+	if err := e.a.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.a = nil
+	e.open()
+}
+
+func (e *env) alertFor(digest string) (archive.Alert, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, al := range slices.Backward(e.alerts) {
+		if al.BundleDigest == digest {
+			return al, true
+		}
+	}
+	return archive.Alert{}, false
+}
+
+// approve enrolls and approves the chain's device.
+func (e *env) approve(c *bundletest.Chain) {
+	e.t.Helper()
+	raw, err := c.Trust.Marshal()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx := e.t.Context()
+	if _, err := e.a.Devices().Enroll(ctx, req); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.a.Devices().Approve(ctx, c.DeviceName(), c.Trust.KeyID, "test"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func raw(t *testing.T, b *bundle.Bundle) []byte {
+	t.Helper()
+	r, err := b.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func digestOf(raw []byte) string { return bundle.FormatHash(sha256.Sum256(raw)) }
+
+// accept sends a bundle as its own device and requires a valid receipt.
+func (e *env) accept(c *bundletest.Chain, b *bundle.Bundle) []byte {
+	e.t.Helper()
+	data := raw(e.t, b)
+	reply, err := e.a.Receive(e.t.Context(), c.Opts.Site, c.Opts.Device, data)
+	if err != nil {
+		e.t.Fatalf("bundle refused: %v", err)
+	}
+	e.checkReceipt(reply, data, c.DeviceName())
+	return reply
+}
+
+// checkReceipt verifies a receipt: DSSE signature, the signed note of the
+// archive log, and the inclusion proof of the bundle's entry.
+func (e *env) checkReceipt(reply, data []byte, device string) *bundle.Receipt {
+	e.t.Helper()
+	r, err := bundle.VerifyReceipt(reply, e.a.KeyID(), e.a.PublicKey())
+	if err != nil {
+		e.t.Fatalf("receipt: %v", err)
+	}
+	if r.BundleDigest != digestOf(data) || r.Device != device {
+		e.t.Fatalf("receipt for %s %s, want %s %s", r.BundleDigest, r.Device, digestOf(data), device)
+	}
+	if _, err := verifyNote(e.a, r.ArchiveCheckpoint); err != nil {
+		e.t.Fatalf("archive checkpoint note: %v", err)
+	}
+	cp, err := r.ArchiveRoot()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	entry, err := r.Entry().Marshal()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	proof := make([][32]byte, len(r.InclusionProof))
+	for i, h := range r.InclusionProof {
+		copy(proof[i][:], h)
+	}
+	if err := bundle.VerifyInclusion(proof, r.LogIndex, cp.Size, cp.Root, bundle.LeafHash(entry)); err != nil {
+		e.t.Fatalf("inclusion proof: %v", err)
+	}
+	return r
+}
+
+// refused sends data as site/device and requires a rejection naming want.
+func (e *env) refused(site, device string, data []byte, want string) *archive.RejectedError {
+	e.t.Helper()
+	reply, err := e.a.Receive(e.t.Context(), site, device, data)
+	var rj *archive.RejectedError
+	if !errors.As(err, &rj) {
+		e.t.Fatalf("want a rejection naming %s, got reply %d bytes, err %v", want, len(reply), err)
+	}
+	if !rj.Has(want) {
+		e.t.Fatalf("rejection does not name %s: %v", want, err)
+	}
+	got, verr := sync.VerifyRejection(reply, e.a.KeyID(), e.a.PublicKey())
+	if verr != nil {
+		e.t.Fatalf("signed rejection: %v", verr)
+	}
+	if got.BundleDigest != digestOf(data) || !slices.Contains(got.Checks, want) || got.Device != site+"/"+device {
+		e.t.Fatalf("signed rejection %+v", got)
+	}
+	al, ok := e.alertFor(got.BundleDigest)
+	if !ok || !slices.Contains(al.Checks, want) {
+		e.t.Fatalf("no alert naming %s for %s", want, got.BundleDigest)
+	}
+	if rj.Quarantine == "" {
+		e.t.Fatal("no quarantine path")
+	}
+	return rj
+}
+
+func newChain(t *testing.T, n int, opts bundletest.Options) *bundletest.Chain {
+	t.Helper()
+	c, err := bundletest.NewChain(t.Context(), nil, n, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

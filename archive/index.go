@@ -1,0 +1,204 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// The index is a second store.Journal (dir index/) whose records are
+// accept events, one per accepted bundle, written after the bundle's log
+// entry; the signed receipt travels with the event as a payload in the
+// same commit. Replaying it at Open rebuilds the per-device state (the
+// last accepted bundle.State and the checkpoints accepted so far) and
+// the digest -> receipt map. A log entry without its event (a crash
+// between the two writes) is completed at Open from the stored bundle.
+
+const eventAccept = "bundle.accept"
+
+type acceptEvent struct {
+	V          int             `json:"v"`
+	Type       string          `json:"type"`
+	Time       string          `json:"time"`
+	Bundle     string          `json:"bundle"` // sha256:..
+	Device     string          `json:"device"`
+	LogIndex   uint64          `json:"logIndex"`
+	Checkpoint string          `json:"checkpoint"` // the device checkpoint body
+	State      json.RawMessage `json:"state"`      // bundle.State after the bundle
+	Receipt    string          `json:"receipt"`    // sha256:.. of the receipt payload
+}
+
+// accepted is what the archive remembers of an accepted bundle.
+type accepted struct {
+	device   string
+	logIndex uint64
+	receipt  [32]byte
+}
+
+// devState is a device's verification state.
+type devState struct {
+	last *bundle.State
+	cps  map[uint64][32]byte // accepted checkpoints: size -> root
+}
+
+func acceptKey(digest [32]byte) []byte { return append([]byte("accept:"), digest[:]...) }
+
+// replay loads every accept event.
+func (a *Archive) replay(ctx context.Context) error {
+	return a.index.Records(ctx, 0, a.index.Size(), func(seq uint64, rec []byte) error {
+		ev, digest, st, cp, err := parseAccept(rec)
+		if err != nil {
+			return fmt.Errorf("archive: index record %d: %w", seq, err)
+		}
+		rd, _ := bundle.ParseHash(ev.Receipt)
+		a.remember(digest, ev.Device, ev.LogIndex, rd, st, cp)
+		return nil
+	})
+}
+
+func parseAccept(rec []byte) (*acceptEvent, [32]byte, *bundle.State, bundle.Checkpoint, error) {
+	var ev acceptEvent
+	dec := json.NewDecoder(bytes.NewReader(rec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return nil, [32]byte{}, nil, bundle.Checkpoint{}, err
+	}
+	if ev.V != 1 || ev.Type != eventAccept {
+		return nil, [32]byte{}, nil, bundle.Checkpoint{}, fmt.Errorf("event %q version %d", ev.Type, ev.V)
+	}
+	digest, err := bundle.ParseHash(ev.Bundle)
+	if err != nil {
+		return nil, digest, nil, bundle.Checkpoint{}, err
+	}
+	if _, err := bundle.ParseHash(ev.Receipt); err != nil {
+		return nil, digest, nil, bundle.Checkpoint{}, err
+	}
+	st, err := bundle.ParseState(ev.State)
+	if err != nil {
+		return nil, digest, nil, bundle.Checkpoint{}, err
+	}
+	cp, err := bundle.ParseCheckpoint([]byte(ev.Checkpoint))
+	return &ev, digest, st, cp, err
+}
+
+// remember records an accepted bundle in memory.
+func (a *Archive) remember(digest [32]byte, device string, logIndex uint64, receipt [32]byte, st *bundle.State, cp bundle.Checkpoint) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt}
+	ds := a.states[device]
+	if ds == nil {
+		ds = &devState{cps: map[uint64][32]byte{}}
+		a.states[device] = ds
+	}
+	ds.cps[cp.Size] = cp.Root
+	if ds.last == nil || cp.Size >= mustSize(ds.last) {
+		ds.last = st
+	}
+}
+
+func mustSize(s *bundle.State) uint64 {
+	cp, err := bundle.ParseCheckpoint([]byte(s.Checkpoint))
+	if err != nil {
+		return 0
+	}
+	return cp.Size
+}
+
+// record journals the accept event with its receipt.
+func (a *Archive) record(ctx context.Context, digest [32]byte, device string, logIndex uint64, st *bundle.State, receipt []byte) ([32]byte, error) {
+	rd := sha256.Sum256(receipt)
+	state, err := st.Marshal()
+	if err != nil {
+		return rd, err
+	}
+	ev, err := json.Marshal(acceptEvent{
+		V: 1, Type: eventAccept, Time: bundle.FormatTime(a.now()), Bundle: bundle.FormatHash(digest), Device: device,
+		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: bundle.FormatHash(rd),
+	})
+	if err != nil {
+		return rd, fmt.Errorf("archive: index: %w", err)
+	}
+	_, err = a.index.Append(ctx, store.Entry{
+		Build:    func(uint64, [32]byte) ([]byte, error) { return ev, nil },
+		Payloads: []store.Payload{{Digest: rd, Data: receipt}},
+		Key:      acceptKey(digest),
+	})
+	var dup *store.DuplicateError
+	if errors.As(err, &dup) {
+		rec, rerr := a.index.Record(dup.Seq)
+		if rerr != nil {
+			return rd, fmt.Errorf("archive: index: %w", rerr)
+		}
+		old, _, _, _, perr := parseAccept(rec)
+		if perr != nil {
+			return rd, fmt.Errorf("archive: index record %d: %w", dup.Seq, perr)
+		}
+		rd, _ = bundle.ParseHash(old.Receipt)
+		return rd, nil
+	}
+	if err != nil {
+		return rd, fmt.Errorf("archive: index: %w", err)
+	}
+	return rd, nil
+}
+
+// storedReceipt returns the receipt kept for an accepted bundle.
+func (a *Archive) storedReceipt(acc accepted) ([]byte, error) {
+	b, err := a.index.Payload(acc.receipt)
+	if err != nil {
+		return nil, fmt.Errorf("archive: receipt sha256:%x: %w", acc.receipt, err)
+	}
+	return b, nil
+}
+
+// recover completes log entries whose accept event a crash lost, by
+// receiving their stored bundles again (in log order).
+func (a *Archive) recover(ctx context.Context) error {
+	a.mu.Lock()
+	n := uint64(len(a.accepted))
+	a.mu.Unlock()
+	size := a.log.j.Size()
+	if n >= size {
+		return nil
+	}
+	return a.log.j.Records(ctx, 0, size, func(seq uint64, rec []byte) error {
+		var e bundle.ReceiptEntry
+		if err := json.Unmarshal(rec, &e); err != nil {
+			return fmt.Errorf("archive: log record %d: %w", seq, err)
+		}
+		digest, err := bundle.ParseHash(e.BundleDigest)
+		if err != nil {
+			return fmt.Errorf("archive: log record %d: %w", seq, err)
+		}
+		a.mu.Lock()
+		_, ok := a.accepted[digest]
+		a.mu.Unlock()
+		if ok {
+			return nil
+		}
+		raw, err := a.objects.Get(ctx, digest)
+		if err != nil {
+			return fmt.Errorf("archive: recover log record %d: %w", seq, err)
+		}
+		site, name, _ := cutDevice(e.Device)
+		if _, err := a.Receive(ctx, site, name, raw); err != nil {
+			if _, ok := errors.AsType[*RejectedError](err); ok {
+				// Logged and receipted-to-be once, refused now (the
+				// device was revoked since, say): never fail Open on it.
+				a.lg.Error("a logged bundle whose index event was lost is refused now; left without receipt",
+					"bundle", e.BundleDigest, "logIndex", seq, "err", err)
+				return nil
+			}
+			return fmt.Errorf("archive: recover log record %d: %w", seq, err)
+		}
+		a.lg.Warn("recovered an accepted bundle whose index event was lost", "bundle", e.BundleDigest, "logIndex", seq)
+		return nil
+	})
+}

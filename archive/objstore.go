@@ -1,0 +1,190 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+)
+
+// ObjectStore is write-once, content-addressed storage for bundles and
+// receipts. The contract, checked by objstoretest.Run for every backend:
+//
+//   - Put stores data under digest, durably before it returns. data must
+//     hash (SHA-256) to digest, else *DigestError and nothing is stored.
+//     Putting the same bytes again is a no-op returning nil. An object
+//     already stored under digest with other bytes is never replaced:
+//     Put returns *ConflictError (an alarm: the stored copy was altered).
+//   - Get returns the bytes, re-hashed: bytes that no longer match their
+//     digest (a bit flip at rest) give *CorruptError; an absent object
+//     ErrNotFound.
+//   - Has reports presence without reading the bytes (false, nil when
+//     absent).
+//   - Objects are never deleted through this interface (retention purges
+//     are a later, separate, audited operation).
+//   - All methods are safe for concurrent use; concurrent Puts of the same
+//     object all succeed and store it once.
+//
+// The filesystem backend is FSStore. An S3 backend with Object Lock in
+// COMPLIANCE mode fits the same interface (a later step).
+type ObjectStore interface {
+	Put(ctx context.Context, digest [32]byte, data []byte) error
+	Get(ctx context.Context, digest [32]byte) ([]byte, error)
+	Has(ctx context.Context, digest [32]byte) (bool, error)
+}
+
+// FSStore is the filesystem ObjectStore: objects live at
+// <root>/sha256/ab/cd/<hex>, written to a temp file, fsynced, made
+// read-only (0444) and hard-linked into place (link, not rename, so an
+// existing object is never replaced), then the directory is fsynced.
+type FSStore struct {
+	root string
+}
+
+// NewFSStore opens (creating) a filesystem object store under root.
+func NewFSStore(root string) (*FSStore, error) {
+	if root == "" {
+		return nil, errors.New("archive: object store root is empty")
+	}
+	if err := os.MkdirAll(filepath.Join(root, "sha256"), 0o755); err != nil {
+		return nil, fmt.Errorf("archive: object store: %w", err)
+	}
+	return &FSStore{root: root}, nil
+}
+
+// Path returns where the object of digest lives (present or not).
+func (s *FSStore) Path(digest [32]byte) string {
+	h := hex.EncodeToString(digest[:])
+	return filepath.Join(s.root, "sha256", h[0:2], h[2:4], h)
+}
+
+// Put implements ObjectStore.
+func (s *FSStore) Put(ctx context.Context, digest [32]byte, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if got := sha256.Sum256(data); got != digest {
+		return &DigestError{Want: digest, Got: got}
+	}
+	path := s.Path(digest)
+	if same, err := s.sameAs(path, digest, data); err == nil {
+		return same
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := s.mkdirs(dir); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("archive: put: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o444)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("archive: put %s: %w", path, err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) { // a concurrent Put won
+			same, serr := s.sameAs(path, digest, data)
+			if serr != nil {
+				return serr
+			}
+			return same
+		}
+		return fmt.Errorf("archive: put: %w", err)
+	}
+	if err := os.Remove(tmp); err != nil {
+		return fmt.Errorf("archive: put: %w", err)
+	}
+	return fsutil.SyncDir(dir)
+}
+
+// sameAs compares an existing object with data: (nil, nil) when equal,
+// (*ConflictError, nil) when different, (nil, fs.ErrNotExist) when absent.
+func (s *FSStore) sameAs(path string, digest [32]byte, data []byte) (error, error) {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("archive: put: %w", err)
+	}
+	if bytes.Equal(old, data) {
+		return nil, nil
+	}
+	return &ConflictError{Digest: digest, Where: path}, nil
+}
+
+// mkdirs creates dir and its two fan-out parents, fsyncing each parent
+// whose entries changed.
+func (s *FSStore) mkdirs(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	mid := filepath.Dir(dir)
+	for _, d := range []string{mid, dir} {
+		err := os.Mkdir(d, 0o755)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("archive: put: %w", err)
+		}
+		if err == nil {
+			if err := fsutil.SyncDir(filepath.Dir(d)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Get implements ObjectStore.
+func (s *FSStore) Get(ctx context.Context, digest [32]byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := s.Path(digest)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("archive: object sha256:%x: %w", digest, ErrNotFound)
+		}
+		return nil, fmt.Errorf("archive: get: %w", err)
+	}
+	if got := sha256.Sum256(data); got != digest {
+		return nil, &CorruptError{Digest: digest, Got: got, Where: path}
+	}
+	return data, nil
+}
+
+// Has implements ObjectStore.
+func (s *FSStore) Has(ctx context.Context, digest [32]byte) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	_, err := os.Stat(s.Path(digest))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("archive: has: %w", err)
+}

@@ -1,0 +1,81 @@
+package archive_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/objstoretest"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+)
+
+func TestFSStoreConformance(t *testing.T) {
+	objstoretest.Run(t, objstoretest.Harness{
+		New: func(t *testing.T) archive.ObjectStore {
+			s, err := archive.NewFSStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Alter: func(t *testing.T, s archive.ObjectStore, digest [32]byte, data []byte) {
+			p := s.(*archive.FSStore).Path(digest)
+			if err := os.Chmod(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o444); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+func TestFSStoreReadOnly(t *testing.T) {
+	s, err := archive.NewFSStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("write once")
+	d := sha256Sum(data)
+	if err := s.Put(t.Context(), d, data); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(s.Path(d))
+	if err != nil || fi.Mode().Perm() != 0o444 {
+		t.Fatalf("mode %v, %v; want 0444", fi.Mode(), err)
+	}
+	ents, _ := os.ReadDir(filepathDir(s.Path(d)))
+	if len(ents) != 1 {
+		t.Fatalf("temp files left: %v", ents)
+	}
+}
+
+// TestScrubFindsBitFlip flips a bit in an archived bundle: Scrub names it
+// and raises an alarm, the others read back clean.
+func TestScrubFindsBitFlip(t *testing.T) {
+	e := newEnv(t)
+	c := newChain(t, 2, bundletest.Options{})
+	e.approve(c)
+	e.accept(c, c.Bundles[0])
+	e.accept(c, c.Bundles[1])
+	if res, err := e.a.Scrub(t.Context()); err != nil || res.Checked != 2 || len(res.Corrupt)+len(res.Missing) != 0 {
+		t.Fatalf("clean scrub %+v, %v", res, err)
+	}
+	data := raw(t, c.Bundles[1])
+	p := e.a.Objects().(*archive.FSStore).Path(sha256Sum(data))
+	data[len(data)/3] ^= 0x01
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.a.Scrub(t.Context())
+	if err != nil || len(res.Corrupt) != 1 || res.Corrupt[0] != digestOf(raw(t, c.Bundles[1])) {
+		t.Fatalf("scrub %+v, %v", res, err)
+	}
+	al, ok := e.alertFor(res.Corrupt[0])
+	if !ok || al.Severity != archive.SeverityAlarm || al.Kind != archive.KindObjectCorrupt {
+		t.Fatalf("alert %+v", al)
+	}
+}

@@ -1,0 +1,123 @@
+package archive
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+)
+
+// Alert severities and kinds.
+const (
+	SeverityWarning = "warning" // a refused bundle
+	SeverityAlarm   = "alarm"   // a fork or altered storage: someone must look
+
+	KindRejected       = "bundle.rejected"
+	KindFork           = "bundle.fork"
+	KindObjectConflict = "object.conflict"
+)
+
+// Alert is what the archive raises for a refused bundle or an alarm; the
+// daemon publishes its JSON on MQTT edgeseal/v1/alerts.
+type Alert struct {
+	Time         string   `json:"time"`
+	Severity     string   `json:"severity"`
+	Kind         string   `json:"kind"`
+	Device       string   `json:"device"`
+	BundleDigest string   `json:"bundleDigest"`
+	Checks       []string `json:"checks,omitempty"`
+	Reasons      []string `json:"reasons,omitempty"`
+	Quarantine   string   `json:"quarantine,omitempty"`
+}
+
+func (a *Archive) alert(ctx context.Context, al Alert) {
+	if al.Time == "" {
+		al.Time = bundle.FormatTime(a.now())
+	}
+	lvl := a.lg.Warn
+	if al.Severity == SeverityAlarm {
+		lvl = a.lg.Error
+		a.stats.alarms.Add(1)
+	}
+	lvl("ALERT "+al.Kind, "severity", al.Severity, "device", al.Device, "bundle", al.BundleDigest, "checks", al.Checks, "reasons", al.Reasons, "quarantine", al.Quarantine)
+	if a.opts.Alert != nil {
+		a.opts.Alert(ctx, al)
+	}
+}
+
+// quarantineReason is the JSON kept beside a quarantined bundle.
+type quarantineReason struct {
+	Rejection
+	Report *bundle.Report `json:"report,omitempty"`
+}
+
+// refuse quarantines the bundle (raw may be nil when it is already kept),
+// alerts and signs the rejection.
+func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw []byte, rep *bundle.Report, fails ...failure) ([]byte, error) {
+	rj := &Rejection{BundleDigest: bundle.FormatHash(digest), Device: topic, Time: bundle.FormatTime(a.now())}
+	for _, f := range fails {
+		rj.Checks = append(rj.Checks, f.check)
+		rj.Reasons = append(rj.Reasons, f.check+": "+f.reason)
+		rj.Alarm = rj.Alarm || f.alarm
+	}
+	if rep != nil {
+		for _, c := range rep.Checks {
+			if !c.OK && !slices.Contains(rj.Checks, c.Name) {
+				rj.Checks = append(rj.Checks, c.Name)
+				rj.Reasons = append(rj.Reasons, c.Name+": "+c.Detail)
+			}
+		}
+	}
+	a.stats.refused.Add(1)
+	path, qerr := a.quarantine(digest, raw, quarantineReason{Rejection: *rj, Report: rep})
+	kind, sev := KindRejected, SeverityWarning
+	if rj.Alarm {
+		kind, sev = KindFork, SeverityAlarm
+	}
+	al := Alert{Severity: sev, Kind: kind, Device: topic, BundleDigest: rj.BundleDigest, Checks: rj.Checks, Reasons: rj.Reasons, Quarantine: path}
+	if qerr != nil {
+		al.Reasons = append(slices.Clone(al.Reasons), "quarantine failed: "+qerr.Error())
+	}
+	a.alert(ctx, al)
+	if qerr != nil {
+		return nil, qerr // not kept: no answer, so the bundle comes again
+	}
+	reply, err := rj.Sign(a.keyID, a.key)
+	if err != nil { // a topic device that is no valid name: nobody to answer
+		a.lg.Warn("rejection not signed", "device", topic, "err", err)
+		reply = nil
+	}
+	return reply, &RejectedError{Rejection: rj, Quarantine: path}
+}
+
+// quarantine keeps a refused bundle as quarantine/<hex>.tar (write-once)
+// with the latest reason as quarantine/<hex>.json, and returns the path of
+// the kept bytes (of the reason when raw is nil).
+func (a *Archive) quarantine(digest [32]byte, raw []byte, why quarantineReason) (string, error) {
+	base := filepath.Join(a.quar, hex.EncodeToString(digest[:]))
+	if raw != nil {
+		if _, err := os.Stat(base + ".tar"); errors.Is(err, fs.ErrNotExist) {
+			if err := fsutil.WriteFileAtomic(base+".tar", raw, 0o440); err != nil {
+				return "", err
+			}
+		}
+	}
+	data, err := json.MarshalIndent(why, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := fsutil.WriteFileAtomic(base+".json", append(data, '\n'), 0o640); err != nil {
+		return "", err
+	}
+	if raw == nil { // the bytes are kept elsewhere (an accepted bundle sent as another device)
+		return base + ".json", nil
+	}
+	return base + ".tar", nil
+}

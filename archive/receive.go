@@ -1,0 +1,259 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// Checks the archive runs beyond bundle.Verify (rejections name them
+// beside the bundle.Check* names).
+const (
+	CheckTopic    = "archive.topic"    // the topic's device is the bundle's origin and signer
+	CheckRead     = "archive.read"     // the bytes are a well-formed bundle within the limits
+	CheckEnrolled = "archive.enrolled" // the device is enrolled
+	CheckApproved = "archive.approved" // the device is approved (not pending)
+	CheckRevoked  = "archive.revoked"  // the device is not revoked
+	CheckFork     = "archive.fork"     // consistent with every checkpoint accepted (ALARM)
+	CheckReplay   = "archive.replay"   // beyond the last accepted checkpoint
+	CheckGap      = "archive.gap"      // starts at the last accepted checkpoint
+	CheckCounter  = "archive.counter"  // NV counter above the last accepted
+	CheckClock    = "archive.clock"    // TPM clock forward (or a later boot)
+)
+
+type failure struct {
+	check, reason string
+	alarm         bool
+}
+
+// Receive takes one bundle that arrived as site/device (the MQTT topic's
+// device, or the bundle's own origin for removable media) and answers it.
+//
+// Accepted (verified end to end against the device's approved trust and
+// last accepted state, plus the archive checks): stored write-once,
+// appended to the archive log, and reply is the signed receipt, err nil.
+// A bundle accepted before (same digest) gets the same receipt again and
+// is not stored twice. Refused: kept in quarantine with its reason,
+// alerted, and reply is the signed rejection with err a *RejectedError.
+// Any other error is a failure to process (disk, context): no reply, the
+// bundle should be delivered again later.
+func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256(raw)
+	topic := site + "/" + device
+	if reply, err, done := a.duplicate(ctx, digest, topic); done {
+		return reply, err
+	}
+	if err := bundle.CheckDevice(topic); err != nil {
+		return a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckTopic, reason: err.Error()})
+	}
+	b, err := bundle.Read(bytes.NewReader(raw), a.opts.Limits)
+	if err != nil {
+		return a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()})
+	}
+	trust, info, err := a.devices.Trusted(topic)
+	if err != nil {
+		var de *DeviceError
+		if !errors.As(err, &de) {
+			return nil, err
+		}
+		f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
+		switch de.Status {
+		case StatusPending:
+			f = failure{check: CheckApproved, reason: "device " + topic + " is enrolled but not approved"}
+		case StatusRevoked:
+			f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
+		}
+		return a.refuse(ctx, digest, topic, raw, nil, f)
+	}
+
+	l := a.deviceLock(topic)
+	l.Lock()
+	defer l.Unlock()
+	if reply, err, done := a.duplicate(ctx, digest, topic); done {
+		return reply, err
+	}
+	a.mu.Lock()
+	ds := a.states[topic]
+	var last *bundle.State
+	if ds != nil {
+		last = ds.last
+	}
+	a.mu.Unlock()
+
+	rep := bundle.Verify(b, trust, last)
+	fails := topicChecks(b, topic)
+	_, st, stErr := b.Statement()
+	if stErr == nil && signedByDevice(rep) {
+		fails = append(fails, sequenceChecks(ds, &st.Predicate)...)
+	}
+	if !rep.OK() || len(fails) > 0 {
+		return a.refuse(ctx, digest, topic, raw, rep, fails...)
+	}
+	return a.accept(ctx, digest, topic, raw, rep.State)
+}
+
+// duplicate answers a bundle accepted before.
+func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) ([]byte, error, bool) {
+	a.mu.Lock()
+	acc, ok := a.accepted[digest]
+	a.mu.Unlock()
+	if !ok {
+		return nil, nil, false
+	}
+	if acc.device != topic {
+		reply, err := a.refuse(ctx, digest, topic, nil, nil,
+			failure{check: CheckTopic, reason: "bundle was accepted from " + acc.device + ", not " + topic})
+		return reply, err, true
+	}
+	reply, err := a.storedReceipt(acc)
+	if err == nil {
+		a.stats.duplicates.Add(1)
+	}
+	return reply, err, true
+}
+
+// accept stores, logs and receipts a verified bundle.
+func (a *Archive) accept(ctx context.Context, digest [32]byte, topic string, raw []byte, st *bundle.State) ([]byte, error) {
+	cp, err := bundle.ParseCheckpoint([]byte(st.Checkpoint))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.objects.Put(ctx, digest, raw); err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) {
+			a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectConflict, Device: topic, BundleDigest: bundle.FormatHash(digest),
+				Reasons: []string{err.Error()}})
+		}
+		return nil, err
+	}
+	entry := bundle.ReceiptEntry{BundleDigest: bundle.FormatHash(digest), Device: topic, CheckpointSize: cp.Size, CheckpointRoot: bundle.FormatHash(cp.Root)}
+	rec, err := entry.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	seq, err := a.log.append(ctx, digest, rec)
+	if err != nil {
+		return nil, err
+	}
+	receipt, err := a.receipt(ctx, seq, entry, bundle.FormatTime(a.now().Add(a.opts.Retention)))
+	if err != nil {
+		return nil, err
+	}
+	rd, err := a.record(ctx, digest, topic, seq, st, receipt)
+	if err != nil {
+		return nil, err
+	}
+	a.remember(digest, topic, seq, rd, st, cp)
+	if rd != sha256.Sum256(receipt) { // recorded before a crash: answer with that one
+		if receipt, err = a.storedReceipt(accepted{receipt: rd}); err != nil {
+			return nil, err
+		}
+	}
+	a.stats.accepted.Add(1)
+	a.lg.Info("bundle accepted", "device", topic, "bundle", entry.BundleDigest, "checkpoint", cp.Size, "logIndex", seq)
+	return receipt, nil
+}
+
+// signedByDevice reports whether the statement is signed by the device's
+// approved key, so what it claims can be held against the device.
+func signedByDevice(rep *bundle.Report) bool {
+	for _, name := range []string{bundle.CheckSealEnvelope, bundle.CheckSealSignature, bundle.CheckKeysTrusted, bundle.CheckKeysCertify} {
+		if c, ok := rep.Get(name); !ok || !c.OK {
+			return false
+		}
+	}
+	return true
+}
+
+// topicChecks requires the bag's and the checkpoint's origin to be the
+// topic's device (the signer is checked by Verify against the topic
+// device's trust).
+func topicChecks(b *bundle.Bundle, topic string) []failure {
+	want := bundle.Origin(topic)
+	var bad []string
+	if o, ok := bagOrigin(b.Files[bundle.PathBagInfo]); ok && o != want {
+		bad = append(bad, "bag-info origin "+o)
+	}
+	if _, st, err := b.Statement(); err == nil {
+		if cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint)); err == nil && cp.Origin != want {
+			bad = append(bad, "checkpoint origin "+cp.Origin)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return []failure{{check: CheckTopic, reason: strings.Join(bad, ", ") + " on the topic of " + topic}}
+}
+
+// bagOrigin reads the Origin line of bag-info.txt.
+func bagOrigin(info []byte) (string, bool) {
+	for line := range strings.SplitSeq(string(info), "\n") {
+		if v, ok := strings.CutPrefix(line, "Origin: "); ok {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
+// sequenceChecks holds a device-signed statement against what the
+// archive accepted from the device before: no fork (a checkpoint of an
+// accepted size with another root, or a bundle extending an older
+// checkpoint than the last accepted), no replay, no gap, NV counter and
+// TPM clock forward.
+func sequenceChecks(ds *devState, p *bundle.SealPredicate) []failure {
+	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
+	if err != nil {
+		return nil // Verify names it
+	}
+	var prev bundle.Checkpoint
+	if p.PreviousCheckpoint != "" {
+		if prev, err = bundle.ParseCheckpoint([]byte(p.PreviousCheckpoint)); err != nil {
+			return nil
+		}
+	}
+	var out []failure
+	fork := func(reason string) { out = append(out, failure{check: CheckFork, reason: reason, alarm: true}) }
+	if ds == nil || ds.last == nil {
+		if prev.Size != 0 {
+			out = append(out, failure{check: CheckGap, reason: fmt.Sprintf("first bundle of the device starts at size %d, not 0", prev.Size)})
+		}
+		return out
+	}
+	for _, c := range []bundle.Checkpoint{cp, prev} {
+		if root, ok := ds.cps[c.Size]; ok && c.Size > 0 && root != c.Root {
+			fork(fmt.Sprintf("checkpoint of size %d has root %s, the accepted one %s", c.Size, bundle.FormatHash(c.Root), bundle.FormatHash(root)))
+		}
+	}
+	last, err := bundle.ParseCheckpoint([]byte(ds.last.Checkpoint))
+	if err != nil {
+		return append(out, failure{check: CheckFork, reason: "last accepted checkpoint unreadable: " + err.Error()})
+	}
+	switch {
+	case len(out) > 0:
+	case cp.Size <= last.Size:
+		out = append(out, failure{check: CheckReplay, reason: fmt.Sprintf("checkpoint size %d is not beyond the last accepted %d", cp.Size, last.Size)})
+	case prev.Size > last.Size:
+		out = append(out, failure{check: CheckGap, reason: fmt.Sprintf("bundle starts at size %d, the last accepted ends at %d", prev.Size, last.Size)})
+	case prev.Size < last.Size:
+		fork(fmt.Sprintf("bundle extends size %d, older than the last accepted %d: history rewritten", prev.Size, last.Size))
+	}
+	if p.Counter <= ds.last.Counter {
+		out = append(out, failure{check: CheckCounter, reason: fmt.Sprintf("NV counter %d not above the last accepted %d (rolled back)", p.Counter, ds.last.Counter)})
+	}
+	c, l := p.Clock, ds.last.Clock
+	switch {
+	case c.ResetCount < l.ResetCount || c.ResetCount == l.ResetCount && c.RestartCount < l.RestartCount:
+		out = append(out, failure{check: CheckClock, reason: fmt.Sprintf("TPM reset/restart %d/%d below the last accepted %d/%d", c.ResetCount, c.RestartCount, l.ResetCount, l.RestartCount)})
+	case c.ResetCount == l.ResetCount && c.RestartCount == l.RestartCount && c.Clock <= l.Clock:
+		out = append(out, failure{check: CheckClock, reason: fmt.Sprintf("TPM clock %d not after the last accepted %d in the same boot", c.Clock, l.Clock)})
+	}
+	return out
+}

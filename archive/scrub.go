@@ -1,0 +1,55 @@
+package archive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// KindObjectCorrupt is the alert kind of an archived bundle whose bytes
+// no longer match their digest.
+const KindObjectCorrupt = "object.corrupt"
+
+// ScrubResult is what Scrub found.
+type ScrubResult struct {
+	Checked uint64
+	Corrupt []string // "sha256:.." of bundles whose stored bytes changed
+	Missing []string // logged bundles absent from the object store
+}
+
+// Scrub reads back every bundle in the archive log from the object store,
+// re-hashing it, and raises an alarm for each one altered (a bit flip at
+// rest) or missing. It returns an error only when it cannot go on.
+func (a *Archive) Scrub(ctx context.Context) (ScrubResult, error) {
+	var res ScrubResult
+	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
+		var e bundle.ReceiptEntry
+		if err := json.Unmarshal(rec, &e); err != nil {
+			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)
+		}
+		digest, err := bundle.ParseHash(e.BundleDigest)
+		if err != nil {
+			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)
+		}
+		res.Checked++
+		_, err = a.objects.Get(ctx, digest)
+		var ce *CorruptError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ce):
+			res.Corrupt = append(res.Corrupt, e.BundleDigest)
+		case errors.Is(err, ErrNotFound):
+			res.Missing = append(res.Missing, e.BundleDigest)
+		default:
+			return err
+		}
+		a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectCorrupt, Device: e.Device, BundleDigest: e.BundleDigest,
+			Reasons: []string{fmt.Sprintf("log index %d: %v", seq, err)}})
+		return nil
+	})
+	return res, err
+}

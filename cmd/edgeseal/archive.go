@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/broker"
+	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/sync"
+)
+
+// defaultArchiveConfig is where the archive commands look without --config.
+const defaultArchiveConfig = "/etc/edgeseal/archive.yaml"
+
+// cmdArchive dispatches `edgeseal archive ...`: the daemon, or one of the
+// operator commands.
+func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "devices":
+			return cmdArchiveDevices(ctx, args[1:], stdout)
+		case "enroll-file":
+			return cmdArchiveEnrollFile(ctx, args[1:], stdout)
+		case "import":
+			return cmdArchiveImport(ctx, args[1:], stdout, log)
+		}
+	}
+	fs := flag.NewFlagSet("archive", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "the archive's YAML config file (required)")
+	if pos, err := parseInterleaved(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageErr("archive: unexpected argument %q", pos[0])
+	}
+	if *cfgPath == "" {
+		return usageErr("archive: --config is required")
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	return runArchive(ctx, cfg, slog.New(cfg.Log.Handler(os.Stderr)), nil)
+}
+
+// archiveHooks let tests see the running daemon.
+type archiveHooks struct {
+	ready func(a *archive.Archive, b *broker.Broker)
+}
+
+// runArchive runs the daemon until ctx is done: the archive, the embedded
+// broker (unless an external one is configured) and the sync subscriber
+// whose Handler is Archive.Receive; alerts go to edgeseal/v1/alerts.
+func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks *archiveHooks) (err error) {
+	key, created, err := loadOrCreateArchiveKey(cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Warn("created the archive key; give its public key to the agents", "file", cfg.KeyFile, "pub", cfg.KeyFile+".pub")
+	}
+	var (
+		sub atomic.Pointer[sync.Subscriber]
+		brk *broker.Broker
+	)
+	alert := func(ctx context.Context, al archive.Alert) {
+		payload, err := json.Marshal(al)
+		if err != nil {
+			return
+		}
+		if s := sub.Load(); s != nil {
+			if err = s.Alert(ctx, payload); err == nil {
+				return
+			}
+		}
+		if brk != nil {
+			err = brk.Publish(sync.AlertsTopic, payload)
+		}
+		if err != nil {
+			log.Warn("alert not published", "kind", al.Kind, "bundle", al.BundleDigest, "err", err)
+		}
+	}
+	brokerURL := cfg.BrokerURL()
+	if cfg.MQTT.EmbeddedOn() {
+		if brk, err = broker.Start(ctx, broker.Options{Listen: cfg.MQTT.Embedded.Listen, Logger: log.With("component", "broker")}); err != nil {
+			return err
+		}
+		defer brk.Close()
+		brokerURL = brk.URL()
+		log.Warn("embedded MQTT broker without authentication", "listen", brk.Addr())
+	}
+	a, err := archive.Open(ctx, archive.Options{
+		Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention,
+		Logger: log.With("component", "archive"), Alert: alert,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := a.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	tlsCfg, err := mqttTLS(cfg)
+	if err != nil {
+		return err
+	}
+	s, err := sync.NewSubscriber(sync.SubscriberOptions{
+		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group,
+		Handler: archiveHandler(a), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	sub.Store(s)
+	log.Info("archive ready", "data", cfg.DataDir, "broker", brokerURL, "group", cfg.MQTT.Group,
+		"key", a.KeyID(), "noteKey", a.VerifierKey(), "log", a.LogSize())
+	if hooks != nil && hooks.ready != nil {
+		hooks.ready(a, brk)
+	}
+	if err := s.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("archive stopped", "log", a.LogSize())
+	return nil
+}
+
+// archiveHandler adapts Archive.Receive to sync: a refusal is an answer
+// (the signed rejection is published), any other error means no reply and
+// a later redelivery.
+func archiveHandler(a *archive.Archive) sync.Handler {
+	return func(ctx context.Context, d sync.Delivery) ([]byte, error) {
+		reply, err := a.Receive(ctx, d.Site, d.Device, d.Bundle)
+		if _, ok := errors.AsType[*archive.RejectedError](err); ok {
+			return reply, nil
+		}
+		return reply, err
+	}
+}
+
+// loadOrCreateArchiveKey reads the archive's Ed25519 key (PKCS#8 PEM), or
+// creates it (0600, written to a temp file, fsynced and linked into
+// place so a concurrent start never replaces it) with its public key
+// beside it as FILE.pub.
+func loadOrCreateArchiveKey(path string) (ed25519.PrivateKey, bool, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		k, err := parseArchiveKey(data)
+		if err != nil {
+			return nil, false, fmt.Errorf("archive key %s: %w", path, err)
+		}
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("archive key: %w", err)
+	}
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, false, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, false, err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("archive key: %w", err)
+	}
+	tmp := path + ".tmp-" + fmt.Sprint(time.Now().UnixNano())
+	if err := fsutil.WriteFileAtomic(tmp, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return nil, false, err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) { // another start won: use its key
+			return loadOrCreateArchiveKey(path)
+		}
+		return nil, false, fmt.Errorf("archive key: %w", err)
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
+		return nil, false, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		return nil, false, err
+	}
+	if err := fsutil.WriteFileAtomic(path+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+func parseArchiveKey(data []byte) (ed25519.PrivateKey, error) {
+	blk, _ := pem.Decode(data)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, errors.New("not a PEM PRIVATE KEY")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("key is %T, want Ed25519", k)
+	}
+	return ek, nil
+}

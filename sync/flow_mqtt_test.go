@@ -1,0 +1,111 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeseal/edgeseal/sync/mqtttest"
+)
+
+// TestWindow: with Window 2 and an archive that does not answer, exactly
+// two bundles are out and the rest wait; once it answers, all arrive and
+// the window was never exceeded.
+func TestWindow(t *testing.T) {
+	b := mqtttest.Start(t, nil)
+	keys := newArchiveKeys(t)
+	arch := newFakeArchive(t, keys)
+	arch.setReply(func(Delivery) []byte { return nil }) // silent archive
+	startSubscriber(t, b.URL, nil, arch.handle, "archive-1")
+	ob := newMemOutbox()
+	for i := range 7 {
+		ob.put(entryID(i), bundleBytes(fmt.Sprint("win", i), 4000))
+	}
+	o := pubOptions(b.URL, "dev1", ob, keys)
+	o.Window = 2
+	o.ResendAfter = time.Hour // only the window limits what is sent
+	p := startPublisher(t, o)
+	waitFor(t, "two bundles at the archive", 10*time.Second, func() bool { return arch.distinct() >= 2 })
+	time.Sleep(500 * time.Millisecond) // ten ticks
+	st := p.Stats()
+	if d := arch.distinct(); d != 2 || st.InFlight != 2 || st.BundlesSent != 2 || st.PeakInFlight != 2 {
+		t.Fatalf("silent archive: %d distinct bundles at the archive, stats %+v; want 2 in flight", d, st)
+	}
+	if ids := arch.ids("site1/dev1"); len(ids) != 2 || ids[0] != entryID(0) || ids[1] != entryID(1) {
+		t.Errorf("first bundles %v", ids)
+	}
+	arch.setReply(nil)
+	// The first two are only answered when sent again (the archive gave no
+	// receipt): a reconnect or ResendAfter does it; Wake does not.
+	p.mu.Lock()
+	for _, f := range p.inflight {
+		f.sent = time.Now().Add(-2 * time.Hour)
+	}
+	p.mu.Unlock()
+	p.Wake()
+	waitFor(t, "outbox drained", 20*time.Second, func() bool { return ob.len() == 0 })
+	if st := p.Stats(); st.PeakInFlight > 2 || st.Delivered != 7 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestRateLimit: with BytesPerSecond the publisher cannot send faster
+// than the bucket allows (a lower bound on elapsed time, which no
+// scheduling delay can break), and it still delivers everything.
+func TestRateLimit(t *testing.T) {
+	b := mqtttest.Start(t, nil)
+	keys := newArchiveKeys(t)
+	arch := newFakeArchive(t, keys)
+	startSubscriber(t, b.URL, nil, arch.handle, "archive-1")
+	ob := newMemOutbox()
+	const n, size = 6, 40_000
+	for i := range n {
+		ob.put(entryID(i), bundleBytes(fmt.Sprint("rate", i), size))
+	}
+	o := pubOptions(b.URL, "dev1", ob, keys)
+	o.BytesPerSecond = 100_000
+	o.MaxMessage = 16 << 10
+	start := time.Now()
+	p := startPublisher(t, o)
+	waitFor(t, "outbox drained", 20*time.Second, func() bool { return ob.len() == 0 })
+	el := time.Since(start)
+	sent := p.Stats().BytesSent
+	// burst is max(MaxMessage, BytesPerSecond) = 100 000 bytes.
+	minimum := time.Duration(float64(sent-100_000) / 100_000 * float64(time.Second))
+	if el < minimum {
+		t.Errorf("%d bytes in %v: faster than 100 kB/s (minimum %v)", sent, el, minimum)
+	}
+	t.Logf("%d bytes in %v at 100 kB/s (minimum %v)", sent, el.Round(time.Millisecond), minimum.Round(time.Millisecond))
+}
+
+// TestAlert publishes on the alerts topic and a second client sees it.
+func TestAlert(t *testing.T) {
+	b := mqtttest.Start(t, nil)
+	keys := newArchiveKeys(t)
+	arch := newFakeArchive(t, keys)
+	s := startSubscriber(t, b.URL, nil, arch.handle, "archive-1")
+	got := make(chan []byte, 1)
+	l, err := dial(context.Background(), dialConfig{broker: b.URL, clientID: "alert-watch", connectTimeout: 5 * time.Second,
+		onMessage: func(_ mqtt.Client, m mqtt.Message) { got <- m.Payload() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.c.Disconnect(100)
+	if err := waitToken(context.Background(), l.c.Subscribe(AlertsTopic, 1, nil), l, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Alert(context.Background(), []byte(`{"alert":"fork"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if string(m) != `{"alert":"fork"}` {
+			t.Errorf("alert %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("alert not received")
+	}
+}

@@ -1,0 +1,144 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestTokenBucket(t *testing.T) {
+	now := time.Unix(0, 0)
+	b := newTokenBucket(1000, 500, func() time.Time { return now })
+	// The burst is max(burst, rate) = 1000 bytes: free.
+	if d := b.reserve(1000); d != 0 {
+		t.Fatalf("burst: wait %v", d)
+	}
+	// Then each byte costs 1 ms.
+	if d := b.reserve(250); d != 250*time.Millisecond {
+		t.Fatalf("after burst: wait %v, want 250ms", d)
+	}
+	now = now.Add(250 * time.Millisecond) // paid the debt
+	if d := b.reserve(100); d != 100*time.Millisecond {
+		t.Fatalf("wait %v, want 100ms", d)
+	}
+	now = now.Add(10 * time.Second) // refills to the burst, not beyond
+	if d := b.reserve(1000); d != 0 {
+		t.Fatalf("refill: wait %v", d)
+	}
+	if d := b.reserve(1); d <= 0 {
+		t.Fatal("bucket refilled beyond its burst")
+	}
+	// A frame larger than the burst passes at the average rate.
+	if d := b.reserve(5000); d < 5*time.Second {
+		t.Fatalf("big frame: wait %v", d)
+	}
+	var unlimited *tokenBucket
+	if unlimited.reserve(1<<30) != 0 || newTokenBucket(0, 10, time.Now).reserve(1<<30) != 0 {
+		t.Error("unlimited bucket waits")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := newTokenBucket(1, 1, time.Now).wait(ctx, 100); !errors.Is(err, context.Canceled) {
+		t.Errorf("wait after cancel: %v", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := backoff{min: 100 * time.Millisecond, max: time.Second}
+	var prevCap time.Duration
+	for i := range 40 {
+		d := b.next()
+		capD := min(time.Second, 100*time.Millisecond<<min(i, 30))
+		if d < capD/2 || d > capD {
+			t.Fatalf("attempt %d: %v outside [%v, %v]", i, d, capD/2, capD)
+		}
+		if capD < prevCap {
+			t.Fatal("cap decreased")
+		}
+		prevCap = capD
+	}
+	b.reset()
+	if d := b.next(); d > 100*time.Millisecond {
+		t.Errorf("after reset: %v", d)
+	}
+}
+
+// TestHandleReply covers the receipt checks without a broker.
+func TestHandleReply(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	data := bundleBytes("reply", 100)
+	digest := sha256.Sum256(data)
+	ob.put("a", data)
+	var called []string
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys)
+	o.ArchiveKeyID = keys.keyID
+	o.OnReceipt = func(ctx context.Context, id string, r []byte) error {
+		called = append(called, id)
+		if len(called) == 1 {
+			return errors.New("journal full")
+		}
+		return nil
+	}
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var re *ReplyError
+	for name, reply := range map[string][]byte{
+		"garbage":      []byte("not json"),
+		"other key":    newArchiveKeys(t).receipt(t, digest, "site1/dev1"),
+		"other digest": keys.receipt(t, sha256.Sum256([]byte("x")), "site1/dev1"),
+		"other device": keys.receipt(t, digest, "site1/dev2"),
+	} {
+		if err := p.handleReply(ctx, reply); !errors.As(err, &re) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if !ob.has("a") || len(called) != 0 {
+		t.Fatal("bad replies touched the outbox")
+	}
+	good := keys.receipt(t, digest, "site1/dev1")
+	// OnReceipt fails: the entry stays.
+	if err := p.handleReply(ctx, good); err == nil || errors.As(err, &re) || !ob.has("a") {
+		t.Fatalf("failing OnReceipt: %v, entry kept %v", err, ob.has("a"))
+	}
+	if err := p.handleReply(ctx, good); err != nil || ob.has("a") {
+		t.Fatalf("good receipt: %v", err)
+	}
+	// A duplicate receipt is harmless and does not call OnReceipt again.
+	if err := p.handleReply(ctx, good); err != nil || len(called) != 2 {
+		t.Fatalf("duplicate: %v, OnReceipt calls %d", err, len(called))
+	}
+	if st := p.Stats(); st.Delivered != 1 || st.BadReplies != 4 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestRejectionFormat(t *testing.T) {
+	keys := newArchiveKeys(t)
+	d := sha256.Sum256([]byte("b"))
+	raw := keys.rejection(t, d, "site1/dev1", "fork")
+	r, err := VerifyRejection(raw, keys.keyID, keys.pub)
+	if err != nil || r.Reason != "fork" || r.Checks[0] != "seal.signature" {
+		t.Fatalf("%v %+v", err, r)
+	}
+	if _, err := VerifyRejection(raw, "", keys.pub); err != nil {
+		t.Errorf("any key id: %v", err)
+	}
+	if _, err := VerifyRejection(raw, "other-id", keys.pub); err == nil {
+		t.Error("other key id accepted")
+	}
+	if _, err := VerifyRejection(raw, "", newArchiveKeys(t).pub); err == nil {
+		t.Error("other key accepted")
+	}
+	if _, err := VerifyRejection(keys.receipt(t, d, "site1/dev1"), "", keys.pub); err == nil {
+		t.Error("receipt accepted as rejection")
+	}
+	if _, err := SignRejection(&Rejection{BundleDigest: "x", Device: "site1/dev1", Reason: "r"}, "k", keys.priv); err == nil {
+		t.Error("bad digest signed")
+	}
+}

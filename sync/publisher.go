@@ -1,0 +1,325 @@
+package sync
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	gosync "sync"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// Outbox is the agent's queue of sealed bundles; *store.Journal satisfies
+// it. Outbox calls fn for each entry in id order; DeleteOutbox of an absent
+// id is a no-op.
+type Outbox interface {
+	Outbox(ctx context.Context, fn func(id string, data []byte) error) error
+	DeleteOutbox(ctx context.Context, id string) error
+}
+
+// PublisherOptions configure NewPublisher.
+type PublisherOptions struct {
+	Broker   string      // tcp://host:port or ssl://host:port, required
+	ClientID string      // default "edgeseal-<site>-<device>"; keep it stable
+	Site     string      // required, [A-Za-z0-9._-]{1,64}
+	Device   string      // required, [A-Za-z0-9._-]{1,64}
+	TLS      *tls.Config // for ssl://: roots and client certificate; InsecureSkipVerify is refused
+
+	Outbox       Outbox            // required
+	ArchiveKey   ed25519.PublicKey // required: receipts must verify against it
+	ArchiveKeyID string            // DSSE key id of ArchiveKey; "" accepts any id whose signature verifies
+
+	MaxMessage     int           // bytes per MQTT message, default DefaultMaxMessage
+	Window         int           // bundles sent and not yet receipted, default 4
+	BytesPerSecond int64         // 0: unlimited
+	ResendAfter    time.Duration // resend what has no receipt after this, default 2 min
+	Tick           time.Duration // outbox poll interval, default 5 s
+	ConnectTimeout time.Duration // default 10 s
+	BackoffMin     time.Duration // reconnect backoff, default 500 ms
+	BackoffMax     time.Duration // default 60 s
+
+	// OnReceipt is called with a verified receipt before the entry is
+	// deleted (the agent journals delivery.receipt); if it fails the
+	// entry stays and is sent again later.
+	OnReceipt func(ctx context.Context, id string, receipt []byte) error
+	// OnRejection is called when the archive refused an entry with a
+	// signed rejection. The entry is kept in the outbox and not sent again
+	// until Requeue(id) or a restart.
+	OnRejection func(ctx context.Context, id string, rej *Rejection, raw []byte)
+
+	Logger *slog.Logger // nil: discard
+}
+
+// Stats is a snapshot for status pages and tests.
+type Stats struct {
+	Connected     bool
+	InFlight      int    // bundles sent, waiting for a receipt
+	PeakInFlight  int    // highest InFlight seen
+	OutboxDepth   int    // entries in the outbox (exact after a full scan, else a lower bound)
+	Held          int    // rejected entries kept in the outbox, not sent
+	Delivered     uint64 // entries deleted after a receipt
+	Rejected      uint64 // signed rejections received
+	BadReplies    uint64 // receipts or rejections that did not verify or match
+	Resent        uint64 // bundles sent again (reconnect or timeout)
+	BundlesSent   uint64
+	FramesSent    uint64
+	BytesSent     uint64
+	LastError     string
+	LastErrorTime time.Time
+}
+
+type flight struct {
+	digest [32]byte
+	sent   time.Time
+}
+
+// Publisher sends the outbox to the archive (see the package doc).
+type Publisher struct {
+	opts     PublisherOptions
+	tls      *tls.Config
+	device   string // "<site>/<device>"
+	topic    string
+	receipts string
+	log      *slog.Logger
+	bucket   *tokenBucket
+	wake     chan struct{}
+	now      func() time.Time
+
+	mu        gosync.Mutex
+	running   bool
+	ctx       context.Context
+	inflight  map[string]*flight
+	held      map[string][32]byte // rejected or unsendable ids
+	recent    map[[32]byte]bool   // digests delivered lately (duplicate receipts)
+	recentLog [][32]byte
+	stats     Stats
+}
+
+// NewPublisher checks opts and returns a Publisher; Start runs it.
+func NewPublisher(opts PublisherOptions) (*Publisher, error) {
+	device := opts.Site + "/" + opts.Device
+	if err := bundle.CheckDevice(device); err != nil {
+		return nil, &ConfigError{Field: "Site/Device", Reason: err.Error()}
+	}
+	tc, err := checkBroker(opts.Broker, opts.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Outbox == nil {
+		return nil, &ConfigError{Field: "Outbox", Reason: "required"}
+	}
+	if len(opts.ArchiveKey) != ed25519.PublicKeySize {
+		return nil, &ConfigError{Field: "ArchiveKey", Reason: "required Ed25519 public key"}
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = "edgeseal-" + opts.Site + "-" + opts.Device
+	}
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = DefaultMaxMessage
+	}
+	opts.MaxMessage = max(opts.MaxMessage, MinMessage)
+	if opts.Window <= 0 {
+		opts.Window = 4
+	}
+	if opts.BytesPerSecond < 0 {
+		return nil, &ConfigError{Field: "BytesPerSecond", Reason: "negative"}
+	}
+	setDur(&opts.ResendAfter, 2*time.Minute)
+	setDur(&opts.Tick, 5*time.Second)
+	setDur(&opts.ConnectTimeout, 10*time.Second)
+	setDur(&opts.BackoffMin, 500*time.Millisecond)
+	setDur(&opts.BackoffMax, 60*time.Second)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Publisher{
+		opts: opts, tls: tc, device: device,
+		topic: BundlesTopic(opts.Site, opts.Device), receipts: ReceiptsTopic(opts.Site, opts.Device),
+		log:  opts.Logger.With("component", "sync.publisher", "device", device),
+		wake: make(chan struct{}, 1), now: time.Now,
+		inflight: make(map[string]*flight), held: make(map[string][32]byte), recent: make(map[[32]byte]bool),
+	}
+	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
+	return p, nil
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Wake tells the publisher a new bundle is in the outbox. It never blocks.
+func (p *Publisher) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Requeue lets a rejected (held) entry be sent again.
+func (p *Publisher) Requeue(id string) {
+	p.mu.Lock()
+	delete(p.held, id)
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// Stats returns a snapshot.
+func (p *Publisher) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.InFlight = len(p.inflight)
+	s.Held = len(p.held)
+	return s
+}
+
+func (p *Publisher) setErr(err error) {
+	p.mu.Lock()
+	p.stats.LastError = err.Error()
+	p.stats.LastErrorTime = p.now()
+	p.mu.Unlock()
+}
+
+// Start connects and delivers until ctx is done, reconnecting with capped,
+// jittered exponential backoff; it returns ctx's error. It may be called
+// once at a time.
+func (p *Publisher) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.running {
+		p.mu.Unlock()
+		return &ConfigError{Field: "Start", Reason: "already running"}
+	}
+	p.running, p.ctx = true, ctx
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.running, p.stats.Connected = false, false
+		p.mu.Unlock()
+	}()
+	bo := backoff{min: p.opts.BackoffMin, max: p.opts.BackoffMax}
+	failing := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		l, err := dial(ctx, dialConfig{broker: p.opts.Broker, clientID: p.opts.ClientID, tls: p.tls,
+			connectTimeout: p.opts.ConnectTimeout, onMessage: p.onMessage})
+		if err == nil {
+			if failing {
+				p.log.Info("sync: broker connection restored", "broker", p.opts.Broker)
+			} else {
+				p.log.Debug("sync: connected", "broker", p.opts.Broker)
+			}
+			failing = false
+			bo.reset()
+			err = p.session(ctx, l)
+			l.c.Disconnect(250)
+			p.mu.Lock()
+			p.stats.Connected = false
+			p.mu.Unlock()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.setErr(err)
+		if !failing {
+			p.log.Warn("sync: broker connection failed; retrying with backoff", "broker", p.opts.Broker, "err", err)
+			failing = true
+		}
+		if err := sleepCtx(ctx, bo.next()); err != nil {
+			return err
+		}
+	}
+}
+
+// session runs one connection: subscribe to receipts, then send the outbox
+// in order whenever woken, ticked or a receipt freed the window.
+func (p *Publisher) session(ctx context.Context, l *link) error {
+	if err := waitToken(ctx, l.c.Subscribe(p.receipts, 1, nil), l, p.opts.ConnectTimeout); err != nil {
+		return &PublishError{Topic: p.receipts, Err: err}
+	}
+	p.mu.Lock()
+	p.stats.Connected = true
+	p.stats.Resent += uint64(len(p.inflight))
+	clear(p.inflight) // nothing receipted yet is sent again on a new connection
+	p.mu.Unlock()
+	s := &sender{p: p, l: l}
+	tick := time.NewTicker(p.opts.Tick)
+	defer tick.Stop()
+	for {
+		if err := s.pump(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.lost:
+			return &ConnectError{Broker: p.opts.Broker, Err: l.cause()}
+		case <-p.wake:
+		case <-tick.C:
+			if cause := l.cause(); cause != nil {
+				return &ConnectError{Broker: p.opts.Broker, Err: cause}
+			}
+		}
+	}
+}
+
+// errStopScan ends an outbox scan early once the window is full.
+var errStopScan = errors.New("sync: window full")
+
+type entry struct {
+	id   string
+	data []byte
+}
+
+// scan returns the next entries to send, in id order, at most the free
+// window.
+func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
+	p.mu.Lock()
+	busy := make(map[string]bool, len(p.inflight)+len(p.held))
+	for id := range p.inflight {
+		busy[id] = true
+	}
+	for id := range p.held {
+		busy[id] = true
+	}
+	free := p.opts.Window - len(p.inflight)
+	p.mu.Unlock()
+	var out []entry
+	seen := 0
+	err := p.opts.Outbox.Outbox(ctx, func(id string, data []byte) error {
+		seen++
+		if busy[id] {
+			return nil
+		}
+		if free <= 0 {
+			return errStopScan
+		}
+		if !ValidID(id) {
+			p.log.Error("sync: outbox id cannot be sent (not printable ASCII or too long); held", "id", id)
+			p.mu.Lock()
+			p.held[id] = sha256.Sum256(data)
+			p.mu.Unlock()
+			return nil
+		}
+		out = append(out, entry{id: id, data: data})
+		free--
+		return nil
+	})
+	complete := err == nil
+	if err != nil && !errors.Is(err, errStopScan) {
+		return nil, err
+	}
+	p.mu.Lock()
+	if complete || seen > p.stats.OutboxDepth {
+		p.stats.OutboxDepth = seen
+	}
+	p.mu.Unlock()
+	return out, nil
+}

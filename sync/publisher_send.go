@@ -1,0 +1,265 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// maxPendingFrames bounds frames handed to paho and not yet PUBACKed.
+const maxPendingFrames = 32
+
+// sender publishes on one link.
+type sender struct {
+	p       *Publisher
+	l       *link
+	pending []mqtt.Token
+}
+
+// pump resends after a receipt timeout (go-back-N: everything in flight,
+// in order) and fills the window.
+func (s *sender) pump(ctx context.Context) error {
+	p := s.p
+	now := p.now()
+	p.mu.Lock()
+	expired := false
+	for _, f := range p.inflight {
+		if !f.sent.IsZero() && now.Sub(f.sent) > p.opts.ResendAfter {
+			expired = true
+			break
+		}
+	}
+	if expired {
+		p.log.Info("sync: no receipt in time; sending again", "bundles", len(p.inflight), "after", p.opts.ResendAfter)
+		p.stats.Resent += uint64(len(p.inflight))
+		clear(p.inflight)
+	}
+	p.mu.Unlock()
+	if err := s.reap(ctx, false); err != nil {
+		return err
+	}
+	batch, err := p.scan(ctx)
+	if err != nil {
+		return fmt.Errorf("sync: read outbox: %w", err)
+	}
+	for _, e := range batch {
+		if err := s.send(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// send publishes one bundle's frames, throttled, keeping at most
+// maxPendingFrames unacknowledged.
+func (s *sender) send(ctx context.Context, e entry) error {
+	p := s.p
+	digest := sha256.Sum256(e.data)
+	frames := EncodeChunks(e.id, digest, e.data, p.opts.MaxMessage)
+	f := &flight{digest: digest}
+	p.mu.Lock()
+	if p.recent[digest] { // delivered while the scan ran
+		p.mu.Unlock()
+		return nil
+	}
+	p.inflight[e.id] = f
+	p.stats.PeakInFlight = max(p.stats.PeakInFlight, len(p.inflight))
+	p.mu.Unlock()
+	for _, fr := range frames {
+		if err := p.bucket.wait(ctx, len(fr)); err != nil {
+			return err
+		}
+		if cause := s.l.cause(); cause != nil {
+			return &ConnectError{Broker: p.opts.Broker, Err: cause}
+		}
+		s.pending = append(s.pending, s.l.c.Publish(p.topic, 1, false, fr))
+		p.mu.Lock()
+		p.stats.FramesSent++
+		p.stats.BytesSent += uint64(len(fr))
+		p.mu.Unlock()
+		if err := s.reap(ctx, len(s.pending) >= maxPendingFrames); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	f.sent = p.now()
+	p.stats.BundlesSent++
+	p.mu.Unlock()
+	p.log.Debug("sync: bundle sent", "id", e.id, "digest", bundle.FormatHash(digest), "frames", len(frames), "bytes", len(e.data))
+	return nil
+}
+
+// reap drops acknowledged tokens from the front; with block it waits for
+// the oldest one first.
+func (s *sender) reap(ctx context.Context, block bool) error {
+	for len(s.pending) > 0 {
+		tok := s.pending[0]
+		if block {
+			if err := waitToken(ctx, tok, s.l, s.p.opts.ConnectTimeout); err != nil {
+				return &PublishError{Topic: s.p.topic, Err: err}
+			}
+			block = false
+		} else {
+			select {
+			case <-tok.Done():
+			default:
+				return nil
+			}
+		}
+		if err := tok.Error(); err != nil {
+			return &PublishError{Topic: s.p.topic, Err: err}
+		}
+		s.pending = s.pending[1:]
+	}
+	return nil
+}
+
+// onMessage is paho's handler for the receipts subscription. It returns
+// (and paho acknowledges the receipt) only after the entry is deleted, so a
+// crash before that gets the receipt again from the broker.
+func (p *Publisher) onMessage(_ mqtt.Client, m mqtt.Message) {
+	if m.Topic() != p.receipts {
+		p.log.Warn("sync: message on an unexpected topic ignored", "topic", m.Topic())
+		return
+	}
+	p.mu.Lock()
+	ctx := p.ctx
+	p.mu.Unlock()
+	if err := p.handleReply(ctx, m.Payload()); err != nil {
+		var re *ReplyError
+		if errors.As(err, &re) {
+			p.log.Warn("sync: reply ignored", "err", err)
+		} else {
+			p.log.Error("sync: reply not processed; the bundle will be sent again", "err", err)
+		}
+		p.setErr(err)
+	}
+}
+
+// handleReply verifies a receipt or rejection and acts on it.
+func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
+	env, err := parseReply(payload)
+	if err != nil {
+		return p.bad(err)
+	}
+	switch env.PayloadType {
+	case bundle.ReceiptPayloadType:
+		r, err := verifyReceipt(payload, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
+		if err != nil {
+			return p.bad(err)
+		}
+		id, digest, err := p.match(ctx, "receipt", r.Device, r.BundleDigest)
+		if err != nil || id == "" {
+			return err
+		}
+		if p.opts.OnReceipt != nil {
+			if err := p.opts.OnReceipt(ctx, id, payload); err != nil {
+				return fmt.Errorf("sync: receipt callback for outbox entry %q: %w", id, err)
+			}
+		}
+		if err := p.opts.Outbox.DeleteOutbox(ctx, id); err != nil {
+			return fmt.Errorf("sync: delete delivered outbox entry %q: %w", id, err)
+		}
+		p.mu.Lock()
+		delete(p.inflight, id)
+		p.remember(digest)
+		p.stats.Delivered++
+		p.stats.OutboxDepth = max(0, p.stats.OutboxDepth-1)
+		p.mu.Unlock()
+		p.log.Debug("sync: delivered", "id", id, "digest", r.BundleDigest, "logIndex", r.LogIndex)
+		p.Wake()
+		return nil
+	case RejectionPayloadType:
+		rej, err := VerifyRejection(payload, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
+		if err != nil {
+			return p.bad(err)
+		}
+		id, digest, err := p.match(ctx, "rejection", rej.Device, rej.BundleDigest)
+		if err != nil || id == "" {
+			return err
+		}
+		p.mu.Lock()
+		delete(p.inflight, id)
+		p.held[id] = digest
+		p.stats.Rejected++
+		p.mu.Unlock()
+		p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox and not sent again",
+			"id", id, "digest", rej.BundleDigest, "reason", rej.Reason, "checks", rej.Checks)
+		if p.opts.OnRejection != nil {
+			p.opts.OnRejection(ctx, id, rej, payload)
+		}
+		p.Wake()
+		return nil
+	default:
+		return p.bad(&ReplyError{Kind: "reply", Reason: "payload type " + env.PayloadType})
+	}
+}
+
+func (p *Publisher) bad(err error) error {
+	p.mu.Lock()
+	p.stats.BadReplies++
+	p.mu.Unlock()
+	return err
+}
+
+// match finds the outbox entry a reply names. A digest delivered lately
+// (a duplicate receipt) gives id "" and no error.
+func (p *Publisher) match(ctx context.Context, kind, device, digestStr string) (string, [32]byte, error) {
+	digest, err := bundle.ParseHash(digestStr)
+	if err != nil {
+		return "", digest, p.bad(&ReplyError{Kind: kind, Reason: "digest", Err: err})
+	}
+	if device != p.device {
+		return "", digest, p.bad(&ReplyError{Kind: kind, Reason: "for device " + device + ", not " + p.device})
+	}
+	p.mu.Lock()
+	if p.recent[digest] { // a duplicate reply: the entry is gone already
+		for id, f := range p.inflight {
+			if f.digest == digest {
+				delete(p.inflight, id)
+			}
+		}
+		p.mu.Unlock()
+		return "", digest, nil
+	}
+	for id, f := range p.inflight {
+		if f.digest == digest {
+			p.mu.Unlock()
+			return id, digest, nil
+		}
+	}
+	p.mu.Unlock()
+	// Not in flight: a reply to an earlier run; look through the outbox.
+	var found string
+	err = p.opts.Outbox.Outbox(ctx, func(id string, data []byte) error {
+		if sha256.Sum256(data) == digest {
+			found = id
+			return errStopScan
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return "", digest, fmt.Errorf("sync: read outbox: %w", err)
+	}
+	if found == "" {
+		return "", digest, p.bad(&ReplyError{Kind: kind, Reason: "no outbox entry has digest " + digestStr})
+	}
+	return found, digest, nil
+}
+
+// remember keeps the last delivered digests so duplicate receipts are
+// recognised without an outbox scan; p.mu is held.
+func (p *Publisher) remember(d [32]byte) {
+	const keep = 1024
+	p.recent[d] = true
+	p.recentLog = append(p.recentLog, d)
+	if len(p.recentLog) > keep {
+		delete(p.recent, p.recentLog[0])
+		p.recentLog = p.recentLog[1:]
+	}
+}

@@ -1,0 +1,178 @@
+package sync
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/gowebpki/jcs"
+)
+
+// RejectionPayloadType is the DSSE payload type of a signed rejection.
+const RejectionPayloadType = "application/vnd.edgeseal.rejection+json"
+
+// Rejection is the archive's signed refusal of a bundle: the bundle digest
+// ("sha256:<hex>"), the device ("<site>/<name>"), a reason, the names of
+// the checks that failed, and the time (RFC 3339 UTC).
+type Rejection struct {
+	BundleDigest string   `json:"bundleDigest"`
+	Device       string   `json:"device"`
+	Reason       string   `json:"reason"`
+	Checks       []string `json:"checks"`
+	Time         string   `json:"time"`
+}
+
+func (r *Rejection) check() error {
+	if _, err := bundle.ParseHash(r.BundleDigest); err != nil {
+		return err
+	}
+	if err := bundle.CheckDevice(r.Device); err != nil {
+		return err
+	}
+	if r.Reason == "" || len(r.Reason) > 4096 || len(r.Checks) > 256 {
+		return fmt.Errorf("sync: rejection: reason empty or too long, or too many checks")
+	}
+	return nil
+}
+
+func (r *Rejection) marshal() ([]byte, error) {
+	if r.Checks == nil {
+		c := *r
+		c.Checks = []string{}
+		r = &c
+	}
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("sync: rejection: %w", err)
+	}
+	return jcs.Transform(raw)
+}
+
+// SignRejection signs r with the archive's Ed25519 key as a DSSE envelope
+// (the reply the archive publishes for a refused bundle).
+func SignRejection(r *Rejection, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	payload, err := r.marshal()
+	if err != nil {
+		return nil, err
+	}
+	env := &bundle.Envelope{PayloadType: RejectionPayloadType, Payload: payload,
+		Signatures: []bundle.Signature{{KeyID: keyID, Sig: ed25519.Sign(key, bundle.PAE(RejectionPayloadType, payload))}}}
+	return env.Marshal()
+}
+
+// VerifyRejection parses a signed rejection strictly and checks its
+// signature (keyID "" accepts any key id whose signature verifies).
+func VerifyRejection(b []byte, keyID string, pub ed25519.PublicKey) (*Rejection, error) {
+	env, err := parseReply(b)
+	if err != nil {
+		return nil, err
+	}
+	if env.PayloadType != RejectionPayloadType {
+		return nil, &ReplyError{Kind: "rejection", Reason: "payload type " + env.PayloadType}
+	}
+	var r Rejection
+	dec := json.NewDecoder(bytes.NewReader(env.Payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, &ReplyError{Kind: "rejection", Reason: "json", Err: err}
+	}
+	if canon, err := r.marshal(); err != nil || !bytes.Equal(canon, env.Payload) {
+		return nil, &ReplyError{Kind: "rejection", Reason: "not canonical JSON"}
+	}
+	if err := r.check(); err != nil {
+		return nil, &ReplyError{Kind: "rejection", Reason: "content", Err: err}
+	}
+	if err := verifyEnvelope(env, keyID, pub); err != nil {
+		return nil, &ReplyError{Kind: "rejection", Reason: "signature", Err: err}
+	}
+	return &r, nil
+}
+
+// verifyReceipt checks a receipt with bundle.VerifyReceipt; keyID ""
+// tries the key ids the envelope names (the signature must still verify
+// under pub).
+func verifyReceipt(b []byte, keyID string, pub ed25519.PublicKey) (*bundle.Receipt, error) {
+	ids := []string{keyID}
+	if keyID == "" {
+		env, err := parseReply(b)
+		if err != nil {
+			return nil, err
+		}
+		ids = ids[:0]
+		for _, s := range env.Signatures {
+			ids = append(ids, s.KeyID)
+		}
+	}
+	var last error = &ReplyError{Kind: "receipt", Reason: "no signature"}
+	for _, id := range ids {
+		r, err := bundle.VerifyReceipt(b, id, pub)
+		if err == nil {
+			return r, nil
+		}
+		last = &ReplyError{Kind: "receipt", Reason: "verify", Err: err}
+	}
+	return nil, last
+}
+
+func verifyEnvelope(env *bundle.Envelope, keyID string, pub ed25519.PublicKey) error {
+	if keyID != "" {
+		return env.VerifyEd25519(keyID, pub)
+	}
+	var err error
+	for _, s := range env.Signatures {
+		if err = env.VerifyEd25519(s.KeyID, pub); err == nil {
+			return nil
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("sync: no signature")
+	}
+	return err
+}
+
+func parseReply(b []byte) (*bundle.Envelope, error) {
+	if len(b) > bundle.MaxReceiptSize {
+		return nil, &ReplyError{Kind: "reply", Reason: fmt.Sprintf("%d bytes", len(b))}
+	}
+	env, err := bundle.ParseEnvelope(b)
+	if err != nil {
+		return nil, &ReplyError{Kind: "reply", Reason: "envelope", Err: err}
+	}
+	return env, nil
+}
+
+// Topic helpers (CONTRACTS.md).
+const (
+	topicRoot   = "edgeseal/v1/"
+	AlertsTopic = "edgeseal/v1/alerts"
+)
+
+// BundlesTopic is where a device publishes its bundles.
+func BundlesTopic(site, device string) string { return topicRoot + site + "/" + device + "/bundles" }
+
+// ReceiptsTopic is where the archive answers a device.
+func ReceiptsTopic(site, device string) string { return topicRoot + site + "/" + device + "/receipts" }
+
+// SharedBundlesFilter is the archive's shared subscription for group.
+func SharedBundlesFilter(group string) string {
+	return "$share/" + group + "/" + topicRoot + "+/+/bundles"
+}
+
+// parseBundlesTopic returns site and device of edgeseal/v1/<site>/<device>/bundles.
+func parseBundlesTopic(topic string) (site, device string, ok bool) {
+	rest, ok := strings.CutPrefix(topic, topicRoot)
+	if !ok {
+		return "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[2] != "bundles" || bundle.CheckDevice(parts[0]+"/"+parts[1]) != nil {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}

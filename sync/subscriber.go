@@ -1,0 +1,266 @@
+package sync
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	gosync "sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// Delivery is one reassembled bundle for the archive.
+type Delivery struct {
+	Site, Device, Topic string
+	ID                  string // the agent's outbox id
+	Bundle              []byte
+	Digest              [32]byte // SHA-256 of Bundle, checked
+}
+
+// Handler processes a delivery; a non-empty reply (a signed receipt or
+// rejection) is published on the device's receipts topic. A Handler must be
+// idempotent: a bundle can arrive more than once. When it returns an error
+// nothing is replied and the agent sends the bundle again later.
+type Handler func(ctx context.Context, d Delivery) (reply []byte, err error)
+
+// SubscriberOptions configure NewSubscriber.
+type SubscriberOptions struct {
+	Broker         string      // tcp:// or ssl://, required
+	ClientID       string      // required, stable per archive instance
+	TLS            *tls.Config // for ssl://
+	Group          string      // shared subscription group, default "archive"
+	Handler        Handler     // required
+	Logger         *slog.Logger
+	Limits         AssemblerLimits
+	ConnectTimeout time.Duration // default 10 s
+	BackoffMin     time.Duration // default 500 ms
+	BackoffMax     time.Duration // default 60 s
+}
+
+// SubscriberStats counts what a Subscriber did.
+type SubscriberStats struct {
+	Connected     bool
+	Handled       uint64 // Handler calls
+	HandlerErrors uint64
+	Replies       uint64
+	BadFrames     uint64 // frames refused by topic or Assembler
+	Assembler     AssemblerStats
+	LastError     string
+}
+
+// Subscriber receives bundles for the archive (see the package doc).
+type Subscriber struct {
+	opts   SubscriberOptions
+	tls    *tls.Config
+	filter string
+	log    *slog.Logger
+	asm    *Assembler
+
+	mu      gosync.Mutex
+	running bool
+	ctx     context.Context
+	link    *link
+	stats   SubscriberStats
+}
+
+// NewSubscriber checks opts and returns a Subscriber; Start runs it.
+func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
+	tc, err := checkBroker(opts.Broker, opts.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ClientID == "" {
+		return nil, &ConfigError{Field: "ClientID", Reason: "required (stable, for the persistent session)"}
+	}
+	if opts.Handler == nil {
+		return nil, &ConfigError{Field: "Handler", Reason: "required"}
+	}
+	if opts.Group == "" {
+		opts.Group = "archive"
+	}
+	if !ValidID(opts.Group) || containsAny(opts.Group, "/+#") {
+		return nil, &ConfigError{Field: "Group", Reason: "must be a single topic level"}
+	}
+	setDur(&opts.ConnectTimeout, 10*time.Second)
+	setDur(&opts.BackoffMin, 500*time.Millisecond)
+	setDur(&opts.BackoffMax, 60*time.Second)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Subscriber{opts: opts, tls: tc, filter: SharedBundlesFilter(opts.Group),
+		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits)}, nil
+}
+
+func containsAny(s, chars string) bool {
+	for i := 0; i < len(s); i++ {
+		for j := 0; j < len(chars); j++ {
+			if s[i] == chars[j] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Stats returns a snapshot.
+func (s *Subscriber) Stats() SubscriberStats {
+	s.mu.Lock()
+	st := s.stats
+	s.mu.Unlock()
+	st.Assembler = s.asm.Stats()
+	return st
+}
+
+// Start subscribes and serves until ctx is done, reconnecting with capped,
+// jittered exponential backoff; it returns ctx's error.
+func (s *Subscriber) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return &ConfigError{Field: "Start", Reason: "already running"}
+	}
+	s.running, s.ctx = true, ctx
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running, s.link, s.stats.Connected = false, nil, false
+		s.mu.Unlock()
+	}()
+	bo := backoff{min: s.opts.BackoffMin, max: s.opts.BackoffMax}
+	failing := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		l, err := dial(ctx, dialConfig{broker: s.opts.Broker, clientID: s.opts.ClientID, tls: s.tls,
+			connectTimeout: s.opts.ConnectTimeout, onMessage: s.onMessage})
+		if err == nil {
+			err = waitToken(ctx, l.c.Subscribe(s.filter, 1, nil), l, s.opts.ConnectTimeout)
+			if err == nil {
+				if failing {
+					s.log.Info("sync: broker connection restored", "broker", s.opts.Broker)
+				}
+				failing = false
+				bo.reset()
+				s.setLink(l)
+				select {
+				case <-ctx.Done():
+				case <-l.lost:
+					err = &ConnectError{Broker: s.opts.Broker, Err: l.cause()}
+				}
+				s.setLink(nil)
+			} else {
+				err = &PublishError{Topic: s.filter, Err: err}
+			}
+			l.c.Disconnect(250)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.mu.Lock()
+		s.stats.LastError = err.Error()
+		s.mu.Unlock()
+		if !failing {
+			s.log.Warn("sync: broker connection failed; retrying with backoff", "broker", s.opts.Broker, "err", err)
+			failing = true
+		}
+		if err := sleepCtx(ctx, bo.next()); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Subscriber) setLink(l *link) {
+	s.mu.Lock()
+	s.link = l
+	s.stats.Connected = l != nil
+	s.mu.Unlock()
+}
+
+// onMessage runs on paho's router goroutine, in arrival order; paho
+// acknowledges the message when it returns, so the Handler has finished
+// before the broker forgets the frame.
+func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
+	s.mu.Lock()
+	ctx := s.ctx
+	s.mu.Unlock()
+	site, device, ok := parseBundlesTopic(m.Topic())
+	if !ok {
+		s.count(func(st *SubscriberStats) { st.BadFrames++ })
+		s.log.Warn("sync: message on an unexpected topic dropped", "topic", m.Topic())
+		return
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		if f, err := DecodeFrame(m.Payload()); err == nil {
+			s.log.Debug("sync: frame", "device", site+"/"+device, "id", f.ID, "index", f.Index, "count", f.Count, "dup", m.Duplicate(), "mid", m.MessageID())
+		}
+	}
+	done, err := s.asm.Add(site+"/"+device, m.Payload())
+	if err != nil {
+		s.count(func(st *SubscriberStats) { st.BadFrames++ })
+		s.log.Warn("sync: frame refused", "topic", m.Topic(), "err", err)
+		return
+	}
+	if done == nil {
+		return
+	}
+	d := Delivery{Site: site, Device: device, Topic: m.Topic(), ID: done.ID, Bundle: done.Bundle, Digest: done.Digest}
+	reply, err := s.opts.Handler(ctx, d)
+	s.count(func(st *SubscriberStats) { st.Handled++ })
+	if err != nil {
+		s.count(func(st *SubscriberStats) { st.HandlerErrors++; st.LastError = err.Error() })
+		s.log.Error("sync: handler failed; no reply, the agent will send again", "device", site+"/"+device,
+			"id", done.ID, "digest", bundle.FormatHash(done.Digest), "err", err)
+		return
+	}
+	if len(reply) == 0 {
+		return
+	}
+	// Not waited for: paho delivers the PUBACK on the goroutine this
+	// callback is blocking. A reply lost here is repaired when the agent
+	// resends and the archive answers again.
+	topic := ReceiptsTopic(site, device)
+	tok := c.Publish(topic, 1, false, reply)
+	s.count(func(st *SubscriberStats) { st.Replies++ })
+	go s.watch(ctx, tok, topic)
+}
+
+func (s *Subscriber) watch(ctx context.Context, tok mqtt.Token, topic string) {
+	if err := waitToken(ctx, tok, nil, 2*time.Minute); err != nil && ctx.Err() == nil {
+		s.log.Warn("sync: reply not confirmed by the broker", "topic", topic, "err", err)
+	}
+}
+
+func (s *Subscriber) count(fn func(*SubscriberStats)) {
+	s.mu.Lock()
+	fn(&s.stats)
+	s.mu.Unlock()
+}
+
+// Alert publishes payload on edgeseal/v1/alerts at QoS 1. It queues the
+// message and does not wait for the broker's PUBACK, so it may be called
+// from a Handler; it fails with ErrNotConnected when there is no link.
+func (s *Subscriber) Alert(ctx context.Context, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	l := s.link
+	s.mu.Unlock()
+	if l == nil || l.cause() != nil {
+		return &PublishError{Topic: AlertsTopic, Err: ErrNotConnected}
+	}
+	tok := l.c.Publish(AlertsTopic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return &PublishError{Topic: AlertsTopic, Err: err}
+		}
+	default:
+		go s.watch(ctx, tok, AlertsTopic)
+	}
+	return nil
+}
