@@ -136,7 +136,8 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	if err := s.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	log.Info("archive stopped", "log", a.LogSize())
+	st := a.Stats()
+	log.Info("archive stopped", "log", a.LogSize(), "accepted", st.Accepted, "duplicates", st.Duplicates, "refused", st.Refused, "alarms", st.Alarms)
 	return nil
 }
 
