@@ -40,6 +40,10 @@ type Options struct {
 	Logger       *slog.Logger
 	// Now is the clock for record times; time.Now when nil.
 	Now func() time.Time
+	// AfterSeal, when set, is called after each seal that wrote a bundle
+	// to the outbox (the daemon wakes the sync publisher with it). It must
+	// not block.
+	AfterSeal func()
 	// Policy is the export policy in force; Ingest needs it.
 	Policy *policy.Policy
 }

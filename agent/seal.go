@@ -154,32 +154,46 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		return nil, err
 	}
 	res.Duration = time.Since(start)
+	if c.opts.AfterSeal != nil {
+		c.opts.AfterSeal()
+	}
 	c.log.Info("sealed", "size", size, "records", res.Records, "counter", counter,
 		"bundle", bundle.FormatHash(res.Digest), "bytes", len(res.Bundle), "took", res.Duration)
 	return res, nil
 }
 
 // pending reports whether records since the last checkpoint need a seal.
-// The `seal` record journaled for the last seal is not enough on its own:
-// it is sealed with whatever comes next, or the sealer would chase its own
-// tail.
+// Bookkeeping records (the `seal` record of the last seal, `delivery.receipt`
+// records of receipts coming back) are not enough on their own: they are
+// sealed with whatever comes next, or the sealer and the sync would chase
+// each other's tail, one bundle per round.
 func (c *Core) pending(prevSize, size uint64) (bool, error) {
 	switch {
 	case size == prevSize:
 		return false, nil
-	case size > prevSize+1 || prevSize == 0:
+	case prevSize == 0 || size-prevSize > maxBookkeeping:
 		return true, nil
 	}
-	rec, err := c.j.Record(prevSize)
+	only := true
+	err := c.j.Records(context.Background(), prevSize, size, func(seq uint64, rec []byte) error {
+		r, err := bundle.ParseRecord(rec)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", seq, err)
+		}
+		if r.Type != bundle.TypeSeal && r.Type != bundle.TypeDeliveryReceipt {
+			only = false
+		}
+		return nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("agent: seal: %w", err)
 	}
-	r, err := bundle.ParseRecord(rec)
-	if err != nil {
-		return false, fmt.Errorf("agent: seal: record %d: %w", prevSize, err)
-	}
-	return r.Type != bundle.TypeSeal, nil
+	return !only, nil
 }
+
+// maxBookkeeping bounds the records pending looks at: more than that many
+// records pending always need a seal.
+const maxBookkeeping = 64
 
 func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) error {
 	_, err := c.Append(ctx, bundle.TypeSeal, bundle.Actor{Kind: "agent", ID: keyID}, map[string]any{

@@ -37,10 +37,10 @@
 // any failed commit the journal refuses writes (ErrFailed) until reopened.
 //
 // Open reads the metadata, the last record and the compact range, never
-// rescans; it also removes an empty *.vlog file a crash can leave behind,
-// which badger v4.9.6 itself refuses to open. Badger verifies a table
-// block's checksum when it reads the block, not every table at open, so
-// Badger's own open work is one index per table plus, after a crash, the
+// rescans; it also removes an empty *.vlog or *.mem file a crash can leave
+// behind, which badger v4.9.6 itself refuses to open. Badger verifies a
+// table block's checksum when it reads the block, not every table at open,
+// so Badger's own open work is one index per table plus, after a crash, the
 // replay of a few memtable logs bounded by MemTableSize: a journal of a
 // million records opens in well under a second, cleanly closed or killed.
 // A rotten block fails the reads that need it (*CorruptError), and Scrub,

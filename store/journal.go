@@ -66,7 +66,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	if err := repairEmptyValueLogs(opts.Dir, opts.Logger); err != nil {
+	if err := repairEmptyLogs(opts.Dir, opts.Logger); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
 	bl := &badgerLogger{l: opts.Logger.With("component", "badger")}

@@ -202,3 +202,30 @@ func TestOpenRepairsEmptyValueLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A crash between creating a memtable log file and growing it (at open or
+// when the memtable fills) leaves an empty *.mem that badger itself
+// refuses to open ("while opening memtables ... Create a new file").
+func TestOpenRepairsEmptyMemtableLog(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir)
+	appendN(t, j, 5, "m")
+	j.Close()
+	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j = openT(t, dir)
+	if j.Size() != 5 {
+		t.Fatalf("size %d after repair", j.Size())
+	}
+	appendN(t, j, 5, "m2")
+	j.Close()
+	j = openT(t, dir)
+	defer j.Close()
+	if j.Size() != 10 {
+		t.Fatalf("size %d after reopen", j.Size())
+	}
+	if err := j.Scrub(context.Background(), checkEmbedded); err != nil {
+		t.Fatal(err)
+	}
+}

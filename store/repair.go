@@ -8,24 +8,28 @@ import (
 	"strings"
 )
 
-// repairEmptyValueLogs removes zero-length Badger value-log files before
-// Badger opens the directory.
+// repairEmptyLogs removes zero-length Badger value-log (*.vlog) and
+// memtable write-ahead-log (*.mem) files before Badger opens the
+// directory.
 //
-// Badger creates a value-log file (at every open and on rotation) with
-// O_CREATE and then grows it and writes its header. A crash between the
-// two leaves an empty *.vlog, and badger v4.9.6 then refuses to open the
-// directory ("Open existing file ... Create a new file": it treats an
-// empty existing file as an error). An empty file holds no values, so no
-// key can point into it and removing it loses nothing. TestCrashKill9 hit
-// this case.
-func repairEmptyValueLogs(dir string, log *slog.Logger) error {
+// Badger creates both kinds of file with O_CREATE and then grows them and
+// writes their header: a value log at every open and on rotation, a
+// memtable log at every open and each time the memtable fills. A crash
+// between the two leaves an empty file, and badger v4.9.6 then refuses to
+// open the directory ("Open existing file ... Create a new file" for a
+// *.vlog, "while opening memtables ... Create a new file" for a *.mem: it
+// treats an empty existing file as an error). An empty file holds no
+// entries: no key points into an empty value log and an empty memtable
+// log holds no commit, so removing it loses nothing. TestCrashKill9 hit
+// the value-log case, BenchmarkOpenAfterKill the memtable one.
+func repairEmptyLogs(dir string, log *slog.Logger) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	removed := false
 	for _, e := range ents {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".vlog") {
+		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".vlog") || strings.HasSuffix(e.Name(), ".mem")) {
 			continue
 		}
 		fi, err := e.Info()
@@ -36,9 +40,9 @@ func repairEmptyValueLogs(dir string, log *slog.Logger) error {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		log.Warn("store: removing empty value-log file left by a crash", "file", p)
+		log.Warn("store: removing empty Badger log file left by a crash", "file", p)
 		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("remove empty value log: %w", err)
+			return fmt.Errorf("remove empty log file: %w", err)
 		}
 		removed = true
 	}

@@ -142,3 +142,36 @@ func TestRejectionFormat(t *testing.T) {
 		t.Error("bad digest signed")
 	}
 }
+
+// TestRequeueAfterGap: a later entry rejected while an earlier one was
+// missing is sent again once the earlier one is delivered; a rejected
+// entry earlier than the delivered one stays held.
+func TestRequeueAfterGap(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	data := map[string][]byte{}
+	for _, id := range []string{"1", "2", "3"} {
+		data[id] = bundleBytes("gap"+id, 200)
+		ob.put(id, data[id])
+	}
+	p, err := NewPublisher(pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, id := range []string{"1", "3"} {
+		if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data[id]), "site1/dev1", "gap")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := p.Stats(); st.Held != 2 || st.Rejected != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := p.handleReply(ctx, keys.receipt(t, sha256.Sum256(data["2"]), "site1/dev1")); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if st.Held != 1 || st.Requeued != 1 || !p.held["1"] || ob.has("2") || !ob.has("3") {
+		t.Errorf("after delivering 2: stats %+v, held %v", st, p.held)
+	}
+}

@@ -150,6 +150,8 @@ type fakeArchive struct {
 	delay  time.Duration
 	strict bool // accept only the next id per device (entryID order)
 	gaps   int
+	// rejectGaps answers a gap with a signed rejection instead of an error.
+	rejectGaps bool
 }
 
 func newFakeArchive(t testing.TB, keys *archiveKeys) *fakeArchive {
@@ -174,6 +176,9 @@ func (a *fakeArchive) handle(ctx context.Context, d Delivery) ([]byte, error) {
 		case d.ID > entryID(next):
 			a.gaps++
 			a.mu.Unlock()
+			if a.rejectGaps { // what archive/ does today: a signed rejection
+				return a.keys.rejection(a.t, d.Digest, dev, "gap"), nil
+			}
 			return nil, fmt.Errorf("gap: %s before %s", d.ID, entryID(next))
 		case d.ID < entryID(next):
 			a.seen[d.Digest]++

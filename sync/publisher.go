@@ -3,7 +3,6 @@ package sync
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -48,7 +47,9 @@ type PublisherOptions struct {
 	OnReceipt func(ctx context.Context, id string, receipt []byte) error
 	// OnRejection is called when the archive refused an entry with a
 	// signed rejection. The entry is kept in the outbox and not sent again
-	// until Requeue(id) or a restart.
+	// until Requeue(id), a restart, or the delivery of an entry with a
+	// smaller id (the rejection may then have been a gap caused by a
+	// message the broker lost, and the entry is sent once more).
 	OnRejection func(ctx context.Context, id string, rej *Rejection, raw []byte)
 
 	Logger *slog.Logger // nil: discard
@@ -63,6 +64,7 @@ type Stats struct {
 	Held          int    // rejected entries kept in the outbox, not sent
 	Delivered     uint64 // entries deleted after a receipt
 	Rejected      uint64 // signed rejections received
+	Requeued      uint64 // rejected entries sent again after an earlier one was delivered
 	BadReplies    uint64 // receipts or rejections that did not verify or match
 	Resent        uint64 // bundles sent again (reconnect or timeout)
 	BundlesSent   uint64
@@ -93,8 +95,8 @@ type Publisher struct {
 	running   bool
 	ctx       context.Context
 	inflight  map[string]*flight
-	held      map[string][32]byte // rejected or unsendable ids
-	recent    map[[32]byte]bool   // digests delivered lately (duplicate receipts)
+	held      map[string]bool   // not sent: true rejected by the archive, false unsendable id
+	recent    map[[32]byte]bool // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
 	stats     Stats
 }
@@ -141,7 +143,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		topic: BundlesTopic(opts.Site, opts.Device), receipts: ReceiptsTopic(opts.Site, opts.Device),
 		log:  opts.Logger.With("component", "sync.publisher", "device", device),
 		wake: make(chan struct{}, 1), now: time.Now,
-		inflight: make(map[string]*flight), held: make(map[string][32]byte), recent: make(map[[32]byte]bool),
+		inflight: make(map[string]*flight), held: make(map[string]bool), recent: make(map[[32]byte]bool),
 	}
 	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
 	return p, nil
@@ -304,7 +306,7 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 		if !ValidID(id) {
 			p.log.Error("sync: outbox id cannot be sent (not printable ASCII or too long); held", "id", id)
 			p.mu.Lock()
-			p.held[id] = sha256.Sum256(data)
+			p.held[id] = false
 			p.mu.Unlock()
 			return nil
 		}

@@ -170,7 +170,21 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 		p.remember(digest)
 		p.stats.Delivered++
 		p.stats.OutboxDepth = max(0, p.stats.OutboxDepth-1)
+		// Later entries rejected before this one was delivered may have
+		// been refused for the gap it left: give them one more try.
+		var again []string
+		for hid, rejected := range p.held {
+			if rejected && hid > id {
+				delete(p.held, hid)
+				again = append(again, hid)
+			}
+		}
+		p.stats.Requeued += uint64(len(again))
 		p.mu.Unlock()
+		if len(again) > 0 {
+			p.log.Warn("sync: an earlier bundle was delivered after later ones were rejected; sending those again",
+				"delivered", id, "requeued", again)
+		}
 		p.log.Debug("sync: delivered", "id", id, "digest", r.BundleDigest, "logIndex", r.LogIndex)
 		p.Wake()
 		return nil
@@ -179,13 +193,13 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 		if err != nil {
 			return p.bad(err)
 		}
-		id, digest, err := p.match(ctx, "rejection", rej.Device, rej.BundleDigest)
+		id, _, err := p.match(ctx, "rejection", rej.Device, rej.BundleDigest)
 		if err != nil || id == "" {
 			return err
 		}
 		p.mu.Lock()
 		delete(p.inflight, id)
-		p.held[id] = digest
+		p.held[id] = true
 		p.stats.Rejected++
 		p.mu.Unlock()
 		p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox and not sent again",

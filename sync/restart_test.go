@@ -14,6 +14,13 @@ import (
 // devices stream: nothing is lost, everything is delivered, first
 // deliveries keep each device's order, duplicates are tolerated.
 func TestBrokerRestart(t *testing.T) {
+	t.Run("gap-error", func(t *testing.T) { testBrokerRestart(t, false) })
+	// archive/ answers a gap with a signed rejection; the publisher sends
+	// the rejected later bundles again once the missing one is delivered.
+	t.Run("gap-rejected", func(t *testing.T) { testBrokerRestart(t, true) })
+}
+
+func testBrokerRestart(t *testing.T, rejectGaps bool) {
 	b := mqtttest.Start(t, nil)
 	keys := newArchiveKeys(t)
 	arch := newFakeArchive(t, keys)
@@ -22,6 +29,7 @@ func TestBrokerRestart(t *testing.T) {
 	// archive has re-subscribed; the archive then sees a gap, answers
 	// nothing, and the agent's go-back-N resend restores the order.
 	arch.strict = true
+	arch.rejectGaps = rejectGaps
 	startSubscriber(t, b.URL, nil, arch.handle, "archive-1")
 	const n = 40
 	devices := []string{"dev1", "dev2"}
@@ -58,13 +66,15 @@ func TestBrokerRestart(t *testing.T) {
 			t.Errorf("%s first-delivery order %v", dev, got)
 		}
 	}
-	var resent uint64
+	var resent, requeued uint64
 	for _, p := range pubs {
 		st := p.Stats()
 		resent += st.Resent
+		requeued += st.Requeued
 		if st.Delivered != n {
 			t.Errorf("delivered %d, want %d (%+v)", st.Delivered, n, st)
 		}
 	}
-	t.Logf("3 broker restarts: %d duplicate deliveries at the archive, %d gaps refused, %d bundles resent", dups, arch.gaps, resent)
+	t.Logf("3 broker restarts: %d duplicate deliveries at the archive, %d gaps refused, %d bundles resent, %d rejected ones requeued",
+		dups, arch.gaps, resent, requeued)
 }

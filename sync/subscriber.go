@@ -146,11 +146,7 @@ func (s *Subscriber) Start(ctx context.Context) error {
 				failing = false
 				bo.reset()
 				s.setLink(l)
-				select {
-				case <-ctx.Done():
-				case <-l.lost:
-					err = &ConnectError{Broker: s.opts.Broker, Err: l.cause()}
-				}
+				err = s.serve(ctx, l)
 				s.setLink(nil)
 			} else {
 				err = &PublishError{Topic: s.filter, Err: err}
@@ -169,6 +165,25 @@ func (s *Subscriber) Start(ctx context.Context) error {
 		}
 		if err := sleepCtx(ctx, bo.next()); err != nil {
 			return err
+		}
+	}
+}
+
+// serve waits until ctx is done or the link fails; it also polls the link,
+// since paho can report a dead connection late.
+func (s *Subscriber) serve(ctx context.Context, l *link) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.lost:
+			return &ConnectError{Broker: s.opts.Broker, Err: l.cause()}
+		case <-tick.C:
+			if cause := l.cause(); cause != nil {
+				return &ConnectError{Broker: s.opts.Broker, Err: cause}
+			}
 		}
 	}
 }

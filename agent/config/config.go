@@ -73,6 +73,7 @@ type Config struct {
 	Seal       Seal       `yaml:"seal"`
 	API        API        `yaml:"api"`
 	Spool      Spool      `yaml:"spool"`
+	Sync       Sync       `yaml:"sync"`
 	Policy     string     `yaml:"policy"` // path of the policy file; required
 	Principals Principals `yaml:"principals"`
 	Log        Log        `yaml:"log"`
@@ -106,6 +107,25 @@ type Spool struct {
 	// the spool folder are ingested as: whoever can write the folder acts
 	// as it. Required when Dir is set.
 	Principal string `yaml:"principal"`
+}
+
+// Sync configures delivery of sealed bundles to the archive over MQTT. An
+// empty Broker turns it off: bundles then wait in the outbox (for removable
+// media, or until a broker is configured).
+type Sync struct {
+	Broker string `yaml:"broker"` // tcp://HOST:PORT or ssl://HOST:PORT
+	// ArchiveKey is the archive's Ed25519 public key (PEM, PKIX), written
+	// by `edgeseal archive` as KEYFILE.pub. Receipts must verify against
+	// it; a PUBACK is not delivery. Required with Broker.
+	ArchiveKey string `yaml:"archive_key"`
+	// CA verifies the broker (ssl:// only; required there); Cert and Key
+	// are the device's client certificate, both or neither.
+	CA             string   `yaml:"ca"`
+	Cert           string   `yaml:"cert"`
+	Key            string   `yaml:"key"`
+	MaxMessage     ByteSize `yaml:"max_message"`      // bytes per MQTT message; default 256 KiB
+	Window         int      `yaml:"window"`           // bundles in flight; default 4
+	BytesPerSecond ByteSize `yaml:"bytes_per_second"` // 0: unlimited
 }
 
 // Log configures the agent's structured log.
@@ -217,6 +237,10 @@ func (c *Config) resolve(base string) {
 	abs(&c.API.TLSCert)
 	abs(&c.API.TLSKey)
 	abs(&c.Spool.Dir)
+	abs(&c.Sync.ArchiveKey)
+	abs(&c.Sync.CA)
+	abs(&c.Sync.Cert)
+	abs(&c.Sync.Key)
 	abs(&c.Policy)
 	if dir, ok := strings.CutPrefix(c.TPM, "simulator:"); ok && dir != "" {
 		abs(&dir)

@@ -263,6 +263,11 @@ func TestParseErrors(t *testing.T) {
 		{"batch lines zero", minimal("api:\n  max_batch_lines: 0\n"), "api.max_batch_lines", "must be"},
 		{"batch lines huge", minimal("api:\n  max_batch_lines: 2000000\n"), "api.max_batch_lines", "must be"},
 		{"spool poll short", minimal("spool:\n  dir: /s\n  poll: 1ms\n"), "spool.poll", "at least"},
+		{"sync scheme", minimal("sync:\n  broker: http://x:1\n  archive_key: k.pub\n"), "sync.broker", "want tcp://"},
+		{"sync no key", minimal("sync:\n  broker: tcp://127.0.0.1:1883\n"), "sync.archive_key", "required"},
+		{"sync ssl no ca", minimal("sync:\n  broker: ssl://h:8883\n  archive_key: k.pub\n"), "sync.ca", "always verified"},
+		{"sync cert alone", minimal("sync:\n  broker: tcp://h:1\n  archive_key: k.pub\n  cert: c.pem\n"), "sync.cert", "together"},
+		{"sync key without broker", minimal("sync:\n  archive_key: k.pub\n"), "sync.archive_key", "without sync.broker"},
 		{"spool principal missing", minimal("spool:\n  dir: /s\n"), "spool.principal", "must name a principal"},
 		{"spool principal not exporter", minimal("spool:\n  dir: /s\n  principal: a\nprincipals:\n  - name: a\n    token_sha256: \"" +
 			HashToken("x") + "\"\n    roles: [auditor]\n"), "spool.principal", "lacks the exporter role"},

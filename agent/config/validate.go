@@ -90,6 +90,7 @@ func (c *Config) validate() []*Error {
 			bad("spool.principal", "principal %.64q lacks the exporter role", c.Spool.Principal)
 		}
 	}
+	c.validateSync(bad)
 	if c.Policy == "" {
 		bad("policy", "required: the path of the policy file")
 	}
@@ -234,4 +235,34 @@ func checkLoopback(addr string) string {
 		return fmt.Sprintf("must be a loopback address (127.0.0.0/8, ::1 or localhost), got %.80q", host)
 	}
 	return ""
+}
+
+func (c *Config) validateSync(bad func(key, format string, a ...any)) {
+	s := c.Sync
+	if s.Broker == "" {
+		for key, v := range map[string]string{"sync.archive_key": s.ArchiveKey, "sync.ca": s.CA, "sync.cert": s.Cert, "sync.key": s.Key} {
+			if v != "" {
+				bad(key, "set without sync.broker")
+			}
+		}
+		return
+	}
+	switch {
+	case strings.HasPrefix(s.Broker, "tcp://"):
+	case strings.HasPrefix(s.Broker, "ssl://"):
+		if s.CA == "" {
+			bad("sync.ca", "required with an ssl:// broker: the broker's certificate is always verified")
+		}
+	default:
+		bad("sync.broker", "want tcp://HOST:PORT or ssl://HOST:PORT, got %.80q", s.Broker)
+	}
+	if s.ArchiveKey == "" {
+		bad("sync.archive_key", "required with sync.broker: receipts must verify against the archive's key")
+	}
+	if (s.Cert == "") != (s.Key == "") {
+		bad("sync.cert", "sync.cert and sync.key go together")
+	}
+	if s.Window < 0 {
+		bad("sync.window", "must not be negative, got %d", s.Window)
+	}
 }

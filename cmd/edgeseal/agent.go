@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sync"
+	gosync "sync"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
@@ -18,6 +18,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/agent/spool"
 	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
@@ -89,7 +90,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		lns = append(lns, ln)
 		tcpAddr = ln.Addr().String()
 	}
-	var serving sync.WaitGroup
+	var serving gosync.WaitGroup
 	serveErr := make(chan error, len(lns))
 	for _, ln := range lns {
 		serving.Go(func() {
@@ -142,15 +143,36 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	if err != nil {
 		return err
 	}
+	var pub *sync.Publisher // nil: sync is off
 	core, err := agent.Open(ctx, agent.Options{
 		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval,
 		Logger: log.With("component", "core"), Policy: pol,
+		AfterSeal: func() {
+			if pub != nil {
+				pub.Wake()
+			}
+		},
 	}, j, t)
 	if err != nil {
 		return err
 	}
+	if cfg.Sync.Broker != "" {
+		if pub, err = newPublisher(cfg, j, core, log.With("component", "sync")); err != nil {
+			return err
+		}
+		syncCtx, stopSync := context.WithCancel(context.Background())
+		var syncer gosync.WaitGroup
+		syncer.Go(func() {
+			if err := pub.Start(syncCtx); err != nil && syncCtx.Err() == nil {
+				log.Error("sync stopped", "err", err)
+			}
+		})
+		// Deferred before the sealer's stop, so it runs after it: the
+		// final seal's bundle still gets its chance to go out.
+		defer func() { stopSync(); syncer.Wait() }()
+	}
 	sealCtx, stopSealer := context.WithCancel(context.Background())
-	var sealer sync.WaitGroup
+	var sealer gosync.WaitGroup
 	sealer.Go(func() { core.Start(sealCtx) })
 	defer func() { stopSealer(); sealer.Wait() }()
 
@@ -163,7 +185,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 			return err
 		}
 		spoolCtx, stopSpool := context.WithCancel(context.Background())
-		var spooler sync.WaitGroup
+		var spooler gosync.WaitGroup
 		spooler.Go(func() { w.Start(spoolCtx) })
 		defer func() { stopSpool(); spooler.Wait() }()
 	}

@@ -13,16 +13,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
-	"github.com/edgeseal/edgeseal/store"
-	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // demoExport is one export a no-code app hands over in the demo.
@@ -87,7 +85,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 		return errors.New("demo: this binary was built without cgo, so it has no TPM simulator")
 	}
 	// A demo starts from nothing so its summary tells one story.
-	for _, sub := range []string{"tpm", "journal", "bundles", "spool", "etc", "DEVICE.json", "tokens.txt", "agent.log"} {
+	for _, sub := range []string{"tpm", "journal", "bundles", "receipts", "archive", "spool", "etc", "DEVICE.json", "tokens.txt", "agent.log", "archive.log"} {
 		if err := os.RemoveAll(filepath.Join(*dir, sub)); err != nil {
 			return err
 		}
@@ -101,7 +99,27 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	}
 	defer os.RemoveAll(sockDir)
 	socket := filepath.Join(sockDir, "agent.sock")
-	cfgPath, tokens, err := demoSite(*dir, socket)
+	logFile, err := os.Create(filepath.Join(*dir, "agent.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	agentLog := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	archiveLogFile, err := os.Create(filepath.Join(*dir, "archive.log"))
+	if err != nil {
+		return err
+	}
+	defer archiveLogFile.Close()
+	archiveLog := slog.New(slog.NewTextHandler(archiveLogFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// The archive, with its embedded MQTT broker, and the device enrolled
+	// and approved there as an operator would.
+	da, err := startDemoArchive(ctx, *dir, archiveLog)
+	if err != nil {
+		return err
+	}
+	defer da.stop()
+	cfgPath, tokens, err := demoSite(*dir, socket, da.brk.URL(), da.keyFile+".pub")
 	if err != nil {
 		return err
 	}
@@ -109,16 +127,15 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	if err != nil {
 		return err
 	}
-	logFile, err := os.Create(filepath.Join(*dir, "agent.log"))
+	trust, err := da.enroll(ctx, cfg.Site, cfg.Device, cfg.TPM, cfg.TPMStateDir, *dir)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	agentLog := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	fmt.Fprintf(stdout, "edgeseal demo in %s\n", *dir)
-	fmt.Fprintf(stdout, "  agent: site %s, device %s, TPM = in-process simulator (INSECURE: demos and tests only)\n", cfg.Site, cfg.Device)
-	fmt.Fprintf(stdout, "  API on %s, spool folder %s, log in %s\n\n", socket, cfg.Spool.Dir, logFile.Name())
+	fmt.Fprintf(stdout, "  archive: embedded MQTT broker on %s, key %s…, device %s enrolled and approved\n", da.brk.URL(), da.a.KeyID()[:19], trust.DeviceName())
+	fmt.Fprintf(stdout, "  agent: TPM = in-process simulator (INSECURE: demos and tests only), API on %s, spool folder %s\n", socket, cfg.Spool.Dir)
+	fmt.Fprintf(stdout, "  logs: %s, %s\n\n", logFile.Name(), archiveLogFile.Name())
 
 	actx, stopAgent := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
@@ -163,6 +180,9 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 		if _, err := c.seal(ctx); err != nil {
 			return err
 		}
+		if err := c.waitDelivered(ctx); err != nil {
+			return err
+		}
 	}
 	for _, j := range journeys {
 		if j.e.id == "-" {
@@ -177,13 +197,17 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 		return fmt.Errorf("demo: agent: %w", err)
 	}
 
-	// The agent is stopped: take its bundles from the outbox and enroll
-	// its TPM (the trust file an operator would approve).
-	bundles, trust, err := demoCollect(ctx, cfg, *dir, log)
+	// The agent is stopped: check its receipts and fetch the bundles they
+	// name from the archive's write-once store.
+	got, err := da.collect(ctx, agentPaths{tpm: cfg.TPM, tpmState: cfg.TPMStateDir, journal: filepath.Join(cfg.DataDir, "journal")}, *dir)
 	if err != nil {
 		return err
 	}
-	if err := demoVerify(stdout, journeys, bundles, trust); err != nil {
+	if err := da.stop(); err != nil {
+		return fmt.Errorf("demo: archive: %w", err)
+	}
+	sort.Slice(got, func(i, k int) bool { return got[i].outbox < got[k].outbox })
+	if err := demoVerify(stdout, journeys, got, trust); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nTokens for trying the API yourself are in %s (the agent is not running now:\n", filepath.Join(*dir, "tokens.txt"))
@@ -192,57 +216,16 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	return nil
 }
 
-// demoCollect writes the outbox bundles and DEVICE.json into dir.
-func demoCollect(ctx context.Context, cfg *config.Config, dir string, log *slog.Logger) ([]string, *bundle.Trust, error) {
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer t.Close()
-	trust, err := bundle.NewTrust(cfg.Site, cfg.Device, agent.BundleIdentity(t.Identity()))
-	if err != nil {
-		return nil, nil, err
-	}
-	raw, err := trust.Marshal()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "DEVICE.json"), raw, 0o644); err != nil {
-		return nil, nil, err
-	}
-	key, err := t.DataKey(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key, Logger: log})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer j.Close()
-	out := filepath.Join(dir, "bundles")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, nil, err
-	}
-	var paths []string
-	n := 0
-	err = j.Outbox(ctx, func(id string, data []byte) error {
-		n++
-		p := filepath.Join(out, fmt.Sprintf("%03d-%s.bundle.tar", n, id))
-		paths = append(paths, p)
-		return fsutil.WriteFileAtomic(p, data, 0o644)
-	})
-	return paths, trust, err
-}
-
 // demoVerify verifies the bundles as one chain and prints each export's
 // journey and each bundle's verification.
-func demoVerify(stdout io.Writer, journeys []*journey, paths []string, trust *bundle.Trust) error {
+func demoVerify(stdout io.Writer, journeys []*journey, got []delivered, trust *bundle.Trust) error {
 	var prev *bundle.State
 	inBundle := map[string]string{} // export id -> bundle
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	var lines []string
 	failed := 0
-	for _, p := range paths {
+	for _, dv := range got {
+		p := dv.path
 		b, err := readBundle(p)
 		if err != nil {
 			return err
@@ -286,7 +269,7 @@ func demoVerify(stdout io.Writer, journeys []*journey, paths []string, trust *bu
 		if err != nil {
 			return err
 		}
-		lines = append(lines, fmt.Sprintf("%s\t%d\t%d\t%d\t%d/%d\t%s", filepath.Base(p), len(recs), cp.Size, st.Predicate.Counter, ok, len(rep.Checks), verdict))
+		lines = append(lines, fmt.Sprintf("%s\t%d\t%d\t%d\t%d\t%d/%d\t%s", filepath.Base(p), len(recs), cp.Size, st.Predicate.Counter, dv.logIndex, ok, len(rep.Checks), verdict))
 	}
 
 	fmt.Fprintln(tw, "EXPORT\tPRINCIPAL\tWORKFLOW\tVIA\tANSWER\tSEQ\tSTATUS\tSEALED IN")
@@ -305,18 +288,18 @@ func demoVerify(stdout io.Writer, journeys []*journey, paths []string, trust *bu
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.e.id, j.e.principal, j.e.workflow, via, j.outcome, dash(j.seq), dash(j.status), dash(where))
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "\nverifying the chain offline against DEVICE.json:\n")
+	fmt.Fprintf(stdout, "\nevery bundle was delivered over MQTT, stored write-once and receipted by the archive;\nthe receipts (in receipts/) verify and prove each bundle's entry in the archive log.\n\nverifying the chain offline against DEVICE.json:\n")
 	tw = tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUNDLE\tRECORDS\tTREE SIZE\tNV COUNTER\tCHECKS\tRESULT")
+	fmt.Fprintln(tw, "BUNDLE\tRECORDS\tTREE SIZE\tNV COUNTER\tARCHIVE LOG\tCHECKS\tRESULT")
 	for _, l := range lines {
 		fmt.Fprintln(tw, l)
 	}
 	tw.Flush()
-	if failed > 0 || len(paths) == 0 {
-		return fmt.Errorf("demo: %d of %d bundle(s) did not verify", failed, len(paths))
+	if failed > 0 || len(got) == 0 {
+		return fmt.Errorf("demo: %d of %d bundle(s) did not verify", failed, len(got))
 	}
-	fmt.Fprintf(stdout, "\n%d bundles sealed by TPM key %s… and verified; every accepted and every refused export is in them.\n",
-		len(paths), trust.KeyID[:19])
+	fmt.Fprintf(stdout, "\n%d bundles sealed by TPM key %s…, receipted by the archive and verified; every accepted and every refused export is in them.\n",
+		len(got), trust.KeyID[:19])
 	return nil
 }
 
@@ -478,6 +461,26 @@ func (c *demoClient) seal(ctx context.Context) (reply, error) {
 		err = fmt.Errorf("demo: seal answered %d: %s", r.code, r.body)
 	}
 	return r, err
+}
+
+// waitDelivered waits until the agent's outbox is empty: every bundle
+// delivered and receipted by the archive.
+func (c *demoClient) waitDelivered(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := c.do(ctx, "GET", "/v1/status", c.tokens["site-ops"], "", nil)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Outbox int `json:"outbox"`
+		}
+		if r.code == http.StatusOK && json.Unmarshal(r.body, &st) == nil && st.Outbox == 0 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("demo: bundles not receipted by the archive within 60s (see agent.log and archive.log)")
 }
 
 // exportStatus asks the auditor's view of an export: journaled or sealed.

@@ -74,7 +74,7 @@ var demoPrincipals = []struct{ name, roles string }{
 
 // demoSite writes the demo's policy, schemas and agent config under dir and
 // returns the config path and each principal's bearer token.
-func demoSite(dir, socket string) (cfgPath string, tokens map[string]string, err error) {
+func demoSite(dir, socket, broker, archiveKey string) (cfgPath string, tokens map[string]string, err error) {
 	etc := filepath.Join(dir, "etc")
 	if err := os.MkdirAll(filepath.Join(etc, "schemas"), 0o755); err != nil {
 		return "", nil, err
@@ -119,12 +119,16 @@ spool:
   dir: %[1]s/spool
   poll: 100ms
   principal: rpa-desk
+sync:
+  broker: %[4]s
+  archive_key: %[5]s
+  max_message: 64 KiB
 policy: policy.yaml
 principals:
 %[3]slog:
   format: text
   level: warn
-`, abs, socket, principals.String())
+`, abs, socket, principals.String(), broker, archiveKey)
 	cfgPath = filepath.Join(etc, "agent.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return "", nil, err

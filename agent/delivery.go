@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// DeliveryBody is the body of a `delivery.receipt` record: the archive's
+// signed receipt for one bundle, summarised; the receipt's own digest ties
+// the record to the exact bytes the archive signed.
+type DeliveryBody struct {
+	Outbox         string `json:"outbox"`         // outbox id of the bundle
+	Bundle         string `json:"bundle"`         // "sha256:.." of the bundle file
+	CheckpointSize uint64 `json:"checkpointSize"` // the bundle's checkpoint
+	LogIndex       uint64 `json:"logIndex"`       // leaf index in the archive log
+	Receipt        string `json:"receipt"`        // "sha256:.." of the receipt bytes
+	RetentionUntil string `json:"retentionUntil"`
+}
+
+// ReadReceipts returns the archive receipts journaled in j, by outbox id.
+// It reads the whole journal: for tools and audits, not a hot path.
+func ReadReceipts(ctx context.Context, j *store.Journal) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := j.Records(ctx, 0, j.Size(), func(_ uint64, rec []byte) error {
+		r, err := bundle.ParseRecord(rec)
+		if err != nil || r.Type != bundle.TypeDeliveryReceipt {
+			return err
+		}
+		var b DeliveryBody
+		if err := json.Unmarshal(r.Body, &b); err != nil {
+			return fmt.Errorf("agent: delivery record %d: %w", r.Seq, err)
+		}
+		d, err := bundle.ParseHash(b.Receipt)
+		if err != nil {
+			return err
+		}
+		data, err := j.Payload(d)
+		if err != nil {
+			return fmt.Errorf("agent: receipt of %s: %w", b.Outbox, err)
+		}
+		out[b.Outbox] = data
+		return nil
+	})
+	return out, err
+}
+
+// JournalReceipt journals the archive's receipt for outbox entry id as a
+// `delivery.receipt` record and returns once it is durable. The caller (the
+// sync publisher) has verified the receipt's signature; only then, and only
+// after this returns nil, may it delete the outbox entry. A receipt that
+// does not parse is an error and nothing is journaled.
+func (c *Core) JournalReceipt(ctx context.Context, id string, receipt []byte) error {
+	env, r, err := bundle.ParseReceipt(receipt)
+	if err != nil {
+		return fmt.Errorf("agent: receipt for %s: %w", id, err)
+	}
+	keyID := ""
+	if len(env.Signatures) > 0 {
+		keyID = env.Signatures[0].KeyID
+	}
+	sum := sha256.Sum256(receipt)
+	body := DeliveryBody{
+		Outbox: id, Bundle: r.BundleDigest, CheckpointSize: r.CheckpointSize,
+		LogIndex: r.LogIndex, Receipt: bundle.FormatHash(sum), RetentionUntil: r.RetentionUntil,
+	}
+	// The receipt's bytes are kept beside the record, addressed by digest,
+	// so the site can always show what the archive signed.
+	keep := []store.Payload{{Digest: sum, Data: receipt}}
+	if _, err := c.Append(ctx, bundle.TypeDeliveryReceipt, bundle.Actor{Kind: "archive", ID: keyID, Via: "sync"}, body, keep); err != nil {
+		return fmt.Errorf("agent: journal receipt for %s: %w", id, err)
+	}
+	c.log.Info("bundle delivered", "outbox", id, "bundle", r.BundleDigest, "logIndex", r.LogIndex)
+	return nil
+}

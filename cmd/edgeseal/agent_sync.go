@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/sync"
+)
+
+// newPublisher builds the sync publisher of the agent's outbox from the
+// config's sync section: receipts journaled by the core before an outbox
+// entry is deleted.
+func newPublisher(cfg *config.Config, j *store.Journal, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
+	key, err := readEd25519Public(cfg.Sync.ArchiveKey)
+	if err != nil {
+		return nil, err
+	}
+	var tc *tls.Config
+	if cfg.Sync.CA != "" || cfg.Sync.Cert != "" {
+		if tc, err = syncTLS(cfg.Sync); err != nil {
+			return nil, err
+		}
+	}
+	return sync.NewPublisher(sync.PublisherOptions{
+		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
+		Outbox: j, ArchiveKey: key,
+		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
+		OnReceipt: core.JournalReceipt,
+		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
+			log.Error("the archive REFUSED a bundle; it stays in the outbox", "outbox", id, "reason", rej.Reason)
+		},
+		Logger: log,
+	})
+}
+
+// readEd25519Public reads a PEM (PKIX) Ed25519 public key.
+func readEd25519Public(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sync: archive key: %w", err)
+	}
+	blk, _ := pem.Decode(data)
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("sync: archive key %s: not a PEM PUBLIC KEY", path)
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("sync: archive key %s: %w", path, err)
+	}
+	k, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("sync: archive key %s: %T, want Ed25519", path, pub)
+	}
+	return k, nil
+}
+
+// syncTLS is the client TLS of the MQTT link: the broker verified against
+// the configured CA, the device's certificate when configured.
+func syncTLS(s config.Sync) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.CA != "" {
+		pemData, err := os.ReadFile(s.CA)
+		if err != nil {
+			return nil, fmt.Errorf("sync: ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("sync: ca %s: no certificate in it", s.CA)
+		}
+	}
+	if s.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(s.Cert, s.Key)
+		if err != nil {
+			return nil, fmt.Errorf("sync: client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

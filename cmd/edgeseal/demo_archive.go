@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	gosync "sync"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/broker"
+	aconfig "github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/tpm"
+)
+
+// demoArchive is the archive the demo runs in process, with its embedded
+// MQTT broker on a free loopback port.
+type demoArchive struct {
+	a       *archive.Archive
+	brk     *broker.Broker
+	keyFile string
+	stop    func() error
+}
+
+func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoArchive, error) {
+	adir, err := filepath.Abs(filepath.Join(dir, "archive"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(adir, 0o755); err != nil {
+		return nil, err
+	}
+	cfgText := fmt.Sprintf(`# Written by 'edgeseal demo'.
+data_dir: %[1]s
+key_file: %[1]s/archive.key
+name: edgeseal-archive
+mqtt:
+  embedded:
+    listen: 127.0.0.1:0
+  client_id: edgeseal-archive
+  group: archive
+log:
+  format: text
+  level: info
+`, adir)
+	cfgPath := filepath.Join(adir, "archive.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		return nil, err
+	}
+	cfg, err := aconfig.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	ready := make(chan *demoArchive, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runArchive(actx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) {
+			ready <- &demoArchive{a: a, brk: b, keyFile: cfg.KeyFile}
+		}})
+	}()
+	select {
+	case da := <-ready:
+		var once gosync.Once
+		var stopErr error
+		da.stop = func() error { // idempotent
+			once.Do(func() { cancel(); stopErr = <-done })
+			return stopErr
+		}
+		return da, nil
+	case err := <-done:
+		cancel()
+		return nil, fmt.Errorf("demo: archive did not start: %w", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		return nil, errors.New("demo: archive not ready within 30s")
+	}
+}
+
+// enroll writes the device's trust file from its TPM and has the archive
+// enroll and approve it, as an operator would.
+func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
+	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener})
+	if err != nil {
+		return nil, err
+	}
+	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
+	t.Close()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := trust.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "DEVICE.json"), raw, 0o644); err != nil {
+		return nil, err
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := da.a.Devices().Enroll(ctx, req); err != nil {
+		return nil, err
+	}
+	if _, err := da.a.Devices().Approve(ctx, trust.DeviceName(), trust.KeyID, "demo-operator"); err != nil {
+		return nil, err
+	}
+	return trust, nil
+}
+
+// delivered is one bundle the archive stored and receipted.
+type delivered struct {
+	outbox   string
+	path     string
+	logIndex uint64
+}
+
+// collect reads the receipts the agent journaled, verifies each (the
+// archive's signature, and the inclusion of the bundle's entry in the
+// archive log), fetches each bundle from the archive's write-once store and
+// writes both into dir.
+func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) ([]delivered, error) {
+	t, err := tpm.Open(ctx, cfg.tpm, tpm.Options{StateDir: cfg.tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener})
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	key, err := t.DataKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j, err := store.Open(ctx, store.Options{Dir: cfg.journal, EncryptionKey: key, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	receipts, err := agent.ReadReceipts(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	left := 0
+	if err := j.Outbox(ctx, func(string, []byte) error { left++; return nil }); err != nil {
+		return nil, err
+	}
+	if left > 0 {
+		return nil, fmt.Errorf("demo: %d bundle(s) still in the agent's outbox", left)
+	}
+	for _, sub := range []string{"bundles", "receipts"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	var out []delivered
+	for id, raw := range receipts {
+		r, err := bundle.VerifyReceipt(raw, da.a.KeyID(), da.a.PublicKey())
+		if err != nil {
+			return nil, fmt.Errorf("demo: receipt for %s: %w", id, err)
+		}
+		root, err := r.ArchiveRoot()
+		if err != nil {
+			return nil, err
+		}
+		entry, err := r.Entry().Marshal()
+		if err != nil {
+			return nil, err
+		}
+		proof := make([][32]byte, len(r.InclusionProof))
+		for i, h := range r.InclusionProof {
+			copy(proof[i][:], h)
+		}
+		if err := bundle.VerifyInclusion(proof, r.LogIndex, root.Size, root.Root, bundle.LeafHash(entry)); err != nil {
+			return nil, fmt.Errorf("demo: receipt for %s: inclusion: %w", id, err)
+		}
+		d, err := bundle.ParseHash(r.BundleDigest)
+		if err != nil {
+			return nil, err
+		}
+		data, err := da.a.Objects().Get(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("demo: bundle %s from the archive: %w", r.BundleDigest, err)
+		}
+		p := filepath.Join(dir, "bundles", id+".bundle.tar")
+		if err := fsutil.WriteFileAtomic(p, data, 0o644); err != nil {
+			return nil, err
+		}
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, "receipts", id+".receipt.json"), raw, 0o644); err != nil {
+			return nil, err
+		}
+		out = append(out, delivered{outbox: id, path: p, logIndex: r.LogIndex})
+	}
+	return out, nil
+}
+
+// agentPaths is where the demo agent keeps its TPM state and journal.
+type agentPaths struct{ tpm, tpmState, journal string }
