@@ -44,6 +44,7 @@ var benches = []bench{
 	{"./store", "^BenchmarkBadgerBaseline$/^writers=1$", "2s", "raw Badger synced writes, 1 writer"},
 	{"./store", "^BenchmarkBadgerBaseline$/^writers=8$", "2s", "raw Badger synced writes, 8 writers"},
 	{"./store", "^BenchmarkBadgerBaseline$/^writers=64$", "2s", "raw Badger synced writes, 64 writers"},
+	{"./store", "^BenchmarkOpen$/^records=1000000$", "5x", "open a journal of 1M records (clean close)"},
 	{"./tpm", "^BenchmarkSeal$/^simulator$", "200x", "seal on the in-process simulator"},
 	{"./tpm", "^BenchmarkSeal$/^swtpm$", "100x", "seal on swtpm"},
 	{"./bundle", "^BenchmarkVerify$", "2s", "verify a bundle"},
@@ -226,7 +227,7 @@ func write(w io.Writer, rs []result) {
 		val := "FAILED: " + fmt.Sprint(r.err)
 		if r.err == nil {
 			var parts []string
-			for _, u := range []string{"appends/s", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/seal", "MB/s", "ns/op"} {
+			for _, u := range []string{"appends/s", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "ns/op"} {
 				if v, ok := r.metrics[u]; ok {
 					parts = append(parts, fmt.Sprintf("%.1f %s", v, u))
 				}
@@ -265,6 +266,11 @@ func write(w io.Writer, rs []result) {
 		}
 	}
 	fmt.Fprintf(w, "| peak RSS of the append benchmark < 96 MiB | %.1f MiB | %s |\n", float64(peak)/(1<<20), yes(peak > 0 && peak < 96<<20))
+	if o := find(rs, "^BenchmarkOpen$/^records=1000000$"); o != nil {
+		fmt.Fprintf(w, "| opening a journal of 1M records < 1 s | %.0f ms | %s |\n", o.metrics["ms/open"], yes(o.metrics["ms/open"] < 1000))
+	} else {
+		fmt.Fprintf(w, "| opening a journal of 1M records < 1 s | not measured | no |\n")
+	}
 	writeAPITargets(w, rs, app)
 	fmt.Fprintf(w, "\n%s", apiNote)
 }
