@@ -3,14 +3,14 @@
 # As root it installs what is missing; otherwise it prints the exact apt-get
 # line and fails.
 #   demo: the simulator build (gcc, libssl-dev)
-#   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto
+#   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto, systemd (systemd-analyze)
 set -euo pipefail
 group=${1:-test}
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc libssl-dev)
 if [ "$group" = test ]; then
-  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto)
+  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto systemd)
 fi
 for p in "${pkgs[@]}"; do
   have_pkg "$p" || need+=("$p")
