@@ -99,7 +99,7 @@ func TestTamperTable(t *testing.T) {
 			}
 			b, _, err := c.Tamper(t.Context(), cs)
 			if errors.Is(err, bundletest.ErrUnsupported) {
-				t.Skip(err)
+				t.Fatalf("the software TPM must produce every tamper case: %v", err)
 			}
 			if err != nil {
 				t.Fatal(err)
