@@ -17,31 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory and
-// unmounts it at cleanup. Without the privilege to mount it skips, except
-// under CI=true where the test must run.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs on %s: %v (CI=true: the disk-full test must run)", dir, err)
-		}
-		t.Skipf("cannot mount a tmpfs (%v): run as root, or in a container with CAP_SYS_ADMIN", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Logf("unmount %s: %v; detaching", dir, err)
-			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
-	return dir
-}
+	"github.com/edgeseal/edgeseal/internal/tmpfstest"
+)
 
 // writeFiller fills a file of n real bytes (tmpfs allocates pages on write).
 func writeFiller(t *testing.T, path string, n int) {
@@ -86,7 +64,7 @@ func checkAcked(t *testing.T, dir string, acked map[uint64][32]byte) {
 // nothing acknowledged is lost, and appends resume once a filler file is
 // deleted.
 func TestDiskFullMinFree(t *testing.T) {
-	mnt := mountTmpfs(t, 48<<20)
+	mnt := tmpfstest.Mount(t, 48<<20)
 	writeFiller(t, filepath.Join(mnt, "filler"), 16<<20)
 	dir := filepath.Join(mnt, "journal")
 	j := openT(t, dir, func(o *Options) { o.MinFreeBytes = 12 << 20 })
@@ -207,7 +185,7 @@ func TestDiskFullChild(t *testing.T) {
 // filler is deleted, every acknowledged record is there, Scrub passes and
 // appends resume.
 func TestDiskFullNoMargin(t *testing.T) {
-	mnt := mountTmpfs(t, 32<<20)
+	mnt := tmpfstest.Mount(t, 32<<20)
 	writeFiller(t, filepath.Join(mnt, "filler"), 16<<20)
 	dir := filepath.Join(mnt, "journal")
 	exe, err := os.Executable()

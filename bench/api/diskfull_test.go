@@ -14,33 +14,11 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/tmpfstest"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes and unmounts it at cleanup; it
-// skips without the privilege, except under CI=true.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs on %s: %v (CI=true: the disk-full test must run)", dir, err)
-		}
-		t.Skipf("cannot mount a tmpfs (%v): run as root, or in a container with CAP_SYS_ADMIN", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Logf("unmount %s: %v; detaching", dir, err)
-			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
-	return dir
-}
 
 func freeBytes(t *testing.T, dir string) int64 {
 	t.Helper()
@@ -98,7 +76,7 @@ func TestAPIDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the agent")
 	}
-	mnt := mountTmpfs(t, 160<<20)
+	mnt := tmpfstest.Mount(t, 160<<20)
 	a, err := startAgent(filepath.Join(mnt, "data"))
 	if err != nil {
 		if os.Getenv("CI") != "true" && strings.Contains(err.Error(), "simulator: not built in") {
