@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -25,6 +26,10 @@ type PKI struct {
 	ClientCertFile, ClientKeyFile string
 	Pool                          *x509.CertPool
 	Client                        tls.Certificate
+
+	ca     *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	serial int64
 }
 
 // NewPKI generates the CA and both certificates.
@@ -44,6 +49,7 @@ func NewPKI(t testing.TB) *PKI {
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	p.Pool.AddCert(ca)
+	p.ca, p.caKey, p.serial = ca, caKey, 3
 	p.CAFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
 	issue := func(name string, serial int64, server bool) (certDER []byte, key *ecdsa.PrivateKey) {
 		key = newKey(t)
@@ -112,4 +118,41 @@ func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// ClientCert is a client certificate issued by the PKI's CA.
+type ClientCert struct {
+	CN                string
+	CertFile, KeyFile string
+	Cert              tls.Certificate
+}
+
+// Issue issues a client certificate (ExtKeyUsage clientAuth) with common
+// name cn, written as PEM files in Dir. With use_identity_as_username the
+// broker takes cn as the MQTT username.
+func (p *PKI) Issue(t testing.TB, cn string) *ClientCert {
+	t.Helper()
+	p.serial++
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("client-%d", p.serial)
+	return &ClientCert{
+		CN:       cn,
+		CertFile: writePEM(t, p.Dir, base+".pem", "CERTIFICATE", der),
+		KeyFile:  writePEM(t, p.Dir, base+".key", "EC PRIVATE KEY", ecDER(t, key)),
+		Cert:     tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+	}
+}
+
+// TLS returns a client config trusting the PKI's CA and presenting c.
+func (p *PKI) TLS(c *ClientCert) *tls.Config {
+	return &tls.Config{RootCAs: p.Pool, MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{c.Cert}}
 }

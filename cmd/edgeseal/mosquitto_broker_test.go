@@ -1,0 +1,488 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	agentconfig "github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/broker"
+	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/sync"
+	"github.com/edgeseal/edgeseal/sync/mqtttest"
+)
+
+// The shipped production broker configuration (packaging/mosquitto).
+var (
+	shippedConf = filepath.Join("..", "..", "packaging", "mosquitto", "edgeseal.conf")
+	shippedACL  = filepath.Join("..", "..", "packaging", "mosquitto", "edgeseal.acl")
+)
+
+// TestMosquittoBroker runs the archive daemon and device agents' publishers
+// against a real Mosquitto started from packaging/mosquitto (only ports,
+// paths and the test PKI substituted), everyone with a client certificate
+// named as the packaging documents: bundles in, receipts back, each bundle
+// verified and stored once; a device publishing on another device's topic
+// is dropped by the broker's ACL and, with the ACL off, refused by the
+// archive (archive.topic), quarantined and alerted.
+func TestMosquittoBroker(t *testing.T) {
+	if mqtttest.Find() == "" && os.Getenv("CI") != "true" {
+		t.Skip("mosquitto not installed")
+	}
+	pki := mqtttest.NewPKI(t)
+	certs := brokerCerts{
+		pki:     pki,
+		archive: pki.Issue(t, "edgeseal-archive"),
+		devA:    pki.Issue(t, "site1/devA"),
+		devB:    pki.Issue(t, "site1/devB"),
+	}
+	chainA, err := bundletest.NewChain(t.Context(), nil, 4, bundletest.Options{Site: "site1", Device: "devA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainB, err := bundletest.NewChain(t.Context(), nil, 2, bundletest.Options{Site: "site1", Device: "devB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsFiles := map[string]string{"cafile": pki.CAFile, "certfile": pki.ServerCert, "keyfile": pki.ServerKey}
+
+	t.Run("acl", func(t *testing.T) {
+		set := map[string]string{"acl_file": absPath(t, shippedACL)}
+		for k, v := range tlsFiles {
+			set[k] = v
+		}
+		brk := mqtttest.StartConfig(t, shippedConf, set)
+		ar := startBrokerArchive(t, brk, certs.archive, certs.pki, chainA, chainB)
+
+		// Device A: its outbox drains, each bundle comes back receipted.
+		ja := newOutbox(t)
+		raws := map[string][]byte{}
+		for i, b := range chainA.Bundles {
+			raw, _ := b.Bytes()
+			id := fmt.Sprintf("a-%04d", i+1)
+			raws[id] = raw
+			if err := ja.PutOutbox(t.Context(), id, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Device B's certificate subscribed to A's receipts (the broker
+		// may grant the SUBSCRIBE; the ACL's read check drops every
+		// message): an unmatched receipt would count as a bad reply.
+		spy := startSpy(t, brk, certs, ar.a)
+		agA := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.a)
+		agA.waitDrained(t, len(raws))
+		agA.stop()
+		time.Sleep(200 * time.Millisecond)
+		spy.stop()
+		if st := spy.p.Stats(); st.BadReplies != 0 || spy.replies() != 0 {
+			t.Fatalf("device B's certificate read device A's receipts: %+v", st)
+		}
+		for id, raw := range raws {
+			rc, err := bundle.VerifyReceipt(agA.receipt(id), ar.a.KeyID(), ar.a.PublicKey())
+			if err != nil {
+				t.Fatalf("receipt %s: %v", id, err)
+			}
+			digest := sha256.Sum256(raw)
+			if rc.Device != "site1/devA" || rc.BundleDigest != bundle.FormatHash(digest) {
+				t.Fatalf("receipt %s: device %q digest %s", id, rc.Device, rc.BundleDigest)
+			}
+			stored, err := ar.a.Objects().Get(t.Context(), digest)
+			if err != nil || !bytes.Equal(stored, raw) {
+				t.Fatalf("bundle %s in the object store: %v", id, err)
+			}
+		}
+		if st := ar.a.Stats(); st.Accepted != 4 || st.Refused != 0 || ar.a.LogSize() != 4 {
+			t.Fatalf("archive after device A: %+v, log %d", st, ar.a.LogSize())
+		}
+
+		// The agent restarted without its receipts and sends a bundle
+		// again: the same receipt, nothing stored twice.
+		if err := ja.PutOutbox(t.Context(), "a-0001", raws["a-0001"]); err != nil {
+			t.Fatal(err)
+		}
+		first := agA.receipt("a-0001")
+		agA2 := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.a)
+		agA2.waitDrained(t, 1)
+		agA2.stop()
+		if !bytes.Equal(agA2.receipt("a-0001"), first) {
+			t.Fatal("a bundle sent twice got a different receipt")
+		}
+		if st := ar.a.Stats(); st.Accepted != 4 || st.Duplicates != 1 || ar.a.LogSize() != 4 {
+			t.Fatalf("archive after the resend: %+v, log %d", st, ar.a.LogSize())
+		}
+
+		// Device B's certificate publishing on device A's bundles topic:
+		// mosquitto 2.0 drops the QoS 1 PUBLISH and acknowledges it
+		// (2.0.11 puts reason 0x87 in the MQTT 3.1.1 PUBACK, on which paho
+		// drops the connection; the impostor reconnects and tries again).
+		jb := newOutbox(t)
+		rawB, _ := chainB.Bundles[0].Bytes()
+		if err := jb.PutOutbox(t.Context(), "b-0001", rawB); err != nil {
+			t.Fatal(err)
+		}
+		evil := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", jb, ar.a)
+		deadline := time.Now().Add(15 * time.Second)
+		for evil.p.Stats().BundlesSent == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the impostor never published: %+v", evil.p.Stats())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Second) // PUBACK, and time for a delivery that must not happen
+		evil.stop()
+		if st := evil.p.Stats(); st.Delivered != 0 || st.Rejected != 0 || evil.replies() != 0 {
+			t.Fatalf("the impostor got an answer: %+v", st)
+		}
+		// Barrier: device B's own bundle on its own topic, sent after the
+		// broker acknowledged the impostor's. Had the broker forwarded the
+		// impostor's message, the archive would have refused it first.
+		agB := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devB", jb, ar.a)
+		agB.waitDrained(t, 1)
+		agB.stop()
+		if rc, err := bundle.VerifyReceipt(agB.receipt("b-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devB" {
+			t.Fatalf("device B's receipt: %+v, %v", rc, err)
+		}
+		if st := ar.a.Stats(); st.Accepted != 5 || st.Refused != 0 || st.Alarms != 0 {
+			t.Fatalf("archive saw the impostor's bundle: %+v", st)
+		}
+		if q, _ := os.ReadDir(filepath.Join(ar.dataDir, "quarantine")); len(q) != 0 {
+			t.Fatalf("quarantine not empty: %v", q)
+		}
+		if logs := ar.logs.String(); strings.Contains(logs, "ALERT") {
+			t.Fatalf("archive alerted:\n%s", logs)
+		}
+		ar.stop(t)
+	})
+
+	t.Run("no-acl", func(t *testing.T) {
+		set := map[string]string{"acl_file": ""} // the shipped config without its ACL
+		for k, v := range tlsFiles {
+			set[k] = v
+		}
+		brk := mqtttest.StartConfig(t, shippedConf, set)
+		if strings.Contains(brk.Config(), "acl_file") {
+			t.Fatal("acl_file still configured")
+		}
+		ar := startBrokerArchive(t, brk, certs.archive, certs.pki, chainA, chainB)
+
+		// The broker now lets device B's certificate publish on A's topic;
+		// the archive refuses: the topic's device is not the signer.
+		jb := newOutbox(t)
+		rawB, _ := chainB.Bundles[1].Bytes()
+		if err := jb.PutOutbox(t.Context(), "b-0002", rawB); err != nil {
+			t.Fatal(err)
+		}
+		evil := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", jb, ar.a)
+		rej := evil.waitRejection(t, "b-0002")
+		evil.stop()
+		if _, err := sync.VerifyRejection(rej.raw, ar.a.KeyID(), ar.a.PublicKey()); err != nil {
+			t.Fatalf("rejection: %v", err)
+		}
+		digest := sha256.Sum256(rawB)
+		if !slices.Contains(rej.r.Checks, archive.CheckTopic) || rej.r.Device != "site1/devA" || rej.r.BundleDigest != bundle.FormatHash(digest) {
+			t.Fatalf("rejection %+v, want check %s for site1/devA", rej.r, archive.CheckTopic)
+		}
+		if st := ar.a.Stats(); st.Accepted != 0 || st.Refused != 1 || ar.a.LogSize() != 0 {
+			t.Fatalf("archive: %+v, log %d", st, ar.a.LogSize())
+		}
+		if _, err := ar.a.Objects().Get(t.Context(), digest); err == nil {
+			t.Fatal("the refused bundle is in the object store")
+		}
+		q, err := os.ReadFile(filepath.Join(ar.dataDir, "quarantine", hex.EncodeToString(digest[:])+".tar"))
+		if err != nil || !bytes.Equal(q, rawB) {
+			t.Fatalf("quarantined bytes: %v", err)
+		}
+		logs := ar.logs.String()
+		if !strings.Contains(logs, "ALERT "+archive.KindRejected) || !strings.Contains(logs, archive.CheckTopic) {
+			t.Fatalf("no alert with %s:\n%s", archive.CheckTopic, logs)
+		}
+		if strings.Contains(logs, "alert not published") {
+			t.Fatalf("alert not published on MQTT:\n%s", logs)
+		}
+		// The archive keeps serving: device A's bundles go through. Without
+		// the ACL, device B's certificate reads A's receipts too (the
+		// control for the acl subtest's check).
+		ja := newOutbox(t)
+		for i, b := range chainA.Bundles[:2] {
+			raw, _ := b.Bytes()
+			if err := ja.PutOutbox(t.Context(), fmt.Sprintf("a-%04d", i+1), raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spy := startSpy(t, brk, certs, ar.a)
+		agA := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.a)
+		agA.waitDrained(t, 2)
+		agA.stop()
+		deadline := time.Now().Add(10 * time.Second)
+		for spy.p.Stats().BadReplies == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("without the ACL the spy got no receipt: %+v", spy.p.Stats())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		spy.stop()
+		if st := ar.a.Stats(); st.Accepted != 2 || st.Refused != 1 {
+			t.Fatalf("archive: %+v", st)
+		}
+		ar.stop(t)
+	})
+}
+
+type brokerCerts struct {
+	pki                 *mqtttest.PKI
+	archive, devA, devB *mqtttest.ClientCert
+}
+
+func absPath(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// lockedBuffer collects the archive's log.
+type lockedBuffer struct {
+	mu gosync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type brokerArchive struct {
+	a       *archive.Archive
+	dataDir string
+	logs    *lockedBuffer
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// startBrokerArchive runs the archive daemon (runArchive) against the
+// external broker with its client certificate, and enrolls and approves
+// the chains' devices.
+func startBrokerArchive(t *testing.T, brk *mqtttest.Broker, cert *mqtttest.ClientCert, pki *mqtttest.PKI, chains ...*bundletest.Chain) *brokerArchive {
+	t.Helper()
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "archive.yaml")
+	yaml := fmt.Sprintf(`data_dir: data
+mqtt:
+  broker: %s
+  tls:
+    ca_file: %s
+    cert_file: %s
+    key_file: %s
+  client_id: edgeseal-archive
+  group: archive
+`, brk.URL, pki.CAFile, cert.CertFile, cert.KeyFile)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ar := &brokerArchive{dataDir: cfg.DataDir, logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan *archive.Archive, 1)
+	log := slog.New(slog.NewTextHandler(ar.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	go func() {
+		ar.done <- runArchive(ctx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, _ *broker.Broker) { ready <- a }})
+	}()
+	select {
+	case ar.a = <-ready:
+	case err := <-ar.done:
+		cancel()
+		t.Fatalf("archive stopped: %v\n%s", err, ar.logs.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("archive not ready")
+	}
+	t.Cleanup(func() { ar.cancel(); <-ar.done })
+	for _, c := range chains {
+		raw, err := c.Trust.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := archive.ParseEnrollRequest(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ar.a.Devices().Enroll(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ar.a.Devices().Approve(t.Context(), c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ar
+}
+
+func (ar *brokerArchive) stop(t *testing.T) {
+	t.Helper()
+	ar.cancel()
+	err := <-ar.done
+	ar.done <- err // for the cleanup
+	if err != nil {
+		t.Fatalf("archive: %v\n%s", err, ar.logs.String())
+	}
+}
+
+func newOutbox(t *testing.T) *store.Journal {
+	t.Helper()
+	j, err := store.Open(t.Context(), store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+type gotRejection struct {
+	r   *sync.Rejection
+	raw []byte
+}
+
+// agentPublisher is the agent's sync publisher with the TLS of its
+// config's sync.ca/cert/key (syncTLS), recording what comes back.
+type agentPublisher struct {
+	p      *sync.Publisher
+	out    *store.Journal
+	cancel context.CancelFunc
+	done   chan error
+
+	mu       gosync.Mutex
+	receipts map[string][]byte
+	rejected map[string]gotRejection
+}
+
+func startAgentPublisher(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, site, device string, out *store.Journal, a *archive.Archive) *agentPublisher {
+	t.Helper()
+	tc, err := syncTLS(agentconfig.Sync{CA: pki.CAFile, Cert: cert.CertFile, Key: cert.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag := &agentPublisher{out: out, done: make(chan error, 1), receipts: map[string][]byte{}, rejected: map[string]gotRejection{}}
+	ag.p, err = sync.NewPublisher(sync.PublisherOptions{
+		Broker: brk.URL, Site: site, Device: device, TLS: tc,
+		Outbox: out, ArchiveKey: a.PublicKey(), ArchiveKeyID: a.KeyID(),
+		Tick: 100 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
+		OnReceipt: func(_ context.Context, id string, receipt []byte) error {
+			ag.mu.Lock()
+			ag.receipts[id] = bytes.Clone(receipt)
+			ag.mu.Unlock()
+			return nil
+		},
+		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, raw []byte) {
+			ag.mu.Lock()
+			ag.rejected[id] = gotRejection{rej, bytes.Clone(raw)}
+			ag.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ag.cancel = cancel
+	go func() { ag.done <- ag.p.Start(ctx) }()
+	t.Cleanup(ag.stop)
+	return ag
+}
+
+// startSpy connects with device B's certificate as device A, with an
+// empty outbox: it subscribes to A's receipts and publishes nothing.
+func startSpy(t *testing.T, brk *mqtttest.Broker, certs brokerCerts, a *archive.Archive) *agentPublisher {
+	t.Helper()
+	spy := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", newOutbox(t), a)
+	deadline := time.Now().Add(15 * time.Second)
+	for !spy.p.Stats().Connected {
+		if time.Now().After(deadline) {
+			t.Fatalf("spy not connected: %+v", spy.p.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return spy
+}
+
+func (ag *agentPublisher) stop() {
+	ag.cancel()
+	if err, ok := <-ag.done; ok {
+		_ = err
+		close(ag.done)
+	}
+}
+
+func (ag *agentPublisher) receipt(id string) []byte {
+	ag.mu.Lock()
+	defer ag.mu.Unlock()
+	return ag.receipts[id]
+}
+
+func (ag *agentPublisher) replies() int {
+	ag.mu.Lock()
+	defer ag.mu.Unlock()
+	return len(ag.receipts) + len(ag.rejected)
+}
+
+// waitDrained waits until n receipts arrived and the outbox is empty.
+func (ag *agentPublisher) waitDrained(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left := 0
+		if err := ag.out.Outbox(t.Context(), func(string, []byte) error { left++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		ag.mu.Lock()
+		got := len(ag.receipts)
+		ag.mu.Unlock()
+		if left == 0 && got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not drained: %d left, %d receipts; publisher %+v", left, got, ag.p.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (ag *agentPublisher) waitRejection(t *testing.T, id string) gotRejection {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ag.mu.Lock()
+		r, ok := ag.rejected[id]
+		ag.mu.Unlock()
+		if ok {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rejection for %s; publisher %+v", id, ag.p.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
