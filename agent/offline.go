@@ -1,0 +1,37 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// ReceiptJournal journals archive receipts into a stopped agent's journal
+// without opening a core: `edgeseal bundles import-receipts` brings the
+// receipts of bundles carried to the archive on removable media. Opening a
+// core would journal an `agent.start` record and adopt outbox bundles; an
+// import must change nothing but the delivery records, so a repeated import
+// is a no-op. The records are written by Core.JournalReceipt itself, the
+// code path the sync publisher uses.
+type ReceiptJournal struct {
+	c *Core
+}
+
+// NewReceiptJournal journals receipts into j as the device of opts (Site,
+// Device, Logger and Now are used). The caller holds j exclusively: the
+// agent is stopped.
+func NewReceiptJournal(opts Options, j *store.Journal) (*ReceiptJournal, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	c := &Core{opts: opts, log: opts.Logger, j: j, device: opts.Site + "/" + opts.Device, wake: make(chan struct{}, 1)}
+	return &ReceiptJournal{c: c}, nil
+}
+
+// JournalReceipt is Core.JournalReceipt: it journals the archive's receipt
+// for outbox entry id as a `delivery.receipt` record and returns once it is
+// durable. Verify the receipt first; delete the outbox entry only after
+// this returns nil.
+func (r *ReceiptJournal) JournalReceipt(ctx context.Context, id string, receipt []byte) error {
+	return r.c.JournalReceipt(ctx, id, receipt)
+}
