@@ -151,3 +151,22 @@ func TestPolicyDigestKnownValue(t *testing.T) {
 		t.Fatal("accepted a 20-byte PCR value")
 	}
 }
+
+func FuzzParseClockFile(f *testing.F) {
+	f.Add([]byte(`{"v":1,"clock":123456}`))
+	f.Add([]byte(`{"v":1,"clock":18446744073709551615}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseClockFile("fuzz", b)
+		if err != nil {
+			return
+		}
+		if s.V != 1 || s.Clock > maxClock {
+			t.Fatalf("accepted %+v", s)
+		}
+		again, _ := json.Marshal(s)
+		if s2, err := parseClockFile("again", again); err != nil || s2 != s {
+			t.Fatalf("clock state does not round-trip: %+v %+v %v", s, s2, err)
+		}
+	})
+}

@@ -57,6 +57,9 @@ func (t *TPM) initCounter(ctx context.Context) error {
 	if !t.simulated {
 		return nil
 	}
+	if err := t.restoreClock(); err != nil {
+		return err
+	}
 	return t.restoreCounter(ctx)
 }
 

@@ -60,6 +60,9 @@ func (t *TPM) Quote(ctx context.Context, nonce []byte) (*Quote, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := t.recordClock(msg); err != nil {
+			return nil, err
+		}
 		return &Quote{
 			Attest:    msg,
 			Signature: sig,
