@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
@@ -17,6 +19,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/agent/spool"
+	"github.com/edgeseal/edgeseal/internal/sdnotify"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -58,7 +61,30 @@ func cmdAgent(ctx context.Context, args []string) error {
 		debug.SetMemoryLimit(agentMemoryLimit)
 	}
 	log := slog.New(cfg.Log.Handler(os.Stderr)).With("device", cfg.DeviceID())
-	return runAgent(ctx, cfg, log)
+	// EDGESEAL_CPUPROFILE=FILE writes a CPU profile of the agent's whole
+	// run to FILE (for profiling; written on a clean stop).
+	if path := os.Getenv("EDGESEAL_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("agent: cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("agent: cpu profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	// EDGESEAL_MEMPROFILE=FILE writes a heap profile (allocations since
+	// the start included) to FILE on a clean stop.
+	if path := os.Getenv("EDGESEAL_MEMPROFILE"); path != "" {
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	return runAgent(sdnotify.NewContext(ctx, sdnotify.New(os.Getenv, log.With("component", "sdnotify"))), cfg, log)
 }
 
 func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
@@ -92,8 +118,12 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	}
 	var serving gosync.WaitGroup
 	serveErr := make(chan error, len(lns))
+	var serversUp atomic.Int32 // for the watchdog: every listener still served
+	nListeners := int32(len(lns))
 	for _, ln := range lns {
+		serversUp.Add(1)
 		serving.Go(func() {
+			defer serversUp.Add(-1)
 			if err := srv.Serve(ln); err != nil {
 				serveErr <- err
 			}
@@ -173,7 +203,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	}
 	sealCtx, stopSealer := context.WithCancel(context.Background())
 	var sealer gosync.WaitGroup
-	sealer.Go(func() { core.Start(sealCtx) })
+	var sealing atomic.Bool // for the watchdog: the sealer loop runs
+	sealing.Store(true)
+	sealer.Go(func() { defer sealing.Store(false); core.Start(sealCtx) })
 	defer func() { stopSealer(); sealer.Wait() }()
 
 	if cfg.Spool.Dir != "" {
@@ -193,12 +225,25 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	srv.SetCore(core)
 	log.Info("ready", "socket", cfg.API.Socket, "tcp", tcpAddr, "journal", j.Size(), "policy", pol.Digest(),
 		"took", time.Since(start).Round(time.Millisecond))
+	notify := sdnotify.FromContext(ctx)
+	if err := notify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("sd_notify READY", "err", err)
+	}
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	var watchdog gosync.WaitGroup
+	watchdog.Go(func() {
+		notify.Start(wdCtx, func() bool { return sealing.Load() && serversUp.Load() == nListeners })
+	})
+	defer func() { stopWatchdog(); watchdog.Wait() }()
 
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: draining requests")
 	case err = <-serveErr:
 		log.Error("API listener failed; stopping", "err", err)
+	}
+	if err := notify.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("sd_notify STOPPING", "err", err)
 	}
 	stopServer()
 	lns = nil

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	gosync "sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/internal/sdnotify"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -55,7 +57,8 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	return runArchive(ctx, cfg, slog.New(cfg.Log.Handler(os.Stderr)), nil)
+	log = slog.New(cfg.Log.Handler(os.Stderr))
+	return runArchive(sdnotify.NewContext(ctx, sdnotify.New(os.Getenv, log.With("component", "sdnotify"))), cfg, log, nil)
 }
 
 // archiveHooks let tests see the running daemon.
@@ -133,7 +136,22 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	if hooks != nil && hooks.ready != nil {
 		hooks.ready(a, brk)
 	}
-	if err := s.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	notify := sdnotify.FromContext(ctx)
+	if err := notify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("sd_notify READY", "err", err)
+	}
+	var subscribing atomic.Bool // for the watchdog: the subscriber loop runs
+	subscribing.Store(true)
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	var watchdog gosync.WaitGroup
+	watchdog.Go(func() { notify.Start(wdCtx, subscribing.Load) })
+	defer func() { stopWatchdog(); watchdog.Wait() }()
+	err = s.Start(ctx)
+	subscribing.Store(false)
+	if nerr := notify.Notify(sdnotify.Stopping); nerr != nil {
+		log.Warn("sd_notify STOPPING", "err", nerr)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	st := a.Stats()

@@ -10,6 +10,9 @@
 //	edgeseal archive devices list|approve|revoke ...
 //	edgeseal archive enroll-file DEVICE.json
 //	edgeseal archive import DIR
+//	edgeseal bundles export --config FILE --to DIR
+//	edgeseal bundles import-receipts --config FILE [--archive-key FILE] DIR
+//	edgeseal service install|uninstall|start|stop|status --kind agent|archive
 //	edgeseal version
 package main
 
@@ -53,6 +56,9 @@ const usage = `usage:
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file DEVICE.json                    [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
+  edgeseal bundles export --config AGENT.yaml --to DIR
+  edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
+  edgeseal service install|uninstall|start|stop|status --kind agent|archive [--purge] [--root DIR]
   edgeseal version
 `
 
@@ -94,6 +100,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return cmdEnroll(ctx, args[2:], stdout, log)
 	case "archive":
 		return cmdArchive(ctx, args[1:], stdout, log)
+	case "bundles":
+		return cmdBundles(ctx, args[1:], stdout, log)
+	case "service":
+		return cmdService(ctx, args[1:], stdout, log)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, log)
 	case "version":
