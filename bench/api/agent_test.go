@@ -177,6 +177,27 @@ func (a *agent) stop() {
 	}
 }
 
+// cpuTime is the CPU time (user and system) the agent has used so far.
+func (a *agent) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", a.cmd.Process.Pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // fields 14 and 15
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad /proc/%d/stat", a.cmd.Process.Pid)
+	}
+	const ticks = 100 // USER_HZ
+	return time.Duration(utime+stime) * time.Second / ticks, nil
+}
+
 // peakRSS is the agent's VmHWM in bytes.
 func (a *agent) peakRSS() (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))

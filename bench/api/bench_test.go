@@ -32,6 +32,10 @@ func run(b *testing.B, a *agent, clients int, per int, unit string, op func(c *h
 	var failed atomic.Pointer[error]
 	lat := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
+	cpu0, err := a.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for i := range clients {
 		wg.Go(func() {
@@ -66,6 +70,13 @@ func run(b *testing.B, a *agent, clients int, per int, unit string, op func(c *h
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
 	b.ReportMetric(q(0.50), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+	// The agent's CPU time per item: comparable across runs on a busy
+	// machine, where the rate is not.
+	cpu1, err := a.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(b.N), "agent-cpu-us/item")
 	rss, err := a.peakRSS()
 	if err != nil {
 		b.Fatal(err)

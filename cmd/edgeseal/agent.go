@@ -26,8 +26,8 @@ import (
 )
 
 // agentMemTable is the journal's memtable size in the daemon: it bounds one
-// commit to about 15% of it, so a batch of ~1000 1 KiB exports is one
-// commit.
+// commit to about 15% of it (~1.1 MB), so a batch of ~500 1 KiB exports is
+// one commit; larger batches are split into consecutive commits.
 const agentMemTable = 8 << 20
 
 // agentMemoryLimit is the soft memory limit the daemon sets when GOMEMLIMIT
