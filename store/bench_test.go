@@ -114,8 +114,9 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
-func benchOpen(b *testing.B, n uint64) {
-	dir := b.TempDir()
+// fillClosedJournal writes a journal of n small records in dir and
+// closes it cleanly.
+func fillClosedJournal(b *testing.B, dir string, n uint64) {
 	ctx := context.Background()
 	j, err := Open(ctx, Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -134,6 +135,12 @@ func benchOpen(b *testing.B, n uint64) {
 	if err := j.Close(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+func benchOpen(b *testing.B, n uint64) {
+	dir := b.TempDir()
+	ctx := context.Background()
+	fillClosedJournal(b, dir, n)
 	runtime.GC()
 	for b.Loop() {
 		j, err := Open(ctx, Options{Dir: dir})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,23 +56,7 @@ func BenchmarkOpenAfterKill(b *testing.B) {
 	const n = 1_000_000
 	ctx := context.Background()
 	tmpl := b.TempDir()
-	j, err := Open(ctx, Options{Dir: tmpl, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	es := make([]Entry, 256)
-	for i := range es {
-		es[i] = Entry{Build: build("open-bench")}
-	}
-	for j.Size() < n {
-		k := min(uint64(len(es)), n-j.Size())
-		if _, err := j.AppendBatch(ctx, es[:k]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := j.Close(); err != nil {
-		b.Fatal(err)
-	}
+	fillClosedJournal(b, tmpl, n)
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)

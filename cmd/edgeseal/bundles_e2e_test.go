@@ -23,9 +23,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
-	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
-	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // bundlesCLI runs the built binary and returns its combined output and
@@ -78,23 +76,10 @@ type agentEndState struct {
 func readAgentEndState(t *testing.T, a *agentDir) agentEndState {
 	t.Helper()
 	ctx := context.Background()
-	data := filepath.Join(a.dir, "data")
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(a.dir, "sim"), tpm.Options{StateDir: filepath.Join(data, "tpm"), Simulator: simulatorOpener})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := tp.DataKey(ctx)
-	tp.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(data, "journal"), EncryptionKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := a.openJournal(t)
 	defer j.Close()
 	st := agentEndState{size: j.Size(), types: map[string]int{}, delivery: map[string][]string{}}
-	err = j.Records(ctx, 0, j.Size(), func(_ uint64, rec []byte) error {
+	err := j.Records(ctx, 0, j.Size(), func(_ uint64, rec []byte) error {
 		r, err := bundle.ParseRecord(rec)
 		if err != nil {
 			return err
