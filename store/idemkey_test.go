@@ -261,7 +261,7 @@ func TestKeyNotKeptWithoutRecord(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	j := openT(t, dir, func(o *Options) { o.MemTableSize = 1 << 20; o.MaxBatch = 1000 })
-	big := make([]Entry, 300) // over one commit, see TestTooLargeConsumesNoSeq
+	big := make([]Entry, 2000) // over one commit, see TestTooLargeConsumesNoSeq
 	for i := range big {
 		big[i] = Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
 			return fmt.Appendf(nil, `{"seq":%d,"prev":"%x","body":"%01000d"}`, seq, prev, i), nil

@@ -45,6 +45,14 @@ type Journal struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// Resident-set trimming (see trimResident): the sequencer counts the
+	// bytes it commits and wakes the trimmer past opts.ResidentBytes.
+	realDir  string
+	written  int64 // owned by the sequencer goroutine
+	trimWake chan struct{}
+	trimDone chan struct{}
+	trimmed  atomic.Int64 // passes run (tests)
+
 	openReads  int          // keys read by Open; see TestOpenReadsMetaOnly
 	commitHook func() error // tests: fail a commit before Badger sees it
 }
@@ -92,6 +100,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
 	go j.run()
+	j.startTrimmer()
 	return j, nil
 }
 
@@ -307,6 +316,7 @@ func (j *Journal) Close() error {
 		}
 		close(j.quit)
 		<-j.done
+		<-j.trimDone
 		j.closing.Store(true)
 		for j.active.Load() != 0 {
 			time.Sleep(time.Millisecond)

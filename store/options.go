@@ -35,13 +35,19 @@ type Options struct {
 	// memory-mapped files). 0 takes DefaultMinFreeBytes; negative turns
 	// the check off. Linux only.
 	MinFreeBytes int64
+	// ResidentBytes bounds how much of the journal's memory-mapped files
+	// stays resident in this process: after about this many bytes have
+	// been committed, a background pass hands their pages back to the
+	// kernel (see trimResident). 0 takes 8 MiB; negative turns it off.
+	ResidentBytes int64
 }
 
 const (
 	defaultMaxBatch     = 128
 	defaultMaxQueue     = 4096
 	defaultMemTableSize = 2 << 20
-	valueThreshold      = 64 << 10 // larger values go to the value log
+	defaultResident     = 8 << 20
+	valueThreshold      = 256 // larger values go to the value log
 )
 
 func (o *Options) setDefaults() error {
@@ -65,6 +71,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if o.ResidentBytes == 0 {
+		o.ResidentBytes = defaultResident
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -240,7 +240,8 @@ type kv struct {
 type group struct {
 	reqs  []*request
 	kvs   []kv
-	bytes int64
+	bytes int64 // Badger's accounting, for its transaction limit
+	raw   int64 // key and value bytes written
 	count int64
 	end   meta
 }
@@ -337,9 +338,11 @@ func (j *Journal) process(batch []*request) {
 			seq++
 		}
 		var rb, rc int64
+		var raw int64
 		for _, k := range kvs {
 			rb += estimate(k)
 			rc++
+			raw += int64(len(k.key) + len(k.val))
 		}
 		if rb+int64(len(metaKey))+metaLen+12 > limBytes || rc+1 > limCount {
 			// Cannot be committed atomically: undo and refuse.
@@ -370,6 +373,7 @@ func (j *Journal) process(batch []*request) {
 		cur.reqs = append(cur.reqs, r)
 		cur.kvs = append(cur.kvs, kvs...)
 		cur.bytes += rb
+		cur.raw += raw
 		cur.count += rc
 		cur.end = meta{Size: seq, LastLeaf: last}
 	}
@@ -402,6 +406,7 @@ func (j *Journal) process(batch []*request) {
 			}
 			close(r.done)
 		}
+		j.noteWritten(g.raw)
 	}
 }
 

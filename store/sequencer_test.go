@@ -256,9 +256,12 @@ func TestCommitFailurePoisonsAndReopens(t *testing.T) {
 
 func TestTooLargeConsumesNoSeq(t *testing.T) {
 	ctx := context.Background()
-	j := openT(t, t.TempDir(), func(o *Options) { o.MemTableSize = 1 << 20; o.MaxBatch = 1000 })
+	j := openT(t, t.TempDir(), func(o *Options) { o.MemTableSize = 1 << 20; o.MaxBatch = 2000 })
 	defer j.Close()
-	big := make([]Entry, 300) // ~300 KiB of records, over 15% of 1 MiB
+	// Records go to the value log; what bounds a commit is Badger's
+	// per-transaction accounting of keys, pointers and entries (15% of
+	// the 1 MiB memtable), which 2000 records exceed.
+	big := make([]Entry, 2000)
 	for i := range big {
 		big[i] = Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
 			return fmt.Appendf(nil, `{"seq":%d,"prev":"%x","body":"%01000d"}`, seq, prev, i), nil
@@ -277,18 +280,18 @@ func TestTooLargeConsumesNoSeq(t *testing.T) {
 	if err != nil || res[0].Seq != 0 || res[99].Seq != 99 {
 		t.Fatalf("batch that fits: %v", err)
 	}
-	// 199 single appends queued behind a blocker form one batch that
+	// 1499 single appends queued behind a blocker form one batch that
 	// must be split over several transactions.
 	release, blocked := blockSequencer(t, j)
 	var wg sync.WaitGroup
-	for i := range 199 {
+	for i := range 1499 {
 		wg.Go(func() {
 			if _, err := j.Append(ctx, big[i]); err != nil {
 				t.Error(err)
 			}
 		})
 	}
-	waitPending(t, j, 199)
+	waitPending(t, j, 1499)
 	commits := 0
 	j.commitHook = func() error { commits++; return nil }
 	release()
@@ -296,11 +299,11 @@ func TestTooLargeConsumesNoSeq(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if j.Size() != 300 {
-		t.Fatalf("size %d, want 300", j.Size())
+	if j.Size() != 1600 {
+		t.Fatalf("size %d, want 1600", j.Size())
 	}
 	if commits < 3 { // the blocker's commit, then at least two for the batch
-		t.Fatalf("%d commits for ~200 KiB, want the batch split", commits)
+		t.Fatalf("%d commits for 1499 records, want the batch split", commits)
 	}
 	if err := j.Scrub(ctx, checkEmbedded); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,9 @@ import (
 // PurgePayload deletes the payload bytes with the given digest and leaves
 // a tombstone, so Payload then returns ErrPurged. Records and hashes are
 // never touched. Purging again is a no-op; a digest never stored returns
-// ErrNotFound. The bytes leave the disk when Badger compacts.
+// ErrNotFound. Payloads live in Badger's value log (see valueThreshold):
+// the key is gone at once, the encrypted bytes stay in their value-log
+// file until Badger's value-log garbage collection rewrites it.
 func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
