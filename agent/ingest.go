@@ -284,14 +284,18 @@ func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cau
 
 // entry builds a record entry whose time is taken when it is built.
 func (c *Core) entry(typ string, actor bundle.Actor, body any) store.Entry {
-	now := c.opts.Now()
-	return store.Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-		r := bundle.Record{Seq: seq, Type: typ, Time: now, Device: c.device, Prev: prev, Actor: actor}
-		if err := r.SetBody(body); err != nil {
-			return nil, err
-		}
-		return r.Marshal()
-	}}
+	// The record is encoded and checked here, on the caller's goroutine;
+	// the journal's sequencer only splices in seq and prev.
+	r := bundle.Record{Type: typ, Time: c.opts.Now(), Device: c.device, Actor: actor}
+	err := r.SetBody(body)
+	var tpl *bundle.RecordTemplate
+	if err == nil {
+		tpl, err = r.Template()
+	}
+	if err != nil {
+		return store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, err }}
+	}
+	return store.Entry{Build: tpl.Build}
 }
 
 // originalReceipt rebuilds the receipt of the export journaled at seq, for

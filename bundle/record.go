@@ -2,12 +2,13 @@ package bundle
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/gowebpki/jcs"
+	"unicode/utf8"
 )
 
 // RecordVersion is the only record version this package reads and writes.
@@ -174,12 +175,7 @@ func (r *Record) Marshal() ([]byte, error) {
 	if err := r.checkHead(); err != nil {
 		return nil, err
 	}
-	w := wireRecord{V: RecordVersion, Seq: r.Seq, Type: r.Type, Time: FormatTime(r.Time), Device: r.Device, Prev: FormatHash(r.Prev), Actor: r.Actor, Body: r.Body}
-	raw, err := json.Marshal(w)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: record: %w", err)
-	}
-	out, err := jcs.Transform(raw)
+	out, err := r.appendCanonical(make([]byte, 0, 256+len(r.Body)))
 	if err != nil {
 		return nil, fmt.Errorf("bundle: record: canonicalize: %w", err)
 	}
@@ -187,6 +183,40 @@ func (r *Record) Marshal() ([]byte, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// appendCanonical writes the record's members in canonical (sorted)
+// order: actor, body, device, prev, seq, time, type, v.
+func (r *Record) appendCanonical(dst []byte) ([]byte, error) {
+	if !utf8.ValidString(r.Device) || !utf8.ValidString(r.Actor.Kind) || !utf8.ValidString(r.Actor.ID) || !utf8.ValidString(r.Actor.Via) || !utf8.ValidString(r.Type) {
+		return nil, formatErr("record", "head text is not valid UTF-8")
+	}
+	dst = append(dst, `{"actor":{"id":`...)
+	dst = appendJCSString(dst, r.Actor.ID)
+	dst = append(dst, `,"kind":`...)
+	dst = appendJCSString(dst, r.Actor.Kind)
+	if r.Actor.Via != "" {
+		dst = append(dst, `,"via":`...)
+		dst = appendJCSString(dst, r.Actor.Via)
+	}
+	dst = append(dst, `},"body":`...)
+	dst, err := appendCanonical(dst, r.Body)
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"device":`...)
+	dst = appendJCSString(dst, r.Device)
+	dst = append(dst, `,"prev":"`+HashPrefix...)
+	dst = hex.AppendEncode(dst, r.Prev[:])
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	dst = append(dst, `,"time":`...)
+	dst = appendJCSString(dst, FormatTime(r.Time))
+	dst = append(dst, `,"type":`...)
+	dst = appendJCSString(dst, r.Type)
+	dst = append(dst, `,"v":`...)
+	dst = strconv.AppendInt(dst, RecordVersion, 10)
+	return append(dst, '}'), nil
 }
 
 func (r *Record) checkHead() error {
