@@ -140,8 +140,14 @@ func (b *Bundle) Names() []string {
 
 // Bytes returns the written tar.
 func (b *Bundle) Bytes() ([]byte, error) {
-	var buf bytes.Buffer
-	if err := Write(&buf, b); err != nil {
+	// The exact tar size: a 512-byte header per file, contents padded
+	// to 512 bytes, two zero blocks at the end (USTAR names fit).
+	n := 1024
+	for _, data := range b.Files {
+		n += 512 + (len(data)+511)/512*512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n))
+	if err := Write(buf, b); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

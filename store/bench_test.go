@@ -59,23 +59,28 @@ func benchMemoryLimit(b *testing.B) {
 	b.Cleanup(func() { debug.SetMemoryLimit(old) })
 }
 
-// BenchmarkAppend: synced journal appends of 1 KiB records from N writers.
+// BenchmarkAppend: synced journal appends of 1 KiB records from N writers,
+// unencrypted and, as the agent runs it, encrypted at rest.
 func BenchmarkAppend(b *testing.B) {
 	for _, w := range []int{1, 8, 64} {
-		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) {
-			benchMemoryLimit(b)
-			j, err := Open(context.Background(), Options{Dir: b.TempDir(), Logger: testLogger(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer j.Close()
-			e := Entry{Build: record1K}
-			runWriters(b, w, func() error {
-				_, err := j.Append(context.Background(), e)
-				return err
-			})
-		})
+		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) { benchAppend(b, w, nil) })
 	}
+	key := make([]byte, 32)
+	b.Run("encrypted/writers=64", func(b *testing.B) { benchAppend(b, 64, key) })
+}
+
+func benchAppend(b *testing.B, w int, key []byte) {
+	benchMemoryLimit(b)
+	j, err := Open(context.Background(), Options{Dir: b.TempDir(), Logger: testLogger(b), EncryptionKey: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	e := Entry{Build: record1K}
+	runWriters(b, w, func() error {
+		_, err := j.Append(context.Background(), e)
+		return err
+	})
 }
 
 // BenchmarkBadgerBaseline: raw synced Badger transactions writing the same
