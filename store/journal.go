@@ -53,6 +53,9 @@ type Journal struct {
 	trimDone chan struct{}
 	trimmed  atomic.Int64 // passes run (tests)
 
+	cpMu   sync.Mutex // orders updates of lastCP
+	lastCP atomic.Pointer[checkpointCache]
+
 	openReads  int          // keys read by Open; see TestOpenReadsMetaOnly
 	commitHook func() error // tests: fail a commit before Badger sees it
 }

@@ -90,7 +90,19 @@ func (j *Journal) PutCheckpoint(ctx context.Context, size uint64, data []byte) e
 	if err := j.putOnce(checkpointKey(size), data, "checkpoint", strconv.FormatUint(size, 10)); err != nil {
 		return fmt.Errorf("store: put checkpoint %d: %w", size, err)
 	}
+	j.cpMu.Lock()
+	if c := j.lastCP.Load(); c == nil || size >= c.size {
+		j.lastCP.Store(&checkpointCache{size: size, data: bytes.Clone(data)})
+	}
+	j.cpMu.Unlock()
 	return nil
+}
+
+// checkpointCache is the last checkpoint, kept by LastCheckpoint and
+// PutCheckpoint so the agent's per-export check costs no Badger read.
+type checkpointCache struct {
+	size uint64
+	data []byte
 }
 
 // LastCheckpoint returns the stored checkpoint of the largest size.
@@ -100,6 +112,14 @@ func (j *Journal) LastCheckpoint() (size uint64, data []byte, err error) {
 		return 0, nil, fmt.Errorf("store: last checkpoint: %w", err)
 	}
 	defer j.leave()
+	if c := j.lastCP.Load(); c != nil {
+		return c.size, bytes.Clone(c.data), nil
+	}
+	j.cpMu.Lock() // a PutCheckpoint meanwhile must not be overwritten by older bytes
+	defer j.cpMu.Unlock()
+	if c := j.lastCP.Load(); c != nil {
+		return c.size, bytes.Clone(c.data), nil
+	}
 	err = j.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{pfxCheckpoint}})
 		defer it.Close()
@@ -118,6 +138,7 @@ func (j *Journal) LastCheckpoint() (size uint64, data []byte, err error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("store: last checkpoint: %w", err)
 	}
+	j.lastCP.Store(&checkpointCache{size: size, data: bytes.Clone(data)})
 	return size, data, nil
 }
 
