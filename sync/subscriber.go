@@ -35,14 +35,14 @@ type EnrollHandler func(ctx context.Context, site, device string, request []byte
 
 // SubscriberOptions configure NewSubscriber.
 type SubscriberOptions struct {
-	Broker         string      // tcp:// or ssl://, required
-	ClientID       string      // required, stable per archive instance
-	TLS            *tls.Config // for ssl://
-	Group          string      // shared subscription group, default "archive"
-	Handler        Handler     // required
+	Broker   string      // tcp:// or ssl://, required
+	ClientID string      // required, stable per archive instance
+	TLS      *tls.Config // for ssl://
+	Group    string      // shared subscription group, default "archive"
+	Handler  Handler     // required
 	// EnrollHandler, when set, also subscribes to enrollment requests
 	// through the shared subscription SharedEnrollFilter(Group).
-	EnrollHandler EnrollHandler
+	EnrollHandler  EnrollHandler
 	Logger         *slog.Logger
 	Limits         AssemblerLimits
 	ConnectTimeout time.Duration // default 10 s
