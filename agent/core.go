@@ -46,6 +46,10 @@ type Options struct {
 	AfterSeal func()
 	// Policy is the export policy in force; Ingest needs it.
 	Policy *policy.Policy
+	// OutboxQuota is the outbox size in bytes above which the core
+	// raises its over-quota alarm (default DefaultOutboxQuota). Nothing
+	// is refused over it; see CheckOutbox.
+	OutboxQuota int64
 }
 
 func (o *Options) defaults() error {
@@ -66,6 +70,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.OutboxQuota <= 0 {
+		o.OutboxQuota = DefaultOutboxQuota
 	}
 	return nil
 }
@@ -100,6 +107,10 @@ type Core struct {
 
 	lastSeal atomic.Pointer[SealInfo] // nil until the first seal is known
 	sealErr  atomic.Pointer[error]    // the last seal's error, nil after a success
+
+	overQuota atomic.Bool // the outbox is over OutboxQuota (as last checked)
+	sentMu    sync.Mutex
+	sent      map[string]bool // outbox ids PUBACKed since the start, until delivered
 }
 
 // Open starts a core over an open journal and TPM and journals an
@@ -116,12 +127,16 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		t:      t,
 		device: opts.Site + "/" + opts.Device,
 		wake:   make(chan struct{}, 1),
+		sent:   map[string]bool{},
 	}
 	c.origin = bundle.Origin(c.device)
 	if err := c.recoverOutbox(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.recoverLastSeal(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := c.CheckOutbox(ctx); err != nil {
 		return nil, err
 	}
 	id := t.Identity()

@@ -32,7 +32,7 @@ func openSimRig(t *testing.T, dir string) *rig {
 	return openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"))
 }
 
-func openRig(t *testing.T, dir, spec string) *rig {
+func openRig(t *testing.T, dir, spec string, mod ...func(*Options)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	r := &rig{t: t, dir: dir, spec: spec}
@@ -49,7 +49,11 @@ func openRig(t *testing.T, dir, spec string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.core, err = Open(ctx, Options{Site: "site-a", Device: "dev-1"}, r.j, r.tpm)
+	opts := Options{Site: "site-a", Device: "dev-1"}
+	for _, m := range mod {
+		m(&opts)
+	}
+	r.core, err = Open(ctx, opts, r.j, r.tpm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/edgeseal/edgeseal/bundle"
@@ -21,6 +22,11 @@ type DeliveryBody struct {
 	Receipt        string `json:"receipt"`        // "sha256:.." of the receipt bytes
 	RetentionUntil string `json:"retentionUntil"`
 }
+
+// DeliveryKey is the idempotency key of the `delivery.receipt` record of
+// outbox entry id: one receipt record per bundle, found without a scan
+// (ExportStatus reads `archived` from it).
+func DeliveryKey(id string) []byte { return []byte("delivery/" + id) }
 
 // ReadReceipts returns the archive receipts journaled in j, by outbox id.
 // It reads the whole journal: for tools and audits, not a hot path.
@@ -71,9 +77,55 @@ func (c *Core) JournalReceipt(ctx context.Context, id string, receipt []byte) er
 	// The receipt's bytes are kept beside the record, addressed by digest,
 	// so the site can always show what the archive signed.
 	keep := []store.Payload{{Digest: sum, Data: receipt}}
-	if _, err := c.Append(ctx, bundle.TypeDeliveryReceipt, bundle.Actor{Kind: "archive", ID: keyID, Via: "sync"}, body, keep); err != nil {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("agent: receipt for %s: %w", id, err)
+	}
+	now := c.opts.Now()
+	actor := bundle.Actor{Kind: "archive", ID: keyID, Via: "sync"}
+	a, err := c.j.Append(ctx, store.Entry{
+		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+			r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: now, Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			return r.Marshal()
+		},
+		Payloads: keep,
+		Key:      DeliveryKey(id),
+	})
+	if dup, ok := errors.AsType[*store.DuplicateError](err); ok {
+		// Journaled before (a crash before the outbox entry was deleted,
+		// or the receipt came twice): durable already.
+		c.log.Debug("receipt already journaled", "outbox", id, "seq", dup.Seq)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("agent: journal receipt for %s: %w", id, err)
 	}
+	c.maybeWake(a.Size)
 	c.log.Info("bundle delivered", "outbox", id, "bundle", r.BundleDigest, "logIndex", r.LogIndex)
 	return nil
+}
+
+// delivery returns the `delivery.receipt` record journaled for outbox
+// entry id, or nil when there is none.
+func (c *Core) delivery(id string) (*DeliveryBody, error) {
+	seq, err := c.j.Lookup(DeliveryKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec, err := c.j.Record(seq)
+	if err != nil {
+		return nil, err
+	}
+	r, err := bundle.ParseRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	var b DeliveryBody
+	if err := json.Unmarshal(r.Body, &b); err != nil {
+		return nil, fmt.Errorf("agent: delivery record %d: %w", seq, err)
+	}
+	return &b, nil
 }

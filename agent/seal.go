@@ -154,6 +154,9 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		return nil, err
 	}
 	res.Duration = time.Since(start)
+	if _, err := c.CheckOutbox(ctx); err != nil {
+		c.log.Warn("outbox quota check failed", "err", err)
+	}
 	if c.opts.AfterSeal != nil {
 		c.opts.AfterSeal()
 	}

@@ -12,11 +12,19 @@ import (
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
-// Export statuses reported by ExportStatus. sent and archived come with
-// the sync issue.
+// Export statuses reported by ExportStatus, in the order an export goes
+// through them.
 const (
 	StatusJournaled = "journaled" // durable, not yet covered by a checkpoint
-	StatusSealed    = "sealed"    // covered by the last checkpoint; its bundle is in the outbox
+	StatusSealed    = "sealed"    // covered by a checkpoint; its bundle is in the outbox
+	// StatusSent: the broker acknowledged (PUBACK) every frame of its
+	// bundle at least once since the agent started. Not delivery: the
+	// bundle stays in the outbox until a receipt. Known in memory only;
+	// after a restart it reads sealed until the publisher sends it again.
+	StatusSent = "sent"
+	// StatusArchived: the archive's verified receipt for its bundle is
+	// journaled (a `delivery.receipt` record; durable).
+	StatusArchived = "archived"
 )
 
 // TPM states reported by Status.
@@ -49,7 +57,7 @@ type CheckpointInfo struct {
 // ExportInfo is what ExportStatus knows of an export.
 type ExportInfo struct {
 	ID     string          `json:"id"`
-	Status string          `json:"status"` // StatusJournaled or StatusSealed
+	Status string          `json:"status"` // StatusJournaled, StatusSealed, StatusSent or StatusArchived
 	Seq    uint64          `json:"seq"`
 	Leaf   string          `json:"leaf"`
 	Record json.RawMessage `json:"record"` // the record's canonical bytes
@@ -59,6 +67,8 @@ type ExportInfo struct {
 	// the record's leaf in it ("sha256:..." hashes; sealed only).
 	Checkpoint *CheckpointInfo `json:"checkpoint,omitempty"`
 	Proof      []string        `json:"proof,omitempty"`
+	// Delivery is the journaled receipt of the bundle (archived only).
+	Delivery *DeliveryBody `json:"delivery,omitempty"`
 }
 
 // SealInfo describes the last seal.
@@ -84,9 +94,15 @@ type Status struct {
 	JournalSize uint64    `json:"journalSize"`
 	Pending     uint64    `json:"pending"` // records not yet covered by a checkpoint
 	LastSeal    *SealInfo `json:"lastSeal,omitempty"`
-	Outbox      int       `json:"outbox"` // bundles waiting to be sent
-	TPM         TPMStatus `json:"tpm"`
-	Policy      string    `json:"policy,omitempty"` // digest of the policy in force
+	Outbox      int       `json:"outbox"` // bundles waiting for a receipt
+	// OutboxBytes is the outbox's size, OutboxQuota the size above which
+	// OutboxOverQuota is set (and logged once): bundles are not reaching
+	// the archive. Exports are still journaled and sealed.
+	OutboxBytes     int64     `json:"outboxBytes"`
+	OutboxQuota     int64     `json:"outboxQuota"`
+	OutboxOverQuota bool      `json:"outboxOverQuota"`
+	TPM             TPMStatus `json:"tpm"`
+	Policy          string    `json:"policy,omitempty"` // digest of the policy in force
 }
 
 // pcrReader is implemented by *tpm.TPM; Status uses it when present.
@@ -147,16 +163,21 @@ func (c *Core) ExportStatus(ctx context.Context, id string) (*ExportInfo, error)
 	for _, h := range proof {
 		info.Proof = append(info.Proof, bundle.FormatHash(h))
 	}
-	// The bundle sealing seq is the first outbox id past it (ids sort by size).
-	want := OutboxID(seq + 1)
-	err = c.j.Outbox(ctx, func(ob string, _ []byte) error {
-		if ob >= want && (info.Bundle == "" || ob < info.Bundle) {
-			info.Bundle = ob
-		}
-		return nil
-	})
+	// The bundle sealing seq is the one of the first checkpoint past it.
+	first, _, err := c.j.NextCheckpoint(seq)
 	if err != nil {
-		return nil, fmt.Errorf("agent: export %s: outbox: %w", id, err)
+		return nil, fmt.Errorf("agent: export %s: bundle: %w", id, err)
+	}
+	info.Bundle = OutboxID(first)
+	d, err := c.delivery(info.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("agent: export %s: delivery: %w", id, err)
+	}
+	switch {
+	case d != nil:
+		info.Status, info.Delivery = StatusArchived, d
+	case c.isSent(info.Bundle):
+		info.Status = StatusSent
 	}
 	return info, nil
 }
@@ -172,9 +193,11 @@ func (c *Core) Status(ctx context.Context) (*Status, error) {
 		return nil, fmt.Errorf("agent: status: %w", err)
 	}
 	st.Pending = st.JournalSize - min(cpSize, st.JournalSize)
-	if err := c.j.Outbox(ctx, func(string, []byte) error { st.Outbox++; return nil }); err != nil {
-		return nil, fmt.Errorf("agent: status: outbox: %w", err)
+	u, err := c.CheckOutbox(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agent: status: %w", err)
 	}
+	st.Outbox, st.OutboxBytes, st.OutboxQuota, st.OutboxOverQuota = u.Bundles, u.Bytes, u.Quota, u.OverQuota
 	st.TPM = c.tpmStatus(ctx)
 	return st, nil
 }

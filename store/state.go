@@ -206,3 +206,61 @@ func (j *Journal) DeleteOutbox(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// NextCheckpoint returns the smallest stored checkpoint whose size is
+// greater than after (the checkpoint that first covered record seq is
+// NextCheckpoint(seq)); ErrNotFound when there is none.
+func (j *Journal) NextCheckpoint(after uint64) (size uint64, data []byte, err error) {
+	if err := j.enter(); err != nil {
+		return 0, nil, fmt.Errorf("store: next checkpoint: %w", err)
+	}
+	defer j.leave()
+	if after == math.MaxUint64 {
+		return 0, nil, fmt.Errorf("store: next checkpoint: %w", ErrNotFound)
+	}
+	err = j.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxCheckpoint}})
+		defer it.Close()
+		it.Seek(checkpointKey(after + 1))
+		if !it.Valid() {
+			return ErrNotFound
+		}
+		k := it.Item().Key()
+		if len(k) != 9 {
+			return &CorruptError{What: fmt.Sprintf("checkpoint key %x", k)}
+		}
+		size = binary.BigEndian.Uint64(k[1:])
+		data, err = it.Item().ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: next checkpoint: %w", err)
+	}
+	return size, data, nil
+}
+
+// OutboxSize counts the outbox entries and their bytes without reading
+// the values (Badger's value sizes: exact for small values kept in the
+// tree, within a few bytes for values in the value log).
+func (j *Journal) OutboxSize(ctx context.Context) (entries int, size int64, err error) {
+	if err := j.enter(); err != nil {
+		return 0, 0, fmt.Errorf("store: outbox size: %w", err)
+	}
+	defer j.leave()
+	err = j.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxOutbox}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			entries++
+			size += it.Item().ValueSize()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: outbox size: %w", err)
+	}
+	return entries, size, nil
+}

@@ -198,3 +198,51 @@ func TestWalksHonourContext(t *testing.T) {
 		t.Fatalf("size %d", j.Size())
 	}
 }
+
+// NextCheckpoint finds the checkpoint that first covered a record;
+// OutboxSize counts entries and bytes, small and value-log sized alike.
+func TestNextCheckpointAndOutboxSize(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	for i := range 20 {
+		if _, err := j.Append(ctx, Entry{Build: build(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []uint64{3, 7, 20} {
+		if err := j.PutCheckpoint(ctx, n, fmt.Appendf(nil, "cp %d", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ after, want uint64 }{{0, 3}, {2, 3}, {3, 7}, {6, 7}, {7, 20}, {19, 20}} {
+		size, data, err := j.NextCheckpoint(c.after)
+		if err != nil || size != c.want || string(data) != fmt.Sprintf("cp %d", c.want) {
+			t.Fatalf("NextCheckpoint(%d) = %d %q %v, want %d", c.after, size, data, err, c.want)
+		}
+	}
+	if _, _, err := j.NextCheckpoint(20); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("NextCheckpoint past the last: %v", err)
+	}
+	if n, b, err := j.OutboxSize(ctx); err != nil || n != 0 || b != 0 {
+		t.Fatalf("empty outbox: %d %d %v", n, b, err)
+	}
+	small, big := bytes.Repeat([]byte("s"), 100), bytes.Repeat([]byte("b"), 300<<10)
+	if err := j.PutOutbox(ctx, "a", small); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.PutOutbox(ctx, "b", big); err != nil {
+		t.Fatal(err)
+	}
+	n, b, err := j.OutboxSize(ctx)
+	want := int64(len(small) + len(big))
+	if err != nil || n != 2 || b < want || b > want+256 {
+		t.Fatalf("outbox size: %d entries %d bytes %v, want 2 and about %d", n, b, err, want)
+	}
+	if err := j.DeleteOutbox(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if n, b, err := j.OutboxSize(ctx); err != nil || n != 1 || b != int64(len(small)) {
+		t.Fatalf("after delete: %d %d %v", n, b, err)
+	}
+}

@@ -16,6 +16,12 @@
 // published on the device's receipts topic. A message is acknowledged only
 // when the Handler has returned.
 //
+// Enrollment: Enroll (one-shot, clean session) publishes a device's
+// enrollment request on edgeseal/v1/<site>/<device>/enroll and waits for
+// the archive's signed EnrollAck on .../enroll/reply; a Subscriber with an
+// EnrollHandler also takes $share/<group>/edgeseal/v1/+/+/enroll and
+// publishes the handler's answer there.
+//
 // Frame format (CONTRACTS.md, "sync <-> archive"):
 //
 //	"ESB1" | uint32 BE header length | header JSON | chunk bytes

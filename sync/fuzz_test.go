@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"strings"
 	"testing"
 )
 
@@ -66,6 +67,43 @@ func FuzzAssembler(f *testing.F) {
 			if st := a.Stats(); st.Partials > 4 || st.Bytes > 8<<10 || st.Bytes < 0 {
 				t.Fatalf("bounds: %+v", st)
 			}
+		}
+	})
+}
+
+// FuzzVerifyEnrollAck: whatever comes on a device's enroll/reply topic is
+// refused or is a signed, canonical answer that signs again to the same
+// payload.
+func FuzzVerifyEnrollAck(f *testing.F) {
+	keys := newArchiveKeys(f)
+	for _, a := range []*EnrollAck{
+		{Device: "s/d", Request: "sha256:" + strings.Repeat("ab", 32), KeyID: "sha256:k", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"},
+		{Device: "s/d", Request: "sha256:" + strings.Repeat("cd", 32), Status: EnrollRefused, Reason: "revoked", Time: "2026-01-01T00:00:00Z"},
+	} {
+		raw, err := SignEnrollAck(a, keys.keyID, keys.priv)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"payloadType":"application/vnd.edgeseal.enroll-ack+json","payload":"e30=","signatures":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := VerifyEnrollAck(data, "", keys.pub)
+		if err != nil {
+			if a != nil {
+				t.Fatal("answer and error")
+			}
+			return
+		}
+		if a.check() != nil {
+			t.Fatalf("accepted an answer that does not check: %+v", a)
+		}
+		again, err := SignEnrollAck(a, keys.keyID, keys.priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := VerifyEnrollAck(again, keys.keyID, keys.pub); err != nil || *b != *a {
+			t.Fatalf("re-signed answer differs: %+v %v", b, err)
 		}
 	})
 }

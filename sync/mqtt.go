@@ -49,6 +49,7 @@ type dialConfig struct {
 	broker         string
 	clientID       string
 	tls            *tls.Config
+	clean          bool // CleanSession: one-shot clients only
 	connectTimeout time.Duration
 	onMessage      mqtt.MessageHandler
 }
@@ -82,14 +83,15 @@ func checkBroker(broker string, tc *tls.Config) (*tls.Config, error) {
 	}
 }
 
-// dial connects once with a persistent session (CleanSession false) and no
-// automatic reconnect: the callers run their own backoff loop.
+// dial connects once with a persistent session (CleanSession false unless
+// cfg.clean) and no automatic reconnect: the callers run their own
+// backoff loop.
 func dial(ctx context.Context, cfg dialConfig) (*link, error) {
 	l := &link{lost: make(chan struct{})}
 	o := mqtt.NewClientOptions()
 	o.AddBroker(cfg.broker)
 	o.SetClientID(cfg.clientID)
-	o.SetCleanSession(false)
+	o.SetCleanSession(cfg.clean)
 	o.SetOrderMatters(true)
 	o.SetAutoReconnect(false)
 	o.SetConnectRetry(false)

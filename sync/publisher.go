@@ -51,6 +51,10 @@ type PublisherOptions struct {
 	// smaller id (the rejection may then have been a gap caused by a
 	// message the broker lost, and the entry is sent once more).
 	OnRejection func(ctx context.Context, id string, rej *Rejection, raw []byte)
+	// OnSent is called when the broker acknowledged (PUBACK) every frame
+	// of entry id, each time it is sent. It must not block. A PUBACK is not
+	// delivery: the entry stays until a receipt.
+	OnSent func(id string)
 
 	Logger *slog.Logger // nil: discard
 }

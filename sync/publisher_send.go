@@ -70,14 +70,18 @@ func (s *sender) send(ctx context.Context, e entry) error {
 	p.inflight[e.id] = f
 	p.stats.PeakInFlight = max(p.stats.PeakInFlight, len(p.inflight))
 	p.mu.Unlock()
-	for _, fr := range frames {
+	for i, fr := range frames {
 		if err := p.bucket.wait(ctx, len(fr)); err != nil {
 			return err
 		}
 		if cause := s.l.cause(); cause != nil {
 			return &ConnectError{Broker: p.opts.Broker, Err: cause}
 		}
-		s.pending = append(s.pending, s.l.c.Publish(p.topic, 1, false, fr))
+		tok := s.l.c.Publish(p.topic, 1, false, fr)
+		s.pending = append(s.pending, tok)
+		if i == len(frames)-1 && p.opts.OnSent != nil {
+			go s.watchSent(ctx, tok, e.id)
+		}
 		p.mu.Lock()
 		p.stats.FramesSent++
 		p.stats.BytesSent += uint64(len(fr))
@@ -92,6 +96,19 @@ func (s *sender) send(ctx context.Context, e entry) error {
 	p.mu.Unlock()
 	p.log.Debug("sync: bundle sent", "id", e.id, "digest", bundle.FormatHash(digest), "frames", len(frames), "bytes", len(e.data))
 	return nil
+}
+
+// watchSent calls OnSent once the bundle's last frame is acknowledged:
+// frames are published in order on one connection, so all of them are.
+func (s *sender) watchSent(ctx context.Context, tok mqtt.Token, id string) {
+	select {
+	case <-tok.Done():
+		if tok.Error() == nil {
+			s.p.opts.OnSent(id)
+		}
+	case <-ctx.Done():
+	case <-s.l.lost:
+	}
 }
 
 // reap drops acknowledged tokens from the front; with block it waits for

@@ -26,13 +26,23 @@ type Delivery struct {
 // nothing is replied and the agent sends the bundle again later.
 type Handler func(ctx context.Context, d Delivery) (reply []byte, err error)
 
+// EnrollHandler processes an enrollment request that came on
+// edgeseal/v1/<site>/<device>/enroll (the topic's site and device, the
+// message bytes); a non-empty reply (a signed EnrollAck) is published on
+// EnrollReplyTopic. It must be idempotent (QoS 1 can repeat a message); an
+// error means no reply.
+type EnrollHandler func(ctx context.Context, site, device string, request []byte) (reply []byte, err error)
+
 // SubscriberOptions configure NewSubscriber.
 type SubscriberOptions struct {
-	Broker         string      // tcp:// or ssl://, required
-	ClientID       string      // required, stable per archive instance
-	TLS            *tls.Config // for ssl://
-	Group          string      // shared subscription group, default "archive"
-	Handler        Handler     // required
+	Broker   string      // tcp:// or ssl://, required
+	ClientID string      // required, stable per archive instance
+	TLS      *tls.Config // for ssl://
+	Group    string      // shared subscription group, default "archive"
+	Handler  Handler     // required
+	// EnrollHandler, when set, also subscribes to enrollment requests
+	// through the shared subscription SharedEnrollFilter(Group).
+	EnrollHandler  EnrollHandler
 	Logger         *slog.Logger
 	Limits         AssemblerLimits
 	ConnectTimeout time.Duration // default 10 s
@@ -44,6 +54,7 @@ type SubscriberOptions struct {
 type SubscriberStats struct {
 	Connected     bool
 	Handled       uint64 // Handler calls
+	Enrollments   uint64 // EnrollHandler calls
 	HandlerErrors uint64
 	Replies       uint64
 	BadFrames     uint64 // frames refused by topic or Assembler
@@ -138,7 +149,7 @@ func (s *Subscriber) Start(ctx context.Context) error {
 		l, err := dial(ctx, dialConfig{broker: s.opts.Broker, clientID: s.opts.ClientID, tls: s.tls,
 			connectTimeout: s.opts.ConnectTimeout, onMessage: s.onMessage})
 		if err == nil {
-			err = waitToken(ctx, l.c.Subscribe(s.filter, 1, nil), l, s.opts.ConnectTimeout)
+			err = waitToken(ctx, l.c.SubscribeMultiple(s.filters(), nil), l, s.opts.ConnectTimeout)
 			if err == nil {
 				if failing {
 					s.log.Info("sync: broker connection restored", "broker", s.opts.Broker)
@@ -167,6 +178,16 @@ func (s *Subscriber) Start(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// filters are the subscriptions (QoS 1): bundles, and enrollment requests
+// when there is an EnrollHandler.
+func (s *Subscriber) filters() map[string]byte {
+	f := map[string]byte{s.filter: 1}
+	if s.opts.EnrollHandler != nil {
+		f[SharedEnrollFilter(s.opts.Group)] = 1
+	}
+	return f
 }
 
 // serve waits until ctx is done or the link fails; it also polls the link,
@@ -202,6 +223,10 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 	s.mu.Lock()
 	ctx := s.ctx
 	s.mu.Unlock()
+	if site, device, ok := parseEnrollTopic(m.Topic()); ok && s.opts.EnrollHandler != nil {
+		s.onEnroll(ctx, c, site, device, m.Payload())
+		return
+	}
 	site, device, ok := parseBundlesTopic(m.Topic())
 	if !ok {
 		s.count(func(st *SubscriberStats) { st.BadFrames++ })
@@ -238,6 +263,30 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 	// callback is blocking. A reply lost here is repaired when the agent
 	// resends and the archive answers again.
 	topic := ReceiptsTopic(site, device)
+	tok := c.Publish(topic, 1, false, reply)
+	s.count(func(st *SubscriberStats) { st.Replies++ })
+	go s.watch(ctx, tok, topic)
+}
+
+// onEnroll hands an enrollment request to the EnrollHandler and publishes
+// its answer (not waited for, as for bundles).
+func (s *Subscriber) onEnroll(ctx context.Context, c mqtt.Client, site, device string, request []byte) {
+	if len(request) > MaxEnrollMessage {
+		s.count(func(st *SubscriberStats) { st.BadFrames++ })
+		s.log.Warn("sync: enrollment request too large; dropped", "device", site+"/"+device, "bytes", len(request))
+		return
+	}
+	reply, err := s.opts.EnrollHandler(ctx, site, device, request)
+	s.count(func(st *SubscriberStats) { st.Enrollments++ })
+	if err != nil {
+		s.count(func(st *SubscriberStats) { st.HandlerErrors++; st.LastError = err.Error() })
+		s.log.Error("sync: enrollment handler failed; no answer", "device", site+"/"+device, "err", err)
+		return
+	}
+	if len(reply) == 0 {
+		return
+	}
+	topic := EnrollReplyTopic(site, device)
 	tok := c.Publish(topic, 1, false, reply)
 	s.count(func(st *SubscriberStats) { st.Replies++ })
 	go s.watch(ctx, tok, topic)

@@ -49,6 +49,7 @@ const (
 	DefaultSpoolPoll     = 2 * time.Second
 	DefaultLogFormat     = "text"
 	DefaultLogLevel      = "info"
+	DefaultOutboxQuota   = 1 * GiB
 )
 
 // DefaultPCRs is the PCR selection the signing key is bound to by default.
@@ -126,6 +127,11 @@ type Sync struct {
 	MaxMessage     ByteSize `yaml:"max_message"`      // bytes per MQTT message; default 256 KiB
 	Window         int      `yaml:"window"`           // bundles in flight; default 4
 	BytesPerSecond ByteSize `yaml:"bytes_per_second"` // 0: unlimited
+	// OutboxQuota is the outbox size above which the agent raises its
+	// over-quota alarm (one error line, /v1/status outboxOverQuota);
+	// exports are still journaled and sealed. Default 1 GiB. It applies
+	// without a broker too (bundles waiting for removable media).
+	OutboxQuota ByteSize `yaml:"outbox_quota"`
 }
 
 // Log configures the agent's structured log.
@@ -171,6 +177,7 @@ func Default() *Config {
 			MaxBatchLines: DefaultMaxBatchLines,
 		},
 		Spool: Spool{Poll: DefaultSpoolPoll},
+		Sync:  Sync{OutboxQuota: DefaultOutboxQuota},
 		Log:   Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
 	}
 }

@@ -173,6 +173,8 @@ func TestParseValues(t *testing.T) {
 		{"upper-case token hash", "principals:\n  - name: a\n    token_sha256: " + strings.ToUpper(HashToken("tok")) + "\n    roles: [exporter]\n",
 			func(c *Config) bool { p, ok := c.Principals.Authenticate("tok"); return ok && p.Name == "a" }},
 		{"log level with offset", "log:\n  level: warn+2\n", func(c *Config) bool { return c.Log.SlogLevel() == 6 }},
+		{"outbox quota default", "", func(c *Config) bool { return c.Sync.OutboxQuota == DefaultOutboxQuota }},
+		{"outbox quota without a broker", "sync:\n  outbox_quota: 64 MiB\n", func(c *Config) bool { return c.Sync.OutboxQuota == 64*MiB }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,6 +270,7 @@ func TestParseErrors(t *testing.T) {
 		{"sync ssl no ca", minimal("sync:\n  broker: ssl://h:8883\n  archive_key: k.pub\n"), "sync.ca", "always verified"},
 		{"sync cert alone", minimal("sync:\n  broker: tcp://h:1\n  archive_key: k.pub\n  cert: c.pem\n"), "sync.cert", "together"},
 		{"sync key without broker", minimal("sync:\n  archive_key: k.pub\n"), "sync.archive_key", "without sync.broker"},
+		{"outbox quota zero", minimal("sync:\n  outbox_quota: 0\n"), "sync.outbox_quota", "must be positive"},
 		{"spool principal missing", minimal("spool:\n  dir: /s\n"), "spool.principal", "must name a principal"},
 		{"spool principal not exporter", minimal("spool:\n  dir: /s\n  principal: a\nprincipals:\n  - name: a\n    token_sha256: \"" +
 			HashToken("x") + "\"\n    roles: [auditor]\n"), "spool.principal", "lacks the exporter role"},

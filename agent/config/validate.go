@@ -239,6 +239,9 @@ func checkLoopback(addr string) string {
 
 func (c *Config) validateSync(bad func(key, format string, a ...any)) {
 	s := c.Sync
+	if s.OutboxQuota <= 0 {
+		bad("sync.outbox_quota", "must be positive, got %d", s.OutboxQuota)
+	}
 	if s.Broker == "" {
 		for key, v := range map[string]string{"sync.archive_key": s.ArchiveKey, "sync.ca": s.CA, "sync.cert": s.Cert, "sync.key": s.Key} {
 			if v != "" {

@@ -176,7 +176,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	var pub *sync.Publisher // nil: sync is off
 	core, err := agent.Open(ctx, agent.Options{
 		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval,
-		Logger: log.With("component", "core"), Policy: pol,
+		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
 		AfterSeal: func() {
 			if pub != nil {
 				pub.Wake()
@@ -187,7 +187,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		return err
 	}
 	if cfg.Sync.Broker != "" {
-		if pub, err = newPublisher(cfg, j, core, log.With("component", "sync")); err != nil {
+		if pub, err = newPublisher(cfg, core, log.With("component", "sync")); err != nil {
 			return err
 		}
 		syncCtx, stopSync := context.WithCancel(context.Background())

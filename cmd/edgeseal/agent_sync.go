@@ -12,14 +12,13 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
 // newPublisher builds the sync publisher of the agent's outbox from the
 // config's sync section: receipts journaled by the core before an outbox
 // entry is deleted.
-func newPublisher(cfg *config.Config, j *store.Journal, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
+func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
 	key, err := readEd25519Public(cfg.Sync.ArchiveKey)
 	if err != nil {
 		return nil, err
@@ -32,9 +31,10 @@ func newPublisher(cfg *config.Config, j *store.Journal, core *agent.Core, log *s
 	}
 	return sync.NewPublisher(sync.PublisherOptions{
 		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
-		Outbox: j, ArchiveKey: key,
+		Outbox: core, ArchiveKey: key,
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
 		OnReceipt: core.JournalReceipt,
+		OnSent:    core.MarkSent,
 		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
 			log.Error("the archive REFUSED a bundle; it stays in the outbox", "outbox", id, "reason", rej.Reason)
 		},

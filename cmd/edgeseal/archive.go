@@ -125,7 +125,7 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	}
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group,
-		Handler: archiveHandler(a), Logger: log,
+		Handler: archiveHandler(a), EnrollHandler: a.ReceiveEnrollment, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -483,7 +483,8 @@ func (c *demoClient) waitDelivered(ctx context.Context) error {
 	return errors.New("demo: bundles not receipted by the archive within 60s (see agent.log and archive.log)")
 }
 
-// exportStatus asks the auditor's view of an export: journaled or sealed.
+// exportStatus asks the auditor's view of an export: journaled, sealed,
+// sent or archived.
 func (c *demoClient) exportStatus(ctx context.Context, id, seq string) (status, seqOut string, err error) {
 	r, err := c.do(ctx, "GET", "/v1/exports/"+id, c.tokens["auditor"], "", nil)
 	if err != nil {

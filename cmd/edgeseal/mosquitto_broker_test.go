@@ -165,6 +165,21 @@ func TestMosquittoBroker(t *testing.T) {
 		if logs := ar.logs.String(); strings.Contains(logs, "ALERT") {
 			t.Fatalf("archive alerted:\n%s", logs)
 		}
+
+		// Enrollment: device A's certificate may publish its own enroll
+		// topic and read its answers; device B's may not publish on A's
+		// (dropped by the broker: no answer, nothing at the archive).
+		ack, err := brokerEnroll(t, brk, certs.pki, certs.devA, "site1", "devA", chainA, ar.a, 20*time.Second)
+		if err != nil || ack.Status != sync.EnrollApproved || ack.Device != "site1/devA" {
+			t.Fatalf("device A's enrollment: %+v %v\n%s", ack, err, ar.logs)
+		}
+		if _, err := brokerEnroll(t, brk, certs.pki, certs.devB, "site1", "devA", chainB, ar.a, 2*time.Second); err == nil {
+			t.Fatal("device B's certificate enrolled on device A's topic")
+		}
+		time.Sleep(500 * time.Millisecond)
+		if logs := ar.logs.String(); strings.Contains(logs, "ALERT") {
+			t.Fatalf("the archive saw the impostor's enrollment:\n%s", logs)
+		}
 		ar.stop(t)
 	})
 
@@ -237,6 +252,16 @@ func TestMosquittoBroker(t *testing.T) {
 		spy.stop()
 		if st := ar.a.Stats(); st.Accepted != 2 || st.Refused != 1 {
 			t.Fatalf("archive: %+v", st)
+		}
+		// Without the ACL an enrollment on another device's topic reaches
+		// the archive, which refuses it: the topic's device is not the
+		// request's.
+		ack, err := brokerEnroll(t, brk, certs.pki, certs.devB, "site1", "devA", chainB, ar.a, 20*time.Second)
+		if err != nil || ack.Status != sync.EnrollRefused || !strings.Contains(ack.Reason, "site1/devB") {
+			t.Fatalf("impostor's enrollment without the ACL: %+v %v", ack, err)
+		}
+		if !strings.Contains(ar.logs.String(), "ALERT "+archive.KindEnrollmentRefused) {
+			t.Fatalf("no alert for the impostor's enrollment:\n%s", ar.logs)
 		}
 		ar.stop(t)
 	})
@@ -426,6 +451,23 @@ func startSpy(t *testing.T, brk *mqtttest.Broker, certs brokerCerts, a *archive.
 		time.Sleep(20 * time.Millisecond)
 	}
 	return spy
+}
+
+// brokerEnroll sends chain's trust as an enrollment request with cert as
+// device site/device, through the broker (TLS as the agent does it).
+func brokerEnroll(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, site, device string, chain *bundletest.Chain, a *archive.Archive, wait time.Duration) (*sync.EnrollAck, error) {
+	t.Helper()
+	tc, err := syncTLS(agentconfig.Sync{CA: pki.CAFile, Cert: cert.CertFile, Key: cert.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := chain.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, _, err := sync.Enroll(t.Context(), sync.EnrollOptions{Broker: brk.URL, Site: site, Device: device, TLS: tc,
+		ArchiveKey: a.PublicKey(), ArchiveKeyID: a.KeyID(), Request: req, Timeout: wait})
+	return ack, err
 }
 
 func (ag *agentPublisher) stop() {

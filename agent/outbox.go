@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+)
+
+// DefaultOutboxQuota is the outbox size above which the agent raises its
+// over-quota alarm when Options.OutboxQuota is not set: 1 GiB, about two
+// weeks of a busy site's bundles (see docs/CONTRACTS.md, "agent outbox").
+const DefaultOutboxQuota = 1 << 30
+
+// OutboxUsage is the outbox's size against its quota.
+type OutboxUsage struct {
+	Bundles   int
+	Bytes     int64
+	Quota     int64
+	OverQuota bool
+}
+
+// Outbox calls fn for each outbox entry in id order (the sync publisher's
+// queue; with DeleteOutbox, Core satisfies sync.Outbox).
+func (c *Core) Outbox(ctx context.Context, fn func(id string, data []byte) error) error {
+	return c.j.Outbox(ctx, fn)
+}
+
+// DeleteOutbox removes a delivered outbox entry (after its receipt is
+// journaled) and re-checks the quota, so the recovery is logged as soon
+// as the outbox drains below it.
+func (c *Core) DeleteOutbox(ctx context.Context, id string) error {
+	if err := c.j.DeleteOutbox(ctx, id); err != nil {
+		return err
+	}
+	c.sentMu.Lock()
+	delete(c.sent, id)
+	c.sentMu.Unlock()
+	if _, err := c.CheckOutbox(ctx); err != nil {
+		c.log.Warn("outbox quota check failed", "err", err)
+	}
+	return nil
+}
+
+// MarkSent records that the broker acknowledged every frame of outbox
+// entry id (a PUBACK: sent, not yet delivered). It is kept in memory
+// only: after a restart the publisher sends every unreceipted bundle
+// again, and the export reads `sealed` until it has. A PUBACK that comes
+// after the receipt was journaled is ignored (the mark would never be
+// cleared).
+func (c *Core) MarkSent(id string) {
+	c.sentMu.Lock() // held across the check: DeleteOutbox clears after it
+	defer c.sentMu.Unlock()
+	if d, err := c.delivery(id); d != nil || err != nil {
+		return
+	}
+	c.sent[id] = true
+}
+
+func (c *Core) isSent(id string) bool {
+	c.sentMu.Lock()
+	defer c.sentMu.Unlock()
+	return c.sent[id]
+}
+
+// CheckOutbox measures the outbox against the quota and logs once when it
+// crosses above (error level) and once when it is back below. Crossing
+// the quota stops nothing: exports are still journaled and sealed (the
+// journal is the record of custody); the alarm says bundles are not
+// reaching the archive.
+func (c *Core) CheckOutbox(ctx context.Context) (OutboxUsage, error) {
+	n, size, err := c.j.OutboxSize(ctx)
+	if err != nil {
+		return OutboxUsage{}, fmt.Errorf("agent: outbox: %w", err)
+	}
+	u := OutboxUsage{Bundles: n, Bytes: size, Quota: c.opts.OutboxQuota, OverQuota: size > c.opts.OutboxQuota}
+	if was := c.overQuota.Swap(u.OverQuota); was != u.OverQuota {
+		if u.OverQuota {
+			c.log.Error("OUTBOX OVER QUOTA: bundles are not reaching the archive; exports are still journaled and sealed",
+				"outboxBytes", u.Bytes, "outboxQuota", u.Quota, "bundles", u.Bundles)
+		} else {
+			c.log.Warn("outbox back under its quota", "outboxBytes", u.Bytes, "outboxQuota", u.Quota, "bundles", u.Bundles)
+		}
+	}
+	return u, nil
+}

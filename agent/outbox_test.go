@@ -1,0 +1,193 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/archive"
+)
+
+type logBuffer struct {
+	mu gosync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// An export goes journaled -> sealed -> sent -> archived, the last from
+// the journaled receipt of a real archive, and stays archived after a
+// restart (sent does not survive one). A small outbox quota raises the
+// alarm once on crossing and once on recovery, and refuses nothing.
+func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	logs := &logBuffer{}
+	const quota = 1024
+	withQuota := func(o *Options) {
+		o.OutboxQuota = quota
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), withQuota)
+	status := func(id string) *ExportInfo {
+		t.Helper()
+		info, err := r.core.ExportStatus(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	usage := func() *Status {
+		t.Helper()
+		st, err := r.core.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	const overLine, underLine = "OUTBOX OVER QUOTA", "outbox back under its quota"
+	ingest := func(ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if _, err := r.core.Ingest(ctx, n8n, "api", invoice(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r.withPolicy()
+
+	ingest("a-0", "a-1")
+	if got := status("a-0").Status; got != StatusJournaled {
+		t.Fatalf("before a seal: %s", got)
+	}
+	if st := usage(); st.OutboxOverQuota || st.OutboxBytes != 0 || st.OutboxQuota != quota {
+		t.Fatalf("empty outbox: %+v", st)
+	}
+	res1, _ := r.seal()
+	st := usage()
+	if !st.OutboxOverQuota || st.Outbox != 1 || st.OutboxBytes < int64(len(res1.Bundle)) || st.OutboxBytes > int64(len(res1.Bundle))+256 {
+		t.Fatalf("after a %d-byte bundle: %+v", len(res1.Bundle), st)
+	}
+	if info := status("a-0"); info.Status != StatusSealed || info.Bundle != res1.ID {
+		t.Fatalf("after the seal: %+v", info)
+	}
+	// Over quota, exports are still journaled and sealed; the alarm is
+	// logged once.
+	ingest("b-0", "b-1")
+	res2, _ := r.seal()
+	usage()
+	if n := logs.count(overLine); n != 1 {
+		t.Fatalf("%d over-quota lines, want 1", n)
+	}
+	if info := status("b-1"); info.Status != StatusSealed || info.Bundle != res2.ID {
+		t.Fatalf("second bundle: %+v", info)
+	}
+	r.core.MarkSent(res1.ID)
+	if got := status("a-1").Status; got != StatusSent {
+		t.Fatalf("after the PUBACK: %s", got)
+	}
+
+	// A real archive answers both bundles; their receipts are journaled
+	// and the entries deleted as the sync publisher does.
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := archive.Open(ctx, archive.Options{Dir: t.TempDir(), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	raw, err := r.trust().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Enroll(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Approve(ctx, "site-a/dev-1", "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(res *SealResult) {
+		t.Helper()
+		rc, err := a.Receive(ctx, "site-a", "dev-1", res.Bundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.core.JournalReceipt(ctx, res.ID, rc); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.core.DeleteOutbox(ctx, res.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(res1)
+	info := status("a-1")
+	if info.Status != StatusArchived || info.Delivery == nil || info.Delivery.Outbox != res1.ID || info.Delivery.LogIndex != 0 {
+		t.Fatalf("after the receipt: %+v", info)
+	}
+	if st := usage(); !st.OutboxOverQuota || logs.count(underLine) != 0 {
+		t.Fatalf("one bundle left, still over quota: %+v", st)
+	}
+	r.core.MarkSent(res1.ID) // a late PUBACK changes nothing
+	deliver(res2)
+	if st := usage(); st.OutboxOverQuota || st.Outbox != 0 || st.OutboxBytes != 0 || logs.count(underLine) != 1 || logs.count(overLine) != 1 {
+		t.Fatalf("drained: %+v, %d/%d lines", st, logs.count(overLine), logs.count(underLine))
+	}
+	// The same receipt again journals nothing.
+	size := r.j.Size()
+	rc, err := a.Receive(ctx, "site-a", "dev-1", res2.Bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.core.JournalReceipt(ctx, res2.ID, rc); err != nil || r.j.Size() != size {
+		t.Fatalf("receipt again: %v, journal %d -> %d", err, size, r.j.Size())
+	}
+	r.core.sentMu.Lock()
+	left := len(r.core.sent)
+	r.core.sentMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d sent marks left after delivery", left)
+	}
+
+	// A third bundle, sent: after a restart archived is still known, sent
+	// is not.
+	ingest("c-0")
+	res3, _ := r.seal()
+	r.core.MarkSent(res3.ID)
+	if got := status("c-0").Status; got != StatusSent || logs.count(overLine) != 2 {
+		t.Fatalf("third bundle: %s, %d over-quota lines", got, logs.count(overLine))
+	}
+	r.close()
+	r = openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), withQuota)
+	r.withPolicy()
+	if info := status("b-0"); info.Status != StatusArchived || info.Bundle != res2.ID || info.Delivery.LogIndex != 1 {
+		t.Fatalf("after a restart: %+v", info)
+	}
+	if got := status("c-0").Status; got != StatusSealed {
+		t.Fatalf("sent after a restart: %s, want %s", got, StatusSealed)
+	}
+	if st := usage(); !st.OutboxOverQuota || logs.count(overLine) != 3 {
+		t.Fatalf("over quota again after the restart: %+v, %d lines", st, logs.count(overLine))
+	}
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/broker"
+	aconfig "github.com/edgeseal/edgeseal/archive/config"
+)
+
+// embeddedArchive is the archive daemon (runArchive) with its embedded
+// broker, in this process.
+type embeddedArchive struct {
+	a       *archive.Archive
+	b       *broker.Broker
+	dataDir string
+	keyFile string
+	logs    *lockedBuffer
+}
+
+func startEmbeddedArchive(t *testing.T) *embeddedArchive {
+	t.Helper()
+	adir := t.TempDir()
+	cfgFile := filepath.Join(adir, "archive.yaml")
+	if err := os.WriteFile(cfgFile, []byte("data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	acfg, err := aconfig.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea := &embeddedArchive{dataDir: acfg.DataDir, keyFile: acfg.KeyFile, logs: &lockedBuffer{}}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(ea.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	go func() {
+		done <- runArchive(ctx, acfg, log, &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) {
+			ea.a, ea.b = a, b
+			close(ready)
+		}})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("archive daemon: %v\n%s", err, ea.logs)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("archive daemon not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("archive daemon: %v", err)
+		}
+	})
+	return ea
+}
+
+// exportState reads GET /v1/exports/{id}.
+func exportState(t *testing.T, c *http.Client, id string) agent.ExportInfo {
+	t.Helper()
+	r, err := do(t, c, "GET", "http://agent/v1/exports/"+id, tokAuditor, "", nil)
+	if err != nil || r.status != http.StatusOK {
+		t.Fatalf("GET export %s: %d %s %v", id, r.status, r.body, err)
+	}
+	var info agent.ExportInfo
+	if err := json.Unmarshal(r.body, &info); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// TestEnrollOverMQTT: `edgeseal agent enroll` sends the device's
+// enrollment over MQTT to the archive daemon (embedded broker) and gets
+// its signed "pending approval"; `archive devices list` shows it pending;
+// the agent's bundles are refused until `archive devices approve`, then
+// accepted. The export goes journaled -> sealed -> sent -> archived in
+// GET /v1/exports/{id}, and archived holds after a restart.
+func TestEnrollOverMQTT(t *testing.T) {
+	needAgent(t)
+	ar := startEmbeddedArchive(t)
+	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	cfg := filepath.Join(a.dir, "agent.yaml")
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "sync:\n  broker: %s\n  archive_key: %s\n", ar.b.URL(), ar.keyFile+".pub")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	reqFile := filepath.Join(t.TempDir(), "enroll.json")
+	out, code := bundlesCLI(t, "agent", "enroll", "--config", cfg, "--out", reqFile, "--note", "e2e", "--timeout", "30s")
+	if code != 0 || !strings.Contains(out, "pending approval") || !strings.Contains(out, "edgeseal archive devices approve e2e-site/dev-1 --key sha256:") {
+		t.Fatalf("agent enroll: exit %d\n%s\n%s", code, out, ar.logs)
+	}
+	t.Logf("agent enroll:\n%s", out)
+	raw, err := os.ReadFile(reqFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil || req.Note != "e2e" || !req.PCRsMatch() {
+		t.Fatalf("the request file: %v", err)
+	}
+	keyID := req.ParsedTrust().KeyID
+	out, code = bundlesCLI(t, "archive", "devices", "list", "--json", "--data-dir", ar.dataDir)
+	var devs []archive.DeviceInfo
+	if code != 0 || json.Unmarshal([]byte(out), &devs) != nil || len(devs) != 1 || devs[0].Name != "e2e-site/dev-1" ||
+		devs[0].Status != archive.StatusPending || devs[0].Pending == nil || devs[0].KeyID != "" {
+		t.Fatalf("devices list: exit %d\n%s", code, out)
+	}
+	if pending, err := json.Marshal(devs[0].Pending); err != nil || !strings.Contains(string(pending), `"note":"e2e"`) {
+		t.Fatalf("pending request %s: %v", pending, err)
+	}
+	if logs := ar.logs.String(); !strings.Contains(logs, "ALERT "+archive.KindEnrollment) {
+		t.Fatalf("no enrollment alert:\n%s", logs)
+	}
+
+	// Pending: the agent's bundle goes out (PUBACKed: sent) and is refused.
+	p := airGapRounds(t, a, 1)
+	c := unixClient(a.socket)
+	waitExport := func(id, want string, p *agentProc) agent.ExportInfo {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			info := exportState(t, c, id)
+			if info.Status == want {
+				return info
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("export %s is %s, not %s, after 60s\n%s\n%s", id, info.Status, want, p.stderr, ar.logs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	sent := waitExport("inv-0-0", agent.StatusSent, p)
+	deadline := time.Now().Add(30 * time.Second)
+	for ar.a.Stats().Refused == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending device's bundle was not refused\n%s", ar.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ar.a.LogSize() != 0 || ar.a.Stats().Accepted != 0 {
+		t.Fatalf("a bundle of a pending device was accepted: %+v", ar.a.Stats())
+	}
+	if info := exportState(t, c, "inv-0-0"); info.Status != agent.StatusSent || info.Delivery != nil {
+		t.Fatalf("refused bundle: %+v", info)
+	}
+	for !strings.Contains(p.stderr.String(), "the archive REFUSED a bundle") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not log the refusal:\n%s", p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Approved: after a restart the agent sends the bundle again and it
+	// is accepted.
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--key", keyID, "--data-dir", ar.dataDir); code != 0 {
+		t.Fatalf("approve: exit %d\n%s", code, out)
+	}
+	p.stop()
+	p = a.start(t, true)
+	info := waitExport("inv-0-0", agent.StatusArchived, p)
+	if info.Bundle != sent.Bundle || info.Delivery == nil || info.Delivery.Outbox != sent.Bundle || info.Delivery.LogIndex != 0 {
+		t.Fatalf("archived: %+v (sent as %s)", info, sent.Bundle)
+	}
+	if st := ar.a.Stats(); st.Accepted < 1 || st.Refused != 1 {
+		t.Fatalf("archive: %+v", st)
+	}
+	p.stop()
+	p = a.start(t, true)
+	if info := exportState(t, c, "inv-0-1"); info.Status != agent.StatusArchived || info.Bundle != sent.Bundle {
+		t.Fatalf("after a restart: %+v", info)
+	}
+	r, err := do(t, c, "GET", "http://agent/v1/status", tokAuditor, "", nil)
+	var st agent.Status
+	if err != nil || json.Unmarshal(r.body, &st) != nil || st.OutboxQuota != 1<<30 || st.OutboxOverQuota {
+		t.Fatalf("status: %s %v", r.body, err)
+	}
+	p.stop()
+}
