@@ -178,8 +178,12 @@ func TestChunked(t *testing.T) {
 	if got := arch.ids("site1/dev1"); !slices.Equal(got, []string{entryID(0), entryID(1), entryID(2)}) {
 		t.Errorf("order %v", got)
 	}
-	if as := sub.Stats().Assembler; as.Completed < 3 || as.Partials != 0 || as.Bytes != 0 {
-		t.Errorf("assembler %+v", as)
+	// A bundle sent again (after a reconnect on a loaded machine) may
+	// leave the frames of its second copy in the assembler, completed or
+	// not, until its TTL; without a resend nothing may be left.
+	as := sub.Stats().Assembler
+	if as.Completed < 3 || (p.Stats().Resent == 0 && (as.Partials != 0 || as.Bytes != 0)) {
+		t.Errorf("assembler %+v, publisher %+v", as, p.Stats())
 	}
 }
 
