@@ -175,3 +175,73 @@ func TestRequeueAfterGap(t *testing.T) {
 		t.Errorf("after delivering 2: stats %+v, held %v", st, p.held)
 	}
 }
+
+// TestRetryHeld: rejected entries are sent once more after RetryHeld
+// (the device may have been approved meanwhile), the wait doubling up to
+// 8 times while nothing is delivered, and reset by a delivery.
+func TestRetryHeld(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	data := map[string][]byte{}
+	for _, id := range []string{"1", "2"} {
+		data[id] = bundleBytes("held"+id, 200)
+		ob.put(id, data[id])
+	}
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys)
+	o.RetryHeld = time.Minute
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	p.now = func() time.Time { return now }
+	ctx := context.Background()
+	reject := func(id string) {
+		t.Helper()
+		if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data[id]), "site1/dev1", "device not approved")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reject("1")
+	reject("2")
+	p.retryHeld()
+	if st := p.Stats(); st.Held != 2 || st.Requeued != 0 {
+		t.Fatalf("retried at once: %+v", st)
+	}
+	// The waits: 1, 2, 4, 8, 8 minutes.
+	for i, wait := range []time.Duration{1, 2, 4, 8, 8} {
+		now = now.Add(wait*time.Minute - time.Second)
+		p.retryHeld()
+		if p.Stats().Held != 2 {
+			t.Fatalf("retry %d came before its %v wait", i, wait*time.Minute)
+		}
+		now = now.Add(time.Second)
+		p.retryHeld()
+		if st := p.Stats(); st.Held != 0 || st.Requeued != uint64(2*(i+1)) {
+			t.Fatalf("retry %d after %v: %+v", i, wait*time.Minute, st)
+		}
+		reject("1")
+		reject("2")
+	}
+	// A delivery resets the wait to RetryHeld.
+	if err := p.handleReply(ctx, keys.receipt(t, sha256.Sum256(data["1"]), "site1/dev1")); err != nil {
+		t.Fatal(err)
+	}
+	reject("2")
+	now = now.Add(time.Minute)
+	p.retryHeld()
+	if st := p.Stats(); st.Held != 0 {
+		t.Fatalf("wait not reset by a delivery: %+v", st)
+	}
+	o.RetryHeld = -1
+	never, _ := NewPublisher(o)
+	never.now = p.now
+	if err := never.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["2"]), "site1/dev1", "x")); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(24 * time.Hour)
+	never.retryHeld()
+	if never.Stats().Held != 1 {
+		t.Fatal("negative RetryHeld retried")
+	}
+}

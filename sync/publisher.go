@@ -36,6 +36,12 @@ type PublisherOptions struct {
 	Window         int           // bundles sent and not yet receipted, default 4
 	BytesPerSecond int64         // 0: unlimited
 	ResendAfter    time.Duration // resend what has no receipt after this, default 2 min
+	// RetryHeld: entries the archive rejected are sent once more after
+	// this long (an operator may have approved the device or fixed its
+	// golden values meanwhile), the wait doubling up to 8 times RetryHeld
+	// while nothing is delivered. Default 5 min; negative: never (only
+	// Requeue, a restart or an earlier entry's delivery send them again).
+	RetryHeld      time.Duration
 	Tick           time.Duration // outbox poll interval, default 5 s
 	ConnectTimeout time.Duration // default 10 s
 	BackoffMin     time.Duration // reconnect backoff, default 500 ms
@@ -47,7 +53,7 @@ type PublisherOptions struct {
 	OnReceipt func(ctx context.Context, id string, receipt []byte) error
 	// OnRejection is called when the archive refused an entry with a
 	// signed rejection. The entry is kept in the outbox and not sent again
-	// until Requeue(id), a restart, or the delivery of an entry with a
+	// until RetryHeld passes, Requeue(id), a restart, or the delivery of an entry with a
 	// smaller id (the rejection may then have been a gap caused by a
 	// message the broker lost, and the entry is sent once more).
 	OnRejection func(ctx context.Context, id string, rej *Rejection, raw []byte)
@@ -100,6 +106,8 @@ type Publisher struct {
 	ctx       context.Context
 	inflight  map[string]*flight
 	held      map[string]bool   // not sent: true rejected by the archive, false unsendable id
+	heldWait  time.Duration     // current RetryHeld wait (doubles, reset by a delivery)
+	heldAt    time.Time         // last rejection or retry of held entries
 	recent    map[[32]byte]bool // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
 	stats     Stats
@@ -135,6 +143,9 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		return nil, &ConfigError{Field: "BytesPerSecond", Reason: "negative"}
 	}
 	setDur(&opts.ResendAfter, 2*time.Minute)
+	if opts.RetryHeld == 0 {
+		opts.RetryHeld = 5 * time.Minute
+	}
 	setDur(&opts.Tick, 5*time.Second)
 	setDur(&opts.ConnectTimeout, 10*time.Second)
 	setDur(&opts.BackoffMin, 500*time.Millisecond)
@@ -173,6 +184,36 @@ func (p *Publisher) Requeue(id string) {
 	delete(p.held, id)
 	p.mu.Unlock()
 	p.Wake()
+}
+
+// retryHeld sends the rejected entries again once their wait is over.
+func (p *Publisher) retryHeld() {
+	if p.opts.RetryHeld < 0 {
+		return
+	}
+	p.mu.Lock()
+	if p.heldWait == 0 {
+		p.heldWait = p.opts.RetryHeld
+	}
+	if p.heldAt.IsZero() || p.now().Sub(p.heldAt) < p.heldWait {
+		p.mu.Unlock()
+		return
+	}
+	var again []string
+	for id, rejected := range p.held {
+		if rejected {
+			delete(p.held, id)
+			again = append(again, id)
+		}
+	}
+	p.heldAt = p.now()
+	p.heldWait = min(2*p.heldWait, 8*p.opts.RetryHeld)
+	p.stats.Requeued += uint64(len(again))
+	p.mu.Unlock()
+	if len(again) > 0 {
+		p.log.Warn("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		p.Wake()
+	}
 }
 
 // Stats returns a snapshot.
@@ -272,6 +313,7 @@ func (p *Publisher) session(ctx context.Context, l *link) error {
 			if cause := l.cause(); cause != nil {
 				return &ConnectError{Broker: p.opts.Broker, Err: cause}
 			}
+			p.retryHeld()
 		}
 	}
 }

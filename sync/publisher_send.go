@@ -197,6 +197,7 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 			}
 		}
 		p.stats.Requeued += uint64(len(again))
+		p.heldWait = p.opts.RetryHeld
 		p.mu.Unlock()
 		if len(again) > 0 {
 			p.log.Warn("sync: an earlier bundle was delivered after later ones were rejected; sending those again",
@@ -217,9 +218,10 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 		p.mu.Lock()
 		delete(p.inflight, id)
 		p.held[id] = true
+		p.heldAt = p.now()
 		p.stats.Rejected++
 		p.mu.Unlock()
-		p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox and not sent again",
+		p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox, sent again only after sync.retry_held",
 			"id", id, "digest", rej.BundleDigest, "reason", rej.Reason, "checks", rej.Checks)
 		if p.opts.OnRejection != nil {
 			p.opts.OnRejection(ctx, id, rej, payload)

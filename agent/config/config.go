@@ -132,6 +132,11 @@ type Sync struct {
 	// exports are still journaled and sealed. Default 1 GiB. It applies
 	// without a broker too (bundles waiting for removable media).
 	OutboxQuota ByteSize `yaml:"outbox_quota"`
+	// RetryHeld is how long a bundle the archive rejected waits before it
+	// is sent once more (the device may have been approved meanwhile);
+	// the wait doubles up to 8 times while nothing is delivered. Default
+	// 5m; "-1s" (negative) never retries until the agent restarts.
+	RetryHeld time.Duration `yaml:"retry_held"`
 }
 
 // Log configures the agent's structured log.
