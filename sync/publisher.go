@@ -66,7 +66,7 @@ type Stats struct {
 	Rejected      uint64 // signed rejections received
 	Requeued      uint64 // rejected entries sent again after an earlier one was delivered
 	BadReplies    uint64 // receipts or rejections that did not verify or match
-	Resent        uint64 // bundles sent again (reconnect or timeout)
+	Resent        uint64 // bundles sent again (reconnect, timeout or a later bundle answered first)
 	BundlesSent   uint64
 	FramesSent    uint64
 	BytesSent     uint64
@@ -77,6 +77,7 @@ type Stats struct {
 type flight struct {
 	digest [32]byte
 	sent   time.Time
+	order  uint64 // when it was sent on this connection, counting up
 }
 
 // Publisher sends the outbox to the archive (see the package doc).
@@ -98,6 +99,7 @@ type Publisher struct {
 	held      map[string]bool   // not sent: true rejected by the archive, false unsendable id
 	recent    map[[32]byte]bool // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
+	sendOrder uint64 // the last flight.order given
 	stats     Stats
 }
 

@@ -126,6 +126,10 @@ type Sync struct {
 	MaxMessage     ByteSize `yaml:"max_message"`      // bytes per MQTT message; default 256 KiB
 	Window         int      `yaml:"window"`           // bundles in flight; default 4
 	BytesPerSecond ByteSize `yaml:"bytes_per_second"` // 0: unlimited
+	// ResendAfter sends a bundle again when no receipt came back for it
+	// in this time (the broker can lose a QoS 1 message, e.g. a shared
+	// subscription's while the archive reconnects); default 2m, >= 1s.
+	ResendAfter time.Duration `yaml:"resend_after"`
 }
 
 // Log configures the agent's structured log.

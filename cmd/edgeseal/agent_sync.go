@@ -34,7 +34,8 @@ func newPublisher(cfg *config.Config, j *store.Journal, core *agent.Core, log *s
 		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
 		Outbox: j, ArchiveKey: key,
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
-		OnReceipt: core.JournalReceipt,
+		ResendAfter: cfg.Sync.ResendAfter,
+		OnReceipt:   core.JournalReceipt,
 		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
 			log.Error("the archive REFUSED a bundle; it stays in the outbox", "outbox", id, "reason", rej.Reason)
 		},
