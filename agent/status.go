@@ -149,7 +149,7 @@ func (c *Core) ExportStatus(ctx context.Context, id string) (*ExportInfo, error)
 	}
 	// The bundle sealing seq is the first outbox id past it (ids sort by size).
 	want := OutboxID(seq + 1)
-	err = c.j.Outbox(ctx, func(ob string, _ []byte) error {
+	err = c.j.OutboxIDs(ctx, func(ob string) error {
 		if ob >= want && (info.Bundle == "" || ob < info.Bundle) {
 			info.Bundle = ob
 		}
@@ -172,7 +172,7 @@ func (c *Core) Status(ctx context.Context) (*Status, error) {
 		return nil, fmt.Errorf("agent: status: %w", err)
 	}
 	st.Pending = st.JournalSize - min(cpSize, st.JournalSize)
-	if err := c.j.Outbox(ctx, func(string, []byte) error { st.Outbox++; return nil }); err != nil {
+	if err := c.j.OutboxIDs(ctx, func(string) error { st.Outbox++; return nil }); err != nil {
 		return nil, fmt.Errorf("agent: status: outbox: %w", err)
 	}
 	st.TPM = c.tpmStatus(ctx)
