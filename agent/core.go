@@ -111,6 +111,8 @@ type Core struct {
 	overQuota atomic.Bool // the outbox is over OutboxQuota (as last checked)
 	sentMu    sync.Mutex
 	sent      map[string]bool // outbox ids PUBACKed since the start, until delivered
+	timeMu    sync.Mutex
+	lastTime  time.Time // time of the last record built (see stamp)
 }
 
 // Open starts a core over an open journal and TPM and journals an
@@ -130,6 +132,17 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		sent:   map[string]bool{},
 	}
 	c.origin = bundle.Origin(c.device)
+	if n := j.Size(); n > 0 {
+		raw, err := j.Record(n - 1)
+		if err != nil {
+			return nil, fmt.Errorf("agent: last record: %w", err)
+		}
+		r, err := bundle.ParseRecord(raw)
+		if err != nil {
+			return nil, fmt.Errorf("agent: last record %d: %w", n-1, err)
+		}
+		c.lastTime = r.Time
+	}
 	if err := c.recoverOutbox(ctx); err != nil {
 		return nil, err
 	}
@@ -162,10 +175,9 @@ func (c *Core) Append(ctx context.Context, typ string, actor bundle.Actor, body 
 	if err != nil {
 		return store.Appended{}, fmt.Errorf("agent: body: %w", err)
 	}
-	now := c.opts.Now()
 	a, err := c.j.Append(ctx, store.Entry{
 		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-			r := bundle.Record{Seq: seq, Type: typ, Time: now, Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			r := bundle.Record{Seq: seq, Type: typ, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
 			return r.Marshal()
 		},
 		Payloads: payloads,
@@ -175,6 +187,22 @@ func (c *Core) Append(ctx context.Context, typ string, actor bundle.Actor, body 
 	}
 	c.maybeWake(a.Size)
 	return a, nil
+}
+
+// stamp returns the time of a record being built: the clock, but never
+// before the record built before it. Build functions run in sequence
+// order, so records' times never go back (the verifier's records.time),
+// neither when concurrent appends took the clock in another order than
+// the sequencer numbered them nor when the wall clock steps back.
+func (c *Core) stamp() time.Time {
+	now := c.opts.Now()
+	c.timeMu.Lock()
+	defer c.timeMu.Unlock()
+	if now.Before(c.lastTime) {
+		now = c.lastTime
+	}
+	c.lastTime = now
+	return now
 }
 
 // Export is one export handed to the agent.

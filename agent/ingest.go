@@ -282,10 +282,12 @@ func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cau
 	return c.entry(bundle.TypeExportRejected, actor, body)
 }
 
-// entry builds a record entry whose time is taken when it is built.
+// entry builds a record entry whose time is taken when it is built, in
+// sequence order (stamp).
 func (c *Core) entry(typ string, actor bundle.Actor, body any) store.Entry {
 	// The record is encoded and checked here, on the caller's goroutine;
-	// the journal's sequencer only splices in seq and prev.
+	// the journal's sequencer only splices in seq, prev and the time,
+	// taken in sequence order (stamp).
 	r := bundle.Record{Type: typ, Time: c.opts.Now(), Device: c.device, Actor: actor}
 	err := r.SetBody(body)
 	var tpl *bundle.RecordTemplate
@@ -295,7 +297,9 @@ func (c *Core) entry(typ string, actor bundle.Actor, body any) store.Entry {
 	if err != nil {
 		return store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, err }}
 	}
-	return store.Entry{Build: tpl.Build}
+	return store.Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+		return tpl.Build(seq, prev, c.stamp())
+	}}
 }
 
 // originalReceipt rebuilds the receipt of the export journaled at seq, for

@@ -42,12 +42,12 @@ func TestTemplateBuildEqualsMarshal(t *testing.T) {
 			if seq == 0 {
 				prev = [32]byte{}
 			}
-			r.Seq, r.Prev = seq, prev
+			r.Seq, r.Prev, r.Time = seq, prev, time.Unix(int64(seq%4e9), int64(seq%1e9))
 			want, err := r.Marshal()
 			if err != nil {
 				t.Fatalf("case %d seq %d: marshal: %v", i, seq, err)
 			}
-			got, err := tpl.Build(seq, prev)
+			got, err := tpl.Build(seq, prev, r.Time)
 			if err != nil {
 				t.Fatalf("case %d seq %d: build: %v", i, seq, err)
 			}
@@ -58,8 +58,11 @@ func TestTemplateBuildEqualsMarshal(t *testing.T) {
 	}
 	r := templateRecord(t, TypeSeal, map[string]any{})
 	tpl, _ := r.Template()
-	if _, err := tpl.Build(1<<53, [32]byte{}); err == nil {
+	if _, err := tpl.Build(1<<53, [32]byte{}, time.Now()); err == nil {
 		t.Fatal("seq beyond 2^53 built")
+	}
+	if _, err := tpl.Build(1, [32]byte{}, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)); err == nil {
+		t.Fatal("year 10000 built")
 	}
 }
 
@@ -82,6 +85,7 @@ func FuzzRecordTemplate(f *testing.F) {
 		}
 		tpl, terr := r.Template()
 		r.Seq, r.Prev = seq%(1<<53+2), sha256.Sum256(prevSeed)
+		r.Time = time.Unix(int64(seq%(1<<40)), int64(seq%1e9)).UTC()
 		want, merr := r.Marshal()
 		if terr != nil {
 			if merr == nil && r.Seq <= maxJSONInt {
@@ -89,7 +93,7 @@ func FuzzRecordTemplate(f *testing.F) {
 			}
 			return
 		}
-		got, berr := tpl.Build(r.Seq, r.Prev)
+		got, berr := tpl.Build(r.Seq, r.Prev, r.Time)
 		if (berr == nil) != (merr == nil) {
 			t.Fatalf("build err %v, marshal err %v", berr, merr)
 		}
@@ -103,7 +107,7 @@ func ExampleRecordTemplate() {
 	r := Record{Type: TypeSeal, Time: time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC), Device: "site/dev", Actor: Actor{Kind: "agent", ID: "k1"}}
 	_ = r.SetBody(map[string]int{"size": 3})
 	tpl, _ := r.Template()
-	rec, _ := tpl.Build(2, [32]byte{0xab})
+	rec, _ := tpl.Build(2, [32]byte{0xab}, time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC))
 	fmt.Println(string(rec))
 	// Output:
 	// {"actor":{"id":"k1","kind":"agent"},"body":{"size":3},"device":"site/dev","prev":"sha256:ab00000000000000000000000000000000000000000000000000000000000000","seq":2,"time":"2026-11-26T04:00:00.000000Z","type":"seal","v":1}

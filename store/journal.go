@@ -80,6 +80,9 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if err := repairEmptyLogs(opts.Dir, opts.Logger); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
+	if err := fitMemTable(&opts); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
 	bl := &badgerLogger{l: opts.Logger.With("component", "badger")}
 	db, err := badger.Open(badgerOptions(opts, bl))
 	if err != nil {

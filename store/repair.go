@@ -56,3 +56,32 @@ func repairEmptyLogs(dir string, log *slog.Logger) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// fitMemTable raises o.MemTableSize to what the memtable write-ahead logs
+// in o.Dir were written with. Badger preallocates a *.mem file at twice
+// the memtable size of the process that wrote it and, at open, replays it
+// into a memtable of the opener's size: a smaller one overflows its arena
+// and badger v4.9.6 exits the whole process ("Arena too small"). That is
+// what a tool opening a journal with the default size did after the agent
+// (8 MiB memtables) was killed with commits still in its memtable log.
+func fitMemTable(o *Options) error {
+	ents, err := os.ReadDir(o.Dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if need := fi.Size() / 2; need > o.MemTableSize {
+			o.Logger.Info("store: memtable size raised to the one the journal was written with",
+				"dir", o.Dir, "file", e.Name(), "from", o.MemTableSize, "to", need)
+			o.MemTableSize = need
+		}
+	}
+	return nil
+}

@@ -162,15 +162,67 @@ func (j *Journal) PutOutbox(ctx context.Context, id string, data []byte) error {
 	return nil
 }
 
+// OutboxIDs calls fn with each outbox id, in id order, from one snapshot,
+// without reading the bundles. It stops at the first error from fn or ctx.
+func (j *Journal) OutboxIDs(ctx context.Context, fn func(id string) error) error {
+	if err := j.enter(); err != nil {
+		return fmt.Errorf("store: outbox: %w", err)
+	}
+	defer j.leave()
+	return j.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxOutbox}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(string(it.Item().Key()[1:])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// OutboxGet returns a copy of the outbox entry id; ok is false when there
+// is none (delivered meanwhile).
+func (j *Journal) OutboxGet(ctx context.Context, id string) (data []byte, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	if err := j.enter(); err != nil {
+		return nil, false, fmt.Errorf("store: outbox: %w", err)
+	}
+	defer j.leave()
+	err = j.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(outboxKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		data, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: outbox %q: %w", id, err)
+	}
+	return data, ok, nil
+}
+
 // Outbox calls fn with each outbox entry (a copy), in id order, from one
-// snapshot. It stops at the first error from fn or ctx.
+// snapshot. It stops at the first error from fn or ctx. Each bundle is
+// read when fn is about to get it (no read-ahead: a scan that stops early
+// reads no more than it returns).
 func (j *Journal) Outbox(ctx context.Context, fn func(id string, data []byte) error) error {
 	if err := j.enter(); err != nil {
 		return fmt.Errorf("store: outbox: %w", err)
 	}
 	defer j.leave()
 	return j.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxOutbox}, PrefetchValues: true, PrefetchSize: 16})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxOutbox}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {

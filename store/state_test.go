@@ -139,6 +139,19 @@ func TestOutbox(t *testing.T) {
 	if fmt.Sprint(got) != "[b1=bundle b1 b3=bundle b3]" {
 		t.Fatalf("outbox after delete and reopen: %v", got)
 	}
+	var ids []string
+	if err := j.OutboxIDs(ctx, func(id string) error { ids = append(ids, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids) != "[b1 b3]" {
+		t.Fatalf("outbox ids: %v", ids)
+	}
+	if data, ok, err := j.OutboxGet(ctx, "b3"); err != nil || !ok || string(data) != "bundle b3" {
+		t.Fatalf("get b3: %q %v %v", data, ok, err)
+	}
+	if data, ok, err := j.OutboxGet(ctx, "b2"); err != nil || ok || data != nil {
+		t.Fatalf("get deleted b2: %q %v %v", data, ok, err)
+	}
 }
 
 // Close waits for a running Records; calls made from its callback after

@@ -7,8 +7,10 @@
 // keeps at most Window bundles waiting for a receipt, and deletes an outbox
 // entry only after a receipt signed by the archive's Ed25519 key names the
 // entry's SHA-256. A PUBACK is not delivery: whatever is not receipted is
-// sent again after a reconnect or after ResendAfter, so the archive must
-// tolerate duplicates (it answers a repeat with the same receipt).
+// sent again after a reconnect or after ResendAfter, and at once when the
+// archive answers a bundle sent after one still unanswered (that bundle or
+// its reply was lost), so the archive must tolerate duplicates (it answers
+// a repeat with the same receipt).
 //
 // The archive side is the Subscriber: a shared subscription on
 // $share/<group>/edgeseal/v1/+/+/bundles, an Assembler that joins frames

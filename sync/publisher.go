@@ -20,6 +20,15 @@ type Outbox interface {
 	DeleteOutbox(ctx context.Context, id string) error
 }
 
+// OutboxLister is an Outbox that lists ids without reading the bundles
+// and reads one entry by id (ok false: gone meanwhile); *store.Journal
+// implements it. With it the publisher reads only the bundles it sends,
+// not those in flight ahead of them on every pass.
+type OutboxLister interface {
+	OutboxIDs(ctx context.Context, fn func(id string) error) error
+	OutboxGet(ctx context.Context, id string) (data []byte, ok bool, err error)
+}
+
 // PublisherOptions configure NewPublisher.
 type PublisherOptions struct {
 	Broker   string      // tcp://host:port or ssl://host:port, required
@@ -76,7 +85,7 @@ type Stats struct {
 	Rejected      uint64 // signed rejections received
 	Requeued      uint64 // rejected entries sent again after an earlier one was delivered
 	BadReplies    uint64 // receipts or rejections that did not verify or match
-	Resent        uint64 // bundles sent again (reconnect or timeout)
+	Resent        uint64 // bundles sent again (reconnect, timeout or a later bundle answered first)
 	BundlesSent   uint64
 	FramesSent    uint64
 	BytesSent     uint64
@@ -87,6 +96,7 @@ type Stats struct {
 type flight struct {
 	digest [32]byte
 	sent   time.Time
+	order  uint64 // when it was sent on this connection, counting up
 }
 
 // Publisher sends the outbox to the archive (see the package doc).
@@ -110,6 +120,7 @@ type Publisher struct {
 	heldAt    time.Time         // last rejection or retry of held entries
 	recent    map[[32]byte]bool // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
+	sendOrder uint64 // the last flight.order given
 	stats     Stats
 }
 
@@ -341,7 +352,39 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 	p.mu.Unlock()
 	var out []entry
 	seen := 0
-	err := p.opts.Outbox.Outbox(ctx, func(id string, data []byte) error {
+	var err error
+	if l, ok := p.opts.Outbox.(OutboxLister); ok {
+		var ids []string
+		err = l.OutboxIDs(ctx, func(id string) error {
+			seen++
+			if busy[id] {
+				return nil
+			}
+			if len(ids) >= free {
+				return errStopScan
+			}
+			ids = append(ids, id)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStopScan) {
+			return nil, err
+		}
+		for _, id := range ids {
+			if !ValidID(id) {
+				p.hold(id)
+				continue
+			}
+			data, ok, gerr := l.OutboxGet(ctx, id)
+			if gerr != nil {
+				return nil, gerr
+			}
+			if ok {
+				out = append(out, entry{id: id, data: data})
+			}
+		}
+		return p.scanned(out, seen, err)
+	}
+	err = p.opts.Outbox.Outbox(ctx, func(id string, data []byte) error {
 		seen++
 		if busy[id] {
 			return nil
@@ -350,16 +393,26 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 			return errStopScan
 		}
 		if !ValidID(id) {
-			p.log.Error("sync: outbox id cannot be sent (not printable ASCII or too long); held", "id", id)
-			p.mu.Lock()
-			p.held[id] = false
-			p.mu.Unlock()
+			p.hold(id)
 			return nil
 		}
 		out = append(out, entry{id: id, data: data})
 		free--
 		return nil
 	})
+	return p.scanned(out, seen, err)
+}
+
+// hold keeps an id that cannot be sent out of every scan.
+func (p *Publisher) hold(id string) {
+	p.log.Error("sync: outbox id cannot be sent (not printable ASCII or too long); held", "id", id)
+	p.mu.Lock()
+	p.held[id] = false
+	p.mu.Unlock()
+}
+
+// scanned ends a scan that saw seen entries and stopped with err.
+func (p *Publisher) scanned(out []entry, seen int, err error) ([]entry, error) {
 	complete := err == nil
 	if err != nil && !errors.Is(err, errStopScan) {
 		return nil, err

@@ -61,12 +61,13 @@ func (s *sender) send(ctx context.Context, e entry) error {
 	p := s.p
 	digest := sha256.Sum256(e.data)
 	frames := EncodeChunks(e.id, digest, e.data, p.opts.MaxMessage)
-	f := &flight{digest: digest}
 	p.mu.Lock()
 	if p.recent[digest] { // delivered while the scan ran
 		p.mu.Unlock()
 		return nil
 	}
+	p.sendOrder++
+	f := &flight{digest: digest, order: p.sendOrder}
 	p.inflight[e.id] = f
 	p.stats.PeakInFlight = max(p.stats.PeakInFlight, len(p.inflight))
 	p.mu.Unlock()
@@ -183,6 +184,7 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 			return fmt.Errorf("sync: delete delivered outbox entry %q: %w", id, err)
 		}
 		p.mu.Lock()
+		lost := p.goBack(id)
 		delete(p.inflight, id)
 		p.remember(digest)
 		p.stats.Delivered++
@@ -203,6 +205,7 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 			p.log.Warn("sync: an earlier bundle was delivered after later ones were rejected; sending those again",
 				"delivered", id, "requeued", again)
 		}
+		p.logGoBack(id, lost)
 		p.log.Debug("sync: delivered", "id", id, "digest", r.BundleDigest, "logIndex", r.LogIndex)
 		p.Wake()
 		return nil
@@ -216,11 +219,13 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 			return err
 		}
 		p.mu.Lock()
+		lost := p.goBack(id)
 		delete(p.inflight, id)
 		p.held[id] = true
 		p.heldAt = p.now()
 		p.stats.Rejected++
 		p.mu.Unlock()
+		p.logGoBack(id, lost)
 		p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox, sent again only after sync.retry_held",
 			"id", id, "digest", rej.BundleDigest, "reason", rej.Reason, "checks", rej.Checks)
 		if p.opts.OnRejection != nil {
@@ -230,6 +235,35 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 		return nil
 	default:
 		return p.bad(&ReplyError{Kind: "reply", Reason: "payload type " + env.PayloadType})
+	}
+}
+
+// goBack is called with the entry the archive just answered: the entries
+// sent before it on this connection and still unanswered lost their
+// bundle or their reply on the way (an archive answers a device's bundles
+// in the order they reach it, and the broker keeps that order), so they
+// leave the window now and the next pump sends them again, instead of
+// waiting out ResendAfter. A bundle sent twice is stored once and gets the
+// same receipt again. It returns the ids sent again; p.mu is held.
+func (p *Publisher) goBack(answered string) []string {
+	f, ok := p.inflight[answered]
+	if !ok || f.sent.IsZero() {
+		return nil
+	}
+	var lost []string
+	for id, g := range p.inflight {
+		if g.order < f.order && !g.sent.IsZero() {
+			delete(p.inflight, id)
+			lost = append(lost, id)
+		}
+	}
+	p.stats.Resent += uint64(len(lost))
+	return lost
+}
+
+func (p *Publisher) logGoBack(answered string, lost []string) {
+	if len(lost) > 0 {
+		p.log.Info("sync: a later bundle was answered first; sending the earlier ones again", "answered", answered, "resend", lost)
 	}
 }
 

@@ -137,6 +137,10 @@ type Sync struct {
 	// the wait doubles up to 8 times while nothing is delivered. Default
 	// 5m; "-1s" (negative) never retries until the agent restarts.
 	RetryHeld time.Duration `yaml:"retry_held"`
+	// ResendAfter sends a bundle again when no receipt came back for it
+	// in this time (the broker can lose a QoS 1 message, e.g. a shared
+	// subscription's while the archive reconnects); default 2m, >= 1s.
+	ResendAfter time.Duration `yaml:"resend_after"`
 }
 
 // Log configures the agent's structured log.

@@ -268,4 +268,7 @@ func (c *Config) validateSync(bad func(key, format string, a ...any)) {
 	if s.Window < 0 {
 		bad("sync.window", "must not be negative, got %d", s.Window)
 	}
+	if s.ResendAfter != 0 && s.ResendAfter < time.Second {
+		bad("sync.resend_after", "at least 1s, got %s", s.ResendAfter)
+	}
 }

@@ -33,9 +33,10 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
 		Outbox: core, ArchiveKey: key,
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
-		RetryHeld: cfg.Sync.RetryHeld,
-		OnReceipt: core.JournalReceipt,
-		OnSent:    core.MarkSent,
+		RetryHeld:   cfg.Sync.RetryHeld,
+		ResendAfter: cfg.Sync.ResendAfter,
+		OnReceipt:   core.JournalReceipt,
+		OnSent:      core.MarkSent,
 		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
 			log.Error("the archive REFUSED a bundle; it stays in the outbox", "outbox", id, "reason", rej.Reason)
 		},

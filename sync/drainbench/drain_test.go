@@ -1,0 +1,337 @@
+package drainbench
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/sync"
+	"github.com/edgeseal/edgeseal/sync/mqtttest"
+	"github.com/edgeseal/edgeseal/tpm"
+	"github.com/edgeseal/edgeseal/tpm/simulator"
+)
+
+// Shape of the backlog: drainExports exports of exportData bytes each,
+// sealed every sealEvery exports (the agent's default seal.every).
+const (
+	drainExports = 200_000
+	sealEvery    = 1000
+	exportData   = 512 // with its record, about 1 KiB an export
+)
+
+// BenchmarkDrain journals the backlog while the site is offline (no
+// publisher), then starts the site's publisher against the broker the
+// archive is subscribed on and times the drain until the outbox is empty; then it times a
+// plain paho QoS 1 publish of the same frames to the same broker, with a
+// QoS 1 subscriber taking them (as the archive takes the drain's). It
+// reports both in MB/s (bundle bytes; frame bytes for paho) and the
+// drain's share of the baseline. EDGESEAL_DRAIN_EXPORTS overrides the
+// number of exports (for a quick run).
+func BenchmarkDrain(b *testing.B) {
+	n := drainExports
+	if s := os.Getenv("EDGESEAL_DRAIN_EXPORTS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < sealEvery {
+			b.Fatalf("EDGESEAL_DRAIN_EXPORTS=%q: want a number >= %d", s, sealEvery)
+		}
+	}
+	ctx := context.Background()
+	dir := b.TempDir()
+	brk := mqtttest.Start(b, nil)
+
+	// The site: TPM simulator, journal, core.
+	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tp.Close()
+	key, err := tp.DataKey(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "journal"), EncryptionKey: key, MemTableSize: 8 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	core, err := agent.Open(ctx, agent.Options{Site: "site1", Device: "dev1", SealEvery: sealEvery, SealInterval: time.Hour}, j, tp)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// The archive, the device enrolled and approved.
+	_, akey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ar, err := archive.Open(ctx, archive.Options{Dir: filepath.Join(dir, "archive"), Key: akey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ar.Close()
+	enroll(b, ar, tp)
+
+	t0 := time.Now()
+	journal(b, core, n)
+	journaled := time.Since(t0)
+	var backlog, bundles int64
+	var frames []int // message sizes of the drain, for the baseline
+	err = j.Outbox(ctx, func(id string, data []byte) error {
+		backlog += int64(len(data))
+		bundles++
+		for _, f := range sync.EncodeChunks(id, sha256.Sum256(data), data, sync.DefaultMaxMessage) {
+			frames = append(frames, len(f))
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// The link returns: the site's publisher connects to the broker the
+	// archive is subscribed on, and drains.
+	startArchiveSubscriber(b, brk.URL, ar)
+	pub, err := sync.NewPublisher(sync.PublisherOptions{
+		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: j,
+		ArchiveKey: ar.PublicKey(), ArchiveKeyID: ar.KeyID(), OnReceipt: core.JournalReceipt,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pctx, stopPub := context.WithCancel(ctx)
+	pubDone := make(chan error, 1)
+	if f := os.Getenv("EDGESEAL_DRAIN_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	go func() { pubDone <- pub.Start(pctx) }()
+	var connectedAt time.Duration
+	for {
+		if connectedAt == 0 && pub.Stats().Connected {
+			connectedAt = time.Since(start)
+		}
+		left := 0
+		if err := j.Outbox(ctx, func(string, []byte) error { left++; return errStop }); err != nil && !errors.Is(err, errStop) {
+			b.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Since(start) > 20*time.Minute {
+			b.Fatalf("not drained after 20 min: %+v", pub.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	drain := time.Since(start)
+	b.StopTimer()
+	pprof.StopCPUProfile()
+	st := pub.Stats()
+	if st.Delivered != uint64(bundles) || ar.LogSize() != uint64(bundles) || st.Rejected != 0 {
+		b.Fatalf("drained %d of %d bundles, archive log %d, publisher %+v", st.Delivered, bundles, ar.LogSize(), st)
+	}
+	receipts, err := agent.ReadReceipts(ctx, j)
+	if err != nil || int64(len(receipts)) != bundles {
+		b.Fatalf("%d receipts journaled for %d bundles: %v", len(receipts), bundles, err)
+	}
+	stopPub()
+	<-pubDone
+
+	// Baseline: plain paho, same frames, same broker.
+	base, frameBytes := pahoBaseline(b, brk.URL, frames)
+
+	mb := func(bytes int64, d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
+	drainRate, baseRate := mb(backlog, drain), mb(frameBytes, base)
+	b.ReportMetric(drainRate, "MB/s")
+	b.ReportMetric(baseRate, "paho-MB/s")
+	b.ReportMetric(100*drainRate/baseRate, "%-of-paho")
+	b.ReportMetric(float64(n), "exports")
+	b.ReportMetric(float64(bundles), "bundles")
+	b.ReportMetric(float64(backlog)/1e6, "backlog-MB")
+	b.ReportMetric(drain.Seconds(), "drain-s")
+	b.ReportMetric(float64(receiveNanos.Load())/1e6/float64(bundles), "receive-ms/bundle")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d exports journaled in %v: %d bundles, %.1f MB, %d frames; link back: connected after %v, drained in %v (%.1f MB/s); paho QoS 1 with a subscriber, same frames: %v (%.1f MB/s); drain = %.0f%% of paho",
+		n, journaled.Round(time.Millisecond), bundles, float64(backlog)/1e6, len(frames), connectedAt.Round(time.Millisecond),
+		drain.Round(time.Millisecond), drainRate, base.Round(time.Millisecond), baseRate, 100*drainRate/baseRate)
+}
+
+var errStop = errors.New("stop")
+
+// receiveNanos is the time the archive spent in Receive.
+var receiveNanos atomic.Int64
+
+// enroll enrolls and approves the core's device at the archive from its
+// bare DEVICE.json.
+func enroll(b *testing.B, ar *archive.Archive, tp *tpm.TPM) {
+	ctx := context.Background()
+	tr, err := bundle.NewTrust("site1", "dev1", agent.BundleIdentity(tp.Identity()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := tr.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ar.Devices().Enroll(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ar.Devices().Approve(ctx, "site1/dev1", tr.KeyID, "bench"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// journal exports n records from 64 goroutines and seals every sealEvery.
+func journal(b *testing.B, core *agent.Core, n int) {
+	ctx := context.Background()
+	data := []byte(strings.Repeat("x", exportData))
+	for done := 0; done < n; done += sealEvery {
+		var next atomic.Int64
+		var wg gosync.WaitGroup
+		var failed atomic.Pointer[error]
+		for range 64 {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= sealEvery {
+						return
+					}
+					id := done + i
+					d := append(fmt.Appendf(nil, "%09d,", id), data[10:]...)
+					_, err := core.Export(ctx, agent.Export{
+						Actor:    bundle.Actor{Kind: "principal", ID: "bench", Via: "test"},
+						ExportID: "e-" + strconv.Itoa(id), App: "bench", Workflow: "records", Purpose: "benchmark",
+						Classification: "internal", Retention: "1y", Destination: "archive",
+						Policy: bundle.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv", Data: d,
+					})
+					if err != nil {
+						failed.CompareAndSwap(nil, &err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if p := failed.Load(); p != nil {
+			b.Fatal(*p)
+		}
+		if res, err := core.Seal(ctx); err != nil || res == nil {
+			b.Fatalf("seal: %v", err)
+		}
+	}
+}
+
+// startArchiveSubscriber runs the archive's side: the sync subscriber
+// whose Handler is Archive.Receive (a refusal is answered with its signed
+// rejection).
+func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
+	s, err := sync.NewSubscriber(sync.SubscriberOptions{Broker: url, ClientID: "bench-archive",
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		Handler: func(ctx context.Context, d sync.Delivery) ([]byte, error) {
+			t0 := time.Now()
+			reply, err := ar.Receive(ctx, d.Site, d.Device, d.Bundle)
+			receiveNanos.Add(int64(time.Since(t0)))
+			if _, ok := errors.AsType[*archive.RejectedError](err); ok {
+				return reply, nil
+			}
+			return reply, err
+		}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.Stats().Connected {
+		if time.Now().After(deadline) {
+			b.Fatal("archive subscriber not connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pahoBaseline publishes messages of the given sizes at QoS 1 with plain
+// paho (asynchronous publishes, persistent session, as the publisher's
+// link) while a QoS 1 subscriber receives them, and returns the time until
+// the last one arrived and the bytes sent.
+func pahoBaseline(b *testing.B, url string, sizes []int) (time.Duration, int64) {
+	const topic = "bench/paho"
+	var got atomic.Int64
+	all := make(chan struct{})
+	want := int64(len(sizes))
+	subOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-paho-sub").SetCleanSession(false).SetOrderMatters(true)
+	sub := mqtt.NewClient(subOpts)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("paho subscriber: %v", tok.Error())
+	}
+	defer sub.Disconnect(250)
+	if tok := sub.Subscribe(topic, 1, func(mqtt.Client, mqtt.Message) {
+		if got.Add(1) == want {
+			close(all)
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("paho subscribe: %v", tok.Error())
+	}
+	pubOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-paho-pub").SetCleanSession(false)
+	pub := mqtt.NewClient(pubOpts)
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("paho publisher: %v", tok.Error())
+	}
+	defer pub.Disconnect(250)
+	payloads := map[int][]byte{}
+	var total int64
+	for _, n := range sizes {
+		if payloads[n] == nil {
+			payloads[n] = make([]byte, n)
+			_, _ = rand.Read(payloads[n])
+		}
+		total += int64(n)
+	}
+	start := time.Now()
+	toks := make([]mqtt.Token, 0, len(sizes))
+	for _, n := range sizes {
+		toks = append(toks, pub.Publish(topic, 1, false, payloads[n]))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(5*time.Minute) || tok.Error() != nil {
+			b.Fatalf("paho publish: %v", tok.Error())
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("paho subscriber got %d of %d", got.Load(), want)
+	}
+	return time.Since(start), total
+}
