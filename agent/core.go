@@ -46,6 +46,9 @@ type Options struct {
 	AfterSeal func()
 	// Policy is the export policy in force; Ingest needs it.
 	Policy *policy.Policy
+	// Observer is told of exports, rejections, seals and TPM errors (for
+	// metrics); nil observes nothing.
+	Observer Observer
 }
 
 func (o *Options) defaults() error {
@@ -66,6 +69,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	return nil
 }
@@ -92,6 +98,7 @@ type Core struct {
 	log    *slog.Logger
 	j      *store.Journal
 	t      TPM
+	obs    Observer
 	device string // "<site>/<name>"
 	origin string
 
@@ -114,6 +121,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		log:    opts.Logger,
 		j:      j,
 		t:      t,
+		obs:    opts.Observer,
 		device: opts.Site + "/" + opts.Device,
 		wake:   make(chan struct{}, 1),
 	}
@@ -219,6 +227,7 @@ func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 	if err != nil {
 		return ExportReceipt{}, err
 	}
+	c.obs.ExportAccepted()
 	return ExportReceipt{ExportID: e.ExportID, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: body.Payload.Digest}, nil
 }
 

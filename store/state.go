@@ -166,6 +166,31 @@ func (j *Journal) Outbox(ctx context.Context, fn func(id string, data []byte) er
 	})
 }
 
+// OutboxIDs returns the ids of the outbox entries in id order, from one
+// snapshot, without reading the bundles (for metrics and status).
+func (j *Journal) OutboxIDs(ctx context.Context) ([]string, error) {
+	if err := j.enter(); err != nil {
+		return nil, fmt.Errorf("store: outbox ids: %w", err)
+	}
+	defer j.leave()
+	var ids []string
+	err := j.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxOutbox}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			ids = append(ids, string(it.Item().Key()[1:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox ids: %w", err)
+	}
+	return ids, nil
+}
+
 // DeleteOutbox removes a delivered outbox entry, synced. Deleting an id
 // that is absent is a no-op, so a duplicated receipt is harmless.
 func (j *Journal) DeleteOutbox(ctx context.Context, id string) error {

@@ -139,6 +139,10 @@ func TestOutbox(t *testing.T) {
 	if fmt.Sprint(got) != "[b1=bundle b1 b3=bundle b3]" {
 		t.Fatalf("outbox after delete and reopen: %v", got)
 	}
+	ids, err := j.OutboxIDs(ctx)
+	if err != nil || fmt.Sprint(ids) != "[b1 b3]" {
+		t.Fatalf("outbox ids: %v %v", ids, err)
+	}
 }
 
 // Close waits for a running Records; calls made from its callback after
