@@ -105,6 +105,9 @@ type Core struct {
 	sealMu sync.Mutex // one seal at a time
 	wake   chan struct{}
 
+	timeMu   sync.Mutex
+	lastTime time.Time // the latest record time handed out (recordTime)
+
 	lastSeal atomic.Pointer[SealInfo] // nil until the first seal is known
 	sealErr  atomic.Pointer[error]    // the last seal's error, nil after a success
 }
@@ -126,6 +129,13 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		wake:   make(chan struct{}, 1),
 	}
 	c.origin = bundle.Origin(c.device)
+	if n := j.Size(); n > 0 {
+		if rec, err := j.Record(n - 1); err == nil {
+			if r, err := bundle.ParseRecord(rec); err == nil {
+				c.lastTime = r.Time
+			}
+		}
+	}
 	if err := c.recoverOutbox(ctx); err != nil {
 		return nil, err
 	}
@@ -142,6 +152,22 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 	return c, nil
 }
 
+// recordTime is the time of a record being built. Builds run in sequence
+// order (on the journal's sequencer), so taking the time there, never
+// earlier than the last one handed out, keeps record times in sequence
+// order however requests race or the wall clock steps back (verifiers
+// refuse a record older than its predecessor).
+func (c *Core) recordTime() time.Time {
+	now := c.opts.Now()
+	c.timeMu.Lock()
+	defer c.timeMu.Unlock()
+	if now.Before(c.lastTime) {
+		now = c.lastTime
+	}
+	c.lastTime = now
+	return now
+}
+
 // Device is the "<site>/<name>" the core journals as.
 func (c *Core) Device() string { return c.device }
 
@@ -155,10 +181,9 @@ func (c *Core) Append(ctx context.Context, typ string, actor bundle.Actor, body 
 	if err != nil {
 		return store.Appended{}, fmt.Errorf("agent: body: %w", err)
 	}
-	now := c.opts.Now()
 	a, err := c.j.Append(ctx, store.Entry{
 		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-			r := bundle.Record{Seq: seq, Type: typ, Time: now, Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			r := bundle.Record{Seq: seq, Type: typ, Time: c.recordTime(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
 			return r.Marshal()
 		},
 		Payloads: payloads,

@@ -285,11 +285,11 @@ func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cau
 	return c.entry(bundle.TypeExportRejected, actor, body)
 }
 
-// entry builds a record entry whose time is taken when it is built.
+// entry builds a record entry whose time is taken when it is built (in
+// sequence order, see recordTime).
 func (c *Core) entry(typ string, actor bundle.Actor, body any) store.Entry {
-	now := c.opts.Now()
 	return store.Entry{Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-		r := bundle.Record{Seq: seq, Type: typ, Time: now, Device: c.device, Prev: prev, Actor: actor}
+		r := bundle.Record{Seq: seq, Type: typ, Time: c.recordTime(), Device: c.device, Prev: prev, Actor: actor}
 		if err := r.SetBody(body); err != nil {
 			return nil, err
 		}
