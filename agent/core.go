@@ -50,6 +50,9 @@ type Options struct {
 	// raises its over-quota alarm (default DefaultOutboxQuota). Nothing
 	// is refused over it; see CheckOutbox.
 	OutboxQuota int64
+	// Observer is told of exports, rejections, seals and TPM errors (for
+	// metrics); nil observes nothing.
+	Observer Observer
 }
 
 func (o *Options) defaults() error {
@@ -73,6 +76,9 @@ func (o *Options) defaults() error {
 	}
 	if o.OutboxQuota <= 0 {
 		o.OutboxQuota = DefaultOutboxQuota
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	return nil
 }
@@ -99,6 +105,7 @@ type Core struct {
 	log    *slog.Logger
 	j      *store.Journal
 	t      TPM
+	obs    Observer
 	device string // "<site>/<name>"
 	origin string
 
@@ -127,6 +134,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		log:    opts.Logger,
 		j:      j,
 		t:      t,
+		obs:    opts.Observer,
 		device: opts.Site + "/" + opts.Device,
 		wake:   make(chan struct{}, 1),
 		sent:   map[string]bool{},
@@ -262,6 +270,7 @@ func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 	if err != nil {
 		return ExportReceipt{}, err
 	}
+	c.obs.ExportAccepted()
 	return ExportReceipt{ExportID: e.ExportID, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: body.Payload.Digest}, nil
 }
 

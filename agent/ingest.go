@@ -204,8 +204,10 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 			out[i].Err = fmt.Errorf("agent: journal export %s: %w", pl.id, eerr)
 		case pl.rejected != nil:
 			out[i].Err = &RejectedError{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: pl.rejected}
+			c.obs.ExportRejected(RejectReason(pl.rejected))
 		default:
 			out[i].Receipt = ExportReceipt{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: pl.digest}
+			c.obs.ExportAccepted()
 		}
 		last = max(last, a.Size)
 	}
@@ -239,6 +241,7 @@ func (c *Core) Reject(ctx context.Context, actor bundle.Actor, req IngestRequest
 		return fmt.Errorf("agent: journal rejection: %w", err)
 	}
 	c.maybeWake(a.Size)
+	c.obs.ExportRejected(RejectReason(cause))
 	return &RejectedError{ExportID: id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: cause}
 }
 

@@ -31,13 +31,18 @@ func OutboxID(n uint64) string { return fmt.Sprintf("%020d", n) }
 
 // tpmSigner signs DSSE digests with the TPM-resident key.
 type tpmSigner struct {
-	t  TPM
-	id string
+	t   TPM
+	id  string
+	obs Observer
 }
 
 func (s tpmSigner) KeyID() string { return s.id }
 func (s tpmSigner) Sign(ctx context.Context, digest []byte) ([]byte, error) {
-	return s.t.Sign(ctx, digest)
+	sig, err := s.t.Sign(ctx, digest)
+	if err != nil && ctx.Err() == nil {
+		s.obs.TPMError("sign")
+	}
+	return sig, err
 }
 
 // Seal seals every record journaled since the last seal: it builds the
@@ -53,8 +58,12 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	switch {
 	case err != nil && ctx.Err() == nil:
 		c.sealErr.Store(&err)
+		c.obs.SealFailed()
 	case err == nil:
 		c.sealErr.Store(nil)
+	}
+	if res != nil {
+		c.obs.Sealed(res.Duration)
 	}
 	if res != nil {
 		c.lastSeal.Store(&SealInfo{Size: res.Checkpoint.Size, Time: c.opts.Now().UTC(), Counter: res.Counter,
@@ -117,11 +126,17 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	// The TPM part: a constant number of commands.
 	counter, err := c.t.IncrementCounter(ctx)
 	if err != nil {
+		if ctx.Err() == nil {
+			c.obs.TPMError("counter")
+		}
 		return nil, fmt.Errorf("agent: seal: nv counter: %w", err)
 	}
 	nonce := sha256.Sum256(body)
 	q, err := c.t.Quote(ctx, nonce[:])
 	if err != nil {
+		if ctx.Err() == nil {
+			c.obs.TPMError("quote")
+		}
 		return nil, fmt.Errorf("agent: seal: quote: %w", err)
 	}
 	id := c.t.Identity()
@@ -129,7 +144,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	in.Quote = bundle.Quote{Attest: q.Attest, Signature: q.Signature, PCRs: q.PCRs, Values: q.Values,
 		Files: bundle.QuoteFiles{Msg: q.Files.Msg, Sig: q.Files.Sig, PCRs: q.Files.PCRs}}
 	in.Identity = BundleIdentity(id)
-	in.Signer = tpmSigner{t: c.t, id: id.KeyID}
+	in.Signer = tpmSigner{t: c.t, id: id.KeyID, obs: c.obs}
 	b, err := bundle.Seal(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)

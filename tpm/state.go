@@ -157,6 +157,22 @@ func parseCounterFile(name string, b []byte) (counterState, error) {
 	return c, nil
 }
 
+// HasKeys reports whether stateDir holds the wrapped signing and data
+// keys (Open creates them when it does not: callers that must not create
+// keys, such as `edgeseal doctor`, look first).
+func HasKeys(stateDir string) (bool, error) {
+	for _, name := range []string{signKeyFile, dataKeyFile} {
+		b, err := readState(stateDir, name)
+		if err != nil {
+			return false, err
+		}
+		if b == nil {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // readState reads a state file; a missing file gives (nil, nil).
 func readState(dir, name string) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(dir, name))

@@ -45,6 +45,10 @@ type Error struct {
 	Msg    string
 }
 
+// RejectReason is the error's code, the reason agent.RejectReason gives
+// metrics for an export refused with it.
+func (e *Error) RejectReason() string { return e.Code }
+
 func (e *Error) Error() string {
 	if e.Field != "" {
 		return "api: " + e.Code + ": " + e.Field + ": " + e.Msg

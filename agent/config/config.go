@@ -78,6 +78,16 @@ type Config struct {
 	Policy     string     `yaml:"policy"` // path of the policy file; required
 	Principals Principals `yaml:"principals"`
 	Log        Log        `yaml:"log"`
+	Metrics    Metrics    `yaml:"metrics"`
+}
+
+// Metrics configures the Prometheus /metrics endpoint; an empty Listen
+// turns it off.
+type Metrics struct {
+	// Listen is a loopback HOST:PORT ("127.0.0.1:9464"), like api.tcp:
+	// the endpoint has no authentication, so a scraper on another host
+	// goes through a local proxy or exporter.
+	Listen string `yaml:"listen"`
 }
 
 // Seal says when the journal is sealed: after Every records or Interval,

@@ -95,6 +95,9 @@ func TestExampleConfig(t *testing.T) {
 	if c.Seal.Interval != 10*time.Second || c.Seal.Every != 1000 {
 		t.Errorf("seal = %+v", c.Seal)
 	}
+	if c.Metrics.Listen != "127.0.0.1:9464" {
+		t.Errorf("metrics = %+v", c.Metrics)
+	}
 	if c.Spool.Dir == "" || c.Log.Format != "json" || c.Log.SlogLevel().String() != "INFO" {
 		t.Errorf("spool/log = %+v %+v", c.Spool, c.Log)
 	}
@@ -260,6 +263,8 @@ func TestParseErrors(t *testing.T) {
 		{"tcp without key", minimal("api:\n  tcp: 127.0.0.1:8443\n  tls_cert: c\n"), "api.tls_key", "required"},
 		{"cert without tcp", minimal("api:\n  tls_cert: c\n"), "api.tls_cert", "only used"},
 		{"key without tcp", minimal("api:\n  tls_key: k\n"), "api.tls_key", "only used"},
+		{"metrics not loopback", minimal("metrics:\n  listen: 0.0.0.0:9464\n"), "metrics.listen", "loopback"},
+		{"metrics no port", minimal("metrics:\n  listen: 127.0.0.1\n"), "metrics.listen", "HOST:PORT"},
 		{"max_body zero", minimal("api:\n  max_body: 0\n"), "api.max_body", "must be"},
 		{"max_body huge", minimal("api:\n  max_body: 5 GiB\n"), "api.max_body", "must be"},
 		{"batch lines zero", minimal("api:\n  max_batch_lines: 0\n"), "api.max_batch_lines", "must be"},

@@ -105,6 +105,11 @@ func (c *Config) validate() []*Error {
 	if err := lv.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		bad("log.level", "want debug, info, warn or error, got %.40q", c.Log.Level)
 	}
+	if c.Metrics.Listen != "" {
+		if err := checkLoopback(c.Metrics.Listen); err != "" {
+			bad("metrics.listen", "%s", err)
+		}
+	}
 	return errs
 }
 

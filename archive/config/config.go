@@ -59,6 +59,16 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	MQTT      MQTT          `yaml:"mqtt"`
 	Log       Log           `yaml:"log"`
+	Metrics   Metrics       `yaml:"metrics"`
+}
+
+// Metrics configures the Prometheus /metrics endpoint; an empty Listen
+// turns it off.
+type Metrics struct {
+	// Listen is HOST:PORT ("127.0.0.1:9465", or ":9465" for a scraper
+	// on another host). The endpoint has no authentication: it shows
+	// counts only, but firewall it to the scraper.
+	Listen string `yaml:"listen"`
 }
 
 // MQTT configures how bundles arrive.
@@ -214,6 +224,11 @@ func (c *Config) validate() error {
 	}
 	if m.Group == "" || len(m.Group) > 64 || strings.ContainsAny(m.Group, "/+# ") {
 		bad("mqtt.group", "a single topic level")
+	}
+	if c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
+			bad("metrics.listen", "%q is not host:port", c.Metrics.Listen)
+		}
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want text or json", c.Log.Format)

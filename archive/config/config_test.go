@@ -16,6 +16,9 @@ func TestExample(t *testing.T) {
 	if !c.MQTT.EmbeddedOn() || c.BrokerURL() != "tcp://127.0.0.1:1883" || c.MQTT.Group != "archive" {
 		t.Fatalf("%+v", c.MQTT)
 	}
+	if c.Metrics.Listen != "127.0.0.1:9465" {
+		t.Fatalf("metrics %+v", c.Metrics)
+	}
 	if c.Retention != DefaultRetention || c.KeyFile != "/var/lib/edgeseal-archive/archive.key" {
 		t.Fatalf("%+v", c)
 	}
@@ -52,6 +55,7 @@ func TestInvalid(t *testing.T) {
 		{"mqtt:\n  group: a/b\n", "mqtt.group"},
 		{"mqtt:\n  tls:\n    ca_file: x\n", "mqtt.tls"},
 		{"log:\n  level: loud\n", "log.level"},
+		{"metrics:\n  listen: nowhere\n", "metrics.listen"},
 		{"a: 1\n---\nb: 2\n", ""},
 		{"data_dir: [1]\n", ""},
 	} {

@@ -19,6 +19,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/agent/spool"
+	"github.com/edgeseal/edgeseal/internal/metrics"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
@@ -60,7 +61,7 @@ func cmdAgent(ctx context.Context, args []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(agentMemoryLimit)
 	}
-	log := slog.New(cfg.Log.Handler(os.Stderr)).With("device", cfg.DeviceID())
+	log := daemonLogger(cfg.Log.Format, cfg.Log.SlogLevel(), os.Getenv).With("device", cfg.DeviceID())
 	// EDGESEAL_CPUPROFILE=FILE writes a CPU profile of the agent's whole
 	// run to FILE (for profiling; written on a clean stop).
 	if path := os.Getenv("EDGESEAL_CPUPROFILE"); path != "" {
@@ -174,9 +175,11 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		return err
 	}
 	var pub *sync.Publisher // nil: sync is off
+	mets := metrics.NewAgent()
 	core, err := agent.Open(ctx, agent.Options{
 		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval,
 		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
+		Observer: mets,
 		AfterSeal: func() {
 			if pub != nil {
 				pub.Wake()
@@ -220,6 +223,14 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		var spooler gosync.WaitGroup
 		spooler.Go(func() { w.Start(spoolCtx) })
 		defer func() { stopSpool(); spooler.Wait() }()
+	}
+
+	if cfg.Metrics.Listen != "" {
+		stop, err := serveAgentMetrics(ctx, cfg.Metrics.Listen, mets, j, core, pub, log.With("component", "metrics"))
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	srv.SetCore(core)

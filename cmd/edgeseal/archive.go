@@ -23,6 +23,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/internal/metrics"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -57,7 +58,9 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	log = slog.New(cfg.Log.Handler(os.Stderr))
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by Load
+	log = daemonLogger(cfg.Log.Format, level, os.Getenv)
 	return runArchive(sdnotify.NewContext(ctx, sdnotify.New(os.Getenv, log.With("component", "sdnotify"))), cfg, log, nil)
 }
 
@@ -81,7 +84,9 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 		sub atomic.Pointer[sync.Subscriber]
 		brk *broker.Broker
 	)
+	mets := metrics.NewArchive()
 	alert := func(ctx context.Context, al archive.Alert) {
+		mets.Alert(al.Kind, al.Severity)
 		payload, err := json.Marshal(al)
 		if err != nil {
 			return
@@ -125,12 +130,19 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	}
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group,
-		Handler: archiveHandler(a), EnrollHandler: a.ReceiveEnrollment, Logger: log,
+		Handler: archiveHandler(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	sub.Store(s)
+	if cfg.Metrics.Listen != "" {
+		stop, err := serveArchiveMetrics(ctx, cfg.Metrics.Listen, mets, a, s, log.With("component", "metrics"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	log.Info("archive ready", "data", cfg.DataDir, "broker", brokerURL, "group", cfg.MQTT.Group,
 		"key", a.KeyID(), "noteKey", a.VerifierKey(), "log", a.LogSize())
 	if hooks != nil && hooks.ready != nil {
@@ -161,12 +173,15 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 
 // archiveHandler adapts Archive.Receive to sync: a refusal is an answer
 // (the signed rejection is published), any other error means no reply and
-// a later redelivery.
-func archiveHandler(a *archive.Archive) sync.Handler {
+// a later redelivery (counted by failed, unless the daemon is stopping).
+func archiveHandler(a *archive.Archive, failed func()) sync.Handler {
 	return func(ctx context.Context, d sync.Delivery) ([]byte, error) {
 		reply, err := a.Receive(ctx, d.Site, d.Device, d.Bundle)
 		if _, ok := errors.AsType[*archive.RejectedError](err); ok {
 			return reply, nil
+		}
+		if err != nil && ctx.Err() == nil {
+			failed()
 		}
 		return reply, err
 	}

@@ -7,6 +7,7 @@
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
 //	edgeseal demo [--dir DIR]
+//	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
 //	edgeseal archive devices list|approve|revoke ...
 //	edgeseal archive enroll-file DEVICE.json
@@ -53,6 +54,7 @@ const usage = `usage:
   edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
   edgeseal demo [--dir DIR]
+  edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
   edgeseal archive --config FILE
   edgeseal archive devices list [--json] | approve SITE/NAME [--key KEYID] [--by WHO]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
@@ -111,6 +113,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return cmdService(ctx, args[1:], stdout, log)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, log)
+	case "doctor":
+		return cmdDoctor(ctx, args[1:], stdout, os.Getenv)
 	case "version":
 		fmt.Fprintln(stdout, "edgeseal", version)
 		return nil

@@ -1,0 +1,81 @@
+package metrics
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Archive is the archive daemon's metrics: alerts and processing errors
+// counted as they happen, the rest read at scrape time (Watch).
+type Archive struct {
+	reg       *prometheus.Registry
+	alerts    *prometheus.CounterVec
+	failed    prometheus.Counter
+	verifyOpt prometheus.CounterOpts
+}
+
+// NewArchive builds the archive's registry and its event metrics.
+func NewArchive() *Archive {
+	m := &Archive{reg: newRegistry()}
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive",
+		Name: "alerts_total", Help: "Alerts raised (published on edgeseal/v1/alerts), by kind and severity."},
+		[]string{"kind", "severity"})
+	m.verifyOpt = prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive",
+		Name: "verifications_total", Help: "Bundles received and verified, by result: accepted, duplicate (answered with the stored receipt), refused (quarantined), error (not processed; delivered again later)."}
+	o := m.verifyOpt
+	o.ConstLabels = prometheus.Labels{"result": "error"}
+	m.failed = prometheus.NewCounter(o)
+	m.reg.MustRegister(m.alerts, m.failed)
+	return m
+}
+
+// Alert counts one alert.
+func (m *Archive) Alert(kind, severity string) { m.alerts.WithLabelValues(kind, severity).Inc() }
+
+// ProcessError counts one bundle that could not be processed (no reply).
+func (m *Archive) ProcessError() { m.failed.Inc() }
+
+// ArchiveStats is what the metrics read of the archive.
+type ArchiveStats struct {
+	Accepted, Duplicates, Refused uint64
+	LogSize                       uint64
+}
+
+// ArchiveSources are read at each scrape.
+type ArchiveSources struct {
+	Stats func() ArchiveStats // required
+	// MQTTConnected reports the subscriber's link; nil: absent.
+	MQTTConnected func() bool
+}
+
+// Watch registers the metrics read from src at scrape time. Call it once.
+func (m *Archive) Watch(src ArchiveSources) {
+	for _, r := range []struct {
+		result string
+		get    func(ArchiveStats) uint64
+	}{
+		{"accepted", func(s ArchiveStats) uint64 { return s.Accepted }},
+		{"duplicate", func(s ArchiveStats) uint64 { return s.Duplicates }},
+		{"refused", func(s ArchiveStats) uint64 { return s.Refused }},
+	} {
+		o := m.verifyOpt
+		o.ConstLabels = prometheus.Labels{"result": r.result}
+		m.reg.MustRegister(prometheus.NewCounterFunc(o, func() float64 { return float64(r.get(src.Stats())) }))
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "archive",
+		Name: "log_entries", Help: "Entries in the archive's transparency log."},
+		func() float64 { return float64(src.Stats().LogSize) }))
+	if src.MQTTConnected != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "archive",
+			Name: "mqtt_connected", Help: "1 while the archive's subscriber is connected to the broker, else 0."},
+			func() float64 { return b2f(src.MQTTConnected()) }))
+	}
+}
+
+// Handler serves the archive's /metrics.
+func (m *Archive) Handler(log *slog.Logger) http.Handler { return handler(m.reg, log) }
+
+// Registry is the archive's registry.
+func (m *Archive) Registry() *prometheus.Registry { return m.reg }
