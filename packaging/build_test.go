@@ -64,7 +64,11 @@ type build struct {
 // directory under tmpBase, with env added to the environment.
 func runBuild(name string, env ...string) (*build, error) {
 	dir := filepath.Join(tmpBase, name)
-	cmd := exec.Command(goCmd(), "-C", "build", "run", ".", "-root", "..", "-out", dir)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(goCmd(), "-C", "build", "run", ".", "-root", root, "-out", dir)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
