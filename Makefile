@@ -7,7 +7,7 @@ EDGESEAL_DEMO_DIR ?= ./demo-out
 FUZZTIME ?= 60
 TEST_FUZZTIME ?= 2
 
-.PHONY: all build demo test fuzz bench soak vet deps-demo deps-test clean
+.PHONY: all build demo test fuzz bench soak vet package deps-demo deps-test deps-package clean
 
 all: build
 
@@ -19,6 +19,7 @@ demo: deps-demo
 
 test: deps-test
 	$(GO) vet ./...
+	$(GO) -C packaging/build vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) test -race -timeout 15m ./...
 	./scripts/fuzz.sh $(TEST_FUZZTIME)
@@ -34,6 +35,12 @@ soak: deps-test
 
 vet:
 	$(GO) vet ./...
+	$(GO) -C packaging/build vet ./...
+
+# .deb and .rpm for amd64, arm64 and armv7 in dist/ (packaging/build, nfpm).
+# VERSION= and SOURCE_DATE_EPOCH= override what git says.
+package: deps-package
+	$(GO) -C packaging/build run . -root $(CURDIR) -out $(CURDIR)/dist -go $(GO)
 
 deps-demo:
 	@./scripts/deps.sh demo
@@ -41,5 +48,8 @@ deps-demo:
 deps-test:
 	@./scripts/deps.sh test
 
+deps-package:
+	@./scripts/deps.sh package
+
 clean:
-	rm -rf bin $(EDGESEAL_DEMO_DIR)
+	rm -rf bin dist $(EDGESEAL_DEMO_DIR)

@@ -3,14 +3,19 @@
 # As root it installs what is missing; otherwise it prints the exact apt-get
 # line and fails.
 #   demo: the simulator build (gcc, libssl-dev)
-#   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto, systemd (systemd-analyze)
+#   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto, systemd (systemd-analyze),
+#         git (the package tests: version and time of the last commit)
+#   package: git (`make package`; dpkg-deb, for the tests, comes with dpkg)
 set -euo pipefail
 group=${1:-test}
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc libssl-dev)
 if [ "$group" = test ]; then
-  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto systemd)
+  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto systemd git)
+fi
+if [ "$group" = package ]; then
+  pkgs=(git)
 fi
 for p in "${pkgs[@]}"; do
   have_pkg "$p" || need+=("$p")
