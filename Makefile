@@ -36,10 +36,10 @@ vet:
 	$(GO) vet ./...
 
 deps-demo:
-	@./scripts/deps.sh demo
+	@GO="$(GO)" ./scripts/deps.sh demo
 
 deps-test:
-	@./scripts/deps.sh test
+	@GO="$(GO)" ./scripts/deps.sh test
 
 clean:
 	rm -rf bin $(EDGESEAL_DEMO_DIR)

@@ -348,3 +348,20 @@ func status(err error) int {
 	}
 	return 0
 }
+
+// CreateBucket creates opts.Bucket with Object Lock enabled (and so
+// versioning): the bucket New accepts.
+func CreateBucket(ctx context.Context, opts Options) error {
+	c, err := newClient(opts)
+	if err != nil {
+		return err
+	}
+	in := &s3.CreateBucketInput{Bucket: &opts.Bucket, ObjectLockEnabledForBucket: aws.Bool(true)}
+	if opts.Region != "" && opts.Region != "us-east-1" {
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(opts.Region)}
+	}
+	if _, err := c.CreateBucket(ctx, in); err != nil {
+		return fmt.Errorf("s3store: create bucket %s: %w", opts.Bucket, err)
+	}
+	return nil
+}

@@ -1,4 +1,4 @@
-package s3store
+package s3store_test
 
 import (
 	"bytes"
@@ -16,15 +16,17 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/objstoretest"
+	"github.com/edgeseal/edgeseal/archive/s3store"
+	"github.com/edgeseal/edgeseal/archive/s3store/s3test"
 )
 
 // TestStore runs the object store conformance suite and the Object Lock
 // checks against a real versitygw.
 func TestStore(t *testing.T) {
-	g := startGateway(t)
-	open := func(t *testing.T) *Store {
+	g := s3test.Start(t)
+	open := func(t *testing.T) *s3store.Store {
 		t.Helper()
-		s, err := New(t.Context(), g.options(g.bucket(t, true)))
+		s, err := s3store.New(t.Context(), g.Options(g.Bucket(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,9 +39,9 @@ func TestStore(t *testing.T) {
 			// key: Object Lock keeps the locked version, but the key now
 			// names a newer one.
 			Alter: func(t *testing.T, st archive.ObjectStore, digest [32]byte, data []byte) {
-				s := st.(*Store)
+				s := st.(*s3store.Store)
 				key := s.Key(digest)
-				if _, err := s.c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(data)}); err != nil {
+				if _, err := s.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: &key, Body: bytes.NewReader(data)}); err != nil {
 					t.Fatalf("tamper put: %v", err)
 				}
 			},
@@ -70,8 +72,15 @@ func TestStore(t *testing.T) {
 		}
 	})
 	t.Run("bucket without object lock", func(t *testing.T) {
-		_, err := New(t.Context(), g.options(g.bucket(t, false)))
-		if !errors.Is(err, ErrNoObjectLock) {
+		c, err := s3store.NewClient(g.Options("unused"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("edgeseal-nolock")}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s3store.New(t.Context(), g.Options("edgeseal-nolock"))
+		if !errors.Is(err, s3store.ErrNoObjectLock) {
 			t.Fatalf("New on a bucket without Object Lock: %v, want ErrNoObjectLock", err)
 		}
 	})
@@ -80,25 +89,25 @@ func TestStore(t *testing.T) {
 		data := []byte("written by someone else, unlocked")
 		d := sha256.Sum256(data)
 		key := s.Key(d)
-		if _, err := s.c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(data)}); err != nil {
+		if _, err := s.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: &key, Body: bytes.NewReader(data)}); err != nil {
 			t.Fatal(err)
 		}
-		if r, err := s.c.GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: &s.bucket, Key: &key}); err == nil && r.Retention != nil && r.Retention.Mode != "" {
+		if r, err := s.Client().GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: aws.String(s.Bucket()), Key: &key}); err == nil && r.Retention != nil && r.Retention.Mode != "" {
 			t.Fatalf("the copy is locked already: %+v", r.Retention)
 		}
 		if err := s.Put(t.Context(), d, data); err != nil {
 			t.Fatal(err)
 		}
-		r, err := s.c.GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: &s.bucket, Key: &key})
+		r, err := s.Client().GetObjectRetention(t.Context(), &s3.GetObjectRetentionInput{Bucket: aws.String(s.Bucket()), Key: &key})
 		if err != nil || r.Retention == nil || r.Retention.Mode != types.ObjectLockRetentionModeCompliance {
 			t.Fatalf("retention after Put over an unlocked copy: %+v, %v", r, err)
 		}
 	})
 	t.Run("wrong credentials", func(t *testing.T) {
-		o := g.options(g.bucket(t, true))
+		o := g.Options(g.Bucket(t))
 		o.Credentials.SecretAccessKey = "not-the-secret"
-		if _, err := New(t.Context(), o); err == nil || status(err) != http.StatusForbidden {
-			t.Fatalf("New with a wrong secret: %v (status %d), want 403", err, status(err))
+		if _, err := s3store.New(t.Context(), o); err == nil || s3store.Status(err) != http.StatusForbidden {
+			t.Fatalf("New with a wrong secret: %v (status %d), want 403", err, s3store.Status(err))
 		}
 	})
 }
@@ -108,7 +117,7 @@ func TestStore(t *testing.T) {
 // shorten or weaken its lock and to overwrite it conditionally; an
 // unconditional put of other bytes makes a newer version that the store
 // reports as an alarm while the locked version stays intact.
-func testLocked(t *testing.T, s *Store) {
+func testLocked(t *testing.T, s *s3store.Store) {
 	ctx := t.Context()
 	data := bytes.Repeat([]byte("locked bundle;"), 200)
 	d := sha256.Sum256(data)
@@ -117,52 +126,58 @@ func testLocked(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	key := s.Key(d)
-	h, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	h, err := s.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.Bucket()), Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.ObjectLockMode != types.ObjectLockModeCompliance || h.ObjectLockRetainUntilDate == nil {
 		t.Fatalf("lock mode %q until %v, want COMPLIANCE", h.ObjectLockMode, h.ObjectLockRetainUntilDate)
 	}
-	if until := *h.ObjectLockRetainUntilDate; until.Before(before.Add(s.retention).Add(-time.Minute)) || until.After(time.Now().Add(s.retention).Add(time.Minute)) {
-		t.Fatalf("retained until %v, want about %v", until, before.Add(s.retention))
+	if until := *h.ObjectLockRetainUntilDate; until.Before(before.Add(s.Retention()).Add(-time.Minute)) || until.After(time.Now().Add(s.Retention()).Add(time.Minute)) {
+		t.Fatalf("retained until %v, want about %v", until, before.Add(s.Retention()))
 	}
 	v1 := aws.ToString(h.VersionId)
 	if v1 == "" {
 		t.Fatal("no version id: versioning is off")
 	}
-	refused := func(what string, err error) {
+	// refused checks the server answered with the status want (403: the
+	// lock refuses; 412: the key exists), not some other failure.
+	refused := func(what string, err error, want int) {
 		t.Helper()
 		if err == nil {
 			t.Fatalf("%s of a locked object was accepted", what)
 		}
+		if got := s3store.Status(err); got != want {
+			t.Fatalf("%s: %v (status %d), want status %d", what, err, got, want)
+		}
 		t.Logf("%s refused: %v", what, err)
 	}
-	_, err = s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key, VersionId: &v1})
-	refused("DeleteObject of the version", err)
-	_, err = s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key, VersionId: &v1, BypassGovernanceRetention: aws.Bool(true)})
-	refused("DeleteObject of the version bypassing governance", err)
-	out, err := s.c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &s.bucket, Delete: &types.Delete{
+	_, err = s.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.Bucket()), Key: &key, VersionId: &v1})
+	refused("DeleteObject of the version", err, http.StatusForbidden)
+	_, err = s.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.Bucket()), Key: &key, VersionId: &v1, BypassGovernanceRetention: aws.Bool(true)})
+	refused("DeleteObject of the version bypassing governance", err, http.StatusForbidden)
+	out, err := s.Client().DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(s.Bucket()), Delete: &types.Delete{
 		Objects: []types.ObjectIdentifier{{Key: &key, VersionId: &v1}}}})
 	if err == nil { // DeleteObjects answers 200 with an error per key
-		if len(out.Errors) != 1 || len(out.Deleted) != 0 {
-			t.Fatalf("DeleteObjects of the locked version: deleted %d, errors %d", len(out.Deleted), len(out.Errors))
+		if len(out.Errors) != 1 || len(out.Deleted) != 0 || aws.ToString(out.Errors[0].Code) != "AccessDenied" {
+			t.Fatalf("DeleteObjects of the locked version: deleted %d, errors %+v", len(out.Deleted), out.Errors)
 		}
-		err = errors.New(aws.ToString(out.Errors[0].Code) + ": " + aws.ToString(out.Errors[0].Message))
+		t.Logf("DeleteObjects of the version refused: %s: %s", aws.ToString(out.Errors[0].Code), aws.ToString(out.Errors[0].Message))
+	} else {
+		refused("DeleteObjects of the version", err, http.StatusForbidden)
 	}
-	refused("DeleteObjects of the version", err)
 	soon := time.Now().Add(time.Hour)
-	_, err = s.c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: &s.bucket, Key: &key, VersionId: &v1,
+	_, err = s.Client().PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: aws.String(s.Bucket()), Key: &key, VersionId: &v1,
 		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeCompliance, RetainUntilDate: &soon}})
-	refused("shortening the retention", err)
-	later := time.Now().Add(s.retention + time.Hour)
-	_, err = s.c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: &s.bucket, Key: &key, VersionId: &v1,
+	refused("shortening the retention", err, http.StatusForbidden)
+	later := time.Now().Add(s.Retention() + time.Hour)
+	_, err = s.Client().PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: aws.String(s.Bucket()), Key: &key, VersionId: &v1,
 		BypassGovernanceRetention: aws.Bool(true),
 		Retention:                 &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: &later}})
-	refused("weakening the lock to GOVERNANCE", err)
+	refused("weakening the lock to GOVERNANCE", err, http.StatusForbidden)
 	other := bytes.Repeat([]byte("forged bundle;"), 200)
-	_, err = s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(other), IfNoneMatch: aws.String("*")})
-	refused("a conditional PutObject of other bytes", err)
+	_, err = s.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: &key, Body: bytes.NewReader(other), IfNoneMatch: aws.String("*")})
+	refused("a conditional PutObject of other bytes", err, http.StatusPreconditionFailed)
 	if got := versionBytes(t, s, key, v1); !bytes.Equal(got, data) {
 		t.Fatalf("locked version changed: %d bytes", len(got))
 	}
@@ -170,7 +185,7 @@ func testLocked(t *testing.T, s *Store) {
 	// An unconditional put makes a newer version (Object Lock protects
 	// versions, not keys): the store reads other bytes under the digest,
 	// an alarm, and the locked version is intact.
-	if _, err := s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(other)}); err != nil {
+	if _, err := s.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: &key, Body: bytes.NewReader(other)}); err != nil {
 		t.Fatalf("unconditional PutObject of other bytes: %v", err)
 	}
 	var ce *archive.CorruptError
@@ -186,7 +201,7 @@ func testLocked(t *testing.T, s *Store) {
 	}
 	// A delete without a version id only hides the key behind a delete
 	// marker: the locked version stays, and a Put writes the bytes anew.
-	if _, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
+	if _, err := s.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.Bucket()), Key: &key}); err != nil {
 		t.Fatalf("DeleteObject without a version: %v", err)
 	}
 	if ok, err := s.Has(ctx, d); err != nil || ok {
@@ -203,9 +218,9 @@ func testLocked(t *testing.T, s *Store) {
 	}
 }
 
-func versionBytes(t *testing.T, s *Store, key, version string) []byte {
+func versionBytes(t *testing.T, s *s3store.Store, key, version string) []byte {
 	t.Helper()
-	out, err := s.c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &s.bucket, Key: &key, VersionId: &version})
+	out, err := s.Client().GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(s.Bucket()), Key: &key, VersionId: &version})
 	if err != nil {
 		t.Fatalf("get version %s: %v", version, err)
 	}
@@ -217,10 +232,10 @@ func versionBytes(t *testing.T, s *Store, key, version string) []byte {
 	return b
 }
 
-func versions(t *testing.T, s *Store, d [32]byte) []types.ObjectVersion {
+func versions(t *testing.T, s *s3store.Store, d [32]byte) []types.ObjectVersion {
 	t.Helper()
 	key := s.Key(d)
-	out, err := s.c.ListObjectVersions(t.Context(), &s3.ListObjectVersionsInput{Bucket: &s.bucket, Prefix: &key})
+	out, err := s.Client().ListObjectVersions(t.Context(), &s3.ListObjectVersionsInput{Bucket: aws.String(s.Bucket()), Prefix: &key})
 	if err != nil {
 		t.Fatal(err)
 	}

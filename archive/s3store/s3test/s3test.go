@@ -1,4 +1,9 @@
-package s3store
+// Package s3test starts a real S3 server with Object Lock for tests: the
+// versitygw gateway (posix backend with a versioning directory) on
+// 127.0.0.1 over https with a throwaway certificate. scripts/deps.sh test
+// installs versitygw into $(go env GOPATH)/bin; a test that cannot find it
+// fails under CI=true and is skipped otherwise.
+package s3test
 
 import (
 	"crypto/ecdsa"
@@ -20,24 +25,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/edgeseal/edgeseal/archive/s3store"
 )
 
-// gateway is a versitygw process (posix backend with a versioning
-// directory, as Object Lock needs) serving https on 127.0.0.1.
-type gateway struct {
-	endpoint string
-	tls      *tls.Config
-	creds    Credentials
-	root     string // the posix backend's top directory
-	buckets  atomic.Int64
+// Gateway is a running versitygw process (posix backend with a
+// versioning directory, as Object Lock needs) serving https on 127.0.0.1.
+type Gateway struct {
+	Endpoint    string      // https://127.0.0.1:PORT
+	CAFile      string      // PEM of the certificate the gateway serves
+	TLS         *tls.Config // trusts CAFile
+	Credentials s3store.Credentials
+	Root        string // the posix backend's top directory
+	buckets     atomic.Int64
 }
 
 // versitygwPath finds the versitygw binary: $VERSITYGW, PATH, then
 // $GOPATH/bin where scripts/deps.sh test installs it. A missing binary
 // fails the test under CI=true and skips it otherwise.
-func versitygwPath(t *testing.T) string {
+func versitygwPath(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("VERSITYGW"); p != "" {
 		return p
@@ -59,8 +64,8 @@ func versitygwPath(t *testing.T) string {
 	return ""
 }
 
-// startGateway starts versitygw for the test and stops it at cleanup.
-func startGateway(t *testing.T) *gateway {
+// Start starts versitygw for the test and stops it at cleanup.
+func Start(t testing.TB) *Gateway {
 	t.Helper()
 	bin := versitygwPath(t)
 	dir := t.TempDir()
@@ -71,10 +76,11 @@ func startGateway(t *testing.T) *gateway {
 		}
 	}
 	certFile, keyFile, pool := selfSigned(t, dir)
-	g := &gateway{
-		tls:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		creds: Credentials{AccessKeyID: "edgesealtest", SecretAccessKey: "edgeseal-test-secret-0123456789"},
-		root:  root,
+	g := &Gateway{
+		CAFile:      certFile,
+		TLS:         &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		Credentials: s3store.Credentials{AccessKeyID: "edgesealtest", SecretAccessKey: "edgeseal-test-secret-0123456789"},
+		Root:        root,
 	}
 	var lastErr error
 	for range 3 { // the free port may be taken between probe and bind
@@ -85,7 +91,7 @@ func startGateway(t *testing.T) *gateway {
 		}
 		cmd := exec.Command(bin, "--port", addr, "--cert", certFile, "--key", keyFile, "--quiet",
 			"posix", "--versioning-dir", vers, root)
-		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+g.creds.AccessKeyID, "ROOT_SECRET_KEY="+g.creds.SecretAccessKey)
+		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+g.Credentials.AccessKeyID, "ROOT_SECRET_KEY="+g.Credentials.SecretAccessKey)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
@@ -104,7 +110,7 @@ func startGateway(t *testing.T) *gateway {
 					<-exited
 				}
 			})
-			g.endpoint = "https://" + addr
+			g.Endpoint = "https://" + addr
 			return g
 		}
 		_ = cmd.Process.Kill()
@@ -115,7 +121,7 @@ func startGateway(t *testing.T) *gateway {
 	return nil
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -143,7 +149,7 @@ func waitListening(addr string, exited <-chan error) error {
 }
 
 // selfSigned writes a certificate for 127.0.0.1 and its key under dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+func selfSigned(t testing.TB, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -180,34 +186,32 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	return certFile, keyFile, pool
 }
 
-// options are Store options for bucket on g.
-func (g *gateway) options(bucket string) Options {
-	return Options{
-		Endpoint: g.endpoint, TLS: g.tls, Bucket: bucket, Credentials: g.creds,
+// Options are s3store options for bucket on g, with a retention of two
+// days.
+func (g *Gateway) Options(bucket string) s3store.Options {
+	return s3store.Options{
+		Endpoint: g.Endpoint, TLS: g.TLS, Bucket: bucket, Credentials: g.Credentials,
 		Retention: 2 * 24 * time.Hour,
 	}
 }
 
-// client is a raw S3 client with the root credentials: the tamperer.
-func (g *gateway) client(t *testing.T) *s3.Client {
-	t.Helper()
-	c, err := newClient(g.options("unused"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// bucket creates a fresh bucket, with Object Lock unless lock is false.
-func (g *gateway) bucket(t *testing.T, lock bool) string {
+// Bucket creates a fresh bucket with Object Lock enabled.
+func (g *Gateway) Bucket(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("edgeseal-t-%d", g.buckets.Add(1))
-	in := &s3.CreateBucketInput{Bucket: &name}
-	if lock {
-		in.ObjectLockEnabledForBucket = aws.Bool(true)
-	}
-	if _, err := g.client(t).CreateBucket(t.Context(), in); err != nil {
+	if err := s3store.CreateBucket(t.Context(), g.Options(name)); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
 	}
 	return name
+}
+
+// WriteCredentials writes the gateway's access key as a credentials file
+// (s3store.ParseCredentials) and returns its path.
+func (g *Gateway) WriteCredentials(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "s3.key")
+	if err := os.WriteFile(p, []byte(g.Credentials.AccessKeyID+"\n"+g.Credentials.SecretAccessKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
