@@ -17,7 +17,9 @@
 // *archive.ConflictError from Put), while the locked version stays in the
 // bucket for the audit.
 //
-// New refuses a bucket without Object Lock enabled.
+// Put returns once the server has answered the upload (S3's promise of
+// durability), never before. New refuses a bucket without Object Lock
+// enabled. The test (s3test) runs all of this against a real versitygw.
 package s3store
 
 import (
