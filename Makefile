@@ -43,10 +43,10 @@ package: deps-package
 	$(GO) -C packaging/build run . -root $(CURDIR) -out $(CURDIR)/dist -go $(GO)
 
 deps-demo:
-	@./scripts/deps.sh demo
+	@GO="$(GO)" ./scripts/deps.sh demo
 
 deps-test:
-	@./scripts/deps.sh test
+	@GO="$(GO)" ./scripts/deps.sh test
 
 deps-package:
 	@./scripts/deps.sh package

@@ -54,6 +54,7 @@
 //
 // ObjectStore is the write-once seam (contract on the interface; every
 // implementation runs objstoretest.Run). FSStore is the filesystem
-// backend; an S3 backend with Object Lock in COMPLIANCE mode is meant to
-// satisfy the same interface and conformance test.
+// backend; archive/s3store is the S3 backend, each object locked in
+// COMPLIANCE mode, and passes the same conformance test against a real
+// S3 server (versitygw).
 package archive

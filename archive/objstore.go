@@ -32,8 +32,8 @@ import (
 //   - All methods are safe for concurrent use; concurrent Puts of the same
 //     object all succeed and store it once.
 //
-// The filesystem backend is FSStore. An S3 backend with Object Lock in
-// COMPLIANCE mode fits the same interface (a later step).
+// The filesystem backend is FSStore; the S3 backend, with Object Lock in
+// COMPLIANCE mode, is archive/s3store.Store.
 type ObjectStore interface {
 	Put(ctx context.Context, digest [32]byte, data []byte) error
 	Get(ctx context.Context, digest [32]byte) ([]byte, error)

@@ -5,9 +5,27 @@
 #   demo: the simulator build (gcc, libssl-dev)
 #   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto, systemd (systemd-analyze),
 #         git (the package tests: version and time of the last commit)
+#         and the versitygw S3 gateway (Go module proxy, `go install` into
+#         $(go env GOPATH)/bin, where archive/s3store's test finds it; root not needed)
 #   package: git (`make package`; dpkg-deb, for the tests, comes with dpkg)
 set -euo pipefail
 group=${1:-test}
+GO=${GO:-go}
+VERSITYGW=github.com/versity/versitygw/cmd/versitygw
+VERSITYGW_VERSION=v1.8.0
+# versitygw: an S3 server with Object Lock for the S3 object store's test.
+install_versitygw() {
+  local bin
+  bin="$("$GO" env GOPATH | cut -d: -f1)/bin"
+  if "$GO" version -m "$bin/versitygw" 2>/dev/null | grep -q "mod[[:space:]]*github.com/versity/versitygw[[:space:]]*$VERSITYGW_VERSION[[:space:]]"; then
+    return 0
+  fi
+  echo "deps: go install $VERSITYGW@$VERSITYGW_VERSION into $bin (a few minutes the first time)" >&2
+  GOBIN="$bin" GOFLAGS=-buildvcs=false "$GO" install "$VERSITYGW@$VERSITYGW_VERSION"
+}
+if [ "$group" = test ]; then
+  install_versitygw
+fi
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc libssl-dev)

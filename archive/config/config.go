@@ -4,7 +4,8 @@
 // Decoding is strict: unknown keys, duplicate keys, a second document and
 // values of the wrong type are errors (*Error, naming the key). Keys left
 // out take the defaults of Default. Durations are Go duration strings
-// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*) are taken
+// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*,
+// objects.s3.credentials_file, objects.s3.tls.ca_file) are taken
 // relative to the config file's directory by Load and kept as written by
 // Parse.
 //
@@ -12,6 +13,9 @@
 // and subscribes to it. Setting mqtt.broker (tcp:// or ssl://) uses an
 // external broker instead and turns the embedded one off unless
 // mqtt.embedded.enabled says true.
+//
+// Accepted bundles go to the filesystem object store under
+// <data_dir>/objects unless objects.backend is s3 (see S3).
 //
 // testdata/archive.yaml is a complete, commented example.
 package config
@@ -58,8 +62,10 @@ type Config struct {
 	// Retention is what receipts promise (acceptance time + retention).
 	Retention time.Duration `yaml:"retention"`
 	MQTT      MQTT          `yaml:"mqtt"`
-	Log       Log           `yaml:"log"`
-	Metrics   Metrics       `yaml:"metrics"`
+	// Objects chooses the write-once store of accepted bundles.
+	Objects Objects `yaml:"objects"`
+	Log     Log     `yaml:"log"`
+	Metrics Metrics `yaml:"metrics"`
 }
 
 // Metrics configures the Prometheus /metrics endpoint; an empty Listen
@@ -127,8 +133,9 @@ func (e *Error) Error() string {
 func Default() *Config {
 	return &Config{
 		DataDir: DefaultDataDir, Name: DefaultName, Retention: DefaultRetention,
-		MQTT: MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
-		Log:  Log{Format: "text", Level: "info"},
+		MQTT:    MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
+		Objects: Objects{Backend: BackendFS},
+		Log:     Log{Format: "text", Level: "info"},
 	}
 }
 
@@ -172,12 +179,14 @@ func parse(data []byte, base string) (*Config, error) {
 		c.KeyFile = filepath.Join(c.DataDir, "archive.key")
 	}
 	if base != "" {
-		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile} {
+		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
+			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}
 		}
 	}
+	c.Objects.defaults(c.Retention)
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -230,6 +239,7 @@ func (c *Config) validate() error {
 			bad("metrics.listen", "%q is not host:port", c.Metrics.Listen)
 		}
 	}
+	c.Objects.validate(bad, c.Retention)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want text or json", c.Log.Format)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExample(t *testing.T) {
@@ -58,6 +59,27 @@ func TestInvalid(t *testing.T) {
 		{"metrics:\n  listen: nowhere\n", "metrics.listen"},
 		{"a: 1\n---\nb: 2\n", ""},
 		{"data_dir: [1]\n", ""},
+		{"objects:\n  backend: tape\n", "objects.backend"},
+		{"objects:\n  s3:\n    bucket: b\n", "objects.s3"},
+		{"objects:\n  backend: s3\n  s3:\n    bucket: abc\n", "objects.s3.endpoint"},
+		{s3yaml("endpoint: http://127.0.0.1:7070"), "objects.s3.endpoint"},
+		{s3yaml("endpoint: https://s3.example/path"), "objects.s3.endpoint"},
+		{s3yaml("endpoint: https://user:pw@s3.example"), "objects.s3.endpoint"},
+		{s3yaml("endpoint: ftp://s3.example"), "objects.s3.endpoint"},
+		{s3yaml("insecure_http: true"), "objects.s3.insecure_http"},
+		{s3yaml("endpoint: http://127.0.0.1:7070\n    insecure_http: true\n    tls:\n      ca_file: ca.pem"), "objects.s3.tls"},
+		{s3yaml("bucket: Archive"), "objects.s3.bucket"},
+		{s3yaml("bucket: a..b"), "objects.s3.bucket"},
+		{s3yaml("bucket: 10.0.0.1"), "objects.s3.bucket"},
+		{s3yaml("region: 'us east'"), "objects.s3.region"},
+		{s3yaml("prefix: edgeseal"), "objects.s3.prefix"},
+		{s3yaml("prefix: /edgeseal/"), "objects.s3.prefix"},
+		{s3yaml("prefix: a/../"), "objects.s3.prefix"},
+		{s3yaml("retention_days: 30"), "objects.s3.retention_days"},
+		{s3yaml("retention_days: 40000"), "objects.s3.retention_days"},
+		{s3yaml("retention_days: -1"), "objects.s3.retention_days"},
+		{s3yaml("virtual_hosted: true\n    bucket: a.b.c"), "objects.s3.virtual_hosted"},
+		{s3yaml("secret: x"), ""},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		var ce *Error
@@ -71,11 +93,52 @@ func TestInvalid(t *testing.T) {
 	}
 }
 
+// s3yaml is a valid S3 objects section with one more line (a key given
+// twice is a decoding error, so overrides of endpoint and bucket come
+// first and the base leaves them out when overridden).
+func s3yaml(line string) string {
+	base := "objects:\n  backend: s3\n  s3:\n    " + line + "\n"
+	if !strings.HasPrefix(line, "endpoint:") {
+		base += "    endpoint: https://s3.example.net\n"
+	}
+	if !strings.Contains(line, "bucket:") {
+		base += "    bucket: edgeseal-archive\n"
+	}
+	return base
+}
+
+func TestObjectsS3(t *testing.T) {
+	if c, err := Parse(nil); err != nil || c.Objects.Backend != BackendFS || c.Objects.S3 != (S3{}) {
+		t.Fatalf("default objects %+v, %v", c.Objects, err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.yaml")
+	yaml := "retention: 240h\n" + s3yaml("prefix: edge/seal/") + "    credentials_file: s3.key\n    tls:\n      ca_file: /etc/ca.pem\n"
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Objects.S3
+	if c.Objects.Backend != BackendS3 || s.Region != DefaultS3Region || s.RetentionDays != 10 || s.Retention() != 240*time.Hour ||
+		s.CredentialsFile != filepath.Join(dir, "s3.key") || s.TLS.CAFile != "/etc/ca.pem" || s.Prefix != "edge/seal/" {
+		t.Fatalf("s3 %+v", s)
+	}
+	// The default lock covers the receipts' promise, rounded up to days.
+	c, err = Parse([]byte("retention: 36h\n" + s3yaml("endpoint: http://127.0.0.1:7070\n    insecure_http: true")))
+	if err != nil || c.Objects.S3.RetentionDays != 2 || c.Objects.S3.Retention() < c.Retention {
+		t.Fatalf("retention days %+v, %v", c.Objects.S3, err)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	ex, _ := os.ReadFile("testdata/archive.yaml")
 	f.Add(ex)
 	f.Add([]byte("mqtt:\n  broker: tcp://h:1\n"))
 	f.Add([]byte("retention: 48h\nlog: {format: json}\n"))
+	f.Add([]byte(s3yaml("prefix: a/")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err != nil {
@@ -87,6 +150,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if err := c.validate(); err != nil {
 			t.Fatalf("parsed config does not validate: %v", err)
+		}
+		if c.Objects.Backend == BackendS3 && c.Objects.S3.Retention() < c.Retention {
+			t.Fatalf("objects locked %s, less than the retention %s", c.Objects.S3.Retention(), c.Retention)
 		}
 		if c.BrokerURL() == "" || c.KeyFile == "" {
 			t.Fatal("no broker url or key file")

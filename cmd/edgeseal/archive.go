@@ -112,8 +112,12 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 		brokerURL = brk.URL()
 		log.Warn("embedded MQTT broker without authentication", "listen", brk.Addr())
 	}
+	objects, err := openObjects(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	a, err := archive.Open(ctx, archive.Options{
-		Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention,
+		Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
 		Logger: log.With("component", "archive"), Alert: alert,
 	})
 	if err != nil {
@@ -143,7 +147,7 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 		}
 		defer stop()
 	}
-	log.Info("archive ready", "data", cfg.DataDir, "broker", brokerURL, "group", cfg.MQTT.Group,
+	log.Info("archive ready", "data", cfg.DataDir, "objects", cfg.Objects.Backend, "broker", brokerURL, "group", cfg.MQTT.Group,
 		"key", a.KeyID(), "noteKey", a.VerifierKey(), "log", a.LogSize())
 	if hooks != nil && hooks.ready != nil {
 		hooks.ready(a, brk)

@@ -199,7 +199,11 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
-	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Logger: log})
+	objects, err := openObjects(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w (an import needs the archive daemon stopped)", err)
 	}
