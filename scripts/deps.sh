@@ -26,6 +26,10 @@ install_versitygw() {
 if [ "$group" = test ]; then
   install_versitygw
 fi
+if [ "$group" = versitygw ]; then
+  install_versitygw
+  exit 0
+fi
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc libssl-dev)
