@@ -26,9 +26,9 @@ func TestAgentMetrics(t *testing.T) {
 	connected := true
 	m.Watch(AgentSources{
 		JournalSize: func() uint64 { return 42 },
-		Outbox: func(context.Context) (int, time.Time, error) { return depth, oldest, outboxErr },
-		Sync:   func() SyncStats { return SyncStats{Connected: connected, Receipts: 7, Refusals: 1} },
-		Now:    func() time.Time { return now },
+		Outbox:      func(context.Context) (int, time.Time, error) { return depth, oldest, outboxErr },
+		Sync:        func() SyncStats { return SyncStats{Connected: connected, Receipts: 7, Refusals: 1} },
+		Now:         func() time.Time { return now },
 	})
 	m.ExportAccepted()
 	m.ExportAccepted()
@@ -137,4 +137,3 @@ edgeseal_archive_mqtt_connected 0
 		t.Error("served after Close")
 	}
 }
-
