@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -60,12 +61,12 @@ func (d *doctor) report(level, name, msg, fix string) {
 // the socket instead. Exit 0 when nothing failed (warnings allowed), 1
 // when a check failed, 2 on bad usage.
 func cmdDoctor(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	cfgPath := fs.String("config", defaultAgentConfig, "the agent's YAML config file")
-	trust := fs.String("trust", "", "the device's enrolled DEVICE.json, to compare the TPM key and PCRs with")
-	token := fs.String("token", "", "an auditor token, to ask a running agent (default $EDGESEAL_TOKEN)")
-	timeout := fs.Duration("timeout", 10*time.Second, "bound on each network check")
-	if pos, err := parseInterleaved(fs, args); err != nil {
+	fset := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	cfgPath := fset.String("config", defaultAgentConfig, "the agent's YAML config file")
+	trust := fset.String("trust", "", "the device's enrolled DEVICE.json, to compare the TPM key and PCRs with")
+	token := fset.String("token", "", "an auditor token, to ask a running agent (default $EDGESEAL_TOKEN)")
+	timeout := fset.Duration("timeout", 10*time.Second, "bound on each network check")
+	if pos, err := parseInterleaved(fset, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageErr("doctor: unexpected argument %q", pos[0])
@@ -89,6 +90,9 @@ func cmdDoctor(ctx context.Context, args []string, stdout io.Writer, getenv func
 	case errors.As(err, &running):
 		d.report(levelOK, "agent", "running (it holds the journal): asking it over "+cfg.API.Socket, "")
 		d.viaAgent()
+	case errors.Is(err, fs.ErrPermission):
+		d.report(levelFail, "journal", err.Error(), "run doctor as root or as the agent's user (sudo -u edgeseal edgeseal doctor ...)")
+		return d.result()
 	case err != nil:
 		d.report(levelFail, "journal", fmt.Sprintf("no journal at %s: %v", journal, err),
 			"start the agent once (systemctl start edgeseal-agent) or correct data_dir")

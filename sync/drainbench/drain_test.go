@@ -137,7 +137,7 @@ func BenchmarkDrain(b *testing.B) {
 			connectedAt = time.Since(start)
 		}
 		left := 0
-		if err := j.Outbox(ctx, func(string, []byte) error { left++; return errStop }); err != nil && !errors.Is(err, errStop) {
+		if err := j.OutboxIDs(ctx, func(string) error { left++; return errStop }); err != nil && !errors.Is(err, errStop) {
 			b.Fatal(err)
 		}
 		if left == 0 {
