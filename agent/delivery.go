@@ -81,11 +81,12 @@ func (c *Core) JournalReceipt(ctx context.Context, id string, receipt []byte) er
 	if err != nil {
 		return fmt.Errorf("agent: receipt for %s: %w", id, err)
 	}
-	now := c.opts.Now()
 	actor := bundle.Actor{Kind: "archive", ID: keyID, Via: "sync"}
 	a, err := c.j.Append(ctx, store.Entry{
 		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-			r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: now, Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			// The time is taken in sequence order (stamp), never before
+			// the record before it.
+			r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
 			return r.Marshal()
 		},
 		Payloads: keep,
