@@ -228,19 +228,8 @@ func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) e
 
 // collectPayload adds the payload an export record names, unless purged.
 func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) error {
-	r, err := bundle.ParseRecord(rec)
-	if err != nil {
-		return err
-	}
-	if r.Type != bundle.TypeExport {
-		return nil
-	}
-	body, err := r.ExportBody()
-	if err != nil {
-		return err
-	}
-	d, err := bundle.ParseHash(body.Payload.Digest)
-	if err != nil {
+	d, ok, err := bundle.RecordPayload(rec)
+	if err != nil || !ok {
 		return err
 	}
 	data, err := c.j.Payload(d)
@@ -248,7 +237,7 @@ func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) error {
 	case errors.Is(err, store.ErrPurged):
 		return nil
 	case err != nil:
-		return fmt.Errorf("payload %s: %w", body.Payload.Digest, err)
+		return fmt.Errorf("payload %s: %w", bundle.FormatHash(d), err)
 	}
 	into[d] = data
 	return nil

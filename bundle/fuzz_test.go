@@ -106,8 +106,24 @@ func FuzzParseRecord(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := bundle.ParseRecord(in)
+		// CheckRecord and RecordPayload (pooled, no copies) decide as
+		// ParseRecord does.
+		if cerr := bundle.CheckRecord(in); (cerr == nil) != (err == nil) {
+			t.Fatalf("CheckRecord %v, ParseRecord %v", cerr, err)
+		}
+		d, ok, perr := bundle.RecordPayload(in)
+		if (perr == nil) != (err == nil) {
+			t.Fatalf("RecordPayload %v, ParseRecord %v", perr, err)
+		}
 		if err != nil {
 			return
+		}
+		if body, berr := r.ExportBody(); berr == nil {
+			if !ok || bundle.FormatHash(d) != body.Payload.Digest {
+				t.Fatalf("RecordPayload %x %v, export body names %s", d, ok, body.Payload.Digest)
+			}
+		} else if ok {
+			t.Fatalf("RecordPayload names %x in a %s record", d, r.Type)
 		}
 		out, err := r.Marshal()
 		if err != nil || !bytes.Equal(out, in) {

@@ -179,7 +179,7 @@ func (r *Record) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle: record: canonicalize: %w", err)
 	}
-	if _, err := ParseRecord(out); err != nil {
+	if err := CheckRecord(out); err != nil {
 		return nil, err
 	}
 	return out, nil

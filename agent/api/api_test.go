@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
@@ -264,5 +266,49 @@ func TestClassify(t *testing.T) {
 		if a.status == 500 && strings.Contains(a.info.Message, "secret") {
 			t.Errorf("500 leaks its cause: %q", a.info.Message)
 		}
+	}
+}
+
+// slowCore holds each batch a while and records how many run at once.
+type slowCore struct {
+	*fakeCore
+	inflight, peak atomic.Int64
+}
+
+func (c *slowCore) IngestBatch(ctx context.Context, p *config.Principal, via string, lines []agent.BatchLine) ([]agent.BatchResult, error) {
+	n := c.inflight.Add(1)
+	defer c.inflight.Add(-1)
+	for {
+		old := c.peak.Load()
+		if n <= old || c.peak.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	return c.fakeCore.IngestBatch(ctx, p, via, lines)
+}
+
+// At most MaxBatches batch requests are read and ingested at once; the
+// others wait their turn and are answered too.
+func TestAPIBatchesTakeTurns(t *testing.T) {
+	s := New(Options{MaxBatches: 1, Principals: config.Principals{
+		{Name: "n8n", TokenSHA256: config.HashToken(tokExporter), Roles: []config.Role{config.RoleExporter}},
+	}})
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	sc := &slowCore{fakeCore: &fakeCore{}}
+	s.SetCore(sc)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			r := call(t, hs, "POST", "/v1/exports:batch", tokExporter, NDJSONType, fmt.Sprintf(`{"id":"t%d","workflow":"w","app":"a","data":1}`+"\n", i))
+			if r.status != 200 {
+				t.Errorf("batch %d: %d %s", i, r.status, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	if p := sc.peak.Load(); p != 1 {
+		t.Fatalf("%d batches ingested at once, want 1", p)
 	}
 }

@@ -130,6 +130,12 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 		s.reject(w, r, c, p, agent.IngestRequest{}, unsupported("send %s: one JSON export per line", NDJSONType))
 		return
 	}
+	select {
+	case s.batches <- struct{}{}:
+		defer func() { <-s.batches }()
+	case <-r.Context().Done():
+		return // the client left while waiting its turn
+	}
 	lines, err := s.readBatch(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
 	if err != nil {
 		s.reject(w, r, c, p, agent.IngestRequest{}, err)

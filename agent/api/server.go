@@ -31,6 +31,7 @@ type Core interface {
 const (
 	DefaultMaxBody       = 32 << 20
 	DefaultMaxBatchLines = 10000
+	DefaultMaxBatches    = 2
 	// UnauthenticatedPerSecond bounds the export.rejected records journaled
 	// for calls without a valid token, so nobody without a token can fill
 	// the journal; refusals beyond it are logged only.
@@ -42,7 +43,12 @@ type Options struct {
 	Principals    config.Principals
 	MaxBody       int64 // bytes; DefaultMaxBody when 0
 	MaxBatchLines int   // DefaultMaxBatchLines when 0
-	Logger        *slog.Logger
+	// MaxBatches is how many batch requests are read and ingested at
+	// once; more wait their turn (bounded memory: a batch is held whole
+	// while it is journaled, and the journal commits one at a time
+	// anyway). DefaultMaxBatches when 0.
+	MaxBatches int
+	Logger     *slog.Logger
 	// Via is recorded as the actor's channel; default "api".
 	Via string
 }
@@ -58,6 +64,7 @@ type Server struct {
 	mux     *http.ServeMux
 	srv     *http.Server
 	unauthN unauthLimiter
+	batches chan struct{} // MaxBatches slots
 }
 
 type coreRef struct{ c Core }
@@ -73,7 +80,10 @@ func New(opts Options) *Server {
 	if opts.Via == "" {
 		opts.Via = "api"
 	}
-	s := &Server{opts: opts, log: logger(opts.Logger), mux: http.NewServeMux()}
+	if opts.MaxBatches <= 0 {
+		opts.MaxBatches = DefaultMaxBatches
+	}
+	s := &Server{opts: opts, log: logger(opts.Logger), mux: http.NewServeMux(), batches: make(chan struct{}, opts.MaxBatches)}
 	s.routes()
 	s.srv = &http.Server{
 		Handler:           s.mux,

@@ -26,10 +26,12 @@ import (
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
-// agentMemTable is the journal's memtable size in the daemon: it bounds one
-// commit to about 15% of it (~1.1 MB), so a batch of ~500 1 KiB exports is
-// one commit; larger batches are split into consecutive commits.
-const agentMemTable = 8 << 20
+// agentMemTable is the journal's memtable size in the daemon. Records and
+// payloads go to Badger's value log, so the memtable holds keys, value
+// pointers and hashes: one commit (15% of it, ~600 KB of those) takes a
+// batch of several thousand exports; larger ones are split into
+// consecutive commits.
+const agentMemTable = 4 << 20
 
 // agentMemoryLimit is the soft memory limit the daemon sets when GOMEMLIMIT
 // is not: Badger's compaction buffers are ordinary Go allocations, and
