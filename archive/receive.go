@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/sync"
 )
 
 // Checks the archive runs beyond bundle.Verify (rejections name them
@@ -21,7 +22,7 @@ const (
 	CheckRevoked  = "archive.revoked"  // the device is not revoked
 	CheckFork     = "archive.fork"     // consistent with every checkpoint accepted (ALARM)
 	CheckReplay   = "archive.replay"   // beyond the last accepted checkpoint
-	CheckGap      = "archive.gap"      // starts at the last accepted checkpoint
+	CheckGap      = sync.GapCheck      // starts at the last accepted checkpoint
 	CheckCounter  = "archive.counter"  // NV counter above the last accepted
 	CheckClock    = "archive.clock"    // TPM clock forward (or a later boot)
 )

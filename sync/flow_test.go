@@ -245,3 +245,50 @@ func TestRetryHeld(t *testing.T) {
 		t.Fatal("negative RetryHeld retried")
 	}
 }
+
+// TestStaleGapRejection: a gap rejection of an entry sent before an
+// earlier entry was delivered is stale (the missing bundle arrived
+// meanwhile): the entry is sent again, not held. A rejection for the
+// bundle itself, or a gap with nothing delivered since, holds it.
+func TestStaleGapRejection(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	data := map[string][]byte{}
+	for _, id := range []string{"1", "2", "3"} {
+		data[id] = bundleBytes("stale"+id, 300)
+		ob.put(id, data[id])
+	}
+	p, err := NewPublisher(pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, id := range []string{"1", "2", "3"} {
+		p.inflight[id] = &flight{digest: sha256.Sum256(data[id]), order: uint64(i), epoch: 0}
+	}
+	if err := p.handleReply(ctx, keys.receipt(t, sha256.Sum256(data["1"]), "site1/dev1")); err != nil {
+		t.Fatal(err)
+	}
+	// 2 was sent before 1 was delivered: its gap rejection is stale.
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["2"]), "site1/dev1", "gap", GapCheck)); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Held != 0 || st.Requeued != 1 || !ob.has("2") {
+		t.Fatalf("stale gap: %+v", st)
+	}
+	// 3 refused for itself: held although 1 was delivered since.
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["3"]), "site1/dev1", "bad signature")); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Held != 1 || !p.held["3"] {
+		t.Fatalf("rejection for the bundle itself: %+v", st)
+	}
+	// 2 sent again after that delivery and refused as a gap: held.
+	p.inflight["2"] = &flight{digest: sha256.Sum256(data["2"]), epoch: p.stats.Delivered}
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["2"]), "site1/dev1", "gap", GapCheck)); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Held != 2 || !p.held["2"] {
+		t.Fatalf("gap with nothing delivered since: %+v", st)
+	}
+}

@@ -129,10 +129,13 @@ func (k *archiveKeys) receipt(t testing.TB, digest [32]byte, device string) []by
 	return raw
 }
 
-func (k *archiveKeys) rejection(t testing.TB, digest [32]byte, device, reason string) []byte {
+func (k *archiveKeys) rejection(t testing.TB, digest [32]byte, device, reason string, checks ...string) []byte {
 	t.Helper()
+	if len(checks) == 0 {
+		checks = []string{"seal.signature"}
+	}
 	raw, err := SignRejection(&Rejection{BundleDigest: bundle.FormatHash(digest), Device: device, Reason: reason,
-		Checks: []string{"seal.signature"}, Time: "2026-11-26T02:00:00.000000Z"}, k.keyID, k.priv)
+		Checks: checks, Time: "2026-11-26T02:00:00.000000Z"}, k.keyID, k.priv)
 	if err != nil {
 		t.Error(err)
 	}
@@ -177,7 +180,7 @@ func (a *fakeArchive) handle(ctx context.Context, d Delivery) ([]byte, error) {
 			a.gaps++
 			a.mu.Unlock()
 			if a.rejectGaps { // what archive/ does today: a signed rejection
-				return a.keys.rejection(a.t, d.Digest, dev, "gap"), nil
+				return a.keys.rejection(a.t, d.Digest, dev, "gap", GapCheck), nil
 			}
 			return nil, fmt.Errorf("gap: %s before %s", d.ID, entryID(next))
 		case d.ID < entryID(next):

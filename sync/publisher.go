@@ -97,6 +97,7 @@ type flight struct {
 	digest [32]byte
 	sent   time.Time
 	order  uint64 // when it was sent on this connection, counting up
+	epoch  uint64 // Stats.Delivered when it was sent
 }
 
 // Publisher sends the outbox to the archive (see the package doc).

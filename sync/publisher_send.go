@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -67,7 +68,7 @@ func (s *sender) send(ctx context.Context, e entry) error {
 		return nil
 	}
 	p.sendOrder++
-	f := &flight{digest: digest, order: p.sendOrder}
+	f := &flight{digest: digest, order: p.sendOrder, epoch: p.stats.Delivered}
 	p.inflight[e.id] = f
 	p.stats.PeakInFlight = max(p.stats.PeakInFlight, len(p.inflight))
 	p.mu.Unlock()
@@ -220,14 +221,30 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 		}
 		p.mu.Lock()
 		lost := p.goBack(id)
+		// An entry delivered since this one was sent may be the one whose
+		// absence the archive refused (GapCheck): the rejection is stale, and
+		// the entry is sent once more instead of held. A bundle refused
+		// for itself is refused again and then held, since the entries
+		// after it are refused too and nothing more is delivered.
+		stale := false
+		if f := p.inflight[id]; f != nil && p.stats.Delivered > f.epoch && slices.Contains(rej.Checks, GapCheck) {
+			stale = true
+			p.stats.Requeued++
+		} else {
+			p.held[id] = true
+			p.heldAt = p.now()
+		}
 		delete(p.inflight, id)
-		p.held[id] = true
-		p.heldAt = p.now()
 		p.stats.Rejected++
 		p.mu.Unlock()
 		p.logGoBack(id, lost)
-		p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox, sent again only after sync.retry_held",
-			"id", id, "digest", rej.BundleDigest, "reason", rej.Reason, "checks", rej.Checks)
+		if stale {
+			p.log.Warn("sync: the archive refused a bundle sent before an earlier one was delivered; sending it again",
+				"id", id, "digest", rej.BundleDigest, "reason", rej.Reason)
+		} else {
+			p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox, sent again only after sync.retry_held",
+				"id", id, "digest", rej.BundleDigest, "reason", rej.Reason, "checks", rej.Checks)
+		}
 		if p.opts.OnRejection != nil {
 			p.opts.OnRejection(ctx, id, rej, payload)
 		}

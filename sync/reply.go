@@ -176,3 +176,8 @@ func parseBundlesTopic(topic string) (site, device string, ok bool) {
 	}
 	return parts[0], parts[1], true
 }
+
+// GapCheck is the check a rejection names when the bundle does not start
+// where the last one the archive accepted from the device ended (the
+// archive's archive.CheckGap is this name).
+const GapCheck = "archive.gap"

@@ -168,7 +168,11 @@ func TestMetricsUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := a.start(t, true)
-	agentMetrics := p.logField("metrics: serving /metrics", "addr")
+	// The listener may be logged just after readiness: wait for it.
+	var agentMetrics string
+	for deadline := time.Now().Add(20 * time.Second); agentMetrics == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		agentMetrics = p.logField("metrics: serving /metrics", "addr")
+	}
 	if agentMetrics == "" {
 		t.Fatalf("agent logged no metrics address\n%s", p.stderr)
 	}
