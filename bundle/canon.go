@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -12,8 +13,8 @@ import (
 // appendCanonical appends the RFC 8785 (JCS) form of the JSON value src
 // to dst: object members sorted by their UTF-16 code units, strings
 // escaped as ECMAScript's JSON.stringify does, no insignificant space.
-// Numbers must be integers within ±(2^53-1), the only numbers the
-// formats use (ParseRecord refuses others); anything else is an error,
+// Numbers must have integer values within ±(2^53-1), the only numbers
+// the formats use (ParseRecord refuses others); anything else is an error,
 // as are duplicate member names, invalid UTF-8 and trailing bytes.
 // It is the fast path of Record.Marshal; jcs.Transform is its reference
 // (see FuzzCanonical).
@@ -261,7 +262,7 @@ func (p *canonParser) number(dst []byte) ([]byte, error) {
 		return nil, p.fail("bad number")
 	}
 	if p.i < len(p.src) && (p.src[p.i] == '.' || p.src[p.i] == 'e' || p.src[p.i] == 'E') {
-		return nil, p.fail("number is not an integer")
+		return p.integralNumber(dst, start)
 	}
 	n, err := strconv.ParseInt(string(p.src[start:p.i]), 10, 64)
 	if err != nil || n > maxJSONInt || n < -maxJSONInt {
@@ -271,6 +272,43 @@ func (p *canonParser) number(dst []byte) ([]byte, error) {
 		return append(dst, '0'), nil // "-0" is 0
 	}
 	return strconv.AppendInt(dst, n, 10), nil
+}
+
+// integralNumber finishes a number with a fraction or an exponent, as
+// JCS writes it: accepted only when its value is an integer within
+// ±(2^53-1) ("1.0", "1e3", "-0.0"), written as that integer.
+func (p *canonParser) integralNumber(dst []byte, start int) ([]byte, error) {
+	if p.src[p.i] == '.' {
+		p.i++
+		d := p.i
+		for p.i < len(p.src) && p.src[p.i] >= '0' && p.src[p.i] <= '9' {
+			p.i++
+		}
+		if p.i == d {
+			return nil, p.fail("bad number")
+		}
+	}
+	if p.i < len(p.src) && (p.src[p.i] == 'e' || p.src[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.src) && (p.src[p.i] == '+' || p.src[p.i] == '-') {
+			p.i++
+		}
+		d := p.i
+		for p.i < len(p.src) && p.src[p.i] >= '0' && p.src[p.i] <= '9' {
+			p.i++
+		}
+		if p.i == d {
+			return nil, p.fail("bad number")
+		}
+	}
+	f, err := strconv.ParseFloat(string(p.src[start:p.i]), 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > maxJSONInt {
+		return nil, p.fail("number is not an integer within 2^53")
+	}
+	if f == 0 {
+		return append(dst, '0'), nil
+	}
+	return strconv.AppendInt(dst, int64(f), 10), nil
 }
 
 // appendJCSString appends s (valid UTF-8) as JSON.stringify writes it.

@@ -15,6 +15,7 @@ func TestCanonicalMatchesJCS(t *testing.T) {
 		`  [ 1 , -9007199254740991 , 9007199254740991 , "" , {} , [] ]  `,
 		`{"\ud800\udc00":1,"\uffff":2,"a":3,"A":4,"":5}`,
 		`"plain"`,
+		`[0.0, -0.0, 1.0, 1e3, 1E+2, 2.5e1, 9007199254740991.0, -1e0]`,
 	} {
 		want, err := jcs.Transform([]byte(in))
 		if err != nil {
@@ -36,7 +37,7 @@ func TestCanonicalMatchesJCS(t *testing.T) {
 // Each refusal names what was wrong.
 func TestCanonicalRefuses(t *testing.T) {
 	for _, in := range []string{
-		`{"a":1,"a":2}`, `{"a":1.5}`, `{"a":1e3}`, `{"a":9007199254740992}`, `{"a":01}`,
+		`{"a":1,"a":2}`, `{"a":1.5}`, `{"a":1e-3}`, `{"a":9007199254740992}`, `{"a":9007199254740992.0}`, `{"a":01}`, `{"a":1.}`, `{"a":1e}`,
 		`{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{"a":1} x`, `{"a":`, `[1,]`, `{"a" 1}`, `nul`,
 		"{\"a\":\"\x01\"}",
 	} {
@@ -50,6 +51,7 @@ func FuzzCanonical(f *testing.F) {
 	f.Add([]byte(`{"b":1,"a":{"z":[1,2],"é":"\u00e9"}}`))
 	f.Add([]byte(`{"a":"\ud83d\ude00","\u20ac":-0,"x":[true,false,null]}`))
 	f.Add([]byte(`{"a":1,"a":2}`))
+	f.Add([]byte("0.0"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		got, err := appendCanonical(nil, in)
 		ref, rerr := jcs.Transform(in)
