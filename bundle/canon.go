@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // appendCanonical appends the RFC 8785 (JCS) form of the JSON value src
@@ -346,22 +347,8 @@ func appendJCSString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// compareUTF16String is compareUTF16 for strings.
+// compareUTF16String is compareUTF16 for strings (viewed as bytes, not
+// copied: compareUTF16 only reads them).
 func compareUTF16String(a, b string) int {
-	for len(a) > 0 && len(b) > 0 {
-		if a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf {
-			if a[0] != b[0] {
-				return int(a[0]) - int(b[0])
-			}
-			a, b = a[1:], b[1:]
-			continue
-		}
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra != rb {
-			return utf16First(ra) - utf16First(rb)
-		}
-		a, b = a[na:], b[nb:]
-	}
-	return len(a) - len(b)
+	return compareUTF16(unsafe.Slice(unsafe.StringData(a), len(a)), unsafe.Slice(unsafe.StringData(b), len(b)))
 }
