@@ -256,10 +256,7 @@ func (p *canonParser) number(dst []byte) ([]byte, error) {
 		p.i++
 	}
 	digits := p.i
-	for p.i < len(p.src) && p.src[p.i] >= '0' && p.src[p.i] <= '9' {
-		p.i++
-	}
-	if p.i == digits || (p.src[digits] == '0' && p.i-digits > 1) {
+	if n := p.digits(); n == 0 || (p.src[digits] == '0' && n > 1) {
 		return nil, p.fail("bad number")
 	}
 	if p.i < len(p.src) && (p.src[p.i] == '.' || p.src[p.i] == 'e' || p.src[p.i] == 'E') {
@@ -275,17 +272,22 @@ func (p *canonParser) number(dst []byte) ([]byte, error) {
 	return strconv.AppendInt(dst, n, 10), nil
 }
 
+// digits skips a run of decimal digits and returns its length.
+func (p *canonParser) digits() int {
+	start := p.i
+	for p.i < len(p.src) && p.src[p.i] >= '0' && p.src[p.i] <= '9' {
+		p.i++
+	}
+	return p.i - start
+}
+
 // integralNumber finishes a number with a fraction or an exponent, as
 // JCS writes it: accepted only when its value is an integer within
 // ±(2^53-1) ("1.0", "1e3", "-0.0"), written as that integer.
 func (p *canonParser) integralNumber(dst []byte, start int) ([]byte, error) {
 	if p.src[p.i] == '.' {
 		p.i++
-		d := p.i
-		for p.i < len(p.src) && p.src[p.i] >= '0' && p.src[p.i] <= '9' {
-			p.i++
-		}
-		if p.i == d {
+		if p.digits() == 0 {
 			return nil, p.fail("bad number")
 		}
 	}
@@ -294,11 +296,7 @@ func (p *canonParser) integralNumber(dst []byte, start int) ([]byte, error) {
 		if p.i < len(p.src) && (p.src[p.i] == '+' || p.src[p.i] == '-') {
 			p.i++
 		}
-		d := p.i
-		for p.i < len(p.src) && p.src[p.i] >= '0' && p.src[p.i] <= '9' {
-			p.i++
-		}
-		if p.i == d {
+		if p.digits() == 0 {
 			return nil, p.fail("bad number")
 		}
 	}
