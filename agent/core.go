@@ -37,6 +37,12 @@ type Options struct {
 	SealEvery int
 	// SealInterval seals pending records at least this often (default 10s).
 	SealInterval time.Duration
+	// SealMaxBytes bounds one bundle: a seal takes pending records (with
+	// their payloads) up to this many bytes, at least one record, and
+	// leaves the rest to the next seal (default DefaultSealMaxBytes).
+	// Bounded bundles keep a seal's memory, the outbox value and the
+	// archive's work per bundle bounded after a backlog.
+	SealMaxBytes int64
 	Logger       *slog.Logger
 	// Now is the clock for record times; time.Now when nil.
 	Now func() time.Time
@@ -67,6 +73,9 @@ func (o *Options) defaults() error {
 	}
 	if o.SealInterval <= 0 {
 		o.SealInterval = 10 * time.Second
+	}
+	if o.SealMaxBytes <= 0 {
+		o.SealMaxBytes = DefaultSealMaxBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -45,12 +45,27 @@ func (s tpmSigner) Sign(ctx context.Context, digest []byte) ([]byte, error) {
 	return sig, err
 }
 
-// Seal seals every record journaled since the last seal: it builds the
-// checkpoint, increments the TPM NV counter, quotes the PCRs with nonce =
-// SHA-256(checkpoint), signs the statement with the TPM key, stores the
-// bundle in the outbox and the checkpoint, then journals a `seal` record.
-// It returns (nil, nil) when nothing is pending. TPM commands per seal are a
-// constant: one increment, one quote, one signature.
+// DefaultSealMaxBytes is the default bound on the records and payloads
+// one bundle holds (Options.SealMaxBytes).
+const DefaultSealMaxBytes = 4 << 20
+
+// maxSealRecords bounds the records of one bundle whatever their size: a
+// record and its payload are two files of the bag, and bundle.DefaultLimits
+// allows 100,000.
+const maxSealRecords = 32_768
+
+// errBundleFull stops the record scan of a seal at its bound.
+var errBundleFull = errors.New("bundle full")
+
+// Seal seals the records journaled since the last seal, up to
+// Options.SealMaxBytes of records and payloads (at least one record): it
+// builds the checkpoint, increments the TPM NV counter, quotes the PCRs
+// with nonce = SHA-256(checkpoint), signs the statement with the TPM key,
+// stores the bundle in the outbox and the checkpoint, then journals a
+// `seal` record. It returns (nil, nil) when nothing is pending. When
+// records are left past the bound, the sealer (Start) is woken for the
+// next bundle; SealAll seals until nothing is pending. TPM commands per
+// seal are a constant: one increment, one quote, one signature.
 func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	c.sealMu.Lock()
 	defer c.sealMu.Unlock()
@@ -64,12 +79,24 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	}
 	if res != nil {
 		c.obs.Sealed(res.Duration)
-	}
-	if res != nil {
 		c.lastSeal.Store(&SealInfo{Size: res.Checkpoint.Size, Time: c.opts.Now().UTC(), Counter: res.Counter,
 			Bundle: res.ID, Digest: bundle.FormatHash(res.Digest)})
+		c.maybeWake(c.j.Size())
 	}
 	return res, err
+}
+
+// SealAll seals until nothing is pending and returns how many bundles it
+// sealed (on an error, how many before it).
+func (c *Core) SealAll(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		res, err := c.Seal(ctx)
+		if err != nil || res == nil {
+			return n, err
+		}
+		n++
+	}
 }
 
 func (c *Core) seal(ctx context.Context) (*SealResult, error) {
@@ -82,33 +109,16 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	case err != nil:
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
-	size := c.j.Size()
-	if pending, err := c.pending(prevSize, size); err != nil || !pending {
+	end := c.j.Size()
+	if pending, err := c.pending(prevSize, end); err != nil || !pending {
 		return nil, err
 	}
-	root, err := c.j.Root(size)
-	if err != nil {
-		return nil, fmt.Errorf("agent: seal: %w", err)
-	}
-	cp := bundle.Checkpoint{Origin: c.origin, Size: size, Root: root}
-	body := cp.Marshal()
-
-	in := bundle.SealInput{
-		Origin:     c.origin,
-		Checkpoint: body,
-		Time:       c.opts.Now(),
-	}
-	if prevNote != nil {
-		in.PreviousCheckpoint = prevNote
-		if in.Consistency, err = c.j.ConsistencyProof(prevSize, size); err != nil {
-			return nil, fmt.Errorf("agent: seal: %w", err)
+	in := bundle.SealInput{Origin: c.origin, Time: c.opts.Now(), Payloads: map[[32]byte][]byte{}}
+	var bytes int64
+	err = c.j.Records(ctx, prevSize, end, func(seq uint64, rec []byte) error {
+		if seq > prevSize && (bytes+int64(len(rec)) > c.opts.SealMaxBytes || len(in.Records) >= maxSealRecords) {
+			return errBundleFull
 		}
-		if in.RangeHashes, err = c.j.RangeHashes(prevSize); err != nil {
-			return nil, fmt.Errorf("agent: seal: %w", err)
-		}
-	}
-	in.Payloads = map[[32]byte][]byte{}
-	err = c.j.Records(ctx, prevSize, size, func(seq uint64, rec []byte) error {
 		if seq == prevSize {
 			r, err := bundle.ParseRecord(rec)
 			if err != nil {
@@ -117,10 +127,29 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 			in.PreviousLeaf = r.Prev
 		}
 		in.Records = append(in.Records, rec)
-		return c.collectPayload(rec, in.Payloads)
+		n, err := c.collectPayload(rec, in.Payloads)
+		bytes += int64(len(rec)) + n
+		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errBundleFull) {
 		return nil, fmt.Errorf("agent: seal: records: %w", err)
+	}
+	size := prevSize + uint64(len(in.Records))
+	root, err := c.j.Root(size)
+	if err != nil {
+		return nil, fmt.Errorf("agent: seal: %w", err)
+	}
+	cp := bundle.Checkpoint{Origin: c.origin, Size: size, Root: root}
+	body := cp.Marshal()
+	in.Checkpoint = body
+	if prevNote != nil {
+		in.PreviousCheckpoint = prevNote
+		if in.Consistency, err = c.j.ConsistencyProof(prevSize, size); err != nil {
+			return nil, fmt.Errorf("agent: seal: %w", err)
+		}
+		if in.RangeHashes, err = c.j.RangeHashes(prevSize); err != nil {
+			return nil, fmt.Errorf("agent: seal: %w", err)
+		}
 	}
 
 	// The TPM part: a constant number of commands.
@@ -226,21 +255,25 @@ func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) e
 	return nil
 }
 
-// collectPayload adds the payload an export record names, unless purged.
-func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) error {
+// collectPayload adds the payload an export record names, unless purged
+// or already in, and returns the bytes it added.
+func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) (int64, error) {
 	d, ok, err := bundle.RecordPayload(rec)
 	if err != nil || !ok {
-		return err
+		return 0, err
+	}
+	if _, dup := into[d]; dup {
+		return 0, nil
 	}
 	data, err := c.j.Payload(d)
 	switch {
 	case errors.Is(err, store.ErrPurged):
-		return nil
+		return 0, nil
 	case err != nil:
-		return fmt.Errorf("payload %s: %w", bundle.FormatHash(d), err)
+		return 0, fmt.Errorf("payload %s: %w", bundle.FormatHash(d), err)
 	}
 	into[d] = data
-	return nil
+	return int64(len(data)), nil
 }
 
 // BundleIdentity converts a TPM identity into the key material a bundle
@@ -302,7 +335,7 @@ func (c *Core) Start(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if _, err := c.Seal(fctx); err != nil {
+			if _, err := c.SealAll(fctx); err != nil {
 				c.log.Error("final seal failed", "err", err)
 			}
 			cancel()

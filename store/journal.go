@@ -270,7 +270,15 @@ func iterRecords(ctx context.Context, txn *badger.Txn, from, to uint64, fn func(
 		if len(k) != 9 || !bytes.Equal(k, recordKey(want)) {
 			return &CorruptError{Seq: want, What: fmt.Sprintf("record missing below size (next key %x)", k)}
 		}
-		err := item.Value(func(v []byte) error { return fn(want, v) })
+		err := item.Value(func(v []byte) error {
+			// Values in the value log come back in a buffer of their own
+			// (decrypted, or the log's mapping, never reused); values
+			// stored inline may point into a pooled table block.
+			if len(v) < valueThreshold {
+				v = bytes.Clone(v)
+			}
+			return fn(want, v)
+		})
 		if err != nil {
 			return err
 		}

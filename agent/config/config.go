@@ -50,6 +50,7 @@ const (
 	DefaultLogFormat     = "text"
 	DefaultLogLevel      = "info"
 	DefaultOutboxQuota   = 1 * GiB
+	DefaultSealMaxBundle = 4 * MiB
 )
 
 // DefaultPCRs is the PCR selection the signing key is bound to by default.
@@ -95,6 +96,10 @@ type Metrics struct {
 type Seal struct {
 	Every    int           `yaml:"every"`    // >= 1
 	Interval time.Duration `yaml:"interval"` // >= 100ms
+	// MaxBundle bounds the records and payloads of one bundle; a backlog
+	// is sealed in several bundles (>= 64 KiB; one record larger than
+	// this still gets a bundle of its own).
+	MaxBundle ByteSize `yaml:"max_bundle"`
 }
 
 // API configures the local ingest API. At least one of Socket and TCP is set.
@@ -188,7 +193,7 @@ func Default() *Config {
 		DataDir: DefaultDataDir,
 		TPM:     DefaultTPM,
 		PCRs:    append([]int(nil), DefaultPCRs...),
-		Seal:    Seal{Every: DefaultSealEvery, Interval: DefaultSealInterval},
+		Seal:    Seal{Every: DefaultSealEvery, Interval: DefaultSealInterval, MaxBundle: DefaultSealMaxBundle},
 		API: API{
 			Socket:        DefaultSocket,
 			SocketMode:    DefaultSocketMode,

@@ -176,6 +176,7 @@ func TestParseValues(t *testing.T) {
 		{"upper-case token hash", "principals:\n  - name: a\n    token_sha256: " + strings.ToUpper(HashToken("tok")) + "\n    roles: [exporter]\n",
 			func(c *Config) bool { p, ok := c.Principals.Authenticate("tok"); return ok && p.Name == "a" }},
 		{"log level with offset", "log:\n  level: warn+2\n", func(c *Config) bool { return c.Log.SlogLevel() == 6 }},
+		{"bundle bound", "seal:\n  max_bundle: 8 MiB\n", func(c *Config) bool { return c.Seal.MaxBundle == 8*MiB && c.Seal.Every == DefaultSealEvery }},
 		{"outbox quota default", "", func(c *Config) bool { return c.Sync.OutboxQuota == DefaultOutboxQuota }},
 		{"outbox quota without a broker", "sync:\n  outbox_quota: 64 MiB\n", func(c *Config) bool { return c.Sync.OutboxQuota == 64*MiB }},
 	}
@@ -276,6 +277,7 @@ func TestParseErrors(t *testing.T) {
 		{"sync cert alone", minimal("sync:\n  broker: tcp://h:1\n  archive_key: k.pub\n  cert: c.pem\n"), "sync.cert", "together"},
 		{"sync key without broker", minimal("sync:\n  archive_key: k.pub\n"), "sync.archive_key", "without sync.broker"},
 		{"outbox quota zero", minimal("sync:\n  outbox_quota: 0\n"), "sync.outbox_quota", "must be positive"},
+		{"bundle bound too small", minimal("seal:\n  max_bundle: 1 KiB\n"), "seal.max_bundle", "at least 64 KiB"},
 		{"spool principal missing", minimal("spool:\n  dir: /s\n"), "spool.principal", "must name a principal"},
 		{"spool principal not exporter", minimal("spool:\n  dir: /s\n  principal: a\nprincipals:\n  - name: a\n    token_sha256: \"" +
 			HashToken("x") + "\"\n    roles: [auditor]\n"), "spool.principal", "lacks the exporter role"},

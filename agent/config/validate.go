@@ -71,6 +71,9 @@ func (c *Config) validate() []*Error {
 	}
 	slices.Sort(c.PCRs)
 
+	if c.Seal.MaxBundle < 64*KiB {
+		bad("seal.max_bundle", "must be at least 64 KiB, got %d bytes", int64(c.Seal.MaxBundle))
+	}
 	if c.Seal.Every < 1 {
 		bad("seal.every", "must be at least 1, got %d", c.Seal.Every)
 	}

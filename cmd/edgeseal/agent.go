@@ -179,7 +179,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	var pub *sync.Publisher // nil: sync is off
 	mets := metrics.NewAgent()
 	core, err := agent.Open(ctx, agent.Options{
-		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval,
+		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval, SealMaxBytes: int64(cfg.Seal.MaxBundle),
 		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
 		Observer: mets,
 		AfterSeal: func() {
