@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -102,12 +101,16 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	}
 
 	b := &Bundle{Files: make(map[string][]byte, len(in.Payloads)+20)}
-	var recs bytes.Buffer
+	n := 0
 	for _, r := range in.Records {
-		recs.Write(r)
-		recs.WriteByte('\n')
+		n += len(r) + 1
 	}
-	b.Files[PathRecords] = recs.Bytes()
+	recs := make([]byte, 0, n)
+	for _, r := range in.Records {
+		recs = append(recs, r...)
+		recs = append(recs, '\n')
+	}
+	b.Files[PathRecords] = recs
 	sums := make(map[string][32]byte, len(in.Payloads)+1)
 	for d, data := range in.Payloads {
 		p := PayloadPath(d)

@@ -41,7 +41,7 @@ func (j *Journal) Lookup(key []byte) (seq uint64, err error) {
 func (j *Journal) committedKey(key []byte) (uint64, error) {
 	var seq uint64
 	err := j.db.View(func(txn *badger.Txn) error {
-		v, err := getValue(txn, idemKey(key))
+		v, err := j.c.get(txn, j.c.idemKey(key))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrNotFound
 		}

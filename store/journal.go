@@ -23,6 +23,7 @@ type Journal struct {
 	log  *slog.Logger
 	db   *badger.DB
 	blog *badgerLogger
+	c    *crypt // seals values, names content keys (crypt.go)
 
 	state  atomic.Pointer[meta] // committed size and last leaf
 	failed atomic.Pointer[failure]
@@ -83,6 +84,10 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if err := fitMemTable(&opts); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
+	c, err := newCrypt(opts.EncryptionKey)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
 	bl := &badgerLogger{l: opts.Logger.With("component", "badger")}
 	db, err := badger.Open(badgerOptions(opts, bl))
 	if err != nil {
@@ -91,7 +96,12 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
+	if err := c.checkFormat(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
 	j := &Journal{
+		c:     c,
 		opts:  opts,
 		log:   opts.Logger,
 		db:    db,
@@ -129,7 +139,7 @@ func (j *Journal) load() error {
 		if err != nil {
 			return err
 		}
-		raw, err := item.ValueCopy(nil)
+		raw, err := j.c.value(item)
 		if err != nil {
 			return err
 		}
@@ -139,7 +149,7 @@ func (j *Journal) load() error {
 		}
 		if m.Size > 0 {
 			j.openReads++
-			rec, err := getValue(txn, recordKey(m.Size-1))
+			rec, err := j.c.get(txn, recordKey(m.Size-1))
 			if err != nil {
 				return &CorruptError{Seq: m.Size - 1, What: "last record: " + err.Error()}
 			}
@@ -152,7 +162,7 @@ func (j *Journal) load() error {
 			return &CorruptError{Seq: m.Size, What: "record beyond the recorded size"}
 		}
 		nodes := compactNodes(m.Size)
-		hs, err := txnReader{txn: txn, reads: &j.openReads}.ReadHashes(compactIndexes(m.Size))
+		hs, err := txnReader{txn: txn, c: j.c, reads: &j.openReads}.ReadHashes(compactIndexes(m.Size))
 		if err != nil {
 			return err
 		}
@@ -160,7 +170,7 @@ func (j *Journal) load() error {
 			nodes[i].hash = hs[i]
 		}
 		if m.Size > 0 {
-			leafs, err := txnReader{txn: txn, reads: &j.openReads}.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(m.Size-1))})
+			leafs, err := txnReader{txn: txn, c: j.c, reads: &j.openReads}.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(m.Size-1))})
 			if err != nil {
 				return err
 			}
@@ -174,13 +184,6 @@ func (j *Journal) load() error {
 	})
 }
 
-func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
-	item, err := txn.Get(key)
-	if err != nil {
-		return nil, err
-	}
-	return item.ValueCopy(nil)
-}
 
 // Size returns the number of acknowledged records.
 func (j *Journal) Size() uint64 { return j.state.Load().Size }
@@ -215,7 +218,7 @@ func (j *Journal) Record(seq uint64) ([]byte, error) {
 	var rec []byte
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		rec, err = getValue(txn, recordKey(seq))
+		rec, err = j.c.get(txn, recordKey(seq))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return &CorruptError{Seq: seq, What: "record missing below size"}
 		}
@@ -242,14 +245,14 @@ func (j *Journal) Records(ctx context.Context, from, to uint64, fn func(seq uint
 		return nil
 	}
 	return j.db.View(func(txn *badger.Txn) error {
-		return iterRecords(ctx, txn, from, to, func(seq uint64, rec []byte) error {
+		return iterRecords(ctx, txn, j.c, from, to, func(seq uint64, rec []byte) error {
 			return fn(seq, bytes.Clone(rec))
 		})
 	})
 }
 
 // iterRecords walks records [from,to) of txn; rec is only valid during fn.
-func iterRecords(ctx context.Context, txn *badger.Txn, from, to uint64, fn func(seq uint64, rec []byte) error) error {
+func iterRecords(ctx context.Context, txn *badger.Txn, c *crypt, from, to uint64, fn func(seq uint64, rec []byte) error) error {
 	io := badger.DefaultIteratorOptions
 	io.Prefix = []byte{pfxRecord}
 	io.PrefetchSize = 64
@@ -270,16 +273,11 @@ func iterRecords(ctx context.Context, txn *badger.Txn, from, to uint64, fn func(
 		if len(k) != 9 || !bytes.Equal(k, recordKey(want)) {
 			return &CorruptError{Seq: want, What: fmt.Sprintf("record missing below size (next key %x)", k)}
 		}
-		err := item.Value(func(v []byte) error {
-			// Values in the value log come back in a buffer of their own
-			// (decrypted, or the log's mapping, never reused); values
-			// stored inline may point into a pooled table block.
-			if len(v) < valueThreshold {
-				v = bytes.Clone(v)
-			}
-			return fn(want, v)
-		})
+		v, err := c.value(item) // a copy (values inline may sit in a pooled block)
 		if err != nil {
+			return err
+		}
+		if err := fn(want, v); err != nil {
 			return err
 		}
 		want++
@@ -297,11 +295,11 @@ func (j *Journal) Payload(digest [32]byte) ([]byte, error) {
 	var data []byte
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		data, err = getValue(txn, digestKey(pfxPayload, digest))
+		data, err = j.c.get(txn, j.c.digestKey(pfxPayload, digest))
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
-		if _, err := txn.Get(digestKey(pfxTombstone, digest)); err == nil {
+		if _, err := txn.Get(j.c.digestKey(pfxTombstone, digest)); err == nil {
 			return ErrPurged
 		}
 		return ErrNotFound

@@ -18,6 +18,10 @@ import (
 //	'o' || id              outbox entry
 //	'k' || key             idempotency key (value: be64(seq)), written in the
 //	                       same commit as record seq
+//	'f'                    format marker (see crypt.go)
+//
+// Every value is sealed and the digest and idempotency keys are HMACs
+// when the journal has an encryption key (crypt.go).
 const (
 	pfxMeta       = 'm'
 	pfxRecord     = 'r'
@@ -27,6 +31,7 @@ const (
 	pfxCheckpoint = 'c'
 	pfxOutbox     = 'o'
 	pfxIdemKey    = 'k'
+	pfxFormat     = 'f'
 )
 
 var metaKey = []byte{pfxMeta}
@@ -42,17 +47,8 @@ func recordKey(seq uint64) []byte   { return u64Key(pfxRecord, seq) }
 func hashKey(index int64) []byte    { return u64Key(pfxHash, uint64(index)) }
 func checkpointKey(n uint64) []byte { return u64Key(pfxCheckpoint, n) }
 
-func digestKey(pfx byte, d [32]byte) []byte {
-	k := make([]byte, 33)
-	k[0] = pfx
-	copy(k[1:], d[:])
-	return k
-}
-
 func outboxKey(id string) []byte { return append([]byte{pfxOutbox}, id...) }
 
-// idemKey is the Badger key of an idempotency key (a fresh slice).
-func idemKey(key []byte) []byte { return append([]byte{pfxIdemKey}, key...) }
 
 // meta is the journal state written atomically with every log commit, so
 // Open reads it instead of rescanning.

@@ -67,6 +67,7 @@ var emptyRoot = [32]byte{
 // txnReader is a tlog.HashReader over one Badger read transaction.
 type txnReader struct {
 	txn   *badger.Txn
+	c     *crypt
 	reads *int // counts keys read, may be nil
 }
 
@@ -83,12 +84,14 @@ func (r txnReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		if err != nil {
 			return nil, err
 		}
-		if item.ValueSize() != 32 {
-			return nil, &CorruptError{Seq: uint64(idx), What: fmt.Sprintf("stored hash is %d bytes", item.ValueSize())}
-		}
-		if err := item.Value(func(v []byte) error { copy(out[i][:], v); return nil }); err != nil {
+		v, err := r.c.value(item)
+		if err != nil {
 			return nil, err
 		}
+		if len(v) != 32 {
+			return nil, &CorruptError{Seq: uint64(idx), What: fmt.Sprintf("stored hash is %d bytes", len(v))}
+		}
+		copy(out[i][:], v)
 	}
 	return out, nil
 }
@@ -116,7 +119,7 @@ func (r seqReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		return out, nil
 	}
 	err := r.j.db.View(func(txn *badger.Txn) error {
-		hs, err := txnReader{txn: txn}.ReadHashes(miss)
+		hs, err := txnReader{txn: txn, c: r.j.c}.ReadHashes(miss)
 		if err != nil {
 			return err
 		}
@@ -153,7 +156,7 @@ func (j *Journal) Root(size uint64) ([32]byte, error) {
 	var root tlog.Hash
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		root, err = tlog.TreeHash(int64(size), txnReader{txn: txn})
+		root, err = tlog.TreeHash(int64(size), txnReader{txn: txn, c: j.c})
 		return err
 	})
 	if err != nil {
@@ -172,7 +175,7 @@ func (j *Journal) InclusionProof(seq, size uint64) ([][32]byte, error) {
 	var p tlog.RecordProof
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		p, err = tlog.ProveRecord(int64(size), int64(seq), txnReader{txn: txn})
+		p, err = tlog.ProveRecord(int64(size), int64(seq), txnReader{txn: txn, c: j.c})
 		return err
 	})
 	if err != nil {
@@ -195,7 +198,7 @@ func (j *Journal) ConsistencyProof(oldSize, newSize uint64) ([][32]byte, error) 
 	var p tlog.TreeProof
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		p, err = tlog.ProveTree(int64(newSize), int64(oldSize), txnReader{txn: txn})
+		p, err = tlog.ProveTree(int64(newSize), int64(oldSize), txnReader{txn: txn, c: j.c})
 		return err
 	})
 	if err != nil {
@@ -216,7 +219,7 @@ func (j *Journal) RangeHashes(size uint64) ([][32]byte, error) {
 	var hs []tlog.Hash
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		hs, err = txnReader{txn: txn}.ReadHashes(compactIndexes(size))
+		hs, err = txnReader{txn: txn, c: j.c}.ReadHashes(compactIndexes(size))
 		return err
 	})
 	if err != nil {

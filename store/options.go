@@ -16,7 +16,8 @@ type Options struct {
 	// Dir holds the Badger files; created if missing. Required.
 	Dir string
 	// EncryptionKey, when set, must be 32 bytes (AES-256); the journal is
-	// encrypted at rest with it and cannot be opened without it. A journal
+	// encrypted at rest with it (values sealed, content-bearing keys named
+	// by HMAC; crypt.go) and cannot be opened without it. A journal
 	// created without a key must be opened without one.
 	EncryptionKey []byte
 	// Logger receives the journal's and Badger's warnings. nil: discard.
@@ -113,16 +114,13 @@ func badgerOptions(o Options, lg *badgerLogger) badger.Options {
 		WithBaseTableSize(512 << 10).
 		WithBaseLevelSize(2 << 20).
 		WithNumCompactors(2).
-		WithBlockCacheSize(4 << 20).
-		WithIndexCacheSize(2 << 20).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(64 << 20).
 		WithCompression(options.None).
 		WithChecksumVerificationMode(options.OnBlockRead).
 		WithNumVersionsToKeep(1)
-	if len(o.EncryptionKey) > 0 {
-		bo = bo.WithEncryptionKey(o.EncryptionKey)
-	}
 	return bo
 }
 

@@ -22,7 +22,7 @@ func (j *Journal) Scrub(ctx context.Context, fn func(seq uint64, rec []byte, pre
 	}
 	defer j.leave()
 	err := j.db.View(func(txn *badger.Txn) error {
-		raw, err := getValue(txn, metaKey)
+		raw, err := j.c.get(txn, metaKey)
 		if err != nil {
 			if size := j.Size(); size == 0 {
 				return nil
@@ -51,7 +51,7 @@ func (j *Journal) Scrub(ctx context.Context, fn func(seq uint64, rec []byte, pre
 			return out, nil
 		})
 		var prev [32]byte
-		err = iterRecords(ctx, txn, 0, m.Size, func(seq uint64, rec []byte) error {
+		err = iterRecords(ctx, txn, j.c, 0, m.Size, func(seq uint64, rec []byte) error {
 			leaf := tlog.RecordHash(rec)
 			hs, err := tlog.StoredHashesForRecordHash(int64(seq), leaf, reader)
 			if err != nil {
@@ -62,7 +62,7 @@ func (j *Journal) Scrub(ctx context.Context, fn func(seq uint64, rec []byte, pre
 			for k := range hs {
 				stored[k] = base + int64(k)
 			}
-			got, err := txnReader{txn: txn}.ReadHashes(stored)
+			got, err := txnReader{txn: txn, c: j.c}.ReadHashes(stored)
 			if err != nil {
 				return err
 			}
@@ -92,7 +92,7 @@ func (j *Journal) Scrub(ctx context.Context, fn func(seq uint64, rec []byte, pre
 		if _, err := txn.Get(recordKey(m.Size)); err == nil {
 			return &CorruptError{Seq: m.Size, What: "record beyond the recorded size"}
 		}
-		root, err := tlog.TreeHash(int64(m.Size), txnReader{txn: txn})
+		root, err := tlog.TreeHash(int64(m.Size), txnReader{txn: txn, c: j.c})
 		if err != nil {
 			return err
 		}

@@ -246,11 +246,12 @@ type group struct {
 	end   meta
 }
 
-// estimate mirrors Badger's per-entry transaction accounting.
-func estimate(k kv) int64 {
+// estimate mirrors Badger's per-entry transaction accounting; extra is
+// what sealing adds to a value.
+func estimate(k kv, extra int64) int64 {
 	n := int64(len(k.key)) + 10
-	if int64(len(k.val)) < valueThreshold {
-		return n + int64(len(k.val)) + 2
+	if v := int64(len(k.val)) + extra; v < valueThreshold {
+		return n + v + 2
 	}
 	return n + 14
 }
@@ -331,7 +332,7 @@ func (j *Journal) process(batch []*request) {
 			if len(e.Key) > 0 {
 				keys[string(e.Key)] = seq
 				addedKeys = append(addedKeys, string(e.Key))
-				kvs = append(kvs, kv{key: idemKey(e.Key), val: binary.BigEndian.AppendUint64(nil, seq)})
+				kvs = append(kvs, kv{key: j.c.idemKey(e.Key), val: binary.BigEndian.AppendUint64(nil, seq)})
 			}
 			r.res[i] = Appended{Seq: seq, Leaf: leaf}
 			last = leaf
@@ -339,12 +340,16 @@ func (j *Journal) process(batch []*request) {
 		}
 		var rb, rc int64
 		var raw int64
+		extra := int64(0)
+		if j.c.sealed() {
+			extra = sealedExtra
+		}
 		for _, k := range kvs {
-			rb += estimate(k)
+			rb += estimate(k, extra)
 			rc++
 			raw += int64(len(k.key) + len(k.val))
 		}
-		if rb+int64(len(metaKey))+metaLen+12 > limBytes || rc+1 > limCount {
+		if rb+int64(len(metaKey))+metaLen+extra+12 > limBytes || rc+1 > limCount {
 			// Cannot be committed atomically: undo and refuse.
 			seq, last, j.frontier = saveSeq, saveLast, saveFrontier
 			for _, d := range added {
@@ -413,13 +418,15 @@ func (j *Journal) process(batch []*request) {
 // payloadKVs returns the writes storing p unless it is already stored.
 func (j *Journal) payloadKVs(p Payload) []kv {
 	var out []kv
+	pk := j.c.digestKey(pfxPayload, p.Digest)
+	tk := append([]byte{pfxTombstone}, pk[1:]...) // the same name, another prefix
 	_ = j.db.View(func(txn *badger.Txn) error {
-		if _, err := txn.Get(digestKey(pfxPayload, p.Digest)); err == nil {
+		if _, err := txn.Get(pk); err == nil {
 			return nil
 		}
-		out = append(out, kv{key: digestKey(pfxPayload, p.Digest), val: p.Data})
-		if _, err := txn.Get(digestKey(pfxTombstone, p.Digest)); err == nil {
-			out = append(out, kv{key: digestKey(pfxTombstone, p.Digest), del: true})
+		out = append(out, kv{key: pk, val: p.Data})
+		if _, err := txn.Get(tk); err == nil {
+			out = append(out, kv{key: tk, del: true})
 		}
 		return nil
 	})
@@ -435,13 +442,13 @@ func (j *Journal) commit(g *group) error {
 		if k.del {
 			err = txn.Delete(k.key)
 		} else {
-			err = txn.Set(k.key, k.val)
+			err = j.c.set(txn, k.key, k.val)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if err := txn.Set(metaKey, g.end.encode()); err != nil {
+	if err := j.c.set(txn, metaKey, g.end.encode()); err != nil {
 		return err
 	}
 	if j.commitHook != nil {

@@ -30,8 +30,8 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	err := j.db.Update(func(txn *badger.Txn) error {
-		_, perr := txn.Get(digestKey(pfxPayload, digest))
-		_, terr := txn.Get(digestKey(pfxTombstone, digest))
+		_, perr := txn.Get(j.c.digestKey(pfxPayload, digest))
+		_, terr := txn.Get(j.c.digestKey(pfxTombstone, digest))
 		switch {
 		case perr == nil:
 		case !errors.Is(perr, badger.ErrKeyNotFound):
@@ -41,11 +41,11 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 		default:
 			return ErrNotFound
 		}
-		if err := txn.Delete(digestKey(pfxPayload, digest)); err != nil {
+		if err := txn.Delete(j.c.digestKey(pfxPayload, digest)); err != nil {
 			return err
 		}
 		ts := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
-		return txn.Set(digestKey(pfxTombstone, digest), ts)
+		return j.c.set(txn, j.c.digestKey(pfxTombstone, digest), ts)
 	})
 	if err != nil {
 		return fmt.Errorf("store: purge %x: %w", digest[:8], err)
@@ -59,7 +59,7 @@ func (j *Journal) putOnce(key []byte, data []byte, kind, name string) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	return j.db.Update(func(txn *badger.Txn) error {
-		old, err := getValue(txn, key)
+		old, err := j.c.get(txn, key)
 		switch {
 		case err == nil:
 			if bytes.Equal(old, data) {
@@ -69,7 +69,7 @@ func (j *Journal) putOnce(key []byte, data []byte, kind, name string) error {
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
-		return txn.Set(key, data)
+		return j.c.set(txn, key, data)
 	})
 }
 
@@ -132,7 +132,7 @@ func (j *Journal) LastCheckpoint() (size uint64, data []byte, err error) {
 			return &CorruptError{What: fmt.Sprintf("checkpoint key %x", k)}
 		}
 		size = binary.BigEndian.Uint64(k[1:])
-		data, err = it.Item().ValueCopy(nil)
+		data, err = j.c.value(it.Item())
 		return err
 	})
 	if err != nil {
@@ -203,7 +203,7 @@ func (j *Journal) OutboxGet(ctx context.Context, id string) (data []byte, ok boo
 			return err
 		}
 		ok = true
-		data, err = item.ValueCopy(nil)
+		data, err = j.c.value(item)
 		return err
 	})
 	if err != nil {
@@ -229,7 +229,7 @@ func (j *Journal) Outbox(ctx context.Context, fn func(id string, data []byte) er
 				return err
 			}
 			item := it.Item()
-			data, err := item.ValueCopy(nil)
+			data, err := j.c.value(item)
 			if err != nil {
 				return err
 			}
@@ -282,7 +282,7 @@ func (j *Journal) NextCheckpoint(after uint64) (size uint64, data []byte, err er
 			return &CorruptError{What: fmt.Sprintf("checkpoint key %x", k)}
 		}
 		size = binary.BigEndian.Uint64(k[1:])
-		data, err = it.Item().ValueCopy(nil)
+		data, err = j.c.value(it.Item())
 		return err
 	})
 	if err != nil {
