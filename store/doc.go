@@ -54,13 +54,19 @@
 //	'p' || digest          payload bytes
 //	't' || digest          payload tombstone
 //	'c' || be64(size)      checkpoint
-//	'o' || id              outbox entry
 //	'k' || key             idempotency key -> be64(seq), same commit as the record
+//	'f'                    format marker
+//
+// With an encryption key every value is sealed (AES-256-GCM) and the 'p',
+// 't' and 'k' keys are HMAC names of the digest or key (crypt.go). Outbox
+// entries (bundles) are files under Dir/outbox, sealed the same way
+// (outbox.go).
 //
 // # Memory
 //
-// Badger is tuned for a small device (2 MiB memtables, 4 MiB block cache,
-// 2 MiB index cache, two compactors, no compression). Badger's table
+// Badger is tuned for a small device (2 MiB memtables, no block or index
+// cache: tables are read from their mappings, two compactors, no
+// compression). Badger's table
 // builders are plain Go allocations, so the process should run with a soft
 // memory limit (GOMEMLIMIT, e.g. 48MiB): without it the collector lets the
 // heap reach twice Badger's peak live size during compactions.

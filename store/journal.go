@@ -115,6 +115,10 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
+	if err := j.openOutbox(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: outbox: %w", opts.Dir, err)
+	}
 	go j.run()
 	j.startTrimmer()
 	return j, nil
@@ -183,7 +187,6 @@ func (j *Journal) load() error {
 		return nil
 	})
 }
-
 
 // Size returns the number of acknowledged records.
 func (j *Journal) Size() uint64 { return j.state.Load().Size }

@@ -15,7 +15,7 @@ import (
 //	'p' || digest          payload bytes
 //	't' || digest          payload tombstone (value: purge time, be64 unix ns)
 //	'c' || be64(size)      checkpoint bytes
-//	'o' || id              outbox entry
+//	'o'                    unused (outbox entries are files: outbox.go)
 //	'k' || key             idempotency key (value: be64(seq)), written in the
 //	                       same commit as record seq
 //	'f'                    format marker (see crypt.go)
@@ -29,7 +29,7 @@ const (
 	pfxPayload    = 'p'
 	pfxTombstone  = 't'
 	pfxCheckpoint = 'c'
-	pfxOutbox     = 'o'
+	pfxOutbox     = 'o' // outbox entries before format v2; now files (outbox.go)
 	pfxIdemKey    = 'k'
 	pfxFormat     = 'f'
 )
@@ -46,9 +46,6 @@ func u64Key(pfx byte, n uint64) []byte {
 func recordKey(seq uint64) []byte   { return u64Key(pfxRecord, seq) }
 func hashKey(index int64) []byte    { return u64Key(pfxHash, uint64(index)) }
 func checkpointKey(n uint64) []byte { return u64Key(pfxCheckpoint, n) }
-
-func outboxKey(id string) []byte { return append([]byte{pfxOutbox}, id...) }
-
 
 // meta is the journal state written atomically with every log commit, so
 // Open reads it instead of rescanning.

@@ -36,7 +36,11 @@ const agentMemTable = 4 << 20
 // agentMemoryLimit is the soft memory limit the daemon sets when GOMEMLIMIT
 // is not: Badger's compaction buffers are ordinary Go allocations, and
 // without a limit the heap doubles past them.
-const agentMemoryLimit = 64 << 20
+const agentMemoryLimit = 80 << 20
+
+// agentResident is how many committed bytes the journal lets its mapped
+// files keep resident before handing the pages back (store.Options).
+const agentResident = 2 << 20
 
 // shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
 const shutdownTimeout = 20 * time.Second
@@ -163,7 +167,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		return fmt.Errorf("agent: data key: %w", err)
 	}
 	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key,
-		MemTableSize: agentMemTable, Logger: log.With("component", "store")})
+		MemTableSize: agentMemTable, ResidentBytes: agentResident, Logger: log.With("component", "store")})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Outbox entries are files: sealed on disk, kept across a reopen, their
+// space returned on delete; temp files of a crash are removed at Open;
+// ids that are not plain file names are refused.
+func TestOutboxFiles(t *testing.T) {
+	ctx := context.Background()
+	key := bytes.Repeat([]byte{3}, 32)
+	dir := t.TempDir()
+	j := openT(t, dir, func(o *Options) { o.EncryptionKey = key })
+	bundle := bytes.Repeat([]byte("bundle-bytes "), 1000)
+	if err := j.PutOutbox(ctx, "00000000000000000010", bundle); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.PutOutbox(ctx, "00000000000000000020", []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "outbox", "00000000000000000010")
+	onDisk, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(onDisk, []byte("bundle-bytes")) {
+		t.Fatal("outbox file holds the bundle in the clear")
+	}
+	for _, id := range []string{"", ".hidden", "../escape", "a/b", string(make([]byte, 129))} {
+		if err := j.PutOutbox(ctx, id, []byte("x")); err == nil {
+			t.Errorf("id %q accepted", id)
+		}
+	}
+	var ce *ConflictError
+	if err := j.PutOutbox(ctx, "00000000000000000010", []byte("other")); !errors.As(err, &ce) {
+		t.Fatalf("other bytes under an id: %v, want *ConflictError", err)
+	}
+	if err := j.PutOutbox(ctx, "00000000000000000010", bundle); err != nil {
+		t.Fatalf("same bytes again: %v", err)
+	}
+	n, size, err := j.OutboxSize(ctx)
+	if err != nil || n != 2 || size != int64(len(bundle)+len("second")) {
+		t.Fatalf("OutboxSize = %d, %d, %v; want 2, %d", n, size, err, len(bundle)+len("second"))
+	}
+	j.Close()
+
+	// A crash left a temp file; the moved file under another id does not
+	// open (its name is bound into the seal).
+	if err := os.WriteFile(filepath.Join(dir, "outbox", ".put-123"), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j = openT(t, dir, func(o *Options) { o.EncryptionKey = key })
+	defer j.Close()
+	if _, err := os.Stat(filepath.Join(dir, "outbox", ".put-123")); !os.IsNotExist(err) {
+		t.Fatalf("temp file after Open: %v", err)
+	}
+	var ids []string
+	if err := j.Outbox(ctx, func(id string, data []byte) error {
+		ids = append(ids, id)
+		if id == "00000000000000000010" && !bytes.Equal(data, bundle) {
+			t.Error("bundle changed across reopen")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || ids[0] != "00000000000000000010" {
+		t.Fatalf("outbox ids %v", ids)
+	}
+	if err := os.Link(path, filepath.Join(dir, "outbox", "00000000000000000030")); err != nil {
+		t.Fatal(err)
+	}
+	var corrupt *CorruptError
+	if _, _, err := j.OutboxGet(ctx, "00000000000000000030"); !errors.As(err, &corrupt) {
+		t.Fatalf("bundle moved to another id: %v, want *CorruptError", err)
+	}
+	for _, id := range []string{"00000000000000000010", "00000000000000000030", "00000000000000000010"} {
+		if err := j.DeleteOutbox(ctx, id); err != nil {
+			t.Fatalf("delete %s: %v", id, err)
+		}
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("deleted entry still on disk: %v", err)
+	}
+	if _, ok, err := j.OutboxGet(ctx, "00000000000000000010"); ok || err != nil {
+		t.Fatalf("deleted entry: ok %v, %v", ok, err)
+	}
+}
