@@ -84,45 +84,14 @@ func (a *EnrollAck) marshal() ([]byte, error) {
 
 // SignEnrollAck signs a with the archive's Ed25519 key as a DSSE envelope.
 func SignEnrollAck(a *EnrollAck, keyID string, key ed25519.PrivateKey) ([]byte, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	payload, err := a.marshal()
-	if err != nil {
-		return nil, err
-	}
-	env := &bundle.Envelope{PayloadType: EnrollAckPayloadType, Payload: payload,
-		Signatures: []bundle.Signature{{KeyID: keyID, Sig: ed25519.Sign(key, bundle.PAE(EnrollAckPayloadType, payload))}}}
-	return env.Marshal()
+	return signReply(a, EnrollAckPayloadType, keyID, key)
 }
 
 // VerifyEnrollAck parses a signed enrollment answer strictly (canonical
 // JSON, known fields) and checks its signature (keyID "" accepts any key
 // id whose signature verifies under pub).
 func VerifyEnrollAck(b []byte, keyID string, pub ed25519.PublicKey) (*EnrollAck, error) {
-	env, err := parseReply(b)
-	if err != nil {
-		return nil, err
-	}
-	if env.PayloadType != EnrollAckPayloadType {
-		return nil, &ReplyError{Kind: "enrollment answer", Reason: "payload type " + env.PayloadType}
-	}
-	var a EnrollAck
-	dec := json.NewDecoder(bytes.NewReader(env.Payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return nil, &ReplyError{Kind: "enrollment answer", Reason: "json", Err: err}
-	}
-	if canon, err := a.marshal(); err != nil || !bytes.Equal(canon, env.Payload) {
-		return nil, &ReplyError{Kind: "enrollment answer", Reason: "not canonical JSON"}
-	}
-	if err := a.check(); err != nil {
-		return nil, &ReplyError{Kind: "enrollment answer", Reason: "content", Err: err}
-	}
-	if err := verifyEnvelope(env, keyID, pub); err != nil {
-		return nil, &ReplyError{Kind: "enrollment answer", Reason: "signature", Err: err}
-	}
-	return &a, nil
+	return verifyReply[EnrollAck](b, "enrollment answer", EnrollAckPayloadType, keyID, pub)
 }
 
 // ErrNoAnswer: the archive did not answer an enrollment request in time.

@@ -54,44 +54,68 @@ func (r *Rejection) marshal() ([]byte, error) {
 // SignRejection signs r with the archive's Ed25519 key as a DSSE envelope
 // (the reply the archive publishes for a refused bundle).
 func SignRejection(r *Rejection, keyID string, key ed25519.PrivateKey) ([]byte, error) {
-	if err := r.check(); err != nil {
-		return nil, err
-	}
-	payload, err := r.marshal()
-	if err != nil {
-		return nil, err
-	}
-	env := &bundle.Envelope{PayloadType: RejectionPayloadType, Payload: payload,
-		Signatures: []bundle.Signature{{KeyID: keyID, Sig: ed25519.Sign(key, bundle.PAE(RejectionPayloadType, payload))}}}
-	return env.Marshal()
+	return signReply(r, RejectionPayloadType, keyID, key)
 }
 
 // VerifyRejection parses a signed rejection strictly and checks its
 // signature (keyID "" accepts any key id whose signature verifies).
 func VerifyRejection(b []byte, keyID string, pub ed25519.PublicKey) (*Rejection, error) {
+	return verifyReply[Rejection](b, "rejection", RejectionPayloadType, keyID, pub)
+}
+
+// signedReply is a reply payload the archive signs: it checks its own
+// content and has one canonical JSON form.
+type signedReply interface {
+	check() error
+	marshal() ([]byte, error)
+}
+
+// signReply checks p and signs its canonical JSON as a DSSE envelope
+// with the archive's Ed25519 key.
+func signReply(p signedReply, payloadType, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	payload, err := p.marshal()
+	if err != nil {
+		return nil, err
+	}
+	env := &bundle.Envelope{PayloadType: payloadType, Payload: payload,
+		Signatures: []bundle.Signature{{KeyID: keyID, Sig: ed25519.Sign(key, bundle.PAE(payloadType, payload))}}}
+	return env.Marshal()
+}
+
+// verifyReply parses a signed reply strictly (size, envelope, payload
+// type, known fields, canonical JSON, content) and checks its signature
+// (keyID "" accepts any key id whose signature verifies under pub). Every
+// failure is a *ReplyError of the given kind.
+func verifyReply[T any, P interface {
+	*T
+	signedReply
+}](b []byte, kind, payloadType, keyID string, pub ed25519.PublicKey) (*T, error) {
 	env, err := parseReply(b)
 	if err != nil {
 		return nil, err
 	}
-	if env.PayloadType != RejectionPayloadType {
-		return nil, &ReplyError{Kind: "rejection", Reason: "payload type " + env.PayloadType}
+	if env.PayloadType != payloadType {
+		return nil, &ReplyError{Kind: kind, Reason: "payload type " + env.PayloadType}
 	}
-	var r Rejection
+	var v T
 	dec := json.NewDecoder(bytes.NewReader(env.Payload))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return nil, &ReplyError{Kind: "rejection", Reason: "json", Err: err}
+	if err := dec.Decode(&v); err != nil {
+		return nil, &ReplyError{Kind: kind, Reason: "json", Err: err}
 	}
-	if canon, err := r.marshal(); err != nil || !bytes.Equal(canon, env.Payload) {
-		return nil, &ReplyError{Kind: "rejection", Reason: "not canonical JSON"}
+	if canon, err := P(&v).marshal(); err != nil || !bytes.Equal(canon, env.Payload) {
+		return nil, &ReplyError{Kind: kind, Reason: "not canonical JSON"}
 	}
-	if err := r.check(); err != nil {
-		return nil, &ReplyError{Kind: "rejection", Reason: "content", Err: err}
+	if err := P(&v).check(); err != nil {
+		return nil, &ReplyError{Kind: kind, Reason: "content", Err: err}
 	}
 	if err := verifyEnvelope(env, keyID, pub); err != nil {
-		return nil, &ReplyError{Kind: "rejection", Reason: "signature", Err: err}
+		return nil, &ReplyError{Kind: kind, Reason: "signature", Err: err}
 	}
-	return &r, nil
+	return &v, nil
 }
 
 // verifyReceipt checks a receipt with bundle.VerifyReceipt; keyID ""
