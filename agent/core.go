@@ -119,6 +119,7 @@ type Core struct {
 	origin string
 
 	sealMu sync.Mutex // one seal at a time
+	cache  *sealCache // records not sealed yet, for the next seal
 	wake   chan struct{}
 
 	lastSeal atomic.Pointer[SealInfo] // nil until the first seal is known
@@ -147,6 +148,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		device: opts.Site + "/" + opts.Device,
 		wake:   make(chan struct{}, 1),
 		sent:   map[string]bool{},
+		cache:  newSealCache(opts.SealMaxBytes),
 	}
 	c.origin = bundle.Origin(c.device)
 	if n := j.Size(); n > 0 {
@@ -202,6 +204,7 @@ func (c *Core) Append(ctx context.Context, typ string, actor bundle.Actor, body 
 	if err != nil {
 		return a, err
 	}
+	c.cache.add(a, payloads)
 	c.maybeWake(a.Size)
 	return a, nil
 }

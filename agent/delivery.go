@@ -101,6 +101,7 @@ func (c *Core) JournalReceipt(ctx context.Context, id string, receipt []byte) er
 	if err != nil {
 		return fmt.Errorf("agent: journal receipt for %s: %w", id, err)
 	}
+	c.cache.add(a, keep)
 	c.maybeWake(a.Size)
 	c.log.Info("bundle delivered", "outbox", id, "bundle", r.BundleDigest, "logIndex", r.LogIndex)
 	return nil

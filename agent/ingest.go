@@ -183,6 +183,11 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 	if err != nil {
 		return nil, err
 	}
+	for k := range res {
+		if perEntry == nil || perEntry[k] == nil {
+			c.cache.add(res[k], entries[k].Payloads)
+		}
+	}
 	var last uint64
 	for i := range lines {
 		pl := &plan[i]
@@ -240,6 +245,7 @@ func (c *Core) Reject(ctx context.Context, actor bundle.Actor, req IngestRequest
 	if err != nil {
 		return fmt.Errorf("agent: journal rejection: %w", err)
 	}
+	c.cache.add(a, nil)
 	c.maybeWake(a.Size)
 	c.obs.ExportRejected(RejectReason(cause))
 	return &RejectedError{ExportID: id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: cause}

@@ -81,6 +81,7 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 		c.obs.Sealed(res.Duration)
 		c.lastSeal.Store(&SealInfo{Size: res.Checkpoint.Size, Time: c.opts.Now().UTC(), Counter: res.Counter,
 			Bundle: res.ID, Digest: bundle.FormatHash(res.Digest)})
+		c.cache.sealed(res.Checkpoint.Size)
 		c.maybeWake(c.j.Size())
 	}
 	return res, err
@@ -115,7 +116,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	}
 	in := bundle.SealInput{Origin: c.origin, Time: c.opts.Now(), Payloads: map[[32]byte][]byte{}}
 	var bytes int64
-	err = c.j.Records(ctx, prevSize, end, func(seq uint64, rec []byte) error {
+	take := func(seq uint64, rec []byte, kept []store.Payload) error {
 		if seq > prevSize && (bytes+int64(len(rec)) > c.opts.SealMaxBytes || len(in.Records) >= maxSealRecords) {
 			return errBundleFull
 		}
@@ -127,10 +128,25 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 			in.PreviousLeaf = r.Prev
 		}
 		in.Records = append(in.Records, rec)
-		n, err := c.collectPayload(rec, in.Payloads)
+		n, err := c.collectPayload(rec, kept, in.Payloads)
 		bytes += int64(len(rec)) + n
 		return err
-	})
+	}
+	// Records journaled since the last seal come from memory while the
+	// cache has them, the rest from the journal.
+	seq := prevSize
+	for ; seq < end; seq++ {
+		cr, ok := c.cache.get(seq)
+		if !ok {
+			break
+		}
+		if err = take(seq, cr.rec, cr.payloads); err != nil {
+			break
+		}
+	}
+	if err == nil && seq < end {
+		err = c.j.Records(ctx, seq, end, func(seq uint64, rec []byte) error { return take(seq, rec, nil) })
+	}
 	if err != nil && !errors.Is(err, errBundleFull) {
 		return nil, fmt.Errorf("agent: seal: records: %w", err)
 	}
@@ -256,14 +272,22 @@ func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) e
 }
 
 // collectPayload adds the payload an export record names, unless purged
-// or already in, and returns the bytes it added.
-func (c *Core) collectPayload(rec []byte, into map[[32]byte][]byte) (int64, error) {
+// or already in, and returns the bytes it added. kept are the payloads the
+// record was journaled with, when known (the seal cache); others are read
+// from the journal.
+func (c *Core) collectPayload(rec []byte, kept []store.Payload, into map[[32]byte][]byte) (int64, error) {
 	d, ok, err := bundle.RecordPayload(rec)
 	if err != nil || !ok {
 		return 0, err
 	}
 	if _, dup := into[d]; dup {
 		return 0, nil
+	}
+	for _, p := range kept {
+		if p.Digest == d {
+			into[d] = p.Data
+			return int64(len(p.Data)), nil
+		}
 	}
 	data, err := c.j.Payload(d)
 	switch {

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,5 +84,62 @@ func TestSealBoundedBundles(t *testing.T) {
 	}
 	if again, err := r.core.Seal(context.Background()); err != nil || again != nil {
 		t.Fatalf("seal after SealAll = %v, %v; want nothing pending", again, err)
+	}
+}
+
+// A seal takes records and payloads from the seal cache while it has
+// them and from the journal after (a partly filled cache): the bundle
+// verifies, holds every record in order and every payload as journaled,
+// and the cache is empty after the seal.
+func TestSealCacheAndJournalAgree(t *testing.T) {
+	dir := t.TempDir()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"))
+	tr := r.trust()
+	var prev *bundle.State
+	for round, max := range []int64{DefaultSealMaxBytes, 3 << 10, 0} {
+		r.core.cache.max = max
+		rcs := r.export(30, fmt.Sprintf("c%d", round))
+		kept := len(r.core.cache.recs)
+		switch {
+		case max == DefaultSealMaxBytes && kept < 30:
+			t.Fatalf("round %d: cache kept %d of 30 records under its bound", round, kept)
+		case max == 0 && kept > 1: // the last seal's record, kept before
+			t.Fatalf("round %d: cache kept %d records with no room", round, kept)
+		case max == 3<<10 && (kept == 0 || kept >= 30):
+			t.Fatalf("round %d: cache kept %d records, want a part", round, kept)
+		}
+		res, b := r.seal()
+		prev = mustVerify(t, b, tr, prev)
+		// Only the seal's own record (journaled after the checkpoint) may
+		// be kept.
+		for seq := range r.core.cache.recs {
+			if seq < res.Checkpoint.Size {
+				t.Fatalf("round %d: sealed record %d still cached", round, seq)
+			}
+		}
+		recs, err := b.Records()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint64(len(recs)) != res.Checkpoint.Size-res.FirstSeq {
+			t.Fatalf("round %d: %d records for [%d, %d)", round, len(recs), res.FirstSeq, res.Checkpoint.Size)
+		}
+		for i, rec := range recs {
+			want, err := r.j.Record(res.FirstSeq + uint64(i))
+			if err != nil || !bytes.Equal(rec, want) {
+				t.Fatalf("round %d: record %d differs from the journal (%v)", round, res.FirstSeq+uint64(i), err)
+			}
+			d, ok, err := bundle.RecordPayload(rec)
+			if err != nil || !ok {
+				continue
+			}
+			data, err := r.j.Payload(d)
+			if err != nil || !bytes.Equal(b.Files[bundle.PayloadPath(d)], data) {
+				t.Fatalf("round %d: payload of record %d differs from the journal (%v)", round, res.FirstSeq+uint64(i), err)
+			}
+		}
+		if last := rcs[len(rcs)-1].Seq; last >= res.Checkpoint.Size {
+			t.Fatalf("round %d: export %d not sealed (checkpoint %d)", round, last, res.Checkpoint.Size)
+		}
 	}
 }

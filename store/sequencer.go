@@ -51,6 +51,9 @@ type Appended struct {
 	Seq  uint64   // sequence number, 0-based
 	Leaf [32]byte // SHA-256(0x00 || record)
 	Size uint64   // journal size after the commit holding the record (> Seq)
+	// Record is the record as journaled (the caller owns it; the journal
+	// keeps no reference).
+	Record []byte
 }
 
 const (
@@ -334,7 +337,7 @@ func (j *Journal) process(batch []*request) {
 				addedKeys = append(addedKeys, string(e.Key))
 				kvs = append(kvs, kv{key: j.c.idemKey(e.Key), val: binary.BigEndian.AppendUint64(nil, seq)})
 			}
-			r.res[i] = Appended{Seq: seq, Leaf: leaf}
+			r.res[i] = Appended{Seq: seq, Leaf: leaf, Record: rec}
 			last = leaf
 			seq++
 		}
