@@ -11,7 +11,8 @@ import (
 // them back from the journal. It is bounded: past max bytes it keeps
 // nothing more and the seal reads the rest from the journal (after a
 // restart, or when sealing fell behind). It only ever speeds a seal up:
-// what it returns is what Append returned as journaled.
+// what it returns is what Append returned as journaled. A nil *sealCache
+// keeps nothing (a core that never seals: NewReceiptJournal).
 type sealCache struct {
 	mu    sync.Mutex
 	floor uint64 // records below are sealed: not kept
@@ -31,7 +32,7 @@ func newSealCache(max int64) *sealCache {
 
 // add keeps a journaled record and its payloads, if there is room.
 func (s *sealCache) add(a store.Appended, payloads []store.Payload) {
-	if a.Record == nil {
+	if s == nil || a.Record == nil {
 		return
 	}
 	n := int64(len(a.Record))
@@ -49,6 +50,9 @@ func (s *sealCache) add(a store.Appended, payloads []store.Payload) {
 
 // get returns record seq and its payloads, if kept.
 func (s *sealCache) get(seq uint64) (cachedRecord, bool) {
+	if s == nil {
+		return cachedRecord{}, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.recs[seq]
@@ -57,6 +61,9 @@ func (s *sealCache) get(seq uint64) (cachedRecord, bool) {
 
 // sealed drops the records below size (a seal covered them).
 func (s *sealCache) sealed(size uint64) {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if size <= s.floor {
