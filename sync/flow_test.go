@@ -291,4 +291,16 @@ func TestStaleGapRejection(t *testing.T) {
 	if st := p.Stats(); st.Held != 2 || !p.held["2"] {
 		t.Fatalf("gap with nothing delivered since: %+v", st)
 	}
+	// 4 is not in flight (a go-back put it back for the next pump): a gap
+	// rejection of an earlier copy does not hold it, else nothing but
+	// RetryHeld would send it again.
+	data["4"] = bundleBytes("stale4", 300)
+	ob.put("4", data["4"])
+	requeued := p.Stats().Requeued
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["4"]), "site1/dev1", "gap", GapCheck)); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Held != 2 || p.held["4"] || st.Requeued != requeued+1 {
+		t.Fatalf("gap rejection of an entry not in flight: %+v", st)
+	}
 }

@@ -223,11 +223,14 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 		lost := p.goBack(id)
 		// An entry delivered since this one was sent may be the one whose
 		// absence the archive refused (GapCheck): the rejection is stale, and
-		// the entry is sent once more instead of held. A bundle refused
-		// for itself is refused again and then held, since the entries
-		// after it are refused too and nothing more is delivered.
+		// the entry is sent once more instead of held. So is a gap
+		// rejection of an entry no longer in flight: a go-back already
+		// put it back for the next pump (holding it could leave nothing
+		// to requeue it but sync.retry_held). A bundle refused for itself
+		// is refused again and then held, since the entries after it are
+		// refused too and nothing more is delivered.
 		stale := false
-		if f := p.inflight[id]; f != nil && p.stats.Delivered > f.epoch && slices.Contains(rej.Checks, GapCheck) {
+		if f := p.inflight[id]; slices.Contains(rej.Checks, GapCheck) && (f == nil || p.stats.Delivered > f.epoch) {
 			stale = true
 			p.stats.Requeued++
 		} else {
