@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
@@ -78,6 +77,9 @@ type pending struct {
 
 	prevLast *bundle.State // the device's speculative state before it, for undo
 	prevTail *pending
+
+	put    chan struct{} // closed when the object Put started by Admit returned
+	putErr error
 
 	seq     uint64
 	entry   bundle.ReceiptEntry
@@ -222,12 +224,12 @@ func (g *group) ok(i int) bool {
 func (a *Archive) commit(ctx context.Context, ps []*pending) {
 	ps = a.live(ps)
 	g := &group{ps: ps, errs: make([]error, len(ps)), failed: map[*devState]int{}}
-	// Objects: in parallel (one fsync each, overlapping).
-	var wg sync.WaitGroup
+	// Objects: their Puts started when they were admitted (one fsync
+	// each, overlapping each other and the commits of earlier groups).
 	for i, p := range ps {
-		wg.Go(func() { g.errs[i] = a.objects.Put(ctx, p.digest, p.raw) })
+		<-p.put
+		g.errs[i] = p.putErr
 	}
-	wg.Wait()
 	for i, p := range ps {
 		if err := g.errs[i]; err != nil {
 			g.errs[i] = nil
@@ -240,10 +242,13 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 	}
 	if err := a.appendLog(ctx, g); err != nil {
 		g.failAll(err)
-	} else if err := a.receipts(ctx, g); err != nil {
+	} else if stored, err := a.receipts(ctx, g); err != nil {
 		g.failAll(err)
 	} else {
 		a.indexGroup(ctx, g)
+		if err := stored(); err != nil {
+			g.failAll(err)
+		}
 	}
 	for i, p := range ps {
 		if !g.ok(i) {
@@ -310,14 +315,24 @@ func (a *Archive) appendLog(ctx context.Context, g *group) error {
 	return nil
 }
 
-// receipts signs the log checkpoint at its current size (stored once for
-// the group) and each bundle's receipt against it.
-func (a *Archive) receipts(ctx context.Context, g *group) error {
+// receipts signs the log checkpoint at its current size and each
+// bundle's receipt against it; stored returns when the checkpoint is
+// stored (once for the group; the receipts carry it, so the index commit
+// runs meanwhile).
+func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, err error) {
 	size := a.log.j.Size()
-	signed, err := a.log.checkpoint(ctx, size)
+	signed, err := a.log.sign(size)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	done := make(chan error, 1)
+	go func() { done <- a.log.store(ctx, size, signed) }()
+	stored = func() error { return <-done }
+	defer func() {
+		if err != nil {
+			_ = stored()
+		}
+	}()
 	retention := bundle.FormatTime(a.now().Add(a.opts.Retention))
 	for i, p := range g.ps {
 		if !g.ok(i) {
@@ -325,7 +340,7 @@ func (a *Archive) receipts(ctx context.Context, g *group) error {
 		}
 		proof, err := a.log.j.InclusionProof(p.seq, size)
 		if err != nil {
-			return fmt.Errorf("archive: inclusion proof: %w", err)
+			return nil, fmt.Errorf("archive: inclusion proof: %w", err)
 		}
 		r := &bundle.Receipt{
 			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
@@ -335,10 +350,10 @@ func (a *Archive) receipts(ctx context.Context, g *group) error {
 			r.InclusionProof = append(r.InclusionProof, h[:])
 		}
 		if p.receipt, err = bundle.SignReceipt(r, a.keyID, a.key); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return stored, nil
 }
 
 // indexGroup journals the group's accept events with their receipts in one

@@ -100,6 +100,9 @@ func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, di
 		return t
 	}
 	_, st, stErr := b.Statement()
+	if stErr != nil {
+		st = nil
+	}
 	for {
 		a.mu.Lock()
 		ds := a.stateOf(topic)
@@ -107,7 +110,7 @@ func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, di
 		a.mu.Unlock()
 
 		rep := bundle.Verify(b, trust, last)
-		fails := topicChecks(b, topic)
+		fails := topicChecks(b, st, topic)
 		var cp bundle.Checkpoint
 		if rep.OK() {
 			if cp, err = bundle.ParseCheckpoint([]byte(rep.State.Checkpoint)); err != nil {
@@ -123,9 +126,16 @@ func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, di
 			fails = append(fails, sequenceChecks(last, ds.root, &st.Predicate)...)
 		}
 		if rep.OK() && len(fails) == 0 {
-			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds}
+			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
+				put: make(chan struct{})}
 			a.register(p)
 			a.mu.Unlock()
+			// The object is written from now on (write-once, content
+			// addressed: harmless if the bundle then fails to commit).
+			go func() {
+				defer close(p.put)
+				p.putErr = a.objects.Put(a.bg, digest, raw)
+			}()
 			select {
 			case a.queue <- p:
 			case <-a.quit:
@@ -205,13 +215,13 @@ func signedByDevice(rep *bundle.Report) bool {
 // topicChecks requires the bag's and the checkpoint's origin to be the
 // topic's device (the signer is checked by Verify against the topic
 // device's trust).
-func topicChecks(b *bundle.Bundle, topic string) []failure {
+func topicChecks(b *bundle.Bundle, st *bundle.Statement, topic string) []failure {
 	want := bundle.Origin(topic)
 	var bad []string
 	if o, ok := bagOrigin(b.Files[bundle.PathBagInfo]); ok && o != want {
 		bad = append(bad, "bag-info origin "+o)
 	}
-	if _, st, err := b.Statement(); err == nil {
+	if st != nil {
 		if cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint)); err == nil && cp.Origin != want {
 			bad = append(bad, "checkpoint origin "+cp.Origin)
 		}
