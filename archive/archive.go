@@ -53,8 +53,8 @@ type Options struct {
 }
 
 // Archive is the central receiver. Its methods are safe for concurrent
-// use; bundles of one device are processed one at a time, in the order
-// they arrive.
+// use; bundles of one device are verified one at a time, in the order
+// they are admitted, and answered in that order.
 type Archive struct {
 	opts    Options
 	lg      *slog.Logger
