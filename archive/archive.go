@@ -84,6 +84,8 @@ type Archive struct {
 	commitDone chan struct{}
 	closeOnce  sync.Once
 	started    bool
+	qmu        sync.RWMutex // enqueue (read) against Close (write)
+	closing    bool
 }
 
 // Open opens (creating) the archive in opts.Dir, replays its index and
@@ -166,6 +168,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 // queued (ErrClosed, no answer) and closes the journals.
 func (a *Archive) Close() error {
 	a.closeOnce.Do(func() {
+		a.qmu.Lock()
+		a.closing = true
+		a.qmu.Unlock()
 		close(a.quit)
 		if a.started {
 			<-a.commitDone

@@ -138,6 +138,23 @@ func (a *Archive) unregister(p *pending, err error) {
 	close(p.t.done)
 }
 
+// enqueue hands a registered bundle to the committer (ErrClosed once
+// Close began: Close waits for the enqueues under way, so nothing is
+// queued after the committer's last look).
+func (a *Archive) enqueue(ctx context.Context, p *pending) error {
+	a.qmu.RLock()
+	defer a.qmu.RUnlock()
+	if a.closing {
+		return ErrClosed
+	}
+	select {
+	case a.queue <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // commitLoop is the committer goroutine.
 func (a *Archive) commitLoop() {
 	defer close(a.commitDone)
@@ -149,6 +166,7 @@ func (a *Archive) commitLoop() {
 			for {
 				select {
 				case p := <-a.queue:
+					<-p.put // nothing written after Close
 					a.finish(p, nil, ErrClosed)
 				default:
 					return
@@ -211,6 +229,16 @@ func (g *group) failAll(err error) {
 	}
 }
 
+// any reports whether some bundle of the group is still on its way.
+func (g *group) any() bool {
+	for i := range g.ps {
+		if g.ok(i) {
+			return true
+		}
+	}
+	return false
+}
+
 // ok reports whether bundle i is still on its way.
 func (g *group) ok(i int) bool {
 	if f, bad := g.failed[g.ps[i].ds]; bad && f < i && g.errs[i] == nil {
@@ -240,16 +268,7 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			}
 		}
 	}
-	if err := a.appendLog(ctx, g); err != nil {
-		g.failAll(err)
-	} else if stored, err := a.receipts(ctx, g); err != nil {
-		g.failAll(err)
-	} else {
-		a.indexGroup(ctx, g)
-		if err := stored(); err != nil {
-			g.failAll(err)
-		}
-	}
+	a.durable(ctx, g)
 	for i, p := range ps {
 		if !g.ok(i) {
 			a.finish(p, nil, g.errs[i])
@@ -259,6 +278,30 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 		a.stats.accepted.Add(1)
 		a.lg.Info("bundle accepted", "device", p.topic, "bundle", p.entry.BundleDigest, "checkpoint", p.cp.Size, "logIndex", p.seq)
 		a.finish(p, p.receipt, nil)
+	}
+}
+
+// durable writes the log entries, the checkpoint and the index events of
+// the group's objects that were stored.
+func (a *Archive) durable(ctx context.Context, g *group) {
+	if !g.any() {
+		return
+	}
+	if err := a.appendLog(ctx, g); err != nil {
+		g.failAll(err)
+		return
+	}
+	if !g.any() {
+		return
+	}
+	stored, err := a.receipts(ctx, g)
+	if err != nil {
+		g.failAll(err)
+		return
+	}
+	a.indexGroup(ctx, g)
+	if err := stored(); err != nil {
+		g.failAll(err)
 	}
 }
 

@@ -136,12 +136,9 @@ func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, di
 				defer close(p.put)
 				p.putErr = a.objects.Put(a.bg, digest, raw)
 			}()
-			select {
-			case a.queue <- p:
-			case <-a.quit:
-				a.unregister(p, ErrClosed)
-			case <-ctx.Done():
-				a.unregister(p, ctx.Err())
+			if err := a.enqueue(ctx, p); err != nil {
+				<-p.put
+				a.unregister(p, err)
 			}
 			return p.t
 		}
