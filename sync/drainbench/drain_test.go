@@ -14,6 +14,7 @@ import (
 	"strings"
 	gosync "sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,6 +130,7 @@ func BenchmarkDrain(b *testing.B) {
 		defer pprof.StopCPUProfile()
 	}
 	b.ResetTimer()
+	cpu0 := cpuTime(b)
 	start := time.Now()
 	go func() { pubDone <- pub.Start(pctx) }()
 	var connectedAt time.Duration
@@ -149,6 +151,7 @@ func BenchmarkDrain(b *testing.B) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	drain := time.Since(start)
+	cpu := cpuTime(b) - cpu0
 	b.StopTimer()
 	pprof.StopCPUProfile()
 	st := pub.Stats()
@@ -176,6 +179,7 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(drain.Seconds(), "drain-s")
 	b.ReportMetric(float64(receiveNanos.Load())/1e6/float64(bundles), "receive-ms/bundle")
 	b.ReportMetric(float64(admitNanos.Load())/1e6/float64(bundles), "admit-ms/bundle")
+	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(bundles), "cpu-ms/bundle")
 	b.ReportMetric(0, "ns/op")
 	b.Logf("%d exports journaled in %v: %d bundles, %.1f MB, %d frames; link back: connected after %v, drained in %v (%.1f MB/s); paho QoS 1 with a subscriber, same frames: %v (%.1f MB/s); drain = %.0f%% of paho",
 		n, journaled.Round(time.Millisecond), bundles, float64(backlog)/1e6, len(frames), connectedAt.Round(time.Millisecond),
@@ -344,4 +348,15 @@ func pahoBaseline(b *testing.B, url string, sizes []int) (time.Duration, int64) 
 	return time.Since(start), total
 }
 
+// cpuTime is the CPU time (user and system) the process used so far: the
+// agent's and the archive's side of the drain, not the broker's.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// envInt reads a number from the environment (0 when unset).
 func envInt(k string) int { n, _ := strconv.Atoi(os.Getenv(k)); return n }
