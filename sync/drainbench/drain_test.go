@@ -44,8 +44,13 @@ const (
 // plain paho QoS 1 publish of the same frames to the same broker, with a
 // QoS 1 subscriber taking them (as the archive takes the drain's). It
 // reports both in MB/s (bundle bytes; frame bytes for paho) and the
-// drain's share of the baseline. EDGESEAL_DRAIN_EXPORTS overrides the
-// number of exports (for a quick run).
+// drain's share of the baseline, with where the time and CPU went:
+// admit-ms/bundle (reading and verifying, in arrival order),
+// receive-ms/bundle (admission to answer; bundles overlap), cpu-ms/bundle
+// (the process's CPU over the drain: agent, archive and both MQTT
+// clients, not the broker). EDGESEAL_DRAIN_EXPORTS overrides the number
+// of exports (for a quick run), EDGESEAL_DRAIN_WINDOW the publisher's
+// window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain.
 func BenchmarkDrain(b *testing.B) {
 	n := drainExports
 	if s := os.Getenv("EDGESEAL_DRAIN_EXPORTS"); s != "" {
