@@ -56,8 +56,9 @@ type SubscriberOptions struct {
 	// Admit, instead of Handler, pipelines deliveries (see Admitter).
 	Admit Admitter
 	// MaxPending bounds the deliveries admitted and not yet answered
-	// (Admit only); beyond it, receiving waits and the broker holds the
-	// next messages. Default DefaultMaxPending.
+	// (Admit only; each keeps its bundle in memory until answered);
+	// beyond it, receiving waits and the broker holds the next messages.
+	// Default DefaultMaxPending.
 	MaxPending int
 	// EnrollHandler, when set, also subscribes to enrollment requests
 	// through the shared subscription SharedEnrollFilter(Group).
