@@ -87,8 +87,9 @@ type pending struct {
 	rd      [32]byte // SHA-256 of receipt
 }
 
-// finish answers p and takes it off the device's in-flight state; a
-// success is remembered as accepted first.
+// finish answers p and takes it off the device's in-flight state (the
+// caller remembers a success as accepted first); a failure resets the
+// device's speculative state, failing the later bundles verified on it.
 func (a *Archive) finish(p *pending, reply []byte, err error) {
 	a.mu.Lock()
 	delete(a.inflight, p.digest)
