@@ -53,8 +53,8 @@ type Options struct {
 }
 
 // Archive is the central receiver. Its methods are safe for concurrent
-// use; bundles of one device are processed one at a time, in the order
-// they arrive.
+// use; bundles of one device are verified one at a time, in the order
+// they are admitted, and answered in that order.
 type Archive struct {
 	opts    Options
 	lg      *slog.Logger
@@ -72,8 +72,20 @@ type Archive struct {
 
 	mu       sync.Mutex
 	accepted map[[32]byte]accepted
+	inflight map[[32]byte]*Ticket // verified, not yet durable
 	states   map[string]*devState
 	locks    map[string]*sync.Mutex
+
+	// The committer (pipeline.go).
+	queue      chan *pending
+	bg         context.Context // the committer's, cancelled by Close
+	stop       context.CancelFunc
+	quit       chan struct{}
+	commitDone chan struct{}
+	closeOnce  sync.Once
+	started    bool
+	qmu        sync.RWMutex // enqueue (read) against Close (write)
+	closing    bool
 }
 
 // Open opens (creating) the archive in opts.Dir, replays its index and
@@ -106,8 +118,10 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a := &Archive{
 		opts: opts, lg: opts.Logger, key: opts.Key, keyID: KeyID(opts.Key.Public().(ed25519.PublicKey)),
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
-		accepted: map[[32]byte]accepted{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
+		accepted: map[[32]byte]accepted{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
+		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 	}
+	a.bg, a.stop = context.WithCancel(context.WithoutCancel(ctx))
 	if err := os.MkdirAll(a.quar, 0o750); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
@@ -142,14 +156,27 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.replay(ctx); err != nil {
 		return nil, err
 	}
+	a.started = true
+	go a.commitLoop()
 	if err := a.recover(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// Close closes the journals.
+// Close finishes the group being committed, fails the bundles still
+// queued (ErrClosed, no answer) and closes the journals.
 func (a *Archive) Close() error {
+	a.closeOnce.Do(func() {
+		a.qmu.Lock()
+		a.closing = true
+		a.qmu.Unlock()
+		close(a.quit)
+		if a.started {
+			<-a.commitDone
+		}
+		a.stop()
+	})
 	var errs []error
 	if a.index != nil {
 		errs = append(errs, a.index.Close())

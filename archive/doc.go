@@ -3,10 +3,12 @@
 //
 // # Pipeline
 //
-// Archive.Receive(ctx, site, device, raw) is the one entry point, used as
-// the sync.Handler of the MQTT subscriber (the daemon adapts it: a refusal
-// is an answer, not an error) and by ImportDir for bundles brought on
-// removable media. For each bundle it:
+// Archive.Receive(ctx, site, device, raw) is the entry point, used by
+// ImportDir for bundles brought on removable media; it is Archive.Admit
+// and Ticket.Wait, and the daemon's MQTT subscriber calls the two halves
+// separately (sync.SubscriberOptions.Admit: a refusal is an answer, not
+// an error) so that a device's next bundle is verified while the earlier
+// ones are being made durable. For each bundle it:
 //
 //  1. answers a digest accepted before with the same receipt (stored
 //     once), unless it arrives as another device;
@@ -27,13 +29,21 @@
 //     the archive log (idempotency key = bundle digest), sign the log's
 //     checkpoint as a C2SP note, sign the receipt (bundle.SignReceipt:
 //     log index, signed checkpoint, inclusion proof, retention) and
-//     record it with the device's new State in the index;
+//     record it with the device's new State in the index; the receipt is
+//     answered only when all of these are durable. Accepted bundles are
+//     committed in groups by one committer goroutine (pipeline.go): the
+//     objects in parallel, then one log commit, one checkpoint and one
+//     index commit for the group;
 //  6. refused: keep the bytes and the reason in quarantine/<hex>.tar and
 //     .json, raise an Alert (log + Options.Alert, wired to MQTT
 //     edgeseal/v1/alerts), and answer with a signed rejection (the wire
 //     format of package sync) and a *RejectedError.
 //
-// One device's bundles are handled one at a time; devices in parallel.
+// One device's bundles are verified one at a time, in the order they are
+// admitted, each against the state the device's bundles still in flight
+// will leave; devices in parallel. A bundle that fails to commit fails the
+// device's later ones in flight too (no answer: the agent resends), and
+// answers come in admission order.
 //
 // # Storage (Options.Dir)
 //

@@ -41,10 +41,39 @@ type accepted struct {
 	receipt  [32]byte
 }
 
-// devState is a device's verification state.
+// devState is a device's verification state: what is durable, and the
+// speculative state its bundles in flight (verified, not yet durable)
+// will leave. Guarded by Archive.mu.
 type devState struct {
 	last *bundle.State
 	cps  map[uint64][32]byte // accepted checkpoints: size -> root
+
+	inflight int                 // bundles of the current epoch in flight
+	specLast *bundle.State       // state after the newest in flight
+	specCps  map[uint64][32]byte // their checkpoints
+	tail     *pending            // the newest in flight
+	epoch    uint64              // bumped when a bundle in flight fails
+}
+
+// view is the state the next bundle is verified against.
+func (ds *devState) view() *bundle.State {
+	if ds.inflight > 0 {
+		return ds.specLast
+	}
+	return ds.last
+}
+
+// root is the root of the checkpoint of size accepted or in flight.
+func (ds *devState) root(size uint64) ([32]byte, bool) {
+	if r, ok := ds.cps[size]; ok {
+		return r, true
+	}
+	r, ok := ds.specCps[size]
+	return r, ok
+}
+
+func (ds *devState) resetSpec() {
+	ds.inflight, ds.specLast, ds.specCps, ds.tail = 0, nil, nil, nil
 }
 
 func acceptKey(digest [32]byte) []byte { return append([]byte("accept:"), digest[:]...) }
@@ -92,15 +121,21 @@ func (a *Archive) remember(digest [32]byte, device string, logIndex uint64, rece
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt}
+	ds := a.stateOf(device)
+	ds.cps[cp.Size] = cp.Root
+	if ds.last == nil || cp.Size >= mustSize(ds.last) {
+		ds.last = st
+	}
+}
+
+// stateOf returns the device's state, creating it (a.mu held).
+func (a *Archive) stateOf(device string) *devState {
 	ds := a.states[device]
 	if ds == nil {
 		ds = &devState{cps: map[uint64][32]byte{}}
 		a.states[device] = ds
 	}
-	ds.cps[cp.Size] = cp.Root
-	if ds.last == nil || cp.Size >= mustSize(ds.last) {
-		ds.last = st
-	}
+	return ds
 }
 
 func mustSize(s *bundle.State) uint64 {
@@ -111,42 +146,39 @@ func mustSize(s *bundle.State) uint64 {
 	return cp.Size
 }
 
-// record journals the accept event with its receipt.
-func (a *Archive) record(ctx context.Context, digest [32]byte, device string, logIndex uint64, st *bundle.State, receipt []byte) ([32]byte, error) {
+// acceptEntry is the index entry of an accepted bundle: the accept event,
+// keyed by the bundle digest, with its receipt as a payload.
+func (a *Archive) acceptEntry(digest [32]byte, device string, logIndex uint64, st *bundle.State, receipt []byte) (store.Entry, error) {
 	rd := sha256.Sum256(receipt)
 	state, err := st.Marshal()
 	if err != nil {
-		return rd, err
+		return store.Entry{}, err
 	}
 	ev, err := json.Marshal(acceptEvent{
 		V: 1, Type: eventAccept, Time: bundle.FormatTime(a.now()), Bundle: bundle.FormatHash(digest), Device: device,
 		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: bundle.FormatHash(rd),
 	})
 	if err != nil {
-		return rd, fmt.Errorf("archive: index: %w", err)
+		return store.Entry{}, fmt.Errorf("archive: index: %w", err)
 	}
-	_, err = a.index.Append(ctx, store.Entry{
+	return store.Entry{
 		Build:    func(uint64, [32]byte) ([]byte, error) { return ev, nil },
 		Payloads: []store.Payload{{Digest: rd, Data: receipt}},
 		Key:      acceptKey(digest),
-	})
-	var dup *store.DuplicateError
-	if errors.As(err, &dup) {
-		rec, rerr := a.index.Record(dup.Seq)
-		if rerr != nil {
-			return rd, fmt.Errorf("archive: index: %w", rerr)
-		}
-		old, _, _, _, perr := parseAccept(rec)
-		if perr != nil {
-			return rd, fmt.Errorf("archive: index record %d: %w", dup.Seq, perr)
-		}
-		rd, _ = bundle.ParseHash(old.Receipt)
-		return rd, nil
-	}
+	}, nil
+}
+
+// recordedReceipt is the receipt digest of index record seq.
+func (a *Archive) recordedReceipt(seq uint64) ([32]byte, error) {
+	rec, err := a.index.Record(seq)
 	if err != nil {
-		return rd, fmt.Errorf("archive: index: %w", err)
+		return [32]byte{}, fmt.Errorf("archive: index: %w", err)
 	}
-	return rd, nil
+	old, _, _, _, err := parseAccept(rec)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("archive: index record %d: %w", seq, err)
+	}
+	return bundle.ParseHash(old.Receipt)
 }
 
 // storedReceipt returns the receipt kept for an accepted bundle.

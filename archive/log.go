@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -45,32 +44,20 @@ type archiveLog struct {
 	origin string
 }
 
-// append journals the entry of an accepted bundle, once: a digest
-// already journaled returns its original index.
-func (l *archiveLog) append(ctx context.Context, digest [32]byte, entry []byte) (uint64, error) {
-	a, err := l.j.Append(ctx, store.Entry{
-		Build: func(uint64, [32]byte) ([]byte, error) { return entry, nil },
-		Key:   digest[:],
-	})
-	var dup *store.DuplicateError
-	if errors.As(err, &dup) {
-		rec, rerr := l.j.Record(dup.Seq)
-		if rerr != nil {
-			return 0, fmt.Errorf("archive: log: %w", rerr)
-		}
-		if string(rec) != string(entry) {
-			return 0, fmt.Errorf("archive: log record %d for sha256:%x holds another entry", dup.Seq, digest)
-		}
-		return dup.Seq, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("archive: log: %w", err)
-	}
-	return a.Seq, nil
-}
-
 // checkpoint returns the signed note of the log at size, storing it.
 func (l *archiveLog) checkpoint(ctx context.Context, size uint64) ([]byte, error) {
+	signed, err := l.sign(size)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.store(ctx, size, signed); err != nil {
+		return nil, err
+	}
+	return signed, nil
+}
+
+// sign returns the signed note of the log at size.
+func (l *archiveLog) sign(size uint64) ([]byte, error) {
 	root, err := l.j.Root(size)
 	if err != nil {
 		return nil, fmt.Errorf("archive: log root: %w", err)
@@ -80,31 +67,15 @@ func (l *archiveLog) checkpoint(ctx context.Context, size uint64) ([]byte, error
 	if err != nil {
 		return nil, fmt.Errorf("archive: sign checkpoint: %w", err)
 	}
-	if err := l.j.PutCheckpoint(ctx, size, signed); err != nil {
-		return nil, fmt.Errorf("archive: %w", err)
-	}
 	return signed, nil
 }
 
-// receipt signs the receipt of log entry seq against the current size.
-func (a *Archive) receipt(ctx context.Context, seq uint64, e bundle.ReceiptEntry, retention string) ([]byte, error) {
-	size := a.log.j.Size()
-	signed, err := a.log.checkpoint(ctx, size)
-	if err != nil {
-		return nil, err
+// store keeps the signed note of size beside the log (durably).
+func (l *archiveLog) store(ctx context.Context, size uint64, signed []byte) error {
+	if err := l.j.PutCheckpoint(ctx, size, signed); err != nil {
+		return fmt.Errorf("archive: %w", err)
 	}
-	proof, err := a.log.j.InclusionProof(seq, size)
-	if err != nil {
-		return nil, fmt.Errorf("archive: inclusion proof: %w", err)
-	}
-	r := &bundle.Receipt{
-		BundleDigest: e.BundleDigest, Device: e.Device, CheckpointSize: e.CheckpointSize, CheckpointRoot: e.CheckpointRoot,
-		LogIndex: seq, ArchiveCheckpoint: string(signed), RetentionUntil: retention,
-	}
-	for _, h := range proof {
-		r.InclusionProof = append(r.InclusionProof, h[:])
-	}
-	return bundle.SignReceipt(r, a.keyID, a.key)
+	return nil
 }
 
 // Checkpoint returns the signed note of the archive log at its current

@@ -42,28 +42,46 @@ type failure struct {
 // is not stored twice. Refused: kept in quarantine with its reason,
 // alerted, and reply is the signed rejection with err a *RejectedError.
 // Any other error is a failure to process (disk, context): no reply, the
-// bundle should be delivered again later.
+// bundle should be delivered again later. Receive is Admit and Wait.
 func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	digest := sha256.Sum256(raw)
+	return a.Admit(ctx, site, device, raw, sha256.Sum256(raw)).Wait(ctx)
+}
+
+// Admit is Receive for a caller that pipelines bundles: it runs the
+// checks on the caller's goroutine and returns a Ticket whose Wait gives
+// Receive's answer, a receipt only once the bundle, its log entry, the
+// receipt and the index event are durable. A device's bundles are
+// verified in the order Admit is called for them (call it from one
+// goroutine in arrival order, as the MQTT subscriber does), each against
+// the state the device's bundles still in flight will leave; the next
+// Admit need not wait for the previous Ticket. Bundles in flight are made
+// durable in groups (see pipeline.go). A refusal judged against bundles
+// in flight waits for them and is judged again on what is durable.
+// digest must be the SHA-256 of raw (sync.Delivery.Digest is checked by
+// the assembler; the object store checks it again before storing).
+func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, digest [32]byte) *Ticket {
+	if err := ctx.Err(); err != nil {
+		return answered(nil, err)
+	}
 	topic := site + "/" + device
-	if reply, err, done := a.duplicate(ctx, digest, topic); done {
-		return reply, err
+	if t := a.known(ctx, digest, topic); t != nil {
+		return t
 	}
 	if err := bundle.CheckDevice(topic); err != nil {
-		return a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckTopic, reason: err.Error()})
+		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckTopic, reason: err.Error()}))
 	}
 	b, err := bundle.Read(bytes.NewReader(raw), a.opts.Limits)
 	if err != nil {
-		return a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()})
+		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
 	trust, info, err := a.devices.Trusted(topic)
 	if err != nil {
 		var de *DeviceError
 		if !errors.As(err, &de) {
-			return nil, err
+			return answered(nil, err)
 		}
 		f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
 		switch de.Status {
@@ -72,33 +90,92 @@ func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) 
 		case StatusRevoked:
 			f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
 		}
-		return a.refuse(ctx, digest, topic, raw, nil, f)
+		return answered(a.refuse(ctx, digest, topic, raw, nil, f))
 	}
 
 	l := a.deviceLock(topic)
 	l.Lock()
 	defer l.Unlock()
-	if reply, err, done := a.duplicate(ctx, digest, topic); done {
-		return reply, err
+	if t := a.known(ctx, digest, topic); t != nil {
+		return t
 	}
-	a.mu.Lock()
-	ds := a.states[topic]
-	var last *bundle.State
-	if ds != nil {
-		last = ds.last
-	}
-	a.mu.Unlock()
-
-	rep := bundle.Verify(b, trust, last)
-	fails := topicChecks(b, topic)
 	_, st, stErr := b.Statement()
-	if stErr == nil && signedByDevice(rep) {
-		fails = append(fails, sequenceChecks(ds, &st.Predicate)...)
+	if stErr != nil {
+		st = nil
 	}
-	if !rep.OK() || len(fails) > 0 {
-		return a.refuse(ctx, digest, topic, raw, rep, fails...)
+	for {
+		a.mu.Lock()
+		ds := a.stateOf(topic)
+		last, epoch, tail := ds.view(), ds.epoch, ds.tail
+		a.mu.Unlock()
+
+		rep := bundle.Verify(b, trust, last)
+		fails := topicChecks(b, st, topic)
+		var cp bundle.Checkpoint
+		if rep.OK() {
+			if cp, err = bundle.ParseCheckpoint([]byte(rep.State.Checkpoint)); err != nil {
+				return answered(nil, err)
+			}
+		}
+		a.mu.Lock()
+		if epoch != ds.epoch { // a bundle in flight failed meanwhile
+			a.mu.Unlock()
+			continue
+		}
+		if stErr == nil && signedByDevice(rep) {
+			fails = append(fails, sequenceChecks(last, ds.root, &st.Predicate)...)
+		}
+		if rep.OK() && len(fails) == 0 {
+			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
+				put: make(chan struct{})}
+			a.register(p)
+			a.mu.Unlock()
+			// The object is written from now on (write-once, content
+			// addressed: harmless if the bundle then fails to commit).
+			go func() {
+				defer close(p.put)
+				p.putErr = a.objects.Put(a.bg, digest, raw)
+			}()
+			if err := a.enqueue(ctx, p); err != nil {
+				<-p.put
+				a.unregister(p, err)
+			}
+			return p.t
+		}
+		a.mu.Unlock()
+		if tail == nil {
+			return answered(a.refuse(ctx, digest, topic, raw, rep, fails...))
+		}
+		// Refused against bundles in flight: judge it on what they leave.
+		select {
+		case <-tail.t.done:
+		case <-ctx.Done():
+			return answered(nil, ctx.Err())
+		}
 	}
-	return a.accept(ctx, digest, topic, raw, rep.State)
+}
+
+// known answers a bundle accepted before, or in flight (once its first
+// copy is answered); nil when the digest is new.
+func (a *Archive) known(ctx context.Context, digest [32]byte, topic string) *Ticket {
+	a.mu.Lock()
+	first, ok := a.inflight[digest]
+	a.mu.Unlock()
+	if ok {
+		return &Ticket{after: func(ctx context.Context) ([]byte, error) {
+			if _, err := first.Wait(ctx); err != nil {
+				return nil, err
+			}
+			if reply, err, done := a.duplicate(ctx, digest, topic); done {
+				return reply, err
+			}
+			return nil, errPredecessor
+		}}
+	}
+	if reply, err, done := a.duplicate(ctx, digest, topic); done {
+		return answered(reply, err)
+	}
+	return nil
 }
 
 // duplicate answers a bundle accepted before.
@@ -121,48 +198,6 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 	return reply, err, true
 }
 
-// accept stores, logs and receipts a verified bundle.
-func (a *Archive) accept(ctx context.Context, digest [32]byte, topic string, raw []byte, st *bundle.State) ([]byte, error) {
-	cp, err := bundle.ParseCheckpoint([]byte(st.Checkpoint))
-	if err != nil {
-		return nil, err
-	}
-	if err := a.objects.Put(ctx, digest, raw); err != nil {
-		var ce *ConflictError
-		if errors.As(err, &ce) {
-			a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectConflict, Device: topic, BundleDigest: bundle.FormatHash(digest),
-				Reasons: []string{err.Error()}})
-		}
-		return nil, err
-	}
-	entry := bundle.ReceiptEntry{BundleDigest: bundle.FormatHash(digest), Device: topic, CheckpointSize: cp.Size, CheckpointRoot: bundle.FormatHash(cp.Root)}
-	rec, err := entry.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	seq, err := a.log.append(ctx, digest, rec)
-	if err != nil {
-		return nil, err
-	}
-	receipt, err := a.receipt(ctx, seq, entry, bundle.FormatTime(a.now().Add(a.opts.Retention)))
-	if err != nil {
-		return nil, err
-	}
-	rd, err := a.record(ctx, digest, topic, seq, st, receipt)
-	if err != nil {
-		return nil, err
-	}
-	a.remember(digest, topic, seq, rd, st, cp)
-	if rd != sha256.Sum256(receipt) { // recorded before a crash: answer with that one
-		if receipt, err = a.storedReceipt(accepted{receipt: rd}); err != nil {
-			return nil, err
-		}
-	}
-	a.stats.accepted.Add(1)
-	a.lg.Info("bundle accepted", "device", topic, "bundle", entry.BundleDigest, "checkpoint", cp.Size, "logIndex", seq)
-	return receipt, nil
-}
-
 // signedByDevice reports whether the statement is signed by the device's
 // approved key, so what it claims can be held against the device.
 func signedByDevice(rep *bundle.Report) bool {
@@ -177,13 +212,13 @@ func signedByDevice(rep *bundle.Report) bool {
 // topicChecks requires the bag's and the checkpoint's origin to be the
 // topic's device (the signer is checked by Verify against the topic
 // device's trust).
-func topicChecks(b *bundle.Bundle, topic string) []failure {
+func topicChecks(b *bundle.Bundle, st *bundle.Statement, topic string) []failure {
 	want := bundle.Origin(topic)
 	var bad []string
 	if o, ok := bagOrigin(b.Files[bundle.PathBagInfo]); ok && o != want {
 		bad = append(bad, "bag-info origin "+o)
 	}
-	if _, st, err := b.Statement(); err == nil {
+	if st != nil {
 		if cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint)); err == nil && cp.Origin != want {
 			bad = append(bad, "checkpoint origin "+cp.Origin)
 		}
@@ -209,7 +244,7 @@ func bagOrigin(info []byte) (string, bool) {
 // accepted size with another root, or a bundle extending an older
 // checkpoint than the last accepted), no replay, no gap, NV counter and
 // TPM clock forward.
-func sequenceChecks(ds *devState, p *bundle.SealPredicate) []failure {
+func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool), p *bundle.SealPredicate) []failure {
 	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
 	if err != nil {
 		return nil // Verify names it
@@ -222,18 +257,18 @@ func sequenceChecks(ds *devState, p *bundle.SealPredicate) []failure {
 	}
 	var out []failure
 	fork := func(reason string) { out = append(out, failure{check: CheckFork, reason: reason, alarm: true}) }
-	if ds == nil || ds.last == nil {
+	if lastSt == nil {
 		if prev.Size != 0 {
 			out = append(out, failure{check: CheckGap, reason: fmt.Sprintf("first bundle of the device starts at size %d, not 0", prev.Size)})
 		}
 		return out
 	}
 	for _, c := range []bundle.Checkpoint{cp, prev} {
-		if root, ok := ds.cps[c.Size]; ok && c.Size > 0 && root != c.Root {
-			fork(fmt.Sprintf("checkpoint of size %d has root %s, the accepted one %s", c.Size, bundle.FormatHash(c.Root), bundle.FormatHash(root)))
+		if r, ok := root(c.Size); ok && c.Size > 0 && r != c.Root {
+			fork(fmt.Sprintf("checkpoint of size %d has root %s, the accepted one %s", c.Size, bundle.FormatHash(c.Root), bundle.FormatHash(r)))
 		}
 	}
-	last, err := bundle.ParseCheckpoint([]byte(ds.last.Checkpoint))
+	last, err := bundle.ParseCheckpoint([]byte(lastSt.Checkpoint))
 	if err != nil {
 		return append(out, failure{check: CheckFork, reason: "last accepted checkpoint unreadable: " + err.Error()})
 	}
@@ -246,10 +281,10 @@ func sequenceChecks(ds *devState, p *bundle.SealPredicate) []failure {
 	case prev.Size < last.Size:
 		fork(fmt.Sprintf("bundle extends size %d, older than the last accepted %d: history rewritten", prev.Size, last.Size))
 	}
-	if p.Counter <= ds.last.Counter {
-		out = append(out, failure{check: CheckCounter, reason: fmt.Sprintf("NV counter %d not above the last accepted %d (rolled back)", p.Counter, ds.last.Counter)})
+	if p.Counter <= lastSt.Counter {
+		out = append(out, failure{check: CheckCounter, reason: fmt.Sprintf("NV counter %d not above the last accepted %d (rolled back)", p.Counter, lastSt.Counter)})
 	}
-	c, l := p.Clock, ds.last.Clock
+	c, l := p.Clock, lastSt.Clock
 	switch {
 	case c.ResetCount < l.ResetCount || c.ResetCount == l.ResetCount && c.RestartCount < l.RestartCount:
 		out = append(out, failure{check: CheckClock, reason: fmt.Sprintf("TPM reset/restart %d/%d below the last accepted %d/%d", c.ResetCount, c.RestartCount, l.ResetCount, l.RestartCount)})

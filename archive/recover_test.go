@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // TestRecoverLostIndexEvent simulates a crash after a bundle's log entry
@@ -44,7 +45,7 @@ func TestRecoverLostIndexEvent(t *testing.T) {
 	}
 	cp, _ := bundle.ParseCheckpoint([]byte(c.States[0].Checkpoint))
 	entry, _ := bundle.ReceiptEntry{BundleDigest: bundle.FormatHash(d), Device: c.DeviceName(), CheckpointSize: cp.Size, CheckpointRoot: bundle.FormatHash(cp.Root)}.Marshal()
-	if _, err := a.log.append(ctx, d, entry); err != nil {
+	if _, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return entry, nil }, Key: d[:]}); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()

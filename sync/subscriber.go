@@ -26,6 +26,19 @@ type Delivery struct {
 // nothing is replied and the agent sends the bundle again later.
 type Handler func(ctx context.Context, d Delivery) (reply []byte, err error)
 
+// Admitter is the pipelined form of Handler: it runs on the receiving
+// goroutine, in arrival order, and should do only the part of the work
+// that must follow that order (verifying a bundle against the one before
+// it); it returns a wait function that the Subscriber calls on another
+// goroutine for the answer (as Handler's: a non-empty reply is published,
+// an error means no reply). The next delivery is admitted without
+// waiting for the answer, so several bundles can be on their way to
+// durable storage at once. The wait function must honour ctx.
+type Admitter func(ctx context.Context, d Delivery) (wait func(ctx context.Context) (reply []byte, err error))
+
+// DefaultMaxPending is SubscriberOptions.MaxPending's default.
+const DefaultMaxPending = 8
+
 // EnrollHandler processes an enrollment request that came on
 // edgeseal/v1/<site>/<device>/enroll (the topic's site and device, the
 // message bytes); a non-empty reply (a signed EnrollAck) is published on
@@ -39,7 +52,14 @@ type SubscriberOptions struct {
 	ClientID string      // required, stable per archive instance
 	TLS      *tls.Config // for ssl://
 	Group    string      // shared subscription group, default "archive"
-	Handler  Handler     // required
+	Handler  Handler     // this, or Admit, is required
+	// Admit, instead of Handler, pipelines deliveries (see Admitter).
+	Admit Admitter
+	// MaxPending bounds the deliveries admitted and not yet answered
+	// (Admit only; each keeps its bundle in memory until answered);
+	// beyond it, receiving waits and the broker holds the next messages.
+	// Default DefaultMaxPending.
+	MaxPending int
 	// EnrollHandler, when set, also subscribes to enrollment requests
 	// through the shared subscription SharedEnrollFilter(Group).
 	EnrollHandler  EnrollHandler
@@ -70,6 +90,8 @@ type Subscriber struct {
 	log    *slog.Logger
 	asm    *Assembler
 
+	answers chan admitted // Admit: deliveries awaiting their answer, in arrival order
+
 	mu      gosync.Mutex
 	running bool
 	ctx     context.Context
@@ -86,8 +108,11 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.ClientID == "" {
 		return nil, &ConfigError{Field: "ClientID", Reason: "required (stable, for the persistent session)"}
 	}
-	if opts.Handler == nil {
-		return nil, &ConfigError{Field: "Handler", Reason: "required"}
+	if (opts.Handler == nil) == (opts.Admit == nil) {
+		return nil, &ConfigError{Field: "Handler", Reason: "exactly one of Handler and Admit is required"}
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
 	}
 	if opts.Group == "" {
 		opts.Group = "archive"
@@ -102,7 +127,8 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Subscriber{opts: opts, tls: tc, filter: SharedBundlesFilter(opts.Group),
-		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits)}, nil
+		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits),
+		answers: make(chan admitted, opts.MaxPending)}, nil
 }
 
 func containsAny(s, chars string) bool {
@@ -135,6 +161,12 @@ func (s *Subscriber) Start(ctx context.Context) error {
 	}
 	s.running, s.ctx = true, ctx
 	s.mu.Unlock()
+	if s.opts.Admit != nil {
+		actx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); s.answerLoop(actx, ctx) }()
+		defer func() { stop(); <-done }()
+	}
 	defer func() {
 		s.mu.Lock()
 		s.running, s.link, s.stats.Connected = false, nil, false
@@ -217,8 +249,11 @@ func (s *Subscriber) setLink(l *link) {
 }
 
 // onMessage runs on paho's router goroutine, in arrival order; paho
-// acknowledges the message when it returns, so the Handler has finished
-// before the broker forgets the frame.
+// acknowledges the message when it returns: with a Handler, after it has
+// finished; with Admit, once the delivery is admitted (its answer may
+// still be on its way). Either way a PUBACK is not delivery: the earlier
+// frames of a bundle were acknowledged as they came, and only the reply
+// (published after the answer is durable) lets the agent drop a bundle.
 func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 	s.mu.Lock()
 	ctx := s.ctx
@@ -248,21 +283,58 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 		return
 	}
 	d := Delivery{Site: site, Device: device, Topic: m.Topic(), ID: done.ID, Bundle: done.Bundle, Digest: done.Digest}
-	reply, err := s.opts.Handler(ctx, d)
+	if s.opts.Admit == nil {
+		reply, err := s.opts.Handler(ctx, d)
+		s.answer(ctx, c, d, reply, err)
+		return
+	}
+	wait := s.opts.Admit(ctx, d)
+	select {
+	case s.answers <- admitted{c: c, d: d, wait: wait}:
+	case <-ctx.Done():
+	}
+}
+
+// admitted is a delivery whose answer is awaited.
+type admitted struct {
+	c    mqtt.Client
+	d    Delivery
+	wait func(context.Context) ([]byte, error)
+}
+
+// answerLoop publishes the answers of admitted deliveries one at a time,
+// in arrival order (the agent reads a device's answers in the order it
+// sent: an answer that overtook an earlier one would make it send that
+// one again). It waits with ctx (Start's) and ends when run is done.
+func (s *Subscriber) answerLoop(run, ctx context.Context) {
+	for {
+		select {
+		case a := <-s.answers:
+			reply, err := a.wait(ctx)
+			s.answer(ctx, a.c, a.d, reply, err)
+		case <-run.Done():
+			return
+		}
+	}
+}
+
+// answer publishes a delivery's reply on its device's receipts topic
+// (nothing on an error: the agent sends the bundle again).
+func (s *Subscriber) answer(ctx context.Context, c mqtt.Client, d Delivery, reply []byte, err error) {
 	s.count(func(st *SubscriberStats) { st.Handled++ })
 	if err != nil {
 		s.count(func(st *SubscriberStats) { st.HandlerErrors++; st.LastError = err.Error() })
-		s.log.Error("sync: handler failed; no reply, the agent will send again", "device", site+"/"+device,
-			"id", done.ID, "digest", bundle.FormatHash(done.Digest), "err", err)
+		s.log.Error("sync: handler failed; no reply, the agent will send again", "device", d.Site+"/"+d.Device,
+			"id", d.ID, "digest", bundle.FormatHash(d.Digest), "err", err)
 		return
 	}
 	if len(reply) == 0 {
 		return
 	}
-	// Not waited for: paho delivers the PUBACK on the goroutine this
-	// callback is blocking. A reply lost here is repaired when the agent
-	// resends and the archive answers again.
-	topic := ReceiptsTopic(site, device)
+	// Not waited for: paho delivers the PUBACK on the goroutine a Handler
+	// is blocking. A reply lost here is repaired when the agent resends
+	// and the archive answers again.
+	topic := ReceiptsTopic(d.Site, d.Device)
 	tok := c.Publish(topic, 1, false, reply)
 	s.count(func(st *SubscriberStats) { st.Replies++ })
 	go s.watch(ctx, tok, topic)

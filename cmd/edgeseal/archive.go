@@ -71,7 +71,7 @@ type archiveHooks struct {
 
 // runArchive runs the daemon until ctx is done: the archive, the embedded
 // broker (unless an external one is configured) and the sync subscriber
-// whose Handler is Archive.Receive; alerts go to edgeseal/v1/alerts.
+// whose Admit is Archive.Admit; alerts go to edgeseal/v1/alerts.
 func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks *archiveHooks) (err error) {
 	key, created, err := loadOrCreateArchiveKey(cfg.KeyFile)
 	if err != nil {
@@ -134,7 +134,7 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	}
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group,
-		Handler: archiveHandler(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log,
+		Admit: archiveAdmit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -175,19 +175,23 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	return nil
 }
 
-// archiveHandler adapts Archive.Receive to sync: a refusal is an answer
-// (the signed rejection is published), any other error means no reply and
-// a later redelivery (counted by failed, unless the daemon is stopping).
-func archiveHandler(a *archive.Archive, failed func()) sync.Handler {
-	return func(ctx context.Context, d sync.Delivery) ([]byte, error) {
-		reply, err := a.Receive(ctx, d.Site, d.Device, d.Bundle)
-		if _, ok := errors.AsType[*archive.RejectedError](err); ok {
-			return reply, nil
+// archiveAdmit adapts Archive.Admit to sync (bundles verified in arrival
+// order, made durable in groups): a refusal is an answer (the signed
+// rejection is published), any other error means no reply and a later
+// redelivery (counted by failed, unless the daemon is stopping).
+func archiveAdmit(a *archive.Archive, failed func()) sync.Admitter {
+	return func(ctx context.Context, d sync.Delivery) func(context.Context) ([]byte, error) {
+		t := a.Admit(ctx, d.Site, d.Device, d.Bundle, d.Digest)
+		return func(ctx context.Context) ([]byte, error) {
+			reply, err := t.Wait(ctx)
+			if _, ok := errors.AsType[*archive.RejectedError](err); ok {
+				return reply, nil
+			}
+			if err != nil && ctx.Err() == nil {
+				failed()
+			}
+			return reply, err
 		}
-		if err != nil && ctx.Err() == nil {
-			failed()
-		}
-		return reply, err
 	}
 }
 
