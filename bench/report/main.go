@@ -63,7 +63,8 @@ var benches = []bench{
 const apiNote = `The API rows (bench/api) start the real ` + "`edgeseal agent`" + ` binary (in-process TPM
 simulator, default seal settings, unix socket) and post 1 KiB JSON exports validated against a
 JSON Schema; p50/p99 are per request (a batch request for the batch rows); agent RSS is the agent
-process's VmHWM. For these rows the peak RSS column is the largest process of the benchmark's tree
+process's VmHWM; agent-cpu-us/item is the agent's CPU time (user and system) per export. The
+load generator runs on the same cores. For these rows the peak RSS column is the largest process of the benchmark's tree
 (its ` + "`go build`" + ` of the agent, the agent, or the client), not the agent's.
 `
 
@@ -71,12 +72,15 @@ process's VmHWM. For these rows the peak RSS column is the largest process of th
 const drainNote = `The drain row (sync/drainbench) journals the exports through the agent core (in-process
 TPM simulator, a seal every 1000 exports) with no publisher running, then starts the sync publisher
 (defaults: window 4, 256 KiB messages, no rate limit) against a real Mosquitto the archive is
-subscribed on (sync subscriber, archive.Receive: verify, write-once object store, log, index,
-signed receipt), and times it until the outbox is empty: each bundle leaves only after its
-receipt is journaled. MB/s is bundle bytes over that time. The paho baseline publishes the same
-messages (sizes and count of the drain's frames) at QoS 1 to the same broker, asynchronously, with
-a plain QoS 1 subscriber taking them, timed until the last one arrived. receive-ms/bundle is the
-archive's time in Receive per bundle.
+subscribed on (sync subscriber with archive.Admit: each bundle read and verified in arrival
+order, then made durable in groups: write-once objects, one log commit, one index commit, signed
+receipts), and times it until the outbox is empty: each bundle leaves only after its receipt is
+journaled. MB/s is bundle bytes over that time. The paho baseline publishes the same messages
+(sizes and count of the drain's frames) at QoS 1 to the same broker, asynchronously, with a plain
+QoS 1 subscriber taking them, timed until the last one arrived. admit-ms/bundle is the archive's
+time reading and verifying a bundle; receive-ms/bundle is from admission to answer (bundles
+overlap); cpu-ms/bundle is the CPU time of the whole benchmark process (agent, archive and both
+MQTT clients in one process; Mosquitto not counted) over the drain, per bundle.
 `
 
 func main() {
@@ -251,7 +255,7 @@ func write(w io.Writer, rs []result) {
 		val := "FAILED: " + fmt.Sprint(r.err)
 		if r.err == nil {
 			var parts []string
-			for _, u := range []string{"appends/s", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "receive-ms/bundle", "ns/op"} {
+			for _, u := range []string{"appends/s", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-us/item", "ns/op"} {
 				if v, ok := r.metrics[u]; ok {
 					parts = append(parts, fmt.Sprintf("%.1f %s", v, u))
 				}
