@@ -121,21 +121,7 @@ func TestArchiveDaemon(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	type ready struct {
-		a *archive.Archive
-		b *broker.Broker
-	}
-	readyc := make(chan ready, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runArchive(ctx, cfg, slog.New(slog.DiscardHandler), &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) { readyc <- ready{a, b} }})
-	}()
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	}
+	r, done := startArchiveInProcess(t, ctx, cfg)
 	var mu gosync.Mutex
 	got := map[string][][]byte{}
 	for i, topic := range []string{sync.ReceiptsTopic("site1", "dev1"), sync.AlertsTopic} {
@@ -203,4 +189,34 @@ func TestArchiveDaemon(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("daemon: %v", err)
 	}
+}
+
+// inProcessArchive is an archive daemon run by runArchive in the test's
+// process, once it is ready.
+type inProcessArchive struct {
+	a *archive.Archive
+	b *broker.Broker
+}
+
+// startArchiveInProcess runs the archive daemon of cfg until ctx is done
+// and waits (at most 60 s) until it is ready; done gets runArchive's
+// result.
+func startArchiveInProcess(t *testing.T, ctx context.Context, cfg *config.Config) (inProcessArchive, <-chan error) {
+	t.Helper()
+	readyc := make(chan inProcessArchive, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runArchive(ctx, cfg, slog.New(slog.DiscardHandler), &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) {
+			readyc <- inProcessArchive{a, b}
+		}})
+	}()
+	select {
+	case r := <-readyc:
+		return r, done
+	case err := <-done:
+		t.Fatalf("archive daemon stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("archive daemon not ready after 60s")
+	}
+	return inProcessArchive{}, done
 }

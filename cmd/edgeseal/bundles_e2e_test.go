@@ -20,7 +20,6 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/sync"
@@ -354,23 +353,7 @@ func mqttDelivery(t *testing.T, rounds int) mqttEnd {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	type ready struct {
-		a *archive.Archive
-		b *broker.Broker
-	}
-	readyc := make(chan ready, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runArchive(ctx, acfg, slog.New(slog.DiscardHandler), &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) { readyc <- ready{a, b} }})
-	}()
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-done:
-		t.Fatalf("archive daemon: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("archive daemon not ready")
-	}
+	r, done := startArchiveInProcess(t, ctx, acfg)
 	stopped := false
 	stop := func() {
 		if !stopped {
