@@ -106,8 +106,42 @@ func Write(w io.Writer, b *Bundle) error {
 	return writeNames(w, b, b.Names())
 }
 
-// writeNames is Write with the file names already sorted.
+// writeNames is Write with the file names already sorted: the USTAR
+// headers archive/tar writes for these files, formatted directly
+// (ustar.go), or archive/tar itself for a name or size outside what
+// that formatter covers.
 func writeNames(w io.Writer, b *Bundle, names []string) error {
+	for _, name := range names {
+		if !fastUSTAR(name, len(b.Files[name])) {
+			return writeNamesTar(w, b, names)
+		}
+	}
+	var hdr [tarBlock]byte
+	var zeros [2 * tarBlock]byte
+	for _, name := range names {
+		data := b.Files[name]
+		ustarHeader(&hdr, name, len(data))
+		if _, err := w.Write(hdr[:]); err != nil {
+			return fmt.Errorf("bundle: write %s: %w", name, err)
+		}
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("bundle: write %s: %w", name, err)
+		}
+		if pad := (tarBlock - len(data)%tarBlock) % tarBlock; pad > 0 {
+			if _, err := w.Write(zeros[:pad]); err != nil {
+				return fmt.Errorf("bundle: write %s: %w", name, err)
+			}
+		}
+	}
+	if _, err := w.Write(zeros[:]); err != nil {
+		return fmt.Errorf("bundle: write: %w", err)
+	}
+	return nil
+}
+
+// writeNamesTar is writeNames through archive/tar (the reference the
+// direct formatter is tested against).
+func writeNamesTar(w io.Writer, b *Bundle, names []string) error {
 	tw := tar.NewWriter(w)
 	for _, name := range names {
 		data := b.Files[name]
