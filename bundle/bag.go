@@ -112,7 +112,7 @@ func Write(w io.Writer, b *Bundle) error {
 // that formatter covers.
 func writeNames(w io.Writer, b *Bundle, names []string) error {
 	for _, name := range names {
-		if !fastUSTAR(name, len(b.Files[name])) {
+		if !fastUSTAR(name, int64(len(b.Files[name]))) {
 			return writeNamesTar(w, b, names)
 		}
 	}
@@ -120,7 +120,7 @@ func writeNames(w io.Writer, b *Bundle, names []string) error {
 	var zeros [2 * tarBlock]byte
 	for _, name := range names {
 		data := b.Files[name]
-		ustarHeader(&hdr, name, len(data))
+		ustarHeader(&hdr, name, int64(len(data)))
 		if _, err := w.Write(hdr[:]); err != nil {
 			return fmt.Errorf("bundle: write %s: %w", name, err)
 		}

@@ -10,7 +10,7 @@ const tarBlock = 512
 // and not ending in '/' (no prefix field needed; archive/tar refuses a
 // regular file named like a directory) and a size that fits 11 octal
 // digits. Anything else goes through archive/tar.
-func fastUSTAR(name string, size int) bool {
+func fastUSTAR(name string, size int64) bool {
 	if len(name) == 0 || len(name) > 100 || name[len(name)-1] == '/' || size < 0 || size >= 1<<33 {
 		return false
 	}
@@ -26,7 +26,7 @@ func fastUSTAR(name string, size int) bool {
 // file of Write (mode 0644, uid and gid 0, mtime 0, no owner names, USTAR
 // format); fastUSTAR(name, size) must hold. TestUSTARHeaderMatchesTar and
 // FuzzUSTARHeader hold it to archive/tar byte for byte.
-func ustarHeader(h *[tarBlock]byte, name string, size int) {
+func ustarHeader(h *[tarBlock]byte, name string, size int64) {
 	*h = ustarTemplate
 	copy(h[0:100], name)
 	octal(h[124:136], uint64(size))

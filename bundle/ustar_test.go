@@ -10,11 +10,11 @@ import (
 )
 
 // tarHeader is the header archive/tar writes for a file of Write.
-func tarHeader(t testing.TB, name string, size int) []byte {
+func tarHeader(t testing.TB, name string, size int64) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(size), ModTime: epoch, Format: tar.FormatUSTAR}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: epoch, Format: tar.FormatUSTAR}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tw.Flush(); err != nil && size == 0 {
@@ -26,7 +26,7 @@ func tarHeader(t testing.TB, name string, size int) []byte {
 func TestUSTARHeaderMatchesTar(t *testing.T) {
 	names := []string{"a", PathSeal, PathRecords, PayloadPath([32]byte{1, 2, 3}), strings.Repeat("n", 100), "data/payloads/x y"}
 	for _, name := range names {
-		for _, size := range []int{0, 1, 511, 512, 513, 1 << 20, 256 << 20, 1<<33 - 1} {
+		for _, size := range []int64{0, 1, 511, 512, 513, 1 << 20, 256 << 20, 1<<33 - 1} {
 			var h [tarBlock]byte
 			if !fastUSTAR(name, size) {
 				t.Fatalf("fastUSTAR(%q, %d) false", name, size)
@@ -39,7 +39,7 @@ func TestUSTARHeaderMatchesTar(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		size int
+		size int64
 	}{{"", 1}, {strings.Repeat("n", 101), 1}, {"a\x00b", 1}, {"é", 1}, {"a", 1 << 33}, {"a", -1}} {
 		if fastUSTAR(c.name, c.size) {
 			t.Errorf("fastUSTAR(%q, %d) true", c.name, c.size)
@@ -69,9 +69,9 @@ func TestWriteMatchesTar(t *testing.T) {
 }
 
 func FuzzUSTARHeader(f *testing.F) {
-	f.Add("data/payloads/00", 3)
-	f.Add(strings.Repeat("z", 100), 1<<30)
-	f.Fuzz(func(t *testing.T, name string, size int) {
+	f.Add("data/payloads/00", int64(3))
+	f.Add(strings.Repeat("z", 100), int64(1<<30))
+	f.Fuzz(func(t *testing.T, name string, size int64) {
 		if !fastUSTAR(name, size) {
 			return
 		}
@@ -79,7 +79,7 @@ func FuzzUSTARHeader(f *testing.F) {
 		ustarHeader(&h, name, size)
 		var b bytes.Buffer
 		tw := tar.NewWriter(&b)
-		err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(size), ModTime: epoch, Format: tar.FormatUSTAR})
+		err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: epoch, Format: tar.FormatUSTAR})
 		if err != nil {
 			// archive/tar refuses it: then Write must not produce it either.
 			t.Fatalf("archive/tar refuses %q size %d (%v) but fastUSTAR takes it", name, size, err)
