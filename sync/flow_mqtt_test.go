@@ -46,7 +46,7 @@ func TestWindow(t *testing.T) {
 	}
 	p.mu.Unlock()
 	p.Wake()
-	waitFor(t, "outbox drained", 20*time.Second, func() bool { return ob.len() == 0 })
+	waitFor(t, "outbox drained and counted", 20*time.Second, func() bool { return ob.len() == 0 && p.Stats().Delivered == 7 })
 	if st := p.Stats(); st.PeakInFlight > 2 || st.Delivered != 7 {
 		t.Errorf("stats %+v", st)
 	}

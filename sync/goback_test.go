@@ -50,7 +50,7 @@ func TestGoBack(t *testing.T) {
 			o := pubOptions(b.URL, "dev-"+tc.name, ob, keys)
 			o.ResendAfter = time.Hour
 			p := startPublisher(t, o)
-			waitFor(t, "outbox drained", 20*time.Second, func() bool { return ob.len() == 0 })
+			waitFor(t, "outbox drained and counted", 20*time.Second, func() bool { return ob.len() == 0 && p.Stats().Delivered == 4 })
 			st := p.Stats()
 			if got := arch.ids("site1/dev-" + tc.name); len(got) != 4 || got[0] != entryID(0) || got[3] != entryID(3) {
 				t.Errorf("archive accepted %v, want entries 0..3 in order", got)

@@ -112,8 +112,9 @@ func TestRoundTrip(t *testing.T) {
 	pj := startPublisher(t, oj)
 	pj.Wake()
 
-	waitFor(t, "both outboxes empty", 20*time.Second, func() bool {
-		return mem.len() == 0 && journalLen(t, j) == 0
+	// A publisher counts a delivery just after it deleted the entry.
+	waitFor(t, "both outboxes empty and every delivery counted", 20*time.Second, func() bool {
+		return mem.len() == 0 && journalLen(t, j) == 0 && pm.Stats().Delivered == n && pj.Stats().Delivered == n
 	})
 	for _, d := range want {
 		if arch.count(d) < 1 {

@@ -52,7 +52,9 @@ func testBrokerRestart(t *testing.T, rejectGaps bool) {
 		waitFor(t, fmt.Sprintf("progress before restart %d", r), 30*time.Second, func() bool { return left() <= target })
 		b.Restart()
 	}
-	waitFor(t, "all delivered after restarts", 40*time.Second, func() bool { return left() == 0 })
+	waitFor(t, "all delivered after restarts", 40*time.Second, func() bool {
+		return left() == 0 && pubs[0].Stats().Delivered == n && pubs[1].Stats().Delivered == n
+	})
 	dups := 0
 	for _, dev := range devices {
 		for i := range n {

@@ -77,7 +77,7 @@ func TestAdmitPipelinesInOrder(t *testing.T) {
 		return nil
 	}
 	p := startPublisher(t, o)
-	waitFor(t, "outbox drained", 20*time.Second, func() bool { return ob.len() == 0 })
+	waitFor(t, "outbox drained and counted", 20*time.Second, func() bool { return ob.len() == 0 && p.Stats().Delivered == n })
 
 	mu.Lock()
 	defer mu.Unlock()

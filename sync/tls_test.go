@@ -42,7 +42,7 @@ func TestTLSClientCert(t *testing.T) {
 	o.TLS = other.ClientTLS(true)
 	pb := startPublisher(t, o)
 
-	waitFor(t, "delivery with the client certificate", 20*time.Second, func() bool { return good.len() == 0 })
+	waitFor(t, "delivery with the client certificate", 20*time.Second, func() bool { return good.len() == 0 && pg.Stats().Delivered == 3 })
 	waitFor(t, "failed connections recorded", 10*time.Second, func() bool {
 		return pn.Stats().LastError != "" && pb.Stats().LastError != ""
 	})
