@@ -118,9 +118,10 @@ type Core struct {
 	device string // "<site>/<name>"
 	origin string
 
-	sealMu sync.Mutex // one seal at a time
-	cache  *sealCache // records not sealed yet, for the next seal
-	wake   chan struct{}
+	sealMu  sync.Mutex // one seal at a time
+	sealBuf []byte     // the last bundle file written, its buffer kept for the next (under sealMu)
+	cache   *sealCache // records not sealed yet, for the next seal
+	wake    chan struct{}
 
 	lastSeal atomic.Pointer[SealInfo] // nil until the first seal is known
 	sealErr  atomic.Pointer[error]    // the last seal's error, nil after a success
@@ -148,7 +149,8 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		device: opts.Site + "/" + opts.Device,
 		wake:   make(chan struct{}, 1),
 		sent:   map[string]bool{},
-		cache:  newSealCache(opts.SealMaxBytes),
+		// Room for the bundle being sealed and the ones behind it.
+		cache: newSealCache(4*opts.SealMaxBytes, j.Size()),
 	}
 	c.origin = bundle.Origin(c.device)
 	if n := j.Size(); n > 0 {

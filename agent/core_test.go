@@ -109,11 +109,24 @@ func (r *rig) seal() (*SealResult, *bundle.Bundle) {
 	if res == nil {
 		r.t.Fatal("nothing sealed")
 	}
-	b, err := bundle.Read(bytes.NewReader(res.Bundle), bundle.DefaultLimits)
+	b, err := bundle.Read(bytes.NewReader(outboxBytes(r.t, r.j, res)), bundle.DefaultLimits)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	return res, b
+}
+
+// outboxBytes reads the bundle a seal stored in the outbox.
+func outboxBytes(t *testing.T, j *store.Journal, res *SealResult) []byte {
+	t.Helper()
+	raw, ok, err := j.OutboxGet(context.Background(), res.ID)
+	if err != nil || !ok {
+		t.Fatalf("outbox %s: %v (found %v)", res.ID, err, ok)
+	}
+	if len(raw) != res.Bytes || sha256.Sum256(raw) != res.Digest {
+		t.Fatalf("outbox %s: %d bytes, not the %d-byte bundle sealed", res.ID, len(raw), res.Bytes)
+	}
+	return raw
 }
 
 func mustVerify(t *testing.T, b *bundle.Bundle, tr *bundle.Trust, prev *bundle.State) *bundle.State {

@@ -81,8 +81,8 @@ func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 	}
 	res1, _ := r.seal()
 	st := usage()
-	if !st.OutboxOverQuota || st.Outbox != 1 || st.OutboxBytes < int64(len(res1.Bundle)) || st.OutboxBytes > int64(len(res1.Bundle))+256 {
-		t.Fatalf("after a %d-byte bundle: %+v", len(res1.Bundle), st)
+	if !st.OutboxOverQuota || st.Outbox != 1 || st.OutboxBytes < int64(res1.Bytes) || st.OutboxBytes > int64(res1.Bytes)+256 {
+		t.Fatalf("after a %d-byte bundle: %+v", res1.Bytes, st)
 	}
 	if info := status("a-0"); info.Status != StatusSealed || info.Bundle != res1.ID {
 		t.Fatalf("after the seal: %+v", info)
@@ -130,7 +130,7 @@ func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 	}
 	deliver := func(res *SealResult) {
 		t.Helper()
-		rc, err := a.Receive(ctx, "site-a", "dev-1", res.Bundle)
+		rc, err := a.Receive(ctx, "site-a", "dev-1", outboxBytes(t, r.j, res))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,13 +150,14 @@ func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 		t.Fatalf("one bundle left, still over quota: %+v", st)
 	}
 	r.core.MarkSent(res1.ID) // a late PUBACK changes nothing
+	raw2 := outboxBytes(t, r.j, res2)
 	deliver(res2)
 	if st := usage(); st.OutboxOverQuota || st.Outbox != 0 || st.OutboxBytes != 0 || logs.count(underLine) != 1 || logs.count(overLine) != 1 {
 		t.Fatalf("drained: %+v, %d/%d lines", st, logs.count(overLine), logs.count(underLine))
 	}
 	// The same receipt again journals nothing.
 	size := r.j.Size()
-	rc, err := a.Receive(ctx, "site-a", "dev-1", res2.Bundle)
+	rc, err := a.Receive(ctx, "site-a", "dev-1", raw2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ type SealResult struct {
 	Records    int
 	Counter    uint64
 	Digest     [32]byte // SHA-256 of the bundle file
-	Bundle     []byte   // the bundle file (tar)
+	Bytes      int      // size of the bundle file, stored in the outbox under ID
 	Duration   time.Duration
 }
 
@@ -53,6 +53,9 @@ const DefaultSealMaxBytes = 4 << 20
 // record and its payload are two files of the bag, and bundle.DefaultLimits
 // allows 100,000.
 const maxSealRecords = 32_768
+
+// maxSealScratch bounds the buffer a seal keeps for the next one.
+const maxSealScratch = 16 << 20
 
 // errBundleFull stops the record scan of a seal at its bound.
 var errBundleFull = errors.New("bundle full")
@@ -132,20 +135,26 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		bytes += int64(len(rec)) + n
 		return err
 	}
-	// Records journaled since the last seal come from memory while the
-	// cache has them, the rest from the journal.
-	seq := prevSize
-	for ; seq < end; seq++ {
-		cr, ok := c.cache.get(seq)
-		if !ok {
-			break
+	// Records journaled since the last seal come from memory where the
+	// cache has them; each run of records it does not have (it was full,
+	// or they were journaled before a restart) is read from the journal.
+	// A record whose append has not returned yet ends the bundle.
+	err = nil
+	for seq := prevSize; seq < end && err == nil; {
+		if cr, ok := c.cache.get(seq); ok {
+			err = take(seq, cr.rec, cr.payloads)
+			seq++
+			continue
 		}
-		if err = take(seq, cr.rec, cr.payloads); err != nil {
-			break
+		if len(in.Records) > 0 && c.cache.coming(seq) {
+			break // an append still in progress: sealed next time
 		}
-	}
-	if err == nil && seq < end {
-		err = c.j.Records(ctx, seq, end, func(seq uint64, rec []byte) error { return take(seq, rec, nil) })
+		miss := seq + 1
+		for miss < end && !c.cache.has(miss) {
+			miss++
+		}
+		err = c.j.Records(ctx, seq, miss, func(seq uint64, rec []byte) error { return take(seq, rec, nil) })
+		seq = miss
 	}
 	if err != nil && !errors.Is(err, errBundleFull) {
 		return nil, fmt.Errorf("agent: seal: records: %w", err)
@@ -194,17 +203,23 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
-	raw, err := b.Bytes()
+	// The tar goes into a buffer kept between seals (under sealMu): a
+	// bundle is megabytes, and fresh pages for each cost more than
+	// writing it.
+	raw, err := b.AppendTo(c.sealBuf[:0])
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
+	if cap(raw) <= maxSealScratch {
+		c.sealBuf = raw
+	}
 	res := &SealResult{
 		ID: OutboxID(size), Checkpoint: cp, FirstSeq: prevSize, Records: int(size - prevSize),
-		Counter: counter, Digest: sha256.Sum256(raw), Bundle: raw,
+		Counter: counter, Digest: sha256.Sum256(raw), Bytes: len(raw),
 	}
 	// Outbox first, checkpoint second: a crash in between leaves an outbox
 	// bundle newer than the last checkpoint, which Open adopts.
-	if err := c.j.PutOutbox(ctx, res.ID, res.Bundle); err != nil {
+	if err := c.j.PutOutbox(ctx, res.ID, raw); err != nil {
 		return nil, fmt.Errorf("agent: seal: outbox: %w", err)
 	}
 	if err := c.j.PutCheckpoint(ctx, size, body); err != nil {
@@ -221,7 +236,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		c.opts.AfterSeal()
 	}
 	c.log.Info("sealed", "size", size, "records", res.Records, "counter", counter,
-		"bundle", bundle.FormatHash(res.Digest), "bytes", len(res.Bundle), "took", res.Duration)
+		"bundle", bundle.FormatHash(res.Digest), "bytes", res.Bytes, "took", res.Duration)
 	return res, nil
 }
 

@@ -143,3 +143,78 @@ func TestSealCacheAndJournalAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestSealCacheGap: records the cache refused for room, between records it
+// kept, are read from the journal; the bundle holds all of them, in order,
+// byte for byte as journaled.
+func TestSealCacheGap(t *testing.T) {
+	dir := t.TempDir()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"))
+	tr := r.trust()
+	r.export(10, "a")
+	r.core.cache.max = 0
+	refused := r.export(10, "b") // no room
+	r.core.cache.max = DefaultSealMaxBytes
+	rcs := r.export(10, "c")
+	for _, rc := range refused {
+		if r.core.cache.has(rc.Seq) {
+			t.Fatalf("record %d kept with no room", rc.Seq)
+		}
+	}
+	for _, rc := range rcs {
+		if !r.core.cache.has(rc.Seq) {
+			t.Fatalf("record %d not kept", rc.Seq)
+		}
+	}
+	res, b := r.seal()
+	mustVerify(t, b, tr, nil)
+	if last := rcs[len(rcs)-1].Seq; last >= res.Checkpoint.Size {
+		t.Fatalf("export %d not sealed (checkpoint %d)", last, res.Checkpoint.Size)
+	}
+	recs, err := b.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range recs {
+		want, err := r.j.Record(res.FirstSeq + uint64(i))
+		if err != nil || !bytes.Equal(rec, want) {
+			t.Fatalf("record %d differs from the journal (%v)", res.FirstSeq+uint64(i), err)
+		}
+	}
+}
+
+// TestSealStopsBeforeComingRecord: a record journaled while the cache runs
+// but not yet added to it (its Append has not returned) ends the bundle
+// when records come before it; when it is first, it is read from the
+// journal, so sealing never stalls on it.
+func TestSealStopsBeforeComingRecord(t *testing.T) {
+	dir := t.TempDir()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"))
+	tr := r.trust()
+	rcs := r.export(5, "a")
+	// Journaled behind the cache's back, as an append in progress is.
+	a, err := r.j.Append(t.Context(), r.core.entry(bundle.TypeExportRejected, bundle.Actor{Kind: "principal", ID: "t"},
+		bundle.RejectedBody{ExportID: "x", Reason: "test"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.export(5, "b")
+	res, b := r.seal()
+	prev := mustVerify(t, b, tr, nil)
+	if res.Checkpoint.Size != a.Seq || rcs[4].Seq >= res.Checkpoint.Size {
+		t.Fatalf("first seal ends at %d, want before the coming record %d", res.Checkpoint.Size, a.Seq)
+	}
+	res, b = r.seal()
+	mustVerify(t, b, tr, prev)
+	if res.FirstSeq != a.Seq || res.Checkpoint.Size <= a.Seq+5 {
+		t.Fatalf("second seal [%d, %d), want from %d past the 5 exports after it", res.FirstSeq, res.Checkpoint.Size, a.Seq)
+	}
+	recs, err := b.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.j.Record(a.Seq)
+	if err != nil || !bytes.Equal(recs[0], want) {
+		t.Fatalf("the coming record is not the journal's (%v)", err)
+	}
+}

@@ -75,7 +75,7 @@ func TestRecordTimesFollowSequence(t *testing.T) {
 	if err != nil || res == nil {
 		t.Fatalf("seal: %v", err)
 	}
-	b1 := readBundle(t, res.Bundle)
+	b1 := readBundle(t, outboxBytes(t, j, res))
 	st := mustVerify(t, b1, tr, nil)
 	j.Close()
 	tp.Close()
@@ -89,7 +89,7 @@ func TestRecordTimesFollowSequence(t *testing.T) {
 	if res, err = c.Seal(ctx); err != nil || res == nil {
 		t.Fatalf("seal after reopen: %v", err)
 	}
-	mustVerify(t, readBundle(t, res.Bundle), tr, st)
+	mustVerify(t, readBundle(t, outboxBytes(t, j, res)), tr, st)
 }
 
 func readBundle(t *testing.T, raw []byte) *bundle.Bundle {

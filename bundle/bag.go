@@ -173,14 +173,18 @@ func (b *Bundle) Names() []string {
 }
 
 // Bytes returns the written tar.
-func (b *Bundle) Bytes() ([]byte, error) {
+func (b *Bundle) Bytes() ([]byte, error) { return b.AppendTo(nil) }
+
+// AppendTo appends the bundle file (the same bytes as Write) to dst and
+// returns the extended slice; it grows dst once, to the exact size.
+func (b *Bundle) AppendTo(dst []byte) ([]byte, error) {
 	// The exact tar size: a 512-byte header per file, contents padded
 	// to 512 bytes, two zero blocks at the end (USTAR names fit).
 	n := 1024
 	for _, data := range b.Files {
 		n += 512 + (len(data)+511)/512*512
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n))
+	buf := bytes.NewBuffer(slices.Grow(dst, n))
 	if err := Write(buf, b); err != nil {
 		return nil, err
 	}

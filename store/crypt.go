@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -118,9 +119,20 @@ func (c *crypt) seal(key, value []byte) []byte {
 	if c.aead == nil {
 		return value
 	}
-	out := make([]byte, nonceLen, nonceLen+len(value)+16)
-	c.nextNonce(out)
-	return c.aead.Seal(out, out[:nonceLen], value, key)
+	return c.sealAppend(make([]byte, 0, nonceLen+len(value)+16), key, value)
+}
+
+// sealAppend appends the sealed form of value (nonce, ciphertext, tag) to
+// dst, which must not overlap value; without a key it returns value.
+func (c *crypt) sealAppend(dst, key, value []byte) []byte {
+	if c.aead == nil {
+		return value
+	}
+	out := slices.Grow(dst, nonceLen+len(value)+16)
+	n := len(out)
+	out = out[:n+nonceLen]
+	c.nextNonce(out[n:])
+	return c.aead.Seal(out, out[n:], value, key)
 }
 
 // open returns the value stored under key: a fresh slice when sealed,

@@ -40,6 +40,9 @@ type Journal struct {
 	quit    chan struct{}
 	done    chan struct{}
 
+	omu  sync.Mutex // guards obuf
+	obuf []byte     // putOutbox's sealing buffer, kept between puts
+
 	wmu       sync.Mutex   // serialises check-then-write of write-once keys
 	active    atomic.Int64 // direct Badger accesses in flight
 	closing   atomic.Bool  // set by Close before it waits for active to drain

@@ -87,6 +87,9 @@ func (j *Journal) PutOutbox(ctx context.Context, id string, data []byte) error {
 	return nil
 }
 
+// maxOutboxScratch bounds the buffer putOutbox keeps between puts.
+const maxOutboxScratch = 16 << 20
+
 func (j *Journal) putOutbox(id string, data []byte) error {
 	dir := j.outboxDir()
 	path := filepath.Join(dir, id)
@@ -104,7 +107,15 @@ func (j *Journal) putOutbox(id string, data []byte) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // after the link, or on failure
-	_, err = f.Write(j.c.seal(outboxAD(id), data))
+	// The sealed bytes go through a buffer kept between puts: a bundle is
+	// megabytes, and fresh pages for each cost more than the encryption.
+	j.omu.Lock()
+	stored := j.c.sealAppend(j.obuf[:0], outboxAD(id), data)
+	_, err = f.Write(stored)
+	if j.c.sealed() && cap(stored) <= maxOutboxScratch {
+		j.obuf = stored
+	}
+	j.omu.Unlock()
 	if err == nil {
 		err = f.Sync()
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,78 +50,110 @@ func unsupported(format string, a ...any) *Error {
 // kept byte for byte), nothing after the object. Errors are *Error (400).
 func DecodeExport(body []byte) (agent.IngestRequest, error) {
 	req := agent.IngestRequest{MediaType: "application/json"}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return req, malformed("%s", jsonErr(err))
+	s := &jsonScanner{b: body}
+	if c := s.next(); c != '{' {
+		if c == 0 || c == '[' || c == '"' || c == '-' || isDigit(c) || c == 't' || c == 'f' || c == 'n' {
+			if _, err := s.value(); err != nil {
+				return req, malformed("%s", err)
+			}
+			return req, malformed("want a JSON object")
+		}
+		return req, malformed("%s", s.fail())
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return req, malformed("want a JSON object")
-	}
-	seen := map[string]bool{}
+	s.i++
+	var seen uint16 // the fields given, by bit
 	haveData := false
-	for dec.More() {
-		tok, err := dec.Token()
+	for first := true; ; first = false {
+		c := s.next()
+		if c == '}' {
+			s.i++
+			break
+		}
+		if !first {
+			if c != ',' {
+				return req, malformed("%s", s.fail())
+			}
+			s.i++
+			s.ws()
+		}
+		key, err := s.str()
 		if err != nil {
-			return req, malformed("%s", jsonErr(err))
+			return req, malformed("%s", err)
 		}
-		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return req, malformed("%s", jsonErr(err))
+		if s.next() != ':' {
+			return req, malformed("%s", s.fail())
 		}
-		if seen[key] {
+		s.i++
+		raw, err := s.value()
+		if err != nil {
+			return req, malformed("%s", err)
+		}
+		bit, dst := exportField(&req, key)
+		if bit != 0 && seen&bit != 0 {
 			return req, badField(key, "given twice")
 		}
-		seen[key] = true
-		var dst *string
-		switch key {
-		case "id":
-			dst = &req.ID
-		case "workflow":
-			dst = &req.Workflow
-		case "app":
-			dst = &req.App
-		case "purpose":
-			dst = &req.Purpose
-		case "schema":
-			dst = &req.Schema
-		case "classification":
-			dst = &req.Classification
-		case "retention":
-			dst = &req.Retention
-		case "destination":
-			dst = &req.Destination
-		case "media_type":
-			dst = &req.MediaType
-		case "data":
-			req.Data, haveData = []byte(raw), true
+		seen |= bit
+		switch {
+		case key == "data":
+			req.Data, haveData = raw, true
 			continue
-		default:
+		case dst == nil:
 			return req, badField(clipKey(key), "unknown field")
 		}
-		if len(raw) == 0 || raw[0] != '"' {
+		if raw[0] != '"' {
 			return req, badField(key, "want a string")
 		}
-		if err := json.Unmarshal(raw, dst); err != nil {
+		v := &jsonScanner{b: raw}
+		if *dst, err = v.str(); err != nil {
 			return req, badField(key, "want a string")
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return req, malformed("%s", jsonErr(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if s.next() != 0 {
 		return req, malformed("data after the JSON object")
 	}
+	return req, checkEnvelope(req, haveData)
+}
+
+// checkEnvelope checks what a decoded envelope must have: data, and a JSON
+// media type.
+func checkEnvelope(req agent.IngestRequest, haveData bool) error {
 	if !haveData {
-		return req, badField("data", "required: the exported JSON value")
+		return badField("data", "required: the exported JSON value")
 	}
 	base, _, err := mime.ParseMediaType(req.MediaType)
 	if err != nil || !(base == "application/json" || strings.HasSuffix(base, "+json")) {
-		return req, badField("media_type", "want a JSON media type (application/json or */*+json)")
+		return badField("media_type", "want a JSON media type (application/json or */*+json)")
 	}
-	return req, nil
+	return nil
+}
+
+// exportField names the field key of the JSON envelope: its bit among the
+// fields and where a string field goes (nil for data and unknown keys; an
+// unknown key has bit 0).
+func exportField(req *agent.IngestRequest, key string) (uint16, *string) {
+	switch key {
+	case "id":
+		return 1 << 0, &req.ID
+	case "workflow":
+		return 1 << 1, &req.Workflow
+	case "app":
+		return 1 << 2, &req.App
+	case "purpose":
+		return 1 << 3, &req.Purpose
+	case "schema":
+		return 1 << 4, &req.Schema
+	case "classification":
+		return 1 << 5, &req.Classification
+	case "retention":
+		return 1 << 6, &req.Retention
+	case "destination":
+		return 1 << 7, &req.Destination
+	case "media_type":
+		return 1 << 8, &req.MediaType
+	case "data":
+		return 1 << 9, nil
+	}
+	return 0, nil
 }
 
 // DecodeHeaders reads the export metadata of the raw form from the
