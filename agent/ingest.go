@@ -298,7 +298,12 @@ func (c *Core) entry(typ string, actor bundle.Actor, body any) store.Entry {
 	// the journal's sequencer only splices in seq, prev and the time,
 	// taken in sequence order (stamp).
 	r := bundle.Record{Type: typ, Time: c.opts.Now(), Device: c.device, Actor: actor}
-	err := r.SetBody(body)
+	var err error
+	if eb, ok := body.(bundle.ExportBody); ok {
+		err = r.SetExportBody(&eb) // the common record: written directly
+	} else {
+		err = r.SetBody(body)
+	}
 	var tpl *bundle.RecordTemplate
 	if err == nil {
 		tpl, err = r.Template()

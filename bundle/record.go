@@ -100,6 +100,7 @@ type Record struct {
 	exportRaw []byte
 	payload   [32]byte // export payload digest, decoded by ParseRecord
 	timeText  string   // Time as the record writes it, set by ParseRecord
+	canonBody []byte   // Body as SetExportBody wrote it: already canonical
 }
 
 // Actor names who caused the event.
@@ -200,9 +201,13 @@ func (r *Record) appendCanonical(dst []byte) ([]byte, error) {
 		dst = appendJCSString(dst, r.Actor.Via)
 	}
 	dst = append(dst, `},"body":`...)
-	dst, err := appendCanonical(dst, r.Body)
-	if err != nil {
-		return nil, err
+	if r.bodyIsCanonical() {
+		dst = append(dst, r.Body...)
+	} else {
+		var err error
+		if dst, err = appendCanonical(dst, r.Body); err != nil {
+			return nil, err
+		}
 	}
 	dst = append(dst, `,"device":`...)
 	dst = appendJCSString(dst, r.Device)

@@ -13,7 +13,8 @@ import (
 //	'r' || be64(seq)       record bytes
 //	'h' || be64(index)     stored hash (tlog.StoredHashIndex order)
 //	'p' || digest          payload bytes
-//	't' || digest          payload tombstone (value: purge time, be64 unix ns)
+//	't' || digest          payload tombstone (value: purge time, be64 unix ns);
+//	                        counts only where the payload is absent
 //	'c' || be64(size)      checkpoint bytes
 //	'o'                    unused (outbox entries are files: outbox.go)
 //	'k' || key             idempotency key (value: be64(seq)), written in the

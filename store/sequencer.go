@@ -420,20 +420,19 @@ func (j *Journal) process(batch []*request) {
 
 // payloadKVs returns the writes storing p unless it is already stored.
 func (j *Journal) payloadKVs(p Payload) []kv {
-	var out []kv
 	pk := j.c.digestKey(pfxPayload, p.Digest)
-	tk := append([]byte{pfxTombstone}, pk[1:]...) // the same name, another prefix
+	var have bool
 	_ = j.db.View(func(txn *badger.Txn) error {
-		if _, err := txn.Get(pk); err == nil {
-			return nil
-		}
-		out = append(out, kv{key: pk, val: p.Data})
-		if _, err := txn.Get(tk); err == nil {
-			out = append(out, kv{key: tk, del: true})
-		}
+		_, err := txn.Get(pk)
+		have = err == nil
 		return nil
 	})
-	return out
+	if have {
+		return nil
+	}
+	// A tombstone of these bytes purged before may stay: a tombstone
+	// only counts where the payload is absent (Payload, PurgePayload).
+	return []kv{{key: pk, val: p.Data}}
 }
 
 // commit writes one group and its metadata in one synced transaction.
