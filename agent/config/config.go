@@ -22,10 +22,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -209,20 +209,11 @@ func Default() *Config {
 // Load reads, decodes and validates the config file at path. Relative paths
 // in it are resolved against the file's directory.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, dir, err := fsutil.ReadConfig(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("config: read %s: %w", path, err)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return parse(data, filepath.Dir(abs))
+	return parse(data, dir)
 }
 
 // Parse decodes and validates a config from YAML bytes. Relative paths are

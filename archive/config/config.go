@@ -24,11 +24,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -142,20 +142,11 @@ func Default() *Config {
 // Load reads, decodes and validates the file at path, resolving relative
 // paths against its directory.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, dir, err := fsutil.ReadConfig(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("archive config: %w", err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("archive config: %w", err)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("archive config: %w", err)
-	}
-	return parse(data, filepath.Dir(abs))
+	return parse(data, dir)
 }
 
 // Parse decodes and validates YAML bytes; relative paths stay as written.

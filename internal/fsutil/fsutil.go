@@ -1,8 +1,10 @@
-// Package fsutil writes files durably: temp file, fsync, rename, fsync dir.
+// Package fsutil writes files durably (temp file, fsync, rename, fsync dir)
+// and reads bounded config files.
 package fsutil
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -50,4 +52,23 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsutil: sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ReadConfig reads the file at path, up to max+1 bytes (a longer file
+// reads as max+1 bytes, for the caller to refuse), and returns it with the
+// absolute directory it is in (for resolving relative paths in it).
+func ReadConfig(path string, max int64) (data []byte, dir string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	if data, err = io.ReadAll(io.LimitReader(f, max+1)); err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return data, filepath.Dir(abs), nil
 }

@@ -1,6 +1,8 @@
 package fsutil
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,5 +30,25 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 	if err := WriteFileAtomic(filepath.Join(dir, "missing", "x"), nil, 0o600); err == nil {
 		t.Fatal("write into a missing directory succeeded")
+	}
+}
+
+func TestReadConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		max  int64
+		want string
+	}{{10, "0123456789"}, {20, "0123456789"}, {4, "01234"}} {
+		data, d, err := ReadConfig(path, c.max)
+		if err != nil || string(data) != c.want || d != dir {
+			t.Fatalf("max %d: %q in %q (%v), want %q in %q", c.max, data, d, err, c.want, dir)
+		}
+	}
+	if _, _, err := ReadConfig(filepath.Join(dir, "missing.yaml"), 10); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
 	}
 }
