@@ -1,6 +1,9 @@
 package bundle
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // readCanonical is the fast path of Read: it parses raw as the tar Write
 // makes (USTAR headers, regular files, sorted, then two zero blocks)
@@ -93,4 +96,21 @@ func parseOctalSize(f []byte) (int64, bool) {
 		}
 	}
 	return n, true
+}
+
+// ReadBytes is Read of raw itself, without reading it into a new buffer:
+// the Bundle's files are slices of raw, so raw must not be modified while
+// the Bundle is in use. Same checks and errors as Read.
+func ReadBytes(raw []byte, lim Limits) (*Bundle, error) {
+	if lim == (Limits{}) {
+		lim = DefaultLimits
+	}
+	// As Read: headers and padding add at most 1.5 KiB per file.
+	if maxIn := lim.Total + int64(lim.Files+2)*1536 + 1024; int64(len(raw)) > maxIn {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxIn)
+	}
+	if b, ok := readCanonical(raw, lim); ok {
+		return b, nil
+	}
+	return readTar(raw, lim)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -50,7 +51,10 @@ const (
 // (the process's CPU over the drain: agent, archive and both MQTT
 // clients, not the broker). EDGESEAL_DRAIN_EXPORTS overrides the number
 // of exports (for a quick run), EDGESEAL_DRAIN_WINDOW the publisher's
-// window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain.
+// window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain
+// (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
+// EDGESEAL_DRAIN_MEMPROFILE=F writes allocation profiles F.before and F
+// around it (go tool pprof -sample_index=alloc_space -base F.before F).
 func BenchmarkDrain(b *testing.B) {
 	n := drainExports
 	if s := os.Getenv("EDGESEAL_DRAIN_EXPORTS"); s != "" {
@@ -124,6 +128,10 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	pctx, stopPub := context.WithCancel(ctx)
 	pubDone := make(chan error, 1)
+	if hz := envInt("EDGESEAL_DRAIN_PROFILE_HZ"); hz > 0 {
+		runtime.SetCPUProfileRate(hz) // before StartCPUProfile, which then keeps it
+	}
+	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", ".before")
 	if f := os.Getenv("EDGESEAL_DRAIN_CPUPROFILE"); f != "" {
 		out, err := os.Create(f)
 		if err != nil {
@@ -159,6 +167,7 @@ func BenchmarkDrain(b *testing.B) {
 	cpu := cpuTime(b) - cpu0
 	b.StopTimer()
 	pprof.StopCPUProfile()
+	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", "")
 	st := pub.Stats()
 	if st.Delivered != uint64(bundles) || ar.LogSize() != uint64(bundles) || st.Rejected != 0 {
 		b.Fatalf("drained %d of %d bundles, archive log %d, publisher %+v", st.Delivered, bundles, ar.LogSize(), st)
@@ -271,7 +280,7 @@ func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Admit: func(ctx context.Context, d sync.Delivery) func(context.Context) ([]byte, error) {
 			t0 := time.Now()
-			t := ar.Admit(ctx, d.Site, d.Device, d.Bundle, d.Digest)
+			t := ar.AdmitHashed(ctx, d.Site, d.Device, d.Hashed)
 			admitNanos.Add(int64(time.Since(t0)))
 			return func(ctx context.Context) ([]byte, error) {
 				reply, err := t.Wait(ctx)
@@ -361,6 +370,24 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeHeap writes a heap profile (allocations since the start: compare
+// the one written before the drain with the one after, go tool pprof
+// -base) to the file the environment variable k names, plus suffix.
+func writeHeap(b *testing.B, k, suffix string) {
+	f := os.Getenv(k)
+	if f == "" {
+		return
+	}
+	out, err := os.Create(f + suffix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // envInt reads a number from the environment (0 when unset).
