@@ -15,8 +15,8 @@ type AssemblerLimits struct {
 	// 64). When full, the least recently touched one is dropped.
 	MaxPartials int
 	// MaxBytes bounds the bytes held by all partials (default 256 MiB):
-	// a partial holds its bundle's whole size from its first frame.
-	// Older partials are dropped to make room.
+	// a partial holds the chunks that came, or its bundle's whole size
+	// once it has 1/16 of it. Older partials are dropped to make room.
 	MaxBytes int64
 	// MaxBundle bounds one bundle's size (default 64 MiB); a frame that
 	// announces more is refused with *LimitError.
@@ -57,7 +57,7 @@ type Complete struct {
 // AssemblerStats counts what an Assembler did.
 type AssemblerStats struct {
 	Partials  int   // incomplete bundles held now
-	Bytes     int64 // bytes reserved by them now (each its bundle's size)
+	Bytes     int64 // bytes they hold now (see Assembler)
 	Completed uint64
 	Evicted   uint64 // partials dropped for room
 	Expired   uint64 // partials dropped by TTL
@@ -69,29 +69,37 @@ type partialKey struct {
 	digest [32]byte
 }
 
-// partial is a bundle being joined: its chunks are copied to their place
-// in buf (the whole bundle, allocated at its first frame). Every chunk
-// but the last has the same length, room (EncodeChunks' frames), so a
-// chunk's place is index*room.
+// reserveRatio bounds what a partial allocates ahead of the bytes that
+// came: it allocates its whole bundle once it has 1/reserveRatio of it.
+const reserveRatio = 16
+
+// partial is a bundle being joined. Every chunk but the last has the same
+// length, room (EncodeChunks' frames), so a chunk's place is index*room.
+// Chunks are kept as copies until the partial has 1/reserveRatio of its
+// bundle; then the whole bundle is allocated, those chunks are moved to
+// their place, and every later chunk is copied straight to its place.
 type partial struct {
 	id    string
 	count int
 	size  int64
-	room  int64 // 0 until known
-	buf   []byte
-	have  []bool // chunks placed, by index
-	got   int    // how many
-	bytes int64  // chunk bytes placed
+	room  int64          // 0 until known
+	buf   []byte         // the whole bundle, once allocated
+	early map[int][]byte // chunks that came before buf
+	have  map[int]bool   // chunks received, by index
+	bytes int64          // chunk bytes received
+	held  int64          // bytes held: early chunks, then size
 	last  time.Time
 }
 
 // Assembler joins frames into bundles. Frames of one bundle are keyed by
 // the source (the publisher's site/device) and the bundle digest, so
 // sources cannot disturb each other's partials except through the shared
-// bounds. A partial reserves its whole bundle size (counted against
-// MaxBytes) at its first frame, and each chunk is copied once, to its
-// place; the bundle is hashed once, outside the lock. It is safe for
-// concurrent use.
+// bounds. A partial holds copies of its chunks until it has
+// 1/reserveRatio of its bundle, then the whole bundle's bytes (counted
+// against MaxBytes): so a frame never makes it allocate more than
+// reserveRatio times the chunk bytes that came, and a bundle of up to
+// reserveRatio frames is copied once, each chunk to its place. The
+// bundle is hashed once, outside the lock. It is safe for concurrent use.
 type Assembler struct {
 	mu       gosync.Mutex
 	limits   AssemblerLimits
@@ -153,13 +161,12 @@ func (a *Assembler) place(source string, f *Frame) ([]byte, error) {
 	key := partialKey{source: source, digest: f.Digest}
 	p := a.partials[key]
 	if p == nil {
-		if err := a.makeRoom(1, f.Size, key); err != nil {
+		if err := a.makeRoom(1, 0, key); err != nil {
 			a.stats.Refused++
 			return nil, err
 		}
-		p = &partial{id: f.ID, count: f.Count, size: f.Size, buf: make([]byte, f.Size), have: make([]bool, f.Count)}
+		p = &partial{id: f.ID, count: f.Count, size: f.Size, early: map[int][]byte{}, have: map[int]bool{}}
 		a.partials[key] = p
-		a.stats.Bytes += p.size
 	}
 	if err := p.check(f); err != nil {
 		a.stats.Refused++
@@ -174,19 +181,54 @@ func (a *Assembler) place(source string, f *Frame) ([]byte, error) {
 		a.stats.Refused++
 		return nil, err
 	}
-	copy(p.buf[off:], f.Chunk)
+	if err := a.hold(key, p, int64(len(f.Chunk))); err != nil {
+		a.stats.Refused++
+		return nil, err
+	}
+	if p.buf != nil {
+		copy(p.buf[off:], f.Chunk)
+	} else {
+		p.early[f.Index] = append([]byte(nil), f.Chunk...)
+	}
 	p.have[f.Index] = true
-	p.got++
 	p.bytes += int64(len(f.Chunk))
-	if p.got < p.count {
+	if len(p.have) < p.count {
 		return nil, nil
 	}
 	a.drop(key, p)
-	if p.bytes != p.size { // cannot happen: offset keeps the chunks in place
+	if p.bytes != p.size || p.buf == nil { // cannot happen: offset keeps the chunks in place
 		a.stats.Refused++
 		return nil, &MismatchError{Bundle: bundle.FormatHash(f.Digest), Field: "size", Want: strconv.FormatInt(p.size, 10), Got: strconv.FormatInt(p.bytes, 10)}
 	}
 	return p.buf, nil
+}
+
+// hold makes room for n more chunk bytes of p: a copy of the chunk, or,
+// once p has 1/reserveRatio of its bundle, the whole bundle, with the
+// chunks held so far moved to their place (p.room is known); a.mu is held.
+func (a *Assembler) hold(key partialKey, p *partial, n int64) error {
+	if p.buf != nil {
+		return nil
+	}
+	if (p.bytes+n)*reserveRatio < p.size {
+		if err := a.makeRoom(0, n, key); err != nil {
+			return err
+		}
+		p.held += n
+		a.stats.Bytes += n
+		return nil
+	}
+	if err := a.makeRoom(0, p.size-p.held, key); err != nil {
+		return err
+	}
+	a.stats.Bytes += p.size - p.held
+	p.held = p.size
+	p.buf = make([]byte, p.size)
+	for i, c := range p.early {
+		copy(p.buf[int64(i)*p.room:], c)
+	}
+	p.early = nil
+	return nil
 }
 
 // offset is where f's chunk goes: index*room, room being the length of
@@ -264,7 +306,7 @@ func (a *Assembler) expire(now time.Time) {
 
 func (a *Assembler) drop(k partialKey, p *partial) {
 	delete(a.partials, k)
-	a.stats.Bytes -= p.size
+	a.stats.Bytes -= p.held
 }
 
 // makeRoom evicts the least recently touched partials other than keep

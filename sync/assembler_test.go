@@ -107,3 +107,54 @@ func TestAssemblerChunkShape(t *testing.T) {
 		t.Fatal("not joined")
 	}
 }
+
+// TestAssemblerHolds: a partial holds copies of the chunks that came
+// until it has 1/reserveRatio of its bundle, then the whole bundle (the
+// chunks so far moved to their place); so a frame that announces a large
+// bundle costs only its own bytes.
+func TestAssemblerHolds(t *testing.T) {
+	b := bundleBytes("holds", 64<<10)
+	d := sha256.Sum256(b)
+	frames := EncodeChunks("id", d, b, 1024)
+	a := NewAssembler(AssemblerLimits{})
+	// Backwards, so the early chunks are out of order too.
+	var got *Complete
+	var received int64
+	for k := len(frames) - 1; k >= 0; k-- {
+		f, err := DecodeFrame(frames[k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		received += int64(len(f.Chunk))
+		c, err := a.Add("s/d", frames[k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			got = c
+			break
+		}
+		want := received
+		if received*reserveRatio >= int64(len(b)) {
+			want = int64(len(b))
+		}
+		if held := a.Stats().Bytes; held != want {
+			t.Fatalf("after %d frames (%d bytes): %d bytes held, want %d", len(frames)-k, received, held, want)
+		}
+	}
+	if got == nil || !bytes.Equal(got.Bundle, b) || got.Hashed.Sum() != d {
+		t.Fatal("bundle not joined")
+	}
+	if st := a.Stats(); st.Bytes != 0 || st.Partials != 0 {
+		t.Fatalf("after: %+v", st)
+	}
+	// One frame announcing the largest bundle holds its own chunk only.
+	a = NewAssembler(AssemblerLimits{})
+	big := frameOf("id", d, 0, 1<<16, 64<<20, bytes.Repeat([]byte{1}, 1024))
+	if _, err := a.Add("s/d", big); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Stats(); st.Bytes != 1024 {
+		t.Fatalf("one frame of a 64 MiB bundle holds %d bytes", st.Bytes)
+	}
+}
