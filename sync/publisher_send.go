@@ -71,7 +71,10 @@ func (s *sender) pump(ctx context.Context) error {
 // maxPendingFrames unacknowledged.
 func (s *sender) send(ctx context.Context, e entry) error {
 	p := s.p
-	digest := sha256.Sum256(e.data)
+	digest := e.digest
+	if !e.hashed {
+		digest = sha256.Sum256(e.data)
+	}
 	c, ok := newChunker(e.id, digest, e.data, p.opts.MaxMessage)
 	if !ok { // not ValidID: the scan holds these already
 		p.hold(e.id)
