@@ -4,15 +4,16 @@
 // # Pipeline
 //
 // Archive.Receive(ctx, site, device, raw) is the entry point, used by
-// ImportDir for bundles brought on removable media; it is Archive.Admit
-// and Ticket.Wait, and the daemon's MQTT subscriber calls the two halves
-// separately (sync.SubscriberOptions.Admit: a refusal is an answer, not
+// ImportDir for bundles brought on removable media; it is
+// Archive.AdmitHashed and Ticket.Wait, and the daemon's MQTT subscriber
+// calls the two halves separately (sync.SubscriberOptions.Admit: a refusal is an answer, not
 // an error) so that a device's next bundle is verified while the earlier
 // ones are being made durable. For each bundle it:
 //
 //  1. answers a digest accepted before with the same receipt (stored
 //     once), unless it arrives as another device;
-//  2. reads the tar strictly (bundle.Read, within Options.Limits);
+//  2. reads the tar strictly, in place (bundle.ReadBytes, within
+//     Options.Limits);
 //  3. looks the device up in the registry: enrolled and approved, not
 //     revoked;
 //  4. runs bundle.Verify against the device's approved trust and the

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -38,6 +39,24 @@ type ObjectStore interface {
 	Put(ctx context.Context, digest [32]byte, data []byte) error
 	Get(ctx context.Context, digest [32]byte) ([]byte, error)
 	Has(ctx context.Context, digest [32]byte) (bool, error)
+}
+
+// HashedPutter is an ObjectStore that can store bytes whose SHA-256 was
+// computed by bundle.HashBytes over exactly those bytes: PutHashed is Put
+// of h.Bytes() under h.Sum() without hashing them again (same contract
+// otherwise). The archive uses it when it has such bytes.
+type HashedPutter interface {
+	PutHashed(ctx context.Context, h bundle.Hashed) error
+}
+
+// put stores a bundle in the archive's object store; h, when Valid, is
+// data with digest, computed by bundle.HashBytes, which spares a
+// HashedPutter the second pass of SHA-256.
+func (a *Archive) put(digest [32]byte, data []byte, h bundle.Hashed) error {
+	if hp, ok := a.objects.(HashedPutter); ok && h.Valid() {
+		return hp.PutHashed(a.bg, h)
+	}
+	return a.objects.Put(a.bg, digest, data)
 }
 
 // FSStore is the filesystem ObjectStore: objects live at
@@ -73,6 +92,22 @@ func (s *FSStore) Put(ctx context.Context, digest [32]byte, data []byte) error {
 	if got := sha256.Sum256(data); got != digest {
 		return &DigestError{Want: digest, Got: got}
 	}
+	return s.put(digest, data)
+}
+
+// PutHashed implements HashedPutter.
+func (s *FSStore) PutHashed(ctx context.Context, h bundle.Hashed) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !h.Valid() {
+		return errors.New("archive: put: bytes not hashed by bundle.HashBytes")
+	}
+	return s.put(h.Sum(), h.Bytes())
+}
+
+// put stores data, known to hash to digest.
+func (s *FSStore) put(digest [32]byte, data []byte) error {
 	path := s.Path(digest)
 	if same, err := s.sameAs(path, digest, data); err == nil {
 		return same

@@ -7,14 +7,15 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
 // BenchmarkAccept takes one device's chain of drain-sized bundles (1000
 // records of 512-byte exports, about 1.8 MB each) into a fresh archive,
 // serially (Receive, each bundle answered before the next is read) and
-// pipelined (Admit each as it comes, as the daemon's subscriber does,
-// then the answers). It reports wall and process CPU time per bundle:
+// pipelined (AdmitHashed each as it comes, as the daemon's subscriber
+// does with the assembler's digest, then the answers). It reports wall and process CPU time per bundle:
 // the pipeline overlaps one bundle's fsyncs with the next one's
 // verification, so it gains wall time only where the CPU is not the
 // limit.
@@ -71,7 +72,7 @@ func BenchmarkAccept(b *testing.B) {
 		run(b, func(a *archive.Archive) {
 			ts := make([]*archive.Ticket, len(raws))
 			for i, r := range raws {
-				ts[i] = a.Admit(context.Background(), c.Opts.Site, c.Opts.Device, r, sha256Sum(r))
+				ts[i] = a.AdmitHashed(context.Background(), c.Opts.Site, c.Opts.Device, bundle.HashBytes(r))
 			}
 			for _, t := range ts {
 				if _, err := t.Wait(context.Background()); err != nil {

@@ -1,9 +1,7 @@
 package archive
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -47,7 +45,7 @@ func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return a.Admit(ctx, site, device, raw, sha256.Sum256(raw)).Wait(ctx)
+	return a.AdmitHashed(ctx, site, device, bundle.HashBytes(raw)).Wait(ctx)
 }
 
 // Admit is Receive for a caller that pipelines bundles: it runs the
@@ -61,8 +59,26 @@ func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) 
 // durable in groups (see pipeline.go). A refusal judged against bundles
 // in flight waits for them and is judged again on what is durable.
 // digest must be the SHA-256 of raw (sync.Delivery.Digest is checked by
-// the assembler; the object store checks it again before storing).
+// the assembler; the object store checks it again before storing: use
+// AdmitHashed to spare that pass). raw must not change until the Ticket
+// is answered (the bundle is read in place).
 func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, digest [32]byte) *Ticket {
+	return a.admit(ctx, site, device, raw, digest, bundle.Hashed{})
+}
+
+// AdmitHashed is Admit of bytes hashed by bundle.HashBytes
+// (sync.Delivery.Hashed): their digest was computed over exactly these
+// bytes, so an object store that is a HashedPutter stores them without
+// hashing them again. h must be Valid.
+func (a *Archive) AdmitHashed(ctx context.Context, site, device string, h bundle.Hashed) *Ticket {
+	if !h.Valid() {
+		return answered(nil, errors.New("archive: admit: bytes not hashed by bundle.HashBytes"))
+	}
+	return a.admit(ctx, site, device, h.Bytes(), h.Sum(), h)
+}
+
+// admit is Admit; h, when Valid, is raw with digest (AdmitHashed).
+func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, digest [32]byte, h bundle.Hashed) *Ticket {
 	if err := ctx.Err(); err != nil {
 		return answered(nil, err)
 	}
@@ -73,7 +89,7 @@ func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, di
 	if err := bundle.CheckDevice(topic); err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckTopic, reason: err.Error()}))
 	}
-	b, err := bundle.Read(bytes.NewReader(raw), a.opts.Limits)
+	b, err := bundle.ReadBytes(raw, a.opts.Limits)
 	if err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
@@ -134,7 +150,7 @@ func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, di
 			// addressed: harmless if the bundle then fails to commit).
 			go func() {
 				defer close(p.put)
-				p.putErr = a.objects.Put(a.bg, digest, raw)
+				p.putErr = a.put(digest, raw, h)
 			}()
 			if err := a.enqueue(ctx, p); err != nil {
 				<-p.put

@@ -1,66 +1,81 @@
 package bundle
 
-import "slices"
+import (
+	"bytes"
+	"fmt"
+)
 
 // readCanonical is the fast path of Read: it parses raw as the tar Write
 // makes (USTAR headers, regular files, sorted, then two zero blocks)
 // without archive/tar, applies Read's checks, and accepts raw only when
-// Write of the result gives raw again byte for byte. Anything else,
-// including what Read refuses, returns false: readTar then reads raw and
-// returns what Read always returned. For the bytes it accepts, archive/tar
-// reads the same files (they are Write's output).
+// Write of the result gives raw again byte for byte: each header is the
+// one ustarHeader formats for its name and size, compared as it is read,
+// each file padded with zeros, names strictly increasing (sorted, no
+// duplicates), two zero blocks and nothing after them. Anything else,
+// including what Read refuses and names ustarHeader does not format
+// (Write takes archive/tar for those), returns false: readTar then reads
+// raw and returns what Read always returned. For the bytes it accepts,
+// archive/tar reads the same files (they are Write's output).
 func readCanonical(raw []byte, lim Limits) (*Bundle, bool) {
-	const block = 512
 	est := max(0, min(len(raw)>>10, lim.Files, 1<<14))
 	b := &Bundle{Files: make(map[string][]byte, est)}
-	names := make([]string, 0, est)
 	var total int64
+	var want [tarBlock]byte
+	prev := ""
 	off := 0
 	for {
-		if off+block > len(raw) {
+		if off+tarBlock > len(raw) {
 			return nil, false
 		}
-		h := raw[off : off+block]
+		h := raw[off : off+tarBlock]
 		if h[0] == 0 {
-			break // the end blocks: the comparison checks them
-		}
-		if h[156] != '0' { // typeflag: a regular file
-			return nil, false
+			break // the end blocks
 		}
 		name := cString(h[0:100])
-		if prefix := cString(h[345:500]); prefix != "" {
-			name = prefix + "/" + name
-		}
 		size, ok := parseOctalSize(h[124:136])
-		if !ok || !KnownPath(name) || len(b.Files) >= lim.Files || size > lim.File || total+size > lim.Total {
+		if !ok || !fastUSTAR(name, size) || len(b.Files) >= lim.Files || size > lim.File || total+size > lim.Total {
 			return nil, false
 		}
-		if _, dup := b.Files[name]; dup {
+		if name <= prev || !KnownPath(name) { // sorted, so no duplicates
+			return nil, false
+		}
+		ustarHeader(&want, name, size)
+		if !bytes.Equal(h, want[:]) {
 			return nil, false
 		}
 		total += size
-		start := off + block
+		start := off + tarBlock
 		if int64(len(raw)-start) < size {
 			return nil, false
 		}
 		end := start + int(size)
+		next := start + (int(size)+tarBlock-1)/tarBlock*tarBlock
+		if next > len(raw) || !zeros(raw[end:next]) {
+			return nil, false
+		}
 		b.Files[name] = raw[start:end:end]
-		names = append(names, name)
-		off = start + (int(size)+block-1)/block*block
+		prev = name
+		off = next
+	}
+	if len(raw)-off != 2*tarBlock || !zeros(raw[off:]) {
+		return nil, false
 	}
 	for _, p := range requiredPaths {
 		if _, ok := b.Files[p]; !ok {
 			return nil, false
 		}
 	}
-	if !slices.IsSorted(names) {
-		return nil, false
-	}
-	cw := &compareWriter{want: raw}
-	if err := writeNames(cw, b, names); err != nil || cw.differs || cw.off != len(raw) {
-		return nil, false
-	}
 	return b, true
+}
+
+// zeros reports whether b is all zero bytes.
+func zeros(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // cString is the NUL-terminated string at the start of f.
@@ -93,4 +108,21 @@ func parseOctalSize(f []byte) (int64, bool) {
 		}
 	}
 	return n, true
+}
+
+// ReadBytes is Read of raw itself, without reading it into a new buffer:
+// the Bundle's files are slices of raw, so raw must not be modified while
+// the Bundle is in use. Same checks and errors as Read.
+func ReadBytes(raw []byte, lim Limits) (*Bundle, error) {
+	if lim == (Limits{}) {
+		lim = DefaultLimits
+	}
+	// As Read: headers and padding add at most 1.5 KiB per file.
+	if maxIn := lim.Total + int64(lim.Files+2)*1536 + 1024; int64(len(raw)) > maxIn {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxIn)
+	}
+	if b, ok := readCanonical(raw, lim); ok {
+		return b, nil
+	}
+	return readTar(raw, lim)
 }

@@ -24,8 +24,15 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := bundle.Read(bytes.NewReader(in), fuzzLimits)
+		bb, berr := bundle.ReadBytes(in, fuzzLimits)
+		if (err == nil) != (berr == nil) || err != nil && err.Error() != berr.Error() {
+			t.Fatalf("Read: %v, ReadBytes: %v", err, berr)
+		}
 		if err != nil {
 			return
+		}
+		if !maps.EqualFunc(b.Files, bb.Files, bytes.Equal) {
+			t.Fatal("Read and ReadBytes read other files")
 		}
 		out, err := b.Bytes()
 		if err != nil {

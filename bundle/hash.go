@@ -74,3 +74,28 @@ func nodeHash(l, r [32]byte) [32]byte {
 	copy(buf[33:], r[:])
 	return sha256.Sum256(buf[:])
 }
+
+// Hashed is bytes with their SHA-256, computed by HashBytes over exactly
+// those bytes (the same slice, not a copy): whoever receives a Hashed can
+// rely on its digest without hashing again. The bytes must not be
+// modified once hashed (Bytes returns them, not a copy). The zero Hashed
+// is not valid.
+type Hashed struct {
+	b   []byte
+	sum [32]byte
+	ok  bool
+}
+
+// HashBytes hashes b.
+func HashBytes(b []byte) Hashed {
+	return Hashed{b: b, sum: sha256.Sum256(b), ok: true}
+}
+
+// Bytes returns the bytes hashed (the caller's slice).
+func (h Hashed) Bytes() []byte { return h.b }
+
+// Sum returns their SHA-256.
+func (h Hashed) Sum() [32]byte { return h.sum }
+
+// Valid reports whether h was made by HashBytes.
+func (h Hashed) Valid() bool { return h.ok }

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"crypto/sha256"
 	"strconv"
 	gosync "sync"
 	"time"
@@ -15,8 +14,9 @@ type AssemblerLimits struct {
 	// MaxPartials is the most incomplete bundles kept at once (default
 	// 64). When full, the least recently touched one is dropped.
 	MaxPartials int
-	// MaxBytes bounds the chunk bytes held in all partials (default 256
-	// MiB). Older partials are dropped to make room.
+	// MaxBytes bounds the bytes held by all partials (default 256 MiB):
+	// a partial holds the chunks that came, or its bundle's whole size
+	// once it has 1/16 of it. Older partials are dropped to make room.
 	MaxBytes int64
 	// MaxBundle bounds one bundle's size (default 64 MiB); a frame that
 	// announces more is refused with *LimitError.
@@ -49,12 +49,15 @@ type Complete struct {
 	ID     string
 	Digest [32]byte
 	Bundle []byte
+	// Hashed is Bundle with Digest, computed over exactly these bytes
+	// (so a receiver need not hash them again).
+	Hashed bundle.Hashed
 }
 
 // AssemblerStats counts what an Assembler did.
 type AssemblerStats struct {
 	Partials  int   // incomplete bundles held now
-	Bytes     int64 // chunk bytes held now
+	Bytes     int64 // bytes they hold now (see Assembler)
 	Completed uint64
 	Evicted   uint64 // partials dropped for room
 	Expired   uint64 // partials dropped by TTL
@@ -66,19 +69,37 @@ type partialKey struct {
 	digest [32]byte
 }
 
+// reserveRatio bounds what a partial allocates ahead of the bytes that
+// came: it allocates its whole bundle once it has 1/reserveRatio of it.
+const reserveRatio = 16
+
+// partial is a bundle being joined. Every chunk but the last has the same
+// length, room (EncodeChunks' frames), so a chunk's place is index*room.
+// Chunks are kept as copies until the partial has 1/reserveRatio of its
+// bundle; then the whole bundle is allocated, those chunks are moved to
+// their place, and every later chunk is copied straight to its place.
 type partial struct {
-	id     string
-	count  int
-	size   int64
-	chunks map[int][]byte
-	bytes  int64
-	last   time.Time
+	id    string
+	count int
+	size  int64
+	room  int64          // 0 until known
+	buf   []byte         // the whole bundle, once allocated
+	early map[int][]byte // chunks that came before buf
+	have  map[int]bool   // chunks received, by index
+	bytes int64          // chunk bytes received
+	held  int64          // bytes held: early chunks, then size
+	last  time.Time
 }
 
 // Assembler joins frames into bundles. Frames of one bundle are keyed by
 // the source (the publisher's site/device) and the bundle digest, so
 // sources cannot disturb each other's partials except through the shared
-// bounds. It is safe for concurrent use.
+// bounds. A partial holds copies of its chunks until it has
+// 1/reserveRatio of its bundle, then the whole bundle's bytes (counted
+// against MaxBytes): so a frame never makes it allocate more than
+// reserveRatio times the chunk bytes that came, and a bundle of up to
+// reserveRatio frames is copied once, each chunk to its place. The
+// bundle is hashed once, outside the lock. It is safe for concurrent use.
 type Assembler struct {
 	mu       gosync.Mutex
 	limits   AssemblerLimits
@@ -105,7 +126,8 @@ func (a *Assembler) Stats() AssemblerStats {
 // Add takes one frame from source. It returns the bundle when this frame
 // completed it and its SHA-256 matched, (nil, nil) while more frames are
 // needed or for a repeated chunk, and an error (*FrameError, *LimitError,
-// *MismatchError, *DigestError) for a frame it refuses.
+// *MismatchError, *DigestError) for a frame it refuses. Add does not keep
+// frame: the chunk is copied.
 func (a *Assembler) Add(source string, frame []byte) (*Complete, error) {
 	f, err := DecodeFrame(frame)
 	if err != nil {
@@ -117,8 +139,21 @@ func (a *Assembler) Add(source string, frame []byte) (*Complete, error) {
 		return nil, &LimitError{What: "bundle size", Value: f.Size, Limit: a.limits.MaxBundle}
 	}
 	if f.Count == 1 {
-		return a.single(source, f)
+		a.mu.Lock()
+		a.expire(a.now())
+		a.mu.Unlock()
+		return a.finish(source, f, append([]byte(nil), f.Chunk...))
 	}
+	whole, err := a.place(source, f)
+	if whole == nil || err != nil {
+		return nil, err
+	}
+	return a.finish(source, f, whole)
+}
+
+// place copies a chunk of a bundle of several to its place and returns
+// the bundle once all its chunks are there.
+func (a *Assembler) place(source string, f *Frame) ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -126,11 +161,11 @@ func (a *Assembler) Add(source string, frame []byte) (*Complete, error) {
 	key := partialKey{source: source, digest: f.Digest}
 	p := a.partials[key]
 	if p == nil {
-		p = &partial{id: f.ID, count: f.Count, size: f.Size, chunks: make(map[int][]byte)}
 		if err := a.makeRoom(1, 0, key); err != nil {
 			a.stats.Refused++
 			return nil, err
 		}
+		p = &partial{id: f.ID, count: f.Count, size: f.Size, early: map[int][]byte{}, have: map[int]bool{}}
 		a.partials[key] = p
 	}
 	if err := p.check(f); err != nil {
@@ -138,52 +173,106 @@ func (a *Assembler) Add(source string, frame []byte) (*Complete, error) {
 		return nil, err
 	}
 	p.last = now
-	if _, dup := p.chunks[f.Index]; dup {
+	if p.have[f.Index] {
 		return nil, nil
 	}
-	n := int64(len(f.Chunk))
-	if p.bytes+n > p.size {
-		a.stats.Refused++
-		return nil, &MismatchError{Bundle: bundle.FormatHash(f.Digest), Field: "chunk", Want: "at most " + strconv.FormatInt(p.size-p.bytes, 10) + " more bytes", Got: strconv.FormatInt(n, 10) + " bytes"}
-	}
-	if err := a.makeRoom(0, n, key); err != nil {
+	off, err := p.offset(f)
+	if err != nil {
 		a.stats.Refused++
 		return nil, err
 	}
-	p.chunks[f.Index] = append([]byte(nil), f.Chunk...)
-	p.bytes += n
-	a.stats.Bytes += n
-	if len(p.chunks) < p.count {
+	if err := a.hold(key, p, int64(len(f.Chunk))); err != nil {
+		a.stats.Refused++
+		return nil, err
+	}
+	if p.buf != nil {
+		copy(p.buf[off:], f.Chunk)
+	} else {
+		p.early[f.Index] = append([]byte(nil), f.Chunk...)
+	}
+	p.have[f.Index] = true
+	p.bytes += int64(len(f.Chunk))
+	if len(p.have) < p.count {
 		return nil, nil
 	}
-	delete(a.partials, key)
-	a.stats.Bytes -= p.bytes
-	if p.bytes != p.size {
+	a.drop(key, p)
+	if p.bytes != p.size || p.buf == nil { // cannot happen: offset keeps the chunks in place
 		a.stats.Refused++
 		return nil, &MismatchError{Bundle: bundle.FormatHash(f.Digest), Field: "size", Want: strconv.FormatInt(p.size, 10), Got: strconv.FormatInt(p.bytes, 10)}
 	}
-	whole := make([]byte, 0, p.size)
-	for i := 0; i < p.count; i++ {
-		whole = append(whole, p.chunks[i]...)
-	}
-	return a.finish(source, f, whole)
+	return p.buf, nil
 }
 
-func (a *Assembler) single(source string, f *Frame) (*Complete, error) {
+// hold makes room for n more chunk bytes of p: a copy of the chunk, or,
+// once p has 1/reserveRatio of its bundle, the whole bundle, with the
+// chunks held so far moved to their place (p.room is known); a.mu is held.
+func (a *Assembler) hold(key partialKey, p *partial, n int64) error {
+	if p.buf != nil {
+		return nil
+	}
+	if (p.bytes+n)*reserveRatio < p.size {
+		if err := a.makeRoom(0, n, key); err != nil {
+			return err
+		}
+		p.held += n
+		a.stats.Bytes += n
+		return nil
+	}
+	if err := a.makeRoom(0, p.size-p.held, key); err != nil {
+		return err
+	}
+	a.stats.Bytes += p.size - p.held
+	p.held = p.size
+	p.buf = make([]byte, p.size)
+	for i, c := range p.early {
+		copy(p.buf[int64(i)*p.room:], c)
+	}
+	p.early = nil
+	return nil
+}
+
+// offset is where f's chunk goes: index*room, room being the length of
+// every chunk but the last (learnt from the first chunk that came, the
+// last one giving (size-len)/(count-1)); a chunk that does not fit that
+// shape is refused with *MismatchError.
+func (p *partial) offset(f *Frame) (int64, error) {
+	n := int64(len(f.Chunk))
+	room := n
+	if f.Index == p.count-1 {
+		rest := p.size - n
+		c := int64(p.count - 1)
+		if rest <= 0 || rest%c != 0 || rest/c < n {
+			return 0, p.badChunk(f, "the last of "+strconv.Itoa(p.count)+" chunks of a "+strconv.FormatInt(p.size, 10)+"-byte bundle")
+		}
+		room = rest / c
+	}
+	if p.room == 0 {
+		if c := int64(p.count); room*(c-1) >= p.size || room*c < p.size { // the last chunk empty, or longer
+			return 0, p.badChunk(f, strconv.Itoa(p.count)+" chunks of a "+strconv.FormatInt(p.size, 10)+"-byte bundle")
+		}
+		p.room = room
+	}
+	if room != p.room {
+		return 0, p.badChunk(f, strconv.FormatInt(p.room, 10)+" bytes (chunk length of the bundle)")
+	}
+	return int64(f.Index) * room, nil
+}
+
+func (p *partial) badChunk(f *Frame, want string) error {
+	return &MismatchError{Bundle: bundle.FormatHash(f.Digest), Field: "chunk", Want: want, Got: strconv.Itoa(len(f.Chunk)) + " bytes at index " + strconv.Itoa(f.Index)}
+}
+
+// finish hashes a joined bundle (a.mu not held) and checks its digest.
+func (a *Assembler) finish(source string, f *Frame, whole []byte) (*Complete, error) {
+	h := bundle.HashBytes(whole)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.expire(a.now())
-	return a.finish(source, f, append([]byte(nil), f.Chunk...))
-}
-
-// finish checks the digest; a.mu is held.
-func (a *Assembler) finish(source string, f *Frame, whole []byte) (*Complete, error) {
-	if got := sha256.Sum256(whole); got != f.Digest {
+	if got := h.Sum(); got != f.Digest {
 		a.stats.Refused++
 		return nil, &DigestError{Want: bundle.FormatHash(f.Digest), Got: bundle.FormatHash(got)}
 	}
 	a.stats.Completed++
-	return &Complete{Source: source, ID: f.ID, Digest: f.Digest, Bundle: whole}, nil
+	return &Complete{Source: source, ID: f.ID, Digest: f.Digest, Bundle: whole, Hashed: h}, nil
 }
 
 func (p *partial) check(f *Frame) error {
@@ -217,7 +306,7 @@ func (a *Assembler) expire(now time.Time) {
 
 func (a *Assembler) drop(k partialKey, p *partial) {
 	delete(a.partials, k)
-	a.stats.Bytes -= p.bytes
+	a.stats.Bytes -= p.held
 }
 
 // makeRoom evicts the least recently touched partials other than keep

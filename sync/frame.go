@@ -77,36 +77,65 @@ func ValidID(id string) bool {
 // (count 1). digest must be SHA-256 of bundle; the receiving Assembler drops
 // the bundle otherwise. It returns nil when id is not ValidID.
 func EncodeChunks(id string, digest [32]byte, bundleBytes []byte, maxMsg int) [][]byte {
-	if !ValidID(id) {
+	c, ok := newChunker(id, digest, bundleBytes, maxMsg)
+	if !ok {
 		return nil
+	}
+	frames := make([][]byte, 0, c.count)
+	for i := range c.count {
+		frames = append(frames, c.frame(nil, i))
+	}
+	return frames
+}
+
+// chunker cuts one bundle into EncodeChunks' frames, one at a time, into
+// buffers the caller may reuse.
+type chunker struct {
+	h      header
+	data   []byte
+	room   int64 // chunk bytes per frame (the last may have fewer)
+	count  int
+	hdrMax int // the longest header
+}
+
+func newChunker(id string, digest [32]byte, data []byte, maxMsg int) (*chunker, bool) {
+	if !ValidID(id) {
+		return nil, false
 	}
 	if maxMsg < MinMessage {
 		maxMsg = MinMessage
 	}
-	size := int64(len(bundleBytes))
-	h := header{Bundle: bundle.FormatHash(digest), ID: id, Size: size}
+	size := int64(len(data))
+	c := &chunker{h: header{Bundle: bundle.FormatHash(digest), ID: id, Size: size}, data: data}
 	// The largest header: index and count never have more digits than size.
-	widest := h
+	widest := c.h
 	widest.Index, widest.Count = int(max(size, 1)), int(max(size, 1))
-	room := int64(maxMsg - 8 - len(widest.marshal()))
+	c.hdrMax = len(widest.marshal())
+	c.room = int64(maxMsg - 8 - c.hdrMax)
 	count := int64(1)
-	if size > room {
-		count = (size + room - 1) / room
+	if size > c.room {
+		count = (size + c.room - 1) / c.room
 	}
-	frames := make([][]byte, 0, count)
-	for i := int64(0); i < count; i++ {
-		lo, hi := i*room, min((i+1)*room, size)
-		h.Index, h.Count = int(i), int(count)
-		hb := h.marshal()
-		f := make([]byte, 0, 8+len(hb)+int(hi-lo))
-		f = append(f, Magic...)
-		f = binary.BigEndian.AppendUint32(f, uint32(len(hb)))
-		f = append(f, hb...)
-		f = append(f, bundleBytes[lo:hi]...)
-		frames = append(frames, f)
-	}
-	return frames
+	c.count = int(count)
+	return c, true
 }
+
+// frame appends frame i to dst[:0] (a new buffer when dst is too small).
+func (c *chunker) frame(dst []byte, i int) []byte {
+	lo, hi := int64(i)*c.room, min(int64(i+1)*c.room, c.h.Size)
+	c.h.Index, c.h.Count = i, c.count
+	hb := c.h.marshal()
+	if n := 8 + len(hb) + int(hi-lo); cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
+	f := append(dst[:0], Magic...)
+	f = binary.BigEndian.AppendUint32(f, uint32(len(hb)))
+	f = append(f, hb...)
+	return append(f, c.data[lo:hi]...)
+}
+
+// maxFrame is the longest frame of the bundle.
+func (c *chunker) maxFrame() int { return 8 + c.hdrMax + int(min(c.room, c.h.Size)) }
 
 // DecodeFrame parses one frame strictly: magic, header length, canonical
 // header JSON with exactly the known fields, consistent index, count and

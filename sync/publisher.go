@@ -29,6 +29,15 @@ type OutboxLister interface {
 	OutboxGet(ctx context.Context, id string) (data []byte, ok bool, err error)
 }
 
+// OutboxDigester is an OutboxLister that also gives an entry's SHA-256,
+// kept with the entry since the bundle was sealed, so that the publisher
+// does not hash the bundle again to send it (ok false: gone meanwhile).
+// The digest must be the SHA-256 of data: the archive refuses frames
+// whose bytes do not hash to it, and such an entry is never delivered.
+type OutboxDigester interface {
+	OutboxGetDigest(ctx context.Context, id string) (data []byte, digest [32]byte, ok bool, err error)
+}
+
 // PublisherOptions configure NewPublisher.
 type PublisherOptions struct {
 	Broker   string      // tcp://host:port or ssl://host:port, required
@@ -334,8 +343,10 @@ func (p *Publisher) session(ctx context.Context, l *link) error {
 var errStopScan = errors.New("sync: window full")
 
 type entry struct {
-	id   string
-	data []byte
+	id     string
+	data   []byte
+	digest [32]byte // SHA-256 of data, when hashed
+	hashed bool
 }
 
 // scan returns the next entries to send, in id order, at most the free
@@ -375,12 +386,12 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 				p.hold(id)
 				continue
 			}
-			data, ok, gerr := l.OutboxGet(ctx, id)
+			e, ok, gerr := p.get(ctx, l, id)
 			if gerr != nil {
 				return nil, gerr
 			}
 			if ok {
-				out = append(out, entry{id: id, data: data})
+				out = append(out, e)
 			}
 		}
 		return p.scanned(out, seen, err)
@@ -402,6 +413,16 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 		return nil
 	})
 	return p.scanned(out, seen, err)
+}
+
+// get reads one entry, with its digest when the outbox keeps it.
+func (p *Publisher) get(ctx context.Context, l OutboxLister, id string) (entry, bool, error) {
+	if d, ok := p.opts.Outbox.(OutboxDigester); ok {
+		data, digest, ok, err := d.OutboxGetDigest(ctx, id)
+		return entry{id: id, data: data, digest: digest, hashed: true}, ok, err
+	}
+	data, ok, err := l.OutboxGet(ctx, id)
+	return entry{id: id, data: data}, ok, err
 }
 
 // hold keeps an id that cannot be sent out of every scan.

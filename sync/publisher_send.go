@@ -15,11 +15,22 @@ import (
 // maxPendingFrames bounds frames handed to paho and not yet PUBACKed.
 const maxPendingFrames = 32
 
+// maxFreeFrames bounds the frame buffers a sender keeps for reuse.
+const maxFreeFrames = 8
+
 // sender publishes on one link.
 type sender struct {
 	p       *Publisher
 	l       *link
-	pending []mqtt.Token
+	pending []sentFrame
+	free    [][]byte // buffers of frames the broker acknowledged, for the next ones
+}
+
+// sentFrame is a frame handed to paho: its buffer is reused once the
+// broker acknowledged it (paho keeps it until then, to send it again).
+type sentFrame struct {
+	tok mqtt.Token
+	buf []byte
 }
 
 // pump resends after a receipt timeout (go-back-N: everything in flight,
@@ -60,8 +71,15 @@ func (s *sender) pump(ctx context.Context) error {
 // maxPendingFrames unacknowledged.
 func (s *sender) send(ctx context.Context, e entry) error {
 	p := s.p
-	digest := sha256.Sum256(e.data)
-	frames := EncodeChunks(e.id, digest, e.data, p.opts.MaxMessage)
+	digest := e.digest
+	if !e.hashed {
+		digest = sha256.Sum256(e.data)
+	}
+	c, ok := newChunker(e.id, digest, e.data, p.opts.MaxMessage)
+	if !ok { // not ValidID: the scan holds these already
+		p.hold(e.id)
+		return nil
+	}
 	p.mu.Lock()
 	if p.recent[digest] { // delivered while the scan ran
 		p.mu.Unlock()
@@ -72,7 +90,8 @@ func (s *sender) send(ctx context.Context, e entry) error {
 	p.inflight[e.id] = f
 	p.stats.PeakInFlight = max(p.stats.PeakInFlight, len(p.inflight))
 	p.mu.Unlock()
-	for i, fr := range frames {
+	for i := range c.count {
+		fr := c.frame(s.buffer(c.maxFrame()), i)
 		if err := p.bucket.wait(ctx, len(fr)); err != nil {
 			return err
 		}
@@ -80,8 +99,8 @@ func (s *sender) send(ctx context.Context, e entry) error {
 			return &ConnectError{Broker: p.opts.Broker, Err: cause}
 		}
 		tok := s.l.c.Publish(p.topic, 1, false, fr)
-		s.pending = append(s.pending, tok)
-		if i == len(frames)-1 && p.opts.OnSent != nil {
+		s.pending = append(s.pending, sentFrame{tok: tok, buf: fr})
+		if i == c.count-1 && p.opts.OnSent != nil {
 			go s.watchSent(ctx, tok, e.id)
 		}
 		p.mu.Lock()
@@ -96,7 +115,7 @@ func (s *sender) send(ctx context.Context, e entry) error {
 	f.sent = p.now()
 	p.stats.BundlesSent++
 	p.mu.Unlock()
-	p.log.Debug("sync: bundle sent", "id", e.id, "digest", bundle.FormatHash(digest), "frames", len(frames), "bytes", len(e.data))
+	p.log.Debug("sync: bundle sent", "id", e.id, "digest", bundle.FormatHash(digest), "frames", c.count, "bytes", len(e.data))
 	return nil
 }
 
@@ -117,7 +136,7 @@ func (s *sender) watchSent(ctx context.Context, tok mqtt.Token, id string) {
 // the oldest one first.
 func (s *sender) reap(ctx context.Context, block bool) error {
 	for len(s.pending) > 0 {
-		tok := s.pending[0]
+		tok := s.pending[0].tok
 		if block {
 			if err := waitToken(ctx, tok, s.l, s.p.opts.ConnectTimeout); err != nil {
 				return &PublishError{Topic: s.p.topic, Err: err}
@@ -133,9 +152,28 @@ func (s *sender) reap(ctx context.Context, block bool) error {
 		if err := tok.Error(); err != nil {
 			return &PublishError{Topic: s.p.topic, Err: err}
 		}
+		// Acknowledged: paho is done with the frame's bytes.
+		if len(s.free) < maxFreeFrames {
+			s.free = append(s.free, s.pending[0].buf)
+		}
+		s.pending[0] = sentFrame{}
 		s.pending = s.pending[1:]
 	}
 	return nil
+}
+
+// buffer returns an acknowledged frame's buffer of at least n bytes
+// capacity, or a new one.
+func (s *sender) buffer(n int) []byte {
+	for len(s.free) > 0 {
+		b := s.free[len(s.free)-1]
+		s.free[len(s.free)-1] = nil
+		s.free = s.free[:len(s.free)-1]
+		if cap(b) >= n {
+			return b
+		}
+	}
+	return make([]byte, 0, n)
 }
 
 // onMessage is paho's handler for the receipts subscription. It returns

@@ -18,6 +18,10 @@ type Delivery struct {
 	ID                  string // the agent's outbox id
 	Bundle              []byte
 	Digest              [32]byte // SHA-256 of Bundle, checked
+	// Hashed is Bundle with Digest, computed by the assembler over
+	// exactly these bytes (archive.Archive.AdmitHashed takes it so the
+	// bundle is not hashed again).
+	Hashed bundle.Hashed
 }
 
 // Handler processes a delivery; a non-empty reply (a signed receipt or
@@ -282,7 +286,7 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 	if done == nil {
 		return
 	}
-	d := Delivery{Site: site, Device: device, Topic: m.Topic(), ID: done.ID, Bundle: done.Bundle, Digest: done.Digest}
+	d := Delivery{Site: site, Device: device, Topic: m.Topic(), ID: done.ID, Bundle: done.Bundle, Digest: done.Digest, Hashed: done.Hashed}
 	if s.opts.Admit == nil {
 		reply, err := s.opts.Handler(ctx, d)
 		s.answer(ctx, c, d, reply, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
 )
 
 // Harness opens a fresh, empty store for a test, and can alter a stored
@@ -111,6 +112,31 @@ func Run(t *testing.T, h Harness) {
 		cancel()
 		if err := s.Put(cctx, d, b); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Put with a cancelled context: %v", err)
+		}
+	})
+	t.Run("put hashed", func(t *testing.T) {
+		s := h.New(t)
+		hp, ok := s.(archive.HashedPutter)
+		if !ok {
+			t.Skip("not a HashedPutter")
+		}
+		d, b := obj(9)
+		hb := bundle.HashBytes(b)
+		for range 2 { // the second is a no-op
+			if err := hp.PutHashed(ctx, hb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := s.Get(ctx, d); err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("Get after PutHashed = %v", err)
+		}
+		if err := hp.PutHashed(ctx, bundle.Hashed{}); err == nil {
+			t.Fatal("PutHashed of a zero Hashed succeeded")
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := hp.PutHashed(cctx, bundle.HashBytes([]byte("x"))); !errors.Is(err, context.Canceled) {
+			t.Fatalf("PutHashed with a cancelled context: %v", err)
 		}
 	})
 	t.Run("altered at rest", func(t *testing.T) {

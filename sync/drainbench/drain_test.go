@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -50,7 +51,12 @@ const (
 // (the process's CPU over the drain: agent, archive and both MQTT
 // clients, not the broker). EDGESEAL_DRAIN_EXPORTS overrides the number
 // of exports (for a quick run), EDGESEAL_DRAIN_WINDOW the publisher's
-// window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain.
+// window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain
+// (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
+// EDGESEAL_DRAIN_MEMPROFILE=F writes allocation profiles F.before and F
+// around it (go tool pprof -sample_index=alloc_space -base F.before F),
+// EDGESEAL_DRAIN_DIGESTS=1 gives the publisher the bundles' digests with
+// the outbox (see digestOutbox).
 func BenchmarkDrain(b *testing.B) {
 	n := drainExports
 	if s := os.Getenv("EDGESEAL_DRAIN_EXPORTS"); s != "" {
@@ -100,10 +106,12 @@ func BenchmarkDrain(b *testing.B) {
 	journaled := time.Since(t0)
 	var backlog, bundles int64
 	var frames []int // message sizes of the drain, for the baseline
+	digests := map[string][32]byte{}
 	err = j.Outbox(ctx, func(id string, data []byte) error {
 		backlog += int64(len(data))
 		bundles++
-		for _, f := range sync.EncodeChunks(id, sha256.Sum256(data), data, sync.DefaultMaxMessage) {
+		digests[id] = sha256.Sum256(data)
+		for _, f := range sync.EncodeChunks(id, digests[id], data, sync.DefaultMaxMessage) {
 			frames = append(frames, len(f))
 		}
 		return nil
@@ -115,8 +123,12 @@ func BenchmarkDrain(b *testing.B) {
 	// The link returns: the site's publisher connects to the broker the
 	// archive is subscribed on, and drains.
 	startArchiveSubscriber(b, brk.URL, ar)
+	var outbox sync.Outbox = j
+	if envInt("EDGESEAL_DRAIN_DIGESTS") == 1 {
+		outbox = &digestOutbox{Journal: j, digests: digests}
+	}
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
-		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: j, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
+		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: outbox, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
 		ArchiveKey: ar.PublicKey(), ArchiveKeyID: ar.KeyID(), OnReceipt: core.JournalReceipt,
 	})
 	if err != nil {
@@ -124,6 +136,10 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	pctx, stopPub := context.WithCancel(ctx)
 	pubDone := make(chan error, 1)
+	if hz := envInt("EDGESEAL_DRAIN_PROFILE_HZ"); hz > 0 {
+		runtime.SetCPUProfileRate(hz) // before StartCPUProfile, which then keeps it
+	}
+	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", ".before")
 	if f := os.Getenv("EDGESEAL_DRAIN_CPUPROFILE"); f != "" {
 		out, err := os.Create(f)
 		if err != nil {
@@ -135,7 +151,7 @@ func BenchmarkDrain(b *testing.B) {
 		defer pprof.StopCPUProfile()
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime(b)
+	cpu0, flt0, alloc0 := cpuTime(b), minorFaults(b), allocated()
 	start := time.Now()
 	go func() { pubDone <- pub.Start(pctx) }()
 	var connectedAt time.Duration
@@ -155,10 +171,15 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The outbox entry is deleted before the delivery is counted.
+	for pub.Stats().Delivered < uint64(bundles) && time.Since(start) < 20*time.Minute {
+		time.Sleep(time.Millisecond)
+	}
 	drain := time.Since(start)
-	cpu := cpuTime(b) - cpu0
+	cpu, flt, alloc := cpuTime(b)-cpu0, minorFaults(b)-flt0, allocated()-alloc0
 	b.StopTimer()
 	pprof.StopCPUProfile()
+	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", "")
 	st := pub.Stats()
 	if st.Delivered != uint64(bundles) || ar.LogSize() != uint64(bundles) || st.Rejected != 0 {
 		b.Fatalf("drained %d of %d bundles, archive log %d, publisher %+v", st.Delivered, bundles, ar.LogSize(), st)
@@ -185,6 +206,8 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(float64(receiveNanos.Load())/1e6/float64(bundles), "receive-ms/bundle")
 	b.ReportMetric(float64(admitNanos.Load())/1e6/float64(bundles), "admit-ms/bundle")
 	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(bundles), "cpu-ms/bundle")
+	b.ReportMetric(float64(flt)/float64(bundles), "faults/bundle")
+	b.ReportMetric(float64(alloc)/1e6/float64(bundles), "alloc-MB/bundle")
 	b.ReportMetric(0, "ns/op")
 	b.Logf("%d exports journaled in %v: %d bundles, %.1f MB, %d frames; link back: connected after %v, drained in %v (%.1f MB/s); paho QoS 1 with a subscriber, same frames: %v (%.1f MB/s); drain = %.0f%% of paho",
 		n, journaled.Round(time.Millisecond), bundles, float64(backlog)/1e6, len(frames), connectedAt.Round(time.Millisecond),
@@ -192,6 +215,20 @@ func BenchmarkDrain(b *testing.B) {
 }
 
 var errStop = errors.New("stop")
+
+// digestOutbox is the journal's outbox as if it kept each bundle's digest
+// (a sync.OutboxDigester; store does not keep them yet): with
+// EDGESEAL_DRAIN_DIGESTS=1 the publisher then does not hash the bundles
+// it sends, which measures what keeping them would save.
+type digestOutbox struct {
+	*store.Journal
+	digests map[string][32]byte // written before the drain, then only read
+}
+
+func (o *digestOutbox) OutboxGetDigest(ctx context.Context, id string) ([]byte, [32]byte, bool, error) {
+	data, ok, err := o.OutboxGet(ctx, id)
+	return data, o.digests[id], ok, err
+}
 
 // receiveNanos is the time from admitting a bundle to its answer (the
 // latency of a bundle in the archive; with several in flight these
@@ -271,7 +308,7 @@ func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Admit: func(ctx context.Context, d sync.Delivery) func(context.Context) ([]byte, error) {
 			t0 := time.Now()
-			t := ar.Admit(ctx, d.Site, d.Device, d.Bundle, d.Digest)
+			t := ar.AdmitHashed(ctx, d.Site, d.Device, d.Hashed)
 			admitNanos.Add(int64(time.Since(t0)))
 			return func(ctx context.Context) ([]byte, error) {
 				reply, err := t.Wait(ctx)
@@ -361,6 +398,41 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeHeap writes a heap profile (allocations since the start: compare
+// the one written before the drain with the one after, go tool pprof
+// -base) to the file the environment variable k names, plus suffix.
+func writeHeap(b *testing.B, k, suffix string) {
+	f := os.Getenv(k)
+	if f == "" {
+		return
+	}
+	out, err := os.Create(f + suffix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// allocated is the bytes the process allocated on the Go heap so far.
+func allocated() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
+}
+
+// minorFaults is the process's page faults so far that needed no I/O
+// (first touches of memory: fresh heap, after the runtime returned it).
+func minorFaults(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return int64(ru.Minflt) // int32 on 32-bit targets
 }
 
 // envInt reads a number from the environment (0 when unset).
