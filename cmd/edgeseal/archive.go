@@ -175,13 +175,13 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	return nil
 }
 
-// archiveAdmit adapts Archive.Admit to sync (bundles verified in arrival
+// archiveAdmit adapts Archive.AdmitHashed to sync (bundles verified in arrival
 // order, made durable in groups): a refusal is an answer (the signed
 // rejection is published), any other error means no reply and a later
 // redelivery (counted by failed, unless the daemon is stopping).
 func archiveAdmit(a *archive.Archive, failed func()) sync.Admitter {
 	return func(ctx context.Context, d sync.Delivery) func(context.Context) ([]byte, error) {
-		t := a.Admit(ctx, d.Site, d.Device, d.Bundle, d.Digest)
+		t := a.AdmitHashed(ctx, d.Site, d.Device, d.Hashed)
 		return func(ctx context.Context) ([]byte, error) {
 			reply, err := t.Wait(ctx)
 			if _, ok := errors.AsType[*archive.RejectedError](err); ok {
