@@ -128,7 +128,8 @@ type Core struct {
 
 	overQuota atomic.Bool // the outbox is over OutboxQuota (as last checked)
 	sentMu    sync.Mutex
-	sent      map[string]bool // outbox ids PUBACKed since the start, until delivered
+	sent      map[string]bool     // outbox ids PUBACKed since the start, until delivered
+	digests   map[string][32]byte // outbox ids sealed since the start -> bundle digest (under sentMu)
 	timeMu    sync.Mutex
 	lastTime  time.Time // time of the last record built (see stamp)
 }

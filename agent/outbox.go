@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 )
 
@@ -24,6 +25,47 @@ func (c *Core) Outbox(ctx context.Context, fn func(id string, data []byte) error
 	return c.j.Outbox(ctx, fn)
 }
 
+// OutboxIDs calls fn with each outbox id in id order, without reading
+// the bundles (with OutboxGet, Core satisfies sync.OutboxLister: the
+// publisher reads only the bundles it sends).
+func (c *Core) OutboxIDs(ctx context.Context, fn func(id string) error) error {
+	return c.j.OutboxIDs(ctx, fn)
+}
+
+// OutboxGet reads outbox entry id; ok is false when it is gone.
+func (c *Core) OutboxGet(ctx context.Context, id string) ([]byte, bool, error) {
+	return c.j.OutboxGet(ctx, id)
+}
+
+// OutboxGetDigest is OutboxGet with the bundle's SHA-256 (Core satisfies
+// sync.OutboxDigester): the digest taken when this process sealed the
+// bundle, so the publisher need not hash it again for each send; for a
+// bundle sealed before a restart it is computed from the bytes read.
+func (c *Core) OutboxGetDigest(ctx context.Context, id string) ([]byte, [32]byte, bool, error) {
+	data, ok, err := c.j.OutboxGet(ctx, id)
+	if err != nil || !ok {
+		return nil, [32]byte{}, ok, err
+	}
+	c.sentMu.Lock()
+	d, known := c.digests[id]
+	c.sentMu.Unlock()
+	if !known {
+		d = sha256.Sum256(data)
+	}
+	return data, d, true, nil
+}
+
+// sealedDigest records the digest of a bundle this process put in the
+// outbox (OutboxGetDigest).
+func (c *Core) sealedDigest(id string, d [32]byte) {
+	c.sentMu.Lock()
+	defer c.sentMu.Unlock()
+	if c.digests == nil {
+		c.digests = map[string][32]byte{}
+	}
+	c.digests[id] = d
+}
+
 // DeleteOutbox removes a delivered outbox entry (after its receipt is
 // journaled) and re-checks the quota, so the recovery is logged as soon
 // as the outbox drains below it.
@@ -33,6 +75,7 @@ func (c *Core) DeleteOutbox(ctx context.Context, id string) error {
 	}
 	c.sentMu.Lock()
 	delete(c.sent, id)
+	delete(c.digests, id)
 	c.sentMu.Unlock()
 	if _, err := c.CheckOutbox(ctx); err != nil {
 		c.log.Warn("outbox quota check failed", "err", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -190,5 +191,34 @@ func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 	}
 	if st := usage(); !st.OutboxOverQuota || logs.count(overLine) != 3 {
 		t.Fatalf("over quota again after the restart: %+v, %d lines", st, logs.count(overLine))
+	}
+}
+
+// TestOutboxGetDigest: the publisher gets each bundle with the digest
+// taken at seal time, or computed from the bytes for a bundle this process
+// did not seal; a delivered bundle is gone.
+func TestOutboxGetDigest(t *testing.T) {
+	dir := t.TempDir()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"))
+	ctx := context.Background()
+	r.export(3, "d")
+	res, _ := r.seal()
+	check := func(what string) {
+		t.Helper()
+		data, d, ok, err := r.core.OutboxGetDigest(ctx, res.ID)
+		if err != nil || !ok || d != res.Digest || sha256.Sum256(data) != d {
+			t.Fatalf("%s: digest %x ok %v err %v, want %x of the bytes", what, d[:4], ok, err, res.Digest[:4])
+		}
+	}
+	check("sealed here")
+	r.core.sentMu.Lock()
+	delete(r.core.digests, res.ID) // as after a restart
+	r.core.sentMu.Unlock()
+	check("sealed before a restart")
+	if err := r.core.DeleteOutbox(ctx, res.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, err := r.core.OutboxGetDigest(ctx, res.ID); ok || err != nil {
+		t.Fatalf("delivered bundle: ok %v err %v", ok, err)
 	}
 }

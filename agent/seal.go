@@ -222,6 +222,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	if err := c.j.PutOutbox(ctx, res.ID, raw); err != nil {
 		return nil, fmt.Errorf("agent: seal: outbox: %w", err)
 	}
+	c.sealedDigest(res.ID, res.Digest)
 	if err := c.j.PutCheckpoint(ctx, size, body); err != nil {
 		return nil, fmt.Errorf("agent: seal: checkpoint: %w", err)
 	}

@@ -137,14 +137,25 @@ func (c *crypt) sealAppend(dst, key, value []byte) []byte {
 
 // open returns the value stored under key: a fresh slice when sealed,
 // stored itself when not. A value that does not open is a *CorruptError.
-func (c *crypt) open(key, stored []byte) ([]byte, error) {
+func (c *crypt) open(key, stored []byte) ([]byte, error) { return c.openTo(nil, key, stored) }
+
+// openInPlace is open writing the value over stored (which the caller
+// owns and gives up): no second buffer for a large value.
+func (c *crypt) openInPlace(key, stored []byte) ([]byte, error) {
+	if len(stored) < nonceLen {
+		return c.open(key, stored)
+	}
+	return c.openTo(stored[nonceLen:nonceLen], key, stored)
+}
+
+func (c *crypt) openTo(dst, key, stored []byte) ([]byte, error) {
 	if c.aead == nil {
 		return stored, nil
 	}
 	if len(stored) < sealedExtra {
 		return nil, &CorruptError{What: fmt.Sprintf("value of key %s is %d bytes, too short to be sealed", keyName(key), len(stored))}
 	}
-	v, err := c.aead.Open(nil, stored[:nonceLen], stored[nonceLen:], key)
+	v, err := c.aead.Open(dst, stored[:nonceLen], stored[nonceLen:], key)
 	if err != nil {
 		return nil, &CorruptError{What: fmt.Sprintf("value of key %s does not authenticate (altered, moved or bit rot)", keyName(key))}
 	}

@@ -27,17 +27,25 @@ func TestCryptSealOpen(t *testing.T) {
 	if err != nil || !bytes.Equal(got, val) {
 		t.Fatalf("open = %q, %v", got, err)
 	}
-	// Moved to another key, altered, truncated: a *CorruptError each.
+	if got, err := c.openInPlace(key, bytes.Clone(stored)); err != nil || !bytes.Equal(got, val) {
+		t.Fatalf("openInPlace = %q, %v", got, err)
+	}
+	// Moved to another key, altered, truncated: a *CorruptError each, in
+	// place or not.
 	flipped := bytes.Clone(stored)
 	flipped[len(flipped)/2] ^= 1
 	for name, tc := range map[string]struct{ key, stored []byte }{
 		"moved":     {recordKey(6), stored},
 		"altered":   {key, flipped},
 		"truncated": {key, stored[:sealedExtra-1]},
+		"short":     {key, stored[:nonceLen-1]},
 	} {
 		var ce *CorruptError
 		if _, err := c.open(tc.key, tc.stored); !errors.As(err, &ce) {
 			t.Errorf("%s: %v, want *CorruptError", name, err)
+		}
+		if _, err := c.openInPlace(tc.key, bytes.Clone(tc.stored)); !errors.As(err, &ce) {
+			t.Errorf("%s in place: %v, want *CorruptError", name, err)
 		}
 	}
 	// Another key does not open it.

@@ -143,7 +143,7 @@ func (j *Journal) readOutbox(id string) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	data, err := j.c.open(outboxAD(id), stored)
+	data, err := j.c.openInPlace(outboxAD(id), stored)
 	if err != nil {
 		return nil, false, err
 	}

@@ -88,3 +88,10 @@ func syncTLS(s config.Sync) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// The publisher reads only the bundles it sends, with the digest taken at
+// seal time.
+var _ interface {
+	sync.OutboxLister
+	sync.OutboxDigester
+} = (*agent.Core)(nil)

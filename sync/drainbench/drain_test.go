@@ -54,9 +54,9 @@ const (
 // window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain
 // (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
 // EDGESEAL_DRAIN_MEMPROFILE=F writes allocation profiles F.before and F
-// around it (go tool pprof -sample_index=alloc_space -base F.before F),
-// EDGESEAL_DRAIN_DIGESTS=1 gives the publisher the bundles' digests with
-// the outbox (see digestOutbox).
+// around it (go tool pprof -sample_index=alloc_space -base F.before F).
+// The publisher takes the outbox from the agent's Core, as the daemon
+// does (bundles read one by one, with the digests taken at seal time).
 func BenchmarkDrain(b *testing.B) {
 	n := drainExports
 	if s := os.Getenv("EDGESEAL_DRAIN_EXPORTS"); s != "" {
@@ -123,12 +123,8 @@ func BenchmarkDrain(b *testing.B) {
 	// The link returns: the site's publisher connects to the broker the
 	// archive is subscribed on, and drains.
 	startArchiveSubscriber(b, brk.URL, ar)
-	var outbox sync.Outbox = j
-	if envInt("EDGESEAL_DRAIN_DIGESTS") == 1 {
-		outbox = &digestOutbox{Journal: j, digests: digests}
-	}
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
-		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: outbox, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
+		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: core, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
 		ArchiveKey: ar.PublicKey(), ArchiveKeyID: ar.KeyID(), OnReceipt: core.JournalReceipt,
 	})
 	if err != nil {
@@ -215,20 +211,6 @@ func BenchmarkDrain(b *testing.B) {
 }
 
 var errStop = errors.New("stop")
-
-// digestOutbox is the journal's outbox as if it kept each bundle's digest
-// (a sync.OutboxDigester; store does not keep them yet): with
-// EDGESEAL_DRAIN_DIGESTS=1 the publisher then does not hash the bundles
-// it sends, which measures what keeping them would save.
-type digestOutbox struct {
-	*store.Journal
-	digests map[string][32]byte // written before the drain, then only read
-}
-
-func (o *digestOutbox) OutboxGetDigest(ctx context.Context, id string) ([]byte, [32]byte, bool, error) {
-	data, ok, err := o.OutboxGet(ctx, id)
-	return data, o.digests[id], ok, err
-}
 
 // receiveNanos is the time from admitting a bundle to its answer (the
 // latency of a bundle in the archive; with several in flight these
