@@ -97,9 +97,10 @@ func (in *Instance) start(port int) error {
 			return fmt.Errorf("swtpm exited: %v: %s", err, b)
 		default:
 		}
-		c, err := net.DialTimeout("tcp", in.CtrlAddr, 200*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
+		// Both ports: swtpm may listen on the control port before the
+		// command port (seen under load: "connection refused" on the
+		// first command).
+		if listening(in.CtrlAddr) && listening(in.Addr) {
 			in.cmd = cmd
 			in.waitErr = exited
 			return nil
@@ -108,7 +109,18 @@ func (in *Instance) start(port int) error {
 	}
 	_ = cmd.Process.Kill()
 	<-exited
-	return fmt.Errorf("swtpm did not listen on %s", in.CtrlAddr)
+	return fmt.Errorf("swtpm did not listen on %s and %s", in.CtrlAddr, in.Addr)
+}
+
+// listening reports whether addr accepts a connection (closed at once;
+// swtpm then waits for the next one).
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // Stop kills swtpm (no TPM2_Shutdown, like a power cut) and waits for it.
