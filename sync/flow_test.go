@@ -304,3 +304,50 @@ func TestStaleGapRejection(t *testing.T) {
 		t.Fatalf("gap rejection of an entry not in flight: %+v", st)
 	}
 }
+
+// TestGapHeldRetried: an entry refused for a gap and held, with nothing
+// earlier left to deliver (so no delivery requeues it), is sent again
+// after ResendAfter, not only after RetryHeld; one refused for itself
+// stays held.
+func TestGapHeldRetried(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	data := map[string][]byte{"1": bundleBytes("gap1", 300), "2": bundleBytes("gap2", 300)}
+	for id, b := range data {
+		ob.put(id, b)
+	}
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys)
+	o.ResendAfter = time.Minute
+	o.RetryHeld = -1 // never: only the gap retry may send them again
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	p.now = func() time.Time { return now }
+	ctx := context.Background()
+	p.inflight["1"] = &flight{digest: sha256.Sum256(data["1"]), epoch: p.stats.Delivered}
+	p.inflight["2"] = &flight{digest: sha256.Sum256(data["2"]), epoch: p.stats.Delivered}
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["1"]), "site1/dev1", "gap", GapCheck)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["2"]), "site1/dev1", "bad signature")); err != nil {
+		t.Fatal(err)
+	}
+	if !p.held["1"] || !p.held["2"] {
+		t.Fatalf("held %v, want both", p.held)
+	}
+	now = now.Add(o.ResendAfter - time.Second)
+	p.retryHeld()
+	if !p.held["1"] {
+		t.Fatal("gap-held entry sent again before ResendAfter")
+	}
+	now = now.Add(time.Second)
+	p.retryHeld()
+	if p.held["1"] || !p.held["2"] || p.Stats().Requeued != 1 {
+		t.Fatalf("after ResendAfter: held %v, %+v", p.held, p.Stats())
+	}
+	if len(p.gapHeld) != 0 {
+		t.Fatalf("gap times left: %v", p.gapHeld)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"slices"
 	gosync "sync"
 	"time"
 
@@ -59,6 +60,8 @@ type PublisherOptions struct {
 	// golden values meanwhile), the wait doubling up to 8 times RetryHeld
 	// while nothing is delivered. Default 5 min; negative: never (only
 	// Requeue, a restart or an earlier entry's delivery send them again).
+	// Entries refused for a gap (GapCheck) are sent again after
+	// ResendAfter instead: the archive is waiting for an earlier bundle.
 	RetryHeld      time.Duration
 	Tick           time.Duration // outbox poll interval, default 5 s
 	ConnectTimeout time.Duration // default 10 s
@@ -125,10 +128,11 @@ type Publisher struct {
 	running   bool
 	ctx       context.Context
 	inflight  map[string]*flight
-	held      map[string]bool   // not sent: true rejected by the archive, false unsendable id
-	heldWait  time.Duration     // current RetryHeld wait (doubles, reset by a delivery)
-	heldAt    time.Time         // last rejection or retry of held entries
-	recent    map[[32]byte]bool // digests delivered lately (duplicate receipts)
+	held      map[string]bool      // not sent: true rejected by the archive, false unsendable id
+	gapHeld   map[string]time.Time // held entries refused for a gap, and when: sent again after ResendAfter
+	heldWait  time.Duration        // current RetryHeld wait (doubles, reset by a delivery)
+	heldAt    time.Time            // last rejection or retry of held entries
+	recent    map[[32]byte]bool    // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
 	sendOrder uint64 // the last flight.order given
 	stats     Stats
@@ -179,7 +183,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		topic: BundlesTopic(opts.Site, opts.Device), receipts: ReceiptsTopic(opts.Site, opts.Device),
 		log:  opts.Logger.With("component", "sync.publisher", "device", device),
 		wake: make(chan struct{}, 1), now: time.Now,
-		inflight: make(map[string]*flight), held: make(map[string]bool), recent: make(map[[32]byte]bool),
+		inflight: make(map[string]*flight), held: make(map[string]bool), gapHeld: make(map[string]time.Time), recent: make(map[[32]byte]bool),
 	}
 	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
 	return p, nil
@@ -207,8 +211,11 @@ func (p *Publisher) Requeue(id string) {
 	p.Wake()
 }
 
-// retryHeld sends the rejected entries again once their wait is over.
+// retryHeld sends the rejected entries again once their wait is over:
+// those refused for a gap after ResendAfter (the archive waits for an
+// earlier bundle, as for a missing receipt), the others after RetryHeld.
 func (p *Publisher) retryHeld() {
+	p.retryGaps()
 	if p.opts.RetryHeld < 0 {
 		return
 	}
@@ -233,6 +240,34 @@ func (p *Publisher) retryHeld() {
 	p.mu.Unlock()
 	if len(again) > 0 {
 		p.log.Warn("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		p.Wake()
+	}
+}
+
+// retryGaps sends again the entries held for a gap longer than
+// ResendAfter. A gap rejection names an earlier bundle the archive has not
+// got; when that bundle's delivery does not requeue them (its receipt
+// came before a stale rejection, or it was lost on the way), nothing else
+// would until RetryHeld. A gap that persists costs one send per
+// ResendAfter.
+func (p *Publisher) retryGaps() {
+	p.mu.Lock()
+	var again []string
+	for id, at := range p.gapHeld {
+		switch {
+		case !p.held[id]:
+			delete(p.gapHeld, id) // requeued meanwhile
+		case p.now().Sub(at) >= p.opts.ResendAfter:
+			delete(p.gapHeld, id)
+			delete(p.held, id)
+			again = append(again, id)
+		}
+	}
+	p.stats.Requeued += uint64(len(again))
+	p.mu.Unlock()
+	if len(again) > 0 {
+		slices.Sort(again)
+		p.log.Warn("sync: sending bundles refused for a gap once more", "ids", again)
 		p.Wake()
 	}
 }

@@ -274,6 +274,9 @@ func (p *Publisher) handleReply(ctx context.Context, payload []byte) error {
 		} else {
 			p.held[id] = true
 			p.heldAt = p.now()
+			if slices.Contains(rej.Checks, GapCheck) {
+				p.gapHeld[id] = p.now()
+			}
 		}
 		delete(p.inflight, id)
 		p.stats.Rejected++

@@ -52,6 +52,16 @@ func testBrokerRestart(t *testing.T, rejectGaps bool) {
 		waitFor(t, fmt.Sprintf("progress before restart %d", r), 30*time.Second, func() bool { return left() <= target })
 		b.Restart()
 	}
+	defer func() {
+		if t.Failed() { // what was left, for the next one who reads this
+			for i, p := range pubs {
+				p.mu.Lock()
+				t.Logf("%s: outbox %d, stats %+v, held %v, gap-held %v, in flight %d",
+					devices[i], obs[devices[i]].len(), p.stats, p.held, p.gapHeld, len(p.inflight))
+				p.mu.Unlock()
+			}
+		}
+	}()
 	waitFor(t, "all delivered after restarts", 40*time.Second, func() bool {
 		return left() == 0 && pubs[0].Stats().Delivered == n && pubs[1].Stats().Delivered == n
 	})
