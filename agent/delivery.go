@@ -61,50 +61,82 @@ func ReadReceipts(ctx context.Context, j *store.Journal) (map[string][]byte, err
 // after this returns nil, may it delete the outbox entry. A receipt that
 // does not parse is an error and nothing is journaled.
 func (c *Core) JournalReceipt(ctx context.Context, id string, receipt []byte) error {
-	env, r, err := bundle.ParseReceipt(receipt)
-	if err != nil {
-		return fmt.Errorf("agent: receipt for %s: %w", id, err)
+	return c.JournalReceipts(ctx, []string{id}, [][]byte{receipt})
+}
+
+// JournalReceipts is JournalReceipt for several receipts (ids and receipts
+// aligned) in one durable commit. If any receipt does not parse nothing is
+// journaled. A receipt journaled before (under its entry's DeliveryKey) is
+// durable already and not journaled again.
+func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]byte) error {
+	if len(ids) != len(receipts) {
+		return fmt.Errorf("agent: %d receipts for %d outbox entries", len(receipts), len(ids))
 	}
-	keyID := ""
-	if len(env.Signatures) > 0 {
-		keyID = env.Signatures[0].KeyID
+	es := make([]store.Entry, len(ids))
+	keeps := make([][]store.Payload, len(ids))
+	digests := make([]string, len(ids))
+	logIndex := make([]uint64, len(ids))
+	for i, id := range ids {
+		receipt := receipts[i]
+		env, r, err := bundle.ParseReceipt(receipt)
+		if err != nil {
+			return fmt.Errorf("agent: receipt for %s: %w", id, err)
+		}
+		keyID := ""
+		if len(env.Signatures) > 0 {
+			keyID = env.Signatures[0].KeyID
+		}
+		sum := sha256.Sum256(receipt)
+		body := DeliveryBody{
+			Outbox: id, Bundle: r.BundleDigest, CheckpointSize: r.CheckpointSize,
+			LogIndex: r.LogIndex, Receipt: bundle.FormatHash(sum), RetentionUntil: r.RetentionUntil,
+		}
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("agent: receipt for %s: %w", id, err)
+		}
+		actor := bundle.Actor{Kind: "archive", ID: keyID, Via: "sync"}
+		// The receipt's bytes are kept beside the record, addressed by
+		// digest, so the site can always show what the archive signed.
+		keeps[i] = []store.Payload{{Digest: sum, Data: receipt}}
+		digests[i], logIndex[i] = r.BundleDigest, r.LogIndex
+		es[i] = store.Entry{
+			Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+				// The time is taken in sequence order (stamp), never
+				// before the record before it.
+				r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
+				return r.Marshal()
+			},
+			Payloads: keeps[i],
+			Key:      DeliveryKey(id),
+		}
 	}
-	sum := sha256.Sum256(receipt)
-	body := DeliveryBody{
-		Outbox: id, Bundle: r.BundleDigest, CheckpointSize: r.CheckpointSize,
-		LogIndex: r.LogIndex, Receipt: bundle.FormatHash(sum), RetentionUntil: r.RetentionUntil,
+	res, err := c.j.AppendBatch(ctx, es)
+	var be *store.BatchError
+	if err != nil && !errors.As(err, &be) {
+		return fmt.Errorf("agent: journal receipts for %q: %w", ids, err)
 	}
-	// The receipt's bytes are kept beside the record, addressed by digest,
-	// so the site can always show what the archive signed.
-	keep := []store.Payload{{Digest: sum, Data: receipt}}
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("agent: receipt for %s: %w", id, err)
+	var size uint64
+	var failed error
+	for i, id := range ids {
+		if be != nil && be.Errs[i] != nil {
+			if dup, ok := errors.AsType[*store.DuplicateError](be.Errs[i]); ok {
+				// Journaled before (a crash before the outbox entry was
+				// deleted, or the receipt came twice): durable already.
+				c.log.Debug("receipt already journaled", "outbox", id, "seq", dup.Seq)
+			} else if failed == nil {
+				failed = fmt.Errorf("agent: journal receipt for %s: %w", id, be.Errs[i])
+			}
+			continue
+		}
+		c.cache.add(res[i], keeps[i])
+		size = max(size, res[i].Size)
+		c.log.Info("bundle delivered", "outbox", id, "bundle", digests[i], "logIndex", logIndex[i])
 	}
-	actor := bundle.Actor{Kind: "archive", ID: keyID, Via: "sync"}
-	a, err := c.j.Append(ctx, store.Entry{
-		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-			// The time is taken in sequence order (stamp), never before
-			// the record before it.
-			r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
-			return r.Marshal()
-		},
-		Payloads: keep,
-		Key:      DeliveryKey(id),
-	})
-	if dup, ok := errors.AsType[*store.DuplicateError](err); ok {
-		// Journaled before (a crash before the outbox entry was deleted,
-		// or the receipt came twice): durable already.
-		c.log.Debug("receipt already journaled", "outbox", id, "seq", dup.Seq)
-		return nil
+	if size > 0 {
+		c.maybeWake(size)
 	}
-	if err != nil {
-		return fmt.Errorf("agent: journal receipt for %s: %w", id, err)
-	}
-	c.cache.add(a, keep)
-	c.maybeWake(a.Size)
-	c.log.Info("bundle delivered", "outbox", id, "bundle", r.BundleDigest, "logIndex", r.LogIndex)
-	return nil
+	return failed
 }
 
 // delivery returns the `delivery.receipt` record journaled for outbox

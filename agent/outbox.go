@@ -70,15 +70,28 @@ func (c *Core) sealedDigest(id string, d [32]byte) {
 // journaled) and re-checks the quota, so the recovery is logged as soon
 // as the outbox drains below it.
 func (c *Core) DeleteOutbox(ctx context.Context, id string) error {
-	if err := c.j.DeleteOutbox(ctx, id); err != nil {
+	return c.DeleteOutboxes(ctx, []string{id})
+}
+
+// DeleteOutboxes deletes delivered outbox entries with one durable step
+// (store.Journal.DeleteOutboxes). The quota is measured again only while
+// the outbox is over it: a deletion cannot cross it upwards.
+func (c *Core) DeleteOutboxes(ctx context.Context, ids []string) error {
+	// On an error some entries may be gone and keep their marks: the
+	// publisher deletes them again later (absent ids are no-ops).
+	if err := c.j.DeleteOutboxes(ctx, ids); err != nil {
 		return err
 	}
 	c.sentMu.Lock()
-	delete(c.sent, id)
-	delete(c.digests, id)
+	for _, id := range ids {
+		delete(c.sent, id)
+		delete(c.digests, id)
+	}
 	c.sentMu.Unlock()
-	if _, err := c.CheckOutbox(ctx); err != nil {
-		c.log.Warn("outbox quota check failed", "err", err)
+	if c.overQuota.Load() {
+		if _, err := c.CheckOutbox(ctx); err != nil {
+			c.log.Warn("outbox quota check failed", "err", err)
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
 )
 
 type logBuffer struct {
@@ -106,29 +108,7 @@ func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 
 	// A real archive answers both bundles; their receipts are journaled
 	// and the entries deleted as the sync publisher does.
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := archive.Open(ctx, archive.Options{Dir: t.TempDir(), Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	raw, err := r.trust().Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := archive.ParseEnrollRequest(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Devices().Enroll(ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Devices().Approve(ctx, "site-a/dev-1", "", "test"); err != nil {
-		t.Fatal(err)
-	}
+	a := r.archive()
 	deliver := func(res *SealResult) {
 		t.Helper()
 		rc, err := a.Receive(ctx, "site-a", "dev-1", outboxBytes(t, r.j, res))
@@ -220,5 +200,88 @@ func TestOutboxGetDigest(t *testing.T) {
 	}
 	if _, _, ok, err := r.core.OutboxGetDigest(ctx, res.ID); ok || err != nil {
 		t.Fatalf("delivered bundle: ok %v err %v", ok, err)
+	}
+}
+
+// archive opens a real archive with the rig's device enrolled and
+// approved (closed at the end of the test).
+func (r *rig) archive() *archive.Archive {
+	t := r.t
+	t.Helper()
+	ctx := context.Background()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := archive.Open(ctx, archive.Options{Dir: t.TempDir(), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	raw, err := r.trust().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Enroll(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Approve(ctx, "site-a/dev-1", "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestJournalReceiptsBatch: receipts that came together are journaled in
+// one commit and their entries deleted with one call; the same batch again
+// journals nothing, and a batch holding a receipt that does not parse
+// journals none of them.
+func TestJournalReceiptsBatch(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"))
+	r.withPolicy()
+	a := r.archive()
+	var ids []string
+	var receipts [][]byte
+	for i := range 3 {
+		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("r-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := r.seal()
+		rc, err := a.Receive(ctx, "site-a", "dev-1", outboxBytes(t, r.j, res))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, receipts = append(ids, res.ID), append(receipts, rc)
+	}
+	size := r.j.Size()
+	bad := [][]byte{receipts[0], []byte("not a receipt"), receipts[2]}
+	if err := r.core.JournalReceipts(ctx, ids, bad); err == nil || r.j.Size() != size {
+		t.Fatalf("batch with a bad receipt: %v, journal %d -> %d", err, size, r.j.Size())
+	}
+	if err := r.core.JournalReceipts(ctx, ids, receipts); err != nil {
+		t.Fatal(err)
+	}
+	if r.j.Size() != size+3 {
+		t.Fatalf("journal %d -> %d, want 3 receipt records", size, r.j.Size())
+	}
+	if err := r.core.JournalReceipts(ctx, ids, receipts); err != nil || r.j.Size() != size+3 {
+		t.Fatalf("same batch again: %v, journal %d", err, r.j.Size())
+	}
+	if err := r.core.DeleteOutboxes(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		d, err := r.core.delivery(id)
+		if err != nil || d == nil || d.Outbox != id || d.Receipt != bundle.FormatHash(sha256.Sum256(receipts[i])) {
+			t.Fatalf("delivery record of %s: %+v, %v", id, d, err)
+		}
+		if _, ok, err := r.j.OutboxGet(ctx, id); ok || err != nil {
+			t.Fatalf("outbox entry %s still there (%v)", id, err)
+		}
 	}
 }

@@ -228,27 +228,45 @@ func (j *Journal) Outbox(ctx context.Context, fn func(id string, data []byte) er
 // DeleteOutbox removes a delivered outbox entry, synced. Deleting an id
 // that is absent is a no-op, so a duplicated receipt is harmless.
 func (j *Journal) DeleteOutbox(ctx context.Context, id string) error {
+	return j.DeleteOutboxes(ctx, []string{id})
+}
+
+// DeleteOutboxes deletes several outbox entries and makes that durable
+// with one sync of the outbox directory; absent ids are no-ops. Every id
+// is checked before anything is deleted. On an error the entries before
+// the failing one may be gone (the directory is still synced).
+func (j *Journal) DeleteOutboxes(ctx context.Context, ids []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkOutboxID(id); err != nil {
-		return fmt.Errorf("store: delete outbox: %w", err)
+	for _, id := range ids {
+		if err := checkOutboxID(id); err != nil {
+			return fmt.Errorf("store: delete outbox: %w", err)
+		}
 	}
 	if err := j.enter(); err != nil {
 		return fmt.Errorf("store: delete outbox: %w", err)
 	}
 	defer j.leave()
-	err := os.Remove(filepath.Join(j.outboxDir(), id))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("store: delete outbox %q: %w", id, err)
+	removed := false
+	var rerr error
+	for _, id := range ids {
+		err := os.Remove(filepath.Join(j.outboxDir(), id))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			rerr = fmt.Errorf("store: delete outbox %q: %w", id, err)
+			break
+		}
+		removed = true
 	}
-	if err := fsutil.SyncDir(j.outboxDir()); err != nil {
-		return fmt.Errorf("store: delete outbox %q: %w", id, err)
+	if removed {
+		if err := fsutil.SyncDir(j.outboxDir()); err != nil && rerr == nil {
+			rerr = fmt.Errorf("store: delete outbox %q: %w", ids, err)
+		}
 	}
-	return nil
+	return rerr
 }
 
 // OutboxSize counts the outbox entries and their bundle bytes without

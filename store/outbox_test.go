@@ -92,3 +92,37 @@ func TestOutboxFiles(t *testing.T) {
 		t.Fatalf("deleted entry: ok %v, %v", ok, err)
 	}
 }
+
+// DeleteOutboxes deletes several entries at once; absent ids are no-ops,
+// and an id that is not a plain file name refuses the whole call before
+// anything is deleted.
+func TestDeleteOutboxes(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	ids := []string{"00000000000000000001", "00000000000000000002", "00000000000000000003"}
+	for _, id := range ids {
+		if err := j.PutOutbox(ctx, id, []byte("bundle "+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.DeleteOutboxes(ctx, []string{ids[0], "../escape"}); err == nil {
+		t.Fatal("a bad id was accepted")
+	}
+	if n, _, _ := j.OutboxSize(ctx); n != 3 {
+		t.Fatalf("a refused call deleted entries: %d left", n)
+	}
+	if err := j.DeleteOutboxes(ctx, []string{ids[0], "00000000000000000009", ids[2]}); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	if err := j.OutboxIDs(ctx, func(id string) error { left = append(left, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != ids[1] {
+		t.Fatalf("left %q, want only %s", left, ids[1])
+	}
+	if err := j.DeleteOutboxes(ctx, nil); err != nil {
+		t.Fatalf("no ids: %v", err)
+	}
+}

@@ -10,13 +10,18 @@
 // sent again after a reconnect or after ResendAfter, and at once when the
 // archive answers a bundle sent after one still unanswered (that bundle or
 // its reply was lost), so the archive must tolerate duplicates (it answers
-// a repeat with the same receipt).
+// a repeat with the same receipt). Replies are handled off paho's
+// delivery goroutine: the receipts that arrived together are journaled
+// with one OnReceipts call and their entries deleted together, and each
+// reply is acknowledged to the broker only after that (a process that
+// stops first gets it again from the broker).
 //
 // The archive side is the Subscriber: a shared subscription on
 // $share/<group>/edgeseal/v1/+/+/bundles, an Assembler that joins frames
 // into bundles and checks their digest, the Handler, and the Handler's reply
 // published on the device's receipts topic. A message is acknowledged only
-// when the Handler has returned.
+// when the Handler has returned (with an Admitter: once its bundle is
+// queued for admission; only the reply lets the agent drop a bundle).
 //
 // Enrollment: Enroll (one-shot, clean session) publishes a device's
 // enrollment request on edgeseal/v1/<site>/<device>/enroll and waits for

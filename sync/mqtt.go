@@ -52,6 +52,7 @@ type dialConfig struct {
 	clean          bool // CleanSession: one-shot clients only
 	connectTimeout time.Duration
 	onMessage      mqtt.MessageHandler
+	manualAck      bool // onMessage acknowledges each message itself (Message.Ack)
 }
 
 // checkBroker validates the broker URL and the TLS settings and returns the
@@ -105,6 +106,7 @@ func dial(ctx context.Context, cfg dialConfig) (*link, error) {
 		o.SetTLSConfig(cfg.tls)
 	}
 	o.SetDefaultPublishHandler(cfg.onMessage)
+	o.SetAutoAckDisabled(cfg.manualAck)
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { l.fail(err) })
 	l.c = mqtt.NewClient(o)
 	if err := waitToken(ctx, l.c.Connect(), nil, cfg.connectTimeout+time.Second); err != nil {

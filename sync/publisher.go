@@ -10,6 +10,8 @@ import (
 	gosync "sync"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/edgeseal/edgeseal/bundle"
 )
 
@@ -37,6 +39,13 @@ type OutboxLister interface {
 // whose bytes do not hash to it, and such an entry is never delivered.
 type OutboxDigester interface {
 	OutboxGetDigest(ctx context.Context, id string) (data []byte, digest [32]byte, ok bool, err error)
+}
+
+// OutboxBatchDeleter is an Outbox that deletes several entries with one
+// durable step (absent ids are no-ops, as for DeleteOutbox); the publisher
+// uses it for receipts that arrived together.
+type OutboxBatchDeleter interface {
+	DeleteOutboxes(ctx context.Context, ids []string) error
 }
 
 // PublisherOptions configure NewPublisher.
@@ -72,6 +81,11 @@ type PublisherOptions struct {
 	// deleted (the agent journals delivery.receipt); if it fails the
 	// entry stays and is sent again later.
 	OnReceipt func(ctx context.Context, id string, receipt []byte) error
+	// OnReceipts, when set, is called instead of OnReceipt with the
+	// receipts that arrived together (ids and receipts aligned, in
+	// arrival order), so they can be made durable at once; if it fails
+	// none of the entries is deleted.
+	OnReceipts func(ctx context.Context, ids []string, receipts [][]byte) error
 	// OnRejection is called when the archive refused an entry with a
 	// signed rejection. The entry is kept in the outbox and not sent again
 	// until RetryHeld passes, Requeue(id), a restart, or the delivery of an entry with a
@@ -123,6 +137,10 @@ type Publisher struct {
 	bucket   *tokenBucket
 	wake     chan struct{}
 	now      func() time.Time
+
+	rmu    gosync.Mutex
+	rqueue []mqtt.Message // replies received, not yet handled (replyLoop)
+	rwake  chan struct{}
 
 	mu        gosync.Mutex
 	running   bool
@@ -182,7 +200,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		opts: opts, tls: tc, device: device,
 		topic: BundlesTopic(opts.Site, opts.Device), receipts: ReceiptsTopic(opts.Site, opts.Device),
 		log:  opts.Logger.With("component", "sync.publisher", "device", device),
-		wake: make(chan struct{}, 1), now: time.Now,
+		wake: make(chan struct{}, 1), rwake: make(chan struct{}, 1), now: time.Now,
 		inflight: make(map[string]*flight), held: make(map[string]bool), gapHeld: make(map[string]time.Time), recent: make(map[[32]byte]bool),
 	}
 	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
@@ -300,7 +318,16 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 	p.running, p.ctx = true, ctx
 	p.mu.Unlock()
+	rctx, stopReplies := context.WithCancel(ctx)
+	repliesDone := make(chan struct{})
+	go func() { defer close(repliesDone); p.replyLoop(rctx) }()
 	defer func() {
+		stopReplies()
+		<-repliesDone
+		p.rmu.Lock()
+		clear(p.rqueue) // not acknowledged: the broker sends them again
+		p.rqueue = p.rqueue[:0]
+		p.rmu.Unlock()
 		p.mu.Lock()
 		p.running, p.stats.Connected = false, false
 		p.mu.Unlock()
@@ -312,7 +339,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 			return err
 		}
 		l, err := dial(ctx, dialConfig{broker: p.opts.Broker, clientID: p.opts.ClientID, tls: p.tls,
-			connectTimeout: p.opts.ConnectTimeout, onMessage: p.onMessage})
+			connectTimeout: p.opts.ConnectTimeout, onMessage: p.onMessage, manualAck: true})
 		if err == nil {
 			if failing {
 				p.log.Info("sync: broker connection restored", "broker", p.opts.Broker)

@@ -30,10 +30,11 @@ type Delivery struct {
 // nothing is replied and the agent sends the bundle again later.
 type Handler func(ctx context.Context, d Delivery) (reply []byte, err error)
 
-// Admitter is the pipelined form of Handler: it runs on the receiving
-// goroutine, in arrival order, and should do only the part of the work
-// that must follow that order (verifying a bundle against the one before
-// it); it returns a wait function that the Subscriber calls on another
+// Admitter is the pipelined form of Handler: the Subscriber calls it on
+// one goroutine of its own, one delivery at a time, in arrival order,
+// while the next frames are received; it should do only the part of the
+// work that must follow that order (verifying a bundle against the one
+// before it); it returns a wait function that the Subscriber calls on another
 // goroutine for the answer (as Handler's: a non-empty reply is published,
 // an error means no reply). The next delivery is admitted without
 // waiting for the answer, so several bundles can be on their way to
@@ -42,6 +43,10 @@ type Admitter func(ctx context.Context, d Delivery) (wait func(ctx context.Conte
 
 // DefaultMaxPending is SubscriberOptions.MaxPending's default.
 const DefaultMaxPending = 8
+
+// admitQueue bounds the deliveries reassembled and waiting for Admit
+// (each holds its bundle): one being verified while the next is received.
+const admitQueue = 1
 
 // EnrollHandler processes an enrollment request that came on
 // edgeseal/v1/<site>/<device>/enroll (the topic's site and device, the
@@ -94,6 +99,7 @@ type Subscriber struct {
 	log    *slog.Logger
 	asm    *Assembler
 
+	admits  chan admitted // Admit: deliveries received, awaiting Admit, in arrival order
 	answers chan admitted // Admit: deliveries awaiting their answer, in arrival order
 
 	mu      gosync.Mutex
@@ -132,7 +138,7 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	}
 	return &Subscriber{opts: opts, tls: tc, filter: SharedBundlesFilter(opts.Group),
 		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits),
-		answers: make(chan admitted, opts.MaxPending)}, nil
+		admits: make(chan admitted, admitQueue), answers: make(chan admitted, opts.MaxPending)}, nil
 }
 
 func containsAny(s, chars string) bool {
@@ -167,9 +173,10 @@ func (s *Subscriber) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	if s.opts.Admit != nil {
 		actx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { defer close(done); s.answerLoop(actx, ctx) }()
-		defer func() { stop(); <-done }()
+		done := make(chan struct{}, 2)
+		go func() { defer func() { done <- struct{}{} }(); s.answerLoop(actx, ctx) }()
+		go func() { defer func() { done <- struct{}{} }(); s.admitLoop(actx, ctx) }()
+		defer func() { stop(); <-done; <-done }()
 	}
 	defer func() {
 		s.mu.Lock()
@@ -254,8 +261,8 @@ func (s *Subscriber) setLink(l *link) {
 
 // onMessage runs on paho's router goroutine, in arrival order; paho
 // acknowledges the message when it returns: with a Handler, after it has
-// finished; with Admit, once the delivery is admitted (its answer may
-// still be on its way). Either way a PUBACK is not delivery: the earlier
+// finished; with Admit, once the delivery is queued for admitLoop (its
+// verification and answer may still be on their way). Either way a PUBACK is not delivery: the earlier
 // frames of a bundle were acknowledged as they came, and only the reply
 // (published after the answer is durable) lets the agent drop a bundle.
 func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
@@ -292,10 +299,28 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 		s.answer(ctx, c, d, reply, err)
 		return
 	}
-	wait := s.opts.Admit(ctx, d)
 	select {
-	case s.answers <- admitted{c: c, d: d, wait: wait}:
+	case s.admits <- admitted{c: c, d: d}:
 	case <-ctx.Done():
+	}
+}
+
+// admitLoop admits received deliveries one at a time, in arrival order,
+// and queues them for their answers. It admits with ctx (Start's) and ends
+// when run is done.
+func (s *Subscriber) admitLoop(run, ctx context.Context) {
+	for {
+		select {
+		case a := <-s.admits:
+			a.wait = s.opts.Admit(ctx, a.d)
+			select {
+			case s.answers <- a:
+			case <-run.Done():
+				return
+			}
+		case <-run.Done():
+			return
+		}
 	}
 }
 

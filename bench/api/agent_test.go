@@ -177,25 +177,32 @@ func (a *agent) stop() {
 	}
 }
 
-// cpuTime is the CPU time (user and system) the agent has used so far.
-func (a *agent) cpuTime() (time.Duration, error) {
+// usage is what the agent process has used so far.
+type usage struct {
+	user, sys time.Duration
+	faults    int64 // minor page faults (no I/O): first touches of memory and of mapped file pages
+}
+
+// usage reads the agent's CPU time (user and system) and minor faults.
+func (a *agent) usage() (usage, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return usage{}, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces.
 	i := strings.LastIndexByte(string(b), ')')
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", a.cmd.Process.Pid)
+		return usage{}, fmt.Errorf("short /proc/%d/stat", a.cmd.Process.Pid)
 	}
+	minflt, err0 := strconv.ParseInt(f[7], 10, 64) // field 10
 	utime, err1 := strconv.ParseInt(f[11], 10, 64) // fields 14 and 15
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bad /proc/%d/stat", a.cmd.Process.Pid)
+	if err0 != nil || err1 != nil || err2 != nil {
+		return usage{}, fmt.Errorf("bad /proc/%d/stat", a.cmd.Process.Pid)
 	}
 	const ticks = 100 // USER_HZ
-	return time.Duration(utime+stime) * time.Second / ticks, nil
+	return usage{user: time.Duration(utime) * time.Second / ticks, sys: time.Duration(stime) * time.Second / ticks, faults: minflt}, nil
 }
 
 // peakRSS is the agent's VmHWM in bytes.

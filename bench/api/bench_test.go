@@ -32,7 +32,7 @@ func run(b *testing.B, a *agent, clients int, per int, unit string, op func(c *h
 	var failed atomic.Pointer[error]
 	lat := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
-	cpu0, err := a.cpuTime()
+	u0, err := a.usage()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,11 +72,16 @@ func run(b *testing.B, a *agent, clients int, per int, unit string, op func(c *h
 	b.ReportMetric(q(0.99), "p99-ms")
 	// The agent's CPU time per item: comparable across runs on a busy
 	// machine, where the rate is not.
-	cpu1, err := a.cpuTime()
+	u1, err := a.usage()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(b.N), "agent-cpu-us/item")
+	cpu, sys := u1.user+u1.sys-u0.user-u0.sys, u1.sys-u0.sys
+	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N), "agent-cpu-us/item")
+	if cpu > 0 {
+		b.ReportMetric(100*float64(sys)/float64(cpu), "agent-sys-%")
+	}
+	b.ReportMetric(float64(u1.faults-u0.faults)/float64(b.N), "agent-faults/item")
 	rss, err := a.peakRSS()
 	if err != nil {
 		b.Fatal(err)

@@ -35,7 +35,7 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
 		RetryHeld:   cfg.Sync.RetryHeld,
 		ResendAfter: cfg.Sync.ResendAfter,
-		OnReceipt:   core.JournalReceipt,
+		OnReceipts:  core.JournalReceipts,
 		OnSent:      core.MarkSent,
 		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
 			log.Error("the archive REFUSED a bundle; it stays in the outbox", "outbox", id, "reason", rej.Reason)
@@ -90,8 +90,10 @@ func syncTLS(s config.Sync) (*tls.Config, error) {
 }
 
 // The publisher reads only the bundles it sends, with the digest taken at
-// seal time.
+// seal time, and deletes the entries of receipts that came together with
+// one durable step.
 var _ interface {
 	sync.OutboxLister
 	sync.OutboxDigester
+	sync.OutboxBatchDeleter
 } = (*agent.Core)(nil)

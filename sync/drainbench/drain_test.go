@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -53,6 +54,7 @@ const (
 // of exports (for a quick run), EDGESEAL_DRAIN_WINDOW the publisher's
 // window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain
 // (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
+// EDGESEAL_DRAIN_TRACE=F writes an execution trace of the drain,
 // EDGESEAL_DRAIN_MEMPROFILE=F writes allocation profiles F.before and F
 // around it (go tool pprof -sample_index=alloc_space -base F.before F).
 // The publisher takes the outbox from the agent's Core, as the daemon
@@ -125,7 +127,7 @@ func BenchmarkDrain(b *testing.B) {
 	startArchiveSubscriber(b, brk.URL, ar)
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: core, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
-		ArchiveKey: ar.PublicKey(), ArchiveKeyID: ar.KeyID(), OnReceipt: core.JournalReceipt,
+		ArchiveKey: ar.PublicKey(), ArchiveKeyID: ar.KeyID(), OnReceipts: core.JournalReceipts,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -145,6 +147,16 @@ func BenchmarkDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if f := os.Getenv("EDGESEAL_DRAIN_TRACE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(out); err != nil {
+			b.Fatal(err)
+		}
+		defer trace.Stop()
 	}
 	b.ResetTimer()
 	cpu0, flt0, alloc0 := cpuTime(b), minorFaults(b), allocated()
@@ -175,6 +187,7 @@ func BenchmarkDrain(b *testing.B) {
 	cpu, flt, alloc := cpuTime(b)-cpu0, minorFaults(b)-flt0, allocated()-alloc0
 	b.StopTimer()
 	pprof.StopCPUProfile()
+	trace.Stop()
 	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", "")
 	st := pub.Stats()
 	if st.Delivered != uint64(bundles) || ar.LogSize() != uint64(bundles) || st.Rejected != 0 {

@@ -91,6 +91,7 @@ func Start(t testing.TB, opts *Options) *Broker {
 		"persistence true",
 		"persistence_location " + dir + "/",
 		"max_queued_messages 0",
+		"set_tcp_nodelay true", // as the shipped config: small receipts are not held back
 		"log_type error",
 		"log_type warning",
 		"log_type notice",
