@@ -53,7 +53,7 @@
 //	index/        store.Journal: one accept event per bundle (digest, device,
 //	              log index, the device's new State) with the receipt as a
 //	              payload of the same commit; replayed at Open
-//	objects/      FSStore: sha256/ab/cd/<hex>, 0444, write-once
+//	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read)
 //	quarantine/   refused bundles and their reasons
 //	devices.json  the device registry (see Devices), rewritten atomically
 //

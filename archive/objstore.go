@@ -60,9 +60,15 @@ func (a *Archive) put(digest [32]byte, data []byte, h bundle.Hashed) error {
 }
 
 // FSStore is the filesystem ObjectStore: objects live at
-// <root>/sha256/ab/cd/<hex>, written to a temp file, fsynced, made
-// read-only (0444) and hard-linked into place (link, not rename, so an
-// existing object is never replaced), then the directory is fsynced.
+// <root>/sha256/ab/<hex>, written to a temp file, fsynced, made read-only
+// (0444) and hard-linked into place (link, not rename, so an existing
+// object is never replaced), then the directory is fsynced. The 256
+// fan-out directories are made when the store is opened, so a Put never
+// creates one.
+//
+// Objects stored by earlier builds at <root>/sha256/ab/cd/<hex> (two
+// fan-out levels: nearly every Put made a directory and synced its parent)
+// are still found there, and count for write-once.
 type FSStore struct {
 	root string
 }
@@ -72,16 +78,48 @@ func NewFSStore(root string) (*FSStore, error) {
 	if root == "" {
 		return nil, errors.New("archive: object store root is empty")
 	}
-	if err := os.MkdirAll(filepath.Join(root, "sha256"), 0o755); err != nil {
+	top := filepath.Join(root, "sha256")
+	if err := os.MkdirAll(top, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: object store: %w", err)
+	}
+	made := false
+	for i := range 256 {
+		err := os.Mkdir(filepath.Join(top, fmt.Sprintf("%02x", i)), 0o755)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("archive: object store: %w", err)
+		}
+		made = made || err == nil
+	}
+	if made {
+		if err := fsutil.SyncDir(top); err != nil {
+			return nil, fmt.Errorf("archive: object store: %w", err)
+		}
 	}
 	return &FSStore{root: root}, nil
 }
 
-// Path returns where the object of digest lives (present or not).
+// Path returns where the object of digest is stored (present or not).
 func (s *FSStore) Path(digest [32]byte) string {
 	h := hex.EncodeToString(digest[:])
+	return filepath.Join(s.root, "sha256", h[0:2], h)
+}
+
+// legacyPath is where builds before the one-level fan-out stored it.
+func (s *FSStore) legacyPath(digest [32]byte) string {
+	h := hex.EncodeToString(digest[:])
 	return filepath.Join(s.root, "sha256", h[0:2], h[2:4], h)
+}
+
+// read reads the object of digest from where it is (Path, else
+// legacyPath); fs.ErrNotExist when absent.
+func (s *FSStore) read(digest [32]byte) (data []byte, path string, err error) {
+	path = s.Path(digest)
+	data, err = os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		path = s.legacyPath(digest)
+		data, err = os.ReadFile(path)
+	}
+	return data, path, err
 }
 
 // Put implements ObjectStore.
@@ -109,15 +147,12 @@ func (s *FSStore) PutHashed(ctx context.Context, h bundle.Hashed) error {
 // put stores data, known to hash to digest.
 func (s *FSStore) put(digest [32]byte, data []byte) error {
 	path := s.Path(digest)
-	if same, err := s.sameAs(path, digest, data); err == nil {
+	if same, err := s.sameAs(digest, data); err == nil {
 		return same
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	dir := filepath.Dir(path)
-	if err := s.mkdirs(dir); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("archive: put: %w", err)
@@ -139,7 +174,7 @@ func (s *FSStore) put(digest [32]byte, data []byte) error {
 	}
 	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, fs.ErrExist) { // a concurrent Put won
-			same, serr := s.sameAs(path, digest, data)
+			same, serr := s.sameAs(digest, data)
 			if serr != nil {
 				return serr
 			}
@@ -155,8 +190,8 @@ func (s *FSStore) put(digest [32]byte, data []byte) error {
 
 // sameAs compares an existing object with data: (nil, nil) when equal,
 // (*ConflictError, nil) when different, (nil, fs.ErrNotExist) when absent.
-func (s *FSStore) sameAs(path string, digest [32]byte, data []byte) (error, error) {
-	old, err := os.ReadFile(path)
+func (s *FSStore) sameAs(digest [32]byte, data []byte) (error, error) {
+	old, path, err := s.read(digest)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -169,34 +204,12 @@ func (s *FSStore) sameAs(path string, digest [32]byte, data []byte) (error, erro
 	return &ConflictError{Digest: digest, Where: path}, nil
 }
 
-// mkdirs creates dir and its two fan-out parents, fsyncing each parent
-// whose entries changed.
-func (s *FSStore) mkdirs(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	mid := filepath.Dir(dir)
-	for _, d := range []string{mid, dir} {
-		err := os.Mkdir(d, 0o755)
-		if err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("archive: put: %w", err)
-		}
-		if err == nil {
-			if err := fsutil.SyncDir(filepath.Dir(d)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // Get implements ObjectStore.
 func (s *FSStore) Get(ctx context.Context, digest [32]byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	path := s.Path(digest)
-	data, err := os.ReadFile(path)
+	data, path, err := s.read(digest)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("archive: object sha256:%x: %w", digest, ErrNotFound)
@@ -215,6 +228,9 @@ func (s *FSStore) Has(ctx context.Context, digest [32]byte) (bool, error) {
 		return false, err
 	}
 	_, err := os.Stat(s.Path(digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		_, err = os.Stat(s.legacyPath(digest))
+	}
 	switch {
 	case err == nil:
 		return true, nil

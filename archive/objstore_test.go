@@ -1,7 +1,10 @@
 package archive_test
 
 import (
+	"encoding/hex"
+	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
@@ -79,3 +82,56 @@ func TestScrubFindsBitFlip(t *testing.T) {
 		t.Fatalf("alert %+v", al)
 	}
 }
+
+// TestFSStoreLegacyLayout: an object an earlier build stored two fan-out
+// levels deep (sha256/ab/cd/<hex>) is still found, still counts for
+// write-once (the same bytes again store nothing new, other bytes there
+// are a conflict), and new objects go one level deep.
+func TestFSStoreLegacyLayout(t *testing.T) {
+	root := t.TempDir()
+	s, err := archive.NewFSStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("stored by an earlier build")
+	d := sha256Sum(data)
+	h := hex.EncodeToString(d[:])
+	legacy := filepath.Join(root, "sha256", h[0:2], h[2:4], h)
+	if s.Path(d) != filepath.Join(root, "sha256", h[0:2], h) {
+		t.Fatalf("new objects go to %s", s.Path(d))
+	}
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, data, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if got, err := s.Get(ctx, d); err != nil || string(got) != string(data) {
+		t.Fatalf("Get of a legacy object: %q, %v", got, err)
+	}
+	if ok, err := s.Has(ctx, d); !ok || err != nil {
+		t.Fatalf("Has of a legacy object: %v, %v", ok, err)
+	}
+	if err := s.Put(ctx, d, data); err != nil {
+		t.Fatalf("Put of the same bytes: %v", err)
+	}
+	if _, err := os.Stat(s.Path(d)); !os.IsNotExist(err) {
+		t.Fatalf("the same bytes were stored a second time (%v)", err)
+	}
+	if err := os.Chmod(legacy, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, []byte("other bytes"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, d, data); !isConflict(err) {
+		t.Fatalf("Put over a legacy object with other bytes: %v, want *archive.ConflictError", err)
+	}
+	if _, err := s.Get(ctx, d); !isCorrupt(err) {
+		t.Fatalf("Get of an altered legacy object: %v, want *archive.CorruptError", err)
+	}
+}
+
+func isConflict(err error) bool { _, ok := errors.AsType[*archive.ConflictError](err); return ok }
+func isCorrupt(err error) bool  { _, ok := errors.AsType[*archive.CorruptError](err); return ok }
