@@ -61,7 +61,7 @@ type PublisherOptions struct {
 	ArchiveKeyID string            // DSSE key id of ArchiveKey; "" accepts any id whose signature verifies
 
 	MaxMessage     int           // bytes per MQTT message, default DefaultMaxMessage
-	Window         int           // bundles sent and not yet receipted, default 4
+	Window         int           // bundles sent and not yet receipted, default 8
 	BytesPerSecond int64         // 0: unlimited
 	ResendAfter    time.Duration // resend what has no receipt after this, default 2 min
 	// RetryHeld: entries the archive rejected are sent once more after
@@ -180,7 +180,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	}
 	opts.MaxMessage = max(opts.MaxMessage, MinMessage)
 	if opts.Window <= 0 {
-		opts.Window = 4
+		opts.Window = 8
 	}
 	if opts.BytesPerSecond < 0 {
 		return nil, &ConfigError{Field: "BytesPerSecond", Reason: "negative"}

@@ -71,7 +71,7 @@ load generator runs on the same cores. For these rows the peak RSS column is the
 // drainNote explains the drain row.
 const drainNote = `The drain row (sync/drainbench) journals the exports through the agent core (in-process
 TPM simulator, a seal every 1000 exports) with no publisher running, then starts the sync publisher
-(defaults: window 4, 256 KiB messages, no rate limit) against a real Mosquitto the archive is
+(defaults: window 8, 256 KiB messages, no rate limit) against a real Mosquitto the archive is
 subscribed on (sync subscriber with archive.Admit: each bundle read and verified in arrival
 order, then made durable in groups: write-once objects, one log commit, one index commit, signed
 receipts), and times it until the outbox is empty: each bundle leaves only after its receipt is
