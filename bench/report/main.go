@@ -63,7 +63,8 @@ var benches = []bench{
 const apiNote = `The API rows (bench/api) start the real ` + "`edgeseal agent`" + ` binary (in-process TPM
 simulator, default seal settings, unix socket) and post 1 KiB JSON exports validated against a
 JSON Schema; p50/p99 are per request (a batch request for the batch rows); agent RSS is the agent
-process's VmHWM; agent-cpu-us/item is the agent's CPU time (user and system) per export. The
+process's VmHWM; agent-cpu-us/item is the agent's CPU time (user and system) per export,
+agent-sys-% the system part of it, agent-faults/item the agent's minor page faults per export. The
 load generator runs on the same cores. For these rows the peak RSS column is the largest process of the benchmark's tree
 (its ` + "`go build`" + ` of the agent, the agent, or the client), not the agent's.
 `
@@ -255,7 +256,7 @@ func write(w io.Writer, rs []result) {
 		val := "FAILED: " + fmt.Sprint(r.err)
 		if r.err == nil {
 			var parts []string
-			for _, u := range []string{"appends/s", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-us/item", "ns/op"} {
+			for _, u := range []string{"appends/s", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "ns/op"} {
 				if v, ok := r.metrics[u]; ok {
 					parts = append(parts, fmt.Sprintf("%.1f %s", v, u))
 				}
