@@ -40,9 +40,11 @@ func (c *Core) OutboxGet(ctx context.Context, id string) ([]byte, bool, error) {
 // OutboxGetDigest is OutboxGet with the bundle's SHA-256 (Core satisfies
 // sync.OutboxDigester): the digest taken when this process sealed the
 // bundle, so the publisher need not hash it again for each send; for a
-// bundle sealed before a restart it is computed from the bytes read.
-func (c *Core) OutboxGetDigest(ctx context.Context, id string) ([]byte, [32]byte, bool, error) {
-	data, ok, err := c.j.OutboxGet(ctx, id)
+// bundle sealed before a restart it is computed from the bytes read. The
+// bundle is read into *buf (store.Journal.OutboxGetInto; nil: a fresh
+// slice).
+func (c *Core) OutboxGetDigest(ctx context.Context, id string, buf *[]byte) ([]byte, [32]byte, bool, error) {
+	data, ok, err := c.j.OutboxGetInto(ctx, id, buf)
 	if err != nil || !ok {
 		return nil, [32]byte{}, ok, err
 	}

@@ -183,11 +183,24 @@ func TestOutboxGetDigest(t *testing.T) {
 	ctx := context.Background()
 	r.export(3, "d")
 	res, _ := r.seal()
+	r.export(2, "e")
+	res2, _ := r.seal()
+	var buf []byte
 	check := func(what string) {
 		t.Helper()
-		data, d, ok, err := r.core.OutboxGetDigest(ctx, res.ID)
+		data, d, ok, err := r.core.OutboxGetDigest(ctx, res.ID, nil)
 		if err != nil || !ok || d != res.Digest || sha256.Sum256(data) != d {
 			t.Fatalf("%s: digest %x ok %v err %v, want %x of the bytes", what, d[:4], ok, err, res.Digest[:4])
+		}
+		// Read into one buffer, kept between reads, as the publisher does.
+		for _, want := range []*SealResult{res, res2, res} {
+			data, d, ok, err := r.core.OutboxGetDigest(ctx, want.ID, &buf)
+			if err != nil || !ok || sha256.Sum256(data) != want.Digest || d != want.Digest {
+				t.Fatalf("%s: %s read into a kept buffer: ok %v err %v, bytes or digest wrong", what, want.ID, ok, err)
+			}
+		}
+		if cap(buf) == 0 {
+			t.Fatalf("%s: the buffer was not kept", what)
 		}
 	}
 	check("sealed here")
@@ -198,7 +211,7 @@ func TestOutboxGetDigest(t *testing.T) {
 	if err := r.core.DeleteOutbox(ctx, res.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok, err := r.core.OutboxGetDigest(ctx, res.ID); ok || err != nil {
+	if _, _, ok, err := r.core.OutboxGetDigest(ctx, res.ID, &buf); ok || err != nil {
 		t.Fatalf("delivered bundle: ok %v err %v", ok, err)
 	}
 }

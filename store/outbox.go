@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -93,7 +94,7 @@ const maxOutboxScratch = 16 << 20
 func (j *Journal) putOutbox(id string, data []byte) error {
 	dir := j.outboxDir()
 	path := filepath.Join(dir, id)
-	if old, ok, err := j.readOutbox(id); err != nil {
+	if old, ok, err := j.readOutbox(id, nil); err != nil {
 		return err
 	} else if ok {
 		if bytes.Equal(old, data) {
@@ -135,15 +136,33 @@ func (j *Journal) putOutbox(id string, data []byte) error {
 }
 
 // readOutbox reads and opens entry id; ok false when there is none.
-func (j *Journal) readOutbox(id string) ([]byte, bool, error) {
-	stored, err := os.ReadFile(filepath.Join(j.outboxDir(), id))
+func (j *Journal) readOutbox(id string, buf *[]byte) ([]byte, bool, error) {
+	f, err := os.Open(filepath.Join(j.outboxDir(), id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	data, err := j.c.openInPlace(outboxAD(id), stored)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	var stored []byte
+	if buf != nil {
+		*buf = slices.Grow((*buf)[:0], int(fi.Size()))
+		stored = (*buf)[:fi.Size()]
+	} else {
+		stored = make([]byte, fi.Size())
+	}
+	// An entry is written once (temp, fsync, link) and never changes
+	// size; a short or long file is corrupt, reported by openInPlace.
+	n, err := io.ReadFull(f, stored)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, false, err
+	}
+	data, err := j.c.openInPlace(outboxAD(id), stored[:n])
 	if err != nil {
 		return nil, false, err
 	}
@@ -191,6 +210,13 @@ func (j *Journal) OutboxIDs(ctx context.Context, fn func(id string) error) error
 // OutboxGet returns a copy of the outbox entry id; ok is false when there
 // is none (delivered meanwhile).
 func (j *Journal) OutboxGet(ctx context.Context, id string) (data []byte, ok bool, err error) {
+	return j.OutboxGetInto(ctx, id, nil)
+}
+
+// OutboxGetInto is OutboxGet reading into *buf, grown as needed and kept
+// by the caller for the next read: data then shares *buf's memory and is
+// valid until *buf is used again. A nil buf reads into a fresh slice.
+func (j *Journal) OutboxGetInto(ctx context.Context, id string, buf *[]byte) (data []byte, ok bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -201,7 +227,7 @@ func (j *Journal) OutboxGet(ctx context.Context, id string) (data []byte, ok boo
 		return nil, false, fmt.Errorf("store: outbox: %w", err)
 	}
 	defer j.leave()
-	data, ok, err = j.readOutbox(id)
+	data, ok, err = j.readOutbox(id, buf)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: outbox %q: %w", id, err)
 	}
@@ -214,7 +240,7 @@ func (j *Journal) OutboxGet(ctx context.Context, id string) (data []byte, ok boo
 // entry deleted after the listing is skipped.
 func (j *Journal) Outbox(ctx context.Context, fn func(id string, data []byte) error) error {
 	return j.OutboxIDs(ctx, func(id string) error {
-		data, ok, err := j.readOutbox(id)
+		data, ok, err := j.readOutbox(id, nil)
 		if err != nil {
 			return fmt.Errorf("store: outbox %q: %w", id, err)
 		}

@@ -134,12 +134,16 @@ func (o *digestOutbox) OutboxGet(ctx context.Context, id string) ([]byte, bool, 
 	panic("OutboxGet called on an OutboxDigester")
 }
 
-func (o *digestOutbox) OutboxGetDigest(ctx context.Context, id string) ([]byte, [32]byte, bool, error) {
+func (o *digestOutbox) OutboxGetDigest(ctx context.Context, id string, buf *[]byte) ([]byte, [32]byte, bool, error) {
 	o.mu.Lock()
 	o.gets++
 	o.mu.Unlock()
 	o.memOutbox.mu.Lock()
 	data, ok := o.entries[id]
+	if buf != nil { // as the journal does: the caller's buffer, reused for each bundle
+		*buf = append((*buf)[:0], data...)
+		data = *buf
+	}
 	o.memOutbox.mu.Unlock()
 	d := sha256.Sum256(data)
 	if o.wrong {

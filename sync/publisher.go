@@ -26,7 +26,8 @@ type Outbox interface {
 // OutboxLister is an Outbox that lists ids without reading the bundles
 // and reads one entry by id (ok false: gone meanwhile); *store.Journal
 // implements it. With it the publisher reads only the bundles it sends,
-// not those in flight ahead of them on every pass.
+// not those in flight ahead of them on every pass, and each one only when
+// its turn to be sent comes (one bundle in memory, not a window's worth).
 type OutboxLister interface {
 	OutboxIDs(ctx context.Context, fn func(id string) error) error
 	OutboxGet(ctx context.Context, id string) (data []byte, ok bool, err error)
@@ -37,8 +38,11 @@ type OutboxLister interface {
 // does not hash the bundle again to send it (ok false: gone meanwhile).
 // The digest must be the SHA-256 of data: the archive refuses frames
 // whose bytes do not hash to it, and such an entry is never delivered.
+// The entry is read into *buf, grown as needed: the publisher passes the
+// same buffer for each bundle it sends and keeps nothing of data once the
+// bundle's frames are cut (nil buf: a fresh slice).
 type OutboxDigester interface {
-	OutboxGetDigest(ctx context.Context, id string) (data []byte, digest [32]byte, ok bool, err error)
+	OutboxGetDigest(ctx context.Context, id string, buf *[]byte) (data []byte, digest [32]byte, ok bool, err error)
 }
 
 // OutboxBatchDeleter is an Outbox that deletes several entries with one
@@ -409,10 +413,12 @@ type entry struct {
 	data   []byte
 	digest [32]byte // SHA-256 of data, when hashed
 	hashed bool
+	lazy   bool // not read yet: send reads it (OutboxLister)
 }
 
 // scan returns the next entries to send, in id order, at most the free
-// window.
+// window. With an OutboxLister it only lists them: send reads each bundle
+// just before sending it, into the sender's buffer.
 func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 	p.mu.Lock()
 	busy := make(map[string]bool, len(p.inflight)+len(p.held))
@@ -448,13 +454,7 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 				p.hold(id)
 				continue
 			}
-			e, ok, gerr := p.get(ctx, l, id)
-			if gerr != nil {
-				return nil, gerr
-			}
-			if ok {
-				out = append(out, e)
-			}
+			out = append(out, entry{id: id, lazy: true})
 		}
 		return p.scanned(out, seen, err)
 	}
@@ -477,13 +477,14 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 	return p.scanned(out, seen, err)
 }
 
-// get reads one entry, with its digest when the outbox keeps it.
-func (p *Publisher) get(ctx context.Context, l OutboxLister, id string) (entry, bool, error) {
+// get reads a listed entry, with its digest when the outbox keeps it (into
+// *buf then); ok is false when it is gone.
+func (p *Publisher) get(ctx context.Context, id string, buf *[]byte) (entry, bool, error) {
 	if d, ok := p.opts.Outbox.(OutboxDigester); ok {
-		data, digest, ok, err := d.OutboxGetDigest(ctx, id)
+		data, digest, ok, err := d.OutboxGetDigest(ctx, id, buf)
 		return entry{id: id, data: data, digest: digest, hashed: true}, ok, err
 	}
-	data, ok, err := l.OutboxGet(ctx, id)
+	data, ok, err := p.opts.Outbox.(OutboxLister).OutboxGet(ctx, id)
 	return entry{id: id, data: data}, ok, err
 }
 

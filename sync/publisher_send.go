@@ -16,12 +16,16 @@ const maxPendingFrames = 32
 // maxFreeFrames bounds the frame buffers a sender keeps for reuse.
 const maxFreeFrames = 8
 
+// maxReadBuffer bounds the bundle read buffer a sender keeps for reuse.
+const maxReadBuffer = 16 << 20
+
 // sender publishes on one link.
 type sender struct {
 	p       *Publisher
 	l       *link
 	pending []sentFrame
 	free    [][]byte // buffers of frames the broker acknowledged, for the next ones
+	rbuf    []byte   // the bundle being sent is read into it (OutboxDigester)
 }
 
 // sentFrame is a frame handed to paho: its buffer is reused once the
@@ -66,9 +70,24 @@ func (s *sender) pump(ctx context.Context) error {
 }
 
 // send publishes one bundle's frames, throttled, keeping at most
-// maxPendingFrames unacknowledged.
+// maxPendingFrames unacknowledged. A listed entry is read first; one gone
+// meanwhile (delivered) is skipped.
 func (s *sender) send(ctx context.Context, e entry) error {
 	p := s.p
+	if e.lazy {
+		var ok bool
+		var err error
+		e, ok, err = p.get(ctx, e.id, &s.rbuf)
+		if cap(s.rbuf) > maxReadBuffer {
+			s.rbuf = nil
+		}
+		if err != nil {
+			return fmt.Errorf("sync: read outbox: %w", err)
+		}
+		if !ok {
+			return nil
+		}
+	}
 	digest := e.digest
 	if !e.hashed {
 		digest = sha256.Sum256(e.data)
