@@ -78,7 +78,8 @@ order, then made durable in groups: write-once objects, one log commit, one inde
 receipts), and times it until the outbox is empty: each bundle leaves only after its receipt is
 journaled. MB/s is bundle bytes over that time. The paho baseline publishes the same messages
 (sizes and count of the drain's frames) at QoS 1 to the same broker, asynchronously, with a plain
-QoS 1 subscriber taking them, timed until the last one arrived. admit-ms/bundle is the archive's
+QoS 1 subscriber taking them, timed until the last one arrived; it runs three times and the
+median is reported (single runs of it varied by a factor of two here). admit-ms/bundle is the archive's
 time reading and verifying a bundle; receive-ms/bundle is from admission to answer (bundles
 overlap); cpu-ms/bundle is the CPU time of the whole benchmark process (agent, archive and both
 MQTT clients in one process; Mosquitto not counted) over the drain, per bundle.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -32,6 +33,9 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/simulator"
 )
 
+// pahoRuns is how many times the paho baseline runs (its median is kept).
+const pahoRuns = 3
+
 // Shape of the backlog: drainExports exports of exportData bytes each,
 // sealed every sealEvery exports (the agent's default seal.every).
 const (
@@ -44,7 +48,8 @@ const (
 // publisher), then starts the site's publisher against the broker the
 // archive is subscribed on and times the drain until the outbox is empty; then it times a
 // plain paho QoS 1 publish of the same frames to the same broker, with a
-// QoS 1 subscriber taking them (as the archive takes the drain's). It
+// QoS 1 subscriber taking them (as the archive takes the drain's), three
+// times, and keeps the median. It
 // reports both in MB/s (bundle bytes; frame bytes for paho) and the
 // drain's share of the baseline, with where the time and CPU went:
 // admit-ms/bundle (reading and verifying, in arrival order),
@@ -200,8 +205,19 @@ func BenchmarkDrain(b *testing.B) {
 	stopPub()
 	<-pubDone
 
-	// Baseline: plain paho, same frames, same broker.
-	base, frameBytes := pahoBaseline(b, brk.URL, frames)
+	// Baseline: plain paho, same frames, same broker; three runs (one
+	// varies by a factor of two on this kind of machine), the median kept.
+	var bases []time.Duration
+	var frameBytes int64
+	for run := range pahoRuns {
+		d, n := pahoBaseline(b, brk.URL, frames, run)
+		bases, frameBytes = append(bases, d), n
+	}
+	slices.Sort(bases)
+	base := bases[len(bases)/2]
+	for i := range bases {
+		bases[i] = bases[i].Round(time.Millisecond)
+	}
 
 	mb := func(bytes int64, d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
 	drainRate, baseRate := mb(backlog, drain), mb(frameBytes, base)
@@ -218,9 +234,9 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(float64(flt)/float64(bundles), "faults/bundle")
 	b.ReportMetric(float64(alloc)/1e6/float64(bundles), "alloc-MB/bundle")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("%d exports journaled in %v: %d bundles, %.1f MB, %d frames; link back: connected after %v, drained in %v (%.1f MB/s); paho QoS 1 with a subscriber, same frames: %v (%.1f MB/s); drain = %.0f%% of paho",
+	b.Logf("%d exports journaled in %v: %d bundles, %.1f MB, %d frames; link back: connected after %v, drained in %v (%.1f MB/s); paho QoS 1 with a subscriber, same frames: %v (%.1f MB/s, median of %v); drain = %.0f%% of paho",
 		n, journaled.Round(time.Millisecond), bundles, float64(backlog)/1e6, len(frames), connectedAt.Round(time.Millisecond),
-		drain.Round(time.Millisecond), drainRate, base.Round(time.Millisecond), baseRate, 100*drainRate/baseRate)
+		drain.Round(time.Millisecond), drainRate, base.Round(time.Millisecond), baseRate, bases, 100*drainRate/baseRate)
 }
 
 var errStop = errors.New("stop")
@@ -334,12 +350,12 @@ func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
 // paho (asynchronous publishes, persistent session, as the publisher's
 // link) while a QoS 1 subscriber receives them, and returns the time until
 // the last one arrived and the bytes sent.
-func pahoBaseline(b *testing.B, url string, sizes []int) (time.Duration, int64) {
-	const topic = "bench/paho"
+func pahoBaseline(b *testing.B, url string, sizes []int, run int) (time.Duration, int64) {
+	topic := fmt.Sprintf("bench/paho/%d", run)
 	var got atomic.Int64
 	all := make(chan struct{})
 	want := int64(len(sizes))
-	subOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-paho-sub").SetCleanSession(false).SetOrderMatters(true)
+	subOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("bench-paho-sub-%d", run)).SetCleanSession(false).SetOrderMatters(true)
 	sub := mqtt.NewClient(subOpts)
 	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("paho subscriber: %v", tok.Error())
@@ -352,7 +368,7 @@ func pahoBaseline(b *testing.B, url string, sizes []int) (time.Duration, int64) 
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("paho subscribe: %v", tok.Error())
 	}
-	pubOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-paho-pub").SetCleanSession(false)
+	pubOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("bench-paho-pub-%d", run)).SetCleanSession(false)
 	pub := mqtt.NewClient(pubOpts)
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("paho publisher: %v", tok.Error())
