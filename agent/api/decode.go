@@ -108,7 +108,8 @@ func DecodeExport(body []byte) (agent.IngestRequest, error) {
 			return req, badField(key, "want a string")
 		}
 	}
-	if s.next() != 0 {
+	// Only white space may follow (next's 0 would also be a NUL byte).
+	if s.ws(); s.i < len(s.b) {
 		return req, malformed("data after the JSON object")
 	}
 	return req, checkEnvelope(req, haveData)

@@ -107,7 +107,7 @@ func TestDecodeExportMatchesReference(t *testing.T) {
 		`{"data":01}`, `{"data":1.}`, `{"data":.5}`, `{"data":-}`, `{"data":1e}`, `{"data":1E+}`, `{"data":+1}`,
 		`{"data":tru}`, `{"data":nul}`, `{"data":"a\x"}`, `{"data":"\u12"}`, "{\"data\":\"a\tb\"}",
 		`{"data":[1,]}`, `{"data":[,1]}`, `{"data":{"a"}}`, `{"data":{"a":1,}}`, `{"data":{1:2}}`,
-		`{"data":1}x`, `{"data":1}{}`, `{"data":1} 1`, `{"data":1}]`, `[1]`, `"x"`, `1`, `tru`, `[`, `{`, ``, " ",
+		`{"data":1}x`, `{"data":1}{}`, `{"data":1} 1`, `{"data":1}]`, "{\"data\":1} \x00}", "{\"data\":1}\x00", `[1]`, `"x"`, `1`, `tru`, `[`, `{`, ``, " ",
 		`{"wörkflow":"w","data":1}`, `{"workflow":1,"data":1}`, `{"workflow":null,"data":1}`,
 		`{"id":"a","id":"b","data":1}`, `{"data":1,"data":2}`, `{"x":[1,`, `{"x":1,"data":2}`,
 		`{"media_type":"text/csv","data":1}`, `{"media_type":"application/ld+json; charset=utf-8","data":1}`,
@@ -125,6 +125,7 @@ func FuzzDecodeExportMatchesReference(f *testing.F) {
 		`{"workflow":"w","app":"a","data":{"x":1}}`,
 		`{"id":"e-1","workflow":"w","app":"a","purpose":"p","schema":"s@1","classification":"c","retention":"r","destination":"d","media_type":"application/vnd.x+json","data":[1,2,{"a":null}]}`,
 		`{"data":[1,-2.5E+3,"\u00e9\n",true,false,null,{}]}`, `{"app":"\ud800","data":1}`, `{"data":1}x`,
+		"{\"data\":1} \x00}", "{\"data\":1}\x00",
 	} {
 		f.Add([]byte(s))
 	}
