@@ -143,21 +143,13 @@ func BenchmarkDrain(b *testing.B) {
 		runtime.SetCPUProfileRate(hz) // before StartCPUProfile, which then keeps it
 	}
 	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", ".before")
-	if f := os.Getenv("EDGESEAL_DRAIN_CPUPROFILE"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			b.Fatal(err)
-		}
+	if out := envFile(b, "EDGESEAL_DRAIN_CPUPROFILE"); out != nil {
 		if err := pprof.StartCPUProfile(out); err != nil {
 			b.Fatal(err)
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if f := os.Getenv("EDGESEAL_DRAIN_TRACE"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			b.Fatal(err)
-		}
+	if out := envFile(b, "EDGESEAL_DRAIN_TRACE"); out != nil {
 		if err := trace.Start(out); err != nil {
 			b.Fatal(err)
 		}
@@ -444,6 +436,22 @@ func minorFaults(b *testing.B) int64 {
 		b.Fatal(err)
 	}
 	return int64(ru.Minflt) // int32 on 32-bit targets
+}
+
+// envFile creates the file the environment variable k names, closed when
+// the benchmark ends (after the deferred stops that write into it); nil
+// when k is unset.
+func envFile(b *testing.B, k string) *os.File {
+	f := os.Getenv(k)
+	if f == "" {
+		return nil
+	}
+	out, err := os.Create(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { out.Close() })
+	return out
 }
 
 // envInt reads a number from the environment (0 when unset).
