@@ -64,6 +64,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if socket := os.Getenv(floorEnv); socket != "" {
+		fmt.Fprintln(os.Stderr, serveFloor(socket))
+		os.Exit(1)
+	}
 	code := m.Run()
 	if shared != nil {
 		shared.stop()
