@@ -1,6 +1,7 @@
 package drainbench
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -55,7 +56,10 @@ const (
 // admit-ms/bundle (reading and verifying, in arrival order),
 // receive-ms/bundle (admission to answer; bundles overlap), cpu-ms/bundle
 // (the process's CPU over the drain: agent, archive and both MQTT
-// clients, not the broker). EDGESEAL_DRAIN_EXPORTS overrides the number
+// clients, not the broker), broker-cpu-ms/bundle (mosquitto's) and cores
+// (both over the drain's wall time), and the same three for the median
+// paho run (paho-cpu-ms/bundle, paho-broker-cpu-ms/bundle, paho-cores):
+// the CPU budget the baseline leaves. EDGESEAL_DRAIN_EXPORTS overrides the number
 // of exports (for a quick run), EDGESEAL_DRAIN_WINDOW the publisher's
 // window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain
 // (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
@@ -157,6 +161,7 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	b.ResetTimer()
 	cpu0, flt0, alloc0 := cpuTime(b), minorFaults(b), allocated()
+	brk0 := brokerCPU(b, brk)
 	start := time.Now()
 	go func() { pubDone <- pub.Start(pctx) }()
 	var connectedAt time.Duration
@@ -182,6 +187,7 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	drain := time.Since(start)
 	cpu, flt, alloc := cpuTime(b)-cpu0, minorFaults(b)-flt0, allocated()-alloc0
+	brkCPU := brokerCPU(b, brk) - brk0
 	b.StopTimer()
 	pprof.StopCPUProfile()
 	trace.Stop()
@@ -199,16 +205,23 @@ func BenchmarkDrain(b *testing.B) {
 
 	// Baseline: plain paho, same frames, same broker; three runs (one
 	// varies by a factor of two on this kind of machine), the median kept.
-	var bases []time.Duration
+	// Each run's CPU time, the process's (both paho clients) and the
+	// broker's, is kept with it: they say whether the baseline had the
+	// cores to itself, and what the same bytes cost without edgeseal.
+	type baseRun struct{ d, cpu, brk time.Duration }
+	var runs []baseRun
 	var frameBytes int64
 	for run := range pahoRuns {
+		c0, k0 := cpuTime(b), brokerCPU(b, brk)
 		d, n := pahoBaseline(b, brk.URL, frames, run)
-		bases, frameBytes = append(bases, d), n
+		runs, frameBytes = append(runs, baseRun{d, cpuTime(b) - c0, brokerCPU(b, brk) - k0}), n
 	}
-	slices.Sort(bases)
-	base := bases[len(bases)/2]
-	for i := range bases {
-		bases[i] = bases[i].Round(time.Millisecond)
+	slices.SortFunc(runs, func(x, y baseRun) int { return cmp.Compare(x.d, y.d) })
+	med := runs[len(runs)/2]
+	base := med.d
+	var bases []time.Duration
+	for _, r := range runs {
+		bases = append(bases, r.d.Round(time.Millisecond))
 	}
 
 	mb := func(bytes int64, d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
@@ -223,6 +236,11 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(float64(receiveNanos.Load())/1e6/float64(bundles), "receive-ms/bundle")
 	b.ReportMetric(float64(admitNanos.Load())/1e6/float64(bundles), "admit-ms/bundle")
 	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(bundles), "cpu-ms/bundle")
+	b.ReportMetric(float64(brkCPU.Microseconds())/1e3/float64(bundles), "broker-cpu-ms/bundle")
+	b.ReportMetric((cpu+brkCPU).Seconds()/drain.Seconds(), "cores")
+	b.ReportMetric(float64(med.cpu.Microseconds())/1e3/float64(bundles), "paho-cpu-ms/bundle")
+	b.ReportMetric(float64(med.brk.Microseconds())/1e3/float64(bundles), "paho-broker-cpu-ms/bundle")
+	b.ReportMetric((med.cpu+med.brk).Seconds()/base.Seconds(), "paho-cores")
 	b.ReportMetric(float64(flt)/float64(bundles), "faults/bundle")
 	b.ReportMetric(float64(alloc)/1e6/float64(bundles), "alloc-MB/bundle")
 	b.ReportMetric(0, "ns/op")
@@ -401,6 +419,15 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// brokerCPU is the CPU time the broker process used so far.
+func brokerCPU(b *testing.B, brk *mqtttest.Broker) time.Duration {
+	d, err := brk.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
 
 // writeHeap writes a heap profile (allocations since the start: compare
