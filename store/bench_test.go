@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -28,6 +30,7 @@ func runWriters(b *testing.B, writers int, op func() error) {
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
 	b.ResetTimer()
+	cpu0 := processCPU(b)
 	for range writers {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
@@ -40,10 +43,23 @@ func runWriters(b *testing.B, writers int, op func() error) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu := processCPU(b) - cpu0
 	if p := failed.Load(); p != nil {
 		b.Fatal(*p)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	// CPU time (user and system, Badger's background work included) per
+	// append: what the journal costs the cores it shares with the rest.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/append")
+}
+
+// processCPU is the CPU time this process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchMemoryLimit applies the soft memory limit the agent runs the
