@@ -1,0 +1,170 @@
+package drainbench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/sync"
+)
+
+// floorInFlight bounds the frames the floor's publisher has sent and the
+// broker not yet acknowledged: the drain's window (8 bundles) of the
+// bundles' frames (7 each here).
+const floorInFlight = 56
+
+// floorRun is one timed run and the CPU time it took, the process's and
+// the broker's.
+type floorRun struct {
+	d, cpu, brk time.Duration
+	bytes       int64 // bundle bytes carried
+}
+
+// essentialFloor times the least any drain must do with these bundles
+// on these cores, through the same broker: paho QoS 1 as in the baseline,
+// plus only the work the issue makes part of delivery. The publisher
+// reads and decrypts each bundle from the outbox (as the publisher does)
+// and sends its frames; the subscriber reassembles them and checks the
+// SHA-256 (sync.Assembler), reads and verifies the bundle against the
+// device's trust, chaining each bundle's state to the next
+// (bundle.Verify, the archive's check), and stores it write-once
+// (archive.FSStore: temp file, fsync, link, fsync of the directory),
+// verifying and storing on their own goroutine as the archive does. It
+// leaves out everything else the drain does: the archive's
+// own log, index and signed receipts, the receipts' way back, their
+// journaling and the outbox deletes. Its rate is an upper bound for the
+// drain on this machine.
+func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal, tr *bundle.Trust, dir string, brk func() time.Duration) floorRun {
+	ctx := context.Background()
+	var ids []string
+	if err := j.OutboxIDs(ctx, func(id string) error { ids = append(ids, id); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	objects, err := archive.NewFSStore(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	topic := "bench/floor"
+	asm := sync.NewAssembler(sync.AssemblerLimits{})
+	complete := make(chan *sync.Complete, 1)
+	var failed atomic.Pointer[error]
+	fail := func(err error) { failed.CompareAndSwap(nil, &err) }
+	stored := make(chan struct{}) // closed when the last bundle is stored or on failure
+	subOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-floor-sub").SetCleanSession(false).SetOrderMatters(true)
+	sub := mqtt.NewClient(subOpts)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("floor subscriber: %v", tok.Error())
+	}
+	defer sub.Disconnect(250)
+	if tok := sub.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
+		c, err := asm.Add("floor", m.Payload())
+		if err != nil {
+			fail(err)
+			return
+		}
+		if c != nil {
+			select {
+			case complete <- c:
+			case <-stored:
+			}
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("floor subscribe: %v", tok.Error())
+	}
+	// Verification in arrival order on one goroutine, each bundle's store
+	// on another, overlapping the next verification (as the archive).
+	verified := make(chan *sync.Complete, 1)
+	go func() {
+		defer close(verified)
+		var prev *bundle.State
+		for range ids {
+			var c *sync.Complete
+			select {
+			case c = <-complete:
+			case <-stored:
+				return
+			case <-time.After(5 * time.Minute):
+				fail(fmt.Errorf("floor: no bundle for 5 min"))
+				return
+			}
+			bb, err := bundle.ReadBytes(c.Bundle, bundle.DefaultLimits)
+			if err != nil {
+				fail(fmt.Errorf("floor: bundle %s: %w", c.ID, err))
+				return
+			}
+			rep := bundle.Verify(bb, tr, prev)
+			if !rep.OK() {
+				fail(fmt.Errorf("floor: bundle %s failed %s", c.ID, strings.Join(rep.Failed(), ", ")))
+				return
+			}
+			prev = rep.State
+			select {
+			case verified <- c:
+			case <-stored:
+				return
+			}
+		}
+	}()
+	go func() {
+		defer close(stored)
+		n := 0
+		for c := range verified {
+			if err := objects.PutHashed(ctx, c.Hashed); err != nil {
+				fail(err)
+				return
+			}
+			n++
+		}
+		if n != len(ids) {
+			fail(fmt.Errorf("floor: %d of %d bundles stored", n, len(ids)))
+		}
+	}()
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-floor-pub").SetCleanSession(false))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("floor publisher: %v", tok.Error())
+	}
+	defer pub.Disconnect(250)
+
+	cpu0, brk0 := cpuTime(b), brk()
+	start := time.Now()
+	var buf []byte
+	var total int64
+	var toks []mqtt.Token
+	for _, id := range ids {
+		data, digest, ok, err := core.OutboxGetDigest(ctx, id, &buf)
+		if err != nil || !ok {
+			b.Fatalf("floor: outbox %s: ok %v, %v", id, ok, err)
+		}
+		total += int64(len(data))
+		for _, f := range sync.EncodeChunks(id, digest, data, sync.DefaultMaxMessage) {
+			// At most floorInFlight frames unacknowledged by the broker,
+			// as the publisher's window bounds what it holds.
+			if n := len(toks); n >= floorInFlight {
+				if tok := toks[n-floorInFlight]; !tok.WaitTimeout(5*time.Minute) || tok.Error() != nil {
+					b.Fatalf("floor publish: %v", tok.Error())
+				}
+			}
+			toks = append(toks, pub.Publish(topic, 1, false, f))
+		}
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(5*time.Minute) || tok.Error() != nil {
+			b.Fatalf("floor publish: %v", tok.Error())
+		}
+	}
+	<-stored
+	r := floorRun{d: time.Since(start), cpu: cpuTime(b) - cpu0, brk: brk() - brk0, bytes: total}
+	if p := failed.Load(); p != nil {
+		b.Fatal(*p)
+	}
+	return r
+}
