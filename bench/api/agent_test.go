@@ -65,7 +65,7 @@ var (
 
 func TestMain(m *testing.M) {
 	if socket := os.Getenv(floorEnv); socket != "" {
-		fmt.Fprintln(os.Stderr, serveFloor(socket))
+		fmt.Fprintln(os.Stderr, serveFloor(socket, os.Getenv(floorJournalEnv)))
 		os.Exit(1)
 	}
 	code := m.Run()

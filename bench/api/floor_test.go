@@ -1,6 +1,8 @@
 package apibench
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"io"
@@ -9,24 +11,44 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // floorEnv, when set in the environment, makes the test binary serve
 // the HTTP floor on the unix socket it names instead of running tests.
 const floorEnv = "EDGESEAL_APIBENCH_FLOOR_SOCKET"
 
+// floorJournalEnv, when set beside floorEnv, names a directory: the floor
+// then journals each body before answering (serveFloor).
+const floorJournalEnv = "EDGESEAL_APIBENCH_FLOOR_JOURNAL"
+
 // serveFloor is the HTTP floor: Go's net/http on a unix socket with a
 // handler that checks the bearer token, reads the body and answers 201
 // with a JSON body the size of the agent's, doing nothing else (no
-// decoding, no policy, no journal, no fsync). Its rate with the same load
-// generator on the same cores is the most any Go HTTP daemon could answer
-// here; the agent's rate is read beside it.
-func serveFloor(socket string) error {
+// decoding, no policy, no fsync). Its rate with the same load generator
+// on the same cores is the most any Go HTTP daemon could answer here; the
+// agent's rate is read beside it. With journalDir it is the durable
+// floor: each body is first appended to a journal there (store.Journal,
+// encrypted at rest, the agent's memtable and memory limit) as a small
+// record and the body as its payload, and answered once that is durable:
+// the least work an export must cost before its 201.
+func serveFloor(socket, journalDir string) error {
+	var j *store.Journal
+	if journalDir != "" {
+		debug.SetMemoryLimit(80 << 20) // as the agent
+		var err error
+		j, err = store.Open(context.Background(), store.Options{Dir: journalDir, EncryptionKey: make([]byte, 32), MemTableSize: 4 << 20, ResidentBytes: 2 << 20})
+		if err != nil {
+			return err
+		}
+		defer j.Close()
+	}
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		return err
@@ -38,27 +60,44 @@ func serveFloor(socket string) error {
 			http.Error(w, `{"error":{"code":"unauthorized"}}`, http.StatusUnauthorized)
 			return
 		}
-		n, err := io.Copy(io.Discard, r.Body)
+		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, `{"error":{"code":"bad_request"}}`, http.StatusBadRequest)
 			return
 		}
+		digest := sha256.Sum256(body)
 		s := seq.Add(1)
+		if j != nil {
+			a, err := j.Append(r.Context(), store.Entry{
+				Build: func(n uint64, prev [32]byte) ([]byte, error) {
+					return fmt.Appendf(nil, `{"seq":%d,"prev":"%x","payload":"%x","bytes":%d}`, n, prev, digest, len(body)), nil
+				},
+				Payloads: []store.Payload{{Digest: digest, Data: body}},
+			})
+			if err != nil {
+				http.Error(w, `{"error":{"code":"unavailable"}}`, http.StatusServiceUnavailable)
+				return
+			}
+			s = a.Seq
+		}
 		id := fmt.Sprintf("exp-%026d", s)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Location", "/v1/exports/"+id)
 		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, `{"export_id":%q,"seq":%d,"leaf_hash":"%064x","size":%d,"payload_digest":"%064x","bytes":%d,"duplicate":false}`+"\n", id, s, s, s+1, s, n)
+		fmt.Fprintf(w, `{"export_id":%q,"seq":%d,"leaf_hash":"%064x","size":%d,"payload_digest":"%x","bytes":%d,"duplicate":false}`+"\n", id, s, s, s+1, digest, len(body))
 	})
 	return (&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 }
 
 // startFloor starts this test binary as the HTTP floor server.
-func startFloor(b testing.TB) *agent {
+func startFloor(b testing.TB, journal bool) *agent {
 	dir := b.TempDir()
 	a := &agent{dir: dir, socket: filepath.Join(dir, "floor.sock"), exited: make(chan struct{}), stderr: &lockedBuf{}}
 	a.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	a.cmd.Env = append(os.Environ(), floorEnv+"="+a.socket)
+	if journal {
+		a.cmd.Env = append(a.cmd.Env, floorJournalEnv+"="+filepath.Join(dir, "journal"))
+	}
 	a.cmd.Stderr = a.stderr
 	if err := a.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -85,12 +124,17 @@ func startFloor(b testing.TB) *agent {
 }
 
 // BenchmarkHTTPFloor: the same single-export load as BenchmarkAPIExport
-// at 64 clients, against the HTTP floor (serveFloor) in its own process.
+// at 64 clients, against the HTTP floor (serveFloor) in its own process,
+// bare and journaling.
 func BenchmarkHTTPFloor(b *testing.B) {
-	for _, clients := range []int{64} {
-		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
-			a := startFloor(b)
-			run(b, a, clients, 1, "exports/s", func(c *conn, seq int64, _ int) error {
+	for _, journal := range []bool{false, true} {
+		name := "clients=64"
+		if journal {
+			name = "journal/clients=64"
+		}
+		b.Run(name, func(b *testing.B) {
+			a := startFloor(b, journal)
+			run(b, a, 64, 1, "exports/s", func(c *conn, seq int64, _ int) error {
 				_, err := c.post("/v1/exports", "application/json", exportBody(seq))
 				return err
 			})
@@ -102,7 +146,7 @@ func BenchmarkHTTPFloor(b *testing.B) {
 // answers are read whole and in order on one connection, and an answer
 // other than 201 is an error that names it.
 func TestFloorConn(t *testing.T) {
-	a := startFloor(t)
+	a := startFloor(t, true)
 	c, err := dial(a.socket)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +157,7 @@ func TestFloorConn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf(`"seq":%d,`, i+1); !strings.Contains(string(out), want) {
+		if want := fmt.Sprintf(`"seq":%d,`, i); !strings.Contains(string(out), want) {
 			t.Fatalf("answer %d: %s, want it to hold %s", i, out, want)
 		}
 	}
