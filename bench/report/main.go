@@ -122,24 +122,31 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 
+	// Every test binary is built before the first benchmark runs, so no
+	// build (nor the writeback of what it wrote) overlaps a measurement.
 	bins := map[string]string{}
-	var results []result
+	var selected []bench
 	for _, b := range benches {
 		if !sel.MatchString(b.pkg + " " + b.name) {
 			continue
 		}
-		bin, ok := bins[b.pkg]
-		if !ok {
-			bin = filepath.Join(dir, strings.ReplaceAll(strings.Trim(b.pkg, "./"), "/", "_")+".test")
-			cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, b.pkg)
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			if err := cmd.Run(); err != nil {
-				fatal(log, fmt.Errorf("build %s: %w", b.pkg, err))
-			}
-			bins[b.pkg] = bin
+		selected = append(selected, b)
+		if _, ok := bins[b.pkg]; ok {
+			continue
 		}
-		log.Info("bench", "pkg", b.pkg, "name", b.name)
-		r := run(ctx, bin, b)
+		bin := filepath.Join(dir, strings.ReplaceAll(strings.Trim(b.pkg, "./"), "/", "_")+".test")
+		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, b.pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fatal(log, fmt.Errorf("build %s: %w", b.pkg, err))
+		}
+		bins[b.pkg] = bin
+	}
+	var results []result
+	for _, b := range selected {
+		idle := quiesce()
+		log.Info("bench", "pkg", b.pkg, "name", b.name, "idle_before", idle)
+		r := run(ctx, bins[b.pkg], b)
 		if r.err != nil {
 			log.Error("bench failed", "name", b.name, "err", r.err)
 		}
@@ -151,6 +158,51 @@ func main() {
 		fatal(log, err)
 	}
 	os.Stdout.Write(buf.Bytes())
+}
+
+// quiesce settles the machine before a benchmark: it writes back every
+// dirty page (the files the previous benchmark left, which the kernel
+// would otherwise flush during this one), then waits until the CPUs are
+// at most 10% busy over a quarter second, for at most 20 s. It reports
+// whether they were.
+func quiesce() bool {
+	syscall.Sync()
+	for start := time.Now(); time.Since(start) < 20*time.Second; {
+		b0, t0, ok0 := cpuBusy()
+		time.Sleep(250 * time.Millisecond)
+		b1, t1, ok1 := cpuBusy()
+		if !ok0 || !ok1 {
+			return false
+		}
+		if t1 > t0 && float64(b1-b0) <= 0.1*float64(t1-t0) {
+			return true
+		}
+	}
+	return false
+}
+
+// cpuBusy reads the busy and total jiffies of all CPUs from /proc/stat.
+func cpuBusy() (busy, total uint64, ok bool) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total, true
 }
 
 func fatal(log *slog.Logger, err error) {
@@ -270,7 +322,7 @@ func charsToString(ca []int8) string {
 }
 
 func write(w io.Writer, rs []result) {
-	fmt.Fprintf(w, "# Benchmark results\n\nWritten by `make bench` (bench/report) on %s. Every figure and its\nbaseline below come from this one run on this machine; each benchmark ran in its own\nprocess, whose peak RSS is given.\n\n## Machine\n\n%s\n",
+	fmt.Fprintf(w, "# Benchmark results\n\nWritten by `make bench` (bench/report) on %s. Every figure and its\nbaseline below come from this one run on this machine; each benchmark ran in its own\nprocess, whose peak RSS is given, after every dirty page was written back and the CPUs were\nidle (all test binaries are built first).\n\n## Machine\n\n%s\n",
 		time.Now().UTC().Format(time.RFC3339), machine())
 	fmt.Fprintf(w, "## Figures\n\n| benchmark | what | result | peak RSS |\n| --- | --- | --- | --- |\n")
 	for _, r := range rs {
