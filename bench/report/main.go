@@ -162,23 +162,49 @@ func main() {
 
 // quiesce settles the machine before a benchmark: it writes back every
 // dirty page (the files the previous benchmark left, which the kernel
-// would otherwise flush during this one), then waits until the CPUs are
-// at most 10% busy over a quarter second, for at most 20 s. It reports
-// whether they were.
+// would otherwise flush during this one), then waits until, over a
+// quarter second, the CPUs were at most 10% busy and the disks at most
+// 10% (the discards that follow a benchmark's deleted files keep the
+// virtual disk busy on the host and slow this machine's CPUs without
+// showing as busy here), for at most 60 s. It reports whether they were.
 func quiesce() bool {
 	syscall.Sync()
-	for start := time.Now(); time.Since(start) < 20*time.Second; {
+	const window = 250 * time.Millisecond
+	for start := time.Now(); time.Since(start) < 60*time.Second; {
 		b0, t0, ok0 := cpuBusy()
-		time.Sleep(250 * time.Millisecond)
+		io0 := diskBusy()
+		time.Sleep(window)
 		b1, t1, ok1 := cpuBusy()
+		io1 := diskBusy()
 		if !ok0 || !ok1 {
 			return false
 		}
-		if t1 > t0 && float64(b1-b0) <= 0.1*float64(t1-t0) {
+		if t1 > t0 && float64(b1-b0) <= 0.1*float64(t1-t0) && io1-io0 <= (window/10).Milliseconds() {
 			return true
 		}
 	}
 	return false
+}
+
+// diskBusy is the milliseconds the machine's disks (not loop, ram or
+// zram devices) have spent with I/O in flight, from /proc/diskstats; 0
+// when unreadable.
+func diskBusy() int64 {
+	raw, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return 0
+	}
+	var ms int64
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || strings.HasPrefix(f[2], "loop") || strings.HasPrefix(f[2], "ram") || strings.HasPrefix(f[2], "zram") {
+			continue
+		}
+		if n, err := strconv.ParseInt(f[12], 10, 64); err == nil {
+			ms += n
+		}
+	}
+	return ms
 }
 
 // cpuBusy reads the busy and total jiffies of all CPUs from /proc/stat.
