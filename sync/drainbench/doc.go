@@ -6,6 +6,8 @@
 // index, archive log, signed receipts), each receipt journaled before its
 // outbox entry goes. Beside it, in the same run and on the same broker, a
 // plain paho QoS 1 publish of the same messages (same sizes, same count)
-// gives the baseline. It lives under sync/ because only sync/ imports
+// gives the baseline, and before the drain an essential floor (paho plus
+// only the outbox read, reassembly, verification and write-once store)
+// bounds what any drain could reach here. It lives under sync/ because only sync/ imports
 // paho. `make bench` runs it through bench/report.
 package drainbench
