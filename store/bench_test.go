@@ -27,7 +27,18 @@ func record1K(seq uint64, prev [32]byte) ([]byte, error) {
 	return append(b, `"}`...), nil
 }
 
+// runWriters runs op b.N times from writers goroutines and reports
+// appends/s and CPU time per append.
 func runWriters(b *testing.B, writers int, op func() error) {
+	runBatches(b, writers, 1, "appends/s", "cpu-us/append", func(int64, int64) error { return op() })
+}
+
+// runBatches spreads b.N items over writers goroutines, per items a call:
+// op(start, n) handles items start to start+n-1. It reports items per
+// second (in rate) and the process's CPU time per item (in cpu; Badger's
+// background work included: what the journal costs the cores it shares
+// with the rest).
+func runBatches(b *testing.B, writers, per int, rate, cpu string, op func(start, n int64) error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
@@ -35,8 +46,12 @@ func runWriters(b *testing.B, writers int, op func() error) {
 	cpu0 := processCPU(b)
 	for range writers {
 		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := op(); err != nil {
+			for {
+				start := next.Add(int64(per)) - int64(per)
+				if start >= int64(b.N) || failed.Load() != nil {
+					return
+				}
+				if err := op(start, min(int64(per), int64(b.N)-start)); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
@@ -45,14 +60,12 @@ func runWriters(b *testing.B, writers int, op func() error) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	cpu := processCPU(b) - cpu0
+	used := processCPU(b) - cpu0
 	if p := failed.Load(); p != nil {
 		b.Fatal(*p)
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
-	// CPU time (user and system, Badger's background work included) per
-	// append: what the journal costs the cores it shares with the rest.
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/append")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), rate)
+	b.ReportMetric(float64(used.Microseconds())/float64(b.N), cpu)
 }
 
 // processCPU is the CPU time this process has used so far.
@@ -126,42 +139,18 @@ func BenchmarkAppendBatch(b *testing.B) {
 		}
 		return err
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Pointer[error]
-	b.ResetTimer()
-	cpu0 := processCPU(b)
-	for range writers {
-		wg.Go(func() {
-			for {
-				start := next.Add(lines) - lines
-				if start >= int64(b.N) || failed.Load() != nil {
-					return
-				}
-				es := make([]Entry, min(lines, int64(b.N)-start))
-				for i := range es {
-					p := fmt.Appendf(make([]byte, 0, 1024), "payload %d ", start+int64(i))
-					p = append(p, strings.Repeat("p", 1024-len(p))...)
-					es[i] = Entry{Build: record1K, Payloads: []Payload{{Digest: sha256.Sum256(p), Data: p}}}
-				}
-				if err := appendSplit(es); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	cpu := processCPU(b) - cpu0
-	if p := failed.Load(); p != nil {
-		b.Fatal(*p)
-	}
+	runBatches(b, writers, lines, "records/s", "cpu-us/record", func(start, n int64) error {
+		es := make([]Entry, n)
+		for i := range es {
+			p := fmt.Appendf(make([]byte, 0, 1024), "payload %d ", start+int64(i))
+			p = append(p, strings.Repeat("p", 1024-len(p))...)
+			es[i] = Entry{Build: record1K, Payloads: []Payload{{Digest: sha256.Sum256(p), Data: p}}}
+		}
+		return appendSplit(es)
+	})
 	if got := j.Size(); got != uint64(b.N) {
 		b.Fatalf("journal size %d after %d entries", got, b.N)
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/record")
 }
 
 // BenchmarkBadgerBaseline: raw synced Badger transactions writing the same
