@@ -164,9 +164,9 @@ func main() {
 // dirty page (the files the previous benchmark left, which the kernel
 // would otherwise flush during this one), then waits until, over a
 // quarter second, the CPUs were at most 10% busy and the disks at most
-// 10% (the discards that follow a benchmark's deleted files keep the
-// virtual disk busy on the host and slow this machine's CPUs without
-// showing as busy here), for at most 60 s. It reports whether they were.
+// 10% (writeback and the discards of the files the previous benchmark
+// deleted may still be in flight), for at most 60 s. It reports whether
+// they were.
 func quiesce() bool {
 	syscall.Sync()
 	const window = 250 * time.Millisecond
