@@ -3,6 +3,7 @@ package drainbench
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,13 +54,14 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 	if err != nil {
 		b.Fatal(err)
 	}
-	topic := "bench/floor"
+	run := filepath.Base(dir) // each run its own topic and MQTT sessions
+	topic := "bench/floor/" + run
 	asm := sync.NewAssembler(sync.AssemblerLimits{})
 	complete := make(chan *sync.Complete, 1)
 	var failed atomic.Pointer[error]
 	fail := func(err error) { failed.CompareAndSwap(nil, &err) }
 	stored := make(chan struct{}) // closed when the last bundle is stored or on failure
-	subOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-floor-sub").SetCleanSession(false).SetOrderMatters(true)
+	subOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-floor-sub-" + run).SetCleanSession(false).SetOrderMatters(true)
 	sub := mqtt.NewClient(subOpts)
 	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("floor subscriber: %v", tok.Error())
@@ -128,7 +130,7 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 			fail(fmt.Errorf("floor: %d of %d bundles stored", n, len(ids)))
 		}
 	}()
-	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-floor-pub").SetCleanSession(false))
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("bench-floor-pub-" + run).SetCleanSession(false))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("floor publisher: %v", tok.Error())
 	}
