@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
@@ -328,13 +329,28 @@ func BundleIdentity(id tpm.Identity) bundle.Identity {
 }
 
 // recoverOutbox adopts outbox bundles sealed past the last stored
-// checkpoint (a crash between PutOutbox and PutCheckpoint).
+// checkpoint (a crash between PutOutbox and PutCheckpoint). A bundle's id
+// is OutboxID of its checkpoint's size, so only the bundles whose id
+// names a size past that checkpoint (or that is not such a number) are
+// read: an outbox that grew over a long offline spell does not slow the
+// start.
 func (c *Core) recoverOutbox(ctx context.Context) error {
 	last, _, err := c.j.LastCheckpoint()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("agent: recover: %w", err)
 	}
-	return c.j.Outbox(ctx, func(id string, data []byte) error {
+	var buf []byte
+	return c.j.OutboxIDs(ctx, func(id string) error {
+		if n, ok := parseOutboxID(id); ok && n <= last {
+			return nil
+		}
+		data, ok, err := c.j.OutboxGetInto(ctx, id, &buf)
+		if err != nil {
+			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
+		}
+		if !ok {
+			return nil // deleted meanwhile
+		}
 		b, err := bundle.Read(bytes.NewReader(data), bundle.DefaultLimits)
 		if err != nil {
 			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
@@ -357,6 +373,15 @@ func (c *Core) recoverOutbox(ctx context.Context) error {
 		last = cp.Size
 		return nil
 	})
+}
+
+// parseOutboxID returns the checkpoint size an OutboxID names.
+func parseOutboxID(id string) (uint64, bool) {
+	if len(id) != 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(id, 10, 64)
+	return n, err == nil && OutboxID(n) == id
 }
 
 // Start runs the sealer until ctx is done: it seals every SealInterval, and
