@@ -6,6 +6,9 @@ GO ?= go
 EDGESEAL_DEMO_DIR ?= ./demo-out
 FUZZTIME ?= 60
 TEST_FUZZTIME ?= 2
+# make soak runs the agent's crash test and the sync outage test with SOAK
+# times their rounds, and the journal's and spool's crash tests SOAK times.
+SOAK ?= 10
 
 .PHONY: all build demo test fuzz bench soak vet package deps-demo deps-test deps-package clean
 
@@ -31,7 +34,8 @@ bench: deps-test
 	$(GO) run ./bench/report -out bench/RESULTS.md
 
 soak: deps-test
-	$(GO) test -race -count=1 -timeout 60m -run 'Crash|Soak' ./...
+	EDGESEAL_SOAK=$(SOAK) $(GO) test -race -count=1 -p 1 -timeout 150m -run '^(TestAgentCrash|TestSyncOutage)$$' ./cmd/edgeseal
+	$(GO) test -race -count=$(SOAK) -p 1 -timeout 150m -run 'Crash|Soak' ./store/... ./agent/...
 
 vet:
 	$(GO) vet ./...

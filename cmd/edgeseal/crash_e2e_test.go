@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/soaktest"
 )
 
 // Acceptance bounds of the crash test.
@@ -75,6 +76,8 @@ func TestAgentCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: -short")
 	}
+	scale := soaktest.Scale(t) // make soak: more rounds, the same per-round bounds
+	rounds, budget := crashRounds*scale, crashBudget*time.Duration(scale)
 	start := time.Now()
 	a := newAgentDir(t, agentOpts{sealEvery: 200, sealInterval: "500ms", maxBody: "64 KiB"})
 	sock := unixClient(a.socket)
@@ -83,7 +86,7 @@ func TestAgentCrash(t *testing.T) {
 	kills := 0
 
 	p := a.start(t, true) // the first start creates the TPM keys: not timed
-	for round := range crashRounds {
+	for round := range rounds {
 		if round > 0 {
 			if round%5 == 4 {
 				// Kill while starting, at a random moment before ready.
@@ -196,11 +199,11 @@ func TestAgentCrash(t *testing.T) {
 	}
 	sort.Slice(restarts, func(i, k int) bool { return restarts[i] < restarts[k] })
 	t.Logf("%d rounds, %d kills during startup, %d exports answered, %d journaled; restart to ready: median %v, max %v; took %v",
-		crashRounds, kills, len(led.answered), len(count), restarts[len(restarts)/2], restarts[len(restarts)-1], time.Since(start).Round(time.Millisecond))
-	if len(led.answered) < crashRounds*crashClients {
-		t.Errorf("only %d exports answered in %d rounds: the load did not run", len(led.answered), crashRounds)
+		rounds, kills, len(led.answered), len(count), restarts[len(restarts)/2], restarts[len(restarts)-1], time.Since(start).Round(time.Millisecond))
+	if len(led.answered) < rounds*crashClients {
+		t.Errorf("only %d exports answered in %d rounds: the load did not run", len(led.answered), rounds)
 	}
-	if d := time.Since(start); d > crashBudget {
-		t.Errorf("crash test took %v, budget %v", d, crashBudget)
+	if d := time.Since(start); d > budget {
+		t.Errorf("crash test took %v, budget %v", d, budget)
 	}
 }

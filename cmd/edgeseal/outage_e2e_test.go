@@ -21,6 +21,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/soaktest"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
@@ -110,6 +111,8 @@ func TestSyncOutage(t *testing.T) {
 	if mqtttest.Find() == "" && os.Getenv("CI") != "true" {
 		t.Skip("mosquitto not installed")
 	}
+	scale := soaktest.Scale(t) // make soak: more disruptions
+	brokerStops, archiveKills := outageBrokerStops*scale, outageArchiveKills*scale
 	start := time.Now()
 	ctx := t.Context()
 	brk := mqtttest.Start(t, nil)
@@ -180,11 +183,11 @@ func TestSyncOutage(t *testing.T) {
 
 	// The disruptions, shuffled: broker stopped (SIGTERM, its sessions
 	// persisted) and started again; archive SIGKILLed and started again.
-	events := make([]bool, 0, outageBrokerStops+outageArchiveKills) // true: broker
-	for range outageBrokerStops {
+	events := make([]bool, 0, brokerStops+archiveKills) // true: broker
+	for range brokerStops {
 		events = append(events, true)
 	}
-	for range outageArchiveKills {
+	for range archiveKills {
 		events = append(events, false)
 	}
 	rand.Shuffle(len(events), func(i, k int) { events[i], events[k] = events[k], events[i] })
@@ -246,7 +249,7 @@ func TestSyncOutage(t *testing.T) {
 
 	checkOutageEnd(ctx, t, a, filepath.Join(adir, "data"), akey, led.acked)
 	t.Logf("%d broker stops, %d archive kills, %d clients: %d exports acknowledged; disruptions over after %v, drained after %v",
-		outageBrokerStops, outageArchiveKills, outageClients, len(led.acked), disrupted.Round(time.Millisecond), drained.Round(time.Millisecond))
+		brokerStops, archiveKills, outageClients, len(led.acked), disrupted.Round(time.Millisecond), drained.Round(time.Millisecond))
 }
 
 func tail(s string) string {
