@@ -72,16 +72,18 @@ func (t *TPM) restoreClock() error {
 	if now.CurrentTime.ClockInfo.Clock > st.Clock {
 		return nil
 	}
-	if err := clockSet(t.tr, st.Clock+1000); err != nil {
+	if err := ClockSet(t.tr, st.Clock+1000); err != nil {
 		return err
 	}
 	t.log.Warn("tpm: simulator forgot its clock; moved it past the last quote", "from", now.CurrentTime.ClockInfo.Clock, "to", st.Clock+1000)
 	return nil
 }
 
-// clockSet sends TPM2_ClockSet(TPM_RH_OWNER, newTime) with an empty
-// password session; go-tpm has no structure for it.
-func clockSet(tr Transport, newTime uint64) error {
+// ClockSet sends TPM2_ClockSet(TPM_RH_OWNER, newTime) with an empty
+// password session (go-tpm has no structure for it): it moves the TPM's
+// clock forward to newTime, never back. For simulators, whose owner
+// password is empty.
+func ClockSet(tr Transport, newTime uint64) error {
 	cmd := make([]byte, 0, 35)
 	cmd = binary.BigEndian.AppendUint16(cmd, uint16(tpm2.TPMSTSessions))
 	cmd = binary.BigEndian.AppendUint32(cmd, 0) // size, below
