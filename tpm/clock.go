@@ -51,9 +51,10 @@ func (t *TPM) recordClock(attest []byte) error {
 }
 
 // restoreClock moves a restarted simulator's clock past the last one it
-// quoted. The in-process simulator starts from nothing, its clock near 0
-// and its resetCount 0 again: to a verifier, a TPM clock going back within
-// one boot, which it rightly refuses. A real TPM keeps its clock in NV.
+// quoted. A simulator may start from nothing, its clock near 0: to a
+// verifier, a TPM clock going back, which it refuses within one boot. A
+// real TPM keeps its clock in NV. (tpm/simulator keeps its own record of
+// clock and reset count, so for it this is a second guard.)
 // TPM2_ClockSet may only move the clock forward, so this cannot be used to
 // roll anything back.
 func (t *TPM) restoreClock() error {

@@ -30,4 +30,9 @@
 // NV counter. An orderly counter index at Options.NVIndex, defined when
 // absent. The simulator forgets NV when it stops, so for it alone the last
 // value is kept in nv-counter.json and restored at Open.
+//
+// Simulator clock. Package tpm/simulator keeps the simulator's reset
+// count and clock moving forward across restarts (see its doc). For any
+// simulated TPM, Open also moves the clock past the last quote's, kept in
+// sim-clock.json (TPM2_ClockSet only moves it forward).
 package tpm
