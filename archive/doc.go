@@ -38,7 +38,10 @@
 //  6. refused: keep the bytes and the reason in quarantine/<hex>.tar and
 //     .json, raise an Alert (log + Options.Alert, wired to MQTT
 //     edgeseal/v1/alerts), and answer with a signed rejection (the wire
-//     format of package sync) and a *RejectedError.
+//     format of package sync) and a *RejectedError. A device's later
+//     bundles extend the refused one, so they fail with a gap; while the
+//     archive runs, such a gap names the refused bundle and the first
+//     cause of the run (refused.go).
 //
 // One device's bundles are verified one at a time, in the order they are
 // admitted, each against the state the device's bundles still in flight

@@ -53,6 +53,8 @@ type devState struct {
 	specCps  map[uint64][32]byte // their checkpoints
 	tail     *pending            // the newest in flight
 	epoch    uint64              // bumped when a bundle in flight fails
+
+	refused *refusal // the last refused bundle signed by the device (refused.go)
 }
 
 // view is the state the next bundle is verified against.

@@ -139,7 +139,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			continue
 		}
 		if stErr == nil && signedByDevice(rep) {
-			fails = append(fails, sequenceChecks(last, ds.root, &st.Predicate)...)
+			fails = append(fails, sequenceChecks(last, ds.root, &st.Predicate, ds.refused)...)
 		}
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
@@ -157,6 +157,9 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 				a.unregister(p, err)
 			}
 			return p.t
+		}
+		if tail == nil && stErr == nil && signedByDevice(rep) {
+			ds.refused = refusalOf(digest, &st.Predicate, fails, rep, ds.refused)
 		}
 		a.mu.Unlock()
 		if tail == nil {
@@ -259,8 +262,9 @@ func bagOrigin(info []byte) (string, bool) {
 // archive accepted from the device before: no fork (a checkpoint of an
 // accepted size with another root, or a bundle extending an older
 // checkpoint than the last accepted), no replay, no gap, NV counter and
-// TPM clock forward.
-func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool), p *bundle.SealPredicate) []failure {
+// TPM clock forward. after is the device's last refused bundle, if any,
+// which a gap names.
+func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool), p *bundle.SealPredicate, after *refusal) []failure {
 	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
 	if err != nil {
 		return nil // Verify names it
@@ -293,7 +297,7 @@ func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool
 	case cp.Size <= last.Size:
 		out = append(out, failure{check: CheckReplay, reason: fmt.Sprintf("checkpoint size %d is not beyond the last accepted %d", cp.Size, last.Size)})
 	case prev.Size > last.Size:
-		out = append(out, failure{check: CheckGap, reason: fmt.Sprintf("bundle starts at size %d, the last accepted ends at %d", prev.Size, last.Size)})
+		out = append(out, failure{check: CheckGap, reason: gapReason(prev.Size, last.Size, after)})
 	case prev.Size < last.Size:
 		fork(fmt.Sprintf("bundle extends size %d, older than the last accepted %d: history rewritten", prev.Size, last.Size))
 	}
@@ -303,7 +307,7 @@ func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool
 	c, l := p.Clock, lastSt.Clock
 	switch {
 	case c.ResetCount < l.ResetCount || c.ResetCount == l.ResetCount && c.RestartCount < l.RestartCount:
-		out = append(out, failure{check: CheckClock, reason: fmt.Sprintf("TPM reset/restart %d/%d below the last accepted %d/%d", c.ResetCount, c.RestartCount, l.ResetCount, l.RestartCount)})
+		out = append(out, failure{check: CheckClock, reason: resetBackReason(c.ResetCount, c.RestartCount, l.ResetCount, l.RestartCount)})
 	case c.ResetCount == l.ResetCount && c.RestartCount == l.RestartCount && c.Clock <= l.Clock:
 		out = append(out, failure{check: CheckClock, reason: fmt.Sprintf("TPM clock %d not after the last accepted %d in the same boot", c.Clock, l.Clock)})
 	}
