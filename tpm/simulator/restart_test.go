@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
+
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -138,8 +140,8 @@ func TestRestartsMoveForward(t *testing.T) {
 	}
 }
 
-// Sim.Reset is a reboot: the reset count rises and is recorded at once;
-// and a reopen in the same process stays above it.
+// Sim.Reset is a reboot: the keys stay, the reset count rises and is
+// recorded at once; and a reopen in the same process stays above it.
 func TestResetIsRecorded(t *testing.T) {
 	dir := t.TempDir()
 	s, err := simulator.OpenSim(dir)
@@ -147,11 +149,16 @@ func TestResetIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := recorded(t, dir)
+	ek := ekName(t, s)
 	if err := s.Reset(); err != nil {
 		s.Close()
 		t.Fatal(err)
 	}
 	after := recorded(t, dir)
+	if ekName(t, s) != ek {
+		s.Close()
+		t.Fatal("the EK changed across Reset: the hierarchy seeds were lost")
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -198,4 +205,20 @@ func recorded(t *testing.T, dir string) simulator.ClockInfo {
 		t.Fatal(err)
 	}
 	return ci
+}
+
+// ekName is the name of the simulator's ECC EK, which its seed fixes.
+func ekName(t *testing.T, s *simulator.Sim) string {
+	t.Helper()
+	rsp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+		InPublic:      tpm2.New2B(tpm2.ECCEKTemplate),
+	}.Execute(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}).Execute(s); err != nil {
+		t.Fatal(err)
+	}
+	return string(rsp.Name.Buffer)
 }
