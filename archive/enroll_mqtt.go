@@ -63,11 +63,9 @@ func (a *Archive) ReceiveEnrollment(ctx context.Context, site, name string, raw 
 		ack.Status = sync.EnrollApproved
 		a.lg.Info("enrollment of an approved device repeated", "device", topic, "key", t.KeyID)
 	} else {
-		a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindEnrollment, Device: topic, Reasons: []string{
+		a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindEnrollment, Device: topic, Reasons: append([]string{
 			fmt.Sprintf("key %s waits for approval (device status %s); current PCRs match the key's policy: %v",
-				t.KeyID, info.Status, req.PCRsMatch()),
-			"approve with: edgeseal archive devices approve " + topic + " --key " + t.KeyID,
-		}})
+				t.KeyID, info.Status, req.PCRsMatch())}, EnrollNextSteps(info, t.KeyID)...)})
 	}
 	return a.signAck(ack)
 }

@@ -23,6 +23,8 @@ const (
 	CheckGap      = sync.GapCheck      // starts at the last accepted checkpoint
 	CheckCounter  = "archive.counter"  // NV counter above the last accepted
 	CheckClock    = "archive.clock"    // TPM clock forward (or a later boot)
+	CheckEpoch    = "archive.epoch"    // not signed by the key of a closed epoch
+	CheckRekey    = "archive.rekey"    // not signed by a new key waiting for a rekey
 )
 
 type failure struct {
@@ -93,6 +95,14 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
+	l := a.deviceLock(topic)
+	l.Lock()
+	defer l.Unlock()
+	if t := a.known(ctx, digest, topic); t != nil {
+		return t
+	}
+	// Looked up under the device lock: a rekey (which holds it) is seen
+	// whole, before or after.
 	trust, info, err := a.devices.Trusted(topic)
 	if err != nil {
 		var de *DeviceError
@@ -108,20 +118,14 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		}
 		return answered(a.refuse(ctx, digest, topic, raw, nil, f))
 	}
-
-	l := a.deviceLock(topic)
-	l.Lock()
-	defer l.Unlock()
-	if t := a.known(ctx, digest, topic); t != nil {
-		return t
-	}
+	era := info.CurrentEpoch()
 	_, st, stErr := b.Statement()
 	if stErr != nil {
 		st = nil
 	}
 	for {
 		a.mu.Lock()
-		ds := a.stateOf(topic)
+		ds := a.stateOf(topic, era)
 		last, epoch, tail := ds.view(), ds.epoch, ds.tail
 		a.mu.Unlock()
 
@@ -143,7 +147,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		}
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
-				put: make(chan struct{})}
+				era: era, put: make(chan struct{})}
 			a.register(p)
 			a.mu.Unlock()
 			// The object is written from now on (write-once, content
@@ -160,6 +164,9 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		}
 		a.mu.Unlock()
 		if tail == nil {
+			if stErr == nil && !signedByDevice(rep) {
+				fails = append(fails, epochChecks(b, info)...)
+			}
 			return answered(a.refuse(ctx, digest, topic, raw, rep, fails...))
 		}
 		// Refused against bundles in flight: judge it on what they leave.
