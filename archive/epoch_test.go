@@ -92,7 +92,8 @@ func TestRekey(t *testing.T) {
 
 	// Before its enrollment the new key is just not the approved one.
 	rj := e.refused(fresh.Opts.Site, fresh.Opts.Device, raw(t, fresh.Bundles[0]), bundle.CheckKeysTrusted)
-	if rj.Has(archive.CheckRekey) || rj.Has(archive.CheckFork) || rj.Rejection.Alarm {
+	if !rj.Has(archive.CheckKey) || rj.Has(archive.CheckRekey) || rj.Has(archive.CheckFork) || rj.Rejection.Alarm ||
+		!strings.Contains(rj.Error(), "edgeseal archive devices rekey "+name+" --key KEY") {
 		t.Fatalf("unknown key: %v", rj)
 	}
 	// Enrolled: it waits beside the approved key, which stays.

@@ -29,9 +29,9 @@ type acceptEvent struct {
 	Bundle     string          `json:"bundle"` // sha256:..
 	Device     string          `json:"device"`
 	LogIndex   uint64          `json:"logIndex"`
-	Checkpoint string          `json:"checkpoint"` // the device checkpoint body
-	State      json.RawMessage `json:"state"`      // bundle.State after the bundle
-	Receipt    string          `json:"receipt"`    // sha256:.. of the receipt payload
+	Checkpoint string          `json:"checkpoint"`      // the device checkpoint body
+	State      json.RawMessage `json:"state"`           // bundle.State after the bundle
+	Receipt    string          `json:"receipt"`         // sha256:.. of the receipt payload
 	Epoch      uint64          `json:"epoch,omitempty"` // the device's epoch, absent: 1
 }
 

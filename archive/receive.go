@@ -25,6 +25,7 @@ const (
 	CheckClock    = "archive.clock"    // TPM clock forward (or a later boot)
 	CheckEpoch    = "archive.epoch"    // not signed by the key of a closed epoch
 	CheckRekey    = "archive.rekey"    // not signed by a new key waiting for a rekey
+	CheckKey      = "archive.key"      // sealed by a key of the device (hint: a rekey)
 )
 
 type failure struct {
@@ -165,7 +166,11 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		a.mu.Unlock()
 		if tail == nil {
 			if stErr == nil && !signedByDevice(rep) {
-				fails = append(fails, epochChecks(b, info)...)
+				efs, erep := epochChecks(b, st, info)
+				fails = append(fails, efs...)
+				if erep != nil {
+					rep = erep
+				}
 			}
 			return answered(a.refuse(ctx, digest, topic, raw, rep, fails...))
 		}

@@ -207,28 +207,46 @@ func (a *Archive) recoverRekey(ctx context.Context, st *EpochStatement, seq uint
 }
 
 // epochChecks explain a bundle not signed by the device's current key:
-// signed by the key of an epoch a rekey closed (CheckEpoch), or by the
-// new key of a pending enrollment that waits for a rekey (CheckRekey).
+// signed by the key of an epoch a rekey closed (CheckEpoch), by the new
+// key of a pending enrollment that waits for a rekey (CheckRekey), or
+// sealed by a key the archive does not know for the device (CheckKey,
+// with the way to a rekey).
 // They verify the bundle against that key's trust, so a check names a
 // key only when the bundle is really signed by it.
-func epochChecks(b *bundle.Bundle, info DeviceInfo) []failure {
+//
+// The report returned with a failure (nil for CheckKey) is the bundle's
+// verification under that key as the first of a chain: the checks
+// against the current epoch's state say nothing about a bundle of
+// another key.
+func epochChecks(b *bundle.Bundle, st *bundle.Statement, info DeviceInfo) ([]failure, *bundle.Report) {
 	for _, ep := range slices.Backward(info.Epochs) {
 		t, err := bundle.ParseTrust(ep.Trust)
-		if err != nil || !signedByDevice(bundle.Verify(b, t, nil)) {
+		if err != nil {
+			continue
+		}
+		rep := bundle.Verify(b, t, nil)
+		if !signedByDevice(rep) {
 			continue
 		}
 		return []failure{{check: CheckEpoch, reason: fmt.Sprintf(
 			"signed by key %s of epoch %d of %s, closed at checkpoint %d (root %s, counter %d, %d bundles) by %s on %s (%s); the device is at epoch %d, key %s",
 			ep.KeyID, ep.Epoch, info.Name, ep.CheckpointSize, orNone(ep.CheckpointRoot), ep.Counter, ep.Bundles, ep.ClosedBy, ep.ClosedAt,
-			orNone(ep.Reason), info.CurrentEpoch(), info.KeyID)}}
+			orNone(ep.Reason), info.CurrentEpoch(), info.KeyID)}}, rep
 	}
-	if p := info.Pending; p != nil && p.ParsedTrust().KeyID != info.KeyID && signedByDevice(bundle.Verify(b, p.ParsedTrust(), nil)) {
-		k := p.ParsedTrust().KeyID
-		return []failure{{check: CheckRekey, reason: fmt.Sprintf(
-			"signed by key %s, enrolled for %s and waiting: if the device's TPM was cleared or its board or disk replaced, continue its history as epoch %d: edgeseal archive devices rekey %s --key %s",
-			k, info.Name, info.CurrentEpoch()+1, info.Name, k)}}
+	if p := info.Pending; p != nil && p.ParsedTrust().KeyID != info.KeyID {
+		if rep := bundle.Verify(b, p.ParsedTrust(), nil); signedByDevice(rep) {
+			k := p.ParsedTrust().KeyID
+			return []failure{{check: CheckRekey, reason: fmt.Sprintf(
+				"signed by key %s, enrolled for %s and waiting: if the device's TPM was cleared or its board or disk replaced, continue its history as epoch %d: edgeseal archive devices rekey %s --key %s",
+				k, info.Name, info.CurrentEpoch()+1, info.Name, k)}}, rep
+		}
 	}
-	return nil
+	if k := st.Predicate.KeyID; k != info.KeyID {
+		return []failure{{check: CheckKey, reason: fmt.Sprintf(
+			"sealed by key %.80s, not a key of %s (current key %s): if the device's TPM was cleared or its board or disk replaced, enroll its new key (edgeseal agent enroll, or archive enroll-file), then continue its history with: edgeseal archive devices rekey %s --key KEY",
+			k, info.Name, info.KeyID, info.Name)}}, nil
+	}
+	return nil, nil
 }
 
 func orNone(s string) string {
