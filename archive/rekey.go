@@ -229,7 +229,7 @@ func epochChecks(b *bundle.Bundle, st *bundle.Statement, info DeviceInfo) ([]fai
 			continue
 		}
 		return []failure{{check: CheckEpoch, reason: fmt.Sprintf(
-			"signed by key %s of epoch %d of %s, closed at checkpoint %d (root %s, counter %d, %d bundles) by %s on %s (%s); the device is at epoch %d, key %s",
+			"signed by key %s of epoch %d of %s, closed at checkpoint %d (root %s, counter %d, %d bundle(s)) by %s on %s (%s); the device is at epoch %d, key %s",
 			ep.KeyID, ep.Epoch, info.Name, ep.CheckpointSize, orNone(ep.CheckpointRoot), ep.Counter, ep.Bundles, ep.ClosedBy, ep.ClosedAt,
 			orNone(ep.Reason), info.CurrentEpoch(), info.KeyID)}}, rep
 	}

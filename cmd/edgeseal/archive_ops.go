@@ -101,7 +101,7 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) err
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", dv.Name, dv.Status, dv.CurrentEpoch(), orDash(dv.KeyID), pending, match)
 			for _, ep := range dv.Epochs {
-				fmt.Fprintf(tw, "  closed\t\t%d\t%s\tat checkpoint %d, %d bundles, %s by %s\t\n", ep.Epoch, ep.KeyID, ep.CheckpointSize, ep.Bundles, ep.ClosedAt, ep.ClosedBy)
+				fmt.Fprintf(tw, "  closed\t\t%d\t%s\tat checkpoint %d, %d bundle(s), %s by %s\t\n", ep.Epoch, ep.KeyID, ep.CheckpointSize, ep.Bundles, ep.ClosedAt, ep.ClosedBy)
 			}
 		}
 		return tw.Flush()
