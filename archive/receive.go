@@ -96,28 +96,21 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
+	if _, info, err := a.devices.Trusted(topic); err != nil {
+		return a.untrusted(ctx, digest, topic, raw, info, err)
+	}
+
 	l := a.deviceLock(topic)
 	l.Lock()
 	defer l.Unlock()
 	if t := a.known(ctx, digest, topic); t != nil {
 		return t
 	}
-	// Looked up under the device lock: a rekey (which holds it) is seen
-	// whole, before or after.
+	// Looked up again under the device lock: a rekey (which holds it) is
+	// seen whole, before or after.
 	trust, info, err := a.devices.Trusted(topic)
 	if err != nil {
-		var de *DeviceError
-		if !errors.As(err, &de) {
-			return answered(nil, err)
-		}
-		f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
-		switch de.Status {
-		case StatusPending:
-			f = failure{check: CheckApproved, reason: "device " + topic + " is enrolled but not approved"}
-		case StatusRevoked:
-			f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
-		}
-		return answered(a.refuse(ctx, digest, topic, raw, nil, f))
+		return a.untrusted(ctx, digest, topic, raw, info, err)
 	}
 	era := info.CurrentEpoch()
 	_, st, stErr := b.Statement()
@@ -181,6 +174,23 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			return answered(nil, ctx.Err())
 		}
 	}
+}
+
+// untrusted refuses a bundle of a device that is not approved (err from
+// Devices.Trusted); any other error is returned without an answer.
+func (a *Archive) untrusted(ctx context.Context, digest [32]byte, topic string, raw []byte, info DeviceInfo, err error) *Ticket {
+	de, ok := errors.AsType[*DeviceError](err)
+	if !ok {
+		return answered(nil, err)
+	}
+	f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
+	switch de.Status {
+	case StatusPending:
+		f = failure{check: CheckApproved, reason: "device " + topic + " is enrolled but not approved"}
+	case StatusRevoked:
+		f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
+	}
+	return answered(a.refuse(ctx, digest, topic, raw, nil, f))
 }
 
 // known answers a bundle accepted before, or in flight (once its first
