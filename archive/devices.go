@@ -63,8 +63,9 @@ type registryFile struct {
 // file, fsync, rename, fsync dir) under an exclusive lock on
 // devices.json.lock. Operator commands change it while the daemon runs;
 // the daemon notices a new file on its next lookup (a stat per bundle)
-// and reloads it. The registry is small (one entry per device) and its
-// history is kept by the operators' change log, not here.
+// and reloads it. The registry is small (one entry per device, with the
+// trust and summary of each epoch a rekey closed); its history is kept by
+// the operators' change log and, for rekeys, by the archive log.
 type Devices struct {
 	path string
 	log  *slog.Logger
