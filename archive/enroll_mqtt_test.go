@@ -110,7 +110,8 @@ func TestReceiveEnrollmentRekeyCandidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ack, err := sync.VerifyEnrollAck(reply, e.a.KeyID(), e.a.PublicKey())
-	if err != nil || ack.Status != sync.EnrollPending || ack.KeyID != r.fresh.Trust.KeyID {
+	if err != nil || ack.Status != sync.EnrollPending || ack.KeyID != r.fresh.Trust.KeyID ||
+		!strings.Contains(ack.Reason, "edgeseal archive devices rekey "+name+" --key "+r.fresh.Trust.KeyID) {
 		t.Fatalf("answer %+v %v", ack, err)
 	}
 	info := e.device(name)
