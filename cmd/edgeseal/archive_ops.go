@@ -56,7 +56,7 @@ func (f archiveFlags) devices() (*archive.Devices, error) {
 }
 
 // cmdArchiveDevices: devices list [--json] | approve NAME [--key ID] [--by WHO] | revoke NAME --reason R
-// | rekey NAME --key ID [--reason R] [--by WHO] (archive_rekey.go).
+// (rekey is archive_rekey.go: it opens the archive's journals).
 // They change devices.json directly, also while the daemon runs (it
 // reloads the file on change).
 func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) error {
@@ -64,9 +64,6 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) err
 		return usageErr("archive devices: want list, approve, revoke or rekey")
 	}
 	verb := args[0]
-	if verb == "rekey" {
-		return cmdArchiveRekey(ctx, args[1:], stdout)
-	}
 	f := newArchiveFlags("archive devices " + verb)
 	asJSON := f.fs.Bool("json", false, "list as JSON")
 	keyID := f.fs.String("key", "", "approve: the pending key id the operator checked")

@@ -14,8 +14,9 @@ import (
 // [--by WHO]` continues a device's history as a new epoch under its
 // pending new key (Archive.Rekey). It appends the operator statement to
 // the archive log, so, like import, it opens the archive's journals: the
-// daemon must be stopped.
-func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer) error {
+// daemon must be stopped. The rekey's alert (device.rekey) goes to the
+// log (stderr).
+func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	f := newArchiveFlags("archive devices rekey")
 	keyID := f.fs.String("key", "", "the device's new key id, pending after its enrollment (required)")
 	reason := f.fs.String("reason", "", "why: a TPM clear, a board or disk replaced")
@@ -45,8 +46,7 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
-		Logger: slog.New(slog.DiscardHandler)})
+	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w (a rekey needs the archive daemon stopped)", err)
 	}
