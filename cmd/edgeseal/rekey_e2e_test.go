@@ -213,3 +213,55 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	}
 	t.Logf("old key after the rekey:\n%s", out)
 }
+
+// TestRekeyCandidateOverMQTT: the replaced board's `agent enroll` reaches
+// the running archive daemon over MQTT; the device stays approved with
+// its old key, the new key waits, and the signed answer the device
+// prints names the rekey command (and the approval, for a journal that
+// goes on).
+func TestRekeyCandidateOverMQTT(t *testing.T) {
+	needAgent(t)
+	ar := startEmbeddedArchive(t)
+	const dev = "e2e-site/dev-1"
+	a1 := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	dev1 := enrollFile(t, a1)
+	key1 := keyIDOf(t, dev1)
+	if out, code := bundlesCLI(t, "archive", "enroll-file", dev1, "--data-dir", ar.dataDir); code != 0 {
+		t.Fatalf("enroll-file: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", dev, "--key", key1, "--data-dir", ar.dataDir); code != 0 {
+		t.Fatalf("approve: exit %d\n%s", code, out)
+	}
+
+	a2 := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	key2 := keyIDOf(t, enrollFile(t, a2))
+	cfg := filepath.Join(a2.dir, "agent.yaml")
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("sync:\n  broker: " + ar.b.URL() + "\n  archive_key: " + ar.keyFile + ".pub\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, code := bundlesCLI(t, "agent", "enroll", "--config", cfg, "--timeout", "30s")
+	if code != 0 || !strings.Contains(out, "pending") || !strings.Contains(out, "edgeseal archive devices rekey "+dev+" --key "+key2) ||
+		!strings.Contains(out, "edgeseal archive devices approve "+dev+" --key "+key2) {
+		t.Fatalf("agent enroll of the new board: exit %d\n%s\n%s", code, out, ar.logs)
+	}
+	t.Logf("agent enroll:\n%s", out)
+	out, code = bundlesCLI(t, "archive", "devices", "list", "--json", "--data-dir", ar.dataDir)
+	var devs []archive.DeviceInfo
+	if code != 0 || json.Unmarshal([]byte(out), &devs) != nil || len(devs) != 1 || devs[0].Status != archive.StatusApproved ||
+		devs[0].KeyID != key1 || devs[0].Pending == nil {
+		t.Fatalf("devices list: exit %d\n%s", code, out)
+	}
+	if tr, err := bundle.ParseTrust(devs[0].Pending.Trust); err != nil || tr.KeyID != key2 {
+		t.Fatalf("pending trust: %v\n%s", err, out)
+	}
+	if logs := ar.logs.String(); !strings.Contains(logs, "edgeseal archive devices rekey "+dev+" --key "+key2) {
+		t.Fatalf("the enrollment alert does not name the rekey:\n%s", logs)
+	}
+}
