@@ -338,3 +338,39 @@ func TestRegistryEpochsStrict(t *testing.T) {
 		}
 	}
 }
+
+// TestRekeyWaitsForBundlesInFlight: bundles of the old key admitted
+// before the rekey are made durable first and the epoch is closed after
+// the last of them; none is lost or refused.
+func TestRekeyWaitsForBundlesInFlight(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	old := newChain(t, 6, bundletest.Options{})
+	fresh := newChain(t, 1, bundletest.Options{})
+	e.approve(old)
+	e.enroll(fresh)
+	var tickets []*archive.Ticket
+	for _, b := range old.Bundles {
+		tickets = append(tickets, e.a.AdmitHashed(ctx, old.Opts.Site, old.Opts.Device, bundle.HashBytes(raw(t, b))))
+	}
+	res, err := e.a.Rekey(ctx, old.DeviceName(), fresh.Trust.KeyID, "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range tickets {
+		reply, err := tk.Wait(ctx)
+		if err != nil {
+			t.Fatalf("bundle %d admitted before the rekey: %v", i, err)
+		}
+		if r := receiptOf(t, e, reply); r.Epoch != 0 || r.LogIndex != uint64(i) {
+			t.Fatalf("bundle %d: epoch %d log index %d", i, r.Epoch, r.LogIndex)
+		}
+	}
+	last, err := bundle.ParseCheckpoint([]byte(old.States[5].Checkpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Statement.Closed; c.Bundles != 6 || c.CheckpointSize != last.Size || c.Bundle != digestOf(raw(t, old.Bundles[5])) || c.LogIndex != 5 || res.LogIndex != 6 {
+		t.Fatalf("closed %+v at log index %d", c, res.LogIndex)
+	}
+}
