@@ -23,6 +23,9 @@ const (
 	CheckGap      = sync.GapCheck      // starts at the last accepted checkpoint
 	CheckCounter  = "archive.counter"  // NV counter above the last accepted
 	CheckClock    = "archive.clock"    // TPM clock forward (or a later boot)
+	CheckEpoch    = "archive.epoch"    // not signed by the key of a closed epoch
+	CheckRekey    = "archive.rekey"    // not signed by a new key waiting for a rekey
+	CheckKey      = "archive.key"      // sealed by a key of the device (hint: a rekey)
 )
 
 type failure struct {
@@ -93,20 +96,8 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
-	trust, info, err := a.devices.Trusted(topic)
-	if err != nil {
-		var de *DeviceError
-		if !errors.As(err, &de) {
-			return answered(nil, err)
-		}
-		f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
-		switch de.Status {
-		case StatusPending:
-			f = failure{check: CheckApproved, reason: "device " + topic + " is enrolled but not approved"}
-		case StatusRevoked:
-			f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
-		}
-		return answered(a.refuse(ctx, digest, topic, raw, nil, f))
+	if _, info, err := a.devices.Trusted(topic); err != nil {
+		return a.untrusted(ctx, digest, topic, raw, info, err)
 	}
 
 	l := a.deviceLock(topic)
@@ -115,13 +106,20 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if t := a.known(ctx, digest, topic); t != nil {
 		return t
 	}
+	// Looked up again under the device lock: a rekey (which holds it) is
+	// seen whole, before or after.
+	trust, info, err := a.devices.Trusted(topic)
+	if err != nil {
+		return a.untrusted(ctx, digest, topic, raw, info, err)
+	}
+	era := info.CurrentEpoch()
 	_, st, stErr := b.Statement()
 	if stErr != nil {
 		st = nil
 	}
 	for {
 		a.mu.Lock()
-		ds := a.stateOf(topic)
+		ds := a.stateOf(topic, era)
 		last, epoch, tail := ds.view(), ds.epoch, ds.tail
 		a.mu.Unlock()
 
@@ -143,7 +141,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		}
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
-				put: make(chan struct{})}
+				era: era, put: make(chan struct{})}
 			a.register(p)
 			a.mu.Unlock()
 			// The object is written from now on (write-once, content
@@ -163,6 +161,13 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		}
 		a.mu.Unlock()
 		if tail == nil {
+			if stErr == nil && !signedByDevice(rep) {
+				efs, erep := epochChecks(b, st, info)
+				fails = append(fails, efs...)
+				if erep != nil {
+					rep = erep
+				}
+			}
 			return answered(a.refuse(ctx, digest, topic, raw, rep, fails...))
 		}
 		// Refused against bundles in flight: judge it on what they leave.
@@ -172,6 +177,23 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			return answered(nil, ctx.Err())
 		}
 	}
+}
+
+// untrusted refuses a bundle of a device that is not approved (err from
+// Devices.Trusted); any other error is returned without an answer.
+func (a *Archive) untrusted(ctx context.Context, digest [32]byte, topic string, raw []byte, info DeviceInfo, err error) *Ticket {
+	de, ok := errors.AsType[*DeviceError](err)
+	if !ok {
+		return answered(nil, err)
+	}
+	f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
+	switch de.Status {
+	case StatusPending:
+		f = failure{check: CheckApproved, reason: "device " + topic + " is enrolled but not approved"}
+	case StatusRevoked:
+		f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
+	}
+	return answered(a.refuse(ctx, digest, topic, raw, nil, f))
 }
 
 // known answers a bundle accepted before, or in flight (once its first
