@@ -27,9 +27,9 @@ type keyVectors struct {
 }
 
 type invalidVector struct {
-	Type  string          `json:"type"`
-	Body  string `json:"body"` // the body's bytes
-	Error string          `json:"error"` // in the parse error
+	Type  string `json:"type"`
+	Body  string `json:"body"`  // the body's bytes
+	Error string `json:"error"` // in the parse error
 }
 
 var keyVectorsPath = filepath.Join("testdata", "keys", "vectors.json")
