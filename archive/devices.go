@@ -41,6 +41,9 @@ type DeviceInfo struct {
 	ApprovedBy   string          `json:"approvedBy,omitempty"`
 	RevokedAt    string          `json:"revokedAt,omitempty"`
 	RevokeReason string          `json:"revokeReason,omitempty"`
+	// KeyRevocations are the operator's revocations of single signing
+	// keys (keychain.go); each key is in RevokedKeys too.
+	KeyRevocations []KeyRevocation `json:"keyRevocations,omitempty"`
 }
 
 // registryVersion is the devices.json version.

@@ -9,7 +9,7 @@
 //	edgeseal demo [--dir DIR]
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
-//	edgeseal archive devices list|approve|revoke ...
+//	edgeseal archive devices list|approve|revoke|revoke-key ...
 //	edgeseal archive enroll-file DEVICE.json
 //	edgeseal archive import DIR
 //	edgeseal bundles export --config FILE --to DIR
@@ -58,6 +58,7 @@ const usage = `usage:
   edgeseal archive --config FILE
   edgeseal archive devices list [--json] | approve SITE/NAME [--key KEYID] [--by WHO]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
+                           | revoke-key SITE/NAME KEYID --reason R [--by WHO]
   edgeseal archive enroll-file DEVICE.json                    [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
   edgeseal bundles export --config AGENT.yaml --to DIR
