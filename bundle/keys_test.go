@@ -251,3 +251,42 @@ func TestKeyTamperGolden(t *testing.T) {
 		t.Fatalf("tamper details differ from %s (rerun with -update-keys after checking):\n%s", path, out.String())
 	}
 }
+
+// TestParseStateKeys refuses a state whose key chain is malformed, naming
+// what is wrong.
+func TestParseStateKeys(t *testing.T) {
+	c := newChain(t, 1, bundletest.Options{Records: 3, KeyCreate: true})
+	good := c.States[0]
+	if good.Keys == nil {
+		t.Fatal("no keys in the state")
+	}
+	for _, tc := range []struct {
+		name, want string
+		edit       func(k *bundle.KeyState)
+	}{
+		{"key id", "does not name the public area", func(k *bundle.KeyState) { k.Current.KeyID = k.AKID }},
+		{"ak id", "akId", func(k *bundle.KeyState) { k.AKID = "sha256:xyz" }},
+		{"revoked id", "revoked", func(k *bundle.KeyState) { k.Revoked = []string{"nope"} }},
+		{"too many revoked", "revoked keys", func(k *bundle.KeyState) {
+			k.Revoked = make([]string, bundle.MaxRevokedKeys+1)
+			for i := range k.Revoked {
+				k.Revoked[i] = k.AKID
+			}
+		}},
+		{"certification", "certification", func(k *bundle.KeyState) { k.Current.Certification.Attest = []byte{1, 2} }},
+		{"seq without time", "seq but no time", func(k *bundle.KeyState) { k.Current.Time, k.Current.Seq = "", 5 }},
+	} {
+		s := *good
+		k := *good.Keys
+		k.Current = good.Keys.Current
+		s.Keys = &k
+		tc.edit(&k)
+		raw, err := s.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bundle.ParseState(raw); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}
