@@ -242,3 +242,48 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 		t.Fatalf("archive log does not name %s:\n%s", archive.CheckKeyRevoked, ar.logs)
 	}
 }
+
+// TestAgentRotateKeyCLI: `edgeseal agent rotate-key` (agent stopped)
+// rotates the signing key and seals the rotation into the outbox; the
+// bundle, exported with `bundles export`, verifies with `edgeseal verify`
+// against the DEVICE.json of the key before, which prints the history.
+func TestAgentRotateKeyCLI(t *testing.T) {
+	needAgent(t)
+	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	cfg := filepath.Join(a.dir, "agent.yaml")
+	if out, code := bundlesCLI(t, "agent", "rotate-key", "--config", cfg); code != 2 || !strings.Contains(out, "--reason") {
+		t.Fatalf("rotate-key without --reason: exit %d\n%s", code, out)
+	}
+	trustFile := enrollFile(t, a)
+	raw, err := os.ReadFile(trustFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := bundle.ParseTrust(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code := bundlesCLI(t, "agent", "rotate-key", "--config", cfg, "--reason", "operator test")
+	if code != 0 || !strings.Contains(out, "rotated: "+trust.KeyID+" -> sha256:") || !strings.Contains(out, "1 bundles sealed") {
+		t.Fatalf("rotate-key: exit %d\n%s", code, out)
+	}
+	media := t.TempDir()
+	if out, code := bundlesCLI(t, "bundles", "export", "--config", cfg, "--to", media); code != 0 {
+		t.Fatalf("bundles export: exit %d\n%s", code, out)
+	}
+	paths, _ := filepath.Glob(filepath.Join(media, "*.bundle.tar"))
+	if len(paths) != 1 {
+		t.Fatalf("exported %v", paths)
+	}
+	out, code = bundlesCLI(t, "verify", paths[0], "--trust", trustFile)
+	if code != 0 || !strings.Contains(out, "created  "+trust.KeyID) || !strings.Contains(out, `rotated  sha256:`) ||
+		!strings.Contains(out, "revoked  "+trust.KeyID+` (reason "rotated")`) || strings.Contains(out, "in force: "+trust.KeyID) {
+		t.Fatalf("verify: exit %d\n%s", code, out)
+	}
+	// The new key is in force: a fresh DEVICE.json names it.
+	again := enrollFile(t, a)
+	raw, _ = os.ReadFile(again)
+	if nt, err := bundle.ParseTrust(raw); err != nil || nt.KeyID == trust.KeyID || !strings.Contains(out, "in force: "+nt.KeyID) {
+		t.Fatalf("key in force after rotate-key: %v\n%s", err, out)
+	}
+}
