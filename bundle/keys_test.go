@@ -290,3 +290,44 @@ func TestParseStateKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysNewApproval: after a rotation the operator approves another key
+// (a new enrollment under the same AK): the new trust file's key is in
+// force from the chain's state on; the chain's retired keys stay refused.
+func TestKeysNewApproval(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, 1, bundletest.Options{Records: 3, KeyCreate: true})
+	first := c.Identity.KeyID
+	if err := c.Rotate(ctx, bundletest.RotateOptions{NoRevoke: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := sealNext(t, c, 3); !r.OK() || !r.State.Keys.IsRevoked(first) {
+		t.Fatalf("rotation without key.revoke: the old key is not retired:\n%s", r)
+	}
+	rotated := c.Identity
+	soft := c.Dev.(bundletest.Soft)
+	rotatedKey := soft.SigningKey
+	fresh, err := bundletest.NewSoft()
+	if err != nil {
+		t.Fatal(err)
+	}
+	soft.SigningKey = fresh.SigningKey
+	c.Identity = soft.Identity()
+	var errT error
+	if c.Trust, errT = bundle.NewTrust(c.Opts.Site, c.Opts.Device, c.Identity); errT != nil {
+		t.Fatal(errT)
+	}
+	if _, r := sealNext(t, c, 3); !r.OK() || r.State.Keys.Current.KeyID != c.Identity.KeyID || !r.State.Keys.IsRevoked(first) {
+		t.Fatalf("bundle of the newly approved key:\n%s", r)
+	}
+	// The key rotated to before seals again: refused.
+	soft.SigningKey, c.Identity = rotatedKey, rotated
+	b, err := c.Next(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bundle.Verify(b, c.Trust, c.States[len(c.States)-1])
+	if chk, _ := r.Get(bundle.CheckKeysTrusted); chk.OK || !strings.Contains(chk.Detail, "sealed by key "+rotated.KeyID) {
+		t.Fatalf("bundle of a key no longer in force: %+v", chk)
+	}
+}

@@ -15,9 +15,9 @@ import (
 // under the key in force and whose new key the trusted AK certified (a
 // TPM-resident unrestricted signing key with the same authPolicy) puts
 // the new key in force, for the seal of the very bundle that holds the
-// record too; a key.revoke retires a key for good. The key in force is
-// then the only one keys.trusted accepts for the seal. State.Keys carries
-// the result to the device's next bundle.
+// record too, and retires the old key for good; a key.revoke retires a
+// key. The key in force is then the only one keys.trusted accepts for the
+// seal. State.Keys carries the result to the device's next bundle.
 
 // MaxRevokedKeys bounds the revoked key ids a State carries.
 const MaxRevokedKeys = 1024
@@ -94,8 +94,11 @@ type keychain struct {
 	changed bool // a key record was applied, or the previous state had keys
 }
 
-// start takes the chain from the previous state when it is certified by
-// the trusted AK, else from the trust file.
+// keysStart takes the chain from the previous state when it is certified
+// by the trusted AK, else from the trust file. When the trust file names a
+// key the chain neither has in force nor retired, an operator approved
+// that key since (a new enrollment): it is in force, the chain's revoked
+// keys stay revoked.
 func (v *verifier) keysStart() {
 	kc := &v.kc
 	if kc.started || v.t == nil || v.trustErr != nil {
@@ -103,13 +106,14 @@ func (v *verifier) keysStart() {
 	}
 	kc.started = true
 	kc.akID = KeyID(v.t.AKPublic)
+	kc.cur = KeyInfo{KeyID: v.t.KeyID, Public: v.t.SigningPublic,
+		Certification: KeyCert{Attest: v.t.Certification.Attest, Signature: v.t.Certification.Signature}}
 	if p := v.prev; p != nil && p.Keys != nil && p.Keys.AKID == kc.akID {
-		kc.cur = p.Keys.Current
 		kc.revoked = slices.Clone(p.Keys.Revoked)
 		kc.changed = true
-	} else {
-		kc.cur = KeyInfo{KeyID: v.t.KeyID, Public: v.t.SigningPublic,
-			Certification: KeyCert{Attest: v.t.Certification.Attest, Signature: v.t.Certification.Signature}}
+		if p.Keys.Current.KeyID == v.t.KeyID || slices.Contains(p.Keys.Revoked, v.t.KeyID) {
+			kc.cur = p.Keys.Current
+		}
 	}
 	kc.curPub, _ = attest.ParsePublic(kc.cur.Public)
 }
@@ -205,6 +209,13 @@ func (v *verifier) keyRotate(r *Record) error {
 	}
 	if t, _ := ParseTime(st.Time); t.After(r.Time) {
 		return fmt.Errorf("rotation statement time %s after its record's %s", st.Time, FormatTime(r.Time))
+	}
+	// A key rotated away is retired for good, with or without its key.revoke.
+	if !slices.Contains(kc.revoked, st.OldKeyID) {
+		if len(kc.revoked) >= MaxRevokedKeys {
+			return fmt.Errorf("more than %d revoked keys", MaxRevokedKeys)
+		}
+		kc.revoked = append(kc.revoked, st.OldKeyID)
 	}
 	kc.events = append(kc.events, KeyEvent{Event: "rotated", Seq: r.Seq, Time: FormatTime(r.Time), KeyID: st.NewKeyID,
 		OldKeyID: st.OldKeyID, Reason: st.Reason})
