@@ -73,6 +73,7 @@ var errBundleFull = errors.New("bundle full")
 func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	c.sealMu.Lock()
 	defer c.sealMu.Unlock()
+	c.maybeRotate(ctx)
 	res, err := c.seal(ctx)
 	switch {
 	case err != nil && ctx.Err() == nil:
@@ -178,6 +179,9 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		}
 	}
 
+	if err := c.keyInForce(ctx); err != nil {
+		return nil, fmt.Errorf("agent: seal: %w", err)
+	}
 	// The TPM part: a constant number of commands.
 	counter, err := c.t.IncrementCounter(ctx)
 	if err != nil {

@@ -45,6 +45,9 @@ type DeviceInfo struct {
 	// closed ones, oldest first (see Archive.Rekey).
 	Epoch  uint64      `json:"epoch,omitempty"`
 	Epochs []EpochInfo `json:"epochs,omitempty"`
+	// KeyRevocations are the operator's revocations of single signing
+	// keys (keychain.go); each key is in RevokedKeys too.
+	KeyRevocations []KeyRevocation `json:"keyRevocations,omitempty"`
 }
 
 // registryVersion is the devices.json version.

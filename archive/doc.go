@@ -15,7 +15,8 @@
 //  2. reads the tar strictly, in place (bundle.ReadBytes, within
 //     Options.Limits);
 //  3. looks the device up in the registry: enrolled and approved, not
-//     revoked; its current epoch (see Epochs below);
+//     revoked; its current epoch (see Epochs below); the bundle not
+//     sealed by a signing key an operator revoked (keychain.go);
 //  4. runs bundle.Verify against the device's approved trust and the
 //     State its last accepted bundle of the current epoch left (the same
 //     code as `edgeseal verify`), plus the archive's checks (Check*

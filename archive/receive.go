@@ -124,7 +124,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		a.mu.Unlock()
 
 		rep := bundle.Verify(b, trust, last)
-		fails := topicChecks(b, st, topic)
+		fails := append(topicChecks(b, st, topic), keyChecks(info, st)...)
 		var cp bundle.Checkpoint
 		if rep.OK() {
 			if cp, err = bundle.ParseCheckpoint([]byte(rep.State.Checkpoint)); err != nil {

@@ -29,6 +29,7 @@ const (
 	CheckMerkleRoot         = "merkle.root"
 	CheckMerkleRange        = "merkle.range"
 	CheckMerkleConsistency  = "merkle.consistency"
+	CheckKeysChain          = "keys.chain" // key records: rotations signed by the key in force (verify_keys.go)
 	CheckKeysTrusted        = "keys.trusted"
 	CheckKeysCertify        = "keys.certify"
 	CheckKeysAttributes     = "keys.attributes"
@@ -51,7 +52,7 @@ var CheckNames = []string{
 	CheckRecordsParse, CheckRecordsSequence, CheckRecordsChain, CheckRecordsDevice, CheckRecordsTime,
 	CheckPayloadsDigest, CheckPayloadsReferenced,
 	CheckMerkleRoot, CheckMerkleRange, CheckMerkleConsistency,
-	CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
+	CheckKeysChain, CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
 	CheckQuoteSignature, CheckQuoteNonce, CheckQuotePCRs, CheckQuoteFiles, CheckQuoteClock, CheckQuoteResetCount,
 	CheckCounterRising, CheckPreviousLeaf,
 }
@@ -70,6 +71,8 @@ type Report struct {
 	Checks []Check `json:"checks"`
 	// State is set only when every check passed.
 	State *State `json:"state,omitempty"`
+	// Keys are the bundle's key records as keys.chain applied them.
+	Keys []KeyEvent `json:"keys,omitempty"`
 }
 
 // OK reports whether every check passed.
@@ -126,14 +129,21 @@ type State struct {
 	Clock      attest.ClockInfo `json:"clock"`
 	LastLeaf   string           `json:"lastLeaf"` // "sha256:.."
 	LastTime   string           `json:"lastTime"` // time of the last record
+
+	// Keys is the signing-key chain (verify_keys.go); nil: the trust
+	// file's key is in force.
+	Keys *KeyState `json:"keys,omitempty"`
 }
+
+// MaxStateSize bounds a state file.
+const MaxStateSize = 256 << 10
 
 // Marshal returns the JSON form of the state.
 func (s *State) Marshal() ([]byte, error) { return json.Marshal(s) }
 
 // ParseState reads a state written by Marshal, strictly.
 func ParseState(b []byte) (*State, error) {
-	if len(b) > 8192 {
+	if len(b) > MaxStateSize {
 		return nil, fmt.Errorf("%w: state of %d bytes", ErrTooLarge, len(b))
 	}
 	var s State
@@ -148,6 +158,11 @@ func ParseState(b []byte) (*State, error) {
 	}
 	if s.LastTime != "" {
 		if _, err := ParseTime(s.LastTime); err != nil {
+			return nil, err
+		}
+	}
+	if s.Keys != nil {
+		if err := s.Keys.check(); err != nil {
 			return nil, err
 		}
 	}

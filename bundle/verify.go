@@ -50,6 +50,8 @@ type verifier struct {
 
 	refs   map[[32]byte]int64 // export payloads -> size
 	purged map[[32]byte]bool
+
+	kc keychain // the signing-key chain (verify_keys.go)
 }
 
 // Verify runs every check on b against the device's trust material t and
@@ -82,6 +84,7 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 	v.run(CheckMerkleRoot, v.merkleRoot)
 	v.run(CheckMerkleRange, v.merkleRange)
 	v.run(CheckMerkleConsistency, v.merkleConsistency)
+	v.run(CheckKeysChain, v.keysChain)
 	v.run(CheckKeysTrusted, v.keysTrusted)
 	v.run(CheckKeysCertify, v.keysCertify)
 	v.run(CheckKeysAttributes, v.keysAttributes)
@@ -96,7 +99,9 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 	v.run(CheckPreviousLeaf, v.previousLeaf)
 	if v.rep.OK() {
 		v.rep.State = v.state()
+		v.rep.State.Keys = v.keysState()
 	}
+	v.rep.Keys = v.kc.events
 	return v.rep
 }
 

@@ -27,6 +27,14 @@
 // *PCRMismatchError; nothing falls back to a software key.
 // RotateSigningKey re-binds the signing key to the current values.
 //
+// Rotation (rotate.go). PrepareRotation creates and certifies a candidate
+// signing key (same SRK, same AK, same PCR policy) and saves it as
+// signing-key.next.json without touching the key in force, so the old key
+// can sign a statement naming the new one; CommitRotation then puts it in
+// force with one rename (the old file kept as signing-key.json.old);
+// PendingRotation and DiscardRotation let a caller finish or drop a
+// rotation a crash interrupted.
+//
 // NV counter. An orderly counter index at Options.NVIndex, defined when
 // absent. The simulator forgets NV when it stops, so for it alone the last
 // value is kept in nv-counter.json and restored at Open.

@@ -84,6 +84,9 @@ type Options struct {
 	PayloadSize  int    // bytes per export payload, default 256
 	RecordSize   int    // approximate bytes per record (padding in purpose), default 0
 	Start        time.Time
+	// KeyCreate makes the second record of the chain the key.create of
+	// the device's signing key, as the agent journals it.
+	KeyCreate bool
 }
 
 // Chain is a device, its trust material and the bundles sealed so far with
@@ -100,8 +103,9 @@ type Chain struct {
 	// and AK), used by the key-substitution cases.
 	Attacker Device
 
-	log   memLog
-	clock time.Time
+	log    memLog
+	clock  time.Time
+	queued []func(*bundle.Record) // records that lead the next bundle (rotate.go)
 }
 
 // NewChain seals bundles of opts.Records records each with dev (a fresh
@@ -174,6 +178,12 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 		c.clock = c.clock.Add(1500 * time.Microsecond)
 		r := bundle.Record{Seq: seq, Time: c.clock, Device: c.DeviceName(), Prev: c.log.last()}
 		switch {
+		case len(c.queued) > 0:
+			c.queued[0](&r)
+			c.queued = c.queued[1:]
+		case seq == 1 && c.Opts.KeyCreate:
+			r.Type, r.Actor = bundle.TypeKeyCreate, bundle.Actor{Kind: "agent", ID: c.Identity.KeyID}
+			_ = r.SetBody(bundle.NewKeyCreateBody(c.Identity))
 		case seq == 0:
 			r.Type, r.Actor = bundle.TypeAgentStart, bundle.Actor{Kind: "agent", ID: c.Identity.KeyID}
 			_ = r.SetBody(map[string]string{"version": "test"})

@@ -56,19 +56,20 @@ func (f archiveFlags) devices() (*archive.Devices, error) {
 }
 
 // cmdArchiveDevices: devices list [--json] | approve NAME [--key ID] [--by WHO] | revoke NAME --reason R
+// | revoke-key NAME KEYID --reason R [--by WHO]
 // (rekey is archive_rekey.go: it opens the archive's journals).
 // They change devices.json directly, also while the daemon runs (it
 // reloads the file on change).
 func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("archive devices: want list, approve, revoke or rekey")
+		return usageErr("archive devices: want list, approve, revoke, revoke-key or rekey")
 	}
 	verb := args[0]
 	f := newArchiveFlags("archive devices " + verb)
 	asJSON := f.fs.Bool("json", false, "list as JSON")
 	keyID := f.fs.String("key", "", "approve: the pending key id the operator checked")
-	by := f.fs.String("by", os.Getenv("USER"), "approve: the approving operator")
-	reason := f.fs.String("reason", "", "revoke: why (required)")
+	by := f.fs.String("by", os.Getenv("USER"), "approve, revoke-key: the operator")
+	reason := f.fs.String("reason", "", "revoke, revoke-key: why (required)")
 	pos, err := parseInterleaved(f.fs, args[1:])
 	if err != nil {
 		return err
@@ -102,6 +103,8 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) err
 			}
 		}
 		return tw.Flush()
+	case "revoke-key":
+		return revokeKey(ctx, d, pos, *reason, *by, stdout)
 	case "approve", "revoke":
 		if len(pos) != 1 {
 			return usageErr("archive devices %s: want one SITE/NAME", verb)
