@@ -77,7 +77,7 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor on a healthy stopped site: exit %d\n%s", code, out)
 	}
 	wantLines(t, "stopped", out, "ok config:", "ok agent:", "warn tpm:", "ok pcrs:", "ok trust:", "ok keys:",
-		"ok journal:", "ok broker:", "ok disk:")
+		"ok recovery:", "ok journal:", "ok broker:", "ok disk:")
 	if !strings.Contains(out, "verified") || !strings.Contains(out, "checkpoint at") {
 		t.Errorf("journal line does not say what was verified:\n%s", out)
 	}
@@ -127,7 +127,7 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor on a device never started: exit %d, want 1\n%s", code, out)
 	}
 	wantLines(t, "never started", out, "FAIL journal:")
-	fresh := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	fresh := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
 	out, _ = doctorCLI(t, filepath.Join(fresh.dir, "agent.yaml"), nil)
 	wantLines(t, "never enrolled", out, "FAIL tpm:")
 	if !strings.Contains(out, "edgeseal tpm enroll") {
