@@ -127,17 +127,9 @@ func (t *TPM) checkIdentity() error {
 	if b == nil {
 		return writeJSON(t.stateDir, identityFile, &cur)
 	}
-	var rec identityState
-	if len(b) > maxStateFile {
-		return &StateError{File: identityFile, Reason: "too large"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
-		return &StateError{File: identityFile, Reason: "decode", Err: err}
-	}
-	if rec.V != 1 {
-		return &StateError{File: identityFile, Reason: fmt.Sprintf("version %d", rec.V)}
+	rec, err := parseIdentityFile(b)
+	if err != nil {
+		return err
 	}
 	switch {
 	case rec.EKPublic != cur.EKPublic:
@@ -146,6 +138,32 @@ func (t *TPM) checkIdentity() error {
 		return &ClearedError{Dir: t.stateDir, Reason: "the TPM's attestation key is not the one recorded at enrollment"}
 	}
 	return nil
+}
+
+// parseIdentityFile reads identityFile strictly: version 1, two SHA-256
+// hex digests, no other fields, nothing after the object.
+func parseIdentityFile(b []byte) (identityState, error) {
+	var rec identityState
+	if len(b) > maxStateFile {
+		return rec, &StateError{File: identityFile, Reason: "too large"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return rec, &StateError{File: identityFile, Reason: "decode", Err: err}
+	}
+	if dec.More() {
+		return rec, &StateError{File: identityFile, Reason: "data after the object"}
+	}
+	if rec.V != 1 {
+		return rec, &StateError{File: identityFile, Reason: fmt.Sprintf("version %d", rec.V)}
+	}
+	for _, h := range []string{rec.EKPublic, rec.AKPublic} {
+		if d, err := hex.DecodeString(h); err != nil || len(d) != sha256.Size || hex.EncodeToString(d) != h {
+			return rec, &StateError{File: identityFile, Reason: fmt.Sprintf("%.80q is not a lowercase hex SHA-256", h)}
+		}
+	}
+	return rec, nil
 }
 
 // stateFiles are the files RetireState moves.

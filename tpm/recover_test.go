@@ -133,7 +133,11 @@ func TestOpenOtherEndorsementKey(t *testing.T) {
 			t.Fatalf("no ek_sha256 in %s", b)
 		}
 		i += len(`"ek_sha256": "`)
-		b[i] ^= 1
+		if b[i] == '0' { // another hex digit
+			b[i] = '1'
+		} else {
+			b[i] = '0'
+		}
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
