@@ -82,6 +82,19 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("journal line does not say what was verified:\n%s", out)
 	}
 	t.Logf("stopped:\n%s", out)
+	// Without the recovery wrap: a warning saying how to make one.
+	wrap := filepath.Join(a.dir, "data", "tpm", "data-key.recovery.json")
+	if err := os.Rename(wrap, wrap+".away"); err != nil {
+		t.Fatal(err)
+	}
+	out, code = doctorCLI(t, cfg, nil)
+	if code != 0 || !strings.Contains(out, "tpm rewrap") {
+		t.Fatalf("doctor without a recovery wrap: exit %d\n%s", code, out)
+	}
+	wantLines(t, "no recovery wrap", out, "warn recovery:")
+	if err := os.Rename(wrap+".away", wrap); err != nil {
+		t.Fatal(err)
+	}
 
 	p = a.start(t, true)
 	out, code = doctorCLI(t, cfg, []string{"EDGESEAL_TOKEN=" + tokAuditor})

@@ -257,6 +257,11 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 		}
 	}
 
+	// Running it again finds nothing to do and journals nothing.
+	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk, "--out", filepath.Join(t.TempDir(), "again.json")); code != 0 || !strings.Contains(out, "nothing to recover") {
+		t.Fatalf("second tpm recover: exit %d\n%s", code, out)
+	}
+
 	// The agent starts, and seals everything again under the new key.
 	p = a.start(t, true)
 	post(c, 1)

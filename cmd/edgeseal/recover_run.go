@@ -75,7 +75,7 @@ func cmdRecover(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	switch {
 	case err == nil:
 		defer t.Close()
-		return recoverReseal(ctx, t, j, key, priv.ID, cfg, stdout)
+		return recoverReseal(ctx, t, j, key, priv.ID, cfg, *out, stdout)
 	case errors.As(err, &ce):
 		fmt.Fprintf(stdout, "%v\n", err)
 	case errors.As(err, &ne) && len(ne.Missing) == 2:
@@ -119,13 +119,12 @@ func openWrap(wrapFile, keyFile, device string, stdout io.Writer) ([]byte, *reco
 }
 
 // recoverReseal is the case of a TPM that still loads the key blobs.
-func recoverReseal(ctx context.Context, t *tpm.TPM, j *store.Journal, key []byte, recoveryKeyID string, cfg *config.Config, stdout io.Writer) error {
+func recoverReseal(ctx context.Context, t *tpm.TPM, j *store.Journal, key []byte, recoveryKeyID string, cfg *config.Config, out string, stdout io.Writer) error {
 	cur, err := t.DataKey(ctx)
 	var pm *tpm.PCRMismatchError
 	switch {
 	case err == nil && bytes.Equal(cur, key):
-		fmt.Fprintf(stdout, "nothing to recover: the TPM still unseals the data key (%s)\n", cfg.TPMStateDir)
-		return nil
+		return finishNewTPM(ctx, t, j, recoveryKeyID, cfg, out, stdout)
 	case err == nil:
 		return fmt.Errorf("tpm recover: the TPM's data key is not the one in the recovery wrap: refusing to replace it")
 	case !errors.As(err, &pm):
@@ -205,15 +204,7 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 		}
 	}
 	id := t.Identity()
-	trust, err := bundle.NewTrust(cfg.Site, cfg.Device, agent.BundleIdentity(id))
-	if err != nil {
-		return err
-	}
-	raw, err := trust.Marshal()
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(out, raw, 0o644); err != nil {
+	if err := writeRecoveredTrust(cfg, id, out); err != nil {
 		return err
 	}
 	reason := "the TPM no longer held the keys (cleared or replaced)"
@@ -233,5 +224,52 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 	if len(files) > 0 {
 		fmt.Fprintf(stdout, "  3. keep %s: those bundles are signed by the lost key (verify them with the old trust file)\n", filepath.Dir(files[0]))
 	}
+	return nil
+}
+
+// writeRecoveredTrust writes the device's trust file for the archive.
+func writeRecoveredTrust(cfg *config.Config, id tpm.Identity, out string) error {
+	trust, err := bundle.NewTrust(cfg.Site, cfg.Device, agent.BundleIdentity(id))
+	if err != nil {
+		return err
+	}
+	raw, err := trust.Marshal()
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(out, raw, 0o644)
+}
+
+// finishNewTPM handles a TPM that unseals the data key: nothing to
+// recover, unless an earlier `tpm recover` of a cleared TPM made the new
+// keys and stopped before it journaled key.recover (the journal's last
+// key is not the TPM's, and a new epoch began or old key files were
+// retired): then it writes the trust file and journals the record.
+func finishNewTPM(ctx context.Context, t *tpm.TPM, j *store.Journal, recoveryKeyID string, cfg *config.Config, out string, stdout io.Writer) error {
+	id := t.Identity()
+	prev, err := agent.LastKeyID(j)
+	if err != nil {
+		return err
+	}
+	epoch, err := j.Epoch()
+	if err != nil {
+		return err
+	}
+	retired, _ := filepath.Glob(filepath.Join(cfg.TPMStateDir, "retired-*"))
+	if prev == "" || prev == id.KeyID || (epoch < 2 && len(retired) == 0) {
+		fmt.Fprintf(stdout, "nothing to recover: the TPM still unseals the data key (%s)\n", cfg.TPMStateDir)
+		return nil
+	}
+	fmt.Fprintf(stdout, "an earlier recovery made the new key %s but did not finish: finishing it\n", id.KeyID)
+	if err := writeRecoveredTrust(cfg, id, out); err != nil {
+		return err
+	}
+	body := agent.KeyRecoverBody{ID: newRecoveryID(), Device: cfg.DeviceID(), Case: agent.RecoverNewTPM,
+		KeyID: id.KeyID, PreviousKeyID: prev, RecoveryKeyID: recoveryKeyID, Epoch: epoch, Reason: "the TPM no longer held the keys (cleared or replaced)"}
+	seq, _, err := agent.JournalKeyRecover(ctx, j, body, recoverTime())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "key.recover journaled at seq %d; wrote %s\nnext: the archive operator runs\n  edgeseal archive devices rekey %s --key %s\nthen start the agent\n", seq, out, cfg.DeviceID(), id.KeyID)
 	return nil
 }
