@@ -43,6 +43,15 @@ func TestDemoThenVerify(t *testing.T) {
 	if !strings.Contains(out, "VERIFIED") || strings.Contains(out, "NOT VERIFIED") {
 		t.Fatalf("demo summary lacks a clean verification:\n%s", out)
 	}
+	// The demo's data key is wrapped to a recovery key in its dir, and it says so.
+	if !strings.Contains(out, filepath.Join(dir, "recovery.key")) {
+		t.Fatalf("demo does not name its recovery key:\n%s", out)
+	}
+	for _, f := range []string{filepath.Join(dir, "recovery.key"), filepath.Join(dir, "recovery.key.pub"), filepath.Join(dir, "tpm", "data-key.recovery.json")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("demo recovery file: %v", err)
+		}
+	}
 	bundles, _ := filepath.Glob(filepath.Join(dir, "bundles", "*.bundle.tar"))
 	sort.Strings(bundles)
 	if len(bundles) != len(demoRounds) {
