@@ -8,4 +8,11 @@
 // A repeated export id is never journaled twice: each export record is
 // written under the journal key "export/<id>", and a repeat answers the
 // original receipt.
+//
+// After a TPM clear or board swap, `edgeseal tpm recover` (agent stopped)
+// journals a `key.recover` record (JournalKeyRecover) and starts a new
+// sealing epoch (StartEpoch): the outbox's bundles of the lost key move to
+// files, the checkpoints are forgotten, and the core seals the journal
+// again from record 0 under the new key; receipts of a later epoch are
+// journaled under EpochDeliveryKey.
 package agent
