@@ -374,6 +374,34 @@ func TestRecoverPCRMoved(t *testing.T) {
 	tp.Close()
 	a.refusesToStart(t, "PCRs changed", "edgeseal tpm recover --config")
 
+	// A tampered wrap is refused and changes nothing.
+	wrapFile := filepath.Join(a.dir, "data", "tpm", "data-key.recovery.json")
+	raw, err := os.ReadFile(wrapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(raw, []byte(`"ciphertext": "`))
+	if i < 0 {
+		t.Fatalf("no ciphertext in %s", raw)
+	}
+	i += len(`"ciphertext": "`)
+	tampered := bytes.Clone(raw)
+	if tampered[i] == 'A' { // another base64 digit: another first byte
+		tampered[i] = 'B'
+	} else {
+		tampered[i] = 'A'
+	}
+	tamperedFile := filepath.Join(t.TempDir(), "tampered.json")
+	if err := os.WriteFile(tamperedFile, tampered, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk, "--wrap", tamperedFile); code != 1 || !strings.Contains(out, "does not decrypt") {
+		t.Fatalf("recover with a tampered wrap: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, "data", "tpm", "data-key.json.old")); err == nil {
+		t.Fatal("a refused recovery resealed the data key")
+	}
+
 	out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk, "--out", filepath.Join(t.TempDir(), "unused.json"))
 	if code != 0 || !strings.Contains(out, "the TPM is the same, PCR [0] moved") || !strings.Contains(out, "data key resealed") {
 		t.Fatalf("tpm recover: exit %d\n%s", code, out)
@@ -410,6 +438,26 @@ func TestRecoverPCRMoved(t *testing.T) {
 	})
 	if err != nil || recovers != 1 {
 		t.Fatalf("%d key.recover records after the reseal, %v", recovers, err)
+	}
+	j.Close()
+
+	// The recovery key is retired: rewrap to a new one while the data key
+	// unseals; the old key no longer opens the wrap, the new one does.
+	rk2 := filepath.Join(t.TempDir(), "recovery-2.key")
+	if out, code := bundlesCLI(t, "tpm", "recovery-keygen", "--out", rk2); code != 0 {
+		t.Fatalf("recovery-keygen: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "tpm", "rewrap", "--config", cfg, "--recovery-key", rk2+".pub"); code != 0 || !strings.Contains(out, "wrapped to recovery key") {
+		t.Fatalf("tpm rewrap: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(wrapFile + ".old"); err != nil {
+		t.Fatalf("previous wrap: %v", err)
+	}
+	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk); code != 1 || !strings.Contains(out, "the wrap is for recovery key") {
+		t.Fatalf("recover with the retired key: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk2); code != 0 || !strings.Contains(out, "nothing to recover") {
+		t.Fatalf("recover with the new key: exit %d\n%s", code, out)
 	}
 }
 
