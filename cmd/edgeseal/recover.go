@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -291,9 +290,6 @@ func openJournalRecovered(ctx context.Context, dir string, key []byte, log *slog
 	}
 	return j, nil
 }
-
-// recoverTime is the clock of key.recover records (a var for tests).
-var recoverTime = time.Now
 
 // demoRecoveryKey is the demo's operator recovery key, in the demo dir.
 const demoRecoveryKey = "recovery.key"

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
@@ -144,7 +145,7 @@ func recoverReseal(ctx context.Context, t *tpm.TPM, j *store.Journal, key []byte
 	id := t.Identity()
 	body := agent.KeyRecoverBody{ID: newRecoveryID(), Device: cfg.DeviceID(), Case: agent.RecoverReseal,
 		KeyID: id.KeyID, PreviousKeyID: id.KeyID, RecoveryKeyID: recoveryKeyID, Epoch: epoch, Reason: pm.Error()}
-	seq, _, err := agent.JournalKeyRecover(ctx, j, body, recoverTime())
+	seq, _, err := agent.JournalKeyRecover(ctx, j, body, time.Now())
 	if err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 	}
 	body := agent.KeyRecoverBody{ID: newRecoveryID(), Device: cfg.DeviceID(), Case: agent.RecoverNewTPM,
 		KeyID: id.KeyID, PreviousKeyID: prev, RecoveryKeyID: recoveryKeyID, Epoch: epoch, RetiredBundles: len(files), Reason: reason}
-	seq, _, err := agent.JournalKeyRecover(ctx, j, body, recoverTime())
+	seq, _, err := agent.JournalKeyRecover(ctx, j, body, time.Now())
 	if err != nil {
 		return err
 	}
@@ -266,7 +267,7 @@ func finishNewTPM(ctx context.Context, t *tpm.TPM, j *store.Journal, recoveryKey
 	}
 	body := agent.KeyRecoverBody{ID: newRecoveryID(), Device: cfg.DeviceID(), Case: agent.RecoverNewTPM,
 		KeyID: id.KeyID, PreviousKeyID: prev, RecoveryKeyID: recoveryKeyID, Epoch: epoch, Reason: "the TPM no longer held the keys (cleared or replaced)"}
-	seq, _, err := agent.JournalKeyRecover(ctx, j, body, recoverTime())
+	seq, _, err := agent.JournalKeyRecover(ctx, j, body, time.Now())
 	if err != nil {
 		return err
 	}
