@@ -147,8 +147,9 @@ func (t *TPM) ensureAK() error {
 }
 
 // initKeys creates the signing key and data key under the SRK if their
-// blobs are absent and Options.Create allows it, otherwise reloads them, and leaves the signing key
-// and the AK loaded. Object slots in use: at most three.
+// blobs are absent and Options.Create allows it, otherwise reloads them,
+// and leaves the signing key and the AK loaded. Object slots in use: at
+// most three.
 func (t *TPM) initKeys(ctx context.Context) error {
 	signBytes, err := readState(t.stateDir, signKeyFile)
 	if err != nil {

@@ -57,6 +57,27 @@ func (e *ClearedError) Error() string {
 
 func (e *ClearedError) Unwrap() error { return e.Err }
 
+// prepareStateDir creates the state dir when Open may create keys; else
+// a missing dir is *NotEnrolledError (a mistyped path is not created).
+func prepareStateDir(opts Options) error {
+	if opts.Create {
+		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+			return fmt.Errorf("tpm: open: %w", err)
+		}
+		return nil
+	}
+	fi, err := os.Stat(opts.StateDir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &NotEnrolledError{Dir: opts.StateDir, Missing: []string{signKeyFile, dataKeyFile}}
+	case err != nil:
+		return fmt.Errorf("tpm: open: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("tpm: open: state dir %s is not a directory", opts.StateDir)
+	}
+	return nil
+}
+
 // checkEnrolled decides, before anything is created, whether initKeys may
 // create the missing keys: only with Options.Create, and never a new data
 // key beside an existing signing key (that would lose the journal).

@@ -47,6 +47,15 @@ func TestOpenNotEnrolled(t *testing.T) {
 		if has, _ := tpm.HasKeys(o.StateDir); has {
 			t.Fatal("Open without Create made keys")
 		}
+		// A state dir that does not exist (a typo) is not created.
+		missing := filepath.Join(t.TempDir(), "typo")
+		o.StateDir = missing
+		if _, err := tpm.Open(context.Background(), r.spec, o); !errors.As(err, &ne) || ne.Dir != missing {
+			t.Fatalf("open of a missing state dir: %v, want *NotEnrolledError", err)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatal("Open without Create made the state dir")
+		}
 	})
 }
 
