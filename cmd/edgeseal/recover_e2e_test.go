@@ -255,10 +255,20 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 			t.Fatalf("tpm recover does not say %q", w)
 		}
 	}
+	// The old epoch's bundles are all kept, delivered (exported to media
+	// before) and retired, and still verify as one chain with the old
+	// trust file.
+	oldChain, _ := filepath.Glob(filepath.Join(media, "*.bundle.tar"))
+	sort.Strings(oldChain)
 	for _, id := range undelivered {
-		if _, err := os.Stat(filepath.Join(a.dir, "data", "epoch-1-outbox", id+".bundle")); err != nil {
+		p := filepath.Join(a.dir, "data", "epoch-1-outbox", id+".bundle")
+		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("undelivered bundle %s of the old epoch: %v", id, err)
 		}
+		oldChain = append(oldChain, p)
+	}
+	if out, code := bundlesCLI(t, append(append([]string{"verify"}, oldChain...), "--trust", trust1)...); code != 0 || strings.Count(out, "  VERIFIED") != 4 {
+		t.Fatalf("verify of the old epoch with the old trust file: exit %d\n%s", code, out)
 	}
 
 	// Running it again finds nothing to do and journals nothing.
