@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -28,7 +31,18 @@ func TestNewEpochAfterTPMClear(t *testing.T) {
 	r := openSimRig(t, dir)
 	oldKey := r.tpm.Identity().KeyID
 	rcs := r.export(4, "a")
-	r.seal()
+	res1, _ := r.seal()
+	// The first bundle is delivered to the archive of the old key.
+	rc1, err := r.archive().Receive(ctx, "site-a", "dev-1", outboxBytes(t, r.j, res1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.core.JournalReceipt(ctx, res1.ID, rc1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.core.DeleteOutbox(ctx, res1.ID); err != nil {
+		t.Fatal(err)
+	}
 	rcs = append(rcs, r.export(3, "b")...)
 	r.seal()
 	rcs = append(rcs, r.export(2, "c")...) // journaled, never sealed
@@ -37,7 +51,7 @@ func TestNewEpochAfterTPMClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	var oldIDs []string
-	if err := r.j.OutboxIDs(ctx, func(id string) error { oldIDs = append(oldIDs, id); return nil }); err != nil || len(oldIDs) != 2 {
+	if err := r.j.OutboxIDs(ctx, func(id string) error { oldIDs = append(oldIDs, id); return nil }); err != nil || len(oldIDs) != 1 {
 		t.Fatalf("outbox before: %v %v", oldIDs, err)
 	}
 	r.close()
@@ -65,7 +79,7 @@ func TestNewEpochAfterTPMClear(t *testing.T) {
 		t.Fatalf("LastKeyID %q, %v; want %s", prev, err, oldKey)
 	}
 	epoch, files, err := StartEpoch(ctx, j, dir)
-	if err != nil || epoch != 2 || len(files) != 2 {
+	if err != nil || epoch != 2 || len(files) != 1 {
 		t.Fatalf("StartEpoch: epoch %d, files %v, %v", epoch, files, err)
 	}
 	for i, id := range oldIDs {
@@ -146,9 +160,62 @@ func TestNewEpochAfterTPMClear(t *testing.T) {
 	if recovers != 1 {
 		t.Fatalf("%d key.recover records, want 1", recovers)
 	}
-	// A receipt of the new epoch's bundle is not taken for the old one
-	// with the same outbox id.
-	if got := string(core.deliveryKey(res.ID)); got != "delivery/e2/"+res.ID {
-		t.Fatalf("delivery key %q", got)
+	// The old epoch's receipt is not this epoch's: a new bundle that got
+	// the outbox id of a delivered old one (checkpoint sizes restart) is
+	// not taken for delivered.
+	if d, err := core.delivery(res1.ID); err != nil || d != nil {
+		t.Fatalf("old epoch's receipt seen in the new epoch: %+v, %v", d, err)
 	}
+	// The receipt of the new bundle, from the archive that knows the new
+	// key, is journaled under the epoch's key.
+	a2 := newTestArchive(t, tr)
+	rc2, err := a2.Receive(ctx, "site-a", "dev-1", outboxBytes(t, j, res))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := core.JournalReceipt(ctx, res.ID, rc2); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := core.delivery(res.ID); err != nil || d == nil || d.Outbox != res.ID {
+		t.Fatalf("new epoch's receipt: %+v, %v", d, err)
+	}
+	if _, err := j.Lookup(EpochDeliveryKey(2, res.ID)); err != nil {
+		t.Fatalf("receipt of the new epoch not under its epoch's key: %v", err)
+	}
+	if _, err := j.Lookup(DeliveryKey(res1.ID)); err != nil {
+		t.Fatalf("receipt of the old epoch: %v", err)
+	}
+	if got := string(EpochDeliveryKey(2, "x")); got != "delivery/e2/x" || string(EpochDeliveryKey(1, "x")) != "delivery/x" {
+		t.Fatalf("EpochDeliveryKey %q", got)
+	}
+}
+
+// newTestArchive is an archive that has enrolled and approved trust.
+func newTestArchive(t *testing.T, trust *bundle.Trust) *archive.Archive {
+	t.Helper()
+	ctx := context.Background()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := archive.Open(ctx, archive.Options{Dir: t.TempDir(), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	raw, err := trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Enroll(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Approve(ctx, trust.DeviceName(), "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
