@@ -426,6 +426,10 @@ func TestRecoverPCRMoved(t *testing.T) {
 	}
 
 	p = a.start(t, true)
+	// While the agent runs, recover refuses (the journal's lock).
+	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk); code != 1 || !strings.Contains(out, "stop the agent first") {
+		t.Fatalf("recover beside a running agent: exit %d\n%s", code, out)
+	}
 	for _, rc := range rcs {
 		info := exportState(t, c, rc.ExportID)
 		if info.Seq != rc.Seq || info.Leaf != rc.Leaf {
