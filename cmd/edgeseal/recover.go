@@ -182,11 +182,13 @@ func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, o
 			return nil // enrolled before, wrapped before
 		}
 		path := trimExt(out) + ".recovery.key"
-		if _, err := writeRecoveryKey(path); err != nil {
-			return err
-		}
 		r.pubFile = path + ".pub"
-		fmt.Fprintf(stdout, "simulator: made recovery key %s (and %s.pub)\n", path, path)
+		if _, err := os.Stat(r.pubFile); errors.Is(err, os.ErrNotExist) {
+			if _, err := writeRecoveryKey(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "simulator: made recovery key %s (and %s.pub)\n", path, path)
+		}
 	}
 	pub, err := readRecoveryPublic(r.pubFile)
 	if err != nil {
