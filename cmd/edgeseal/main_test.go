@@ -156,6 +156,17 @@ func TestEnrollWritesTrust(t *testing.T) {
 	if tr.DeviceName() != "s1/d1" || !strings.Contains(msg, tr.KeyID) {
 		t.Fatalf("trust for %s, output %q", tr.DeviceName(), msg)
 	}
+	// The simulator's enrollment makes a recovery key beside the trust file
+	// and wraps the data key to it; enrolling again keeps both.
+	for _, f := range []string{filepath.Join(dir, "DEVICE.recovery.key"), filepath.Join(dir, "DEVICE.recovery.key.pub"), filepath.Join(dir, "state", "data-key.recovery.json")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("enroll on the simulator: %v\n%s", err, msg)
+		}
+	}
+	if msg2, code := runCmd(t, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
+		"--site", "s1", "--device", "d1", "--out", out); code != 0 || !strings.Contains(msg2, tr.KeyID) {
+		t.Fatalf("second enroll exit %d: %s", code, msg2)
+	}
 	if _, code := runCmd(t, "tpm", "enroll", "--site", "s1"); code != 2 {
 		t.Fatalf("enroll without --device: exit %d, want 2", code)
 	}
