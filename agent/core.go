@@ -121,6 +121,7 @@ type Core struct {
 	obs    Observer
 	device string // "<site>/<name>"
 	origin string
+	epoch  uint64 // the journal's sealing epoch (store.Journal.Epoch)
 
 	sealMu  sync.Mutex // one seal at a time
 	sealBuf []byte     // the last bundle file written, its buffer kept for the next (under sealMu)
@@ -159,6 +160,10 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		cache: newSealCache(4*opts.SealMaxBytes, j.Size()),
 	}
 	c.origin = bundle.Origin(c.device)
+	var err error
+	if c.epoch, err = j.Epoch(); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	if n := j.Size(); n > 0 {
 		raw, err := j.Record(n - 1)
 		if err != nil {

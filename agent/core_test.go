@@ -37,7 +37,7 @@ func openRig(t *testing.T, dir, spec string, mod ...func(*Options)) *rig {
 	ctx := context.Background()
 	r := &rig{t: t, dir: dir, spec: spec}
 	var err error
-	r.tpm, err = tpm.Open(ctx, spec, tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open})
+	r.tpm, err = tpm.Open(ctx, spec, tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 				return r.Marshal()
 			},
 			Payloads: keeps[i],
-			Key:      DeliveryKey(id),
+			Key:      c.deliveryKey(id),
 		}
 	}
 	res, err := c.j.AppendBatch(ctx, es)
@@ -142,7 +142,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 // delivery returns the `delivery.receipt` record journaled for outbox
 // entry id, or nil when there is none.
 func (c *Core) delivery(id string) (*DeliveryBody, error) {
-	seq, err := c.j.Lookup(DeliveryKey(id))
+	seq, err := c.j.Lookup(c.deliveryKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}

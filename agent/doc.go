@@ -12,4 +12,10 @@
 // Every signing-key operation is a journal record (keys.go): key.create
 // for a key the journal does not know, key.rotate and key.revoke for a
 // rotation (RotateKey, or on schedule with Options.RotateEvery).
+// After a TPM clear or board swap, `edgeseal tpm recover` (agent stopped)
+// journals a `key.recover` record (JournalKeyRecover) and starts a new
+// sealing epoch (StartEpoch): the outbox's bundles of the lost key move to
+// files, the checkpoints are forgotten, and the core seals the journal
+// again from record 0 under the new key; receipts of a later epoch are
+// journaled under EpochDeliveryKey.
 package agent

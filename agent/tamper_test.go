@@ -39,7 +39,7 @@ func (d tpmDevice) Quote(ctx context.Context, nonce []byte) (bundle.Quote, error
 func TestTamperTableOnTPMBundles(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	dev, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open})
+	dev, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

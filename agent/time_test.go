@@ -29,7 +29,7 @@ func TestRecordTimesFollowSequence(t *testing.T) {
 	backwards := func() time.Time { return base.Add(-time.Duration(calls.Add(1)) * time.Millisecond) }
 
 	open := func() (*tpm.TPM, *store.Journal, *Core) {
-		tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open})
+		tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open, Create: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,12 +33,14 @@ const (
 	TypeRetentionPurge  = "retention.purge"
 	TypeScrub           = "scrub"
 	TypeAgentStart      = "agent.start"
+	TypeKeyRecover      = "key.recover" // data key recovered from the operator's recovery wrap
 )
 
 var knownTypes = map[string]bool{
 	TypeExport: true, TypeExportRejected: true, TypeSeal: true, TypeDeliveryReceipt: true,
 	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
+	TypeKeyRecover: true,
 }
 
 // TimeLayout is RFC 3339 in UTC with exactly six fractional digits.

@@ -46,6 +46,14 @@
 // A rotten block fails the reads that need it (*CorruptError), and Scrub,
 // which reads every record and hash, finds it.
 //
+// # Sealing epochs
+//
+// Checkpoints belong to a sealing epoch (Epoch, 1 at first). StartEpoch,
+// for a device whose signing key was lost with its TPM, forgets every
+// checkpoint and numbers the next epoch, so the journal is sealed again
+// from size 0 under a new key; records are untouched. Open fails with
+// ErrLocked while another process (a running agent) has the journal open.
+//
 // # Key layout
 //
 //	'm'                    metadata (version, size, last leaf, checksum)
@@ -56,6 +64,7 @@
 //	'c' || be64(size)      checkpoint
 //	'k' || key             idempotency key -> be64(seq), same commit as the record
 //	'f'                    format marker
+//	'e'                    sealing epoch, be64 (absent: 1)
 //
 // With an encryption key every value is sealed (AES-256-GCM) and the 'p',
 // 't' and 'k' keys are HMAC names of the digest or key (crypt.go). Outbox

@@ -24,6 +24,8 @@ var (
 	// ErrEncryptionKey: the encryption key does not open the data (wrong
 	// key, missing key for an encrypted journal, or a key for a plain one).
 	ErrEncryptionKey = errors.New("encryption key does not match the stored data")
+	// ErrLocked: another process has the journal open (a running agent).
+	ErrLocked = errors.New("the journal is open in another process")
 )
 
 // BusyError is returned by Append and AppendBatch when the queue in front

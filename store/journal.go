@@ -81,6 +81,9 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	if err := probeLock(opts.Dir); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
 	if err := repairEmptyLogs(opts.Dir, opts.Logger); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}

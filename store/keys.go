@@ -20,6 +20,7 @@ import (
 //	'k' || key             idempotency key (value: be64(seq)), written in the
 //	                       same commit as record seq
 //	'f'                    format marker (see crypt.go)
+//	'e'                    sealing epoch, be64 (epoch.go); absent: 1
 //
 // Every value is sealed and the digest and idempotency keys are HMACs
 // when the journal has an encryption key (crypt.go).

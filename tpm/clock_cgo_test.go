@@ -17,7 +17,7 @@ import (
 // quote, so quotes keep moving forward as a real TPM's do.
 func TestSimulatorClockSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	opts := tpm.Options{StateDir: filepath.Join(dir, "state"), Simulator: simulator.Open}
+	opts := tpm.Options{StateDir: filepath.Join(dir, "state"), Simulator: simulator.Open, Create: true}
 	var last uint64
 	for i := range 3 {
 		tp, err := tpm.Open(context.Background(), "simulator:"+filepath.Join(dir, "sim"), opts)

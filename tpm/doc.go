@@ -12,8 +12,14 @@
 // authPolicy = PolicyPCR over the configured PCRs) and the data key (32
 // random bytes sealed under the same policy) are children of the ECC SRK;
 // their blobs live in Options.StateDir (signing-key.json, data-key.json),
-// created only when absent. The signing key file also keeps the AK's
-// TPM2_Certify of it; Open certifies again if that no longer verifies.
+// created only by an Open with Options.Create (enrollment, recovery) and
+// only when absent; Open without it on a state dir without keys is
+// *NotEnrolledError. tpm-identity.json records the EK and AK the keys
+// belong to; a TPM that no longer loads the blobs or has another EK or AK
+// (cleared, replaced) is *ClearedError, and only the operator's recovery
+// wrap of the data key (package tpm/recovery) brings the journal back.
+// The signing key file also keeps the AK's TPM2_Certify of it; Open
+// certifies again if that no longer verifies.
 //
 // Slots. swtpm and the simulator have no resource manager and 3 object
 // slots: between calls only the AK and the signing key are loaded, every

@@ -44,7 +44,7 @@ func loaded(t *testing.T, tr Transport) (objects, sessions int) {
 func TestNoHandleLeft(t *testing.T) {
 	in := swtpmtest.Start(t)
 	ctx := context.Background()
-	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir()})
+	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestEKCertRead(t *testing.T) {
 		}
 	}
 	tr.Close()
-	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir()})
+	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -148,8 +147,9 @@ func (t *TPM) ensureAK() error {
 }
 
 // initKeys creates the signing key and data key under the SRK if their
-// blobs are absent, otherwise reloads them, and leaves the signing key
-// and the AK loaded. Object slots in use: at most three.
+// blobs are absent and Options.Create allows it, otherwise reloads them,
+// and leaves the signing key and the AK loaded. Object slots in use: at
+// most three.
 func (t *TPM) initKeys(ctx context.Context) error {
 	signBytes, err := readState(t.stateDir, signKeyFile)
 	if err != nil {
@@ -168,6 +168,9 @@ func (t *TPM) initKeys(ctx context.Context) error {
 		if t.dataKey, err = parseKeyFile(dataKeyFile, keyKindData, dataBytes); err != nil {
 			return err
 		}
+	}
+	if err := t.checkEnrolled(signBytes, dataBytes); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -197,7 +200,7 @@ func (t *TPM) initKeys(ctx context.Context) error {
 			t.log.Warn("tpm: signing key is bound to other PCRs than configured; re-bind to change", "bound", t.signKey.file.PCRs, "configured", t.pcrs)
 		}
 		if t.sign, t.signName, err = t.load(srk, t.signKey); err != nil {
-			return fmt.Errorf("tpm: load signing key: %w", err)
+			return t.loadFailed(keyKindSigning, err)
 		}
 	}
 	return nil
@@ -301,11 +304,12 @@ func (t *TPM) certifySigning() error {
 	return writeJSON(t.stateDir, signKeyFile, &t.signKey.file)
 }
 
-// createDataKey seals 32 random bytes under the SRK and saves the blob.
+// createDataKey seals 32 random bytes (or Options.DataKey) under the SRK
+// and saves the blob.
 func (t *TPM) createDataKey(srk *primary) (*loadedKey, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("tpm: data key: %w", err)
+	secret, err := t.newDataKeySecret()
+	if err != nil {
+		return nil, err
 	}
 	k, err := t.boundKey(srk, keyKindData, sealTemplate, secret)
 	if err != nil {

@@ -25,7 +25,7 @@ func simRig(t testing.TB) *rig {
 	return &rig{
 		name:    "simulator",
 		spec:    "simulator:" + dir + "/sim",
-		opts:    tpm.Options{StateDir: dir + "/state", Simulator: simulator.Open},
+		opts:    tpm.Options{StateDir: dir + "/state", Simulator: simulator.Open, Create: true},
 		reset:   func(t *testing.T) {},
 		restart: func(t *testing.T) {},
 	}

@@ -29,7 +29,7 @@ func swtpmRig(t testing.TB) *rig {
 	r := &rig{
 		name: "swtpm",
 		spec: in.Spec,
-		opts: tpm.Options{StateDir: t.TempDir()},
+		opts: tpm.Options{StateDir: t.TempDir(), Create: true},
 		sw:   in,
 	}
 	r.reset = func(t *testing.T) {

@@ -158,8 +158,7 @@ func parseCounterFile(name string, b []byte) (counterState, error) {
 }
 
 // HasKeys reports whether stateDir holds the wrapped signing and data
-// keys (Open creates them when it does not: callers that must not create
-// keys, such as `edgeseal doctor`, look first).
+// keys (Open without Options.Create refuses a dir without them).
 func HasKeys(stateDir string) (bool, error) {
 	for _, name := range []string{signKeyFile, dataKeyFile} {
 		b, err := readState(stateDir, name)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 
 	"github.com/google/go-tpm/tpm2"
@@ -30,6 +29,13 @@ type Options struct {
 	// Simulator opens the in-process simulator for "simulator:DIR"
 	// (tpm/simulator.Open, wired by main); nil: not built in.
 	Simulator func(dir string) (Transport, error)
+	// Create lets Open create the signing key and data key when the state
+	// dir has none (`edgeseal tpm enroll`, `edgeseal tpm recover`).
+	// Without it a state dir without keys is *NotEnrolledError.
+	Create bool
+	// DataKey, with Create, is the value a new data key seals (the key
+	// recovered from the recovery wrap); nil: 32 random bytes.
+	DataKey []byte
 }
 
 // Identity is the public material of a device's TPM keys, what enrollment
@@ -70,6 +76,9 @@ type TPM struct {
 	nvIndex   tpm2.TPMHandle
 	simulated bool
 
+	create     bool   // Options.Create
+	newDataKey []byte // Options.DataKey
+
 	sem chan struct{} // held while talking to the TPM
 	tr  Transport     // nil after Close
 
@@ -84,8 +93,10 @@ type TPM struct {
 }
 
 // Open connects to the TPM that spec names ("device:/dev/tpmrm0",
-// "swtpm:HOST:PORT", "simulator:DIR"), creates or reloads the keys kept in
-// opts.StateDir, and defines the NV counter if absent.
+// "swtpm:HOST:PORT", "simulator:DIR"), reloads the keys kept in
+// opts.StateDir (or creates them there with opts.Create), and defines the
+// NV counter if absent. A state dir without keys is *NotEnrolledError; a
+// TPM that no longer holds them (cleared or replaced) is *ClearedError.
 func Open(ctx context.Context, spec string, opts Options) (*TPM, error) {
 	sp, err := ParseSpec(spec)
 	if err != nil {
@@ -112,8 +123,8 @@ func Open(ctx context.Context, spec string, opts Options) (*TPM, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("tpm: open: %w", err)
+	if err := prepareStateDir(opts); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -130,6 +141,9 @@ func Open(ctx context.Context, spec string, opts Options) (*TPM, error) {
 		nvIndex:  tpm2.TPMHandle(idx),
 		sem:      make(chan struct{}, 1),
 		tr:       tr,
+
+		create:     opts.Create,
+		newDataKey: slices.Clone(opts.DataKey),
 	}
 	if ins, ok := tr.(interface{ Insecure() string }); ok {
 		t.simulated = true
@@ -163,6 +177,9 @@ func (t *TPM) init(ctx context.Context) error {
 		return err
 	}
 	if err := t.ensureAK(); err != nil {
+		return err
+	}
+	if err := t.checkIdentity(); err != nil {
 		return err
 	}
 	if !t.certifyValid() {

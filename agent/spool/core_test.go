@@ -58,7 +58,7 @@ func openCore(t *testing.T, dir string) *coreRig {
 		t.Fatal(err)
 	}
 	r := &coreRig{}
-	r.tpm, err = tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open})
+	r.tpm, err = tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

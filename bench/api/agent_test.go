@@ -142,6 +142,12 @@ log:
 			return nil, err
 		}
 	}
+	// Only `tpm enroll` creates the device's keys.
+	enroll := exec.Command(bin, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dataDir, "tpm"),
+		"--site", "bench", "--device", "dev-1", "--out", filepath.Join(dir, "DEVICE.json"))
+	if out, err := enroll.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("tpm enroll: %v\n%s", err, out)
+	}
 	a.cmd = exec.Command(bin, "agent", "--config", filepath.Join(dir, "agent.yaml"))
 	a.cmd.Stderr = a.stderr
 	if err := a.cmd.Start(); err != nil {

@@ -143,7 +143,7 @@ func TestAPIDiskFull(t *testing.T) {
 func checkJournal(t *testing.T, a *agent, acked []receipt) {
 	t.Helper()
 	ctx := context.Background()
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(a.dir, "sim"), tpm.Options{StateDir: filepath.Join(a.dataDir, "tpm"), Simulator: simulator.Open})
+	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(a.dir, "sim"), tpm.Options{StateDir: filepath.Join(a.dataDir, "tpm"), Simulator: simulator.Open, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,7 +162,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	}
 	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
 	if err != nil {
-		return err
+		return startHint(err)
 	}
 	defer func() {
 		if cerr := t.Close(); cerr != nil && err == nil {
@@ -171,7 +171,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	}()
 	key, err := t.DataKey(ctx)
 	if err != nil {
-		return fmt.Errorf("agent: data key: %w", err)
+		return startHint(fmt.Errorf("agent: data key: %w", err))
 	}
 	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key,
 		MemTableSize: agentMemTable, ResidentBytes: agentResident, Logger: log.With("component", "store")})

@@ -135,6 +135,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	fmt.Fprintf(stdout, "edgeseal demo in %s\n", *dir)
 	fmt.Fprintf(stdout, "  archive: embedded MQTT broker on %s, key %s…, device %s enrolled and approved\n", da.brk.URL(), da.a.KeyID()[:19], trust.DeviceName())
 	fmt.Fprintf(stdout, "  agent: TPM = in-process simulator (INSECURE: demos and tests only), API on %s, spool folder %s\n", socket, cfg.Spool.Dir)
+	fmt.Fprintf(stdout, "  recovery: the journal's data key is also wrapped to the operator recovery key %s (in production it stays offline)\n", filepath.Join(*dir, demoRecoveryKey))
 	fmt.Fprintf(stdout, "  logs: %s, %s\n\n", logFile.Name(), archiveLogFile.Name())
 
 	actx, stopAgent := context.WithCancel(ctx)

@@ -100,8 +100,12 @@ func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoA
 // enroll writes the device's trust file from its TPM and has the archive
 // enroll and approve it, as an operator would.
 func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
-	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener})
+	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener, Create: true})
 	if err != nil {
+		return nil, err
+	}
+	if err := demoRecoveryWrap(ctx, t, tpmState, site+"/"+device, dir); err != nil {
+		t.Close()
 		return nil, err
 	}
 	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))

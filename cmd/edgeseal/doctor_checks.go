@@ -47,7 +47,7 @@ func (d *doctor) checkTPM(next func(key []byte)) {
 		d.report(levelFail, "tpm", fmt.Sprintf("key state in %s: %v", cfg.TPMStateDir, err), "restore "+cfg.TPMStateDir+" from backup or re-enroll")
 		return
 	case !has:
-		d.report(levelFail, "tpm", "no TPM keys in "+cfg.TPMStateDir+": the device is not enrolled",
+		d.report(levelFail, "tpm", "no TPM keys in "+cfg.TPMStateDir+": this device is not enrolled, or the path is wrong",
 			"edgeseal tpm enroll --tpm "+cfg.TPM+" --state "+cfg.TPMStateDir+" --site "+cfg.Site+" --device "+cfg.Device+" --out DEVICE.json")
 		return
 	}
@@ -55,8 +55,7 @@ func (d *doctor) checkTPM(next func(key []byte)) {
 	defer cancel()
 	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Simulator: simulatorOpener})
 	if err != nil {
-		d.report(levelFail, "tpm", fmt.Sprintf("open %s: %v", cfg.TPM, err),
-			"check that the TPM device exists (ls -l /dev/tpmrm0), that the agent's user is in group tss, and that "+cfg.TPMStateDir+" is the state of this TPM")
+		d.report(levelFail, "tpm", fmt.Sprintf("open %s: %v", cfg.TPM, err), tpmOpenFix(err, cfg.TPMStateDir))
 		return
 	}
 	defer t.Close()
@@ -77,6 +76,7 @@ func (d *doctor) checkTPM(next func(key []byte)) {
 		return
 	}
 	d.report(levelOK, "keys", "signing key signs, data key unseals", "")
+	d.checkRecoveryWrap()
 	if next != nil {
 		next(key)
 	}

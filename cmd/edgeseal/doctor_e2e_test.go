@@ -77,11 +77,24 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor on a healthy stopped site: exit %d\n%s", code, out)
 	}
 	wantLines(t, "stopped", out, "ok config:", "ok agent:", "warn tpm:", "ok pcrs:", "ok trust:", "ok keys:",
-		"ok journal:", "ok broker:", "ok disk:")
+		"ok recovery:", "ok journal:", "ok broker:", "ok disk:")
 	if !strings.Contains(out, "verified") || !strings.Contains(out, "checkpoint at") {
 		t.Errorf("journal line does not say what was verified:\n%s", out)
 	}
 	t.Logf("stopped:\n%s", out)
+	// Without the recovery wrap: a warning saying how to make one.
+	wrap := filepath.Join(a.dir, "data", "tpm", "data-key.recovery.json")
+	if err := os.Rename(wrap, wrap+".away"); err != nil {
+		t.Fatal(err)
+	}
+	out, code = doctorCLI(t, cfg, nil)
+	if code != 0 || !strings.Contains(out, "tpm rewrap") {
+		t.Fatalf("doctor without a recovery wrap: exit %d\n%s", code, out)
+	}
+	wantLines(t, "no recovery wrap", out, "warn recovery:")
+	if err := os.Rename(wrap+".away", wrap); err != nil {
+		t.Fatal(err)
+	}
 
 	p = a.start(t, true)
 	out, code = doctorCLI(t, cfg, []string{"EDGESEAL_TOKEN=" + tokAuditor})
@@ -127,7 +140,7 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("doctor on a device never started: exit %d, want 1\n%s", code, out)
 	}
 	wantLines(t, "never started", out, "FAIL journal:")
-	fresh := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	fresh := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
 	out, _ = doctorCLI(t, filepath.Join(fresh.dir, "agent.yaml"), nil)
 	wantLines(t, "never enrolled", out, "FAIL tpm:")
 	if !strings.Contains(out, "edgeseal tpm enroll") {

@@ -20,14 +20,16 @@ import (
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
-// openTPM opens the TPM named by spec with key blobs in state.
+// openTPM opens the TPM named by spec with key blobs in state, creating
+// the keys when state has none (enrollment is the only place that does).
 func openTPM(ctx context.Context, spec, state string, log *slog.Logger) (*tpm.TPM, error) {
-	return tpm.Open(ctx, spec, tpm.Options{StateDir: state, Logger: log, Simulator: simulatorOpener})
+	return tpm.Open(ctx, spec, tpm.Options{StateDir: state, Logger: log, Simulator: simulatorOpener, Create: true})
 }
 
 // cmdEnroll creates (or loads) the device's TPM keys and writes the trust
 // file that 'edgeseal verify' and the archive trust: EK, AK, the signing key,
-// its certification by the AK and the golden PCR values.
+// its certification by the AK and the golden PCR values. The data key is
+// also wrapped to the operator's recovery key (enrollRecovery).
 func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("tpm enroll", flag.ContinueOnError)
 	spec := fs.String("tpm", "device:/dev/tpmrm0", "TPM: device:PATH, swtpm:HOST:PORT or simulator:DIR")
@@ -35,17 +37,25 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	site := fs.String("site", "", "site name")
 	device := fs.String("device", "", "device name within the site")
 	out := fs.String("out", "DEVICE.json", "where to write the trust file")
+	var rec enrollRecovery
+	rec.flags(fs)
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
 	if *site == "" || *device == "" {
 		return usageErr("tpm enroll: --site and --device are required")
 	}
-	t, err := openTPM(ctx, *spec, *state, log)
-	if err != nil {
+	if err := rec.check(*spec); err != nil {
 		return err
 	}
+	t, err := openTPM(ctx, *spec, *state, log)
+	if err != nil {
+		return startHint(err)
+	}
 	defer t.Close()
+	if err := rec.apply(ctx, t, *state, *site+"/"+*device, *out, stdout); err != nil {
+		return err
+	}
 	trust, err := bundle.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return err

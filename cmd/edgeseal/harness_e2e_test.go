@@ -122,6 +122,10 @@ type agentOpts struct {
 	sealEvery    int
 	sealInterval string
 	maxBody      string
+	// notEnrolled leaves the TPM state dir empty (the agent refuses to
+	// start); otherwise newAgentDir creates the device's keys, as
+	// `edgeseal tpm enroll` does.
+	notEnrolled bool
 }
 
 // newAgentDir writes a config, the policy and its schemas, and a
@@ -181,7 +185,24 @@ log:
 	if err := os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if !o.notEnrolled {
+		a.createKeys(t)
+	}
 	return a
+}
+
+// createKeys creates the device's TPM keys in the simulator, as
+// `edgeseal tpm enroll` does (without a recovery wrap).
+func (a *agentDir) createKeys(t *testing.T) {
+	t.Helper()
+	tp, err := tpm.Open(context.Background(), "simulator:"+filepath.Join(a.dir, "sim"),
+		tpm.Options{StateDir: filepath.Join(a.dir, "data", "tpm"), Simulator: simulatorOpener, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeCert(t *testing.T, certPath, keyPath string) {

@@ -6,7 +6,10 @@
 //	edgeseal agent rotate-key --config FILE --reason TEXT
 //	edgeseal export [flags] FILE|-
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
-//	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
+//	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json] [--recovery-key FILE.pub | --no-recovery]
+//	edgeseal tpm recovery-keygen --out FILE
+//	edgeseal tpm recover --config FILE --recovery-key FILE [--out DEVICE.json]
+//	edgeseal tpm rewrap --config FILE --recovery-key NEW.pub
 //	edgeseal demo [--dir DIR]
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
@@ -55,6 +58,10 @@ const usage = `usage:
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
   edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
+                     [--recovery-key RECOVERY.pub | --no-recovery]
+  edgeseal tpm recovery-keygen --out RECOVERY.key
+  edgeseal tpm recover --config AGENT.yaml --recovery-key RECOVERY.key [--wrap FILE] [--out DEVICE.json]
+  edgeseal tpm rewrap --config AGENT.yaml --recovery-key NEW.pub
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
   edgeseal archive --config FILE
@@ -108,10 +115,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	case "verify":
 		return cmdVerify(ctx, args[1:], stdout)
 	case "tpm":
-		if len(args) < 2 || args[1] != "enroll" {
-			return usageErr("tpm: want 'tpm enroll'")
-		}
-		return cmdEnroll(ctx, args[2:], stdout, log)
+		return cmdTPM(ctx, args[1:], stdout, log)
 	case "archive":
 		return cmdArchive(ctx, args[1:], stdout, log)
 	case "bundles":

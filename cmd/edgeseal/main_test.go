@@ -43,6 +43,15 @@ func TestDemoThenVerify(t *testing.T) {
 	if !strings.Contains(out, "VERIFIED") || strings.Contains(out, "NOT VERIFIED") {
 		t.Fatalf("demo summary lacks a clean verification:\n%s", out)
 	}
+	// The demo's data key is wrapped to a recovery key in its dir, and it says so.
+	if !strings.Contains(out, filepath.Join(dir, "recovery.key")) {
+		t.Fatalf("demo does not name its recovery key:\n%s", out)
+	}
+	for _, f := range []string{filepath.Join(dir, "recovery.key"), filepath.Join(dir, "recovery.key.pub"), filepath.Join(dir, "tpm", "data-key.recovery.json")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("demo recovery file: %v", err)
+		}
+	}
 	bundles, _ := filepath.Glob(filepath.Join(dir, "bundles", "*.bundle.tar"))
 	sort.Strings(bundles)
 	if len(bundles) != len(demoRounds) {
@@ -146,6 +155,17 @@ func TestEnrollWritesTrust(t *testing.T) {
 	}
 	if tr.DeviceName() != "s1/d1" || !strings.Contains(msg, tr.KeyID) {
 		t.Fatalf("trust for %s, output %q", tr.DeviceName(), msg)
+	}
+	// The simulator's enrollment makes a recovery key beside the trust file
+	// and wraps the data key to it; enrolling again keeps both.
+	for _, f := range []string{filepath.Join(dir, "DEVICE.recovery.key"), filepath.Join(dir, "DEVICE.recovery.key.pub"), filepath.Join(dir, "state", "data-key.recovery.json")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("enroll on the simulator: %v\n%s", err, msg)
+		}
+	}
+	if msg2, code := runCmd(t, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
+		"--site", "s1", "--device", "d1", "--out", out); code != 0 || !strings.Contains(msg2, tr.KeyID) {
+		t.Fatalf("second enroll exit %d: %s", code, msg2)
 	}
 	if _, code := runCmd(t, "tpm", "enroll", "--site", "s1"); code != 2 {
 		t.Fatalf("enroll without --device: exit %d, want 2", code)

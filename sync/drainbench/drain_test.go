@@ -85,7 +85,7 @@ func BenchmarkDrain(b *testing.B) {
 	brk := mqtttest.Start(b, nil)
 
 	// The site: TPM simulator, journal, core.
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open})
+	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open, Create: true})
 	if err != nil {
 		b.Fatal(err)
 	}
