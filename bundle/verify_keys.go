@@ -47,6 +47,11 @@ type KeyEvent struct {
 	KeyID    string `json:"keyId"`              // the key created, the new key, the key revoked
 	OldKeyID string `json:"oldKeyId,omitempty"` // rotated: the key it replaced
 	Reason   string `json:"reason,omitempty"`
+	// EarlierTPM marks a record of a key certified by another AK than the
+	// trusted one: history of the device's earlier TPM, journaled before
+	// a TPM clear or board swap and sealed again under the new key. It
+	// changes nothing in the chain.
+	EarlierTPM bool `json:"earlierTpm,omitempty"`
 }
 
 // IsRevoked reports whether id was revoked in the chain.
@@ -160,7 +165,11 @@ func (v *verifier) keyCreate(r *Record) error {
 	}
 	kc := &v.kc
 	if k.AKID != kc.akID {
-		return fmt.Errorf("key %s is certified by AK %s, the trusted AK is %s", k.KeyID, k.AKID, kc.akID)
+		if k.KeyID == kc.cur.KeyID {
+			return fmt.Errorf("key %s is certified by AK %s, the trusted AK is %s", k.KeyID, k.AKID, kc.akID)
+		}
+		kc.events = append(kc.events, KeyEvent{Event: "created", Seq: r.Seq, Time: FormatTime(r.Time), KeyID: k.KeyID, EarlierTPM: true})
+		return nil
 	}
 	pub, _ := attest.ParsePublic(k.Public) // parsed by ParseKeyCreateBody
 	if err := attest.VerifyCertify(v.t.ak, k.Certification.Attest, k.Certification.Signature, pub); err != nil {
@@ -182,6 +191,12 @@ func (v *verifier) keyRotate(r *Record) error {
 		return err
 	}
 	kc := &v.kc
+	if st.AKID != kc.akID && st.OldKeyID != kc.cur.KeyID && body.OldKeyID != kc.cur.KeyID {
+		// A rotation of an earlier TPM's keys (see KeyEvent.EarlierTPM).
+		kc.events = append(kc.events, KeyEvent{Event: "rotated", Seq: r.Seq, Time: FormatTime(r.Time), KeyID: st.NewKeyID,
+			OldKeyID: st.OldKeyID, Reason: st.Reason, EarlierTPM: true})
+		return nil
+	}
 	switch {
 	case st.Device != v.t.DeviceName():
 		return fmt.Errorf("rotation statement of device %s, not %s", st.Device, v.t.DeviceName())

@@ -15,7 +15,7 @@ import (
 func TestRotationNoHandleLeft(t *testing.T) {
 	in := swtpmtest.Start(t)
 	ctx := context.Background()
-	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir()})
+	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir(), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 	ctx := t.Context()
 	ar := startEmbeddedArchive(t)
 	dir := t.TempDir()
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulatorOpener})
+	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulatorOpener, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,13 +15,16 @@ func printKeyHistory(w io.Writer, trust *bundle.Trust, events []bundle.KeyEvent,
 	}
 	fmt.Fprintf(w, "signing keys of %s:\n", trust.DeviceName())
 	for _, e := range events {
+		if e.EarlierTPM {
+			e.Reason += " (earlier TPM)"
+		}
 		switch e.Event {
 		case "rotated":
 			fmt.Fprintf(w, "  seq %-8d %s  rotated  %s (from %s, reason %q)\n", e.Seq, e.Time, e.KeyID, e.OldKeyID, e.Reason)
 		case "revoked":
 			fmt.Fprintf(w, "  seq %-8d %s  revoked  %s (reason %q)\n", e.Seq, e.Time, e.KeyID, e.Reason)
 		default:
-			fmt.Fprintf(w, "  seq %-8d %s  %-7s  %s\n", e.Seq, e.Time, e.Event, e.KeyID)
+			fmt.Fprintf(w, "  seq %-8d %s  %-7s  %s%s\n", e.Seq, e.Time, e.Event, e.KeyID, e.Reason)
 		}
 	}
 	if last != nil && last.Keys != nil {
