@@ -3,6 +3,7 @@ package tpm
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +31,10 @@ type Options struct {
 	// Simulator opens the in-process simulator for "simulator:DIR"
 	// (tpm/simulator.Open, wired by main); nil: not built in.
 	Simulator func(dir string) (Transport, error)
+	// PCRPolicy, when set, binds the keys Open creates to the operator's
+	// PCR-policy key (TPM2_PolicyAuthorize) instead of the current PCR
+	// values. Keys that exist keep their binding.
+	PCRPolicy *PCRPolicy
 }
 
 // Identity is the public material of a device's TPM keys, what enrollment
@@ -42,8 +47,14 @@ type Identity struct {
 	Certify       Attestation    // AK's TPM2_Certify of the signing key
 	PCRs          []int          // PCRs the signing key is bound to
 	PCRValues     map[int][]byte // values the signing key is bound to
-	PolicyDigest  []byte         // PolicyPCR digest = signing key authPolicy
+	PolicyDigest  []byte         // signing key authPolicy: PolicyPCR(PCRValues), or PolicyAuthorize(PCR policy key, PCRPolicyRef)
 	KeyID         string         // "sha256:<hex of SHA-256(SigningPublic)>"
+	// PCRPolicyKey is the PKIX DER of the operator's PCR-policy key the
+	// signing key is bound to, nil for a key bound to fixed PCR values
+	// (PCRValues are then the values at creation); PCRPolicyRef its
+	// policyRef.
+	PCRPolicyKey []byte
+	PCRPolicyRef []byte
 }
 
 // Attestation is a TPMS_ATTEST and the TPMT_SIGNATURE over it.
@@ -81,6 +92,8 @@ type TPM struct {
 	dataKey          *loadedKey
 	nvName           tpm2.TPM2BName
 	id               Identity
+	pcrPolicy        *PCRPolicy // for keys created by this TPM
+	auth             *authState // PCR authorization in force, nil if none
 }
 
 // Open connects to the TPM that spec names ("device:/dev/tpmrm0",
@@ -130,6 +143,9 @@ func Open(ctx context.Context, spec string, opts Options) (*TPM, error) {
 		nvIndex:  tpm2.TPMHandle(idx),
 		sem:      make(chan struct{}, 1),
 		tr:       tr,
+	}
+	if p := opts.PCRPolicy; p != nil {
+		t.pcrPolicy = &PCRPolicy{Key: p.Key, Ref: slices.Clone(p.Ref)}
 	}
 	if ins, ok := tr.(interface{ Insecure() string }); ok {
 		t.simulated = true
@@ -189,6 +205,11 @@ func (t *TPM) setSigningIdentity() {
 	t.id.PCRValues = cloneValues(sk.file.PCRValues)
 	t.id.PolicyDigest = slices.Clone(sk.policy)
 	t.id.KeyID = "sha256:" + hex.EncodeToString(sum[:])
+	t.id.PCRPolicyKey, t.id.PCRPolicyRef = nil, nil
+	if sk.authorized() {
+		t.id.PCRPolicyKey, _ = x509.MarshalPKIXPublicKey(sk.pkey)
+		t.id.PCRPolicyRef = slices.Clone(sk.file.PolicyRef)
+	}
 }
 
 // Identity returns the public material of the keys.
@@ -202,6 +223,8 @@ func (t *TPM) Identity() Identity {
 	id.PCRs = slices.Clone(id.PCRs)
 	id.PCRValues = cloneValues(id.PCRValues)
 	id.PolicyDigest = slices.Clone(id.PolicyDigest)
+	id.PCRPolicyKey = slices.Clone(id.PCRPolicyKey)
+	id.PCRPolicyRef = slices.Clone(id.PCRPolicyRef)
 	return id
 }
 
