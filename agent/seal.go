@@ -325,6 +325,7 @@ func BundleIdentity(id tpm.Identity) bundle.Identity {
 		SigningPublic: id.SigningPublic,
 		Certify:       bundle.Attestation{Attest: id.Certify.Attest, Signature: id.Certify.Signature},
 		PCRs:          id.PCRs, PCRValues: id.PCRValues, PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
+		PCRPolicyKey: id.PCRPolicyKey,
 	}
 }
 

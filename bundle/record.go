@@ -33,12 +33,16 @@ const (
 	TypeRetentionPurge  = "retention.purge"
 	TypeScrub           = "scrub"
 	TypeAgentStart      = "agent.start"
+	// TypePCRsAuthorized journals a PCR authorization the agent applied;
+	// its body is the PCRAuthorization statement.
+	TypePCRsAuthorized = "tpm.pcrs.authorized"
 )
 
 var knownTypes = map[string]bool{
 	TypeExport: true, TypeExportRejected: true, TypeSeal: true, TypeDeliveryReceipt: true,
 	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
+	TypePCRsAuthorized: true,
 }
 
 // TimeLayout is RFC 3339 in UTC with exactly six fractional digits.

@@ -29,6 +29,7 @@ const (
 	CheckMerkleRoot         = "merkle.root"
 	CheckMerkleRange        = "merkle.range"
 	CheckMerkleConsistency  = "merkle.consistency"
+	CheckPCRsAuthorization  = "pcrs.authorization"
 	CheckKeysTrusted        = "keys.trusted"
 	CheckKeysCertify        = "keys.certify"
 	CheckKeysAttributes     = "keys.attributes"
@@ -51,6 +52,7 @@ var CheckNames = []string{
 	CheckRecordsParse, CheckRecordsSequence, CheckRecordsChain, CheckRecordsDevice, CheckRecordsTime,
 	CheckPayloadsDigest, CheckPayloadsReferenced,
 	CheckMerkleRoot, CheckMerkleRange, CheckMerkleConsistency,
+	CheckPCRsAuthorization,
 	CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
 	CheckQuoteSignature, CheckQuoteNonce, CheckQuotePCRs, CheckQuoteFiles, CheckQuoteClock, CheckQuoteResetCount,
 	CheckCounterRising, CheckPreviousLeaf,
@@ -126,6 +128,9 @@ type State struct {
 	Clock      attest.ClockInfo `json:"clock"`
 	LastLeaf   string           `json:"lastLeaf"` // "sha256:.."
 	LastTime   string           `json:"lastTime"` // time of the last record
+	// PCRs are the golden PCR values in force, for a device whose keys
+	// are bound to a PCR-policy key (nil otherwise).
+	PCRs *PCRState `json:"pcrs,omitempty"`
 }
 
 // Marshal returns the JSON form of the state.
@@ -149,6 +154,11 @@ func ParseState(b []byte) (*State, error) {
 	if s.LastTime != "" {
 		if _, err := ParseTime(s.LastTime); err != nil {
 			return nil, err
+		}
+	}
+	if s.PCRs != nil {
+		if _, _, err := s.PCRs.values(); err != nil {
+			return nil, wrapFormat("state", "pcrs", err)
 		}
 	}
 	if again, _ := s.Marshal(); !bytes.Equal(again, b) {

@@ -50,6 +50,8 @@ type verifier struct {
 
 	refs   map[[32]byte]int64 // export payloads -> size
 	purged map[[32]byte]bool
+
+	pcr pcrGolden // set by the pcrs.authorization check
 }
 
 // Verify runs every check on b against the device's trust material t and
@@ -82,6 +84,7 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 	v.run(CheckMerkleRoot, v.merkleRoot)
 	v.run(CheckMerkleRange, v.merkleRange)
 	v.run(CheckMerkleConsistency, v.merkleConsistency)
+	v.run(CheckPCRsAuthorization, v.pcrsAuthorization)
 	v.run(CheckKeysTrusted, v.keysTrusted)
 	v.run(CheckKeysCertify, v.keysCertify)
 	v.run(CheckKeysAttributes, v.keysAttributes)

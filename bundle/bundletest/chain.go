@@ -100,8 +100,9 @@ type Chain struct {
 	// and AK), used by the key-substitution cases.
 	Attacker Device
 
-	log   memLog
-	clock time.Time
+	log    memLog
+	clock  time.Time
+	queued []queued // see Journal
 }
 
 // NewChain seals bundles of opts.Records records each with dev (a fresh
@@ -168,7 +169,10 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	}
 	prevLeaf := c.log.last()
 	payloads := map[[32]byte][]byte{}
-	var recs [][]byte
+	recs, err := c.journalQueued()
+	if err != nil {
+		return nil, err
+	}
 	for i := range n {
 		seq := uint64(len(c.log.records))
 		c.clock = c.clock.Add(1500 * time.Microsecond)
@@ -215,7 +219,6 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	cp := c.log.checkpoint(c.origin(), size)
 	var proof [][32]byte
 	if prevSize > 0 {
-		var err error
 		if proof, err = c.log.consistency(prevSize, size); err != nil {
 			return nil, err
 		}
