@@ -59,6 +59,10 @@ type Options struct {
 	// Observer is told of exports, rejections, seals and TPM errors (for
 	// metrics); nil observes nothing.
 	Observer Observer
+	// PCRAuthDir is the TPM state directory, where PCRAuthFile is looked
+	// for at every seal attempt (when the TPM is a PCRAuthorizer); ""
+	// turns that off.
+	PCRAuthDir string
 }
 
 func (o *Options) defaults() error {
@@ -132,6 +136,8 @@ type Core struct {
 	digests   map[string][32]byte // outbox ids sealed since the start -> bundle digest (under sentMu)
 	timeMu    sync.Mutex
 	lastTime  time.Time // time of the last record built (see stamp)
+
+	pcrAuth pcrAuthState // under sealMu
 }
 
 // Open starts a core over an open journal and TPM and journals an
@@ -154,6 +160,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		cache: newSealCache(4*opts.SealMaxBytes, j.Size()),
 	}
 	c.origin = bundle.Origin(c.device)
+	c.initPCRAuth()
 	if n := j.Size(); n > 0 {
 		raw, err := j.Record(n - 1)
 		if err != nil {

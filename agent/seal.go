@@ -73,6 +73,7 @@ var errBundleFull = errors.New("bundle full")
 func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	c.sealMu.Lock()
 	defer c.sealMu.Unlock()
+	c.pcrAuthCheck(ctx)
 	res, err := c.seal(ctx)
 	switch {
 	case err != nil && ctx.Err() == nil:
