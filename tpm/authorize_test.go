@@ -8,10 +8,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/attest"
+	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
 
 // signAuthorization is what the operator's tool does: sign
@@ -188,5 +192,48 @@ func TestLegacyKeyRefusesAuthorization(t *testing.T) {
 	}
 	if _, _, ok, err := tpm.ReadPCRPolicy(r.opts.StateDir); err != nil || ok {
 		t.Fatalf("ReadPCRPolicy of a legacy key: ok=%v %v", ok, err)
+	}
+}
+
+// TestSwtpmPCRExtendByToolWhileOpen: a firmware-update stand-in,
+// tpm2_pcrextend over TCTI swtpm:, runs while a TPM is open on the same
+// swtpm (the transport lets go of an idle connection); the signing key
+// then refuses with *PCRMismatchError until the new values are
+// authorized.
+func TestSwtpmPCRExtendByToolWhileOpen(t *testing.T) {
+	tool := swtpmtest.Need(t, "tpm2_pcrextend")
+	r := swtpmRig(t)
+	op := newPolicyKey(t)
+	ref := sha256.Sum256([]byte("edgeseal pcr policy v1\nsite-a/dev-1"))
+	r.opts.PCRPolicy = &tpm.PCRPolicy{Key: &op.PublicKey, Ref: ref[:]}
+	tp := r.open(t)
+	ctx := context.Background()
+	id := tp.Identity()
+	cur, _ := tp.ReadPCRs(ctx)
+	if err := tp.Authorize(ctx, signAuthorization(t, op, ref[:], id.PCRs, cur)); err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("seal"))
+	if _, err := tp.Sign(ctx, d[:]); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(r.sw.Addr, ":")
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, tool, "-T", "swtpm:host="+host+",port="+port,
+		"0:sha256="+strings.Repeat("ab", 32)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tpm2_pcrextend while the TPM is open: %v\n%s", err, out)
+	}
+	var mm *tpm.PCRMismatchError
+	if _, err := tp.Sign(ctx, d[:]); !errors.As(err, &mm) || len(mm.Changed()) != 1 || mm.Changed()[0] != 0 {
+		t.Fatalf("sign after the extend: %v", err)
+	}
+	cur2, _ := tp.ReadPCRs(ctx)
+	if err := tp.Authorize(ctx, signAuthorization(t, op, ref[:], id.PCRs, cur2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.Sign(ctx, d[:]); err != nil {
+		t.Fatalf("sign after the new authorization: %v", err)
 	}
 }

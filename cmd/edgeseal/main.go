@@ -5,7 +5,10 @@
 //	edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout D]
 //	edgeseal export [flags] FILE|-
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
-//	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
+//	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json] [--pcr-policy-key FILE.pub | --pcr-policy=pcr]
+//	edgeseal tpm pcr-key new --out FILE
+//	edgeseal tpm authorize-pcrs --key FILE --device S/D (--pcrs 0=HEX,... | --from-quote FILE) [--out FILE]
+//	edgeseal agent authorize-pcrs --config FILE STATEMENT
 //	edgeseal demo [--dir DIR]
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
@@ -53,6 +56,11 @@ const usage = `usage:
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
   edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
+                     [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
+  edgeseal tpm pcr-key new --out PCR-KEY
+  edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/NAME (--pcrs 0=HEX,2=HEX,... | --from-quote FILE)
+                              [--out pcr-authorization.json]
+  edgeseal agent authorize-pcrs --config FILE pcr-authorization.json
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
   edgeseal archive --config FILE
@@ -95,14 +103,22 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		if len(args) > 1 && args[1] == "enroll" {
 			return cmdAgentEnroll(ctx, args[2:], stdout, log)
 		}
+		if len(args) > 1 && args[1] == "authorize-pcrs" {
+			return cmdAgentAuthorizePCRs(args[2:], stdout)
+		}
 		return cmdAgent(ctx, args[1:])
 	case "export":
 		return cmdExport(ctx, args[1:], os.Stdin, stdout, os.Getenv)
 	case "verify":
 		return cmdVerify(ctx, args[1:], stdout)
 	case "tpm":
-		if len(args) < 2 || args[1] != "enroll" {
-			return usageErr("tpm: want 'tpm enroll'")
+		switch {
+		case len(args) > 1 && args[1] == "pcr-key":
+			return cmdPCRKey(args[2:], stdout)
+		case len(args) > 1 && args[1] == "authorize-pcrs":
+			return cmdAuthorizePCRs(args[2:], stdout)
+		case len(args) < 2 || args[1] != "enroll":
+			return usageErr("tpm: want 'tpm enroll', 'tpm pcr-key new' or 'tpm authorize-pcrs'")
 		}
 		return cmdEnroll(ctx, args[2:], stdout, log)
 	case "archive":
