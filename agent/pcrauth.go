@@ -298,3 +298,21 @@ func formatValues(pcrs []int, values map[int][]byte) map[string]string {
 type rawJSON []byte
 
 func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// authorizedReader is implemented by *tpm.TPM.
+type authorizedReader interface {
+	Authorized() map[int][]byte
+}
+
+// expectedPCRs is what the PCRs must hold for the keys to work: the values
+// the keys are bound to, or for keys bound to a PCR policy key those of
+// the authorization in force (none: nil, nothing matches).
+func expectedPCRs(t TPM, id tpm.Identity) map[int][]byte {
+	if id.PCRPolicyKey == nil {
+		return id.PCRValues
+	}
+	if a, ok := t.(authorizedReader); ok {
+		return a.Authorized()
+	}
+	return id.PCRValues
+}

@@ -135,6 +135,9 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 		t.Fatalf("seal after the update: %v, want *tpm.PCRMismatchError", err)
 	}
 	r.export(2, "still-journaling")
+	if st, err := r.core.Status(ctx); err != nil || st.TPM.State != TPMPCRMismatch || len(st.TPM.Changed) != 1 {
+		t.Fatalf("status after the update: %+v %v", st, err)
+	}
 
 	// A statement for another device in the state dir is refused loudly
 	// and not journaled.
@@ -165,6 +168,9 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 		t.Fatal("authorization record outside the bundle")
 	}
 	s2 := mustVerify(t, b2, tr, s1)
+	if st, err := r.core.Status(ctx); err != nil || st.TPM.State != TPMOK {
+		t.Fatalf("status after the authorization: %+v %v", st.TPM, err)
+	}
 	if s2.PCRs == nil || s2.PCRs.Record == "" {
 		t.Fatalf("state after the authorization: %+v", s2.PCRs)
 	}
