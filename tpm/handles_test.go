@@ -171,3 +171,28 @@ func TestEKCertRead(t *testing.T) {
 		t.Fatalf("EKCert: %d bytes, want the %d stored", len(got), len(cert))
 	}
 }
+
+// TestOpenFlushesStale: a process that died with the AK and the signing
+// key loaded (no Close) does not lock the next Open out of swtpm's object
+// slots.
+func TestOpenFlushesStale(t *testing.T) {
+	in := swtpmtest.Start(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	tp, err := Open(ctx, in.Spec, Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Die without Close: drop the connection, leave the handles loaded.
+	_ = tp.tr.Close()
+	for i := range 2 {
+		tp2, err := Open(ctx, in.Spec, Options{StateDir: dir})
+		if err != nil {
+			t.Fatalf("open %d after a crash: %v", i, err)
+		}
+		if o, s := loaded(t, tp2.tr); o != 2 || s != 0 {
+			t.Fatalf("after open: %d objects, %d sessions", o, s)
+		}
+		_ = tp2.tr.Close() // crash again
+	}
+}

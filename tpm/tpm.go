@@ -171,6 +171,9 @@ func (t *TPM) init(ctx context.Context) error {
 		if _, err := (tpm2.Startup{StartupType: tpm2.TPMSUClear}).Execute(t.tr); err != nil && !errors.Is(err, tpm2.TPMRCInitialize) {
 			return fmt.Errorf("tpm: startup: %w", err)
 		}
+		if err := t.flushStale(); err != nil {
+			return err
+		}
 	}
 	if err := t.initEK(ctx); err != nil {
 		return err

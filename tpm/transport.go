@@ -107,7 +107,7 @@ type rawTCP struct {
 }
 
 // swtpmIdle is how long an unused swtpm connection is kept open.
-var swtpmIdle = 200 * time.Millisecond
+var swtpmIdle = 10 * time.Millisecond
 
 // DialSwtpm connects to the TPM command port of a swtpm process.
 func DialSwtpm(ctx context.Context, addr string) (Transport, error) {
