@@ -286,6 +286,14 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 		return st.Outbox == 0 && st.LastSeal != nil && st.LastSeal.Size > maxSeq
 	})
 	ag.kill()
+	// doctor, with the agent stopped, installs the authorization as the
+	// agent does and finds the keys working and the PCRs as authorized.
+	out, _ = bundlesCLI(t, "doctor", "--config", cfgPath, "--trust", trustFile)
+	for _, want := range []string{"ok    pcr-auth:", "ok    pcrs:", "signing key signs, data key unseals", "authorization records carry"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
 	ar.stop(t)
 	checkOutageEnd(ctx, t, a, filepath.Join(adir, "data"), akey, acked)
 	t.Logf("%d exports acknowledged, %d during the mismatch", len(acked), stuckExports)
