@@ -149,6 +149,8 @@ func FuzzParseTrust(f *testing.F) {
 	c := newChain(f, 1, bundletest.Options{Records: 2})
 	raw, _ := c.Trust.Marshal()
 	f.Add(raw)
+	raw, _ = newAuthChain(f).Trust.Marshal() // version 2
+	f.Add(raw)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		tr, err := bundle.ParseTrust(in)
 		if err != nil {
@@ -186,6 +188,8 @@ func FuzzParseReceipt(f *testing.F) {
 func FuzzParseState(f *testing.F) {
 	c := newChain(f, 2, bundletest.Options{Records: 2})
 	raw, _ := c.States[1].Marshal()
+	f.Add(raw)
+	raw, _ = newAuthChain(f).States[1].Marshal() // with pcrs
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, err := bundle.ParseState(in)

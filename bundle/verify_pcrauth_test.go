@@ -38,7 +38,7 @@ type authChain struct {
 	last *bundle.State
 }
 
-func newAuthChain(t *testing.T) *authChain {
+func newAuthChain(t testing.TB) *authChain {
 	t.Helper()
 	op, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
