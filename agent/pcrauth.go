@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -288,7 +287,7 @@ func (c *Core) pcrAuthCheck(ctx context.Context) {
 
 func formatValues(pcrs []int, values map[int][]byte) map[string]string {
 	out := make(map[string]string, len(pcrs))
-	for _, p := range slices.Sorted(maps.Keys(values)) {
+	for _, p := range pcrs {
 		out[fmt.Sprint(p)] = hex.EncodeToString(values[p])
 	}
 	return out
