@@ -27,15 +27,16 @@ import (
 // the file at every seal attempt: a new statement that verifies and names
 // the PCR values the TPM shows now is journaled as a tpm.pcrs.authorized
 // record first, then installed in the TPM, so the seal that first signs
-// under it carries it. The digest of the last journaled statement is kept
-// in pcrAuthJournaledFile, so a restart does not journal it again.
+// under it carries it. The last journaled statement is kept in
+// pcrAuthJournaledFile, so a restart does not journal it again. A
+// statement signed before the one stored or journaled (an old one
+// replayed) is refused: verifiers would refuse the bundle carrying it.
 
 // PCRAuthFile is the authorization in force, in the TPM state directory.
 const PCRAuthFile = "pcr-authorization.json"
 
-// pcrAuthJournaledFile holds the hex SHA-256 of the statement last
-// journaled.
-const pcrAuthJournaledFile = "pcr-authorization.journaled"
+// pcrAuthJournaledFile holds a copy of the statement last journaled.
+const pcrAuthJournaledFile = "pcr-authorization.journaled.json"
 
 // PCRAuthorizer is what PCR authorizations need of a TPM; *tpm.TPM
 // implements it.
@@ -137,6 +138,17 @@ func StorePCRAuthorization(stateDir, device string, raw []byte) (*bundle.PCRAuth
 	if err != nil {
 		return nil, err
 	}
+	for _, name := range []string{PCRAuthFile, pcrAuthJournaledFile} {
+		prev, err := readPCRAuthFile(filepath.Join(stateDir, name))
+		if err != nil || prev == nil {
+			continue
+		}
+		if p, err := bundle.ParsePCRAuthorization(prev); err == nil {
+			if err := notOlder(a, p); err != nil {
+				return nil, err
+			}
+		}
+	}
 	canon, err := a.Marshal()
 	if err != nil {
 		return nil, err
@@ -195,8 +207,9 @@ func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAut
 
 // pcrAuthState is the core's memory of PCR authorizations.
 type pcrAuthState struct {
-	journaled [32]byte // digest of the statement last journaled and installed
-	refused   [32]byte // digest of the statement last refused (logged once)
+	journaled [32]byte                 // digest of the statement last journaled and installed
+	last      *bundle.PCRAuthorization // that statement, nil if unknown
+	refused   [32]byte                 // digest of the statement last refused (logged once)
 }
 
 // initPCRAuth reads which statement was journaled last.
@@ -204,13 +217,27 @@ func (c *Core) initPCRAuth() {
 	if c.opts.PCRAuthDir == "" {
 		return
 	}
-	b, err := os.ReadFile(filepath.Join(c.opts.PCRAuthDir, pcrAuthJournaledFile))
-	if err != nil {
+	raw, err := readPCRAuthFile(filepath.Join(c.opts.PCRAuthDir, pcrAuthJournaledFile))
+	if err != nil || raw == nil {
 		return
 	}
-	if d, err := hex.DecodeString(string(bytes.TrimSpace(b))); err == nil && len(d) == 32 {
-		copy(c.pcrAuth.journaled[:], d)
+	if a, err := bundle.ParsePCRAuthorization(raw); err == nil {
+		c.pcrAuth.journaled, c.pcrAuth.last = sha256.Sum256(raw), a
 	}
+}
+
+// notOlder refuses a statement signed before prev (nil: none), or at the
+// same time for other values: the verifier would refuse it.
+func notOlder(a, prev *bundle.PCRAuthorization) error {
+	switch {
+	case prev == nil:
+		return nil
+	case a.Time < prev.Time:
+		return &PCRAuthError{Reason: fmt.Sprintf("signed at %s, before the authorization in force (%s): an older authorization is not applied", a.Time, prev.Time)}
+	case a.Time == prev.Time && a.ApprovedPolicy != prev.ApprovedPolicy:
+		return &PCRAuthError{Reason: fmt.Sprintf("signed at %s like the authorization in force, for other values", a.Time)}
+	}
+	return nil
 }
 
 // applyPCRAuthorization journals and installs a new statement found in
@@ -237,6 +264,9 @@ func (c *Core) applyPCRAuthorization(ctx context.Context) error {
 		return &PCRAuthError{File: path, Reason: "pcr policy key", Err: err}
 	}
 	a, err := CheckPCRAuthorization(raw, c.device, policy, id.PCRs)
+	if err == nil {
+		err = notOlder(a, c.pcrAuth.last)
+	}
 	if err != nil {
 		return &PCRAuthError{File: path, Reason: "refused", Err: err}
 	}
@@ -261,8 +291,8 @@ func (c *Core) applyPCRAuthorization(ctx context.Context) error {
 	if err := az.Authorize(ctx, tpmAuthorization(a)); err != nil {
 		return fmt.Errorf("agent: install pcr authorization: %w", err)
 	}
-	c.pcrAuth.journaled = sum
-	if err := fsutil.WriteFileAtomic(filepath.Join(c.opts.PCRAuthDir, pcrAuthJournaledFile), []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+	c.pcrAuth.journaled, c.pcrAuth.last = sum, a
+	if err := fsutil.WriteFileAtomic(filepath.Join(c.opts.PCRAuthDir, pcrAuthJournaledFile), raw, 0o600); err != nil {
 		c.log.Warn("pcr authorization: cannot record that it was journaled; it will be journaled again after a restart", "err", err)
 	}
 	c.log.Warn("PCR AUTHORIZATION APPLIED: sealing under the operator's new PCR values",

@@ -189,7 +189,28 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	if k, _ := countType(t, b3, bundle.TypePCRsAuthorized); k != 0 {
 		t.Fatal("authorization journaled again")
 	}
-	mustVerify(t, b3, tr, s2)
+	s3 := mustVerify(t, b3, tr, s2)
+
+	// An authorization signed before the one in force (an old statement
+	// replayed) is refused by the command and, dropped in, by the core.
+	cur, _ := r.tpm.ReadPCRs(ctx)
+	a, err := bundle.SignPCRAuthorization(op, "site-a/dev-1", r.tpm.Identity().PCRs, cur, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, _ := a.Marshal()
+	if _, err := StorePCRAuthorization(state, "site-a/dev-1", older); err == nil || !strings.Contains(err.Error(), "before the authorization in force") {
+		t.Fatalf("stored an older authorization: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(state, PCRAuthFile), older, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.export(1, "after-replay")
+	_, b4 := r.seal()
+	if k, _ := countType(t, b4, bundle.TypePCRsAuthorized); k != 0 {
+		t.Fatal("an older authorization was journaled")
+	}
+	mustVerify(t, b4, tr, s3)
 }
 
 // TestPCRAuthorizationFileRefused: symlinks, oversize files and

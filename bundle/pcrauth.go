@@ -80,7 +80,12 @@ func PCRAuthorizationDigest(key *ecdsa.PublicKey, device string) ([]byte, error)
 //	signature       base64 of the ASN.1 DER ECDSA P-256 signature over
 //	                SHA-256(approvedPolicy || policyRef), the bytes
 //	                TPM2_VerifySignature checks
-//	time            when it was signed (TimeLayout); informational, not signed
+//	statementSignature  base64 of the DER ECDSA signature by the same key
+//	                over SHA-256("edgeseal pcr authorization v1\n" ||
+//	                the canonical statement without this member): it
+//	                covers the time, which the TPM's signature cannot
+//	time            when it was signed (TimeLayout); verifiers refuse an
+//	                authorization not signed after the one in force
 //	version         1
 type PCRAuthorization struct {
 	ApprovedPolicy string            `json:"approvedPolicy"`
@@ -90,8 +95,10 @@ type PCRAuthorization struct {
 	PolicyKeyID    string            `json:"policyKeyId"`
 	PolicyRef      string            `json:"policyRef"`
 	Signature      []byte            `json:"signature"`
-	Time           string            `json:"time"`
-	Version        int               `json:"version"`
+	// StatementSignature is omitted only while it is being computed.
+	StatementSignature []byte `json:"statementSignature,omitempty"`
+	Time               string `json:"time"`
+	Version            int    `json:"version"`
 
 	pcrs     []int
 	values   map[int][]byte
@@ -144,11 +151,36 @@ func SignPCRAuthorization(signer crypto.Signer, device string, pcrs []int, value
 		PCRSelection: q.PCRSelection, PCRValues: q.PCRValues, PolicyKeyID: kid,
 		PolicyRef: hex.EncodeToString(ref), Signature: sig, Time: FormatTime(at), Version: PCRAuthVersion,
 	}
+	tbs, err := a.signedBytes()
+	if err != nil {
+		return nil, err
+	}
+	if a.StatementSignature, err = signer.Sign(rand.Reader, tbs, crypto.SHA256); err != nil {
+		return nil, fmt.Errorf("bundle: pcr authorization: sign statement: %w", err)
+	}
 	raw, err := a.Marshal()
 	if err != nil {
 		return nil, err
 	}
 	return ParsePCRAuthorization(raw)
+}
+
+// pcrAuthStatementPrefix starts what the statement signature covers.
+const pcrAuthStatementPrefix = "edgeseal pcr authorization v1\n"
+
+// signedBytes is the digest the statement signature covers:
+// SHA-256(prefix || canonical statement without statementSignature).
+func (a *PCRAuthorization) signedBytes() ([]byte, error) {
+	c := *a
+	c.StatementSignature = nil
+	raw, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	h.Write([]byte(pcrAuthStatementPrefix))
+	h.Write(raw)
+	return h.Sum(nil), nil
 }
 
 // Marshal returns the canonical (RFC 8785) JSON of the statement.
@@ -205,6 +237,9 @@ func ParsePCRAuthorization(b []byte) (*PCRAuthorization, error) {
 	if len(a.Signature) < 8 || len(a.Signature) > maxPCRAuthSig {
 		return nil, pcrAuthErr("signature", "%d bytes", len(a.Signature))
 	}
+	if len(a.StatementSignature) < 8 || len(a.StatementSignature) > maxPCRAuthSig {
+		return nil, pcrAuthErr("statementSignature", "%d bytes", len(a.StatementSignature))
+	}
 	a.pcrs, a.values, a.approved, a.ref = pcrs, values, approved, ref
 	return &a, nil
 }
@@ -231,7 +266,21 @@ func (a *PCRAuthorization) Verify(key *ecdsa.PublicKey, device string) error {
 	if !ecdsa.VerifyASN1(key, attest.AuthorizationDigest(a.approved, a.ref), a.Signature) {
 		return pcrAuthErr("signature", "does not verify under the PCR policy key %s", kid)
 	}
+	tbs, err := a.signedBytes()
+	if err != nil {
+		return err
+	}
+	if !ecdsa.VerifyASN1(key, tbs, a.StatementSignature) {
+		return pcrAuthErr("statementSignature", "does not verify under the PCR policy key %s (the statement was changed after signing)", kid)
+	}
 	return nil
+}
+
+// SignedTime is the time the statement was signed (covered by the
+// statement signature once Verify passed).
+func (a *PCRAuthorization) SignedTime() time.Time {
+	t, _ := ParseTime(a.Time)
+	return t
 }
 
 // PCRs returns the authorized selection and values.

@@ -63,6 +63,9 @@ func readKey(t testing.TB, name string) *ecdsa.PrivateKey {
 
 func writeKey(t testing.TB, name string) *ecdsa.PrivateKey {
 	t.Helper()
+	if _, err := os.Stat(filepath.Join(pcrAuthDir, name)); err == nil {
+		return readKey(t, name) // keep the keys spec.json was computed for
+	}
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +149,9 @@ func generatePCRAuthVectors(t *testing.T) {
 		"other-policy-ref.json": rewrite(t, valid, func(m map[string]any) {
 			m["policyRef"] = hex.EncodeToString(bundle.PCRPolicyRef("site-a/dev-2"))
 		}),
+		// Signed later than it was: only the statement signature covers the time.
+		"changed-time.json": rewrite(t, valid, func(m map[string]any) { m["time"] = "2027-01-01T00:00:00.000000Z" }),
+		"no-statement-signature.json": rewrite(t, valid, func(m map[string]any) { delete(m, "statementSignature") }),
 		"unknown-field.json": rewrite(t, valid, func(m map[string]any) { m["note"] = "x" }),
 		"version-2.json":     rewrite(t, valid, func(m map[string]any) { m["version"] = 2 }),
 		"missing-value.json": rewrite(t, valid, func(m map[string]any) { delete(m["pcrValues"].(map[string]any), "7") }),

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
 // PCRState is the golden PCR values in force after a bundle of a device
@@ -14,18 +16,22 @@ import (
 type PCRState struct {
 	Selection PCRSelection      `json:"selection"`
 	Values    map[string]string `json:"values"`
-	// Record is the leaf hash of the authorization record that set them;
-	// empty while the trust's values are in force.
+	// Record is the leaf hash of the authorization record that set them
+	// and Time its signed time; both empty while the trust's values are
+	// in force.
 	Record string `json:"record,omitempty"`
+	Time   string `json:"time,omitempty"`
 }
 
 // pcrGolden is what the pcrs.authorization check leaves for the checks
 // after it: the golden values the quote must show.
 type pcrGolden struct {
-	done   bool
-	pcrs   []int
-	values map[int][]byte
-	record string
+	done     bool
+	pcrs     []int
+	values   map[int][]byte
+	record   string
+	at       string // signed time of the authorization in force
+	approved []byte // its approvedPolicy
 }
 
 // values parses the state's selection and values.
@@ -35,17 +41,23 @@ func (p *PCRState) values() ([]int, map[int][]byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if (p.Record == "") != (p.Time == "") {
+		return nil, nil, formatErr("state", "pcrs record and time go together")
+	}
 	if p.Record != "" {
 		if _, err := ParseHash(p.Record); err != nil {
+			return nil, nil, err
+		}
+		if _, err := ParseTime(p.Time); err != nil {
 			return nil, nil, err
 		}
 	}
 	return pcrs, values, nil
 }
 
-func newPCRState(pcrs []int, values map[int][]byte, record string) *PCRState {
-	q := NewSealQuote(nil, nil, pcrs, values)
-	return &PCRState{Selection: q.PCRSelection, Values: q.PCRValues, Record: record}
+func newPCRState(g *pcrGolden) *PCRState {
+	q := NewSealQuote(nil, nil, g.pcrs, g.values)
+	return &PCRState{Selection: q.PCRSelection, Values: q.PCRValues, Record: g.record, Time: g.at}
 }
 
 // pcrsAuthorization is the pcrs.authorization check. For a trust with a
@@ -69,7 +81,12 @@ func (v *verifier) pcrsAuthorization() error {
 		if !slices.Equal(pcrs, v.t.pcrs) {
 			return fmt.Errorf("previous state pcrs %v, trust selects %v", pcrs, v.t.pcrs)
 		}
-		g.pcrs, g.values, g.record = pcrs, values, v.prev.PCRs.Record
+		g.pcrs, g.values, g.record, g.at = pcrs, values, v.prev.PCRs.Record, v.prev.PCRs.Time
+		if g.record != "" {
+			if g.approved, err = attest.PolicyPCRDigest(pcrs, values); err != nil {
+				return err
+			}
+		}
 	}
 	if err := v.needRecords(); err != nil {
 		return err
@@ -92,11 +109,14 @@ func (v *verifier) pcrsAuthorization() error {
 		if err == nil && !slices.Equal(a.pcrs, v.t.pcrs) {
 			err = fmt.Errorf("authorizes pcrs %v, the trust selects %v", a.pcrs, v.t.pcrs)
 		}
+		if err == nil {
+			err = g.notOlder(a)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("record %d: %v", seq, err))
 			continue
 		}
-		g.values, g.record = a.values, FormatHash(v.leaves[i])
+		g.values, g.record, g.at, g.approved = a.values, FormatHash(v.leaves[i]), a.Time, a.approved
 		n++
 	}
 	if len(errs) > 0 {
@@ -129,11 +149,28 @@ func (v *verifier) goldenPCRs() ([]int, map[int][]byte, error) {
 	return v.pcr.pcrs, v.pcr.values, nil
 }
 
+// notOlder refuses an authorization signed before the one in force (an
+// old one replayed, e.g. to go back to a firmware with a known flaw), and
+// one signed at the same time for other values. The same statement again
+// (journaled twice across a crash) changes nothing and passes.
+func (g *pcrGolden) notOlder(a *PCRAuthorization) error {
+	if g.at == "" {
+		return nil
+	}
+	switch {
+	case a.Time < g.at:
+		return fmt.Errorf("signed at %s, before the authorization in force (%s): an older authorization replayed", a.Time, g.at)
+	case a.Time == g.at && !bytes.Equal(a.approved, g.approved):
+		return fmt.Errorf("signed at %s like the authorization in force, for other values", a.Time)
+	}
+	return nil
+}
+
 // pcrState is the PCRs part of the state after the bundle, nil for a
 // trust without a PCR-policy key.
 func (v *verifier) pcrState() *PCRState {
 	if v.t.PCRPolicy() == nil || !v.pcr.done {
 		return nil
 	}
-	return newPCRState(v.pcr.pcrs, v.pcr.values, v.pcr.record)
+	return newPCRState(&v.pcr)
 }

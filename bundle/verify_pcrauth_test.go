@@ -73,9 +73,16 @@ func (c *authChain) firmwareUpdate() map[int][]byte {
 	return maps.Clone(c.dev.Values)
 }
 
-func (c *authChain) authorize(t *testing.T, signer *ecdsa.PrivateKey, device string, values map[int][]byte) {
+func (c *authChain) authorize(t *testing.T, signer *ecdsa.PrivateKey, device string, values map[int][]byte) []byte {
 	t.Helper()
-	a, err := bundle.SignPCRAuthorization(signer, device, c.dev.PCRs, values, time.Now())
+	return c.authorizeAt(t, signer, device, values, time.Now())
+}
+
+// authorizeAt journals an authorization signed at "at" and returns its
+// statement.
+func (c *authChain) authorizeAt(t *testing.T, signer *ecdsa.PrivateKey, device string, values map[int][]byte, at time.Time) []byte {
+	t.Helper()
+	a, err := bundle.SignPCRAuthorization(signer, device, c.dev.PCRs, values, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +91,7 @@ func (c *authChain) authorize(t *testing.T, signer *ecdsa.PrivateKey, device str
 		t.Fatal(err)
 	}
 	c.Journal(bundle.TypePCRsAuthorized, bundle.Actor{Kind: "operator", ID: a.PolicyKeyID, Via: "cli"}, body)
+	return body
 }
 
 func (c *authChain) seal(t *testing.T) *bundle.Report {
@@ -244,5 +252,41 @@ func TestTrustVersion2(t *testing.T) {
 	b, _ = tr.Marshal()
 	if _, err := bundle.ParseTrust(b); err == nil {
 		t.Fatal("version 2 trust with a wrong policy digest accepted")
+	}
+}
+
+// TestVerifyPCRAuthorizationRollback: an authorization signed before the
+// one in force (an old one replayed to go back to old firmware) fails the
+// bundle; the same statement journaled twice (a crash between journaling
+// and remembering it) passes.
+func TestVerifyPCRAuthorizationRollback(t *testing.T) {
+	c := newAuthChain(t)
+	old := maps.Clone(c.dev.Values)
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	v1 := c.firmwareUpdate()
+	c.dev.Bound = v1
+	body := c.authorizeAt(t, c.op, "site1/dev1", v1, t0.Add(time.Hour))
+	r := c.seal(t)
+	if !r.OK() {
+		t.Fatalf("first authorization:\n%s", r)
+	}
+	if r.State.PCRs.Time != "2026-12-01T01:00:00.000000Z" {
+		t.Fatalf("state time %q", r.State.PCRs.Time)
+	}
+	c.last = r.State
+	// The same statement again.
+	c.Journal(bundle.TypePCRsAuthorized, bundle.Actor{Kind: "operator", ID: "x"}, body)
+	r = c.seal(t)
+	if !r.OK() {
+		t.Fatalf("the same authorization journaled twice:\n%s", r)
+	}
+	c.last = r.State
+	// Back to the old firmware with an authorization signed before.
+	c.dev.Values, c.dev.Bound = old, old
+	c.authorizeAt(t, c.op, "site1/dev1", old, t0)
+	r = c.seal(t)
+	ck, _ := r.Get(bundle.CheckPCRsAuthorization)
+	if ck.OK || !strings.Contains(ck.Detail, "older authorization replayed") {
+		t.Fatalf("rollback: %+v", ck)
 	}
 }
