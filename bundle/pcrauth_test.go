@@ -150,11 +150,11 @@ func generatePCRAuthVectors(t *testing.T) {
 			m["policyRef"] = hex.EncodeToString(bundle.PCRPolicyRef("site-a/dev-2"))
 		}),
 		// Signed later than it was: only the statement signature covers the time.
-		"changed-time.json": rewrite(t, valid, func(m map[string]any) { m["time"] = "2027-01-01T00:00:00.000000Z" }),
+		"changed-time.json":           rewrite(t, valid, func(m map[string]any) { m["time"] = "2027-01-01T00:00:00.000000Z" }),
 		"no-statement-signature.json": rewrite(t, valid, func(m map[string]any) { delete(m, "statementSignature") }),
-		"unknown-field.json": rewrite(t, valid, func(m map[string]any) { m["note"] = "x" }),
-		"version-2.json":     rewrite(t, valid, func(m map[string]any) { m["version"] = 2 }),
-		"missing-value.json": rewrite(t, valid, func(m map[string]any) { delete(m["pcrValues"].(map[string]any), "7") }),
+		"unknown-field.json":          rewrite(t, valid, func(m map[string]any) { m["note"] = "x" }),
+		"version-2.json":              rewrite(t, valid, func(m map[string]any) { m["version"] = 2 }),
+		"missing-value.json":          rewrite(t, valid, func(m map[string]any) { delete(m["pcrValues"].(map[string]any), "7") }),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(pcrAuthDir, name), b, 0o644); err != nil {
