@@ -183,26 +183,48 @@ func tpmAuthorization(a *bundle.PCRAuthorization) tpm.PCRAuthorization {
 
 // LoadPCRAuthorization installs the authorization stored in stateDir in
 // t, before the data key is unsealed at start. It returns nil, nil when
-// none is stored.
+// none is stored. A stored statement that is refused (not for this
+// device or key, or signed before the one last journaled) is reported
+// with *PCRAuthError, and the one last journaled, if any, is installed
+// instead: the TPM never works under values the journal does not carry.
 func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAuthorizer) (*bundle.PCRAuthorization, error) {
-	path := filepath.Join(stateDir, PCRAuthFile)
-	raw, err := readPCRAuthFile(path)
-	if err != nil || raw == nil {
-		return nil, err
-	}
 	id := t.Identity()
 	policy, err := policyOf(id)
 	if err != nil {
-		return nil, &PCRAuthError{File: path, Reason: "pcr policy key", Err: err}
+		return nil, &PCRAuthError{File: stateDir, Reason: "pcr policy key", Err: err}
 	}
-	a, err := CheckPCRAuthorization(raw, device, policy, id.PCRs)
-	if err != nil {
-		return nil, &PCRAuthError{File: path, Reason: "refused", Err: err}
+	check := func(name string) (*bundle.PCRAuthorization, error) {
+		path := filepath.Join(stateDir, name)
+		raw, err := readPCRAuthFile(path)
+		if err != nil || raw == nil {
+			return nil, err
+		}
+		a, err := CheckPCRAuthorization(raw, device, policy, id.PCRs)
+		if err != nil {
+			return nil, &PCRAuthError{File: path, Reason: "refused", Err: err}
+		}
+		return a, nil
 	}
-	if err := t.Authorize(ctx, tpmAuthorization(a)); err != nil {
-		return nil, err
+	stored, serr := check(PCRAuthFile)
+	journaled, jerr := check(pcrAuthJournaledFile)
+	if jerr != nil {
+		journaled = nil
 	}
-	return a, nil
+	if stored != nil {
+		if err := notOlder(stored, journaled); err != nil {
+			stored, serr = nil, &PCRAuthError{File: filepath.Join(stateDir, PCRAuthFile), Reason: "refused", Err: err}
+		}
+	}
+	use := stored
+	if use == nil {
+		use = journaled
+	}
+	if use != nil {
+		if err := t.Authorize(ctx, tpmAuthorization(use)); err != nil {
+			return nil, err
+		}
+	}
+	return use, serr
 }
 
 // pcrAuthState is the core's memory of PCR authorizations.

@@ -211,6 +211,16 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 		t.Fatal("an older authorization was journaled")
 	}
 	mustVerify(t, b4, tr, s3)
+	// At a start the older file is refused too, and the statement last
+	// journaled is installed instead.
+	got, err := LoadPCRAuthorization(ctx, state, "site-a/dev-1", r.tpm)
+	var pe *PCRAuthError
+	if !errors.As(err, &pe) || got == nil || got.Time == a.Time || got.Time != s3.PCRs.Time {
+		t.Fatalf("start with an older stored authorization: %v, installed %+v", err, got)
+	}
+	if _, err := r.tpm.DataKey(ctx); err != nil {
+		t.Fatalf("data key under the journaled authorization: %v", err)
+	}
 }
 
 // TestPCRAuthorizationFileRefused: symlinks, oversize files and

@@ -255,7 +255,8 @@ func loadPCRAuthorization(ctx context.Context, cfg *config.Config, t agent.PCRAu
 		log.Error("PCR AUTHORIZATION NOT APPLIED at start", "err", err)
 	case err != nil:
 		log.Error("pcr authorization: cannot install at start", "err", err)
-	case a != nil:
+	}
+	if a != nil {
 		log.Info("pcr authorization installed", "pcrs", a.PCRSelection.PCRs, "signed", a.Time, "policy_key", a.PolicyKeyID)
 	}
 }
