@@ -59,6 +59,10 @@ type Options struct {
 	// Observer is told of exports, rejections, seals and TPM errors (for
 	// metrics); nil observes nothing.
 	Observer Observer
+	// RotateEvery rotates the signing key when the key in force is older
+	// than this (its key.create or key.rotate record's time, by Now),
+	// before a seal; 0 never rotates on schedule (keys.go).
+	RotateEvery time.Duration
 	// PCRAuthDir is the TPM state directory, where PCRAuthFile is looked
 	// for at every seal attempt (when the TPM is a PCRAuthorizer); ""
 	// turns that off.
@@ -136,6 +140,7 @@ type Core struct {
 	digests   map[string][32]byte // outbox ids sealed since the start -> bundle digest (under sentMu)
 	timeMu    sync.Mutex
 	lastTime  time.Time // time of the last record built (see stamp)
+	keys      coreKeys  // the signing key in force (keys.go)
 
 	pcrAuth pcrAuthState // under sealMu
 }
@@ -179,6 +184,9 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		return nil, err
 	}
 	if _, err := c.CheckOutbox(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.openKeys(ctx); err != nil {
 		return nil, err
 	}
 	id := t.Identity()

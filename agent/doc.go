@@ -13,4 +13,8 @@
 // A repeated export id is never journaled twice: each export record is
 // written under the journal key "export/<id>", and a repeat answers the
 // original receipt.
+//
+// Every signing-key operation is a journal record (keys.go): key.create
+// for a key the journal does not know, key.rotate and key.revoke for a
+// rotation (RotateKey, or on schedule with Options.RotateEvery).
 package agent

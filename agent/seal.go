@@ -74,6 +74,7 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	c.sealMu.Lock()
 	defer c.sealMu.Unlock()
 	c.pcrAuthCheck(ctx)
+	c.maybeRotate(ctx)
 	res, err := c.seal(ctx)
 	switch {
 	case err != nil && ctx.Err() == nil:
@@ -179,6 +180,9 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		}
 	}
 
+	if err := c.keyInForce(ctx); err != nil {
+		return nil, fmt.Errorf("agent: seal: %w", err)
+	}
 	// The TPM part: a constant number of commands.
 	counter, err := c.t.IncrementCounter(ctx)
 	if err != nil {

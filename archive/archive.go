@@ -73,7 +73,8 @@ type Archive struct {
 	mu       sync.Mutex
 	accepted map[[32]byte]accepted
 	inflight map[[32]byte]*Ticket // verified, not yet durable
-	states   map[string]*devState
+	states   map[string]*devState // by device and epoch (stateOf)
+	rekeys   uint64               // rekey statements in the index
 	locks    map[string]*sync.Mutex
 
 	// The committer (pipeline.go).

@@ -41,6 +41,13 @@ type DeviceInfo struct {
 	ApprovedBy   string          `json:"approvedBy,omitempty"`
 	RevokedAt    string          `json:"revokedAt,omitempty"`
 	RevokeReason string          `json:"revokeReason,omitempty"`
+	// Epoch is the device's current epoch (absent: 1); Epochs are the
+	// closed ones, oldest first (see Archive.Rekey).
+	Epoch  uint64      `json:"epoch,omitempty"`
+	Epochs []EpochInfo `json:"epochs,omitempty"`
+	// KeyRevocations are the operator's revocations of single signing
+	// keys (keychain.go); each key is in RevokedKeys too.
+	KeyRevocations []KeyRevocation `json:"keyRevocations,omitempty"`
 }
 
 // registryVersion is the devices.json version.
@@ -59,8 +66,9 @@ type registryFile struct {
 // file, fsync, rename, fsync dir) under an exclusive lock on
 // devices.json.lock. Operator commands change it while the daemon runs;
 // the daemon notices a new file on its next lookup (a stat per bundle)
-// and reloads it. The registry is small (one entry per device) and its
-// history is kept by the operators' change log, not here.
+// and reloads it. The registry is small (one entry per device, with the
+// trust and summary of each epoch a rekey closed); its history is kept by
+// the operators' change log and, for rekeys, by the archive log.
 type Devices struct {
 	path string
 	log  *slog.Logger
@@ -173,6 +181,9 @@ func parseRegistry(data []byte) (map[string]*device, error) {
 			}
 			dv.info.Pending = req
 		}
+		if err := checkEpochs(info); err != nil {
+			return nil, err
+		}
 		devs[info.Name] = dv
 	}
 	return devs, nil
@@ -200,6 +211,9 @@ func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) e
 		devs[k] = &c
 	}
 	if err := fn(devs); err != nil {
+		if errors.Is(err, errUnchanged) {
+			return nil
+		}
 		return err
 	}
 	f := registryFile{Version: registryVersion}
@@ -223,9 +237,12 @@ func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) e
 }
 
 // Enroll records an enrollment request. A new device becomes pending; a
-// known one keeps its status and approved key, and the request waits for
-// approval beside it (a key rotation after a PCR change). A key that was
-// revoked cannot be enrolled again.
+// known one keeps its status and approved key, and the request waits
+// beside it (Pending) for an operator: approved (a key rotation after a
+// PCR change, the journal going on) or, for an approved device, as the
+// key of a new epoch (Archive.Rekey: the TPM was cleared or the board or
+// disk replaced, the journal starts again). A key that was revoked, or
+// that signed a closed epoch, cannot be enrolled again.
 func (d *Devices) Enroll(ctx context.Context, req *EnrollRequest) (DeviceInfo, error) {
 	t := req.ParsedTrust()
 	if t == nil {
@@ -241,6 +258,9 @@ func (d *Devices) Enroll(ctx context.Context, req *EnrollRequest) (DeviceInfo, e
 		}
 		if slices.Contains(dv.info.RevokedKeys, t.KeyID) {
 			return &DeviceError{Device: name, Status: dv.info.Status, Op: "enroll", Reason: "key " + t.KeyID + " was revoked"}
+		}
+		if ep := dv.info.closedEpochOf(t.KeyID); ep != nil {
+			return &DeviceError{Device: name, Status: dv.info.Status, Op: "enroll", Reason: fmt.Sprintf("key %s signed epoch %d, closed by a rekey", t.KeyID, ep.Epoch)}
 		}
 		dv.info.EnrolledAt = bundle.FormatTime(d.now())
 		if dv.info.Status == StatusApproved && dv.info.KeyID == t.KeyID && bytes.Equal(dv.info.Trust, req.Trust) {
@@ -277,6 +297,9 @@ func (d *Devices) Approve(ctx context.Context, name, keyID, by string) (DeviceIn
 		}
 		if slices.Contains(dv.info.RevokedKeys, t.KeyID) {
 			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: "key " + t.KeyID + " was revoked"}
+		}
+		if ep := dv.info.closedEpochOf(t.KeyID); ep != nil {
+			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: fmt.Sprintf("key %s signed epoch %d, closed by a rekey", t.KeyID, ep.Epoch)}
 		}
 		dv.info.Status, dv.info.KeyID, dv.info.Trust, dv.trust = StatusApproved, t.KeyID, p.Trust, t
 		dv.info.Pending, dv.info.ApprovedAt, dv.info.ApprovedBy = nil, bundle.FormatTime(d.now()), by

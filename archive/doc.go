@@ -15,10 +15,12 @@
 //  2. reads the tar strictly, in place (bundle.ReadBytes, within
 //     Options.Limits);
 //  3. looks the device up in the registry: enrolled and approved, not
-//     revoked;
+//     revoked; its current epoch (see Epochs below); the bundle not
+//     sealed by a signing key an operator revoked (keychain.go);
 //  4. runs bundle.Verify against the device's approved trust and the
-//     State its last accepted bundle left (the same code as `edgeseal
-//     verify`), plus the archive's checks (Check* constants): the topic's
+//     State its last accepted bundle of the current epoch left (the same
+//     code as `edgeseal verify`), plus the archive's checks (Check*
+//     constants): the topic's
 //     device is the bag's and the checkpoint's origin, and, on a
 //     statement signed by the device's key, the checkpoint is consistent
 //     with every checkpoint accepted from it (a fork, same size other
@@ -38,7 +40,26 @@
 //  6. refused: keep the bytes and the reason in quarantine/<hex>.tar and
 //     .json, raise an Alert (log + Options.Alert, wired to MQTT
 //     edgeseal/v1/alerts), and answer with a signed rejection (the wire
-//     format of package sync) and a *RejectedError.
+//     format of package sync) and a *RejectedError. A device's later
+//     bundles extend the refused one, so they fail with a gap; while the
+//     archive runs, such a gap names the refused bundle and the first
+//     cause of the run (refused.go).
+//
+// A bundle not signed by the device's current key is told apart in its
+// refusal: signed by the key of an epoch a rekey closed (CheckEpoch), by a
+// new key enrolled and waiting for a rekey (CheckRekey, with the command
+// to run), or by a key unknown for the device (CheckKey).
+//
+// # Epochs
+//
+// A device's history is a sequence of epochs, each one chain of bundles
+// under one key from checkpoint size 0 (epoch.go). Archive.Rekey, the
+// operator's `edgeseal archive devices rekey`, closes the current epoch
+// at its last accepted checkpoint and opens the next under the device's
+// pending new key: an EpochStatement appended to the archive log, an
+// index event, then the registry (rebuilt from the log at Open when it
+// is behind). Receipts, receipt entries and accept events carry the epoch
+// (absent for epoch 1). docs/epochs.md describes the formats.
 //
 // One device's bundles are verified one at a time, in the order they are
 // admitted, each against the state the device's bundles still in flight
@@ -48,11 +69,13 @@
 //
 // # Storage (Options.Dir)
 //
-//	log/          store.Journal: the archive log, one ReceiptEntry per bundle,
-//	              signed checkpoints (notes) stored beside it by size
+//	log/          store.Journal: the archive log, one ReceiptEntry per bundle
+//	              and one EpochStatement per rekey, signed checkpoints
+//	              (notes) stored beside it by size
 //	index/        store.Journal: one accept event per bundle (digest, device,
-//	              log index, the device's new State) with the receipt as a
-//	              payload of the same commit; replayed at Open
+//	              epoch, log index, the device's new State) with the receipt
+//	              as a payload of the same commit, one rekey event per
+//	              rekey; replayed at Open
 //	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read)
 //	quarantine/   refused bundles and their reasons
 //	devices.json  the device registry (see Devices), rewritten atomically

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/sync"
@@ -22,8 +23,9 @@ const (
 // it with Devices.Enroll: pending, never approved here (an operator runs
 // `edgeseal archive devices approve`). Every request is logged and
 // alerted. The reply is the signed sync.EnrollAck for the device's
-// enroll/reply topic: pending (or approved when this exact trust is
-// already the approved one), or refused with the reason (a request that
+// enroll/reply topic: pending (for a new key of an approved device, with
+// the operator's choice, rekey or approve, as its reason; or approved
+// when this exact trust is already the approved one), or refused with the reason (a request that
 // does not parse, names another device, or carries a revoked key). An
 // error without a reply means the registry could not be written; the
 // device may send again.
@@ -63,11 +65,12 @@ func (a *Archive) ReceiveEnrollment(ctx context.Context, site, name string, raw 
 		ack.Status = sync.EnrollApproved
 		a.lg.Info("enrollment of an approved device repeated", "device", topic, "key", t.KeyID)
 	} else {
-		a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindEnrollment, Device: topic, Reasons: []string{
+		if info.Status == StatusApproved { // a new key of an approved device: the device's operator reads the choice
+			ack.Reason = strings.Join(EnrollNextSteps(info, t.KeyID), "; ")
+		}
+		a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindEnrollment, Device: topic, Reasons: append([]string{
 			fmt.Sprintf("key %s waits for approval (device status %s); current PCRs match the key's policy: %v",
-				t.KeyID, info.Status, req.PCRsMatch()),
-			"approve with: edgeseal archive devices approve " + topic + " --key " + t.KeyID,
-		}})
+				t.KeyID, info.Status, req.PCRsMatch())}, EnrollNextSteps(info, t.KeyID)...)})
 	}
 	return a.signAck(ack)
 }

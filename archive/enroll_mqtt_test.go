@@ -93,3 +93,54 @@ func TestReceiveEnrollment(t *testing.T) {
 		t.Fatalf("after the revoked key's request: %+v", devs[0])
 	}
 }
+
+// A new key enrolled over MQTT for an approved device (its TPM cleared,
+// its board replaced) waits as a rekey candidate: the approved key stays,
+// the alert names the rekey command; after the rekey, the closed epoch's
+// key enrolled again is refused.
+func TestReceiveEnrollmentRekeyCandidate(t *testing.T) {
+	r := newRekeyed(t)
+	e, ctx, name := r.e, t.Context(), r.old.DeviceName()
+	req, err := r.fresh.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := e.a.ReceiveEnrollment(ctx, r.fresh.Opts.Site, r.fresh.Opts.Device, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := sync.VerifyEnrollAck(reply, e.a.KeyID(), e.a.PublicKey())
+	if err != nil || ack.Status != sync.EnrollPending || ack.KeyID != r.fresh.Trust.KeyID ||
+		!strings.Contains(ack.Reason, "edgeseal archive devices rekey "+name+" --key "+r.fresh.Trust.KeyID) {
+		t.Fatalf("answer %+v %v", ack, err)
+	}
+	info := e.device(name)
+	if info.Status != archive.StatusApproved || info.KeyID != r.old.Trust.KeyID || info.Pending == nil || info.Pending.ParsedTrust().KeyID != r.fresh.Trust.KeyID {
+		t.Fatalf("registry after the new key's enrollment: %+v", info)
+	}
+	e.mu.Lock()
+	var reasons string
+	for _, al := range e.alerts {
+		if al.Kind == archive.KindEnrollment {
+			reasons = strings.Join(al.Reasons, "\n")
+		}
+	}
+	e.mu.Unlock()
+	if !strings.Contains(reasons, "edgeseal archive devices rekey "+name+" --key "+r.fresh.Trust.KeyID) {
+		t.Fatalf("enrollment alert without the rekey command:\n%s", reasons)
+	}
+	if _, err := e.a.Rekey(ctx, name, r.fresh.Trust.KeyID, "op", "tpm cleared"); err != nil {
+		t.Fatal(err)
+	}
+	old, err := r.old.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err = e.a.ReceiveEnrollment(ctx, r.old.Opts.Site, r.old.Opts.Device, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := sync.VerifyEnrollAck(reply, e.a.KeyID(), e.a.PublicKey()); err != nil || ack.Status != sync.EnrollRefused || !strings.Contains(ack.Reason, "closed by a rekey") {
+		t.Fatalf("closed epoch's key enrolled again: %+v %v", ack, err)
+	}
+}

@@ -70,3 +70,25 @@ func TestEnrollRequest(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseEpochStatement(f *testing.F) {
+	v := readStatementVectors(f)
+	f.Add([]byte(v.Valid.Statement))
+	for _, c := range v.Invalid {
+		f.Add([]byte(c.Statement))
+	}
+	f.Add([]byte(`{"type":"device.rekey"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := archive.ParseEpochStatement(b)
+		if err != nil {
+			return
+		}
+		if s.ParsedTrust() == nil || s.Epoch != s.Closed.Epoch+1 || s.KeyID == s.Closed.KeyID {
+			t.Fatalf("accepted an inconsistent statement: %+v", s)
+		}
+		again, err := s.Marshal()
+		if err != nil || string(again) != string(b) {
+			t.Fatalf("a parsed statement does not marshal back to its bytes: %v", err)
+		}
+	})
+}

@@ -29,9 +29,10 @@ type acceptEvent struct {
 	Bundle     string          `json:"bundle"` // sha256:..
 	Device     string          `json:"device"`
 	LogIndex   uint64          `json:"logIndex"`
-	Checkpoint string          `json:"checkpoint"` // the device checkpoint body
-	State      json.RawMessage `json:"state"`      // bundle.State after the bundle
-	Receipt    string          `json:"receipt"`    // sha256:.. of the receipt payload
+	Checkpoint string          `json:"checkpoint"`      // the device checkpoint body
+	State      json.RawMessage `json:"state"`           // bundle.State after the bundle
+	Receipt    string          `json:"receipt"`         // sha256:.. of the receipt payload
+	Epoch      uint64          `json:"epoch,omitempty"` // the device's epoch, absent: 1
 }
 
 // accepted is what the archive remembers of an accepted bundle.
@@ -48,11 +49,17 @@ type devState struct {
 	last *bundle.State
 	cps  map[uint64][32]byte // accepted checkpoints: size -> root
 
+	lastBundle   [32]byte // the bundle that left last
+	lastLogIndex uint64   // its log index
+	bundles      uint64   // bundles accepted
+
 	inflight int                 // bundles of the current epoch in flight
 	specLast *bundle.State       // state after the newest in flight
 	specCps  map[uint64][32]byte // their checkpoints
 	tail     *pending            // the newest in flight
 	epoch    uint64              // bumped when a bundle in flight fails
+
+	refused *refusal // the last refused bundle signed by the device (refused.go)
 }
 
 // view is the state the next bundle is verified against.
@@ -78,17 +85,37 @@ func (ds *devState) resetSpec() {
 
 func acceptKey(digest [32]byte) []byte { return append([]byte("accept:"), digest[:]...) }
 
-// replay loads every accept event.
+// replay loads every accept event and rekey event; the rekeys are then
+// brought into the registry (applyRekey: unchanged when they are there).
 func (a *Archive) replay(ctx context.Context) error {
-	return a.index.Records(ctx, 0, a.index.Size(), func(seq uint64, rec []byte) error {
+	var rekeys []uint64
+	err := a.index.Records(ctx, 0, a.index.Size(), func(seq uint64, rec []byte) error {
+		if isRekeyEvent(rec) {
+			ev, err := parseRekeyEvent(rec)
+			if err != nil {
+				return fmt.Errorf("archive: index record %d: %w", seq, err)
+			}
+			rekeys = append(rekeys, ev.LogIndex)
+			return nil
+		}
 		ev, digest, st, cp, err := parseAccept(rec)
 		if err != nil {
 			return fmt.Errorf("archive: index record %d: %w", seq, err)
 		}
 		rd, _ := bundle.ParseHash(ev.Receipt)
-		a.remember(digest, ev.Device, ev.LogIndex, rd, st, cp)
+		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	a.rekeys = uint64(len(rekeys))
+	for _, li := range rekeys {
+		if err := a.applyLoggedRekey(ctx, li); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func parseAccept(rec []byte) (*acceptEvent, [32]byte, *bundle.State, bundle.Checkpoint, error) {
@@ -116,24 +143,27 @@ func parseAccept(rec []byte) (*acceptEvent, [32]byte, *bundle.State, bundle.Chec
 	return &ev, digest, st, cp, err
 }
 
-// remember records an accepted bundle in memory.
-func (a *Archive) remember(digest [32]byte, device string, logIndex uint64, receipt [32]byte, st *bundle.State, cp bundle.Checkpoint) {
+// remember records an accepted bundle of the device's epoch in memory.
+func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *bundle.State, cp bundle.Checkpoint) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt}
-	ds := a.stateOf(device)
+	ds := a.stateOf(device, epoch)
 	ds.cps[cp.Size] = cp.Root
+	ds.bundles++
 	if ds.last == nil || cp.Size >= mustSize(ds.last) {
-		ds.last = st
+		ds.last, ds.lastBundle, ds.lastLogIndex = st, digest, logIndex
 	}
 }
 
-// stateOf returns the device's state, creating it (a.mu held).
-func (a *Archive) stateOf(device string) *devState {
-	ds := a.states[device]
+// stateOf returns the state of the device's epoch, creating it (a.mu
+// held): each epoch is a chain of its own.
+func (a *Archive) stateOf(device string, epoch uint64) *devState {
+	k := fmt.Sprintf("%s#%d", device, epochOf(epoch))
+	ds := a.states[k]
 	if ds == nil {
 		ds = &devState{cps: map[uint64][32]byte{}}
-		a.states[device] = ds
+		a.states[k] = ds
 	}
 	return ds
 }
@@ -148,7 +178,7 @@ func mustSize(s *bundle.State) uint64 {
 
 // acceptEntry is the index entry of an accepted bundle: the accept event,
 // keyed by the bundle digest, with its receipt as a payload.
-func (a *Archive) acceptEntry(digest [32]byte, device string, logIndex uint64, st *bundle.State, receipt []byte) (store.Entry, error) {
+func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *bundle.State, receipt []byte) (store.Entry, error) {
 	rd := sha256.Sum256(receipt)
 	state, err := st.Marshal()
 	if err != nil {
@@ -156,7 +186,7 @@ func (a *Archive) acceptEntry(digest [32]byte, device string, logIndex uint64, s
 	}
 	ev, err := json.Marshal(acceptEvent{
 		V: 1, Type: eventAccept, Time: bundle.FormatTime(a.now()), Bundle: bundle.FormatHash(digest), Device: device,
-		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: bundle.FormatHash(rd),
+		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: bundle.FormatHash(rd), Epoch: epochField(epoch),
 	})
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("archive: index: %w", err)
@@ -191,20 +221,25 @@ func (a *Archive) storedReceipt(acc accepted) ([]byte, error) {
 }
 
 // recover completes log entries whose accept event a crash lost, by
-// receiving their stored bundles again (in log order).
+// receiving their stored bundles again (in log order), and rekey
+// statements whose index event a crash lost.
 func (a *Archive) recover(ctx context.Context) error {
 	a.mu.Lock()
-	n := uint64(len(a.accepted))
+	n := uint64(len(a.accepted)) + a.rekeys
 	a.mu.Unlock()
 	size := a.log.j.Size()
 	if n >= size {
 		return nil
 	}
 	return a.log.j.Records(ctx, 0, size, func(seq uint64, rec []byte) error {
-		var e bundle.ReceiptEntry
-		if err := json.Unmarshal(rec, &e); err != nil {
+		lr, err := parseLogRecord(rec)
+		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)
 		}
+		if lr.stmt != nil {
+			return a.recoverRekey(ctx, lr.stmt, seq)
+		}
+		e := lr.entry
 		digest, err := bundle.ParseHash(e.BundleDigest)
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)

@@ -74,6 +74,7 @@ type pending struct {
 	cp     bundle.Checkpoint
 	ds     *devState
 	epoch  uint64
+	era    uint64 // the device's epoch (Rekey) the bundle belongs to
 
 	prevLast *bundle.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -275,7 +276,7 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			a.finish(p, nil, g.errs[i])
 			continue
 		}
-		a.remember(p.digest, p.topic, p.seq, p.rd, p.st, p.cp)
+		a.remember(p.digest, p.topic, p.era, p.seq, p.rd, p.st, p.cp)
 		a.stats.accepted.Add(1)
 		a.lg.Info("bundle accepted", "device", p.topic, "bundle", p.entry.BundleDigest, "checkpoint", p.cp.Size, "logIndex", p.seq)
 		a.finish(p, p.receipt, nil)
@@ -317,7 +318,7 @@ func (a *Archive) appendLog(ctx context.Context, g *group) error {
 		if !g.ok(i) {
 			continue
 		}
-		p.entry = bundle.ReceiptEntry{BundleDigest: bundle.FormatHash(p.digest), Device: p.topic, CheckpointSize: p.cp.Size, CheckpointRoot: bundle.FormatHash(p.cp.Root)}
+		p.entry = bundle.ReceiptEntry{BundleDigest: bundle.FormatHash(p.digest), Device: p.topic, CheckpointSize: p.cp.Size, CheckpointRoot: bundle.FormatHash(p.cp.Root), Epoch: epochField(p.era)}
 		rec, err := p.entry.Marshal()
 		if err != nil {
 			g.fail(i, err)
@@ -388,7 +389,7 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		}
 		r := &bundle.Receipt{
 			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
-			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: retention,
+			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: retention, Epoch: p.entry.Epoch,
 		}
 		for _, h := range proof {
 			r.InclusionProof = append(r.InclusionProof, h[:])
@@ -410,7 +411,7 @@ func (a *Archive) indexGroup(ctx context.Context, g *group) {
 		if !g.ok(i) {
 			continue
 		}
-		e, err := a.acceptEntry(p.digest, p.topic, p.seq, p.st, p.receipt)
+		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt)
 		if err != nil {
 			g.fail(i, err)
 			continue

@@ -23,6 +23,9 @@ const (
 	CheckGap      = sync.GapCheck      // starts at the last accepted checkpoint
 	CheckCounter  = "archive.counter"  // NV counter above the last accepted
 	CheckClock    = "archive.clock"    // TPM clock forward (or a later boot)
+	CheckEpoch    = "archive.epoch"    // not signed by the key of a closed epoch
+	CheckRekey    = "archive.rekey"    // not signed by a new key waiting for a rekey
+	CheckKey      = "archive.key"      // sealed by a key of the device (hint: a rekey)
 )
 
 type failure struct {
@@ -93,20 +96,8 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
-	trust, info, err := a.devices.Trusted(topic)
-	if err != nil {
-		var de *DeviceError
-		if !errors.As(err, &de) {
-			return answered(nil, err)
-		}
-		f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
-		switch de.Status {
-		case StatusPending:
-			f = failure{check: CheckApproved, reason: "device " + topic + " is enrolled but not approved"}
-		case StatusRevoked:
-			f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
-		}
-		return answered(a.refuse(ctx, digest, topic, raw, nil, f))
+	if _, info, err := a.devices.Trusted(topic); err != nil {
+		return a.untrusted(ctx, digest, topic, raw, info, err)
 	}
 
 	l := a.deviceLock(topic)
@@ -115,18 +106,25 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if t := a.known(ctx, digest, topic); t != nil {
 		return t
 	}
+	// Looked up again under the device lock: a rekey (which holds it) is
+	// seen whole, before or after.
+	trust, info, err := a.devices.Trusted(topic)
+	if err != nil {
+		return a.untrusted(ctx, digest, topic, raw, info, err)
+	}
+	era := info.CurrentEpoch()
 	_, st, stErr := b.Statement()
 	if stErr != nil {
 		st = nil
 	}
 	for {
 		a.mu.Lock()
-		ds := a.stateOf(topic)
+		ds := a.stateOf(topic, era)
 		last, epoch, tail := ds.view(), ds.epoch, ds.tail
 		a.mu.Unlock()
 
 		rep := bundle.Verify(b, trust, last)
-		fails := topicChecks(b, st, topic)
+		fails := append(topicChecks(b, st, topic), keyChecks(info, st)...)
 		var cp bundle.Checkpoint
 		if rep.OK() {
 			if cp, err = bundle.ParseCheckpoint([]byte(rep.State.Checkpoint)); err != nil {
@@ -139,11 +137,11 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			continue
 		}
 		if stErr == nil && signedByDevice(rep) {
-			fails = append(fails, sequenceChecks(last, ds.root, &st.Predicate)...)
+			fails = append(fails, sequenceChecks(last, ds.root, &st.Predicate, ds.refused)...)
 		}
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
-				put: make(chan struct{})}
+				era: era, put: make(chan struct{})}
 			a.register(p)
 			a.mu.Unlock()
 			// The object is written from now on (write-once, content
@@ -158,8 +156,18 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			}
 			return p.t
 		}
+		if tail == nil && stErr == nil && signedByDevice(rep) {
+			ds.refused = refusalOf(digest, &st.Predicate, fails, rep, ds.refused)
+		}
 		a.mu.Unlock()
 		if tail == nil {
+			if stErr == nil && !signedByDevice(rep) {
+				efs, erep := epochChecks(b, st, info)
+				fails = append(fails, efs...)
+				if erep != nil {
+					rep = erep
+				}
+			}
 			return answered(a.refuse(ctx, digest, topic, raw, rep, fails...))
 		}
 		// Refused against bundles in flight: judge it on what they leave.
@@ -169,6 +177,23 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			return answered(nil, ctx.Err())
 		}
 	}
+}
+
+// untrusted refuses a bundle of a device that is not approved (err from
+// Devices.Trusted); any other error is returned without an answer.
+func (a *Archive) untrusted(ctx context.Context, digest [32]byte, topic string, raw []byte, info DeviceInfo, err error) *Ticket {
+	de, ok := errors.AsType[*DeviceError](err)
+	if !ok {
+		return answered(nil, err)
+	}
+	f := failure{check: CheckEnrolled, reason: "device " + topic + " is not enrolled"}
+	switch de.Status {
+	case StatusPending:
+		f = failure{check: CheckApproved, reason: "device " + topic + " is enrolled but not approved"}
+	case StatusRevoked:
+		f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
+	}
+	return answered(a.refuse(ctx, digest, topic, raw, nil, f))
 }
 
 // known answers a bundle accepted before, or in flight (once its first
@@ -259,8 +284,9 @@ func bagOrigin(info []byte) (string, bool) {
 // archive accepted from the device before: no fork (a checkpoint of an
 // accepted size with another root, or a bundle extending an older
 // checkpoint than the last accepted), no replay, no gap, NV counter and
-// TPM clock forward.
-func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool), p *bundle.SealPredicate) []failure {
+// TPM clock forward. after is the device's last refused bundle, if any,
+// which a gap names.
+func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool), p *bundle.SealPredicate, after *refusal) []failure {
 	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
 	if err != nil {
 		return nil // Verify names it
@@ -293,7 +319,7 @@ func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool
 	case cp.Size <= last.Size:
 		out = append(out, failure{check: CheckReplay, reason: fmt.Sprintf("checkpoint size %d is not beyond the last accepted %d", cp.Size, last.Size)})
 	case prev.Size > last.Size:
-		out = append(out, failure{check: CheckGap, reason: fmt.Sprintf("bundle starts at size %d, the last accepted ends at %d", prev.Size, last.Size)})
+		out = append(out, failure{check: CheckGap, reason: gapReason(prev.Size, last.Size, after)})
 	case prev.Size < last.Size:
 		fork(fmt.Sprintf("bundle extends size %d, older than the last accepted %d: history rewritten", prev.Size, last.Size))
 	}
@@ -303,7 +329,7 @@ func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool
 	c, l := p.Clock, lastSt.Clock
 	switch {
 	case c.ResetCount < l.ResetCount || c.ResetCount == l.ResetCount && c.RestartCount < l.RestartCount:
-		out = append(out, failure{check: CheckClock, reason: fmt.Sprintf("TPM reset/restart %d/%d below the last accepted %d/%d", c.ResetCount, c.RestartCount, l.ResetCount, l.RestartCount)})
+		out = append(out, failure{check: CheckClock, reason: resetBackReason(c.ResetCount, c.RestartCount, l.ResetCount, l.RestartCount)})
 	case c.ResetCount == l.ResetCount && c.RestartCount == l.RestartCount && c.Clock <= l.Clock:
 		out = append(out, failure{check: CheckClock, reason: fmt.Sprintf("TPM clock %d not after the last accepted %d in the same boot", c.Clock, l.Clock)})
 	}

@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -26,10 +25,14 @@ type ScrubResult struct {
 func (a *Archive) Scrub(ctx context.Context) (ScrubResult, error) {
 	var res ScrubResult
 	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
-		var e bundle.ReceiptEntry
-		if err := json.Unmarshal(rec, &e); err != nil {
+		lr, err := parseLogRecord(rec)
+		if err != nil {
 			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)
 		}
+		if lr.stmt != nil { // an operator statement: no object
+			return nil
+		}
+		e := lr.entry
 		digest, err := bundle.ParseHash(e.BundleDigest)
 		if err != nil {
 			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)

@@ -37,9 +37,19 @@
 // check that catches the change. Checks whose input did not decode are
 // reported as Skipped (and failed). A passing Report carries the State the
 // next bundle of the device is verified against (NV counter, TPM clock,
-// last checkpoint, last leaf and time, and for a version 2 trust the
-// golden PCR values in force, which valid authorization records replace
-// along the chain).
+// last checkpoint, last leaf and time, the signing-key chain, and for a
+// version 2 trust the golden PCR values in force, which valid
+// authorization records replace along the chain).
+//
+// # Signing keys
+//
+// The key.create, key.rotate and key.revoke records (docs/keys.md) are
+// parsed strictly (ParseKeyCreateBody, ParseKeyRotateBody,
+// ParseKeyRevokeBody). Verify starts from the trust file's signing key, or
+// the chain State.Keys carries, and applies them in record order (check
+// keys.chain): a rotation signed by the key in force, whose new key the
+// trusted AK certified, puts the new key in force, for the seal of its own
+// bundle too; keys.trusted accepts only the key in force.
 //
 // The subpackage bundletest builds chains of valid bundles with a software
 // TPM and holds the tamper table.

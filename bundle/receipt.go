@@ -27,6 +27,7 @@ type Receipt struct {
 	ArchiveCheckpoint string   `json:"archiveCheckpoint"` // C2SP signed note of the archive log
 	InclusionProof    [][]byte `json:"inclusionProof"`    // base64 hashes, LogIndex in ArchiveCheckpoint
 	RetentionUntil    string   `json:"retentionUntil"`    // TimeLayout
+	Epoch             uint64   `json:"epoch,omitempty"`   // the device's epoch at the archive; absent: 1
 }
 
 // ReceiptEntry is what the archive log stores for a bundle; its canonical
@@ -36,11 +37,12 @@ type ReceiptEntry struct {
 	Device         string `json:"device"`
 	CheckpointSize uint64 `json:"checkpointSize"`
 	CheckpointRoot string `json:"checkpointRoot"`
+	Epoch          uint64 `json:"epoch,omitempty"` // absent: epoch 1
 }
 
 // Entry returns the archive log entry the receipt proves.
 func (r *Receipt) Entry() ReceiptEntry {
-	return ReceiptEntry{BundleDigest: r.BundleDigest, Device: r.Device, CheckpointSize: r.CheckpointSize, CheckpointRoot: r.CheckpointRoot}
+	return ReceiptEntry{BundleDigest: r.BundleDigest, Device: r.Device, CheckpointSize: r.CheckpointSize, CheckpointRoot: r.CheckpointRoot, Epoch: r.Epoch}
 }
 
 // Marshal returns the canonical JSON of the entry (the archive log record).
@@ -135,7 +137,7 @@ func (r *Receipt) check() error {
 	if _, err := ParseTime(r.RetentionUntil); err != nil {
 		return err
 	}
-	if r.CheckpointSize > maxJSONInt || r.LogIndex > maxJSONInt {
+	if r.CheckpointSize > maxJSONInt || r.LogIndex > maxJSONInt || r.Epoch > maxJSONInt {
 		return formatErr("receipt", "number beyond 2^53")
 	}
 	cp, err := r.ArchiveRoot()

@@ -332,6 +332,8 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 			}
 		}
 		return nil
+	case TypeKeyCreate, TypeKeyRotate, TypeKeyRevoke:
+		return checkKeyBody(r)
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ const (
 	CheckMerkleRange        = "merkle.range"
 	CheckMerkleConsistency  = "merkle.consistency"
 	CheckPCRsAuthorization  = "pcrs.authorization"
+	CheckKeysChain          = "keys.chain" // key records: rotations signed by the key in force (verify_keys.go)
 	CheckKeysTrusted        = "keys.trusted"
 	CheckKeysCertify        = "keys.certify"
 	CheckKeysAttributes     = "keys.attributes"
@@ -53,7 +54,7 @@ var CheckNames = []string{
 	CheckPayloadsDigest, CheckPayloadsReferenced,
 	CheckMerkleRoot, CheckMerkleRange, CheckMerkleConsistency,
 	CheckPCRsAuthorization,
-	CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
+	CheckKeysChain, CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
 	CheckQuoteSignature, CheckQuoteNonce, CheckQuotePCRs, CheckQuoteFiles, CheckQuoteClock, CheckQuoteResetCount,
 	CheckCounterRising, CheckPreviousLeaf,
 }
@@ -72,6 +73,8 @@ type Report struct {
 	Checks []Check `json:"checks"`
 	// State is set only when every check passed.
 	State *State `json:"state,omitempty"`
+	// Keys are the bundle's key records as keys.chain applied them.
+	Keys []KeyEvent `json:"keys,omitempty"`
 }
 
 // OK reports whether every check passed.
@@ -131,14 +134,21 @@ type State struct {
 	// PCRs are the golden PCR values in force, for a device whose keys
 	// are bound to a PCR-policy key (nil otherwise).
 	PCRs *PCRState `json:"pcrs,omitempty"`
+
+	// Keys is the signing-key chain (verify_keys.go); nil: the trust
+	// file's key is in force.
+	Keys *KeyState `json:"keys,omitempty"`
 }
+
+// MaxStateSize bounds a state file.
+const MaxStateSize = 256 << 10
 
 // Marshal returns the JSON form of the state.
 func (s *State) Marshal() ([]byte, error) { return json.Marshal(s) }
 
 // ParseState reads a state written by Marshal, strictly.
 func ParseState(b []byte) (*State, error) {
-	if len(b) > 8192 {
+	if len(b) > MaxStateSize {
 		return nil, fmt.Errorf("%w: state of %d bytes", ErrTooLarge, len(b))
 	}
 	var s State
@@ -159,6 +169,11 @@ func ParseState(b []byte) (*State, error) {
 	if s.PCRs != nil {
 		if _, _, err := s.PCRs.values(); err != nil {
 			return nil, wrapFormat("state", "pcrs", err)
+		}
+	}
+	if s.Keys != nil {
+		if err := s.Keys.check(); err != nil {
+			return nil, err
 		}
 	}
 	if again, _ := s.Marshal(); !bytes.Equal(again, b) {

@@ -51,6 +51,7 @@ type verifier struct {
 	refs   map[[32]byte]int64 // export payloads -> size
 	purged map[[32]byte]bool
 
+	kc  keychain  // the signing-key chain (verify_keys.go)
 	pcr pcrGolden // set by the pcrs.authorization check
 }
 
@@ -85,6 +86,7 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 	v.run(CheckMerkleRange, v.merkleRange)
 	v.run(CheckMerkleConsistency, v.merkleConsistency)
 	v.run(CheckPCRsAuthorization, v.pcrsAuthorization)
+	v.run(CheckKeysChain, v.keysChain)
 	v.run(CheckKeysTrusted, v.keysTrusted)
 	v.run(CheckKeysCertify, v.keysCertify)
 	v.run(CheckKeysAttributes, v.keysAttributes)
@@ -99,7 +101,9 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 	v.run(CheckPreviousLeaf, v.previousLeaf)
 	if v.rep.OK() {
 		v.rep.State = v.state()
+		v.rep.State.Keys = v.keysState()
 	}
+	v.rep.Keys = v.kc.events
 	return v.rep
 }
 

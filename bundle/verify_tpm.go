@@ -25,7 +25,7 @@ func (v *verifier) keysTrusted() error {
 	for _, c := range []struct {
 		path    string
 		trusted []byte
-	}{{PathSigningPub, v.t.SigningPublic}, {PathAKPub, v.t.AKPublic}, {PathEKPub, v.t.EKPublic}, {PathEKCert, v.t.EKCert}} {
+	}{{PathSigningPub, v.inForce()}, {PathAKPub, v.t.AKPublic}, {PathEKPub, v.t.EKPublic}, {PathEKCert, v.t.EKCert}} {
 		if !bytes.Equal(f[c.path], c.trusted) {
 			errs = append(errs, c.path+" is not the approved key")
 		}
@@ -37,8 +37,8 @@ func (v *verifier) keysTrusted() error {
 	} else if ek, ok := k.(*ecdsa.PublicKey); !ok || !ek.Equal(v.t.ak.Key) {
 		errs = append(errs, PathAKPEM+" is not the approved AK")
 	}
-	if v.pred != nil && v.pred.KeyID != v.t.KeyID {
-		errs = append(errs, fmt.Sprintf("sealed by key %.80s, approved key is %s", v.pred.KeyID, v.t.KeyID))
+	if msg := v.sealKeyProblem(); msg != "" {
+		errs = append(errs, msg)
 	}
 	return joinErrs(errs)
 }

@@ -51,9 +51,10 @@ func (t *TPM) recordClock(attest []byte) error {
 }
 
 // restoreClock moves a restarted simulator's clock past the last one it
-// quoted. The in-process simulator starts from nothing, its clock near 0
-// and its resetCount 0 again: to a verifier, a TPM clock going back within
-// one boot, which it rightly refuses. A real TPM keeps its clock in NV.
+// quoted. A simulator may start from nothing, its clock near 0: to a
+// verifier, a TPM clock going back, which it refuses within one boot. A
+// real TPM keeps its clock in NV. (tpm/simulator keeps its own record of
+// clock and reset count, so for it this is a second guard.)
 // TPM2_ClockSet may only move the clock forward, so this cannot be used to
 // roll anything back.
 func (t *TPM) restoreClock() error {
@@ -72,16 +73,18 @@ func (t *TPM) restoreClock() error {
 	if now.CurrentTime.ClockInfo.Clock > st.Clock {
 		return nil
 	}
-	if err := clockSet(t.tr, st.Clock+1000); err != nil {
+	if err := ClockSet(t.tr, st.Clock+1000); err != nil {
 		return err
 	}
 	t.log.Warn("tpm: simulator forgot its clock; moved it past the last quote", "from", now.CurrentTime.ClockInfo.Clock, "to", st.Clock+1000)
 	return nil
 }
 
-// clockSet sends TPM2_ClockSet(TPM_RH_OWNER, newTime) with an empty
-// password session; go-tpm has no structure for it.
-func clockSet(tr Transport, newTime uint64) error {
+// ClockSet sends TPM2_ClockSet(TPM_RH_OWNER, newTime) with an empty
+// password session (go-tpm has no structure for it): it moves the TPM's
+// clock forward to newTime, never back. For simulators, whose owner
+// password is empty.
+func ClockSet(tr Transport, newTime uint64) error {
 	cmd := make([]byte, 0, 35)
 	cmd = binary.BigEndian.AppendUint16(cmd, uint16(tpm2.TPMSTSessions))
 	cmd = binary.BigEndian.AppendUint32(cmd, 0) // size, below

@@ -39,7 +39,20 @@
 // between seals, and Open flushes the objects a process that died without
 // Close left loaded.
 //
+// Rotation (rotate.go). PrepareRotation creates and certifies a candidate
+// signing key (same SRK, same AK, same PCR policy) and saves it as
+// signing-key.next.json without touching the key in force, so the old key
+// can sign a statement naming the new one; CommitRotation then puts it in
+// force with one rename (the old file kept as signing-key.json.old);
+// PendingRotation and DiscardRotation let a caller finish or drop a
+// rotation a crash interrupted.
+//
 // NV counter. An orderly counter index at Options.NVIndex, defined when
 // absent. The simulator forgets NV when it stops, so for it alone the last
 // value is kept in nv-counter.json and restored at Open.
+//
+// Simulator clock. Package tpm/simulator keeps the simulator's reset
+// count and clock moving forward across restarts (see its doc). For any
+// simulated TPM, Open also moves the clock past the last quote's, kept in
+// sim-clock.json (TPM2_ClockSet only moves it forward).
 package tpm

@@ -17,15 +17,16 @@ func isSim(mk func(t testing.TB) *rig) bool {
 }
 
 // simRig is the in-process simulator. It lives only while a TPM has it
-// open, so every reopen is a power cycle that forgets NV and PCRs; and a
-// fresh simulator is manufactured at each start, so resetCount does not
-// carry across reopens (reset is nil).
+// open, so every reopen is a power cycle that forgets NV and PCRs; and
+// every open of its directory is a reboot that moves resetCount and the
+// clock past those it recorded there, so reset needs nothing more.
 func simRig(t testing.TB) *rig {
 	dir := t.TempDir()
 	return &rig{
 		name:    "simulator",
 		spec:    "simulator:" + dir + "/sim",
 		opts:    tpm.Options{StateDir: dir + "/state", Simulator: simulator.Open},
+		reset:   func(t *testing.T) {},
 		restart: func(t *testing.T) {},
 	}
 }

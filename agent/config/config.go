@@ -51,6 +51,7 @@ const (
 	DefaultLogLevel      = "info"
 	DefaultOutboxQuota   = 1 * GiB
 	DefaultSealMaxBundle = 4 * MiB
+	DefaultRotateEvery   = 90 * 24 * time.Hour
 )
 
 // DefaultPCRs is the PCR selection the signing key is bound to by default.
@@ -100,6 +101,10 @@ type Seal struct {
 	// is sealed in several bundles (>= 64 KiB; one record larger than
 	// this still gets a bundle of its own).
 	MaxBundle ByteSize `yaml:"max_bundle"`
+	// RotateEvery rotates the signing key once the key in force is older
+	// than this (default 2160h, 90 days; 0 turns scheduled rotation off;
+	// else at least 1h).
+	RotateEvery time.Duration `yaml:"rotate_every"`
 }
 
 // API configures the local ingest API. At least one of Socket and TCP is set.
@@ -193,7 +198,7 @@ func Default() *Config {
 		DataDir: DefaultDataDir,
 		TPM:     DefaultTPM,
 		PCRs:    append([]int(nil), DefaultPCRs...),
-		Seal:    Seal{Every: DefaultSealEvery, Interval: DefaultSealInterval, MaxBundle: DefaultSealMaxBundle},
+		Seal:    Seal{Every: DefaultSealEvery, Interval: DefaultSealInterval, MaxBundle: DefaultSealMaxBundle, RotateEvery: DefaultRotateEvery},
 		API: API{
 			Socket:        DefaultSocket,
 			SocketMode:    DefaultSocketMode,

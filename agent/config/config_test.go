@@ -441,3 +441,28 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	}
 	want(reflect.TypeFor[Config](), "")
 }
+
+func TestSealRotateEvery(t *testing.T) {
+	if d := Default(); d.Seal.RotateEvery != 90*24*time.Hour {
+		t.Fatalf("default rotate_every %s", d.Seal.RotateEvery)
+	}
+	for _, tc := range []struct {
+		yaml string
+		want time.Duration
+		err  bool
+	}{
+		{"0s", 0, false}, {"720h", 720 * time.Hour, false}, {"30m", 0, true}, {"-1h", 0, true},
+	} {
+		c, err := Parse(minimal("seal:\n  rotate_every: " + tc.yaml + "\n"))
+		if tc.err {
+			var ce *Error
+			if err == nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), "seal.rotate_every") {
+				t.Errorf("rotate_every %s: %v, want an error naming seal.rotate_every", tc.yaml, err)
+			}
+			continue
+		}
+		if err != nil || c.Seal.RotateEvery != tc.want {
+			t.Errorf("rotate_every %s: %v, %v", tc.yaml, c, err)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 // Bounds checked by validation.
 const (
 	MinSealInterval  = 100 * time.Millisecond
+	MinRotateEvery   = time.Hour
 	MinSpoolPoll     = 10 * time.Millisecond
 	MaxBodyLimit     = 4 * GiB
 	MaxBatchLinesMax = 1_000_000
@@ -73,6 +74,9 @@ func (c *Config) validate() []*Error {
 
 	if c.Seal.MaxBundle < 64*KiB {
 		bad("seal.max_bundle", "must be at least 64 KiB, got %d bytes", int64(c.Seal.MaxBundle))
+	}
+	if c.Seal.RotateEvery != 0 && c.Seal.RotateEvery < MinRotateEvery {
+		bad("seal.rotate_every", "must be 0 (off) or at least %s, got %s", MinRotateEvery, c.Seal.RotateEvery)
 	}
 	if c.Seal.Every < 1 {
 		bad("seal.every", "must be at least 1, got %d", c.Seal.Every)

@@ -84,6 +84,9 @@ type Options struct {
 	PayloadSize  int    // bytes per export payload, default 256
 	RecordSize   int    // approximate bytes per record (padding in purpose), default 0
 	Start        time.Time
+	// KeyCreate makes the second record of the chain the key.create of
+	// the device's signing key, as the agent journals it.
+	KeyCreate bool
 }
 
 // Chain is a device, its trust material and the bundles sealed so far with
@@ -102,7 +105,7 @@ type Chain struct {
 
 	log    memLog
 	clock  time.Time
-	queued []queued // see Journal
+	queued []func(*bundle.Record) // records that lead the next bundle (rotate.go)
 }
 
 // NewChain seals bundles of opts.Records records each with dev (a fresh
@@ -169,15 +172,18 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	}
 	prevLeaf := c.log.last()
 	payloads := map[[32]byte][]byte{}
-	recs, err := c.journalQueued()
-	if err != nil {
-		return nil, err
-	}
+	var recs [][]byte
 	for i := range n {
 		seq := uint64(len(c.log.records))
 		c.clock = c.clock.Add(1500 * time.Microsecond)
 		r := bundle.Record{Seq: seq, Time: c.clock, Device: c.DeviceName(), Prev: c.log.last()}
 		switch {
+		case len(c.queued) > 0:
+			c.queued[0](&r)
+			c.queued = c.queued[1:]
+		case seq == 1 && c.Opts.KeyCreate:
+			r.Type, r.Actor = bundle.TypeKeyCreate, bundle.Actor{Kind: "agent", ID: c.Identity.KeyID}
+			_ = r.SetBody(bundle.NewKeyCreateBody(c.Identity))
 		case seq == 0:
 			r.Type, r.Actor = bundle.TypeAgentStart, bundle.Actor{Kind: "agent", ID: c.Identity.KeyID}
 			_ = r.SetBody(map[string]string{"version": "test"})
@@ -219,6 +225,7 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	cp := c.log.checkpoint(c.origin(), size)
 	var proof [][32]byte
 	if prevSize > 0 {
+		var err error
 		if proof, err = c.log.consistency(prevSize, size); err != nil {
 			return nil, err
 		}

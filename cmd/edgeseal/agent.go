@@ -195,7 +195,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	core, err := agent.Open(ctx, agent.Options{
 		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval, SealMaxBytes: int64(cfg.Seal.MaxBundle),
 		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
-		Observer: mets, PCRAuthDir: cfg.TPMStateDir,
+		Observer: mets, RotateEvery: cfg.Seal.RotateEvery, PCRAuthDir: cfg.TPMStateDir,
 		AfterSeal: func() {
 			if pub != nil {
 				pub.Wake()

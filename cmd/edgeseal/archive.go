@@ -37,6 +37,9 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if len(args) > 0 {
 		switch args[0] {
 		case "devices":
+			if len(args) > 1 && args[1] == "rekey" {
+				return cmdArchiveRekey(ctx, args[2:], stdout, log)
+			}
 			return cmdArchiveDevices(ctx, args[1:], stdout)
 		case "enroll-file":
 			return cmdArchiveEnrollFile(ctx, args[1:], stdout)

@@ -55,19 +55,21 @@ func (f archiveFlags) devices() (*archive.Devices, error) {
 	return archive.OpenDevices(filepath.Join(cfg.DataDir, "devices.json"), nil, nil)
 }
 
-// cmdArchiveDevices: devices list [--json] | approve NAME [--key ID] [--by WHO] | revoke NAME --reason R.
+// cmdArchiveDevices: devices list [--json] | approve NAME [--key ID] [--by WHO] | revoke NAME --reason R
+// | revoke-key NAME KEYID --reason R [--by WHO]
+// (rekey is archive_rekey.go: it opens the archive's journals).
 // They change devices.json directly, also while the daemon runs (it
 // reloads the file on change).
 func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("archive devices: want list, approve or revoke")
+		return usageErr("archive devices: want list, approve, revoke, revoke-key or rekey")
 	}
 	verb := args[0]
 	f := newArchiveFlags("archive devices " + verb)
 	asJSON := f.fs.Bool("json", false, "list as JSON")
 	keyID := f.fs.String("key", "", "approve: the pending key id the operator checked")
-	by := f.fs.String("by", os.Getenv("USER"), "approve: the approving operator")
-	reason := f.fs.String("reason", "", "revoke: why (required)")
+	by := f.fs.String("by", os.Getenv("USER"), "approve, revoke-key: the operator")
+	reason := f.fs.String("reason", "", "revoke, revoke-key: why (required)")
 	pos, err := parseInterleaved(f.fs, args[1:])
 	if err != nil {
 		return err
@@ -88,16 +90,21 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) err
 			return enc.Encode(list)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEVICE\tSTATUS\tKEY\tPENDING KEY\tPCRS MATCH")
+		fmt.Fprintln(tw, "DEVICE\tSTATUS\tEPOCH\tKEY\tPENDING KEY\tPCRS MATCH")
 		for _, dv := range list {
 			pending, match := "-", "-"
 			if dv.Pending != nil {
 				pending = dv.Pending.ParsedTrust().KeyID
 				match = fmt.Sprint(dv.Pending.PCRsMatch())
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dv.Name, dv.Status, orDash(dv.KeyID), pending, match)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", dv.Name, dv.Status, dv.CurrentEpoch(), orDash(dv.KeyID), pending, match)
+			for _, ep := range dv.Epochs {
+				fmt.Fprintf(tw, "  closed\t\t%d\t%s\tat checkpoint %d, %d bundle(s), %s by %s\t\n", ep.Epoch, ep.KeyID, ep.CheckpointSize, ep.Bundles, ep.ClosedAt, ep.ClosedBy)
+			}
 		}
 		return tw.Flush()
+	case "revoke-key":
+		return revokeKey(ctx, d, pos, *reason, *by, stdout)
 	case "approve", "revoke":
 		if len(pos) != 1 {
 			return usageErr("archive devices %s: want one SITE/NAME", verb)
@@ -158,7 +165,9 @@ func cmdArchiveEnrollFile(ctx context.Context, args []string, stdout io.Writer) 
 	fmt.Fprintf(stdout, "enrolled %s: key %s, PCRs %v (current values match: %v); status %s\n",
 		info.Name, t.KeyID, t.PCRSelection.PCRs, req.PCRsMatch(), info.Status)
 	if info.Pending != nil {
-		fmt.Fprintf(stdout, "approve with: edgeseal archive devices approve %s --key %s\n", info.Name, t.KeyID)
+		for _, step := range archive.EnrollNextSteps(info, t.KeyID) {
+			fmt.Fprintln(stdout, step)
+		}
 	}
 	return nil
 }

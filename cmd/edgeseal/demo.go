@@ -210,9 +210,16 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	if err := demoVerify(stdout, journeys, got, trust); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nTokens for trying the API yourself are in %s (the agent is not running now:\n", filepath.Join(*dir, "tokens.txt"))
-	fmt.Fprintf(stdout, "  go run ./cmd/edgeseal agent --config %s).\n", cfgPath)
+	fmt.Fprintf(stdout, "\nThe archive and the agent are stopped now. To run them again, each in a terminal of its own\n")
+	fmt.Fprintf(stdout, "(the archive first: the agent delivers its bundles to it):\n")
+	fmt.Fprintf(stdout, "  go run ./cmd/edgeseal archive --config %s\n", filepath.Join(*dir, "archive", "archive.yaml"))
+	fmt.Fprintf(stdout, "  go run ./cmd/edgeseal agent --config %s\n", cfgPath)
+	fmt.Fprintf(stdout, "The agent's API is on %s, the tokens for trying it are in %s.\n", socket, filepath.Join(*dir, "tokens.txt"))
 	fmt.Fprintf(stdout, "Verify by hand:\n  go run ./cmd/edgeseal verify %s/bundles/*.bundle.tar --trust %s/DEVICE.json\n", *dir, *dir)
+	fmt.Fprintf(stdout, "Once archived, an export's status (GET /v1/exports/ID) names its bundle in delivery.bundle\n")
+	fmt.Fprintf(stdout, "(sha256:HEX); the archive keeps it as %s/archive/objects/sha256/<first two of HEX>/HEX.\n", *dir)
+	fmt.Fprintf(stdout, "Verify such a later bundle after the demo's last one:\n  go run ./cmd/edgeseal verify --trust %s/DEVICE.json --previous %s BUNDLE\n",
+		*dir, filepath.Join(*dir, "bundles", filepath.Base(got[len(got)-1].path)))
 	return nil
 }
 

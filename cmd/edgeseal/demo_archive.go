@@ -30,6 +30,25 @@ type demoArchive struct {
 	stop    func() error
 }
 
+// writeDemoArchiveConfig writes the demo archive's config, its embedded
+// broker listening on listen.
+func writeDemoArchiveConfig(path, dataDir, listen string) error {
+	text := fmt.Sprintf(`# Written by 'edgeseal demo'.
+data_dir: %[1]s
+key_file: %[1]s/archive.key
+name: edgeseal-archive
+mqtt:
+  embedded:
+    listen: %[2]s
+  client_id: edgeseal-archive
+  group: archive
+log:
+  format: text
+  level: info
+`, dataDir, listen)
+	return fsutil.WriteFileAtomic(path, []byte(text), 0o600)
+}
+
 func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoArchive, error) {
 	adir, err := filepath.Abs(filepath.Join(dir, "archive"))
 	if err != nil {
@@ -38,21 +57,8 @@ func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoA
 	if err := os.MkdirAll(adir, 0o755); err != nil {
 		return nil, err
 	}
-	cfgText := fmt.Sprintf(`# Written by 'edgeseal demo'.
-data_dir: %[1]s
-key_file: %[1]s/archive.key
-name: edgeseal-archive
-mqtt:
-  embedded:
-    listen: 127.0.0.1:0
-  client_id: edgeseal-archive
-  group: archive
-log:
-  format: text
-  level: info
-`, adir)
 	cfgPath := filepath.Join(adir, "archive.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+	if err := writeDemoArchiveConfig(cfgPath, adir, "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	cfg, err := aconfig.Load(cfgPath)
@@ -69,6 +75,13 @@ log:
 	}()
 	select {
 	case da := <-ready:
+		// The agent's config names the port the broker took: keep it in
+		// the archive's config too, so that the pair can be run again.
+		if err := writeDemoArchiveConfig(cfgPath, adir, da.brk.Addr()); err != nil {
+			cancel()
+			<-done
+			return nil, err
+		}
 		var once gosync.Once
 		var stopErr error
 		da.stop = func() error { // idempotent

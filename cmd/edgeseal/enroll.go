@@ -202,6 +202,12 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 		return fmt.Errorf("agent enroll: the archive REFUSED the enrollment: %s", ack.Reason)
 	case sync.EnrollApproved:
 		fmt.Fprintf(stdout, "archive: %s is enrolled and approved with key %s\n", ack.Device, ack.KeyID)
+	case sync.EnrollPending:
+		if ack.Reason != "" { // a new key of a device approved before: approve or rekey
+			fmt.Fprintf(stdout, "archive: enrollment of %s received at %s, pending; %s\n", ack.Device, ack.Time, ack.Reason)
+			break
+		}
+		fallthrough
 	default:
 		fmt.Fprintf(stdout, "archive: enrollment of %s received at %s, pending approval; an operator runs: edgeseal archive devices approve %s --key %s\n",
 			ack.Device, ack.Time, ack.Device, ack.KeyID)

@@ -3,6 +3,7 @@
 //
 //	edgeseal agent --config FILE
 //	edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout D]
+//	edgeseal agent rotate-key --config FILE --reason TEXT
 //	edgeseal export [flags] FILE|-
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json] [--pcr-policy-key FILE.pub | --pcr-policy=pcr]
@@ -12,7 +13,7 @@
 //	edgeseal demo [--dir DIR]
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
-//	edgeseal archive devices list|approve|revoke ...
+//	edgeseal archive devices list|approve|revoke|revoke-key|rekey ...
 //	edgeseal archive enroll-file DEVICE.json
 //	edgeseal archive import DIR
 //	edgeseal bundles export --config FILE --to DIR
@@ -51,6 +52,7 @@ func usageErr(format string, args ...any) error {
 const usage = `usage:
   edgeseal agent --config FILE
   edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout 30s]
+  edgeseal agent rotate-key --config FILE --reason TEXT
   edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token T]
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
@@ -66,6 +68,8 @@ const usage = `usage:
   edgeseal archive --config FILE
   edgeseal archive devices list [--json] | approve SITE/NAME [--key KEYID] [--by WHO]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
+                           | rekey SITE/NAME --key KEYID [--reason R] [--by WHO] (daemon stopped)
+                           | revoke-key SITE/NAME KEYID --reason R [--by WHO]
   edgeseal archive enroll-file DEVICE.json                    [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
   edgeseal bundles export --config AGENT.yaml --to DIR
@@ -102,6 +106,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	case "agent":
 		if len(args) > 1 && args[1] == "enroll" {
 			return cmdAgentEnroll(ctx, args[2:], stdout, log)
+		}
+		if len(args) > 1 && args[1] == "rotate-key" {
+			return cmdAgentRotateKey(ctx, args[2:], stdout, log)
 		}
 		if len(args) > 1 && args[1] == "authorize-pcrs" {
 			return cmdAgentAuthorizePCRs(args[2:], stdout)

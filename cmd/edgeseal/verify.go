@@ -18,6 +18,8 @@ type verifyResult struct {
 	Verified bool           `json:"verified"`
 	Checks   []bundle.Check `json:"checks"`
 	State    *bundle.State  `json:"state,omitempty"`
+	// Keys are the bundle's signing-key records (created, rotated, revoked).
+	Keys []bundle.KeyEvent `json:"keys,omitempty"`
 }
 
 // cmdVerify verifies bundles offline against a device trust file. Several
@@ -55,6 +57,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	var results []verifyResult
+	var history []bundle.KeyEvent // of the verified bundles
 	allOK := true
 	for _, p := range paths {
 		b, err := readBundle(p)
@@ -62,16 +65,20 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageErr("verify: %v", err)
 		}
 		rep := bundle.Verify(b, trust, prev)
-		res := verifyResult{Bundle: p, Verified: rep.OK(), Checks: rep.Checks, State: rep.State}
+		res := verifyResult{Bundle: p, Verified: rep.OK(), Checks: rep.Checks, State: rep.State, Keys: rep.Keys}
 		results = append(results, res)
 		if !rep.OK() {
 			allOK = false
 		} else {
 			prev = rep.State
+			history = append(history, rep.Keys...)
 		}
 		if !*asJSON {
 			printReport(stdout, p, rep)
 		}
+	}
+	if !*asJSON {
+		printKeyHistory(stdout, trust, history, prev)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -36,34 +36,57 @@ var open sync.Mutex
 type Sim struct {
 	tpm.Transport
 	sim    *simulator.Simulator
+	dir    string
 	Seed   int64
 	closed bool
+
+	mu   sync.Mutex // guards last and the record
+	last ClockInfo  // what dir/clockinfo.json holds
 }
 
-// Close shuts the simulator down and lets another Open proceed.
+// Close records the clock and shuts the simulator down, which lets
+// another Open proceed.
 func (s *Sim) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return simulator.ErrUsingClosedSimulator
 	}
 	s.closed = true
 	defer open.Unlock()
-	return s.Transport.Close()
+	rerr := s.record()
+	return errors.Join(rerr, s.Transport.Close())
 }
 
 // Insecure returns Warning.
 func (*Sim) Insecure() string { return Warning }
 
 // Reset powers the simulator off and on, as a host reboot would: PCRs
-// reset and resetCount rises. The caller must reopen its tpm.TPM.
+// reset, resetCount rises, the clock goes on from where it was, and the
+// new counts are recorded before Reset returns. Like a new process, the
+// simulator forgets NV (package tpm restores its counter). The caller
+// must reopen its tpm.TPM.
 func (s *Sim) Reset() error {
-	if err := s.sim.Reset(); err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return simulator.ErrUsingClosedSimulator
+	}
+	if err := s.record(); err != nil {
+		return fmt.Errorf("simulator: reset: %w", err)
+	}
+	if err := s.powerCycle(); err != nil {
+		return fmt.Errorf("simulator: reset: %w", err)
+	}
+	if err := s.boot(s.last); err != nil {
 		return fmt.Errorf("simulator: reset: %w", err)
 	}
 	return nil
 }
 
 // Open starts the simulator with the seed kept in dir/seed, creating dir
-// and a random seed on first use.
+// and a random seed on first use, and moves it past the reset count,
+// restart count and clock recorded in dir/clockinfo.json.
 func Open(dir string) (tpm.Transport, error) {
 	s, err := OpenSim(dir)
 	if err != nil {
@@ -78,6 +101,10 @@ func OpenSim(dir string) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
+	rec, err := loadClockInfo(dir)
+	if err != nil {
+		return nil, err
+	}
 	if !open.TryLock() {
 		return nil, ErrBusy
 	}
@@ -86,7 +113,18 @@ func OpenSim(dir string) (*Sim, error) {
 		open.Unlock()
 		return nil, fmt.Errorf("simulator: start: %w", err)
 	}
-	return &Sim{Transport: transport.FromReadWriteCloser(sim), sim: sim, Seed: seed}, nil
+	s := &Sim{Transport: transport.FromReadWriteCloser(sim), sim: sim, dir: dir, Seed: seed, last: rec}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.boot(rec); err != nil {
+		if !s.closed {
+			s.closed = true
+			_ = s.sim.Close()
+			open.Unlock()
+		}
+		return nil, err
+	}
+	return s, nil
 }
 
 // loadSeed reads dir/seed, or creates it with a random seed.
@@ -142,11 +180,11 @@ func writeDurable(dir, name string, data []byte) error {
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		_ = os.Remove(f.Name())
-		return fmt.Errorf("simulator: write seed: %w", err)
+		return fmt.Errorf("simulator: write %s: %w", name, err)
 	}
 	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		_ = os.Remove(f.Name())
-		return fmt.Errorf("simulator: write seed: %w", err)
+		return fmt.Errorf("simulator: write %s: %w", name, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
