@@ -186,7 +186,10 @@ func tpmAuthorization(a *bundle.PCRAuthorization) tpm.PCRAuthorization {
 // none is stored. A stored statement that is refused (not for this
 // device or key, or signed before the one last journaled) is reported
 // with *PCRAuthError, and the one last journaled, if any, is installed
-// instead: the TPM never works under values the journal does not carry.
+// instead. When the stored statement names values the PCRs do not hold
+// yet (shipped ahead of a firmware update) and the one last journaled
+// does, that one is installed: the agent applies the new one once the
+// PCRs show its values.
 func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAuthorizer) (*bundle.PCRAuthorization, error) {
 	id := t.Identity()
 	policy, err := policyOf(id)
@@ -218,6 +221,10 @@ func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAut
 	use := stored
 	if use == nil {
 		use = journaled
+	} else if journaled != nil {
+		if cur, err := t.ReadPCRs(ctx); err == nil && !holds(cur, stored) && holds(cur, journaled) {
+			use = journaled
+		}
 	}
 	if use != nil {
 		if err := t.Authorize(ctx, tpmAuthorization(use)); err != nil {
@@ -225,6 +232,17 @@ func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAut
 		}
 	}
 	return use, serr
+}
+
+// holds reports whether the PCR values cur are those a authorizes.
+func holds(cur map[int][]byte, a *bundle.PCRAuthorization) bool {
+	pcrs, values := a.PCRs()
+	for _, p := range pcrs {
+		if !bytes.Equal(cur[p], values[p]) {
+			return false
+		}
+	}
+	return true
 }
 
 // pcrAuthState is the core's memory of PCR authorizations.
@@ -299,7 +317,7 @@ func (c *Core) applyPCRAuthorization(ctx context.Context) error {
 	pcrs, values := a.PCRs()
 	for _, p := range pcrs {
 		if !bytes.Equal(cur[p], values[p]) {
-			return &PCRAuthError{File: path, Reason: fmt.Sprintf("authorizes pcr %d = %x, the TPM shows %x now; not applied", p, values[p], cur[p])}
+			return &PCRAuthError{File: path, Reason: fmt.Sprintf("authorizes pcr %d = %x, the TPM shows %x now; applied once the PCRs hold it", p, values[p], cur[p])}
 		}
 	}
 	body, err := a.Marshal()

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"os"
@@ -253,5 +254,69 @@ func TestPCRAuthorizationFileRefused(t *testing.T) {
 	}
 	if _, err := StorePCRAuthorization(state, "site-a/dev-1", make([]byte, bundle.MaxPCRAuthSize+1)); !errors.Is(err, bundle.ErrTooLarge) {
 		t.Fatalf("oversize statement: %v", err)
+	}
+}
+
+// TestPCRAuthorizationShippedAhead: an authorization of the values a
+// firmware update will produce, shipped before it, changes nothing until
+// the PCRs hold them (seals go on, a restart still unseals the data key
+// under the authorization in force), then it is journaled and applied
+// with no operator step after the update.
+func TestPCRAuthorizationShippedAhead(t *testing.T) {
+	op, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	r, state := openAuthRig(t, op, nil)
+	ctx := context.Background()
+	tr := r.trust()
+	r.export(2, "before")
+	_, b1 := r.seal()
+	s1 := mustVerify(t, b1, tr, nil)
+
+	// The values after the update: PCR 0 extended with SHA-256(image).
+	cur, _ := r.tpm.ReadPCRs(ctx)
+	img := sha256.Sum256([]byte("bios 2.2"))
+	next := sha256.Sum256(append(append([]byte{}, cur[0]...), img[:]...))
+	future := map[int][]byte{}
+	for p, v := range cur {
+		future[p] = v
+	}
+	future[0] = next[:]
+	a, err := bundle.SignPCRAuthorization(op, "site-a/dev-1", r.tpm.Identity().PCRs, future, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := a.Marshal()
+	if _, err := StorePCRAuthorization(state, "site-a/dev-1", raw); err != nil {
+		t.Fatalf("store ahead of the update: %v", err)
+	}
+	r.export(2, "shipped")
+	_, b2 := r.seal()
+	if k, _ := countType(t, b2, bundle.TypePCRsAuthorized); k != 0 {
+		t.Fatal("authorization journaled before the PCRs hold its values")
+	}
+	s2 := mustVerify(t, b2, tr, s1)
+	// A restart before the update installs the one in force.
+	got, err := LoadPCRAuthorization(ctx, state, "site-a/dev-1", r.tpm)
+	if err != nil || got == nil || got.ApprovedPolicy == a.ApprovedPolicy {
+		t.Fatalf("start before the update: %v, installed %+v", err, got)
+	}
+	if _, err := r.tpm.DataKey(ctx); err != nil {
+		t.Fatalf("data key before the update: %v", err)
+	}
+
+	if err := r.tpm.ExtendPCR(ctx, 0, []byte("bios 2.2")); err != nil {
+		t.Fatal(err)
+	}
+	r.export(1, "after")
+	_, b3 := r.seal()
+	if k, _ := countType(t, b3, bundle.TypePCRsAuthorized); k != 1 {
+		t.Fatalf("%d authorization records after the update, want 1", k)
+	}
+	mustVerify(t, b3, tr, s2)
+	// And a restart after the update installs the new one.
+	if got, err := LoadPCRAuthorization(ctx, state, "site-a/dev-1", r.tpm); err != nil || got.ApprovedPolicy != a.ApprovedPolicy {
+		t.Fatalf("start after the update: %v", err)
+	}
+	if _, err := r.tpm.DataKey(ctx); err != nil {
+		t.Fatalf("data key after the update: %v", err)
 	}
 }
