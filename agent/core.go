@@ -63,6 +63,10 @@ type Options struct {
 	// than this (its key.create or key.rotate record's time, by Now),
 	// before a seal; 0 never rotates on schedule (keys.go).
 	RotateEvery time.Duration
+	// PCRAuthDir is the TPM state directory, where PCRAuthFile is looked
+	// for at every seal attempt (when the TPM is a PCRAuthorizer); ""
+	// turns that off.
+	PCRAuthDir string
 }
 
 func (o *Options) defaults() error {
@@ -138,6 +142,8 @@ type Core struct {
 	timeMu    sync.Mutex
 	lastTime  time.Time // time of the last record built (see stamp)
 	keys      coreKeys  // the signing key in force (keys.go)
+
+	pcrAuth pcrAuthState // under sealMu
 }
 
 // Open starts a core over an open journal and TPM and journals an
@@ -164,6 +170,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 	if c.epoch, err = j.Epoch(); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	c.initPCRAuth()
 	if n := j.Size(); n > 0 {
 		raw, err := j.Record(n - 1)
 		if err != nil {

@@ -5,6 +5,11 @@
 // checkpoints, writes bundles to the outbox, and reports export status with
 // inclusion proofs and the agent's status.
 //
+// At every seal attempt it looks for an operator's PCR authorization in the
+// TPM state directory (PCRAuthFile) and, when it is new, valid and names
+// the values the PCRs hold, journals it (tpm.pcrs.authorized) before
+// installing it in the TPM, so sealing resumes after a firmware update.
+//
 // A repeated export id is never journaled twice: each export record is
 // written under the journal key "export/<id>", and a repeat answers the
 // original receipt.

@@ -73,6 +73,7 @@ var errBundleFull = errors.New("bundle full")
 func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	c.sealMu.Lock()
 	defer c.sealMu.Unlock()
+	c.pcrAuthCheck(ctx)
 	c.maybeRotate(ctx)
 	res, err := c.seal(ctx)
 	switch {
@@ -329,6 +330,7 @@ func BundleIdentity(id tpm.Identity) bundle.Identity {
 		SigningPublic: id.SigningPublic,
 		Certify:       bundle.Attestation{Attest: id.Certify.Attest, Signature: id.Certify.Signature},
 		PCRs:          id.PCRs, PCRValues: id.PCRValues, PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
+		PCRPolicyKey: id.PCRPolicyKey,
 	}
 }
 

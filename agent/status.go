@@ -202,8 +202,9 @@ func (c *Core) Status(ctx context.Context) (*Status, error) {
 	return st, nil
 }
 
-// tpmStatus compares the PCRs with the values the signing key is bound to
-// (when the TPM can read them) and looks at the last seal's error.
+// tpmStatus compares the PCRs with the values the signing key is bound to,
+// or those of the PCR authorization in force (when the TPM can read them),
+// and looks at the last seal's error.
 func (c *Core) tpmStatus(ctx context.Context) TPMStatus {
 	id := c.t.Identity()
 	ts := TPMStatus{State: TPMOK, KeyID: id.KeyID}
@@ -212,8 +213,9 @@ func (c *Core) tpmStatus(ctx context.Context) TPMStatus {
 		if err != nil {
 			return TPMStatus{State: TPMError, Error: err.Error(), KeyID: id.KeyID}
 		}
+		want := expectedPCRs(c.t, id)
 		for _, p := range id.PCRs {
-			if string(cur[p]) != string(id.PCRValues[p]) {
+			if string(cur[p]) != string(want[p]) {
 				ts.Changed = append(ts.Changed, p)
 			}
 		}

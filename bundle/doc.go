@@ -14,6 +14,11 @@
 // the TPM NV counter, clock and quote (nonce = SHA-256 of the checkpoint)
 // and the signing key id; the signature is DER ECDSA over SHA-256(PAE).
 //
+// A PCRAuthorization is an operator's signed approval of PCR values for
+// one device whose keys are bound with TPM2_PolicyAuthorize to the
+// operator's PCR-policy key (a version 2 Trust); the agent journals it as
+// a tpm.pcrs.authorized record.
+//
 // A Bundle is a BagIt 1.0 bag written as one deterministic tar:
 //
 //	bagit.txt, bag-info.txt, manifest-sha256.txt, tagmanifest-sha256.txt
@@ -32,7 +37,9 @@
 // check that catches the change. Checks whose input did not decode are
 // reported as Skipped (and failed). A passing Report carries the State the
 // next bundle of the device is verified against (NV counter, TPM clock,
-// last checkpoint, last leaf and time, and the signing-key chain).
+// last checkpoint, last leaf and time, the signing-key chain, and for a
+// version 2 trust the golden PCR values in force, which valid
+// authorization records replace along the chain).
 //
 // # Signing keys
 //

@@ -104,7 +104,7 @@ func ExampleVerify() {
 	rep := bundle.Verify(chain.Bundles[0], trust, state)
 	fmt.Println(rep.OK(), rep.Failed())
 	// Output:
-	// true 31 checks
-	// true 31 checks
+	// true 32 checks
+	// true 32 checks
 	// false [checkpoint.previous records.time quote.clock counter.rising previous.leaf]
 }

@@ -3,6 +3,8 @@ package bundle_test
 import (
 	"bytes"
 	"maps"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/gowebpki/jcs"
@@ -147,6 +149,8 @@ func FuzzParseTrust(f *testing.F) {
 	c := newChain(f, 1, bundletest.Options{Records: 2})
 	raw, _ := c.Trust.Marshal()
 	f.Add(raw)
+	raw, _ = newAuthChain(f).Trust.Marshal() // version 2
+	f.Add(raw)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		tr, err := bundle.ParseTrust(in)
 		if err != nil {
@@ -184,6 +188,8 @@ func FuzzParseReceipt(f *testing.F) {
 func FuzzParseState(f *testing.F) {
 	c := newChain(f, 2, bundletest.Options{Records: 2})
 	raw, _ := c.States[1].Marshal()
+	f.Add(raw)
+	raw, _ = newAuthChain(f).States[1].Marshal() // with pcrs
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, err := bundle.ParseState(in)
@@ -230,5 +236,37 @@ func FuzzVerifyMutation(f *testing.F) {
 		if r.OK() {
 			t.Fatalf("changed %s verified", name)
 		}
+	})
+}
+
+func FuzzParsePCRAuthorization(f *testing.F) {
+	for _, name := range []string{"valid.json", "other-values.json", "unknown-field.json", "missing-value.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "pcrauth", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{}`))
+	key := readKey(f, "policy-key.pem")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, err := bundle.ParsePCRAuthorization(in)
+		if err != nil {
+			return
+		}
+		// Whatever parses re-encodes to a statement that parses the same,
+		// and verifying it must not panic.
+		out, err := a.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := bundle.ParsePCRAuthorization(out)
+		if err != nil {
+			t.Fatalf("re-encoded statement refused: %v", err)
+		}
+		if again.ApprovedPolicy != a.ApprovedPolicy || again.Device != a.Device || again.PolicyRef != a.PolicyRef {
+			t.Fatal("round trip changed the statement")
+		}
+		_ = a.Verify(&key.PublicKey, a.Device)
 	})
 }

@@ -34,6 +34,9 @@ const (
 	TypeScrub           = "scrub"
 	TypeAgentStart      = "agent.start"
 	TypeKeyRecover      = "key.recover" // data key recovered from the operator's recovery wrap
+	// TypePCRsAuthorized journals a PCR authorization the agent applied;
+	// its body is the PCRAuthorization statement.
+	TypePCRsAuthorized = "tpm.pcrs.authorized"
 )
 
 var knownTypes = map[string]bool{
@@ -41,6 +44,7 @@ var knownTypes = map[string]bool{
 	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
 	TypeKeyRecover: true,
+	TypePCRsAuthorized: true,
 }
 
 // TimeLayout is RFC 3339 in UTC with exactly six fractional digits.

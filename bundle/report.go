@@ -29,6 +29,7 @@ const (
 	CheckMerkleRoot         = "merkle.root"
 	CheckMerkleRange        = "merkle.range"
 	CheckMerkleConsistency  = "merkle.consistency"
+	CheckPCRsAuthorization  = "pcrs.authorization"
 	CheckKeysChain          = "keys.chain" // key records: rotations signed by the key in force (verify_keys.go)
 	CheckKeysTrusted        = "keys.trusted"
 	CheckKeysCertify        = "keys.certify"
@@ -52,6 +53,7 @@ var CheckNames = []string{
 	CheckRecordsParse, CheckRecordsSequence, CheckRecordsChain, CheckRecordsDevice, CheckRecordsTime,
 	CheckPayloadsDigest, CheckPayloadsReferenced,
 	CheckMerkleRoot, CheckMerkleRange, CheckMerkleConsistency,
+	CheckPCRsAuthorization,
 	CheckKeysChain, CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
 	CheckQuoteSignature, CheckQuoteNonce, CheckQuotePCRs, CheckQuoteFiles, CheckQuoteClock, CheckQuoteResetCount,
 	CheckCounterRising, CheckPreviousLeaf,
@@ -129,6 +131,9 @@ type State struct {
 	Clock      attest.ClockInfo `json:"clock"`
 	LastLeaf   string           `json:"lastLeaf"` // "sha256:.."
 	LastTime   string           `json:"lastTime"` // time of the last record
+	// PCRs are the golden PCR values in force, for a device whose keys
+	// are bound to a PCR-policy key (nil otherwise).
+	PCRs *PCRState `json:"pcrs,omitempty"`
 
 	// Keys is the signing-key chain (verify_keys.go); nil: the trust
 	// file's key is in force.
@@ -159,6 +164,11 @@ func ParseState(b []byte) (*State, error) {
 	if s.LastTime != "" {
 		if _, err := ParseTime(s.LastTime); err != nil {
 			return nil, err
+		}
+	}
+	if s.PCRs != nil {
+		if _, _, err := s.PCRs.values(); err != nil {
+			return nil, wrapFormat("state", "pcrs", err)
 		}
 	}
 	if s.Keys != nil {

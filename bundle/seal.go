@@ -24,6 +24,7 @@ type Identity struct {
 	PCRValues     map[int][]byte
 	PolicyDigest  []byte
 	KeyID         string
+	PCRPolicyKey  []byte // PKIX DER of the operator's PCR-policy key, nil if the keys are bound to fixed values
 }
 
 // Attestation is a TPMS_ATTEST with its TPMT_SIGNATURE.

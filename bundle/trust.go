@@ -11,8 +11,16 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
-// TrustVersion is the DEVICE.json version this package reads and writes.
+// TrustVersion is the DEVICE.json version this package writes for a
+// device whose keys are bound to fixed PCR values; it reads it too.
 const TrustVersion = 1
+
+// TrustVersionPCRPolicy is the DEVICE.json version of a device whose keys
+// are bound to an operator's PCR-policy key (PCRPolicyKey): its
+// policyDigest is PolicyAuthorize(policy key, PCRPolicyRef(device)) and its
+// goldenPcrs are the values at enrollment, replaced along the chain by
+// the device's PCR authorization records.
+const TrustVersionPCRPolicy = 2
 
 // MaxTrustSize bounds a DEVICE.json file.
 const MaxTrustSize = 64 << 10
@@ -33,8 +41,12 @@ type Trust struct {
 	GoldenPCRs    map[string]string `json:"goldenPcrs"`
 	PolicyDigest  []byte            `json:"policyDigest"`
 	KeyID         string            `json:"keyId"`
+	// PCRPolicyKey is the PKIX DER of the operator's PCR-policy key
+	// (version 2 only).
+	PCRPolicyKey []byte `json:"pcrPolicyKey,omitempty"`
 
 	ak, signing *attest.Public
+	pcrKey      *ecdsa.PublicKey
 	pcrs        []int
 	golden      map[int][]byte
 }
@@ -48,6 +60,9 @@ func NewTrust(site, device string, id Identity) (*Trust, error) {
 		EKPublic: id.EKPublic, EKCert: id.EKCert, AKPublic: id.AKPublic, SigningPublic: id.SigningPublic,
 		Certification: id.Certify, PCRSelection: q.PCRSelection, GoldenPCRs: q.PCRValues,
 		PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
+	}
+	if id.PCRPolicyKey != nil {
+		t.Version, t.PCRPolicyKey = TrustVersionPCRPolicy, id.PCRPolicyKey
 	}
 	if err := t.check(); err != nil {
 		return nil, err
@@ -83,7 +98,7 @@ func ParseTrust(b []byte) (*Trust, error) {
 
 func (t *Trust) check() error {
 	bad := func(reason string, args ...any) error { return formatErr("trust", reason, args...) }
-	if t.Version != TrustVersion {
+	if t.Version != TrustVersion && t.Version != TrustVersionPCRPolicy {
 		return bad("version %d", t.Version)
 	}
 	if CheckDevice(t.Site+"/"+t.Device) != nil || t.Origin != Origin(t.Site+"/"+t.Device) {
@@ -111,18 +126,54 @@ func (t *Trust) check() error {
 	if t.pcrs, t.golden, err = q.Values(); err != nil {
 		return wrapFormat("trust", "golden pcrs", err)
 	}
-	policy, err := attest.PolicyPCRDigest(t.pcrs, t.golden)
-	if err != nil {
-		return wrapFormat("trust", "golden pcrs", err)
-	}
-	if !bytes.Equal(policy, t.PolicyDigest) {
-		return bad("policy digest does not match the golden pcrs")
+	if err := t.checkPolicy(); err != nil {
+		return err
 	}
 	if err := attest.VerifyCertify(t.ak, t.Certification.Attest, t.Certification.Signature, t.signing); err != nil {
 		return wrapFormat("trust", "certification", err)
 	}
 	return nil
 }
+
+// checkPolicy checks policyDigest: PolicyPCR of the golden values
+// (version 1), or PolicyAuthorize by the PCR-policy key (version 2).
+func (t *Trust) checkPolicy() error {
+	bad := func(reason string, args ...any) error { return formatErr("trust", reason, args...) }
+	if t.Version == TrustVersion {
+		if t.PCRPolicyKey != nil {
+			return bad("version %d with a pcr policy key", t.Version)
+		}
+		policy, err := attest.PolicyPCRDigest(t.pcrs, t.golden)
+		if err != nil {
+			return wrapFormat("trust", "golden pcrs", err)
+		}
+		if !bytes.Equal(policy, t.PolicyDigest) {
+			return bad("policy digest does not match the golden pcrs")
+		}
+		return nil
+	}
+	k, err := x509.ParsePKIXPublicKey(t.PCRPolicyKey)
+	if err != nil {
+		return wrapFormat("trust", "pcr policy key", err)
+	}
+	ek, ok := k.(*ecdsa.PublicKey)
+	if !ok {
+		return bad("pcr policy key is not ECDSA")
+	}
+	policy, err := PCRAuthorizationDigest(ek, t.DeviceName())
+	if err != nil {
+		return wrapFormat("trust", "pcr policy key", err)
+	}
+	if !bytes.Equal(policy, t.PolicyDigest) {
+		return bad("policy digest is not PolicyAuthorize by the pcr policy key for this device")
+	}
+	t.pcrKey = ek
+	return nil
+}
+
+// PCRPolicy returns the operator's PCR-policy key, nil for a version 1
+// trust (keys bound to fixed PCR values).
+func (t *Trust) PCRPolicy() *ecdsa.PublicKey { return t.pcrKey }
 
 // DeviceName is "<site>/<name>" as records write it.
 func (t *Trust) DeviceName() string { return t.Site + "/" + t.Device }

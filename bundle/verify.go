@@ -51,7 +51,8 @@ type verifier struct {
 	refs   map[[32]byte]int64 // export payloads -> size
 	purged map[[32]byte]bool
 
-	kc keychain // the signing-key chain (verify_keys.go)
+	kc  keychain  // the signing-key chain (verify_keys.go)
+	pcr pcrGolden // set by the pcrs.authorization check
 }
 
 // Verify runs every check on b against the device's trust material t and
@@ -84,6 +85,7 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 	v.run(CheckMerkleRoot, v.merkleRoot)
 	v.run(CheckMerkleRange, v.merkleRange)
 	v.run(CheckMerkleConsistency, v.merkleConsistency)
+	v.run(CheckPCRsAuthorization, v.pcrsAuthorization)
 	v.run(CheckKeysChain, v.keysChain)
 	v.run(CheckKeysTrusted, v.keysTrusted)
 	v.run(CheckKeysCertify, v.keysCertify)

@@ -381,5 +381,6 @@ func (v *verifier) state() *State {
 		s.LastLeaf = FormatHash(v.leaves[n-1])
 		s.LastTime = FormatTime(v.recs[n-1].Time)
 	}
+	s.PCRs = v.pcrState()
 	return s
 }

@@ -79,9 +79,10 @@ func (v *verifier) keysPolicy() error {
 	if err := v.needTrust(); err != nil {
 		return err
 	}
-	// ParseTrust checked t.PolicyDigest = PolicyPCR(golden values).
+	// ParseTrust checked t.PolicyDigest: PolicyPCR(golden values), or
+	// PolicyAuthorize(PCR policy key, policyRef) for a version 2 trust.
 	if !bytes.Equal(v.signing.AuthPolicy, v.t.PolicyDigest) {
-		return fmt.Errorf("signing key policy %x, golden PolicyPCR %x", v.signing.AuthPolicy, v.t.PolicyDigest)
+		return fmt.Errorf("signing key policy %x, trusted policy %x", v.signing.AuthPolicy, v.t.PolicyDigest)
 	}
 	return nil
 }
@@ -126,10 +127,13 @@ func (v *verifier) quotePCRs() error {
 	if err != nil {
 		return err
 	}
-	golden := v.t.golden
+	want, golden, err := v.goldenPCRs()
+	if err != nil {
+		return err
+	}
 	switch {
-	case !slices.Equal(v.qa.PCRs, v.t.pcrs) || !slices.Equal(pcrs, v.t.pcrs):
-		return fmt.Errorf("quoted pcrs %v (statement %v), approved %v", v.qa.PCRs, pcrs, v.t.pcrs)
+	case !slices.Equal(v.qa.PCRs, want) || !slices.Equal(pcrs, want):
+		return fmt.Errorf("quoted pcrs %v (statement %v), approved %v", v.qa.PCRs, pcrs, want)
 	case !maps.EqualFunc(values, golden, bytes.Equal):
 		return fmt.Errorf("pcr values %s differ from golden %s", attest.FormatPCRs(pcrs, values), attest.FormatPCRs(pcrs, golden))
 	}

@@ -9,8 +9,10 @@
 // signing primary in the endorsement hierarchy, so quote clock fields are
 // not obfuscated) are primaries: the same on every Open. The signing key
 // (non-restricted ECDSA P-256, fixedTPM, fixedParent, userWithAuth clear,
-// authPolicy = PolicyPCR over the configured PCRs) and the data key (32
-// random bytes sealed under the same policy) are children of the ECC SRK;
+// authPolicy = PolicyPCR over the configured PCRs, or with
+// Options.PCRPolicy PolicyAuthorize by the operator's PCR-policy key) and
+// the data key (32 random bytes sealed under the same policy) are
+// children of the ECC SRK;
 // their blobs live in Options.StateDir (signing-key.json, data-key.json),
 // created only by an Open with Options.Create (enrollment, recovery) and
 // only when absent; Open without it on a state dir without keys is
@@ -27,11 +29,21 @@
 // and Close flushes the rest. Commands are serialised.
 //
 // Commands per seal: IncrementCounter 2 (NV_Increment, NV_Read), Quote 2
-// (PCR_Read, Quote), Sign 3 (StartAuthSession, PolicyPCR, Sign).
+// (PCR_Read, Quote), Sign 3 (StartAuthSession, PolicyPCR, Sign), or 4
+// with PolicyAuthorize.
 //
 // PCR changes. When the bound PCRs move, Sign and DataKey return
 // *PCRMismatchError; nothing falls back to a software key.
-// RotateSigningKey re-binds the signing key to the current values.
+// RotateSigningKey re-binds the signing key to the current values. Keys
+// bound to a PCR-policy key work under the values of the authorization
+// Authorize installed (the TPM checks its signature with LoadExternal in
+// the owner hierarchy and VerifySignature; the ticket is kept, the key
+// flushed at once); without one they return *AuthorizationNeededError.
+//
+// swtpm. swtpm serves one connection at a time: the transport lets go of
+// it after a short idle time, so tpm2-tools can reach the same swtpm
+// between seals, and Open flushes the objects a process that died without
+// Close left loaded.
 //
 // Rotation (rotate.go). PrepareRotation creates and certifies a candidate
 // signing key (same SRK, same AK, same PCR policy) and saves it as

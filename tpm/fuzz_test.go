@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
 // validKeyFile builds a well-formed signing key file (with a made-up
@@ -94,6 +96,8 @@ func TestParseKeyFile(t *testing.T) {
 func FuzzParseKeyFile(f *testing.F) {
 	f.Add(validKeyFile(f, keyKindSigning))
 	f.Add(validKeyFile(f, keyKindData))
+	f.Add(validKeyFileV2(f, keyKindSigning))
+	f.Add(validKeyFileV2(f, keyKindData))
 	f.Add([]byte(`{"v":1,"kind":"signing","public":"AAA=","private":"AA==","pcrs":[0],"pcr_values":{"0":"AAAA"}}`))
 	f.Add([]byte("{}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -104,6 +108,9 @@ func FuzzParseKeyFile(f *testing.F) {
 			}
 			// Whatever is accepted is self-consistent.
 			p, err := policyPCRDigest(k.file.PCRs, k.file.PCRValues)
+			if k.authorized() {
+				p = attest.PolicyAuthorizeDigest(k.pkName, k.file.PolicyRef)
+			}
 			if err != nil || !bytes.Equal(p, k.public.AuthPolicy.Buffer) {
 				t.Fatalf("accepted a key whose policy does not match: %v", err)
 			}

@@ -3,12 +3,17 @@ package tpm
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
 
@@ -169,5 +174,102 @@ func TestEKCertRead(t *testing.T) {
 	defer tp.Close()
 	if got := tp.Identity().EKCert; !bytes.Equal(got, cert) {
 		t.Fatalf("EKCert: %d bytes, want the %d stored", len(got), len(cert))
+	}
+}
+
+// TestOpenFlushesStale: a process that died with the AK and the signing
+// key loaded (no Close) does not lock the next Open out of swtpm's object
+// slots.
+func TestOpenFlushesStale(t *testing.T) {
+	in := swtpmtest.Start(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	tp, err := Open(ctx, in.Spec, Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Die without Close: drop the connection, leave the handles loaded.
+	_ = tp.tr.Close()
+	for i := range 2 {
+		tp2, err := Open(ctx, in.Spec, Options{StateDir: dir})
+		if err != nil {
+			t.Fatalf("open %d after a crash: %v", i, err)
+		}
+		if o, s := loaded(t, tp2.tr); o != 2 || s != 0 {
+			t.Fatalf("after open: %d objects, %d sessions", o, s)
+		}
+		_ = tp2.tr.Close() // crash again
+	}
+}
+
+// TestNoHandleLeftAuthorized is TestNoHandleLeft for keys bound to a
+// PCR-policy key: Authorize (LoadExternal, VerifySignature), the
+// PolicyAuthorize sessions of Sign and DataKey, a refused authorization
+// and the rebinding calls leave at most the AK and the signing key.
+func TestNoHandleLeftAuthorized(t *testing.T) {
+	in := swtpmtest.Start(t)
+	ctx := context.Background()
+	op, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := []byte("edgeseal test ref")
+	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir(), PCRPolicy: &PCRPolicy{Key: &op.PublicKey, Ref: ref}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	authorize := func(key *ecdsa.PrivateKey) error {
+		cur, err := tp.ReadPCRs(ctx)
+		if err != nil {
+			return err
+		}
+		approved, _ := policyPCRDigest(tp.pcrs, cur)
+		sig, _ := ecdsa.SignASN1(rand.Reader, key, attest.AuthorizationDigest(approved, ref))
+		return tp.Authorize(ctx, PCRAuthorization{PCRs: tp.pcrs, Values: cur, Signature: sig})
+	}
+	d := sha256.Sum256([]byte("d"))
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, s := range []struct {
+		name string
+		f    func() error
+	}{
+		{"sign without authorization", func() error {
+			var need *AuthorizationNeededError
+			if _, err := tp.Sign(ctx, d[:]); !errors.As(err, &need) {
+				return err
+			}
+			return nil
+		}},
+		{"refused authorization", func() error {
+			var ae *AuthorizationError
+			if err := authorize(other); !errors.As(err, &ae) {
+				return fmt.Errorf("want *AuthorizationError, got %v", err)
+			}
+			return nil
+		}},
+		{"authorize", func() error { return authorize(op) }},
+		{"sign", func() error { _, err := tp.Sign(ctx, d[:]); return err }},
+		{"datakey", func() error { _, err := tp.DataKey(ctx); return err }},
+		{"extend", func() error { return tp.ExtendPCR(ctx, 7, []byte("x")) }},
+		{"sign after extend", func() error {
+			var mm *PCRMismatchError
+			if _, err := tp.Sign(ctx, d[:]); !errors.As(err, &mm) {
+				return err
+			}
+			return nil
+		}},
+		{"authorize again", func() error { return authorize(op) }},
+		{"reseal", func() error { return tp.ResealDataKey(ctx, make([]byte, 32)) }},
+		{"datakey after reseal", func() error { _, err := tp.DataKey(ctx); return err }},
+		{"rotate", func() error { _, err := tp.RotateSigningKey(ctx); return err }},
+		{"sign after rotate", func() error { _, err := tp.Sign(ctx, d[:]); return err }},
+	} {
+		if err := s.f(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if o, n := loaded(t, tp.tr); o > 2 || n != 0 {
+			t.Fatalf("after %s: %d objects, %d sessions loaded", s.name, o, n)
+		}
 	}
 }

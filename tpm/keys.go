@@ -7,10 +7,12 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/google/go-tpm/tpm2"
 )
 
@@ -226,8 +228,14 @@ func (t *TPM) boundKey(srk *primary, kind string, tmpl func([]byte) tpm2.TPMTPub
 	if err != nil {
 		return nil, err
 	}
-	policy, err := policyPCRDigest(t.pcrs, values)
+	pkArea, pkRef, err := t.keyPolicy()
 	if err != nil {
+		return nil, fmt.Errorf("tpm: %s key: pcr policy: %w", kind, err)
+	}
+	var policy []byte
+	if pkArea != nil {
+		policy = attest.PolicyAuthorizeDigest(attest.Name(pkArea), pkRef)
+	} else if policy, err = policyPCRDigest(t.pcrs, values); err != nil {
 		return nil, fmt.Errorf("tpm: %s key: %w", kind, err)
 	}
 	cmd := tpm2.Create{
@@ -247,17 +255,26 @@ func (t *TPM) boundKey(srk *primary, kind string, tmpl func([]byte) tpm2.TPMTPub
 	if err != nil {
 		return nil, fmt.Errorf("tpm: create %s key: %w", kind, err)
 	}
-	return &loadedKey{
-		file: keyFile{
-			V: 1, Kind: kind,
-			Public:    tpm2.Marshal(pub),
-			Private:   slices.Clone(rsp.OutPrivate.Buffer),
-			PCRs:      slices.Clone(t.pcrs),
-			PCRValues: values,
-		},
-		public: *pub,
-		policy: policy,
-	}, nil
+	f := keyFile{
+		V: 1, Kind: kind,
+		Public:    tpm2.Marshal(pub),
+		Private:   slices.Clone(rsp.OutPrivate.Buffer),
+		PCRs:      slices.Clone(t.pcrs),
+		PCRValues: values,
+	}
+	if pkArea != nil {
+		f.V, f.PolicyKey, f.PolicyRef = 2, pkArea, pkRef
+	}
+	// Through the parser, so that a created key is what a reload sees.
+	b, err := json.Marshal(&f)
+	if err != nil {
+		return nil, fmt.Errorf("tpm: create %s key: %w", kind, err)
+	}
+	k, err := parseKeyFile("new "+kind+" key", kind, b)
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // createSigningKey creates, loads, certifies and saves a new signing key.

@@ -38,14 +38,15 @@ func policyFailed(err error) bool {
 // mismatch builds the PCRMismatchError for k if the PCRs moved, or returns
 // cause wrapped when they did not.
 func (t *TPM) mismatch(kind string, k *loadedKey, cause error) error {
-	cur, err := t.readPCRs(k.file.PCRs)
+	pcrs, want := t.expected(k)
+	cur, err := t.readPCRs(pcrs)
 	if err != nil {
-		return &PCRMismatchError{Key: kind, PCRs: slices.Clone(k.file.PCRs), Expected: cloneValues(k.file.PCRValues)}
+		return &PCRMismatchError{Key: kind, PCRs: slices.Clone(pcrs), Expected: cloneValues(want), Authorized: k.authorized()}
 	}
-	if bytes.Equal(pcrDigest(k.file.PCRs, cur), pcrDigest(k.file.PCRs, k.file.PCRValues)) {
+	if bytes.Equal(pcrDigest(pcrs, cur), pcrDigest(pcrs, want)) {
 		return fmt.Errorf("tpm: %s key: %w", kind, cause)
 	}
-	return &PCRMismatchError{Key: kind, PCRs: slices.Clone(k.file.PCRs), Expected: cloneValues(k.file.PCRValues), Current: cur}
+	return &PCRMismatchError{Key: kind, PCRs: slices.Clone(pcrs), Expected: cloneValues(want), Current: cur, Authorized: k.authorized()}
 }
 
 // ensureSign loads the signing key if it is not loaded.
@@ -80,8 +81,12 @@ func (t *TPM) Sign(ctx context.Context, digest []byte) ([]byte, error) {
 	if err := t.ensureSign(); err != nil {
 		return nil, err
 	}
+	sess, err := t.policyFor(t.signKey)
+	if err != nil {
+		return nil, err
+	}
 	rsp, err := tpm2.Sign{
-		KeyHandle:  tpm2.AuthHandle{Handle: t.sign, Name: t.signName, Auth: pcrPolicy(t.signKey)},
+		KeyHandle:  tpm2.AuthHandle{Handle: t.sign, Name: t.signName, Auth: sess},
 		Digest:     tpm2.TPM2BDigest{Buffer: digest},
 		InScheme:   ecdsaScheme(),
 		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck, Hierarchy: tpm2.TPMRHNull},
@@ -129,6 +134,10 @@ func (t *TPM) DataKey(ctx context.Context) ([]byte, error) {
 		}
 		t.ak = 0
 	}
+	sess, err := t.policyFor(t.dataKey)
+	if err != nil {
+		return nil, err
+	}
 	srk, err := t.createPrimary(tpm2.TPMRHOwner, tpm2.ECCSRKTemplate)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: srk: %w", err)
@@ -143,7 +152,7 @@ func (t *TPM) DataKey(ctx context.Context) ([]byte, error) {
 		return nil, ferr
 	}
 	rsp, err := tpm2.Unseal{
-		ItemHandle: tpm2.AuthHandle{Handle: h, Name: name, Auth: pcrPolicy(t.dataKey)},
+		ItemHandle: tpm2.AuthHandle{Handle: h, Name: name, Auth: sess},
 	}.Execute(t.tr)
 	ferr = t.flush(h)
 	if err != nil {

@@ -2,6 +2,7 @@ package tpm
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/google/go-tpm/tpm2"
 )
 
@@ -38,6 +40,11 @@ type keyFile struct {
 	PCRValues     map[int][]byte `json:"pcr_values"`
 	CertifyAttest []byte         `json:"certify_attest,omitempty"` // TPMS_ATTEST
 	CertifySig    []byte         `json:"certify_sig,omitempty"`    // TPMT_SIGNATURE
+	// Version 2: the key's authPolicy is TPM2_PolicyAuthorize by the
+	// operator's PCR-policy key (PolicyKey, the TPMT_PUBLIC it is loaded
+	// under) for PolicyRef; PCRValues are the values at creation.
+	PolicyKey []byte `json:"policy_key,omitempty"`
+	PolicyRef []byte `json:"policy_ref,omitempty"`
 }
 
 // loadedKey is a validated keyFile.
@@ -45,7 +52,13 @@ type loadedKey struct {
 	file   keyFile
 	public tpm2.TPMTPublic
 	policy []byte
+	pkey   *ecdsa.PublicKey // PCR-policy key of a version 2 key, else nil
+	pkName []byte           // its TPM Name
 }
+
+// authorized reports whether k is bound to an operator's PCR-policy key
+// (TPM2_PolicyAuthorize) rather than to fixed PCR values.
+func (k *loadedKey) authorized() bool { return k.pkey != nil }
 
 // parseKeyFile validates the bytes of a key file of the given kind.
 func parseKeyFile(name, kind string, b []byte) (*loadedKey, error) {
@@ -57,7 +70,7 @@ func parseKeyFile(name, kind string, b []byte) (*loadedKey, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, bad("decode", err)
 	}
-	if f.V != 1 {
+	if f.V != 1 && f.V != 2 {
 		return nil, bad(fmt.Sprintf("version %d", f.V), nil)
 	}
 	if f.Kind != kind {
@@ -92,6 +105,20 @@ func parseKeyFile(name, kind string, b []byte) (*loadedKey, error) {
 		if pub.Type != tpm2.TPMAlgKeyedHash || a.SignEncrypt || a.Decrypt || a.SensitiveDataOrigin {
 			return nil, bad("not a sealed data object", nil)
 		}
+	}
+	if f.V == 2 {
+		pk, err := parsePolicyKey(f.PolicyKey, f.PolicyRef)
+		if err != nil {
+			return nil, bad("pcr policy key", err)
+		}
+		policy := attest.PolicyAuthorizeDigest(pk.Name, f.PolicyRef)
+		if !bytes.Equal(policy, pub.AuthPolicy.Buffer) {
+			return nil, bad("authPolicy is not PolicyAuthorize by the PCR policy key", nil)
+		}
+		return &loadedKey{file: f, public: *pub, policy: policy, pkey: pk.Key, pkName: pk.Name}, nil
+	}
+	if f.PolicyKey != nil || f.PolicyRef != nil {
+		return nil, bad("version 1 key with a PCR policy key", nil)
 	}
 	policy, err := policyPCRDigest(f.PCRs, f.PCRValues)
 	if err != nil {

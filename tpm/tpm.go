@@ -3,6 +3,7 @@ package tpm
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ type Options struct {
 	// DataKey, with Create, is the value a new data key seals (the key
 	// recovered from the recovery wrap); nil: 32 random bytes.
 	DataKey []byte
+	// PCRPolicy, when set, binds the keys Open creates to the operator's
+	// PCR-policy key (TPM2_PolicyAuthorize) instead of the current PCR
+	// values. Keys that exist keep their binding.
+	PCRPolicy *PCRPolicy
 }
 
 // Identity is the public material of a device's TPM keys, what enrollment
@@ -48,8 +53,14 @@ type Identity struct {
 	Certify       Attestation    // AK's TPM2_Certify of the signing key
 	PCRs          []int          // PCRs the signing key is bound to
 	PCRValues     map[int][]byte // values the signing key is bound to
-	PolicyDigest  []byte         // PolicyPCR digest = signing key authPolicy
+	PolicyDigest  []byte         // signing key authPolicy: PolicyPCR(PCRValues), or PolicyAuthorize(PCR policy key, PCRPolicyRef)
 	KeyID         string         // "sha256:<hex of SHA-256(SigningPublic)>"
+	// PCRPolicyKey is the PKIX DER of the operator's PCR-policy key the
+	// signing key is bound to, nil for a key bound to fixed PCR values
+	// (PCRValues are then the values at creation); PCRPolicyRef its
+	// policyRef.
+	PCRPolicyKey []byte
+	PCRPolicyRef []byte
 }
 
 // Attestation is a TPMS_ATTEST and the TPMT_SIGNATURE over it.
@@ -90,6 +101,8 @@ type TPM struct {
 	dataKey          *loadedKey
 	nvName           tpm2.TPM2BName
 	id               Identity
+	pcrPolicy        *PCRPolicy // for keys created by this TPM
+	auth             *authState // PCR authorization in force, nil if none
 }
 
 // Open connects to the TPM that spec names ("device:/dev/tpmrm0",
@@ -145,6 +158,9 @@ func Open(ctx context.Context, spec string, opts Options) (*TPM, error) {
 		create:     opts.Create,
 		newDataKey: slices.Clone(opts.DataKey),
 	}
+	if p := opts.PCRPolicy; p != nil {
+		t.pcrPolicy = &PCRPolicy{Key: p.Key, Ref: slices.Clone(p.Ref)}
+	}
 	if ins, ok := tr.(interface{ Insecure() string }); ok {
 		t.simulated = true
 		log.Error("tpm: INSECURE TPM SIMULATOR IN USE: keys and seals prove nothing", "spec", sp.String(), "why", ins.Insecure())
@@ -168,6 +184,9 @@ func (t *TPM) init(ctx context.Context) error {
 		// answers TPM_RC_INITIALIZE, which is fine.
 		if _, err := (tpm2.Startup{StartupType: tpm2.TPMSUClear}).Execute(t.tr); err != nil && !errors.Is(err, tpm2.TPMRCInitialize) {
 			return fmt.Errorf("tpm: startup: %w", err)
+		}
+		if err := t.flushStale(); err != nil {
+			return err
 		}
 	}
 	if err := t.initEK(ctx); err != nil {
@@ -206,6 +225,11 @@ func (t *TPM) setSigningIdentity() {
 	t.id.PCRValues = cloneValues(sk.file.PCRValues)
 	t.id.PolicyDigest = slices.Clone(sk.policy)
 	t.id.KeyID = "sha256:" + hex.EncodeToString(sum[:])
+	t.id.PCRPolicyKey, t.id.PCRPolicyRef = nil, nil
+	if sk.authorized() {
+		t.id.PCRPolicyKey, _ = x509.MarshalPKIXPublicKey(sk.pkey)
+		t.id.PCRPolicyRef = slices.Clone(sk.file.PolicyRef)
+	}
 }
 
 // Identity returns the public material of the keys.
@@ -219,6 +243,8 @@ func (t *TPM) Identity() Identity {
 	id.PCRs = slices.Clone(id.PCRs)
 	id.PCRValues = cloneValues(id.PCRValues)
 	id.PolicyDigest = slices.Clone(id.PolicyDigest)
+	id.PCRPolicyKey = slices.Clone(id.PCRPolicyKey)
+	id.PCRPolicyRef = slices.Clone(id.PCRPolicyRef)
 	return id
 }
 

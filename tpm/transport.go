@@ -91,11 +91,23 @@ const cmdTimeout = 2 * time.Minute
 // rawTCP speaks the plain TPM command stream that swtpm's --server port
 // expects: the command bytes go out, the response header (tag, size, code)
 // and then the rest of the response come back.
+//
+// swtpm serves one connection at a time, so the connection is closed once
+// it has been idle for swtpmIdle and dialled again at the next command:
+// other clients (tpm2-tools, an operator's tpm2_pcrread) get the TPM
+// between two bursts of commands. swtpm keeps loaded objects and sessions
+// across connections.
 type rawTCP struct {
 	mu     sync.Mutex
-	conn   net.Conn
+	addr   string
+	conn   net.Conn // nil while released
+	idle   *time.Timer
+	closed bool
 	broken error // set after an I/O error: the stream is out of step
 }
+
+// swtpmIdle is how long an unused swtpm connection is kept open.
+var swtpmIdle = 10 * time.Millisecond
 
 // DialSwtpm connects to the TPM command port of a swtpm process.
 func DialSwtpm(ctx context.Context, addr string) (Transport, error) {
@@ -104,7 +116,19 @@ func DialSwtpm(ctx context.Context, addr string) (Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tpm: dial swtpm %s: %w", addr, err)
 	}
-	return &rawTCP{conn: c}, nil
+	r := &rawTCP{addr: addr, conn: c}
+	r.idle = time.AfterFunc(swtpmIdle, r.release)
+	return r, nil
+}
+
+// release closes the connection when it is idle.
+func (r *rawTCP) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil {
+		_ = r.conn.Close()
+		r.conn = nil
+	}
 }
 
 // Send writes one command and reads its whole response. After an I/O
@@ -115,11 +139,23 @@ func (r *rawTCP) Send(cmd []byte) ([]byte, error) {
 	if r.broken != nil {
 		return nil, fmt.Errorf("tpm: swtpm connection unusable: %w", r.broken)
 	}
+	if r.closed {
+		return nil, fmt.Errorf("tpm: swtpm connection closed")
+	}
+	r.idle.Stop()
+	if r.conn == nil {
+		c, err := net.DialTimeout("tcp", r.addr, cmdTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("tpm: dial swtpm %s: %w", r.addr, err)
+		}
+		r.conn = c
+	}
 	rsp, err := r.roundTrip(cmd)
 	if err != nil {
 		r.broken = err
 		return nil, err
 	}
+	r.idle.Reset(swtpmIdle)
 	return rsp, nil
 }
 
@@ -147,6 +183,17 @@ func (r *rawTCP) roundTrip(cmd []byte) ([]byte, error) {
 }
 
 // Close closes the connection.
-func (r *rawTCP) Close() error { return r.conn.Close() }
+func (r *rawTCP) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.idle.Stop()
+	r.closed = true
+	if r.conn == nil {
+		return nil
+	}
+	err := r.conn.Close()
+	r.conn = nil
+	return err
+}
 
 var errBadResponse = errors.New("malformed TPM response")

@@ -169,6 +169,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 			err = cerr
 		}
 	}()
+	if t.Identity().PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
 	key, err := t.DataKey(ctx)
 	if err != nil {
 		return startHint(fmt.Errorf("agent: data key: %w", err))
@@ -192,7 +195,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	core, err := agent.Open(ctx, agent.Options{
 		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval, SealMaxBytes: int64(cfg.Seal.MaxBundle),
 		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
-		Observer: mets, RotateEvery: cfg.Seal.RotateEvery,
+		Observer: mets, RotateEvery: cfg.Seal.RotateEvery, PCRAuthDir: cfg.TPMStateDir,
 		AfterSeal: func() {
 			if pub != nil {
 				pub.Wake()

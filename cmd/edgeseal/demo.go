@@ -85,7 +85,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 		return errors.New("demo: this binary was built without cgo, so it has no TPM simulator")
 	}
 	// A demo starts from nothing so its summary tells one story.
-	for _, sub := range []string{"tpm", "journal", "bundles", "receipts", "archive", "spool", "etc", "DEVICE.json", "tokens.txt", "agent.log", "archive.log"} {
+	for _, sub := range []string{"tpm", "journal", "bundles", "receipts", "archive", "spool", "etc", "DEVICE.json", "tokens.txt", "agent.log", "archive.log", "pcr-key", "pcr-key.pub", "pcr-authorization.json"} {
 		if err := os.RemoveAll(filepath.Join(*dir, sub)); err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 
 	// The agent is stopped: check its receipts and fetch the bundles they
 	// name from the archive's write-once store.
-	got, err := da.collect(ctx, agentPaths{tpm: cfg.TPM, tpmState: cfg.TPMStateDir, journal: filepath.Join(cfg.DataDir, "journal")}, *dir)
+	got, err := da.collect(ctx, agentPaths{tpm: cfg.TPM, tpmState: cfg.TPMStateDir, journal: filepath.Join(cfg.DataDir, "journal"), device: cfg.DeviceID()}, *dir)
 	if err != nil {
 		return err
 	}

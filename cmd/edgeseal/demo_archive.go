@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -98,9 +99,20 @@ func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoA
 }
 
 // enroll writes the device's trust file from its TPM and has the archive
-// enroll and approve it, as an operator would.
+// enroll and approve it, as an operator would. The keys are bound to a
+// PCR-policy key the demo makes in dir (pcr-key, pcr-key.pub), which then
+// authorizes the PCR values at enrollment.
 func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
-	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener, Create: true})
+	if err := cmdPCRKey([]string{"new", "--out", filepath.Join(dir, "pcr-key")}, io.Discard); err != nil {
+		return nil, err
+	}
+	opKey, err := readPCRPolicyPrivate(filepath.Join(dir, "pcr-key"))
+	if err != nil {
+		return nil, err
+	}
+	name := site + "/" + device
+	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener,
+		PCRPolicy: &tpm.PCRPolicy{Key: &opKey.PublicKey, Ref: bundle.PCRPolicyRef(name)}, Create: true})
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +123,21 @@ func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmSta
 	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
 	t.Close()
 	if err != nil {
+		return nil, err
+	}
+	pcrs, values := trust.PCRs()
+	auth, err := bundle.SignPCRAuthorization(opKey, name, pcrs, values, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	araw, err := auth.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "pcr-authorization.json"), araw, 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := agent.StorePCRAuthorization(tpmState, name, araw); err != nil {
 		return nil, err
 	}
 	raw, err := trust.Marshal()
@@ -150,6 +177,9 @@ func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) 
 		return nil, err
 	}
 	defer t.Close()
+	if _, err := agent.LoadPCRAuthorization(ctx, cfg.tpmState, cfg.device, t); err != nil {
+		return nil, err
+	}
 	key, err := t.DataKey(ctx)
 	if err != nil {
 		return nil, err
@@ -217,4 +247,4 @@ func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) 
 }
 
 // agentPaths is where the demo agent keeps its TPM state and journal.
-type agentPaths struct{ tpm, tpmState, journal string }
+type agentPaths struct{ tpm, tpmState, journal, device string }

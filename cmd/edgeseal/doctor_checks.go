@@ -65,6 +65,9 @@ func (d *doctor) checkTPM(next func(key []byte)) {
 	} else {
 		d.report(levelOK, "tpm", fmt.Sprintf("reachable (%s), signing key %s", cfg.TPM, id.KeyID), "")
 	}
+	if id.PCRPolicyKey != nil {
+		d.checkPCRAuthorization(ctx, t)
+	}
 	d.checkPCRs(ctx, t, id)
 	digest := sha256.Sum256([]byte("edgeseal doctor"))
 	if _, err := t.Sign(ctx, digest[:]); err != nil {
@@ -91,14 +94,21 @@ func (d *doctor) checkPCRs(ctx context.Context, t *tpm.TPM, id tpm.Identity) {
 		return
 	}
 	var moved []int
+	want := id.PCRValues
+	if id.PCRPolicyKey != nil {
+		want = t.Authorized()
+	}
 	for _, p := range id.PCRs {
-		if string(cur[p]) != string(id.PCRValues[p]) {
+		if string(cur[p]) != string(want[p]) {
 			moved = append(moved, p)
 		}
 	}
-	if len(moved) > 0 {
+	switch {
+	case len(moved) > 0 && id.PCRPolicyKey != nil:
+		d.report(levelFail, "pcrs", fmt.Sprintf("PCR %v differ from the authorized values: the keys do not work until the operator authorizes the current ones", moved), authorizeFix)
+	case len(moved) > 0:
 		d.report(levelFail, "pcrs", fmt.Sprintf("PCR %v changed since enrollment: the key no longer signs", moved), reenrollFix)
-	} else {
+	default:
 		d.report(levelOK, "pcrs", fmt.Sprintf("PCRs %v match the values the key is bound to", id.PCRs), "")
 	}
 	if d.trust == "" {
@@ -127,6 +137,8 @@ func (d *doctor) checkPCRs(ctx context.Context, t *tpm.TPM, id tpm.Identity) {
 			"approve this TPM's key at the archive (edgeseal tpm enroll --out, archive enroll-file, devices approve), or restore the enrolled tpm state")
 	case tr.DeviceName() != d.cfg.DeviceID():
 		d.report(levelFail, "trust", fmt.Sprintf("%s is for %s, this agent is %s", d.trust, tr.DeviceName(), d.cfg.DeviceID()), "use this device's DEVICE.json")
+	case slices.Equal(pcrs, id.PCRs) && len(differ) > 0 && tr.PCRPolicy() != nil:
+		d.report(levelOK, "trust", fmt.Sprintf("key matches %s; PCR %v moved since enrollment, the chain's authorization records carry the values in force", d.trust, differ), "")
 	case !slices.Equal(pcrs, id.PCRs) || len(differ) > 0:
 		d.report(levelFail, "trust", fmt.Sprintf("current PCRs %v differ from the enrolled golden values in %s", differ, d.trust), reenrollFix)
 	default:
@@ -385,4 +397,22 @@ func syncTLSFor(broker string, s config.Sync) (*tls.Config, error) {
 		return nil, nil
 	}
 	return syncTLS(s)
+}
+
+// authorizeFix is the fix line for PCRs that moved under keys bound to a
+// PCR-policy key.
+const authorizeFix = "read the PCRs (tpm2_pcrread sha256:0,2,4,7), have the operator sign them (edgeseal tpm authorize-pcrs), then edgeseal agent authorize-pcrs --config AGENT.yaml FILE"
+
+// checkPCRAuthorization installs the stored PCR authorization, as the
+// agent does at start, and reports it.
+func (d *doctor) checkPCRAuthorization(ctx context.Context, t *tpm.TPM) {
+	a, err := agent.LoadPCRAuthorization(ctx, d.cfg.TPMStateDir, d.cfg.DeviceID(), t)
+	switch {
+	case err != nil:
+		d.report(levelFail, "pcr-auth", err.Error(), authorizeFix)
+	case a == nil:
+		d.report(levelFail, "pcr-auth", "the keys are bound to a PCR policy key and no authorization is stored in "+d.cfg.TPMStateDir, authorizeFix)
+	default:
+		d.report(levelOK, "pcr-auth", fmt.Sprintf("authorization of PCRs %v signed %s by %s", a.PCRSelection.PCRs, a.Time, a.PolicyKeyID), "")
+	}
 }

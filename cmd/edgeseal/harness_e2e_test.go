@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/store"
@@ -113,9 +114,10 @@ const e2eInvoice = `{"invoice_no":"INV-%06d","issued":"2024-05-01","customer":{"
 
 // agentDir is the state of one agent across restarts.
 type agentDir struct {
-	dir    string // config, policy, data, TPM simulator state
-	socket string
-	cacert string
+	dir     string // config, policy, data, TPM simulator state
+	socket  string
+	cacert  string
+	tpmSpec string // the TPM when not the simulator in dir/sim
 }
 
 type agentOpts struct {
@@ -386,9 +388,18 @@ func (a *agentDir) openJournal(t *testing.T) *store.Journal {
 	t.Helper()
 	ctx := context.Background()
 	data := filepath.Join(a.dir, "data")
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(a.dir, "sim"), tpm.Options{StateDir: filepath.Join(data, "tpm"), Simulator: simulatorOpener})
+	spec := "simulator:" + filepath.Join(a.dir, "sim")
+	if a.tpmSpec != "" {
+		spec = a.tpmSpec
+	}
+	tp, err := tpm.Open(ctx, spec, tpm.Options{StateDir: filepath.Join(data, "tpm"), Simulator: simulatorOpener})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tp.Identity().PCRPolicyKey != nil {
+		if _, err := agent.LoadPCRAuthorization(ctx, filepath.Join(data, "tpm"), "e2e-site/dev-1", tp); err != nil {
+			t.Fatal(err)
+		}
 	}
 	key, err := tp.DataKey(ctx)
 	tp.Close()

@@ -7,9 +7,13 @@
 //	edgeseal export [flags] FILE|-
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json] [--recovery-key FILE.pub | --no-recovery]
+//	    [--pcr-policy-key FILE.pub | --pcr-policy=pcr]
 //	edgeseal tpm recovery-keygen --out FILE
 //	edgeseal tpm recover --config FILE --recovery-key FILE [--out DEVICE.json]
 //	edgeseal tpm rewrap --config FILE --recovery-key NEW.pub
+//	edgeseal tpm pcr-key new --out FILE
+//	edgeseal tpm authorize-pcrs --key FILE --device S/D (--pcrs 0=HEX,... | --from-quote FILE) [--out FILE]
+//	edgeseal agent authorize-pcrs --config FILE STATEMENT
 //	edgeseal demo [--dir DIR]
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
@@ -59,9 +63,14 @@ const usage = `usage:
   edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
+                     [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
   edgeseal tpm recovery-keygen --out RECOVERY.key
   edgeseal tpm recover --config AGENT.yaml --recovery-key RECOVERY.key [--wrap FILE] [--out DEVICE.json]
   edgeseal tpm rewrap --config AGENT.yaml --recovery-key NEW.pub
+  edgeseal tpm pcr-key new --out PCR-KEY
+  edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/NAME (--pcrs 0=HEX,2=HEX,... | --from-quote FILE)
+                              [--out pcr-authorization.json]
+  edgeseal agent authorize-pcrs --config FILE pcr-authorization.json
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
   edgeseal archive --config FILE
@@ -108,6 +117,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		}
 		if len(args) > 1 && args[1] == "rotate-key" {
 			return cmdAgentRotateKey(ctx, args[2:], stdout, log)
+		}
+		if len(args) > 1 && args[1] == "authorize-pcrs" {
+			return cmdAgentAuthorizePCRs(args[2:], stdout)
 		}
 		return cmdAgent(ctx, args[1:])
 	case "export":

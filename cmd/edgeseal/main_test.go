@@ -58,6 +58,14 @@ func TestDemoThenVerify(t *testing.T) {
 		t.Fatalf("demo left %d bundles, want %d", len(bundles), len(demoRounds))
 	}
 	trust := filepath.Join(dir, "DEVICE.json")
+	// The demo's keys are bound to the PCR-policy key it made, and the
+	// first bundle journals the authorization of the enrollment values.
+	if tb, err := os.ReadFile(trust); err != nil || !strings.Contains(string(tb), `"pcrPolicyKey"`) {
+		t.Fatalf("DEVICE.json without a PCR policy key: %v", err)
+	}
+	if rb, err := os.ReadFile(bundles[0]); err != nil || !bytes.Contains(rb, []byte(`"type":"`+bundle.TypePCRsAuthorized+`"`)) {
+		t.Fatalf("first demo bundle lacks the %s record: %v", bundle.TypePCRsAuthorized, err)
+	}
 
 	args := append([]string{"verify", "--trust", trust}, bundles...)
 	out, code = runCmd(t, args...)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
@@ -177,6 +178,14 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 	if len(files) > 0 {
 		fmt.Fprintf(stdout, "%d undelivered bundles of the old key moved out of the outbox to %s\n", len(files), filepath.Dir(files[0]))
 	}
+	// New keys keep the old keys' binding: to the operator's PCR-policy
+	// key when they had one (read before the files are retired, or from
+	// the newest retired set when an earlier run stopped after that).
+	if p, ok := oldPCRPolicy(cfg.TPMStateDir); ok {
+		topts.PCRPolicy = &p
+		kid, _ := bundle.PCRPolicyKeyID(p.Key)
+		fmt.Fprintf(stdout, "the new keys are bound to the same PCR policy key %s: authorize the new TPM's PCR values with it (edgeseal tpm authorize-pcrs)\n", kid)
+	}
 	if retire {
 		dir, err := tpm.RetireState(cfg.TPMStateDir)
 		if err != nil {
@@ -273,4 +282,20 @@ func finishNewTPM(ctx context.Context, t *tpm.TPM, j *store.Journal, recoveryKey
 	}
 	fmt.Fprintf(stdout, "key.recover journaled at seq %d; wrote %s\nnext: the archive operator runs\n  edgeseal archive devices rekey %s --key %s\nthen start the agent\n", seq, out, cfg.DeviceID(), id.KeyID)
 	return nil
+}
+
+// oldPCRPolicy is the PCR policy the device's keys were bound to: that of
+// the signing key in stateDir, else of the newest retired one.
+func oldPCRPolicy(stateDir string) (tpm.PCRPolicy, bool) {
+	if p, _, ok, err := tpm.ReadPCRPolicy(stateDir); err == nil {
+		return p, ok
+	}
+	retired, _ := filepath.Glob(filepath.Join(stateDir, "retired-*"))
+	slices.Sort(retired)
+	for i := len(retired) - 1; i >= 0; i-- {
+		if p, _, ok, err := tpm.ReadPCRPolicy(retired[i]); err == nil {
+			return p, ok
+		}
+	}
+	return tpm.PCRPolicy{}, false
 }

@@ -44,6 +44,11 @@ type TPM struct {
 	// SignWhenMoved makes Sign succeed even when Values differ from Bound
 	// (a real TPM refuses; tests of a lying host may want it).
 	SignWhenMoved bool
+
+	// AuthPolicy, when set, is the signing key's authPolicy instead of
+	// PolicyPCR over Bound (a key bound with TPM2_PolicyAuthorize to a
+	// PCR-policy key; Bound are then the values authorized now).
+	AuthPolicy []byte
 }
 
 // New returns a software TPM with fresh keys, PCRs 0,2,4,7 holding
@@ -117,8 +122,12 @@ func (t *TPM) SigningPublic() []byte {
 	return PublicArea(&t.SigningKey.PublicKey, SigningAttributes, t.PolicyDigest())
 }
 
-// PolicyDigest is the PolicyPCR digest over PCRs and Bound.
+// PolicyDigest is the signing key's authPolicy: AuthPolicy if set, else
+// the PolicyPCR digest over PCRs and Bound.
 func (t *TPM) PolicyDigest() []byte {
+	if t.AuthPolicy != nil {
+		return t.AuthPolicy
+	}
 	d, err := attest.PolicyPCRDigest(t.PCRs, t.Bound)
 	if err != nil {
 		panic(fmt.Sprintf("attesttest: %v", err))
