@@ -43,7 +43,7 @@ var knownTypes = map[string]bool{
 	TypeExport: true, TypeExportRejected: true, TypeSeal: true, TypeDeliveryReceipt: true,
 	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
-	TypeKeyRecover: true,
+	TypeKeyRecover:     true,
 	TypePCRsAuthorized: true,
 }
 
