@@ -36,7 +36,7 @@ func openAuthRig(t *testing.T, op *ecdsa.PrivateKey, log *slog.Logger) (*rig, st
 	state := filepath.Join(dir, "tpm")
 	r := &rig{t: t, dir: dir, spec: "simulator:" + filepath.Join(dir, "sim")}
 	var err error
-	r.tpm, err = tpm.Open(ctx, r.spec, tpm.Options{StateDir: state, Simulator: simulator.Open,
+	r.tpm, err = tpm.Open(ctx, r.spec, tpm.Options{StateDir: state, Simulator: simulator.Open, Create: true,
 		PCRPolicy: &tpm.PCRPolicy{Key: &op.PublicKey, Ref: bundle.PCRPolicyRef("site-a/dev-1")}})
 	if err != nil {
 		t.Fatal(err)

@@ -184,7 +184,7 @@ func TestOpenFlushesStale(t *testing.T) {
 	in := swtpmtest.Start(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	tp, err := Open(ctx, in.Spec, Options{StateDir: dir})
+	tp, err := Open(ctx, in.Spec, Options{StateDir: dir, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestNoHandleLeftAuthorized(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := []byte("edgeseal test ref")
-	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir(), PCRPolicy: &PCRPolicy{Key: &op.PublicKey, Ref: ref}})
+	tp, err := Open(ctx, in.Spec, Options{StateDir: t.TempDir(), Create: true, PCRPolicy: &PCRPolicy{Key: &op.PublicKey, Ref: ref}})
 	if err != nil {
 		t.Fatal(err)
 	}

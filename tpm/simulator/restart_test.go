@@ -43,7 +43,7 @@ func TestSimChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(spec.Dir, "sim"), tpm.Options{StateDir: filepath.Join(spec.Dir, "state"), Simulator: simulator.Open})
+	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(spec.Dir, "sim"), tpm.Options{StateDir: filepath.Join(spec.Dir, "state"), Simulator: simulator.Open, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
