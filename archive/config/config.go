@@ -95,7 +95,7 @@ type MQTT struct {
 	// TLS): with Mosquitto's acl_file any device can join the group and
 	// make a share of the bundles disappear.
 	Group string `yaml:"group"`
-	TLS      TLS    `yaml:"tls"`
+	TLS   TLS    `yaml:"tls"`
 }
 
 // Embedded configures the embedded broker (mochi-mqtt).
