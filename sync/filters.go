@@ -20,3 +20,4 @@ func subscriptionFilters(group string) (bundles, enroll string) {
 	}
 	return SharedBundlesFilter(group), SharedEnrollFilter(group)
 }
+
