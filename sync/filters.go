@@ -20,4 +20,3 @@ func subscriptionFilters(group string) (bundles, enroll string) {
 	}
 	return SharedBundlesFilter(group), SharedEnrollFilter(group)
 }
-
