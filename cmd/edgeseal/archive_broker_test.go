@@ -15,6 +15,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
@@ -120,8 +121,20 @@ func TestArchiveEmbeddedBrokerTLS(t *testing.T) {
 	if rc, err := bundle.VerifyReceipt(agA.receipt("a-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devA" {
 		t.Fatalf("device A's receipt: %+v %v", rc, err)
 	}
+	// Enrollment through the embedded broker: device A's own request is
+	// answered; device B's certificate on A's topic is refused by the broker.
+	ack, err := brokerEnroll(t, brk, pki, devA, "site1", "devA", chainA, ar.a, 20*time.Second)
+	if err != nil || ack.Status != sync.EnrollApproved || ack.Device != "site1/devA" {
+		t.Fatalf("device A's enrollment: %+v %v\n%s", ack, err, ar.logs)
+	}
+	if _, err := brokerEnroll(t, brk, pki, devB, "site1", "devA", chainB, ar.a, 2*time.Second); err == nil {
+		t.Fatal("device B's certificate enrolled on device A's topic")
+	}
 	if s := ar.a.Stats(); s.Accepted != uint64(len(chainA.Bundles)) || s.Refused != 0 || s.Alarms != 0 {
 		t.Fatalf("archive: %+v\n%s", s, ar.logs.String())
+	}
+	if strings.Contains(ar.logs.String(), "ALERT") {
+		t.Fatalf("the archive saw an impostor:\n%s", ar.logs.String())
 	}
 	ar.stop(t)
 }
