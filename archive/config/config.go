@@ -4,7 +4,7 @@
 // Decoding is strict: unknown keys, duplicate keys, a second document and
 // values of the wrong type are errors (*Error, naming the key). Keys left
 // out take the defaults of Default. Durations are Go duration strings
-// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*,
+// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*, mqtt.embedded.tls.*,
 // objects.s3.credentials_file, objects.s3.tls.ca_file) are taken
 // relative to the config file's directory by Load and kept as written by
 // Parse.
