@@ -122,7 +122,9 @@ func TestMosquittoShareJamming(t *testing.T) {
 	pctx, stopPub := context.WithCancel(t.Context())
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- pub.Start(pctx) }()
-	t.Cleanup(func() { stopPub(); <-pubDone })
+	var stopOnce gosync.Once
+	stopPublisher := func() { stopOnce.Do(func() { stopPub(); <-pubDone }) }
+	t.Cleanup(stopPublisher)
 	deadline = time.Now().Add(60 * time.Second)
 	for pub.Stats().Delivered < n {
 		if time.Now().After(deadline) {
@@ -139,6 +141,9 @@ func TestMosquittoShareJamming(t *testing.T) {
 	}
 
 	// Enrollment requests: each of 4 answered (none taken by the thief).
+	// The publisher stops first: with use_username_as_clientid both would
+	// have the client id site1/devA and take the session from each other.
+	stopPublisher()
 	for i := range 4 {
 		ack, err := brokerEnroll(t, brk, pki, devA, "site1", "devA", chain, ar.a, 20*time.Second)
 		if err != nil || ack.Status != sync.EnrollApproved {
