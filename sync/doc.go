@@ -16,8 +16,9 @@
 // reply is acknowledged to the broker only after that (a process that
 // stops first gets it again from the broker).
 //
-// The archive side is the Subscriber: a shared subscription on
-// $share/<group>/edgeseal/v1/+/+/bundles, an Assembler that joins frames
+// The archive side is the Subscriber: a subscription to
+// edgeseal/v1/+/+/bundles (shared, $share/<group>/..., only when a Group
+// is set: on a broker that authorizes SUBSCRIBE), an Assembler that joins frames
 // into bundles and checks their digest, the Handler, and the Handler's reply
 // published on the device's receipts topic. A message is acknowledged only
 // when the Handler has returned (with an Admitter: once its bundle is
@@ -26,7 +27,7 @@
 // Enrollment: Enroll (one-shot, clean session) publishes a device's
 // enrollment request on edgeseal/v1/<site>/<device>/enroll and waits for
 // the archive's signed EnrollAck on .../enroll/reply; a Subscriber with an
-// EnrollHandler also takes $share/<group>/edgeseal/v1/+/+/enroll and
+// EnrollHandler also takes edgeseal/v1/+/+/enroll (or its shared form) and
 // publishes the handler's answer there.
 //
 // Frame format (CONTRACTS.md, "sync <-> archive"):

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	gosync "sync"
 	"time"
@@ -53,6 +54,8 @@ type dialConfig struct {
 	connectTimeout time.Duration
 	onMessage      mqtt.MessageHandler
 	manualAck      bool // onMessage acknowledges each message itself (Message.Ack)
+	// custom, when set, opens the connection instead of dialling broker.
+	custom func(ctx context.Context) (net.Conn, error)
 }
 
 // checkBroker validates the broker URL and the TLS settings and returns the
@@ -108,6 +111,13 @@ func dial(ctx context.Context, cfg dialConfig) (*link, error) {
 	o.SetDefaultPublishHandler(cfg.onMessage)
 	o.SetAutoAckDisabled(cfg.manualAck)
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) { l.fail(err) })
+	if cfg.custom != nil {
+		o.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+			dctx, cancel := context.WithTimeout(ctx, cfg.connectTimeout)
+			defer cancel()
+			return cfg.custom(dctx)
+		})
+	}
 	l.c = mqtt.NewClient(o)
 	if err := waitToken(ctx, l.c.Connect(), nil, cfg.connectTimeout+time.Second); err != nil {
 		l.c.Disconnect(0)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	gosync "sync"
 	"time"
 
@@ -60,8 +61,22 @@ type SubscriberOptions struct {
 	Broker   string      // tcp:// or ssl://, required
 	ClientID string      // required, stable per archive instance
 	TLS      *tls.Config // for ssl://
-	Group    string      // shared subscription group, default "archive"
-	Handler  Handler     // this, or Admit, is required
+	// Group, when set, makes the subscriptions shared:
+	// $share/<group>/edgeseal/v1/+/+/bundles (and .../enroll), so that
+	// several archives split the bundles between them. Only for a broker
+	// that authorizes SUBSCRIBE (the embedded broker does; Mosquitto's
+	// acl_file does not): any client allowed to join the group takes a
+	// share of the messages, and a device the broker may not deliver them
+	// to makes them disappear. Empty (the default): direct subscriptions
+	// to BundlesFilter and EnrollFilter, which no other client can take
+	// messages from.
+	Group string
+	// Dial, when set, opens the connection to the broker instead of
+	// dialling Broker (whose URL then only names it in logs and errors;
+	// TLS is not applied): the archive reaches its embedded broker this
+	// way, in process.
+	Dial    func(ctx context.Context) (net.Conn, error)
+	Handler Handler // this, or Admit, is required
 	// Admit, instead of Handler, pipelines deliveries (see Admitter).
 	Admit Admitter
 	// MaxPending bounds the deliveries admitted and not yet answered
@@ -69,8 +84,8 @@ type SubscriberOptions struct {
 	// beyond it, receiving waits and the broker holds the next messages.
 	// Default DefaultMaxPending.
 	MaxPending int
-	// EnrollHandler, when set, also subscribes to enrollment requests
-	// through the shared subscription SharedEnrollFilter(Group).
+	// EnrollHandler, when set, also subscribes to enrollment requests:
+	// EnrollFilter, or SharedEnrollFilter(Group) when Group is set.
 	EnrollHandler  EnrollHandler
 	Logger         *slog.Logger
 	Limits         AssemblerLimits
@@ -95,7 +110,8 @@ type SubscriberStats struct {
 type Subscriber struct {
 	opts   SubscriberOptions
 	tls    *tls.Config
-	filter string
+	filter string // bundles
+	enroll string // enrollment requests
 	log    *slog.Logger
 	asm    *Assembler
 
@@ -124,10 +140,7 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultMaxPending
 	}
-	if opts.Group == "" {
-		opts.Group = "archive"
-	}
-	if !ValidID(opts.Group) || containsAny(opts.Group, "/+#") {
+	if opts.Group != "" && (!ValidID(opts.Group) || containsAny(opts.Group, "/+#")) {
 		return nil, &ConfigError{Field: "Group", Reason: "must be a single topic level"}
 	}
 	setDur(&opts.ConnectTimeout, 10*time.Second)
@@ -136,7 +149,8 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Subscriber{opts: opts, tls: tc, filter: SharedBundlesFilter(opts.Group),
+	bundlesFilter, enrollFilter := subscriptionFilters(opts.Group)
+	return &Subscriber{opts: opts, tls: tc, filter: bundlesFilter, enroll: enrollFilter,
 		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits),
 		admits: make(chan admitted, admitQueue), answers: make(chan admitted, opts.MaxPending)}, nil
 }
@@ -190,7 +204,7 @@ func (s *Subscriber) Start(ctx context.Context) error {
 			return err
 		}
 		l, err := dial(ctx, dialConfig{broker: s.opts.Broker, clientID: s.opts.ClientID, tls: s.tls,
-			connectTimeout: s.opts.ConnectTimeout, onMessage: s.onMessage})
+			connectTimeout: s.opts.ConnectTimeout, onMessage: s.onMessage, custom: s.opts.Dial})
 		if err == nil {
 			err = waitToken(ctx, l.c.SubscribeMultiple(s.filters(), nil), l, s.opts.ConnectTimeout)
 			if err == nil {
@@ -228,7 +242,7 @@ func (s *Subscriber) Start(ctx context.Context) error {
 func (s *Subscriber) filters() map[string]byte {
 	f := map[string]byte{s.filter: 1}
 	if s.opts.EnrollHandler != nil {
-		f[SharedEnrollFilter(s.opts.Group)] = 1
+		f[s.enroll] = 1
 	}
 	return f
 }

@@ -161,6 +161,11 @@ type Sync struct {
 	// in this time (the broker can lose a QoS 1 message, e.g. a shared
 	// subscription's while the archive reconnects); default 2m, >= 1s.
 	ResendAfter time.Duration `yaml:"resend_after"`
+	// InsecureTCP allows a plain tcp:// broker that is not on a loopback
+	// address (bundles, receipts and the device's identity then travel
+	// unencrypted and unauthenticated). Without it such a broker is
+	// refused; use ssl:// with ca, cert and key instead.
+	InsecureTCP bool `yaml:"insecure_tcp"`
 }
 
 // Log configures the agent's structured log.

@@ -193,6 +193,12 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) error {
 		}
 		v.SetInt(int64(i))
 		return nil
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || (n.Value != "true" && n.Value != "false") {
+			return bad("want true or false, got %q", n.Value)
+		}
+		v.SetBool(n.Value == "true")
+		return nil
 	}
 	return bad("unsupported type %s", v.Type()) // a programming error, caught by tests
 }

@@ -264,6 +264,9 @@ func (c *Config) validateSync(bad func(key, format string, a ...any)) {
 	}
 	switch {
 	case strings.HasPrefix(s.Broker, "tcp://"):
+		if reason := checkPlainBroker(s.Broker); reason != "" && !s.InsecureTCP {
+			bad("sync.broker", "%s", reason)
+		}
 	case strings.HasPrefix(s.Broker, "ssl://"):
 		if s.CA == "" {
 			bad("sync.ca", "required with an ssl:// broker: the broker's certificate is always verified")

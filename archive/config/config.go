@@ -4,7 +4,7 @@
 // Decoding is strict: unknown keys, duplicate keys, a second document and
 // values of the wrong type are errors (*Error, naming the key). Keys left
 // out take the defaults of Default. Durations are Go duration strings
-// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*,
+// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*, mqtt.embedded.tls.*,
 // objects.s3.credentials_file, objects.s3.tls.ca_file) are taken
 // relative to the config file's directory by Load and kept as written by
 // Parse.
@@ -12,7 +12,10 @@
 // By default the archive runs an embedded MQTT broker on 127.0.0.1:1883
 // and subscribes to it. Setting mqtt.broker (tcp:// or ssl://) uses an
 // external broker instead and turns the embedded one off unless
-// mqtt.embedded.enabled says true.
+// mqtt.embedded.enabled says true. Without mqtt.embedded.tls the embedded
+// broker authenticates nobody and may listen on a loopback address only;
+// with it, every client needs a certificate from its client CA and the
+// packaged ACL applies (see archive/broker).
 //
 // Accepted bundles go to the filesystem object store under
 // <data_dir>/objects unless objects.backend is s3 (see S3).
@@ -46,7 +49,9 @@ const (
 	DefaultRetention = 10 * 365 * 24 * time.Hour
 	DefaultListen    = "127.0.0.1:1883"
 	DefaultClientID  = "edgeseal-archive"
-	DefaultGroup     = "archive"
+	// DefaultGroup is no group: the archive subscribes directly, and no
+	// other client can take a share of the bundles.
+	DefaultGroup = ""
 )
 
 // Config is the archive's configuration.
@@ -84,14 +89,25 @@ type MQTT struct {
 	// empty: the embedded broker.
 	Broker   string `yaml:"broker"`
 	ClientID string `yaml:"client_id"` // stable per archive instance
-	Group    string `yaml:"group"`     // shared subscription group
-	TLS      TLS    `yaml:"tls"`
+	// Group, when set, subscribes through the shared subscription
+	// $share/<group>/... so that several archives split the bundles.
+	// Only with a broker that authorizes SUBSCRIBE (the embedded one with
+	// TLS): with Mosquitto's acl_file any device can join the group and
+	// make a share of the bundles disappear.
+	Group string `yaml:"group"`
+	TLS   TLS    `yaml:"tls"`
 }
 
 // Embedded configures the embedded broker (mochi-mqtt).
 type Embedded struct {
 	Enabled *bool  `yaml:"enabled"` // default: on unless broker is set
 	Listen  string `yaml:"listen"`
+	// TLS makes the embedded broker's listener TLS only with client
+	// certificates (ca_file: the CA of the clients' certificates;
+	// cert_file, key_file: the broker's own), and turns on its
+	// authentication and ACL. Required to listen on a non-loopback
+	// address.
+	TLS TLS `yaml:"tls"`
 }
 
 // EmbeddedOn reports whether the embedded broker runs.
@@ -171,6 +187,7 @@ func parse(data []byte, base string) (*Config, error) {
 	}
 	if base != "" {
 		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
+			&c.MQTT.Embedded.TLS.CAFile, &c.MQTT.Embedded.TLS.CertFile, &c.MQTT.Embedded.TLS.KeyFile,
 			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
@@ -200,9 +217,17 @@ func (c *Config) validate() error {
 	}
 	m := c.MQTT
 	if m.EmbeddedOn() {
+		et := m.Embedded.TLS
 		if _, port, err := net.SplitHostPort(m.Embedded.Listen); err != nil || port == "" {
 			bad("mqtt.embedded.listen", "%q is not host:port", m.Embedded.Listen)
+		} else if et == (TLS{}) && !loopback(m.Embedded.Listen) {
+			bad("mqtt.embedded.listen", "%q is not a loopback address: set mqtt.embedded.tls (client certificates, authentication and the ACL) to listen on the network", m.Embedded.Listen)
 		}
+		if et != (TLS{}) && (et.CAFile == "" || et.CertFile == "" || et.KeyFile == "") {
+			bad("mqtt.embedded.tls", "ca_file (the clients' CA), cert_file and key_file go together")
+		}
+	} else if m.Embedded.TLS != (TLS{}) {
+		bad("mqtt.embedded.tls", "set, but the embedded broker is off")
 	}
 	if m.Broker != "" {
 		u, err := url.Parse(m.Broker)
@@ -222,7 +247,7 @@ func (c *Config) validate() error {
 	if m.ClientID == "" || len(m.ClientID) > 128 || strings.ContainsAny(m.ClientID, "/+#") {
 		bad("mqtt.client_id", "1 to 128 characters, no '/', '+' or '#'")
 	}
-	if m.Group == "" || len(m.Group) > 64 || strings.ContainsAny(m.Group, "/+# ") {
+	if m.Group != "" && (len(m.Group) > 64 || strings.ContainsAny(m.Group, "/+# ")) {
 		bad("mqtt.group", "a single topic level")
 	}
 	if c.Metrics.Listen != "" {
@@ -239,6 +264,17 @@ func (c *Config) validate() error {
 		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether listen's host is a loopback address or
+// "localhost" (an empty host is every interface).
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // BrokerURL is where the archive's subscriber connects: the external

@@ -14,7 +14,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.MQTT.EmbeddedOn() || c.BrokerURL() != "tcp://127.0.0.1:1883" || c.MQTT.Group != "archive" {
+	if !c.MQTT.EmbeddedOn() || c.BrokerURL() != "tcp://127.0.0.1:1883" || c.MQTT.Group != "" {
 		t.Fatalf("%+v", c.MQTT)
 	}
 	if c.Metrics.Listen != "127.0.0.1:9465" {
@@ -43,6 +43,28 @@ func TestDefaultsAndPaths(t *testing.T) {
 	}
 }
 
+// TestEmbeddedTLS: with mqtt.embedded.tls the embedded broker may listen
+// on every interface; its files are taken relative to the config file.
+func TestEmbeddedTLS(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.yaml")
+	yaml := "mqtt:\n  embedded:\n    listen: 0.0.0.0:8883\n    tls:\n      ca_file: ca.pem\n      cert_file: broker.pem\n      key_file: broker.key\n"
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if et := c.MQTT.Embedded.TLS; et.CAFile != filepath.Join(dir, "ca.pem") || et.KeyFile != filepath.Join(dir, "broker.key") || !c.MQTT.EmbeddedOn() {
+		t.Fatalf("%+v", c.MQTT)
+	}
+	_, err = Parse([]byte("mqtt:\n  embedded:\n    listen: 0.0.0.0:1883\n"))
+	if err == nil || !strings.Contains(err.Error(), "mqtt.embedded.tls") || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("non-loopback listen without TLS: %v", err)
+	}
+}
+
 func TestInvalid(t *testing.T) {
 	for _, tc := range []struct{ yaml, key string }{
 		{"unknown: 1\n", ""},
@@ -54,6 +76,11 @@ func TestInvalid(t *testing.T) {
 		{"mqtt:\n  broker: tcp://x:1\n  embedded:\n    enabled: true\n", "mqtt.embedded.enabled"},
 		{"mqtt:\n  embedded:\n    listen: nowhere\n", "mqtt.embedded.listen"},
 		{"mqtt:\n  group: a/b\n", "mqtt.group"},
+		{"mqtt:\n  embedded:\n    listen: 0.0.0.0:1883\n", "mqtt.embedded.listen"},
+		{"mqtt:\n  embedded:\n    listen: :1883\n", "mqtt.embedded.listen"},
+		{"mqtt:\n  embedded:\n    listen: 192.0.2.7:1883\n", "mqtt.embedded.listen"},
+		{"mqtt:\n  embedded:\n    tls:\n      ca_file: ca.pem\n", "mqtt.embedded.tls"},
+		{"mqtt:\n  broker: ssl://x:1\n  embedded:\n    tls:\n      ca_file: ca.pem\n      cert_file: c.pem\n      key_file: k.pem\n", "mqtt.embedded.tls"},
 		{"mqtt:\n  tls:\n    ca_file: x\n", "mqtt.tls"},
 		{"log:\n  level: loud\n", "log.level"},
 		{"metrics:\n  listen: nowhere\n", "metrics.listen"},

@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	gosync "sync"
@@ -107,13 +108,15 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 		}
 	}
 	brokerURL := cfg.BrokerURL()
+	var dialBroker func(context.Context) (net.Conn, error)
 	if cfg.MQTT.EmbeddedOn() {
-		if brk, err = broker.Start(ctx, broker.Options{Listen: cfg.MQTT.Embedded.Listen, Logger: log.With("component", "broker")}); err != nil {
+		if brk, err = startEmbeddedBroker(ctx, cfg, log); err != nil {
 			return err
 		}
 		defer brk.Close()
-		brokerURL = brk.URL()
-		log.Warn("embedded MQTT broker without authentication", "listen", brk.Addr())
+		brokerURL, dialBroker = brk.URL(), brk.DialInternal
+	} else if cfg.MQTT.Group != "" {
+		log.Warn("shared subscription: any client the broker lets subscribe to the group takes a share of the bundles; use a group only with a broker that authorizes SUBSCRIBE", "group", cfg.MQTT.Group)
 	}
 	objects, err := openObjects(ctx, cfg)
 	if err != nil {
@@ -136,7 +139,7 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 		return err
 	}
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{
-		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group,
+		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group, Dial: dialBroker,
 		Admit: archiveAdmit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log,
 	})
 	if err != nil {

@@ -41,7 +41,6 @@ mqtt:
   embedded:
     listen: %[2]s
   client_id: edgeseal-archive
-  group: archive
 log:
   format: text
   level: info

@@ -322,7 +322,6 @@ mqtt:
     cert_file: %s
     key_file: %s
   client_id: edgeseal-archive
-  group: archive
 `, brk.URL, pki.CAFile, cert.CertFile, cert.KeyFile)
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/broker"
+	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/sync"
+	"github.com/edgeseal/edgeseal/sync/mqtttest"
+)
+
+// TestArchiveEmbeddedBrokerTLS runs the archive daemon with its embedded
+// broker configured with mqtt.embedded.tls: the archive reaches its broker
+// in process, device A's agent publisher with its client certificate gets
+// its bundles receipted, and device B's certificate publishing as device
+// A gets nothing through (the broker's ACL; the archive sees nothing).
+func TestArchiveEmbeddedBrokerTLS(t *testing.T) {
+	pki := mqtttest.NewPKI(t)
+	devA, devB := pki.Issue(t, "site1/devA"), pki.Issue(t, "site1/devB")
+	chainA, err := bundletest.NewChain(t.Context(), nil, 3, bundletest.Options{Site: "site1", Device: "devA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainB, err := bundletest.NewChain(t.Context(), nil, 1, bundletest.Options{Site: "site1", Device: "devB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "archive.yaml")
+	yaml := fmt.Sprintf("data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n    tls:\n      ca_file: %s\n      cert_file: %s\n      key_file: %s\n",
+		pki.CAFile, pki.ServerCert, pki.ServerKey)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ar := &brokerArchive{dataDir: cfg.DataDir, logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	type started struct {
+		a *archive.Archive
+		b *broker.Broker
+	}
+	ready := make(chan started, 1)
+	log := slog.New(slog.NewTextHandler(ar.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	go func() {
+		ar.done <- runArchive(ctx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) { ready <- started{a, b} }})
+	}()
+	var st started
+	select {
+	case st = <-ready:
+	case err := <-ar.done:
+		cancel()
+		t.Fatalf("archive stopped: %v\n%s", err, ar.logs.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("archive not ready")
+	}
+	ar.a = st.a
+	t.Cleanup(func() { ar.cancel(); <-ar.done })
+	if !strings.HasPrefix(st.b.URL(), "ssl://") || strings.Contains(ar.logs.String(), "without authentication") {
+		t.Fatalf("embedded broker %s\n%s", st.b.URL(), ar.logs.String())
+	}
+	for _, c := range []*bundletest.Chain{chainA, chainB} {
+		raw, _ := c.Trust.Marshal()
+		req, err := archive.ParseEnrollRequest(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ar.a.Devices().Enroll(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ar.a.Devices().Approve(t.Context(), c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brk := &mqtttest.Broker{URL: st.b.URL()}
+
+	// Device B's certificate as device A: refused by the broker.
+	jb := newOutbox(t)
+	rawB, _ := chainB.Bundles[0].Bytes()
+	if err := jb.PutOutbox(t.Context(), "b-0001", rawB); err != nil {
+		t.Fatal(err)
+	}
+	evil := startAgentPublisher(t, brk, pki, devB, "site1", "devA", jb, ar.a)
+	deadline := time.Now().Add(20 * time.Second)
+	for evil.p.Stats().LastError == "" && evil.p.Stats().BundlesSent == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the impostor never tried: %+v", evil.p.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	evil.stop()
+	if st := evil.p.Stats(); st.Delivered != 0 || st.Rejected != 0 || evil.replies() != 0 {
+		t.Fatalf("the impostor got an answer: %+v", st)
+	}
+
+	// Device A: every bundle receipted.
+	ja := newOutbox(t)
+	for i, b := range chainA.Bundles {
+		raw, _ := b.Bytes()
+		if err := ja.PutOutbox(t.Context(), fmt.Sprintf("a-%04d", i+1), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agA := startAgentPublisher(t, brk, pki, devA, "site1", "devA", ja, ar.a)
+	agA.waitDrained(t, len(chainA.Bundles))
+	agA.stop()
+	if rc, err := bundle.VerifyReceipt(agA.receipt("a-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devA" {
+		t.Fatalf("device A's receipt: %+v %v", rc, err)
+	}
+	// Enrollment through the embedded broker: device A's own request is
+	// answered; device B's certificate on A's topic is refused by the broker.
+	ack, err := brokerEnroll(t, brk, pki, devA, "site1", "devA", chainA, ar.a, 20*time.Second)
+	if err != nil || ack.Status != sync.EnrollApproved || ack.Device != "site1/devA" {
+		t.Fatalf("device A's enrollment: %+v %v\n%s", ack, err, ar.logs)
+	}
+	if _, err := brokerEnroll(t, brk, pki, devB, "site1", "devA", chainB, ar.a, 2*time.Second); err == nil {
+		t.Fatal("device B's certificate enrolled on device A's topic")
+	}
+	if s := ar.a.Stats(); s.Accepted != uint64(len(chainA.Bundles)) || s.Refused != 0 || s.Alarms != 0 {
+		t.Fatalf("archive: %+v\n%s", s, ar.logs.String())
+	}
+	if strings.Contains(ar.logs.String(), "ALERT") {
+		t.Fatalf("the archive saw an impostor:\n%s", ar.logs.String())
+	}
+	ar.stop(t)
+}
