@@ -16,9 +16,9 @@ import (
 // receipt (Archive.known).
 const CheckDuplicate = "archive.duplicate"
 
-// duplicateOf adds CheckDuplicate to fails when the statement's
-// checkpoint is one the device's epoch has accepted as another bundle;
-// the replay failure it explains is then dropped. a.mu held.
+// duplicateOf puts CheckDuplicate first in fails when the statement's
+// checkpoint is one the device's epoch has accepted as another bundle
+// (a device-signed one also fails CheckReplay). a.mu held.
 func duplicateOf(ds *devState, digest [32]byte, p *bundle.SealPredicate, fails []failure) []failure {
 	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
 	if err != nil {
@@ -28,15 +28,10 @@ func duplicateOf(ds *devState, digest [32]byte, p *bundle.SealPredicate, fails [
 	if !ok || first == digest || ds.cps[cp.Size] != cp.Root {
 		return fails
 	}
-	out := []failure{{check: CheckDuplicate, reason: fmt.Sprintf(
+	dup := failure{check: CheckDuplicate, reason: fmt.Sprintf(
 		"checkpoint %d (root %s) was archived as bundle %s; these are other bytes for it (a malleated duplicate)",
-		cp.Size, bundle.FormatHash(cp.Root), bundle.FormatHash(first))}}
-	for _, f := range fails {
-		if f.check != CheckReplay {
-			out = append(out, f)
-		}
-	}
-	return out
+		cp.Size, bundle.FormatHash(cp.Root), bundle.FormatHash(first))}
+	return append([]failure{dup}, fails...)
 }
 
 // rememberBundle records which bundle an accepted checkpoint came in.

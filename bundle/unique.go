@@ -138,7 +138,7 @@ func lowS(der []byte) []byte {
 	if rest, err := asn1.Unmarshal(der, &sig); err != nil || len(rest) != 0 || sig.S.Sign() <= 0 {
 		return der
 	}
-	if sig.S.Cmp(p256HalfN) <= 0 {
+	if sig.S.Cmp(p256HalfN) <= 0 || sig.S.Cmp(elliptic.P256().Params().N) >= 0 {
 		return der
 	}
 	sig.S.Sub(elliptic.P256().Params().N, sig.S)
@@ -154,8 +154,9 @@ func lowS(der []byte) []byte {
 func checkSealSig(der []byte, low bool) error {
 	var sig ecdsaSig
 	rest, err := asn1.Unmarshal(der, &sig)
-	if err != nil || len(rest) != 0 || sig.R.Sign() <= 0 || sig.S.Sign() <= 0 {
-		return errors.New("signature is not one DER ECDSA signature")
+	n := elliptic.P256().Params().N
+	if err != nil || len(rest) != 0 || sig.R.Sign() <= 0 || sig.S.Sign() <= 0 || sig.R.Cmp(n) >= 0 || sig.S.Cmp(n) >= 0 {
+		return errors.New("signature is not one DER ECDSA P-256 signature")
 	}
 	if again, err := asn1.Marshal(sig); err != nil || string(again) != string(der) {
 		return errors.New("signature is not in DER")
