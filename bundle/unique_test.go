@@ -400,3 +400,44 @@ func TestSealIsLowS(t *testing.T) {
 		}
 	}
 }
+
+// TestTagFilesExact: bagit.txt and both manifests admit one spelling
+// only; another one (manifests otherwise right) fails its bagit check.
+func TestTagFilesExact(t *testing.T) {
+	c := newChain(t, 1, bundletest.Options{Records: 4})
+	good := c.Bundles[0]
+	lines := func(b []byte) []string { return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n") }
+	for _, cs := range []struct {
+		name, want string
+		edit       func(b *bundle.Bundle)
+	}{
+		{"bagit.txt CRLF", bundle.CheckBagItStructure, func(b *bundle.Bundle) {
+			b.Files[bundle.PathBagIt] = []byte(strings.ReplaceAll(bundle.BagItDeclaration, "\n", "\r\n"))
+		}},
+		{"manifest uppercase hex", bundle.CheckBagItManifest, func(b *bundle.Bundle) {
+			m := b.Files[bundle.PathManifest]
+			b.Files[bundle.PathManifest] = append(bytes.ToUpper(m[:64]), m[64:]...)
+		}},
+		{"tagmanifest reordered", bundle.CheckBagItTagManifest, func(b *bundle.Bundle) {
+			l := lines(b.Files[bundle.PathTagManifest])
+			l[0], l[1] = l[1], l[0]
+			b.Files[bundle.PathTagManifest] = []byte(strings.Join(l, "") + "\n")
+		}},
+		{"tagmanifest line twice", bundle.CheckBagItTagManifest, func(b *bundle.Bundle) {
+			l := lines(b.Files[bundle.PathTagManifest])
+			b.Files[bundle.PathTagManifest] = []byte(strings.Join(append([]string{l[0]}, l...), "") + "\n")
+		}},
+		{"tagmanifest one space", bundle.CheckBagItTagManifest, func(b *bundle.Bundle) {
+			b.Files[bundle.PathTagManifest] = bytes.Replace(b.Files[bundle.PathTagManifest], []byte("  "), []byte(" "), 1)
+		}},
+	} {
+		t.Run(cs.name, func(t *testing.T) {
+			b := bundletest.Clone(good)
+			cs.edit(b)
+			r := bundle.Verify(b, c.Trust, nil)
+			if ch, _ := r.Get(cs.want); r.OK() || ch.OK {
+				t.Fatalf("%s not refused by %s:\n%s", cs.name, cs.want, r)
+			}
+		})
+	}
+}
