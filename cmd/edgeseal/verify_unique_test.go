@@ -1,10 +1,19 @@
 package main
 
 import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	"github.com/secure-systems-lab/go-securesystemslib/signerverifier"
 )
 
 // TestVerifyRefusesMalleatedCopies runs `edgeseal verify` on the golden
@@ -41,5 +50,69 @@ func TestVerifyRefusesMalleatedCopies(t *testing.T) {
 	}
 	if n < 5 {
 		t.Fatalf("only %d cases", n)
+	}
+}
+
+// sslibKeyID is the adapter docs/CONTRACTS.md describes: go-securesystemslib's
+// ECDSA verifier of keys/signing.pem, with KeyID the seal's key id.
+type sslibKeyID struct {
+	dsse.Verifier
+	id string
+}
+
+func (k sslibKeyID) KeyID() (string, error) { return k.id, nil }
+
+// TestDemoSealsVerifyWithSecureSystemsLib checks the seals `edgeseal demo`
+// makes (TPM simulator) with go-securesystemslib's DSSE verifier, reading
+// the bundle with archive/tar only, as an outside tool would.
+func TestDemoSealsVerifyWithSecureSystemsLib(t *testing.T) {
+	dir := t.TempDir()
+	if out, code := runCmd(t, "demo", "--dir", dir); code != 0 {
+		t.Fatalf("demo exit %d:\n%s", code, out)
+	}
+	bundles, _ := filepath.Glob(filepath.Join(dir, "bundles", "*.bundle.tar"))
+	if len(bundles) == 0 {
+		t.Fatal("demo left no bundles")
+	}
+	for _, path := range bundles {
+		files := map[string][]byte{}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(f)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if files[h.Name], err = io.ReadAll(tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.Close()
+		var env dsse.Envelope
+		if err := json.Unmarshal(files["seal.dsse.json"], &env); err != nil {
+			t.Fatal(err)
+		}
+		key, err := signerverifier.LoadKey(files["keys/signing.pem"])
+		if err != nil {
+			t.Fatalf("%s: keys/signing.pem: %v", filepath.Base(path), err)
+		}
+		sv, err := signerverifier.NewECDSASignerVerifierFromSSLibKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(files["keys/signing.pub"])
+		ev, err := dsse.NewEnvelopeVerifier(sslibKeyID{sv, "sha256:" + hex.EncodeToString(sum[:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ev.Verify(t.Context(), &env); err != nil {
+			t.Fatalf("%s: go-securesystemslib: %v", filepath.Base(path), err)
+		}
 	}
 }
