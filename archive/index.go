@@ -49,6 +49,8 @@ type devState struct {
 	last *bundle.State
 	cps  map[uint64][32]byte // accepted checkpoints: size -> root
 
+	cpBundle map[uint64][32]byte // accepted checkpoints: size -> bundle digest (duplicate.go)
+
 	lastBundle   [32]byte // the bundle that left last
 	lastLogIndex uint64   // its log index
 	bundles      uint64   // bundles accepted
@@ -150,6 +152,7 @@ func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint6
 	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt}
 	ds := a.stateOf(device, epoch)
 	ds.cps[cp.Size] = cp.Root
+	ds.rememberBundle(cp.Size, digest)
 	ds.bundles++
 	if ds.last == nil || cp.Size >= mustSize(ds.last) {
 		ds.last, ds.lastBundle, ds.lastLogIndex = st, digest, logIndex

@@ -139,6 +139,9 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		if stErr == nil && signedByDevice(rep) {
 			fails = append(fails, sequenceChecks(last, ds.root, &st.Predicate, ds.refused)...)
 		}
+		if stErr == nil {
+			fails = duplicateOf(ds, digest, &st.Predicate, fails)
+		}
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
 				era: era, put: make(chan struct{})}

@@ -30,6 +30,7 @@ const (
 	PathSigningPub   = "keys/signing.pub"
 	PathAKPub        = "keys/ak.pub"
 	PathAKPEM        = "keys/ak.pem"
+	PathSigningPEM   = "keys/signing.pem" // bundle format 2 (unique.go)
 	PathCertifyMsg   = "keys/certify.msg"
 	PathCertifySig   = "keys/certify.sig"
 	PathEKPub        = "keys/ek.pub"
@@ -41,7 +42,7 @@ var fixedPaths = map[string]bool{
 	PathBagIt: true, PathBagInfo: true, PathManifest: true, PathTagManifest: true,
 	PathRecords: true, PathSeal: true, PathQuoteMsg: true, PathQuoteSig: true, PathQuotePCRs: true,
 	PathSigningPub: true, PathAKPub: true, PathAKPEM: true, PathCertifyMsg: true,
-	PathCertifySig: true, PathEKPub: true, PathEKCert: true,
+	PathCertifySig: true, PathEKPub: true, PathEKCert: true, PathSigningPEM: true,
 }
 
 // requiredPaths must be in every bundle.

@@ -14,15 +14,16 @@ import (
 // BagItDeclaration is the exact content of bagit.txt.
 const BagItDeclaration = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 
-// SoftwareAgent is written to bag-info.txt.
+// SoftwareAgent is written to bag-info.txt of bundles of format 1;
+// SoftwareAgentV2 (unique.go) names format 2.
 const SoftwareAgent = "edgeseal bundle/1"
 
 var bagInfoKeys = []string{"Bag-Software-Agent", "Bagging-Date", "Checkpoint-Size", "Origin", "Payload-Oxum"}
 
 // bagInfo renders bag-info.txt with its keys in a fixed order.
-func bagInfo(origin string, size uint64, at time.Time, oxum string) []byte {
+func bagInfo(agent, origin string, size uint64, at time.Time, oxum string) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "Bag-Software-Agent: %s\n", SoftwareAgent)
+	fmt.Fprintf(&b, "Bag-Software-Agent: %s\n", agent)
 	fmt.Fprintf(&b, "Bagging-Date: %s\n", at.UTC().Format(time.DateOnly))
 	fmt.Fprintf(&b, "Checkpoint-Size: %d\n", size)
 	fmt.Fprintf(&b, "Origin: %s\n", origin)
@@ -139,6 +140,16 @@ func tagNames(files map[string][]byte) []string {
 // UpdateManifests recomputes Payload-Oxum in bag-info.txt and both
 // manifests after files changed. Other bag-info fields are kept.
 func (b *Bundle) UpdateManifests() error {
+	if err := b.updateBagInfo(); err != nil {
+		return err
+	}
+	b.manifests(nil)
+	return nil
+}
+
+// updateBagInfo rewrites bagit.txt and bag-info.txt with the
+// Payload-Oxum of the files under data/, keeping the other fields.
+func (b *Bundle) updateBagInfo() error {
 	info, err := parseBagInfo(b.Files[PathBagInfo])
 	if err != nil {
 		return err
@@ -151,14 +162,18 @@ func (b *Bundle) UpdateManifests() error {
 	if err != nil {
 		return formatErr("bagit", "bagging date %.30q", info["Bagging-Date"])
 	}
-	b.bag(info["Origin"], size, date, nil)
+	b.bagInfo(info["Bag-Software-Agent"], info["Origin"], size, date)
 	return nil
 }
 
-// bag writes bagit.txt, bag-info.txt and the two manifests.
-func (b *Bundle) bag(origin string, size uint64, at time.Time, sums map[string][32]byte) {
+// bagInfo writes bagit.txt and bag-info.txt.
+func (b *Bundle) bagInfo(agent, origin string, size uint64, at time.Time) {
 	b.Files[PathBagIt] = []byte(BagItDeclaration)
-	b.Files[PathBagInfo] = bagInfo(origin, size, at, payloadOxum(b.Files))
+	b.Files[PathBagInfo] = bagInfo(agent, origin, size, at, payloadOxum(b.Files))
+}
+
+// manifests writes the two manifests.
+func (b *Bundle) manifests(sums map[string][32]byte) {
 	b.Files[PathManifest] = manifest(b.Files, dataNames(b.Files), sums)
 	b.Files[PathTagManifest] = manifest(b.Files, tagNames(b.Files), nil)
 }

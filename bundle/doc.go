@@ -18,6 +18,12 @@
 // one device whose keys are bound with TPM2_PolicyAuthorize to the
 // operator's PCR-policy key (a version 2 Trust); the agent journals it as
 // a tpm.pcrs.authorized record.
+// Bundle format 2 (predicate type SealPredicateTypeV2, unique.go) makes a
+// verified bundle's bytes unique for its checkpoint: the statement's
+// subjects name every file but the payloads (named by their digests), the
+// two manifests and the seal, the envelope holds exactly one low-s
+// signature, and keys/signing.pem carries the signing key for stock DSSE
+// verifiers. Format 1 bundles still verify.
 //
 // A Bundle is a BagIt 1.0 bag written as one deterministic tar:
 //
@@ -28,6 +34,7 @@
 //	attestation/quote.{msg,sig,pcrs}  as tpm2_checkquote reads them
 //	keys/signing.pub keys/ak.pub  TPMT_PUBLIC
 //	keys/ak.pem keys/certify.{msg,sig} keys/ek.pub [keys/ek.crt]
+//	keys/signing.pem              format 2: the signing key, PEM SPKI
 //
 // # Verification
 //

@@ -69,8 +69,8 @@ func ExampleSeal() {
 	fmt.Println(len(b.Files), "files, verifies:", bundle.Verify(b, trust, nil).OK())
 	fmt.Printf("%s", b.Files[bundle.PathBagInfo])
 	// Output:
-	// 16 files, verifies: true
-	// Bag-Software-Agent: edgeseal bundle/1
+	// 17 files, verifies: true
+	// Bag-Software-Agent: edgeseal bundle/2
 	// Bagging-Date: 2026-11-26
 	// Checkpoint-Size: 2
 	// Origin: edgeseal/site1/dev1
@@ -104,7 +104,7 @@ func ExampleVerify() {
 	rep := bundle.Verify(chain.Bundles[0], trust, state)
 	fmt.Println(rep.OK(), rep.Failed())
 	// Output:
-	// true 32 checks
-	// true 32 checks
+	// true 34 checks
+	// true 34 checks
 	// false [checkpoint.previous records.time quote.clock counter.rising previous.leaf]
 }

@@ -43,6 +43,8 @@ const (
 	CheckQuoteResetCount    = "quote.resetcount"
 	CheckCounterRising      = "counter.rising"
 	CheckPreviousLeaf       = "previous.leaf"
+	CheckSealSigners        = "seal.signers"     // exactly the sealing key's one signature, DER, low s (unique.go)
+	CheckBundleCanonical    = "bundle.canonical" // what the format version fixes beyond the seal (unique.go)
 )
 
 // CheckNames lists every check Verify runs, in order.
@@ -57,6 +59,7 @@ var CheckNames = []string{
 	CheckKeysChain, CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,
 	CheckQuoteSignature, CheckQuoteNonce, CheckQuotePCRs, CheckQuoteFiles, CheckQuoteClock, CheckQuoteResetCount,
 	CheckCounterRising, CheckPreviousLeaf,
+	CheckSealSigners, CheckBundleCanonical,
 }
 
 // Check is the outcome of one named check. Skipped checks could not run

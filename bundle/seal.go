@@ -121,29 +121,6 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	recSum := sha256.Sum256(b.Files[PathRecords])
 	sums[PathRecords] = recSum
 
-	rng := hashesToBytes(in.RangeHashes)
-	proof := hashesToBytes(in.Consistency)
-	st := &Statement{
-		Type:          StatementType,
-		Subject:       []Subject{{Name: RecordsPath, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
-		PredicateType: SealPredicateType,
-		Predicate: SealPredicate{
-			Checkpoint:         string(in.Checkpoint),
-			PreviousCheckpoint: string(in.PreviousCheckpoint),
-			ConsistencyProof:   proof,
-			RangeHashes:        rng,
-			FirstSeq:           first,
-			PreviousLeaf:       FormatHash(in.PreviousLeaf),
-			Counter:            in.Counter,
-			Clock:              qa.Clock,
-			Quote:              NewSealQuote(in.Quote.Attest, in.Quote.Signature, in.Quote.PCRs, in.Quote.Values),
-			KeyID:              in.Signer.KeyID(),
-		},
-	}
-	if err := SignStatement(ctx, b, st, in.Signer); err != nil {
-		return nil, err
-	}
-
 	files := in.Quote.Files
 	if files.Msg == nil {
 		files.Msg = in.Quote.Attest
@@ -169,13 +146,55 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	if len(id.EKCert) > 0 {
 		b.Files[PathEKCert] = id.EKCert
 	}
-	b.bag(cp.Origin, cp.Size, in.Time, sums)
+	if b.Files[PathSigningPEM], err = SigningPEM(id.SigningPublic); err != nil {
+		return nil, fmt.Errorf("bundle: seal: %w", err)
+	}
+	rng := hashesToBytes(in.RangeHashes)
+	proof := hashesToBytes(in.Consistency)
+	st := &Statement{
+		Type:          StatementType,
+		Subject:       []Subject{{Name: RecordsPath, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
+		PredicateType: SealPredicateTypeV2,
+		Predicate: SealPredicate{
+			Checkpoint:         string(in.Checkpoint),
+			PreviousCheckpoint: string(in.PreviousCheckpoint),
+			ConsistencyProof:   proof,
+			RangeHashes:        rng,
+			FirstSeq:           first,
+			PreviousLeaf:       FormatHash(in.PreviousLeaf),
+			Counter:            in.Counter,
+			Clock:              qa.Clock,
+			Quote:              NewSealQuote(in.Quote.Attest, in.Quote.Signature, in.Quote.PCRs, in.Quote.Values),
+			KeyID:              in.Signer.KeyID(),
+		},
+	}
+	b.bagInfo(SoftwareAgentV2, cp.Origin, cp.Size, in.Time)
+	b.setSubjects(st, recSum)
+	if err := signStatement(ctx, b, st, in.Signer); err != nil {
+		return nil, err
+	}
+	b.manifests(sums)
 	return b, nil
 }
 
-// SignStatement signs st with s and stores it as the bundle's seal. It
-// does not update the manifests (see UpdateManifests).
+// SignStatement signs st with s and stores it as the bundle's seal. A
+// format 2 statement (SealPredicateTypeV2) first gets bag-info.txt's
+// Payload-Oxum brought up to date and its subjects set to the bundle's
+// files as they are (SealSubjectNames), and its signature in the low-s
+// form. It does not update the manifests (see UpdateManifests).
 func SignStatement(ctx context.Context, b *Bundle, st *Statement, s Signer) error {
+	v2 := st.PredicateType == SealPredicateTypeV2
+	if v2 {
+		if err := b.updateBagInfo(); err != nil {
+			return fmt.Errorf("bundle: sign statement: %w", err)
+		}
+		b.setSubjects(st, sha256.Sum256(b.Files[PathRecords]))
+	}
+	return signStatement(ctx, b, st, s)
+}
+
+// signStatement is SignStatement of a statement ready to sign.
+func signStatement(ctx context.Context, b *Bundle, st *Statement, s Signer) error {
 	payload, err := st.Marshal()
 	if err != nil {
 		return err
@@ -183,6 +202,9 @@ func SignStatement(ctx context.Context, b *Bundle, st *Statement, s Signer) erro
 	env, err := SignEnvelope(ctx, s, PayloadTypeInToto, payload)
 	if err != nil {
 		return err
+	}
+	if st.PredicateType == SealPredicateTypeV2 {
+		env.Signatures[0].Sig = lowS(env.Signatures[0].Sig)
 	}
 	data, err := env.Marshal()
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
-// In-toto names used by the seal.
+// In-toto names used by the seal (format 2: SealPredicateTypeV2).
 const (
 	StatementType     = "https://in-toto.io/Statement/v1"
 	SealPredicateType = "https://edgeseal.dev/seal/v1"
@@ -81,10 +81,14 @@ func ParseStatement(b []byte) (*Statement, error) {
 	if err := strictUnmarshal(b, &s); err != nil {
 		return nil, wrapFormat("statement", "json", err)
 	}
-	if s.Type != StatementType || s.PredicateType != SealPredicateType {
+	if s.Type != StatementType || FormatOf(s.PredicateType) == 0 {
 		return nil, formatErr("statement", "type %.60q predicate %.60q", s.Type, s.PredicateType)
 	}
-	if len(s.Subject) != 1 || s.Subject[0].Name != RecordsPath || len(s.Subject[0].Digest) != 1 {
+	if FormatOf(s.PredicateType) == FormatV2 {
+		if err := checkSubjectsV2(s.Subject); err != nil {
+			return nil, err
+		}
+	} else if len(s.Subject) != 1 || s.Subject[0].Name != RecordsPath || len(s.Subject[0].Digest) != 1 {
 		return nil, formatErr("statement", "want one subject %s", RecordsPath)
 	}
 	if d := s.Subject[0].Digest["sha256"]; len(d) != 64 || !isHex(d) {

@@ -99,6 +99,8 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 	v.run(CheckQuoteResetCount, v.quoteResetCount)
 	v.run(CheckCounterRising, v.counterRising)
 	v.run(CheckPreviousLeaf, v.previousLeaf)
+	v.run(CheckSealSigners, v.sealSigners)
+	v.run(CheckBundleCanonical, v.bundleCanonical)
 	if v.rep.OK() {
 		v.rep.State = v.state()
 		v.rep.State.Keys = v.keysState()

@@ -97,6 +97,9 @@ func (v *verifier) sealSubject() error {
 	if err := v.needPred(); err != nil {
 		return err
 	}
+	if FormatOf(v.st.PredicateType) == FormatV2 {
+		return v.sealSubjectsV2()
+	}
 	sum, _ := v.sum(PathRecords)
 	got, want := v.st.Subject[0].Digest["sha256"], hexSum(sum)
 	if got != want {
