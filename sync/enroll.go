@@ -52,10 +52,10 @@ type EnrollAck struct {
 	Reason  string `json:"reason"`
 	Time    string `json:"time"`
 	// Challenge, for a pending request whose credential is not yet
-	// activated, is the archive's credential challenge (an
-	// archive.Challenge JSON object, at most MaxChallenge bytes): the
-	// device answers it with TPM2_ActivateCredential.
-	Challenge json.RawMessage `json:"challenge,omitempty"`
+	// activated, is the archive's credential challenge: an
+	// archive.Challenge JSON object as a string, at most MaxChallenge
+	// bytes. The device answers it with TPM2_ActivateCredential.
+	Challenge string `json:"challenge,omitempty"`
 }
 
 // MaxChallenge bounds EnrollAck.Challenge.
@@ -79,9 +79,9 @@ func (a *EnrollAck) check() error {
 	if a.Status == EnrollRefused && a.Reason == "" {
 		return fmt.Errorf("sync: enrollment answer: refused without a reason")
 	}
-	if a.Challenge != nil {
+	if a.Challenge != "" {
 		var obj map[string]json.RawMessage
-		if len(a.Challenge) > MaxChallenge || json.Unmarshal(a.Challenge, &obj) != nil || obj == nil || a.Status != EnrollPending {
+		if len(a.Challenge) > MaxChallenge || json.Unmarshal([]byte(a.Challenge), &obj) != nil || obj == nil || a.Status != EnrollPending {
 			return fmt.Errorf("sync: enrollment answer: challenge not a JSON object of at most %d bytes in a pending answer", MaxChallenge)
 		}
 	}
