@@ -152,7 +152,7 @@ func (a *Archive) receiveActivation(ctx context.Context, topic string, raw []byt
 		return nil, err
 	}
 	ack.Status = sync.EnrollPending
-	ack.Reason = "credential activated: the AK is in the TPM of the EK; " + strings.Join(EnrollNextSteps(info, r.KeyID), "; ")
+	ack.Reason = "credential activated (the AK is in the TPM of the EK), pending approval; " + strings.Join(EnrollNextSteps(info, r.KeyID), "; ")
 	a.lg.Info("enrollment credential activated over MQTT", "device", topic, "key", r.KeyID)
 	return a.signAck(ack)
 }
