@@ -36,7 +36,7 @@ func (a *Archive) watchEnrollments(roots *x509.CertPool) {
 	a.devices.OnEvict(func(ctx context.Context, e Evicted) {
 		a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindEnrollmentEvicted, Device: e.Device, Reasons: []string{
 			fmt.Sprintf("pending key %s (received %s) dropped: more than %d pending requests %s; the device enrolls again if it still needs it",
-				e.KeyID, e.ReceivedAt, map[string]int{"per device": MaxPendingPerDevice, "in total": MaxPendingTotal}[e.Reason], e.Reason)}})
+				e.KeyID, e.ReceivedAt, map[string]int{"per device": MaxPendingPerDevice, "in total": pendingTotal}[e.Reason], e.Reason)}})
 	})
 }
 

@@ -19,6 +19,9 @@ const (
 	MaxPendingTotal     = 1024
 )
 
+// pendingTotal is MaxPendingTotal (lowered by tests).
+var pendingTotal = MaxPendingTotal
+
 // PendingEnrollment is an enrollment request waiting for an operator,
 // one per signing key id. Its credential is activated when the device
 // answered the archive's challenge (TPM2_MakeCredential for the
@@ -68,10 +71,10 @@ type Evicted struct {
 	Reason     string // "per device" or "in total"
 }
 
-// addPending records req as a pending request of dv: it replaces the
-// request of the same key (keeping its challenge and activation when the
-// trust is the same), or is added, evicting the device's oldest beyond
-// MaxPendingPerDevice.
+// addPending records req as the newest pending request of dv: it
+// replaces the request of the same key (keeping its challenge and
+// activation when the trust is the same), or is added, evicting the
+// device's oldest beyond MaxPendingPerDevice.
 func addPending(dv *device, req *EnrollRequest, now string) []Evicted {
 	keyID := req.ParsedTrust().KeyID
 	reqs := slices.Clone(dv.info.Requests)
@@ -82,8 +85,9 @@ func addPending(dv *device, req *EnrollRequest, now string) []Evicted {
 		if !bytes.Equal(reqs[k].Request.Trust, req.Trust) {
 			reqs[k].Challenge, reqs[k].ChallengedAt, reqs[k].ActivatedAt = "", "", ""
 		}
-		reqs[k].Request, reqs[k].ReceivedAt = req, now
-		dv.info.Requests = reqs
+		p := reqs[k]
+		p.Request, p.ReceivedAt = req, now
+		dv.info.Requests = append(slices.Delete(reqs, k, k+1), p) // the newest now
 		return nil
 	}
 	reqs = append(reqs, PendingEnrollment{Request: req, ReceivedAt: now})
@@ -102,24 +106,24 @@ func evictTotal(devs map[string]*device, keep, keepKey string) []Evicted {
 	type ref struct {
 		dev, key, at string
 	}
+	names := make([]string, 0, len(devs))
+	for name := range devs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	var all []ref
-	for name, dv := range devs {
-		for k := range dv.info.Requests {
-			all = append(all, ref{name, dv.info.Requests[k].KeyID(), dv.info.Requests[k].ReceivedAt})
+	for _, name := range names {
+		for _, p := range devs[name].info.Requests { // oldest first
+			all = append(all, ref{name, p.KeyID(), p.ReceivedAt})
 		}
 	}
-	if len(all) <= MaxPendingTotal {
+	if len(all) <= pendingTotal {
 		return nil
 	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].at != all[j].at {
-			return all[i].at < all[j].at
-		}
-		return all[i].dev+all[i].key < all[j].dev+all[j].key
-	})
+	sort.SliceStable(all, func(i, j int) bool { return all[i].at < all[j].at })
 	var out []Evicted
 	for _, r := range all {
-		if len(all)-len(out) <= MaxPendingTotal {
+		if len(all)-len(out) <= pendingTotal {
 			break
 		}
 		if r.dev == keep && r.key == keepKey {
@@ -226,7 +230,7 @@ func (d *Devices) evicted(ctx context.Context, ev []Evicted) {
 	d.mu.Unlock()
 	for _, e := range ev {
 		d.log.Warn("pending enrollment evicted", "device", e.Device, "key", e.KeyID, "receivedAt", e.ReceivedAt,
-			"why", fmt.Sprintf("more than %d pending requests %s", map[string]int{"per device": MaxPendingPerDevice, "in total": MaxPendingTotal}[e.Reason], e.Reason))
+			"why", fmt.Sprintf("more than %d pending requests %s", map[string]int{"per device": MaxPendingPerDevice, "in total": pendingTotal}[e.Reason], e.Reason))
 		if f != nil {
 			f(ctx, e)
 		}
