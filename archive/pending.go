@@ -38,8 +38,22 @@ type PendingEnrollment struct {
 	ActivatedAt string `json:"activatedAt,omitempty"`
 }
 
-// KeyID is the request's signing key id.
-func (p *PendingEnrollment) KeyID() string { return p.Request.ParsedTrust().KeyID }
+// KeyID is the request's signing key id ("" for a request whose trust
+// does not parse).
+func (p *PendingEnrollment) KeyID() string {
+	if p.Request == nil {
+		return ""
+	}
+	if t := p.Request.ParsedTrust(); t != nil {
+		return t.KeyID
+	}
+	// Decoded from JSON (a registry listing) rather than parsed.
+	t, err := bundle.ParseTrust(p.Request.Trust)
+	if err != nil {
+		return ""
+	}
+	return t.KeyID
+}
 
 // Activated reports whether the request's credential was activated.
 func (p *PendingEnrollment) Activated() bool { return p.ActivatedAt != "" }
