@@ -25,7 +25,9 @@
 //
 // Enrollment: Enroll (one-shot, clean session) publishes a device's
 // enrollment request on edgeseal/v1/<site>/<device>/enroll and waits for
-// the archive's signed EnrollAck on .../enroll/reply; a Subscriber with an
+// the archive's signed EnrollAck on .../enroll/reply (which may carry a
+// credential challenge, answered by a second Enroll of the activation
+// response on the same topic); a Subscriber with an
 // EnrollHandler also takes $share/<group>/edgeseal/v1/+/+/enroll and
 // publishes the handler's answer there.
 //

@@ -3,6 +3,7 @@
 //
 //	edgeseal agent --config FILE
 //	edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout D]
+//	edgeseal agent enroll --config FILE --answer CHALLENGE.json [--out RESPONSE.json]
 //	edgeseal export [flags] FILE|-
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
@@ -10,7 +11,7 @@
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
 //	edgeseal archive devices list|approve|revoke|rekey ...
-//	edgeseal archive enroll-file DEVICE.json
+//	edgeseal archive enroll-file REQUEST.json [--challenge FILE] | --response RESPONSE.json
 //	edgeseal archive import DIR
 //	edgeseal bundles export --config FILE --to DIR
 //	edgeseal bundles import-receipts --config FILE [--archive-key FILE] DIR
@@ -48,6 +49,7 @@ func usageErr(format string, args ...any) error {
 const usage = `usage:
   edgeseal agent --config FILE
   edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout 30s]
+  edgeseal agent enroll --config FILE --answer CHALLENGE.json [--out RESPONSE.json]
   edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token T]
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
@@ -56,10 +58,11 @@ const usage = `usage:
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
   edgeseal archive --config FILE
-  edgeseal archive devices list [--json] | approve SITE/NAME [--key KEYID] [--by WHO]
+  edgeseal archive devices list [--json] | approve SITE/NAME --key KEYID [--by WHO] [--no-activation]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
                            | rekey SITE/NAME --key KEYID [--reason R] [--by WHO] (daemon stopped)
-  edgeseal archive enroll-file DEVICE.json                    [--config FILE | --data-dir DIR]
+  edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
+  edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
