@@ -105,16 +105,17 @@ func (a *Archive) ReceiveEnrollment(ctx context.Context, site, name string, raw 
 	if p != nil && !p.Activated() {
 		ch, err := a.devices.Challenge(ctx, topic, t.KeyID)
 		if de, ok := errors.AsType[*DeviceError](err); ok {
-			return refuse(SeverityWarning, KindEnrollmentRefused, de.Reason)
-		}
-		if err != nil {
+			// Approved, rekeyed or evicted meanwhile: answer without one.
+			a.lg.Warn("enrollment answered without a credential challenge", "device", topic, "key", t.KeyID, "why", de.Reason)
+		} else if err != nil {
 			return nil, err
+		} else {
+			b, err := ch.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			ack.Challenge = string(b)
 		}
-		b, err := ch.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		ack.Challenge = string(b)
 	}
 	al := Alert{Severity: SeverityWarning, Kind: KindEnrollment, Device: topic, Reasons: append([]string{
 		fmt.Sprintf("key %s waits for approval (device status %s, %d pending key(s)); current PCRs match the key's policy: %v",

@@ -2,6 +2,8 @@ package archive_test
 
 import (
 	"crypto/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -162,5 +164,51 @@ func TestActivationRefused(t *testing.T) {
 	}
 	if info, err := e.a.Devices().ApproveEnrollment(ctx, name, archive.Approval{KeyID: key, By: "op", NoActivation: true}); err != nil || info.Status != archive.StatusApproved {
 		t.Fatalf("approval with NoActivation: %+v %v", info, err)
+	}
+}
+
+// TestLegacyPendingRead: a registry written before pending requests were
+// kept per key id (one "pending" request) is read into Requests, and
+// written back without "pending".
+func TestLegacyPendingRead(t *testing.T) {
+	c := newChain(t, 0, bundletest.Options{})
+	tb, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "devices.json")
+	old := `{"version":1,"devices":[{"name":"site1/dev1","status":"pending","pending":` + string(rb) + `,"enrolledAt":"2026-11-01T00:00:00Z"}]}`
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := archive.OpenDevices(path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := d.List()
+	if err != nil || len(list) != 1 {
+		t.Fatalf("%v %v", list, err)
+	}
+	p := list[0].PendingKey(c.Trust.KeyID)
+	if p == nil || p.ReceivedAt != "2026-11-01T00:00:00Z" || len(list[0].Requests) != 1 || list[0].Pending == nil {
+		t.Fatalf("legacy pending request not read: %+v", list[0])
+	}
+	if _, err := d.ApproveEnrollment(t.Context(), "site1/dev1", archive.Approval{KeyID: c.Trust.KeyID, By: "op", NoActivation: true}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), `"pending"`) {
+		t.Fatalf("devices.json still written with \"pending\":\n%s", raw)
 	}
 }
