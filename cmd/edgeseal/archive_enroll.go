@@ -80,7 +80,11 @@ func cmdArchiveEnrollFile(ctx context.Context, args []string, stdout io.Writer, 
 		return nil
 	}
 	if info.Status == archive.StatusApproved {
-		fmt.Fprintf(stdout, "WARNING: %s is approved with key %s: a new key was enrolled for it\n", info.Name, info.KeyID)
+		// The daemon's alarm for the same case (Archive.ReceiveEnrollment).
+		log.Error("ALERT "+archive.KindEnrollmentApproved, "severity", archive.SeverityAlarm, "device", info.Name,
+			"reasons", append([]string{fmt.Sprintf("a new key %s was enrolled for %s, approved with key %s", t.KeyID, info.Name, info.KeyID)},
+				archive.EnrollNextSteps(info, t.KeyID)...))
+		fmt.Fprintf(stdout, "WARNING: %s is approved with key %s: a new key was enrolled for it; unless its TPM was cleared, its board or disk replaced or its firmware updated, someone may be enrolling in its name\n", info.Name, info.KeyID)
 	}
 	if !p.Activated() {
 		if *challenge == "" {

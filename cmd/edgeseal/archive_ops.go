@@ -61,6 +61,10 @@ func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
 		return nil, err
 	}
 	d.SetEKRoots(roots)
+	d.OnEvict(func(_ context.Context, e archive.Evicted) {
+		log.Warn("ALERT "+archive.KindEnrollmentEvicted, "severity", archive.SeverityWarning, "device", e.Device,
+			"reasons", []string{"pending key " + e.KeyID + " (received " + e.ReceivedAt + ") dropped: too many pending requests " + e.Reason})
+	})
 	return d, nil
 }
 

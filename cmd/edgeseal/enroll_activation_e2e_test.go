@@ -72,6 +72,15 @@ func TestApproveNeedsKey(t *testing.T) {
 	if devs[0].KeyID != keys[0] || len(devs[0].Requests) != 1 || devs[0].Requests[0].KeyID() != keys[1] {
 		t.Fatalf("after approving the first key the second is not pending: %+v", devs[0])
 	}
+	// A new key for the approved device is an alarm naming the rekey.
+	c, err := bundletest.NewChain(t.Context(), nil, 0, bundletest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code = bundlesCLI(t, "archive", "enroll-file", writeTrust(t, c), "--data-dir", data)
+	if code != 0 || !strings.Contains(out, "ALERT "+archive.KindEnrollmentApproved) || !strings.Contains(out, "devices rekey site1/dev1 --key "+c.Trust.KeyID) {
+		t.Fatalf("enroll-file of a new key for an approved device: exit %d\n%s", code, out)
+	}
 }
 
 // agentEnrollRequest runs tpm enroll and `agent enroll --no-mqtt --out`
