@@ -212,7 +212,8 @@ func TestEnrollByFilesActivation(t *testing.T) {
 }
 
 // TestEnrollEKCertCA: with enroll.ek_ca set, a request whose EK
-// certificate chains to the bundle is enrolled; one without an EK
+// certificate chains to the bundle is enrolled (and its credential
+// activated by the swtpm device, then approved); one without an EK
 // certificate, or whose certificate chains to another CA, is refused
 // naming why. swtpm's EK gets its certificate from swtpm_localca.
 func TestEnrollEKCertCA(t *testing.T) {
@@ -270,6 +271,18 @@ func TestEnrollEKCertCA(t *testing.T) {
 	}
 	if out, code := bundlesCLI(t, "archive", "enroll-file", req, "--config", good); code != 0 || !strings.Contains(out, "enrolled e2e-site/dev-1: key "+key) {
 		t.Fatalf("EK certificate of the configured CA: exit %d\n%s", code, out)
+	}
+	// The swtpm device activates its credential; then approve needs no
+	// --no-activation.
+	challenge := strings.TrimSuffix(req, ".json") + ".challenge.json"
+	if out, code := bundlesCLI(t, "agent", "enroll", "--config", cfgFile, "--answer", challenge); code != 0 {
+		t.Fatalf("agent enroll --answer on swtpm: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "archive", "enroll-file", "--response", strings.TrimSuffix(challenge, ".json")+".response.json", "--config", good); code != 0 {
+		t.Fatalf("enroll-file --response: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--key", key, "--config", good); code != 0 || strings.Contains(out, "WITHOUT") {
+		t.Fatalf("approve after activation on swtpm: exit %d\n%s", code, out)
 	}
 	// Without enroll.ek_ca, no certificate is required.
 	if out, code := bundlesCLI(t, "archive", "enroll-file", noCertFile, "--data-dir", t.TempDir()); code != 0 {
