@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,9 @@ type Options struct {
 	Objects ObjectStore
 	// Devices is the registry. Default: Dir/devices.json.
 	Devices *Devices
+	// EKRoots, when set, are the TPM manufacturer CAs an enrollment
+	// request's EK certificate must chain to (Devices.SetEKRoots).
+	EKRoots *x509.CertPool
 	// Retention is added to the acceptance time in receipts. Default
 	// DefaultRetention.
 	Retention time.Duration
@@ -136,6 +140,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 			return nil, err
 		}
 	}
+	a.watchEnrollments(opts.EKRoots)
 	signer, vkey, err := noteKeys(opts.Name, opts.Key)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,17 +32,23 @@ const (
 
 // DeviceInfo is one device in the registry.
 type DeviceInfo struct {
-	Name         string          `json:"name"` // "<site>/<name>"
-	Status       Status          `json:"status"`
-	KeyID        string          `json:"keyId,omitempty"` // the approved signing key
-	Trust        json.RawMessage `json:"trust,omitempty"` // the approved DEVICE.json (golden values)
-	Pending      *EnrollRequest  `json:"pending,omitempty"`
-	RevokedKeys  []string        `json:"revokedKeys,omitempty"`
-	EnrolledAt   string          `json:"enrolledAt,omitempty"`
-	ApprovedAt   string          `json:"approvedAt,omitempty"`
-	ApprovedBy   string          `json:"approvedBy,omitempty"`
-	RevokedAt    string          `json:"revokedAt,omitempty"`
-	RevokeReason string          `json:"revokeReason,omitempty"`
+	Name   string          `json:"name"` // "<site>/<name>"
+	Status Status          `json:"status"`
+	KeyID  string          `json:"keyId,omitempty"` // the approved signing key
+	Trust  json.RawMessage `json:"trust,omitempty"` // the approved DEVICE.json (golden values)
+	// Requests are the pending enrollment requests, one per key id,
+	// oldest first (see PendingEnrollment).
+	Requests []PendingEnrollment `json:"requests,omitempty"`
+	// Pending is the newest of Requests, a convenience view that is not
+	// written; a registry of earlier versions kept its one pending
+	// request here, and it is read into Requests.
+	Pending      *EnrollRequest `json:"pending,omitempty"`
+	RevokedKeys  []string       `json:"revokedKeys,omitempty"`
+	EnrolledAt   string         `json:"enrolledAt,omitempty"`
+	ApprovedAt   string         `json:"approvedAt,omitempty"`
+	ApprovedBy   string         `json:"approvedBy,omitempty"`
+	RevokedAt    string         `json:"revokedAt,omitempty"`
+	RevokeReason string         `json:"revokeReason,omitempty"`
 	// Epoch is the device's current epoch (absent: 1); Epochs are the
 	// closed ones, oldest first (see Archive.Rekey).
 	Epoch  uint64      `json:"epoch,omitempty"`
@@ -74,10 +82,12 @@ type Devices struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mu     sync.Mutex
-	stamp  fs.FileInfo // of the file loaded, nil when none
-	devs   map[string]*device
-	loaded bool
+	mu      sync.Mutex
+	ekRoots *x509.CertPool                 // nil: EK certificates are not required
+	onEvict func(context.Context, Evicted) // nil: logged only
+	stamp   fs.FileInfo                    // of the file loaded, nil when none
+	devs    map[string]*device
+	loaded  bool
 }
 
 type device struct {
@@ -170,16 +180,8 @@ func parseRegistry(data []byte) (map[string]*device, error) {
 		} else if info.Status == StatusApproved {
 			return nil, &bundle.FormatError{Format: "devices", Reason: "approved device " + info.Name + " without trust"}
 		}
-		if info.Pending != nil {
-			raw, err := json.Marshal(info.Pending)
-			if err != nil {
-				return nil, err
-			}
-			req, err := ParseEnrollRequest(raw)
-			if err != nil {
-				return nil, fmt.Errorf("device %s pending enrollment: %w", info.Name, err)
-			}
-			dv.info.Pending = req
+		if err := parsePending(dv); err != nil {
+			return nil, err
 		}
 		if err := checkEpochs(info); err != nil {
 			return nil, err
@@ -218,7 +220,10 @@ func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) e
 	}
 	f := registryFile{Version: registryVersion}
 	for _, dv := range devs {
-		f.Devices = append(f.Devices, dv.info)
+		dv.setView()
+		info := dv.info
+		info.Pending = nil
+		f.Devices = append(f.Devices, info)
 	}
 	sort.Slice(f.Devices, func(i, j int) bool { return f.Devices[i].Name < f.Devices[j].Name })
 	data, err := json.MarshalIndent(f, "", "  ")
@@ -238,18 +243,31 @@ func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) e
 
 // Enroll records an enrollment request. A new device becomes pending; a
 // known one keeps its status and approved key, and the request waits
-// beside it (Pending) for an operator: approved (a key rotation after a
-// PCR change, the journal going on) or, for an approved device, as the
-// key of a new epoch (Archive.Rekey: the TPM was cleared or the board or
-// disk replaced, the journal starts again). A key that was revoked, or
-// that signed a closed epoch, cannot be enrolled again.
+// beside it (Requests, one per key id, at most MaxPendingPerDevice, the
+// oldest evicted) for an operator: approved (a key rotation after a PCR
+// change, the journal going on) or, for an approved device, as the key
+// of a new epoch (Archive.Rekey: the TPM was cleared or the board or
+// disk replaced, the journal starts again). A request for the approved
+// key and trust itself changes nothing. A key that was revoked, or that
+// signed a closed epoch, cannot be enrolled again. With EK roots set
+// (SetEKRoots), a request whose EK certificate is missing or does not
+// chain to them is refused (CheckEKCert).
 func (d *Devices) Enroll(ctx context.Context, req *EnrollRequest) (DeviceInfo, error) {
 	t := req.ParsedTrust()
 	if t == nil {
 		return DeviceInfo{}, errors.New("archive: enroll: request not parsed by ParseEnrollRequest")
 	}
 	name := t.DeviceName()
+	d.mu.Lock()
+	roots := d.ekRoots
+	d.mu.Unlock()
+	if roots != nil {
+		if err := CheckEKCert(t, roots); err != nil {
+			return DeviceInfo{}, &DeviceError{Device: name, Op: "enroll", Reason: err.Error()}
+		}
+	}
 	var out DeviceInfo
+	var evicted []Evicted
 	err := d.update(ctx, func(devs map[string]*device) error {
 		dv, ok := devs[name]
 		if !ok {
@@ -262,53 +280,104 @@ func (d *Devices) Enroll(ctx context.Context, req *EnrollRequest) (DeviceInfo, e
 		if ep := dv.info.closedEpochOf(t.KeyID); ep != nil {
 			return &DeviceError{Device: name, Status: dv.info.Status, Op: "enroll", Reason: fmt.Sprintf("key %s signed epoch %d, closed by a rekey", t.KeyID, ep.Epoch)}
 		}
-		dv.info.EnrolledAt = bundle.FormatTime(d.now())
+		now := bundle.FormatTime(d.now())
+		dv.info.EnrolledAt = now
 		if dv.info.Status == StatusApproved && dv.info.KeyID == t.KeyID && bytes.Equal(dv.info.Trust, req.Trust) {
-			dv.info.Pending = nil // already approved as is
+			removePending(dv, t.KeyID) // already approved as is
 		} else {
-			dv.info.Pending = req
+			evicted = addPending(dv, req, now)
+			evicted = append(evicted, evictTotal(devs, name, t.KeyID)...)
 		}
+		dv.setView()
 		out = dv.info
 		return nil
 	})
 	if err == nil {
-		d.log.Info("device enrolled", "device", name, "key", t.KeyID, "status", out.Status, "pcrsMatch", req.PCRsMatch())
+		d.log.Info("device enrolled", "device", name, "key", t.KeyID, "status", out.Status, "pcrsMatch", req.PCRsMatch(), "pending", len(out.Requests))
+		d.evicted(ctx, evicted)
 	}
 	return out, err
 }
 
-// Approve approves the pending enrollment of device name as its golden
-// values. keyID, when not empty, must name the pending key (so an
-// operator approves what they inspected). by names the operator.
+// Approval is what an operator approves: the pending key they checked
+// (required), who they are, and whether a request whose credential was
+// not activated may be approved (NoActivation: the binding of its AK to
+// its EK was checked otherwise, or is accepted unchecked).
+type Approval struct {
+	KeyID        string
+	By           string
+	NoActivation bool
+}
+
+// ApproveEnrollment approves the pending request of o.KeyID of device
+// name as the device's golden values. A request whose credential was
+// not activated is refused unless o.NoActivation. The device's other
+// pending requests stay.
+func (d *Devices) ApproveEnrollment(ctx context.Context, name string, o Approval) (DeviceInfo, error) {
+	if o.KeyID == "" {
+		return DeviceInfo{}, &DeviceError{Device: name, Op: "approve", Reason: "no key id: name the pending key to approve"}
+	}
+	return d.approve(ctx, name, o)
+}
+
+// Approve approves the pending request of keyID of device name as its
+// golden values, without asking for credential activation (tests and
+// tools that bound the AK to the EK themselves; operators use
+// ApproveEnrollment). keyID "" names the only pending request. by names
+// the operator.
 func (d *Devices) Approve(ctx context.Context, name, keyID, by string) (DeviceInfo, error) {
+	return d.approve(ctx, name, Approval{KeyID: keyID, By: by, NoActivation: true})
+}
+
+func (d *Devices) approve(ctx context.Context, name string, o Approval) (DeviceInfo, error) {
 	var out DeviceInfo
+	var activated bool
 	err := d.update(ctx, func(devs map[string]*device) error {
 		dv, ok := devs[name]
 		if !ok {
 			return &DeviceError{Device: name, Op: "approve", Reason: "not enrolled"}
 		}
-		p := dv.info.Pending
+		fail := func(reason string) error {
+			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: reason}
+		}
+		if len(dv.info.Requests) == 0 {
+			return fail("no pending enrollment")
+		}
+		keyID := o.KeyID
+		if keyID == "" {
+			if len(dv.info.Requests) > 1 {
+				return fail(fmt.Sprintf("%d pending keys (%s): name one", len(dv.info.Requests), strings.Join(dv.info.PendingKeys(), ", ")))
+			}
+			keyID = dv.info.Requests[0].KeyID()
+		}
+		p := dv.info.PendingKey(keyID)
 		if p == nil {
-			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: "no pending enrollment"}
+			return fail("no pending key " + keyID + " (pending: " + strings.Join(dv.info.PendingKeys(), ", ") + ")")
 		}
-		t := p.ParsedTrust()
-		if keyID != "" && keyID != t.KeyID {
-			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: "pending key is " + t.KeyID + ", not " + keyID}
-		}
+		t := p.Request.ParsedTrust()
 		if slices.Contains(dv.info.RevokedKeys, t.KeyID) {
-			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: "key " + t.KeyID + " was revoked"}
+			return fail("key " + t.KeyID + " was revoked")
 		}
 		if ep := dv.info.closedEpochOf(t.KeyID); ep != nil {
-			return &DeviceError{Device: name, Status: dv.info.Status, Op: "approve", Reason: fmt.Sprintf("key %s signed epoch %d, closed by a rekey", t.KeyID, ep.Epoch)}
+			return fail(fmt.Sprintf("key %s signed epoch %d, closed by a rekey", t.KeyID, ep.Epoch))
 		}
-		dv.info.Status, dv.info.KeyID, dv.info.Trust, dv.trust = StatusApproved, t.KeyID, p.Trust, t
-		dv.info.Pending, dv.info.ApprovedAt, dv.info.ApprovedBy = nil, bundle.FormatTime(d.now()), by
+		if activated = p.Activated(); !activated && !o.NoActivation {
+			return fail(notActivatedReason(name, t.KeyID, p.Challenge != ""))
+		}
+		dv.info.Status, dv.info.KeyID, dv.info.Trust, dv.trust = StatusApproved, t.KeyID, p.Request.Trust, t
+		removePending(dv, t.KeyID)
+		dv.info.ApprovedAt, dv.info.ApprovedBy = bundle.FormatTime(d.now()), o.By
 		dv.info.RevokedAt, dv.info.RevokeReason = "", ""
+		dv.setView()
 		out = dv.info
 		return nil
 	})
 	if err == nil {
-		d.log.Info("device approved", "device", name, "key", out.KeyID, "by", by)
+		if activated {
+			d.log.Info("device approved", "device", name, "key", out.KeyID, "by", o.By, "credentialActivated", true)
+		} else {
+			d.log.Warn("device approved WITHOUT credential activation: its AK is not proven to be in the TPM of its EK", "device", name, "key", out.KeyID, "by", o.By)
+		}
 	}
 	return out, err
 }

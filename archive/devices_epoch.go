@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
 )
@@ -107,12 +108,12 @@ func (d *Devices) rekeyCandidate(name, keyID string) (DeviceInfo, *EnrollRequest
 		return fail("key " + keyID + " was revoked")
 	case info.closedEpochOf(keyID) != nil:
 		return fail(fmt.Sprintf("key %s signed epoch %d, closed by a rekey", keyID, info.closedEpochOf(keyID).Epoch))
-	case info.Pending == nil:
+	case len(info.Requests) == 0:
 		return fail("no pending enrollment: enroll the device's new key first (edgeseal agent enroll, or archive enroll-file)")
-	case info.Pending.ParsedTrust().KeyID != keyID:
-		return fail("the pending key is " + info.Pending.ParsedTrust().KeyID + ", not " + keyID)
+	case info.PendingKey(keyID) == nil:
+		return fail("no pending key " + keyID + " (pending: " + strings.Join(info.PendingKeys(), ", ") + ")")
 	}
-	return info, info.Pending, nil
+	return info, info.PendingKey(keyID).Request, nil
 }
 
 // applyRekey records a logged rekey statement (at log index seq) in the
@@ -143,9 +144,8 @@ func (d *Devices) applyRekey(ctx context.Context, s *EpochStatement, seq uint64)
 		})
 		dv.info.Epoch, dv.info.KeyID, dv.info.Trust, dv.trust = s.Epoch, s.KeyID, json.RawMessage(s.Trust), s.ParsedTrust()
 		dv.info.Status, dv.info.ApprovedAt, dv.info.ApprovedBy = StatusApproved, s.Time, s.By
-		if p := dv.info.Pending; p != nil && p.ParsedTrust().KeyID == s.KeyID {
-			dv.info.Pending = nil
-		}
+		removePending(dv, s.KeyID)
+		dv.setView()
 		changed = true
 		return nil
 	})

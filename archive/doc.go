@@ -50,6 +50,16 @@
 // new key enrolled and waiting for a rekey (CheckRekey, with the command
 // to run), or by a key unknown for the device (CheckKey).
 //
+// # Enrollment
+//
+// Devices.Enroll keeps every pending request of a device by key id
+// (bounded, the oldest evicted: pending.go). Before approval the request's
+// AK is bound to its EK by credential activation (activation.go): the
+// archive's Challenge is answered with the TPM's ActivateCredential, and
+// ApproveEnrollment refuses a request not activated unless the operator
+// says NoActivation. With EK roots (enroll.ek_ca) a request's EK
+// certificate must chain to them (ekcert.go).
+//
 // # Epochs
 //
 // A device's history is a sequence of epochs, each one chain of bundles

@@ -121,13 +121,13 @@ func TestReceiveEnrollmentRekeyCandidate(t *testing.T) {
 	e.mu.Lock()
 	var reasons string
 	for _, al := range e.alerts {
-		if al.Kind == archive.KindEnrollment {
+		if al.Kind == archive.KindEnrollmentApproved && al.Severity == archive.SeverityAlarm {
 			reasons = strings.Join(al.Reasons, "\n")
 		}
 	}
 	e.mu.Unlock()
 	if !strings.Contains(reasons, "edgeseal archive devices rekey "+name+" --key "+r.fresh.Trust.KeyID) {
-		t.Fatalf("enrollment alert without the rekey command:\n%s", reasons)
+		t.Fatalf("no alarm naming the rekey command for a new key of an approved device:\n%s", reasons)
 	}
 	if _, err := e.a.Rekey(ctx, name, r.fresh.Trust.KeyID, "op", "tpm cleared"); err != nil {
 		t.Fatal(err)

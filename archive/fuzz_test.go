@@ -92,3 +92,47 @@ func FuzzParseEpochStatement(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseActivation(f *testing.F) {
+	v := readActivationVectors(f)
+	f.Add([]byte(v.Challenge))
+	f.Add([]byte(v.Response))
+	for _, c := range v.InvalidChallenges {
+		f.Add([]byte(c.Challenge))
+	}
+	for _, c := range v.InvalidResponses {
+		f.Add([]byte(c.Response))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := archive.ParseChallenge(b); err == nil {
+			again, err := c.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := archive.ParseChallenge(again); err != nil {
+				t.Fatalf("re-parse of a parsed challenge: %v", err)
+			}
+		}
+		if r, err := archive.ParseActivationResponse(b); err == nil {
+			again, err := r.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := archive.ParseActivationResponse(again); err != nil {
+				t.Fatalf("re-parse of a parsed response: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzParseEKRoots(f *testing.F) {
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	f.Add([]byte("not pem"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if pool, err := archive.ParseEKRoots(b); err == nil && pool == nil {
+			t.Fatal("nil pool without an error")
+		}
+	})
+}

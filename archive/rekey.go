@@ -233,7 +233,11 @@ func epochChecks(b *bundle.Bundle, st *bundle.Statement, info DeviceInfo) ([]fai
 			ep.KeyID, ep.Epoch, info.Name, ep.CheckpointSize, orNone(ep.CheckpointRoot), ep.Counter, ep.Bundles, ep.ClosedBy, ep.ClosedAt,
 			orNone(ep.Reason), info.CurrentEpoch(), info.KeyID)}}, rep
 	}
-	if p := info.Pending; p != nil && p.ParsedTrust().KeyID != info.KeyID {
+	for _, pe := range slices.Backward(info.Requests) {
+		p := pe.Request
+		if p.ParsedTrust().KeyID == info.KeyID {
+			continue
+		}
 		if rep := bundle.Verify(b, p.ParsedTrust(), nil); signedByDevice(rep) {
 			k := p.ParsedTrust().KeyID
 			return []failure{{check: CheckRekey, reason: fmt.Sprintf(

@@ -26,7 +26,9 @@
 //
 // Enrollment: Enroll (one-shot, clean session) publishes a device's
 // enrollment request on edgeseal/v1/<site>/<device>/enroll and waits for
-// the archive's signed EnrollAck on .../enroll/reply; a Subscriber with an
+// the archive's signed EnrollAck on .../enroll/reply (which may carry a
+// credential challenge, answered by a second Enroll of the activation
+// response on the same topic); a Subscriber with an
 // EnrollHandler also takes edgeseal/v1/+/+/enroll (or its shared form) and
 // publishes the handler's answer there.
 //

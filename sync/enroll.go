@@ -51,7 +51,15 @@ type EnrollAck struct {
 	Status  string `json:"status"`
 	Reason  string `json:"reason"`
 	Time    string `json:"time"`
+	// Challenge, for a pending request whose credential is not yet
+	// activated, is the archive's credential challenge: an
+	// archive.Challenge JSON object as a string, at most MaxChallenge
+	// bytes. The device answers it with TPM2_ActivateCredential.
+	Challenge string `json:"challenge,omitempty"`
 }
+
+// MaxChallenge bounds EnrollAck.Challenge.
+const MaxChallenge = 8 << 10
 
 func (a *EnrollAck) check() error {
 	if err := bundle.CheckDevice(a.Device); err != nil {
@@ -70,6 +78,12 @@ func (a *EnrollAck) check() error {
 	}
 	if a.Status == EnrollRefused && a.Reason == "" {
 		return fmt.Errorf("sync: enrollment answer: refused without a reason")
+	}
+	if a.Challenge != "" {
+		var obj map[string]json.RawMessage
+		if len(a.Challenge) > MaxChallenge || json.Unmarshal([]byte(a.Challenge), &obj) != nil || obj == nil || a.Status != EnrollPending {
+			return fmt.Errorf("sync: enrollment answer: challenge not a JSON object of at most %d bytes in a pending answer", MaxChallenge)
+		}
 	}
 	return nil
 }
@@ -146,7 +160,9 @@ type EnrollOptions struct {
 // QoS 1 and waits for the archive's signed answer on EnrollReplyTopic: one
 // that verifies against the archive key, names this device and the SHA-256
 // of this request (answers to earlier requests are skipped). It returns
-// the answer and its signed bytes. The connection has a clean session: the
+// the answer and its signed bytes. An answer with a Challenge is
+// answered by the caller with a second Enroll whose Request is the
+// activation response. The connection has a clean session: the
 // command is one-shot and a stale answer is of no use. Without an answer
 // in Timeout it fails with a *PublishError wrapping ErrNoAnswer; the
 // broker has acknowledged the request by then, so the archive may still

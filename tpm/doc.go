@@ -61,4 +61,10 @@
 // count and clock moving forward across restarts (see its doc). For any
 // simulated TPM, Open also moves the clock past the last quote's, kept in
 // sim-clock.json (TPM2_ClockSet only moves it forward).
+//
+// Credential activation. ActivateCredential recovers the credential of
+// an enrollment challenge made for this TPM's EK and AK
+// (tpm/attest.MakeCredential at the archive): the EK is created for the
+// call, authorised by PolicySecret(endorsement), and flushed before it
+// returns.
 package tpm

@@ -5,7 +5,7 @@
 // values of the wrong type are errors (*Error, naming the key). Keys left
 // out take the defaults of Default. Durations are Go duration strings
 // ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*, mqtt.embedded.tls.*,
-// objects.s3.credentials_file, objects.s3.tls.ca_file) are taken
+// objects.s3.credentials_file, objects.s3.tls.ca_file, enroll.ek_ca) are taken
 // relative to the config file's directory by Load and kept as written by
 // Parse.
 //
@@ -71,6 +71,16 @@ type Config struct {
 	Objects Objects `yaml:"objects"`
 	Log     Log     `yaml:"log"`
 	Metrics Metrics `yaml:"metrics"`
+	Enroll  Enroll  `yaml:"enroll"`
+}
+
+// Enroll configures how enrollment requests are checked.
+type Enroll struct {
+	// EKCA is a PEM bundle of TPM manufacturer CA certificates. When
+	// set, an enrollment request must carry an EK certificate that
+	// chains to one of them (every certificate in the file is a trust
+	// anchor); when empty, EK certificates are not required.
+	EKCA string `yaml:"ek_ca"`
 }
 
 // Metrics configures the Prometheus /metrics endpoint; an empty Listen
@@ -188,7 +198,7 @@ func parse(data []byte, base string) (*Config, error) {
 	if base != "" {
 		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
 			&c.MQTT.Embedded.TLS.CAFile, &c.MQTT.Embedded.TLS.CertFile, &c.MQTT.Embedded.TLS.KeyFile,
-			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile} {
+			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}

@@ -41,9 +41,9 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			if len(args) > 1 && args[1] == "rekey" {
 				return cmdArchiveRekey(ctx, args[2:], stdout, log)
 			}
-			return cmdArchiveDevices(ctx, args[1:], stdout)
+			return cmdArchiveDevices(ctx, args[1:], stdout, log)
 		case "enroll-file":
-			return cmdArchiveEnrollFile(ctx, args[1:], stdout)
+			return cmdArchiveEnrollFile(ctx, args[1:], stdout, log)
 		case "import":
 			return cmdArchiveImport(ctx, args[1:], stdout, log)
 		}
@@ -122,9 +122,13 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	if err != nil {
 		return err
 	}
+	ekRoots, err := loadEKRoots(cfg)
+	if err != nil {
+		return err
+	}
 	a, err := archive.Open(ctx, archive.Options{
 		Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
-		Logger: log.With("component", "archive"), Alert: alert,
+		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots,
 	})
 	if err != nil {
 		return err

@@ -44,7 +44,7 @@ func (f archiveFlags) config() (*config.Config, error) {
 	return config.Load(*f.cfgPath)
 }
 
-func (f archiveFlags) devices() (*archive.Devices, error) {
+func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
 	cfg, err := f.config()
 	if err != nil {
 		return nil, err
@@ -52,34 +52,61 @@ func (f archiveFlags) devices() (*archive.Devices, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, err
 	}
-	return archive.OpenDevices(filepath.Join(cfg.DataDir, "devices.json"), nil, nil)
+	d, err := archive.OpenDevices(filepath.Join(cfg.DataDir, "devices.json"), log, nil)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := loadEKRoots(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.SetEKRoots(roots)
+	d.OnEvict(func(_ context.Context, e archive.Evicted) {
+		log.Warn("ALERT "+archive.KindEnrollmentEvicted, "severity", archive.SeverityWarning, "device", e.Device,
+			"reasons", []string{"pending key " + e.KeyID + " (received " + e.ReceivedAt + ") dropped: too many pending requests " + e.Reason})
+	})
+	return d, nil
 }
 
-// cmdArchiveDevices: devices list [--json] | approve NAME [--key ID] [--by WHO] | revoke NAME --reason R
-// | revoke-key NAME KEYID --reason R [--by WHO]
-// (rekey is archive_rekey.go: it opens the archive's journals).
-// They change devices.json directly, also while the daemon runs (it
-// reloads the file on change).
-func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) error {
+// cmdArchiveDevices: devices list [--json] | approve NAME --key ID [--by WHO] [--no-activation]
+// | revoke NAME --reason R | revoke-key NAME KEYID --reason R [--by WHO]
+// (rekey is archive_rekey.go: it opens the archive's journals). They
+// change devices.json directly, also while the daemon runs (it reloads
+// the file on change).
+func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
 		return usageErr("archive devices: want list, approve, revoke, revoke-key or rekey")
 	}
 	verb := args[0]
 	f := newArchiveFlags("archive devices " + verb)
 	asJSON := f.fs.Bool("json", false, "list as JSON")
-	keyID := f.fs.String("key", "", "approve: the pending key id the operator checked")
+	keyID := f.fs.String("key", "", "approve: the pending key id the operator checked (required)")
 	by := f.fs.String("by", os.Getenv("USER"), "approve, revoke-key: the operator")
+	noActivation := f.fs.Bool("no-activation", false, "approve: approve a request whose credential was not activated (its AK is not proven to be in the TPM of its EK)")
 	reason := f.fs.String("reason", "", "revoke, revoke-key: why (required)")
 	pos, err := parseInterleaved(f.fs, args[1:])
 	if err != nil {
 		return err
 	}
-	d, err := f.devices()
+	switch verb {
+	case "list", "approve", "revoke", "revoke-key":
+	default:
+		return usageErr("archive devices: unknown %q", verb)
+	}
+	if verb != "list" && verb != "revoke-key" && len(pos) != 1 {
+		return usageErr("archive devices %s: want one SITE/NAME", verb)
+	}
+	if verb == "approve" && *keyID == "" {
+		return usageErr("archive devices approve: --key is required (the pending key id that `archive devices list` shows and that you checked)")
+	}
+	if verb == "revoke" && *reason == "" {
+		return usageErr("archive devices revoke: --reason is required")
+	}
+	d, err := f.devices(log)
 	if err != nil {
 		return err
 	}
-	switch verb {
-	case "list":
+	if verb == "list" {
 		list, err := d.List()
 		if err != nil {
 			return err
@@ -89,42 +116,58 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer) err
 			enc.SetIndent("", "  ")
 			return enc.Encode(list)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEVICE\tSTATUS\tEPOCH\tKEY\tPENDING KEY\tPCRS MATCH")
-		for _, dv := range list {
-			pending, match := "-", "-"
-			if dv.Pending != nil {
-				pending = dv.Pending.ParsedTrust().KeyID
-				match = fmt.Sprint(dv.Pending.PCRsMatch())
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", dv.Name, dv.Status, dv.CurrentEpoch(), orDash(dv.KeyID), pending, match)
-			for _, ep := range dv.Epochs {
-				fmt.Fprintf(tw, "  closed\t\t%d\t%s\tat checkpoint %d, %d bundle(s), %s by %s\t\n", ep.Epoch, ep.KeyID, ep.CheckpointSize, ep.Bundles, ep.ClosedAt, ep.ClosedBy)
-			}
-		}
-		return tw.Flush()
-	case "revoke-key":
-		return revokeKey(ctx, d, pos, *reason, *by, stdout)
-	case "approve", "revoke":
-		if len(pos) != 1 {
-			return usageErr("archive devices %s: want one SITE/NAME", verb)
-		}
-		var info archive.DeviceInfo
-		if verb == "approve" {
-			info, err = d.Approve(ctx, pos[0], *keyID, *by)
-		} else {
-			if *reason == "" {
-				return usageErr("archive devices revoke: --reason is required")
-			}
-			info, err = d.Revoke(ctx, pos[0], *reason)
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s %s (key %s)\n", info.Name, info.Status, orDash(info.KeyID))
-		return nil
+		return printDevices(stdout, list)
 	}
-	return usageErr("archive devices: unknown %q", verb)
+	if verb == "revoke-key" {
+		return revokeKey(ctx, d, pos, *reason, *by, stdout)
+	}
+	var info archive.DeviceInfo
+	if verb == "approve" {
+		if *noActivation {
+			log.Warn("approving with --no-activation: the AK is not proven to be in the TPM of the EK; check the request's EK otherwise", "device", pos[0], "key", *keyID)
+		}
+		info, err = d.ApproveEnrollment(ctx, pos[0], archive.Approval{KeyID: *keyID, By: *by, NoActivation: *noActivation})
+	} else {
+		info, err = d.Revoke(ctx, pos[0], *reason)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s (key %s)\n", info.Name, info.Status, orDash(info.KeyID))
+	return nil
+}
+
+// printDevices lists the devices, a line for each pending request and
+// closed epoch under the device's.
+func printDevices(stdout io.Writer, list []archive.DeviceInfo) error {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tSTATUS\tEPOCH\tKEY\tPENDING KEY\tPCRS MATCH\tACTIVATED")
+	for _, dv := range list {
+		pending, match, activated := "-", "-", "-"
+		if len(dv.Requests) > 0 {
+			p := dv.Requests[len(dv.Requests)-1]
+			pending, match, activated = p.KeyID(), fmt.Sprint(p.Request.PCRsMatch()), activatedText(p)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", dv.Name, dv.Status, dv.CurrentEpoch(), orDash(dv.KeyID), pending, match, activated)
+		for k := len(dv.Requests) - 2; k >= 0; k-- { // the older ones, newest first
+			p := dv.Requests[k]
+			fmt.Fprintf(tw, "  pending\t\t\t\t%s\t%v\t%s\n", p.KeyID(), p.Request.PCRsMatch(), activatedText(p))
+		}
+		for _, ep := range dv.Epochs {
+			fmt.Fprintf(tw, "  closed\t\t%d\t%s\tat checkpoint %d, %d bundle(s), %s by %s\t\t\n", ep.Epoch, ep.KeyID, ep.CheckpointSize, ep.Bundles, ep.ClosedAt, ep.ClosedBy)
+		}
+	}
+	return tw.Flush()
+}
+
+func activatedText(p archive.PendingEnrollment) string {
+	switch {
+	case p.Activated():
+		return "yes"
+	case p.Challenge != "":
+		return "challenged"
+	}
+	return "no"
 }
 
 func orDash(s string) string {
@@ -132,44 +175,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// cmdArchiveEnrollFile enrolls a device from its DEVICE.json or an
-// enrollment request file; it stays pending until approved.
-func cmdArchiveEnrollFile(ctx context.Context, args []string, stdout io.Writer) error {
-	f := newArchiveFlags("archive enroll-file")
-	pos, err := parseInterleaved(f.fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageErr("archive enroll-file: want one DEVICE.json")
-	}
-	data, err := readLimited(pos[0], archive.MaxEnrollSize)
-	if err != nil {
-		return err
-	}
-	req, err := archive.ParseEnrollRequest(data)
-	if err != nil {
-		return err
-	}
-	d, err := f.devices()
-	if err != nil {
-		return err
-	}
-	info, err := d.Enroll(ctx, req)
-	if err != nil {
-		return err
-	}
-	t := req.ParsedTrust()
-	fmt.Fprintf(stdout, "enrolled %s: key %s, PCRs %v (current values match: %v); status %s\n",
-		info.Name, t.KeyID, t.PCRSelection.PCRs, req.PCRsMatch(), info.Status)
-	if info.Pending != nil {
-		for _, step := range archive.EnrollNextSteps(info, t.KeyID) {
-			fmt.Fprintln(stdout, step)
-		}
-	}
-	return nil
 }
 
 func readLimited(path string, limit int) ([]byte, error) {

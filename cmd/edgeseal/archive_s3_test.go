@@ -52,7 +52,7 @@ objects:
 	}
 	for _, args := range [][]string{
 		{"archive", "enroll-file", writeTrust(t, c), "--config", cfgFile},
-		{"archive", "devices", "approve", "site1/dev1", "--config", cfgFile},
+		{"archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation", "--config", cfgFile},
 	} {
 		if out, code := runCmd(t, args...); code != 0 {
 			t.Fatalf("%v: exit %d\n%s", args, code, out)

@@ -59,7 +59,7 @@ func TestArchiveCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "status pending") {
 		t.Fatalf("enroll-file exit %d\n%s", code, out)
 	}
-	if out, code := runCmd(t, "archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--by", "alice", "--data-dir", data); code != 0 || !strings.Contains(out, "approved") {
+	if out, code := runCmd(t, "archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation", "--by", "alice", "--data-dir", data); code != 0 || !strings.Contains(out, "approved") {
 		t.Fatalf("approve exit %d\n%s", code, out)
 	}
 	out, code = runCmd(t, "archive", "import", media, "--data-dir", data)
@@ -115,7 +115,7 @@ func TestArchiveDaemon(t *testing.T) {
 	if out, code := runCmd(t, "archive", "enroll-file", writeTrust(t, c), "--config", cfgFile); code != 0 {
 		t.Fatal(out)
 	}
-	if out, code := runCmd(t, "archive", "devices", "approve", "site1/dev1", "--config", cfgFile); code != 0 {
+	if out, code := runCmd(t, "archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation", "--config", cfgFile); code != 0 {
 		t.Fatal(out)
 	}
 

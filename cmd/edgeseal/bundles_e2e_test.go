@@ -195,10 +195,11 @@ func TestBundlesAirGap(t *testing.T) {
 
 	// The archive: enroll and approve the device, import the folder.
 	adata := t.TempDir()
-	if out, code := bundlesCLI(t, "archive", "enroll-file", enrollFile(t, a), "--data-dir", adata); code != 0 {
+	dev := enrollFile(t, a)
+	if out, code := bundlesCLI(t, "archive", "enroll-file", dev, "--data-dir", adata); code != 0 {
 		t.Fatalf("enroll-file: exit %d\n%s", code, out)
 	}
-	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--data-dir", adata); code != 0 {
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--key", keyIDOf(t, dev), "--no-activation", "--data-dir", adata); code != 0 {
 		t.Fatalf("approve: exit %d\n%s", code, out)
 	}
 	if out, code := bundlesCLI(t, "archive", "import", media, "--data-dir", adata); code != 0 || !strings.Contains(out, fmt.Sprintf("%d accepted, 0 refused", bundles)) {

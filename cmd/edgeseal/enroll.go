@@ -144,13 +144,14 @@ const enrollTimeout = 30 * time.Second
 // edgeseal/v1/<site>/<device>/enroll, answered by the archive with a
 // signed acknowledgement on .../enroll/reply. Run it while the agent is
 // stopped (it opens the same TPM state).
-func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) (err error) {
 	fs := flag.NewFlagSet("agent enroll", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the agent's YAML config file (required)")
-	out := fs.String("out", "", "also write the request to this file (for 'archive enroll-file')")
+	out := fs.String("out", "", "also write the request to this file (for 'archive enroll-file'); with --answer, where to write the response")
 	note := fs.String("note", "", "a note for the operator who approves (at most 1024 bytes)")
 	noMQTT := fs.Bool("no-mqtt", false, "do not send over MQTT even if sync.broker is configured")
 	timeout := fs.Duration("timeout", enrollTimeout, "how long to wait for the archive's answer")
+	answer := fs.String("answer", "", "answer the archive's credential challenge file (from 'archive enroll-file') instead of enrolling")
 	if pos, err := parseInterleaved(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -163,18 +164,23 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 	if err != nil {
 		return err
 	}
-	send := cfg.Sync.Broker != "" && !*noMQTT
-	if !send && *out == "" {
+	send := cfg.Sync.Broker != "" && !*noMQTT && *answer == ""
+	if !send && *out == "" && *answer == "" {
 		return usageErr("agent enroll: no sync.broker in the config (or --no-mqtt): give --out FILE")
 	}
 	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
 	if err != nil {
 		return err
 	}
-	raw, req, err := enrollRequest(ctx, t, cfg.Site, cfg.Device, *note)
-	if cerr := t.Close(); err == nil {
-		err = cerr
+	defer func() {
+		if cerr := t.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if *answer != "" {
+		return answerChallengeFile(ctx, t, cfg.Site, cfg.Device, *answer, *out, stdout)
 	}
+	raw, req, err := enrollRequest(ctx, t, cfg.Site, cfg.Device, *note)
 	if err != nil {
 		return err
 	}
@@ -200,12 +206,18 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 			return err
 		}
 	}
-	ack, _, err := sync.Enroll(ctx, sync.EnrollOptions{
+	opts := sync.EnrollOptions{
 		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
 		ArchiveKey: key, Request: raw, Timeout: *timeout, Logger: log.With("component", "sync"),
-	})
+	}
+	ack, _, err := sync.Enroll(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("agent enroll: %w", err)
+	}
+	if ack.Status == sync.EnrollPending && ack.Challenge != "" {
+		if ack, err = activateOverMQTT(ctx, t, opts, ack, stdout); err != nil {
+			return err
+		}
 	}
 	switch ack.Status {
 	case sync.EnrollRefused:

@@ -108,6 +108,7 @@ func TestEnrollOverMQTT(t *testing.T) {
 		t.Fatalf("agent enroll: exit %d\n%s\n%s", code, out, ar.logs)
 	}
 	t.Logf("agent enroll:\n%s", out)
+	enrollOut := out
 	raw, err := os.ReadFile(reqFile)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +126,11 @@ func TestEnrollOverMQTT(t *testing.T) {
 	}
 	if pending, err := json.Marshal(devs[0].Pending); err != nil || !strings.Contains(string(pending), `"note":"e2e"`) {
 		t.Fatalf("pending request %s: %v", pending, err)
+	}
+	// agent enroll answered the archive's credential challenge with the
+	// TPM: the request is activated.
+	if len(devs[0].Requests) != 1 || !devs[0].Requests[0].Activated() || !strings.Contains(enrollOut, "credential of key "+keyID+" activated") {
+		t.Fatalf("the request's credential is not activated: %+v", devs[0].Requests)
 	}
 	if logs := ar.logs.String(); !strings.Contains(logs, "ALERT "+archive.KindEnrollment) {
 		t.Fatalf("no enrollment alert:\n%s", logs)

@@ -4,6 +4,7 @@
 //	edgeseal agent --config FILE
 //	edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout D]
 //	edgeseal agent rotate-key --config FILE --reason TEXT
+//	edgeseal agent enroll --config FILE --answer CHALLENGE.json [--out RESPONSE.json]
 //	edgeseal export [flags] FILE|-
 //	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json] [--recovery-key FILE.pub | --no-recovery]
@@ -18,7 +19,7 @@
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
 //	edgeseal archive --config FILE
 //	edgeseal archive devices list|approve|revoke|revoke-key|rekey ...
-//	edgeseal archive enroll-file DEVICE.json
+//	edgeseal archive enroll-file REQUEST.json [--challenge FILE] | --response RESPONSE.json
 //	edgeseal archive import DIR
 //	edgeseal bundles export --config FILE --to DIR
 //	edgeseal bundles import-receipts --config FILE [--archive-key FILE] DIR
@@ -57,6 +58,7 @@ const usage = `usage:
   edgeseal agent --config FILE
   edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout 30s]
   edgeseal agent rotate-key --config FILE --reason TEXT
+  edgeseal agent enroll --config FILE --answer CHALLENGE.json [--out RESPONSE.json]
   edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token T]
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
@@ -74,11 +76,12 @@ const usage = `usage:
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
   edgeseal archive --config FILE
-  edgeseal archive devices list [--json] | approve SITE/NAME [--key KEYID] [--by WHO]
+  edgeseal archive devices list [--json] | approve SITE/NAME --key KEYID [--by WHO] [--no-activation]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
                            | rekey SITE/NAME --key KEYID [--reason R] [--by WHO] (daemon stopped)
                            | revoke-key SITE/NAME KEYID --reason R [--by WHO]
-  edgeseal archive enroll-file DEVICE.json                    [--config FILE | --data-dir DIR]
+  edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
+  edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR

@@ -114,7 +114,7 @@ func startArchive(t *testing.T, dir string, devices ...string) *metricsArchive {
 		}
 	}
 	if len(devices) > 0 {
-		if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--by", "test", "--config", cfg); code != 0 {
+		if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--key", keyIDOf(t, devices[0]), "--no-activation", "--by", "test", "--config", cfg); code != 0 {
 			t.Fatalf("archive devices approve: exit %d\n%s", code, out)
 		}
 	}

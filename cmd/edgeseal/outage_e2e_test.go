@@ -129,10 +129,11 @@ func TestSyncOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newAgentDir(t, agentOpts{sealEvery: 100, sealInterval: "250ms", maxBody: "64 KiB"})
-	if out, code := bundlesCLI(t, "archive", "enroll-file", enrollFile(t, a), "--config", acfg); code != 0 {
+	dev := enrollFile(t, a)
+	if out, code := bundlesCLI(t, "archive", "enroll-file", dev, "--config", acfg); code != 0 {
 		t.Fatalf("enroll-file: %s", out)
 	}
-	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--config", acfg); code != 0 {
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--key", keyIDOf(t, dev), "--no-activation", "--config", acfg); code != 0 {
 		t.Fatalf("approve: %s", out)
 	}
 	f, err := os.OpenFile(filepath.Join(a.dir, "agent.yaml"), os.O_APPEND|os.O_WRONLY, 0)

@@ -94,7 +94,7 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	if out, code := arch("enroll-file", dev1); code != 0 {
 		t.Fatalf("enroll-file: exit %d\n%s", code, out)
 	}
-	if out, code := arch("devices", "approve", dev, "--key", key1); code != 0 {
+	if out, code := arch("devices", "approve", dev, "--key", key1, "--no-activation"); code != 0 {
 		t.Fatalf("approve: exit %d\n%s", code, out)
 	}
 	if out, code := arch("import", media1); code != 0 || !strings.Contains(out, "1 accepted, 0 refused") {
@@ -229,7 +229,7 @@ func TestRekeyCandidateOverMQTT(t *testing.T) {
 	if out, code := bundlesCLI(t, "archive", "enroll-file", dev1, "--data-dir", ar.dataDir); code != 0 {
 		t.Fatalf("enroll-file: exit %d\n%s", code, out)
 	}
-	if out, code := bundlesCLI(t, "archive", "devices", "approve", dev, "--key", key1, "--data-dir", ar.dataDir); code != 0 {
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", dev, "--key", key1, "--no-activation", "--data-dir", ar.dataDir); code != 0 {
 		t.Fatalf("approve: exit %d\n%s", code, out)
 	}
 
