@@ -225,7 +225,7 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 	if out, code := bundlesCLI(t, "archive", "enroll-file", trustFile, "--config", acfg); code != 0 {
 		t.Fatalf("enroll-file: %s", out)
 	}
-	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--config", acfg); code != 0 {
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--key", keyIDOf(t, trustFile), "--no-activation", "--config", acfg); code != 0 {
 		t.Fatalf("approve: %s", out)
 	}
 	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)

@@ -177,7 +177,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 	if out, code := bundlesCLI(t, "archive", "enroll-file", trust1, "--data-dir", adata); code != 0 {
 		t.Fatalf("enroll-file: exit %d\n%s", code, out)
 	}
-	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--data-dir", adata); code != 0 {
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", "e2e-site/dev-1", "--key", keyIDOf(t, trust1), "--no-activation", "--data-dir", adata); code != 0 {
 		t.Fatalf("approve: exit %d\n%s", code, out)
 	}
 	if out, code := bundlesCLI(t, "archive", "import", media, "--data-dir", adata); code != 0 || !strings.Contains(out, "2 accepted, 0 refused") {
