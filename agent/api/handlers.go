@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
@@ -18,21 +17,19 @@ import (
 )
 
 // exportPrincipal authenticates an export call. A refusal (401) is
-// journaled as export.rejected (rate-limited) and answered; ok is false.
+// journaled as export.rejected (within the caps of unauthenticated) and
+// answered; ok is false.
 func (s *Server) exportPrincipal(w http.ResponseWriter, r *http.Request, c Core) (*config.Principal, bool) {
 	p, err := s.authenticate(r)
 	if err == nil {
 		return p, true
 	}
-	if s.unauthN.allow(time.Now()) {
-		actor := bundle.Actor{Kind: "anonymous", ID: "unauthenticated", Via: s.opts.Via}
-		if jerr := c.Reject(r.Context(), actor, partialFromHeaders(r.Header), err); jerr != nil {
-			err = jerr
-		}
-	} else {
-		s.log.Warn("unauthenticated export attempt not journaled (rate limit)", "remote", r.RemoteAddr)
+	var ae *Error
+	if !errors.As(err, &ae) {
+		s.writeError(w, r, err)
+		return nil, false
 	}
-	s.writeError(w, r, err)
+	s.unauthenticated(w, r, c, ae)
 	return nil, false
 }
 
@@ -208,9 +205,21 @@ func (s *Server) readBatch(body io.Reader) ([]agent.BatchLine, error) {
 	return lines, nil
 }
 
-// GET /v1/exports/{id}
-func (s *Server) getExport(w http.ResponseWriter, r *http.Request, c Core, _ *config.Principal) {
-	info, err := c.ExportStatus(r.Context(), r.PathValue("id"))
+// GET /v1/exports/{id}[?principal=NAME]: an export of the caller's
+// principal; an auditor may name another principal. An id the principal
+// did not send, or a principal an exporter may not read, answers 404
+// exactly like an unknown id.
+func (s *Server) getExport(w http.ResponseWriter, r *http.Request, c Core, p *config.Principal) {
+	id := r.PathValue("id")
+	owner := p.Name
+	if q := r.URL.Query().Get("principal"); q != "" && q != p.Name {
+		if !p.Has(config.RoleAuditor) {
+			s.writeError(w, r, &agent.NotFoundError{What: "export", ID: id})
+			return
+		}
+		owner = q
+	}
+	info, err := c.ExportStatus(r.Context(), owner, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
