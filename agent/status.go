@@ -60,8 +60,10 @@ type CheckpointInfo struct {
 
 // ExportInfo is what ExportStatus knows of an export.
 type ExportInfo struct {
-	ID     string `json:"id"`
-	Status string `json:"status"` // StatusJournaled, StatusSealed, StatusSent, StatusArchived or StatusRefused
+	ID string `json:"id"`
+	// Principal sent the export (export ids are scoped by principal).
+	Principal string `json:"principal"`
+	Status    string `json:"status"` // StatusJournaled, StatusSealed, StatusSent, StatusArchived or StatusRefused
 	// Reason is why the export was refused (StatusRefused only), as
 	// journaled in its export.rejected record.
 	Reason string          `json:"reason,omitempty"`
@@ -162,7 +164,7 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 	if err != nil {
 		return nil, fmt.Errorf("agent: export %s: %w", id, err)
 	}
-	info := &ExportInfo{ID: id, Status: StatusJournaled, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)), Record: rec}
+	info := &ExportInfo{ID: id, Principal: principal, Status: StatusJournaled, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)), Record: rec}
 	if reason != "" {
 		info.Status, info.Reason = StatusRefused, reason
 	}

@@ -28,6 +28,7 @@ const (
 	CodeCommitTooLarge   = "commit_too_large"
 	CodeNotFound         = "not_found"
 	CodeIDConflict       = "id_conflict"
+	CodeAmbiguousID      = "ambiguous_id"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeBusy             = "busy"
 	CodeDiskNearlyFull   = "disk_nearly_full"
