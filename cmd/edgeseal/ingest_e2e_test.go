@@ -14,13 +14,19 @@ import (
 	"github.com/edgeseal/edgeseal/bundle"
 )
 
-// Export ids are scoped by principal, against the real binary over its
-// unix socket: another principal's id is a new export of its own (never
-// the first principal's receipt), a repeat with other data is 409
-// id_conflict and journaled, the same data is a 200 duplicate; reads see
-// only the caller's exports (another's id answers 404 like an unknown
-// one); a refused export reads as "refused" to its sender only.
-func TestIngestScopedIDsE2E(t *testing.T) {
+// ingestRig is a running agent and helpers to post and read exports
+// over its unix socket.
+type ingestRig struct {
+	a       *agentDir
+	p       *agentProc
+	postCSV func(token, id, wf, data string) httpReply
+	receipt func(r httpReply, want int) agent.ExportReceipt
+	refusal func(r httpReply, status int, code string) api.ErrorInfo
+	get     func(token, id string, query ...string) httpReply
+}
+
+func newIngestRig(t *testing.T) *ingestRig {
+	t.Helper()
 	needAgent(t)
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
 	p := a.start(t, true)
@@ -68,9 +74,22 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 		}
 		return r
 	}
-	const csv, csv2 = "month,total\n2024-05,20\n", "month,total\n2024-06,99\n"
+	return &ingestRig{a: a, p: p, postCSV: postCSV, receipt: receipt, refusal: refusal, get: get}
+}
 
-	// 1. Scoped ids.
+const csv, csv2 = "month,total\n2024-05,20\n", "month,total\n2024-06,99\n"
+
+// Export ids are scoped by principal, against the real binary over its
+// unix socket: another principal's id is a new export of its own (never
+// the first principal's receipt), a repeat with other data is 409
+// id_conflict and journaled (naming no other principal), the same data is
+// a 200 duplicate.
+func TestIngestScopedIDsE2E(t *testing.T) {
+	r0 := newIngestRig(t)
+	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
+	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+
+	// Scoped ids.
 	n8nRc := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
 	appRc := receipt(postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
 	if appRc.Seq == n8nRc.Seq || appRc.Duplicate {
@@ -93,7 +112,32 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 		t.Fatalf("conflict names the other principal: %+v", appOther)
 	}
 
-	// 4. Reads are scoped: each principal reads its own rep-x; another
+	p.stop()
+	j := a.openJournal(t)
+	// The conflicts were journaled as refusals of n8n-prod and appsmith,
+	// naming no other principal's data.
+	for _, seq := range []uint64{*other.Seq, *wf.Seq, *appOther.Seq} {
+		raw, err := j.Record(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := bundle.ParseRecord(raw)
+		if err != nil || rec.Type != bundle.TypeExportRejected || !strings.Contains(string(rec.Body), "already used by this principal") {
+			t.Fatalf("conflict record %d: %v %s", seq, err, raw)
+		}
+	}
+}
+
+// Reads are scoped by principal: each principal reads its own export of
+// an id; another principal's id answers 404 exactly like an unknown one;
+// an auditor reads any principal's, naming it when the id is ambiguous.
+func TestIngestScopedReadsE2E(t *testing.T) {
+	r0 := newIngestRig(t)
+	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
+	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+	n8nRc := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
+	appRc := receipt(postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
+	// Reads are scoped: each principal reads its own rep-x; another
 	// principal's id answers exactly like an unknown one.
 	for tok, want := range map[string]agent.ExportReceipt{tokN8N: n8nRc, tokAppsmith: appRc} {
 		var info agent.ExportInfo
@@ -119,7 +163,15 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 		t.Fatalf("auditor GET rep-x of appsmith: %d %s", r.status, r.body)
 	}
 
-	// 3. A refused export reads as refused, with its reason, to its sender
+}
+
+// A refused export reads as "refused", with its reason, to its sender
+// only.
+func TestIngestRefusedVisibleE2E(t *testing.T) {
+	r0 := newIngestRig(t)
+	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
+	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+	// A refused export reads as refused, with its reason, to its sender
 	// only.
 	bad := refusal(postCSV(tokN8N, "inv-bad", "invoices-daily", `{"invoice_no":"nope"}`), 422, "schema_violation")
 	var info agent.ExportInfo
@@ -133,10 +185,18 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 		}
 	}
 
-	// 5. An unauthenticated call journals digests of its headers, not
+}
+
+// An unauthenticated export call journals SHA-256 digests of its header
+// text, not the text: a bounded record whatever was sent.
+func TestIngestUnauthenticatedDigestsE2E(t *testing.T) {
+	r0 := newIngestRig(t)
+	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
+	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+	// An unauthenticated call journals digests of its headers, not
 	// their text.
 	junkWF, junkApp, junkID := strings.Repeat("W", 1000), strings.Repeat("A", 1000), "id-"+strings.Repeat("I", 120)
-	r, err := do(t, sock, "POST", base+"/v1/exports", "wrong-token", "text/csv", []byte(csv),
+	r, err := do(t, unixClient(a.socket), "POST", "http://agent/v1/exports", "wrong-token", "text/csv", []byte(csv),
 		api.HeaderID, junkID, api.HeaderWorkflow, junkWF, api.HeaderApp, junkApp)
 	if err != nil {
 		t.Fatal(err)
@@ -168,17 +228,5 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 	}
 	if len(raw) > 1024 {
 		t.Fatalf("unauthenticated refusal record is %d bytes", len(raw))
-	}
-	// The conflicts were journaled as refusals of n8n-prod and appsmith,
-	// naming no other principal's data.
-	for _, seq := range []uint64{*other.Seq, *wf.Seq, *appOther.Seq} {
-		raw, err := j.Record(seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := bundle.ParseRecord(raw)
-		if err != nil || rec.Type != bundle.TypeExportRejected || !strings.Contains(string(rec.Body), "already used by this principal") {
-			t.Fatalf("conflict record %d: %v %s", seq, err, raw)
-		}
 	}
 }
