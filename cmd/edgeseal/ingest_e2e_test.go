@@ -135,16 +135,6 @@ func TestIngestScopedReadsE2E(t *testing.T) {
 	r0 := newIngestRig(t)
 	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
 	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
-	n8nRc := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
-	appRc := receipt(postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
-	// Reads are scoped: each principal reads its own rep-x; another
-	// principal's id answers exactly like an unknown one.
-	for tok, want := range map[string]agent.ExportReceipt{tokN8N: n8nRc, tokAppsmith: appRc} {
-		var info agent.ExportInfo
-		if r := get(tok, "rep-x"); r.status != 200 || json.Unmarshal(r.body, &info) != nil || info.Seq != want.Seq {
-			t.Fatalf("GET rep-x: %d %s, want seq %d", r.status, r.body, want.Seq)
-		}
-	}
 	receipt(postCSV(tokN8N, "only-n8n", "monthly-report", csv), 201)
 	foreign, unknown := get(tokAppsmith, "only-n8n"), get(tokAppsmith, "only-xyz")
 	if foreign.status != 404 || foreign.status != unknown.status ||
@@ -158,11 +148,19 @@ func TestIngestScopedReadsE2E(t *testing.T) {
 	if r := get(tokAuditor, "only-n8n"); r.status != 200 || json.Unmarshal(r.body, &audit) != nil || audit.Principal != "n8n-prod" {
 		t.Fatalf("auditor GET only-n8n: %d %s", r.status, r.body)
 	}
+	n8nRc := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
+	appRc := receipt(postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
+	// Each principal reads its own rep-x.
+	for tok, want := range map[string]agent.ExportReceipt{tokN8N: n8nRc, tokAppsmith: appRc} {
+		var info agent.ExportInfo
+		if r := get(tok, "rep-x"); r.status != 200 || json.Unmarshal(r.body, &info) != nil || info.Seq != want.Seq {
+			t.Fatalf("GET rep-x: %d %s, want seq %d", r.status, r.body, want.Seq)
+		}
+	}
 	refusal(get(tokAuditor, "rep-x"), 409, api.CodeAmbiguousID)
 	if r := get(tokAuditor, "rep-x", "principal=appsmith"); r.status != 200 || json.Unmarshal(r.body, &audit) != nil || audit.Seq != appRc.Seq {
 		t.Fatalf("auditor GET rep-x of appsmith: %d %s", r.status, r.body)
 	}
-
 }
 
 // A refused export reads as "refused", with its reason, to its sender
@@ -171,8 +169,6 @@ func TestIngestRefusedVisibleE2E(t *testing.T) {
 	r0 := newIngestRig(t)
 	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
 	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
-	// A refused export reads as refused, with its reason, to its sender
-	// only.
 	bad := refusal(postCSV(tokN8N, "inv-bad", "invoices-daily", `{"invoice_no":"nope"}`), 422, "schema_violation")
 	var info agent.ExportInfo
 	if r := get(tokN8N, "inv-bad"); r.status != 200 || json.Unmarshal(r.body, &info) != nil ||
