@@ -17,8 +17,9 @@ import (
 
 // secretInvoice is a file the spool's writers cannot read but the agent
 // can; it fits the invoices workflow, so following a link to it would
-// journal (and ship) it as an export.
-const secretInvoice = `{"no":"INV-999"}`
+// journal (and ship) it as an export. It is as long as the file dropped
+// before the swap, so its size matches what the poll saw.
+const secretInvoice = `{"no":"INV-9"}`
 
 // writeSecret writes secretInvoice outside the spool folder.
 func writeSecret(t *testing.T, dir string) string {
