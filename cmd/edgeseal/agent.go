@@ -229,6 +229,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		w, err := spool.New(spool.Options{
 			Dir: cfg.Spool.Dir, Poll: cfg.Spool.Poll, Principal: cfg.Principals.Find(cfg.Spool.Principal),
 			Ingester: spool.CoreIngester(core), MaxSize: int64(cfg.API.MaxBody), Logger: log.With("component", "spool"),
+			Mode: cfg.Spool.Mode, Group: cfg.Spool.Group,
 		})
 		if err != nil {
 			return err
