@@ -50,6 +50,8 @@ type Options struct {
 	// for export calls without a valid token in one UTC day;
 	// DefaultUnauthenticatedPerDay when 0.
 	UnauthenticatedPerDay int
+	// Now is the clock of the unauthenticated caps; time.Now when nil.
+	Now func() time.Time
 	// Unjournaled, when set, is called for each unauthenticated refusal
 	// not journaled because a cap was reached (the daemon counts them in
 	// a metric).
@@ -85,6 +87,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBatches <= 0 {
 		opts.MaxBatches = DefaultMaxBatches
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.UnauthenticatedPerDay <= 0 {
 		opts.UnauthenticatedPerDay = DefaultUnauthenticatedPerDay

@@ -118,7 +118,7 @@ func headerDigest(v string) string {
 func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, c Core, refusal *Error) {
 	var err error = refusal
 	actor := bundle.Actor{Kind: "anonymous", ID: "unauthenticated", Via: s.opts.Via}
-	now := time.Now()
+	now := s.opts.Now()
 	switch s.unauthN.allow(now) {
 	case journalIt:
 		// Digests of the header text stand in for the text: the record
