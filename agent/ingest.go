@@ -26,9 +26,11 @@ const (
 // IngestRequest is one export as a caller hands it over: the API, the spool
 // folder or a test.
 type IngestRequest struct {
-	// ID is the client's export id; empty: the core generates one (128
-	// random bits, hex). A repeated id is never journaled twice: the repeat
-	// is answered with the original receipt (Duplicate set).
+	// ID is the client's export id, scoped by principal (see ExportKey);
+	// empty: the core generates one (128 random bits, hex). A repeated id
+	// is never journaled twice: with the same workflow and payload the
+	// repeat is answered with the original receipt (Duplicate set), else
+	// refused as an *IDConflictError.
 	ID             string
 	Workflow       string
 	App            string
@@ -67,7 +69,8 @@ func (e *ForbiddenError) Error() string {
 }
 
 // RejectedError is an export refused and journaled as export.rejected.
-// Err is the reason: a *policy.Violation, *FieldError, *ForbiddenError or
+// Err is the reason: a *policy.Violation, *FieldError, *ForbiddenError,
+// *IDConflictError or
 // whatever error the caller passed to Reject (errors.As sees through).
 type RejectedError struct {
 	ExportID string
@@ -94,8 +97,10 @@ func NewExportID() string {
 // refused export is journaled as export.rejected (without its payload)
 // and answered with a *RejectedError wrapping the reason: *ForbiddenError
 // (the principal is no exporter), *FieldError (bad metadata) or
-// *policy.Violation. A repeated export id answers the original receipt
-// with Duplicate set and journals nothing. Other errors come from the
+// *policy.Violation. An export id the principal used before answers the
+// original receipt with Duplicate set and journals nothing when the
+// workflow and payload digest are the same, and is refused with an
+// *IDConflictError (journaled) when not. Other errors come from the
 // journal (*store.BusyError, *store.SpaceError when the disk is nearly
 // full, ENOSPC, ...); then nothing was journaled.
 func (c *Core) Ingest(ctx context.Context, p *config.Principal, via string, req IngestRequest) (ExportReceipt, error) {
