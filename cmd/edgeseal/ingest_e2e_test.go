@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
@@ -224,5 +227,98 @@ func TestIngestUnauthenticatedDigestsE2E(t *testing.T) {
 	}
 	if len(raw) > 1024 {
 		t.Fatalf("unauthenticated refusal record is %d bytes", len(raw))
+	}
+}
+
+// The real agent's spool folder takes a regular file and refuses a
+// symbolic link and a hard link to a file outside it, unread: nothing of
+// the link targets is journaled. spool.mode is applied at start.
+func TestSpoolUnsafeFilesE2E(t *testing.T) {
+	needAgent(t)
+	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	cfgPath := filepath.Join(a.dir, "agent.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, "spool:\n  dir: spool\n  poll: 50ms\n  principal: n8n-prod\n  mode: 0770\n"...)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spoolDir := filepath.Join(a.dir, "spool")
+	if err := os.MkdirAll(spoolDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "month,total\n2024-05,99\n" // as long as the good file
+	secretPath := filepath.Join(a.dir, "secret.csv")
+	if err := os.WriteFile(secretPath, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	meta := `{"workflow":"monthly-report","app":"desktop","classification":"internal","destination":"archive","principal":"n8n-prod"}`
+	writeFile := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(spoolDir, name), []byte(data), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile("good.csv", csv)
+	if err := os.Symlink(secretPath, filepath.Join(spoolDir, "leak.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(secretPath, filepath.Join(spoolDir, "hard.csv")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"good.csv", "leak.csv", "hard.csv"} {
+		writeFile(n+".meta.json", meta)
+	}
+	p := a.start(t, true)
+	results := map[string]string{
+		filepath.Join("done", "good.csv.receipt.json"):   "",
+		filepath.Join("rejected", "leak.csv.error.json"): "is a symbolic link",
+		filepath.Join("rejected", "hard.csv.error.json"): "has 2 links",
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for f, why := range results {
+		var b []byte
+		for {
+			if b, err = os.ReadFile(filepath.Join(spoolDir, f)); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("%s not written: %v\n%s", f, err, p.stderr)
+		}
+		var doc struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if why != "" && (doc.Error.Code != "unsafe_file" || !strings.Contains(doc.Error.Message, why)) {
+			t.Fatalf("%s: %s", f, b)
+		}
+	}
+	fi, err := os.Stat(spoolDir)
+	if err != nil || fi.Mode().Perm() != 0o770 {
+		t.Fatalf("spool folder mode %v %v, want 0770 (spool.mode)", fi.Mode(), err)
+	}
+	p.stop()
+	j := a.openJournal(t)
+	d := sha256.Sum256([]byte(secret))
+	exports := 0
+	if err := j.Records(t.Context(), 0, j.Size(), func(seq uint64, raw []byte) error {
+		if strings.Contains(string(raw), hex.EncodeToString(d[:])) {
+			t.Errorf("record %d names the link target's digest: %s", seq, raw)
+		}
+		if r, err := bundle.ParseRecord(raw); err == nil && r.Type == bundle.TypeExport {
+			exports++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if exports != 1 {
+		t.Fatalf("%d exports journaled, want the good file only", exports)
 	}
 }
