@@ -89,8 +89,7 @@ const csv, csv2 = "month,total\n2024-05,20\n", "month,total\n2024-06,99\n"
 // a 200 duplicate.
 func TestIngestScopedIDsE2E(t *testing.T) {
 	r0 := newIngestRig(t)
-	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
-	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+	a, p, postCSV, receipt, refusal := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal
 
 	// Scoped ids.
 	n8nRc := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
@@ -136,8 +135,7 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 // an auditor reads any principal's, naming it when the id is ambiguous.
 func TestIngestScopedReadsE2E(t *testing.T) {
 	r0 := newIngestRig(t)
-	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
-	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+	postCSV, receipt, refusal, get := r0.postCSV, r0.receipt, r0.refusal, r0.get
 	receipt(postCSV(tokN8N, "only-n8n", "monthly-report", csv), 201)
 	foreign, unknown := get(tokAppsmith, "only-n8n"), get(tokAppsmith, "only-xyz")
 	if foreign.status != 404 || foreign.status != unknown.status ||
@@ -170,8 +168,7 @@ func TestIngestScopedReadsE2E(t *testing.T) {
 // only.
 func TestIngestRefusedVisibleE2E(t *testing.T) {
 	r0 := newIngestRig(t)
-	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
-	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+	postCSV, refusal, get := r0.postCSV, r0.refusal, r0.get
 	bad := refusal(postCSV(tokN8N, "inv-bad", "invoices-daily", `{"invoice_no":"nope"}`), 422, "schema_violation")
 	var info agent.ExportInfo
 	if r := get(tokN8N, "inv-bad"); r.status != 200 || json.Unmarshal(r.body, &info) != nil ||
@@ -190,8 +187,7 @@ func TestIngestRefusedVisibleE2E(t *testing.T) {
 // text, not the text: a bounded record whatever was sent.
 func TestIngestUnauthenticatedDigestsE2E(t *testing.T) {
 	r0 := newIngestRig(t)
-	a, p, postCSV, receipt, refusal, get := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal, r0.get
-	_, _, _, _, _, _ = a, p, postCSV, receipt, refusal, get
+	a, p, refusal := r0.a, r0.p, r0.refusal
 	// An unauthenticated call journals digests of its headers, not
 	// their text.
 	junkWF, junkApp, junkID := strings.Repeat("W", 1000), strings.Repeat("A", 1000), "id-"+strings.Repeat("I", 120)
