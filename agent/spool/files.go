@@ -83,8 +83,8 @@ func (w *Watcher) finish(dirfd int, name, sub, id string, result []byte, check s
 	// A receipt left by an attempt that crashed before the move is the
 	// original one: keep it. An error file is replaced by the latest.
 	if !reuse || suffix == ErrorSuffix {
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, slot+suffix), result, 0o640); err != nil {
-			return fmt.Errorf("spool: %w", err)
+		if err := writeAt(subfd, slot+suffix, result, 0o640); err != nil {
+			return err
 		}
 	}
 	if err := moveChecked(dirfd, name, subfd, slot, check.data); err != nil {

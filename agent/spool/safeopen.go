@@ -268,3 +268,42 @@ func LookupGroup(g string) (int, error) {
 	}
 	return n, nil
 }
+
+// writeAt writes a result file durably in the directory dirfd: a fresh
+// temp file (O_EXCL, O_NOFOLLOW), fsync, renameat over name, fsync of the
+// directory. Relative to the descriptor, so a done/ or rejected/ swapped
+// for a link after it was opened is never written through.
+func writeAt(dirfd int, name string, data []byte, perm uint32) error {
+	tmp := "." + name + ".tmp-" + strconv.FormatUint(uint64(os.Getpid()), 10)
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if errors.Is(err, unix.EEXIST) { // left by a crash
+		if err = unix.Unlinkat(dirfd, tmp, 0); err == nil {
+			fd, err = unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("spool: create %s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(fs.FileMode(perm))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(dirfd, tmp, dirfd, name)
+	}
+	if err != nil {
+		_ = unix.Unlinkat(dirfd, tmp, 0)
+		return fmt.Errorf("spool: write %s: %w", name, err)
+	}
+	if err := unix.Fsync(dirfd); err != nil {
+		return fmt.Errorf("spool: sync after %s: %w", name, err)
+	}
+	return nil
+}

@@ -256,3 +256,32 @@ func TestSpoolModeAndGroup(t *testing.T) {
 		t.Fatalf("spool folder as a symlink: %v", err)
 	}
 }
+
+// A done/ swapped for a symbolic link is never written through: the pair
+// stays in the spool folder and the link's target stays empty.
+func TestSpoolDoneSwappedForLink(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	w := newWatcher(t, spoolDir, newFake())
+	elsewhere := filepath.Join(dir, "elsewhere")
+	if err := os.Mkdir(elsewhere, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(spoolDir, DoneDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(spoolDir, DoneDir)); err != nil {
+		t.Fatal(err)
+	}
+	writePair(t, spoolDir, "inv.json", `{"no":"INV-1"}`, goodMeta)
+	scan(t, w)
+	if _, err := w.Scan(t.Context()); err == nil || !strings.Contains(err.Error(), "open folder done") {
+		t.Fatalf("scan with done/ a link: %v", err)
+	}
+	if ents, err := os.ReadDir(elsewhere); err != nil || len(ents) != 0 {
+		t.Fatalf("written through the link: %v %v", ents, err)
+	}
+	if _, err := os.Lstat(filepath.Join(spoolDir, "inv.json")); err != nil {
+		t.Fatalf("pair moved: %v", err)
+	}
+}
