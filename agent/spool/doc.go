@@ -33,7 +33,9 @@
 // with exactly one link whose device, inode, size and mtime are those the
 // poll saw; the bytes journaled are read from that descriptor, and the
 // pair is moved with renameat, checking that the inode moved is the one
-// read (*SwappedError otherwise). A pair whose data file or sidecar is a
+// read (*SwappedError otherwise); result files are written relative to
+// the descriptor of done/ or rejected/, opened O_NOFOLLOW, so a subfolder
+// swapped for a link is never written through. A pair whose data file or sidecar is a
 // symbolic link, a hard link, a FIFO, a socket, a device or a directory
 // is refused unread (*UnsafeFileError, code unsafe_file, journaled as
 // export.rejected without a digest) and the entry itself, never its
