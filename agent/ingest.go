@@ -26,9 +26,11 @@ const (
 // IngestRequest is one export as a caller hands it over: the API, the spool
 // folder or a test.
 type IngestRequest struct {
-	// ID is the client's export id; empty: the core generates one (128
-	// random bits, hex). A repeated id is never journaled twice: the repeat
-	// is answered with the original receipt (Duplicate set).
+	// ID is the client's export id, scoped by principal (see ExportKey);
+	// empty: the core generates one (128 random bits, hex). A repeated id
+	// is never journaled twice: with the same workflow and payload the
+	// repeat is answered with the original receipt (Duplicate set), else
+	// refused as an *IDConflictError.
 	ID             string
 	Workflow       string
 	App            string
@@ -67,7 +69,8 @@ func (e *ForbiddenError) Error() string {
 }
 
 // RejectedError is an export refused and journaled as export.rejected.
-// Err is the reason: a *policy.Violation, *FieldError, *ForbiddenError or
+// Err is the reason: a *policy.Violation, *FieldError, *ForbiddenError,
+// *IDConflictError or
 // whatever error the caller passed to Reject (errors.As sees through).
 type RejectedError struct {
 	ExportID string
@@ -82,9 +85,6 @@ func (e *RejectedError) Error() string {
 
 func (e *RejectedError) Unwrap() error { return e.Err }
 
-// ExportKey is the journal's unique key of an export id.
-func ExportKey(id string) []byte { return []byte("export/" + id) }
-
 // NewExportID returns a fresh export id: 128 random bits in hex.
 func NewExportID() string {
 	var b [16]byte
@@ -97,8 +97,10 @@ func NewExportID() string {
 // refused export is journaled as export.rejected (without its payload)
 // and answered with a *RejectedError wrapping the reason: *ForbiddenError
 // (the principal is no exporter), *FieldError (bad metadata) or
-// *policy.Violation. A repeated export id answers the original receipt
-// with Duplicate set and journals nothing. Other errors come from the
+// *policy.Violation. An export id the principal used before answers the
+// original receipt with Duplicate set and journals nothing when the
+// workflow and payload digest are the same, and is refused with an
+// *IDConflictError (journaled) when not. Other errors come from the
 // journal (*store.BusyError, *store.SpaceError when the disk is nearly
 // full, ENOSPC, ...); then nothing was journaled.
 func (c *Core) Ingest(ctx context.Context, p *config.Principal, via string, req IngestRequest) (ExportReceipt, error) {
@@ -115,6 +117,12 @@ func (c *Core) Ingest(ctx context.Context, p *config.Principal, via string, req 
 // Rejected lines are journaled with the others. An error is for the whole
 // batch: nothing, or when it split, only earlier parts were journaled;
 // retrying with the same ids is safe.
+//
+// Export ids are scoped by principal (see ExportKey): a repeat of an id
+// by its principal with the same workflow and payload digest is answered
+// with the original receipt (Duplicate set); with another workflow or
+// payload it is refused with an *IDConflictError and journaled as
+// export.rejected. Another principal's ids are never seen.
 func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string, lines []BatchLine) ([]BatchResult, error) {
 	pol := c.opts.Policy
 	if pol == nil {
@@ -139,6 +147,8 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 	plan := make([]pending, len(lines))
 	entries := make([]store.Entry, 0, len(lines))
 	firstLine := map[string]int{} // accepted ids in this batch
+	refused := map[string]bool{}  // refusal keys taken in this batch
+	answered := make([]bool, len(lines))
 	for i, l := range lines {
 		pl := &plan[i]
 		pl.entry, pl.sameAs = -1, -1
@@ -163,20 +173,41 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 				MediaType: req.MediaType, Size: int64(len(req.Data)), Data: req.Data,
 			})
 		}
+		d := sha256.Sum256(req.Data)
+		pl.digest = bundle.FormatHash(d)
+		if cause == nil {
+			if k, ok := firstLine[pl.id]; ok {
+				first := original{principal: p.Name, workflow: lines[k].Req.Workflow, digest: plan[k].digest}
+				if cause = first.conflict(pl.id, req.Workflow, pl.digest); cause == nil {
+					pl.sameAs = k
+					continue
+				}
+			}
+		}
+		if cause == nil {
+			// An id journaled before ids were scoped stays its principal's.
+			o, ok, err := c.legacyExport(pl.id)
+			if err != nil {
+				return nil, err
+			}
+			if ok && o.principal == p.Name {
+				if cause = o.conflict(pl.id, req.Workflow, pl.digest); cause == nil {
+					out[i].Receipt, out[i].Err = c.originalReceipt(o.seq)
+					answered[i] = true
+					firstLine[pl.id] = i
+					continue
+				}
+			}
+		}
 		if cause != nil {
 			pl.rejected = cause
 			pl.entry = len(entries)
-			entries = append(entries, c.rejectEntry(actor, pl.id, req, cause))
-			continue
-		}
-		if k, ok := firstLine[pl.id]; ok {
-			pl.sameAs = k
+			entries = append(entries, c.rejectEntry(actor, pl.id, req, cause, c.refusedKey(actor, pl.id, refused)))
 			continue
 		}
 		firstLine[pl.id] = i
-		e, body := c.exportEntry(actor, pl.id, req)
-		pl.entry, pl.digest = len(entries), body.Payload.Digest
-		entries = append(entries, e)
+		pl.entry = len(entries)
+		entries = append(entries, c.exportEntry(actor, p.Name, pl.id, req, d))
 	}
 
 	res, perEntry, err := c.appendSplit(ctx, entries)
@@ -188,6 +219,10 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 			c.cache.add(res[k], entries[k].Payloads)
 		}
 	}
+	// late are lines refused only once the journal answered: an id whose
+	// key proved taken with other data, or a refusal whose key another
+	// request took first; they are journaled in a second commit.
+	var late []int
 	var last uint64
 	for i := range lines {
 		pl := &plan[i]
@@ -199,25 +234,49 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 			eerr = perEntry[pl.entry]
 		}
 		a := res[pl.entry]
+		var dup *store.DuplicateError
 		switch {
-		case eerr != nil:
-			var dup *store.DuplicateError
-			if pl.rejected == nil && errors.As(eerr, &dup) {
+		case eerr != nil && errors.As(eerr, &dup) && pl.rejected == nil:
+			o, err := c.readOriginal(dup.Seq)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			if pl.rejected = o.conflict(pl.id, lines[i].Req.Workflow, pl.digest); pl.rejected == nil {
 				out[i].Receipt, out[i].Err = c.originalReceipt(dup.Seq)
 				continue
 			}
+			late = append(late, i)
+		case eerr != nil && errors.As(eerr, &dup):
+			late = append(late, i) // the refusal key was taken: journal it without
+		case eerr != nil:
 			out[i].Err = fmt.Errorf("agent: journal export %s: %w", pl.id, eerr)
 		case pl.rejected != nil:
 			out[i].Err = &RejectedError{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: pl.rejected}
 			c.obs.ExportRejected(RejectReason(pl.rejected))
+			last = max(last, a.Size)
 		default:
 			out[i].Receipt = ExportReceipt{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: pl.digest}
 			c.obs.ExportAccepted()
+			last = max(last, a.Size)
 		}
-		last = max(last, a.Size)
+	}
+	if len(late) > 0 {
+		rejs := make([]rejection, len(late))
+		for k, i := range late {
+			rejs[k] = rejection{id: plan[i].id, req: lines[i].Req, cause: plan[i].rejected}
+		}
+		errs, size, err := c.journalRejections(ctx, actor, rejs, refused)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range late {
+			out[i].Err = errs[k]
+		}
+		last = max(last, size)
 	}
 	for i := range lines {
-		if k := plan[i].sameAs; k >= 0 {
+		if k := plan[i].sameAs; k >= 0 && !answered[i] {
 			out[i] = out[k]
 			if out[i].Err == nil {
 				out[i].Receipt.Duplicate = true
@@ -232,7 +291,9 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 
 // Reject journals an export.rejected record for an attempt refused before
 // it reached the policy (no valid token, a body that does not decode) and
-// returns a *RejectedError wrapping cause, or the journal's error.
+// returns a *RejectedError wrapping cause, or the journal's error. The
+// first refusal of an id a principal sent can be looked up by that
+// principal (ExportStatus answers StatusRefused).
 func (c *Core) Reject(ctx context.Context, actor bundle.Actor, req IngestRequest, cause error) error {
 	if c.opts.Policy == nil {
 		return &ConfigError{Key: "policy", Reason: "the core has no policy; ingest needs one"}
@@ -241,19 +302,19 @@ func (c *Core) Reject(ctx context.Context, actor bundle.Actor, req IngestRequest
 	if id == "" || checkID(id) != nil {
 		id = NewExportID()
 	}
-	a, err := c.j.Append(ctx, c.rejectEntry(actor, id, req, cause))
+	errs, size, err := c.journalRejections(ctx, actor, []rejection{{id: id, req: req, cause: cause}}, nil)
 	if err != nil {
-		return fmt.Errorf("agent: journal rejection: %w", err)
+		return err
 	}
-	c.cache.add(a, nil)
-	c.maybeWake(a.Size)
-	c.obs.ExportRejected(RejectReason(cause))
-	return &RejectedError{ExportID: id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: cause}
+	if size > 0 {
+		c.maybeWake(size)
+	}
+	return errs[0]
 }
 
 // exportEntry builds the journal entry of an accepted export, keyed by its
 // id so it is journaled at most once.
-func (c *Core) exportEntry(actor bundle.Actor, id string, req IngestRequest) (store.Entry, bundle.ExportBody) {
+func (c *Core) exportEntry(actor bundle.Actor, principal, id string, req IngestRequest, d [32]byte) store.Entry {
 	pol := c.opts.Policy
 	wf, _ := pol.Workflow(req.Workflow)
 	if req.Schema == "" {
@@ -262,7 +323,6 @@ func (c *Core) exportEntry(actor bundle.Actor, id string, req IngestRequest) (st
 	if req.Retention == "" {
 		req.Retention = wf.Retention
 	}
-	d := sha256.Sum256(req.Data)
 	body := bundle.ExportBody{
 		ExportID: id, App: req.App, Workflow: req.Workflow, Purpose: req.Purpose,
 		Schema: req.Schema, Classification: req.Classification, Retention: req.Retention,
@@ -270,14 +330,14 @@ func (c *Core) exportEntry(actor bundle.Actor, id string, req IngestRequest) (st
 		Payload: bundle.PayloadRef{Digest: bundle.FormatHash(d), Size: int64(len(req.Data)), MediaType: req.MediaType, Canonicalization: "none"},
 	}
 	e := c.entry(bundle.TypeExport, actor, body)
-	e.Key = ExportKey(id)
+	e.Key = ExportKey(principal, id)
 	e.Payloads = []store.Payload{{Digest: d, Data: req.Data}}
-	return e, body
+	return e
 }
 
 // rejectEntry builds the export.rejected entry: who (actor), what (id,
 // app, workflow, payload digest), why (cause). No payload is kept.
-func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cause error) store.Entry {
+func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cause error, key []byte) store.Entry {
 	body := bundle.RejectedBody{
 		ExportID: clip(id, MaxExportIDLen*2),
 		App:      clip(req.App, MaxFieldLen),
@@ -288,7 +348,9 @@ func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cau
 	if len(req.Data) > 0 {
 		body.Digest = bundle.FormatHash(sha256.Sum256(req.Data))
 	}
-	return c.entry(bundle.TypeExportRejected, actor, body)
+	e := c.entry(bundle.TypeExportRejected, actor, body)
+	e.Key = key
+	return e
 }
 
 // entry builds a record entry whose time is taken when it is built, in

@@ -252,19 +252,19 @@ func TestExportStatusAndProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := r.core.ExportStatus(ctx, "s1")
+	info, err := r.core.ExportStatus(ctx, "n8n-prod", "s1")
 	if err != nil || info.Status != StatusJournaled || info.Seq != rc.Seq || info.Leaf != rc.Leaf {
 		t.Fatalf("before seal: %+v, %v", info, err)
 	}
 	var nf *NotFoundError
-	if _, err := r.core.ExportStatus(ctx, "nope"); !errors.As(err, &nf) {
+	if _, err := r.core.ExportStatus(ctx, "n8n-prod", "nope"); !errors.As(err, &nf) {
 		t.Fatalf("unknown id: %v", err)
 	}
 	if _, err := r.core.Checkpoint(); !errors.As(err, &nf) {
 		t.Fatalf("checkpoint before a seal: %v", err)
 	}
 	res, _ := r.seal()
-	info, err = r.core.ExportStatus(ctx, "s1")
+	info, err = r.core.ExportStatus(ctx, "n8n-prod", "s1")
 	if err != nil || info.Status != StatusSealed || info.Bundle != res.ID || info.Checkpoint == nil {
 		t.Fatalf("after seal: %+v, %v", info, err)
 	}

@@ -50,7 +50,7 @@ func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), withQuota)
 	status := func(id string) *ExportInfo {
 		t.Helper()
-		info, err := r.core.ExportStatus(ctx, id)
+		info, err := r.core.ExportStatus(ctx, n8n.Name, id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,6 +25,10 @@ const (
 	// StatusArchived: the archive's verified receipt for its bundle is
 	// journaled (a `delivery.receipt` record; durable).
 	StatusArchived = "archived"
+	// StatusRefused: the export was refused and journaled as
+	// export.rejected (ExportInfo.Reason says why); Checkpoint, Proof
+	// and Bundle locate that record once sealed.
+	StatusRefused = "refused"
 )
 
 // TPM states reported by Status.
@@ -56,8 +60,13 @@ type CheckpointInfo struct {
 
 // ExportInfo is what ExportStatus knows of an export.
 type ExportInfo struct {
-	ID     string          `json:"id"`
-	Status string          `json:"status"` // StatusJournaled, StatusSealed, StatusSent or StatusArchived
+	ID string `json:"id"`
+	// Principal sent the export (export ids are scoped by principal).
+	Principal string `json:"principal"`
+	Status    string `json:"status"` // StatusJournaled, StatusSealed, StatusSent, StatusArchived or StatusRefused
+	// Reason is why the export was refused (StatusRefused only), as
+	// journaled in its export.rejected record.
+	Reason string          `json:"reason,omitempty"`
 	Seq    uint64          `json:"seq"`
 	Leaf   string          `json:"leaf"`
 	Record json.RawMessage `json:"record"` // the record's canonical bytes
@@ -127,15 +136,24 @@ func (c *Core) Checkpoint() (*CheckpointInfo, error) {
 	return &CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: bundle.FormatHash(cp.Root), Text: string(note)}, nil
 }
 
-// ExportStatus reports an export journaled by Ingest: its record, whether
-// a checkpoint covers it and, if so, its inclusion proof against the
-// latest checkpoint and the bundle that sealed it. *NotFoundError when no
-// export has that id (rejected attempts have no status).
-func (c *Core) ExportStatus(ctx context.Context, id string) (*ExportInfo, error) {
+// ExportStatus reports an export the named principal sent: its record,
+// whether a checkpoint covers it and, if so, its inclusion proof against
+// the latest checkpoint and the bundle that sealed it. An id the principal
+// sent that was refused reports StatusRefused with the journaled reason
+// (its first refusal, unless the id was accepted later). *NotFoundError
+// when the principal sent no export with that id: another principal's id
+// is answered exactly like an unknown one.
+func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportInfo, error) {
 	if checkID(id) != nil {
 		return nil, &NotFoundError{What: "export", ID: id}
 	}
-	seq, err := c.j.Lookup(ExportKey(id))
+	var reason string
+	seq, err := c.lookupExport(principal, id)
+	if errors.Is(err, store.ErrNotFound) {
+		var rf refusal
+		rf, err = c.lookupRefused(principal, id)
+		seq, reason = rf.seq, rf.reason
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &NotFoundError{What: "export", ID: id}
 	}
@@ -146,7 +164,10 @@ func (c *Core) ExportStatus(ctx context.Context, id string) (*ExportInfo, error)
 	if err != nil {
 		return nil, fmt.Errorf("agent: export %s: %w", id, err)
 	}
-	info := &ExportInfo{ID: id, Status: StatusJournaled, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)), Record: rec}
+	info := &ExportInfo{ID: id, Principal: principal, Status: StatusJournaled, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)), Record: rec}
+	if reason != "" {
+		info.Status, info.Reason = StatusRefused, reason
+	}
 	cp, err := c.Checkpoint()
 	var nf *NotFoundError
 	if errors.As(err, &nf) || (err == nil && cp.Size <= seq) {
@@ -159,7 +180,10 @@ func (c *Core) ExportStatus(ctx context.Context, id string) (*ExportInfo, error)
 	if err != nil {
 		return nil, fmt.Errorf("agent: export %s: proof: %w", id, err)
 	}
-	info.Status, info.Checkpoint = StatusSealed, cp
+	info.Checkpoint = cp
+	if reason == "" {
+		info.Status = StatusSealed
+	}
 	for _, h := range proof {
 		info.Proof = append(info.Proof, bundle.FormatHash(h))
 	}
@@ -174,6 +198,8 @@ func (c *Core) ExportStatus(ctx context.Context, id string) (*ExportInfo, error)
 		return nil, fmt.Errorf("agent: export %s: delivery: %w", id, err)
 	}
 	switch {
+	case reason != "":
+		info.Delivery = d // a refusal stays refused, sealed or not
 	case d != nil:
 		info.Status, info.Delivery = StatusArchived, d
 	case c.isSent(info.Bundle):

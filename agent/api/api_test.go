@@ -77,7 +77,7 @@ func (f *fakeCore) Reject(_ context.Context, _ bundle.Actor, _ agent.IngestReque
 	return &agent.RejectedError{ExportID: "r", Seq: uint64(len(f.rejected)), Err: cause}
 }
 
-func (f *fakeCore) ExportStatus(_ context.Context, id string) (*agent.ExportInfo, error) {
+func (f *fakeCore) ExportStatus(_ context.Context, _, id string) (*agent.ExportInfo, error) {
 	return nil, &agent.NotFoundError{What: "export", ID: id}
 }
 func (f *fakeCore) Checkpoint() (*agent.CheckpointInfo, error) {

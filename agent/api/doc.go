@@ -4,9 +4,9 @@
 //
 // # Endpoints
 //
-//	POST /v1/exports         one export (exporter)                       201, 200 on a repeated id
+//	POST /v1/exports         one export (exporter)                       201, 200 on a repeat, 409 on a conflict
 //	POST /v1/exports:batch   NDJSON, one export per line (exporter)      200, per-line NDJSON answers
-//	GET  /v1/exports/{id}    status, record, inclusion proof (auditor, exporter)
+//	GET  /v1/exports/{id}    status, record, inclusion proof (exporter: its own; auditor)
 //	GET  /v1/checkpoint      the latest checkpoint (any principal)
 //	GET  /v1/status          journal, last seal, outbox, TPM (operator, auditor)
 //	POST /v1/seal            seal now (operator)
@@ -33,9 +33,26 @@
 // Edgeseal-Retention, Edgeseal-Destination.
 //
 // The answer, once the record is durable, is 201 with the receipt
-// {"exportId","seq","leaf","journalSize","digest"}; an id journaled before
-// answers 200 with the original receipt and "duplicate": true. A repeated
-// id is never journaled twice.
+// {"exportId","seq","leaf","journalSize","digest"}.
+//
+// # Export ids
+//
+// Export ids are scoped by principal: each principal has its own id space
+// and never sees another's exports. An id the principal journaled before
+// answers 200 with the original receipt and "duplicate": true when the
+// workflow and the payload digest are the same (it is never journaled
+// twice), and 409 id_conflict, journaled as export.rejected, when either
+// differs (the message names what differs, nothing of the original).
+//
+// GET /v1/exports/{id} answers an export the caller's principal sent; an
+// id it did not send answers 404 exactly like an unknown one, so reads
+// tell nothing of other principals. An auditor may name the principal
+// with ?principal=NAME; without it every principal of the config is
+// searched and an id more than one used answers 409 ambiguous_id. The
+// answer is agent.ExportInfo: "principal", "status" (journaled, sealed,
+// sent, archived, or refused with "reason": the first refusal of an id,
+// shown to its sender only), the record and, once sealed, the checkpoint,
+// inclusion proof and bundle.
 //
 // # Batch
 //
@@ -62,12 +79,21 @@
 // WWW-Authenticate: Bearer); 403 a role that may not; 404 unknown export;
 // 413 over api.max_body or max_batch_lines; 415 wrong Content-Type; 422 a
 // policy violation, code = the policy rule (unknown_workflow,
-// schema_violation, classification_not_allowed, too_large, ...); 503 with
-// Retry-After when the journal is busy, the disk nearly full or the agent
-// is starting or stopping; 507 when a write failed for lack of space; 500
-// otherwise (the cause is logged, not shown). 409 is never used.
+// schema_violation, classification_not_allowed, too_large, ...); 409
+// id_conflict or ambiguous_id (above); 503 with Retry-After when the
+// journal is busy, the disk nearly full or the agent is starting or
+// stopping; 507 when a write failed for lack of space; 500 otherwise (the
+// cause is logged, not shown).
 //
 // Every refused export attempt is journaled as export.rejected with who,
-// what and why and no payload: unauthenticated attempts too, at most
-// UnauthenticatedPerSecond of them a second (more are only logged).
+// what and why and no payload. Unauthenticated attempts too, but their
+// header text is never journaled: the record holds "sha256:" digests of
+// Edgeseal-Workflow and Edgeseal-App and, in its reason, of Edgeseal-Id,
+// so its size does not depend on what was sent. At most
+// UnauthenticatedPerSecond of them are journaled a second and
+// Options.UnauthenticatedPerDay (DefaultUnauthenticatedPerDay) a UTC day;
+// when the day's cap is reached one more record says so (*DailyCapError),
+// and the refusals after it that day are only logged and counted
+// (Options.Unjournaled; the daemon's metric
+// edgeseal_agent_unauthenticated_unjournaled_total).
 package api

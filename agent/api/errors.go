@@ -27,6 +27,8 @@ const (
 	CodeTooManyLines     = "too_many_lines"
 	CodeCommitTooLarge   = "commit_too_large"
 	CodeNotFound         = "not_found"
+	CodeIDConflict       = "id_conflict"
+	CodeAmbiguousID      = "ambiguous_id"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeBusy             = "busy"
 	CodeDiskNearlyFull   = "disk_nearly_full"
@@ -93,6 +95,7 @@ func classify(err error) answer {
 		tl  *store.TooLargeError
 		pe  *tpm.PCRMismatchError
 		rej *agent.RejectedError
+		ic  *agent.IDConflictError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -103,6 +106,10 @@ func classify(err error) answer {
 		a = answer{status: http.StatusUnprocessableEntity, info: ErrorInfo{Code: string(ve.Rule), Field: ve.Field, Message: ve.Message}}
 	case errors.As(err, &fe):
 		a = answer{status: http.StatusBadRequest, info: ErrorInfo{Code: CodeBadField, Field: fe.Field, Message: fe.Reason}}
+	case errors.As(err, &ic):
+		a = answer{status: http.StatusConflict, info: ErrorInfo{Code: CodeIDConflict, Field: "id",
+			Message: "export id " + ic.ExportID + " was already used by this principal with a different " + ic.Differs +
+				"; a repeat must send the same workflow and payload, a new export needs a new id"}}
 	case errors.As(err, &nf):
 		a = answer{status: http.StatusNotFound, info: ErrorInfo{Code: CodeNotFound, Message: nf.Error()}}
 	case errors.As(err, &be):

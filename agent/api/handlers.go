@@ -10,7 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"time"
+	"strings"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
@@ -18,21 +18,19 @@ import (
 )
 
 // exportPrincipal authenticates an export call. A refusal (401) is
-// journaled as export.rejected (rate-limited) and answered; ok is false.
+// journaled as export.rejected (within the caps of unauthenticated) and
+// answered; ok is false.
 func (s *Server) exportPrincipal(w http.ResponseWriter, r *http.Request, c Core) (*config.Principal, bool) {
 	p, err := s.authenticate(r)
 	if err == nil {
 		return p, true
 	}
-	if s.unauthN.allow(time.Now()) {
-		actor := bundle.Actor{Kind: "anonymous", ID: "unauthenticated", Via: s.opts.Via}
-		if jerr := c.Reject(r.Context(), actor, partialFromHeaders(r.Header), err); jerr != nil {
-			err = jerr
-		}
-	} else {
-		s.log.Warn("unauthenticated export attempt not journaled (rate limit)", "remote", r.RemoteAddr)
+	var ae *Error
+	if !errors.As(err, &ae) {
+		s.writeError(w, r, err)
+		return nil, false
 	}
-	s.writeError(w, r, err)
+	s.unauthenticated(w, r, c, ae)
 	return nil, false
 }
 
@@ -208,14 +206,58 @@ func (s *Server) readBatch(body io.Reader) ([]agent.BatchLine, error) {
 	return lines, nil
 }
 
-// GET /v1/exports/{id}
-func (s *Server) getExport(w http.ResponseWriter, r *http.Request, c Core, _ *config.Principal) {
-	info, err := c.ExportStatus(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.writeError(w, r, err)
+// GET /v1/exports/{id}[?principal=NAME]: an export the caller's
+// principal sent. An auditor may name any principal, or none: then every
+// principal of the config is searched and an id more than one of them
+// used answers 409 ambiguous_id. Only the sender sees its refused
+// exports. An id the principal did not send, or a principal an exporter
+// may not read, answers 404 exactly like an unknown id.
+func (s *Server) getExport(w http.ResponseWriter, r *http.Request, c Core, p *config.Principal) {
+	id := r.PathValue("id")
+	notFound := &agent.NotFoundError{What: "export", ID: id}
+	owners := []string{p.Name}
+	switch q := r.URL.Query().Get("principal"); {
+	case q == p.Name:
+	case q != "" && !p.Has(config.RoleAuditor):
+		s.writeError(w, r, notFound)
 		return
+	case q != "":
+		owners = []string{q}
+	case p.Has(config.RoleAuditor):
+		for _, o := range s.opts.Principals {
+			if o.Name != p.Name {
+				owners = append(owners, o.Name)
+			}
+		}
 	}
-	writeJSON(w, http.StatusOK, info)
+	var found []*agent.ExportInfo
+	for _, o := range owners {
+		info, err := c.ExportStatus(r.Context(), o, id)
+		var nf *agent.NotFoundError
+		switch {
+		case errors.As(err, &nf):
+		case err != nil:
+			s.writeError(w, r, err)
+			return
+		case info.Status == agent.StatusRefused && o != p.Name:
+			// refusals are shown to their sender only
+		default:
+			found = append(found, info)
+		}
+	}
+	switch len(found) {
+	case 0:
+		s.writeError(w, r, notFound)
+	case 1:
+		writeJSON(w, http.StatusOK, found[0])
+	default:
+		names := make([]string, len(found))
+		for i, f := range found {
+			names[i] = f.Principal
+		}
+		s.writeError(w, r, &Error{Status: http.StatusConflict, Code: CodeAmbiguousID,
+			Msg: fmt.Sprintf("principals %s each sent an export with this id; name one with ?principal=", strings.Join(names, ", "))})
+	}
 }
 
 // GET /v1/checkpoint

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +20,7 @@ type Core interface {
 	Ingest(ctx context.Context, p *config.Principal, via string, req agent.IngestRequest) (agent.ExportReceipt, error)
 	IngestBatch(ctx context.Context, p *config.Principal, via string, lines []agent.BatchLine) ([]agent.BatchResult, error)
 	Reject(ctx context.Context, actor bundle.Actor, req agent.IngestRequest, cause error) error
-	ExportStatus(ctx context.Context, id string) (*agent.ExportInfo, error)
+	ExportStatus(ctx context.Context, principal, id string) (*agent.ExportInfo, error)
 	Checkpoint() (*agent.CheckpointInfo, error)
 	Status(ctx context.Context) (*agent.Status, error)
 	Seal(ctx context.Context) (*agent.SealResult, error)
@@ -32,10 +31,6 @@ const (
 	DefaultMaxBody       = 32 << 20
 	DefaultMaxBatchLines = 10000
 	DefaultMaxBatches    = 2
-	// UnauthenticatedPerSecond bounds the export.rejected records journaled
-	// for calls without a valid token, so nobody without a token can fill
-	// the journal; refusals beyond it are logged only.
-	UnauthenticatedPerSecond = 10
 )
 
 // Options configure a Server.
@@ -51,6 +46,16 @@ type Options struct {
 	Logger     *slog.Logger
 	// Via is recorded as the actor's channel; default "api".
 	Via string
+	// UnauthenticatedPerDay caps the export.rejected records journaled
+	// for export calls without a valid token in one UTC day;
+	// DefaultUnauthenticatedPerDay when 0.
+	UnauthenticatedPerDay int
+	// Now is the clock of the unauthenticated caps; time.Now when nil.
+	Now func() time.Time
+	// Unjournaled, when set, is called for each unauthenticated refusal
+	// not journaled because a cap was reached (the daemon counts them in
+	// a metric).
+	Unjournaled func()
 }
 
 // Server is the HTTP API. Create it with New, hand it the core with
@@ -83,7 +88,14 @@ func New(opts Options) *Server {
 	if opts.MaxBatches <= 0 {
 		opts.MaxBatches = DefaultMaxBatches
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.UnauthenticatedPerDay <= 0 {
+		opts.UnauthenticatedPerDay = DefaultUnauthenticatedPerDay
+	}
 	s := &Server{opts: opts, log: logger(opts.Logger), mux: http.NewServeMux(), batches: make(chan struct{}, opts.MaxBatches)}
+	s.unauthN.perDay = opts.UnauthenticatedPerDay
 	s.routes()
 	s.srv = &http.Server{
 		Handler:           s.mux,
@@ -219,21 +231,4 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
-}
-
-// unauthLimiter is a one-second window counter for journaled 401s.
-type unauthLimiter struct {
-	mu     sync.Mutex
-	window int64
-	n      int
-}
-
-func (l *unauthLimiter) allow(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if sec := now.Unix(); sec != l.window {
-		l.window, l.n = sec, 0
-	}
-	l.n++
-	return l.n <= UnauthenticatedPerSecond
 }

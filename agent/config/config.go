@@ -128,6 +128,15 @@ type Spool struct {
 	// the spool folder are ingested as: whoever can write the folder acts
 	// as it. Required when Dir is set.
 	Principal string `yaml:"principal"`
+	// Mode, when set, is applied to the spool folder at start:
+	// permission bits, the owner (the agent) rwx, never world-writable.
+	// Unset leaves an existing folder as it is (a new one is 0750).
+	Mode fs.FileMode `yaml:"mode"`
+	// Group, when set, is the group (name or numeric id) the spool folder
+	// is given at start (with the setgid bit when Mode is set), so the
+	// tools of that group can drop files: e.g. mode 0770, group
+	// edgeseal-spool.
+	Group string `yaml:"group"`
 }
 
 // Sync configures delivery of sealed bundles to the archive over MQTT. An

@@ -91,6 +91,7 @@ func (c *Config) validate() []*Error {
 		bad("spool.poll", "must be at least %s, got %s", MinSpoolPoll, c.Spool.Poll)
 	}
 	if c.Spool.Dir != "" {
+		c.validateSpoolAccess(bad)
 		if p := c.Principals.Find(c.Spool.Principal); p == nil {
 			bad("spool.principal", "must name a principal of this config, got %.64q", c.Spool.Principal)
 		} else if !p.Has(RoleExporter) {

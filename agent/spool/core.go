@@ -57,6 +57,7 @@ func fromAgent(err error) error {
 		v   *policy.Violation
 		fe  *agent.FieldError
 		fb  *agent.ForbiddenError
+		ic  *agent.IDConflictError
 		own *RejectError
 	)
 	switch {
@@ -68,6 +69,8 @@ func fromAgent(err error) error {
 		out.Code, out.Field, out.Message = "bad_field", fe.Field, fe.Reason
 	case errors.As(re.Err, &fb):
 		out.Code = "forbidden"
+	case errors.As(re.Err, &ic):
+		out.Code, out.Field = "id_conflict", "id"
 	}
 	return out
 }

@@ -19,11 +19,29 @@
 //   - the data file and the sidecar showed the same size, mtime and ctime
 //     at two successive polls.
 //
-// Dotfiles, *.tmp and *.part files, directories, symlinks and other
-// non-regular files are ignored, so writing to "NAME.part" (or ".NAME")
-// and renaming to NAME is always safe. A sidecar is written in one go or
-// renamed in; every name ending in .meta.json is a sidecar. A pair that
-// keeps changing is left alone until it settles.
+// Dotfiles, *.tmp and *.part files are ignored, so writing to "NAME.part"
+// (or ".NAME") and renaming to NAME is always safe. A sidecar is written in
+// one go or renamed in; every name ending in .meta.json is a sidecar. A
+// pair that keeps changing is left alone until it settles.
+//
+// # Only regular files are read
+//
+// Whoever writes the folder must not make the agent read a file they
+// cannot: a symbolic or hard link to it, swapped in at any moment. Both
+// files of a pair are opened relative to the folder's descriptor with
+// O_NOFOLLOW and O_NONBLOCK, and the descriptor must be a regular file
+// with exactly one link whose device, inode, size and mtime are those the
+// poll saw; the bytes journaled are read from that descriptor, and the
+// pair is moved with renameat, checking that the inode moved is the one
+// read (*SwappedError otherwise); result files are written relative to
+// the descriptor of done/ or rejected/, opened O_NOFOLLOW, so a subfolder
+// swapped for a link is never written through. A pair whose data file or sidecar is a
+// symbolic link, a hard link, a FIFO, a socket, a device or a directory
+// is refused unread (*UnsafeFileError, code unsafe_file, journaled as
+// export.rejected without a digest) and the entry itself, never its
+// target, moves to rejected/. A regular file replaced since the poll is
+// left for the next one. [Options.Mode] and [Options.Group] (agent config
+// spool.mode and spool.group) set the folder's permissions at start.
 //
 // # Who the files are from
 //

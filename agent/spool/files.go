@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // maxSlots bounds the NAME~k suffixes tried in done/ or rejected/.
@@ -61,13 +62,20 @@ func errorFile(name, id string, rej *RejectError, now time.Time) []byte {
 }
 
 // finish writes the result file durably, then moves the pair into sub
-// (done/ or rejected/) and syncs both directories.
-func (w *Watcher) finish(name, sub, id string, result []byte) error {
+// (done/ or rejected/) with renameat relative to the spool folder's
+// descriptor dirfd and syncs both directories. When check holds what was
+// read, each moved inode must be that one (*SwappedError otherwise).
+func (w *Watcher) finish(dirfd int, name, sub, id string, result []byte, check stamp) error {
 	dir := filepath.Join(w.opts.Dir, sub)
 	suffix := ReceiptSuffix
 	if sub == RejectedDir {
 		suffix = ErrorSuffix
 	}
+	subfd, err := openDir(dirfd, sub)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(subfd)
 	slot, reuse, err := pickSlot(dir, name, id, suffix)
 	if err != nil {
 		return err
@@ -75,22 +83,21 @@ func (w *Watcher) finish(name, sub, id string, result []byte) error {
 	// A receipt left by an attempt that crashed before the move is the
 	// original one: keep it. An error file is replaced by the latest.
 	if !reuse || suffix == ErrorSuffix {
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, slot+suffix), result, 0o640); err != nil {
-			return fmt.Errorf("spool: %w", err)
+		if err := writeAt(subfd, slot+suffix, result, 0o640); err != nil {
+			return err
 		}
 	}
-	src := filepath.Join(w.opts.Dir, name)
-	if err := os.Rename(src, filepath.Join(dir, slot)); err != nil {
-		return fmt.Errorf("spool: move %s: %w", name, err)
+	if err := moveChecked(dirfd, name, subfd, slot, check.data); err != nil {
+		return err
 	}
-	if err := os.Rename(src+MetaSuffix, filepath.Join(dir, slot+MetaSuffix)); err != nil {
-		return fmt.Errorf("spool: move %s: %w", name+MetaSuffix, err)
+	if err := moveChecked(dirfd, name+MetaSuffix, subfd, slot+MetaSuffix, check.meta); err != nil {
+		return err
 	}
-	if err := fsutil.SyncDir(dir); err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if err := unix.Fsync(subfd); err != nil {
+		return fmt.Errorf("spool: sync %s: %w", dir, err)
 	}
-	if err := fsutil.SyncDir(w.opts.Dir); err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if err := unix.Fsync(dirfd); err != nil {
+		return fmt.Errorf("spool: sync %s: %w", w.opts.Dir, err)
 	}
 	return nil
 }

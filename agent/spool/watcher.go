@@ -16,10 +16,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/config"
+	"golang.org/x/sys/unix"
 )
 
 // Subfolders of the spool folder.
@@ -52,6 +52,14 @@ type Options struct {
 	MaxSize int64
 	Logger  *slog.Logger
 	Now     func() time.Time // time in result files; time.Now when nil
+	// Mode, when not 0, is set on the spool folder at start (permission
+	// bits; the owner needs rwx, others never w). 0 leaves an existing
+	// folder as it is and creates a missing one 0750.
+	Mode fs.FileMode
+	// Group, when set, is the group (name or numeric id) the spool folder
+	// is given at start: with Mode 0770 (or 2770) the tools of that
+	// group may drop files.
+	Group string
 }
 
 // ConfigError is a bad Options field.
@@ -75,8 +83,7 @@ type Watcher struct {
 
 // stamp is what a poll saw of a pair.
 type stamp struct {
-	size, mtime, ctime   int64
-	msize, mmtime, mctim int64
+	data, meta fileID
 }
 
 // New checks opts and creates the folders.
@@ -103,10 +110,8 @@ func New(opts Options) (*Watcher, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	for _, d := range []string{opts.Dir, filepath.Join(opts.Dir, DoneDir), filepath.Join(opts.Dir, RejectedDir)} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
+	if err := prepareDir(opts); err != nil {
+		return nil, err
 	}
 	return &Watcher{
 		opts: opts,
@@ -183,13 +188,16 @@ func (w *Watcher) Scan(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("spool: %w", err)
 	}
+	// Every entry is looked at, not only regular files: a symbolic link,
+	// hard link, FIFO or directory paired with a sidecar is refused (see
+	// take), never followed or read.
 	files := map[string]fs.FileInfo{}
 	for _, e := range ents {
 		name := e.Name()
-		if !e.Type().IsRegular() || ignored(name) {
+		if ignored(name) || (e.IsDir() && (name == DoneDir || name == RejectedDir)) {
 			continue
 		}
-		info, err := e.Info()
+		info, err := e.Info() // lstat
 		if err != nil {
 			continue // gone since ReadDir
 		}
@@ -244,41 +252,68 @@ func ignored(name string) bool {
 }
 
 func stampOf(data, meta fs.FileInfo) stamp {
-	s := stamp{size: data.Size(), mtime: data.ModTime().UnixNano(), msize: meta.Size(), mmtime: meta.ModTime().UnixNano()}
-	if st, ok := data.Sys().(*syscall.Stat_t); ok {
-		s.ctime = st.Ctim.Nano()
-	}
-	if st, ok := meta.Sys().(*syscall.Stat_t); ok {
-		s.mctim = st.Ctim.Nano()
-	}
-	return s
+	return stamp{data: fileIDOf(data), meta: fileIDOf(meta)}
 }
 
 // complete: the sidecar was written last, or the data file was renamed in
-// after its last write.
+// after its last write. A pair with an entry that is no regular file is
+// complete: it is refused once it is seen unchanged.
 func complete(s stamp) bool {
-	return s.mmtime >= s.mtime || s.ctime > s.mtime
+	if s.data.typ != 0 || s.meta.typ != 0 {
+		return true
+	}
+	return s.meta.mtime >= s.data.mtime || s.data.ctime > s.data.mtime
 }
 
+// beforeOpen, when set (by tests), runs in take between the poll and the
+// opening of the pair: it lets a test race the open deterministically.
+var beforeOpen func(name string)
+
 // take ingests one pair and moves it. moved is false when the files
-// changed while being read (they are left for later).
+// changed since the poll (they are left for later).
+//
+// Both files are opened relative to the folder's descriptor without
+// following a symbolic link (O_NOFOLLOW, O_NONBLOCK), checked on the
+// descriptor (a regular file with one link, the device, inode, size and
+// mtime the poll saw), read from it, and moved with renameat, checking
+// that the inode moved is the one read. An entry that is no such file is
+// refused (*UnsafeFileError) unread.
 func (w *Watcher) take(ctx context.Context, name string, s stamp) (moved, rejected bool, err error) {
-	dataPath := filepath.Join(w.opts.Dir, name)
-	metaRaw, err := readUpTo(dataPath+MetaSuffix, MaxMetaSize+1) // DecodeMeta refuses more
+	if beforeOpen != nil {
+		beforeOpen(name)
+	}
+	dirfd, err := openDir(unix.AT_FDCWD, w.opts.Dir)
 	if err != nil {
-		return false, false, nil // vanished or unreadable now: look again later
+		return false, false, err
+	}
+	defer unix.Close(dirfd)
+	var unsafe *UnsafeFileError
+	metaRaw, err := w.readEntry(dirfd, name+MetaSuffix, "sidecar", s.meta, MaxMetaSize+1, true) // DecodeMeta refuses more
+	switch {
+	case errors.As(err, &unsafe):
+	case errors.Is(err, errChanged):
+		return false, false, nil
+	case err != nil:
+		w.log.Debug("spool sidecar unreadable; looking again later", "file", name+MetaSuffix, "err", err)
+		return false, false, nil
 	}
 	var data []byte
-	if s.size <= w.opts.MaxSize {
-		data, err = readUpTo(dataPath, w.opts.MaxSize+1)
-		if err != nil {
+	if unsafe == nil {
+		data, err = w.readEntry(dirfd, name, "file", s.data, w.opts.MaxSize, false)
+		switch {
+		case errors.As(err, &unsafe):
+		case errors.Is(err, errChanged):
+			return false, false, nil
+		case err != nil:
+			w.log.Debug("spool file unreadable; looking again later", "file", name, "err", err)
 			return false, false, nil
 		}
-		if int64(len(data)) != s.size {
-			return false, false, nil // changed since the poll
-		}
 	}
-	meta, merr := DecodeMeta(metaRaw)
+	var meta Meta
+	var merr error
+	if unsafe == nil {
+		meta, merr = DecodeMeta(metaRaw)
+	}
 	req := IngestRequest{
 		ID: meta.ID, Workflow: meta.Workflow, App: meta.App, Purpose: meta.Purpose,
 		Schema: meta.Schema, Classification: meta.Classification, Retention: meta.Retention,
@@ -292,12 +327,20 @@ func (w *Watcher) take(ctx context.Context, name string, s stamp) (moved, reject
 	}
 	var cause error
 	switch {
+	case unsafe != nil:
+		cause = unsafe
 	case merr != nil:
 		cause = merr
 	case meta.Principal != w.opts.Principal.Name:
 		cause = &MetaError{Field: "principal", Reason: fmt.Sprintf("%.80q: this spool folder is trusted as %q only", meta.Principal, w.opts.Principal.Name)}
-	case s.size > w.opts.MaxSize:
-		cause = &RejectError{Code: "too_large", Field: "size", Message: fmt.Sprintf("%d bytes is over the spool limit of %d", s.size, w.opts.MaxSize)}
+	case s.data.size > w.opts.MaxSize:
+		cause = &RejectError{Code: "too_large", Field: "size", Message: fmt.Sprintf("%d bytes is over the spool limit of %d", s.data.size, w.opts.MaxSize)}
+	}
+	// What is moved must be what was read; a refused entry is moved
+	// whatever it is now.
+	check := s
+	if cause != nil {
+		check = stamp{}
 	}
 	if cause != nil {
 		rej, err := w.reject(ctx, req, cause)
@@ -305,7 +348,7 @@ func (w *Watcher) take(ctx context.Context, name string, s stamp) (moved, reject
 			return false, false, err
 		}
 		w.log.Info("spool export rejected", "file", name, "id", req.ID, "code", rej.Code, "err", rej.Message)
-		return true, true, w.finish(name, RejectedDir, req.ID, errorFile(name, req.ID, rej, w.opts.Now()))
+		return true, true, w.finish(dirfd, name, RejectedDir, req.ID, errorFile(name, req.ID, rej, w.opts.Now()), check)
 	}
 	rc, err := w.opts.Ingester.Ingest(ctx, w.opts.Principal, Via, req)
 	if err != nil {
@@ -314,17 +357,40 @@ func (w *Watcher) take(ctx context.Context, name string, s stamp) (moved, reject
 			return false, false, fmt.Errorf("spool: ingest %s: %w", name, err)
 		}
 		w.log.Info("spool export rejected", "file", name, "id", req.ID, "code", rej.Code, "err", rej.Message)
-		return true, true, w.finish(name, RejectedDir, req.ID, errorFile(name, req.ID, rej, w.opts.Now()))
+		return true, true, w.finish(dirfd, name, RejectedDir, req.ID, errorFile(name, req.ID, rej, w.opts.Now()), check)
 	}
 	w.log.Debug("spool export journaled", "file", name, "id", rc.ExportID, "seq", rc.Seq, "duplicate", rc.Duplicate)
-	return true, false, w.finish(name, DoneDir, req.ID, receiptFile(name, rc, w.opts.Now()))
+	return true, false, w.finish(dirfd, name, DoneDir, req.ID, receiptFile(name, rc, w.opts.Now()), check)
+}
+
+// readEntry opens one entry of the pair with openChecked and reads it. A
+// file larger than limit is only checked, not read, unless head is set:
+// then its first limit bytes are read.
+func (w *Watcher) readEntry(dirfd int, name, field string, saw fileID, limit int64, head bool) ([]byte, error) {
+	f, err := openChecked(dirfd, name, field, saw)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	switch {
+	case saw.size <= limit:
+		return readChecked(f, saw.size, limit)
+	case head:
+		return readChecked(f, limit, limit)
+	}
+	return nil, nil
 }
 
 // reject turns a refusal the watcher decided into a *RejectError,
 // journaled through the Ingester when it is a Rejecter.
 func (w *Watcher) reject(ctx context.Context, req IngestRequest, cause error) (*RejectError, error) {
 	rej, ok := cause.(*RejectError)
-	if !ok {
+	var unsafe *UnsafeFileError
+	switch {
+	case ok:
+	case errors.As(cause, &unsafe):
+		rej = &RejectError{Code: "unsafe_file", Field: unsafe.Field, Message: unsafe.Name + " " + unsafe.Reason + "; only regular files with one link are taken", Err: cause}
+	default:
 		rej = &RejectError{Code: "bad_meta", Message: cause.Error(), Err: cause}
 		var me *MetaError
 		if errors.As(cause, &me) {
@@ -372,14 +438,4 @@ func guessType(name string) string {
 		return t
 	}
 	return "application/octet-stream"
-}
-
-// readUpTo reads at most n bytes of a file.
-func readUpTo(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, n))
 }

@@ -103,9 +103,11 @@ func cmdAgent(ctx context.Context, args []string) error {
 
 func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
 	start := time.Now()
+	mets := metrics.NewAgent()
 	srv := api.New(api.Options{
 		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody),
 		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
+		Unjournaled: mets.UnauthenticatedUnjournaled,
 	})
 	// Listen first: /healthz answers and /readyz says 503 while opening.
 	var lns []net.Listener
@@ -191,7 +193,6 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		return err
 	}
 	var pub *sync.Publisher // nil: sync is off
-	mets := metrics.NewAgent()
 	core, err := agent.Open(ctx, agent.Options{
 		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval, SealMaxBytes: int64(cfg.Seal.MaxBundle),
 		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
@@ -231,6 +232,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		w, err := spool.New(spool.Options{
 			Dir: cfg.Spool.Dir, Poll: cfg.Spool.Poll, Principal: cfg.Principals.Find(cfg.Spool.Principal),
 			Ingester: spool.CoreIngester(core), MaxSize: int64(cfg.API.MaxBody), Logger: log.With("component", "spool"),
+			Mode: cfg.Spool.Mode, Group: cfg.Spool.Group,
 		})
 		if err != nil {
 			return err

@@ -19,6 +19,7 @@ type Agent struct {
 	sealFails  prometheus.Counter
 	sealTime   prometheus.Histogram
 	tpmErrors  *prometheus.CounterVec
+	unjournal  prometheus.Counter
 	scrapeWait time.Duration
 }
 
@@ -40,7 +41,9 @@ func NewAgent() *Agent {
 	m.tpmErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
 		Name: "tpm_errors_total", Help: "Failed TPM commands of seals, by operation (counter, quote, sign)."},
 		[]string{"op"})
-	m.reg.MustRegister(m.accepted, m.rejected, m.seals, m.sealFails, m.sealTime, m.tpmErrors)
+	m.unjournal = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
+		Name: "unauthenticated_unjournaled_total", Help: "Export calls without a valid token refused but not journaled (over the per-second or daily cap)."})
+	m.reg.MustRegister(m.accepted, m.rejected, m.seals, m.sealFails, m.sealTime, m.tpmErrors, m.unjournal)
 	return m
 }
 
@@ -61,6 +64,10 @@ func (m *Agent) SealFailed() { m.sealFails.Inc() }
 
 // TPMError implements agent.Observer.
 func (m *Agent) TPMError(op string) { m.tpmErrors.WithLabelValues(op).Inc() }
+
+// UnauthenticatedUnjournaled counts one export call without a valid token
+// refused but not journaled (the API's caps).
+func (m *Agent) UnauthenticatedUnjournaled() { m.unjournal.Inc() }
 
 // SyncStats is what the agent's metrics read of the sync publisher.
 type SyncStats struct {
