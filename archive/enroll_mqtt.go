@@ -73,7 +73,8 @@ func (a *Archive) ReceiveEnrollment(ctx context.Context, site, name string, raw 
 }
 
 func (a *Archive) signAck(ack *sync.EnrollAck) ([]byte, error) {
-	b, err := sync.SignEnrollAck(ack, a.keyID, a.key)
+	k := a.cur.Load()
+	b, err := sync.SignEnrollAck(ack, k.keyID, k.key)
 	if err != nil {
 		return nil, fmt.Errorf("archive: enrollment answer: %w", err)
 	}

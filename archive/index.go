@@ -197,10 +197,13 @@ func (a *Archive) recover(ctx context.Context) error {
 	n := uint64(len(a.accepted))
 	a.mu.Unlock()
 	size := a.log.j.Size()
-	if n >= size {
+	if n+a.logKeyEntries() >= size {
 		return nil
 	}
 	return a.log.j.Records(ctx, 0, size, func(seq uint64, rec []byte) error {
+		if logEntryType(rec) != "" { // not a bundle's
+			return nil
+		}
 		var e bundle.ReceiptEntry
 		if err := json.Unmarshal(rec, &e); err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)

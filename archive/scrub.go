@@ -26,6 +26,9 @@ type ScrubResult struct {
 func (a *Archive) Scrub(ctx context.Context) (ScrubResult, error) {
 	var res ScrubResult
 	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
+		if logEntryType(rec) != "" { // not a bundle's
+			return nil
+		}
 		var e bundle.ReceiptEntry
 		if err := json.Unmarshal(rec, &e); err != nil {
 			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)

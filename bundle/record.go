@@ -33,12 +33,16 @@ const (
 	TypeRetentionPurge  = "retention.purge"
 	TypeScrub           = "scrub"
 	TypeAgentStart      = "agent.start"
+	// TypeArchiveKey: the agent learned a rotation of the archive's key;
+	// the body is the announcement (the DSSE envelope, ParseArchiveKey).
+	TypeArchiveKey = "archive.key"
 )
 
 var knownTypes = map[string]bool{
 	TypeExport: true, TypeExportRejected: true, TypeSeal: true, TypeDeliveryReceipt: true,
 	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
+	TypeArchiveKey: true,
 }
 
 // TimeLayout is RFC 3339 in UTC with exactly six fractional digits.
