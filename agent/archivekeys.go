@@ -117,7 +117,7 @@ func (k *ArchiveKeyring) persist(ctx context.Context, learned [][]byte) error {
 		if err != nil {
 			return err
 		}
-		_, err = k.c.j.Append(ctx, store.Entry{
+		a, err := k.c.j.Append(ctx, store.Entry{
 			Build: func(seq uint64, prev [32]byte) ([]byte, error) {
 				r := bundle.Record{Seq: seq, Type: bundle.TypeArchiveKey, Time: k.c.stamp(), Device: k.c.device, Prev: prev,
 					Actor: bundle.Actor{Kind: "archive", ID: an.OldKeyID, Via: "sync"}, Body: raw}
@@ -129,6 +129,8 @@ func (k *ArchiveKeyring) persist(ctx context.Context, learned [][]byte) error {
 			return fmt.Errorf("agent: journal archive key %s: %w", an.NewKeyID, err)
 		}
 		if err == nil {
+			k.c.cache.add(a, nil)
+			k.c.maybeWake(a.Size)
 			k.log.Warn("learned a new archive key", "old", an.OldKeyID, "new", an.NewKeyID, "overlapUntil", an.OverlapUntil)
 		}
 	}
