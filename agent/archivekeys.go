@@ -145,3 +145,10 @@ func (k *ArchiveKeyring) persist(ctx context.Context, learned [][]byte) error {
 	k.chain = chain
 	return nil
 }
+
+// ArchiveKeyring is Core.ArchiveKeyring for a stopped agent's journal
+// (`edgeseal bundles import-receipts`): what it learns is journaled and
+// kept the same way.
+func (r *ReceiptJournal) ArchiveKeyring(path, origin string, root ed25519.PublicKey) (*ArchiveKeyring, error) {
+	return r.c.ArchiveKeyring(path, origin, root)
+}

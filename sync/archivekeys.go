@@ -3,6 +3,8 @@ package sync
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
 )
@@ -68,4 +70,26 @@ func verifyRing(ctx context.Context, env *bundle.Envelope, ring ArchiveKeyring, 
 		return nil
 	}
 	return last
+}
+
+// KeysRing is an ArchiveKeyring over bundle.ArchiveKeys that learns in
+// memory only (tools reading replies offline; the agent's ring journals
+// and keeps what it learns). Now defaults to time.Now.
+type KeysRing struct {
+	Keys *bundle.ArchiveKeys
+	Now  func() time.Time
+}
+
+// ReplyKey implements ArchiveKeyring.
+func (r KeysRing) ReplyKey(_ context.Context, keyID string, logIndex uint64, chain [][]byte) (ed25519.PublicKey, error) {
+	_, lerr := r.Keys.LearnChain(chain)
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	pub, err := r.Keys.Key(keyID, logIndex, now())
+	if err != nil && lerr != nil {
+		return nil, fmt.Errorf("%w (and the reply's key chain was refused: %w)", err, lerr)
+	}
+	return pub, err
 }
