@@ -67,7 +67,8 @@ func startKeyAgent(t *testing.T, brokerURL string, out *store.Journal, dataDir s
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- ka.p.Start(ctx) }()
-	ka.stop = func() { cancel(); <-done }
+	var once gosync.Once
+	ka.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(ka.stop)
 	return ka
 }
