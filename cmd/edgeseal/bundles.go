@@ -442,4 +442,3 @@ func (im *receiptImporter) rejection(ctx context.Context, path string, sum *impo
 	fmt.Fprintf(im.out, "%s  %s  REJECTED by the archive: %s (checks: %s); kept in the outbox\n",
 		name, id, rej.Reason, strings.Join(rej.Checks, ", "))
 }
-
