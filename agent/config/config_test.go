@@ -276,6 +276,7 @@ func TestParseErrors(t *testing.T) {
 		{"sync ssl no ca", minimal("sync:\n  broker: ssl://h:8883\n  archive_key: k.pub\n"), "sync.ca", "always verified"},
 		{"sync cert alone", minimal("sync:\n  broker: tcp://h:1\n  archive_key: k.pub\n  cert: c.pem\n"), "sync.cert", "together"},
 		{"sync key without broker", minimal("sync:\n  archive_key: k.pub\n"), "sync.archive_key", "without sync.broker"},
+		{"sync archive origin", minimal("sync:\n  broker: tcp://h:1\n  archive_key: k.pub\n  archive_origin: a+b\n"), "sync.archive_origin", "space, '+' or '/'"},
 		{"outbox quota zero", minimal("sync:\n  outbox_quota: 0\n"), "sync.outbox_quota", "must be positive"},
 		{"bundle bound too small", minimal("seal:\n  max_bundle: 1 KiB\n"), "seal.max_bundle", "at least 64 KiB"},
 		{"spool principal missing", minimal("spool:\n  dir: /s\n"), "spool.principal", "must name a principal"},
