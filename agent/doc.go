@@ -8,4 +8,9 @@
 // A repeated export id is never journaled twice: each export record is
 // written under the journal key "export/<id>", and a repeat answers the
 // original receipt.
+//
+// ArchiveKeyring follows the archive's key rotations: an announcement a
+// reply carries, signed by a key the agent trusts, is journaled as an
+// `archive.key` record and kept in <data_dir>/archive-keys.json before a
+// reply signed by the new key is accepted.
 package agent
