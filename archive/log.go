@@ -101,6 +101,8 @@ func (l *archiveLog) store(ctx context.Context, size uint64, signed []byte) erro
 // Checkpoint returns the signed note of the archive log at its current
 // size (an empty log has none: ErrNotFound).
 func (a *Archive) Checkpoint(ctx context.Context) ([]byte, error) {
+	a.keyMu.RLock() // not across a key rotation
+	defer a.keyMu.RUnlock()
 	size := a.log.j.Size()
 	if size == 0 {
 		return nil, fmt.Errorf("archive: checkpoint of an empty log: %w", ErrNotFound)
