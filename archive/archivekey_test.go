@@ -195,3 +195,37 @@ func TestRotateKeyConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRotateKeyMany: after more rotations than a reply carries, receipts
+// carry the newest MaxKeyChain announcements and stay within
+// MaxReceiptSize; a verifier that knew a key still in that window
+// follows, one that knew only the first key cannot.
+func TestRotateKeyMany(t *testing.T) {
+	e := newEnv(t)
+	c := newChain(t, 1, bundletest.Options{})
+	e.approve(c)
+	keys := []ed25519.PublicKey{e.a.PublicKey()}
+	for i := range bundle.MaxKeyChain + 2 {
+		k := seedKey("many " + string(rune('a'+i)))
+		if _, err := e.a.RotateKey(t.Context(), k, 0); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k.Public().(ed25519.PublicKey))
+	}
+	reply := e.accept(c, c.Bundles[0])
+	if len(reply) > bundle.MaxReceiptSize {
+		t.Fatalf("receipt of %d bytes", len(reply))
+	}
+	_, r, err := bundle.ParseReceipt(reply)
+	if err != nil || len(r.KeyChain) != bundle.MaxKeyChain {
+		t.Fatalf("key chain of %d announcements: %v", len(r.KeyChain), err)
+	}
+	recent := bundle.NewArchiveKeys(archive.DefaultName, keys[len(keys)-1-bundle.MaxKeyChain])
+	if _, _, err := recent.VerifyReceipt(reply, time.Now()); err != nil {
+		t.Fatalf("a verifier knowing a key in the window: %v", err)
+	}
+	first := bundle.NewArchiveKeys(archive.DefaultName, keys[0])
+	if _, _, err := first.VerifyReceipt(reply, time.Now()); err == nil {
+		t.Fatal("a verifier knowing only a key older than the window followed")
+	}
+}
