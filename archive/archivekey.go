@@ -33,10 +33,11 @@ const LogKeyEntryType = "archive.key"
 
 // LogKeyEntry is a non-bundle entry of the archive log: the announcement
 // of a key rotation. Bundle entries (bundle.ReceiptEntry) have no type.
+// Its JSON is canonical (members in this order, a base64 string).
 type LogKeyEntry struct {
+	Announcement []byte `json:"announcement"`
 	Type         string `json:"type"` // LogKeyEntryType
 	V            int    `json:"v"`    // 1
-	Announcement []byte `json:"announcement"`
 }
 
 // logEntryType returns the type of a log entry: "" for a bundle entry.
@@ -229,4 +230,14 @@ func writeKeyChain(dir, origin string, chain [][]byte) error {
 		return fmt.Errorf("archive: %s: %w", KeyChainFile, err)
 	}
 	return nil
+}
+
+// LogRecord returns the archive log's entry at index: a bundle's
+// bundle.ReceiptEntry or a LogKeyEntry (its JSON has a "type").
+func (a *Archive) LogRecord(index uint64) ([]byte, error) {
+	rec, err := a.log.j.Record(index)
+	if err != nil {
+		return nil, fmt.Errorf("archive: log record %d: %w", index, err)
+	}
+	return rec, nil
 }

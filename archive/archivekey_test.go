@@ -41,6 +41,10 @@ func TestRotateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logged, err := e.a.LogRecord(2)
+	if err != nil || !strings.HasPrefix(string(logged), `{"announcement":"`) || !strings.HasSuffix(string(logged), `","type":"archive.key","v":1}`) {
+		t.Fatalf("log key entry %s: %v", logged, err)
+	}
 	if e.a.KeyID() != nextID || e.a.LogSize() != 3 {
 		t.Fatalf("after rotation: key %s, log size %d; want %s and 3 (two bundles and the key entry)", e.a.KeyID(), e.a.LogSize(), nextID)
 	}
