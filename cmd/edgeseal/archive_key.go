@@ -203,7 +203,9 @@ func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, 
 	oldID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))
 	if newKey == "" {
 		retired := fmt.Sprintf("%s.retired-%s", cfg.KeyFile, time.Now().UTC().Format("20060102T150405Z"))
-		if err := os.Rename(cfg.KeyFile, retired); err != nil {
+		// The old key stays reachable (a hard link) and the new one
+		// replaces it in one rename: key_file always holds a key.
+		if err := os.Link(cfg.KeyFile, retired); err != nil {
 			return fmt.Errorf("archive key rotate: %w", err)
 		}
 		if err := os.Rename(nextFile, cfg.KeyFile); err != nil {

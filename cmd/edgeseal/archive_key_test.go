@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	agentconfig "github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
@@ -152,5 +153,43 @@ func TestCurrentArchiveKey(t *testing.T) {
 	os.WriteFile(path, []byte("{}"), 0o644)
 	if _, err := currentArchiveKey(cfg, root); err == nil {
 		t.Fatal("a broken archive-keys.json was read")
+	}
+}
+
+// TestArchiveKeyRotateResume: a rotation interrupted after the
+// announcement was logged and kept, before the key file was switched, is
+// completed by running the command again: same new key, one rotation.
+func TestArchiveKeyRotateResume(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "archive.key")
+	old, _, err := loadOrCreateArchiveKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := keystore.Generate()
+	if err := keystore.WriteFile(keyFile+".next", next); err != nil {
+		t.Fatal(err)
+	}
+	a, err := archive.Open(t.Context(), archive.Options{Dir: dir, Key: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RotateKey(t.Context(), next, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := archive.Open(t.Context(), archive.Options{Dir: dir, Key: old}); err == nil {
+		t.Fatal("the archive opened with the retired key")
+	}
+	out, code := runCmd(t, "archive", "key", "rotate", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("resume: %d\n%s", code, out)
+	}
+	if k, err := keystore.LoadFile(keyFile); err != nil || !k.Equal(next) {
+		t.Fatalf("key file after the resumed rotation: %v", err)
+	}
+	out, code = runCmd(t, "archive", "key", "show", "--data-dir", dir)
+	if code != 0 || strings.Count(out, "rotation ") != 1 {
+		t.Fatalf("show: %d\n%s", code, out)
 	}
 }
