@@ -310,3 +310,23 @@ func TestSignArchiveKeyErrors(t *testing.T) {
 		t.Fatalf("failing signer: %v", err)
 	}
 }
+
+// TestArchiveKeyRecord: an archive.key record's body is the announcement;
+// a record whose body is not one is refused.
+func TestArchiveKeyRecord(t *testing.T) {
+	ann := signVector(t, vectorAnnouncement(t, nil), vectorKey("old"), vectorKey("new"))
+	r := bundle.Record{Seq: 1, Type: bundle.TypeArchiveKey, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Device: "s/d",
+		Actor: bundle.Actor{Kind: "archive", ID: "sha256:x", Via: "sync"}, Body: ann}
+	raw, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bundle.ParseRecord(raw)
+	if err != nil || string(got.Body) != string(ann) {
+		t.Fatalf("archive.key record: %v", err)
+	}
+	r.Body = []byte(`{"payloadType":"x"}`)
+	if _, err := r.Marshal(); err == nil || !strings.Contains(err.Error(), "archive.key body") {
+		t.Fatalf("archive.key record with another body: %v", err)
+	}
+}

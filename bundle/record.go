@@ -321,6 +321,11 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 			}
 		}
 		return nil
+	case TypeArchiveKey:
+		if _, _, err := ParseArchiveKey(r.Body); err != nil {
+			return wrapFormat("record", "archive.key body", err)
+		}
+		return nil
 	case TypeRetentionPurge:
 		var p PurgeBody
 		if err := d.purge(ms, &p); err != nil {
