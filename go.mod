@@ -12,6 +12,7 @@ require (
 	github.com/google/go-tpm-tools v0.4.11
 	github.com/gowebpki/jcs v1.0.2
 	github.com/kardianos/service v1.3.0
+	github.com/miekg/pkcs11 v1.1.2
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

@@ -23,4 +23,8 @@
 // files, the checkpoints are forgotten, and the core seals the journal
 // again from record 0 under the new key; receipts of a later epoch are
 // journaled under EpochDeliveryKey.
+// ArchiveKeyring follows the archive's key rotations: an announcement a
+// reply carries, signed by a key the agent trusts, is journaled as an
+// `archive.key` record and kept in <data_dir>/archive-keys.json before a
+// reply signed by the new key is accepted.
 package agent

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
@@ -28,8 +29,12 @@ type Options struct {
 	// devices.json. Required.
 	Dir string
 	// Key is the archive's Ed25519 key: it signs receipts, rejections and
-	// the log's checkpoints. Required.
+	// the log's checkpoints. Required unless Signer is set.
 	Key ed25519.PrivateKey
+	// Signer, when set, is the archive's Ed25519 key instead of Key: a
+	// key in a PKCS#11 token (archive/keystore). It must be the key the
+	// archive's last key rotation announced (see RotateKey).
+	Signer crypto.Signer
 	// Name is the log's checkpoint origin and the note key name. Default
 	// DefaultName.
 	Name string
@@ -62,9 +67,8 @@ type Options struct {
 type Archive struct {
 	opts    Options
 	lg      *slog.Logger
-	key     ed25519.PrivateKey
-	keyID   string
-	vkey    string
+	cur     atomic.Pointer[signerState] // the current key (archivekey.go)
+	keyMu   sync.RWMutex                // a key rotation against the receipts of a group
 	objects ObjectStore
 	devices *Devices
 	log     archiveLog
@@ -99,8 +103,11 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("archive: Options.Dir is empty")
 	}
-	if len(opts.Key) != ed25519.PrivateKeySize {
-		return nil, errors.New("archive: Options.Key is not an Ed25519 private key")
+	if opts.Signer == nil {
+		if len(opts.Key) != ed25519.PrivateKeySize {
+			return nil, errors.New("archive: Options.Key is not an Ed25519 private key")
+		}
+		opts.Signer = opts.Key
 	}
 	if opts.Name == "" {
 		opts.Name = DefaultName
@@ -121,7 +128,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		opts.Now = time.Now
 	}
 	a := &Archive{
-		opts: opts, lg: opts.Logger, key: opts.Key, keyID: KeyID(opts.Key.Public().(ed25519.PublicKey)),
+		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
 		accepted: map[[32]byte]accepted{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
@@ -141,16 +148,20 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		}
 	}
 	a.watchEnrollments(opts.EKRoots)
-	signer, vkey, err := noteKeys(opts.Name, opts.Key)
+	chain, err := loadKeyChain(opts.Dir, opts.Name, opts.Signer)
 	if err != nil {
 		return nil, err
 	}
-	a.vkey = vkey
+	st, err := newSignerState(opts.Name, opts.Signer, chain)
+	if err != nil {
+		return nil, err
+	}
+	a.cur.Store(st)
 	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: opts.Logger.With("journal", "log")})
 	if err != nil {
 		return nil, fmt.Errorf("archive: open log: %w", err)
 	}
-	a.log = archiveLog{j: lj, signer: signer, origin: opts.Name}
+	a.log = archiveLog{j: lj, signer: curNote{a}, origin: opts.Name}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -194,13 +205,15 @@ func (a *Archive) Close() error {
 }
 
 // PublicKey is the archive's Ed25519 public key.
-func (a *Archive) PublicKey() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
+func (a *Archive) PublicKey() ed25519.PublicKey {
+	return a.cur.Load().key.Public().(ed25519.PublicKey)
+}
 
 // KeyID names the key in receipts and rejections (see KeyID).
-func (a *Archive) KeyID() string { return a.keyID }
+func (a *Archive) KeyID() string { return a.cur.Load().keyID }
 
 // VerifierKey is the C2SP note verifier key of the log's checkpoints.
-func (a *Archive) VerifierKey() string { return a.vkey }
+func (a *Archive) VerifierKey() string { return a.cur.Load().vkey }
 
 // Devices is the device registry.
 func (a *Archive) Devices() *Devices { return a.devices }

@@ -89,6 +89,7 @@
 //	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read)
 //	quarantine/   refused bundles and their reasons
 //	devices.json  the device registry (see Devices), rewritten atomically
+//	archive-keys.json  the archive key announcements (RotateKey), oldest first
 //
 // The log entry is written before the index event; a crash between the
 // two is completed at Open from the stored bundle, so no accepted bundle
@@ -101,4 +102,15 @@
 // backend; archive/s3store is the S3 backend, each object locked in
 // COMPLIANCE mode, and passes the same conformance test against a real
 // S3 server (versitygw).
+//
+// # Key
+//
+// Options.Key (or Options.Signer: a PKCS#11 token key, archive/keystore)
+// signs receipts, rejections, enrollment answers and checkpoints.
+// RotateKey switches to a new key: the announcement, signed by the old and
+// the new key, is appended to the log as a key entry (LogKeyEntry; the
+// log's non-bundle entries carry a "type" and are skipped by recovery and
+// scrub), kept in archive-keys.json, and carried by every receipt and
+// rejection from then on (docs/archive-keys.md). Open refuses a key other
+// than the one the last announcement names (*KeyMismatchError).
 package archive

@@ -159,7 +159,8 @@ func (a *Archive) receiveActivation(ctx context.Context, topic string, raw []byt
 }
 
 func (a *Archive) signAck(ack *sync.EnrollAck) ([]byte, error) {
-	b, err := sync.SignEnrollAck(ack, a.keyID, a.key)
+	k := a.cur.Load()
+	b, err := sync.SignEnrollAck(ack, k.keyID, k.key)
 	if err != nil {
 		return nil, fmt.Errorf("archive: enrollment answer: %w", err)
 	}

@@ -188,6 +188,9 @@ func parseLogRecord(rec []byte) (logRecord, error) {
 	if err := json.Unmarshal(rec, &probe); err != nil {
 		return logRecord{}, err
 	}
+	if probe.Type != nil && *probe.Type == LogKeyEntryType {
+		return logRecord{}, nil // an archive key announcement: neither
+	}
 	if probe.Type != nil {
 		s, err := ParseEpochStatement(rec)
 		return logRecord{stmt: s}, err

@@ -231,7 +231,7 @@ func (a *Archive) recover(ctx context.Context) error {
 	n := uint64(len(a.accepted)) + a.rekeys
 	a.mu.Unlock()
 	size := a.log.j.Size()
-	if n >= size {
+	if n+a.logKeyEntries() >= size {
 		return nil
 	}
 	return a.log.j.Records(ctx, 0, size, func(seq uint64, rec []byte) error {
@@ -241,6 +241,9 @@ func (a *Archive) recover(ctx context.Context) error {
 		}
 		if lr.stmt != nil {
 			return a.recoverRekey(ctx, lr.stmt, seq)
+		}
+		if lr.entry == nil { // an archive key announcement
+			return nil
 		}
 		e := lr.entry
 		digest, err := bundle.ParseHash(e.BundleDigest)

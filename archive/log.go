@@ -2,9 +2,12 @@ package archive
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
-	"encoding/base64"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -18,8 +21,12 @@ const DefaultName = "edgeseal-archive"
 
 // noteKeys returns the C2SP note signer of an Ed25519 key and its
 // verifier key string ("<name>+<hash>+<base64 key>").
-func noteKeys(name string, key ed25519.PrivateKey) (note.Signer, string, error) {
-	vkey, err := note.NewEd25519VerifierKey(name, key.Public().(ed25519.PublicKey))
+func noteKeys(name string, key crypto.Signer) (note.Signer, string, error) {
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, "", errors.New("archive: note key: not an Ed25519 key")
+	}
+	vkey, err := note.NewEd25519VerifierKey(name, pub)
 	if err != nil {
 		return nil, "", fmt.Errorf("archive: note key: %w", err)
 	}
@@ -27,12 +34,25 @@ func noteKeys(name string, key ed25519.PrivateKey) (note.Signer, string, error) 
 	if len(parts) != 3 {
 		return nil, "", fmt.Errorf("archive: note key %q: unexpected form", vkey)
 	}
-	skey := "PRIVATE+KEY+" + name + "+" + parts[1] + "+" + base64.StdEncoding.EncodeToString(append([]byte{1}, key.Seed()...))
-	s, err := note.NewSigner(skey)
+	hash, err := strconv.ParseUint(parts[1], 16, 32)
 	if err != nil {
-		return nil, "", fmt.Errorf("archive: note signer: %w", err)
+		return nil, "", fmt.Errorf("archive: note key %q: %w", vkey, err)
 	}
-	return s, vkey, nil
+	return &noteSigner{name: name, hash: uint32(hash), key: key}, vkey, nil
+}
+
+// noteSigner signs notes with an Ed25519 crypto.Signer (a key in memory
+// or in a token).
+type noteSigner struct {
+	name string
+	hash uint32
+	key  crypto.Signer
+}
+
+func (s *noteSigner) Name() string    { return s.name }
+func (s *noteSigner) KeyHash() uint32 { return s.hash }
+func (s *noteSigner) Sign(msg []byte) ([]byte, error) {
+	return s.key.Sign(rand.Reader, msg, crypto.Hash(0))
 }
 
 // archiveLog is the archive's own Merkle log: one record per accepted
@@ -81,6 +101,8 @@ func (l *archiveLog) store(ctx context.Context, size uint64, signed []byte) erro
 // Checkpoint returns the signed note of the archive log at its current
 // size (an empty log has none: ErrNotFound).
 func (a *Archive) Checkpoint(ctx context.Context) ([]byte, error) {
+	a.keyMu.RLock() // not across a key rotation
+	defer a.keyMu.RUnlock()
 	size := a.log.j.Size()
 	if size == 0 {
 		return nil, fmt.Errorf("archive: checkpoint of an empty log: %w", ErrNotFound)

@@ -289,6 +289,8 @@ func (a *Archive) durable(ctx context.Context, g *group) {
 	if !g.any() {
 		return
 	}
+	a.keyMu.RLock() // a key rotation waits (RotateKey)
+	defer a.keyMu.RUnlock()
 	if err := a.appendLog(ctx, g); err != nil {
 		g.failAll(err)
 		return
@@ -379,6 +381,7 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		}
 	}()
 	retention := bundle.FormatTime(a.now().Add(a.opts.Retention))
+	k := a.cur.Load()
 	for i, p := range g.ps {
 		if !g.ok(i) {
 			continue
@@ -390,11 +393,12 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		r := &bundle.Receipt{
 			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
 			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: retention, Epoch: p.entry.Epoch,
+			KeyChain: k.tail(),
 		}
 		for _, h := range proof {
 			r.InclusionProof = append(r.InclusionProof, h[:])
 		}
-		if p.receipt, err = bundle.SignReceipt(r, a.keyID, a.key); err != nil {
+		if p.receipt, err = bundle.SignReceipt(r, k.keyID, k.key); err != nil {
 			return nil, err
 		}
 	}

@@ -89,7 +89,8 @@ func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw
 	if qerr != nil {
 		return nil, qerr // not kept: no answer, so the bundle comes again
 	}
-	reply, err := rj.Sign(a.keyID, a.key)
+	k := a.cur.Load()
+	reply, err := rj.Sign(k.keyID, k.key, k.tail()...)
 	if err != nil { // a topic device that is no valid name: nobody to answer
 		a.lg.Warn("rejection not signed", "device", topic, "err", err)
 		reply = nil

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -32,8 +33,9 @@ type Rejection struct {
 // maxWireReason is the longest reason line the wire rejection carries.
 const maxWireReason = 4096
 
-// Sign returns the signed wire rejection (see Rejection).
-func (r *Rejection) Sign(keyID string, key ed25519.PrivateKey) ([]byte, error) {
+// Sign returns the signed wire rejection (see Rejection), carrying the
+// archive's key announcements chain (none before its first rotation).
+func (r *Rejection) Sign(keyID string, key crypto.Signer, chain ...[]byte) ([]byte, error) {
 	reason := strings.Join(r.Reasons, "; ")
 	if r.Alarm {
 		reason = "ALARM: " + reason
@@ -42,7 +44,7 @@ func (r *Rejection) Sign(keyID string, key ed25519.PrivateKey) ([]byte, error) {
 		reason = reason[:maxWireReason-3] + "..."
 	}
 	return sync.SignRejection(&sync.Rejection{
-		BundleDigest: r.BundleDigest, Device: r.Device, Reason: reason, Checks: r.Checks, Time: r.Time,
+		BundleDigest: r.BundleDigest, Device: r.Device, Reason: reason, Checks: r.Checks, Time: r.Time, KeyChain: chain,
 	}, keyID, key)
 }
 

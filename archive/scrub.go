@@ -29,7 +29,7 @@ func (a *Archive) Scrub(ctx context.Context) (ScrubResult, error) {
 		if err != nil {
 			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)
 		}
-		if lr.stmt != nil { // an operator statement: no object
+		if lr.stmt != nil || lr.entry == nil { // an operator statement or a key announcement: no object
 			return nil
 		}
 		e := lr.entry

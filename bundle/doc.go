@@ -1,7 +1,9 @@
 // Package bundle holds the formats that the agent, the archive and the
 // verifier share (records, checkpoints, DSSE seals, BagIt bundles, trust
-// files, receipts) and the offline verification of a bundle. It is pure
-// code over bytes; TPM structures are checked through tpm/attest.
+// files, receipts, archive key announcements) and the offline verification
+// of a bundle. It is pure code over bytes; TPM structures are checked
+// through tpm/attest. ArchiveKeys follows an archive's key rotations
+// (SignArchiveKey, ParseArchiveKey; docs/archive-keys.md).
 //
 // # Formats
 //

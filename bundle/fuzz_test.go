@@ -285,3 +285,46 @@ func FuzzParsePCRAuthorization(f *testing.F) {
 		_ = a.Verify(&key.PublicKey, a.Device)
 	})
 }
+
+func FuzzParseArchiveKey(f *testing.F) {
+	for _, v := range makeArchiveKeyVectors(f) {
+		f.Add([]byte(v.Announcement))
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		env, a, err := bundle.ParseArchiveKey(in)
+		if err != nil {
+			return
+		}
+		if env.VerifyEd25519(a.NewKeyID, a.NewKey) != nil {
+			t.Fatal("accepted an announcement not signed by its new key")
+		}
+		if out, err := env.Marshal(); err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("accepted bytes that do not round-trip: %v", err)
+		}
+		k := bundle.NewArchiveKeys(a.Origin)
+		if ok, err := k.Learn(in); ok || err == nil {
+			t.Fatal("learned an announcement without trusting its old key")
+		}
+	})
+}
+
+func FuzzParseKeyChainFile(f *testing.F) {
+	vs := makeArchiveKeyVectors(f)
+	b, err := (&bundle.KeyChainFile{Origin: "edgeseal-archive", Announcements: [][]byte{[]byte(vs[0].Announcement)}}).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"announcements":[],"origin":"a","v":1}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		kf, err := bundle.ParseKeyChainFile(in)
+		if err != nil {
+			return
+		}
+		out, err := kf.Marshal()
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("accepted bytes that do not round-trip: %v", err)
+		}
+	})
+}

@@ -2,7 +2,9 @@ package bundle
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -28,6 +30,10 @@ type Receipt struct {
 	InclusionProof    [][]byte `json:"inclusionProof"`    // base64 hashes, LogIndex in ArchiveCheckpoint
 	RetentionUntil    string   `json:"retentionUntil"`    // TimeLayout
 	Epoch             uint64   `json:"epoch,omitempty"`   // the device's epoch at the archive; absent: 1
+	// KeyChain holds the archive's key announcements (ParseArchiveKey),
+	// oldest first, once it has rotated its key: a verifier that knows an
+	// earlier key learns the key that signed the receipt from it.
+	KeyChain [][]byte `json:"keyChain,omitempty"`
 }
 
 // ReceiptEntry is what the archive log stores for a bundle; its canonical
@@ -59,9 +65,10 @@ func marshalCanonical(v any) ([]byte, error) {
 	return jcs.Transform(raw)
 }
 
-// SignReceipt signs r with the archive's Ed25519 key and returns the DSSE
-// envelope bytes.
-func SignReceipt(r *Receipt, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+// SignReceipt signs r with the archive's Ed25519 key (an
+// ed25519.PrivateKey or a token's signer) and returns the DSSE envelope
+// bytes.
+func SignReceipt(r *Receipt, keyID string, key crypto.Signer) ([]byte, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
@@ -69,7 +76,10 @@ func SignReceipt(r *Receipt, keyID string, key ed25519.PrivateKey) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	sig := ed25519.Sign(key, PAE(ReceiptPayloadType, payload))
+	sig, err := key.Sign(rand.Reader, PAE(ReceiptPayloadType, payload), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("bundle: sign receipt: %w", err)
+	}
 	env := &Envelope{PayloadType: ReceiptPayloadType, Payload: payload, Signatures: []Signature{{KeyID: keyID, Sig: sig}}}
 	return env.Marshal()
 }
@@ -149,6 +159,14 @@ func (r *Receipt) check() error {
 	}
 	if len(r.InclusionProof) > MaxProofLen {
 		return formatErr("receipt", "inclusion proof too long")
+	}
+	if len(r.KeyChain) > MaxKeyChain {
+		return formatErr("receipt", "key chain of %d announcements", len(r.KeyChain))
+	}
+	for _, a := range r.KeyChain {
+		if len(a) == 0 || len(a) > MaxArchiveKeySize {
+			return formatErr("receipt", "key announcement of %d bytes", len(a))
+		}
 	}
 	for _, h := range r.InclusionProof {
 		if len(h) != 32 {

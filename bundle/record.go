@@ -37,6 +37,9 @@ const (
 	// TypePCRsAuthorized journals a PCR authorization the agent applied;
 	// its body is the PCRAuthorization statement.
 	TypePCRsAuthorized = "tpm.pcrs.authorized"
+	// TypeArchiveKey: the agent learned a rotation of the archive's key;
+	// the body is the announcement (the DSSE envelope, ParseArchiveKey).
+	TypeArchiveKey = "archive.key"
 )
 
 var knownTypes = map[string]bool{
@@ -45,6 +48,7 @@ var knownTypes = map[string]bool{
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
 	TypeKeyRecover:     true,
 	TypePCRsAuthorized: true,
+	TypeArchiveKey:     true,
 }
 
 // TimeLayout is RFC 3339 in UTC with exactly six fractional digits.
@@ -321,6 +325,11 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 			if _, err := ParseHash(e.Digest); err != nil {
 				return err
 			}
+		}
+		return nil
+	case TypeArchiveKey:
+		if _, _, err := ParseArchiveKey(r.Body); err != nil {
+			return wrapFormat("record", "archive.key body", err)
 		}
 		return nil
 	case TypeRetentionPurge:

@@ -6,7 +6,9 @@
 // edgeseal/v1/<site>/<device>/bundles at QoS 1 with a persistent session,
 // keeps at most Window bundles waiting for a receipt, and deletes an outbox
 // entry only after a receipt signed by the archive's Ed25519 key names the
-// entry's SHA-256. A PUBACK is not delivery: whatever is not receipted is
+// entry's SHA-256 (with PublisherOptions.ArchiveKeys, a key an
+// ArchiveKeyring accepts: the archive's key rotations, learned from the
+// announcements replies carry). A PUBACK is not delivery: whatever is not receipted is
 // sent again after a reconnect or after ResendAfter, and at once when the
 // archive answers a bundle sent after one still unanswered (that bundle or
 // its reply was lost), so the archive must tolerate duplicates (it answers

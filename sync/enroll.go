@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/tls"
@@ -97,7 +98,7 @@ func (a *EnrollAck) marshal() ([]byte, error) {
 }
 
 // SignEnrollAck signs a with the archive's Ed25519 key as a DSSE envelope.
-func SignEnrollAck(a *EnrollAck, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+func SignEnrollAck(a *EnrollAck, keyID string, key crypto.Signer) ([]byte, error) {
 	return signReply(a, EnrollAckPayloadType, keyID, key)
 }
 

@@ -63,6 +63,9 @@ type PublisherOptions struct {
 	Outbox       Outbox            // required
 	ArchiveKey   ed25519.PublicKey // required: receipts must verify against it
 	ArchiveKeyID string            // DSSE key id of ArchiveKey; "" accepts any id whose signature verifies
+	// ArchiveKeys, when set, replaces ArchiveKey and ArchiveKeyID: replies
+	// verify under the keys it accepts (the archive's key rotations).
+	ArchiveKeys ArchiveKeyring
 
 	MaxMessage     int           // bytes per MQTT message, default DefaultMaxMessage
 	Window         int           // bundles sent and not yet receipted, default 8
@@ -173,7 +176,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if opts.Outbox == nil {
 		return nil, &ConfigError{Field: "Outbox", Reason: "required"}
 	}
-	if len(opts.ArchiveKey) != ed25519.PublicKeySize {
+	if opts.ArchiveKeys == nil && len(opts.ArchiveKey) != ed25519.PublicKeySize {
 		return nil, &ConfigError{Field: "ArchiveKey", Reason: "required Ed25519 public key"}
 	}
 	if opts.ClientID == "" {

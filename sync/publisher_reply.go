@@ -125,7 +125,12 @@ func (p *Publisher) handleReplies(ctx context.Context, payloads [][]byte) []erro
 			errs[i] = p.handleOther(ctx, env.PayloadType, payload)
 			continue
 		}
-		r, err := verifyReceipt(payload, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
+		var r *bundle.Receipt
+		if p.opts.ArchiveKeys != nil {
+			r, err = VerifyReceiptRing(ctx, payload, p.opts.ArchiveKeys)
+		} else {
+			r, err = verifyReceipt(payload, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
+		}
 		if err != nil {
 			errs[i] = p.bad(err)
 			continue
@@ -234,7 +239,13 @@ func (p *Publisher) delivered(it receiptItem) {
 func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload []byte) error {
 	switch payloadType {
 	case RejectionPayloadType:
-		rej, err := VerifyRejection(payload, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
+		var rej *Rejection
+		var err error
+		if p.opts.ArchiveKeys != nil {
+			rej, err = VerifyRejectionRing(ctx, payload, p.opts.ArchiveKeys)
+		} else {
+			rej, err = VerifyRejection(payload, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
+		}
 		if err != nil {
 			return p.bad(err)
 		}

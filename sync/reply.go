@@ -2,7 +2,9 @@ package sync
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -23,6 +25,9 @@ type Rejection struct {
 	Reason       string   `json:"reason"`
 	Checks       []string `json:"checks"`
 	Time         string   `json:"time"`
+	// KeyChain is bundle.Receipt.KeyChain: the archive's key
+	// announcements, once it has rotated its key.
+	KeyChain [][]byte `json:"keyChain,omitempty"`
 }
 
 func (r *Rejection) check() error {
@@ -34,6 +39,14 @@ func (r *Rejection) check() error {
 	}
 	if r.Reason == "" || len(r.Reason) > 4096 || len(r.Checks) > 256 {
 		return fmt.Errorf("sync: rejection: reason empty or too long, or too many checks")
+	}
+	if len(r.KeyChain) > bundle.MaxKeyChain {
+		return fmt.Errorf("sync: rejection: key chain of %d announcements", len(r.KeyChain))
+	}
+	for _, a := range r.KeyChain {
+		if len(a) == 0 || len(a) > bundle.MaxArchiveKeySize {
+			return fmt.Errorf("sync: rejection: key announcement of %d bytes", len(a))
+		}
 	}
 	return nil
 }
@@ -53,7 +66,7 @@ func (r *Rejection) marshal() ([]byte, error) {
 
 // SignRejection signs r with the archive's Ed25519 key as a DSSE envelope
 // (the reply the archive publishes for a refused bundle).
-func SignRejection(r *Rejection, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+func SignRejection(r *Rejection, keyID string, key crypto.Signer) ([]byte, error) {
 	return signReply(r, RejectionPayloadType, keyID, key)
 }
 
@@ -71,8 +84,9 @@ type signedReply interface {
 }
 
 // signReply checks p and signs its canonical JSON as a DSSE envelope
-// with the archive's Ed25519 key.
-func signReply(p signedReply, payloadType, keyID string, key ed25519.PrivateKey) ([]byte, error) {
+// with the archive's Ed25519 key (an ed25519.PrivateKey or a token's
+// signer).
+func signReply(p signedReply, payloadType, keyID string, key crypto.Signer) ([]byte, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
@@ -80,8 +94,12 @@ func signReply(p signedReply, payloadType, keyID string, key ed25519.PrivateKey)
 	if err != nil {
 		return nil, err
 	}
+	sig, err := key.Sign(rand.Reader, bundle.PAE(payloadType, payload), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("sync: sign %s: %w", payloadType, err)
+	}
 	env := &bundle.Envelope{PayloadType: payloadType, Payload: payload,
-		Signatures: []bundle.Signature{{KeyID: keyID, Sig: ed25519.Sign(key, bundle.PAE(payloadType, payload))}}}
+		Signatures: []bundle.Signature{{KeyID: keyID, Sig: sig}}}
 	return env.Marshal()
 }
 
@@ -93,29 +111,41 @@ func verifyReply[T any, P interface {
 	*T
 	signedReply
 }](b []byte, kind, payloadType, keyID string, pub ed25519.PublicKey) (*T, error) {
-	env, err := parseReply(b)
+	env, v, err := decodeReply[T, P](b, kind, payloadType)
 	if err != nil {
 		return nil, err
 	}
+	if err := verifyEnvelope(env, keyID, pub); err != nil {
+		return nil, &ReplyError{Kind: kind, Reason: "signature", Err: err}
+	}
+	return v, nil
+}
+
+// decodeReply is verifyReply without the signature check.
+func decodeReply[T any, P interface {
+	*T
+	signedReply
+}](b []byte, kind, payloadType string) (*bundle.Envelope, *T, error) {
+	env, err := parseReply(b)
+	if err != nil {
+		return nil, nil, err
+	}
 	if env.PayloadType != payloadType {
-		return nil, &ReplyError{Kind: kind, Reason: "payload type " + env.PayloadType}
+		return nil, nil, &ReplyError{Kind: kind, Reason: "payload type " + env.PayloadType}
 	}
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(env.Payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
-		return nil, &ReplyError{Kind: kind, Reason: "json", Err: err}
+		return nil, nil, &ReplyError{Kind: kind, Reason: "json", Err: err}
 	}
 	if canon, err := P(&v).marshal(); err != nil || !bytes.Equal(canon, env.Payload) {
-		return nil, &ReplyError{Kind: kind, Reason: "not canonical JSON"}
+		return nil, nil, &ReplyError{Kind: kind, Reason: "not canonical JSON"}
 	}
 	if err := P(&v).check(); err != nil {
-		return nil, &ReplyError{Kind: kind, Reason: "content", Err: err}
+		return nil, nil, &ReplyError{Kind: kind, Reason: "content", Err: err}
 	}
-	if err := verifyEnvelope(env, keyID, pub); err != nil {
-		return nil, &ReplyError{Kind: kind, Reason: "signature", Err: err}
-	}
-	return &v, nil
+	return env, &v, nil
 }
 
 // verifyReceipt checks a receipt with bundle.VerifyReceipt; keyID ""

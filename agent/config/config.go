@@ -148,6 +148,10 @@ type Sync struct {
 	// by `edgeseal archive` as KEYFILE.pub. Receipts must verify against
 	// it; a PUBACK is not delivery. Required with Broker.
 	ArchiveKey string `yaml:"archive_key"`
+	// ArchiveOrigin is the archive's name (its log origin, the archive
+	// config's name): announcements of a new archive key must name it.
+	// Default "edgeseal-archive".
+	ArchiveOrigin string `yaml:"archive_origin"`
 	// CA verifies the broker (ssl:// only; required there); Cert and Key
 	// are the device's client certificate, both or neither.
 	CA             string   `yaml:"ca"`

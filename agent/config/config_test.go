@@ -284,6 +284,7 @@ func TestParseErrors(t *testing.T) {
 		{"sync plain tcp any", minimal("sync:\n  broker: tcp://0.0.0.0:1883\n  archive_key: k.pub\n"), "sync.broker", "not a loopback"},
 		{"sync plain tcp lan", minimal("sync:\n  broker: tcp://192.0.2.7:1883\n  archive_key: k.pub\n"), "sync.broker", "unencrypted"},
 		{"sync key without broker", minimal("sync:\n  archive_key: k.pub\n"), "sync.archive_key", "without sync.broker"},
+		{"sync archive origin", minimal("sync:\n  broker: tcp://h:1\n  archive_key: k.pub\n  archive_origin: a+b\n"), "sync.archive_origin", "space, '+' or '/'"},
 		{"outbox quota zero", minimal("sync:\n  outbox_quota: 0\n"), "sync.outbox_quota", "must be positive"},
 		{"bundle bound too small", minimal("seal:\n  max_bundle: 1 KiB\n"), "seal.max_bundle", "at least 64 KiB"},
 		{"spool principal missing", minimal("spool:\n  dir: /s\n"), "spool.principal", "must name a principal"},

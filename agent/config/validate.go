@@ -278,6 +278,9 @@ func (c *Config) validateSync(bad func(key, format string, a ...any)) {
 	if s.ArchiveKey == "" {
 		bad("sync.archive_key", "required with sync.broker: receipts must verify against the archive's key")
 	}
+	if s.ArchiveOrigin != "" && strings.ContainsAny(s.ArchiveOrigin, " \t\n+/") {
+		bad("sync.archive_origin", "the archive's name has a space, '+' or '/': %.80q", s.ArchiveOrigin)
+	}
 	if (s.Cert == "") != (s.Key == "") {
 		bad("sync.cert", "sync.cert and sync.key go together")
 	}

@@ -62,6 +62,10 @@ type Config struct {
 	// KeyFile is the archive's Ed25519 key (PKCS#8 PEM), created 0600 on
 	// first start; default <data_dir>/archive.key.
 	KeyFile string `yaml:"key_file"`
+	// Key, when set, is the archive's key in a PKCS#11 token instead of
+	// KeyFile (see key.go): "pkcs11:token=LABEL;object=LABEL".
+	Key    string `yaml:"key"`
+	PKCS11 PKCS11 `yaml:"pkcs11"`
 	// Name is the archive log's checkpoint origin and note key name.
 	Name string `yaml:"name"`
 	// Retention is what receipts promise (acceptance time + retention).
@@ -198,7 +202,7 @@ func parse(data []byte, base string) (*Config, error) {
 	if base != "" {
 		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
 			&c.MQTT.Embedded.TLS.CAFile, &c.MQTT.Embedded.TLS.CertFile, &c.MQTT.Embedded.TLS.KeyFile,
-			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA} {
+			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA, &c.PKCS11.PINFile} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}
@@ -266,6 +270,7 @@ func (c *Config) validate() error {
 		}
 	}
 	c.Objects.validate(bad, c.Retention)
+	c.validateKey(bad)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want text or json", c.Log.Format)
 	}

@@ -186,3 +186,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPKCS11Key(t *testing.T) {
+	c, err := Parse([]byte("key: \"pkcs11:token=t;object=o\"\npkcs11:\n  module: /usr/lib/softhsm/libsofthsm2.so\n  pin_file: pin\n"))
+	if err != nil || !c.KeyInToken() || c.PKCS11.PINFile != "pin" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for yaml, want := range map[string]string{
+		"key: file.pem\npkcs11: {module: /m.so, pin_env: P}\n":                                 "key",
+		"key: \"pkcs11:token=t;object=o\"\npkcs11: {pin_env: P}\n":                             "pkcs11.module",
+		"key: \"pkcs11:token=t;object=o\"\npkcs11: {module: m.so, pin_env: P}\n":               "pkcs11.module",
+		"key: \"pkcs11:token=t;object=o\"\npkcs11: {module: /m.so}\n":                          "pkcs11",
+		"key: \"pkcs11:token=t;object=o\"\npkcs11: {module: /m.so, pin_env: P, pin_file: f}\n": "pkcs11",
+		"key: \"pkcs11:token=t;object=o?pin-value=1\"\npkcs11: {module: /m.so, pin_env: P}\n":  "key",
+		"pkcs11: {module: /m.so, pin_env: P}\n":                                                "pkcs11",
+	} {
+		_, err := Parse([]byte(yaml))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != want {
+			t.Errorf("%q: %v, want an error about %s", yaml, err, want)
+		}
+	}
+}

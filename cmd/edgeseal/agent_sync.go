@@ -23,6 +23,10 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 	if err != nil {
 		return nil, err
 	}
+	ring, err := agentArchiveKeys(cfg, core, key)
+	if err != nil {
+		return nil, err
+	}
 	var tc *tls.Config
 	if cfg.Sync.CA != "" || cfg.Sync.Cert != "" {
 		if tc, err = syncTLS(cfg.Sync); err != nil {
@@ -31,7 +35,7 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 	}
 	return sync.NewPublisher(sync.PublisherOptions{
 		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
-		Outbox: core, ArchiveKey: key,
+		Outbox: core, ArchiveKey: key, ArchiveKeys: ring,
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
 		RetryHeld:   cfg.Sync.RetryHeld,
 		ResendAfter: cfg.Sync.ResendAfter,

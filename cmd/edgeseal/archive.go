@@ -23,6 +23,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/internal/metrics"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
@@ -46,6 +47,8 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			return cmdArchiveEnrollFile(ctx, args[1:], stdout, log)
 		case "import":
 			return cmdArchiveImport(ctx, args[1:], stdout, log)
+		case "key":
+			return cmdArchiveKey(ctx, args[1:], stdout, log)
 		}
 	}
 	fs := flag.NewFlagSet("archive", flag.ContinueOnError)
@@ -77,10 +80,11 @@ type archiveHooks struct {
 // broker (unless an external one is configured) and the sync subscriber
 // whose Admit is Archive.Admit; alerts go to edgeseal/v1/alerts.
 func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks *archiveHooks) (err error) {
-	key, created, err := loadOrCreateArchiveKey(cfg.KeyFile)
+	key, closeKey, created, err := openArchiveKey(cfg)
 	if err != nil {
 		return err
 	}
+	defer closeKey()
 	if created {
 		log.Warn("created the archive key; give its public key to the agents", "file", cfg.KeyFile, "pub", cfg.KeyFile+".pub")
 	}
@@ -127,7 +131,7 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 		return err
 	}
 	a, err := archive.Open(ctx, archive.Options{
-		Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
+		Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
 		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots,
 	})
 	if err != nil {
@@ -210,6 +214,9 @@ func archiveAdmit(a *archive.Archive, failed func()) sync.Admitter {
 // place so a concurrent start never replaces it) with its public key
 // beside it as FILE.pub.
 func loadOrCreateArchiveKey(path string) (ed25519.PrivateKey, bool, error) {
+	if err := keystore.CheckFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("archive key: %w", err)
+	}
 	data, err := os.ReadFile(path)
 	if err == nil {
 		k, err := parseArchiveKey(data)

@@ -209,15 +209,16 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
-	key, _, err := loadOrCreateArchiveKey(cfg.KeyFile)
+	key, closeKey, _, err := openArchiveKey(cfg)
 	if err != nil {
 		return err
 	}
+	defer closeKey()
 	objects, err := openObjects(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w (an import needs the archive daemon stopped)", err)
 	}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -257,7 +255,11 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	imp := &receiptImporter{j: j, rj: rj, pub: pub, device: cfg.DeviceID(), log: log, out: stdout}
+	ring, err := importArchiveKeys(cfg, rj, pub)
+	if err != nil {
+		return err
+	}
+	imp := &receiptImporter{j: j, rj: rj, ring: ring, device: cfg.DeviceID(), log: log, out: stdout}
 	if err := imp.load(ctx); err != nil {
 		return err
 	}
@@ -268,7 +270,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 		}
 	}
 	for _, p := range rejections {
-		imp.rejection(p, &sum)
+		imp.rejection(ctx, p, &sum)
 	}
 	left := len(imp.outbox)
 	fmt.Fprintf(stdout, "%d delivered, %d already delivered, %d rejected, %d superseded rejection(s), %d bad; %d bundle(s) left in the outbox\n",
@@ -305,7 +307,7 @@ func listReplies(dir string) (receipts, rejections []string, err error) {
 type receiptImporter struct {
 	j      *store.Journal
 	rj     *agent.ReceiptJournal
-	pub    ed25519.PublicKey
+	ring   sync.ArchiveKeyring // the archive key and its rotations learned
 	device string
 	log    *slog.Logger
 	out    io.Writer
@@ -360,7 +362,7 @@ func (im *receiptImporter) receipt(ctx context.Context, path string, sum *import
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "unreadable", Err: err})
 		return nil
 	}
-	r, err := verifyArchiveReceipt(raw, im.pub)
+	r, err := sync.VerifyReceiptRing(ctx, raw, im.ring)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "does not verify against the archive key", Err: err})
 		return nil
@@ -404,14 +406,14 @@ func (im *receiptImporter) receipt(ctx context.Context, path string, sum *import
 // rejection reports one signed rejection loudly; the entry stays. A
 // rejection of a bundle that has been delivered since (an earlier import
 // refused it, a later one accepted it) is superseded and only noted.
-func (im *receiptImporter) rejection(path string, sum *importSummary) {
+func (im *receiptImporter) rejection(ctx context.Context, path string, sum *importSummary) {
 	name := filepath.Base(path)
 	raw, err := readLimited(path, bundle.MaxReceiptSize)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "unreadable", Err: err})
 		return
 	}
-	rej, err := sync.VerifyRejection(raw, "", im.pub)
+	rej, err := sync.VerifyRejectionRing(ctx, raw, im.ring)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "rejection does not verify against the archive key", Err: err})
 		return
@@ -439,21 +441,4 @@ func (im *receiptImporter) rejection(path string, sum *importSummary) {
 		"bundle", rej.BundleDigest, "reason", rej.Reason, "checks", rej.Checks)
 	fmt.Fprintf(im.out, "%s  %s  REJECTED by the archive: %s (checks: %s); kept in the outbox\n",
 		name, id, rej.Reason, strings.Join(rej.Checks, ", "))
-}
-
-// verifyArchiveReceipt checks a receipt's signature by any key id the
-// envelope names, under the archive's key (as the sync publisher does).
-func verifyArchiveReceipt(raw []byte, pub ed25519.PublicKey) (*bundle.Receipt, error) {
-	env, _, err := bundle.ParseReceipt(raw)
-	if err != nil {
-		return nil, err
-	}
-	err = errors.New("no signature")
-	for _, s := range env.Signatures {
-		var r *bundle.Receipt
-		if r, err = bundle.VerifyReceipt(raw, s.KeyID, pub); err == nil {
-			return r, nil
-		}
-	}
-	return nil, err
 }

@@ -204,9 +204,16 @@ func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) 
 			return nil, err
 		}
 	}
+	// The receipts verify against the key the agent was given, following
+	// the archive's key rotations they carry (as the agent does).
+	root, err := readEd25519Public(da.keyFile + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	keys := bundle.NewArchiveKeys(archive.DefaultName, root)
 	var out []delivered
 	for id, raw := range receipts {
-		r, err := bundle.VerifyReceipt(raw, da.a.KeyID(), da.a.PublicKey())
+		r, _, err := keys.VerifyReceipt(raw, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("demo: receipt for %s: %w", id, err)
 		}

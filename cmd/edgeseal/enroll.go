@@ -200,6 +200,9 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 	if err != nil {
 		return err
 	}
+	if key, err = currentArchiveKey(cfg, key); err != nil {
+		return err
+	}
 	var tc *tls.Config
 	if cfg.Sync.CA != "" || cfg.Sync.Cert != "" {
 		if tc, err = syncTLS(cfg.Sync); err != nil {

@@ -21,6 +21,8 @@
 //	edgeseal archive devices list|approve|revoke|revoke-key|rekey ...
 //	edgeseal archive enroll-file REQUEST.json [--challenge FILE] | --response RESPONSE.json
 //	edgeseal archive import DIR
+//	edgeseal archive key show|rotate|import-pkcs11 ...
+//	edgeseal verify receipt --archive-key PUB RECEIPT...
 //	edgeseal bundles export --config FILE --to DIR
 //	edgeseal bundles import-receipts --config FILE [--archive-key FILE] DIR
 //	edgeseal service install|uninstall|start|stop|status --kind agent|archive
@@ -83,6 +85,10 @@ const usage = `usage:
   edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
+  edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
+                       | import-pkcs11 --key pkcs11:URI [--generate]
+                       [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]
+  edgeseal verify receipt --archive-key PUB [--archive-name NAME] RECEIPT...
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
   edgeseal service install|uninstall|start|stop|status --kind agent|archive [--purge] [--root DIR]

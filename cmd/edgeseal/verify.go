@@ -27,6 +27,9 @@ type verifyResult struct {
 // before it left. Exit 0 verified, 1 not verified, 2 usage or unreadable
 // input.
 func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "receipt" {
+		return cmdVerifyReceipt(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	trustPath := fs.String("trust", "", "device trust file (DEVICE.json) written by 'edgeseal tpm enroll'")
 	prevPath := fs.String("previous", "", "the previous bundle of this device, or a state file written by --state-out")

@@ -1,0 +1,80 @@
+package bundle
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// KeyChainVersion is the version of a key chain file.
+const KeyChainVersion = 1
+
+// MaxKeyChainFile bounds a key chain file (MaxKeyChainFileLen
+// announcements in base64).
+const MaxKeyChainFile = 6 * MaxKeyChainFileLen * MaxArchiveKeySize / 4
+
+// MaxKeyChainFileLen bounds the announcements of a key chain file (an
+// archive rotates its key at most this many times).
+const MaxKeyChainFileLen = 4 * MaxKeyChain
+
+// KeyChainFile is the file an archive (<data_dir>/archive-keys.json) and
+// an agent (<data_dir>/archive-keys.json) keep the archive's key
+// announcements in, oldest first.
+type KeyChainFile struct {
+	V             int      `json:"v"` // KeyChainVersion
+	Origin        string   `json:"origin"`
+	Announcements [][]byte `json:"announcements"` // envelopes (base64 in JSON)
+}
+
+// Marshal returns the canonical JSON of the file.
+func (f *KeyChainFile) Marshal() ([]byte, error) {
+	c := *f
+	c.V = KeyChainVersion
+	if c.Announcements == nil {
+		c.Announcements = [][]byte{}
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return marshalCanonical(&c)
+}
+
+func (f *KeyChainFile) check() error {
+	if f.V != KeyChainVersion {
+		return formatErr("key chain", "version %d", f.V)
+	}
+	if !validName(f.Origin) {
+		return formatErr("key chain", "origin %.60q", f.Origin)
+	}
+	if len(f.Announcements) > MaxKeyChainFileLen {
+		return formatErr("key chain", "%d announcements", len(f.Announcements))
+	}
+	for i, a := range f.Announcements {
+		if _, _, err := ParseArchiveKey(a); err != nil {
+			return fmt.Errorf("bundle: key chain announcement %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// ParseKeyChainFile reads a key chain file strictly: size, canonical
+// JSON, known fields, version, and every announcement well formed (their
+// links are checked by the reader: ArchiveKeys.LearnChain).
+func ParseKeyChainFile(b []byte) (*KeyChainFile, error) {
+	if len(b) > MaxKeyChainFile {
+		return nil, fmt.Errorf("%w: key chain of %d bytes", ErrTooLarge, len(b))
+	}
+	var f KeyChainFile
+	if err := strictUnmarshal(b, &f); err != nil {
+		return nil, wrapFormat("key chain", "json", err)
+	}
+	if f.Announcements == nil {
+		return nil, formatErr("key chain", "no announcements member")
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	if canon, err := marshalCanonical(&f); err != nil || !bytes.Equal(canon, b) {
+		return nil, &NotCanonicalError{Format: "key chain", Offset: firstDiff(canon, b)}
+	}
+	return &f, nil
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/archive/keystore"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+)
+
+// defaultOverlap is how long agents still accept the old key after a
+// rotation, by default.
+const defaultOverlap = 7 * 24 * time.Hour
+
+// openArchiveKey returns the archive's signer: the token key of cfg.Key,
+// or the key file (created on first start, see loadOrCreateArchiveKey).
+func openArchiveKey(cfg *config.Config) (crypto.Signer, func(), bool, error) {
+	if !cfg.KeyInToken() {
+		k, created, err := loadOrCreateArchiveKey(cfg.KeyFile)
+		return k, func() {}, created, err
+	}
+	k, err := openTokenKey(cfg.Key, cfg.PKCS11)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return k, func() { k.Close() }, false, nil
+}
+
+func openTokenKey(uri string, p config.PKCS11) (*keystore.PKCS11Key, error) {
+	u, err := keystore.ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	pin, err := keystore.ReadPIN(p.PINFile, p.PINEnv, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return keystore.OpenPKCS11(keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin})
+}
+
+// cmdArchiveKey: key show | rotate [--overlap D] [--new-key pkcs11:...] |
+// import-pkcs11 --key pkcs11:... [--generate].
+func cmdArchiveKey(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return usageErr("archive key: want show, rotate or import-pkcs11")
+	}
+	verb := args[0]
+	f := newArchiveFlags("archive key " + verb)
+	overlap := f.fs.Duration("overlap", defaultOverlap, "rotate: how long agents still accept the old key for new receipts")
+	newKey := f.fs.String("new-key", "", "rotate: a pkcs11: URI of a key created in the token (default: a new key file replacing key_file)")
+	tokenKey := f.fs.String("key", "", "import-pkcs11: the pkcs11: URI to create (token and object labels)")
+	generate := f.fs.Bool("generate", false, "import-pkcs11: generate a new key in the token instead of importing key_file")
+	module := f.fs.String("module", "", "the PKCS#11 library (default: the config's pkcs11.module)")
+	pinFile := f.fs.String("pin-file", "", "the token PIN's file (default: the config's pkcs11.pin_file)")
+	pinEnv := f.fs.String("pin-env", "", "the token PIN's environment variable (default: the config's pkcs11.pin_env)")
+	pos, err := parseInterleaved(f.fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("archive key %s: unexpected argument %q", verb, pos[0])
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	p := cfg.PKCS11
+	if *module != "" || *pinFile != "" || *pinEnv != "" {
+		p = config.PKCS11{Module: *module, PINFile: *pinFile, PINEnv: *pinEnv}
+	}
+	switch verb {
+	case "show":
+		return archiveKeyShow(cfg, stdout)
+	case "rotate":
+		if *overlap < 0 {
+			return usageErr("archive key rotate: --overlap must not be negative")
+		}
+		return archiveKeyRotate(ctx, cfg, p, *newKey, *overlap, stdout, log)
+	case "import-pkcs11":
+		if *tokenKey == "" {
+			return usageErr("archive key import-pkcs11: --key pkcs11:token=LABEL;object=LABEL is required")
+		}
+		return archiveKeyImport(cfg, p, *tokenKey, *generate, stdout)
+	}
+	return usageErr("archive key: unknown %q: want show, rotate or import-pkcs11", verb)
+}
+
+func archiveKeyShow(cfg *config.Config, stdout io.Writer) error {
+	k, closeKey, _, err := openArchiveKeyNoCreate(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeKey()
+	pub := k.Public().(ed25519.PublicKey)
+	fmt.Fprintf(stdout, "key %s\n", bundle.ArchiveKeyID(pub))
+	chain, err := readArchiveChain(cfg)
+	if err != nil {
+		return err
+	}
+	for _, raw := range chain {
+		_, an, err := bundle.ParseArchiveKey(raw)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rotation %d at %s: %s -> %s, overlap until %s, log size %d\n", an.Seq, an.Time, an.OldKeyID, an.NewKeyID, an.OverlapUntil, an.LogSize)
+	}
+	return nil
+}
+
+func readArchiveChain(cfg *config.Config) ([][]byte, error) {
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, archive.KeyChainFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := bundle.ParseKeyChainFile(b)
+	if err != nil {
+		return nil, err
+	}
+	return f.Announcements, nil
+}
+
+// openArchiveKeyNoCreate is openArchiveKey for commands that must not
+// create a key.
+func openArchiveKeyNoCreate(cfg *config.Config) (crypto.Signer, func(), bool, error) {
+	if !cfg.KeyInToken() {
+		k, err := keystore.LoadFile(cfg.KeyFile)
+		return k, func() {}, false, err
+	}
+	return openArchiveKey(cfg)
+}
+
+// archiveKeyRotate switches the (stopped) archive to a new key: the new
+// key file is written beside key_file first (key_file.next), the
+// announcement logged and kept, then key_file replaced (the old key kept
+// as key_file.retired-<time>, 0600, for the operator to destroy). A
+// rotation interrupted at any step is completed by running it again.
+func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey string, overlap time.Duration, stdout io.Writer, log *slog.Logger) error {
+	old, closeOld, _, err := openArchiveKeyNoCreate(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOld()
+	var next crypto.Signer
+	nextFile := cfg.KeyFile + ".next"
+	switch {
+	case newKey != "":
+		tk, err := openTokenKey(newKey, p)
+		if err != nil {
+			return err
+		}
+		defer tk.Close()
+		next = tk
+	case cfg.KeyInToken():
+		return usageErr("archive key rotate: the key is in a token: create the new one there (import-pkcs11 --generate) and pass --new-key")
+	default:
+		k, err := keystore.LoadFile(nextFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			if k, err = keystore.Generate(); err == nil {
+				err = keystore.WriteFile(nextFile, k)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		next = k
+	}
+	nextID := bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
+	objects, err := openObjects(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Signer: old, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	var mismatch *archive.KeyMismatchError
+	switch {
+	case errors.As(err, &mismatch) && mismatch.Want == nextID:
+		// Announced and kept already: only the key file is left to switch.
+	case err != nil:
+		return fmt.Errorf("%w (a rotation needs the archive daemon stopped)", err)
+	default:
+		_, err = a.RotateKey(ctx, next, overlap)
+		if cerr := a.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	oldID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))
+	if newKey == "" {
+		retired := fmt.Sprintf("%s.retired-%s", cfg.KeyFile, time.Now().UTC().Format("20060102T150405Z"))
+		// The old key stays reachable (a hard link) and the new one
+		// replaces it in one rename: key_file always holds a key.
+		if err := os.Link(cfg.KeyFile, retired); err != nil {
+			return fmt.Errorf("archive key rotate: %w", err)
+		}
+		if err := os.Rename(nextFile, cfg.KeyFile); err != nil {
+			return fmt.Errorf("archive key rotate: %w", err)
+		}
+		if err := fsutil.SyncDir(filepath.Dir(cfg.KeyFile)); err != nil {
+			return err
+		}
+		if err := keystore.WritePublic(cfg.KeyFile+".pub", next.Public().(ed25519.PublicKey)); err != nil {
+			return err
+		}
+		_ = os.Remove(nextFile + ".pub")
+		fmt.Fprintf(stdout, "archive key rotated: %s -> %s, overlap %s\nnew key in %s (public key %s.pub); the old key is kept in %s: destroy it once the overlap has ended\n",
+			oldID, nextID, overlap, cfg.KeyFile, cfg.KeyFile, retired)
+		return nil
+	}
+	fmt.Fprintf(stdout, "archive key rotated: %s -> %s, overlap %s\nset `key: %s` (and its pkcs11 section) in the archive config before starting the archive\n",
+		oldID, nextID, overlap, newKey)
+	return nil
+}
+
+// archiveKeyImport creates the archive key in a token: key_file's key
+// (same key id, nothing to rotate) or, with generate, a new one (then
+// rotate to it with --new-key).
+func archiveKeyImport(cfg *config.Config, p config.PKCS11, uri string, generate bool, stdout io.Writer) error {
+	u, err := keystore.ParseURI(uri)
+	if err != nil {
+		return err
+	}
+	pin, err := keystore.ReadPIN(p.PINFile, p.PINEnv, os.Getenv)
+	if err != nil {
+		return err
+	}
+	tc := keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin}
+	var k *keystore.PKCS11Key
+	if generate {
+		k, err = keystore.GeneratePKCS11(tc)
+	} else {
+		var fk ed25519.PrivateKey
+		if fk, err = keystore.LoadFile(cfg.KeyFile); err != nil {
+			return err
+		}
+		k, err = keystore.ImportPKCS11(tc, fk)
+	}
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	pub := k.Public().(ed25519.PublicKey)
+	fmt.Fprintf(stdout, "key %s created in token %s as %s\n", bundle.ArchiveKeyID(pub), u.Token, u.Object)
+	if generate {
+		fmt.Fprintf(stdout, "rotate to it: edgeseal archive key rotate --new-key '%s'\n", u)
+	} else {
+		fmt.Fprintf(stdout, "set `key: %s` and the pkcs11 section in the archive config, then destroy %s\n", u, cfg.KeyFile)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+//go:build cgo
+
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/broker"
+	aconfig "github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/archive/keystore/softhsmtest"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+)
+
+// TestArchivePKCS11 moves the archive key into a SoftHSM2 token the way
+// the runbook does: a key generated in the token (`archive key
+// import-pkcs11 --generate`), a rotation to it (`archive key rotate
+// --new-key pkcs11:...`), the config's key and pkcs11 section; then the
+// daemon signs with the token and a device's publisher, configured with
+// the old file key, delivers over MQTT: every receipt is signed by the
+// token key and verifies, the outbox drains.
+func TestArchivePKCS11(t *testing.T) {
+	tok := softhsmtest.New(t, "edgeseal")
+	t.Setenv("EDGESEAL_TEST_PIN", tok.PIN)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	fileKey, _, err := loadOrCreateArchiveKey(filepath.Join(data, "archive.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := "pkcs11:token=edgeseal;object=archive-2026"
+	out, code := runCmd(t, "archive", "key", "import-pkcs11", "--data-dir", data, "--key", uri, "--generate",
+		"--module", tok.Module, "--pin-env", "EDGESEAL_TEST_PIN")
+	if code != 0 || !strings.Contains(out, "created in token edgeseal") {
+		t.Fatalf("import-pkcs11 --generate: %d\n%s", code, out)
+	}
+	out, code = runCmd(t, "archive", "key", "rotate", "--data-dir", data, "--new-key", uri, "--overlap", "1h",
+		"--module", tok.Module, "--pin-env", "EDGESEAL_TEST_PIN")
+	if code != 0 || !strings.Contains(out, "set `key: "+uri) {
+		t.Fatalf("rotate --new-key: %d\n%s", code, out)
+	}
+	if out, code := runCmd(t, "archive", "key", "import-pkcs11", "--data-dir", data, "--key", uri,
+		"--module", tok.Module, "--pin-env", "EDGESEAL_TEST_PIN"); code == 0 || !strings.Contains(out, "already") {
+		t.Fatalf("a second key under the label: %d\n%s", code, out)
+	}
+
+	cfgFile := filepath.Join(dir, "archive.yaml")
+	yaml := fmt.Sprintf("data_dir: data\nkey: %q\npkcs11:\n  module: %s\n  pin_env: EDGESEAL_TEST_PIN\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n", uri, tok.Module)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := aconfig.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	var a *archive.Archive
+	var brk *broker.Broker
+	go func() {
+		done <- runArchive(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), &archiveHooks{ready: func(ar *archive.Archive, b *broker.Broker) {
+			a, brk = ar, b
+			close(ready)
+		}})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("archive daemon with a token key: %v\n%s", err, logs)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("archive daemon not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("archive daemon: %v", err)
+		}
+	})
+	tokenID := a.KeyID()
+	if tokenID == bundle.ArchiveKeyID(fileKey.Public().(ed25519.PublicKey)) {
+		t.Fatal("the daemon still signs with the file key")
+	}
+
+	c, err := bundletest.NewChain(t.Context(), nil, 3, bundletest.Options{Site: "site1", Device: "dev1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrollChain(t, a, c)
+	ob := newOutbox(t)
+	for i, b := range c.Bundles {
+		raw, _ := b.Bytes()
+		if err := ob.PutOutbox(t.Context(), fmt.Sprintf("b-%04d", i+1), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ka := startKeyAgent(t, brk.URL(), ob, t.TempDir(), fileKey.Public().(ed25519.PublicKey))
+	ka.waitDrained(t, 3)
+	verifier := bundle.NewArchiveKeys(archive.DefaultName, fileKey.Public().(ed25519.PublicKey))
+	for i := range 3 {
+		raw := ka.receipt(fmt.Sprintf("b-%04d", i+1))
+		if _, _, err := verifier.VerifyReceipt(raw, time.Now()); err != nil {
+			t.Fatalf("receipt %d: %v", i+1, err)
+		}
+		env, _, _ := bundle.ParseReceipt(raw)
+		if env.Signatures[0].KeyID != tokenID {
+			t.Fatalf("receipt %d signed by %s, want the token key %s", i+1, env.Signatures[0].KeyID, tokenID)
+		}
+	}
+}
