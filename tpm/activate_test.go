@@ -20,7 +20,7 @@ func TestActivateCredential(t *testing.T) {
 		ctx := context.Background()
 		a := r.open(t)
 		other := swtpmtest.Start(t)
-		b, err := tpm.Open(ctx, other.Spec, tpm.Options{StateDir: t.TempDir()})
+		b, err := tpm.Open(ctx, other.Spec, tpm.Options{StateDir: t.TempDir(), Create: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ func realCore(t *testing.T) (*agent.Core, *store.Journal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open})
+	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

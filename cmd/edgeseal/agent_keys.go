@@ -44,7 +44,7 @@ func cmdAgentRotateKey(ctx context.Context, args []string, stdout io.Writer, log
 			err = cerr
 		}
 	}()
-	key, err := t.DataKey(ctx)
+	key, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID())
 	if err != nil {
 		return fmt.Errorf("agent: data key: %w", err)
 	}

@@ -104,7 +104,7 @@ func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	key, err := t.DataKey(ctx)
+	key, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID())
 	if cerr := t.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

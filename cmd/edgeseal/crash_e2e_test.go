@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -44,9 +45,13 @@ func (l *crashLedger) result(id string, ok bool) {
 }
 
 // postCrash posts one small export; ok when answered 201 or 200. A 4xx is
-// a test failure: nothing here should be refused.
+// a test failure: nothing here should be refused. The body is a function
+// of the id, so that a retry is the same export (a different payload
+// under a used id is refused as an id conflict).
 func postCrash(t *testing.T, c *http.Client, id string) (ok bool) {
-	body := fmt.Appendf(nil, `{"id":%q,"workflow":"invoices-daily","app":"n8n","classification":"internal","destination":"archive","data":`+e2eInvoice+`}`, id, rand.IntN(999999))
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	body := fmt.Appendf(nil, `{"id":%q,"workflow":"invoices-daily","app":"n8n","classification":"internal","destination":"archive","data":`+e2eInvoice+`}`, id, h.Sum32()%999999)
 	r, err := do(t, c, "POST", "http://agent/v1/exports", tokN8N, "application/json", body)
 	if err != nil {
 		return false

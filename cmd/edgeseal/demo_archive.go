@@ -115,12 +115,8 @@ func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmSta
 	if err != nil {
 		return nil, err
 	}
-	if err := demoRecoveryWrap(ctx, t, tpmState, site+"/"+device, dir); err != nil {
-		t.Close()
-		return nil, err
-	}
+	defer t.Close()
 	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
-	t.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +133,12 @@ func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmSta
 		return nil, err
 	}
 	if _, err := agent.StorePCRAuthorization(tpmState, name, araw); err != nil {
+		return nil, err
+	}
+	if err := demoRecoveryWrap(ctx, t, tpmState, name, dir); err != nil {
+		return nil, err
+	}
+	if err := t.Close(); err != nil {
 		return nil, err
 	}
 	raw, err := trust.Marshal()

@@ -89,7 +89,8 @@ func agentEnrollRequest(t *testing.T, a *agentDir, tpmSpec string) (string, stri
 	t.Helper()
 	cfg := filepath.Join(a.dir, "agent.yaml")
 	if o, code := bundlesCLI(t, "tpm", "enroll", "--tpm", tpmSpec, "--state", filepath.Join(a.dir, "data", "tpm"),
-		"--site", "e2e-site", "--device", "dev-1", "--out", filepath.Join(t.TempDir(), "DEVICE.json")); code != 0 {
+		"--site", "e2e-site", "--device", "dev-1", "--out", filepath.Join(t.TempDir(), "DEVICE.json"),
+		"--no-recovery", "--pcr-policy=pcr"); code != 0 {
 		t.Fatalf("tpm enroll: exit %d\n%s", code, o)
 	}
 	req := filepath.Join(t.TempDir(), "request.json")

@@ -23,6 +23,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -259,4 +260,16 @@ func loadPCRAuthorization(ctx context.Context, cfg *config.Config, t agent.PCRAu
 	if a != nil {
 		log.Info("pcr authorization installed", "pcrs", a.PCRSelection.PCRs, "signed", a.Time, "policy_key", a.PolicyKeyID)
 	}
+}
+
+// unsealDataKey unseals the journal's data key for a command run beside a
+// stopped agent: keys bound to a PCR-policy key first get the
+// authorization stored in stateDir installed, as the agent does at start.
+func unsealDataKey(ctx context.Context, t *tpm.TPM, stateDir, device string) ([]byte, error) {
+	if t.Identity().PCRPolicyKey != nil {
+		if _, err := agent.LoadPCRAuthorization(ctx, stateDir, device, t); err != nil {
+			return nil, err
+		}
+	}
+	return t.DataKey(ctx)
 }

@@ -114,7 +114,7 @@ func readBounded(path string) ([]byte, error) {
 // writeWrap wraps the TPM's data key for device to pub and stores the wrap
 // in the state dir (the previous one, if any, kept as .old).
 func writeWrap(ctx context.Context, t *tpm.TPM, state, device string, pub *recovery.PublicKey) error {
-	key, err := t.DataKey(ctx)
+	key, err := unsealDataKey(ctx, t, state, device)
 	if err != nil {
 		return fmt.Errorf("recovery wrap: %w", err)
 	}
@@ -174,7 +174,11 @@ func (r *enrollRecovery) check(spec string) error {
 }
 
 // apply wraps the data key once the TPM is open.
-func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, out string, stdout io.Writer) error {
+//
+// secret, when not nil, is the data key value enroll had the TPM seal
+// (fresh keys): it is wrapped as is, since keys bound to a PCR-policy key
+// unseal only once the operator has authorized the PCR values.
+func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, out string, secret []byte, stdout io.Writer) error {
 	switch {
 	case r.noRecovery:
 		fmt.Fprintf(stdout, "WARNING: no recovery wrap (--no-recovery): a TPM clear or board swap loses the journal\n")
@@ -198,7 +202,12 @@ func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, o
 	if err != nil {
 		return err
 	}
-	if err := writeWrap(ctx, t, state, device, pub); err != nil {
+	if secret != nil {
+		err = writeWrapKey(state, device, pub, secret)
+	} else {
+		err = writeWrap(ctx, t, state, device, pub)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "data key wrapped to recovery key %s in %s\n", pub.ID, filepath.Join(state, recovery.FileName))

@@ -122,7 +122,7 @@ func openWrap(wrapFile, keyFile, device string, stdout io.Writer) ([]byte, *reco
 
 // recoverReseal is the case of a TPM that still loads the key blobs.
 func recoverReseal(ctx context.Context, t *tpm.TPM, j *store.Journal, key []byte, recoveryKeyID string, cfg *config.Config, out string, stdout io.Writer) error {
-	cur, err := t.DataKey(ctx)
+	cur, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID())
 	var pm *tpm.PCRMismatchError
 	switch {
 	case err == nil && bytes.Equal(cur, key):
@@ -136,7 +136,7 @@ func recoverReseal(ctx context.Context, t *tpm.TPM, j *store.Journal, key []byte
 	if err := t.ResealDataKey(ctx, key); err != nil {
 		return fmt.Errorf("tpm recover: %w", err)
 	}
-	if got, err := t.DataKey(ctx); err != nil || !bytes.Equal(got, key) {
+	if got, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID()); err != nil || !bytes.Equal(got, key) {
 		return fmt.Errorf("tpm recover: the resealed data key does not unseal: %v", err)
 	}
 	epoch, err := j.Epoch()
@@ -199,7 +199,11 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 		return fmt.Errorf("tpm recover: new keys: %w", err)
 	}
 	defer t.Close()
-	if got, err := t.DataKey(ctx); err != nil || !bytes.Equal(got, key) {
+	if topts.PCRPolicy != nil {
+		// Keys bound to the PCR-policy key unseal only once the operator
+		// has authorized this TPM's PCR values.
+		fmt.Fprintf(stdout, "the new data key unseals once the PCR values are authorized\n")
+	} else if got, err := t.DataKey(ctx); err != nil || !bytes.Equal(got, key) {
 		return fmt.Errorf("tpm recover: the new data key blob does not unseal the recovered key: %v", err)
 	}
 	// The wrap still holds: same data key, same device.
