@@ -16,7 +16,8 @@
 //	edgeseal bundles export --config FILE --to DIR
 //	edgeseal bundles import-receipts --config FILE [--archive-key FILE] DIR
 //	edgeseal service install|uninstall|start|stop|status --kind agent|archive
-//	edgeseal version
+//	edgeseal version | --version
+//	edgeseal help [COMMAND...] (or COMMAND --help)
 package main
 
 import (
@@ -67,7 +68,8 @@ const usage = `usage:
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
   edgeseal service install|uninstall|start|stop|status --kind agent|archive [--purge] [--root DIR]
-  edgeseal version
+  edgeseal version | --version
+  edgeseal help [COMMAND...]      (or COMMAND --help: its usage and flags)
 `
 
 func main() {
@@ -90,10 +92,14 @@ func main() {
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) (err error) {
 	if len(args) == 0 {
 		return usageErr("no command")
 	}
+	if helpBeforeRun(args, stdout) {
+		return nil
+	}
+	defer func() { err = helpAfterRun(err, args, stdout) }()
 	switch args[0] {
 	case "agent":
 		if len(args) > 1 && args[1] == "enroll" {
@@ -122,10 +128,13 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return cmdDemo(ctx, args[1:], stdout, log)
 	case "doctor":
 		return cmdDoctor(ctx, args[1:], stdout, os.Getenv)
-	case "version":
+	case "version", "--version":
 		fmt.Fprintln(stdout, "edgeseal", version)
 		return nil
 	case "help", "-h", "--help":
+		if len(args) > 1 && !isHelpArg(args[1]) {
+			return run(ctx, append(args[1:len(args):len(args)], "--help"), stdout, log)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
