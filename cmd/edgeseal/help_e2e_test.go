@@ -209,6 +209,13 @@ func TestHelpEveryCommand(t *testing.T) {
 			t.Errorf("%s: help left %d entries", d, len(ents))
 		}
 	}
+	// The tracer sees what a command without --help opens.
+	if straceBin != "" {
+		_, _, code, calls := helpRun(t, straceBin, home, cwd, "archive", "devices", "list")
+		if bad := touched(calls, home, cwd); code == 0 || len(bad) == 0 {
+			t.Errorf("archive devices list: exit %d, touched nothing seen: the trace check is blind", code)
+		}
+	}
 	// An unknown command is still a usage error.
 	if _, _, code, _ := helpRun(t, "", home, cwd, "nonsense", "--help"); code != 2 {
 		t.Errorf("nonsense --help: exit %d, want 2", code)
