@@ -5,7 +5,7 @@
 //	edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout D]
 //	edgeseal agent rotate-key --config FILE --reason TEXT
 //	edgeseal export [flags] FILE|-
-//	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
+//	edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV] [--quiet] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json]
 //	edgeseal demo [--dir DIR]
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
@@ -54,7 +54,10 @@ const usage = `usage:
   edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token T]
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
-  edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
+  edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV]
+                  [--state-out FILE] [--quiet] [--json]
+                  (a DIR is its *.bundle.tar by checkpoint size; --chain is the default;
+                  exit 0 verified, 1 not verified, 2 usage or unreadable input)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
