@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -34,21 +35,69 @@ var writeSyscalls = map[string]bool{
 	"mknodat": true, "chown": true, "fchownat": true, "lchown": true, "utimensat": true,
 }
 
-// helpRun runs the binary with an empty HOME, in a read-only working
-// directory and, where strace exists, under strace; it returns stdout,
-// stderr, the exit code and the file calls (nil without strace).
-func helpRun(t *testing.T, straceBin, home, cwd string, args ...string) (string, string, int, []string) {
+// helpEnv is where the help test runs the binary: an empty HOME and a
+// working directory it cannot write (as root, the binary runs as nobody
+// from a copy it can read).
+type helpEnv struct {
+	bin, home, cwd, traces string
+	cred                   *syscall.Credential
+}
+
+// openDir makes a directory outside t.TempDir (whose parent only root can
+// enter) with the given mode.
+func openDir(t *testing.T, mode os.FileMode) string {
 	t.Helper()
-	name, argv := agentBin, args
+	d, err := os.MkdirTemp("", "edgeseal-help-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(d, 0o755); os.RemoveAll(d) })
+	if err := os.Chmod(d, mode); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func newHelpEnv(t *testing.T) *helpEnv {
+	t.Helper()
+	e := &helpEnv{bin: agentBin, home: openDir(t, 0o555), traces: openDir(t, 0o777)}
+	if os.Geteuid() == 0 {
+		dir := openDir(t, 0o755)
+		e.bin = filepath.Join(dir, "edgeseal")
+		copyFile(t, agentBin, e.bin)
+		if err := os.Chmod(e.bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e.cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
+	e.cwd = openDir(t, 0o555)
+	return e
+}
+
+// helpRun runs the binary in e and, where strace exists, under strace; it
+// returns stdout, stderr, the exit code and the file calls (nil without
+// strace).
+func helpRun(t *testing.T, straceBin string, e *helpEnv, args ...string) (string, string, int, []string) {
+	t.Helper()
+	name, argv := e.bin, args
 	trace := ""
 	if straceBin != "" {
-		trace = filepath.Join(t.TempDir(), "trace")
+		f, err := os.CreateTemp(e.traces, "trace-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		os.Chmod(f.Name(), 0o666)
+		trace = f.Name()
 		name = straceBin
-		argv = append([]string{"-f", "-qq", "-e", "trace=%file", "-o", trace, agentBin}, args...)
+		argv = append([]string{"-f", "-qq", "-e", "trace=%file", "-o", trace, e.bin}, args...)
 	}
 	cmd := exec.Command(name, argv...)
-	cmd.Dir = cwd
-	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
+	cmd.Dir = e.cwd
+	cmd.Env = []string{"HOME=" + e.home, "PATH=" + os.Getenv("PATH")}
+	if e.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.cred}
+	}
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -73,7 +122,8 @@ func helpRun(t *testing.T, straceBin, home, cwd string, args ...string) (string,
 
 // touched returns the file calls that write anything, or that name a path
 // of the user, the working directory, edgeseal's own directories or a TPM.
-func touched(calls []string, home, cwd string) []string {
+func touched(calls []string, e *helpEnv) []string {
+	home, cwd := e.home, e.cwd
 	var bad []string
 	for _, c := range calls {
 		m := fileSyscall.FindStringSubmatch(c)
@@ -92,7 +142,7 @@ func touched(calls []string, home, cwd string) []string {
 			strings.Contains(rest, "O_WRONLY"), strings.Contains(rest, "O_RDWR"), strings.Contains(rest, "O_CREAT"),
 			path != "" && !strings.HasPrefix(path, "/"),
 			strings.HasPrefix(path, home), strings.HasPrefix(path, cwd),
-			strings.Contains(path, "edgeseal") && !strings.HasPrefix(path, filepath.Dir(agentBin)),
+			strings.Contains(path, "edgeseal") && path != e.bin,
 			strings.HasPrefix(path, "/dev/tpm"):
 			bad = append(bad, c)
 		}
@@ -114,11 +164,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		t.Log("strace not found: file access not traced")
 		straceBin = ""
 	}
-	home, cwd := t.TempDir(), t.TempDir()
-	if err := os.Chmod(cwd, 0o555); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chmod(cwd, 0o755) })
+	e := newHelpEnv(t)
 
 	entries := parseUsage(usage)
 	flags := map[string][]string{}
@@ -155,7 +201,7 @@ func TestHelpEveryCommand(t *testing.T) {
 			if i > 0 {
 				tr = "" // one traced form is enough
 			}
-			out, errOut, code, calls := helpRun(t, tr, home, cwd, args...)
+			out, errOut, code, calls := helpRun(t, tr, e, args...)
 			if code != 0 {
 				t.Errorf("%v: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", args, code, out, errOut)
 				continue
@@ -171,14 +217,14 @@ func TestHelpEveryCommand(t *testing.T) {
 					t.Errorf("%v: flag --%s of the usage text not listed:\n%s", args, f, out)
 				}
 			}
-			if bad := touched(calls, home, cwd); len(bad) > 0 {
+			if bad := touched(calls, e); len(bad) > 0 {
 				t.Errorf("%v touched the filesystem:\n%s", args, strings.Join(bad, "\n"))
 			}
 		}
 	}
 	// Groups list their subcommands.
 	for g := range groups {
-		out, errOut, code, calls := helpRun(t, straceBin, home, cwd, append(strings.Fields(g), "--help")...)
+		out, errOut, code, calls := helpRun(t, straceBin, e, append(strings.Fields(g), "--help")...)
 		if code != 0 {
 			t.Errorf("%s --help: exit %d\n%s%s", g, code, out, errOut)
 			continue
@@ -188,36 +234,36 @@ func TestHelpEveryCommand(t *testing.T) {
 				t.Errorf("%s --help does not name %q:\n%s", g, p, out)
 			}
 		}
-		if bad := touched(calls, home, cwd); len(bad) > 0 {
+		if bad := touched(calls, e); len(bad) > 0 {
 			t.Errorf("%s --help touched the filesystem:\n%s", g, strings.Join(bad, "\n"))
 		}
 	}
 	// Defaults are shown.
-	out, _, _, _ := helpRun(t, "", home, cwd, "tpm", "enroll", "--help")
+	out, _, _, _ := helpRun(t, "", e, "tpm", "enroll", "--help")
 	if !strings.Contains(out, `(default "device:/dev/tpmrm0")`) {
 		t.Errorf("tpm enroll --help lacks the --tpm default:\n%s", out)
 	}
 	// --version is version.
-	v1, _, c1, _ := helpRun(t, "", home, cwd, "--version")
-	v2, _, c2, _ := helpRun(t, "", home, cwd, "version")
+	v1, _, c1, _ := helpRun(t, "", e, "--version")
+	v2, _, c2, _ := helpRun(t, "", e, "version")
 	if c1 != 0 || c2 != 0 || v1 != v2 || !strings.HasPrefix(v1, "edgeseal ") {
 		t.Errorf("--version exit %d %q, version exit %d %q", c1, v1, c2, v2)
 	}
 	// Nothing was left behind.
-	for _, d := range []string{home, cwd} {
+	for _, d := range []string{e.home, e.cwd} {
 		if ents, _ := os.ReadDir(d); len(ents) > 0 {
 			t.Errorf("%s: help left %d entries", d, len(ents))
 		}
 	}
 	// The tracer sees what a command without --help opens.
 	if straceBin != "" {
-		_, _, code, calls := helpRun(t, straceBin, home, cwd, "archive", "devices", "list")
-		if bad := touched(calls, home, cwd); code == 0 || len(bad) == 0 {
+		_, _, code, calls := helpRun(t, straceBin, e, "archive", "devices", "list")
+		if bad := touched(calls, e); code == 0 || len(bad) == 0 {
 			t.Errorf("archive devices list: exit %d, touched nothing seen: the trace check is blind", code)
 		}
 	}
 	// An unknown command is still a usage error.
-	if _, _, code, _ := helpRun(t, "", home, cwd, "nonsense", "--help"); code != 2 {
+	if _, _, code, _ := helpRun(t, "", e, "nonsense", "--help"); code != 2 {
 		t.Errorf("nonsense --help: exit %d, want 2", code)
 	}
 }
