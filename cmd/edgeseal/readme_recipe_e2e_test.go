@@ -77,13 +77,24 @@ func TestReadmeRecipe(t *testing.T) {
 		}
 	}
 
+	// The section's first block, `make demo` already done and `go run
+	// ./cmd/edgeseal` standing for the binary.
+	first := readmeBlock(t, "Verifying a bundle by hand", "make demo")
+	shim := "make() { [ \"$*\" = demo ]; }\n" +
+		"go() { [ \"$1 $2\" = \"run ./cmd/edgeseal\" ] || return 99; shift 2; \"$EDGESEAL\" \"$@\"; }\n"
+	t.Setenv("EDGESEAL", agentBin)
+	out, err = runRecipe(t, shim+first, dir)
+	if err != nil || !strings.Contains(out, "summary: 3 bundle(s) as one chain") || strings.Contains(out, "NOT VERIFIED") {
+		t.Fatalf("README verify block: %v\n%s\nblock:\n%s", err, out, first)
+	}
+
 	// The first bundle carrying the second's (genuine) quote, manifests
 	// recomputed: the recipe fails at the quote's nonce.
 	bundles, _ := filepath.Glob(filepath.Join(demo, "bundles", "*.bundle.tar"))
 	if len(bundles) < 2 {
 		t.Fatalf("demo left %d bundles", len(bundles))
 	}
-	first, err := readBundle(bundles[0])
+	b0, err := readBundle(bundles[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +103,12 @@ func TestReadmeRecipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{bundle.PathQuoteMsg, bundle.PathQuoteSig, bundle.PathQuotePCRs} {
-		first.Files[p] = second.Files[p]
+		b0.Files[p] = second.Files[p]
 	}
-	if err := first.UpdateManifests(); err != nil {
+	if err := b0.UpdateManifests(); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := first.Bytes()
+	raw, err := b0.Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
