@@ -14,6 +14,10 @@ import (
 // pubFile matches a public key file name in docs and configs.
 var pubFile = regexp.MustCompile(`[A-Za-z0-9_.-]+\.pub\b`)
 
+// keyPath matches an absolute path of a private key or certificate file
+// (public keys are copied between hosts under one name on purpose).
+var keyPath = regexp.MustCompile(`/(?:etc|var/lib)/[A-Za-z0-9_./-]+`)
+
 // TestKeyFileNames: every public key file the docs and example configs name
 // is one edgeseal writes: the archive's key_file plus ".pub", or a key of a
 // bundle. An operator who copies a file by the name the README gives finds
@@ -51,6 +55,25 @@ func TestKeyFileNames(t *testing.T) {
 					t.Errorf("%s:%d names %q; edgeseal writes %v", f, i+1, name, known)
 				}
 			}
+		}
+	}
+	// One name, one file: no two paths of the docs and configs share a key
+	// or certificate file name (an operator copies by name).
+	byName := map[string]string{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range keyPath.FindAllString(string(raw), -1) {
+			p = strings.TrimRight(p, ".")
+			if ext := filepath.Ext(p); ext != ".key" && ext != ".pem" && ext != ".crt" {
+				continue
+			}
+			if other, ok := byName[filepath.Base(p)]; ok && other != p {
+				t.Errorf("%s names %s, elsewhere %s: two files called %s", f, p, other, filepath.Base(p))
+			}
+			byName[filepath.Base(p)] = p
 		}
 	}
 	// The packaged agent config points sync.archive_key at that name.
