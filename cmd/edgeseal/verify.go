@@ -84,7 +84,11 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		if *each {
 			against = base
 		}
-		rep := bundle.Verify(lb.b, trust, against)
+		b, err := readBundle(lb.path)
+		if err != nil {
+			return usageErr("verify: %v", err)
+		}
+		rep := bundle.Verify(b, trust, against)
 		results = append(results, verifyResult{Bundle: lb.path, Verified: rep.OK(), Checks: rep.Checks, State: rep.State, Keys: rep.Keys})
 		if rep.OK() {
 			prev, last = rep.State, rep.State

@@ -10,13 +10,15 @@ import (
 	"github.com/edgeseal/edgeseal/bundle"
 )
 
-// loadedBundle is one bundle read for verify.
+// loadedBundle is one bundle verify was given, read once to check that it
+// is a bundle and to order it; verify reads it again (one bundle in memory
+// at a time).
 type loadedBundle struct {
 	path string
-	b    *bundle.Bundle
+	size uint64 // the checkpoint size its seal claims
 }
 
-// loadBundles reads the bundles verify was given: files in the order given,
+// loadBundles lists the bundles verify was given: files in the order given,
 // a directory as its *.bundle.tar files ordered by checkpoint size (then
 // name). Any unreadable input is a usage error (exit 2) before anything is
 // verified.
@@ -32,7 +34,7 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 			if err != nil {
 				return nil, usageErr("verify: %v", err)
 			}
-			out = append(out, loadedBundle{p, b})
+			out = append(out, loadedBundle{p, checkpointSize(b)})
 			continue
 		}
 		ents, err := os.ReadDir(p)
@@ -49,15 +51,14 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 			if err != nil {
 				return nil, usageErr("verify: %v", err)
 			}
-			dir = append(dir, loadedBundle{path, b})
+			dir = append(dir, loadedBundle{path, checkpointSize(b)})
 		}
 		if len(dir) == 0 {
 			return nil, usageErr("verify: no *%s in %s", mediaBundleSuffix, p)
 		}
 		sort.SliceStable(dir, func(i, j int) bool {
-			si, sj := checkpointSize(dir[i].b), checkpointSize(dir[j].b)
-			if si != sj {
-				return si < sj
+			if dir[i].size != dir[j].size {
+				return dir[i].size < dir[j].size
 			}
 			return dir[i].path < dir[j].path
 		})
