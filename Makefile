@@ -9,6 +9,8 @@ TEST_FUZZTIME ?= 2
 # make soak runs the agent's crash test and the sync outage test with SOAK
 # times their rounds, and the journal's and spool's crash tests SOAK times.
 SOAK ?= 10
+# make package: host (this machine's architecture), all, or a list.
+ARCHS ?= host
 
 .PHONY: all build demo test fuzz bench soak vet package deps-demo deps-test deps-package clean
 
@@ -41,10 +43,11 @@ vet:
 	$(GO) vet ./...
 	$(GO) -C packaging/build vet ./...
 
-# .deb and .rpm for amd64, arm64 and armv7 in dist/ (packaging/build, nfpm).
-# VERSION= and SOURCE_DATE_EPOCH= override what git says.
+# .deb and .rpm in dist/ (packaging/build, nfpm): for this machine's
+# architecture by default, ARCHS=all for amd64, arm64 and armv7, or a list
+# (ARCHS=arm64,armv7). VERSION= and SOURCE_DATE_EPOCH= override what git says.
 package: deps-package
-	$(GO) -C packaging/build run . -root $(CURDIR) -out $(CURDIR)/dist -go $(GO)
+	$(GO) -C packaging/build run . -root $(CURDIR) -out $(CURDIR)/dist -go $(GO) -arch $(ARCHS)
 
 deps-demo:
 	@GO="$(GO)" ./scripts/deps.sh demo

@@ -68,7 +68,10 @@ type Check struct {
 	Name    string `json:"name"`
 	OK      bool   `json:"ok"`
 	Skipped bool   `json:"skipped,omitempty"`
-	Detail  string `json:"detail,omitempty"`
+	// NotCompared: the check passed because it had nothing to compare
+	// (no previous state, a first seal); Detail says what was missing.
+	NotCompared bool   `json:"notCompared,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 // Report is the outcome of Verify.
@@ -121,6 +124,8 @@ func (r *Report) String() string {
 			status = "SKIP"
 		case !c.OK:
 			status = "FAIL"
+		case c.NotCompared:
+			status = "skip"
 		}
 		fmt.Fprintf(&b, "%s %-20s %s\n", status, c.Name, c.Detail)
 	}

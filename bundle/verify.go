@@ -46,7 +46,8 @@ type verifier struct {
 	qa          *attest.Attest
 	trustErr    error
 
-	note string // detail for a passing check, reset by run
+	note        string // detail for a passing check, reset by run
+	notCompared bool   // the passing check had nothing to compare, reset by run
 
 	refs   map[[32]byte]int64 // export payloads -> size
 	purged map[[32]byte]bool
@@ -110,9 +111,9 @@ func Verify(b *Bundle, t *Trust, prev *State) *Report {
 }
 
 func (v *verifier) run(name string, fn func() error) {
-	v.note = ""
+	v.note, v.notCompared = "", false
 	err := fn()
-	c := Check{Name: name, OK: err == nil, Detail: v.note}
+	c := Check{Name: name, OK: err == nil, Detail: v.note, NotCompared: err == nil && v.notCompared}
 	if err != nil {
 		c.Detail = err.Error()
 		var s skipError

@@ -343,7 +343,7 @@ func (v *verifier) merkleRange() error {
 		if len(rng) != 0 {
 			return errors.New("range hashes for an empty previous tree")
 		}
-		return nil
+		return v.nothingToCompare("first seal: no previous tree")
 	}
 	if _, _, err := FoldRange(rng, v.prevCP.Size, nil); err != nil {
 		return err
@@ -358,6 +358,9 @@ func (v *verifier) merkleConsistency() error {
 	if err := v.needCheckpoints(); err != nil {
 		return err
 	}
+	if v.prevCP.Size == 0 && len(v.pred.ConsistencyProof) == 0 {
+		return v.nothingToCompare("first seal: no previous tree")
+	}
 	return VerifyConsistency(bytesToHashes(v.pred.ConsistencyProof), v.prevCP.Size, v.cp.Size, v.prevCP.Root, v.cp.Root)
 }
 
@@ -371,6 +374,9 @@ func (v *verifier) previousLeaf() error {
 	}
 	if v.prev != nil && v.pred.PreviousLeaf != v.prev.LastLeaf {
 		return fmt.Errorf("previous leaf %s, last verified leaf %s", v.pred.PreviousLeaf, v.prev.LastLeaf)
+	}
+	if v.prev == nil && v.prevCP.Size > 0 {
+		return v.nothingToCompare("no previous state")
 	}
 	return nil
 }

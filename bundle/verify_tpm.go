@@ -200,7 +200,7 @@ func (v *verifier) quoteResetCount() error {
 	}
 	c := v.qa.Clock
 	if v.prev == nil {
-		return nil
+		return v.nothingToCompare("no previous state")
 	}
 	p := v.prev.Clock
 	if c.ResetCount < p.ResetCount || c.ResetCount == p.ResetCount && c.RestartCount < p.RestartCount {
@@ -218,6 +218,9 @@ func (v *verifier) counterRising() error {
 	}
 	if v.prev != nil && v.pred.Counter <= v.prev.Counter {
 		return fmt.Errorf("nv counter %d not above last verified %d", v.pred.Counter, v.prev.Counter)
+	}
+	if v.prev == nil {
+		return v.nothingToCompare(fmt.Sprintf("no previous state (counter %d)", v.pred.Counter))
 	}
 	return nil
 }

@@ -60,7 +60,8 @@ type build struct {
 	log   string
 }
 
-// runBuild runs packaging/build for every arch and format into a new
+// runBuild runs packaging/build for every arch (-arch all, as `make package
+// ARCHS=all`) and format into a new
 // directory under tmpBase, with env added to the environment.
 func runBuild(name string, env ...string) (*build, error) {
 	dir := filepath.Join(tmpBase, name)
@@ -68,7 +69,7 @@ func runBuild(name string, env ...string) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(goCmd(), "-C", "build", "run", ".", "-root", root, "-out", dir)
+	cmd := exec.Command(goCmd(), "-C", "build", "run", ".", "-root", root, "-out", dir, "-arch", "all")
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -1,8 +1,10 @@
 // Package packaging holds the packaging of edgeseal and its tests; it has
 // no code of its own. packaging/build (a separate module, so that nfpm stays
-// out of the edgeseal binary's module graph) builds the binary for amd64,
-// arm64 and armv7 and packs .deb and .rpm files as packaging/nfpm/nfpm.yaml
-// says (`make package`). The tests here build them once per run and check
+// out of the edgeseal binary's module graph) builds the binary for the
+// host's architecture (`make package`) or for amd64, arm64 and armv7
+// (`make package ARCHS=all`) and packs .deb and .rpm files as
+// packaging/nfpm/nfpm.yaml says. The tests here build all of them once per
+// run and check
 // every file, owner and mode (dpkg-deb -c, -x, -e), the maintainer scripts
 // (with stub commands, and for real by installing, removing and purging the
 // .deb with dpkg --root), the example configs, the cross-built binaries and

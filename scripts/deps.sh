@@ -5,6 +5,7 @@
 #   demo: the simulator build (gcc, libssl-dev)
 #   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto, softhsm2 (the archive key's
 #         PKCS#11 tests), systemd (systemd-analyze),
+#         jq and openssl (the README's by-hand recipe), strace (the --help test),
 #         git (the package tests: version and time of the last commit)
 #         and the versitygw S3 gateway (Go module proxy, `go install` into
 #         $(go env GOPATH)/bin, where archive/s3store's test finds it; root not needed)
@@ -35,7 +36,7 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc libssl-dev)
 if [ "$group" = test ]; then
-  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto softhsm2 systemd git)
+  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto softhsm2 systemd git jq openssl strace)
 fi
 if [ "$group" = package ]; then
   pkgs=(git)

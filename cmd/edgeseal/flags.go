@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"strings"
@@ -8,11 +9,14 @@ import (
 
 // parseInterleaved parses flags that may come before or after positional
 // arguments ("verify a.tar --trust t.json b.tar") and returns the positionals.
+// -h or --help returns a *helpError: run prints the command's help.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, &helpError{fs: fs}
+		} else if err != nil {
 			return nil, usageErr("%s: %v", fs.Name(), err)
 		}
 		rest := fs.Args()

@@ -6,7 +6,7 @@
 //	edgeseal agent rotate-key --config FILE --reason TEXT
 //	edgeseal agent enroll --config FILE --answer CHALLENGE.json [--out RESPONSE.json]
 //	edgeseal export [flags] FILE|-
-//	edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
+//	edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV] [--quiet] [--json]
 //	edgeseal tpm enroll --tpm SPEC --state DIR --site S --device D [--out DEVICE.json] [--recovery-key FILE.pub | --no-recovery]
 //	    [--pcr-policy-key FILE.pub | --pcr-policy=pcr]
 //	edgeseal tpm recovery-keygen --out FILE
@@ -26,7 +26,8 @@
 //	edgeseal bundles export --config FILE --to DIR
 //	edgeseal bundles import-receipts --config FILE [--archive-key FILE] DIR
 //	edgeseal service install|uninstall|start|stop|status --kind agent|archive
-//	edgeseal version
+//	edgeseal version | --version
+//	edgeseal help [COMMAND...] (or COMMAND --help)
 package main
 
 import (
@@ -64,7 +65,10 @@ const usage = `usage:
   edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token T]
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
-  edgeseal verify BUNDLE... --trust DEVICE.json [--previous PREV] [--json]
+  edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV]
+                  [--state-out FILE] [--quiet] [--json]
+                  (a DIR is its *.bundle.tar by checkpoint size; --chain is the default;
+                  exit 0 verified, 1 not verified, 2 usage or unreadable input)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
                      [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
@@ -92,7 +96,8 @@ const usage = `usage:
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
   edgeseal service install|uninstall|start|stop|status --kind agent|archive [--purge] [--root DIR]
-  edgeseal version
+  edgeseal version | --version
+  edgeseal help [COMMAND...]      (or COMMAND --help: its usage and flags)
 `
 
 func main() {
@@ -115,10 +120,14 @@ func main() {
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) (err error) {
 	if len(args) == 0 {
 		return usageErr("no command")
 	}
+	if helpBeforeRun(args, stdout) {
+		return nil
+	}
+	defer func() { err = helpAfterRun(err, args, stdout) }()
 	switch args[0] {
 	case "agent":
 		if len(args) > 1 && args[1] == "enroll" {
@@ -147,10 +156,13 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return cmdDemo(ctx, args[1:], stdout, log)
 	case "doctor":
 		return cmdDoctor(ctx, args[1:], stdout, os.Getenv)
-	case "version":
+	case "version", "--version":
 		fmt.Fprintln(stdout, "edgeseal", version)
 		return nil
 	case "help", "-h", "--help":
+		if len(args) > 1 && !isHelpArg(args[1]) {
+			return run(ctx, append(args[1:len(args):len(args)], "--help"), stdout, log)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

@@ -22,19 +22,25 @@ type verifyResult struct {
 	Keys []bundle.KeyEvent `json:"keys,omitempty"`
 }
 
-// cmdVerify verifies bundles offline against a device trust file. Several
-// bundles are verified in order as one chain, each against the state the one
-// before it left. Exit 0 verified, 1 not verified, 2 usage or unreadable
-// input.
+// cmdVerify verifies bundles offline against a device trust file. A
+// directory argument stands for every *.bundle.tar in it, ordered by
+// checkpoint size. By default (--chain) the bundles are one chain of the
+// device: each is verified against the state the one before it left. --each
+// verifies every bundle on its own (against --previous, if given). A summary
+// line ends the output; --quiet prints only what failed and the summary.
+// Exit 0 verified, 1 not verified, 2 usage or unreadable input.
 func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "receipt" {
 		return cmdVerifyReceipt(ctx, args[1:], stdout)
 	}
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	trustPath := fs.String("trust", "", "device trust file (DEVICE.json) written by 'edgeseal tpm enroll'")
+	trustPath := fs.String("trust", "", "device trust file (DEVICE.json) written by 'edgeseal tpm enroll' (required)")
 	prevPath := fs.String("previous", "", "the previous bundle of this device, or a state file written by --state-out")
 	stateOut := fs.String("state-out", "", "write the state after the last bundle here (for the next --previous)")
-	asJSON := fs.Bool("json", false, "print machine-readable JSON")
+	asJSON := fs.Bool("json", false, "print machine-readable JSON (an array of results, no summary line)")
+	quiet := fs.Bool("quiet", false, "print only the bundles that failed, and the summary")
+	chain := fs.Bool("chain", false, "verify the bundles as one chain, each against the state the one before left (the default)")
+	each := fs.Bool("each", false, "verify each bundle on its own, against --previous if given")
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -45,6 +51,9 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if *trustPath == "" {
 		return usageErr("verify: --trust DEVICE.json is required")
 	}
+	if *chain && *each {
+		return usageErr("verify: --chain and --each exclude each other")
+	}
 	raw, err := os.ReadFile(*trustPath)
 	if err != nil {
 		return usageErr("verify: trust file: %v", err)
@@ -53,35 +62,46 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageErr("verify: trust file %s: %v", *trustPath, err)
 	}
-	var prev *bundle.State
+	bundles, err := loadBundles(paths)
+	if err != nil {
+		return err
+	}
+	if *each && *stateOut != "" && len(bundles) > 1 {
+		return usageErr("verify: --state-out with --each needs a single bundle")
+	}
+	var base *bundle.State
 	if *prevPath != "" {
-		if prev, err = loadPrevious(*prevPath, trust); err != nil {
+		if base, err = loadPrevious(*prevPath, trust); err != nil {
 			return err
 		}
 	}
 	var results []verifyResult
 	var history []bundle.KeyEvent // of the verified bundles
-	allOK := true
-	for _, p := range paths {
-		b, err := readBundle(p)
+	var failed []string
+	prev, last := base, (*bundle.State)(nil)
+	for _, lb := range bundles {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		against := prev
+		if *each {
+			against = base
+		}
+		b, err := readBundle(lb.path)
 		if err != nil {
 			return usageErr("verify: %v", err)
 		}
-		rep := bundle.Verify(b, trust, prev)
-		res := verifyResult{Bundle: p, Verified: rep.OK(), Checks: rep.Checks, State: rep.State, Keys: rep.Keys}
-		results = append(results, res)
-		if !rep.OK() {
-			allOK = false
-		} else {
-			prev = rep.State
+		rep := bundle.Verify(b, trust, against)
+		results = append(results, verifyResult{Bundle: lb.path, Verified: rep.OK(), Checks: rep.Checks, State: rep.State, Keys: rep.Keys})
+		if rep.OK() {
+			prev, last = rep.State, rep.State
 			history = append(history, rep.Keys...)
+		} else {
+			failed = append(failed, lb.path)
 		}
-		if !*asJSON {
-			printReport(stdout, p, rep)
+		if !*asJSON && (!*quiet || !rep.OK()) {
+			printReport(stdout, lb.path, rep)
 		}
-	}
-	if !*asJSON {
-		printKeyHistory(stdout, trust, history, prev)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -89,9 +109,14 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := enc.Encode(results); err != nil {
 			return err
 		}
+	} else {
+		if !*quiet {
+			printKeyHistory(stdout, trust, history, last)
+		}
+		printSummary(stdout, trust, len(bundles), failed, *each)
 	}
-	if *stateOut != "" && allOK && prev != nil {
-		data, err := json.MarshalIndent(prev, "", "  ")
+	if *stateOut != "" && len(failed) == 0 && last != nil {
+		data, err := json.MarshalIndent(last, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -99,8 +124,8 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageErr("verify: state-out: %v", err)
 		}
 	}
-	if !allOK {
-		return &exitError{code: 1, err: fmt.Errorf("not verified")}
+	if len(failed) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("verify: %d of %d bundle(s) not verified", len(failed), len(bundles))}
 	}
 	return nil
 }
@@ -141,24 +166,4 @@ func loadPrevious(path string, trust *bundle.Trust) (*bundle.State, error) {
 		return nil, usageErr("verify: previous bundle %s does not verify itself", path)
 	}
 	return rep.State, nil
-}
-
-func printReport(w io.Writer, path string, rep *bundle.Report) {
-	fmt.Fprintf(w, "%s\n", path)
-	for _, c := range rep.Checks {
-		mark := "ok  "
-		if !c.OK {
-			mark = "FAIL"
-		}
-		if c.Detail != "" {
-			fmt.Fprintf(w, "  %s %-22s %s\n", mark, c.Name, c.Detail)
-		} else {
-			fmt.Fprintf(w, "  %s %s\n", mark, c.Name)
-		}
-	}
-	if rep.OK() {
-		fmt.Fprintf(w, "  VERIFIED\n")
-	} else {
-		fmt.Fprintf(w, "  NOT VERIFIED\n")
-	}
 }

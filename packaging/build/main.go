@@ -5,8 +5,11 @@
 // the packages is the last commit's (SOURCE_DATE_EPOCH overrides it), so
 // two runs on the same tree and Go toolchain give the same bytes.
 //
-//	go -C packaging/build run . [-root DIR] [-out DIR] [-arch amd64,arm64,armv7]
-//	                            [-format deb,rpm] [-version V]
+//	go -C packaging/build run . [-root DIR] [-out DIR] [-arch host|all|amd64,arm64,armv7]
+//	                            [-format deb,rpm] [-version V] [-list]
+//
+// -arch host (the default) packs for the machine it runs on, -arch all for
+// every target; -list prints the targets -arch names and stops.
 //
 // It is its own module so that nfpm and its dependencies stay out of the
 // edgeseal binary's module graph.
@@ -26,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +64,30 @@ type options struct {
 	root, out, config, version, goBin string
 	arches, formats                   []string
 	epoch                             time.Time
+	list                              bool
+}
+
+// resolveArches expands "all" and "host" (the target for goarch).
+func resolveArches(list []string, goarch string) ([]string, error) {
+	var out []string
+	for _, a := range list {
+		switch a {
+		case "all":
+			for _, x := range arches {
+				out = append(out, x.name)
+			}
+		case "host":
+			i := slices.IndexFunc(arches, func(x arch) bool { return slices.Contains(x.env, "GOARCH="+goarch) })
+			if i < 0 {
+				return nil, fmt.Errorf("no package target for this machine (GOARCH %s): pass -arch", goarch)
+			}
+			out = append(out, arches[i].name)
+		default:
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func main() {
@@ -75,6 +103,10 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	o, err := parseFlags(ctx, args)
 	if err != nil {
+		return err
+	}
+	if o.list {
+		_, err := fmt.Fprintln(stdout, strings.Join(o.arches, "\n"))
 		return err
 	}
 	log.Info("packaging", "version", o.version, "time", o.epoch.Format(time.RFC3339),
@@ -116,7 +148,8 @@ func parseFlags(ctx context.Context, args []string) (*options, error) {
 	fs := flag.NewFlagSet("package", flag.ContinueOnError)
 	root := fs.String("root", "../..", "the edgeseal repository")
 	out := fs.String("out", "", "where the packages go (default ROOT/dist)")
-	archList := fs.String("arch", "amd64,arm64,armv7", "architectures")
+	archList := fs.String("arch", "host", "architectures: host (this machine's), all, or a list of amd64,arm64,armv7")
+	list := fs.Bool("list", false, "print the architectures -arch names, one a line, and stop")
 	formatList := fs.String("format", "deb,rpm", "package formats")
 	version := fs.String("version", os.Getenv("VERSION"), "package and binary version (default from git)")
 	goBin := fs.String("go", "go", "the go command that builds the binary")
@@ -131,8 +164,11 @@ func parseFlags(ctx context.Context, args []string) (*options, error) {
 		return nil, err
 	}
 	o := &options{root: abs, out: *out, version: *version, goBin: *goBin,
-		config: filepath.Join(abs, "packaging", "nfpm", "nfpm.yaml"),
-		arches: split(*archList), formats: split(*formatList)}
+		config:  filepath.Join(abs, "packaging", "nfpm", "nfpm.yaml"),
+		formats: split(*formatList), list: *list}
+	if o.arches, err = resolveArches(split(*archList), runtime.GOARCH); err != nil {
+		return nil, err
+	}
 	if o.out == "" {
 		o.out = filepath.Join(abs, "dist")
 	}

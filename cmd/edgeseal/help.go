@@ -1,0 +1,211 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+)
+
+// Help for every command: `edgeseal CMD --help` (or -h, -help, or
+// `edgeseal help CMD`) prints the command's lines of the usage text and its
+// flags with their defaults, and exits 0. parseInterleaved turns the flag
+// package's ErrHelp into a *helpError that carries the command's FlagSet, so
+// a command gets --help by parsing its flags with parseInterleaved before it
+// opens anything; run prints the help. A group of subcommands (`tpm`,
+// `service`, `archive devices`) answers --help from the usage text alone,
+// before any command runs.
+
+// helpError is returned by parseInterleaved when the arguments ask for help.
+type helpError struct{ fs *flag.FlagSet }
+
+func (e *helpError) Error() string { return e.fs.Name() + ": help requested" }
+func (e *helpError) Unwrap() error { return flag.ErrHelp }
+
+// flaglessCommands are leaves of the usage text that parse no flags: their
+// --help is answered from the usage text.
+var flaglessCommands = map[string]bool{"version": true, "help": true}
+
+func isHelpArg(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
+
+// wantsHelp reports whether a help flag comes before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelpArg(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// leadingWords are the arguments before the first flag.
+func leadingWords(args []string) []string {
+	for i, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return args[:i]
+		}
+	}
+	return args
+}
+
+// usageEntry is one command of the usage text.
+type usageEntry struct {
+	path  string   // "archive devices approve"
+	lines []string // the usage lines it is written in
+	flags []string // the flags its part of the text names, without dashes
+}
+
+var (
+	cmdWord   = regexp.MustCompile(`^[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)*$`)
+	altWord   = regexp.MustCompile(`(?:^|\s)\|\s+([a-z][a-z0-9-]*)(?:\s|$)`)
+	flagInUse = regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+)
+
+// parseUsage reads the usage text: each "  edgeseal ..." line starts a
+// block, indented lines continue it. A block's command words run up to the
+// first flag or placeholder; "a|b" and "| b ..." name alternatives.
+func parseUsage(text string) []usageEntry {
+	var blocks [][]string
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(l, "  edgeseal "):
+			blocks = append(blocks, []string{l})
+		case strings.TrimSpace(l) != "" && strings.HasPrefix(l, "  ") && len(blocks) > 0:
+			blocks[len(blocks)-1] = append(blocks[len(blocks)-1], l)
+		}
+	}
+	var out []usageEntry
+	for _, lines := range blocks {
+		text := strings.Join(lines, " ")
+		toks := strings.Fields(strings.TrimPrefix(strings.TrimSpace(text), "edgeseal"))
+		var words []string
+		for _, t := range toks {
+			if !cmdWord.MatchString(t) {
+				break
+			}
+			words = append(words, t)
+		}
+		if len(words) == 0 {
+			continue
+		}
+		// Segments: the first names words; each "| word ..." an alternative
+		// to the last word.
+		locs := altWord.FindAllStringSubmatchIndex(text, -1)
+		type seg struct {
+			last string
+			text string
+		}
+		start := 0
+		segs := []seg{}
+		last := words[len(words)-1]
+		for _, m := range locs {
+			segs = append(segs, seg{last, text[start:m[0]]})
+			last, start = text[m[2]:m[3]], m[0]
+		}
+		segs = append(segs, seg{last, text[start:]})
+		base := strings.Join(words[:len(words)-1], " ")
+		for _, s := range segs {
+			var flags []string
+			for _, f := range flagInUse.FindAllStringSubmatch(s.text, -1) {
+				flags = append(flags, f[1])
+			}
+			for _, alt := range strings.Split(s.last, "|") {
+				path := strings.TrimSpace(base + " " + alt)
+				out = append(out, usageEntry{path: path, lines: lines, flags: flags})
+			}
+		}
+	}
+	return out
+}
+
+// usageFamily returns the usage lines of path and of its subcommands, and
+// whether path is a command (leaf) and whether it has subcommands (group).
+func usageFamily(path string) (lines []string, leaf, group bool) {
+	seen := map[string]bool{}
+	for _, e := range parseUsage(usage) {
+		switch {
+		case e.path == path:
+			leaf = true
+		case strings.HasPrefix(e.path, path+" "):
+			group = true
+		default:
+			continue
+		}
+		for _, l := range e.lines {
+			if !seen[l] {
+				seen[l] = true
+				lines = append(lines, l)
+			}
+		}
+	}
+	return lines, leaf, group
+}
+
+// printHelp writes the usage lines of path and the flags of fs (may be nil).
+func printHelp(w io.Writer, path string, fs *flag.FlagSet) {
+	lines, _, _ := usageFamily(path)
+	fmt.Fprintln(w, "usage:")
+	if len(lines) == 0 {
+		fmt.Fprintf(w, "  edgeseal %s [flags]\n", path)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+	if fs == nil {
+		return
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nflags of edgeseal %s:\n", path)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// helpBeforeRun answers --help for groups and flagless commands, which no
+// FlagSet answers; it reports whether it did.
+func helpBeforeRun(args []string, w io.Writer) bool {
+	if !wantsHelp(args) || (args[0] == "help" && len(args) > 1 && !isHelpArg(args[1])) {
+		return false // `help CMD` runs CMD --help
+	}
+	words := leadingWords(args)
+	for n := len(words); n > 0; n-- {
+		path := strings.Join(words[:n], " ")
+		_, leaf, group := usageFamily(path)
+		switch {
+		case leaf && flaglessCommands[path]:
+			printHelp(w, path, nil)
+			return true
+		case leaf:
+			return false // its FlagSet answers
+		case group && n == len(words):
+			printHelp(w, path, nil)
+			return true
+		case group:
+			return false // an unknown subcommand: the command says so
+		}
+	}
+	return false
+}
+
+// helpAfterRun turns a command's help request into its help and no error.
+func helpAfterRun(err error, args []string, w io.Writer) error {
+	var he *helpError
+	switch {
+	case errors.As(err, &he):
+		printHelp(w, he.fs.Name(), he.fs)
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(w, strings.Join(leadingWords(args), " "), nil)
+		return nil
+	}
+	return err
+}
