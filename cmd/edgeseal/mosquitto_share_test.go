@@ -175,8 +175,8 @@ func startPackagedArchive(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI,
 	text := strings.NewReplacer(
 		"ssl://localhost:8883", brk.URL,
 		"/etc/edgeseal/tls/ca.crt", pki.CAFile,
-		"/etc/edgeseal/tls/archive.crt", cert.CertFile,
-		"/etc/edgeseal/tls/archive.key", cert.KeyFile,
+		"/etc/edgeseal/tls/archive-mqtt.crt", cert.CertFile,
+		"/etc/edgeseal/tls/archive-mqtt.key", cert.KeyFile,
 		"/var/lib/edgeseal-archive", filepath.Join(dir, "data"),
 	).Replace(string(raw))
 	cfg, err := config.Parse([]byte(text))

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestVerifyRefusesMalleatedCopies(t *testing.T) {
 			if code != 1 {
 				t.Fatalf("exit %d, want 1:\n%s", code, out)
 			}
-			if !strings.Contains(out, "FAIL "+f[1]) {
+			if !regexp.MustCompile(`(?m)^\s*FAIL\s+` + regexp.QuoteMeta(f[1]) + `\s`).MatchString(out) {
 				t.Fatalf("output does not fail %s:\n%s", f[1], out)
 			}
 		})

@@ -14,7 +14,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	pubFile := priv.Public().MarshalPEM() // recovery.pub, given to enrollment
+	pubFile := priv.Public().MarshalPEM() // recovery.key.pub, given to enrollment
 	privFile, err := priv.MarshalPEM()    // recovery.key, kept offline (0600)
 	if err != nil {
 		panic(err)

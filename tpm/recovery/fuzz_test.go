@@ -41,7 +41,7 @@ func FuzzParse(f *testing.F) {
 // FuzzParseKeys: the key file parsers never panic, and an accepted key
 // round-trips with the same id.
 func FuzzParseKeys(f *testing.F) {
-	addVectors(f, "recovery.key", "recovery.pub")
+	addVectors(f, "recovery.key", "recovery.key.pub")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if k, err := ParsePrivateKey(b); err == nil {
 			out, err := k.MarshalPEM()

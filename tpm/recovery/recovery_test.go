@@ -69,7 +69,7 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		files := map[string][]byte{
-			"recovery.key": priv, "recovery.pub": k.Public().MarshalPEM(),
+			"recovery.key": priv, "recovery.key.pub": k.Public().MarshalPEM(),
 			"other.key": otherPriv, "wrap.json": wb,
 		}
 		// Tampered inputs: each still parses, and must not open.
@@ -97,7 +97,7 @@ func TestVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := ParsePublicKey(readVector(t, "recovery.pub"))
+	pub, err := ParsePublicKey(readVector(t, "recovery.key.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestParseRefuses(t *testing.T) {
 }
 
 func TestParseKeyRefuses(t *testing.T) {
-	pub := string(readVector(t, "recovery.pub"))
+	pub := string(readVector(t, "recovery.key.pub"))
 	priv := string(readVector(t, "recovery.key"))
 	cases := map[string]struct {
 		in   string
