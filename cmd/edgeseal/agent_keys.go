@@ -44,6 +44,9 @@ func cmdAgentRotateKey(ctx context.Context, args []string, stdout io.Writer, log
 			err = cerr
 		}
 	}()
+	if t.Identity().PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
 	key, err := t.DataKey(ctx)
 	if err != nil {
 		return fmt.Errorf("agent: data key: %w", err)

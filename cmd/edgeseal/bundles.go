@@ -93,7 +93,8 @@ func cmdBundles(ctx context.Context, args []string, stdout io.Writer, log *slog.
 }
 
 // openStoppedJournal opens the journal of a stopped agent as the daemon
-// does: the TPM, its data key, the journal. The TPM is closed again before
+// does: the TPM, the stored PCR authorization (keys bound to a PCR-policy
+// key), its data key, the journal. The TPM is closed again before
 // it returns; close closes the journal.
 func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Journal, error) {
 	dir := filepath.Join(cfg.DataDir, "journal")
@@ -103,6 +104,9 @@ func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logge
 	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
 	if err != nil {
 		return nil, err
+	}
+	if t.Identity().PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
 	}
 	key, err := t.DataKey(ctx)
 	if cerr := t.Close(); cerr != nil && err == nil {

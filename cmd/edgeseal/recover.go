@@ -112,11 +112,16 @@ func readBounded(path string) ([]byte, error) {
 }
 
 // writeWrap wraps the TPM's data key for device to pub and stores the wrap
-// in the state dir (the previous one, if any, kept as .old).
+// in the state dir (the previous one, if any, kept as .old). A data key
+// the TPM has just created is wrapped as created: keys bound to a
+// PCR-policy key unseal only once an authorization is installed.
 func writeWrap(ctx context.Context, t *tpm.TPM, state, device string, pub *recovery.PublicKey) error {
-	key, err := t.DataKey(ctx)
-	if err != nil {
-		return fmt.Errorf("recovery wrap: %w", err)
+	key := t.CreatedDataKey()
+	if key == nil {
+		var err error
+		if key, err = t.DataKey(ctx); err != nil {
+			return fmt.Errorf("recovery wrap: %w", err)
+		}
 	}
 	return writeWrapKey(state, device, pub, key)
 }

@@ -199,8 +199,8 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 		return fmt.Errorf("tpm recover: new keys: %w", err)
 	}
 	defer t.Close()
-	if got, err := t.DataKey(ctx); err != nil || !bytes.Equal(got, key) {
-		return fmt.Errorf("tpm recover: the new data key blob does not unseal the recovered key: %v", err)
+	if err := checkNewDataKey(ctx, t, key, cfg, topts.Logger, stdout); err != nil {
+		return err
 	}
 	// The wrap still holds: same data key, same device.
 	wp := filepath.Join(cfg.TPMStateDir, recovery.FileName)
@@ -298,4 +298,37 @@ func oldPCRPolicy(stateDir string) (tpm.PCRPolicy, bool) {
 		}
 	}
 	return tpm.PCRPolicy{}, false
+}
+
+// checkNewDataKey checks that the new data key blob seals the recovered
+// key. Keys bound to a PCR-policy key unseal only under an authorization
+// of the PCR values: the one stored in the state dir is installed first (a
+// TPM cleared on the same board shows the same values). When it does not
+// hold for the new TPM, the blob this run sealed from the recovered key is
+// taken as made, and the values to authorize are printed.
+func checkNewDataKey(ctx context.Context, t *tpm.TPM, key []byte, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	id := t.Identity()
+	if id.PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
+	got, err := t.DataKey(ctx)
+	var need *tpm.AuthorizationNeededError
+	var pm *tpm.PCRMismatchError
+	if id.PCRPolicyKey != nil && (errors.As(err, &need) || errors.As(err, &pm)) {
+		if !bytes.Equal(t.CreatedDataKey(), key) {
+			return fmt.Errorf("tpm recover: the data key blob was not made from the recovered key by this run and does not unseal: %w", err)
+		}
+		cur, err := t.ReadPCRs(ctx)
+		if err != nil {
+			return fmt.Errorf("tpm recover: %w", err)
+		}
+		fmt.Fprintf(stdout, "the new TPM's PCR values are not authorized yet: the new keys work once the operator authorizes them:\n"+
+			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device %s --pcrs %s --out pcr-authorization.json\n"+
+			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n", cfg.DeviceID(), formatPCRList(id.PCRs, cur))
+		return nil
+	}
+	if err != nil || !bytes.Equal(got, key) {
+		return fmt.Errorf("tpm recover: the new data key blob does not unseal the recovered key: %v", err)
+	}
+	return nil
 }
