@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -314,6 +315,23 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 		if !found(id, 1) {
 			t.Fatalf("delivered export %s is not in epoch 1's accepted bundles", id)
 		}
+	}
+	// The recovery itself is sealed in epoch 2, once.
+	recovers := 0
+	for k, ar := range got {
+		r, err := bundle.ParseRecord(ar.rec)
+		if err != nil || r.Type != bundle.TypeKeyRecover {
+			continue
+		}
+		var kb agent.KeyRecoverBody
+		if err := json.Unmarshal(r.Body, &kb); err != nil || k[0] != 2 || kb.Case != agent.RecoverNewTPM || kb.Epoch != 2 ||
+			kb.KeyID != key2 || kb.PreviousKeyID != key1 || kb.RetiredBundles != 1 {
+			t.Fatalf("key.recover in epoch %d: %s %v", k[0], r.Body, err)
+		}
+		recovers++
+	}
+	if recovers != 1 {
+		t.Fatalf("%d key.recover records archived, want 1", recovers)
 	}
 	t.Logf("%d acknowledged exports (%d before the wipe) archived: %d bundles in epoch 1, %d in epoch 2",
 		len(order), len(order)-len(after), len(chain1), len(chain2))
