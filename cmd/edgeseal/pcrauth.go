@@ -246,7 +246,7 @@ func cmdAgentAuthorizePCRs(args []string, stdout io.Writer) error {
 
 // loadPCRAuthorization installs the stored authorization when the agent
 // or a command on its stopped journal (bundles export, import-receipts,
-// agent rotate-key) opens the TPM, before the data key is unsealed; a
+// agent rotate-key, tpm recover, tpm rewrap) opens the TPM, before the data key is unsealed; a
 // refused one is logged and left for the seal loop to report.
 func loadPCRAuthorization(ctx context.Context, cfg *config.Config, t agent.PCRAuthorizer, log *slog.Logger) {
 	a, err := agent.LoadPCRAuthorization(ctx, cfg.TPMStateDir, cfg.DeviceID(), t)

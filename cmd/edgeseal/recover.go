@@ -240,6 +240,9 @@ func cmdRewrap(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return startHint(err)
 	}
 	defer t.Close()
+	if t.Identity().PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
 	if err := writeWrap(ctx, t, cfg.TPMStateDir, cfg.DeviceID(), pub); err != nil {
 		return fmt.Errorf("tpm rewrap: %w (the data key must still unseal: rewrap before the TPM changes)", err)
 	}

@@ -77,6 +77,9 @@ func cmdRecover(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	switch {
 	case err == nil:
 		defer t.Close()
+		if t.Identity().PCRPolicyKey != nil {
+			loadPCRAuthorization(ctx, cfg, t, log)
+		}
 		return recoverReseal(ctx, t, j, key, priv.ID, cfg, *out, stdout)
 	case errors.As(err, &ce):
 		fmt.Fprintf(stdout, "%v\n", err)

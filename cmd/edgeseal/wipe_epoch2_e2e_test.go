@@ -231,6 +231,11 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	if !strings.Contains(out, "bound to the same PCR policy key") {
 		t.Fatalf("tpm recover does not say the new keys keep the PCR policy key:\n%s", out)
 	}
+	// Running it again is safe: the new keys unseal under the stored
+	// authorization, nothing is left to do.
+	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk, "--out", filepath.Join(t.TempDir(), "again.json")); code != 0 || !strings.Contains(out, "nothing to recover") {
+		t.Fatalf("second tpm recover: exit %d\n%s", code, out)
+	}
 	retired := filepath.Join(a.dir, "data", "epoch-1-outbox", undelivered[0]+".bundle")
 	if _, err := os.Stat(retired); err != nil {
 		t.Fatalf("the undelivered bundle of epoch 1: %v", err)
@@ -364,5 +369,17 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	}
 	if out, code := bundlesCLI(t, "verify", chain2[0], "--trust", trust1); code == 0 {
 		t.Fatalf("an epoch 2 bundle verifies with the lost key's trust file:\n%s", out)
+	}
+
+	// The recovery key was used: the device is wrapped to a new one.
+	rk2 := filepath.Join(t.TempDir(), "recovery-2.key")
+	if out, code := bundlesCLI(t, "tpm", "recovery-keygen", "--out", rk2); code != 0 {
+		t.Fatalf("recovery-keygen: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "tpm", "rewrap", "--config", cfg, "--recovery-key", rk2+".pub"); code != 0 || !strings.Contains(out, "wrapped to recovery key") {
+		t.Fatalf("tpm rewrap of the new keys: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk2); code != 0 || !strings.Contains(out, "nothing to recover") {
+		t.Fatalf("recover with the new recovery key: exit %d\n%s", code, out)
 	}
 }
