@@ -271,6 +271,16 @@ func startHint(err error) error {
 			"With the agent stopped run\n  edgeseal tpm recover --config AGENT.yaml --recovery-key FILE\n" +
 			"then have the archive operator run\n  edgeseal archive devices rekey SITE/DEVICE --key NEWKEY\n" +
 			"with the new trust file it writes (NEWKEY is the key id it prints)."}
+	case errors.As(err, &pm) && pm.Key == "data" && pm.Authorized:
+		values := "VALUES"
+		if pm.Current != nil {
+			values = formatPCRList(pm.PCRs, pm.Current)
+		}
+		return &hintError{err: err, hint: "The keys are bound to the operator's PCR-policy key and the PCRs are not the authorized values " +
+			"(a firmware, boot loader or kernel update, or a new board?). If the change is expected, have the operator authorize them:\n" +
+			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/DEVICE --pcrs " + values + " --out pcr-authorization.json\n" +
+			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n" +
+			"otherwise investigate the boot chain."}
 	case errors.As(err, &pm) && pm.Key == "data":
 		return &hintError{err: err, hint: "The PCRs moved since the data key was sealed (a firmware, boot loader or kernel update?). " +
 			"If the change is expected, with the agent stopped run\n  edgeseal tpm recover --config AGENT.yaml --recovery-key FILE\n" +

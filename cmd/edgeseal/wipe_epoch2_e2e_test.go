@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -79,6 +80,24 @@ func acceptedRecords(t *testing.T, media, akid string, apub ed25519.PublicKey, g
 	return files, epochs
 }
 
+// authorizePrinted signs, with the operator's PCR-policy key, the PCR
+// values a command printed (`--pcrs VALUES`) and stores the statement for
+// the agent of cfg.
+func authorizePrinted(t *testing.T, pcrKey, cfg, printed string) {
+	t.Helper()
+	m := regexp.MustCompile(`--device (\S+) --pcrs (\S+)`).FindStringSubmatch(printed)
+	if m == nil {
+		t.Fatalf("no PCR values to authorize printed:\n%s", printed)
+	}
+	f := filepath.Join(t.TempDir(), "pcr-authorization.json")
+	if out, code := bundlesCLI(t, "tpm", "authorize-pcrs", "--key", pcrKey, "--device", m[1], "--pcrs", m[2], "--out", f); code != 0 {
+		t.Fatalf("tpm authorize-pcrs: exit %d\n%s", code, out)
+	}
+	if out, code := bundlesCLI(t, "agent", "authorize-pcrs", "--config", cfg, f); code != 0 {
+		t.Fatalf("agent authorize-pcrs: exit %d\n%s", code, out)
+	}
+}
+
 // TestTPMWipeToEpoch2: the whole runbook of a TPM clear, with the real
 // binary, a real swtpm and a real archive over the air gap. A device
 // enrolled with a recovery key delivers two bundles (archived and
@@ -105,23 +124,9 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	if out, code := bundlesCLI(t, "tpm", "pcr-key", "new", "--out", pcrKey); code != 0 {
 		t.Fatalf("pcr-key new: exit %d\n%s", code, out)
 	}
-	authorize := func(printed, name string) {
-		t.Helper()
-		m := regexp.MustCompile(`--pcrs (\S+)`).FindStringSubmatch(printed)
-		if m == nil {
-			t.Fatalf("no PCR values to authorize printed:\n%s", printed)
-		}
-		f := filepath.Join(t.TempDir(), name)
-		if out, code := bundlesCLI(t, "tpm", "authorize-pcrs", "--key", pcrKey, "--device", dev, "--pcrs", m[1], "--out", f); code != 0 {
-			t.Fatalf("tpm authorize-pcrs: exit %d\n%s", code, out)
-		}
-		if out, code := bundlesCLI(t, "agent", "authorize-pcrs", "--config", cfg, f); code != 0 {
-			t.Fatalf("agent authorize-pcrs: exit %d\n%s", code, out)
-		}
-	}
 	rk, trust1, enrolled := enrollSwtpm(t, a, sw.Spec, "--pcr-policy-key", pcrKey+".pub")
 	key1 := keyIDOf(t, trust1)
-	authorize(enrolled, "auth-1.json")
+	authorizePrinted(t, pcrKey, cfg, enrolled)
 
 	adata := t.TempDir()
 	arch := func(args ...string) (string, int) {
@@ -381,5 +386,61 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	}
 	if out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk2); code != 0 || !strings.Contains(out, "nothing to recover") {
 		t.Fatalf("recover with the new recovery key: exit %d\n%s", code, out)
+	}
+}
+
+// TestRecoverNewTPMOtherPCRs: keys bound to a PCR-policy key, and the
+// new TPM shows other PCR values than the authorized ones (a board swap
+// with other firmware). `tpm recover` makes the new keys anyway and
+// prints the values to authorize; until they are, the agent refuses to
+// start; once they are, it seals the whole journal under the new key.
+func TestRecoverNewTPMOtherPCRs(t *testing.T) {
+	needAgent(t)
+	swtpmtest.Need(t, "swtpm")
+	extend := swtpmtest.Need(t, "tpm2_pcrextend")
+	sw := swtpmtest.Start(t)
+	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
+	a.setTPM(t, sw.Spec)
+	cfg := filepath.Join(a.dir, "agent.yaml")
+	pcrKey := filepath.Join(t.TempDir(), "pcr-key")
+	if out, code := bundlesCLI(t, "tpm", "pcr-key", "new", "--out", pcrKey); code != 0 {
+		t.Fatalf("pcr-key new: exit %d\n%s", code, out)
+	}
+	rk, _, enrolled := enrollSwtpm(t, a, sw.Spec, "--pcr-policy-key", pcrKey+".pub")
+	authorizePrinted(t, pcrKey, cfg, enrolled)
+	p := a.start(t, true)
+	c := unixClient(a.socket)
+	rc := postExport(t, c, "inv-1", 1)
+	sealNow(t, c)
+	p.stop()
+
+	sw.Stop()
+	if err := os.RemoveAll(sw.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	sw2 := swtpmtest.Start(t)
+	host, port, _ := strings.Cut(sw2.Addr, ":")
+	if out, err := exec.CommandContext(t.Context(), extend, "-T", "swtpm:host="+host+",port="+port, "0:sha256="+strings.Repeat("f1", 32)).CombinedOutput(); err != nil {
+		t.Fatalf("tpm2_pcrextend: %v\n%s", err, out)
+	}
+	a.setTPM(t, sw2.Spec)
+	trust2 := filepath.Join(t.TempDir(), "DEVICE-2.json")
+	out, code := bundlesCLI(t, "tpm", "recover", "--config", cfg, "--recovery-key", rk, "--out", trust2)
+	if code != 0 || !strings.Contains(out, "PCR values are not authorized yet") || !strings.Contains(out, "--pcrs 0=") {
+		t.Fatalf("tpm recover on a TPM with other PCR values: exit %d\n%s", code, out)
+	}
+	t.Logf("tpm recover:\n%s", out)
+	t.Logf("agent before the authorization:\n%s", a.refusesToStart(t, "PCRs differ from the authorized values", "edgeseal tpm authorize-pcrs --key PCR-KEY", "edgeseal agent authorize-pcrs"))
+	authorizePrinted(t, pcrKey, cfg, out)
+	p = a.start(t, true)
+	info := exportState(t, c, rc.ExportID)
+	sealNow(t, c)
+	p.stop()
+	if info.Seq != rc.Seq || info.Leaf != rc.Leaf {
+		t.Fatalf("export after the recovery: %+v, acknowledged %+v", info, rc)
+	}
+	_, files := exportMedia(t, a)
+	if out, code := bundlesCLI(t, append(append([]string{"verify"}, files...), "--trust", trust2)...); code != 0 || strings.Count(out, "  VERIFIED") != len(files) {
+		t.Fatalf("verify of the new epoch: exit %d\n%s", code, out)
 	}
 }
