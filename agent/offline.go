@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -25,6 +26,12 @@ func NewReceiptJournal(opts Options, j *store.Journal) (*ReceiptJournal, error) 
 		return nil, err
 	}
 	c := &Core{opts: opts, log: opts.Logger, j: j, device: opts.Site + "/" + opts.Device, wake: make(chan struct{}, 1)}
+	// Receipts are journaled under the journal's sealing epoch, as the
+	// core does (EpochDeliveryKey): outbox ids restart in a new epoch.
+	var err error
+	if c.epoch, err = j.Epoch(); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	return &ReceiptJournal{c: c}, nil
 }
 

@@ -335,6 +335,7 @@ func (t *TPM) createDataKey(srk *primary) (*loadedKey, error) {
 	if err := writeJSON(t.stateDir, dataKeyFile, &k.file); err != nil {
 		return nil, err
 	}
+	t.createdDataKey = secret
 	return k, nil
 }
 

@@ -100,6 +100,17 @@ func (t *TPM) checkEnrolled(signBytes, dataBytes []byte) error {
 	return nil
 }
 
+// CreatedDataKey returns the data key this Open created (Options.Create
+// on a state dir without one), or nil when it loaded an existing one.
+// `edgeseal tpm enroll` wraps it to the operator's recovery key: a data key
+// bound to a PCR-policy key does not unseal before the first authorization
+// of PCR values is installed, which comes after enrollment.
+func (t *TPM) CreatedDataKey() []byte {
+	t.sem <- struct{}{}
+	defer func() { <-t.sem }()
+	return slices.Clone(t.createdDataKey)
+}
+
 // newDataKeySecret is the value a new data key seals: Options.DataKey
 // when set (a recovered key), else 32 random bytes.
 func (t *TPM) newDataKeySecret() ([]byte, error) {

@@ -3,6 +3,7 @@ package tpm_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -154,6 +155,47 @@ func TestOpenOtherEndorsementKey(t *testing.T) {
 		var ce *tpm.ClearedError
 		if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "endorsement key") {
 			t.Fatalf("open with another recorded EK: %v, want *ClearedError about the endorsement key", err)
+		}
+	})
+}
+
+// TestCreatedDataKey: the data key an Open created is known to its caller
+// (`tpm enroll` wraps it to the recovery key) even when it does not unseal
+// yet, being bound to a PCR-policy key with no authorization installed;
+// it is the key that unseals once one is. An Open that loads the key
+// knows nothing of it.
+func TestCreatedDataKey(t *testing.T) {
+	each(t, func(t *testing.T, r *rig) {
+		ctx := context.Background()
+		op := newPolicyKey(t)
+		ref := sha256.Sum256([]byte("edgeseal pcr policy v1\nsite-a/dev-1"))
+		r.opts.PCRPolicy = &tpm.PCRPolicy{Key: &op.PublicKey, Ref: ref[:]}
+		tp := r.open(t)
+		created := tp.CreatedDataKey()
+		if len(created) != 32 {
+			t.Fatalf("created data key of %d bytes", len(created))
+		}
+		if _, err := tp.DataKey(ctx); !errors.As(err, new(*tpm.AuthorizationNeededError)) {
+			t.Fatalf("data key without authorization: %v", err)
+		}
+		id := tp.Identity()
+		cur, err := tp.ReadPCRs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.Authorize(ctx, signAuthorization(t, op, ref[:], id.PCRs, cur)); err != nil {
+			t.Fatal(err)
+		}
+		if dk, err := tp.DataKey(ctx); err != nil || !bytes.Equal(dk, created) {
+			t.Fatalf("data key under authorization: %v (the created one: %v)", err, bytes.Equal(dk, created))
+		}
+		mustClose(t, tp)
+		if tp.CreatedDataKey() != nil {
+			t.Fatal("the created data key outlives Close")
+		}
+		tp = r.open(t)
+		if k := tp.CreatedDataKey(); k != nil {
+			t.Fatal("an Open that loaded the data key reports it as created")
 		}
 	})
 }

@@ -89,6 +89,9 @@ type TPM struct {
 
 	create     bool   // Options.Create
 	newDataKey []byte // Options.DataKey
+	// createdDataKey is the value of the data key this Open created (nil
+	// when it loaded one); see CreatedDataKey.
+	createdDataKey []byte
 
 	sem chan struct{} // held while talking to the TPM
 	tr  Transport     // nil after Close
@@ -281,6 +284,8 @@ func (t *TPM) Close() error {
 	errFlush := t.flushLoaded()
 	err := t.tr.Close()
 	t.tr = nil
+	clear(t.createdDataKey)
+	t.createdDataKey = nil
 	if err != nil {
 		return fmt.Errorf("tpm: close: %w", err)
 	}

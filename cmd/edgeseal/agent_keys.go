@@ -44,7 +44,10 @@ func cmdAgentRotateKey(ctx context.Context, args []string, stdout io.Writer, log
 			err = cerr
 		}
 	}()
-	key, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID())
+	if t.Identity().PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
+	key, err := t.DataKey(ctx)
 	if err != nil {
 		return fmt.Errorf("agent: data key: %w", err)
 	}

@@ -93,7 +93,8 @@ func cmdBundles(ctx context.Context, args []string, stdout io.Writer, log *slog.
 }
 
 // openStoppedJournal opens the journal of a stopped agent as the daemon
-// does: the TPM, its data key, the journal. The TPM is closed again before
+// does: the TPM, the stored PCR authorization (keys bound to a PCR-policy
+// key), its data key, the journal. The TPM is closed again before
 // it returns; close closes the journal.
 func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Journal, error) {
 	dir := filepath.Join(cfg.DataDir, "journal")
@@ -104,7 +105,10 @@ func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	key, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID())
+	if t.Identity().PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
+	key, err := t.DataKey(ctx)
 	if cerr := t.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

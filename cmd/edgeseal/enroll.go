@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -25,8 +24,8 @@ import (
 
 // openTPM opens the TPM named by spec with key blobs in state, creating
 // the keys when state has none (enrollment is the only place that does).
-func openTPM(ctx context.Context, spec, state string, policy *tpm.PCRPolicy, dataKey []byte, log *slog.Logger) (*tpm.TPM, error) {
-	return tpm.Open(ctx, spec, tpm.Options{StateDir: state, Logger: log, Simulator: simulatorOpener, Create: true, PCRPolicy: policy, DataKey: dataKey})
+func openTPM(ctx context.Context, spec, state string, policy *tpm.PCRPolicy, log *slog.Logger) (*tpm.TPM, error) {
+	return tpm.Open(ctx, spec, tpm.Options{StateDir: state, Logger: log, Simulator: simulatorOpener, Create: true, PCRPolicy: policy})
 }
 
 // cmdEnroll creates (or loads) the device's TPM keys and writes the trust
@@ -57,19 +56,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	// Fresh keys: enroll picks the data key value, so that the recovery
-	// wrap needs no unseal (keys bound to a PCR-policy key unseal only
-	// once the operator has authorized the PCR values).
-	var secret []byte
-	if has, err := tpm.HasKeys(*state); err != nil {
-		return err
-	} else if !has && !rec.noRecovery {
-		secret = make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
-			return fmt.Errorf("tpm enroll: %w", err)
-		}
-	}
-	t, err := openTPM(ctx, *spec, *state, policy, secret, log)
+	t, err := openTPM(ctx, *spec, *state, policy, log)
 	if err != nil {
 		return startHint(err)
 	}
@@ -77,7 +64,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err := checkEnrolledPolicy(t.Identity(), policy, *state); err != nil {
 		return err
 	}
-	if err := rec.apply(ctx, t, *state, *site+"/"+*device, *out, secret, stdout); err != nil {
+	if err := rec.apply(ctx, t, *state, *site+"/"+*device, *out, stdout); err != nil {
 		return err
 	}
 	trust, err := bundle.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))

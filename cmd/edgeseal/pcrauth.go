@@ -23,7 +23,6 @@ import (
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
-	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -245,31 +244,21 @@ func cmdAgentAuthorizePCRs(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// loadPCRAuthorization installs the stored authorization at the agent's
-// start, before the data key is unsealed; a refused one is logged and
-// left for the seal loop to report.
+// loadPCRAuthorization installs the stored authorization when the agent
+// or a command on its stopped journal (bundles export, import-receipts,
+// agent rotate-key, tpm recover, tpm rewrap) opens the TPM, before the data key is unsealed; a
+// refused one is logged and left for the seal loop to report.
 func loadPCRAuthorization(ctx context.Context, cfg *config.Config, t agent.PCRAuthorizer, log *slog.Logger) {
 	a, err := agent.LoadPCRAuthorization(ctx, cfg.TPMStateDir, cfg.DeviceID(), t)
 	var pe *agent.PCRAuthError
 	switch {
 	case errors.As(err, &pe):
-		log.Error("PCR AUTHORIZATION NOT APPLIED at start", "err", err)
+		log.Error("PCR AUTHORIZATION NOT APPLIED", "err", err)
 	case err != nil:
-		log.Error("pcr authorization: cannot install at start", "err", err)
+		log.Error("pcr authorization: cannot install", "err", err)
 	}
 	if a != nil {
 		log.Info("pcr authorization installed", "pcrs", a.PCRSelection.PCRs, "signed", a.Time, "policy_key", a.PolicyKeyID)
 	}
 }
 
-// unsealDataKey unseals the journal's data key for a command run beside a
-// stopped agent: keys bound to a PCR-policy key first get the
-// authorization stored in stateDir installed, as the agent does at start.
-func unsealDataKey(ctx context.Context, t *tpm.TPM, stateDir, device string) ([]byte, error) {
-	if t.Identity().PCRPolicyKey != nil {
-		if _, err := agent.LoadPCRAuthorization(ctx, stateDir, device, t); err != nil {
-			return nil, err
-		}
-	}
-	return t.DataKey(ctx)
-}

@@ -155,7 +155,7 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 	tcti := "swtpm:host=" + host + ",port=" + port
 	brk := mqtttest.Start(t, nil)
 
-	a := newAgentDir(t, agentOpts{sealEvery: 50, sealInterval: "300ms", maxBody: "64 KiB"})
+	a := newAgentDir(t, agentOpts{sealEvery: 50, sealInterval: "300ms", maxBody: "64 KiB", notEnrolled: true})
 	cfgPath := filepath.Join(a.dir, "agent.yaml")
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -179,7 +179,12 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 	}
 	state := filepath.Join(a.dir, "data", "tpm")
 	trustFile := filepath.Join(keys, "DEVICE.json")
-	enroll := []string{"tpm", "enroll", "--tpm", sw.Spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trustFile, "--no-recovery"}
+	rk := filepath.Join(keys, "recovery.key")
+	if out, code := bundlesCLI(t, "tpm", "recovery-keygen", "--out", rk); code != 0 {
+		t.Fatalf("recovery-keygen: %s", out)
+	}
+	enroll := []string{"tpm", "enroll", "--tpm", sw.Spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trustFile,
+		"--recovery-key", rk + ".pub"}
 	if out, code := bundlesCLI(t, enroll...); code != 2 || !strings.Contains(out, "--pcr-policy-key") {
 		t.Fatalf("enroll on swtpm without a PCR policy: exit %d\n%s", code, out)
 	}

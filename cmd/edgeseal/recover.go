@@ -112,11 +112,16 @@ func readBounded(path string) ([]byte, error) {
 }
 
 // writeWrap wraps the TPM's data key for device to pub and stores the wrap
-// in the state dir (the previous one, if any, kept as .old).
+// in the state dir (the previous one, if any, kept as .old). A data key
+// the TPM has just created is wrapped as created: keys bound to a
+// PCR-policy key unseal only once an authorization is installed.
 func writeWrap(ctx context.Context, t *tpm.TPM, state, device string, pub *recovery.PublicKey) error {
-	key, err := unsealDataKey(ctx, t, state, device)
-	if err != nil {
-		return fmt.Errorf("recovery wrap: %w", err)
+	key := t.CreatedDataKey()
+	if key == nil {
+		var err error
+		if key, err = t.DataKey(ctx); err != nil {
+			return fmt.Errorf("recovery wrap: %w", err)
+		}
 	}
 	return writeWrapKey(state, device, pub, key)
 }
@@ -174,11 +179,7 @@ func (r *enrollRecovery) check(spec string) error {
 }
 
 // apply wraps the data key once the TPM is open.
-//
-// secret, when not nil, is the data key value enroll had the TPM seal
-// (fresh keys): it is wrapped as is, since keys bound to a PCR-policy key
-// unseal only once the operator has authorized the PCR values.
-func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, out string, secret []byte, stdout io.Writer) error {
+func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, out string, stdout io.Writer) error {
 	switch {
 	case r.noRecovery:
 		fmt.Fprintf(stdout, "WARNING: no recovery wrap (--no-recovery): a TPM clear or board swap loses the journal\n")
@@ -202,12 +203,7 @@ func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, o
 	if err != nil {
 		return err
 	}
-	if secret != nil {
-		err = writeWrapKey(state, device, pub, secret)
-	} else {
-		err = writeWrap(ctx, t, state, device, pub)
-	}
-	if err != nil {
+	if err := writeWrap(ctx, t, state, device, pub); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "data key wrapped to recovery key %s in %s\n", pub.ID, filepath.Join(state, recovery.FileName))
@@ -244,6 +240,9 @@ func cmdRewrap(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return startHint(err)
 	}
 	defer t.Close()
+	if t.Identity().PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
 	if err := writeWrap(ctx, t, cfg.TPMStateDir, cfg.DeviceID(), pub); err != nil {
 		return fmt.Errorf("tpm rewrap: %w (the data key must still unseal: rewrap before the TPM changes)", err)
 	}
@@ -272,6 +271,16 @@ func startHint(err error) error {
 			"With the agent stopped run\n  edgeseal tpm recover --config AGENT.yaml --recovery-key FILE\n" +
 			"then have the archive operator run\n  edgeseal archive devices rekey SITE/DEVICE --key NEWKEY\n" +
 			"with the new trust file it writes (NEWKEY is the key id it prints)."}
+	case errors.As(err, &pm) && pm.Key == "data" && pm.Authorized:
+		values := "VALUES"
+		if pm.Current != nil {
+			values = formatPCRList(pm.PCRs, pm.Current)
+		}
+		return &hintError{err: err, hint: "The keys are bound to the operator's PCR-policy key and the PCRs are not the authorized values " +
+			"(a firmware, boot loader or kernel update, or a new board?). If the change is expected, have the operator authorize them:\n" +
+			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/DEVICE --pcrs " + values + " --out pcr-authorization.json\n" +
+			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n" +
+			"otherwise investigate the boot chain."}
 	case errors.As(err, &pm) && pm.Key == "data":
 		return &hintError{err: err, hint: "The PCRs moved since the data key was sealed (a firmware, boot loader or kernel update?). " +
 			"If the change is expected, with the agent stopped run\n  edgeseal tpm recover --config AGENT.yaml --recovery-key FILE\n" +

@@ -82,13 +82,21 @@ func (a *agentDir) refusesToStart(t *testing.T, want ...string) string {
 }
 
 // swtpmJournal opens the stopped agent's journal with the data key the
-// swtpm at spec unseals.
+// swtpm at spec unseals (under the stored PCR authorization, for keys
+// bound to a PCR-policy key).
 func (a *agentDir) swtpmJournal(t *testing.T, spec string) *store.Journal {
 	t.Helper()
 	ctx := context.Background()
-	tp, err := tpm.Open(ctx, spec, tpm.Options{StateDir: filepath.Join(a.dir, "data", "tpm")})
+	state := filepath.Join(a.dir, "data", "tpm")
+	tp, err := tpm.Open(ctx, spec, tpm.Options{StateDir: state})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tp.Identity().PCRPolicyKey != nil {
+		if _, err := agent.LoadPCRAuthorization(ctx, state, "e2e-site/dev-1", tp); err != nil {
+			tp.Close()
+			t.Fatal(err)
+		}
 	}
 	key, err := tp.DataKey(ctx)
 	tp.Close()
@@ -103,9 +111,11 @@ func (a *agentDir) swtpmJournal(t *testing.T, spec string) *store.Journal {
 	return j
 }
 
-// enrollSwtpm runs `tpm recovery-keygen` and `tpm enroll` against swtpm
-// and returns the recovery key file and the trust file.
-func enrollSwtpm(t *testing.T, a *agentDir, spec string) (rk, trust string) {
+// enrollSwtpm runs `tpm recovery-keygen` and `tpm enroll` against swtpm,
+// binding the keys as binding says (`--pcr-policy=pcr` or
+// `--pcr-policy-key FILE.pub`), and returns the recovery key file, the
+// trust file and what enroll printed.
+func enrollSwtpm(t *testing.T, a *agentDir, spec string, binding ...string) (rk, trust, out string) {
 	t.Helper()
 	keys := t.TempDir()
 	rk = filepath.Join(keys, "recovery.key")
@@ -120,7 +130,8 @@ func enrollSwtpm(t *testing.T, a *agentDir, spec string) (rk, trust string) {
 	}
 	state := filepath.Join(a.dir, "data", "tpm")
 	trust = filepath.Join(keys, "DEVICE-1.json")
-	enroll := []string{"tpm", "enroll", "--tpm", spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trust, "--pcr-policy=pcr"}
+	enroll := []string{"tpm", "enroll", "--tpm", spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trust}
+	enroll = append(enroll, binding...)
 	// A real TPM is not enrolled without a recovery key.
 	if out, code := bundlesCLI(t, enroll...); code != 2 || !strings.Contains(out, "--recovery-key FILE.pub is required") {
 		t.Fatalf("enroll of a real TPM without a recovery key: exit %d\n%s", code, out)
@@ -132,7 +143,7 @@ func enrollSwtpm(t *testing.T, a *agentDir, spec string) (rk, trust string) {
 	if code != 0 || !strings.Contains(out, "data key wrapped to recovery key") {
 		t.Fatalf("enroll: exit %d\n%s", code, out)
 	}
-	return rk, trust
+	return rk, trust, out
 }
 
 // TestRecoverAfterTPMClear: a device on swtpm enrolled with a recovery
@@ -150,7 +161,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
 	a.setTPM(t, sw.Spec)
 	cfg := filepath.Join(a.dir, "agent.yaml")
-	rk, trust1 := enrollSwtpm(t, a, sw.Spec)
+	rk, trust1, _ := enrollSwtpm(t, a, sw.Spec, "--pcr-policy=pcr")
 
 	acked := map[string]agent.ExportReceipt{}
 	n := 0
@@ -363,7 +374,7 @@ func TestRecoverPCRMoved(t *testing.T) {
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
 	a.setTPM(t, sw.Spec)
 	cfg := filepath.Join(a.dir, "agent.yaml")
-	rk, _ := enrollSwtpm(t, a, sw.Spec)
+	rk, _, _ := enrollSwtpm(t, a, sw.Spec, "--pcr-policy=pcr")
 	p := a.start(t, true)
 	c := unixClient(a.socket)
 	rcs := []agent.ExportReceipt{postExport(t, c, "inv-a", 1), postExport(t, c, "inv-b", 2)}

@@ -77,6 +77,9 @@ func cmdRecover(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	switch {
 	case err == nil:
 		defer t.Close()
+		if t.Identity().PCRPolicyKey != nil {
+			loadPCRAuthorization(ctx, cfg, t, log)
+		}
 		return recoverReseal(ctx, t, j, key, priv.ID, cfg, *out, stdout)
 	case errors.As(err, &ce):
 		fmt.Fprintf(stdout, "%v\n", err)
@@ -122,7 +125,7 @@ func openWrap(wrapFile, keyFile, device string, stdout io.Writer) ([]byte, *reco
 
 // recoverReseal is the case of a TPM that still loads the key blobs.
 func recoverReseal(ctx context.Context, t *tpm.TPM, j *store.Journal, key []byte, recoveryKeyID string, cfg *config.Config, out string, stdout io.Writer) error {
-	cur, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID())
+	cur, err := t.DataKey(ctx)
 	var pm *tpm.PCRMismatchError
 	switch {
 	case err == nil && bytes.Equal(cur, key):
@@ -136,7 +139,7 @@ func recoverReseal(ctx context.Context, t *tpm.TPM, j *store.Journal, key []byte
 	if err := t.ResealDataKey(ctx, key); err != nil {
 		return fmt.Errorf("tpm recover: %w", err)
 	}
-	if got, err := unsealDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID()); err != nil || !bytes.Equal(got, key) {
+	if got, err := t.DataKey(ctx); err != nil || !bytes.Equal(got, key) {
 		return fmt.Errorf("tpm recover: the resealed data key does not unseal: %v", err)
 	}
 	epoch, err := j.Epoch()
@@ -199,12 +202,8 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 		return fmt.Errorf("tpm recover: new keys: %w", err)
 	}
 	defer t.Close()
-	if topts.PCRPolicy != nil {
-		// Keys bound to the PCR-policy key unseal only once the operator
-		// has authorized this TPM's PCR values.
-		fmt.Fprintf(stdout, "the new data key unseals once the PCR values are authorized\n")
-	} else if got, err := t.DataKey(ctx); err != nil || !bytes.Equal(got, key) {
-		return fmt.Errorf("tpm recover: the new data key blob does not unseal the recovered key: %v", err)
+	if err := checkNewDataKey(ctx, t, key, cfg, topts.Logger, stdout); err != nil {
+		return err
 	}
 	// The wrap still holds: same data key, same device.
 	wp := filepath.Join(cfg.TPMStateDir, recovery.FileName)
@@ -302,4 +301,37 @@ func oldPCRPolicy(stateDir string) (tpm.PCRPolicy, bool) {
 		}
 	}
 	return tpm.PCRPolicy{}, false
+}
+
+// checkNewDataKey checks that the new data key blob seals the recovered
+// key. Keys bound to a PCR-policy key unseal only under an authorization
+// of the PCR values: the one stored in the state dir is installed first (a
+// TPM cleared on the same board shows the same values). When it does not
+// hold for the new TPM, the blob this run sealed from the recovered key is
+// taken as made, and the values to authorize are printed.
+func checkNewDataKey(ctx context.Context, t *tpm.TPM, key []byte, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	id := t.Identity()
+	if id.PCRPolicyKey != nil {
+		loadPCRAuthorization(ctx, cfg, t, log)
+	}
+	got, err := t.DataKey(ctx)
+	var need *tpm.AuthorizationNeededError
+	var pm *tpm.PCRMismatchError
+	if id.PCRPolicyKey != nil && (errors.As(err, &need) || errors.As(err, &pm)) {
+		if !bytes.Equal(t.CreatedDataKey(), key) {
+			return fmt.Errorf("tpm recover: the data key blob was not made from the recovered key by this run and does not unseal: %w", err)
+		}
+		cur, err := t.ReadPCRs(ctx)
+		if err != nil {
+			return fmt.Errorf("tpm recover: %w", err)
+		}
+		fmt.Fprintf(stdout, "the new TPM's PCR values are not authorized yet: the new keys work once the operator authorizes them:\n"+
+			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device %s --pcrs %s --out pcr-authorization.json\n"+
+			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n", cfg.DeviceID(), formatPCRList(id.PCRs, cur))
+		return nil
+	}
+	if err != nil || !bytes.Equal(got, key) {
+		return fmt.Errorf("tpm recover: the new data key blob does not unseal the recovered key: %v", err)
+	}
+	return nil
 }
