@@ -261,4 +261,3 @@ func loadPCRAuthorization(ctx context.Context, cfg *config.Config, t agent.PCRAu
 		log.Info("pcr authorization installed", "pcrs", a.PCRSelection.PCRs, "signed", a.Time, "policy_key", a.PolicyKeyID)
 	}
 }
-
