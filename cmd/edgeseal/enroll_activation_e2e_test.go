@@ -221,7 +221,7 @@ func TestEnrollEKCertCA(t *testing.T) {
 	needAgent(t)
 	sw, caPEM := swtpmtest.StartWithEKCert(t)
 	_, otherCA := swtpmtest.StartWithEKCert(t)
-	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
 	cfgFile := filepath.Join(a.dir, "agent.yaml")
 	cfg, err := os.ReadFile(cfgFile)
 	if err != nil {
