@@ -24,8 +24,9 @@ const replyConfirmWait = 2 * time.Minute
 // receipt or rejection for it arrives and sends it again (after a
 // reconnect, after its resend delay, or at once when a later bundle is
 // answered first), and the archive answers a repeat with the stored
-// receipt or a new rejection; a device enrolling asks again. attrs name
-// the reply in logs.
+// receipt or a new rejection. An enrollment answer dropped makes Enroll
+// fail with ErrNoAnswer, and the request (kept pending by the archive) is
+// sent again by running it again. attrs name the reply in logs.
 func (s *Subscriber) publishReply(ctx context.Context, c mqtt.Client, topic string, reply []byte, attrs ...any) {
 	select {
 	case s.replies <- struct{}{}:
