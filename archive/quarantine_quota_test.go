@@ -88,6 +88,25 @@ func TestQuarantineKeepsNoBytesOfStrangers(t *testing.T) {
 	}
 }
 
+// TestQuarantineBundleOverDeviceBytes: a refused bundle of an approved
+// device larger than what a device may keep is quarantined as its reason
+// only.
+func TestQuarantineBundleOverDeviceBytes(t *testing.T) {
+	e := newEnv(t)
+	c := newChain(t, 2, bundletest.Options{})
+	gap := raw(t, c.Bundles[1])
+	e.quar = archive.QuarantineLimits{DeviceBytes: int64(len(gap)) - 1}
+	e.reopen()
+	e.approve(c)
+	rj := e.refused(c.Opts.Site, c.Opts.Device, gap, archive.CheckGap)
+	if !strings.HasSuffix(rj.Quarantine, ".json") {
+		t.Fatalf("quarantine path %s, want the reason only", rj.Quarantine)
+	}
+	if tars, _ := quarFiles(t, e.dir); len(tars) != 0 {
+		t.Fatalf("bytes kept beyond the device's quota: %v", tars)
+	}
+}
+
 // TestQuarantineDeviceQuota: one device cannot fill the quarantine: past
 // DefaultQuarantineDeviceEntries its oldest entries are dropped and
 // counted, and another device's entries stay.
