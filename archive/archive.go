@@ -59,6 +59,8 @@ type Options struct {
 	Alert func(ctx context.Context, a Alert)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Quarantine bounds the quarantine and rate-limits alerts.
+	Quarantine QuarantineLimits
 }
 
 // Archive is the central receiver. Its methods are safe for concurrent
@@ -76,7 +78,13 @@ type Archive struct {
 	quar    string
 	now     func() time.Time
 
-	stats struct{ accepted, duplicates, refused, alarms atomic.Uint64 }
+	qidx   *quarIndex
+	alerts alertLimiter
+
+	stats struct {
+		accepted, duplicates, refused, alarms atomic.Uint64
+		quarDropped, alertsSuppressed         atomic.Uint64
+	}
 
 	mu       sync.Mutex
 	accepted map[[32]byte]accepted
@@ -127,15 +135,20 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.Quarantine.setDefaults()
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
 		accepted: map[[32]byte]accepted{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
+		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 	}
 	a.bg, a.stop = context.WithCancel(context.WithoutCancel(ctx))
 	if err := os.MkdirAll(a.quar, 0o750); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
+	}
+	if err := a.qidx.load(a.quar); err != nil {
+		return nil, fmt.Errorf("archive: quarantine: %w", err)
 	}
 	if a.objects == nil {
 		if a.objects, err = NewFSStore(filepath.Join(opts.Dir, "objects")); err != nil {
@@ -227,6 +240,12 @@ type Stats struct {
 	Duplicates uint64 // repeats answered with the stored receipt
 	Refused    uint64 // bundles refused (quarantined, alerted)
 	Alarms     uint64 // alarms raised (forks, altered objects)
+	// QuarantineDropped counts quarantine entries dropped past the
+	// quotas (QuarantineLimits), oldest first.
+	QuarantineDropped uint64
+	// AlertsSuppressed counts alerts not raised by the rate limit
+	// (QuarantineLimits.AlertInterval).
+	AlertsSuppressed uint64
 }
 
 // Stats returns the counters.
@@ -234,6 +253,7 @@ func (a *Archive) Stats() Stats {
 	return Stats{
 		Accepted: a.stats.accepted.Load(), Duplicates: a.stats.duplicates.Load(),
 		Refused: a.stats.refused.Load(), Alarms: a.stats.alarms.Load(),
+		QuarantineDropped: a.stats.quarDropped.Load(), AlertsSuppressed: a.stats.alertsSuppressed.Load(),
 	}
 }
 

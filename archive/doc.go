@@ -38,8 +38,12 @@
 //     objects in parallel, then one log commit, one checkpoint and one
 //     index commit for the group;
 //  6. refused: keep the bytes and the reason in quarantine/<hex>.tar and
-//     .json, raise an Alert (log + Options.Alert, wired to MQTT
-//     edgeseal/v1/alerts), and answer with a signed rejection (the wire
+//     .json (the reason only for bytes that are not a bundle or a device
+//     that is not approved; within Options.Quarantine's quotas, the
+//     oldest entries dropped past them: quarantine_quota.go), raise an
+//     Alert (log + Options.Alert, wired to MQTT edgeseal/v1/alerts; one
+//     per device and reason per interval: alertlimit.go), and answer with
+//     a signed rejection (the wire
 //     format of package sync) and a *RejectedError. A device's later
 //     bundles extend the refused one, so they fail with a gap; while the
 //     archive runs, such a gap names the refused bundle and the first
@@ -87,7 +91,7 @@
 //	              as a payload of the same commit, one rekey event per
 //	              rekey; replayed at Open
 //	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read)
-//	quarantine/   refused bundles and their reasons
+//	quarantine/   refused bundles and their reasons (bounded, oldest dropped)
 //	devices.json  the device registry (see Devices), rewritten atomically
 //	archive-keys.json  the archive key announcements (RotateKey), oldest first
 //

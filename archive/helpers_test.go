@@ -29,6 +29,7 @@ type env struct {
 	a      *archive.Archive
 	mu     gosync.Mutex
 	alerts []archive.Alert
+	quar   archive.QuarantineLimits // AlertInterval -1 unless set
 }
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -49,7 +50,8 @@ func (e *env) open() {
 	e.t.Helper()
 	a, err := archive.Open(e.t.Context(), archive.Options{
 		Dir: e.dir, Key: e.key,
-		Now: func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
+		Now:        func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
+		Quarantine: e.quarLimits(),
 		Alert: func(_ context.Context, al archive.Alert) {
 			e.mu.Lock()
 			e.alerts = append(e.alerts, al)
@@ -60,6 +62,15 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.a = a
+}
+
+// quarLimits are e.quar, every refusal alerting unless an interval is set.
+func (e *env) quarLimits() archive.QuarantineLimits {
+	l := e.quar
+	if l.AlertInterval == 0 {
+		l.AlertInterval = -1
+	}
+	return l
 }
 
 func (e *env) reopen() {

@@ -35,6 +35,9 @@ type Alert struct {
 	Checks       []string `json:"checks,omitempty"`
 	Reasons      []string `json:"reasons,omitempty"`
 	Quarantine   string   `json:"quarantine,omitempty"`
+	// Suppressed is the number of alerts of the same device, kind and
+	// checks not raised since the last one (QuarantineLimits.AlertInterval).
+	Suppressed uint64 `json:"suppressed,omitempty"`
 }
 
 func (a *Archive) alert(ctx context.Context, al Alert) {
@@ -46,7 +49,14 @@ func (a *Archive) alert(ctx context.Context, al Alert) {
 		lvl = a.lg.Error
 		a.stats.alarms.Add(1)
 	}
-	lvl("ALERT "+al.Kind, "severity", al.Severity, "device", al.Device, "bundle", al.BundleDigest, "checks", al.Checks, "reasons", al.Reasons, "quarantine", al.Quarantine)
+	ok, suppressed := a.alerts.allow(al, a.now())
+	if !ok {
+		a.stats.alertsSuppressed.Add(1)
+		a.lg.Debug("alert suppressed (rate limit)", "kind", al.Kind, "device", al.Device, "bundle", al.BundleDigest, "checks", al.Checks)
+		return
+	}
+	al.Suppressed = suppressed
+	lvl("ALERT "+al.Kind, "severity", al.Severity, "device", al.Device, "bundle", al.BundleDigest, "checks", al.Checks, "reasons", al.Reasons, "quarantine", al.Quarantine, "suppressed", al.Suppressed)
 	if a.opts.Alert != nil {
 		a.opts.Alert(ctx, al)
 	}
@@ -56,11 +66,17 @@ func (a *Archive) alert(ctx context.Context, al Alert) {
 type quarantineReason struct {
 	Rejection
 	Report *bundle.Report `json:"report,omitempty"`
+	// Size is the bundle's size; BytesKept tells whether its bytes are
+	// kept beside (<hex>.tar).
+	Size      int64 `json:"size"`
+	BytesKept bool  `json:"bytesKept"`
 }
 
-// refuse quarantines the bundle (raw may be nil when it is already kept),
-// alerts and signs the rejection.
-func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw []byte, rep *bundle.Report, fails ...failure) ([]byte, error) {
+// refuse quarantines the bundle, alerts and signs the rejection. The
+// bytes are kept only when keep says so (a bundle of an approved device
+// that reads as a bundle) and they fit the device's quota; raw may be nil
+// when they are kept elsewhere.
+func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw []byte, keep bool, rep *bundle.Report, fails ...failure) ([]byte, error) {
 	rj := &Rejection{BundleDigest: bundle.FormatHash(digest), Device: topic, Time: bundle.FormatTime(a.now())}
 	for _, f := range fails {
 		rj.Checks = append(rj.Checks, f.check)
@@ -76,7 +92,10 @@ func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw
 		}
 	}
 	a.stats.refused.Add(1)
-	path, qerr := a.quarantine(digest, raw, quarantineReason{Rejection: *rj, Report: rep})
+	if !keep || !a.qidx.fits(int64(len(raw))) {
+		keep = false
+	}
+	path, qerr := a.quarantine(digest, topic, raw, keep, quarantineReason{Rejection: *rj, Report: rep, Size: int64(len(raw))})
 	kind, sev := KindRejected, SeverityWarning
 	if rj.Alarm {
 		kind, sev = KindFork, SeverityAlarm
@@ -98,18 +117,22 @@ func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw
 	return reply, &RejectedError{Rejection: rj, Quarantine: path}
 }
 
-// quarantine keeps a refused bundle as quarantine/<hex>.tar (write-once)
-// with the latest reason as quarantine/<hex>.json, and returns the path of
-// the kept bytes (of the reason when raw is nil).
-func (a *Archive) quarantine(digest [32]byte, raw []byte, why quarantineReason) (string, error) {
+// quarantine keeps a refused bundle's reason as quarantine/<hex>.json
+// (the latest one), with, when keep is set, its bytes as
+// quarantine/<hex>.tar (write-once), and returns the path of the kept
+// bytes (of the reason when they are not kept). The oldest entries past
+// the quotas are dropped (quarantine_quota.go).
+func (a *Archive) quarantine(digest [32]byte, topic string, raw []byte, keep bool, why quarantineReason) (string, error) {
 	base := filepath.Join(a.quar, hex.EncodeToString(digest[:]))
-	if raw != nil {
+	keep = keep && raw != nil
+	if keep {
 		if _, err := os.Stat(base + ".tar"); errors.Is(err, fs.ErrNotExist) {
 			if err := fsutil.WriteFileAtomic(base+".tar", raw, 0o440); err != nil {
 				return "", err
 			}
 		}
 	}
+	why.BytesKept = keep || fileSize(base+".tar") > 0
 	data, err := json.MarshalIndent(why, "", "  ")
 	if err != nil {
 		return "", err
@@ -117,7 +140,8 @@ func (a *Archive) quarantine(digest [32]byte, raw []byte, why quarantineReason) 
 	if err := fsutil.WriteFileAtomic(base+".json", append(data, '\n'), 0o640); err != nil {
 		return "", err
 	}
-	if raw == nil { // the bytes are kept elsewhere (an accepted bundle sent as another device)
+	a.account(digest, topic, fileSize(base+".tar")+int64(len(data)+1))
+	if !why.BytesKept {
 		return base + ".json", nil
 	}
 	return base + ".tar", nil

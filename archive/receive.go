@@ -90,11 +90,11 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		return t
 	}
 	if err := bundle.CheckDevice(topic); err != nil {
-		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckTopic, reason: err.Error()}))
+		return answered(a.refuse(ctx, digest, topic, raw, false, nil, failure{check: CheckTopic, reason: err.Error()}))
 	}
 	b, err := bundle.ReadBytes(raw, a.opts.Limits)
 	if err != nil {
-		return answered(a.refuse(ctx, digest, topic, raw, nil, failure{check: CheckRead, reason: err.Error()}))
+		return answered(a.refuse(ctx, digest, topic, raw, false, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
 	if _, info, err := a.devices.Trusted(topic); err != nil {
 		return a.untrusted(ctx, digest, topic, raw, info, err)
@@ -171,7 +171,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 					rep = erep
 				}
 			}
-			return answered(a.refuse(ctx, digest, topic, raw, rep, fails...))
+			return answered(a.refuse(ctx, digest, topic, raw, true, rep, fails...))
 		}
 		// Refused against bundles in flight: judge it on what they leave.
 		select {
@@ -196,7 +196,7 @@ func (a *Archive) untrusted(ctx context.Context, digest [32]byte, topic string, 
 	case StatusRevoked:
 		f = failure{check: CheckRevoked, reason: "device " + topic + " was revoked: " + info.RevokeReason}
 	}
-	return answered(a.refuse(ctx, digest, topic, raw, nil, f))
+	return answered(a.refuse(ctx, digest, topic, raw, false, nil, f))
 }
 
 // known answers a bundle accepted before, or in flight (once its first
@@ -231,7 +231,7 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 		return nil, nil, false
 	}
 	if acc.device != topic {
-		reply, err := a.refuse(ctx, digest, topic, nil, nil,
+		reply, err := a.refuse(ctx, digest, topic, nil, false, nil,
 			failure{check: CheckTopic, reason: "bundle was accepted from " + acc.device + ", not " + topic})
 		return reply, err, true
 	}

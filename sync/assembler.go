@@ -12,12 +12,22 @@ import (
 // defaults.
 type AssemblerLimits struct {
 	// MaxPartials is the most incomplete bundles kept at once (default
-	// 64). When full, the least recently touched one is dropped.
+	// 64). When full, a partial of the source holding the most is
+	// dropped (its least recently touched one).
 	MaxPartials int
 	// MaxBytes bounds the bytes held by all partials (default 256 MiB):
 	// a partial holds the chunks that came, or its bundle's whole size
-	// once it has 1/16 of it. Older partials are dropped to make room.
+	// once it has 1/16 of it. Partials of the source holding the most
+	// bytes are dropped to make room, its least recently touched first.
 	MaxBytes int64
+	// MaxSourcePartials is the most incomplete bundles kept for one
+	// source (default 16, at most MaxPartials): past it, the source's own
+	// least recently touched partial is dropped.
+	MaxSourcePartials int
+	// MaxSourceBytes bounds the bytes held for one source (default
+	// MaxBytes/4, at least MaxBundle, at most MaxBytes): past it, the
+	// source's own partials are dropped.
+	MaxSourceBytes int64
 	// MaxBundle bounds one bundle's size (default 64 MiB); a frame that
 	// announces more is refused with *LimitError.
 	MaxBundle int64
@@ -38,6 +48,14 @@ func (l *AssemblerLimits) setDefaults() {
 	if l.MaxBundle > l.MaxBytes {
 		l.MaxBundle = l.MaxBytes
 	}
+	if l.MaxSourcePartials <= 0 {
+		l.MaxSourcePartials = 16
+	}
+	l.MaxSourcePartials = min(l.MaxSourcePartials, l.MaxPartials)
+	if l.MaxSourceBytes <= 0 {
+		l.MaxSourceBytes = max(l.MaxBytes/4, l.MaxBundle)
+	}
+	l.MaxSourceBytes = min(max(l.MaxSourceBytes, l.MaxBundle), l.MaxBytes)
 	if l.TTL <= 0 {
 		l.TTL = 10 * time.Minute
 	}
@@ -59,7 +77,7 @@ type AssemblerStats struct {
 	Partials  int   // incomplete bundles held now
 	Bytes     int64 // bytes they hold now (see Assembler)
 	Completed uint64
-	Evicted   uint64 // partials dropped for room
+	Evicted   uint64 // partials dropped for room (the source's own or the largest source's)
 	Expired   uint64 // partials dropped by TTL
 	Refused   uint64 // frames refused with an error
 }
@@ -94,7 +112,10 @@ type partial struct {
 // Assembler joins frames into bundles. Frames of one bundle are keyed by
 // the source (the publisher's site/device) and the bundle digest, so
 // sources cannot disturb each other's partials except through the shared
-// bounds. A partial holds copies of its chunks until it has
+// bounds; and each source has bounds of its own (MaxSourcePartials,
+// MaxSourceBytes), past which its own partials are dropped, while the
+// shared bounds drop partials of the source holding the most: a source
+// that floods loses its own partials, not another's. A partial holds copies of its chunks until it has
 // 1/reserveRatio of its bundle, then the whole bundle's bytes (counted
 // against MaxBytes): so a frame never makes it allocate more than
 // reserveRatio times the chunk bytes that came, and a bundle of up to
@@ -105,13 +126,20 @@ type Assembler struct {
 	limits   AssemblerLimits
 	now      func() time.Time
 	partials map[partialKey]*partial
+	sources  map[string]*holding // what each source holds
 	stats    AssemblerStats
+}
+
+// holding is what one source's partials hold.
+type holding struct {
+	partials int
+	bytes    int64
 }
 
 // NewAssembler returns an Assembler with the given limits.
 func NewAssembler(limits AssemblerLimits) *Assembler {
 	limits.setDefaults()
-	return &Assembler{limits: limits, now: time.Now, partials: make(map[partialKey]*partial)}
+	return &Assembler{limits: limits, now: time.Now, partials: make(map[partialKey]*partial), sources: make(map[string]*holding)}
 }
 
 // Stats returns counters and current holdings.
@@ -167,6 +195,7 @@ func (a *Assembler) place(source string, f *Frame) ([]byte, error) {
 		}
 		p = &partial{id: f.ID, count: f.Count, size: f.Size, early: map[int][]byte{}, have: map[int]bool{}}
 		a.partials[key] = p
+		a.source(source).partials++
 	}
 	if err := p.check(f); err != nil {
 		a.stats.Refused++
@@ -216,12 +245,14 @@ func (a *Assembler) hold(key partialKey, p *partial, n int64) error {
 		}
 		p.held += n
 		a.stats.Bytes += n
+		a.source(key.source).bytes += n
 		return nil
 	}
 	if err := a.makeRoom(0, p.size-p.held, key); err != nil {
 		return err
 	}
 	a.stats.Bytes += p.size - p.held
+	a.source(key.source).bytes += p.size - p.held
 	p.held = p.size
 	p.buf = make([]byte, p.size)
 	for i, c := range p.early {
@@ -307,27 +338,92 @@ func (a *Assembler) expire(now time.Time) {
 func (a *Assembler) drop(k partialKey, p *partial) {
 	delete(a.partials, k)
 	a.stats.Bytes -= p.held
+	h := a.sources[k.source]
+	h.partials--
+	h.bytes -= p.held
+	if h.partials == 0 {
+		delete(a.sources, k.source)
+	}
 }
 
-// makeRoom evicts the least recently touched partials other than keep
-// until one more partial (newPartials) and n more bytes fit; a.mu is held.
-func (a *Assembler) makeRoom(newPartials int, n int64, keep partialKey) error {
-	if n > a.limits.MaxBytes {
-		return &LimitError{What: "partial bytes", Value: n, Limit: a.limits.MaxBytes}
+// source returns what a source holds, recorded; a.mu is held.
+func (a *Assembler) source(s string) *holding {
+	h := a.sources[s]
+	if h == nil {
+		h = &holding{}
+		a.sources[s] = h
 	}
-	for len(a.partials)+newPartials > a.limits.MaxPartials || a.stats.Bytes+n > a.limits.MaxBytes {
-		var oldK partialKey
-		var old *partial
-		for k, p := range a.partials {
-			if k != keep && (old == nil || p.last.Before(old.last)) {
-				oldK, old = k, p
-			}
+	return h
+}
+
+// makeRoom makes room for one more partial (newPartials) and n more bytes
+// of keep's source: first within the source's own bounds, dropping its
+// least recently touched partials other than keep, then within the
+// shared bounds, dropping those of the source holding the most (bytes
+// when bytes are short, partials when partials are); a.mu is held.
+func (a *Assembler) makeRoom(newPartials int, n int64, keep partialKey) error {
+	if n > a.limits.MaxSourceBytes {
+		return &LimitError{What: "partial bytes", Value: n, Limit: a.limits.MaxSourceBytes}
+	}
+	own := a.sources[keep.source]
+	if own == nil {
+		own = &holding{}
+	}
+	for own.partials+newPartials > a.limits.MaxSourcePartials || own.bytes+n > a.limits.MaxSourceBytes {
+		if !a.evict(keep.source, keep) {
+			return &LimitError{What: "source partial bytes", Value: own.bytes + n, Limit: a.limits.MaxSourceBytes}
 		}
-		if old == nil {
+		if a.sources[keep.source] == nil {
+			own = &holding{}
+		}
+	}
+	for {
+		countShort := len(a.partials)+newPartials > a.limits.MaxPartials
+		if !countShort && a.stats.Bytes+n <= a.limits.MaxBytes {
+			return nil
+		}
+		if !a.evict(a.largest(countShort, keep), keep) {
 			return &LimitError{What: "partial bytes", Value: a.stats.Bytes + n, Limit: a.limits.MaxBytes}
 		}
-		a.drop(oldK, old)
-		a.stats.Evicted++
 	}
-	return nil
+}
+
+// largest is the source holding the most partials (byCount) or bytes
+// that has a partial other than keep; a.mu is held.
+func (a *Assembler) largest(byCount bool, keep partialKey) string {
+	var best string
+	var bestH *holding
+	for s, h := range a.sources {
+		if s == keep.source && h.partials == 1 && a.partials[keep] != nil {
+			continue // only keep itself
+		}
+		more := bestH == nil
+		if !more && byCount {
+			more = h.partials > bestH.partials || (h.partials == bestH.partials && h.bytes > bestH.bytes)
+		} else if !more {
+			more = h.bytes > bestH.bytes || (h.bytes == bestH.bytes && h.partials > bestH.partials)
+		}
+		if more {
+			best, bestH = s, h
+		}
+	}
+	return best
+}
+
+// evict drops the least recently touched partial of source other than
+// keep; it reports whether there was one. a.mu is held.
+func (a *Assembler) evict(source string, keep partialKey) bool {
+	var oldK partialKey
+	var old *partial
+	for k, p := range a.partials {
+		if k.source == source && k != keep && (old == nil || p.last.Before(old.last)) {
+			oldK, old = k, p
+		}
+	}
+	if old == nil {
+		return false
+	}
+	a.drop(oldK, old)
+	a.stats.Evicted++
+	return true
 }

@@ -22,7 +22,10 @@
 // edgeseal/v1/+/+/bundles (shared, $share/<group>/..., only when a Group
 // is set: on a broker that authorizes SUBSCRIBE), an Assembler that joins frames
 // into bundles and checks their digest, the Handler, and the Handler's reply
-// published on the device's receipts topic. A message is acknowledged only
+// published on the device's receipts topic (at most
+// SubscriberOptions.MaxReplies waiting for the broker's confirmation; a
+// reply past that is dropped, logged and counted, and the agent's resend
+// brings the stored answer). A message is acknowledged only
 // when the Handler has returned (with an Admitter: once its bundle is
 // queued for admission; only the reply lets the agent drop a bundle).
 //

@@ -84,6 +84,11 @@ type SubscriberOptions struct {
 	// beyond it, receiving waits and the broker holds the next messages.
 	// Default DefaultMaxPending.
 	MaxPending int
+	// MaxReplies bounds the replies (receipts, rejections, enrollment
+	// answers) published and not yet confirmed by the broker; past it a
+	// reply is dropped, logged and counted (SubscriberStats.RepliesDropped):
+	// see publishReply. Default DefaultMaxReplies.
+	MaxReplies int
 	// EnrollHandler, when set, also subscribes to enrollment requests:
 	// EnrollFilter, or SharedEnrollFilter(Group) when Group is set.
 	EnrollHandler  EnrollHandler
@@ -101,9 +106,12 @@ type SubscriberStats struct {
 	Enrollments   uint64 // EnrollHandler calls
 	HandlerErrors uint64
 	Replies       uint64
-	BadFrames     uint64 // frames refused by topic or Assembler
-	Assembler     AssemblerStats
-	LastError     string
+	// RepliesDropped counts replies not published because MaxReplies
+	// were waiting for the broker.
+	RepliesDropped uint64
+	BadFrames      uint64 // frames refused by topic or Assembler
+	Assembler      AssemblerStats
+	LastError      string
 }
 
 // Subscriber receives bundles for the archive (see the package doc).
@@ -117,6 +125,7 @@ type Subscriber struct {
 
 	admits  chan admitted // Admit: deliveries received, awaiting Admit, in arrival order
 	answers chan admitted // Admit: deliveries awaiting their answer, in arrival order
+	replies chan struct{} // one token per reply published and not yet confirmed
 
 	mu      gosync.Mutex
 	running bool
@@ -140,6 +149,9 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultMaxPending
 	}
+	if opts.MaxReplies <= 0 {
+		opts.MaxReplies = DefaultMaxReplies
+	}
 	if opts.Group != "" && (!ValidID(opts.Group) || containsAny(opts.Group, "/+#")) {
 		return nil, &ConfigError{Field: "Group", Reason: "must be a single topic level"}
 	}
@@ -152,7 +164,8 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	bundlesFilter, enrollFilter := subscriptionFilters(opts.Group)
 	return &Subscriber{opts: opts, tls: tc, filter: bundlesFilter, enroll: enrollFilter,
 		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits),
-		admits: make(chan admitted, admitQueue), answers: make(chan admitted, opts.MaxPending)}, nil
+		admits: make(chan admitted, admitQueue), answers: make(chan admitted, opts.MaxPending),
+		replies: make(chan struct{}, opts.MaxReplies)}, nil
 }
 
 func containsAny(s, chars string) bool {
@@ -374,13 +387,7 @@ func (s *Subscriber) answer(ctx context.Context, c mqtt.Client, d Delivery, repl
 	if len(reply) == 0 {
 		return
 	}
-	// Not waited for: paho delivers the PUBACK on the goroutine a Handler
-	// is blocking. A reply lost here is repaired when the agent resends
-	// and the archive answers again.
-	topic := ReceiptsTopic(d.Site, d.Device)
-	tok := c.Publish(topic, 1, false, reply)
-	s.count(func(st *SubscriberStats) { st.Replies++ })
-	go s.watch(ctx, tok, topic)
+	s.publishReply(ctx, c, ReceiptsTopic(d.Site, d.Device), reply, "device", d.Site+"/"+d.Device, "id", d.ID, "digest", bundle.FormatHash(d.Digest))
 }
 
 // onEnroll hands an enrollment request to the EnrollHandler and publishes
@@ -401,10 +408,7 @@ func (s *Subscriber) onEnroll(ctx context.Context, c mqtt.Client, site, device s
 	if len(reply) == 0 {
 		return
 	}
-	topic := EnrollReplyTopic(site, device)
-	tok := c.Publish(topic, 1, false, reply)
-	s.count(func(st *SubscriberStats) { st.Replies++ })
-	go s.watch(ctx, tok, topic)
+	s.publishReply(ctx, c, EnrollReplyTopic(site, device), reply, "device", site+"/"+device)
 }
 
 func (s *Subscriber) watch(ctx context.Context, tok mqtt.Token, topic string) {

@@ -76,6 +76,8 @@ type Config struct {
 	Log     Log     `yaml:"log"`
 	Metrics Metrics `yaml:"metrics"`
 	Enroll  Enroll  `yaml:"enroll"`
+	// Quarantine bounds the quarantine and rate-limits alerts.
+	Quarantine Quarantine `yaml:"quarantine"`
 }
 
 // Enroll configures how enrollment requests are checked.
@@ -163,9 +165,10 @@ func (e *Error) Error() string {
 func Default() *Config {
 	return &Config{
 		DataDir: DefaultDataDir, Name: DefaultName, Retention: DefaultRetention,
-		MQTT:    MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
-		Objects: Objects{Backend: BackendFS},
-		Log:     Log{Format: "text", Level: "info"},
+		MQTT:       MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
+		Objects:    Objects{Backend: BackendFS},
+		Log:        Log{Format: "text", Level: "info"},
+		Quarantine: defaultQuarantine(),
 	}
 }
 
@@ -270,6 +273,7 @@ func (c *Config) validate() error {
 		}
 	}
 	c.Objects.validate(bad, c.Retention)
+	c.Quarantine.validate(bad)
 	c.validateKey(bad)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want text or json", c.Log.Format)

@@ -208,3 +208,35 @@ func TestPKCS11Key(t *testing.T) {
 		}
 	}
 }
+
+// TestQuarantine: the quarantine keys default to bounded values, are read,
+// and out-of-range values are refused naming the key.
+func TestQuarantine(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Quarantine != defaultQuarantine() || c.Quarantine.MaxEntries == 0 || c.Quarantine.AlertInterval != time.Minute {
+		t.Fatalf("defaults %+v", c.Quarantine)
+	}
+	c, err = Parse([]byte("quarantine:\n  max_entries: 50\n  device_entries: 5\n  alert_interval: 0s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Quarantine.MaxEntries != 50 || c.Quarantine.DeviceEntries != 5 || c.Quarantine.AlertInterval != 0 || c.Quarantine.MaxBytes != DefaultQuarantineBytes {
+		t.Fatalf("%+v", c.Quarantine)
+	}
+	for _, bad := range []struct{ yaml, key string }{
+		{"quarantine:\n  max_entries: 0\n", "quarantine.max_entries"},
+		{"quarantine:\n  max_entries: 10\n  device_entries: 11\n", "quarantine.device_entries"},
+		{"quarantine:\n  max_bytes: 1000\n", "quarantine.max_bytes"},
+		{"quarantine:\n  device_bytes: 8589934592\n", "quarantine.device_bytes"},
+		{"quarantine:\n  alert_interval: -1s\n", "quarantine.alert_interval"},
+		{"quarantine:\n  max_files: 3\n", "max_files"},
+	} {
+		_, err := Parse([]byte(bad.yaml))
+		if err == nil || !strings.Contains(err.Error(), bad.key) {
+			t.Fatalf("%q: %v, want an error naming %s", bad.yaml, err, bad.key)
+		}
+	}
+}

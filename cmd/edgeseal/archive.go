@@ -132,7 +132,7 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	}
 	a, err := archive.Open(ctx, archive.Options{
 		Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
-		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots,
+		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots, Quarantine: quarantineLimits(cfg.Quarantine),
 	})
 	if err != nil {
 		return err

@@ -43,7 +43,8 @@ func serveArchiveMetrics(ctx context.Context, addr string, m *metrics.Archive, a
 	m.Watch(metrics.ArchiveSources{
 		Stats: func() metrics.ArchiveStats {
 			s := a.Stats()
-			return metrics.ArchiveStats{Accepted: s.Accepted, Duplicates: s.Duplicates, Refused: s.Refused, LogSize: a.LogSize()}
+			return metrics.ArchiveStats{Accepted: s.Accepted, Duplicates: s.Duplicates, Refused: s.Refused, LogSize: a.LogSize(),
+				QuarantineDropped: s.QuarantineDropped, AlertsSuppressed: s.AlertsSuppressed, RepliesDropped: sub.Stats().RepliesDropped}
 		},
 		MQTTConnected: func() bool { return sub.Stats().Connected },
 	})

@@ -41,6 +41,10 @@ func (m *Archive) ProcessError() { m.failed.Inc() }
 type ArchiveStats struct {
 	Accepted, Duplicates, Refused uint64
 	LogSize                       uint64
+	// QuarantineDropped, AlertsSuppressed and RepliesDropped are what the
+	// archive's bounds dropped: quarantine entries past the quotas, alerts
+	// past the rate limit, replies past the ones waiting for the broker.
+	QuarantineDropped, AlertsSuppressed, RepliesDropped uint64
 }
 
 // ArchiveSources are read at each scrape.
@@ -63,6 +67,17 @@ func (m *Archive) Watch(src ArchiveSources) {
 		o := m.verifyOpt
 		o.ConstLabels = prometheus.Labels{"result": r.result}
 		m.reg.MustRegister(prometheus.NewCounterFunc(o, func() float64 { return float64(r.get(src.Stats())) }))
+	}
+	for _, c := range []struct {
+		name, help string
+		get        func(ArchiveStats) uint64
+	}{
+		{"quarantine_dropped_total", "Quarantine entries dropped, oldest first, past the quarantine quotas.", func(s ArchiveStats) uint64 { return s.QuarantineDropped }},
+		{"alerts_suppressed_total", "Alerts not raised: one per device and reason per quarantine.alert_interval.", func(s ArchiveStats) uint64 { return s.AlertsSuppressed }},
+		{"replies_dropped_total", "Replies not published because too many waited for the broker (the agent sends the bundle again).", func(s ArchiveStats) uint64 { return s.RepliesDropped }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive", Name: c.name, Help: c.help},
+			func() float64 { return float64(c.get(src.Stats())) }))
 	}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "archive",
 		Name: "log_entries", Help: "Entries in the archive's transparency log."},

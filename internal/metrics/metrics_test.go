@@ -93,7 +93,9 @@ func gathered(t *testing.T, h http.Handler, name string) float64 {
 func TestArchiveMetrics(t *testing.T) {
 	m := NewArchive()
 	m.Watch(ArchiveSources{
-		Stats:         func() ArchiveStats { return ArchiveStats{Accepted: 5, Duplicates: 1, Refused: 2, LogSize: 5} },
+		Stats: func() ArchiveStats {
+			return ArchiveStats{Accepted: 5, Duplicates: 1, Refused: 2, LogSize: 5, QuarantineDropped: 3, AlertsSuppressed: 4, RepliesDropped: 6}
+		},
 		MQTTConnected: func() bool { return false },
 	})
 	m.Alert("bundle.fork", "alarm")
@@ -108,12 +110,22 @@ edgeseal_archive_verifications_total{result="refused"} 2
 # HELP edgeseal_archive_alerts_total Alerts raised (published on edgeseal/v1/alerts), by kind and severity.
 # TYPE edgeseal_archive_alerts_total counter
 edgeseal_archive_alerts_total{kind="bundle.fork",severity="alarm"} 1
+# HELP edgeseal_archive_quarantine_dropped_total Quarantine entries dropped, oldest first, past the quarantine quotas.
+# TYPE edgeseal_archive_quarantine_dropped_total counter
+edgeseal_archive_quarantine_dropped_total 3
+# HELP edgeseal_archive_alerts_suppressed_total Alerts not raised: one per device and reason per quarantine.alert_interval.
+# TYPE edgeseal_archive_alerts_suppressed_total counter
+edgeseal_archive_alerts_suppressed_total 4
+# HELP edgeseal_archive_replies_dropped_total Replies not published because too many waited for the broker (the agent sends the bundle again).
+# TYPE edgeseal_archive_replies_dropped_total counter
+edgeseal_archive_replies_dropped_total 6
 # HELP edgeseal_archive_mqtt_connected 1 while the archive's subscriber is connected to the broker, else 0.
 # TYPE edgeseal_archive_mqtt_connected gauge
 edgeseal_archive_mqtt_connected 0
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
-		"edgeseal_archive_verifications_total", "edgeseal_archive_alerts_total", "edgeseal_archive_mqtt_connected"); err != nil {
+		"edgeseal_archive_verifications_total", "edgeseal_archive_alerts_total", "edgeseal_archive_mqtt_connected",
+		"edgeseal_archive_quarantine_dropped_total", "edgeseal_archive_alerts_suppressed_total", "edgeseal_archive_replies_dropped_total"); err != nil {
 		t.Fatal(err)
 	}
 	// The server answers /metrics on a real listener and stops.
