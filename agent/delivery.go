@@ -107,7 +107,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 				// The time is taken in sequence order (stamp), never
 				// before the record before it.
 				r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
-				times[i] = r.Time
+				times[i] = r.Time.UTC().Truncate(time.Microsecond) // as the record has it
 				return r.Marshal()
 			},
 			Payloads: keeps[i],
