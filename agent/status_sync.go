@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // BrokerLink is the sync publisher's connection to the MQTT broker, as
@@ -147,14 +148,26 @@ func (c *Core) keyStatus(ts TPMStatus) KeyStatus {
 	return ks
 }
 
-// recoverLastDelivery finds the last `delivery.receipt` record among the
-// journal's last maxSealScan records after a restart, so Status reports
-// the last delivery (none when it is further back).
+// recoverLastDelivery reads the last delivery after a restart (see
+// LastDelivery), so Status reports it.
 func (c *Core) recoverLastDelivery(ctx context.Context) error {
-	end := c.j.Size()
+	d, err := LastDelivery(ctx, c.j)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		c.noteDelivery(*d)
+	}
+	return nil
+}
+
+// LastDelivery finds the last `delivery.receipt` record among the last
+// maxSealScan records of j; nil when there is none that recent.
+func LastDelivery(ctx context.Context, j *store.Journal) (*DeliveryStatus, error) {
+	end := j.Size()
 	start := end - min(end, maxSealScan)
 	var last *DeliveryStatus
-	err := c.j.Records(ctx, start, end, func(_ uint64, rec []byte) error {
+	err := j.Records(ctx, start, end, func(_ uint64, rec []byte) error {
 		r, err := bundle.ParseRecord(rec)
 		if err != nil || r.Type != bundle.TypeDeliveryReceipt {
 			return err
@@ -167,10 +180,7 @@ func (c *Core) recoverLastDelivery(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("agent: last delivery: %w", err)
+		return nil, fmt.Errorf("agent: last delivery: %w", err)
 	}
-	if last != nil {
-		c.noteDelivery(*last)
-	}
-	return nil
+	return last, nil
 }

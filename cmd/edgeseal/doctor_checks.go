@@ -194,6 +194,7 @@ func (d *doctor) checkJournal(key []byte) {
 		return
 	}
 	d.reportOutbox(depth, "")
+	d.reportJournalDelivery(j)
 }
 
 // verifyTail checks the last max records of j and returns how many.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // reportAgentLink prints what a running agent's /v1/status says of its key
@@ -51,6 +52,20 @@ func (d *doctor) reportAgentLink(st *agent.Status) {
 	}
 	d.report(levelWarn, "refusal", what,
 		"on the archive, see edgeseal archive devices list and its log for the reason (a device pending approval: edgeseal archive devices approve); the agent sends the bundle again after sync.retry_held or a restart")
+}
+
+// reportJournalDelivery prints the last delivery a stopped agent's
+// journal holds (the running agent's status says the same).
+func (d *doctor) reportJournalDelivery(j *store.Journal) {
+	dl, err := agent.LastDelivery(d.ctx, j)
+	switch {
+	case err != nil:
+		d.report(levelFail, "delivery", err.Error(), "")
+	case dl != nil:
+		d.report(levelOK, "delivery", fmt.Sprintf("last bundle receipted: %s (%s) at %s, archive log index %d", dl.Bundle, dl.Digest, fmtTime(dl.Time), dl.LogIndex), "")
+	case d.cfg.Sync.Broker != "":
+		d.report(levelOK, "delivery", "no bundle receipted by the archive in the journal's recent records", "")
+	}
 }
 
 // fmtTime is t in RFC 3339, or "unknown".

@@ -180,6 +180,12 @@ func TestStatusDeliveryE2E(t *testing.T) {
 		t.Errorf("doctor does not show the agent's last broker error:\n%s", out)
 	}
 	p.stop()
+	// The agent stopped: doctor reads the last delivery from the journal.
+	out, _ = doctorCLI(t, cfg, nil)
+	wantLines(t, "doctor, agent stopped", out, "ok delivery:")
+	if !strings.Contains(out, "last bundle receipted: "+bundleID) || !strings.Contains(out, "archive log index 0") {
+		t.Errorf("doctor with the agent stopped does not show the last delivery:\n%s", out)
+	}
 }
 
 // after reports whether s is an RFC 3339 time not before t.
