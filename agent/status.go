@@ -120,7 +120,7 @@ type Status struct {
 	// the archive's last signed refusal of a bundle (status_sync.go).
 	Broker       *BrokerLink     `json:"broker,omitempty"`
 	LastDelivery *DeliveryStatus `json:"lastDelivery,omitempty"`
-	LastRefusal  *Refusal        `json:"lastRefusal,omitempty"`
+	LastRefusal  *ArchiveRefusal `json:"lastRefusal,omitempty"`
 }
 
 // pcrReader is implemented by *tpm.TPM; Status uses it when present.

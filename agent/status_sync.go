@@ -33,8 +33,8 @@ type DeliveryStatus struct {
 	LogIndex uint64    `json:"logIndex"` // the bundle's leaf index in the archive log
 }
 
-// Refusal is the archive's last signed refusal of a bundle.
-type Refusal struct {
+// ArchiveRefusal is the archive's last signed refusal of a bundle.
+type ArchiveRefusal struct {
 	Bundle  string    `json:"bundle"`  // outbox id
 	Digest  string    `json:"digest"`  // "sha256:.." of the bundle file
 	Checks  []string  `json:"checks"`  // the archive's checks that failed
@@ -66,7 +66,7 @@ type syncState struct {
 	mu       sync.Mutex
 	link     func() BrokerLink
 	delivery *DeliveryStatus
-	refusal  *Refusal
+	refusal  *ArchiveRefusal
 	logged   bool // refusal was logged and nothing was delivered since
 }
 
@@ -95,7 +95,7 @@ func (c *Core) NoteRefusal(id, digest string, checks []string, message string) {
 		c.log.Debug("the archive refused the bundle again", "outbox", id, "count", n.Count)
 		return
 	}
-	c.syncSt.refusal = &Refusal{Bundle: id, Digest: digest, Checks: slices.Clone(checks), Message: message, Time: now, Count: 1}
+	c.syncSt.refusal = &ArchiveRefusal{Bundle: id, Digest: digest, Checks: slices.Clone(checks), Message: message, Time: now, Count: 1}
 	c.syncSt.logged = true
 	c.syncSt.mu.Unlock()
 	failed := strings.Join(checks, ", ")
