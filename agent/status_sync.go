@@ -40,9 +40,9 @@ type ArchiveRefusal struct {
 	Checks  []string  `json:"checks"`  // the archive's checks that failed
 	Message string    `json:"message"` // the archive's reason
 	Time    time.Time `json:"time"`    // when the agent last received it
-	// Count is how many times in a row the archive refused this bundle
-	// for this reason (the first time and the retries), since the agent
-	// started or the last delivery; the refusal is logged once.
+	// Count is how many times the archive refused this bundle for this
+	// reason (the first time and the retries) since the agent started or
+	// the last delivery; the refusal is logged once.
 	Count uint64 `json:"count"`
 }
 
@@ -67,8 +67,14 @@ type syncState struct {
 	link     func() BrokerLink
 	delivery *DeliveryStatus
 	refusal  *ArchiveRefusal
-	logged   bool // refusal was logged and nothing was delivered since
+	// seen counts the refusals logged since the last delivery, by
+	// bundle, digest, checks and message (at most maxSeenRefusals).
+	seen map[string]uint64
 }
+
+// maxSeenRefusals bounds syncState.seen; past it the memory starts over
+// (a refusal is then logged once more).
+const maxSeenRefusals = 1024
 
 // SetBrokerLink gives the core the function that reports the sync
 // publisher's broker connection; Status calls it. It must not block.
@@ -80,24 +86,24 @@ func (c *Core) SetBrokerLink(f func() BrokerLink) {
 
 // NoteRefusal records the archive's signed refusal of outbox entry id
 // (bundle digest, failed checks, reason) for Status and logs it at error
-// level once: a refusal of the same bundle for the same reason, as the
-// publisher's retries bring it, is only counted.
+// level once: the same refusal of the same bundle again, as the
+// publisher's retries bring it, is only counted until a bundle is
+// delivered (several held bundles are each logged once).
 func (c *Core) NoteRefusal(id, digest string, checks []string, message string) {
 	now := c.opts.Now()
+	key := strings.Join([]string{id, digest, strings.Join(checks, ","), message}, "\x00")
 	c.syncSt.mu.Lock()
-	last := c.syncSt.refusal
-	if c.syncSt.logged && last != nil && last.Bundle == id && last.Digest == digest && last.Message == message && slices.Equal(last.Checks, checks) {
-		n := *last
-		n.Count++
-		n.Time = now
-		c.syncSt.refusal = &n
-		c.syncSt.mu.Unlock()
-		c.log.Debug("the archive refused the bundle again", "outbox", id, "count", n.Count)
+	if c.syncSt.seen == nil || len(c.syncSt.seen) >= maxSeenRefusals {
+		c.syncSt.seen = map[string]uint64{}
+	}
+	c.syncSt.seen[key]++
+	n := c.syncSt.seen[key]
+	c.syncSt.refusal = &ArchiveRefusal{Bundle: id, Digest: digest, Checks: slices.Clone(checks), Message: message, Time: now, Count: n}
+	c.syncSt.mu.Unlock()
+	if n > 1 {
+		c.log.Debug("the archive refused the bundle again", "outbox", id, "count", n)
 		return
 	}
-	c.syncSt.refusal = &ArchiveRefusal{Bundle: id, Digest: digest, Checks: slices.Clone(checks), Message: message, Time: now, Count: 1}
-	c.syncSt.logged = true
-	c.syncSt.mu.Unlock()
 	failed := strings.Join(checks, ", ")
 	if failed == "" {
 		failed = "none named"
@@ -111,7 +117,7 @@ func (c *Core) NoteRefusal(id, digest string, checks []string, message string) {
 func (c *Core) noteDelivery(d DeliveryStatus) {
 	c.syncSt.mu.Lock()
 	c.syncSt.delivery = &d
-	c.syncSt.logged = false
+	c.syncSt.seen = nil
 	c.syncSt.mu.Unlock()
 }
 

@@ -40,8 +40,9 @@ func TestStatusKeyPCRAuthorization(t *testing.T) {
 
 // TestNoteRefusalLoggedOnce: the archive's refusal of a bundle is logged
 // once however often its retries are refused (Status counts them), a
-// refusal for another reason or bundle is logged again, and so is the
-// same refusal after a delivery.
+// refusal for another reason or bundle is logged once too, also when
+// several held bundles are refused in turn, and the same refusal is logged
+// again after a delivery.
 func TestNoteRefusalLoggedOnce(t *testing.T) {
 	op, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	var logs logBuf
@@ -72,6 +73,14 @@ func TestNoteRefusalLoggedOnce(t *testing.T) {
 	r.core.NoteRefusal("00000000000000000009", "sha256:bb", []string{"archive.clock"}, "clock went back")
 	if n := count(); n != 3 {
 		t.Fatalf("refusals for another reason and another bundle logged %d times in all, want 3", n)
+	}
+	// Two held bundles refused in turn at each retry: each logged once.
+	for range 3 {
+		r.core.NoteRefusal("00000000000000000004", "sha256:aa", []string{"archive.clock"}, "clock went back")
+		r.core.NoteRefusal("00000000000000000009", "sha256:bb", []string{"archive.clock"}, "clock went back")
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("two bundles refused in turn logged %d times in all, want 3", n)
 	}
 	r.core.noteDelivery(DeliveryStatus{Bundle: "00000000000000000002", Digest: "sha256:cc", LogIndex: 7})
 	r.core.NoteRefusal("00000000000000000009", "sha256:bb", []string{"archive.clock"}, "clock went back")
