@@ -98,8 +98,8 @@ type PublisherOptions struct {
 	// until RetryHeld passes, Requeue(id), a restart, or the delivery of an entry with a
 	// smaller id (the rejection may then have been a gap caused by a
 	// message the broker lost, and the entry is sent once more). When it
-	// is set the publisher logs the rejection at debug level only: the
-	// callback reports it.
+	// is set the publisher logs the rejection and its retries at debug
+	// level only: the callback reports it.
 	OnRejection func(ctx context.Context, id string, rej *Rejection, raw []byte)
 	// OnSent is called when the broker acknowledged (PUBACK) every frame
 	// of entry id, each time it is sent. It must not block. A PUBACK is not
@@ -269,7 +269,11 @@ func (p *Publisher) retryHeld() {
 	p.stats.Requeued += uint64(len(again))
 	p.mu.Unlock()
 	if len(again) > 0 {
-		p.log.Warn("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		if p.opts.OnRejection != nil { // the caller reports refusals, once
+			p.log.Debug("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		} else {
+			p.log.Warn("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		}
 		p.Wake()
 	}
 }

@@ -126,11 +126,13 @@ func TestStatusDeliveryE2E(t *testing.T) {
 	if s, _ := field(m, "key.since").(string); !after(s, start) {
 		t.Errorf("key.since %q is not the time of its key.create record", s)
 	}
-	// Refused 3 times or more, logged once, naming the bundle, the checks
-	// and the archive's message.
+	// Refused 3 times or more, logged once (no warning or error per
+	// retry), naming the bundle, the checks and the archive's message.
 	var refusals []string
 	for l := range strings.SplitSeq(p.stderr.String(), "\n") {
-		if strings.Contains(l, `"level":"ERROR"`) && (strings.Contains(l, "REFUSED") || strings.Contains(l, "REJECTED")) {
+		loud := strings.Contains(l, `"level":"ERROR"`) || strings.Contains(l, `"level":"WARN"`)
+		low := strings.ToLower(l)
+		if loud && (strings.Contains(low, "refused a bundle") || strings.Contains(low, "rejected")) {
 			refusals = append(refusals, l)
 		}
 	}
