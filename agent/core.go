@@ -144,6 +144,7 @@ type Core struct {
 	keys      coreKeys  // the signing key in force (keys.go)
 
 	pcrAuth pcrAuthState // under sealMu
+	syncSt  syncState    // broker link, last delivery and refusal (status_sync.go)
 }
 
 // Open starts a core over an open journal and TPM and journals an
@@ -186,6 +187,9 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		return nil, err
 	}
 	if err := c.recoverLastSeal(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.recoverLastDelivery(ctx); err != nil {
 		return nil, err
 	}
 	if _, err := c.CheckOutbox(ctx); err != nil {

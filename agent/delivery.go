@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
@@ -76,6 +77,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	keeps := make([][]store.Payload, len(ids))
 	digests := make([]string, len(ids))
 	logIndex := make([]uint64, len(ids))
+	times := make([]time.Time, len(ids))
 	for i, id := range ids {
 		receipt := receipts[i]
 		env, r, err := bundle.ParseReceipt(receipt)
@@ -105,6 +107,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 				// The time is taken in sequence order (stamp), never
 				// before the record before it.
 				r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
+				times[i] = r.Time.UTC().Truncate(time.Microsecond) // as the record has it
 				return r.Marshal()
 			},
 			Payloads: keeps[i],
@@ -132,6 +135,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 		c.cache.add(res[i], keeps[i])
 		size = max(size, res[i].Size)
 		c.log.Info("bundle delivered", "outbox", id, "bundle", digests[i], "logIndex", logIndex[i])
+		c.noteDelivery(DeliveryStatus{Bundle: id, Digest: digests[i], Time: times[i], LogIndex: logIndex[i]})
 	}
 	if size > 0 {
 		c.maybeWake(size)

@@ -112,6 +112,15 @@ type Status struct {
 	OutboxOverQuota bool      `json:"outboxOverQuota"`
 	TPM             TPMStatus `json:"tpm"`
 	Policy          string    `json:"policy,omitempty"` // digest of the policy in force
+	// Key is the signing key in force and whether it waits for a PCR
+	// authorization.
+	Key KeyStatus `json:"key"`
+	// Broker is the sync link to the MQTT broker (absent: sync is off);
+	// LastDelivery the last bundle the archive receipted, LastRefusal
+	// the archive's last signed refusal of a bundle (status_sync.go).
+	Broker       *BrokerLink     `json:"broker,omitempty"`
+	LastDelivery *DeliveryStatus `json:"lastDelivery,omitempty"`
+	LastRefusal  *ArchiveRefusal `json:"lastRefusal,omitempty"`
 }
 
 // pcrReader is implemented by *tpm.TPM; Status uses it when present.
@@ -208,7 +217,8 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 	return info, nil
 }
 
-// Status reports the journal, the last seal, the outbox and the TPM.
+// Status reports the journal, the last seal, the outbox, the TPM and the
+// key in force, and the link to the archive.
 func (c *Core) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Device: c.device, JournalSize: c.j.Size(), LastSeal: c.lastSeal.Load()}
 	if c.opts.Policy != nil {
@@ -225,6 +235,8 @@ func (c *Core) Status(ctx context.Context) (*Status, error) {
 	}
 	st.Outbox, st.OutboxBytes, st.OutboxQuota, st.OutboxOverQuota = u.Bundles, u.Bytes, u.Quota, u.OverQuota
 	st.TPM = c.tpmStatus(ctx)
+	st.Key = c.keyStatus(st.TPM)
+	c.syncStatus(st)
 	return st, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -82,21 +83,36 @@ func TestDebListsReadmePaths(t *testing.T) {
 	list := dpkgList(t, deb)
 	want := map[string]bool{}
 	for _, r := range readmeTable(t) {
-		want[r.path] = true
-		got, ok := list[r.path]
-		if !ok {
-			t.Errorf("%s: not in the package (README says it is)", r.path)
-			continue
+		// A row with a * stands for the files it matches (at least one).
+		paths := []string{r.path}
+		if strings.Contains(r.path, "*") {
+			paths = nil
+			for p := range list {
+				if ok, _ := path.Match(r.path, p); ok {
+					paths = append(paths, p)
+				}
+			}
+			if len(paths) == 0 {
+				t.Errorf("%s: no file of the package matches it (README says some do)", r.path)
+			}
 		}
-		typ := fs.FileMode(0)
-		if strings.HasSuffix(r.path, "/") {
-			typ = fs.ModeDir
-		}
-		if w := (typ | r.mode).String(); got.perms != w {
-			t.Errorf("%s: mode %s, README says %s", r.path, got.perms, w)
-		}
-		if got.owner != "root/root" {
-			t.Errorf("%s: owner %s, want root/root", r.path, got.owner)
+		for _, p := range paths {
+			want[p] = true
+			got, ok := list[p]
+			if !ok {
+				t.Errorf("%s: not in the package (README says it is)", p)
+				continue
+			}
+			typ := fs.FileMode(0)
+			if strings.HasSuffix(p, "/") {
+				typ = fs.ModeDir
+			}
+			if w := (typ | r.mode).String(); got.perms != w {
+				t.Errorf("%s: mode %s, README says %s", p, got.perms, w)
+			}
+			if got.owner != "root/root" {
+				t.Errorf("%s: owner %s, want root/root", p, got.owner)
+			}
 		}
 	}
 	for p, l := range list {
@@ -124,6 +140,19 @@ func TestDebFiles(t *testing.T) {
 		"/etc/edgeseal/archive.yaml":                       "nfpm/etc/archive.yaml",
 		"/etc/edgeseal/mosquitto/edgeseal.conf":            "mosquitto/edgeseal.conf",
 		"/etc/edgeseal/mosquitto/edgeseal.acl":             "mosquitto/edgeseal.acl",
+		"/usr/share/doc/edgeseal/README.md":                "../README.md",
+		"/usr/share/doc/edgeseal/CHANGELOG.md":             "../CHANGELOG.md",
+		"/usr/share/doc/edgeseal/examples/policy.yaml":     "examples/policy.yaml",
+	}
+	// Every document of docs/ and every schema of the example policy.
+	for dst, glob := range map[string]string{"/usr/share/doc/edgeseal/docs/": "../docs/*.md", "/usr/share/doc/edgeseal/examples/schemas/": "examples/schemas/*.json"} {
+		srcs, err := filepath.Glob(glob)
+		if err != nil || len(srcs) == 0 {
+			t.Fatalf("%s: %v %v", glob, srcs, err)
+		}
+		for _, src := range srcs {
+			sources[dst+filepath.Base(src)] = src
+		}
 	}
 	var files []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -141,8 +170,8 @@ func TestDebFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f == "/usr/bin/edgeseal" {
-			continue // checked below
+		if f == "/usr/bin/edgeseal" || f == manPage {
+			continue // checked below, and by TestDebManPage
 		}
 		src, ok := sources[f]
 		if !ok {
@@ -160,6 +189,9 @@ func TestDebFiles(t *testing.T) {
 	}
 	for f := range sources {
 		t.Errorf("%s: missing from the package", f)
+	}
+	if !slices.Contains(files, manPage) {
+		t.Errorf("%s: missing from the package", manPage)
 	}
 
 	version := controlField(t, deb, "Version")

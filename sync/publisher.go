@@ -97,7 +97,9 @@ type PublisherOptions struct {
 	// signed rejection. The entry is kept in the outbox and not sent again
 	// until RetryHeld passes, Requeue(id), a restart, or the delivery of an entry with a
 	// smaller id (the rejection may then have been a gap caused by a
-	// message the broker lost, and the entry is sent once more).
+	// message the broker lost, and the entry is sent once more). When it
+	// is set the publisher logs the rejection and its retries at debug
+	// level only: the callback reports it.
 	OnRejection func(ctx context.Context, id string, rej *Rejection, raw []byte)
 	// OnSent is called when the broker acknowledged (PUBACK) every frame
 	// of entry id, each time it is sent. It must not block. A PUBACK is not
@@ -109,7 +111,10 @@ type PublisherOptions struct {
 
 // Stats is a snapshot for status pages and tests.
 type Stats struct {
-	Connected     bool
+	Connected bool
+	// Since is when Connected last changed: when the connection came up
+	// or, not connected, when it was lost (or Start began trying).
+	Since         time.Time
 	InFlight      int    // bundles sent, waiting for a receipt
 	PeakInFlight  int    // highest InFlight seen
 	OutboxDepth   int    // entries in the outbox (exact after a full scan, else a lower bound)
@@ -264,7 +269,11 @@ func (p *Publisher) retryHeld() {
 	p.stats.Requeued += uint64(len(again))
 	p.mu.Unlock()
 	if len(again) > 0 {
-		p.log.Warn("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		if p.opts.OnRejection != nil { // the caller reports refusals, once
+			p.log.Debug("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		} else {
+			p.log.Warn("sync: sending rejected bundles once more", "ids", len(again), "next_retry", p.heldWait)
+		}
 		p.Wake()
 	}
 }
@@ -324,6 +333,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 		return &ConfigError{Field: "Start", Reason: "already running"}
 	}
 	p.running, p.ctx = true, ctx
+	p.stats.Since = p.now()
 	p.mu.Unlock()
 	rctx, stopReplies := context.WithCancel(ctx)
 	repliesDone := make(chan struct{})
@@ -358,7 +368,9 @@ func (p *Publisher) Start(ctx context.Context) error {
 			err = p.session(ctx, l)
 			l.c.Disconnect(250)
 			p.mu.Lock()
-			p.stats.Connected = false
+			if p.stats.Connected {
+				p.stats.Connected, p.stats.Since = false, p.now()
+			}
 			p.mu.Unlock()
 		}
 		if ctx.Err() != nil {
@@ -382,7 +394,7 @@ func (p *Publisher) session(ctx context.Context, l *link) error {
 		return &PublishError{Topic: p.receipts, Err: err}
 	}
 	p.mu.Lock()
-	p.stats.Connected = true
+	p.stats.Connected, p.stats.Since = true, p.now()
 	p.stats.Resent += uint64(len(p.inflight))
 	clear(p.inflight) // nothing receipted yet is sent again on a new connection
 	p.mu.Unlock()

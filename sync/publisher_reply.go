@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -282,7 +283,13 @@ func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload
 			p.log.Warn("sync: the archive refused a bundle sent before an earlier one was delivered; sending it again",
 				"id", id, "digest", rej.BundleDigest, "reason", rej.Reason)
 		} else {
-			p.log.Error("sync: ARCHIVE REJECTED BUNDLE; kept in the outbox, sent again only after sync.retry_held",
+			// With OnRejection the caller reports the refusal (once, not
+			// at every retry); without it the publisher does.
+			level := slog.LevelError
+			if p.opts.OnRejection != nil {
+				level = slog.LevelDebug
+			}
+			p.log.Log(ctx, level, "sync: ARCHIVE REJECTED BUNDLE; kept in the outbox, sent again only after sync.retry_held",
 				"id", id, "digest", rej.BundleDigest, "reason", rej.Reason, "checks", rej.Checks)
 		}
 		if p.opts.OnRejection != nil {

@@ -17,7 +17,8 @@ import (
 
 // newPublisher builds the sync publisher of the agent's outbox from the
 // config's sync section: receipts journaled by the core before an outbox
-// entry is deleted.
+// entry is deleted, refusals and the broker link reported in the core's
+// status.
 func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
 	key, err := readEd25519Public(cfg.Sync.ArchiveKey)
 	if err != nil {
@@ -33,7 +34,7 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 			return nil, err
 		}
 	}
-	return sync.NewPublisher(sync.PublisherOptions{
+	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
 		Outbox: core, ArchiveKey: key, ArchiveKeys: ring,
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
@@ -42,10 +43,19 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 		OnReceipts:  core.JournalReceipts,
 		OnSent:      core.MarkSent,
 		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
-			log.Error("the archive REFUSED a bundle; it stays in the outbox", "outbox", id, "reason", rej.Reason)
+			core.NoteRefusal(id, rej.BundleDigest, rej.Checks, rej.Reason) // logs it once
 		},
 		Logger: log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	broker := cfg.Sync.Broker
+	core.SetBrokerLink(func() agent.BrokerLink {
+		s := pub.Stats()
+		return agent.BrokerLink{Broker: broker, Connected: s.Connected, Since: s.Since, LastError: s.LastError, LastErrorTime: s.LastErrorTime}
+	})
+	return pub, nil
 }
 
 // readEd25519Public reads a PEM (PKIX) Ed25519 public key.

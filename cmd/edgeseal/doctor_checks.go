@@ -194,6 +194,7 @@ func (d *doctor) checkJournal(key []byte) {
 		return
 	}
 	d.reportOutbox(depth, "")
+	d.reportJournalDelivery(j)
 }
 
 // verifyTail checks the last max records of j and returns how many.
@@ -284,7 +285,11 @@ func (d *doctor) viaAgent() {
 	case agent.TPMOK:
 		d.report(levelOK, "tpm", "ok (the agent's view), signing key "+st.TPM.KeyID, "")
 	case agent.TPMPCRMismatch:
-		d.report(levelFail, "pcrs", fmt.Sprintf("PCR %v changed since enrollment: the agent journals but cannot seal", st.TPM.Changed), reenrollFix)
+		if st.Key.PCRPolicy {
+			d.report(levelFail, "pcrs", fmt.Sprintf("PCR %v differ from the authorized values: the agent journals but cannot seal", st.TPM.Changed), authorizeFix)
+		} else {
+			d.report(levelFail, "pcrs", fmt.Sprintf("PCR %v changed since enrollment: the agent journals but cannot seal", st.TPM.Changed), reenrollFix)
+		}
 	default:
 		d.report(levelFail, "tpm", "error: "+st.TPM.Error, "check the TPM (ls -l /dev/tpmrm0, group tss) and journalctl -u edgeseal-agent")
 	}
@@ -297,6 +302,7 @@ func (d *doctor) viaAgent() {
 	}
 	d.report(levelOK, "journal", fmt.Sprintf("%d records, %d pending, %s (the agent's view; its tail is verified when the agent is stopped)", st.JournalSize, st.Pending, last), "")
 	d.reportOutbox(st.Outbox, " (the agent's view)")
+	d.reportAgentLink(&st)
 }
 
 // checkBroker connects to the configured broker once with the configured

@@ -160,6 +160,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		fmt.Fprintln(stdout, "edgeseal", version)
 		return nil
 	case "help", "-h", "--help":
+		if len(args) == 2 && args[0] == "help" && args[1] == "--man" {
+			return cmdMan(ctx, stdout) // edgeseal(1), for the packages
+		}
 		if len(args) > 1 && !isHelpArg(args[1]) {
 			return run(ctx, append(args[1:len(args):len(args)], "--help"), stdout, log)
 		}

@@ -1,7 +1,9 @@
 // Command build makes edgeseal's .deb and .rpm packages with nfpm
 // (`make package`). For each architecture it builds the binary with
 // CGO_ENABLED=0, -trimpath, the version stamped by -ldflags and an empty
-// build id, then packs it as packaging/nfpm/nfpm.yaml says. Every time in
+// build id, then packs it as packaging/nfpm/nfpm.yaml says, with the man
+// page edgeseal(1) that a build for this machine writes (`edgeseal help
+// --man`). Every time in
 // the packages is the last commit's (SOURCE_DATE_EPOCH overrides it), so
 // two runs on the same tree and Go toolchain give the same bytes.
 //
@@ -17,6 +19,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -123,6 +126,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	man := filepath.Join(tmp, "edgeseal.1.gz")
+	if err := buildManPage(ctx, o, tmp, man); err != nil {
+		return err
+	}
 	var made []string
 	for _, a := range arches {
 		if !slices.Contains(o.arches, a.name) {
@@ -133,7 +140,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 			return err
 		}
 		for _, f := range o.formats {
-			name, err := pack(o, a, f, bin)
+			name, err := pack(o, a, f, bin, man)
 			if err != nil {
 				return err
 			}
@@ -288,12 +295,54 @@ func buildBinary(ctx context.Context, o *options, a arch, bin string) error {
 	return nil
 }
 
+// buildManPage builds edgeseal for this machine and writes the page its
+// `edgeseal help --man` prints (dated SOURCE_DATE_EPOCH, the package
+// time), gzipped without a name or time, to man.
+func buildManPage(ctx context.Context, o *options, tmp, man string) error {
+	bin := filepath.Join(tmp, "edgeseal-man")
+	ldflags := "-s -w -buildid= -X main.version=" + o.version
+	cmd := exec.CommandContext(ctx, o.goBin, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", bin, "./cmd/edgeseal")
+	cmd.Dir = o.root
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains([]string{"GOFLAGS", "GOOS", "GOARCH", "CGO_ENABLED", "SOURCE_DATE_EPOCH"}, k)
+	})
+	cmd.Env = append(env, "CGO_ENABLED=0", "GOFLAGS=")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build the man page's edgeseal: %w", err)
+	}
+	var page, stderr bytes.Buffer
+	gen := exec.CommandContext(ctx, bin, "help", "--man")
+	gen.Env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(o.epoch.Unix(), 10))
+	gen.Stdout, gen.Stderr = &page, &stderr
+	if err := gen.Run(); err != nil {
+		return fmt.Errorf("edgeseal help --man: %w: %s", err, stderr.String())
+	}
+	if !bytes.HasPrefix(page.Bytes(), []byte(`.\"`)) || !bytes.Contains(page.Bytes(), []byte("\n.TH EDGESEAL 1 ")) {
+		return fmt.Errorf("edgeseal help --man: not a man page: %.200q", page.String())
+	}
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	if _, err := zw.Write(page.Bytes()); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return writeFileAtomic(man, gz.Bytes())
+}
+
 // pack writes the package of format f for a and returns its file name.
-func pack(o *options, a arch, f, bin string) (string, error) {
+func pack(o *options, a arch, f, bin, man string) (string, error) {
 	vars := map[string]string{
 		"EDGESEAL_VERSION": o.version,
 		"EDGESEAL_ARCH":    a.nfpm,
 		"EDGESEAL_BINARY":  bin,
+		"EDGESEAL_MANPAGE": man,
 	}
 	cfg, err := nfpm.ParseFileWithEnvMapping(o.config, func(k string) string { return vars[k] })
 	if err != nil {
