@@ -253,7 +253,7 @@ func (d *doctor) viaAgent() {
 	}
 	if d.token == "" {
 		d.report(levelWarn, "status", "no token: TPM, PCRs and journal not checked while the agent runs",
-			"give an auditor's token (--token or EDGESEAL_TOKEN), or stop the agent and run doctor again")
+			"give an auditor's token (--token-file or EDGESEAL_TOKEN), or stop the agent and run doctor again")
 		return
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.timeout)
