@@ -82,4 +82,3 @@ func readTokenFile(path string) (string, error) {
 	}
 	return tok, nil
 }
-
