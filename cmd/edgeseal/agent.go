@@ -162,7 +162,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	if sp, err := tpm.ParseSpec(cfg.TPM); err == nil && sp.Kind == tpm.KindSimulator {
 		log.Warn("TPM is the in-process simulator: INSECURE, for tests and demos only")
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
+	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
 	if err != nil {
 		return startHint(err)
 	}

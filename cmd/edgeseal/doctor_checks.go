@@ -53,7 +53,7 @@ func (d *doctor) checkTPM(next func(key []byte)) {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 2*d.timeout)
 	defer cancel()
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Simulator: simulatorOpener})
+	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
 	if err != nil {
 		d.report(levelFail, "tpm", fmt.Sprintf("open %s: %v", cfg.TPM, err), tpmOpenFix(err, cfg.TPMStateDir))
 		return

@@ -179,7 +179,7 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 	}
 	state := filepath.Join(a.dir, "data", "tpm")
 	trustFile := filepath.Join(keys, "DEVICE.json")
-	enroll := []string{"tpm", "enroll", "--tpm", sw.Spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trustFile, "--no-recovery"}
+	enroll := []string{"tpm", "enroll", "--insecure-simulator", "--tpm", sw.Spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trustFile, "--no-recovery"}
 	if out, code := bundlesCLI(t, enroll...); code != 2 || !strings.Contains(out, "--pcr-policy-key") {
 		t.Fatalf("enroll on swtpm without a PCR policy: exit %d\n%s", code, out)
 	}

@@ -120,7 +120,7 @@ func enrollSwtpm(t *testing.T, a *agentDir, spec string) (rk, trust string) {
 	}
 	state := filepath.Join(a.dir, "data", "tpm")
 	trust = filepath.Join(keys, "DEVICE-1.json")
-	enroll := []string{"tpm", "enroll", "--tpm", spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trust, "--pcr-policy=pcr"}
+	enroll := []string{"tpm", "enroll", "--insecure-simulator", "--tpm", spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trust, "--pcr-policy=pcr"}
 	// A real TPM is not enrolled without a recovery key.
 	if out, code := bundlesCLI(t, enroll...); code != 2 || !strings.Contains(out, "--recovery-key FILE.pub is required") {
 		t.Fatalf("enroll of a real TPM without a recovery key: exit %d\n%s", code, out)

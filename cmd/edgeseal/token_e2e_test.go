@@ -1,18 +1,22 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runTokenBin runs the edgeseal binary with env added and returns its combined
-// output and exit code.
+// output and exit code (killed after 2 minutes).
 func runTokenBin(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(agentBin, args...)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a command that should have refused to start
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agentBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
