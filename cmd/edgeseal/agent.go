@@ -117,7 +117,11 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		}
 	}()
 	if cfg.API.Socket != "" {
-		ln, err := api.ListenUnix(ctx, cfg.API.Socket, cfg.API.SocketMode)
+		gid, err := cfg.API.SocketGID()
+		if err != nil {
+			return fmt.Errorf("agent: api.socket_group: %w", err)
+		}
+		ln, err := api.ListenUnixGroup(ctx, cfg.API.Socket, cfg.API.SocketMode, gid)
 		if err != nil {
 			return err
 		}
