@@ -23,13 +23,13 @@ import (
 // The service account and the paths `edgeseal service install` manages,
 // relative to the root prefix (/ on a real system).
 const (
-	serviceUser   = "edgeseal"
-	serviceGroup  = "edgeseal"
-	tpmGroup      = "tss"
+	serviceUser  = "edgeseal"
+	serviceGroup = "edgeseal"
+	tpmGroup     = "tss"
 	// apiGroup may connect to the agent's socket (api.socket_group in the
 	// packaged agent.yaml); it is not serviceGroup, which may read
 	// /etc/edgeseal and so the device's keys.
-	apiGroup = "edgeseal-api"
+	apiGroup      = "edgeseal-api"
 	unitDir       = "/etc/systemd/system"
 	configDir     = "/etc/edgeseal"
 	serviceBinary = "/usr/bin/edgeseal" // ExecStart= in the units
