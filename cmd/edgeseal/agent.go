@@ -105,7 +105,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	start := time.Now()
 	mets := metrics.NewAgent()
 	srv := api.New(api.Options{
-		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody),
+		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody), MaxInflight: int64(cfg.API.MaxInflight),
 		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
 		Unjournaled: mets.UnauthenticatedUnjournaled,
 	})
