@@ -72,6 +72,7 @@ const usage = `usage:
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
                      [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
+                     [--insecure-simulator]   (required for --tpm simulator:DIR)
   edgeseal tpm recovery-keygen --out RECOVERY.key
   edgeseal tpm recover --config AGENT.yaml --recovery-key RECOVERY.key [--wrap FILE] [--out DEVICE.json]
   edgeseal tpm rewrap --config AGENT.yaml --recovery-key NEW.pub
