@@ -130,7 +130,8 @@ type API struct {
 	MaxBatchLines int      `yaml:"max_batch_lines"` // most lines in one batch
 	// MaxInflight bounds the bytes of single-export request bodies the
 	// API holds at once (>= MaxBody); a request that would go over it is
-	// answered 503 with Retry-After instead of growing the heap.
+	// answered 503 with Retry-After instead of growing the heap. Default
+	// 64 MiB, or MaxBody when that is larger and max_inflight is unset.
 	MaxInflight ByteSize `yaml:"max_inflight"`
 }
 
@@ -269,6 +270,9 @@ func parse(data []byte, base string) (*Config, error) {
 	}
 	if c.TPMStateDir == "" && c.DataDir != "" {
 		c.TPMStateDir = filepath.Join(c.DataDir, "tpm")
+	}
+	if _, set := d.lines["api.max_inflight"]; !set && c.API.MaxInflight < c.API.MaxBody {
+		c.API.MaxInflight = c.API.MaxBody // the default follows a larger api.max_body
 	}
 	if base != "" {
 		c.resolve(base)

@@ -57,6 +57,21 @@ func configErrors(t *testing.T, err error) []*Error {
 	return out
 }
 
+// An unset api.max_inflight follows an api.max_body over its default; a
+// set one under api.max_body is an error (TestParseErrors).
+func TestMaxInflightFollowsMaxBody(t *testing.T) {
+	c, err := Parse(minimal("api:\n  max_body: 100 MiB\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API.MaxInflight != 100*MiB {
+		t.Fatalf("api.max_inflight %d, want api.max_body %d", c.API.MaxInflight, 100*MiB)
+	}
+	if c, err = Parse(minimal("")); err != nil || c.API.MaxInflight != DefaultMaxInflight {
+		t.Fatalf("default api.max_inflight %v %v, want %d", c, err, DefaultMaxInflight)
+	}
+}
+
 func TestParseMinimalTakesDefaults(t *testing.T) {
 	c, err := Parse(minimal(""))
 	if err != nil {
