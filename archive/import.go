@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,9 @@ type Imported struct {
 // sorts a device's bundles by checkpoint size), as the device named by
 // each bag's origin. Answers go to DIR/receipts/<file>.receipt.json for
 // accepted bundles and <file>.rejection.json for refused ones, written
-// atomically. It stops at the first failure that is not a refusal.
+// atomically. It stops at the first failure that is not a refusal. A
+// receipts folder or a *.tar that is a symbolic link is refused
+// (*SymlinkError) before anything is taken.
 func (a *Archive) ImportDir(ctx context.Context, dir string) ([]Imported, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -41,12 +44,21 @@ func (a *Archive) ImportDir(ctx context.Context, dir string) ([]Imported, error)
 	}
 	var names []string
 	for _, e := range ents {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".tar") {
+		if !strings.HasSuffix(e.Name(), ".tar") {
+			continue
+		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			return nil, &SymlinkError{Path: filepath.Join(dir, e.Name()), What: "bundle file"}
+		}
+		if e.Type().IsRegular() {
 			names = append(names, e.Name())
 		}
 	}
 	slices.Sort(names)
 	out := filepath.Join(dir, ReceiptsDir)
+	if err := checkNoLink(out, "receipts folder"); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: import: %w", err)
 	}
@@ -67,9 +79,9 @@ func (a *Archive) ImportDir(ctx context.Context, dir string) ([]Imported, error)
 func (a *Archive) importFile(ctx context.Context, path, out string) (Imported, error) {
 	name := filepath.Base(path)
 	im := Imported{File: name, Device: "import/unknown"}
-	f, err := os.Open(path)
+	f, err := openNoLink(path)
 	if err != nil {
-		return im, fmt.Errorf("archive: import: %w", err)
+		return im, err
 	}
 	lim := a.opts.Limits
 	raw, err := io.ReadAll(io.LimitReader(f, lim.Total+int64(lim.Files+2)*1536+1024+1))

@@ -25,6 +25,16 @@ func TestExampleConfigs(t *testing.T) {
 		t.Errorf("agent example: data_dir %q, api.socket %q, tpm %q: want the unit's StateDirectory, RuntimeDirectory and /dev/tpmrm0",
 			ag.DataDir, ag.API.Socket, ag.TPM)
 	}
+	// API clients connect through group edgeseal-api, never the group
+	// that may read /etc/edgeseal (the units' Group=, postinst's chgrp).
+	_, agentUnit, err := systemd.Unit("agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ag.API.SocketGroup != "edgeseal-api" || strings.Contains(agentUnit, "\nGroup="+ag.API.SocketGroup+"\n") ||
+		!strings.Contains(agentUnit, "\nSupplementaryGroups=tss "+ag.API.SocketGroup+"\n") {
+		t.Errorf("agent example: api.socket_group %q: want edgeseal-api, a supplementary group of the unit and not its Group=", ag.API.SocketGroup)
+	}
 	b, err = os.ReadFile("nfpm/etc/archive.yaml")
 	if err != nil {
 		t.Fatal(err)

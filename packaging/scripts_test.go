@@ -12,7 +12,7 @@ import (
 // stubs puts fake account, ownership and systemd commands first on PATH.
 // Each appends its name and arguments to the returned log file; groupadd
 // and useradd also add the entry to $DPKG_ROOT/etc/group or passwd, as the
-// real ones do with --prefix.
+// real ones do with --prefix (group edgeseal gets gid 990, any other 991).
 func stubs(t *testing.T) (path, log string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -21,7 +21,9 @@ func stubs(t *testing.T) (path, log string) {
 echo "$(basename "$0") $*" >>"` + log + `"
 `
 	for name, extra := range map[string]string{
-		"groupadd":  `echo "edgeseal:x:990:" >>"$DPKG_ROOT/etc/group"`,
+		"groupadd": `for a; do g=$a; done
+case $g in edgeseal) gid=990 ;; *) gid=991 ;; esac
+echo "$g:x:$gid:" >>"$DPKG_ROOT/etc/group"`,
 		"useradd":   `echo "edgeseal:x:990:990::/nonexistent:/usr/sbin/nologin" >>"$DPKG_ROOT/etc/passwd"`,
 		"usermod":   "",
 		"chown":     "",
@@ -91,6 +93,8 @@ func TestPostinst(t *testing.T) {
 	want := []string{
 		"groupadd --prefix " + r + " --system edgeseal",
 		"useradd --prefix " + r + " --system --gid edgeseal --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment edgeseal daemons edgeseal",
+		"groupadd --prefix " + r + " --system edgeseal-api",
+		"usermod --prefix " + r + " --append --groups edgeseal-api edgeseal",
 		"usermod --prefix " + r + " --append --groups tss edgeseal",
 		"chown 0:990 " + r + "/etc/edgeseal",
 		"chown 0:990 " + r + "/etc/edgeseal/mosquitto",
@@ -127,9 +131,15 @@ func TestPostinst(t *testing.T) {
 		t.Errorf("postinst on an upgrade did not fix the state directory: %q", calls)
 	}
 
-	// No tss group: no usermod (postinst warns).
+	// The API's clients have their own group: /etc/edgeseal (the keys) is
+	// never given to it.
+	if slices.ContainsFunc(calls, func(c string) bool { return strings.Contains(c, "991") }) {
+		t.Errorf("postinst gave something to group edgeseal-api: %q", calls)
+	}
+
+	// No tss group: no usermod for tss (postinst warns).
 	calls = runScript(t, "postinst.sh", siteRoot(t, false), "configure")
-	if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "usermod") }) {
+	if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "usermod") && strings.HasSuffix(c, " tss edgeseal") }) {
 		t.Errorf("postinst without a tss group ran usermod: %q", calls)
 	}
 	if len(calls) < 5 {

@@ -81,8 +81,9 @@
 // policy violation, code = the policy rule (unknown_workflow,
 // schema_violation, classification_not_allowed, too_large, ...); 409
 // id_conflict or ambiguous_id (above); 503 with Retry-After when the
-// journal is busy, the disk nearly full or the agent is starting or
-// stopping; 507 when a write failed for lack of space; 500 otherwise (the
+// journal is busy, the single exports in flight already hold
+// Options.MaxInflight bytes of bodies (api.max_inflight; code busy, not
+// journaled), the disk nearly full or the agent is starting or stopping; 507 when a write failed for lack of space; 500 otherwise (the
 // cause is logged, not shown).
 //
 // Every refused export attempt is journaled as export.rejected with who,

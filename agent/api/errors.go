@@ -91,6 +91,7 @@ func classify(err error) answer {
 		fb  *agent.ForbiddenError
 		nf  *agent.NotFoundError
 		be  *store.BusyError
+		ie  *InflightError
 		se  *store.SpaceError
 		tl  *store.TooLargeError
 		pe  *tpm.PCRMismatchError
@@ -112,6 +113,9 @@ func classify(err error) answer {
 				"; a repeat must send the same workflow and payload, a new export needs a new id"}}
 	case errors.As(err, &nf):
 		a = answer{status: http.StatusNotFound, info: ErrorInfo{Code: CodeNotFound, Message: nf.Error()}}
+	case errors.As(err, &ie):
+		a = answer{status: http.StatusServiceUnavailable, retryAfter: 1, info: ErrorInfo{Code: CodeBusy,
+			Message: "the agent is taking in as many export bytes as api.max_inflight allows; retry"}}
 	case errors.As(err, &be):
 		a = answer{status: http.StatusServiceUnavailable, retryAfter: 1, info: ErrorInfo{Code: CodeBusy,
 			Message: "the journal is busy (" + strconv.Itoa(be.Pending) + " entries queued); retry"}}

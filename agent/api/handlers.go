@@ -53,6 +53,13 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, c Core) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The body is held from here until the core has journaled it.
+	share := s.inflightShare(r)
+	if err := s.bodies.acquire(share); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer s.bodies.release(share)
 	req, err := s.decodeOne(w, r)
 	if err != nil {
 		s.reject(w, r, c, p, req, err)

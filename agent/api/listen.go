@@ -13,11 +13,20 @@ import (
 	"time"
 )
 
-// ListenUnix listens on the unix socket at path with permission bits mode.
-// It creates the socket's directory (0750) and removes a stale socket left
-// by a crash, but refuses to take over a socket another process serves, or
-// any path that is not a socket.
+// ListenUnix listens on the unix socket at path with permission bits mode,
+// in the process's own group (ListenUnixGroup with gid -1).
 func ListenUnix(ctx context.Context, path string, mode fs.FileMode) (net.Listener, error) {
+	return ListenUnixGroup(ctx, path, mode, -1)
+}
+
+// ListenUnixGroup listens on the unix socket at path with permission bits
+// mode and group gid (-1: the process's own group; the process must be a
+// member of gid unless it runs as root). It creates the socket's directory
+// (0750) and removes a stale socket left by a crash, but refuses to take
+// over a socket another process serves, or any path that is not a socket.
+// The group is set before the mode, so the socket is never open to the
+// wrong group.
+func ListenUnixGroup(ctx context.Context, path string, mode fs.FileMode, gid int) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("api: socket directory: %w", err)
 	}
@@ -40,6 +49,12 @@ func ListenUnix(ctx context.Context, path string, mode fs.FileMode) (net.Listene
 	ln, err := lc.Listen(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("api: listen: %w", err)
+	}
+	if gid >= 0 {
+		if err := os.Lchown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("api: socket group %d (api.socket_group; the agent must be a member of it): %w", gid, err)
+		}
 	}
 	if err := os.Chmod(path, mode.Perm()); err != nil {
 		ln.Close()

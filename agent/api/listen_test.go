@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -64,5 +65,39 @@ func TestListenTLSRefusesNonLoopback(t *testing.T) {
 		if _, err := ListenTLS(context.Background(), addr, "no.crt", "no.key"); err == nil || !strings.Contains(err.Error(), "loopback") {
 			t.Errorf("%s: %v", addr, err)
 		}
+	}
+}
+
+// TestListenUnixGroup: the socket gets the group asked for, not the
+// process's own (root here may give any group; a member may give its
+// supplementary groups).
+func TestListenUnixGroup(t *testing.T) {
+	gid := -1
+	if os.Geteuid() == 0 {
+		gid = os.Getegid() + 4242
+	} else if gs, err := os.Getgroups(); err == nil {
+		for _, g := range gs {
+			if g != os.Getegid() {
+				gid = g
+				break
+			}
+		}
+	}
+	if gid < 0 {
+		t.Skip("not root and no supplementary group to give the socket")
+	}
+	path := filepath.Join(shortDir(t), "run", "agent.sock")
+	ln, err := ListenUnixGroup(context.Background(), path, 0o660, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if int(st.Gid) != gid || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket gid %d mode %04o, want gid %d mode 0660", st.Gid, fi.Mode().Perm(), gid)
 	}
 }

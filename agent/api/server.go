@@ -38,6 +38,11 @@ type Options struct {
 	Principals    config.Principals
 	MaxBody       int64 // bytes; DefaultMaxBody when 0
 	MaxBatchLines int   // DefaultMaxBatchLines when 0
+	// MaxInflight bounds the bytes of single-export bodies held at once
+	// (each counts its Content-Length, or MaxBody when that is unknown);
+	// a request over it is answered 503 with Retry-After.
+	// DefaultMaxInflight when 0; never below MaxBody.
+	MaxInflight int64
 	// MaxBatches is how many batch requests are read and ingested at
 	// once; more wait their turn (bounded memory: a batch is held whole
 	// while it is journaled, and the journal commits one at a time
@@ -70,6 +75,7 @@ type Server struct {
 	srv     *http.Server
 	unauthN unauthLimiter
 	batches chan struct{} // MaxBatches slots
+	bodies  inflight      // MaxInflight bytes of single exports
 }
 
 type coreRef struct{ c Core }
@@ -82,6 +88,10 @@ func New(opts Options) *Server {
 	if opts.MaxBatchLines <= 0 {
 		opts.MaxBatchLines = DefaultMaxBatchLines
 	}
+	if opts.MaxInflight <= 0 {
+		opts.MaxInflight = DefaultMaxInflight
+	}
+	opts.MaxInflight = max(opts.MaxInflight, opts.MaxBody)
 	if opts.Via == "" {
 		opts.Via = "api"
 	}
@@ -96,6 +106,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: logger(opts.Logger), mux: http.NewServeMux(), batches: make(chan struct{}, opts.MaxBatches)}
 	s.unauthN.perDay = opts.UnauthenticatedPerDay
+	s.bodies.limit = opts.MaxInflight
 	s.routes()
 	s.srv = &http.Server{
 		Handler:           s.mux,

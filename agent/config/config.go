@@ -68,6 +68,10 @@ type Config struct {
 	// TPM is a spec string: "device:/dev/tpmrm0", "swtpm:HOST:PORT" or
 	// "simulator:DIR" (the in-process simulator: insecure, for tests and demos).
 	TPM string `yaml:"tpm"`
+	// TPMInsecureSimulator must be true for a "simulator:DIR" TPM: the
+	// in-process simulator keeps its secrets in plain files, so a build
+	// with it linked in uses it only when asked for by name.
+	TPMInsecureSimulator bool `yaml:"tpm_insecure_simulator"`
 	// TPMStateDir keeps key blobs and handles; default <data_dir>/tpm.
 	TPMStateDir string `yaml:"tpm_state_dir"`
 	// PCRs the signing key and data key are bound to (0..23, no repeats);
@@ -111,6 +115,12 @@ type Seal struct {
 type API struct {
 	Socket     string      `yaml:"socket"`      // unix socket path; "" for none
 	SocketMode fs.FileMode `yaml:"socket_mode"` // permission bits, not world-writable
+	// SocketGroup, when set, is the group (name or numeric id) the socket
+	// is given: the API's clients. Keep it apart from the group that may
+	// read /etc/edgeseal (the daemon's own group): an API client then
+	// cannot read the device's keys. The agent must be a member of it.
+	// Unset leaves the socket in the agent's primary group.
+	SocketGroup string `yaml:"socket_group"`
 	// TCP is an optional loopback listen address ("127.0.0.1:8443",
 	// "[::1]:8443", "localhost:8443"); it needs TLSCert and TLSKey.
 	TCP           string   `yaml:"tcp"`
@@ -118,6 +128,11 @@ type API struct {
 	TLSKey        string   `yaml:"tls_key"`
 	MaxBody       ByteSize `yaml:"max_body"`        // largest request body
 	MaxBatchLines int      `yaml:"max_batch_lines"` // most lines in one batch
+	// MaxInflight bounds the bytes of single-export request bodies the
+	// API holds at once (>= MaxBody); a request that would go over it is
+	// answered 503 with Retry-After instead of growing the heap. Default
+	// 64 MiB, or MaxBody when that is larger and max_inflight is unset.
+	MaxInflight ByteSize `yaml:"max_inflight"`
 }
 
 // Spool configures the spool folder; an empty Dir turns it off.
@@ -222,6 +237,7 @@ func Default() *Config {
 			SocketMode:    DefaultSocketMode,
 			MaxBody:       DefaultMaxBody,
 			MaxBatchLines: DefaultMaxBatchLines,
+			MaxInflight:   DefaultMaxInflight,
 		},
 		Spool: Spool{Poll: DefaultSpoolPoll},
 		Sync:  Sync{OutboxQuota: DefaultOutboxQuota},
@@ -254,6 +270,9 @@ func parse(data []byte, base string) (*Config, error) {
 	}
 	if c.TPMStateDir == "" && c.DataDir != "" {
 		c.TPMStateDir = filepath.Join(c.DataDir, "tpm")
+	}
+	if _, set := d.lines["api.max_inflight"]; !set && c.API.MaxInflight < c.API.MaxBody {
+		c.API.MaxInflight = c.API.MaxBody // the default follows a larger api.max_body
 	}
 	if base != "" {
 		c.resolve(base)

@@ -57,6 +57,21 @@ func configErrors(t *testing.T, err error) []*Error {
 	return out
 }
 
+// An unset api.max_inflight follows an api.max_body over its default; a
+// set one under api.max_body is an error (TestParseErrors).
+func TestMaxInflightFollowsMaxBody(t *testing.T) {
+	c, err := Parse(minimal("api:\n  max_body: 100 MiB\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API.MaxInflight != 100*MiB {
+		t.Fatalf("api.max_inflight %d, want api.max_body %d", c.API.MaxInflight, 100*MiB)
+	}
+	if c, err = Parse(minimal("")); err != nil || c.API.MaxInflight != DefaultMaxInflight {
+		t.Fatalf("default api.max_inflight %v %v, want %d", c, err, DefaultMaxInflight)
+	}
+}
+
 func TestParseMinimalTakesDefaults(t *testing.T) {
 	c, err := Parse(minimal(""))
 	if err != nil {
@@ -120,7 +135,7 @@ func TestExampleConfig(t *testing.T) {
 func TestLoadResolvesRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.yaml")
-	extra := "data_dir: data\ntpm: simulator:sim\napi:\n  socket: run/agent.sock\nspool:\n  dir: spool\n  principal: p\n" +
+	extra := "data_dir: data\ntpm: simulator:sim\ntpm_insecure_simulator: true\napi:\n  socket: run/agent.sock\nspool:\n  dir: spool\n  principal: p\n" +
 		"principals:\n  - name: p\n    token_sha256: \"" + HashToken("t") + "\"\n    roles: [exporter]\n"
 	if err := os.WriteFile(path, minimal(extra), 0o600); err != nil {
 		t.Fatal(err)
@@ -202,6 +217,14 @@ func TestParseErrors(t *testing.T) {
 		key    string
 		reason string
 	}{
+		// hardening: the simulator only when asked for, the socket group,
+		// the in-flight bound
+		{"simulator not asked for", minimal("tpm: simulator:sim\n"), "tpm", "tpm_insecure_simulator: true"},
+		{"simulator asked off", minimal("tpm: simulator:sim\ntpm_insecure_simulator: false\n"), "tpm", "tpm_insecure_simulator: true"},
+		{"socket group bad name", minimal("api:\n  socket_group: \"a b\"\n"), "api.socket_group", "want a group name"},
+		{"socket group negative", minimal("api:\n  socket_group: \"-1\"\n"), "api.socket_group", "want a group name"},
+		{"socket group without socket", minimal("api:\n  socket: \"\"\n  socket_group: edgeseal-api\n  tcp: 127.0.0.1:8443\n  tls_cert: c\n  tls_key: k\n"), "api.socket_group", "without api.socket"},
+		{"max inflight under max body", minimal("api:\n  max_body: 1 MiB\n  max_inflight: 512 KiB\n"), "api.max_inflight", "at least api.max_body"},
 		// decoding
 		{"unknown key", minimal("sitee: x\n"), "sitee", "unknown key"},
 		{"unknown nested key", minimal("seal:\n  everyy: 3\n"), "seal.everyy", "unknown key"},

@@ -51,6 +51,8 @@ func (c *Config) validate() []*Error {
 	}
 	if err := checkTPM(c.TPM); err != "" {
 		bad("tpm", "%s", err)
+	} else if sp, _ := tpm.ParseSpec(c.TPM); sp.Kind == tpm.KindSimulator && !c.TPMInsecureSimulator {
+		bad("tpm", "the in-process simulator keeps its secrets in plain files and proves nothing; for a test or demo set tpm_insecure_simulator: true, else use device:/dev/tpmrm0")
 	}
 	if c.TPMStateDir == "" {
 		bad("tpm_state_dir", "required")
@@ -129,6 +131,7 @@ func (c *Config) validateAPI(bad func(key, format string, a ...any)) {
 	if a.SocketMode&0o002 != 0 {
 		bad("api.socket_mode", "must not be world-writable, got %04o", uint32(a.SocketMode))
 	}
+	c.validateAPIAccess(bad)
 	if a.TCP != "" {
 		if err := checkLoopback(a.TCP); err != "" {
 			bad("api.tcp", "%s", err)

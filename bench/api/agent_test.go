@@ -128,6 +128,7 @@ func startAgent(dataDir string) (*agent, error) {
 device: dev-1
 data_dir: %s
 tpm: simulator:sim
+tpm_insecure_simulator: true
 api:
   socket: %s
 policy: policy.yaml

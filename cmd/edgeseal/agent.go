@@ -105,7 +105,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	start := time.Now()
 	mets := metrics.NewAgent()
 	srv := api.New(api.Options{
-		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody),
+		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody), MaxInflight: int64(cfg.API.MaxInflight),
 		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
 		Unjournaled: mets.UnauthenticatedUnjournaled,
 	})
@@ -117,7 +117,11 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 		}
 	}()
 	if cfg.API.Socket != "" {
-		ln, err := api.ListenUnix(ctx, cfg.API.Socket, cfg.API.SocketMode)
+		gid, err := cfg.API.SocketGID()
+		if err != nil {
+			return fmt.Errorf("agent: api.socket_group: %w", err)
+		}
+		ln, err := api.ListenUnixGroup(ctx, cfg.API.Socket, cfg.API.SocketMode, gid)
 		if err != nil {
 			return err
 		}
@@ -162,7 +166,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err er
 	if sp, err := tpm.ParseSpec(cfg.TPM); err == nil && sp.Kind == tpm.KindSimulator {
 		log.Warn("TPM is the in-process simulator: INSECURE, for tests and demos only")
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
+	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
 	if err != nil {
 		return startHint(err)
 	}

@@ -101,7 +101,7 @@ func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logge
 	if err := checkJournalFree(dir); err != nil {
 		return nil, err
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
+	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
 	if err != nil {
 		return nil, err
 	}

@@ -133,7 +133,7 @@ func archiveEndState(t *testing.T, dir string, digests []string) (uint64, map[st
 func enrollFile(t *testing.T, a *agentDir) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "DEVICE.json")
-	if o, code := bundlesCLI(t, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(a.dir, "sim"),
+	if o, code := bundlesCLI(t, "tpm", "enroll", "--insecure-simulator", "--tpm", "simulator:"+filepath.Join(a.dir, "sim"),
 		"--state", filepath.Join(a.dir, "data", "tpm"), "--site", "e2e-site", "--device", "dev-1", "--out", out); code != 0 {
 		t.Fatalf("tpm enroll: exit %d\n%s", code, o)
 	}

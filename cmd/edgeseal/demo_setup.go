@@ -108,6 +108,7 @@ site: plant-7
 device: appliance-1
 data_dir: %[1]s
 tpm: simulator:%[1]s/tpm
+tpm_insecure_simulator: true
 tpm_state_dir: %[1]s/tpm
 seal:
   every: 100000

@@ -64,17 +64,18 @@ func cmdDoctor(ctx context.Context, args []string, stdout io.Writer, getenv func
 	fset := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	cfgPath := fset.String("config", defaultAgentConfig, "the agent's YAML config file")
 	trust := fset.String("trust", "", "the device's enrolled DEVICE.json, to compare the TPM key and PCRs with")
-	token := fset.String("token", "", "an auditor token, to ask a running agent (default $EDGESEAL_TOKEN)")
+	token := addTokenFlags(fset, "doctor", "an auditor's token, to ask a running agent")
 	timeout := fset.Duration("timeout", 10*time.Second, "bound on each network check")
 	if pos, err := parseInterleaved(fset, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageErr("doctor: unexpected argument %q", pos[0])
 	}
-	d := &doctor{ctx: ctx, out: stdout, trust: *trust, token: *token, timeout: *timeout, now: time.Now}
-	if d.token == "" {
-		d.token = getenv("EDGESEAL_TOKEN")
+	tok, err := token.get(getenv)
+	if err != nil {
+		return err
 	}
+	d := &doctor{ctx: ctx, out: stdout, trust: *trust, token: tok, timeout: *timeout, now: time.Now}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		d.report(levelFail, "config", err.Error(), "correct "+*cfgPath+" (agent/config/testdata/agent.yaml documents every key)")

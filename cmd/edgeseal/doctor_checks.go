@@ -53,7 +53,7 @@ func (d *doctor) checkTPM(next func(key []byte)) {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 2*d.timeout)
 	defer cancel()
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Simulator: simulatorOpener})
+	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
 	if err != nil {
 		d.report(levelFail, "tpm", fmt.Sprintf("open %s: %v", cfg.TPM, err), tpmOpenFix(err, cfg.TPMStateDir))
 		return
@@ -254,7 +254,7 @@ func (d *doctor) viaAgent() {
 	}
 	if d.token == "" {
 		d.report(levelWarn, "status", "no token: TPM, PCRs and journal not checked while the agent runs",
-			"give an auditor's token (--token or EDGESEAL_TOKEN), or stop the agent and run doctor again")
+			"give an auditor's token (--token-file or EDGESEAL_TOKEN), or stop the agent and run doctor again")
 		return
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.timeout)

@@ -97,7 +97,12 @@ func TestDoctor(t *testing.T) {
 	}
 
 	p = a.start(t, true)
-	out, code = doctorCLI(t, cfg, []string{"EDGESEAL_TOKEN=" + tokAuditor})
+	// The auditor's token from a file (never argv).
+	tokFile := filepath.Join(t.TempDir(), "auditor.token")
+	if err := os.WriteFile(tokFile, []byte(tokAuditor+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = doctorCLI(t, cfg, []string{"EDGESEAL_TOKEN="}, "--token-file", tokFile)
 	if code != 0 {
 		t.Fatalf("doctor with the agent running: exit %d\n%s", code, out)
 	}

@@ -24,8 +24,8 @@ import (
 
 // openTPM opens the TPM named by spec with key blobs in state, creating
 // the keys when state has none (enrollment is the only place that does).
-func openTPM(ctx context.Context, spec, state string, policy *tpm.PCRPolicy, log *slog.Logger) (*tpm.TPM, error) {
-	return tpm.Open(ctx, spec, tpm.Options{StateDir: state, Logger: log, Simulator: simulatorOpener, Create: true, PCRPolicy: policy})
+func openTPM(ctx context.Context, spec, state string, insecureSim bool, policy *tpm.PCRPolicy, log *slog.Logger) (*tpm.TPM, error) {
+	return tpm.Open(ctx, spec, tpm.Options{StateDir: state, Logger: log, Simulator: simulatorFor(insecureSim), Create: true, PCRPolicy: policy})
 }
 
 // cmdEnroll creates (or loads) the device's TPM keys and writes the trust
@@ -35,6 +35,7 @@ func openTPM(ctx context.Context, spec, state string, policy *tpm.PCRPolicy, log
 func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("tpm enroll", flag.ContinueOnError)
 	spec := fs.String("tpm", "device:/dev/tpmrm0", "TPM: device:PATH, swtpm:HOST:PORT or simulator:DIR")
+	insecureSim := fs.Bool("insecure-simulator", false, "allow a simulator:DIR TPM (the in-process simulator: INSECURE, tests and demos only)")
 	state := fs.String("state", "/var/lib/edgeseal/tpm", "directory of the TPM key blobs")
 	site := fs.String("site", "", "site name")
 	device := fs.String("device", "", "device name within the site")
@@ -56,7 +57,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	t, err := openTPM(ctx, *spec, *state, policy, log)
+	t, err := openTPM(ctx, *spec, *state, *insecureSim, policy, log)
 	if err != nil {
 		return startHint(err)
 	}
@@ -168,7 +169,7 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 	if !send && *out == "" && *answer == "" {
 		return usageErr("agent enroll: no sync.broker in the config (or --no-mqtt): give --out FILE")
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener})
+	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
 	if err != nil {
 		return err
 	}

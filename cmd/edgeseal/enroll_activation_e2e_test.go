@@ -88,7 +88,7 @@ func TestApproveNeedsKey(t *testing.T) {
 func agentEnrollRequest(t *testing.T, a *agentDir, tpmSpec string) (string, string) {
 	t.Helper()
 	cfg := filepath.Join(a.dir, "agent.yaml")
-	if o, code := bundlesCLI(t, "tpm", "enroll", "--tpm", tpmSpec, "--state", filepath.Join(a.dir, "data", "tpm"),
+	if o, code := bundlesCLI(t, "tpm", "enroll", "--insecure-simulator", "--tpm", tpmSpec, "--state", filepath.Join(a.dir, "data", "tpm"),
 		"--site", "e2e-site", "--device", "dev-1", "--out", filepath.Join(t.TempDir(), "DEVICE.json"),
 		"--no-recovery", "--pcr-policy=pcr"); code != 0 {
 		t.Fatalf("tpm enroll: exit %d\n%s", code, o)

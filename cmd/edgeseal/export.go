@@ -34,7 +34,7 @@ func cmdExport(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	socket := fs.String("socket", config.DefaultSocket, "the agent's unix socket")
 	rawURL := fs.String("url", "", "the agent's TLS endpoint instead of the socket, e.g. https://127.0.0.1:8443")
 	cacert := fs.String("cacert", "", "PEM file of the CA (or self-signed certificate) the --url endpoint presents")
-	token := fs.String("token", "", "bearer token (default $EDGESEAL_TOKEN)")
+	token := addTokenFlags(fs, "export", "an exporter's token")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	h := map[string]*string{}
 	for _, f := range []struct{ flag, header, help string }{
@@ -60,12 +60,12 @@ func cmdExport(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if *h[api.HeaderWorkflow] == "" || *h[api.HeaderApp] == "" {
 		return usageErr("export: --workflow and --app are required")
 	}
-	tok := *token
-	if tok == "" {
-		tok = getenv("EDGESEAL_TOKEN")
+	tok, err := token.get(getenv)
+	if err != nil {
+		return err
 	}
 	if tok == "" {
-		return usageErr("export: no token: use --token or EDGESEAL_TOKEN")
+		return usageErr("export: no token: use --token-file FILE or $EDGESEAL_TOKEN")
 	}
 	if *cacert != "" && *rawURL == "" {
 		return usageErr("export: --cacert goes with --url")

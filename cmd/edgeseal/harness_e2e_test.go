@@ -162,6 +162,7 @@ func newAgentDir(t *testing.T, o agentOpts) *agentDir {
 device: dev-1
 data_dir: data
 tpm: simulator:sim
+tpm_insecure_simulator: true
 seal:
   every: %d
   interval: %s

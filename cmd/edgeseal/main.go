@@ -16,7 +16,7 @@
 //	edgeseal tpm authorize-pcrs --key FILE --device S/D (--pcrs 0=HEX,... | --from-quote FILE) [--out FILE]
 //	edgeseal agent authorize-pcrs --config FILE STATEMENT
 //	edgeseal demo [--dir DIR]
-//	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token T]
+//	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token-file FILE]
 //	edgeseal archive --config FILE
 //	edgeseal archive devices list|approve|revoke|revoke-key|rekey ...
 //	edgeseal archive enroll-file REQUEST.json [--challenge FILE] | --response RESPONSE.json
@@ -62,7 +62,7 @@ const usage = `usage:
   edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout 30s]
   edgeseal agent rotate-key --config FILE --reason TEXT
   edgeseal agent enroll --config FILE --answer CHALLENGE.json [--out RESPONSE.json]
-  edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token T]
+  edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token-file FILE]
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
   edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV]
@@ -72,6 +72,7 @@ const usage = `usage:
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
                      [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
+                     [--insecure-simulator]   (required for --tpm simulator:DIR)
   edgeseal tpm recovery-keygen --out RECOVERY.key
   edgeseal tpm recover --config AGENT.yaml --recovery-key RECOVERY.key [--wrap FILE] [--out DEVICE.json]
   edgeseal tpm rewrap --config AGENT.yaml --recovery-key NEW.pub
@@ -80,7 +81,7 @@ const usage = `usage:
                               [--out pcr-authorization.json]
   edgeseal agent authorize-pcrs --config FILE pcr-authorization.json
   edgeseal demo [--dir DIR]
-  edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token T]
+  edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token-file FILE]
   edgeseal archive --config FILE
   edgeseal archive devices list [--json] | approve SITE/NAME --key KEYID [--by WHO] [--no-activation]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]

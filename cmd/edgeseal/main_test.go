@@ -148,7 +148,7 @@ func TestDemoThenVerify(t *testing.T) {
 func TestEnrollWritesTrust(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "DEVICE.json")
-	msg, code := runCmd(t, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
+	msg, code := runCmd(t, "tpm", "enroll", "--insecure-simulator", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
 		"--site", "s1", "--device", "d1", "--out", out)
 	if code != 0 {
 		t.Fatalf("enroll exit %d: %s", code, msg)
@@ -171,7 +171,7 @@ func TestEnrollWritesTrust(t *testing.T) {
 			t.Fatalf("enroll on the simulator: %v\n%s", err, msg)
 		}
 	}
-	if msg2, code := runCmd(t, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
+	if msg2, code := runCmd(t, "tpm", "enroll", "--insecure-simulator", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
 		"--site", "s1", "--device", "d1", "--out", out); code != 0 || !strings.Contains(msg2, tr.KeyID) {
 		t.Fatalf("second enroll exit %d: %s", code, msg2)
 	}

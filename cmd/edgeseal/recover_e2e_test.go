@@ -130,7 +130,7 @@ func enrollSwtpm(t *testing.T, a *agentDir, spec string, binding ...string) (rk,
 	}
 	state := filepath.Join(a.dir, "data", "tpm")
 	trust = filepath.Join(keys, "DEVICE-1.json")
-	enroll := []string{"tpm", "enroll", "--tpm", spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trust}
+	enroll := []string{"tpm", "enroll", "--insecure-simulator", "--tpm", spec, "--state", state, "--site", "e2e-site", "--device", "dev-1", "--out", trust}
 	enroll = append(enroll, binding...)
 	// A real TPM is not enrolled without a recovery key.
 	if out, code := bundlesCLI(t, enroll...); code != 2 || !strings.Contains(out, "--recovery-key FILE.pub is required") {

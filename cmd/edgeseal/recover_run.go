@@ -70,7 +70,7 @@ func cmdRecover(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	defer j.Close()
 	fmt.Fprintf(stdout, "the recovered data key opens the journal of %s (%d records)\n", cfg.DeviceID(), j.Size())
 
-	topts := tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorOpener}
+	topts := tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)}
 	t, err := tpm.Open(ctx, cfg.TPM, topts)
 	var ce *tpm.ClearedError
 	var ne *tpm.NotEnrolledError

@@ -23,9 +23,13 @@ import (
 // The service account and the paths `edgeseal service install` manages,
 // relative to the root prefix (/ on a real system).
 const (
-	serviceUser   = "edgeseal"
-	serviceGroup  = "edgeseal"
-	tpmGroup      = "tss"
+	serviceUser  = "edgeseal"
+	serviceGroup = "edgeseal"
+	tpmGroup     = "tss"
+	// apiGroup may connect to the agent's socket (api.socket_group in the
+	// packaged agent.yaml); it is not serviceGroup, which may read
+	// /etc/edgeseal and so the device's keys.
+	apiGroup      = "edgeseal-api"
 	unitDir       = "/etc/systemd/system"
 	configDir     = "/etc/edgeseal"
 	serviceBinary = "/usr/bin/edgeseal" // ExecStart= in the units
@@ -225,7 +229,9 @@ func serviceUninstall(ctx context.Context, env *serviceEnv, kind string, purge b
 }
 
 // ensureUser creates the system user and group edgeseal, and for the agent
-// adds it to tss (the owner group of /dev/tpmrm0) when that group exists.
+// the group edgeseal-api of the API's clients (the user joins it, to give
+// the socket that group) and adds the user to tss (the owner group of
+// /dev/tpmrm0) when that group exists.
 func ensureUser(ctx context.Context, env *serviceEnv, kind string) error {
 	if _, err := user.Lookup(serviceUser); err != nil || env.root != "" {
 		group := []string{"--user-group"}
@@ -240,6 +246,15 @@ func ensureUser(ctx context.Context, env *serviceEnv, kind string) error {
 	}
 	if kind != "agent" {
 		return nil
+	}
+	// The unit's SupplementaryGroups= names apiGroup: it must exist.
+	if _, err := user.LookupGroup(apiGroup); err != nil || env.root != "" {
+		if err := env.cmd(ctx, "groupadd", "--system", apiGroup); err != nil {
+			return err
+		}
+	}
+	if err := env.cmd(ctx, "usermod", "--append", "--groups", apiGroup, serviceUser); err != nil {
+		return err
 	}
 	if _, err := user.LookupGroup(tpmGroup); err != nil && env.root == "" {
 		env.log.Warn("no tss group: is tpm2-tools or tpm-udev installed? The agent needs /dev/tpmrm0", "group", tpmGroup)

@@ -45,6 +45,13 @@ if ! entry passwd edgeseal >/dev/null; then
 		--home-dir /nonexistent --shell /usr/sbin/nologin \
 		--comment "edgeseal daemons" edgeseal
 fi
+# edgeseal-api: the API's clients, who may connect to the agent's socket
+# (api.socket_group in agent.yaml) but, unlike group edgeseal, not read
+# /etc/edgeseal and its keys. The agent joins it to give the socket that group.
+if ! entry group edgeseal-api >/dev/null; then
+	acct groupadd --system edgeseal-api
+fi
+acct usermod --append --groups edgeseal-api edgeseal
 # /dev/tpmrm0 is root:tss 0660: the agent needs tss (tpm-udev creates it).
 if entry group tss >/dev/null; then
 	acct usermod --append --groups tss edgeseal
