@@ -21,6 +21,7 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 	keyID := f.fs.String("key", "", "the device's new key id, pending after its enrollment (required)")
 	reason := f.fs.String("reason", "", "why: a TPM clear, a board or disk replaced")
 	by := f.fs.String("by", os.Getenv("USER"), "the operator")
+	noActivation := f.fs.Bool("no-activation", false, "rekey to a key whose credential was not activated (its AK is not proven to be in the TPM of its EK)")
 	pos, err := parseInterleaved(f.fs, args)
 	if err != nil {
 		return err
@@ -51,6 +52,9 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 		return fmt.Errorf("%w (a rekey needs the archive daemon stopped)", err)
 	}
 	defer a.Close()
+	if err := rekeyActivated(a.Devices(), pos[0], *keyID, *noActivation, log); err != nil {
+		return err
+	}
 	res, err := a.Rekey(ctx, pos[0], *keyID, *by, *reason)
 	if err != nil {
 		return err
@@ -62,5 +66,32 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 	}
 	fmt.Fprintf(stdout, "\n%s: epoch %d opened with key %s; its bundles start at checkpoint size 0\n", st.Device, st.Epoch, st.KeyID)
 	fmt.Fprintf(stdout, "operator statement at archive log index %d, by %s\n%s", res.LogIndex, st.By, res.Checkpoint)
+	return nil
+}
+
+// rekeyActivated refuses, as `devices approve` does, to open an epoch for
+// a key whose credential was not activated (its AK not proven to be in
+// the TPM of its EK), unless the operator says --no-activation.
+func rekeyActivated(d *archive.Devices, name, keyID string, noActivation bool, log *slog.Logger) error {
+	list, err := d.List()
+	if err != nil {
+		return err
+	}
+	for _, dv := range list {
+		if dv.Name != name {
+			continue
+		}
+		p := dv.PendingKey(keyID)
+		switch {
+		case p == nil || p.Activated():
+			return nil // Rekey names what is wrong with a key not pending
+		case noActivation:
+			log.Warn("rekey with --no-activation: the AK is not proven to be in the TPM of the EK; check the request's EK otherwise", "device", name, "key", keyID)
+			return nil
+		}
+		return fmt.Errorf("archive devices rekey: key %s of %s was not activated: its AK is not proven to be in the TPM of its EK; "+
+			"run `edgeseal agent enroll` on the device (it answers the credential challenge), or the enroll-file challenge and response, "+
+			"or give --no-activation", keyID, name)
+	}
 	return nil
 }

@@ -151,7 +151,7 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, code = arch("devices", "rekey", dev, "--key", key2, "--reason", "board replaced", "--by", "ops")
+	out, code = arch("devices", "rekey", dev, "--key", key2, "--no-activation", "--reason", "board replaced", "--by", "ops")
 	held.Close()
 	if code != 1 || !strings.Contains(out, "a rekey needs the archive daemon stopped") {
 		t.Fatalf("rekey while the archive is open: exit %d\n%s", code, out)
@@ -159,7 +159,12 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	if out, code := arch("devices", "rekey", dev, "--reason", "x"); code != 2 || !strings.Contains(out, "--key is required") {
 		t.Fatalf("rekey without --key: exit %d\n%s", code, out)
 	}
-	out, code = arch("devices", "rekey", dev, "--key", key2, "--reason", "board replaced", "--by", "ops")
+	// The new key came by file, its credential never activated: a rekey
+	// to it needs the operator's explicit --no-activation.
+	if out, code := arch("devices", "rekey", dev, "--key", key2, "--reason", "board replaced", "--by", "ops"); code != 1 || !strings.Contains(out, "was not activated") {
+		t.Fatalf("rekey to a key not activated: exit %d\n%s", code, out)
+	}
+	out, code = arch("devices", "rekey", dev, "--key", key2, "--no-activation", "--reason", "board replaced", "--by", "ops")
 	if code != 0 || !strings.Contains(out, "epoch 1 (key "+key1+") closed at checkpoint "+strconv.FormatUint(r1.CheckpointSize, 10)+" after 1 bundle(s)") ||
 		!strings.Contains(out, "epoch 2 opened with key "+key2) || !strings.Contains(out, "archive log index 1") {
 		t.Fatalf("rekey: exit %d\n%s", code, out)
