@@ -144,7 +144,7 @@ log:
 		}
 	}
 	// Only `tpm enroll` creates the device's keys.
-	enroll := exec.Command(bin, "tpm", "enroll", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dataDir, "tpm"),
+	enroll := exec.Command(bin, "tpm", "enroll", "--insecure-simulator", "--tpm", "simulator:"+filepath.Join(dir, "sim"), "--state", filepath.Join(dataDir, "tpm"),
 		"--site", "bench", "--device", "dev-1", "--out", filepath.Join(dir, "DEVICE.json"))
 	if out, err := enroll.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("tpm enroll: %v\n%s", err, out)

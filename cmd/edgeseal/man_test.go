@@ -53,7 +53,7 @@ func TestManPage(t *testing.T) {
 		}
 	}
 	// Flags with their help text, as --help prints them.
-	if !strings.Contains(sections["doctor"], `\-token`) || !strings.Contains(sections["doctor"], "auditor token") {
+	if !strings.Contains(sections["doctor"], `\-token`) || !strings.Contains(sections["doctor"], "auditor's token") {
 		t.Errorf("doctor's section lacks its flags' help:\n%s", sections["doctor"])
 	}
 	for i, l := range strings.Split(page, "\n") {
