@@ -114,12 +114,19 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 
 	// The archive, with its embedded MQTT broker, and the device enrolled
 	// and approved there as an operator would.
-	da, err := startDemoArchive(ctx, *dir, archiveLog)
+	// The broker is TLS only and every client needs a certificate of the
+	// demo's CA: no other local user can read bundles or take the device's
+	// session.
+	tf, err := writeDemoTLS(*dir, demoSiteName+"/"+demoDeviceName)
+	if err != nil {
+		return err
+	}
+	da, err := startDemoArchive(ctx, *dir, tf, archiveLog)
 	if err != nil {
 		return err
 	}
 	defer da.stop()
-	cfgPath, tokens, err := demoSite(*dir, socket, da.brk.URL(), da.keyFile+".pub")
+	cfgPath, tokens, err := demoSite(*dir, socket, da.brk.URL(), da.keyFile+".pub", tf)
 	if err != nil {
 		return err
 	}
@@ -134,6 +141,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 
 	fmt.Fprintf(stdout, "edgeseal demo in %s\n", *dir)
 	fmt.Fprintf(stdout, "  archive: embedded MQTT broker on %s, key %s…, device %s enrolled and approved\n", da.brk.URL(), da.a.KeyID()[:19], trust.DeviceName())
+	fmt.Fprintf(stdout, "  broker: TLS only, every client needs a certificate of the demo's CA (%s); the device's is %s\n", tf.CA, tf.ClientCert)
 	fmt.Fprintf(stdout, "  agent: TPM = in-process simulator (INSECURE: demos and tests only), API on %s, spool folder %s\n", socket, cfg.Spool.Dir)
 	fmt.Fprintf(stdout, "  recovery: the journal's data key is also wrapped to the operator recovery key %s (in production it stays offline)\n", filepath.Join(*dir, demoRecoveryKey))
 	fmt.Fprintf(stdout, "  logs: %s, %s\n\n", logFile.Name(), archiveLogFile.Name())

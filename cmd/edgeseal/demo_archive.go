@@ -31,8 +31,8 @@ type demoArchive struct {
 }
 
 // writeDemoArchiveConfig writes the demo archive's config, its embedded
-// broker listening on listen.
-func writeDemoArchiveConfig(path, dataDir, listen string) error {
+// broker listening on listen, TLS only with client certificates (tf).
+func writeDemoArchiveConfig(path, dataDir, listen string, tf *demoTLS) error {
 	text := fmt.Sprintf(`# Written by 'edgeseal demo'.
 data_dir: %[1]s
 key_file: %[1]s/archive.key
@@ -40,15 +40,19 @@ name: edgeseal-archive
 mqtt:
   embedded:
     listen: %[2]s
+    tls:
+      ca_file: %[3]s
+      cert_file: %[4]s
+      key_file: %[5]s
   client_id: edgeseal-archive
 log:
   format: text
   level: info
-`, dataDir, listen)
+`, dataDir, listen, tf.CA, tf.ServerCert, tf.ServerKey)
 	return fsutil.WriteFileAtomic(path, []byte(text), 0o600)
 }
 
-func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoArchive, error) {
+func startDemoArchive(ctx context.Context, dir string, tf *demoTLS, log *slog.Logger) (*demoArchive, error) {
 	adir, err := filepath.Abs(filepath.Join(dir, "archive"))
 	if err != nil {
 		return nil, err
@@ -57,7 +61,7 @@ func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoA
 		return nil, err
 	}
 	cfgPath := filepath.Join(adir, "archive.yaml")
-	if err := writeDemoArchiveConfig(cfgPath, adir, "127.0.0.1:0"); err != nil {
+	if err := writeDemoArchiveConfig(cfgPath, adir, "127.0.0.1:0", tf); err != nil {
 		return nil, err
 	}
 	cfg, err := aconfig.Load(cfgPath)
@@ -76,7 +80,7 @@ func startDemoArchive(ctx context.Context, dir string, log *slog.Logger) (*demoA
 	case da := <-ready:
 		// The agent's config names the port the broker took: keep it in
 		// the archive's config too, so that the pair can be run again.
-		if err := writeDemoArchiveConfig(cfgPath, adir, da.brk.Addr()); err != nil {
+		if err := writeDemoArchiveConfig(cfgPath, adir, da.brk.Addr(), tf); err != nil {
 			cancel()
 			<-done
 			return nil, err

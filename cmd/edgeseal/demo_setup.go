@@ -72,9 +72,17 @@ var demoPrincipals = []struct{ name, roles string }{
 	{"site-ops", "operator, auditor"},
 }
 
+// The demo device's site and name; its client certificate's common name
+// is demoSiteName/demoDeviceName, as the embedded broker's ACL expects.
+const (
+	demoSiteName   = "plant-7"
+	demoDeviceName = "appliance-1"
+)
+
 // demoSite writes the demo's policy, schemas and agent config under dir and
-// returns the config path and each principal's bearer token.
-func demoSite(dir, socket, broker, archiveKey string) (cfgPath string, tokens map[string]string, err error) {
+// returns the config path and each principal's bearer token. The agent
+// syncs to broker (ssl://) with the CA and client certificate of tf.
+func demoSite(dir, socket, broker, archiveKey string, tf *demoTLS) (cfgPath string, tokens map[string]string, err error) {
 	etc := filepath.Join(dir, "etc")
 	if err := os.MkdirAll(filepath.Join(etc, "schemas"), 0o755); err != nil {
 		return "", nil, err
@@ -104,8 +112,8 @@ func demoSite(dir, socket, broker, archiveKey string) (cfgPath string, tokens ma
 		return "", nil, err
 	}
 	cfg := fmt.Sprintf(`# Written by 'edgeseal demo'. The TPM is the in-process simulator: INSECURE.
-site: plant-7
-device: appliance-1
+site: %[6]s
+device: %[7]s
 data_dir: %[1]s
 tpm: simulator:%[1]s/tpm
 tpm_insecure_simulator: true
@@ -123,13 +131,16 @@ spool:
 sync:
   broker: %[4]s
   archive_key: %[5]s
+  ca: %[8]s
+  cert: %[9]s
+  key: %[10]s
   max_message: 64 KiB
 policy: policy.yaml
 principals:
 %[3]slog:
   format: text
   level: warn
-`, abs, socket, principals.String(), broker, archiveKey)
+`, abs, socket, principals.String(), broker, archiveKey, demoSiteName, demoDeviceName, tf.CA, tf.ClientCert, tf.ClientKey)
 	cfgPath = filepath.Join(etc, "agent.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return "", nil, err
