@@ -21,7 +21,8 @@ const demoCommand = "  go run ./cmd/edgeseal "
 // TestDemoRestart: `edgeseal demo`, then the archive and the agent run
 // again exactly as the demo's last lines say, each in a process of its own
 // (the simulator starts afresh in the new agent process, as after a
-// reboot), then one more export: the archive accepts its bundle (a receipt,
+// reboot), and its broker refuses clients without a certificate of the
+// demo's CA, then one more export: the archive accepts its bundle (a receipt,
 // status archived) and `edgeseal verify` accepts it after the demo's last
 // bundle, and the whole chain with it.
 func TestDemoRestart(t *testing.T) {
@@ -62,6 +63,11 @@ func TestDemoRestart(t *testing.T) {
 
 	arc := startDemoProc(t, "archive", archiveArgs)
 	arc.waitFor(t, "archive ready")
+	m := demoBrokerAddr.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo does not name its broker's ssl:// address:\n%s", out)
+	}
+	checkDemoBrokerRefusesAnonymous(t, string(m[1]), dir)
 	ag := startDemoProc(t, "agent", agentArgs)
 	c := unixClient(socket)
 	deadline := time.Now().Add(60 * time.Second)
