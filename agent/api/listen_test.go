@@ -84,6 +84,9 @@ func TestListenUnixGroup(t *testing.T) {
 		}
 	}
 	if gid < 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("not root and no supplementary group to give the socket (CI=true runs as root)")
+		}
 		t.Skip("not root and no supplementary group to give the socket")
 	}
 	path := filepath.Join(shortDir(t), "run", "agent.sock")

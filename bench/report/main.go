@@ -432,7 +432,7 @@ func drainBudget(d *result) string {
 	return s
 }
 
-// writeAPITargets adds the issue 3 targets: single exports at 64 clients,
+// writeAPITargets adds the API throughput targets: single exports at 64 clients,
 // batch records/s (the best batch size that ran), agent peak RSS (the
 // highest of all API runs), each beside the journal's raw append rate of
 // the same run.

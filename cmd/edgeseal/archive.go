@@ -219,7 +219,7 @@ func loadOrCreateArchiveKey(path string) (ed25519.PrivateKey, bool, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err == nil {
-		k, err := parseArchiveKey(data)
+		k, err := keystore.ParseKey(data)
 		if err != nil {
 			return nil, false, fmt.Errorf("archive key %s: %w", path, err)
 		}
@@ -262,20 +262,4 @@ func loadOrCreateArchiveKey(path string) (ed25519.PrivateKey, bool, error) {
 		return nil, false, err
 	}
 	return k, true, nil
-}
-
-func parseArchiveKey(data []byte) (ed25519.PrivateKey, error) {
-	blk, _ := pem.Decode(data)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("not a PEM PRIVATE KEY")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	ek, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("key is %T, want Ed25519", k)
-	}
-	return ek, nil
 }

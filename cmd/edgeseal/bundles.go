@@ -25,7 +25,7 @@ import (
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
-// Removable media (issue 4): `bundles export` writes the outbox to a
+// Removable media: `bundles export` writes the outbox to a
 // folder, `archive import` answers it in FOLDER/receipts, and
 // `bundles import-receipts` brings the answers back.
 

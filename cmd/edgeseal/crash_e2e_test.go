@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func postCrash(t *testing.T, c *http.Client, id string) (ok bool) {
 // within 2 s.
 func TestAgentCrash(t *testing.T) {
 	needAgent(t)
-	if testing.Short() {
+	if testing.Short() && os.Getenv("CI") != "true" {
 		t.Skip("crash test: -short")
 	}
 	scale := soaktest.Scale(t) // make soak: more rounds, the same per-round bounds

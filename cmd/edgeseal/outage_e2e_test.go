@@ -26,7 +26,7 @@ import (
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
-// Disruptions of the outage test (issue 4, acceptance 2).
+// Disruptions of the outage test.
 const (
 	outageClients       = 8
 	outageBrokerStops   = 20
@@ -96,7 +96,7 @@ type outageLedger struct {
 	fail  []string
 }
 
-// TestSyncOutage (issue 4, acceptance 2): a real Mosquitto, a real
+// TestSyncOutage: a real Mosquitto, a real
 // `edgeseal agent` and a real `edgeseal archive` process. While 8 clients
 // keep exporting through the agent's API, Mosquitto is stopped and
 // restarted 20 times and the archive is SIGKILLed (and restarted) 10

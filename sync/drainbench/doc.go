@@ -1,8 +1,8 @@
-// Package drainbench benchmarks the long-offline drain (issue 4,
-// acceptance 3): exports journaled through the agent core while the
-// broker is down, then the link returns and the sync publisher drains the
-// outbox through a real Mosquitto to a real archive pipeline (sync
-// subscriber, archive.Receive: verification, write-once object store,
+// Package drainbench benchmarks the long-offline drain: exports
+// journaled through the agent core while the broker is down, then the
+// link returns and the sync publisher drains the outbox through a real
+// Mosquitto to a real archive pipeline (sync subscriber, archive.Receive:
+// verification, write-once object store,
 // index, archive log, signed receipts), each receipt journaled before its
 // outbox entry goes. Beside it, in the same run and on the same broker, a
 // plain paho QoS 1 publish of the same messages (same sizes, same count)

@@ -79,7 +79,7 @@ type Attributes struct {
 // AKAttributes are those of a restricted attestation key.
 var AKAttributes = Attributes{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true, Restricted: true, SignEncrypt: true}
 
-// SigningAttributes are those of the PCR-policy signing key (DESIGN 5).
+// SigningAttributes are those of the PCR-policy signing key (the tpm package doc).
 var SigningAttributes = Attributes{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, AdminWithPolicy: true, SignEncrypt: true}
 
 // PublicArea marshals the TPMT_PUBLIC of an ECC P-256 ECDSA-SHA256 key.
