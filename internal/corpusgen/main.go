@@ -10,7 +10,11 @@
 //
 //	go run ./internal/corpusgen -out testdata/corpus
 //
-// Keys and signatures are fresh on every run, so every file changes; the
+// It also writes testdata/vectors/replies-v1.json: the archive's signed
+// answers (receipt, rejection, enrollment answer) by a fixed key, the same
+// bytes on every run.
+//
+// Keys and signatures of the corpus are fresh on every run, so every file changes; the
 // committed corpus is what tests read, and the generator is not needed to
 // run them. Before it writes anything it checks every case with this
 // repository's verifier and reports (without hiding it) a case the
@@ -35,11 +39,35 @@ import (
 func main() {
 	out := flag.String("out", "testdata/corpus", "directory to write the corpus to")
 	format1 := flag.String("format1", "bundle/testdata/unique", "directory holding v1.tar and v1.trust.json, a bundle sealed by the format 1 code")
+	vectors := flag.String("vectors", "testdata/vectors", "directory to write the archive reply vectors to (empty: do not write them)")
 	flag.Parse()
 	if err := run(context.Background(), *out, *format1, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "corpusgen:", err)
 		os.Exit(1)
 	}
+	if *vectors == "" {
+		return
+	}
+	if err := writeReplies(*vectors); err != nil {
+		fmt.Fprintln(os.Stderr, "corpusgen:", err)
+		os.Exit(1)
+	}
+}
+
+// writeReplies writes the archive reply vectors (vectors.go) to dir.
+func writeReplies(dir string) error {
+	v, err := replies()
+	if err != nil {
+		return err
+	}
+	raw, err := marshalReplies(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(filepath.Join(dir, VectorsFile), raw, 0o644)
 }
 
 // run builds the corpus in memory, checks it, and writes it to out,
