@@ -91,6 +91,9 @@ func build(ctx context.Context, format1 string) (*corpus, error) {
 	if err := c.rotation(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.pcrAuth(ctx); err != nil {
+		return nil, err
+	}
 	return c, c.format1(format1)
 }
 
