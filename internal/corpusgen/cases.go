@@ -94,6 +94,9 @@ func build(ctx context.Context, format1 string) (*corpus, error) {
 	if err := c.pcrAuth(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.agentBundles(ctx); err != nil {
+		return nil, err
+	}
 	return c, c.format1(format1)
 }
 
@@ -291,5 +294,44 @@ func (c *corpus) format1(dir string) error {
 	const p = "good/format1.tar"
 	c.add(p, b)
 	c.verified("good.format1", "a format 1 bundle (predicate https://edgeseal.dev/seal/v1) as the format 1 code sealed it", trustFormat1, nil, p)
+	return nil
+}
+
+// agentBundles are bundles the agent sealed with the TPM 2.0 reference
+// simulator (real TPM structures, NV counter and clock), and one of them
+// with a payload changed.
+func (c *corpus) agentBundles(ctx context.Context) error {
+	trust, raws, err := agentChain(ctx, "site2", "gw1", 2)
+	if err != nil {
+		return err
+	}
+	const trustAgent = "trust/site2-gw1.json"
+	c.add(trustAgent, trust)
+	var paths []string
+	for i, raw := range raws {
+		paths = append(paths, c.add(goodPath("gw1", i), raw))
+	}
+	c.verified("agent.single", "the first bundle of the agent itself, sealed with the TPM 2.0 reference simulator", trustAgent, nil, paths[0])
+	c.verified("agent.chain", "the agent's second bundle, after its first", trustAgent, paths[:1], paths[1])
+	c.refused("agent.replayed", "the agent's first bundle sent again after its second", trustAgent, paths, paths[0], bundle.CheckCounterRising)
+	b, err := bundle.ReadBytes(raws[1], bundle.DefaultLimits)
+	if err != nil {
+		return err
+	}
+	t := bundletest.Clone(b)
+	for _, n := range t.Names() {
+		if _, ok := bundle.PayloadDigestFromPath(n); ok {
+			t.Files[n][len(t.Files[n])-2] ^= 0x01
+			break
+		}
+	}
+	if err := t.UpdateManifests(); err != nil {
+		return err
+	}
+	const bad = "tampered/agent.payload.changed.tar"
+	if err := c.addBundle(bad, t); err != nil {
+		return err
+	}
+	c.refused("agent.payload.changed", "a payload of the agent's second bundle changed, manifests recomputed", trustAgent, paths[:1], bad, bundle.CheckPayloadsDigest)
 	return nil
 }

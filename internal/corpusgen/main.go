@@ -1,24 +1,25 @@
 // Command corpusgen writes the conformance corpus of bundles under
-// testdata/corpus: good bundles and chains sealed by a software TPM through
-// the sealing path every agent uses (bundle.Seal over bundletest's
-// in-memory journal), copies of them tampered in one precise way each, the
-// trust files they are checked against, and verdicts.json naming for every
-// case its inputs and the verdict a verifier must reach (docs/formats.md,
-// "Conformance corpus").
+// testdata/corpus: bundles the agent itself sealed (its journal, its core
+// and the in-process TPM 2.0 reference simulator, so it needs cgo), good
+// bundles and chains sealed by a software TPM through the same sealing
+// code (bundle.Seal over bundletest's in-memory journal), copies of them
+// tampered in one precise way each, the trust files they are checked
+// against, and verdicts.json naming for every case its inputs and the
+// verdict a verifier must reach (docs/formats.md, "Conformance corpus").
 //
 // Run it from the repository root:
 //
 //	go run ./internal/corpusgen -out testdata/corpus
 //
 // It also writes testdata/vectors/replies-v1.json: the archive's signed
-// answers (receipt, rejection, enrollment answer) by a fixed key, the same
-// bytes on every run.
+// answers (receipt, rejection, enrollment answer) by a fixed key, the
+// same bytes on every run.
 //
-// Keys and signatures of the corpus are fresh on every run, so every file changes; the
-// committed corpus is what tests read, and the generator is not needed to
-// run them. Before it writes anything it checks every case with this
-// repository's verifier and reports (without hiding it) a case the
-// verifier misjudges.
+// Keys and signatures of the corpus are fresh on every run, so every
+// file changes; the committed corpus is what tests read, and the
+// generator is not needed to run them. Before it writes anything it
+// checks every case with this repository's verifier and reports
+// (without hiding it) a case the verifier misjudges.
 package main
 
 import (
