@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/sync/media"
 )
 
 // TestImportDirRefusesSymlinks: a receipts folder or a bundle file that is
@@ -28,12 +28,12 @@ func TestImportDirRefusesSymlinks(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, name), raw(t, c.Bundles[0]), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(elsewhere, filepath.Join(dir, archive.ReceiptsDir)); err != nil {
+		if err := os.Symlink(elsewhere, filepath.Join(dir, media.ReceiptsDir)); err != nil {
 			t.Fatal(err)
 		}
 		_, err := e.a.ImportDir(t.Context(), dir)
-		var se *archive.SymlinkError
-		if !errors.As(err, &se) || se.Path != filepath.Join(dir, archive.ReceiptsDir) || !strings.Contains(err.Error(), "symbolic link") {
+		var se *media.SymlinkError
+		if !errors.As(err, &se) || se.Path != filepath.Join(dir, media.ReceiptsDir) || !strings.Contains(err.Error(), "symbolic link") {
 			t.Fatalf("want a *SymlinkError naming the receipts folder, got %v", err)
 		}
 		if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
@@ -54,11 +54,11 @@ func TestImportDirRefusesSymlinks(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := e.a.ImportDir(t.Context(), dir)
-		var se *archive.SymlinkError
+		var se *media.SymlinkError
 		if !errors.As(err, &se) || se.Path != filepath.Join(dir, name) || !strings.Contains(err.Error(), "symbolic link") {
 			t.Fatalf("want a *SymlinkError naming the bundle file, got %v", err)
 		}
-		if _, err := os.Lstat(filepath.Join(dir, archive.ReceiptsDir)); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(dir, media.ReceiptsDir)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("receipts folder created by a refused import: %v", err)
 		}
 		if e.a.LogSize() != 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/sync/media"
 )
 
 // archiveFlags are the flags every operator command takes.
@@ -234,7 +235,7 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 		}
 		fmt.Fprintf(stdout, "%s  %s  %s\n", im.File, im.Device, status)
 	}
-	fmt.Fprintf(stdout, "%d accepted, %d refused; answers in %s\n", accepted, refused, filepath.Join(pos[0], archive.ReceiptsDir))
+	fmt.Fprintf(stdout, "%d accepted, %d refused; answers in %s\n", accepted, refused, filepath.Join(pos[0], media.ReceiptsDir))
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/sync"
+	mediapkg "github.com/edgeseal/edgeseal/sync/media"
 )
 
 // bundlesCLI runs the built binary and returns its combined output and
@@ -170,8 +171,8 @@ func TestBundlesAirGap(t *testing.T) {
 		t.Fatalf("bundles export: exit %d\n%s", code, out)
 	}
 	t.Logf("bundles export:\n%s", out)
-	var idx MediaIndex
-	if raw, err := os.ReadFile(filepath.Join(media, MediaIndexFile)); err != nil || json.Unmarshal(raw, &idx) != nil {
+	var idx mediapkg.Index
+	if raw, err := os.ReadFile(filepath.Join(media, mediapkg.IndexFile)); err != nil || json.Unmarshal(raw, &idx) != nil {
 		t.Fatalf("index: %v", err)
 	}
 	if idx.Device != "e2e-site/dev-1" || len(idx.Bundles) != bundles {
@@ -207,7 +208,7 @@ func TestBundlesAirGap(t *testing.T) {
 	}
 	receiptFiles := func() map[string][]byte {
 		m := map[string][]byte{}
-		paths, _ := filepath.Glob(filepath.Join(media, archive.ReceiptsDir, "*.json"))
+		paths, _ := filepath.Glob(filepath.Join(media, mediapkg.ReceiptsDir, "*.json"))
 		for _, p := range paths {
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -234,10 +235,10 @@ func TestBundlesAirGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(rejected, archive.ReceiptsDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(rejected, mediapkg.ReceiptsDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(rejected, archive.ReceiptsDir, "x.bundle.rejection.json"), rej, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(rejected, mediapkg.ReceiptsDir, "x.bundle.rejection.json"), rej, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pubFile := filepath.Join(adata, "archive.key.pub")

@@ -9,7 +9,7 @@ import (
 	"syscall"
 )
 
-// checkJournalFree fails with *AgentRunningError when another process (the
+// checkJournalFree fails with *agentRunningError when another process (the
 // agent daemon) holds the journal's directory lock, before anything opens
 // the TPM. Badger takes the same flock on the directory when it opens.
 func checkJournalFree(dir string) error {
@@ -20,7 +20,7 @@ func checkJournalFree(dir string) error {
 	defer d.Close()
 	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return &AgentRunningError{Journal: dir}
+			return &agentRunningError{Journal: dir}
 		}
 		return fmt.Errorf("bundles: journal %s: lock: %w", dir, err)
 	}

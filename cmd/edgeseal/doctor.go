@@ -86,7 +86,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout io.Writer, getenv func
 
 	journal := filepath.Join(cfg.DataDir, "journal")
 	err = checkJournalFree(journal)
-	var running *AgentRunningError
+	var running *agentRunningError
 	switch {
 	case errors.As(err, &running):
 		d.report(levelOK, "agent", "running (it holds the journal): asking it over "+cfg.API.Socket, "")

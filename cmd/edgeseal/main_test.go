@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/demo"
 )
 
 func runCmd(t *testing.T, args ...string) (string, int) {
@@ -54,8 +55,8 @@ func TestDemoThenVerify(t *testing.T) {
 	}
 	bundles, _ := filepath.Glob(filepath.Join(dir, "bundles", "*.bundle.tar"))
 	sort.Strings(bundles)
-	if len(bundles) != len(demoRounds) {
-		t.Fatalf("demo left %d bundles, want %d", len(bundles), len(demoRounds))
+	if len(bundles) != demo.Rounds() {
+		t.Fatalf("demo left %d bundles, want %d", len(bundles), demo.Rounds())
 	}
 	trust := filepath.Join(dir, "DEVICE.json")
 	// The demo's keys are bound to the PCR-policy key it made, and the

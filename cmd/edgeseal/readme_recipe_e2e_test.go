@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	demopkg "github.com/edgeseal/edgeseal/internal/demo"
 )
 
 // readmeBlock returns the shell code block of README.md's section that
@@ -85,7 +86,7 @@ func TestReadmeRecipe(t *testing.T) {
 		"go() { [ \"$1 $2\" = \"run ./cmd/edgeseal\" ] || return 99; shift 2; \"$EDGESEAL\" \"$@\"; }\n"
 	t.Setenv("EDGESEAL", agentBin)
 	out, err = runRecipe(t, shim+first, dir)
-	if err != nil || !strings.Contains(out, fmt.Sprintf("summary: %d bundle(s) as one chain", len(demoRounds))) || strings.Contains(out, "NOT VERIFIED") {
+	if err != nil || !strings.Contains(out, fmt.Sprintf("summary: %d bundle(s) as one chain", demopkg.Rounds())) || strings.Contains(out, "NOT VERIFIED") {
 		t.Fatalf("README verify block: %v\n%s\nblock:\n%s", err, out, first)
 	}
 

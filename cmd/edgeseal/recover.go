@@ -314,22 +314,3 @@ func openJournalRecovered(ctx context.Context, dir string, key []byte, log *slog
 	}
 	return j, nil
 }
-
-// demoRecoveryKey is the demo's operator recovery key, in the demo dir.
-const demoRecoveryKey = "recovery.key"
-
-// demoRecoveryWrap makes the demo's recovery key pair in dir (once) and
-// wraps the data key to it, as an operator's enrollment would.
-func demoRecoveryWrap(ctx context.Context, t *tpm.TPM, state, device, dir string) error {
-	path := filepath.Join(dir, demoRecoveryKey)
-	if _, err := os.Stat(path + ".pub"); errors.Is(err, os.ErrNotExist) {
-		if _, err := writeRecoveryKey(path); err != nil {
-			return err
-		}
-	}
-	pub, err := readRecoveryPublic(path + ".pub")
-	if err != nil {
-		return err
-	}
-	return writeWrap(ctx, t, state, device, pub)
-}

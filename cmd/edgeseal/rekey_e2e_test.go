@@ -14,6 +14,7 @@ import (
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/sync"
+	mediapkg "github.com/edgeseal/edgeseal/sync/media"
 )
 
 // exportMedia writes a stopped agent's outbox to a new folder
@@ -47,7 +48,7 @@ func keyIDOf(t *testing.T, deviceJSON string) string {
 // answers reads the receipts or rejections archive import wrote.
 func answers(t *testing.T, media, suffix string) [][]byte {
 	t.Helper()
-	paths, _ := filepath.Glob(filepath.Join(media, archive.ReceiptsDir, "*"+suffix))
+	paths, _ := filepath.Glob(filepath.Join(media, mediapkg.ReceiptsDir, "*"+suffix))
 	var out [][]byte
 	for _, p := range paths {
 		b, err := os.ReadFile(p)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/sync/media"
 )
 
 // loadedBundle is one bundle verify was given, read once to check that it
@@ -43,7 +44,7 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 		}
 		var dir []loadedBundle
 		for _, e := range ents {
-			if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), mediaBundleSuffix) {
+			if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), media.BundleSuffix) {
 				continue
 			}
 			path := filepath.Join(p, e.Name())
@@ -54,7 +55,7 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 			dir = append(dir, loadedBundle{path, checkpointSize(b)})
 		}
 		if len(dir) == 0 {
-			return nil, usageErr("verify: no *%s in %s", mediaBundleSuffix, p)
+			return nil, usageErr("verify: no *%s in %s", media.BundleSuffix, p)
 		}
 		sort.SliceStable(dir, func(i, j int) bool {
 			if dir[i].size != dir[j].size {

@@ -1,10 +1,9 @@
-package main
+package demo
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,18 +20,18 @@ import (
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
-// demoArchive is the archive the demo runs in process, with its embedded
+// archiveProc is the archive the demo runs in process, with its embedded
 // MQTT broker on a free loopback port.
-type demoArchive struct {
+type archiveProc struct {
 	a       *archive.Archive
 	brk     *broker.Broker
 	keyFile string
 	stop    func() error
 }
 
-// writeDemoArchiveConfig writes the demo archive's config, its embedded
+// writeArchiveConfig writes the demo archive's config, its embedded
 // broker listening on listen, TLS only with client certificates (tf).
-func writeDemoArchiveConfig(path, dataDir, listen string, tf *demoTLS) error {
+func writeArchiveConfig(path, dataDir, listen string, tf *tlsFiles) error {
 	text := fmt.Sprintf(`# Written by 'edgeseal demo'.
 data_dir: %[1]s
 key_file: %[1]s/archive.key
@@ -52,7 +51,9 @@ log:
 	return fsutil.WriteFileAtomic(path, []byte(text), 0o600)
 }
 
-func startDemoArchive(ctx context.Context, dir string, tf *demoTLS, log *slog.Logger) (*demoArchive, error) {
+// startArchive runs the archive daemon (o.RunArchive) with its config in
+// dir/archive and returns once it serves.
+func startArchive(ctx context.Context, o Options, dir string, tf *tlsFiles, log *slog.Logger) (*archiveProc, error) {
 	adir, err := filepath.Abs(filepath.Join(dir, "archive"))
 	if err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func startDemoArchive(ctx context.Context, dir string, tf *demoTLS, log *slog.Lo
 		return nil, err
 	}
 	cfgPath := filepath.Join(adir, "archive.yaml")
-	if err := writeDemoArchiveConfig(cfgPath, adir, "127.0.0.1:0", tf); err != nil {
+	if err := writeArchiveConfig(cfgPath, adir, "127.0.0.1:0", tf); err != nil {
 		return nil, err
 	}
 	cfg, err := aconfig.Load(cfgPath)
@@ -69,18 +70,18 @@ func startDemoArchive(ctx context.Context, dir string, tf *demoTLS, log *slog.Lo
 		return nil, err
 	}
 	actx, cancel := context.WithCancel(ctx)
-	ready := make(chan *demoArchive, 1)
+	ready := make(chan *archiveProc, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runArchive(actx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) {
-			ready <- &demoArchive{a: a, brk: b, keyFile: cfg.KeyFile}
-		}})
+		done <- o.RunArchive(actx, cfg, log, func(a *archive.Archive, b *broker.Broker) {
+			ready <- &archiveProc{a: a, brk: b, keyFile: cfg.KeyFile}
+		})
 	}()
 	select {
 	case da := <-ready:
 		// The agent's config names the port the broker took: keep it in
 		// the archive's config too, so that the pair can be run again.
-		if err := writeDemoArchiveConfig(cfgPath, adir, da.brk.Addr(), tf); err != nil {
+		if err := writeArchiveConfig(cfgPath, adir, da.brk.Addr(), tf); err != nil {
 			cancel()
 			<-done
 			return nil, err
@@ -105,16 +106,13 @@ func startDemoArchive(ctx context.Context, dir string, tf *demoTLS, log *slog.Lo
 // enroll and approve it, as an operator would. The keys are bound to a
 // PCR-policy key the demo makes in dir (pcr-key, pcr-key.pub), which then
 // authorizes the PCR values at enrollment.
-func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
-	if err := cmdPCRKey([]string{"new", "--out", filepath.Join(dir, "pcr-key")}, io.Discard); err != nil {
-		return nil, err
-	}
-	opKey, err := readPCRPolicyPrivate(filepath.Join(dir, "pcr-key"))
+func (da *archiveProc) enroll(ctx context.Context, o Options, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
+	opKey, err := o.NewPCRKey(filepath.Join(dir, "pcr-key"))
 	if err != nil {
 		return nil, err
 	}
 	name := site + "/" + device
-	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener,
+	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: o.Simulator,
 		PCRPolicy: &tpm.PCRPolicy{Key: &opKey.PublicKey, Ref: bundle.PCRPolicyRef(name)}, Create: true})
 	if err != nil {
 		return nil, err
@@ -139,7 +137,7 @@ func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmSta
 	if _, err := agent.StorePCRAuthorization(tpmState, name, araw); err != nil {
 		return nil, err
 	}
-	if err := demoRecoveryWrap(ctx, t, tpmState, name, dir); err != nil {
+	if err := o.WrapRecovery(ctx, t, tpmState, name, filepath.Join(dir, RecoveryKeyFile)); err != nil {
 		return nil, err
 	}
 	if err := t.Close(); err != nil {
@@ -176,8 +174,8 @@ type delivered struct {
 // archive's signature, and the inclusion of the bundle's entry in the
 // archive log), fetches each bundle from the archive's write-once store and
 // writes both into dir.
-func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) ([]delivered, error) {
-	t, err := tpm.Open(ctx, cfg.tpm, tpm.Options{StateDir: cfg.tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener})
+func (da *archiveProc) collect(ctx context.Context, o Options, cfg agentPaths, dir string) ([]delivered, error) {
+	t, err := tpm.Open(ctx, cfg.tpm, tpm.Options{StateDir: cfg.tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: o.Simulator})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +210,7 @@ func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) 
 	}
 	// The receipts verify against the key the agent was given, following
 	// the archive's key rotations they carry (as the agent does).
-	root, err := readEd25519Public(da.keyFile + ".pub")
+	root, err := o.ReadArchiveKey(da.keyFile + ".pub")
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"crypto/rand"
@@ -11,8 +11,8 @@ import (
 	"github.com/edgeseal/edgeseal/agent/config"
 )
 
-// demoPolicy is the demo site's export policy: what each app may export.
-const demoPolicy = `# Demo policy of plant-7: what the no-code apps may export, and to where.
+// policy is the demo site's export policy: what each app may export.
+const policy = `# Demo policy of plant-7: what the no-code apps may export, and to where.
 version: 1
 name: plant-7 demo exports
 schemas:
@@ -50,7 +50,8 @@ workflows:
     max_size: 8388608
 `
 
-var demoSchemas = map[string]string{
+// schemas are the JSON schemas the policy names.
+var schemas = map[string]string{
 	"batch-report-2.json": `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"string"}`,
 	"sensor-series-1.json": `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
  "required":["sensor","unit","values"],"additionalProperties":false,
@@ -62,8 +63,8 @@ var demoSchemas = map[string]string{
   "signedBy":{"type":"string","minLength":1}}}`,
 }
 
-// demoPrincipals are the API callers of the demo, with their roles.
-var demoPrincipals = []struct{ name, roles string }{
+// principals are the API callers of the demo, with their roles.
+var principals = []struct{ name, roles string }{
 	{"n8n-line-3", "exporter"},
 	{"nodered-plc", "exporter"},
 	{"appsmith-qa", "exporter"},
@@ -73,38 +74,38 @@ var demoPrincipals = []struct{ name, roles string }{
 }
 
 // The demo device's site and name; its client certificate's common name
-// is demoSiteName/demoDeviceName, as the embedded broker's ACL expects.
+// is siteName/deviceName, as the embedded broker's ACL expects.
 const (
-	demoSiteName   = "plant-7"
-	demoDeviceName = "appliance-1"
+	siteName   = "plant-7"
+	deviceName = "appliance-1"
 )
 
-// demoSite writes the demo's policy, schemas and agent config under dir and
+// writeSite writes the demo's policy, schemas and agent config under dir and
 // returns the config path and each principal's bearer token. The agent
 // syncs to broker (ssl://) with the CA and client certificate of tf.
-func demoSite(dir, socket, broker, archiveKey string, tf *demoTLS) (cfgPath string, tokens map[string]string, err error) {
+func writeSite(dir, socket, broker, archiveKey string, tf *tlsFiles) (cfgPath string, tokens map[string]string, err error) {
 	etc := filepath.Join(dir, "etc")
 	if err := os.MkdirAll(filepath.Join(etc, "schemas"), 0o755); err != nil {
 		return "", nil, err
 	}
-	if err := os.WriteFile(filepath.Join(etc, "policy.yaml"), []byte(demoPolicy), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(etc, "policy.yaml"), []byte(policy), 0o644); err != nil {
 		return "", nil, err
 	}
-	for name, s := range demoSchemas {
+	for name, s := range schemas {
 		if err := os.WriteFile(filepath.Join(etc, "schemas", name), []byte(s+"\n"), 0o644); err != nil {
 			return "", nil, err
 		}
 	}
 	tokens = map[string]string{}
-	var principals, tokenLines strings.Builder
-	for _, p := range demoPrincipals {
+	var principalLines, tokenLines strings.Builder
+	for _, p := range principals {
 		var b [24]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return "", nil, err
 		}
 		tok := hex.EncodeToString(b[:])
 		tokens[p.name] = tok
-		fmt.Fprintf(&principals, "  - name: %s\n    token_sha256: %q\n    roles: [%s]\n", p.name, config.HashToken(tok), p.roles)
+		fmt.Fprintf(&principalLines, "  - name: %s\n    token_sha256: %q\n    roles: [%s]\n", p.name, config.HashToken(tok), p.roles)
 		fmt.Fprintf(&tokenLines, "%s=%s\n", p.name, tok)
 	}
 	abs, err := filepath.Abs(dir)
@@ -140,7 +141,7 @@ principals:
 %[3]slog:
   format: text
   level: warn
-`, abs, socket, principals.String(), broker, archiveKey, demoSiteName, demoDeviceName, tf.CA, tf.ClientCert, tf.ClientKey)
+`, abs, socket, principalLines.String(), broker, archiveKey, siteName, deviceName, tf.CA, tf.ClientCert, tf.ClientKey)
 	cfgPath = filepath.Join(etc, "agent.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return "", nil, err

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"crypto/ecdsa"
@@ -17,22 +17,22 @@ import (
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
-// demoCertValidity is how long the demo's certificates are valid: long
+// certValidity is how long the demo's certificates are valid: long
 // enough to run the printed restart lines for a while, short enough that a
 // forgotten demo directory is no lasting key to anything.
-const demoCertValidity = 30 * 24 * time.Hour
+const certValidity = 30 * 24 * time.Hour
 
-// demoTLS are the PEM files of the demo's broker TLS: a CA of its own, the
+// tlsFiles are the PEM files of the demo's broker TLS: a CA of its own, the
 // embedded broker's server certificate for 127.0.0.1 and the device's
 // client certificate, named as the broker's ACL expects ("SITE/DEVICE").
-type demoTLS struct {
+type tlsFiles struct {
 	CA, ServerCert, ServerKey, ClientCert, ClientKey string
 }
 
-// writeDemoTLS makes the demo's CA and certificates (ECDSA P-256) and
+// writeTLS makes the demo's CA and certificates (ECDSA P-256) and
 // writes them 0600 into dir/tls. The CA's key is not kept: nothing else is
 // ever issued by it.
-func writeDemoTLS(dir, device string) (*demoTLS, error) {
+func writeTLS(dir, device string) (*tlsFiles, error) {
 	tdir, err := filepath.Abs(filepath.Join(dir, "tls"))
 	if err != nil {
 		return nil, err
@@ -48,24 +48,24 @@ func writeDemoTLS(dir, device string) (*demoTLS, error) {
 	caTmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: "edgeseal demo CA"},
 		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(demoCertValidity),
+		NotAfter:              now.Add(certValidity),
 		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	caDER, caCert, err := demoSign(caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caDER, caCert, err := signCert(caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
 		return nil, err
 	}
-	out := &demoTLS{
+	out := &tlsFiles{
 		CA:         filepath.Join(tdir, "ca.pem"),
 		ServerCert: filepath.Join(tdir, "broker.pem"),
 		ServerKey:  filepath.Join(tdir, "broker.key"),
 		ClientCert: filepath.Join(tdir, "device.pem"),
 		ClientKey:  filepath.Join(tdir, "device.key"),
 	}
-	if err := writeDemoPEM(out.CA, "CERTIFICATE", caDER); err != nil {
+	if err := writePEM(out.CA, "CERTIFICATE", caDER); err != nil {
 		return nil, err
 	}
 	leaves := []struct {
@@ -89,7 +89,7 @@ func writeDemoTLS(dir, device string) (*demoTLS, error) {
 		}
 		l.tmpl.NotBefore, l.tmpl.NotAfter = caTmpl.NotBefore, caTmpl.NotAfter
 		l.tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		der, _, err := demoSign(l.tmpl, caCert, &key.PublicKey, caKey)
+		der, _, err := signCert(l.tmpl, caCert, &key.PublicKey, caKey)
 		if err != nil {
 			return nil, err
 		}
@@ -97,18 +97,18 @@ func writeDemoTLS(dir, device string) (*demoTLS, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeDemoPEM(l.certFile, "CERTIFICATE", der); err != nil {
+		if err := writePEM(l.certFile, "CERTIFICATE", der); err != nil {
 			return nil, err
 		}
-		if err := writeDemoPEM(l.file, "EC PRIVATE KEY", kder); err != nil {
+		if err := writePEM(l.file, "EC PRIVATE KEY", kder); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// demoSign issues tmpl (with a random serial) signed by parent's key.
-func demoSign(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) ([]byte, *x509.Certificate, error) {
+// signCert issues tmpl (with a random serial) signed by parent's key.
+func signCert(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) ([]byte, *x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, nil, err
@@ -125,6 +125,6 @@ func demoSign(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecds
 	return der, c, nil
 }
 
-func writeDemoPEM(path, typ string, der []byte) error {
+func writePEM(path, typ string, der []byte) error {
 	return fsutil.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }
