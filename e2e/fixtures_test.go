@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/keystore"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// loadOrCreateArchiveKey reads the archive's signing key at path, with the
+// checks the archive makes on its key file, or creates one (and path.pub)
+// when there is none, as the archive does on its first start.
+func loadOrCreateArchiveKey(path string) (ed25519.PrivateKey, bool, error) {
+	k, err := keystore.LoadFile(path)
+	if err == nil {
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("archive key: %w", err)
+	}
+	if k, err = keystore.Generate(); err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, err
+	}
+	if err := keystore.WriteFile(path, k); err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+// readPublicKey reads a PEM (PKIX) public key file.
+func readPublicKey(path string) (crypto.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(data)
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("%s: not a PEM PUBLIC KEY", path)
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// readEd25519Public reads an archive's key.pub.
+func readEd25519Public(path string) (ed25519.PublicKey, error) {
+	pub, err := readPublicKey(path)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T, want Ed25519", path, pub)
+	}
+	return k, nil
+}
+
+// readPCRPolicyPublic reads the public half `tpm pcr-key new` wrote.
+func readPCRPolicyPublic(path string) (*ecdsa.PublicKey, error) {
+	pub, err := readPublicKey(path)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok || k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%s: not an ECDSA P-256 public key", path)
+	}
+	return k, nil
+}
+
+// writeTrust writes the chain's DEVICE.json.
+func writeTrust(t *testing.T, c *bundletest.Chain) string {
+	t.Helper()
+	b, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "DEVICE.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// enrollChain enrolls and approves the chain's device in an archive
+// opened by the test (with the archive package, its daemon stopped).
+func enrollChain(t *testing.T, a *archive.Archive, c *bundletest.Chain) {
+	t.Helper()
+	raw, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Enroll(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Approve(t.Context(), c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readBundle reads a bundle file.
+func readBundle(path string) (*bundle.Bundle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := bundle.Read(f, bundle.DefaultLimits)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+// newOutbox is an empty journal the test fills as an outbox.
+func newOutbox(t *testing.T) *store.Journal {
+	t.Helper()
+	j, err := store.Open(t.Context(), store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// demoBundleCount is how many bundles `edgeseal demo` seals: one a round of
+// exports, three rounds.
+const demoBundleCount = 3
+
+// verifyJSON is one result of `edgeseal verify --json`.
+type verifyJSON struct {
+	Bundle   string         `json:"bundle"`
+	Verified bool           `json:"verified"`
+	Checks   []bundle.Check `json:"checks"`
+}
+
+// mediaIndex is DIR/index.json of `edgeseal bundles export`.
+type mediaIndex struct {
+	Format  string `json:"format"`
+	Device  string `json:"device"`
+	Bundles []struct {
+		ID             string `json:"id"`
+		File           string `json:"file"`
+		Bundle         string `json:"bundle"`
+		Size           int64  `json:"size"`
+		CheckpointSize uint64 `json:"checkpointSize"`
+	} `json:"bundles"`
+}
+
+// mediaIndexFile is the index's name in the folder.
+const mediaIndexFile = "index.json"
