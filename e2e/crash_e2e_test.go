@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/soaktest"
+	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
 // Acceptance bounds of the crash test.
@@ -79,7 +79,7 @@ func postCrash(t *testing.T, c *http.Client, id string) (ok bool) {
 // within 2 s.
 func TestAgentCrash(t *testing.T) {
 	needAgent(t)
-	if testing.Short() && os.Getenv("CI") != "true" {
+	if testing.Short() && !testenv.CI() { // CI=true runs it under -short too
 		t.Skip("crash test: -short")
 	}
 	scale := soaktest.Scale(t) // make soak: more rounds, the same per-round bounds

@@ -20,6 +20,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/soaktest"
+	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
@@ -52,8 +53,8 @@ type outageLedger struct {
 // the agent's, the archives' and mosquitto's logs in DIR.
 func TestSyncOutage(t *testing.T) {
 	needAgent(t)
-	if mqtttest.Find() == "" && os.Getenv("CI") != "true" {
-		t.Skip("mosquitto not installed")
+	if mqtttest.Find() == "" {
+		testenv.Missing(t, "mosquitto not installed")
 	}
 	scale := soaktest.Scale(t) // make soak: more disruptions
 	brokerStops, archiveKills := outageBrokerStops*scale, outageArchiveKills*scale

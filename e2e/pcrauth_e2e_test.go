@@ -20,6 +20,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
@@ -144,10 +145,7 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 	swtpmtest.Need(t, "tpm2_pcrextend")
 	checkquote := swtpmtest.Need(t, "tpm2_checkquote")
 	if mqtttest.Find() == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mosquitto not installed (CI=true)")
-		}
-		t.Skip("mosquitto not installed")
+		testenv.Missing(t, "mosquitto not installed")
 	}
 	ctx := t.Context()
 	sw := swtpmtest.Start(t)

@@ -23,7 +23,7 @@ import (
 // second or duplicated signature, ...) exits 1 naming the check of
 // cases.txt.
 func TestVerifyRefusesMalleatedCopies(t *testing.T) {
-	dir := filepath.Join("..", "..", "bundle", "testdata", "unique")
+	dir := repoFile("bundle", "testdata", "unique")
 	trust := filepath.Join(dir, "trust.json")
 	if out, code := runCmd(t, "verify", filepath.Join(dir, "good.tar"), "--trust", trust); code != 0 {
 		t.Fatalf("good.tar: exit %d:\n%s", code, out)
