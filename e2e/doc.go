@@ -11,16 +11,16 @@
 // activation; key rotation and revocation; recovery after a TPM clear, a
 // board swap or a PCR change (swtpm); the air gap (bundles on removable
 // media); crashes of the agent and outages of the broker and the archive;
-// metrics; the README's verification recipe; and that secrets never reach
-// argv and help never touches the filesystem.
+// metrics; the README's verification recipe; and that tokens never reach
+// argv.
 //
 // Run them from the repository root:
 //
 //	go test -count=1 -timeout 30m ./e2e/
 //	go test -count=1 -run 'TestEnrollOverMQTT|TestBundlesAirGap' ./e2e/
 //
-// Some need tools from the machine (mosquitto, swtpm, tpm2-tools, softhsm2,
-// versitygw, strace, jq, openssl; scripts/deps.sh test installs them): a
+// Some need tools from the machine (mosquitto, swtpm, tpm2-tools,
+// versitygw, jq, openssl; scripts/deps.sh test installs them): a
 // test whose tool is missing is skipped, and fails under CI=true. The
 // package reads only public packages of the module to build inputs
 // (bundles, keys, configs) and to read results (journals, archive data),
