@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,10 +39,10 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatalf("ready line names no tcp address:\n%s", p.stderr)
 	}
 	sock := unixClient(a.socket)
-	tlsc := tlsClient(t, a.cacert)
+	tlsc := tlsClient(t, a.cacert, p.tcp)
 	su, tu := "http://agent", "https://"+p.tcp
 
-	post := func(c *http.Client, base, token, ctype string, body []byte, hdr ...string) httpReply {
+	post := func(c *api.Client, base, token, ctype string, body []byte, hdr ...string) httpReply {
 		t.Helper()
 		r, err := do(t, c, "POST", base+"/v1/exports", token, ctype, body, hdr...)
 		if err != nil {
@@ -123,7 +122,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	var rejs []rejection
 	for _, c := range []struct {
 		rejection
-		client *http.Client
+		client *api.Client
 		base   string
 		token  string
 		ctype  string
@@ -294,7 +293,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 }
 
-func getExport(t *testing.T, c *http.Client, base, id string) agent.ExportInfo {
+func getExport(t *testing.T, c *api.Client, base, id string) agent.ExportInfo {
 	t.Helper()
 	r, err := do(t, c, "GET", base+"/v1/exports/"+id, tokAuditor, "", nil)
 	var info agent.ExportInfo

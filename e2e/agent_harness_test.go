@@ -1,13 +1,12 @@
 package e2e
 
 import (
-	"bytes"
+	neturl "net/url"
+
+	"github.com/edgeseal/edgeseal/agent/api"
+
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,28 +154,25 @@ func writeCert(t *testing.T, certPath, keyPath string) {
 	testpki.SelfSigned(t, certPath, keyPath, "edgeseal e2e")
 }
 
-func unixClient(socket string) *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", socket)
-			},
-			MaxIdleConnsPerHost: 128,
-		},
+// unixClient is a client of the agent's local API on its unix socket;
+// each call names its token (do).
+func unixClient(socket string) *api.Client {
+	c, err := api.NewClient(api.ClientOptions{Socket: socket, Timeout: 30 * time.Second, MaxConns: 128})
+	if err != nil {
+		panic(err) // a socket path is all it needs
 	}
+	return c
 }
 
-func tlsClient(t *testing.T, cacert string) *http.Client {
+// tlsClient is a client of the agent's TLS endpoint at addr (HOST:PORT),
+// verified against the certificate in cacert.
+func tlsClient(t *testing.T, cacert, addr string) *api.Client {
 	t.Helper()
-	pemBytes, err := os.ReadFile(cacert)
+	c, err := api.NewClient(api.ClientOptions{URL: "https://" + addr, CACertFile: cacert, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemBytes)
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return c
 }
 
 type httpReply struct {
@@ -185,32 +181,26 @@ type httpReply struct {
 	body   []byte
 }
 
-// do sends a request; hdr is name, value pairs.
-func do(t *testing.T, c *http.Client, method, url, token, ctype string, body []byte, hdr ...string) (httpReply, error) {
+// do sends a request to the path of url (its scheme and host are the
+// client's); hdr is name, value pairs.
+func do(t *testing.T, c *api.Client, method, url, token, ctype string, body []byte, hdr ...string) (httpReply, error) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	u, err := neturl.Parse(url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := http.Header{}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+		h.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		h.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := c.Do(req)
+	r, err := c.Do(context.Background(), api.Request{Method: method, Path: u.RequestURI(), ContentType: ctype, Header: h, Body: body})
 	if err != nil {
 		return httpReply{}, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return httpReply{}, err
-	}
-	return httpReply{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return httpReply{status: r.Status, header: r.Header, body: r.Body}, nil
 }
 
 // openJournal opens the stopped agent's journal in this process, with the

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"net/http"
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,14 +30,7 @@ func (a *agentDir) startEnv(t *testing.T, wait bool, env ...string) *agentProc {
 		return p
 	}
 	c := unixClient(a.socket)
-	p.waitFor("ready", func() bool {
-		resp, err := c.Get("http://agent/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	p.waitFor("ready", func() bool { return c.Ready(context.Background()) == nil })
 	p.ready = time.Since(begin)
 	p.tcp = p.logField("ready", "tcp")
 	return p

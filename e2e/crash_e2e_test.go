@@ -1,12 +1,13 @@
 package e2e
 
 import (
+	"github.com/edgeseal/edgeseal/agent/api"
+
 	"context"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"net/http"
 	"sort"
 	"sync"
 	"testing"
@@ -49,7 +50,7 @@ func (l *crashLedger) result(id string, ok bool) {
 // a test failure: nothing here should be refused. The body is a function
 // of the id, so that a retry is the same export (a different payload
 // under a used id is refused as an id conflict).
-func postCrash(t *testing.T, c *http.Client, id string) (ok bool) {
+func postCrash(t *testing.T, c *api.Client, id string) (ok bool) {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	body := fmt.Appendf(nil, `{"id":%q,"workflow":"invoices-daily","app":"n8n","classification":"internal","destination":"archive","data":`+e2eInvoice+`}`, id, h.Sum32()%999999)

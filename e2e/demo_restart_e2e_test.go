@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/edgeseal/edgeseal/agent/api"
+
 	"bufio"
 	"encoding/json"
 	"net/http"
@@ -121,7 +123,7 @@ func TestDemoRestart(t *testing.T) {
 // waitArchived polls the export's status until it is archived and returns
 // its bundle's digest; it fails at once when the archive quarantines a
 // bundle, with the archive's reasons.
-func waitArchived(t *testing.T, c *http.Client, token, id, dir string, arc *demoProc) string {
+func waitArchived(t *testing.T, c *api.Client, token, id, dir string, arc *demoProc) string {
 	t.Helper()
 	deadline := time.Now().Add(120 * time.Second)
 	for {

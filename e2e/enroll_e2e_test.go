@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/edgeseal/edgeseal/agent/api"
+
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,7 +17,7 @@ import (
 )
 
 // exportState reads GET /v1/exports/{id}.
-func exportState(t *testing.T, c *http.Client, id string) agent.ExportInfo {
+func exportState(t *testing.T, c *api.Client, id string) agent.ExportInfo {
 	t.Helper()
 	r, err := do(t, c, "GET", "http://agent/v1/exports/"+id, tokAuditor, "", nil)
 	if err != nil || r.status != http.StatusOK {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/edgeseal/edgeseal/agent/api"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -36,7 +38,7 @@ func (a *agentDir) setTPM(t *testing.T, spec string) {
 }
 
 // postExport posts one invoice export and returns what the API answered.
-func postExport(t *testing.T, c *http.Client, id string, n int) agent.ExportReceipt {
+func postExport(t *testing.T, c *api.Client, id string, n int) agent.ExportReceipt {
 	t.Helper()
 	body := fmt.Appendf(nil, `{"id":%q,"workflow":"invoices-daily","app":"n8n","classification":"internal","destination":"archive","data":%s}`,
 		id, fmt.Sprintf(e2eInvoice, n))
@@ -51,7 +53,7 @@ func postExport(t *testing.T, c *http.Client, id string, n int) agent.ExportRece
 	return rc
 }
 
-func sealNow(t *testing.T, c *http.Client) {
+func sealNow(t *testing.T, c *api.Client) {
 	t.Helper()
 	r, err := do(t, c, "POST", "http://agent/v1/seal", tokOperator, "", nil)
 	if err != nil || r.status/100 != 2 {
@@ -165,7 +167,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 
 	acked := map[string]agent.ExportReceipt{}
 	n := 0
-	post := func(c *http.Client, k int) {
+	post := func(c *api.Client, k int) {
 		for range k {
 			id := fmt.Sprintf("inv-%03d", n)
 			acked[id] = postExport(t, c, id, n)

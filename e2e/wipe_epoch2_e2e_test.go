@@ -1,13 +1,14 @@
 package e2e
 
 import (
+	"github.com/edgeseal/edgeseal/agent/api"
+
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,7 +151,7 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	acked := map[string]agent.ExportReceipt{}
 	var order []string
 	n := 0
-	post := func(c *http.Client, k int) []string {
+	post := func(c *api.Client, k int) []string {
 		var ids []string
 		for range k {
 			id := fmt.Sprintf("inv-%03d", n)
@@ -161,7 +162,7 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 		}
 		return ids
 	}
-	statusOf := func(c *http.Client, ids []string, want string) {
+	statusOf := func(c *api.Client, ids []string, want string) {
 		t.Helper()
 		for _, id := range ids {
 			info := exportState(t, c, id)
