@@ -50,14 +50,6 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 		return r
 	}
-	receipt := func(r httpReply, want int) agent.ExportReceipt {
-		t.Helper()
-		var rc agent.ExportReceipt
-		if r.status != want || json.Unmarshal(r.body, &rc) != nil || rc.Leaf == "" {
-			t.Fatalf("want %d and a receipt, got %d %s", want, r.status, r.body)
-		}
-		return rc
-	}
 	envelope := func(id, wf, class string, data string) []byte {
 		return fmt.Appendf(nil, `{"id":%q,"workflow":%q,"app":"n8n","purpose":"month end","classification":%q,"destination":"archive","data":%s}`, id, wf, class, data)
 	}
@@ -65,11 +57,11 @@ func TestAgentEndToEnd(t *testing.T) {
 	// Good exports: JSON envelope over the socket, raw CSV over TLS, a
 	// repeat (200, same receipt, not journaled again).
 	accepted := map[string]agent.ExportReceipt{}
-	accepted["inv-1"] = receipt(post(sock, su, tokN8N, "application/json", envelope("inv-1", "invoices-daily", "internal", fmt.Sprintf(e2eInvoice, 1))), 201)
-	accepted["rep-1"] = receipt(post(tlsc, tu, tokAppsmith, "text/csv", []byte("month,total\n2024-05,20\n"),
+	accepted["inv-1"] = receiptOf(t, post(sock, su, tokN8N, "application/json", envelope("inv-1", "invoices-daily", "internal", fmt.Sprintf(e2eInvoice, 1))), 201)
+	accepted["rep-1"] = receiptOf(t, post(tlsc, tu, tokAppsmith, "text/csv", []byte("month,total\n2024-05,20\n"),
 		api.HeaderID, "rep-1", api.HeaderWorkflow, "monthly-report", api.HeaderApp, "appsmith",
 		api.HeaderClassification, "internal", api.HeaderDestination, "archive"), 201)
-	again := receipt(post(sock, su, tokN8N, "application/json", envelope("inv-1", "invoices-daily", "internal", fmt.Sprintf(e2eInvoice, 1))), 200)
+	again := receiptOf(t, post(sock, su, tokN8N, "application/json", envelope("inv-1", "invoices-daily", "internal", fmt.Sprintf(e2eInvoice, 1))), 200)
 	if again.Seq != accepted["inv-1"].Seq || again.Leaf != accepted["inv-1"].Leaf || !again.Duplicate {
 		t.Fatalf("repeat answered %+v, original %+v", again, accepted["inv-1"])
 	}

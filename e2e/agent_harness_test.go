@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	neturl "net/url"
 
 	"github.com/edgeseal/edgeseal/agent/api"
@@ -233,4 +234,14 @@ func (a *agentDir) openJournal(t *testing.T) *store.Journal {
 	}
 	t.Cleanup(func() { j.Close() })
 	return j
+}
+
+// receiptOf wants status want and an export receipt in r.
+func receiptOf(t *testing.T, r httpReply, want int) agent.ExportReceipt {
+	t.Helper()
+	var rc agent.ExportReceipt
+	if r.status != want || json.Unmarshal(r.body, &rc) != nil || rc.Leaf == "" {
+		t.Fatalf("want %d and a receipt, got %d %s", want, r.status, r.body)
+	}
+	return rc
 }

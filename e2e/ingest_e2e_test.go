@@ -23,7 +23,6 @@ type ingestRig struct {
 	a       *agentDir
 	p       *agentProc
 	postCSV func(token, id, wf, data string) httpReply
-	receipt func(r httpReply, want int) agent.ExportReceipt
 	refusal func(r httpReply, status int, code string) api.ErrorInfo
 	get     func(token, id string, query ...string) httpReply
 }
@@ -49,14 +48,6 @@ func newIngestRig(t *testing.T) *ingestRig {
 		}
 		return r
 	}
-	receipt := func(r httpReply, want int) agent.ExportReceipt {
-		t.Helper()
-		var rc agent.ExportReceipt
-		if r.status != want || json.Unmarshal(r.body, &rc) != nil || rc.Leaf == "" {
-			t.Fatalf("want %d and a receipt, got %d %s", want, r.status, r.body)
-		}
-		return rc
-	}
 	refusal := func(r httpReply, status int, code string) api.ErrorInfo {
 		t.Helper()
 		var eb api.ErrorBody
@@ -77,7 +68,7 @@ func newIngestRig(t *testing.T) *ingestRig {
 		}
 		return r
 	}
-	return &ingestRig{a: a, p: p, postCSV: postCSV, receipt: receipt, refusal: refusal, get: get}
+	return &ingestRig{a: a, p: p, postCSV: postCSV, refusal: refusal, get: get}
 }
 
 const csv, csv2 = "month,total\n2024-05,20\n", "month,total\n2024-06,99\n"
@@ -89,15 +80,15 @@ const csv, csv2 = "month,total\n2024-05,20\n", "month,total\n2024-06,99\n"
 // a 200 duplicate.
 func TestIngestScopedIDsE2E(t *testing.T) {
 	r0 := newIngestRig(t)
-	a, p, postCSV, receipt, refusal := r0.a, r0.p, r0.postCSV, r0.receipt, r0.refusal
+	a, p, postCSV, refusal := r0.a, r0.p, r0.postCSV, r0.refusal
 
 	// Scoped ids.
-	n8nRc := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
-	appRc := receipt(postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
+	n8nRc := receiptOf(t, postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
+	appRc := receiptOf(t, postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
 	if appRc.Seq == n8nRc.Seq || appRc.Duplicate {
 		t.Fatalf("appsmith's rep-x answered with n8n's receipt: %+v vs %+v", appRc, n8nRc)
 	}
-	dup := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 200)
+	dup := receiptOf(t, postCSV(tokN8N, "rep-x", "monthly-report", csv), 200)
 	if !dup.Duplicate || dup.Seq != n8nRc.Seq {
 		t.Fatalf("same principal, workflow and payload: %+v, original %+v", dup, n8nRc)
 	}
@@ -135,8 +126,8 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 // an auditor reads any principal's, naming it when the id is ambiguous.
 func TestIngestScopedReadsE2E(t *testing.T) {
 	r0 := newIngestRig(t)
-	postCSV, receipt, refusal, get := r0.postCSV, r0.receipt, r0.refusal, r0.get
-	receipt(postCSV(tokN8N, "only-n8n", "monthly-report", csv), 201)
+	postCSV, refusal, get := r0.postCSV, r0.refusal, r0.get
+	receiptOf(t, postCSV(tokN8N, "only-n8n", "monthly-report", csv), 201)
 	foreign, unknown := get(tokAppsmith, "only-n8n"), get(tokAppsmith, "only-xyz")
 	if foreign.status != 404 || foreign.status != unknown.status ||
 		!bytes.Equal(foreign.body, bytes.ReplaceAll(unknown.body, []byte("only-xyz"), []byte("only-n8n"))) {
@@ -149,8 +140,8 @@ func TestIngestScopedReadsE2E(t *testing.T) {
 	if r := get(tokAuditor, "only-n8n"); r.status != 200 || json.Unmarshal(r.body, &audit) != nil || audit.Principal != "n8n-prod" {
 		t.Fatalf("auditor GET only-n8n: %d %s", r.status, r.body)
 	}
-	n8nRc := receipt(postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
-	appRc := receipt(postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
+	n8nRc := receiptOf(t, postCSV(tokN8N, "rep-x", "monthly-report", csv), 201)
+	appRc := receiptOf(t, postCSV(tokAppsmith, "rep-x", "monthly-report", csv), 201)
 	// Each principal reads its own rep-x.
 	for tok, want := range map[string]agent.ExportReceipt{tokN8N: n8nRc, tokAppsmith: appRc} {
 		var info agent.ExportInfo

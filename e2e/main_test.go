@@ -75,37 +75,8 @@ func TestDemoThenVerify(t *testing.T) {
 	}
 
 	// A changed payload, manifests recomputed by the tamperer.
-	f, err := os.Open(bundles[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bundle.Read(f, bundle.DefaultLimits)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := false
-	for name, data := range b.Files {
-		if strings.HasPrefix(name, "data/payloads/") {
-			b.Files[name] = append(bytes.Clone(data), '!')
-			changed = true
-			break
-		}
-	}
-	if !changed {
-		t.Fatal("first demo bundle has no payload")
-	}
-	if err := b.UpdateManifests(); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := b.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
 	bad := filepath.Join(t.TempDir(), "bad.tar")
-	if err := os.WriteFile(bad, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	tamperPayload(t, bundles[0], bad)
 	out, code = runCmd(t, "verify", bad, "--trust", trust)
 	if code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, bundle.CheckPayloadsDigest) {
 		t.Fatalf("tampered payload: exit %d:\n%s", code, out)

@@ -113,6 +113,54 @@ func (a *agentDir) swtpmJournal(t *testing.T, spec string) *store.Journal {
 	return j
 }
 
+// swtpmAgent is an agent, not enrolled yet, on a new swtpm; cfg is its
+// config file.
+func swtpmAgent(t *testing.T) (sw *swtpmtest.Instance, a *agentDir, cfg string) {
+	t.Helper()
+	swtpmtest.Need(t, "swtpm")
+	sw = swtpmtest.Start(t)
+	a = newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
+	a.setTPM(t, sw.Spec)
+	return sw, a, filepath.Join(a.dir, "agent.yaml")
+}
+
+// outboxIDs are the bundles in the stopped agent's outbox.
+func (a *agentDir) outboxIDs(t *testing.T, spec string) []string {
+	t.Helper()
+	var ids []string
+	j := a.swtpmJournal(t, spec)
+	if err := j.OutboxIDs(context.Background(), func(id string) error { ids = append(ids, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	return ids
+}
+
+// wipeTPM wipes the agent's TPM (swtpm's state gone, a fresh one started)
+// and checks the agent refuses to start, naming recover and rekey.
+func (a *agentDir) wipeTPM(t *testing.T, sw *swtpmtest.Instance) *swtpmtest.Instance {
+	t.Helper()
+	sw.Stop()
+	if err := os.RemoveAll(sw.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	sw2 := swtpmtest.Start(t)
+	a.setTPM(t, sw2.Spec)
+	a.refusesToStart(t, "cleared or replaced", "edgeseal tpm recover --config", "--recovery-key",
+		"edgeseal archive devices rekey SITE/DEVICE --key NEWKEY")
+	return sw2
+}
+
+// newPCRKey writes an operator's PCR-policy key (`tpm pcr-key new`).
+func newPCRKey(t *testing.T) string {
+	t.Helper()
+	pcrKey := filepath.Join(t.TempDir(), "pcr-key")
+	if out, code := bundlesCLI(t, "tpm", "pcr-key", "new", "--out", pcrKey); code != 0 {
+		t.Fatalf("pcr-key new: exit %d\n%s", code, out)
+	}
+	return pcrKey
+}
+
 // enrollSwtpm runs `tpm recovery-keygen` and `tpm enroll` against swtpm,
 // binding the keys as binding says (`--pcr-policy=pcr` or
 // `--pcr-policy-key FILE.pub`), and returns the recovery key file, the
@@ -158,11 +206,7 @@ func enrollSwtpm(t *testing.T, a *agentDir, spec string, binding ...string) (rk,
 // acknowledged, record by record.
 func TestRecoverAfterTPMClear(t *testing.T) {
 	needAgent(t)
-	swtpmtest.Need(t, "swtpm")
-	sw := swtpmtest.Start(t)
-	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
-	a.setTPM(t, sw.Spec)
-	cfg := filepath.Join(a.dir, "agent.yaml")
+	sw, a, cfg := swtpmAgent(t)
 	rk, trust1, _ := enrollSwtpm(t, a, sw.Spec, "--pcr-policy=pcr")
 
 	acked := map[string]agent.ExportReceipt{}
@@ -208,25 +252,13 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 	sealNow(t, c)
 	post(c, 2)
 	p.stop()
-	var undelivered []string
-	j := a.swtpmJournal(t, sw.Spec)
-	if err := j.OutboxIDs(context.Background(), func(id string) error { undelivered = append(undelivered, id); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
+	undelivered := a.outboxIDs(t, sw.Spec)
 	if len(undelivered) != 2 {
 		t.Fatalf("outbox before the wipe: %v, want 2 undelivered bundles", undelivered)
 	}
 
 	// The TPM is wiped: swtpm's state is gone, a fresh one starts.
-	sw.Stop()
-	if err := os.RemoveAll(sw.StateDir); err != nil {
-		t.Fatal(err)
-	}
-	sw2 := swtpmtest.Start(t)
-	a.setTPM(t, sw2.Spec)
-	a.refusesToStart(t, "cleared or replaced", "edgeseal tpm recover --config", "--recovery-key",
-		"edgeseal archive devices rekey SITE/DEVICE --key NEWKEY")
+	a.wipeTPM(t, sw)
 
 	if out, code := doctorCLI(t, cfg, nil); code != 1 || !strings.Contains(out, "cleared or replaced") || !strings.Contains(out, "edgeseal tpm recover --config") {
 		t.Fatalf("doctor on the wiped TPM: exit %d\n%s", code, out)
@@ -371,11 +403,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 // journal intact and a key.recover record of the reseal.
 func TestRecoverPCRMoved(t *testing.T) {
 	needAgent(t)
-	swtpmtest.Need(t, "swtpm")
-	sw := swtpmtest.Start(t)
-	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
-	a.setTPM(t, sw.Spec)
-	cfg := filepath.Join(a.dir, "agent.yaml")
+	sw, a, cfg := swtpmAgent(t)
 	rk, _, _ := enrollSwtpm(t, a, sw.Spec, "--pcr-policy=pcr")
 	p := a.start(t, true)
 	c := unixClient(a.socket)

@@ -113,18 +113,11 @@ func authorizePrinted(t *testing.T, pcrKey, cfg, printed string) {
 // `edgeseal verify` prints the key history with the earlier TPM's key.
 func TestTPMWipeToEpoch2(t *testing.T) {
 	needAgent(t)
-	swtpmtest.Need(t, "swtpm")
 	const dev = "e2e-site/dev-1"
-	sw := swtpmtest.Start(t)
-	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
-	a.setTPM(t, sw.Spec)
-	cfg := filepath.Join(a.dir, "agent.yaml")
+	sw, a, cfg := swtpmAgent(t)
 	// Keys bound to the operator's PCR-policy key; the PCR values of the
 	// TPM authorized by a statement the agent journals.
-	pcrKey := filepath.Join(t.TempDir(), "pcr-key")
-	if out, code := bundlesCLI(t, "tpm", "pcr-key", "new", "--out", pcrKey); code != 0 {
-		t.Fatalf("pcr-key new: exit %d\n%s", code, out)
-	}
+	pcrKey := newPCRKey(t)
 	rk, trust1, enrolled := enrollSwtpm(t, a, sw.Spec, "--pcr-policy-key", pcrKey+".pub")
 	key1 := keyIDOf(t, trust1)
 	authorizePrinted(t, pcrKey, cfg, enrolled)
@@ -202,25 +195,13 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	statusOf(c, sealedOnly, agent.StatusSealed)
 	statusOf(c, unsealed, agent.StatusJournaled)
 	p.kill()
-	var undelivered []string
-	j := a.swtpmJournal(t, sw.Spec)
-	if err := j.OutboxIDs(context.Background(), func(id string) error { undelivered = append(undelivered, id); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
+	undelivered := a.outboxIDs(t, sw.Spec)
 	if len(undelivered) != 1 {
 		t.Fatalf("outbox before the wipe: %v, want 1 undelivered bundle", undelivered)
 	}
 
 	// The TPM is wiped: swtpm's state is gone, a fresh one starts.
-	sw.Stop()
-	if err := os.RemoveAll(sw.StateDir); err != nil {
-		t.Fatal(err)
-	}
-	sw2 := swtpmtest.Start(t)
-	a.setTPM(t, sw2.Spec)
-	a.refusesToStart(t, "cleared or replaced", "edgeseal tpm recover --config", "--recovery-key",
-		"edgeseal archive devices rekey SITE/DEVICE --key NEWKEY")
+	sw2 := a.wipeTPM(t, sw)
 
 	// Recovery on the device.
 	trust2 := filepath.Join(t.TempDir(), "DEVICE-2.json")
@@ -283,7 +264,7 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d delivered", len(files2))) {
 		t.Fatalf("import-receipts of epoch 2: exit %d\n%s", code, out)
 	}
-	j = a.swtpmJournal(t, sw2.Spec)
+	j := a.swtpmJournal(t, sw2.Spec)
 	var left []string
 	if err := j.OutboxIDs(context.Background(), func(id string) error { left = append(left, id); return nil }); err != nil {
 		t.Fatal(err)
@@ -397,16 +378,9 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 // start; once they are, it seals the whole journal under the new key.
 func TestRecoverNewTPMOtherPCRs(t *testing.T) {
 	needAgent(t)
-	swtpmtest.Need(t, "swtpm")
 	extend := swtpmtest.Need(t, "tpm2_pcrextend")
-	sw := swtpmtest.Start(t)
-	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB", notEnrolled: true})
-	a.setTPM(t, sw.Spec)
-	cfg := filepath.Join(a.dir, "agent.yaml")
-	pcrKey := filepath.Join(t.TempDir(), "pcr-key")
-	if out, code := bundlesCLI(t, "tpm", "pcr-key", "new", "--out", pcrKey); code != 0 {
-		t.Fatalf("pcr-key new: exit %d\n%s", code, out)
-	}
+	sw, a, cfg := swtpmAgent(t)
+	pcrKey := newPCRKey(t)
 	rk, _, enrolled := enrollSwtpm(t, a, sw.Spec, "--pcr-policy-key", pcrKey+".pub")
 	authorizePrinted(t, pcrKey, cfg, enrolled)
 	p := a.start(t, true)
