@@ -240,18 +240,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatalf("scrub: %v", err)
 	}
 	for _, rj := range rejs {
-		raw, err := j.Record(rj.seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := bundle.ParseRecord(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body bundle.RejectedBody
-		if err := json.Unmarshal(rec.Body, &body); err != nil {
-			t.Fatal(err)
-		}
+		_, rec, body := rejectedRecord(t, j, rj.seq)
 		if rec.Type != bundle.TypeExportRejected || rec.Actor.ID != rj.actor || !strings.Contains(body.Reason, rj.reason) || body.Policy == "" {
 			t.Fatalf("%s: record %d is %s by %s: %q", rj.name, rj.seq, rec.Type, rec.Actor.ID, body.Reason)
 		}

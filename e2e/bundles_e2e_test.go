@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,13 +28,7 @@ import (
 // exit code.
 func bundlesCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	out, err := exec.Command(agentBin, args...).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), 0
+	return cliEnv(t, nil, args...)
 }
 
 // airGapRounds starts the agent and runs rounds times two exports and a

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,15 +14,7 @@ import (
 // doctorCLI runs `edgeseal doctor --config CFG args...` with env added.
 func doctorCLI(t *testing.T, cfg string, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(agentBin, append([]string{"doctor", "--config", cfg, "--timeout", "5s"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), 0
+	return cliEnv(t, env, append([]string{"doctor", "--config", cfg, "--timeout", "5s"}, args...)...)
 }
 
 // wantLines fails unless out has a line starting with each "LEVEL NAME:".

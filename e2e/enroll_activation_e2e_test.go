@@ -97,15 +97,7 @@ func agentEnrollRequest(t *testing.T, a *agentDir, tpmSpec string) (string, stri
 	if out, code := bundlesCLI(t, "agent", "enroll", "--config", cfg, "--no-mqtt", "--out", req); code != 0 {
 		t.Fatalf("agent enroll --out: exit %d\n%s", code, out)
 	}
-	raw, err := os.ReadFile(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := archive.ParseEnrollRequest(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req, r.ParsedTrust().KeyID
+	return req, readEnrollRequest(t, req).ParsedTrust().KeyID
 }
 
 // TestEnrollByFilesActivation: the air-gapped enrollment with the real
@@ -149,22 +141,7 @@ func TestEnrollByFilesActivation(t *testing.T) {
 	}
 
 	// b's request with a's EK: its AK is not in the TPM of that EK.
-	rawA, err := os.ReadFile(reqA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rawB, err := os.ReadFile(reqB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ra, err := archive.ParseEnrollRequest(rawA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := archive.ParseEnrollRequest(rawB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ra, rb := readEnrollRequest(t, reqA), readEnrollRequest(t, reqB)
 	mixed := *rb.ParsedTrust()
 	mixed.EKPublic, mixed.EKCert = ra.ParsedTrust().EKPublic, nil
 	tb, err := mixed.Marshal()

@@ -1,18 +1,22 @@
 package e2e
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
@@ -172,3 +176,93 @@ type mediaIndex struct {
 
 // mediaIndexFile is the index's name in the folder.
 const mediaIndexFile = "index.json"
+
+// cliEnv runs the binary with env (NAME=VALUE) added and returns its
+// combined output and exit code; it is killed after 2 minutes (a command
+// that should have refused to start).
+func cliEnv(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agentBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// readTrust reads a DEVICE.json.
+func readTrust(t *testing.T, path string) *bundle.Trust {
+	t.Helper()
+	return readParsed(t, path, bundle.ParseTrust)
+}
+
+// readEnrollRequest reads an enrollment request file (agent enroll --out).
+func readEnrollRequest(t *testing.T, path string) *archive.EnrollRequest {
+	t.Helper()
+	return readParsed(t, path, archive.ParseEnrollRequest)
+}
+
+// readParsed reads the file at path and parses it with parse.
+func readParsed[T any](t *testing.T, path string, parse func([]byte) (T, error)) T {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// archiveKeys are the key, public key and key id of the archive whose
+// data directory is dataDir.
+func archiveKeys(t *testing.T, dataDir string) (ed25519.PrivateKey, ed25519.PublicKey, string) {
+	t.Helper()
+	key, _, err := loadOrCreateArchiveKey(filepath.Join(dataDir, "archive.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	return key, pub, archive.KeyID(pub)
+}
+
+// bundleRecords are the bundle's journal records, raw and parsed.
+func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*bundle.Record) {
+	t.Helper()
+	recs, err := b.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := make([]*bundle.Record, len(recs))
+	for i, rec := range recs {
+		if parsed[i], err = bundle.ParseRecord(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return recs, parsed
+}
+
+// rejectedRecord reads the export.rejected record at seq of the journal.
+func rejectedRecord(t *testing.T, j *store.Journal, seq uint64) ([]byte, *bundle.Record, bundle.RejectedBody) {
+	t.Helper()
+	raw, err := j.Record(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := bundle.ParseRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bundle.RejectedBody
+	if err := json.Unmarshal(rec.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	return raw, rec, body
+}

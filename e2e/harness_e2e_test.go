@@ -67,6 +67,14 @@ func repoFile(elem ...string) string {
 	return filepath.Join(append([]string{moduleRoot}, elem...)...)
 }
 
+// needBinary fails (CI=true) or skips when the binary was not built.
+func needBinary(t testing.TB) {
+	t.Helper()
+	if agentBin == "" {
+		testenv.Missing(t, "e2e: no binary: %v", agentBinErr)
+	}
+}
+
 // needAgent fails (CI=true) or skips when the binary or the simulator is
 // missing.
 func needAgent(t testing.TB) {

@@ -194,18 +194,7 @@ func TestIngestUnauthenticatedDigestsE2E(t *testing.T) {
 
 	p.stop()
 	j := a.openJournal(t)
-	raw, err := j.Record(*unauth.Seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := bundle.ParseRecord(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body bundle.RejectedBody
-	if err := json.Unmarshal(rec.Body, &body); err != nil {
-		t.Fatal(err)
-	}
+	raw, rec, body := rejectedRecord(t, j, *unauth.Seq)
 	sum := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
 	if rec.Type != bundle.TypeExportRejected || rec.Actor.Kind != "anonymous" ||
 		bytes.Contains(raw, []byte("WWWWWWWW")) || bytes.Contains(raw, []byte("AAAAAAAA")) || bytes.Contains(raw, []byte("IIIIIIII")) ||

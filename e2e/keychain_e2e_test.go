@@ -255,14 +255,7 @@ func TestAgentRotateKeyCLI(t *testing.T) {
 		t.Fatalf("rotate-key without --reason: exit %d\n%s", code, out)
 	}
 	trustFile := enrollFile(t, a)
-	raw, err := os.ReadFile(trustFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := bundle.ParseTrust(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trust := readTrust(t, trustFile)
 	out, code := bundlesCLI(t, "agent", "rotate-key", "--config", cfg, "--reason", "operator test")
 	if code != 0 || !strings.Contains(out, "rotated: "+trust.KeyID+" -> sha256:") || !strings.Contains(out, "1 bundles sealed") {
 		t.Fatalf("rotate-key: exit %d\n%s", code, out)
@@ -282,7 +275,7 @@ func TestAgentRotateKeyCLI(t *testing.T) {
 	}
 	// The new key is in force: a fresh DEVICE.json names it.
 	again := enrollFile(t, a)
-	raw, _ = os.ReadFile(again)
+	raw, _ := os.ReadFile(again)
 	if nt, err := bundle.ParseTrust(raw); err != nil || nt.KeyID == trust.KeyID || !strings.Contains(out, "in force: "+nt.KeyID) {
 		t.Fatalf("key in force after rotate-key: %v\n%s", err, out)
 	}

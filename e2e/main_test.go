@@ -105,14 +105,7 @@ func TestEnrollWritesTrust(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("enroll exit %d: %s", code, msg)
 	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := bundle.ParseTrust(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := readTrust(t, out)
 	if tr.DeviceName() != "s1/d1" || !strings.Contains(msg, tr.KeyID) {
 		t.Fatalf("trust for %s, output %q", tr.DeviceName(), msg)
 	}

@@ -282,14 +282,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 		t.Fatalf("tpm recover: exit %d\n%s", code, out)
 	}
 	t.Logf("tpm recover:\n%s", out)
-	raw, err := os.ReadFile(trust2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr2, err := bundle.ParseTrust(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr2 := readTrust(t, trust2)
 	raw1, _ := os.ReadFile(trust1)
 	tr1, _ := bundle.ParseTrust(raw1)
 	if tr2.KeyID == tr1.KeyID {
@@ -359,15 +352,9 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 		if i == 0 && st.Predicate.PreviousCheckpoint != "" {
 			t.Fatalf("the new epoch's first bundle has a previous checkpoint %q", st.Predicate.PreviousCheckpoint)
 		}
-		recs, err := b.Records()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rec := range recs {
-			r, err := bundle.ParseRecord(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
+		recs, parsed := bundleRecords(t, b)
+		for i, rec := range recs {
+			r := parsed[i]
 			records[r.Seq] = rec
 			if r.Type == bundle.TypeKeyRecover {
 				recovers++

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -33,14 +32,7 @@ func exportMedia(t *testing.T, a *agentDir) (string, []string) {
 
 func keyIDOf(t *testing.T, deviceJSON string) string {
 	t.Helper()
-	raw, err := os.ReadFile(deviceJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := bundle.ParseTrust(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := readTrust(t, deviceJSON)
 	return tr.KeyID
 }
 
@@ -100,12 +92,7 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	if out, code := arch("import", media1); code != 0 || !strings.Contains(out, "1 accepted, 0 refused") {
 		t.Fatalf("import of the first board's bundle: exit %d\n%s", code, out)
 	}
-	akey, _, err := loadOrCreateArchiveKey(filepath.Join(adata, "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	apub := akey.Public().(ed25519.PublicKey)
-	akid := archive.KeyID(apub)
+	akey, apub, akid := archiveKeys(t, adata)
 	first := answers(t, media1, ".receipt.json")
 	r1, err := bundle.VerifyReceipt(first[0], akid, apub)
 	if err != nil || r1.Epoch != 0 || r1.LogIndex != 0 {

@@ -17,14 +17,14 @@ func TestSimulatorNeedsExplicitFlag(t *testing.T) {
 	dir := t.TempDir()
 	enroll := []string{"tpm", "enroll", "--tpm", "simulator:" + filepath.Join(dir, "sim"), "--state", filepath.Join(dir, "state"),
 		"--site", "s1", "--device", "d1", "--out", filepath.Join(dir, "DEVICE.json")}
-	out, code := runTokenBin(t, nil, enroll...)
+	out, code := cliEnv(t, nil, enroll...)
 	if code == 0 || !strings.Contains(out, "--insecure-simulator") {
 		t.Fatalf("tpm enroll on the simulator without --insecure-simulator: exit %d, want a refusal naming the flag:\n%s", code, out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "DEVICE.json")); err == nil {
 		t.Fatal("refused enroll wrote a trust file")
 	}
-	if out, code := runTokenBin(t, nil, append([]string{"tpm", "enroll", "--insecure-simulator"}, enroll[2:]...)...); code != 0 {
+	if out, code := cliEnv(t, nil, append([]string{"tpm", "enroll", "--insecure-simulator"}, enroll[2:]...)...); code != 0 {
 		t.Fatalf("tpm enroll --insecure-simulator: exit %d:\n%s", code, out)
 	}
 
@@ -44,7 +44,7 @@ func TestSimulatorNeedsExplicitFlag(t *testing.T) {
 		{"agent", "--config", cfgFile},
 		{"doctor", "--config", cfgFile},
 	} {
-		out, code := runTokenBin(t, nil, args...)
+		out, code := cliEnv(t, nil, args...)
 		if code == 0 || !strings.Contains(out, "tpm_insecure_simulator: true") {
 			t.Errorf("%s without tpm_insecure_simulator: exit %d, want a refusal naming the key:\n%s", args[0], code, out)
 		}

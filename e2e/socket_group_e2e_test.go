@@ -62,7 +62,7 @@ func TestSocketGroup(t *testing.T) {
 
 	b := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64KiB"})
 	setAPIKeys(t, b, "  socket_group: no-such-group-es\n")
-	out, code := runTokenBin(t, nil, "agent", "--config", filepath.Join(b.dir, "agent.yaml"))
+	out, code := cliEnv(t, nil, "agent", "--config", filepath.Join(b.dir, "agent.yaml"))
 	if code == 0 || !strings.Contains(out, "api.socket_group") || !strings.Contains(out, "no-such-group-es") {
 		t.Errorf("agent with a missing socket group: exit %d, want a refusal naming api.socket_group:\n%s", code, out)
 	}

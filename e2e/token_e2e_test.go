@@ -1,39 +1,17 @@
 package e2e
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-// runTokenBin runs the edgeseal binary with env added and returns its combined
-// output and exit code (killed after 2 minutes).
-func runTokenBin(t *testing.T, env []string, args ...string) (string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a command that should have refused to start
-	defer cancel()
-	cmd := exec.CommandContext(ctx, agentBin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), 0
-}
 
 // TestTokenNeverOnArgv: `export --token` and `doctor --token` are usage
 // errors that say why (a token on argv is visible to other users), and a
 // world-readable or empty --token-file is refused by name.
 func TestTokenNeverOnArgv(t *testing.T) {
-	if agentBinErr != nil {
-		needAgent(t)
-	}
+	needBinary(t)
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "r.csv")
 	if err := os.WriteFile(csv, []byte("a\n1\n"), 0o600); err != nil {
@@ -48,7 +26,7 @@ func TestTokenNeverOnArgv(t *testing.T) {
 		{"export", append(append([]string{}, exportArgs...), "--token", "secret-on-argv", csv)},
 		{"doctor", []string{"doctor", "--config", filepath.Join(dir, "none.yaml"), "--token", "secret-on-argv"}},
 	} {
-		out, code := runTokenBin(t, []string{"EDGESEAL_TOKEN="}, c.args...)
+		out, code := cliEnv(t, []string{"EDGESEAL_TOKEN="}, c.args...)
 		if code != 2 || !strings.Contains(out, "--token is not accepted") || !strings.Contains(out, "command line") || !strings.Contains(out, "--token-file") {
 			t.Errorf("%s --token: exit %d, want 2 with a reason and --token-file named:\n%s", c.name, code, out)
 		}
@@ -67,7 +45,7 @@ func TestTokenNeverOnArgv(t *testing.T) {
 		{empty, "is empty"},
 		{filepath.Join(dir, "missing.tok"), "no such file"},
 	} {
-		out, code := runTokenBin(t, nil, append(append([]string{}, exportArgs...), "--token-file", c.file, csv)...)
+		out, code := cliEnv(t, nil, append(append([]string{}, exportArgs...), "--token-file", c.file, csv)...)
 		if code != 2 || !strings.Contains(out, c.want) || !strings.Contains(out, c.file) {
 			t.Errorf("--token-file %s: exit %d, want 2 and %q:\n%s", filepath.Base(c.file), code, c.want, out)
 		}
@@ -79,7 +57,7 @@ func TestTokenNeverOnArgv(t *testing.T) {
 	if err := os.WriteFile(good, []byte("tok\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runTokenBin(t, nil, append(append([]string{}, exportArgs...), "--token-file", good, csv)...); code != 1 {
+	if out, code := cliEnv(t, nil, append(append([]string{}, exportArgs...), "--token-file", good, csv)...); code != 1 {
 		t.Errorf("--token-file with a good file: exit %d, want 1 (no agent):\n%s", code, out)
 	}
 }

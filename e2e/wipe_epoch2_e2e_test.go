@@ -18,7 +18,6 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
@@ -66,15 +65,9 @@ func acceptedRecords(t *testing.T, media, akid string, apub ed25519.PublicKey, g
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, err := b.Records()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rec := range recs {
-			r, err := bundle.ParseRecord(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
+		recs, parsed := bundleRecords(t, b)
+		for i, rec := range recs {
+			r := parsed[i]
 			got[[2]uint64{ep, r.Seq}] = acceptedRecord{epoch: ep, bundle: f, rec: rec}
 		}
 	}
@@ -133,12 +126,7 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	if out, code := arch("devices", "approve", dev, "--key", key1, "--no-activation"); code != 0 {
 		t.Fatalf("approve: exit %d\n%s", code, out)
 	}
-	akey, _, err := loadOrCreateArchiveKey(filepath.Join(adata, "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	apub := akey.Public().(ed25519.PublicKey)
-	akid := archive.KeyID(apub)
+	_, apub, akid := archiveKeys(t, adata)
 	archivePub := filepath.Join(adata, "archive.key.pub")
 
 	acked := map[string]agent.ExportReceipt{}
