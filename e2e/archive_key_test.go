@@ -32,11 +32,7 @@ func receiveOne(t *testing.T, dir string, signer ed25519.PrivateKey, c *bundlete
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "receipt.json")
-	if err := os.WriteFile(path, reply, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTemp(t, "receipt.json", reply)
 }
 
 // TestArchiveKeyRotateCLI: `archive key rotate` on a stopped archive

@@ -122,29 +122,15 @@ func TestAgentCrash(t *testing.T) {
 			led.result(id, true)
 		}
 
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for c := range crashClients {
-			wg.Go(func() {
-				for n := 0; ; n++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					id := fmt.Sprintf("r%02d-c%02d-%05d", round, c, n)
-					ok := postCrash(t, sock, id)
-					led.result(id, ok)
-					if !ok {
-						return
-					}
-				}
-			})
-		}
+		stop := startClients(crashClients, func(c, n int) bool {
+			id := fmt.Sprintf("r%02d-c%02d-%05d", round, c, n)
+			ok := postCrash(t, sock, id)
+			led.result(id, ok)
+			return ok
+		})
 		time.Sleep(time.Duration(50+rand.IntN(350)) * time.Millisecond)
 		p.kill()
-		close(stop)
-		wg.Wait()
+		stop()
 		sock.CloseIdleConnections() // to the dead process
 		if t.Failed() {
 			t.FailNow()

@@ -152,14 +152,7 @@ func TestEnrollByFilesActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	rb.Trust = tb
-	mixedRaw, err := rb.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mixedFile := filepath.Join(t.TempDir(), "mixed.json")
-	if err := os.WriteFile(mixedFile, mixedRaw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mixedFile := marshalTemp(t, "mixed.json", rb.Marshal)
 	data2 := t.TempDir()
 	if out, code := bundlesCLI(t, "archive", "enroll-file", mixedFile, "--data-dir", data2); code != 0 {
 		t.Fatalf("enroll-file of the mixed request: exit %d\n%s", code, out)
@@ -221,14 +214,7 @@ func TestEnrollEKCertCA(t *testing.T) {
 	if r.Trust, err = noCert.Marshal(); err != nil {
 		t.Fatal(err)
 	}
-	noCertRaw, err := r.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	noCertFile := filepath.Join(t.TempDir(), "nocert.json")
-	if err := os.WriteFile(noCertFile, noCertRaw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	noCertFile := marshalTemp(t, "nocert.json", r.Marshal)
 	archiveCfg := func(ca []byte) string {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "ek-ca.pem"), ca, 0o644); err != nil {

@@ -94,15 +94,28 @@ func readPCRPolicyPublic(path string) (*ecdsa.PublicKey, error) {
 // writeTrust writes the chain's DEVICE.json.
 func writeTrust(t *testing.T, c *bundletest.Chain) string {
 	t.Helper()
-	b, err := c.Trust.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "DEVICE.json")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
+	return marshalTemp(t, "DEVICE.json", c.Trust.Marshal)
+}
+
+// writeTemp writes data to a file name in a new temporary directory.
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// marshalTemp writes what marshal returns to a file name in a new
+// temporary directory.
+func marshalTemp(t *testing.T, name string, marshal func() ([]byte, error)) string {
+	t.Helper()
+	b, err := marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeTemp(t, name, b)
 }
 
 // enrollChain enrolls and approves the chain's device in an archive

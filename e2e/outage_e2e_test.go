@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,14 +31,6 @@ const (
 	outageArchiveKills  = 10
 	outageDrainDeadline = 90 * time.Second
 )
-
-// outageLedger is what the exporting clients were told: export id ->
-// journal seq of each export answered 201.
-type outageLedger struct {
-	mu    sync.Mutex
-	acked map[string]uint64
-	fail  []string
-}
 
 // TestSyncOutage: a real Mosquitto, a real
 // `edgeseal agent` and a real `edgeseal archive` process. While 8 clients
@@ -79,34 +70,8 @@ func TestSyncOutage(t *testing.T) {
 	// 8 clients export until told to stop; the agent stays up throughout
 	// (the simulated TPM's clock starts over with its process), so every
 	// export is answered 201.
-	led := &outageLedger{acked: map[string]uint64{}}
-	stop := make(chan struct{})
-	var clients sync.WaitGroup
-	for c := range outageClients {
-		clients.Go(func() {
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := fmt.Sprintf("c%d-%06d", c, n)
-				body := fmt.Appendf(nil, `{"id":%q,"workflow":"invoices-daily","app":"n8n","classification":"internal","destination":"archive","data":`+e2eInvoice+`}`, id, n)
-				r, err := do(t, sock, "POST", "http://agent/v1/exports", tokN8N, "application/json", body)
-				var rc agent.ExportReceipt
-				if err != nil || r.status != http.StatusCreated || json.Unmarshal(r.body, &rc) != nil || rc.ExportID != id {
-					led.mu.Lock()
-					led.fail = append(led.fail, fmt.Sprintf("%s: %d %s %v", id, r.status, r.body, err))
-					led.mu.Unlock()
-					return
-				}
-				led.mu.Lock()
-				led.acked[id] = rc.Seq
-				led.mu.Unlock()
-				time.Sleep(time.Duration(2+rand.IntN(8)) * time.Millisecond)
-			}
-		})
-	}
+	led := startExporter(t, a, outageClients, nil, func(c, n int) string { return fmt.Sprintf("c%d-%06d", c, n) },
+		func() time.Duration { return time.Duration(2+rand.IntN(8)) * time.Millisecond })
 
 	// The disruptions, shuffled: broker stopped (SIGTERM, its sessions
 	// persisted) and started again; archive SIGKILLed and started again.
@@ -130,24 +95,14 @@ func TestSyncOutage(t *testing.T) {
 			time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
 			ar = startArchiveProc(t, acfg)
 		}
-		led.mu.Lock()
-		n, failed := len(led.acked), len(led.fail)
-		led.mu.Unlock()
-		if failed > 0 {
+		n := led.count()
+		if n < 0 {
 			break
 		}
 		t.Logf("event %d (%s): %d exports acknowledged so far", i+1, map[bool]string{true: "broker", false: "archive"}[isBroker], n)
 	}
-	close(stop)
-	clients.Wait()
-	if len(led.fail) > 0 {
-		t.Fatalf("%d exports not answered 201, first: %s\n%s", len(led.fail), led.fail[0], ag.stderr)
-	}
+	acked, maxSeq := led.end(t, ag.stderr.String())
 	disrupted := time.Since(start)
-	var maxSeq uint64
-	for _, seq := range led.acked {
-		maxSeq = max(maxSeq, seq)
-	}
 
 	// The backlog drains: every acknowledged export sealed and the
 	// outbox empty.
@@ -174,9 +129,9 @@ func TestSyncOutage(t *testing.T) {
 	ag.kill()
 	ar.stop(t)
 
-	checkOutageEnd(ctx, t, a, filepath.Join(adir, "data"), akey, led.acked)
+	checkOutageEnd(ctx, t, a, filepath.Join(adir, "data"), akey, acked)
 	t.Logf("%d broker stops, %d archive kills, %d clients: %d exports acknowledged; disruptions over after %v, drained after %v",
-		brokerStops, archiveKills, outageClients, len(led.acked), disrupted.Round(time.Millisecond), drained.Round(time.Millisecond))
+		brokerStops, archiveKills, outageClients, len(acked), disrupted.Round(time.Millisecond), drained.Round(time.Millisecond))
 }
 
 func tail(s string) string {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,69 +25,13 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
 
-// exporter keeps exporting through the agent's socket until stopped and
-// records what was answered 201.
-type exporter struct {
-	mu    sync.Mutex
-	acked map[string]uint64
-	fail  []string
-	stop  chan struct{}
-	done  sync.WaitGroup
+// exportIDs names one client's exports prefix-000000, prefix-000001, ...
+func exportIDs(prefix string) func(c, n int) string {
+	return func(_, n int) string { return fmt.Sprintf("%s-%06d", prefix, n) }
 }
 
-func startExporter(t *testing.T, a *agentDir, prefix string, acked map[string]uint64) *exporter {
-	e := &exporter{acked: map[string]uint64{}, stop: make(chan struct{})}
-	for k, v := range acked {
-		e.acked[k] = v
-	}
-	sock := unixClient(a.socket)
-	e.done.Go(func() {
-		for n := 0; ; n++ {
-			select {
-			case <-e.stop:
-				return
-			default:
-			}
-			id := fmt.Sprintf("%s-%06d", prefix, n)
-			body := fmt.Appendf(nil, `{"id":%q,"workflow":"invoices-daily","app":"n8n","classification":"internal","destination":"archive","data":`+e2eInvoice+`}`, id, n)
-			r, err := do(t, sock, "POST", "http://agent/v1/exports", tokN8N, "application/json", body)
-			var rc agent.ExportReceipt
-			e.mu.Lock()
-			if err != nil || r.status != http.StatusCreated || json.Unmarshal(r.body, &rc) != nil {
-				e.fail = append(e.fail, fmt.Sprintf("%s: %d %s %v", id, r.status, r.body, err))
-				e.mu.Unlock()
-				return
-			}
-			e.acked[id] = rc.Seq
-			e.mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-	return e
-}
-
-func (e *exporter) count() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.fail) > 0 {
-		return -1
-	}
-	return len(e.acked)
-}
-
-func (e *exporter) end(t *testing.T) (map[string]uint64, uint64) {
-	t.Helper()
-	close(e.stop)
-	e.done.Wait()
-	if len(e.fail) > 0 {
-		t.Fatalf("%d exports not answered 201, first: %s", len(e.fail), e.fail[0])
-	}
-	var maxSeq uint64
-	for _, s := range e.acked {
-		maxSeq = max(maxSeq, s)
-	}
-	return e.acked, maxSeq
-}
+// pcrExportPause paces the firmware test's exports.
+func pcrExportPause() time.Duration { return 20 * time.Millisecond }
 
 // waitStatus polls /v1/status until ok(status) or the deadline.
 func waitStatus(t *testing.T, a *agentDir, ag *agentProc, what string, ok func(*agent.Status) bool) *agent.Status {
@@ -222,7 +165,7 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 	appendFile(t, cfgPath, fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\n  resend_after: 5s\n", brk.URL, keyFile+".pub"))
 	ar := startArchiveProc(t, acfg)
 	ag := a.start(t, true)
-	exp := startExporter(t, a, "fw", nil)
+	exp := startExporter(t, a, 1, nil, exportIDs("fw"), pcrExportPause)
 
 	// A chain is sealed and archived.
 	waitStatus(t, a, ag, "first bundles archived", func(st *agent.Status) bool {
@@ -260,12 +203,12 @@ func TestFirmwareUpdatePCRAuthorization(t *testing.T) {
 	}
 
 	// A restart unseals the data key under the new authorization.
-	acked, _ := exp.end(t)
+	acked, _ := exp.end(t, "")
 	ag.stop()
 	ag = a.start(t, true)
-	exp = startExporter(t, a, "restart", acked)
+	exp = startExporter(t, a, 1, acked, exportIDs("restart"), pcrExportPause)
 	waitStatus(t, a, ag, "after restart", func(st *agent.Status) bool { return exp.count() > len(acked)+10 })
-	acked, maxSeq := exp.end(t)
+	acked, maxSeq := exp.end(t, "")
 	waitStatus(t, a, ag, "drained", func(st *agent.Status) bool {
 		return st.Outbox == 0 && st.LastSeal != nil && st.LastSeal.Size > maxSeq
 	})

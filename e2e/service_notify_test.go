@@ -51,16 +51,17 @@ func expectNotify(t *testing.T, c *net.UnixConn, want string, timeout time.Durat
 	}
 }
 
-// TestAgentNotify runs the agent binary as systemd would run the unit:
-// READY=1 once ready, WATCHDOG=1 beats, STOPPING=1 on SIGTERM.
-func TestAgentNotify(t *testing.T) {
-	needAgent(t)
-	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+// notifyLifecycle runs the binary with args as systemd would run a
+// Type=notify unit with a watchdog: READY=1 once ready, beats WATCHDOG=1
+// beats, STOPPING=1 on SIGTERM, then exit status 0.
+func notifyLifecycle(t *testing.T, name string, beats int, args ...string) {
+	t.Helper()
 	sock, c := notifySocket(t)
-	p := startProc(t, "agent", []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, "agent", "--config", filepath.Join(a.dir, "agent.yaml"))
+	p := startProc(t, name, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, args...)
 	expectNotify(t, c, sdnotify.Ready, 60*time.Second)
-	expectNotify(t, c, sdnotify.Watchdog, 5*time.Second)
-	expectNotify(t, c, sdnotify.Watchdog, 5*time.Second)
+	for range beats {
+		expectNotify(t, c, sdnotify.Watchdog, 5*time.Second)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -68,32 +69,24 @@ func TestAgentNotify(t *testing.T) {
 	select {
 	case <-p.exited:
 		if p.waitErr != nil {
-			t.Fatalf("agent exit: %v\n%s", p.waitErr, p.stderr)
+			t.Fatalf("%s exit: %v\n%s", name, p.waitErr, p.stderr)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("agent did not stop\n%s", p.stderr)
+		t.Fatalf("%s did not stop\n%s", name, p.stderr)
 	}
+}
+
+// TestAgentNotify runs the agent binary as systemd would run the unit:
+// READY=1 once ready, WATCHDOG=1 beats, STOPPING=1 on SIGTERM.
+func TestAgentNotify(t *testing.T) {
+	needAgent(t)
+	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
+	notifyLifecycle(t, "agent", 2, "agent", "--config", filepath.Join(a.dir, "agent.yaml"))
 }
 
 // TestArchiveNotify: the archive daemon says READY=1 after "archive ready",
 // feeds the watchdog while its subscriber runs, and STOPPING=1 on stop.
 func TestArchiveNotify(t *testing.T) {
 	needAgent(t)
-	sock, c := notifySocket(t)
-	cfg := writeArchiveConfig(t, t.TempDir(), "", "")
-	p := startProc(t, "archive", []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, "archive", "--config", cfg)
-	expectNotify(t, c, sdnotify.Ready, 60*time.Second)
-	expectNotify(t, c, sdnotify.Watchdog, 5*time.Second)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	expectNotify(t, c, sdnotify.Stopping, 30*time.Second)
-	select {
-	case <-p.exited:
-		if p.waitErr != nil {
-			t.Fatalf("archive exit: %v\n%s", p.waitErr, p.stderr)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("archive did not stop")
-	}
+	notifyLifecycle(t, "archive", 1, "archive", "--config", writeArchiveConfig(t, t.TempDir(), "", ""))
 }
