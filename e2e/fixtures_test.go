@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -139,17 +140,9 @@ func enrollChain(t *testing.T, a *archive.Archive, c *bundletest.Chain) {
 }
 
 // readBundle reads a bundle file.
-func readBundle(path string) (*bundle.Bundle, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := bundle.Read(f, bundle.DefaultLimits)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return b, nil
+func readBundle(t *testing.T, path string) *bundle.Bundle {
+	t.Helper()
+	return readParsed(t, path, func(b []byte) (*bundle.Bundle, error) { return bundle.Read(bytes.NewReader(b), bundle.DefaultLimits) })
 }
 
 // newOutbox is an empty journal the test fills as an outbox.

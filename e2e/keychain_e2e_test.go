@@ -180,10 +180,7 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 	// Every key operation is a record in a sealed bundle.
 	count := map[string][]string{}
 	for _, p := range paths {
-		b, err := readBundle(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := readBundle(t, p)
 		lines, _ := b.Records()
 		for _, l := range lines {
 			r, err := bundle.ParseRecord(l)

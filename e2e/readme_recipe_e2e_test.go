@@ -93,14 +93,8 @@ func TestReadmeRecipe(t *testing.T) {
 	if len(bundles) < 2 {
 		t.Fatalf("demo left %d bundles", len(bundles))
 	}
-	b0, err := readBundle(bundles[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := readBundle(bundles[1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	b0 := readBundle(t, bundles[0])
+	second := readBundle(t, bundles[1])
 	for _, p := range []string{bundle.PathQuoteMsg, bundle.PathQuoteSig, bundle.PathQuotePCRs} {
 		b0.Files[p] = second.Files[p]
 	}

@@ -67,10 +67,7 @@ func lastLine(s string) string {
 // manifests recomputed as a tamperer would.
 func tamperPayload(t *testing.T, src, dst string) {
 	t.Helper()
-	b, err := readBundle(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readBundle(t, src)
 	changed := false
 	for name, data := range b.Files {
 		if strings.HasPrefix(name, "data/payloads/") {
