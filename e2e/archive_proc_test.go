@@ -52,15 +52,15 @@ func archiveKeyOf(t *testing.T, dir string) (string, ed25519.PrivateKey) {
 // /metrics address.
 func startArchiveProc(t *testing.T, cfgFile string, env ...string) *archiveProc {
 	t.Helper()
-	dir := filepath.Dir(cfgFile)
-	keyFile, key := archiveKeyOf(t, dir)
+	dataDir := filepath.Join(filepath.Dir(cfgFile), "data")
 	p := &archiveProc{proc: startProc(t, "archive", env, "archive", "--config", cfgFile),
-		cfg: cfgFile, dataDir: filepath.Join(dir, "data"), keyFile: keyFile, pub: key.Public().(ed25519.PublicKey)}
+		cfg: cfgFile, dataDir: dataDir, keyFile: filepath.Join(dataDir, "archive.key")}
 	p.waitFor("ready", func() bool {
 		p.broker = p.logField("archive ready", "broker")
 		p.metrics = p.logField("metrics: serving /metrics", "addr")
 		return p.broker != "" && p.metrics != ""
 	})
+	_, p.pub, _ = archiveKeys(t, dataDir) // the daemon's, created on its first start
 	return p
 }
 
