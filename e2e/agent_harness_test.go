@@ -1,20 +1,18 @@
 package e2e
 
 import (
-	"encoding/json"
-	neturl "net/url"
-
-	"github.com/edgeseal/edgeseal/agent/api"
-
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/store"

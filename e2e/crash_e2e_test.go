@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/edgeseal/edgeseal/agent/api"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/soaktest"
 	"github.com/edgeseal/edgeseal/internal/testenv"

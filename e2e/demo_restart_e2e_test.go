@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/edgeseal/edgeseal/agent/api"
-
 	"bufio"
 	"encoding/json"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeseal/edgeseal/agent/api"
 )
 
 // demoCommand is a command line `edgeseal demo` prints for the operator,

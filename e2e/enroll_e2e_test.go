@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/edgeseal/edgeseal/agent/api"
-
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/archive"
 )
 

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/edgeseal/edgeseal/agent/api"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"

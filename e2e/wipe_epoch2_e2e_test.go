@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"github.com/edgeseal/edgeseal/agent/api"
-
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -18,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
