@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/keystore"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// loadOrCreateArchiveKey reads the archive's signing key at path, with the
+// checks the archive makes on its key file, or creates one (and path.pub)
+// when there is none, as the archive does on its first start.
+func loadOrCreateArchiveKey(path string) (ed25519.PrivateKey, bool, error) {
+	k, err := keystore.LoadFile(path)
+	if err == nil {
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("archive key: %w", err)
+	}
+	if k, err = keystore.Generate(); err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, err
+	}
+	if err := keystore.WriteFile(path, k); err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+// readPublicKey reads a PEM (PKIX) public key file.
+func readPublicKey(path string) (crypto.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(data)
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("%s: not a PEM PUBLIC KEY", path)
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// readEd25519Public reads an archive's key.pub.
+func readEd25519Public(path string) (ed25519.PublicKey, error) {
+	pub, err := readPublicKey(path)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T, want Ed25519", path, pub)
+	}
+	return k, nil
+}
+
+// readPCRPolicyPublic reads the public half `tpm pcr-key new` wrote.
+func readPCRPolicyPublic(path string) (*ecdsa.PublicKey, error) {
+	pub, err := readPublicKey(path)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok || k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%s: not an ECDSA P-256 public key", path)
+	}
+	return k, nil
+}
+
+// writeTrust writes the chain's DEVICE.json.
+func writeTrust(t *testing.T, c *bundletest.Chain) string {
+	t.Helper()
+	return marshalTemp(t, "DEVICE.json", c.Trust.Marshal)
+}
+
+// writeTemp writes data to a file name in a new temporary directory.
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// marshalTemp writes what marshal returns to a file name in a new
+// temporary directory.
+func marshalTemp(t *testing.T, name string, marshal func() ([]byte, error)) string {
+	t.Helper()
+	b, err := marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeTemp(t, name, b)
+}
+
+// enrollChain enrolls and approves the chain's device in an archive
+// opened by the test (with the archive package, its daemon stopped).
+func enrollChain(t *testing.T, a *archive.Archive, c *bundletest.Chain) {
+	t.Helper()
+	raw, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Enroll(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Devices().Approve(t.Context(), c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readBundle reads a bundle file.
+func readBundle(t *testing.T, path string) *bundle.Bundle {
+	t.Helper()
+	return readParsed(t, path, func(b []byte) (*bundle.Bundle, error) { return bundle.Read(bytes.NewReader(b), bundle.DefaultLimits) })
+}
+
+// newOutbox is an empty journal the test fills as an outbox.
+func newOutbox(t *testing.T) *store.Journal {
+	t.Helper()
+	j, err := store.Open(t.Context(), store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// verifyJSON is one result of `edgeseal verify --json`.
+type verifyJSON struct {
+	Bundle   string         `json:"bundle"`
+	Verified bool           `json:"verified"`
+	Checks   []bundle.Check `json:"checks"`
+}
+
+// cliEnv runs the binary with env (NAME=VALUE) added and returns its
+// combined output and exit code; it is killed after 2 minutes (a command
+// that should have refused to start).
+func cliEnv(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agentBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// readTrust reads a DEVICE.json.
+func readTrust(t *testing.T, path string) *bundle.Trust {
+	t.Helper()
+	return readParsed(t, path, bundle.ParseTrust)
+}
+
+// readEnrollRequest reads an enrollment request file (agent enroll --out).
+func readEnrollRequest(t *testing.T, path string) *archive.EnrollRequest {
+	t.Helper()
+	return readParsed(t, path, archive.ParseEnrollRequest)
+}
+
+// readParsed reads the file at path and parses it with parse.
+func readParsed[T any](t *testing.T, path string, parse func([]byte) (T, error)) T {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// archiveKeys are the key, public key and key id of the archive whose
+// data directory is dataDir.
+func archiveKeys(t *testing.T, dataDir string) (ed25519.PrivateKey, ed25519.PublicKey, string) {
+	t.Helper()
+	key, _, err := loadOrCreateArchiveKey(filepath.Join(dataDir, "archive.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	return key, pub, archive.KeyID(pub)
+}
+
+// bundleRecords are the bundle's journal records, raw and parsed.
+func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*bundle.Record) {
+	t.Helper()
+	recs, err := b.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := make([]*bundle.Record, len(recs))
+	for i, rec := range recs {
+		if parsed[i], err = bundle.ParseRecord(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return recs, parsed
+}
+
+// rejectedRecord reads the export.rejected record at seq of the journal.
+func rejectedRecord(t *testing.T, j *store.Journal, seq uint64) ([]byte, *bundle.Record, bundle.RejectedBody) {
+	t.Helper()
+	raw, err := j.Record(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := bundle.ParseRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bundle.RejectedBody
+	if err := json.Unmarshal(rec.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	return raw, rec, body
+}
