@@ -15,7 +15,7 @@ import (
 // contains marker.
 func readmeBlock(t *testing.T, section, marker string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "auditors.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
