@@ -8,7 +8,7 @@ import (
 
 // DefaultOutboxQuota is the outbox size above which the agent raises its
 // over-quota alarm when Options.OutboxQuota is not set: 1 GiB, about two
-// weeks of a busy site's bundles (see docs/CONTRACTS.md, "agent outbox").
+// weeks of a busy site's bundles (see docs/development.md, "Outbox quota").
 const DefaultOutboxQuota = 1 << 30
 
 // OutboxUsage is the outbox's size against its quota.

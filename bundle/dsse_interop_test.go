@@ -17,7 +17,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/signerverifier"
 )
 
-// keyIDVerifier is the adapter docs/CONTRACTS.md describes for stock DSSE
+// keyIDVerifier is the adapter docs/formats.md describes for stock DSSE
 // verifiers: a verifier of keys/signing.pem whose KeyID is the seal's key
 // id, "sha256:" + hex(SHA-256(keys/signing.pub)).
 type keyIDVerifier struct {

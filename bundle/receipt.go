@@ -19,7 +19,7 @@ const ReceiptPayloadType = "application/vnd.edgeseal.receipt+json"
 // MaxReceiptSize bounds a receipt envelope.
 const MaxReceiptSize = 64 << 10
 
-// Receipt is the archive's signed answer to a bundle (docs/CONTRACTS.md).
+// Receipt is the archive's signed answer to a bundle (docs/formats.md).
 type Receipt struct {
 	BundleDigest      string   `json:"bundleDigest"`      // "sha256:.." of the bundle tar
 	Device            string   `json:"device"`            // "<site>/<name>"

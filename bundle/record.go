@@ -20,7 +20,7 @@ const MaxRecordSize = 1 << 20
 // maxJSONInt is the largest integer JSON (IEEE double) carries exactly.
 const maxJSONInt = 1<<53 - 1
 
-// Record types (docs/CONTRACTS.md, and docs/keys.md for the key records).
+// Record types (docs/formats.md, and docs/keys.md for the key records).
 const (
 	TypeExport          = "export"
 	TypeExportRejected  = "export.rejected"

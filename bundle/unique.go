@@ -19,7 +19,7 @@ import (
 // Bundle format 2 makes a verified bundle's bytes unique: every byte of a
 // bundle that verifies is either signed by the device or fully determined
 // by what it signed, so two bundles that verify for the same checkpoint
-// are the same bytes (docs/CONTRACTS.md, "Bundle format 2").
+// are the same bytes (docs/formats.md, "Format versions and uniqueness").
 //
 //   - The seal's predicate type is SealPredicateTypeV2 and its statement
 //     names, after data/records.jsonl, every other file of the bundle but

@@ -13,11 +13,11 @@ import (
 	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
-// readmeBlock returns the shell code block of README.md's section that
+// readmeBlock returns the shell code block of docs/auditors.md's section that
 // contains marker.
 func readmeBlock(t *testing.T, section, marker string) string {
 	t.Helper()
-	raw, err := os.ReadFile(repoFile("README.md"))
+	raw, err := os.ReadFile(repoFile("docs/auditors.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func TestVerifyRefusesMalleatedCopies(t *testing.T) {
 	}
 }
 
-// sslibKeyID is the adapter docs/CONTRACTS.md describes: go-securesystemslib's
+// sslibKeyID is the adapter docs/formats.md describes: go-securesystemslib's
 // ECDSA verifier of keys/signing.pem, with KeyID the seal's key id.
 type sslibKeyID struct {
 	dsse.Verifier

@@ -37,7 +37,7 @@
 // EnrollHandler also takes edgeseal/v1/+/+/enroll (or its shared form) and
 // publishes the handler's answer there.
 //
-// Frame format (CONTRACTS.md, "sync <-> archive"):
+// Frame format (docs/formats.md):
 //
 //	"ESB1" | uint32 BE header length | header JSON | chunk bytes
 //	header: {"bundle":"sha256:<hex>","count":n,"id":"<outbox id>","index":i,"size":<bytes>}

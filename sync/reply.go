@@ -201,7 +201,7 @@ func parseReply(b []byte) (*bundle.Envelope, error) {
 	return env, nil
 }
 
-// Topic helpers (CONTRACTS.md).
+// Topic helpers (docs/formats.md).
 const (
 	topicRoot   = "edgeseal/v1/"
 	AlertsTopic = "edgeseal/v1/alerts"

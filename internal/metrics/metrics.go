@@ -5,7 +5,7 @@
 // at scrape time, so none of them import Prometheus.
 //
 // Each daemon builds its own registry (never the global default one);
-// metric names are listed in README.md ("Operator's guide").
+// metric names are listed in docs/operators.md ("Metrics").
 package metrics
 
 import (
