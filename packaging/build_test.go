@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
 // need returns the path of tool, failing the test when it is missing under
@@ -23,10 +25,7 @@ func need(t *testing.T, tool string) string {
 	if err == nil {
 		return p
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing (%v): scripts/deps.sh test installs it", tool, err)
-	}
-	t.Skipf("%s is missing (%v); CI=true makes this a failure", tool, err)
+	testenv.Missing(t, "%s (%v): scripts/deps.sh test installs it", tool, err)
 	return ""
 }
 
