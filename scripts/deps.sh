@@ -9,6 +9,8 @@
 #         git (the package tests: version and time of the last commit)
 #         and the versitygw S3 gateway (Go module proxy, `go install` into
 #         $(go env GOPATH)/bin, where archive/s3store's test finds it; root not needed)
+#         and staticcheck (likewise `go install` into $(go env GOPATH)/bin, where
+#         `make test` runs it)
 #   package: git (`make package`; dpkg-deb, for the tests, comes with dpkg)
 set -euo pipefail
 group=${1:-test}
@@ -25,11 +27,28 @@ install_versitygw() {
   echo "deps: go install $VERSITYGW@$VERSITYGW_VERSION into $bin (a few minutes the first time)" >&2
   GOBIN="$bin" GOFLAGS=-buildvcs=false "$GO" install "$VERSITYGW@$VERSITYGW_VERSION"
 }
+STATICCHECK=honnef.co/go/tools/cmd/staticcheck
+STATICCHECK_VERSION=v0.8.2
+# staticcheck: the linter `make test` runs after go vet.
+install_staticcheck() {
+  local bin
+  bin="$("$GO" env GOPATH | cut -d: -f1)/bin"
+  if "$GO" version -m "$bin/staticcheck" 2>/dev/null | grep -q "mod[[:space:]]*honnef.co/go/tools[[:space:]]*$STATICCHECK_VERSION[[:space:]]"; then
+    return 0
+  fi
+  echo "deps: go install $STATICCHECK@$STATICCHECK_VERSION into $bin" >&2
+  GOBIN="$bin" GOFLAGS=-buildvcs=false "$GO" install "$STATICCHECK@$STATICCHECK_VERSION"
+}
 if [ "$group" = test ]; then
   install_versitygw
+  install_staticcheck
 fi
 if [ "$group" = versitygw ]; then
   install_versitygw
+  exit 0
+fi
+if [ "$group" = staticcheck ]; then
+  install_staticcheck
   exit 0
 fi
 need=()
