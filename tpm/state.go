@@ -25,7 +25,6 @@ const (
 	keyKindSigning = "signing"
 	keyKindData    = "data"
 	maxStateFile   = 1 << 16
-	maxPCR         = 23
 )
 
 // keyFile is the on-disk form of a TPM-wrapped key: the public area and the
@@ -133,7 +132,7 @@ func parseKeyFile(name, kind string, b []byte) (*loadedKey, error) {
 // checkPCRValues checks a sorted, duplicate-free selection with one SHA-256
 // value for each PCR and no other values.
 func checkPCRValues(pcrs []int, values map[int][]byte) error {
-	if err := checkSelection(pcrs); err != nil {
+	if err := attest.CheckSelection(pcrs); err != nil {
 		return err
 	}
 	if len(values) != len(pcrs) {
@@ -142,21 +141,6 @@ func checkPCRValues(pcrs []int, values map[int][]byte) error {
 	for _, p := range pcrs {
 		if len(values[p]) != sha256.Size {
 			return fmt.Errorf("pcr %d: value of %d bytes", p, len(values[p]))
-		}
-	}
-	return nil
-}
-
-func checkSelection(pcrs []int) error {
-	if len(pcrs) == 0 {
-		return fmt.Errorf("empty pcr selection")
-	}
-	for i, p := range pcrs {
-		if p < 0 || p > maxPCR {
-			return fmt.Errorf("pcr %d out of range", p)
-		}
-		if i > 0 && pcrs[i-1] >= p {
-			return fmt.Errorf("pcr selection not sorted and unique")
 		}
 	}
 	return nil
