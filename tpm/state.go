@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/google/go-tpm/tpm2"
 )
@@ -204,39 +205,10 @@ func writeJSON(dir, name string, v any) error {
 	return writeFileDurable(dir, name, append(b, '\n'))
 }
 
+// writeFileDurable writes dir/name 0600 with fsutil.WriteFileAtomic.
 func writeFileDurable(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
 		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("tpm: write state: sync dir: %w", err)
 	}
 	return nil
 }
