@@ -69,3 +69,22 @@ func TestDecode(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecode: any bytes decode or fail with an *Error, never a panic.
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{
+		"count: 3\non: true\nevery: 1s\nmode: 0640\ntag: x\nsection:\n  list: [1, 2]\n",
+		"a: &a [*a]\n", "---\n---\n", "section: {list: [~]}\n", "? [a]\n: b\n", "",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var s sample
+		if _, err := Decode(data, &s, upperOpts); err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+		}
+	})
+}
