@@ -210,17 +210,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("config: ")
-	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d: ", e.Line)
-	}
-	if e.Key != "" {
-		b.WriteString(e.Key)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Reason)
-	return b.String()
+	return "config: " + (&yamlconf.Error{Key: e.Key, Line: e.Line, Reason: e.Reason}).Error()
 }
 
 // Default returns the configuration used for every key a file leaves out.
@@ -264,13 +254,9 @@ func parse(data []byte, base string) (*Config, error) {
 		return nil, &Error{Reason: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
 	}
 	c := Default()
-	lines, err := yamlconf.Decode(data, c, decodeOptions)
-	if err != nil {
-		var ye *yamlconf.Error
-		if errors.As(err, &ye) {
-			return nil, &Error{Key: ye.Key, Line: ye.Line, Reason: ye.Reason}
-		}
-		return nil, &Error{Reason: err.Error()}
+	lines, yerr := yamlconf.Decode(data, c, decodeOptions)
+	if yerr != nil {
+		return nil, &Error{Key: yerr.Key, Line: yerr.Line, Reason: yerr.Reason}
 	}
 	if c.TPMStateDir == "" && c.DataDir != "" {
 		c.TPMStateDir = filepath.Join(c.DataDir, "tpm")

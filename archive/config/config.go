@@ -188,13 +188,9 @@ func parse(data []byte, base string) (*Config, error) {
 		return nil, &Error{Reason: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
 	}
 	c := Default()
-	lines, err := yamlconf.Decode(data, c, nil)
-	if err != nil {
-		var ye *yamlconf.Error
-		if errors.As(err, &ye) {
-			return nil, &Error{Key: ye.Key, Line: ye.Line, Reason: ye.Reason}
-		}
-		return nil, &Error{Reason: err.Error()}
+	lines, yerr := yamlconf.Decode(data, c, nil)
+	if yerr != nil {
+		return nil, &Error{Key: yerr.Key, Line: yerr.Line, Reason: yerr.Reason}
 	}
 	if c.KeyFile == "" && c.DataDir != "" {
 		c.KeyFile = filepath.Join(c.DataDir, "archive.key")

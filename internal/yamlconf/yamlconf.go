@@ -98,8 +98,9 @@ func (l Lines) Line(key string) int {
 
 // Decode decodes the one YAML document of data into the struct v points
 // to. An empty document, or one holding only null, leaves v as it was. It
-// returns the lines of the keys set, or an *Error.
-func Decode(data []byte, v any, opts *Options) (Lines, error) {
+// returns the lines of the keys set, or the problem (a *Error, not an
+// error, for the caller to turn into its own error type).
+func Decode(data []byte, v any, opts *Options) (Lines, *Error) {
 	d := &decoder{lines: Lines{}, scalars: builtin}
 	if opts != nil && len(opts.Scalars) > 0 {
 		d.scalars = make(map[reflect.Type]Scalar, len(builtin)+len(opts.Scalars))
@@ -185,7 +186,7 @@ func deref(n *yaml.Node) *yaml.Node {
 }
 
 // value decodes n into v. A null leaves v as it was.
-func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) error {
+func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) *Error {
 	n = deref(n)
 	if n.Kind == yaml.AliasNode {
 		return &Error{Key: key, Line: n.Line, Reason: "alias chain too deep"}
@@ -199,7 +200,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) error {
 	if isNull(n) {
 		return nil
 	}
-	bad := func(format string, a ...any) error {
+	bad := func(format string, a ...any) *Error {
 		return &Error{Key: key, Line: n.Line, Reason: fmt.Sprintf(format, a...)}
 	}
 	if s, ok := d.scalars[v.Type()]; ok {
@@ -264,7 +265,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) error {
 }
 
 // mapping decodes a YAML mapping into struct v by its fields' yaml tags.
-func (d *decoder) mapping(n *yaml.Node, v reflect.Value, key string) error {
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, key string) *Error {
 	if n.Kind != yaml.MappingNode {
 		return &Error{Key: key, Line: n.Line, Reason: "want a mapping of keys"}
 	}
