@@ -3,6 +3,8 @@
 # when run as root and otherwise print the exact apt-get line.
 
 GO ?= go
+# staticcheck as scripts/deps.sh installs it (go install into GOPATH/bin).
+STATICCHECK ?= $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin/staticcheck
 EDGESEAL_DEMO_DIR ?= ./demo-out
 FUZZTIME ?= 60
 TEST_FUZZTIME ?= 2
@@ -25,6 +27,8 @@ demo: deps-demo
 test: deps-test
 	$(GO) vet ./...
 	$(GO) -C packaging/build vet ./...
+	$(STATICCHECK) ./...
+	cd packaging/build && $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) test -race -timeout 15m ./...
 	./scripts/fuzz.sh $(TEST_FUZZTIME)

@@ -40,17 +40,6 @@ type LogKeyEntry struct {
 	V            int    `json:"v"`    // 1
 }
 
-// logEntryType returns the type of a log entry: "" for a bundle entry.
-func logEntryType(rec []byte) string {
-	var e struct {
-		Type string `json:"type"`
-	}
-	if json.Unmarshal(rec, &e) != nil {
-		return ""
-	}
-	return e.Type
-}
-
 // KeyMismatchError is an archive opened with a key that is not the one
 // its last key announcement names.
 type KeyMismatchError struct {

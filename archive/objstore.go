@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -152,40 +153,21 @@ func (s *FSStore) put(digest [32]byte, data []byte) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("archive: put: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o444)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("archive: put %s: %w", path, err)
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) { // a concurrent Put won
-			same, serr := s.sameAs(digest, data)
-			if serr != nil {
-				return serr
-			}
-			return same
+	err := fsutil.WriteNewFile(path, 0o444, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if errors.Is(err, fs.ErrExist) { // a concurrent Put won
+		same, serr := s.sameAs(digest, data)
+		if serr != nil {
+			return serr
 		}
+		return same
+	}
+	if err != nil {
 		return fmt.Errorf("archive: put: %w", err)
 	}
-	if err := os.Remove(tmp); err != nil {
-		return fmt.Errorf("archive: put: %w", err)
-	}
-	return fsutil.SyncDir(dir)
+	return nil
 }
 
 // sameAs compares an existing object with data: (nil, nil) when equal,

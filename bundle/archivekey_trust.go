@@ -143,18 +143,7 @@ func (k *ArchiveKeys) VerifyReceipt(b []byte, now time.Time) (*Receipt, [][]byte
 // VerifyEnvelope checks that one of env's signatures verifies under a
 // key Key accepts for logIndex at now.
 func (k *ArchiveKeys) VerifyEnvelope(env *Envelope, logIndex uint64, now time.Time) error {
-	var last error = &SignatureError{What: "dsse", KeyID: "(none)"}
-	for _, s := range env.Signatures {
-		pub, err := k.Key(s.KeyID, logIndex, now)
-		if err != nil {
-			last = err
-			continue
-		}
-		if err := env.VerifyEd25519(s.KeyID, pub); err != nil {
-			last = err
-			continue
-		}
-		return nil
-	}
-	return last
+	return env.VerifyAnyEd25519(func(keyID string) (ed25519.PublicKey, error) {
+		return k.Key(keyID, logIndex, now)
+	})
 }

@@ -129,3 +129,25 @@ func (e *Envelope) VerifyEd25519(keyID string, pub ed25519.PublicKey) error {
 	}
 	return &SignatureError{What: "dsse", KeyID: keyID}
 }
+
+// VerifyAnyEd25519 checks that one of the signatures verifies as Ed25519
+// under the key that key returns for its key id. Signatures whose key id
+// key refuses are passed over; with none verifying, the error is the last
+// one met (a *SignatureError naming "(none)" for an envelope without
+// signatures).
+func (e *Envelope) VerifyAnyEd25519(key func(keyID string) (ed25519.PublicKey, error)) error {
+	var last error = &SignatureError{What: "dsse", KeyID: "(none)"}
+	for _, s := range e.Signatures {
+		pub, err := key(s.KeyID)
+		if err != nil {
+			last = err
+			continue
+		}
+		if err := e.VerifyEd25519(s.KeyID, pub); err != nil {
+			last = err
+			continue
+		}
+		return nil
+	}
+	return last
+}

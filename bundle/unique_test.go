@@ -42,9 +42,7 @@ var malleations = []malleation{
 	{"bag-agent", "bundle.canonical", "Bag-Software-Agent edited", func(t testing.TB, b *bundle.Bundle) {
 		info := string(b.Files[bundle.PathBagInfo])
 		for _, v := range []string{"edgeseal bundle/1", "edgeseal bundle/2"} {
-			if strings.Contains(info, v) {
-				info = strings.Replace(info, v, "edgeseal bundle/9", 1)
-			}
+			info = strings.Replace(info, v, "edgeseal bundle/9", 1)
 		}
 		b.Files[bundle.PathBagInfo] = []byte(info)
 	}},

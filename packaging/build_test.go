@@ -5,14 +5,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	gobuild "go/build"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
 // need returns the path of tool, failing the test when it is missing under
@@ -23,10 +25,7 @@ func need(t *testing.T, tool string) string {
 	if err == nil {
 		return p
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing (%v): scripts/deps.sh test installs it", tool, err)
-	}
-	t.Skipf("%s is missing (%v); CI=true makes this a failure", tool, err)
+	testenv.Missing(t, "%s (%v): scripts/deps.sh test installs it", tool, err)
 	return ""
 }
 
@@ -35,7 +34,7 @@ func goCmd() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return filepath.Join(gobuild.Default.GOROOT, "bin", "go")
 }
 
 // tmpBase holds every build of this test run; TestMain removes it.

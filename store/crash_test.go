@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
 const crashEnv = "EDGESEAL_STORE_CRASH_CHILD"
@@ -101,7 +103,7 @@ func crashChild(dir string) {
 // has its key (record and key are committed together or not at all) and
 // that Scrub passes.
 func TestCrashKill9(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
+	if testing.Short() && !testenv.CI() {
 		t.Skip("crash test skipped in -short mode")
 	}
 	dir := t.TempDir()

@@ -82,10 +82,6 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
-// commitLimit is the estimated byte budget of one Badger transaction,
-// mirroring Badger's own limit (15% of the memtable) with a safety margin.
-func commitLimit(memTable int64) int64 { return memTable * 15 / 100 * 9 / 10 }
-
 // badgerOptions returns Badger tuned for a small device: small memtables,
 // no block or index cache (tables are unencrypted and uncompressed, read
 // from their mappings), two compactors, synced writes, no conflict detection (the

@@ -102,37 +102,23 @@ func (j *Journal) putOutbox(id string, data []byte) error {
 		}
 		return &ConflictError{Kind: "outbox", Key: id}
 	}
-	f, err := os.CreateTemp(dir, ".put-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the link, or on failure
-	// The sealed bytes go through a buffer kept between puts: a bundle is
-	// megabytes, and fresh pages for each cost more than the encryption.
-	j.omu.Lock()
-	stored := j.c.sealAppend(j.obuf[:0], outboxAD(id), data)
-	_, err = f.Write(stored)
-	if j.c.sealed() && cap(stored) <= maxOutboxScratch {
-		j.obuf = stored
-	}
-	j.omu.Unlock()
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) { // a concurrent put of the same id
-			return j.putOutbox(id, data)
+	err := fsutil.WriteNewFile(path, 0o600, func(w io.Writer) error {
+		// The sealed bytes go through a buffer kept between puts: a bundle
+		// is megabytes, and fresh pages for each cost more than the
+		// encryption.
+		j.omu.Lock()
+		defer j.omu.Unlock()
+		stored := j.c.sealAppend(j.obuf[:0], outboxAD(id), data)
+		_, err := w.Write(stored)
+		if j.c.sealed() && cap(stored) <= maxOutboxScratch {
+			j.obuf = stored
 		}
 		return err
+	})
+	if errors.Is(err, fs.ErrExist) { // a concurrent put of the same id
+		return j.putOutbox(id, data)
 	}
-	return fsutil.SyncDir(dir)
+	return err
 }
 
 // readOutbox reads and opens entry id; ok false when there is none.

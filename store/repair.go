@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // repairEmptyLogs removes zero-length Badger value-log (*.vlog) and
@@ -49,12 +51,7 @@ func repairEmptyLogs(dir string, log *slog.Logger) error {
 	if !removed {
 		return nil
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.SyncDir(dir)
 }
 
 // fitMemTable raises o.MemTableSize to what the memtable write-ahead logs

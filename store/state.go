@@ -120,21 +120,7 @@ func (j *Journal) LastCheckpoint() (size uint64, data []byte, err error) {
 	if c := j.lastCP.Load(); c != nil {
 		return c.size, bytes.Clone(c.data), nil
 	}
-	err = j.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{pfxCheckpoint}})
-		defer it.Close()
-		it.Seek(checkpointKey(math.MaxUint64))
-		if !it.Valid() {
-			return ErrNotFound
-		}
-		k := it.Item().Key()
-		if len(k) != 9 {
-			return &CorruptError{What: fmt.Sprintf("checkpoint key %x", k)}
-		}
-		size = binary.BigEndian.Uint64(k[1:])
-		data, err = j.c.value(it.Item())
-		return err
-	})
+	size, data, err = j.seekCheckpoint(math.MaxUint64, true)
 	if err != nil {
 		return 0, nil, fmt.Errorf("store: last checkpoint: %w", err)
 	}
@@ -153,10 +139,20 @@ func (j *Journal) NextCheckpoint(after uint64) (size uint64, data []byte, err er
 	if after == math.MaxUint64 {
 		return 0, nil, fmt.Errorf("store: next checkpoint: %w", ErrNotFound)
 	}
+	size, data, err = j.seekCheckpoint(after+1, false)
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: next checkpoint: %w", err)
+	}
+	return size, data, nil
+}
+
+// seekCheckpoint reads the first checkpoint from size from on, or from
+// it down when reverse; ErrNotFound when there is none.
+func (j *Journal) seekCheckpoint(from uint64, reverse bool) (size uint64, data []byte, err error) {
 	err = j.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxCheckpoint}})
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: reverse, Prefix: []byte{pfxCheckpoint}})
 		defer it.Close()
-		it.Seek(checkpointKey(after + 1))
+		it.Seek(checkpointKey(from))
 		if !it.Valid() {
 			return ErrNotFound
 		}
@@ -168,8 +164,5 @@ func (j *Journal) NextCheckpoint(after uint64) (size uint64, data []byte, err er
 		data, err = j.c.value(it.Item())
 		return err
 	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("store: next checkpoint: %w", err)
-	}
-	return size, data, nil
+	return size, data, err
 }

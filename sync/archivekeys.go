@@ -56,20 +56,9 @@ func VerifyRejectionRing(ctx context.Context, b []byte, ring ArchiveKeyring) (*R
 }
 
 func verifyRing(ctx context.Context, env *bundle.Envelope, ring ArchiveKeyring, logIndex uint64, chain [][]byte) error {
-	var last error = &bundle.SignatureError{What: "dsse", KeyID: "(none)"}
-	for _, s := range env.Signatures {
-		pub, err := ring.ReplyKey(ctx, s.KeyID, logIndex, chain)
-		if err != nil {
-			last = err
-			continue
-		}
-		if err := env.VerifyEd25519(s.KeyID, pub); err != nil {
-			last = err
-			continue
-		}
-		return nil
-	}
-	return last
+	return env.VerifyAnyEd25519(func(keyID string) (ed25519.PublicKey, error) {
+		return ring.ReplyKey(ctx, keyID, logIndex, chain)
+	})
 }
 
 // KeysRing is an ArchiveKeyring over bundle.ArchiveKeys that learns in

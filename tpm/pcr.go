@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/google/go-tpm/tpm2"
 )
 
@@ -113,7 +114,7 @@ func (t *TPM) ReadPCRs(ctx context.Context) (map[int][]byte, error) {
 // for tests and for measuring the agent's own configuration; extending a
 // bound PCR stops the signing key until an operator re-binds.
 func (t *TPM) ExtendPCR(ctx context.Context, pcr int, data []byte) error {
-	if pcr < 0 || pcr > maxPCR {
+	if pcr < 0 || pcr > attest.MaxPCR {
 		return fmt.Errorf("tpm: extend: pcr %d out of range", pcr)
 	}
 	if err := t.lock(ctx); err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/google/go-tpm/tpm2"
 )
 
@@ -219,14 +220,8 @@ func RetireState(stateDir string) (string, error) {
 		}
 	}
 	for _, d := range []string{dir, stateDir} {
-		f, err := os.Open(d)
-		if err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return "", fmt.Errorf("tpm: retire state: %w", err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return "", fmt.Errorf("tpm: retire state: sync dir: %w", err)
 		}
 	}
 	return dir, nil

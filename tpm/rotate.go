@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/google/go-tpm/tpm2"
 )
 
@@ -222,13 +223,8 @@ func removeDurable(dir, name string) error {
 		}
 		return fmt.Errorf("tpm: remove state: %w", err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("tpm: remove state: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("tpm: remove state: sync dir: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/google/go-tpm/tpm2"
 )
@@ -25,7 +26,6 @@ const (
 	keyKindSigning = "signing"
 	keyKindData    = "data"
 	maxStateFile   = 1 << 16
-	maxPCR         = 23
 )
 
 // keyFile is the on-disk form of a TPM-wrapped key: the public area and the
@@ -133,7 +133,7 @@ func parseKeyFile(name, kind string, b []byte) (*loadedKey, error) {
 // checkPCRValues checks a sorted, duplicate-free selection with one SHA-256
 // value for each PCR and no other values.
 func checkPCRValues(pcrs []int, values map[int][]byte) error {
-	if err := checkSelection(pcrs); err != nil {
+	if err := attest.CheckSelection(pcrs); err != nil {
 		return err
 	}
 	if len(values) != len(pcrs) {
@@ -142,21 +142,6 @@ func checkPCRValues(pcrs []int, values map[int][]byte) error {
 	for _, p := range pcrs {
 		if len(values[p]) != sha256.Size {
 			return fmt.Errorf("pcr %d: value of %d bytes", p, len(values[p]))
-		}
-	}
-	return nil
-}
-
-func checkSelection(pcrs []int) error {
-	if len(pcrs) == 0 {
-		return fmt.Errorf("empty pcr selection")
-	}
-	for i, p := range pcrs {
-		if p < 0 || p > maxPCR {
-			return fmt.Errorf("pcr %d out of range", p)
-		}
-		if i > 0 && pcrs[i-1] >= p {
-			return fmt.Errorf("pcr selection not sorted and unique")
 		}
 	}
 	return nil
@@ -220,39 +205,10 @@ func writeJSON(dir, name string, v any) error {
 	return writeFileDurable(dir, name, append(b, '\n'))
 }
 
+// writeFileDurable writes dir/name 0600 with fsutil.WriteFileAtomic.
 func writeFileDurable(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
 		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("tpm: write state: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("tpm: write state: sync dir: %w", err)
 	}
 	return nil
 }

@@ -1,27 +1,9 @@
 package tpm
 
 import (
+	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/google/go-tpm/tpm2"
 )
-
-func eccUnique() tpm2.TPMUPublicID {
-	return tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-		X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-		Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-	})
-}
-
-func ecdsaP256Parms() tpm2.TPMUPublicParms {
-	return tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-		Scheme: tpm2.TPMTECCScheme{
-			Scheme:  tpm2.TPMAlgECDSA,
-			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-		},
-		CurveID: tpm2.TPMECCNistP256,
-		KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-	})
-}
 
 // ecdsaScheme is the signature scheme of every signature edgeseal asks for.
 func ecdsaScheme() tpm2.TPMTSigScheme {
@@ -47,8 +29,8 @@ func akTemplate() tpm2.TPMTPublic {
 			Restricted:          true,
 			SignEncrypt:         true,
 		},
-		Parameters: ecdsaP256Parms(),
-		Unique:     eccUnique(),
+		Parameters: attest.ECDSAP256Parms(),
+		Unique:     attest.ECCUnique(make([]byte, 32), make([]byte, 32)),
 	}
 }
 
@@ -68,8 +50,8 @@ func signingTemplate(policy []byte) tpm2.TPMTPublic {
 			SignEncrypt:         true,
 		},
 		AuthPolicy: tpm2.TPM2BDigest{Buffer: policy},
-		Parameters: ecdsaP256Parms(),
-		Unique:     eccUnique(),
+		Parameters: attest.ECDSAP256Parms(),
+		Unique:     attest.ECCUnique(make([]byte, 32), make([]byte, 32)),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"github.com/edgeseal/edgeseal/tpm/attest"
 	"github.com/google/go-tpm/tpm2"
 )
 
@@ -125,7 +126,7 @@ func Open(ctx context.Context, spec string, opts Options) (*TPM, error) {
 	if len(pcrs) == 0 {
 		pcrs = slices.Clone(DefaultPCRs)
 	}
-	if err := checkSelection(pcrs); err != nil {
+	if err := attest.CheckSelection(pcrs); err != nil {
 		return nil, fmt.Errorf("tpm: open: %w", err)
 	}
 	idx := opts.NVIndex

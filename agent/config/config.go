@@ -19,18 +19,18 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/internal/yamlconf"
 )
 
 // MaxFileSize is the largest config file Load and Parse accept.
@@ -210,17 +210,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("config: ")
-	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d: ", e.Line)
-	}
-	if e.Key != "" {
-		b.WriteString(e.Key)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Reason)
-	return b.String()
+	return "config: " + (&yamlconf.Error{Key: e.Key, Line: e.Line, Reason: e.Reason}).Error()
 }
 
 // Default returns the configuration used for every key a file leaves out.
@@ -264,14 +254,14 @@ func parse(data []byte, base string) (*Config, error) {
 		return nil, &Error{Reason: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
 	}
 	c := Default()
-	d := &decoder{lines: map[string]int{}}
-	if err := d.document(data, c); err != nil {
-		return nil, err
+	lines, yerr := yamlconf.Decode(data, c, decodeOptions)
+	if yerr != nil {
+		return nil, &Error{Key: yerr.Key, Line: yerr.Line, Reason: yerr.Reason}
 	}
 	if c.TPMStateDir == "" && c.DataDir != "" {
 		c.TPMStateDir = filepath.Join(c.DataDir, "tpm")
 	}
-	if _, set := d.lines["api.max_inflight"]; !set && c.API.MaxInflight < c.API.MaxBody {
+	if _, set := lines["api.max_inflight"]; !set && c.API.MaxInflight < c.API.MaxBody {
 		c.API.MaxInflight = c.API.MaxBody // the default follows a larger api.max_body
 	}
 	if base != "" {
@@ -280,7 +270,7 @@ func parse(data []byte, base string) (*Config, error) {
 	if errs := c.validate(); len(errs) > 0 {
 		all := make([]error, len(errs))
 		for i, e := range errs {
-			e.Line = d.line(e.Key)
+			e.Line = lines.Line(e.Key)
 			all[i] = e
 		}
 		return nil, errors.Join(all...)
@@ -335,50 +325,7 @@ func (l Log) Handler(w io.Writer) slog.Handler {
 	return slog.NewTextHandler(w, opts)
 }
 
-// decoder walks a YAML node tree into a struct by its yaml tags, naming the
-// dotted key of every problem and remembering each key's line.
-type decoder struct {
-	lines map[string]int
-	nodes int
-}
-
-func (d *decoder) line(key string) int {
-	for key != "" {
-		if n, ok := d.lines[key]; ok {
-			return n
-		}
-		// fall back to the closest parent that was written
-		i := strings.LastIndexAny(key, ".[")
-		if i < 0 {
-			return 0
-		}
-		key = key[:i]
-	}
-	return 0
-}
-
-func (d *decoder) document(data []byte, c *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil // empty file: all defaults; validation names what is missing
-		}
-		return &Error{Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return &Error{Line: extra.Line, Reason: "more than one YAML document"}
-	}
-	if len(doc.Content) == 0 {
-		return nil
-	}
-	root := doc.Content[0]
-	if isNull(root) {
-		return nil
-	}
-	if root.Kind != yaml.MappingNode {
-		return &Error{Line: root.Line, Reason: "want a mapping of keys at the top level"}
-	}
-	return d.value(root, valueOf(c), "")
-}
+// decodeOptions adds ByteSize to the scalars yamlconf decodes.
+var decodeOptions = &yamlconf.Options{Scalars: map[reflect.Type]yamlconf.Scalar{
+	reflect.TypeFor[ByteSize](): sizeScalar,
+}}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/tpm"
+	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
 // Bounds checked by validation.
@@ -22,7 +23,7 @@ const (
 	MinSpoolPoll     = 10 * time.Millisecond
 	MaxBodyLimit     = 4 * GiB
 	MaxBatchLinesMax = 1_000_000
-	MaxPCR           = 23
+	MaxPCR           = attest.MaxPCR
 )
 
 // validate checks c after decoding and fills derived values (lowercase token

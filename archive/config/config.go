@@ -1,10 +1,11 @@
 // Package config loads and validates the archive's YAML configuration, the
 // file given to `edgeseal archive --config FILE`.
 //
-// Decoding is strict: unknown keys, duplicate keys, a second document and
-// values of the wrong type are errors (*Error, naming the key). Keys left
-// out take the defaults of Default. Durations are Go duration strings
-// ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*, mqtt.embedded.tls.*,
+// Decoding is strict and the same as the agent's config: unknown keys,
+// duplicate keys, merge keys, a second document and values of the wrong
+// type are errors (*Error, naming the dotted key and, when known, the
+// line). Keys left out take the defaults of Default. Booleans are true or
+// false; durations are Go duration strings ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*, mqtt.embedded.tls.*,
 // objects.s3.credentials_file, objects.s3.tls.ca_file, enroll.ek_ca) are taken
 // relative to the config file's directory by Load and kept as written by
 // Parse.
@@ -24,10 +25,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"io"
 	"log/slog"
 	"net"
@@ -36,7 +35,8 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/internal/yamlconf"
 )
 
 // MaxFileSize is the largest config file accepted.
@@ -151,14 +151,12 @@ type Log struct {
 // Error is a problem with one key of the config.
 type Error struct {
 	Key    string // dotted key; "" for the whole file
+	Line   int    // 1-based line in the file; 0 when unknown
 	Reason string
 }
 
 func (e *Error) Error() string {
-	if e.Key == "" {
-		return "archive config: " + e.Reason
-	}
-	return "archive config: " + e.Key + ": " + e.Reason
+	return "archive config: " + (&yamlconf.Error{Key: e.Key, Line: e.Line, Reason: e.Reason}).Error()
 }
 
 // Default returns the configuration for every key a file leaves out.
@@ -190,14 +188,9 @@ func parse(data []byte, base string) (*Config, error) {
 		return nil, &Error{Reason: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
 	}
 	c := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &Error{Reason: err.Error()}
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &Error{Reason: "more than one YAML document"}
+	lines, yerr := yamlconf.Decode(data, c, nil)
+	if yerr != nil {
+		return nil, &Error{Key: yerr.Key, Line: yerr.Line, Reason: yerr.Reason}
 	}
 	if c.KeyFile == "" && c.DataDir != "" {
 		c.KeyFile = filepath.Join(c.DataDir, "archive.key")
@@ -213,6 +206,13 @@ func parse(data []byte, base string) (*Config, error) {
 	}
 	c.Objects.defaults(c.Retention)
 	if err := c.validate(); err != nil {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				if ce, ok := e.(*Error); ok {
+					ce.Line = lines.Line(ce.Key)
+				}
+			}
+		}
 		return nil, err
 	}
 	return c, nil

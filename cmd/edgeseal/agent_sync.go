@@ -81,27 +81,7 @@ func readEd25519Public(path string) (ed25519.PublicKey, error) {
 
 // syncTLS is the client TLS of the MQTT link: the broker verified against
 // the configured CA, the device's certificate when configured.
-func syncTLS(s config.Sync) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.CA != "" {
-		pemData, err := os.ReadFile(s.CA)
-		if err != nil {
-			return nil, fmt.Errorf("sync: ca: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("sync: ca %s: no certificate in it", s.CA)
-		}
-	}
-	if s.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(s.Cert, s.Key)
-		if err != nil {
-			return nil, fmt.Errorf("sync: client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
+func syncTLS(s config.Sync) (*tls.Config, error) { return sync.ClientTLS(s.CA, s.Cert, s.Key) }
 
 // The publisher reads only the bundles it sends, with the digest taken at
 // seal time, and deletes the entries of receipts that came together with

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
 
@@ -249,26 +249,5 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 // roots or the configured CA, and the archive's client certificate.
 func mqttTLS(cfg *config.Config) (*tls.Config, error) {
 	t := cfg.MQTT.TLS
-	if t == (config.TLS{}) {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pemData, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt tls: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("mqtt tls: no certificate in %s", t.CAFile)
-		}
-	}
-	if t.CertFile != "" {
-		c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt tls: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{c}
-	}
-	return tc, nil
+	return sync.ClientTLS(t.CAFile, t.CertFile, t.KeyFile)
 }

@@ -1,5 +1,5 @@
-// Package fsutil writes files durably (temp file, fsync, rename, fsync dir)
-// and reads bounded config files.
+// Package fsutil writes files durably (temp file, fsync, rename or link,
+// fsync dir) and reads bounded config files.
 package fsutil
 
 import (
@@ -13,32 +13,62 @@ import (
 // holds either the old or the new bytes, never a mix, and a successful
 // return means the new bytes and the name are on disk.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := writeTemp(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("fsutil: %w", err)
+		return err
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("fsutil: write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("fsutil: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsutil: sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("fsutil: %w", err)
-	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("fsutil: %w", err)
 	}
-	return SyncDir(dir)
+	return SyncDir(filepath.Dir(path))
+}
+
+// WriteNewFile creates path with the bytes write gives it, durably and
+// never over an existing file (write-once stores): a temp file beside
+// path, fsync, a hard link to path, fsync of the directory. An existing
+// path is an error that errors.Is fs.ErrExist, and path is left as it
+// was. After a crash path is absent or complete.
+func WriteNewFile(path string, perm os.FileMode, write func(io.Writer) error) error {
+	tmp, err := writeTemp(path, perm, write)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp) // on failure
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	if err := os.Remove(tmp); err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// writeTemp writes a synced temp file beside path with mode perm and
+// returns its name; on error nothing is left behind.
+func writeTemp(path string, perm os.FileMode, write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("fsutil: %w", err)
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("fsutil: write %s: %w", path, err)
+	}
+	return f.Name(), nil
 }
 
 // SyncDir fsyncs a directory so that entries created or renamed in it last.

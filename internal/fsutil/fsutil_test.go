@@ -2,6 +2,7 @@ package fsutil
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -50,5 +51,33 @@ func TestReadConfig(t *testing.T) {
 	}
 	if _, _, err := ReadConfig(filepath.Join(dir, "missing.yaml"), 10); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestWriteNewFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "obj")
+	write := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	if err := WriteNewFile(p, 0o444, write("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNewFile(p, 0o444, write("second")); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second write: %v, want fs.ErrExist", err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || string(got) != "first" {
+		t.Fatalf("read %q, %v; want the first bytes", got, err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o444 {
+		t.Fatalf("mode %v, %v", fi.Mode(), err)
+	}
+	failed := errors.New("no bytes")
+	if err := WriteNewFile(filepath.Join(dir, "other"), 0o444, func(io.Writer) error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("failing write: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("files left behind: %v", ents)
 	}
 }

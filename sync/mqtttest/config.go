@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
 // StartConfig starts mosquitto from a shipped configuration file, adapted
@@ -28,10 +30,7 @@ func StartConfig(t testing.TB, confPath string, set map[string]string) *Broker {
 	t.Helper()
 	bin := Find()
 	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mqtttest: mosquitto not installed (CI=true)")
-		}
-		t.Skip("mqtttest: mosquitto not installed")
+		testenv.Missing(t, "mqtttest: mosquitto not installed")
 	}
 	shipped, err := os.ReadFile(confPath)
 	if err != nil {

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
 // Options configure Start.
@@ -71,10 +73,7 @@ func Start(t testing.TB, opts *Options) *Broker {
 	t.Helper()
 	bin := Find()
 	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mqtttest: mosquitto not installed (CI=true)")
-		}
-		t.Skip("mqtttest: mosquitto not installed")
+		testenv.Missing(t, "mqtttest: mosquitto not installed")
 	}
 	if opts == nil {
 		opts = &Options{}

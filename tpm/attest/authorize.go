@@ -28,19 +28,8 @@ func PolicyKeyPublic(key *ecdsa.PublicKey) ([]byte, error) {
 		Type:             tpm2.TPMAlgECC,
 		NameAlg:          tpm2.TPMAlgSHA256,
 		ObjectAttributes: tpm2.TPMAObject{SignEncrypt: true},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme: tpm2.TPMTECCScheme{
-				Scheme:  tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-			},
-			CurveID: tpm2.TPMECCNistP256,
-			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: raw[1:33]},
-			Y: tpm2.TPM2BECCParameter{Buffer: raw[33:]},
-		}),
+		Parameters:       ECDSAP256Parms(),
+		Unique:           ECCUnique(raw[1:33], raw[33:]),
 	}
 	return tpm2.Marshal(&pub), nil
 }

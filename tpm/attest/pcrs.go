@@ -14,8 +14,9 @@ import (
 // MaxPCR is the highest PCR index accepted (PC Client TPMs have 24 PCRs).
 const MaxPCR = 23
 
-// checkSelection requires a sorted, duplicate-free list of PCR indexes.
-func checkSelection(pcrs []int) error {
+// CheckSelection requires a sorted, duplicate-free list of PCR indexes
+// from 0 to MaxPCR.
+func CheckSelection(pcrs []int) error {
 	if len(pcrs) == 0 {
 		return fmt.Errorf("attest: empty pcr selection")
 	}
@@ -44,7 +45,7 @@ func selection(pcrs []int) tpm2.TPMLPCRSelection {
 // MarshalPCRSelection returns the TPML_PCR_SELECTION bytes selecting pcrs
 // in the SHA-256 bank.
 func MarshalPCRSelection(pcrs []int) ([]byte, error) {
-	if err := checkSelection(pcrs); err != nil {
+	if err := CheckSelection(pcrs); err != nil {
 		return nil, err
 	}
 	return tpm2.Marshal(selection(pcrs)), nil
@@ -68,7 +69,7 @@ func selectionPCRs(sel tpm2.TPMLPCRSelection) ([]int, error) {
 			}
 		}
 	}
-	if err := checkSelection(out); err != nil {
+	if err := CheckSelection(out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -77,7 +78,7 @@ func selectionPCRs(sel tpm2.TPMLPCRSelection) ([]int, error) {
 // PCRDigest is SHA-256 over the PCR values concatenated in selection order,
 // the pcrDigest of a quote and the value hashed into a PolicyPCR.
 func PCRDigest(pcrs []int, values map[int][]byte) ([]byte, error) {
-	if err := checkSelection(pcrs); err != nil {
+	if err := CheckSelection(pcrs); err != nil {
 		return nil, err
 	}
 	h := sha256.New()
@@ -178,7 +179,7 @@ func ParsePCRsFile(b []byte) (pcrs []int, values map[int][]byte, err error) {
 			}
 		}
 	}
-	if err := checkSelection(pcrs); err != nil {
+	if err := CheckSelection(pcrs); err != nil {
 		return nil, nil, &FormatError{Struct: s, Err: err}
 	}
 	lists := int(le.Uint32(b[pfSelList:]))

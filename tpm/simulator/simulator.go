@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-tpm-tools/simulator"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
@@ -169,30 +170,10 @@ func ParseSeed(b []byte) (int64, error) {
 	return seed, nil
 }
 
-// writeDurable writes dir/name via a synced temp file, rename, dir sync.
+// writeDurable writes dir/name 0600 with fsutil.WriteFileAtomic.
 func writeDurable(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return fmt.Errorf("simulator: %w", err)
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = os.Remove(f.Name())
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
 		return fmt.Errorf("simulator: write %s: %w", name, err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
-		_ = os.Remove(f.Name())
-		return fmt.Errorf("simulator: write %s: %w", name, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("simulator: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("simulator: sync dir: %w", err)
 	}
 	return nil
 }

@@ -97,19 +97,8 @@ func PublicArea(key *ecdsa.PublicKey, a Attributes, authPolicy []byte) []byte {
 			Restricted: a.Restricted, SignEncrypt: a.SignEncrypt, Decrypt: a.Decrypt,
 		},
 		AuthPolicy: tpm2.TPM2BDigest{Buffer: authPolicy},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme: tpm2.TPMTECCScheme{
-				Scheme:  tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-			},
-			CurveID: tpm2.TPMECCNistP256,
-			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: raw[1:33]},
-			Y: tpm2.TPM2BECCParameter{Buffer: raw[33:]},
-		}),
+		Parameters: attest.ECDSAP256Parms(),
+		Unique:     attest.ECCUnique(raw[1:33], raw[33:]),
 	}
 	return tpm2.Marshal(pub)
 }
