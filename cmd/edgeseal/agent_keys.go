@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/store"
-	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // cmdAgentRotateKey is `edgeseal agent rotate-key --config FILE --reason
@@ -35,33 +32,17 @@ func cmdAgentRotateKey(ctx context.Context, args []string, stdout io.Writer, log
 	if err != nil {
 		return err
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
+	st, err := agent.OpenStopped(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), log)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := t.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	if t.Identity().PCRPolicyKey != nil {
-		loadPCRAuthorization(ctx, cfg, t, log)
-	}
-	key, err := t.DataKey(ctx)
-	if err != nil {
-		return fmt.Errorf("agent: data key: %w", err)
-	}
-	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key, Logger: log.With("component", "store")})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := j.Close(); cerr != nil && err == nil {
+		if cerr := st.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
 	core, err := agent.Open(ctx, agent.Options{Site: cfg.Site, Device: cfg.Device, SealMaxBytes: int64(cfg.Seal.MaxBundle),
-		Logger: log.With("component", "core")}, j, t)
+		Logger: log.With("component", "core")}, st.Journal, st.TPM)
 	if err != nil {
 		return err
 	}

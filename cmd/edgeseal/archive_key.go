@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
@@ -23,32 +24,6 @@ import (
 // defaultOverlap is how long agents still accept the old key after a
 // rotation, by default.
 const defaultOverlap = 7 * 24 * time.Hour
-
-// openArchiveKey returns the archive's signer: the token key of cfg.Key,
-// or the key file (created on first start, see loadOrCreateArchiveKey).
-func openArchiveKey(cfg *config.Config) (crypto.Signer, func(), bool, error) {
-	if !cfg.KeyInToken() {
-		k, created, err := loadOrCreateArchiveKey(cfg.KeyFile)
-		return k, func() {}, created, err
-	}
-	k, err := openTokenKey(cfg.Key, cfg.PKCS11)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	return k, func() { k.Close() }, false, nil
-}
-
-func openTokenKey(uri string, p config.PKCS11) (*keystore.PKCS11Key, error) {
-	u, err := keystore.ParseURI(uri)
-	if err != nil {
-		return nil, err
-	}
-	pin, err := keystore.ReadPIN(p.PINFile, p.PINEnv, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return keystore.OpenPKCS11(keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin})
-}
 
 // cmdArchiveKey: key show | rotate [--overlap D] [--new-key pkcs11:...] |
 // import-pkcs11 --key pkcs11:... [--generate].
@@ -98,7 +73,7 @@ func cmdArchiveKey(ctx context.Context, args []string, stdout io.Writer, log *sl
 }
 
 func archiveKeyShow(cfg *config.Config, stdout io.Writer) error {
-	k, closeKey, _, err := openArchiveKeyNoCreate(cfg)
+	k, closeKey, err := archived.OpenKeyNoCreate(cfg)
 	if err != nil {
 		return err
 	}
@@ -134,23 +109,13 @@ func readArchiveChain(cfg *config.Config) ([][]byte, error) {
 	return f.Announcements, nil
 }
 
-// openArchiveKeyNoCreate is openArchiveKey for commands that must not
-// create a key.
-func openArchiveKeyNoCreate(cfg *config.Config) (crypto.Signer, func(), bool, error) {
-	if !cfg.KeyInToken() {
-		k, err := keystore.LoadFile(cfg.KeyFile)
-		return k, func() {}, false, err
-	}
-	return openArchiveKey(cfg)
-}
-
 // archiveKeyRotate switches the (stopped) archive to a new key: the new
 // key file is written beside key_file first (key_file.next), the
 // announcement logged and kept, then key_file replaced (the old key kept
 // as key_file.retired-<time>, 0600, for the operator to destroy). A
 // rotation interrupted at any step is completed by running it again.
 func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey string, overlap time.Duration, stdout io.Writer, log *slog.Logger) error {
-	old, closeOld, _, err := openArchiveKeyNoCreate(cfg)
+	old, closeOld, err := archived.OpenKeyNoCreate(cfg)
 	if err != nil {
 		return err
 	}
@@ -159,7 +124,7 @@ func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, 
 	nextFile := cfg.KeyFile + ".next"
 	switch {
 	case newKey != "":
-		tk, err := openTokenKey(newKey, p)
+		tk, err := archived.OpenTokenKey(newKey, p)
 		if err != nil {
 			return err
 		}
@@ -180,11 +145,7 @@ func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, 
 		next = k
 	}
 	nextID := bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
-	objects, err := openObjects(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Signer: old, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	a, err := archived.Open(ctx, cfg, old, log)
 	var mismatch *archive.KeyMismatchError
 	switch {
 	case errors.As(err, &mismatch) && mismatch.Want == nextID:

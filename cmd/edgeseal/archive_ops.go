@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/config"
 )
 
@@ -56,7 +55,7 @@ func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
 	if err != nil {
 		return nil, err
 	}
-	roots, err := loadEKRoots(cfg)
+	roots, err := archived.LoadEKRoots(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -209,16 +208,12 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
-	key, closeKey, _, err := openArchiveKey(cfg)
+	key, closeKey, _, err := archived.OpenKey(cfg)
 	if err != nil {
 		return err
 	}
 	defer closeKey()
-	objects, err := openObjects(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	a, err := archived.Open(ctx, cfg, key, log)
 	if err != nil {
 		return fmt.Errorf("%w (an import needs the archive daemon stopped)", err)
 	}
@@ -242,32 +237,4 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 		return &exitError{code: 1, err: errors.New("some bundles were refused (quarantined; see the rejections)")}
 	}
 	return nil
-}
-
-// mqttTLS builds the client TLS config for an ssl:// broker: the system
-// roots or the configured CA, and the archive's client certificate.
-func mqttTLS(cfg *config.Config) (*tls.Config, error) {
-	t := cfg.MQTT.TLS
-	if t == (config.TLS{}) {
-		return nil, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pemData, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt tls: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("mqtt tls: no certificate in %s", t.CAFile)
-		}
-	}
-	if t.CertFile != "" {
-		c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt tls: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{c}
-	}
-	return tc, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 )
 
 // cmdArchiveRekey: `archive devices rekey SITE/NAME --key ID [--reason R]
@@ -39,15 +40,13 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 	if err != nil {
 		return err
 	}
-	key, _, err := loadOrCreateArchiveKey(cfg.KeyFile)
+	// The configured key: key_file's, or the token's when key names one.
+	key, closeKey, _, err := archived.OpenKey(cfg)
 	if err != nil {
 		return err
 	}
-	objects, err := openObjects(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Key: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	defer closeKey()
+	a, err := archived.Open(ctx, cfg, key, log)
 	if err != nil {
 		return fmt.Errorf("%w (a rekey needs the archive daemon stopped)", err)
 	}

@@ -16,13 +16,13 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
-	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // Removable media: `bundles export` writes the outbox to a
@@ -97,32 +97,23 @@ func cmdBundles(ctx context.Context, args []string, stdout io.Writer, log *slog.
 // key), its data key, the journal. The TPM is closed again before
 // it returns; close closes the journal.
 func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Journal, error) {
-	dir := filepath.Join(cfg.DataDir, "journal")
+	dir := agent.JournalDir(cfg)
 	if err := checkJournalFree(dir); err != nil {
 		return nil, err
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
-	if err != nil {
-		return nil, err
-	}
-	if t.Identity().PCRPolicyKey != nil {
-		loadPCRAuthorization(ctx, cfg, t, log)
-	}
-	key, err := t.DataKey(ctx)
-	if cerr := t.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bundles: data key: %w", err)
-	}
-	j, err := store.Open(ctx, store.Options{Dir: dir, EncryptionKey: key, Logger: log.With("component", "store")})
+	st, err := agent.OpenStopped(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), log)
 	if err != nil {
 		if isLocked(err) {
 			return nil, &AgentRunningError{Journal: dir}
 		}
 		return nil, err
 	}
-	return j, nil
+	// The TPM is needed only for the data key.
+	if err := st.TPM.Close(); err != nil {
+		st.Journal.Close()
+		return nil, err
+	}
+	return st.Journal, nil
 }
 
 // isLocked reports Badger's directory lock error (a running agent), for
@@ -236,7 +227,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if *keyPath == "" {
 		return usageErr("bundles import-receipts: the archive key is required: --archive-key FILE or sync.archive_key in the config")
 	}
-	pub, err := readEd25519Public(*keyPath)
+	pub, err := agentd.ReadArchiveKey(*keyPath)
 	if err != nil {
 		return err
 	}
@@ -259,7 +250,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	ring, err := importArchiveKeys(cfg, rj, pub)
+	ring, err := agentd.ImportArchiveKeys(cfg, rj, pub)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -148,7 +149,9 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 
 	actx, stopAgent := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
-	go func() { agentDone <- runAgent(actx, cfg, agentLog) }()
+	go func() {
+		agentDone <- agentd.Run(actx, cfg, agentd.Options{Logger: agentLog, Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
+	}()
 	stopped := false
 	stop := func() error {
 		if stopped {

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
@@ -72,7 +74,7 @@ func startDemoArchive(ctx context.Context, dir string, tf *demoTLS, log *slog.Lo
 	ready := make(chan *demoArchive, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runArchive(actx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) {
+		done <- archived.Run(actx, cfg, archived.Options{Logger: log, Ready: func(a *archive.Archive, b *broker.Broker) {
 			ready <- &demoArchive{a: a, brk: b, keyFile: cfg.KeyFile}
 		}})
 	}()
@@ -212,7 +214,7 @@ func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) 
 	}
 	// The receipts verify against the key the agent was given, following
 	// the archive's key rotations they carry (as the agent does).
-	root, err := readEd25519Public(da.keyFile + ".pub")
+	root, err := agentd.ReadArchiveKey(da.keyFile + ".pub")
 	if err != nil {
 		return nil, err
 	}

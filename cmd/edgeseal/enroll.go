@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
@@ -59,7 +60,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	}
 	t, err := openTPM(ctx, *spec, *state, *insecureSim, policy, log)
 	if err != nil {
-		return startHint(err)
+		return agentd.StartHint(err)
 	}
 	defer t.Close()
 	if err := checkEnrolledPolicy(t.Identity(), policy, *state); err != nil {
@@ -86,7 +87,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		fmt.Fprintf(stdout, "keys bound to PCR policy key %s; they work once the operator authorizes the current values:\n"+
 			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device %s/%s --pcrs %s --out pcr-authorization.json\n"+
 			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n",
-			kid, *site, *device, formatPCRList(pcrs, values))
+			kid, *site, *device, agentd.FormatPCRs(pcrs, values))
 	}
 	return nil
 }
@@ -197,16 +198,16 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 	if !send {
 		return nil
 	}
-	key, err := readEd25519Public(cfg.Sync.ArchiveKey)
+	key, err := agentd.ReadArchiveKey(cfg.Sync.ArchiveKey)
 	if err != nil {
 		return err
 	}
-	if key, err = currentArchiveKey(cfg, key); err != nil {
+	if key, err = agentd.CurrentArchiveKey(cfg, key); err != nil {
 		return err
 	}
 	var tc *tls.Config
 	if cfg.Sync.CA != "" || cfg.Sync.Cert != "" {
-		if tc, err = syncTLS(cfg.Sync); err != nil {
+		if tc, err = agentd.SyncTLS(cfg.Sync); err != nil {
 			return err
 		}
 	}

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -150,15 +148,6 @@ func parsePCRList(s string) ([]int, map[int][]byte, error) {
 	return pcrs, values, nil
 }
 
-// formatPCRList writes values as parsePCRList reads them.
-func formatPCRList(pcrs []int, values map[int][]byte) string {
-	parts := make([]string, len(pcrs))
-	for i, p := range pcrs {
-		parts[i] = fmt.Sprintf("%d=%x", p, values[p])
-	}
-	return strings.Join(parts, ",")
-}
-
 // cmdAuthorizePCRs runs `tpm authorize-pcrs`: the operator signs PCR
 // values for one device with the offline PCR-policy key.
 func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
@@ -207,7 +196,7 @@ func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
 	if err := fsutil.WriteFileAtomic(*out, raw, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: device %s, pcrs %s, approvedPolicy %s, key %s\n", *out, a.Device, formatPCRList(pcrs, values), a.ApprovedPolicy, a.PolicyKeyID)
+	fmt.Fprintf(stdout, "wrote %s: device %s, pcrs %s, approvedPolicy %s, key %s\n", *out, a.Device, agentd.FormatPCRs(pcrs, values), a.ApprovedPolicy, a.PolicyKeyID)
 	return nil
 }
 
@@ -240,24 +229,6 @@ func cmdAgentAuthorizePCRs(args []string, stdout io.Writer) error {
 	}
 	pcrs, values := a.PCRs()
 	fmt.Fprintf(stdout, "stored in %s: pcrs %s signed %s by %s; the running agent applies it at its next seal attempt (or at its next start)\n",
-		cfg.TPMStateDir, formatPCRList(pcrs, values), a.Time, a.PolicyKeyID)
+		cfg.TPMStateDir, agentd.FormatPCRs(pcrs, values), a.Time, a.PolicyKeyID)
 	return nil
-}
-
-// loadPCRAuthorization installs the stored authorization when the agent
-// or a command on its stopped journal (bundles export, import-receipts,
-// agent rotate-key, tpm recover, tpm rewrap) opens the TPM, before the data key is unsealed; a
-// refused one is logged and left for the seal loop to report.
-func loadPCRAuthorization(ctx context.Context, cfg *config.Config, t agent.PCRAuthorizer, log *slog.Logger) {
-	a, err := agent.LoadPCRAuthorization(ctx, cfg.TPMStateDir, cfg.DeviceID(), t)
-	var pe *agent.PCRAuthError
-	switch {
-	case errors.As(err, &pe):
-		log.Error("PCR AUTHORIZATION NOT APPLIED", "err", err)
-	case err != nil:
-		log.Error("pcr authorization: cannot install", "err", err)
-	}
-	if a != nil {
-		log.Info("pcr authorization installed", "pcrs", a.PCRSelection.PCRs, "signed", a.Time, "policy_key", a.PolicyKeyID)
-	}
 }

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
@@ -235,58 +237,17 @@ func cmdRewrap(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
+	t, err := agent.OpenTPM(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), log)
 	if err != nil {
-		return startHint(err)
+		return agentd.StartHint(err)
 	}
 	defer t.Close()
-	if t.Identity().PCRPolicyKey != nil {
-		loadPCRAuthorization(ctx, cfg, t, log)
-	}
 	if err := writeWrap(ctx, t, cfg.TPMStateDir, cfg.DeviceID(), pub); err != nil {
 		return fmt.Errorf("tpm rewrap: %w (the data key must still unseal: rewrap before the TPM changes)", err)
 	}
 	fmt.Fprintf(stdout, "data key of %s wrapped to recovery key %s in %s (the previous wrap kept as %s.old)\n",
 		cfg.DeviceID(), pub.ID, filepath.Join(cfg.TPMStateDir, recovery.FileName), recovery.FileName)
 	return nil
-}
-
-// hintError is an error with what the operator does about it.
-type hintError struct {
-	err  error
-	hint string
-}
-
-func (e *hintError) Error() string { return e.err.Error() + "\n" + e.hint }
-func (e *hintError) Unwrap() error { return e.err }
-
-// startHint adds the way out to the errors that stop a device at start
-// because its TPM changed.
-func startHint(err error) error {
-	var ce *tpm.ClearedError
-	var pm *tpm.PCRMismatchError
-	switch {
-	case errors.As(err, &ce):
-		return &hintError{err: err, hint: "The journal's data key is gone with the TPM's keys and comes back only from the operator's recovery wrap. " +
-			"With the agent stopped run\n  edgeseal tpm recover --config AGENT.yaml --recovery-key FILE\n" +
-			"then have the archive operator run\n  edgeseal archive devices rekey SITE/DEVICE --key NEWKEY\n" +
-			"with the new trust file it writes (NEWKEY is the key id it prints)."}
-	case errors.As(err, &pm) && pm.Key == "data" && pm.Authorized:
-		values := "VALUES"
-		if pm.Current != nil {
-			values = formatPCRList(pm.PCRs, pm.Current)
-		}
-		return &hintError{err: err, hint: "The keys are bound to the operator's PCR-policy key and the PCRs are not the authorized values " +
-			"(a firmware, boot loader or kernel update, or a new board?). If the change is expected, have the operator authorize them:\n" +
-			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/DEVICE --pcrs " + values + " --out pcr-authorization.json\n" +
-			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n" +
-			"otherwise investigate the boot chain."}
-	case errors.As(err, &pm) && pm.Key == "data":
-		return &hintError{err: err, hint: "The PCRs moved since the data key was sealed (a firmware, boot loader or kernel update?). " +
-			"If the change is expected, with the agent stopped run\n  edgeseal tpm recover --config AGENT.yaml --recovery-key FILE\n" +
-			"to seal the data key again to the TPM as it is now; otherwise investigate the boot chain."}
-	}
-	return err
 }
 
 // newRecoveryID is a random id for one recovery (its key.recover record).
@@ -299,11 +260,12 @@ func newRecoveryID() string {
 // openJournalRecovered opens the journal with the recovered key (which
 // proves the key) and fails with a plain message when the agent still
 // runs.
-func openJournalRecovered(ctx context.Context, dir string, key []byte, log *slog.Logger) (*store.Journal, error) {
+func openJournalRecovered(ctx context.Context, cfg *config.Config, key []byte, log *slog.Logger) (*store.Journal, error) {
+	dir := agent.JournalDir(cfg)
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("tpm recover: no journal: %w (is data_dir right?)", err)
 	}
-	j, err := store.Open(ctx, store.Options{Dir: dir, EncryptionKey: key, Logger: log.With("component", "store")})
+	j, err := agent.OpenJournal(ctx, cfg, key, agent.JournalOptions{Logger: log})
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		return nil, fmt.Errorf("tpm recover: %w: stop the agent first (systemctl stop edgeseal-agent)", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -63,7 +64,7 @@ func cmdRecover(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	j, err := openJournalRecovered(ctx, filepath.Join(cfg.DataDir, "journal"), key, log)
+	j, err := openJournalRecovered(ctx, cfg, key, log)
 	if err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func cmdRecover(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	case err == nil:
 		defer t.Close()
 		if t.Identity().PCRPolicyKey != nil {
-			loadPCRAuthorization(ctx, cfg, t, log)
+			agent.ApplyPCRAuthorization(ctx, cfg, t, log)
 		}
 		return recoverReseal(ctx, t, j, key, priv.ID, cfg, *out, stdout)
 	case errors.As(err, &ce):
@@ -312,7 +313,7 @@ func oldPCRPolicy(stateDir string) (tpm.PCRPolicy, bool) {
 func checkNewDataKey(ctx context.Context, t *tpm.TPM, key []byte, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
 	id := t.Identity()
 	if id.PCRPolicyKey != nil {
-		loadPCRAuthorization(ctx, cfg, t, log)
+		agent.ApplyPCRAuthorization(ctx, cfg, t, log)
 	}
 	got, err := t.DataKey(ctx)
 	var need *tpm.AuthorizationNeededError
@@ -327,7 +328,7 @@ func checkNewDataKey(ctx context.Context, t *tpm.TPM, key []byte, cfg *config.Co
 		}
 		fmt.Fprintf(stdout, "the new TPM's PCR values are not authorized yet: the new keys work once the operator authorizes them:\n"+
 			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device %s --pcrs %s --out pcr-authorization.json\n"+
-			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n", cfg.DeviceID(), formatPCRList(id.PCRs, cur))
+			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n", cfg.DeviceID(), agentd.FormatPCRs(id.PCRs, cur))
 		return nil
 	}
 	if err != nil || !bytes.Equal(got, key) {

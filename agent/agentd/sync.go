@@ -1,4 +1,4 @@
-package main
+package agentd
 
 import (
 	"context"
@@ -6,12 +6,17 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -20,17 +25,17 @@ import (
 // entry is deleted, refusals and the broker link reported in the core's
 // status.
 func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
-	key, err := readEd25519Public(cfg.Sync.ArchiveKey)
+	key, err := ReadArchiveKey(cfg.Sync.ArchiveKey)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := agentArchiveKeys(cfg, core, key)
+	ring, err := core.ArchiveKeyring(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile), ArchiveOrigin(cfg), key)
 	if err != nil {
 		return nil, err
 	}
 	var tc *tls.Config
 	if cfg.Sync.CA != "" || cfg.Sync.Cert != "" {
-		if tc, err = syncTLS(cfg.Sync); err != nil {
+		if tc, err = SyncTLS(cfg.Sync); err != nil {
 			return nil, err
 		}
 	}
@@ -58,8 +63,18 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 	return pub, nil
 }
 
-// readEd25519Public reads a PEM (PKIX) Ed25519 public key.
-func readEd25519Public(path string) (ed25519.PublicKey, error) {
+// The publisher reads only the bundles it sends, with the digest taken at
+// seal time, and deletes the entries of receipts that came together with
+// one durable step.
+var _ interface {
+	sync.OutboxLister
+	sync.OutboxDigester
+	sync.OutboxBatchDeleter
+} = (*agent.Core)(nil)
+
+// ReadArchiveKey reads an archive's Ed25519 public key (PEM PUBLIC KEY,
+// PKIX), as sync.archive_key names it.
+func ReadArchiveKey(path string) (ed25519.PublicKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("sync: archive key: %w", err)
@@ -79,9 +94,9 @@ func readEd25519Public(path string) (ed25519.PublicKey, error) {
 	return k, nil
 }
 
-// syncTLS is the client TLS of the MQTT link: the broker verified against
+// SyncTLS is the client TLS of the MQTT link: the broker verified against
 // the configured CA, the device's certificate when configured.
-func syncTLS(s config.Sync) (*tls.Config, error) {
+func SyncTLS(s config.Sync) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.CA != "" {
 		pemData, err := os.ReadFile(s.CA)
@@ -103,11 +118,44 @@ func syncTLS(s config.Sync) (*tls.Config, error) {
 	return tc, nil
 }
 
-// The publisher reads only the bundles it sends, with the digest taken at
-// seal time, and deletes the entries of receipts that came together with
-// one durable step.
-var _ interface {
-	sync.OutboxLister
-	sync.OutboxDigester
-	sync.OutboxBatchDeleter
-} = (*agent.Core)(nil)
+// ArchiveOrigin is sync.archive_origin, default archive.DefaultName.
+func ArchiveOrigin(cfg *config.Config) string {
+	if cfg.Sync.ArchiveOrigin != "" {
+		return cfg.Sync.ArchiveOrigin
+	}
+	return archive.DefaultName
+}
+
+// ImportArchiveKeys is the agent's keyring of the archive's keys for
+// `bundles import-receipts` (the agent stopped): the configured
+// sync.archive_key (root) and the rotations learned since, kept in
+// <data_dir>/archive-keys.json; rotations learned from the imported
+// replies are journaled and kept as the running agent does.
+func ImportArchiveKeys(cfg *config.Config, rj *agent.ReceiptJournal, root ed25519.PublicKey) (*agent.ArchiveKeyring, error) {
+	return rj.ArchiveKeyring(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile), ArchiveOrigin(cfg), root)
+}
+
+// CurrentArchiveKey is the newest archive key the agent learned from
+// root (<data_dir>/archive-keys.json), or root: enrollment answers carry
+// no key chain and are signed by the archive's current key.
+func CurrentArchiveKey(cfg *config.Config, root ed25519.PublicKey) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return root, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive keys: %w", err)
+	}
+	f, err := bundle.ParseKeyChainFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("archive keys: %w", err)
+	}
+	keys := bundle.NewArchiveKeys(ArchiveOrigin(cfg), root)
+	// What does not link to root (the configured key changed) is left out,
+	// as the running agent does.
+	_, _ = keys.LearnChain(f.Announcements)
+	if _, cur := keys.Current(); cur != nil {
+		return cur, nil
+	}
+	return root, nil
+}
