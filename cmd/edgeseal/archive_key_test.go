@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	agentconfig "github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
@@ -49,7 +50,7 @@ func receiveOne(t *testing.T, dir string, signer ed25519.PrivateKey, c *bundlete
 func TestArchiveKeyRotateCLI(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "archive.key")
-	old, created, err := loadOrCreateArchiveKey(keyFile)
+	old, created, err := archived.LoadOrCreateKey(keyFile)
 	if err != nil || !created {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 	if err != nil || next.Equal(old) {
 		t.Fatalf("key file after rotation: %v (unchanged: %v)", err, next.Equal(old))
 	}
-	if pub, err := readEd25519Public(keyFile + ".pub"); err != nil || !pub.Equal(next.Public()) {
+	if pub, err := agentd.ReadArchiveKey(keyFile + ".pub"); err != nil || !pub.Equal(next.Public()) {
 		t.Fatalf("public key file: %v", err)
 	}
 	retired, _ := filepath.Glob(keyFile + ".retired-*")
@@ -110,49 +111,18 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "group or others") {
 		t.Fatalf("group-readable key: %d\n%s", code, out)
 	}
-	if _, _, err := loadOrCreateArchiveKey(keyFile); err == nil || !strings.Contains(err.Error(), "group or others") {
+	if _, _, err := archived.LoadOrCreateKey(keyFile); err == nil || !strings.Contains(err.Error(), "group or others") {
 		t.Fatalf("daemon start with a group-readable key: %v", err)
 	}
 	os.Chmod(keyFile, 0o600)
 	link := filepath.Join(t.TempDir(), "archive.key")
 	os.Symlink(keyFile, link)
-	if _, _, err := loadOrCreateArchiveKey(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, _, err := archived.LoadOrCreateKey(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("daemon start with a symlinked key: %v", err)
 	}
 	out, code = runCmd(t, "archive", "key", "rotate", "--data-dir", dir, "--overlap", "-1h")
 	if code != 2 {
 		t.Fatalf("negative overlap: %d\n%s", code, out)
-	}
-}
-
-// TestCurrentArchiveKey: `agent enroll` verifies the enrollment answer
-// under the newest archive key the agent learned, else the configured one.
-func TestCurrentArchiveKey(t *testing.T) {
-	old, _ := keystore.Generate()
-	next, _ := keystore.Generate()
-	cfg := &agentconfig.Config{DataDir: t.TempDir()}
-	root := old.Public().(ed25519.PublicKey)
-	if k, err := currentArchiveKey(cfg, root); err != nil || !k.Equal(root) {
-		t.Fatalf("nothing learned: %v", err)
-	}
-	ann, err := bundle.SignArchiveKey(&bundle.ArchiveKeyAnnouncement{Origin: archive.DefaultName, Seq: 1,
-		Time: "2026-01-01T00:00:00.000000Z", OverlapUntil: "2026-01-02T00:00:00.000000Z"}, bundle.ArchiveKeyID(root), old, next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := (&bundle.KeyChainFile{Origin: archive.DefaultName, Announcements: [][]byte{ann}}).Marshal()
-	path := filepath.Join(cfg.DataDir, "archive-keys.json")
-	os.WriteFile(path, b, 0o644)
-	if k, err := currentArchiveKey(cfg, root); err != nil || !k.Equal(next.Public()) {
-		t.Fatalf("learned key: %v", err)
-	}
-	other, _ := keystore.Generate()
-	if k, err := currentArchiveKey(cfg, other.Public().(ed25519.PublicKey)); err != nil || !k.Equal(other.Public()) {
-		t.Fatalf("a chain not starting at the configured key: %v", err)
-	}
-	os.WriteFile(path, []byte("{}"), 0o644)
-	if _, err := currentArchiveKey(cfg, root); err == nil {
-		t.Fatal("a broken archive-keys.json was read")
 	}
 }
 
@@ -162,7 +132,7 @@ func TestCurrentArchiveKey(t *testing.T) {
 func TestArchiveKeyRotateResume(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "archive.key")
-	old, _, err := loadOrCreateArchiveKey(keyFile)
+	old, _, err := archived.LoadOrCreateKey(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

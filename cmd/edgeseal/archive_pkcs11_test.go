@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore/softhsmtest"
@@ -33,7 +34,7 @@ func TestArchivePKCS11(t *testing.T) {
 	t.Setenv("EDGESEAL_TEST_PIN", tok.PIN)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	fileKey, _, err := loadOrCreateArchiveKey(filepath.Join(data, "archive.key"))
+	fileKey, _, err := archived.LoadOrCreateKey(filepath.Join(data, "archive.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestArchivePKCS11(t *testing.T) {
 	var a *archive.Archive
 	var brk *broker.Broker
 	go func() {
-		done <- runArchive(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), &archiveHooks{ready: func(ar *archive.Archive, b *broker.Broker) {
+		done <- archived.Run(ctx, cfg, archived.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Ready: func(ar *archive.Archive, b *broker.Broker) {
 			a, brk = ar, b
 			close(ready)
 		}})

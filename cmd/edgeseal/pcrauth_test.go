@@ -1,14 +1,12 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
-	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -107,22 +105,5 @@ func TestPCRKeyAndAuthorizeCLI(t *testing.T) {
 	}
 	if p, err := enrollPolicy("simulator:/tmp/x", "s1/d1", "", ""); err != nil || p != nil {
 		t.Fatalf("simulator default: %v", err)
-	}
-}
-
-// TestStartHintPCRPolicy: a data key bound to a PCR-policy key that does
-// not unseal under the PCRs now is fixed by authorizing the values now
-// (printed), not by `tpm recover`; a data key bound to fixed values is.
-func TestStartHintPCRPolicy(t *testing.T) {
-	cur := map[int][]byte{0: {0xf1, 0xf1}, 7: {0x07}}
-	err := startHint(&tpm.PCRMismatchError{Key: "data", PCRs: []int{0, 7}, Current: cur, Authorized: true})
-	msg := err.Error()
-	if !errors.As(err, new(*tpm.PCRMismatchError)) || !strings.Contains(msg, "edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/DEVICE --pcrs 0=f1f1,7=07") ||
-		!strings.Contains(msg, "edgeseal agent authorize-pcrs") || strings.Contains(msg, "tpm recover") {
-		t.Fatalf("hint for a PCR-policy data key:\n%s", msg)
-	}
-	msg = startHint(&tpm.PCRMismatchError{Key: "data", PCRs: []int{0}, Current: cur}).Error()
-	if !strings.Contains(msg, "edgeseal tpm recover --config AGENT.yaml --recovery-key FILE") || strings.Contains(msg, "authorize-pcrs") {
-		t.Fatalf("hint for a data key bound to fixed values:\n%s", msg)
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -11,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
 )
 
@@ -92,38 +89,5 @@ func TestAgentNotify(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatalf("agent did not stop\n%s", stderr)
-	}
-}
-
-// TestArchiveNotify: the archive daemon says READY=1 after "archive ready",
-// feeds the watchdog while its subscriber runs, and STOPPING=1 on stop.
-func TestArchiveNotify(t *testing.T) {
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "archive.yaml")
-	if err := os.WriteFile(cfgFile, []byte("data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock, c := notifySocket(t)
-	env := map[string]string{"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "200000"}
-	n := sdnotify.New(func(k string) string { return env[k] }, nil)
-	ctx, cancel := context.WithCancel(sdnotify.NewContext(t.Context(), n))
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- runArchive(ctx, cfg, slog.New(slog.DiscardHandler), nil) }()
-	expectNotify(t, c, sdnotify.Ready, 60*time.Second)
-	expectNotify(t, c, sdnotify.Watchdog, 5*time.Second)
-	cancel()
-	expectNotify(t, c, sdnotify.Stopping, 30*time.Second)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("archive did not stop")
 	}
 }
