@@ -29,11 +29,12 @@ func openTPM(ctx context.Context, spec, state string, insecureSim bool, policy *
 	return tpm.Open(ctx, spec, tpm.Options{StateDir: state, Logger: log, Simulator: simulatorFor(insecureSim), Create: true, PCRPolicy: policy})
 }
 
-// cmdEnroll creates (or loads) the device's TPM keys and writes the trust
-// file that 'edgeseal verify' and the archive trust: EK, AK, the signing key,
+// cmdTPMEnroll is `edgeseal tpm enroll`: it creates (or loads) the
+// device's TPM keys and writes the trust file that 'edgeseal verify' and
+// the archive trust: EK, AK, the signing key,
 // its certification by the AK and the golden PCR values. The data key is
 // also wrapped to the operator's recovery key (enrollRecovery).
-func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+func cmdTPMEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("tpm enroll", flag.ContinueOnError)
 	spec := fs.String("tpm", "device:/dev/tpmrm0", "TPM: device:PATH, swtpm:HOST:PORT or simulator:DIR")
 	insecureSim := fs.Bool("insecure-simulator", false, "allow a simulator:DIR TPM (the in-process simulator: INSECURE, tests and demos only)")

@@ -29,7 +29,7 @@ func cmdTPM(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	}
 	switch args[0] {
 	case "enroll":
-		return cmdEnroll(ctx, args[1:], stdout, log)
+		return cmdTPMEnroll(ctx, args[1:], stdout, log)
 	case "recovery-keygen":
 		return cmdRecoveryKeygen(args[1:], stdout)
 	case "recover":

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kardianos/service"
 
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/systemd"
 )
 
@@ -43,14 +44,14 @@ func stateDir(kind string) string {
 	return "/var/lib/edgeseal"
 }
 
-// ServiceError is a failed step of `edgeseal service`.
-type ServiceError struct {
+// serviceError is a failed step of `edgeseal service`.
+type serviceError struct {
 	Op  string // the step: "write unit", "useradd", "systemctl enable", ...
 	Err error
 }
 
-func (e *ServiceError) Error() string { return "service: " + e.Op + ": " + e.Err.Error() }
-func (e *ServiceError) Unwrap() error { return e.Err }
+func (e *serviceError) Error() string { return "service: " + e.Op + ": " + e.Err.Error() }
+func (e *serviceError) Unwrap() error { return e.Err }
 
 // errNotSystemd is wrapped when start/stop/status find no running systemd.
 var errNotSystemd = errors.New("systemd is not the service manager here; edgeseal ships systemd units only")
@@ -79,7 +80,7 @@ func (e *serviceEnv) cmd(ctx context.Context, name string, args ...string) error
 		return nil
 	}
 	if err := e.run(ctx, name, args...); err != nil {
-		return &ServiceError{Op: name + " " + strings.Join(args, " "), Err: err}
+		return &serviceError{Op: name + " " + strings.Join(args, " "), Err: err}
 	}
 	return nil
 }
@@ -113,7 +114,7 @@ func cmdService(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return &ServiceError{Op: "find own binary", Err: err}
+		return &serviceError{Op: "find own binary", Err: err}
 	}
 	env := &serviceEnv{root: *root, exe: exe, run: execRun, stdout: stdout, log: log}
 	switch action {
@@ -157,10 +158,10 @@ func serviceInstall(ctx context.Context, env *serviceEnv, kind string) error {
 	}
 	unit := env.path(filepath.Join(unitDir, name))
 	if err := os.MkdirAll(filepath.Dir(unit), 0o755); err != nil {
-		return &ServiceError{Op: "write unit", Err: err}
+		return &serviceError{Op: "write unit", Err: err}
 	}
-	if err := writeFileAtomic(unit, []byte(text), 0o644); err != nil {
-		return &ServiceError{Op: "write unit", Err: err}
+	if err := fsutil.WriteFileAtomic(unit, []byte(text), 0o644); err != nil {
+		return &serviceError{Op: "write unit", Err: err}
 	}
 	if err := env.cmd(ctx, "systemctl", "daemon-reload"); err != nil {
 		return err
@@ -191,7 +192,7 @@ func serviceUninstall(ctx context.Context, env *serviceEnv, kind string, purge b
 		}
 	}
 	if err := os.Remove(unit); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return &ServiceError{Op: "remove unit", Err: err}
+		return &serviceError{Op: "remove unit", Err: err}
 	}
 	if err := env.cmd(ctx, "systemctl", "daemon-reload"); err != nil {
 		return err
@@ -202,10 +203,10 @@ func serviceUninstall(ctx context.Context, env *serviceEnv, kind string, purge b
 		return nil
 	}
 	if err := os.RemoveAll(env.path(stateDir(kind))); err != nil {
-		return &ServiceError{Op: "remove state", Err: err}
+		return &serviceError{Op: "remove state", Err: err}
 	}
 	if err := os.Remove(env.path(filepath.Join(configDir, kind+".yaml"))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return &ServiceError{Op: "remove config", Err: err}
+		return &serviceError{Op: "remove config", Err: err}
 	}
 	other := systemd.AgentUnitName
 	if kind == "agent" {
@@ -271,19 +272,19 @@ func (e *serviceEnv) ids() (uid, gid int, err error) {
 	}
 	u, err := user.Lookup(serviceUser)
 	if err != nil {
-		return 0, 0, &ServiceError{Op: "look up user", Err: err}
+		return 0, 0, &serviceError{Op: "look up user", Err: err}
 	}
 	g, err := user.LookupGroup(serviceGroup)
 	if err != nil {
-		return 0, 0, &ServiceError{Op: "look up group", Err: err}
+		return 0, 0, &serviceError{Op: "look up group", Err: err}
 	}
 	uid, err = strconv.Atoi(u.Uid)
 	if err != nil {
-		return 0, 0, &ServiceError{Op: "look up user", Err: err}
+		return 0, 0, &serviceError{Op: "look up user", Err: err}
 	}
 	gid, err = strconv.Atoi(g.Gid)
 	if err != nil {
-		return 0, 0, &ServiceError{Op: "look up group", Err: err}
+		return 0, 0, &serviceError{Op: "look up group", Err: err}
 	}
 	return uid, gid, nil
 }
@@ -292,14 +293,14 @@ func (e *serviceEnv) ids() (uid, gid int, err error) {
 // uid or gid -1 leaves that id alone.
 func ensureDir(dir string, mode fs.FileMode, uid, gid int) error {
 	if err := os.MkdirAll(dir, mode); err != nil {
-		return &ServiceError{Op: "create " + dir, Err: err}
+		return &serviceError{Op: "create " + dir, Err: err}
 	}
 	if err := os.Chmod(dir, mode); err != nil {
-		return &ServiceError{Op: "chmod " + dir, Err: err}
+		return &serviceError{Op: "chmod " + dir, Err: err}
 	}
 	if uid != -1 || gid != -1 {
 		if err := os.Chown(dir, uid, gid); err != nil {
-			return &ServiceError{Op: "chown " + dir, Err: err}
+			return &serviceError{Op: "chown " + dir, Err: err}
 		}
 	}
 	return nil
@@ -314,41 +315,16 @@ func ensureBinary(env *serviceEnv) error {
 	}
 	data, err := os.ReadFile(env.exe)
 	if err != nil {
-		return &ServiceError{Op: "copy binary", Err: err}
+		return &serviceError{Op: "copy binary", Err: err}
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return &ServiceError{Op: "copy binary", Err: err}
+		return &serviceError{Op: "copy binary", Err: err}
 	}
-	if err := writeFileAtomic(dst, data, 0o755); err != nil {
-		return &ServiceError{Op: "copy binary", Err: err}
+	if err := fsutil.WriteFileAtomic(dst, data, 0o755); err != nil {
+		return &serviceError{Op: "copy binary", Err: err}
 	}
 	env.log.Info("copied the binary", "from", env.exe, "to", serviceBinary)
 	return nil
-}
-
-// writeFileAtomic writes data to a temp file beside path and renames it in.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // nopProgram satisfies service.Interface: kardianos/service only controls
@@ -367,10 +343,10 @@ func serviceControl(action, kind string, stdout io.Writer) error {
 	}
 	s, err := service.New(nopProgram{}, &service.Config{Name: strings.TrimSuffix(name, ".service")})
 	if err != nil {
-		return &ServiceError{Op: action, Err: err}
+		return &serviceError{Op: action, Err: err}
 	}
 	if p := s.Platform(); p != "linux-systemd" {
-		return &ServiceError{Op: action, Err: fmt.Errorf("%w (found %s)", errNotSystemd, p)}
+		return &serviceError{Op: action, Err: fmt.Errorf("%w (found %s)", errNotSystemd, p)}
 	}
 	switch action {
 	case "start":
@@ -383,7 +359,7 @@ func serviceControl(action, kind string, stdout io.Writer) error {
 		switch {
 		case errors.Is(err, service.ErrNotInstalled):
 			fmt.Fprintf(stdout, "%s: not installed\n", name)
-			return &ServiceError{Op: action, Err: err}
+			return &serviceError{Op: action, Err: err}
 		case err != nil:
 			fmt.Fprintf(stdout, "%s: %v (see: systemctl status %s; journalctl -u %s)\n", name, err, name, name)
 		case st == service.StatusRunning:
@@ -395,7 +371,7 @@ func serviceControl(action, kind string, stdout io.Writer) error {
 		}
 	}
 	if err != nil {
-		return &ServiceError{Op: action, Err: err}
+		return &serviceError{Op: action, Err: err}
 	}
 	return nil
 }
