@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -13,10 +15,26 @@ import (
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
 )
 
-// cmdAgent is `edgeseal agent --config FILE`: the daemon (agentd.Run)
+// cmdAgent dispatches `edgeseal agent ...`: the daemon, or one of the
+// commands on the agent's TPM state and stopped journal.
+func cmdAgent(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "enroll":
+			return cmdAgentEnroll(ctx, args[1:], stdout, log)
+		case "rotate-key":
+			return cmdAgentRotateKey(ctx, args[1:], stdout, log)
+		case "authorize-pcrs":
+			return cmdAgentAuthorizePCRs(args[1:], stdout)
+		}
+	}
+	return cmdAgentDaemon(ctx, args)
+}
+
+// cmdAgentDaemon is `edgeseal agent --config FILE`: the daemon (agentd.Run)
 // until ctx is done (SIGTERM or SIGINT), with the process's memory limit,
 // logger, profiles and systemd notifications.
-func cmdAgent(ctx context.Context, args []string) error {
+func cmdAgentDaemon(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the agent's YAML config file (required)")
 	if pos, err := parseInterleaved(fs, args); err != nil {

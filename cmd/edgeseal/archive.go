@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
+	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
@@ -51,4 +53,54 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by Load
 	log = daemonLogger(cfg.Log.Format, level, os.Getenv)
 	return archived.Run(sdnotify.NewContext(ctx, sdnotify.New(os.Getenv, log.With("component", "sdnotify"))), cfg, archived.Options{Logger: log})
+}
+
+// archiveFlags are the flags every operator command takes.
+type archiveFlags struct {
+	fs      *flag.FlagSet
+	cfgPath *string
+	dataDir *string
+}
+
+func newArchiveFlags(name string) archiveFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return archiveFlags{fs: fs,
+		cfgPath: fs.String("config", defaultArchiveConfig, "the archive's YAML config file"),
+		dataDir: fs.String("data-dir", "", "the archive's data directory (instead of the config's)"),
+	}
+}
+
+// config returns the archive config (--data-dir alone needs no file).
+func (f archiveFlags) config() (*config.Config, error) {
+	if *f.dataDir != "" {
+		c := config.Default()
+		c.DataDir = *f.dataDir
+		c.KeyFile = filepath.Join(c.DataDir, "archive.key")
+		return c, nil
+	}
+	return config.Load(*f.cfgPath)
+}
+
+func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, err
+	}
+	d, err := archive.OpenDevices(filepath.Join(cfg.DataDir, "devices.json"), log, nil)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := archived.LoadEKRoots(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.SetEKRoots(roots)
+	d.OnEvict(func(_ context.Context, e archive.Evicted) {
+		log.Warn("ALERT "+archive.KindEnrollmentEvicted, "severity", archive.SeverityWarning, "device", e.Device,
+			"reasons", []string{"pending key " + e.KeyID + " (received " + e.ReceivedAt + ") dropped: too many pending requests " + e.Reason})
+	})
+	return d, nil
 }

@@ -22,28 +22,6 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
 
-// cmdTPM dispatches `edgeseal tpm SUBCOMMAND`.
-func cmdTPM(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	if len(args) == 0 {
-		return usageErr("tpm: want enroll, recovery-keygen, recover, rewrap, pcr-key or authorize-pcrs")
-	}
-	switch args[0] {
-	case "enroll":
-		return cmdTPMEnroll(ctx, args[1:], stdout, log)
-	case "recovery-keygen":
-		return cmdRecoveryKeygen(args[1:], stdout)
-	case "recover":
-		return cmdRecover(ctx, args[1:], stdout, log)
-	case "rewrap":
-		return cmdRewrap(ctx, args[1:], stdout, log)
-	case "pcr-key":
-		return cmdPCRKey(args[1:], stdout)
-	case "authorize-pcrs":
-		return cmdAuthorizePCRs(args[1:], stdout)
-	}
-	return usageErr("tpm: unknown subcommand %q: want enroll, recovery-keygen, recover, rewrap, pcr-key or authorize-pcrs", args[0])
-}
-
 // cmdRecoveryKeygen writes a new operator recovery key pair: FILE (the
 // private key, 0600, to be kept offline) and FILE.pub (given to every
 // enrollment). It never overwrites.

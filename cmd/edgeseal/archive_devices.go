@@ -3,69 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/archived"
-	"github.com/edgeseal/edgeseal/archive/config"
 )
-
-// archiveFlags are the flags every operator command takes.
-type archiveFlags struct {
-	fs      *flag.FlagSet
-	cfgPath *string
-	dataDir *string
-}
-
-func newArchiveFlags(name string) archiveFlags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	return archiveFlags{fs: fs,
-		cfgPath: fs.String("config", defaultArchiveConfig, "the archive's YAML config file"),
-		dataDir: fs.String("data-dir", "", "the archive's data directory (instead of the config's)"),
-	}
-}
-
-// config returns the archive config (--data-dir alone needs no file).
-func (f archiveFlags) config() (*config.Config, error) {
-	if *f.dataDir != "" {
-		c := config.Default()
-		c.DataDir = *f.dataDir
-		c.KeyFile = filepath.Join(c.DataDir, "archive.key")
-		return c, nil
-	}
-	return config.Load(*f.cfgPath)
-}
-
-func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
-	cfg, err := f.config()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, err
-	}
-	d, err := archive.OpenDevices(filepath.Join(cfg.DataDir, "devices.json"), log, nil)
-	if err != nil {
-		return nil, err
-	}
-	roots, err := archived.LoadEKRoots(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d.SetEKRoots(roots)
-	d.OnEvict(func(_ context.Context, e archive.Evicted) {
-		log.Warn("ALERT "+archive.KindEnrollmentEvicted, "severity", archive.SeverityWarning, "device", e.Device,
-			"reasons", []string{"pending key " + e.KeyID + " (received " + e.ReceivedAt + ") dropped: too many pending requests " + e.Reason})
-	})
-	return d, nil
-}
 
 // cmdArchiveDevices: devices list [--json] | approve NAME --key ID [--by WHO] [--no-activation]
 // | revoke NAME --reason R | revoke-key NAME KEYID --reason R [--by WHO]
@@ -176,65 +121,20 @@ func orDash(s string) string {
 	return s
 }
 
-func readLimited(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// revokeKey is `edgeseal archive devices revoke-key SITE/NAME KEYID
+// --reason R`: bundles sealed by that signing key are refused from now
+// on; the device and its other keys stay approved.
+func revokeKey(ctx context.Context, d *archive.Devices, pos []string, reason, by string, stdout io.Writer) error {
+	if len(pos) != 2 {
+		return usageErr("archive devices revoke-key: want SITE/NAME KEYID")
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
-	if err != nil {
-		return nil, err
+	if reason == "" {
+		return usageErr("archive devices revoke-key: --reason is required")
 	}
-	if len(data) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
-
-// cmdArchiveImport takes bundles brought on removable media through the
-// same verification as MQTT and writes the answers to DIR/receipts/. It
-// opens the archive's journals, so the daemon must not run meanwhile.
-func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	f := newArchiveFlags("archive import")
-	pos, err := parseInterleaved(f.fs, args)
+	info, err := d.RevokeKey(ctx, pos[0], pos[1], reason, by)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageErr("archive import: want one DIR")
-	}
-	cfg, err := f.config()
-	if err != nil {
-		return err
-	}
-	key, closeKey, _, err := archived.OpenKey(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeKey()
-	a, err := archived.Open(ctx, cfg, key, log)
-	if err != nil {
-		return fmt.Errorf("%w (an import needs the archive daemon stopped)", err)
-	}
-	defer a.Close()
-	res, err := a.ImportDir(ctx, pos[0])
-	var accepted, refused int
-	for _, im := range res {
-		status := "accepted"
-		if !im.Accepted {
-			status, refused = "REFUSED: "+im.Err.Error(), refused+1
-		} else {
-			accepted++
-		}
-		fmt.Fprintf(stdout, "%s  %s  %s\n", im.File, im.Device, status)
-	}
-	fmt.Fprintf(stdout, "%d accepted, %d refused; answers in %s\n", accepted, refused, filepath.Join(pos[0], archive.ReceiptsDir))
-	if err != nil {
-		return err
-	}
-	if refused > 0 {
-		return &exitError{code: 1, err: errors.New("some bundles were refused (quarantined; see the rejections)")}
-	}
+	fmt.Fprintf(stdout, "%s key %s revoked (%d revoked keys); device %s\n", info.Name, pos[1], len(info.RevokedKeys), info.Status)
 	return nil
 }
