@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/internal/daemonlog"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
 )
 
@@ -52,7 +53,7 @@ func cmdAgentDaemon(ctx context.Context, args []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(agentd.MemoryLimit)
 	}
-	log := daemonLogger(cfg.Log.Format, cfg.Log.SlogLevel(), os.Getenv).With("device", cfg.DeviceID())
+	log := daemonlog.New(cfg.Log.Format, cfg.Log.SlogLevel(), os.Getenv).With("device", cfg.DeviceID())
 	// EDGESEAL_CPUPROFILE=FILE writes a CPU profile of the agent's whole
 	// run to FILE (for profiling; written on a clean stop).
 	if path := os.Getenv("EDGESEAL_CPUPROFILE"); path != "" {

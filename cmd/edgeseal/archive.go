@@ -11,6 +11,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/internal/daemonlog"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
 )
 
@@ -51,7 +52,7 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by Load
-	log = daemonLogger(cfg.Log.Format, level, os.Getenv)
+	log = daemonlog.New(cfg.Log.Format, level, os.Getenv)
 	return archived.Run(sdnotify.NewContext(ctx, sdnotify.New(os.Getenv, log.With("component", "sdnotify"))), cfg, archived.Options{Logger: log})
 }
 

@@ -1,4 +1,7 @@
-package main
+// Package daemonlog is the daemons' log/slog logger on stderr: text or
+// JSON at the configured level and, when systemd connects stderr to the
+// journal, lines with a syslog priority prefix and no timestamp.
+package daemonlog
 
 import (
 	"context"
@@ -8,18 +11,19 @@ import (
 	gosync "sync"
 )
 
-// daemonLogger is the daemons' logger on stderr, in the configured format
+// New is the daemons' logger on stderr, in the configured format
 // ("text" or "json") and level. When systemd runs the daemon with stderr
 // connected to the journal ($JOURNAL_STREAM names stderr), lines carry no
 // timestamp (journald stamps each one) and start with a syslog priority
 // prefix ("<3>" error, "<4>" warn, "<6>" info, "<7>" debug) that journald
 // files them under, so `journalctl -p warning` works.
-func daemonLogger(format string, level slog.Level, getenv func(string) string) *slog.Logger {
-	return slog.New(logHandler(os.Stderr, format, level, journaldStream(os.Stderr, getenv("JOURNAL_STREAM"))))
+func New(format string, level slog.Level, getenv func(string) string) *slog.Logger {
+	return slog.New(Handler(os.Stderr, format, level, journaldStream(os.Stderr, getenv("JOURNAL_STREAM"))))
 }
 
-// logHandler builds the handler daemonLogger uses, writing to w.
-func logHandler(w io.Writer, format string, level slog.Level, journald bool) slog.Handler {
+// Handler builds the handler New uses, writing to w; journald selects
+// the journal's line format.
+func Handler(w io.Writer, format string, level slog.Level, journald bool) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
 	if !journald {
 		if format == "json" {

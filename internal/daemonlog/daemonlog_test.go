@@ -1,4 +1,4 @@
-package main
+package daemonlog
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 func TestJournaldLogLines(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		var b bytes.Buffer
-		log := slog.New(logHandler(&b, format, slog.LevelDebug, true)).With("component", "x")
+		log := slog.New(Handler(&b, format, slog.LevelDebug, true)).With("component", "x")
 		log.Debug("d")
 		log.Info("i")
 		log.Warn("w", "k", 1)
@@ -37,7 +37,7 @@ func TestJournaldLogLines(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	slog.New(logHandler(&b, "json", slog.LevelInfo, false)).Info("plain")
+	slog.New(Handler(&b, "json", slog.LevelInfo, false)).Info("plain")
 	if !strings.HasPrefix(b.String(), `{"time":`) {
 		t.Errorf("outside journald: %q", b.String())
 	}
