@@ -2,9 +2,8 @@ package agentd
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
@@ -32,7 +31,7 @@ func StartHint(err error) error {
 	case errors.As(err, &pm) && pm.Key == "data" && pm.Authorized:
 		values := "VALUES"
 		if pm.Current != nil {
-			values = FormatPCRs(pm.PCRs, pm.Current)
+			values = agent.FormatPCRs(pm.PCRs, pm.Current)
 		}
 		return &HintError{Err: err, Hint: "The keys are bound to the operator's PCR-policy key and the PCRs are not the authorized values " +
 			"(a firmware, boot loader or kernel update, or a new board?). If the change is expected, have the operator authorize them:\n" +
@@ -45,14 +44,4 @@ func StartHint(err error) error {
 			"to seal the data key again to the TPM as it is now; otherwise investigate the boot chain."}
 	}
 	return err
-}
-
-// FormatPCRs writes PCR values as `edgeseal tpm authorize-pcrs --pcrs`
-// reads them: "0=HEX,2=HEX,...", in the order of pcrs.
-func FormatPCRs(pcrs []int, values map[int][]byte) string {
-	parts := make([]string, len(pcrs))
-	for i, p := range pcrs {
-		parts[i] = fmt.Sprintf("%d=%x", p, values[p])
-	}
-	return strings.Join(parts, ",")
 }

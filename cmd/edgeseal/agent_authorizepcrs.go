@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -41,6 +40,6 @@ func cmdAgentAuthorizePCRs(args []string, stdout io.Writer) error {
 	}
 	pcrs, values := a.PCRs()
 	fmt.Fprintf(stdout, "stored in %s: pcrs %s signed %s by %s; the running agent applies it at its next seal attempt (or at its next start)\n",
-		cfg.TPMStateDir, agentd.FormatPCRs(pcrs, values), a.Time, a.PolicyKeyID)
+		cfg.TPMStateDir, agent.FormatPCRs(pcrs, values), a.Time, a.PolicyKeyID)
 	return nil
 }

@@ -81,7 +81,7 @@ func cmdTPMEnroll(ctx context.Context, args []string, stdout io.Writer, log *slo
 		fmt.Fprintf(stdout, "keys bound to PCR policy key %s; they work once the operator authorizes the current values:\n"+
 			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device %s/%s --pcrs %s --out pcr-authorization.json\n"+
 			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n",
-			kid, *site, *device, agentd.FormatPCRs(pcrs, values))
+			kid, *site, *device, agent.FormatPCRs(pcrs, values))
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeseal/edgeseal/agent/agentd"
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/attest"
@@ -194,6 +194,6 @@ func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
 	if err := fsutil.WriteFileAtomic(*out, raw, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: device %s, pcrs %s, approvedPolicy %s, key %s\n", *out, a.Device, agentd.FormatPCRs(pcrs, values), a.ApprovedPolicy, a.PolicyKeyID)
+	fmt.Fprintf(stdout, "wrote %s: device %s, pcrs %s, approvedPolicy %s, key %s\n", *out, a.Device, agent.FormatPCRs(pcrs, values), a.ApprovedPolicy, a.PolicyKeyID)
 	return nil
 }

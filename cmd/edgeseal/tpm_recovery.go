@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,7 +15,6 @@ import (
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
-	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
@@ -226,33 +223,6 @@ func cmdRewrap(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fmt.Fprintf(stdout, "data key of %s wrapped to recovery key %s in %s (the previous wrap kept as %s.old)\n",
 		cfg.DeviceID(), pub.ID, filepath.Join(cfg.TPMStateDir, recovery.FileName), recovery.FileName)
 	return nil
-}
-
-// newRecoveryID is a random id for one recovery (its key.recover record).
-func newRecoveryID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// openJournalRecovered opens the journal with the recovered key (which
-// proves the key) and fails with a plain message when the agent still
-// runs.
-func openJournalRecovered(ctx context.Context, cfg *config.Config, key []byte, log *slog.Logger) (*store.Journal, error) {
-	dir := agent.JournalDir(cfg)
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("tpm recover: no journal: %w (is data_dir right?)", err)
-	}
-	j, err := agent.OpenJournal(ctx, cfg, key, agent.JournalOptions{Logger: log})
-	switch {
-	case errors.Is(err, store.ErrLocked):
-		return nil, fmt.Errorf("tpm recover: %w: stop the agent first (systemctl stop edgeseal-agent)", err)
-	case errors.Is(err, store.ErrEncryptionKey):
-		return nil, fmt.Errorf("tpm recover: the recovered data key does not open the journal in %s: %w (the wrap belongs to another enrollment of this device?)", dir, err)
-	case err != nil:
-		return nil, fmt.Errorf("tpm recover: %w", err)
-	}
-	return j, nil
 }
 
 // demoRecoveryKey is the demo's operator recovery key, in the demo dir.
