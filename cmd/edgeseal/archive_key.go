@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
-	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // defaultOverlap is how long agents still accept the old key after a
@@ -109,82 +107,22 @@ func readArchiveChain(cfg *config.Config) ([][]byte, error) {
 	return f.Announcements, nil
 }
 
-// archiveKeyRotate switches the (stopped) archive to a new key: the new
-// key file is written beside key_file first (key_file.next), the
-// announcement logged and kept, then key_file replaced (the old key kept
-// as key_file.retired-<time>, 0600, for the operator to destroy). A
-// rotation interrupted at any step is completed by running it again.
+// archiveKeyRotate is `archive key rotate` (archived.RotateKey).
 func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey string, overlap time.Duration, stdout io.Writer, log *slog.Logger) error {
-	old, closeOld, err := archived.OpenKeyNoCreate(cfg)
+	r, err := archived.RotateKey(ctx, cfg, p, newKey, overlap, log)
+	if errors.Is(err, archived.ErrKeyInToken) {
+		return usageErr("archive key rotate: the key is in a token: create the new one there (import-pkcs11 --generate) and pass --new-key")
+	}
 	if err != nil {
 		return err
 	}
-	defer closeOld()
-	var next crypto.Signer
-	nextFile := cfg.KeyFile + ".next"
-	switch {
-	case newKey != "":
-		tk, err := archived.OpenTokenKey(newKey, p)
-		if err != nil {
-			return err
-		}
-		defer tk.Close()
-		next = tk
-	case cfg.KeyInToken():
-		return usageErr("archive key rotate: the key is in a token: create the new one there (import-pkcs11 --generate) and pass --new-key")
-	default:
-		k, err := keystore.LoadFile(nextFile)
-		if errors.Is(err, fs.ErrNotExist) {
-			if k, err = keystore.Generate(); err == nil {
-				err = keystore.WriteFile(nextFile, k)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		next = k
-	}
-	nextID := bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
-	a, err := archived.Open(ctx, cfg, old, log)
-	var mismatch *archive.KeyMismatchError
-	switch {
-	case errors.As(err, &mismatch) && mismatch.Want == nextID:
-		// Announced and kept already: only the key file is left to switch.
-	case err != nil:
-		return fmt.Errorf("%w (a rotation needs the archive daemon stopped)", err)
-	default:
-		_, err = a.RotateKey(ctx, next, overlap)
-		if cerr := a.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	oldID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))
 	if newKey == "" {
-		retired := fmt.Sprintf("%s.retired-%s", cfg.KeyFile, time.Now().UTC().Format("20060102T150405Z"))
-		// The old key stays reachable (a hard link) and the new one
-		// replaces it in one rename: key_file always holds a key.
-		if err := os.Link(cfg.KeyFile, retired); err != nil {
-			return fmt.Errorf("archive key rotate: %w", err)
-		}
-		if err := os.Rename(nextFile, cfg.KeyFile); err != nil {
-			return fmt.Errorf("archive key rotate: %w", err)
-		}
-		if err := fsutil.SyncDir(filepath.Dir(cfg.KeyFile)); err != nil {
-			return err
-		}
-		if err := keystore.WritePublic(cfg.KeyFile+".pub", next.Public().(ed25519.PublicKey)); err != nil {
-			return err
-		}
-		_ = os.Remove(nextFile + ".pub")
 		fmt.Fprintf(stdout, "archive key rotated: %s -> %s, overlap %s\nnew key in %s (public key %s.pub); the old key is kept in %s: destroy it once the overlap has ended\n",
-			oldID, nextID, overlap, cfg.KeyFile, cfg.KeyFile, retired)
+			r.OldKeyID, r.NewKeyID, overlap, cfg.KeyFile, cfg.KeyFile, r.Retired)
 		return nil
 	}
 	fmt.Fprintf(stdout, "archive key rotated: %s -> %s, overlap %s\nset `key: %s` (and its pkcs11 section) in the archive config before starting the archive\n",
-		oldID, nextID, overlap, newKey)
+		r.OldKeyID, r.NewKeyID, overlap, newKey)
 	return nil
 }
 
