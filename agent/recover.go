@@ -118,16 +118,6 @@ func newRecoveryID() string {
 	return hex.EncodeToString(b)
 }
 
-// readBounded reads a recovery key or wrap file, at most 64 KiB of it.
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 64<<10))
-}
-
 // FormatPCRs writes PCR values as `edgeseal tpm authorize-pcrs --pcrs`
 // reads them: "0=HEX,2=HEX,...", in the order of pcrs.
 func FormatPCRs(pcrs []int, values map[int][]byte) string {
@@ -141,7 +131,7 @@ func FormatPCRs(pcrs []int, values map[int][]byte) string {
 // openWrap reads the private key and the wrap, checks the wrap is this
 // device's, and opens it.
 func openWrap(wrapFile, keyFile, device string, stdout io.Writer) ([]byte, *recovery.Wrap, *recovery.PrivateKey, error) {
-	kb, err := readBounded(keyFile)
+	kb, err := ReadRecoveryFile(keyFile)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("tpm recover: %w", err)
 	}
@@ -152,7 +142,7 @@ func openWrap(wrapFile, keyFile, device string, stdout io.Writer) ([]byte, *reco
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("tpm recover: %s: %w", keyFile, err)
 	}
-	wb, err := readBounded(wrapFile)
+	wb, err := ReadRecoveryFile(wrapFile)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("tpm recover: no recovery wrap: %w", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -14,7 +13,6 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
@@ -33,92 +31,12 @@ func cmdRecoveryKeygen(args []string, stdout io.Writer) error {
 	if *out == "" {
 		return usageErr("tpm recovery-keygen: --out is required")
 	}
-	k, err := writeRecoveryKey(*out)
+	k, err := agent.WriteRecoveryKey(*out)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (PRIVATE: keep it offline, it opens every data key wrapped to it) and %s.pub\nrecovery key id %s\n", *out, *out, k.ID)
 	return nil
-}
-
-// writeRecoveryKey makes a recovery key pair and writes it to path and
-// path.pub, refusing to replace either.
-func writeRecoveryKey(path string) (*recovery.PrivateKey, error) {
-	for _, p := range []string{path, path + ".pub"} {
-		if _, err := os.Lstat(p); err == nil {
-			return nil, fmt.Errorf("tpm recovery-keygen: %s exists: not overwriting a recovery key", p)
-		}
-	}
-	k, err := recovery.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	priv, err := k.MarshalPEM()
-	if err != nil {
-		return nil, err
-	}
-	if err := fsutil.WriteFileAtomic(path, priv, 0o600); err != nil {
-		return nil, err
-	}
-	if err := fsutil.WriteFileAtomic(path+".pub", k.Public().MarshalPEM(), 0o644); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// readRecoveryPublic reads a recovery public key file.
-func readRecoveryPublic(path string) (*recovery.PublicKey, error) {
-	b, err := readBounded(path)
-	if err != nil {
-		return nil, err
-	}
-	k, err := recovery.ParsePublicKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 64<<10))
-}
-
-// writeWrap wraps the TPM's data key for device to pub and stores the wrap
-// in the state dir (the previous one, if any, kept as .old). A data key
-// the TPM has just created is wrapped as created: keys bound to a
-// PCR-policy key unseal only once an authorization is installed.
-func writeWrap(ctx context.Context, t *tpm.TPM, state, device string, pub *recovery.PublicKey) error {
-	key := t.CreatedDataKey()
-	if key == nil {
-		var err error
-		if key, err = t.DataKey(ctx); err != nil {
-			return fmt.Errorf("recovery wrap: %w", err)
-		}
-	}
-	return writeWrapKey(state, device, pub, key)
-}
-
-func writeWrapKey(state, device string, pub *recovery.PublicKey, key []byte) error {
-	w, err := recovery.Seal(pub, device, key)
-	if err != nil {
-		return err
-	}
-	b, err := w.Marshal()
-	if err != nil {
-		return err
-	}
-	p := filepath.Join(state, recovery.FileName)
-	if old, err := os.ReadFile(p); err == nil && !bytes.Equal(old, b) {
-		if err := fsutil.WriteFileAtomic(p+".old", old, 0o600); err != nil {
-			return err
-		}
-	}
-	return fsutil.WriteFileAtomic(p, b, 0o600)
 }
 
 // enrollRecovery is the recovery part of `tpm enroll`: the data key is
@@ -148,7 +66,7 @@ func (r *enrollRecovery) check(spec string) error {
 		return usageErr("tpm enroll: --recovery-key FILE.pub is required for a real TPM (make one with 'edgeseal tpm recovery-keygen --out FILE'; without it a TPM clear or board swap loses the journal), or give --no-recovery")
 	}
 	if r.pubFile != "" {
-		if _, err := readRecoveryPublic(r.pubFile); err != nil {
+		if _, err := agent.ReadRecoveryPublic(r.pubFile); err != nil {
 			return err
 		}
 	}
@@ -170,17 +88,17 @@ func (r *enrollRecovery) apply(ctx context.Context, t *tpm.TPM, state, device, o
 		path := trimExt(out) + ".recovery.key"
 		r.pubFile = path + ".pub"
 		if _, err := os.Stat(r.pubFile); errors.Is(err, os.ErrNotExist) {
-			if _, err := writeRecoveryKey(path); err != nil {
+			if _, err := agent.WriteRecoveryKey(path); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "simulator: made recovery key %s (and %s.pub)\n", path, path)
 		}
 	}
-	pub, err := readRecoveryPublic(r.pubFile)
+	pub, err := agent.ReadRecoveryPublic(r.pubFile)
 	if err != nil {
 		return err
 	}
-	if err := writeWrap(ctx, t, state, device, pub); err != nil {
+	if err := agent.WrapDataKey(ctx, t, state, device, pub); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "data key wrapped to recovery key %s in %s\n", pub.ID, filepath.Join(state, recovery.FileName))
@@ -208,7 +126,7 @@ func cmdRewrap(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	pub, err := readRecoveryPublic(*pubFile)
+	pub, err := agent.ReadRecoveryPublic(*pubFile)
 	if err != nil {
 		return err
 	}
@@ -217,7 +135,7 @@ func cmdRewrap(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return agentd.StartHint(err)
 	}
 	defer t.Close()
-	if err := writeWrap(ctx, t, cfg.TPMStateDir, cfg.DeviceID(), pub); err != nil {
+	if err := agent.WrapDataKey(ctx, t, cfg.TPMStateDir, cfg.DeviceID(), pub); err != nil {
 		return fmt.Errorf("tpm rewrap: %w (the data key must still unseal: rewrap before the TPM changes)", err)
 	}
 	fmt.Fprintf(stdout, "data key of %s wrapped to recovery key %s in %s (the previous wrap kept as %s.old)\n",
@@ -233,13 +151,13 @@ const demoRecoveryKey = "recovery.key"
 func demoRecoveryWrap(ctx context.Context, t *tpm.TPM, state, device, dir string) error {
 	path := filepath.Join(dir, demoRecoveryKey)
 	if _, err := os.Stat(path + ".pub"); errors.Is(err, os.ErrNotExist) {
-		if _, err := writeRecoveryKey(path); err != nil {
+		if _, err := agent.WriteRecoveryKey(path); err != nil {
 			return err
 		}
 	}
-	pub, err := readRecoveryPublic(path + ".pub")
+	pub, err := agent.ReadRecoveryPublic(path + ".pub")
 	if err != nil {
 		return err
 	}
-	return writeWrap(ctx, t, state, device, pub)
+	return agent.WrapDataKey(ctx, t, state, device, pub)
 }
