@@ -356,9 +356,9 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// syncTLSFor is the TLS the publisher uses for broker: syncTLS when a CA
-// or client certificate is configured, else nil (the system roots for
-// ssl://).
+// syncTLSFor is the TLS the publisher uses for broker: agentd.SyncTLS
+// when a CA or client certificate is configured, else nil (the system
+// roots for ssl://).
 func syncTLSFor(broker string, s config.Sync) (*tls.Config, error) {
 	if s.CA == "" && s.Cert == "" {
 		return nil, nil
