@@ -5,6 +5,13 @@
 // systemd, until its context is cancelled; then it drains in-flight
 // requests, seals what is pending and closes everything in order.
 //
+// Beside Run it holds what the agent's commands share with the daemon:
+// the MQTT link's TLS and archive keys (SyncTLS, ReadArchiveKey,
+// CurrentArchiveKey, ImportArchiveKeys), the enrollment request and the
+// answer to the archive's credential challenge (EnrollRequest,
+// AnswerChallenge, EnrollOptions), and the way out of a start refused
+// because the TPM changed (StartHint).
+//
 // It is a package of its own because it wires the agent core together
 // with the packages built on it (agent/api, agent/spool); the edgeseal
 // command only parses flags and calls Run, and tests call Run without a

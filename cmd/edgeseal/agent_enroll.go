@@ -2,20 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"time"
 
-	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -68,7 +62,7 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 	if *answer != "" {
 		return answerChallengeFile(ctx, t, cfg.Site, cfg.Device, *answer, *out, stdout)
 	}
-	raw, req, err := enrollRequest(ctx, t, cfg.Site, cfg.Device, *note)
+	raw, req, err := agentd.EnrollRequest(ctx, t, cfg.Site, cfg.Device, *note)
 	if err != nil {
 		return err
 	}
@@ -84,22 +78,9 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 	if !send {
 		return nil
 	}
-	key, err := agentd.ReadArchiveKey(cfg.Sync.ArchiveKey)
+	opts, err := agentd.EnrollOptions(cfg, raw, *timeout, log)
 	if err != nil {
 		return err
-	}
-	if key, err = agentd.CurrentArchiveKey(cfg, key); err != nil {
-		return err
-	}
-	var tc *tls.Config
-	if cfg.Sync.CA != "" || cfg.Sync.Cert != "" {
-		if tc, err = agentd.SyncTLS(cfg.Sync); err != nil {
-			return err
-		}
-	}
-	opts := sync.EnrollOptions{
-		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
-		ArchiveKey: key, Request: raw, Timeout: *timeout, Logger: log.With("component", "sync"),
 	}
 	ack, _, err := sync.Enroll(ctx, opts)
 	if err != nil {
@@ -126,36 +107,4 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 			ack.Device, ack.Time, ack.Device, ack.KeyID)
 	}
 	return nil
-}
-
-// enrollRequest reads the TPM's identity and current PCR values into an
-// enrollment request, and checks it the way the archive will.
-func enrollRequest(ctx context.Context, t *tpm.TPM, site, device, note string) ([]byte, *archive.EnrollRequest, error) {
-	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
-	if err != nil {
-		return nil, nil, err
-	}
-	tb, err := trust.Marshal()
-	if err != nil {
-		return nil, nil, err
-	}
-	cur, err := t.ReadPCRs(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent enroll: read PCRs: %w", err)
-	}
-	pcrs, _ := trust.PCRs()
-	vals := make(map[string]string, len(pcrs))
-	for _, p := range pcrs {
-		vals[strconv.Itoa(p)] = hex.EncodeToString(cur[p])
-	}
-	r := &archive.EnrollRequest{Version: archive.EnrollVersion, Trust: tb, PCRValues: vals, Note: note}
-	raw, err := r.Marshal()
-	if err != nil {
-		return nil, nil, err
-	}
-	req, err := archive.ParseEnrollRequest(raw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent enroll: %w", err)
-	}
-	return raw, req, nil
 }

@@ -5,34 +5,12 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
 )
-
-// answerChallenge activates the credential of an archive's challenge
-// with the device's TPM (TPM2_ActivateCredential with its EK and AK) and
-// returns the activation response.
-func answerChallenge(ctx context.Context, t *tpm.TPM, site, device string, ch *archive.Challenge) ([]byte, error) {
-	name, key := site+"/"+device, t.Identity().KeyID
-	if ch.Device != name || ch.KeyID != key {
-		return nil, fmt.Errorf("agent enroll: the challenge is for %s key %s, this device is %s key %s", ch.Device, ch.KeyID, name, key)
-	}
-	cred, err := t.ActivateCredential(ctx, ch.CredentialBlob, ch.EncryptedSecret)
-	if err != nil {
-		return nil, fmt.Errorf("agent enroll: %w", err)
-	}
-	r := &archive.ActivationResponse{Version: archive.ActivationVersion, Type: archive.TypeActivation, Device: name, KeyID: key, Credential: cred}
-	raw, err := r.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := archive.ParseActivationResponse(raw); err != nil {
-		return nil, fmt.Errorf("agent enroll: %w", err)
-	}
-	return raw, nil
-}
 
 // activateOverMQTT answers the challenge of the archive's answer to the
 // enrollment request and returns the archive's answer to the response.
@@ -41,7 +19,7 @@ func activateOverMQTT(ctx context.Context, t *tpm.TPM, opts sync.EnrollOptions, 
 	if err != nil {
 		return nil, fmt.Errorf("agent enroll: the archive's challenge: %w", err)
 	}
-	raw, err := answerChallenge(ctx, t, opts.Site, opts.Device, ch)
+	raw, err := agentd.AnswerChallenge(ctx, t, opts.Site, opts.Device, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +47,7 @@ func answerChallengeFile(ctx context.Context, t *tpm.TPM, site, device, path, ou
 	if err != nil {
 		return err
 	}
-	raw, err := answerChallenge(ctx, t, site, device, ch)
+	raw, err := agentd.AnswerChallenge(ctx, t, site, device, ch)
 	if err != nil {
 		return err
 	}
