@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/config"
@@ -116,16 +115,6 @@ func newRecoveryID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// FormatPCRs writes PCR values as `edgeseal tpm authorize-pcrs --pcrs`
-// reads them: "0=HEX,2=HEX,...", in the order of pcrs.
-func FormatPCRs(pcrs []int, values map[int][]byte) string {
-	parts := make([]string, len(pcrs))
-	for i, p := range pcrs {
-		parts[i] = fmt.Sprintf("%d=%x", p, values[p])
-	}
-	return strings.Join(parts, ",")
 }
 
 // openWrap reads the private key and the wrap, checks the wrap is this

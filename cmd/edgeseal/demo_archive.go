@@ -111,7 +111,7 @@ func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmSta
 	if err := cmdPCRKey([]string{"new", "--out", filepath.Join(dir, "pcr-key")}, io.Discard); err != nil {
 		return nil, err
 	}
-	opKey, err := readPCRPolicyPrivate(filepath.Join(dir, "pcr-key"))
+	opKey, err := agent.ReadPCRPolicyPrivate(filepath.Join(dir, "pcr-key"))
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func enrollPolicy(spec, device, keyPath, mode string) (*tpm.PCRPolicy, error) {
 	case mode != "" && keyPath != "":
 		return nil, usageErr("tpm enroll: --pcr-policy-key and --pcr-policy=pcr exclude each other")
 	case keyPath != "":
-		k, err := readPCRPolicyPublic(keyPath)
+		k, err := agent.ReadPCRPolicyPublic(keyPath)
 		if err != nil {
 			return nil, usageErr("tpm enroll: --pcr-policy-key: %v", err)
 		}

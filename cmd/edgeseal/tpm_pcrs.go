@@ -1,19 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
@@ -21,9 +11,6 @@ import (
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
-
-// maxKeyFile bounds a PEM key file.
-const maxKeyFile = 16 << 10
 
 // cmdPCRKey runs `tpm pcr-key new --out FILE`: an ECDSA P-256 PCR-policy
 // key for the operator to keep offline (FILE, 0600) and its public half
@@ -42,108 +29,12 @@ func cmdPCRKey(args []string, stdout io.Writer) error {
 	if *out == "" {
 		return usageErr("tpm pcr-key new: --out is required")
 	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	kid, err := agent.WritePCRPolicyKey(*out)
 	if err != nil {
 		return err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return err
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		return err
-	}
-	for _, p := range []string{*out, *out + ".pub"} {
-		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("tpm pcr-key new: %s exists; not overwriting a key", p)
-		}
-	}
-	if err := fsutil.WriteFileAtomic(*out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(*out+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
-		return err
-	}
-	kid, _ := bundle.PCRPolicyKeyID(&k.PublicKey)
 	fmt.Fprintf(stdout, "wrote %s (private, keep it offline) and %s.pub; key %s\n", *out, *out, kid)
 	return nil
-}
-
-// readPEM reads one PEM block of the given type from a bounded file.
-func readPEM(path, typ string) ([]byte, error) {
-	data, _, err := fsutil.ReadConfig(path, maxKeyFile)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxKeyFile)
-	}
-	blk, rest := pem.Decode(data)
-	if blk == nil || blk.Type != typ || len(strings.TrimSpace(string(rest))) != 0 {
-		return nil, fmt.Errorf("%s: want one PEM %s block", path, typ)
-	}
-	return blk.Bytes, nil
-}
-
-// readPCRPolicyPublic reads a FILE.pub that `tpm pcr-key new` wrote.
-func readPCRPolicyPublic(path string) (*ecdsa.PublicKey, error) {
-	der, err := readPEM(path, "PUBLIC KEY")
-	if err != nil {
-		return nil, err
-	}
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	ek, ok := k.(*ecdsa.PublicKey)
-	if !ok || ek.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%s: not an ECDSA P-256 public key", path)
-	}
-	return ek, nil
-}
-
-// readPCRPolicyPrivate reads the private key `tpm pcr-key new` wrote.
-func readPCRPolicyPrivate(path string) (*ecdsa.PrivateKey, error) {
-	der, err := readPEM(path, "PRIVATE KEY")
-	if err != nil {
-		return nil, err
-	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if !ok || ek.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%s: not an ECDSA P-256 private key", path)
-	}
-	return ek, nil
-}
-
-// parsePCRList reads "0=HEX,2=HEX,...".
-func parsePCRList(s string) ([]int, map[int][]byte, error) {
-	values := map[int][]byte{}
-	for _, item := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(item), "=")
-		p, err := strconv.Atoi(k)
-		if !ok || err != nil || p < 0 || p > attest.MaxPCR {
-			return nil, nil, fmt.Errorf("pcr item %.80q: want N=HEX with N in 0..%d", item, attest.MaxPCR)
-		}
-		b, err := hex.DecodeString(v)
-		if err != nil || len(b) != 32 {
-			return nil, nil, fmt.Errorf("pcr %d: want 64 hex digits (a SHA-256 value)", p)
-		}
-		if _, dup := values[p]; dup {
-			return nil, nil, fmt.Errorf("pcr %d given twice", p)
-		}
-		values[p] = b
-	}
-	pcrs := make([]int, 0, len(values))
-	for p := range values {
-		pcrs = append(pcrs, p)
-	}
-	sort.Ints(pcrs)
-	return pcrs, values, nil
 }
 
 // cmdAuthorizePCRs runs `tpm authorize-pcrs`: the operator signs PCR
@@ -166,14 +57,14 @@ func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
 	if err := bundle.CheckDevice(*device); err != nil {
 		return usageErr("tpm authorize-pcrs: %v", err)
 	}
-	key, err := readPCRPolicyPrivate(*keyPath)
+	key, err := agent.ReadPCRPolicyPrivate(*keyPath)
 	if err != nil {
 		return err
 	}
 	var pcrs []int
 	var values map[int][]byte
 	if *list != "" {
-		pcrs, values, err = parsePCRList(*list)
+		pcrs, values, err = agent.ParsePCRs(*list)
 	} else {
 		var data []byte
 		if data, _, err = fsutil.ReadConfig(*fromQuote, 64<<10); err == nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -27,11 +28,11 @@ func TestPCRKeyAndAuthorizeCLI(t *testing.T) {
 	if out, code := runCmd(t, "tpm", "pcr-key", "new", "--out", key); code == 0 || !strings.Contains(out, "not overwriting") {
 		t.Fatalf("pcr-key new over an existing key: exit %d\n%s", code, out)
 	}
-	pub, err := readPCRPolicyPublic(key + ".pub")
+	pub, err := agent.ReadPCRPolicyPublic(key + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readPCRPolicyPublic(key); err == nil {
+	if _, err := agent.ReadPCRPolicyPublic(key); err == nil {
 		t.Fatal("a private key file read as the public key")
 	}
 
