@@ -27,4 +27,10 @@
 // reply carries, signed by a key the agent trusts, is journaled as an
 // `archive.key` record and kept in <data_dir>/archive-keys.json before a
 // reply signed by the new key is accepted.
+//
+// The commands that work on a stopped agent open its TPM and journal the
+// way the daemon does (OpenTPM, OpenJournal, OpenStopped: the journal's
+// lock refuses them while the daemon runs); Recover is `edgeseal tpm
+// recover`; VerifyTail checks the journal's last records. The daemon
+// itself is package agent/agentd.
 package agent

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
@@ -44,7 +46,7 @@ func receiveOne(t *testing.T, dir string, signer ed25519.PrivateKey, c *bundlete
 func TestArchiveKeyRotateCLI(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "archive.key")
-	old, created, err := loadOrCreateArchiveKey(keyFile)
+	old, created, err := archived.LoadOrCreateKey(keyFile)
 	if err != nil || !created {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 	if err != nil || next.Equal(old) {
 		t.Fatalf("key file after rotation: %v (unchanged: %v)", err, next.Equal(old))
 	}
-	if pub, err := readEd25519Public(keyFile + ".pub"); err != nil || !pub.Equal(next.Public()) {
+	if pub, err := agentd.ReadArchiveKey(keyFile + ".pub"); err != nil || !pub.Equal(next.Public()) {
 		t.Fatalf("public key file: %v", err)
 	}
 	retired, _ := filepath.Glob(keyFile + ".retired-*")
@@ -105,13 +107,13 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "group or others") {
 		t.Fatalf("group-readable key: %d\n%s", code, out)
 	}
-	if _, _, err := loadOrCreateArchiveKey(keyFile); err == nil || !strings.Contains(err.Error(), "group or others") {
+	if _, _, err := archived.LoadOrCreateKey(keyFile); err == nil || !strings.Contains(err.Error(), "group or others") {
 		t.Fatalf("daemon start with a group-readable key: %v", err)
 	}
 	os.Chmod(keyFile, 0o600)
 	link := filepath.Join(t.TempDir(), "archive.key")
 	os.Symlink(keyFile, link)
-	if _, _, err := loadOrCreateArchiveKey(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, _, err := archived.LoadOrCreateKey(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("daemon start with a symlinked key: %v", err)
 	}
 	out, code = runCmd(t, "archive", "key", "rotate", "--data-dir", dir, "--overlap", "-1h")
@@ -126,7 +128,7 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 func TestArchiveKeyRotateResume(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "archive.key")
-	old, _, err := loadOrCreateArchiveKey(keyFile)
+	old, _, err := archived.LoadOrCreateKey(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

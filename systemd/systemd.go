@@ -1,6 +1,8 @@
 // Package systemd holds edgeseal's systemd unit files, embedded so that
 // `edgeseal service install` writes exactly the units that are reviewed and
-// tested here (see units_test.go for the systemd-analyze checks).
+// tested here (see units_test.go for the systemd-analyze checks), and
+// installs them (Install: the unit, the service account, the directories;
+// Uninstall; Control starts, stops and reports a unit).
 package systemd
 
 import (

@@ -4,59 +4,38 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
-	gosync "sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/agent/api"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/agent/spool"
-	"github.com/edgeseal/edgeseal/internal/metrics"
+	"github.com/edgeseal/edgeseal/internal/daemonlog"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
-	"github.com/edgeseal/edgeseal/store"
-	"github.com/edgeseal/edgeseal/sync"
-	"github.com/edgeseal/edgeseal/tpm"
 )
 
-// agentMemTable is the journal's memtable size in the daemon. Records and
-// payloads go to Badger's value log, so the memtable holds keys, value
-// pointers and hashes: one commit (15% of it, ~600 KB of those) takes a
-// batch of several thousand exports; larger ones are split into
-// consecutive commits.
-const agentMemTable = 4 << 20
+// cmdAgent dispatches `edgeseal agent ...`: the daemon, or one of the
+// commands on the agent's TPM state and stopped journal.
+func cmdAgent(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "enroll":
+			return cmdAgentEnroll(ctx, args[1:], stdout, log)
+		case "rotate-key":
+			return cmdAgentRotateKey(ctx, args[1:], stdout, log)
+		case "authorize-pcrs":
+			return cmdAgentAuthorizePCRs(args[1:], stdout)
+		}
+	}
+	return cmdAgentDaemon(ctx, args)
+}
 
-// agentMemoryLimit is the soft memory limit the daemon sets when GOMEMLIMIT
-// is not: Badger's compaction buffers are ordinary Go allocations, and
-// without a limit the heap doubles past them. At 64 MiB the working set
-// under batch load (table builders, two batches, a 4 MiB bundle being
-// sealed) sat at the limit and the runtime returned and refaulted pages
-// on every large allocation (a third of the agent's CPU); at 80 MiB the
-// agent's peak RSS under the API benchmarks stays below 128 MiB.
-const agentMemoryLimit = 80 << 20
-
-// agentResident is how many committed bytes the journal lets its mapped
-// files keep resident before handing the pages back (store.Options). At
-// 2 MiB the compactions' tables stayed resident long enough that the
-// agent's peak RSS under 1000-line batches reached 120-131 MiB (five
-// runs); at 512 KiB it was 109-120 MiB, at the same CPU per record.
-const agentResident = 512 << 10
-
-// shutdownTimeout bounds the drain of in-flight requests on SIGTERM.
-const shutdownTimeout = 20 * time.Second
-
-// cmdAgent runs the daemon until ctx is done (SIGTERM or SIGINT): it opens
-// the TPM, the data key, the journal, the policy and the core, serves the
-// API and seals in the background. On stop it drains in-flight requests,
-// seals what is pending, and closes the journal and the TPM.
-func cmdAgent(ctx context.Context, args []string) error {
+// cmdAgentDaemon is `edgeseal agent --config FILE`: the daemon (agentd.Run)
+// until ctx is done (SIGTERM or SIGINT), with the process's memory limit,
+// logger, profiles and systemd notifications.
+func cmdAgentDaemon(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the agent's YAML config file (required)")
 	if pos, err := parseInterleaved(fs, args); err != nil {
@@ -72,9 +51,9 @@ func cmdAgent(ctx context.Context, args []string) error {
 		return err
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(agentMemoryLimit)
+		debug.SetMemoryLimit(agentd.MemoryLimit)
 	}
-	log := daemonLogger(cfg.Log.Format, cfg.Log.SlogLevel(), os.Getenv).With("device", cfg.DeviceID())
+	log := daemonlog.New(cfg.Log.Format, cfg.Log.SlogLevel(), os.Getenv).With("device", cfg.DeviceID())
 	// EDGESEAL_CPUPROFILE=FILE writes a CPU profile of the agent's whole
 	// run to FILE (for profiling; written on a clean stop).
 	if path := os.Getenv("EDGESEAL_CPUPROFILE"); path != "" {
@@ -98,190 +77,6 @@ func cmdAgent(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	return runAgent(sdnotify.NewContext(ctx, sdnotify.New(os.Getenv, log.With("component", "sdnotify"))), cfg, log)
-}
-
-func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
-	start := time.Now()
-	mets := metrics.NewAgent()
-	srv := api.New(api.Options{
-		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody), MaxInflight: int64(cfg.API.MaxInflight),
-		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
-		Unjournaled: mets.UnauthenticatedUnjournaled,
-	})
-	// Listen first: /healthz answers and /readyz says 503 while opening.
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	if cfg.API.Socket != "" {
-		gid, err := cfg.API.SocketGID()
-		if err != nil {
-			return fmt.Errorf("agent: api.socket_group: %w", err)
-		}
-		ln, err := api.ListenUnixGroup(ctx, cfg.API.Socket, cfg.API.SocketMode, gid)
-		if err != nil {
-			return err
-		}
-		lns = append(lns, ln)
-	}
-	var tcpAddr string
-	if cfg.API.TCP != "" {
-		ln, err := api.ListenTLS(ctx, cfg.API.TCP, cfg.API.TLSCert, cfg.API.TLSKey)
-		if err != nil {
-			return err
-		}
-		lns = append(lns, ln)
-		tcpAddr = ln.Addr().String()
-	}
-	var serving gosync.WaitGroup
-	serveErr := make(chan error, len(lns))
-	var serversUp atomic.Int32 // for the watchdog: every listener still served
-	nListeners := int32(len(lns))
-	for _, ln := range lns {
-		serversUp.Add(1)
-		serving.Go(func() {
-			defer serversUp.Add(-1)
-			if err := srv.Serve(ln); err != nil {
-				serveErr <- err
-			}
-		})
-	}
-	stopServer := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn("shutdown: requests still in flight were cut", "err", err)
-		}
-		serving.Wait()
-	}
-	defer func() {
-		if lns != nil { // not yet stopped in order
-			stopServer()
-		}
-	}()
-
-	if sp, err := tpm.ParseSpec(cfg.TPM); err == nil && sp.Kind == tpm.KindSimulator {
-		log.Warn("TPM is the in-process simulator: INSECURE, for tests and demos only")
-	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
-	if err != nil {
-		return startHint(err)
-	}
-	defer func() {
-		if cerr := t.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	if t.Identity().PCRPolicyKey != nil {
-		loadPCRAuthorization(ctx, cfg, t, log)
-	}
-	key, err := t.DataKey(ctx)
-	if err != nil {
-		return startHint(fmt.Errorf("agent: data key: %w", err))
-	}
-	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.DataDir, "journal"), EncryptionKey: key,
-		MemTableSize: agentMemTable, ResidentBytes: agentResident, Logger: log.With("component", "store")})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := j.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	pol, err := policy.Load(cfg.Policy)
-	if err != nil {
-		return err
-	}
-	var pub *sync.Publisher // nil: sync is off
-	core, err := agent.Open(ctx, agent.Options{
-		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval, SealMaxBytes: int64(cfg.Seal.MaxBundle),
-		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
-		Observer: mets, RotateEvery: cfg.Seal.RotateEvery, PCRAuthDir: cfg.TPMStateDir,
-		AfterSeal: func() {
-			if pub != nil {
-				pub.Wake()
-			}
-		},
-	}, j, t)
-	if err != nil {
-		return err
-	}
-	if cfg.Sync.Broker != "" {
-		if pub, err = newPublisher(cfg, core, log.With("component", "sync")); err != nil {
-			return err
-		}
-		syncCtx, stopSync := context.WithCancel(context.Background())
-		var syncer gosync.WaitGroup
-		syncer.Go(func() {
-			if err := pub.Start(syncCtx); err != nil && syncCtx.Err() == nil {
-				log.Error("sync stopped", "err", err)
-			}
-		})
-		// Deferred before the sealer's stop, so it runs after it: the
-		// final seal's bundle still gets its chance to go out.
-		defer func() { stopSync(); syncer.Wait() }()
-	}
-	sealCtx, stopSealer := context.WithCancel(context.Background())
-	var sealer gosync.WaitGroup
-	var sealing atomic.Bool // for the watchdog: the sealer loop runs
-	sealing.Store(true)
-	sealer.Go(func() { defer sealing.Store(false); core.Start(sealCtx) })
-	defer func() { stopSealer(); sealer.Wait() }()
-
-	if cfg.Spool.Dir != "" {
-		w, err := spool.New(spool.Options{
-			Dir: cfg.Spool.Dir, Poll: cfg.Spool.Poll, Principal: cfg.Principals.Find(cfg.Spool.Principal),
-			Ingester: spool.CoreIngester(core), MaxSize: int64(cfg.API.MaxBody), Logger: log.With("component", "spool"),
-			Mode: cfg.Spool.Mode, Group: cfg.Spool.Group,
-		})
-		if err != nil {
-			return err
-		}
-		spoolCtx, stopSpool := context.WithCancel(context.Background())
-		var spooler gosync.WaitGroup
-		spooler.Go(func() { w.Start(spoolCtx) })
-		defer func() { stopSpool(); spooler.Wait() }()
-	}
-
-	if cfg.Metrics.Listen != "" {
-		stop, err := serveAgentMetrics(ctx, cfg.Metrics.Listen, mets, j, core, pub, log.With("component", "metrics"))
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-
-	srv.SetCore(core)
-	log.Info("ready", "socket", cfg.API.Socket, "tcp", tcpAddr, "journal", j.Size(), "policy", pol.Digest(),
-		"took", time.Since(start).Round(time.Millisecond))
-	notify := sdnotify.FromContext(ctx)
-	if err := notify.Notify(sdnotify.Ready); err != nil {
-		log.Warn("sd_notify READY", "err", err)
-	}
-	wdCtx, stopWatchdog := context.WithCancel(context.Background())
-	var watchdog gosync.WaitGroup
-	watchdog.Go(func() {
-		notify.Start(wdCtx, func() bool { return sealing.Load() && serversUp.Load() == nListeners })
-	})
-	defer func() { stopWatchdog(); watchdog.Wait() }()
-
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: draining requests")
-	case err = <-serveErr:
-		log.Error("API listener failed; stopping", "err", err)
-	}
-	if err := notify.Notify(sdnotify.Stopping); err != nil {
-		log.Warn("sd_notify STOPPING", "err", err)
-	}
-	stopServer()
-	lns = nil
-	stopSealer()
-	sealer.Wait() // seals what is pending
-	log.Info("stopped", "journal", j.Size())
-	return err
+	return agentd.Run(sdnotify.NewContext(ctx, sdnotify.New(os.Getenv, log.With("component", "sdnotify"))), cfg,
+		agentd.Options{Logger: log, Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
@@ -55,7 +56,7 @@ func TestArchiveEmbeddedBrokerTLS(t *testing.T) {
 	ready := make(chan started, 1)
 	log := slog.New(slog.NewTextHandler(ar.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	go func() {
-		ar.done <- runArchive(ctx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) { ready <- started{a, b} }})
+		ar.done <- archived.Run(ctx, cfg, archived.Options{Logger: log, Ready: func(a *archive.Archive, b *broker.Broker) { ready <- started{a, b} }})
 	}()
 	var st started
 	select {

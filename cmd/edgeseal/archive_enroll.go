@@ -2,32 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
-
-// loadEKRoots reads the EK CA bundle of enroll.ek_ca; nil when not set.
-func loadEKRoots(cfg *config.Config) (*x509.CertPool, error) {
-	if cfg.Enroll.EKCA == "" {
-		return nil, nil
-	}
-	data, err := readLimited(cfg.Enroll.EKCA, archive.MaxEKCAFile)
-	if err != nil {
-		return nil, fmt.Errorf("enroll.ek_ca: %w", err)
-	}
-	roots, err := archive.ParseEKRoots(data)
-	if err != nil {
-		return nil, fmt.Errorf("enroll.ek_ca %s: %w", cfg.Enroll.EKCA, err)
-	}
-	return roots, nil
-}
 
 // withSuffix is path without a ".json" ending, plus suffix.
 func withSuffix(path, suffix string) string { return strings.TrimSuffix(path, ".json") + suffix }

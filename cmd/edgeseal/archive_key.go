@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -14,41 +13,15 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
-	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // defaultOverlap is how long agents still accept the old key after a
 // rotation, by default.
 const defaultOverlap = 7 * 24 * time.Hour
-
-// openArchiveKey returns the archive's signer: the token key of cfg.Key,
-// or the key file (created on first start, see loadOrCreateArchiveKey).
-func openArchiveKey(cfg *config.Config) (crypto.Signer, func(), bool, error) {
-	if !cfg.KeyInToken() {
-		k, created, err := loadOrCreateArchiveKey(cfg.KeyFile)
-		return k, func() {}, created, err
-	}
-	k, err := openTokenKey(cfg.Key, cfg.PKCS11)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	return k, func() { k.Close() }, false, nil
-}
-
-func openTokenKey(uri string, p config.PKCS11) (*keystore.PKCS11Key, error) {
-	u, err := keystore.ParseURI(uri)
-	if err != nil {
-		return nil, err
-	}
-	pin, err := keystore.ReadPIN(p.PINFile, p.PINEnv, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return keystore.OpenPKCS11(keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin})
-}
 
 // cmdArchiveKey: key show | rotate [--overlap D] [--new-key pkcs11:...] |
 // import-pkcs11 --key pkcs11:... [--generate].
@@ -98,7 +71,7 @@ func cmdArchiveKey(ctx context.Context, args []string, stdout io.Writer, log *sl
 }
 
 func archiveKeyShow(cfg *config.Config, stdout io.Writer) error {
-	k, closeKey, _, err := openArchiveKeyNoCreate(cfg)
+	k, closeKey, err := archived.OpenKeyNoCreate(cfg)
 	if err != nil {
 		return err
 	}
@@ -134,96 +107,22 @@ func readArchiveChain(cfg *config.Config) ([][]byte, error) {
 	return f.Announcements, nil
 }
 
-// openArchiveKeyNoCreate is openArchiveKey for commands that must not
-// create a key.
-func openArchiveKeyNoCreate(cfg *config.Config) (crypto.Signer, func(), bool, error) {
-	if !cfg.KeyInToken() {
-		k, err := keystore.LoadFile(cfg.KeyFile)
-		return k, func() {}, false, err
-	}
-	return openArchiveKey(cfg)
-}
-
-// archiveKeyRotate switches the (stopped) archive to a new key: the new
-// key file is written beside key_file first (key_file.next), the
-// announcement logged and kept, then key_file replaced (the old key kept
-// as key_file.retired-<time>, 0600, for the operator to destroy). A
-// rotation interrupted at any step is completed by running it again.
+// archiveKeyRotate is `archive key rotate` (archived.RotateKey).
 func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey string, overlap time.Duration, stdout io.Writer, log *slog.Logger) error {
-	old, closeOld, _, err := openArchiveKeyNoCreate(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeOld()
-	var next crypto.Signer
-	nextFile := cfg.KeyFile + ".next"
-	switch {
-	case newKey != "":
-		tk, err := openTokenKey(newKey, p)
-		if err != nil {
-			return err
-		}
-		defer tk.Close()
-		next = tk
-	case cfg.KeyInToken():
+	r, err := archived.RotateKey(ctx, cfg, p, newKey, overlap, log)
+	if errors.Is(err, archived.ErrKeyInToken) {
 		return usageErr("archive key rotate: the key is in a token: create the new one there (import-pkcs11 --generate) and pass --new-key")
-	default:
-		k, err := keystore.LoadFile(nextFile)
-		if errors.Is(err, fs.ErrNotExist) {
-			if k, err = keystore.Generate(); err == nil {
-				err = keystore.WriteFile(nextFile, k)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		next = k
 	}
-	nextID := bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
-	objects, err := openObjects(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	a, err := archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Signer: old, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
-	var mismatch *archive.KeyMismatchError
-	switch {
-	case errors.As(err, &mismatch) && mismatch.Want == nextID:
-		// Announced and kept already: only the key file is left to switch.
-	case err != nil:
-		return fmt.Errorf("%w (a rotation needs the archive daemon stopped)", err)
-	default:
-		_, err = a.RotateKey(ctx, next, overlap)
-		if cerr := a.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	oldID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))
 	if newKey == "" {
-		retired := fmt.Sprintf("%s.retired-%s", cfg.KeyFile, time.Now().UTC().Format("20060102T150405Z"))
-		// The old key stays reachable (a hard link) and the new one
-		// replaces it in one rename: key_file always holds a key.
-		if err := os.Link(cfg.KeyFile, retired); err != nil {
-			return fmt.Errorf("archive key rotate: %w", err)
-		}
-		if err := os.Rename(nextFile, cfg.KeyFile); err != nil {
-			return fmt.Errorf("archive key rotate: %w", err)
-		}
-		if err := fsutil.SyncDir(filepath.Dir(cfg.KeyFile)); err != nil {
-			return err
-		}
-		if err := keystore.WritePublic(cfg.KeyFile+".pub", next.Public().(ed25519.PublicKey)); err != nil {
-			return err
-		}
-		_ = os.Remove(nextFile + ".pub")
 		fmt.Fprintf(stdout, "archive key rotated: %s -> %s, overlap %s\nnew key in %s (public key %s.pub); the old key is kept in %s: destroy it once the overlap has ended\n",
-			oldID, nextID, overlap, cfg.KeyFile, cfg.KeyFile, retired)
+			r.OldKeyID, r.NewKeyID, overlap, cfg.KeyFile, cfg.KeyFile, r.Retired)
 		return nil
 	}
 	fmt.Fprintf(stdout, "archive key rotated: %s -> %s, overlap %s\nset `key: %s` (and its pkcs11 section) in the archive config before starting the archive\n",
-		oldID, nextID, overlap, newKey)
+		r.OldKeyID, r.NewKeyID, overlap, newKey)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore/softhsmtest"
@@ -33,7 +34,7 @@ func TestArchivePKCS11(t *testing.T) {
 	t.Setenv("EDGESEAL_TEST_PIN", tok.PIN)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	fileKey, _, err := loadOrCreateArchiveKey(filepath.Join(data, "archive.key"))
+	fileKey, _, err := archived.LoadOrCreateKey(filepath.Join(data, "archive.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestArchivePKCS11(t *testing.T) {
 	var a *archive.Archive
 	var brk *broker.Broker
 	go func() {
-		done <- runArchive(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), &archiveHooks{ready: func(ar *archive.Archive, b *broker.Broker) {
+		done <- archived.Run(ctx, cfg, archived.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Ready: func(ar *archive.Archive, b *broker.Broker) {
 			a, brk = ar, b
 			close(ready)
 		}})
@@ -118,5 +119,57 @@ func TestArchivePKCS11(t *testing.T) {
 		if env.Signatures[0].KeyID != tokenID {
 			t.Fatalf("receipt %d signed by %s, want the token key %s", i+1, env.Signatures[0].KeyID, tokenID)
 		}
+	}
+}
+
+// TestArchiveRekeyPKCS11: `archive devices rekey` signs with the key the
+// config names. With the archive key in a token (after a rotation to it,
+// key_file still holding the old key) it opens the archive with the token
+// key, not key_file's: the archive opens (no key mismatch) and the rekey
+// gets as far as the device; with no key_file at all it creates none.
+func TestArchiveRekeyPKCS11(t *testing.T) {
+	tok := softhsmtest.New(t, "edgeseal")
+	t.Setenv("EDGESEAL_TEST_PIN", tok.PIN)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	keyFile := filepath.Join(data, "archive.key")
+	if _, _, err := archived.LoadOrCreateKey(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	uri := "pkcs11:token=edgeseal;object=archive-rekey"
+	if out, code := runCmd(t, "archive", "key", "import-pkcs11", "--data-dir", data, "--key", uri, "--generate",
+		"--module", tok.Module, "--pin-env", "EDGESEAL_TEST_PIN"); code != 0 {
+		t.Fatalf("import-pkcs11 --generate: %d\n%s", code, out)
+	}
+	if out, code := runCmd(t, "archive", "key", "rotate", "--data-dir", data, "--new-key", uri, "--overlap", "1h",
+		"--module", tok.Module, "--pin-env", "EDGESEAL_TEST_PIN"); code != 0 {
+		t.Fatalf("rotate --new-key: %d\n%s", code, out)
+	}
+	cfgFile := filepath.Join(dir, "archive.yaml")
+	yaml := fmt.Sprintf("data_dir: data\nkey: %q\npkcs11:\n  module: %s\n  pin_env: EDGESEAL_TEST_PIN\n", uri, tok.Module)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCmd(t, "archive", "devices", "rekey", "site1/dev1", "--key", "abc", "--by", "alice", "--config", cfgFile)
+	if code == 0 || strings.Contains(out, "is not the archive's current key") || !strings.Contains(out, "not enrolled") {
+		t.Fatalf("rekey with the key in a token: exit %d\n%s", code, out)
+	}
+
+	// A token key and no key file: nothing is created beside the config.
+	data2 := filepath.Join(dir, "data2")
+	if err := os.MkdirAll(data2, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile2 := filepath.Join(dir, "archive2.yaml")
+	yaml2 := fmt.Sprintf("data_dir: data2\nkey: %q\npkcs11:\n  module: %s\n  pin_env: EDGESEAL_TEST_PIN\n", uri, tok.Module)
+	if err := os.WriteFile(cfgFile2, []byte(yaml2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCmd(t, "archive", "devices", "rekey", "site1/dev1", "--key", "abc", "--by", "alice", "--config", cfgFile2)
+	if code == 0 || !strings.Contains(out, "not enrolled") {
+		t.Fatalf("rekey with the key in a token, no key file: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(data2, "archive.key")); !os.IsNotExist(err) {
+		t.Fatalf("rekey created a key file beside the token key: %v", err)
 	}
 }

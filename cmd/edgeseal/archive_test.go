@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
@@ -70,7 +71,7 @@ func TestArchiveCommands(t *testing.T) {
 	if len(receipts) != 2 {
 		t.Fatalf("%d receipts", len(receipts))
 	}
-	key, _, err := loadOrCreateArchiveKey(filepath.Join(data, "archive.key"))
+	key, _, err := archived.LoadOrCreateKey(filepath.Join(data, "archive.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func startArchiveInProcess(t *testing.T, ctx context.Context, cfg *config.Config
 	readyc := make(chan inProcessArchive, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runArchive(ctx, cfg, slog.New(slog.DiscardHandler), &archiveHooks{ready: func(a *archive.Archive, b *broker.Broker) {
+		done <- archived.Run(ctx, cfg, archived.Options{Logger: slog.New(slog.DiscardHandler), Ready: func(a *archive.Archive, b *broker.Broker) {
 			readyc <- inProcessArchive{a, b}
 		}})
 	}()

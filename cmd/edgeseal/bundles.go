@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
@@ -99,7 +100,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if *keyPath == "" {
 		return usageErr("bundles import-receipts: the archive key is required: --archive-key FILE or sync.archive_key in the config")
 	}
-	pub, err := readEd25519Public(*keyPath)
+	pub, err := agentd.ReadArchiveKey(*keyPath)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	ring, err := importArchiveKeys(cfg, rj, pub)
+	ring, err := agentd.ImportArchiveKeys(cfg, rj, pub)
 	if err != nil {
 		return err
 	}

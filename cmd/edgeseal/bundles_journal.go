@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/store"
-	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // agentRunningError: the agent daemon holds the journal.
@@ -24,32 +23,23 @@ func (e *agentRunningError) Error() string {
 // key), its data key, the journal. The TPM is closed again before
 // it returns; close closes the journal.
 func openStoppedJournal(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Journal, error) {
-	dir := filepath.Join(cfg.DataDir, "journal")
+	dir := agent.JournalDir(cfg)
 	if err := checkJournalFree(dir); err != nil {
 		return nil, err
 	}
-	t, err := tpm.Open(ctx, cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, PCRs: cfg.PCRs, Logger: log.With("component", "tpm"), Simulator: simulatorFor(cfg.TPMInsecureSimulator)})
-	if err != nil {
-		return nil, err
-	}
-	if t.Identity().PCRPolicyKey != nil {
-		loadPCRAuthorization(ctx, cfg, t, log)
-	}
-	key, err := t.DataKey(ctx)
-	if cerr := t.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bundles: data key: %w", err)
-	}
-	j, err := store.Open(ctx, store.Options{Dir: dir, EncryptionKey: key, Logger: log.With("component", "store")})
+	st, err := agent.OpenStopped(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), log)
 	if err != nil {
 		if isLocked(err) {
 			return nil, &agentRunningError{Journal: dir}
 		}
 		return nil, err
 	}
-	return j, nil
+	// The TPM is needed only for the data key.
+	if err := st.TPM.Close(); err != nil {
+		st.Journal.Close()
+		return nil, err
+	}
+	return st.Journal, nil
 }
 
 // isLocked reports Badger's directory lock error (a running agent), for

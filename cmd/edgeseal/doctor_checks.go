@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
@@ -150,14 +150,14 @@ func (d *doctor) checkPCRs(ctx context.Context, t *tpm.TPM, id tpm.Identity) {
 // sequence numbers, the hash chain from record to record, the device,
 // time order, the journal's last leaf, and the last checkpoint's root.
 func (d *doctor) checkJournal(key []byte) {
-	dir := filepath.Join(d.cfg.DataDir, "journal")
-	j, err := store.Open(d.ctx, store.Options{Dir: dir, EncryptionKey: key})
+	dir := agent.JournalDir(d.cfg)
+	j, err := agent.OpenJournal(d.ctx, d.cfg, key, agent.JournalOptions{})
 	if err != nil {
 		d.report(levelFail, "journal", "open: "+err.Error(), "see the agent's log; restore "+d.cfg.DataDir+" from backup if the journal is damaged")
 		return
 	}
 	defer j.Close()
-	n, err := verifyTail(d.ctx, j, d.cfg.DeviceID(), tailRecords)
+	n, err := agent.VerifyTail(d.ctx, j, d.cfg.DeviceID(), tailRecords)
 	if err != nil {
 		d.report(levelFail, "journal", err.Error(), "the journal is damaged: keep a copy of "+dir+", restore from backup, and report it")
 		return
@@ -195,45 +195,6 @@ func (d *doctor) checkJournal(key []byte) {
 	}
 	d.reportOutbox(depth, "")
 	d.reportJournalDelivery(j)
-}
-
-// verifyTail checks the last max records of j and returns how many.
-func verifyTail(ctx context.Context, j *store.Journal, device string, max uint64) (uint64, error) {
-	size := j.Size()
-	from := size - min(size, max)
-	var prev [32]byte
-	var prevTime time.Time
-	if from > 0 {
-		rec, err := j.Record(from - 1)
-		if err != nil {
-			return 0, fmt.Errorf("record %d: %w", from-1, err)
-		}
-		prev = bundle.LeafHash(rec)
-	}
-	err := j.Records(ctx, from, size, func(seq uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
-		switch {
-		case err != nil:
-			return fmt.Errorf("record %d: %w", seq, err)
-		case r.Seq != seq:
-			return fmt.Errorf("record %d says it is %d", seq, r.Seq)
-		case r.Prev != prev:
-			return fmt.Errorf("record %d: hash chain broken (prev does not match record %d)", seq, seq-1)
-		case r.Device != device:
-			return fmt.Errorf("record %d is of device %s, not %s", seq, r.Device, device)
-		case r.Time.Before(prevTime):
-			return fmt.Errorf("record %d at %s is older than its predecessor", seq, r.Time.Format(time.RFC3339Nano))
-		}
-		prev, prevTime = bundle.LeafHash(rec), r.Time
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("tail: %w", err)
-	}
-	if size > 0 && j.LastLeaf() != prev {
-		return 0, errors.New("tail: the journal's last leaf is not its last record's hash")
-	}
-	return size - from, nil
 }
 
 // reportOutbox warns when bundles wait for delivery.
@@ -309,7 +270,7 @@ func (d *doctor) checkBroker() {
 		d.report(levelOK, "broker", "sync is off (no sync.broker): bundles wait in the outbox for edgeseal bundles export", "")
 		return
 	}
-	if _, err := readEd25519Public(s.ArchiveKey); err != nil {
+	if _, err := agentd.ReadArchiveKey(s.ArchiveKey); err != nil {
 		d.report(levelFail, "broker", err.Error(), "sync.archive_key must be the archive's KEYFILE.pub")
 	}
 	tc, err := syncTLSFor(s.Broker, s)
@@ -390,14 +351,14 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// syncTLSFor is the TLS the publisher uses for broker: syncTLS when a CA
-// or client certificate is configured, else nil (the system roots for
-// ssl://).
+// syncTLSFor is the TLS the publisher uses for broker: agentd.SyncTLS
+// when a CA or client certificate is configured, else nil (the system
+// roots for ssl://).
 func syncTLSFor(broker string, s config.Sync) (*tls.Config, error) {
 	if s.CA == "" && s.Cert == "" {
 		return nil, nil
 	}
-	return syncTLS(s)
+	return agentd.SyncTLS(s)
 }
 
 // authorizeFix is the fix line for PCRs that moved under keys bound to a

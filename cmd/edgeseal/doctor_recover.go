@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
@@ -29,7 +30,7 @@ func (d *doctor) checkRecoveryWrap() {
 	cfg := d.cfg
 	p := filepath.Join(cfg.TPMStateDir, recovery.FileName)
 	fix := "edgeseal tpm rewrap --config AGENT.yaml --recovery-key RECOVERY.pub (make the key pair with: edgeseal tpm recovery-keygen --out RECOVERY.key)"
-	b, err := readBounded(p)
+	b, err := agent.ReadRecoveryFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		d.report(levelWarn, "recovery", "no recovery wrap of the data key in "+cfg.TPMStateDir+": a TPM clear or board swap would lose the journal", fix)
 		return

@@ -209,3 +209,49 @@ func helpAfterRun(err error, args []string, w io.Writer) error {
 	}
 	return err
 }
+
+// usage is the commands' synopsis: printed on a usage error and by
+// `edgeseal help`; each command's help shows its lines of it.
+const usage = `usage:
+  edgeseal agent --config FILE
+  edgeseal agent enroll --config FILE [--out REQUEST.json] [--note TEXT] [--no-mqtt] [--timeout 30s]
+  edgeseal agent rotate-key --config FILE --reason TEXT
+  edgeseal agent enroll --config FILE --answer CHALLENGE.json [--out RESPONSE.json]
+  edgeseal export [--socket PATH | --url https://127.0.0.1:PORT --cacert CA.pem] [--token-file FILE]
+                  --workflow W --app A [--purpose P] [--schema S] [--classification C]
+                  [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
+  edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV]
+                  [--state-out FILE] [--quiet] [--json]
+                  (a DIR is its *.bundle.tar by checkpoint size; --chain is the default;
+                  exit 0 verified, 1 not verified, 2 usage or unreadable input)
+  edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
+                     [--recovery-key RECOVERY.pub | --no-recovery]
+                     [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
+                     [--insecure-simulator]   (required for --tpm simulator:DIR)
+  edgeseal tpm recovery-keygen --out RECOVERY.key
+  edgeseal tpm recover --config AGENT.yaml --recovery-key RECOVERY.key [--wrap FILE] [--out DEVICE.json]
+  edgeseal tpm rewrap --config AGENT.yaml --recovery-key NEW.pub
+  edgeseal tpm pcr-key new --out PCR-KEY
+  edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/NAME (--pcrs 0=HEX,2=HEX,... | --from-quote FILE)
+                              [--out pcr-authorization.json]
+  edgeseal agent authorize-pcrs --config FILE pcr-authorization.json
+  edgeseal demo [--dir DIR]
+  edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token-file FILE]
+  edgeseal archive --config FILE
+  edgeseal archive devices list [--json] | approve SITE/NAME --key KEYID [--by WHO] [--no-activation]
+                           | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
+                           | rekey SITE/NAME --key KEYID [--no-activation] [--reason R] [--by WHO] (daemon stopped)
+                           | revoke-key SITE/NAME KEYID --reason R [--by WHO]
+  edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
+  edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
+  edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
+  edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
+                       | import-pkcs11 --key pkcs11:URI [--generate]
+                       [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]
+  edgeseal verify receipt --archive-key PUB [--archive-name NAME] RECEIPT...
+  edgeseal bundles export --config AGENT.yaml --to DIR
+  edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
+  edgeseal service install|uninstall|start|stop|status --kind agent|archive [--purge] [--root DIR]
+  edgeseal version | --version
+  edgeseal help [COMMAND...]      (or COMMAND --help: its usage and flags)
+`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
 )
@@ -27,7 +28,7 @@ func cmdVerifyReceipt(_ context.Context, args []string, stdout io.Writer) error 
 	if *keyPath == "" || len(paths) == 0 {
 		return usageErr("verify receipt: want --archive-key PUB and one or more receipt files")
 	}
-	root, err := readEd25519Public(*keyPath)
+	root, err := agentd.ReadArchiveKey(*keyPath)
 	if err != nil {
 		return usageErr("verify receipt: %v", err)
 	}

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
@@ -51,7 +53,7 @@ log:
 	return fsutil.WriteFileAtomic(path, []byte(text), 0o600)
 }
 
-// startArchive runs the archive daemon (o.RunArchive) with its config in
+// startArchive runs the archive daemon (archived.Run) with its config in
 // dir/archive and returns once it serves.
 func startArchive(ctx context.Context, o Options, dir string, tf *tlsFiles, log *slog.Logger) (*archiveProc, error) {
 	adir, err := filepath.Abs(filepath.Join(dir, "archive"))
@@ -73,9 +75,9 @@ func startArchive(ctx context.Context, o Options, dir string, tf *tlsFiles, log 
 	ready := make(chan *archiveProc, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- o.RunArchive(actx, cfg, log, func(a *archive.Archive, b *broker.Broker) {
+		done <- archived.Run(actx, cfg, archived.Options{Logger: log, Ready: func(a *archive.Archive, b *broker.Broker) {
 			ready <- &archiveProc{a: a, brk: b, keyFile: cfg.KeyFile}
-		})
+		}})
 	}()
 	select {
 	case da := <-ready:
@@ -107,7 +109,10 @@ func startArchive(ctx context.Context, o Options, dir string, tf *tlsFiles, log 
 // PCR-policy key the demo makes in dir (pcr-key, pcr-key.pub), which then
 // authorizes the PCR values at enrollment.
 func (da *archiveProc) enroll(ctx context.Context, o Options, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
-	opKey, err := o.NewPCRKey(filepath.Join(dir, "pcr-key"))
+	if _, err := agent.WritePCRPolicyKey(filepath.Join(dir, "pcr-key")); err != nil {
+		return nil, err
+	}
+	opKey, err := agent.ReadPCRPolicyPrivate(filepath.Join(dir, "pcr-key"))
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +142,7 @@ func (da *archiveProc) enroll(ctx context.Context, o Options, site, device, tpmS
 	if _, err := agent.StorePCRAuthorization(tpmState, name, araw); err != nil {
 		return nil, err
 	}
-	if err := o.WrapRecovery(ctx, t, tpmState, name, filepath.Join(dir, RecoveryKeyFile)); err != nil {
+	if err := wrapRecovery(ctx, t, tpmState, name, filepath.Join(dir, RecoveryKeyFile)); err != nil {
 		return nil, err
 	}
 	if err := t.Close(); err != nil {
@@ -210,7 +215,7 @@ func (da *archiveProc) collect(ctx context.Context, o Options, cfg agentPaths, d
 	}
 	// The receipts verify against the key the agent was given, following
 	// the archive's key rotations they carry (as the agent does).
-	root, err := o.ReadArchiveKey(da.keyFile + ".pub")
+	root, err := agentd.ReadArchiveKey(da.keyFile + ".pub")
 	if err != nil {
 		return nil, err
 	}
@@ -258,3 +263,18 @@ func (da *archiveProc) collect(ctx context.Context, o Options, cfg agentPaths, d
 
 // agentPaths is where the demo agent keeps its TPM state and journal.
 type agentPaths struct{ tpm, tpmState, journal, device string }
+
+// wrapRecovery makes the demo's recovery key pair keyFile, keyFile.pub
+// (once) and wraps the data key to it, as `tpm enroll --recovery-key` does.
+func wrapRecovery(ctx context.Context, t *tpm.TPM, state, device, keyFile string) error {
+	if _, err := os.Stat(keyFile + ".pub"); errors.Is(err, os.ErrNotExist) {
+		if _, err := agent.WriteRecoveryKey(keyFile); err != nil {
+			return err
+		}
+	}
+	pub, err := agent.ReadRecoveryPublic(keyFile + ".pub")
+	if err != nil {
+		return err
+	}
+	return agent.WrapDataKey(ctx, t, state, device, pub)
+}

@@ -14,8 +14,6 @@ package demo
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -25,11 +23,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/broker"
-	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
@@ -37,8 +33,8 @@ import (
 // (its public half is RecoveryKeyFile.pub).
 const RecoveryKeyFile = "recovery.key"
 
-// Options are the demo's folder and output, and the binary's pieces it
-// runs.
+// Options are the demo's folder and output, and the TPM simulator the
+// binary links in.
 type Options struct {
 	// Dir is where the demo leaves the journal, TPM state, bundles,
 	// receipts, archive and DEVICE.json; what an earlier run left there
@@ -51,21 +47,6 @@ type Options struct {
 	// Simulator opens the in-process TPM simulator; nil (a build
 	// without cgo) refuses to run.
 	Simulator func(dir string) (tpm.Transport, error)
-	// RunAgent runs the agent daemon with cfg until ctx is done.
-	RunAgent func(ctx context.Context, cfg *config.Config, log *slog.Logger) error
-	// RunArchive runs the archive daemon with cfg until ctx is done,
-	// calling ready once the archive and its embedded broker serve.
-	RunArchive func(ctx context.Context, cfg *aconfig.Config, log *slog.Logger, ready func(*archive.Archive, *broker.Broker)) error
-	// NewPCRKey makes a PCR-policy key pair as `tpm pcr-key new --out
-	// path` does (path, path.pub) and returns its private key.
-	NewPCRKey func(path string) (*ecdsa.PrivateKey, error)
-	// WrapRecovery makes the recovery key pair keyFile, keyFile.pub when
-	// it is missing and wraps the TPM's data key for device to it in the
-	// state folder, as `tpm enroll --recovery-key` does.
-	WrapRecovery func(ctx context.Context, t *tpm.TPM, state, device, keyFile string) error
-	// ReadArchiveKey reads the archive's public key file (PEM), as the
-	// agent reads sync.archive_key.
-	ReadArchiveKey func(path string) (ed25519.PublicKey, error)
 }
 
 // export is one export a no-code app hands over in the demo.
@@ -186,7 +167,7 @@ func Run(ctx context.Context, o Options) error {
 
 	actx, stopAgent := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
-	go func() { agentDone <- o.RunAgent(actx, cfg, agentLog) }()
+	go func() { agentDone <- agentd.Run(actx, cfg, agentd.Options{Logger: agentLog, Simulator: o.Simulator}) }()
 	stopped := false
 	stop := func() error {
 		if stopped {

@@ -84,3 +84,23 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ShutdownTimeout bounds the wait for scrapes in flight when a server
+// started by Serve stops.
+const ShutdownTimeout = 5 * time.Second
+
+// Serve is Start with a stop function for a daemon's deferred shutdown:
+// stop gives scrapes in flight ShutdownTimeout and logs a failed stop.
+func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	srv, err := Start(ctx, addr, h, log)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		if err := srv.Close(sctx); err != nil {
+			log.Warn("metrics: stop", "err", err)
+		}
+	}, nil
+}

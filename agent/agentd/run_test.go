@@ -1,0 +1,123 @@
+//go:build cgo && unix
+
+package agentd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/tpm"
+	"github.com/edgeseal/edgeseal/tpm/simulator"
+)
+
+// TestRunStartsAndStops runs the daemon in the test's process on the
+// in-process simulator: /readyz answers 200 on the API socket once it is
+// up, a cancelled context stops it cleanly (nil), and the journal it
+// leaves opens again as a stopped agent's and its tail verifies.
+func TestRunStartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	sockDir, err := os.MkdirTemp("", "agentd") // unix socket paths are short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	socket := filepath.Join(sockDir, "agent.sock")
+	policy, err := filepath.Abs(filepath.Join("..", "policy", "testdata", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`site: s1
+device: d1
+data_dir: data
+tpm: simulator:sim
+tpm_insecure_simulator: true
+seal:
+  every: 1000
+  interval: 1h
+api:
+  socket: %s
+policy: %s
+principals:
+  - {name: n8n-prod, token_sha256: %q, roles: [exporter]}
+`, socket, policy, config.HashToken("token-of-n8n-prod-0123456789abcdef"))
+	cfgFile := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := tpm.Open(t.Context(), cfg.TPM, tpm.Options{StateDir: cfg.TPMStateDir, Simulator: simulator.Open, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler), Simulator: simulator.Open})
+	}()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := client.Get("http://agent/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before ready: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run on cancel: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+
+	st, err := agent.OpenStopped(t.Context(), cfg, simulator.Open, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("the stopped agent's journal: %v", err)
+	}
+	defer st.Close()
+	if st.Journal.Size() == 0 {
+		t.Fatal("the daemon journaled nothing (no key.create)")
+	}
+	if n, err := agent.VerifyTail(t.Context(), st.Journal, cfg.DeviceID(), 1000); err != nil || n != st.Journal.Size() {
+		t.Fatalf("tail: %d of %d records: %v", n, st.Journal.Size(), err)
+	}
+	if _, err := agent.OpenJournal(t.Context(), cfg, nil, agent.JournalOptions{}); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("a second open while the journal is open: %v, want store.ErrLocked", err)
+	}
+}

@@ -1,0 +1,141 @@
+package agentd
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/sync"
+)
+
+// newPublisher builds the sync publisher of the agent's outbox from the
+// config's sync section: receipts journaled by the core before an outbox
+// entry is deleted, refusals and the broker link reported in the core's
+// status.
+func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
+	key, err := ReadArchiveKey(cfg.Sync.ArchiveKey)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := core.ArchiveKeyring(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile), ArchiveOrigin(cfg), key)
+	if err != nil {
+		return nil, err
+	}
+	var tc *tls.Config
+	if cfg.Sync.CA != "" || cfg.Sync.Cert != "" {
+		if tc, err = SyncTLS(cfg.Sync); err != nil {
+			return nil, err
+		}
+	}
+	pub, err := sync.NewPublisher(sync.PublisherOptions{
+		Broker: cfg.Sync.Broker, Site: cfg.Site, Device: cfg.Device, TLS: tc,
+		Outbox: core, ArchiveKey: key, ArchiveKeys: ring,
+		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
+		RetryHeld:   cfg.Sync.RetryHeld,
+		ResendAfter: cfg.Sync.ResendAfter,
+		OnReceipts:  core.JournalReceipts,
+		OnSent:      core.MarkSent,
+		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
+			core.NoteRefusal(id, rej.BundleDigest, rej.Checks, rej.Reason) // logs it once
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	broker := cfg.Sync.Broker
+	core.SetBrokerLink(func() agent.BrokerLink {
+		s := pub.Stats()
+		return agent.BrokerLink{Broker: broker, Connected: s.Connected, Since: s.Since, LastError: s.LastError, LastErrorTime: s.LastErrorTime}
+	})
+	return pub, nil
+}
+
+// The publisher reads only the bundles it sends, with the digest taken at
+// seal time, and deletes the entries of receipts that came together with
+// one durable step.
+var _ interface {
+	sync.OutboxLister
+	sync.OutboxDigester
+	sync.OutboxBatchDeleter
+} = (*agent.Core)(nil)
+
+// ReadArchiveKey reads an archive's Ed25519 public key (PEM PUBLIC KEY,
+// PKIX), as sync.archive_key names it.
+func ReadArchiveKey(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sync: archive key: %w", err)
+	}
+	blk, _ := pem.Decode(data)
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("sync: archive key %s: not a PEM PUBLIC KEY", path)
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("sync: archive key %s: %w", path, err)
+	}
+	k, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("sync: archive key %s: %T, want Ed25519", path, pub)
+	}
+	return k, nil
+}
+
+// SyncTLS is the client TLS of the MQTT link: the broker verified against
+// the configured CA, the device's certificate when configured.
+func SyncTLS(s config.Sync) (*tls.Config, error) { return sync.ClientTLS(s.CA, s.Cert, s.Key) }
+
+// ArchiveOrigin is sync.archive_origin, default archive.DefaultName.
+func ArchiveOrigin(cfg *config.Config) string {
+	if cfg.Sync.ArchiveOrigin != "" {
+		return cfg.Sync.ArchiveOrigin
+	}
+	return archive.DefaultName
+}
+
+// ImportArchiveKeys is the agent's keyring of the archive's keys for
+// `bundles import-receipts` (the agent stopped): the configured
+// sync.archive_key (root) and the rotations learned since, kept in
+// <data_dir>/archive-keys.json; rotations learned from the imported
+// replies are journaled and kept as the running agent does.
+func ImportArchiveKeys(cfg *config.Config, rj *agent.ReceiptJournal, root ed25519.PublicKey) (*agent.ArchiveKeyring, error) {
+	return rj.ArchiveKeyring(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile), ArchiveOrigin(cfg), root)
+}
+
+// CurrentArchiveKey is the newest archive key the agent learned from
+// root (<data_dir>/archive-keys.json), or root: enrollment answers carry
+// no key chain and are signed by the archive's current key.
+func CurrentArchiveKey(cfg *config.Config, root ed25519.PublicKey) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return root, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive keys: %w", err)
+	}
+	f, err := bundle.ParseKeyChainFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("archive keys: %w", err)
+	}
+	keys := bundle.NewArchiveKeys(ArchiveOrigin(cfg), root)
+	// What does not link to root (the configured key changed) is left out,
+	// as the running agent does.
+	_, _ = keys.LearnChain(f.Announcements)
+	if _, cur := keys.Current(); cur != nil {
+		return cur, nil
+	}
+	return root, nil
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/edgeseal/edgeseal/archive/archived"
+	"github.com/edgeseal/edgeseal/sync/media"
+)
+
+// cmdArchiveImport takes bundles brought on removable media through the
+// same verification as MQTT and writes the answers to DIR/receipts/. It
+// opens the archive's journals, so the daemon must not run meanwhile.
+func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	f := newArchiveFlags("archive import")
+	pos, err := parseInterleaved(f.fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("archive import: want one DIR")
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	key, closeKey, _, err := archived.OpenKey(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeKey()
+	a, err := archived.Open(ctx, cfg, key, log)
+	if err != nil {
+		return fmt.Errorf("%w (an import needs the archive daemon stopped)", err)
+	}
+	defer a.Close()
+	res, err := a.ImportDir(ctx, pos[0])
+	var accepted, refused int
+	for _, im := range res {
+		status := "accepted"
+		if !im.Accepted {
+			status, refused = "REFUSED: "+im.Err.Error(), refused+1
+		} else {
+			accepted++
+		}
+		fmt.Fprintf(stdout, "%s  %s  %s\n", im.File, im.Device, status)
+	}
+	fmt.Fprintf(stdout, "%d accepted, %d refused; answers in %s\n", accepted, refused, filepath.Join(pos[0], media.ReceiptsDir))
+	if err != nil {
+		return err
+	}
+	if refused > 0 {
+		return &exitError{code: 1, err: errors.New("some bundles were refused (quarantined; see the rejections)")}
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/bundle"
+)
+
+// TestEnrollPolicyFlags: enroll's --pcr-policy-key and --pcr-policy flags
+// and the key file `tpm pcr-key new` writes.
+func TestEnrollPolicyFlags(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "pcr-key")
+	if out, code := runCmd(t, "tpm", "pcr-key", "new", "--out", key); code != 0 {
+		t.Fatalf("pcr-key new: exit %d\n%s", code, out)
+	}
+	pub, err := agent.ReadPCRPolicyPublic(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.ReadPCRPolicyPublic(key); err == nil {
+		t.Fatal("a private key file read as the public key")
+	}
+	if _, err := enrollPolicy("device:/dev/tpmrm0", "s1/d1", "", ""); err == nil || !strings.Contains(err.Error(), "--pcr-policy-key") {
+		t.Fatalf("enroll on a real TPM without a policy: %v", err)
+	}
+	if p, err := enrollPolicy("device:/dev/tpmrm0", "s1/d1", "", "pcr"); err != nil || p != nil {
+		t.Fatalf("--pcr-policy=pcr: %v", err)
+	}
+	if _, err := enrollPolicy("device:/dev/tpmrm0", "s1/d1", "", "bogus"); err == nil {
+		t.Fatal("--pcr-policy=bogus accepted")
+	}
+	if _, err := enrollPolicy("device:/dev/tpmrm0", "s1/d1", key+".pub", "pcr"); err == nil {
+		t.Fatal("both flags accepted")
+	}
+	p, err := enrollPolicy("device:/dev/tpmrm0", "s1/d1", key+".pub", "")
+	if err != nil || !p.Key.Equal(pub) || string(p.Ref) != string(bundle.PCRPolicyRef("s1/d1")) {
+		t.Fatalf("--pcr-policy-key: %v", err)
+	}
+	if p, err := enrollPolicy("simulator:/tmp/x", "s1/d1", "", ""); err != nil || p != nil {
+		t.Fatalf("simulator default: %v", err)
+	}
+}
