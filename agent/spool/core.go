@@ -32,7 +32,7 @@ func (a coreIngester) Ingest(ctx context.Context, p *config.Principal, via strin
 	if err != nil {
 		return Receipt{}, fromAgent(err)
 	}
-	return Receipt{ExportID: rc.ExportID, Seq: rc.Seq, Leaf: rc.Leaf, Size: rc.Size, Digest: rc.Digest, Duplicate: rc.Duplicate}, nil
+	return rc, nil
 }
 
 func (a coreIngester) Reject(ctx context.Context, p *config.Principal, via string, req IngestRequest, cause error) (*RejectError, error) {

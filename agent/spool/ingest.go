@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 )
 
@@ -24,16 +25,10 @@ type IngestRequest struct {
 	Data           []byte
 }
 
-// Receipt answers an ingested export once its record is durable. It is
-// written as NAME.receipt.json.
-type Receipt struct {
-	ExportID  string `json:"exportId"`
-	Seq       uint64 `json:"seq"`
-	Leaf      string `json:"leaf"`
-	Size      uint64 `json:"journalSize"`
-	Digest    string `json:"digest"`
-	Duplicate bool   `json:"duplicate,omitempty"`
-}
+// Receipt answers an ingested export once its record is durable: the
+// agent's receipt, the same the local API answers. It is written as
+// NAME.receipt.json.
+type Receipt = agent.ExportReceipt
 
 // Ingester journals exports. Its contract:
 //

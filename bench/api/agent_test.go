@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
 )
 
@@ -163,11 +162,8 @@ log:
 			return nil, fmt.Errorf("agent exited before ready:\n%s", a.stderr)
 		default:
 		}
-		if resp, err := c.Get("http://agent/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return a, nil
-			}
+		if c.Ready(context.Background()) == nil {
+			return a, nil
 		}
 		if time.Now().After(deadline) {
 			a.stop()
@@ -233,19 +229,13 @@ func (a *agent) peakRSS() (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", a.cmd.Process.Pid)
 }
 
-// client is an HTTP client over the unix socket keeping conns connections.
-func client(socket string, conns int) *http.Client {
-	var d net.Dialer
-	return &http.Client{
-		Timeout: 60 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return d.DialContext(ctx, "unix", socket)
-			},
-			MaxIdleConns:        conns,
-			MaxIdleConnsPerHost: conns,
-		},
+// client is an API client over the unix socket keeping conns connections.
+func client(socket string, conns int) *api.Client {
+	c, err := api.NewClient(api.ClientOptions{Socket: socket, Token: token, Timeout: 60 * time.Second, MaxConns: conns})
+	if err != nil {
+		panic(err) // a socket path is always a valid option
 	}
+	return c
 }
 
 type lockedBuf struct {

@@ -3,7 +3,7 @@ package apibench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	edgeagent "github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/internal/tmpfstest"
 	"github.com/edgeseal/edgeseal/store"
@@ -29,41 +31,22 @@ func freeBytes(t *testing.T, dir string) int64 {
 	return int64(st.Bavail) * int64(st.Bsize)
 }
 
-type receipt struct {
-	ExportID string `json:"exportId"`
-	Seq      uint64 `json:"seq"`
-	Leaf     string `json:"leaf"`
-}
-
 // postCSV posts a raw CSV export and returns the status, the receipt (on
-// 201) and the error body otherwise.
-func postCSV(t *testing.T, c *http.Client, n int, size int) (int, receipt, string, http.Header) {
+// 201), the error body and Retry-After otherwise.
+func postCSV(t *testing.T, c *api.Client, n int, size int) (int, edgeagent.ExportReceipt, string, time.Duration) {
 	t.Helper()
 	line := fmt.Sprintf("row,%d,", n)
 	body := []byte(strings.Repeat(line+strings.Repeat("x", 64-len(line)-1)+"\n", size/64))
-	req, err := http.NewRequest(http.MethodPost, "http://agent/v1/exports", bytes.NewReader(body))
-	if err != nil {
+	meta := api.ExportMeta{Workflow: "files", App: "bench", Classification: "internal", Destination: "archive", Purpose: "disk full"}
+	res, err := c.Export(context.Background(), meta, "text/csv", body)
+	var se *api.StatusError
+	switch {
+	case errors.As(err, &se):
+		return se.Status, edgeagent.ExportReceipt{}, string(se.Body), se.RetryAfter
+	case err != nil:
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "text/csv")
-	for k, v := range map[string]string{"Workflow": "files", "App": "bench", "Classification": "internal", "Destination": "archive", "Purpose": "disk full"} {
-		req.Header.Set("Edgeseal-"+k, v)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	var rc receipt
-	if resp.StatusCode == http.StatusCreated {
-		if err := json.Unmarshal(buf.Bytes(), &rc); err != nil {
-			t.Fatalf("receipt %s: %v", buf.Bytes(), err)
-		}
-	}
-	return resp.StatusCode, rc, buf.String(), resp.Header
+	return res.Status, res.Receipt, string(res.Body), 0
 }
 
 // TestAPIDiskFull runs the real agent with its data dir on a small tmpfs,
@@ -93,10 +76,10 @@ func TestAPIDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := client(a.socket, 1)
-	var acked []receipt
+	var acked []edgeagent.ExportReceipt
 	var refusal string
 	for n := 0; ; n++ {
-		status, rc, body, h := postCSV(t, c, n, 256<<10)
+		status, rc, body, retry := postCSV(t, c, n, 256<<10)
 		if status == http.StatusCreated {
 			acked = append(acked, rc)
 			continue
@@ -104,8 +87,8 @@ func TestAPIDiskFull(t *testing.T) {
 		if status != http.StatusServiceUnavailable && status != http.StatusInsufficientStorage {
 			t.Fatalf("export %d on a filling disk: %d %s", n, status, body)
 		}
-		if !strings.Contains(body, "disk") || (status == 503 && h.Get("Retry-After") == "") {
-			t.Fatalf("refusal without a clear message or Retry-After: %d %v %s", status, h, body)
+		if !strings.Contains(body, "disk") || (status == 503 && retry == 0) {
+			t.Fatalf("refusal without a clear message or Retry-After: %d %v %s", status, retry, body)
 		}
 		refusal = fmt.Sprintf("%d %s", status, strings.TrimSpace(body))
 		break
@@ -140,7 +123,7 @@ func TestAPIDiskFull(t *testing.T) {
 
 // checkJournal opens the stopped agent's journal with its data key and
 // checks every acknowledged export and a full scrub.
-func checkJournal(t *testing.T, a *agent, acked []receipt) {
+func checkJournal(t *testing.T, a *agent, acked []edgeagent.ExportReceipt) {
 	t.Helper()
 	ctx := context.Background()
 	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(a.dir, "sim"), tpm.Options{StateDir: filepath.Join(a.dataDir, "tpm"), Simulator: simulator.Open, Create: true})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
+	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
@@ -259,26 +259,21 @@ func (d *doctor) viaAgent() {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/status", nil)
+	c, err := api.NewClient(api.ClientOptions{Socket: d.cfg.API.Socket, Token: d.token, Timeout: 30 * time.Second})
 	if err != nil {
 		d.report(levelFail, "status", err.Error(), "")
 		return
 	}
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	resp, err := unixHTTPClient(d.cfg.API.Socket).Do(req)
-	if err != nil {
+	defer c.CloseIdleConnections()
+	st, err := c.Status(ctx)
+	var se *api.StatusError
+	switch {
+	case errors.As(err, &se):
+		d.report(levelFail, "status", fmt.Sprintf("GET /v1/status: %d %s", se.Status, http.StatusText(se.Status)), "the token must be an auditor's or operator's of this agent's config")
+		return
+	case err != nil:
 		d.report(levelFail, "status", "the agent does not answer on "+d.cfg.API.Socket+": "+err.Error(),
 			"see journalctl -u edgeseal-agent; restart it (systemctl restart edgeseal-agent)")
-		return
-	}
-	defer resp.Body.Close()
-	var st agent.Status
-	if resp.StatusCode != http.StatusOK {
-		d.report(levelFail, "status", "GET /v1/status: "+resp.Status, "the token must be an auditor's or operator's of this agent's config")
-		return
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		d.report(levelFail, "status", "GET /v1/status: "+err.Error(), "")
 		return
 	}
 	switch st.TPM.State {
@@ -302,7 +297,7 @@ func (d *doctor) viaAgent() {
 	}
 	d.report(levelOK, "journal", fmt.Sprintf("%d records, %d pending, %s (the agent's view; its tail is verified when the agent is stopped)", st.JournalSize, st.Pending, last), "")
 	d.reportOutbox(st.Outbox, " (the agent's view)")
-	d.reportAgentLink(&st)
+	d.reportAgentLink(st)
 }
 
 // checkBroker connects to the configured broker once with the configured
