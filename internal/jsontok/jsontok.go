@@ -331,8 +331,9 @@ func Unquote(dst, tok []byte, strict bool) ([]byte, error) {
 // Number checks the number token at b[i],
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and returns the offset
 // after it (b[i:end] is its exact text) and whether it is an integer (no
-// fraction, no exponent). A digit right after a leading zero is an error
-// (no JSON text has one there).
+// fraction, no exponent). As in the grammar, a leading zero ends the
+// integer part: in "01" the number is "0" and "1" is left to the caller
+// (no JSON text has a digit there).
 func Number(b []byte, i int) (end int, integer bool, err error) {
 	if i < len(b) && b[i] == '-' {
 		i++
@@ -342,9 +343,6 @@ func Number(b []byte, i int) (end int, integer bool, err error) {
 		return i, false, fail(b, i, ErrEOF)
 	case b[i] == '0':
 		i++
-		if i < len(b) && IsDigit(b[i]) {
-			return i, false, fail(b, i, ErrSyntax)
-		}
 	case IsDigit(b[i]):
 		i = digits(b, i)
 	default:

@@ -75,7 +75,7 @@ func TestErrors(t *testing.T) {
 		integer bool
 		bad     bool
 	}{
-		{"0", 1, true, false}, {"-12,", 3, true, false}, {"1.5e-3]", 6, false, false}, {"01", 1, false, true},
+		{"0", 1, true, false}, {"-12,", 3, true, false}, {"1.5e-3]", 6, false, false}, {"01", 1, true, false},
 		{"-", 1, false, true}, {"1.e3", 2, false, true}, {"2E+", 3, false, true},
 	} {
 		end, integer, err := Number([]byte(c.in), 0)
