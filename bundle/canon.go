@@ -207,6 +207,13 @@ func (p *canonParser) number(dst []byte) ([]byte, error) {
 	start := p.i
 	end, integer, err := jsontok.Number(p.src, p.i)
 	if err != nil || end < len(p.src) && jsontok.IsDigit(p.src[end]) { // "01"
+		var te *jsontok.Error
+		if errors.As(err, &te) {
+			p.i = te.Off
+		} else {
+			for p.i = end; p.i < len(p.src) && jsontok.IsDigit(p.src[p.i]); p.i++ {
+			}
+		}
 		return nil, p.fail("bad number")
 	}
 	p.i = end

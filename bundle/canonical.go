@@ -181,11 +181,14 @@ func (c *canonChecker) strErr(err error) error {
 		return err
 	}
 	c.i = te.Off
-	if te.Esc >= 0 && te.Kind != jsontok.ErrEOF {
+	if te.Esc >= 0 {
 		c.i = te.Esc
 	}
 	switch te.Kind {
 	case jsontok.ErrEOF:
+		if te.Esc >= 0 {
+			return fmt.Errorf("unexpected end")
+		}
 		return fmt.Errorf("unterminated string")
 	case jsontok.ErrControl:
 		return fmt.Errorf("unescaped control character")
@@ -209,32 +212,26 @@ func (c *canonChecker) number() error {
 	if c.b[start] == '-' {
 		digits++
 	}
-	end, integer, err := jsontok.Number(c.b, c.i)
-	if err != nil {
-		var te *jsontok.Error
-		if errors.As(err, &te) {
-			c.i = te.Off
-		}
-		if c.i == digits {
-			return fmt.Errorf("number without digits")
-		}
-		return fmt.Errorf("only integers are allowed")
+	if digits >= len(c.b) || !jsontok.IsDigit(c.b[digits]) {
+		c.i = digits
+		return fmt.Errorf("number without digits")
 	}
+	_, integer, err := jsontok.Number(c.b, c.i)
 	// The integer part and the value of its first 16 digits.
 	var n uint64
 	k := digits
-	for ; k < end && jsontok.IsDigit(c.b[k]); k++ {
+	for ; k < len(c.b) && jsontok.IsDigit(c.b[k]); k++ {
 		if k-digits < 16 {
 			n = n*10 + uint64(c.b[k]-'0')
 		}
 	}
 	c.i = k
 	switch {
-	case c.b[digits] == '0' && k < len(c.b) && jsontok.IsDigit(c.b[k]):
+	case c.b[digits] == '0' && k-digits > 1:
 		return fmt.Errorf("leading zero")
 	case n == 0 && digits > start:
 		return fmt.Errorf("negative zero")
-	case !integer:
+	case err != nil || !integer:
 		return fmt.Errorf("only integers are allowed")
 	}
 	// 2^53-1 has 16 digits; without a leading zero, more are beyond it.
