@@ -250,15 +250,17 @@ func (p *jsonParser) tokFail(err error) error {
 // number reads a number literal: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (p *jsonParser) number() (any, error) {
 	start := p.pos
-	end, _, err := jsontok.Number(p.data, p.pos)
+	end, integer, err := jsontok.Number(p.data, p.pos)
 	if err != nil {
 		return nil, p.tokFail(err)
 	}
 	p.pos = end
 	lit := string(p.data[start:end])
 	exp := ""
-	if e := strings.IndexAny(lit, "eE"); e >= 0 {
-		exp = strings.TrimLeft(strings.TrimLeft(lit[e+1:], "+-"), "0")
+	if !integer {
+		if e := strings.IndexAny(lit, "eE"); e >= 0 {
+			exp = strings.TrimLeft(strings.TrimLeft(lit[e+1:], "+-"), "0")
+		}
 	}
 	if len(lit) > MaxNumberLen {
 		return nil, p.fail("number literal longer than %d characters", MaxNumberLen)
