@@ -88,8 +88,12 @@ func (c *canonChecker) value(depth int) error {
 			c.i++
 		}
 	case ch == '"':
-		_, err := c.str()
-		return err
+		end, _, err := jsontok.String(c.b, c.i, jsontok.Canonical)
+		if err != nil {
+			return c.strErr(err)
+		}
+		c.i = end
+		return nil
 	case ch == '-' || ch >= '0' && ch <= '9':
 		return c.number()
 	default:

@@ -149,22 +149,16 @@ func String(b []byte, i int, m Mode) (int, Str, error) {
 	// closing quote; short ones byte by byte, longer ones a word at a
 	// time.
 	for n := min(len(b), i+16); i < n; i++ {
-		c := b[i]
-		if c == '"' {
-			return i + 1, 0, nil
-		}
-		if !plainASCII[c] {
-			return stringRest(b, i, m)
+		if c := b[i]; !plainASCII[c] {
+			if c == '"' {
+				return i + 1, 0, nil
+			}
+			break
 		}
 	}
 	if q := bytes.IndexByte(b[i:], '"'); q >= 0 && plainSpan(b[i:i+q]) {
 		return i + q + 1, 0, nil
 	}
-	return stringRest(b, i, m)
-}
-
-// stringRest finishes String from b[i], inside the string.
-func stringRest(b []byte, i int, m Mode) (int, Str, error) {
 	var f Str
 	for i < len(b) {
 		i = plainRun(b, i)

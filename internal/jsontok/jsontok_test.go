@@ -141,3 +141,22 @@ func FuzzTokens(f *testing.F) {
 		}
 	})
 }
+
+// End splits checked input where Skip does.
+func TestEnd(t *testing.T) {
+	for _, s := range []string{`{"a":[1,"x\"]",{"b":null}],"c":-1.5e3}`, `"a\\"`, `[[],{}]`, `true`, `-12`, `"\u00e9"`} {
+		b := []byte(s + `,1`)
+		want, err := Skip(b, 0, 10, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if got, err := End(b, 0); err != nil || got != want {
+			t.Errorf("%s: End %d %v, Skip %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{`"ab`, `{"a":[1}`, `[`, ``} {
+		if _, err := End([]byte(s), 0); err == nil {
+			t.Errorf("%q: no error", s)
+		}
+	}
+}

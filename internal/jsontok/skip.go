@@ -82,3 +82,52 @@ func key(b []byte, i int, m Mode) (int, error) {
 	}
 	return Space(b, i+1), nil
 }
+
+// End returns the end of the value starting at b[i] in input that was
+// checked before (by Skip, or by a stricter reader such as a canonical
+// form check): it only finds where strings and containers close, without
+// checking anything else, and is the cheaper way to split checked input.
+// On input that was not checked its answer means nothing, but it stays
+// within b.
+func End(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return i, fail(b, i, ErrEOF)
+	}
+	switch b[i] {
+	case '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1, nil
+			}
+		}
+		return len(b), fail(b, len(b), ErrEOF)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, err := End(b, j)
+				if err != nil {
+					return end, err
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return len(b), fail(b, len(b), ErrEOF)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' {
+		j++
+	}
+	return j, nil
+}
