@@ -257,9 +257,10 @@ func (p *jsonParser) number() (any, error) {
 	p.pos = end
 	lit := string(p.data[start:end])
 	exp := ""
-	if !integer {
-		if e := strings.IndexAny(lit, "eE"); e >= 0 {
+	for e := len(lit) - 1; !integer && e > 0; e-- {
+		if lit[e] == 'e' || lit[e] == 'E' {
 			exp = strings.TrimLeft(strings.TrimLeft(lit[e+1:], "+-"), "0")
+			break
 		}
 	}
 	if len(lit) > MaxNumberLen {
