@@ -12,8 +12,9 @@
 // lone one), no unescaped control character, UTF-8 checked unless the
 // caller asks otherwise; numbers checked against the grammar and handed
 // back as their exact text (what a number means is the caller's
-// business); literals; white space. Skip moves past one whole value with
-// a bound on nesting. Object member names are strings like any other:
+// business); literals; white space. Skip checks and moves past one whole
+// value with a bound on nesting; End only finds where a value of input
+// already checked ends. Object member names are strings like any other:
 // duplicate names are for the caller to find, as each needs its own rule
 // (encoding/json keeps the last, RFC 8785 refuses them).
 //
