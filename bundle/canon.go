@@ -1,14 +1,13 @@
 package bundle
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 	"unsafe"
+
+	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
 // appendCanonical appends the RFC 8785 (JCS) form of the JSON value src
@@ -46,16 +45,7 @@ func (p *canonParser) fail(what string) error {
 	return &FormatError{Format: "json", Reason: what + " at byte " + strconv.Itoa(p.i), Err: errCanon}
 }
 
-func (p *canonParser) space() {
-	for p.i < len(p.src) {
-		switch p.src[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
+func (p *canonParser) space() { p.i = jsontok.Space(p.src, p.i) }
 
 func (p *canonParser) value(dst []byte, depth int) ([]byte, error) {
 	if depth > maxCanonDepth {
@@ -104,15 +94,12 @@ func (p *canonParser) value(dst []byte, depth int) ([]byte, error) {
 		return appendJCSString(dst, s), nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number(dst)
-	case bytes.HasPrefix(p.src[p.i:], []byte("true")):
-		p.i += 4
-		return append(dst, "true"...), nil
-	case bytes.HasPrefix(p.src[p.i:], []byte("false")):
-		p.i += 5
-		return append(dst, "false"...), nil
-	case bytes.HasPrefix(p.src[p.i:], []byte("null")):
-		p.i += 4
-		return append(dst, "null"...), nil
+	case c == 't' || c == 'f' || c == 'n':
+		if end, err := jsontok.Literal(p.src, p.i); err == nil {
+			dst = append(dst, p.src[p.i:end]...)
+			p.i = end
+			return dst, nil
+		}
 	}
 	return nil, p.fail("unexpected byte")
 }
@@ -180,127 +167,68 @@ func (p *canonParser) object(dst []byte, depth int) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// str reads a JSON string token and returns its value.
+// str reads a JSON string token and returns its value: valid UTF-8, no
+// lone surrogate escape (encoding/json would read it as U+FFFD, JCS
+// refuses it).
 func (p *canonParser) str() (string, error) {
 	start := p.i
-	p.i++ // opening quote
-	simple := true
-	for p.i < len(p.src) {
-		c := p.src[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			tok := p.src[start:p.i]
-			if simple {
-				if !utf8.Valid(tok) {
-					return "", p.fail("invalid UTF-8")
-				}
-				return string(tok[1 : len(tok)-1]), nil
+	end, f, err := jsontok.String(p.src, p.i, 0)
+	if err != nil {
+		var te *jsontok.Error
+		if errors.As(err, &te) {
+			p.i = te.Off
+			switch te.Kind {
+			case jsontok.ErrEOF:
+				return "", p.fail("unterminated string")
+			case jsontok.ErrControl:
+				return "", p.fail("control character in string")
+			case jsontok.ErrUTF8:
+				return "", p.fail("invalid UTF-8")
 			}
-			var s string
-			if err := json.Unmarshal(tok, &s); err != nil || !utf8.Valid(tok) {
-				return "", p.fail("bad string")
-			}
-			if !utf8.ValidString(s) || hasLoneSurrogate(tok) {
-				return "", p.fail("bad string")
-			}
-			return s, nil
-		case c == '\\':
-			simple = false
-			p.i += 2
-		case c < 0x20:
-			return "", p.fail("control character in string")
-		default:
-			p.i++
 		}
+		return "", p.fail("bad string")
 	}
-	return "", p.fail("unterminated string")
+	p.i = end
+	if f.Plain() {
+		return string(p.src[start+1 : end-1]), nil
+	}
+	v, err := jsontok.Unquote(make([]byte, 0, end-start), p.src[start:end], true)
+	if err != nil {
+		return "", p.fail("bad string")
+	}
+	return string(v), nil
 }
 
-// hasLoneSurrogate reports a \u escape of a surrogate not in a pair,
-// which encoding/json turns into U+FFFD and JCS refuses.
-func hasLoneSurrogate(tok []byte) bool {
-	for i := 0; i+5 < len(tok); i++ {
-		if tok[i] != '\\' {
-			continue
-		}
-		if tok[i+1] != 'u' {
-			i++
-			continue
-		}
-		r, err := strconv.ParseUint(string(tok[i+2:i+6]), 16, 32)
-		if err != nil {
-			return true
-		}
-		if r >= 0xD800 && r < 0xDC00 {
-			if i+11 < len(tok) && tok[i+6] == '\\' && tok[i+7] == 'u' {
-				r2, err := strconv.ParseUint(string(tok[i+8:i+12]), 16, 32)
-				if err == nil && r2 >= 0xDC00 && r2 < 0xE000 {
-					i += 11
-					continue
-				}
-			}
-			return true
-		}
-		if r >= 0xDC00 && r < 0xE000 {
-			return true
-		}
-		i += 5
-	}
-	return false
-}
-
+// number appends the integer the number token at p.i stands for: an
+// integer within ±(2^53-1), or a number with a fraction or an exponent
+// whose value is such an integer ("1.0", "1e3", "-0.0"), written as that
+// integer, as JCS writes it.
 func (p *canonParser) number(dst []byte) ([]byte, error) {
 	start := p.i
-	if p.src[p.i] == '-' {
-		p.i++
-	}
-	digits := p.i
-	if n := p.digits(); n == 0 || (p.src[digits] == '0' && n > 1) {
+	end, integer, err := jsontok.Number(p.src, p.i)
+	if err != nil || end < len(p.src) && jsontok.IsDigit(p.src[end]) { // "01"
+		var te *jsontok.Error
+		if errors.As(err, &te) {
+			p.i = te.Off
+		} else {
+			for p.i = end; p.i < len(p.src) && jsontok.IsDigit(p.src[p.i]); p.i++ {
+			}
+		}
 		return nil, p.fail("bad number")
 	}
-	if p.i < len(p.src) && (p.src[p.i] == '.' || p.src[p.i] == 'e' || p.src[p.i] == 'E') {
-		return p.integralNumber(dst, start)
-	}
-	n, err := strconv.ParseInt(string(p.src[start:p.i]), 10, 64)
-	if err != nil || n > maxJSONInt || n < -maxJSONInt {
-		return nil, p.fail("integer beyond 2^53")
-	}
-	if n == 0 {
-		return append(dst, '0'), nil // "-0" is 0
-	}
-	return strconv.AppendInt(dst, n, 10), nil
-}
-
-// digits skips a run of decimal digits and returns its length.
-func (p *canonParser) digits() int {
-	start := p.i
-	for p.i < len(p.src) && p.src[p.i] >= '0' && p.src[p.i] <= '9' {
-		p.i++
-	}
-	return p.i - start
-}
-
-// integralNumber finishes a number with a fraction or an exponent, as
-// JCS writes it: accepted only when its value is an integer within
-// ±(2^53-1) ("1.0", "1e3", "-0.0"), written as that integer.
-func (p *canonParser) integralNumber(dst []byte, start int) ([]byte, error) {
-	if p.src[p.i] == '.' {
-		p.i++
-		if p.digits() == 0 {
-			return nil, p.fail("bad number")
+	p.i = end
+	lit := string(p.src[start:end])
+	if integer {
+		n, err := strconv.ParseInt(lit, 10, 64)
+		if err != nil || n > maxJSONInt || n < -maxJSONInt {
+			return nil, p.fail("integer beyond 2^53")
 		}
-	}
-	if p.i < len(p.src) && (p.src[p.i] == 'e' || p.src[p.i] == 'E') {
-		p.i++
-		if p.i < len(p.src) && (p.src[p.i] == '+' || p.src[p.i] == '-') {
-			p.i++
+		if n == 0 {
+			return append(dst, '0'), nil // "-0" is 0
 		}
-		if p.digits() == 0 {
-			return nil, p.fail("bad number")
-		}
+		return strconv.AppendInt(dst, n, 10), nil
 	}
-	f, err := strconv.ParseFloat(string(p.src[start:p.i]), 64)
+	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil || f != math.Trunc(f) || math.Abs(f) > maxJSONInt {
 		return nil, p.fail("number is not an integer within 2^53")
 	}

@@ -1,11 +1,11 @@
 package bundle
 
 import (
-	"bytes"
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"strconv"
 	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
 // maxDepth bounds nesting in canonical JSON.
@@ -88,18 +88,21 @@ func (c *canonChecker) value(depth int) error {
 			c.i++
 		}
 	case ch == '"':
-		_, err := c.str()
-		return err
+		end, _, err := jsontok.String(c.b, c.i, jsontok.Canonical)
+		if err != nil {
+			return c.strErr(err)
+		}
+		c.i = end
+		return nil
 	case ch == '-' || ch >= '0' && ch <= '9':
 		return c.number()
 	default:
-		for _, lit := range []string{"true", "false", "null"} {
-			if bytes.HasPrefix(c.b[c.i:], []byte(lit)) {
-				c.i += len(lit)
-				return nil
-			}
+		end, err := jsontok.Literal(c.b, c.i)
+		if err != nil {
+			return fmt.Errorf("unexpected byte %q", ch)
 		}
-		return fmt.Errorf("unexpected byte %q", ch)
+		c.i = end
+		return nil
 	}
 }
 
@@ -162,181 +165,85 @@ func (c *canonChecker) object(depth int) error {
 // str checks a canonical string and returns its decoded value (the raw
 // bytes when there is no escape).
 func (c *canonChecker) str() ([]byte, error) {
-	c.i++ // opening quote
 	start := c.i
-	// The common case: no escape, no control or non-ASCII byte up to the
-	// closing quote. Anything else takes the loop below from the start.
-	if q := bytes.IndexByte(c.b[start:], '"'); q >= 0 && plainSpan(c.b[start:start+q]) {
-		c.i = start + q + 1
-		return c.b[start : start+q], nil
+	end, f, err := jsontok.String(c.b, c.i, jsontok.Canonical)
+	if err != nil {
+		return nil, c.strErr(err)
 	}
-	var dec []byte // decoded copy, only once an escape was seen
-	for c.i < len(c.b) {
-		// Runs of plain ASCII first: the common case, eight bytes at a
-		// time while no byte of a word needs a closer look.
-		j := plainRun(c.b, c.i)
-		for j < len(c.b) && plainASCII[c.b[j]] {
-			j++
-		}
-		if dec != nil {
-			dec = append(dec, c.b[c.i:j]...)
-		}
-		c.i = j
-		if c.i >= len(c.b) {
-			break
-		}
-		ch := c.b[c.i]
-		switch {
-		case ch == '"':
-			s := c.b[start:c.i]
-			c.i++
-			if dec != nil {
-				return dec, nil
-			}
-			return s, nil
-		case ch == '\\':
-			if dec == nil {
-				dec = append([]byte(nil), c.b[start:c.i]...)
-			}
-			if c.i+1 >= len(c.b) {
-				return nil, fmt.Errorf("unexpected end")
-			}
-			e := c.b[c.i+1]
-			switch e {
-			case '"', '\\':
-				dec = append(dec, e)
-			case 'b':
-				dec = append(dec, '\b')
-			case 'f':
-				dec = append(dec, '\f')
-			case 'n':
-				dec = append(dec, '\n')
-			case 'r':
-				dec = append(dec, '\r')
-			case 't':
-				dec = append(dec, '\t')
-			case 'u':
-				if c.i+6 > len(c.b) || string(c.b[c.i+2:c.i+4]) != "00" {
-					return nil, fmt.Errorf("\\u escape of a non-control character")
-				}
-				v, err := strconv.ParseUint(string(c.b[c.i+4:c.i+6]), 16, 8)
-				if err != nil || v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t' ||
-					string(c.b[c.i+4:c.i+6]) != fmt.Sprintf("%02x", v) {
-					return nil, fmt.Errorf("escape not canonical")
-				}
-				dec = append(dec, byte(v))
-				c.i += 4
-			default:
-				return nil, fmt.Errorf("escape \\%c", e)
-			}
-			c.i += 2
-		case ch < 0x20:
-			return nil, fmt.Errorf("unescaped control character")
-		case ch < utf8.RuneSelf:
-			if dec != nil {
-				dec = append(dec, ch)
-			}
-			c.i++
-		default:
-			r, n := utf8.DecodeRune(c.b[c.i:])
-			if r == utf8.RuneError && n <= 1 {
-				return nil, fmt.Errorf("invalid UTF-8")
-			}
-			if dec != nil {
-				dec = append(dec, c.b[c.i:c.i+n]...)
-			}
-			c.i += n
-		}
+	c.i = end
+	if f&jsontok.Escaped == 0 {
+		return c.b[start+1 : end-1], nil
 	}
-	return nil, fmt.Errorf("unterminated string")
+	// Canonical escapes are of control characters only: no surrogates.
+	return jsontok.Unquote(make([]byte, 0, end-start), c.b[start:end], true)
 }
 
+// strErr names what jsontok refused in a string, at its escape or byte.
+func (c *canonChecker) strErr(err error) error {
+	var te *jsontok.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	c.i = te.Off
+	if te.Esc >= 0 {
+		c.i = te.Esc
+	}
+	switch te.Kind {
+	case jsontok.ErrEOF:
+		if te.Esc >= 0 {
+			return fmt.Errorf("unexpected end")
+		}
+		return fmt.Errorf("unterminated string")
+	case jsontok.ErrControl:
+		return fmt.Errorf("unescaped control character")
+	case jsontok.ErrUTF8:
+		return fmt.Errorf("invalid UTF-8")
+	case jsontok.ErrNotCanonicalU:
+		return fmt.Errorf("\\u escape of a non-control character")
+	case jsontok.ErrNotCanonical:
+		return fmt.Errorf("escape not canonical")
+	case jsontok.ErrEscape:
+		return fmt.Errorf("escape \\%c", c.b[te.Off])
+	}
+	return err
+}
+
+// number checks a canonical number: an integer, no leading zero, no
+// negative zero, within ±(2^53-1).
 func (c *canonChecker) number() error {
 	start := c.i
-	if c.b[c.i] == '-' {
-		c.i++
+	digits := start
+	if c.b[start] == '-' {
+		digits++
 	}
-	digits := c.i
-	var n uint64
-	for c.i < len(c.b) && c.b[c.i] >= '0' && c.b[c.i] <= '9' {
-		if c.i-digits < 16 {
-			n = n*10 + uint64(c.b[c.i]-'0')
-		}
-		c.i++
-	}
-	switch {
-	case c.i == digits:
+	if digits >= len(c.b) || !jsontok.IsDigit(c.b[digits]) {
+		c.i = digits
 		return fmt.Errorf("number without digits")
-	case c.b[digits] == '0' && c.i-digits > 1:
+	}
+	_, integer, err := jsontok.Number(c.b, c.i)
+	// The integer part and the value of its first 16 digits.
+	var n uint64
+	k := digits
+	for ; k < len(c.b) && jsontok.IsDigit(c.b[k]); k++ {
+		if k-digits < 16 {
+			n = n*10 + uint64(c.b[k]-'0')
+		}
+	}
+	c.i = k
+	switch {
+	case c.b[digits] == '0' && k-digits > 1:
 		return fmt.Errorf("leading zero")
 	case n == 0 && digits > start:
 		return fmt.Errorf("negative zero")
-	case c.i < len(c.b) && (c.b[c.i] == '.' || c.b[c.i] == 'e' || c.b[c.i] == 'E'):
+	case err != nil || !integer:
 		return fmt.Errorf("only integers are allowed")
 	}
 	// 2^53-1 has 16 digits; without a leading zero, more are beyond it.
-	if c.i-digits > 16 || n > maxJSONInt {
-		return fmt.Errorf("integer %s beyond 2^53", c.b[start:c.i])
+	if k-digits > 16 || n > maxJSONInt {
+		return fmt.Errorf("integer %s beyond 2^53", c.b[start:k])
 	}
 	return nil
 }
-
-// plainSpan reports whether s holds no byte below 0x20, no backslash and
-// none of 0x80 and above (s holds no quote: the caller cut it before one).
-func plainSpan(s []byte) bool {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
-	var acc uint64
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := binary.LittleEndian.Uint64(s[i:])
-		bs := x ^ (ones * '\\')
-		// Exact as a yes/no, as in plainRun.
-		acc |= (x-ones*0x20)&^x | (bs-ones)&^bs | x
-	}
-	if acc&highs != 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if !plainASCII[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// plainRun returns the end of the run of plainASCII bytes from i, or a
-// point before it: it steps a word at a time and stops at the first word
-// that holds a byte below 0x20, a quote, a backslash or one of 0x80 and
-// above (the caller finishes byte by byte).
-func plainRun(b []byte, i int) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
-	for i+8 <= len(b) {
-		x := binary.LittleEndian.Uint64(b[i:])
-		q, bs := x^(ones*'"'), x^(ones*'\\')
-		// Exact as a yes/no: the lowest byte that matches always sets its
-		// high bit (borrows only come from matching bytes below it).
-		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
-			return i
-		}
-		i += 8
-	}
-	return i
-}
-
-// plainASCII marks bytes a canonical string holds as they are, without
-// a closer look: printable ASCII but the quote and the backslash.
-var plainASCII = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
 
 // compareUTF16 orders two UTF-8 strings by their UTF-16 code units, the
 // JCS key order.

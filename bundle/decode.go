@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
 // A small decoder for JSON that checkCanonical already accepted: no
@@ -81,49 +82,10 @@ func elements(b []byte) ([][]byte, error) {
 	}
 }
 
-// skipValue returns the end of the value starting at i.
+// skipValue returns the end of the value starting at i (in a record
+// checkCanonical accepted).
 func skipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, fmt.Errorf("unexpected end")
-	}
-	switch b[i] {
-	case '"':
-		for j := i + 1; j < len(b); j++ {
-			switch b[j] {
-			case '\\':
-				j++
-			case '"':
-				return j + 1, nil
-			}
-		}
-		return 0, fmt.Errorf("unterminated string")
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end, err := skipValue(b, j)
-				if err != nil {
-					return 0, err
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1, nil
-				}
-			}
-		}
-		return 0, fmt.Errorf("unterminated container")
-	default:
-		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' {
-			j++
-		}
-		return j, nil
-	}
+	return jsontok.End(b, i)
 }
 
 // decodeKey decodes a JSON string literal, returning a slice of raw when
@@ -132,49 +94,16 @@ func decodeKey(raw []byte) ([]byte, error) {
 	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
 		return raw[1 : len(raw)-1], nil
 	}
-	s, err := decodeString(raw)
-	return []byte(s), err
+	return jsontok.Unquote(nil, raw, true)
 }
 
 // decodeString decodes a JSON string literal.
 func decodeString(raw []byte) (string, error) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", fmt.Errorf("want a string")
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
 	}
-	s := raw[1 : len(raw)-1]
-	if bytes.IndexByte(s, '\\') < 0 {
-		return string(s), nil
-	}
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			out = append(out, s[i])
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			v, err := strconv.ParseUint(string(s[i+1:i+5]), 16, 16)
-			if err != nil {
-				return "", err
-			}
-			out = utf8.AppendRune(out, rune(v))
-			i += 4
-		default:
-			out = append(out, s[i])
-		}
-	}
-	return string(out), nil
+	s, err := jsontok.Unquote(make([]byte, 0, len(raw)), raw, true)
+	return string(s), err
 }
 
 func decodeUint(raw []byte) (uint64, error) {

@@ -2,6 +2,12 @@
 // socket (and optionally loopback TCP with TLS) through which no-code apps
 // hand exports to the agent's core.
 //
+// Client is its typed client (the edgeseal export and doctor commands use
+// it): NewClient dials the unix socket, or the TLS endpoint with a CA
+// certificate; an answer that is not the call's success is a *StatusError
+// with the HTTP status, the error's code, field and message, and
+// Retry-After.
+//
 // # Endpoints
 //
 //	POST /v1/exports         one export (exporter)                       201, 200 on a repeat, 409 on a conflict

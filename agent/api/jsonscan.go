@@ -1,9 +1,10 @@
 package api
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
 // maxJSONDepth is encoding/json's nesting limit, kept so that both
@@ -23,14 +24,19 @@ func (e *syntaxError) Error() string {
 	return fmt.Sprintf("invalid JSON at byte %d", e.Offset)
 }
 
-// jsonScanner walks one JSON document in place: the envelope's keys and
-// strings are decoded, the data value is validated and kept as its span of
-// the input. It accepts exactly the documents encoding/json accepts
-// (FuzzDecodeExportMatchesReference holds it to that).
+// jsonScanner walks one JSON document in place with internal/jsontok: the
+// envelope's keys and strings are decoded, the data value is validated and
+// kept as its span of the input. It accepts exactly the documents
+// encoding/json accepts (FuzzDecodeExportMatchesReference holds it to
+// that): bytes that are not UTF-8 and lone surrogate escapes in strings
+// are read as U+FFFD.
 type jsonScanner struct {
 	b []byte
 	i int
 }
+
+// scanMode is encoding/json's: bytes that are not UTF-8 are taken.
+const scanMode = jsontok.AllowBadUTF8
 
 func (s *jsonScanner) fail() error {
 	if s.i >= len(s.b) {
@@ -39,16 +45,16 @@ func (s *jsonScanner) fail() error {
 	return &syntaxError{Offset: s.i}
 }
 
-func (s *jsonScanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
+// tokErr is the syntaxError of a jsontok error.
+func tokErr(err error) error {
+	var te *jsontok.Error
+	if !errors.As(err, &te) {
+		return err
 	}
+	return &syntaxError{Offset: te.Off, EOF: te.Kind == jsontok.ErrEOF}
 }
+
+func (s *jsonScanner) ws() { s.i = jsontok.Space(s.b, s.i) }
 
 // next skips white space and reports the next byte (0 at the end).
 func (s *jsonScanner) next() byte {
@@ -61,225 +67,37 @@ func (s *jsonScanner) next() byte {
 
 // str decodes the string at s.i (which must start with a quote).
 func (s *jsonScanner) str() (string, error) {
-	start, plain, err := s.skipString()
+	start := s.i
+	end, f, err := jsontok.String(s.b, s.i, scanMode)
 	if err != nil {
-		return "", err
+		return "", tokErr(err)
 	}
-	span := s.b[start:s.i]
-	if plain {
+	s.i = end
+	span := s.b[start:end]
+	if f.Plain() {
 		return string(span[1 : len(span)-1]), nil
 	}
 	// Escapes or bytes that are not UTF-8: encoding/json's rules (lone
 	// surrogates and bad bytes become U+FFFD).
-	var v string
-	if err := json.Unmarshal(span, &v); err != nil {
+	v, err := jsontok.Unquote(make([]byte, 0, len(span)), span, false)
+	if err != nil {
 		return "", &syntaxError{Offset: start}
 	}
-	return v, nil
+	return string(v), nil
 }
 
-// skipString moves past the string at s.i and returns where it started and
-// whether it is plain: no escapes, valid UTF-8, so its bytes are its value.
-func (s *jsonScanner) skipString() (start int, plain bool, err error) {
-	start = s.i
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return start, false, s.fail()
-	}
-	s.i++
-	plain = true
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return start, plain, nil
-		case c < 0x20:
-			return start, false, s.fail()
-		case c == '\\':
-			plain = false
-			s.i++
-			if s.i >= len(s.b) {
-				return start, false, s.fail()
-			}
-			switch s.b[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				s.i++
-				for range 4 {
-					if s.i >= len(s.b) || !isHex(s.b[s.i]) {
-						return start, false, s.fail()
-					}
-					s.i++
-				}
-			default:
-				return start, false, s.fail()
-			}
-		case c < utf8.RuneSelf:
-			s.i++
-		default:
-			r, n := utf8.DecodeRune(s.b[s.i:])
-			if r == utf8.RuneError && n == 1 {
-				plain = false
-			}
-			s.i += n
-		}
-	}
-	return start, false, s.fail()
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isDigit(c byte) bool { return jsontok.IsDigit(c) }
 
 // value moves past one JSON value at s.i (after white space), validating
 // it, and returns its span.
 func (s *jsonScanner) value() ([]byte, error) {
 	s.ws()
 	start := s.i
-	// open holds the containers entered: '{' or '['.
-	var open []byte
-	for {
-		// A value.
-		if s.i >= len(s.b) {
-			return nil, s.fail()
-		}
-		switch c := s.b[s.i]; {
-		case c == '{' || c == '[':
-			if len(open) == maxJSONDepth {
-				return nil, s.fail()
-			}
-			open = append(open, c)
-			s.i++
-			close := byte('}')
-			if c == '[' {
-				close = ']'
-			}
-			if s.next() == close {
-				s.i++
-				open = open[:len(open)-1]
-				break
-			}
-			if c == '{' {
-				if err := s.key(); err != nil {
-					return nil, err
-				}
-			}
-			continue
-		case c == '"':
-			if _, _, err := s.skipString(); err != nil {
-				return nil, err
-			}
-		case c == '-' || isDigit(c):
-			if err := s.number(); err != nil {
-				return nil, err
-			}
-		case c == 't':
-			if err := s.literal("true"); err != nil {
-				return nil, err
-			}
-		case c == 'f':
-			if err := s.literal("false"); err != nil {
-				return nil, err
-			}
-		case c == 'n':
-			if err := s.literal("null"); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, s.fail()
-		}
-		// After a value: close containers or go to the next element.
-		for {
-			if len(open) == 0 {
-				return s.b[start:s.i], nil
-			}
-			top := open[len(open)-1]
-			c := s.next()
-			if c == ',' {
-				s.i++
-				if top == '{' {
-					s.ws()
-					if err := s.key(); err != nil {
-						return nil, err
-					}
-				} else {
-					s.ws()
-				}
-				break
-			}
-			if top == '{' && c == '}' || top == '[' && c == ']' {
-				s.i++
-				open = open[:len(open)-1]
-				continue
-			}
-			return nil, s.fail()
-		}
+	end, err := jsontok.Skip(s.b, s.i, maxJSONDepth, scanMode)
+	if err != nil {
+		s.i = end
+		return nil, tokErr(err)
 	}
-}
-
-// key moves past an object key and its colon, and the white space after.
-func (s *jsonScanner) key() error {
-	if _, _, err := s.skipString(); err != nil {
-		return err
-	}
-	if s.next() != ':' {
-		return s.fail()
-	}
-	s.i++
-	s.ws()
-	return nil
-}
-
-func (s *jsonScanner) literal(lit string) error {
-	for k := range len(lit) {
-		if s.i >= len(s.b) || s.b[s.i] != lit[k] {
-			return s.fail()
-		}
-		s.i++
-	}
-	return nil
-}
-
-// number moves past a JSON number: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?
-func (s *jsonScanner) number() error {
-	if s.b[s.i] == '-' {
-		s.i++
-	}
-	switch {
-	case s.i >= len(s.b):
-		return s.fail()
-	case s.b[s.i] == '0':
-		s.i++
-	case isDigit(s.b[s.i]):
-		for s.i < len(s.b) && isDigit(s.b[s.i]) {
-			s.i++
-		}
-	default:
-		return s.fail()
-	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		if s.i >= len(s.b) || !isDigit(s.b[s.i]) {
-			return s.fail()
-		}
-		for s.i < len(s.b) && isDigit(s.b[s.i]) {
-			s.i++
-		}
-	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			s.i++
-		}
-		if s.i >= len(s.b) || !isDigit(s.b[s.i]) {
-			return s.fail()
-		}
-		for s.i < len(s.b) && isDigit(s.b[s.i]) {
-			s.i++
-		}
-	}
-	return nil
+	s.i = end
+	return s.b[start:end], nil
 }

@@ -2,11 +2,14 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
 // Limits on JSON data, beyond MaxJSONDepth.
@@ -89,16 +92,7 @@ func (p *jsonParser) unexpected() error {
 	return p.fail("not JSON: unexpected %q at byte %d", r, p.pos)
 }
 
-func (p *jsonParser) space() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
-}
+func (p *jsonParser) space() { p.pos = jsontok.Space(p.data, p.pos) }
 
 // expect consumes byte c after optional white space.
 func (p *jsonParser) expect(c byte) error {
@@ -125,16 +119,16 @@ func (p *jsonParser) value() (any, error) {
 	case c == '-' || c >= '0' && c <= '9':
 		return p.number()
 	}
-	for _, lit := range []struct {
-		text string
-		v    any
-	}{{"true", true}, {"false", false}, {"null", nil}} {
-		if strings.HasPrefix(string(p.data[p.pos:min(p.pos+5, len(p.data))]), lit.text) {
-			p.pos += len(lit.text)
-			return lit.v, nil
-		}
+	end, err := jsontok.Literal(p.data, p.pos)
+	if err != nil {
+		return nil, p.unexpected() // at the literal's first byte
 	}
-	return nil, p.unexpected()
+	v := any(nil)
+	if c := p.data[p.pos]; c != 'n' {
+		v = c == 't'
+	}
+	p.pos = end
+	return v, nil
 }
 
 func (p *jsonParser) object() (any, error) {
@@ -214,99 +208,61 @@ func (p *jsonParser) array() (any, error) {
 }
 
 // str reads a string at p.pos (on its opening quote). Strings without
-// escapes are taken as they are; the rare ones with escapes are decoded by
-// encoding/json, so that surrogates are read exactly as it reads them.
+// escapes are taken as they are; the rare ones with escapes are decoded
+// as encoding/json reads them (a lone surrogate escape is U+FFFD). The
+// data was checked as UTF-8 as a whole before.
 func (p *jsonParser) str() (string, error) {
 	start := p.pos
-	p.pos++
-	escaped := false
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			if !escaped {
-				return string(p.data[start+1 : p.pos-1]), nil
-			}
-			var s string
-			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
-				return "", p.fail("not JSON: %v", err)
-			}
-			return s, nil
-		case c < 0x20:
-			return "", p.fail("not JSON: control character %q in string at byte %d", c, p.pos)
-		case c == '\\':
-			escaped = true
-			if p.pos+1 >= len(p.data) {
-				p.pos++
-				return "", p.unexpected()
-			}
-			switch p.data[p.pos+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.pos += 2
-			case 'u':
-				if p.pos+6 > len(p.data) || !isHex4(p.data[p.pos+2:p.pos+6]) {
-					return "", p.fail("not JSON: bad \\u escape at byte %d", p.pos)
-				}
-				p.pos += 6
-			default:
-				p.pos++
-				return "", p.unexpected()
-			}
-		default:
-			p.pos++
-		}
+	end, f, err := jsontok.String(p.data, p.pos, jsontok.AllowBadUTF8)
+	if err != nil {
+		return "", p.tokFail(err)
 	}
-	return "", p.unexpected()
+	p.pos = end
+	if f&jsontok.Escaped == 0 {
+		return string(p.data[start+1 : end-1]), nil
+	}
+	v, err := jsontok.Unquote(make([]byte, 0, end-start), p.data[start:end], false)
+	if err != nil {
+		return "", p.fail("not JSON: %v", err)
+	}
+	return string(v), nil
 }
 
-func isHex4(b []byte) bool {
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
+// tokFail is the error of a jsontok error at its offset.
+func (p *jsonParser) tokFail(err error) error {
+	var te *jsontok.Error
+	if !errors.As(err, &te) {
+		return p.fail("not JSON: %v", err)
 	}
-	return true
+	switch te.Kind {
+	case jsontok.ErrControl:
+		return p.fail("not JSON: control character %q in string at byte %d", p.data[te.Off], te.Off)
+	case jsontok.ErrUnicode, jsontok.ErrEOF:
+		if te.Kind == jsontok.ErrEOF && (te.Esc < 0 || te.Esc+1 >= len(p.data) || p.data[te.Esc+1] != 'u') {
+			break
+		}
+		return p.fail("not JSON: bad \\u escape at byte %d", te.Esc)
+	}
+	p.pos = te.Off
+	return p.unexpected()
 }
 
 // number reads a number literal: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (p *jsonParser) number() (any, error) {
 	start := p.pos
-	digits := func() int {
-		n := 0
-		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
-			p.pos++
-			n++
-		}
-		return n
+	end, integer, err := jsontok.Number(p.data, p.pos)
+	if err != nil {
+		return nil, p.tokFail(err)
 	}
-	if p.data[p.pos] == '-' {
-		p.pos++
-	}
-	if p.pos < len(p.data) && p.data[p.pos] == '0' {
-		p.pos++
-	} else if digits() == 0 {
-		return nil, p.unexpected()
-	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
-			return nil, p.unexpected()
-		}
-	}
+	p.pos = end
+	lit := string(p.data[start:end])
 	exp := ""
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
-			p.pos++
+	for e := len(lit) - 1; !integer && e > 0; e-- {
+		if lit[e] == 'e' || lit[e] == 'E' {
+			exp = strings.TrimLeft(strings.TrimLeft(lit[e+1:], "+-"), "0")
+			break
 		}
-		es := p.pos
-		if digits() == 0 {
-			return nil, p.unexpected()
-		}
-		exp = strings.TrimLeft(string(p.data[es:p.pos]), "0")
 	}
-	lit := string(p.data[start:p.pos])
 	if len(lit) > MaxNumberLen {
 		return nil, p.fail("number literal longer than %d characters", MaxNumberLen)
 	}
