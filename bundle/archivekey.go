@@ -78,7 +78,7 @@ func (a *ArchiveKeyAnnouncement) check() error {
 	if !validName(a.Origin) {
 		return formatErr("archive key", "origin %.60q", a.Origin)
 	}
-	if a.Seq == 0 || a.Seq > maxJSONInt || a.LogSize > maxJSONInt {
+	if a.Seq == 0 || a.Seq > jsonMaxInt || a.LogSize > jsonMaxInt {
 		return formatErr("archive key", "seq or logSize out of range")
 	}
 	if _, err := ParseHash(a.OldKeyID); err != nil {

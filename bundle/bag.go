@@ -45,6 +45,13 @@ var fixedPaths = map[string]bool{
 	PathCertifySig: true, PathEKPub: true, PathEKCert: true, PathSigningPEM: true,
 }
 
+// FixedPath reports whether name is one of the fixed (not payload) paths
+// of a bundle.
+func FixedPath(name string) bool { return fixedPaths[name] }
+
+// RequiredPaths lists the paths every bundle holds.
+func RequiredPaths() []string { return slices.Clone(requiredPaths) }
+
 // requiredPaths must be in every bundle.
 var requiredPaths = []string{
 	PathBagIt, PathBagInfo, PathManifest, PathTagManifest, PathRecords, PathSeal,

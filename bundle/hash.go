@@ -27,54 +27,6 @@ func ParseHash(s string) ([32]byte, error) {
 	return h, nil
 }
 
-// decodeLowerHex decodes exactly len(dst)*2 lowercase hex digits.
-func decodeLowerHex[T string | []byte](dst []byte, s T) bool {
-	if len(s) != 2*len(dst) {
-		return false
-	}
-	var bad byte
-	for i := range dst {
-		hi, lo := lowerHex[s[2*i]], lowerHex[s[2*i+1]]
-		bad |= hi | lo
-		dst[i] = hi<<4 | lo
-	}
-	return bad&0xf0 == 0
-}
-
-// lowerHex maps '0'-'9' and 'a'-'f' to their value and every other byte
-// to 0xff.
-var lowerHex = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := byte('0'); c <= '9'; c++ {
-		t[c] = c - '0'
-	}
-	for c := byte('a'); c <= 'f'; c++ {
-		t[c] = c - 'a' + 10
-	}
-	return t
-}()
-
-// LeafHash is the RFC 6962 leaf hash of a record: SHA-256(0x00 || record).
-func LeafHash(record []byte) [32]byte {
-	h := sha256.New()
-	h.Write([]byte{0})
-	h.Write(record)
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
-}
-
-// nodeHash is the RFC 6962 interior node hash SHA-256(0x01 || l || r).
-func nodeHash(l, r [32]byte) [32]byte {
-	var buf [65]byte
-	buf[0] = 1
-	copy(buf[1:], l[:])
-	copy(buf[33:], r[:])
-	return sha256.Sum256(buf[:])
-}
-
 // Hashed is bytes with their SHA-256, computed by HashBytes over exactly
 // those bytes (the same slice, not a copy): whoever receives a Hashed can
 // rely on its digest without hashing again. The bytes must not be

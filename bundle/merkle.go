@@ -1,6 +1,8 @@
 package bundle
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"math/bits"
 
@@ -102,4 +104,39 @@ func FoldRange(r [][32]byte, prevSize uint64, leaves [][32]byte) ([32]byte, [][3
 		cur = appendLeaf(cur, prevSize+uint64(i), l)
 	}
 	return RangeRoot(cur), cur, nil
+}
+
+// LeafHash is the RFC 6962 leaf hash of a record: SHA-256(0x00 || record).
+func LeafHash(record []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(record)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// nodeHash is the RFC 6962 interior node hash SHA-256(0x01 || l || r).
+func nodeHash(l, r [32]byte) [32]byte {
+	var buf [65]byte
+	buf[0] = 1
+	copy(buf[1:], l[:])
+	copy(buf[33:], r[:])
+	return sha256.Sum256(buf[:])
+}
+
+func hashesToBytes(hs [][32]byte) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = bytes.Clone(hs[i][:])
+	}
+	return out
+}
+
+func bytesToHashes(bs [][]byte) [][32]byte {
+	out := make([][32]byte, len(bs))
+	for i, b := range bs {
+		copy(out[i][:], b)
+	}
+	return out
 }

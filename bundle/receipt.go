@@ -131,7 +131,7 @@ func (r *Receipt) ArchiveRoot() (Checkpoint, error) {
 	if !ok {
 		return Checkpoint{}, formatErr("receipt", "archive checkpoint is not a signed note")
 	}
-	return parseCheckpoint([]byte(body+"\n"), false)
+	return ParseAnyCheckpoint([]byte(body + "\n"))
 }
 
 func (r *Receipt) check() error {
@@ -147,7 +147,7 @@ func (r *Receipt) check() error {
 	if _, err := ParseTime(r.RetentionUntil); err != nil {
 		return err
 	}
-	if r.CheckpointSize > maxJSONInt || r.LogIndex > maxJSONInt || r.Epoch > maxJSONInt {
+	if r.CheckpointSize > jsonMaxInt || r.LogIndex > jsonMaxInt || r.Epoch > jsonMaxInt {
 		return formatErr("receipt", "number beyond 2^53")
 	}
 	cp, err := r.ArchiveRoot()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -49,50 +48,6 @@ var knownTypes = map[string]bool{
 	TypeKeyRecover:     true,
 	TypePCRsAuthorized: true,
 	TypeArchiveKey:     true,
-}
-
-// TimeLayout is RFC 3339 in UTC with exactly six fractional digits.
-const TimeLayout = "2006-01-02T15:04:05.000000Z"
-
-// FormatTime writes t in TimeLayout (UTC, microseconds, truncating).
-func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
-
-// ParseTime reads a TimeLayout time strictly.
-func ParseTime(s string) (time.Time, error) {
-	if t, ok := parseTimeFast(s); ok {
-		return t, nil
-	}
-	return time.Time{}, formatErr("time", "%.40q is not RFC 3339 UTC with microseconds", s)
-}
-
-// parseTimeFast parses exactly "YYYY-MM-DDTHH:MM:SS.ffffffZ" with every
-// field in range (time.Parse with a re-format check, without its cost).
-func parseTimeFast(s string) (time.Time, bool) {
-	if len(s) != len(TimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-		s[16] != ':' || s[19] != '.' || s[26] != 'Z' {
-		return time.Time{}, false
-	}
-	num := func(a, b int) int {
-		n := 0
-		for i := a; i < b; i++ {
-			c := s[i]
-			if c < '0' || c > '9' {
-				return -1
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	y, mo, d := num(0, 4), num(5, 7), num(8, 10)
-	h, mi, sec, us := num(11, 13), num(14, 16), num(17, 19), num(20, 26)
-	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || us < 0 {
-		return time.Time{}, false
-	}
-	t := time.Date(y, time.Month(mo), d, h, mi, sec, us*1000, time.UTC)
-	if t.Day() != d { // 31 April and the like
-		return time.Time{}, false
-	}
-	return t, true
 }
 
 // Record is one custody event, the leaf of the journal.
@@ -389,52 +344,4 @@ func (e *ExportBody) checkDigests() ([32]byte, error) {
 		return [32]byte{}, formatErr("record", "payload size %d", e.Payload.Size)
 	}
 	return p, nil
-}
-
-// CheckDevice validates a device name "<site>/<name>".
-func CheckDevice(d string) error {
-	site, name, ok := strings.Cut(d, "/")
-	if !ok || !validName(site) || !validName(name) {
-		return formatErr("device", "%.80q is not <site>/<name> of [A-Za-z0-9._-]{1,64}", d)
-	}
-	return nil
-}
-
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// strictUnmarshal decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return fmt.Errorf("trailing data")
-	}
-	if _, err := dec.Token(); err == nil {
-		return fmt.Errorf("trailing data")
-	}
-	return nil
-}
-
-func firstDiff(a, b []byte) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return n
 }

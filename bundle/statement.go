@@ -150,27 +150,3 @@ func NewSealQuote(attestBytes, sig []byte, pcrs []int, values map[int][]byte) Se
 	}
 	return SealQuote{Attest: attestBytes, Signature: sig, PCRSelection: PCRSelection{Hash: "sha256", PCRs: slices.Clone(pcrs)}, PCRValues: m}
 }
-
-func hashesToBytes(hs [][32]byte) [][]byte {
-	out := make([][]byte, len(hs))
-	for i := range hs {
-		out[i] = bytes.Clone(hs[i][:])
-	}
-	return out
-}
-
-func bytesToHashes(bs [][]byte) [][32]byte {
-	out := make([][32]byte, len(bs))
-	for i, b := range bs {
-		copy(out[i][:], b)
-	}
-	return out
-}
-
-func isHex(s string) bool {
-	var bad byte
-	for _, c := range []byte(s) {
-		bad |= lowerHex[c]
-	}
-	return bad&0xf0 == 0
-}

@@ -56,7 +56,7 @@ func (t *RecordTemplate) Build(seq uint64, prev [32]byte, at time.Time) ([]byte,
 		return nil, formatErr("record", "seq %d beyond 2^53", seq)
 	}
 	ts := FormatTime(at)
-	if _, ok := parseTimeFast(ts); !ok {
+	if _, err := ParseTime(ts); err != nil {
 		return nil, formatErr("time", "%.40q is not RFC 3339 UTC with microseconds", ts)
 	}
 	out := make([]byte, 0, len(t.head)+64+len(`","seq":`)+20+len(`,"time":"`)+len(ts)+len(t.tail))

@@ -64,7 +64,7 @@ func NewTrust(site, device string, id Identity) (*Trust, error) {
 	if id.PCRPolicyKey != nil {
 		t.Version, t.PCRPolicyKey = TrustVersionPCRPolicy, id.PCRPolicyKey
 	}
-	if err := t.check(); err != nil {
+	if err := t.Check(); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -90,13 +90,15 @@ func ParseTrust(b []byte) (*Trust, error) {
 	if err := strictUnmarshal(b, &t); err != nil {
 		return nil, wrapFormat("trust", "json", err)
 	}
-	if err := t.check(); err != nil {
+	if err := t.Check(); err != nil {
 		return nil, err
 	}
 	return &t, nil
 }
 
-func (t *Trust) check() error {
+// Check validates t and parses its keys and golden values (NewTrust and
+// ParseTrust call it; a Trust built by hand needs it before use).
+func (t *Trust) Check() error {
 	bad := func(reason string, args ...any) error { return formatErr("trust", reason, args...) }
 	if t.Version != TrustVersion && t.Version != TrustVersionPCRPolicy {
 		return bad("version %d", t.Version)
@@ -189,3 +191,9 @@ func (t *Trust) PCRs() ([]int, map[int][]byte) {
 	}
 	return slices.Clone(t.pcrs), values
 }
+
+// AK is the parsed attestation key public area (nil before Check).
+func (t *Trust) AK() *attest.Public { return t.ak }
+
+// Signing is the parsed signing key public area (nil before Check).
+func (t *Trust) Signing() *attest.Public { return t.signing }

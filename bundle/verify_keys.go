@@ -172,7 +172,7 @@ func (v *verifier) keyCreate(r *Record) error {
 		return nil
 	}
 	pub, _ := attest.ParsePublic(k.Public) // parsed by ParseKeyCreateBody
-	if err := attest.VerifyCertify(v.t.ak, k.Certification.Attest, k.Certification.Signature, pub); err != nil {
+	if err := attest.VerifyCertify(v.t.AK(), k.Certification.Attest, k.Certification.Signature, pub); err != nil {
 		return fmt.Errorf("key %s is not certified by the trusted AK: %w", k.KeyID, err)
 	}
 	if slices.Contains(kc.revoked, k.KeyID) {
@@ -210,7 +210,7 @@ func (v *verifier) keyRotate(r *Record) error {
 		return fmt.Errorf("new key %s is certified by AK %s, the trusted AK is %s", st.NewKeyID, st.AKID, kc.akID)
 	}
 	pub, _ := attest.ParsePublic(st.NewPublic) // parsed by ParseKeyRotateBody
-	if err := attest.VerifyCertify(v.t.ak, st.NewCertification.Attest, st.NewCertification.Signature, pub); err != nil {
+	if err := attest.VerifyCertify(v.t.AK(), st.NewCertification.Attest, st.NewCertification.Signature, pub); err != nil {
 		return fmt.Errorf("new key %s is not certified by the trusted AK: %w", st.NewKeyID, err)
 	}
 	if err := signingKeyAttributes(pub); err != nil {

@@ -26,7 +26,7 @@ func (v *verifier) bagitStructure() error {
 			errs = append(errs, "bag-info Origin/Checkpoint-Size differ from the sealed checkpoint")
 		}
 	}
-	for _, p := range requiredPaths {
+	for _, p := range RequiredPaths() {
 		if _, ok := v.b.Files[p]; !ok {
 			errs = append(errs, "missing "+p)
 		}
@@ -216,7 +216,7 @@ func (v *verifier) recordsTime() error {
 	for _, r := range v.recs {
 		// TimeLayout strings order as the times they denote. A parsed
 		// record keeps its time as written, which is FormatTime(r.Time).
-		ts := r.timeText
+		ts := r.TimeText()
 		if ts == "" {
 			ts = FormatTime(r.Time)
 		}
@@ -238,8 +238,8 @@ func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]b
 	for _, r := range v.recs {
 		switch r.Type {
 		case TypeExport:
-			if e, ok := r.parsedExport(); ok {
-				refs[r.payload] = e.Payload.Size
+			if e, ok := r.ParsedExport(); ok {
+				refs[r.PayloadDigest()] = e.Payload.Size
 				continue
 			}
 			e, err := r.ExportBody()

@@ -72,14 +72,14 @@ func (v *verifier) pcrsAuthorization() error {
 	}
 	key := v.t.PCRPolicy()
 	g := &v.pcr
-	g.pcrs, g.values = v.t.pcrs, v.t.golden
+	g.pcrs, g.values = v.t.PCRs()
 	if key != nil && v.prev != nil && v.prev.PCRs != nil {
 		pcrs, values, err := v.prev.PCRs.values()
 		if err != nil {
 			return fmt.Errorf("previous state pcrs: %w", err)
 		}
-		if !slices.Equal(pcrs, v.t.pcrs) {
-			return fmt.Errorf("previous state pcrs %v, trust selects %v", pcrs, v.t.pcrs)
+		if tp := trustPCRs(v.t); !slices.Equal(pcrs, tp) {
+			return fmt.Errorf("previous state pcrs %v, trust selects %v", pcrs, tp)
 		}
 		g.pcrs, g.values, g.record, g.at = pcrs, values, v.prev.PCRs.Record, v.prev.PCRs.Time
 		if g.record != "" {
@@ -106,8 +106,9 @@ func (v *verifier) pcrsAuthorization() error {
 		if err == nil {
 			err = a.Verify(key, v.t.DeviceName())
 		}
-		if err == nil && !slices.Equal(a.pcrs, v.t.pcrs) {
-			err = fmt.Errorf("authorizes pcrs %v, the trust selects %v", a.pcrs, v.t.pcrs)
+		apcrs, avalues := a.PCRs()
+		if tp := trustPCRs(v.t); err == nil && !slices.Equal(apcrs, tp) {
+			err = fmt.Errorf("authorizes pcrs %v, the trust selects %v", apcrs, tp)
 		}
 		if err == nil {
 			err = g.notOlder(a)
@@ -116,7 +117,7 @@ func (v *verifier) pcrsAuthorization() error {
 			errs = append(errs, fmt.Sprintf("record %d: %v", seq, err))
 			continue
 		}
-		g.values, g.record, g.at, g.approved = a.values, FormatHash(v.leaves[i]), a.Time, a.approved
+		g.values, g.record, g.at, g.approved = avalues, FormatHash(v.leaves[i]), a.Time, a.ApprovedPolicyDigest()
 		n++
 	}
 	if len(errs) > 0 {
@@ -160,7 +161,7 @@ func (g *pcrGolden) notOlder(a *PCRAuthorization) error {
 	switch {
 	case a.Time < g.at:
 		return fmt.Errorf("signed at %s, before the authorization in force (%s): an older authorization replayed", a.Time, g.at)
-	case a.Time == g.at && !bytes.Equal(a.approved, g.approved):
+	case a.Time == g.at && !bytes.Equal(a.ApprovedPolicyDigest(), g.approved):
 		return fmt.Errorf("signed at %s like the authorization in force, for other values", a.Time)
 	}
 	return nil
@@ -173,4 +174,10 @@ func (v *verifier) pcrState() *PCRState {
 		return nil
 	}
 	return newPCRState(&v.pcr)
+}
+
+// trustPCRs is the PCR selection of the trust.
+func trustPCRs(t *Trust) []int {
+	pcrs, _ := t.PCRs()
+	return pcrs
 }

@@ -59,11 +59,11 @@ func (v *verifier) prepare() {
 	v.signing, _ = attest.ParsePublic(v.b.Files[PathSigningPub])
 	if v.t == nil {
 		v.trustErr = errors.New("no trust material")
-	} else if v.t.ak == nil || v.t.signing == nil {
+	} else if v.t.AK() == nil || v.t.Signing() == nil {
 		// Built without NewTrust or ParseTrust: check a copy, so that a
 		// Trust shared by concurrent verifications is never written.
 		tc := *v.t
-		v.trustErr = tc.check()
+		v.trustErr = tc.Check()
 		v.t = &tc
 	}
 }
@@ -73,7 +73,7 @@ func (v *verifier) prepare() {
 func (v *verifier) classify() {
 	files := v.b.Files
 	v.files = make([]fileEntry, len(files))
-	v.byName = make(map[string]int32, len(fixedPaths))
+	v.byName = make(map[string]int32, 17) // the fixed paths
 	v.byDigest = make(map[[32]byte]payloadFiles, len(files))
 	i := 0
 	for name, data := range files {
@@ -102,7 +102,7 @@ func (v *verifier) classify() {
 			}
 			v.byDigest[d] = p
 		} else {
-			f.known = fixedPaths[name]
+			f.known = FixedPath(name)
 			v.byName[name] = int32(i)
 		}
 		i++
@@ -219,7 +219,7 @@ func (v *verifier) parseRecords(w *worker, data []byte, start, lo, hi int, recs 
 		w.h.Write(leafPrefix)
 		w.h.Write(rb)
 		w.h.Sum(v.leaves[i][:0])
-		errs[i] = w.dec.parse(rb, text[pos:pos+len(rb)], &recs[i])
+		errs[i] = w.dec.Parse(rb, text[pos:pos+len(rb)], &recs[i])
 		pos += len(rb) + 1
 	}
 }
@@ -229,7 +229,7 @@ var leafPrefix = []byte{0}
 // worker is the scratch space of one goroutine of parallel.
 type worker struct {
 	h   hash.Hash
-	dec recDecoder
+	dec RecordDecoder
 }
 
 // parallel runs fn(w, 0..n-1) on GOMAXPROCS goroutines, each taking the

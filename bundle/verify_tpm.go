@@ -34,7 +34,7 @@ func (v *verifier) keysTrusted() error {
 		errs = append(errs, PathAKPEM+" is not one PUBLIC KEY block")
 	} else if k, err := x509.ParsePKIXPublicKey(blk.Bytes); err != nil {
 		errs = append(errs, PathAKPEM+": "+err.Error())
-	} else if ek, ok := k.(*ecdsa.PublicKey); !ok || !ek.Equal(v.t.ak.Key) {
+	} else if ek, ok := k.(*ecdsa.PublicKey); !ok || !ek.Equal(v.t.AK().Key) {
 		errs = append(errs, PathAKPEM+" is not the approved AK")
 	}
 	if msg := v.sealKeyProblem(); msg != "" {
