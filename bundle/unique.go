@@ -13,6 +13,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/edgeseal/edgeseal/bundle/internal/strict"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -83,14 +86,14 @@ func sealedTagFile(name string) bool {
 // checkSubjectsV2 checks the shape of a format 2 statement's subjects.
 func checkSubjectsV2(subj []Subject) error {
 	if len(subj) == 0 || len(subj) > MaxSubjects || subj[0].Name != RecordsPath {
-		return formatErr("statement", "want %s and at most %d subjects", RecordsPath, MaxSubjects-1)
+		return wire.FormatErr("statement", "want %s and at most %d subjects", RecordsPath, MaxSubjects-1)
 	}
 	for i, s := range subj {
 		if i > 0 && (!fixedPaths[s.Name] || !sealedTagFile(s.Name) || (i > 1 && s.Name <= subj[i-1].Name)) {
-			return formatErr("statement", "subject %d %.80q", i, s.Name)
+			return wire.FormatErr("statement", "subject %d %.80q", i, s.Name)
 		}
-		if d := s.Digest["sha256"]; len(s.Digest) != 1 || len(d) != 64 || !isHex(d) {
-			return formatErr("statement", "subject %.80q digest", s.Name)
+		if d := s.Digest["sha256"]; len(s.Digest) != 1 || len(d) != 64 || !strict.IsHex(d) {
+			return wire.FormatErr("statement", "subject %.80q digest", s.Name)
 		}
 	}
 	return nil
@@ -151,7 +154,7 @@ func lowS(der []byte) []byte {
 
 // checkSealSig requires der to be the DER encoding (minimal, nothing
 // after it) of an ECDSA signature, with the low s when low is set.
-func checkSealSig(der []byte, low bool) error {
+func CheckSealSig(der []byte, low bool) error {
 	var sig ecdsaSig
 	rest, err := asn1.Unmarshal(der, &sig)
 	n := elliptic.P256().Params().N

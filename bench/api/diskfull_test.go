@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/tmpfstest"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -162,7 +163,7 @@ func checkJournal(t *testing.T, a *agent, acked []receipt) {
 		if err != nil {
 			t.Fatalf("acknowledged export %s at %d: %v", rc.ExportID, rc.Seq, err)
 		}
-		if got := bundle.FormatHash(bundle.LeafHash(rec)); got != rc.Leaf {
+		if got := wire.FormatHash(merkle.LeafHash(rec)); got != rc.Leaf {
 			t.Fatalf("export %s at %d: leaf %s, receipt says %s", rc.ExportID, rc.Seq, got, rc.Leaf)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 )
 
 // agentArchiveKeys is the agent's keyring of the archive's keys: the
@@ -47,11 +47,11 @@ func currentArchiveKey(cfg *config.Config, root ed25519.PublicKey) (ed25519.Publ
 	if err != nil {
 		return nil, fmt.Errorf("archive keys: %w", err)
 	}
-	f, err := bundle.ParseKeyChainFile(b)
+	f, err := archivesig.ParseKeyChainFile(b)
 	if err != nil {
 		return nil, fmt.Errorf("archive keys: %w", err)
 	}
-	keys := bundle.NewArchiveKeys(archiveOrigin(cfg), root)
+	keys := archivesig.NewArchiveKeys(archiveOrigin(cfg), root)
 	// What does not link to root (the configured key changed) is left out,
 	// as the running agent does.
 	_, _ = keys.LearnChain(f.Announcements)

@@ -16,7 +16,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -104,13 +104,13 @@ func archiveKeyShow(cfg *config.Config, stdout io.Writer) error {
 	}
 	defer closeKey()
 	pub := k.Public().(ed25519.PublicKey)
-	fmt.Fprintf(stdout, "key %s\n", bundle.ArchiveKeyID(pub))
+	fmt.Fprintf(stdout, "key %s\n", archivesig.ArchiveKeyID(pub))
 	chain, err := readArchiveChain(cfg)
 	if err != nil {
 		return err
 	}
 	for _, raw := range chain {
-		_, an, err := bundle.ParseArchiveKey(raw)
+		_, an, err := archivesig.ParseArchiveKey(raw)
 		if err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func readArchiveChain(cfg *config.Config) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := bundle.ParseKeyChainFile(b)
+	f, err := archivesig.ParseKeyChainFile(b)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, 
 		}
 		next = k
 	}
-	nextID := bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
+	nextID := archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))
 	objects, err := openObjects(ctx, cfg)
 	if err != nil {
 		return err
@@ -200,7 +200,7 @@ func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, 
 			return err
 		}
 	}
-	oldID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))
+	oldID := archivesig.ArchiveKeyID(old.Public().(ed25519.PublicKey))
 	if newKey == "" {
 		retired := fmt.Sprintf("%s.retired-%s", cfg.KeyFile, time.Now().UTC().Format("20060102T150405Z"))
 		// The old key stays reachable (a hard link) and the new one
@@ -255,7 +255,7 @@ func archiveKeyImport(cfg *config.Config, p config.PKCS11, uri string, generate 
 	}
 	defer k.Close()
 	pub := k.Public().(ed25519.PublicKey)
-	fmt.Fprintf(stdout, "key %s created in token %s as %s\n", bundle.ArchiveKeyID(pub), u.Token, u.Object)
+	fmt.Fprintf(stdout, "key %s created in token %s as %s\n", archivesig.ArchiveKeyID(pub), u.Token, u.Object)
 	if generate {
 		fmt.Fprintf(stdout, "rotate to it: edgeseal archive key rotate --new-key '%s'\n", u)
 	} else {

@@ -11,7 +11,7 @@ import (
 	agentconfig "github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
@@ -64,7 +64,7 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 	r0 := receiveOne(t, dir, old, c, 0, true)
 
 	out, code := runCmd(t, "archive", "key", "rotate", "--data-dir", dir, "--overlap", "2h")
-	if code != 0 || !strings.Contains(out, "archive key rotated: "+bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))) {
+	if code != 0 || !strings.Contains(out, "archive key rotated: "+archivesig.ArchiveKeyID(old.Public().(ed25519.PublicKey))) {
 		t.Fatalf("rotate: %d\n%s", code, out)
 	}
 	next, err := keystore.LoadFile(keyFile)
@@ -88,7 +88,7 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 
 	out, code = runCmd(t, "verify", "receipt", "--archive-key", oldPub, r0, r1)
 	if code != 0 || !strings.Contains(out, "archive key rotated") || strings.Count(out, ": verified") != 2 ||
-		!strings.Contains(out, "signed by "+bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))) {
+		!strings.Contains(out, "signed by "+archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))) {
 		t.Fatalf("verify receipt: %d\n%s", code, out)
 	}
 	other, _ := keystore.Generate()
@@ -135,12 +135,12 @@ func TestCurrentArchiveKey(t *testing.T) {
 	if k, err := currentArchiveKey(cfg, root); err != nil || !k.Equal(root) {
 		t.Fatalf("nothing learned: %v", err)
 	}
-	ann, err := bundle.SignArchiveKey(&bundle.ArchiveKeyAnnouncement{Origin: archive.DefaultName, Seq: 1,
-		Time: "2026-01-01T00:00:00.000000Z", OverlapUntil: "2026-01-02T00:00:00.000000Z"}, bundle.ArchiveKeyID(root), old, next)
+	ann, err := archivesig.SignArchiveKey(&archivesig.ArchiveKeyAnnouncement{Origin: archive.DefaultName, Seq: 1,
+		Time: "2026-01-01T00:00:00.000000Z", OverlapUntil: "2026-01-02T00:00:00.000000Z"}, archivesig.ArchiveKeyID(root), old, next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := (&bundle.KeyChainFile{Origin: archive.DefaultName, Announcements: [][]byte{ann}}).Marshal()
+	b, _ := (&archivesig.KeyChainFile{Origin: archive.DefaultName, Announcements: [][]byte{ann}}).Marshal()
 	path := filepath.Join(cfg.DataDir, "archive-keys.json")
 	os.WriteFile(path, b, 0o644)
 	if k, err := currentArchiveKey(cfg, root); err != nil || !k.Equal(next.Public()) {

@@ -18,7 +18,8 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
@@ -183,10 +184,10 @@ func cmdBundlesExport(ctx context.Context, args []string, stdout io.Writer, log 
 			return fmt.Errorf("bundles export: %w", err)
 		}
 		cpSize, _ := strconv.ParseUint(id, 10, 64) // agent.OutboxID: the checkpoint size
-		idx.Bundles = append(idx.Bundles, MediaBundle{ID: id, File: name, Bundle: bundle.FormatHash(sha256.Sum256(data)),
+		idx.Bundles = append(idx.Bundles, MediaBundle{ID: id, File: name, Bundle: wire.FormatHash(sha256.Sum256(data)),
 			Size: int64(len(data)), CheckpointSize: cpSize})
 		total += int64(len(data))
-		fmt.Fprintf(stdout, "%s  %s  %d bytes\n", name, bundle.FormatHash(sha256.Sum256(data)), len(data))
+		fmt.Fprintf(stdout, "%s  %s  %d bytes\n", name, wire.FormatHash(sha256.Sum256(data)), len(data))
 		return nil
 	})
 	if err != nil {
@@ -333,11 +334,11 @@ func (im *receiptImporter) load(ctx context.Context) error {
 		return fmt.Errorf("bundles import-receipts: journaled receipts: %w", err)
 	}
 	for id, raw := range got {
-		_, r, err := bundle.ParseReceipt(raw)
+		_, r, err := archivesig.ParseReceipt(raw)
 		if err != nil {
 			return fmt.Errorf("bundles import-receipts: journaled receipt of %s: %w", id, err)
 		}
-		d, err := bundle.ParseHash(r.BundleDigest)
+		d, err := wire.ParseHash(r.BundleDigest)
 		if err != nil {
 			return fmt.Errorf("bundles import-receipts: journaled receipt of %s: %w", id, err)
 		}
@@ -361,7 +362,7 @@ func (im *receiptImporter) bad(sum *importSummary, e *ReceiptFileError) {
 // returned (they stop the import); a bad file is counted and reported.
 func (im *receiptImporter) receipt(ctx context.Context, path string, sum *importSummary) error {
 	name := filepath.Base(path)
-	raw, err := readLimited(path, bundle.MaxReceiptSize)
+	raw, err := readLimited(path, archivesig.MaxReceiptSize)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "unreadable", Err: err})
 		return nil
@@ -375,7 +376,7 @@ func (im *receiptImporter) receipt(ctx context.Context, path string, sum *import
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "for device " + r.Device + ", not " + im.device})
 		return nil
 	}
-	d, err := bundle.ParseHash(r.BundleDigest)
+	d, err := wire.ParseHash(r.BundleDigest)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "bundle digest", Err: err})
 		return nil
@@ -412,7 +413,7 @@ func (im *receiptImporter) receipt(ctx context.Context, path string, sum *import
 // refused it, a later one accepted it) is superseded and only noted.
 func (im *receiptImporter) rejection(ctx context.Context, path string, sum *importSummary) {
 	name := filepath.Base(path)
-	raw, err := readLimited(path, bundle.MaxReceiptSize)
+	raw, err := readLimited(path, archivesig.MaxReceiptSize)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "unreadable", Err: err})
 		return
@@ -426,7 +427,7 @@ func (im *receiptImporter) rejection(ctx context.Context, path string, sum *impo
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "rejection for device " + rej.Device + ", not " + im.device})
 		return
 	}
-	d, err := bundle.ParseHash(rej.BundleDigest)
+	d, err := wire.ParseHash(rej.BundleDigest)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "bundle digest", Err: err})
 		return

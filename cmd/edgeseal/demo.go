@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -234,8 +237,8 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 
 // demoVerify verifies the bundles as one chain and prints each export's
 // journey and each bundle's verification.
-func demoVerify(stdout io.Writer, journeys []*journey, got []delivered, trust *bundle.Trust) error {
-	var prev *bundle.State
+func demoVerify(stdout io.Writer, journeys []*journey, got []delivered, trust *trustfile.Trust) error {
+	var prev *verify.State
 	inBundle := map[string]string{} // export id -> bundle
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	var lines []string
@@ -246,7 +249,7 @@ func demoVerify(stdout io.Writer, journeys []*journey, got []delivered, trust *b
 		if err != nil {
 			return err
 		}
-		rep := bundle.Verify(b, trust, prev)
+		rep := verify.Verify(b, trust, prev)
 		ok := 0
 		for _, c := range rep.Checks {
 			if c.OK {
@@ -266,7 +269,7 @@ func demoVerify(stdout io.Writer, journeys []*journey, got []delivered, trust *b
 			return err
 		}
 		for _, raw := range recs {
-			r, err := bundle.ParseRecord(raw)
+			r, err := custody.ParseRecord(raw)
 			if err != nil {
 				return err
 			}
@@ -281,7 +284,7 @@ func demoVerify(stdout io.Writer, journeys []*journey, got []delivered, trust *b
 		if err != nil {
 			return err
 		}
-		cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+		cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 		if err != nil {
 			return err
 		}
@@ -294,9 +297,9 @@ func demoVerify(stdout io.Writer, journeys []*journey, got []delivered, trust *b
 		if j.e.spool {
 			via = "spool"
 		}
-		where := inBundle[j.e.id+"/"+bundle.TypeExport]
+		where := inBundle[j.e.id+"/"+custody.TypeExport]
 		if where == "" {
-			where = inBundle[j.e.id+"/"+bundle.TypeExportRejected]
+			where = inBundle[j.e.id+"/"+custody.TypeExportRejected]
 			if where != "" {
 				where += " (rejection)"
 			}

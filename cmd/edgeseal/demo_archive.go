@@ -15,7 +15,10 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -105,7 +108,7 @@ func startDemoArchive(ctx context.Context, dir string, tf *demoTLS, log *slog.Lo
 // enroll and approve it, as an operator would. The keys are bound to a
 // PCR-policy key the demo makes in dir (pcr-key, pcr-key.pub), which then
 // authorizes the PCR values at enrollment.
-func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
+func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmState, dir string) (*trustfile.Trust, error) {
 	if err := cmdPCRKey([]string{"new", "--out", filepath.Join(dir, "pcr-key")}, io.Discard); err != nil {
 		return nil, err
 	}
@@ -115,17 +118,17 @@ func (da *demoArchive) enroll(ctx context.Context, site, device, tpmSpec, tpmSta
 	}
 	name := site + "/" + device
 	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: simulatorOpener,
-		PCRPolicy: &tpm.PCRPolicy{Key: &opKey.PublicKey, Ref: bundle.PCRPolicyRef(name)}, Create: true})
+		PCRPolicy: &tpm.PCRPolicy{Key: &opKey.PublicKey, Ref: trustfile.PCRPolicyRef(name)}, Create: true})
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
-	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
+	trust, err := trustfile.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return nil, err
 	}
 	pcrs, values := trust.PCRs()
-	auth, err := bundle.SignPCRAuthorization(opKey, name, pcrs, values, time.Now())
+	auth, err := trustfile.SignPCRAuthorization(opKey, name, pcrs, values, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +219,7 @@ func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) 
 	if err != nil {
 		return nil, err
 	}
-	keys := bundle.NewArchiveKeys(archive.DefaultName, root)
+	keys := archivesig.NewArchiveKeys(archive.DefaultName, root)
 	var out []delivered
 	for id, raw := range receipts {
 		r, _, err := keys.VerifyReceipt(raw, time.Now())
@@ -235,10 +238,10 @@ func (da *demoArchive) collect(ctx context.Context, cfg agentPaths, dir string) 
 		for i, h := range r.InclusionProof {
 			copy(proof[i][:], h)
 		}
-		if err := bundle.VerifyInclusion(proof, r.LogIndex, root.Size, root.Root, bundle.LeafHash(entry)); err != nil {
+		if err := merkle.VerifyInclusion(proof, r.LogIndex, root.Size, root.Root, merkle.LeafHash(entry)); err != nil {
 			return nil, fmt.Errorf("demo: receipt for %s: inclusion: %w", id, err)
 		}
-		d, err := bundle.ParseHash(r.BundleDigest)
+		d, err := wire.ParseHash(r.BundleDigest)
 		if err != nil {
 			return nil, err
 		}

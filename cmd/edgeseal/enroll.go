@@ -16,7 +16,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -68,7 +68,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err := rec.apply(ctx, t, *state, *site+"/"+*device, *out, stdout); err != nil {
 		return err
 	}
-	trust, err := bundle.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))
+	trust, err := trustfile.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func cmdEnroll(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fmt.Fprintf(stdout, "wrote %s: device %s/%s, key %s, PCRs %v\n", *out, *site, *device, trust.KeyID, trust.PCRSelection.PCRs)
 	if policy != nil {
 		pcrs, values := trust.PCRs()
-		kid, _ := bundle.PCRPolicyKeyID(policy.Key)
+		kid, _ := trustfile.PCRPolicyKeyID(policy.Key)
 		fmt.Fprintf(stdout, "keys bound to PCR policy key %s; they work once the operator authorizes the current values:\n"+
 			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device %s/%s --pcrs %s --out pcr-authorization.json\n"+
 			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n",
@@ -107,7 +107,7 @@ func enrollPolicy(spec, device, keyPath, mode string) (*tpm.PCRPolicy, error) {
 		if err != nil {
 			return nil, usageErr("tpm enroll: --pcr-policy-key: %v", err)
 		}
-		return &tpm.PCRPolicy{Key: k, Ref: bundle.PCRPolicyRef(device)}, nil
+		return &tpm.PCRPolicy{Key: k, Ref: trustfile.PCRPolicyRef(device)}, nil
 	case mode == "pcr":
 		return nil, nil
 	}
@@ -244,7 +244,7 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 // enrollRequest reads the TPM's identity and current PCR values into an
 // enrollment request, and checks it the way the archive will.
 func enrollRequest(ctx context.Context, t *tpm.TPM, site, device, note string) ([]byte, *archive.EnrollRequest, error) {
-	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
+	trust, err := trustfile.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return nil, nil, err
 	}

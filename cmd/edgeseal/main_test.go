@@ -13,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 func runCmd(t *testing.T, args ...string) (string, int) {
@@ -63,8 +66,8 @@ func TestDemoThenVerify(t *testing.T) {
 	if tb, err := os.ReadFile(trust); err != nil || !strings.Contains(string(tb), `"pcrPolicyKey"`) {
 		t.Fatalf("DEVICE.json without a PCR policy key: %v", err)
 	}
-	if rb, err := os.ReadFile(bundles[0]); err != nil || !bytes.Contains(rb, []byte(`"type":"`+bundle.TypePCRsAuthorized+`"`)) {
-		t.Fatalf("first demo bundle lacks the %s record: %v", bundle.TypePCRsAuthorized, err)
+	if rb, err := os.ReadFile(bundles[0]); err != nil || !bytes.Contains(rb, []byte(`"type":"`+custody.TypePCRsAuthorized+`"`)) {
+		t.Fatalf("first demo bundle lacks the %s record: %v", custody.TypePCRsAuthorized, err)
 	}
 
 	args := append([]string{"verify", "--trust", trust}, bundles...)
@@ -126,7 +129,7 @@ func TestDemoThenVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code = runCmd(t, "verify", bad, "--trust", trust)
-	if code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, bundle.CheckPayloadsDigest) {
+	if code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, verify.CheckPayloadsDigest) {
 		t.Fatalf("tampered payload: exit %d:\n%s", code, out)
 	}
 
@@ -157,7 +160,7 @@ func TestEnrollWritesTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := bundle.ParseTrust(raw)
+	tr, err := trustfile.ParseTrust(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

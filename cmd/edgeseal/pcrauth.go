@@ -21,7 +21,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -69,7 +70,7 @@ func cmdPCRKey(args []string, stdout io.Writer) error {
 	if err := fsutil.WriteFileAtomic(*out+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
 		return err
 	}
-	kid, _ := bundle.PCRPolicyKeyID(&k.PublicKey)
+	kid, _ := trustfile.PCRPolicyKeyID(&k.PublicKey)
 	fmt.Fprintf(stdout, "wrote %s (private, keep it offline) and %s.pub; key %s\n", *out, *out, kid)
 	return nil
 }
@@ -176,7 +177,7 @@ func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
 	if *keyPath == "" || *device == "" || (*list == "") == (*fromQuote == "") {
 		return usageErr("tpm authorize-pcrs: --key, --device and one of --pcrs or --from-quote are required")
 	}
-	if err := bundle.CheckDevice(*device); err != nil {
+	if err := wire.CheckDevice(*device); err != nil {
 		return usageErr("tpm authorize-pcrs: %v", err)
 	}
 	key, err := readPCRPolicyPrivate(*keyPath)
@@ -196,7 +197,7 @@ func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageErr("tpm authorize-pcrs: %v", err)
 	}
-	a, err := bundle.SignPCRAuthorization(key, *device, pcrs, values, time.Now())
+	a, err := trustfile.SignPCRAuthorization(key, *device, pcrs, values, time.Now())
 	if err != nil {
 		return err
 	}
@@ -230,7 +231,7 @@ func cmdAgentAuthorizePCRs(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	raw, _, err := fsutil.ReadConfig(pos[0], bundle.MaxPCRAuthSize)
+	raw, _, err := fsutil.ReadConfig(pos[0], trustfile.MaxPCRAuthSize)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -43,7 +43,7 @@ func TestPCRKeyAndAuthorizeCLI(t *testing.T) {
 		t.Fatalf("authorize-pcrs: exit %d\n%s", code, out)
 	}
 	raw, _ := os.ReadFile(stmt)
-	a, err := bundle.ParsePCRAuthorization(raw)
+	a, err := trustfile.ParsePCRAuthorization(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestPCRKeyAndAuthorizeCLI(t *testing.T) {
 		t.Fatalf("authorize-pcrs --from-quote: exit %d\n%s", code, out)
 	}
 	raw2, _ := os.ReadFile(stmt2)
-	if a2, err := bundle.ParsePCRAuthorization(raw2); err != nil || a2.ApprovedPolicy != a.ApprovedPolicy {
+	if a2, err := trustfile.ParsePCRAuthorization(raw2); err != nil || a2.ApprovedPolicy != a.ApprovedPolicy {
 		t.Fatalf("--from-quote statement: %v", err)
 	}
 
@@ -102,7 +102,7 @@ func TestPCRKeyAndAuthorizeCLI(t *testing.T) {
 		t.Fatal("both flags accepted")
 	}
 	p, err := enrollPolicy("device:/dev/tpmrm0", "s1/d1", key+".pub", "")
-	if err != nil || !p.Key.Equal(pub) || string(p.Ref) != string(bundle.PCRPolicyRef("s1/d1")) {
+	if err != nil || !p.Key.Equal(pub) || string(p.Ref) != string(trustfile.PCRPolicyRef("s1/d1")) {
 		t.Fatalf("--pcr-policy-key: %v", err)
 	}
 	if p, err := enrollPolicy("simulator:/tmp/x", "s1/d1", "", ""); err != nil || p != nil {

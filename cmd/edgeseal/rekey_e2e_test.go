@@ -12,7 +12,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -37,7 +38,7 @@ func keyIDOf(t *testing.T, deviceJSON string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := bundle.ParseTrust(raw)
+	tr, err := trustfile.ParseTrust(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	apub := akey.Public().(ed25519.PublicKey)
 	akid := archive.KeyID(apub)
 	first := answers(t, media1, ".receipt.json")
-	r1, err := bundle.VerifyReceipt(first[0], akid, apub)
+	r1, err := archivesig.VerifyReceipt(first[0], akid, apub)
 	if err != nil || r1.Epoch != 0 || r1.LogIndex != 0 {
 		t.Fatalf("first board's receipt: %+v %v", r1, err)
 	}
@@ -191,7 +192,7 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	if len(rs) != 1 {
 		t.Fatalf("%d receipts", len(rs))
 	}
-	r2, err := bundle.VerifyReceipt(rs[0], akid, apub)
+	r2, err := archivesig.VerifyReceipt(rs[0], akid, apub)
 	if err != nil || r2.Epoch != 2 || r2.LogIndex != 2 {
 		t.Fatalf("new epoch receipt %+v: %v", r2, err)
 	}
@@ -263,7 +264,7 @@ func TestRekeyCandidateOverMQTT(t *testing.T) {
 		devs[0].KeyID != key1 || devs[0].Pending == nil {
 		t.Fatalf("devices list: exit %d\n%s", code, out)
 	}
-	if tr, err := bundle.ParseTrust(devs[0].Pending.Trust); err != nil || tr.KeyID != key2 {
+	if tr, err := trustfile.ParseTrust(devs[0].Pending.Trust); err != nil || tr.KeyID != key2 {
 		t.Fatalf("pending trust: %v\n%s", err, out)
 	}
 	if logs := ar.logs.String(); !strings.Contains(logs, "edgeseal archive devices rekey "+dev+" --key "+key2) {

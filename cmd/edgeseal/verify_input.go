@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
 )
 
 // loadedBundle is one bundle verify was given, read once to check that it
@@ -83,7 +85,7 @@ func claimedSize(b *bundle.Bundle) (uint64, error) {
 	if !ok {
 		return 0, errors.New("no seal")
 	}
-	env, err := bundle.ParseEnvelope(raw)
+	env, err := dsse.ParseEnvelope(raw)
 	if err != nil {
 		return 0, err
 	}
@@ -91,7 +93,7 @@ func claimedSize(b *bundle.Bundle) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+	cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 	if err != nil {
 		return 0, err
 	}
