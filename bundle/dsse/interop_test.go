@@ -56,7 +56,7 @@ func untar(t *testing.T, path string) map[string][]byte {
 // keys/signing.pem, as an outside tool would.
 func TestSealVerifiesWithSecureSystemsLib(t *testing.T) {
 	ctx := context.Background()
-	files := untar(t, filepath.Join("testdata", "unique", "good.tar"))
+	files := untar(t, filepath.Join("..", "testdata", "unique", "good.tar")) // a format 2 bundle of package bundle
 	var env dsse.Envelope
 	if err := json.Unmarshal(files["seal.dsse.json"], &env); err != nil {
 		t.Fatal(err)
