@@ -1,0 +1,11 @@
+// Package wire holds what every edgeseal format shares: the errors a
+// parser returns (FormatError for bytes that do not parse, NotCanonicalError
+// for bytes that parse but are not the one canonical encoding,
+// SignatureError, ErrTooLarge), hashes written "sha256:<64 lowercase hex>"
+// (FormatHash, ParseHash, Hashed), times in TimeLayout (RFC 3339 UTC with
+// exactly six fractional digits), and device names "<site>/<name>"
+// (CheckDevice).
+//
+// Error texts start with "bundle: ", as they did before the formats were
+// split into packages; callers match them with errors.As, not by text.
+package wire
