@@ -6,6 +6,7 @@
 // exactly six fractional digits), and device names "<site>/<name>"
 // (CheckDevice).
 //
-// Error texts start with "bundle: ", as they did before the formats were
-// split into packages; callers match them with errors.As, not by text.
+// The format packages return these types (and a few of their own, such
+// as trustfile.PCRAuthError); the texts start with "bundle: ". Match them
+// with errors.As and errors.Is, not by text.
 package wire
