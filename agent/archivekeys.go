@@ -10,18 +10,19 @@ import (
 	gosync "sync"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 )
 
 // ArchiveKeysFile is the file in the agent's data directory that keeps
-// the archive key announcements the agent learned (bundle.KeyChainFile).
+// the archive key announcements the agent learned (archivesig.KeyChainFile).
 const ArchiveKeysFile = "archive-keys.json"
 
 // ArchiveKeyring is the agent's trust in the archive's keys: the key it
 // is configured with (sync.archive_key) and the keys announced since
-// (bundle.ArchiveKeys). An announcement a reply carries is learned when a
+// (archivesig.ArchiveKeys). An announcement a reply carries is learned when a
 // trusted key signed it; it is journaled as an `archive.key` record (body:
 // the announcement) and kept in the chain file before any reply signed by
 // the new key is accepted. It implements sync.ArchiveKeyring and is safe
@@ -35,7 +36,7 @@ type ArchiveKeyring struct {
 	now    func() time.Time
 
 	mu    gosync.Mutex
-	keys  *bundle.ArchiveKeys
+	keys  *archivesig.ArchiveKeys
 	chain [][]byte // durable announcements
 }
 
@@ -51,7 +52,7 @@ func (c *Core) ArchiveKeyring(path, origin string, root ed25519.PublicKey) (*Arc
 	case err != nil:
 		return nil, fmt.Errorf("agent: archive keys: %w", err)
 	default:
-		f, err := bundle.ParseKeyChainFile(b)
+		f, err := archivesig.ParseKeyChainFile(b)
 		if err != nil {
 			return nil, fmt.Errorf("agent: archive keys %s: %w", path, err)
 		}
@@ -66,7 +67,7 @@ func (c *Core) ArchiveKeyring(path, origin string, root ed25519.PublicKey) (*Arc
 
 // reset rebuilds the trust from the root and the durable chain.
 func (k *ArchiveKeyring) reset() {
-	k.keys = bundle.NewArchiveKeys(k.origin, k.root)
+	k.keys = archivesig.NewArchiveKeys(k.origin, k.root)
 	kept := k.chain[:0:0]
 	for _, raw := range k.chain {
 		if ok, err := k.keys.Learn(raw); err != nil {
@@ -113,14 +114,14 @@ func (k *ArchiveKeyring) ReplyKey(ctx context.Context, keyID string, logIndex ui
 // (idempotent by its new key) and then rewrites the chain file.
 func (k *ArchiveKeyring) persist(ctx context.Context, learned [][]byte) error {
 	for _, raw := range learned {
-		_, an, err := bundle.ParseArchiveKey(raw)
+		_, an, err := archivesig.ParseArchiveKey(raw)
 		if err != nil {
 			return err
 		}
 		a, err := k.c.j.Append(ctx, store.Entry{
 			Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-				r := bundle.Record{Seq: seq, Type: bundle.TypeArchiveKey, Time: k.c.stamp(), Device: k.c.device, Prev: prev,
-					Actor: bundle.Actor{Kind: "archive", ID: an.OldKeyID, Via: "sync"}, Body: raw}
+				r := custody.Record{Seq: seq, Type: custody.TypeArchiveKey, Time: k.c.stamp(), Device: k.c.device, Prev: prev,
+					Actor: custody.Actor{Kind: "archive", ID: an.OldKeyID, Via: "sync"}, Body: raw}
 				return r.Marshal()
 			},
 			Key: []byte("archive-key/" + an.NewKeyID),
@@ -135,7 +136,7 @@ func (k *ArchiveKeyring) persist(ctx context.Context, learned [][]byte) error {
 		}
 	}
 	chain := append(k.chain[:len(k.chain):len(k.chain)], learned...)
-	b, err := (&bundle.KeyChainFile{Origin: k.origin, Announcements: chain}).Marshal()
+	b, err := (&archivesig.KeyChainFile{Origin: k.origin, Announcements: chain}).Marshal()
 	if err != nil {
 		return fmt.Errorf("agent: archive keys: %w", err)
 	}

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -21,9 +24,9 @@ func archiveTestKey(s string) ed25519.PrivateKey {
 
 func announce(t *testing.T, origin string, old, next ed25519.PrivateKey, logSize uint64, at time.Time, overlap time.Duration) []byte {
 	t.Helper()
-	raw, err := bundle.SignArchiveKey(&bundle.ArchiveKeyAnnouncement{
-		Origin: origin, Seq: 1, LogSize: logSize, Time: bundle.FormatTime(at), OverlapUntil: bundle.FormatTime(at.Add(overlap)),
-	}, bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey)), old, next)
+	raw, err := archivesig.SignArchiveKey(&archivesig.ArchiveKeyAnnouncement{
+		Origin: origin, Seq: 1, LogSize: logSize, Time: wire.FormatTime(at), OverlapUntil: wire.FormatTime(at.Add(overlap)),
+	}, archivesig.ArchiveKeyID(old.Public().(ed25519.PublicKey)), old, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +38,8 @@ func archiveKeyRecords(t *testing.T, j *store.Journal) [][]byte {
 	t.Helper()
 	var out [][]byte
 	err := j.Records(t.Context(), 0, j.Size(), func(_ uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
-		if err == nil && r.Type == bundle.TypeArchiveKey {
+		r, err := custody.ParseRecord(rec)
+		if err == nil && r.Type == custody.TypeArchiveKey {
 			out = append(out, r.Body)
 		}
 		return err
@@ -63,7 +66,7 @@ func TestArchiveKeyring(t *testing.T) {
 	c := &Core{opts: Options{Site: "s", Device: "d", Now: clock}, log: slog.New(slog.DiscardHandler), j: j, device: "s/d", wake: make(chan struct{}, 1)}
 	path := filepath.Join(t.TempDir(), ArchiveKeysFile)
 	old, next := archiveTestKey("old"), archiveTestKey("next")
-	oldID, nextID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey)), bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
+	oldID, nextID := archivesig.ArchiveKeyID(old.Public().(ed25519.PublicKey)), archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))
 	a1 := announce(t, "edgeseal-archive", old, next, 10, now, time.Hour)
 
 	ring, err := c.ArchiveKeyring(path, "edgeseal-archive", old.Public().(ed25519.PublicKey))
@@ -78,7 +81,7 @@ func TestArchiveKeyring(t *testing.T) {
 		t.Fatalf("announced key: %v", err)
 	}
 	recs := archiveKeyRecords(t, j)
-	env, _ := bundle.ParseEnvelope(a1)
+	env, _ := dsse.ParseEnvelope(a1)
 	want, _ := env.Marshal()
 	if len(recs) != 1 || string(recs[0]) != string(want) {
 		t.Fatalf("archive.key records %d, want 1 whose body is the announcement", len(recs))
@@ -91,12 +94,12 @@ func TestArchiveKeyring(t *testing.T) {
 	// Forgeries: no key learned, nothing journaled.
 	evil, evil2 := archiveTestKey("evil"), archiveTestKey("evil2")
 	forged := announce(t, "edgeseal-archive", evil, evil2, 10, now, time.Hour)
-	_, err = ring.ReplyKey(t.Context(), bundle.ArchiveKeyID(evil2.Public().(ed25519.PublicKey)), 12, [][]byte{forged})
+	_, err = ring.ReplyKey(t.Context(), archivesig.ArchiveKeyID(evil2.Public().(ed25519.PublicKey)), 12, [][]byte{forged})
 	if err == nil || !strings.Contains(err.Error(), "a key not trusted") {
 		t.Fatalf("announcement by an unknown key: %v", err)
 	}
 	other := announce(t, "other-archive", next, evil2, 10, now, time.Hour)
-	_, err = ring.ReplyKey(t.Context(), bundle.ArchiveKeyID(evil2.Public().(ed25519.PublicKey)), 12, [][]byte{other})
+	_, err = ring.ReplyKey(t.Context(), archivesig.ArchiveKeyID(evil2.Public().(ed25519.PublicKey)), 12, [][]byte{other})
 	if err == nil || !strings.Contains(err.Error(), "for archive other-archive") {
 		t.Fatalf("announcement replayed from another archive: %v", err)
 	}

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -166,7 +168,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		// Room for the bundle being sealed and the ones behind it.
 		cache: newSealCache(4*opts.SealMaxBytes, j.Size()),
 	}
-	c.origin = bundle.Origin(c.device)
+	c.origin = merkle.Origin(c.device)
 	var err error
 	if c.epoch, err = j.Epoch(); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -177,7 +179,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		if err != nil {
 			return nil, fmt.Errorf("agent: last record: %w", err)
 		}
-		r, err := bundle.ParseRecord(raw)
+		r, err := custody.ParseRecord(raw)
 		if err != nil {
 			return nil, fmt.Errorf("agent: last record %d: %w", n-1, err)
 		}
@@ -199,7 +201,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		return nil, err
 	}
 	id := t.Identity()
-	if _, err := c.Append(ctx, bundle.TypeAgentStart, bundle.Actor{Kind: "agent", ID: id.KeyID}, map[string]any{
+	if _, err := c.Append(ctx, custody.TypeAgentStart, custody.Actor{Kind: "agent", ID: id.KeyID}, map[string]any{
 		"keyId": id.KeyID,
 		"pcrs":  id.PCRs,
 	}, nil); err != nil {
@@ -216,14 +218,14 @@ func (c *Core) Journal() *store.Journal { return c.j }
 
 // Append journals one record of type typ with the given actor and body (any
 // JSON-marshalable value) and payloads, and returns once it is durable.
-func (c *Core) Append(ctx context.Context, typ string, actor bundle.Actor, body any, payloads []store.Payload) (store.Appended, error) {
+func (c *Core) Append(ctx context.Context, typ string, actor custody.Actor, body any, payloads []store.Payload) (store.Appended, error) {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return store.Appended{}, fmt.Errorf("agent: body: %w", err)
 	}
 	a, err := c.j.Append(ctx, store.Entry{
 		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-			r := bundle.Record{Seq: seq, Type: typ, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			r := custody.Record{Seq: seq, Type: typ, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
 			return r.Marshal()
 		},
 		Payloads: payloads,
@@ -254,7 +256,7 @@ func (c *Core) stamp() time.Time {
 
 // Export is one export handed to the agent.
 type Export struct {
-	Actor          bundle.Actor
+	Actor          custody.Actor
 	ExportID       string
 	App            string
 	Workflow       string
@@ -291,7 +293,7 @@ func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 	case e.Actor.Kind == "" || e.Actor.ID == "":
 		return ExportReceipt{}, &FieldError{Field: "actor", Reason: "required"}
 	}
-	if _, err := bundle.ParseHash(e.Policy); err != nil {
+	if _, err := wire.ParseHash(e.Policy); err != nil {
 		return ExportReceipt{}, &FieldError{Field: "policy", Reason: "want the sha256:<hex> digest of the policy in force"}
 	}
 	d := sha256.Sum256(e.Data)
@@ -299,18 +301,18 @@ func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 	if mt == "" {
 		mt = "application/octet-stream"
 	}
-	body := bundle.ExportBody{
+	body := custody.ExportBody{
 		ExportID: e.ExportID, App: e.App, Workflow: e.Workflow, Purpose: e.Purpose,
 		Schema: e.Schema, Classification: e.Classification, Retention: e.Retention,
 		Destination: e.Destination, Policy: e.Policy,
-		Payload: bundle.PayloadRef{Digest: bundle.FormatHash(d), Size: int64(len(e.Data)), MediaType: mt, Canonicalization: "none"},
+		Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(e.Data)), MediaType: mt, Canonicalization: "none"},
 	}
-	a, err := c.Append(ctx, bundle.TypeExport, e.Actor, body, []store.Payload{{Digest: d, Data: e.Data}})
+	a, err := c.Append(ctx, custody.TypeExport, e.Actor, body, []store.Payload{{Digest: d, Data: e.Data}})
 	if err != nil {
 		return ExportReceipt{}, err
 	}
 	c.obs.ExportAccepted()
-	return ExportReceipt{ExportID: e.ExportID, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: body.Payload.Digest}, nil
+	return ExportReceipt{ExportID: e.ExportID, Seq: a.Seq, Leaf: wire.FormatHash(a.Leaf), Size: a.Size, Digest: body.Payload.Digest}, nil
 }
 
 // maybeWake nudges the sealer when enough records are pending.

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -72,9 +76,9 @@ func (r *rig) close() {
 	}
 }
 
-func (r *rig) trust() *bundle.Trust {
+func (r *rig) trust() *trustfile.Trust {
 	r.t.Helper()
-	tr, err := bundle.NewTrust("site-a", "dev-1", BundleIdentity(r.tpm.Identity()))
+	tr, err := trustfile.NewTrust("site-a", "dev-1", BundleIdentity(r.tpm.Identity()))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -86,10 +90,10 @@ func (r *rig) export(n int, tag string) []ExportReceipt {
 	var out []ExportReceipt
 	for i := range n {
 		rc, err := r.core.Export(context.Background(), Export{
-			Actor:    bundle.Actor{Kind: "principal", ID: "tester", Via: "test"},
+			Actor:    custody.Actor{Kind: "principal", ID: "tester", Via: "test"},
 			ExportID: fmt.Sprintf("%s-%d", tag, i), App: "n8n", Workflow: "wf", Purpose: "audit",
 			Schema: "s@1", Classification: "internal", Retention: "1y", Destination: "dst",
-			Policy: bundle.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv",
+			Policy: wire.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv",
 			Data: []byte(fmt.Sprintf("a,b\n%s,%d\n", tag, i)),
 		})
 		if err != nil {
@@ -129,9 +133,9 @@ func outboxBytes(t *testing.T, j *store.Journal, res *SealResult) []byte {
 	return raw
 }
 
-func mustVerify(t *testing.T, b *bundle.Bundle, tr *bundle.Trust, prev *bundle.State) *bundle.State {
+func mustVerify(t *testing.T, b *bundle.Bundle, tr *trustfile.Trust, prev *verify.State) *verify.State {
 	t.Helper()
-	rep := bundle.Verify(b, tr, prev)
+	rep := verify.Verify(b, tr, prev)
 	if !rep.OK() {
 		t.Fatalf("bundle does not verify:\n%s", rep)
 	}
@@ -141,7 +145,7 @@ func mustVerify(t *testing.T, b *bundle.Bundle, tr *bundle.Trust, prev *bundle.S
 func TestSealedChainVerifies(t *testing.T) {
 	r := openSimRig(t, t.TempDir())
 	tr := r.trust()
-	var prev *bundle.State
+	var prev *verify.State
 	seen := map[string]bool{}
 	for round := range 3 {
 		rcs := r.export(5+round, fmt.Sprintf("r%d", round))
@@ -155,11 +159,11 @@ func TestSealedChainVerifies(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, rec := range recs {
-			pr, err := bundle.ParseRecord(rec)
+			pr, err := custody.ParseRecord(rec)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pr.Type == bundle.TypeExport {
+			if pr.Type == custody.TypeExport {
 				eb, err := pr.ExportBody()
 				if err != nil {
 					t.Fatal(err)
@@ -198,13 +202,13 @@ func TestReplayedOldBundleFails(t *testing.T) {
 	r.export(3, "b")
 	_, b2 := r.seal()
 	s2 := mustVerify(t, b2, tr, s1)
-	rep := bundle.Verify(b1, tr, s2)
+	rep := verify.Verify(b1, tr, s2)
 	if rep.OK() {
 		t.Fatal("old bundle verified after a newer one")
 	}
 	failed := strings.Join(rep.Failed(), ",")
-	if !strings.Contains(failed, bundle.CheckCounterRising) {
-		t.Fatalf("replay failed %s, want %s among them", failed, bundle.CheckCounterRising)
+	if !strings.Contains(failed, verify.CheckCounterRising) {
+		t.Fatalf("replay failed %s, want %s among them", failed, verify.CheckCounterRising)
 	}
 }
 
@@ -232,7 +236,7 @@ func TestPCRChangeStopsSealingNotJournaling(t *testing.T) {
 	if err != nil || after != cpSize {
 		t.Fatalf("checkpoint moved to %d (%v) on a failed seal", after, err)
 	}
-	if _, err := r.core.Export(ctx, Export{ExportID: "still", App: "n8n", Policy: bundle.FormatHash([32]byte{}), Actor: bundle.Actor{Kind: "principal", ID: "t"}, Data: []byte("x")}); err != nil {
+	if _, err := r.core.Export(ctx, Export{ExportID: "still", App: "n8n", Policy: wire.FormatHash([32]byte{}), Actor: custody.Actor{Kind: "principal", ID: "t"}, Data: []byte("x")}); err != nil {
 		t.Fatalf("journaling stopped after PCR change: %v", err)
 	}
 }

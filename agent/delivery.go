@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -34,15 +36,15 @@ func DeliveryKey(id string) []byte { return []byte("delivery/" + id) }
 func ReadReceipts(ctx context.Context, j *store.Journal) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := j.Records(ctx, 0, j.Size(), func(_ uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
-		if err != nil || r.Type != bundle.TypeDeliveryReceipt {
+		r, err := custody.ParseRecord(rec)
+		if err != nil || r.Type != custody.TypeDeliveryReceipt {
 			return err
 		}
 		var b DeliveryBody
 		if err := json.Unmarshal(r.Body, &b); err != nil {
 			return fmt.Errorf("agent: delivery record %d: %w", r.Seq, err)
 		}
-		d, err := bundle.ParseHash(b.Receipt)
+		d, err := wire.ParseHash(b.Receipt)
 		if err != nil {
 			return err
 		}
@@ -80,7 +82,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	times := make([]time.Time, len(ids))
 	for i, id := range ids {
 		receipt := receipts[i]
-		env, r, err := bundle.ParseReceipt(receipt)
+		env, r, err := archivesig.ParseReceipt(receipt)
 		if err != nil {
 			return fmt.Errorf("agent: receipt for %s: %w", id, err)
 		}
@@ -91,13 +93,13 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 		sum := sha256.Sum256(receipt)
 		body := DeliveryBody{
 			Outbox: id, Bundle: r.BundleDigest, CheckpointSize: r.CheckpointSize,
-			LogIndex: r.LogIndex, Receipt: bundle.FormatHash(sum), RetentionUntil: r.RetentionUntil,
+			LogIndex: r.LogIndex, Receipt: wire.FormatHash(sum), RetentionUntil: r.RetentionUntil,
 		}
 		raw, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("agent: receipt for %s: %w", id, err)
 		}
-		actor := bundle.Actor{Kind: "archive", ID: keyID, Via: "sync"}
+		actor := custody.Actor{Kind: "archive", ID: keyID, Via: "sync"}
 		// The receipt's bytes are kept beside the record, addressed by
 		// digest, so the site can always show what the archive signed.
 		keeps[i] = []store.Payload{{Digest: sum, Data: receipt}}
@@ -106,7 +108,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 			Build: func(seq uint64, prev [32]byte) ([]byte, error) {
 				// The time is taken in sequence order (stamp), never
 				// before the record before it.
-				r := bundle.Record{Seq: seq, Type: bundle.TypeDeliveryReceipt, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
+				r := custody.Record{Seq: seq, Type: custody.TypeDeliveryReceipt, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
 				times[i] = r.Time.UTC().Truncate(time.Microsecond) // as the record has it
 				return r.Marshal()
 			},
@@ -157,7 +159,7 @@ func (c *Core) delivery(id string) (*DeliveryBody, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := bundle.ParseRecord(rec)
+	r, err := custody.ParseRecord(rec)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -71,7 +71,7 @@ func (c *Core) readOriginal(seq uint64) (original, error) {
 	if err != nil {
 		return original{}, fmt.Errorf("agent: original export: %w", err)
 	}
-	r, err := bundle.ParseRecord(rec)
+	r, err := custody.ParseRecord(rec)
 	if err != nil {
 		return original{}, fmt.Errorf("agent: original export at %d: %w", seq, err)
 	}
@@ -134,7 +134,7 @@ func (c *Core) legacyExport(id string) (original, bool, error) {
 // refusedKey is the key a refusal of id by actor is journaled under: the
 // principal's RefusedKey when none was journaled before (and taken is not
 // already holding it in this batch), else nil.
-func (c *Core) refusedKey(actor bundle.Actor, id string, taken map[string]bool) []byte {
+func (c *Core) refusedKey(actor custody.Actor, id string, taken map[string]bool) []byte {
 	if actor.Kind != "principal" || checkID(id) != nil {
 		return nil
 	}
@@ -167,15 +167,15 @@ func (c *Core) lookupRefused(principal, id string) (refusal, error) {
 	if err != nil {
 		return refusal{}, err
 	}
-	r, err := bundle.ParseRecord(rec)
+	r, err := custody.ParseRecord(rec)
 	if err != nil {
 		return refusal{}, err
 	}
-	var body bundle.RejectedBody
+	var body custody.RejectedBody
 	if err := json.Unmarshal(r.Body, &body); err != nil {
 		return refusal{}, fmt.Errorf("agent: refusal at %d: %w", seq, err)
 	}
-	if r.Type != bundle.TypeExportRejected || r.Actor.ID != principal || body.ExportID != id {
+	if r.Type != custody.TypeExportRejected || r.Actor.ID != principal || body.ExportID != id {
 		return refusal{}, &store.CorruptError{What: fmt.Sprintf("refusal key of %q names record %d, not its refusal", id, seq)}
 	}
 	return refusal{seq: seq, reason: body.Reason}, nil

@@ -12,7 +12,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -131,7 +133,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 	if via == "" {
 		via = "api"
 	}
-	actor := bundle.Actor{Kind: "principal", ID: "anonymous", Via: via}
+	actor := custody.Actor{Kind: "principal", ID: "anonymous", Via: via}
 	if p != nil {
 		actor.ID = p.Name
 	}
@@ -174,7 +176,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 			})
 		}
 		d := sha256.Sum256(req.Data)
-		pl.digest = bundle.FormatHash(d)
+		pl.digest = wire.FormatHash(d)
 		if cause == nil {
 			if k, ok := firstLine[pl.id]; ok {
 				first := original{principal: p.Name, workflow: lines[k].Req.Workflow, digest: plan[k].digest}
@@ -252,11 +254,11 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		case eerr != nil:
 			out[i].Err = fmt.Errorf("agent: journal export %s: %w", pl.id, eerr)
 		case pl.rejected != nil:
-			out[i].Err = &RejectedError{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Err: pl.rejected}
+			out[i].Err = &RejectedError{ExportID: pl.id, Seq: a.Seq, Leaf: wire.FormatHash(a.Leaf), Err: pl.rejected}
 			c.obs.ExportRejected(RejectReason(pl.rejected))
 			last = max(last, a.Size)
 		default:
-			out[i].Receipt = ExportReceipt{ExportID: pl.id, Seq: a.Seq, Leaf: bundle.FormatHash(a.Leaf), Size: a.Size, Digest: pl.digest}
+			out[i].Receipt = ExportReceipt{ExportID: pl.id, Seq: a.Seq, Leaf: wire.FormatHash(a.Leaf), Size: a.Size, Digest: pl.digest}
 			c.obs.ExportAccepted()
 			last = max(last, a.Size)
 		}
@@ -294,7 +296,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 // returns a *RejectedError wrapping cause, or the journal's error. The
 // first refusal of an id a principal sent can be looked up by that
 // principal (ExportStatus answers StatusRefused).
-func (c *Core) Reject(ctx context.Context, actor bundle.Actor, req IngestRequest, cause error) error {
+func (c *Core) Reject(ctx context.Context, actor custody.Actor, req IngestRequest, cause error) error {
 	if c.opts.Policy == nil {
 		return &ConfigError{Key: "policy", Reason: "the core has no policy; ingest needs one"}
 	}
@@ -314,7 +316,7 @@ func (c *Core) Reject(ctx context.Context, actor bundle.Actor, req IngestRequest
 
 // exportEntry builds the journal entry of an accepted export, keyed by its
 // id so it is journaled at most once.
-func (c *Core) exportEntry(actor bundle.Actor, principal, id string, req IngestRequest, d [32]byte) store.Entry {
+func (c *Core) exportEntry(actor custody.Actor, principal, id string, req IngestRequest, d [32]byte) store.Entry {
 	pol := c.opts.Policy
 	wf, _ := pol.Workflow(req.Workflow)
 	if req.Schema == "" {
@@ -323,13 +325,13 @@ func (c *Core) exportEntry(actor bundle.Actor, principal, id string, req IngestR
 	if req.Retention == "" {
 		req.Retention = wf.Retention
 	}
-	body := bundle.ExportBody{
+	body := custody.ExportBody{
 		ExportID: id, App: req.App, Workflow: req.Workflow, Purpose: req.Purpose,
 		Schema: req.Schema, Classification: req.Classification, Retention: req.Retention,
 		Destination: req.Destination, Policy: pol.Digest(),
-		Payload: bundle.PayloadRef{Digest: bundle.FormatHash(d), Size: int64(len(req.Data)), MediaType: req.MediaType, Canonicalization: "none"},
+		Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(req.Data)), MediaType: req.MediaType, Canonicalization: "none"},
 	}
-	e := c.entry(bundle.TypeExport, actor, body)
+	e := c.entry(custody.TypeExport, actor, body)
 	e.Key = ExportKey(principal, id)
 	e.Payloads = []store.Payload{{Digest: d, Data: req.Data}}
 	return e
@@ -337,8 +339,8 @@ func (c *Core) exportEntry(actor bundle.Actor, principal, id string, req IngestR
 
 // rejectEntry builds the export.rejected entry: who (actor), what (id,
 // app, workflow, payload digest), why (cause). No payload is kept.
-func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cause error, key []byte) store.Entry {
-	body := bundle.RejectedBody{
+func (c *Core) rejectEntry(actor custody.Actor, id string, req IngestRequest, cause error, key []byte) store.Entry {
+	body := custody.RejectedBody{
 		ExportID: clip(id, MaxExportIDLen*2),
 		App:      clip(req.App, MaxFieldLen),
 		Workflow: clip(req.Workflow, MaxFieldLen),
@@ -346,27 +348,27 @@ func (c *Core) rejectEntry(actor bundle.Actor, id string, req IngestRequest, cau
 		Reason:   clip(cause.Error(), maxReasonLen),
 	}
 	if len(req.Data) > 0 {
-		body.Digest = bundle.FormatHash(sha256.Sum256(req.Data))
+		body.Digest = wire.FormatHash(sha256.Sum256(req.Data))
 	}
-	e := c.entry(bundle.TypeExportRejected, actor, body)
+	e := c.entry(custody.TypeExportRejected, actor, body)
 	e.Key = key
 	return e
 }
 
 // entry builds a record entry whose time is taken when it is built, in
 // sequence order (stamp).
-func (c *Core) entry(typ string, actor bundle.Actor, body any) store.Entry {
+func (c *Core) entry(typ string, actor custody.Actor, body any) store.Entry {
 	// The record is encoded and checked here, on the caller's goroutine;
 	// the journal's sequencer only splices in seq, prev and the time,
 	// taken in sequence order (stamp).
-	r := bundle.Record{Type: typ, Time: c.opts.Now(), Device: c.device, Actor: actor}
+	r := custody.Record{Type: typ, Time: c.opts.Now(), Device: c.device, Actor: actor}
 	var err error
-	if eb, ok := body.(bundle.ExportBody); ok {
+	if eb, ok := body.(custody.ExportBody); ok {
 		err = r.SetExportBody(&eb) // the common record: written directly
 	} else {
 		err = r.SetBody(body)
 	}
-	var tpl *bundle.RecordTemplate
+	var tpl *custody.RecordTemplate
 	if err == nil {
 		tpl, err = r.Template()
 	}
@@ -385,7 +387,7 @@ func (c *Core) originalReceipt(seq uint64) (ExportReceipt, error) {
 	if err != nil {
 		return ExportReceipt{}, fmt.Errorf("agent: original export: %w", err)
 	}
-	r, err := bundle.ParseRecord(rec)
+	r, err := custody.ParseRecord(rec)
 	if err != nil {
 		return ExportReceipt{}, fmt.Errorf("agent: original export at %d: %w", seq, err)
 	}
@@ -394,7 +396,7 @@ func (c *Core) originalReceipt(seq uint64) (ExportReceipt, error) {
 		return ExportReceipt{}, fmt.Errorf("agent: original export at %d: %w", seq, err)
 	}
 	return ExportReceipt{
-		ExportID: body.ExportID, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)),
+		ExportID: body.ExportID, Seq: seq, Leaf: wire.FormatHash(merkle.LeafHash(rec)),
 		Size: c.j.Size(), Digest: body.Payload.Digest, Duplicate: true,
 	}, nil
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -38,13 +40,13 @@ func invoice(id string) IngestRequest {
 		Classification: "internal", Destination: "archive", MediaType: "application/json", Data: []byte(testInvoice)}
 }
 
-func mustRecord(t *testing.T, j *store.Journal, seq uint64) *bundle.Record {
+func mustRecord(t *testing.T, j *store.Journal, seq uint64) *custody.Record {
 	t.Helper()
 	raw, err := j.Record(seq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := bundle.ParseRecord(raw)
+	r, err := custody.ParseRecord(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestIngestAcceptsOnceAndAnswersRepeats(t *testing.T) {
 
 func mustHash(t *testing.T, s string) [32]byte {
 	t.Helper()
-	h, err := bundle.ParseHash(s)
+	h, err := wire.ParseHash(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +143,11 @@ func TestIngestRejectionsAreJournaled(t *testing.T) {
 			t.Fatalf("%s: journal %d -> %d, rejection at %d", c.name, before, r.j.Size(), rej.Seq)
 		}
 		rec := mustRecord(t, r.j, rej.Seq)
-		var body bundle.RejectedBody
+		var body custody.RejectedBody
 		if err := strictJSON(rec.Body, &body); err != nil {
 			t.Fatal(err)
 		}
-		if rec.Type != bundle.TypeExportRejected || rec.Actor.ID != c.p.Name || body.Policy != pol.Digest() ||
+		if rec.Type != custody.TypeExportRejected || rec.Actor.ID != c.p.Name || body.Policy != pol.Digest() ||
 			!strings.Contains(body.Reason, c.reason) || body.ExportID != rej.ExportID {
 			t.Fatalf("%s: record %+v body %+v", c.name, rec, body)
 		}
@@ -157,9 +159,9 @@ func TestIngestRejectionsAreJournaled(t *testing.T) {
 		}
 	}
 	// Reject journals attempts refused before the policy.
-	err := r.core.Reject(ctx, bundle.Actor{Kind: "anonymous", ID: "unauthenticated", Via: "api"}, IngestRequest{Workflow: "w"}, errors.New("missing bearer token"))
+	err := r.core.Reject(ctx, custody.Actor{Kind: "anonymous", ID: "unauthenticated", Via: "api"}, IngestRequest{Workflow: "w"}, errors.New("missing bearer token"))
 	var rej *RejectedError
-	if !errors.As(err, &rej) || mustRecord(t, r.j, rej.Seq).Type != bundle.TypeExportRejected {
+	if !errors.As(err, &rej) || mustRecord(t, r.j, rej.Seq).Type != custody.TypeExportRejected {
 		t.Fatalf("Reject: %v", err)
 	}
 	// A rejected id is not taken: it can still be exported.
@@ -268,21 +270,21 @@ func TestExportStatusAndProof(t *testing.T) {
 	if err != nil || info.Status != StatusSealed || info.Bundle != res.ID || info.Checkpoint == nil {
 		t.Fatalf("after seal: %+v, %v", info, err)
 	}
-	if bundle.FormatHash(bundle.LeafHash(info.Record)) != rc.Leaf {
+	if wire.FormatHash(merkle.LeafHash(info.Record)) != rc.Leaf {
 		t.Fatal("record bytes do not hash to the leaf")
 	}
 	var proof [][32]byte
 	for _, h := range info.Proof {
 		proof = append(proof, mustHash(t, h))
 	}
-	cp, err := bundle.ParseCheckpoint([]byte(info.Checkpoint.Text))
+	cp, err := merkle.ParseCheckpoint([]byte(info.Checkpoint.Text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bundle.VerifyInclusion(proof, info.Seq, cp.Size, cp.Root, mustHash(t, info.Leaf)); err != nil {
+	if err := merkle.VerifyInclusion(proof, info.Seq, cp.Size, cp.Root, mustHash(t, info.Leaf)); err != nil {
 		t.Fatalf("inclusion proof: %v", err)
 	}
-	if info.Checkpoint.Root != bundle.FormatHash(res.Checkpoint.Root) {
+	if info.Checkpoint.Root != wire.FormatHash(res.Checkpoint.Root) {
 		t.Fatal("checkpoint root differs from the seal's")
 	}
 }

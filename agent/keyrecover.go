@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -61,7 +61,7 @@ func JournalKeyRecover(ctx context.Context, j *store.Journal, body KeyRecoverBod
 		if err != nil {
 			return 0, false, fmt.Errorf("agent: key.recover: last record: %w", err)
 		}
-		r, err := bundle.ParseRecord(rec)
+		r, err := custody.ParseRecord(rec)
 		if err != nil {
 			return 0, false, fmt.Errorf("agent: key.recover: last record: %w", err)
 		}
@@ -71,8 +71,8 @@ func JournalKeyRecover(ctx context.Context, j *store.Journal, body KeyRecoverBod
 	}
 	a, err := j.Append(ctx, store.Entry{
 		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
-			r := bundle.Record{Seq: seq, Type: bundle.TypeKeyRecover, Time: now, Device: body.Device, Prev: prev,
-				Actor: bundle.Actor{Kind: "operator", ID: body.RecoveryKeyID}, Body: raw}
+			r := custody.Record{Seq: seq, Type: custody.TypeKeyRecover, Time: now, Device: body.Device, Prev: prev,
+				Actor: custody.Actor{Kind: "operator", ID: body.RecoveryKeyID}, Body: raw}
 			return r.Marshal()
 		},
 		Key: keyRecoverKey(body.ID),
@@ -150,12 +150,12 @@ func LastKeyID(j *store.Journal) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("agent: last key: %w", err)
 		}
-		r, err := bundle.ParseRecord(rec)
+		r, err := custody.ParseRecord(rec)
 		if err != nil {
 			return "", fmt.Errorf("agent: last key: record %d: %w", seq-1, err)
 		}
 		switch r.Type {
-		case bundle.TypeAgentStart, bundle.TypeSeal, bundle.TypeKeyRecover:
+		case custody.TypeAgentStart, custody.TypeSeal, custody.TypeKeyRecover:
 			var b struct {
 				KeyID string `json:"keyId"`
 			}

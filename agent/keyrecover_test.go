@@ -14,6 +14,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -119,7 +121,7 @@ func TestNewEpochAfterTPMClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := bundle.NewTrust("site-a", "dev-1", BundleIdentity(tp.Identity()))
+	tr, err := trustfile.NewTrust("site-a", "dev-1", BundleIdentity(tp.Identity()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,18 +135,18 @@ func TestNewEpochAfterTPMClear(t *testing.T) {
 	}
 	exports, recovers := map[string]bool{}, 0
 	for _, rec := range recs {
-		pr, err := bundle.ParseRecord(rec)
+		pr, err := custody.ParseRecord(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch pr.Type {
-		case bundle.TypeExport:
-			var eb bundle.ExportBody
+		case custody.TypeExport:
+			var eb custody.ExportBody
 			if err := json.Unmarshal(pr.Body, &eb); err != nil {
 				t.Fatal(err)
 			}
 			exports[eb.ExportID] = true
-		case bundle.TypeKeyRecover:
+		case custody.TypeKeyRecover:
 			recovers++
 			var kb KeyRecoverBody
 			if err := json.Unmarshal(pr.Body, &kb); err != nil || kb != body {
@@ -201,7 +203,7 @@ func TestNewEpochAfterTPMClear(t *testing.T) {
 }
 
 // newTestArchive is an archive that has enrolled and approved trust.
-func newTestArchive(t *testing.T, trust *bundle.Trust) *archive.Archive {
+func newTestArchive(t *testing.T, trust *trustfile.Trust) *archive.Archive {
 	t.Helper()
 	ctx := context.Background()
 	_, key, err := ed25519.GenerateKey(rand.Reader)

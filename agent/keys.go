@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -104,7 +106,7 @@ func (c *Core) Key() KeyInForce {
 
 // appendKeyed journals one record under an idempotency key and returns
 // it with its time.
-func (c *Core) appendKeyed(ctx context.Context, typ string, actor bundle.Actor, body any, key []byte) (store.Appended, time.Time, error) {
+func (c *Core) appendKeyed(ctx context.Context, typ string, actor custody.Actor, body any, key []byte) (store.Appended, time.Time, error) {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return store.Appended{}, time.Time{}, fmt.Errorf("agent: body: %w", err)
@@ -113,7 +115,7 @@ func (c *Core) appendKeyed(ctx context.Context, typ string, actor bundle.Actor, 
 	a, err := c.j.Append(ctx, store.Entry{
 		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
 			at = c.stamp()
-			r := bundle.Record{Seq: seq, Type: typ, Time: at, Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			r := custody.Record{Seq: seq, Type: typ, Time: at, Device: c.device, Prev: prev, Actor: actor, Body: raw}
 			return r.Marshal()
 		},
 		Key: key,
@@ -143,13 +145,13 @@ func (c *Core) openKeys(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("agent: signing key record: %w", err)
 		}
-		r, err := bundle.ParseRecord(raw)
+		r, err := custody.ParseRecord(raw)
 		if err != nil {
 			return fmt.Errorf("agent: signing key record %d: %w", seq, err)
 		}
 		c.keys.cur.Store(&KeyInForce{KeyID: id.KeyID, Since: r.Time, Seq: seq})
-		if r.Type == bundle.TypeKeyRotate {
-			body, _, err := bundle.ParseKeyRotateBody(r.Body)
+		if r.Type == custody.TypeKeyRotate {
+			body, _, err := custody.ParseKeyRotateBody(r.Body)
 			if err != nil {
 				return fmt.Errorf("agent: signing key record %d: %w", seq, err)
 			}
@@ -161,8 +163,8 @@ func (c *Core) openKeys(ctx context.Context) error {
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("agent: signing key: %w", err)
 	}
-	a, at, err := c.appendKeyed(ctx, bundle.TypeKeyCreate, bundle.Actor{Kind: "agent", ID: id.KeyID},
-		bundle.NewKeyCreateBody(BundleIdentity(id)), keyIdem(id.KeyID))
+	a, at, err := c.appendKeyed(ctx, custody.TypeKeyCreate, custody.Actor{Kind: "agent", ID: id.KeyID},
+		custody.NewKeyCreateBody(BundleIdentity(id)), keyIdem(id.KeyID))
 	if err != nil {
 		return fmt.Errorf("agent: journal key.create: %w", err)
 	}
@@ -205,8 +207,8 @@ func (c *Core) finishRotation(ctx context.Context, kr KeyRotator) error {
 // revokeRotated journals the key.revoke of a key a rotation replaced,
 // once (a repeat is a no-op).
 func (c *Core) revokeRotated(ctx context.Context, oldID, newID string) (uint64, error) {
-	a, _, err := c.appendKeyed(ctx, bundle.TypeKeyRevoke, bundle.Actor{Kind: "agent", ID: newID},
-		bundle.KeyRevokeBody{V: bundle.KeyBodyVersion, KeyID: oldID, Reason: bundle.KeyRevokeRotated}, revokeIdem(oldID))
+	a, _, err := c.appendKeyed(ctx, custody.TypeKeyRevoke, custody.Actor{Kind: "agent", ID: newID},
+		custody.KeyRevokeBody{V: custody.KeyBodyVersion, KeyID: oldID, Reason: custody.KeyRevokeRotated}, revokeIdem(oldID))
 	var dup *store.DuplicateError
 	switch {
 	case errors.As(err, &dup):
@@ -247,18 +249,18 @@ func (c *Core) rotateLocked(ctx context.Context, reason string) (*KeyRotation, e
 	if err != nil {
 		return nil, fmt.Errorf("agent: rotate: %w", err)
 	}
-	st := bundle.KeyRotateStatement{
-		V: bundle.KeyBodyVersion, Type: bundle.KeyRotateStatementType, Device: c.device,
+	st := custody.KeyRotateStatement{
+		V: custody.KeyBodyVersion, Type: custody.KeyRotateStatementType, Device: c.device,
 		OldKeyID: old.KeyID, NewKeyID: cand.KeyID, NewPublic: cand.SigningPublic,
-		NewCertification: bundle.KeyCert{Attest: cand.Certify.Attest, Signature: cand.Certify.Signature},
-		AKID:             bundle.KeyID(old.AKPublic), Reason: reason, Time: bundle.FormatTime(c.stamp()),
+		NewCertification: custody.KeyCert{Attest: cand.Certify.Attest, Signature: cand.Certify.Signature},
+		AKID:             custody.KeyID(old.AKPublic), Reason: reason, Time: wire.FormatTime(c.stamp()),
 	}
 	payload, err := st.Marshal()
 	if err != nil {
 		_ = kr.DiscardRotation(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("agent: rotate: %w", err)
 	}
-	env, err := bundle.SignEnvelope(ctx, tpmSigner{t: c.t, id: old.KeyID, obs: c.obs}, bundle.KeyRotatePayloadType, payload)
+	env, err := dsse.SignEnvelope(ctx, tpmSigner{t: c.t, id: old.KeyID, obs: c.obs}, custody.KeyRotatePayloadType, payload)
 	if err != nil {
 		_ = kr.DiscardRotation(context.WithoutCancel(ctx))
 		var pm *tpm.PCRMismatchError
@@ -267,10 +269,10 @@ func (c *Core) rotateLocked(ctx context.Context, reason string) (*KeyRotation, e
 		}
 		return nil, fmt.Errorf("agent: rotate: sign statement: %w", err)
 	}
-	body := bundle.KeyRotateBody{V: bundle.KeyBodyVersion, OldKeyID: old.KeyID, NewKeyID: cand.KeyID, Reason: reason, Statement: env}
+	body := custody.KeyRotateBody{V: custody.KeyBodyVersion, OldKeyID: old.KeyID, NewKeyID: cand.KeyID, Reason: reason, Statement: env}
 	// From here the candidate stays until the journal decides: a failed
 	// append may still have reached the disk (Open looks it up).
-	a, at, err := c.appendKeyed(ctx, bundle.TypeKeyRotate, bundle.Actor{Kind: "agent", ID: old.KeyID}, body, keyIdem(cand.KeyID))
+	a, at, err := c.appendKeyed(ctx, custody.TypeKeyRotate, custody.Actor{Kind: "agent", ID: old.KeyID}, body, keyIdem(cand.KeyID))
 	if err != nil {
 		return nil, fmt.Errorf("agent: journal key.rotate: %w", err)
 	}

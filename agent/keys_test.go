@@ -11,22 +11,25 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // outboxChain verifies every outbox bundle in order against tr and
 // returns the key events and the record types of all of them.
-func outboxChain(t *testing.T, j *store.Journal, tr *bundle.Trust) ([]bundle.KeyEvent, []*bundle.Record, *bundle.State) {
+func outboxChain(t *testing.T, j *store.Journal, tr *trustfile.Trust) ([]verify.KeyEvent, []*custody.Record, *verify.State) {
 	t.Helper()
 	var ids []string
 	if err := j.OutboxIDs(context.Background(), func(id string) error { ids = append(ids, id); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(ids)
-	var prev *bundle.State
-	var events []bundle.KeyEvent
-	var recs []*bundle.Record
+	var prev *verify.State
+	var events []verify.KeyEvent
+	var recs []*custody.Record
 	for _, id := range ids {
 		raw, ok, err := j.OutboxGet(context.Background(), id)
 		if err != nil || !ok {
@@ -36,7 +39,7 @@ func outboxChain(t *testing.T, j *store.Journal, tr *bundle.Trust) ([]bundle.Key
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep := bundle.Verify(b, tr, prev)
+		rep := verify.Verify(b, tr, prev)
 		if !rep.OK() {
 			t.Fatalf("bundle %s does not verify:\n%s", id, rep)
 		}
@@ -44,7 +47,7 @@ func outboxChain(t *testing.T, j *store.Journal, tr *bundle.Trust) ([]bundle.Key
 		events = append(events, rep.Keys...)
 		lines, _ := b.Records()
 		for _, l := range lines {
-			r, err := bundle.ParseRecord(l)
+			r, err := custody.ParseRecord(l)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +98,7 @@ func TestRotateKeyThreeTimes(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("key history\n got %q\nwant %q", got, want)
 	}
-	if recs[0].Type != bundle.TypeKeyCreate {
+	if recs[0].Type != custody.TypeKeyCreate {
 		t.Fatalf("first record is %s, want key.create", recs[0].Type)
 	}
 	// Restart: the journal knows the key; no new key.create.
@@ -109,7 +112,7 @@ func TestRotateKeyThreeTimes(t *testing.T) {
 	_, recs, _ = outboxChain(t, r.j, tr)
 	n := 0
 	for _, rec := range recs {
-		if rec.Type == bundle.TypeKeyCreate {
+		if rec.Type == custody.TypeKeyCreate {
 			n++
 		}
 	}
@@ -270,7 +273,7 @@ func TestScheduledRotation(t *testing.T) {
 		t.Fatalf("key events %+v", events)
 	}
 	for _, rec := range recs {
-		if rec.Type == bundle.TypeKeyRotate && !rec.Time.Equal(now.Add(-24*time.Hour)) {
+		if rec.Type == custody.TypeKeyRotate && !rec.Time.Equal(now.Add(-24*time.Hour)) {
 			t.Fatalf("key.rotate at %v", rec.Time)
 		}
 	}

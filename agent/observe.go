@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
 // Observer is told what the core does, for metrics (the daemon's
@@ -103,7 +103,7 @@ func (c *Core) OutboxState(ctx context.Context) (OutboxState, error) {
 	if err != nil {
 		return st, nil
 	}
-	if r, err := bundle.ParseRecord(rec); err == nil {
+	if r, err := custody.ParseRecord(rec); err == nil {
 		st.Oldest = r.Time
 	}
 	return st, nil

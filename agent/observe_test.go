@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
 // countObserver records what the core reports.
@@ -64,7 +64,7 @@ func TestObserverAndOutbox(t *testing.T) {
 	if _, err := r.core.Ingest(ctx, auditor, "test", invoice("aud")); err == nil {
 		t.Fatal("auditor export accepted")
 	}
-	if err := r.core.Reject(ctx, bundle.Actor{Kind: "principal", ID: n8n.Name, Via: "test"}, invoice("x"), errors.New("garbled")); err == nil {
+	if err := r.core.Reject(ctx, custody.Actor{Kind: "principal", ID: n8n.Name, Via: "test"}, invoice("x"), errors.New("garbled")); err == nil {
 		t.Fatal("Reject returned nil")
 	}
 	if st, err := r.core.OutboxState(ctx); err != nil || st.Depth != 0 || !st.Oldest.IsZero() {

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 type logBuffer struct {
@@ -290,7 +290,7 @@ func TestJournalReceiptsBatch(t *testing.T) {
 	}
 	for i, id := range ids {
 		d, err := r.core.delivery(id)
-		if err != nil || d == nil || d.Outbox != id || d.Receipt != bundle.FormatHash(sha256.Sum256(receipts[i])) {
+		if err != nil || d == nil || d.Outbox != id || d.Receipt != wire.FormatHash(sha256.Sum256(receipts[i])) {
 			t.Fatalf("delivery record of %s: %+v, %v", id, d, err)
 		}
 		if _, ok, err := r.j.OutboxGet(ctx, id); ok || err != nil {

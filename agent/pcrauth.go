@@ -14,14 +14,16 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // PCR authorizations. A device whose keys are bound to an operator's
 // PCR-policy key uses them under the PCR values of the authorization in
-// force: PCRAuthFile in the TPM state directory, a bundle.PCRAuthorization
+// force: PCRAuthFile in the TPM state directory, a trustfile.PCRAuthorization
 // statement. `edgeseal agent authorize-pcrs` checks a statement and stores
 // it there (or an operator drops the file in). The running core looks at
 // the file at every seal attempt: a new statement that verifies and names
@@ -66,7 +68,7 @@ func (e *PCRAuthError) Error() string {
 func (e *PCRAuthError) Unwrap() error { return e.Err }
 
 // readPCRAuthFile reads a statement file: a regular file (not a symlink)
-// of at most bundle.MaxPCRAuthSize bytes. An absent file is (nil, nil).
+// of at most trustfile.MaxPCRAuthSize bytes. An absent file is (nil, nil).
 func readPCRAuthFile(path string) ([]byte, error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -78,19 +80,19 @@ func readPCRAuthFile(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &PCRAuthError{File: path, Reason: "not a regular file (symlinks are refused)"}
 	}
-	if fi.Size() > bundle.MaxPCRAuthSize {
-		return nil, &PCRAuthError{File: path, Reason: fmt.Sprintf("%d bytes, at most %d", fi.Size(), bundle.MaxPCRAuthSize)}
+	if fi.Size() > trustfile.MaxPCRAuthSize {
+		return nil, &PCRAuthError{File: path, Reason: fmt.Sprintf("%d bytes, at most %d", fi.Size(), trustfile.MaxPCRAuthSize)}
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &PCRAuthError{File: path, Reason: "open", Err: err}
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, bundle.MaxPCRAuthSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, trustfile.MaxPCRAuthSize+1))
 	if err != nil {
 		return nil, &PCRAuthError{File: path, Reason: "read", Err: err}
 	}
-	if len(b) > bundle.MaxPCRAuthSize {
+	if len(b) > trustfile.MaxPCRAuthSize {
 		return nil, &PCRAuthError{File: path, Reason: "grew past the size bound"}
 	}
 	return b, nil
@@ -99,8 +101,8 @@ func readPCRAuthFile(path string) ([]byte, error) {
 // CheckPCRAuthorization parses raw and checks it against the device's PCR
 // policy: the key, the policyRef (the device name) and the PCR selection
 // the keys are bound to.
-func CheckPCRAuthorization(raw []byte, device string, policy tpm.PCRPolicy, pcrs []int) (*bundle.PCRAuthorization, error) {
-	a, err := bundle.ParsePCRAuthorization(raw)
+func CheckPCRAuthorization(raw []byte, device string, policy tpm.PCRPolicy, pcrs []int) (*trustfile.PCRAuthorization, error) {
+	a, err := trustfile.ParsePCRAuthorization(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func CheckPCRAuthorization(raw []byte, device string, policy tpm.PCRPolicy, pcrs
 	if err := a.Verify(policy.Key, device); err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(policy.Ref, bundle.PCRPolicyRef(device)) {
+	if !bytes.Equal(policy.Ref, trustfile.PCRPolicyRef(device)) {
 		return nil, &PCRAuthError{Reason: fmt.Sprintf("the keys are bound to a policyRef that is not %s's", device)}
 	}
 	if got, _ := a.PCRs(); !slices.Equal(got, pcrs) {
@@ -123,9 +125,9 @@ func CheckPCRAuthorization(raw []byte, device string, policy tpm.PCRPolicy, pcrs
 // stateDir (read from the key file; the TPM is not opened, so the agent
 // may be running) and stores it durably as PCRAuthFile, where the running
 // agent picks it up at its next seal attempt.
-func StorePCRAuthorization(stateDir, device string, raw []byte) (*bundle.PCRAuthorization, error) {
-	if len(raw) > bundle.MaxPCRAuthSize {
-		return nil, fmt.Errorf("%w: pcr authorization of %d bytes", bundle.ErrTooLarge, len(raw))
+func StorePCRAuthorization(stateDir, device string, raw []byte) (*trustfile.PCRAuthorization, error) {
+	if len(raw) > trustfile.MaxPCRAuthSize {
+		return nil, fmt.Errorf("%w: pcr authorization of %d bytes", wire.ErrTooLarge, len(raw))
 	}
 	policy, pcrs, ok, err := tpm.ReadPCRPolicy(stateDir)
 	if err != nil {
@@ -143,7 +145,7 @@ func StorePCRAuthorization(stateDir, device string, raw []byte) (*bundle.PCRAuth
 		if err != nil || prev == nil {
 			continue
 		}
-		if p, err := bundle.ParsePCRAuthorization(prev); err == nil {
+		if p, err := trustfile.ParsePCRAuthorization(prev); err == nil {
 			if err := notOlder(a, p); err != nil {
 				return nil, err
 			}
@@ -176,7 +178,7 @@ func policyOf(id tpm.Identity) (tpm.PCRPolicy, error) {
 }
 
 // tpmAuthorization converts a checked statement for TPM.Authorize.
-func tpmAuthorization(a *bundle.PCRAuthorization) tpm.PCRAuthorization {
+func tpmAuthorization(a *trustfile.PCRAuthorization) tpm.PCRAuthorization {
 	pcrs, values := a.PCRs()
 	return tpm.PCRAuthorization{PCRs: pcrs, Values: values, Signature: slices.Clone(a.Signature)}
 }
@@ -190,13 +192,13 @@ func tpmAuthorization(a *bundle.PCRAuthorization) tpm.PCRAuthorization {
 // yet (shipped ahead of a firmware update) and the one last journaled
 // does, that one is installed: the agent applies the new one once the
 // PCRs show its values.
-func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAuthorizer) (*bundle.PCRAuthorization, error) {
+func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAuthorizer) (*trustfile.PCRAuthorization, error) {
 	id := t.Identity()
 	policy, err := policyOf(id)
 	if err != nil {
 		return nil, &PCRAuthError{File: stateDir, Reason: "pcr policy key", Err: err}
 	}
-	check := func(name string) (*bundle.PCRAuthorization, error) {
+	check := func(name string) (*trustfile.PCRAuthorization, error) {
 		path := filepath.Join(stateDir, name)
 		raw, err := readPCRAuthFile(path)
 		if err != nil || raw == nil {
@@ -235,7 +237,7 @@ func LoadPCRAuthorization(ctx context.Context, stateDir, device string, t PCRAut
 }
 
 // holds reports whether the PCR values cur are those a authorizes.
-func holds(cur map[int][]byte, a *bundle.PCRAuthorization) bool {
+func holds(cur map[int][]byte, a *trustfile.PCRAuthorization) bool {
 	pcrs, values := a.PCRs()
 	for _, p := range pcrs {
 		if !bytes.Equal(cur[p], values[p]) {
@@ -247,9 +249,9 @@ func holds(cur map[int][]byte, a *bundle.PCRAuthorization) bool {
 
 // pcrAuthState is the core's memory of PCR authorizations.
 type pcrAuthState struct {
-	journaled [32]byte                 // digest of the statement last journaled and installed
-	last      *bundle.PCRAuthorization // that statement, nil if unknown
-	refused   [32]byte                 // digest of the statement last refused (logged once)
+	journaled [32]byte                    // digest of the statement last journaled and installed
+	last      *trustfile.PCRAuthorization // that statement, nil if unknown
+	refused   [32]byte                    // digest of the statement last refused (logged once)
 }
 
 // initPCRAuth reads which statement was journaled last.
@@ -261,14 +263,14 @@ func (c *Core) initPCRAuth() {
 	if err != nil || raw == nil {
 		return
 	}
-	if a, err := bundle.ParsePCRAuthorization(raw); err == nil {
+	if a, err := trustfile.ParsePCRAuthorization(raw); err == nil {
 		c.pcrAuth.journaled, c.pcrAuth.last = sha256.Sum256(raw), a
 	}
 }
 
 // notOlder refuses a statement signed before prev (nil: none), or at the
 // same time for other values: the verifier would refuse it.
-func notOlder(a, prev *bundle.PCRAuthorization) error {
+func notOlder(a, prev *trustfile.PCRAuthorization) error {
 	switch {
 	case prev == nil:
 		return nil
@@ -325,7 +327,7 @@ func (c *Core) applyPCRAuthorization(ctx context.Context) error {
 		return err
 	}
 	// Journaled before it is installed: no seal signs under it without it.
-	if _, err := c.Append(ctx, bundle.TypePCRsAuthorized, bundle.Actor{Kind: "operator", ID: a.PolicyKeyID, Via: "tpm-state"}, rawJSON(body), nil); err != nil {
+	if _, err := c.Append(ctx, custody.TypePCRsAuthorized, custody.Actor{Kind: "operator", ID: a.PolicyKeyID, Via: "tpm-state"}, rawJSON(body), nil); err != nil {
 		return fmt.Errorf("agent: journal pcr authorization: %w", err)
 	}
 	if err := az.Authorize(ctx, tpmAuthorization(a)); err != nil {

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -37,7 +40,7 @@ func openAuthRig(t *testing.T, op *ecdsa.PrivateKey, log *slog.Logger) (*rig, st
 	r := &rig{t: t, dir: dir, spec: "simulator:" + filepath.Join(dir, "sim")}
 	var err error
 	r.tpm, err = tpm.Open(ctx, r.spec, tpm.Options{StateDir: state, Simulator: simulator.Open, Create: true,
-		PCRPolicy: &tpm.PCRPolicy{Key: &op.PublicKey, Ref: bundle.PCRPolicyRef("site-a/dev-1")}})
+		PCRPolicy: &tpm.PCRPolicy{Key: &op.PublicKey, Ref: trustfile.PCRPolicyRef("site-a/dev-1")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +69,7 @@ func signCurrent(t *testing.T, tp *tpm.TPM, op *ecdsa.PrivateKey, device string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := bundle.SignPCRAuthorization(op, device, tp.Identity().PCRs, cur, time.Now())
+	a, err := trustfile.SignPCRAuthorization(op, device, tp.Identity().PCRs, cur, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +94,7 @@ func countType(t *testing.T, b *bundle.Bundle, typ string) (n int, firstSeq uint
 		t.Fatal(err)
 	}
 	for _, rb := range raw {
-		r, err := bundle.ParseRecord(rb)
+		r, err := custody.ParseRecord(rb)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,12 +118,12 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	r, state := openAuthRig(t, op, logs.logger())
 	ctx := context.Background()
 	tr := r.trust()
-	if tr.Version != bundle.TrustVersionPCRPolicy {
+	if tr.Version != trustfile.TrustVersionPCRPolicy {
 		t.Fatalf("trust version %d", tr.Version)
 	}
 	r.export(3, "before")
 	_, b1 := r.seal()
-	if n, _ := countType(t, b1, bundle.TypePCRsAuthorized); n != 1 {
+	if n, _ := countType(t, b1, custody.TypePCRsAuthorized); n != 1 {
 		t.Fatalf("first bundle has %d authorization records, want the initial one", n)
 	}
 	s1 := mustVerify(t, b1, tr, nil)
@@ -159,12 +162,12 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	storeAuth(t, r.tpm, op, state, "site-a/dev-1")
 	r.export(1, "after")
 	_, b2 := r.seal()
-	n, seq := countType(t, b2, bundle.TypePCRsAuthorized)
+	n, seq := countType(t, b2, custody.TypePCRsAuthorized)
 	if n != 1 {
 		t.Fatalf("%d authorization records in the bundle after the update, want 1", n)
 	}
 	raws, _ := b2.Records()
-	first, _ := bundle.ParseRecord(raws[0])
+	first, _ := custody.ParseRecord(raws[0])
 	if seq < first.Seq {
 		t.Fatal("authorization record outside the bundle")
 	}
@@ -178,7 +181,7 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	// Every export is in the chain: 3 + 2 + 2 + 1.
 	exports := 0
 	for _, b := range []*bundle.Bundle{b1, b2} {
-		k, _ := countType(t, b, bundle.TypeExport)
+		k, _ := countType(t, b, custody.TypeExport)
 		exports += k
 	}
 	if exports != 8 {
@@ -187,7 +190,7 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	// Journaled once: the next seal does not repeat it.
 	r.export(1, "later")
 	_, b3 := r.seal()
-	if k, _ := countType(t, b3, bundle.TypePCRsAuthorized); k != 0 {
+	if k, _ := countType(t, b3, custody.TypePCRsAuthorized); k != 0 {
 		t.Fatal("authorization journaled again")
 	}
 	s3 := mustVerify(t, b3, tr, s2)
@@ -195,7 +198,7 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	// An authorization signed before the one in force (an old statement
 	// replayed) is refused by the command and, dropped in, by the core.
 	cur, _ := r.tpm.ReadPCRs(ctx)
-	a, err := bundle.SignPCRAuthorization(op, "site-a/dev-1", r.tpm.Identity().PCRs, cur, time.Now().Add(-time.Hour))
+	a, err := trustfile.SignPCRAuthorization(op, "site-a/dev-1", r.tpm.Identity().PCRs, cur, time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +211,7 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	}
 	r.export(1, "after-replay")
 	_, b4 := r.seal()
-	if k, _ := countType(t, b4, bundle.TypePCRsAuthorized); k != 0 {
+	if k, _ := countType(t, b4, custody.TypePCRsAuthorized); k != 0 {
 		t.Fatal("an older authorization was journaled")
 	}
 	mustVerify(t, b4, tr, s3)
@@ -244,7 +247,7 @@ func TestPCRAuthorizationFileRefused(t *testing.T) {
 		t.Fatalf("symlinked authorization: %v", err)
 	}
 	_ = os.Remove(filepath.Join(state, PCRAuthFile))
-	_ = os.WriteFile(filepath.Join(state, PCRAuthFile), make([]byte, bundle.MaxPCRAuthSize+1), 0o600)
+	_ = os.WriteFile(filepath.Join(state, PCRAuthFile), make([]byte, trustfile.MaxPCRAuthSize+1), 0o600)
 	if _, err := LoadPCRAuthorization(context.Background(), state, "site-a/dev-1", r.tpm); !errors.As(err, &pe) || !strings.Contains(err.Error(), "at most") {
 		t.Fatalf("oversize authorization: %v", err)
 	}
@@ -252,7 +255,7 @@ func TestPCRAuthorizationFileRefused(t *testing.T) {
 	if _, err := StorePCRAuthorization(state, "site-a/dev-1", signCurrent(t, r.tpm, other, "site-a/dev-1")); err == nil || !strings.Contains(err.Error(), "policyKeyId") {
 		t.Fatalf("authorization by another key: %v", err)
 	}
-	if _, err := StorePCRAuthorization(state, "site-a/dev-1", make([]byte, bundle.MaxPCRAuthSize+1)); !errors.Is(err, bundle.ErrTooLarge) {
+	if _, err := StorePCRAuthorization(state, "site-a/dev-1", make([]byte, trustfile.MaxPCRAuthSize+1)); !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("oversize statement: %v", err)
 	}
 }
@@ -280,7 +283,7 @@ func TestPCRAuthorizationShippedAhead(t *testing.T) {
 		future[p] = v
 	}
 	future[0] = next[:]
-	a, err := bundle.SignPCRAuthorization(op, "site-a/dev-1", r.tpm.Identity().PCRs, future, time.Now())
+	a, err := trustfile.SignPCRAuthorization(op, "site-a/dev-1", r.tpm.Identity().PCRs, future, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +293,7 @@ func TestPCRAuthorizationShippedAhead(t *testing.T) {
 	}
 	r.export(2, "shipped")
 	_, b2 := r.seal()
-	if k, _ := countType(t, b2, bundle.TypePCRsAuthorized); k != 0 {
+	if k, _ := countType(t, b2, custody.TypePCRsAuthorized); k != 0 {
 		t.Fatal("authorization journaled before the PCRs hold its values")
 	}
 	s2 := mustVerify(t, b2, tr, s1)
@@ -308,7 +311,7 @@ func TestPCRAuthorizationShippedAhead(t *testing.T) {
 	}
 	r.export(1, "after")
 	_, b3 := r.seal()
-	if k, _ := countType(t, b3, bundle.TypePCRsAuthorized); k != 1 {
+	if k, _ := countType(t, b3, custody.TypePCRsAuthorized); k != 1 {
 		t.Fatalf("%d authorization records after the update, want 1", k)
 	}
 	mustVerify(t, b3, tr, s2)

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -50,7 +50,7 @@ func WritePCRPolicyKey(path string) (string, error) {
 	if err := fsutil.WriteFileAtomic(path+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
 		return "", err
 	}
-	kid, _ := bundle.PCRPolicyKeyID(&k.PublicKey)
+	kid, _ := trustfile.PCRPolicyKeyID(&k.PublicKey)
 	return kid, nil
 }
 

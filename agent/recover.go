@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -212,7 +212,7 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 	// the newest retired set when an earlier run stopped after that).
 	if p, ok := oldPCRPolicy(cfg.TPMStateDir); ok {
 		topts.PCRPolicy = &p
-		kid, _ := bundle.PCRPolicyKeyID(p.Key)
+		kid, _ := trustfile.PCRPolicyKeyID(p.Key)
 		fmt.Fprintf(stdout, "the new keys are bound to the same PCR policy key %s: authorize the new TPM's PCR values with it (edgeseal tpm authorize-pcrs)\n", kid)
 	}
 	if retire {
@@ -268,7 +268,7 @@ func recoverNewTPM(ctx context.Context, j *store.Journal, key []byte, w *recover
 
 // writeRecoveredTrust writes the device's trust file for the archive.
 func writeRecoveredTrust(cfg *config.Config, id tpm.Identity, out string) error {
-	trust, err := bundle.NewTrust(cfg.Site, cfg.Device, BundleIdentity(id))
+	trust, err := trustfile.NewTrust(cfg.Site, cfg.Device, BundleIdentity(id))
 	if err != nil {
 		return err
 	}

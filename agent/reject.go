@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -20,7 +21,7 @@ type rejection struct {
 // in one commit (a refusal key another request took meanwhile is given up
 // and the refusal journaled without it) and returns one *RejectedError
 // (or per-entry error) per rejection, and the journal size after them.
-func (c *Core) journalRejections(ctx context.Context, actor bundle.Actor, rejs []rejection, taken map[string]bool) ([]error, uint64, error) {
+func (c *Core) journalRejections(ctx context.Context, actor custody.Actor, rejs []rejection, taken map[string]bool) ([]error, uint64, error) {
 	out := make([]error, len(rejs))
 	keyed := true
 	todo := make([]int, len(rejs))
@@ -55,7 +56,7 @@ func (c *Core) journalRejections(ctx context.Context, actor bundle.Actor, rejs [
 				out[r] = fmt.Errorf("agent: journal rejection: %w", eerr)
 			default:
 				c.cache.add(res[k], nil)
-				out[r] = &RejectedError{ExportID: rejs[r].id, Seq: res[k].Seq, Leaf: bundle.FormatHash(res[k].Leaf), Err: rejs[r].cause}
+				out[r] = &RejectedError{ExportID: rejs[r].id, Seq: res[k].Seq, Leaf: wire.FormatHash(res[k].Leaf), Err: rejs[r].cause}
 				c.obs.ExportRejected(RejectReason(rejs[r].cause))
 				last = max(last, res[k].Size)
 			}

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -17,7 +20,7 @@ import (
 // SealResult describes one seal.
 type SealResult struct {
 	ID         string // outbox id: the checkpoint size, zero-padded
-	Checkpoint bundle.Checkpoint
+	Checkpoint merkle.Checkpoint
 	FirstSeq   uint64
 	Records    int
 	Counter    uint64
@@ -86,7 +89,7 @@ func (c *Core) Seal(ctx context.Context) (*SealResult, error) {
 	if res != nil {
 		c.obs.Sealed(res.Duration)
 		c.lastSeal.Store(&SealInfo{Size: res.Checkpoint.Size, Time: c.opts.Now().UTC(), Counter: res.Counter,
-			Bundle: res.ID, Digest: bundle.FormatHash(res.Digest)})
+			Bundle: res.ID, Digest: wire.FormatHash(res.Digest)})
 		c.cache.sealed(res.Checkpoint.Size)
 		c.maybeWake(c.j.Size())
 	}
@@ -127,7 +130,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 			return errBundleFull
 		}
 		if seq == prevSize {
-			r, err := bundle.ParseRecord(rec)
+			r, err := custody.ParseRecord(rec)
 			if err != nil {
 				return err
 			}
@@ -167,7 +170,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
-	cp := bundle.Checkpoint{Origin: c.origin, Size: size, Root: root}
+	cp := merkle.Checkpoint{Origin: c.origin, Size: size, Root: root}
 	body := cp.Marshal()
 	in.Checkpoint = body
 	if prevNote != nil {
@@ -243,7 +246,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		c.opts.AfterSeal()
 	}
 	c.log.Info("sealed", "size", size, "records", res.Records, "counter", counter,
-		"bundle", bundle.FormatHash(res.Digest), "bytes", res.Bytes, "took", res.Duration)
+		"bundle", wire.FormatHash(res.Digest), "bytes", res.Bytes, "took", res.Duration)
 	return res, nil
 }
 
@@ -261,11 +264,11 @@ func (c *Core) pending(prevSize, size uint64) (bool, error) {
 	}
 	only := true
 	err := c.j.Records(context.Background(), prevSize, size, func(seq uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
+		r, err := custody.ParseRecord(rec)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
-		if r.Type != bundle.TypeSeal && r.Type != bundle.TypeDeliveryReceipt {
+		if r.Type != custody.TypeSeal && r.Type != custody.TypeDeliveryReceipt {
 			only = false
 		}
 		return nil
@@ -281,10 +284,10 @@ func (c *Core) pending(prevSize, size uint64) (bool, error) {
 const maxBookkeeping = 64
 
 func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) error {
-	_, err := c.Append(ctx, bundle.TypeSeal, bundle.Actor{Kind: "agent", ID: keyID}, map[string]any{
-		"checkpoint": map[string]any{"size": res.Checkpoint.Size, "root": bundle.FormatHash(res.Checkpoint.Root)},
+	_, err := c.Append(ctx, custody.TypeSeal, custody.Actor{Kind: "agent", ID: keyID}, map[string]any{
+		"checkpoint": map[string]any{"size": res.Checkpoint.Size, "root": wire.FormatHash(res.Checkpoint.Root)},
 		"counter":    res.Counter,
-		"bundle":     bundle.FormatHash(res.Digest),
+		"bundle":     wire.FormatHash(res.Digest),
 		"keyId":      keyID,
 	}, nil)
 	if err != nil {
@@ -298,7 +301,7 @@ func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) e
 // record was journaled with, when known (the seal cache); others are read
 // from the journal.
 func (c *Core) collectPayload(rec []byte, kept []store.Payload, into map[[32]byte][]byte) (int64, error) {
-	d, ok, err := bundle.RecordPayload(rec)
+	d, ok, err := custody.RecordPayload(rec)
 	if err != nil || !ok {
 		return 0, err
 	}
@@ -316,7 +319,7 @@ func (c *Core) collectPayload(rec []byte, kept []store.Payload, into map[[32]byt
 	case errors.Is(err, store.ErrPurged):
 		return 0, nil
 	case err != nil:
-		return 0, fmt.Errorf("payload %s: %w", bundle.FormatHash(d), err)
+		return 0, fmt.Errorf("payload %s: %w", wire.FormatHash(d), err)
 	}
 	into[d] = data
 	return int64(len(data)), nil
@@ -324,11 +327,11 @@ func (c *Core) collectPayload(rec []byte, kept []store.Payload, into map[[32]byt
 
 // BundleIdentity converts a TPM identity into the key material a bundle
 // carries (bundle does not import tpm).
-func BundleIdentity(id tpm.Identity) bundle.Identity {
-	return bundle.Identity{
+func BundleIdentity(id tpm.Identity) custody.Identity {
+	return custody.Identity{
 		EKPublic: id.EKPublic, EKCert: id.EKCert, AKPublic: id.AKPublic,
 		SigningPublic: id.SigningPublic,
-		Certify:       bundle.Attestation{Attest: id.Certify.Attest, Signature: id.Certify.Signature},
+		Certify:       custody.Attestation{Attest: id.Certify.Attest, Signature: id.Certify.Signature},
 		PCRs:          id.PCRs, PCRValues: id.PCRValues, PolicyDigest: id.PolicyDigest, KeyID: id.KeyID,
 		PCRPolicyKey: id.PCRPolicyKey,
 	}
@@ -365,7 +368,7 @@ func (c *Core) recoverOutbox(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
 		}
-		cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+		cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 		if err != nil {
 			return fmt.Errorf("agent: recover: outbox %s: %w", id, err)
 		}

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // A backlog is sealed in bundles bounded by SealMaxBytes: each bundle
@@ -37,7 +40,7 @@ func TestSealBoundedBundles(t *testing.T) {
 		t.Fatalf("%d records (about 1 KiB each with payloads) sealed in %d bundles (outbox: %d) under a %d-byte bound", before, n, len(raws), max)
 	}
 	t.Logf("%d records sealed in %d bundles", before, n)
-	var prev *bundle.State
+	var prev *verify.State
 	var next uint64
 	for i, raw := range raws {
 		b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
@@ -49,14 +52,14 @@ func TestSealBoundedBundles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		first, err := bundle.ParseRecord(recs[0])
+		first, err := custody.ParseRecord(recs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if first.Seq != next {
 			t.Fatalf("bundle %d starts at %d, want %d", i, first.Seq, next)
 		}
-		cp, err := bundle.ParseCheckpoint([]byte(prev.Checkpoint))
+		cp, err := merkle.ParseCheckpoint([]byte(prev.Checkpoint))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +98,7 @@ func TestSealCacheAndJournalAgree(t *testing.T) {
 	dir := t.TempDir()
 	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"))
 	tr := r.trust()
-	var prev *bundle.State
+	var prev *verify.State
 	for round, max := range []int64{DefaultSealMaxBytes, 3 << 10, 0} {
 		r.core.cache.max = max
 		rcs := r.export(30, fmt.Sprintf("c%d", round))
@@ -129,7 +132,7 @@ func TestSealCacheAndJournalAgree(t *testing.T) {
 			if err != nil || !bytes.Equal(rec, want) {
 				t.Fatalf("round %d: record %d differs from the journal (%v)", round, res.FirstSeq+uint64(i), err)
 			}
-			d, ok, err := bundle.RecordPayload(rec)
+			d, ok, err := custody.RecordPayload(rec)
 			if err != nil || !ok {
 				continue
 			}
@@ -193,8 +196,8 @@ func TestSealStopsBeforeComingRecord(t *testing.T) {
 	tr := r.trust()
 	rcs := r.export(5, "a")
 	// Journaled behind the cache's back, as an append in progress is.
-	a, err := r.j.Append(t.Context(), r.core.entry(bundle.TypeExportRejected, bundle.Actor{Kind: "principal", ID: "t"},
-		bundle.RejectedBody{ExportID: "x", Reason: "test"}))
+	a, err := r.j.Append(t.Context(), r.core.entry(custody.TypeExportRejected, custody.Actor{Kind: "principal", ID: "t"},
+		custody.RejectedBody{ExportID: "x", Reason: "test"}))
 	if err != nil {
 		t.Fatal(err)
 	}

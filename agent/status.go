@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -138,11 +140,11 @@ func (c *Core) Checkpoint() (*CheckpointInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: checkpoint: %w", err)
 	}
-	cp, err := bundle.ParseCheckpoint(note)
+	cp, err := merkle.ParseCheckpoint(note)
 	if err != nil {
 		return nil, fmt.Errorf("agent: checkpoint: %w", err)
 	}
-	return &CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: bundle.FormatHash(cp.Root), Text: string(note)}, nil
+	return &CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: wire.FormatHash(cp.Root), Text: string(note)}, nil
 }
 
 // ExportStatus reports an export the named principal sent: its record,
@@ -173,7 +175,7 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 	if err != nil {
 		return nil, fmt.Errorf("agent: export %s: %w", id, err)
 	}
-	info := &ExportInfo{ID: id, Principal: principal, Status: StatusJournaled, Seq: seq, Leaf: bundle.FormatHash(bundle.LeafHash(rec)), Record: rec}
+	info := &ExportInfo{ID: id, Principal: principal, Status: StatusJournaled, Seq: seq, Leaf: wire.FormatHash(merkle.LeafHash(rec)), Record: rec}
 	if reason != "" {
 		info.Status, info.Reason = StatusRefused, reason
 	}
@@ -194,7 +196,7 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 		info.Status = StatusSealed
 	}
 	for _, h := range proof {
-		info.Proof = append(info.Proof, bundle.FormatHash(h))
+		info.Proof = append(info.Proof, wire.FormatHash(h))
 	}
 	// The bundle sealing seq is the one of the first checkpoint past it.
 	first, _, err := c.j.NextCheckpoint(seq)
@@ -289,8 +291,8 @@ func (c *Core) recoverLastSeal(ctx context.Context) error {
 	errFound := errors.New("found")
 	end := min(c.j.Size(), cpSize+maxSealScan)
 	err = c.j.Records(ctx, cpSize, end, func(_ uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
-		if err != nil || r.Type != bundle.TypeSeal {
+		r, err := custody.ParseRecord(rec)
+		if err != nil || r.Type != custody.TypeSeal {
 			return err
 		}
 		var body struct {

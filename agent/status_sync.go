@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -174,8 +174,8 @@ func LastDelivery(ctx context.Context, j *store.Journal) (*DeliveryStatus, error
 	start := end - min(end, maxSealScan)
 	var last *DeliveryStatus
 	err := j.Records(ctx, start, end, func(_ uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
-		if err != nil || r.Type != bundle.TypeDeliveryReceipt {
+		r, err := custody.ParseRecord(rec)
+		if err != nil || r.Type != custody.TypeDeliveryReceipt {
 			return err
 		}
 		var b DeliveryBody

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
 
@@ -37,11 +37,11 @@ func TestSwtpmResetCountRises(t *testing.T) {
 	if s2.Clock.ResetCount <= s1.Clock.ResetCount {
 		t.Fatalf("resetCount %d after reset, %d before", s2.Clock.ResetCount, s1.Clock.ResetCount)
 	}
-	c, ok := bundle.Verify(b2, tr, s1).Get(bundle.CheckQuoteResetCount)
+	c, ok := verify.Verify(b2, tr, s1).Get(verify.CheckQuoteResetCount)
 	if !ok || !c.OK {
-		t.Fatalf("check %s = %+v, want it run and passed", bundle.CheckQuoteResetCount, c)
+		t.Fatalf("check %s = %+v, want it run and passed", verify.CheckQuoteResetCount, c)
 	}
-	rep := bundle.Verify(b1, tr, s2)
+	rep := verify.Verify(b1, tr, s2)
 	if rep.OK() {
 		t.Fatal("pre-reset bundle verified after the post-reset state")
 	}

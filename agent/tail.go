@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -24,10 +25,10 @@ func VerifyTail(ctx context.Context, j *store.Journal, device string, max uint64
 		if err != nil {
 			return 0, fmt.Errorf("record %d: %w", from-1, err)
 		}
-		prev = bundle.LeafHash(rec)
+		prev = merkle.LeafHash(rec)
 	}
 	err := j.Records(ctx, from, size, func(seq uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
+		r, err := custody.ParseRecord(rec)
 		switch {
 		case err != nil:
 			return fmt.Errorf("record %d: %w", seq, err)
@@ -40,7 +41,7 @@ func VerifyTail(ctx context.Context, j *store.Journal, device string, max uint64
 		case r.Time.Before(prevTime):
 			return fmt.Errorf("record %d at %s is older than its predecessor", seq, r.Time.Format(time.RFC3339Nano))
 		}
-		prev, prevTime = bundle.LeafHash(rec), r.Time
+		prev, prevTime = merkle.LeafHash(rec), r.Time
 		return nil
 	})
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
 )
@@ -23,7 +25,7 @@ func (d tpmDevice) Sign(ctx context.Context, digest []byte) ([]byte, error) {
 func (d tpmDevice) IncrementCounter(ctx context.Context) (uint64, error) {
 	return d.t.IncrementCounter(ctx)
 }
-func (d tpmDevice) Identity() bundle.Identity { return BundleIdentity(d.t.Identity()) }
+func (d tpmDevice) Identity() custody.Identity { return BundleIdentity(d.t.Identity()) }
 func (d tpmDevice) Quote(ctx context.Context, nonce []byte) (bundle.Quote, error) {
 	q, err := d.t.Quote(ctx, nonce)
 	if err != nil {
@@ -49,11 +51,11 @@ func TestTamperTableOnTPMBundles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, b := range chain.Bundles {
-		var prev *bundle.State
+		var prev *verify.State
 		if i > 0 {
 			prev = chain.States[i-1]
 		}
-		if rep := bundle.Verify(b, chain.Trust, prev); !rep.OK() {
+		if rep := verify.Verify(b, chain.Trust, prev); !rep.OK() {
 			t.Fatalf("untouched bundle %d fails:\n%s", i, rep)
 		}
 	}
@@ -69,7 +71,7 @@ func TestTamperTableOnTPMBundles(t *testing.T) {
 				t.Fatal(err)
 			}
 			ran++
-			rep := bundle.Verify(b, chain.Trust, prev)
+			rep := verify.Verify(b, chain.Trust, prev)
 			if rep.OK() {
 				t.Fatalf("%s: tampered bundle verified", cs.Desc)
 			}

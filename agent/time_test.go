@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -49,10 +52,10 @@ func TestRecordTimesFollowSequence(t *testing.T) {
 			wg.Go(func() {
 				for i := range 20 {
 					_, err := c.Export(ctx, Export{
-						Actor:    bundle.Actor{Kind: "principal", ID: "tester", Via: "test"},
+						Actor:    custody.Actor{Kind: "principal", ID: "tester", Via: "test"},
 						ExportID: fmt.Sprintf("r%d-g%d-%d", round, g, i), App: "n8n", Workflow: "wf",
 						Schema: "s@1", Classification: "internal", Retention: "1y", Destination: "dst",
-						Policy: bundle.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv",
+						Policy: wire.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv",
 						Data: fmt.Appendf(nil, "a,b\n%d,%d\n", g, i),
 					})
 					if err != nil {
@@ -66,7 +69,7 @@ func TestRecordTimesFollowSequence(t *testing.T) {
 	}
 
 	tp, j, c := open()
-	tr, err := bundle.NewTrust("site-a", "dev-1", BundleIdentity(tp.Identity()))
+	tr, err := trustfile.NewTrust("site-a", "dev-1", BundleIdentity(tp.Identity()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -71,12 +71,12 @@ func marshalActivation(v any) ([]byte, error) {
 }
 
 func activationErr(format, reason string, err error) error {
-	return &bundle.FormatError{Format: format, Reason: reason, Err: err}
+	return &wire.FormatError{Format: format, Reason: reason, Err: err}
 }
 
 func decodeActivation(b []byte, format, typ string, v any, version *int, gotType *string, device, keyID *string) error {
 	if len(b) > MaxActivationSize {
-		return fmt.Errorf("archive: %s of %d bytes: %w", format, len(b), bundle.ErrTooLarge)
+		return fmt.Errorf("archive: %s of %d bytes: %w", format, len(b), wire.ErrTooLarge)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -92,10 +92,10 @@ func decodeActivation(b []byte, format, typ string, v any, version *int, gotType
 	if *gotType != typ {
 		return activationErr(format, fmt.Sprintf("type %.40q", *gotType), nil)
 	}
-	if err := bundle.CheckDevice(*device); err != nil {
+	if err := wire.CheckDevice(*device); err != nil {
 		return activationErr(format, "device", err)
 	}
-	if _, err := bundle.ParseHash(*keyID); err != nil {
+	if _, err := wire.ParseHash(*keyID); err != nil {
 		return activationErr(format, "key id", err)
 	}
 	return nil
@@ -161,7 +161,7 @@ func (d *Devices) Challenge(ctx context.Context, name, keyID string) (*Challenge
 		if err != nil {
 			return &DeviceError{Device: name, Status: dv.info.Status, Op: "challenge", Reason: "no credential can be made for the request's EK and AK: " + err.Error()}
 		}
-		p.Challenge, p.ChallengedAt = bundle.FormatHash(sha256.Sum256(cred)), bundle.FormatTime(d.now())
+		p.Challenge, p.ChallengedAt = wire.FormatHash(sha256.Sum256(cred)), wire.FormatTime(d.now())
 		out = &Challenge{Version: ActivationVersion, Type: TypeChallenge, Device: name, KeyID: keyID, CredentialBlob: blob, EncryptedSecret: enc}
 		return nil
 	})
@@ -190,7 +190,7 @@ func (d *Devices) Activate(ctx context.Context, r *ActivationResponse) (DeviceIn
 		case p.Challenge == "":
 			return fail("no challenge was issued for key " + r.KeyID)
 		}
-		want, err := bundle.ParseHash(p.Challenge)
+		want, err := wire.ParseHash(p.Challenge)
 		if err != nil {
 			return fail("registry challenge: " + err.Error())
 		}
@@ -199,7 +199,7 @@ func (d *Devices) Activate(ctx context.Context, r *ActivationResponse) (DeviceIn
 			return fail("credential activation FAILED for key " + r.KeyID + ": the answer is not the credential of the last challenge (the AK may not be in the TPM of the EK, or the challenge was replaced by a newer one)")
 		}
 		if !p.Activated() {
-			p.ActivatedAt = bundle.FormatTime(d.now())
+			p.ActivatedAt = wire.FormatTime(d.now())
 		}
 		out = dv.info
 		return nil

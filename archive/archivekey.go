@@ -13,7 +13,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -21,7 +22,7 @@ import (
 // The archive's key and its rotations (docs/archive-keys.md). The key
 // that signs receipts, rejections, enrollment answers and checkpoints is
 // the current one; RotateKey switches to a new one with an announcement
-// (bundle.SignArchiveKey) signed by both, appended to the log as a key
+// (archivesig.SignArchiveKey) signed by both, appended to the log as a key
 // entry and kept in <data_dir>/archive-keys.json, whose announcements
 // every receipt and rejection carries from then on.
 
@@ -32,7 +33,7 @@ const KeyChainFile = "archive-keys.json"
 const LogKeyEntryType = "archive.key"
 
 // LogKeyEntry is a non-bundle entry of the archive log: the announcement
-// of a key rotation. Bundle entries (bundle.ReceiptEntry) have no type.
+// of a key rotation. Bundle entries (archivesig.ReceiptEntry) have no type.
 // Its JSON is canonical (members in this order, a base64 string).
 type LogKeyEntry struct {
 	Announcement []byte `json:"announcement"`
@@ -63,8 +64,8 @@ type signerState struct {
 
 // tail is the part of the chain replies carry.
 func (s *signerState) tail() [][]byte {
-	if len(s.chain) > bundle.MaxKeyChain {
-		return s.chain[len(s.chain)-bundle.MaxKeyChain:]
+	if len(s.chain) > archivesig.MaxKeyChain {
+		return s.chain[len(s.chain)-archivesig.MaxKeyChain:]
 	}
 	return s.chain
 }
@@ -98,16 +99,16 @@ func loadKeyChain(dir, origin string, key crypto.Signer) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	f, err := bundle.ParseKeyChainFile(b)
+	f, err := archivesig.ParseKeyChainFile(b)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %s: %w", KeyChainFile, err)
 	}
 	if f.Origin != origin {
 		return nil, fmt.Errorf("archive: %s is for archive %q, not %q", KeyChainFile, f.Origin, origin)
 	}
-	var prev *bundle.ArchiveKeyAnnouncement
+	var prev *archivesig.ArchiveKeyAnnouncement
 	for i, raw := range f.Announcements {
-		env, an, _ := bundle.ParseArchiveKey(raw) // checked by ParseKeyChainFile
+		env, an, _ := archivesig.ParseArchiveKey(raw) // checked by ParseKeyChainFile
 		if prev != nil && (an.OldKeyID != prev.NewKeyID || env.VerifyEd25519(an.OldKeyID, prev.NewKey) != nil) {
 			return nil, fmt.Errorf("archive: %s: announcement %d is not signed by the key announced before it", KeyChainFile, i)
 		}
@@ -129,7 +130,7 @@ func (a *Archive) KeyChain() [][]byte { return a.cur.Load().chain }
 func (a *Archive) logKeyEntries() uint64 { return uint64(len(a.cur.Load().chain)) }
 
 // RotateKey switches the archive to next: it signs the announcement
-// (bundle.SignArchiveKey: the old key and next, overlap from now),
+// (archivesig.SignArchiveKey: the old key and next, overlap from now),
 // appends it to the log as a key entry (LogKeyEntry), keeps it in the
 // chain file and from then on signs with next, carrying the chain in
 // every receipt and rejection. No receipt is signed meanwhile: the
@@ -152,15 +153,15 @@ func (a *Archive) RotateKey(ctx context.Context, next crypto.Signer, overlap tim
 	if nextID == cur.keyID {
 		return nil, errors.New("archive: rotate key: the new key is the current key")
 	}
-	if len(cur.chain) >= bundle.MaxKeyChainFileLen {
+	if len(cur.chain) >= archivesig.MaxKeyChainFileLen {
 		return nil, fmt.Errorf("archive: rotate key: %d rotations already, the most the chain holds", len(cur.chain))
 	}
 	now := a.now()
-	an := &bundle.ArchiveKeyAnnouncement{
+	an := &archivesig.ArchiveKeyAnnouncement{
 		Origin: a.opts.Name, Seq: uint64(len(cur.chain)) + 1, LogSize: a.log.j.Size(),
-		Time: bundle.FormatTime(now), OverlapUntil: bundle.FormatTime(now.Add(overlap)),
+		Time: wire.FormatTime(now), OverlapUntil: wire.FormatTime(now.Add(overlap)),
 	}
-	raw, err := bundle.SignArchiveKey(an, cur.keyID, cur.key, next)
+	raw, err := archivesig.SignArchiveKey(an, cur.keyID, cur.key, next)
 	if err != nil {
 		return nil, fmt.Errorf("archive: rotate key: %w", err)
 	}
@@ -211,7 +212,7 @@ func (a *Archive) logKeyEntry(ctx context.Context, keyID string, raw []byte) ([]
 
 // writeKeyChain replaces the chain file durably.
 func writeKeyChain(dir, origin string, chain [][]byte) error {
-	b, err := (&bundle.KeyChainFile{Origin: origin, Announcements: chain}).Marshal()
+	b, err := (&archivesig.KeyChainFile{Origin: origin, Announcements: chain}).Marshal()
 	if err != nil {
 		return fmt.Errorf("archive: %s: %w", KeyChainFile, err)
 	}
@@ -222,7 +223,7 @@ func writeKeyChain(dir, origin string, chain [][]byte) error {
 }
 
 // LogRecord returns the archive log's entry at index: a bundle's
-// bundle.ReceiptEntry or a LogKeyEntry (its JSON has a "type").
+// archivesig.ReceiptEntry or a LogKeyEntry (its JSON has a "type").
 func (a *Archive) LogRecord(index uint64) ([]byte, error) {
 	rec, err := a.log.j.Record(index)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -48,25 +48,25 @@ func TestRotateKey(t *testing.T) {
 	if e.a.KeyID() != nextID || e.a.LogSize() != 3 {
 		t.Fatalf("after rotation: key %s, log size %d; want %s and 3 (two bundles and the key entry)", e.a.KeyID(), e.a.LogSize(), nextID)
 	}
-	_, an, err := bundle.ParseArchiveKey(ann)
+	_, an, err := archivesig.ParseArchiveKey(ann)
 	if err != nil || an.OldKeyID != oldID || an.NewKeyID != nextID || an.LogSize != 2 || an.Seq != 1 || an.Origin != archive.DefaultName {
 		t.Fatalf("announcement %+v: %v", an, err)
 	}
 
 	// A receipt under the new key, carrying the announcement.
 	reply := e.accept(c, c.Bundles[2])
-	env, r, err := bundle.ParseReceipt(reply)
+	env, r, err := archivesig.ParseReceipt(reply)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if env.Signatures[0].KeyID != nextID || len(r.KeyChain) != 1 || string(r.KeyChain[0]) != string(ann) || r.LogIndex != 3 {
 		t.Fatalf("receipt after rotation: keyid %s, chain %d, index %d", env.Signatures[0].KeyID, len(r.KeyChain), r.LogIndex)
 	}
-	agent := bundle.NewArchiveKeys(archive.DefaultName, oldPub)
+	agent := archivesig.NewArchiveKeys(archive.DefaultName, oldPub)
 	if _, learned, err := agent.VerifyReceipt(reply, time.Now()); err != nil || len(learned) != 1 {
 		t.Fatalf("a verifier knowing the old key: %v (learned %d)", err, len(learned))
 	}
-	if _, err := bundle.VerifyReceipt(reply, oldID, oldPub); err == nil {
+	if _, err := archivesig.VerifyReceipt(reply, oldID, oldPub); err == nil {
 		t.Fatal("receipt after the rotation verifies under the old key")
 	}
 
@@ -171,7 +171,7 @@ func TestRotateKeyConcurrent(t *testing.T) {
 	e := newEnv(t)
 	c := newChain(t, 12, bundletest.Options{})
 	e.approve(c)
-	agent := bundle.NewArchiveKeys(archive.DefaultName, e.a.PublicKey())
+	agent := archivesig.NewArchiveKeys(archive.DefaultName, e.a.PublicKey())
 	ctx := t.Context()
 	done := make(chan error, 1)
 	go func() {
@@ -209,7 +209,7 @@ func TestRotateKeyMany(t *testing.T) {
 	c := newChain(t, 1, bundletest.Options{})
 	e.approve(c)
 	keys := []ed25519.PublicKey{e.a.PublicKey()}
-	for i := range bundle.MaxKeyChain + 2 {
+	for i := range archivesig.MaxKeyChain + 2 {
 		k := seedKey("many " + string(rune('a'+i)))
 		if _, err := e.a.RotateKey(t.Context(), k, 0); err != nil {
 			t.Fatal(err)
@@ -217,18 +217,18 @@ func TestRotateKeyMany(t *testing.T) {
 		keys = append(keys, k.Public().(ed25519.PublicKey))
 	}
 	reply := e.accept(c, c.Bundles[0])
-	if len(reply) > bundle.MaxReceiptSize {
+	if len(reply) > archivesig.MaxReceiptSize {
 		t.Fatalf("receipt of %d bytes", len(reply))
 	}
-	_, r, err := bundle.ParseReceipt(reply)
-	if err != nil || len(r.KeyChain) != bundle.MaxKeyChain {
+	_, r, err := archivesig.ParseReceipt(reply)
+	if err != nil || len(r.KeyChain) != archivesig.MaxKeyChain {
 		t.Fatalf("key chain of %d announcements: %v", len(r.KeyChain), err)
 	}
-	recent := bundle.NewArchiveKeys(archive.DefaultName, keys[len(keys)-1-bundle.MaxKeyChain])
+	recent := archivesig.NewArchiveKeys(archive.DefaultName, keys[len(keys)-1-archivesig.MaxKeyChain])
 	if _, _, err := recent.VerifyReceipt(reply, time.Now()); err != nil {
 		t.Fatalf("a verifier knowing a key in the window: %v", err)
 	}
-	first := bundle.NewArchiveKeys(archive.DefaultName, keys[0])
+	first := archivesig.NewArchiveKeys(archive.DefaultName, keys[0])
 	if _, _, err := first.VerifyReceipt(reply, time.Now()); err == nil {
 		t.Fatal("a verifier knowing only a key older than the window followed")
 	}

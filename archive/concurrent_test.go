@@ -6,7 +6,7 @@ import (
 	gosync "sync"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
@@ -44,7 +44,7 @@ func TestConcurrentDevices(t *testing.T) {
 						errs <- fmt.Errorf("%s: copies got different receipts", c.DeviceName())
 					}
 				}
-				if _, err := bundle.VerifyReceipt(replies[0], e.a.KeyID(), e.a.PublicKey()); err != nil {
+				if _, err := archivesig.VerifyReceipt(replies[0], e.a.KeyID(), e.a.PublicKey()); err != nil {
 					errs <- err
 				}
 			}

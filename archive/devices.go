@@ -16,7 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -92,7 +93,7 @@ type Devices struct {
 
 type device struct {
 	info  DeviceInfo
-	trust *bundle.Trust // parsed Trust, nil unless approved at least once
+	trust *trustfile.Trust // parsed Trust, nil unless approved at least once
 }
 
 // OpenDevices opens the registry at path (a missing file is an empty
@@ -143,42 +144,42 @@ func (d *Devices) refresh() error {
 // parseRegistry reads devices.json strictly.
 func parseRegistry(data []byte) (map[string]*device, error) {
 	if len(data) > maxRegistrySize {
-		return nil, fmt.Errorf("registry of %d bytes: %w", len(data), bundle.ErrTooLarge)
+		return nil, fmt.Errorf("registry of %d bytes: %w", len(data), wire.ErrTooLarge)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f registryFile
 	if err := dec.Decode(&f); err != nil {
-		return nil, &bundle.FormatError{Format: "devices", Reason: "json", Err: err}
+		return nil, &wire.FormatError{Format: "devices", Reason: "json", Err: err}
 	}
 	if f.Version != registryVersion {
-		return nil, &bundle.FormatError{Format: "devices", Reason: fmt.Sprintf("version %d", f.Version)}
+		return nil, &wire.FormatError{Format: "devices", Reason: fmt.Sprintf("version %d", f.Version)}
 	}
 	devs := make(map[string]*device, len(f.Devices))
 	for _, info := range f.Devices {
-		if err := bundle.CheckDevice(info.Name); err != nil {
+		if err := wire.CheckDevice(info.Name); err != nil {
 			return nil, err
 		}
 		if _, dup := devs[info.Name]; dup {
-			return nil, &bundle.FormatError{Format: "devices", Reason: "duplicate device " + info.Name}
+			return nil, &wire.FormatError{Format: "devices", Reason: "duplicate device " + info.Name}
 		}
 		dv := &device{info: info}
 		switch info.Status {
 		case StatusPending, StatusApproved, StatusRevoked:
 		default:
-			return nil, &bundle.FormatError{Format: "devices", Reason: fmt.Sprintf("device %s status %.20q", info.Name, info.Status)}
+			return nil, &wire.FormatError{Format: "devices", Reason: fmt.Sprintf("device %s status %.20q", info.Name, info.Status)}
 		}
 		if len(info.Trust) > 0 {
-			t, err := bundle.ParseTrust(info.Trust)
+			t, err := trustfile.ParseTrust(info.Trust)
 			if err != nil {
 				return nil, fmt.Errorf("device %s: %w", info.Name, err)
 			}
 			if t.DeviceName() != info.Name || t.KeyID != info.KeyID {
-				return nil, &bundle.FormatError{Format: "devices", Reason: "trust does not match device " + info.Name}
+				return nil, &wire.FormatError{Format: "devices", Reason: "trust does not match device " + info.Name}
 			}
 			dv.trust = t
 		} else if info.Status == StatusApproved {
-			return nil, &bundle.FormatError{Format: "devices", Reason: "approved device " + info.Name + " without trust"}
+			return nil, &wire.FormatError{Format: "devices", Reason: "approved device " + info.Name + " without trust"}
 		}
 		if err := parsePending(dv); err != nil {
 			return nil, err
@@ -280,7 +281,7 @@ func (d *Devices) Enroll(ctx context.Context, req *EnrollRequest) (DeviceInfo, e
 		if ep := dv.info.closedEpochOf(t.KeyID); ep != nil {
 			return &DeviceError{Device: name, Status: dv.info.Status, Op: "enroll", Reason: fmt.Sprintf("key %s signed epoch %d, closed by a rekey", t.KeyID, ep.Epoch)}
 		}
-		now := bundle.FormatTime(d.now())
+		now := wire.FormatTime(d.now())
 		dv.info.EnrolledAt = now
 		if dv.info.Status == StatusApproved && dv.info.KeyID == t.KeyID && bytes.Equal(dv.info.Trust, req.Trust) {
 			removePending(dv, t.KeyID) // already approved as is
@@ -366,7 +367,7 @@ func (d *Devices) approve(ctx context.Context, name string, o Approval) (DeviceI
 		}
 		dv.info.Status, dv.info.KeyID, dv.info.Trust, dv.trust = StatusApproved, t.KeyID, p.Request.Trust, t
 		removePending(dv, t.KeyID)
-		dv.info.ApprovedAt, dv.info.ApprovedBy = bundle.FormatTime(d.now()), o.By
+		dv.info.ApprovedAt, dv.info.ApprovedBy = wire.FormatTime(d.now()), o.By
 		dv.info.RevokedAt, dv.info.RevokeReason = "", ""
 		dv.setView()
 		out = dv.info
@@ -394,7 +395,7 @@ func (d *Devices) Revoke(ctx context.Context, name, reason string) (DeviceInfo, 
 		if dv.info.KeyID != "" && !slices.Contains(dv.info.RevokedKeys, dv.info.KeyID) {
 			dv.info.RevokedKeys = append(slices.Clone(dv.info.RevokedKeys), dv.info.KeyID)
 		}
-		dv.info.Status, dv.info.RevokedAt, dv.info.RevokeReason = StatusRevoked, bundle.FormatTime(d.now()), reason
+		dv.info.Status, dv.info.RevokedAt, dv.info.RevokeReason = StatusRevoked, wire.FormatTime(d.now()), reason
 		out = dv.info
 		return nil
 	})
@@ -421,7 +422,7 @@ func (d *Devices) List() ([]DeviceInfo, error) {
 
 // Trusted returns the approved trust material of device name. Anything
 // but an approved device is a *DeviceError (unknown: wraps ErrNotFound).
-func (d *Devices) Trusted(name string) (*bundle.Trust, DeviceInfo, error) {
+func (d *Devices) Trusted(name string) (*trustfile.Trust, DeviceInfo, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.refresh(); err != nil {

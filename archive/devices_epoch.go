@@ -8,7 +8,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // EpochInfo is a closed epoch of a device in the registry: its trust
@@ -52,7 +53,7 @@ var errUnchanged = errors.New("archive: registry unchanged")
 // the next one, no key twice.
 func checkEpochs(info DeviceInfo) error {
 	bad := func(reason string) error {
-		return &bundle.FormatError{Format: "devices", Reason: "device " + info.Name + " " + reason}
+		return &wire.FormatError{Format: "devices", Reason: "device " + info.Name + " " + reason}
 	}
 	if len(info.Epochs) == 0 {
 		if info.Epoch > 1 {
@@ -68,7 +69,7 @@ func checkEpochs(info DeviceInfo) error {
 		if ep.Epoch != uint64(k)+1 {
 			return bad(fmt.Sprintf("closed epoch %d listed as number %d", ep.Epoch, k+1))
 		}
-		t, err := bundle.ParseTrust(ep.Trust)
+		t, err := trustfile.ParseTrust(ep.Trust)
 		if err != nil {
 			return fmt.Errorf("device %s epoch %d: %w", info.Name, ep.Epoch, err)
 		}

@@ -17,7 +17,7 @@
 //  3. looks the device up in the registry: enrolled and approved, not
 //     revoked; its current epoch (see Epochs below); the bundle not
 //     sealed by a signing key an operator revoked (keychain.go);
-//  4. runs bundle.Verify against the device's approved trust and the
+//  4. runs verify.Verify against the device's approved trust and the
 //     State its last accepted bundle of the current epoch left (the same
 //     code as `edgeseal verify`), plus the archive's checks (Check*
 //     constants): the topic's
@@ -28,9 +28,9 @@
 //     replay (not beyond the last accepted), no gap (the previous
 //     checkpoint is the last accepted one), NV counter and TPM clock
 //     forward;
-//  5. accepted: Put into the ObjectStore, append a bundle.ReceiptEntry to
+//  5. accepted: Put into the ObjectStore, append an archivesig.ReceiptEntry to
 //     the archive log (idempotency key = bundle digest), sign the log's
-//     checkpoint as a C2SP note, sign the receipt (bundle.SignReceipt:
+//     checkpoint as a C2SP note, sign the receipt (archivesig.SignReceipt:
 //     log index, signed checkpoint, inclusion proof, retention) and
 //     record it with the device's new State in the index; the receipt is
 //     answered only when all of these are durable. Accepted bundles are

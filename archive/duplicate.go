@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // CheckDuplicate names a bundle for a checkpoint of the device the archive
@@ -20,7 +22,7 @@ const CheckDuplicate = "archive.duplicate"
 // checkpoint is one the device's epoch has accepted as another bundle
 // (a device-signed one also fails CheckReplay). a.mu held.
 func duplicateOf(ds *devState, digest [32]byte, p *bundle.SealPredicate, fails []failure) []failure {
-	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
+	cp, err := merkle.ParseCheckpoint([]byte(p.Checkpoint))
 	if err != nil {
 		return fails // Verify names it
 	}
@@ -30,7 +32,7 @@ func duplicateOf(ds *devState, digest [32]byte, p *bundle.SealPredicate, fails [
 	}
 	dup := failure{check: CheckDuplicate, reason: fmt.Sprintf(
 		"checkpoint %d (root %s) was archived as bundle %s; these are other bytes for it (a malleated duplicate)",
-		cp.Size, bundle.FormatHash(cp.Root), bundle.FormatHash(first))}
+		cp.Size, wire.FormatHash(cp.Root), wire.FormatHash(first))}
 	return append([]failure{dup}, fails...)
 }
 

@@ -10,6 +10,9 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -18,7 +21,7 @@ import (
 func doubleSigned(t *testing.T, b *bundle.Bundle) []byte {
 	t.Helper()
 	m := bundletest.Clone(b)
-	env, err := bundle.ParseEnvelope(m.Files[bundle.PathSeal])
+	env, err := dsse.ParseEnvelope(m.Files[bundle.PathSeal])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func TestMalleatedCopyFirst(t *testing.T) {
 	e := newEnv(t)
 	c := newChain(t, 2, bundletest.Options{})
 	e.approve(c)
-	e.refused(c.Opts.Site, c.Opts.Device, doubleSigned(t, c.Bundles[0]), bundle.CheckSealSigners)
+	e.refused(c.Opts.Site, c.Opts.Device, doubleSigned(t, c.Bundles[0]), verify.CheckSealSigners)
 	first := e.accept(c, c.Bundles[0])
 	e.accept(c, c.Bundles[1])
 	// Afterwards: the copy is a malleated duplicate naming the genuine
@@ -91,7 +94,7 @@ func TestLegacyDuplicateRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := bundle.ParseTrust(tb)
+	tr, err := trustfile.ParseTrust(tb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +116,7 @@ func TestLegacyDuplicateRefused(t *testing.T) {
 	if err := edited.UpdateManifests(); err != nil {
 		t.Fatal(err)
 	}
-	if r := bundle.Verify(edited, tr, nil); !r.OK() {
+	if r := verify.Verify(edited, tr, nil); !r.OK() {
 		t.Fatalf("the edited format 1 bundle should verify on its own:\n%s", r)
 	}
 	reply, err := e.a.Receive(ctx, tr.Site, tr.Device, data)

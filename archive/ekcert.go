@@ -9,7 +9,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // MaxEKCAFile bounds the EK CA bundle file.
@@ -22,7 +23,7 @@ const MaxEKCAFile = 4 << 20
 // block, is an error.
 func ParseEKRoots(data []byte) (*x509.CertPool, error) {
 	if len(data) > MaxEKCAFile {
-		return nil, fmt.Errorf("archive: ek ca: %d bytes: %w", len(data), bundle.ErrTooLarge)
+		return nil, fmt.Errorf("archive: ek ca: %d bytes: %w", len(data), wire.ErrTooLarge)
 	}
 	pool := x509.NewCertPool()
 	n := 0
@@ -60,7 +61,7 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 // certifying t's EK public key, and chaining to one of roots (any
 // extended key usage; TCG EK certificates name tcg-kp-EKCertificate).
 // Errors name what is wrong.
-func CheckEKCert(t *bundle.Trust, roots *x509.CertPool) error {
+func CheckEKCert(t *trustfile.Trust, roots *x509.CertPool) error {
 	if len(t.EKCert) == 0 {
 		return errors.New("the request has no EK certificate, and the archive requires one that chains to its EK CA bundle (enroll.ek_ca)")
 	}

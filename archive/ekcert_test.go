@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -79,7 +79,7 @@ func withEKCert(t *testing.T, c *bundletest.Chain, cert []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bundle.ParseTrust(b); err != nil {
+	if _, err := trustfile.ParseTrust(b); err != nil {
 		t.Fatal(err)
 	}
 	return b

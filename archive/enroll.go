@@ -8,14 +8,15 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // EnrollVersion is the enrollment request version this package reads.
 const EnrollVersion = 1
 
 // MaxEnrollSize bounds an enrollment request.
-const MaxEnrollSize = bundle.MaxTrustSize + 8<<10
+const MaxEnrollSize = trustfile.MaxTrustSize + 8<<10
 
 // EnrollRequest is what a device sends to be enrolled (as a file now, on
 // MQTT edgeseal/v1/<site>/<device>/enroll later): its DEVICE.json trust
@@ -31,11 +32,11 @@ type EnrollRequest struct {
 	PCRValues map[string]string `json:"pcrValues"` // PCR index -> SHA-256 bank value, lower hex
 	Note      string            `json:"note,omitempty"`
 
-	trust *bundle.Trust
+	trust *trustfile.Trust
 }
 
 // ParsedTrust returns the trust material checked by ParseEnrollRequest.
-func (r *EnrollRequest) ParsedTrust() *bundle.Trust { return r.trust }
+func (r *EnrollRequest) ParsedTrust() *trustfile.Trust { return r.trust }
 
 // PCRsMatch reports whether the PCR values the device reads now are the
 // golden values of its key policy (when not, the device cannot sign).
@@ -53,21 +54,21 @@ func (r *EnrollRequest) PCRsMatch() bool {
 }
 
 // ParseEnrollRequest reads an enrollment request strictly: known fields,
-// version 1, the trust a valid DEVICE.json (bundle.ParseTrust: keys parse,
+// version 1, the trust a valid DEVICE.json (trustfile.ParseTrust: keys parse,
 // key id and policy match, the certification verifies under the AK), PCR
 // values for exactly the trust's selection, 32 bytes each. A bare
 // DEVICE.json is accepted too, its golden values standing for the current
 // ones.
 func ParseEnrollRequest(b []byte) (*EnrollRequest, error) {
 	if len(b) > MaxEnrollSize {
-		return nil, fmt.Errorf("archive: enrollment of %d bytes: %w", len(b), bundle.ErrTooLarge)
+		return nil, fmt.Errorf("archive: enrollment of %d bytes: %w", len(b), wire.ErrTooLarge)
 	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return nil, enrollErr("json", err)
 	}
 	if _, ok := probe["trust"]; !ok {
-		t, err := bundle.ParseTrust(b)
+		t, err := trustfile.ParseTrust(b)
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +89,7 @@ func ParseEnrollRequest(b []byte) (*EnrollRequest, error) {
 	if len(r.Note) > 1024 {
 		return nil, enrollErr("note longer than 1024 bytes", nil)
 	}
-	t, err := bundle.ParseTrust(r.Trust)
+	t, err := trustfile.ParseTrust(r.Trust)
 	if err != nil {
 		return nil, err
 	}
@@ -122,5 +123,5 @@ func (r *EnrollRequest) Marshal() ([]byte, error) {
 }
 
 func enrollErr(reason string, err error) error {
-	return &bundle.FormatError{Format: "enrollment", Reason: reason, Err: err}
+	return &wire.FormatError{Format: "enrollment", Reason: reason, Err: err}
 }

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -59,7 +59,7 @@ func (a *Archive) watchEnrollments(roots *x509.CertPool) {
 // written; the device may send again.
 func (a *Archive) ReceiveEnrollment(ctx context.Context, site, name string, raw []byte) ([]byte, error) {
 	topic := site + "/" + name
-	ack := &sync.EnrollAck{Device: topic, Request: bundle.FormatHash(sha256.Sum256(raw)), Time: bundle.FormatTime(a.now())}
+	ack := &sync.EnrollAck{Device: topic, Request: wire.FormatHash(sha256.Sum256(raw)), Time: wire.FormatTime(a.now())}
 	refuse := func(severity, kind, reason string) ([]byte, error) {
 		if len(reason) > 1024 {
 			reason = reason[:1021] + "..."
@@ -69,7 +69,7 @@ func (a *Archive) ReceiveEnrollment(ctx context.Context, site, name string, raw 
 			Reasons: []string{reason, "request " + ack.Request}})
 		return a.signAck(ack)
 	}
-	if err := bundle.CheckDevice(topic); err != nil {
+	if err := wire.CheckDevice(topic); err != nil {
 		return nil, fmt.Errorf("archive: enrollment: %w", err)
 	}
 	if IsActivationResponse(raw) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -35,7 +35,7 @@ func TestReceiveEnrollment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ack.Status != want || ack.Device != site+"/"+dev || ack.Request != bundle.FormatHash(sha256.Sum256(data)) {
+		if ack.Status != want || ack.Device != site+"/"+dev || ack.Request != wire.FormatHash(sha256.Sum256(data)) {
 			t.Fatalf("answer %+v, want %s", ack, want)
 		}
 		return ack

@@ -8,7 +8,9 @@ import (
 
 	"github.com/gowebpki/jcs"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Epochs. A device's history at the archive is a sequence of epochs, each
@@ -29,7 +31,7 @@ const (
 	StatementRekey = "device.rekey"
 	// MaxStatementSize bounds an operator statement (it carries the new
 	// epoch's DEVICE.json, base64).
-	MaxStatementSize = bundle.MaxTrustSize*4/3 + 8<<10
+	MaxStatementSize = trustfile.MaxTrustSize*4/3 + 8<<10
 	// maxOperatorText bounds the statement's by and reason.
 	maxOperatorText = 1024
 )
@@ -50,9 +52,9 @@ type EpochStatement struct {
 	Closed ClosedEpoch `json:"closed"` // the epoch closed, Epoch-1
 	By     string      `json:"by"`     // the operator
 	Reason string      `json:"reason,omitempty"`
-	Time   string      `json:"time"` // bundle.TimeLayout
+	Time   string      `json:"time"` // wire.TimeLayout
 
-	trust *bundle.Trust
+	trust *trustfile.Trust
 }
 
 // ClosedEpoch summarises an epoch when it was closed: its key and its
@@ -70,7 +72,7 @@ type ClosedEpoch struct {
 
 // ParsedTrust returns the new epoch's trust material checked by
 // ParseEpochStatement.
-func (s *EpochStatement) ParsedTrust() *bundle.Trust { return s.trust }
+func (s *EpochStatement) ParsedTrust() *trustfile.Trust { return s.trust }
 
 // Marshal returns the canonical JSON of the statement (the log record).
 func (s *EpochStatement) Marshal() ([]byte, error) {
@@ -88,12 +90,12 @@ func (s *EpochStatement) Marshal() ([]byte, error) {
 // ParseEpochStatement reads an operator statement strictly: bounded size,
 // known fields, version 1, type device.rekey, canonical JSON, the device
 // name valid, epoch = closed epoch + 1 >= 2, hashes well formed, the new
-// trust a valid DEVICE.json of this device and key (bundle.ParseTrust),
+// trust a valid DEVICE.json of this device and key (trustfile.ParseTrust),
 // the new key another than the closed one, by and reason valid UTF-8 of
 // at most 1024 bytes.
 func ParseEpochStatement(b []byte) (*EpochStatement, error) {
 	if len(b) > MaxStatementSize {
-		return nil, fmt.Errorf("archive: statement of %d bytes: %w", len(b), bundle.ErrTooLarge)
+		return nil, fmt.Errorf("archive: statement of %d bytes: %w", len(b), wire.ErrTooLarge)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -121,7 +123,7 @@ func ParseEpochStatement(b []byte) (*EpochStatement, error) {
 
 // check validates a statement's fields and parses its trust.
 func (s *EpochStatement) check() error {
-	if err := bundle.CheckDevice(s.Device); err != nil {
+	if err := wire.CheckDevice(s.Device); err != nil {
 		return err
 	}
 	const maxJSONInt = 1<<53 - 1
@@ -138,11 +140,11 @@ func (s *EpochStatement) check() error {
 	case s.KeyID == c.KeyID:
 		return stmtErr("the new epoch's key is the closed epoch's key "+c.KeyID, nil)
 	}
-	if _, err := bundle.ParseTime(s.Time); err != nil {
+	if _, err := wire.ParseTime(s.Time); err != nil {
 		return err
 	}
 	for _, h := range []string{s.KeyID, c.KeyID} {
-		if _, err := bundle.ParseHash(h); err != nil {
+		if _, err := wire.ParseHash(h); err != nil {
 			return err
 		}
 	}
@@ -152,12 +154,12 @@ func (s *EpochStatement) check() error {
 		}
 	} else {
 		for _, h := range []string{c.CheckpointRoot, c.Bundle} {
-			if _, err := bundle.ParseHash(h); err != nil {
+			if _, err := wire.ParseHash(h); err != nil {
 				return err
 			}
 		}
 	}
-	t, err := bundle.ParseTrust(s.Trust)
+	t, err := trustfile.ParseTrust(s.Trust)
 	if err != nil {
 		return err
 	}
@@ -169,14 +171,14 @@ func (s *EpochStatement) check() error {
 }
 
 func stmtErr(reason string, err error) error {
-	return &bundle.FormatError{Format: "operator statement", Reason: reason, Err: err}
+	return &wire.FormatError{Format: "operator statement", Reason: reason, Err: err}
 }
 
 // logRecord is one archive log record: a bundle's receipt entry or an
 // operator statement (told apart by the statement's "type" member, which
 // a receipt entry never has).
 type logRecord struct {
-	entry *bundle.ReceiptEntry
+	entry *archivesig.ReceiptEntry
 	stmt  *EpochStatement
 }
 
@@ -195,11 +197,11 @@ func parseLogRecord(rec []byte) (logRecord, error) {
 		s, err := ParseEpochStatement(rec)
 		return logRecord{stmt: s}, err
 	}
-	var e bundle.ReceiptEntry
+	var e archivesig.ReceiptEntry
 	if err := json.Unmarshal(rec, &e); err != nil {
 		return logRecord{}, err
 	}
-	if _, err := bundle.ParseHash(e.BundleDigest); err != nil {
+	if _, err := wire.ParseHash(e.BundleDigest); err != nil {
 		return logRecord{}, err
 	}
 	return logRecord{entry: &e}, nil

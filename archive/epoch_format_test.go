@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 type statementVectors struct {
@@ -51,7 +52,7 @@ func TestEpochStatementVectors(t *testing.T) {
 	if err != nil || string(again) != v.Valid.Statement {
 		t.Fatalf("marshal back: %v\n%s", err, again)
 	}
-	if got := bundle.FormatHash(bundle.LeafHash(again)); got != v.Valid.LeafHash {
+	if got := wire.FormatHash(merkle.LeafHash(again)); got != v.Valid.LeafHash {
 		t.Fatalf("leaf hash %s, vector %s", got, v.Valid.LeafHash)
 	}
 	if s.ParsedTrust() == nil || s.ParsedTrust().KeyID != s.KeyID || s.Closed.Epoch != 1 || s.Epoch != 2 {

@@ -11,8 +11,12 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // enroll records the chain's trust as a pending enrollment.
@@ -48,9 +52,9 @@ func (e *env) device(name string) archive.DeviceInfo {
 	return archive.DeviceInfo{}
 }
 
-func receiptOf(t *testing.T, e *env, reply []byte) *bundle.Receipt {
+func receiptOf(t *testing.T, e *env, reply []byte) *archivesig.Receipt {
 	t.Helper()
-	r, err := bundle.VerifyReceipt(reply, e.a.KeyID(), e.a.PublicKey())
+	r, err := archivesig.VerifyReceipt(reply, e.a.KeyID(), e.a.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +95,7 @@ func TestRekey(t *testing.T) {
 	newKey := fresh.Trust.KeyID
 
 	// Before its enrollment the new key is just not the approved one.
-	rj := e.refused(fresh.Opts.Site, fresh.Opts.Device, raw(t, fresh.Bundles[0]), bundle.CheckKeysTrusted)
+	rj := e.refused(fresh.Opts.Site, fresh.Opts.Device, raw(t, fresh.Bundles[0]), verify.CheckKeysTrusted)
 	if !rj.Has(archive.CheckKey) || rj.Has(archive.CheckRekey) || rj.Has(archive.CheckFork) || rj.Rejection.Alarm ||
 		!strings.Contains(rj.Error(), "edgeseal archive devices rekey "+name+" --key KEY") {
 		t.Fatalf("unknown key: %v", rj)
@@ -118,11 +122,11 @@ func TestRekey(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, last := res.Statement, old.States[1]
-	lastCP, err := bundle.ParseCheckpoint([]byte(last.Checkpoint))
+	lastCP, err := merkle.ParseCheckpoint([]byte(last.Checkpoint))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := archive.ClosedEpoch{Epoch: 1, KeyID: old.Trust.KeyID, Bundles: 2, CheckpointSize: lastCP.Size, CheckpointRoot: bundle.FormatHash(lastCP.Root),
+	want := archive.ClosedEpoch{Epoch: 1, KeyID: old.Trust.KeyID, Bundles: 2, CheckpointSize: lastCP.Size, CheckpointRoot: wire.FormatHash(lastCP.Root),
 		Counter: last.Counter, Bundle: digestOf(raw(t, old.Bundles[1])), LogIndex: 1}
 	if st.Closed != want || st.Epoch != 2 || st.KeyID != newKey || st.By != "alice" || st.Reason != "board replaced" || res.LogIndex != 2 {
 		t.Fatalf("statement %+v at %d, want closed %+v", st, res.LogIndex, want)
@@ -145,7 +149,7 @@ func TestRekey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bundle.VerifyInclusion(proof, 2, 3, [32]byte(root), bundle.LeafHash(leaf)); err != nil {
+	if err := merkle.VerifyInclusion(proof, 2, 3, [32]byte(root), merkle.LeafHash(leaf)); err != nil {
 		t.Fatalf("statement not in the log: %v", err)
 	}
 	if again, err := archive.ParseEpochStatement(leaf); err != nil || again.Closed != want {
@@ -165,11 +169,11 @@ func TestRekey(t *testing.T) {
 		}
 		// The old epoch's bundles still verify under its kept trust, and
 		// their receipts are answered again as they were.
-		tr, err := bundle.ParseTrust(ep.Trust)
+		tr, err := trustfile.ParseTrust(ep.Trust)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep := bundle.Verify(old.Bundles[1], tr, old.States[0]); !rep.OK() {
+		if rep := verify.Verify(old.Bundles[1], tr, old.States[0]); !rep.OK() {
 			t.Fatalf("%s: old epoch bundle no longer verifies:\n%s", when, rep)
 		}
 		for i, b := range old.Bundles {
@@ -351,7 +355,7 @@ func TestRekeyWaitsForBundlesInFlight(t *testing.T) {
 	e.enroll(fresh)
 	var tickets []*archive.Ticket
 	for _, b := range old.Bundles {
-		tickets = append(tickets, e.a.AdmitHashed(ctx, old.Opts.Site, old.Opts.Device, bundle.HashBytes(raw(t, b))))
+		tickets = append(tickets, e.a.AdmitHashed(ctx, old.Opts.Site, old.Opts.Device, wire.HashBytes(raw(t, b))))
 	}
 	res, err := e.a.Rekey(ctx, old.DeviceName(), fresh.Trust.KeyID, "alice", "")
 	if err != nil {
@@ -366,7 +370,7 @@ func TestRekeyWaitsForBundlesInFlight(t *testing.T) {
 			t.Fatalf("bundle %d: epoch %d log index %d", i, r.Epoch, r.LogIndex)
 		}
 	}
-	last, err := bundle.ParseCheckpoint([]byte(old.States[5].Checkpoint))
+	last, err := merkle.ParseCheckpoint([]byte(old.States[5].Checkpoint))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func (e *DeviceError) Unwrap() error {
 // the signed rejection as the reply. It is an answer, not a failure: the
 // bundle is quarantined and alerted, and the reply should be delivered.
 type RejectedError struct {
-	Rejection *Rejection
+	Rejection *RejectionReport
 	// Quarantine is where the bundle and its reason were kept.
 	Quarantine string
 }

@@ -13,7 +13,10 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -122,7 +125,7 @@ func raw(t *testing.T, b *bundle.Bundle) []byte {
 	return r
 }
 
-func digestOf(raw []byte) string { return bundle.FormatHash(sha256.Sum256(raw)) }
+func digestOf(raw []byte) string { return wire.FormatHash(sha256.Sum256(raw)) }
 
 // accept sends a bundle as its own device and requires a valid receipt.
 func (e *env) accept(c *bundletest.Chain, b *bundle.Bundle) []byte {
@@ -138,9 +141,9 @@ func (e *env) accept(c *bundletest.Chain, b *bundle.Bundle) []byte {
 
 // checkReceipt verifies a receipt: DSSE signature, the signed note of the
 // archive log, and the inclusion proof of the bundle's entry.
-func (e *env) checkReceipt(reply, data []byte, device string) *bundle.Receipt {
+func (e *env) checkReceipt(reply, data []byte, device string) *archivesig.Receipt {
 	e.t.Helper()
-	r, err := bundle.VerifyReceipt(reply, e.a.KeyID(), e.a.PublicKey())
+	r, err := archivesig.VerifyReceipt(reply, e.a.KeyID(), e.a.PublicKey())
 	if err != nil {
 		e.t.Fatalf("receipt: %v", err)
 	}
@@ -162,7 +165,7 @@ func (e *env) checkReceipt(reply, data []byte, device string) *bundle.Receipt {
 	for i, h := range r.InclusionProof {
 		copy(proof[i][:], h)
 	}
-	if err := bundle.VerifyInclusion(proof, r.LogIndex, cp.Size, cp.Root, bundle.LeafHash(entry)); err != nil {
+	if err := merkle.VerifyInclusion(proof, r.LogIndex, cp.Size, cp.Root, merkle.LeafHash(entry)); err != nil {
 		e.t.Fatalf("inclusion proof: %v", err)
 	}
 	return r

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
 
@@ -63,7 +64,7 @@ func (a *Archive) importFile(ctx context.Context, path, out string) (Imported, e
 	}
 	if b, err := bundle.Read(bytes.NewReader(raw), lim); err == nil {
 		if o, ok := bagOrigin(b.Files[bundle.PathBagInfo]); ok {
-			if dev, ok := strings.CutPrefix(o, "edgeseal/"); ok && bundle.CheckDevice(dev) == nil {
+			if dev, ok := strings.CutPrefix(o, "edgeseal/"); ok && wire.CheckDevice(dev) == nil {
 				im.Device = dev
 			}
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -58,7 +58,7 @@ func TestImportDir(t *testing.T) {
 	if e.a.LogSize() != 3 {
 		t.Fatalf("log size %d", e.a.LogSize())
 	}
-	_ = bundle.ReceiptPayloadType
+	_ = archivesig.ReceiptPayloadType
 }
 
 func mustRead(t *testing.T, p string) []byte {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -16,7 +18,7 @@ import (
 // accept events, one per accepted bundle, written after the bundle's log
 // entry; the signed receipt travels with the event as a payload in the
 // same commit. Replaying it at Open rebuilds the per-device state (the
-// last accepted bundle.State and the checkpoints accepted so far) and
+// last accepted verify.State and the checkpoints accepted so far) and
 // the digest -> receipt map. A log entry without its event (a crash
 // between the two writes) is completed at Open from the stored bundle.
 
@@ -30,7 +32,7 @@ type acceptEvent struct {
 	Device     string          `json:"device"`
 	LogIndex   uint64          `json:"logIndex"`
 	Checkpoint string          `json:"checkpoint"`      // the device checkpoint body
-	State      json.RawMessage `json:"state"`           // bundle.State after the bundle
+	State      json.RawMessage `json:"state"`           // verify.State after the bundle
 	Receipt    string          `json:"receipt"`         // sha256:.. of the receipt payload
 	Epoch      uint64          `json:"epoch,omitempty"` // the device's epoch, absent: 1
 }
@@ -46,7 +48,7 @@ type accepted struct {
 // speculative state its bundles in flight (verified, not yet durable)
 // will leave. Guarded by Archive.mu.
 type devState struct {
-	last *bundle.State
+	last *verify.State
 	cps  map[uint64][32]byte // accepted checkpoints: size -> root
 
 	cpBundle map[uint64][32]byte // accepted checkpoints: size -> bundle digest (duplicate.go)
@@ -56,7 +58,7 @@ type devState struct {
 	bundles      uint64   // bundles accepted
 
 	inflight int                 // bundles of the current epoch in flight
-	specLast *bundle.State       // state after the newest in flight
+	specLast *verify.State       // state after the newest in flight
 	specCps  map[uint64][32]byte // their checkpoints
 	tail     *pending            // the newest in flight
 	epoch    uint64              // bumped when a bundle in flight fails
@@ -65,7 +67,7 @@ type devState struct {
 }
 
 // view is the state the next bundle is verified against.
-func (ds *devState) view() *bundle.State {
+func (ds *devState) view() *verify.State {
 	if ds.inflight > 0 {
 		return ds.specLast
 	}
@@ -104,7 +106,7 @@ func (a *Archive) replay(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("archive: index record %d: %w", seq, err)
 		}
-		rd, _ := bundle.ParseHash(ev.Receipt)
+		rd, _ := wire.ParseHash(ev.Receipt)
 		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp)
 		return nil
 	})
@@ -120,33 +122,33 @@ func (a *Archive) replay(ctx context.Context) error {
 	return nil
 }
 
-func parseAccept(rec []byte) (*acceptEvent, [32]byte, *bundle.State, bundle.Checkpoint, error) {
+func parseAccept(rec []byte) (*acceptEvent, [32]byte, *verify.State, merkle.Checkpoint, error) {
 	var ev acceptEvent
 	dec := json.NewDecoder(bytes.NewReader(rec))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ev); err != nil {
-		return nil, [32]byte{}, nil, bundle.Checkpoint{}, err
+		return nil, [32]byte{}, nil, merkle.Checkpoint{}, err
 	}
 	if ev.V != 1 || ev.Type != eventAccept {
-		return nil, [32]byte{}, nil, bundle.Checkpoint{}, fmt.Errorf("event %q version %d", ev.Type, ev.V)
+		return nil, [32]byte{}, nil, merkle.Checkpoint{}, fmt.Errorf("event %q version %d", ev.Type, ev.V)
 	}
-	digest, err := bundle.ParseHash(ev.Bundle)
+	digest, err := wire.ParseHash(ev.Bundle)
 	if err != nil {
-		return nil, digest, nil, bundle.Checkpoint{}, err
+		return nil, digest, nil, merkle.Checkpoint{}, err
 	}
-	if _, err := bundle.ParseHash(ev.Receipt); err != nil {
-		return nil, digest, nil, bundle.Checkpoint{}, err
+	if _, err := wire.ParseHash(ev.Receipt); err != nil {
+		return nil, digest, nil, merkle.Checkpoint{}, err
 	}
-	st, err := bundle.ParseState(ev.State)
+	st, err := verify.ParseState(ev.State)
 	if err != nil {
-		return nil, digest, nil, bundle.Checkpoint{}, err
+		return nil, digest, nil, merkle.Checkpoint{}, err
 	}
-	cp, err := bundle.ParseCheckpoint([]byte(ev.Checkpoint))
+	cp, err := merkle.ParseCheckpoint([]byte(ev.Checkpoint))
 	return &ev, digest, st, cp, err
 }
 
 // remember records an accepted bundle of the device's epoch in memory.
-func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *bundle.State, cp bundle.Checkpoint) {
+func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *verify.State, cp merkle.Checkpoint) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt}
@@ -171,8 +173,8 @@ func (a *Archive) stateOf(device string, epoch uint64) *devState {
 	return ds
 }
 
-func mustSize(s *bundle.State) uint64 {
-	cp, err := bundle.ParseCheckpoint([]byte(s.Checkpoint))
+func mustSize(s *verify.State) uint64 {
+	cp, err := merkle.ParseCheckpoint([]byte(s.Checkpoint))
 	if err != nil {
 		return 0
 	}
@@ -181,15 +183,15 @@ func mustSize(s *bundle.State) uint64 {
 
 // acceptEntry is the index entry of an accepted bundle: the accept event,
 // keyed by the bundle digest, with its receipt as a payload.
-func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *bundle.State, receipt []byte) (store.Entry, error) {
+func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *verify.State, receipt []byte) (store.Entry, error) {
 	rd := sha256.Sum256(receipt)
 	state, err := st.Marshal()
 	if err != nil {
 		return store.Entry{}, err
 	}
 	ev, err := json.Marshal(acceptEvent{
-		V: 1, Type: eventAccept, Time: bundle.FormatTime(a.now()), Bundle: bundle.FormatHash(digest), Device: device,
-		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: bundle.FormatHash(rd), Epoch: epochField(epoch),
+		V: 1, Type: eventAccept, Time: wire.FormatTime(a.now()), Bundle: wire.FormatHash(digest), Device: device,
+		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: wire.FormatHash(rd), Epoch: epochField(epoch),
 	})
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("archive: index: %w", err)
@@ -211,7 +213,7 @@ func (a *Archive) recordedReceipt(seq uint64) ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("archive: index record %d: %w", seq, err)
 	}
-	return bundle.ParseHash(old.Receipt)
+	return wire.ParseHash(old.Receipt)
 }
 
 // storedReceipt returns the receipt kept for an accepted bundle.
@@ -246,7 +248,7 @@ func (a *Archive) recover(ctx context.Context) error {
 			return nil
 		}
 		e := lr.entry
-		digest, err := bundle.ParseHash(e.BundleDigest)
+		digest, err := wire.ParseHash(e.BundleDigest)
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)
 		}

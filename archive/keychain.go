@@ -6,10 +6,11 @@ import (
 	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Signing keys. The archive follows a device's key rotations without an
-// operator step: bundle.Verify applies the key records of each bundle and
+// operator step: verify.Verify applies the key records of each bundle and
 // State.Keys, stored with the device's state in the index, carries the
 // key in force to the next bundle (and across restarts). An operator can
 // also revoke one signing key of a device (RevokeKey, `edgeseal archive
@@ -25,7 +26,7 @@ const CheckKeyRevoked = "archive.key-revoked"
 type KeyRevocation struct {
 	KeyID  string `json:"keyId"`
 	Reason string `json:"reason"`
-	At     string `json:"at"` // bundle.TimeLayout
+	At     string `json:"at"` // wire.TimeLayout
 	By     string `json:"by,omitempty"`
 }
 
@@ -34,7 +35,7 @@ type KeyRevocation struct {
 // device stays approved; its other keys are unaffected. Revoking a key
 // again keeps the first revocation.
 func (d *Devices) RevokeKey(ctx context.Context, name, keyID, reason, by string) (DeviceInfo, error) {
-	if _, err := bundle.ParseHash(keyID); err != nil {
+	if _, err := wire.ParseHash(keyID); err != nil {
 		return DeviceInfo{}, &DeviceError{Device: name, Op: "revoke-key", Reason: "key id " + err.Error()}
 	}
 	if reason == "" {
@@ -48,7 +49,7 @@ func (d *Devices) RevokeKey(ctx context.Context, name, keyID, reason, by string)
 		}
 		if dv.info.keyRevocation(keyID) == nil {
 			dv.info.KeyRevocations = append(slices.Clone(dv.info.KeyRevocations),
-				KeyRevocation{KeyID: keyID, Reason: reason, At: bundle.FormatTime(d.now()), By: by})
+				KeyRevocation{KeyID: keyID, Reason: reason, At: wire.FormatTime(d.now()), By: by})
 		}
 		if !slices.Contains(dv.info.RevokedKeys, keyID) {
 			dv.info.RevokedKeys = append(slices.Clone(dv.info.RevokedKeys), keyID)

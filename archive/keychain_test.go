@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -58,7 +58,7 @@ func TestArchiveFollowsRotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rj := e.refused(c2.Opts.Site, c2.Opts.Device, raw(t, b), bundle.CheckKeysTrusted)
+	rj := e.refused(c2.Opts.Site, c2.Opts.Device, raw(t, b), verify.CheckKeysTrusted)
 	if !strings.Contains(rj.Error(), oldID.KeyID) {
 		t.Fatalf("rejection does not name the rotated key: %v", rj)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -56,7 +56,7 @@ func (s *noteSigner) Sign(msg []byte) ([]byte, error) {
 }
 
 // archiveLog is the archive's own Merkle log: one record per accepted
-// bundle, the canonical bundle.ReceiptEntry, keyed by the bundle digest;
+// bundle, the canonical archivesig.ReceiptEntry, keyed by the bundle digest;
 // its checkpoints are C2SP signed notes stored beside it.
 type archiveLog struct {
 	j      *store.Journal
@@ -82,7 +82,7 @@ func (l *archiveLog) sign(size uint64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: log root: %w", err)
 	}
-	body := bundle.Checkpoint{Origin: l.origin, Size: size, Root: root}.Marshal()
+	body := merkle.Checkpoint{Origin: l.origin, Size: size, Root: root}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
 	if err != nil {
 		return nil, fmt.Errorf("archive: sign checkpoint: %w", err)

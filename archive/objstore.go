@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -43,17 +43,17 @@ type ObjectStore interface {
 }
 
 // HashedPutter is an ObjectStore that can store bytes whose SHA-256 was
-// computed by bundle.HashBytes over exactly those bytes: PutHashed is Put
+// computed by wire.HashBytes over exactly those bytes: PutHashed is Put
 // of h.Bytes() under h.Sum() without hashing them again (same contract
 // otherwise). The archive uses it when it has such bytes.
 type HashedPutter interface {
-	PutHashed(ctx context.Context, h bundle.Hashed) error
+	PutHashed(ctx context.Context, h wire.Hashed) error
 }
 
 // put stores a bundle in the archive's object store; h, when Valid, is
-// data with digest, computed by bundle.HashBytes, which spares a
+// data with digest, computed by wire.HashBytes, which spares a
 // HashedPutter the second pass of SHA-256.
-func (a *Archive) put(digest [32]byte, data []byte, h bundle.Hashed) error {
+func (a *Archive) put(digest [32]byte, data []byte, h wire.Hashed) error {
 	if hp, ok := a.objects.(HashedPutter); ok && h.Valid() {
 		return hp.PutHashed(a.bg, h)
 	}
@@ -135,7 +135,7 @@ func (s *FSStore) Put(ctx context.Context, digest [32]byte, data []byte) error {
 }
 
 // PutHashed implements HashedPutter.
-func (s *FSStore) PutHashed(ctx context.Context, h bundle.Hashed) error {
+func (s *FSStore) PutHashed(ctx context.Context, h wire.Hashed) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -11,6 +11,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // pcrDev is a software device whose signing key is bound with
@@ -20,7 +23,7 @@ type pcrDev struct {
 	pk []byte
 }
 
-func (d pcrDev) Identity() bundle.Identity {
+func (d pcrDev) Identity() custody.Identity {
 	id := d.Soft.Identity()
 	id.PCRPolicyKey = d.pk
 	return id
@@ -36,7 +39,7 @@ func newPCRChain(t *testing.T) (*bundletest.Chain, pcrDev, *ecdsa.PrivateKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if soft.AuthPolicy, err = bundle.PCRAuthorizationDigest(&op.PublicKey, "site1/dev1"); err != nil {
+	if soft.AuthPolicy, err = trustfile.PCRAuthorizationDigest(&op.PublicKey, "site1/dev1"); err != nil {
 		t.Fatal(err)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(&op.PublicKey)
@@ -54,12 +57,12 @@ func firmwareUpdate(t *testing.T, c *bundletest.Chain, dev pcrDev, signer *ecdsa
 	t.Helper()
 	dev.Extend(0, []byte("firmware 2"))
 	dev.Bound = maps.Clone(dev.Values)
-	a, err := bundle.SignPCRAuthorization(signer, device, dev.PCRs, dev.Values, time.Now())
+	a, err := trustfile.SignPCRAuthorization(signer, device, dev.PCRs, dev.Values, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := a.Marshal()
-	c.Journal(bundle.TypePCRsAuthorized, bundle.Actor{Kind: "operator", ID: a.PolicyKeyID, Via: "tpm-state"}, body)
+	c.Journal(custody.TypePCRsAuthorized, custody.Actor{Kind: "operator", ID: a.PolicyKeyID, Via: "tpm-state"}, body)
 	b, err := c.Next(t.Context(), 3)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +114,7 @@ func TestArchiveRefusesForeignPCRAuthorization(t *testing.T) {
 			}
 			e.accept(c, b)
 			bad := firmwareUpdate(t, c, dev, tc.signer(op), tc.device)
-			e.refused("site1", "dev1", raw(t, bad), bundle.CheckPCRsAuthorization)
+			e.refused("site1", "dev1", raw(t, bad), verify.CheckPCRsAuthorization)
 		})
 	}
 }

@@ -8,7 +8,8 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Bounds of the pending enrollment requests the registry keeps. A new
@@ -48,7 +49,7 @@ func (p *PendingEnrollment) KeyID() string {
 		return t.KeyID
 	}
 	// Decoded from JSON (a registry listing) rather than parsed.
-	t, err := bundle.ParseTrust(p.Request.Trust)
+	t, err := trustfile.ParseTrust(p.Request.Trust)
 	if err != nil {
 		return ""
 	}
@@ -170,13 +171,13 @@ func parsePending(dv *device) error {
 		info.Pending = nil
 	}
 	if len(info.Requests) > MaxPendingPerDevice {
-		return &bundle.FormatError{Format: "devices", Reason: fmt.Sprintf("device %s has %d pending requests (at most %d)", info.Name, len(info.Requests), MaxPendingPerDevice)}
+		return &wire.FormatError{Format: "devices", Reason: fmt.Sprintf("device %s has %d pending requests (at most %d)", info.Name, len(info.Requests), MaxPendingPerDevice)}
 	}
 	seen := map[string]bool{}
 	reqs := make([]PendingEnrollment, 0, len(info.Requests))
 	for _, p := range info.Requests {
 		if p.Request == nil {
-			return &bundle.FormatError{Format: "devices", Reason: "device " + info.Name + " pending entry without a request"}
+			return &wire.FormatError{Format: "devices", Reason: "device " + info.Name + " pending entry without a request"}
 		}
 		raw, err := p.Request.Marshal()
 		if err != nil {
@@ -187,10 +188,10 @@ func parsePending(dv *device) error {
 			return fmt.Errorf("device %s pending enrollment: %w", info.Name, err)
 		}
 		if req.ParsedTrust().DeviceName() != info.Name {
-			return &bundle.FormatError{Format: "devices", Reason: "device " + info.Name + " pending request of another device"}
+			return &wire.FormatError{Format: "devices", Reason: "device " + info.Name + " pending request of another device"}
 		}
 		if seen[req.ParsedTrust().KeyID] {
-			return &bundle.FormatError{Format: "devices", Reason: "device " + info.Name + " pending key listed twice"}
+			return &wire.FormatError{Format: "devices", Reason: "device " + info.Name + " pending key listed twice"}
 		}
 		seen[req.ParsedTrust().KeyID] = true
 		p.Request = req

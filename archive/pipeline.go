@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -70,20 +73,20 @@ type pending struct {
 	digest [32]byte
 	topic  string
 	raw    []byte
-	st     *bundle.State
-	cp     bundle.Checkpoint
+	st     *verify.State
+	cp     merkle.Checkpoint
 	ds     *devState
 	epoch  uint64
 	era    uint64 // the device's epoch (Rekey) the bundle belongs to
 
-	prevLast *bundle.State // the device's speculative state before it, for undo
+	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
 
 	put    chan struct{} // closed when the object Put started by Admit returned
 	putErr error
 
 	seq     uint64
-	entry   bundle.ReceiptEntry
+	entry   archivesig.ReceiptEntry
 	receipt []byte
 	rd      [32]byte // SHA-256 of receipt
 }
@@ -265,7 +268,7 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			g.errs[i] = nil
 			g.fail(i, err)
 			if ce, ok := errors.AsType[*ConflictError](err); ok {
-				a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectConflict, Device: p.topic, BundleDigest: bundle.FormatHash(p.digest),
+				a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectConflict, Device: p.topic, BundleDigest: wire.FormatHash(p.digest),
 					Reasons: []string{ce.Error()}})
 			}
 		}
@@ -320,7 +323,7 @@ func (a *Archive) appendLog(ctx context.Context, g *group) error {
 		if !g.ok(i) {
 			continue
 		}
-		p.entry = bundle.ReceiptEntry{BundleDigest: bundle.FormatHash(p.digest), Device: p.topic, CheckpointSize: p.cp.Size, CheckpointRoot: bundle.FormatHash(p.cp.Root), Epoch: epochField(p.era)}
+		p.entry = archivesig.ReceiptEntry{BundleDigest: wire.FormatHash(p.digest), Device: p.topic, CheckpointSize: p.cp.Size, CheckpointRoot: wire.FormatHash(p.cp.Root), Epoch: epochField(p.era)}
 		rec, err := p.entry.Marshal()
 		if err != nil {
 			g.fail(i, err)
@@ -380,7 +383,7 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 			_ = stored()
 		}
 	}()
-	retention := bundle.FormatTime(a.now().Add(a.opts.Retention))
+	retention := wire.FormatTime(a.now().Add(a.opts.Retention))
 	k := a.cur.Load()
 	for i, p := range g.ps {
 		if !g.ok(i) {
@@ -390,7 +393,7 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		if err != nil {
 			return nil, fmt.Errorf("archive: inclusion proof: %w", err)
 		}
-		r := &bundle.Receipt{
+		r := &archivesig.Receipt{
 			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
 			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: retention, Epoch: p.entry.Epoch,
 			KeyChain: k.tail(),
@@ -398,7 +401,7 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		for _, h := range proof {
 			r.InclusionProof = append(r.InclusionProof, h[:])
 		}
-		if p.receipt, err = bundle.SignReceipt(r, k.keyID, k.key); err != nil {
+		if p.receipt, err = archivesig.SignReceipt(r, k.keyID, k.key); err != nil {
 			return nil, err
 		}
 	}

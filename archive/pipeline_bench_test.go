@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // BenchmarkAccept takes one device's chain of drain-sized bundles (1000
@@ -72,7 +72,7 @@ func BenchmarkAccept(b *testing.B) {
 		run(b, func(a *archive.Archive) {
 			ts := make([]*archive.Ticket, len(raws))
 			for i, r := range raws {
-				ts[i] = a.AdmitHashed(context.Background(), c.Opts.Site, c.Opts.Device, bundle.HashBytes(r))
+				ts[i] = a.AdmitHashed(context.Background(), c.Opts.Site, c.Opts.Device, wire.HashBytes(r))
 			}
 			for _, t := range ts {
 				if _, err := t.Wait(context.Background()); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/archive/keystore/softhsmtest"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
@@ -42,15 +42,15 @@ func TestPKCS11Signer(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.a = a
-	if a.KeyID() != bundle.ArchiveKeyID(tokenPub) {
+	if a.KeyID() != archivesig.ArchiveKeyID(tokenPub) {
 		t.Fatalf("archive key %s, want the token's", a.KeyID())
 	}
 	reply := e.accept(c, c.Bundles[1]) // checks the signature and the checkpoint note under the token key
-	agent := bundle.NewArchiveKeys(archive.DefaultName, filePub)
+	agent := archivesig.NewArchiveKeys(archive.DefaultName, filePub)
 	if _, learned, err := agent.VerifyReceipt(reply, time.Now()); err != nil || len(learned) != 1 {
 		t.Fatalf("receipt by the token key, verifier knowing the file key: %v", err)
 	}
-	if _, err := bundle.VerifyReceipt(reply, bundle.ArchiveKeyID(tokenPub), tokenPub); err != nil {
+	if _, err := archivesig.VerifyReceipt(reply, archivesig.ArchiveKeyID(tokenPub), tokenPub); err != nil {
 		t.Fatal(err)
 	}
 }

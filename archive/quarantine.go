@@ -10,7 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -42,7 +43,7 @@ type Alert struct {
 
 func (a *Archive) alert(ctx context.Context, al Alert) {
 	if al.Time == "" {
-		al.Time = bundle.FormatTime(a.now())
+		al.Time = wire.FormatTime(a.now())
 	}
 	lvl := a.lg.Warn
 	if al.Severity == SeverityAlarm {
@@ -64,8 +65,8 @@ func (a *Archive) alert(ctx context.Context, al Alert) {
 
 // quarantineReason is the JSON kept beside a quarantined bundle.
 type quarantineReason struct {
-	Rejection
-	Report *bundle.Report `json:"report,omitempty"`
+	RejectionReport
+	Report *verify.Report `json:"report,omitempty"`
 	// Size is the bundle's size; BytesKept tells whether its bytes are
 	// kept beside (<hex>.tar).
 	Size      int64 `json:"size"`
@@ -76,8 +77,8 @@ type quarantineReason struct {
 // bytes are kept only when keep says so (a bundle of an approved device
 // that reads as a bundle) and they fit the device's quota; raw may be nil
 // when they are kept elsewhere.
-func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw []byte, keep bool, rep *bundle.Report, fails ...failure) ([]byte, error) {
-	rj := &Rejection{BundleDigest: bundle.FormatHash(digest), Device: topic, Time: bundle.FormatTime(a.now())}
+func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw []byte, keep bool, rep *verify.Report, fails ...failure) ([]byte, error) {
+	rj := &RejectionReport{BundleDigest: wire.FormatHash(digest), Device: topic, Time: wire.FormatTime(a.now())}
 	for _, f := range fails {
 		rj.Checks = append(rj.Checks, f.check)
 		rj.Reasons = append(rj.Reasons, f.check+": "+f.reason)
@@ -95,7 +96,7 @@ func (a *Archive) refuse(ctx context.Context, digest [32]byte, topic string, raw
 	if !keep || !a.qidx.fits(int64(len(raw))) {
 		keep = false
 	}
-	path, qerr := a.quarantine(digest, topic, raw, keep, quarantineReason{Rejection: *rj, Report: rep, Size: int64(len(raw))})
+	path, qerr := a.quarantine(digest, topic, raw, keep, quarantineReason{RejectionReport: *rj, Report: rep, Size: int64(len(raw))})
 	kind, sev := KindRejected, SeverityWarning
 	if rj.Alarm {
 		kind, sev = KindFork, SeverityAlarm

@@ -7,11 +7,14 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
-// Checks the archive runs beyond bundle.Verify (rejections name them
-// beside the bundle.Check* names).
+// Checks the archive runs beyond verify.Verify (rejections name them
+// beside the verify.Check* names).
 const (
 	CheckTopic    = "archive.topic"    // the topic's device is the bundle's origin and signer
 	CheckRead     = "archive.read"     // the bytes are a well-formed bundle within the limits
@@ -48,7 +51,7 @@ func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return a.AdmitHashed(ctx, site, device, bundle.HashBytes(raw)).Wait(ctx)
+	return a.AdmitHashed(ctx, site, device, wire.HashBytes(raw)).Wait(ctx)
 }
 
 // Admit is Receive for a caller that pipelines bundles: it runs the
@@ -66,14 +69,14 @@ func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) 
 // AdmitHashed to spare that pass). raw must not change until the Ticket
 // is answered (the bundle is read in place).
 func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, digest [32]byte) *Ticket {
-	return a.admit(ctx, site, device, raw, digest, bundle.Hashed{})
+	return a.admit(ctx, site, device, raw, digest, wire.Hashed{})
 }
 
-// AdmitHashed is Admit of bytes hashed by bundle.HashBytes
+// AdmitHashed is Admit of bytes hashed by wire.HashBytes
 // (sync.Delivery.Hashed): their digest was computed over exactly these
 // bytes, so an object store that is a HashedPutter stores them without
 // hashing them again. h must be Valid.
-func (a *Archive) AdmitHashed(ctx context.Context, site, device string, h bundle.Hashed) *Ticket {
+func (a *Archive) AdmitHashed(ctx context.Context, site, device string, h wire.Hashed) *Ticket {
 	if !h.Valid() {
 		return answered(nil, errors.New("archive: admit: bytes not hashed by bundle.HashBytes"))
 	}
@@ -81,7 +84,7 @@ func (a *Archive) AdmitHashed(ctx context.Context, site, device string, h bundle
 }
 
 // admit is Admit; h, when Valid, is raw with digest (AdmitHashed).
-func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, digest [32]byte, h bundle.Hashed) *Ticket {
+func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, digest [32]byte, h wire.Hashed) *Ticket {
 	if err := ctx.Err(); err != nil {
 		return answered(nil, err)
 	}
@@ -89,7 +92,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if t := a.known(ctx, digest, topic); t != nil {
 		return t
 	}
-	if err := bundle.CheckDevice(topic); err != nil {
+	if err := wire.CheckDevice(topic); err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, false, nil, failure{check: CheckTopic, reason: err.Error()}))
 	}
 	b, err := bundle.ReadBytes(raw, a.opts.Limits)
@@ -123,11 +126,11 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		last, epoch, tail := ds.view(), ds.epoch, ds.tail
 		a.mu.Unlock()
 
-		rep := bundle.Verify(b, trust, last)
+		rep := verify.Verify(b, trust, last)
 		fails := append(topicChecks(b, st, topic), keyChecks(info, st)...)
-		var cp bundle.Checkpoint
+		var cp merkle.Checkpoint
 		if rep.OK() {
-			if cp, err = bundle.ParseCheckpoint([]byte(rep.State.Checkpoint)); err != nil {
+			if cp, err = merkle.ParseCheckpoint([]byte(rep.State.Checkpoint)); err != nil {
 				return answered(nil, err)
 			}
 		}
@@ -244,8 +247,8 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 
 // signedByDevice reports whether the statement is signed by the device's
 // approved key, so what it claims can be held against the device.
-func signedByDevice(rep *bundle.Report) bool {
-	for _, name := range []string{bundle.CheckSealEnvelope, bundle.CheckSealSignature, bundle.CheckKeysTrusted, bundle.CheckKeysCertify} {
+func signedByDevice(rep *verify.Report) bool {
+	for _, name := range []string{verify.CheckSealEnvelope, verify.CheckSealSignature, verify.CheckKeysTrusted, verify.CheckKeysCertify} {
 		if c, ok := rep.Get(name); !ok || !c.OK {
 			return false
 		}
@@ -257,13 +260,13 @@ func signedByDevice(rep *bundle.Report) bool {
 // topic's device (the signer is checked by Verify against the topic
 // device's trust).
 func topicChecks(b *bundle.Bundle, st *bundle.Statement, topic string) []failure {
-	want := bundle.Origin(topic)
+	want := merkle.Origin(topic)
 	var bad []string
 	if o, ok := bagOrigin(b.Files[bundle.PathBagInfo]); ok && o != want {
 		bad = append(bad, "bag-info origin "+o)
 	}
 	if st != nil {
-		if cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint)); err == nil && cp.Origin != want {
+		if cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint)); err == nil && cp.Origin != want {
 			bad = append(bad, "checkpoint origin "+cp.Origin)
 		}
 	}
@@ -289,14 +292,14 @@ func bagOrigin(info []byte) (string, bool) {
 // checkpoint than the last accepted), no replay, no gap, NV counter and
 // TPM clock forward. after is the device's last refused bundle, if any,
 // which a gap names.
-func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool), p *bundle.SealPredicate, after *refusal) []failure {
-	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
+func sequenceChecks(lastSt *verify.State, root func(size uint64) ([32]byte, bool), p *bundle.SealPredicate, after *refusal) []failure {
+	cp, err := merkle.ParseCheckpoint([]byte(p.Checkpoint))
 	if err != nil {
 		return nil // Verify names it
 	}
-	var prev bundle.Checkpoint
+	var prev merkle.Checkpoint
 	if p.PreviousCheckpoint != "" {
-		if prev, err = bundle.ParseCheckpoint([]byte(p.PreviousCheckpoint)); err != nil {
+		if prev, err = merkle.ParseCheckpoint([]byte(p.PreviousCheckpoint)); err != nil {
 			return nil
 		}
 	}
@@ -308,12 +311,12 @@ func sequenceChecks(lastSt *bundle.State, root func(size uint64) ([32]byte, bool
 		}
 		return out
 	}
-	for _, c := range []bundle.Checkpoint{cp, prev} {
+	for _, c := range []merkle.Checkpoint{cp, prev} {
 		if r, ok := root(c.Size); ok && c.Size > 0 && r != c.Root {
-			fork(fmt.Sprintf("checkpoint of size %d has root %s, the accepted one %s", c.Size, bundle.FormatHash(c.Root), bundle.FormatHash(r)))
+			fork(fmt.Sprintf("checkpoint of size %d has root %s, the accepted one %s", c.Size, wire.FormatHash(c.Root), wire.FormatHash(r)))
 		}
 	}
-	last, err := bundle.ParseCheckpoint([]byte(lastSt.Checkpoint))
+	last, err := merkle.ParseCheckpoint([]byte(lastSt.Checkpoint))
 	if err != nil {
 		return append(out, failure{check: CheckFork, reason: "last accepted checkpoint unreadable: " + err.Error()})
 	}

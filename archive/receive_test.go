@@ -11,7 +11,12 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 func TestAcceptChain(t *testing.T) {
@@ -20,11 +25,11 @@ func TestAcceptChain(t *testing.T) {
 	e.approve(c)
 	for i, b := range c.Bundles {
 		reply := e.accept(c, b)
-		r, _ := bundle.VerifyReceipt(reply, e.a.KeyID(), e.a.PublicKey())
+		r, _ := archivesig.VerifyReceipt(reply, e.a.KeyID(), e.a.PublicKey())
 		if r.LogIndex != uint64(i) {
 			t.Fatalf("bundle %d at log index %d", i, r.LogIndex)
 		}
-		if want := c.States[i].Checkpoint; string(bundle.Checkpoint{Origin: bundle.Origin(c.DeviceName()), Size: r.CheckpointSize, Root: mustHash(t, r.CheckpointRoot)}.Marshal()) != want {
+		if want := c.States[i].Checkpoint; string(merkle.Checkpoint{Origin: merkle.Origin(c.DeviceName()), Size: r.CheckpointSize, Root: mustHash(t, r.CheckpointRoot)}.Marshal()) != want {
 			t.Fatalf("receipt checkpoint %d %s, bundle sealed %q", r.CheckpointSize, r.CheckpointRoot, want)
 		}
 		if !r.RetentionTime().After(time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)) {
@@ -49,7 +54,7 @@ func TestAcceptChain(t *testing.T) {
 
 func mustHash(t *testing.T, s string) [32]byte {
 	t.Helper()
-	h, err := bundle.ParseHash(s)
+	h, err := wire.ParseHash(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +205,7 @@ func TestSequence(t *testing.T) {
 			t.Fatal(err)
 		}
 		rj := e.refused(site, dev, raw(t, b), archive.CheckCounter)
-		if !rj.Has(bundle.CheckCounterRising) {
+		if !rj.Has(verify.CheckCounterRising) {
 			t.Fatalf("checks %v", rj.Rejection.Checks)
 		}
 	})
@@ -240,7 +245,7 @@ func TestDevices(t *testing.T) {
 	// dev2 approved too.
 	e.approve(other)
 	rj := e.refused("site1", "dev2", raw(t, c.Bundles[1]), archive.CheckTopic)
-	if !rj.Has(bundle.CheckKeysTrusted) {
+	if !rj.Has(verify.CheckKeysTrusted) {
 		t.Fatalf("signer not refused by key: %v", rj.Rejection.Checks)
 	}
 	e.refused("site1", "dev2", data, archive.CheckTopic) // an accepted bundle re-sent as another
@@ -267,7 +272,7 @@ func TestDevices(t *testing.T) {
 	}
 }
 
-func mustMarshal(t *testing.T, tr *bundle.Trust) []byte {
+func mustMarshal(t *testing.T, tr *trustfile.Trust) []byte {
 	t.Helper()
 	b, err := tr.Marshal()
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -43,8 +45,8 @@ func TestRecoverLostIndexEvent(t *testing.T) {
 	if err := a.objects.Put(ctx, d, raw0); err != nil {
 		t.Fatal(err)
 	}
-	cp, _ := bundle.ParseCheckpoint([]byte(c.States[0].Checkpoint))
-	entry, _ := bundle.ReceiptEntry{BundleDigest: bundle.FormatHash(d), Device: c.DeviceName(), CheckpointSize: cp.Size, CheckpointRoot: bundle.FormatHash(cp.Root)}.Marshal()
+	cp, _ := merkle.ParseCheckpoint([]byte(c.States[0].Checkpoint))
+	entry, _ := archivesig.ReceiptEntry{BundleDigest: wire.FormatHash(d), Device: c.DeviceName(), CheckpointSize: cp.Size, CheckpointRoot: wire.FormatHash(cp.Root)}.Marshal()
 	if _, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return entry, nil }, Key: d[:]}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func TestRecoverLostIndexEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("next bundle after recovery: %v", err)
 	}
-	if r, err := bundle.VerifyReceipt(reply, a.KeyID(), a.PublicKey()); err != nil || r.LogIndex != 1 {
+	if r, err := archivesig.VerifyReceipt(reply, a.KeyID(), a.PublicKey()); err != nil || r.LogIndex != 1 {
 		t.Fatalf("receipt %+v, %v", r, err)
 	}
 }

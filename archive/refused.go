@@ -4,6 +4,9 @@ import (
 	"fmt"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // A refused bundle leaves the device's chain where it was, so each later
@@ -40,13 +43,13 @@ func gapReason(start, end uint64, r *refusal) string {
 
 // refusalOf is the refusal to remember for a device-signed bundle refused
 // with fails and rep's failed checks, after the earlier refusal r.
-func refusalOf(digest [32]byte, p *bundle.SealPredicate, fails []failure, rep *bundle.Report, r *refusal) *refusal {
-	cp, err := bundle.ParseCheckpoint([]byte(p.Checkpoint))
+func refusalOf(digest [32]byte, p *bundle.SealPredicate, fails []failure, rep *verify.Report, r *refusal) *refusal {
+	cp, err := merkle.ParseCheckpoint([]byte(p.Checkpoint))
 	if err != nil {
 		return r
 	}
-	out := &refusal{digest: bundle.FormatHash(digest), size: cp.Size}
-	if prev, err := bundle.ParseCheckpoint([]byte(p.PreviousCheckpoint)); r != nil && err == nil && prev.Size == r.size {
+	out := &refusal{digest: wire.FormatHash(digest), size: cp.Size}
+	if prev, err := merkle.ParseCheckpoint([]byte(p.PreviousCheckpoint)); r != nil && err == nil && prev.Size == r.size {
 		out.cause = r.cause // a gap after r, and whatever else, is r's doing
 		return out
 	}

@@ -7,12 +7,12 @@ import (
 	"crypto/x509"
 	"strings"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
-// Rejection is the archive's account of a refused bundle. Checks names
-// the failed checks (bundle.Check* names and this package's Check*
+// RejectionReport is the archive's account of a refused bundle. Checks names
+// the failed checks (verify.Check* names and this package's Check*
 // names); Reasons holds one line per failed check. Alarm is set for a
 // fork (the device signed two histories).
 //
@@ -21,13 +21,13 @@ import (
 // payload type sync.RejectionPayloadType, verified by the agent with
 // sync.VerifyRejection): bundle digest, device, the reasons joined in one
 // line, the check names and the time.
-type Rejection struct {
+type RejectionReport struct {
 	BundleDigest string   `json:"bundleDigest"` // "sha256:.." of the bytes received
 	Device       string   `json:"device"`       // "<site>/<name>" the bundle came in as
 	Checks       []string `json:"checks"`
 	Reasons      []string `json:"reasons"`
 	Alarm        bool     `json:"alarm"`
-	Time         string   `json:"time"` // bundle.TimeLayout
+	Time         string   `json:"time"` // wire.TimeLayout
 }
 
 // maxWireReason is the longest reason line the wire rejection carries.
@@ -35,7 +35,7 @@ const maxWireReason = 4096
 
 // Sign returns the signed wire rejection (see Rejection), carrying the
 // archive's key announcements chain (none before its first rotation).
-func (r *Rejection) Sign(keyID string, key crypto.Signer, chain ...[]byte) ([]byte, error) {
+func (r *RejectionReport) Sign(keyID string, key crypto.Signer, chain ...[]byte) ([]byte, error) {
 	reason := strings.Join(r.Reasons, "; ")
 	if r.Alarm {
 		reason = "ALARM: " + reason
@@ -55,5 +55,5 @@ func KeyID(pub ed25519.PublicKey) string {
 	if err != nil { // only for a key of the wrong length
 		return "sha256:invalid"
 	}
-	return bundle.FormatHash(sha256.Sum256(der))
+	return wire.FormatHash(sha256.Sum256(der))
 }

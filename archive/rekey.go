@@ -9,6 +9,10 @@ import (
 	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -111,17 +115,17 @@ func (a *Archive) Rekey(ctx context.Context, name, keyID, by, reason string) (*R
 	ds := a.stateOf(name, cur)
 	closed := ClosedEpoch{Epoch: cur, KeyID: info.KeyID, Bundles: ds.bundles}
 	if ds.last != nil {
-		cp, err := bundle.ParseCheckpoint([]byte(ds.last.Checkpoint))
+		cp, err := merkle.ParseCheckpoint([]byte(ds.last.Checkpoint))
 		if err != nil {
 			a.mu.Unlock()
 			return nil, fmt.Errorf("archive: rekey: last checkpoint: %w", err)
 		}
-		closed.CheckpointSize, closed.CheckpointRoot, closed.Counter = cp.Size, bundle.FormatHash(cp.Root), ds.last.Counter
-		closed.Bundle, closed.LogIndex = bundle.FormatHash(ds.lastBundle), ds.lastLogIndex
+		closed.CheckpointSize, closed.CheckpointRoot, closed.Counter = cp.Size, wire.FormatHash(cp.Root), ds.last.Counter
+		closed.Bundle, closed.LogIndex = wire.FormatHash(ds.lastBundle), ds.lastLogIndex
 	}
 	a.mu.Unlock()
 	st := &EpochStatement{V: StatementVersion, Type: StatementRekey, Device: name, Epoch: cur + 1, KeyID: keyID,
-		Trust: bytes.Clone(req.Trust), Closed: closed, By: by, Reason: reason, Time: bundle.FormatTime(a.now())}
+		Trust: bytes.Clone(req.Trust), Closed: closed, By: by, Reason: reason, Time: wire.FormatTime(a.now())}
 	rec, err := st.Marshal()
 	if err != nil {
 		return nil, err
@@ -163,7 +167,7 @@ func (a *Archive) Rekey(ctx context.Context, name, keyID, by, reason string) (*R
 // completeRekey writes the index event of the statement logged at seq
 // (unless it is there) and applies it to the registry.
 func (a *Archive) completeRekey(ctx context.Context, st *EpochStatement, seq uint64) error {
-	ev, err := json.Marshal(rekeyEvent{V: 1, Type: eventRekey, Time: bundle.FormatTime(a.now()), Device: st.Device, Epoch: st.Epoch, LogIndex: seq})
+	ev, err := json.Marshal(rekeyEvent{V: 1, Type: eventRekey, Time: wire.FormatTime(a.now()), Device: st.Device, Epoch: st.Epoch, LogIndex: seq})
 	if err != nil {
 		return fmt.Errorf("archive: rekey: %w", err)
 	}
@@ -218,13 +222,13 @@ func (a *Archive) recoverRekey(ctx context.Context, st *EpochStatement, seq uint
 // verification under that key as the first of a chain: the checks
 // against the current epoch's state say nothing about a bundle of
 // another key.
-func epochChecks(b *bundle.Bundle, st *bundle.Statement, info DeviceInfo) ([]failure, *bundle.Report) {
+func epochChecks(b *bundle.Bundle, st *bundle.Statement, info DeviceInfo) ([]failure, *verify.Report) {
 	for _, ep := range slices.Backward(info.Epochs) {
-		t, err := bundle.ParseTrust(ep.Trust)
+		t, err := trustfile.ParseTrust(ep.Trust)
 		if err != nil {
 			continue
 		}
-		rep := bundle.Verify(b, t, nil)
+		rep := verify.Verify(b, t, nil)
 		if !signedByDevice(rep) {
 			continue
 		}
@@ -238,7 +242,7 @@ func epochChecks(b *bundle.Bundle, st *bundle.Statement, info DeviceInfo) ([]fai
 		if p.ParsedTrust().KeyID == info.KeyID {
 			continue
 		}
-		if rep := bundle.Verify(b, p.ParsedTrust(), nil); signedByDevice(rep) {
+		if rep := verify.Verify(b, p.ParsedTrust(), nil); signedByDevice(rep) {
 			k := p.ParsedTrust().KeyID
 			return []failure{{check: CheckRekey, reason: fmt.Sprintf(
 				"signed by key %s, enrolled for %s and waiting: if the device's TPM was cleared or its board or disk replaced, continue its history as epoch %d: edgeseal archive devices rekey %s --key %s",

@@ -5,8 +5,9 @@ import (
 	"crypto/ed25519"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -62,7 +63,7 @@ func TestRekeyRecoveredFromLog(t *testing.T) {
 	req := enroll(a, fresh)
 	// What Rekey logs first, and then the crash.
 	st := &EpochStatement{V: StatementVersion, Type: StatementRekey, Device: old.DeviceName(), Epoch: 2, KeyID: fresh.Trust.KeyID,
-		Trust: req.Trust, Closed: ClosedEpoch{Epoch: 1, KeyID: old.Trust.KeyID}, By: "op", Time: bundle.FormatTime(a.now())}
+		Trust: req.Trust, Closed: ClosedEpoch{Epoch: 1, KeyID: old.Trust.KeyID}, By: "op", Time: wire.FormatTime(a.now())}
 	rec, err := st.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestRekeyRecoveredFromLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := bundle.VerifyReceipt(reply, a.KeyID(), a.PublicKey()); err != nil || r.Epoch != 2 || r.LogIndex != 2 {
+	if r, err := archivesig.VerifyReceipt(reply, a.KeyID(), a.PublicKey()); err != nil || r.Epoch != 2 || r.LogIndex != 2 {
 		t.Fatalf("receipt after recovery: %+v %v", r, err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // KindObjectCorrupt is the alert kind of an archived bundle whose bytes
@@ -33,7 +33,7 @@ func (a *Archive) Scrub(ctx context.Context) (ScrubResult, error) {
 			return nil
 		}
 		e := lr.entry
-		digest, err := bundle.ParseHash(e.BundleDigest)
+		digest, err := wire.ParseHash(e.BundleDigest)
 		if err != nil {
 			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)
 		}

@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/internal/strict"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Paths inside a bundle.
@@ -45,6 +49,13 @@ var fixedPaths = map[string]bool{
 	PathCertifySig: true, PathEKPub: true, PathEKCert: true, PathSigningPEM: true,
 }
 
+// FixedPath reports whether name is one of the fixed (not payload) paths
+// of a bundle.
+func FixedPath(name string) bool { return fixedPaths[name] }
+
+// RequiredPaths lists the paths every bundle holds.
+func RequiredPaths() []string { return slices.Clone(requiredPaths) }
+
 // requiredPaths must be in every bundle.
 var requiredPaths = []string{
 	PathBagIt, PathBagInfo, PathManifest, PathTagManifest, PathRecords, PathSeal,
@@ -73,7 +84,7 @@ func PayloadDigestFromPath(name string) ([32]byte, bool) {
 		return d, false
 	}
 	rest = strings.TrimSuffix(rest, EncryptedPayload)
-	return d, decodeLowerHex(d[:], rest)
+	return d, strict.DecodeHex(d[:], rest)
 }
 
 // Bundle is a sealed bundle: the files of a BagIt bag, by path.
@@ -206,17 +217,17 @@ func (b *Bundle) Digest() ([32]byte, error) {
 // FileName is a stable name for the bundle file:
 // "<site>_<name>_<checkpoint size, 20 digits>_<first 16 hex of digest>.tar".
 func (b *Bundle) FileName() (string, error) {
-	info, err := parseBagInfo(b.Files[PathBagInfo])
+	info, err := ParseBagInfo(b.Files[PathBagInfo])
 	if err != nil {
 		return "", err
 	}
 	dev, ok := strings.CutPrefix(info["Origin"], "edgeseal/")
-	if !ok || CheckDevice(dev) != nil {
-		return "", formatErr("bagit", "origin %.80q", info["Origin"])
+	if !ok || wire.CheckDevice(dev) != nil {
+		return "", wire.FormatErr("bagit", "origin %.80q", info["Origin"])
 	}
 	size, err := strconv.ParseUint(info["Checkpoint-Size"], 10, 64)
 	if err != nil {
-		return "", formatErr("bagit", "checkpoint size %.30q", info["Checkpoint-Size"])
+		return "", wire.FormatErr("bagit", "checkpoint size %.30q", info["Checkpoint-Size"])
 	}
 	d, err := b.Digest()
 	if err != nil {
@@ -262,7 +273,7 @@ func readTar(raw []byte, lim Limits) (*Bundle, error) {
 			break
 		}
 		if err != nil {
-			return nil, wrapFormat("tar", "header", err)
+			return nil, wire.WrapFormat("tar", "header", err)
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			return nil, &PathError{Name: hdr.Name, Reason: "not a regular file"}
@@ -274,17 +285,17 @@ func readTar(raw []byte, lim Limits) (*Bundle, error) {
 			return nil, &PathError{Name: hdr.Name, Reason: "duplicate"}
 		}
 		if len(b.Files) >= lim.Files {
-			return nil, fmt.Errorf("%w: more than %d files", ErrTooLarge, lim.Files)
+			return nil, fmt.Errorf("%w: more than %d files", wire.ErrTooLarge, lim.Files)
 		}
 		if hdr.Size < 0 || hdr.Size > lim.File || total+hdr.Size > lim.Total {
-			return nil, fmt.Errorf("%w: %s of %d bytes", ErrTooLarge, hdr.Name, hdr.Size)
+			return nil, fmt.Errorf("%w: %s of %d bytes", wire.ErrTooLarge, hdr.Name, hdr.Size)
 		}
 		total += hdr.Size
 		// The entry's bytes start where the reader stands after its
 		// header: keep them in place rather than copy them.
 		start := len(raw) - br.Len()
 		if int64(br.Len()) < hdr.Size {
-			return nil, wrapFormat("tar", "read "+hdr.Name, io.ErrUnexpectedEOF)
+			return nil, wire.WrapFormat("tar", "read "+hdr.Name, io.ErrUnexpectedEOF)
 		}
 		b.Files[hdr.Name] = raw[start : start+int(hdr.Size) : start+int(hdr.Size)]
 		names = append(names, hdr.Name)
@@ -307,7 +318,7 @@ func readTar(raw []byte, lim Limits) (*Bundle, error) {
 		return nil, err
 	}
 	if cw.differs || cw.off != len(raw) {
-		return nil, formatErr("tar", "not the canonical encoding (sorted entries, mode 0644, mtime 0, USTAR)")
+		return nil, wire.FormatErr("tar", "not the canonical encoding (sorted entries, mode 0644, mtime 0, USTAR)")
 	}
 	return b, nil
 }
@@ -325,7 +336,7 @@ func readAll(r io.Reader, max int64) ([]byte, error) {
 		}
 	}
 	if hint > max {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+		return nil, fmt.Errorf("%w: more than %d bytes", wire.ErrTooLarge, max)
 	}
 	lr := &io.LimitedReader{R: r, N: max + 1}
 	buf := make([]byte, hint+1)
@@ -334,16 +345,16 @@ func readAll(r io.Reader, max int64) ([]byte, error) {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return buf[:n], nil
 	case err != nil:
-		return nil, wrapFormat("tar", "read", err)
+		return nil, wire.WrapFormat("tar", "read", err)
 	}
 	// Longer than the hint (or no hint): read the rest.
 	rest, err := io.ReadAll(lr)
 	if err != nil {
-		return nil, wrapFormat("tar", "read", err)
+		return nil, wire.WrapFormat("tar", "read", err)
 	}
 	buf = append(buf, rest...)
 	if int64(len(buf)) > max {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+		return nil, fmt.Errorf("%w: more than %d bytes", wire.ErrTooLarge, max)
 	}
 	return buf, nil
 }
@@ -364,13 +375,13 @@ func (c *compareWriter) Write(p []byte) (int, error) {
 }
 
 // Statement decodes the seal's statement without verifying anything.
-func (b *Bundle) Statement() (*Envelope, *Statement, error) {
-	env, err := ParseEnvelope(b.Files[PathSeal])
+func (b *Bundle) Statement() (*dsse.Envelope, *Statement, error) {
+	env, err := dsse.ParseEnvelope(b.Files[PathSeal])
 	if err != nil {
 		return nil, nil, err
 	}
-	if env.PayloadType != PayloadTypeInToto {
-		return env, nil, formatErr("envelope", "payload type %.60q", env.PayloadType)
+	if env.PayloadType != dsse.PayloadTypeInToto {
+		return env, nil, wire.FormatErr("envelope", "payload type %.60q", env.PayloadType)
 	}
 	st, err := ParseStatement(env.Payload)
 	return env, st, err
@@ -386,13 +397,13 @@ func splitRecords(data []byte) ([][]byte, error) {
 		return nil, nil
 	}
 	if data[len(data)-1] != '\n' {
-		return nil, formatErr("records", "last line not terminated")
+		return nil, wire.FormatErr("records", "last line not terminated")
 	}
 	out := make([][]byte, 0, len(data)/256+1)
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i == 0 {
-			return nil, formatErr("records", "empty line %d", len(out))
+			return nil, wire.FormatErr("records", "empty line %d", len(out))
 		}
 		out = append(out, data[:i:i])
 		data = data[i+1:]

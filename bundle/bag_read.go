@@ -3,6 +3,8 @@ package bundle
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // readCanonical is the fast path of Read: it parses raw as the tar Write
@@ -119,7 +121,7 @@ func ReadBytes(raw []byte, lim Limits) (*Bundle, error) {
 	}
 	// As Read: headers and padding add at most 1.5 KiB per file.
 	if maxIn := lim.Total + int64(lim.Files+2)*1536 + 1024; int64(len(raw)) > maxIn {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxIn)
+		return nil, fmt.Errorf("%w: more than %d bytes", wire.ErrTooLarge, maxIn)
 	}
 	if b, ok := readCanonical(raw, lim); ok {
 		return b, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 func TestWriteDeterministic(t *testing.T) {
@@ -110,13 +111,13 @@ func TestReadRejects(t *testing.T) {
 	if _, err := bundle.Read(bytes.NewReader(cases["traversal"]), bundle.DefaultLimits); !errors.As(err, &pe) {
 		t.Errorf("traversal: want PathError, got %v", err)
 	}
-	if _, err := bundle.Read(bytes.NewReader(raw), bundle.Limits{File: 100, Total: 1 << 20, Files: 100}); !errors.Is(err, bundle.ErrTooLarge) {
+	if _, err := bundle.Read(bytes.NewReader(raw), bundle.Limits{File: 100, Total: 1 << 20, Files: 100}); !errors.Is(err, wire.ErrTooLarge) {
 		t.Errorf("file limit: %v", err)
 	}
-	if _, err := bundle.Read(bytes.NewReader(raw), bundle.Limits{File: 1 << 20, Total: 1000, Files: 100}); !errors.Is(err, bundle.ErrTooLarge) {
+	if _, err := bundle.Read(bytes.NewReader(raw), bundle.Limits{File: 1 << 20, Total: 1000, Files: 100}); !errors.Is(err, wire.ErrTooLarge) {
 		t.Errorf("total limit: %v", err)
 	}
-	if _, err := bundle.Read(bytes.NewReader(raw), bundle.Limits{File: 1 << 20, Total: 1 << 20, Files: 3}); !errors.Is(err, bundle.ErrTooLarge) {
+	if _, err := bundle.Read(bytes.NewReader(raw), bundle.Limits{File: 1 << 20, Total: 1 << 20, Files: 3}); !errors.Is(err, wire.ErrTooLarge) {
 		t.Errorf("count limit: %v", err)
 	}
 	if _, err := bundle.Read(bytes.NewReader(raw[:len(raw)/2]), bundle.DefaultLimits); err == nil {

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgeseal/edgeseal/bundle/internal/strict"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // BagItDeclaration is the exact content of bagit.txt.
@@ -33,19 +36,19 @@ func bagInfo(agent, origin string, size uint64, at time.Time, oxum string) []byt
 
 // parseBagInfo reads bag-info.txt as written by bagInfo: exactly the known
 // keys, once each, in order.
-func parseBagInfo(b []byte) (map[string]string, error) {
+func ParseBagInfo(b []byte) (map[string]string, error) {
 	if len(b) == 0 || b[len(b)-1] != '\n' || len(b) > 4096 {
-		return nil, formatErr("bagit", "bag-info.txt not newline-terminated or too long")
+		return nil, wire.FormatErr("bagit", "bag-info.txt not newline-terminated or too long")
 	}
 	lines := strings.Split(string(b[:len(b)-1]), "\n")
 	if len(lines) != len(bagInfoKeys) {
-		return nil, formatErr("bagit", "bag-info.txt has %d lines", len(lines))
+		return nil, wire.FormatErr("bagit", "bag-info.txt has %d lines", len(lines))
 	}
 	out := make(map[string]string, len(lines))
 	for i, l := range lines {
 		k, v, ok := strings.Cut(l, ": ")
 		if !ok || k != bagInfoKeys[i] || v == "" {
-			return nil, formatErr("bagit", "bag-info.txt line %d: %.80q", i+1, l)
+			return nil, wire.FormatErr("bagit", "bag-info.txt line %d: %.80q", i+1, l)
 		}
 		out[k] = v
 	}
@@ -86,12 +89,12 @@ func manifest(files map[string][]byte, names []string, sums map[string][32]byte)
 // paths, lowercase hex, two spaces), calling fn for each line, and
 // returns the number of lines. It fails on the first bad line; fn may
 // have seen the lines before it.
-func scanManifest(b []byte, fn func(name []byte, sum *[32]byte)) (int, error) {
+func ScanManifest(b []byte, fn func(name []byte, sum *[32]byte)) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
 	if b[len(b)-1] != '\n' {
-		return 0, formatErr("bagit", "manifest not newline-terminated")
+		return 0, wire.FormatErr("bagit", "manifest not newline-terminated")
 	}
 	var prev []byte
 	var sum [32]byte
@@ -104,8 +107,8 @@ func scanManifest(b []byte, fn func(name []byte, sum *[32]byte)) (int, error) {
 			rest = nil
 		}
 		sp := bytes.Index(l, twoSpaces)
-		if sp != 64 || !decodeLowerHex(sum[:], l[:sp]) || bytes.Compare(l[sp+2:], prev) <= 0 {
-			return 0, formatErr("bagit", "manifest line %d: %.120q", n+1, l)
+		if sp != 64 || !strict.DecodeHex(sum[:], l[:sp]) || bytes.Compare(l[sp+2:], prev) <= 0 {
+			return 0, wire.FormatErr("bagit", "manifest line %d: %.120q", n+1, l)
 		}
 		prev = l[sp+2:]
 		fn(prev, &sum)
@@ -150,17 +153,17 @@ func (b *Bundle) UpdateManifests() error {
 // updateBagInfo rewrites bagit.txt and bag-info.txt with the
 // Payload-Oxum of the files under data/, keeping the other fields.
 func (b *Bundle) updateBagInfo() error {
-	info, err := parseBagInfo(b.Files[PathBagInfo])
+	info, err := ParseBagInfo(b.Files[PathBagInfo])
 	if err != nil {
 		return err
 	}
 	size, err := strconv.ParseUint(info["Checkpoint-Size"], 10, 64)
 	if err != nil {
-		return formatErr("bagit", "checkpoint size %.30q", info["Checkpoint-Size"])
+		return wire.FormatErr("bagit", "checkpoint size %.30q", info["Checkpoint-Size"])
 	}
 	date, err := time.Parse(time.DateOnly, info["Bagging-Date"])
 	if err != nil {
-		return formatErr("bagit", "bagging date %.30q", info["Bagging-Date"])
+		return wire.FormatErr("bagit", "bagging date %.30q", info["Bagging-Date"])
 	}
 	b.bagInfo(info["Bag-Software-Agent"], info["Origin"], size, date)
 	return nil

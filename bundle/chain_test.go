@@ -7,6 +7,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 func newChain(t testing.TB, n int, opts bundletest.Options) *bundletest.Chain {
@@ -20,7 +21,7 @@ func newChain(t testing.TB, n int, opts bundletest.Options) *bundletest.Chain {
 
 func TestChainVerifies(t *testing.T) {
 	c := newChain(t, 3, bundletest.Options{})
-	var prev *bundle.State
+	var prev *verify.State
 	for i, b := range c.Bundles {
 		// Through the tar and back.
 		raw, err := b.Bytes()
@@ -31,12 +32,12 @@ func TestChainVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bundle %d: %v", i, err)
 		}
-		r := bundle.Verify(rb, c.Trust, prev)
+		r := verify.Verify(rb, c.Trust, prev)
 		if !r.OK() {
 			t.Fatalf("bundle %d:\n%s", i, r)
 		}
-		if len(r.Checks) != len(bundle.CheckNames) {
-			t.Errorf("%d checks, want %d", len(r.Checks), len(bundle.CheckNames))
+		if len(r.Checks) != len(verify.CheckNames) {
+			t.Errorf("%d checks, want %d", len(r.Checks), len(verify.CheckNames))
 		}
 		prev = r.State
 	}

@@ -9,6 +9,11 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // ExampleSeal journals two records, seals them with a (software) TPM and
@@ -25,14 +30,14 @@ func ExampleSeal() {
 
 	var records [][]byte
 	var prev [32]byte
-	for seq, typ := range []string{bundle.TypeAgentStart, bundle.TypeExport} {
-		r := bundle.Record{Seq: uint64(seq), Type: typ, Time: at, Device: "site1/dev1", Prev: prev,
-			Actor: bundle.Actor{Kind: "principal", ID: "n8n-reports"}}
-		if typ == bundle.TypeExport {
-			_ = r.SetBody(bundle.ExportBody{ExportID: "exp-1", App: "n8n", Workflow: "monthly", Purpose: "audit",
+	for seq, typ := range []string{custody.TypeAgentStart, custody.TypeExport} {
+		r := custody.Record{Seq: uint64(seq), Type: typ, Time: at, Device: "site1/dev1", Prev: prev,
+			Actor: custody.Actor{Kind: "principal", ID: "n8n-reports"}}
+		if typ == custody.TypeExport {
+			_ = r.SetBody(custody.ExportBody{ExportID: "exp-1", App: "n8n", Workflow: "monthly", Purpose: "audit",
 				Schema: "report@2", Classification: "internal", Retention: "7y", Destination: "archive",
-				Policy:  bundle.FormatHash(sha256.Sum256([]byte("policy"))),
-				Payload: bundle.PayloadRef{Digest: bundle.FormatHash(digest), Size: int64(len(payload)), MediaType: "application/json", Canonicalization: "none"}})
+				Policy:  wire.FormatHash(sha256.Sum256([]byte("policy"))),
+				Payload: custody.PayloadRef{Digest: wire.FormatHash(digest), Size: int64(len(payload)), MediaType: "application/json", Canonicalization: "none"}})
 		} else {
 			_ = r.SetBody(map[string]string{"version": "1"})
 		}
@@ -41,12 +46,12 @@ func ExampleSeal() {
 			panic(err)
 		}
 		records = append(records, b)
-		prev = bundle.LeafHash(b)
+		prev = merkle.LeafHash(b)
 	}
 
-	leaves := [][32]byte{bundle.LeafHash(records[0]), bundle.LeafHash(records[1])}
-	root, _, _ := bundle.FoldRange(nil, 0, leaves)
-	cp := bundle.Checkpoint{Origin: bundle.Origin("site1/dev1"), Size: 2, Root: root}.Marshal()
+	leaves := [][32]byte{merkle.LeafHash(records[0]), merkle.LeafHash(records[1])}
+	root, _, _ := merkle.FoldRange(nil, 0, leaves)
+	cp := merkle.Checkpoint{Origin: merkle.Origin("site1/dev1"), Size: 2, Root: root}.Marshal()
 	counter, _ := dev.IncrementCounter(ctx)
 	nonce := sha256.Sum256(cp)
 	quote, _ := dev.Quote(ctx, nonce[:])
@@ -62,11 +67,11 @@ func ExampleSeal() {
 	if err := bundle.Write(&tar, b); err != nil {
 		panic(err)
 	}
-	trust, err := bundle.NewTrust("site1", "dev1", dev.Identity())
+	trust, err := trustfile.NewTrust("site1", "dev1", dev.Identity())
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(len(b.Files), "files, verifies:", bundle.Verify(b, trust, nil).OK())
+	fmt.Println(len(b.Files), "files, verifies:", verify.Verify(b, trust, nil).OK())
 	fmt.Printf("%s", b.Files[bundle.PathBagInfo])
 	// Output:
 	// 17 files, verifies: true
@@ -75,36 +80,4 @@ func ExampleSeal() {
 	// Checkpoint-Size: 2
 	// Origin: edgeseal/site1/dev1
 	// Payload-Oxum: 891.2
-}
-
-// ExampleVerify checks a chain of bundles the way `edgeseal verify` does:
-// each against the device's trust file and the state the previous left.
-func ExampleVerify() {
-	chain, err := bundletest.NewChain(context.Background(), nil, 2, bundletest.Options{})
-	if err != nil {
-		panic(err)
-	}
-	trustJSON, _ := chain.Trust.Marshal() // DEVICE.json, approved at enrollment
-	trust, err := bundle.ParseTrust(trustJSON)
-	if err != nil {
-		panic(err)
-	}
-	var state *bundle.State
-	for _, b := range chain.Bundles {
-		raw, _ := b.Bytes()
-		rb, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
-		if err != nil {
-			panic(err)
-		}
-		rep := bundle.Verify(rb, trust, state)
-		fmt.Println(rep.OK(), len(rep.Checks), "checks")
-		state = rep.State
-	}
-	// A replayed bundle is caught by name.
-	rep := bundle.Verify(chain.Bundles[0], trust, state)
-	fmt.Println(rep.OK(), rep.Failed())
-	// Output:
-	// true 34 checks
-	// true 34 checks
-	// false [checkpoint.previous records.time quote.clock counter.rising previous.leaf]
 }

@@ -9,26 +9,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
-
-// Identity is the public TPM material of a device, the byte-level mirror
-// of tpm.Identity (bundle does not import tpm).
-type Identity struct {
-	EKPublic      []byte // PKIX DER
-	EKCert        []byte // DER, nil if none
-	AKPublic      []byte // TPMT_PUBLIC
-	SigningPublic []byte // TPMT_PUBLIC
-	Certify       Attestation
-	PCRs          []int
-	PCRValues     map[int][]byte
-	PolicyDigest  []byte
-	KeyID         string
-	PCRPolicyKey  []byte // PKIX DER of the operator's PCR-policy key, nil if the keys are bound to fixed values
-}
-
-// Attestation is a TPMS_ATTEST with its TPMT_SIGNATURE.
-type Attestation struct{ Attest, Signature []byte }
 
 // Quote is a TPM quote and the files tpm2_checkquote reads.
 type Quote struct {
@@ -53,21 +40,15 @@ type SealInput struct {
 	PreviousLeaf       [32]byte            // prev of the first record
 	Counter            uint64              // NV counter after increment
 	Quote              Quote               // nonce = SHA-256(Checkpoint)
-	Identity           Identity
-	Signer             Signer
+	Identity           custody.Identity
+	Signer             dsse.Signer
 	Time               time.Time
-}
-
-// KeyID is "sha256:<hex>" of a public area, the id of a signing key.
-func KeyID(public []byte) string {
-	sum := sha256.Sum256(public)
-	return FormatHash(sum)
 }
 
 // Seal builds a bundle: records, payloads, the signed seal statement, the
 // attestation and key files, and the BagIt manifests.
 func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
-	cp, err := ParseCheckpoint(in.Checkpoint)
+	cp, err := merkle.ParseCheckpoint(in.Checkpoint)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: seal: %w", err)
 	}
@@ -76,7 +57,7 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	}
 	var first uint64
 	if len(in.PreviousCheckpoint) > 0 {
-		prev, err := ParseCheckpoint(in.PreviousCheckpoint)
+		prev, err := merkle.ParseCheckpoint(in.PreviousCheckpoint)
 		if err != nil {
 			return nil, fmt.Errorf("bundle: seal: previous: %w", err)
 		}
@@ -149,8 +130,8 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	if b.Files[PathSigningPEM], err = SigningPEM(id.SigningPublic); err != nil {
 		return nil, fmt.Errorf("bundle: seal: %w", err)
 	}
-	rng := hashesToBytes(in.RangeHashes)
-	proof := hashesToBytes(in.Consistency)
+	rng := merkle.ProofBytes(in.RangeHashes)
+	proof := merkle.ProofBytes(in.Consistency)
 	st := &Statement{
 		Type:          StatementType,
 		Subject:       []Subject{{Name: RecordsPath, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
@@ -161,7 +142,7 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 			ConsistencyProof:   proof,
 			RangeHashes:        rng,
 			FirstSeq:           first,
-			PreviousLeaf:       FormatHash(in.PreviousLeaf),
+			PreviousLeaf:       wire.FormatHash(in.PreviousLeaf),
 			Counter:            in.Counter,
 			Clock:              qa.Clock,
 			Quote:              NewSealQuote(in.Quote.Attest, in.Quote.Signature, in.Quote.PCRs, in.Quote.Values),
@@ -182,7 +163,7 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 // Payload-Oxum brought up to date and its subjects set to the bundle's
 // files as they are (SealSubjectNames), and its signature in the low-s
 // form. It does not update the manifests (see UpdateManifests).
-func SignStatement(ctx context.Context, b *Bundle, st *Statement, s Signer) error {
+func SignStatement(ctx context.Context, b *Bundle, st *Statement, s dsse.Signer) error {
 	v2 := st.PredicateType == SealPredicateTypeV2
 	if v2 {
 		if err := b.updateBagInfo(); err != nil {
@@ -194,12 +175,12 @@ func SignStatement(ctx context.Context, b *Bundle, st *Statement, s Signer) erro
 }
 
 // signStatement is SignStatement of a statement ready to sign.
-func signStatement(ctx context.Context, b *Bundle, st *Statement, s Signer) error {
+func signStatement(ctx context.Context, b *Bundle, st *Statement, s dsse.Signer) error {
 	payload, err := st.Marshal()
 	if err != nil {
 		return err
 	}
-	env, err := SignEnvelope(ctx, s, PayloadTypeInToto, payload)
+	env, err := dsse.SignEnvelope(ctx, s, dsse.PayloadTypeInToto, payload)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,12 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 type keySigner struct {
@@ -28,7 +34,7 @@ func (k keySigner) Sign(_ context.Context, d []byte) ([]byte, error) {
 func TestEnvelope(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	s := keySigner{"sha256:k1", key}
-	env, err := bundle.SignEnvelope(context.Background(), s, "text/plain", []byte("hello"))
+	env, err := dsse.SignEnvelope(context.Background(), s, "text/plain", []byte("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,14 +42,14 @@ func TestEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := bundle.ParseEnvelope(raw)
+	back, err := dsse.ParseEnvelope(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := back.VerifyECDSA("sha256:k1", &key.PublicKey); err != nil {
 		t.Fatal(err)
 	}
-	var se *bundle.SignatureError
+	var se *wire.SignatureError
 	if err := back.VerifyECDSA("sha256:k2", &key.PublicKey); !errors.As(err, &se) {
 		t.Errorf("other key id: %v", err)
 	}
@@ -61,7 +67,7 @@ func TestEnvelope(t *testing.T) {
 		"spaces":        strings.Replace(string(raw), `,`, `, `, 1),
 		"bad base64":    strings.Replace(string(raw), `"payload":"`, `"payload":"!`, 1),
 	} {
-		if _, err := bundle.ParseEnvelope([]byte(bad)); err == nil {
+		if _, err := dsse.ParseEnvelope([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted %s", name, bad)
 		}
 	}
@@ -75,7 +81,7 @@ func TestSealInputChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := bundle.Checkpoint{Origin: bundle.Origin("site1/dev1"), Size: 2}.Marshal()
+	cp := merkle.Checkpoint{Origin: merkle.Origin("site1/dev1"), Size: 2}.Marshal()
 	in := bundle.SealInput{Records: [][]byte{[]byte("{}")}, Checkpoint: cp, Quote: q, Identity: c.Identity, Signer: dev}
 	if _, err := bundle.Seal(ctx, in); err == nil {
 		t.Error("1 record for checkpoint size 2 accepted")
@@ -94,30 +100,30 @@ func TestSealInputChecks(t *testing.T) {
 
 func TestVerifyWithoutTrustOrFiles(t *testing.T) {
 	c := newChain(t, 1, bundletest.Options{})
-	r := bundle.Verify(c.Bundles[0], nil, nil)
+	r := verify.Verify(c.Bundles[0], nil, nil)
 	if r.OK() || r.State != nil {
 		t.Fatal("verified without trust material")
 	}
-	if ck, _ := r.Get(bundle.CheckKeysTrusted); ck.OK {
+	if ck, _ := r.Get(verify.CheckKeysTrusted); ck.OK {
 		t.Error("keys.trusted passed without trust")
 	}
-	if ck, _ := r.Get(bundle.CheckMerkleRoot); !ck.OK {
+	if ck, _ := r.Get(verify.CheckMerkleRoot); !ck.OK {
 		t.Errorf("merkle.root should not depend on trust: %s", ck.Detail)
 	}
 	// A bundle without its seal: every check is still reported by name.
 	b := bundletest.Clone(c.Bundles[0])
 	delete(b.Files, bundle.PathSeal)
-	r = bundle.Verify(b, c.Trust, nil)
-	if len(r.Checks) != len(bundle.CheckNames) {
+	r = verify.Verify(b, c.Trust, nil)
+	if len(r.Checks) != len(verify.CheckNames) {
 		t.Fatalf("%d checks reported", len(r.Checks))
 	}
-	if ck, _ := r.Get(bundle.CheckMerkleRoot); ck.OK || !ck.Skipped {
+	if ck, _ := r.Get(verify.CheckMerkleRoot); ck.OK || !ck.Skipped {
 		t.Errorf("merkle.root without statement: %+v", ck)
 	}
-	if ck, _ := r.Get(bundle.CheckPayloadsDigest); !ck.OK {
+	if ck, _ := r.Get(verify.CheckPayloadsDigest); !ck.OK {
 		t.Errorf("payloads.digest does not need the seal: %+v", ck)
 	}
-	if r := bundle.Verify(nil, c.Trust, nil); r.OK() {
+	if r := verify.Verify(nil, c.Trust, nil); r.OK() {
 		t.Error("nil bundle verified")
 	}
 }
@@ -129,18 +135,18 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := bundle.ParseState(raw)
+	back, err := verify.ParseState(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if *back != *s {
 		t.Errorf("state %+v, want %+v", back, s)
 	}
-	cp, _ := bundle.ParseCheckpoint([]byte(s.Checkpoint))
+	cp, _ := merkle.ParseCheckpoint([]byte(s.Checkpoint))
 	if cp.Size != 16 || s.Counter != 2 {
 		t.Errorf("state after two bundles of 8: size %d counter %d", cp.Size, s.Counter)
 	}
-	if _, err := bundle.ParseState(bytes.Replace(raw, []byte(`"counter"`), []byte(`"Counter"`), 1)); err == nil {
+	if _, err := verify.ParseState(bytes.Replace(raw, []byte(`"counter"`), []byte(`"Counter"`), 1)); err == nil {
 		t.Error("renamed field accepted")
 	}
 }
@@ -151,11 +157,11 @@ func TestTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := bundle.ParseTrust(raw)
+	tr, err := trustfile.ParseTrust(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := bundle.Verify(c.Bundles[0], tr, nil); !r.OK() {
+	if r := verify.Verify(c.Bundles[0], tr, nil); !r.OK() {
 		t.Fatalf("parsed trust:\n%s", r)
 	}
 	other, err := bundletest.NewSoft()
@@ -165,34 +171,34 @@ func TestTrust(t *testing.T) {
 	other.Extend(0, []byte("other firmware"))
 	other.Bound = maps.Clone(other.Values)
 	oid := other.Identity()
-	mut := map[string]func(id *bundle.Identity){
-		"key id":        func(id *bundle.Identity) { id.KeyID = oid.KeyID },
-		"policy":        func(id *bundle.Identity) { id.PolicyDigest = oid.PolicyDigest },
-		"certification": func(id *bundle.Identity) { id.Certify = oid.Certify },
-		"ak":            func(id *bundle.Identity) { id.AKPublic = oid.AKPublic },
-		"pcr values":    func(id *bundle.Identity) { id.PCRValues = map[int][]byte{0: make([]byte, 32)} },
-		"ek":            func(id *bundle.Identity) { id.EKPublic = []byte("nope") },
+	mut := map[string]func(id *custody.Identity){
+		"key id":        func(id *custody.Identity) { id.KeyID = oid.KeyID },
+		"policy":        func(id *custody.Identity) { id.PolicyDigest = oid.PolicyDigest },
+		"certification": func(id *custody.Identity) { id.Certify = oid.Certify },
+		"ak":            func(id *custody.Identity) { id.AKPublic = oid.AKPublic },
+		"pcr values":    func(id *custody.Identity) { id.PCRValues = map[int][]byte{0: make([]byte, 32)} },
+		"ek":            func(id *custody.Identity) { id.EKPublic = []byte("nope") },
 	}
 	for name, m := range mut {
 		id := c.Identity
 		m(&id)
-		if _, err := bundle.NewTrust("site1", "dev1", id); err == nil {
+		if _, err := trustfile.NewTrust("site1", "dev1", id); err == nil {
 			t.Errorf("%s: inconsistent identity accepted", name)
 		}
 	}
-	if _, err := bundle.NewTrust("site 1", "dev1", c.Identity); err == nil {
+	if _, err := trustfile.NewTrust("site 1", "dev1", c.Identity); err == nil {
 		t.Error("bad site accepted")
 	}
-	if _, err := bundle.ParseTrust(bytes.Replace(raw, []byte(`"version": 1`), []byte(`"version": 2`), 1)); err == nil {
+	if _, err := trustfile.ParseTrust(bytes.Replace(raw, []byte(`"version": 1`), []byte(`"version": 2`), 1)); err == nil {
 		t.Error("version 2 accepted")
 	}
 	// The trust of another device does not verify this one's bundles.
-	ot, err := bundle.NewTrust("site1", "dev1", oid)
+	ot, err := trustfile.NewTrust("site1", "dev1", oid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := bundle.Verify(c.Bundles[0], ot, nil)
-	for _, name := range []string{bundle.CheckKeysTrusted, bundle.CheckKeysPolicy, bundle.CheckQuotePCRs} {
+	r := verify.Verify(c.Bundles[0], ot, nil)
+	for _, name := range []string{verify.CheckKeysTrusted, verify.CheckKeysPolicy, verify.CheckQuotePCRs} {
 		if ck, _ := r.Get(name); ck.OK {
 			t.Errorf("%s passed under another device's trust", name)
 		}
@@ -204,7 +210,7 @@ func TestTrust(t *testing.T) {
 func TestTrustLiteralConcurrent(t *testing.T) {
 	c := newChain(t, 1, bundletest.Options{})
 	lit := *c.Trust
-	lit2 := bundle.Trust{
+	lit2 := trustfile.Trust{
 		Version: lit.Version, Site: lit.Site, Device: lit.Device, Origin: lit.Origin,
 		EKPublic: lit.EKPublic, AKPublic: lit.AKPublic, SigningPublic: lit.SigningPublic,
 		Certification: lit.Certification, PCRSelection: lit.PCRSelection, GoldenPCRs: lit.GoldenPCRs,
@@ -212,7 +218,7 @@ func TestTrustLiteralConcurrent(t *testing.T) {
 	}
 	done := make(chan bool)
 	for range 4 {
-		go func() { done <- bundle.Verify(c.Bundles[0], &lit2, nil).OK() }()
+		go func() { done <- verify.Verify(c.Bundles[0], &lit2, nil).OK() }()
 	}
 	for range 4 {
 		if !<-done {
@@ -220,8 +226,8 @@ func TestTrustLiteralConcurrent(t *testing.T) {
 		}
 	}
 	lit2.KeyID = "sha256:" + strings.Repeat("0", 64)
-	r := bundle.Verify(c.Bundles[0], &lit2, nil)
-	if ck, _ := r.Get(bundle.CheckKeysTrusted); ck.OK {
+	r := verify.Verify(c.Bundles[0], &lit2, nil)
+	if ck, _ := r.Get(verify.CheckKeysTrusted); ck.OK {
 		t.Error("inconsistent literal trust accepted")
 	}
 }
@@ -266,8 +272,8 @@ func TestQuoteClockAfterPowerLoss(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := bundle.Verify(b, ch.Trust, ch.States[0])
-		if ck, _ := r.Get(bundle.CheckQuoteClock); ck.OK != c.ok {
+		r := verify.Verify(b, ch.Trust, ch.States[0])
+		if ck, _ := r.Get(verify.CheckQuoteClock); ck.OK != c.ok {
 			t.Errorf("%s: quote.clock ok=%v (%s), want %v", c.name, ck.OK, ck.Detail, c.ok)
 		}
 	}

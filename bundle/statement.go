@@ -8,6 +8,11 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/internal/strict"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+
 	"github.com/gowebpki/jcs"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
@@ -74,36 +79,36 @@ func (s *Statement) Marshal() ([]byte, error) {
 // ParseStatement reads a seal statement strictly (shape, types, hash
 // sizes, canonical JSON).
 func ParseStatement(b []byte) (*Statement, error) {
-	if len(b) > MaxEnvelopeSize {
-		return nil, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
+	if len(b) > dsse.MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: statement of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	var s Statement
-	if err := strictUnmarshal(b, &s); err != nil {
-		return nil, wrapFormat("statement", "json", err)
+	if err := strict.Unmarshal(b, &s); err != nil {
+		return nil, wire.WrapFormat("statement", "json", err)
 	}
 	if s.Type != StatementType || FormatOf(s.PredicateType) == 0 {
-		return nil, formatErr("statement", "type %.60q predicate %.60q", s.Type, s.PredicateType)
+		return nil, wire.FormatErr("statement", "type %.60q predicate %.60q", s.Type, s.PredicateType)
 	}
 	if FormatOf(s.PredicateType) == FormatV2 {
 		if err := checkSubjectsV2(s.Subject); err != nil {
 			return nil, err
 		}
 	} else if len(s.Subject) != 1 || s.Subject[0].Name != RecordsPath || len(s.Subject[0].Digest) != 1 {
-		return nil, formatErr("statement", "want one subject %s", RecordsPath)
+		return nil, wire.FormatErr("statement", "want one subject %s", RecordsPath)
 	}
-	if d := s.Subject[0].Digest["sha256"]; len(d) != 64 || !isHex(d) {
-		return nil, formatErr("statement", "subject digest")
+	if d := s.Subject[0].Digest["sha256"]; len(d) != 64 || !strict.IsHex(d) {
+		return nil, wire.FormatErr("statement", "subject digest")
 	}
 	p := &s.Predicate
-	if len(p.ConsistencyProof) > MaxProofLen || len(p.RangeHashes) > MaxProofLen {
-		return nil, formatErr("statement", "proof too long")
+	if len(p.ConsistencyProof) > merkle.MaxProofLen || len(p.RangeHashes) > merkle.MaxProofLen {
+		return nil, wire.FormatErr("statement", "proof too long")
 	}
 	for _, h := range slices.Concat(p.ConsistencyProof, p.RangeHashes) {
 		if len(h) != 32 {
-			return nil, formatErr("statement", "hash of %d bytes", len(h))
+			return nil, wire.FormatErr("statement", "hash of %d bytes", len(h))
 		}
 	}
-	if _, err := ParseHash(p.PreviousLeaf); err != nil {
+	if _, err := wire.ParseHash(p.PreviousLeaf); err != nil {
 		return nil, err
 	}
 	if _, _, err := p.Quote.Values(); err != nil {
@@ -114,7 +119,7 @@ func ParseStatement(b []byte) (*Statement, error) {
 		return nil, err
 	}
 	if !bytes.Equal(canon, b) {
-		return nil, &NotCanonicalError{Format: "statement", Offset: firstDiff(canon, b)}
+		return nil, &wire.NotCanonicalError{Format: "statement", Offset: strict.FirstDiff(canon, b)}
 	}
 	return &s, nil
 }
@@ -122,20 +127,20 @@ func ParseStatement(b []byte) (*Statement, error) {
 // Values returns the quoted PCR selection and values.
 func (q *SealQuote) Values() ([]int, map[int][]byte, error) {
 	if q.PCRSelection.Hash != "sha256" {
-		return nil, nil, formatErr("statement", "pcr bank %.20q", q.PCRSelection.Hash)
+		return nil, nil, wire.FormatErr("statement", "pcr bank %.20q", q.PCRSelection.Hash)
 	}
 	pcrs := q.PCRSelection.PCRs
 	if len(q.PCRValues) != len(pcrs) || len(pcrs) > attest.MaxPCR+1 {
-		return nil, nil, formatErr("statement", "%d pcr values for %d pcrs", len(q.PCRValues), len(pcrs))
+		return nil, nil, wire.FormatErr("statement", "%d pcr values for %d pcrs", len(q.PCRValues), len(pcrs))
 	}
 	values := make(map[int][]byte, len(pcrs))
 	for i, p := range pcrs {
 		if p < 0 || p > attest.MaxPCR || (i > 0 && pcrs[i-1] >= p) {
-			return nil, nil, formatErr("statement", "pcr selection %v", pcrs)
+			return nil, nil, wire.FormatErr("statement", "pcr selection %v", pcrs)
 		}
 		v, err := hex.DecodeString(q.PCRValues[strconv.Itoa(p)])
 		if err != nil || len(v) != 32 || hex.EncodeToString(v) != q.PCRValues[strconv.Itoa(p)] {
-			return nil, nil, formatErr("statement", "pcr %d value", p)
+			return nil, nil, wire.FormatErr("statement", "pcr %d value", p)
 		}
 		values[p] = v
 	}
@@ -149,28 +154,4 @@ func NewSealQuote(attestBytes, sig []byte, pcrs []int, values map[int][]byte) Se
 		m[strconv.Itoa(p)] = hex.EncodeToString(values[p])
 	}
 	return SealQuote{Attest: attestBytes, Signature: sig, PCRSelection: PCRSelection{Hash: "sha256", PCRs: slices.Clone(pcrs)}, PCRValues: m}
-}
-
-func hashesToBytes(hs [][32]byte) [][]byte {
-	out := make([][]byte, len(hs))
-	for i := range hs {
-		out[i] = bytes.Clone(hs[i][:])
-	}
-	return out
-}
-
-func bytesToHashes(bs [][]byte) [][32]byte {
-	out := make([][32]byte, len(bs))
-	for i, b := range bs {
-		copy(out[i][:], b)
-	}
-	return out
-}
-
-func isHex(s string) bool {
-	var bad byte
-	for _, c := range []byte(s) {
-		bad |= lowerHex[c]
-	}
-	return bad&0xf0 == 0
 }

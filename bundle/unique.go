@@ -13,6 +13,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/edgeseal/edgeseal/bundle/internal/strict"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -83,14 +86,14 @@ func sealedTagFile(name string) bool {
 // checkSubjectsV2 checks the shape of a format 2 statement's subjects.
 func checkSubjectsV2(subj []Subject) error {
 	if len(subj) == 0 || len(subj) > MaxSubjects || subj[0].Name != RecordsPath {
-		return formatErr("statement", "want %s and at most %d subjects", RecordsPath, MaxSubjects-1)
+		return wire.FormatErr("statement", "want %s and at most %d subjects", RecordsPath, MaxSubjects-1)
 	}
 	for i, s := range subj {
 		if i > 0 && (!fixedPaths[s.Name] || !sealedTagFile(s.Name) || (i > 1 && s.Name <= subj[i-1].Name)) {
-			return formatErr("statement", "subject %d %.80q", i, s.Name)
+			return wire.FormatErr("statement", "subject %d %.80q", i, s.Name)
 		}
-		if d := s.Digest["sha256"]; len(s.Digest) != 1 || len(d) != 64 || !isHex(d) {
-			return formatErr("statement", "subject %.80q digest", s.Name)
+		if d := s.Digest["sha256"]; len(s.Digest) != 1 || len(d) != 64 || !strict.IsHex(d) {
+			return wire.FormatErr("statement", "subject %.80q digest", s.Name)
 		}
 	}
 	return nil
@@ -151,7 +154,7 @@ func lowS(der []byte) []byte {
 
 // checkSealSig requires der to be the DER encoding (minimal, nothing
 // after it) of an ECDSA signature, with the low s when low is set.
-func checkSealSig(der []byte, low bool) error {
+func CheckSealSig(der []byte, low bool) error {
 	var sig ecdsaSig
 	rest, err := asn1.Unmarshal(der, &sig)
 	n := elliptic.P256().Params().N
@@ -165,97 +168,4 @@ func checkSealSig(der []byte, low bool) error {
 		return errors.New("signature has the high s (n-s is the same signature): only the low s is accepted")
 	}
 	return nil
-}
-
-// sealSigners: the envelope holds exactly one signature, the sealing
-// key's, under the statement's key id, in DER (low s in format 2).
-func (v *verifier) sealSigners() error {
-	if err := v.needPred(); err != nil {
-		return err
-	}
-	sigs := v.env.Signatures
-	if len(sigs) != 1 {
-		ids := make([]string, len(sigs))
-		for i, s := range sigs {
-			ids[i] = fmt.Sprintf("%.80q", s.KeyID)
-		}
-		return fmt.Errorf("%d signatures (keyids %s), want exactly the sealing key's one", len(sigs), strings.Join(ids, ", "))
-	}
-	if sigs[0].KeyID != v.pred.KeyID {
-		return fmt.Errorf("signature keyid %.80q, the statement's key is %s", sigs[0].KeyID, v.pred.KeyID)
-	}
-	return checkSealSig(sigs[0].Sig, FormatOf(v.st.PredicateType) >= FormatV2)
-}
-
-// sealSubjectsV2 is seal.subject for format 2: the subjects name exactly
-// SealSubjectNames of the bundle's files, with their digests.
-func (v *verifier) sealSubjectsV2() error {
-	var errs []string
-	want := SealSubjectNames(v.b.Files)
-	got := make([]string, len(v.st.Subject))
-	for i, s := range v.st.Subject {
-		got[i] = s.Name
-		sum, ok := v.sum(s.Name)
-		switch {
-		case !ok:
-			errs = append(errs, s.Name+" is sealed but missing")
-		case s.Digest["sha256"] != hexSum(sum):
-			errs = append(errs, fmt.Sprintf("%s has sha256 %s, the seal says %s", s.Name, hexSum(sum), s.Digest["sha256"]))
-		}
-	}
-	for _, n := range want {
-		if !slices.Contains(got, n) {
-			errs = append(errs, n+" is not sealed")
-		}
-	}
-	return joinErrs(errs)
-}
-
-// bundleCanonical checks what the format version fixes beyond the seal:
-// the Bag-Software-Agent, keys/signing.pem (format 2: required, the
-// signing key's SigningPEM; format 1: absent), no encrypted payloads
-// (their bytes are bound by nothing the device signed), and
-// keys/ek.crt present exactly when the trust file has an EK certificate.
-func (v *verifier) bundleCanonical() error {
-	if err := v.needPred(); err != nil {
-		return err
-	}
-	var errs []string
-	format := FormatOf(v.st.PredicateType)
-	agent := SoftwareAgent
-	if format == FormatV2 {
-		agent = SoftwareAgentV2
-	}
-	if info, err := parseBagInfo(v.b.Files[PathBagInfo]); err != nil {
-		errs = append(errs, err.Error())
-	} else if info["Bag-Software-Agent"] != agent {
-		errs = append(errs, fmt.Sprintf("Bag-Software-Agent %.40q, a format %d seal needs %q", info["Bag-Software-Agent"], format, agent))
-	}
-	pemFile, hasPEM := v.b.Files[PathSigningPEM]
-	switch {
-	case format == FormatV1 && hasPEM:
-		errs = append(errs, PathSigningPEM+" in a format 1 bundle")
-	case format == FormatV2 && !hasPEM:
-		errs = append(errs, "missing "+PathSigningPEM)
-	case format == FormatV2:
-		if want, err := SigningPEM(v.b.Files[PathSigningPub]); err != nil {
-			errs = append(errs, err.Error())
-		} else if string(pemFile) != string(want) {
-			errs = append(errs, PathSigningPEM+" is not the PEM of keys/signing.pub")
-		}
-	}
-	for _, i := range v.pays {
-		if f := &v.files[i]; f.enc {
-			errs = append(errs, f.name+": encrypted payloads are not sealed")
-		}
-	}
-	if v.t != nil {
-		if _, has := v.b.Files[PathEKCert]; has != (len(v.t.EKCert) > 0) {
-			errs = append(errs, fmt.Sprintf("%s present %v, the trust file has an EK certificate %v", PathEKCert, has, len(v.t.EKCert) > 0))
-		}
-	}
-	if len(errs) == 0 && format == FormatV1 {
-		v.note = "format 1 (legacy): bag-info.txt and the key and attestation files are not sealed"
-	}
-	return joinErrs(errs)
 }

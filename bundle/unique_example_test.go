@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
 // A format 2 seal names every file but the payloads, the manifests and
@@ -32,7 +33,7 @@ func ExampleSealSubjectNames() {
 		panic(err)
 	}
 	fmt.Println("signing.pem matches:", bytes.Equal(pem, b.Files[bundle.PathSigningPEM]))
-	fmt.Println("key id:", env.Signatures[0].KeyID == bundle.KeyID(b.Files[bundle.PathSigningPub]))
+	fmt.Println("key id:", env.Signatures[0].KeyID == custody.KeyID(b.Files[bundle.PathSigningPub]))
 	// Output:
 	// format 2 signatures 1
 	// data/records.jsonl

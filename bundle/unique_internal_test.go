@@ -23,7 +23,7 @@ func FuzzSealSig(f *testing.F) {
 	f.Add([]byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01})
 	f.Add([]byte{0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01}) // r not minimal
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if checkSealSig(in, false) != nil {
+		if CheckSealSig(in, false) != nil {
 			return
 		}
 		var sig ecdsaSig
@@ -31,10 +31,10 @@ func FuzzSealSig(f *testing.F) {
 			t.Fatalf("accepted what asn1 does not read: %v", err)
 		}
 		low := lowS(in)
-		if err := checkSealSig(low, true); err != nil {
+		if err := CheckSealSig(low, true); err != nil {
 			t.Fatalf("lowS gave %x: %v", low, err)
 		}
-		if checkSealSig(in, true) == nil && string(low) != string(in) {
+		if CheckSealSig(in, true) == nil && string(low) != string(in) {
 			t.Fatal("lowS changed a low-s signature")
 		}
 	})
@@ -57,11 +57,11 @@ func TestLowSVerifies(t *testing.T) {
 			high.S = new(big.Int).Sub(n, s.S)
 		}
 		hb, _ := asn1.Marshal(high)
-		if checkSealSig(hb, true) == nil {
+		if CheckSealSig(hb, true) == nil {
 			t.Fatal("high s accepted")
 		}
 		low := lowS(hb)
-		if !ecdsa.VerifyASN1(&key.PublicKey, d[:], low) || checkSealSig(low, true) != nil {
+		if !ecdsa.VerifyASN1(&key.PublicKey, d[:], low) || CheckSealSig(low, true) != nil {
 			t.Fatal("low-s form does not verify or is refused")
 		}
 	}

@@ -17,6 +17,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 var updateUnique = flag.Bool("update-unique", false, "write testdata/unique from a software TPM")
@@ -47,15 +50,15 @@ var malleations = []malleation{
 		b.Files[bundle.PathBagInfo] = []byte(info)
 	}},
 	{"sig-extra", "seal.signers", "a garbage signature added to the envelope", func(t testing.TB, b *bundle.Bundle) {
-		editEnvelope(t, b, func(e *bundle.Envelope) {
-			e.Signatures = append(e.Signatures, bundle.Signature{KeyID: "sha256:" + strings.Repeat("ab", 32), Sig: bytes.Repeat([]byte{7}, 70)})
+		editEnvelope(t, b, func(e *dsse.Envelope) {
+			e.Signatures = append(e.Signatures, dsse.Signature{KeyID: "sha256:" + strings.Repeat("ab", 32), Sig: bytes.Repeat([]byte{7}, 70)})
 		})
 	}},
 	{"sig-duplicate", "seal.signers", "the device's signature twice", func(t testing.TB, b *bundle.Bundle) {
-		editEnvelope(t, b, func(e *bundle.Envelope) { e.Signatures = append(e.Signatures, e.Signatures[0]) })
+		editEnvelope(t, b, func(e *dsse.Envelope) { e.Signatures = append(e.Signatures, e.Signatures[0]) })
 	}},
 	{"sig-high-s", "seal.signers", "the signature's s replaced by n-s (verifies the same)", func(t testing.TB, b *bundle.Bundle) {
-		editEnvelope(t, b, func(e *bundle.Envelope) { e.Signatures[0].Sig = flipDER(t, e.Signatures[0].Sig) })
+		editEnvelope(t, b, func(e *dsse.Envelope) { e.Signatures[0].Sig = flipDER(t, e.Signatures[0].Sig) })
 	}},
 	{"ek-crt-empty", "bundle.canonical", "an empty keys/ek.crt added (the trust file has none)", func(t testing.TB, b *bundle.Bundle) {
 		b.Files[bundle.PathEKCert] = []byte{}
@@ -79,9 +82,9 @@ var malleations = []malleation{
 }
 
 // editEnvelope changes the seal's envelope (not its payload).
-func editEnvelope(t testing.TB, b *bundle.Bundle, fn func(*bundle.Envelope)) {
+func editEnvelope(t testing.TB, b *bundle.Bundle, fn func(*dsse.Envelope)) {
 	t.Helper()
-	env, err := bundle.ParseEnvelope(b.Files[bundle.PathSeal])
+	env, err := dsse.ParseEnvelope(b.Files[bundle.PathSeal])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,13 +142,13 @@ func malleate(t testing.TB, good *bundle.Bundle, m malleation) *bundle.Bundle {
 }
 
 // requireNamed verifies raw (a tar) and requires the check want to fail.
-func requireNamed(t *testing.T, raw []byte, trust *bundle.Trust, want string) {
+func requireNamed(t *testing.T, raw []byte, trust *trustfile.Trust, want string) {
 	t.Helper()
 	b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	r := bundle.Verify(b, trust, nil)
+	r := verify.Verify(b, trust, nil)
 	if r.OK() {
 		t.Fatalf("verified:\n%s", r)
 	}
@@ -161,7 +164,7 @@ func requireNamed(t *testing.T, raw []byte, trust *bundle.Trust, want string) {
 func TestMalleationsRefused(t *testing.T) {
 	c := newChain(t, 1, bundletest.Options{Records: 4})
 	good := c.Bundles[0]
-	if r := bundle.Verify(good, c.Trust, nil); !r.OK() {
+	if r := verify.Verify(good, c.Trust, nil); !r.OK() {
 		t.Fatalf("good bundle:\n%s", r)
 	}
 	for _, m := range malleations {
@@ -192,7 +195,7 @@ func TestMalleationGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := bundle.Verify(b, trust, nil); !r.OK() {
+	if r := verify.Verify(b, trust, nil); !r.OK() {
 		t.Fatalf("good.tar:\n%s", r)
 	}
 	for _, m := range malleations {
@@ -206,13 +209,13 @@ func TestMalleationGolden(t *testing.T) {
 	}
 }
 
-func readTrust(t testing.TB, path string) *bundle.Trust {
+func readTrust(t testing.TB, path string) *trustfile.Trust {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := bundle.ParseTrust(b)
+	tr, err := trustfile.ParseTrust(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,15 +344,15 @@ func TestLegacyFormat1Verifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := bundle.Verify(b, trust, nil)
+	r := verify.Verify(b, trust, nil)
 	if !r.OK() {
 		t.Fatalf("format 1 bundle:\n%s", r)
 	}
-	if c, _ := r.Get(bundle.CheckBundleCanonical); !strings.Contains(c.Detail, "format 1") {
+	if c, _ := r.Get(verify.CheckBundleCanonical); !strings.Contains(c.Detail, "format 1") {
 		t.Errorf("bundle.canonical detail %q", c.Detail)
 	}
 	for _, m := range malleations {
-		if m.want != bundle.CheckSealSigners {
+		if m.want != verify.CheckSealSigners {
 			continue
 		}
 		t.Run(m.name, func(t *testing.T) {
@@ -377,7 +380,7 @@ func TestLegacyFormat1Verifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireNamed(t, out, trust, bundle.CheckBundleCanonical)
+	requireNamed(t, out, trust, verify.CheckBundleCanonical)
 }
 
 // TestSealIsLowS: format 2 seals carry the low s whichever the TPM made.
@@ -385,7 +388,7 @@ func TestSealIsLowS(t *testing.T) {
 	c := newChain(t, 6, bundletest.Options{Records: 1})
 	half := new(big.Int).Rsh(p256N, 1)
 	for i, b := range c.Bundles {
-		env, err := bundle.ParseEnvelope(b.Files[bundle.PathSeal])
+		env, err := dsse.ParseEnvelope(b.Files[bundle.PathSeal])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -409,30 +412,30 @@ func TestTagFilesExact(t *testing.T) {
 		name, want string
 		edit       func(b *bundle.Bundle)
 	}{
-		{"bagit.txt CRLF", bundle.CheckBagItStructure, func(b *bundle.Bundle) {
+		{"bagit.txt CRLF", verify.CheckBagItStructure, func(b *bundle.Bundle) {
 			b.Files[bundle.PathBagIt] = []byte(strings.ReplaceAll(bundle.BagItDeclaration, "\n", "\r\n"))
 		}},
-		{"manifest uppercase hex", bundle.CheckBagItManifest, func(b *bundle.Bundle) {
+		{"manifest uppercase hex", verify.CheckBagItManifest, func(b *bundle.Bundle) {
 			m := b.Files[bundle.PathManifest]
 			b.Files[bundle.PathManifest] = append(bytes.ToUpper(m[:64]), m[64:]...)
 		}},
-		{"tagmanifest reordered", bundle.CheckBagItTagManifest, func(b *bundle.Bundle) {
+		{"tagmanifest reordered", verify.CheckBagItTagManifest, func(b *bundle.Bundle) {
 			l := lines(b.Files[bundle.PathTagManifest])
 			l[0], l[1] = l[1], l[0]
 			b.Files[bundle.PathTagManifest] = []byte(strings.Join(l, "") + "\n")
 		}},
-		{"tagmanifest line twice", bundle.CheckBagItTagManifest, func(b *bundle.Bundle) {
+		{"tagmanifest line twice", verify.CheckBagItTagManifest, func(b *bundle.Bundle) {
 			l := lines(b.Files[bundle.PathTagManifest])
 			b.Files[bundle.PathTagManifest] = []byte(strings.Join(append([]string{l[0]}, l...), "") + "\n")
 		}},
-		{"tagmanifest one space", bundle.CheckBagItTagManifest, func(b *bundle.Bundle) {
+		{"tagmanifest one space", verify.CheckBagItTagManifest, func(b *bundle.Bundle) {
 			b.Files[bundle.PathTagManifest] = bytes.Replace(b.Files[bundle.PathTagManifest], []byte("  "), []byte(" "), 1)
 		}},
 	} {
 		t.Run(cs.name, func(t *testing.T) {
 			b := bundletest.Clone(good)
 			cs.edit(b)
-			r := bundle.Verify(b, c.Trust, nil)
+			r := verify.Verify(b, c.Trust, nil)
 			if ch, _ := r.Get(cs.want); r.OK() || ch.OK {
 				t.Fatalf("%s not refused by %s:\n%s", cs.name, cs.want, r)
 			}

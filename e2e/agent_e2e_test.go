@@ -13,7 +13,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // rejection is one refused call and what its export.rejected record must say.
@@ -203,7 +205,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	if err != nil || r.status != 200 || json.Unmarshal(r.body, &cpi) != nil {
 		t.Fatalf("checkpoint: %v %d %s", err, r.status, r.body)
 	}
-	cp, err := bundle.ParseCheckpoint([]byte(cpi.Text))
+	cp, err := merkle.ParseCheckpoint([]byte(cpi.Text))
 	if err != nil || cp.Size != sa.Checkpoint.Size {
 		t.Fatalf("checkpoint %+v (%v), sealed %+v", cp, err, sa.Checkpoint)
 	}
@@ -212,14 +214,14 @@ func TestAgentEndToEnd(t *testing.T) {
 		if info.Status != agent.StatusSealed || info.Bundle != sa.Bundle || info.Leaf != leafs[id] || info.Leaf != rc.Leaf {
 			t.Fatalf("%s: %s seq %d leaf %s bundle %s, want sealed in %s with leaf %s", id, info.Status, info.Seq, info.Leaf, info.Bundle, sa.Bundle, leafs[id])
 		}
-		if got := bundle.FormatHash(bundle.LeafHash(info.Record)); got != info.Leaf {
+		if got := wire.FormatHash(merkle.LeafHash(info.Record)); got != info.Leaf {
 			t.Fatalf("%s: record bytes hash to %s, leaf %s", id, got, info.Leaf)
 		}
 		var proof [][32]byte
 		for _, h := range info.Proof {
 			proof = append(proof, mustParseHash(t, h))
 		}
-		if err := bundle.VerifyInclusion(proof, info.Seq, cp.Size, cp.Root, mustParseHash(t, info.Leaf)); err != nil {
+		if err := merkle.VerifyInclusion(proof, info.Seq, cp.Size, cp.Root, mustParseHash(t, info.Leaf)); err != nil {
 			t.Fatalf("%s: inclusion proof: %v", id, err)
 		}
 	}
@@ -241,15 +243,15 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	for _, rj := range rejs {
 		_, rec, body := rejectedRecord(t, j, rj.seq)
-		if rec.Type != bundle.TypeExportRejected || rec.Actor.ID != rj.actor || !strings.Contains(body.Reason, rj.reason) || body.Policy == "" {
+		if rec.Type != custody.TypeExportRejected || rec.Actor.ID != rj.actor || !strings.Contains(body.Reason, rj.reason) || body.Policy == "" {
 			t.Fatalf("%s: record %d is %s by %s: %q", rj.name, rj.seq, rec.Type, rec.Actor.ID, body.Reason)
 		}
 	}
 	// Each accepted id once, unchanged.
 	count := map[string]int{}
 	if err := j.Records(context.Background(), 0, j.Size(), func(_ uint64, raw []byte) error {
-		rec, err := bundle.ParseRecord(raw)
-		if err != nil || rec.Type != bundle.TypeExport {
+		rec, err := custody.ParseRecord(raw)
+		if err != nil || rec.Type != custody.TypeExport {
 			return err
 		}
 		body, err := rec.ExportBody()
@@ -257,7 +259,7 @@ func TestAgentEndToEnd(t *testing.T) {
 			return err
 		}
 		count[body.ExportID]++
-		if l, ok := leafs[body.ExportID]; ok && l != bundle.FormatHash(bundle.LeafHash(raw)) {
+		if l, ok := leafs[body.ExportID]; ok && l != wire.FormatHash(merkle.LeafHash(raw)) {
 			return fmt.Errorf("export %s changed", body.ExportID)
 		}
 		return nil
@@ -286,7 +288,7 @@ func getExport(t *testing.T, c *api.Client, base, id string) agent.ExportInfo {
 
 func mustParseHash(t *testing.T, s string) [32]byte {
 	t.Helper()
-	h, err := bundle.ParseHash(s)
+	h, err := wire.ParseHash(s)
 	if err != nil {
 		t.Fatal(err)
 	}

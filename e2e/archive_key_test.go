@@ -12,7 +12,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/keystore"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
@@ -61,7 +61,7 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 	r0 := receiveOne(t, dir, old, c, 0, true)
 
 	out, code := runCmd(t, "archive", "key", "rotate", "--data-dir", dir, "--overlap", "2h")
-	if code != 0 || !strings.Contains(out, "archive key rotated: "+bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))) {
+	if code != 0 || !strings.Contains(out, "archive key rotated: "+archivesig.ArchiveKeyID(old.Public().(ed25519.PublicKey))) {
 		t.Fatalf("rotate: %d\n%s", code, out)
 	}
 	next, err := keystore.LoadFile(keyFile)
@@ -85,7 +85,7 @@ func TestArchiveKeyRotateCLI(t *testing.T) {
 
 	out, code = runCmd(t, "verify", "receipt", "--archive-key", oldPub, r0, r1)
 	if code != 0 || !strings.Contains(out, "archive key rotated") || strings.Count(out, ": verified") != 2 ||
-		!strings.Contains(out, "signed by "+bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))) {
+		!strings.Contains(out, "signed by "+archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))) {
 		t.Fatalf("verify receipt: %d\n%s", code, out)
 	}
 	other, _ := keystore.Generate()

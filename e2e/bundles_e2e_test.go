@@ -20,7 +20,8 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 	mediapkg "github.com/edgeseal/edgeseal/sync/media"
 )
@@ -73,12 +74,12 @@ func readAgentEndState(t *testing.T, a *agentDir) agentEndState {
 	defer j.Close()
 	st := agentEndState{size: j.Size(), types: map[string]int{}, delivery: map[string][]string{}}
 	err := j.Records(ctx, 0, j.Size(), func(_ uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
+		r, err := custody.ParseRecord(rec)
 		if err != nil {
 			return err
 		}
 		st.types[r.Type]++
-		if r.Type == bundle.TypeDeliveryReceipt {
+		if r.Type == custody.TypeDeliveryReceipt {
 			var b agent.DeliveryBody
 			if err := json.Unmarshal(r.Body, &b); err != nil {
 				return err
@@ -112,7 +113,7 @@ func archiveEndState(t *testing.T, dir string, digests []string) (uint64, map[st
 	defer a.Close()
 	has := map[string]bool{}
 	for _, s := range digests {
-		d, err := bundle.ParseHash(s)
+		d, err := wire.ParseHash(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +179,7 @@ func TestBundlesAirGap(t *testing.T) {
 			t.Fatal(err)
 		}
 		if b.ID != before.outbox[i] || b.File != b.ID+".bundle.tar" || b.Size != int64(len(raw)) ||
-			b.Bundle != bundle.FormatHash(sha256.Sum256(raw)) || b.CheckpointSize == 0 {
+			b.Bundle != wire.FormatHash(sha256.Sum256(raw)) || b.CheckpointSize == 0 {
 			t.Fatalf("index entry %d: %+v", i, b)
 		}
 		digests = append(digests, b.Bundle)
@@ -256,21 +257,21 @@ func TestBundlesAirGap(t *testing.T) {
 		if len(st.outbox) != 0 {
 			t.Fatalf("%s: outbox still holds %v", name, st.outbox)
 		}
-		if st.types[bundle.TypeDeliveryReceipt] != st.types[bundle.TypeSeal] || len(st.delivery) != st.types[bundle.TypeSeal] {
-			t.Fatalf("%s: %d seals, %d delivery records for %d bundles", name, st.types[bundle.TypeSeal], st.types[bundle.TypeDeliveryReceipt], len(st.delivery))
+		if st.types[custody.TypeDeliveryReceipt] != st.types[custody.TypeSeal] || len(st.delivery) != st.types[custody.TypeSeal] {
+			t.Fatalf("%s: %d seals, %d delivery records for %d bundles", name, st.types[custody.TypeSeal], st.types[custody.TypeDeliveryReceipt], len(st.delivery))
 		}
 		for d, ids := range st.delivery {
 			if len(ids) != 1 || !stored[d] {
 				t.Fatalf("%s: bundle %s: delivery records %v, stored at the archive %v", name, d, ids, stored[d])
 			}
 		}
-		if logSize != uint64(st.types[bundle.TypeSeal]) {
-			t.Fatalf("%s: archive log size %d for %d bundles", name, logSize, st.types[bundle.TypeSeal])
+		if logSize != uint64(st.types[custody.TypeSeal]) {
+			t.Fatalf("%s: archive log size %d for %d bundles", name, logSize, st.types[custody.TypeSeal])
 		}
 	}
 	checkDelivered("air gap", gap, logSize, stored)
-	if gap.types[bundle.TypeSeal] != bundles {
-		t.Fatalf("air gap: %d seals, want %d", gap.types[bundle.TypeSeal], bundles)
+	if gap.types[custody.TypeSeal] != bundles {
+		t.Fatalf("air gap: %d seals, want %d", gap.types[custody.TypeSeal], bundles)
 	}
 
 	// Everything again: the archive answers with the same receipts and

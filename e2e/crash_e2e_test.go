@@ -13,7 +13,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/internal/soaktest"
 	"github.com/edgeseal/edgeseal/internal/testenv"
 )
@@ -155,18 +156,18 @@ func TestAgentCrash(t *testing.T) {
 	count := map[string]int{}
 	var prevLeaf [32]byte
 	err := j.Scrub(ctx, func(seq uint64, raw []byte, prev [32]byte) error {
-		rec, err := bundle.ParseRecord(raw)
+		rec, err := custody.ParseRecord(raw)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
 		if rec.Seq != seq || rec.Prev != prev || prev != prevLeaf {
 			return fmt.Errorf("record %d: seq %d, prev %x, chain %x", seq, rec.Seq, rec.Prev, prevLeaf)
 		}
-		prevLeaf = bundle.LeafHash(raw)
-		if rec.Type == bundle.TypeExportRejected {
+		prevLeaf = merkle.LeafHash(raw)
+		if rec.Type == custody.TypeExportRejected {
 			return fmt.Errorf("record %d: a crash-test export was rejected: %s", seq, rec.Body)
 		}
-		if rec.Type != bundle.TypeExport {
+		if rec.Type != custody.TypeExport {
 			return nil
 		}
 		body, err := rec.ExportBody()

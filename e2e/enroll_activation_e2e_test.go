@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
 
@@ -148,7 +148,7 @@ func TestEnrollByFilesActivation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bundle.ParseTrust(tb); err != nil {
+	if _, err := trustfile.ParseTrust(tb); err != nil {
 		t.Fatal(err)
 	}
 	rb.Trust = tb

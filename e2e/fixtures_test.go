@@ -23,6 +23,9 @@ import (
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -160,7 +163,7 @@ func newOutbox(t *testing.T) *store.Journal {
 type verifyJSON struct {
 	Bundle   string         `json:"bundle"`
 	Verified bool           `json:"verified"`
-	Checks   []bundle.Check `json:"checks"`
+	Checks   []verify.Check `json:"checks"`
 }
 
 // cliEnv runs the binary with env (NAME=VALUE) added and returns its
@@ -182,9 +185,9 @@ func cliEnv(t *testing.T, env []string, args ...string) (string, int) {
 }
 
 // readTrust reads a DEVICE.json.
-func readTrust(t *testing.T, path string) *bundle.Trust {
+func readTrust(t *testing.T, path string) *trustfile.Trust {
 	t.Helper()
-	return readParsed(t, path, bundle.ParseTrust)
+	return readParsed(t, path, trustfile.ParseTrust)
 }
 
 // readEnrollRequest reads an enrollment request file (agent enroll --out).
@@ -220,15 +223,15 @@ func archiveKeys(t *testing.T, dataDir string) (ed25519.PrivateKey, ed25519.Publ
 }
 
 // bundleRecords are the bundle's journal records, raw and parsed.
-func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*bundle.Record) {
+func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*custody.Record) {
 	t.Helper()
 	recs, err := b.Records()
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed := make([]*bundle.Record, len(recs))
+	parsed := make([]*custody.Record, len(recs))
 	for i, rec := range recs {
-		if parsed[i], err = bundle.ParseRecord(rec); err != nil {
+		if parsed[i], err = custody.ParseRecord(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -236,17 +239,17 @@ func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*bundle.Record) 
 }
 
 // rejectedRecord reads the export.rejected record at seq of the journal.
-func rejectedRecord(t *testing.T, j *store.Journal, seq uint64) ([]byte, *bundle.Record, bundle.RejectedBody) {
+func rejectedRecord(t *testing.T, j *store.Journal, seq uint64) ([]byte, *custody.Record, custody.RejectedBody) {
 	t.Helper()
 	raw, err := j.Record(seq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := bundle.ParseRecord(raw)
+	rec, err := custody.ParseRecord(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body bundle.RejectedBody
+	var body custody.RejectedBody
 	if err := json.Unmarshal(rec.Body, &body); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
 // ingestRig is a running agent and helpers to post and read exports
@@ -114,8 +114,8 @@ func TestIngestScopedIDsE2E(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := bundle.ParseRecord(raw)
-		if err != nil || rec.Type != bundle.TypeExportRejected || !strings.Contains(string(rec.Body), "already used by this principal") {
+		rec, err := custody.ParseRecord(raw)
+		if err != nil || rec.Type != custody.TypeExportRejected || !strings.Contains(string(rec.Body), "already used by this principal") {
 			t.Fatalf("conflict record %d: %v %s", seq, err, raw)
 		}
 	}
@@ -196,7 +196,7 @@ func TestIngestUnauthenticatedDigestsE2E(t *testing.T) {
 	j := a.openJournal(t)
 	raw, rec, body := rejectedRecord(t, j, *unauth.Seq)
 	sum := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
-	if rec.Type != bundle.TypeExportRejected || rec.Actor.Kind != "anonymous" ||
+	if rec.Type != custody.TypeExportRejected || rec.Actor.Kind != "anonymous" ||
 		bytes.Contains(raw, []byte("WWWWWWWW")) || bytes.Contains(raw, []byte("AAAAAAAA")) || bytes.Contains(raw, []byte("IIIIIIII")) ||
 		body.Workflow != "sha256:"+sum(junkWF) || body.App != "sha256:"+sum(junkApp) || !strings.Contains(body.Reason, sum(junkID)) {
 		t.Fatalf("unauthenticated refusal journaled as %s", raw)
@@ -287,7 +287,7 @@ func TestSpoolUnsafeFilesE2E(t *testing.T) {
 		if strings.Contains(string(raw), hex.EncodeToString(d[:])) {
 			t.Errorf("record %d names the link target's digest: %s", seq, raw)
 		}
-		if r, err := bundle.ParseRecord(raw); err == nil && r.Type == bundle.TypeExport {
+		if r, err := custody.ParseRecord(raw); err == nil && r.Type == custody.TypeExport {
 			exports++
 		}
 		return nil

@@ -16,7 +16,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -52,7 +54,7 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 	defer j.Close()
 
 	// Enroll and approve the first key with the real binary.
-	trust, err := bundle.NewTrust("kc-site", "dev-1", agent.BundleIdentity(tp.Identity()))
+	trust, err := trustfile.NewTrust("kc-site", "dev-1", agent.BundleIdentity(tp.Identity()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +115,8 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 		t.Helper()
 		for i := range 2 {
 			if _, err := core.Export(ctx, agent.Export{
-				Actor: bundle.Actor{Kind: "principal", ID: "e2e", Via: "test"}, ExportID: fmt.Sprintf("%s-%d", tag, i), App: "n8n",
-				Policy: bundle.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv", Data: []byte(tag),
+				Actor: custody.Actor{Kind: "principal", ID: "e2e", Via: "test"}, ExportID: fmt.Sprintf("%s-%d", tag, i), App: "n8n",
+				Policy: wire.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv", Data: []byte(tag),
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -183,25 +185,25 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 		b := readBundle(t, p)
 		lines, _ := b.Records()
 		for _, l := range lines {
-			r, err := bundle.ParseRecord(l)
+			r, err := custody.ParseRecord(l)
 			if err != nil {
 				t.Fatal(err)
 			}
 			switch r.Type {
-			case bundle.TypeKeyCreate:
-				kb, _ := bundle.ParseKeyCreateBody(r.Body)
+			case custody.TypeKeyCreate:
+				kb, _ := custody.ParseKeyCreateBody(r.Body)
 				count[r.Type] = append(count[r.Type], kb.KeyID)
-			case bundle.TypeKeyRotate:
-				kb, _, _ := bundle.ParseKeyRotateBody(r.Body)
+			case custody.TypeKeyRotate:
+				kb, _, _ := custody.ParseKeyRotateBody(r.Body)
 				count[r.Type] = append(count[r.Type], kb.NewKeyID)
-			case bundle.TypeKeyRevoke:
-				kb, _ := bundle.ParseKeyRevokeBody(r.Body)
+			case custody.TypeKeyRevoke:
+				kb, _ := custody.ParseKeyRevokeBody(r.Body)
 				count[r.Type] = append(count[r.Type], kb.KeyID)
 			}
 		}
 	}
-	if !slices.Equal(count[bundle.TypeKeyCreate], keys[:1]) || !slices.Equal(count[bundle.TypeKeyRotate], keys[1:]) ||
-		!slices.Equal(count[bundle.TypeKeyRevoke], keys[:3]) {
+	if !slices.Equal(count[custody.TypeKeyCreate], keys[:1]) || !slices.Equal(count[custody.TypeKeyRotate], keys[1:]) ||
+		!slices.Equal(count[custody.TypeKeyRevoke], keys[:3]) {
 		t.Fatalf("key records in the bundles: %v, keys %v", count, keys)
 	}
 
@@ -273,7 +275,7 @@ func TestAgentRotateKeyCLI(t *testing.T) {
 	// The new key is in force: a fresh DEVICE.json names it.
 	again := enrollFile(t, a)
 	raw, _ := os.ReadFile(again)
-	if nt, err := bundle.ParseTrust(raw); err != nil || nt.KeyID == trust.KeyID || !strings.Contains(out, "in force: "+nt.KeyID) {
+	if nt, err := trustfile.ParseTrust(raw); err != nil || nt.KeyID == trust.KeyID || !strings.Contains(out, "in force: "+nt.KeyID) {
 		t.Fatalf("key in force after rotate-key: %v\n%s", err, out)
 	}
 }

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/internal/demo"
 )
 
@@ -45,8 +46,8 @@ func TestDemoThenVerify(t *testing.T) {
 	if tb, err := os.ReadFile(trust); err != nil || !strings.Contains(string(tb), `"pcrPolicyKey"`) {
 		t.Fatalf("DEVICE.json without a PCR policy key: %v", err)
 	}
-	if rb, err := os.ReadFile(bundles[0]); err != nil || !bytes.Contains(rb, []byte(`"type":"`+bundle.TypePCRsAuthorized+`"`)) {
-		t.Fatalf("first demo bundle lacks the %s record: %v", bundle.TypePCRsAuthorized, err)
+	if rb, err := os.ReadFile(bundles[0]); err != nil || !bytes.Contains(rb, []byte(`"type":"`+custody.TypePCRsAuthorized+`"`)) {
+		t.Fatalf("first demo bundle lacks the %s record: %v", custody.TypePCRsAuthorized, err)
 	}
 
 	args := append([]string{"verify", "--trust", trust}, bundles...)
@@ -79,7 +80,7 @@ func TestDemoThenVerify(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.tar")
 	tamperPayload(t, bundles[0], bad)
 	out, code = runCmd(t, "verify", bad, "--trust", trust)
-	if code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, bundle.CheckPayloadsDigest) {
+	if code != 1 || !strings.Contains(out, "FAIL") || !strings.Contains(out, verify.CheckPayloadsDigest) {
 		t.Fatalf("tampered payload: exit %d:\n%s", code, out)
 	}
 

@@ -18,6 +18,9 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/soaktest"
 	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/store"
@@ -153,12 +156,12 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 	exportSeq := map[string]uint64{} // export id -> seq in the agent journal
 	receiptsByBundle := map[string]int{}
 	err := j.Records(ctx, 0, j.Size(), func(seq uint64, raw []byte) error {
-		r, err := bundle.ParseRecord(raw)
+		r, err := custody.ParseRecord(raw)
 		if err != nil {
 			return err
 		}
 		switch r.Type {
-		case bundle.TypeExport:
+		case custody.TypeExport:
 			b, err := r.ExportBody()
 			if err != nil {
 				return err
@@ -167,7 +170,7 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 				return fmt.Errorf("export %s journaled twice", b.ExportID)
 			}
 			exportSeq[b.ExportID] = seq
-		case bundle.TypeDeliveryReceipt:
+		case custody.TypeDeliveryReceipt:
 			var d agent.DeliveryBody
 			if err := json.Unmarshal(r.Body, &d); err != nil {
 				return err
@@ -190,9 +193,9 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 	if err != nil {
 		t.Fatal(err)
 	}
-	receiptOf := map[string]*bundle.Receipt{} // bundle digest -> receipt
+	receiptOf := map[string]*archivesig.Receipt{} // bundle digest -> receipt
 	for id, raw := range receipts {
-		rc, err := bundle.VerifyReceipt(raw, keyID, pub)
+		rc, err := archivesig.VerifyReceipt(raw, keyID, pub)
 		if err != nil {
 			t.Fatalf("receipt of %s: %v", id, err)
 		}
@@ -219,7 +222,7 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 	var next uint64               // the device seq the next bundle starts at
 	var lastSize uint64
 	err = lj.Records(ctx, 0, lj.Size(), func(idx uint64, rec []byte) error {
-		var e bundle.ReceiptEntry
+		var e archivesig.ReceiptEntry
 		if err := json.Unmarshal(rec, &e); err != nil {
 			return err
 		}
@@ -233,7 +236,7 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 		if rc.LogIndex != idx || rc.CheckpointSize != e.CheckpointSize {
 			return fmt.Errorf("log %d: the agent's receipt says index %d, size %d; the log size %d", idx, rc.LogIndex, rc.CheckpointSize, e.CheckpointSize)
 		}
-		d, err := bundle.ParseHash(e.BundleDigest)
+		d, err := wire.ParseHash(e.BundleDigest)
 		if err != nil {
 			return err
 		}
@@ -253,7 +256,7 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 			return fmt.Errorf("log %d: %w", idx, err)
 		}
 		for _, rr := range recs {
-			r, err := bundle.ParseRecord(rr)
+			r, err := custody.ParseRecord(rr)
 			if err != nil {
 				return fmt.Errorf("log %d: %w", idx, err)
 			}
@@ -261,7 +264,7 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 				return fmt.Errorf("log %d: record seq %d, want %d (out of order, gap or repeat)", idx, r.Seq, next)
 			}
 			next++
-			if r.Type == bundle.TypeExport {
+			if r.Type == custody.TypeExport {
 				eb, err := r.ExportBody()
 				if err != nil {
 					return err

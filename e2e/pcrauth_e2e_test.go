@@ -19,6 +19,9 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
@@ -247,11 +250,11 @@ func checkFirmwareChain(t *testing.T, archiveData, trustFile, checkquote string)
 	var files []string
 	auths, after := 0, 0
 	err = lj.Records(ctx, 0, lj.Size(), func(idx uint64, rec []byte) error {
-		var e bundle.ReceiptEntry
+		var e archivesig.ReceiptEntry
 		if err := json.Unmarshal(rec, &e); err != nil {
 			return err
 		}
-		d, err := bundle.ParseHash(e.BundleDigest)
+		d, err := wire.ParseHash(e.BundleDigest)
 		if err != nil {
 			return err
 		}
@@ -273,11 +276,11 @@ func checkFirmwareChain(t *testing.T, archiveData, trustFile, checkquote string)
 			return err
 		}
 		for _, rr := range recs {
-			r, err := bundle.ParseRecord(rr)
+			r, err := custody.ParseRecord(rr)
 			if err != nil {
 				return err
 			}
-			if r.Type == bundle.TypePCRsAuthorized {
+			if r.Type == custody.TypePCRsAuthorized {
 				auths++
 			}
 		}

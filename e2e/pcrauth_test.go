@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -41,7 +41,7 @@ func TestPCRKeyAndAuthorizeCLI(t *testing.T) {
 		t.Fatalf("authorize-pcrs: exit %d\n%s", code, out)
 	}
 	raw, _ := os.ReadFile(stmt)
-	a, err := bundle.ParsePCRAuthorization(raw)
+	a, err := trustfile.ParsePCRAuthorization(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestPCRKeyAndAuthorizeCLI(t *testing.T) {
 		t.Fatalf("authorize-pcrs --from-quote: exit %d\n%s", code, out)
 	}
 	raw2, _ := os.ReadFile(stmt2)
-	if a2, err := bundle.ParsePCRAuthorization(raw2); err != nil || a2.ApprovedPolicy != a.ApprovedPolicy {
+	if a2, err := trustfile.ParsePCRAuthorization(raw2); err != nil || a2.ApprovedPolicy != a.ApprovedPolicy {
 		t.Fatalf("--from-quote statement: %v", err)
 	}
 

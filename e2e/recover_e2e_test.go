@@ -17,6 +17,10 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
@@ -283,7 +287,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 	t.Logf("tpm recover:\n%s", out)
 	tr2 := readTrust(t, trust2)
 	raw1, _ := os.ReadFile(trust1)
-	tr1, _ := bundle.ParseTrust(raw1)
+	tr1, _ := trustfile.ParseTrust(raw1)
 	if tr2.KeyID == tr1.KeyID {
 		t.Fatal("recovery kept the lost key")
 	}
@@ -355,7 +359,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 		for i, rec := range recs {
 			r := parsed[i]
 			records[r.Seq] = rec
-			if r.Type == bundle.TypeKeyRecover {
+			if r.Type == custody.TypeKeyRecover {
 				recovers++
 				var kb agent.KeyRecoverBody
 				if err := json.Unmarshal(r.Body, &kb); err != nil || kb.Case != agent.RecoverNewTPM || kb.KeyID != tr2.KeyID ||
@@ -376,7 +380,7 @@ func TestRecoverAfterTPMClear(t *testing.T) {
 		if !ok {
 			t.Fatalf("export %s (seq %d) is not in the new epoch's bundles", id, rc.Seq)
 		}
-		if bundle.FormatHash(bundle.LeafHash(rec)) != rc.Leaf {
+		if wire.FormatHash(merkle.LeafHash(rec)) != rc.Leaf {
 			t.Fatalf("export %s: record %d is not the one the API acknowledged", id, rc.Seq)
 		}
 	}
@@ -467,8 +471,8 @@ func TestRecoverPCRMoved(t *testing.T) {
 	j = a.swtpmJournal(t, sw.Spec)
 	recovers := 0
 	err = j.Records(ctx, before, j.Size(), func(_ uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
-		if err == nil && r.Type == bundle.TypeKeyRecover {
+		r, err := custody.ParseRecord(rec)
+		if err == nil && r.Type == custody.TypeKeyRecover {
 			recovers++
 			var kb agent.KeyRecoverBody
 			if err := json.Unmarshal(r.Body, &kb); err != nil || kb.Case != agent.RecoverReseal || kb.KeyID != kb.PreviousKeyID || kb.Epoch != 1 {

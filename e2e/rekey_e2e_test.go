@@ -11,7 +11,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/sync"
 	mediapkg "github.com/edgeseal/edgeseal/sync/media"
 )
@@ -95,7 +96,7 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	}
 	akey, apub, akid := archiveKeys(t, adata)
 	first := answers(t, media1, ".receipt.json")
-	r1, err := bundle.VerifyReceipt(first[0], akid, apub)
+	r1, err := archivesig.VerifyReceipt(first[0], akid, apub)
 	if err != nil || r1.Epoch != 0 || r1.LogIndex != 0 {
 		t.Fatalf("first board's receipt: %+v %v", r1, err)
 	}
@@ -179,7 +180,7 @@ func TestRekeyAfterBoardSwap(t *testing.T) {
 	if len(rs) != 1 {
 		t.Fatalf("%d receipts", len(rs))
 	}
-	r2, err := bundle.VerifyReceipt(rs[0], akid, apub)
+	r2, err := archivesig.VerifyReceipt(rs[0], akid, apub)
 	if err != nil || r2.Epoch != 2 || r2.LogIndex != 2 {
 		t.Fatalf("new epoch receipt %+v: %v", r2, err)
 	}
@@ -242,7 +243,7 @@ func TestRekeyCandidateOverMQTT(t *testing.T) {
 		devs[0].KeyID != key1 || devs[0].Pending == nil {
 		t.Fatalf("devices list: exit %d\n%s", code, out)
 	}
-	if tr, err := bundle.ParseTrust(devs[0].Pending.Trust); err != nil || tr.KeyID != key2 {
+	if tr, err := trustfile.ParseTrust(devs[0].Pending.Trust); err != nil || tr.KeyID != key2 {
 		t.Fatalf("pending trust: %v\n%s", err, out)
 	}
 	if logs := ar.logs(); !strings.Contains(logs, "edgeseal archive devices rekey "+dev+" --key "+key2) {

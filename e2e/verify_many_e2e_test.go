@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // runBin runs the real binary and returns its stdout, stderr and exit code.
@@ -118,7 +118,7 @@ func TestVerifyMany(t *testing.T) {
 	// The first bundle had no previous state: those checks are skipped,
 	// the chained ones compared.
 	reports := strings.Split(out, "  VERIFIED\n")
-	for _, name := range []string{bundle.CheckQuoteResetCount, bundle.CheckCounterRising, bundle.CheckMerkleConsistency} {
+	for _, name := range []string{verify.CheckQuoteResetCount, verify.CheckCounterRising, verify.CheckMerkleConsistency} {
 		if !strings.Contains(reports[0], "skipped "+name) || strings.Contains(reports[0], "ok      "+name) {
 			t.Errorf("first bundle: %s not skipped:\n%s", name, reports[0])
 		}
@@ -136,12 +136,12 @@ func TestVerifyMany(t *testing.T) {
 	// A gap: as a chain the later bundle fails (exit 1), each on its own
 	// both pass, the later one's previous.leaf skipped.
 	out, _, code = runBin(t, "verify", first, last, "--trust", trust)
-	if code != 1 || !strings.Contains(out, "FAIL    "+bundle.CheckCheckpointPrevious) ||
+	if code != 1 || !strings.Contains(out, "FAIL    "+verify.CheckCheckpointPrevious) ||
 		!strings.HasSuffix(lastLine(out), "1 verified, 1 not verified ("+last+")") {
 		t.Errorf("chain with a gap: exit %d:\n%s", code, out)
 	}
 	out, _, code = runBin(t, "verify", "--each", first, last, "--trust", trust)
-	if code != 0 || !strings.Contains(out, "skipped "+bundle.CheckPreviousLeaf) ||
+	if code != 0 || !strings.Contains(out, "skipped "+verify.CheckPreviousLeaf) ||
 		lastLine(out) != "summary: 2 bundle(s) each on its own, device plant-7/appliance-1: 2 verified, 0 not verified" {
 		t.Errorf("--each with a gap: exit %d:\n%s", code, out)
 	}
@@ -154,7 +154,7 @@ func TestVerifyMany(t *testing.T) {
 	tamperPayload(t, middle, bad)
 	out, _, code = runBin(t, "verify", "--quiet", "--each", first, bad, last, "--trust", trust)
 	if code != 1 || strings.Contains(out, first) || !strings.HasPrefix(out, bad+"\n") ||
-		!strings.Contains(out, "FAIL    "+bundle.CheckPayloadsDigest) || strings.Count(out, "\n  ") != len(bundle.CheckNames)+1 ||
+		!strings.Contains(out, "FAIL    "+verify.CheckPayloadsDigest) || strings.Count(out, "\n  ") != len(verify.CheckNames)+1 ||
 		!strings.HasSuffix(lastLine(out), "2 verified, 1 not verified ("+bad+")") {
 		t.Errorf("--quiet with a tampered bundle: exit %d:\n%s", code, out)
 	}

@@ -18,6 +18,10 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/tpm/swtpmtest"
 )
 
@@ -35,9 +39,9 @@ type acceptedRecord struct {
 // files in chain order and their receipts' epochs.
 func acceptedRecords(t *testing.T, media, akid string, apub ed25519.PublicKey, got map[[2]uint64]acceptedRecord) ([]string, []uint64) {
 	t.Helper()
-	byDigest := map[string]*bundle.Receipt{}
+	byDigest := map[string]*archivesig.Receipt{}
 	for _, raw := range answers(t, media, ".receipt.json") {
-		r, err := bundle.VerifyReceipt(raw, akid, apub)
+		r, err := archivesig.VerifyReceipt(raw, akid, apub)
 		if err != nil {
 			t.Fatalf("receipt in %s: %v", media, err)
 		}
@@ -54,7 +58,7 @@ func acceptedRecords(t *testing.T, media, akid string, apub ed25519.PublicKey, g
 		if err != nil {
 			t.Fatal(err)
 		}
-		rc := byDigest[bundle.FormatHash(sha256.Sum256(fb))]
+		rc := byDigest[wire.FormatHash(sha256.Sum256(fb))]
 		if rc == nil {
 			t.Fatalf("bundle %s has no receipt", f)
 		}
@@ -280,7 +284,7 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	found := func(id string, epoch uint64) bool {
 		rc := acked[id]
 		ar, ok := got[[2]uint64{epoch, rc.Seq}]
-		return ok && bundle.FormatHash(bundle.LeafHash(ar.rec)) == rc.Leaf
+		return ok && wire.FormatHash(merkle.LeafHash(ar.rec)) == rc.Leaf
 	}
 	for _, id := range order {
 		if !found(id, 1) && !found(id, 2) {
@@ -298,8 +302,8 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	// The recovery itself is sealed in epoch 2, once.
 	recovers := 0
 	for k, ar := range got {
-		r, err := bundle.ParseRecord(ar.rec)
-		if err != nil || r.Type != bundle.TypeKeyRecover {
+		r, err := custody.ParseRecord(ar.rec)
+		if err != nil || r.Type != custody.TypeKeyRecover {
 			continue
 		}
 		var kb agent.KeyRecoverBody

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
 )
 
 // ArchiveKeyring decides which archive key a reply must verify under,
-// following the archive's key rotations (bundle.ArchiveKeys): the agent
+// following the archive's key rotations (archivesig.ArchiveKeys): the agent
 // implements it with the keys it was configured with and those it learned
 // (persisted, journaled). When PublisherOptions.ArchiveKeys is set,
 // receipts and rejections verify under the key it returns for the key id
@@ -19,7 +20,7 @@ type ArchiveKeyring interface {
 	// ReplyKey learns the announcements chain carries (those refused are
 	// ignored) and returns the key of keyID if it may sign a reply about
 	// archive log index logIndex now (a rejection passes NoLogIndex);
-	// else an error saying why (a *bundle.ArchiveKeyError).
+	// else an error saying why (a *archivesig.ArchiveKeyError).
 	ReplyKey(ctx context.Context, keyID string, logIndex uint64, chain [][]byte) (ed25519.PublicKey, error)
 }
 
@@ -29,11 +30,11 @@ const NoLogIndex = 1<<53 - 1
 
 // VerifyReceiptRing parses a receipt strictly and checks it is signed by a
 // key ring accepts (learning the announcements the receipt carries).
-func VerifyReceiptRing(ctx context.Context, b []byte, ring ArchiveKeyring) (*bundle.Receipt, error) {
+func VerifyReceiptRing(ctx context.Context, b []byte, ring ArchiveKeyring) (*archivesig.Receipt, error) {
 	if _, err := parseReply(b); err != nil {
 		return nil, err
 	}
-	env, r, err := bundle.ParseReceipt(b)
+	env, r, err := archivesig.ParseReceipt(b)
 	if err != nil {
 		return nil, &ReplyError{Kind: "receipt", Reason: "verify", Err: err}
 	}
@@ -55,17 +56,17 @@ func VerifyRejectionRing(ctx context.Context, b []byte, ring ArchiveKeyring) (*R
 	return rej, nil
 }
 
-func verifyRing(ctx context.Context, env *bundle.Envelope, ring ArchiveKeyring, logIndex uint64, chain [][]byte) error {
+func verifyRing(ctx context.Context, env *dsse.Envelope, ring ArchiveKeyring, logIndex uint64, chain [][]byte) error {
 	return env.VerifyAnyEd25519(func(keyID string) (ed25519.PublicKey, error) {
 		return ring.ReplyKey(ctx, keyID, logIndex, chain)
 	})
 }
 
-// KeysRing is an ArchiveKeyring over bundle.ArchiveKeys that learns in
+// KeysRing is an ArchiveKeyring over archivesig.ArchiveKeys that learns in
 // memory only (tools reading replies offline; the agent's ring journals
 // and keeps what it learns). Now defaults to time.Now.
 type KeysRing struct {
-	Keys *bundle.ArchiveKeys
+	Keys *archivesig.ArchiveKeys
 	Now  func() time.Time
 }
 

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 func ringKey(s string) ed25519.PrivateKey {
@@ -21,17 +22,17 @@ func ringKey(s string) ed25519.PrivateKey {
 // the key; after the overlap a rejection by the retired key is refused.
 func TestVerifyRejectionRing(t *testing.T) {
 	old, next := ringKey("old"), ringKey("next")
-	oldID, nextID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey)), bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
+	oldID, nextID := archivesig.ArchiveKeyID(old.Public().(ed25519.PublicKey)), archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))
 	switched := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	ann, err := bundle.SignArchiveKey(&bundle.ArchiveKeyAnnouncement{Origin: "edgeseal-archive", Seq: 1, LogSize: 5,
-		Time: bundle.FormatTime(switched), OverlapUntil: bundle.FormatTime(switched.Add(time.Hour))}, oldID, old, next)
+	ann, err := archivesig.SignArchiveKey(&archivesig.ArchiveKeyAnnouncement{Origin: "edgeseal-archive", Seq: 1, LogSize: 5,
+		Time: wire.FormatTime(switched), OverlapUntil: wire.FormatTime(switched.Add(time.Hour))}, oldID, old, next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rej := &Rejection{BundleDigest: bundle.FormatHash(sha256.Sum256([]byte("b"))), Device: "s/d", Reason: "refused", Checks: []string{"archive.gap"}, Time: "2026-06-01T00:00:00Z"}
+	rej := &Rejection{BundleDigest: wire.FormatHash(sha256.Sum256([]byte("b"))), Device: "s/d", Reason: "refused", Checks: []string{"archive.gap"}, Time: "2026-06-01T00:00:00Z"}
 	now := switched.Add(time.Minute)
 	ring := func() KeysRing {
-		return KeysRing{Keys: bundle.NewArchiveKeys("edgeseal-archive", old.Public().(ed25519.PublicKey)), Now: func() time.Time { return now }}
+		return KeysRing{Keys: archivesig.NewArchiveKeys("edgeseal-archive", old.Public().(ed25519.PublicKey)), Now: func() time.Time { return now }}
 	}
 
 	rej.KeyChain = [][]byte{ann}
@@ -48,8 +49,8 @@ func TestVerifyRejectionRing(t *testing.T) {
 	if _, err := VerifyRejectionRing(t.Context(), bare, ring()); err == nil || !strings.Contains(err.Error(), nextID) || !strings.Contains(err.Error(), "not a trusted archive key") {
 		t.Fatalf("rejection by an unannounced key: %v", err)
 	}
-	forged, _ := bundle.SignArchiveKey(&bundle.ArchiveKeyAnnouncement{Origin: "edgeseal-archive", Seq: 1, LogSize: 5,
-		Time: bundle.FormatTime(switched), OverlapUntil: bundle.FormatTime(switched)}, bundle.ArchiveKeyID(ringKey("evil").Public().(ed25519.PublicKey)), ringKey("evil"), next)
+	forged, _ := archivesig.SignArchiveKey(&archivesig.ArchiveKeyAnnouncement{Origin: "edgeseal-archive", Seq: 1, LogSize: 5,
+		Time: wire.FormatTime(switched), OverlapUntil: wire.FormatTime(switched)}, archivesig.ArchiveKeyID(ringKey("evil").Public().(ed25519.PublicKey)), ringKey("evil"), next)
 	rej.KeyChain = [][]byte{forged}
 	withForged, _ := SignRejection(rej, nextID, next)
 	if _, err := VerifyRejectionRing(t.Context(), withForged, ring()); err == nil || !strings.Contains(err.Error(), "a key not trusted") {
@@ -68,7 +69,7 @@ func TestVerifyRejectionRing(t *testing.T) {
 	if _, err := VerifyRejectionRing(t.Context(), byOld, r); err == nil || !strings.Contains(err.Error(), "overlap ended") {
 		t.Fatalf("rejection by the retired key after the overlap: %v", err)
 	}
-	rej.KeyChain = make([][]byte, bundle.MaxKeyChain+1)
+	rej.KeyChain = make([][]byte, archivesig.MaxKeyChain+1)
 	for i := range rej.KeyChain {
 		rej.KeyChain[i] = ann
 	}

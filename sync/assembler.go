@@ -5,7 +5,7 @@ import (
 	gosync "sync"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // AssemblerLimits bound what an Assembler keeps. Zero fields take the
@@ -69,7 +69,7 @@ type Complete struct {
 	Bundle []byte
 	// Hashed is Bundle with Digest, computed over exactly these bytes
 	// (so a receiver need not hash them again).
-	Hashed bundle.Hashed
+	Hashed wire.Hashed
 }
 
 // AssemblerStats counts what an Assembler did.
@@ -227,7 +227,7 @@ func (a *Assembler) place(source string, f *Frame) ([]byte, error) {
 	a.drop(key, p)
 	if p.bytes != p.size || p.buf == nil { // cannot happen: offset keeps the chunks in place
 		a.stats.Refused++
-		return nil, &MismatchError{Bundle: bundle.FormatHash(f.Digest), Field: "size", Want: strconv.FormatInt(p.size, 10), Got: strconv.FormatInt(p.bytes, 10)}
+		return nil, &MismatchError{Bundle: wire.FormatHash(f.Digest), Field: "size", Want: strconv.FormatInt(p.size, 10), Got: strconv.FormatInt(p.bytes, 10)}
 	}
 	return p.buf, nil
 }
@@ -290,24 +290,24 @@ func (p *partial) offset(f *Frame) (int64, error) {
 }
 
 func (p *partial) badChunk(f *Frame, want string) error {
-	return &MismatchError{Bundle: bundle.FormatHash(f.Digest), Field: "chunk", Want: want, Got: strconv.Itoa(len(f.Chunk)) + " bytes at index " + strconv.Itoa(f.Index)}
+	return &MismatchError{Bundle: wire.FormatHash(f.Digest), Field: "chunk", Want: want, Got: strconv.Itoa(len(f.Chunk)) + " bytes at index " + strconv.Itoa(f.Index)}
 }
 
 // finish hashes a joined bundle (a.mu not held) and checks its digest.
 func (a *Assembler) finish(source string, f *Frame, whole []byte) (*Complete, error) {
-	h := bundle.HashBytes(whole)
+	h := wire.HashBytes(whole)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if got := h.Sum(); got != f.Digest {
 		a.stats.Refused++
-		return nil, &DigestError{Want: bundle.FormatHash(f.Digest), Got: bundle.FormatHash(got)}
+		return nil, &DigestError{Want: wire.FormatHash(f.Digest), Got: wire.FormatHash(got)}
 	}
 	a.stats.Completed++
 	return &Complete{Source: source, ID: f.ID, Digest: f.Digest, Bundle: whole, Hashed: h}, nil
 }
 
 func (p *partial) check(f *Frame) error {
-	d := bundle.FormatHash(f.Digest)
+	d := wire.FormatHash(f.Digest)
 	switch {
 	case f.ID != p.id:
 		return &MismatchError{Bundle: d, Field: "id", Want: p.id, Got: f.ID}

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // frameOf builds a frame with any chunk (EncodeChunks cuts equal ones).
 func frameOf(id string, digest [32]byte, index, count int, size int64, chunk []byte) []byte {
-	h := header{Bundle: bundle.FormatHash(digest), ID: id, Index: index, Count: count, Size: size}
+	h := header{Bundle: wire.FormatHash(digest), ID: id, Index: index, Count: count, Size: size}
 	hb := h.marshal()
 	f := append([]byte(Magic), binary.BigEndian.AppendUint32(nil, uint32(len(hb)))...)
 	return append(append(f, hb...), chunk...)

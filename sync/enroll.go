@@ -17,7 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gowebpki/jcs"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // EnrollAckPayloadType is the DSSE payload type of the archive's signed
@@ -63,10 +63,10 @@ type EnrollAck struct {
 const MaxChallenge = 8 << 10
 
 func (a *EnrollAck) check() error {
-	if err := bundle.CheckDevice(a.Device); err != nil {
+	if err := wire.CheckDevice(a.Device); err != nil {
 		return err
 	}
-	if _, err := bundle.ParseHash(a.Request); err != nil {
+	if _, err := wire.ParseHash(a.Request); err != nil {
 		return err
 	}
 	switch a.Status {
@@ -131,7 +131,7 @@ func parseEnrollTopic(topic string) (site, device string, ok bool) {
 		return "", "", false
 	}
 	parts := strings.Split(rest, "/")
-	if len(parts) != 3 || parts[2] != "enroll" || bundle.CheckDevice(parts[0]+"/"+parts[1]) != nil {
+	if len(parts) != 3 || parts[2] != "enroll" || wire.CheckDevice(parts[0]+"/"+parts[1]) != nil {
 		return "", "", false
 	}
 	return parts[0], parts[1], true
@@ -169,7 +169,7 @@ type EnrollOptions struct {
 // broker has acknowledged the request by then, so the archive may still
 // record it later, and running Enroll again is harmless.
 func Enroll(ctx context.Context, opts EnrollOptions) (*EnrollAck, []byte, error) {
-	if err := bundle.CheckDevice(opts.Site + "/" + opts.Device); err != nil {
+	if err := wire.CheckDevice(opts.Site + "/" + opts.Device); err != nil {
 		return nil, nil, &ConfigError{Field: "Site/Device", Reason: err.Error()}
 	}
 	tc, err := checkBroker(opts.Broker, opts.TLS)
@@ -191,7 +191,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*EnrollAck, []byte, error)
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	device := opts.Site + "/" + opts.Device
-	want := bundle.FormatHash(sha256.Sum256(opts.Request))
+	want := wire.FormatHash(sha256.Sum256(opts.Request))
 	replyTopic := EnrollReplyTopic(opts.Site, opts.Device)
 	type answer struct {
 		ack *EnrollAck

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
@@ -31,13 +31,13 @@ func TestEnrollRoundTrip(t *testing.T) {
 			return nil, nil
 		}
 		// First a stale answer (another request's digest), then the one.
-		stale, err := SignEnrollAck(&EnrollAck{Device: site + "/" + device, Request: bundle.FormatHash(sha256.Sum256([]byte("old"))),
+		stale, err := SignEnrollAck(&EnrollAck{Device: site + "/" + device, Request: wire.FormatHash(sha256.Sum256([]byte("old"))),
 			Status: EnrollRefused, Reason: "old", Time: "2026-01-01T00:00:00Z"}, keys.keyID, keys.priv)
 		if err != nil {
 			return nil, err
 		}
 		calls <- got{"stale", "", stale}
-		return SignEnrollAck(&EnrollAck{Device: site + "/" + device, Request: bundle.FormatHash(sha256.Sum256(req)),
+		return SignEnrollAck(&EnrollAck{Device: site + "/" + device, Request: wire.FormatHash(sha256.Sum256(req)),
 			KeyID: "sha256:k", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"}, keys.keyID, keys.priv)
 	}
 	s, err := NewSubscriber(SubscriberOptions{Broker: b.URL, ClientID: "archive-1", Handler: func(context.Context, Delivery) ([]byte, error) { return nil, nil },
@@ -70,7 +70,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ack.Status != EnrollPending || ack.Device != "site1/dev1" || ack.Request != bundle.FormatHash(sha256.Sum256(req)) {
+	if ack.Status != EnrollPending || ack.Device != "site1/dev1" || ack.Request != wire.FormatHash(sha256.Sum256(req)) {
 		t.Fatalf("answer %+v", ack)
 	}
 	if again, err := VerifyEnrollAck(raw, keys.keyID, keys.pub); err != nil || *again != *ack {
@@ -96,7 +96,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 // refused.
 func TestVerifyEnrollAck(t *testing.T) {
 	keys := newArchiveKeys(t)
-	a := &EnrollAck{Device: "s/d", Request: bundle.FormatHash(sha256.Sum256(nil)), KeyID: "sha256:x", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"}
+	a := &EnrollAck{Device: "s/d", Request: wire.FormatHash(sha256.Sum256(nil)), KeyID: "sha256:x", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"}
 	raw, err := SignEnrollAck(a, keys.keyID, keys.priv)
 	if err != nil {
 		t.Fatal(err)

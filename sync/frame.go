@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Frame format constants.
@@ -106,7 +106,7 @@ func newChunker(id string, digest [32]byte, data []byte, maxMsg int) (*chunker, 
 		maxMsg = MinMessage
 	}
 	size := int64(len(data))
-	c := &chunker{h: header{Bundle: bundle.FormatHash(digest), ID: id, Size: size}, data: data}
+	c := &chunker{h: header{Bundle: wire.FormatHash(digest), ID: id, Size: size}, data: data}
 	// The largest header: index and count never have more digits than size.
 	widest := c.h
 	widest.Index, widest.Count = int(max(size, 1)), int(max(size, 1))
@@ -164,7 +164,7 @@ func DecodeFrame(b []byte) (*Frame, error) {
 	if !bytes.Equal(h.marshal(), raw) {
 		return nil, &FrameError{Offset: 8, Reason: "header is not canonical JSON with all fields"}
 	}
-	digest, err := bundle.ParseHash(h.Bundle)
+	digest, err := wire.ParseHash(h.Bundle)
 	if err != nil {
 		return nil, &FrameError{Offset: 8, Reason: "bundle digest", Err: err}
 	}

@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // memOutbox is an in-memory Outbox.
@@ -105,23 +107,23 @@ func newArchiveKeys(t testing.TB) *archiveKeys {
 
 func (k *archiveKeys) receipt(t testing.TB, digest [32]byte, device string) []byte {
 	t.Helper()
-	r := &bundle.Receipt{
-		BundleDigest: bundle.FormatHash(digest), Device: device, CheckpointSize: 1,
-		CheckpointRoot: bundle.FormatHash(sha256.Sum256(digest[:])), RetentionUntil: "2033-11-26T00:00:00.000000Z",
+	r := &archivesig.Receipt{
+		BundleDigest: wire.FormatHash(digest), Device: device, CheckpointSize: 1,
+		CheckpointRoot: wire.FormatHash(sha256.Sum256(digest[:])), RetentionUntil: "2033-11-26T00:00:00.000000Z",
 	}
 	entry, err := r.Entry().Marshal()
 	if err != nil {
 		t.Error(err)
 		return nil
 	}
-	body := bundle.Checkpoint{Origin: "edgeseal-archive/test", Size: 1, Root: bundle.LeafHash(entry)}.Marshal()
+	body := merkle.Checkpoint{Origin: "edgeseal-archive/test", Size: 1, Root: merkle.LeafHash(entry)}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(body)}, k.note)
 	if err != nil {
 		t.Error(err)
 		return nil
 	}
 	r.ArchiveCheckpoint = string(signed)
-	raw, err := bundle.SignReceipt(r, k.keyID, k.priv)
+	raw, err := archivesig.SignReceipt(r, k.keyID, k.priv)
 	if err != nil {
 		t.Error(err)
 		return nil
@@ -134,7 +136,7 @@ func (k *archiveKeys) rejection(t testing.TB, digest [32]byte, device, reason st
 	if len(checks) == 0 {
 		checks = []string{"seal.signature"}
 	}
-	raw, err := SignRejection(&Rejection{BundleDigest: bundle.FormatHash(digest), Device: device, Reason: reason,
+	raw, err := SignRejection(&Rejection{BundleDigest: wire.FormatHash(digest), Device: device, Reason: reason,
 		Checks: checks, Time: "2026-11-26T02:00:00.000000Z"}, k.keyID, k.priv)
 	if err != nil {
 		t.Error(err)

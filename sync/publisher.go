@@ -12,7 +12,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Outbox is the agent's queue of sealed bundles; *store.Journal satisfies
@@ -171,7 +171,7 @@ type Publisher struct {
 // NewPublisher checks opts and returns a Publisher; Start runs it.
 func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	device := opts.Site + "/" + opts.Device
-	if err := bundle.CheckDevice(device); err != nil {
+	if err := wire.CheckDevice(device); err != nil {
 		return nil, &ConfigError{Field: "Site/Device", Reason: err.Error()}
 	}
 	tc, err := checkBroker(opts.Broker, opts.TLS)

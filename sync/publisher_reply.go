@@ -10,7 +10,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // maxReplyBatch bounds the replies handled together (the broker's
@@ -99,7 +100,7 @@ type receiptItem struct {
 	id      string
 	digest  [32]byte
 	payload []byte
-	r       *bundle.Receipt
+	r       *archivesig.Receipt
 }
 
 // handleReplies verifies replies and acts on them, in order; the result
@@ -121,12 +122,12 @@ func (p *Publisher) handleReplies(ctx context.Context, payloads [][]byte) []erro
 			errs[i] = p.bad(err)
 			continue
 		}
-		if env.PayloadType != bundle.ReceiptPayloadType {
+		if env.PayloadType != archivesig.ReceiptPayloadType {
 			flush()
 			errs[i] = p.handleOther(ctx, env.PayloadType, payload)
 			continue
 		}
-		var r *bundle.Receipt
+		var r *archivesig.Receipt
 		if p.opts.ArchiveKeys != nil {
 			r, err = VerifyReceiptRing(ctx, payload, p.opts.ArchiveKeys)
 		} else {
@@ -341,7 +342,7 @@ func (p *Publisher) bad(err error) error {
 // match finds the outbox entry a reply names. A digest delivered lately
 // (a duplicate receipt) gives id "" and no error.
 func (p *Publisher) match(ctx context.Context, kind, device, digestStr string) (string, [32]byte, error) {
-	digest, err := bundle.ParseHash(digestStr)
+	digest, err := wire.ParseHash(digestStr)
 	if err != nil {
 		return "", digest, p.bad(&ReplyError{Kind: kind, Reason: "digest", Err: err})
 	}

@@ -7,7 +7,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // maxPendingFrames bounds frames handed to paho and not yet PUBACKed.
@@ -132,7 +132,7 @@ func (s *sender) send(ctx context.Context, e entry) error {
 	f.sent = p.now()
 	p.stats.BundlesSent++
 	p.mu.Unlock()
-	p.log.Debug("sync: bundle sent", "id", e.id, "digest", bundle.FormatHash(digest), "frames", c.count, "bytes", len(e.data))
+	p.log.Debug("sync: bundle sent", "id", e.id, "digest", wire.FormatHash(digest), "frames", c.count, "bytes", len(e.data))
 	return nil
 }
 

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/gowebpki/jcs"
 )
 
@@ -25,26 +27,26 @@ type Rejection struct {
 	Reason       string   `json:"reason"`
 	Checks       []string `json:"checks"`
 	Time         string   `json:"time"`
-	// KeyChain is bundle.Receipt.KeyChain: the archive's key
+	// KeyChain is archivesig.Receipt.KeyChain: the archive's key
 	// announcements, once it has rotated its key.
 	KeyChain [][]byte `json:"keyChain,omitempty"`
 }
 
 func (r *Rejection) check() error {
-	if _, err := bundle.ParseHash(r.BundleDigest); err != nil {
+	if _, err := wire.ParseHash(r.BundleDigest); err != nil {
 		return err
 	}
-	if err := bundle.CheckDevice(r.Device); err != nil {
+	if err := wire.CheckDevice(r.Device); err != nil {
 		return err
 	}
 	if r.Reason == "" || len(r.Reason) > 4096 || len(r.Checks) > 256 {
 		return fmt.Errorf("sync: rejection: reason empty or too long, or too many checks")
 	}
-	if len(r.KeyChain) > bundle.MaxKeyChain {
+	if len(r.KeyChain) > archivesig.MaxKeyChain {
 		return fmt.Errorf("sync: rejection: key chain of %d announcements", len(r.KeyChain))
 	}
 	for _, a := range r.KeyChain {
-		if len(a) == 0 || len(a) > bundle.MaxArchiveKeySize {
+		if len(a) == 0 || len(a) > archivesig.MaxArchiveKeySize {
 			return fmt.Errorf("sync: rejection: key announcement of %d bytes", len(a))
 		}
 	}
@@ -94,12 +96,12 @@ func signReply(p signedReply, payloadType, keyID string, key crypto.Signer) ([]b
 	if err != nil {
 		return nil, err
 	}
-	sig, err := key.Sign(rand.Reader, bundle.PAE(payloadType, payload), crypto.Hash(0))
+	sig, err := key.Sign(rand.Reader, dsse.PAE(payloadType, payload), crypto.Hash(0))
 	if err != nil {
 		return nil, fmt.Errorf("sync: sign %s: %w", payloadType, err)
 	}
-	env := &bundle.Envelope{PayloadType: payloadType, Payload: payload,
-		Signatures: []bundle.Signature{{KeyID: keyID, Sig: sig}}}
+	env := &dsse.Envelope{PayloadType: payloadType, Payload: payload,
+		Signatures: []dsse.Signature{{KeyID: keyID, Sig: sig}}}
 	return env.Marshal()
 }
 
@@ -125,7 +127,7 @@ func verifyReply[T any, P interface {
 func decodeReply[T any, P interface {
 	*T
 	signedReply
-}](b []byte, kind, payloadType string) (*bundle.Envelope, *T, error) {
+}](b []byte, kind, payloadType string) (*dsse.Envelope, *T, error) {
 	env, err := parseReply(b)
 	if err != nil {
 		return nil, nil, err
@@ -148,10 +150,10 @@ func decodeReply[T any, P interface {
 	return env, &v, nil
 }
 
-// verifyReceipt checks a receipt with bundle.VerifyReceipt; keyID ""
+// verifyReceipt checks a receipt with archivesig.VerifyReceipt; keyID ""
 // tries the key ids the envelope names (the signature must still verify
 // under pub).
-func verifyReceipt(b []byte, keyID string, pub ed25519.PublicKey) (*bundle.Receipt, error) {
+func verifyReceipt(b []byte, keyID string, pub ed25519.PublicKey) (*archivesig.Receipt, error) {
 	ids := []string{keyID}
 	if keyID == "" {
 		env, err := parseReply(b)
@@ -165,7 +167,7 @@ func verifyReceipt(b []byte, keyID string, pub ed25519.PublicKey) (*bundle.Recei
 	}
 	var last error = &ReplyError{Kind: "receipt", Reason: "no signature"}
 	for _, id := range ids {
-		r, err := bundle.VerifyReceipt(b, id, pub)
+		r, err := archivesig.VerifyReceipt(b, id, pub)
 		if err == nil {
 			return r, nil
 		}
@@ -174,7 +176,7 @@ func verifyReceipt(b []byte, keyID string, pub ed25519.PublicKey) (*bundle.Recei
 	return nil, last
 }
 
-func verifyEnvelope(env *bundle.Envelope, keyID string, pub ed25519.PublicKey) error {
+func verifyEnvelope(env *dsse.Envelope, keyID string, pub ed25519.PublicKey) error {
 	if keyID != "" {
 		return env.VerifyEd25519(keyID, pub)
 	}
@@ -190,11 +192,11 @@ func verifyEnvelope(env *bundle.Envelope, keyID string, pub ed25519.PublicKey) e
 	return err
 }
 
-func parseReply(b []byte) (*bundle.Envelope, error) {
-	if len(b) > bundle.MaxReceiptSize {
+func parseReply(b []byte) (*dsse.Envelope, error) {
+	if len(b) > archivesig.MaxReceiptSize {
 		return nil, &ReplyError{Kind: "reply", Reason: fmt.Sprintf("%d bytes", len(b))}
 	}
-	env, err := bundle.ParseEnvelope(b)
+	env, err := dsse.ParseEnvelope(b)
 	if err != nil {
 		return nil, &ReplyError{Kind: "reply", Reason: "envelope", Err: err}
 	}
@@ -225,7 +227,7 @@ func parseBundlesTopic(topic string) (site, device string, ok bool) {
 		return "", "", false
 	}
 	parts := strings.Split(rest, "/")
-	if len(parts) != 3 || parts[2] != "bundles" || bundle.CheckDevice(parts[0]+"/"+parts[1]) != nil {
+	if len(parts) != 3 || parts[2] != "bundles" || wire.CheckDevice(parts[0]+"/"+parts[1]) != nil {
 		return "", "", false
 	}
 	return parts[0], parts[1], true

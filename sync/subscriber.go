@@ -10,7 +10,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Delivery is one reassembled bundle for the archive.
@@ -22,7 +22,7 @@ type Delivery struct {
 	// Hashed is Bundle with Digest, computed by the assembler over
 	// exactly these bytes (archive.Archive.AdmitHashed takes it so the
 	// bundle is not hashed again).
-	Hashed bundle.Hashed
+	Hashed wire.Hashed
 }
 
 // Handler processes a delivery; a non-empty reply (a signed receipt or
@@ -381,13 +381,13 @@ func (s *Subscriber) answer(ctx context.Context, c mqtt.Client, d Delivery, repl
 	if err != nil {
 		s.count(func(st *SubscriberStats) { st.HandlerErrors++; st.LastError = err.Error() })
 		s.log.Error("sync: handler failed; no reply, the agent will send again", "device", d.Site+"/"+d.Device,
-			"id", d.ID, "digest", bundle.FormatHash(d.Digest), "err", err)
+			"id", d.ID, "digest", wire.FormatHash(d.Digest), "err", err)
 		return
 	}
 	if len(reply) == 0 {
 		return
 	}
-	s.publishReply(ctx, c, ReceiptsTopic(d.Site, d.Device), reply, "device", d.Site+"/"+d.Device, "id", d.ID, "digest", bundle.FormatHash(d.Digest))
+	s.publishReply(ctx, c, ReceiptsTopic(d.Site, d.Device), reply, "device", d.Site+"/"+d.Device, "id", d.ID, "digest", wire.FormatHash(d.Digest))
 }
 
 // onEnroll hands an enrollment request to the EnrollHandler and publishes

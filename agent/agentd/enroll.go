@@ -12,7 +12,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -44,7 +44,7 @@ func EnrollOptions(cfg *config.Config, request []byte, timeout time.Duration, lo
 // EnrollRequest reads the TPM's identity and current PCR values into an
 // enrollment request, and checks it the way the archive will.
 func EnrollRequest(ctx context.Context, t *tpm.TPM, site, device, note string) ([]byte, *archive.EnrollRequest, error) {
-	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
+	trust, err := trustfile.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -126,11 +126,11 @@ func CurrentArchiveKey(cfg *config.Config, root ed25519.PublicKey) (ed25519.Publ
 	if err != nil {
 		return nil, fmt.Errorf("archive keys: %w", err)
 	}
-	f, err := bundle.ParseKeyChainFile(b)
+	f, err := archivesig.ParseKeyChainFile(b)
 	if err != nil {
 		return nil, fmt.Errorf("archive keys: %w", err)
 	}
-	keys := bundle.NewArchiveKeys(ArchiveOrigin(cfg), root)
+	keys := archivesig.NewArchiveKeys(ArchiveOrigin(cfg), root)
 	// What does not link to root (the configured key changed) is left out,
 	// as the running agent does.
 	_, _ = keys.LearnChain(f.Announcements)

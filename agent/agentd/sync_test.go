@@ -9,7 +9,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 )
 
 // TestCurrentArchiveKey: `agent enroll` verifies the enrollment answer
@@ -22,12 +22,12 @@ func TestCurrentArchiveKey(t *testing.T) {
 	if k, err := CurrentArchiveKey(cfg, root); err != nil || !k.Equal(root) {
 		t.Fatalf("nothing learned: %v", err)
 	}
-	ann, err := bundle.SignArchiveKey(&bundle.ArchiveKeyAnnouncement{Origin: archive.DefaultName, Seq: 1,
-		Time: "2026-01-01T00:00:00.000000Z", OverlapUntil: "2026-01-02T00:00:00.000000Z"}, bundle.ArchiveKeyID(root), old, next)
+	ann, err := archivesig.SignArchiveKey(&archivesig.ArchiveKeyAnnouncement{Origin: archive.DefaultName, Seq: 1,
+		Time: "2026-01-01T00:00:00.000000Z", OverlapUntil: "2026-01-02T00:00:00.000000Z"}, archivesig.ArchiveKeyID(root), old, next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := (&bundle.KeyChainFile{Origin: archive.DefaultName, Announcements: [][]byte{ann}}).Marshal()
+	b, _ := (&archivesig.KeyChainFile{Origin: archive.DefaultName, Announcements: [][]byte{ann}}).Marshal()
 	path := filepath.Join(cfg.DataDir, "archive-keys.json")
 	os.WriteFile(path, b, 0o644)
 	if k, err := CurrentArchiveKey(cfg, root); err != nil || !k.Equal(next.Public()) {

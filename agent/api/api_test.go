@@ -18,7 +18,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -70,7 +70,7 @@ func (f *fakeCore) IngestBatch(_ context.Context, p *config.Principal, _ string,
 	return out, nil
 }
 
-func (f *fakeCore) Reject(_ context.Context, _ bundle.Actor, _ agent.IngestRequest, cause error) error {
+func (f *fakeCore) Reject(_ context.Context, _ custody.Actor, _ agent.IngestRequest, cause error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rejected = append(f.rejected, cause.Error())

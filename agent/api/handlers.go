@@ -14,7 +14,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // exportPrincipal authenticates an export call. A refusal (401) is
@@ -37,7 +38,7 @@ func (s *Server) exportPrincipal(w http.ResponseWriter, r *http.Request, c Core)
 // reject journals a refused attempt of an authenticated principal and
 // answers it.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, c Core, p *config.Principal, req agent.IngestRequest, cause error) {
-	actor := bundle.Actor{Kind: "principal", ID: p.Name, Via: s.opts.Via}
+	actor := custody.Actor{Kind: "principal", ID: p.Name, Via: s.opts.Via}
 	s.writeError(w, r, c.Reject(r.Context(), actor, req, cause))
 }
 
@@ -312,7 +313,7 @@ func (s *Server) postSeal(w http.ResponseWriter, r *http.Request, c Core, p *con
 	cp := res.Checkpoint
 	writeJSON(w, http.StatusOK, SealAnswer{
 		Sealed:     true,
-		Checkpoint: &agent.CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: bundle.FormatHash(cp.Root), Text: string(cp.Marshal())},
-		Records:    res.Records, Counter: res.Counter, Bundle: res.ID, Digest: bundle.FormatHash(res.Digest),
+		Checkpoint: &agent.CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: wire.FormatHash(cp.Root), Text: string(cp.Marshal())},
+		Records:    res.Records, Counter: res.Counter, Bundle: res.ID, Digest: wire.FormatHash(res.Digest),
 	})
 }

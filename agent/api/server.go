@@ -12,14 +12,14 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
 // Core is what the API needs of the agent's core. *agent.Core implements it.
 type Core interface {
 	Ingest(ctx context.Context, p *config.Principal, via string, req agent.IngestRequest) (agent.ExportReceipt, error)
 	IngestBatch(ctx context.Context, p *config.Principal, via string, lines []agent.BatchLine) ([]agent.BatchResult, error)
-	Reject(ctx context.Context, actor bundle.Actor, req agent.IngestRequest, cause error) error
+	Reject(ctx context.Context, actor custody.Actor, req agent.IngestRequest, cause error) error
 	ExportStatus(ctx context.Context, principal, id string) (*agent.ExportInfo, error)
 	Checkpoint() (*agent.CheckpointInfo, error)
 	Status(ctx context.Context) (*agent.Status, error)

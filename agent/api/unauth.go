@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Caps on the export.rejected records journaled for export calls without a
@@ -110,14 +111,14 @@ func headerDigest(v string) string {
 	if v == "" {
 		return ""
 	}
-	return bundle.FormatHash(sha256.Sum256([]byte(v)))
+	return wire.FormatHash(sha256.Sum256([]byte(v)))
 }
 
 // unauthenticated journals (within the caps) and answers an export call
 // refused for want of a valid token (a 401 *Error).
 func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, c Core, refusal *Error) {
 	var err error = refusal
-	actor := bundle.Actor{Kind: "anonymous", ID: "unauthenticated", Via: s.opts.Via}
+	actor := custody.Actor{Kind: "anonymous", ID: "unauthenticated", Via: s.opts.Via}
 	now := s.opts.Now()
 	switch s.unauthN.allow(now) {
 	case journalIt:

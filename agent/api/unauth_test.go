@@ -15,7 +15,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -54,17 +54,17 @@ func realCore(t *testing.T) (*agent.Core, *store.Journal) {
 
 // unauthRecords returns the bodies of the export.rejected records of
 // unauthenticated callers.
-func unauthRecords(t *testing.T, j *store.Journal) (bodies []bundle.RejectedBody, raws []string) {
+func unauthRecords(t *testing.T, j *store.Journal) (bodies []custody.RejectedBody, raws []string) {
 	t.Helper()
 	err := j.Records(context.Background(), 0, j.Size(), func(_ uint64, raw []byte) error {
-		r, err := bundle.ParseRecord(raw)
+		r, err := custody.ParseRecord(raw)
 		if err != nil {
 			return err
 		}
-		if r.Type != bundle.TypeExportRejected || r.Actor.ID != "unauthenticated" {
+		if r.Type != custody.TypeExportRejected || r.Actor.ID != "unauthenticated" {
 			return nil
 		}
-		var b bundle.RejectedBody
+		var b custody.RejectedBody
 		if err := json.Unmarshal(r.Body, &b); err != nil {
 			return err
 		}

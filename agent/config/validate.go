@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -40,7 +40,7 @@ func (c *Config) validate() []*Error {
 			bad(key, "required")
 		case strings.Contains(v, "/"):
 			bad(key, "must not contain '/'")
-		case bundle.CheckDevice(v+"/x") != nil:
+		case wire.CheckDevice(v+"/x") != nil:
 			bad(key, "want 1 to 64 of [A-Za-z0-9._-], not \".\" or \"..\"; got %.80q", v)
 		}
 	}

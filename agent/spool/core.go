@@ -7,7 +7,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
 // CoreIngester adapts an agent.Core to Ingester (and Rejecter): the
@@ -36,7 +36,7 @@ func (a coreIngester) Ingest(ctx context.Context, p *config.Principal, via strin
 }
 
 func (a coreIngester) Reject(ctx context.Context, p *config.Principal, via string, req IngestRequest, cause error) (*RejectError, error) {
-	actor := bundle.Actor{Kind: "principal", ID: p.Name, Via: via}
+	actor := custody.Actor{Kind: "principal", ID: p.Name, Via: via}
 	err := fromAgent(a.c.Reject(ctx, actor, toAgent(req), cause))
 	var rej *RejectError
 	if errors.As(err, &rej) {

@@ -14,7 +14,9 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -94,20 +96,20 @@ func (r *coreRig) records(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	err := r.j.Records(context.Background(), 0, r.j.Size(), func(_ uint64, rec []byte) error {
-		pr, err := bundle.ParseRecord(rec)
+		pr, err := custody.ParseRecord(rec)
 		if err != nil {
 			return err
 		}
 		id := ""
 		switch pr.Type {
-		case bundle.TypeExport:
+		case custody.TypeExport:
 			b, err := pr.ExportBody()
 			if err != nil {
 				return err
 			}
 			id = b.ExportID
-		case bundle.TypeExportRejected:
-			var b bundle.RejectedBody
+		case custody.TypeExportRejected:
+			var b custody.RejectedBody
 			if err := json.Unmarshal(pr.Body, &b); err != nil {
 				return err
 			}
@@ -148,7 +150,7 @@ func TestCoreSpool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bundle.FormatHash(bundle.LeafHash(rec)) != rc.Leaf {
+	if wire.FormatHash(merkle.LeafHash(rec)) != rc.Leaf {
 		t.Fatalf("receipt leaf %s does not match record %d", rc.Leaf, rc.Seq)
 	}
 	wantCode := map[string]string{
@@ -163,10 +165,10 @@ func TestCoreSpool(t *testing.T) {
 		}
 	}
 	recs := r.records(t)
-	if len(recs[bundle.TypeExport]) != 1 || len(recs[bundle.TypeExportRejected]) != 4 {
+	if len(recs[custody.TypeExport]) != 1 || len(recs[custody.TypeExportRejected]) != 4 {
 		t.Fatalf("journal holds %v", recs)
 	}
-	for _, s := range recs[bundle.TypeExportRejected] {
+	for _, s := range recs[custody.TypeExportRejected] {
 		if !strings.Contains(s, "spool-") {
 			t.Errorf("rejection without the derived export id: %s", s)
 		}
@@ -188,7 +190,7 @@ func TestCoreSpool(t *testing.T) {
 	if !again.Duplicate || again.Seq != rc.Seq || again.Leaf != rc.Leaf || again.ExportID != rc.ExportID {
 		t.Fatalf("re-ingest after restart: %+v, want the original %+v", again.Receipt, rc.Receipt)
 	}
-	if n := len(r.records(t)[bundle.TypeExport]); n != 1 {
+	if n := len(r.records(t)[custody.TypeExport]); n != 1 {
 		t.Fatalf("%d export records after the re-ingest, want 1", n)
 	}
 	if err := r.j.Scrub(context.Background(), nil); err != nil {
@@ -248,7 +250,7 @@ func TestCoreSpoolAnswerLost(t *testing.T) {
 	if rc.Seq != li.first.Seq || rc.Leaf != li.first.Leaf || !rc.Duplicate || rc.ExportID != "inv-9" {
 		t.Fatalf("receipt %+v, want the original %+v", rc.Receipt, li.first)
 	}
-	if n := len(r.records(t)[bundle.TypeExport]); n != 1 {
+	if n := len(r.records(t)[custody.TypeExport]); n != 1 {
 		t.Fatalf("%d export records, want 1", n)
 	}
 }

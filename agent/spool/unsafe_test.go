@@ -12,7 +12,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // secretInvoice is a file the spool's writers cannot read but the agent
@@ -34,10 +35,10 @@ func writeSecret(t *testing.T, dir string) string {
 func noExportOf(t *testing.T, r *coreRig, secret string) {
 	t.Helper()
 	d := sha256.Sum256([]byte(secret))
-	digest := bundle.FormatHash(d)
+	digest := wire.FormatHash(d)
 	recs := r.records(t)
-	if n := len(recs[bundle.TypeExport]); n != 0 {
-		t.Fatalf("%d export records journaled: %v", n, recs[bundle.TypeExport])
+	if n := len(recs[custody.TypeExport]); n != 0 {
+		t.Fatalf("%d export records journaled: %v", n, recs[custody.TypeExport])
 	}
 	for seq := range r.j.Size() {
 		raw, err := r.j.Record(seq)
@@ -63,15 +64,15 @@ func refusedUnsafe(t *testing.T, r *coreRig, spoolDir, name, field, why string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := bundle.ParseRecord(raw)
+	rec, err := custody.ParseRecord(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body bundle.RejectedBody
+	var body custody.RejectedBody
 	if err := json.Unmarshal(rec.Body, &body); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Type != bundle.TypeExportRejected || !strings.Contains(body.Reason, why) || body.Digest != "" {
+	if rec.Type != custody.TypeExportRejected || !strings.Contains(body.Reason, why) || body.Digest != "" {
 		t.Fatalf("%s: journaled %s", name, raw)
 	}
 	if _, err := os.Lstat(filepath.Join(spoolDir, name)); !os.IsNotExist(err) {
@@ -157,7 +158,7 @@ func TestSpoolReplacedBetweenScanAndOpen(t *testing.T) {
 	if st := scan(t, w); st.Done != 0 || st.Rejected != 0 || st.Waiting != 1 {
 		t.Fatalf("poll with the replacement: %+v", st)
 	}
-	if n := len(r.records(t)[bundle.TypeExport]); n != 0 {
+	if n := len(r.records(t)[custody.TypeExport]); n != 0 {
 		t.Fatalf("%d exports journaled from a replaced file", n)
 	}
 	scan(t, w)

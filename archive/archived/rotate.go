@@ -15,7 +15,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -67,7 +67,7 @@ func RotateKey(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey 
 		}
 		next = k
 	}
-	nextID := bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
+	nextID := archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))
 	a, err := Open(ctx, cfg, old, log)
 	var mismatch *archive.KeyMismatchError
 	switch {
@@ -84,7 +84,7 @@ func RotateKey(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey 
 			return nil, err
 		}
 	}
-	oldID := bundle.ArchiveKeyID(old.Public().(ed25519.PublicKey))
+	oldID := archivesig.ArchiveKeyID(old.Public().(ed25519.PublicKey))
 	if newKey == "" {
 		retired := fmt.Sprintf("%s.retired-%s", cfg.KeyFile, time.Now().UTC().Format("20060102T150405Z"))
 		// The old key stays reachable (a hard link) and the new one

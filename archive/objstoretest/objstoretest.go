@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Harness opens a fresh, empty store for a test, and can alter a stored
@@ -121,7 +121,7 @@ func Run(t *testing.T, h Harness) {
 			t.Skip("not a HashedPutter")
 		}
 		d, b := obj(9)
-		hb := bundle.HashBytes(b)
+		hb := wire.HashBytes(b)
 		for range 2 { // the second is a no-op
 			if err := hp.PutHashed(ctx, hb); err != nil {
 				t.Fatal(err)
@@ -130,12 +130,12 @@ func Run(t *testing.T, h Harness) {
 		if got, err := s.Get(ctx, d); err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("Get after PutHashed = %v", err)
 		}
-		if err := hp.PutHashed(ctx, bundle.Hashed{}); err == nil {
+		if err := hp.PutHashed(ctx, wire.Hashed{}); err == nil {
 			t.Fatal("PutHashed of a zero Hashed succeeded")
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if err := hp.PutHashed(cctx, bundle.HashBytes([]byte("x"))); !errors.Is(err, context.Canceled) {
+		if err := hp.PutHashed(cctx, wire.HashBytes([]byte("x"))); !errors.Is(err, context.Canceled) {
 			t.Fatalf("PutHashed with a cancelled context: %v", err)
 		}
 	})

@@ -15,7 +15,8 @@ import (
 
 	edgeagent "github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/internal/tmpfstest"
 	"github.com/edgeseal/edgeseal/store"
@@ -146,7 +147,7 @@ func checkJournal(t *testing.T, a *agent, acked []edgeagent.ExportReceipt) {
 		if err != nil {
 			t.Fatalf("acknowledged export %s at %d: %v", rc.ExportID, rc.Seq, err)
 		}
-		if got := bundle.FormatHash(bundle.LeafHash(rec)); got != rc.Leaf {
+		if got := wire.FormatHash(merkle.LeafHash(rec)); got != rc.Leaf {
 			t.Fatalf("export %s at %d: leaf %s, receipt says %s", rc.ExportID, rc.Seq, got, rc.Leaf)
 		}
 	}

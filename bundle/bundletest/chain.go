@@ -10,7 +10,7 @@
 //	c, err := bundletest.NewChain(ctx, tpmDevice, 2, bundletest.Options{})
 //	for _, cs := range bundletest.Cases {
 //		b, prev, err := c.Tamper(ctx, cs) // ErrUnsupported: needs the software TPM
-//		rep := bundle.Verify(b, c.Trust, prev)
+//		rep := verify.Verify(b, c.Trust, prev)
 //		// cs.Want must be among rep.Failed()
 //	}
 package bundletest
@@ -24,16 +24,22 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/tpm/attest/attesttest"
 )
 
 // Device is what sealing (and an attacker holding the device) can do with
 // the TPM.
 type Device interface {
-	bundle.Signer
+	dsse.Signer
 	Quote(ctx context.Context, nonce []byte) (bundle.Quote, error)
 	IncrementCounter(ctx context.Context) (uint64, error)
-	Identity() bundle.Identity
+	Identity() custody.Identity
 }
 
 // Soft adapts an attesttest.TPM to Device.
@@ -57,16 +63,16 @@ func (s Soft) IncrementCounter(ctx context.Context) (uint64, error) {
 	return s.TPM.IncrementCounter(), ctx.Err()
 }
 
-// Identity returns the public material as bundle.Identity.
-func (s Soft) Identity() bundle.Identity {
+// Identity returns the public material as custody.Identity.
+func (s Soft) Identity() custody.Identity {
 	msg, sig := s.Certify(s.SigningPublic())
 	bound := map[int][]byte{}
 	for _, p := range s.PCRs {
 		bound[p] = append([]byte(nil), s.Bound[p]...)
 	}
-	return bundle.Identity{
+	return custody.Identity{
 		EKPublic: s.EKPublic(), AKPublic: s.AKPublic(), SigningPublic: s.SigningPublic(),
-		Certify: bundle.Attestation{Attest: msg, Signature: sig},
+		Certify: custody.Attestation{Attest: msg, Signature: sig},
 		PCRs:    append([]int(nil), s.PCRs...), PCRValues: bound, PolicyDigest: s.PolicyDigest(), KeyID: s.KeyID(),
 	}
 }
@@ -94,10 +100,10 @@ type Options struct {
 type Chain struct {
 	Opts     Options
 	Dev      Device
-	Identity bundle.Identity
-	Trust    *bundle.Trust
+	Identity custody.Identity
+	Trust    *trustfile.Trust
 	Bundles  []*bundle.Bundle
-	States   []*bundle.State
+	States   []*verify.State
 
 	// Attacker is another device an attacker fully controls (its own keys
 	// and AK), used by the key-substitution cases.
@@ -105,7 +111,7 @@ type Chain struct {
 
 	log    memLog
 	clock  time.Time
-	queued []func(*bundle.Record) // records that lead the next bundle (rotate.go)
+	queued []func(*custody.Record) // records that lead the next bundle (rotate.go)
 }
 
 // NewChain seals bundles of opts.Records records each with dev (a fresh
@@ -135,7 +141,7 @@ func NewChain(ctx context.Context, dev Device, bundles int, opts Options) (*Chai
 	}
 	c := &Chain{Opts: opts, Dev: dev, Attacker: att, clock: opts.Start}
 	c.Identity = dev.Identity()
-	if c.Trust, err = bundle.NewTrust(opts.Site, opts.Device, c.Identity); err != nil {
+	if c.Trust, err = trustfile.NewTrust(opts.Site, opts.Device, c.Identity); err != nil {
 		return nil, err
 	}
 	for range bundles {
@@ -143,11 +149,11 @@ func NewChain(ctx context.Context, dev Device, bundles int, opts Options) (*Chai
 		if err != nil {
 			return nil, err
 		}
-		var prev *bundle.State
+		var prev *verify.State
 		if n := len(c.States); n > 0 {
 			prev = c.States[n-1]
 		}
-		r := bundle.Verify(b, c.Trust, prev)
+		r := verify.Verify(b, c.Trust, prev)
 		if !r.OK() {
 			return nil, fmt.Errorf("bundletest: fresh bundle %d does not verify:\n%s", len(c.Bundles), r)
 		}
@@ -168,7 +174,7 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	var rng [][32]byte
 	if prevSize > 0 {
 		prevCP = c.log.checkpoint(c.origin(), prevSize)
-		rng = bundle.CompactRange(c.log.leaves[:prevSize])
+		rng = merkle.CompactRange(c.log.leaves[:prevSize])
 	}
 	prevLeaf := c.log.last()
 	payloads := map[[32]byte][]byte{}
@@ -176,16 +182,16 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	for i := range n {
 		seq := uint64(len(c.log.records))
 		c.clock = c.clock.Add(1500 * time.Microsecond)
-		r := bundle.Record{Seq: seq, Time: c.clock, Device: c.DeviceName(), Prev: c.log.last()}
+		r := custody.Record{Seq: seq, Time: c.clock, Device: c.DeviceName(), Prev: c.log.last()}
 		switch {
 		case len(c.queued) > 0:
 			c.queued[0](&r)
 			c.queued = c.queued[1:]
 		case seq == 1 && c.Opts.KeyCreate:
-			r.Type, r.Actor = bundle.TypeKeyCreate, bundle.Actor{Kind: "agent", ID: c.Identity.KeyID}
-			_ = r.SetBody(bundle.NewKeyCreateBody(c.Identity))
+			r.Type, r.Actor = custody.TypeKeyCreate, custody.Actor{Kind: "agent", ID: c.Identity.KeyID}
+			_ = r.SetBody(custody.NewKeyCreateBody(c.Identity))
 		case seq == 0:
-			r.Type, r.Actor = bundle.TypeAgentStart, bundle.Actor{Kind: "agent", ID: c.Identity.KeyID}
+			r.Type, r.Actor = custody.TypeAgentStart, custody.Actor{Kind: "agent", ID: c.Identity.KeyID}
 			_ = r.SetBody(map[string]string{"version": "test"})
 		case i == n-1 && n > 3 && len(payloads) > 0:
 			// Purge the first payload of this batch again (bytes gone, leaf kept).
@@ -195,8 +201,8 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 				break
 			}
 			delete(payloads, d)
-			r.Type, r.Actor = bundle.TypeRetentionPurge, bundle.Actor{Kind: "operator", ID: "alice", Via: "cli"}
-			_ = r.SetBody(bundle.PurgeBody{Payloads: []string{bundle.FormatHash(d)}, Reason: "test"})
+			r.Type, r.Actor = custody.TypeRetentionPurge, custody.Actor{Kind: "operator", ID: "alice", Via: "cli"}
+			_ = r.SetBody(custody.PurgeBody{Payloads: []string{wire.FormatHash(d)}, Reason: "test"})
 		default:
 			payload := make([]byte, c.Opts.PayloadSize)
 			for j := range payload {
@@ -206,12 +212,12 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 			d := sha256.Sum256(payload)
 			payloads[d] = payload
 			pad := max(0, c.Opts.RecordSize-560)
-			r.Type, r.Actor = bundle.TypeExport, bundle.Actor{Kind: "principal", ID: "n8n-reports", Via: "api"}
-			_ = r.SetBody(bundle.ExportBody{
+			r.Type, r.Actor = custody.TypeExport, custody.Actor{Kind: "principal", ID: "n8n-reports", Via: "api"}
+			_ = r.SetBody(custody.ExportBody{
 				ExportID: fmt.Sprintf("exp-%06d", seq), App: "n8n", Workflow: "monthly-report",
 				Purpose: "audit" + padding(pad), Schema: "report@2", Classification: "internal",
-				Retention: "7y", Destination: "archive", Policy: bundle.FormatHash(sha256.Sum256([]byte("policy v1"))),
-				Payload: bundle.PayloadRef{Digest: bundle.FormatHash(d), Size: int64(len(payload)), MediaType: "application/json", Canonicalization: "none"},
+				Retention: "7y", Destination: "archive", Policy: wire.FormatHash(sha256.Sum256([]byte("policy v1"))),
+				Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(payload)), MediaType: "application/json", Canonicalization: "none"},
 			})
 		}
 		b, err := r.Marshal()
@@ -246,7 +252,7 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	})
 }
 
-func (c *Chain) origin() string { return bundle.Origin(c.DeviceName()) }
+func (c *Chain) origin() string { return merkle.Origin(c.DeviceName()) }
 
 func padding(n int) string {
 	b := make([]byte, n)
@@ -281,7 +287,7 @@ func (l *memLog) append(rec []byte) {
 	}
 	l.hashes = append(l.hashes, hs...)
 	l.records = append(l.records, rec)
-	l.leaves = append(l.leaves, bundle.LeafHash(rec))
+	l.leaves = append(l.leaves, merkle.LeafHash(rec))
 }
 
 func (l *memLog) last() [32]byte {
@@ -296,7 +302,7 @@ func (l *memLog) checkpoint(origin string, size uint64) []byte {
 	if err != nil {
 		panic(err)
 	}
-	return bundle.Checkpoint{Origin: origin, Size: size, Root: root}.Marshal()
+	return merkle.Checkpoint{Origin: origin, Size: size, Root: root}.Marshal()
 }
 
 func (l *memLog) consistency(oldSize, newSize uint64) ([][32]byte, error) {

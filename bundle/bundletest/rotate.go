@@ -8,7 +8,9 @@ import (
 	"errors"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/tpm/attest/attesttest"
 )
 
@@ -56,33 +58,33 @@ func (c *Chain) Rotate(ctx context.Context, o RotateOptions) error {
 	}
 	msg, sig := certifier.Certify(newPub)
 	c.clock = c.clock.Add(1500 * time.Microsecond)
-	st := bundle.KeyRotateStatement{
-		V: bundle.KeyBodyVersion, Type: bundle.KeyRotateStatementType, Device: c.DeviceName(),
-		OldKeyID: old.KeyID, NewKeyID: bundle.KeyID(newPub), NewPublic: newPub,
-		NewCertification: bundle.KeyCert{Attest: msg, Signature: sig},
-		AKID:             bundle.KeyID(old.AKPublic), Reason: o.Reason, Time: bundle.FormatTime(c.clock),
+	st := custody.KeyRotateStatement{
+		V: custody.KeyBodyVersion, Type: custody.KeyRotateStatementType, Device: c.DeviceName(),
+		OldKeyID: old.KeyID, NewKeyID: custody.KeyID(newPub), NewPublic: newPub,
+		NewCertification: custody.KeyCert{Attest: msg, Signature: sig},
+		AKID:             custody.KeyID(old.AKPublic), Reason: o.Reason, Time: wire.FormatTime(c.clock),
 	}
 	payload, err := st.Marshal()
 	if err != nil {
 		return err
 	}
-	var signer bundle.Signer = c.Dev
+	var signer dsse.Signer = c.Dev
 	if o.SignWithNew {
 		signer = keyIDSigner{id: old.KeyID, Device: Soft{&attesttest.TPM{SigningKey: key, PCRs: soft.PCRs, Values: soft.Values, Bound: soft.Bound}}}
 	}
-	env, err := bundle.SignEnvelope(ctx, signer, bundle.KeyRotatePayloadType, payload)
+	env, err := dsse.SignEnvelope(ctx, signer, custody.KeyRotatePayloadType, payload)
 	if err != nil {
 		return err
 	}
-	body := bundle.KeyRotateBody{V: bundle.KeyBodyVersion, OldKeyID: old.KeyID, NewKeyID: st.NewKeyID, Reason: o.Reason, Statement: env}
-	c.queued = append(c.queued, func(r *bundle.Record) {
-		r.Type, r.Actor = bundle.TypeKeyRotate, bundle.Actor{Kind: "agent", ID: old.KeyID}
+	body := custody.KeyRotateBody{V: custody.KeyBodyVersion, OldKeyID: old.KeyID, NewKeyID: st.NewKeyID, Reason: o.Reason, Statement: env}
+	c.queued = append(c.queued, func(r *custody.Record) {
+		r.Type, r.Actor = custody.TypeKeyRotate, custody.Actor{Kind: "agent", ID: old.KeyID}
 		_ = r.SetBody(body)
 	})
 	if !o.NoRevoke {
-		c.queued = append(c.queued, func(r *bundle.Record) {
-			r.Type, r.Actor = bundle.TypeKeyRevoke, bundle.Actor{Kind: "agent", ID: st.NewKeyID}
-			_ = r.SetBody(bundle.KeyRevokeBody{V: bundle.KeyBodyVersion, KeyID: old.KeyID, Reason: bundle.KeyRevokeRotated})
+		c.queued = append(c.queued, func(r *custody.Record) {
+			r.Type, r.Actor = custody.TypeKeyRevoke, custody.Actor{Kind: "agent", ID: st.NewKeyID}
+			_ = r.SetBody(custody.KeyRevokeBody{V: custody.KeyBodyVersion, KeyID: old.KeyID, Reason: custody.KeyRevokeRotated})
 		})
 	}
 	if o.KeepOld {
@@ -91,7 +93,7 @@ func (c *Chain) Rotate(ctx context.Context, o RotateOptions) error {
 	soft.SigningKey = key
 	c.Identity = soft.Identity()
 	if o.OtherAK { // the bundle carries what the statement says
-		c.Identity.Certify = bundle.Attestation{Attest: msg, Signature: sig}
+		c.Identity.Certify = custody.Attestation{Attest: msg, Signature: sig}
 	}
 	if c.Identity.KeyID != st.NewKeyID {
 		return errors.New("bundletest: rotated identity does not name the new key")

@@ -10,6 +10,11 @@ import (
 	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
@@ -26,36 +31,36 @@ type Case struct {
 // device (can use its TPM signing key and take quotes) and recomputes the
 // BagIt manifests, so the deeper check has to catch it.
 var Cases = []Case{
-	{"record.changed.unsigned", bundle.CheckSealSubject, 1, 0, "record body changed, manifests recomputed, not re-signed"},
-	{"record.changed", bundle.CheckMerkleRoot, 1, 0, "record body changed, re-signed"},
-	{"record.changed.retree", bundle.CheckMerkleConsistency, 1, 0, "record changed, new root quoted and re-signed"},
-	{"record.dropped", bundle.CheckRecordsSequence, 1, 0, "a record removed, re-signed"},
-	{"record.reordered", bundle.CheckRecordsSequence, 1, 0, "two records swapped, re-signed"},
-	{"record.inserted", bundle.CheckRecordsSequence, 1, 0, "a forged record inserted, re-signed"},
-	{"record.device", bundle.CheckRecordsDevice, 1, 0, "a record claims another device, re-signed"},
-	{"record.backdated", bundle.CheckRecordsTime, 1, 0, "a record moved a year back, re-signed"},
-	{"chain.broken", bundle.CheckRecordsChain, 1, 0, "a record's prev changed, re-signed"},
-	{"payload.changed", bundle.CheckPayloadsDigest, 1, 0, "payload bytes changed, manifests recomputed"},
-	{"payload.dropped", bundle.CheckPayloadsDigest, 1, 0, "a referenced payload removed, manifests recomputed"},
-	{"payload.extra", bundle.CheckPayloadsReferenced, 1, 0, "an unreferenced payload added, manifests recomputed"},
-	{"root.wrong", bundle.CheckMerkleRoot, 1, 0, "checkpoint root replaced, quoted and re-signed"},
-	{"signature.forged", bundle.CheckSealSignature, 1, 0, "seal signature bytes changed"},
-	{"signature.otherkey", bundle.CheckSealSignature, 1, 0, "statement changed and signed by another key under the device key id"},
-	{"key.swapped", bundle.CheckKeysTrusted, 1, 0, "attacker's own AK, signing key and certification"},
-	{"key.uncertified", bundle.CheckKeysCertify, 1, 0, "attacker's signing key with the device's certification"},
-	{"quote.otherpcrs", bundle.CheckQuotePCRs, 1, 0, "quote over other PCR values (booted other kernel)"},
-	{"quote.wrongnonce", bundle.CheckQuoteNonce, 1, 0, "quote taken for another checkpoint"},
-	{"quote.replayed", bundle.CheckQuoteClock, 1, 0, "the previous bundle's quote reused"},
-	{"quote.resetcount", bundle.CheckQuoteResetCount, 1, 0, "quote with a lower resetCount"},
-	{"quote.files", bundle.CheckQuoteFiles, 1, 0, "attestation/quote.pcrs replaced, manifests recomputed"},
-	{"counter.lower", bundle.CheckCounterRising, 1, 0, "NV counter not above the previous seal's"},
-	{"previous.forked", bundle.CheckCheckpointPrevious, 1, 0, "previous checkpoint of the same size, other root"},
-	{"previous.leaf", bundle.CheckPreviousLeaf, 1, 0, "previous leaf changed in the statement"},
-	{"bundle.replayed", bundle.CheckCounterRising, 0, 0, "the first bundle sent again after itself"},
-	{"bagit.manifest", bundle.CheckBagItManifest, 1, 0, "payload changed, manifests left alone"},
-	{"bagit.tagmanifest", bundle.CheckBagItTagManifest, 1, 0, "keys/ak.pem changed, manifests left alone"},
-	{"bagit.oxum", bundle.CheckBagItStructure, 1, 0, "bag-info.txt Payload-Oxum changed"},
-	{"origin.other", bundle.CheckCheckpointOrigin, 1, 0, "checkpoint origin of another device, quoted and re-signed"},
+	{"record.changed.unsigned", verify.CheckSealSubject, 1, 0, "record body changed, manifests recomputed, not re-signed"},
+	{"record.changed", verify.CheckMerkleRoot, 1, 0, "record body changed, re-signed"},
+	{"record.changed.retree", verify.CheckMerkleConsistency, 1, 0, "record changed, new root quoted and re-signed"},
+	{"record.dropped", verify.CheckRecordsSequence, 1, 0, "a record removed, re-signed"},
+	{"record.reordered", verify.CheckRecordsSequence, 1, 0, "two records swapped, re-signed"},
+	{"record.inserted", verify.CheckRecordsSequence, 1, 0, "a forged record inserted, re-signed"},
+	{"record.device", verify.CheckRecordsDevice, 1, 0, "a record claims another device, re-signed"},
+	{"record.backdated", verify.CheckRecordsTime, 1, 0, "a record moved a year back, re-signed"},
+	{"chain.broken", verify.CheckRecordsChain, 1, 0, "a record's prev changed, re-signed"},
+	{"payload.changed", verify.CheckPayloadsDigest, 1, 0, "payload bytes changed, manifests recomputed"},
+	{"payload.dropped", verify.CheckPayloadsDigest, 1, 0, "a referenced payload removed, manifests recomputed"},
+	{"payload.extra", verify.CheckPayloadsReferenced, 1, 0, "an unreferenced payload added, manifests recomputed"},
+	{"root.wrong", verify.CheckMerkleRoot, 1, 0, "checkpoint root replaced, quoted and re-signed"},
+	{"signature.forged", verify.CheckSealSignature, 1, 0, "seal signature bytes changed"},
+	{"signature.otherkey", verify.CheckSealSignature, 1, 0, "statement changed and signed by another key under the device key id"},
+	{"key.swapped", verify.CheckKeysTrusted, 1, 0, "attacker's own AK, signing key and certification"},
+	{"key.uncertified", verify.CheckKeysCertify, 1, 0, "attacker's signing key with the device's certification"},
+	{"quote.otherpcrs", verify.CheckQuotePCRs, 1, 0, "quote over other PCR values (booted other kernel)"},
+	{"quote.wrongnonce", verify.CheckQuoteNonce, 1, 0, "quote taken for another checkpoint"},
+	{"quote.replayed", verify.CheckQuoteClock, 1, 0, "the previous bundle's quote reused"},
+	{"quote.resetcount", verify.CheckQuoteResetCount, 1, 0, "quote with a lower resetCount"},
+	{"quote.files", verify.CheckQuoteFiles, 1, 0, "attestation/quote.pcrs replaced, manifests recomputed"},
+	{"counter.lower", verify.CheckCounterRising, 1, 0, "NV counter not above the previous seal's"},
+	{"previous.forked", verify.CheckCheckpointPrevious, 1, 0, "previous checkpoint of the same size, other root"},
+	{"previous.leaf", verify.CheckPreviousLeaf, 1, 0, "previous leaf changed in the statement"},
+	{"bundle.replayed", verify.CheckCounterRising, 0, 0, "the first bundle sent again after itself"},
+	{"bagit.manifest", verify.CheckBagItManifest, 1, 0, "payload changed, manifests left alone"},
+	{"bagit.tagmanifest", verify.CheckBagItTagManifest, 1, 0, "keys/ak.pem changed, manifests left alone"},
+	{"bagit.oxum", verify.CheckBagItStructure, 1, 0, "bag-info.txt Payload-Oxum changed"},
+	{"origin.other", verify.CheckCheckpointOrigin, 1, 0, "checkpoint origin of another device, quoted and re-signed"},
 }
 
 // ErrUnsupported reports a tamper kind the chain's device cannot produce
@@ -64,12 +69,12 @@ var ErrUnsupported = errors.New("bundletest: tamper not supported by this device
 
 // Tamper returns a tampered copy of the case's target bundle and the state
 // to verify it against. The chain needs at least two bundles.
-func (c *Chain) Tamper(ctx context.Context, cs Case) (*bundle.Bundle, *bundle.State, error) {
+func (c *Chain) Tamper(ctx context.Context, cs Case) (*bundle.Bundle, *verify.State, error) {
 	if len(c.Bundles) < 2 {
 		return nil, nil, errors.New("bundletest: chain needs two bundles")
 	}
 	b := Clone(c.Bundles[cs.Target])
-	var prev *bundle.State
+	var prev *verify.State
 	if cs.Prev >= 0 {
 		prev = c.States[cs.Prev]
 	}
@@ -103,7 +108,7 @@ func (t *tamperer) statement() (*bundle.Statement, error) {
 
 // reseal signs st with signer (the device when nil), sets the subject to
 // the current records file and recomputes the manifests.
-func (t *tamperer) reseal(st *bundle.Statement, signer bundle.Signer) error {
+func (t *tamperer) reseal(st *bundle.Statement, signer dsse.Signer) error {
 	if signer == nil {
 		signer = t.c.Dev
 	}
@@ -146,21 +151,21 @@ func (t *tamperer) setQuote(st *bundle.Statement, q bundle.Quote) error {
 }
 
 // records decodes the target's records.
-func (t *tamperer) records() ([]*bundle.Record, error) {
+func (t *tamperer) records() ([]*custody.Record, error) {
 	raw, err := t.b.Records()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*bundle.Record, len(raw))
+	out := make([]*custody.Record, len(raw))
 	for i, r := range raw {
-		if out[i], err = bundle.ParseRecord(r); err != nil {
+		if out[i], err = custody.ParseRecord(r); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func (t *tamperer) setRecords(recs []*bundle.Record) error {
+func (t *tamperer) setRecords(recs []*custody.Record) error {
 	var buf []byte
 	for _, r := range recs {
 		b, err := r.Marshal()
@@ -174,7 +179,7 @@ func (t *tamperer) setRecords(recs []*bundle.Record) error {
 }
 
 // editRecords changes the records and re-signs the statement.
-func (t *tamperer) editRecords(fn func([]*bundle.Record) []*bundle.Record) error {
+func (t *tamperer) editRecords(fn func([]*custody.Record) []*custody.Record) error {
 	recs, err := t.records()
 	if err != nil {
 		return err
@@ -202,9 +207,9 @@ func (t *tamperer) editStatement(fn func(*bundle.Statement) error) error {
 }
 
 // exportIndex returns the index of a middle export record.
-func exportIndex(recs []*bundle.Record) int {
+func exportIndex(recs []*custody.Record) int {
 	for i := len(recs) / 2; i < len(recs); i++ {
-		if recs[i].Type == bundle.TypeExport {
+		if recs[i].Type == custody.TypeExport {
 			return i
 		}
 	}
@@ -220,7 +225,7 @@ func (t *tamperer) payloadPath() (string, error) {
 	return "", errors.New("no payload in bundle")
 }
 
-func changeBody(r *bundle.Record) {
+func changeBody(r *custody.Record) {
 	var m map[string]any
 	_ = json.Unmarshal(r.Body, &m)
 	m["purpose"] = "something else"
@@ -240,33 +245,33 @@ func (t *tamperer) apply(kind string) error {
 		}
 		return t.b.UpdateManifests()
 	case "record.changed":
-		return t.editRecords(func(r []*bundle.Record) []*bundle.Record { changeBody(r[exportIndex(r)]); return r })
+		return t.editRecords(func(r []*custody.Record) []*custody.Record { changeBody(r[exportIndex(r)]); return r })
 	case "record.changed.retree":
-		return t.retree(func(r []*bundle.Record) []*bundle.Record { changeBody(r[exportIndex(r)]); return r })
+		return t.retree(func(r []*custody.Record) []*custody.Record { changeBody(r[exportIndex(r)]); return r })
 	case "record.dropped":
-		return t.editRecords(func(r []*bundle.Record) []*bundle.Record { return slices.Delete(r, len(r)/2, len(r)/2+1) })
+		return t.editRecords(func(r []*custody.Record) []*custody.Record { return slices.Delete(r, len(r)/2, len(r)/2+1) })
 	case "record.reordered":
-		return t.editRecords(func(r []*bundle.Record) []*bundle.Record {
+		return t.editRecords(func(r []*custody.Record) []*custody.Record {
 			i := len(r) / 2
 			r[i], r[i+1] = r[i+1], r[i]
 			return r
 		})
 	case "record.inserted":
-		return t.editRecords(func(r []*bundle.Record) []*bundle.Record {
+		return t.editRecords(func(r []*custody.Record) []*custody.Record {
 			i := exportIndex(r)
 			forged := *r[i]
 			changeBody(&forged)
 			return slices.Insert(r, i+1, &forged)
 		})
 	case "record.device":
-		return t.editRecords(func(r []*bundle.Record) []*bundle.Record { r[0].Device = "site1/other"; return r })
+		return t.editRecords(func(r []*custody.Record) []*custody.Record { r[0].Device = "site1/other"; return r })
 	case "record.backdated":
-		return t.editRecords(func(r []*bundle.Record) []*bundle.Record {
+		return t.editRecords(func(r []*custody.Record) []*custody.Record {
 			r[len(r)-1].Time = r[len(r)-1].Time.AddDate(-1, 0, 0)
 			return r
 		})
 	case "chain.broken":
-		return t.editRecords(func(r []*bundle.Record) []*bundle.Record {
+		return t.editRecords(func(r []*custody.Record) []*custody.Record {
 			r[len(r)-1].Prev = sha256.Sum256([]byte("elsewhere"))
 			return r
 		})
@@ -293,7 +298,7 @@ func (t *tamperer) apply(kind string) error {
 		return t.b.UpdateManifests()
 	case "root.wrong":
 		return t.editStatement(func(st *bundle.Statement) error {
-			cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+			cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 			if err != nil {
 				return err
 			}
@@ -303,16 +308,16 @@ func (t *tamperer) apply(kind string) error {
 		})
 	case "origin.other":
 		return t.editStatement(func(st *bundle.Statement) error {
-			cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+			cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 			if err != nil {
 				return err
 			}
-			cp.Origin = bundle.Origin("site9/dev9")
+			cp.Origin = merkle.Origin("site9/dev9")
 			st.Predicate.Checkpoint = string(cp.Marshal())
 			return t.requote(st, t.c.Dev, nil)
 		})
 	case "signature.forged":
-		env, err := bundle.ParseEnvelope(t.b.Files[bundle.PathSeal])
+		env, err := dsse.ParseEnvelope(t.b.Files[bundle.PathSeal])
 		if err != nil {
 			return err
 		}
@@ -404,7 +409,7 @@ func (t *tamperer) apply(kind string) error {
 		})
 	case "previous.forked":
 		return t.editStatement(func(st *bundle.Statement) error {
-			cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.PreviousCheckpoint))
+			cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.PreviousCheckpoint))
 			if err != nil {
 				return err
 			}
@@ -414,7 +419,7 @@ func (t *tamperer) apply(kind string) error {
 		})
 	case "previous.leaf":
 		return t.editStatement(func(st *bundle.Statement) error {
-			st.Predicate.PreviousLeaf = bundle.FormatHash(sha256.Sum256([]byte("other leaf")))
+			st.Predicate.PreviousLeaf = wire.FormatHash(sha256.Sum256([]byte("other leaf")))
 			return nil
 		})
 	case "bundle.replayed":
@@ -432,7 +437,7 @@ func (t *tamperer) apply(kind string) error {
 // retree rewrites the records, recomputes the checkpoint root from the
 // range hashes, takes a quote for it and re-signs, keeping the old
 // consistency proof.
-func (t *tamperer) retree(fn func([]*bundle.Record) []*bundle.Record) error {
+func (t *tamperer) retree(fn func([]*custody.Record) []*custody.Record) error {
 	recs, err := t.records()
 	if err != nil {
 		return err
@@ -446,10 +451,10 @@ func (t *tamperer) retree(fn func([]*bundle.Record) []*bundle.Record) error {
 	}
 	leaves := make([][32]byte, len(raw))
 	for i, r := range raw {
-		leaves[i] = bundle.LeafHash(r)
+		leaves[i] = merkle.LeafHash(r)
 	}
 	return t.editStatement(func(st *bundle.Statement) error {
-		cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+		cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 		if err != nil {
 			return err
 		}
@@ -457,7 +462,7 @@ func (t *tamperer) retree(fn func([]*bundle.Record) []*bundle.Record) error {
 		for i, h := range st.Predicate.RangeHashes {
 			copy(rng[i][:], h)
 		}
-		if cp.Root, _, err = bundle.FoldRange(rng, st.Predicate.FirstSeq, leaves); err != nil {
+		if cp.Root, _, err = merkle.FoldRange(rng, st.Predicate.FirstSeq, leaves); err != nil {
 			return err
 		}
 		st.Predicate.Checkpoint = string(cp.Marshal())

@@ -7,7 +7,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -30,7 +30,7 @@ func cmdAgentAuthorizePCRs(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	raw, _, err := fsutil.ReadConfig(pos[0], bundle.MaxPCRAuthSize)
+	raw, _, err := fsutil.ReadConfig(pos[0], trustfile.MaxPCRAuthSize)
 	if err != nil {
 		return err
 	}

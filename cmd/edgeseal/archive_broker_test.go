@@ -14,7 +14,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
@@ -119,7 +119,7 @@ func TestArchiveEmbeddedBrokerTLS(t *testing.T) {
 	agA := startAgentPublisher(t, brk, pki, devA, "site1", "devA", ja, ar.a)
 	agA.waitDrained(t, len(chainA.Bundles))
 	agA.stop()
-	if rc, err := bundle.VerifyReceipt(agA.receipt("a-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devA" {
+	if rc, err := archivesig.VerifyReceipt(agA.receipt("a-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devA" {
 		t.Fatalf("device A's receipt: %+v %v", rc, err)
 	}
 	// Enrollment through the embedded broker: device A's own request is

@@ -16,7 +16,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 )
 
 // defaultOverlap is how long agents still accept the old key after a
@@ -77,13 +77,13 @@ func archiveKeyShow(cfg *config.Config, stdout io.Writer) error {
 	}
 	defer closeKey()
 	pub := k.Public().(ed25519.PublicKey)
-	fmt.Fprintf(stdout, "key %s\n", bundle.ArchiveKeyID(pub))
+	fmt.Fprintf(stdout, "key %s\n", archivesig.ArchiveKeyID(pub))
 	chain, err := readArchiveChain(cfg)
 	if err != nil {
 		return err
 	}
 	for _, raw := range chain {
-		_, an, err := bundle.ParseArchiveKey(raw)
+		_, an, err := archivesig.ParseArchiveKey(raw)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func readArchiveChain(cfg *config.Config) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := bundle.ParseKeyChainFile(b)
+	f, err := archivesig.ParseKeyChainFile(b)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func archiveKeyImport(cfg *config.Config, p config.PKCS11, uri string, generate 
 	}
 	defer k.Close()
 	pub := k.Public().(ed25519.PublicKey)
-	fmt.Fprintf(stdout, "key %s created in token %s as %s\n", bundle.ArchiveKeyID(pub), u.Token, u.Object)
+	fmt.Fprintf(stdout, "key %s created in token %s as %s\n", archivesig.ArchiveKeyID(pub), u.Token, u.Object)
 	if generate {
 		fmt.Fprintf(stdout, "rotate to it: edgeseal archive key rotate --new-key '%s'\n", u)
 	} else {

@@ -18,7 +18,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore/softhsmtest"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
@@ -91,7 +91,7 @@ func TestArchivePKCS11(t *testing.T) {
 		}
 	})
 	tokenID := a.KeyID()
-	if tokenID == bundle.ArchiveKeyID(fileKey.Public().(ed25519.PublicKey)) {
+	if tokenID == archivesig.ArchiveKeyID(fileKey.Public().(ed25519.PublicKey)) {
 		t.Fatal("the daemon still signs with the file key")
 	}
 
@@ -109,13 +109,13 @@ func TestArchivePKCS11(t *testing.T) {
 	}
 	ka := startKeyAgent(t, brk.URL(), ob, t.TempDir(), fileKey.Public().(ed25519.PublicKey))
 	ka.waitDrained(t, 3)
-	verifier := bundle.NewArchiveKeys(archive.DefaultName, fileKey.Public().(ed25519.PublicKey))
+	verifier := archivesig.NewArchiveKeys(archive.DefaultName, fileKey.Public().(ed25519.PublicKey))
 	for i := range 3 {
 		raw := ka.receipt(fmt.Sprintf("b-%04d", i+1))
 		if _, _, err := verifier.VerifyReceipt(raw, time.Now()); err != nil {
 			t.Fatalf("receipt %d: %v", i+1, err)
 		}
-		env, _, _ := bundle.ParseReceipt(raw)
+		env, _, _ := archivesig.ParseReceipt(raw)
 		if env.Signatures[0].KeyID != tokenID {
 			t.Fatalf("receipt %d signed by %s, want the token key %s", i+1, env.Signatures[0].KeyID, tokenID)
 		}

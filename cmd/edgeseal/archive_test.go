@@ -19,7 +19,9 @@ import (
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -77,7 +79,7 @@ func TestArchiveCommands(t *testing.T) {
 	}
 	for _, p := range receipts {
 		b, _ := os.ReadFile(p)
-		if _, err := bundle.VerifyReceipt(b, archive.KeyID(key.Public().(ed25519.PublicKey)), key.Public().(ed25519.PublicKey)); err != nil {
+		if _, err := archivesig.VerifyReceipt(b, archive.KeyID(key.Public().(ed25519.PublicKey)), key.Public().(ed25519.PublicKey)); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
 	}
@@ -165,7 +167,7 @@ func TestArchiveDaemon(t *testing.T) {
 	mu.Lock()
 	receipt := got[sync.ReceiptsTopic("site1", "dev1")][0]
 	mu.Unlock()
-	if rc, err := bundle.VerifyReceipt(receipt, r.a.KeyID(), r.a.PublicKey()); err != nil || rc.Device != "site1/dev1" {
+	if rc, err := archivesig.VerifyReceipt(receipt, r.a.KeyID(), r.a.PublicKey()); err != nil || rc.Device != "site1/dev1" {
 		t.Fatalf("receipt over MQTT: %v", err)
 	}
 	bad, _, err := c.Tamper(t.Context(), bundletest.Case{Kind: "payload.changed", Target: 1, Prev: 0})
@@ -183,7 +185,7 @@ func TestArchiveDaemon(t *testing.T) {
 	mu.Lock()
 	rej := got[sync.ReceiptsTopic("site1", "dev1")][1]
 	mu.Unlock()
-	if rj, err := sync.VerifyRejection(rej, r.a.KeyID(), r.a.PublicKey()); err != nil || !strings.Contains(strings.Join(rj.Checks, ","), bundle.CheckPayloadsDigest) {
+	if rj, err := sync.VerifyRejection(rej, r.a.KeyID(), r.a.PublicKey()); err != nil || !strings.Contains(strings.Join(rj.Checks, ","), verify.CheckPayloadsDigest) {
 		t.Fatalf("rejection over MQTT: %+v, %v", rj, err)
 	}
 	cancel()

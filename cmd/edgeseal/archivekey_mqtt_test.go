@@ -17,8 +17,11 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -163,7 +166,7 @@ func TestArchiveKeyRotationMQTT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nextID := bundle.ArchiveKeyID(next.Public().(ed25519.PublicKey))
+	nextID := archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))
 	ann, err := ea.a.RotateKey(t.Context(), next, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +174,7 @@ func TestArchiveKeyRotationMQTT(t *testing.T) {
 	put(4, 8)
 	ka.waitDrained(t, 8)
 
-	verifier := bundle.NewArchiveKeys(archive.DefaultName, rootPub)
+	verifier := archivesig.NewArchiveKeys(archive.DefaultName, rootPub)
 	for i := range 8 {
 		id := fmt.Sprintf("b-%04d", i+1)
 		raw := ka.receipt(id)
@@ -179,7 +182,7 @@ func TestArchiveKeyRotationMQTT(t *testing.T) {
 		if err != nil {
 			t.Fatalf("receipt %s: %v", id, err)
 		}
-		env, _, _ := bundle.ParseReceipt(raw)
+		env, _, _ := archivesig.ParseReceipt(raw)
 		keyID := env.Signatures[0].KeyID
 		if i >= 4 && keyID != nextID {
 			t.Fatalf("receipt %s after the rotation by %s, want the new key %s", id, keyID, nextID)
@@ -187,28 +190,28 @@ func TestArchiveKeyRotationMQTT(t *testing.T) {
 		if i == 0 && keyID != oldID {
 			t.Fatalf("receipt %s before the rotation by %s, want the old key", id, keyID)
 		}
-		if want, _ := c.Bundles[i].Bytes(); r.BundleDigest != bundle.FormatHash(sha256.Sum256(want)) {
+		if want, _ := c.Bundles[i].Bytes(); r.BundleDigest != wire.FormatHash(sha256.Sum256(want)) {
 			t.Fatalf("receipt %s for %s", id, r.BundleDigest)
 		}
 	}
 	var journaled [][]byte
 	var delivered int
 	if err := out.Records(t.Context(), 0, out.Size(), func(_ uint64, rec []byte) error {
-		r, err := bundle.ParseRecord(rec)
+		r, err := custody.ParseRecord(rec)
 		if err != nil {
 			return err
 		}
 		switch r.Type {
-		case bundle.TypeArchiveKey:
+		case custody.TypeArchiveKey:
 			journaled = append(journaled, r.Body)
-		case bundle.TypeDeliveryReceipt:
+		case custody.TypeDeliveryReceipt:
 			delivered++
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	annEnv, _ := bundle.ParseEnvelope(ann)
+	annEnv, _ := dsse.ParseEnvelope(ann)
 	annCanon, _ := annEnv.Marshal()
 	if len(journaled) != 1 || string(journaled[0]) != string(annCanon) || delivered != 8 {
 		t.Fatalf("journal: %d archive.key records (want 1, the announcement), %d delivery.receipt (want 8)", len(journaled), delivered)

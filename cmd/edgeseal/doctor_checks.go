@@ -15,7 +15,9 @@ import (
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -119,7 +121,7 @@ func (d *doctor) checkPCRs(ctx context.Context, t *tpm.TPM, id tpm.Identity) {
 		d.report(levelFail, "trust", err.Error(), "give the device's DEVICE.json with --trust")
 		return
 	}
-	tr, err := bundle.ParseTrust(raw)
+	tr, err := trustfile.ParseTrust(raw)
 	if err != nil {
 		d.report(levelFail, "trust", d.trust+": "+err.Error(), "give the DEVICE.json `edgeseal tpm enroll` wrote")
 		return
@@ -165,7 +167,7 @@ func (d *doctor) checkJournal(key []byte) {
 	size := j.Size()
 	if size > 0 {
 		if rec, err := j.Record(size - 1); err == nil {
-			if r, err := bundle.ParseRecord(rec); err == nil {
+			if r, err := custody.ParseRecord(rec); err == nil {
 				d.lastRecord = r.Time
 			}
 		}
@@ -178,7 +180,7 @@ func (d *doctor) checkJournal(key []byte) {
 		d.report(levelFail, "journal", "last checkpoint: "+err.Error(), "restore from backup")
 		return
 	default:
-		c, perr := bundle.ParseCheckpoint(note)
+		c, perr := merkle.ParseCheckpoint(note)
 		root, rerr := j.Root(cpSize)
 		if perr != nil || rerr != nil || c.Size != cpSize || root != c.Root {
 			d.report(levelFail, "journal", fmt.Sprintf("the last checkpoint (size %d) does not match the journal's tree", cpSize),

@@ -19,8 +19,9 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
@@ -92,12 +93,12 @@ func TestMosquittoBroker(t *testing.T) {
 			t.Fatalf("device B's certificate read device A's receipts: %+v", st)
 		}
 		for id, raw := range raws {
-			rc, err := bundle.VerifyReceipt(agA.receipt(id), ar.a.KeyID(), ar.a.PublicKey())
+			rc, err := archivesig.VerifyReceipt(agA.receipt(id), ar.a.KeyID(), ar.a.PublicKey())
 			if err != nil {
 				t.Fatalf("receipt %s: %v", id, err)
 			}
 			digest := sha256.Sum256(raw)
-			if rc.Device != "site1/devA" || rc.BundleDigest != bundle.FormatHash(digest) {
+			if rc.Device != "site1/devA" || rc.BundleDigest != wire.FormatHash(digest) {
 				t.Fatalf("receipt %s: device %q digest %s", id, rc.Device, rc.BundleDigest)
 			}
 			stored, err := ar.a.Objects().Get(t.Context(), digest)
@@ -153,7 +154,7 @@ func TestMosquittoBroker(t *testing.T) {
 		agB := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devB", jb, ar.a)
 		agB.waitDrained(t, 1)
 		agB.stop()
-		if rc, err := bundle.VerifyReceipt(agB.receipt("b-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devB" {
+		if rc, err := archivesig.VerifyReceipt(agB.receipt("b-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devB" {
 			t.Fatalf("device B's receipt: %+v, %v", rc, err)
 		}
 		if st := ar.a.Stats(); st.Accepted != 5 || st.Refused != 0 || st.Alarms != 0 {
@@ -208,7 +209,7 @@ func TestMosquittoBroker(t *testing.T) {
 			t.Fatalf("rejection: %v", err)
 		}
 		digest := sha256.Sum256(rawB)
-		if !slices.Contains(rej.r.Checks, archive.CheckTopic) || rej.r.Device != "site1/devA" || rej.r.BundleDigest != bundle.FormatHash(digest) {
+		if !slices.Contains(rej.r.Checks, archive.CheckTopic) || rej.r.Device != "site1/devA" || rej.r.BundleDigest != wire.FormatHash(digest) {
 			t.Fatalf("rejection %+v, want check %s for site1/devA", rej.r, archive.CheckTopic)
 		}
 		if st := ar.a.Stats(); st.Accepted != 0 || st.Refused != 1 || ar.a.LogSize() != 0 {

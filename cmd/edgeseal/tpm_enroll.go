@@ -11,7 +11,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/agentd"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -63,7 +63,7 @@ func cmdTPMEnroll(ctx context.Context, args []string, stdout io.Writer, log *slo
 	if err := rec.apply(ctx, t, *state, *site+"/"+*device, *out, stdout); err != nil {
 		return err
 	}
-	trust, err := bundle.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))
+	trust, err := trustfile.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func cmdTPMEnroll(ctx context.Context, args []string, stdout io.Writer, log *slo
 	fmt.Fprintf(stdout, "wrote %s: device %s/%s, key %s, PCRs %v\n", *out, *site, *device, trust.KeyID, trust.PCRSelection.PCRs)
 	if policy != nil {
 		pcrs, values := trust.PCRs()
-		kid, _ := bundle.PCRPolicyKeyID(policy.Key)
+		kid, _ := trustfile.PCRPolicyKeyID(policy.Key)
 		fmt.Fprintf(stdout, "keys bound to PCR policy key %s; they work once the operator authorizes the current values:\n"+
 			"  edgeseal tpm authorize-pcrs --key PCR-KEY --device %s/%s --pcrs %s --out pcr-authorization.json\n"+
 			"  edgeseal agent authorize-pcrs --config AGENT.yaml pcr-authorization.json\n",
@@ -102,7 +102,7 @@ func enrollPolicy(spec, device, keyPath, mode string) (*tpm.PCRPolicy, error) {
 		if err != nil {
 			return nil, usageErr("tpm enroll: --pcr-policy-key: %v", err)
 		}
-		return &tpm.PCRPolicy{Key: k, Ref: bundle.PCRPolicyRef(device)}, nil
+		return &tpm.PCRPolicy{Key: k, Ref: trustfile.PCRPolicyRef(device)}, nil
 	case mode == "pcr":
 		return nil, nil
 	}

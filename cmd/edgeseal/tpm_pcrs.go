@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -54,7 +55,7 @@ func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
 	if *keyPath == "" || *device == "" || (*list == "") == (*fromQuote == "") {
 		return usageErr("tpm authorize-pcrs: --key, --device and one of --pcrs or --from-quote are required")
 	}
-	if err := bundle.CheckDevice(*device); err != nil {
+	if err := wire.CheckDevice(*device); err != nil {
 		return usageErr("tpm authorize-pcrs: %v", err)
 	}
 	key, err := agent.ReadPCRPolicyPrivate(*keyPath)
@@ -74,7 +75,7 @@ func cmdAuthorizePCRs(args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageErr("tpm authorize-pcrs: %v", err)
 	}
-	a, err := bundle.SignPCRAuthorization(key, *device, pcrs, values, time.Now())
+	a, err := trustfile.SignPCRAuthorization(key, *device, pcrs, values, time.Now())
 	if err != nil {
 		return err
 	}

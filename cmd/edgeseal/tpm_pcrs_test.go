@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 )
 
 // TestEnrollPolicyFlags: enroll's --pcr-policy-key and --pcr-policy flags
@@ -36,7 +36,7 @@ func TestEnrollPolicyFlags(t *testing.T) {
 		t.Fatal("both flags accepted")
 	}
 	p, err := enrollPolicy("device:/dev/tpmrm0", "s1/d1", key+".pub", "")
-	if err != nil || !p.Key.Equal(pub) || string(p.Ref) != string(bundle.PCRPolicyRef("s1/d1")) {
+	if err != nil || !p.Key.Equal(pub) || string(p.Ref) != string(trustfile.PCRPolicyRef("s1/d1")) {
 		t.Fatalf("--pcr-policy-key: %v", err)
 	}
 	if p, err := enrollPolicy("simulator:/tmp/x", "s1/d1", "", ""); err != nil || p != nil {

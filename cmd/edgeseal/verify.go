@@ -10,16 +10,18 @@ import (
 	"os"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // verifyResult is one bundle's outcome in --json output.
 type verifyResult struct {
 	Bundle   string         `json:"bundle"`
 	Verified bool           `json:"verified"`
-	Checks   []bundle.Check `json:"checks"`
-	State    *bundle.State  `json:"state,omitempty"`
+	Checks   []verify.Check `json:"checks"`
+	State    *verify.State  `json:"state,omitempty"`
 	// Keys are the bundle's signing-key records (created, rotated, revoked).
-	Keys []bundle.KeyEvent `json:"keys,omitempty"`
+	Keys []verify.KeyEvent `json:"keys,omitempty"`
 }
 
 // cmdVerify verifies bundles offline against a device trust file. A
@@ -58,7 +60,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageErr("verify: trust file: %v", err)
 	}
-	trust, err := bundle.ParseTrust(raw)
+	trust, err := trustfile.ParseTrust(raw)
 	if err != nil {
 		return usageErr("verify: trust file %s: %v", *trustPath, err)
 	}
@@ -69,16 +71,16 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if *each && *stateOut != "" && len(bundles) > 1 {
 		return usageErr("verify: --state-out with --each needs a single bundle")
 	}
-	var base *bundle.State
+	var base *verify.State
 	if *prevPath != "" {
 		if base, err = loadPrevious(*prevPath, trust); err != nil {
 			return err
 		}
 	}
 	var results []verifyResult
-	var history []bundle.KeyEvent // of the verified bundles
+	var history []verify.KeyEvent // of the verified bundles
 	var failed []string
-	prev, last := base, (*bundle.State)(nil)
+	prev, last := base, (*verify.State)(nil)
 	for _, lb := range bundles {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -91,7 +93,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return usageErr("verify: %v", err)
 		}
-		rep := bundle.Verify(b, trust, against)
+		rep := verify.Verify(b, trust, against)
 		results = append(results, verifyResult{Bundle: lb.path, Verified: rep.OK(), Checks: rep.Checks, State: rep.State, Keys: rep.Keys})
 		if rep.OK() {
 			prev, last = rep.State, rep.State
@@ -145,13 +147,13 @@ func readBundle(path string) (*bundle.Bundle, error) {
 
 // loadPrevious reads --previous: a state JSON file, or a bundle that must
 // itself verify (without a previous) against the same trust.
-func loadPrevious(path string, trust *bundle.Trust) (*bundle.State, error) {
+func loadPrevious(path string, trust *trustfile.Trust) (*verify.State, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usageErr("verify: previous: %v", err)
 	}
 	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
-		var st bundle.State
+		var st verify.State
 		if err := json.Unmarshal(raw, &st); err != nil {
 			return nil, usageErr("verify: previous state %s: %v", path, err)
 		}
@@ -161,7 +163,7 @@ func loadPrevious(path string, trust *bundle.Trust) (*bundle.State, error) {
 	if err != nil {
 		return nil, usageErr("verify: previous bundle %s: %v", path, err)
 	}
-	rep := bundle.Verify(b, trust, nil)
+	rep := verify.Verify(b, trust, nil)
 	if !rep.OK() {
 		return nil, usageErr("verify: previous bundle %s does not verify itself", path)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
 
@@ -84,7 +86,7 @@ func claimedSize(b *bundle.Bundle) (uint64, error) {
 	if !ok {
 		return 0, errors.New("no seal")
 	}
-	env, err := bundle.ParseEnvelope(raw)
+	env, err := dsse.ParseEnvelope(raw)
 	if err != nil {
 		return 0, err
 	}
@@ -92,7 +94,7 @@ func claimedSize(b *bundle.Bundle) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+	cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 	if err != nil {
 		return 0, err
 	}

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // printKeyHistory prints the device's signing-key history as the verified
 // bundles' key records tell it, and the key in force after the last one.
-func printKeyHistory(w io.Writer, trust *bundle.Trust, events []bundle.KeyEvent, last *bundle.State) {
+func printKeyHistory(w io.Writer, trust *trustfile.Trust, events []verify.KeyEvent, last *verify.State) {
 	if len(events) == 0 && (last == nil || last.Keys == nil) {
 		return
 	}

@@ -5,12 +5,13 @@ import (
 	"io"
 	"strings"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // printReport prints one bundle's checks: ok, FAIL, or skipped for a check
 // that had nothing to compare (no previous state, a first seal).
-func printReport(w io.Writer, path string, rep *bundle.Report) {
+func printReport(w io.Writer, path string, rep *verify.Report) {
 	fmt.Fprintf(w, "%s\n", path)
 	for _, c := range rep.Checks {
 		mark := "ok     "
@@ -35,7 +36,7 @@ func printReport(w io.Writer, path string, rep *bundle.Report) {
 
 // printSummary prints the closing line: how many bundles, how many
 // verified, which did not, and how they were verified.
-func printSummary(w io.Writer, trust *bundle.Trust, n int, failed []string, each bool) {
+func printSummary(w io.Writer, trust *trustfile.Trust, n int, failed []string, each bool) {
 	mode := "as one chain of " + trust.DeviceName()
 	if each {
 		mode = "each on its own, device " + trust.DeviceName()

@@ -9,7 +9,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 )
 
 // cmdVerifyReceipt: `edgeseal verify receipt --archive-key PUB
@@ -32,16 +32,16 @@ func cmdVerifyReceipt(_ context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return usageErr("verify receipt: %v", err)
 	}
-	keys := bundle.NewArchiveKeys(*name, root)
+	keys := archivesig.NewArchiveKeys(*name, root)
 	failed := 0
 	for _, p := range paths {
-		raw, err := readLimited(p, bundle.MaxReceiptSize)
+		raw, err := readLimited(p, archivesig.MaxReceiptSize)
 		if err != nil {
 			return usageErr("verify receipt: %v", err)
 		}
 		r, learned, err := keys.VerifyReceipt(raw, time.Now())
 		for _, a := range learned {
-			if _, an, perr := bundle.ParseArchiveKey(a); perr == nil {
+			if _, an, perr := archivesig.ParseArchiveKey(a); perr == nil {
 				fmt.Fprintf(stdout, "%s: archive key rotated %s -> %s at %s (overlap until %s)\n", p, an.OldKeyID, an.NewKeyID, an.Time, an.OverlapUntil)
 			}
 		}
@@ -50,7 +50,7 @@ func cmdVerifyReceipt(_ context.Context, args []string, stdout io.Writer) error 
 			fmt.Fprintf(stdout, "%s: NOT VERIFIED: %v\n", p, err)
 			continue
 		}
-		env, _, _ := bundle.ParseReceipt(raw)
+		env, _, _ := archivesig.ParseReceipt(raw)
 		fmt.Fprintf(stdout, "%s: verified: bundle %s of %s, archive log index %d, signed by %s\n", p, r.BundleDigest, r.Device, r.LogIndex, env.Signatures[0].KeyID)
 	}
 	if failed > 0 {

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 	"github.com/edgeseal/edgeseal/tpm/simulator"
@@ -48,10 +50,10 @@ func agentChain(ctx context.Context, site, device string, bundles int) (trust []
 		for i := range 3 {
 			data := fmt.Appendf(nil, "month,total\n2026-%02d,%d\n", b*3+i+1, 1000+b*3+i)
 			if _, err := core.Export(ctx, agent.Export{
-				Actor:    bundle.Actor{Kind: "principal", ID: "n8n-reports", Via: "api"},
+				Actor:    custody.Actor{Kind: "principal", ID: "n8n-reports", Via: "api"},
 				ExportID: fmt.Sprintf("report-%d-%d", b, i), App: "n8n", Workflow: "monthly-report", Purpose: "audit",
 				Schema: "report@2", Classification: "internal", Retention: "7y", Destination: "archive",
-				Policy: bundle.FormatHash(sha256.Sum256([]byte("policy v1"))), MediaType: "text/csv", Data: data,
+				Policy: wire.FormatHash(sha256.Sum256([]byte("policy v1"))), MediaType: "text/csv", Data: data,
 			}); err != nil {
 				return nil, nil, err
 			}
@@ -69,7 +71,7 @@ func agentChain(ctx context.Context, site, device string, bundles int) (trust []
 		}
 		out = append(out, raw)
 	}
-	tr, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
+	tr, err := trustfile.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return nil, nil, err
 	}

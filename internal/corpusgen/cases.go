@@ -15,6 +15,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // Trust files and good bundles, by their corpus path.
@@ -58,9 +61,9 @@ func build(ctx context.Context, format1 string) (*corpus, error) {
 	c.verified("good.single", "the first bundle of a device (format 2), no previous state", trustDev1, nil, good0)
 	c.verified("good.chain", "the third bundle of a chain, after the first two verified in order", trustDev1, []string{good0, good1}, good2)
 	c.verified("good.no-previous", "a later bundle verified on its own: checks against the previous state pass with nothing to compare", trustDev1, nil, good1)
-	c.refused("trust.other-device", "a good bundle checked against the trust file of another device", trustDev2, nil, good0, bundle.CheckCheckpointOrigin)
-	c.refused("bundle.replayed.same", "the first bundle sent again after itself (replay)", trustDev1, []string{good0}, good0, bundle.CheckCounterRising)
-	c.refused("chain.out-of-order", "the second bundle checked after the third", trustDev1, []string{good0, good1, good2}, good1, bundle.CheckCounterRising)
+	c.refused("trust.other-device", "a good bundle checked against the trust file of another device", trustDev2, nil, good0, verify.CheckCheckpointOrigin)
+	c.refused("bundle.replayed.same", "the first bundle sent again after itself (replay)", trustDev1, []string{good0}, good0, verify.CheckCounterRising)
+	c.refused("chain.out-of-order", "the second bundle checked after the third", trustDev1, []string{good0, good1, good2}, good1, verify.CheckCounterRising)
 
 	// The project's tamper table: each attack on bundle 1 of the chain,
 	// verified against the state bundle 0 left.
@@ -100,7 +103,7 @@ func build(ctx context.Context, format1 string) (*corpus, error) {
 	return c, c.format1(format1)
 }
 
-func (c *corpus) addTrust(path string, t *bundle.Trust) error {
+func (c *corpus) addTrust(path string, t *trustfile.Trust) error {
 	raw, err := t.Marshal()
 	if err != nil {
 		return err
@@ -147,7 +150,7 @@ func (c *corpus) edits(dev1 *bundletest.Chain) error {
 		fn                func(b *bundle.Bundle) error
 	}
 	edits := []edit{
-		{"baginfo.changed.rehashed", "bag-info.txt Bagging-Date changed, both manifests recomputed: BagIt passes, the seal names the old bytes", bundle.CheckSealSubject, true,
+		{"baginfo.changed.rehashed", "bag-info.txt Bagging-Date changed, both manifests recomputed: BagIt passes, the seal names the old bytes", verify.CheckSealSubject, true,
 			func(b *bundle.Bundle) error {
 				info := string(b.Files[bundle.PathBagInfo])
 				i := strings.Index(info, "Bagging-Date: ")
@@ -157,7 +160,7 @@ func (c *corpus) edits(dev1 *bundletest.Chain) error {
 				b.Files[bundle.PathBagInfo] = []byte(info[:i] + "Bagging-Date: 1999-12-31" + info[i+len("Bagging-Date: 2006-01-02"):])
 				return nil
 			}},
-		{"manifest.line.changed", "one line of manifest-sha256.txt names another digest, tagmanifest recomputed", bundle.CheckBagItManifest, false,
+		{"manifest.line.changed", "one line of manifest-sha256.txt names another digest, tagmanifest recomputed", verify.CheckBagItManifest, false,
 			func(b *bundle.Bundle) error {
 				m := b.Files[bundle.PathManifest]
 				if m[0] == '0' { // the first digest's first hex digit changed
@@ -169,9 +172,9 @@ func (c *corpus) edits(dev1 *bundletest.Chain) error {
 				rehashTags(b)
 				return nil
 			}},
-		{"signature.high-s", "the seal signature's s replaced by n-s: the same signature mathematically, refused as a second spelling", bundle.CheckSealSigners, true,
+		{"signature.high-s", "the seal signature's s replaced by n-s: the same signature mathematically, refused as a second spelling", verify.CheckSealSigners, true,
 			func(b *bundle.Bundle) error {
-				env, err := bundle.ParseEnvelope(b.Files[bundle.PathSeal])
+				env, err := dsse.ParseEnvelope(b.Files[bundle.PathSeal])
 				if err != nil {
 					return err
 				}
@@ -181,7 +184,7 @@ func (c *corpus) edits(dev1 *bundletest.Chain) error {
 				b.Files[bundle.PathSeal], err = env.Marshal()
 				return err
 			}},
-		{"signing-pem.dropped", "keys/signing.pem removed from a format 2 bundle, manifests recomputed", bundle.CheckBundleCanonical, true,
+		{"signing-pem.dropped", "keys/signing.pem removed from a format 2 bundle, manifests recomputed", verify.CheckBundleCanonical, true,
 			func(b *bundle.Bundle) error { delete(b.Files, bundle.PathSigningPEM); return nil }},
 	}
 	for _, e := range edits {
@@ -254,7 +257,7 @@ func (c *corpus) rotation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := bundle.Verify(rotated, ch.Trust, ch.States[0])
+	r := verify.Verify(rotated, ch.Trust, ch.States[0])
 	if !r.OK() {
 		return fmt.Errorf("rotation bundle does not verify:\n%s", r)
 	}
@@ -276,7 +279,7 @@ func (c *corpus) rotation(ctx context.Context) error {
 		return err
 	}
 	c.verified("good.rotation", "a bundle whose key.rotate and key.revoke records put a new signing key in force, sealed by the new key", trustRotated, []string{g0}, g1)
-	c.refused("key.revoked", "a bundle sealed by the signing key a key.revoke record of the chain revoked", trustRotated, []string{g0, g1}, bad, bundle.CheckKeysTrusted)
+	c.refused("key.revoked", "a bundle sealed by the signing key a key.revoke record of the chain revoked", trustRotated, []string{g0, g1}, bad, verify.CheckKeysTrusted)
 	return nil
 }
 
@@ -313,7 +316,7 @@ func (c *corpus) agentBundles(ctx context.Context) error {
 	}
 	c.verified("agent.single", "the first bundle of the agent itself, sealed with the TPM 2.0 reference simulator", trustAgent, nil, paths[0])
 	c.verified("agent.chain", "the agent's second bundle, after its first", trustAgent, paths[:1], paths[1])
-	c.refused("agent.replayed", "the agent's first bundle sent again after its second", trustAgent, paths, paths[0], bundle.CheckCounterRising)
+	c.refused("agent.replayed", "the agent's first bundle sent again after its second", trustAgent, paths, paths[0], verify.CheckCounterRising)
 	b, err := bundle.ReadBytes(raws[1], bundle.DefaultLimits)
 	if err != nil {
 		return err
@@ -332,6 +335,6 @@ func (c *corpus) agentBundles(ctx context.Context) error {
 	if err := c.addBundle(bad, t); err != nil {
 		return err
 	}
-	c.refused("agent.payload.changed", "a payload of the agent's second bundle changed, manifests recomputed", trustAgent, paths[:1], bad, bundle.CheckPayloadsDigest)
+	c.refused("agent.payload.changed", "a payload of the agent's second bundle changed, manifests recomputed", trustAgent, paths[:1], bad, verify.CheckPayloadsDigest)
 	return nil
 }

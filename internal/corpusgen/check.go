@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // check judges every case with this repository's reader and verifier and
@@ -20,17 +22,17 @@ func (c *corpus) check() []string {
 }
 
 func (c *corpus) judge(cs Case) string {
-	trust, err := bundle.ParseTrust(c.files[cs.Trust])
+	trust, err := trustfile.ParseTrust(c.files[cs.Trust])
 	if err != nil {
 		return "trust: " + err.Error()
 	}
-	var prev *bundle.State
+	var prev *verify.State
 	for _, p := range cs.Previous {
 		b, err := bundle.ReadBytes(c.files[p], bundle.DefaultLimits)
 		if err != nil {
 			return "previous " + p + ": " + err.Error()
 		}
-		r := bundle.Verify(b, trust, prev)
+		r := verify.Verify(b, trust, prev)
 		if !r.OK() {
 			return "previous " + p + " does not verify: " + fmt.Sprint(r.Failed())
 		}
@@ -43,7 +45,7 @@ func (c *corpus) judge(cs Case) string {
 		}
 		return ""
 	}
-	r := bundle.Verify(b, trust, prev)
+	r := verify.Verify(b, trust, prev)
 	switch {
 	case cs.Verdict == Verified && !r.OK():
 		return fmt.Sprintf("want verified, failed %v", r.Failed())

@@ -13,6 +13,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 const trustPolicy = "trust/site1-dev4.json"
@@ -24,7 +27,7 @@ type policyDev struct {
 	pk []byte // PKIX DER of the policy key
 }
 
-func (d policyDev) Identity() bundle.Identity {
+func (d policyDev) Identity() custody.Identity {
 	id := d.Soft.Identity()
 	id.PCRPolicyKey = d.pk
 	return id
@@ -43,7 +46,7 @@ func (c *corpus) pcrAuth(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if soft.AuthPolicy, err = bundle.PCRAuthorizationDigest(&op.PublicKey, device); err != nil {
+	if soft.AuthPolicy, err = trustfile.PCRAuthorizationDigest(&op.PublicKey, device); err != nil {
 		return err
 	}
 	der, err := x509.MarshalPKIXPublicKey(&op.PublicKey)
@@ -55,7 +58,7 @@ func (c *corpus) pcrAuth(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ch.Trust.Version != bundle.TrustVersionPCRPolicy {
+	if ch.Trust.Version != trustfile.TrustVersionPCRPolicy {
 		return fmt.Errorf("pcr policy device has a version %d trust", ch.Trust.Version)
 	}
 	if err := c.addTrust(trustPolicy, ch.Trust); err != nil {
@@ -67,7 +70,7 @@ func (c *corpus) pcrAuth(ctx context.Context) error {
 		dev.Extend(0, []byte(firmware))
 		values := maps.Clone(dev.Values)
 		dev.Bound = values // the TPM signs under the new authorization
-		a, err := bundle.SignPCRAuthorization(signer, device, dev.PCRs, values, at)
+		a, err := trustfile.SignPCRAuthorization(signer, device, dev.PCRs, values, at)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +78,7 @@ func (c *corpus) pcrAuth(ctx context.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		ch.Journal(bundle.TypePCRsAuthorized, bundle.Actor{Kind: "operator", ID: a.PolicyKeyID, Via: "cli"}, body)
+		ch.Journal(custody.TypePCRsAuthorized, custody.Actor{Kind: "operator", ID: a.PolicyKeyID, Via: "cli"}, body)
 		return ch.Next(ctx, 4)
 	}
 	authorized, err := update("firmware 2", op, ch.Opts.Start.Add(time.Hour))
@@ -115,7 +118,7 @@ func (c *corpus) pcrAuth(ctx context.Context) error {
 	}
 	c.verified("good.pcr-authorized", "a version 2 trust: new PCR values after a firmware update, authorized by the operator's PCR-policy key in a tpm.pcrs.authorized record of the bundle", trustPolicy, prev, good)
 	c.verified("good.pcr-authorized.next", "the bundle after the authorization, sealed under the authorized values: the chain carries them as golden", trustPolicy, append(slices.Clone(prev), good), good2)
-	c.refused("pcrs.unauthorized", "that bundle checked on its own, without the bundle that carries the authorization: its PCR values are not the trust file's golden ones", trustPolicy, nil, good2, bundle.CheckQuotePCRs)
-	c.refused("pcrs.authorization.other-key", "new PCR values authorized by a key the trust file does not name", trustPolicy, append(slices.Clone(prev), good, good2), bad, bundle.CheckPCRsAuthorization)
+	c.refused("pcrs.unauthorized", "that bundle checked on its own, without the bundle that carries the authorization: its PCR values are not the trust file's golden ones", trustPolicy, nil, good2, verify.CheckQuotePCRs)
+	c.refused("pcrs.authorization.other-key", "new PCR values authorized by a key the trust file does not name", trustPolicy, append(slices.Clone(prev), good, good2), bad, verify.CheckPCRsAuthorization)
 	return nil
 }

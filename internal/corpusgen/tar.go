@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // Reader refusals (Case.Refusal of check bundle.read).
@@ -27,11 +28,11 @@ const (
 // Refusal names why bundle.Read refused a bundle, as verdicts.json does.
 func Refusal(err error) string {
 	var pe *bundle.PathError
-	var fe *bundle.FormatError
+	var fe *wire.FormatError
 	switch {
 	case errors.As(err, &pe):
 		return pe.Reason
-	case errors.Is(err, bundle.ErrTooLarge):
+	case errors.Is(err, wire.ErrTooLarge):
 		return RefusalTooLarge
 	case errors.As(err, &fe) && fe.Format == "tar" && strings.HasPrefix(fe.Reason, "not the canonical"):
 		return RefusalNotCanonical

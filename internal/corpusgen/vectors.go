@@ -14,7 +14,10 @@ import (
 	"github.com/gowebpki/jcs"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -59,7 +62,7 @@ func replies() (*Replies, error) {
 	seed := sha256.Sum256([]byte(vectorSeed))
 	key := ed25519.NewKeyFromSeed(seed[:])
 	pub := key.Public().(ed25519.PublicKey)
-	keyID := bundle.ArchiveKeyID(pub)
+	keyID := archivesig.ArchiveKeyID(pub)
 	v := &Replies{
 		Description: "archive replies signed by the Ed25519 key whose seed is SHA-256(seed): " +
 			"a receipt for the entry at index 1 of a three-entry archive log, a rejection, an enrollment answer, " +
@@ -72,31 +75,31 @@ func replies() (*Replies, error) {
 		return nil, err
 	}
 	v.NoteKey = vkey
-	digest := func(s string) string { return bundle.FormatHash(sha256.Sum256([]byte(s))) }
+	digest := func(s string) string { return wire.FormatHash(sha256.Sum256([]byte(s))) }
 	var leaves [][32]byte
 	for i := range 3 {
-		e := bundle.ReceiptEntry{BundleDigest: digest(fmt.Sprintf("bundle %d", i)), Device: "site1/dev1",
+		e := archivesig.ReceiptEntry{BundleDigest: digest(fmt.Sprintf("bundle %d", i)), Device: "site1/dev1",
 			CheckpointSize: uint64(8 * (i + 1)), CheckpointRoot: digest(fmt.Sprintf("root %d", i))}
 		raw, err := e.Marshal()
 		if err != nil {
 			return nil, err
 		}
-		l := bundle.LeafHash(raw)
+		l := merkle.LeafHash(raw)
 		leaves = append(leaves, l)
 		v.LogEntries = append(v.LogEntries, string(raw))
-		v.LeafHashes = append(v.LeafHashes, bundle.FormatHash(l))
+		v.LeafHashes = append(v.LeafHashes, wire.FormatHash(l))
 	}
-	root := bundle.RangeRoot(bundle.CompactRange(leaves))
-	body := bundle.Checkpoint{Origin: name, Size: 3, Root: root}.Marshal()
+	root := merkle.RangeRoot(merkle.CompactRange(leaves))
+	body := merkle.Checkpoint{Origin: name, Size: 3, Root: root}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(body)}, signer)
 	if err != nil {
 		return nil, err
 	}
 	// Inclusion of leaf 1 in a tree of 3: its sibling leaf 0, then leaf 2.
-	r := &bundle.Receipt{BundleDigest: digest("bundle 1"), Device: "site1/dev1", CheckpointSize: 16,
+	r := &archivesig.Receipt{BundleDigest: digest("bundle 1"), Device: "site1/dev1", CheckpointSize: 16,
 		CheckpointRoot: digest("root 1"), LogIndex: 1, ArchiveCheckpoint: string(signed),
 		InclusionProof: [][]byte{leaves[0][:], leaves[2][:]}, RetentionUntil: "2033-12-07T00:00:00.000000Z"}
-	rec, err := bundle.SignReceipt(r, keyID, key)
+	rec, err := archivesig.SignReceipt(r, keyID, key)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +153,7 @@ func marshalReplies(v *Replies) ([]byte, error) {
 	return append(raw, '\n'), nil
 }
 
-func parseEnv(s string) (*bundle.Envelope, error) { return bundle.ParseEnvelope([]byte(s)) }
+func parseEnv(s string) (*dsse.Envelope, error) { return dsse.ParseEnvelope([]byte(s)) }
 
 func flipSignature(s string) (string, error) {
 	env, err := parseEnv(s)
@@ -191,11 +194,11 @@ func resign(s string, key ed25519.PrivateKey, keyID string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sig, err := key.Sign(rand.Reader, bundle.PAE(env.PayloadType, env.Payload), crypto.Hash(0))
+	sig, err := key.Sign(rand.Reader, dsse.PAE(env.PayloadType, env.Payload), crypto.Hash(0))
 	if err != nil {
 		return "", err
 	}
-	env.Signatures = []bundle.Signature{{KeyID: keyID, Sig: sig}}
+	env.Signatures = []dsse.Signature{{KeyID: keyID, Sig: sig}}
 	b, err := env.Marshal()
 	return string(b), err
 }

@@ -10,7 +10,9 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -38,10 +40,10 @@ func loadReplies(t *testing.T) (*Replies, []byte) {
 func TestRepliesVectors(t *testing.T) {
 	v, _ := loadReplies(t)
 	pub := ed25519.PublicKey(v.PublicKey)
-	if bundle.ArchiveKeyID(pub) != v.KeyID {
-		t.Fatalf("key id %s, the key's is %s", v.KeyID, bundle.ArchiveKeyID(pub))
+	if archivesig.ArchiveKeyID(pub) != v.KeyID {
+		t.Fatalf("key id %s, the key's is %s", v.KeyID, archivesig.ArchiveKeyID(pub))
 	}
-	r, err := bundle.VerifyReceipt([]byte(v.Receipt), v.KeyID, pub)
+	r, err := archivesig.VerifyReceipt([]byte(v.Receipt), v.KeyID, pub)
 	if err != nil {
 		t.Fatalf("receipt: %v", err)
 	}
@@ -53,7 +55,7 @@ func TestRepliesVectors(t *testing.T) {
 		t.Fatalf("receipt entry %s is not log entry %d", entry, r.LogIndex)
 	}
 	for i, e := range v.LogEntries {
-		if got := bundle.FormatHash(bundle.LeafHash([]byte(e))); got != v.LeafHashes[i] {
+		if got := wire.FormatHash(merkle.LeafHash([]byte(e))); got != v.LeafHashes[i] {
 			t.Errorf("leaf %d hash %s, vector says %s", i, got, v.LeafHashes[i])
 		}
 	}
@@ -74,7 +76,7 @@ func TestRepliesVectors(t *testing.T) {
 		var err error
 		switch f.Kind {
 		case "receipt":
-			_, err = bundle.VerifyReceipt([]byte(f.Envelope), v.KeyID, pub)
+			_, err = archivesig.VerifyReceipt([]byte(f.Envelope), v.KeyID, pub)
 		case "rejection":
 			_, err = sync.VerifyRejection([]byte(f.Envelope), v.KeyID, pub)
 		case "enrollAck":

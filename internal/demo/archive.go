@@ -16,7 +16,10 @@ import (
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -108,7 +111,7 @@ func startArchive(ctx context.Context, o Options, dir string, tf *tlsFiles, log 
 // enroll and approve it, as an operator would. The keys are bound to a
 // PCR-policy key the demo makes in dir (pcr-key, pcr-key.pub), which then
 // authorizes the PCR values at enrollment.
-func (da *archiveProc) enroll(ctx context.Context, o Options, site, device, tpmSpec, tpmState, dir string) (*bundle.Trust, error) {
+func (da *archiveProc) enroll(ctx context.Context, o Options, site, device, tpmSpec, tpmState, dir string) (*trustfile.Trust, error) {
 	if _, err := agent.WritePCRPolicyKey(filepath.Join(dir, "pcr-key")); err != nil {
 		return nil, err
 	}
@@ -118,17 +121,17 @@ func (da *archiveProc) enroll(ctx context.Context, o Options, site, device, tpmS
 	}
 	name := site + "/" + device
 	t, err := tpm.Open(ctx, tpmSpec, tpm.Options{StateDir: tpmState, Logger: slog.New(slog.DiscardHandler), Simulator: o.Simulator,
-		PCRPolicy: &tpm.PCRPolicy{Key: &opKey.PublicKey, Ref: bundle.PCRPolicyRef(name)}, Create: true})
+		PCRPolicy: &tpm.PCRPolicy{Key: &opKey.PublicKey, Ref: trustfile.PCRPolicyRef(name)}, Create: true})
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
-	trust, err := bundle.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
+	trust, err := trustfile.NewTrust(site, device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return nil, err
 	}
 	pcrs, values := trust.PCRs()
-	auth, err := bundle.SignPCRAuthorization(opKey, name, pcrs, values, time.Now())
+	auth, err := trustfile.SignPCRAuthorization(opKey, name, pcrs, values, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +222,7 @@ func (da *archiveProc) collect(ctx context.Context, o Options, cfg agentPaths, d
 	if err != nil {
 		return nil, err
 	}
-	keys := bundle.NewArchiveKeys(archive.DefaultName, root)
+	keys := archivesig.NewArchiveKeys(archive.DefaultName, root)
 	var out []delivered
 	for id, raw := range receipts {
 		r, _, err := keys.VerifyReceipt(raw, time.Now())
@@ -238,10 +241,10 @@ func (da *archiveProc) collect(ctx context.Context, o Options, cfg agentPaths, d
 		for i, h := range r.InclusionProof {
 			copy(proof[i][:], h)
 		}
-		if err := bundle.VerifyInclusion(proof, r.LogIndex, root.Size, root.Root, bundle.LeafHash(entry)); err != nil {
+		if err := merkle.VerifyInclusion(proof, r.LogIndex, root.Size, root.Root, merkle.LeafHash(entry)); err != nil {
 			return nil, fmt.Errorf("demo: receipt for %s: inclusion: %w", id, err)
 		}
-		d, err := bundle.ParseHash(r.BundleDigest)
+		d, err := wire.ParseHash(r.BundleDigest)
 		if err != nil {
 			return nil, err
 		}

@@ -9,12 +9,16 @@ import (
 	"text/tabwriter"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // verifyChain verifies the bundles as one chain and prints each export's
 // journey and each bundle's verification.
-func verifyChain(stdout io.Writer, journeys []*journey, got []delivered, trust *bundle.Trust) error {
-	var prev *bundle.State
+func verifyChain(stdout io.Writer, journeys []*journey, got []delivered, trust *trustfile.Trust) error {
+	var prev *verify.State
 	inBundle := map[string]string{} // export id -> bundle
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	var lines []string
@@ -25,7 +29,7 @@ func verifyChain(stdout io.Writer, journeys []*journey, got []delivered, trust *
 		if err != nil {
 			return err
 		}
-		rep := bundle.Verify(b, trust, prev)
+		rep := verify.Verify(b, trust, prev)
 		ok := 0
 		for _, c := range rep.Checks {
 			if c.OK {
@@ -45,7 +49,7 @@ func verifyChain(stdout io.Writer, journeys []*journey, got []delivered, trust *
 			return err
 		}
 		for _, raw := range recs {
-			r, err := bundle.ParseRecord(raw)
+			r, err := custody.ParseRecord(raw)
 			if err != nil {
 				return err
 			}
@@ -60,7 +64,7 @@ func verifyChain(stdout io.Writer, journeys []*journey, got []delivered, trust *
 		if err != nil {
 			return err
 		}
-		cp, err := bundle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+		cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
 		if err != nil {
 			return err
 		}
@@ -73,9 +77,9 @@ func verifyChain(stdout io.Writer, journeys []*journey, got []delivered, trust *
 		if j.e.spool {
 			via = "spool"
 		}
-		where := inBundle[j.e.id+"/"+bundle.TypeExport]
+		where := inBundle[j.e.id+"/"+custody.TypeExport]
 		if where == "" {
-			where = inBundle[j.e.id+"/"+bundle.TypeExportRejected]
+			where = inBundle[j.e.id+"/"+custody.TypeExportRejected]
 			if where != "" {
 				where += " (rejection)"
 			}

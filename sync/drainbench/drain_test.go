@@ -26,7 +26,9 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
@@ -281,9 +283,9 @@ var receiveNanos, admitNanos atomic.Int64
 
 // enroll enrolls and approves the core's device at the archive from its
 // bare DEVICE.json.
-func enroll(b *testing.B, ar *archive.Archive, tp *tpm.TPM) *bundle.Trust {
+func enroll(b *testing.B, ar *archive.Archive, tp *tpm.TPM) *trustfile.Trust {
 	ctx := context.Background()
-	tr, err := bundle.NewTrust("site1", "dev1", agent.BundleIdentity(tp.Identity()))
+	tr, err := trustfile.NewTrust("site1", "dev1", agent.BundleIdentity(tp.Identity()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -322,10 +324,10 @@ func journal(b *testing.B, core *agent.Core, n int) {
 					id := done + i
 					d := append(fmt.Appendf(nil, "%09d,", id), data[10:]...)
 					_, err := core.Export(ctx, agent.Export{
-						Actor:    bundle.Actor{Kind: "principal", ID: "bench", Via: "test"},
+						Actor:    custody.Actor{Kind: "principal", ID: "bench", Via: "test"},
 						ExportID: "e-" + strconv.Itoa(id), App: "bench", Workflow: "records", Purpose: "benchmark",
 						Classification: "internal", Retention: "1y", Destination: "archive",
-						Policy: bundle.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv", Data: d,
+						Policy: wire.FormatHash(sha256.Sum256([]byte("policy"))), MediaType: "text/csv", Data: d,
 					})
 					if err != nil {
 						failed.CompareAndSwap(nil, &err)

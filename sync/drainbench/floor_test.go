@@ -14,6 +14,8 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -37,14 +39,14 @@ type floorRun struct {
 // and sends its frames; the subscriber reassembles them and checks the
 // SHA-256 (sync.Assembler), reads and verifies the bundle against the
 // device's trust, chaining each bundle's state to the next
-// (bundle.Verify, the archive's check), and stores it write-once
+// (verify.Verify, the archive's check), and stores it write-once
 // (archive.FSStore: temp file, fsync, link, fsync of the directory),
 // verifying and storing on their own goroutine as the archive does. It
 // leaves out everything else the drain does: the archive's
 // own log, index and signed receipts, the receipts' way back, their
 // journaling and the outbox deletes. Its rate is an upper bound for the
 // drain on this machine.
-func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal, tr *bundle.Trust, dir string, brk func() time.Duration) floorRun {
+func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal, tr *trustfile.Trust, dir string, brk func() time.Duration) floorRun {
 	ctx := context.Background()
 	var ids []string
 	if err := j.OutboxIDs(ctx, func(id string) error { ids = append(ids, id); return nil }); err != nil {
@@ -87,7 +89,7 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 	verified := make(chan *sync.Complete, 1)
 	go func() {
 		defer close(verified)
-		var prev *bundle.State
+		var prev *verify.State
 		for range ids {
 			var c *sync.Complete
 			select {
@@ -103,7 +105,7 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 				fail(fmt.Errorf("floor: bundle %s: %w", c.ID, err))
 				return
 			}
-			rep := bundle.Verify(bb, tr, prev)
+			rep := verify.Verify(bb, tr, prev)
 			if !rep.OK() {
 				fail(fmt.Errorf("floor: bundle %s failed %s", c.ID, strings.Join(rep.Failed(), ", ")))
 				return

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -55,10 +55,10 @@ func Export(ctx context.Context, o ExportOptions) (*Index, error) {
 			return fmt.Errorf("bundles export: %w", err)
 		}
 		cpSize, _ := strconv.ParseUint(id, 10, 64) // agent.OutboxID: the checkpoint size
-		idx.Bundles = append(idx.Bundles, Bundle{ID: id, File: name, Bundle: bundle.FormatHash(sha256.Sum256(data)),
+		idx.Bundles = append(idx.Bundles, Bundle{ID: id, File: name, Bundle: wire.FormatHash(sha256.Sum256(data)),
 			Size: int64(len(data)), CheckpointSize: cpSize})
 		total += int64(len(data))
-		fmt.Fprintf(o.Out, "%s  %s  %d bytes\n", name, bundle.FormatHash(sha256.Sum256(data)), len(data))
+		fmt.Fprintf(o.Out, "%s  %s  %d bytes\n", name, wire.FormatHash(sha256.Sum256(data)), len(data))
 		return nil
 	})
 	if err != nil {

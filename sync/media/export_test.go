@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
 
@@ -63,7 +63,7 @@ func TestMediaExportLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h1, h2 := bundle.FormatHash(sha256.Sum256([]byte("first bundle"))), bundle.FormatHash(sha256.Sum256([]byte("second")))
+	h1, h2 := wire.FormatHash(sha256.Sum256([]byte("first bundle"))), wire.FormatHash(sha256.Sum256([]byte("second")))
 	want := `{
   "format": "edgeseal-media/v1",
   "device": "site/dev",

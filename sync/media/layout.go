@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -23,7 +23,7 @@ const (
 	ReceiptSuffix   = ".receipt.json"
 	RejectionSuffix = ".rejection.json"
 	// MaxReplySize bounds a receipt or rejection file read back.
-	MaxReplySize = bundle.MaxReceiptSize
+	MaxReplySize = archivesig.MaxReceiptSize
 	// MaxEntries bounds the entries of a folder of the medium read: far
 	// more than a FAT32 folder holds.
 	MaxEntries = 1 << 20

@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -98,11 +99,11 @@ func (im *receiptImporter) load(ctx context.Context) error {
 		return fmt.Errorf("bundles import-receipts: journaled receipts: %w", err)
 	}
 	for id, raw := range got {
-		_, r, err := bundle.ParseReceipt(raw)
+		_, r, err := archivesig.ParseReceipt(raw)
 		if err != nil {
 			return fmt.Errorf("bundles import-receipts: journaled receipt of %s: %w", id, err)
 		}
-		d, err := bundle.ParseHash(r.BundleDigest)
+		d, err := wire.ParseHash(r.BundleDigest)
 		if err != nil {
 			return fmt.Errorf("bundles import-receipts: journaled receipt of %s: %w", id, err)
 		}
@@ -140,7 +141,7 @@ func (im *receiptImporter) receipt(ctx context.Context, path string, sum *Summar
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "for device " + r.Device + ", not " + im.o.Device})
 		return nil
 	}
-	d, err := bundle.ParseHash(r.BundleDigest)
+	d, err := wire.ParseHash(r.BundleDigest)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "bundle digest", Err: err})
 		return nil
@@ -191,7 +192,7 @@ func (im *receiptImporter) rejection(ctx context.Context, path string, sum *Summ
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "rejection for device " + rej.Device + ", not " + im.o.Device})
 		return
 	}
-	d, err := bundle.ParseHash(rej.BundleDigest)
+	d, err := wire.ParseHash(rej.BundleDigest)
 	if err != nil {
 		im.bad(sum, &ReceiptFileError{File: name, Reason: "bundle digest", Err: err})
 		return

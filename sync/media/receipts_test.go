@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
@@ -59,21 +61,21 @@ func newArchiveKey(t *testing.T) *archiveKey {
 func (k *archiveKey) receipt(t *testing.T, data []byte, device string) []byte {
 	t.Helper()
 	digest := sha256.Sum256(data)
-	r := &bundle.Receipt{
-		BundleDigest: bundle.FormatHash(digest), Device: device, CheckpointSize: 1,
-		CheckpointRoot: bundle.FormatHash(sha256.Sum256(digest[:])), RetentionUntil: "2033-11-26T00:00:00.000000Z",
+	r := &archivesig.Receipt{
+		BundleDigest: wire.FormatHash(digest), Device: device, CheckpointSize: 1,
+		CheckpointRoot: wire.FormatHash(sha256.Sum256(digest[:])), RetentionUntil: "2033-11-26T00:00:00.000000Z",
 	}
 	entry, err := r.Entry().Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := bundle.Checkpoint{Origin: "edgeseal-archive/test", Size: 1, Root: bundle.LeafHash(entry)}.Marshal()
+	body := merkle.Checkpoint{Origin: "edgeseal-archive/test", Size: 1, Root: merkle.LeafHash(entry)}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(body)}, k.note)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.ArchiveCheckpoint = string(signed)
-	raw, err := bundle.SignReceipt(r, k.keyID, k.priv)
+	raw, err := archivesig.SignReceipt(r, k.keyID, k.priv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func (k *archiveKey) receipt(t *testing.T, data []byte, device string) []byte {
 
 func (k *archiveKey) rejection(t *testing.T, data []byte, device string) []byte {
 	t.Helper()
-	raw, err := sync.SignRejection(&sync.Rejection{BundleDigest: bundle.FormatHash(sha256.Sum256(data)), Device: device, Reason: "test: refused",
+	raw, err := sync.SignRejection(&sync.Rejection{BundleDigest: wire.FormatHash(sha256.Sum256(data)), Device: device, Reason: "test: refused",
 		Checks: []string{"archive.gap"}, Time: time.Now().UTC().Format(time.RFC3339)}, k.keyID, k.priv)
 	if err != nil {
 		t.Fatal(err)

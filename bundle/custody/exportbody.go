@@ -1,0 +1,70 @@
+package custody
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// SetExportBody sets r's body to e in canonical form, written directly:
+// the bytes SetBody(e) and Marshal's canonicalization give, without
+// encoding/json and a parse (FuzzExportBodyCanonical holds them equal).
+// Text that is not valid UTF-8 takes SetBody's path.
+func (r *Record) SetExportBody(e *ExportBody) error {
+	b, ok := e.appendCanonical(nil)
+	if !ok {
+		r.canonBody = nil
+		return r.SetBody(e)
+	}
+	r.Body, r.canonBody = b, b
+	return nil
+}
+
+// bodyIsCanonical reports whether r.Body is still the canonical body
+// SetExportBody wrote (the same bytes in the same place).
+func (r *Record) bodyIsCanonical() bool {
+	return len(r.canonBody) > 0 && len(r.Body) == len(r.canonBody) && &r.Body[0] == &r.canonBody[0]
+}
+
+// appendCanonical appends e as RFC 8785 writes it: members sorted by
+// key (all ASCII here, so byte order), strings escaped as JSON.stringify
+// does. ok is false when a text is not valid UTF-8 or the size is not an
+// exact JSON integer.
+func (e *ExportBody) appendCanonical(dst []byte) ([]byte, bool) {
+	p := &e.Payload
+	for _, s := range [...]string{e.App, e.Classification, e.Destination, e.ExportID, p.Canonicalization,
+		p.Digest, p.MediaType, e.Policy, e.Purpose, e.Retention, e.Schema, e.Workflow} {
+		if !utf8.ValidString(s) {
+			return nil, false
+		}
+	}
+	if p.Size < 0 || p.Size > maxJSONInt {
+		return nil, false
+	}
+	dst = append(dst, `{"app":`...)
+	dst = appendJCSString(dst, e.App)
+	dst = append(dst, `,"classification":`...)
+	dst = appendJCSString(dst, e.Classification)
+	dst = append(dst, `,"destination":`...)
+	dst = appendJCSString(dst, e.Destination)
+	dst = append(dst, `,"exportId":`...)
+	dst = appendJCSString(dst, e.ExportID)
+	dst = append(dst, `,"payload":{"canonicalization":`...)
+	dst = appendJCSString(dst, p.Canonicalization)
+	dst = append(dst, `,"digest":`...)
+	dst = appendJCSString(dst, p.Digest)
+	dst = append(dst, `,"mediaType":`...)
+	dst = appendJCSString(dst, p.MediaType)
+	dst = append(dst, `,"size":`...)
+	dst = strconv.AppendInt(dst, p.Size, 10)
+	dst = append(dst, `},"policy":`...)
+	dst = appendJCSString(dst, e.Policy)
+	dst = append(dst, `,"purpose":`...)
+	dst = appendJCSString(dst, e.Purpose)
+	dst = append(dst, `,"retention":`...)
+	dst = appendJCSString(dst, e.Retention)
+	dst = append(dst, `,"schema":`...)
+	dst = appendJCSString(dst, e.Schema)
+	dst = append(dst, `,"workflow":`...)
+	dst = appendJCSString(dst, e.Workflow)
+	return append(dst, '}'), true
+}

@@ -1,0 +1,66 @@
+package custody_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/gowebpki/jcs"
+
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+)
+
+func FuzzParseCheckpoint(f *testing.F) {
+	f.Add([]byte(loadVectors(f).Checkpoint.Body))
+	f.Add([]byte("edgeseal/a/b\n0\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cp, err := merkle.ParseCheckpoint(in)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(cp.Marshal(), in) {
+			t.Fatalf("round trip %q", in)
+		}
+	})
+}
+
+func FuzzParseRecord(f *testing.F) {
+	f.Add([]byte(loadVectors(f).Record.Canonical))
+	c := newChain(f, 1, bundletest.Options{Records: 5})
+	recs, _ := c.Bundles[0].Records()
+	for _, r := range recs {
+		f.Add(r)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := custody.ParseRecord(in)
+		// CheckRecord and RecordPayload (pooled, no copies) decide as
+		// ParseRecord does.
+		if cerr := custody.CheckRecord(in); (cerr == nil) != (err == nil) {
+			t.Fatalf("CheckRecord %v, ParseRecord %v", cerr, err)
+		}
+		d, ok, perr := custody.RecordPayload(in)
+		if (perr == nil) != (err == nil) {
+			t.Fatalf("RecordPayload %v, ParseRecord %v", perr, err)
+		}
+		if err != nil {
+			return
+		}
+		if body, berr := r.ExportBody(); berr == nil {
+			if !ok || wire.FormatHash(d) != body.Payload.Digest {
+				t.Fatalf("RecordPayload %x %v, export body names %s", d, ok, body.Payload.Digest)
+			}
+		} else if ok {
+			t.Fatalf("RecordPayload names %x in a %s record", d, r.Type)
+		}
+		out, err := r.Marshal()
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("round trip: %v", err)
+		}
+		// What the fast canonical check accepts, RFC 8785 agrees with.
+		if j, err := jcs.Transform(in); err != nil || !bytes.Equal(j, in) {
+			t.Fatalf("accepted bytes are not JCS canonical: %v", err)
+		}
+	})
+}
