@@ -128,7 +128,7 @@ func (c *canonChecker) object(depth int) error {
 		}
 		prev = key
 		if c.i >= len(c.b) || c.b[c.i] != ':' {
-			return fmt.Errorf("want :")
+			return errors.New("want a colon")
 		}
 		c.i++
 		vstart := c.i

@@ -30,10 +30,6 @@ func runArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks
 	return archived.Run(ctx, cfg, o)
 }
 
-func loadOrCreateArchiveKey(path string) (ed25519.PrivateKey, bool, error) {
-	return archived.LoadOrCreateKey(path)
-}
-
 func readEd25519Public(path string) (ed25519.PublicKey, error) { return agentd.ReadArchiveKey(path) }
 
 func syncTLS(s agentconfig.Sync) (*tls.Config, error) { return agentd.SyncTLS(s) }

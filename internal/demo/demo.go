@@ -88,7 +88,6 @@ type journey struct {
 	e       export
 	outcome string // "201", "422 schema_violation", "spool: done", ...
 	seq     string
-	bundle  string
 	status  string // from GET /v1/exports/{id}
 }
 
