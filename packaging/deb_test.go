@@ -18,23 +18,23 @@ import (
 	"testing"
 )
 
-// readmeRow is a row of the table of installed paths in docs/operators.md.
+// readmeRow is a row of the table of installed paths in docs/install.md.
 type readmeRow struct {
 	path string
 	mode fs.FileMode
 }
 
 // readmeTable reads the "| path | mode | what |" table of the
-// "### Installed paths" section of docs/operators.md.
+// "### Installed paths" section of docs/install.md.
 func readmeTable(t *testing.T) []readmeRow {
 	t.Helper()
-	b, err := os.ReadFile("../docs/operators.md")
+	b, err := os.ReadFile("../docs/install.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, sec, ok := strings.Cut(string(b), "\n### Installed paths\n")
 	if !ok {
-		t.Fatal("docs/operators.md has no \"### Installed paths\" section")
+		t.Fatal("docs/install.md has no \"### Installed paths\" section")
 	}
 	sec, _, _ = strings.Cut(sec, "\n## ")
 	row := regexp.MustCompile("^\\| `(/[^`]*)` \\| (0[0-7]{3}) \\|")
@@ -49,7 +49,7 @@ func readmeTable(t *testing.T) []readmeRow {
 		rows = append(rows, readmeRow{path: m[1], mode: fs.FileMode(mode)})
 	}
 	if len(rows) < 5 {
-		t.Fatalf("docs/operators.md \"### Installed paths\": want the table of installed paths, found %d rows", len(rows))
+		t.Fatalf("docs/install.md \"### Installed paths\": want the table of installed paths, found %d rows", len(rows))
 	}
 	return rows
 }
@@ -76,7 +76,7 @@ func dpkgList(t *testing.T, deb string) map[string]listing {
 }
 
 // TestDebListsReadmePaths: `dpkg-deb -c` lists exactly the files of the
-// table of installed paths (docs/operators.md), root-owned with the modes
+// table of installed paths (docs/install.md), root-owned with the modes
 // it gives; every other entry is a root-owned 0755 parent directory.
 func TestDebListsReadmePaths(t *testing.T) {
 	deb := packages(t).path(t, "deb/amd64")
@@ -93,14 +93,14 @@ func TestDebListsReadmePaths(t *testing.T) {
 				}
 			}
 			if len(paths) == 0 {
-				t.Errorf("%s: no file of the package matches it (docs/operators.md says some do)", r.path)
+				t.Errorf("%s: no file of the package matches it (docs/install.md says some do)", r.path)
 			}
 		}
 		for _, p := range paths {
 			want[p] = true
 			got, ok := list[p]
 			if !ok {
-				t.Errorf("%s: not in the package (docs/operators.md says it is)", p)
+				t.Errorf("%s: not in the package (docs/install.md says it is)", p)
 				continue
 			}
 			typ := fs.FileMode(0)
@@ -108,7 +108,7 @@ func TestDebListsReadmePaths(t *testing.T) {
 				typ = fs.ModeDir
 			}
 			if w := (typ | r.mode).String(); got.perms != w {
-				t.Errorf("%s: mode %s, docs/operators.md says %s", p, got.perms, w)
+				t.Errorf("%s: mode %s, docs/install.md says %s", p, got.perms, w)
 			}
 			if got.owner != "root/root" {
 				t.Errorf("%s: owner %s, want root/root", p, got.owner)
@@ -119,7 +119,7 @@ func TestDebListsReadmePaths(t *testing.T) {
 		switch {
 		case want[p]:
 		case !strings.HasSuffix(p, "/"):
-			t.Errorf("%s: in the package but not in the table of docs/operators.md", p)
+			t.Errorf("%s: in the package but not in the table of docs/install.md", p)
 		case l.perms != "drwxr-xr-x" || l.owner != "root/root":
 			t.Errorf("%s: parent directory %s %s, want drwxr-xr-x root/root", p, l.perms, l.owner)
 		}
