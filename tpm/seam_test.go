@@ -47,6 +47,6 @@ func TestSeamWithAttest(t *testing.T) {
 		// Not checked here: attest.ParsePCRsFile reads TPM-marshalled
 		// (big-endian) structures, which tpm2_checkquote 5.4 rejects;
 		// Quote.Files.PCRs is the serialized layout it accepts (see
-		// TestCheckquote). Reported to the lead.
+		// TestCheckquote).
 	})
 }
