@@ -134,7 +134,7 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	proof := merkle.ProofBytes(in.Consistency)
 	st := &Statement{
 		Type:          StatementType,
-		Subject:       []Subject{{Name: RecordsPath, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
+		Subject:       []Subject{{Name: PathRecords, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
 		PredicateType: SealPredicateTypeV2,
 		Predicate: SealPredicate{
 			Checkpoint:         string(in.Checkpoint),

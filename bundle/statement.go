@@ -22,7 +22,6 @@ import (
 const (
 	StatementType     = "https://in-toto.io/Statement/v1"
 	SealPredicateType = "https://edgeseal.dev/seal/v1"
-	RecordsPath       = "data/records.jsonl"
 )
 
 // Statement is an in-toto Statement v1 carrying a SealPredicate.
@@ -93,8 +92,8 @@ func ParseStatement(b []byte) (*Statement, error) {
 		if err := checkSubjectsV2(s.Subject); err != nil {
 			return nil, err
 		}
-	} else if len(s.Subject) != 1 || s.Subject[0].Name != RecordsPath || len(s.Subject[0].Digest) != 1 {
-		return nil, wire.FormatErr("statement", "want one subject %s", RecordsPath)
+	} else if len(s.Subject) != 1 || s.Subject[0].Name != PathRecords || len(s.Subject[0].Digest) != 1 {
+		return nil, wire.FormatErr("statement", "want one subject %s", PathRecords)
 	}
 	if d := s.Subject[0].Digest["sha256"]; len(d) != 64 || !strict.IsHex(d) {
 		return nil, wire.FormatErr("statement", "subject digest")

@@ -17,8 +17,8 @@ import (
 // RecordVersion is the only record version this package reads and writes.
 const RecordVersion = 1
 
-// MaxRecordSize bounds one canonical record.
-const MaxRecordSize = 1 << 20
+// maxRecordSize bounds one canonical record.
+const maxRecordSize = 1 << 20
 
 // maxJSONInt is the largest integer JSON (IEEE double) carries exactly.
 const maxJSONInt = 1<<53 - 1
@@ -214,7 +214,7 @@ func (r *Record) checkHead() error {
 // known shape with every field present, v == 1, a known type and a body
 // of the type's shape.
 func ParseRecord(b []byte) (*Record, error) {
-	if len(b) > MaxRecordSize {
+	if len(b) > maxRecordSize {
 		return nil, fmt.Errorf("%w: record of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	r := new(Record)
@@ -228,7 +228,7 @@ func ParseRecord(b []byte) (*Record, error) {
 // parse is ParseRecord into r; s holds the same bytes as b (string
 // fields of r are cut from it).
 func (d *recDecoder) parse(b []byte, s string, r *Record) error {
-	if len(b) > MaxRecordSize {
+	if len(b) > maxRecordSize {
 		return fmt.Errorf("%w: record of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	d.s = s

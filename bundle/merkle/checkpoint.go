@@ -8,8 +8,8 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
-// MaxCheckpointSize bounds a checkpoint body.
-const MaxCheckpointSize = 1024
+// maxCheckpointSize bounds a checkpoint body.
+const maxCheckpointSize = 1024
 
 // Checkpoint is a C2SP tlog-checkpoint body: origin, tree size, root hash.
 type Checkpoint struct {
@@ -50,7 +50,7 @@ func ParseAnyCheckpoint(b []byte) (Checkpoint, error) {
 
 func parseCheckpoint(b []byte, device bool) (Checkpoint, error) {
 	var c Checkpoint
-	if len(b) > MaxCheckpointSize {
+	if len(b) > maxCheckpointSize {
 		return c, wire.FormatErr("checkpoint", "%d bytes", len(b))
 	}
 	lines := strings.Split(string(b), "\n")
