@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/canonjson"
 	"github.com/edgeseal/edgeseal/bundle/internal/strict"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -162,32 +163,32 @@ func (r *Record) appendCanonical(dst []byte) ([]byte, error) {
 		return nil, wire.FormatErr("record", "head text is not valid UTF-8")
 	}
 	dst = append(dst, `{"actor":{"id":`...)
-	dst = appendJCSString(dst, r.Actor.ID)
+	dst = canonjson.AppendString(dst, r.Actor.ID)
 	dst = append(dst, `,"kind":`...)
-	dst = appendJCSString(dst, r.Actor.Kind)
+	dst = canonjson.AppendString(dst, r.Actor.Kind)
 	if r.Actor.Via != "" {
 		dst = append(dst, `,"via":`...)
-		dst = appendJCSString(dst, r.Actor.Via)
+		dst = canonjson.AppendString(dst, r.Actor.Via)
 	}
 	dst = append(dst, `},"body":`...)
 	if r.bodyIsCanonical() {
 		dst = append(dst, r.Body...)
 	} else {
 		var err error
-		if dst, err = appendCanonical(dst, r.Body); err != nil {
+		if dst, err = canonjson.Append(dst, r.Body); err != nil {
 			return nil, err
 		}
 	}
 	dst = append(dst, `,"device":`...)
-	dst = appendJCSString(dst, r.Device)
+	dst = canonjson.AppendString(dst, r.Device)
 	dst = append(dst, `,"prev":"`+wire.HashPrefix...)
 	dst = hex.AppendEncode(dst, r.Prev[:])
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = append(dst, `,"time":`...)
-	dst = appendJCSString(dst, wire.FormatTime(r.Time))
+	dst = canonjson.AppendString(dst, wire.FormatTime(r.Time))
 	dst = append(dst, `,"type":`...)
-	dst = appendJCSString(dst, r.Type)
+	dst = canonjson.AppendString(dst, r.Type)
 	dst = append(dst, `,"v":`...)
 	dst = strconv.AppendInt(dst, RecordVersion, 10)
 	return append(dst, '}'), nil
@@ -232,7 +233,7 @@ func (d *recDecoder) parse(b []byte, s string, r *Record) error {
 		return fmt.Errorf("%w: record of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	d.s = s
-	top, body, off, err := checkCanonicalRecord(b, d.top[:0], d.body[:0])
+	top, body, off, err := canonjson.CheckMembers(b, d.top[:0], d.body[:0])
 	if err != nil {
 		return &wire.NotCanonicalError{Format: "record", Offset: off, Err: err}
 	}
