@@ -17,7 +17,8 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
-// Quote is a TPM quote and the files tpm2_checkquote reads.
+// Quote is a TPM quote as Seal takes it (SealInput), with the files
+// tpm2_checkquote reads; SealQuote is its form in the seal statement.
 type Quote struct {
 	Attest, Signature []byte
 	PCRs              []int

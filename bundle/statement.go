@@ -52,7 +52,8 @@ type SealPredicate struct {
 	KeyID              string           `json:"keyId"`
 }
 
-// SealQuote is the TPM quote bound to the checkpoint.
+// SealQuote is the TPM quote bound to the checkpoint, as the seal
+// statement carries it (Seal writes it from a Quote).
 type SealQuote struct {
 	Attest       []byte            `json:"attest"`    // TPMS_ATTEST, base64
 	Signature    []byte            `json:"signature"` // TPMT_SIGNATURE, base64

@@ -152,7 +152,7 @@ func lowS(der []byte) []byte {
 	return out
 }
 
-// checkSealSig requires der to be the DER encoding (minimal, nothing
+// CheckSealSig requires der to be the DER encoding (minimal, nothing
 // after it) of an ECDSA signature, with the low s when low is set.
 func CheckSealSig(der []byte, low bool) error {
 	var sig ecdsaSig

@@ -292,7 +292,7 @@ func checkKeyBody(r *Record) error {
 	return err
 }
 
-// checkKeyPublic checks that public is a signing key's TPMT_PUBLIC that
+// CheckKeyPublic checks that public is a signing key's TPMT_PUBLIC that
 // id names.
 func CheckKeyPublic(format, id string, public []byte) (*attest.Public, error) {
 	if len(public) == 0 || len(public) > maxKeyPublic {
@@ -311,7 +311,7 @@ func CheckKeyPublic(format, id string, public []byte) (*attest.Public, error) {
 	return pub, nil
 }
 
-// checkKeyCert checks that c is a TPM2_Certify naming pub, within bounds.
+// CheckKeyCert checks that c is a TPM2_Certify naming pub, within bounds.
 func CheckKeyCert(format string, c KeyCert, pub *attest.Public) error {
 	if len(c.Attest) == 0 || len(c.Attest) > maxKeyAttest || len(c.Signature) == 0 || len(c.Signature) > maxKeySignature {
 		return wire.FormatErr(format, "certification of %d+%d bytes", len(c.Attest), len(c.Signature))

@@ -40,14 +40,14 @@ func ParseCheckpoint(b []byte) (Checkpoint, error) {
 	return parseCheckpoint(b, true)
 }
 
-// parseCheckpoint parses a checkpoint body; with device false any origin
-// without whitespace is accepted (the archive's own log).
 // ParseAnyCheckpoint is ParseCheckpoint for a checkpoint of any origin
 // without spaces (an archive's log), not only a device's.
 func ParseAnyCheckpoint(b []byte) (Checkpoint, error) {
 	return parseCheckpoint(b, false)
 }
 
+// parseCheckpoint parses a checkpoint body; with device false any origin
+// without whitespace is accepted (the archive's own log).
 func parseCheckpoint(b []byte, device bool) (Checkpoint, error) {
 	var c Checkpoint
 	if len(b) > maxCheckpointSize {
