@@ -28,7 +28,7 @@ func TestCanonicalMatchesJCS(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%s:\ngot  %s\nwant %s", in, got, want)
 		}
-		if _, err := Check(got); err != nil {
+		if _, err := check(got); err != nil {
 			t.Fatalf("output %s not canonical: %v", got, err)
 		}
 	}
@@ -65,7 +65,7 @@ func FuzzCanonical(f *testing.F) {
 			return
 		}
 		if rerr == nil {
-			if _, cerr := Check(ref); cerr == nil {
+			if _, cerr := check(ref); cerr == nil {
 				t.Fatalf("refused %q (%v), which canonicalizes to %q", in, err, ref)
 			}
 		}

@@ -12,7 +12,7 @@ import (
 // maxDepth bounds nesting in canonical JSON.
 const maxDepth = 32
 
-// maxJSONInt is the largest integer magnitude Check and Append accept.
+// maxJSONInt is the largest integer magnitude the checker and Append accept.
 const maxJSONInt = strict.MaxJSONInt
 
 // Member is one member of an object that CheckMembers accepted.
@@ -22,13 +22,13 @@ type Member struct {
 	Off int    // offset of Val in the checked bytes
 }
 
-// Check reports whether b is one JSON value in RFC 8785 (JCS)
+// check reports whether b is one JSON value in RFC 8785 (JCS)
 // canonical form, restricted to integer numbers of magnitude below 2^53
 // (records carry no fractions): no whitespace, object keys strictly
 // increasing in UTF-16 order (so no duplicates), strings escaped exactly
 // as JCS does, valid UTF-8. It returns the offset of the first offending
 // byte. It is a single pass without allocation for the common case.
-func Check(b []byte) (int, error) {
+func check(b []byte) (int, error) {
 	c := canonChecker{b: b}
 	if err := c.value(0); err != nil {
 		return c.i, err
@@ -50,9 +50,12 @@ type canonChecker struct {
 	top, body []Member
 }
 
-// CheckMembers is Check of an object that also returns the members of
-// that object and of its "body" member (the layout of a custody record),
-// appended to top and body, so that a decoder need not scan them again.
+// CheckMembers checks that b is one JSON object in RFC 8785 canonical
+// form, restricted to integer numbers of magnitude below 2^53 (see
+// check), and returns the members of that object and of its "body"
+// member (the layout of a custody record), appended to top and body, so
+// that a decoder need not scan them again. On error it returns the
+// offset of the first offending byte.
 func CheckMembers(b []byte, top, body []Member) ([]Member, []Member, int, error) {
 	c := canonChecker{b: b, capture: true, top: top, body: body}
 	if len(b) == 0 || b[0] != '{' {
