@@ -140,7 +140,7 @@ func (s *FSStore) PutHashed(ctx context.Context, h wire.Hashed) error {
 		return err
 	}
 	if !h.Valid() {
-		return errors.New("archive: put: bytes not hashed by bundle.HashBytes")
+		return errors.New("archive: put: bytes not hashed by wire.HashBytes")
 	}
 	return s.put(h.Sum(), h.Bytes())
 }

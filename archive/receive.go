@@ -78,7 +78,7 @@ func (a *Archive) Admit(ctx context.Context, site, device string, raw []byte, di
 // hashing them again. h must be Valid.
 func (a *Archive) AdmitHashed(ctx context.Context, site, device string, h wire.Hashed) *Ticket {
 	if !h.Valid() {
-		return answered(nil, errors.New("archive: admit: bytes not hashed by bundle.HashBytes"))
+		return answered(nil, errors.New("archive: admit: bytes not hashed by wire.HashBytes"))
 	}
 	return a.admit(ctx, site, device, h.Bytes(), h.Sum(), h)
 }

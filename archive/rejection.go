@@ -33,7 +33,7 @@ type RejectionReport struct {
 // maxWireReason is the longest reason line the wire rejection carries.
 const maxWireReason = 4096
 
-// Sign returns the signed wire rejection (see Rejection), carrying the
+// Sign returns the signed wire rejection (a sync.Rejection), carrying the
 // archive's key announcements chain (none before its first rotation).
 func (r *RejectionReport) Sign(keyID string, key crypto.Signer, chain ...[]byte) ([]byte, error) {
 	reason := strings.Join(r.Reasons, "; ")

@@ -25,7 +25,7 @@ const (
 	PathBagInfo      = "bag-info.txt"
 	PathManifest     = "manifest-sha256.txt"
 	PathTagManifest  = "tagmanifest-sha256.txt"
-	PathRecords      = RecordsPath
+	PathRecords      = "data/records.jsonl"
 	PayloadDir       = "data/payloads/"
 	PathSeal         = "seal.dsse.json"
 	PathQuoteMsg     = "attestation/quote.msg"
@@ -63,8 +63,8 @@ var requiredPaths = []string{
 	PathCertifyMsg, PathCertifySig, PathEKPub,
 }
 
-// KnownPath reports whether name may appear in a bundle.
-func KnownPath(name string) bool {
+// knownPath reports whether name may appear in a bundle.
+func knownPath(name string) bool {
 	if fixedPaths[name] {
 		return true
 	}
@@ -278,7 +278,7 @@ func readTar(raw []byte, lim Limits) (*Bundle, error) {
 		if hdr.Typeflag != tar.TypeReg {
 			return nil, &PathError{Name: hdr.Name, Reason: "not a regular file"}
 		}
-		if !KnownPath(hdr.Name) {
+		if !knownPath(hdr.Name) {
 			return nil, &PathError{Name: hdr.Name, Reason: "unknown path"}
 		}
 		if _, dup := b.Files[hdr.Name]; dup {

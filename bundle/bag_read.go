@@ -38,7 +38,7 @@ func readCanonical(raw []byte, lim Limits) (*Bundle, bool) {
 		if !ok || !fastUSTAR(name, size) || len(b.Files) >= lim.Files || size > lim.File || total+size > lim.Total {
 			return nil, false
 		}
-		if name <= prev || !KnownPath(name) { // sorted, so no duplicates
+		if name <= prev || !knownPath(name) { // sorted, so no duplicates
 			return nil, false
 		}
 		ustarHeader(&want, name, size)

@@ -34,7 +34,7 @@ func bagInfo(agent, origin string, size uint64, at time.Time, oxum string) []byt
 	return b.Bytes()
 }
 
-// parseBagInfo reads bag-info.txt as written by bagInfo: exactly the known
+// ParseBagInfo reads bag-info.txt as written by bagInfo: exactly the known
 // keys, once each, in order.
 func ParseBagInfo(b []byte) (map[string]string, error) {
 	if len(b) == 0 || b[len(b)-1] != '\n' || len(b) > 4096 {
@@ -85,7 +85,7 @@ func manifest(files map[string][]byte, names []string, sums map[string][32]byte)
 	return b.Bytes()
 }
 
-// scanManifest reads a manifest written by manifest (sorted unique
+// ScanManifest reads a manifest written by manifest (sorted unique
 // paths, lowercase hex, two spaces), calling fn for each line, and
 // returns the number of lines. It fails on the first bad line; fn may
 // have seen the lines before it.

@@ -3,6 +3,8 @@
 // in-toto Statement whose SealPredicate the seal signs, and Seal, which
 // builds a bundle from records, payloads, a checkpoint and TPM evidence.
 // It is pure code over bytes; TPM structures are handled by tpm/attest.
+// It does not verify a bundle (bundle/verify does) and does not define
+// the records, checkpoints or envelopes it carries (the packages below).
 //
 // The formats a bundle carries live in packages of their own, each small
 // enough to read alone:
@@ -14,6 +16,8 @@
 //	                   C2SP checkpoint that commits to a tree
 //	bundle/custody     custody records as RFC 8785 canonical JSON, their
 //	                   bodies (exports, key records), the device's TPM Identity
+//	bundle/canonjson   RFC 8785 canonicalization and the canonical-form
+//	                   check the records use
 //	bundle/archivesig  what an archive signs: receipts, key announcements,
 //	                   key chain files, and ArchiveKeys that follows rotations
 //	bundle/trustfile   a device's trust file and the operator's signed PCR

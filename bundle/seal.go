@@ -17,7 +17,8 @@ import (
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
 
-// Quote is a TPM quote and the files tpm2_checkquote reads.
+// Quote is a TPM quote as Seal takes it (SealInput), with the files
+// tpm2_checkquote reads; SealQuote is its form in the seal statement.
 type Quote struct {
 	Attest, Signature []byte
 	PCRs              []int
@@ -134,7 +135,7 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	proof := merkle.ProofBytes(in.Consistency)
 	st := &Statement{
 		Type:          StatementType,
-		Subject:       []Subject{{Name: RecordsPath, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
+		Subject:       []Subject{{Name: PathRecords, Digest: map[string]string{"sha256": hex.EncodeToString(recSum[:])}}},
 		PredicateType: SealPredicateTypeV2,
 		Predicate: SealPredicate{
 			Checkpoint:         string(in.Checkpoint),

@@ -22,7 +22,6 @@ import (
 const (
 	StatementType     = "https://in-toto.io/Statement/v1"
 	SealPredicateType = "https://edgeseal.dev/seal/v1"
-	RecordsPath       = "data/records.jsonl"
 )
 
 // Statement is an in-toto Statement v1 carrying a SealPredicate.
@@ -53,7 +52,8 @@ type SealPredicate struct {
 	KeyID              string           `json:"keyId"`
 }
 
-// SealQuote is the TPM quote bound to the checkpoint.
+// SealQuote is the TPM quote bound to the checkpoint, as the seal
+// statement carries it (Seal writes it from a Quote).
 type SealQuote struct {
 	Attest       []byte            `json:"attest"`    // TPMS_ATTEST, base64
 	Signature    []byte            `json:"signature"` // TPMT_SIGNATURE, base64
@@ -93,8 +93,8 @@ func ParseStatement(b []byte) (*Statement, error) {
 		if err := checkSubjectsV2(s.Subject); err != nil {
 			return nil, err
 		}
-	} else if len(s.Subject) != 1 || s.Subject[0].Name != RecordsPath || len(s.Subject[0].Digest) != 1 {
-		return nil, wire.FormatErr("statement", "want one subject %s", RecordsPath)
+	} else if len(s.Subject) != 1 || s.Subject[0].Name != PathRecords || len(s.Subject[0].Digest) != 1 {
+		return nil, wire.FormatErr("statement", "want one subject %s", PathRecords)
 	}
 	if d := s.Subject[0].Digest["sha256"]; len(d) != 64 || !strict.IsHex(d) {
 		return nil, wire.FormatErr("statement", "subject digest")

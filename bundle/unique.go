@@ -41,8 +41,8 @@ const (
 	SealPredicateTypeV2 = "https://edgeseal.dev/seal/v2"
 	SoftwareAgentV2     = "edgeseal bundle/2"
 
-	// MaxSubjects bounds the subjects of a seal statement.
-	MaxSubjects = 32
+	// maxSubjects bounds the subjects of a seal statement.
+	maxSubjects = 32
 )
 
 // Bundle format versions.
@@ -74,7 +74,7 @@ func SealSubjectNames(files map[string][]byte) []string {
 		}
 	}
 	slices.Sort(rest)
-	return append([]string{RecordsPath}, rest...)
+	return append([]string{PathRecords}, rest...)
 }
 
 // sealedTagFile reports whether a format 2 seal names the file after
@@ -85,8 +85,8 @@ func sealedTagFile(name string) bool {
 
 // checkSubjectsV2 checks the shape of a format 2 statement's subjects.
 func checkSubjectsV2(subj []Subject) error {
-	if len(subj) == 0 || len(subj) > MaxSubjects || subj[0].Name != RecordsPath {
-		return wire.FormatErr("statement", "want %s and at most %d subjects", RecordsPath, MaxSubjects-1)
+	if len(subj) == 0 || len(subj) > maxSubjects || subj[0].Name != PathRecords {
+		return wire.FormatErr("statement", "want %s and at most %d subjects", PathRecords, maxSubjects-1)
 	}
 	for i, s := range subj {
 		if i > 0 && (!fixedPaths[s.Name] || !sealedTagFile(s.Name) || (i > 1 && s.Name <= subj[i-1].Name)) {
@@ -152,7 +152,7 @@ func lowS(der []byte) []byte {
 	return out
 }
 
-// checkSealSig requires der to be the DER encoding (minimal, nothing
+// CheckSealSig requires der to be the DER encoding (minimal, nothing
 // after it) of an ECDSA signature, with the low s when low is set.
 func CheckSealSig(der []byte, low bool) error {
 	var sig ecdsaSig

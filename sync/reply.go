@@ -20,7 +20,10 @@ const RejectionPayloadType = "application/vnd.edgeseal.rejection+json"
 
 // Rejection is the archive's signed refusal of a bundle: the bundle digest
 // ("sha256:<hex>"), the device ("<site>/<name>"), a reason, the names of
-// the checks that failed, and the time (RFC 3339 UTC).
+// the checks that failed, and the time (RFC 3339 UTC). It is the reply the
+// device receives; the archive's fuller account, kept beside the
+// quarantined bundle (one reason per check, the fork alarm), is
+// archive.RejectionReport, whose Sign writes this reply.
 type Rejection struct {
 	BundleDigest string   `json:"bundleDigest"`
 	Device       string   `json:"device"`

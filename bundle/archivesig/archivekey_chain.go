@@ -11,9 +11,9 @@ import (
 // KeyChainVersion is the version of a key chain file.
 const KeyChainVersion = 1
 
-// MaxKeyChainFile bounds a key chain file (MaxKeyChainFileLen
+// MaxKeyChainFileSize bounds a key chain file (MaxKeyChainFileLen
 // announcements in base64).
-const MaxKeyChainFile = 6 * MaxKeyChainFileLen * MaxArchiveKeySize / 4
+const MaxKeyChainFileSize = 6 * MaxKeyChainFileLen * MaxArchiveKeySize / 4
 
 // MaxKeyChainFileLen bounds the announcements of a key chain file (an
 // archive rotates its key at most this many times).
@@ -63,7 +63,7 @@ func (f *KeyChainFile) check() error {
 // JSON, known fields, version, and every announcement well formed (their
 // links are checked by the reader: ArchiveKeys.LearnChain).
 func ParseKeyChainFile(b []byte) (*KeyChainFile, error) {
-	if len(b) > MaxKeyChainFile {
+	if len(b) > MaxKeyChainFileSize {
 		return nil, fmt.Errorf("%w: key chain of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	var f KeyChainFile

@@ -283,7 +283,7 @@ func TestKeyChainFile(t *testing.T) {
 		"unknown field":    bytes.Replace(b, []byte(`{"announcements"`), []byte(`{"x":1,"announcements"`), 1),
 		"bad announcement": bytes.Replace(b, []byte(`"announcements":["`), []byte(`"announcements":["AAAA`), 1),
 		"no origin":        bytes.Replace(b, []byte(`"origin":"edgeseal-archive"`), []byte(`"origin":""`), 1),
-		"oversize":         make([]byte, archivesig.MaxKeyChainFile+1),
+		"oversize":         make([]byte, archivesig.MaxKeyChainFileSize+1),
 	} {
 		if _, err := archivesig.ParseKeyChainFile(bad); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -134,7 +134,7 @@ func (k *ArchiveKeys) VerifyReceipt(b []byte, now time.Time) (*Receipt, [][]byte
 		return nil, nil, err
 	}
 	learned, lerr := k.LearnChain(r.KeyChain)
-	if err := k.VerifyEnvelope(env, r.LogIndex, now); err != nil {
+	if err := k.verifyEnvelope(env, r.LogIndex, now); err != nil {
 		if lerr != nil {
 			return nil, learned, lerr
 		}
@@ -143,9 +143,9 @@ func (k *ArchiveKeys) VerifyReceipt(b []byte, now time.Time) (*Receipt, [][]byte
 	return r, learned, nil
 }
 
-// VerifyEnvelope checks that one of env's signatures verifies under a
+// verifyEnvelope checks that one of env's signatures verifies under a
 // key Key accepts for logIndex at now.
-func (k *ArchiveKeys) VerifyEnvelope(env *dsse.Envelope, logIndex uint64, now time.Time) error {
+func (k *ArchiveKeys) verifyEnvelope(env *dsse.Envelope, logIndex uint64, now time.Time) error {
 	return env.VerifyAnyEd25519(func(keyID string) (ed25519.PublicKey, error) {
 		return k.Key(keyID, logIndex, now)
 	})

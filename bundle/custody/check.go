@@ -21,7 +21,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // fn with it. The record's strings alias b (no copy): fn must not keep
 // them, and b must not change meanwhile.
 func withScratch(b []byte, fn func(*Record) error) error {
-	if len(b) > MaxRecordSize {
+	if len(b) > maxRecordSize {
 		return fmt.Errorf("%w: record of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	s := scratchPool.Get().(*scratch)

@@ -5,19 +5,18 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/edgeseal/edgeseal/bundle/canonjson"
 	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
-// A small decoder for JSON that checkCanonical already accepted: no
+// A small decoder for JSON that canonjson.CheckMembers already accepted: no
 // whitespace, well-formed, integers only. It replaces encoding/json on the
 // hot path of record parsing. Callers still compare a re-encoding with the
 // input, so a field that is missing or of the wrong shape is refused.
 
-type member struct {
-	key []byte // decoded
-	val []byte // raw value
-	off int    // offset of val in the record
-}
+// member is a member of a record's object; Off is its offset in the
+// record.
+type member = canonjson.Member
 
 // members splits a canonical object, at offset base in its record, into
 // its members, appended to out.
@@ -43,7 +42,7 @@ func members(out []member, b []byte, base int) ([]member, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, member{key, b[i:vEnd], base + i})
+		out = append(out, member{Key: key, Val: b[i:vEnd], Off: base + i})
 		i = vEnd
 		if i >= len(b) {
 			return nil, fmt.Errorf("unexpected end")
@@ -83,7 +82,7 @@ func elements(b []byte) ([][]byte, error) {
 }
 
 // skipValue returns the end of the value starting at i (in a record
-// checkCanonical accepted).
+// canonjson.CheckMembers accepted).
 func skipValue(b []byte, i int) (int, error) {
 	return jsontok.End(b, i)
 }
@@ -114,7 +113,7 @@ func decodeInt(raw []byte) (int64, error) {
 	return strconv.ParseInt(string(raw), 10, 64)
 }
 
-// recDecoder decodes the members of a record that checkCanonicalRecord
+// recDecoder decodes the members of a record that canonjson.CheckMembers
 // accepted. Strings without escapes are cut from s, the record as a
 // string, rather than copied one by one.
 type recDecoder struct {
@@ -125,20 +124,20 @@ type recDecoder struct {
 
 // str decodes a string member into *dst, naming the key on error.
 func (d *recDecoder) str(dst *string, m member) error {
-	v := m.val
+	v := m.Val
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
-		*dst = d.s[m.off+1 : m.off+len(v)-1]
+		*dst = d.s[m.Off+1 : m.Off+len(v)-1]
 		return nil
 	}
-	v2, err := decodeString(m.val)
+	v2, err := decodeString(m.Val)
 	if err != nil {
-		return fmt.Errorf("%s: %w", m.key, err)
+		return fmt.Errorf("%s: %w", m.Key, err)
 	}
 	*dst = v2
 	return nil
 }
 
-func unknown(m member) error { return fmt.Errorf("unknown field %.40q", m.key) }
+func unknown(m member) error { return fmt.Errorf("unknown field %.40q", m.Key) }
 
 // Each decoder below also checks the member count: keys are unique and
 // unknown ones refused, so the count proves every required field present
@@ -150,14 +149,14 @@ func (d *recDecoder) wireRecord(ms []member, w *wireRecord) error {
 		return fmt.Errorf("%d fields, want 8", len(ms))
 	}
 	for _, m := range ms {
-		switch string(m.key) {
+		switch string(m.Key) {
 		case "actor":
 			err = d.actor(m, &w.Actor)
 		case "body":
-			if m.val[0] != '{' {
+			if m.Val[0] != '{' {
 				err = fmt.Errorf("body is not an object")
 			}
-			w.Body = m.val
+			w.Body = m.Val
 		case "device":
 			err = d.str(&w.Device, m)
 		case "prev":
@@ -167,10 +166,10 @@ func (d *recDecoder) wireRecord(ms []member, w *wireRecord) error {
 		case "type":
 			err = d.str(&w.Type, m)
 		case "seq":
-			w.Seq, err = decodeUint(m.val)
+			w.Seq, err = decodeUint(m.Val)
 		case "v":
 			var v int64
-			v, err = decodeInt(m.val)
+			v, err = decodeInt(m.Val)
 			w.V = int(v)
 		default:
 			err = unknown(m)
@@ -183,12 +182,12 @@ func (d *recDecoder) wireRecord(ms []member, w *wireRecord) error {
 }
 
 func (d *recDecoder) actor(am member, a *Actor) error {
-	ms, err := members(d.sub[:0], am.val, am.off)
+	ms, err := members(d.sub[:0], am.Val, am.Off)
 	if err != nil {
 		return fmt.Errorf("actor: %w", err)
 	}
 	for _, m := range ms {
-		switch string(m.key) {
+		switch string(m.Key) {
 		case "id":
 			err = d.str(&a.ID, m)
 		case "kind":
@@ -211,7 +210,7 @@ func (d *recDecoder) actor(am member, a *Actor) error {
 func (d *recDecoder) export(ms []member, e *ExportBody) error {
 	var err error
 	for _, m := range ms {
-		switch string(m.key) {
+		switch string(m.Key) {
 		case "app":
 			err = d.str(&e.App, m)
 		case "classification":
@@ -246,12 +245,12 @@ func (d *recDecoder) export(ms []member, e *ExportBody) error {
 }
 
 func (d *recDecoder) payloadRef(pm member, p *PayloadRef) error {
-	ms, err := members(d.sub[:0], pm.val, pm.off)
+	ms, err := members(d.sub[:0], pm.Val, pm.Off)
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
 	for _, m := range ms {
-		switch string(m.key) {
+		switch string(m.Key) {
 		case "canonicalization":
 			err = d.str(&p.Canonicalization, m)
 		case "digest":
@@ -259,7 +258,7 @@ func (d *recDecoder) payloadRef(pm member, p *PayloadRef) error {
 		case "mediaType":
 			err = d.str(&p.MediaType, m)
 		case "size":
-			p.Size, err = decodeInt(m.val)
+			p.Size, err = decodeInt(m.Val)
 		default:
 			err = unknown(m)
 		}
@@ -276,7 +275,7 @@ func (d *recDecoder) payloadRef(pm member, p *PayloadRef) error {
 func (d *recDecoder) rejected(ms []member, e *RejectedBody) error {
 	var err error
 	for _, m := range ms {
-		switch string(m.key) {
+		switch string(m.Key) {
 		case "app":
 			err = d.str(&e.App, m)
 		case "digest":
@@ -305,13 +304,13 @@ func (d *recDecoder) rejected(ms []member, e *RejectedBody) error {
 func (d *recDecoder) purge(ms []member, p *PurgeBody) error {
 	var err error
 	for _, m := range ms {
-		switch string(m.key) {
+		switch string(m.Key) {
 		case "payloads":
-			if string(m.val) == "null" {
+			if string(m.Val) == "null" {
 				p.Payloads = nil
 				continue
 			}
-			els, err := elements(m.val)
+			els, err := elements(m.Val)
 			if err != nil {
 				return fmt.Errorf("payloads: %w", err)
 			}

@@ -3,6 +3,8 @@ package custody
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/bundle/canonjson"
 )
 
 // SetExportBody sets r's body to e in canonical form, written directly:
@@ -41,30 +43,30 @@ func (e *ExportBody) appendCanonical(dst []byte) ([]byte, bool) {
 		return nil, false
 	}
 	dst = append(dst, `{"app":`...)
-	dst = appendJCSString(dst, e.App)
+	dst = canonjson.AppendString(dst, e.App)
 	dst = append(dst, `,"classification":`...)
-	dst = appendJCSString(dst, e.Classification)
+	dst = canonjson.AppendString(dst, e.Classification)
 	dst = append(dst, `,"destination":`...)
-	dst = appendJCSString(dst, e.Destination)
+	dst = canonjson.AppendString(dst, e.Destination)
 	dst = append(dst, `,"exportId":`...)
-	dst = appendJCSString(dst, e.ExportID)
+	dst = canonjson.AppendString(dst, e.ExportID)
 	dst = append(dst, `,"payload":{"canonicalization":`...)
-	dst = appendJCSString(dst, p.Canonicalization)
+	dst = canonjson.AppendString(dst, p.Canonicalization)
 	dst = append(dst, `,"digest":`...)
-	dst = appendJCSString(dst, p.Digest)
+	dst = canonjson.AppendString(dst, p.Digest)
 	dst = append(dst, `,"mediaType":`...)
-	dst = appendJCSString(dst, p.MediaType)
+	dst = canonjson.AppendString(dst, p.MediaType)
 	dst = append(dst, `,"size":`...)
 	dst = strconv.AppendInt(dst, p.Size, 10)
 	dst = append(dst, `},"policy":`...)
-	dst = appendJCSString(dst, e.Policy)
+	dst = canonjson.AppendString(dst, e.Policy)
 	dst = append(dst, `,"purpose":`...)
-	dst = appendJCSString(dst, e.Purpose)
+	dst = canonjson.AppendString(dst, e.Purpose)
 	dst = append(dst, `,"retention":`...)
-	dst = appendJCSString(dst, e.Retention)
+	dst = canonjson.AppendString(dst, e.Retention)
 	dst = append(dst, `,"schema":`...)
-	dst = appendJCSString(dst, e.Schema)
+	dst = canonjson.AppendString(dst, e.Schema)
 	dst = append(dst, `,"workflow":`...)
-	dst = appendJCSString(dst, e.Workflow)
+	dst = canonjson.AppendString(dst, e.Workflow)
 	return append(dst, '}'), true
 }

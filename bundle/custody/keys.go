@@ -39,8 +39,8 @@ const KeyRevokeRotated = "rotated"
 
 // Bounds of the key formats.
 const (
-	MaxKeyBodySize  = 16 << 10 // one key record body or rotation statement
-	MaxKeyReason    = 256      // bytes of a reason
+	maxKeyBodySize  = 16 << 10 // one key record body or rotation statement
+	maxKeyReason    = 256      // bytes of a reason
 	maxKeyPublic    = 1024     // TPMT_PUBLIC
 	maxKeyAttest    = 1024     // TPMS_ATTEST
 	maxKeySignature = 512      // TPMT_SIGNATURE
@@ -129,7 +129,7 @@ func canonicalJSON(format string, v any) ([]byte, error) {
 // parseKeyJSON decodes b strictly into v: bounded, known fields only,
 // canonical JSON.
 func parseKeyJSON(format string, b []byte, v any) error {
-	if len(b) > MaxKeyBodySize {
+	if len(b) > maxKeyBodySize {
 		return fmt.Errorf("%w: %s of %d bytes", wire.ErrTooLarge, format, len(b))
 	}
 	if err := strict.Unmarshal(b, v); err != nil {
@@ -292,7 +292,7 @@ func checkKeyBody(r *Record) error {
 	return err
 }
 
-// checkKeyPublic checks that public is a signing key's TPMT_PUBLIC that
+// CheckKeyPublic checks that public is a signing key's TPMT_PUBLIC that
 // id names.
 func CheckKeyPublic(format, id string, public []byte) (*attest.Public, error) {
 	if len(public) == 0 || len(public) > maxKeyPublic {
@@ -311,7 +311,7 @@ func CheckKeyPublic(format, id string, public []byte) (*attest.Public, error) {
 	return pub, nil
 }
 
-// checkKeyCert checks that c is a TPM2_Certify naming pub, within bounds.
+// CheckKeyCert checks that c is a TPM2_Certify naming pub, within bounds.
 func CheckKeyCert(format string, c KeyCert, pub *attest.Public) error {
 	if len(c.Attest) == 0 || len(c.Attest) > maxKeyAttest || len(c.Signature) == 0 || len(c.Signature) > maxKeySignature {
 		return wire.FormatErr(format, "certification of %d+%d bytes", len(c.Attest), len(c.Signature))
@@ -329,10 +329,10 @@ func CheckKeyCert(format string, c KeyCert, pub *attest.Public) error {
 	return nil
 }
 
-// checkReason accepts 1 to MaxKeyReason bytes of printable UTF-8.
+// checkReason accepts 1 to maxKeyReason bytes of printable UTF-8.
 func checkReason(format, s string) error {
-	if s == "" || len(s) > MaxKeyReason || !utf8.ValidString(s) {
-		return wire.FormatErr(format, "reason must be 1 to %d bytes of UTF-8", MaxKeyReason)
+	if s == "" || len(s) > maxKeyReason || !utf8.ValidString(s) {
+		return wire.FormatErr(format, "reason must be 1 to %d bytes of UTF-8", maxKeyReason)
 	}
 	for _, c := range s {
 		if !unicode.IsPrint(c) {

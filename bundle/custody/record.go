@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/canonjson"
 	"github.com/edgeseal/edgeseal/bundle/internal/strict"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -17,8 +18,8 @@ import (
 // RecordVersion is the only record version this package reads and writes.
 const RecordVersion = 1
 
-// MaxRecordSize bounds one canonical record.
-const MaxRecordSize = 1 << 20
+// maxRecordSize bounds one canonical record.
+const maxRecordSize = 1 << 20
 
 // maxJSONInt is the largest integer JSON (IEEE double) carries exactly.
 const maxJSONInt = 1<<53 - 1
@@ -162,32 +163,32 @@ func (r *Record) appendCanonical(dst []byte) ([]byte, error) {
 		return nil, wire.FormatErr("record", "head text is not valid UTF-8")
 	}
 	dst = append(dst, `{"actor":{"id":`...)
-	dst = appendJCSString(dst, r.Actor.ID)
+	dst = canonjson.AppendString(dst, r.Actor.ID)
 	dst = append(dst, `,"kind":`...)
-	dst = appendJCSString(dst, r.Actor.Kind)
+	dst = canonjson.AppendString(dst, r.Actor.Kind)
 	if r.Actor.Via != "" {
 		dst = append(dst, `,"via":`...)
-		dst = appendJCSString(dst, r.Actor.Via)
+		dst = canonjson.AppendString(dst, r.Actor.Via)
 	}
 	dst = append(dst, `},"body":`...)
 	if r.bodyIsCanonical() {
 		dst = append(dst, r.Body...)
 	} else {
 		var err error
-		if dst, err = appendCanonical(dst, r.Body); err != nil {
+		if dst, err = canonjson.Append(dst, r.Body); err != nil {
 			return nil, err
 		}
 	}
 	dst = append(dst, `,"device":`...)
-	dst = appendJCSString(dst, r.Device)
+	dst = canonjson.AppendString(dst, r.Device)
 	dst = append(dst, `,"prev":"`+wire.HashPrefix...)
 	dst = hex.AppendEncode(dst, r.Prev[:])
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = append(dst, `,"time":`...)
-	dst = appendJCSString(dst, wire.FormatTime(r.Time))
+	dst = canonjson.AppendString(dst, wire.FormatTime(r.Time))
 	dst = append(dst, `,"type":`...)
-	dst = appendJCSString(dst, r.Type)
+	dst = canonjson.AppendString(dst, r.Type)
 	dst = append(dst, `,"v":`...)
 	dst = strconv.AppendInt(dst, RecordVersion, 10)
 	return append(dst, '}'), nil
@@ -214,7 +215,7 @@ func (r *Record) checkHead() error {
 // known shape with every field present, v == 1, a known type and a body
 // of the type's shape.
 func ParseRecord(b []byte) (*Record, error) {
-	if len(b) > MaxRecordSize {
+	if len(b) > maxRecordSize {
 		return nil, fmt.Errorf("%w: record of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	r := new(Record)
@@ -228,11 +229,11 @@ func ParseRecord(b []byte) (*Record, error) {
 // parse is ParseRecord into r; s holds the same bytes as b (string
 // fields of r are cut from it).
 func (d *recDecoder) parse(b []byte, s string, r *Record) error {
-	if len(b) > MaxRecordSize {
+	if len(b) > maxRecordSize {
 		return fmt.Errorf("%w: record of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	d.s = s
-	top, body, off, err := checkCanonicalRecord(b, d.top[:0], d.body[:0])
+	top, body, off, err := canonjson.CheckMembers(b, d.top[:0], d.body[:0])
 	if err != nil {
 		return &wire.NotCanonicalError{Format: "record", Offset: off, Err: err}
 	}

@@ -8,8 +8,8 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
-// MaxCheckpointSize bounds a checkpoint body.
-const MaxCheckpointSize = 1024
+// maxCheckpointSize bounds a checkpoint body.
+const maxCheckpointSize = 1024
 
 // Checkpoint is a C2SP tlog-checkpoint body: origin, tree size, root hash.
 type Checkpoint struct {
@@ -40,17 +40,17 @@ func ParseCheckpoint(b []byte) (Checkpoint, error) {
 	return parseCheckpoint(b, true)
 }
 
-// parseCheckpoint parses a checkpoint body; with device false any origin
-// without whitespace is accepted (the archive's own log).
 // ParseAnyCheckpoint is ParseCheckpoint for a checkpoint of any origin
 // without spaces (an archive's log), not only a device's.
 func ParseAnyCheckpoint(b []byte) (Checkpoint, error) {
 	return parseCheckpoint(b, false)
 }
 
+// parseCheckpoint parses a checkpoint body; with device false any origin
+// without whitespace is accepted (the archive's own log).
 func parseCheckpoint(b []byte, device bool) (Checkpoint, error) {
 	var c Checkpoint
-	if len(b) > MaxCheckpointSize {
+	if len(b) > maxCheckpointSize {
 		return c, wire.FormatErr("checkpoint", "%d bytes", len(b))
 	}
 	lines := strings.Split(string(b), "\n")

@@ -4,4 +4,7 @@
 // ranges (CompactRange, RangeRoot, FoldRange), and the C2SP
 // tlog-checkpoint body that commits to a tree (Checkpoint, with origin
 // "edgeseal/<site>/<device>" for a device, Origin).
+//
+// It hashes records as bytes; it does not parse them (bundle/custody) and
+// does not keep a log (the agent's journal, the archive's index).
 package merkle

@@ -125,6 +125,8 @@ func nodeHash(l, r [32]byte) [32]byte {
 	return sha256.Sum256(buf[:])
 }
 
+// ProofBytes copies proof hashes into the [][]byte form the JSON formats
+// carry (base64 each).
 func ProofBytes(hs [][32]byte) [][]byte {
 	out := make([][]byte, len(hs))
 	for i := range hs {
@@ -133,6 +135,8 @@ func ProofBytes(hs [][32]byte) [][]byte {
 	return out
 }
 
+// ProofHashes is the inverse of ProofBytes; the caller has checked that
+// each element is 32 bytes.
 func ProofHashes(bs [][]byte) [][32]byte {
 	out := make([][32]byte, len(bs))
 	for i, b := range bs {

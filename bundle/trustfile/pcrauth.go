@@ -280,13 +280,6 @@ func (a *PCRAuthorization) Verify(key *ecdsa.PublicKey, device string) error {
 	return nil
 }
 
-// SignedTime is the time the statement was signed (covered by the
-// statement signature once Verify passed).
-func (a *PCRAuthorization) SignedTime() time.Time {
-	t, _ := wire.ParseTime(a.Time)
-	return t
-}
-
 // PCRs returns the authorized selection and values.
 func (a *PCRAuthorization) PCRs() ([]int, map[int][]byte) {
 	values := make(map[int][]byte, len(a.values))

@@ -9,6 +9,9 @@
 // golden PCR values in force, which valid authorization records replace
 // along the chain).
 //
+// It decides; it does not parse the formats (the bundle/... packages do)
+// or store anything: the caller keeps the State between bundles.
+//
 // # Signing keys
 //
 // Verify starts from the trust file's signing key, or the chain

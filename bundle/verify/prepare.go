@@ -26,7 +26,7 @@ type fileEntry struct {
 	data   []byte
 	sum    [32]byte
 	set    uint8    // inManifest, inTagManifest or neither
-	known  bool     // KnownPath(name)
+	known  bool     // knownPath(name)
 	enc    bool     // payload path ending in .hpke
 	digest [32]byte // digest a payload path names
 }

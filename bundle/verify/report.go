@@ -152,15 +152,15 @@ type State struct {
 	Keys *KeyState `json:"keys,omitempty"`
 }
 
-// MaxStateSize bounds a state file.
-const MaxStateSize = 256 << 10
+// maxStateSize bounds a state file.
+const maxStateSize = 256 << 10
 
 // Marshal returns the JSON form of the state.
 func (s *State) Marshal() ([]byte, error) { return json.Marshal(s) }
 
 // ParseState reads a state written by Marshal, strictly.
 func ParseState(b []byte) (*State, error) {
-	if len(b) > MaxStateSize {
+	if len(b) > maxStateSize {
 		return nil, fmt.Errorf("%w: state of %d bytes", wire.ErrTooLarge, len(b))
 	}
 	var s State

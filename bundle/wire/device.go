@@ -11,6 +11,8 @@ func CheckDevice(d string) error {
 	return nil
 }
 
+// ValidName reports whether s is one part of a device name (a site or a
+// name): 1 to 64 bytes of [A-Za-z0-9._-], neither "." nor "..".
 func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
 		return false

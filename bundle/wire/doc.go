@@ -8,5 +8,5 @@
 //
 // The format packages return these types (and a few of their own, such
 // as trustfile.PCRAuthError); the texts start with "bundle: ". Match them
-// with errors.As and errors.Is, not by text.
+// with errors.As and errors.Is, not by text. It holds no format of its own.
 package wire

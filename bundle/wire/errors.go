@@ -24,10 +24,12 @@ func (e *FormatError) Error() string {
 }
 func (e *FormatError) Unwrap() error { return e.Err }
 
+// FormatErr returns a *FormatError for format with a formatted reason.
 func FormatErr(format, reason string, args ...any) error {
 	return &FormatError{Format: format, Reason: fmt.Sprintf(reason, args...)}
 }
 
+// WrapFormat returns a *FormatError for format whose cause is err.
 func WrapFormat(format, reason string, err error) error {
 	return &FormatError{Format: format, Reason: reason, Err: err}
 }

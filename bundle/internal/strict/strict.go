@@ -6,11 +6,11 @@ import (
 	"fmt"
 )
 
-// jsonMaxInt is the largest integer a format writes: 2^53-1, exact in
+// MaxJSONInt is the largest integer a format writes: 2^53-1, exact in
 // every JSON implementation.
 const MaxJSONInt = 1<<53 - 1
 
-// strictUnmarshal decodes exactly one JSON value into v, rejecting unknown
+// Unmarshal decodes exactly one JSON value into v, rejecting unknown
 // fields and trailing data.
 func Unmarshal(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -27,6 +27,8 @@ func Unmarshal(b []byte, v any) error {
 	return nil
 }
 
+// FirstDiff returns the offset of the first byte where a and b differ,
+// or the length of the shorter one when it is a prefix of the other.
 func FirstDiff(a, b []byte) int {
 	n := min(len(a), len(b))
 	for i := range n {
@@ -37,7 +39,8 @@ func FirstDiff(a, b []byte) int {
 	return n
 }
 
-// decodeLowerHex decodes exactly len(dst)*2 lowercase hex digits.
+// DecodeHex decodes exactly len(dst)*2 lowercase hex digits into dst and
+// reports whether s was that.
 func DecodeHex[T string | []byte](dst []byte, s T) bool {
 	if len(s) != 2*len(dst) {
 		return false
@@ -66,6 +69,7 @@ var lowerHex = func() (t [256]byte) {
 	return t
 }()
 
+// IsHex reports whether s is only lowercase hex digits.
 func IsHex(s string) bool {
 	var bad byte
 	for _, c := range []byte(s) {

@@ -1,4 +1,4 @@
-package custody
+package canonjson
 
 import (
 	"errors"
@@ -11,15 +11,16 @@ import (
 	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
-// appendCanonical appends the RFC 8785 (JCS) form of the JSON value src
+// Append appends the RFC 8785 (JCS) form of the JSON value src
 // to dst: object members sorted by their UTF-16 code units, strings
 // escaped as ECMAScript's JSON.stringify does, no insignificant space.
 // Numbers must have integer values within ±(2^53-1), the only numbers
-// the formats use (ParseRecord refuses others); anything else is an error,
-// as are duplicate member names, invalid UTF-8 and trailing bytes.
-// It is the fast path of Record.Marshal; jcs.Transform is its reference
-// (see FuzzCanonical).
-func appendCanonical(dst, src []byte) ([]byte, error) {
+// the formats use (custody.ParseRecord refuses others); anything else is
+// an error (a *wire.FormatError), as are duplicate member names, invalid
+// UTF-8 and trailing bytes. custody.Record.Marshal canonicalizes a
+// record's body with it; Transform of github.com/gowebpki/jcs is its
+// reference (see FuzzCanonical).
+func Append(dst, src []byte) ([]byte, error) {
 	p := canonParser{src: src}
 	p.space()
 	out, err := p.value(dst, 0)
@@ -92,7 +93,7 @@ func (p *canonParser) value(dst []byte, depth int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return appendJCSString(dst, s), nil
+		return AppendString(dst, s), nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number(dst)
 	case c == 't' || c == 'f' || c == 'n':
@@ -161,7 +162,7 @@ func (p *canonParser) object(dst []byte, depth int) ([]byte, error) {
 			}
 			dst = append(dst, ',')
 		}
-		dst = appendJCSString(dst, m.key)
+		dst = AppendString(dst, m.key)
 		dst = append(dst, ':')
 		dst = append(dst, m.val...)
 	}
@@ -239,8 +240,8 @@ func (p *canonParser) number(dst []byte) ([]byte, error) {
 	return strconv.AppendInt(dst, int64(f), 10), nil
 }
 
-// appendJCSString appends s (valid UTF-8) as JSON.stringify writes it.
-func appendJCSString(dst []byte, s string) []byte {
+// AppendString appends s (valid UTF-8) as JSON.stringify writes it.
+func AppendString(dst []byte, s string) []byte {
 	const hexd = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0

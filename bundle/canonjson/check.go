@@ -1,23 +1,34 @@
-package custody
+package canonjson
 
 import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/edgeseal/edgeseal/bundle/internal/strict"
 	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
 // maxDepth bounds nesting in canonical JSON.
 const maxDepth = 32
 
-// checkCanonical reports whether b is one JSON value in RFC 8785 (JCS)
+// maxJSONInt is the largest integer magnitude the checker and Append accept.
+const maxJSONInt = strict.MaxJSONInt
+
+// Member is one member of an object that CheckMembers accepted.
+type Member struct {
+	Key []byte // decoded
+	Val []byte // raw value
+	Off int    // offset of Val in the checked bytes
+}
+
+// check reports whether b is one JSON value in RFC 8785 (JCS)
 // canonical form, restricted to integer numbers of magnitude below 2^53
 // (records carry no fractions): no whitespace, object keys strictly
 // increasing in UTF-16 order (so no duplicates), strings escaped exactly
 // as JCS does, valid UTF-8. It returns the offset of the first offending
 // byte. It is a single pass without allocation for the common case.
-func checkCanonical(b []byte) (int, error) {
+func check(b []byte) (int, error) {
 	c := canonChecker{b: b}
 	if err := c.value(0); err != nil {
 		return c.i, err
@@ -36,12 +47,16 @@ type canonChecker struct {
 	// "body" member are recorded on the way, sparing decoders a rescan.
 	capture   bool
 	inBody    bool
-	top, body []member
+	top, body []Member
 }
 
-// checkCanonicalRecord is checkCanonical that also returns the members of
-// the top-level object and of its "body" object, appended to top and body.
-func checkCanonicalRecord(b []byte, top, body []member) ([]member, []member, int, error) {
+// CheckMembers checks that b is one JSON object in RFC 8785 canonical
+// form, restricted to integer numbers of magnitude below 2^53 (see
+// check), and returns the members of that object and of its "body"
+// member (the layout of a custody record), appended to top and body, so
+// that a decoder need not scan them again. On error it returns the
+// offset of the first offending byte.
+func CheckMembers(b []byte, top, body []Member) ([]Member, []Member, int, error) {
 	c := canonChecker{b: b, capture: true, top: top, body: body}
 	if len(b) == 0 || b[0] != '{' {
 		return nil, nil, 0, fmt.Errorf("not an object")
@@ -142,10 +157,10 @@ func (c *canonChecker) object(depth int) error {
 		if c.capture {
 			switch {
 			case depth == 0:
-				c.top = append(c.top, member{key, c.b[vstart:c.i], vstart})
+				c.top = append(c.top, Member{key, c.b[vstart:c.i], vstart})
 				c.inBody = false
 			case depth == 1 && c.inBody:
-				c.body = append(c.body, member{key, c.b[vstart:c.i], vstart})
+				c.body = append(c.body, Member{key, c.b[vstart:c.i], vstart})
 			}
 		}
 		if c.i >= len(c.b) {
