@@ -1,21 +1,17 @@
-package main
+package archived_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/archived"
-	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
@@ -47,54 +43,22 @@ func TestArchiveEmbeddedBrokerTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ar := &brokerArchive{dataDir: cfg.DataDir, logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	type started struct {
-		a *archive.Archive
-		b *broker.Broker
-	}
-	ready := make(chan started, 1)
-	log := slog.New(slog.NewTextHandler(ar.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	go func() {
-		ar.done <- archived.Run(ctx, cfg, archived.Options{Logger: log, Ready: func(a *archive.Archive, b *broker.Broker) { ready <- started{a, b} }})
-	}()
-	var st started
-	select {
-	case st = <-ready:
-	case err := <-ar.done:
-		cancel()
-		t.Fatalf("archive stopped: %v\n%s", err, ar.logs.String())
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("archive not ready")
-	}
-	ar.a = st.a
-	t.Cleanup(func() { ar.cancel(); <-ar.done })
-	if !strings.HasPrefix(st.b.URL(), "ssl://") || strings.Contains(ar.logs.String(), "without authentication") {
-		t.Fatalf("embedded broker %s\n%s", st.b.URL(), ar.logs.String())
+	ar := e2etest.StartArchive(t, cfg)
+	if !strings.HasPrefix(ar.B.URL(), "ssl://") || strings.Contains(ar.Logs.String(), "without authentication") {
+		t.Fatalf("embedded broker %s\n%s", ar.B.URL(), ar.Logs.String())
 	}
 	for _, c := range []*bundletest.Chain{chainA, chainB} {
-		raw, _ := c.Trust.Marshal()
-		req, err := archive.ParseEnrollRequest(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ar.a.Devices().Enroll(t.Context(), req); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ar.a.Devices().Approve(t.Context(), c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
-			t.Fatal(err)
-		}
+		e2etest.EnrollChain(t, ar.A, c)
 	}
-	brk := &mqtttest.Broker{URL: st.b.URL()}
+	brk := &mqtttest.Broker{URL: ar.B.URL()}
 
 	// Device B's certificate as device A: refused by the broker.
-	jb := newOutbox(t)
+	jb := e2etest.NewOutbox(t)
 	rawB, _ := chainB.Bundles[0].Bytes()
 	if err := jb.PutOutbox(t.Context(), "b-0001", rawB); err != nil {
 		t.Fatal(err)
 	}
-	evil := startAgentPublisher(t, brk, pki, devB, "site1", "devA", jb, ar.a)
+	evil := startAgentPublisher(t, brk, pki, devB, "site1", "devA", jb, ar.A)
 	deadline := time.Now().Add(20 * time.Second)
 	for evil.p.Stats().LastError == "" && evil.p.Stats().BundlesSent == 0 {
 		if time.Now().After(deadline) {
@@ -109,33 +73,33 @@ func TestArchiveEmbeddedBrokerTLS(t *testing.T) {
 	}
 
 	// Device A: every bundle receipted.
-	ja := newOutbox(t)
+	ja := e2etest.NewOutbox(t)
 	for i, b := range chainA.Bundles {
 		raw, _ := b.Bytes()
 		if err := ja.PutOutbox(t.Context(), fmt.Sprintf("a-%04d", i+1), raw); err != nil {
 			t.Fatal(err)
 		}
 	}
-	agA := startAgentPublisher(t, brk, pki, devA, "site1", "devA", ja, ar.a)
+	agA := startAgentPublisher(t, brk, pki, devA, "site1", "devA", ja, ar.A)
 	agA.waitDrained(t, len(chainA.Bundles))
 	agA.stop()
-	if rc, err := archivesig.VerifyReceipt(agA.receipt("a-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devA" {
+	if rc, err := archivesig.VerifyReceipt(agA.receipt("a-0001"), ar.A.KeyID(), ar.A.PublicKey()); err != nil || rc.Device != "site1/devA" {
 		t.Fatalf("device A's receipt: %+v %v", rc, err)
 	}
 	// Enrollment through the embedded broker: device A's own request is
 	// answered; device B's certificate on A's topic is refused by the broker.
-	ack, err := brokerEnroll(t, brk, pki, devA, "site1", "devA", chainA, ar.a, 20*time.Second)
+	ack, err := brokerEnroll(t, brk, pki, devA, "site1", "devA", chainA, ar.A, 20*time.Second)
 	if err != nil || ack.Status != sync.EnrollApproved || ack.Device != "site1/devA" {
-		t.Fatalf("device A's enrollment: %+v %v\n%s", ack, err, ar.logs)
+		t.Fatalf("device A's enrollment: %+v %v\n%s", ack, err, ar.Logs)
 	}
-	if _, err := brokerEnroll(t, brk, pki, devB, "site1", "devA", chainB, ar.a, 2*time.Second); err == nil {
+	if _, err := brokerEnroll(t, brk, pki, devB, "site1", "devA", chainB, ar.A, 2*time.Second); err == nil {
 		t.Fatal("device B's certificate enrolled on device A's topic")
 	}
-	if s := ar.a.Stats(); s.Accepted != uint64(len(chainA.Bundles)) || s.Refused != 0 || s.Alarms != 0 {
-		t.Fatalf("archive: %+v\n%s", s, ar.logs.String())
+	if s := ar.A.Stats(); s.Accepted != uint64(len(chainA.Bundles)) || s.Refused != 0 || s.Alarms != 0 {
+		t.Fatalf("archive: %+v\n%s", s, ar.Logs.String())
 	}
-	if strings.Contains(ar.logs.String(), "ALERT") {
-		t.Fatalf("the archive saw an impostor:\n%s", ar.logs.String())
+	if strings.Contains(ar.Logs.String(), "ALERT") {
+		t.Fatalf("the archive saw an impostor:\n%s", ar.Logs.String())
 	}
-	ar.stop(t)
+	ar.Stop(t)
 }
