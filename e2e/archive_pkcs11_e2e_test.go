@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
-	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore/softhsmtest"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
@@ -51,15 +50,8 @@ func TestArchivePKCS11(t *testing.T) {
 		t.Fatalf("a second key under the label: %d\n%s", code, out)
 	}
 
-	cfgFile := filepath.Join(dir, "archive.yaml")
 	yaml := fmt.Sprintf("data_dir: data\nkey: %q\npkcs11:\n  module: %s\n  pin_env: EDGESEAL_TEST_PIN\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n", uri, tok.Module)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := aconfig.Load(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := e2etest.ArchiveConfig(t, dir, yaml)
 	ar := e2etest.StartArchive(t, cfg)
 	a, brk := ar.A, ar.B
 	tokenID := a.KeyID()

@@ -2,13 +2,10 @@ package archived_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
@@ -33,16 +30,9 @@ func TestArchiveEmbeddedBrokerTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "archive.yaml")
 	yaml := fmt.Sprintf("data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n    tls:\n      ca_file: %s\n      cert_file: %s\n      key_file: %s\n",
 		pki.CAFile, pki.ServerCert, pki.ServerKey)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := e2etest.ArchiveConfig(t, dir, yaml)
 	ar := e2etest.StartArchive(t, cfg)
 	if !strings.HasPrefix(ar.B.URL(), "ssl://") || strings.Contains(ar.Logs.String(), "without authentication") {
 		t.Fatalf("embedded broker %s\n%s", ar.B.URL(), ar.Logs.String())

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/wire"
@@ -287,7 +286,6 @@ func absPath(t *testing.T, p string) string {
 func startBrokerArchive(t *testing.T, brk *mqtttest.Broker, cert *mqtttest.ClientCert, pki *mqtttest.PKI, chains ...*bundletest.Chain) *e2etest.Archive {
 	t.Helper()
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "archive.yaml")
 	yaml := fmt.Sprintf(`data_dir: data
 mqtt:
   broker: %s
@@ -297,13 +295,7 @@ mqtt:
     key_file: %s
   client_id: edgeseal-archive
 `, brk.URL, pki.CAFile, cert.CertFile, cert.KeyFile)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := e2etest.ArchiveConfig(t, dir, yaml)
 	ar := e2etest.StartArchive(t, cfg)
 	for _, c := range chains {
 		e2etest.EnrollChain(t, ar.A, c)

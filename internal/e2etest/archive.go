@@ -29,12 +29,12 @@ type Archive struct {
 	ended  bool
 }
 
-// EmbeddedConfig writes and loads an archive config with its data in a new
-// temporary directory and the embedded broker on a free loopback port.
-func EmbeddedConfig(t testing.TB) *config.Config {
+// ArchiveConfig writes yaml to dir/archive.yaml and loads it (relative
+// paths in it are under dir).
+func ArchiveConfig(t testing.TB, dir, yaml string) *config.Config {
 	t.Helper()
-	cfgFile := filepath.Join(t.TempDir(), "archive.yaml")
-	if err := os.WriteFile(cfgFile, []byte("data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"), 0o644); err != nil {
+	cfgFile := filepath.Join(dir, "archive.yaml")
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgFile)
@@ -42,6 +42,13 @@ func EmbeddedConfig(t testing.TB) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// EmbeddedConfig is an archive config with its data in a new temporary
+// directory and the embedded broker on a free loopback port.
+func EmbeddedConfig(t testing.TB) *config.Config {
+	t.Helper()
+	return ArchiveConfig(t, t.TempDir(), "data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n")
 }
 
 // StartEmbeddedArchive runs an archive daemon of EmbeddedConfig.
