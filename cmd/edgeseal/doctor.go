@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/doctor"
 )
@@ -51,8 +52,8 @@ func cmdDoctor(ctx context.Context, args []string, stdout io.Writer, getenv func
 	d.Report(doctor.LevelOK, "config", fmt.Sprintf("%s: device %s, data in %s", *cfgPath, cfg.DeviceID(), cfg.DataDir), "")
 
 	journal := filepath.Join(cfg.DataDir, "journal")
-	err = checkJournalFree(journal)
-	var running *agentRunningError
+	err = agent.CheckJournalFree(journal)
+	var running *agent.RunningError
 	switch {
 	case errors.As(err, &running):
 		d.Report(doctor.LevelOK, "agent", "running (it holds the journal): asking it over "+cfg.API.Socket, "")
