@@ -24,7 +24,9 @@ import (
 // --new-key pkcs11:...`), the config's key and pkcs11 section; then the
 // daemon signs with the token and a device's publisher, configured with
 // the old file key, delivers over MQTT: every receipt is signed by the
-// token key and verifies, the outbox drains.
+// token key and verifies, the outbox drains. The key commands run the
+// binary; the daemon runs in the test's process (archived.Run), where the
+// test reads the key it signs with.
 func TestArchivePKCS11(t *testing.T) {
 	tok := softhsmtest.New(t, "edgeseal")
 	t.Setenv("EDGESEAL_TEST_PIN", tok.PIN)
