@@ -23,15 +23,10 @@ type TokenKey struct {
 // the module and the PIN): key_file's key (same key id, nothing to rotate)
 // or, with generate, a new one (to rotate to with RotateKey).
 func ImportTokenKey(cfg *config.Config, p config.PKCS11, uri string, generate bool) (*TokenKey, error) {
-	u, err := keystore.ParseURI(uri)
+	tc, err := tokenConfig(uri, p)
 	if err != nil {
 		return nil, err
 	}
-	pin, err := keystore.ReadPIN(p.PINFile, p.PINEnv, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	tc := keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin}
 	var k *keystore.PKCS11Key
 	if generate {
 		k, err = keystore.GeneratePKCS11(tc)
@@ -46,7 +41,7 @@ func ImportTokenKey(cfg *config.Config, p config.PKCS11, uri string, generate bo
 		return nil, err
 	}
 	defer k.Close()
-	return &TokenKey{URI: u, KeyID: archivesig.ArchiveKeyID(k.Public().(ed25519.PublicKey))}, nil
+	return &TokenKey{URI: tc.URI, KeyID: archivesig.ArchiveKeyID(k.Public().(ed25519.PublicKey))}, nil
 }
 
 // ReadKeyChain reads the archive's key announcements (archive.KeyChainFile
