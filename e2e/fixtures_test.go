@@ -22,10 +22,10 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
-	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -95,12 +95,6 @@ func readPCRPolicyPublic(path string) (*ecdsa.PublicKey, error) {
 	return k, nil
 }
 
-// writeTrust writes the chain's DEVICE.json.
-func writeTrust(t *testing.T, c *bundletest.Chain) string {
-	t.Helper()
-	return marshalTemp(t, "DEVICE.json", c.Trust.Marshal)
-}
-
 // writeTemp writes data to a file name in a new temporary directory.
 func writeTemp(t *testing.T, name string, data []byte) string {
 	t.Helper()
@@ -122,41 +116,19 @@ func marshalTemp(t *testing.T, name string, marshal func() ([]byte, error)) stri
 	return writeTemp(t, name, b)
 }
 
-// enrollChain enrolls and approves the chain's device in an archive
-// opened by the test (with the archive package, its daemon stopped).
-func enrollChain(t *testing.T, a *archive.Archive, c *bundletest.Chain) {
-	t.Helper()
-	raw, err := c.Trust.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := archive.ParseEnrollRequest(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Devices().Enroll(t.Context(), req); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Devices().Approve(t.Context(), c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
-		t.Fatal(err)
-	}
-}
+// The fixtures the archive daemon's package tests share with these tests
+// (internal/e2etest): a chain's DEVICE.json, its device enrolled and
+// approved in an archive, an empty outbox journal.
+var (
+	writeTrust  = e2etest.WriteTrust
+	enrollChain = e2etest.EnrollChain
+	newOutbox   = e2etest.NewOutbox
+)
 
 // readBundle reads a bundle file.
 func readBundle(t *testing.T, path string) *bundle.Bundle {
 	t.Helper()
 	return readParsed(t, path, func(b []byte) (*bundle.Bundle, error) { return bundle.Read(bytes.NewReader(b), bundle.DefaultLimits) })
-}
-
-// newOutbox is an empty journal the test fills as an outbox.
-func newOutbox(t *testing.T) *store.Journal {
-	t.Helper()
-	j, err := store.Open(t.Context(), store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	return j
 }
 
 // verifyJSON is one result of `edgeseal verify --json`.

@@ -1,71 +1,30 @@
 package e2e
 
 import (
-	"net"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
+	"github.com/edgeseal/edgeseal/internal/sdnotify/sdnotifytest"
 )
-
-// notifySocket listens on a unixgram socket under /tmp (socket paths are
-// short) as systemd would for a Type=notify unit.
-func notifySocket(t *testing.T) (string, *net.UnixConn) {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sdn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := filepath.Join(dir, "notify")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return p, c
-}
-
-// expectNotify reads datagrams until want arrives (watchdog beats may come
-// in between) and fails after timeout or on an unexpected state.
-func expectNotify(t *testing.T, c *net.UnixConn, want string, timeout time.Duration) {
-	t.Helper()
-	buf := make([]byte, 4096)
-	deadline := time.Now().Add(timeout)
-	for {
-		c.SetReadDeadline(deadline)
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("waiting for %q: %v", want, err)
-		}
-		got := string(buf[:n])
-		if got == want {
-			return
-		}
-		if got != sdnotify.Watchdog {
-			t.Fatalf("got %q while waiting for %q", got, want)
-		}
-	}
-}
 
 // notifyLifecycle runs the binary with args as systemd would run a
 // Type=notify unit with a watchdog: READY=1 once ready, beats WATCHDOG=1
 // beats, STOPPING=1 on SIGTERM, then exit status 0.
 func notifyLifecycle(t *testing.T, name string, beats int, args ...string) {
 	t.Helper()
-	sock, c := notifySocket(t)
+	sock, c := sdnotifytest.Listen(t)
 	p := startProc(t, name, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=200000"}, args...)
-	expectNotify(t, c, sdnotify.Ready, 60*time.Second)
+	sdnotifytest.Expect(t, c, sdnotify.Ready, 60*time.Second)
 	for range beats {
-		expectNotify(t, c, sdnotify.Watchdog, 5*time.Second)
+		sdnotifytest.Expect(t, c, sdnotify.Watchdog, 5*time.Second)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	expectNotify(t, c, sdnotify.Stopping, 30*time.Second)
+	sdnotifytest.Expect(t, c, sdnotify.Stopping, 30*time.Second)
 	select {
 	case <-p.exited:
 		if p.waitErr != nil {

@@ -48,15 +48,25 @@ func OpenKeyNoCreate(cfg *config.Config) (crypto.Signer, func(), error) {
 // OpenTokenKey opens the token key uri names, logging in with the PIN p
 // names (a file or an environment variable).
 func OpenTokenKey(uri string, p config.PKCS11) (*keystore.PKCS11Key, error) {
-	u, err := keystore.ParseURI(uri)
+	tc, err := tokenConfig(uri, p)
 	if err != nil {
 		return nil, err
+	}
+	return keystore.OpenPKCS11(tc)
+}
+
+// tokenConfig is the token session for the key uri names: p's module and
+// the PIN p names (a file or an environment variable).
+func tokenConfig(uri string, p config.PKCS11) (keystore.PKCS11Config, error) {
+	u, err := keystore.ParseURI(uri)
+	if err != nil {
+		return keystore.PKCS11Config{}, err
 	}
 	pin, err := keystore.ReadPIN(p.PINFile, p.PINEnv, os.Getenv)
 	if err != nil {
-		return nil, err
+		return keystore.PKCS11Config{}, err
 	}
-	return keystore.OpenPKCS11(keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin})
+	return keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin}, nil
 }
 
 // LoadOrCreateKey reads the archive's Ed25519 key (PKCS#8 PEM), or

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/s3store"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // Open opens the archive of a stopped daemon for an operator command
@@ -69,7 +69,7 @@ func LoadEKRoots(cfg *config.Config) (*x509.CertPool, error) {
 	if cfg.Enroll.EKCA == "" {
 		return nil, nil
 	}
-	data, err := readLimited(cfg.Enroll.EKCA, archive.MaxEKCAFile)
+	data, err := fsutil.ReadLimited(cfg.Enroll.EKCA, archive.MaxEKCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("enroll.ek_ca: %w", err)
 	}
@@ -78,22 +78,6 @@ func LoadEKRoots(cfg *config.Config) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("enroll.ek_ca %s: %w", cfg.Enroll.EKCA, err)
 	}
 	return roots, nil
-}
-
-func readLimited(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 // quarantineLimits are the config's quarantine bounds (alert_interval 0:

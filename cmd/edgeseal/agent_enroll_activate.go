@@ -39,7 +39,7 @@ func activateOverMQTT(ctx context.Context, t *tpm.TPM, opts sync.EnrollOptions, 
 // answerChallengeFile answers a challenge file (`archive enroll-file`)
 // into a response file for `archive enroll-file --response`.
 func answerChallengeFile(ctx context.Context, t *tpm.TPM, site, device, path, out string, stdout io.Writer) error {
-	data, err := readLimited(path, archive.MaxActivationSize)
+	data, err := fsutil.ReadLimited(path, archive.MaxActivationSize)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -104,4 +105,19 @@ func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
 			"reasons", []string{"pending key " + e.KeyID + " (received " + e.ReceivedAt + ") dropped: too many pending requests " + e.Reason})
 	})
 	return d, nil
+}
+
+// openStoppedArchive opens the configured key (key_file's, or the token's
+// when key names one) and, signed by it, the archive of a stopped daemon
+// for an operator command (what: "an import"); closeAll closes both.
+func openStoppedArchive(ctx context.Context, cfg *config.Config, log *slog.Logger, what string) (a *archive.Archive, closeAll func(), err error) {
+	key, closeKey, _, err := archived.OpenKey(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a, err = archived.Open(ctx, cfg, key, log); err != nil {
+		closeKey()
+		return nil, nil, fmt.Errorf("%w (%s needs the archive daemon stopped)", err, what)
+	}
+	return a, func() { a.Close(); closeKey() }, nil
 }

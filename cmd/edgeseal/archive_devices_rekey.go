@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/archived"
 )
 
 // cmdArchiveRekey: `archive devices rekey SITE/NAME --key ID [--reason R]
@@ -40,17 +39,11 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 	if err != nil {
 		return err
 	}
-	// The configured key: key_file's, or the token's when key names one.
-	key, closeKey, _, err := archived.OpenKey(cfg)
+	a, closeArchive, err := openStoppedArchive(ctx, cfg, log, "a rekey")
 	if err != nil {
 		return err
 	}
-	defer closeKey()
-	a, err := archived.Open(ctx, cfg, key, log)
-	if err != nil {
-		return fmt.Errorf("%w (a rekey needs the archive daemon stopped)", err)
-	}
-	defer a.Close()
+	defer closeArchive()
 	if err := rekeyActivated(a.Devices(), pos[0], *keyID, *noActivation, log); err != nil {
 		return err
 	}

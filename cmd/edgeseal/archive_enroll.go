@@ -38,7 +38,7 @@ func cmdArchiveEnrollFile(ctx context.Context, args []string, stdout io.Writer, 
 	if len(pos) != 1 {
 		return usageErr("archive enroll-file: want one REQUEST.json (or DEVICE.json), or --response FILE")
 	}
-	data, err := readLimited(pos[0], archive.MaxEnrollSize)
+	data, err := fsutil.ReadLimited(pos[0], archive.MaxEnrollSize)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func cmdArchiveEnrollFile(ctx context.Context, args []string, stdout io.Writer, 
 
 // enrollFileResponse checks a device's answer to its challenge file.
 func enrollFileResponse(ctx context.Context, f archiveFlags, path string, stdout io.Writer, log *slog.Logger) error {
-	data, err := readLimited(path, archive.MaxActivationSize)
+	data, err := fsutil.ReadLimited(path, archive.MaxActivationSize)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
 
@@ -28,16 +27,11 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
-	key, closeKey, _, err := archived.OpenKey(cfg)
+	a, closeArchive, err := openStoppedArchive(ctx, cfg, log, "an import")
 	if err != nil {
 		return err
 	}
-	defer closeKey()
-	a, err := archived.Open(ctx, cfg, key, log)
-	if err != nil {
-		return fmt.Errorf("%w (an import needs the archive daemon stopped)", err)
-	}
-	defer a.Close()
+	defer closeArchive()
 	res, err := a.ImportDir(ctx, pos[0])
 	var accepted, refused int
 	for _, im := range res {

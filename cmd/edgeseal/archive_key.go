@@ -6,16 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/config"
-	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 )
 
@@ -78,7 +73,7 @@ func archiveKeyShow(cfg *config.Config, stdout io.Writer) error {
 	defer closeKey()
 	pub := k.Public().(ed25519.PublicKey)
 	fmt.Fprintf(stdout, "key %s\n", archivesig.ArchiveKeyID(pub))
-	chain, err := readArchiveChain(cfg)
+	chain, err := archived.ReadKeyChain(cfg)
 	if err != nil {
 		return err
 	}
@@ -90,21 +85,6 @@ func archiveKeyShow(cfg *config.Config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "rotation %d at %s: %s -> %s, overlap until %s, log size %d\n", an.Seq, an.Time, an.OldKeyID, an.NewKeyID, an.OverlapUntil, an.LogSize)
 	}
 	return nil
-}
-
-func readArchiveChain(cfg *config.Config) ([][]byte, error) {
-	b, err := os.ReadFile(filepath.Join(cfg.DataDir, archive.KeyChainFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	f, err := archivesig.ParseKeyChainFile(b)
-	if err != nil {
-		return nil, err
-	}
-	return f.Announcements, nil
 }
 
 // archiveKeyRotate is `archive key rotate` (archived.RotateKey).
@@ -126,35 +106,15 @@ func archiveKeyRotate(ctx context.Context, cfg *config.Config, p config.PKCS11, 
 	return nil
 }
 
-// archiveKeyImport creates the archive key in a token: key_file's key
-// (same key id, nothing to rotate) or, with generate, a new one (then
-// rotate to it with --new-key).
+// archiveKeyImport is `archive key import-pkcs11`
+// (archived.ImportTokenKey).
 func archiveKeyImport(cfg *config.Config, p config.PKCS11, uri string, generate bool, stdout io.Writer) error {
-	u, err := keystore.ParseURI(uri)
+	k, err := archived.ImportTokenKey(cfg, p, uri, generate)
 	if err != nil {
 		return err
 	}
-	pin, err := keystore.ReadPIN(p.PINFile, p.PINEnv, os.Getenv)
-	if err != nil {
-		return err
-	}
-	tc := keystore.PKCS11Config{Module: p.Module, URI: u, PIN: pin}
-	var k *keystore.PKCS11Key
-	if generate {
-		k, err = keystore.GeneratePKCS11(tc)
-	} else {
-		var fk ed25519.PrivateKey
-		if fk, err = keystore.LoadFile(cfg.KeyFile); err != nil {
-			return err
-		}
-		k, err = keystore.ImportPKCS11(tc, fk)
-	}
-	if err != nil {
-		return err
-	}
-	defer k.Close()
-	pub := k.Public().(ed25519.PublicKey)
-	fmt.Fprintf(stdout, "key %s created in token %s as %s\n", archivesig.ArchiveKeyID(pub), u.Token, u.Object)
+	u := k.URI
+	fmt.Fprintf(stdout, "key %s created in token %s as %s\n", k.KeyID, u.Token, u.Object)
 	if generate {
 		fmt.Fprintf(stdout, "rotate to it: edgeseal archive key rotate --new-key '%s'\n", u)
 	} else {

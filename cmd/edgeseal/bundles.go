@@ -63,7 +63,7 @@ func cmdBundlesExport(ctx context.Context, args []string, stdout io.Writer, log 
 	if err := os.MkdirAll(*to, 0o755); err != nil {
 		return fmt.Errorf("bundles export: %w", err)
 	}
-	j, err := openStoppedJournal(ctx, cfg, log)
+	j, err := agent.OpenStoppedJournal(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), log)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("bundles import-receipts: %w", err)
 	}
-	j, err := openStoppedJournal(ctx, cfg, log)
+	j, err := agent.OpenStoppedJournal(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), log)
 	if err != nil {
 		return err
 	}

@@ -10,48 +10,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/agent/doctor"
 )
 
 // defaultAgentConfig is where doctor looks without --config.
 const defaultAgentConfig = "/etc/edgeseal/agent.yaml"
-
-// Check levels, as printed.
-const (
-	levelOK   = "ok"
-	levelWarn = "warn"
-	levelFail = "FAIL"
-)
-
-// doctor runs the checks of `edgeseal doctor` and prints one line each.
-type doctor struct {
-	ctx     context.Context
-	out     io.Writer
-	cfg     *config.Config
-	trust   string // --trust DEVICE.json, "" for none
-	token   string // auditor token for a running agent's /v1/status
-	timeout time.Duration
-	now     func() time.Time
-	fails   int
-	warns   int
-	// lastRecord is the time of the journal's last record, when known.
-	lastRecord time.Time
-}
-
-// report prints one check: "LEVEL  NAME: MSG", and "  fix: FIX" when
-// there is something to do.
-func (d *doctor) report(level, name, msg, fix string) {
-	switch level {
-	case levelFail:
-		d.fails++
-	case levelWarn:
-		d.warns++
-	}
-	fmt.Fprintf(d.out, "%-4s  %-8s %s\n", level, name+":", msg)
-	if fix != "" && level != levelOK {
-		fmt.Fprintf(d.out, "      %-8s fix: %s\n", "", fix)
-	}
-}
 
 // cmdDoctor checks a site's agent in one command: config, TPM and keys,
 // PCRs against the enrolled values, the journal and its tail, the broker
@@ -75,44 +40,44 @@ func cmdDoctor(ctx context.Context, args []string, stdout io.Writer, getenv func
 	if err != nil {
 		return err
 	}
-	d := &doctor{ctx: ctx, out: stdout, trust: *trust, token: tok, timeout: *timeout, now: time.Now}
+	opts := doctor.Options{Out: stdout, Trust: *trust, Token: tok, Timeout: *timeout}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
-		d.report(levelFail, "config", err.Error(), "correct "+*cfgPath+" (agent/config/testdata/agent.yaml documents every key)")
-		return d.result()
+		d := doctor.New(ctx, opts)
+		d.Report(doctor.LevelFail, "config", err.Error(), "correct "+*cfgPath+" (agent/config/testdata/agent.yaml documents every key)")
+		return doctorResult(stdout, d)
 	}
-	d.cfg = cfg
-	d.report(levelOK, "config", fmt.Sprintf("%s: device %s, data in %s", *cfgPath, cfg.DeviceID(), cfg.DataDir), "")
+	opts.Config, opts.Simulator = cfg, simulatorFor(cfg.TPMInsecureSimulator)
+	d := doctor.New(ctx, opts)
+	d.Report(doctor.LevelOK, "config", fmt.Sprintf("%s: device %s, data in %s", *cfgPath, cfg.DeviceID(), cfg.DataDir), "")
 
 	journal := filepath.Join(cfg.DataDir, "journal")
-	err = checkJournalFree(journal)
-	var running *agentRunningError
+	err = agent.CheckJournalFree(journal)
+	var running *agent.RunningError
 	switch {
 	case errors.As(err, &running):
-		d.report(levelOK, "agent", "running (it holds the journal): asking it over "+cfg.API.Socket, "")
-		d.viaAgent()
+		d.Report(doctor.LevelOK, "agent", "running (it holds the journal): asking it over "+cfg.API.Socket, "")
+		d.CheckRunning()
 	case errors.Is(err, fs.ErrPermission):
-		d.report(levelFail, "journal", err.Error(), "run doctor as root or as the agent's user (sudo -u edgeseal edgeseal doctor ...)")
-		return d.result()
+		d.Report(doctor.LevelFail, "journal", err.Error(), "run doctor as root or as the agent's user (sudo -u edgeseal edgeseal doctor ...)")
+		return doctorResult(stdout, d)
 	case err != nil:
-		d.report(levelFail, "journal", fmt.Sprintf("no journal at %s: %v", journal, err),
+		d.Report(doctor.LevelFail, "journal", fmt.Sprintf("no journal at %s: %v", journal, err),
 			"start the agent once (systemctl start edgeseal-agent) or correct data_dir")
-		d.checkTPM(nil)
+		d.CheckStopped(false)
 	default:
-		d.report(levelOK, "agent", "not running: opening the TPM and the journal directly", "")
-		d.checkTPM(d.checkJournal)
+		d.Report(doctor.LevelOK, "agent", "not running: opening the TPM and the journal directly", "")
+		d.CheckStopped(true)
 	}
-	d.checkBroker()
-	d.checkClock()
-	d.checkDisk()
-	return d.result()
+	d.CheckHost()
+	return doctorResult(stdout, d)
 }
 
-// result is the command's exit: 1 when a check failed.
-func (d *doctor) result() error {
-	if d.fails > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("doctor: %d check(s) failed, %d warning(s)", d.fails, d.warns)}
+// doctorResult is the command's exit: 1 when a check failed.
+func doctorResult(stdout io.Writer, d *doctor.Doctor) error {
+	if d.Failed() > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("doctor: %d check(s) failed, %d warning(s)", d.Failed(), d.Warnings())}
 	}
-	fmt.Fprintf(d.out, "all checks passed (%d warning(s))\n", d.warns)
+	fmt.Fprintf(stdout, "all checks passed (%d warning(s))\n", d.Warnings())
 	return nil
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,4 +46,22 @@ func TestEnrollPolicyFlags(t *testing.T) {
 	if p, err := enrollPolicy("simulator:/tmp/x", "s1/d1", "", ""); err != nil || p != nil {
 		t.Fatalf("simulator default: %v", err)
 	}
+}
+
+// runCmd runs a command in this process and returns its output and exit
+// code; an error follows the output as "error: ...".
+func runCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), args, &out, slog.New(slog.DiscardHandler))
+	code := 0
+	if err != nil {
+		code = 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		out.WriteString("error: " + err.Error() + "\n")
+	}
+	return out.String(), code
 }

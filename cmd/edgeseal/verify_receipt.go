@@ -10,6 +10,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // cmdVerifyReceipt: `edgeseal verify receipt --archive-key PUB
@@ -35,7 +36,7 @@ func cmdVerifyReceipt(_ context.Context, args []string, stdout io.Writer) error 
 	keys := archivesig.NewArchiveKeys(*name, root)
 	failed := 0
 	for _, p := range paths {
-		raw, err := readLimited(p, archivesig.MaxReceiptSize)
+		raw, err := fsutil.ReadLimited(p, archivesig.MaxReceiptSize)
 		if err != nil {
 			return usageErr("verify receipt: %v", err)
 		}

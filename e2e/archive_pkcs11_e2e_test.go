@@ -1,12 +1,10 @@
 //go:build cgo
 
-package main
+package e2e
 
 import (
-	"context"
 	"crypto/ed25519"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,12 +12,10 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/archived"
-	"github.com/edgeseal/edgeseal/archive/broker"
-	aconfig "github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore/softhsmtest"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
 )
 
 // TestArchivePKCS11 moves the archive key into a SoftHSM2 token the way
@@ -28,13 +24,15 @@ import (
 // --new-key pkcs11:...`), the config's key and pkcs11 section; then the
 // daemon signs with the token and a device's publisher, configured with
 // the old file key, delivers over MQTT: every receipt is signed by the
-// token key and verifies, the outbox drains.
+// token key and verifies, the outbox drains. The key commands run the
+// binary; the daemon runs in the test's process (archived.Run), where the
+// test reads the key it signs with.
 func TestArchivePKCS11(t *testing.T) {
 	tok := softhsmtest.New(t, "edgeseal")
 	t.Setenv("EDGESEAL_TEST_PIN", tok.PIN)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	fileKey, _, err := archived.LoadOrCreateKey(filepath.Join(data, "archive.key"))
+	fileKey, _, err := loadOrCreateArchiveKey(filepath.Join(data, "archive.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,42 +52,10 @@ func TestArchivePKCS11(t *testing.T) {
 		t.Fatalf("a second key under the label: %d\n%s", code, out)
 	}
 
-	cfgFile := filepath.Join(dir, "archive.yaml")
 	yaml := fmt.Sprintf("data_dir: data\nkey: %q\npkcs11:\n  module: %s\n  pin_env: EDGESEAL_TEST_PIN\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n", uri, tok.Module)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := aconfig.Load(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	ctx, cancel := context.WithCancel(t.Context())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	var a *archive.Archive
-	var brk *broker.Broker
-	go func() {
-		done <- archived.Run(ctx, cfg, archived.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Ready: func(ar *archive.Archive, b *broker.Broker) {
-			a, brk = ar, b
-			close(ready)
-		}})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("archive daemon with a token key: %v\n%s", err, logs)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("archive daemon not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("archive daemon: %v", err)
-		}
-	})
+	cfg := e2etest.ArchiveConfig(t, dir, yaml)
+	ar := e2etest.StartArchive(t, cfg)
+	a, brk := ar.A, ar.B
 	tokenID := a.KeyID()
 	if tokenID == archivesig.ArchiveKeyID(fileKey.Public().(ed25519.PublicKey)) {
 		t.Fatal("the daemon still signs with the file key")
@@ -107,11 +73,11 @@ func TestArchivePKCS11(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ka := startKeyAgent(t, brk.URL(), ob, t.TempDir(), fileKey.Public().(ed25519.PublicKey))
-	ka.waitDrained(t, 3)
+	ka := e2etest.StartKeyAgent(t, brk.URL(), ob, t.TempDir(), fileKey.Public().(ed25519.PublicKey))
+	ka.WaitDrained(t, 3)
 	verifier := archivesig.NewArchiveKeys(archive.DefaultName, fileKey.Public().(ed25519.PublicKey))
 	for i := range 3 {
-		raw := ka.receipt(fmt.Sprintf("b-%04d", i+1))
+		raw := ka.Receipt(fmt.Sprintf("b-%04d", i+1))
 		if _, _, err := verifier.VerifyReceipt(raw, time.Now()); err != nil {
 			t.Fatalf("receipt %d: %v", i+1, err)
 		}
@@ -133,7 +99,7 @@ func TestArchiveRekeyPKCS11(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	keyFile := filepath.Join(data, "archive.key")
-	if _, _, err := archived.LoadOrCreateKey(keyFile); err != nil {
+	if _, _, err := loadOrCreateArchiveKey(keyFile); err != nil {
 		t.Fatal(err)
 	}
 	uri := "pkcs11:token=edgeseal;object=archive-rekey"

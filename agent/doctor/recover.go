@@ -1,4 +1,4 @@
-package main
+package doctor
 
 import (
 	"errors"
@@ -26,27 +26,27 @@ func tpmOpenFix(err error, stateDir string) string {
 // checkRecoveryWrap warns when the data key has no recovery wrap (a TPM
 // clear or board swap would then lose the journal) and fails when the
 // wrap is unreadable or another device's.
-func (d *doctor) checkRecoveryWrap() {
+func (d *Doctor) checkRecoveryWrap() {
 	cfg := d.cfg
 	p := filepath.Join(cfg.TPMStateDir, recovery.FileName)
 	fix := "edgeseal tpm rewrap --config AGENT.yaml --recovery-key RECOVERY.pub (make the key pair with: edgeseal tpm recovery-keygen --out RECOVERY.key)"
 	b, err := agent.ReadRecoveryFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		d.report(levelWarn, "recovery", "no recovery wrap of the data key in "+cfg.TPMStateDir+": a TPM clear or board swap would lose the journal", fix)
+		d.Report(LevelWarn, "recovery", "no recovery wrap of the data key in "+cfg.TPMStateDir+": a TPM clear or board swap would lose the journal", fix)
 		return
 	}
 	if err != nil {
-		d.report(levelFail, "recovery", err.Error(), fix)
+		d.Report(LevelFail, "recovery", err.Error(), fix)
 		return
 	}
 	w, err := recovery.Parse(b)
 	if err != nil {
-		d.report(levelFail, "recovery", fmt.Sprintf("%s: %v", p, err), fix)
+		d.Report(LevelFail, "recovery", fmt.Sprintf("%s: %v", p, err), fix)
 		return
 	}
 	if w.Device != cfg.DeviceID() {
-		d.report(levelFail, "recovery", fmt.Sprintf("%s is the wrap of device %s, not %s", p, w.Device, cfg.DeviceID()), fix)
+		d.Report(LevelFail, "recovery", fmt.Sprintf("%s is the wrap of device %s, not %s", p, w.Device, cfg.DeviceID()), fix)
 		return
 	}
-	d.report(levelOK, "recovery", "data key wrapped to recovery key "+w.RecoveryKeyID, "")
+	d.Report(LevelOK, "recovery", "data key wrapped to recovery key "+w.RecoveryKeyID, "")
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package agent
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 	"syscall"
 )
 
-// checkJournalFree fails with *agentRunningError when another process (the
+// CheckJournalFree fails with *RunningError when another process (the
 // agent daemon) holds the journal's directory lock, before anything opens
 // the TPM. Badger takes the same flock on the directory when it opens.
-func checkJournalFree(dir string) error {
+func CheckJournalFree(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("bundles: journal: %w", err)
@@ -20,7 +20,7 @@ func checkJournalFree(dir string) error {
 	defer d.Close()
 	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return &agentRunningError{Journal: dir}
+			return &RunningError{Journal: dir}
 		}
 		return fmt.Errorf("bundles: journal %s: lock: %w", dir, err)
 	}

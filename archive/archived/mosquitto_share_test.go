@@ -1,9 +1,8 @@
-package main
+package archived_test
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	agentconfig "github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
+	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
@@ -32,8 +30,8 @@ var shippedArchiveConf = filepath.Join("..", "..", "packaging", "nfpm", "etc", "
 // archive gets each of 20 bundles (some of several frames) the first
 // time they are sent, and every enrollment request.
 func TestMosquittoShareJamming(t *testing.T) {
-	if mqtttest.Find() == "" && os.Getenv("CI") != "true" {
-		t.Skip("mosquitto not installed")
+	if mqtttest.Find() == "" {
+		testenv.Missing(t, "mosquitto not installed")
 	}
 	pki := mqtttest.NewPKI(t)
 	archiveCert := pki.Issue(t, "edgeseal-archive")
@@ -106,13 +104,13 @@ func TestMosquittoShareJamming(t *testing.T) {
 	if multi == 0 {
 		t.Fatal("no bundle takes more than one frame")
 	}
-	tc, err := syncTLS(agentconfig.Sync{CA: pki.CAFile, Cert: devA.CertFile, Key: devA.KeyFile})
+	tc, err := sync.ClientTLS(pki.CAFile, devA.CertFile, devA.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: brk.URL, Site: "site1", Device: "devA", TLS: tc, Outbox: out,
-		ArchiveKey: ar.a.PublicKey(), ArchiveKeyID: ar.a.KeyID(),
+		ArchiveKey: ar.A.PublicKey(), ArchiveKeyID: ar.A.KeyID(),
 		MaxMessage: sync.MinMessage, Window: n, ResendAfter: time.Hour, RetryHeld: -1,
 		Tick: 100 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second,
 	})
@@ -129,14 +127,14 @@ func TestMosquittoShareJamming(t *testing.T) {
 	for pub.Stats().Delivered < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("the archive answered %d of %d bundles: publisher %+v, archive %+v, the thief got %d messages",
-				pub.Stats().Delivered, n, pub.Stats(), ar.a.Stats(), len(stolen))
+				pub.Stats().Delivered, n, pub.Stats(), ar.A.Stats(), len(stolen))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if st := pub.Stats(); st.Resent != 0 || st.Rejected != 0 || st.BundlesSent != n || st.FramesSent <= n {
 		t.Fatalf("bundles lost on the way (resent or refused for a gap), or not multi-frame: %+v", st)
 	}
-	if st := ar.a.Stats(); st.Accepted != n || st.Refused != 0 || st.Duplicates != 0 {
+	if st := ar.A.Stats(); st.Accepted != n || st.Refused != 0 || st.Duplicates != 0 {
 		t.Fatalf("archive: %+v, want %d accepted the first time", st, n)
 	}
 
@@ -145,7 +143,7 @@ func TestMosquittoShareJamming(t *testing.T) {
 	// have the client id site1/devA and take the session from each other.
 	stopPublisher()
 	for i := range 4 {
-		ack, err := brokerEnroll(t, brk, pki, devA, "site1", "devA", chain, ar.a, 20*time.Second)
+		ack, err := brokerEnroll(t, brk, pki, devA, "site1", "devA", chain, ar.A, 20*time.Second)
 		if err != nil || ack.Status != sync.EnrollApproved {
 			t.Fatalf("enrollment request %d: %+v %v", i+1, ack, err)
 		}
@@ -159,13 +157,13 @@ func TestMosquittoShareJamming(t *testing.T) {
 	if !strings.Contains(brk.Config(), "acl_file "+absPath(t, shippedACL)) {
 		t.Fatal("the broker ran without the packaged ACL")
 	}
-	ar.stop(t)
+	ar.Stop(t)
 }
 
 // startPackagedArchive runs the archive daemon with the packaged config,
 // its broker address, certificate paths and directories substituted, and
 // enrolls and approves the chain's device.
-func startPackagedArchive(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, chain *bundletest.Chain) *brokerArchive {
+func startPackagedArchive(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, chain *bundletest.Chain) *e2etest.Archive {
 	t.Helper()
 	raw, err := os.ReadFile(shippedArchiveConf)
 	if err != nil {
@@ -186,36 +184,7 @@ func startPackagedArchive(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI,
 	if cfg.MQTT.Broker != brk.URL || cfg.MQTT.TLS.CertFile != cert.CertFile {
 		t.Fatalf("packaged config not adapted: %+v", cfg.MQTT)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ar := &brokerArchive{dataDir: cfg.DataDir, logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan *archive.Archive, 1)
-	log := slog.New(slog.NewTextHandler(ar.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	go func() {
-		ar.done <- runArchive(ctx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, _ *broker.Broker) { ready <- a }})
-	}()
-	select {
-	case ar.a = <-ready:
-	case err := <-ar.done:
-		cancel()
-		t.Fatalf("archive stopped: %v\n%s", err, ar.logs.String())
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("archive not ready")
-	}
-	t.Cleanup(func() { ar.cancel(); <-ar.done })
-	trust, err := chain.Trust.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := archive.ParseEnrollRequest(trust)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ar.a.Devices().Enroll(t.Context(), req); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ar.a.Devices().Approve(t.Context(), chain.DeviceName(), chain.Trust.KeyID, "test-operator"); err != nil {
-		t.Fatal(err)
-	}
+	ar := e2etest.StartArchive(t, cfg)
+	e2etest.EnrollChain(t, ar.A, chain)
 	return ar
 }

@@ -1,4 +1,4 @@
-package main
+package archived_test
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,13 +14,12 @@ import (
 	"testing"
 	"time"
 
-	agentconfig "github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/broker"
-	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
+	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
@@ -41,8 +39,8 @@ var (
 // is dropped by the broker's ACL and, with the ACL off, refused by the
 // archive (archive.topic), quarantined and alerted.
 func TestMosquittoBroker(t *testing.T) {
-	if mqtttest.Find() == "" && os.Getenv("CI") != "true" {
-		t.Skip("mosquitto not installed")
+	if mqtttest.Find() == "" {
+		testenv.Missing(t, "mosquitto not installed")
 	}
 	pki := mqtttest.NewPKI(t)
 	certs := brokerCerts{
@@ -70,7 +68,7 @@ func TestMosquittoBroker(t *testing.T) {
 		ar := startBrokerArchive(t, brk, certs.archive, certs.pki, chainA, chainB)
 
 		// Device A: its outbox drains, each bundle comes back receipted.
-		ja := newOutbox(t)
+		ja := e2etest.NewOutbox(t)
 		raws := map[string][]byte{}
 		for i, b := range chainA.Bundles {
 			raw, _ := b.Bytes()
@@ -83,8 +81,8 @@ func TestMosquittoBroker(t *testing.T) {
 		// Device B's certificate subscribed to A's receipts (the broker
 		// may grant the SUBSCRIBE; the ACL's read check drops every
 		// message): an unmatched receipt would count as a bad reply.
-		spy := startSpy(t, brk, certs, ar.a)
-		agA := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.a)
+		spy := startSpy(t, brk, certs, ar.A)
+		agA := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.A)
 		agA.waitDrained(t, len(raws))
 		agA.stop()
 		time.Sleep(200 * time.Millisecond)
@@ -93,7 +91,7 @@ func TestMosquittoBroker(t *testing.T) {
 			t.Fatalf("device B's certificate read device A's receipts: %+v", st)
 		}
 		for id, raw := range raws {
-			rc, err := archivesig.VerifyReceipt(agA.receipt(id), ar.a.KeyID(), ar.a.PublicKey())
+			rc, err := archivesig.VerifyReceipt(agA.receipt(id), ar.A.KeyID(), ar.A.PublicKey())
 			if err != nil {
 				t.Fatalf("receipt %s: %v", id, err)
 			}
@@ -101,13 +99,13 @@ func TestMosquittoBroker(t *testing.T) {
 			if rc.Device != "site1/devA" || rc.BundleDigest != wire.FormatHash(digest) {
 				t.Fatalf("receipt %s: device %q digest %s", id, rc.Device, rc.BundleDigest)
 			}
-			stored, err := ar.a.Objects().Get(t.Context(), digest)
+			stored, err := ar.A.Objects().Get(t.Context(), digest)
 			if err != nil || !bytes.Equal(stored, raw) {
 				t.Fatalf("bundle %s in the object store: %v", id, err)
 			}
 		}
-		if st := ar.a.Stats(); st.Accepted != 4 || st.Refused != 0 || ar.a.LogSize() != 4 {
-			t.Fatalf("archive after device A: %+v, log %d", st, ar.a.LogSize())
+		if st := ar.A.Stats(); st.Accepted != 4 || st.Refused != 0 || ar.A.LogSize() != 4 {
+			t.Fatalf("archive after device A: %+v, log %d", st, ar.A.LogSize())
 		}
 
 		// The agent restarted without its receipts and sends a bundle
@@ -116,26 +114,26 @@ func TestMosquittoBroker(t *testing.T) {
 			t.Fatal(err)
 		}
 		first := agA.receipt("a-0001")
-		agA2 := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.a)
+		agA2 := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.A)
 		agA2.waitDrained(t, 1)
 		agA2.stop()
 		if !bytes.Equal(agA2.receipt("a-0001"), first) {
 			t.Fatal("a bundle sent twice got a different receipt")
 		}
-		if st := ar.a.Stats(); st.Accepted != 4 || st.Duplicates != 1 || ar.a.LogSize() != 4 {
-			t.Fatalf("archive after the resend: %+v, log %d", st, ar.a.LogSize())
+		if st := ar.A.Stats(); st.Accepted != 4 || st.Duplicates != 1 || ar.A.LogSize() != 4 {
+			t.Fatalf("archive after the resend: %+v, log %d", st, ar.A.LogSize())
 		}
 
 		// Device B's certificate publishing on device A's bundles topic:
 		// mosquitto 2.0 drops the QoS 1 PUBLISH and acknowledges it
 		// (2.0.11 puts reason 0x87 in the MQTT 3.1.1 PUBACK, on which paho
 		// drops the connection; the impostor reconnects and tries again).
-		jb := newOutbox(t)
+		jb := e2etest.NewOutbox(t)
 		rawB, _ := chainB.Bundles[0].Bytes()
 		if err := jb.PutOutbox(t.Context(), "b-0001", rawB); err != nil {
 			t.Fatal(err)
 		}
-		evil := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", jb, ar.a)
+		evil := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", jb, ar.A)
 		deadline := time.Now().Add(15 * time.Second)
 		for evil.p.Stats().BundlesSent == 0 {
 			if time.Now().After(deadline) {
@@ -151,37 +149,37 @@ func TestMosquittoBroker(t *testing.T) {
 		// Barrier: device B's own bundle on its own topic, sent after the
 		// broker acknowledged the impostor's. Had the broker forwarded the
 		// impostor's message, the archive would have refused it first.
-		agB := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devB", jb, ar.a)
+		agB := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devB", jb, ar.A)
 		agB.waitDrained(t, 1)
 		agB.stop()
-		if rc, err := archivesig.VerifyReceipt(agB.receipt("b-0001"), ar.a.KeyID(), ar.a.PublicKey()); err != nil || rc.Device != "site1/devB" {
+		if rc, err := archivesig.VerifyReceipt(agB.receipt("b-0001"), ar.A.KeyID(), ar.A.PublicKey()); err != nil || rc.Device != "site1/devB" {
 			t.Fatalf("device B's receipt: %+v, %v", rc, err)
 		}
-		if st := ar.a.Stats(); st.Accepted != 5 || st.Refused != 0 || st.Alarms != 0 {
+		if st := ar.A.Stats(); st.Accepted != 5 || st.Refused != 0 || st.Alarms != 0 {
 			t.Fatalf("archive saw the impostor's bundle: %+v", st)
 		}
-		if q, _ := os.ReadDir(filepath.Join(ar.dataDir, "quarantine")); len(q) != 0 {
+		if q, _ := os.ReadDir(filepath.Join(ar.DataDir, "quarantine")); len(q) != 0 {
 			t.Fatalf("quarantine not empty: %v", q)
 		}
-		if logs := ar.logs.String(); strings.Contains(logs, "ALERT") {
+		if logs := ar.Logs.String(); strings.Contains(logs, "ALERT") {
 			t.Fatalf("archive alerted:\n%s", logs)
 		}
 
 		// Enrollment: device A's certificate may publish its own enroll
 		// topic and read its answers; device B's may not publish on A's
 		// (dropped by the broker: no answer, nothing at the archive).
-		ack, err := brokerEnroll(t, brk, certs.pki, certs.devA, "site1", "devA", chainA, ar.a, 20*time.Second)
+		ack, err := brokerEnroll(t, brk, certs.pki, certs.devA, "site1", "devA", chainA, ar.A, 20*time.Second)
 		if err != nil || ack.Status != sync.EnrollApproved || ack.Device != "site1/devA" {
-			t.Fatalf("device A's enrollment: %+v %v\n%s", ack, err, ar.logs)
+			t.Fatalf("device A's enrollment: %+v %v\n%s", ack, err, ar.Logs)
 		}
-		if _, err := brokerEnroll(t, brk, certs.pki, certs.devB, "site1", "devA", chainB, ar.a, 2*time.Second); err == nil {
+		if _, err := brokerEnroll(t, brk, certs.pki, certs.devB, "site1", "devA", chainB, ar.A, 2*time.Second); err == nil {
 			t.Fatal("device B's certificate enrolled on device A's topic")
 		}
 		time.Sleep(500 * time.Millisecond)
-		if logs := ar.logs.String(); strings.Contains(logs, "ALERT") {
+		if logs := ar.Logs.String(); strings.Contains(logs, "ALERT") {
 			t.Fatalf("the archive saw the impostor's enrollment:\n%s", logs)
 		}
-		ar.stop(t)
+		ar.Stop(t)
 	})
 
 	t.Run("no-acl", func(t *testing.T) {
@@ -197,32 +195,32 @@ func TestMosquittoBroker(t *testing.T) {
 
 		// The broker now lets device B's certificate publish on A's topic;
 		// the archive refuses: the topic's device is not the signer.
-		jb := newOutbox(t)
+		jb := e2etest.NewOutbox(t)
 		rawB, _ := chainB.Bundles[1].Bytes()
 		if err := jb.PutOutbox(t.Context(), "b-0002", rawB); err != nil {
 			t.Fatal(err)
 		}
-		evil := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", jb, ar.a)
+		evil := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", jb, ar.A)
 		rej := evil.waitRejection(t, "b-0002")
 		evil.stop()
-		if _, err := sync.VerifyRejection(rej.raw, ar.a.KeyID(), ar.a.PublicKey()); err != nil {
+		if _, err := sync.VerifyRejection(rej.raw, ar.A.KeyID(), ar.A.PublicKey()); err != nil {
 			t.Fatalf("rejection: %v", err)
 		}
 		digest := sha256.Sum256(rawB)
 		if !slices.Contains(rej.r.Checks, archive.CheckTopic) || rej.r.Device != "site1/devA" || rej.r.BundleDigest != wire.FormatHash(digest) {
 			t.Fatalf("rejection %+v, want check %s for site1/devA", rej.r, archive.CheckTopic)
 		}
-		if st := ar.a.Stats(); st.Accepted != 0 || st.Refused != 1 || ar.a.LogSize() != 0 {
-			t.Fatalf("archive: %+v, log %d", st, ar.a.LogSize())
+		if st := ar.A.Stats(); st.Accepted != 0 || st.Refused != 1 || ar.A.LogSize() != 0 {
+			t.Fatalf("archive: %+v, log %d", st, ar.A.LogSize())
 		}
-		if _, err := ar.a.Objects().Get(t.Context(), digest); err == nil {
+		if _, err := ar.A.Objects().Get(t.Context(), digest); err == nil {
 			t.Fatal("the refused bundle is in the object store")
 		}
-		q, err := os.ReadFile(filepath.Join(ar.dataDir, "quarantine", hex.EncodeToString(digest[:])+".tar"))
+		q, err := os.ReadFile(filepath.Join(ar.DataDir, "quarantine", hex.EncodeToString(digest[:])+".tar"))
 		if err != nil || !bytes.Equal(q, rawB) {
 			t.Fatalf("quarantined bytes: %v", err)
 		}
-		logs := ar.logs.String()
+		logs := ar.Logs.String()
 		if !strings.Contains(logs, "ALERT "+archive.KindRejected) || !strings.Contains(logs, archive.CheckTopic) {
 			t.Fatalf("no alert with %s:\n%s", archive.CheckTopic, logs)
 		}
@@ -232,15 +230,15 @@ func TestMosquittoBroker(t *testing.T) {
 		// The archive keeps serving: device A's bundles go through. Without
 		// the ACL, device B's certificate reads A's receipts too (the
 		// control for the acl subtest's check).
-		ja := newOutbox(t)
+		ja := e2etest.NewOutbox(t)
 		for i, b := range chainA.Bundles[:2] {
 			raw, _ := b.Bytes()
 			if err := ja.PutOutbox(t.Context(), fmt.Sprintf("a-%04d", i+1), raw); err != nil {
 				t.Fatal(err)
 			}
 		}
-		spy := startSpy(t, brk, certs, ar.a)
-		agA := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.a)
+		spy := startSpy(t, brk, certs, ar.A)
+		agA := startAgentPublisher(t, brk, certs.pki, certs.devA, "site1", "devA", ja, ar.A)
 		agA.waitDrained(t, 2)
 		agA.stop()
 		deadline := time.Now().Add(10 * time.Second)
@@ -251,20 +249,20 @@ func TestMosquittoBroker(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		spy.stop()
-		if st := ar.a.Stats(); st.Accepted != 2 || st.Refused != 1 {
+		if st := ar.A.Stats(); st.Accepted != 2 || st.Refused != 1 {
 			t.Fatalf("archive: %+v", st)
 		}
 		// Without the ACL an enrollment on another device's topic reaches
 		// the archive, which refuses it: the topic's device is not the
 		// request's.
-		ack, err := brokerEnroll(t, brk, certs.pki, certs.devB, "site1", "devA", chainB, ar.a, 20*time.Second)
+		ack, err := brokerEnroll(t, brk, certs.pki, certs.devB, "site1", "devA", chainB, ar.A, 20*time.Second)
 		if err != nil || ack.Status != sync.EnrollRefused || !strings.Contains(ack.Reason, "site1/devB") {
 			t.Fatalf("impostor's enrollment without the ACL: %+v %v", ack, err)
 		}
-		if !strings.Contains(ar.logs.String(), "ALERT "+archive.KindEnrollmentRefused) {
-			t.Fatalf("no alert for the impostor's enrollment:\n%s", ar.logs)
+		if !strings.Contains(ar.Logs.String(), "ALERT "+archive.KindEnrollmentRefused) {
+			t.Fatalf("no alert for the impostor's enrollment:\n%s", ar.Logs)
 		}
-		ar.stop(t)
+		ar.Stop(t)
 	})
 }
 
@@ -282,39 +280,12 @@ func absPath(t *testing.T, p string) string {
 	return a
 }
 
-// lockedBuffer collects the archive's log.
-type lockedBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-type brokerArchive struct {
-	a       *archive.Archive
-	dataDir string
-	logs    *lockedBuffer
-	cancel  context.CancelFunc
-	done    chan error
-}
-
-// startBrokerArchive runs the archive daemon (runArchive) against the
+// startBrokerArchive runs the archive daemon (archived.Run) against the
 // external broker with its client certificate, and enrolls and approves
 // the chains' devices.
-func startBrokerArchive(t *testing.T, brk *mqtttest.Broker, cert *mqtttest.ClientCert, pki *mqtttest.PKI, chains ...*bundletest.Chain) *brokerArchive {
+func startBrokerArchive(t *testing.T, brk *mqtttest.Broker, cert *mqtttest.ClientCert, pki *mqtttest.PKI, chains ...*bundletest.Chain) *e2etest.Archive {
 	t.Helper()
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "archive.yaml")
 	yaml := fmt.Sprintf(`data_dir: data
 mqtt:
   broker: %s
@@ -324,67 +295,12 @@ mqtt:
     key_file: %s
   client_id: edgeseal-archive
 `, brk.URL, pki.CAFile, cert.CertFile, cert.KeyFile)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ar := &brokerArchive{dataDir: cfg.DataDir, logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan *archive.Archive, 1)
-	log := slog.New(slog.NewTextHandler(ar.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	go func() {
-		ar.done <- runArchive(ctx, cfg, log, &archiveHooks{ready: func(a *archive.Archive, _ *broker.Broker) { ready <- a }})
-	}()
-	select {
-	case ar.a = <-ready:
-	case err := <-ar.done:
-		cancel()
-		t.Fatalf("archive stopped: %v\n%s", err, ar.logs.String())
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("archive not ready")
-	}
-	t.Cleanup(func() { ar.cancel(); <-ar.done })
+	cfg := e2etest.ArchiveConfig(t, dir, yaml)
+	ar := e2etest.StartArchive(t, cfg)
 	for _, c := range chains {
-		raw, err := c.Trust.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := archive.ParseEnrollRequest(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ar.a.Devices().Enroll(t.Context(), req); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ar.a.Devices().Approve(t.Context(), c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
-			t.Fatal(err)
-		}
+		e2etest.EnrollChain(t, ar.A, c)
 	}
 	return ar
-}
-
-func (ar *brokerArchive) stop(t *testing.T) {
-	t.Helper()
-	ar.cancel()
-	err := <-ar.done
-	ar.done <- err // for the cleanup
-	if err != nil {
-		t.Fatalf("archive: %v\n%s", err, ar.logs.String())
-	}
-}
-
-func newOutbox(t *testing.T) *store.Journal {
-	t.Helper()
-	j, err := store.Open(t.Context(), store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	return j
 }
 
 type gotRejection struct {
@@ -393,7 +309,7 @@ type gotRejection struct {
 }
 
 // agentPublisher is the agent's sync publisher with the TLS of its
-// config's sync.ca/cert/key (syncTLS), recording what comes back.
+// config's sync.ca/cert/key (sync.ClientTLS), recording what comes back.
 type agentPublisher struct {
 	p      *sync.Publisher
 	out    *store.Journal
@@ -407,7 +323,7 @@ type agentPublisher struct {
 
 func startAgentPublisher(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, site, device string, out *store.Journal, a *archive.Archive) *agentPublisher {
 	t.Helper()
-	tc, err := syncTLS(agentconfig.Sync{CA: pki.CAFile, Cert: cert.CertFile, Key: cert.KeyFile})
+	tc, err := sync.ClientTLS(pki.CAFile, cert.CertFile, cert.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +358,7 @@ func startAgentPublisher(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, 
 // empty outbox: it subscribes to A's receipts and publishes nothing.
 func startSpy(t *testing.T, brk *mqtttest.Broker, certs brokerCerts, a *archive.Archive) *agentPublisher {
 	t.Helper()
-	spy := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", newOutbox(t), a)
+	spy := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", e2etest.NewOutbox(t), a)
 	deadline := time.Now().Add(15 * time.Second)
 	for !spy.p.Stats().Connected {
 		if time.Now().After(deadline) {
@@ -457,7 +373,7 @@ func startSpy(t *testing.T, brk *mqtttest.Broker, certs brokerCerts, a *archive.
 // device site/device, through the broker (TLS as the agent does it).
 func brokerEnroll(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, site, device string, chain *bundletest.Chain, a *archive.Archive, wait time.Duration) (*sync.EnrollAck, error) {
 	t.Helper()
-	tc, err := syncTLS(agentconfig.Sync{CA: pki.CAFile, Cert: cert.CertFile, Key: cert.KeyFile})
+	tc, err := sync.ClientTLS(pki.CAFile, cert.CertFile, cert.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
