@@ -12,7 +12,6 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/agent/spool"
 	"github.com/edgeseal/edgeseal/internal/metrics"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
@@ -71,10 +70,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	start := time.Now()
 	mets := metrics.NewAgent()
+	var reload func(ctx context.Context, via, who string) (*agent.PolicyReload, error) // set once the core is open
 	srv := api.New(api.Options{
 		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody), MaxInflight: int64(cfg.API.MaxInflight),
 		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
 		Unjournaled: mets.UnauthenticatedUnjournaled,
+		ReloadPolicy: func(ctx context.Context, who string) (*agent.PolicyReload, error) {
+			return reload(ctx, "api", who) // set before SetCore, which the API waits for
+		},
 	})
 	// Listen first: /healthz answers and /readyz says 503 while opening.
 	var lns []net.Listener
@@ -155,7 +158,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			err = cerr
 		}
 	}()
-	pol, err := policy.Load(cfg.Policy)
+	polSrc, err := agent.OpenPolicySource(cfg, log)
+	if err != nil {
+		return err
+	}
+	pol, signedPol, err := polSrc.Load()
 	if err != nil {
 		return err
 	}
@@ -173,6 +180,18 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := polSrc.Start(ctx, core, signedPol, log); err != nil {
+		return err
+	}
+	reload = func(ctx context.Context, via, who string) (*agent.PolicyReload, error) {
+		return polSrc.Reload(ctx, core, via, who)
+	}
+	stopHUP := watchSIGHUP(func() {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = reload(rctx, "sighup", "") // a refusal is logged and raises the alarm
+	})
+	defer stopHUP()
 	if cfg.Sync.Broker != "" {
 		if pub, err = newPublisher(cfg, core, log.With("component", "sync")); err != nil {
 			return err
