@@ -235,6 +235,11 @@ const usage = `usage:
   edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/NAME (--pcrs 0=HEX,2=HEX,... | --from-quote FILE)
                               [--out pcr-authorization.json]
   edgeseal agent authorize-pcrs --config FILE pcr-authorization.json
+  edgeseal policy keygen --out FILE --name NAME [--ecdsa] [--admins ADMINS.json [--threshold M]]
+  edgeseal policy sign --key FILE [--in SIGNED] POLICY.yaml --out SIGNED
+  edgeseal policy verify --admins FILE [--threshold M] SIGNED
+  edgeseal policy diff OLD NEW
+  edgeseal policy history --config AGENT.yaml | BUNDLE...
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token-file FILE]
   edgeseal archive --config FILE

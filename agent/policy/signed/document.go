@@ -22,8 +22,8 @@ import (
 // PayloadType is the DSSE payload type of a signed policy.
 const PayloadType = "application/vnd.edgeseal.policy+json"
 
-// Version is the only document version.
-const Version = 1
+// DocumentVersion is the only document version.
+const DocumentVersion = 1
 
 // MaxPayload bounds the payload: the envelope (base64, 4/3 of it) must fit
 // a journal record (custody.MaxRecordSize, 1 MiB) with room to spare.
@@ -64,7 +64,7 @@ func Pack(path string) ([]byte, error) {
 	if _, err := policy.Parse(data, rec); err != nil {
 		return nil, err
 	}
-	d := Document{Version: Version, Policy: string(data), Files: map[string]string{}}
+	d := Document{Version: DocumentVersion, Policy: string(data), Files: map[string]string{}}
 	for name, b := range rec.read {
 		d.Files[name] = string(b)
 	}
@@ -127,8 +127,8 @@ func (d *Document) check() error {
 	bad := func(format string, a ...any) error {
 		return &Error{What: "document", Reason: fmt.Sprintf(format, a...)}
 	}
-	if d.Version != Version {
-		return bad("version: want %d, got %d", Version, d.Version)
+	if d.Version != DocumentVersion {
+		return bad("version: want %d, got %d", DocumentVersion, d.Version)
 	}
 	if d.Policy == "" || !utf8.ValidString(d.Policy) {
 		return bad("policy: want the policy file's UTF-8 text")
