@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
 // testKeys makes n admin keys in dir and the admin set of them.
@@ -248,5 +249,21 @@ func TestChangeBody(t *testing.T) {
 	}
 	if c.Policy != s.Policy.Digest() || strings.Join(s2.Signers, ",") != "alice,bob" {
 		t.Fatalf("%+v %v", c, s2.Signers)
+	}
+}
+
+// The verifier's digest of a signed policy (bundle/verify, which does not
+// load policies) is the agent's.
+func TestVerifierDigestAgrees(t *testing.T) {
+	d, p, err := ParseDocument(packTestdata(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for n, f := range d.Files {
+		files[n] = []byte(f)
+	}
+	if got := verify.PolicyDigest([]byte(d.Policy), files); got != p.Digest() {
+		t.Fatalf("verify.PolicyDigest %s, policy.Digest %s", got, p.Digest())
 	}
 }
