@@ -23,8 +23,14 @@ import (
 func TestSignedPolicyEndToEnd(t *testing.T) {
 	needAgent(t)
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
-	trustFile := enrollFile(t, a)
-	keys, _ := signedtest.Admins(t, a.dir, 2, "alice", "bob")
+	keys, adminsPath := signedtest.Admins(t, a.dir, 2, "alice", "bob")
+	// DEVICE.json pins the admin set.
+	trustFile := filepath.Join(t.TempDir(), "DEVICE.json")
+	if o, code := bundlesCLI(t, "tpm", "enroll", "--insecure-simulator", "--tpm", "simulator:"+filepath.Join(a.dir, "sim"),
+		"--state", filepath.Join(a.dir, "data", "tpm"), "--site", "e2e-site", "--device", "dev-1", "--out", trustFile,
+		"--policy-admins", adminsPath); code != 0 {
+		t.Fatalf("tpm enroll: exit %d\n%s", code, o)
+	}
 	cfgPath := filepath.Join(a.dir, "agent.yaml")
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -141,6 +147,24 @@ func TestSignedPolicyEndToEnd(t *testing.T) {
 	}
 	if out, code := bundlesCLI(t, append([]string{"verify", "--trust", trustFile}, paths...)...); code != 0 {
 		t.Fatalf("verify: exit %d\n%s", code, out)
+	}
+	// A trust file pinning another admin set refuses the same bundles.
+	tr, err := os.ReadFile(trustFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trust map[string]any
+	if err := json.Unmarshal(tr, &trust); err != nil || trust["policyAdmins"] == nil {
+		t.Fatalf("DEVICE.json pins no admin set: %v\n%s", err, tr)
+	}
+	trust["policyAdmins"] = "sha256:" + strings.Repeat("0", 64)
+	tr, _ = json.Marshal(trust)
+	otherTrust := filepath.Join(t.TempDir(), "OTHER.json")
+	if err := os.WriteFile(otherTrust, tr, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := bundlesCLI(t, append([]string{"verify", "--trust", otherTrust}, paths...)...); code != 1 || !strings.Contains(out, "policy.signed") {
+		t.Fatalf("verify against another admin set: exit %d\n%s", code, out)
 	}
 	out, code := bundlesCLI(t, append([]string{"policy", "history"}, paths...)...)
 	if code != 0 {

@@ -154,8 +154,12 @@ func (v *verifier) policySigned() error {
 			continue
 		}
 		n++
-		if _, _, err := checkPolicyChange(r.Body); err != nil {
+		_, admins, err := checkPolicyChange(r.Body)
+		switch {
+		case err != nil:
 			errs = append(errs, fmt.Sprintf("policy.change at seq %d: %v", r.Seq, err))
+		case v.t != nil && v.t.PolicyAdmins != "" && admins != v.t.PolicyAdmins:
+			errs = append(errs, fmt.Sprintf("policy.change at seq %d: admin set %s, the trust file pins %s", r.Seq, admins, v.t.PolicyAdmins))
 		}
 	}
 	if n == 0 {
@@ -189,6 +193,8 @@ func (v *verifier) policyInForce() error {
 				return err
 			}
 			switch {
+			case cur == nil && v.pinnedFromStart():
+				errs = append(errs, fmt.Sprintf("export at seq %d: no policy.change before it, and the trust file pins a policy admin set", r.Seq))
 			case cur == nil:
 				uncompared++
 			case cur.Digest == "":
@@ -203,6 +209,16 @@ func (v *verifier) policyInForce() error {
 		v.note = fmt.Sprintf("%d exports before any policy.change (an unsigned policy): not compared", uncompared)
 	}
 	return joinErrs(errs)
+}
+
+// pinnedFromStart: the trust file pins an admin set and the chain is
+// known from its start (the first seal, or a previous state), so an
+// export without a policy.change before it is an unsigned policy.
+func (v *verifier) pinnedFromStart() bool {
+	if v.t == nil || v.t.PolicyAdmins == "" {
+		return false
+	}
+	return v.prev != nil || v.prevCP != nil && v.prevCP.Size == 0
 }
 
 // policyStart is the policy in force before the bundle's records.

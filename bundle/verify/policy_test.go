@@ -24,6 +24,7 @@ import (
 type testPolicy struct {
 	body   []byte
 	digest string
+	admins string // digest of the admin set
 }
 
 // newTestPolicy signs a policy text with the first signers of n Ed25519
@@ -64,12 +65,13 @@ func newTestPolicy(t *testing.T, text string, n, m, signers int) testPolicy {
 		t.Fatal(err)
 	}
 	digest := verify.PolicyDigest([]byte(text), map[string][]byte{"s.json": []byte("{}")})
+	set := canon(map[string]any{"version": 1, "threshold": m, "admins": admins})
 	body := canon(map[string]any{
 		"policy": digest, "reason": "start", "signers": []string{},
-		"admins":   map[string]any{"version": 1, "threshold": m, "admins": admins},
-		"envelope": json.RawMessage(envBytes),
+		"admins": json.RawMessage(set), "envelope": json.RawMessage(envBytes),
 	})
-	return testPolicy{body: body, digest: digest}
+	sum := sha256.Sum256(set)
+	return testPolicy{body: body, digest: digest, admins: "sha256:" + hex.EncodeToString(sum[:])}
 }
 
 // policyChain seals two bundles: the first led by pol's policy.change,
@@ -146,5 +148,37 @@ func TestPolicyChecks(t *testing.T) {
 	r = verify.Verify(c.Bundles[0], c.Trust, nil)
 	if r.OK() || !slices.Contains(r.Failed(), verify.CheckPolicySigned) {
 		t.Fatalf("policy.change naming another digest: failed %v", r.Failed())
+	}
+}
+
+// A trust file that pins the admin set: policy.change records must carry
+// it, and exports from the chain's start must follow one.
+func TestPolicyAdminsPinned(t *testing.T) {
+	good := newTestPolicy(t, "version: 1\n", 2, 2, 2)
+	c := policyChain(t, good, good.digest)
+	c.Trust.PolicyAdmins = good.admins
+	r := verify.Verify(c.Bundles[0], c.Trust, nil)
+	if !r.OK() {
+		t.Fatalf("pinned, same set:\n%s", r)
+	}
+	if r2 := verify.Verify(c.Bundles[1], c.Trust, r.State); !r2.OK() {
+		t.Fatalf("pinned, second bundle:\n%s", r2)
+	}
+
+	other := newTestPolicy(t, "version: 1\n", 2, 2, 2) // another admin set
+	c = policyChain(t, other, other.digest)
+	c.Trust.PolicyAdmins = good.admins
+	if r := verify.Verify(c.Bundles[0], c.Trust, nil); r.OK() || !slices.Contains(r.Failed(), verify.CheckPolicySigned) {
+		t.Fatalf("pinned, another admin set: failed %v", r.Failed())
+	}
+
+	// An unsigned policy from the start: no policy.change at all.
+	plain, err := bundletest.NewChain(context.Background(), nil, 1, bundletest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Trust.PolicyAdmins = good.admins
+	if r := verify.Verify(plain.Bundles[0], plain.Trust, nil); r.OK() || !slices.Contains(r.Failed(), verify.CheckPolicyInForce) {
+		t.Fatalf("pinned, no policy.change: failed %v", r.Failed())
 	}
 }

@@ -226,7 +226,7 @@ const usage = `usage:
                   exit 0 verified, 1 not verified, 2 usage or unreadable input)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
-                     [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
+                     [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr] [--policy-admins ADMINS.json]
                      [--insecure-simulator]   (required for --tpm simulator:DIR)
   edgeseal tpm recovery-keygen --out RECOVERY.key
   edgeseal tpm recover --config AGENT.yaml --recovery-key RECOVERY.key [--wrap FILE] [--out DEVICE.json]
