@@ -74,6 +74,14 @@ func Pack(path string) ([]byte, error) {
 	return canonical(&d)
 }
 
+// Marshal returns the canonical payload of d.
+func (d *Document) Marshal() ([]byte, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	return canonical(d)
+}
+
 // ParseDocument reads a payload strictly: canonical JSON, no unknown
 // fields, version 1, UTF-8 text, at most MaxPayload bytes; the policy
 // must load (policy.Parse) from its files and use every one of them.

@@ -73,24 +73,33 @@ func ReadKey(path string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("policy: %s: want a PKCS#8 PEM private key", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	k, err := ParseKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %s: %w", path, err)
 	}
+	return k, nil
+}
+
+// ParseKey reads a PKCS#8 PEM private key (ECDSA P-256 or Ed25519).
+func ParseKey(b []byte) (*Key, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, errors.New("want a PKCS#8 PEM private key")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	s, ok := k.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("policy: %s: not a signing key", path)
+		return nil, errors.New("not a signing key")
 	}
 	pub, err := x509.MarshalPKIXPublicKey(s.Public())
 	if err != nil {
 		return nil, err
 	}
 	if _, err := parsePublic(pub); err != nil {
-		return nil, fmt.Errorf("policy: %s: %w", path, err)
+		return nil, err
 	}
 	return &Key{priv: s, id: KeyID(pub)}, nil
 }
