@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/agent/policy/signed"
 	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // policyState is the policy in force and the alarm of the last refused
@@ -60,9 +63,56 @@ func (c *Core) policy() *policy.Policy {
 func (c *Core) Policy() *policy.Policy { return c.policy() }
 
 // PolicyKey is the idempotency key the first policy.change record under an
-// admin set carries, so a set new to the journal is known at start.
+// admin set carries (but the journal's first, which carries
+// PolicySignedKey), so a set new to the journal is known at start.
 func PolicyKey(admins *signed.Admins) []byte {
 	return []byte("policy.admins:" + admins.Digest())
+}
+
+// PolicySignedKey is the idempotency key of the journal's first
+// policy.change: from it on the journal runs on signed policies only.
+var PolicySignedKey = []byte("policy.signed")
+
+// adminsKey is the key the next policy.change under admins carries (nil:
+// none) and whether the set is new to the journal.
+func (c *Core) adminsKey(admins *signed.Admins) (key []byte, fresh bool, err error) {
+	first, err := c.j.Lookup(PolicySignedKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return PolicySignedKey, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := c.j.Lookup(PolicyKey(admins)); err == nil {
+		return nil, false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, false, err
+	}
+	raw, err := c.j.Record(first)
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := custody.ParseRecord(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	var body struct {
+		Admins *signed.Admins `json:"admins"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err == nil && body.Admins != nil && body.Admins.Digest() == admins.Digest() {
+		return nil, false, nil // the journal's first set
+	}
+	return PolicyKey(admins), true, nil
+}
+
+// SignedSince is the seq of the journal's first policy.change; false when
+// the journal never ran on a signed policy.
+func (c *Core) SignedSince() (uint64, bool, error) {
+	seq, err := c.j.Lookup(PolicySignedKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, false, nil
+	}
+	return seq, err == nil, err
 }
 
 // InstallPolicy journals a policy.change record whose body is the whole
@@ -77,10 +127,8 @@ func (c *Core) InstallPolicy(ctx context.Context, s *signed.Signed, admins *sign
 	c.pol.mu.Lock()
 	defer c.pol.mu.Unlock()
 	e := c.entry(custody.TypePolicyChange, actor, signed.NewChangeBody(s, admins, reason))
-	key := PolicyKey(admins)
-	if _, err := c.j.Lookup(key); err != nil {
-		newAdmins = true
-		e.Key = key
+	if e.Key, newAdmins, err = c.adminsKey(admins); err != nil {
+		return 0, false, fmt.Errorf("agent: policy.change: %w", err)
 	}
 	a, err := c.j.Append(ctx, e)
 	if err != nil {

@@ -152,3 +152,66 @@ func TestPolicyDutiesInConfig(t *testing.T) {
 		t.Fatalf("unsigned policy on a hardware TPM: %v", err)
 	}
 }
+
+// Once a journal ran on a signed policy, a config without policy_admins
+// is refused; an admin set is new to the journal once.
+func TestPolicyDowngradeAndNewAdmins(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
+	polDir := filepath.Join(dir, "pol")
+	os.Mkdir(polDir, 0o755)
+	bare := writePolicy(t, polDir, "100")
+	signedPath := filepath.Join(dir, "policy.signed.json")
+	if err := os.WriteFile(signedPath, signedtest.Sign(t, bare, keys...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x"}
+	src, err := OpenPolicySource(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, sp, err := src.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
+	unsigned := &PolicySource{Path: bare}
+	if err := unsigned.Start(ctx, r.core, nil, log); err != nil {
+		t.Fatalf("a journal that never ran signed: %v", err)
+	}
+	fresh := func() bool {
+		t.Helper()
+		_, f, err := r.core.InstallPolicy(ctx, sp, src.Admins, signed.ReasonStart, custody.Actor{Kind: "agent", ID: "policy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if !fresh() || fresh() {
+		t.Fatal("the first admin set: new once")
+	}
+	var de *PolicyDowngradeError
+	if err := unsigned.Start(ctx, r.core, nil, log); !errors.As(err, &de) {
+		t.Fatalf("unsigned after signed: %v", err)
+	}
+	// Another admin set signing the same policy: new once.
+	keys2, admins2Path := signedtest.Admins(t, t.TempDir(), 1, "carol")
+	a2, err := signed.ReadAdmins(admins2Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp2, err := signed.Verify(signedtest.Sign(t, bare, keys2...), a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		if _, f, err := r.core.InstallPolicy(ctx, sp2, a2, signed.ReasonReload, custody.Actor{Kind: "agent", ID: "policy"}); err != nil || f != want {
+			t.Fatalf("second set, install %d: new %v, want %v (%v)", i, f, want, err)
+		}
+	}
+	if fresh() {
+		t.Fatal("back to the first set: not new")
+	}
+}

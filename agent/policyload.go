@@ -81,10 +81,27 @@ func (s *PolicySource) Load() (*policy.Policy, *signed.Signed, error) {
 	return sp.Policy, sp, nil
 }
 
-// Start journals the signed policy the agent starts with (nothing for a
-// bare policy).
+// PolicyDowngradeError: the journal ran on signed policies and the config
+// names no admin set (the policy file is bare).
+type PolicyDowngradeError struct{ Since uint64 }
+
+func (e *PolicyDowngradeError) Error() string {
+	return fmt.Sprintf("agent: this journal runs on signed policies since seq %d; the config names no policy_admins: refusing an unsigned policy", e.Since)
+}
+
+// Start journals the signed policy the agent starts with. A bare policy
+// is refused when the journal ran on a signed one before
+// (*PolicyDowngradeError): removing policy_admins from the config does
+// not turn the signatures off.
 func (s *PolicySource) Start(ctx context.Context, c *Core, sp *signed.Signed, log *slog.Logger) error {
 	if sp == nil {
+		since, ok, err := c.SignedSince()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return &PolicyDowngradeError{Since: since}
+		}
 		return nil
 	}
 	seq, fresh, err := c.InstallPolicy(ctx, sp, s.Admins, signed.ReasonStart, custody.Actor{Kind: "agent", ID: "policy", Via: "start"})
