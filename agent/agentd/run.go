@@ -70,13 +70,27 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	start := time.Now()
 	mets := metrics.NewAgent()
-	var reload func(ctx context.Context, via, who string) (*agent.PolicyReload, error) // set once the core is open
+	// reload rereads the policy once the core is open; SIGHUP is taken
+	// from the start (not the default action, which ends the process) and
+	// ignored, with a log line, until then.
+	var reload atomic.Pointer[func(ctx context.Context, via, who string) (*agent.PolicyReload, error)]
+	stopHUP := watchSIGHUP(func() {
+		f := reload.Load()
+		if f == nil {
+			log.Warn("SIGHUP before the agent is ready: the policy is read when it is")
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = (*f)(rctx, "sighup", "") // a refusal is logged and raises the alarm
+	})
+	defer stopHUP()
 	srv := api.New(api.Options{
 		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody), MaxInflight: int64(cfg.API.MaxInflight),
 		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
 		Unjournaled: mets.UnauthenticatedUnjournaled,
 		ReloadPolicy: func(ctx context.Context, who string) (*agent.PolicyReload, error) {
-			return reload(ctx, "api", who) // set before SetCore, which the API waits for
+			return (*reload.Load())(ctx, "api", who) // set before SetCore, which the API waits for
 		},
 	})
 	// Listen first: /healthz answers and /readyz says 503 while opening.
@@ -183,15 +197,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err := polSrc.Start(ctx, core, signedPol, log); err != nil {
 		return err
 	}
-	reload = func(ctx context.Context, via, who string) (*agent.PolicyReload, error) {
+	reloadFn := func(ctx context.Context, via, who string) (*agent.PolicyReload, error) {
 		return polSrc.Reload(ctx, core, via, who)
 	}
-	stopHUP := watchSIGHUP(func() {
-		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = reload(rctx, "sighup", "") // a refusal is logged and raises the alarm
-	})
-	defer stopHUP()
+	reload.Store(&reloadFn)
+	defer reload.Store(nil) // before the journal closes: a late SIGHUP is ignored
 	if cfg.Sync.Broker != "" {
 		if pub, err = newPublisher(cfg, core, log.With("component", "sync")); err != nil {
 			return err
