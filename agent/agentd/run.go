@@ -90,7 +90,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
 		Unjournaled: mets.UnauthenticatedUnjournaled,
 		ReloadPolicy: func(ctx context.Context, who string) (*agent.PolicyReload, error) {
-			return (*reload.Load())(ctx, "api", who) // set before SetCore, which the API waits for
+			f := reload.Load() // set before SetCore, which the API waits for
+			if f == nil {
+				return nil, errStopping
+			}
+			return (*f)(ctx, "api", who)
 		},
 	})
 	// Listen first: /healthz answers and /readyz says 503 while opening.

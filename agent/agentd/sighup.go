@@ -1,6 +1,7 @@
 package agentd
 
 import (
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,3 +31,6 @@ func watchSIGHUP(reload func()) (stop func()) {
 		<-finished
 	}
 }
+
+// errStopping answers a policy reload asked while the agent stops.
+var errStopping = errors.New("agent: stopping")
