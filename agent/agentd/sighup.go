@@ -1,10 +1,12 @@
 package agentd
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // watchSIGHUP calls reload on each SIGHUP (one at a time; signals that
@@ -33,4 +35,4 @@ func watchSIGHUP(reload func()) (stop func()) {
 }
 
 // errStopping answers a policy reload asked while the agent stops.
-var errStopping = errors.New("agent: stopping")
+var errStopping = fmt.Errorf("agent: stopping: %w", store.ErrClosed) // the API answers 503 unavailable
