@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -213,5 +214,90 @@ func TestPolicyDowngradeAndNewAdmins(t *testing.T) {
 	}
 	if fresh() {
 		t.Fatal("back to the first set: not new")
+	}
+}
+
+// Exports journaled while policies are reloaded each name the policy of
+// the last policy.change before them (the verifier's policy.inforce).
+func TestPolicyReloadUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
+	polDir := filepath.Join(dir, "pol")
+	os.Mkdir(polDir, 0o755)
+	envs := map[bool][]byte{
+		false: signedtest.Sign(t, writePolicy(t, polDir, "100"), keys...),
+		true:  signedtest.Sign(t, writePolicy(t, polDir, "200"), keys...),
+	}
+	signedPath := filepath.Join(dir, "policy.signed.json")
+	os.WriteFile(signedPath, envs[false], 0o644)
+	log := slog.New(slog.DiscardHandler)
+	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
+		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
+	src, err := OpenPolicySource(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, sp, err := src.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
+	if err := src.Start(ctx, r.core, sp, log); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				_, err := r.core.Ingest(ctx, &cfg.Principals[0], "api", IngestRequest{ID: fmt.Sprintf("w%d-%d", w, i), Workflow: "w", App: "a",
+					Classification: "internal", Destination: "archive", MediaType: "text/plain", Data: []byte("x")})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		os.WriteFile(signedPath, envs[i%2 == 0], 0o644)
+		if _, err := src.Reload(ctx, r.core, "api", "op"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, exports := "", 0
+	for seq := range r.j.Size() {
+		raw, _ := r.j.Record(seq)
+		rec, _ := custody.ParseRecord(raw)
+		switch rec.Type {
+		case custody.TypePolicyChange:
+			c, _, err := signed.ParseChangeBody(rec.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur = c.Policy
+		case custody.TypeExport:
+			b, _ := rec.ExportBody()
+			if b.Policy != cur {
+				t.Fatalf("export at seq %d names %s, the policy.change before it %s", seq, b.Policy, cur)
+			}
+			exports++
+		}
+	}
+	if exports == 0 {
+		t.Fatal("no exports")
 	}
 }
