@@ -146,6 +146,7 @@ type Core struct {
 	keys      coreKeys  // the signing key in force (keys.go)
 
 	pcrAuth pcrAuthState // under sealMu
+	pol     policyState  // the policy in force (policyinforce.go)
 	syncSt  syncState    // broker link, last delivery and refusal (status_sync.go)
 }
 
@@ -169,6 +170,7 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		cache: newSealCache(4*opts.SealMaxBytes, j.Size()),
 	}
 	c.origin = merkle.Origin(c.device)
+	c.pol.seq.Store(-1)
 	var err error
 	if c.epoch, err = j.Epoch(); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

@@ -126,7 +126,9 @@ func (c *Core) Ingest(ctx context.Context, p *config.Principal, via string, req 
 // payload it is refused with an *IDConflictError and journaled as
 // export.rejected. Another principal's ids are never seen.
 func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string, lines []BatchLine) ([]BatchResult, error) {
-	pol := c.opts.Policy
+	c.pol.mu.RLock() // no policy change between the check and the journal
+	defer c.pol.mu.RUnlock()
+	pol := c.policy()
 	if pol == nil {
 		return nil, &ConfigError{Key: "policy", Reason: "the core has no policy; ingest needs one"}
 	}
@@ -297,7 +299,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 // first refusal of an id a principal sent can be looked up by that
 // principal (ExportStatus answers StatusRefused).
 func (c *Core) Reject(ctx context.Context, actor custody.Actor, req IngestRequest, cause error) error {
-	if c.opts.Policy == nil {
+	if c.policy() == nil {
 		return &ConfigError{Key: "policy", Reason: "the core has no policy; ingest needs one"}
 	}
 	id := req.ID
@@ -317,7 +319,7 @@ func (c *Core) Reject(ctx context.Context, actor custody.Actor, req IngestReques
 // exportEntry builds the journal entry of an accepted export, keyed by its
 // id so it is journaled at most once.
 func (c *Core) exportEntry(actor custody.Actor, principal, id string, req IngestRequest, d [32]byte) store.Entry {
-	pol := c.opts.Policy
+	pol := c.policy()
 	wf, _ := pol.Workflow(req.Workflow)
 	if req.Schema == "" {
 		req.Schema = wf.Schema
@@ -344,7 +346,7 @@ func (c *Core) rejectEntry(actor custody.Actor, id string, req IngestRequest, ca
 		ExportID: clip(id, MaxExportIDLen*2),
 		App:      clip(req.App, MaxFieldLen),
 		Workflow: clip(req.Workflow, MaxFieldLen),
-		Policy:   c.opts.Policy.Digest(),
+		Policy:   c.policy().Digest(),
 		Reason:   clip(cause.Error(), maxReasonLen),
 	}
 	if len(req.Data) > 0 {

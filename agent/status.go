@@ -114,6 +114,9 @@ type Status struct {
 	OutboxOverQuota bool      `json:"outboxOverQuota"`
 	TPM             TPMStatus `json:"tpm"`
 	Policy          string    `json:"policy,omitempty"` // digest of the policy in force
+	// PolicySigned is who signed the policy in force and the last reload
+	// refused (absent: the policy is not signed).
+	PolicySigned *PolicyStatus `json:"policySigned,omitempty"`
 	// Key is the signing key in force and whether it waits for a PCR
 	// authorization.
 	Key KeyStatus `json:"key"`
@@ -223,9 +226,10 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 // key in force, and the link to the archive.
 func (c *Core) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Device: c.device, JournalSize: c.j.Size(), LastSeal: c.lastSeal.Load()}
-	if c.opts.Policy != nil {
-		st.Policy = c.opts.Policy.Digest()
+	if p := c.policy(); p != nil {
+		st.Policy = p.Digest()
 	}
+	st.PolicySigned = c.policyStatus()
 	cpSize, _, err := c.j.LastCheckpoint()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("agent: status: %w", err)

@@ -12,7 +12,6 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
-	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/agent/spool"
 	"github.com/edgeseal/edgeseal/internal/metrics"
 	"github.com/edgeseal/edgeseal/internal/sdnotify"
@@ -71,10 +70,32 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	start := time.Now()
 	mets := metrics.NewAgent()
+	// reload rereads the policy once the core is open; SIGHUP is taken
+	// from the start (not the default action, which ends the process) and
+	// ignored, with a log line, until then.
+	var reload atomic.Pointer[func(ctx context.Context, via, who string) (*agent.PolicyReload, error)]
+	stopHUP := watchSIGHUP(func() {
+		f := reload.Load()
+		if f == nil {
+			log.Warn("SIGHUP before the agent is ready: the policy is read when it is")
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = (*f)(rctx, "sighup", "") // a refusal is logged and raises the alarm
+	})
+	defer stopHUP()
 	srv := api.New(api.Options{
 		Principals: cfg.Principals, MaxBody: int64(cfg.API.MaxBody), MaxInflight: int64(cfg.API.MaxInflight),
 		MaxBatchLines: cfg.API.MaxBatchLines, Logger: log.With("component", "api"),
 		Unjournaled: mets.UnauthenticatedUnjournaled,
+		ReloadPolicy: func(ctx context.Context, who string) (*agent.PolicyReload, error) {
+			f := reload.Load() // set before SetCore, which the API waits for
+			if f == nil {
+				return nil, errStopping
+			}
+			return (*f)(ctx, "api", who)
+		},
 	})
 	// Listen first: /healthz answers and /readyz says 503 while opening.
 	var lns []net.Listener
@@ -155,7 +176,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			err = cerr
 		}
 	}()
-	pol, err := policy.Load(cfg.Policy)
+	polSrc, err := agent.OpenPolicySource(cfg, log)
+	if err != nil {
+		return err
+	}
+	pol, signedPol, err := polSrc.Load()
 	if err != nil {
 		return err
 	}
@@ -173,6 +198,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := polSrc.Start(ctx, core, signedPol, log); err != nil {
+		return err
+	}
+	reloadFn := func(ctx context.Context, via, who string) (*agent.PolicyReload, error) {
+		return polSrc.Reload(ctx, core, via, who)
+	}
+	reload.Store(&reloadFn)
+	defer reload.Store(nil) // before the journal closes: a late SIGHUP is ignored
 	if cfg.Sync.Broker != "" {
 		if pub, err = newPublisher(cfg, core, log.With("component", "sync")); err != nil {
 			return err

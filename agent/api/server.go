@@ -61,6 +61,9 @@ type Options struct {
 	// not journaled because a cap was reached (the daemon counts them in
 	// a metric).
 	Unjournaled func()
+	// ReloadPolicy, when set, serves POST /v1/policy/reload (operator
+	// role); nil answers it 404.
+	ReloadPolicy PolicyReloader
 }
 
 // Server is the HTTP API. Create it with New, hand it the core with
@@ -161,6 +164,7 @@ func (s *Server) routes() {
 	add(http.MethodGet, "/v1/checkpoint", s.needCore(s.auth(s.getCheckpoint, all...)))
 	add(http.MethodGet, "/v1/status", s.needCore(s.auth(s.getStatus, config.RoleOperator, config.RoleAuditor)))
 	add(http.MethodPost, "/v1/seal", s.needCore(s.auth(s.postSeal, config.RoleOperator)))
+	add(http.MethodPost, "/v1/policy/reload", s.needCore(s.auth(s.postPolicyReload, config.RoleOperator)))
 	add(http.MethodGet, "/healthz", s.healthz)
 	add(http.MethodGet, "/readyz", s.readyz)
 	for path, methods := range paths {

@@ -76,15 +76,18 @@ type Config struct {
 	TPMStateDir string `yaml:"tpm_state_dir"`
 	// PCRs the signing key and data key are bound to (0..23, no repeats);
 	// kept sorted.
-	PCRs       []int      `yaml:"pcrs"`
-	Seal       Seal       `yaml:"seal"`
-	API        API        `yaml:"api"`
-	Spool      Spool      `yaml:"spool"`
-	Sync       Sync       `yaml:"sync"`
-	Policy     string     `yaml:"policy"` // path of the policy file; required
-	Principals Principals `yaml:"principals"`
-	Log        Log        `yaml:"log"`
-	Metrics    Metrics    `yaml:"metrics"`
+	PCRs   []int  `yaml:"pcrs"`
+	Seal   Seal   `yaml:"seal"`
+	API    API    `yaml:"api"`
+	Spool  Spool  `yaml:"spool"`
+	Sync   Sync   `yaml:"sync"`
+	Policy string `yaml:"policy"` // path of the policy file; required
+	// PolicyAdmins is the path of the policy admin set (docs/formats.md,
+	// "Signed policy"); when set, Policy must be a signed policy.
+	PolicyAdmins string     `yaml:"policy_admins"`
+	Principals   Principals `yaml:"principals"`
+	Log          Log        `yaml:"log"`
+	Metrics      Metrics    `yaml:"metrics"`
 }
 
 // Metrics configures the Prometheus /metrics endpoint; an empty Listen
@@ -296,6 +299,7 @@ func (c *Config) resolve(base string) {
 	abs(&c.Sync.Cert)
 	abs(&c.Sync.Key)
 	abs(&c.Policy)
+	abs(&c.PolicyAdmins)
 	if dir, ok := strings.CutPrefix(c.TPM, "simulator:"); ok && dir != "" {
 		abs(&dir)
 		c.TPM = "simulator:" + dir

@@ -19,6 +19,10 @@
 //	    principals: [n8n-prod]     # principal names from the agent config
 //	    max_size: 1048576          # bytes
 //
+// On a device the policy normally comes signed by policy administrators,
+// with its schema files, in one document (package agent/policy/signed);
+// this package reads the policy inside it.
+//
 // Decoding is strict (unknown and duplicate keys are errors) and every
 // schema is compiled when the policy is loaded, so a bad schema is a load
 // error naming its workflow. Schemas may $ref files beside them in the

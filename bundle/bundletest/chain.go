@@ -16,6 +16,7 @@
 package bundletest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -93,6 +94,9 @@ type Options struct {
 	// KeyCreate makes the second record of the chain the key.create of
 	// the device's signing key, as the agent journals it.
 	KeyCreate bool
+	// Policy is the policy digest exports name; default the SHA-256 of
+	// "policy v1".
+	Policy string
 }
 
 // Chain is a device, its trust material and the bundles sealed so far with
@@ -216,7 +220,7 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 			_ = r.SetBody(custody.ExportBody{
 				ExportID: fmt.Sprintf("exp-%06d", seq), App: "n8n", Workflow: "monthly-report",
 				Purpose: "audit" + padding(pad), Schema: "report@2", Classification: "internal",
-				Retention: "7y", Destination: "archive", Policy: wire.FormatHash(sha256.Sum256([]byte("policy v1"))),
+				Retention: "7y", Destination: "archive", Policy: cmp.Or(c.Opts.Policy, wire.FormatHash(sha256.Sum256([]byte("policy v1")))),
 				Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(payload)), MediaType: "application/json", Canonicalization: "none"},
 			})
 		}

@@ -50,6 +50,13 @@ type Trust struct {
 	// PCRPolicyKey is the PKIX DER of the operator's PCR-policy key
 	// (version 2 only).
 	PCRPolicyKey []byte `json:"pcrPolicyKey,omitempty"`
+	// PolicyAdmins, when set, pins the device's policy admin set:
+	// "sha256:" and the hex SHA-256 of the set's canonical JSON
+	// (docs/formats.md, "Signed policy"). Every policy.change must carry
+	// that set, and every export must follow a policy.change. Optional in
+	// both versions; a verifier that does not know the field refuses the
+	// file (unknown fields are errors), which fails closed.
+	PolicyAdmins string `json:"policyAdmins,omitempty"`
 
 	ak, signing *attest.Public
 	pcrKey      *ecdsa.PublicKey
@@ -136,6 +143,11 @@ func (t *Trust) Check() error {
 	}
 	if err := t.checkPolicy(); err != nil {
 		return err
+	}
+	if t.PolicyAdmins != "" {
+		if _, err := wire.ParseHash(t.PolicyAdmins); err != nil {
+			return wire.WrapFormat("trust", "policy admins", err)
+		}
 	}
 	if err := attest.VerifyCertify(t.ak, t.Certification.Attest, t.Certification.Signature, t.signing); err != nil {
 		return wire.WrapFormat("trust", "certification", err)

@@ -49,6 +49,8 @@ const (
 	CheckPreviousLeaf       = "previous.leaf"
 	CheckSealSigners        = "seal.signers"     // exactly the sealing key's one signature, DER, low s (unique.go)
 	CheckBundleCanonical    = "bundle.canonical" // what the format version fixes beyond the seal (unique.go)
+	CheckPolicySigned       = "policy.signed"    // policy.change records signed by their admin set's threshold (policy.go)
+	CheckPolicyInForce      = "policy.inforce"   // exports name the policy of the last policy.change before them
 )
 
 // CheckNames lists every check Verify runs, in order.
@@ -64,6 +66,7 @@ var CheckNames = []string{
 	CheckQuoteSignature, CheckQuoteNonce, CheckQuotePCRs, CheckQuoteFiles, CheckQuoteClock, CheckQuoteResetCount,
 	CheckCounterRising, CheckPreviousLeaf,
 	CheckSealSigners, CheckBundleCanonical,
+	CheckPolicySigned, CheckPolicyInForce,
 }
 
 // Check is the outcome of one named check. Skipped checks could not run
@@ -150,6 +153,10 @@ type State struct {
 	// Keys is the signing-key chain (verify_keys.go); nil: the trust
 	// file's key is in force.
 	Keys *KeyState `json:"keys,omitempty"`
+
+	// Policy is the signed policy in force (policy.go); nil before the
+	// chain's first policy.change.
+	Policy *PolicyState `json:"policy,omitempty"`
 }
 
 // maxStateSize bounds a state file.
@@ -185,6 +192,11 @@ func ParseState(b []byte) (*State, error) {
 	}
 	if s.Keys != nil {
 		if err := s.Keys.check(); err != nil {
+			return nil, err
+		}
+	}
+	if s.Policy != nil {
+		if err := s.Policy.check(); err != nil {
 			return nil, err
 		}
 	}

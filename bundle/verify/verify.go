@@ -60,6 +60,8 @@ type verifier struct {
 
 	kc  keychain  // the signing-key chain (verify_keys.go)
 	pcr pcrGolden // set by the pcrs.authorization check
+
+	policy *PolicyState // in force after the bundle (policy.inforce)
 }
 
 // Verify runs every check on b against the device's trust material t and
@@ -108,9 +110,12 @@ func Verify(b *bundle.Bundle, t *trustfile.Trust, prev *State) *Report {
 	v.run(CheckPreviousLeaf, v.previousLeaf)
 	v.run(CheckSealSigners, v.sealSigners)
 	v.run(CheckBundleCanonical, v.bundleCanonical)
+	v.run(CheckPolicySigned, v.policySigned)
+	v.run(CheckPolicyInForce, v.policyInForce)
 	if v.rep.OK() {
 		v.rep.State = v.state()
 		v.rep.State.Keys = v.keysState()
+		v.rep.State.Policy = v.policy
 	}
 	v.rep.Keys = v.kc.events
 	return v.rep

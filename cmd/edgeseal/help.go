@@ -226,7 +226,7 @@ const usage = `usage:
                   exit 0 verified, 1 not verified, 2 usage or unreadable input)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
-                     [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr]
+                     [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr] [--policy-admins ADMINS.json]
                      [--insecure-simulator]   (required for --tpm simulator:DIR)
   edgeseal tpm recovery-keygen --out RECOVERY.key
   edgeseal tpm recover --config AGENT.yaml --recovery-key RECOVERY.key [--wrap FILE] [--out DEVICE.json]
@@ -235,6 +235,11 @@ const usage = `usage:
   edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/NAME (--pcrs 0=HEX,2=HEX,... | --from-quote FILE)
                               [--out pcr-authorization.json]
   edgeseal agent authorize-pcrs --config FILE pcr-authorization.json
+  edgeseal policy keygen --out FILE --name NAME [--ecdsa] [--admins ADMINS.json [--threshold M]]
+  edgeseal policy sign --key FILE [--in SIGNED] POLICY.yaml --out SIGNED
+  edgeseal policy verify --admins FILE [--threshold M] SIGNED
+  edgeseal policy diff OLD NEW
+  edgeseal policy history --config AGENT.yaml | BUNDLE...
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token-file FILE]
   edgeseal archive --config FILE

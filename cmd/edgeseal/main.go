@@ -89,6 +89,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return cmdService(ctx, args[1:], stdout, log)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, log)
+	case "policy":
+		return cmdPolicy(ctx, args[1:], stdout)
 	case "doctor":
 		return cmdDoctor(ctx, args[1:], stdout, os.Getenv)
 	case "version", "--version":

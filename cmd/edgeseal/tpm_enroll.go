@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/agentd"
+	"github.com/edgeseal/edgeseal/agent/policy/signed"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -38,6 +39,7 @@ func cmdTPMEnroll(ctx context.Context, args []string, stdout io.Writer, log *slo
 	var rec enrollRecovery
 	rec.flags(fs)
 	pcrKey := fs.String("pcr-policy-key", "", "bind the keys to this PCR-policy public key (FILE.pub of 'tpm pcr-key new')")
+	policyAdmins := fs.String("policy-admins", "", "pin this policy admin set (ADMINS.json) in the trust file: verifiers then want every policy.change signed by it")
 	pcrPolicy := fs.String("pcr-policy", "", "'pcr': bind the keys to the current PCR values (legacy; a firmware update then needs new keys)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
@@ -47,6 +49,14 @@ func cmdTPMEnroll(ctx context.Context, args []string, stdout io.Writer, log *slo
 	}
 	if err := rec.check(*spec); err != nil {
 		return err
+	}
+	var admins *signed.Admins
+	if *policyAdmins != "" {
+		a, err := signed.ReadAdmins(*policyAdmins)
+		if err != nil {
+			return err
+		}
+		admins = a
 	}
 	policy, err := enrollPolicy(*spec, *site+"/"+*device, *pcrKey, *pcrPolicy)
 	if err != nil {
@@ -66,6 +76,9 @@ func cmdTPMEnroll(ctx context.Context, args []string, stdout io.Writer, log *slo
 	trust, err := trustfile.NewTrust(*site, *device, agent.BundleIdentity(t.Identity()))
 	if err != nil {
 		return err
+	}
+	if admins != nil {
+		trust.PolicyAdmins = admins.Digest()
 	}
 	data, err := trust.Marshal()
 	if err != nil {

@@ -100,7 +100,10 @@ func build(ctx context.Context, format1 string) (*corpus, error) {
 	if err := c.agentBundles(ctx); err != nil {
 		return nil, err
 	}
-	return c, c.format1(format1)
+	if err := c.format1(format1); err != nil {
+		return nil, err
+	}
+	return c, c.signedPolicy(ctx)
 }
 
 func (c *corpus) addTrust(path string, t *trustfile.Trust) error {

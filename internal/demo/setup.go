@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -96,6 +97,9 @@ func writeSite(dir, socket, broker, archiveKey string, tf *tlsFiles) (cfgPath st
 			return "", nil, err
 		}
 	}
+	if err := signPolicy(context.Background(), etc); err != nil {
+		return "", nil, err
+	}
 	tokens = map[string]string{}
 	var principalLines, tokenLines strings.Builder
 	for _, p := range principals {
@@ -136,7 +140,8 @@ sync:
   cert: %[9]s
   key: %[10]s
   max_message: 64 KiB
-policy: policy.yaml
+policy: policy.signed.json
+policy_admins: policy-admins.json
 principals:
 %[3]slog:
   format: text

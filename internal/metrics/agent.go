@@ -88,6 +88,9 @@ type AgentSources struct {
 	Sync func() SyncStats
 	// Now is the clock of the outbox age; time.Now when nil.
 	Now func() time.Time
+	// PolicyRefusals counts signed-policy reloads refused since the
+	// start; nil leaves the metric out.
+	PolicyRefusals func() uint64
 }
 
 // Watch registers the metrics read from src at scrape time. Call it once.
@@ -99,6 +102,11 @@ func (m *Agent) Watch(src AgentSources) {
 		Name: "journal_records", Help: "Records in the journal (its size)."},
 		func() float64 { return float64(src.JournalSize()) }))
 	m.reg.MustRegister(&outboxCollector{src: src.Outbox, now: src.Now, wait: m.scrapeWait})
+	if src.PolicyRefusals != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
+			Name: "policy_reload_refused_total", Help: "Policy reloads refused (not signed by the threshold, invalid); the policy in force stayed."},
+			func() float64 { return float64(src.PolicyRefusals()) }))
+	}
 	if src.Sync == nil {
 		return
 	}
