@@ -22,7 +22,7 @@ const PayloadTypeInToto = "application/vnd.in-toto+json"
 // Limits on DSSE envelopes.
 const (
 	MaxEnvelopeSize  = 4 << 20
-	maxSignatures    = 4
+	MaxSignatures    = 4
 	MaxSignatureSize = 512
 )
 
@@ -79,7 +79,7 @@ func (e *Envelope) Marshal() ([]byte, error) {
 }
 
 // ParseEnvelope reads a DSSE envelope strictly: size limits, 1 to
-// maxSignatures signatures, no unknown fields, canonical JSON.
+// MaxSignatures signatures, no unknown fields, canonical JSON.
 func ParseEnvelope(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, fmt.Errorf("%w: envelope of %d bytes", wire.ErrTooLarge, len(b))
@@ -91,7 +91,7 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 	if e.PayloadType == "" || len(e.Payload) == 0 {
 		return nil, wire.FormatErr("envelope", "empty payload or type")
 	}
-	if len(e.Signatures) == 0 || len(e.Signatures) > maxSignatures {
+	if len(e.Signatures) == 0 || len(e.Signatures) > MaxSignatures {
 		return nil, wire.FormatErr("envelope", "%d signatures", len(e.Signatures))
 	}
 	for _, s := range e.Signatures {

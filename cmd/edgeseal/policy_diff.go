@@ -6,6 +6,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/policy/signed"
 	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // cmdPolicyDiff lists the workflows and schemas added, removed and
@@ -21,7 +22,7 @@ func cmdPolicyDiff(args []string, stdout io.Writer) error {
 	}
 	var docs [2]*signed.Document
 	for i, p := range pos {
-		b, err := readLimited(p, dsse.MaxEnvelopeSize)
+		b, err := fsutil.ReadLimited(p, dsse.MaxEnvelopeSize)
 		if err != nil {
 			return &exitError{code: 2, err: err}
 		}

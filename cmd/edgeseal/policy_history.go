@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy/signed"
 	"github.com/edgeseal/edgeseal/bundle/custody"
@@ -30,7 +31,7 @@ func cmdPolicyHistory(ctx context.Context, args []string, stdout io.Writer) (err
 		if err != nil {
 			return err
 		}
-		j, err := openStoppedJournal(ctx, cfg, slog.New(slog.DiscardHandler))
+		j, err := agent.OpenStoppedJournal(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
 		}

@@ -36,7 +36,7 @@ func cmdPolicySign(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var env *dsse.Envelope
 	if *in != "" {
-		b, err := readLimited(*in, dsse.MaxEnvelopeSize)
+		b, err := fsutil.ReadLimited(*in, dsse.MaxEnvelopeSize)
 		if err != nil {
 			return err
 		}

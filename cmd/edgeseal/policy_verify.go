@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/policy/signed"
 	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // cmdPolicyVerify checks a signed policy against an admin set, as the
@@ -33,7 +34,7 @@ func cmdPolicyVerify(args []string, stdout io.Writer) error {
 		}
 		admins.Threshold = *threshold
 	}
-	b, err := readLimited(pos[0], dsse.MaxEnvelopeSize)
+	b, err := fsutil.ReadLimited(pos[0], dsse.MaxEnvelopeSize)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
