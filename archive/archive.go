@@ -49,6 +49,15 @@ type Options struct {
 	// Retention is added to the acceptance time in receipts. Default
 	// DefaultRetention.
 	Retention time.Duration
+	// Classes map retention classes to how long a bundle whose export
+	// records name them is kept (retention.go); DefaultClass is the
+	// class of records without one. Empty: every bundle is kept
+	// Retention.
+	Classes      map[string]time.Duration
+	DefaultClass string
+	// OperatorKeys are the Ed25519 keys whose signed statements (legal
+	// holds, purges) the archive accepts.
+	OperatorKeys []ed25519.PublicKey
 	// Limits bound a bundle. Default bundle.DefaultLimits.
 	Limits bundle.Limits
 	// Logger receives accepted/refused lines. nil: discard.
@@ -125,6 +134,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
+	}
+	if _, ok := opts.Classes[opts.DefaultClass]; len(opts.Classes) > 0 && !ok {
+		return nil, fmt.Errorf("archive: default retention class %q is not a class", opts.DefaultClass)
 	}
 	if opts.Limits == (bundle.Limits{}) {
 		opts.Limits = bundle.DefaultLimits

@@ -174,12 +174,13 @@ func stmtErr(reason string, err error) error {
 	return &wire.FormatError{Format: "operator statement", Reason: reason, Err: err}
 }
 
-// logRecord is one archive log record: a bundle's receipt entry or an
-// operator statement (told apart by the statement's "type" member, which
-// a receipt entry never has).
+// logRecord is one archive log record: a bundle's receipt entry, a
+// rekey statement or a signed operator statement (told apart by the
+// statement's "type" member, which a receipt entry never has).
 type logRecord struct {
 	entry *archivesig.ReceiptEntry
 	stmt  *EpochStatement
+	op    *OperatorStatement
 }
 
 // parseLogRecord reads an archive log record.
@@ -192,6 +193,10 @@ func parseLogRecord(rec []byte) (logRecord, error) {
 	}
 	if probe.Type != nil && *probe.Type == LogKeyEntryType {
 		return logRecord{}, nil // an archive key announcement: neither
+	}
+	if probe.Type != nil && *probe.Type != StatementRekey {
+		s, err := ParseOperatorStatement(rec)
+		return logRecord{op: s}, err
 	}
 	if probe.Type != nil {
 		s, err := ParseEpochStatement(rec)
