@@ -100,7 +100,9 @@ type Archive struct {
 	inflight map[[32]byte]*Ticket // verified, not yet durable
 	states   map[string]*devState // by device and epoch (stateOf)
 	rekeys   uint64               // rekey statements in the index
-	locks    map[string]*sync.Mutex
+	// opStatements counts the signed operator statements in the index.
+	opStatements uint64
+	locks        map[string]*sync.Mutex
 
 	// The committer (pipeline.go).
 	queue      chan *pending
