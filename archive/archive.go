@@ -165,9 +165,12 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		return nil, fmt.Errorf("archive: quarantine: %w", err)
 	}
 	if a.objects == nil {
-		if a.objects, err = NewFSStore(filepath.Join(opts.Dir, "objects")); err != nil {
+		fsStore, err := NewFSStore(filepath.Join(opts.Dir, "objects"))
+		if err != nil {
 			return nil, err
 		}
+		fsStore.SetClock(opts.Now)
+		a.objects = fsStore
 	}
 	if a.devices == nil {
 		if a.devices, err = OpenDevices(filepath.Join(opts.Dir, "devices.json"), opts.Logger, opts.Now); err != nil {

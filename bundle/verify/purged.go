@@ -1,0 +1,83 @@
+package verify
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/internal/strict"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+)
+
+// VerifyPurged verifies the skeleton of a bundle whose payload bytes the
+// archive purged: b is the bundle as stored after the purge (the files
+// under data/payloads/ removed, every other file as sealed) and purged
+// the payload digests the archive's signed retention.purge statement
+// names. It runs every check of Verify, except that the payload files of
+// purged are expected absent: their manifest lines stay (and count),
+// Payload-Oxum counts them (their bytes are not checked), and an export
+// record whose payload is among them passes payloads.digest with the
+// note "purged at the archive". A purged payload still present, or one
+// the manifest does not list, fails. The seal, records, checkpoints,
+// quote and keys are checked as for any bundle: a purge removes bytes
+// the device's signature binds only through the records' digests.
+func VerifyPurged(b *bundle.Bundle, t *trustfile.Trust, prev *State, purged [][32]byte) *Report {
+	v := &verifier{b: b, t: t, prev: prev, rep: &Report{}, gone: make(map[[32]byte]bool, len(purged))}
+	for _, d := range purged {
+		v.gone[d] = true
+	}
+	rep := v.verify()
+	if len(purged) > 0 {
+		for i := range rep.Checks {
+			if c := &rep.Checks[i]; c.Name == CheckPayloadsDigest && c.OK {
+				note := strconv.Itoa(len(purged)) + " payload(s) purged at the archive"
+				c.Detail = strings.TrimPrefix(c.Detail+"; "+note, "; ")
+			}
+		}
+	}
+	return rep
+}
+
+// goneLines counts the lines of the manifest at path that name a payload
+// purged at the archive and absent (0 for the tag manifest and outside
+// VerifyPurged).
+func (v *verifier) goneLines(path string, set uint8) int {
+	if len(v.gone) == 0 || set != inManifest {
+		return 0
+	}
+	n := 0
+	_, _ = bundle.ScanManifest(v.b.Files[path], func(name []byte, _ *[32]byte) {
+		if d, ok := gonePayload(name); ok && v.gone[d] {
+			if _, present := v.lookup(name); !present {
+				n++
+			}
+		}
+	})
+	return n
+}
+
+// gonePayload decodes the digest a payload path names.
+func gonePayload(name []byte) ([32]byte, bool) {
+	var d [32]byte
+	rest, ok := bytes.CutPrefix(name, []byte(bundle.PayloadDir))
+	if !ok {
+		return d, false
+	}
+	rest = bytes.TrimSuffix(rest, []byte(bundle.EncryptedPayload))
+	return d, strict.DecodeHex(d[:], rest)
+}
+
+// purgedOxum accepts a Payload-Oxum that counts the purged payload files
+// beside the present ones: the file count exactly, the octets at least
+// those present.
+func (v *verifier) purgedOxum(got string) bool {
+	gone := v.goneLines(bundle.PathManifest, inManifest)
+	if gone == 0 {
+		return false
+	}
+	octets, files, ok := strings.Cut(got, ".")
+	o, err1 := strconv.Atoi(octets)
+	n, err2 := strconv.Atoi(files)
+	return ok && err1 == nil && err2 == nil && n == v.nData+gone && o >= v.octets
+}
