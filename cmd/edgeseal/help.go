@@ -248,6 +248,11 @@ const usage = `usage:
   edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
                        | import-pkcs11 --key pkcs11:URI [--generate]
                        [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]
+  edgeseal archive operator keygen --out FILE
+  edgeseal archive hold set|release (--device SITE/NAME | --export ID | --bundle sha256:..) --case ID
+                       --key OPERATOR.key [--by WHO] [--reason R] [--config FILE]   (daemon stopped)
+  edgeseal archive purge --key OPERATOR.key [--bundle sha256:..]... [--dry-run] [--by WHO] [--reason R]
+                       [--config FILE]                                         (daemon stopped)
   edgeseal verify receipt --archive-key PUB [--archive-name NAME] RECEIPT...
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
