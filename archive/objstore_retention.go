@@ -99,8 +99,8 @@ func (s *FSStore) Retain(ctx context.Context, digest [32]byte, until time.Time) 
 	})
 }
 
-// Retention implements Retainer.
-func (s *FSStore) Retention(ctx context.Context, digest [32]byte) (time.Time, bool, error) {
+// Retained implements Retainer.
+func (s *FSStore) Retained(ctx context.Context, digest [32]byte) (time.Time, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, false, err
 	}

@@ -72,7 +72,7 @@ func (a *Archive) Purge(ctx context.Context, key crypto.Signer, o PurgeOptions) 
 		if _, ok := ls.purged[d]; ok || (len(o.Bundles) > 0 && !slices.Contains(o.Bundles, name)) {
 			continue
 		}
-		until, held, err := r.Retention(ctx, d)
+		until, held, err := r.Retained(ctx, d)
 		if err != nil {
 			return nil, err
 		}

@@ -161,9 +161,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			// addressed: harmless if the bundle then fails to commit).
 			go func() {
 				defer close(p.put)
-				if p.putErr = a.put(digest, raw, h); p.putErr == nil {
-					p.putErr = a.retain(a.bg, digest, p.until)
-				}
+				p.putErr = a.putRetained(digest, raw, h, p.until)
 			}()
 			if err := a.enqueue(ctx, p); err != nil {
 				<-p.put

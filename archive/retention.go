@@ -32,14 +32,21 @@ type Retainer interface {
 	// Retain sets the object's retain-until to until, or keeps it when
 	// it is already later (retention is only ever extended).
 	Retain(ctx context.Context, digest [32]byte, until time.Time) error
-	// Retention returns the object's retain-until (zero when none is
+	// Retained returns the object's retain-until (zero when none is
 	// recorded) and whether it is under legal hold.
-	Retention(ctx context.Context, digest [32]byte) (until time.Time, held bool, err error)
+	Retained(ctx context.Context, digest [32]byte) (until time.Time, held bool, err error)
 	// SetLegalHold sets or clears the object's legal hold.
 	SetLegalHold(ctx context.Context, digest [32]byte, on bool) error
 	// Delete removes the object; *RetentionError when it is retained
 	// (before its retain-until, none recorded, or under legal hold).
 	Delete(ctx context.Context, digest [32]byte) error
+}
+
+// RetainedPutter is an ObjectStore that writes an object with its
+// retain-until (archive/s3store: the Object Lock retain-until of the
+// upload, so that no other retention applies first).
+type RetainedPutter interface {
+	PutRetained(ctx context.Context, digest [32]byte, data []byte, until time.Time) error
 }
 
 // RetentionError refuses the deletion of a retained object.
@@ -135,6 +142,19 @@ func bundleClasses(b *bundle.Bundle) ([]string, error) {
 		out = append(out, e.Retention)
 	}
 	return out, nil
+}
+
+// putRetained stores an accepted bundle with its retain-until (zero:
+// the store's own retention): a RetainedPutter writes it so, a Retainer
+// records it after the Put.
+func (a *Archive) putRetained(digest [32]byte, data []byte, h wire.Hashed, until time.Time) error {
+	if rp, ok := a.objects.(RetainedPutter); ok && !until.IsZero() {
+		return rp.PutRetained(a.bg, digest, data, until)
+	}
+	if err := a.put(digest, data, h); err != nil {
+		return err
+	}
+	return a.retain(a.bg, digest, until)
 }
 
 // retain records the object's retain-until in a Retainer store (a store

@@ -104,7 +104,7 @@ func TestRetentionClassHoldPurge(t *testing.T) {
 	d0, _ = wire.ParseHash(digests[0])
 	d1, _ = wire.ParseHash(digests[1])
 	ret := e.a.Objects().(archive.Retainer)
-	until, held, err := ret.Retention(ctx, d0)
+	until, held, err := ret.Retained(ctx, d0)
 	if err != nil || held || !until.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("object retention %s held %v err %v, want %s", until, held, err, t0.Add(time.Hour))
 	}
@@ -145,10 +145,10 @@ func TestRetentionClassHoldPurge(t *testing.T) {
 	if _, err := e.a.Hold(ctx, archive.HoldTarget{Bundle: digests[0]}, "C-1", "alice", "", operatorKey, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, held, _ := ret.Retention(ctx, d1); !held {
+	if _, held, _ := ret.Retained(ctx, d1); !held {
 		t.Fatal("bundle 1 not under legal hold in the store")
 	}
-	if _, held, _ := ret.Retention(ctx, d0); held {
+	if _, held, _ := ret.Retained(ctx, d0); held {
 		t.Fatal("bundle 0 still under legal hold after its release")
 	}
 

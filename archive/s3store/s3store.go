@@ -164,6 +164,11 @@ func (s *Store) where(key string) string { return "s3://" + s.bucket + "/" + key
 
 // Put implements archive.ObjectStore.
 func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
+	return s.put(ctx, digest, data, time.Time{})
+}
+
+// put is Put with the object locked until until (zero: now + retention).
+func (s *Store) put(ctx context.Context, digest [32]byte, data []byte, until time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -176,7 +181,7 @@ func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
 	} else if !errors.Is(err, archive.ErrNotFound) {
 		return err
 	}
-	err := s.write(ctx, key, digest, data, true)
+	err := s.write(ctx, key, digest, data, true, until)
 	if st := status(err); err == nil || (st != http.StatusPreconditionFailed && st != http.StatusConflict) {
 		return err
 	}
@@ -195,7 +200,7 @@ func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
 		if hidden, err := s.deleted(ctx, key); err != nil {
 			return err
 		} else if hidden {
-			return s.write(ctx, key, digest, data, false)
+			return s.write(ctx, key, digest, data, false, until)
 		}
 		if wait > 2*time.Second {
 			return fmt.Errorf("s3store: put %s: a concurrent write did not complete: %w", s.where(key), err)
@@ -208,11 +213,14 @@ func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
 	}
 }
 
-// write puts data under key, locked in COMPLIANCE mode until now +
-// retention, with its SHA-256 for the server to check; if it is
+// write puts data under key, locked in COMPLIANCE mode until until (zero:
+// now + retention), with its SHA-256 for the server to check; if it is
 // conditional, only when key does not exist (If-None-Match: *).
-func (s *Store) write(ctx context.Context, key string, digest [32]byte, data []byte, conditional bool) error {
-	until := s.now().Add(s.retention).UTC()
+func (s *Store) write(ctx context.Context, key string, digest [32]byte, data []byte, conditional bool, until time.Time) error {
+	if until.IsZero() {
+		until = s.now().Add(s.retention)
+	}
+	until = until.UTC()
 	in := &s3.PutObjectInput{
 		Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(data),
 		ContentLength:             aws.Int64(int64(len(data))),
