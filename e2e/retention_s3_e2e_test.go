@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive/s3store"
+	"github.com/edgeseal/edgeseal/archive/s3store/s3test"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+)
+
+// TestArchiveRetentionS3 drives the binary against a real versitygw with
+// a short retention class: the objects carry the class's Object Lock
+// retain-until, a purge before it or under legal hold is refused, after
+// it the payloads are purged with a signed statement in the archive log.
+func TestArchiveRetentionS3(t *testing.T) {
+	g := s3test.Start(t)
+	bucket := g.Bucket(t)
+	dir := t.TempDir()
+	opKey := filepath.Join(dir, "alice.key")
+	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", opKey); code != 0 {
+		t.Fatalf("operator keygen: exit %d\n%s", code, out)
+	}
+	cfgFile := filepath.Join(dir, "archive.yaml")
+	cfg := fmt.Sprintf(`data_dir: data
+retention: 48h
+retention_classes:
+  - {name: 7y, keep: 4s}
+  - {name: permanent, keep: 876000h}
+retention_default_class: permanent
+operator_keys: [alice.key.pub]
+objects:
+  backend: s3
+  s3:
+    endpoint: %s
+    bucket: %s
+    prefix: bundles/
+    credentials_file: %s
+    tls:
+      ca_file: %s
+`, g.Endpoint, bucket, g.WriteCredentials(t), g.CAFile)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := bundletest.NewChain(t.Context(), nil, 2, bundletest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	media := t.TempDir()
+	var digests []string
+	var sums [][32]byte
+	for _, b := range c.Bundles {
+		name, _ := b.FileName()
+		raw, _ := b.Bytes()
+		sums = append(sums, sha256.Sum256(raw))
+		digests = append(digests, wire.FormatHash(sha256.Sum256(raw)))
+		if err := os.WriteFile(filepath.Join(media, name), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(wantOK bool, want string, args ...string) string {
+		t.Helper()
+		out, code := runCmd(t, append(args, "--config", cfgFile)...)
+		if (code == 0) != wantOK || !strings.Contains(out, want) {
+			t.Fatalf("%v: exit %d, want success %v and %q\n%s", args, code, wantOK, want, out)
+		}
+		return out
+	}
+	run(true, "", "archive", "enroll-file", writeTrust(t, c))
+	run(true, "", "archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation")
+	start := time.Now()
+	run(true, "2 accepted, 0 refused", "archive", "import", media)
+
+	o := g.Options(bucket)
+	o.Prefix = "bundles/"
+	s, err := s3store.New(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until, held, err := s.Retained(t.Context(), sums[0])
+	if err != nil || held || until.Before(start) || until.After(time.Now().Add(10*time.Second)) {
+		t.Fatalf("object retain-until %s (held %v, %v): want the 7y class's 4s, not the store's 48h", until, held, err)
+	}
+
+	run(false, "retained until", "archive", "purge", "--key", opKey, "--by", "alice", "--bundle", digests[0])
+	run(true, "hold.set case C-1 on 1 bundle(s)", "archive", "hold", "set", "--bundle", digests[1], "--case", "C-1", "--key", opKey, "--by", "alice")
+	if _, held, err := s.Retained(t.Context(), sums[1]); err != nil || !held {
+		t.Fatalf("legal hold in the bucket: %v %v", held, err)
+	}
+	for time.Now().Before(until.Add(time.Second)) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	run(false, "legal hold (case C-1)", "archive", "purge", "--key", opKey, "--by", "alice", "--bundle", digests[1])
+	run(true, "would purge "+digests[0], "archive", "purge", "--key", opKey, "--by", "alice", "--dry-run")
+	out := run(true, "purged "+digests[0], "archive", "purge", "--key", opKey, "--by", "alice", "--reason", "class 7y over")
+	if !strings.Contains(out, "kept "+digests[1]+": under legal hold") || !strings.Contains(out, "retention.purge statement at archive log index") {
+		t.Fatalf("purge output:\n%s", out)
+	}
+	if ok, err := s.Has(t.Context(), sums[0]); err != nil || ok {
+		t.Fatalf("purged bundle still in the bucket: %v %v", ok, err)
+	}
+	if ok, err := s.Has(t.Context(), sums[1]); err != nil || !ok {
+		t.Fatalf("held bundle gone: %v %v", ok, err)
+	}
+	// A stranger's key is refused.
+	other := filepath.Join(dir, "mallory.key")
+	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", other); code != 0 {
+		t.Fatalf("keygen: %d\n%s", code, out)
+	}
+	run(false, "is not an operator key", "archive", "hold", "release", "--bundle", digests[1], "--case", "C-1", "--key", other, "--by", "mallory")
+}
