@@ -229,7 +229,7 @@ func TestRetentionClassHoldPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.a = nil
-	e2, _ := reopenRetention(t, e, clk)
+	e2 := reopenRetention(t, e, clk)
 	res, err = e2.Purge(ctx, operatorKey, archive.PurgeOptions{By: "alice"})
 	if err != nil || len(res.Purged) != 0 {
 		t.Fatalf("second purge: %+v %v", res, err)
@@ -239,7 +239,7 @@ func TestRetentionClassHoldPurge(t *testing.T) {
 	}
 }
 
-func reopenRetention(t *testing.T, e *env, clk *testClock) (*archive.Archive, error) {
+func reopenRetention(t *testing.T, e *env, clk *testClock) *archive.Archive {
 	t.Helper()
 	a, err := archive.Open(t.Context(), archive.Options{
 		Dir: e.dir, Key: e.key, Now: clk.now, Quarantine: e.quarLimits(),
@@ -250,7 +250,7 @@ func reopenRetention(t *testing.T, e *env, clk *testClock) (*archive.Archive, er
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	return a, nil
+	return a
 }
 
 func isRetention(err error) bool {
