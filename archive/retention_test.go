@@ -215,8 +215,20 @@ func TestRetentionClassHoldPurge(t *testing.T) {
 	if rep.State.Checkpoint != c.States[0].Checkpoint {
 		t.Fatal("the skeleton's state differs from the bundle's")
 	}
+	// The device's chain goes on from the skeleton: bundle 1 verifies on it.
+	if r := verify.Verify(c.Bundles[1], c.Trust, rep.State); !r.OK() {
+		t.Fatalf("bundle 1 on the purged bundle 0:\n%s", r)
+	}
 	if _, err := verifyNote(e.a, string(res.Logged.Checkpoint)); err != nil {
 		t.Fatalf("checkpoint after the purge: %v", err)
+	}
+	// A hold by export id finds the purged bundle by its skeleton's records.
+	hx, err := e.a.Hold(ctx, archive.HoldTarget{Export: "exp-000001"}, "C-2", "alice", "", operatorKey, false)
+	if err != nil || len(hx.Statement.Objects) != 1 || hx.Statement.Objects[0] != digests[0] {
+		t.Fatalf("hold by export: %+v %v", hx, err)
+	}
+	if _, held, err := ret.Retained(ctx, sd); err != nil || !held {
+		t.Fatalf("the skeleton of a held purged bundle: held %v %v", held, err)
 	}
 	sc, err := e.a.Scrub(ctx)
 	if err != nil || len(sc.Missing)+len(sc.Corrupt) != 0 {
