@@ -115,3 +115,35 @@ objects:
 	}
 	run(false, "is not an operator key", "archive", "hold", "release", "--bundle", digests[1], "--case", "C-1", "--key", other, "--by", "mallory")
 }
+
+// TestArchiveDaemonRetentionConfig starts the archive daemon with
+// retention classes and an operator key, and refuses to start it when an
+// operator key file is not a public key.
+func TestArchiveDaemonRetentionConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeArchiveConfig(t, dir, "", "")
+	opKey := filepath.Join(dir, "alice.key")
+	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", opKey); code != 0 {
+		t.Fatalf("operator keygen: exit %d\n%s", code, out)
+	}
+	appendFile(t, cfg, "retention_classes:\n  - {name: 7y, keep: 61320h}\nretention_default_class: 7y\noperator_keys: [alice.key.pub]\n")
+	p := startArchiveProc(t, cfg)
+	p.stop(t)
+	appendFile(t, cfg, "# the private key where the public one belongs\n")
+	bad := strings.Replace(fileText(t, cfg), "alice.key.pub", "alice.key", 1)
+	if err := os.WriteFile(cfg, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCmd(t, "archive", "--config", cfg); code == 0 || !strings.Contains(out, "not a PEM PUBLIC KEY") {
+		t.Fatalf("archive with a private key as operator key: exit %d\n%s", code, out)
+	}
+}
+
+func fileText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
