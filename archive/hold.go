@@ -108,8 +108,9 @@ type logState struct {
 	purged  map[[32]byte]PurgedObject
 }
 
-// readLogState reads the whole archive log. Statements whose key is not
-// an operator key are ignored.
+// readLogState reads the whole archive log. Every logged statement
+// counts, also one whose key was since taken off Options.OperatorKeys:
+// the archive checked its key when it logged it.
 func (a *Archive) readLogState(ctx context.Context) (*logState, error) {
 	ls := &logState{bundles: map[[32]byte]string{}, holds: map[[32]byte][]string{}, purged: map[[32]byte]PurgedObject{}}
 	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {

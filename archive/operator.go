@@ -186,6 +186,9 @@ func (s *OperatorStatement) check() error {
 		if s.Purged != nil {
 			return stmtErr("a hold statement names purged objects", nil)
 		}
+		if len(s.Objects) == 0 {
+			return stmtErr("a hold statement without objects", nil)
+		}
 		return checkDigests(s.Objects, "objects")
 	case StatementPurge:
 		if s.Case != "" || s.Target != nil || s.Objects != nil {

@@ -35,12 +35,15 @@ func (s *Store) PutRetained(ctx context.Context, digest [32]byte, data []byte, u
 // Retain implements archive.Retainer (extends only).
 func (s *Store) Retain(ctx context.Context, digest [32]byte, until time.Time) error {
 	key := s.Key(digest)
-	cur, _, err := s.Retained(ctx, digest)
-	if err != nil {
-		return err
+	r, err := s.c.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: &s.bucket, Key: &key})
+	if err != nil && !noRetention(err) {
+		if status(err) == http.StatusNotFound {
+			return fmt.Errorf("s3store: object %s: %w", s.where(key), archive.ErrNotFound)
+		}
+		return fmt.Errorf("s3store: retention of %s: %w", s.where(key), err)
 	}
-	if !cur.Before(until) {
-		return nil
+	if err == nil && r.Retention != nil && r.Retention.RetainUntilDate != nil && !r.Retention.RetainUntilDate.Before(until) {
+		return nil // one request per accepted bundle: the lock is the upload's
 	}
 	u := until.UTC()
 	_, err = s.c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{
