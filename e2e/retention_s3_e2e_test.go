@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/s3store"
 	"github.com/edgeseal/edgeseal/archive/s3store/s3test"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
@@ -98,7 +99,8 @@ objects:
 	}
 	run(false, "legal hold (case C-1)", "archive", "purge", "--key", opKey, "--by", "alice", "--bundle", digests[1])
 	run(true, "would purge "+digests[0], "archive", "purge", "--key", opKey, "--by", "alice", "--dry-run")
-	out := run(true, "purged "+digests[0], "archive", "purge", "--key", opKey, "--by", "alice", "--reason", "class 7y over")
+	stmt := filepath.Join(dir, "purge.json")
+	out := run(true, "purged "+digests[0], "archive", "purge", "--key", opKey, "--by", "alice", "--reason", "class 7y over", "--statement-out", stmt)
 	if !strings.Contains(out, "kept "+digests[1]+": under legal hold") || !strings.Contains(out, "retention.purge statement at archive log index") {
 		t.Fatalf("purge output:\n%s", out)
 	}
@@ -107,6 +109,29 @@ objects:
 	}
 	if ok, err := s.Has(t.Context(), sums[1]); err != nil || !ok {
 		t.Fatalf("held bundle gone: %v %v", ok, err)
+	}
+	// An auditor verifies the skeleton the bucket holds now with the
+	// signed purge statement: the payloads show as purged; without the
+	// statement it is not verified.
+	ps, err := archive.ParseOperatorStatement([]byte(fileText(t, stmt)))
+	if err != nil || len(ps.Purged) != 1 {
+		t.Fatalf("purge statement: %v", err)
+	}
+	sd, _ := wire.ParseHash(ps.Purged[0].Skeleton)
+	skel, err := s.Get(t.Context(), sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skelFile := filepath.Join(dir, "skeleton.bundle.tar")
+	if err := os.WriteFile(skelFile, skel, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	trust := writeTrust(t, c)
+	if out, code := runCmd(t, "verify", "--trust", trust, "--purged", stmt, skelFile); code != 0 || !strings.Contains(out, "purged at the archive") {
+		t.Fatalf("verify skeleton with its purge: exit %d\n%s", code, out)
+	}
+	if out, code := runCmd(t, "verify", "--trust", trust, skelFile); code != 1 {
+		t.Fatalf("verify skeleton without its purge: exit %d\n%s", code, out)
 	}
 	// A stranger's key is refused.
 	other := filepath.Join(dir, "mallory.key")

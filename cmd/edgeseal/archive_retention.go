@@ -12,6 +12,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/keystore"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // cmdArchiveOperator: `archive operator keygen --out FILE` writes a new
@@ -126,6 +127,7 @@ func cmdArchivePurge(ctx context.Context, args []string, stdout io.Writer, log *
 	by := f.fs.String("by", os.Getenv("USER"), "the operator")
 	reason := f.fs.String("reason", "", "free text")
 	dry := f.fs.Bool("dry-run", false, "list what would be purged, change nothing")
+	stmtOut := f.fs.String("statement-out", "", "write the signed retention.purge statement (the archive log record) here, for `edgeseal verify --purged`")
 	var bundles []string
 	f.fs.Func("bundle", "purge only this bundle (sha256:..; repeatable): refused unless past its retain-until and not held", func(s string) error {
 		bundles = append(bundles, s)
@@ -162,6 +164,15 @@ func cmdArchivePurge(ctx context.Context, args []string, stdout io.Writer, log *
 	slices.Sort(kept)
 	for _, b := range kept {
 		fmt.Fprintf(stdout, "kept %s: %s\n", b, res.Retained[b])
+	}
+	if res.Logged != nil && *stmtOut != "" {
+		rec, err := res.Logged.Statement.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := fsutil.WriteFileAtomic(*stmtOut, rec, 0o644); err != nil {
+			return err
+		}
 	}
 	if res.Logged != nil {
 		fmt.Fprintf(stdout, "retention.purge statement at archive log index %d, by %s (key %s)\n%s", res.Logged.LogIndex, *by, res.Logged.Statement.Key, res.Logged.Checkpoint)

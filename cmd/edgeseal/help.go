@@ -221,7 +221,7 @@ const usage = `usage:
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
   edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV]
-                  [--state-out FILE] [--quiet] [--json]
+                  [--state-out FILE] [--quiet] [--json] [--purged PURGE-STATEMENT.json]...
                   (a DIR is its *.bundle.tar by checkpoint size; --chain is the default;
                   exit 0 verified, 1 not verified, 2 usage or unreadable input)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
@@ -252,7 +252,7 @@ const usage = `usage:
   edgeseal archive hold set|release (--device SITE/NAME | --export ID | --bundle sha256:..) --case ID
                        --key OPERATOR.key [--by WHO] [--reason R] [--config FILE]   (daemon stopped)
   edgeseal archive purge --key OPERATOR.key [--bundle sha256:..]... [--dry-run] [--by WHO] [--reason R]
-                       [--config FILE]                                         (daemon stopped)
+                       [--statement-out FILE] [--config FILE]                  (daemon stopped)
   edgeseal verify receipt --archive-key PUB [--archive-name NAME] RECEIPT...
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
