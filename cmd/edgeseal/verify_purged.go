@@ -13,7 +13,13 @@ import (
 
 // purgeFiles is `verify --purged STATEMENT.json` (repeatable): the
 // archive's signed retention.purge statements, by skeleton digest.
-type purgeFiles map[[32]byte]archive.PurgedObject
+type purgeFiles map[[32]byte]purgeEntry
+
+// purgeEntry is a purged object and who signed its statement.
+type purgeEntry struct {
+	archive.PurgedObject
+	by, key string
+}
 
 func (p purgeFiles) String() string { return "" }
 
@@ -34,7 +40,7 @@ func (p purgeFiles) Set(path string) error {
 	}
 	for _, o := range s.Purged {
 		d, _ := wire.ParseHash(o.Skeleton)
-		p[d] = o
+		p[d] = purgeEntry{o, s.By, s.Key}
 	}
 	return nil
 }
@@ -58,7 +64,7 @@ func verifyBundle(b *bundle.Bundle, trust *trustfile.Trust, prev *verify.State, 
 	rep := verify.VerifyPurged(b, trust, prev, gone)
 	for i := range rep.Checks {
 		if c := &rep.Checks[i]; c.Name == verify.CheckPayloadsDigest && c.OK {
-			c.Detail += fmt.Sprintf(" (skeleton of %s, class %s, retained until %s)", o.Bundle, o.Class, o.RetainUntil)
+			c.Detail += fmt.Sprintf(" (skeleton of %s, class %s, retained until %s; purge signed by %s, operator key %s)", o.Bundle, o.Class, o.RetainUntil, o.by, o.key)
 		}
 	}
 	return rep
