@@ -63,20 +63,69 @@ type PurgedObject struct {
 //	{"by":"alice","case":"C-1","key":"sha256:…","objects":["sha256:…"],"operator":"<base64>",
 //	 "sig":"<base64>","target":{"device":"site1/dev1"},"time":"…","type":"hold.set","v":1}
 type OperatorStatement struct {
-	V        int               `json:"v"`        // StatementVersion
-	Type     string            `json:"type"`     // StatementHoldSet, StatementHoldRelease, StatementPurge
-	Key      string            `json:"key"`      // "sha256:.." of Operator
-	Operator ed25519.PublicKey `json:"operator"` // base64, 32 bytes
-	By       string            `json:"by"`       // the operator's name
-	Time     string            `json:"time"`     // wire.TimeLayout
-	Reason   string            `json:"reason,omitempty"`
+	V      int    `json:"v"`    // StatementVersion
+	Type   string `json:"type"` // StatementHoldSet, StatementHoldRelease, StatementPurge
+	By     string `json:"by"`   // the operator's name
+	Time   string `json:"time"` // wire.TimeLayout
+	Reason string `json:"reason,omitempty"`
 	// Hold statements.
 	Case    string      `json:"case,omitempty"`
 	Target  *HoldTarget `json:"target,omitempty"`
 	Objects []string    `json:"objects,omitempty"` // the bundles "sha256:.." the hold covers
 	// Purge statements.
 	Purged []PurgedObject `json:"purged,omitempty"`
-	Sig    []byte         `json:"sig,omitempty"` // base64
+	// OperatorSignature: key, operator, sig (required here).
+	OperatorSignature
+}
+
+// OperatorSignature is an operator's Ed25519 signature of a statement,
+// the same for every operator statement (a rekey statement carries it
+// when an operator key signed the rekey): Sig signs the canonical JSON of
+// the statement without "sig", Key is the KeyID of Operator.
+type OperatorSignature struct {
+	Key      string            `json:"key,omitempty"`      // "sha256:.." of Operator
+	Operator ed25519.PublicKey `json:"operator,omitempty"` // base64, 32 bytes
+	Sig      []byte            `json:"sig,omitempty"`      // base64
+}
+
+// Signed reports whether the statement carries an operator signature.
+func (o *OperatorSignature) Signed() bool { return o.Key != "" || o.Operator != nil || o.Sig != nil }
+
+// sign fills o from key and signs the canonical JSON of stmt (which
+// embeds o) without sig.
+func (o *OperatorSignature) sign(stmt any, key crypto.Signer) error {
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok {
+		return stmtErr("operator key is not Ed25519", nil)
+	}
+	o.Key, o.Operator, o.Sig = KeyID(pub), pub, nil
+	payload, err := canonical(stmt)
+	if err != nil {
+		return err
+	}
+	if o.Sig, err = key.Sign(rand.Reader, payload, crypto.Hash(0)); err != nil {
+		return fmt.Errorf("archive: sign statement: %w", err)
+	}
+	return nil
+}
+
+// verify checks o: Key the id of Operator, Sig its signature of the
+// canonical JSON of stmt (which embeds o) without sig.
+func (o *OperatorSignature) verify(stmt any) error {
+	if len(o.Operator) != ed25519.PublicKeySize || o.Key != KeyID(o.Operator) {
+		return stmtErr("key is not the id of the operator's public key", nil)
+	}
+	sig := o.Sig
+	o.Sig = nil
+	payload, err := canonical(stmt)
+	o.Sig = sig
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(o.Operator, payload, sig) {
+		return stmtErr("signature does not verify with key "+o.Key, nil)
+	}
+	return nil
 }
 
 // SignedPayload returns the bytes Sig signs: the canonical JSON of the
@@ -105,20 +154,12 @@ func canonical(v any) ([]byte, error) {
 // SignOperatorStatement fills Key and Operator from key, checks the
 // statement and signs it; it returns the log record.
 func SignOperatorStatement(s *OperatorStatement, key crypto.Signer) ([]byte, error) {
-	pub, ok := key.Public().(ed25519.PublicKey)
-	if !ok {
-		return nil, stmtErr("operator key is not Ed25519", nil)
-	}
-	s.V, s.Operator, s.Key, s.Sig = StatementVersion, pub, KeyID(pub), nil
+	s.V = StatementVersion
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	payload, err := s.SignedPayload()
-	if err != nil {
+	if err := s.sign(s, key); err != nil {
 		return nil, err
-	}
-	if s.Sig, err = key.Sign(rand.Reader, payload, crypto.Hash(0)); err != nil {
-		return nil, fmt.Errorf("archive: sign statement: %w", err)
 	}
 	return s.Marshal()
 }
@@ -150,15 +191,8 @@ func ParseOperatorStatement(b []byte) (*OperatorStatement, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if len(s.Operator) != ed25519.PublicKeySize || s.Key != KeyID(s.Operator) {
-		return nil, stmtErr("key is not the id of the operator's public key", nil)
-	}
-	payload, err := s.SignedPayload()
-	if err != nil {
+	if err := s.verify(&s); err != nil {
 		return nil, err
-	}
-	if !ed25519.Verify(s.Operator, payload, s.Sig) {
-		return nil, stmtErr("signature does not verify with key "+s.Key, nil)
 	}
 	return &s, nil
 }

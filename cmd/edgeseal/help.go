@@ -240,7 +240,8 @@ const usage = `usage:
   edgeseal archive --config FILE
   edgeseal archive devices list [--json] | approve SITE/NAME --key KEYID [--by WHO] [--no-activation]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
-                           | rekey SITE/NAME --key KEYID [--no-activation] [--reason R] [--by WHO] (daemon stopped)
+                           | rekey SITE/NAME --key KEYID [--no-activation] [--reason R] [--by WHO]
+                                 [--operator-key OPERATOR.key] (daemon stopped)
                            | revoke-key SITE/NAME KEYID --reason R [--by WHO]
   edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
