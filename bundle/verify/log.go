@@ -72,7 +72,9 @@ func (v *verifier) checkManifest(path string, set uint8, want int) error {
 			}
 		}
 	}
-	if gone := v.goneLines(path, set); lines != want+gone {
+	gone, bad := v.goneLines(path, set)
+	errs = append(errs, bad...)
+	if lines != want+gone {
 		errs = append(errs, fmt.Sprintf("%d entries for %d files", lines, want+gone))
 	}
 	return joinErrs(errs)

@@ -41,20 +41,23 @@ func VerifyPurged(b *bundle.Bundle, t *trustfile.Trust, prev *State, purged [][3
 
 // goneLines counts the lines of the manifest at path that name a payload
 // purged at the archive and absent (0 for the tag manifest and outside
-// VerifyPurged).
-func (v *verifier) goneLines(path string, set uint8) int {
+// VerifyPurged); bad lists those whose digest is not the one their path
+// names (a plain payload file holds the bytes its name digests).
+func (v *verifier) goneLines(path string, set uint8) (n int, bad []string) {
 	if len(v.gone) == 0 || set != inManifest {
-		return 0
+		return 0, nil
 	}
-	n := 0
-	_, _ = bundle.ScanManifest(v.b.Files[path], func(name []byte, _ *[32]byte) {
+	_, _ = bundle.ScanManifest(v.b.Files[path], func(name []byte, sum *[32]byte) {
 		if d, ok := gonePayload(name); ok && v.gone[d] {
 			if _, present := v.lookup(name); !present {
 				n++
+				if !bytes.HasSuffix(name, []byte(bundle.EncryptedPayload)) && *sum != d {
+					bad = append(bad, string(name)+" (purged) listed with another digest")
+				}
 			}
 		}
 	})
-	return n
+	return n, bad
 }
 
 // gonePayload decodes the digest a payload path names.
@@ -72,7 +75,7 @@ func gonePayload(name []byte) ([32]byte, bool) {
 // beside the present ones: the file count exactly, the octets at least
 // those present.
 func (v *verifier) purgedOxum(got string) bool {
-	gone := v.goneLines(bundle.PathManifest, inManifest)
+	gone, _ := v.goneLines(bundle.PathManifest, inManifest)
 	if gone == 0 {
 		return false
 	}
