@@ -72,8 +72,9 @@ func gonePayload(name []byte) ([32]byte, bool) {
 }
 
 // purgedOxum accepts a Payload-Oxum that counts the purged payload files
-// beside the present ones: the file count exactly, the octets at least
-// those present.
+// beside the present ones: the file count exactly; the octets exactly
+// when every purged file is a plain payload of an export record (its
+// size), else at least those present.
 func (v *verifier) purgedOxum(got string) bool {
 	gone, _ := v.goneLines(bundle.PathManifest, inManifest)
 	if gone == 0 {
@@ -82,5 +83,30 @@ func (v *verifier) purgedOxum(got string) bool {
 	octets, files, ok := strings.Cut(got, ".")
 	o, err1 := strconv.Atoi(octets)
 	n, err2 := strconv.Atoi(files)
-	return ok && err1 == nil && err2 == nil && n == v.nData+gone && o >= v.octets
+	if !ok || err1 != nil || err2 != nil || n != v.nData+gone {
+		return false
+	}
+	want, exact := int64(v.octets), true
+	refs, _, err := v.payloadRefs()
+	if err != nil || v.recsErr != nil {
+		exact = false
+	}
+	_, _ = bundle.ScanManifest(v.b.Files[bundle.PathManifest], func(name []byte, _ *[32]byte) {
+		d, ok := gonePayload(name)
+		if !ok || !v.gone[d] {
+			return
+		}
+		if _, present := v.lookup(name); present {
+			return
+		}
+		size, known := refs[d]
+		if bytes.HasSuffix(name, []byte(bundle.EncryptedPayload)) || !known {
+			exact = false
+		}
+		want += size
+	})
+	if exact {
+		return int64(o) == want
+	}
+	return o >= v.octets
 }
