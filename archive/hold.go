@@ -75,7 +75,7 @@ func (a *Archive) logStatement(ctx context.Context, s *OperatorStatement, key cr
 	if err != nil {
 		return nil, fmt.Errorf("archive: %s: log: %w", s.Type, err)
 	}
-	ev, err := json.Marshal(rekeyEvent{V: 1, Type: eventOperator, Time: wire.FormatTime(a.now()), Device: s.Key, LogIndex: res.Seq})
+	ev, err := json.Marshal(operatorEvent{V: 1, Type: eventOperator, Time: wire.FormatTime(a.now()), Statement: s.Type, Key: s.Key, LogIndex: res.Seq})
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +91,18 @@ func (a *Archive) logStatement(ctx context.Context, s *OperatorStatement, key cr
 	}
 	a.lg.Warn("operator statement", "type", s.Type, "by", s.By, "key", s.Key, "logIndex", res.Seq)
 	return &Logged{Statement: s, LogIndex: res.Seq, Checkpoint: signed}, nil
+}
+
+// operatorEvent is the index event written after a signed operator
+// statement's log record (counted at Open, so that recovery knows every
+// log record is accounted for).
+type operatorEvent struct {
+	V         int    `json:"v"`
+	Type      string `json:"type"` // eventOperator
+	Time      string `json:"time"`
+	Statement string `json:"statement"` // its type
+	Key       string `json:"key"`       // its operator key
+	LogIndex  uint64 `json:"logIndex"`
 }
 
 // isOperatorEvent tells an operator statement's index event.
