@@ -7,7 +7,9 @@
 // An object lives at <prefix>sha256/<hex of its digest>. Put writes it with
 // the x-amz-checksum-sha256 of the digest (the server refuses bytes that do
 // not hash to it), If-None-Match: * (a key is created once, even by
-// concurrent writers), and a retention of Options.Retention from now. A
+// concurrent writers), and a retention of Options.Retention from now
+// (PutRetained: the retain-until of the bundle's retention class; a
+// legal hold and the deletion of an expired object are in retention.go). A
 // key that exists already is read back and compared byte for byte, as
 // FSStore does: the same bytes are a no-op, other bytes an alarm
 // (*archive.ConflictError). Object Lock protects versions, not keys: a
