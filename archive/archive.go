@@ -140,6 +140,11 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if _, ok := opts.Classes[opts.DefaultClass]; len(opts.Classes) > 0 && !ok {
 		return nil, fmt.Errorf("archive: default retention class %q is not a class", opts.DefaultClass)
 	}
+	for c, d := range opts.Classes {
+		if err := checkClass(c); err != nil || d <= 0 {
+			return nil, fmt.Errorf("archive: retention class %q for %s: a name of [A-Za-z0-9._-] and a positive duration", c, d)
+		}
+	}
 	if opts.Limits == (bundle.Limits{}) {
 		opts.Limits = bundle.DefaultLimits
 	}
