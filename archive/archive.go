@@ -49,6 +49,15 @@ type Options struct {
 	// Retention is added to the acceptance time in receipts. Default
 	// DefaultRetention.
 	Retention time.Duration
+	// Classes map retention classes to how long a bundle whose export
+	// records name them is kept (retention.go); DefaultClass is the
+	// class of records without one. Empty: every bundle is kept
+	// Retention.
+	Classes      map[string]time.Duration
+	DefaultClass string
+	// OperatorKeys are the Ed25519 keys whose signed statements (legal
+	// holds, purges) the archive accepts.
+	OperatorKeys []ed25519.PublicKey
 	// Limits bound a bundle. Default bundle.DefaultLimits.
 	Limits bundle.Limits
 	// Logger receives accepted/refused lines. nil: discard.
@@ -91,7 +100,9 @@ type Archive struct {
 	inflight map[[32]byte]*Ticket // verified, not yet durable
 	states   map[string]*devState // by device and epoch (stateOf)
 	rekeys   uint64               // rekey statements in the index
-	locks    map[string]*sync.Mutex
+	// opStatements counts the signed operator statements in the index.
+	opStatements uint64
+	locks        map[string]*sync.Mutex
 
 	// The committer (pipeline.go).
 	queue      chan *pending
@@ -126,6 +137,14 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
 	}
+	if _, ok := opts.Classes[opts.DefaultClass]; len(opts.Classes) > 0 && !ok {
+		return nil, fmt.Errorf("archive: default retention class %q is not a class", opts.DefaultClass)
+	}
+	for c, d := range opts.Classes {
+		if err := checkClass(c); err != nil || d <= 0 {
+			return nil, fmt.Errorf("archive: retention class %q for %s: a name of [A-Za-z0-9._-] and a positive duration", c, d)
+		}
+	}
 	if opts.Limits == (bundle.Limits{}) {
 		opts.Limits = bundle.DefaultLimits
 	}
@@ -151,9 +170,12 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		return nil, fmt.Errorf("archive: quarantine: %w", err)
 	}
 	if a.objects == nil {
-		if a.objects, err = NewFSStore(filepath.Join(opts.Dir, "objects")); err != nil {
+		fsStore, err := NewFSStore(filepath.Join(opts.Dir, "objects"))
+		if err != nil {
 			return nil, err
 		}
+		fsStore.SetClock(opts.Now)
+		a.objects = fsStore
 	}
 	if a.devices == nil {
 		if a.devices, err = OpenDevices(filepath.Join(opts.Dir, "devices.json"), opts.Logger, opts.Now); err != nil {

@@ -75,6 +75,20 @@
 // is behind). Receipts, receipt entries and accept events carry the epoch
 // (absent for epoch 1). docs/epochs.md describes the formats.
 //
+// # Retention, legal hold and purge
+//
+// With Options.Classes each bundle is kept until its acceptance plus the
+// longest retention class of its export records (retention.go): its
+// receipt says so and the object store keeps that retain-until
+// (Retainer; archive/s3store: the Object Lock retain-until of the
+// upload). A bundle naming an unknown class is refused (CheckRetention).
+// Archive.Hold and Archive.Purge are operator actions signed with an
+// operator's Ed25519 key (Options.OperatorKeys): an OperatorStatement
+// appended to the archive log (operator.go), the mechanism of the rekey
+// statement with a signature. A purge replaces each bundle past its
+// retain-until and not held by its skeleton, the bag without its payload
+// files (purge.go), which bundle/verify.VerifyPurged checks.
+//
 // One device's bundles are verified one at a time, in the order they are
 // admitted, each against the state the device's bundles still in flight
 // will leave; devices in parallel. A bundle that fails to commit fails the
@@ -84,13 +98,15 @@
 // # Storage (Options.Dir)
 //
 //	log/          store.Journal: the archive log, one ReceiptEntry per bundle
-//	              and one EpochStatement per rekey, signed checkpoints
+//	              one EpochStatement per rekey, one OperatorStatement per
+//	              legal hold or purge, signed checkpoints
 //	              (notes) stored beside it by size
 //	index/        store.Journal: one accept event per bundle (digest, device,
 //	              epoch, log index, the device's new State) with the receipt
 //	              as a payload of the same commit, one rekey event per
-//	              rekey; replayed at Open
-//	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read)
+//	              rekey, one event per operator statement; replayed at Open
+//	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read);
+//	              retention/<hex>.json, an object's retain-until and legal hold
 //	quarantine/   refused bundles and their reasons (bounded, oldest dropped)
 //	devices.json  the device registry (see Devices), rewritten atomically
 //	archive-keys.json  the archive key announcements (RotateKey), oldest first

@@ -53,6 +53,9 @@ type EpochStatement struct {
 	By     string      `json:"by"`     // the operator
 	Reason string      `json:"reason,omitempty"`
 	Time   string      `json:"time"` // wire.TimeLayout
+	// OperatorSignature, when present, is the signature of the operator
+	// key that made the rekey (Archive.RekeySigned).
+	OperatorSignature
 
 	trust *trustfile.Trust
 }
@@ -92,7 +95,8 @@ func (s *EpochStatement) Marshal() ([]byte, error) {
 // name valid, epoch = closed epoch + 1 >= 2, hashes well formed, the new
 // trust a valid DEVICE.json of this device and key (trustfile.ParseTrust),
 // the new key another than the closed one, by and reason valid UTF-8 of
-// at most 1024 bytes.
+// at most 1024 bytes, and an operator signature, when there is one,
+// valid.
 func ParseEpochStatement(b []byte) (*EpochStatement, error) {
 	if len(b) > MaxStatementSize {
 		return nil, fmt.Errorf("archive: statement of %d bytes: %w", len(b), wire.ErrTooLarge)
@@ -117,6 +121,11 @@ func ParseEpochStatement(b []byte) (*EpochStatement, error) {
 	}
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	if s.Signed() {
+		if err := s.OperatorSignature.verify(&s); err != nil {
+			return nil, err
+		}
 	}
 	return &s, nil
 }
@@ -174,12 +183,13 @@ func stmtErr(reason string, err error) error {
 	return &wire.FormatError{Format: "operator statement", Reason: reason, Err: err}
 }
 
-// logRecord is one archive log record: a bundle's receipt entry or an
-// operator statement (told apart by the statement's "type" member, which
-// a receipt entry never has).
+// logRecord is one archive log record: a bundle's receipt entry, a
+// rekey statement or a signed operator statement (told apart by the
+// statement's "type" member, which a receipt entry never has).
 type logRecord struct {
 	entry *archivesig.ReceiptEntry
 	stmt  *EpochStatement
+	op    *OperatorStatement
 }
 
 // parseLogRecord reads an archive log record.
@@ -192,6 +202,10 @@ func parseLogRecord(rec []byte) (logRecord, error) {
 	}
 	if probe.Type != nil && *probe.Type == LogKeyEntryType {
 		return logRecord{}, nil // an archive key announcement: neither
+	}
+	if probe.Type != nil && *probe.Type != StatementRekey {
+		s, err := ParseOperatorStatement(rec)
+		return logRecord{op: s}, err
 	}
 	if probe.Type != nil {
 		s, err := ParseEpochStatement(rec)

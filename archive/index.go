@@ -94,6 +94,10 @@ func acceptKey(digest [32]byte) []byte { return append([]byte("accept:"), digest
 func (a *Archive) replay(ctx context.Context) error {
 	var rekeys []uint64
 	err := a.index.Records(ctx, 0, a.index.Size(), func(seq uint64, rec []byte) error {
+		if isOperatorEvent(rec) {
+			a.opStatements++
+			return nil
+		}
 		if isRekeyEvent(rec) {
 			ev, err := parseRekeyEvent(rec)
 			if err != nil {
@@ -230,7 +234,7 @@ func (a *Archive) storedReceipt(acc accepted) ([]byte, error) {
 // statements whose index event a crash lost.
 func (a *Archive) recover(ctx context.Context) error {
 	a.mu.Lock()
-	n := uint64(len(a.accepted)) + a.rekeys
+	n := uint64(len(a.accepted)) + a.rekeys + a.opStatements
 	a.mu.Unlock()
 	size := a.log.j.Size()
 	if n+a.logKeyEntries() >= size {

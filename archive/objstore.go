@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -29,8 +31,9 @@ import (
 //     ErrNotFound.
 //   - Has reports presence without reading the bytes (false, nil when
 //     absent).
-//   - Objects are never deleted through this interface (retention purges
-//     are a later, separate, audited operation).
+//   - Objects are never deleted through this interface (a purge deletes
+//     through Retainer, past the object's retain-until and without legal
+//     hold, and logs a signed statement).
 //   - All methods are safe for concurrent use; concurrent Puts of the same
 //     object all succeed and store it once.
 //
@@ -72,6 +75,8 @@ func (a *Archive) put(digest [32]byte, data []byte, h wire.Hashed) error {
 // are still found there, and count for write-once.
 type FSStore struct {
 	root string
+	now  func() time.Time // retention (objstore_retention.go)
+	umu  sync.Mutex       // a retention update or a delete
 }
 
 // NewFSStore opens (creating) a filesystem object store under root.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
@@ -77,7 +78,8 @@ type pending struct {
 	cp     merkle.Checkpoint
 	ds     *devState
 	epoch  uint64
-	era    uint64 // the device's epoch (Rekey) the bundle belongs to
+	era    uint64    // the device's epoch (Rekey) the bundle belongs to
+	until  time.Time // retain-until from its retention class; zero: Options.Retention
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -393,9 +395,13 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		if err != nil {
 			return nil, fmt.Errorf("archive: inclusion proof: %w", err)
 		}
+		until := retention
+		if !p.until.IsZero() {
+			until = wire.FormatTime(p.until)
+		}
 		r := &archivesig.Receipt{
 			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
-			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: retention, Epoch: p.entry.Epoch,
+			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: until, Epoch: p.entry.Epoch,
 			KeyChain: k.tail(),
 		}
 		for _, h := range proof {

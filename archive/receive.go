@@ -102,6 +102,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if _, info, err := a.devices.Trusted(topic); err != nil {
 		return a.untrusted(ctx, digest, topic, raw, info, err)
 	}
+	_, keep, rfail := a.retentionOf(b)
 
 	l := a.deviceLock(topic)
 	l.Lock()
@@ -128,6 +129,9 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 
 		rep := verify.Verify(b, trust, last)
 		fails := append(topicChecks(b, st, topic), keyChecks(info, st)...)
+		if rfail != nil {
+			fails = append(fails, *rfail)
+		}
 		var cp merkle.Checkpoint
 		if rep.OK() {
 			if cp, err = merkle.ParseCheckpoint([]byte(rep.State.Checkpoint)); err != nil {
@@ -148,13 +152,16 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
 				era: era, put: make(chan struct{})}
+			if keep > 0 {
+				p.until = a.now().Add(keep)
+			}
 			a.register(p)
 			a.mu.Unlock()
 			// The object is written from now on (write-once, content
 			// addressed: harmless if the bundle then fails to commit).
 			go func() {
 				defer close(p.put)
-				p.putErr = a.put(digest, raw, h)
+				p.putErr = a.putRetained(digest, raw, h, p.until)
 			}()
 			if err := a.enqueue(ctx, p); err != nil {
 				<-p.put

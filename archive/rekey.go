@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,8 +86,23 @@ type Rekeyed struct {
 // by names the operator (required); reason is free text. Both are at
 // most 1024 bytes.
 func (a *Archive) Rekey(ctx context.Context, name, keyID, by, reason string) (*Rekeyed, error) {
+	return a.RekeySigned(ctx, name, keyID, by, reason, nil)
+}
+
+// RekeySigned is Rekey with the statement signed by the operator key op
+// (an OperatorSignature, as legal holds and purges carry). With
+// Options.OperatorKeys set, op is required and must be one of them.
+func (a *Archive) RekeySigned(ctx context.Context, name, keyID, by, reason string, op crypto.Signer) (*Rekeyed, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if op != nil || len(a.opts.OperatorKeys) > 0 {
+		if op == nil {
+			return nil, &OperatorError{Op: StatementRekey, Reason: "operator keys are configured: sign the rekey with an operator key (--operator-key)"}
+		}
+		if err := a.checkOperator(StatementRekey, op); err != nil {
+			return nil, err
+		}
 	}
 	l := a.deviceLock(name)
 	l.Lock()
@@ -126,6 +142,14 @@ func (a *Archive) Rekey(ctx context.Context, name, keyID, by, reason string) (*R
 	a.mu.Unlock()
 	st := &EpochStatement{V: StatementVersion, Type: StatementRekey, Device: name, Epoch: cur + 1, KeyID: keyID,
 		Trust: bytes.Clone(req.Trust), Closed: closed, By: by, Reason: reason, Time: wire.FormatTime(a.now())}
+	if op != nil {
+		if err := st.check(); err != nil {
+			return nil, fmt.Errorf("archive: rekey: %w", err)
+		}
+		if err := st.sign(st, op); err != nil {
+			return nil, err
+		}
+	}
 	rec, err := st.Marshal()
 	if err != nil {
 		return nil, err

@@ -27,7 +27,11 @@ func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	return archive.Open(ctx, archive.Options{Dir: cfg.DataDir, Signer: signer, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	opts, err := withRetention(cfg, archive.Options{Dir: cfg.DataDir, Signer: signer, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return archive.Open(ctx, opts)
 }
 
 // OpenObjects opens the write-once object store the config chooses: the

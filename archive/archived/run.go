@@ -88,10 +88,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	a, err := archive.Open(ctx, archive.Options{
+	opts, err := withRetention(cfg, archive.Options{
 		Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
 		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots, Quarantine: quarantineLimits(cfg.Quarantine),
 	})
+	if err != nil {
+		return err
+	}
+	a, err := archive.Open(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,18 @@ type Config struct {
 	Name string `yaml:"name"`
 	// Retention is what receipts promise (acceptance time + retention).
 	Retention time.Duration `yaml:"retention"`
-	MQTT      MQTT          `yaml:"mqtt"`
+	// RetentionClasses map the retention classes of export records to
+	// how long a bundle is kept (its longest class); with them,
+	// RetentionDefaultClass is the class of records that name none, and
+	// a bundle of another class is refused. Empty: every bundle is kept
+	// Retention.
+	RetentionClasses      []RetentionClass `yaml:"retention_classes"`
+	RetentionDefaultClass string           `yaml:"retention_default_class"`
+	// OperatorKeys are the operators' Ed25519 public key files (PEM,
+	// `edgeseal archive operator keygen`) whose signed statements (legal
+	// hold, purge) the archive accepts.
+	OperatorKeys []string `yaml:"operator_keys"`
+	MQTT         MQTT     `yaml:"mqtt"`
 	// Objects chooses the write-once store of accepted bundles.
 	Objects Objects `yaml:"objects"`
 	Log     Log     `yaml:"log"`
@@ -196,6 +207,11 @@ func parse(data []byte, base string) (*Config, error) {
 		c.KeyFile = filepath.Join(c.DataDir, "archive.key")
 	}
 	if base != "" {
+		for i := range c.OperatorKeys {
+			if !filepath.IsAbs(c.OperatorKeys[i]) {
+				c.OperatorKeys[i] = filepath.Join(base, c.OperatorKeys[i])
+			}
+		}
 		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
 			&c.MQTT.Embedded.TLS.CAFile, &c.MQTT.Embedded.TLS.CertFile, &c.MQTT.Embedded.TLS.KeyFile,
 			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA, &c.PKCS11.PINFile} {
@@ -274,6 +290,7 @@ func (c *Config) validate() error {
 	}
 	c.Objects.validate(bad, c.Retention)
 	c.Quarantine.validate(bad)
+	c.validateRetention(bad)
 	c.validateKey(bad)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q: want text or json", c.Log.Format)

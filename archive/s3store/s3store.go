@@ -7,7 +7,9 @@
 // An object lives at <prefix>sha256/<hex of its digest>. Put writes it with
 // the x-amz-checksum-sha256 of the digest (the server refuses bytes that do
 // not hash to it), If-None-Match: * (a key is created once, even by
-// concurrent writers), and a retention of Options.Retention from now. A
+// concurrent writers), and a retention of Options.Retention from now
+// (PutRetained: the retain-until of the bundle's retention class; a
+// legal hold and the deletion of an expired object are in retention.go). A
 // key that exists already is read back and compared byte for byte, as
 // FSStore does: the same bytes are a no-op, other bytes an alarm
 // (*archive.ConflictError). Object Lock protects versions, not keys: a
@@ -164,6 +166,11 @@ func (s *Store) where(key string) string { return "s3://" + s.bucket + "/" + key
 
 // Put implements archive.ObjectStore.
 func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
+	return s.put(ctx, digest, data, time.Time{})
+}
+
+// put is Put with the object locked until until (zero: now + retention).
+func (s *Store) put(ctx context.Context, digest [32]byte, data []byte, until time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -176,7 +183,7 @@ func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
 	} else if !errors.Is(err, archive.ErrNotFound) {
 		return err
 	}
-	err := s.write(ctx, key, digest, data, true)
+	err := s.write(ctx, key, digest, data, true, until)
 	if st := status(err); err == nil || (st != http.StatusPreconditionFailed && st != http.StatusConflict) {
 		return err
 	}
@@ -195,7 +202,7 @@ func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
 		if hidden, err := s.deleted(ctx, key); err != nil {
 			return err
 		} else if hidden {
-			return s.write(ctx, key, digest, data, false)
+			return s.write(ctx, key, digest, data, false, until)
 		}
 		if wait > 2*time.Second {
 			return fmt.Errorf("s3store: put %s: a concurrent write did not complete: %w", s.where(key), err)
@@ -208,11 +215,14 @@ func (s *Store) Put(ctx context.Context, digest [32]byte, data []byte) error {
 	}
 }
 
-// write puts data under key, locked in COMPLIANCE mode until now +
-// retention, with its SHA-256 for the server to check; if it is
+// write puts data under key, locked in COMPLIANCE mode until until (zero:
+// now + retention), with its SHA-256 for the server to check; if it is
 // conditional, only when key does not exist (If-None-Match: *).
-func (s *Store) write(ctx context.Context, key string, digest [32]byte, data []byte, conditional bool) error {
-	until := s.now().Add(s.retention).UTC()
+func (s *Store) write(ctx context.Context, key string, digest [32]byte, data []byte, conditional bool, until time.Time) error {
+	if until.IsZero() {
+		until = s.now().Add(s.retention)
+	}
+	until = until.UTC()
 	in := &s3.PutObjectInput{
 		Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(data),
 		ContentLength:             aws.Int64(int64(len(data))),

@@ -24,7 +24,7 @@ func (v *verifier) bagitStructure() error {
 	if err != nil {
 		return err
 	}
-	if got, want := info["Payload-Oxum"], strconv.Itoa(v.octets)+"."+strconv.Itoa(v.nData); got != want {
+	if got, want := info["Payload-Oxum"], strconv.Itoa(v.octets)+"."+strconv.Itoa(v.nData); got != want && !v.purgedOxum(got) {
 		errs = append(errs, fmt.Sprintf("Payload-Oxum %s, data holds %s", got, want))
 	}
 	if v.cp != nil {
@@ -72,8 +72,10 @@ func (v *verifier) checkManifest(path string, set uint8, want int) error {
 			}
 		}
 	}
-	if lines != want {
-		errs = append(errs, fmt.Sprintf("%d entries for %d files", lines, want))
+	gone, bad := v.goneLines(path, set)
+	errs = append(errs, bad...)
+	if lines != want+gone {
+		errs = append(errs, fmt.Sprintf("%d entries for %d files", lines, want+gone))
 	}
 	return joinErrs(errs)
 }
@@ -293,6 +295,9 @@ func (v *verifier) payloadsDigest() error {
 		plain, enc := ok && s.plain >= 0, ok && s.enc >= 0
 		switch {
 		case purged[d]:
+		case v.gone[d] && (plain || enc):
+			errs = append(errs, "payload "+wire.FormatHash(d)+" purged at the archive is present")
+		case v.gone[d]:
 		case !plain && !enc:
 			errs = append(errs, "missing payload "+wire.FormatHash(d))
 		case plain && int64(len(v.files[s.plain].data)) != size:

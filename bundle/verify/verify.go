@@ -57,6 +57,7 @@ type verifier struct {
 
 	refs   map[[32]byte]int64 // export payloads -> size
 	purged map[[32]byte]bool
+	gone   map[[32]byte]bool // payloads purged at the archive (purged.go)
 
 	kc  keychain  // the signing-key chain (verify_keys.go)
 	pcr pcrGolden // set by the pcrs.authorization check
@@ -70,7 +71,12 @@ type verifier struct {
 // on the bytes present even when the manifests fail, so a tamperer who
 // recomputes the manifests is still caught by name.
 func Verify(b *bundle.Bundle, t *trustfile.Trust, prev *State) *Report {
-	v := &verifier{b: b, t: t, prev: prev, rep: &Report{}}
+	return (&verifier{b: b, t: t, prev: prev, rep: &Report{}}).verify()
+}
+
+// verify runs every check (Verify, VerifyPurged).
+func (v *verifier) verify() *Report {
+	b := v.b
 	if b == nil || b.Files == nil {
 		b = &bundle.Bundle{Files: map[string][]byte{}}
 		v.b = b

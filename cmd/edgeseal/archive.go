@@ -35,6 +35,12 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			return cmdArchiveImport(ctx, args[1:], stdout, log)
 		case "key":
 			return cmdArchiveKey(ctx, args[1:], stdout, log)
+		case "operator":
+			return cmdArchiveOperator(args[1:], stdout)
+		case "hold":
+			return cmdArchiveHold(ctx, args[1:], stdout, log)
+		case "purge":
+			return cmdArchivePurge(ctx, args[1:], stdout, log)
 		}
 	}
 	fs := flag.NewFlagSet("archive", flag.ContinueOnError)

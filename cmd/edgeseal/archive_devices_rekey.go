@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/keystore"
 )
 
 // cmdArchiveRekey: `archive devices rekey SITE/NAME --key ID [--reason R]
@@ -21,6 +23,7 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 	keyID := f.fs.String("key", "", "the device's new key id, pending after its enrollment (required)")
 	reason := f.fs.String("reason", "", "why: a TPM clear, a board or disk replaced")
 	by := f.fs.String("by", os.Getenv("USER"), "the operator")
+	opKeyFile := f.fs.String("operator-key", "", "the operator's key file: signs the rekey statement (required when the config lists operator_keys)")
 	noActivation := f.fs.Bool("no-activation", false, "rekey to a key whose credential was not activated (its AK is not proven to be in the TPM of its EK)")
 	pos, err := parseInterleaved(f.fs, args)
 	if err != nil {
@@ -47,7 +50,15 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 	if err := rekeyActivated(a.Devices(), pos[0], *keyID, *noActivation, log); err != nil {
 		return err
 	}
-	res, err := a.Rekey(ctx, pos[0], *keyID, *by, *reason)
+	var op crypto.Signer
+	if *opKeyFile != "" {
+		k, err := keystore.LoadFile(*opKeyFile)
+		if err != nil {
+			return err
+		}
+		op = k
+	}
+	res, err := a.RekeySigned(ctx, pos[0], *keyID, *by, *reason, op)
 	if err != nil {
 		return err
 	}

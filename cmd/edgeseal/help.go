@@ -221,7 +221,7 @@ const usage = `usage:
                   --workflow W --app A [--purpose P] [--schema S] [--classification C]
                   [--retention R] [--destination D] [--id ID] [--content-type TYPE] FILE|-
   edgeseal verify BUNDLE|DIR... --trust DEVICE.json [--chain | --each] [--previous PREV]
-                  [--state-out FILE] [--quiet] [--json]
+                  [--state-out FILE] [--quiet] [--json] [--purged PURGE-STATEMENT.json]...
                   (a DIR is its *.bundle.tar by checkpoint size; --chain is the default;
                   exit 0 verified, 1 not verified, 2 usage or unreadable input)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
@@ -245,7 +245,8 @@ const usage = `usage:
   edgeseal archive --config FILE
   edgeseal archive devices list [--json] | approve SITE/NAME --key KEYID [--by WHO] [--no-activation]
                            | revoke SITE/NAME --reason R      [--config FILE | --data-dir DIR]
-                           | rekey SITE/NAME --key KEYID [--no-activation] [--reason R] [--by WHO] (daemon stopped)
+                           | rekey SITE/NAME --key KEYID [--no-activation] [--reason R] [--by WHO]
+                                 [--operator-key OPERATOR.key] (daemon stopped)
                            | revoke-key SITE/NAME KEYID --reason R [--by WHO]
   edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
@@ -253,6 +254,11 @@ const usage = `usage:
   edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
                        | import-pkcs11 --key pkcs11:URI [--generate]
                        [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]
+  edgeseal archive operator keygen --out FILE
+  edgeseal archive hold set|release (--device SITE/NAME | --export ID | --bundle sha256:..) --case ID
+                       --key OPERATOR.key [--by WHO] [--reason R] [--config FILE]   (daemon stopped)
+  edgeseal archive purge --key OPERATOR.key [--bundle sha256:..]... [--dry-run] [--by WHO] [--reason R]
+                       [--statement-out FILE] [--config FILE]                  (daemon stopped)
   edgeseal verify receipt --archive-key PUB [--archive-name NAME] RECEIPT...
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR

@@ -43,6 +43,8 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	quiet := fs.Bool("quiet", false, "print only the bundles that failed, and the summary")
 	chain := fs.Bool("chain", false, "verify the bundles as one chain, each against the state the one before left (the default)")
 	each := fs.Bool("each", false, "verify each bundle on its own, against --previous if given")
+	purges := purgeFiles{}
+	fs.Var(purges, "purged", "an archive retention.purge statement (repeatable): the bundles that are skeletons it names are verified with their payloads purged")
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -93,7 +95,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return usageErr("verify: %v", err)
 		}
-		rep := verify.Verify(b, trust, against)
+		rep := verifyBundle(b, trust, against, purges)
 		results = append(results, verifyResult{Bundle: lb.path, Verified: rep.OK(), Checks: rep.Checks, State: rep.State, Keys: rep.Keys})
 		if rep.OK() {
 			prev, last = rep.State, rep.State
