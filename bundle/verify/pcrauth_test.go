@@ -205,7 +205,7 @@ func TestVerifyPCRAuthorizationRefused(t *testing.T) {
 // TestVerifyPCRAuthorizationLegacyTrust: a version 1 trust has no policy
 // key to check an authorization record with: the bundle fails.
 func TestVerifyPCRAuthorizationLegacyTrust(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{Records: 3})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 3})
 	op, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	a, _ := trustfile.SignPCRAuthorization(op, c.DeviceName(), []int{0, 2, 4, 7}, c.Dev.(bundletest.Soft).Values, time.Now())
 	body, _ := a.Marshal()
