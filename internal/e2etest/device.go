@@ -2,9 +2,11 @@ package e2etest
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
 )
@@ -34,4 +36,23 @@ func OpenDevice(ctx context.Context, t testing.TB, sim func(dir string) (tpm.Tra
 	}
 	t.Cleanup(func() { j.Close() })
 	return tp, j
+}
+
+// RejectedRecord reads the export.rejected record at seq of the journal:
+// its bytes, the record and its body.
+func RejectedRecord(t testing.TB, j *store.Journal, seq uint64) ([]byte, *custody.Record, custody.RejectedBody) {
+	t.Helper()
+	raw, err := j.Record(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := custody.ParseRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body custody.RejectedBody
+	if err := json.Unmarshal(rec.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	return raw, rec, body
 }
