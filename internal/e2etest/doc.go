@@ -6,5 +6,5 @@
 // enrollment, and a log buffer safe for concurrent writers.
 //
 // It is imported by tests only (the e2e system tests, the package tests
-// of archive/archived and agent/spool, and the drain benchmark).
+// of archive/archived, agent/spool and sync, and the drain benchmark).
 package e2etest
