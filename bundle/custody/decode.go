@@ -119,7 +119,7 @@ func decodeInt(raw []byte) (int64, error) {
 type recDecoder struct {
 	s         string
 	top, body [16]member
-	sub       [8]member
+	subs      [8]member
 }
 
 // str decodes a string member into *dst, naming the key on error.
@@ -157,16 +157,13 @@ func count(n, want int) error {
 	return nil
 }
 
-// object decodes the object-valued member om: field runs on each of its
-// members, then check on their number. Errors carry om's key as prefix.
-func (d *recDecoder) object(om member, field func(member) error, check func(n int) error) error {
-	ms, err := members(d.sub[:0], om.Val, om.Off)
-	if err == nil {
-		err = fields(ms, field)
-	}
-	if err == nil {
-		err = check(len(ms))
-	}
+// sub splits the object-valued member om into its members.
+func (d *recDecoder) sub(om member) ([]member, error) {
+	return members(d.subs[:0], om.Val, om.Off)
+}
+
+// prefixed names om's key in front of err, if any.
+func prefixed(om member, err error) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", om.Key, err)
 	}
@@ -213,22 +210,24 @@ func (d *recDecoder) wireRecord(ms []member, w *wireRecord) error {
 }
 
 func (d *recDecoder) actor(am member, a *Actor) error {
-	return d.object(am, func(m member) error {
-		switch string(m.Key) {
-		case "id":
-			return d.str(&a.ID, m)
-		case "kind":
-			return d.str(&a.Kind, m)
-		case "via":
-			return d.str(&a.Via, m)
-		}
-		return unknown(m)
-	}, func(n int) error {
-		if n != 2 && (n != 3 || a.Via == "") {
-			return fmt.Errorf("want id, kind and a non-empty via if any")
-		}
-		return nil
-	})
+	ms, err := d.sub(am)
+	if err == nil {
+		err = fields(ms, func(m member) error {
+			switch string(m.Key) {
+			case "id":
+				return d.str(&a.ID, m)
+			case "kind":
+				return d.str(&a.Kind, m)
+			case "via":
+				return d.str(&a.Via, m)
+			}
+			return unknown(m)
+		})
+	}
+	if n := len(ms); err == nil && n != 2 && (n != 3 || a.Via == "") {
+		err = fmt.Errorf("want id, kind and a non-empty via if any")
+	}
+	return prefixed(am, err)
 }
 
 func (d *recDecoder) export(ms []member, e *ExportBody) error {
@@ -264,21 +263,28 @@ func (d *recDecoder) export(ms []member, e *ExportBody) error {
 }
 
 func (d *recDecoder) payloadRef(pm member, p *PayloadRef) error {
-	return d.object(pm, func(m member) error {
-		switch string(m.Key) {
-		case "canonicalization":
-			return d.str(&p.Canonicalization, m)
-		case "digest":
-			return d.str(&p.Digest, m)
-		case "mediaType":
-			return d.str(&p.MediaType, m)
-		case "size":
-			var err error
-			p.Size, err = decodeInt(m.Val)
-			return err
-		}
-		return unknown(m)
-	}, func(n int) error { return count(n, 4) })
+	ms, err := d.sub(pm)
+	if err == nil {
+		err = fields(ms, func(m member) error {
+			switch string(m.Key) {
+			case "canonicalization":
+				return d.str(&p.Canonicalization, m)
+			case "digest":
+				return d.str(&p.Digest, m)
+			case "mediaType":
+				return d.str(&p.MediaType, m)
+			case "size":
+				var err error
+				p.Size, err = decodeInt(m.Val)
+				return err
+			}
+			return unknown(m)
+		})
+	}
+	if err == nil {
+		err = count(len(ms), 4)
+	}
+	return prefixed(pm, err)
 }
 
 func (d *recDecoder) rejected(ms []member, e *RejectedBody) error {
