@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"maps"
 	"testing"
 	"time"
@@ -16,34 +15,12 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
-// pcrDev is a software device whose signing key is bound with
-// PolicyAuthorize to an operator's PCR-policy key.
-type pcrDev struct {
-	bundletest.Soft
-	pk []byte
-}
-
-func (d pcrDev) Identity() custody.Identity {
-	id := d.Soft.Identity()
-	id.PCRPolicyKey = d.pk
-	return id
-}
-
-func newPCRChain(t *testing.T) (*bundletest.Chain, pcrDev, *ecdsa.PrivateKey) {
+func newPCRChain(t *testing.T) (*bundletest.Chain, bundletest.PolicyDev, *ecdsa.PrivateKey) {
 	t.Helper()
-	op, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dev, op, err := bundletest.NewPolicyDev("site1/dev1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	soft, err := bundletest.NewSoft()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if soft.AuthPolicy, err = trustfile.PCRAuthorizationDigest(&op.PublicKey, "site1/dev1"); err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&op.PublicKey)
-	dev := pcrDev{Soft: soft, pk: der}
 	c, err := bundletest.NewChain(t.Context(), dev, 0, bundletest.Options{Records: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +30,7 @@ func newPCRChain(t *testing.T) (*bundletest.Chain, pcrDev, *ecdsa.PrivateKey) {
 
 // firmwareUpdate moves PCR 0, has signer authorize the new values for
 // device, journals the statement and returns the bundle sealed under them.
-func firmwareUpdate(t *testing.T, c *bundletest.Chain, dev pcrDev, signer *ecdsa.PrivateKey, device string) *bundle.Bundle {
+func firmwareUpdate(t *testing.T, c *bundletest.Chain, dev bundletest.PolicyDev, signer *ecdsa.PrivateKey, device string) *bundle.Bundle {
 	t.Helper()
 	dev.Extend(0, []byte("firmware 2"))
 	dev.Bound = maps.Clone(dev.Values)

@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"fmt"
+	"os"
 
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -127,4 +128,19 @@ func ReadBytes(raw []byte, lim Limits) (*Bundle, error) {
 		return b, nil
 	}
 	return readTar(raw, lim)
+}
+
+// ReadFile is Read of the file at path within DefaultLimits. Errors other
+// than opening the file name path.
+func ReadFile(path string) (*Bundle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := Read(f, DefaultLimits)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
 }

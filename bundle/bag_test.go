@@ -15,7 +15,7 @@ import (
 )
 
 func TestWriteDeterministic(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{})
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
 	b := c.Bundles[0]
 	one, err := b.Bytes()
 	if err != nil {
@@ -72,7 +72,7 @@ func rawTar(t *testing.T, base *bundle.Bundle, extra ...*tar.Header) []byte {
 }
 
 func TestReadRejects(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{})
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
 	b := c.Bundles[0]
 	// Same files, other tar encoding (mtime now, no USTAR format pinned):
 	// refused, the bundle digest would not be the file's.

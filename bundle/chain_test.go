@@ -2,7 +2,6 @@ package bundle_test
 
 import (
 	"bytes"
-	"context"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
@@ -10,17 +9,8 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
-func newChain(t testing.TB, n int, opts bundletest.Options) *bundletest.Chain {
-	t.Helper()
-	c, err := bundletest.NewChain(context.Background(), nil, n, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestChainVerifies(t *testing.T) {
-	c := newChain(t, 3, bundletest.Options{})
+	c := bundletest.MustChain(t, 3, bundletest.Options{})
 	var prev *verify.State
 	for i, b := range c.Bundles {
 		// Through the tar and back.

@@ -16,7 +16,7 @@ import (
 var fuzzLimits = bundle.Limits{File: 1 << 20, Total: 4 << 20, Files: 64}
 
 func FuzzRead(f *testing.F) {
-	c := newChain(f, 1, bundletest.Options{Records: 3, PayloadSize: 16})
+	c := bundletest.MustChain(f, 1, bundletest.Options{Records: 3, PayloadSize: 16})
 	raw, err := c.Bundles[0].Bytes()
 	if err != nil {
 		f.Fatal(err)
@@ -56,7 +56,7 @@ func FuzzRead(f *testing.F) {
 }
 
 func FuzzParseEnvelope(f *testing.F) {
-	c := newChain(f, 1, bundletest.Options{Records: 2})
+	c := bundletest.MustChain(f, 1, bundletest.Options{Records: 2})
 	f.Add(c.Bundles[0].Files[bundle.PathSeal])
 	f.Add([]byte(`{"payload":"","payloadType":"","signatures":[]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -72,7 +72,7 @@ func FuzzParseEnvelope(f *testing.F) {
 }
 
 func FuzzParseStatement(f *testing.F) {
-	c := newChain(f, 2, bundletest.Options{Records: 2})
+	c := bundletest.MustChain(f, 2, bundletest.Options{Records: 2})
 	for _, b := range c.Bundles {
 		env, err := dsse.ParseEnvelope(b.Files[bundle.PathSeal])
 		if err != nil {

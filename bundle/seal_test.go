@@ -75,7 +75,7 @@ func TestEnvelope(t *testing.T) {
 
 func TestSealInputChecks(t *testing.T) {
 	ctx := context.Background()
-	c := newChain(t, 1, bundletest.Options{})
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
 	dev := c.Dev
 	q, err := dev.Quote(ctx, make([]byte, 32))
 	if err != nil {
@@ -99,7 +99,7 @@ func TestSealInputChecks(t *testing.T) {
 }
 
 func TestVerifyWithoutTrustOrFiles(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{})
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
 	r := verify.Verify(c.Bundles[0], nil, nil)
 	if r.OK() || r.State != nil {
 		t.Fatal("verified without trust material")
@@ -129,7 +129,7 @@ func TestVerifyWithoutTrustOrFiles(t *testing.T) {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	c := newChain(t, 2, bundletest.Options{})
+	c := bundletest.MustChain(t, 2, bundletest.Options{})
 	s := c.States[1]
 	raw, err := s.Marshal()
 	if err != nil {
@@ -152,7 +152,7 @@ func TestStateRoundTrip(t *testing.T) {
 }
 
 func TestTrust(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{})
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
 	raw, err := c.Trust.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +208,7 @@ func TestTrust(t *testing.T) {
 // A Trust written as a literal (not via NewTrust/ParseTrust) is checked on
 // use and may be shared by concurrent verifications.
 func TestTrustLiteralConcurrent(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{})
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
 	lit := *c.Trust
 	lit2 := trustfile.Trust{
 		Version: lit.Version, Site: lit.Site, Device: lit.Device, Origin: lit.Origin,

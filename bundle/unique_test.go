@@ -162,7 +162,7 @@ func requireNamed(t *testing.T, raw []byte, trust *trustfile.Trust, want string)
 // TestMalleationsRefused: every malleation of a fresh bundle is refused
 // by its named check, while the bundle itself verifies.
 func TestMalleationsRefused(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{Records: 4})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 4})
 	good := c.Bundles[0]
 	if r := verify.Verify(good, c.Trust, nil); !r.OK() {
 		t.Fatalf("good bundle:\n%s", r)
@@ -385,7 +385,7 @@ func TestLegacyFormat1Verifies(t *testing.T) {
 
 // TestSealIsLowS: format 2 seals carry the low s whichever the TPM made.
 func TestSealIsLowS(t *testing.T) {
-	c := newChain(t, 6, bundletest.Options{Records: 1})
+	c := bundletest.MustChain(t, 6, bundletest.Options{Records: 1})
 	half := new(big.Int).Rsh(p256N, 1)
 	for i, b := range c.Bundles {
 		env, err := dsse.ParseEnvelope(b.Files[bundle.PathSeal])
@@ -405,7 +405,7 @@ func TestSealIsLowS(t *testing.T) {
 // TestTagFilesExact: bagit.txt and both manifests admit one spelling
 // only; another one (manifests otherwise right) fails its bagit check.
 func TestTagFilesExact(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{Records: 4})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 4})
 	good := c.Bundles[0]
 	lines := func(b []byte) []string { return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n") }
 	for _, cs := range []struct {

@@ -8,7 +8,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -26,7 +25,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // loadOrCreateArchiveKey reads the archive's signing key at path, with the
@@ -118,11 +116,13 @@ func marshalTemp(t *testing.T, name string, marshal func() ([]byte, error)) stri
 
 // The fixtures the archive daemon's package tests share with these tests
 // (internal/e2etest): a chain's DEVICE.json, its device enrolled and
-// approved in an archive, an empty outbox journal.
+// approved in an archive, an empty outbox journal, a journaled refusal
+// read back.
 var (
-	writeTrust  = e2etest.WriteTrust
-	enrollChain = e2etest.EnrollChain
-	newOutbox   = e2etest.NewOutbox
+	writeTrust     = e2etest.WriteTrust
+	enrollChain    = e2etest.EnrollChain
+	newOutbox      = e2etest.NewOutbox
+	rejectedRecord = e2etest.RejectedRecord
 )
 
 // readBundle reads a bundle file.
@@ -208,22 +208,4 @@ func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*custody.Record)
 		}
 	}
 	return recs, parsed
-}
-
-// rejectedRecord reads the export.rejected record at seq of the journal.
-func rejectedRecord(t *testing.T, j *store.Journal, seq uint64) ([]byte, *custody.Record, custody.RejectedBody) {
-	t.Helper()
-	raw, err := j.Record(seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := custody.ParseRecord(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body custody.RejectedBody
-	if err := json.Unmarshal(rec.Body, &body); err != nil {
-		t.Fatal(err)
-	}
-	return raw, rec, body
 }

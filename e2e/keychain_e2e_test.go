@@ -19,9 +19,9 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
-	"github.com/edgeseal/edgeseal/tpm"
 )
 
 // TestKeyRotationEndToEnd: an agent core on the simulated TPM rotates its
@@ -38,20 +38,7 @@ func TestKeyRotationEndToEnd(t *testing.T) {
 	ctx := t.Context()
 	ar := startEmbeddedArchive(t)
 	dir := t.TempDir()
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulatorOpener, Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
-	dk, err := tp.DataKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "journal"), EncryptionKey: dk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	tp, j := e2etest.OpenDevice(ctx, t, simulatorOpener, dir, store.Options{})
 
 	// Enroll and approve the first key with the real binary.
 	trust, err := trustfile.NewTrust("kc-site", "dev-1", agent.BundleIdentity(tp.Identity()))

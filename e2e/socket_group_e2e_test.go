@@ -34,20 +34,7 @@ func setAPIKeys(t *testing.T, a *agentDir, lines string) {
 // the agent with an error naming the key.
 func TestSocketGroup(t *testing.T) {
 	needAgent(t)
-	gid := -1
-	if os.Geteuid() == 0 {
-		gid = os.Getegid() + 4243
-	} else if gs, err := os.Getgroups(); err == nil {
-		for _, g := range gs {
-			if g != os.Getegid() {
-				gid = g
-				break
-			}
-		}
-	}
-	if gid < 0 {
-		testenv.Missing(t, "not root and no supplementary group to give the socket (CI=true runs as root)")
-	}
+	gid := testenv.OtherGroup(t)
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64KiB"})
 	setAPIKeys(t, a, "  socket_group: \""+strconv.Itoa(gid)+"\"\n")
 	p := a.start(t, true)

@@ -32,13 +32,13 @@ func TestEnrollRoundTrip(t *testing.T) {
 		}
 		// First a stale answer (another request's digest), then the one.
 		stale, err := SignEnrollAck(&EnrollAck{Device: site + "/" + device, Request: wire.FormatHash(sha256.Sum256([]byte("old"))),
-			Status: EnrollRefused, Reason: "old", Time: "2026-01-01T00:00:00Z"}, keys.keyID, keys.priv)
+			Status: EnrollRefused, Reason: "old", Time: "2026-01-01T00:00:00Z"}, keys.KeyID, keys.Priv)
 		if err != nil {
 			return nil, err
 		}
 		calls <- got{"stale", "", stale}
 		return SignEnrollAck(&EnrollAck{Device: site + "/" + device, Request: wire.FormatHash(sha256.Sum256(req)),
-			KeyID: "sha256:k", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"}, keys.keyID, keys.priv)
+			KeyID: "sha256:k", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"}, keys.KeyID, keys.Priv)
 	}
 	s, err := NewSubscriber(SubscriberOptions{Broker: b.URL, ClientID: "archive-1", Handler: func(context.Context, Delivery) ([]byte, error) { return nil, nil },
 		EnrollHandler: h, Logger: testLogger(t), BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
@@ -65,7 +65,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 		}
 	}()
 	req := []byte(`{"version":1,"request":"test"}`)
-	opts := EnrollOptions{Broker: b.URL, Site: "site1", Device: "dev1", ArchiveKey: keys.pub, Request: req, Timeout: 15 * time.Second, Logger: testLogger(t)}
+	opts := EnrollOptions{Broker: b.URL, Site: "site1", Device: "dev1", ArchiveKey: keys.Pub, Request: req, Timeout: 15 * time.Second, Logger: testLogger(t)}
 	ack, raw, err := Enroll(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 	if ack.Status != EnrollPending || ack.Device != "site1/dev1" || ack.Request != wire.FormatHash(sha256.Sum256(req)) {
 		t.Fatalf("answer %+v", ack)
 	}
-	if again, err := VerifyEnrollAck(raw, keys.keyID, keys.pub); err != nil || *again != *ack {
+	if again, err := VerifyEnrollAck(raw, keys.KeyID, keys.Pub); err != nil || *again != *ack {
 		t.Fatalf("answer bytes: %+v %v", again, err)
 	}
 	if st := s.Stats(); st.Enrollments != 1 || st.Handled != 0 {
@@ -86,7 +86,7 @@ func TestEnrollRoundTrip(t *testing.T) {
 	}
 	// Another key's signature is not an answer.
 	other := newArchiveKeys(t)
-	opts.Request, opts.ArchiveKey, opts.Timeout = req, other.pub, 2*time.Second
+	opts.Request, opts.ArchiveKey, opts.Timeout = req, other.Pub, 2*time.Second
 	if _, _, err := Enroll(t.Context(), opts); !errors.Is(err, ErrNoAnswer) {
 		t.Fatalf("answer under another key: %v", err)
 	}
@@ -97,24 +97,24 @@ func TestEnrollRoundTrip(t *testing.T) {
 func TestVerifyEnrollAck(t *testing.T) {
 	keys := newArchiveKeys(t)
 	a := &EnrollAck{Device: "s/d", Request: wire.FormatHash(sha256.Sum256(nil)), KeyID: "sha256:x", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"}
-	raw, err := SignEnrollAck(a, keys.keyID, keys.priv)
+	raw, err := SignEnrollAck(a, keys.KeyID, keys.Priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := VerifyEnrollAck(raw, "", keys.pub); err != nil || *got != *a {
+	if got, err := VerifyEnrollAck(raw, "", keys.Pub); err != nil || *got != *a {
 		t.Fatalf("%+v %v", got, err)
 	}
-	if _, err := VerifyEnrollAck(raw, "other-id", keys.pub); err == nil {
+	if _, err := VerifyEnrollAck(raw, "other-id", keys.Pub); err == nil {
 		t.Fatal("wrong key id accepted")
 	}
-	if _, err := SignEnrollAck(&EnrollAck{Device: "s/d", Request: a.Request, Status: EnrollRefused}, keys.keyID, keys.priv); err == nil {
+	if _, err := SignEnrollAck(&EnrollAck{Device: "s/d", Request: a.Request, Status: EnrollRefused}, keys.KeyID, keys.Priv); err == nil {
 		t.Fatal("refused without a reason signed")
 	}
-	rej, err := SignRejection(&Rejection{BundleDigest: a.Request, Device: "s/d", Reason: "x", Time: a.Time}, keys.keyID, keys.priv)
+	rej, err := SignRejection(&Rejection{BundleDigest: a.Request, Device: "s/d", Reason: "x", Time: a.Time}, keys.KeyID, keys.Priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := VerifyEnrollAck(rej, "", keys.pub); err == nil {
+	if _, err := VerifyEnrollAck(rej, "", keys.Pub); err == nil {
 		t.Fatal("a rejection accepted as an enrollment answer")
 	}
 	for _, topic := range []string{"edgeseal/v1/s/d/enroll", "edgeseal/v1/s/d/enroll/reply", "edgeseal/v1/s/d/bundles", "edgeseal/v1/s/enroll"} {

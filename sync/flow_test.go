@@ -74,7 +74,7 @@ func TestHandleReply(t *testing.T) {
 	ob.put("a", data)
 	var called []string
 	o := pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys)
-	o.ArchiveKeyID = keys.keyID
+	o.ArchiveKeyID = keys.KeyID
 	o.OnReceipt = func(ctx context.Context, id string, r []byte) error {
 		called = append(called, id)
 		if len(called) == 1 {
@@ -122,23 +122,23 @@ func TestRejectionFormat(t *testing.T) {
 	keys := newArchiveKeys(t)
 	d := sha256.Sum256([]byte("b"))
 	raw := keys.rejection(t, d, "site1/dev1", "fork")
-	r, err := VerifyRejection(raw, keys.keyID, keys.pub)
+	r, err := VerifyRejection(raw, keys.KeyID, keys.Pub)
 	if err != nil || r.Reason != "fork" || r.Checks[0] != "seal.signature" {
 		t.Fatalf("%v %+v", err, r)
 	}
-	if _, err := VerifyRejection(raw, "", keys.pub); err != nil {
+	if _, err := VerifyRejection(raw, "", keys.Pub); err != nil {
 		t.Errorf("any key id: %v", err)
 	}
-	if _, err := VerifyRejection(raw, "other-id", keys.pub); err == nil {
+	if _, err := VerifyRejection(raw, "other-id", keys.Pub); err == nil {
 		t.Error("other key id accepted")
 	}
-	if _, err := VerifyRejection(raw, "", newArchiveKeys(t).pub); err == nil {
+	if _, err := VerifyRejection(raw, "", newArchiveKeys(t).Pub); err == nil {
 		t.Error("other key accepted")
 	}
-	if _, err := VerifyRejection(keys.receipt(t, d, "site1/dev1"), "", keys.pub); err == nil {
+	if _, err := VerifyRejection(keys.receipt(t, d, "site1/dev1"), "", keys.Pub); err == nil {
 		t.Error("receipt accepted as rejection")
 	}
-	if _, err := SignRejection(&Rejection{BundleDigest: "x", Device: "site1/dev1", Reason: "r"}, "k", keys.priv); err == nil {
+	if _, err := SignRejection(&Rejection{BundleDigest: "x", Device: "site1/dev1", Reason: "r"}, "k", keys.Priv); err == nil {
 		t.Error("bad digest signed")
 	}
 }

@@ -80,7 +80,7 @@ func FuzzVerifyEnrollAck(f *testing.F) {
 		{Device: "s/d", Request: "sha256:" + strings.Repeat("ab", 32), KeyID: "sha256:k", Status: EnrollPending, Time: "2026-01-01T00:00:00Z"},
 		{Device: "s/d", Request: "sha256:" + strings.Repeat("cd", 32), Status: EnrollRefused, Reason: "revoked", Time: "2026-01-01T00:00:00Z"},
 	} {
-		raw, err := SignEnrollAck(a, keys.keyID, keys.priv)
+		raw, err := SignEnrollAck(a, keys.KeyID, keys.Priv)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func FuzzVerifyEnrollAck(f *testing.F) {
 	}
 	f.Add([]byte(`{"payloadType":"application/vnd.edgeseal.enroll-ack+json","payload":"e30=","signatures":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a, err := VerifyEnrollAck(data, "", keys.pub)
+		a, err := VerifyEnrollAck(data, "", keys.Pub)
 		if err != nil {
 			if a != nil {
 				t.Fatal("answer and error")
@@ -98,11 +98,11 @@ func FuzzVerifyEnrollAck(f *testing.F) {
 		if a.check() != nil {
 			t.Fatalf("accepted an answer that does not check: %+v", a)
 		}
-		again, err := SignEnrollAck(a, keys.keyID, keys.priv)
+		again, err := SignEnrollAck(a, keys.KeyID, keys.Priv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b, err := VerifyEnrollAck(again, keys.keyID, keys.pub); err != nil || *b != *a {
+		if b, err := VerifyEnrollAck(again, keys.KeyID, keys.Pub); err != nil || *b != *a {
 			t.Fatalf("re-signed answer differs: %+v %v", b, err)
 		}
 	})

@@ -2,8 +2,6 @@ package sync
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -13,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
-	"github.com/edgeseal/edgeseal/bundle/archivesig"
-	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -79,51 +74,23 @@ func (o *memOutbox) has(id string) bool {
 	return ok
 }
 
-// archiveKeys signs receipts like the archive: a one-entry archive log per
-// receipt, checkpoint as a signed note, DSSE with Ed25519.
-type archiveKeys struct {
-	pub   ed25519.PublicKey
-	priv  ed25519.PrivateKey
-	keyID string
-	note  note.Signer
-}
+// archiveKeys signs receipts and rejections like the archive.
+type archiveKeys struct{ *bundletest.ArchiveKey }
 
 func newArchiveKeys(t testing.TB) *archiveKeys {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	k, err := bundletest.NewArchiveKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	skey, _, err := note.GenerateKey(rand.Reader, "archive.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &archiveKeys{pub: pub, priv: priv, keyID: "archive-test-1", note: ns}
+	return &archiveKeys{k}
 }
 
+// receipt is a signed receipt, nil (and t failed) on error: it may run
+// outside the test goroutine.
 func (k *archiveKeys) receipt(t testing.TB, digest [32]byte, device string) []byte {
 	t.Helper()
-	r := &archivesig.Receipt{
-		BundleDigest: wire.FormatHash(digest), Device: device, CheckpointSize: 1,
-		CheckpointRoot: wire.FormatHash(sha256.Sum256(digest[:])), RetentionUntil: "2033-11-26T00:00:00.000000Z",
-	}
-	entry, err := r.Entry().Marshal()
-	if err != nil {
-		t.Error(err)
-		return nil
-	}
-	body := merkle.Checkpoint{Origin: "edgeseal-archive/test", Size: 1, Root: merkle.LeafHash(entry)}.Marshal()
-	signed, err := note.Sign(&note.Note{Text: string(body)}, k.note)
-	if err != nil {
-		t.Error(err)
-		return nil
-	}
-	r.ArchiveCheckpoint = string(signed)
-	raw, err := archivesig.SignReceipt(r, k.keyID, k.priv)
+	raw, err := k.Receipt(digest, device)
 	if err != nil {
 		t.Error(err)
 		return nil
@@ -137,7 +104,7 @@ func (k *archiveKeys) rejection(t testing.TB, digest [32]byte, device, reason st
 		checks = []string{"seal.signature"}
 	}
 	raw, err := SignRejection(&Rejection{BundleDigest: wire.FormatHash(digest), Device: device, Reason: reason,
-		Checks: checks, Time: "2026-11-26T02:00:00.000000Z"}, k.keyID, k.priv)
+		Checks: checks, Time: "2026-11-26T02:00:00.000000Z"}, k.KeyID, k.Priv)
 	if err != nil {
 		t.Error(err)
 	}

@@ -46,7 +46,7 @@ func startSubscriber(t *testing.T, url string, tc *tls.Config, h Handler, id str
 }
 
 func pubOptions(url, device string, ob Outbox, keys *archiveKeys) PublisherOptions {
-	return PublisherOptions{Broker: url, Site: "site1", Device: device, Outbox: ob, ArchiveKey: keys.pub,
+	return PublisherOptions{Broker: url, Site: "site1", Device: device, Outbox: ob, ArchiveKey: keys.Pub,
 		Tick: 50 * time.Millisecond, ResendAfter: 3 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
 }
 
@@ -95,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 			if !ob.has(id) {
 				t.Errorf("%s: OnReceipt(%s) after the entry was deleted", dev, id)
 			}
-			if _, err := verifyReceipt(r, "", keys.pub); err != nil {
+			if _, err := verifyReceipt(r, "", keys.Pub); err != nil {
 				t.Errorf("OnReceipt got a bad receipt: %v", err)
 			}
 			mu.Lock()

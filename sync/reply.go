@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -99,13 +98,7 @@ func signReply(p signedReply, payloadType, keyID string, key crypto.Signer) ([]b
 	if err != nil {
 		return nil, err
 	}
-	sig, err := key.Sign(rand.Reader, dsse.PAE(payloadType, payload), crypto.Hash(0))
-	if err != nil {
-		return nil, fmt.Errorf("sync: sign %s: %w", payloadType, err)
-	}
-	env := &dsse.Envelope{PayloadType: payloadType, Payload: payload,
-		Signatures: []dsse.Signature{{KeyID: keyID, Sig: sig}}}
-	return env.Marshal()
+	return archivesig.SignEnvelope(payloadType, payload, keyID, key)
 }
 
 // verifyReply parses a signed reply strictly (size, envelope, payload

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
@@ -35,20 +36,7 @@ func TestReplyDropArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	raw, err := c.Trust.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := archive.ParseEnrollRequest(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Devices().Enroll(ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Devices().Approve(ctx, c.DeviceName(), c.Trust.KeyID, "test-operator"); err != nil {
-		t.Fatal(err)
-	}
+	e2etest.EnrollChain(t, a, c)
 
 	release, dial := sync.HoldAcks(t, brk.URL)
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{Broker: brk.URL, ClientID: "archive", Dial: dial, MaxReplies: 1, Logger: logger,

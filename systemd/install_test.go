@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/edgeseal/edgeseal/systemd/systemdtest"
 )
 
 // testServiceEnv is an Env under a temp root whose command runner
@@ -30,17 +32,6 @@ func testServiceEnv(t *testing.T) (*Env, *bytes.Buffer) {
 	}, &out
 }
 
-func wantMode(t *testing.T, path string, dir bool, mode fs.FileMode) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.IsDir() != dir || st.Mode().Perm() != mode {
-		t.Errorf("%s: dir %v mode %v, want dir %v mode %v", path, st.IsDir(), st.Mode().Perm(), dir, mode)
-	}
-}
-
 func TestServiceInstallUninstall(t *testing.T) {
 	ctx := context.Background()
 	for _, kind := range []string{"agent", "archive"} {
@@ -57,10 +48,10 @@ func TestServiceInstallUninstall(t *testing.T) {
 			if err != nil || string(got) != text {
 				t.Fatalf("unit %s: %v; differs from the embedded unit: %v", unit, err, string(got) != text)
 			}
-			wantMode(t, unit, false, 0o644)
-			wantMode(t, env.Path(ConfigDir), true, 0o750)
-			wantMode(t, env.Path(StateDir(kind)), true, 0o700)
-			wantMode(t, env.Path(Binary), false, 0o755)
+			systemdtest.WantMode(t, unit, false, 0o644)
+			systemdtest.WantMode(t, env.Path(ConfigDir), true, 0o750)
+			systemdtest.WantMode(t, env.Path(StateDir(kind)), true, 0o700)
+			systemdtest.WantMode(t, env.Path(Binary), false, 0o755)
 			if !bytes.Contains(out.Bytes(), []byte("installed and enabled "+name)) {
 				t.Errorf("output: %s", out.String())
 			}
@@ -111,8 +102,8 @@ func TestServicePurgeKeepsShared(t *testing.T) {
 	if err := Uninstall(ctx, env, "archive", true); err != nil {
 		t.Fatal(err)
 	}
-	wantMode(t, env.Path(ConfigDir), true, 0o750)
-	wantMode(t, env.Path(StateDir("agent")), true, 0o700)
+	systemdtest.WantMode(t, env.Path(ConfigDir), true, 0o750)
+	systemdtest.WantMode(t, env.Path(StateDir("agent")), true, 0o700)
 	if _, err := os.Stat(env.Path(StateDir("archive"))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("archive state kept: %v", err)
 	}

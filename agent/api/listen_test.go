@@ -74,20 +74,7 @@ func TestListenTLSRefusesNonLoopback(t *testing.T) {
 // process's own (root here may give any group; a member may give its
 // supplementary groups).
 func TestListenUnixGroup(t *testing.T) {
-	gid := -1
-	if os.Geteuid() == 0 {
-		gid = os.Getegid() + 4242
-	} else if gs, err := os.Getgroups(); err == nil {
-		for _, g := range gs {
-			if g != os.Getegid() {
-				gid = g
-				break
-			}
-		}
-	}
-	if gid < 0 {
-		testenv.Missing(t, "not root and no supplementary group to give the socket (CI=true runs as root)")
-	}
+	gid := testenv.OtherGroup(t)
 	path := filepath.Join(shortDir(t), "run", "agent.sock")
 	ln, err := ListenUnixGroup(context.Background(), path, 0o660, gid)
 	if err != nil {

@@ -19,16 +19,8 @@ func CoreIngester(c *agent.Core) Ingester { return coreIngester{c} }
 
 type coreIngester struct{ c *agent.Core }
 
-func toAgent(r IngestRequest) agent.IngestRequest {
-	return agent.IngestRequest{
-		ID: r.ID, Workflow: r.Workflow, App: r.App, Purpose: r.Purpose, Schema: r.Schema,
-		Classification: r.Classification, Retention: r.Retention, Destination: r.Destination,
-		MediaType: r.MediaType, Data: r.Data,
-	}
-}
-
 func (a coreIngester) Ingest(ctx context.Context, p *config.Principal, via string, req IngestRequest) (Receipt, error) {
-	rc, err := a.c.Ingest(ctx, p, via, toAgent(req))
+	rc, err := a.c.Ingest(ctx, p, via, req)
 	if err != nil {
 		return Receipt{}, fromAgent(err)
 	}
@@ -37,7 +29,7 @@ func (a coreIngester) Ingest(ctx context.Context, p *config.Principal, via strin
 
 func (a coreIngester) Reject(ctx context.Context, p *config.Principal, via string, req IngestRequest, cause error) (*RejectError, error) {
 	actor := custody.Actor{Kind: "principal", ID: p.Name, Via: via}
-	err := fromAgent(a.c.Reject(ctx, actor, toAgent(req), cause))
+	err := fromAgent(a.c.Reject(ctx, actor, req, cause))
 	var rej *RejectError
 	if errors.As(err, &rej) {
 		return rej, nil

@@ -11,19 +11,10 @@ import (
 // Via is the channel spool exports are journaled with (the actor's via).
 const Via = "spool"
 
-// IngestRequest is one export read from the spool.
-type IngestRequest struct {
-	ID             string // always set: the sidecar's id or the derived one
-	Workflow       string
-	App            string
-	Purpose        string
-	Schema         string
-	Classification string
-	Retention      string
-	Destination    string
-	MediaType      string
-	Data           []byte
-}
+// IngestRequest is one export read from the spool: the agent's request,
+// the same the local API hands on. ID is always set (the sidecar's id or
+// the derived one).
+type IngestRequest = agent.IngestRequest
 
 // Receipt answers an ingested export once its record is durable: the
 // agent's receipt, the same the local API answers. It is written as

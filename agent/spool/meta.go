@@ -16,18 +16,13 @@ const MaxMetaSize = 64 << 10
 // MetaSuffix ends the name of every sidecar.
 const MetaSuffix = ".meta.json"
 
-// Meta is a decoded sidecar.
+// Meta is a decoded sidecar: the export's metadata as its request
+// carries it, and the principal. Data is never set; an empty ID is
+// derived from the file name and content; MediaType is "media_type" (or
+// "mediaType"), empty: guessed from the file name.
 type Meta struct {
-	ID             string // export id; empty: derived from the file name and content
-	Workflow       string
-	App            string
-	Purpose        string
-	Schema         string
-	Classification string
-	Retention      string
-	Destination    string
-	MediaType      string // "media_type" (or "mediaType"); empty: guessed from the file name
-	Principal      string // required: the name of the spool's principal
+	IngestRequest
+	Principal string // required: the name of the spool's principal
 }
 
 // MetaError is a sidecar that cannot be used. Field is the JSON key at

@@ -2,7 +2,6 @@ package spool
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
 )
 
 // secretInvoice is a file the spool's writers cannot read but the agent
@@ -60,18 +60,7 @@ func refusedUnsafe(t *testing.T, r *coreRig, spoolDir, name, field, why string) 
 	if d.Error.Code != "unsafe_file" || d.Error.Field != field || !strings.Contains(d.Error.Message, why) || d.Journaled == nil {
 		t.Fatalf("%s: error file %+v, want unsafe_file %s %q, journaled", name, d, field, why)
 	}
-	raw, err := r.j.Record(d.Journaled.Seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := custody.ParseRecord(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body custody.RejectedBody
-	if err := json.Unmarshal(rec.Body, &body); err != nil {
-		t.Fatal(err)
-	}
+	raw, rec, body := e2etest.RejectedRecord(t, r.j, d.Journaled.Seq)
 	if rec.Type != custody.TypeExportRejected || !strings.Contains(body.Reason, why) || body.Digest != "" {
 		t.Fatalf("%s: journaled %s", name, raw)
 	}

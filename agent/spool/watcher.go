@@ -314,11 +314,8 @@ func (w *Watcher) take(ctx context.Context, name string, s stamp) (moved, reject
 	if unsafe == nil {
 		meta, merr = DecodeMeta(metaRaw)
 	}
-	req := IngestRequest{
-		ID: meta.ID, Workflow: meta.Workflow, App: meta.App, Purpose: meta.Purpose,
-		Schema: meta.Schema, Classification: meta.Classification, Retention: meta.Retention,
-		Destination: meta.Destination, MediaType: meta.MediaType, Data: data,
-	}
+	req := meta.IngestRequest
+	req.Data = data
 	if req.ID == "" || merr != nil {
 		req.ID = DeriveID(name, data)
 	}

@@ -81,11 +81,19 @@ func SignReceipt(r *Receipt, keyID string, key crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, err := key.Sign(rand.Reader, dsse.PAE(ReceiptPayloadType, payload), crypto.Hash(0))
+	return SignEnvelope(ReceiptPayloadType, payload, keyID, key)
+}
+
+// SignEnvelope signs payload, of payloadType, with the archive's Ed25519
+// key (an ed25519.PrivateKey or a token's signer) and returns the DSSE
+// envelope bytes with one signature under keyID: the form of every reply
+// the archive signs (receipts, rejections, enrolment acknowledgements).
+func SignEnvelope(payloadType string, payload []byte, keyID string, key crypto.Signer) ([]byte, error) {
+	sig, err := key.Sign(rand.Reader, dsse.PAE(payloadType, payload), crypto.Hash(0))
 	if err != nil {
-		return nil, fmt.Errorf("bundle: sign receipt: %w", err)
+		return nil, fmt.Errorf("archivesig: sign %s: %w", payloadType, err)
 	}
-	env := &dsse.Envelope{PayloadType: ReceiptPayloadType, Payload: payload, Signatures: []dsse.Signature{{KeyID: keyID, Sig: sig}}}
+	env := &dsse.Envelope{PayloadType: payloadType, Payload: payload, Signatures: []dsse.Signature{{KeyID: keyID, Sig: sig}}}
 	return env.Marshal()
 }
 

@@ -119,7 +119,7 @@ func decodeInt(raw []byte) (int64, error) {
 type recDecoder struct {
 	s         string
 	top, body [16]member
-	sub       [8]member
+	subs      [8]member
 }
 
 // str decodes a string member into *dst, naming the key on error.
@@ -139,161 +139,174 @@ func (d *recDecoder) str(dst *string, m member) error {
 
 func unknown(m member) error { return fmt.Errorf("unknown field %.40q", m.Key) }
 
+// fields runs field on each member in turn and stops at the first error.
+func fields(ms []member, field func(member) error) error {
+	for _, m := range ms {
+		if err := field(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count refuses an object of n members where want are required.
+func count(n, want int) error {
+	if n != want {
+		return fmt.Errorf("%d fields, want %d", n, want)
+	}
+	return nil
+}
+
+// sub splits the object-valued member om into its members.
+func (d *recDecoder) sub(om member) ([]member, error) {
+	return members(d.subs[:0], om.Val, om.Off)
+}
+
+// prefixed names om's key in front of err, if any.
+func prefixed(om member, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", om.Key, err)
+	}
+	return nil
+}
+
 // Each decoder below also checks the member count: keys are unique and
 // unknown ones refused, so the count proves every required field present
 // (and optional ones present only when not empty, as Marshal writes them).
 
 func (d *recDecoder) wireRecord(ms []member, w *wireRecord) error {
-	var err error
-	if len(ms) != 8 {
-		return fmt.Errorf("%d fields, want 8", len(ms))
+	if err := count(len(ms), 8); err != nil {
+		return err
 	}
-	for _, m := range ms {
+	return fields(ms, func(m member) error {
 		switch string(m.Key) {
 		case "actor":
-			err = d.actor(m, &w.Actor)
+			return d.actor(m, &w.Actor)
 		case "body":
 			if m.Val[0] != '{' {
-				err = fmt.Errorf("body is not an object")
+				return fmt.Errorf("body is not an object")
 			}
 			w.Body = m.Val
+			return nil
 		case "device":
-			err = d.str(&w.Device, m)
+			return d.str(&w.Device, m)
 		case "prev":
-			err = d.str(&w.Prev, m)
+			return d.str(&w.Prev, m)
 		case "time":
-			err = d.str(&w.Time, m)
+			return d.str(&w.Time, m)
 		case "type":
-			err = d.str(&w.Type, m)
+			return d.str(&w.Type, m)
 		case "seq":
+			var err error
 			w.Seq, err = decodeUint(m.Val)
+			return err
 		case "v":
-			var v int64
-			v, err = decodeInt(m.Val)
+			v, err := decodeInt(m.Val)
 			w.V = int(v)
-		default:
-			err = unknown(m)
-		}
-		if err != nil {
 			return err
 		}
-	}
-	return nil
+		return unknown(m)
+	})
 }
 
 func (d *recDecoder) actor(am member, a *Actor) error {
-	ms, err := members(d.sub[:0], am.Val, am.Off)
-	if err != nil {
-		return fmt.Errorf("actor: %w", err)
+	ms, err := d.sub(am)
+	if err == nil {
+		err = fields(ms, func(m member) error {
+			switch string(m.Key) {
+			case "id":
+				return d.str(&a.ID, m)
+			case "kind":
+				return d.str(&a.Kind, m)
+			case "via":
+				return d.str(&a.Via, m)
+			}
+			return unknown(m)
+		})
 	}
-	for _, m := range ms {
-		switch string(m.Key) {
-		case "id":
-			err = d.str(&a.ID, m)
-		case "kind":
-			err = d.str(&a.Kind, m)
-		case "via":
-			err = d.str(&a.Via, m)
-		default:
-			err = unknown(m)
-		}
-		if err != nil {
-			return fmt.Errorf("actor: %w", err)
-		}
+	if n := len(ms); err == nil && n != 2 && (n != 3 || a.Via == "") {
+		err = fmt.Errorf("want id, kind and a non-empty via if any")
 	}
-	if n := len(ms); n != 2 && (n != 3 || a.Via == "") {
-		return fmt.Errorf("actor: want id, kind and a non-empty via if any")
-	}
-	return nil
+	return prefixed(am, err)
 }
 
 func (d *recDecoder) export(ms []member, e *ExportBody) error {
-	var err error
-	for _, m := range ms {
+	err := fields(ms, func(m member) error {
 		switch string(m.Key) {
 		case "app":
-			err = d.str(&e.App, m)
+			return d.str(&e.App, m)
 		case "classification":
-			err = d.str(&e.Classification, m)
+			return d.str(&e.Classification, m)
 		case "destination":
-			err = d.str(&e.Destination, m)
+			return d.str(&e.Destination, m)
 		case "exportId":
-			err = d.str(&e.ExportID, m)
+			return d.str(&e.ExportID, m)
 		case "payload":
-			err = d.payloadRef(m, &e.Payload)
+			return d.payloadRef(m, &e.Payload)
 		case "policy":
-			err = d.str(&e.Policy, m)
+			return d.str(&e.Policy, m)
 		case "purpose":
-			err = d.str(&e.Purpose, m)
+			return d.str(&e.Purpose, m)
 		case "retention":
-			err = d.str(&e.Retention, m)
+			return d.str(&e.Retention, m)
 		case "schema":
-			err = d.str(&e.Schema, m)
+			return d.str(&e.Schema, m)
 		case "workflow":
-			err = d.str(&e.Workflow, m)
-		default:
-			err = unknown(m)
+			return d.str(&e.Workflow, m)
 		}
-		if err != nil {
-			return err
-		}
+		return unknown(m)
+	})
+	if err != nil {
+		return err
 	}
-	if len(ms) != 10 {
-		return fmt.Errorf("%d fields, want 10", len(ms))
-	}
-	return nil
+	return count(len(ms), 10)
 }
 
 func (d *recDecoder) payloadRef(pm member, p *PayloadRef) error {
-	ms, err := members(d.sub[:0], pm.Val, pm.Off)
-	if err != nil {
-		return fmt.Errorf("payload: %w", err)
+	ms, err := d.sub(pm)
+	if err == nil {
+		err = fields(ms, func(m member) error {
+			switch string(m.Key) {
+			case "canonicalization":
+				return d.str(&p.Canonicalization, m)
+			case "digest":
+				return d.str(&p.Digest, m)
+			case "mediaType":
+				return d.str(&p.MediaType, m)
+			case "size":
+				var err error
+				p.Size, err = decodeInt(m.Val)
+				return err
+			}
+			return unknown(m)
+		})
 	}
-	for _, m := range ms {
-		switch string(m.Key) {
-		case "canonicalization":
-			err = d.str(&p.Canonicalization, m)
-		case "digest":
-			err = d.str(&p.Digest, m)
-		case "mediaType":
-			err = d.str(&p.MediaType, m)
-		case "size":
-			p.Size, err = decodeInt(m.Val)
-		default:
-			err = unknown(m)
-		}
-		if err != nil {
-			return fmt.Errorf("payload: %w", err)
-		}
+	if err == nil {
+		err = count(len(ms), 4)
 	}
-	if len(ms) != 4 {
-		return fmt.Errorf("payload: %d fields, want 4", len(ms))
-	}
-	return nil
+	return prefixed(pm, err)
 }
 
 func (d *recDecoder) rejected(ms []member, e *RejectedBody) error {
-	var err error
-	for _, m := range ms {
+	err := fields(ms, func(m member) error {
 		switch string(m.Key) {
 		case "app":
-			err = d.str(&e.App, m)
+			return d.str(&e.App, m)
 		case "digest":
-			err = d.str(&e.Digest, m)
+			return d.str(&e.Digest, m)
 		case "exportId":
-			err = d.str(&e.ExportID, m)
+			return d.str(&e.ExportID, m)
 		case "policy":
-			err = d.str(&e.Policy, m)
+			return d.str(&e.Policy, m)
 		case "reason":
-			err = d.str(&e.Reason, m)
+			return d.str(&e.Reason, m)
 		case "workflow":
-			err = d.str(&e.Workflow, m)
-		default:
-			err = unknown(m)
+			return d.str(&e.Workflow, m)
 		}
-		if err != nil {
-			return err
-		}
+		return unknown(m)
+	})
+	if err != nil {
+		return err
 	}
 	if n := len(ms); n != 5 && (n != 6 || e.Digest == "") {
 		return fmt.Errorf("want 5 fields and a non-empty digest if any")
@@ -302,35 +315,37 @@ func (d *recDecoder) rejected(ms []member, e *RejectedBody) error {
 }
 
 func (d *recDecoder) purge(ms []member, p *PurgeBody) error {
-	var err error
-	for _, m := range ms {
+	err := fields(ms, func(m member) error {
 		switch string(m.Key) {
 		case "payloads":
-			if string(m.Val) == "null" {
-				p.Payloads = nil
-				continue
-			}
-			els, err := elements(m.Val)
-			if err != nil {
-				return fmt.Errorf("payloads: %w", err)
-			}
-			p.Payloads = make([]string, len(els))
-			for i, el := range els {
-				if p.Payloads[i], err = decodeString(el); err != nil {
-					return fmt.Errorf("payloads: %w", err)
-				}
-			}
+			return decodeStrings(&p.Payloads, m)
 		case "reason":
-			err = d.str(&p.Reason, m)
-		default:
-			err = unknown(m)
+			return d.str(&p.Reason, m)
 		}
-		if err != nil {
-			return err
-		}
+		return unknown(m)
+	})
+	if err != nil {
+		return err
 	}
-	if len(ms) != 2 {
-		return fmt.Errorf("%d fields, want 2", len(ms))
+	return count(len(ms), 2)
+}
+
+// decodeStrings decodes an array of strings, or null, into *dst; errors
+// carry m's key as prefix.
+func decodeStrings(dst *[]string, m member) error {
+	if string(m.Val) == "null" {
+		*dst = nil
+		return nil
+	}
+	els, err := elements(m.Val)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Key, err)
+	}
+	*dst = make([]string, len(els))
+	for i, el := range els {
+		if (*dst)[i], err = decodeString(el); err != nil {
+			return fmt.Errorf("%s: %w", m.Key, err)
+		}
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 
 func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte(loadVectors(f).Record.Canonical))
-	c := newChain(f, 1, bundletest.Options{Records: 5})
+	c := bundletest.MustChain(f, 1, bundletest.Options{Records: 5})
 	recs, _ := c.Bundles[0].Records()
 	for _, r := range recs {
 		f.Add(r)

@@ -47,7 +47,7 @@ func sealNext(t *testing.T, c *bundletest.Chain, records int) (*bundle.Bundle, *
 // state follows, and a state written and read back keeps following.
 func TestKeyRotationChain(t *testing.T) {
 	ctx := context.Background()
-	c := newChain(t, 1, bundletest.Options{Records: 4, KeyCreate: true})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 4, KeyCreate: true})
 	first := c.Identity.KeyID
 	if k := c.States[0].Keys; k == nil || k.Current.KeyID != first || k.Current.Seq != 1 || k.Current.Time == "" {
 		t.Fatalf("after key.create: keys %+v", k)
@@ -210,7 +210,7 @@ func TestKeyTamperGolden(t *testing.T) {
 	var out strings.Builder
 	for _, tc := range keyTampers {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newChain(t, 1, bundletest.Options{Records: 4, KeyCreate: true})
+			c := bundletest.MustChain(t, 1, bundletest.Options{Records: 4, KeyCreate: true})
 			roles := map[string]string{c.Identity.KeyID: "OLD", custody.KeyID(c.Identity.AKPublic): "AK"}
 			b := tc.build(t, c)
 			if r, err := b.Records(); err == nil {
@@ -258,7 +258,7 @@ func TestKeyTamperGolden(t *testing.T) {
 // TestParseStateKeys refuses a state whose key chain is malformed, naming
 // what is wrong.
 func TestParseStateKeys(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{Records: 3, KeyCreate: true})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 3, KeyCreate: true})
 	good := c.States[0]
 	if good.Keys == nil {
 		t.Fatal("no keys in the state")
@@ -299,7 +299,7 @@ func TestParseStateKeys(t *testing.T) {
 // force from the chain's state on; the chain's retired keys stay refused.
 func TestKeysNewApproval(t *testing.T) {
 	ctx := context.Background()
-	c := newChain(t, 1, bundletest.Options{Records: 3, KeyCreate: true})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 3, KeyCreate: true})
 	first := c.Identity.KeyID
 	if err := c.Rotate(ctx, bundletest.RotateOptions{NoRevoke: true}); err != nil {
 		t.Fatal(err)

@@ -123,7 +123,7 @@ func TestKeyVectors(t *testing.T) {
 
 // writeKeyVectors makes fresh vectors from a software device.
 func writeKeyVectors(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{Records: 2, KeyCreate: true})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 2, KeyCreate: true})
 	if err := c.Rotate(context.Background(), bundletest.RotateOptions{Reason: "scheduled"}); err != nil {
 		t.Fatal(err)
 	}

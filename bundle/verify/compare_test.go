@@ -11,7 +11,7 @@ import (
 // Checks with nothing to hold a bundle against pass as not compared; with
 // the previous state every check compares.
 func TestVerifyNotCompared(t *testing.T) {
-	c := newChain(t, 2, bundletest.Options{})
+	c := bundletest.MustChain(t, 2, bundletest.Options{})
 	notCompared := func(r *verify.Report) []string {
 		var out []string
 		for _, ch := range r.Checks {

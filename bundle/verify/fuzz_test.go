@@ -11,7 +11,7 @@ import (
 )
 
 func FuzzParseTrust(f *testing.F) {
-	c := newChain(f, 1, bundletest.Options{Records: 2})
+	c := bundletest.MustChain(f, 1, bundletest.Options{Records: 2})
 	raw, _ := c.Trust.Marshal()
 	f.Add(raw)
 	raw, _ = newAuthChain(f).Trust.Marshal() // version 2
@@ -36,7 +36,7 @@ func FuzzParseTrust(f *testing.F) {
 }
 
 func FuzzParseState(f *testing.F) {
-	c := newChain(f, 2, bundletest.Options{Records: 2})
+	c := bundletest.MustChain(f, 2, bundletest.Options{Records: 2})
 	raw, _ := c.States[1].Marshal()
 	f.Add(raw)
 	raw, _ = newAuthChain(f).States[1].Marshal() // with pcrs
@@ -57,7 +57,7 @@ func FuzzParseState(f *testing.F) {
 // recomputes the BagIt manifests as an attacker would, and requires that
 // Verify never panics and never accepts the changed bundle.
 func FuzzVerifyMutation(f *testing.F) {
-	c := newChain(f, 2, bundletest.Options{Records: 3, PayloadSize: 16})
+	c := bundletest.MustChain(f, 2, bundletest.Options{Records: 3, PayloadSize: 16})
 	good := c.Bundles[1]
 	names := good.Names()
 	for i, n := range names {

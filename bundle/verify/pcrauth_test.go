@@ -20,41 +20,19 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
-// authDev is a software device whose signing key is bound with
-// PolicyAuthorize to an operator's PCR-policy key.
-type authDev struct {
-	bundletest.Soft
-	pk []byte
-}
-
-func (d authDev) Identity() custody.Identity {
-	id := d.Soft.Identity()
-	id.PCRPolicyKey = d.pk
-	return id
-}
-
 type authChain struct {
 	*bundletest.Chain
-	dev  authDev
+	dev  bundletest.PolicyDev
 	op   *ecdsa.PrivateKey
 	last *verify.State
 }
 
 func newAuthChain(t testing.TB) *authChain {
 	t.Helper()
-	op, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dev, op, err := bundletest.NewPolicyDev("site1/dev1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	soft, err := bundletest.NewSoft()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if soft.AuthPolicy, err = trustfile.PCRAuthorizationDigest(&op.PublicKey, "site1/dev1"); err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&op.PublicKey)
-	dev := authDev{Soft: soft, pk: der}
 	c, err := bundletest.NewChain(context.Background(), dev, 2, bundletest.Options{Records: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +183,7 @@ func TestVerifyPCRAuthorizationRefused(t *testing.T) {
 // TestVerifyPCRAuthorizationLegacyTrust: a version 1 trust has no policy
 // key to check an authorization record with: the bundle fails.
 func TestVerifyPCRAuthorizationLegacyTrust(t *testing.T) {
-	c := newChain(t, 1, bundletest.Options{Records: 3})
+	c := bundletest.MustChain(t, 1, bundletest.Options{Records: 3})
 	op, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	a, _ := trustfile.SignPCRAuthorization(op, c.DeviceName(), []int{0, 2, 4, 7}, c.Dev.(bundletest.Soft).Values, time.Now())
 	body, _ := a.Marshal()

@@ -16,7 +16,7 @@ import (
 // each attack to fail its own named check, while the untouched bundles pass.
 func TestTamperTable(t *testing.T) {
 	ctx := context.Background()
-	c := newChain(t, 2, bundletest.Options{Records: 9})
+	c := bundletest.MustChain(t, 2, bundletest.Options{Records: 9})
 	if r := verify.Verify(c.Bundles[0], c.Trust, nil); !r.OK() {
 		t.Fatalf("first bundle:\n%s", r)
 	}

@@ -4,25 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/systemd"
+	"github.com/edgeseal/edgeseal/systemd/systemdtest"
 )
-
-func wantMode(t *testing.T, path string, dir bool, mode fs.FileMode) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.IsDir() != dir || st.Mode().Perm() != mode {
-		t.Errorf("%s: dir %v mode %v, want dir %v mode %v", path, st.IsDir(), st.Mode().Perm(), dir, mode)
-	}
-}
 
 func TestServiceUsage(t *testing.T) {
 	for _, args := range [][]string{
@@ -47,5 +35,5 @@ func TestServiceInstallRootFlag(t *testing.T) {
 	if err := run(context.Background(), []string{"service", "install", "--kind", "agent", "--root", root}, &out, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	wantMode(t, filepath.Join(root, systemd.UnitDir, systemd.AgentUnitName), false, 0o644)
+	systemdtest.WantMode(t, filepath.Join(root, systemd.UnitDir, systemd.AgentUnitName), false, 0o644)
 }

@@ -91,7 +91,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		if *each {
 			against = base
 		}
-		b, err := readBundle(lb.path)
+		b, err := bundle.ReadFile(lb.path)
 		if err != nil {
 			return usageErr("verify: %v", err)
 		}
@@ -132,19 +132,6 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return &exitError{code: 1, err: fmt.Errorf("verify: %d of %d bundle(s) not verified", len(failed), len(bundles))}
 	}
 	return nil
-}
-
-func readBundle(path string) (*bundle.Bundle, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := bundle.Read(f, bundle.DefaultLimits)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return b, nil
 }
 
 // loadPrevious reads --previous: a state JSON file, or a bundle that must

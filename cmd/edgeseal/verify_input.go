@@ -33,7 +33,7 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 			return nil, usageErr("verify: %v", err)
 		}
 		if !fi.IsDir() {
-			b, err := readBundle(p)
+			b, err := bundle.ReadFile(p)
 			if err != nil {
 				return nil, usageErr("verify: %v", err)
 			}
@@ -50,7 +50,7 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 				continue
 			}
 			path := filepath.Join(p, e.Name())
-			b, err := readBundle(path)
+			b, err := bundle.ReadFile(path)
 			if err != nil {
 				return nil, usageErr("verify: %v", err)
 			}

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,40 +19,15 @@ import (
 
 const trustPolicy = "trust/site1-dev4.json"
 
-// policyDev is a software device whose signing key is bound with
-// TPM2_PolicyAuthorize to an operator's PCR-policy key (a version 2 trust).
-type policyDev struct {
-	bundletest.Soft
-	pk []byte // PKIX DER of the policy key
-}
-
-func (d policyDev) Identity() custody.Identity {
-	id := d.Soft.Identity()
-	id.PCRPolicyKey = d.pk
-	return id
-}
-
 // pcrAuth is a device with a version 2 trust: two bundles, a firmware
 // update whose new PCR values the operator authorizes (good), then a
 // second update "authorized" by a key the trust file does not name.
 func (c *corpus) pcrAuth(ctx context.Context) error {
 	const device = "site1/dev4"
-	op, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dev, op, err := bundletest.NewPolicyDev(device)
 	if err != nil {
 		return err
 	}
-	soft, err := bundletest.NewSoft()
-	if err != nil {
-		return err
-	}
-	if soft.AuthPolicy, err = trustfile.PCRAuthorizationDigest(&op.PublicKey, device); err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKIXPublicKey(&op.PublicKey)
-	if err != nil {
-		return err
-	}
-	dev := policyDev{Soft: soft, pk: der}
 	ch, err := bundletest.NewChain(ctx, dev, 2, bundletest.Options{Site: "site1", Device: "dev4", Records: 6, PayloadSize: 48, KeyCreate: true})
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -25,7 +24,7 @@ func verifyChain(stdout io.Writer, journeys []*journey, got []delivered, trust *
 	failed := 0
 	for _, dv := range got {
 		p := dv.path
-		b, err := readBundle(p)
+		b, err := bundle.ReadFile(p)
 		if err != nil {
 			return err
 		}
@@ -107,17 +106,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func readBundle(path string) (*bundle.Bundle, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := bundle.Read(f, bundle.DefaultLimits)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return b, nil
 }

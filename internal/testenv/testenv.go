@@ -20,3 +20,23 @@ func Missing(t testing.TB, format string, args ...any) {
 	}
 	t.Skipf("missing: "+format, args...)
 }
+
+// OtherGroup returns a group id, not the process's effective group, that
+// the process may give a file it owns: as root any (the effective group
+// plus 4242), else one of its supplementary groups. Without one the test
+// is Missing it.
+func OtherGroup(t testing.TB) int {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return os.Getegid() + 4242
+	}
+	if gs, err := os.Getgroups(); err == nil {
+		for _, g := range gs {
+			if g != os.Getegid() {
+				return g
+			}
+		}
+	}
+	Missing(t, "not root and no supplementary group to give the socket (CI=true runs as root)")
+	return -1
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
@@ -87,20 +88,7 @@ func BenchmarkDrain(b *testing.B) {
 	brk := mqtttest.Start(b, nil)
 
 	// The site: TPM simulator, journal, core.
-	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(dir, "sim"), tpm.Options{StateDir: filepath.Join(dir, "tpm"), Simulator: simulator.Open, Create: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tp.Close()
-	key, err := tp.DataKey(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	j, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "journal"), EncryptionKey: key, MemTableSize: 8 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
+	tp, j := e2etest.OpenDevice(ctx, b, simulator.Open, dir, store.Options{MemTableSize: 8 << 20})
 	core, err := agent.Open(ctx, agent.Options{Site: "site1", Device: "dev1", SealEvery: sealEvery, SealInterval: time.Hour}, j, tp)
 	if err != nil {
 		b.Fatal(err)

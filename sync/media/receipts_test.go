@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"os"
@@ -13,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
-	"github.com/edgeseal/edgeseal/bundle/archivesig"
-	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/media"
@@ -37,45 +33,21 @@ func (r ring) ReplyKey(_ context.Context, keyID string, _ uint64, _ [][]byte) (e
 
 type archiveKey struct {
 	ring
-	priv ed25519.PrivateKey
-	note note.Signer
+	*bundletest.ArchiveKey
 }
 
 func newArchiveKey(t *testing.T) *archiveKey {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	k, err := bundletest.NewArchiveKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	skey, _, err := note.GenerateKey(rand.Reader, "archive.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &archiveKey{ring: ring{keyID: "archive-test-1", pub: pub}, priv: priv, note: ns}
+	return &archiveKey{ring: ring{keyID: k.KeyID, pub: k.Pub}, ArchiveKey: k}
 }
 
 func (k *archiveKey) receipt(t *testing.T, data []byte, device string) []byte {
 	t.Helper()
-	digest := sha256.Sum256(data)
-	r := &archivesig.Receipt{
-		BundleDigest: wire.FormatHash(digest), Device: device, CheckpointSize: 1,
-		CheckpointRoot: wire.FormatHash(sha256.Sum256(digest[:])), RetentionUntil: "2033-11-26T00:00:00.000000Z",
-	}
-	entry, err := r.Entry().Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := merkle.Checkpoint{Origin: "edgeseal-archive/test", Size: 1, Root: merkle.LeafHash(entry)}.Marshal()
-	signed, err := note.Sign(&note.Note{Text: string(body)}, k.note)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.ArchiveCheckpoint = string(signed)
-	raw, err := archivesig.SignReceipt(r, k.keyID, k.priv)
+	raw, err := k.Receipt(sha256.Sum256(data), device)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +57,7 @@ func (k *archiveKey) receipt(t *testing.T, data []byte, device string) []byte {
 func (k *archiveKey) rejection(t *testing.T, data []byte, device string) []byte {
 	t.Helper()
 	raw, err := sync.SignRejection(&sync.Rejection{BundleDigest: wire.FormatHash(sha256.Sum256(data)), Device: device, Reason: "test: refused",
-		Checks: []string{"archive.gap"}, Time: time.Now().UTC().Format(time.RFC3339)}, k.keyID, k.priv)
+		Checks: []string{"archive.gap"}, Time: time.Now().UTC().Format(time.RFC3339)}, k.KeyID, k.Priv)
 	if err != nil {
 		t.Fatal(err)
 	}
