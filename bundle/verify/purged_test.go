@@ -41,7 +41,7 @@ func failed(r *verify.Report) []string {
 // or with a list that leaves out a payload, or names one still present,
 // it fails.
 func TestVerifyPurged(t *testing.T) {
-	c := newChain(t, 2, bundletest.Options{Records: 9})
+	c := bundletest.MustChain(t, 2, bundletest.Options{Records: 9})
 	skel, gone := skeleton(c.Bundles[1])
 	if len(gone) < 2 {
 		t.Fatalf("bundle has %d payloads, want 2 or more", len(gone))
