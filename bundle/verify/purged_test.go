@@ -105,7 +105,7 @@ func TestVerifyPurged(t *testing.T) {
 // panics and never accepts the changed skeleton (a purge hides payload
 // bytes, nothing else).
 func FuzzVerifyPurged(f *testing.F) {
-	c := newChain(f, 2, bundletest.Options{Records: 5, PayloadSize: 16})
+	c := bundletest.MustChain(f, 2, bundletest.Options{Records: 5, PayloadSize: 16})
 	skel, gone := skeleton(c.Bundles[1])
 	if r := verify.VerifyPurged(skel, c.Trust, c.States[0], gone); !r.OK() {
 		f.Fatalf("skeleton:\n%s", r)
