@@ -15,7 +15,7 @@ import (
 var pubFile = regexp.MustCompile(`[A-Za-z0-9_.-]+\.pub\b`)
 
 // outFile matches the file a key-pair command writes (--out FILE).
-var outFile = regexp.MustCompile(`(?:recovery-keygen|pcr-key new) --out ([A-Za-z0-9_./-]+)`)
+var outFile = regexp.MustCompile(`(?:recovery-keygen|pcr-key new|operator keygen) --out ([A-Za-z0-9_./-]+)`)
 
 // keyPath matches an absolute path of a private key or certificate file
 // (public keys are copied between hosts under one name on purpose).
@@ -47,7 +47,8 @@ func TestKeyFileNames(t *testing.T) {
 	if len(files) < 5 {
 		t.Fatalf("found only %v", files)
 	}
-	// The operator's own key pairs (tpm recovery-keygen, tpm pcr-key new)
+	// The operator's own key pairs (tpm recovery-keygen, tpm pcr-key new,
+	// archive operator keygen)
 	// are written as --out FILE and FILE.pub: a name the docs make that
 	// way is one edgeseal writes.
 	for _, f := range files {
