@@ -48,9 +48,8 @@ func TestKeyFileNames(t *testing.T) {
 		t.Fatalf("found only %v", files)
 	}
 	// The operator's own key pairs (tpm recovery-keygen, tpm pcr-key new,
-	// archive operator keygen)
-	// are written as --out FILE and FILE.pub: a name the docs make that
-	// way is one edgeseal writes.
+	// archive operator keygen) are written as --out FILE and FILE.pub: a
+	// name the docs make that way is one edgeseal writes.
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
