@@ -147,6 +147,7 @@ type Core struct {
 
 	pcrAuth pcrAuthState // under sealMu
 	pol     policyState  // the policy in force (policyinforce.go)
+	gov     governance   // governance alerts (governance.go)
 	syncSt  syncState    // broker link, last delivery and refusal (status_sync.go)
 }
 

@@ -117,6 +117,9 @@ type Status struct {
 	// PolicySigned is who signed the policy in force and the last reload
 	// refused (absent: the policy is not signed).
 	PolicySigned *PolicyStatus `json:"policySigned,omitempty"`
+	// Governance are the governance alerts raised since start (absent:
+	// none); see docs/formats.md, governance.alert.
+	Governance *GovernanceStatus `json:"governance,omitempty"`
 	// Key is the signing key in force and whether it waits for a PCR
 	// authorization.
 	Key KeyStatus `json:"key"`
@@ -230,6 +233,7 @@ func (c *Core) Status(ctx context.Context) (*Status, error) {
 		st.Policy = p.Digest()
 	}
 	st.PolicySigned = c.policyStatus()
+	st.Governance = c.governanceStatus()
 	cpSize, _, err := c.j.LastCheckpoint()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("agent: status: %w", err)
