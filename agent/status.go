@@ -80,6 +80,9 @@ type ExportInfo struct {
 	Proof      []string        `json:"proof,omitempty"`
 	// Delivery is the journaled receipt of the bundle (archived only).
 	Delivery *DeliveryBody `json:"delivery,omitempty"`
+	// PayloadPurged: the payload bytes left the journal (a retention.purge
+	// record, e.g. the local retention); the record and its leaf stay.
+	PayloadPurged bool `json:"payloadPurged,omitempty"`
 }
 
 // SealInfo describes the last seal.
@@ -184,6 +187,10 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 	info := &ExportInfo{ID: id, Principal: principal, Status: StatusJournaled, Seq: seq, Leaf: wire.FormatHash(merkle.LeafHash(rec)), Record: rec}
 	if reason != "" {
 		info.Status, info.Reason = StatusRefused, reason
+	} else if d, ok, err := custody.RecordPayload(rec); err == nil && ok {
+		if _, purged, err := c.j.PayloadState(d); err == nil {
+			info.PayloadPurged = purged
+		}
 	}
 	cp, err := c.Checkpoint()
 	var nf *NotFoundError
