@@ -48,6 +48,9 @@ func (c *Core) policyAlerts(next *signed.Signed) []signed.Alert {
 	if err != nil {
 		c.log.Error("governance: cannot compare policies", "err", err)
 	}
+	for _, s := range next.Policy.ShortRetentions() {
+		al = append(al, signed.Alert{Kind: custody.AlertRetentionShort, Subject: s.Workflow, Detail: s.String()})
+	}
 	return al
 }
 

@@ -123,3 +123,47 @@ func TestGovernanceAlerts(t *testing.T) {
 		t.Fatalf("status governance %+v", st.Governance)
 	}
 }
+
+// TestGovernanceShortRetention: a policy whose workflow keeps exports for
+// less than its schema's min_retention is put in force with a
+// retention.short alert journaled.
+func TestGovernanceShortRetention(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
+	polDir := filepath.Join(dir, "pol")
+	os.Mkdir(polDir, 0o755)
+	p := filepath.Join(polDir, "policy.yaml")
+	pol := strings.Replace(govPolicy, "%s", "archive", 1) + "min_retention:\n  doc@1: 10y\nretention_classes:\n  r: 30d\n"
+	os.WriteFile(p, []byte(pol), 0o644)
+	os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(`{"type":"object"}`), 0o644)
+	signedPath := filepath.Join(dir, "policy.signed.json")
+	os.WriteFile(signedPath, signedtest.Sign(t, p, keys[0]), 0o644)
+	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
+		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
+	log := slog.New(slog.DiscardHandler)
+	src, err := OpenPolicySource(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, sp, err := src.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pl })
+	if err := src.Start(ctx, r.core, sp, log); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := r.j.Record(r.j.Size() - 1)
+	rec, err := custody.ParseRecord(raw)
+	if err != nil || rec.Type != custody.TypeGovernanceAlert {
+		t.Fatalf("last record %s %v", raw, err)
+	}
+	b, err := custody.ParseGovernanceAlertBody(rec.Body)
+	if err != nil || b.Kind != custody.AlertRetentionShort || b.Subject != "w" || b.Policy != pl.Digest() || !strings.Contains(b.Detail, "10y") && !strings.Contains(b.Detail, "87600h") {
+		t.Fatalf("alert %+v %v", b, err)
+	}
+	if n := r.core.GovernanceAlerts()[custody.AlertRetentionShort]; n != 1 {
+		t.Fatalf("count %d", n)
+	}
+}

@@ -16,15 +16,18 @@ const (
 	// AlertSignerUnknown: a policy carried signatures by keys not in the
 	// admin set (the reload was refused).
 	AlertSignerUnknown = "signer.unknown"
+	// AlertRetentionShort: a workflow's retention class is shorter than
+	// its schema's min_retention (or has no duration to compare).
+	AlertRetentionShort = "retention.short"
 )
 
-var alertKinds = map[string]bool{AlertSchemaChanged: true, AlertDestinationNew: true, AlertSignerUnknown: true}
+var alertKinds = map[string]bool{AlertSchemaChanged: true, AlertDestinationNew: true, AlertSignerUnknown: true, AlertRetentionShort: true}
 
 // GovernanceAlertBody is the body of a governance.alert record.
 type GovernanceAlertBody struct {
 	Kind string `json:"kind"`
 	// Subject is what the alert is about: the schema id, the destination,
-	// or the unknown key ids joined by ",".
+	// the unknown key ids joined by ",", or the workflow.
 	Subject string `json:"subject"`
 	// Policy is the digest ("sha256:<hex>") of the policy that raised it:
 	// the one put in force, or the one refused.

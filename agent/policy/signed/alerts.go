@@ -12,7 +12,7 @@ import (
 // Alert is a governance alert raised when a policy is put in force: a
 // change that the signatures allow but that an auditor wants to see.
 type Alert struct {
-	Kind    string // custody.AlertSchemaChanged, custody.AlertDestinationNew, custody.AlertSignerUnknown
+	Kind    string // custody.AlertSchemaChanged, ... (the governance.alert kinds)
 	Subject string // the schema id, the destination, the unknown key ids
 	Detail  string
 }
