@@ -18,6 +18,15 @@
 //	    destinations: [archive]
 //	    principals: [n8n-prod]     # principal names from the agent config
 //	    max_size: 1048576          # bytes
+//	min_retention:                 # optional: schema id -> shortest retention (duration, 30d, 10y or permanent)
+//	  invoice@1: 10y
+//	retention_classes:             # optional: class -> duration or permanent, to compare with min_retention
+//	  finance-10y: 10y
+//
+// A workflow whose retention class is shorter than its schema's
+// min_retention (or has no duration in retention_classes) is not refused:
+// [Policy.ShortRetentions] lists it and the agent raises a governance
+// alert.
 //
 // On a device the policy normally comes signed by policy administrators,
 // with its schema files, in one document (package agent/policy/signed);
