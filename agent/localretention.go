@@ -42,6 +42,10 @@ type LocalPurge struct {
 	Resumed  int      // payloads of an earlier purge record finished now
 }
 
+// MaxPurgePayloads bounds the digests of one retention.purge record (a
+// record is at most 1 MiB); a pass with more purges them in later passes.
+const MaxPurgePayloads = 4096
+
 // LocalRetentionReason is the reason a retention.purge record of the
 // local retention carries.
 func LocalRetentionReason(keep time.Duration) string {
@@ -110,7 +114,7 @@ func (c *Core) PurgeLocal(ctx context.Context, keep time.Duration) (*LocalPurge,
 			d := b.Payload.Digest
 			delete(pending, d) // stored again by this export
 			if !stopped {
-				ok := !r.Time.After(cutoff)
+				ok := !r.Time.After(cutoff) && (candSet[d] || len(cand) < MaxPurgePayloads)
 				if ok {
 					if ok, err = isReceipted(seq); err != nil {
 						return err

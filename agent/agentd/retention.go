@@ -40,6 +40,9 @@ func runLocalRetention(ctx context.Context, core *agent.Core, keep time.Duration
 				log.Info("local retention: spool done/ copies removed", "files", n)
 			}
 		}
+		if err == nil && len(res.Payloads) >= agent.MaxPurgePayloads && ctx.Err() == nil {
+			continue // a backlog: the next pass at once
+		}
 		select {
 		case <-ctx.Done():
 			return
