@@ -140,6 +140,11 @@ func (s *PolicySource) Reload(ctx context.Context, c *Core, via, who string) (*P
 	_, sp, err := s.Load()
 	if err != nil {
 		c.RefusePolicy(err)
+		if al := unknownSignerAlert(err); al != nil {
+			if jerr := c.raiseAlerts(ctx, "", custody.Actor{Kind: "agent", ID: "policy", Via: via}, al); jerr != nil {
+				c.log.Error("governance alert not journaled", "err", jerr)
+			}
+		}
 		return nil, err
 	}
 	actor := custody.Actor{Kind: "agent", ID: "policy", Via: via}

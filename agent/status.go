@@ -80,6 +80,9 @@ type ExportInfo struct {
 	Proof      []string        `json:"proof,omitempty"`
 	// Delivery is the journaled receipt of the bundle (archived only).
 	Delivery *DeliveryBody `json:"delivery,omitempty"`
+	// PayloadPurged: the payload bytes left the journal (a retention.purge
+	// record, e.g. the local retention); the record and its leaf stay.
+	PayloadPurged bool `json:"payloadPurged,omitempty"`
 }
 
 // SealInfo describes the last seal.
@@ -117,6 +120,9 @@ type Status struct {
 	// PolicySigned is who signed the policy in force and the last reload
 	// refused (absent: the policy is not signed).
 	PolicySigned *PolicyStatus `json:"policySigned,omitempty"`
+	// Governance are the governance alerts raised since start (absent:
+	// none); see docs/formats.md, governance.alert.
+	Governance *GovernanceStatus `json:"governance,omitempty"`
 	// Key is the signing key in force and whether it waits for a PCR
 	// authorization.
 	Key KeyStatus `json:"key"`
@@ -181,6 +187,10 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 	info := &ExportInfo{ID: id, Principal: principal, Status: StatusJournaled, Seq: seq, Leaf: wire.FormatHash(merkle.LeafHash(rec)), Record: rec}
 	if reason != "" {
 		info.Status, info.Reason = StatusRefused, reason
+	} else if d, ok, err := custody.RecordPayload(rec); err == nil && ok {
+		if _, purged, err := c.j.PayloadState(d); err == nil {
+			info.PayloadPurged = purged
+		}
 	}
 	cp, err := c.Checkpoint()
 	var nf *NotFoundError
@@ -230,6 +240,7 @@ func (c *Core) Status(ctx context.Context) (*Status, error) {
 		st.Policy = p.Digest()
 	}
 	st.PolicySigned = c.policyStatus()
+	st.Governance = c.governanceStatus()
 	cpSize, _, err := c.j.LastCheckpoint()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("agent: status: %w", err)

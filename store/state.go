@@ -166,3 +166,36 @@ func (j *Journal) seekCheckpoint(from uint64, reverse bool) (size uint64, data [
 	})
 	return size, data, err
 }
+
+// PayloadState says whether the payload bytes with the given digest are
+// stored (present) or were purged (a tombstone, bytes absent), without
+// reading them; both false when never stored.
+func (j *Journal) PayloadState(digest [32]byte) (present, purged bool, err error) {
+	if err := j.enter(); err != nil {
+		return false, false, fmt.Errorf("store: payload state: %w", err)
+	}
+	defer j.leave()
+	err = j.db.View(func(txn *badger.Txn) error {
+		_, perr := txn.Get(j.c.digestKey(pfxPayload, digest))
+		if perr == nil {
+			present = true
+			return nil
+		}
+		if !errors.Is(perr, badger.ErrKeyNotFound) {
+			return perr
+		}
+		_, terr := txn.Get(j.c.digestKey(pfxTombstone, digest))
+		if terr == nil {
+			purged = true
+			return nil
+		}
+		if !errors.Is(terr, badger.ErrKeyNotFound) {
+			return terr
+		}
+		return nil
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("store: payload state %x: %w", digest[:8], err)
+	}
+	return present, purged, nil
+}

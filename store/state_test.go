@@ -52,6 +52,41 @@ func TestPurgePayload(t *testing.T) {
 	}
 }
 
+// TestPayloadState: present, purged, never stored, and present again
+// once the same bytes are stored after a purge; checked across a reopen.
+func TestPayloadState(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j := openT(t, dir)
+	data := []byte("payload state")
+	d := sha256.Sum256(data)
+	state := func(want string) {
+		t.Helper()
+		p, g, err := j.PayloadState(d)
+		got := map[[2]bool]string{{false, false}: "none", {true, false}: "present", {false, true}: "purged"}[[2]bool{p, g}]
+		if err != nil || got != want {
+			t.Fatalf("state %q (%v), want %q", got, err, want)
+		}
+	}
+	state("none")
+	if _, err := j.Append(ctx, Entry{Build: build("export"), Payloads: []Payload{{Digest: d, Data: data}}}); err != nil {
+		t.Fatal(err)
+	}
+	state("present")
+	if err := j.PurgePayload(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	state("purged")
+	j.Close()
+	j = openT(t, dir)
+	defer j.Close()
+	state("purged")
+	if _, err := j.Append(ctx, Entry{Build: build("again"), Payloads: []Payload{{Digest: d, Data: data}}}); err != nil {
+		t.Fatal(err)
+	}
+	state("present")
+}
+
 func TestPayloadDedupe(t *testing.T) {
 	ctx := context.Background()
 	j := openT(t, t.TempDir())

@@ -16,8 +16,9 @@ import (
 // /metrics on addr. stop closes the server.
 func serveMetrics(ctx context.Context, addr string, m *metrics.Agent, j *store.Journal, core *agent.Core, pub *sync.Publisher, log *slog.Logger) (stop func(), err error) {
 	src := metrics.AgentSources{
-		JournalSize:    j.Size,
-		PolicyRefusals: core.PolicyRefusals,
+		JournalSize:      j.Size,
+		PolicyRefusals:   core.PolicyRefusals,
+		GovernanceAlerts: core.GovernanceAlerts,
 		Outbox: func(ctx context.Context) (int, time.Time, error) {
 			st, err := core.OutboxState(ctx)
 			return st.Depth, st.Oldest, err

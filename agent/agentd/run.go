@@ -243,6 +243,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		defer func() { stopSpool(); spooler.Wait() }()
 	}
 
+	if keep := cfg.Retention.LocalPayloads; keep > 0 {
+		retCtx, stopRet := context.WithCancel(context.Background())
+		var retainer gosync.WaitGroup
+		retainer.Go(func() { runLocalRetention(retCtx, core, keep, cfg.Spool.Dir, log.With("component", "retention")) })
+		defer func() { stopRet(); retainer.Wait() }()
+	}
+
 	if cfg.Metrics.Listen != "" {
 		stop, err := serveMetrics(ctx, cfg.Metrics.Listen, mets, j, core, pub, log.With("component", "metrics"))
 		if err != nil {

@@ -88,6 +88,16 @@ type Config struct {
 	Principals   Principals `yaml:"principals"`
 	Log          Log        `yaml:"log"`
 	Metrics      Metrics    `yaml:"metrics"`
+	Retention    Retention  `yaml:"retention"`
+}
+
+// Retention is the device's local retention.
+type Retention struct {
+	// LocalPayloads: the payload bytes of an export leave the journal
+	// (and the spool's done/ folder) once the export is this old and the
+	// archive receipted the bundle that sealed it; each purge is journaled
+	// as a retention.purge record. 0 (the default) keeps them.
+	LocalPayloads time.Duration `yaml:"local_payloads"`
 }
 
 // Metrics configures the Prometheus /metrics endpoint; an empty Listen

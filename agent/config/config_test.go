@@ -498,3 +498,27 @@ func TestSealRotateEvery(t *testing.T) {
 		}
 	}
 }
+
+func TestRetentionLocalPayloads(t *testing.T) {
+	if d := Default(); d.Retention.LocalPayloads != 0 {
+		t.Fatalf("default local_payloads %s, want 0 (keep)", d.Retention.LocalPayloads)
+	}
+	for _, tc := range []struct {
+		yaml string
+		want time.Duration
+		err  bool
+	}{
+		{"0s", 0, false}, {"720h", 720 * time.Hour, false}, {"2s", 2 * time.Second, false}, {"500ms", 0, true}, {"-1h", 0, true},
+	} {
+		c, err := Parse(minimal("retention:\n  local_payloads: " + tc.yaml + "\n"))
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), "retention.local_payloads") {
+				t.Errorf("local_payloads %s: %v, want an error naming retention.local_payloads", tc.yaml, err)
+			}
+			continue
+		}
+		if err != nil || c.Retention.LocalPayloads != tc.want {
+			t.Errorf("local_payloads %s: %v, %v", tc.yaml, c, err)
+		}
+	}
+}

@@ -78,6 +78,9 @@ func (c *Config) validate() []*Error {
 	if c.Seal.MaxBundle < 64*KiB {
 		bad("seal.max_bundle", "must be at least 64 KiB, got %d bytes", int64(c.Seal.MaxBundle))
 	}
+	if c.Retention.LocalPayloads < 0 || (c.Retention.LocalPayloads > 0 && c.Retention.LocalPayloads < time.Second) {
+		bad("retention.local_payloads", "must be 0 (keep) or at least 1s, got %s", c.Retention.LocalPayloads)
+	}
 	if c.Seal.RotateEvery != 0 && c.Seal.RotateEvery < MinRotateEvery {
 		bad("seal.rotate_every", "must be 0 (off) or at least %s, got %s", MinRotateEvery, c.Seal.RotateEvery)
 	}

@@ -18,6 +18,15 @@
 //	    destinations: [archive]
 //	    principals: [n8n-prod]     # principal names from the agent config
 //	    max_size: 1048576          # bytes
+//	min_retention:                 # optional: schema id -> shortest retention (duration, 30d, 10y or permanent)
+//	  invoice@1: 10y
+//	retention_classes:             # optional: class -> duration or permanent, to compare with min_retention
+//	  finance-10y: 10y
+//
+// A workflow whose retention class is shorter than its schema's
+// min_retention (or has no duration in retention_classes) is not refused:
+// [Policy.ShortRetentions] lists it and the agent raises a governance
+// alert.
 //
 // On a device the policy normally comes signed by policy administrators,
 // with its schema files, in one document (package agent/policy/signed);
@@ -95,6 +104,12 @@ type file struct {
 	Description string            `yaml:"description"`
 	Schemas     map[string]string `yaml:"schemas"`
 	Workflows   []Workflow        `yaml:"workflows"`
+	// MinRetention: schema id -> the shortest retention its exports may
+	// be kept for (a duration such as 87600h, or "permanent").
+	MinRetention map[string]string `yaml:"min_retention"`
+	// RetentionClasses: class -> its duration (or "permanent"), for
+	// comparing a workflow's class with its schema's min_retention.
+	RetentionClasses map[string]string `yaml:"retention_classes"`
 }
 
 // Policy is a loaded policy. It is immutable and safe for concurrent use.
@@ -103,6 +118,7 @@ type Policy struct {
 	digest    string
 	workflows map[string]*workflow
 	order     []string
+	retention retentionRules
 }
 
 type workflow struct {
@@ -174,6 +190,10 @@ func Parse(data []byte, fsys fs.FS) (*Policy, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
+	rr, err := f.retentionRules()
+	if err != nil {
+		return nil, err
+	}
 
 	schemas, files, err := compile(f, fsys)
 	if err != nil {
@@ -183,6 +203,7 @@ func Parse(data []byte, fsys fs.FS) (*Policy, error) {
 		name:      f.Name,
 		digest:    digest(data, files),
 		workflows: make(map[string]*workflow, len(f.Workflows)),
+		retention: rr,
 	}
 	for _, w := range f.Workflows {
 		w.MediaTypes = normalizeTypes(w.MediaTypes)

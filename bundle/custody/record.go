@@ -44,15 +44,19 @@ const (
 	// TypeArchiveKey: the agent learned a rotation of the archive's key;
 	// the body is the announcement (the DSSE envelope, ParseArchiveKey).
 	TypeArchiveKey = "archive.key"
+	// TypeGovernanceAlert journals a governance alert the agent raised
+	// on a policy load or a refused reload (GovernanceAlertBody).
+	TypeGovernanceAlert = "governance.alert"
 )
 
 var knownTypes = map[string]bool{
 	TypeExport: true, TypeExportRejected: true, TypeSeal: true, TypeDeliveryReceipt: true,
 	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
-	TypeKeyRecover:     true,
-	TypePCRsAuthorized: true,
-	TypeArchiveKey:     true,
+	TypeKeyRecover:      true,
+	TypePCRsAuthorized:  true,
+	TypeArchiveKey:      true,
+	TypeGovernanceAlert: true,
 }
 
 // Record is one custody event, the leaf of the journal.
@@ -305,6 +309,9 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 		return nil
 	case TypeKeyCreate, TypeKeyRotate, TypeKeyRevoke:
 		return checkKeyBody(r)
+	case TypeGovernanceAlert:
+		_, err := ParseGovernanceAlertBody(r.Body)
+		return err
 	}
 	return nil
 }

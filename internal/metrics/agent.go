@@ -91,6 +91,9 @@ type AgentSources struct {
 	// PolicyRefusals counts signed-policy reloads refused since the
 	// start; nil leaves the metric out.
 	PolicyRefusals func() uint64
+	// GovernanceAlerts counts the governance alerts raised since the
+	// start, by kind; nil leaves the metric out.
+	GovernanceAlerts func() map[string]uint64
 }
 
 // Watch registers the metrics read from src at scrape time. Call it once.
@@ -106,6 +109,9 @@ func (m *Agent) Watch(src AgentSources) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
 			Name: "policy_reload_refused_total", Help: "Policy reloads refused (not signed by the threshold, invalid); the policy in force stayed."},
 			func() float64 { return float64(src.PolicyRefusals()) }))
+	}
+	if src.GovernanceAlerts != nil {
+		m.reg.MustRegister(governanceCollector(src.GovernanceAlerts))
 	}
 	if src.Sync == nil {
 		return
@@ -169,4 +175,19 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(outboxDepthDesc, prometheus.GaugeValue, float64(depth))
 	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
+}
+
+var governanceDesc = prometheus.NewDesc(Namespace+"_agent_governance_alerts_total",
+	"Governance alerts raised since the start (journaled as governance.alert records), by kind.", []string{"kind"}, nil)
+
+// governanceCollector reports the governance alert counts, one series a
+// kind raised.
+type governanceCollector func() map[string]uint64
+
+func (c governanceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- governanceDesc }
+
+func (c governanceCollector) Collect(ch chan<- prometheus.Metric) {
+	for k, n := range c() {
+		ch <- prometheus.MustNewConstMetric(governanceDesc, prometheus.CounterValue, float64(n), k)
+	}
 }

@@ -149,3 +149,21 @@ edgeseal_archive_mqtt_connected 0
 		t.Error("served after Close")
 	}
 }
+
+func TestAgentGovernanceAlerts(t *testing.T) {
+	m := NewAgent()
+	m.Watch(AgentSources{
+		JournalSize:      func() uint64 { return 0 },
+		Outbox:           func(context.Context) (int, time.Time, error) { return 0, time.Time{}, nil },
+		GovernanceAlerts: func() map[string]uint64 { return map[string]uint64{"destination.new": 2, "schema.changed": 1} },
+	})
+	want := `
+# HELP edgeseal_agent_governance_alerts_total Governance alerts raised since the start (journaled as governance.alert records), by kind.
+# TYPE edgeseal_agent_governance_alerts_total counter
+edgeseal_agent_governance_alerts_total{kind="destination.new"} 2
+edgeseal_agent_governance_alerts_total{kind="schema.changed"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "edgeseal_agent_governance_alerts_total"); err != nil {
+		t.Fatal(err)
+	}
+}

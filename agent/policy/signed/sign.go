@@ -178,6 +178,8 @@ func ParseEnvelope(b []byte) (*dsse.Envelope, *Document, *policy.Policy, error) 
 type ThresholdError struct {
 	Have, Want int
 	Signers    []string
+	// Unknown are the key ids of signatures by keys not in the admin set.
+	Unknown []string
 }
 
 func (e *ThresholdError) Error() string {
@@ -212,10 +214,13 @@ func Verify(b []byte, admins *Admins) (*Signed, error) {
 	}
 	pae := dsse.PAE(env.PayloadType, env.Payload)
 	sum := sha256.Sum256(pae)
-	var signers []string
+	var signers, unknown []string
 	for _, s := range env.Signatures {
 		pub, ok := admins.keys[s.KeyID]
 		name := admins.name[s.KeyID]
+		if !ok && !slices.Contains(unknown, s.KeyID) {
+			unknown = append(unknown, s.KeyID)
+		}
 		if !ok || slices.Contains(signers, name) {
 			continue
 		}
@@ -231,7 +236,7 @@ func Verify(b []byte, admins *Admins) (*Signed, error) {
 		}
 	}
 	if len(signers) < admins.Threshold {
-		return nil, &ThresholdError{Have: len(signers), Want: admins.Threshold, Signers: signers}
+		return nil, &ThresholdError{Have: len(signers), Want: admins.Threshold, Signers: signers, Unknown: unknown}
 	}
 	return &Signed{Envelope: b, Payload: env.Payload, Document: d, Policy: p, Signers: signers}, nil
 }

@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/agent/policy/signed/signedtest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+)
+
+const govPolicy = `version: 1
+schemas:
+  doc@1: doc-1.json
+workflows:
+  - name: w
+    schema: doc@1
+    classifications: [internal]
+    retention: r
+    destinations: [%s]
+    principals: [exp]
+    max_size: 100
+`
+
+// TestGovernanceAlerts: a reload whose schema changes bytes under the
+// same name@version, a reload adding a destination no earlier version
+// had, and a reload signed by a key outside the admin set each journal a
+// governance.alert, count it by kind and show it in /v1/status; going
+// back to an earlier destination raises nothing.
+func TestGovernanceAlerts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
+	mallory, _ := signedtest.Admins(t, t.TempDir(), 1, "mallory")
+	polDir := filepath.Join(dir, "pol")
+	os.Mkdir(polDir, 0o755)
+	signedPath := filepath.Join(dir, "policy.signed.json")
+	version := func(dests, schema string, signer int) {
+		t.Helper()
+		p := filepath.Join(polDir, "policy.yaml")
+		if err := os.WriteFile(p, []byte(strings.Replace(govPolicy, "%s", dests, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(schema), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		k := keys[0]
+		if signer != 0 {
+			k = mallory[0]
+		}
+		if err := os.WriteFile(signedPath, signedtest.Sign(t, p, k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("archive, share-a", `{"type":"object"}`, 0)
+
+	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
+		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
+	log := slog.New(slog.DiscardHandler)
+	src, err := OpenPolicySource(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, sp, err := src.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
+	if err := src.Start(ctx, r.core, sp, log); err != nil {
+		t.Fatal(err)
+	}
+	reload := func(wantErr bool) {
+		t.Helper()
+		if _, err := src.Reload(ctx, r.core, "api", "op"); (err != nil) != wantErr {
+			t.Fatalf("reload: %v (want error %v)", err, wantErr)
+		}
+	}
+	// 1: schema bytes change under doc@1.
+	version("archive, share-a", `{"type":"object","required":["x"]}`, 0)
+	reload(false)
+	// 2: share-a dropped; 3: share-a back (seen before) and share-b new.
+	version("archive", `{"type":"object","required":["x"]}`, 0)
+	reload(false)
+	version("archive, share-a, share-b", `{"type":"object","required":["x"]}`, 0)
+	reload(false)
+	// 4: signed by a key outside the admin set: refused, alert.
+	version("archive", `{"type":"object"}`, 1)
+	reload(true)
+
+	var got []string
+	for seq := range r.j.Size() {
+		raw, _ := r.j.Record(seq)
+		rec, err := custody.ParseRecord(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type != custody.TypeGovernanceAlert {
+			continue
+		}
+		b, err := custody.ParseGovernanceAlertBody(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b.Kind+" "+b.Subject)
+	}
+	want := []string{custody.AlertSchemaChanged + " doc@1", custody.AlertDestinationNew + " share-b", custody.AlertSignerUnknown + " " + mallory[0].KeyID()}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("governance.alert records\n got %v\nwant %v", got, want)
+	}
+	n := r.core.GovernanceAlerts()
+	if n[custody.AlertSchemaChanged] != 1 || n[custody.AlertDestinationNew] != 1 || n[custody.AlertSignerUnknown] != 1 {
+		t.Fatalf("counts %v", n)
+	}
+	st, err := r.core.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Governance == nil || len(st.Governance.Recent) != 3 || st.Governance.Recent[2].Kind != custody.AlertSignerUnknown || st.Governance.Recent[0].Seq == 0 {
+		t.Fatalf("status governance %+v", st.Governance)
+	}
+}
+
+// TestGovernanceShortRetention: a policy whose workflow keeps exports for
+// less than its schema's min_retention is put in force with a
+// retention.short alert journaled.
+func TestGovernanceShortRetention(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
+	polDir := filepath.Join(dir, "pol")
+	os.Mkdir(polDir, 0o755)
+	p := filepath.Join(polDir, "policy.yaml")
+	pol := strings.Replace(govPolicy, "%s", "archive", 1) + "min_retention:\n  doc@1: 10y\nretention_classes:\n  r: 30d\n"
+	os.WriteFile(p, []byte(pol), 0o644)
+	os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(`{"type":"object"}`), 0o644)
+	signedPath := filepath.Join(dir, "policy.signed.json")
+	os.WriteFile(signedPath, signedtest.Sign(t, p, keys[0]), 0o644)
+	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
+		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
+	log := slog.New(slog.DiscardHandler)
+	src, err := OpenPolicySource(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, sp, err := src.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pl })
+	if err := src.Start(ctx, r.core, sp, log); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := r.j.Record(r.j.Size() - 1)
+	rec, err := custody.ParseRecord(raw)
+	if err != nil || rec.Type != custody.TypeGovernanceAlert {
+		t.Fatalf("last record %s %v", raw, err)
+	}
+	b, err := custody.ParseGovernanceAlertBody(rec.Body)
+	if err != nil || b.Kind != custody.AlertRetentionShort || b.Subject != "w" || b.Policy != pl.Digest() || !strings.Contains(b.Detail, "10y") && !strings.Contains(b.Detail, "87600h") {
+		t.Fatalf("alert %+v %v", b, err)
+	}
+	if n := r.core.GovernanceAlerts()[custody.AlertRetentionShort]; n != 1 {
+		t.Fatalf("count %d", n)
+	}
+}
