@@ -77,6 +77,13 @@ type Options struct {
 // they are admitted, and answered in that order.
 type Archive struct {
 	opts    Options
+	// gate is the device states of the log's signed statements, nil
+	// without operator keys (devices_signed.go).
+	gate *deviceGate
+	// pendMu serialises taking the pending folder, pendStamp is the
+	// folder as last taken (operator_pending.go).
+	pendMu    sync.Mutex
+	pendStamp os.FileInfo
 	lg      *slog.Logger
 	cur     atomic.Pointer[signerState] // the current key (archivekey.go)
 	keyMu   sync.RWMutex                // a key rotation against the receipts of a group
@@ -211,6 +218,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a.started = true
 	go a.commitLoop()
 	if err := a.recover(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openGate(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
