@@ -76,7 +76,7 @@ type Options struct {
 // use; bundles of one device are verified one at a time, in the order
 // they are admitted, and answered in that order.
 type Archive struct {
-	opts    Options
+	opts Options
 	// gate is the device states of the log's signed statements, nil
 	// without operator keys (devices_signed.go).
 	gate *deviceGate
@@ -84,15 +84,15 @@ type Archive struct {
 	// folder as last taken (operator_pending.go).
 	pendMu    sync.Mutex
 	pendStamp os.FileInfo
-	lg      *slog.Logger
-	cur     atomic.Pointer[signerState] // the current key (archivekey.go)
-	keyMu   sync.RWMutex                // a key rotation against the receipts of a group
-	objects ObjectStore
-	devices *Devices
-	log     archiveLog
-	index   *store.Journal
-	quar    string
-	now     func() time.Time
+	lg        *slog.Logger
+	cur       atomic.Pointer[signerState] // the current key (archivekey.go)
+	keyMu     sync.RWMutex                // a key rotation against the receipts of a group
+	objects   ObjectStore
+	devices   *Devices
+	log       archiveLog
+	index     *store.Journal
+	quar      string
+	now       func() time.Time
 
 	qidx   *quarIndex
 	alerts alertLimiter

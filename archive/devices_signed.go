@@ -226,7 +226,9 @@ func (a *Archive) checkDeviceStatement(s *OperatorStatement) error {
 		return &DeviceError{Device: s.Device, Op: s.Type, Reason: "not enrolled"}
 	}
 	info := list[i]
-	fail := func(reason string) error { return &DeviceError{Device: s.Device, Status: info.Status, Op: s.Type, Reason: reason} }
+	fail := func(reason string) error {
+		return &DeviceError{Device: s.Device, Status: info.Status, Op: s.Type, Reason: reason}
+	}
 	if s.Type != StatementDeviceApprove {
 		return nil
 	}
