@@ -57,7 +57,8 @@ func (e *env) open() {
 	a, err := archive.Open(e.t.Context(), archive.Options{
 		Dir: e.dir, Key: e.key,
 		Now:        func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
-		Quarantine: e.quarLimits(),
+		Quarantine:   e.quarLimits(),
+		OperatorKeys: e.operatorKeys(),
 		Alert: func(_ context.Context, al archive.Alert) {
 			e.mu.Lock()
 			e.alerts = append(e.alerts, al)
@@ -68,6 +69,14 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.a = a
+}
+
+// operatorKeys is e.op's public key, nil without e.op.
+func (e *env) operatorKeys() []ed25519.PublicKey {
+	if e.op == nil {
+		return nil
+	}
+	return []ed25519.PublicKey{e.op.Public().(ed25519.PublicKey)}
 }
 
 // quarLimits are e.quar, every refusal alerting unless an interval is set.
