@@ -56,7 +56,7 @@ func (e *env) open() {
 	e.t.Helper()
 	a, err := archive.Open(e.t.Context(), archive.Options{
 		Dir: e.dir, Key: e.key,
-		Now:        func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
+		Now:          func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
 		Quarantine:   e.quarLimits(),
 		OperatorKeys: e.operatorKeys(),
 		Alert: func(_ context.Context, al archive.Alert) {
