@@ -22,6 +22,12 @@ func signedDevices(ctx context.Context, cfg *config.Config, d *archive.Devices, 
 	if by == "" {
 		return usageErr("archive devices %s: --by is required ($USER is not set)", verb)
 	}
+	if len(pos) == 0 {
+		return usageErr("archive devices %s: want SITE/NAME", verb)
+	}
+	if verb == "approve" && noActivation {
+		log.Warn("approving with --no-activation: the AK is not proven to be in the TPM of the EK; check the request's EK otherwise", "device", pos[0], "key", keyID)
+	}
 	s := &archive.OperatorStatement{By: by, Reason: reason, Device: pos[0]}
 	switch verb {
 	case "approve":
