@@ -1,8 +1,10 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -22,9 +24,16 @@ import (
 // therefore approves nothing, and does not undo a logged revocation.
 // Without operator keys devices.json alone decides, as before.
 
-// TrustDigest is the "sha256:.." of a DEVICE.json, the trust a
-// device.approve statement names.
-func TrustDigest(trust []byte) string { return wire.FormatHash(sha256.Sum256(trust)) }
+// TrustDigest is the "sha256:.." of a DEVICE.json without insignificant
+// whitespace (JSON compacted: devices.json stores the trust indented),
+// the trust a device.approve statement names.
+func TrustDigest(trust []byte) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, trust); err != nil {
+		return wire.FormatHash(sha256.Sum256(trust))
+	}
+	return wire.FormatHash(sha256.Sum256(b.Bytes()))
+}
 
 // gateDevice is one device as the log's statements leave it.
 type gateDevice struct {
