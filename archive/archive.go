@@ -56,7 +56,9 @@ type Options struct {
 	Classes      map[string]time.Duration
 	DefaultClass string
 	// OperatorKeys are the Ed25519 keys whose signed statements (legal
-	// holds, purges) the archive accepts.
+	// holds, purges, device approvals and revocations, rekeys) the
+	// archive accepts. When set, the log's statements decide which
+	// devices are trusted (devices_signed.go).
 	OperatorKeys []ed25519.PublicKey
 	// Limits bound a bundle. Default bundle.DefaultLimits.
 	Limits bundle.Limits
