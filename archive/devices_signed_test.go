@@ -182,6 +182,9 @@ func TestOperatorKeyIsPolicyAdmin(t *testing.T) {
 	if _, err := e.deviceStatement(archive.StatementDeviceRevoke, "site1/dev3", "", "test", operatorKey); !isOperatorErr(err) {
 		t.Fatalf("statement of a policy admin's key: %v", err)
 	}
+	if _, err := e.a.Hold(t.Context(), archive.HoldTarget{Device: "site1/dev3"}, "C-1", "test", "", operatorKey, false); !isOperatorErr(err) {
+		t.Fatalf("legal hold signed by a policy admin's key: %v", err)
+	}
 	// Learnt again from the stored bundles at the next start.
 	e.reopen()
 	if _, err := e.deviceStatement(archive.StatementDeviceRevoke, "site1/dev3", "", "test", operatorKey); !isOperatorErr(err) {
