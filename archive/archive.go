@@ -56,7 +56,9 @@ type Options struct {
 	Classes      map[string]time.Duration
 	DefaultClass string
 	// OperatorKeys are the Ed25519 keys whose signed statements (legal
-	// holds, purges) the archive accepts.
+	// holds, purges, device approvals and revocations, rekeys) the
+	// archive accepts. When set, the log's statements decide which
+	// devices are trusted (devices_signed.go).
 	OperatorKeys []ed25519.PublicKey
 	// Limits bound a bundle. Default bundle.DefaultLimits.
 	Limits bundle.Limits
@@ -76,16 +78,23 @@ type Options struct {
 // use; bundles of one device are verified one at a time, in the order
 // they are admitted, and answered in that order.
 type Archive struct {
-	opts    Options
-	lg      *slog.Logger
-	cur     atomic.Pointer[signerState] // the current key (archivekey.go)
-	keyMu   sync.RWMutex                // a key rotation against the receipts of a group
-	objects ObjectStore
-	devices *Devices
-	log     archiveLog
-	index   *store.Journal
-	quar    string
-	now     func() time.Time
+	opts Options
+	// gate is the device states of the log's signed statements, nil
+	// without operator keys (devices_signed.go).
+	gate *deviceGate
+	// pendMu serialises taking the pending folder, pendStamp is the
+	// folder as last taken (operator_pending.go).
+	pendMu    sync.Mutex
+	pendStamp os.FileInfo
+	lg        *slog.Logger
+	cur       atomic.Pointer[signerState] // the current key (archivekey.go)
+	keyMu     sync.RWMutex                // a key rotation against the receipts of a group
+	objects   ObjectStore
+	devices   *Devices
+	log       archiveLog
+	index     *store.Journal
+	quar      string
+	now       func() time.Time
 
 	qidx   *quarIndex
 	alerts alertLimiter
@@ -211,6 +220,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a.started = true
 	go a.commitLoop()
 	if err := a.recover(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openGate(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil

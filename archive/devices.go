@@ -78,6 +78,9 @@ type registryFile struct {
 // and reloads it. The registry is small (one entry per device, with the
 // trust and summary of each epoch a rekey closed); its history is kept by
 // the operators' change log and, for rekeys, by the archive log.
+// With operator keys configured the archive trusts only what its log's
+// signed statements approve (devices_signed.go) and the registry is a
+// cache of those states beside the pending requests.
 type Devices struct {
 	path string
 	log  *slog.Logger

@@ -33,6 +33,9 @@ type env struct {
 	mu     gosync.Mutex
 	alerts []archive.Alert
 	quar   archive.QuarantineLimits // AlertInterval -1 unless set
+	// op, when set, is the archive's operator key: approve signs a
+	// device.approve statement with it.
+	op ed25519.PrivateKey
 }
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -53,8 +56,9 @@ func (e *env) open() {
 	e.t.Helper()
 	a, err := archive.Open(e.t.Context(), archive.Options{
 		Dir: e.dir, Key: e.key,
-		Now:        func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
-		Quarantine: e.quarLimits(),
+		Now:          func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
+		Quarantine:   e.quarLimits(),
+		OperatorKeys: e.operatorKeys(),
 		Alert: func(_ context.Context, al archive.Alert) {
 			e.mu.Lock()
 			e.alerts = append(e.alerts, al)
@@ -65,6 +69,14 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.a = a
+}
+
+// operatorKeys is e.op's public key, nil without e.op.
+func (e *env) operatorKeys() []ed25519.PublicKey {
+	if e.op == nil {
+		return nil
+	}
+	return []ed25519.PublicKey{e.op.Public().(ed25519.PublicKey)}
 }
 
 // quarLimits are e.quar, every refusal alerting unless an interval is set.
@@ -111,7 +123,26 @@ func (e *env) approve(c *bundletest.Chain) {
 	if _, err := e.a.Devices().Enroll(ctx, req); err != nil {
 		e.t.Fatal(err)
 	}
+	if e.op != nil {
+		e.approveSigned(c.DeviceName(), c.Trust.KeyID, raw, e.op)
+		return
+	}
 	if _, err := e.a.Devices().Approve(ctx, c.DeviceName(), c.Trust.KeyID, "test"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// approveSigned approves the pending key of device with a signed
+// device.approve statement.
+func (e *env) approveSigned(device, keyID string, trust []byte, op ed25519.PrivateKey) {
+	e.t.Helper()
+	s := &archive.OperatorStatement{Type: archive.StatementDeviceApprove, By: "test", Time: "2026-11-26T02:00:00.000000Z",
+		Device: device, KeyID: keyID, TrustDigest: archive.TrustDigest(trust), NoActivation: true}
+	rec, err := archive.SignOperatorStatement(s, op)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.a.DeviceStatement(e.t.Context(), rec); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -57,7 +57,7 @@ func (a *Archive) checkOperator(op string, key crypto.Signer) error {
 		}
 		return &OperatorError{Op: op, Reason: "key " + kid + " is not an operator key of the archive (operator_keys)"}
 	}
-	return nil
+	return a.checkOperatorKey(a.bg, op, pub)
 }
 
 // logStatement signs s with key, appends it to the archive log, writes
@@ -67,7 +67,14 @@ func (a *Archive) logStatement(ctx context.Context, s *OperatorStatement, key cr
 	if err != nil {
 		return nil, err
 	}
-	if s, err = ParseOperatorStatement(rec); err != nil { // what a log reader reads back
+	return a.appendStatement(ctx, rec)
+}
+
+// appendStatement appends the signed statement rec to the archive log,
+// writes its index event and signs a checkpoint.
+func (a *Archive) appendStatement(ctx context.Context, rec []byte) (*Logged, error) {
+	s, err := ParseOperatorStatement(rec) // what a log reader reads back
+	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(rec)

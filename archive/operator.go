@@ -74,6 +74,14 @@ type OperatorStatement struct {
 	Objects []string    `json:"objects,omitempty"` // the bundles "sha256:.." the hold covers
 	// Purge statements.
 	Purged []PurgedObject `json:"purged,omitempty"`
+	// Device statements (operator_device.go): the device, the key
+	// approved or revoked (for device.revoke the key approved then, if
+	// any), the "sha256:.." of the approved DEVICE.json, and whether a
+	// request whose credential was not activated is approved.
+	Device       string `json:"device,omitempty"`
+	KeyID        string `json:"keyId,omitempty"`
+	TrustDigest  string `json:"trust,omitempty"`
+	NoActivation bool   `json:"noActivation,omitempty"`
 	// OperatorSignature: key, operator, sig (required here).
 	OperatorSignature
 }
@@ -208,6 +216,12 @@ func (s *OperatorStatement) check() error {
 	}
 	if _, err := wire.ParseTime(s.Time); err != nil {
 		return err
+	}
+	if isDeviceStatement(s.Type) {
+		return s.checkDevice()
+	}
+	if s.Device != "" || s.KeyID != "" || s.TrustDigest != "" || s.NoActivation {
+		return stmtErr("a hold or purge statement names a device, key or trust", nil)
 	}
 	switch s.Type {
 	case StatementHoldSet, StatementHoldRelease:

@@ -83,6 +83,21 @@ func FuzzParseOperatorStatement(f *testing.F) {
 	f.Add(signedPurge(f))
 	f.Add([]byte(`{"v":1,"type":"hold.set"}`))
 	f.Add([]byte(`{"v":1,"type":"retention.purge","purged":[{}]}`))
+	f.Add([]byte(`{"v":1,"type":"device.approve","device":"site1/dev1"}`))
+	for _, typ := range []string{archive.StatementDeviceApprove, archive.StatementDeviceRevoke, archive.StatementDeviceRevokeKey} {
+		s := &archive.OperatorStatement{Type: typ, By: "alice", Time: "2026-12-07T03:00:00.000000Z", Device: "site1/dev1", Reason: "r"}
+		if typ != archive.StatementDeviceRevoke {
+			s.KeyID = testDigestA
+		}
+		if typ == archive.StatementDeviceApprove {
+			s.TrustDigest, s.Reason = testDigestB, ""
+		}
+		rec, err := archive.SignOperatorStatement(s, operatorKey)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(rec)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := archive.ParseOperatorStatement(b)
 		if err != nil {

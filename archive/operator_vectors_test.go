@@ -16,7 +16,18 @@ import (
 // the valid statements parse, are signed by the seed's key and have the
 // leaf hash computed outside Go; the refused ones fail with their text.
 func TestOperatorStatementVectors(t *testing.T) {
-	raw, err := os.ReadFile("testdata/operator-statement-v1.json")
+	checkStatementVectors(t, "testdata/operator-statement-v1.json")
+}
+
+// TestDeviceStatementVectors checks testdata/device-statement-v1.json,
+// the device statements, as TestOperatorStatementVectors.
+func TestDeviceStatementVectors(t *testing.T) {
+	checkStatementVectors(t, "testdata/device-statement-v1.json")
+}
+
+func checkStatementVectors(t *testing.T, file string) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if err != nil {
 		return answered(a.refuse(ctx, digest, topic, raw, false, nil, failure{check: CheckRead, reason: err.Error()}))
 	}
-	if _, info, err := a.devices.Trusted(topic); err != nil {
+	if _, info, err := a.trusted(ctx, topic); err != nil {
 		return a.untrusted(ctx, digest, topic, raw, info, err)
 	}
 	_, keep, rfail := a.retentionOf(b)
@@ -112,7 +112,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	}
 	// Looked up again under the device lock: a rekey (which holds it) is
 	// seen whole, before or after.
-	trust, info, err := a.devices.Trusted(topic)
+	trust, info, err := a.trusted(ctx, topic)
 	if err != nil {
 		return a.untrusted(ctx, digest, topic, raw, info, err)
 	}
@@ -157,6 +157,9 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			}
 			a.register(p)
 			a.mu.Unlock()
+			if a.gate != nil {
+				a.learnFrom(ctx, a.gate, topic, b)
+			}
 			// The object is written from now on (write-once, content
 			// addressed: harmless if the bundle then fails to commit).
 			go func() {

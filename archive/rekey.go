@@ -204,6 +204,9 @@ func (a *Archive) completeRekey(ctx context.Context, st *EpochStatement, seq uin
 	case !dup:
 		return fmt.Errorf("archive: rekey: index: %w", err)
 	}
+	if a.gate != nil {
+		a.gate.applyRekey(st)
+	}
 	return a.devices.applyRekey(ctx, st, seq)
 }
 

@@ -42,7 +42,7 @@ var operatorKey = ed25519.NewKeyFromSeed([]byte("operator-key-seed-for-tests-000
 func retentionEnv(t *testing.T, classes map[string]time.Duration, def string) (*env, *testClock) {
 	t.Helper()
 	clk := &testClock{t: time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)}
-	e := &env{t: t, dir: t.TempDir(), key: testKey}
+	e := &env{t: t, dir: t.TempDir(), key: testKey, op: operatorKey}
 	open := func() {
 		a, err := archive.Open(t.Context(), archive.Options{
 			Dir: e.dir, Key: e.key, Now: clk.now, Quarantine: e.quarLimits(),

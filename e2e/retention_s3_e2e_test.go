@@ -74,7 +74,7 @@ objects:
 		return out
 	}
 	run(true, "", "archive", "enroll-file", writeTrust(t, c))
-	run(true, "", "archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation")
+	run(true, "device.approve site1/dev1 signed by alice", "archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation", "--operator-key", opKey, "--by", "alice")
 	start := time.Now()
 	run(true, "2 accepted, 0 refused", "archive", "import", media)
 

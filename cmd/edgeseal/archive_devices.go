@@ -14,9 +14,10 @@ import (
 
 // cmdArchiveDevices: devices list [--json] | approve NAME --key ID [--by WHO] [--no-activation]
 // | revoke NAME --reason R | revoke-key NAME KEYID --reason R [--by WHO]
-// (rekey is archive_rekey.go: it opens the archive's journals). They
-// change devices.json directly, also while the daemon runs (it reloads
-// the file on change).
+// (rekey is archive_rekey.go: it opens the archive's journals). Without
+// operator_keys they change devices.json directly, also while the daemon
+// runs (it reloads the file on change); with operator_keys they sign a
+// device statement (archive_devices_signed.go).
 func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
 		return usageErr("archive devices: want list, approve, revoke, revoke-key or rekey")
@@ -28,6 +29,7 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 	by := f.fs.String("by", os.Getenv("USER"), "approve, revoke-key: the operator")
 	noActivation := f.fs.Bool("no-activation", false, "approve: approve a request whose credential was not activated (its AK is not proven to be in the TPM of its EK)")
 	reason := f.fs.String("reason", "", "revoke, revoke-key: why (required)")
+	opKeyFile := f.fs.String("operator-key", "", "approve, revoke, revoke-key: the operator's key file, signs the statement (required when the config lists operator_keys)")
 	pos, err := parseInterleaved(f.fs, args[1:])
 	if err != nil {
 		return err
@@ -49,6 +51,15 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 	d, err := f.devices(log)
 	if err != nil {
 		return err
+	}
+	if verb != "list" {
+		cfg, err := f.config()
+		if err != nil {
+			return err
+		}
+		if len(cfg.OperatorKeys) > 0 {
+			return signedDevices(ctx, cfg, d, verb, pos, *keyID, *by, *reason, *noActivation, *opKeyFile, stdout, log)
+		}
 	}
 	if verb == "list" {
 		list, err := d.List()

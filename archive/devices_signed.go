@@ -1,0 +1,275 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+)
+
+// With operator keys configured (Options.OperatorKeys) the device states
+// the archive trusts are the archive log's: its signed device statements
+// (device.approve, device.revoke, device.revoke-key) and its rekey
+// statements, read at Open into a deviceGate. devices.json stays the
+// store of the pending enrollment requests and of the trust material, and
+// a cache of the states the archive rewrites; a bundle is accepted only
+// when the log approves its device's key and the very DEVICE.json
+// (TrustDigest) devices.json holds for it. A hand edit of devices.json
+// therefore approves nothing, and does not undo a logged revocation.
+// Without operator keys devices.json alone decides, as before.
+
+// TrustDigest is the "sha256:.." of a DEVICE.json without insignificant
+// whitespace (JSON compacted: devices.json stores the trust indented),
+// the trust a device.approve statement names.
+func TrustDigest(trust []byte) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, trust); err != nil {
+		return wire.FormatHash(sha256.Sum256(trust))
+	}
+	return wire.FormatHash(sha256.Sum256(b.Bytes()))
+}
+
+// gateDevice is one device as the log's statements leave it.
+type gateDevice struct {
+	key, trust  string // the approved key id and TrustDigest of its DEVICE.json, "" when none
+	revoked     bool
+	reason      string
+	revokedKeys []string
+}
+
+// deviceGate holds the device states of the log's statements.
+type deviceGate struct {
+	mu   sync.Mutex
+	devs map[string]*gateDevice
+	// admins are the key ids of the policy administrators seen in the
+	// policy.change records of accepted bundles (separation.go).
+	admins map[string]string // key id -> device whose policy named it
+}
+
+func newDeviceGate() *deviceGate {
+	return &deviceGate{devs: map[string]*gateDevice{}, admins: map[string]string{}}
+}
+
+func (g *deviceGate) dev(name string) *gateDevice {
+	d, ok := g.devs[name]
+	if !ok {
+		d = &gateDevice{}
+		g.devs[name] = d
+	}
+	return d
+}
+
+// apply applies a logged device statement.
+func (g *deviceGate) apply(s *OperatorStatement) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := g.dev(s.Device)
+	switch s.Type {
+	case StatementDeviceApprove:
+		d.key, d.trust, d.revoked, d.reason = s.KeyID, s.TrustDigest, false, ""
+	case StatementDeviceRevoke:
+		d.revoked, d.reason = true, s.Reason
+		if d.key != "" && !slices.Contains(d.revokedKeys, d.key) {
+			d.revokedKeys = append(d.revokedKeys, d.key)
+		}
+	case StatementDeviceRevokeKey:
+		if !slices.Contains(d.revokedKeys, s.KeyID) {
+			d.revokedKeys = append(d.revokedKeys, s.KeyID)
+		}
+	}
+}
+
+// applyRekey applies a logged rekey statement: its key and trust are the
+// device's approved ones.
+func (g *deviceGate) applyRekey(s *EpochStatement) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := g.dev(s.Device)
+	d.key, d.trust = s.KeyID, TrustDigest(s.Trust)
+}
+
+// check refuses what the log does not approve: info is devices.json's
+// approved state of device name. It returns info with the log's revoked
+// keys added.
+func (g *deviceGate) check(name string, info DeviceInfo) (DeviceInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d, ok := g.devs[name]
+	switch {
+	case ok && d.revoked:
+		info.Status, info.RevokeReason = StatusRevoked, d.reason
+		return info, &DeviceError{Device: name, Status: StatusRevoked, Op: "lookup", Reason: "revoked by a signed operator statement"}
+	case !ok || d.key == "" || d.key != info.KeyID || d.trust != TrustDigest(info.Trust):
+		info.Status = StatusPending
+		return info, &DeviceError{Device: name, Status: StatusPending, Op: "lookup", Reason: "key " + info.KeyID + " not approved by a signed operator statement in the archive log"}
+	}
+	for _, k := range d.revokedKeys {
+		if !slices.Contains(info.RevokedKeys, k) {
+			info.RevokedKeys = append(slices.Clone(info.RevokedKeys), k)
+		}
+	}
+	return info, nil
+}
+
+// trusted is Devices.Trusted checked against the log's statements when
+// operator keys are configured; it first takes the statements queued in
+// the pending folder.
+func (a *Archive) trusted(ctx context.Context, name string) (*trustfile.Trust, DeviceInfo, error) {
+	if a.gate != nil {
+		a.takePending(ctx, false)
+	}
+	t, info, err := a.devices.Trusted(name)
+	if err != nil || a.gate == nil {
+		return t, info, err
+	}
+	if info, err = a.gate.check(name, info); err != nil {
+		return nil, info, err
+	}
+	return t, info, nil
+}
+
+// openGate builds the device states from the archive log, brings the
+// revocations of devices.json to the log's, and takes the queued
+// statements. Without operator keys it warns: devices.json decides.
+func (a *Archive) openGate(ctx context.Context) error {
+	if len(a.opts.OperatorKeys) == 0 {
+		a.lg.Warn("no operator_keys configured: device approvals and revocations are unsigned and devices.json alone decides which devices are trusted; production archives need operator keys")
+		return nil
+	}
+	g := newDeviceGate()
+	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
+		lr, err := parseLogRecord(rec)
+		if err != nil {
+			return fmt.Errorf("archive: log record %d: %w", seq, err)
+		}
+		switch {
+		case lr.op != nil && isDeviceStatement(lr.op.Type):
+			g.apply(lr.op)
+		case lr.stmt != nil:
+			g.applyRekey(lr.stmt)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.learnAdmins(ctx, g); err != nil {
+		return err
+	}
+	a.gate = g
+	list, err := a.devices.List()
+	if err != nil {
+		return err
+	}
+	for _, info := range list {
+		if d, ok := g.devs[info.Name]; ok && d.revoked && info.Status != StatusRevoked {
+			if _, err := a.devices.Revoke(ctx, info.Name, d.reason); err != nil {
+				return err
+			}
+		}
+	}
+	a.takePending(ctx, true)
+	return nil
+}
+
+// DeviceStatement takes a signed device statement (the canonical JSON an
+// operator signed, see SignOperatorStatement): it checks the statement,
+// its operator key and what it names against the registry, appends it to
+// the archive log, then applies it to the log's device states and to
+// devices.json.
+func (a *Archive) DeviceStatement(ctx context.Context, rec []byte) (*Logged, error) {
+	s, err := ParseOperatorStatement(rec)
+	if err != nil {
+		return nil, err
+	}
+	if !isDeviceStatement(s.Type) {
+		return nil, &OperatorError{Op: s.Type, Reason: "not a device statement"}
+	}
+	if a.gate == nil {
+		return nil, &OperatorError{Op: s.Type, Reason: "the archive has no operator keys (operator_keys)"}
+	}
+	if err := a.checkOperatorKey(ctx, s.Type, s.Operator); err != nil {
+		return nil, err
+	}
+	if err := a.checkDeviceStatement(s); err != nil {
+		return nil, err
+	}
+	res, err := a.appendStatement(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	a.gate.apply(res.Statement)
+	switch s.Type {
+	case StatementDeviceApprove:
+		_, err = a.devices.ApproveEnrollment(ctx, s.Device, Approval{KeyID: s.KeyID, By: s.By, NoActivation: s.NoActivation})
+	case StatementDeviceRevoke:
+		_, err = a.devices.Revoke(ctx, s.Device, s.Reason)
+	case StatementDeviceRevokeKey:
+		_, err = a.devices.RevokeKey(ctx, s.Device, s.KeyID, s.Reason, s.By)
+	}
+	a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindOperator, Device: s.Device, Reasons: []string{
+		fmt.Sprintf("%s %s key %s by %s (operator key %s), archive log index %d", s.Type, s.Device, orNone(s.KeyID), s.By, s.Key, res.LogIndex)}})
+	if err != nil {
+		return res, fmt.Errorf("archive: %s logged at %d, devices.json not updated: %w", s.Type, res.LogIndex, err)
+	}
+	return res, nil
+}
+
+// checkDeviceStatement checks what s names against devices.json: an
+// approval names a pending request of the device with that key and
+// DEVICE.json, activated unless NoActivation; a revocation a known
+// device.
+func (a *Archive) checkDeviceStatement(s *OperatorStatement) error {
+	list, err := a.devices.List()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(list, func(d DeviceInfo) bool { return d.Name == s.Device })
+	if i < 0 {
+		return &DeviceError{Device: s.Device, Op: s.Type, Reason: "not enrolled"}
+	}
+	info := list[i]
+	fail := func(reason string) error {
+		return &DeviceError{Device: s.Device, Status: info.Status, Op: s.Type, Reason: reason}
+	}
+	if s.Type != StatementDeviceApprove {
+		return nil
+	}
+	p := info.PendingKey(s.KeyID)
+	switch {
+	case p == nil:
+		return fail("no pending key " + s.KeyID)
+	case TrustDigest(p.Request.Trust) != s.TrustDigest:
+		return fail("the pending DEVICE.json of key " + s.KeyID + " is not " + s.TrustDigest)
+	case !p.Activated() && !s.NoActivation:
+		return fail(notActivatedReason(s.Device, s.KeyID, p.Challenge != ""))
+	}
+	return nil
+}
+
+// checkOperatorKey refuses a key that is not an operator key of the
+// archive, or that is a policy administrator's (separation of duties).
+func (a *Archive) checkOperatorKey(ctx context.Context, op string, pub []byte) error {
+	if len(pub) != 32 || !a.isOperator(pub) {
+		return &OperatorError{Op: op, Reason: "key is not an operator key of the archive (operator_keys)"}
+	}
+	if a.gate == nil {
+		return nil
+	}
+	kid := KeyID(pub)
+	a.gate.mu.Lock()
+	dev, admin := a.gate.admins[kid]
+	a.gate.mu.Unlock()
+	if admin {
+		a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindOperator, Reasons: []string{
+			fmt.Sprintf("%s refused: operator key %s is also a policy administrator key (policy of %s): one key must not hold both duties", op, kid, dev)}})
+		return &OperatorError{Op: op, Reason: "operator key " + kid + " is also a policy administrator key (seen in the policy of " + dev + ")"}
+	}
+	return nil
+}
