@@ -101,14 +101,9 @@ func ParseEpochStatement(b []byte) (*EpochStatement, error) {
 	if len(b) > MaxStatementSize {
 		return nil, fmt.Errorf("archive: statement of %d bytes: %w", len(b), wire.ErrTooLarge)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var s EpochStatement
-	if err := dec.Decode(&s); err != nil {
-		return nil, stmtErr("json", err)
-	}
-	if dec.More() {
-		return nil, stmtErr("trailing data", nil)
+	if err := decodeStatement(b, &s); err != nil {
+		return nil, err
 	}
 	if s.V != StatementVersion {
 		return nil, stmtErr(fmt.Sprintf("version %d", s.V), nil)
@@ -233,3 +228,18 @@ func epochField(epoch uint64) uint64 {
 
 // epochOf reads an epoch field (absent: 1).
 func epochOf(field uint64) uint64 { return max(field, 1) }
+
+// decodeStatement decodes the one JSON value of a statement b into v,
+// unknown members and trailing data refused (canonical form and fields
+// are each statement's own checks).
+func decodeStatement(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return stmtErr("json", err)
+	}
+	if dec.More() {
+		return stmtErr("trailing data", nil)
+	}
+	return nil
+}

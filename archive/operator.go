@@ -181,14 +181,9 @@ func ParseOperatorStatement(b []byte) (*OperatorStatement, error) {
 	if len(b) > MaxOperatorStatementSize {
 		return nil, fmt.Errorf("archive: statement of %d bytes: %w", len(b), wire.ErrTooLarge)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var s OperatorStatement
-	if err := dec.Decode(&s); err != nil {
-		return nil, stmtErr("json", err)
-	}
-	if dec.More() {
-		return nil, stmtErr("trailing data", nil)
+	if err := decodeStatement(b, &s); err != nil {
+		return nil, err
 	}
 	if s.V != StatementVersion {
 		return nil, stmtErr(fmt.Sprintf("version %d", s.V), nil)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent/policy"
+	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
 // manPage is where the packages install edgeseal(1).
@@ -26,7 +27,7 @@ func hostDeb(t *testing.T) (string, string) {
 	t.Helper()
 	key := map[string]string{"amd64": "deb/amd64", "arm64": "deb/arm64", "arm": "deb/armv7"}[runtime.GOARCH]
 	if key == "" {
-		t.Skipf("no package for GOARCH %s to run", runtime.GOARCH)
+		testenv.Missing(t, "a package for GOARCH %s to run", runtime.GOARCH)
 	}
 	deb := packages(t).path(t, key)
 	root := t.TempDir()
