@@ -71,7 +71,8 @@ module.exports = function register(RED) {
     function fieldsOf(msg) {
       const f = {};
       for (const [name] of FIELDS) {
-        const set = config[name];
+        // The export id is the message's alone (config.id is the node's).
+        const set = name === 'id' ? undefined : config[name];
         f[name] = set !== undefined && set !== '' ? set : msg[MSG_PROPS[name]];
       }
       if (!f.app) {
