@@ -3,7 +3,8 @@
 // in the background, watches the spool folder (agent/spool), syncs the
 // outbox to the archive over MQTT (sync), serves /metrics and talks to
 // systemd, until its context is cancelled; then it drains in-flight
-// requests, seals what is pending and closes everything in order.
+// requests (answering new ones 503 not_ready with Retry-After), seals
+// what is pending and closes everything in order, its API listeners last.
 //
 // Beside Run it holds what the agent's commands share with the daemon:
 // the MQTT link's TLS and archive keys (SyncTLS, ReadArchiveKey,

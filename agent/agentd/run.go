@@ -58,8 +58,9 @@ type Options struct {
 // Run runs the agent daemon of cfg until ctx is done: it listens first
 // (/healthz answers, /readyz says 503 while opening), opens the TPM, the
 // data key, the journal, the policy and the core, serves the API and seals
-// in the background. On stop it drains in-flight requests, seals what is
-// pending, and closes the journal and the TPM. An sdnotify.Notifier in
+// in the background. On stop it drains in-flight requests (new ones are
+// answered 503 not_ready with Retry-After), seals what is pending, closes
+// the journal and the TPM, and closes its listeners last. An sdnotify.Notifier in
 // ctx (sdnotify.NewContext) hears READY, STOPPING and the watchdog.
 // Errors that stop a device whose TPM changed carry the way out
 // (StartHint).
@@ -281,8 +282,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err := notify.Notify(sdnotify.Stopping); err != nil {
 		log.Warn("sd_notify STOPPING", "err", err)
 	}
-	stopServer()
-	lns = nil
+	// Drain rather than close: the calls in the core finish, and new ones
+	// hear 503 not_ready with Retry-After while the last seal runs and
+	// the journal and the TPM close; the listeners close last (deferred),
+	// so a restart leaves clients without an answer only between this
+	// process's exit and the next one's listen.
+	dctx, cancelDrain := context.WithTimeout(context.Background(), ShutdownTimeout)
+	if err := srv.Drain(dctx); err != nil {
+		log.Warn("shutdown: requests still in flight after the drain timeout", "err", err)
+	}
+	cancelDrain()
 	stopSealer()
 	sealer.Wait() // seals what is pending
 	log.Info("stopped", "journal", j.Size())

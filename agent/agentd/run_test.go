@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,8 +24,9 @@ import (
 )
 
 // TestRunStartsAndStops runs the daemon in the test's process on the
-// in-process simulator: /readyz answers 200 on the API socket once it is
-// up, a cancelled context stops it cleanly (nil), and the journal it
+// in-process simulator: while it opens the TPM its socket already answers,
+// 503 not_ready with Retry-After (an export and /readyz), not connection
+// refused; /readyz answers 200 once it is up, a cancelled context stops it cleanly (nil), and the journal it
 // leaves opens again as a stopped agent's and its tail verifies.
 func TestRunStartsAndStops(t *testing.T) {
 	dir := t.TempDir()
@@ -70,13 +73,40 @@ principals:
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
+	opening := make(chan struct{})
+	release := make(chan struct{})
+	gated := func(dir string) (tpm.Transport, error) {
+		close(opening)
+		<-release
+		return simulator.Open(dir)
+	}
 	go func() {
-		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler), Simulator: simulator.Open})
+		done <- Run(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler), Simulator: gated})
 	}()
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", socket)
 	}}}
+	select {
+	case <-opening:
+	case err := <-done:
+		t.Fatalf("Run returned before opening the TPM: %v", err)
+	}
+	for _, c := range []struct{ method, path string }{{"POST", "/v1/exports"}, {"GET", "/readyz"}} {
+		req, _ := http.NewRequest(c.method, "http://agent"+c.path, strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer token-of-n8n-prod-0123456789abcdef")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s while the TPM opens: %v", c.method, c.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), `"not_ready"`) {
+			t.Fatalf("%s %s while the TPM opens: %d Retry-After %q %s", c.method, c.path, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+	}
+	close(release)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := client.Get("http://agent/readyz")

@@ -45,6 +45,8 @@ type Error struct {
 	Code   string
 	Field  string
 	Msg    string
+	// RetryAfter, when above 0, is sent as Retry-After (seconds).
+	RetryAfter int
 }
 
 // RejectReason is the error's code, the reason agent.RejectReason gives
@@ -100,7 +102,7 @@ func classify(err error) answer {
 	)
 	switch {
 	case errors.As(err, &ae):
-		a = answer{status: ae.Status, info: ErrorInfo{Code: ae.Code, Field: ae.Field, Message: ae.Msg}}
+		a = answer{status: ae.Status, retryAfter: ae.RetryAfter, info: ErrorInfo{Code: ae.Code, Field: ae.Field, Message: ae.Msg}}
 	case errors.As(err, &fb):
 		a = answer{status: http.StatusForbidden, info: ErrorInfo{Code: CodeForbidden, Message: "principal " + fb.Principal + " lacks the " + string(fb.Role) + " role"}}
 	case errors.As(err, &ve):

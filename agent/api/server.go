@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,12 +70,18 @@ type Options struct {
 
 // Server is the HTTP API. Create it with New, hand it the core with
 // SetCore once everything is open (until then every call but /healthz
-// answers 503), serve listeners with Serve, stop with Shutdown.
+// answers 503 not_ready with Retry-After), serve listeners with Serve;
+// on stop Drain keeps the listeners answering 503 while the core is
+// left alone, and Shutdown closes them.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	core    atomic.Pointer[coreRef]
-	drain   atomic.Bool
+	opts  Options
+	log   *slog.Logger
+	core  atomic.Pointer[coreRef]
+	drain atomic.Bool
+	// gate orders needCore's entry against Drain: a request either
+	// entered (counted in busy) before draining began, or is answered 503.
+	gate    sync.RWMutex
+	busy    sync.WaitGroup
 	mux     *http.ServeMux
 	srv     *http.Server
 	unauthN unauthLimiter
@@ -128,6 +136,31 @@ func (s *Server) SetCore(c Core) { s.core.Store(&coreRef{c: c}) }
 
 // Handler is the server's HTTP handler (for tests with httptest).
 func (s *Server) Handler() http.Handler { return s.mux }
+
+// NotReadyRetryAfter is the Retry-After, in seconds, of the 503
+// not_ready answers while the agent starts or stops: a client that waits
+// it and retries reaches the agent as soon as it is ready.
+const NotReadyRetryAfter = 1
+
+// Drain makes every call that needs the core answer 503 not_ready (with
+// Retry-After) and /readyz 503, and waits until the calls already in
+// the core have answered or ctx is done. The listeners stay open, so a
+// client that connects while the agent finishes its work on stop (the
+// last seal, closing the journal) hears 503 and when to retry rather than
+// connection refused; Shutdown closes them.
+func (s *Server) Drain(ctx context.Context) error {
+	s.gate.Lock()
+	s.drain.Store(true)
+	s.gate.Unlock()
+	done := make(chan struct{})
+	go func() { s.busy.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("api: drain: %w", ctx.Err())
+	}
+}
 
 // Serve serves ln until Shutdown; it returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
@@ -184,14 +217,25 @@ func (s *Server) routes() {
 
 type coreHandler func(w http.ResponseWriter, r *http.Request, c Core)
 
-// needCore answers 503 until the core is set and while draining.
+// needCore answers 503 not_ready with Retry-After until the core is set
+// and once draining began; the calls it lets in are counted for Drain.
 func (s *Server) needCore(h coreHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ref := s.core.Load()
-		if ref == nil {
-			s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Msg: "the agent is starting"})
+		s.gate.RLock()
+		ref, draining := s.core.Load(), s.drain.Load()
+		if ref != nil && !draining {
+			s.busy.Add(1)
+		}
+		s.gate.RUnlock()
+		switch {
+		case draining:
+			s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, RetryAfter: NotReadyRetryAfter, Msg: "the agent is stopping"})
+			return
+		case ref == nil:
+			s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, RetryAfter: NotReadyRetryAfter, Msg: "the agent is starting"})
 			return
 		}
+		defer s.busy.Done()
 		h(w, r, ref.c)
 	}
 }
@@ -240,9 +284,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.drain.Load():
-		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Msg: "the agent is stopping"})
+		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, RetryAfter: NotReadyRetryAfter, Msg: "the agent is stopping"})
 	case s.core.Load() == nil:
-		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Msg: "the agent is starting"})
+		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, RetryAfter: NotReadyRetryAfter, Msg: "the agent is starting"})
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
