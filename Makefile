@@ -50,8 +50,11 @@ vet:
 # .deb and .rpm in dist/ (packaging/build, nfpm): for this machine's
 # architecture by default, ARCHS=all for amd64, arm64 and armv7, or a list
 # (ARCHS=arm64,armv7). VERSION= and SOURCE_DATE_EPOCH= override what git says.
+# The Node-RED node package (integrations/node-red) goes beside them, as
+# npm pack makes it.
 package: deps-package
 	$(GO) -C packaging/build run . -root $(CURDIR) -out $(CURDIR)/dist -go $(GO) -arch $(ARCHS)
+	cd integrations/node-red && npm pack --pack-destination $(CURDIR)/dist
 
 deps-demo:
 	@GO="$(GO)" ./scripts/deps.sh demo

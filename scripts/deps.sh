@@ -11,7 +11,11 @@
 #         $(go env GOPATH)/bin, where archive/s3store's test finds it; root not needed)
 #         and staticcheck (likewise `go install` into $(go env GOPATH)/bin, where
 #         `make test` runs it)
-#   package: git (`make package`; dpkg-deb, for the tests, comes with dpkg)
+#         and node and npm (Node.js 18 or later: the Node-RED node's tests, which
+#         install Node-RED from npm into ~/.cache/edgeseal); Debian's nodejs and npm
+#         only when no node is on the PATH (a machine with its own Node.js keeps it)
+#   package: git (`make package`; dpkg-deb, for the tests, comes with dpkg), npm
+#         (`npm pack` of the Node-RED node; nodejs and npm when no npm is on the PATH)
 #   versitygw, staticcheck: only that Go tool
 set -euo pipefail
 group=${1:-test}
@@ -59,6 +63,13 @@ fi
 for p in "${pkgs[@]}"; do
   have_pkg "$p" || need+=("$p")
 done
+# Node.js: any node and npm on the PATH will do (often not Debian's).
+if [ "$group" = test ] || [ "$group" = package ]; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    command -v node >/dev/null 2>&1 || need+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+  fi
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ]; then
   echo "deps: installing ${need[*]}" >&2
