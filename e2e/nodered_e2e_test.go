@@ -42,8 +42,9 @@ func TestNodeREDUnit(t *testing.T) {
 // a test flow that posts over the unix socket what the test hands it. It
 // checks that accepted exports reach the accepted output with their
 // receipt, a repeat the duplicate output, policy refusals the refused
-// output (code and field, not retried), that exports sent while the agent
-// restarts are retried until 201 and none is lost, and that every
+// output (code and field, not retried), an untrusted certificate and an
+// agent that never answers the failed output, that exports sent while the
+// agent restarts are retried until 201 and none is lost, and that every
 // accepted export is journaled, archived, and its bundles verify.
 func TestNodeRED(t *testing.T) {
 	needAgent(t)
@@ -168,6 +169,23 @@ func TestNodeRED(t *testing.T) {
 		}
 	}
 
+	// Failed: a certificate the flow does not trust fails at once, not
+	// retried, with the hint; an agent that never answers fails once the
+	// retry time is used up. Neither reaches the journal.
+	nr.post("/noca", map[string]any{"id": "nr-noca", "workflow": "invoices-daily", "data": invoice(970)})
+	nr.post("/gone", map[string]any{"id": "nr-gone", "workflow": "invoices-daily", "data": invoice(971)})
+	rs = waitResults("the failures", func(rs []nrResult) bool {
+		return len(bySrc(rs, "noca-export", "")) == 1 && len(bySrc(rs, "gone-export", "")) == 1
+	})
+	if r := bySrc(rs, "noca-export", "")[0]; r.Edgeseal.Outcome != "failed" || r.Edgeseal.Attempts != 1 || r.Edgeseal.Error == nil ||
+		r.Edgeseal.Error.Code != "DEPTH_ZERO_SELF_SIGNED_CERT" || !strings.Contains(r.Edgeseal.Error.Message, "CA file") {
+		t.Fatalf("without the CA: %+v %+v", r.Edgeseal, r.Edgeseal.Error)
+	}
+	if r := bySrc(rs, "gone-export", "")[0]; r.Edgeseal.Outcome != "failed" || r.Edgeseal.Attempts < 2 || r.Edgeseal.Error == nil ||
+		r.Edgeseal.Error.Code != "ENOENT" {
+		t.Fatalf("no agent: %+v %+v", r.Edgeseal, r.Edgeseal.Error)
+	}
+
 	// A restart of the agent in the middle: exports sent while it stops,
 	// is gone and starts again are retried until 201; none is lost.
 	var during []string
@@ -210,7 +228,7 @@ func TestNodeRED(t *testing.T) {
 	} else {
 		accepted = append(accepted, last.ExportID)
 	}
-	if n := len(readResults(t, results)); n != 2+3+2+5+len(during)+1 {
+	if n := len(readResults(t, results)); n != 2+3+2+5+2+len(during)+1 {
 		t.Fatalf("%d outcomes recorded, want one per message", n)
 	}
 
@@ -323,16 +341,24 @@ func testFlows(t *testing.T, tlsURL, caFile, socketURL, report, results string) 
 	}
 	flows = append(flows,
 		map[string]any{"id": "edgeseal-agent-sock", "type": "edgeseal-agent", "name": "socket", "address": socketURL, "retryFor": "120", "attemptTimeout": "30"},
-		map[string]any{"id": "drive-in", "type": "http in", "z": tab, "url": "/drive", "method": "post", "upload": false, "swaggerDoc": "",
-			"wires": []any{[]any{"drive-ack", "drive-fn"}}},
+		// The TLS port without the CA file, and a socket nobody serves.
+		map[string]any{"id": "edgeseal-agent-noca", "type": "edgeseal-agent", "name": "no CA", "address": tlsURL, "retryFor": "120"},
+		map[string]any{"id": "edgeseal-agent-gone", "type": "edgeseal-agent", "name": "gone", "address": "unix:/nonexistent/edgeseal/agent.sock", "retryFor": "2"},
 		map[string]any{"id": "drive-ack", "type": "http response", "z": tab, "statusCode": "202", "headers": map[string]any{}, "wires": []any{}},
-		map[string]any{"id": "drive-fn", "type": "function", "z": tab, "outputs": 1, "wires": []any{[]any{"drive-export"}},
-			"func": "const b = msg.payload; const m = {payload: b.data, exportId: b.id, workflow: b.workflow}; return m;"},
-		map[string]any{"id": "drive-export", "type": "edgeseal-export", "z": tab, "agent": "edgeseal-agent-sock", "mode": "json",
-			"classification": "internal", "destination": "archive", "concurrency": "4", "wires": []any{}},
 		map[string]any{"id": "record-file", "type": "file", "z": tab, "filename": results, "filenameType": "str", "appendNewline": true,
 			"createDir": true, "overwriteFile": "false", "encoding": "none", "wires": []any{}},
 	)
+	// POST /NAME {id, workflow, data} goes to the export node NAME-export.
+	for name, agentNode := range map[string]string{"drive": "edgeseal-agent-sock", "noca": "edgeseal-agent-noca", "gone": "edgeseal-agent-gone"} {
+		flows = append(flows,
+			map[string]any{"id": name + "-in", "type": "http in", "z": tab, "url": "/" + name, "method": "post", "upload": false, "swaggerDoc": "",
+				"wires": []any{[]any{"drive-ack", name + "-fn"}}},
+			map[string]any{"id": name + "-fn", "type": "function", "z": tab, "outputs": 1, "wires": []any{[]any{name + "-export"}},
+				"func": "const b = msg.payload; return {payload: b.data, exportId: b.id, workflow: b.workflow};"},
+			map[string]any{"id": name + "-export", "type": "edgeseal-export", "z": tab, "agent": agentNode, "mode": "json",
+				"classification": "internal", "destination": "archive", "concurrency": "4", "wires": []any{}},
+		)
+	}
 	// Every export node's outputs also go to a recorder of its own.
 	for _, n := range flows {
 		if n["type"] != "edgeseal-export" {
@@ -358,6 +384,8 @@ func testFlows(t *testing.T, tlsURL, caFile, socketURL, report, results string) 
 	creds := map[string]map[string]string{
 		"edgeseal-agent-local": {"token": tokN8N},
 		"edgeseal-agent-sock":  {"token": tokN8N},
+		"edgeseal-agent-noca":  {"token": tokN8N},
+		"edgeseal-agent-gone":  {"token": tokN8N},
 	}
 	return flows, creds
 }
