@@ -29,7 +29,7 @@ func TestNodeREDUnit(t *testing.T) {
 	if err != nil || !bytes.Contains(out, []byte("# fail 0")) {
 		t.Fatalf("node --test: %v\n%s", err, out)
 	}
-	if bytes.Contains(out, []byte("# skipped 0")) == false && testenv.CI() {
+	if !bytes.Contains(out, []byte("# skipped 0")) && testenv.CI() {
 		t.Fatalf("node --test skipped tests under CI=true (openssl missing?)\n%s", out)
 	}
 }
