@@ -59,10 +59,9 @@ func TestNodeRED(t *testing.T) {
 	// The API certificate as docs/integrations.md makes it, on a fixed
 	// port so that the flows reach the agent again after its restart.
 	cert, key := filepath.Join(a.dir, "cert.pem"), filepath.Join(a.dir, "key.pem")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-		"-days", "825", "-subj", "/CN=edgeseal agent API", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-		"-keyout", key, "-out", cert).CombinedOutput(); err != nil {
-		t.Fatalf("openssl: %v\n%s", err, out)
+	recipe := certRecipe(t, key, cert)
+	if out, err := exec.Command("bash", "-euc", recipe).CombinedOutput(); err != nil {
+		t.Fatalf("the certificate recipe of docs/integrations.md:\n%s\n%v\n%s", recipe, err, out)
 	}
 	cfgPath := filepath.Join(a.dir, "agent.yaml")
 	cfg, err := os.ReadFile(cfgPath)
@@ -388,4 +387,44 @@ func testFlows(t *testing.T, tlsURL, caFile, socketURL, report, results string) 
 		"edgeseal-agent-gone":  {"token": tokN8N},
 	}
 	return flows, creds
+}
+
+// certRecipe is the openssl command of docs/integrations.md's section
+// "The agent's API certificate", as written, writing the key and the
+// certificate to key and cert instead of /etc/edgeseal.
+func certRecipe(t *testing.T, key, cert string) string {
+	t.Helper()
+	raw, err := os.ReadFile(repoFile("docs", "integrations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(raw), "\n## The agent's API certificate\n")
+	if !ok {
+		t.Fatal("docs/integrations.md has no section \"The agent's API certificate\"")
+	}
+	_, block, ok := strings.Cut(sec, "```sh\n")
+	if !ok {
+		t.Fatal("the certificate section has no sh block")
+	}
+	var cmd []string
+	for _, line := range strings.Split(block, "\n") {
+		if len(cmd) == 0 && !strings.HasPrefix(line, "openssl req ") {
+			continue
+		}
+		cmd = append(cmd, line)
+		if !strings.HasSuffix(line, "\\") {
+			break
+		}
+	}
+	if len(cmd) == 0 {
+		t.Fatal("the certificate section has no openssl req command")
+	}
+	r := strings.Join(cmd, "\n")
+	for from, to := range map[string]string{"/etc/edgeseal/api-key.pem": key, "/etc/edgeseal/api-cert.pem": cert} {
+		if !strings.Contains(r, from) {
+			t.Fatalf("the openssl command does not write %s:\n%s", from, r)
+		}
+		r = strings.ReplaceAll(r, from, to)
+	}
+	return r
 }
