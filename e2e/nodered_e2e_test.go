@@ -113,7 +113,14 @@ func TestNodeRED(t *testing.T) {
 		}
 		return out
 	}
-	var accepted []string // every export id answered 201
+	accepted := map[string]uint64{} // every export answered 201: its receipt's seq
+	accept := func(r nrResult) {
+		t.Helper()
+		if r.Edgeseal.Receipt == nil || r.Edgeseal.Receipt.ExportID != r.ExportID {
+			t.Fatalf("%s: accepted without its receipt: %+v", r.ExportID, r.Edgeseal)
+		}
+		accepted[r.ExportID] = r.Edgeseal.Receipt.Seq
+	}
 
 	// The example flows, through the TLS port: two invoices, the month's
 	// report twice (the second a duplicate), a batch of three.
@@ -131,7 +138,7 @@ func TestNodeRED(t *testing.T) {
 			if r.Edgeseal.Outcome != "accepted" || r.Edgeseal.Status != 201 || r.Edgeseal.Receipt == nil || r.Edgeseal.Receipt.ExportID != r.ExportID {
 				t.Fatalf("%s: %+v", src, r)
 			}
-			accepted = append(accepted, r.ExportID)
+			accept(r)
 		}
 	}
 	files := bySrc(rs, "file-export", "")
@@ -139,7 +146,7 @@ func TestNodeRED(t *testing.T) {
 		files[1].Edgeseal.Receipt == nil || files[1].Edgeseal.Receipt.Seq != files[0].Edgeseal.Receipt.Seq {
 		t.Fatalf("the report twice: %+v", files)
 	}
-	accepted = append(accepted, files[0].ExportID)
+	accept(files[0])
 
 	// The test flow, over the socket: accepted, and two refusals.
 	drive := func(id, workflow string, data any) {
@@ -164,7 +171,7 @@ func TestNodeRED(t *testing.T) {
 			if r.Edgeseal.Outcome != "accepted" {
 				t.Fatalf("%s: %+v", r.ExportID, r.Edgeseal)
 			}
-			accepted = append(accepted, r.ExportID)
+			accept(r)
 		}
 	}
 
@@ -213,7 +220,7 @@ func TestNodeRED(t *testing.T) {
 		if r.Edgeseal.Attempts > 1 {
 			retried++
 		}
-		accepted = append(accepted, r.ExportID)
+		accept(r)
 	}
 	t.Logf("%d of the %d exports sent across the restart needed a retry", retried, len(during))
 	if retried == 0 {
@@ -225,17 +232,24 @@ func TestNodeRED(t *testing.T) {
 	if last := bySrc(rs, "json-export", "")[2]; last.Edgeseal.Outcome != "accepted" {
 		t.Fatalf("after the restart: %+v", last.Edgeseal)
 	} else {
-		accepted = append(accepted, last.ExportID)
+		accept(last)
 	}
 	if n := len(readResults(t, results)); n != 2+3+2+5+2+len(during)+1 {
 		t.Fatalf("%d outcomes recorded, want one per message", n)
 	}
 
-	// Every accepted export is journaled and reaches archived.
+	if len(accepted) != 2+3+1+3+len(during)+1 {
+		t.Fatalf("%d distinct exports accepted", len(accepted))
+	}
+	// Every accepted export is journaled under its receipt's seq and
+	// reaches archived.
 	deadline := time.Now().Add(120 * time.Second)
-	for _, id := range accepted {
+	for id, seq := range accepted {
 		for {
 			st := exportState(t, c, id)
+			if st.Seq != seq || st.Principal != "n8n-prod" {
+				t.Fatalf("export %s: seq %d of %s, the receipt said %d", id, st.Seq, st.Principal, seq)
+			}
 			if st.Status == agent.StatusArchived {
 				break
 			}
