@@ -220,8 +220,11 @@ module.exports = function register(RED) {
     });
 
     node.on('close', (done) => {
-      controller.abort();
+      controller.abort(); // the messages in flight end on the failed output
       for (const q of queue.splice(0)) {
+        q.msg.edgeseal = { outcome: 'failed', attempts: 0, exportId: q.msg.exportId,
+          error: { code: 'aborted', message: 'edgeseal: stopped before it was sent (the flow was redeployed or Node-RED stops)', field: '' } };
+        q.send(emit('failed', q.msg));
         q.done();
       }
       Promise.allSettled([...running]).then(() => done());

@@ -172,16 +172,19 @@ test('a message the node cannot send goes to failed at once', async (t) => {
   await close(nodes.exp);
 });
 
-test('a redeploy ends the retries: failed with aborted', async (t) => {
-  const nodes = setup(t, path.join(os.tmpdir(), 'esnr-none', 'agent.sock'), { workflow: 'w', classification: 'internal', destination: 'archive' },
-    { retryFor: '60' });
-  const p = input(nodes.exp, { payload: 1, exportId: 'x' });
+test('a redeploy ends the retries: in flight and waiting, failed with aborted', async (t) => {
+  const nodes = setup(t, path.join(os.tmpdir(), 'esnr-none', 'agent.sock'),
+    { workflow: 'w', classification: 'internal', destination: 'archive', concurrency: '1' }, { retryFor: '60' });
+  const inFlight = input(nodes.exp, { payload: 1, exportId: 'x' });
+  const waiting = input(nodes.exp, { payload: 2, exportId: 'y' });
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(nodes.exp.lastStatus.fill, 'yellow');
   await close(nodes.exp);
-  const [out] = await p;
-  assert.equal(outputOf(out), 3);
-  assert.equal(out[3].edgeseal.error.code, 'aborted');
+  for (const p of [inFlight, waiting]) {
+    const [out] = await p;
+    assert.equal(outputOf(out), 3);
+    assert.equal(out[3].edgeseal.error.code, 'aborted');
+  }
 });
 
 test('a bad address is reported at deploy, and messages go to failed', async (t) => {
