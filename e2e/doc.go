@@ -11,8 +11,10 @@
 // activation; key rotation and revocation; recovery after a TPM clear, a
 // board swap or a PCR change (swtpm); the air gap (bundles on removable
 // media); crashes of the agent and outages of the broker and the archive;
-// metrics; the README's verification recipe; and that tokens never reach
-// argv.
+// metrics; the README's verification recipe; that tokens never reach
+// argv; the agent's answers while it starts and stops; and the Node-RED
+// node of integrations/node-red in a real Node-RED (installed from npm
+// into ~/.cache/edgeseal) against a real agent and archive.
 //
 // Run them from the repository root:
 //
@@ -20,7 +22,8 @@
 //	go test -count=1 -run 'TestEnrollOverMQTT|TestBundlesAirGap' ./e2e/
 //
 // Some need tools from the machine (mosquitto, swtpm, tpm2-tools,
-// versitygw, jq, openssl; scripts/deps.sh test installs them): a
+// versitygw, jq, openssl, node and npm; scripts/deps.sh test installs
+// them): a
 // test whose tool is missing is skipped, and fails under CI=true. The
 // package reads only public packages of the module to build inputs
 // (bundles, keys, configs) and to read results (journals, archive data),

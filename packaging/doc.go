@@ -12,7 +12,9 @@
 // example policy loads, the maintainer scripts
 // (with stub commands, and for real by installing, removing and purging the
 // .deb with dpkg --root), the example configs, the cross-built binaries and
-// that a second build gives the same bytes.
+// that a second build gives the same bytes. `make package` also packs the
+// Node-RED node package (integrations/node-red) with npm pack into dist/;
+// a test here checks what that tarball holds.
 //
 // packaging/mosquitto is the production Mosquitto configuration, shipped in
 // the packages as an example under /etc/edgeseal/mosquitto.
