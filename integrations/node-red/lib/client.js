@@ -34,6 +34,10 @@ const RETRY_CODES = new Set([
   'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTCONN', 'EEDGESEALTIMEOUT',
 ]);
 
+// Transport errors that prove the request never reached the agent; after
+// any other (a reset, a timeout) it may have been journaled.
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
 // Hints for errors a flow author fixes in the config node.
 const HINTS = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'the agent\'s certificate is not trusted: set the config node\'s CA file to the agent\'s api.tls_cert (see docs/integrations.md)',
@@ -316,10 +320,14 @@ class Client {
   // (201, answer the receipt), "duplicate" (200 to a single export, answer
   // the original receipt), "batch" (200 to a batch, answer the lines),
   // "refused" (a 4xx, error the agent's), "failed" (error says why).
+  // A 200 after an attempt whose answer was lost (a reset, a timeout, a
+  // 500) is "accepted": that attempt most likely journaled it, and
+  // uncertain is set (a batch's caller reads it for its 200 lines).
   // onRetry(attempt, wait, why) is called before each wait.
   async send(req, { signal, onRetry } = {}) {
     const start = Date.now();
     let attempt = 0;
+    let uncertain = false;
     for (;;) {
       attempt++;
       let res;
@@ -337,6 +345,7 @@ class Client {
           return { outcome: 'failed', attempts: attempt, error: { code, message: `${e.message}${hint}`, field: '' } };
         }
         why = { code, message: e.message, field: '' };
+        uncertain = uncertain || !NOT_SENT_CODES.has(code);
         wait = backoff(attempt, this.opts.backoffMin, this.opts.backoffMax);
       }
       if (res) {
@@ -347,9 +356,10 @@ class Client {
           const body = req.path.endsWith(':batch') ? res.body.toString('utf8') : parseJSON(res.body);
           if (req.path.endsWith(':batch')) {
             const lines = body.split('\n').filter((l) => l.trim() !== '').map((l) => parseJSON(Buffer.from(l)));
-            return { outcome: 'batch', status: 200, attempts: attempt, answer: lines };
+            return { outcome: 'batch', status: 200, attempts: attempt, answer: lines, uncertain };
           }
-          return { outcome: body && body.duplicate ? 'duplicate' : 'accepted', status: 200, attempts: attempt, answer: body };
+          const dup = body && body.duplicate && !uncertain;
+          return { outcome: dup ? 'duplicate' : 'accepted', status: 200, attempts: attempt, answer: body, uncertain };
         }
         if (res.status >= 400 && res.status < 500) {
           return { outcome: 'refused', status: res.status, attempts: attempt, error: errorOf(res.status, res.body) };
@@ -359,6 +369,7 @@ class Client {
         }
         why = errorOf(res.status, res.body);
         why.status = res.status;
+        uncertain = uncertain || res.status === 500;
         wait = Math.max(backoff(attempt, this.opts.backoffMin, this.opts.backoffMax), retryAfter(res.headers['retry-after']));
       }
       if (Date.now() + wait - start > this.opts.retryFor) {

@@ -155,7 +155,8 @@ module.exports = function register(RED) {
         if (line.status === 201) {
           outcome = 'accepted';
         } else if (line.status === 200) {
-          outcome = 'duplicate';
+          // After a lost answer the lost attempt journaled it.
+          outcome = res.uncertain ? 'accepted' : 'duplicate';
         } else if (line.status >= 400 && line.status < 500) {
           outcome = 'refused';
         } else {

@@ -143,6 +143,34 @@ test('a missing socket and a refused connection are retried until the agent list
   assert.ok(codes.includes('ENOENT'), codes.join(','));
 });
 
+test('a 200 after a lost answer is accepted: the lost attempt journaled it', async (t) => {
+  const sock = path.join(tmpdir(t), 'a.sock');
+  let n = 0;
+  const srv = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      n++;
+      if (n === 1) {
+        req.socket.destroy(); // journaled, then the answer is lost
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ ...receipt, duplicate: true }));
+    });
+  });
+  srv.listen(sock);
+  t.after(() => srv.close());
+  const c = new Client({ address: sock, token: TOKEN, ...fast });
+  t.after(() => c.close());
+  const res = await c.send(jsonRequest(fields, 1));
+  assert.equal(res.outcome, 'accepted');
+  assert.equal(res.attempts, 2);
+  assert.equal(res.answer.duplicate, true);
+  // A 200 at the first attempt is a duplicate.
+  const again = await c.send(jsonRequest(fields, 1));
+  assert.equal(again.outcome, 'duplicate');
+});
+
 test('gives up after retryFor: failed, with the last cause', async (t) => {
   const sock = path.join(tmpdir(t), 'a.sock');
   const { calls } = agent(t, sock, () => [503, { 'Retry-After': '1' }, { error: { code: 'busy', message: 'journal busy', field: '' } }]);
