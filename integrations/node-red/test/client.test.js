@@ -171,6 +171,32 @@ test('a 200 after a lost answer is accepted: the lost attempt journaled it', asy
   assert.equal(again.outcome, 'duplicate');
 });
 
+test('hostile answers: too large, not JSON, not an API status', async (t) => {
+  const sock = path.join(tmpdir(t), 'a.sock');
+  const answers = [
+    [201, {}, 'x'.repeat(4096)],
+    [418, { 'Content-Type': 'text/plain' }, 'teapot'],
+    [302, { Location: '/elsewhere' }, ''],
+    [201, {}, 'not json'],
+  ];
+  const { calls } = agent(t, sock, (req, body, n) => answers[n - 1]);
+  const c = new Client({ address: sock, token: TOKEN, maxAnswer: 1024, ...fast });
+  t.after(() => c.close());
+  const big = await c.send(jsonRequest(fields, 1));
+  assert.equal(big.outcome, 'failed');
+  assert.equal(big.error.code, 'EEDGESEALANSWER');
+  const tea = await c.send(jsonRequest(fields, 1));
+  assert.equal(tea.outcome, 'refused');
+  assert.deepEqual(tea.error, { code: 'http_418', message: 'teapot', field: '' });
+  const moved = await c.send(jsonRequest(fields, 1));
+  assert.equal(moved.outcome, 'failed');
+  assert.equal(moved.error.code, 'http_302');
+  const odd = await c.send(jsonRequest(fields, 1));
+  assert.equal(odd.outcome, 'accepted');
+  assert.equal(odd.answer, undefined);
+  assert.equal(calls.length, 4);
+});
+
 test('gives up after retryFor: failed, with the last cause', async (t) => {
   const sock = path.join(tmpdir(t), 'a.sock');
   const { calls } = agent(t, sock, () => [503, { 'Retry-After': '1' }, { error: { code: 'busy', message: 'journal busy', field: '' } }]);
