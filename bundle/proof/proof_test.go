@@ -1,0 +1,96 @@
+package proof_test
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/proof"
+)
+
+// TestBuildVerify builds the proof of an export of each bundle of a chain
+// and verifies it, pinned and unpinned; it carries the export's record and
+// payload and no other export's.
+func TestBuildVerify(t *testing.T) {
+	f := newFixture(t, 3, bundletest.Options{})
+	for i := range f.raw {
+		e := f.export(t, i)
+		p := f.proof(t, i, e.ExportID)
+		raw, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := proof.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, opts := range []proof.Options{{}, {Trust: f.trust, ArchiveKey: f.log.PKIX()}} {
+			rep := proof.Verify(q, opts)
+			if !rep.OK() {
+				t.Fatalf("bundle %d export %s: %v\n%s", i, e.ExportID, rep.Failed(), rep)
+			}
+			if len(rep.Checks) != len(proof.CheckNames) {
+				t.Fatalf("%d checks, want %d", len(rep.Checks), len(proof.CheckNames))
+			}
+		}
+		// No other export's record or payload.
+		exps, _ := proof.Exports(f.chain.Bundles[i])
+		recs, _ := f.chain.Bundles[i].Records()
+		for _, o := range exps {
+			if o.ExportID == e.ExportID {
+				continue
+			}
+			if bytes.Contains(raw, []byte(`exportId\":\"`+o.ExportID)) || bytes.Contains(raw, []byte(o.ExportID)) {
+				t.Fatalf("proof of %s names export %s", e.ExportID, o.ExportID)
+			}
+			for _, r := range recs {
+				if strings.Contains(string(r), o.ExportID) && bytes.Contains(raw, r) {
+					t.Fatalf("proof of %s carries the record of %s", e.ExportID, o.ExportID)
+				}
+			}
+		}
+	}
+}
+
+// TestPinned fails trust.device and receipt.signature when the proof
+// carries another trust file or archive key than the pinned ones.
+func TestPinned(t *testing.T) {
+	f := newFixture(t, 1, bundletest.Options{})
+	g := newFixture(t, 1, bundletest.Options{})
+	p := f.proof(t, 0, f.export(t, 0).ExportID)
+	rep := proof.Verify(p, proof.Options{Trust: g.trust, ArchiveKey: g.log.PKIX()})
+	for _, want := range []string{proof.CheckTrust, proof.CheckReceiptSignature} {
+		if !slices.Contains(rep.Failed(), want) {
+			t.Errorf("pinned other keys: %s did not fail: %v", want, rep.Failed())
+		}
+	}
+}
+
+// TestSelect: an unknown id is ErrNotFound, an id of two principals is an
+// AmbiguousError listing both.
+func TestSelect(t *testing.T) {
+	exps := []proof.Export{{ExportID: "a", Principal: "p1", Device: "s/d"}, {ExportID: "a", Principal: "p2", Device: "s/d"}, {ExportID: "b", Principal: "p1", Device: "s/d"}}
+	if _, err := proof.Select(exps, "c", "", ""); !errors.Is(err, proof.ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	_, err := proof.Select(exps, "a", "", "")
+	var amb *proof.AmbiguousError
+	if !errors.As(err, &amb) || len(amb.Candidates) != 2 || !strings.Contains(err.Error(), "p2") {
+		t.Fatalf("ambiguous id: %v", err)
+	}
+	if e, err := proof.Select(exps, "a", "p2", ""); err != nil || e.Principal != "p2" {
+		t.Fatalf("narrowed: %v %v", e, err)
+	}
+}
+
+// TestBuildRefusesOtherReceipt: a receipt for another bundle is refused.
+func TestBuildRefusesOtherReceipt(t *testing.T) {
+	f := newFixture(t, 2, bundletest.Options{})
+	_, err := proof.Build(proof.Input{Bundle: f.raw[0], ExportID: f.export(t, 0).ExportID, Trust: f.trust, Receipt: f.receipts[1], ArchiveKey: f.log.PKIX()})
+	if err == nil || !strings.Contains(err.Error(), "receipt is for bundle") {
+		t.Fatalf("receipt of another bundle: %v", err)
+	}
+}
