@@ -1,6 +1,7 @@
 package proof
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
@@ -111,7 +112,8 @@ type Input struct {
 	ArchiveKey []byte
 }
 
-// Build makes the proof of one export of a bundle. It refuses a receipt
+// Build makes the proof of one export of a bundle; the proof shares no
+// memory with the input. It refuses a receipt
 // that is not for this bundle and an export whose payload is missing
 // without a purge record of the bundle. It does not verify the bundle's
 // seal or the receipt's signature (Verify does, on the result).
@@ -153,7 +155,7 @@ func Build(in Input) (*Proof, error) {
 		return nil, err
 	}
 	p := &Proof{V: Version, Type: Type, Device: ex.Device, ExportID: ex.ExportID, Principal: ex.Principal,
-		Seal: b.Files[bundle.PathSeal], Files: map[string][]byte{}, Trust: in.Trust, Receipt: in.Receipt}
+		Seal: bytes.Clone(b.Files[bundle.PathSeal]), Files: map[string][]byte{}, Trust: bytes.Clone(in.Trust), Receipt: bytes.Clone(in.Receipt)}
 	for _, seq := range seqs {
 		path, err := merkle.InclusionProof(tree.Hash, seq, cp.Size)
 		if err != nil {
@@ -166,16 +168,16 @@ func Build(in Input) (*Proof, error) {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
 	if data, ok := b.Files[bundle.PayloadPath(d)]; ok {
-		p.Payload = data
+		p.Payload = bytes.Clone(data)
 	} else if !purged {
 		return nil, fmt.Errorf("proof: payload %s of export %q missing from the bundle", ex.Payload, ex.ExportID)
 	}
 	for _, name := range Files {
 		if data, ok := b.Files[name]; ok {
-			p.Files[name] = data
+			p.Files[name] = bytes.Clone(data)
 		}
 	}
-	if p.ArchiveKey, err = pkixKey(in.ArchiveKey); err != nil {
+	if p.ArchiveKey, err = pkixKey(bytes.Clone(in.ArchiveKey)); err != nil {
 		return nil, err
 	}
 	_, rc, err := archivesig.ParseReceipt(in.Receipt)
