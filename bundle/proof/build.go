@@ -184,11 +184,9 @@ func Build(in Input) (*Proof, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proof: receipt: %w", err)
 	}
-	digest, err := b.Digest()
-	if err != nil {
-		return nil, err
-	}
-	if rc.BundleDigest != wire.FormatHash(digest) || rc.Device != ex.Device || rc.CheckpointSize != cp.Size || rc.CheckpointRoot != wire.FormatHash(cp.Root) {
+	// The bundle digest is not recomputed (a hash over the whole bundle):
+	// in format 2 one checkpoint has one bundle.
+	if rc.Device != ex.Device || rc.CheckpointSize != cp.Size || rc.CheckpointRoot != wire.FormatHash(cp.Root) {
 		return nil, fmt.Errorf("proof: the receipt is for bundle %s (checkpoint %d of %s), not this one", rc.BundleDigest, rc.CheckpointSize, rc.Device)
 	}
 	return p, nil

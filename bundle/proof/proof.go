@@ -79,10 +79,10 @@ type Proof struct {
 	ArchiveKey []byte `json:"archiveKey"`
 }
 
-// Marshal returns the proof document: indented JSON, members in the order
+// Marshal returns the proof document: compact JSON, members in the order
 // of Proof, ending in a newline.
 func (p *Proof) Marshal() ([]byte, error) {
-	b, err := json.MarshalIndent(p, "", "  ")
+	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
