@@ -183,4 +183,3 @@ func ReadDir(dir string, lim Limits) (*Pack, error) {
 	}
 	return p, nil
 }
-

@@ -59,7 +59,6 @@ func TestPackOneExport(t *testing.T) {
 	}
 }
 
-
 // TestVerifyMDRecipe runs VERIFY.md's command blocks as written in the
 // pack's folder: they pass on the pack, and fail once a payload byte is
 // changed, also with the manifests recomputed.

@@ -59,8 +59,8 @@ func provDocument(idx *Index, exps []packedExport, accesses []Access) ([]byte, e
 		add(node{"@id": app, "@type": "prov:SoftwareAgent", "rdfs:label": ex.App, "prov:actedOnBehalfOf": ref(principal)})
 		add(node{"@id": workflow, "@type": "prov:Plan", "rdfs:label": ex.Workflow})
 		add(node{"@id": activity, "@type": "prov:Activity", "rdfs:label": "export " + pr.ExportID,
-			"prov:startedAtTime": typed(e.record.TimeText()),
-			"prov:wasAssociatedWith": []node{ref(app), ref(principal)},
+			"prov:startedAtTime":        typed(e.record.TimeText()),
+			"prov:wasAssociatedWith":    []node{ref(app), ref(principal)},
 			"prov:qualifiedAssociation": node{"@type": "prov:Association", "prov:agent": ref(app), "prov:hadPlan": ref(workflow)},
 			"edgeseal:purpose":          ex.Purpose, "edgeseal:destination": ex.Destination, "edgeseal:policy": ex.Policy})
 		add(node{"@id": payload, "@type": "prov:Entity", "rdfs:label": "payload of export " + pr.ExportID,

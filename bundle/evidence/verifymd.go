@@ -1,8 +1,8 @@
 package evidence
 
 import (
-	"encoding/base64"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strings"
