@@ -299,6 +299,11 @@ func (c *packChecker) files() error {
 		return errors.New("not every export's proof parsed")
 	}
 	var errs []string
+	for i, e := range c.exps {
+		if c.idx.Exports[i] != e.indexEntry() {
+			errs = append(errs, fmt.Sprintf("%s: its line in %s is not its proof's", e.dir, PathIndex))
+		}
+	}
 	for name, d := range want {
 		if got, ok := c.p.Files[name]; !ok || !bytes.Equal(got, d) {
 			errs = append(errs, name+" is not the proof's")
@@ -438,11 +443,21 @@ func (c *packChecker) policies() error {
 	return joinErrs(errs)
 }
 
-// prov: the lineage document is JSON-LD with the PROV-O context and names
-// every export's activity.
+// prov: the lineage document is JSON-LD with the PROV-O context, names
+// every export's activity, and is the one this implementation writes for
+// the proofs and the accesses of the index.
 func (c *packChecker) prov() error {
 	if err := c.needIndex(); err != nil {
 		return err
+	}
+	if len(c.exps) == len(c.idx.Exports) {
+		want, err := provDocument(c.idx, c.exps, c.idx.Accesses)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(want, c.p.Files[PathProv]) {
+			return fmt.Errorf("%s is not the lineage of the pack's proofs and accesses", PathProv)
+		}
 	}
 	var doc struct {
 		Context map[string]any   `json:"@context"`

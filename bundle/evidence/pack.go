@@ -77,6 +77,9 @@ type Index struct {
 	Devices   []IndexFile   `json:"devices"`
 	Archive   IndexArchive  `json:"archive"`
 	Policies  []IndexFile   `json:"policies"`
+	// Accesses are those the lineage document shows, the building of
+	// this pack last.
+	Accesses []Access `json:"accesses"`
 }
 
 // IndexExport is one export's folder.
@@ -182,8 +185,7 @@ func Build(ctx context.Context, in Input) (*Pack, error) {
 		devices[pr.Device] = pr.Trust
 		notes[pe.cp.Size] = []byte(pe.receipt.ArchiveCheckpoint)
 		idx.Archive.Origin = pe.cp.Origin
-		idx.Exports = append(idx.Exports, IndexExport{Dir: dir, ExportID: pr.ExportID, Principal: pr.Principal, Device: pr.Device,
-			Seq: pr.Records[0].Seq, Bundle: pe.receipt.BundleDigest, LogIndex: pe.receipt.LogIndex, LogSize: pe.cp.Size})
+		idx.Exports = append(idx.Exports, pe.indexEntry())
 		exps = append(exps, pe)
 	}
 	for _, d := range sortedKeys(devices) {
@@ -228,12 +230,16 @@ func Build(ctx context.Context, in Input) (*Pack, error) {
 		idx.Policies = append(idx.Policies, IndexFile{Name: d, File: f})
 	}
 	slices.SortFunc(idx.Policies, func(a, b IndexFile) int { return strings.Compare(a.Name, b.Name) })
+	idx.Accesses = append(slices.Clone(in.Accesses), self)
+	for i := range idx.Accesses {
+		idx.Accesses[i].Time = idx.Accesses[i].Time.UTC().Truncate(time.Microsecond)
+	}
 	ix, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	p.Files[PathIndex] = append(ix, '\n')
-	p.Files[PathProv], err = provDocument(idx, exps, append(slices.Clone(in.Accesses), self))
+	p.Files[PathProv], err = provDocument(idx, exps, idx.Accesses)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +276,13 @@ type packedExport struct {
 	receipt *archivesig.Receipt
 	entry   []byte // the receipt's archive log entry
 	format  int
+}
+
+// indexEntry is the export's line of the index.
+func (pe packedExport) indexEntry() IndexExport {
+	pr := pe.proof
+	return IndexExport{Dir: pe.dir, ExportID: pr.ExportID, Principal: pr.Principal, Device: pr.Device,
+		Seq: pr.Records[0].Seq, Bundle: pe.receipt.BundleDigest, LogIndex: pe.receipt.LogIndex, LogSize: pe.cp.Size}
 }
 
 // addExport writes one export's folder: the proof and, for the standard

@@ -1,7 +1,10 @@
 package proof
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -80,13 +83,32 @@ type Proof struct {
 }
 
 // Marshal returns the proof document: compact JSON, members in the order
-// of Proof, ending in a newline.
+// of Proof, ending in a newline. The payload is encoded straight into the
+// output (one allocation of the final size for a large payload).
 func (p *Proof) Marshal() ([]byte, error) {
-	b, err := json.Marshal(p)
+	q := *p
+	q.Payload = nil
+	head, err := json.Marshal(&q)
 	if err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	if p.Payload == nil {
+		return append(head, '\n'), nil
+	}
+	// Without a payload (omitempty) "seal" follows "records"; quotes
+	// inside strings are escaped, so this is the member, not text.
+	i := bytes.Index(head, []byte(`,"seal":"`))
+	if i < 0 {
+		return nil, errors.New("proof: marshal: no seal member")
+	}
+	const member = `,"payload":"`
+	out := make([]byte, 0, len(head)+len(member)+base64.StdEncoding.EncodedLen(len(p.Payload))+2)
+	out = append(out, head[:i]...)
+	out = append(out, member...)
+	out = base64.StdEncoding.AppendEncode(out, p.Payload)
+	out = append(out, '"')
+	out = append(out, head[i:]...)
+	return append(out, '\n'), nil
 }
 
 func formatErr(reason string, args ...any) error { return wire.FormatErr("proof", reason, args...) }
