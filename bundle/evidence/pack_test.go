@@ -1,6 +1,9 @@
 package evidence_test
 
 import (
+	"strings"
+
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,7 +98,7 @@ func TestVerifyMDRecipe(t *testing.T) {
 
 // TestPackTwoCheckpoints: exports of two bundles receipted at different
 // archive log sizes carry the consistency proof between the checkpoints;
-// without a source of consistency proofs the pack is not built.
+// without a source of consistency proofs they are reported not compared.
 func TestPackTwoCheckpoints(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
 	a, b := f.proof(t, 0, f.exports(t, 0)[0].ExportID), f.proof(t, 2, f.exports(t, 2)[0].ExportID)
@@ -121,7 +124,15 @@ func TestPackTwoCheckpoints(t *testing.T) {
 	if rep := evidence.Verify(p, proof.Options{}); !slices.Contains(rep.Failed(), evidence.CheckConsistency) {
 		t.Fatalf("changed consistency proof: %v", rep.Failed())
 	}
-	if _, err := evidence.Build(t.Context(), evidence.Input{Proofs: []*proof.Proof{a, b}}); err == nil {
-		t.Fatal("built a pack of two checkpoints without consistency proofs")
+	// Offline (no consistency proofs): it verifies with archive.consistency
+	// not compared, and says so.
+	off, err := evidence.Build(t.Context(), evidence.Input{Proofs: []*proof.Proof{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = evidence.Verify(off, proof.Options{})
+	c, _ := (&verify.Report{Checks: rep.Checks}).Get(evidence.CheckConsistency)
+	if !rep.OK() || !c.NotCompared || !strings.Contains(c.Detail, "not compared") {
+		t.Fatalf("offline pack of two checkpoints: %v %+v", rep.Failed(), c)
 	}
 }
