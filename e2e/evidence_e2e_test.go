@@ -1,11 +1,19 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"github.com/edgeseal/edgeseal/bundle"
+	"slices"
+
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle/evidence"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,8 +107,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 func TestProofAndEvidence(t *testing.T) {
 	needBinary(t)
 	m := writeMedium(t, true)
-	exps, _ := proof.Exports(m.chain.Bundles[1])
-	id := exps[0].ExportID
+	id := withPayload(t, m.chain.Bundles[1]).ExportID
 	common := []string{"--bundles", m.bundles, "--trust", m.trust, "--archive-key", m.key}
 
 	pf := filepath.Join(m.dir, "proof.json")
@@ -190,6 +197,71 @@ func TestProofAndEvidence(t *testing.T) {
 	if out, err := runVerifyMD(t, all); err != nil {
 		t.Fatalf("VERIFY.md of the device's pack: %v\n%s", err, out)
 	}
+
+	// By legal-hold case: the case held bundles 0 and 1, then released 0.
+	digest := func(i int) string {
+		raw, err := os.ReadFile(filepath.Join(m.bundles, fmt.Sprintf("%020d.bundle.tar", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire.FormatHash(sha256.Sum256(raw))
+	}
+	_, op, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holds []string
+	for i, st := range []*archive.OperatorStatement{
+		{Type: archive.StatementHoldSet, By: "alice", Time: "2026-12-01T10:00:00.000000Z", Case: "C-7", Target: &archive.HoldTarget{Device: m.chain.DeviceName()}, Objects: sortedStrings(digest(0), digest(1))},
+		{Type: archive.StatementHoldRelease, By: "alice", Time: "2026-12-02T10:00:00.000000Z", Case: "C-7", Target: &archive.HoldTarget{Bundle: digest(0)}, Objects: []string{digest(0)}},
+	} {
+		raw, err := archive.SignOperatorStatement(st, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holds = append(holds, filepath.Join(m.dir, fmt.Sprintf("hold-%d.json", i)))
+		writeFile(t, holds[i], raw)
+	}
+	held := filepath.Join(m.dir, "case")
+	if out, code := runCmd(t, append([]string{"evidence", "--case", "C-7", "--holds", holds[0], "--holds", holds[1], "-o", held}, common...)...); code != 0 {
+		t.Fatalf("evidence by case exit %d:\n%s", code, out)
+	}
+	p, err := evidence.ReadDir(held, evidence.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := evidence.ParseIndex(p.Files[evidence.PathIndex])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := proof.Exports(m.chain.Bundles[1])
+	if len(idx.Exports) != len(want) || idx.Exports[0].Bundle != digest(1) || !strings.Contains(idx.Selection, "C-7") {
+		t.Fatalf("case pack holds %+v, want the %d exports of bundle 1", idx.Exports, len(want))
+	}
+	if rep := evidence.Verify(p, proof.Options{}); !rep.OK() {
+		t.Fatalf("case pack: %v", rep.Failed())
+	}
+}
+
+// withPayload is an export of b whose payload b holds (not purged).
+func withPayload(t *testing.T, b *bundle.Bundle) proof.Export {
+	t.Helper()
+	exps, err := proof.Exports(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range exps {
+		if _, ok := b.Files[bundle.PayloadDir+strings.TrimPrefix(e.Payload, wire.HashPrefix)]; ok {
+			return e
+		}
+	}
+	t.Fatal("no export with its payload")
+	return proof.Export{}
+}
+
+func sortedStrings(s ...string) []string {
+	slices.Sort(s)
+	return s
 }
 
 var mdBlock = regexp.MustCompile("(?s)```sh\n(.*?)```")

@@ -94,3 +94,30 @@ func TestBuildRefusesOtherReceipt(t *testing.T) {
 		t.Fatalf("receipt of another bundle: %v", err)
 	}
 }
+
+// TestPurgedPayload: an export whose payload a purge record of its bundle
+// deleted is proven with that record and no payload, and verifies with a
+// note; the same proof without the purge record fails payload.digest.
+func TestPurgedPayload(t *testing.T) {
+	f := newFixture(t, 1, bundletest.Options{})
+	exps, _ := proof.Exports(f.chain.Bundles[0])
+	for _, e := range exps {
+		if _, ok := f.chain.Bundles[0].Files["data/payloads/"+strings.TrimPrefix(e.Payload, "sha256:")]; ok {
+			continue
+		}
+		p := f.proof(t, 0, e.ExportID)
+		if p.Payload != nil || len(p.Records) != 2 || !strings.Contains(p.Records[1].Record, `"type":"retention.purge"`) {
+			t.Fatalf("purged export's proof: payload %d bytes, %d records", len(p.Payload), len(p.Records))
+		}
+		rep := proof.Verify(p, proof.Options{})
+		if c, _ := rep.Get(proof.CheckPayloadDigest); !rep.OK() || !strings.Contains(c.Detail, "purged") {
+			t.Fatalf("purged export: %v %+v", rep.Failed(), c)
+		}
+		p.Records = p.Records[:1]
+		if rep := proof.Verify(p, proof.Options{}); !slices.Contains(rep.Failed(), proof.CheckPayloadDigest) {
+			t.Fatalf("payload withheld without a purge record: %v", rep.Failed())
+		}
+		return
+	}
+	t.Fatal("the chain purged no payload")
+}
