@@ -290,3 +290,59 @@ func runVerifyMD(t *testing.T, pack string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestEvidenceFromArchiveImport: bundles the real archive imported, with
+// the receipts it wrote to the medium (its own log, note and key), give a
+// proof and a pack that verify, and VERIFY.md's commands pass as written.
+func TestEvidenceFromArchiveImport(t *testing.T) {
+	needBinary(t)
+	data := t.TempDir()
+	c := bundletest.MustChain(t, 3, bundletest.Options{})
+	media := t.TempDir()
+	for _, b := range c.Bundles {
+		name, _ := b.FileName()
+		raw, _ := b.Bytes()
+		writeFile(t, filepath.Join(media, name), raw)
+	}
+	trust := writeTrust(t, c)
+	if out, code := runCmd(t, "archive", "enroll-file", trust, "--data-dir", data); code != 0 {
+		t.Fatalf("enroll-file exit %d\n%s", code, out)
+	}
+	if out, code := runCmd(t, "archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation", "--by", "alice", "--data-dir", data); code != 0 {
+		t.Fatalf("approve exit %d\n%s", code, out)
+	}
+	if out, code := runCmd(t, "archive", "import", media, "--data-dir", data); code != 0 || !strings.Contains(out, "3 accepted, 0 refused") {
+		t.Fatalf("import exit %d\n%s", code, out)
+	}
+	key, _, err := loadOrCreateArchiveKey(filepath.Join(data, "archive.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(t.TempDir(), "archive.pub")
+	writeFile(t, pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	common := []string{"--bundles", media, "--trust", trust, "--archive-key", pub}
+
+	id := withPayload(t, c.Bundles[2]).ExportID
+	pf := filepath.Join(t.TempDir(), "p.json")
+	if out, code := runCmd(t, append([]string{"proof", id, "-o", pf}, common...)...); code != 0 {
+		t.Fatalf("proof exit %d:\n%s", code, out)
+	}
+	if out, code := runCmd(t, "verify", pf, "--trust", trust, "--archive-key", pub); code != 0 || strings.Contains(out, "NOT VERIFIED") {
+		t.Fatalf("verify proof exit %d:\n%s", code, out)
+	}
+	pack := filepath.Join(t.TempDir(), "pack")
+	first := withPayload(t, c.Bundles[0]).ExportID
+	if out, code := runCmd(t, append([]string{"evidence", "--export", id, "--export", first, "-o", pack}, common...)...); code != 0 {
+		t.Fatalf("evidence exit %d:\n%s", code, out)
+	}
+	if out, code := runCmd(t, "verify", pack, "--archive-key", pub); code != 0 || !strings.Contains(out, "PACK VERIFIED") {
+		t.Fatalf("verify pack exit %d:\n%s", code, out)
+	}
+	if out, err := runVerifyMD(t, pack); err != nil {
+		t.Fatalf("VERIFY.md: %v\n%s", err, out)
+	}
+}
