@@ -193,7 +193,7 @@ func Build(in Input) (*Proof, error) {
 }
 
 // related returns the seqs of the export record and of its related records
-// in the bundle, in order, and whether a purge record deleted its payload.
+// in the bundle (the export first, the others by seq), and whether a purge record deleted its payload.
 func related(recs [][]byte, first uint64, ex Export) ([]uint64, bool, error) {
 	seqs := []uint64{ex.Seq}
 	purged := false
@@ -233,7 +233,7 @@ func related(recs [][]byte, first uint64, ex Export) ([]uint64, bool, error) {
 	if policySeq >= 0 {
 		seqs = append(seqs, uint64(policySeq))
 	}
-	slices.Sort(seqs)
+	slices.Sort(seqs[1:]) // the export first, then the related records by seq
 	if len(seqs) > MaxRecords {
 		return nil, false, fmt.Errorf("proof: export %q has %d related records, more than %d", ex.ExportID, len(seqs), MaxRecords)
 	}

@@ -64,7 +64,7 @@ type Proof struct {
 	Principal string `json:"principal"`
 	// Records: the export record first, then the related records of the
 	// same bundle (refusals of the same id and principal, the purge of its
-	// payload, the policy.change it names), in seq order.
+	// payload, the policy.change it names) in ascending seq.
 	Records []Record `json:"records"`
 	// Payload is the export's payload bytes; absent only when a carried
 	// retention.purge record deleted them.
@@ -142,8 +142,8 @@ func Parse(b []byte) (*Proof, error) {
 		return nil, formatErr("seal, trust, receipt and archiveKey are required")
 	}
 	for i, r := range p.Records {
-		if i > 0 && r.Seq <= p.Records[i-1].Seq {
-			return nil, formatErr("records not in seq order")
+		if i > 1 && r.Seq <= p.Records[i-1].Seq || i > 0 && r.Seq == p.Records[0].Seq {
+			return nil, formatErr("related records not in seq order, or repeating the export's")
 		}
 		if r.Seq > strict.MaxJSONInt || len(r.Record) == 0 || len(r.Record) > 1<<20 {
 			return nil, formatErr("record %d: seq or size out of range", i)
