@@ -29,6 +29,8 @@ type ArchiveLog struct {
 
 	leaves [][32]byte
 	note   noteSigner
+	chain  [][]byte // key announcements, oldest first
+	root   ed25519.PublicKey
 }
 
 // NewArchiveLog returns an empty log with a new key.
@@ -37,17 +39,43 @@ func NewArchiveLog() (*ArchiveLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &ArchiveLog{Name: "edgeseal-archive", Pub: pub, Priv: priv}
-	vkey, err := note.NewEd25519VerifierKey(l.Name, pub)
+	l := &ArchiveLog{Name: "edgeseal-archive", Pub: pub, Priv: priv, root: pub}
+	return l, l.setNote()
+}
+
+func (l *ArchiveLog) setNote() error {
+	vkey, err := note.NewEd25519VerifierKey(l.Name, l.Pub)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	hash, err := strconv.ParseUint(strings.SplitN(vkey, "+", 3)[1], 16, 32)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	l.note = noteSigner{name: l.Name, hash: uint32(hash), key: priv}
-	return l, nil
+	l.note = noteSigner{name: l.Name, hash: uint32(hash), key: l.Priv}
+	return nil
+}
+
+// Root is the log's first key, the one a verifier pins.
+func (l *ArchiveLog) Root() ed25519.PublicKey { return l.root }
+
+// Rotate switches the log to a new key, announced signed by the old and
+// the new key as the archive does (no overlap); later receipts carry the
+// announcements and are signed, with their checkpoints, by the new key.
+func (l *ArchiveLog) Rotate() error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := wire.FormatTime(time.Now())
+	a := &archivesig.ArchiveKeyAnnouncement{Origin: l.Name, Seq: uint64(len(l.chain) + 1), Time: now, OverlapUntil: now, LogSize: l.Size()}
+	ann, err := archivesig.SignArchiveKey(a, l.KeyID(), l.Priv, priv)
+	if err != nil {
+		return err
+	}
+	l.chain = append(l.chain, ann)
+	l.Pub, l.Priv = pub, priv
+	return l.setNote()
 }
 
 // PKIX is the archive key as PKIX DER.
@@ -96,6 +124,9 @@ func (l *ArchiveLog) Accept(b *bundle.Bundle) ([]byte, error) {
 		return nil, err
 	}
 	r.ArchiveCheckpoint, r.InclusionProof = string(signed), merkle.ProofBytes(proof)
+	if len(l.chain) > 0 {
+		r.KeyChain = l.chain
+	}
 	return archivesig.SignReceipt(r, l.KeyID(), l.Priv)
 }
 

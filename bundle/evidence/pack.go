@@ -175,7 +175,7 @@ func Build(ctx context.Context, in Input) (*Pack, error) {
 		}
 		ek, ok := k.(ed25519.PublicKey)
 		if !ok || akey != nil && !akey.Equal(ek) {
-			return nil, fmt.Errorf("evidence: export %q: receipts of more than one archive key", pr.ExportID)
+			return nil, fmt.Errorf("evidence: export %q: its receipt is signed by another archive key than the others (the archive rotated its key): make one pack per archive key", pr.ExportID)
 		}
 		akey = ek
 		if t, ok := devices[pr.Device]; ok && !bytes.Equal(t, pr.Trust) {

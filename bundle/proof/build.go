@@ -1,12 +1,15 @@
 package proof
 
 import (
+	"time"
+
 	"bytes"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
 	"slices"
 	"strings"
 
@@ -177,12 +180,12 @@ func Build(in Input) (*Proof, error) {
 			p.Files[name] = bytes.Clone(data)
 		}
 	}
-	if p.ArchiveKey, err = pkixKey(bytes.Clone(in.ArchiveKey)); err != nil {
-		return nil, err
-	}
-	_, rc, err := archivesig.ParseReceipt(in.Receipt)
+	env, rc, err := archivesig.ParseReceipt(in.Receipt)
 	if err != nil {
 		return nil, fmt.Errorf("proof: receipt: %w", err)
+	}
+	if p.ArchiveKey, err = signingKey(in.ArchiveKey, env, rc, in.Receipt); err != nil {
+		return nil, err
 	}
 	// The bundle digest is not recomputed (a hash over the whole bundle):
 	// in format 2 one checkpoint has one bundle.
@@ -238,6 +241,33 @@ func related(recs [][]byte, first uint64, ex Export) ([]uint64, bool, error) {
 		return nil, false, fmt.Errorf("proof: export %q has %d related records, more than %d", ex.ExportID, len(seqs), MaxRecords)
 	}
 	return seqs, purged, nil
+}
+
+// signingKey is the archive key that signed the receipt, as PKIX DER:
+// the key given, or the key the receipt's key chain leads to from it
+// after the archive rotated its key.
+func signingKey(given []byte, env *dsse.Envelope, rc *archivesig.Receipt, raw []byte) ([]byte, error) {
+	der, err := pkixKey(given)
+	if err != nil {
+		return nil, err
+	}
+	root, _ := parseArchiveKey(der)
+	if len(env.Signatures) == 1 && env.Signatures[0].KeyID == archivesig.ArchiveKeyID(root) {
+		return der, nil
+	}
+	cp, err := rc.ArchiveRoot()
+	if err != nil {
+		return nil, fmt.Errorf("proof: receipt: %w", err)
+	}
+	keys := archivesig.NewArchiveKeys(cp.Origin, root)
+	if _, _, err := keys.VerifyReceipt(raw, time.Now()); err != nil {
+		return nil, fmt.Errorf("proof: the receipt is not signed by the archive key given or a key its chain leads to: %w", err)
+	}
+	pub, err := keys.Key(env.Signatures[0].KeyID, rc.LogIndex, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("proof: receipt: %w", err)
+	}
+	return x509.MarshalPKIXPublicKey(pub)
 }
 
 // pkixKey returns an archive Ed25519 key as PKIX DER.

@@ -121,3 +121,43 @@ func TestPurgedPayload(t *testing.T) {
 	}
 	t.Fatal("the chain purged no payload")
 }
+
+// TestArchiveKeyRotated: a bundle receipted after the archive rotated its
+// key is proven from the first key (the proof carries the new one, which
+// the receipt's key chain leads to) and verifies pinned to the first key;
+// pinned to an unrelated key it fails receipt.signature.
+func TestArchiveKeyRotated(t *testing.T) {
+	c := bundletest.MustChain(t, 2, bundletest.Options{})
+	log, err := bundletest.NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Accept(c.Bundles[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := log.Accept(c.Bundles[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := c.Bundles[1].Bytes()
+	trust, _ := c.Trust.Marshal()
+	exps, _ := proof.Exports(c.Bundles[1])
+	root := []byte(log.Root())
+	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: exps[0].ExportID, Trust: trust, Receipt: rc, ArchiveKey: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: root}); !rep.OK() {
+		t.Fatalf("rotated archive key: %v\n%s", rep.Failed(), rep)
+	}
+	other, err := bundletest.NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := proof.Verify(p, proof.Options{ArchiveKey: []byte(other.Pub)}); !slices.Contains(rep.Failed(), proof.CheckReceiptSignature) {
+		t.Fatalf("unrelated pinned key: %v", rep.Failed())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -26,7 +27,23 @@ func (c *checker) receiptSignature() error {
 		}
 		pk, _ := parseArchiveKey(pinned)
 		if !pk.Equal(c.akey) {
-			return fmt.Errorf("receipt key %s is not the pinned archive key %s", archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk))
+			// The archive may have rotated its key since the pinned one:
+			// the receipt's key chain must lead from it to the carried key.
+			if c.rc == nil {
+				return errors.New("the receipt did not parse")
+			}
+			cp, err := c.rc.ArchiveRoot()
+			if err != nil {
+				return err
+			}
+			keys := archivesig.NewArchiveKeys(cp.Origin, pk)
+			if _, _, err := keys.VerifyReceipt(c.p.Receipt, time.Now()); err != nil {
+				return fmt.Errorf("receipt key %s is not the pinned archive key %s nor one its chain leads to: %w", archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk), err)
+			}
+			if cur, err := keys.Key(archivesig.ArchiveKeyID(c.akey), c.rc.LogIndex, time.Now()); err != nil || !cur.Equal(c.akey) {
+				return fmt.Errorf("the carried archive key %s is not one the pinned key's chain leads to", archivesig.ArchiveKeyID(c.akey))
+			}
+			c.notes[CheckReceiptSignature] = fmt.Sprintf("signed by %s, which the receipt's key chain leads to from the pinned key %s", archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk))
 		}
 	} else {
 		c.notes[CheckReceiptSignature] = "archive key " + archivesig.ArchiveKeyID(c.akey) + " carried by the proof, not pinned (give --archive-key to pin it)"
