@@ -108,6 +108,9 @@ func Verify(p *Pack, opts proof.Options) *Report {
 		for _, e := range c.idx.Exports {
 			er := ExportReport{Dir: e.Dir, ExportID: e.ExportID}
 			pr, err := proof.Parse(p.Files[e.Dir+"/proof.json"])
+			if err == nil && pr.Payload == nil {
+				pr.Payload = p.Files[e.Dir+"/payload"] // nil when absent (purged)
+			}
 			if err != nil {
 				er.Report = &verify.Report{Checks: []verify.Check{{Name: "proof.parse", Detail: err.Error()}}}
 			} else {
@@ -290,7 +293,7 @@ func (c *packChecker) files() error {
 	}
 	want := map[string][]byte{}
 	for _, e := range c.exps {
-		want[e.dir+"/proof.json"] = c.p.Files[e.dir+"/proof.json"]
+		want[e.dir+"/proof.json"] = e.proofJSON
 		for _, nf := range exportFiles(e) {
 			want[e.dir+"/"+nf.path] = nf.data
 		}

@@ -275,6 +275,8 @@ type packedExport struct {
 	receipt *archivesig.Receipt
 	entry   []byte // the receipt's archive log entry
 	format  int
+	// proofJSON is proof.json: the proof without its payload.
+	proofJSON []byte
 }
 
 // indexEntry is the export's line of the index.
@@ -313,12 +315,14 @@ func (p *Pack) addExport(dir string, pr *proof.Proof) (packedExport, error) {
 	if pe.entry, err = pe.receipt.Entry().Marshal(); err != nil {
 		return pe, err
 	}
-	raw, err := pr.Marshal()
-	if err != nil {
+	// In a pack the payload is the file beside the proof, not in it.
+	detached := *pr
+	detached.Payload = nil
+	if pe.proofJSON, err = detached.Marshal(); err != nil {
 		return pe, err
 	}
 	f := p.Files
-	f[dir+"/proof.json"] = raw
+	f[dir+"/proof.json"] = pe.proofJSON
 	for _, name := range exportFiles(pe) {
 		f[dir+"/"+name.path] = name.data
 	}

@@ -81,7 +81,15 @@ func TestPackTampered(t *testing.T) {
 		fn         func(p *evidence.Pack)
 	}{
 		{"payload.changed.unhashed", evidence.CheckBagIt, true, func(p *evidence.Pack) { p.Files["data/exports/001/payload"][0] ^= 1 }},
-		{"payload.changed", evidence.CheckFiles, false, func(p *evidence.Pack) { p.Files["data/exports/001/payload"][0] ^= 1 }},
+		{"payload.changed", "data/exports/001: " + proof.CheckPayloadDigest, false, func(p *evidence.Pack) { p.Files["data/exports/001/payload"][0] ^= 1 }},
+		{"proof.payload.embedded", evidence.CheckFiles, false, func(p *evidence.Pack) {
+			pr, err := proof.Parse(p.Files["data/exports/001/proof.json"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr.Payload = p.Files["data/exports/001/payload"]
+			p.Files["data/exports/001/proof.json"], _ = pr.Marshal()
+		}},
 		{"record.file", evidence.CheckFiles, false, func(p *evidence.Pack) {
 			p.Files["data/exports/001/record.json"] = []byte(strings.Replace(string(p.Files["data/exports/001/record.json"]), "n8n", "n8x", 1))
 		}},
