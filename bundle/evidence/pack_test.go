@@ -136,3 +136,32 @@ func TestPackTwoCheckpoints(t *testing.T) {
 		t.Fatalf("offline pack of two checkpoints: %v %+v", rep.Failed(), c)
 	}
 }
+
+// TestPackPurgedExport: the pack of an export whose payload a purge
+// record deleted holds no payload file, carries the purge record, and
+// verifies, by edgeseal and by VERIFY.md.
+func TestPackPurgedExport(t *testing.T) {
+	f := newFixture(t, 1, bundletest.Options{})
+	all, _ := proof.Exports(f.chain.Bundles[0])
+	for _, e := range all {
+		if f.payloadOf(0, e) != nil {
+			continue
+		}
+		dir := f.pack(t, f.proof(t, 0, e.ExportID))
+		if _, err := os.Stat(filepath.Join(dir, "data/exports/001/payload")); !os.IsNotExist(err) {
+			t.Fatalf("purged payload file: %v", err)
+		}
+		p, err := evidence.ReadDir(dir, evidence.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := evidence.Verify(p, proof.Options{}); !rep.OK() {
+			t.Fatalf("pack of a purged export: %v", rep.Failed())
+		}
+		if out, err := runRecipe(t, dir, recipe(t, dir)); err != nil {
+			t.Fatalf("VERIFY.md: %v\n%s", err, out)
+		}
+		return
+	}
+	t.Fatal("the chain purged no payload")
+}
