@@ -47,6 +47,18 @@ func checkpointKey(device string, size uint64, root string) string {
 
 // loadSources reads the bundles, receipts and trust files named.
 func loadSources(cmd string, bundlePaths, receiptDirs, trustPaths []string, keyPath string) (*custodySources, error) {
+	s, err := loadTrustAndKey(cmd, trustPaths, keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(bundlePaths) == 0 {
+		return nil, usageErr("%s: --bundles DIR|FILE is required", cmd)
+	}
+	return s, s.loadBundles(cmd, bundlePaths, receiptDirs)
+}
+
+// loadTrustAndKey reads the trust files and the archive key.
+func loadTrustAndKey(cmd string, trustPaths []string, keyPath string) (*custodySources, error) {
 	s := &custodySources{receipts: map[string][]byte{}, trust: map[string][]byte{}}
 	if keyPath == "" {
 		return nil, usageErr("%s: --archive-key PUB is required (the archive key that signed the receipts)", cmd)
@@ -72,24 +84,26 @@ func loadSources(cmd string, bundlePaths, receiptDirs, trustPaths []string, keyP
 		}
 		s.trust[t.DeviceName()] = raw
 	}
-	if len(bundlePaths) == 0 {
-		return nil, usageErr("%s: --bundles DIR|FILE is required", cmd)
-	}
+	return s, nil
+}
+
+// loadBundles reads the bundles and the receipts of their folders.
+func (s *custodySources) loadBundles(cmd string, bundlePaths, receiptDirs []string) error {
 	for _, p := range bundlePaths {
 		fi, err := os.Lstat(p)
 		if err != nil {
-			return nil, usageErr("%s: %v", cmd, err)
+			return usageErr("%s: %v", cmd, err)
 		}
 		switch {
 		case fi.IsDir():
 			ents, err := os.ReadDir(p)
 			if err != nil {
-				return nil, usageErr("%s: %v", cmd, err)
+				return usageErr("%s: %v", cmd, err)
 			}
 			for _, e := range ents {
 				if strings.HasSuffix(e.Name(), ".tar") {
 					if err := s.addBundle(cmd, filepath.Join(p, e.Name())); err != nil {
-						return nil, err
+						return err
 					}
 				}
 			}
@@ -100,16 +114,16 @@ func loadSources(cmd string, bundlePaths, receiptDirs, trustPaths []string, keyP
 			}
 		default:
 			if err := s.addBundle(cmd, p); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	for _, d := range receiptDirs {
 		if err := s.addReceipts(cmd, d); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // addBundle reads one bundle file (never through a symbolic link) and

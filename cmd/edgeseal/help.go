@@ -227,8 +227,9 @@ const usage = `usage:
   edgeseal verify PROOF.json|PACK_DIR... [--trust DEVICE.json] [--archive-key PUB] [--quiet] [--json]
                   (a proof of one export, or an evidence pack; --trust and --archive-key pin
                   what the proof carries; exit 0 verified, 1 not verified, 2 usage)
-  edgeseal proof EXPORT-ID --bundles DIR|FILE... --trust DEVICE.json... --archive-key PUB
-                 [--receipts DIR]... [--principal P] [--device SITE/NAME] [-o FILE]
+  edgeseal proof EXPORT-ID (--bundles DIR|FILE... [--receipts DIR]...
+                           | --archive URL --token-file FILE [--cacert CA.pem])
+                 --trust DEVICE.json... --archive-key PUB [--principal P] [--device SITE/NAME] [-o FILE]
                  (an id that names exports of several principals or devices lists them; exit 2)
   edgeseal evidence (--export ID... [--principal P] | --device SITE/NAME --from T --to T
                     | --case ID --holds HOLD-STATEMENT.json...) --bundles DIR|FILE...
