@@ -156,24 +156,38 @@ func (c *Client) Exports(ctx context.Context, id, device, principal string) ([]E
 		if err != nil {
 			return nil, err
 		}
-		var page struct {
-			Items []Entry `json:"items"`
-			Next  string  `json:"next"`
+		items, next, err := ParsePage(body)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, fmt.Errorf("readclient: search answer: %w", err)
-		}
-		for _, e := range page.Items {
+		for _, e := range items {
 			if e.Type == "export" && e.Export == id {
 				out = append(out, e)
 			}
 		}
-		if page.Next == "" {
+		if next == "" {
 			return out, nil
 		}
-		q.Set("cursor", page.Next)
+		q.Set("cursor", next)
 	}
 	return nil, fmt.Errorf("readclient: search for %q: more than %d pages", id, MaxPages)
+}
+
+// ParsePage reads one page of search results: {"items":[...],"next"},
+// unknown members ignored (the API adds members within v1), at most
+// DefaultLimit items, a cursor of at most 4096 bytes.
+func ParsePage(body []byte) ([]Entry, string, error) {
+	var page struct {
+		Items []Entry `json:"items"`
+		Next  string  `json:"next"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return nil, "", fmt.Errorf("readclient: search answer: %w", err)
+	}
+	if len(page.Items) > DefaultLimit || len(page.Next) > 4096 {
+		return nil, "", fmt.Errorf("readclient: search answer of %d items, cursor of %d bytes", len(page.Items), len(page.Next))
+	}
+	return page.Items, page.Next, nil
 }
 
 // Bundle fetches the stored bundle of digest ("sha256:<hex>") and checks
