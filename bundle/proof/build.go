@@ -1,6 +1,9 @@
 package proof
 
 import (
+	"maps"
+
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"time"
 
 	"bytes"
@@ -113,6 +116,11 @@ type Input struct {
 	// ArchiveKey is the archive key that signed the receipt: PKIX DER or
 	// a raw 32-byte Ed25519 key.
 	ArchiveKey []byte
+	// PCRAuthorizations are tpm.pcrs.authorized record bodies of the
+	// device's chain (those of the bundle itself are added): for a
+	// version 2 trust whose golden values the quote does not show, the
+	// newest one that authorizes the quoted values goes in the proof.
+	PCRAuthorizations [][]byte
 }
 
 // Build makes the proof of one export of a bundle; the proof shares no
@@ -180,6 +188,15 @@ func Build(in Input) (*Proof, error) {
 			p.Files[name] = bytes.Clone(data)
 		}
 	}
+	cands := slices.Clone(in.PCRAuthorizations)
+	for _, r := range recs {
+		if bytes.Contains(r, []byte(`"type":"`+custody.TypePCRsAuthorized+`"`)) {
+			if rec, err := custody.ParseRecord(r); err == nil && rec.Type == custody.TypePCRsAuthorized {
+				cands = append(cands, rec.Body)
+			}
+		}
+	}
+	p.PCRAuthorization = pcrAuthorization(in.Trust, st, cands)
 	env, rc, err := archivesig.ParseReceipt(in.Receipt)
 	if err != nil {
 		return nil, fmt.Errorf("proof: receipt: %w", err)
@@ -193,6 +210,38 @@ func Build(in Input) (*Proof, error) {
 		return nil, fmt.Errorf("proof: the receipt is for bundle %s (checkpoint %d of %s), not this one", rc.BundleDigest, rc.CheckpointSize, rc.Device)
 	}
 	return p, nil
+}
+
+// pcrAuthorization picks, for a version 2 trust whose golden values the
+// quote does not show, the newest candidate statement for the device that
+// authorizes the quoted values (nil when none is needed or found; Verify
+// checks its signature).
+func pcrAuthorization(trust []byte, st *bundle.Statement, cands [][]byte) []byte {
+	t, err := trustfile.ParseTrust(trust)
+	if err != nil || t.PCRPolicy() == nil {
+		return nil
+	}
+	pcrs, values, err := st.Predicate.Quote.Values()
+	if err != nil {
+		return nil
+	}
+	gp, gv := t.PCRs()
+	if slices.Equal(pcrs, gp) && maps.EqualFunc(values, gv, bytes.Equal) {
+		return nil
+	}
+	var best *trustfile.PCRAuthorization
+	var bestRaw []byte
+	for _, c := range cands {
+		a, err := trustfile.ParsePCRAuthorization(c)
+		if err != nil || a.Device != t.DeviceName() {
+			continue
+		}
+		ap, av := a.PCRs()
+		if slices.Equal(ap, pcrs) && maps.EqualFunc(av, values, bytes.Equal) && (best == nil || a.Time > best.Time) {
+			best, bestRaw = a, c
+		}
+	}
+	return bytes.Clone(bestRaw)
 }
 
 // related returns the seqs of the export record and of its related records

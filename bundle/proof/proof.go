@@ -11,6 +11,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/internal/strict"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -80,6 +81,11 @@ type Proof struct {
 	// ArchiveKey is the PKIX DER of the archive's Ed25519 key that signed
 	// the receipt and its log checkpoint.
 	ArchiveKey []byte `json:"archiveKey"`
+	// PCRAuthorization is, for a device bound to a PCR-policy key (trust
+	// version 2) whose quoted PCR values are not its enrollment values,
+	// the operator's signed PCR authorization of the quoted values (the
+	// body of a tpm.pcrs.authorized record of the device's chain).
+	PCRAuthorization []byte `json:"pcrAuthorization,omitempty"`
 }
 
 // Marshal returns the proof document: compact JSON, members in the order
@@ -156,6 +162,9 @@ func Parse(b []byte) (*Proof, error) {
 				return nil, formatErr("record %d: inclusion hash of %d bytes", i, len(h))
 			}
 		}
+	}
+	if len(p.PCRAuthorization) > trustfile.MaxPCRAuthSize {
+		return nil, formatErr("pcrAuthorization of %d bytes", len(p.PCRAuthorization))
 	}
 	for name := range p.Files {
 		if !slices.Contains(Files, name) {

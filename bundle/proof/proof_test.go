@@ -1,8 +1,13 @@
 package proof_test
 
 import (
+	"os"
+	"path/filepath"
+
 	"bytes"
 	"errors"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"slices"
 	"strings"
 	"testing"
@@ -159,5 +164,62 @@ func TestArchiveKeyRotated(t *testing.T) {
 	}
 	if rep := proof.Verify(p, proof.Options{ArchiveKey: []byte(other.Pub)}); !slices.Contains(rep.Failed(), proof.CheckReceiptSignature) {
 		t.Fatalf("unrelated pinned key: %v", rep.Failed())
+	}
+}
+
+// TestPCRAuthorized: a device bound to a PCR-policy key quoting values its
+// operator authorized after enrollment (corpus dev4) is proven with that
+// authorization; without it, or with one the operator's key did not sign,
+// quote.pcrs fails.
+func TestPCRAuthorized(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "corpus")
+	trust, err := os.ReadFile(filepath.Join(dir, "trust", "site1-dev4.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auths [][]byte
+	for _, n := range []string{"dev4-0.tar", "dev4-1.tar"} {
+		b, err := bundle.ReadFile(filepath.Join(dir, "good", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, _ := b.Records()
+		for _, r := range recs {
+			if rec, err := custody.ParseRecord(r); err == nil && rec.Type == custody.TypePCRsAuthorized {
+				auths = append(auths, rec.Body)
+			}
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "good", "dev4-2.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := bundle.ReadBytes(raw, bundle.DefaultLimits)
+	log, _ := bundletest.NewArchiveLog()
+	rc, err := log.Accept(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exps, _ := proof.Exports(b)
+	build := func(auths [][]byte) *proof.Proof {
+		p, err := proof.Build(proof.Input{Bundle: raw, ExportID: exps[0].ExportID, Principal: exps[0].Principal, Trust: trust, Receipt: rc, ArchiveKey: log.PKIX(), PCRAuthorizations: auths})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := build(auths)
+	rep := proof.Verify(p, proof.Options{})
+	if c, _ := rep.Get(proof.CheckQuotePCRs); !rep.OK() || !strings.Contains(c.Detail, "authorized") {
+		t.Fatalf("with the authorization: %v %+v", rep.Failed(), c)
+	}
+	stripped := *p
+	stripped.PCRAuthorization = nil
+	if rep := proof.Verify(&stripped, proof.Options{}); !slices.Equal(rep.Failed(), []string{proof.CheckQuotePCRs}) {
+		t.Fatalf("without the authorization: %v", rep.Failed())
+	}
+	p.PCRAuthorization = []byte(strings.Replace(string(p.PCRAuthorization), `"time":"`, `"time":"1`, 1))
+	if rep := proof.Verify(p, proof.Options{}); !slices.Contains(rep.Failed(), proof.CheckQuotePCRs) {
+		t.Fatalf("a changed authorization: %v", rep.Failed())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -143,11 +144,9 @@ func (c *checker) quotePCRs() error {
 	case !slices.Equal(c.qa.PCRs, want) || !slices.Equal(pcrs, want):
 		return fmt.Errorf("quoted pcrs %v (statement %v), approved %v", c.qa.PCRs, pcrs, want)
 	case !maps.EqualFunc(values, golden, bytes.Equal):
-		msg := fmt.Sprintf("pcr values %s differ from golden %s", attest.FormatPCRs(pcrs, values), attest.FormatPCRs(pcrs, golden))
-		if c.trust.Version == 2 {
-			msg += " (values an operator authorized later are checked by edgeseal verify over the device's chain)"
+		if err := c.authorized(pcrs, values); err != nil {
+			return fmt.Errorf("pcr values %s differ from golden %s: %w", attest.FormatPCRs(pcrs, values), attest.FormatPCRs(pcrs, golden), err)
 		}
-		return errors.New(msg)
 	}
 	d, err := attest.PCRDigest(pcrs, values)
 	if err != nil {
@@ -178,4 +177,30 @@ func (c *checker) quoteFiles() error {
 		errs = append(errs, bundle.PathQuotePCRs+" differs from the sealed pcr values")
 	}
 	return joinErrs(errs)
+}
+
+// authorized checks the proof's PCR authorization: signed by the trust
+// file's PCR-policy key for this device, of the quoted selection and
+// values.
+func (c *checker) authorized(pcrs []int, values map[int][]byte) error {
+	key := c.trust.PCRPolicy()
+	switch {
+	case key == nil:
+		return errors.New("the trust file has no PCR-policy key to authorize other values")
+	case c.p.PCRAuthorization == nil:
+		return errors.New("the proof carries no PCR authorization of them")
+	}
+	a, err := trustfile.ParsePCRAuthorization(c.p.PCRAuthorization)
+	if err != nil {
+		return err
+	}
+	if err := a.Verify(key, c.p.Device); err != nil {
+		return err
+	}
+	ap, av := a.PCRs()
+	if !slices.Equal(ap, pcrs) || !maps.EqualFunc(av, values, bytes.Equal) {
+		return errors.New("the proof's PCR authorization is of other values")
+	}
+	c.notes[CheckQuotePCRs] = "values the operator authorized at " + a.Time + " (that no newer authorization replaced them is checked over the device's chain)"
+	return nil
 }

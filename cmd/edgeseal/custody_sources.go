@@ -32,6 +32,7 @@ type custodySources struct {
 	trust    map[string][]byte // DEVICE.json by device
 	key      []byte            // the archive's key, PKIX DER
 	policies [][]byte          // policy.change bodies of every bundle
+	pcrAuths [][]byte          // tpm.pcrs.authorized bodies of every bundle
 }
 
 // sourceBundle is one bundle file and the exports it holds.
@@ -155,6 +156,11 @@ func (s *custodySources) addBundle(cmd, path string) error {
 				s.policies = append(s.policies, []byte(r.Body))
 			}
 		}
+		if bytes.Contains(raw, []byte(`"type":"`+custody.TypePCRsAuthorized+`"`)) {
+			if r, err := custody.ParseRecord(raw); err == nil && r.Type == custody.TypePCRsAuthorized {
+				s.pcrAuths = append(s.pcrAuths, []byte(r.Body))
+			}
+		}
 	}
 	s.bundles = append(s.bundles, sourceBundle{path: path, exports: exps, digest: wire.FormatHash(sha256.Sum256(raw))})
 	return nil
@@ -233,7 +239,7 @@ func (s *custodySources) build(cmd string, e proof.Export, path string) (*proof.
 	if !ok {
 		return nil, usageErr("%s: no trust file of device %s: add --trust", cmd, e.Device)
 	}
-	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: e.ExportID, Principal: e.Principal, Trust: trust, Receipt: rc, ArchiveKey: s.key})
+	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: e.ExportID, Principal: e.Principal, Trust: trust, Receipt: rc, ArchiveKey: s.key, PCRAuthorizations: s.pcrAuths})
 	if err != nil {
 		return nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", cmd, err)}
 	}
