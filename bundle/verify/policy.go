@@ -241,3 +241,13 @@ func (p *PolicyState) check() error {
 	}
 	return nil
 }
+
+// PolicyChange verifies one policy.change record body on its own (what
+// policy.signed checks of each): its envelope signed by at least the
+// threshold of distinct admins of the set it carries, and its payload's
+// digest the one the body names. It returns the policy digest and the
+// admin set's digest; a pinned set (trust policyAdmins) is the caller's
+// comparison.
+func PolicyChange(body []byte) (digest, admins string, err error) {
+	return checkPolicyChange(body)
+}

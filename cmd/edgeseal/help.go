@@ -224,6 +224,17 @@ const usage = `usage:
                   [--state-out FILE] [--quiet] [--json] [--purged PURGE-STATEMENT.json]...
                   (a DIR is its *.bundle.tar by checkpoint size; --chain is the default;
                   exit 0 verified, 1 not verified, 2 usage or unreadable input)
+  edgeseal verify PROOF.json|PACK_DIR... [--trust DEVICE.json] [--archive-key PUB] [--quiet] [--json]
+                  (a proof of one export, or an evidence pack; --trust and --archive-key pin
+                  what the proof carries; exit 0 verified, 1 not verified, 2 usage)
+  edgeseal proof EXPORT-ID (--bundles DIR|FILE... [--receipts DIR]...
+                           | --archive URL --token-file FILE [--cacert CA.pem])
+                 --trust DEVICE.json... --archive-key PUB [--principal P] [--device SITE/NAME] [-o FILE]
+                 (an id that names exports of several principals or devices lists them; exit 2)
+  edgeseal evidence (--export ID... [--principal P] | --device SITE/NAME --from T --to T
+                    | --case ID --holds HOLD-STATEMENT.json...) --bundles DIR|FILE...
+                    --trust DEVICE.json... --archive-key PUB [--receipts DIR]... [--requester WHO]
+                    [--access-log FILE] -o PACK_DIR
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
                      [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr] [--policy-admins ADMINS.json]

@@ -79,6 +79,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return cmdExport(ctx, args[1:], os.Stdin, stdout, os.Getenv)
 	case "verify":
 		return cmdVerify(ctx, args[1:], stdout)
+	case "proof":
+		return cmdProof(ctx, args[1:], stdout)
+	case "evidence":
+		return cmdEvidence(ctx, args[1:], stdout)
 	case "tpm":
 		return cmdTPM(ctx, args[1:], stdout, log)
 	case "archive":

@@ -43,6 +43,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	quiet := fs.Bool("quiet", false, "print only the bundles that failed, and the summary")
 	chain := fs.Bool("chain", false, "verify the bundles as one chain, each against the state the one before left (the default)")
 	each := fs.Bool("each", false, "verify each bundle on its own, against --previous if given")
+	archiveKey := fs.String("archive-key", "", "with a proof or an evidence pack: the archive key (PEM) its receipts must be signed by")
 	purges := purgeFiles{}
 	fs.Var(purges, "purged", "an archive retention.purge statement (repeatable): the bundles that are skeletons it names are verified with their payloads purged")
 	paths, err := parseInterleaved(fs, args)
@@ -51,6 +52,9 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if len(paths) == 0 {
 		return usageErr("verify: no bundle given")
+	}
+	if k := inputKind(paths[0]); k != kindBundle {
+		return verifyProofsAndPacks(paths, *trustPath, *archiveKey, *asJSON, *quiet, stdout)
 	}
 	if *trustPath == "" {
 		return usageErr("verify: --trust DEVICE.json is required")

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package evidence
+
+const noFollow = 0

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"strings"
+
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"github.com/edgeseal/edgeseal/archive/readclient"
+	"io"
+
+	"github.com/edgeseal/edgeseal/bundle/proof"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+)
+
+// cmdProof writes the proof of one export (offline, from bundles, their
+// receipts, the device's trust file and the archive key): its record and
+// related records, payload, inclusion proofs, seal, quote, keys and the
+// archive receipt. An export id that names exports of several principals
+// or devices is refused with the candidates listed. Exit 0 written, 1 the
+// export cannot be proven, 2 usage.
+func cmdProof(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("proof", flag.ContinueOnError)
+	var bundles, receipts, trusts stringList
+	fs.Var(&bundles, "bundles", "a bundle file or a folder of *.tar bundles (and receipts/); repeatable (required)")
+	fs.Var(&receipts, "receipts", "a folder of the archive's *.receipt.json (default: each bundle folder's receipts/); repeatable")
+	fs.Var(&trusts, "trust", "the device's trust file DEVICE.json; repeatable (required)")
+	keyPath := fs.String("archive-key", "", "the archive's Ed25519 public key (PEM) that signed the receipts (required)")
+	principal := fs.String("principal", "", "the principal of the export (export ids are scoped by principal)")
+	device := fs.String("device", "", "the device SITE/NAME of the export")
+	out := fs.String("o", "", "write the proof here (default: standard output)")
+	archiveURL := fs.String("archive", "", "read the bundle and receipt from the archive's read API at this URL (https://HOST:PORT) instead of --bundles")
+	tokenFile := fs.String("token-file", "", "with --archive: a file holding the API session token (POST /v1/session)")
+	caFile := fs.String("cacert", "", "with --archive: the CA certificate (PEM) of the API's TLS certificate")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("proof: want one EXPORT-ID")
+	}
+	var p *proof.Proof
+	var e proof.Export
+	if *archiveURL != "" {
+		if len(bundles) > 0 || len(receipts) > 0 {
+			return usageErr("proof: --archive and --bundles/--receipts exclude each other")
+		}
+		p, e, err = proofFromArchive(ctx, *archiveURL, *tokenFile, *caFile, trusts, *keyPath, pos[0], *principal, *device)
+		if err != nil {
+			return err
+		}
+	} else {
+		src, err := loadSources("proof", bundles, receipts, trusts, *keyPath)
+		if err != nil {
+			return err
+		}
+		var path string
+		if e, path, err = src.find(pos[0], *principal, *device); err != nil {
+			return selectErr(err)
+		}
+		if p, err = src.build("proof", e, path); err != nil {
+			return err
+		}
+	}
+	raw, err := p.Marshal()
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err = stdout.Write(raw)
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(*out, raw, 0o644); err != nil {
+		return usageErr("proof: %v", err)
+	}
+	fmt.Fprintf(stdout, "proof of export %s written to %s\n", e, *out)
+	return nil
+}
+
+// selectErr is the exit of a failed selection: 2 for an ambiguous id
+// (the candidates listed), 1 for one not found.
+func selectErr(err error) error {
+	var amb *proof.AmbiguousError
+	if errors.As(err, &amb) {
+		return &exitError{code: 2, err: fmt.Errorf("%v\n(give --principal and --device)", err)}
+	}
+	return &exitError{code: 1, err: err}
+}
+
+// proofFromArchive finds the export in the archive's export index and
+// builds its proof from the stored bundle and receipt the API serves.
+func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trusts []string, keyPath, id, principal, device string) (*proof.Proof, proof.Export, error) {
+	fail := func(err error) (*proof.Proof, proof.Export, error) { return nil, proof.Export{}, err }
+	if tokenFile == "" {
+		return fail(usageErr("proof: --archive needs --token-file"))
+	}
+	tok, err := fsutil.ReadLimited(tokenFile, 4096)
+	if err != nil {
+		return fail(usageErr("proof: %v", err))
+	}
+	var ca []byte
+	if caFile != "" {
+		if ca, err = fsutil.ReadLimited(caFile, 1<<20); err != nil {
+			return fail(usageErr("proof: %v", err))
+		}
+	}
+	client, err := readclient.New(base, strings.TrimSpace(string(tok)), ca)
+	if err != nil {
+		return fail(usageErr("proof: %v", err))
+	}
+	src, err := loadTrustAndKey("proof", trusts, keyPath)
+	if err != nil {
+		return fail(err)
+	}
+	entries, err := client.Exports(ctx, id, device, principal)
+	if err != nil {
+		return fail(&exitError{code: 1, err: fmt.Errorf("proof: %w", err)})
+	}
+	var cands []proof.Export
+	bundleOf := map[proof.Export]string{}
+	for _, en := range entries {
+		ex := proof.Export{ExportID: en.Export, Principal: en.Principal, Device: en.Device, Seq: en.Seq, Time: en.Time}
+		cands = append(cands, ex)
+		bundleOf[ex] = en.Bundle
+	}
+	e, err := proof.Select(cands, id, principal, device)
+	if err != nil {
+		return fail(selectErr(err))
+	}
+	raw, err := client.Bundle(ctx, bundleOf[e])
+	if err != nil {
+		return fail(&exitError{code: 1, err: fmt.Errorf("proof: %w", err)})
+	}
+	rc, err := client.Receipt(ctx, bundleOf[e])
+	if err != nil {
+		return fail(&exitError{code: 1, err: fmt.Errorf("proof: %w", err)})
+	}
+	trust, ok := src.trust[e.Device]
+	if !ok {
+		return fail(usageErr("proof: no trust file of device %s: add --trust", e.Device))
+	}
+	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: e.ExportID, Principal: e.Principal, Trust: trust, Receipt: rc, ArchiveKey: src.key})
+	if err != nil {
+		return fail(&exitError{code: 1, err: fmt.Errorf("proof: %w", err)})
+	}
+	return p, e, nil
+}
+
+func pkixOf(pub ed25519.PublicKey) ([]byte, error) { return x509.MarshalPKIXPublicKey(pub) }
