@@ -2,13 +2,11 @@ package agent
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/agent/policy/signed/signedtest"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 )
@@ -58,21 +56,8 @@ func TestGovernanceAlerts(t *testing.T) {
 	}
 	version("archive, share-a", `{"type":"object"}`, 0)
 
-	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
-		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
-	log := slog.New(slog.DiscardHandler)
-	src, err := OpenPolicySource(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, sp, err := src.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
-	if err := src.Start(ctx, r.core, sp, log); err != nil {
-		t.Fatal(err)
-	}
+	a := startSigned(t, dir, signedPath, adminsPath)
+	src, r := a.src, a.r
 	reload := func(wantErr bool) {
 		t.Helper()
 		if _, err := src.Reload(ctx, r.core, "api", "op"); (err != nil) != wantErr {
@@ -128,7 +113,6 @@ func TestGovernanceAlerts(t *testing.T) {
 // less than its schema's min_retention is put in force with a
 // retention.short alert journaled.
 func TestGovernanceShortRetention(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
 	polDir := filepath.Join(dir, "pol")
@@ -139,21 +123,8 @@ func TestGovernanceShortRetention(t *testing.T) {
 	os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(`{"type":"object"}`), 0o644)
 	signedPath := filepath.Join(dir, "policy.signed.json")
 	os.WriteFile(signedPath, signedtest.Sign(t, p, keys[0]), 0o644)
-	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
-		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
-	log := slog.New(slog.DiscardHandler)
-	src, err := OpenPolicySource(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, sp, err := src.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pl })
-	if err := src.Start(ctx, r.core, sp, log); err != nil {
-		t.Fatal(err)
-	}
+	r := startSigned(t, dir, signedPath, adminsPath).r
+	pl := r.core.Policy()
 	raw, _ := r.j.Record(r.j.Size() - 1)
 	rec, err := custody.ParseRecord(raw)
 	if err != nil || rec.Type != custody.TypeGovernanceAlert {
