@@ -155,16 +155,8 @@ func TestPolicyDowngradeAndNewAdmins(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x"}
-	src, err := OpenPolicySource(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, sp, err := src.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
+	a, sp := openSigned(t, dir, signedPath, adminsPath)
+	src, r := a.src, a.r
 	unsigned := &PolicySource{Path: bare}
 	if err := unsigned.Start(ctx, r.core, nil, log); err != nil {
 		t.Fatalf("a journal that never ran signed: %v", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/agent/policy/signed"
 )
 
 // signedAgent is a core started on a signed policy as the daemon starts
@@ -23,10 +24,21 @@ type signedAgent struct {
 // journals it as the start's policy.change (PolicySource.Start).
 func startSigned(t *testing.T, dir, signedPath, adminsPath string, mod ...func(*Options)) *signedAgent {
 	t.Helper()
+	a, sp := openSigned(t, dir, signedPath, adminsPath, mod...)
+	if err := a.src.Start(context.Background(), a.r.core, sp, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// openSigned is startSigned without the start: the core runs on the
+// policy read from signedPath, nothing journaled about it; sp is that
+// signed policy.
+func openSigned(t *testing.T, dir, signedPath, adminsPath string, mod ...func(*Options)) (*signedAgent, *signed.Signed) {
+	t.Helper()
 	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
 		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
-	log := slog.New(slog.DiscardHandler)
-	src, err := OpenPolicySource(cfg, log)
+	src, err := OpenPolicySource(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +48,5 @@ func startSigned(t *testing.T, dir, signedPath, adminsPath string, mod ...func(*
 	}
 	mods := append([]func(*Options){func(o *Options) { o.Policy = pol }}, mod...)
 	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), mods...)
-	if err := src.Start(context.Background(), r.core, sp, log); err != nil {
-		t.Fatal(err)
-	}
-	return &signedAgent{src: src, r: r, cfg: cfg}
+	return &signedAgent{src: src, r: r, cfg: cfg}, sp
 }
