@@ -29,6 +29,25 @@ const (
 	maxAlertKind = 64
 )
 
+// The device alert kinds besides the governance.alert kinds
+// (custody.AlertSchemaChanged, ...), which travel under their own names.
+const (
+	// AlertPolicyRefused: a policy reload was refused (unsigned, below
+	// the threshold, not valid); the policy in force stays.
+	AlertPolicyRefused = "policy.refused"
+	// AlertOutboxQuota: the outbox went over its quota (bundles are not
+	// reaching the archive).
+	AlertOutboxQuota = "outbox.quota"
+	// AlertPCRAuthorization: an operator's PCR authorization could not
+	// be applied (the PCRs do not hold its values, or it does not verify).
+	AlertPCRAuthorization = "pcr.authorization"
+)
+
+// KnownDeviceAlertKinds are the kinds the agent raises, for bounded
+// metric labels: the receiving side counts any other as "other".
+var KnownDeviceAlertKinds = []string{"schema.changed", "destination.new", "signer.unknown", "retention.short",
+	AlertPolicyRefused, AlertOutboxQuota, AlertPCRAuthorization}
+
 // DeviceAlertsFilter is the subscription to every device's alerts.
 const DeviceAlertsFilter = topicRoot + "alerts/+/+"
 
