@@ -148,6 +148,7 @@ type Core struct {
 	pcrAuth pcrAuthState   // under sealMu
 	pol     policyState    // the policy in force (policyinforce.go)
 	gov     governance     // governance alerts (governance.go)
+	alarms  alarmState     // where alarms go (alarms.go)
 	ret     localRetention // local payload retention (localretention.go)
 	syncSt  syncState      // broker link, last delivery and refusal (status_sync.go)
 }

@@ -69,21 +69,24 @@ func (c *Core) policyInForce(next *signed.Signed) {
 	}
 }
 
-// raiseAlerts journals, logs and counts alerts about policy (a digest).
+// raiseAlerts journals, logs and counts alerts about policy (a digest) and
+// hands each to the alarm sink.
 func (c *Core) raiseAlerts(ctx context.Context, policy string, actor custody.Actor, al []signed.Alert) error {
 	var errs []error
 	for _, a := range al {
 		body := custody.GovernanceAlertBody{Kind: a.Kind, Subject: a.Subject, Policy: policy, Detail: a.Detail}
 		ap, err := c.j.Append(ctx, c.entry(custody.TypeGovernanceAlert, actor, body))
 		var seq uint64
+		alarmSeq := int64(-1)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("agent: journal governance.alert: %w", err))
 		} else {
 			c.cache.add(ap, nil)
 			c.maybeWake(ap.Size)
-			seq = ap.Seq
+			seq, alarmSeq = ap.Seq, int64(ap.Seq)
 		}
 		c.log.Warn("governance alert", "kind", a.Kind, "subject", a.Subject, "policy", policy, "seq", seq, "detail", a.Detail)
+		c.alarm(a.Kind, alarmSeq, a.Subject+": "+a.Detail)
 		g := &c.gov
 		g.mu.Lock()
 		if g.counts == nil {

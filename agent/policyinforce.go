@@ -149,12 +149,13 @@ func (c *Core) InstallPolicy(ctx context.Context, s *signed.Signed, admins *sign
 	return a.Seq, newAdmins, nil
 }
 
-// RefusePolicy raises the alarm of a refused reload: the policy in force
-// stays.
+// RefusePolicy raises the alarm of a refused reload (logged, in
+// /v1/status, handed to the alarm sink): the policy in force stays.
 func (c *Core) RefusePolicy(cause error) {
 	c.pol.fails.Add(1)
 	c.pol.refused.Store(&PolicyAlarm{Time: c.opts.Now().UTC(), Reason: cause.Error()})
 	c.log.Error("policy reload refused; the policy in force stays", "err", cause, "policy", c.policy().Digest())
+	c.alarm(AlarmPolicyRefused, -1, cause.Error())
 }
 
 // PolicyRefusals counts reloads refused since the start (for metrics).
