@@ -69,6 +69,9 @@ type Options struct {
 	// for at every seal attempt (when the TPM is a PCRAuthorizer); ""
 	// turns that off.
 	PCRAuthDir string
+	// StateDir is the data directory, where the core keeps small files
+	// of its own (PolicyChangesFile); "" keeps none.
+	StateDir string
 }
 
 func (o *Options) defaults() error {
