@@ -3,12 +3,10 @@ package agent
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	gosync "sync"
 	"testing"
 
-	"github.com/edgeseal/edgeseal/agent/policy/signed/signedtest"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
@@ -19,27 +17,9 @@ import (
 // policy.refused without one.
 func TestAlarmSink(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
-	polDir := filepath.Join(dir, "pol")
-	os.Mkdir(polDir, 0o755)
-	signedPath := filepath.Join(dir, "policy.signed.json")
-	version := func(schema string) {
-		t.Helper()
-		p := filepath.Join(polDir, "policy.yaml")
-		pol := strings.Replace(govPolicy, "%s", "archive", 1) + "min_retention:\n  doc@1: 10y\nretention_classes:\n  r: 30d\n"
-		if err := os.WriteFile(p, []byte(pol), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(schema), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(signedPath, signedtest.Sign(t, p, keys[0]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	version(`{"type":"object"}`)
-	a := startSigned(t, dir, signedPath, adminsPath)
+	g := newGovFiles(t)
+	g.version("archive", `{"type":"object"}`, shortRetention, nil)
+	a := g.start()
 	var mu gosync.Mutex
 	var got []Alarm
 	a.r.core.SetAlarmSink(func(al Alarm) {
@@ -47,11 +27,11 @@ func TestAlarmSink(t *testing.T) {
 		got = append(got, al)
 		mu.Unlock()
 	})
-	version(`{"type":"object","required":["x"]}`)
+	g.version("archive", `{"type":"object","required":["x"]}`, shortRetention, nil)
 	if _, err := a.src.Reload(ctx, a.r.core, "api", "op"); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(signedPath, []byte("not signed"), 0o644)
+	os.WriteFile(g.signedPath, []byte("not signed"), 0o644)
 	if _, err := a.src.Reload(ctx, a.r.core, "api", "op"); err == nil {
 		t.Fatal("an unsigned reload was accepted")
 	}

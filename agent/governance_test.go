@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgeseal/edgeseal/agent/policy/signed"
 	"github.com/edgeseal/edgeseal/agent/policy/signed/signedtest"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 )
@@ -24,6 +25,55 @@ workflows:
     max_size: 100
 `
 
+// govFiles is a signed policy in a test directory: govPolicy and its
+// schema doc-1.json under dir/pol, signed into dir/policy.signed.json,
+// the admin set (alice, threshold 1) in dir.
+type govFiles struct {
+	t          *testing.T
+	dir        string
+	keys       []*signed.Key
+	admins     string
+	signedPath string
+}
+
+func newGovFiles(t *testing.T) *govFiles {
+	t.Helper()
+	dir := t.TempDir()
+	keys, admins := signedtest.Admins(t, dir, 1, "alice")
+	if err := os.Mkdir(filepath.Join(dir, "pol"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &govFiles{t: t, dir: dir, keys: keys, admins: admins, signedPath: filepath.Join(dir, "policy.signed.json")}
+}
+
+// version writes govPolicy with the destinations dests and extra appended,
+// the schema, and signs them with key (nil: alice).
+func (g *govFiles) version(dests, schema, extra string, key *signed.Key) {
+	g.t.Helper()
+	p := filepath.Join(g.dir, "pol", "policy.yaml")
+	if err := os.WriteFile(p, []byte(strings.Replace(govPolicy, "%s", dests, 1)+extra), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g.dir, "pol", "doc-1.json"), []byte(schema), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+	if key == nil {
+		key = g.keys[0]
+	}
+	if err := os.WriteFile(g.signedPath, signedtest.Sign(g.t, p, key), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// start starts a core on the signed policy (startSigned).
+func (g *govFiles) start(mod ...func(*Options)) *signedAgent {
+	g.t.Helper()
+	return startSigned(g.t, g.dir, g.signedPath, g.admins, mod...)
+}
+
+// shortRetention makes doc@1's minimum retention longer than the class r.
+const shortRetention = "min_retention:\n  doc@1: 10y\nretention_classes:\n  r: 30d\n"
+
 // TestGovernanceAlerts: a reload whose schema changes bytes under the
 // same name@version, a reload adding a destination no earlier version
 // had, and a reload signed by a key outside the admin set each journal a
@@ -31,32 +81,19 @@ workflows:
 // back to an earlier destination raises nothing.
 func TestGovernanceAlerts(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
+	g := newGovFiles(t)
 	mallory, _ := signedtest.Admins(t, t.TempDir(), 1, "mallory")
-	polDir := filepath.Join(dir, "pol")
-	os.Mkdir(polDir, 0o755)
-	signedPath := filepath.Join(dir, "policy.signed.json")
 	version := func(dests, schema string, signer int) {
 		t.Helper()
-		p := filepath.Join(polDir, "policy.yaml")
-		if err := os.WriteFile(p, []byte(strings.Replace(govPolicy, "%s", dests, 1)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(schema), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		k := keys[0]
+		var k *signed.Key
 		if signer != 0 {
 			k = mallory[0]
 		}
-		if err := os.WriteFile(signedPath, signedtest.Sign(t, p, k), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		g.version(dests, schema, "", k)
 	}
 	version("archive, share-a", `{"type":"object"}`, 0)
 
-	a := startSigned(t, dir, signedPath, adminsPath)
+	a := g.start()
 	src, r := a.src, a.r
 	reload := func(wantErr bool) {
 		t.Helper()
@@ -113,17 +150,9 @@ func TestGovernanceAlerts(t *testing.T) {
 // less than its schema's min_retention is put in force with a
 // retention.short alert journaled.
 func TestGovernanceShortRetention(t *testing.T) {
-	dir := t.TempDir()
-	keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
-	polDir := filepath.Join(dir, "pol")
-	os.Mkdir(polDir, 0o755)
-	p := filepath.Join(polDir, "policy.yaml")
-	pol := strings.Replace(govPolicy, "%s", "archive", 1) + "min_retention:\n  doc@1: 10y\nretention_classes:\n  r: 30d\n"
-	os.WriteFile(p, []byte(pol), 0o644)
-	os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(`{"type":"object"}`), 0o644)
-	signedPath := filepath.Join(dir, "policy.signed.json")
-	os.WriteFile(signedPath, signedtest.Sign(t, p, keys[0]), 0o644)
-	r := startSigned(t, dir, signedPath, adminsPath).r
+	g := newGovFiles(t)
+	g.version("archive", `{"type":"object"}`, shortRetention, nil)
+	r := g.start().r
 	pl := r.core.Policy()
 	raw, _ := r.j.Record(r.j.Size() - 1)
 	rec, err := custody.ParseRecord(raw)
@@ -147,24 +176,9 @@ func TestGovernanceShortRetention(t *testing.T) {
 // raises nothing.
 func TestGovernanceAcrossRestart(t *testing.T) {
 	for _, withIndex := range []bool{true, false} {
-		dir := t.TempDir()
-		keys, adminsPath := signedtest.Admins(t, dir, 1, "alice")
-		polDir := filepath.Join(dir, "pol")
-		os.Mkdir(polDir, 0o755)
-		signedPath := filepath.Join(dir, "policy.signed.json")
-		version := func(dests, schema string) {
-			t.Helper()
-			p := filepath.Join(polDir, "policy.yaml")
-			if err := os.WriteFile(p, []byte(strings.Replace(govPolicy, "%s", dests, 1)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(polDir, "doc-1.json"), []byte(schema), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(signedPath, signedtest.Sign(t, p, keys[0]), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		g := newGovFiles(t)
+		dir := g.dir
+		version := func(dests, schema string) { t.Helper(); g.version(dests, schema, "", nil) }
 		stateDir := func(o *Options) { o.StateDir = dir }
 		alertsSince := func(r *rig, from uint64) []string {
 			t.Helper()
@@ -186,13 +200,13 @@ func TestGovernanceAcrossRestart(t *testing.T) {
 			return got
 		}
 		version("archive", `{"type":"object"}`)
-		a := startSigned(t, dir, signedPath, adminsPath, stateDir)
+		a := g.start(stateDir)
 		if got := alertsSince(a.r, 0); len(got) != 0 {
 			t.Fatalf("first start raised %v", got)
 		}
 		a.r.close()
 		// The same policy again: nothing.
-		a = startSigned(t, dir, signedPath, adminsPath, stateDir)
+		a = g.start(stateDir)
 		if got := alertsSince(a.r, 0); len(got) != 0 {
 			t.Fatalf("index %v: a restart on the same policy raised %v", withIndex, got)
 		}
@@ -204,7 +218,7 @@ func TestGovernanceAcrossRestart(t *testing.T) {
 			}
 		}
 		version("archive, share-x", `{"type":"object","required":["y"]}`)
-		a = startSigned(t, dir, signedPath, adminsPath, stateDir)
+		a = g.start(stateDir)
 		want := custody.AlertSchemaChanged + " doc@1|" + custody.AlertDestinationNew + " share-x"
 		if got := alertsSince(a.r, from); strings.Join(got, "|") != want {
 			t.Fatalf("index %v: alerts at the start\n got %v\nwant %s", withIndex, got, want)
