@@ -70,7 +70,7 @@ type Options struct {
 	// turns that off.
 	PCRAuthDir string
 	// StateDir is the data directory, where the core keeps small files
-	// of its own (PolicyChangesFile); "" keeps none.
+	// of its own (PolicyChangesFile, LastRefusalFile); "" keeps none.
 	StateDir string
 }
 
@@ -200,6 +200,9 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		return nil, err
 	}
 	if err := c.recoverLastDelivery(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.recoverLastRefusal(); err != nil {
 		return nil, err
 	}
 	if _, err := c.CheckOutbox(ctx); err != nil {

@@ -38,6 +38,17 @@ func openSimRig(t *testing.T, dir string) *rig {
 
 func openRig(t *testing.T, dir, spec string, mod ...func(*Options)) *rig {
 	t.Helper()
+	r, err := tryOpenRig(t, dir, spec, mod...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryOpenRig is openRig, the core's Open error returned (the TPM and
+// journal open, closed at the end of the test).
+func tryOpenRig(t *testing.T, dir, spec string, mod ...func(*Options)) (*rig, error) {
+	t.Helper()
 	ctx := context.Background()
 	r := &rig{t: t, dir: dir, spec: spec}
 	var err error
@@ -53,16 +64,13 @@ func openRig(t *testing.T, dir, spec string, mod ...func(*Options)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.close)
 	opts := Options{Site: "site-a", Device: "dev-1"}
 	for _, m := range mod {
 		m(&opts)
 	}
 	r.core, err = Open(ctx, opts, r.j, r.tpm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.close)
-	return r
+	return r, err
 }
 
 func (r *rig) close() {
