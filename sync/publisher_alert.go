@@ -9,9 +9,10 @@ import (
 const DefaultMaxAlerts = 64
 
 // maxAlertTries is how many times one alert is published before it is
-// dropped: a broker whose ACL does not grant the alert topic drops the
-// connection on each try (Mosquitto 2.0.11), which must not go on for
-// ever at the expense of the bundles.
+// dropped: a broker whose ACL does not grant the alert topic may drop the
+// connection on each try (the embedded broker does; Mosquitto 2.0
+// acknowledges and discards), which must not go on for ever at the
+// expense of the bundles.
 const maxAlertTries = 3
 
 // AlertStats counts the device alerts of a Publisher.

@@ -194,6 +194,7 @@ func TestMosquittoBroker(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		t.Logf("the impostor's alert: %+v", evilAlert.p.AlertStats())
 		evilAlert.stop()
 		for _, dev := range []struct {
 			cert   *mqtttest.ClientCert
