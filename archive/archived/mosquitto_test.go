@@ -205,7 +205,7 @@ func TestMosquittoBroker(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline = time.Now().Add(20 * time.Second)
-			for len(ar.A.DeviceAlerts("site1/"+dev.device)["site1/"+dev.device]) == 0 {
+			for len(ar.A.DeviceAlerts("site1/" + dev.device)["site1/"+dev.device]) == 0 {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s's own alert did not reach the archive: %+v", dev.device, ag.p.AlertStats())
 				}
