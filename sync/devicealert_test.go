@@ -207,3 +207,23 @@ func TestDeviceAlertMosquitto(t *testing.T) {
 		t.Fatalf("a forged alert was handled: %d, %+v", count(), s.Stats())
 	}
 }
+
+// TestDeviceAlertRefusedByBroker: a publisher whose certificate is not
+// the device's publishes its alert on the device's topic; the embedded
+// broker refuses it (and drops the connection) at each try, and the
+// publisher gives the alert up after maxAlertTries, counted as dropped.
+func TestDeviceAlertRefusedByBroker(t *testing.T) {
+	pki := mqtttest.NewPKI(t)
+	b := startAuthBroker(t, pki)
+	keys := newArchiveKeys(t)
+	o := pubOptions(b.URL(), "devA", newMemOutbox(), keys)
+	o.TLS, o.ClientID = pki.TLS(pki.Issue(t, "site1/devB")), "impostor"
+	p := startPublisher(t, o)
+	if err := p.Alert(NewDeviceAlert("", "", "schema.changed", time.Now(), 1, "forged")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused alert dropped", 60*time.Second, func() bool { return p.AlertStats().Dropped == 1 })
+	if st := p.AlertStats(); st.Sent != 0 || st.Queued != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
