@@ -144,7 +144,13 @@ type Subscriber struct {
 	ctx     context.Context
 	link    *link
 	stats   SubscriberStats
+	// badAlertLog is when a dropped device alert was last logged at
+	// warning level (at most once per badAlertLogEvery).
+	badAlertLog time.Time
 }
+
+// badAlertLogEvery bounds the warnings about dropped device alerts.
+const badAlertLogEvery = time.Minute
 
 // NewSubscriber checks opts and returns a Subscriber; Start runs it.
 func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
@@ -444,8 +450,19 @@ func (s *Subscriber) onDeviceAlert(ctx context.Context, site, device string, pay
 		err = &DeviceAlertError{Reason: "names device " + a.Site + "/" + a.Device}
 	}
 	if err != nil {
-		s.count(func(st *SubscriberStats) { st.BadAlerts++ })
-		s.log.Warn("sync: device alert dropped", "device", site+"/"+device, "bytes", len(payload), "err", err)
+		var loud bool
+		s.count(func(st *SubscriberStats) {
+			st.BadAlerts++
+			now := time.Now()
+			if loud = now.Sub(s.badAlertLog) >= badAlertLogEvery; loud {
+				s.badAlertLog = now
+			}
+		})
+		lvl := slog.LevelDebug
+		if loud {
+			lvl = slog.LevelWarn
+		}
+		s.log.Log(ctx, lvl, "sync: device alert dropped (counted; logged at warning level once a minute)", "device", site+"/"+device, "bytes", len(payload), "err", err)
 		return
 	}
 	s.count(func(st *SubscriberStats) { st.DeviceAlerts++ })
