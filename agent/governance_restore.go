@@ -3,10 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -76,18 +73,14 @@ func (c *Core) restoreGovernance(ctx context.Context) {
 func (c *Core) policyIndexSeqs(ctx context.Context) ([]uint64, error) {
 	size := c.j.Size()
 	if c.opts.StateDir != "" {
-		p := filepath.Join(c.opts.StateDir, PolicyChangesFile)
-		if fi, err := os.Lstat(p); err == nil {
-			if !fi.Mode().IsRegular() {
-				return nil, fmt.Errorf("agent: %s is not a regular file", p)
-			}
-			b, err := fsutil.ReadLimited(p, maxPolicyIndexFile)
-			if err != nil {
-				return nil, fmt.Errorf("agent: policy index: %w", err)
-			}
+		b, found, err := c.readStateFile(PolicyChangesFile, maxPolicyIndexFile)
+		if err != nil {
+			return nil, err // names the file
+		}
+		if found {
 			var ix policyIndex
 			if err := json.Unmarshal(b, &ix); err != nil {
-				return nil, fmt.Errorf("agent: policy index %s: %w", p, err)
+				return nil, fmt.Errorf("agent: policy index %s: %w", PolicyChangesFile, err)
 			}
 			var out []uint64
 			for _, s := range ix.Seqs {
@@ -96,8 +89,6 @@ func (c *Core) policyIndexSeqs(ctx context.Context) ([]uint64, error) {
 				}
 			}
 			return out[max(0, len(out)-maxPolicyIndex):], nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("agent: policy index: %w", err)
 		}
 	}
 	since, signedBefore, err := c.SignedSince()

@@ -58,24 +58,13 @@ func (c *Core) recoverLastRefusal() error {
 	if c.opts.StateDir == "" {
 		return nil
 	}
-	p := filepath.Join(c.opts.StateDir, LastRefusalFile)
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("agent: last refusal: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("agent: last refusal: %s is not a regular file", p)
-	}
-	b, err := fsutil.ReadLimited(p, maxRefusalFile)
-	if err != nil {
-		return fmt.Errorf("agent: last refusal: %w", err)
+	b, found, err := c.readStateFile(LastRefusalFile, maxRefusalFile)
+	if err != nil || !found {
+		return err
 	}
 	var r ArchiveRefusal
 	if err := json.Unmarshal(b, &r); err != nil {
-		c.log.Warn("the archive's last refusal kept at the last run is unreadable; ignored", "file", p, "err", err)
+		c.log.Warn("the archive's last refusal kept at the last run is unreadable; ignored", "file", LastRefusalFile, "err", err)
 		return nil
 	}
 	boundRefusal(&r)
@@ -83,4 +72,25 @@ func (c *Core) recoverLastRefusal() error {
 	c.syncSt.refusal = &r
 	c.syncSt.mu.Unlock()
 	return nil
+}
+
+// readStateFile reads the file name of Options.StateDir, at most limit
+// bytes; found is false when there is none. A file that is not a regular
+// file (a symbolic link) is refused.
+func (c *Core) readStateFile(name string, limit int) (data []byte, found bool, err error) {
+	p := filepath.Join(c.opts.StateDir, name)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("agent: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, false, fmt.Errorf("agent: %s is not a regular file", p)
+	}
+	if data, err = fsutil.ReadLimited(p, limit); err != nil {
+		return nil, false, fmt.Errorf("agent: %w", err)
+	}
+	return data, true, nil
 }
