@@ -40,21 +40,39 @@ type policyIndex struct {
 // the last one becomes the document the next policy is compared with,
 // and the destinations of all of them count as seen, so a schema altered
 // or a destination added while the agent was stopped raises its alert at
-// the start. Called once, with c.gov.mu held, before the first comparison.
+// the start. The index (PolicyChangesFile) names the records; when it is
+// missing, unusable or names no valid policy.change, the journal's last
+// records are searched instead. Called once, with c.gov.mu held, before
+// the first comparison.
 func (c *Core) restoreGovernance(ctx context.Context) {
 	g := &c.gov
 	g.restored = true
-	seqs, err := c.policyIndexSeqs(ctx)
+	seqs, err := c.indexedPolicyChanges()
 	if err != nil {
-		c.log.Warn("governance: cannot read the policies in force before this start; comparing from this start on", "err", err)
-		return
+		c.log.Warn("governance: the policy index is unusable; searching the journal", "err", err)
 	}
+	if c.loadPolicyChanges(seqs) == 0 {
+		if seqs, err = c.scanPolicyChanges(ctx); err != nil {
+			c.log.Warn("governance: cannot read the policies in force before this start; comparing from this start on", "err", err)
+			return
+		}
+		c.loadPolicyChanges(seqs)
+	}
+}
+
+// loadPolicyChanges puts the policy.change records seqs (ascending) in
+// g.prev, g.seen and g.index and returns how many were valid. Called with
+// c.gov.mu held.
+func (c *Core) loadPolicyChanges(seqs []uint64) int {
+	g := &c.gov
+	n := 0
 	for _, seq := range seqs {
 		doc, err := c.policyChangeAt(seq)
 		if err != nil {
-			c.log.Warn("governance: policy index names a record that is not a valid policy.change; skipped", "seq", seq, "err", err)
+			c.log.Warn("governance: the policy index names a record that is not a valid policy.change; skipped", "seq", seq, "err", err)
 			continue
 		}
+		n++
 		g.index = append(g.index, seq)
 		g.prev = doc
 		if g.seen == nil {
@@ -65,36 +83,42 @@ func (c *Core) restoreGovernance(ctx context.Context) {
 			g.seen[d] = true
 		}
 	}
+	return n
 }
 
-// policyIndexSeqs are the seqs of the last policy.change records: from
-// PolicyChangesFile, or when it is missing from the journal's last
-// maxGovernanceScan records (none when the journal never ran signed).
-func (c *Core) policyIndexSeqs(ctx context.Context) ([]uint64, error) {
+// indexedPolicyChanges are the seqs PolicyChangesFile names, ascending,
+// below the journal's size (none without the file).
+func (c *Core) indexedPolicyChanges() ([]uint64, error) {
+	if c.opts.StateDir == "" {
+		return nil, nil
+	}
+	b, found, err := c.readStateFile(PolicyChangesFile, maxPolicyIndexFile)
+	if err != nil || !found {
+		return nil, err
+	}
+	var ix policyIndex
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return nil, fmt.Errorf("agent: policy index %s: %w", PolicyChangesFile, err)
+	}
 	size := c.j.Size()
-	if c.opts.StateDir != "" {
-		b, found, err := c.readStateFile(PolicyChangesFile, maxPolicyIndexFile)
-		if err != nil {
-			return nil, err // names the file
-		}
-		if found {
-			var ix policyIndex
-			if err := json.Unmarshal(b, &ix); err != nil {
-				return nil, fmt.Errorf("agent: policy index %s: %w", PolicyChangesFile, err)
-			}
-			var out []uint64
-			for _, s := range ix.Seqs {
-				if s < size && (len(out) == 0 || s > out[len(out)-1]) {
-					out = append(out, s)
-				}
-			}
-			return out[max(0, len(out)-maxPolicyIndex):], nil
+	var out []uint64
+	for _, s := range ix.Seqs {
+		if s < size && (len(out) == 0 || s > out[len(out)-1]) {
+			out = append(out, s)
 		}
 	}
+	return out[max(0, len(out)-maxPolicyIndex):], nil
+}
+
+// scanPolicyChanges are the seqs of the last policy.change records among
+// the journal's last maxGovernanceScan records (none when the journal
+// never ran signed).
+func (c *Core) scanPolicyChanges(ctx context.Context) ([]uint64, error) {
 	since, signedBefore, err := c.SignedSince()
 	if err != nil || !signedBefore {
 		return nil, err
 	}
+	size := c.j.Size()
 	from := since
 	if size > maxGovernanceScan {
 		from = max(from, size-maxGovernanceScan)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,11 +172,12 @@ func TestGovernanceShortRetention(t *testing.T) {
 // TestGovernanceAcrossRestart: a schema altered under the same name and
 // version and a destination added while the agent was stopped raise
 // their alerts at the next start, compared with the policy in force
-// before it; with the policy index (PolicyChangesFile) and, for a journal
-// without one, from the journal itself. A restart on the same policy
-// raises nothing.
+// before it; with the policy index (PolicyChangesFile) and, from the
+// journal itself, without one (a journal older than it), with one that is
+// a symbolic link (refused) or that names records that are not
+// policy.change records. A restart on the same policy raises nothing.
 func TestGovernanceAcrossRestart(t *testing.T) {
-	for _, withIndex := range []bool{true, false} {
+	for _, index := range []string{"kept", "missing", "symlink", "wrong seqs"} {
 		g := newGovFiles(t)
 		dir := g.dir
 		version := func(dests, schema string) { t.Helper(); g.version(dests, schema, "", nil) }
@@ -208,20 +210,40 @@ func TestGovernanceAcrossRestart(t *testing.T) {
 		// The same policy again: nothing.
 		a = g.start(stateDir)
 		if got := alertsSince(a.r, 0); len(got) != 0 {
-			t.Fatalf("index %v: a restart on the same policy raised %v", withIndex, got)
+			t.Fatalf("index %s: a restart on the same policy raised %v", index, got)
 		}
 		from := a.r.j.Size()
-		a.r.close()
-		if !withIndex {
-			if err := os.Remove(filepath.Join(dir, PolicyChangesFile)); err != nil {
+		ixPath := filepath.Join(dir, PolicyChangesFile)
+		switch index {
+		case "missing":
+			if err := os.Remove(ixPath); err != nil {
+				t.Fatal(err)
+			}
+		case "symlink":
+			if err := os.Rename(ixPath, ixPath+".real"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(ixPath+".real", ixPath); err != nil {
+				t.Fatal(err)
+			}
+		case "wrong seqs": // the records of the last run but its policy.change
+			var other []string
+			for seq := from - 3; seq < from; seq++ {
+				raw, _ := a.r.j.Record(seq)
+				if rec, err := custody.ParseRecord(raw); err == nil && rec.Type != custody.TypePolicyChange {
+					other = append(other, fmt.Sprint(seq))
+				}
+			}
+			if err := os.WriteFile(ixPath, []byte(`{"seqs":[`+strings.Join(other, ",")+`]}`), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
+		a.r.close()
 		version("archive, share-x", `{"type":"object","required":["y"]}`)
 		a = g.start(stateDir)
 		want := custody.AlertSchemaChanged + " doc@1|" + custody.AlertDestinationNew + " share-x"
 		if got := alertsSince(a.r, from); strings.Join(got, "|") != want {
-			t.Fatalf("index %v: alerts at the start\n got %v\nwant %s", withIndex, got, want)
+			t.Fatalf("index %s: alerts at the start\n got %v\nwant %s", index, got, want)
 		}
 		if n := a.r.core.GovernanceAlerts(); n[custody.AlertSchemaChanged] != 1 {
 			t.Fatalf("counts %v", n)
