@@ -69,6 +69,9 @@ type Options struct {
 	// for at every seal attempt (when the TPM is a PCRAuthorizer); ""
 	// turns that off.
 	PCRAuthDir string
+	// StateDir is the data directory, where the core keeps small files
+	// of its own (PolicyChangesFile, LastRefusalFile); "" keeps none.
+	StateDir string
 }
 
 func (o *Options) defaults() error {
@@ -148,6 +151,7 @@ type Core struct {
 	pcrAuth pcrAuthState   // under sealMu
 	pol     policyState    // the policy in force (policyinforce.go)
 	gov     governance     // governance alerts (governance.go)
+	alarms  alarmState     // where alarms go (alarms.go)
 	ret     localRetention // local payload retention (localretention.go)
 	syncSt  syncState      // broker link, last delivery and refusal (status_sync.go)
 }
@@ -196,6 +200,9 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		return nil, err
 	}
 	if err := c.recoverLastDelivery(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.recoverLastRefusal(); err != nil {
 		return nil, err
 	}
 	if _, err := c.CheckOutbox(ctx); err != nil {

@@ -38,6 +38,17 @@ func openSimRig(t *testing.T, dir string) *rig {
 
 func openRig(t *testing.T, dir, spec string, mod ...func(*Options)) *rig {
 	t.Helper()
+	r, err := tryOpenRig(t, dir, spec, mod...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryOpenRig is openRig, the core's Open error returned (the TPM and
+// journal open, closed at the end of the test).
+func tryOpenRig(t *testing.T, dir, spec string, mod ...func(*Options)) (*rig, error) {
+	t.Helper()
 	ctx := context.Background()
 	r := &rig{t: t, dir: dir, spec: spec}
 	var err error
@@ -53,16 +64,13 @@ func openRig(t *testing.T, dir, spec string, mod ...func(*Options)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.close)
 	opts := Options{Site: "site-a", Device: "dev-1"}
 	for _, m := range mod {
 		m(&opts)
 	}
 	r.core, err = Open(ctx, opts, r.j, r.tpm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.close)
-	return r
+	return r, err
 }
 
 func (r *rig) close() {
@@ -213,10 +221,12 @@ func TestReplayedOldBundleFails(t *testing.T) {
 }
 
 // After a PCR changes the TPM refuses to sign: the seal fails with the typed
-// error, nothing is written for it, and journaling goes on.
+// error, nothing is written for it, and journaling goes on; the sealer
+// loop raises the pcr.authorization alarm once.
 func TestPCRChangeStopsSealingNotJournaling(t *testing.T) {
 	ctx := context.Background()
-	r := openSimRig(t, t.TempDir())
+	dir := t.TempDir()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.SealInterval = 50 * time.Millisecond })
 	r.export(2, "before")
 	r.seal()
 	if err := r.tpm.ExtendPCR(ctx, 7, []byte("firmware update")); err != nil {
@@ -238,6 +248,25 @@ func TestPCRChangeStopsSealingNotJournaling(t *testing.T) {
 	}
 	if _, err := r.core.Export(ctx, Export{ExportID: "still", App: "n8n", Policy: wire.FormatHash([32]byte{}), Actor: custody.Actor{Kind: "principal", ID: "t"}, Data: []byte("x")}); err != nil {
 		t.Fatalf("journaling stopped after PCR change: %v", err)
+	}
+	// The sealer loop raises the pcr.authorization alarm once.
+	alarms := make(chan Alarm, 8)
+	r.core.SetAlarmSink(func(a Alarm) { alarms <- a })
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.core.Start(sctx) }()
+	select {
+	case a := <-alarms:
+		if a.Kind != AlarmPCRAuthorization || !strings.Contains(a.Detail, "PCR") {
+			t.Fatalf("alarm %+v", a)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no alarm from the sealer loop")
+	}
+	stop()
+	<-done
+	if len(alarms) != 0 {
+		t.Fatalf("%d more alarms", len(alarms))
 	}
 }
 

@@ -14,15 +14,18 @@ import (
 )
 
 // governance watches the policies put in force (continuous monitoring):
-// the document in force and the destinations of every version since the
-// agent started. Alerts are journaled as governance.alert records, logged,
-// counted by kind and shown in /v1/status.
+// the document in force and the destinations of every version, those put
+// in force before this start included (restoreGovernance). Alerts are
+// journaled as governance.alert records, logged, counted by kind, shown in
+// /v1/status and handed to the alarm sink.
 type governance struct {
-	mu     sync.Mutex
-	prev   *signed.Document
-	seen   map[string]bool // nil until the first policy
-	counts map[string]uint64
-	last   []GovernanceAlert
+	mu       sync.Mutex
+	restored bool // the policies before this start were looked up
+	prev     *signed.Document
+	seen     map[string]bool // nil until the first policy
+	index    []uint64        // seqs of the last policy.change records (PolicyChangesFile)
+	counts   map[string]uint64
+	last     []GovernanceAlert
 }
 
 // GovernanceAlert is a governance alert as /v1/status shows it.
@@ -39,11 +42,14 @@ type GovernanceAlert struct {
 const maxLastAlerts = 16
 
 // policyAlerts are the alerts next raises against the policies put in
-// force before it. Called with c.pol.mu held.
-func (c *Core) policyAlerts(next *signed.Signed) []signed.Alert {
+// force before it, before this start too. Called with c.pol.mu held.
+func (c *Core) policyAlerts(ctx context.Context, next *signed.Signed) []signed.Alert {
 	g := &c.gov
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.restored {
+		c.restoreGovernance(ctx)
+	}
 	al, err := signed.Alerts(g.prev, g.seen, next.Document)
 	if err != nil {
 		c.log.Error("governance: cannot compare policies", "err", err)
@@ -54,11 +60,13 @@ func (c *Core) policyAlerts(next *signed.Signed) []signed.Alert {
 	return al
 }
 
-// policyInForce records next as the policy in force for later comparisons.
-func (c *Core) policyInForce(next *signed.Signed) {
+// policyInForce records next, journaled at seq, as the policy in force
+// for later comparisons, at this run and the next start.
+func (c *Core) policyInForce(next *signed.Signed, seq uint64) {
 	g := &c.gov
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	c.indexPolicyChange(seq)
 	g.prev = next.Document
 	if g.seen == nil {
 		g.seen = map[string]bool{}
@@ -69,21 +77,24 @@ func (c *Core) policyInForce(next *signed.Signed) {
 	}
 }
 
-// raiseAlerts journals, logs and counts alerts about policy (a digest).
+// raiseAlerts journals, logs and counts alerts about policy (a digest) and
+// hands each to the alarm sink.
 func (c *Core) raiseAlerts(ctx context.Context, policy string, actor custody.Actor, al []signed.Alert) error {
 	var errs []error
 	for _, a := range al {
 		body := custody.GovernanceAlertBody{Kind: a.Kind, Subject: a.Subject, Policy: policy, Detail: a.Detail}
 		ap, err := c.j.Append(ctx, c.entry(custody.TypeGovernanceAlert, actor, body))
 		var seq uint64
+		alarmSeq := int64(-1)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("agent: journal governance.alert: %w", err))
 		} else {
 			c.cache.add(ap, nil)
 			c.maybeWake(ap.Size)
-			seq = ap.Seq
+			seq, alarmSeq = ap.Seq, int64(ap.Seq)
 		}
 		c.log.Warn("governance alert", "kind", a.Kind, "subject", a.Subject, "policy", policy, "seq", seq, "detail", a.Detail)
+		c.alarm(a.Kind, alarmSeq, a.Subject+": "+a.Detail)
 		g := &c.gov
 		g.mu.Lock()
 		if g.counts == nil {

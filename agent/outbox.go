@@ -134,6 +134,7 @@ func (c *Core) CheckOutbox(ctx context.Context) (OutboxUsage, error) {
 		if u.OverQuota {
 			c.log.Error("OUTBOX OVER QUOTA: bundles are not reaching the archive; exports are still journaled and sealed",
 				"outboxBytes", u.Bytes, "outboxQuota", u.Quota, "bundles", u.Bundles)
+			c.alarm(AlarmOutboxQuota, -1, fmt.Sprintf("outbox %d bytes in %d bundles, over its quota of %d bytes", u.Bytes, u.Bundles, u.Quota))
 		} else {
 			c.log.Warn("outbox back under its quota", "outboxBytes", u.Bytes, "outboxQuota", u.Quota, "bundles", u.Bundles)
 		}

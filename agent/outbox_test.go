@@ -37,7 +37,8 @@ func (l *logBuffer) count(s string) int {
 // An export goes journaled -> sealed -> sent -> archived, the last from
 // the journaled receipt of a real archive, and stays archived after a
 // restart (sent does not survive one). A small outbox quota raises the
-// alarm once on crossing and once on recovery, and refuses nothing.
+// alarm once on crossing (logged and handed to the alarm sink) and once
+// on recovery, and refuses nothing.
 func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -97,6 +98,12 @@ func TestOutboxQuotaAndDeliveryStatus(t *testing.T) {
 	usage()
 	if n := logs.count(overLine); n != 1 {
 		t.Fatalf("%d over-quota lines, want 1", n)
+	}
+	// The alarm went to the sink once too (kept until one is set).
+	var alarms []Alarm
+	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
+	if len(alarms) != 1 || alarms[0].Kind != AlarmOutboxQuota || alarms[0].Seq != -1 || !strings.Contains(alarms[0].Detail, "quota of 1024 bytes") {
+		t.Fatalf("alarms %+v", alarms)
 	}
 	if info := status("b-1"); info.Status != StatusSealed || info.Bundle != res2.ID {
 		t.Fatalf("second bundle: %+v", info)

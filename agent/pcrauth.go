@@ -354,6 +354,7 @@ func (c *Core) pcrAuthCheck(ctx context.Context) {
 	if sum != c.pcrAuth.refused {
 		c.pcrAuth.refused = sum
 		c.log.Error("PCR AUTHORIZATION NOT APPLIED", "err", err)
+		c.alarm(AlarmPCRAuthorization, -1, err.Error())
 	}
 }
 

@@ -158,6 +158,11 @@ func TestPCRAuthorizationResumesSealing(t *testing.T) {
 	if !strings.Contains(logs.String(), "PCR AUTHORIZATION NOT APPLIED") {
 		t.Fatalf("refusal not logged:\n%s", logs.String())
 	}
+	var alarms []Alarm
+	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
+	if len(alarms) != 1 || alarms[0].Kind != AlarmPCRAuthorization || !strings.Contains(alarms[0].Detail, "dev-2") {
+		t.Fatalf("alarms %+v", alarms)
+	}
 
 	storeAuth(t, r.tpm, op, state, "site-a/dev-1")
 	r.export(1, "after")

@@ -126,7 +126,7 @@ func (c *Core) InstallPolicy(ctx context.Context, s *signed.Signed, admins *sign
 	}
 	c.pol.mu.Lock()
 	defer c.pol.mu.Unlock()
-	alerts := c.policyAlerts(s)
+	alerts := c.policyAlerts(ctx, s)
 	e := c.entry(custody.TypePolicyChange, actor, signed.NewChangeBody(s, admins, reason))
 	if e.Key, newAdmins, err = c.adminsKey(admins); err != nil {
 		return 0, false, fmt.Errorf("agent: policy.change: %w", err)
@@ -142,19 +142,20 @@ func (c *Core) InstallPolicy(ctx context.Context, s *signed.Signed, admins *sign
 	c.pol.signers.Store(&signers)
 	c.pol.seq.Store(int64(a.Seq))
 	c.pol.refused.Store(nil)
-	c.policyInForce(s)
+	c.policyInForce(s, a.Seq)
 	if err := c.raiseAlerts(ctx, s.Policy.Digest(), actor, alerts); err != nil {
 		c.log.Error("governance alert not journaled", "err", err)
 	}
 	return a.Seq, newAdmins, nil
 }
 
-// RefusePolicy raises the alarm of a refused reload: the policy in force
-// stays.
+// RefusePolicy raises the alarm of a refused reload (logged, in
+// /v1/status, handed to the alarm sink): the policy in force stays.
 func (c *Core) RefusePolicy(cause error) {
 	c.pol.fails.Add(1)
 	c.pol.refused.Store(&PolicyAlarm{Time: c.opts.Now().UTC(), Reason: cause.Error()})
 	c.log.Error("policy reload refused; the policy in force stays", "err", cause, "policy", c.policy().Digest())
+	c.alarm(AlarmPolicyRefused, -1, cause.Error())
 }
 
 // PolicyRefusals counts reloads refused since the start (for metrics).

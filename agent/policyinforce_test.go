@@ -53,21 +53,8 @@ func TestSignedPolicyInForce(t *testing.T) {
 	}
 	write(signedtest.Sign(t, writePolicy(t, polDir, "100"), keys...))
 
-	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
-		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
-	log := slog.New(slog.DiscardHandler)
-	src, err := OpenPolicySource(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, sp, err := src.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
-	if err := src.Start(ctx, r.core, sp, log); err != nil {
-		t.Fatal(err)
-	}
+	a := startSigned(t, dir, signedPath, adminsPath)
+	src, r, cfg, pol := a.src, a.r, a.cfg, a.r.core.Policy()
 	exp := &cfg.Principals[0]
 	ingest := func(id string) string {
 		t.Helper()
@@ -168,16 +155,8 @@ func TestPolicyDowngradeAndNewAdmins(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x"}
-	src, err := OpenPolicySource(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, sp, err := src.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
+	a, sp := openSigned(t, dir, signedPath, adminsPath)
+	src, r := a.src, a.r
 	unsigned := &PolicySource{Path: bare}
 	if err := unsigned.Start(ctx, r.core, nil, log); err != nil {
 		t.Fatalf("a journal that never ran signed: %v", err)
@@ -231,21 +210,8 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 	}
 	signedPath := filepath.Join(dir, "policy.signed.json")
 	os.WriteFile(signedPath, envs[false], 0o644)
-	log := slog.New(slog.DiscardHandler)
-	cfg := &config.Config{Policy: signedPath, PolicyAdmins: adminsPath, TPM: "simulator:x",
-		Principals: config.Principals{{Name: "exp", Roles: []config.Role{config.RoleExporter}}}}
-	src, err := OpenPolicySource(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, sp, err := src.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.Policy = pol })
-	if err := src.Start(ctx, r.core, sp, log); err != nil {
-		t.Fatal(err)
-	}
+	a := startSigned(t, dir, signedPath, adminsPath)
+	src, r, cfg := a.src, a.r, a.cfg
 	done := make(chan struct{})
 	errs := make(chan error, 4)
 	for w := range 4 {

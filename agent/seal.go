@@ -425,6 +425,9 @@ func (c *Core) Start(ctx context.Context) {
 		case err != nil:
 			if !failing {
 				c.log.Error("seal failed; journaling continues, retrying", "err", err)
+				if pm := (*tpm.PCRMismatchError)(nil); errors.As(err, &pm) {
+					c.alarm(AlarmPCRAuthorization, -1, "sealing stopped, the PCRs moved: an operator's PCR authorization is needed: "+err.Error())
+				}
 			}
 			failing = true
 			backoff = min(max(2*backoff, time.Second), 5*time.Minute)

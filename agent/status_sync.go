@@ -67,6 +67,7 @@ type syncState struct {
 	link     func() BrokerLink
 	delivery *DeliveryStatus
 	refusal  *ArchiveRefusal
+	fileMu   sync.Mutex // LastRefusalFile's writes
 	// seen counts the refusals logged since the last delivery, by
 	// bundle, digest, checks and message (at most maxSeenRefusals).
 	seen map[string]uint64
@@ -85,7 +86,8 @@ func (c *Core) SetBrokerLink(f func() BrokerLink) {
 }
 
 // NoteRefusal records the archive's signed refusal of outbox entry id
-// (bundle digest, failed checks, reason) for Status and logs it at error
+// (bundle digest, failed checks, reason) for Status, kept across restarts
+// in LastRefusalFile, and logs it at error
 // level once: the same refusal of the same bundle again, as the
 // publisher's retries bring it, is only counted until a bundle is
 // delivered (several held bundles are each logged once).
@@ -98,8 +100,11 @@ func (c *Core) NoteRefusal(id, digest string, checks []string, message string) {
 	}
 	c.syncSt.seen[key]++
 	n := c.syncSt.seen[key]
-	c.syncSt.refusal = &ArchiveRefusal{Bundle: id, Digest: digest, Checks: slices.Clone(checks), Message: message, Time: now, Count: n}
+	rf := ArchiveRefusal{Bundle: id, Digest: digest, Checks: slices.Clone(checks), Message: message, Time: now, Count: n}
+	boundRefusal(&rf)
+	c.syncSt.refusal = &rf
 	c.syncSt.mu.Unlock()
+	c.saveRefusal(rf)
 	if n > 1 {
 		c.log.Debug("the archive refused the bundle again", "outbox", id, "count", n)
 		return

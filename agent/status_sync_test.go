@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -90,5 +92,40 @@ func TestNoteRefusalLoggedOnce(t *testing.T) {
 	r.core.SetBrokerLink(func() BrokerLink { return BrokerLink{Broker: "tcp://b:1883", Connected: true} })
 	if st, err = r.core.Status(ctx); err != nil || st.Broker == nil || !st.Broker.Connected || st.LastDelivery == nil || st.LastDelivery.LogIndex != 7 || st.LastRefusal.Count != 1 {
 		t.Fatalf("status: %+v %+v %+v %v", st.Broker, st.LastDelivery, st.LastRefusal, err)
+	}
+}
+
+// TestLastRefusalSurvivesRestart: the archive's last refusal is kept in
+// LastRefusalFile and shown by Status after a restart; its message is
+// bounded; a file that is a symlink is refused at start.
+func TestLastRefusalSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	spec := "simulator:" + filepath.Join(dir, "sim")
+	stateDir := func(o *Options) { o.StateDir = dir }
+	r := openRig(t, dir, spec, stateDir)
+	long := strings.Repeat("m", 3*maxRefusalMessage)
+	r.core.NoteRefusal("00000000000000000004", "sha256:aa", []string{"archive.approved"}, "device is not approved")
+	r.core.NoteRefusal("00000000000000000004", "sha256:aa", []string{"archive.approved"}, long)
+	r.close()
+
+	r = openRig(t, dir, spec, stateDir)
+	st, err := r.core.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rf := st.LastRefusal; rf == nil || rf.Bundle != "00000000000000000004" || rf.Digest != "sha256:aa" || len(rf.Message) != maxRefusalMessage ||
+		len(rf.Checks) != 1 || rf.Time.IsZero() || rf.Count != 1 {
+		t.Fatalf("last refusal after a restart: %+v", st.LastRefusal)
+	}
+	r.close()
+
+	p := filepath.Join(dir, LastRefusalFile)
+	os.Rename(p, p+".real")
+	if err := os.Symlink(p+".real", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tryOpenRig(t, dir, spec, stateDir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("a symlinked %s: %v", LastRefusalFile, err)
 	}
 }

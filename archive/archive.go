@@ -96,8 +96,9 @@ type Archive struct {
 	quar      string
 	now       func() time.Time
 
-	qidx   *quarIndex
-	alerts alertLimiter
+	qidx      *quarIndex
+	alerts    alertLimiter
+	devAlerts deviceAlerts // the devices' own alerts (devicealerts.go)
 
 	stats struct {
 		accepted, duplicates, refused, alarms atomic.Uint64

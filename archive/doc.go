@@ -54,6 +54,13 @@
 // new key enrolled and waiting for a rekey (CheckRekey, with the command
 // to run), or by a key unknown for the device (CheckKey).
 //
+// # Device alerts
+//
+// ReceiveDeviceAlert takes an alert a device published on its own topic
+// (sync.DeviceAlert, checked by the subscriber): counted by kind, the last
+// MaxDeviceAlerts of each device kept in memory for DeviceAlerts, logged
+// once per device and kind per interval (alertlimit.go).
+//
 // # Enrollment
 //
 // Devices.Enroll keeps every pending request of a device by key id

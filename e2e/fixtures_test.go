@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -21,10 +22,13 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // loadOrCreateArchiveKey reads the archive's signing key at path, with the
@@ -208,4 +212,65 @@ func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*custody.Record)
 		}
 	}
 	return recs, parsed
+}
+
+// archivedChain writes the bundles of the archive whose data directory is
+// archiveData out in log order (files in a temporary directory, for
+// `edgeseal verify`) and calls fn with each one, its log index and its
+// parsed records. Log entries that are not bundles are skipped and
+// counted.
+func archivedChain(t *testing.T, archiveData string, fn func(idx uint64, b *bundle.Bundle, recs []*custody.Record) error) (files []string, skipped int) {
+	t.Helper()
+	ctx := context.Background()
+	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(archiveData, "log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lj.Close()
+	objs, err := archive.NewFSStore(filepath.Join(archiveData, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	err = lj.Records(ctx, 0, lj.Size(), func(idx uint64, rec []byte) error {
+		var e archivesig.ReceiptEntry
+		if err := json.Unmarshal(rec, &e); err != nil {
+			return err
+		}
+		d, err := wire.ParseHash(e.BundleDigest)
+		if err != nil {
+			skipped++
+			return nil // not a bundle entry
+		}
+		raw, err := objs.Get(ctx, d)
+		if err != nil {
+			return err
+		}
+		f := filepath.Join(out, fmt.Sprintf("%04d.bundle.tar", idx))
+		if err := os.WriteFile(f, raw, 0o644); err != nil {
+			return err
+		}
+		files = append(files, f)
+		b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
+		if err != nil {
+			return err
+		}
+		raws, err := b.Records()
+		if err != nil {
+			return err
+		}
+		recs := make([]*custody.Record, 0, len(raws))
+		for _, rr := range raws {
+			r, err := custody.ParseRecord(rr)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+		}
+		return fn(idx, b, recs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files, skipped
 }

@@ -1,24 +1,18 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
-	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/wire"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // TestLocalRetentionE2E: an agent with retention.local_payloads 2s and a
@@ -79,51 +73,9 @@ func TestLocalRetentionE2E(t *testing.T) {
 	ar.stop(t)
 
 	// The archived chain, in log order.
-	ctx := context.Background()
-	data := filepath.Join(adir, "data")
-	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(data, "log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lj.Close()
-	objs, err := archive.NewFSStore(filepath.Join(data, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	var files []string
 	purges := 0
-	err = lj.Records(ctx, 0, lj.Size(), func(idx uint64, rec []byte) error {
-		var e archivesig.ReceiptEntry
-		if err := json.Unmarshal(rec, &e); err != nil {
-			return err
-		}
-		d, err := wire.ParseHash(e.BundleDigest)
-		if err != nil {
-			return nil // not a bundle entry
-		}
-		raw, err := objs.Get(ctx, d)
-		if err != nil {
-			return err
-		}
-		f := filepath.Join(out, fmt.Sprintf("%04d.bundle.tar", idx))
-		if err := os.WriteFile(f, raw, 0o644); err != nil {
-			return err
-		}
-		files = append(files, f)
-		b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
-		if err != nil {
-			return err
-		}
-		recs, err := b.Records()
-		if err != nil {
-			return err
-		}
-		for _, rr := range recs {
-			r, err := custody.ParseRecord(rr)
-			if err != nil {
-				return err
-			}
+	files, _ := archivedChain(t, filepath.Join(adir, "data"), func(idx uint64, b *bundle.Bundle, recs []*custody.Record) error {
+		for _, r := range recs {
 			if r.Type != custody.TypeRetentionPurge {
 				continue
 			}
@@ -140,9 +92,6 @@ func TestLocalRetentionE2E(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if purges != 1 || len(files) < 2 {
 		t.Fatalf("%d retention.purge records in %d archived bundles", purges, len(files))
 	}

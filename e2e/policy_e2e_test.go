@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/agent/policy/signed/signedtest"
 )
 
 // TestSignedPolicyEndToEnd: the agent starts on a policy signed 2 of 2,
@@ -23,34 +22,9 @@ import (
 func TestSignedPolicyEndToEnd(t *testing.T) {
 	needAgent(t)
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
-	keys, adminsPath := signedtest.Admins(t, a.dir, 2, "alice", "bob")
-	// DEVICE.json pins the admin set.
-	trustFile := filepath.Join(t.TempDir(), "DEVICE.json")
-	if o, code := bundlesCLI(t, "tpm", "enroll", "--insecure-simulator", "--tpm", "simulator:"+filepath.Join(a.dir, "sim"),
-		"--state", filepath.Join(a.dir, "data", "tpm"), "--site", "e2e-site", "--device", "dev-1", "--out", trustFile,
-		"--policy-admins", adminsPath); code != 0 {
-		t.Fatalf("tpm enroll: exit %d\n%s", code, o)
-	}
-	cfgPath := filepath.Join(a.dir, "agent.yaml")
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), "policy: policy.yaml\n", "policy: policy.signed.json\npolicy_admins: admins.json\n", 1))
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	yamlPath := filepath.Join(a.dir, "policy.yaml")
-	signedPath := filepath.Join(a.dir, "policy.signed.json")
-	version := func(policyText string, signers int) {
-		t.Helper()
-		if err := os.WriteFile(yamlPath, []byte(policyText), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(signedPath, signedtest.Sign(t, yamlPath, keys[:signers]...), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sp := useSignedPolicy(t, a)
+	trustFile, cfgPath, signedPath := sp.trust, sp.cfgPath, sp.signedPath
+	version := func(policyText string, signers int) { t.Helper(); sp.version(t, policyText, signers) }
 	v2Text := strings.Replace(e2ePolicy, "max_size: 4096", "max_size: 8192", 1)
 	schema2, err := os.ReadFile(filepath.Join(a.dir, "schemas", "invoice-1.json"))
 	if err != nil {

@@ -325,7 +325,7 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 	p.stop()
 
 	// Each epoch verifies with its own trust file; the new one prints the
-	// key history with the earlier TPM's key.
+	// key history with the earlier TPM's key and the recovery.
 	out, code = bundlesCLI(t, append(append([]string{"verify"}, chain2...), "--trust", trust2)...)
 	if code != 0 || strings.Count(out, "  VERIFIED") != len(chain2) {
 		t.Fatalf("verify of epoch 2 with the new trust file: exit %d\n%s", code, out)
@@ -335,6 +335,7 @@ func TestTPMWipeToEpoch2(t *testing.T) {
 		`signing keys of ` + regexp.QuoteMeta(dev) + `:`,
 		`created\s+` + regexp.QuoteMeta(key1) + ` \(earlier TPM\)`,
 		`created\s+` + regexp.QuoteMeta(key2) + `\n`,
+		`recovered ` + regexp.QuoteMeta(key2) + ` \(from ` + regexp.QuoteMeta(key1) + `, new-tpm\)`,
 		`in force: ` + regexp.QuoteMeta(key2),
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {

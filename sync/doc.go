@@ -37,6 +37,13 @@
 // EnrollHandler also takes edgeseal/v1/+/+/enroll (or its shared form) and
 // publishes the handler's answer there.
 //
+// Device alerts: the Publisher also sends the agent's alarms (Alert, a
+// DeviceAlert: canonical JSON, at most MaxDeviceAlert bytes) on
+// edgeseal/v1/alerts/<site>/<device> at QoS 1, from a bounded in-memory
+// queue that drops the oldest when full and never holds up the bundles; a
+// Subscriber with a DeviceAlertHandler takes edgeseal/v1/alerts/+/+ and
+// hands on each alert that parses and names its topic's device.
+//
 // Frame format (docs/formats.md):
 //
 //	"ESB1" | uint32 BE header length | header JSON | chunk bytes

@@ -159,18 +159,20 @@ func TestEmbeddedBrokerRefusesAnonymous(t *testing.T) {
 }
 
 // TestEmbeddedBrokerACL: device A may subscribe to its own receipts and
-// publish its own bundles, and nothing of device B's or the archive's:
-// not B's receipts, not the bundles of all devices, not the archive's
-// shared group; a PUBLISH on B's bundles or enrollment topic, or a forged
-// receipt, never reaches anyone (the broker disconnects A). The archive
-// (DialInternal) gets A's own bundles through its shared subscription.
+// publish its own bundles and alerts, and nothing of device B's or the
+// archive's: not B's receipts, not the bundles or alerts of all devices
+// (not even its own alerts: it only writes them), not the archive's
+// shared group; a PUBLISH on B's bundles, enrollment or alert topic, or a
+// forged receipt or archive alert, never reaches anyone (the broker
+// disconnects A). The archive (DialInternal) gets A's own bundles and
+// alerts.
 func TestEmbeddedBrokerACL(t *testing.T) {
 	pki := mqtttest.NewPKI(t)
 	b := startAuthBroker(t, pki)
 	devA, devB := pki.Issue(t, "site1/devA"), pki.Issue(t, "site1/devB")
 
 	arch := mustConnect(t, b.URL(), "edgeseal-archive", nil, b.DialInternal)
-	for _, f := range []string{SharedBundlesFilter("archive"), SharedEnrollFilter("archive"), BundlesFilter} {
+	for _, f := range []string{SharedBundlesFilter("archive"), SharedEnrollFilter("archive"), BundlesFilter, DeviceAlertsFilter} {
 		if code := arch.subscribe(t, f); code > 1 {
 			t.Fatalf("the archive may not subscribe to %s: %#x", f, code)
 		}
@@ -185,7 +187,7 @@ func TestEmbeddedBrokerACL(t *testing.T) {
 		ReceiptsTopic("site1", "devB"), EnrollReplyTopic("site1", "devB"),
 		SharedBundlesFilter("archive"), SharedEnrollFilter("archive"), "$share/mine/" + BundlesFilter,
 		BundlesFilter, EnrollFilter, BundlesTopic("site1", "devB"), "edgeseal/v1/#", "#", "edgeseal/v1/site1/+/receipts",
-		AlertsTopic,
+		AlertsTopic, DeviceAlertsFilter, DeviceAlertsTopic("site1", "devB"), DeviceAlertsTopic("site1", "devA"),
 	} {
 		if code := pa.subscribe(t, f); code != 0x80 {
 			t.Errorf("device A subscribed to %s (SUBACK %#x)", f, code)
@@ -199,7 +201,7 @@ func TestEmbeddedBrokerACL(t *testing.T) {
 	}
 
 	// Forbidden publications: each disconnects A, nobody receives one.
-	for _, topic := range []string{BundlesTopic("site1", "devB"), EnrollTopic("site1", "devB"), ReceiptsTopic("site1", "devB"), AlertsTopic} {
+	for _, topic := range []string{BundlesTopic("site1", "devB"), EnrollTopic("site1", "devB"), ReceiptsTopic("site1", "devB"), AlertsTopic, DeviceAlertsTopic("site1", "devB")} {
 		pa := mustConnect(t, b.URL(), "edgeseal-site1-devA", pki.TLS(devA), nil)
 		tok := pa.c.Publish(topic, 1, false, []byte("forged"))
 		tok.WaitTimeout(5 * time.Second)
@@ -216,9 +218,14 @@ func TestEmbeddedBrokerACL(t *testing.T) {
 		t.Fatalf("device A's own bundle: %v", tok.Error())
 	}
 	arch.waitTopic(t, BundlesTopic("site1", "devA"))
+	// A's own alert reaches the archive.
+	if tok := pa.c.Publish(DeviceAlertsTopic("site1", "devA"), 1, false, []byte("own alert")); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("device A's own alert: %v", tok.Error())
+	}
+	arch.waitTopic(t, DeviceAlertsTopic("site1", "devA"))
 	time.Sleep(300 * time.Millisecond)
 	for _, got := range arch.topics() {
-		if got != BundlesTopic("site1", "devA") {
+		if got != BundlesTopic("site1", "devA") && got != DeviceAlertsTopic("site1", "devA") {
 			t.Fatalf("the archive received %s", got)
 		}
 	}

@@ -106,6 +106,10 @@ type PublisherOptions struct {
 	// delivery: the entry stays until a receipt.
 	OnSent func(id string)
 
+	// MaxAlerts bounds the device alerts (Alert) waiting for the broker;
+	// past it the oldest is dropped. Default DefaultMaxAlerts.
+	MaxAlerts int
+
 	Logger *slog.Logger // nil: discard
 }
 
@@ -153,6 +157,12 @@ type Publisher struct {
 	rmu    gosync.Mutex
 	rqueue []mqtt.Message // replies received, not yet handled (replyLoop)
 	rwake  chan struct{}
+
+	amu      gosync.Mutex
+	alerts   []queuedAlert // device alerts waiting for the broker (publisher_alert.go)
+	alertSeq uint64
+	astats   AlertStats
+	awake    chan struct{}
 
 	mu        gosync.Mutex
 	running   bool
@@ -205,6 +215,9 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	setDur(&opts.ConnectTimeout, 10*time.Second)
 	setDur(&opts.BackoffMin, 500*time.Millisecond)
 	setDur(&opts.BackoffMax, 60*time.Second)
+	if opts.MaxAlerts <= 0 {
+		opts.MaxAlerts = DefaultMaxAlerts
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -212,7 +225,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		opts: opts, tls: tc, device: device,
 		topic: BundlesTopic(opts.Site, opts.Device), receipts: ReceiptsTopic(opts.Site, opts.Device),
 		log:  opts.Logger.With("component", "sync.publisher", "device", device),
-		wake: make(chan struct{}, 1), rwake: make(chan struct{}, 1), now: time.Now,
+		wake: make(chan struct{}, 1), rwake: make(chan struct{}, 1), awake: make(chan struct{}, 1), now: time.Now,
 		inflight: make(map[string]*flight), held: make(map[string]bool), gapHeld: make(map[string]time.Time), recent: make(map[[32]byte]bool),
 	}
 	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
@@ -398,6 +411,10 @@ func (p *Publisher) session(ctx context.Context, l *link) error {
 	p.stats.Resent += uint64(len(p.inflight))
 	clear(p.inflight) // nothing receipted yet is sent again on a new connection
 	p.mu.Unlock()
+	actx, stopAlerts := context.WithCancel(ctx)
+	alertsDone := make(chan struct{})
+	go func() { defer close(alertsDone); p.alertLoop(actx, l) }()
+	defer func() { stopAlerts(); <-alertsDone }()
 	s := &sender{p: p, l: l}
 	tick := time.NewTicker(p.opts.Tick)
 	defer tick.Stop()

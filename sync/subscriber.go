@@ -91,12 +91,19 @@ type SubscriberOptions struct {
 	MaxReplies int
 	// EnrollHandler, when set, also subscribes to enrollment requests:
 	// EnrollFilter, or SharedEnrollFilter(Group) when Group is set.
-	EnrollHandler  EnrollHandler
-	Logger         *slog.Logger
-	Limits         AssemblerLimits
-	ConnectTimeout time.Duration // default 10 s
-	BackoffMin     time.Duration // default 500 ms
-	BackoffMax     time.Duration // default 60 s
+	EnrollHandler EnrollHandler
+	// DeviceAlertHandler, when set, also subscribes to the devices'
+	// alerts: DeviceAlertsFilter, or its shared form when Group is set.
+	// It gets each alert that parses (ParseDeviceAlert) and whose site
+	// and device are the topic's; the others are dropped and counted
+	// (SubscriberStats.BadAlerts). It runs on the receiving goroutine and
+	// must not block.
+	DeviceAlertHandler func(ctx context.Context, a *DeviceAlert)
+	Logger             *slog.Logger
+	Limits             AssemblerLimits
+	ConnectTimeout     time.Duration // default 10 s
+	BackoffMin         time.Duration // default 500 ms
+	BackoffMax         time.Duration // default 60 s
 }
 
 // SubscriberStats counts what a Subscriber did.
@@ -110,8 +117,12 @@ type SubscriberStats struct {
 	// were waiting for the broker.
 	RepliesDropped uint64
 	BadFrames      uint64 // frames refused by topic or Assembler
-	Assembler      AssemblerStats
-	LastError      string
+	DeviceAlerts   uint64 // device alerts handed to DeviceAlertHandler
+	// BadAlerts counts device alerts dropped: too large, not well formed,
+	// or naming another device than their topic's.
+	BadAlerts uint64
+	Assembler AssemblerStats
+	LastError string
 }
 
 // Subscriber receives bundles for the archive (see the package doc).
@@ -120,6 +131,7 @@ type Subscriber struct {
 	tls    *tls.Config
 	filter string // bundles
 	enroll string // enrollment requests
+	alerts string // device alerts
 	log    *slog.Logger
 	asm    *Assembler
 
@@ -132,7 +144,13 @@ type Subscriber struct {
 	ctx     context.Context
 	link    *link
 	stats   SubscriberStats
+	// badAlertLog is when a dropped device alert was last logged at
+	// warning level (at most once per badAlertLogEvery).
+	badAlertLog time.Time
 }
+
+// badAlertLogEvery bounds the warnings about dropped device alerts.
+const badAlertLogEvery = time.Minute
 
 // NewSubscriber checks opts and returns a Subscriber; Start runs it.
 func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
@@ -162,7 +180,11 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	bundlesFilter, enrollFilter := subscriptionFilters(opts.Group)
-	return &Subscriber{opts: opts, tls: tc, filter: bundlesFilter, enroll: enrollFilter,
+	alertsFilter := DeviceAlertsFilter
+	if opts.Group != "" {
+		alertsFilter = "$share/" + opts.Group + "/" + DeviceAlertsFilter
+	}
+	return &Subscriber{opts: opts, tls: tc, filter: bundlesFilter, enroll: enrollFilter, alerts: alertsFilter,
 		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits),
 		admits: make(chan admitted, admitQueue), answers: make(chan admitted, opts.MaxPending),
 		replies: make(chan struct{}, opts.MaxReplies)}, nil
@@ -250,12 +272,16 @@ func (s *Subscriber) Start(ctx context.Context) error {
 	}
 }
 
-// filters are the subscriptions (QoS 1): bundles, and enrollment requests
-// when there is an EnrollHandler.
+// filters are the subscriptions (QoS 1): bundles, enrollment requests
+// when there is an EnrollHandler, device alerts when there is a
+// DeviceAlertHandler.
 func (s *Subscriber) filters() map[string]byte {
 	f := map[string]byte{s.filter: 1}
 	if s.opts.EnrollHandler != nil {
 		f[s.enroll] = 1
+	}
+	if s.opts.DeviceAlertHandler != nil {
+		f[s.alerts] = 1
 	}
 	return f
 }
@@ -298,6 +324,10 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 	s.mu.Unlock()
 	if site, device, ok := parseEnrollTopic(m.Topic()); ok && s.opts.EnrollHandler != nil {
 		s.onEnroll(ctx, c, site, device, m.Payload())
+		return
+	}
+	if site, device, ok := parseDeviceAlertsTopic(m.Topic()); ok && s.opts.DeviceAlertHandler != nil {
+		s.onDeviceAlert(ctx, site, device, m.Payload())
 		return
 	}
 	site, device, ok := parseBundlesTopic(m.Topic())
@@ -409,6 +439,34 @@ func (s *Subscriber) onEnroll(ctx context.Context, c mqtt.Client, site, device s
 		return
 	}
 	s.publishReply(ctx, c, EnrollReplyTopic(site, device), reply, "device", site+"/"+device)
+}
+
+// onDeviceAlert hands a device alert to the DeviceAlertHandler when it
+// parses and names the device of its topic (the broker's ACL lets a
+// device publish only on its own alert topic).
+func (s *Subscriber) onDeviceAlert(ctx context.Context, site, device string, payload []byte) {
+	a, err := ParseDeviceAlert(payload)
+	if err == nil && (a.Site != site || a.Device != device) {
+		err = &DeviceAlertError{Reason: "names device " + a.Site + "/" + a.Device}
+	}
+	if err != nil {
+		var loud bool
+		s.count(func(st *SubscriberStats) {
+			st.BadAlerts++
+			now := time.Now()
+			if loud = now.Sub(s.badAlertLog) >= badAlertLogEvery; loud {
+				s.badAlertLog = now
+			}
+		})
+		lvl := slog.LevelDebug
+		if loud {
+			lvl = slog.LevelWarn
+		}
+		s.log.Log(ctx, lvl, "sync: device alert dropped (counted; logged at warning level once a minute)", "device", site+"/"+device, "bytes", len(payload), "err", err)
+		return
+	}
+	s.count(func(st *SubscriberStats) { st.DeviceAlerts++ })
+	s.opts.DeviceAlertHandler(ctx, a)
 }
 
 func (s *Subscriber) watch(ctx context.Context, tok mqtt.Token, topic string) {

@@ -26,8 +26,8 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Agent, j *store.J
 	}
 	if pub != nil {
 		src.Sync = func() metrics.SyncStats {
-			s := pub.Stats()
-			return metrics.SyncStats{Connected: s.Connected, Receipts: s.Delivered, Refusals: s.Rejected}
+			s, as := pub.Stats(), pub.AlertStats()
+			return metrics.SyncStats{Connected: s.Connected, Receipts: s.Delivered, Refusals: s.Rejected, AlertsSent: as.Sent, AlertsDropped: as.Dropped}
 		}
 	}
 	m.Watch(src)

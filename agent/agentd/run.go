@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	core, err := agent.Open(ctx, agent.Options{
 		Site: cfg.Site, Device: cfg.Device, SealEvery: cfg.Seal.Every, SealInterval: cfg.Seal.Interval, SealMaxBytes: int64(cfg.Seal.MaxBundle),
 		Logger: log.With("component", "core"), Policy: pol, OutboxQuota: int64(cfg.Sync.OutboxQuota),
-		Observer: mets, RotateEvery: cfg.Seal.RotateEvery, PCRAuthDir: cfg.TPMStateDir,
+		Observer: mets, RotateEvery: cfg.Seal.RotateEvery, PCRAuthDir: cfg.TPMStateDir, StateDir: cfg.DataDir,
 		AfterSeal: func() {
 			if pub != nil {
 				pub.Wake()

@@ -23,7 +23,7 @@ import (
 // newPublisher builds the sync publisher of the agent's outbox from the
 // config's sync section: receipts journaled by the core before an outbox
 // entry is deleted, refusals and the broker link reported in the core's
-// status.
+// status, the core's alarms published on the device's alert topic.
 func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
 	key, err := ReadArchiveKey(cfg.Sync.ArchiveKey)
 	if err != nil {
@@ -55,12 +55,23 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 	if err != nil {
 		return nil, err
 	}
+	core.SetAlarmSink(alarmSink(cfg, pub, log))
 	broker := cfg.Sync.Broker
 	core.SetBrokerLink(func() agent.BrokerLink {
 		s := pub.Stats()
 		return agent.BrokerLink{Broker: broker, Connected: s.Connected, Since: s.Since, LastError: s.LastError, LastErrorTime: s.LastErrorTime}
 	})
 	return pub, nil
+}
+
+// alarmSink publishes the core's alarms on the device's alert topic
+// through pub (queued, never blocking; see sync.Publisher.Alert).
+func alarmSink(cfg *config.Config, pub *sync.Publisher, log *slog.Logger) agent.AlarmSink {
+	return func(a agent.Alarm) {
+		if err := pub.Alert(sync.NewDeviceAlert(cfg.Site, cfg.Device, a.Kind, a.Time, a.Seq, a.Detail)); err != nil {
+			log.Warn("alarm not queued for MQTT", "kind", a.Kind, "err", err)
+		}
+	}
 }
 
 // The publisher reads only the bundles it sends, with the digest taken at

@@ -14,9 +14,10 @@ import (
 func serveMetrics(ctx context.Context, addr string, m *metrics.Archive, a *archive.Archive, sub *sync.Subscriber, log *slog.Logger) (stop func(), err error) {
 	m.Watch(metrics.ArchiveSources{
 		Stats: func() metrics.ArchiveStats {
-			s := a.Stats()
+			s, ss := a.Stats(), sub.Stats()
 			return metrics.ArchiveStats{Accepted: s.Accepted, Duplicates: s.Duplicates, Refused: s.Refused, LogSize: a.LogSize(),
-				QuarantineDropped: s.QuarantineDropped, AlertsSuppressed: s.AlertsSuppressed, RepliesDropped: sub.Stats().RepliesDropped}
+				QuarantineDropped: s.QuarantineDropped, AlertsSuppressed: s.AlertsSuppressed, RepliesDropped: ss.RepliesDropped,
+				DeviceAlertsDropped: ss.BadAlerts}
 		},
 		MQTTConnected: func() bool { return sub.Stats().Connected },
 	})

@@ -179,6 +179,48 @@ func TestMosquittoBroker(t *testing.T) {
 		if logs := ar.Logs.String(); strings.Contains(logs, "ALERT") {
 			t.Fatalf("the archive saw the impostor's enrollment:\n%s", logs)
 		}
+
+		// Device alerts: device B's certificate publishing on device A's
+		// alert topic is dropped by the broker; A's own alert, sent after
+		// it, and B's own reach the archive.
+		evilAlert := startAgentPublisher(t, brk, certs.pki, certs.devB, "site1", "devA", e2etest.NewOutbox(t), ar.A)
+		if err := evilAlert.p.Alert(sync.NewDeviceAlert("", "", "signer.unknown", time.Now(), -1, "forged")); err != nil {
+			t.Fatal(err)
+		}
+		deadline = time.Now().Add(20 * time.Second)
+		for st := evilAlert.p.AlertStats(); st.Sent+st.Dropped == 0 && !strings.Contains(brk.Log(), "Denied PUBLISH"); st = evilAlert.p.AlertStats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the impostor's alert never went out: %+v\n%s", st, brk.Log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("the impostor's alert: %+v", evilAlert.p.AlertStats())
+		evilAlert.stop()
+		for _, dev := range []struct {
+			cert   *mqtttest.ClientCert
+			device string
+		}{{certs.devA, "devA"}, {certs.devB, "devB"}} {
+			ag := startAgentPublisher(t, brk, certs.pki, dev.cert, "site1", dev.device, e2etest.NewOutbox(t), ar.A)
+			if err := ag.p.Alert(sync.NewDeviceAlert("", "", "outbox.quota", time.Now(), -1, "own")); err != nil {
+				t.Fatal(err)
+			}
+			deadline = time.Now().Add(20 * time.Second)
+			for len(ar.A.DeviceAlerts("site1/" + dev.device)["site1/"+dev.device]) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s's own alert did not reach the archive: %+v", dev.device, ag.p.AlertStats())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			ag.stop()
+		}
+		for dev, als := range ar.A.DeviceAlerts("") {
+			if len(als) != 1 || als[0].Kind != "outbox.quota" {
+				t.Fatalf("the archive holds %s's alerts %+v: the impostor's got through", dev, als)
+			}
+		}
+		if c := ar.A.DeviceAlertCounts(); c["signer.unknown"] != 0 || c["outbox.quota"] != 2 {
+			t.Fatalf("device alert counts %v", c)
+		}
 		ar.Stop(t)
 	})
 

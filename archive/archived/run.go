@@ -30,7 +30,8 @@ type Options struct {
 // Run runs the archive daemon of cfg until ctx is done: the archive, the
 // embedded broker (unless an external one is configured) and the sync
 // subscriber whose Admit is Archive.AdmitHashed; alerts go to
-// edgeseal/v1/alerts. An sdnotify.Notifier in ctx (sdnotify.NewContext)
+// edgeseal/v1/alerts; the devices' alerts (edgeseal/v1/alerts/+/+) are
+// counted and kept by Archive.ReceiveDeviceAlert. An sdnotify.Notifier in ctx (sdnotify.NewContext)
 // hears READY, STOPPING and the watchdog. A cancelled ctx is a clean stop
 // (nil).
 func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
@@ -111,6 +112,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group, Dial: dialBroker,
 		Admit: admit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log,
+		DeviceAlertHandler: func(ctx context.Context, al *sync.DeviceAlert) {
+			mets.DeviceAlert(archive.DeviceAlertKind(al.Kind))
+			a.ReceiveDeviceAlert(ctx, al)
+		},
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ const (
 const (
 	topicRoot    = "edgeseal/v1/"
 	alertsTopic  = topicRoot + "alerts"
+	devAlertsAll = alertsTopic + "/+/+"
 	sharePrefix  = "$share/"
 	bundlesAll   = topicRoot + "+/+/bundles"
 	enrollAll    = topicRoot + "+/+/enroll"
@@ -53,10 +54,12 @@ func validPart(s string) bool {
 // edgeseal.acl, with subscriptions checked too. topic is a PUBLISH's
 // topic (write), or a SUBSCRIBE's filter or a delivered message's topic
 // (read). A device may write its own bundles and enrollment request and
-// read its own receipts and enrollment answers, each named exactly (no
-// wildcard); the archive may read every device's bundles and enrollment
-// requests (directly or through a shared subscription) and write
-// receipts, enrollment answers and alerts; the monitor may read alerts.
+// write its own alerts (edgeseal/v1/alerts/<site>/<device>) and read its
+// own receipts and enrollment answers, each named exactly (no wildcard);
+// the archive may read every device's bundles, enrollment requests and
+// alerts (directly or through a shared subscription) and write receipts,
+// enrollment answers and its alerts; the monitor may read the archive's
+// and the devices' alerts.
 // Everything else is refused, shared subscriptions to anyone but the
 // archive included.
 func allowed(identity, topic string, write bool) bool {
@@ -74,16 +77,16 @@ func allowed(identity, topic string, write bool) bool {
 		if write {
 			return matches(receiptsAll, topic) || matches(enrollRepAll, topic) || topic == alertsTopic
 		}
-		return matches(bundlesAll, topic) || matches(enrollAll, topic)
+		return matches(bundlesAll, topic) || matches(enrollAll, topic) || matches(devAlertsAll, topic)
 	case MonitorIdentity:
-		return !write && topic == alertsTopic
+		return !write && (topic == alertsTopic || matches(devAlertsAll, topic))
 	}
 	if !validIdentity(identity) {
 		return false
 	}
 	own := topicRoot + identity
 	if write {
-		return topic == own+"/bundles" || topic == own+"/enroll"
+		return topic == own+"/bundles" || topic == own+"/enroll" || topic == alertsTopic+"/"+identity
 	}
 	return topic == own+"/receipts" || topic == own+"/enroll/reply"
 }

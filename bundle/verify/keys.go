@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -44,12 +45,12 @@ type KeyInfo struct {
 // KeyEvent is one key record of a verified bundle, for the key history
 // `edgeseal verify` prints.
 type KeyEvent struct {
-	Event    string `json:"event"` // "created", "rotated", "revoked"
+	Event    string `json:"event"` // "created", "rotated", "revoked", "recovered"
 	Seq      uint64 `json:"seq"`
 	Time     string `json:"time"`
-	KeyID    string `json:"keyId"`              // the key created, the new key, the key revoked
-	OldKeyID string `json:"oldKeyId,omitempty"` // rotated: the key it replaced
-	Reason   string `json:"reason,omitempty"`
+	KeyID    string `json:"keyId"`              // the key created, the new key, the key revoked, the key after a recovery
+	OldKeyID string `json:"oldKeyId,omitempty"` // rotated, recovered: the key it replaced
+	Reason   string `json:"reason,omitempty"`   // recovered: the case, "reseal" or "new-tpm"
 	// EarlierTPM marks a record of a key certified by another AK than the
 	// trusted one: history of the device's earlier TPM, journaled before
 	// a TPM clear or board swap and sealed again under the new key. It
@@ -147,6 +148,9 @@ func (v *verifier) keysChain() error {
 			err = v.keyRotate(r)
 		case custody.TypeKeyRevoke:
 			err = v.keyRevoke(r)
+		case custody.TypeKeyRecover:
+			v.keyRecover(r)
+			continue // history only: the chain's keys are the key records'
 		default:
 			continue
 		}
@@ -313,4 +317,24 @@ func (v *verifier) keysState() *KeyState {
 		return nil
 	}
 	return &KeyState{AKID: kc.akID, Current: kc.cur, Revoked: slices.Clone(kc.revoked)}
+}
+
+// keyRecoverBody is what the key history takes of a key.recover body
+// (docs/formats.md, custody records).
+type keyRecoverBody struct {
+	Case          string `json:"case"`
+	KeyID         string `json:"keyId"`
+	PreviousKeyID string `json:"previousKeyId"`
+}
+
+// keyRecover adds a key.recover record to the key history: the data key
+// recovered from the operator's wrap, the signing key in force from then
+// on and the one before. It checks nothing (the record is sealed like any
+// other; the key records carry the keys); a body that does not decode is
+// listed with what it has.
+func (v *verifier) keyRecover(r *custody.Record) {
+	var b keyRecoverBody
+	_ = json.Unmarshal(r.Body, &b)
+	v.kc.events = append(v.kc.events, KeyEvent{Event: "recovered", Seq: r.Seq, Time: wire.FormatTime(r.Time), KeyID: b.KeyID,
+		OldKeyID: b.PreviousKeyID, Reason: b.Case})
 }

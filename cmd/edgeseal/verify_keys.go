@@ -24,6 +24,8 @@ func printKeyHistory(w io.Writer, trust *trustfile.Trust, events []verify.KeyEve
 			fmt.Fprintf(w, "  seq %-8d %s  rotated  %s (from %s, reason %q)\n", e.Seq, e.Time, e.KeyID, e.OldKeyID, e.Reason)
 		case "revoked":
 			fmt.Fprintf(w, "  seq %-8d %s  revoked  %s (reason %q)\n", e.Seq, e.Time, e.KeyID, e.Reason)
+		case "recovered":
+			fmt.Fprintf(w, "  seq %-8d %s  recovered %s (from %s, %s)\n", e.Seq, e.Time, e.KeyID, e.OldKeyID, e.Reason)
 		default:
 			fmt.Fprintf(w, "  seq %-8d %s  %-7s  %s%s\n", e.Seq, e.Time, e.Event, e.KeyID, e.Reason)
 		}

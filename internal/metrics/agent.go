@@ -74,6 +74,10 @@ type SyncStats struct {
 	Connected bool
 	Receipts  uint64 // verified receipts that removed a bundle from the outbox
 	Refusals  uint64 // signed rejections received
+	// AlertsSent counts the device alerts the broker acknowledged,
+	// AlertsDropped those dropped (queue full, or not acknowledged after
+	// several tries).
+	AlertsSent, AlertsDropped uint64
 }
 
 // AgentSources are read at each scrape.
@@ -126,6 +130,12 @@ func (m *Agent) Watch(src AgentSources) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
 			Name: "archive_rejections_total", Help: "Signed rejections received from the archive (the bundle stays in the outbox)."},
 			func() float64 { return float64(src.Sync().Refusals) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
+			Name: "alerts_published_total", Help: "Alarms published on the device's alert topic (edgeseal/v1/alerts/<site>/<device>) and acknowledged by the broker."},
+			func() float64 { return float64(src.Sync().AlertsSent) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
+			Name: "alerts_dropped_total", Help: "Alarms not published: the queue was full while the broker link was down (the oldest go), or the broker did not acknowledge them after 3 tries."},
+			func() float64 { return float64(src.Sync().AlertsDropped) }),
 	)
 }
 

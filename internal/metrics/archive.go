@@ -12,6 +12,7 @@ import (
 type Archive struct {
 	reg       *prometheus.Registry
 	alerts    *prometheus.CounterVec
+	devAlerts *prometheus.CounterVec
 	failed    prometheus.Counter
 	verifyOpt prometheus.CounterOpts
 }
@@ -22,17 +23,24 @@ func NewArchive() *Archive {
 	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive",
 		Name: "alerts_total", Help: "Alerts raised (published on edgeseal/v1/alerts), by kind and severity."},
 		[]string{"kind", "severity"})
+	m.devAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive",
+		Name: "device_alerts_total", Help: "Alerts devices published on their alert topics (edgeseal/v1/alerts/<site>/<device>), by kind (\"other\" for a kind the agent does not raise)."},
+		[]string{"kind"})
 	m.verifyOpt = prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive",
 		Name: "verifications_total", Help: "Bundles received and verified, by result: accepted, duplicate (answered with the stored receipt), refused (quarantined), error (not processed; delivered again later)."}
 	o := m.verifyOpt
 	o.ConstLabels = prometheus.Labels{"result": "error"}
 	m.failed = prometheus.NewCounter(o)
-	m.reg.MustRegister(m.alerts, m.failed)
+	m.reg.MustRegister(m.alerts, m.devAlerts, m.failed)
 	return m
 }
 
 // Alert counts one alert.
 func (m *Archive) Alert(kind, severity string) { m.alerts.WithLabelValues(kind, severity).Inc() }
+
+// DeviceAlert counts one device alert; kind must be a bounded label
+// (archive.DeviceAlertKind).
+func (m *Archive) DeviceAlert(kind string) { m.devAlerts.WithLabelValues(kind).Inc() }
 
 // ProcessError counts one bundle that could not be processed (no reply).
 func (m *Archive) ProcessError() { m.failed.Inc() }
@@ -45,6 +53,10 @@ type ArchiveStats struct {
 	// archive's bounds dropped: quarantine entries past the quotas, alerts
 	// past the rate limit, replies past the ones waiting for the broker.
 	QuarantineDropped, AlertsSuppressed, RepliesDropped uint64
+	// DeviceAlertsDropped counts device alerts the subscriber dropped:
+	// too large, not well formed, or naming another device than their
+	// topic's.
+	DeviceAlertsDropped uint64
 }
 
 // ArchiveSources are read at each scrape.
@@ -74,6 +86,7 @@ func (m *Archive) Watch(src ArchiveSources) {
 	}{
 		{"quarantine_dropped_total", "Quarantine entries dropped, oldest first, past the quarantine quotas.", func(s ArchiveStats) uint64 { return s.QuarantineDropped }},
 		{"alerts_suppressed_total", "Alerts not raised: one per device and reason per quarantine.alert_interval.", func(s ArchiveStats) uint64 { return s.AlertsSuppressed }},
+		{"device_alerts_dropped_total", "Device alerts dropped: too large, not well formed, or naming another device than their topic's.", func(s ArchiveStats) uint64 { return s.DeviceAlertsDropped }},
 		{"replies_dropped_total", "Replies not published because too many waited for the broker (the agent sends the bundle again).", func(s ArchiveStats) uint64 { return s.RepliesDropped }},
 	} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive", Name: c.name, Help: c.help},

@@ -94,11 +94,13 @@ func TestArchiveMetrics(t *testing.T) {
 	m := NewArchive()
 	m.Watch(ArchiveSources{
 		Stats: func() ArchiveStats {
-			return ArchiveStats{Accepted: 5, Duplicates: 1, Refused: 2, LogSize: 5, QuarantineDropped: 3, AlertsSuppressed: 4, RepliesDropped: 6}
+			return ArchiveStats{Accepted: 5, Duplicates: 1, Refused: 2, LogSize: 5, QuarantineDropped: 3, AlertsSuppressed: 4, RepliesDropped: 6, DeviceAlertsDropped: 7}
 		},
 		MQTTConnected: func() bool { return false },
 	})
 	m.Alert("bundle.fork", "alarm")
+	m.DeviceAlert("schema.changed")
+	m.DeviceAlert("schema.changed")
 	m.ProcessError()
 	want := `
 # HELP edgeseal_archive_verifications_total Bundles received and verified, by result: accepted, duplicate (answered with the stored receipt), refused (quarantined), error (not processed; delivered again later).
@@ -116,6 +118,12 @@ edgeseal_archive_quarantine_dropped_total 3
 # HELP edgeseal_archive_alerts_suppressed_total Alerts not raised: one per device and reason per quarantine.alert_interval.
 # TYPE edgeseal_archive_alerts_suppressed_total counter
 edgeseal_archive_alerts_suppressed_total 4
+# HELP edgeseal_archive_device_alerts_total Alerts devices published on their alert topics (edgeseal/v1/alerts/<site>/<device>), by kind ("other" for a kind the agent does not raise).
+# TYPE edgeseal_archive_device_alerts_total counter
+edgeseal_archive_device_alerts_total{kind="schema.changed"} 2
+# HELP edgeseal_archive_device_alerts_dropped_total Device alerts dropped: too large, not well formed, or naming another device than their topic's.
+# TYPE edgeseal_archive_device_alerts_dropped_total counter
+edgeseal_archive_device_alerts_dropped_total 7
 # HELP edgeseal_archive_replies_dropped_total Replies not published because too many waited for the broker (the agent sends the bundle again).
 # TYPE edgeseal_archive_replies_dropped_total counter
 edgeseal_archive_replies_dropped_total 6
@@ -125,7 +133,8 @@ edgeseal_archive_mqtt_connected 0
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
 		"edgeseal_archive_verifications_total", "edgeseal_archive_alerts_total", "edgeseal_archive_mqtt_connected",
-		"edgeseal_archive_quarantine_dropped_total", "edgeseal_archive_alerts_suppressed_total", "edgeseal_archive_replies_dropped_total"); err != nil {
+		"edgeseal_archive_quarantine_dropped_total", "edgeseal_archive_alerts_suppressed_total", "edgeseal_archive_replies_dropped_total",
+		"edgeseal_archive_device_alerts_total", "edgeseal_archive_device_alerts_dropped_total"); err != nil {
 		t.Fatal(err)
 	}
 	// The server answers /metrics on a real listener and stops.
