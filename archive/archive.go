@@ -119,10 +119,12 @@ type Archive struct {
 	stop       context.CancelFunc
 	quit       chan struct{}
 	commitDone chan struct{}
-	closeOnce  sync.Once
-	started    bool
-	qmu        sync.RWMutex // enqueue (read) against Close (write)
-	closing    bool
+	// watchDone is closed when the registry watcher stopped (nil: none).
+	watchDone chan struct{}
+	closeOnce sync.Once
+	started   bool
+	qmu       sync.RWMutex // enqueue (read) against Close (write)
+	closing   bool
 }
 
 // Open opens (creating) the archive in opts.Dir, replays its index and
@@ -225,6 +227,10 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.openGate(ctx); err != nil {
 		return nil, err
 	}
+	if a.gate != nil {
+		a.watchDone = make(chan struct{})
+		go a.watchRegistry(registryWatch)
+	}
 	return a, nil
 }
 
@@ -238,6 +244,9 @@ func (a *Archive) Close() error {
 		close(a.quit)
 		if a.started {
 			<-a.commitDone
+		}
+		if a.watchDone != nil {
+			<-a.watchDone
 		}
 		a.stop()
 	})

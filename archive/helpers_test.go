@@ -133,11 +133,19 @@ func (e *env) approve(c *bundletest.Chain) {
 }
 
 // approveSigned approves the pending key of device with a signed
-// device.approve statement.
+// device.approve statement carrying the DEVICE.json.
 func (e *env) approveSigned(device, keyID string, trust []byte, op ed25519.PrivateKey) {
 	e.t.Helper()
+	e.approveStatement(device, keyID, trust, archive.CompactTrust(trust), op)
+}
+
+// approveStatement approves with a device.approve statement whose
+// trustFile is trustFile (nil: only the digest, as statements of earlier
+// versions).
+func (e *env) approveStatement(device, keyID string, trust, trustFile []byte, op ed25519.PrivateKey) {
+	e.t.Helper()
 	s := &archive.OperatorStatement{Type: archive.StatementDeviceApprove, By: "test", Time: "2026-11-26T02:00:00.000000Z",
-		Device: device, KeyID: keyID, TrustDigest: archive.TrustDigest(trust), NoActivation: true}
+		Device: device, KeyID: keyID, TrustDigest: archive.TrustDigest(trust), TrustFile: trustFile, NoActivation: true}
 	rec, err := archive.SignOperatorStatement(s, op)
 	if err != nil {
 		e.t.Fatal(err)

@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -20,13 +21,32 @@ func TestOperatorStatementVectors(t *testing.T) {
 }
 
 // TestDeviceStatementVectors checks testdata/device-statement-v1.json,
-// the device statements, as TestOperatorStatementVectors.
+// the device statements, as TestOperatorStatementVectors, and that its
+// approval with a trustFile carries testdata/device-statement-trust.json.
 func TestDeviceStatementVectors(t *testing.T) {
-	checkStatementVectors(t, "testdata/device-statement-v1.json")
+	valid := checkStatementVectors(t, "testdata/device-statement-v1.json")
+	trust, err := os.ReadFile("testdata/device-statement-trust.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range valid {
+		if s.TrustFile == nil {
+			continue
+		}
+		n++
+		if !bytes.Equal(s.TrustFile, trust) || s.TrustDigest != archive.TrustDigest(trust) {
+			t.Fatalf("the approval's trustFile is not testdata/device-statement-trust.json")
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d approvals with a trustFile, want 1", n)
+	}
 }
 
-func checkStatementVectors(t *testing.T, file string) {
+func checkStatementVectors(t *testing.T, file string) []*archive.OperatorStatement {
 	t.Helper()
+	var parsed []*archive.OperatorStatement
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +72,7 @@ func checkStatementVectors(t *testing.T, file string) {
 		if err != nil {
 			t.Fatalf("valid %d: %v", i, err)
 		}
+		parsed = append(parsed, s)
 		leaf := merkle.LeafHash([]byte(c.Statement))
 		if !s.Operator.Equal(pub) || hex.EncodeToString(leaf[:]) != c.LeafHash {
 			t.Fatalf("valid %d: operator or leaf hash differs", i)
@@ -63,4 +84,5 @@ func checkStatementVectors(t *testing.T, file string) {
 			t.Errorf("refused %d: %v, want an error containing %q", i, err, c.Error)
 		}
 	}
+	return parsed
 }
