@@ -111,6 +111,11 @@ type Archive struct {
 	rekeys   uint64               // rekey statements in the index
 	// opStatements counts the signed operator statements in the index.
 	opStatements uint64
+	// idxAdmins are the policy admin keys the index recorded (replay).
+	idxAdmins indexAdmins
+	// legacyEvents: tests write accept events without admins, as
+	// earlier versions did.
+	legacyEvents bool
 	locks        map[string]*sync.Mutex
 
 	// The committer (pipeline.go).

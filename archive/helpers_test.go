@@ -36,6 +36,8 @@ type env struct {
 	// op, when set, is the archive's operator key: approve signs a
 	// device.approve statement with it.
 	op ed25519.PrivateKey
+	// objects, when set, is the object store (default: under dir).
+	objects archive.ObjectStore
 }
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -55,7 +57,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) open() {
 	e.t.Helper()
 	a, err := archive.Open(e.t.Context(), archive.Options{
-		Dir: e.dir, Key: e.key,
+		Dir: e.dir, Key: e.key, Objects: e.objects,
 		Now:          func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
 		Quarantine:   e.quarLimits(),
 		OperatorKeys: e.operatorKeys(),

@@ -80,6 +80,7 @@ type pending struct {
 	epoch  uint64
 	era    uint64    // the device's epoch (Rekey) the bundle belongs to
 	until  time.Time // retain-until from its retention class; zero: Options.Retention
+	admins []string  // key ids of the policy admins its policy.change records name
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -424,7 +425,7 @@ func (a *Archive) indexGroup(ctx context.Context, g *group) {
 		if !g.ok(i) {
 			continue
 		}
-		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt)
+		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt, p.admins)
 		if err != nil {
 			g.fail(i, err)
 			continue
