@@ -113,6 +113,10 @@ type Archive struct {
 	opStatements uint64
 	// idxAdmins are the policy admin keys the index recorded (replay).
 	idxAdmins indexAdmins
+	// holdMu orders device holds against the log entries of bundles;
+	// devHolds are the cases holding each device (hold_device.go).
+	holdMu   sync.Mutex
+	devHolds deviceHolds
 	// legacyEvents: tests write accept events without admins, as
 	// earlier versions did.
 	legacyEvents bool
@@ -174,7 +178,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
-		accepted: map[[32]byte]accepted{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
+		accepted: map[[32]byte]accepted{}, devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 	}
@@ -224,6 +228,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.replay(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.loadDeviceHolds(ctx); err != nil {
+		return nil, err
+	}
 	a.started = true
 	go a.commitLoop()
 	if err := a.recover(ctx); err != nil {
@@ -232,6 +239,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.openGate(ctx); err != nil {
 		return nil, err
 	}
+
 	if a.gate != nil {
 		a.watchDone = make(chan struct{})
 		go a.watchRegistry(registryWatch)

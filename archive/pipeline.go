@@ -297,10 +297,15 @@ func (a *Archive) durable(ctx context.Context, g *group) {
 	}
 	a.keyMu.RLock() // a key rotation waits (RotateKey)
 	defer a.keyMu.RUnlock()
-	if err := a.appendLog(ctx, g); err != nil {
+	a.holdMu.Lock()
+	err := a.appendLog(ctx, g)
+	held := a.heldOf(g)
+	a.holdMu.Unlock()
+	if err != nil {
 		g.failAll(err)
 		return
 	}
+	a.holdLogged(ctx, g, held)
 	if !g.any() {
 		return
 	}
