@@ -239,7 +239,7 @@ const usage = `usage:
   edgeseal policy sign --key FILE [--in SIGNED] POLICY.yaml --out SIGNED
   edgeseal policy verify --admins FILE [--threshold M] SIGNED
   edgeseal policy diff OLD NEW
-  edgeseal policy history --config AGENT.yaml | BUNDLE...
+  edgeseal policy history --config AGENT.yaml | --archive-config ARCHIVE.yaml --device SITE/NAME | BUNDLE...
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token-file FILE]
   edgeseal archive --config FILE
