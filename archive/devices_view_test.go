@@ -23,6 +23,16 @@ func next(t *testing.T, c *bundletest.Chain) []byte {
 	return raw(t, b)
 }
 
+// trustOf is the chain's DEVICE.json.
+func trustOf(t *testing.T, c *bundletest.Chain) []byte {
+	t.Helper()
+	b, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // acceptRaw sends data as c's device and requires a receipt.
 func (e *env) acceptRaw(c *bundletest.Chain, data []byte) {
 	e.t.Helper()
@@ -143,11 +153,7 @@ func TestRegistryLegacyApproval(t *testing.T) {
 	e := signedEnv(t)
 	c := newChain(t, 0, bundletest.Options{Site: "site1", Device: "dev1"})
 	e.enroll(c)
-	trust, err := c.Trust.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.approveStatement("site1/dev1", c.Trust.KeyID, trust, nil, operatorKey)
+	e.approveStatement("site1/dev1", c.Trust.KeyID, trustOf(t, c), nil, operatorKey)
 	e.acceptRaw(c, next(t, c))
 	e.reopen()
 	if d := e.device("site1/dev1"); d.Status != archive.StatusApproved {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -47,18 +46,12 @@ func TestDeviceStatementVectors(t *testing.T) {
 func checkStatementVectors(t *testing.T, file string) []*archive.OperatorStatement {
 	t.Helper()
 	var parsed []*archive.OperatorStatement
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var v struct {
 		Seed, KeyID string
 		Valid       []struct{ Statement, LeafHash string }
 		Refused     []struct{ Statement, Error string }
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatal(err)
-	}
+	readVectorFile(t, file, &v)
 	seed, err := hex.DecodeString(v.Seed)
 	if err != nil || len(seed) != ed25519.SeedSize {
 		t.Fatalf("seed: %v", err)

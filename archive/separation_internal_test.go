@@ -7,18 +7,50 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
-type getCounter struct {
+// CountingStore is the filesystem object store counting its Gets (the
+// external tests use it too).
+type CountingStore struct {
 	*FSStore
-	gets atomic.Int64
+	Gets atomic.Int64
 }
 
-func (c *getCounter) Get(ctx context.Context, digest [32]byte) ([]byte, error) {
-	c.gets.Add(1)
+// Get implements ObjectStore.
+func (c *CountingStore) Get(ctx context.Context, digest [32]byte) ([]byte, error) {
+	c.Gets.Add(1)
 	return c.FSStore.Get(ctx, digest)
+}
+
+// NewCountingStore opens the filesystem store under root, counting Gets.
+func NewCountingStore(t testing.TB, root string, now func() time.Time) *CountingStore {
+	t.Helper()
+	fs, err := NewFSStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.SetClock(now)
+	return &CountingStore{FSStore: fs}
+}
+
+// enrollChain records the chain's DEVICE.json as a pending enrollment.
+func enrollChain(t *testing.T, a *Archive, c *bundletest.Chain) *EnrollRequest {
+	t.Helper()
+	tb, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := ParseEnrollRequest(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.devices.Enroll(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 // An index whose accept events predate "admins": the first Open with
@@ -29,13 +61,9 @@ func TestAdminsOfLegacyEvents(t *testing.T) {
 	dir := t.TempDir()
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
 	op := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32))
-	open := func(ops []ed25519.PublicKey) (*Archive, *getCounter) {
+	open := func(ops []ed25519.PublicKey) (*Archive, *CountingStore) {
 		t.Helper()
-		fs, err := NewFSStore(filepath.Join(dir, "objects"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		gc := &getCounter{FSStore: fs}
+		gc := NewCountingStore(t, filepath.Join(dir, "objects"), time.Now)
 		a, err := Open(ctx, Options{Dir: dir, Key: key, Objects: gc, OperatorKeys: ops})
 		if err != nil {
 			t.Fatal(err)
@@ -48,17 +76,7 @@ func TestAdminsOfLegacyEvents(t *testing.T) {
 	}
 	a, _ := open(nil)
 	a.legacyEvents = true
-	tb, err := c.Trust.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := ParseEnrollRequest(tb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.devices.Enroll(ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	enrollChain(t, a, c)
 	if _, err := a.devices.Approve(ctx, c.DeviceName(), c.Trust.KeyID, "op"); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +94,7 @@ func TestAdminsOfLegacyEvents(t *testing.T) {
 	}
 	ops := []ed25519.PublicKey{op.Public().(ed25519.PublicKey)}
 	a, gc := open(ops)
-	if n := gc.gets.Load(); n != 3 {
+	if n := gc.Gets.Load(); n != 3 {
 		t.Fatalf("first Open with operator keys read %d bundles, want 3", n)
 	}
 	size := a.index.Size()
@@ -89,7 +107,7 @@ func TestAdminsOfLegacyEvents(t *testing.T) {
 	}
 	a, gc = open(ops)
 	defer a.Close()
-	if n := gc.gets.Load(); n != 0 || len(a.idxAdmins.legacy) != 0 {
+	if n := gc.Gets.Load(); n != 0 || len(a.idxAdmins.legacy) != 0 {
 		t.Fatalf("second Open read %d bundles (%d legacy events)", n, len(a.idxAdmins.legacy))
 	}
 }

@@ -1,9 +1,7 @@
 package archive_test
 
 import (
-	"context"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,25 +10,9 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/custody"
 )
 
-// countingStore is the FS object store counting its Gets.
-type countingStore struct {
-	*archive.FSStore
-	gets atomic.Int64
-}
-
-func (c *countingStore) Get(ctx context.Context, digest [32]byte) ([]byte, error) {
-	c.gets.Add(1)
-	return c.FSStore.Get(ctx, digest)
-}
-
-func newCountingStore(t *testing.T, dir string) *countingStore {
+func newCountingStore(t *testing.T, dir string) *archive.CountingStore {
 	t.Helper()
-	fs, err := archive.NewFSStore(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs.SetClock(func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) })
-	return &countingStore{FSStore: fs}
+	return archive.NewCountingStore(t, filepath.Join(dir, "objects"), func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) })
 }
 
 // TestAdminsFromIndex: the policy admin keys of accepted bundles are
@@ -63,7 +45,7 @@ func TestAdminsFromIndex(t *testing.T) {
 	cs := newCountingStore(t, dir)
 	e.objects = cs
 	e.open()
-	if n := cs.gets.Load(); n != 0 {
+	if n := cs.Gets.Load(); n != 0 {
 		t.Fatalf("Open read %d stored bundles", n)
 	}
 	if _, err := e.deviceStatement(archive.StatementDeviceRevoke, "site1/dev3", "", "test", operatorKey); !isOperatorErr(err) {

@@ -39,15 +39,8 @@ func listFromLog(t *testing.T, cfg, name string) archive.DeviceInfo {
 // devices from the log and a deleted devices.json comes back, with which
 // the restarted daemon accepts the device's bundles.
 func TestDevicesFromLogDaemon(t *testing.T) {
-	dir := t.TempDir()
-	cfg := writeArchiveConfig(t, dir, "", "")
-	opKey := filepath.Join(dir, "alice.key")
-	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", opKey); code != 0 {
-		t.Fatalf("operator keygen: exit %d\n%s", code, out)
-	}
-	appendFile(t, cfg, "operator_keys: [alice.key.pub]\n")
-	ar := startArchiveProc(t, cfg)
-	data := filepath.Join(dir, "data")
+	cfg, opKey, ar := startSignedArchive(t)
+	data := filepath.Join(filepath.Dir(cfg), "data")
 	registry := filepath.Join(data, "devices.json")
 
 	c, err := bundletest.NewChain(t.Context(), nil, 2, bundletest.Options{Site: "site1", Device: "dev1"})
@@ -125,4 +118,16 @@ func mustMarshalTrust(t *testing.T, c *bundletest.Chain) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// startSignedArchive starts an archive daemon (embedded broker) whose
+// config lists one operator key, alice.key.pub beside the config; it
+// returns the config, the operator's private key file and the daemon.
+func startSignedArchive(t *testing.T) (cfg, opKey string, ar *archiveProc) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg = writeArchiveConfig(t, dir, "", "")
+	opKey = newOperatorKey(t, dir, "alice.key")
+	appendFile(t, cfg, "operator_keys: [alice.key.pub]\n")
+	return cfg, opKey, startArchiveProc(t, cfg)
 }
