@@ -143,6 +143,19 @@ func (d *Devices) refresh() error {
 		return fmt.Errorf("archive: devices: %w", err)
 	}
 	devs, err := parseRegistry(data)
+	if err != nil && d.overlay != nil {
+		// The log's states stand: keep the unreadable file aside (its
+		// pending requests) and go on from the log alone.
+		aside := fmt.Sprintf("%s.unreadable-%d", d.path, time.Now().UnixNano())
+		if rerr := os.Rename(d.path, aside); rerr != nil {
+			return fmt.Errorf("archive: devices %s: %w", d.path, errors.Join(err, rerr))
+		}
+		d.log.Error("devices.json unreadable: moved aside, written anew from the archive log", "file", aside, "err", err)
+		d.devs, d.stamp, d.loaded = map[string]*device{}, nil, true
+		d.laid()
+		d.dirty = true
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("archive: devices %s: %w", d.path, err)
 	}

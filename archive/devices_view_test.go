@@ -110,6 +110,18 @@ func TestRegistryFromLog(t *testing.T) {
 		t.Fatalf("devices.json not written back while running:\n%s", f)
 	}
 
+	// Made unreadable while it runs: kept aside, written anew.
+	if err := os.WriteFile(filepath.Join(e.dir, "devices.json"), []byte(`{"version":1,"devices":[{`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.acceptRaw(c, next(t, c))
+	if f := readDevicesFile(t, e.dir); !strings.Contains(f, `"status": "approved"`) {
+		t.Fatalf("an unreadable devices.json not written anew:\n%s", f)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(e.dir, "devices.json.unreadable-*")); len(aside) != 1 {
+		t.Fatalf("unreadable devices.json kept aside as %v", aside)
+	}
+
 	// A device added by hand (approved, with trust): pending, refused.
 	other := newChain(t, 0, bundletest.Options{Site: "site1", Device: "dev9"})
 	e.enroll(other)
