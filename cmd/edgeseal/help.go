@@ -248,7 +248,8 @@ const usage = `usage:
                            | rekey SITE/NAME --key KEYID [--no-activation] [--reason R] [--by WHO]
                                  [--operator-key OPERATOR.key] (daemon stopped)
                            | revoke-key SITE/NAME KEYID --reason R [--by WHO]
-                           (approve, revoke, revoke-key: --operator-key OPERATOR.key, required with operator_keys)
+                           (approve, revoke, revoke-key: --operator-key OPERATOR.key, required with operator_keys;
+                            list: with operator_keys, the archive log's device states)
   edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
