@@ -104,6 +104,9 @@ func adminKeyIDs(b *bundle.Bundle) []string {
 	}
 	var ids []string
 	for _, rec := range recs {
+		if !bytes.Contains(rec, []byte(custody.TypePolicyChange)) {
+			continue // most records: not parsed again on the accept path
+		}
 		r, err := custody.ParseRecord(rec)
 		if err != nil || r.Type != custody.TypePolicyChange {
 			continue
