@@ -286,12 +286,18 @@ func (a *Archive) Hold(ctx context.Context, target HoldTarget, caseID, by, reaso
 			return !slices.Contains(ls.holds[d], caseID)
 		})
 	}
-	if len(objs) == 0 {
+	// A device hold covers the device's later bundles: it may name none
+	// yet, and its release ends it even when it held none.
+	deviceCase := target.Device != "" && (!release || slices.Contains(a.devHolds[target.Device], caseID))
+	if len(objs) == 0 && !deviceCase {
 		what := "no accepted bundle"
 		if release {
 			what = "no bundle held by case " + caseID
 		}
 		return nil, &OperatorError{Op: op, Reason: fmt.Sprintf("%s matches %+v", what, target)}
+	}
+	if len(objs) == 0 {
+		objs = nil // absent from the statement
 	}
 	t := target
 	s := &OperatorStatement{Type: op, By: by, Reason: reason, Time: wire.FormatTime(a.now()), Case: caseID, Target: &t, Objects: objs}

@@ -91,3 +91,53 @@ func TestDeviceHoldCoversLaterBundles(t *testing.T) {
 		t.Fatalf("purge after the release: %v %+v", err, res)
 	}
 }
+
+// TestDeviceHoldBeforeAnyBundle: a device hold may name no bundle yet;
+// the device's first bundle is then stored held, and the release of the
+// case ends the hold.
+func TestDeviceHoldBeforeAnyBundle(t *testing.T) {
+	ctx := t.Context()
+	e, _ := retentionEnv(t, map[string]time.Duration{"7y": time.Hour, "10y": 2 * time.Hour}, "10y")
+	c := newChain(t, 2, bundletest.Options{})
+	e.approve(c)
+	h, err := e.a.Hold(ctx, archive.HoldTarget{Device: c.DeviceName()}, "C-9", "alice", "", operatorKey, false)
+	if err != nil || h.Statement.Objects != nil {
+		t.Fatalf("hold of a device without bundles: %v %+v", err, h)
+	}
+	if _, err := archive.ParseOperatorStatement(mustRecord(t, e.a, h.LogIndex)); err != nil {
+		t.Fatalf("the logged hold does not parse: %v", err)
+	}
+	ret := e.a.Objects().(archive.Retainer)
+	r, err := archivesig.VerifyReceipt(e.accept(c, c.Bundles[0]), e.a.KeyID(), e.a.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := wire.ParseHash(r.BundleDigest)
+	if _, held, err := ret.Retained(ctx, d); err != nil || !held {
+		t.Fatalf("first bundle after the device hold: held %v, %v", held, err)
+	}
+	rel, err := e.a.Hold(ctx, archive.HoldTarget{Device: c.DeviceName()}, "C-9", "alice", "", operatorKey, true)
+	if err != nil || !slices.Equal(rel.Statement.Objects, []string{r.BundleDigest}) {
+		t.Fatalf("release: %v %+v", err, rel)
+	}
+	if _, err := e.a.Hold(ctx, archive.HoldTarget{Device: c.DeviceName()}, "C-9", "alice", "", operatorKey, true); err == nil {
+		t.Fatal("a second release of a case that holds nothing")
+	}
+	r2, err := archivesig.VerifyReceipt(e.accept(c, c.Bundles[1]), e.a.KeyID(), e.a.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := wire.ParseHash(r2.BundleDigest)
+	if _, held, err := ret.Retained(ctx, d2); err != nil || held {
+		t.Fatalf("bundle after the release: held %v, %v", held, err)
+	}
+}
+
+func mustRecord(t *testing.T, a *archive.Archive, i uint64) []byte {
+	t.Helper()
+	rec, err := a.LogRecord(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}

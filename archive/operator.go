@@ -232,8 +232,11 @@ func (s *OperatorStatement) check() error {
 		if s.Purged != nil {
 			return stmtErr("a hold statement names purged objects", nil)
 		}
-		if len(s.Objects) == 0 {
-			return stmtErr("a hold statement without objects", nil)
+		if len(s.Objects) == 0 && s.Target.Device == "" {
+			return stmtErr("a hold statement without objects (only a device's may name none)", nil)
+		}
+		if s.Objects != nil && len(s.Objects) == 0 {
+			return stmtErr("empty objects (absent when none)", nil)
 		}
 		return checkDigests(s.Objects, "objects")
 	case StatementPurge:
