@@ -112,6 +112,15 @@ type Archive struct {
 	rekeys   uint64               // rekey statements in the index
 	// opStatements counts the signed operator statements in the index.
 	opStatements uint64
+	// idxAdmins are the policy admin keys the index recorded (replay).
+	idxAdmins indexAdmins
+	// holdMu orders device holds against the log entries of bundles;
+	// devHolds are the cases holding each device (hold_device.go).
+	holdMu   sync.Mutex
+	devHolds deviceHolds
+	// legacyEvents: tests write accept events without admins, as
+	// earlier versions did.
+	legacyEvents bool
 	locks        map[string]*sync.Mutex
 
 	// The committer (pipeline.go).
@@ -120,10 +129,12 @@ type Archive struct {
 	stop       context.CancelFunc
 	quit       chan struct{}
 	commitDone chan struct{}
-	closeOnce  sync.Once
-	started    bool
-	qmu        sync.RWMutex // enqueue (read) against Close (write)
-	closing    bool
+	// watchDone is closed when the registry watcher stopped (nil: none).
+	watchDone chan struct{}
+	closeOnce sync.Once
+	started   bool
+	qmu       sync.RWMutex // enqueue (read) against Close (write)
+	closing   bool
 }
 
 // Open opens (creating) the archive in opts.Dir, replays its index and
@@ -168,7 +179,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
-		accepted: map[[32]byte]accepted{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
+		accepted: map[[32]byte]accepted{}, devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 	}
@@ -218,6 +229,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.replay(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.loadDeviceHolds(ctx); err != nil {
+		return nil, err
+	}
 	a.started = true
 	go a.commitLoop()
 	if err := a.recover(ctx); err != nil {
@@ -225,6 +239,11 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	}
 	if err := a.openGate(ctx); err != nil {
 		return nil, err
+	}
+
+	if a.gate != nil {
+		a.watchDone = make(chan struct{})
+		go a.watchRegistry(registryWatch)
 	}
 	return a, nil
 }
@@ -239,6 +258,9 @@ func (a *Archive) Close() error {
 		close(a.quit)
 		if a.started {
 			<-a.commitDone
+		}
+		if a.watchDone != nil {
+			<-a.watchDone
 		}
 		a.stop()
 	})

@@ -92,6 +92,11 @@ type Devices struct {
 	stamp   fs.FileInfo                    // of the file loaded, nil when none
 	devs    map[string]*device
 	loaded  bool
+	// overlay, when set, lays the archive log's device states over the
+	// registry read or about to be written (devices_view.go); dirty is
+	// set when the file on disk differs from them.
+	overlay func(devs map[string]*device) bool
+	dirty   bool
 }
 
 type device struct {
@@ -123,6 +128,7 @@ func (d *Devices) refresh() error {
 	if errors.Is(err, fs.ErrNotExist) {
 		if !d.loaded || d.stamp != nil {
 			d.devs, d.stamp, d.loaded = map[string]*device{}, nil, true
+			d.laid()
 		}
 		return nil
 	}
@@ -137,11 +143,59 @@ func (d *Devices) refresh() error {
 		return fmt.Errorf("archive: devices: %w", err)
 	}
 	devs, err := parseRegistry(data)
+	if err != nil && d.overlay != nil {
+		// The log's states stand: keep the unreadable file aside (its
+		// pending requests) and go on from the log alone.
+		aside := fmt.Sprintf("%s.unreadable-%d", d.path, time.Now().UnixNano())
+		if rerr := os.Rename(d.path, aside); rerr != nil {
+			return fmt.Errorf("archive: devices %s: %w", d.path, errors.Join(err, rerr))
+		}
+		d.log.Error("devices.json unreadable: moved aside, written anew from the archive log", "file", aside, "err", err)
+		d.devs, d.stamp, d.loaded = map[string]*device{}, nil, true
+		d.laid()
+		d.dirty = true
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("archive: devices %s: %w", d.path, err)
 	}
 	d.devs, d.stamp, d.loaded = devs, fi, true
+	d.laid()
 	return nil
+}
+
+// laid lays the overlay over the registry just read.
+func (d *Devices) laid() {
+	if d.overlay != nil && d.overlay(d.devs) {
+		d.dirty = true
+	}
+}
+
+// follow sets the overlay (nil: none) and lays it over the registry.
+func (d *Devices) follow(overlay func(devs map[string]*device) bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.overlay = overlay
+	if d.loaded {
+		d.laid()
+	}
+}
+
+// stale reports whether devices.json differs from the overlay (checked
+// again when the file changed).
+func (d *Devices) stale() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.refresh(); err != nil {
+		return true
+	}
+	return d.dirty
+}
+
+// sync writes the registry with the overlay laid over it when the file
+// differs from it.
+func (d *Devices) sync(ctx context.Context) error {
+	return d.update(ctx, func(map[string]*device) error { return errUnchanged })
 }
 
 // parseRegistry reads devices.json strictly.
@@ -216,11 +270,16 @@ func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) e
 		c := *v
 		devs[k] = &c
 	}
-	if err := fn(devs); err != nil {
-		if errors.Is(err, errUnchanged) {
-			return nil
-		}
+	err = fn(devs)
+	unchanged := errors.Is(err, errUnchanged)
+	if err != nil && !unchanged {
 		return err
+	}
+	if d.overlay != nil && d.overlay(devs) {
+		unchanged = false
+	}
+	if unchanged && !d.dirty {
+		return nil
 	}
 	f := registryFile{Version: registryVersion}
 	for _, dv := range devs {
@@ -241,7 +300,7 @@ func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) e
 	if err != nil {
 		return fmt.Errorf("archive: devices: %w", err)
 	}
-	d.devs, d.stamp = devs, fi
+	d.devs, d.stamp, d.dirty = devs, fi, false
 	return nil
 }
 

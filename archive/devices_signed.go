@@ -1,13 +1,10 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/wire"
@@ -25,96 +22,10 @@ import (
 // Without operator keys devices.json alone decides, as before.
 
 // TrustDigest is the "sha256:.." of a DEVICE.json without insignificant
-// whitespace (JSON compacted: devices.json stores the trust indented),
-// the trust a device.approve statement names.
+// whitespace (CompactTrust: devices.json stores the trust indented), the
+// trust a device.approve statement names.
 func TrustDigest(trust []byte) string {
-	var b bytes.Buffer
-	if err := json.Compact(&b, trust); err != nil {
-		return wire.FormatHash(sha256.Sum256(trust))
-	}
-	return wire.FormatHash(sha256.Sum256(b.Bytes()))
-}
-
-// gateDevice is one device as the log's statements leave it.
-type gateDevice struct {
-	key, trust  string // the approved key id and TrustDigest of its DEVICE.json, "" when none
-	revoked     bool
-	reason      string
-	revokedKeys []string
-}
-
-// deviceGate holds the device states of the log's statements.
-type deviceGate struct {
-	mu   sync.Mutex
-	devs map[string]*gateDevice
-	// admins are the key ids of the policy administrators seen in the
-	// policy.change records of accepted bundles (separation.go).
-	admins map[string]string // key id -> device whose policy named it
-}
-
-func newDeviceGate() *deviceGate {
-	return &deviceGate{devs: map[string]*gateDevice{}, admins: map[string]string{}}
-}
-
-func (g *deviceGate) dev(name string) *gateDevice {
-	d, ok := g.devs[name]
-	if !ok {
-		d = &gateDevice{}
-		g.devs[name] = d
-	}
-	return d
-}
-
-// apply applies a logged device statement.
-func (g *deviceGate) apply(s *OperatorStatement) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	d := g.dev(s.Device)
-	switch s.Type {
-	case StatementDeviceApprove:
-		d.key, d.trust, d.revoked, d.reason = s.KeyID, s.TrustDigest, false, ""
-	case StatementDeviceRevoke:
-		d.revoked, d.reason = true, s.Reason
-		if d.key != "" && !slices.Contains(d.revokedKeys, d.key) {
-			d.revokedKeys = append(d.revokedKeys, d.key)
-		}
-	case StatementDeviceRevokeKey:
-		if !slices.Contains(d.revokedKeys, s.KeyID) {
-			d.revokedKeys = append(d.revokedKeys, s.KeyID)
-		}
-	}
-}
-
-// applyRekey applies a logged rekey statement: its key and trust are the
-// device's approved ones.
-func (g *deviceGate) applyRekey(s *EpochStatement) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	d := g.dev(s.Device)
-	d.key, d.trust = s.KeyID, TrustDigest(s.Trust)
-}
-
-// check refuses what the log does not approve: info is devices.json's
-// approved state of device name. It returns info with the log's revoked
-// keys added.
-func (g *deviceGate) check(name string, info DeviceInfo) (DeviceInfo, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	d, ok := g.devs[name]
-	switch {
-	case ok && d.revoked:
-		info.Status, info.RevokeReason = StatusRevoked, d.reason
-		return info, &DeviceError{Device: name, Status: StatusRevoked, Op: "lookup", Reason: "revoked by a signed operator statement"}
-	case !ok || d.key == "" || d.key != info.KeyID || d.trust != TrustDigest(info.Trust):
-		info.Status = StatusPending
-		return info, &DeviceError{Device: name, Status: StatusPending, Op: "lookup", Reason: "key " + info.KeyID + " not approved by a signed operator statement in the archive log"}
-	}
-	for _, k := range d.revokedKeys {
-		if !slices.Contains(info.RevokedKeys, k) {
-			info.RevokedKeys = append(slices.Clone(info.RevokedKeys), k)
-		}
-	}
-	return info, nil
+	return wire.FormatHash(sha256.Sum256(CompactTrust(trust)))
 }
 
 // trusted is Devices.Trusted checked against the log's statements when
@@ -123,6 +34,7 @@ func (g *deviceGate) check(name string, info DeviceInfo) (DeviceInfo, error) {
 func (a *Archive) trusted(ctx context.Context, name string) (*trustfile.Trust, DeviceInfo, error) {
 	if a.gate != nil {
 		a.takePending(ctx, false)
+		a.syncDevices(ctx)
 	}
 	t, info, err := a.devices.Trusted(name)
 	if err != nil || a.gate == nil {
@@ -134,9 +46,9 @@ func (a *Archive) trusted(ctx context.Context, name string) (*trustfile.Trust, D
 	return t, info, nil
 }
 
-// openGate builds the device states from the archive log, brings the
-// revocations of devices.json to the log's, and takes the queued
-// statements. Without operator keys it warns: devices.json decides.
+// openGate builds the device states from the archive log, lays them over
+// devices.json (writing it anew when it differs: devices_view.go), and
+// takes the queued statements. Without operator keys it warns: devices.json decides.
 func (a *Archive) openGate(ctx context.Context) error {
 	if len(a.opts.OperatorKeys) == 0 {
 		a.lg.Warn("no operator_keys configured: device approvals and revocations are unsigned and devices.json alone decides which devices are trusted; production archives need operator keys")
@@ -152,7 +64,7 @@ func (a *Archive) openGate(ctx context.Context) error {
 		case lr.op != nil && isDeviceStatement(lr.op.Type):
 			g.apply(lr.op)
 		case lr.stmt != nil:
-			g.applyRekey(lr.stmt)
+			g.applyRekey(lr.stmt, seq)
 		}
 		return nil
 	})
@@ -163,16 +75,12 @@ func (a *Archive) openGate(ctx context.Context) error {
 		return err
 	}
 	a.gate = g
-	list, err := a.devices.List()
-	if err != nil {
+	a.devices.follow(g.view)
+	if err := a.devices.sync(ctx); err != nil {
 		return err
 	}
-	for _, info := range list {
-		if d, ok := g.devs[info.Name]; ok && d.revoked && info.Status != StatusRevoked {
-			if _, err := a.devices.Revoke(ctx, info.Name, d.reason); err != nil {
-				return err
-			}
-		}
+	for _, name := range g.incomplete() {
+		a.lg.Error("device approved by a statement that names only the digest of its DEVICE.json, and devices.json holds no copy of it: the device stays pending until an operator approves it again", "device", name)
 	}
 	a.takePending(ctx, true)
 	return nil
@@ -181,8 +89,8 @@ func (a *Archive) openGate(ctx context.Context) error {
 // DeviceStatement takes a signed device statement (the canonical JSON an
 // operator signed, see SignOperatorStatement): it checks the statement,
 // its operator key and what it names against the registry, appends it to
-// the archive log, then applies it to the log's device states and to
-// devices.json.
+// the archive log, then applies it to the log's device states, which
+// devices.json then shows.
 func (a *Archive) DeviceStatement(ctx context.Context, rec []byte) (*Logged, error) {
 	s, err := ParseOperatorStatement(rec)
 	if err != nil {
@@ -205,14 +113,7 @@ func (a *Archive) DeviceStatement(ctx context.Context, rec []byte) (*Logged, err
 		return nil, err
 	}
 	a.gate.apply(res.Statement)
-	switch s.Type {
-	case StatementDeviceApprove:
-		_, err = a.devices.ApproveEnrollment(ctx, s.Device, Approval{KeyID: s.KeyID, By: s.By, NoActivation: s.NoActivation})
-	case StatementDeviceRevoke:
-		_, err = a.devices.Revoke(ctx, s.Device, s.Reason)
-	case StatementDeviceRevokeKey:
-		_, err = a.devices.RevokeKey(ctx, s.Device, s.KeyID, s.Reason, s.By)
-	}
+	err = a.devices.sync(ctx)
 	a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindOperator, Device: s.Device, Reasons: []string{
 		fmt.Sprintf("%s %s key %s by %s (operator key %s), archive log index %d", s.Type, s.Device, orNone(s.KeyID), s.By, s.Key, res.LogIndex)}})
 	if err != nil {

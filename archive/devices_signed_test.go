@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -16,6 +17,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // signedEnv is an archive with operatorKey as its operator key.
@@ -242,14 +244,24 @@ func adminPolicyChange(t *testing.T, k ed25519.PrivateKey) ([]byte, string) {
 // back to the same statement, and ParseOperatorStatement reads the signed
 // bytes of any of them, mutated by flip, without panic.
 func FuzzDeviceStatement(f *testing.F) {
-	f.Add(0, "site1/dev1", "sha256:"+strings.Repeat("d", 64), testDigestC, "", false, -1)
-	f.Add(1, "site1/dev1", "", "", "stolen", false, 10)
-	f.Add(2, "site1/dev1", "k1", "", "leaked", true, 3)
-	f.Add(0, "bad", "", "sha256:00", "", true, 0)
-	f.Fuzz(func(t *testing.T, typ int, device, keyID, trust, reason string, noAct bool, flip int) {
+	f.Add(0, "site1/dev1", "sha256:"+strings.Repeat("d", 64), testDigestC, "", false, -1, []byte(nil))
+	f.Add(1, "site1/dev1", "", "", "stolen", false, 10, []byte(nil))
+	f.Add(2, "site1/dev1", "k1", "", "leaked", true, 3, []byte(nil))
+	f.Add(0, "bad", "", "sha256:00", "", true, 0, []byte(nil))
+	f.Add(0, "site1/dev1", "k1", "", "", false, 5, []byte(`{"version":1}`))
+	if trust, err := os.ReadFile("testdata/device-statement-trust.json"); err == nil {
+		var t struct{ KeyID string }
+		_ = json.Unmarshal(trust, &t)
+		f.Add(0, "plant-7/line3-gw", t.KeyID, "", "", false, 40, trust)
+		f.Add(0, "plant-7/line3-gw", t.KeyID, "", "", false, 900, trust)
+	}
+	f.Fuzz(func(t *testing.T, typ int, device, keyID, trust, reason string, noAct bool, flip int, trustFile []byte) {
 		types := []string{archive.StatementDeviceApprove, archive.StatementDeviceRevoke, archive.StatementDeviceRevokeKey}
+		if trust == "" && trustFile != nil {
+			trust = wire.FormatHash(sha256.Sum256(trustFile)) // bound to the file, as the command signs it
+		}
 		s := &archive.OperatorStatement{Type: types[((typ%3)+3)%3], By: "alice", Time: "2026-12-07T03:00:00.000000Z",
-			Device: device, KeyID: keyID, TrustDigest: trust, Reason: reason, NoActivation: noAct}
+			Device: device, KeyID: keyID, TrustDigest: trust, TrustFile: trustFile, Reason: reason, NoActivation: noAct}
 		rec, err := archive.SignOperatorStatement(s, operatorKey)
 		if err != nil {
 			return
@@ -258,7 +270,7 @@ func FuzzDeviceStatement(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a signed statement does not parse: %v\n%s", err, rec)
 		}
-		if got.Type != s.Type || got.Device != device || got.KeyID != keyID || got.TrustDigest != trust || got.Reason != reason || got.NoActivation != noAct {
+		if got.Type != s.Type || got.Device != device || got.KeyID != keyID || got.TrustDigest != trust || !bytes.Equal(got.TrustFile, trustFile) || got.Reason != reason || got.NoActivation != noAct {
 			t.Fatalf("parsed %+v from %+v", got, s)
 		}
 		if flip >= 0 && flip < len(rec) {

@@ -94,13 +94,19 @@
 // appended to the archive log (operator.go), the mechanism of the rekey
 // statement with a signature. A purge replaces each bundle past its
 // retain-until and not held by its skeleton, the bag without its payload
-// files (purge.go), which bundle/verify.VerifyPurged checks. With
-// operator keys, device approvals and revocations are signed statements
-// too (Archive.DeviceStatement, queued by the operator commands in a
-// pending folder the archive takes, operator_pending.go), and the device
-// states the archive trusts are rebuilt from the log at Open
-// (devices_signed.go): devices.json is then a cache. An operator key seen
-// in a policy admin set of an accepted bundle is refused (separation.go).
+// files (purge.go), which bundle/verify.VerifyPurged checks. A hold of a
+// device also holds the bundles it sends later (hold_device.go). With
+// operator keys, device approvals (carrying the DEVICE.json) and
+// revocations are signed statements too (Archive.DeviceStatement, queued
+// by the operator commands in a pending folder the archive takes,
+// operator_pending.go), and the device states the archive trusts are
+// rebuilt from the log at Open (devices_signed.go, devices_gate.go):
+// devices.json is then a view of the log beside the pending requests,
+// written anew when deleted or edited (devices_view.go). An operator key
+// seen in a policy admin set of an accepted bundle is refused; the admin
+// key ids are kept in the index (separation.go). Object stores that list
+// their objects (ObjectLister) can be read without the archive
+// (StoredBundlesOf).
 //
 // One device's bundles are verified one at a time, in the order they are
 // admitted, each against the state the device's bundles still in flight

@@ -36,6 +36,8 @@ type env struct {
 	// op, when set, is the archive's operator key: approve signs a
 	// device.approve statement with it.
 	op ed25519.PrivateKey
+	// objects, when set, is the object store (default: under dir).
+	objects archive.ObjectStore
 }
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -55,7 +57,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) open() {
 	e.t.Helper()
 	a, err := archive.Open(e.t.Context(), archive.Options{
-		Dir: e.dir, Key: e.key,
+		Dir: e.dir, Key: e.key, Objects: e.objects,
 		Now:          func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
 		Quarantine:   e.quarLimits(),
 		OperatorKeys: e.operatorKeys(),
@@ -133,11 +135,19 @@ func (e *env) approve(c *bundletest.Chain) {
 }
 
 // approveSigned approves the pending key of device with a signed
-// device.approve statement.
+// device.approve statement carrying the DEVICE.json.
 func (e *env) approveSigned(device, keyID string, trust []byte, op ed25519.PrivateKey) {
 	e.t.Helper()
+	e.approveStatement(device, keyID, trust, archive.CompactTrust(trust), op)
+}
+
+// approveStatement approves with a device.approve statement whose
+// trustFile is trustFile (nil: only the digest, as statements of earlier
+// versions).
+func (e *env) approveStatement(device, keyID string, trust, trustFile []byte, op ed25519.PrivateKey) {
+	e.t.Helper()
 	s := &archive.OperatorStatement{Type: archive.StatementDeviceApprove, By: "test", Time: "2026-11-26T02:00:00.000000Z",
-		Device: device, KeyID: keyID, TrustDigest: archive.TrustDigest(trust), NoActivation: true}
+		Device: device, KeyID: keyID, TrustDigest: archive.TrustDigest(trust), TrustFile: trustFile, NoActivation: true}
 	rec, err := archive.SignOperatorStatement(s, op)
 	if err != nil {
 		e.t.Fatal(err)

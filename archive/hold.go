@@ -125,13 +125,17 @@ type logState struct {
 	order   [][32]byte
 	holds   map[[32]byte][]string
 	purged  map[[32]byte]PurgedObject
+	// devHolds are the cases holding a device (a hold.set whose target
+	// is the device, not released by a hold.release of that case and
+	// target): they hold each bundle of the device logged after it.
+	devHolds deviceHolds
 }
 
 // readLogState reads the whole archive log. Every logged statement
 // counts, also one whose key was since taken off Options.OperatorKeys:
 // the archive checked its key when it logged it.
 func (a *Archive) readLogState(ctx context.Context) (*logState, error) {
-	ls := &logState{bundles: map[[32]byte]string{}, holds: map[[32]byte][]string{}, purged: map[[32]byte]PurgedObject{}}
+	ls := &logState{bundles: map[[32]byte]string{}, holds: map[[32]byte][]string{}, purged: map[[32]byte]PurgedObject{}, devHolds: deviceHolds{}}
 	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
@@ -144,6 +148,11 @@ func (a *Archive) readLogState(ctx context.Context) (*logState, error) {
 				ls.order = append(ls.order, d)
 			}
 			ls.bundles[d] = lr.entry.Device
+			for _, c := range ls.devHolds[lr.entry.Device] {
+				if !slices.Contains(ls.holds[d], c) {
+					ls.holds[d] = append(ls.holds[d], c)
+				}
+			}
 		case lr.op != nil:
 			ls.apply(lr.op)
 		}
@@ -153,6 +162,7 @@ func (a *Archive) readLogState(ctx context.Context) (*logState, error) {
 }
 
 func (ls *logState) apply(s *OperatorStatement) {
+	ls.devHolds.apply(s)
 	switch s.Type {
 	case StatementHoldSet, StatementHoldRelease:
 		for _, o := range s.Objects {
@@ -258,6 +268,10 @@ func (a *Archive) Hold(ctx context.Context, target HoldTarget, caseID, by, reaso
 	if err != nil {
 		return nil, err
 	}
+	if target.Device != "" { // no bundle of it logged between reading and appending (hold_device.go)
+		a.holdMu.Lock()
+		defer a.holdMu.Unlock()
+	}
 	ls, err := a.readLogState(ctx)
 	if err != nil {
 		return nil, err
@@ -272,12 +286,18 @@ func (a *Archive) Hold(ctx context.Context, target HoldTarget, caseID, by, reaso
 			return !slices.Contains(ls.holds[d], caseID)
 		})
 	}
-	if len(objs) == 0 {
+	// A device hold covers the device's later bundles: it may name none
+	// yet, and its release ends it even when it held none.
+	deviceCase := target.Device != "" && (!release || slices.Contains(a.devHolds[target.Device], caseID))
+	if len(objs) == 0 && !deviceCase {
 		what := "no accepted bundle"
 		if release {
 			what = "no bundle held by case " + caseID
 		}
 		return nil, &OperatorError{Op: op, Reason: fmt.Sprintf("%s matches %+v", what, target)}
+	}
+	if len(objs) == 0 {
+		objs = nil // absent from the statement
 	}
 	t := target
 	s := &OperatorStatement{Type: op, By: by, Reason: reason, Time: wire.FormatTime(a.now()), Case: caseID, Target: &t, Objects: objs}
@@ -286,6 +306,7 @@ func (a *Archive) Hold(ctx context.Context, target HoldTarget, caseID, by, reaso
 		return nil, err
 	}
 	ls.apply(res.Statement)
+	a.devHolds.apply(res.Statement)
 	if err := a.applyHolds(ctx, r, ls, objs); err != nil {
 		return res, err
 	}

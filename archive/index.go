@@ -35,6 +35,10 @@ type acceptEvent struct {
 	State      json.RawMessage `json:"state"`           // verify.State after the bundle
 	Receipt    string          `json:"receipt"`         // sha256:.. of the receipt payload
 	Epoch      uint64          `json:"epoch,omitempty"` // the device's epoch, absent: 1
+	// Admins are the key ids of the policy administrators the bundle's
+	// policy.change records name ([] when none; absent in events of
+	// earlier versions: separation.go).
+	Admins []string `json:"admins"`
 }
 
 // accepted is what the archive remembers of an accepted bundle.
@@ -98,6 +102,17 @@ func (a *Archive) replay(ctx context.Context) error {
 			a.opStatements++
 			return nil
 		}
+		if isAdminsEvent(rec) {
+			ev, err := parseAdminsEvent(rec)
+			if err != nil {
+				return fmt.Errorf("archive: index record %d: %w", seq, err)
+			}
+			for _, ad := range ev.Admins {
+				a.idxAdmins.add(ad.Key, ad.Device)
+			}
+			a.idxAdmins.legacy = nil // covered
+			return nil
+		}
 		if isRekeyEvent(rec) {
 			ev, err := parseRekeyEvent(rec)
 			if err != nil {
@@ -109,6 +124,12 @@ func (a *Archive) replay(ctx context.Context) error {
 		ev, digest, st, cp, err := parseAccept(rec)
 		if err != nil {
 			return fmt.Errorf("archive: index record %d: %w", seq, err)
+		}
+		if ev.Admins == nil {
+			a.idxAdmins.legacy = append(a.idxAdmins.legacy, digest)
+		}
+		for _, kid := range ev.Admins {
+			a.idxAdmins.add(kid, ev.Device)
 		}
 		rd, _ := wire.ParseHash(ev.Receipt)
 		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp)
@@ -187,7 +208,7 @@ func mustSize(s *verify.State) uint64 {
 
 // acceptEntry is the index entry of an accepted bundle: the accept event,
 // keyed by the bundle digest, with its receipt as a payload.
-func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *verify.State, receipt []byte) (store.Entry, error) {
+func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *verify.State, receipt []byte, admins []string) (store.Entry, error) {
 	rd := sha256.Sum256(receipt)
 	state, err := st.Marshal()
 	if err != nil {
@@ -196,6 +217,7 @@ func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex ui
 	ev, err := json.Marshal(acceptEvent{
 		V: 1, Type: eventAccept, Time: wire.FormatTime(a.now()), Bundle: wire.FormatHash(digest), Device: device,
 		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: wire.FormatHash(rd), Epoch: epochField(epoch),
+		Admins: a.eventAdmins(admins),
 	})
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("archive: index: %w", err)
@@ -205,6 +227,16 @@ func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex ui
 		Payloads: []store.Payload{{Digest: rd, Data: receipt}},
 		Key:      acceptKey(digest),
 	}, nil
+}
+
+// eventAdmins is the admins member of an accept event: never nil, so that
+// it is written ([] when none), unless a test asks for the events of
+// earlier versions.
+func (a *Archive) eventAdmins(admins []string) []string {
+	if a.legacyEvents {
+		return nil
+	}
+	return append([]string{}, admins...)
 }
 
 // recordedReceipt is the receipt digest of index record seq.

@@ -135,3 +135,59 @@ func TestFSStoreLegacyLayout(t *testing.T) {
 
 func isConflict(err error) bool { _, ok := errors.AsType[*archive.ConflictError](err); return ok }
 func isCorrupt(err error) bool  { _, ok := errors.AsType[*archive.CorruptError](err); return ok }
+
+// TestFSStoreListReadOnly: a store opened read-only creates nothing (a
+// missing store is an error) and lists the objects of both layouts,
+// skipping temp files, symlinks and names that are not digests.
+func TestFSStoreListReadOnly(t *testing.T) {
+	root := t.TempDir()
+	if _, err := archive.OpenFSStoreReadOnly(root); err == nil {
+		t.Fatal("read-only open of a missing store")
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("read-only open created %d entries", len(ents))
+	}
+	s, err := archive.NewFSStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := []byte("new layout"), []byte("legacy layout")
+	da, db := sha256Sum(a), sha256Sum(b)
+	if err := s.Put(t.Context(), da, a); err != nil {
+		t.Fatal(err)
+	}
+	h := hex.EncodeToString(db[:])
+	legacy := filepath.Join(root, "sha256", h[0:2], h[2:4], h)
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, b, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(outside, []byte("not in the store"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := sha256Sum([]byte("not in the store"))
+	lh := hex.EncodeToString(link[:])
+	if err := os.Symlink(outside, filepath.Join(root, "sha256", lh[0:2], lh)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "sha256", "00", ".tmp-123"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := archive.OpenFSStoreReadOnly(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[[32]byte]bool{}
+	if err := ro.List(t.Context(), func(d [32]byte) error { got[d] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[da] || !got[db] {
+		t.Fatalf("listed %d objects (new %v, legacy %v), want the two stored", len(got), got[da], got[db])
+	}
+	if data, err := ro.Get(t.Context(), db); err != nil || string(data) != string(b) {
+		t.Fatalf("read-only Get: %q %v", data, err)
+	}
+}

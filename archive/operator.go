@@ -76,11 +76,14 @@ type OperatorStatement struct {
 	Purged []PurgedObject `json:"purged,omitempty"`
 	// Device statements (operator_device.go): the device, the key
 	// approved or revoked (for device.revoke the key approved then, if
-	// any), the "sha256:.." of the approved DEVICE.json, and whether a
-	// request whose credential was not activated is approved.
+	// any), the "sha256:.." of the approved DEVICE.json and that
+	// DEVICE.json itself (compacted JSON, base64; statements of earlier
+	// versions carry only its digest), and whether a request whose
+	// credential was not activated is approved.
 	Device       string `json:"device,omitempty"`
 	KeyID        string `json:"keyId,omitempty"`
 	TrustDigest  string `json:"trust,omitempty"`
+	TrustFile    []byte `json:"trustFile,omitempty"`
 	NoActivation bool   `json:"noActivation,omitempty"`
 	// OperatorSignature: key, operator, sig (required here).
 	OperatorSignature
@@ -215,7 +218,7 @@ func (s *OperatorStatement) check() error {
 	if isDeviceStatement(s.Type) {
 		return s.checkDevice()
 	}
-	if s.Device != "" || s.KeyID != "" || s.TrustDigest != "" || s.NoActivation {
+	if s.Device != "" || s.KeyID != "" || s.TrustDigest != "" || s.TrustFile != nil || s.NoActivation {
 		return stmtErr("a hold or purge statement names a device, key or trust", nil)
 	}
 	switch s.Type {
@@ -229,8 +232,11 @@ func (s *OperatorStatement) check() error {
 		if s.Purged != nil {
 			return stmtErr("a hold statement names purged objects", nil)
 		}
-		if len(s.Objects) == 0 {
-			return stmtErr("a hold statement without objects", nil)
+		if len(s.Objects) == 0 && s.Target.Device == "" {
+			return stmtErr("a hold statement without objects (only a device's may name none)", nil)
+		}
+		if s.Objects != nil && len(s.Objects) == 0 {
+			return stmtErr("empty objects (absent when none)", nil)
 		}
 		return checkDigests(s.Objects, "objects")
 	case StatementPurge:

@@ -98,6 +98,11 @@ func FuzzParseOperatorStatement(f *testing.F) {
 		}
 		f.Add(rec)
 	}
+	var dv struct{ Valid, Refused []struct{ Statement string } }
+	readVectorFile(f, "testdata/device-statement-v1.json", &dv)
+	for _, c := range append(dv.Valid, dv.Refused...) {
+		f.Add([]byte(c.Statement)) // approvals with a trustFile among them
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := archive.ParseOperatorStatement(b)
 		if err != nil {

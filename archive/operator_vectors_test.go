@@ -1,9 +1,9 @@
 package archive_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -20,25 +20,38 @@ func TestOperatorStatementVectors(t *testing.T) {
 }
 
 // TestDeviceStatementVectors checks testdata/device-statement-v1.json,
-// the device statements, as TestOperatorStatementVectors.
+// the device statements, as TestOperatorStatementVectors, and that its
+// approval with a trustFile carries testdata/device-statement-trust.json.
 func TestDeviceStatementVectors(t *testing.T) {
-	checkStatementVectors(t, "testdata/device-statement-v1.json")
-}
-
-func checkStatementVectors(t *testing.T, file string) {
-	t.Helper()
-	raw, err := os.ReadFile(file)
+	valid := checkStatementVectors(t, "testdata/device-statement-v1.json")
+	trust, err := os.ReadFile("testdata/device-statement-trust.json")
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := 0
+	for _, s := range valid {
+		if s.TrustFile == nil {
+			continue
+		}
+		n++
+		if !bytes.Equal(s.TrustFile, trust) || s.TrustDigest != archive.TrustDigest(trust) {
+			t.Fatalf("the approval's trustFile is not testdata/device-statement-trust.json")
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d approvals with a trustFile, want 1", n)
+	}
+}
+
+func checkStatementVectors(t *testing.T, file string) []*archive.OperatorStatement {
+	t.Helper()
+	var parsed []*archive.OperatorStatement
 	var v struct {
 		Seed, KeyID string
 		Valid       []struct{ Statement, LeafHash string }
 		Refused     []struct{ Statement, Error string }
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatal(err)
-	}
+	readVectorFile(t, file, &v)
 	seed, err := hex.DecodeString(v.Seed)
 	if err != nil || len(seed) != ed25519.SeedSize {
 		t.Fatalf("seed: %v", err)
@@ -52,6 +65,7 @@ func checkStatementVectors(t *testing.T, file string) {
 		if err != nil {
 			t.Fatalf("valid %d: %v", i, err)
 		}
+		parsed = append(parsed, s)
 		leaf := merkle.LeafHash([]byte(c.Statement))
 		if !s.Operator.Equal(pub) || hex.EncodeToString(leaf[:]) != c.LeafHash {
 			t.Fatalf("valid %d: operator or leaf hash differs", i)
@@ -63,4 +77,5 @@ func checkStatementVectors(t *testing.T, file string) {
 			t.Errorf("refused %d: %v, want an error containing %q", i, err, c.Error)
 		}
 	}
+	return parsed
 }

@@ -80,6 +80,7 @@ type pending struct {
 	epoch  uint64
 	era    uint64    // the device's epoch (Rekey) the bundle belongs to
 	until  time.Time // retain-until from its retention class; zero: Options.Retention
+	admins []string  // key ids of the policy admins its policy.change records name
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -296,10 +297,15 @@ func (a *Archive) durable(ctx context.Context, g *group) {
 	}
 	a.keyMu.RLock() // a key rotation waits (RotateKey)
 	defer a.keyMu.RUnlock()
-	if err := a.appendLog(ctx, g); err != nil {
+	a.holdMu.Lock()
+	err := a.appendLog(ctx, g)
+	held := a.heldOf(g)
+	a.holdMu.Unlock()
+	if err != nil {
 		g.failAll(err)
 		return
 	}
+	a.holdLogged(ctx, g, held)
 	if !g.any() {
 		return
 	}
@@ -424,7 +430,7 @@ func (a *Archive) indexGroup(ctx context.Context, g *group) {
 		if !g.ok(i) {
 			continue
 		}
-		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt)
+		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt, p.admins)
 		if err != nil {
 			g.fail(i, err)
 			continue

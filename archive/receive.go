@@ -151,14 +151,14 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		}
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
-				era: era, put: make(chan struct{})}
+				era: era, put: make(chan struct{}), admins: adminKeyIDs(b)}
 			if keep > 0 {
 				p.until = a.now().Add(keep)
 			}
 			a.register(p)
 			a.mu.Unlock()
 			if a.gate != nil {
-				a.learnFrom(ctx, a.gate, topic, b)
+				a.learnFrom(ctx, a.gate, topic, p.admins)
 			}
 			// The object is written from now on (write-once, content
 			// addressed: harmless if the bundle then fails to commit).

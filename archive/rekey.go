@@ -205,7 +205,7 @@ func (a *Archive) completeRekey(ctx context.Context, st *EpochStatement, seq uin
 		return fmt.Errorf("archive: rekey: index: %w", err)
 	}
 	if a.gate != nil {
-		a.gate.applyRekey(st)
+		a.gate.applyRekey(st, seq)
 	}
 	return a.devices.applyRekey(ctx, st, seq)
 }

@@ -25,21 +25,7 @@ func TestRekeyRecoveredFromLog(t *testing.T) {
 		}
 		return a
 	}
-	enroll := func(a *Archive, c *bundletest.Chain) *EnrollRequest {
-		t.Helper()
-		tb, err := c.Trust.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := ParseEnrollRequest(tb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.devices.Enroll(ctx, req); err != nil {
-			t.Fatal(err)
-		}
-		return req
-	}
+	enroll := func(a *Archive, c *bundletest.Chain) *EnrollRequest { return enrollChain(t, a, c) }
 	old, err := bundletest.NewChain(ctx, nil, 1, bundletest.Options{})
 	if err != nil {
 		t.Fatal(err)

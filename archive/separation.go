@@ -1,22 +1,89 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // Separation of duties: a key that administers a device policy (a key of
 // an admin set in a policy.change record) must not also sign operator
 // statements. The archive learns the admin sets from the policy.change
-// records of the bundles it accepted (at Open from the stored bundles,
-// then from each bundle accepted) and refuses, with an alarm, an operator
-// statement signed by a key it saw in one.
+// records of the bundles it accepts and refuses, with an alarm, an
+// operator statement signed by a key it saw in one. The key ids of each
+// bundle's admins are kept in its index event ("admins"), so Open learns
+// them from the index alone; an archive whose index holds accept events
+// of earlier versions (without "admins") reads those bundles once, at the
+// first Open with operator keys, and records what it learnt in a
+// policy.admins index event.
+
+const eventAdmins = "policy.admins"
+
+// adminsEvent is the index event of the admin keys learnt from the
+// stored bundles whose accept events predate "admins": every such event
+// before it is covered.
+type adminsEvent struct {
+	V      int          `json:"v"`
+	Type   string       `json:"type"`
+	Time   string       `json:"time"`
+	Admins []adminOfDev `json:"admins"`
+}
+
+type adminOfDev struct {
+	Key    string `json:"key"`    // "sha256:.." of the admin's PKIX public key
+	Device string `json:"device"` // the device whose policy named it
+}
+
+// isAdminsEvent tells a policy.admins index event.
+func isAdminsEvent(rec []byte) bool {
+	return bytes.HasPrefix(rec, []byte(`{"v":1,"type":"`+eventAdmins+`"`))
+}
+
+// parseAdminsEvent reads a policy.admins index event strictly.
+func parseAdminsEvent(rec []byte) (*adminsEvent, error) {
+	var ev adminsEvent
+	dec := json.NewDecoder(bytes.NewReader(rec))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return nil, err
+	}
+	if ev.V != 1 || ev.Type != eventAdmins {
+		return nil, fmt.Errorf("event %.40q version %d", ev.Type, ev.V)
+	}
+	for _, ad := range ev.Admins {
+		if _, err := wire.ParseHash(ad.Key); err != nil {
+			return nil, err
+		}
+	}
+	return &ev, nil
+}
+
+// indexAdmins is what replaying the index tells of the policy admins:
+// the key ids of the accept events and policy.admins events, and the
+// bundles whose accept events predate "admins" and no policy.admins
+// event covers.
+type indexAdmins struct {
+	keys   map[string]string // key id -> device
+	legacy [][32]byte
+}
+
+func (ia *indexAdmins) add(kid, device string) {
+	if ia.keys == nil {
+		ia.keys = map[string]string{}
+	}
+	if _, ok := ia.keys[kid]; !ok {
+		ia.keys[kid] = device
+	}
+}
 
 // changeAdmins is the part of a policy.change body the archive reads:
 // the admin set's public keys (PKIX DER, base64).
@@ -37,6 +104,9 @@ func adminKeyIDs(b *bundle.Bundle) []string {
 	}
 	var ids []string
 	for _, rec := range recs {
+		if !bytes.Contains(rec, []byte(custody.TypePolicyChange)) {
+			continue // most records: not parsed again on the accept path
+		}
 		r, err := custody.ParseRecord(rec)
 		if err != nil || r.Type != custody.TypePolicyChange {
 			continue
@@ -54,10 +124,10 @@ func adminKeyIDs(b *bundle.Bundle) []string {
 	return ids
 }
 
-// learnFrom records the admin keys of an accepted bundle of device; an
-// operator key among them raises an alarm.
-func (a *Archive) learnFrom(ctx context.Context, g *deviceGate, device string, b *bundle.Bundle) {
-	for _, kid := range adminKeyIDs(b) {
+// learnFrom records the admin keys ids of device's policy; an operator
+// key among them raises an alarm.
+func (a *Archive) learnFrom(ctx context.Context, g *deviceGate, device string, ids []string) {
+	for _, kid := range ids {
 		g.mu.Lock()
 		_, seen := g.admins[kid]
 		if !seen {
@@ -77,13 +147,23 @@ func (a *Archive) learnFrom(ctx context.Context, g *deviceGate, device string, b
 	}
 }
 
-// learnAdmins reads the policy.change records of every accepted bundle.
+// learnAdmins gives the gate the admin keys the index recorded and, for
+// accept events of earlier versions, reads the stored bundles once and
+// records what they name in a policy.admins event.
 func (a *Archive) learnAdmins(ctx context.Context, g *deviceGate) error {
+	kids := slices.Sorted(maps.Keys(a.idxAdmins.keys))
+	for _, kid := range kids {
+		a.learnFrom(ctx, g, a.idxAdmins.keys[kid], []string{kid})
+	}
+	if len(a.idxAdmins.legacy) == 0 {
+		return nil
+	}
 	ls, err := a.readLogState(ctx)
 	if err != nil {
 		return err
 	}
-	for _, d := range ls.order {
+	var learnt []adminOfDev
+	for _, d := range a.idxAdmins.legacy {
 		raw, err := a.stored(ctx, ls, d)
 		if err != nil {
 			return fmt.Errorf("archive: bundle %s: %w", wire.FormatHash(d), err)
@@ -92,7 +172,20 @@ func (a *Archive) learnAdmins(ctx context.Context, g *deviceGate) error {
 		if err != nil {
 			return fmt.Errorf("archive: bundle %s: %w", wire.FormatHash(d), err)
 		}
-		a.learnFrom(ctx, g, ls.bundles[d], b)
+		ids := adminKeyIDs(b)
+		a.learnFrom(ctx, g, ls.bundles[d], ids)
+		for _, kid := range ids {
+			learnt = append(learnt, adminOfDev{Key: kid, Device: ls.bundles[d]})
+		}
 	}
+	ev, err := json.Marshal(adminsEvent{V: 1, Type: eventAdmins, Time: wire.FormatTime(a.now()), Admins: nilIfEmpty(learnt)})
+	if err != nil {
+		return fmt.Errorf("archive: index: %w", err)
+	}
+	if _, err := a.index.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return ev, nil }}); err != nil {
+		return fmt.Errorf("archive: index: %w", err)
+	}
+	a.lg.Info("policy admin keys of bundles accepted by an earlier version recorded in the index", "bundles", len(a.idxAdmins.legacy), "keys", len(learnt))
+	a.idxAdmins.legacy = nil
 	return nil
 }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,38 +16,13 @@ import (
 // an import of the same media again stores nothing twice.
 func TestArchiveImportS3(t *testing.T) {
 	g := s3test.Start(t)
-	bucket := g.Bucket(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "archive.yaml")
-	cfg := fmt.Sprintf(`data_dir: data
-retention: 48h
-objects:
-  backend: s3
-  s3:
-    endpoint: %s
-    bucket: %s
-    prefix: bundles/
-    credentials_file: %s
-    tls:
-      ca_file: %s
-`, g.Endpoint, bucket, g.WriteCredentials(t), g.CAFile)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile, bucket := writeS3ArchiveConfig(t, g, dir, "")
 	c, err := bundletest.NewChain(t.Context(), nil, 2, bundletest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	media := t.TempDir()
-	var digests [][32]byte
-	for _, b := range c.Bundles {
-		name, _ := b.FileName()
-		raw, _ := b.Bytes()
-		digests = append(digests, sha256.Sum256(raw))
-		if err := os.WriteFile(filepath.Join(media, name), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	media, digests := writeMedia(t, c)
 	for _, args := range [][]string{
 		{"archive", "enroll-file", writeTrust(t, c), "--config", cfgFile},
 		{"archive", "devices", "approve", "site1/dev1", "--key", c.Trust.KeyID, "--no-activation", "--config", cfgFile},
@@ -78,7 +51,7 @@ objects:
 		t.Fatal("the filesystem object store was used too")
 	}
 	// A missing bucket stops the import before anything is stored.
-	bad := strings.Replace(cfg, "bucket: "+bucket, "bucket: edgeseal-absent", 1)
+	bad := strings.Replace(fileText(t, cfgFile), "bucket: "+bucket, "bucket: edgeseal-absent", 1)
 	if err := os.WriteFile(cfgFile, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -58,15 +58,8 @@ func sendBundle(t *testing.T, ar *archiveProc, site, dev, id string, raw []byte)
 // devices.json is refused, and a device revoked by statement stays
 // refused when devices.json is edited back to approved.
 func TestDeviceStatementsDaemon(t *testing.T) {
-	dir := t.TempDir()
-	cfg := writeArchiveConfig(t, dir, "", "")
-	opKey := filepath.Join(dir, "alice.key")
-	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", opKey); code != 0 {
-		t.Fatalf("operator keygen: exit %d\n%s", code, out)
-	}
-	appendFile(t, cfg, "operator_keys: [alice.key.pub]\n")
-	ar := startArchiveProc(t, cfg)
-	data := filepath.Join(dir, "data")
+	cfg, opKey, ar := startSignedArchive(t)
+	data := filepath.Join(filepath.Dir(cfg), "data")
 
 	chain := func(dev string) *bundletest.Chain {
 		c, err := bundletest.NewChain(t.Context(), nil, 2, bundletest.Options{Site: "site1", Device: dev})

@@ -18,7 +18,8 @@ import (
 // /v1/policy/reload, refuses an unsigned file and one signed by one admin
 // (it keeps the third, the alarm shows in /v1/status), seals; `edgeseal
 // verify` accepts the bundles and `edgeseal policy history` prints the
-// three versions with their signers and the changes between them.
+// three versions with their signers and the changes between them, from
+// the bundles, the agent's journal and the archive's object store.
 func TestSignedPolicyEndToEnd(t *testing.T) {
 	needAgent(t)
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1h", maxBody: "64 KiB"})
@@ -159,4 +160,20 @@ func TestSignedPolicyEndToEnd(t *testing.T) {
 	if jout, code := bundlesCLI(t, "policy", "history", "--config", cfgPath); code != 0 || jout != out {
 		t.Fatalf("history from the journal: exit %d\n%s\nfrom bundles:\n%s", code, jout, out)
 	}
+	// The same history from the archive that stored the bundles, read
+	// from its object store while its daemon runs.
+	arCfg := writeArchiveConfig(t, t.TempDir(), "", "")
+	enrollDevices(t, arCfg, trustFile)
+	if o, code := bundlesCLI(t, "archive", "import", media, "--config", arCfg); code != 0 {
+		t.Fatalf("archive import: exit %d\n%s", code, o)
+	}
+	ar := startArchiveProc(t, arCfg)
+	aout, code := bundlesCLI(t, "policy", "history", "--archive-config", arCfg, "--device", "e2e-site/dev-1")
+	if code != 0 || aout != out || strings.Count(aout, "version ") < 3 {
+		t.Fatalf("history from the archive: exit %d\n%s\nfrom bundles:\n%s\n%s", code, aout, out, ar.logs())
+	}
+	if o, code := bundlesCLI(t, "policy", "history", "--archive-config", arCfg, "--device", "e2e-site/other"); code != 0 || strings.Contains(o, "version 1") {
+		t.Fatalf("history of a device the archive has no bundle of: exit %d\n%s", code, o)
+	}
+	ar.stop(t)
 }

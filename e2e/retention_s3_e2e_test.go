@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,48 +20,22 @@ import (
 // it the payloads are purged with a signed statement in the archive log.
 func TestArchiveRetentionS3(t *testing.T) {
 	g := s3test.Start(t)
-	bucket := g.Bucket(t)
 	dir := t.TempDir()
-	opKey := filepath.Join(dir, "alice.key")
-	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", opKey); code != 0 {
-		t.Fatalf("operator keygen: exit %d\n%s", code, out)
-	}
-	cfgFile := filepath.Join(dir, "archive.yaml")
-	cfg := fmt.Sprintf(`data_dir: data
-retention: 48h
-retention_classes:
+	opKey := newOperatorKey(t, dir, "alice.key")
+	cfgFile, bucket := writeS3ArchiveConfig(t, g, dir, `retention_classes:
   - {name: 7y, keep: 4s}
   - {name: permanent, keep: 876000h}
 retention_default_class: permanent
 operator_keys: [alice.key.pub]
-objects:
-  backend: s3
-  s3:
-    endpoint: %s
-    bucket: %s
-    prefix: bundles/
-    credentials_file: %s
-    tls:
-      ca_file: %s
-`, g.Endpoint, bucket, g.WriteCredentials(t), g.CAFile)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	c, err := bundletest.NewChain(t.Context(), nil, 2, bundletest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	media := t.TempDir()
+	media, sums := writeMedia(t, c)
 	var digests []string
-	var sums [][32]byte
-	for _, b := range c.Bundles {
-		name, _ := b.FileName()
-		raw, _ := b.Bytes()
-		sums = append(sums, sha256.Sum256(raw))
-		digests = append(digests, wire.FormatHash(sha256.Sum256(raw)))
-		if err := os.WriteFile(filepath.Join(media, name), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range sums {
+		digests = append(digests, wire.FormatHash(d))
 	}
 	run := func(wantOK bool, want string, args ...string) string {
 		t.Helper()
@@ -134,10 +106,7 @@ objects:
 		t.Fatalf("verify skeleton without its purge: exit %d\n%s", code, out)
 	}
 	// A stranger's key is refused.
-	other := filepath.Join(dir, "mallory.key")
-	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", other); code != 0 {
-		t.Fatalf("keygen: %d\n%s", code, out)
-	}
+	other := newOperatorKey(t, dir, "mallory.key")
 	run(false, "is not an operator key", "archive", "hold", "release", "--bundle", digests[1], "--case", "C-1", "--key", other, "--by", "mallory")
 }
 
@@ -147,10 +116,7 @@ objects:
 func TestArchiveDaemonRetentionConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeArchiveConfig(t, dir, "", "")
-	opKey := filepath.Join(dir, "alice.key")
-	if out, code := runCmd(t, "archive", "operator", "keygen", "--out", opKey); code != 0 {
-		t.Fatalf("operator keygen: exit %d\n%s", code, out)
-	}
+	newOperatorKey(t, dir, "alice.key")
 	appendFile(t, cfg, "retention_classes:\n  - {name: 7y, keep: 61320h}\nretention_default_class: 7y\noperator_keys: [alice.key.pub]\n")
 	p := startArchiveProc(t, cfg)
 	p.stop(t)

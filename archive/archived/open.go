@@ -68,6 +68,15 @@ func OpenObjects(ctx context.Context, cfg *config.Config) (archive.ObjectStore, 
 	})
 }
 
+// OpenObjectsReadOnly opens the config's object store for reading,
+// creating and locking nothing (a running daemon's store).
+func OpenObjectsReadOnly(ctx context.Context, cfg *config.Config) (archive.ObjectStore, error) {
+	if cfg.Objects.Backend == config.BackendFS {
+		return archive.OpenFSStoreReadOnly(filepath.Join(cfg.DataDir, "objects"))
+	}
+	return OpenObjects(ctx, cfg)
+}
+
 // LoadEKRoots reads the EK CA bundle of enroll.ek_ca; nil when not set.
 func LoadEKRoots(cfg *config.Config) (*x509.CertPool, error) {
 	if cfg.Enroll.EKCA == "" {

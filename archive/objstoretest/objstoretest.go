@@ -67,6 +67,44 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("Get = %v", err)
 		}
 	})
+	t.Run("list", func(t *testing.T) {
+		s := h.New(t)
+		l, ok := s.(archive.ObjectLister)
+		if !ok {
+			t.Skip("the store does not list its objects")
+		}
+		want := map[[32]byte]bool{}
+		for i := 10; i < 13; i++ {
+			d, b := obj(i)
+			if err := s.Put(ctx, d, b); err != nil {
+				t.Fatal(err)
+			}
+			want[d] = true
+		}
+		got := map[[32]byte]bool{}
+		if err := l.List(ctx, func(d [32]byte) error {
+			if got[d] {
+				return fmt.Errorf("sha256:%x listed twice", d)
+			}
+			got[d] = true
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("listed %d objects, want %d", len(got), len(want))
+		}
+		for d := range want {
+			if !got[d] {
+				t.Fatalf("sha256:%x not listed", d)
+			}
+		}
+		stop := errors.New("stop")
+		n := 0
+		if err := l.List(ctx, func([32]byte) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+			t.Fatalf("List after fn's error: %v after %d calls", err, n)
+		}
+	})
 	t.Run("not found", func(t *testing.T) {
 		s := h.New(t)
 		d, _ := obj(3)

@@ -17,7 +17,8 @@ import (
 // (rekey is archive_rekey.go: it opens the archive's journals). Without
 // operator_keys they change devices.json directly, also while the daemon
 // runs (it reloads the file on change); with operator_keys they sign a
-// device statement (archive_devices_signed.go).
+// device statement (archive_devices_signed.go) and list shows the device
+// states of the archive log.
 func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
 		return usageErr("archive devices: want list, approve, revoke, revoke-key or rekey")
@@ -63,6 +64,9 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 	}
 	if verb == "list" {
 		list, err := d.List()
+		if cfg, cerr := f.config(); cerr == nil && len(cfg.OperatorKeys) > 0 {
+			list, err = listFromLog(ctx, cfg, d, log)
+		}
 		if err != nil {
 			return err
 		}

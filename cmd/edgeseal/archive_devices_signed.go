@@ -77,7 +77,8 @@ func signedDeviceAction(ctx context.Context, cfg *config.Config, d *archive.Devi
 		if i < 0 || list[i].PendingKey(s.KeyID) == nil {
 			return fmt.Errorf("archive devices approve: %s has no pending key %s", s.Device, s.KeyID)
 		}
-		s.TrustDigest = archive.TrustDigest(list[i].PendingKey(s.KeyID).Request.Trust)
+		trust := list[i].PendingKey(s.KeyID).Request.Trust
+		s.TrustDigest, s.TrustFile = archive.TrustDigest(trust), archive.CompactTrust(trust)
 	}
 	s.Time = wire.FormatTime(time.Now())
 	rec, err := archive.SignOperatorStatement(s, op)
@@ -112,4 +113,19 @@ func verbOf(typ string) string {
 		return "revoke"
 	}
 	return "revoke-key"
+}
+
+// listFromLog is `archive devices list` on an archive whose config lists
+// operator_keys: the device states are the archive log's. With the
+// daemon stopped the command opens the archive, which derives them from
+// its log (and writes devices.json anew from them); while it runs, the
+// command reads devices.json, the cache the daemon keeps of its log.
+func listFromLog(ctx context.Context, cfg *config.Config, d *archive.Devices, log *slog.Logger) ([]archive.DeviceInfo, error) {
+	a, closeAll, err := openStoppedArchive(ctx, cfg, log, "reading the device states from the archive log")
+	if err != nil {
+		log.Info("listing devices.json, the cache the running archive keeps of its log's device states", "reason", err)
+		return d.List()
+	}
+	defer closeAll()
+	return a.Devices().List()
 }

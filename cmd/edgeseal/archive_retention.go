@@ -81,7 +81,7 @@ func cmdArchiveHold(ctx context.Context, args []string, stdout io.Writer, log *s
 	release := args[0] == "release"
 	f := newArchiveFlags("archive hold " + args[0])
 	var t archive.HoldTarget
-	f.fs.StringVar(&t.Device, "device", "", "every bundle of the device SITE/NAME")
+	f.fs.StringVar(&t.Device, "device", "", "every bundle of the device SITE/NAME, also those it sends later (until released)")
 	f.fs.StringVar(&t.Export, "export", "", "the bundles holding the export ID")
 	f.fs.StringVar(&t.Bundle, "bundle", "", "one bundle, sha256:..")
 	caseID := f.fs.String("case", "", "the case the hold is for (required)")
@@ -112,6 +112,9 @@ func cmdArchiveHold(ctx context.Context, args []string, stdout io.Writer, log *s
 	fmt.Fprintf(stdout, "%s case %s on %d bundle(s):\n", s.Type, s.Case, len(s.Objects))
 	for _, o := range s.Objects {
 		fmt.Fprintln(stdout, "  "+o)
+	}
+	if t.Device != "" && !release {
+		fmt.Fprintf(stdout, "and every bundle %s sends until the case is released\n", t.Device)
 	}
 	fmt.Fprintf(stdout, "operator statement at archive log index %d, by %s (key %s)\n%s", res.LogIndex, s.By, s.Key, res.Checkpoint)
 	return nil

@@ -250,7 +250,7 @@ const usage = `usage:
   edgeseal policy sign --key FILE [--in SIGNED] POLICY.yaml --out SIGNED
   edgeseal policy verify --admins FILE [--threshold M] SIGNED
   edgeseal policy diff OLD NEW
-  edgeseal policy history --config AGENT.yaml | BUNDLE...
+  edgeseal policy history --config AGENT.yaml | --archive-config ARCHIVE.yaml --device SITE/NAME | BUNDLE...
   edgeseal demo [--dir DIR]
   edgeseal doctor [--config AGENT.yaml] [--trust DEVICE.json] [--token-file FILE]
   edgeseal archive --config FILE
@@ -259,7 +259,8 @@ const usage = `usage:
                            | rekey SITE/NAME --key KEYID [--no-activation] [--reason R] [--by WHO]
                                  [--operator-key OPERATOR.key] (daemon stopped)
                            | revoke-key SITE/NAME KEYID --reason R [--by WHO]
-                           (approve, revoke, revoke-key: --operator-key OPERATOR.key, required with operator_keys)
+                           (approve, revoke, revoke-key: --operator-key OPERATOR.key, required with operator_keys;
+                            list: with operator_keys, the archive log's device states)
   edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]

@@ -16,8 +16,7 @@ import (
 // BundleRecords reads the records of bundle files (in any order) and
 // returns them by sequence number, each once.
 func BundleRecords(paths []string) ([]*custody.Record, error) {
-	seen := map[uint64]bool{}
-	var recs []*custody.Record
+	var set RecordSet
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -27,23 +26,46 @@ func BundleRecords(paths []string) ([]*custody.Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("policy history: %s: %w", p, err)
 		}
-		raws, err := b.Records()
-		if err != nil {
-			return nil, fmt.Errorf("policy history: %s: %w", p, err)
-		}
-		for _, raw := range raws {
-			r, err := custody.ParseRecord(raw)
-			if err != nil {
-				return nil, fmt.Errorf("policy history: %s: %w", p, err)
-			}
-			if !seen[r.Seq] {
-				seen[r.Seq] = true
-				recs = append(recs, r)
-			}
+		if err := set.Add(b, p); err != nil {
+			return nil, err
 		}
 	}
-	slices.SortFunc(recs, func(a, b *custody.Record) int { return cmp.Compare(a.Seq, b.Seq) })
-	return recs, nil
+	return set.Records(), nil
+}
+
+// RecordSet gathers the records of one device's bundles, each once (by
+// sequence number).
+type RecordSet struct {
+	seen map[uint64]bool
+	recs []*custody.Record
+}
+
+// Add adds the records of bundle b (named name in errors).
+func (s *RecordSet) Add(b *bundle.Bundle, name string) error {
+	raws, err := b.Records()
+	if err != nil {
+		return fmt.Errorf("policy history: %s: %w", name, err)
+	}
+	if s.seen == nil {
+		s.seen = map[uint64]bool{}
+	}
+	for _, raw := range raws {
+		r, err := custody.ParseRecord(raw)
+		if err != nil {
+			return fmt.Errorf("policy history: %s: %w", name, err)
+		}
+		if !s.seen[r.Seq] {
+			s.seen[r.Seq] = true
+			s.recs = append(s.recs, r)
+		}
+	}
+	return nil
+}
+
+// Records returns the records added, by sequence number.
+func (s *RecordSet) Records() []*custody.Record {
+	slices.SortFunc(s.recs, func(a, b *custody.Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	return s.recs
 }
 
 // JournalRecords reads the policy.change records of a journal.
