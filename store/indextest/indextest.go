@@ -128,7 +128,9 @@ func counter(t *testing.T, x store.IndexStore, k string) int64 {
 func counters(t *testing.T, x store.IndexStore) {
 	defer x.Close()
 	ctx := context.Background()
-	add := func(k string, d int64) store.IndexOp { return store.IndexOp{Kind: store.IndexAdd, Key: []byte(k), Delta: d} }
+	add := func(k string, d int64) store.IndexOp {
+		return store.IndexOp{Kind: store.IndexAdd, Key: []byte(k), Delta: d}
+	}
 	must(t, x.Write(ctx, []store.IndexOp{add("n", 3), add("n", 4), add("m", -2)}))
 	if c := counter(t, x, "n"); c != 7 {
 		t.Fatalf("n = %d, want 7 (the batch sees its own adds)", c)
