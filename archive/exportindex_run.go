@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -21,7 +22,7 @@ const indexChunk = 256
 
 // indexHook, when set (tests), runs before each index batch; an error
 // stops the indexer as a crash would.
-var indexHook func(logIndex uint64) error
+var indexHook atomic.Pointer[func(logIndex, off uint64) error]
 
 // exportIndexer follows the archive log into the export index.
 type exportIndexer struct {
@@ -244,8 +245,8 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 
 // advance writes ops with the new watermark in one batch.
 func (a *Archive) advance(ctx context.Context, ops []store.IndexOp, li, off uint64) error {
-	if indexHook != nil {
-		if err := indexHook(li); err != nil {
+	if h := indexHook.Load(); h != nil {
+		if err := (*h)(li, off); err != nil {
 			return err
 		}
 	}
