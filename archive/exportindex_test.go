@@ -243,6 +243,17 @@ func TestExportIndexCatchUp(t *testing.T) {
 	if n != uint64(len(all)) || len(all) < 500 {
 		t.Fatalf("counted %d, listed %d exports", n, len(all))
 	}
+	// Without its directory the index is rebuilt from the log.
+	e.a.Close()
+	e.a = nil
+	if err := os.RemoveAll(filepath.Join(e.dir, "search")); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	waitIndexed(t, e.a)
+	if again := search(t, e.a, archive.ExportQuery{Limit: 1000}); len(again) != len(all) {
+		t.Fatalf("rebuilt index: %d entries, want %d", len(again), len(all))
+	}
 }
 
 // TestAccessLog: reads appended to the access log are found by export,
