@@ -210,12 +210,24 @@ func TestReadAPI(t *testing.T) {
 	}
 	sent := time.Now()
 	publish(t, ar, receipts, c.Bundles[2])
+	// The bundle's entries, then the bundle itself.
+	if ev := events.wait(t, archive.EventExportIndexed, 10*time.Second); !strings.Contains(ev, `"status":"accepted"`) {
+		t.Errorf("export.indexed %s", ev)
+	}
 	ev := events.wait(t, archive.EventBundleAccepted, 10*time.Second)
 	if d := time.Since(sent); d > 2*time.Second+500*time.Millisecond {
 		t.Errorf("bundle.accepted %v after the bundle was sent", d)
 	}
 	if !strings.Contains(ev, `"device":"site1/dev1"`) {
 		t.Errorf("bundle.accepted %s", ev)
+	}
+	bad, _, err := c.Tamper(t.Context(), bundletest.Case{Kind: "payload.changed", Target: 1, Prev: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ar, receipts, bad)
+	if ev := events.wait(t, archive.EventAlert, 10*time.Second); !strings.Contains(ev, `"kind":"`+archive.KindRejected+`"`) || strings.Contains(ev, "quarantine") {
+		t.Errorf("alert %s", ev)
 	}
 	events.close()
 
