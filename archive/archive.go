@@ -100,6 +100,12 @@ type Archive struct {
 	alerts    alertLimiter
 	devAlerts deviceAlerts // the devices' own alerts (devicealerts.go)
 
+	xi     *exportIndexer // the export index (exportindex_run.go)
+	access *accessLog     // the access log (accesslog.go)
+	hub    eventHub       // live events (events.go)
+	// searchErr is what closing the export index and access log returned.
+	searchErr error
+
 	stats struct {
 		accepted, duplicates, refused, alarms atomic.Uint64
 		quarDropped, alertsSuppressed         atomic.Uint64
@@ -232,6 +238,14 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.loadDeviceHolds(ctx); err != nil {
 		return nil, err
 	}
+	// Before the committer, which wakes the indexer: the indexer takes
+	// the bundles recover completes as they are accepted.
+	if err := a.openExportIndex(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openAccessLog(ctx); err != nil {
+		return nil, err
+	}
 	a.started = true
 	go a.commitLoop()
 	if err := a.recover(ctx); err != nil {
@@ -263,8 +277,10 @@ func (a *Archive) Close() error {
 			<-a.watchDone
 		}
 		a.stop()
+		a.closeHub()
+		a.searchErr = errors.Join(a.closeAccessLog(), a.closeExportIndex())
 	})
-	var errs []error
+	errs := []error{a.searchErr}
 	if a.index != nil {
 		errs = append(errs, a.index.Close())
 	}

@@ -46,6 +46,7 @@ type accepted struct {
 	device   string
 	logIndex uint64
 	receipt  [32]byte
+	at       string // when it was accepted (its accept event's time)
 }
 
 // devState is a device's verification state: what is durable, and the
@@ -132,7 +133,7 @@ func (a *Archive) replay(ctx context.Context) error {
 			a.idxAdmins.add(kid, ev.Device)
 		}
 		rd, _ := wire.ParseHash(ev.Receipt)
-		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp)
+		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp, ev.Time)
 		return nil
 	})
 	if err != nil {
@@ -173,10 +174,10 @@ func parseAccept(rec []byte) (*acceptEvent, [32]byte, *verify.State, merkle.Chec
 }
 
 // remember records an accepted bundle of the device's epoch in memory.
-func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *verify.State, cp merkle.Checkpoint) {
+func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *verify.State, cp merkle.Checkpoint, at string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt}
+	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt, at: at}
 	ds := a.stateOf(device, epoch)
 	ds.cps[cp.Size] = cp.Root
 	ds.rememberBundle(cp.Size, digest)
@@ -208,14 +209,14 @@ func mustSize(s *verify.State) uint64 {
 
 // acceptEntry is the index entry of an accepted bundle: the accept event,
 // keyed by the bundle digest, with its receipt as a payload.
-func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *verify.State, receipt []byte, admins []string) (store.Entry, error) {
+func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *verify.State, receipt []byte, admins []string, at string) (store.Entry, error) {
 	rd := sha256.Sum256(receipt)
 	state, err := st.Marshal()
 	if err != nil {
 		return store.Entry{}, err
 	}
 	ev, err := json.Marshal(acceptEvent{
-		V: 1, Type: eventAccept, Time: wire.FormatTime(a.now()), Bundle: wire.FormatHash(digest), Device: device,
+		V: 1, Type: eventAccept, Time: at, Bundle: wire.FormatHash(digest), Device: device,
 		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: wire.FormatHash(rd), Epoch: epochField(epoch),
 		Admins: a.eventAdmins(admins),
 	})
