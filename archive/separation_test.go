@@ -39,6 +39,11 @@ func TestAdminsFromIndex(t *testing.T) {
 		}
 		e.accept(c, b)
 	}
+	// The export index reads stored bundles in the background; let it
+	// catch up so the count below is only what Open itself reads.
+	if err := e.a.WaitIndexed(t.Context(), e.a.LogSize()); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.a.Close(); err != nil {
 		t.Fatal(err)
 	}
