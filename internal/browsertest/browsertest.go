@@ -120,13 +120,16 @@ func Start(t testing.TB) *Browser {
 }
 
 // watchConsole keeps the page's errors: exceptions nobody caught, console
-// errors and the browser log's errors (a CSP violation is one).
+// errors and the browser log's errors but a failed request's (a CSP
+// violation is one).
 func (b *Browser) watchConsole() {
 	for m, err := range chromedp.Console(b.ctx) {
 		if err != nil {
 			return
 		}
-		if m.IsException() || m.Type == chromedp.ConsoleError {
+		// A failed request is the browser log's "network" error: the
+		// tests provoke those (a wrong password is a 401).
+		if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") {
 			b.mu.Lock()
 			b.problems = append(b.problems, m.String())
 			b.mu.Unlock()
@@ -136,7 +139,7 @@ func (b *Browser) watchConsole() {
 
 // Problems are the page's errors so far: uncaught exceptions, console
 // errors and browser log errors such as Content-Security-Policy
-// violations.
+// violations (not the HTTP errors of requests).
 func (b *Browser) Problems() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -202,7 +205,12 @@ func (b *Browser) Click(sel string) {
 // key by key.
 func (b *Browser) Type(sel, text string) {
 	b.t.Helper()
-	b.do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+	b.do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(function(e){e.value="";return true})(document.querySelector(%q))`, sel)))
+			return err
+		}),
+		chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
 // SetValue sets the value of the form control matching the CSS selector
@@ -315,4 +323,19 @@ func (b *Browser) Screenshot(path string) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
+}
+
+// ScreenshotsEnv names the directory Shot writes into; unset, Shot does
+// nothing (so a test run does not rewrite committed images).
+const ScreenshotsEnv = "EDGESEAL_SCREENSHOTS"
+
+// Shot writes a PNG of the whole page as $EDGESEAL_SCREENSHOTS/name when
+// that variable is set.
+func (b *Browser) Shot(name string) {
+	b.t.Helper()
+	dir := os.Getenv(ScreenshotsEnv)
+	if dir == "" {
+		return
+	}
+	b.Screenshot(filepath.Join(dir, name))
 }

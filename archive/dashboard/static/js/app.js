@@ -1,0 +1,139 @@
+// The dashboard's entry point: the session, the pages by address (#/...),
+// and the live feed from the archive's server-sent events.
+
+import * as api from "./api.js";
+import { h, mount, notice, fmtTime, errorText } from "./ui.js";
+import * as exportsPage from "./exports.js";
+import * as exportPage from "./export.js";
+import * as accessPage from "./access.js";
+import * as policyPage from "./policy.js";
+import * as fleetPage from "./fleet.js";
+
+let me = null;       // the session: {user, roles, via, expires}
+let config = { name: "edgeseal archive" };
+let events = null;   // the EventSource
+
+function route() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [path, qs] = hash.split("?", 2);
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  return { page: parts[0] || "exports", rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(qs || "")) };
+}
+
+async function show() {
+  const r = route();
+  if (!me) { signInPage(r.params.why); return; }
+  if (r.page === "signin") { location.hash = "#/exports"; return; }
+  for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("on", a.dataset.page === r.page || (r.page === "export" && a.dataset.page === "exports"));
+  notice("");
+  try {
+    switch (r.page) {
+      case "exports": await exportsPage.render(r.params); break;
+      case "export": await exportPage.render(r.rest, config); break;
+      case "access": await accessPage.render(r.params); break;
+      case "policy": await policyPage.render(r.params); break;
+      case "fleet": await fleetPage.render(r.params); break;
+      default: mount(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/exports" }, "Search exports")));
+    }
+  } catch (e) {
+    notice(errorText(e), true);
+  }
+}
+
+function signInPage(why) {
+  document.getElementById("top").hidden = true;
+  document.getElementById("live").hidden = true;
+  const msg = h("p", { class: "error", id: "signin-error", role: "alert" },
+    why === "expired" ? "Your session has ended. Sign in again." : "");
+  const form = h("form", { id: "signin" },
+    h("label", {}, "User", h("input", { name: "user", id: "user", autocomplete: "username", required: true })),
+    h("label", {}, "Password", h("input", { name: "password", id: "password", type: "password", autocomplete: "current-password", required: true })),
+    h("button", { class: "primary", type: "submit" }, "Sign in"), msg);
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    msg.textContent = "";
+    const fd = new FormData(form);
+    try {
+      me = await api.signIn(fd.get("user"), fd.get("password"));
+    } catch (e) {
+      msg.textContent = e.status === 401 ? "Wrong user name or password."
+        : e.status === 403 ? "This account has no archive role (auditor, operator or policy-admin): it cannot use the dashboard."
+        : "Sign-in failed: " + e.message;
+      return;
+    }
+    started();
+    if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/exports"; else show();
+  });
+  mount(h("div", { class: "signin card" }, h("h1", {}, config.name), h("p", { class: "hint" }, "Sign in with your archive account."), form));
+  document.getElementById("user").focus();
+}
+
+function ended(why) {
+  me = null;
+  if (events) { events.close(); events = null; }
+  document.getElementById("live-list").replaceChildren();
+  if (!location.hash.startsWith("#/signin")) location.hash = "#/signin?why=" + why;
+  else show();
+}
+
+function started() {
+  document.getElementById("top").hidden = false;
+  document.getElementById("live").hidden = false;
+  document.getElementById("who").textContent = me.user + " (" + (me.roles || []).join(", ") + ")";
+  live();
+}
+
+// live opens the event stream; the browser reconnects by itself.
+function live() {
+  if (events) events.close();
+  const state = document.getElementById("live-state");
+  events = new EventSource("/v1/events");
+  events.onopen = () => { state.className = "live on"; state.title = "Connected: new bundles and alerts show here at once"; };
+  events.onerror = async () => {
+    state.className = "live off";
+    state.title = "Not connected; retrying";
+    // An ended session makes the stream fail: find out and go to sign-in.
+    try { await api.session(); } catch (e) { if (e.status === 401) ended("expired"); }
+  };
+  const list = document.getElementById("live-list");
+  const add = (cls, ...content) => {
+    const li = h("li", { class: cls + " fresh" }, ...content);
+    list.prepend(li);
+    while (list.children.length > 50) list.lastChild.remove();
+  };
+  events.addEventListener("bundle.accepted", ev => {
+    const d = JSON.parse(ev.data);
+    add("bundle", h("strong", {}, "bundle accepted"), " ", h("a", { href: exportsPage.searchHref({ bundle: d.bundle }) }, d.device + " #" + d.logIndex),
+      h("br"), h("span", { class: "muted" }, fmtTime(d.time) + " · " + d.exports + " exports, " + d.refused + " refused"));
+  });
+  events.addEventListener("export.indexed", ev => {
+    const d = JSON.parse(ev.data);
+    add("export", "export ", h("a", { href: exportsPage.exportHref(d.device, d.export) }, d.export), " " + d.status + " on " + d.device);
+    exportsPage.onIndexed();
+  });
+  events.addEventListener("alert", ev => {
+    const d = JSON.parse(ev.data);
+    add("alert", h("strong", {}, "alert " + d.kind), " " + d.device, h("br"), h("span", {}, (d.reasons || []).join("; ")));
+  });
+}
+
+async function main() {
+  api.setUnauthorizedHandler(() => ended("expired"));
+  try { config = await (await fetch("/assets/config.json")).json(); } catch (e) { /* defaults */ }
+  document.title = config.name;
+  document.getElementById("archive-name").textContent = config.name;
+  document.getElementById("signout").addEventListener("click", async () => {
+    try { await api.signOut(); } catch (e) { /* signed out anyway */ }
+    ended("signedout");
+  });
+  try {
+    me = await api.session();
+    started();
+  } catch (e) {
+    me = null;
+  }
+  window.addEventListener("hashchange", show);
+  show();
+}
+
+main();
