@@ -276,3 +276,18 @@ func bundleRecords(raw []byte, lim bundle.Limits) ([][]byte, error) {
 	}
 	return b.Records()
 }
+
+// BundleLimits are the bounds the archive reads bundles within.
+func (a *Archive) BundleLimits() bundle.Limits { return a.opts.Limits }
+
+// Receipt returns the signed receipt of an accepted bundle (ErrNotFound
+// when the archive did not accept it).
+func (a *Archive) Receipt(digest [32]byte) ([]byte, error) {
+	a.mu.Lock()
+	acc, ok := a.accepted[digest]
+	a.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("archive: bundle sha256:%x: %w", digest, ErrNotFound)
+	}
+	return a.storedReceipt(acc)
+}
