@@ -86,7 +86,9 @@ type Config struct {
 	Objects Objects `yaml:"objects"`
 	Log     Log     `yaml:"log"`
 	Metrics Metrics `yaml:"metrics"`
-	Enroll  Enroll  `yaml:"enroll"`
+	// API is the read API for auditors (api.go).
+	API    API    `yaml:"api"`
+	Enroll Enroll `yaml:"enroll"`
 	// Quarantine bounds the quarantine and rate-limits alerts.
 	Quarantine Quarantine `yaml:"quarantine"`
 }
@@ -221,6 +223,7 @@ func parse(data []byte, base string) (*Config, error) {
 		}
 	}
 	c.Objects.defaults(c.Retention)
+	c.apiDefaults(base)
 	if err := c.validate(); err != nil {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			for _, e := range j.Unwrap() {
@@ -289,6 +292,7 @@ func (c *Config) validate() error {
 		}
 	}
 	c.Objects.validate(bad, c.Retention)
+	c.validateAPI(bad)
 	c.Quarantine.validate(bad)
 	c.validateRetention(bad)
 	c.validateKey(bad)
