@@ -13,6 +13,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/api"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/archive/dashboard"
 )
 
 // serveAPI starts the read API of cfg.API (off when Listen is empty):
@@ -40,6 +41,7 @@ func serveAPI(ctx context.Context, cfg *config.Config, a *archive.Archive, log *
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	srv.MountDashboard(dashboard.Options{}) // the auditor's view at "/"
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("api: %w", err)

@@ -40,6 +40,7 @@ export async function render(params) {
     h("label", {}, "From (UTC day)", h("input", { type: "date", name: "from", value: from })),
     h("label", {}, "To (UTC day)", h("input", { type: "date", name: "to", value: to })),
     h("label", {}, "Break refusals and exports down by", h("select", { name: "by" }, DIMENSIONS.map(([v, t]) => h("option", { value: v, selected: by === v }, t)))),
+    params.device ? h("input", { type: "hidden", name: "device", value: params.device }) : null,
     h("span", { class: "actions" }, h("button", { class: "primary", type: "submit" }, "Show")));
   form.addEventListener("submit", ev => {
     ev.preventDefault();
@@ -86,24 +87,28 @@ export async function render(params) {
   } else dim.replaceChildren(h("p", { class: "empty" }, errorText(bd.reason)));
 
   try {
-    versions.replaceChildren(await policyVersions());
+    versions.replaceChildren(await policyVersions(params.device));
   } catch (e) {
     versions.replaceChildren(h("p", { class: "empty" }, errorText(e)));
   }
 }
 
-// policyVersions reads, per device, the policies of its newest exports
-// (GET /v1/policies when the archive has it, else the newest page of the
-// index).
-async function policyVersions() {
-  const page = await api.get("/v1/policies");
+// policyVersions shows, for every device, the policy of its newest export
+// and, for one device, the policies of its newest exports
+// (GET /v1/policies).
+async function policyVersions(device) {
+  const page = await api.get("/v1/policies", { device });
   const rows = page.items || [];
-  return table("policies-table", "policies", [
-    { key: "device", label: "Device", cell: r => h("a", { href: searchHref({ device: r.device }) }, r.device) },
-    { key: "policy", label: "Policy", cell: r => short(r.policy) },
-    { key: "inForce", label: "In force", cell: r => r.current ? "yes" : "earlier", csv: r => r.current ? "yes" : "no" },
-    { key: "first", label: "First export under it", cell: r => fmtTime(r.first) },
+  const cols = [
+    { key: "device", label: "Device", cell: r => h("a", { class: "policy-history", href: "#/policy" + api.query({ device: r.device }) }, r.device) },
+    { key: "policy", label: "Policy", cell: r => h("a", { href: searchHref({ device: r.device }) }, short(r.policy)) },
+    { key: "current", label: "In force", cell: r => r.current ? "yes" : "earlier", csv: r => r.current ? "yes" : "no" },
     { key: "last", label: "Last export under it", cell: r => fmtTime(r.last) },
-    { key: "exports", label: "Exports", num: true },
-  ], rows, { caption: rows.length + " device policy versions", empty: "No exports indexed yet." });
+  ];
+  if (device) cols.push({ key: "first", label: "First export under it", cell: r => fmtTime(r.first) }, { key: "exports", label: "Exports", num: true });
+  return table("policies-table", "policies", cols, rows, {
+    caption: device ? "Policies of the newest 1000 exports of " + device : rows.length + " devices; pick one for its policy history",
+    extra: device ? h("a", { class: "button", href: "#/policy" }, "All devices") : null,
+    empty: "No exports indexed yet.",
+  });
 }
