@@ -12,6 +12,8 @@ import * as fleetPage from "./fleet.js";
 let me = null;       // the session: {user, roles, via, expires}
 let config = { name: "edgeseal archive" };
 let events = null;   // the EventSource
+let why = "";        // why the last session ended ("expired", "signedout")
+let returnTo = "";   // the page to go back to after signing in again
 
 function route() {
   const hash = location.hash.replace(/^#\/?/, "");
@@ -22,7 +24,7 @@ function route() {
 
 async function show() {
   const r = route();
-  if (!me) { signInPage(r.params.why); return; }
+  if (!me) { signInPage(r.params.why || why); return; }
   if (r.page === "signin") { location.hash = "#/exports"; return; }
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("on", a.dataset.page === r.page || (r.page === "export" && a.dataset.page === "exports"));
   notice("");
@@ -40,11 +42,11 @@ async function show() {
   }
 }
 
-function signInPage(why) {
+function signInPage(reason) {
   document.getElementById("top").hidden = true;
   document.getElementById("live").hidden = true;
   const msg = h("p", { class: "error", id: "signin-error", role: "alert" },
-    why === "expired" ? "Your session has ended. Sign in again." : "");
+    reason === "expired" ? "Your session has ended. Sign in again." : reason === "signedout" ? "You have signed out." : "");
   const form = h("form", { id: "signin" },
     h("label", {}, "User", h("input", { name: "user", id: "user", autocomplete: "username", required: true })),
     h("label", {}, "Password", h("input", { name: "password", id: "password", type: "password", autocomplete: "current-password", required: true })),
@@ -62,17 +64,24 @@ function signInPage(why) {
       return;
     }
     started();
-    if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/exports"; else show();
+    const back = returnTo;
+    why = returnTo = "";
+    if (back) location.hash = back;
+    else if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/exports";
+    else show();
   });
   mount(h("div", { class: "signin card" }, h("h1", {}, config.name), h("p", { class: "hint" }, "Sign in with your archive account."), form));
   document.getElementById("user").focus();
 }
 
-function ended(why) {
+function ended(reason) {
+  if (!me) return;
   me = null;
+  why = reason;
+  if (reason === "expired" && !location.hash.startsWith("#/signin")) returnTo = location.hash;
   if (events) { events.close(); events = null; }
   document.getElementById("live-list").replaceChildren();
-  if (!location.hash.startsWith("#/signin")) location.hash = "#/signin?why=" + why;
+  if (!location.hash.startsWith("#/signin")) location.hash = "#/signin?why=" + reason;
   else show();
 }
 
