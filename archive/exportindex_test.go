@@ -309,3 +309,28 @@ func TestAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzSearchCursor: a cursor from outside is refused (ErrBadCursor) or
+// walks within the query's own keys; it never panics or reads past them.
+func FuzzSearchCursor(f *testing.F) {
+	a, err := archive.Open(f.Context(), archive.Options{Dir: f.TempDir(), Key: testKey})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { a.Close() })
+	f.Add("", "")
+	f.Add("AAAAAAAAAAAA", "x")
+	f.Add("eC0tLS0tLS0t", "")
+	f.Fuzz(func(t *testing.T, cursor, workflow string) {
+		for _, asc := range []bool{false, true} {
+			_, err := a.SearchExports(t.Context(), archive.ExportQuery{Cursor: cursor, Workflow: workflow, Asc: asc, Limit: 5})
+			if err != nil && !errors.Is(err, archive.ErrBadCursor) {
+				t.Fatalf("cursor %q: %v", cursor, err)
+			}
+			_, err = a.SearchAccess(t.Context(), archive.AccessQuery{Cursor: cursor, User: workflow, Asc: asc, Limit: 5})
+			if err != nil && !errors.Is(err, archive.ErrBadCursor) {
+				t.Fatalf("access cursor %q: %v", cursor, err)
+			}
+		}
+	})
+}

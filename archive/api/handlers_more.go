@@ -220,12 +220,12 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the users file cannot be read")
 		return
 	}
-	s.startSession(w, r, &session{user: u.Name, via: "local", roles: u.Roles}, false)
+	s.startSession(w, r, &session{user: u.Name, via: "local", roles: u.Roles})
 }
 
 // startSession checks the roles, records the sign-in and answers with
-// the token and cookie (redirect: to / for a browser sign-in by OIDC).
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess *session, redirect bool) {
+// the token and cookie.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess *session) {
 	roles := archiveRolesOf(sess.roles)
 	if len(roles) == 0 {
 		s.lg.Warn("api: sign-in refused: no archive role", "user", sess.user, "via", sess.via, "roles", sess.roles, "remote", r.RemoteAddr)
@@ -246,10 +246,6 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess *sess
 		Name: CookieName, Value: tok, Path: "/", Expires: sess.expires, MaxAge: int(s.opts.SessionTTL.Seconds()),
 		HttpOnly: true, Secure: s.opts.SecureCookie, SameSite: http.SameSiteStrictMode,
 	})
-	if redirect {
-		http.Redirect(w, r, "/", http.StatusFound)
-		return
-	}
 	writeJSON(w, http.StatusOK, sessionJSON{Token: tok, User: sess.user, Roles: sess.roles, Via: sess.via, Expires: wire.FormatTime(sess.expires)})
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,9 +31,6 @@ type Options struct {
 	SessionTTL time.Duration
 	// SecureCookie sets Secure on the session cookie (the listener has TLS).
 	SecureCookie bool
-	// OIDC, when set, signs users in from the organization's identity
-	// provider (oidc.go).
-	OIDC *OIDC
 	// Logger receives sign-in failures and errors. nil: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -110,6 +108,7 @@ func (s *Server) route(method, pattern, action string, roles []string, h handler
 		var rep reply
 		if !sess.has(roles...) {
 			rep = errReply(http.StatusForbidden, "forbidden", "your roles do not allow this")
+			rep.target = requestTarget(r)
 		} else {
 			rep = h(r, sess)
 		}
@@ -193,6 +192,24 @@ func (s *Server) Handle(pattern, action string, roles []string, h http.Handler) 
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// requestTarget is what a request names (for the access entry of a call
+// refused before its handler ran): path values and the query string.
+func requestTarget(r *http.Request) archive.AccessTarget {
+	t := archive.AccessTarget{Query: r.URL.RawQuery}
+	if site, name := r.PathValue("site"), r.PathValue("name"); site != "" && name != "" {
+		t.Device, t.Export = site+"/"+name, r.PathValue("id")
+	}
+	if d := r.PathValue("digest"); d != "" {
+		if name, _, err := parseDigest("digest", d); err == nil {
+			t.Bundle = name
+		}
+	}
+	if p, err := parseParams(r.URL.RawQuery, exportParams...); err == nil {
+		t.Device, t.Export, t.Bundle = cmp.Or(t.Device, p["device"]), cmp.Or(t.Export, p["export"]), cmp.Or(t.Bundle, p["bundle"])
+	}
+	return t
 }
 
 type apiError struct {

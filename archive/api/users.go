@@ -120,7 +120,7 @@ func parsePHC(s string) (salt, key []byte, t, m uint32, p uint8, err error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) != parts[3] {
 		return nil, nil, 0, 0, 0, errors.New("argon2id parameters")
 	}
-	if m < 8*1024 || m > 1024*1024 || t < 1 || t > 16 || p < 1 || p > 16 {
+	if m < 8*1024 || m > 256*1024 || t < 1 || t > 16 || p < 1 || p > 16 {
 		return nil, nil, 0, 0, 0, errors.New("argon2id parameters out of range")
 	}
 	b64 := base64.RawStdEncoding

@@ -42,6 +42,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.API.Listen != "" { // refused before anything starts
+		if err := api.CheckListen(cfg.API.Listen, cfg.API.TLS()); err != nil {
+			return err
+		}
+	}
 	key, closeKey, created, err := OpenKey(cfg)
 	if err != nil {
 		return err

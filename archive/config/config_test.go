@@ -25,6 +25,26 @@ func TestExample(t *testing.T) {
 	}
 }
 
+// TestAPI: the read API listens off loopback only with TLS; its files are
+// relative to the config file; the users file defaults to the data dir.
+func TestAPI(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.yaml")
+	if err := os.WriteFile(p, []byte("data_dir: data\napi:\n  listen: 0.0.0.0:8443\n  tls_cert: api.crt\n  tls_key: api.key\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.API; a.TLSCert != filepath.Join(dir, "api.crt") || a.TLSKey != filepath.Join(dir, "api.key") || a.UsersFile != filepath.Join(dir, "data", "users.json") || a.SessionTTL != DefaultSessionTTL || !a.TLS() {
+		t.Fatalf("api %+v", a)
+	}
+	if c, err := Parse([]byte("api:\n  listen: 127.0.0.1:8443\n")); err != nil || c.API.TLS() {
+		t.Fatalf("loopback without TLS: %v", err)
+	}
+}
+
 func TestDefaultsAndPaths(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "a.yaml")
@@ -84,6 +104,13 @@ func TestInvalid(t *testing.T) {
 		{"mqtt:\n  tls:\n    ca_file: x\n", "mqtt.tls"},
 		{"log:\n  level: loud\n", "log.level"},
 		{"metrics:\n  listen: nowhere\n", "metrics.listen"},
+		{"api:\n  listen: 0.0.0.0:8443\n", "api.listen"},
+		{"api:\n  listen: :8443\n", "api.listen"},
+		{"api:\n  listen: 192.0.2.7:8443\n", "api.listen"},
+		{"api:\n  listen: nowhere\n", "api.listen"},
+		{"api:\n  tls_cert: c.pem\n", "api.tls_cert"},
+		{"api:\n  session_ttl: 1s\n", "api.session_ttl"},
+		{"api:\n  session_ttl: 9000h\n", "api.session_ttl"},
 		{"a: 1\n---\nb: 2\n", ""},
 		{"data_dir: [1]\n", ""},
 		{"objects:\n  backend: tape\n", "objects.backend"},
