@@ -144,7 +144,7 @@ func alertOpen(al Alert, lastAccepted string) bool {
 	}
 	t, err1 := wire.ParseTime(al.Time)
 	l, err2 := wire.ParseTime(lastAccepted)
-	return err1 != nil || err2 != nil || t.After(l)
+	return err1 != nil || err2 != nil || !l.After(t)
 }
 
 // OpenAlerts are the QuarantineAlerts (at most limit read) still open:

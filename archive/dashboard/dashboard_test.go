@@ -139,7 +139,9 @@ func TestPageWithStandInAPI(t *testing.T) {
 	api.mu.Unlock()
 	api.events <- "event: bundle.accepted\ndata: {\"bundle\":\"sha256:" + strings.Repeat("cd", 32) + "\",\"device\":\"site1/dev1\",\"logIndex\":1,\"exports\":1,\"refused\":0,\"time\":\"2026-12-07T10:00:00.000000Z\"}\n\n"
 	api.events <- "event: export.indexed\ndata: {\"device\":\"site1/dev1\",\"export\":\"EXP-3\",\"status\":\"accepted\",\"bundle\":\"sha256:00\",\"time\":\"2026-12-07T10:00:00.000000Z\"}\n\n"
+	api.events <- "event: alert\ndata: {\"time\":\"2026-12-07T10:00:01.000000Z\",\"severity\":\"alarm\",\"kind\":\"fork\",\"device\":\"site1/dev1\",\"bundleDigest\":\"sha256:00\",\"reasons\":[\"fork: two roots\"]}\n\n"
 	b.WaitText("#live-list", "bundle accepted")
+	b.WaitText("#live-list li.alert", "fork: two roots")
 	b.WaitText("#exports-table tr.new", "EXP-3")
 	b.Shot("standin-exports.png")
 

@@ -2,7 +2,7 @@
 // person and per device, from the archive's access log.
 
 import * as api from "./api.js";
-import { h, mount, table, fmtTime, statusBadge, pager, errorText } from "./ui.js";
+import { h, mount, table, fmtTime, short, statusBadge, pager, errorText } from "./ui.js";
 import { exportHref } from "./exports.js";
 
 function target(t) {
@@ -12,7 +12,8 @@ function target(t) {
   else if (t.device) parts.push(h("a", { href: "#/access?device=" + encodeURIComponent(t.device) }, t.device));
   for (const [k, v] of Object.entries(t)) {
     if (k === "device" || (k === "export" && t.device)) continue;
-    parts.push(" " + k + "=" + (typeof v === "object" ? JSON.stringify(v) : v));
+    const text = typeof v === "object" ? JSON.stringify(v) : String(v);
+    parts.push(" ", k === "bundle" ? h("span", {}, "bundle ", short(text)) : k + "=" + text);
   }
   return h("span", {}, parts);
 }
@@ -24,7 +25,7 @@ export const accessColumns = [
   { key: "roles", label: "Roles", cell: r => (r.entry.roles || []).join(", "), csv: r => (r.entry.roles || []).join(" ") },
   { key: "action", label: "Action", cell: r => r.entry.action, csv: r => r.entry.action },
   { key: "outcome", label: "Outcome", cell: r => statusBadge(r.entry.outcome), csv: r => r.entry.outcome },
-  { key: "target", label: "Target", cell: r => target(r.entry.target), csv: r => r.entry.target ? JSON.stringify(r.entry.target) : "" },
+  { key: "target", label: "Target", wrap: true, cell: r => target(r.entry.target), csv: r => r.entry.target ? JSON.stringify(r.entry.target) : "" },
   { key: "remote", label: "From", cell: r => r.entry.remote, csv: r => r.entry.remote },
   { key: "via", label: "Via", cell: r => r.entry.via, csv: r => r.entry.via },
 ];

@@ -14,6 +14,15 @@ let config = { name: "edgeseal archive" };
 let events = null;   // the EventSource
 let why = "";        // why the last session ended ("expired", "signedout")
 let returnTo = "";   // the page to go back to after signing in again
+let fleetRefresh = null;
+
+// refreshFleet redraws the fleet, when it is on screen, after a bundle or
+// an alert (one redraw at most every 500 ms).
+function refreshFleet() {
+  if (route().page !== "fleet") return;
+  clearTimeout(fleetRefresh);
+  fleetRefresh = setTimeout(() => { if (me && route().page === "fleet") fleetPage.render().catch(e => notice(errorText(e), true)); }, 500);
+}
 
 function route() {
   const hash = location.hash.replace(/^#\/?/, "");
@@ -114,6 +123,7 @@ function live() {
     const d = JSON.parse(ev.data);
     add("bundle", h("strong", {}, "bundle accepted"), " ", h("a", { href: exportsPage.searchHref({ bundle: d.bundle }) }, d.device + " #" + d.logIndex),
       h("br"), h("span", { class: "muted" }, fmtTime(d.time) + " · " + d.exports + " exports, " + d.refused + " refused"));
+    refreshFleet();
   });
   events.addEventListener("export.indexed", ev => {
     const d = JSON.parse(ev.data);
@@ -123,6 +133,7 @@ function live() {
   events.addEventListener("alert", ev => {
     const d = JSON.parse(ev.data);
     add("alert", h("strong", {}, "alert " + d.kind), " " + d.device, h("br"), h("span", {}, (d.reasons || []).join("; ")));
+    refreshFleet();
   });
 }
 

@@ -30,7 +30,7 @@ export const exportColumns = [
   { key: "app", label: "App" },
   { key: "principal", label: "Principal" },
   { key: "classification", label: "Class" },
-  { key: "reason", label: "Refusal", cell: r => r.reason ? (r.refusedBy ? r.refusedBy + ": " : "") + r.reason : "" , csv: r => r.reason || "" },
+  { key: "reason", label: "Refusal", wrap: true, cell: r => r.reason ? (r.refusedBy ? r.refusedBy + ": " : "") + r.reason : "" , csv: r => r.reason || "" },
   { key: "bundle", label: "Bundle", cell: r => short(r.bundle) },
   { key: "logIndex", label: "Log", num: true },
   { key: "seq", label: "Seq", num: true },

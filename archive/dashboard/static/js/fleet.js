@@ -51,7 +51,7 @@ export async function render() {
     { key: "kind", label: "Kind" },
     { key: "device", label: "Device" },
     { key: "bundleDigest", label: "Bundle", cell: r => short(r.bundleDigest) },
-    { key: "reasons", label: "Reasons", cell: r => (r.reasons || []).join("; "), csv: r => (r.reasons || []).join("; ") },
+    { key: "reasons", label: "Reasons", wrap: true, cell: r => (r.reasons || []).join("; "), csv: r => (r.reasons || []).join("; ") },
   ];
   out.replaceChildren(
     table("fleet-table", "fleet", cols, items, { caption: items.length + " devices", empty: "No device enrolled." }),

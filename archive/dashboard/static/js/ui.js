@@ -80,7 +80,7 @@ export function table(id, name, columns, rows, opts) {
   const fill = () => {
     tbody.replaceChildren();
     for (const r of rows) {
-      tbody.appendChild(h("tr", { class: r._new ? "new" : "" }, columns.map(c => h("td", { class: c.num ? "num" : "" }, c.cell ? c.cell(r) : (r[c.key] ?? "")))));
+      tbody.appendChild(h("tr", { class: r._new ? "new" : "" }, columns.map(c => h("td", { class: c.num ? "num" : c.wrap ? "wrap" : "" }, c.cell ? c.cell(r) : (r[c.key] ?? "")))));
     }
   };
   fill();
