@@ -44,6 +44,9 @@ func TestDashboardE2E(t *testing.T) {
 	cert, key := filepath.Join(dir, "api.pem"), filepath.Join(dir, "api.key")
 	testpki.SelfSigned(t, cert, key, "127.0.0.1")
 	appendFile(t, cfg, fmt.Sprintf("api:\n  listen: 127.0.0.1:0\n  tls_cert: %s\n  tls_key: %s\n  session_ttl: %s\n", cert, key, dashboardTTL))
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	const pw = "correct horse battery staple"
 	for _, u := range [][]string{{"alice", api.RoleAuditor}, {"eve", api.RoleExporter}} {
 		if out, code := runStdin(t, pw+"\n", "archive", "users", "add", u[0], "--role", u[1], "--config", cfg); code != 0 {

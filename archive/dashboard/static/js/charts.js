@@ -40,7 +40,7 @@ export function fillDays(days, from, to) {
 
 // legend shows the series names beside their colors.
 export function legend(keys, offset) {
-  return h("div", { class: "legend" }, keys.map((k, i) => h("span", {}, h("i", { class: "sw" + ((i + (offset || 0)) % COLORS.length) }), k)));
+  return h("div", { class: "legend" }, keys.map((k, i) => h("span", { title: k }, h("i", { class: "sw" + ((i + (offset || 0)) % COLORS.length) }), k.length > 60 ? k.slice(0, 59) + "…" : k)));
 }
 
 // stackedDays draws days [{day, counts: {key: n}}] as stacked bars, keys in

@@ -16,6 +16,14 @@ function lag(s) {
 
 function lagClass(s) { return s === undefined ? "muted" : s > 86400 ? "bad" : s > 3600 ? "warn" : "ok"; }
 
+// lagChart draws the largest lags in seconds, minutes or hours, whichever
+// reads best for the largest.
+function lagChart(lagged) {
+  const top = lagged.length ? lagged[0].lagSeconds : 0;
+  const [div, unit] = top < 120 ? [1, " s"] : top < 7200 ? [60, " min"] : [3600, " h"];
+  return bars("delivery lag per device", lagged.map(d => ({ label: d.device, value: d.lagSeconds / div, color: d.lagSeconds > 3600 ? COLORS[1] : COLORS[0] })), unit);
+}
+
 export async function render() {
   const out = h("div", {}, h("p", { class: "loading" }, "Loading…"));
   mount(h("h1", {}, "Fleet"), out);
@@ -56,7 +64,7 @@ export async function render() {
   out.replaceChildren(
     table("fleet-table", "fleet", cols, items, { caption: items.length + " devices", empty: "No device enrolled." }),
     h("h2", {}, "Delivery lag of each device's last bundle"),
-    h("div", { class: "card" }, bars("delivery lag per device", lagged.map(d => ({ label: d.device, value: d.lagSeconds / 60, color: d.lagSeconds > 3600 ? COLORS[1] : COLORS[0] })), " min")),
+    h("div", { class: "card" }, lagChart(lagged)),
     h("h2", {}, "Open alerts"),
     h("p", { class: "hint" }, "Refused bundles and alarms the archive raised, newest first."),
     table("alerts-table", "alerts", alertCols, alerts.items || [], { empty: "No open alert." }));

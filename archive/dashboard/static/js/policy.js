@@ -81,7 +81,7 @@ export async function render(params) {
       h("h2", {}, "Totals by " + label),
       bars("totals by " + label, keys.map((k, i) => ({ label: k, value: tot[k], color: COLORS[(Math.min(i, TOP) + 2) % COLORS.length] }))),
       table("by-table", "stats-" + by, [
-        { key: "key", label: label, cell: r => h("a", { href: searchHref({ [param]: r.key, from: from + "T00:00:00Z" }) }, r.key) },
+        { key: "key", label: label, wrap: true, cell: r => h("a", { href: searchHref({ [param]: r.key, from: from + "T00:00:00Z" }) }, r.key) },
         { key: "total", label: "exports", num: true },
       ], keys.map(k => ({ key: k, total: tot[k] })), { caption: keys.length + " values" }));
   } else dim.replaceChildren(h("p", { class: "empty" }, errorText(bd.reason)));
