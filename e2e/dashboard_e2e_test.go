@@ -180,6 +180,7 @@ func TestDashboardE2E(t *testing.T) {
 
 	// Every read of this session is in the access log: the history page's
 	// CSV (alice's reads, newest first) holds each action the page made.
+	reads := apiReads(b.Responses())
 	b.Navigate(base + "#/access?user=alice")
 	b.WaitText("#access-table", "export.payload")
 	b.Shot("dashboard-access.png")
@@ -198,6 +199,10 @@ func TestDashboardE2E(t *testing.T) {
 		if !slices.Contains(actions, want) {
 			t.Errorf("access history lacks %s: %v", want, actions)
 		}
+	}
+	// One entry per read the browser made, none missing, none more.
+	if len(rows)-1 != len(reads) {
+		t.Errorf("alice's access history holds %d reads, the browser made %d:\n%s\n%s", len(rows)-1, len(reads), strings.Join(reads, "\n"), data)
 	}
 	if slices.ContainsFunc(rows[1:], func(r []string) bool { return !strings.Contains(strings.Join(r, ","), "alice") }) {
 		t.Errorf("the filter by person shows other people's reads:\n%s", data)
@@ -218,4 +223,18 @@ func TestDashboardE2E(t *testing.T) {
 		t.Errorf("the page reported problems: %v", pr)
 	}
 	p.stop()
+}
+
+// apiReads are the browser's calls of the read API that a session made
+// (the 401s before sign-in and the refused sign-ins are not reads).
+func apiReads(rs []browsertest.Response) []string {
+	var out []string
+	for _, r := range rs {
+		i := strings.Index(r.URL, "/v1/")
+		if i < 0 || r.Status == http.StatusUnauthorized || (r.Method == "POST" && r.Status != http.StatusOK) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s %d", r.Method, r.URL[i:], r.Status))
+	}
+	return out
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/edgeseal/edgeseal/internal/testenv"
@@ -36,8 +37,23 @@ type Browser struct {
 	ctx       context.Context // the tab
 	downloads string
 
-	mu       sync.Mutex
-	problems []string // console errors, exceptions, CSP violations
+	mu        sync.Mutex
+	problems  []string // console errors, exceptions, CSP violations
+	methods   map[network.RequestID]string
+	responses []response
+}
+
+type response struct {
+	id     network.RequestID
+	url    string
+	status int
+}
+
+// Response is an HTTP response the page received (its document, scripts,
+// fetches, event streams; a completed Download counts as a 200).
+type Response struct {
+	Method, URL string
+	Status      int
 }
 
 // ExecPath is the Chromium binary: $EDGESEAL_CHROMIUM, else
@@ -66,7 +82,7 @@ func Start(t testing.TB) *Browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Browser{t: t, downloads: filepath.Join(profile, "downloads")}
+	b := &Browser{t: t, downloads: filepath.Join(profile, "downloads"), methods: map[network.RequestID]string{}}
 	if err := os.Mkdir(b.downloads, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +132,43 @@ func Start(t testing.TB) *Browser {
 	}
 	b.ctx = ctx
 	go b.watchConsole()
+	go b.watchRequests()
+	go b.watchResponses()
 	return b
+}
+
+func (b *Browser) watchRequests() {
+	for ev, err := range chromedp.Events(b.ctx, network.RequestWillBeSent) {
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.methods[ev.RequestID] = ev.Request.Method
+		b.mu.Unlock()
+	}
+}
+
+func (b *Browser) watchResponses() {
+	for ev, err := range chromedp.Events(b.ctx, network.ResponseReceived) {
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.responses = append(b.responses, response{ev.RequestID, ev.Response.URL, int(ev.Response.Status)})
+		b.mu.Unlock()
+	}
+}
+
+// Responses are the HTTP responses the page has received so far, in the
+// order they came.
+func (b *Browser) Responses() []Response {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Response, len(b.responses))
+	for i, r := range b.responses {
+		out[i] = Response{Method: b.methods[r.id], URL: r.url, Status: r.status}
+	}
+	return out
 }
 
 // watchConsole keeps the page's errors: exceptions nobody caught, console
@@ -282,12 +334,12 @@ func (b *Browser) Download(sel string) (string, []byte) {
 	begin := chromedp.Events(ctx, browser.DownloadWillBegin)
 	progress := chromedp.Events(ctx, browser.DownloadProgress)
 	b.Click(sel)
-	var guid, name string
+	var guid, name, url string
 	for ev, err := range begin {
 		if err != nil {
 			b.t.Fatalf("browsertest: clicking %s started no download: %v", sel, err)
 		}
-		guid, name = ev.GUID, ev.SuggestedFilename
+		guid, name, url = ev.GUID, ev.SuggestedFilename, ev.URL
 		break
 	}
 	for ev, err := range progress {
@@ -308,6 +360,12 @@ func (b *Browser) Download(sel string) (string, []byte) {
 	if err != nil {
 		b.t.Fatalf("browsertest: download %s: %v", name, err)
 	}
+	// A download's response is not the page's: count it here.
+	b.mu.Lock()
+	id := network.RequestID("download-" + guid)
+	b.methods[id] = "GET"
+	b.responses = append(b.responses, response{id, url, 200})
+	b.mu.Unlock()
 	return name, data
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,6 +41,15 @@ func TestBrowser(t *testing.T) {
 	name, data := b.Download("#dl")
 	if name != "t.csv" || string(data) != "a,b\n1,2\n" {
 		t.Fatalf("download %q: %q", name, data)
+	}
+	var seen []string
+	for _, r := range b.Responses() {
+		seen = append(seen, fmt.Sprintf("%s %s %d", r.Method, strings.TrimPrefix(r.URL, srv.URL), r.Status))
+	}
+	for _, want := range []string{"GET / 200", "GET /app.js 200", "GET /file.csv 200"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("responses %v lack %q", seen, want)
+		}
 	}
 	if Eval[bool](b, `window.inline === 1`) {
 		t.Fatal("an inline script ran despite the policy")
