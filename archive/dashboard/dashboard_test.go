@@ -160,6 +160,14 @@ func TestPageWithStandInAPI(t *testing.T) {
 	api.expire()
 	b.Click(`header nav a[data-page="fleet"]`)
 	b.WaitText("#signin-error", "session has ended")
+	// Signing in again returns to the page; signing out ends the session.
+	signIn("alice", "right")
+	b.WaitText("#fleet-table", "golden")
+	b.Click("#signout")
+	b.WaitText("#signin-error", "You have signed out")
+	if st := browsertest.Eval[int](b, `fetch("/v1/session").then(r => r.status)`); st != http.StatusUnauthorized {
+		t.Errorf("the session after signing out: %d", st)
+	}
 	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("the page reported problems: %v", p)
 	}

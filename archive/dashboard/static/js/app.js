@@ -24,17 +24,24 @@ function refreshFleet() {
   fleetRefresh = setTimeout(() => { if (me && route().page === "fleet") fleetPage.render().catch(e => notice(errorText(e), true)); }, 500);
 }
 
+// can reports whether the session holds one of the roles.
+function can(...roles) { return !!me && (me.roles || []).some(r => roles.includes(r)); }
+
+// home is the first page for the session's roles: the export search for
+// auditors and operators, policy adherence for policy administrators.
+function home() { return can("auditor", "operator") ? "exports" : "policy"; }
+
 function route() {
   const hash = location.hash.replace(/^#\/?/, "");
   const [path, qs] = hash.split("?", 2);
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  return { page: parts[0] || "exports", rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(qs || "")) };
+  return { page: parts[0] || home(), rest: parts.slice(1), params: Object.fromEntries(new URLSearchParams(qs || "")) };
 }
 
 async function show() {
   const r = route();
   if (!me) { signInPage(r.params.why || why); return; }
-  if (r.page === "signin") { location.hash = "#/exports"; return; }
+  if (r.page === "signin") { location.hash = "#/" + home(); return; }
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("on", a.dataset.page === r.page || (r.page === "export" && a.dataset.page === "exports"));
   notice("");
   try {
@@ -76,7 +83,7 @@ function signInPage(reason) {
     const back = returnTo;
     why = returnTo = "";
     if (back) location.hash = back;
-    else if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/exports";
+    else if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/" + home();
     else show();
   });
   mount(h("div", { class: "signin card" }, h("h1", {}, config.name), h("p", { class: "hint" }, "Sign in with your archive account."), form));
@@ -98,6 +105,9 @@ function started() {
   document.getElementById("top").hidden = false;
   document.getElementById("live").hidden = false;
   document.getElementById("who").textContent = me.user + " (" + (me.roles || []).join(", ") + ")";
+  // Pages the roles cannot read are not offered (the API refuses them anyway).
+  const pages = { exports: can("auditor", "operator"), access: can("auditor"), policy: true, fleet: true };
+  for (const a of document.querySelectorAll("header nav a")) a.hidden = !pages[a.dataset.page];
   live();
 }
 

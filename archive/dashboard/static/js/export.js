@@ -19,7 +19,7 @@ function decodeReceipt(env) {
 
 // hops are the steps of the lineage with their proof status:
 // verified, refused or missing.
-function hops(e, receipt, proof) {
+function hops(e, receipt) {
   const accepted = e.status === "accepted";
   const archiveRefused = e.status === "refused" && e.refusedBy === "archive";
   const inBundle = accepted ? "verified" : archiveRefused ? "refused" : e.bundle ? "verified" : "missing";
@@ -34,7 +34,7 @@ function hops(e, receipt, proof) {
     { hop: "Sealed bundle", what: e.bundle ? e.bundle.slice(0, 19) + "…" : "none", title: e.bundle, state: inBundle,
       proof: accepted ? "TPM quote, counter and seal verified at acceptance" : archiveRefused ? "refused: " + e.reason : "sealed" },
     { hop: "Archive log", what: e.logIndex !== undefined ? "entry " + e.logIndex : "none", state: e.logIndex === undefined ? "missing" : r ? "verified" : "missing",
-      proof: e.logIndex === undefined ? "not logged" : r ? "signed receipt names this bundle at this index" + (proof ? "; single-export proof available" : "") : "receipt not read" },
+      proof: e.logIndex === undefined ? "not logged" : r ? "signed receipt names this bundle at this index" : "receipt not read" },
     { hop: "Storage object", what: e.object ? (e.object.length > 24 ? e.object.slice(0, 22) + "…" : e.object) : "none", state: e.object ? "verified" : "missing",
       title: e.object, proof: e.object ? "write-once until " + fmtTime(e.retainUntil) : "nothing stored" },
   ];
@@ -95,7 +95,7 @@ export async function render(rest, config) {
     h("p", { class: "hint" }, "on ", h("a", { href: searchHref({ device }) }, device), " · ", fmtTime(e.time)),
     h("h2", {}, "Lineage"),
     h("p", { class: "hint" }, "From the no-code app to the storage object. ✔ proven by what the archive verified and signed; ✘ refused; – not present."),
-    lineage(hops(e, receipt, false)),
+    lineage(hops(e, receipt)),
     actions,
     h("div", { class: "card" }, h("dl", { class: "fields" }, fields.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
     h("h2", {}, "The record as the bundle holds it"),
