@@ -188,12 +188,20 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	a.xi.stuck = false
 	a.xi.mu.Unlock()
 	raw, err := a.objects.Get(ctx, digest)
-	if err != nil {
-		return false, fmt.Errorf("archive: export index: bundle %s: %w", lr.entry.BundleDigest, err)
+	_, corrupt := errors.AsType[*CorruptError](err)
+	if err != nil && !errors.Is(err, ErrNotFound) && !corrupt {
+		return false, fmt.Errorf("archive: export index: bundle %s: %w", lr.entry.BundleDigest, err) // retried
 	}
-	recs, err := bundleRecords(raw, a.opts.Limits)
+	var recs [][]byte
+	if err == nil {
+		recs, err = bundleRecords(raw, a.opts.Limits)
+	}
 	if err != nil {
-		return false, fmt.Errorf("archive: export index: bundle %s: %w", lr.entry.BundleDigest, err)
+		// Purged since (its skeleton is stored under another digest),
+		// altered or unreadable: never wedge the index on it.
+		a.lg.Error("export index: the records of a logged bundle cannot be read; not indexed",
+			"bundle", lr.entry.BundleDigest, "logIndex", li, "err", err)
+		recs = nil
 	}
 	ref := bundleRef{digest: lr.entry.BundleDigest, object: a.objectKey(digest), acceptedAt: acc.at, logIndex: li}
 	if receipt, err := a.storedReceipt(acc); err == nil {
@@ -207,8 +215,9 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		var ents []*ExportEntry
 		for _, r := range recs[off:end] {
 			e, err := entryOf(r, ref)
-			if err != nil {
-				return false, fmt.Errorf("archive: export index: bundle %s: %w", ref.digest, err)
+			if err != nil { // verified at acceptance: not expected
+				a.lg.Error("export index: a record of an accepted bundle cannot be read; not indexed", "bundle", ref.digest, "err", err)
+				continue
 			}
 			if e == nil {
 				continue

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -241,6 +243,17 @@ func TestExportIndexCatchUp(t *testing.T) {
 	if n != uint64(len(all)) || len(all) < 500 {
 		t.Fatalf("counted %d, listed %d exports", n, len(all))
 	}
+	// Without its directory the index is rebuilt from the log.
+	e.a.Close()
+	e.a = nil
+	if err := os.RemoveAll(filepath.Join(e.dir, "search")); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	waitIndexed(t, e.a)
+	if again := search(t, e.a, archive.ExportQuery{Limit: 1000}); len(again) != len(all) {
+		t.Fatalf("rebuilt index: %d entries, want %d", len(again), len(all))
+	}
 }
 
 // TestAccessLog: reads appended to the access log are found by export,
@@ -333,4 +346,39 @@ func FuzzSearchCursor(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestExportIndexSkipsMissingBundle: a logged bundle whose object is gone
+// (purged, say) before it was indexed is skipped with an error logged; the
+// bundles after it are indexed.
+func TestExportIndexSkipsMissingBundle(t *testing.T) {
+	e := newEnv(t)
+	archive.SetIndexHook(func(li, off uint64) error { return errors.New("stopped") })
+	t.Cleanup(func() { archive.SetIndexHook(nil) })
+	c := newChain(t, 2, bundletest.Options{Records: 5})
+	e.approve(c)
+	e.accept(c, c.Bundles[0])
+	e.accept(c, c.Bundles[1])
+	gone := sha256Sum(raw(t, c.Bundles[0]))
+	fs, err := archive.NewFSStore(filepath.Join(e.dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.a.Close()
+	e.a = nil
+	if err := os.Remove(fs.Path(gone)); err != nil {
+		t.Fatal(err)
+	}
+	archive.SetIndexHook(nil)
+	e.open()
+	waitIndexed(t, e.a)
+	all := search(t, e.a, archive.ExportQuery{})
+	if len(all) == 0 {
+		t.Fatal("the bundle after the missing one was not indexed")
+	}
+	for _, en := range all {
+		if en.Bundle == wire.FormatHash(gone) {
+			t.Fatalf("an entry of the missing bundle: %+v", en)
+		}
+	}
 }

@@ -8,7 +8,10 @@
 // argon2id password hashes) sign in with POST /v1/session and get an
 // opaque random token, sent back as Authorization: Bearer or in the
 // HttpOnly, SameSite=Strict session cookie; sessions live in memory and
-// expire Options.SessionTTL after sign-in. Roles decide what a session
+// expire Options.SessionTTL after sign-in. With Options.OIDC (NewOIDC),
+// browsers also sign in from the organization's identity provider
+// (oidc.go: authorization code flow with PKCE, verified ID token, roles
+// mapped from a claim) as "oidc:NAME". Roles decide what a session
 // may read (auditor, operator, policy-admin); an account with none of
 // them (an exporter) cannot sign in.
 //

@@ -39,6 +39,10 @@ func (s *Server) routes() {
 	s.route("GET", "/v1/access/checkpoint", "access.checkpoint", auditorOnly, s.accessCheckpoint)
 	s.route("GET", "/v1/access/proof", "access.proof", auditorOnly, s.accessProof)
 	s.route("GET", "/v1/events", "events.open", anyRole, s.events)
+	if s.opts.OIDC != nil {
+		s.mux.HandleFunc("GET /v1/oidc/login", s.oidcLogin)
+		s.mux.HandleFunc("GET /v1/oidc/callback", s.oidcCallback)
+	}
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

@@ -220,12 +220,14 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the users file cannot be read")
 		return
 	}
-	s.startSession(w, r, &session{user: u.Name, via: "local", roles: u.Roles})
+	s.startSession(w, r, &session{user: u.Name, via: "local", roles: u.Roles}, false)
 }
 
 // startSession checks the roles, records the sign-in and answers with
-// the token and cookie.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess *session) {
+// the token and cookie; a browser signed in by OIDC (page) gets a page
+// that goes on to / (a same-site navigation, so that the SameSite=Strict
+// cookie is sent).
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess *session, page bool) {
 	roles := archiveRolesOf(sess.roles)
 	if len(roles) == 0 {
 		s.lg.Warn("api: sign-in refused: no archive role", "user", sess.user, "via", sess.via, "roles", sess.roles, "remote", r.RemoteAddr)
@@ -246,6 +248,12 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess *sess
 		Name: CookieName, Value: tok, Path: "/", Expires: sess.expires, MaxAge: int(s.opts.SessionTTL.Seconds()),
 		HttpOnly: true, Secure: s.opts.SecureCookie, SameSite: http.SameSiteStrictMode,
 	})
+	if page {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `<!doctype html><meta http-equiv="refresh" content="0;url=/"><title>Signed in</title><a href="/">Continue</a>`)
+		return
+	}
 	writeJSON(w, http.StatusOK, sessionJSON{Token: tok, User: sess.user, Roles: sess.roles, Via: sess.via, Expires: wire.FormatTime(sess.expires)})
 }
 

@@ -31,6 +31,9 @@ type Options struct {
 	SessionTTL time.Duration
 	// SecureCookie sets Secure on the session cookie (the listener has TLS).
 	SecureCookie bool
+	// OIDC, when set, signs users in from the organization's identity
+	// provider (NewOIDC): GET /v1/oidc/login and /v1/oidc/callback.
+	OIDC *OIDC
 	// Logger receives sign-in failures and errors. nil: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.

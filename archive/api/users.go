@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -246,6 +247,9 @@ func (u *Users) write(f *usersFile) error {
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(u.path), 0o750); err != nil {
+		return fmt.Errorf("users file: %w", err)
 	}
 	if err := fsutil.WriteFileAtomic(u.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("users file: %w", err)

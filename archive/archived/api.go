@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/api"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/dashboard"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // serveAPI starts the read API of cfg.API (off when Listen is empty):
@@ -35,8 +38,19 @@ func serveAPI(ctx context.Context, cfg *config.Config, a *archive.Archive, log *
 		}
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
+	var provider *api.OIDC
+	if o := c.OIDC; o.Issuer != "" {
+		secret, err := readSecretFile(o.ClientSecretFile)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("api.oidc.client_secret_file: %w", err)
+		}
+		if provider, err = api.NewOIDC(ctx, api.OIDCConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret,
+			RedirectURL: o.RedirectURL, RoleClaim: o.RoleClaim, Roles: o.RoleMap()}); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	srv, err = api.New(api.Options{
-		Archive: a, Users: api.OpenUsers(c.UsersFile), SessionTTL: c.SessionTTL, SecureCookie: c.TLS(), Logger: log,
+		Archive: a, Users: api.OpenUsers(c.UsersFile), SessionTTL: c.SessionTTL, SecureCookie: c.TLS(), OIDC: provider, Logger: log,
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -69,4 +83,28 @@ func serveAPI(ctx context.Context, cfg *config.Config, a *archive.Archive, log *
 		_ = hs.Close()
 		<-done
 	}, nil
+}
+
+// readSecretFile reads a one-line secret: a regular file (not a symbolic
+// link) of at most 4 KiB that group and others cannot read.
+func readSecretFile(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: not a regular file (a symbolic link is refused)", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s: mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	b, err := fsutil.ReadLimited(path, 4096)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("%s: empty", path)
+	}
+	return line, nil
 }

@@ -6,7 +6,8 @@
 // type are errors (*Error, naming the dotted key and, when known, the
 // line). Keys left out take the defaults of Default. Booleans are true or
 // false; durations are Go duration strings ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*, mqtt.embedded.tls.*,
-// objects.s3.credentials_file, objects.s3.tls.ca_file, enroll.ek_ca) are taken
+// objects.s3.credentials_file, objects.s3.tls.ca_file, enroll.ek_ca, api.tls_cert,
+// api.tls_key, api.users_file, api.oidc.client_secret_file) are taken
 // relative to the config file's directory by Load and kept as written by
 // Parse.
 //
