@@ -14,7 +14,12 @@ import (
 // beyond the contract, authenticated and access-logged like the others:
 // GET /v1/policies (policy versions per device, archive.DevicePolicies)
 // and GET /v1/alerts (open alerts, archive.OpenAlerts).
+//
+// With OIDC configured, the sign-in page offers it (o.OIDCLogin).
 func (s *Server) MountDashboard(o dashboard.Options) {
+	if s.opts.OIDC != nil && o.OIDCLogin == "" {
+		o.OIDCLogin = "/v1/oidc/login"
+	}
 	page := dashboard.Handler(o)
 	s.mux.Handle("GET /{$}", page)
 	s.mux.Handle("GET /assets/", page)

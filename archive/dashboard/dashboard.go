@@ -33,6 +33,10 @@ type Options struct {
 	// (path-escaped); the export page then offers a download button. Empty:
 	// no button.
 	PackURL string
+	// OIDCLogin, when set, is the path that signs a browser in from the
+	// organization's identity provider (the API's /v1/oidc/login); the
+	// sign-in page then offers it beside the local accounts.
+	OIDCLogin string
 }
 
 type file struct {
@@ -82,9 +86,10 @@ func Handler(o Options) http.Handler {
 		o.Name = "edgeseal archive"
 	}
 	cfg, _ := json.Marshal(struct {
-		Name    string `json:"name"`
-		PackURL string `json:"packUrl,omitempty"`
-	}{o.Name, o.PackURL})
+		Name      string `json:"name"`
+		PackURL   string `json:"packUrl,omitempty"`
+		OIDCLogin string `json:"oidcLogin,omitempty"`
+	}{o.Name, o.PackURL, o.OIDCLogin})
 	add("/assets/config.json", "config.json", cfg)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

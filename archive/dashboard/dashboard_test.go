@@ -15,7 +15,7 @@ import (
 // Policy and the other headers, answers a repeat with 304, and nothing
 // else: unknown paths 404, writes 405.
 func TestHandler(t *testing.T) {
-	srv := httptest.NewServer(Handler(Options{Name: "test archive", PackURL: "/v1/exports/{site}/{name}/{id}/pack"}))
+	srv := httptest.NewServer(Handler(Options{Name: "test archive", PackURL: "/v1/exports/{site}/{name}/{id}/pack", OIDCLogin: "/v1/oidc/login"}))
 	defer srv.Close()
 	for path, ctype := range map[string]string{
 		"/": "text/html", "/assets/app.css": "text/css", "/assets/js/app.js": "text/javascript",
@@ -33,7 +33,7 @@ func TestHandler(t *testing.T) {
 		if r.Header.Get("Content-Security-Policy") != CSP || r.Header.Get("X-Content-Type-Options") != "nosniff" || r.Header.Get("X-Frame-Options") != "DENY" {
 			t.Errorf("%s: headers %v", path, r.Header)
 		}
-		if path == "/assets/config.json" && !strings.Contains(string(body), `"packUrl":"/v1/exports/{site}/{name}/{id}/pack"`) {
+		if path == "/assets/config.json" && (!strings.Contains(string(body), `"packUrl":"/v1/exports/{site}/{name}/{id}/pack"`) || !strings.Contains(string(body), `"oidcLogin":"/v1/oidc/login"`)) {
 			t.Errorf("config: %s", body)
 		}
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)

@@ -86,7 +86,8 @@ function signInPage(reason) {
     else if (location.hash.startsWith("#/signin") || !location.hash) location.hash = "#/" + home();
     else show();
   });
-  mount(h("div", { class: "signin card" }, h("h1", {}, config.name), h("p", { class: "hint" }, "Sign in with your archive account."), form));
+  const sso = config.oidcLogin ? h("p", {}, h("a", { class: "button", id: "oidc-login", href: config.oidcLogin }, "Sign in with your organization's account")) : null;
+  mount(h("div", { class: "signin card" }, h("h1", {}, config.name), h("p", { class: "hint" }, "Sign in with your archive account."), form, sso));
   document.getElementById("user").focus();
 }
 
