@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
@@ -155,6 +156,33 @@ func FuzzParsePHC(f *testing.F) {
 		}
 		if m > 256*1024 || tm > 16 || p > 16 || len(salt) > 64 || len(key) > 64 {
 			t.Fatalf("accepted unbounded parameters m=%d t=%d p=%d", m, tm, p)
+		}
+	})
+}
+
+// FuzzOIDCClaims: the user name and roles read from an identity
+// provider's claims (JSON) are bounded text and only mapped roles.
+func FuzzOIDCClaims(f *testing.F) {
+	f.Add([]byte(`{"preferred_username":"alice","groups":["auditors","x"]}`), "sub-1")
+	f.Add([]byte(`{"email":"a@b","groups":"auditors"}`), "")
+	f.Add([]byte(`{"groups":[1,null,{}]}`), "s")
+	o := &OIDC{cfg: OIDCConfig{RoleClaim: "groups", Roles: map[string][]string{"auditors": {RoleAuditor}, "ops": {RoleOperator}}}}
+	f.Fuzz(func(t *testing.T, b []byte, sub string) {
+		var claims map[string]any
+		if json.Unmarshal(b, &claims) != nil {
+			return
+		}
+		name, roles, err := o.userOf(claims, sub)
+		if err != nil {
+			return
+		}
+		if name == "" || len(name) > maxOIDCUserName || !utf8.ValidString(name) {
+			t.Fatalf("user %q", name)
+		}
+		for _, r := range roles {
+			if r != RoleAuditor && r != RoleOperator {
+				t.Fatalf("role %q", r)
+			}
 		}
 	})
 }

@@ -194,15 +194,25 @@ func (o *OIDC) session(ctx context.Context, code string, p oidcPending) (*sessio
 			}
 		}
 	}
-	name := idt.Subject
+	name, roles, err := o.userOf(claims, idt.Subject)
+	if err != nil {
+		return nil, err
+	}
+	return &session{user: "oidc:" + name, via: "oidc", roles: roles}, nil
+}
+
+// userOf reads the user name (preferred_username, else email, else the
+// subject) and the roles its role claim maps to.
+func (o *OIDC) userOf(claims map[string]any, subject string) (string, []string, error) {
+	name := subject
 	for _, k := range []string{"preferred_username", "email"} {
 		if v, ok := claims[k].(string); ok && v != "" {
 			name = v
 			break
 		}
 	}
-	if !utf8.ValidString(name) || name == "" || len(name) > maxOIDCUserName || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 }) {
-		return nil, errors.New("user name claim is empty, too long or not text")
+	if !utf8.ValidString(name) || name == "" || len(name) > maxOIDCUserName || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", nil, errors.New("user name claim is empty, too long or not text")
 	}
 	var roles []string
 	for _, v := range claimValues(claims[o.cfg.RoleClaim]) {
@@ -212,7 +222,7 @@ func (o *OIDC) session(ctx context.Context, code string, p oidcPending) (*sessio
 			}
 		}
 	}
-	return &session{user: "oidc:" + name, via: "oidc", roles: roles}, nil
+	return name, roles, nil
 }
 
 // claimValues reads a string or a list of strings.

@@ -28,11 +28,20 @@ import (
 const opModule = "github.com/zitadel/oidc/v3/example/server@v3.52.0"
 
 // opBinary returns the example OP's binary: $EDGESEAL_OIDC_OP, else
-// installed (once) under the user's cache directory.
+// where scripts/deps.sh installs it ($(go env GOPATH)/bin/zitadel-oidc-op),
+// else installed (once) under the user's cache directory.
 func opBinary(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("EDGESEAL_OIDC_OP"); p != "" {
 		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		gopath, _, _ := strings.Cut(strings.TrimSpace(string(out)), string(os.PathListSeparator))
+		if p := filepath.Join(gopath, "bin", "zitadel-oidc-op", "server"); gopath != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
