@@ -75,6 +75,7 @@ export async function render(rest, config) {
     actions.appendChild(h("a", { class: "button primary", id: "dl-pack", href: pack, download: "" }, "Download evidence pack"));
   }
   if (e.bundle) actions.appendChild(h("a", { class: "button", href: searchHref({ bundle: e.bundle }) }, "Exports in this bundle"));
+  actions.appendChild(h("a", { class: "button", href: "#/access?device=" + encodeURIComponent(device) }, "Reads of this device"));
   if (doc.others) actions.appendChild(h("a", { class: "button", href: searchHref({ device, export: id }) }, doc.others + " more record(s) with this id"));
 
   const fields = [

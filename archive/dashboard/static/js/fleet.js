@@ -51,6 +51,7 @@ export async function render() {
     { key: "lastAcceptedAt", label: "Last accepted", cell: r => fmtTime(r.lastAcceptedAt) },
     { key: "lagSeconds", label: "Delivery lag", cell: r => h("span", { class: lagClass(r.lagSeconds) }, lag(r.lagSeconds)) },
     { key: "alerts", label: "Open alerts", num: true, cell: r => r.alerts ? badge(String(r.alerts), "bad") : "0", csv: r => r.alerts },
+    { key: "reads", label: "Reads", cell: r => h("a", { href: "#/access?device=" + encodeURIComponent(r.device) }, "access history"), noCsv: true },
   ];
   const lagged = items.filter(d => d.lagSeconds !== undefined).sort((a, b) => b.lagSeconds - a.lagSeconds);
   const alertCols = [

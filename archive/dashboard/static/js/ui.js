@@ -62,6 +62,7 @@ function csvCell(v) {
 
 // downloadCSV saves rows (objects) with the columns as a CSV file.
 export function downloadCSV(name, columns, rows) {
+  columns = columns.filter(c => !c.noCsv);
   const lines = [columns.map(c => csvCell(c.label)).join(",")];
   for (const r of rows) lines.push(columns.map(c => csvCell(c.csv ? c.csv(r) : r[c.key])).join(","));
   const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
@@ -71,7 +72,8 @@ export function downloadCSV(name, columns, rows) {
   setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
 }
 
-// table renders rows with columns [{key, label, cell(row), csv(row), num}]
+// table renders rows with columns [{key, label, cell(row), csv(row), num,
+// wrap, noCsv}]
 // and a CSV button that saves what the table shows.
 export function table(id, name, columns, rows, opts) {
   opts = opts || {};
