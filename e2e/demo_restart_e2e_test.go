@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -70,6 +72,7 @@ func TestDemoRestart(t *testing.T) {
 		t.Fatalf("the demo does not name its broker's ssl:// address:\n%s", out)
 	}
 	checkDemoBrokerRefusesAnonymous(t, string(m[1]), dir)
+	checkDemoDashboard(t, string(out))
 	ag := startDemoProc(t, "agent", agentArgs)
 	c := unixClient(socket)
 	deadline := time.Now().Add(60 * time.Second)
@@ -235,5 +238,39 @@ func (p *demoProc) stop(t *testing.T) {
 	}
 	if p.waitErr != nil {
 		t.Fatalf("%s exit: %v\n%s", p.name, p.waitErr, p.stderr)
+	}
+}
+
+// demoDashboard matches the demo's last lines: the dashboard's address and
+// the auditor's login.
+var demoDashboard = regexp.MustCompile(`dashboard is on (http://127\.0\.0\.1:\d+/)\n  sign in as (\S+), password (\S+) `)
+
+// checkDemoDashboard: the restarted archive serves the dashboard at the
+// address the demo printed, and the login it printed signs in as an
+// auditor.
+func checkDemoDashboard(t *testing.T, out string) {
+	t.Helper()
+	m := demoDashboard.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo does not end with the dashboard's address and a login:\n%s", out)
+	}
+	r, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK || r.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("GET %s: %d %v", m[1], r.StatusCode, r.Header)
+	}
+	body, _ := json.Marshal(map[string]string{"user": m[2], "password": m[3]})
+	r, err = http.Post(m[1]+"v1/session", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess struct{ Roles []string }
+	_ = json.NewDecoder(r.Body).Decode(&sess)
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK || !slices.Contains(sess.Roles, "auditor") {
+		t.Fatalf("sign-in with the demo's login: %d, roles %v", r.StatusCode, sess.Roles)
 	}
 }

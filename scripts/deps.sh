@@ -6,6 +6,7 @@
 #   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto, softhsm2 (the archive key's
 #         PKCS#11 tests), systemd (systemd-analyze),
 #         jq and openssl (the README's by-hand recipe), strace (the --help test),
+#         chromium (the dashboard's browser tests, driven headless by chromedp),
 #         git (the package tests: version and time of the last commit)
 #         and the versitygw S3 gateway (Go module proxy, `go install` into
 #         $(go env GOPATH)/bin, where archive/s3store's test finds it; root not needed)
@@ -76,7 +77,7 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc libssl-dev)
 if [ "$group" = test ]; then
-  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto softhsm2 systemd git jq openssl strace)
+  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto softhsm2 systemd git jq openssl strace chromium)
 fi
 if [ "$group" = package ]; then
   pkgs=(git)

@@ -15,6 +15,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/api"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/archive/dashboard"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -54,6 +55,7 @@ func serveAPI(ctx context.Context, cfg *config.Config, a *archive.Archive, log *
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	srv.MountDashboard(dashboard.Options{}) // the auditor's view at "/"
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("api: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	gosync "sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/api"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	aconfig "github.com/edgeseal/edgeseal/archive/config"
@@ -28,15 +30,18 @@ import (
 // archiveProc is the archive the demo runs in process, with its embedded
 // MQTT broker on a free loopback port.
 type archiveProc struct {
-	a       *archive.Archive
-	brk     *broker.Broker
-	keyFile string
-	stop    func() error
+	a        *archive.Archive
+	brk      *broker.Broker
+	keyFile  string
+	api      string // HOST:PORT of the read API and its dashboard
+	auditPwd string // the password of the dashboard's AuditorUser
+	stop     func() error
 }
 
 // writeArchiveConfig writes the demo archive's config, its embedded
-// broker listening on listen, TLS only with client certificates (tf).
-func writeArchiveConfig(path, dataDir, listen string, tf *tlsFiles) error {
+// broker listening on listen, TLS only with client certificates (tf), and
+// its read API with the dashboard on apiListen (loopback, plain HTTP).
+func writeArchiveConfig(path, dataDir, listen, apiListen string, tf *tlsFiles) error {
 	text := fmt.Sprintf(`# Written by 'edgeseal demo'.
 data_dir: %[1]s
 key_file: %[1]s/archive.key
@@ -49,10 +54,12 @@ mqtt:
       cert_file: %[4]s
       key_file: %[5]s
   client_id: edgeseal-archive
+api:
+  listen: %[6]s
 log:
   format: text
   level: info
-`, dataDir, listen, tf.CA, tf.ServerCert, tf.ServerKey)
+`, dataDir, listen, tf.CA, tf.ServerCert, tf.ServerKey, apiListen)
 	return fsutil.WriteFileAtomic(path, []byte(text), 0o600)
 }
 
@@ -66,8 +73,12 @@ func startArchive(ctx context.Context, o Options, dir string, tf *tlsFiles, log 
 	if err := os.MkdirAll(adir, 0o755); err != nil {
 		return nil, err
 	}
+	auditPwd, err := auditorAccount(adir, dir)
+	if err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(adir, "archive.yaml")
-	if err := writeArchiveConfig(cfgPath, adir, "127.0.0.1:0", tf); err != nil {
+	if err := writeArchiveConfig(cfgPath, adir, "127.0.0.1:0", "127.0.0.1:0", tf); err != nil {
 		return nil, err
 	}
 	cfg, err := aconfig.Load(cfgPath)
@@ -77,16 +88,20 @@ func startArchive(ctx context.Context, o Options, dir string, tf *tlsFiles, log 
 	actx, cancel := context.WithCancel(ctx)
 	ready := make(chan *archiveProc, 1)
 	done := make(chan error, 1)
+	var apiAddr string // set by APIReady, which runs before Ready
 	go func() {
-		done <- archived.Run(actx, cfg, archived.Options{Logger: log, Ready: func(a *archive.Archive, b *broker.Broker) {
-			ready <- &archiveProc{a: a, brk: b, keyFile: cfg.KeyFile}
-		}})
+		done <- archived.Run(actx, cfg, archived.Options{Logger: log,
+			APIReady: func(_ *api.Server, addr net.Addr) { apiAddr = addr.String() },
+			Ready: func(a *archive.Archive, b *broker.Broker) {
+				ready <- &archiveProc{a: a, brk: b, keyFile: cfg.KeyFile, api: apiAddr, auditPwd: auditPwd}
+			}})
 	}()
 	select {
 	case da := <-ready:
 		// The agent's config names the port the broker took: keep it in
-		// the archive's config too, so that the pair can be run again.
-		if err := writeArchiveConfig(cfgPath, adir, da.brk.Addr(), tf); err != nil {
+		// the archive's config too, so that the pair can be run again, and
+		// the dashboard's too, so that its address stays the one printed.
+		if err := writeArchiveConfig(cfgPath, adir, da.brk.Addr(), da.api, tf); err != nil {
 			cancel()
 			<-done
 			return nil, err

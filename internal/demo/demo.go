@@ -252,5 +252,7 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(stdout, "(sha256:HEX); the archive keeps it as %s/archive/objects/sha256/<first two of HEX>/HEX.\n", dir)
 	fmt.Fprintf(stdout, "Verify such a later bundle after the demo's last one:\n  go run ./cmd/edgeseal verify --trust %s/DEVICE.json --previous %s BUNDLE\n",
 		dir, filepath.Join(dir, "bundles", filepath.Base(got[len(got)-1].path)))
+	fmt.Fprintf(stdout, "While the archive runs, its dashboard is on http://%s/\n", da.api)
+	fmt.Fprintf(stdout, "  sign in as %s, password %s (also in %s)\n", AuditorUser, da.auditPwd, filepath.Join(dir, AuditorFile))
 	return nil
 }
