@@ -63,12 +63,16 @@
 // # Batch
 //
 // Content-Type application/x-ndjson (or application/jsonl): one JSON
-// envelope per line, blank lines ignored, at most api.max_batch_lines. All
-// lines, rejected ones included, are journaled in one durable commit when
-// they fit the journal's commit size (about a MiB), else in as few
-// consecutive commits as they need, in order; the answer comes only once
-// all are durable. The answer is 200 with Content-Type application/x-ndjson: one line per input
-// line, in order,
+// envelope per line, blank lines ignored, at most api.max_batch_lines. The
+// body is decoded as it arrives into sub-batches of at most
+// Options.BatchChunk line bytes (4 MiB; a longer line alone), each handed
+// to the core in one call: one journal batch, in as few durable commits as
+// fit the journal's commit size, rejected lines included. A batch within
+// one sub-batch is read whole before anything is journaled; a larger one
+// is journaled sub-batch by sub-batch, in order, and an error of the whole
+// batch after one leaves those before it journaled. The answer comes only
+// once every line is durable: 200 with Content-Type application/x-ndjson,
+// one line per input line, in order,
 //
 //	{"line":1,"status":201,"receipt":{...}}
 //	{"line":2,"status":422,"error":{"code":"schema_violation","message":"...","field":"data",...}}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/agent"
 )
 
 func FuzzDecodeExport(f *testing.F) {
@@ -56,30 +59,63 @@ func FuzzDecodeExport(f *testing.F) {
 	})
 }
 
-// A batch line is decoded by DecodeExport; this fuzzes it through the
-// line splitter with several lines.
+// The streamed batch decoder: lines are split at '\n' and trimmed, blank
+// ones skipped, each decoded by DecodeExport, and handed over in order in
+// sub-batches within the chunk bound (a longer line alone), numbered
+// without a gap; a refused line keeps its bytes for the digest.
 func FuzzBatchLines(f *testing.F) {
-	f.Add([]byte("{\"workflow\":\"w\",\"app\":\"a\",\"data\":1}\n\n{bad\n{\"data\":[]}\r\n"))
-	f.Add([]byte("\n\n"))
-	f.Add([]byte(strings.Repeat("{\"data\":1}\n", 5)))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		s := New(Options{MaxBody: 1 << 16, MaxBatchLines: 4})
-		lines, err := s.readBatch(strings.NewReader(string(b)))
+	f.Add([]byte("{\"workflow\":\"w\",\"app\":\"a\",\"data\":1}\n\n{bad\n{\"data\":[]}\r\n"), uint8(40))
+	f.Add([]byte("\n\n"), uint8(1))
+	f.Add([]byte(strings.Repeat("{\"data\":1}\n", 5)), uint8(12))
+	f.Add([]byte(strings.Repeat("x", 200)+"\n"+strings.Repeat("{\"data\":\"y\"}", 3)), uint8(5))
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		s := New(Options{MaxBody: 1 << 16, MaxBatchLines: 4, BatchChunk: int(chunk) + 1})
+		var want [][]byte
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			if l = bytes.TrimSpace(l); len(l) > 0 {
+				want = append(want, l)
+			}
+		}
+		var got []agent.BatchLine
+		err := s.streamBatch(strings.NewReader(string(b)), func(first int, lines []agent.BatchLine) error {
+			if first != len(got)+1 || len(lines) == 0 {
+				t.Fatalf("sub-batch from line %d after %d lines (%d lines)", first, len(got), len(lines))
+			}
+			held := 0
+			for k := range lines {
+				held += len(want[len(got)+k])
+			}
+			if len(lines) > 1 && held > s.opts.BatchChunk {
+				t.Fatalf("sub-batch of %d lines holds %d bytes, chunk %d", len(lines), held, s.opts.BatchChunk)
+			}
+			got = append(got, lines...)
+			return nil
+		})
 		if err != nil {
 			var ae *Error
 			if !errors.As(err, &ae) || (ae.Status != 400 && ae.Status != 413) {
 				t.Fatalf("batch error %v", err)
 			}
+			if ae.Status == 413 && len(want) <= 4 {
+				t.Fatalf("413 for %d lines", len(want))
+			}
+			if ae.Status == 400 && len(want) > 0 {
+				t.Fatalf("400 for %d lines: %v", len(want), err)
+			}
 			return
 		}
-		if len(lines) == 0 || len(lines) > 4 {
-			t.Fatalf("%d lines", len(lines))
+		if len(got) != len(want) || len(got) > 4 {
+			t.Fatalf("%d lines, want %d", len(got), len(want))
 		}
-		for i, l := range lines {
+		for i, l := range got {
+			ref, rerr := DecodeExport(want[i])
+			if (rerr == nil) != (l.Err == nil) || (rerr == nil && !bytes.Equal(ref.Data, l.Req.Data)) {
+				t.Fatalf("line %d: %v %q, want %v %q", i, l.Err, l.Req.Data, rerr, ref.Data)
+			}
 			if l.Err == nil && !json.Valid(l.Req.Data) {
 				t.Fatalf("line %d accepted with data %q", i, l.Req.Data)
 			}
-			if l.Err != nil && len(l.Req.Data) == 0 {
+			if l.Err != nil && !bytes.Equal(l.Req.Data, want[i]) {
 				t.Fatalf("line %d refused without its bytes for the digest", i)
 			}
 		}

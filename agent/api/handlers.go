@@ -1,12 +1,8 @@
 package api
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -111,107 +107,6 @@ func (s *Server) decodeOne(w http.ResponseWriter, r *http.Request) (agent.Ingest
 		return req, err
 	}
 	return req, nil
-}
-
-// BatchAnswer is one line of the answer to POST /v1/exports:batch.
-type BatchAnswer struct {
-	Line    int                  `json:"line"` // 1-based, counting non-blank lines
-	Status  int                  `json:"status"`
-	Receipt *agent.ExportReceipt `json:"receipt,omitempty"`
-	Error   *ErrorInfo           `json:"error,omitempty"`
-}
-
-// POST /v1/exports:batch
-func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
-	p, ok := s.exportPrincipal(w, r, c)
-	if !ok {
-		return
-	}
-	if !p.Has(config.RoleExporter) {
-		s.reject(w, r, c, p, agent.IngestRequest{}, &agent.ForbiddenError{Principal: p.Name, Role: config.RoleExporter})
-		return
-	}
-	base, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || !ndjsonTypes[base] {
-		s.reject(w, r, c, p, agent.IngestRequest{}, unsupported("send %s: one JSON export per line", NDJSONType))
-		return
-	}
-	select {
-	case s.batches <- struct{}{}:
-		defer func() { <-s.batches }()
-	case <-r.Context().Done():
-		return // the client left while waiting its turn
-	}
-	lines, err := s.readBatch(http.MaxBytesReader(w, r.Body, s.opts.MaxBody))
-	if err != nil {
-		s.reject(w, r, c, p, agent.IngestRequest{}, err)
-		return
-	}
-	res, err := c.IngestBatch(r.Context(), p, s.opts.Via, lines)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", NDJSONType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	for i, br := range res {
-		a := BatchAnswer{Line: i + 1, Status: http.StatusCreated}
-		switch {
-		case br.Err != nil:
-			ans := classify(br.Err)
-			if ans.status >= 500 {
-				s.log.Error("batch line failed", "line", i+1, "err", br.Err)
-			}
-			a.Status, a.Error = ans.status, &ans.info
-		case br.Receipt.Duplicate:
-			a.Status, a.Receipt = http.StatusOK, &br.Receipt
-		default:
-			a.Receipt = &br.Receipt
-		}
-		_ = enc.Encode(a)
-	}
-	_ = bw.Flush()
-}
-
-// readBatch splits an NDJSON body into decoded lines (a line that does not
-// decode carries its error). Over the byte or line limit is a 413 *Error.
-func (s *Server) readBatch(body io.Reader) ([]agent.BatchLine, error) {
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 0, 64<<10), int(min(s.opts.MaxBody, 1<<31-1))+1)
-	var lines []agent.BatchLine
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		if len(lines) == s.opts.MaxBatchLines {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooManyLines,
-				Msg: fmt.Sprintf("more than %d lines (api.max_batch_lines)", s.opts.MaxBatchLines)}
-		}
-		req, err := DecodeExport(line)
-		if err != nil {
-			req.Data = bytes.Clone(line)
-		} else {
-			req.Data = bytes.Clone(req.Data)
-		}
-		lines = append(lines, agent.BatchLine{Req: req, Err: err})
-	}
-	if err := sc.Err(); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) || errors.Is(err, bufio.ErrTooLong) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge,
-				Msg: fmt.Sprintf("request body over the limit of %d bytes (api.max_body)", s.opts.MaxBody)}
-		}
-		return nil, malformed("reading the body: %v", err)
-	}
-	if len(lines) == 0 {
-		return nil, malformed("empty batch: want one JSON export per line")
-	}
-	return lines, nil
 }
 
 // GET /v1/exports/{id}[?principal=NAME]: an export the caller's

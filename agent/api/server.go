@@ -50,6 +50,11 @@ type Options struct {
 	// while it is journaled, and the journal commits one at a time
 	// anyway). DefaultMaxBatches when 0.
 	MaxBatches int
+	// BatchChunk bounds the line bytes of a batch held at once: a batch
+	// is decoded as it arrives and journaled in sub-batches of at most
+	// this many line bytes (a longer line is a sub-batch of its own).
+	// DefaultBatchChunk when 0.
+	BatchChunk int
 	Logger     *slog.Logger
 	// Via is recorded as the actor's channel; default "api".
 	Via string
@@ -108,6 +113,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBatches <= 0 {
 		opts.MaxBatches = DefaultMaxBatches
+	}
+	if opts.BatchChunk <= 0 {
+		opts.BatchChunk = DefaultBatchChunk
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -23,7 +23,7 @@ import (
 
 // realCore opens a real core over a real journal and the simulator TPM,
 // with the example policy.
-func realCore(t *testing.T) (*agent.Core, *store.Journal) {
+func realCore(t testing.TB) (*agent.Core, *store.Journal) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -44,9 +44,12 @@ var benches = []bench{
 	{"./store", "^BenchmarkAppend$/^writers=64$", "2s", "journal append, 64 writers"},
 	{"./store", "^BenchmarkAppend$/^encrypted$/^writers=64$", "2s", "journal append, encrypted at rest as in the agent, 64 writers"},
 	{"./store", "^BenchmarkAppendBatch$", "2s", "journal batch append: 1000 entries a call from 4 writers, each a 1 KiB record and a 1 KiB payload, encrypted at rest as in the agent"},
-	{"./store", "^BenchmarkBadgerBaseline$/^writers=1$", "2s", "raw Badger synced writes, 1 writer"},
-	{"./store", "^BenchmarkBadgerBaseline$/^writers=8$", "2s", "raw Badger synced writes, 8 writers"},
-	{"./store", "^BenchmarkBadgerBaseline$/^writers=64$", "2s", "raw Badger synced writes, 64 writers"},
+	{"./store", "^BenchmarkBadgerWriteBatch$/^entries=100$", "2s", "Badger synced WriteBatch of 100 entries (the 1 KiB records of the append rows), 64 writers: the baseline of journal appends"},
+	{"./store", "^BenchmarkBadgerWriteBatch$/^encrypted$/^entries=100$", "2s", "Badger synced WriteBatch of 100 entries, each value sealed as the journal seals it, 64 writers"},
+	{"./store", "^BenchmarkBadgerWriteBatch$/^encrypted$/^entries=1000$", "2s", "Badger synced WriteBatch of 1000 entries, each a 1 KiB record and a 1 KiB payload sealed as the journal seals them, 4 writers, the agent's memtable: the bytes of the journal batch row"},
+	{"./store", "^BenchmarkBadgerBaseline$/^writers=1$", "2s", "raw Badger synced writes, one transaction an entry, 1 writer (secondary reference)"},
+	{"./store", "^BenchmarkBadgerBaseline$/^writers=8$", "2s", "raw Badger synced writes, one transaction an entry, 8 writers (secondary reference)"},
+	{"./store", "^BenchmarkBadgerBaseline$/^writers=64$", "2s", "raw Badger synced writes, one transaction an entry, 64 writers (secondary reference)"},
 	{"./store", "^BenchmarkOpen$/^records=1000000$", "5x", "open a journal of 1M records (clean close)"},
 	{"./tpm", "^BenchmarkSeal$/^simulator$", "200x", "seal on the in-process simulator"},
 	{"./tpm", "^BenchmarkSeal$/^swtpm$", "100x", "seal on swtpm"},
@@ -372,13 +375,7 @@ func write(w io.Writer, rs []result) {
 		return a.metrics[unit] / b.metrics[unit], true
 	}
 	app := find(rs, "^BenchmarkAppend$/^writers=64$")
-	base := find(rs, "^BenchmarkBadgerBaseline$/^writers=64$")
-	if q, ok := ratio(app, base, "appends/s"); ok {
-		fmt.Fprintf(w, "| journal appends at 64 writers >= 50%% of raw Badger synced writes | %.0f%% (%.0f vs %.0f appends/s) | %s |\n",
-			q*100, app.metrics["appends/s"], base.metrics["appends/s"], yes(q >= 0.5))
-	} else {
-		fmt.Fprintf(w, "| journal appends at 64 writers >= 50%% of raw Badger | not measured | no |\n")
-	}
+	writeJournalTargets(w, rs)
 	ver := find(rs, "^BenchmarkVerify$")
 	sha := find(rs, "^BenchmarkSHA256$")
 	if q, ok := ratio(ver, sha, "MB/s"); ok {
@@ -430,60 +427,6 @@ func drainBudget(d *result) string {
 			f, m["floor-%-of-paho"], m["floor-cpu-ms/bundle"]+m["floor-broker-cpu-ms/bundle"], m["floor-cpu-ms/bundle"], m["floor-broker-cpu-ms/bundle"])
 	}
 	return s
-}
-
-// writeAPITargets adds the API throughput targets: single exports at 64 clients,
-// batch records/s (the best batch size that ran), agent peak RSS (the
-// highest of all API runs), each beside the journal's raw append rate of
-// the same run.
-func writeAPITargets(w io.Writer, rs []result, app *result) {
-	raw := "journal append at 64 writers not measured"
-	if app != nil {
-		raw = fmt.Sprintf("raw journal append (%s) in this run: %.0f appends/s", app.label, app.metrics["appends/s"])
-	}
-	if r := find(rs, "^BenchmarkAPIExport$/^clients=64$"); r != nil {
-		v := r.metrics["exports/s"]
-		floor := "HTTP floor not measured"
-		if f := find(rs, "^BenchmarkHTTPFloor$/^clients=64$"); f != nil && f.err == nil {
-			floor = fmt.Sprintf("HTTP floor at 64 clients in this run: %.0f/s", f.metrics["exports/s"])
-		}
-		if f := find(rs, "^BenchmarkHTTPFloor$/^journal$/^clients=64$"); f != nil && f.err == nil {
-			floor += fmt.Sprintf("; durable floor (HTTP plus the journal append alone): %.0f/s at %.0f us of server CPU an export", f.metrics["exports/s"], f.metrics["agent-cpu-us/item"])
-		}
-		fmt.Fprintf(w, "| API single exports at 64 clients >= 10,000/s | %.0f exports/s, p50 %.1f ms, p99 %.1f ms (%s; %s) | %s |\n",
-			v, r.metrics["p50-ms"], r.metrics["p99-ms"], raw, floor, yes(v >= 10000))
-	} else {
-		fmt.Fprintf(w, "| API single exports at 64 clients >= 10,000/s | not measured | no |\n")
-	}
-	var best *result
-	for i := range rs {
-		r := &rs[i]
-		if r.err == nil && strings.HasPrefix(r.name, "^BenchmarkAPIBatch$") && (best == nil || r.metrics["records/s"] > best.metrics["records/s"]) {
-			best = r
-		}
-	}
-	if best != nil {
-		v := best.metrics["records/s"]
-		rawBatch := "journal batch append not measured"
-		if jb := find(rs, "^BenchmarkAppendBatch$"); jb != nil && jb.err == nil {
-			rawBatch = fmt.Sprintf("the journal alone, batch appends of the same shape (%s) in this run: %.0f records/s at %.1f us of CPU a record", jb.label, jb.metrics["records/s"], jb.metrics["cpu-us/record"])
-		}
-		fmt.Fprintf(w, "| API batch >= 50,000 records/s | %.0f records/s (%s; %s; %s) | %s |\n", v, best.label, raw, rawBatch, yes(v >= 50000))
-	} else {
-		fmt.Fprintf(w, "| API batch >= 50,000 records/s | not measured | no |\n")
-	}
-	var rss float64
-	n := 0
-	for _, r := range rs {
-		if v, ok := r.metrics["agent-rss-MiB"]; ok && r.err == nil && strings.HasPrefix(r.name, "^BenchmarkAPI") {
-			rss, n = max(rss, v), n+1
-		}
-	}
-	if n > 0 {
-		fmt.Fprintf(w, "| agent peak RSS under API load < 128 MiB | %.1f MiB (highest of %d API runs) | %s |\n", rss, n, yes(rss < 128))
-	} else {
-		fmt.Fprintf(w, "| agent peak RSS under API load < 128 MiB | not measured | no |\n")
-	}
 }
 
 func yes(b bool) string {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// rate is r's figure in unit, and whether r ran and has it.
+func rate(r *result, unit string) (float64, bool) {
+	if r == nil || r.err != nil {
+		return 0, false
+	}
+	v, ok := r.metrics[unit]
+	return v, ok && v > 0
+}
+
+// target writes one row of the targets table: want (a ratio, 0.6 for
+// 60%) of a over b, or, with times set, a at least times b.
+func target(w io.Writer, name string, a *result, au string, b *result, bu string, want float64, times bool, extra string) {
+	av, aok := rate(a, au)
+	bv, bok := rate(b, bu)
+	if !aok || !bok {
+		fmt.Fprintf(w, "| %s | not measured | no |\n", name)
+		return
+	}
+	q := av / bv
+	got := fmt.Sprintf("%.0f%%", q*100)
+	if times {
+		got = fmt.Sprintf("%.2fx", q)
+	}
+	if extra != "" {
+		extra = "; " + extra
+	}
+	fmt.Fprintf(w, "| %s | %s (%.0f %s vs %.0f %s%s) | %s |\n", name, got, av, au, bv, bu, extra, yes(q >= want))
+}
+
+// writeJournalTargets adds the journal's targets, each beside Badger's
+// synced WriteBatch of the same entries in the same run, with the
+// one-transaction-per-entry baseline as a secondary reference.
+func writeJournalTargets(w io.Writer, rs []result) {
+	app := find(rs, "^BenchmarkAppend$/^writers=64$")
+	enc := find(rs, "^BenchmarkAppend$/^encrypted$/^writers=64$")
+	txn := find(rs, "^BenchmarkBadgerBaseline$/^writers=64$")
+	ref := ""
+	if v, ok := rate(txn, "appends/s"); ok {
+		ref = fmt.Sprintf("one Badger transaction an entry, 64 writers: %.0f appends/s", v)
+	}
+	target(w, "journal appends at 64 writers >= 60% of Badger's synced WriteBatch-100 of the same entries",
+		app, "appends/s", find(rs, "^BenchmarkBadgerWriteBatch$/^entries=100$"), "records/s", 0.6, false, ref)
+	target(w, "the same, encrypted at rest (journal as the agent runs it; Badger's values sealed alike)",
+		enc, "appends/s", find(rs, "^BenchmarkBadgerWriteBatch$/^encrypted$/^entries=100$"), "records/s", 0.6, false, "")
+	target(w, "journal batch appends >= 50% of Badger's synced WriteBatch-1000 of the same bytes",
+		find(rs, "^BenchmarkAppendBatch$"), "records/s", find(rs, "^BenchmarkBadgerWriteBatch$/^encrypted$/^entries=1000$"), "records/s", 0.5, false, "")
+}
+
+// writeAPITargets adds the API targets: batch against single exports and
+// against the journal's batch rate (the best batch size that ran),
+// single exports against the HTTP floor, and the agent's peak RSS (the
+// highest of all API runs).
+func writeAPITargets(w io.Writer, rs []result, app *result) {
+	single := find(rs, "^BenchmarkAPIExport$/^clients=64$")
+	var best *result
+	for i := range rs {
+		r := &rs[i]
+		if r.err == nil && strings.HasPrefix(r.name, "^BenchmarkAPIBatch$") && (best == nil || r.metrics["records/s"] > best.metrics["records/s"]) {
+			best = r
+		}
+	}
+	batchLabel := ""
+	if best != nil {
+		batchLabel = best.label
+	}
+	target(w, "API batch >= 2.5x API single exports (64 clients) in records/s",
+		best, "records/s", single, "exports/s", 2.5, true, batchLabel)
+	target(w, "API batch >= 70% of the journal's batch rate",
+		best, "records/s", find(rs, "^BenchmarkAppendBatch$"), "records/s", 0.7, false, batchLabel)
+	extra := ""
+	if v, ok := rate(app, "appends/s"); ok {
+		extra = fmt.Sprintf("raw journal append (%s): %.0f appends/s", app.label, v)
+	}
+	if f := find(rs, "^BenchmarkHTTPFloor$/^journal$/^clients=64$"); f != nil && f.err == nil {
+		extra += fmt.Sprintf("; durable floor (HTTP plus the journal append alone): %.0f/s", f.metrics["exports/s"])
+	}
+	target(w, "API single exports at 64 clients >= 50% of the HTTP floor",
+		single, "exports/s", find(rs, "^BenchmarkHTTPFloor$/^clients=64$"), "exports/s", 0.5, false, extra)
+	var rss float64
+	n := 0
+	for _, r := range rs {
+		if v, ok := r.metrics["agent-rss-MiB"]; ok && r.err == nil && strings.HasPrefix(r.name, "^BenchmarkAPI") {
+			rss, n = max(rss, v), n+1
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "| agent peak RSS <= 96 MiB in every API run (batches of 1000 lines included) | %.1f MiB (highest of %d API runs) | %s |\n", rss, n, yes(rss <= 96))
+	} else {
+		fmt.Fprintf(w, "| agent peak RSS <= 96 MiB in every API run | not measured | no |\n")
+	}
+}
