@@ -99,6 +99,12 @@ type Archive struct {
 	qidx   *quarIndex
 	alerts alertLimiter
 
+	xi     *exportIndexer // the export index (exportindex_run.go)
+	access *accessLog     // the access log (accesslog.go)
+	hub    eventHub       // live events (events.go)
+	// searchErr is what closing the export index and access log returned.
+	searchErr error
+
 	stats struct {
 		accepted, duplicates, refused, alarms atomic.Uint64
 		quarDropped, alertsSuppressed         atomic.Uint64
@@ -225,6 +231,12 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.openGate(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.openExportIndex(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openAccessLog(ctx); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -240,8 +252,10 @@ func (a *Archive) Close() error {
 			<-a.commitDone
 		}
 		a.stop()
+		a.closeHub()
+		a.searchErr = errors.Join(a.closeAccessLog(), a.closeExportIndex())
 	})
-	var errs []error
+	errs := []error{a.searchErr}
 	if a.index != nil {
 		errs = append(errs, a.index.Close())
 	}

@@ -136,3 +136,19 @@ func FuzzParseEKRoots(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAccessEntry: an access log record is read strictly; what is
+// accepted is canonical and marshals back to the same bytes.
+func FuzzParseAccessEntry(f *testing.F) {
+	f.Add([]byte(`{"action":"export.get","outcome":"ok","remote":"127.0.0.1:1","roles":["auditor"],"target":{"device":"s/d","export":"e"},"time":"2026-12-07T10:00:00.000000Z","type":"access","user":"alice","v":1,"via":"local"}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := archive.ParseAccessEntry(b)
+		if err != nil {
+			return
+		}
+		if e.V != 1 || e.Type != archive.AccessEntryType {
+			t.Fatalf("accepted %+v", e)
+		}
+	})
+}

@@ -42,6 +42,7 @@ type accepted struct {
 	device   string
 	logIndex uint64
 	receipt  [32]byte
+	at       string // when it was accepted (its accept event's time)
 }
 
 // devState is a device's verification state: what is durable, and the
@@ -111,7 +112,7 @@ func (a *Archive) replay(ctx context.Context) error {
 			return fmt.Errorf("archive: index record %d: %w", seq, err)
 		}
 		rd, _ := wire.ParseHash(ev.Receipt)
-		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp)
+		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp, ev.Time)
 		return nil
 	})
 	if err != nil {
@@ -152,10 +153,10 @@ func parseAccept(rec []byte) (*acceptEvent, [32]byte, *verify.State, merkle.Chec
 }
 
 // remember records an accepted bundle of the device's epoch in memory.
-func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *verify.State, cp merkle.Checkpoint) {
+func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *verify.State, cp merkle.Checkpoint, at string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt}
+	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt, at: at}
 	ds := a.stateOf(device, epoch)
 	ds.cps[cp.Size] = cp.Root
 	ds.rememberBundle(cp.Size, digest)
@@ -187,14 +188,14 @@ func mustSize(s *verify.State) uint64 {
 
 // acceptEntry is the index entry of an accepted bundle: the accept event,
 // keyed by the bundle digest, with its receipt as a payload.
-func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *verify.State, receipt []byte) (store.Entry, error) {
+func (a *Archive) acceptEntry(digest [32]byte, device string, epoch, logIndex uint64, st *verify.State, receipt []byte, at string) (store.Entry, error) {
 	rd := sha256.Sum256(receipt)
 	state, err := st.Marshal()
 	if err != nil {
 		return store.Entry{}, err
 	}
 	ev, err := json.Marshal(acceptEvent{
-		V: 1, Type: eventAccept, Time: wire.FormatTime(a.now()), Bundle: wire.FormatHash(digest), Device: device,
+		V: 1, Type: eventAccept, Time: at, Bundle: wire.FormatHash(digest), Device: device,
 		LogIndex: logIndex, Checkpoint: st.Checkpoint, State: state, Receipt: wire.FormatHash(rd), Epoch: epochField(epoch),
 	})
 	if err != nil {

@@ -110,6 +110,13 @@ func (s *FSStore) Path(digest [32]byte) string {
 	return filepath.Join(s.root, "sha256", h[0:2], h)
 }
 
+// Key names the object of digest relative to the store's root (the
+// export index's "object").
+func (s *FSStore) Key(digest [32]byte) string {
+	h := hex.EncodeToString(digest[:])
+	return "sha256/" + h[0:2] + "/" + h
+}
+
 // legacyPath is where builds before the one-level fan-out stored it.
 func (s *FSStore) legacyPath(digest [32]byte) string {
 	h := hex.EncodeToString(digest[:])

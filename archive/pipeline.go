@@ -91,6 +91,7 @@ type pending struct {
 	entry   archivesig.ReceiptEntry
 	receipt []byte
 	rd      [32]byte // SHA-256 of receipt
+	at      string   // its accept event's time
 }
 
 // finish answers p and takes it off the device's in-flight state (the
@@ -281,11 +282,12 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			a.finish(p, nil, g.errs[i])
 			continue
 		}
-		a.remember(p.digest, p.topic, p.era, p.seq, p.rd, p.st, p.cp)
+		a.remember(p.digest, p.topic, p.era, p.seq, p.rd, p.st, p.cp, p.at)
 		a.stats.accepted.Add(1)
 		a.lg.Info("bundle accepted", "device", p.topic, "bundle", p.entry.BundleDigest, "checkpoint", p.cp.Size, "logIndex", p.seq)
 		a.finish(p, p.receipt, nil)
 	}
+	a.wakeIndexer()
 }
 
 // durable writes the log entries, the checkpoint and the index events of
@@ -424,7 +426,8 @@ func (a *Archive) indexGroup(ctx context.Context, g *group) {
 		if !g.ok(i) {
 			continue
 		}
-		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt)
+		p.at = wire.FormatTime(a.now())
+		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt, p.at)
 		if err != nil {
 			g.fail(i, err)
 			continue

@@ -61,6 +61,9 @@ func (a *Archive) alert(ctx context.Context, al Alert) {
 	if a.opts.Alert != nil {
 		a.opts.Alert(ctx, al)
 	}
+	live := al
+	live.Quarantine = "" // a server path
+	a.Publish(Event{Type: EventAlert, Data: live})
 }
 
 // quarantineReason is the JSON kept beside a quarantined bundle.

@@ -14,9 +14,12 @@
 #         and node and npm (Node.js 18 or later: the Node-RED node's tests, which
 #         install Node-RED from npm into ~/.cache/edgeseal); Debian's nodejs and npm
 #         only when no node is on the PATH (a machine with its own Node.js keeps it)
+#         and zitadel/oidc's example OpenID provider (likewise, into
+#         $(go env GOPATH)/bin/zitadel-oidc-op/, where archive/archived's OIDC
+#         test finds it)
 #   package: git (`make package`; dpkg-deb, for the tests, comes with dpkg), npm
 #         (`npm pack` of the Node-RED node; nodejs and npm when no npm is on the PATH)
-#   versitygw, staticcheck: only that Go tool
+#   versitygw, staticcheck, oidc-op: only that Go tool
 set -euo pipefail
 group=${1:-test}
 GO=${GO:-go}
@@ -24,6 +27,8 @@ VERSITYGW=github.com/versity/versitygw/cmd/versitygw
 VERSITYGW_VERSION=v1.8.0
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck
 STATICCHECK_VERSION=v0.8.2
+OIDC_OP=github.com/zitadel/oidc/v3/example/server
+OIDC_OP_VERSION=v3.52.0
 # go_install PKG MODULE VERSION: `go install PKG@VERSION` into
 # $(go env GOPATH)/bin unless the binary there is built from MODULE VERSION.
 go_install() {
@@ -39,9 +44,25 @@ go_install() {
 install_versitygw() { go_install "$VERSITYGW" github.com/versity/versitygw "$VERSITYGW_VERSION"; }
 # staticcheck: the linter `make test` runs after go vet.
 install_staticcheck() { go_install "$STATICCHECK" honnef.co/go/tools "$STATICCHECK_VERSION"; }
+# oidc-op: a real OpenID provider for the read API's OIDC sign-in test, in
+# a directory of its own (its binary is named "server").
+install_oidc_op() {
+  local bin
+  bin="$("$GO" env GOPATH | cut -d: -f1)/bin/zitadel-oidc-op"
+  if "$GO" version -m "$bin/server" 2>/dev/null | grep -q "mod[[:space:]]*github.com/zitadel/oidc/v3[[:space:]]*$OIDC_OP_VERSION[[:space:]]"; then
+    return 0
+  fi
+  echo "deps: go install $OIDC_OP@$OIDC_OP_VERSION into $bin" >&2
+  GOBIN="$bin" GOFLAGS=-buildvcs=false "$GO" install "$OIDC_OP@$OIDC_OP_VERSION"
+}
 if [ "$group" = test ]; then
   install_versitygw
   install_staticcheck
+  install_oidc_op
+fi
+if [ "$group" = oidc-op ]; then
+  install_oidc_op
+  exit 0
 fi
 if [ "$group" = versitygw ]; then
   install_versitygw

@@ -54,6 +54,14 @@
 // from size 0 under a new key; records are untouched. Open fails with
 // ErrLocked while another process (a running agent) has the journal open.
 //
+// # Ordered index
+//
+// Index (index.go) is a separate, small durable ordered key-value store
+// beside the journals (the archive's export and access indexes): atomic
+// synced batches of Put, Delete and counter Add, Get, and Scan of a key
+// range ascending or descending with a limit. IndexStore is its contract;
+// store/indextest is the conformance suite any other implementation runs.
+//
 // # Key layout
 //
 //	'm'                    metadata (version, size, last leaf, checksum)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/api"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/internal/metrics"
@@ -25,6 +26,9 @@ type Options struct {
 	// an external one) and the subscriber are up, before Run serves: for
 	// tests that drive the running daemon.
 	Ready func(a *archive.Archive, b *broker.Broker)
+	// APIReady, when set, is called with the read API's server and
+	// address once it listens (api.listen set): for tests.
+	APIReady func(s *api.Server, addr net.Addr)
 }
 
 // Run runs the archive daemon of cfg until ctx is done: the archive, the
@@ -37,6 +41,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.API.Listen != "" { // refused before anything starts
+		if err := api.CheckListen(cfg.API.Listen, cfg.API.TLS()); err != nil {
+			return err
+		}
 	}
 	key, closeKey, created, err := OpenKey(cfg)
 	if err != nil {
@@ -122,6 +131,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			return err
 		}
 		defer stop()
+	}
+	apiSrv, apiAddr, stopAPI, err := serveAPI(ctx, cfg, a, log.With("component", "api"))
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
+	if o.APIReady != nil && apiSrv != nil {
+		o.APIReady(apiSrv, apiAddr)
 	}
 	log.Info("archive ready", "data", cfg.DataDir, "objects", cfg.Objects.Backend, "broker", brokerURL, "group", cfg.MQTT.Group,
 		"key", a.KeyID(), "noteKey", a.VerifierKey(), "log", a.LogSize())

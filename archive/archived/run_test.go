@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,5 +44,26 @@ func TestArchiveNotify(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("archive did not stop")
+	}
+}
+
+// TestAPIOffLoopbackNeedsTLS: a config that reached Run with the read API
+// off loopback and no certificate (Load refuses it too) does not start.
+func TestAPIOffLoopbackNeedsTLS(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "archive.yaml")
+	if err := os.WriteFile(cfgFile, []byte("data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen = "0.0.0.0:0"
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	err = Run(ctx, cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("Run with api.listen 0.0.0.0 and no TLS: %v", err)
 	}
 }

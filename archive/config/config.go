@@ -6,7 +6,8 @@
 // type are errors (*Error, naming the dotted key and, when known, the
 // line). Keys left out take the defaults of Default. Booleans are true or
 // false; durations are Go duration strings ("720h"). Relative paths (data_dir, key_file, mqtt.tls.*, mqtt.embedded.tls.*,
-// objects.s3.credentials_file, objects.s3.tls.ca_file, enroll.ek_ca) are taken
+// objects.s3.credentials_file, objects.s3.tls.ca_file, enroll.ek_ca, api.tls_cert,
+// api.tls_key, api.users_file, api.oidc.client_secret_file) are taken
 // relative to the config file's directory by Load and kept as written by
 // Parse.
 //
@@ -86,7 +87,9 @@ type Config struct {
 	Objects Objects `yaml:"objects"`
 	Log     Log     `yaml:"log"`
 	Metrics Metrics `yaml:"metrics"`
-	Enroll  Enroll  `yaml:"enroll"`
+	// API is the read API for auditors (api.go).
+	API    API    `yaml:"api"`
+	Enroll Enroll `yaml:"enroll"`
 	// Quarantine bounds the quarantine and rate-limits alerts.
 	Quarantine Quarantine `yaml:"quarantine"`
 }
@@ -221,6 +224,7 @@ func parse(data []byte, base string) (*Config, error) {
 		}
 	}
 	c.Objects.defaults(c.Retention)
+	c.apiDefaults(base)
 	if err := c.validate(); err != nil {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			for _, e := range j.Unwrap() {
@@ -289,6 +293,7 @@ func (c *Config) validate() error {
 		}
 	}
 	c.Objects.validate(bad, c.Retention)
+	c.validateAPI(bad)
 	c.Quarantine.validate(bad)
 	c.validateRetention(bad)
 	c.validateKey(bad)

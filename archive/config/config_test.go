@@ -25,6 +25,33 @@ func TestExample(t *testing.T) {
 	}
 }
 
+// TestAPI: the read API listens off loopback only with TLS; its files are
+// relative to the config file; the users file defaults to the data dir.
+func TestAPI(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.yaml")
+	if err := os.WriteFile(p, []byte("data_dir: data\napi:\n  listen: 0.0.0.0:8443\n  tls_cert: api.crt\n  tls_key: api.key\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.API; a.TLSCert != filepath.Join(dir, "api.crt") || a.TLSKey != filepath.Join(dir, "api.key") || a.UsersFile != filepath.Join(dir, "data", "users.json") || a.SessionTTL != DefaultSessionTTL || !a.TLS() {
+		t.Fatalf("api %+v", a)
+	}
+	if c, err := Parse([]byte("api:\n  listen: 127.0.0.1:8443\n")); err != nil || c.API.TLS() {
+		t.Fatalf("loopback without TLS: %v", err)
+	}
+	c, err = Parse([]byte(oidcYAML("roles: [{value: x, role: auditor}, {value: x, role: operator}, {value: y, role: auditor}]")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.API.OIDC.RoleMap(); len(m["x"]) != 2 || m["y"][0] != "auditor" {
+		t.Fatalf("role map %v", m)
+	}
+}
+
 func TestDefaultsAndPaths(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "a.yaml")
@@ -84,6 +111,19 @@ func TestInvalid(t *testing.T) {
 		{"mqtt:\n  tls:\n    ca_file: x\n", "mqtt.tls"},
 		{"log:\n  level: loud\n", "log.level"},
 		{"metrics:\n  listen: nowhere\n", "metrics.listen"},
+		{"api:\n  listen: 0.0.0.0:8443\n", "api.listen"},
+		{"api:\n  listen: :8443\n", "api.listen"},
+		{"api:\n  listen: 192.0.2.7:8443\n", "api.listen"},
+		{"api:\n  listen: nowhere\n", "api.listen"},
+		{"api:\n  tls_cert: c.pem\n", "api.tls_cert"},
+		{"api:\n  session_ttl: 1s\n", "api.session_ttl"},
+		{"api:\n  session_ttl: 9000h\n", "api.session_ttl"},
+		{"api:\n  oidc:\n    client_id: x\n", "api.oidc.issuer"},
+		{oidcYAML("issuer: http://login.example.com/"), "api.oidc.issuer"},
+		{oidcYAML("redirect_url: https://a.example/callback"), "api.oidc.redirect_url"},
+		{oidcYAML("role_claim: ''"), "api.oidc.role_claim"},
+		{oidcYAML("roles: [{value: x, role: root}]"), "api.oidc.roles"},
+		{"api:\n  oidc:\n    issuer: https://i.example/\n    client_id: c\n    client_secret_file: s\n    redirect_url: https://a.example:8443/v1/oidc/callback\n    role_claim: g\n    roles: [{value: x, role: auditor}]\n", "api.oidc.issuer"},
 		{"a: 1\n---\nb: 2\n", ""},
 		{"data_dir: [1]\n", ""},
 		{"objects:\n  backend: tape\n", "objects.backend"},
@@ -118,6 +158,19 @@ func TestInvalid(t *testing.T) {
 			t.Errorf("%q: %v, want key %s", tc.yaml, err, tc.key)
 		}
 	}
+}
+
+// oidcYAML is a valid api.oidc section with one key overridden.
+func oidcYAML(line string) string {
+	keys := map[string]string{"issuer": "https://login.example.com/", "client_id": "c", "client_secret_file": "s",
+		"redirect_url": "https://a.example:8443/v1/oidc/callback", "role_claim": "groups", "roles": "[{value: x, role: auditor}]"}
+	k, v, _ := strings.Cut(line, ": ")
+	keys[k] = v
+	out := "api:\n  listen: 127.0.0.1:8443\n  oidc:\n"
+	for _, k := range []string{"issuer", "client_id", "client_secret_file", "redirect_url", "role_claim", "roles"} {
+		out += "    " + k + ": " + keys[k] + "\n"
+	}
+	return out
 }
 
 // s3yaml is a valid S3 objects section with one more line (a key given

@@ -41,6 +41,8 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			return cmdArchiveHold(ctx, args[1:], stdout, log)
 		case "purge":
 			return cmdArchivePurge(ctx, args[1:], stdout, log)
+		case "users":
+			return cmdArchiveUsers(args[1:], os.Stdin, stdout)
 		}
 	}
 	fs := flag.NewFlagSet("archive", flag.ContinueOnError)

@@ -271,6 +271,8 @@ const usage = `usage:
                        --key OPERATOR.key [--by WHO] [--reason R] [--config FILE]   (daemon stopped)
   edgeseal archive purge --key OPERATOR.key [--bundle sha256:..]... [--dry-run] [--by WHO] [--reason R]
                        [--statement-out FILE] [--config FILE]                  (daemon stopped)
+  edgeseal archive users add NAME --role ROLE [--role ROLE]... | passwd NAME | list [--json] | disable NAME
+                        [--password-file FILE]  (else the first line of stdin)  [--config FILE | --data-dir DIR]
   edgeseal verify receipt --archive-key PUB [--archive-name NAME] RECEIPT...
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR

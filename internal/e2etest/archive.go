@@ -3,12 +3,14 @@ package e2etest
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/api"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/broker"
 	"github.com/edgeseal/edgeseal/archive/config"
@@ -17,8 +19,10 @@ import (
 // Archive is the archive daemon (archived.Run) running in the test's
 // process, once it is ready.
 type Archive struct {
-	A       *archive.Archive
-	B       *broker.Broker // the embedded broker, nil with an external one
+	A *archive.Archive
+	B *broker.Broker // the embedded broker, nil with an external one
+	// API is the read API's address (api.listen set), else nil.
+	API     net.Addr
 	DataDir string
 	KeyFile string
 	Logs    *LockedBuffer // its log, level info and up
@@ -70,14 +74,15 @@ func StartArchive(t testing.TB, cfg *config.Config) *Archive {
 	}
 	ready := make(chan started, 1)
 	log := slog.New(slog.NewTextHandler(ar.Logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var apiAddr net.Addr // set before Ready is called
 	go func() {
 		ar.done <- archived.Run(ctx, cfg, archived.Options{Logger: log, Ready: func(a *archive.Archive, b *broker.Broker) {
 			ready <- started{a, b}
-		}})
+		}, APIReady: func(_ *api.Server, addr net.Addr) { apiAddr = addr }})
 	}()
 	select {
 	case st := <-ready:
-		ar.A, ar.B = st.a, st.b
+		ar.A, ar.B, ar.API = st.a, st.b, apiAddr
 	case err := <-ar.done:
 		cancel()
 		t.Fatalf("archive daemon stopped: %v\n%s", err, ar.Logs)

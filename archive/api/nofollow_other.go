@@ -1,0 +1,5 @@
+//go:build !unix
+
+package api
+
+const oNoFollow = 0

@@ -1,0 +1,293 @@
+package archive
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// The export index (exportindex*.go) is a store.Index under Dir/search
+// holding one entry per export and export.rejected record of every
+// accepted bundle, secondary keys per searchable field ordered by record
+// time, per-day counters and per-device summaries. It is derived from the
+// archive log and the stored bundles: a goroutine (the indexer) follows
+// the log from a durable watermark, written in the same batch as the keys
+// it covers, so an entry is written exactly once even across a crash
+// between the accept and the index, and Open needs no rebuild.
+//
+// Key layout (comp(s) is be16(len(s)) || s, so components are prefix-free;
+// pk is comp(device) || comp(exportId) || be64(logIndex) || be64(seq)):
+//
+//	'w'                                  watermark: be64(log index) || be64(records done in it)
+//	'e' || pk                            entry JSON (ExportEntry)
+//	'r' || pk                            the record (canonical JSON)
+//	'x' || field || comp(value) || be64(time µs) || pk   secondary key, empty value
+//	's' || by || comp(day) || comp(value)   counter of entries
+//	'd' || comp(device)                  device summary JSON
+//	'a' ...                              the access log's keys (accesslog.go)
+
+// Index key prefixes.
+const (
+	kWatermark = 'w'
+	kEntry     = 'e'
+	kRecord    = 'r'
+	kSecondary = 'x'
+	kStat      = 's'
+	kDevice    = 'd'
+)
+
+// Searchable fields (the byte after 'x'), in the order a search prefers
+// them (most selective first); fieldTime is every entry by time.
+const (
+	fieldExport         = 'E'
+	fieldBundle         = 'B'
+	fieldLogIndex       = 'L'
+	fieldPrincipal      = 'P'
+	fieldDevice         = 'D'
+	fieldWorkflow       = 'W'
+	fieldApp            = 'A'
+	fieldClassification = 'C'
+	fieldReason         = 'R'
+	fieldSite           = 'S'
+	fieldStatus         = 'T'
+	fieldTime           = '*'
+)
+
+// maxKeyValue is the longest field value given a secondary key: a longer
+// one is not searchable by that field.
+const maxKeyValue = 256
+
+// Export statuses and who refused.
+const (
+	StatusAccepted = "accepted"
+	StatusRefused  = "refused"
+	RefusedByAgent = "agent"
+)
+
+// ExportEntry is an export index entry (docs/archive-api.md).
+type ExportEntry struct {
+	Device         string        `json:"device"`
+	Site           string        `json:"site"`
+	Export         string        `json:"export"`
+	Seq            uint64        `json:"seq"`
+	Type           string        `json:"type"`
+	Status         string        `json:"status"`
+	RefusedBy      string        `json:"refusedBy,omitempty"`
+	Reason         string        `json:"reason,omitempty"`
+	Workflow       string        `json:"workflow,omitempty"`
+	App            string        `json:"app,omitempty"`
+	Principal      string        `json:"principal,omitempty"`
+	Classification string        `json:"classification,omitempty"`
+	Retention      string        `json:"retention,omitempty"`
+	Purpose        string        `json:"purpose,omitempty"`
+	Schema         string        `json:"schema,omitempty"`
+	Destination    string        `json:"destination,omitempty"`
+	Policy         string        `json:"policy,omitempty"`
+	Payload        *EntryPayload `json:"payload,omitempty"`
+	Time           string        `json:"time"`
+	AcceptedAt     string        `json:"acceptedAt,omitempty"`
+	Bundle         string        `json:"bundle"`
+	LogIndex       *uint64       `json:"logIndex,omitempty"`
+	Object         string        `json:"object,omitempty"`
+	RetainUntil    string        `json:"retainUntil,omitempty"`
+	at             time.Time     // parsed Time
+	raw            []byte        // the record
+}
+
+// EntryPayload describes an export's payload.
+type EntryPayload struct {
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType,omitempty"`
+}
+
+func comp(dst []byte, s string) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	return append(dst, s...)
+}
+
+// readComp reads one comp off b.
+func readComp(b []byte) (string, []byte, bool) {
+	if len(b) < 2 {
+		return "", nil, false
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+n {
+		return "", nil, false
+	}
+	return string(b[2 : 2+n]), b[2+n:], true
+}
+
+// entryPK is the primary key suffix of an entry.
+func entryPK(device, export string, logIndex, seq uint64) []byte {
+	b := comp(comp(nil, device), export)
+	b = binary.BigEndian.AppendUint64(b, logIndex)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// pkOfSecondary returns the primary key suffix at the end of a secondary
+// key (after the field, its value and the time).
+func pkOfSecondary(k []byte) ([]byte, bool) {
+	if len(k) < 2 {
+		return nil, false
+	}
+	_, rest, ok := readComp(k[2:])
+	if !ok || len(rest) < 8 {
+		return nil, false
+	}
+	pk := rest[8:]
+	_, r, ok := readComp(pk)
+	if !ok {
+		return nil, false
+	}
+	if _, r, ok = readComp(r); !ok || len(r) != 16 {
+		return nil, false
+	}
+	return pk, true
+}
+
+func timeKey(t time.Time) uint64 {
+	if t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixMicro())
+}
+
+func secondaryPrefix(field byte, value string) []byte {
+	return comp([]byte{kSecondary, field}, value)
+}
+
+// entryFields are the secondary keys of e (field, value).
+func entryFields(e *ExportEntry) [][2]string {
+	fs := [][2]string{
+		{string(rune(fieldExport)), e.Export}, {string(rune(fieldBundle)), e.Bundle},
+		{string(rune(fieldPrincipal)), e.Principal}, {string(rune(fieldDevice)), e.Device},
+		{string(rune(fieldWorkflow)), e.Workflow}, {string(rune(fieldApp)), e.App},
+		{string(rune(fieldClassification)), e.Classification}, {string(rune(fieldReason)), e.Reason},
+		{string(rune(fieldSite)), e.Site}, {string(rune(fieldStatus)), e.Status}, {string(rune(fieldTime)), ""},
+	}
+	if e.LogIndex != nil {
+		fs = append(fs, [2]string{string(rune(fieldLogIndex)), fmt.Sprint(*e.LogIndex)})
+	}
+	return fs
+}
+
+// entryOps are the index operations of a new entry.
+func entryOps(e *ExportEntry) ([]store.IndexOp, error) {
+	li := uint64(0)
+	if e.LogIndex != nil {
+		li = *e.LogIndex
+	}
+	pk := entryPK(e.Device, e.Export, li, e.Seq)
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("archive: export index: %w", err)
+	}
+	ops := []store.IndexOp{
+		{Kind: store.IndexPut, Key: append([]byte{kEntry}, pk...), Value: body},
+		{Kind: store.IndexPut, Key: append([]byte{kRecord}, pk...), Value: e.raw},
+	}
+	tk := timeKey(e.at)
+	for _, f := range entryFields(e) {
+		if len(f[1]) > maxKeyValue || (f[1] == "" && f[0] != string(rune(fieldTime))) {
+			continue
+		}
+		k := secondaryPrefix(f[0][0], f[1])
+		k = binary.BigEndian.AppendUint64(k, tk)
+		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: append(k, pk...)})
+	}
+	day := e.at.UTC().Format(time.DateOnly)
+	for _, s := range [][2]string{{"status", e.Status}, {"reason", e.Reason}, {"workflow", e.Workflow}, {"principal", e.Principal}, {"device", e.Device}, {"classification", e.Classification}} {
+		if s[1] == "" || len(s[1]) > maxKeyValue {
+			continue
+		}
+		ops = append(ops, store.IndexOp{Kind: store.IndexAdd, Key: statKey(s[0], day, s[1]), Delta: 1})
+	}
+	return ops, nil
+}
+
+func statKey(by, day, value string) []byte {
+	return comp(comp(comp([]byte{kStat}, by), day), value)
+}
+
+// entryOf builds the index entry of record raw of an accepted bundle; nil
+// for a record that is neither an export nor a refused export.
+func entryOf(raw []byte, b bundleRef) (*ExportEntry, error) {
+	r, err := custody.ParseRecord(raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.Type != custody.TypeExport && r.Type != custody.TypeExportRejected {
+		return nil, nil
+	}
+	site, _, _ := cutDevice(r.Device)
+	e := &ExportEntry{
+		Device: r.Device, Site: site, Seq: r.Seq, Type: r.Type, Principal: r.Actor.ID,
+		Time: wire.FormatTime(r.Time), at: r.Time, raw: raw,
+		AcceptedAt: b.acceptedAt, Bundle: b.digest, LogIndex: &b.logIndex, Object: b.object, RetainUntil: b.retainUntil,
+	}
+	if r.Type == custody.TypeExport {
+		body, err := r.ExportBody()
+		if err != nil {
+			return nil, err
+		}
+		e.Status = StatusAccepted
+		e.Export, e.App, e.Workflow, e.Purpose, e.Schema = body.ExportID, body.App, body.Workflow, body.Purpose, body.Schema
+		e.Classification, e.Retention, e.Destination, e.Policy = body.Classification, body.Retention, body.Destination, body.Policy
+		e.Payload = &EntryPayload{Digest: body.Payload.Digest, Size: body.Payload.Size, MediaType: body.Payload.MediaType}
+		return e, nil
+	}
+	var body custody.RejectedBody
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		return nil, fmt.Errorf("export.rejected body: %w", err)
+	}
+	e.Status, e.RefusedBy, e.Reason = StatusRefused, RefusedByAgent, body.Reason
+	e.Export, e.App, e.Workflow, e.Policy = body.ExportID, body.App, body.Workflow, body.Policy
+	return e, nil
+}
+
+// bundleRef is what an entry says of its bundle.
+type bundleRef struct {
+	digest, object, retainUntil, acceptedAt string
+	logIndex                                uint64
+}
+
+// objectKey names the stored object of digest as its store does.
+func (a *Archive) objectKey(digest [32]byte) string {
+	if k, ok := a.objects.(interface{ Key([32]byte) string }); ok {
+		return k.Key(digest)
+	}
+	h := hex.EncodeToString(digest[:])
+	return "sha256/" + h
+}
+
+// bundleRecords reads the records of a stored bundle.
+func bundleRecords(raw []byte, lim bundle.Limits) ([][]byte, error) {
+	b, err := bundle.ReadBytes(raw, lim)
+	if err != nil {
+		return nil, err
+	}
+	return b.Records()
+}
+
+// BundleLimits are the bounds the archive reads bundles within.
+func (a *Archive) BundleLimits() bundle.Limits { return a.opts.Limits }
+
+// Receipt returns the signed receipt of an accepted bundle (ErrNotFound
+// when the archive did not accept it).
+func (a *Archive) Receipt(digest [32]byte) ([]byte, error) {
+	a.mu.Lock()
+	acc, ok := a.accepted[digest]
+	a.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("archive: bundle sha256:%x: %w", digest, ErrNotFound)
+	}
+	return a.storedReceipt(acc)
+}

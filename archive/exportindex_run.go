@@ -1,0 +1,341 @@
+package archive
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// indexChunk bounds the records one index batch covers (a bundle of more
+// is indexed in several batches, each with its watermark).
+const indexChunk = 256
+
+// indexHook, when set (tests), runs before each index batch; an error
+// stops the indexer as a crash would.
+var indexHook atomic.Pointer[func(logIndex, off uint64) error]
+
+// exportIndexer follows the archive log into the export index.
+type exportIndexer struct {
+	x    *store.Index
+	wake chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	mark    [2]uint64     // the watermark: next log index, records done in it
+	changed chan struct{} // closed and replaced when mark moves
+	stuck   bool          // the last pass stopped on a bundle not accepted
+}
+
+// openExportIndex opens Dir/search and starts the indexer.
+func (a *Archive) openExportIndex(ctx context.Context) error {
+	x, err := store.OpenIndex(ctx, store.IndexOptions{Dir: filepath.Join(a.opts.Dir, "search"), Logger: a.lg.With("index", "search")})
+	if err != nil {
+		return fmt.Errorf("archive: open export index: %w", err)
+	}
+	xi := &exportIndexer{x: x, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
+	w, err := x.Get(ctx, []byte{kWatermark})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		_ = x.Close()
+		return fmt.Errorf("archive: export index: %w", err)
+	case len(w) != 16:
+		_ = x.Close()
+		return fmt.Errorf("archive: export index: watermark of %d bytes", len(w))
+	default:
+		xi.mark = [2]uint64{binary.BigEndian.Uint64(w), binary.BigEndian.Uint64(w[8:])}
+	}
+	a.xi = xi
+	go a.runIndexer(a.bg)
+	return nil
+}
+
+// closeExportIndex stops the indexer and closes the index.
+func (a *Archive) closeExportIndex() error {
+	if a.xi == nil {
+		return nil
+	}
+	<-a.xi.done
+	return a.xi.x.Close()
+}
+
+// wakeIndexer asks the indexer to follow the log (after a commit).
+func (a *Archive) wakeIndexer() {
+	if a.xi == nil {
+		return
+	}
+	select {
+	case a.xi.wake <- struct{}{}:
+	default:
+	}
+}
+
+// IndexedUpTo is the number of archive log entries the export index
+// covers (every entry below it is indexed).
+func (a *Archive) IndexedUpTo() uint64 {
+	a.xi.mu.Lock()
+	defer a.xi.mu.Unlock()
+	return a.xi.mark[0]
+}
+
+// WaitIndexed waits until the export index covers the archive log up to
+// size (exclusive) or ctx ends.
+func (a *Archive) WaitIndexed(ctx context.Context, size uint64) error {
+	for {
+		a.xi.mu.Lock()
+		ok, ch := a.xi.mark[0] >= size, a.xi.changed
+		a.xi.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// runIndexer indexes on every wake and every few seconds (a bundle left
+// in flight by one pass is taken by a later one).
+func (a *Archive) runIndexer(ctx context.Context) {
+	defer close(a.xi.done)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	failing := false
+	for {
+		err := a.indexPass(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
+			a.lg.Error("export index: indexing stopped; retrying", "err", err)
+		case err == nil && failing:
+			failing = false
+			a.lg.Info("export index: indexing again")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.xi.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// indexPass indexes the log from the watermark to its size, stopping at
+// a bundle that is not (yet) accepted.
+func (a *Archive) indexPass(ctx context.Context) error {
+	size := a.log.j.Size()
+	for {
+		a.xi.mu.Lock()
+		mark := a.xi.mark
+		a.xi.mu.Unlock()
+		if mark[0] >= size || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		done, err := a.indexLogEntry(ctx, mark[0], mark[1])
+		if err != nil {
+			return err
+		}
+		if !done {
+			return nil
+		}
+	}
+}
+
+// indexLogEntry indexes (the next chunk of) log entry li from record
+// offset off; done is false when the entry's bundle is not accepted yet.
+func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool, err error) {
+	rec, err := a.log.j.Record(li)
+	if err != nil {
+		return false, fmt.Errorf("archive: export index: log %d: %w", li, err)
+	}
+	lr, err := parseLogRecord(rec)
+	if err != nil {
+		return false, fmt.Errorf("archive: export index: log %d: %w", li, err)
+	}
+	if lr.entry == nil { // a statement or key entry: nothing to index
+		return true, a.advance(ctx, nil, li+1, 0)
+	}
+	digest, err := wire.ParseHash(lr.entry.BundleDigest)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	acc, ok := a.accepted[digest]
+	a.mu.Unlock()
+	if !ok || acc.logIndex != li {
+		a.xi.mu.Lock()
+		first := !a.xi.stuck
+		a.xi.stuck = true
+		a.xi.mu.Unlock()
+		if first {
+			a.lg.Debug("export index: waiting for log entry's bundle to be accepted", "logIndex", li, "bundle", lr.entry.BundleDigest)
+		}
+		return false, nil
+	}
+	a.xi.mu.Lock()
+	a.xi.stuck = false
+	a.xi.mu.Unlock()
+	raw, err := a.objects.Get(ctx, digest)
+	_, corrupt := errors.AsType[*CorruptError](err)
+	if err != nil && !errors.Is(err, ErrNotFound) && !corrupt {
+		return false, fmt.Errorf("archive: export index: bundle %s: %w", lr.entry.BundleDigest, err) // retried
+	}
+	var recs [][]byte
+	if err == nil {
+		recs, err = bundleRecords(raw, a.opts.Limits)
+	}
+	if err != nil {
+		// Purged since (its skeleton is stored under another digest),
+		// altered or unreadable: never wedge the index on it.
+		a.lg.Error("export index: the records of a logged bundle cannot be read; not indexed",
+			"bundle", lr.entry.BundleDigest, "logIndex", li, "err", err)
+		recs = nil
+	}
+	ref := bundleRef{digest: lr.entry.BundleDigest, object: a.objectKey(digest), acceptedAt: acc.at, logIndex: li}
+	if receipt, err := a.storedReceipt(acc); err == nil {
+		if _, r, err := archivesig.ParseReceipt(receipt); err == nil {
+			ref.retainUntil = r.RetentionUntil
+		}
+	}
+	for off < uint64(len(recs)) || off == 0 {
+		end := min(off+indexChunk, uint64(len(recs)))
+		var ops []store.IndexOp
+		var ents []*ExportEntry
+		for _, r := range recs[off:end] {
+			e, err := entryOf(r, ref)
+			if err != nil { // verified at acceptance: not expected
+				a.lg.Error("export index: a record of an accepted bundle cannot be read; not indexed", "bundle", ref.digest, "err", err)
+				continue
+			}
+			if e == nil {
+				continue
+			}
+			eo, err := entryOps(e)
+			if err != nil {
+				return false, err
+			}
+			ops = append(ops, eo...)
+			ents = append(ents, e)
+		}
+		last := end == uint64(len(recs))
+		if last {
+			dops, err := a.deviceSummaryOps(ctx, lr.entry.Device, ref, recs)
+			if err != nil {
+				return false, err
+			}
+			ops = append(ops, dops...)
+			if err := a.advance(ctx, ops, li+1, 0); err != nil {
+				return false, err
+			}
+		} else if err := a.advance(ctx, ops, li, end); err != nil {
+			return false, err
+		}
+		a.publishIndexed(ents)
+		if last {
+			a.publishAccepted(ref, lr.entry.Device, recs)
+			return true, nil
+		}
+		off = end
+	}
+	return true, nil
+}
+
+// advance writes ops with the new watermark in one batch.
+func (a *Archive) advance(ctx context.Context, ops []store.IndexOp, li, off uint64) error {
+	if h := indexHook.Load(); h != nil {
+		if err := (*h)(li, off); err != nil {
+			return err
+		}
+	}
+	w := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, li), off)
+	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: []byte{kWatermark}, Value: w})
+	if err := a.xi.x.Write(ctx, ops); err != nil {
+		return fmt.Errorf("archive: export index: %w", err)
+	}
+	a.xi.mu.Lock()
+	a.xi.mark = [2]uint64{li, off}
+	close(a.xi.changed)
+	a.xi.changed = make(chan struct{})
+	a.xi.mu.Unlock()
+	return nil
+}
+
+// DeviceSummary is what the export index knows of a device's bundles.
+type DeviceSummary struct {
+	Bundles        uint64  `json:"bundles"`
+	Exports        uint64  `json:"exports"`
+	Refused        uint64  `json:"refused"`
+	LastBundle     string  `json:"lastBundle,omitempty"`
+	LastLogIndex   uint64  `json:"lastLogIndex"`
+	LastAcceptedAt string  `json:"lastAcceptedAt,omitempty"`
+	LastRecordTime string  `json:"lastRecordTime,omitempty"`
+	LagSeconds     float64 `json:"lagSeconds"`
+}
+
+func deviceKey(device string) []byte { return comp([]byte{kDevice}, device) }
+
+// deviceSummaryOps updates the device's summary with a bundle (the
+// indexer is its only writer).
+func (a *Archive) deviceSummaryOps(ctx context.Context, device string, ref bundleRef, recs [][]byte) ([]store.IndexOp, error) {
+	var s DeviceSummary
+	old, err := a.xi.x.Get(ctx, deviceKey(device))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(old, &s); err != nil {
+			return nil, fmt.Errorf("archive: export index: device %s: %w", device, err)
+		}
+	}
+	s.Bundles++
+	var newest time.Time
+	for _, r := range recs {
+		e, err := entryOf(r, ref)
+		if err == nil && e != nil {
+			if e.Status == StatusAccepted {
+				s.Exports++
+			} else {
+				s.Refused++
+			}
+		}
+		if t, ok := recordTime(r); ok && t.After(newest) {
+			newest = t
+		}
+	}
+	s.LastBundle, s.LastLogIndex, s.LastAcceptedAt = ref.digest, ref.logIndex, ref.acceptedAt
+	if !newest.IsZero() {
+		s.LastRecordTime = wire.FormatTime(newest)
+		if at, err := wire.ParseTime(ref.acceptedAt); err == nil {
+			s.LagSeconds = at.Sub(newest).Seconds()
+		}
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return []store.IndexOp{{Kind: store.IndexPut, Key: deviceKey(device), Value: b}}, nil
+}
+
+func recordTime(raw []byte) (time.Time, bool) {
+	var r struct {
+		Time string `json:"time"`
+	}
+	if json.Unmarshal(raw, &r) != nil {
+		return time.Time{}, false
+	}
+	t, err := wire.ParseTime(r.Time)
+	return t, err == nil
+}
