@@ -1,0 +1,116 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/proof"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+)
+
+// ErrGone reports a stored bundle whose payloads were purged (retention):
+// the bytes a proof needs are no longer served.
+var ErrGone = errors.New("archive: purged")
+
+// ExportProof is the single-export proof of an index entry, built with
+// bundle/proof from the stored bundle, its stored receipt, the device's
+// approved trust file (DEVICE.json) and the archive key, and the
+// policy.change record bodies of that bundle (for evidence packs).
+// ErrNotFound when the bundle is not accepted or the device has no
+// approved trust file; ErrGone when the stored bundle was purged.
+func (a *Archive) ExportProof(ctx context.Context, e *ExportEntry) (*proof.Proof, [][]byte, error) {
+	bd, err := wire.ParseHash(e.Bundle)
+	if err != nil {
+		return nil, nil, fmt.Errorf("archive: proof: %w", err)
+	}
+	rc, err := a.Receipt(bd)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := a.Objects().Get(ctx, bd)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, fmt.Errorf("archive: proof: bundle %s: %w", e.Bundle, ErrGone)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("archive: proof: %w", err)
+	}
+	a.devices.mu.Lock()
+	var trust []byte
+	if err := a.devices.refresh(); err == nil {
+		if dv, ok := a.devices.devs[e.Device]; ok && len(dv.info.Trust) > 0 {
+			trust = bytes.Clone(dv.info.Trust)
+		}
+	}
+	a.devices.mu.Unlock()
+	if trust == nil {
+		return nil, nil, fmt.Errorf("archive: proof: device %s has no approved trust file: %w", e.Device, ErrNotFound)
+	}
+	b, err := bundle.ReadBytes(raw, a.BundleLimits())
+	if err != nil {
+		return nil, nil, fmt.Errorf("archive: proof: %w", err)
+	}
+	var policies, auths [][]byte
+	recs, err := b.Records()
+	if err != nil {
+		return nil, nil, fmt.Errorf("archive: proof: %w", err)
+	}
+	for _, r := range recs {
+		for _, want := range []string{custody.TypePolicyChange, custody.TypePCRsAuthorized} {
+			if !bytes.Contains(r, []byte(`"type":"`+want+`"`)) {
+				continue
+			}
+			if rec, err := custody.ParseRecord(r); err == nil && rec.Type == want {
+				if want == custody.TypePolicyChange {
+					policies = append(policies, []byte(rec.Body))
+				} else {
+					auths = append(auths, []byte(rec.Body))
+				}
+			}
+		}
+	}
+	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: e.Export, Principal: e.Principal, Trust: trust,
+		Receipt: rc, ArchiveKey: a.PublicKey(), PCRAuthorizations: auths})
+	if err != nil {
+		return nil, nil, fmt.Errorf("archive: proof of %s %.100q: %w", e.Device, e.Export, err)
+	}
+	return p, policies, nil
+}
+
+// LogConsistency is the RFC 6962 consistency proof of the archive log
+// from size old to size (0 < old <= size <= the log's size).
+func (a *Archive) LogConsistency(ctx context.Context, old, size uint64) ([][32]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if old == 0 || old > size || size > a.LogSize() {
+		return nil, fmt.Errorf("archive: consistency %d to %d of a log of %d: %w", old, size, a.LogSize(), ErrNotFound)
+	}
+	p, err := a.log.j.ConsistencyProof(old, size)
+	if err != nil {
+		return nil, fmt.Errorf("archive: consistency: %w", err)
+	}
+	return p, nil
+}
+
+// HeldBundles are the digests of the bundles legal-hold case caseID holds
+// now (by the hold statements of the archive log), in log order.
+func (a *Archive) HeldBundles(ctx context.Context, caseID string) ([]string, error) {
+	ls, err := a.readLogState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range ls.order {
+		for _, c := range ls.holds[d] {
+			if c == caseID {
+				out = append(out, wire.FormatHash(d))
+				break
+			}
+		}
+	}
+	return out, nil
+}
