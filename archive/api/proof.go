@@ -303,4 +303,3 @@ func writePackTar(w interface{ Write([]byte) (int, error) }, p *evidence.Pack, m
 	}
 	return tw.Close()
 }
-

@@ -156,4 +156,3 @@ func (c *Client) Evidence(ctx context.Context, q url.Values) (*evidence.Pack, er
 	}
 	return p, nil
 }
-
