@@ -3,10 +3,12 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/bundle/wire"
@@ -73,7 +75,7 @@ func (a *Archive) ExportProof(ctx context.Context, e *ExportEntry) (*proof.Proof
 		}
 	}
 	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: e.Export, Principal: e.Principal, Trust: trust,
-		Receipt: rc, ArchiveKey: a.PublicKey(), PCRAuthorizations: auths})
+		Receipt: rc, ArchiveKey: a.receiptKey(rc), PCRAuthorizations: auths})
 	if err != nil {
 		return nil, nil, fmt.Errorf("archive: proof of %s %.100q: %w", e.Device, e.Export, err)
 	}
@@ -113,4 +115,21 @@ func (a *Archive) HeldBundles(ctx context.Context, caseID string) ([]string, err
 		}
 	}
 	return out, nil
+}
+
+// receiptKey is the archive key that signed a stored receipt: the current
+// key, or the key of a rotation that signed it (receipts stored before a
+// rotation keep their signature).
+func (a *Archive) receiptKey(rc []byte) ed25519.PublicKey {
+	cur := a.PublicKey()
+	env, _, err := archivesig.ParseReceipt(rc)
+	if err != nil || len(env.Signatures) != 1 || env.Signatures[0].KeyID == archivesig.ArchiveKeyID(cur) {
+		return cur
+	}
+	for _, raw := range a.KeyChain() {
+		if _, an, err := archivesig.ParseArchiveKey(raw); err == nil && an.NewKeyID == env.Signatures[0].KeyID && len(an.NewKey) == ed25519.PublicKeySize {
+			return ed25519.PublicKey(an.NewKey)
+		}
+	}
+	return cur
 }
