@@ -223,18 +223,20 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err := a.replay(ctx); err != nil {
 		return nil, err
 	}
+	// Before the committer, which wakes the indexer: the indexer takes
+	// the bundles recover completes as they are accepted.
+	if err := a.openExportIndex(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openAccessLog(ctx); err != nil {
+		return nil, err
+	}
 	a.started = true
 	go a.commitLoop()
 	if err := a.recover(ctx); err != nil {
 		return nil, err
 	}
 	if err := a.openGate(ctx); err != nil {
-		return nil, err
-	}
-	if err := a.openExportIndex(ctx); err != nil {
-		return nil, err
-	}
-	if err := a.openAccessLog(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -317,6 +317,18 @@ func TestReadAPI(t *testing.T) {
 		Days []archive.DayCounts
 	}
 	alice.get("/v1/stats?by=status&from=2000-01-01&to=2000-12-31", http.StatusOK, &st)
+	if len(st.Days) != 0 {
+		t.Fatalf("stats of 2000: %+v", st)
+	}
+	first, _ := time.Parse(time.RFC3339Nano, all[0].Time)
+	alice.get("/v1/stats?by=workflow&from="+first.Format(time.DateOnly)+"&to="+first.AddDate(0, 0, 2).Format(time.DateOnly), http.StatusOK, &st)
+	var counted uint64
+	for _, d := range st.Days {
+		counted += d.Counts[one.Workflow]
+	}
+	if counted != uint64(len(all)) {
+		t.Fatalf("stats by workflow count %d of %d entries: %+v", counted, len(all), st)
+	}
 	alice.get("/v1/stats?by=nope", http.StatusBadRequest, nil)
 
 	// The operator: the index, the fleet, no record, payload, bundle or access log.
