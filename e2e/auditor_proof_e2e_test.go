@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/internal/testenv"
 	"github.com/edgeseal/edgeseal/internal/testpki"
+	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
 // TestAuditorProofAndEvidenceAPI runs a real agent and a real archive
-// (processes, the archive's broker) with the read API on HTTPS: an
+// (processes, over Mosquitto) with the read API on HTTPS: an
 // auditor signed in through the API runs `edgeseal proof --archive` and
 // `edgeseal evidence --archive` with the real binary, and `edgeseal
 // verify` passes on both (pinned to the device's trust file and the
@@ -25,9 +27,13 @@ import (
 // refused (403, exit 1) and the refusals are logged.
 func TestAuditorProofAndEvidenceAPI(t *testing.T) {
 	needAgent(t)
+	if mqtttest.Find() == "" {
+		testenv.Missing(t, "mosquitto not installed")
+	}
+	brk := mqtttest.Start(t, nil)
 	a := newAgentDir(t, agentOpts{sealEvery: 2, sealInterval: "1s"})
 	dir := t.TempDir()
-	cfg := writeArchiveConfig(t, dir, "", "")
+	cfg := writeArchiveConfig(t, dir, brk.URL, "proof-archive")
 	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
 	appendFile(t, cfg, "api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n")
 	const pw = "correct horse battery staple"
@@ -42,7 +48,7 @@ func TestAuditorProofAndEvidenceAPI(t *testing.T) {
 	ar := startArchiveProc(t, cfg)
 	var addr string
 	ar.waitFor("API listening", func() bool { addr = ar.logField("read API listening", "addr"); return addr != "" })
-	appendFile(t, filepath.Join(a.dir, "agent.yaml"), fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\n", ar.broker, ar.keyFile+".pub"))
+	appendFile(t, filepath.Join(a.dir, "agent.yaml"), fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\n", brk.URL, ar.keyFile+".pub"))
 	a.start(t, true)
 	c := unixClient(a.socket)
 	from := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
