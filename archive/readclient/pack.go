@@ -20,7 +20,7 @@ import (
 const (
 	MaxPackFiles = 500*64 + 64
 	MaxPackBytes = 2<<30 + 64<<20
-	MaxProof     = 1<<30 + 16<<20
+	MaxProof     = (1<<30)/3*4 + 64<<20 // a proof: its payload (at most 1 GiB) in base64, and the rest
 )
 
 // PackError is a pack stream ReadPack refuses, naming the entry.
