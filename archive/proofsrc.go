@@ -25,20 +25,77 @@ var ErrGone = errors.New("archive: purged")
 // ErrNotFound when the bundle is not accepted or the device has no
 // approved trust file; ErrGone when the stored bundle was purged.
 func (a *Archive) ExportProof(ctx context.Context, e *ExportEntry) (*proof.Proof, [][]byte, error) {
-	bd, err := wire.ParseHash(e.Bundle)
-	if err != nil {
-		return nil, nil, fmt.Errorf("archive: proof: %w", err)
-	}
-	rc, err := a.Receipt(bd)
+	src, err := a.proofSource(ctx, e)
 	if err != nil {
 		return nil, nil, err
 	}
+	p, err := src.build(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, src.policies, nil
+}
+
+// ExportProofs are the proofs of entries, in order, as ExportProof builds
+// them, each stored bundle read once; and the policy.change bodies of
+// those bundles.
+func (a *Archive) ExportProofs(ctx context.Context, es []*ExportEntry) ([]*proof.Proof, [][]byte, error) {
+	srcs := map[string]*bundleSource{}
+	var out []*proof.Proof
+	var policies [][]byte
+	for _, e := range es {
+		src, ok := srcs[e.Bundle]
+		if !ok {
+			var err error
+			if src, err = a.proofSource(ctx, e); err != nil {
+				return nil, nil, err
+			}
+			srcs[e.Bundle] = src
+			policies = append(policies, src.policies...)
+		}
+		p, err := src.build(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, p)
+	}
+	return out, policies, nil
+}
+
+// bundleSource is what the proofs of one stored bundle's exports are
+// built from.
+type bundleSource struct {
+	raw, receipt, trust []byte
+	key                 ed25519.PublicKey
+	policies, auths     [][]byte
+}
+
+func (s *bundleSource) build(e *ExportEntry) (*proof.Proof, error) {
+	p, err := proof.Build(proof.Input{Bundle: s.raw, ExportID: e.Export, Principal: e.Principal, Trust: s.trust,
+		Receipt: s.receipt, ArchiveKey: s.key, PCRAuthorizations: s.auths})
+	if err != nil {
+		return nil, fmt.Errorf("archive: proof of %s %.100q: %w", e.Device, e.Export, err)
+	}
+	return p, nil
+}
+
+// proofSource reads the stored bundle of e, its receipt and the device's
+// trust file.
+func (a *Archive) proofSource(ctx context.Context, e *ExportEntry) (*bundleSource, error) {
+	bd, err := wire.ParseHash(e.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("archive: proof: %w", err)
+	}
+	rc, err := a.Receipt(bd)
+	if err != nil {
+		return nil, err
+	}
 	raw, err := a.Objects().Get(ctx, bd)
 	if errors.Is(err, ErrNotFound) {
-		return nil, nil, fmt.Errorf("archive: proof: bundle %s: %w", e.Bundle, ErrGone)
+		return nil, fmt.Errorf("archive: proof: bundle %s: %w", e.Bundle, ErrGone)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("archive: proof: %w", err)
+		return nil, fmt.Errorf("archive: proof: %w", err)
 	}
 	a.devices.mu.Lock()
 	var trust []byte
@@ -49,16 +106,16 @@ func (a *Archive) ExportProof(ctx context.Context, e *ExportEntry) (*proof.Proof
 	}
 	a.devices.mu.Unlock()
 	if trust == nil {
-		return nil, nil, fmt.Errorf("archive: proof: device %s has no approved trust file: %w", e.Device, ErrNotFound)
+		return nil, fmt.Errorf("archive: proof: device %s has no approved trust file: %w", e.Device, ErrNotFound)
 	}
 	b, err := bundle.ReadBytes(raw, a.BundleLimits())
 	if err != nil {
-		return nil, nil, fmt.Errorf("archive: proof: %w", err)
+		return nil, fmt.Errorf("archive: proof: %w", err)
 	}
-	var policies, auths [][]byte
+	src := &bundleSource{raw: raw, receipt: rc, trust: trust, key: a.receiptKey(rc)}
 	recs, err := b.Records()
 	if err != nil {
-		return nil, nil, fmt.Errorf("archive: proof: %w", err)
+		return nil, fmt.Errorf("archive: proof: %w", err)
 	}
 	for _, r := range recs {
 		for _, want := range []string{custody.TypePolicyChange, custody.TypePCRsAuthorized} {
@@ -67,19 +124,14 @@ func (a *Archive) ExportProof(ctx context.Context, e *ExportEntry) (*proof.Proof
 			}
 			if rec, err := custody.ParseRecord(r); err == nil && rec.Type == want {
 				if want == custody.TypePolicyChange {
-					policies = append(policies, []byte(rec.Body))
+					src.policies = append(src.policies, []byte(rec.Body))
 				} else {
-					auths = append(auths, []byte(rec.Body))
+					src.auths = append(src.auths, []byte(rec.Body))
 				}
 			}
 		}
 	}
-	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: e.Export, Principal: e.Principal, Trust: trust,
-		Receipt: rc, ArchiveKey: a.receiptKey(rc), PCRAuthorizations: auths})
-	if err != nil {
-		return nil, nil, fmt.Errorf("archive: proof of %s %.100q: %w", e.Device, e.Export, err)
-	}
-	return p, policies, nil
+	return src, nil
 }
 
 // LogConsistency is the RFC 6962 consistency proof of the archive log

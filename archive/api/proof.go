@@ -257,18 +257,17 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 		t.Device, t.Export, t.Bundle = es[0].Device, es[0].Export, es[0].Bundle
 	}
 	in := evidence.Input{Selection: eq.selection, Requester: sess.user, Now: s.opts.Now(), Consistency: s.a.LogConsistency}
-	var total int64
+	var total int64 // the payloads' sizes, as indexed, bound the pack before it is built
 	for _, e := range es {
-		pr, pols, err := s.a.ExportProof(r.Context(), e)
-		if err != nil {
-			return s.proofFail(err, t)
+		if e.Payload != nil {
+			total += e.Payload.Size
 		}
-		total += int64(len(pr.Payload))
-		if total > MaxPackBytes {
-			return s.failReply(&ParamError{Reason: fmt.Sprintf("the pack would exceed %d bytes: narrow the selection", int64(MaxPackBytes))}, t)
-		}
-		in.Proofs = append(in.Proofs, pr)
-		in.Policies = append(in.Policies, pols...)
+	}
+	if total > MaxPackBytes {
+		return s.failReply(&ParamError{Reason: fmt.Sprintf("the pack would exceed %d bytes: narrow the selection", int64(MaxPackBytes))}, t)
+	}
+	if in.Proofs, in.Policies, err = s.a.ExportProofs(r.Context(), es); err != nil {
+		return s.proofFail(err, t)
 	}
 	pack, err := evidence.Build(r.Context(), in)
 	if err != nil {
