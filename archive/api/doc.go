@@ -1,6 +1,9 @@
 // Package api is the archive's read API: HTTPS, JSON, versioned under
 // /v1 (docs/archive-api.md is the contract). It searches the export index,
-// serves records, payloads, bundles and receipts to auditors, the fleet
+// serves records, payloads, bundles, receipts, single-export proofs,
+// evidence packs (a tar stream, with the archive log's consistency proofs)
+// and the archive log's checkpoint and consistency proofs to auditors
+// (proof.go), the fleet
 // and per-day counts to operators and policy administrators, the access
 // log, and a server-sent event stream.
 //

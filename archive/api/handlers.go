@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	s.route("GET", "/v1/access/checkpoint", "access.checkpoint", auditorOnly, s.accessCheckpoint)
 	s.route("GET", "/v1/access/proof", "access.proof", auditorOnly, s.accessProof)
 	s.route("GET", "/v1/events", "events.open", anyRole, s.events)
+	s.proofRoutes()
 	if s.opts.OIDC != nil {
 		s.mux.HandleFunc("GET /v1/oidc/login", s.oidcLogin)
 		s.mux.HandleFunc("GET /v1/oidc/callback", s.oidcCallback)
@@ -169,16 +170,6 @@ func (s *Server) getPayload(r *http.Request, sess *session) reply {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(data)
 	}}
-}
-
-func (s *Server) getProof(r *http.Request, sess *session) reply {
-	_, _, t, err := exportTarget(r)
-	if err != nil {
-		return s.failReply(err, t)
-	}
-	rep := errReply(http.StatusNotImplemented, "not_implemented", "the single-export proof is not yet available")
-	rep.target = t
-	return rep
 }
 
 func bundleTarget(r *http.Request) ([32]byte, archive.AccessTarget, error) {

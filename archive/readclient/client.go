@@ -1,7 +1,9 @@
 // Package readclient is the client side of the archive's read API
-// (docs/archive-api.md) that `edgeseal proof --archive` needs: searching
-// the export index for an export id, and fetching a stored bundle and its
-// receipt. It authenticates with a session token (Authorization: Bearer),
+// (docs/archive-api.md) that `edgeseal proof --archive` and `edgeseal
+// evidence --archive` need: searching the export index for an export id,
+// fetching a stored bundle and its receipt, the proof the archive builds of
+// an export, and an evidence pack (ReadPack reads its tar stream within
+// bounds, refusing links and paths that escape). It authenticates with a session token (Authorization: Bearer),
 // speaks HTTPS (plain HTTP only to a loopback address), bounds every answer
 // and checks a fetched bundle against the digest it was asked for. Nothing
 // it returns is trusted: the proof built from it is checked offline.
@@ -93,10 +95,15 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("readclient: archive answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// get fetches path?query and returns at most max bytes of the body.
-func (c *Client) get(ctx context.Context, path string, query url.Values, max int64) ([]byte, error) {
+// do sends GET path?query (path already escaped) with the token.
+func (c *Client) do(ctx context.Context, path string, query url.Values) (*http.Response, error) {
 	u := *c.base
-	u.Path = c.base.Path + path
+	raw := c.base.EscapedPath() + path
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, fmt.Errorf("readclient: path %q: %w", path, err)
+	}
+	u.Path, u.RawPath = p, raw
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -107,6 +114,25 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, max int
 	if err != nil {
 		return nil, fmt.Errorf("readclient: %w", err)
 	}
+	return resp, nil
+}
+
+// statusError reads the API's error of an answer other than 200.
+func statusError(status int, body []byte) error {
+	var e struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return &StatusError{Status: status, Code: e.Error, Message: e.Message}
+}
+
+// get fetches path?query and returns at most max bytes of the body.
+func (c *Client) get(ctx context.Context, path string, query url.Values, max int64) ([]byte, error) {
+	resp, err := c.do(ctx, path, query)
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
@@ -116,12 +142,7 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, max int
 		return nil, fmt.Errorf("readclient: %s: answer over %d bytes: %w", path, max, wire.ErrTooLarge)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error   string `json:"error"`
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(body, &e)
-		return nil, &StatusError{Status: resp.StatusCode, Code: e.Error, Message: e.Message}
+		return nil, statusError(resp.StatusCode, body)
 	}
 	return body, nil
 }

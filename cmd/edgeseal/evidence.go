@@ -40,6 +40,9 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	requester := fs.String("requester", "", "who builds the pack (recorded as the access); default the user name")
 	accessLog := fs.String("access-log", "", "append the access (one JSON line, synced) to this file")
 	out := fs.String("o", "", "the pack folder to write; must not exist (required)")
+	archiveURL := fs.String("archive", "", "have the archive build the pack through its read API at this URL (https://HOST:PORT) instead of --bundles; --trust and --archive-key, when given, are pinned when it is checked")
+	tokenFile := fs.String("token-file", "", "with --archive: a file holding the API session token (POST /v1/session)")
+	caFile := fs.String("cacert", "", "with --archive: the CA certificate (PEM) of the API's TLS certificate")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +54,16 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if modes != 1 || *out == "" {
 		return usageErr("evidence: want one of --export ID..., --device D --from T --to T, --case ID --holds FILE...; and -o PACK_DIR")
+	}
+	if *archiveURL != "" {
+		if len(bundles) > 0 || len(receipts) > 0 || len(holds) > 0 || *accessLog != "" || *requester != "" {
+			return usageErr("evidence: --archive excludes --bundles, --receipts, --holds, --access-log and --requester (the archive journals the pack as your session's read)")
+		}
+		q, what, err := archiveQuery(exports, *device, *principal, *from, *to, *caseID)
+		if err != nil {
+			return err
+		}
+		return archivePack{base: *archiveURL, tokenFile: *tokenFile, caFile: *caFile, query: q, trusts: trusts, keyPath: *keyPath, out: *out, what: what}.run(ctx, stdout)
 	}
 	src, err := loadSources("evidence", bundles, receipts, trusts, *keyPath)
 	if err != nil {

@@ -230,11 +230,18 @@ const usage = `usage:
   edgeseal proof EXPORT-ID (--bundles DIR|FILE... [--receipts DIR]...
                            | --archive URL --token-file FILE [--cacert CA.pem])
                  --trust DEVICE.json... --archive-key PUB [--principal P] [--device SITE/NAME] [-o FILE]
-                 (an id that names exports of several principals or devices lists them; exit 2)
+                 (an id that names exports of several principals or devices lists them; exit 2;
+                 with --archive the archive builds the proof, written only if it verifies
+                 pinned to --trust and --archive-key)
   edgeseal evidence (--export ID... [--principal P] | --device SITE/NAME --from T --to T
                     | --case ID --holds HOLD-STATEMENT.json...) --bundles DIR|FILE...
                     --trust DEVICE.json... --archive-key PUB [--receipts DIR]... [--requester WHO]
                     [--access-log FILE] -o PACK_DIR
+  edgeseal evidence (--export ID [--device SITE/NAME] [--principal P] | --device SITE/NAME --from T --to T
+                    | --case ID) --archive URL --token-file FILE [--cacert CA.pem]
+                    [--trust DEVICE.json] [--archive-key PUB] -o PACK_DIR
+                    (the archive builds the pack, with consistency proofs, and logs it as your
+                    read; it is checked, pinned to --trust/--archive-key when given, then written)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
                      [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr] [--policy-admins ADMINS.json]

@@ -32,7 +32,7 @@ func cmdProof(ctx context.Context, args []string, stdout io.Writer) error {
 	principal := fs.String("principal", "", "the principal of the export (export ids are scoped by principal)")
 	device := fs.String("device", "", "the device SITE/NAME of the export")
 	out := fs.String("o", "", "write the proof here (default: standard output)")
-	archiveURL := fs.String("archive", "", "read the bundle and receipt from the archive's read API at this URL (https://HOST:PORT) instead of --bundles")
+	archiveURL := fs.String("archive", "", "get the proof from the archive's read API at this URL (https://HOST:PORT) instead of building it from --bundles; it is verified against --trust and --archive-key before it is written")
 	tokenFile := fs.String("token-file", "", "with --archive: a file holding the API session token (POST /v1/session)")
 	caFile := fs.String("cacert", "", "with --archive: the CA certificate (PEM) of the API's TLS certificate")
 	pos, err := parseInterleaved(fs, args)
@@ -91,7 +91,8 @@ func selectErr(err error) error {
 }
 
 // proofFromArchive finds the export in the archive's export index and
-// builds its proof from the stored bundle and receipt the API serves.
+// fetches the proof the archive builds of it (GET .../proof), which must
+// verify pinned to the trust file and archive key given.
 func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trusts []string, keyPath, id, principal, device string) (*proof.Proof, proof.Export, error) {
 	fail := func(err error) (*proof.Proof, proof.Export, error) { return nil, proof.Export{}, err }
 	if tokenFile == "" {
@@ -130,21 +131,21 @@ func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trust
 	if err != nil {
 		return fail(selectErr(err))
 	}
-	raw, err := client.Bundle(ctx, bundleOf[e])
-	if err != nil {
-		return fail(&exitError{code: 1, err: fmt.Errorf("proof: %w", err)})
-	}
-	rc, err := client.Receipt(ctx, bundleOf[e])
-	if err != nil {
-		return fail(&exitError{code: 1, err: fmt.Errorf("proof: %w", err)})
-	}
 	trust, ok := src.trust[e.Device]
 	if !ok {
 		return fail(usageErr("proof: no trust file of device %s: add --trust", e.Device))
 	}
-	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: e.ExportID, Principal: e.Principal, Trust: trust, Receipt: rc, ArchiveKey: src.key})
+	p, err := client.Proof(ctx, e.Device, e.ExportID, e.Principal)
 	if err != nil {
 		return fail(&exitError{code: 1, err: fmt.Errorf("proof: %w", err)})
+	}
+	// The archive built it: nothing is written unless it verifies pinned
+	// to the auditor's own trust file and archive key.
+	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: src.key}); !rep.OK() {
+		return fail(&exitError{code: 1, err: fmt.Errorf("proof: the archive's proof of %s does not verify: %s", e, strings.Join(rep.Failed(), ", "))})
+	}
+	if p.ExportID != e.ExportID || p.Device != e.Device || p.Principal != e.Principal {
+		return fail(&exitError{code: 1, err: fmt.Errorf("proof: the archive answered the proof of %s %s, not of %s", p.Device, p.ExportID, e)})
 	}
 	return p, e, nil
 }

@@ -91,9 +91,11 @@ func TestProofEvidenceRefuse(t *testing.T) {
 }
 
 // TestProofFromArchiveAPI: `proof --archive` finds the export in the read
-// API's index, fetches the stored bundle and its receipt (routes as
-// docs/archive-api.md specifies them, served here by a stand-in), and
-// writes a proof that verifies pinned to the trust file and archive key.
+// API's index, fetches the proof the archive builds (routes as
+// docs/archive-api.md specifies them, served here by a stand-in; the real
+// server is in e2e), and writes it only when it verifies pinned to the
+// trust file and archive key: a proof carrying another trust file is
+// refused (exit 1, nothing written).
 func TestProofFromArchiveAPI(t *testing.T) {
 	c := bundletest.MustChain(t, 2, bundletest.Options{})
 	log, err := bundletest.NewArchiveLog()
@@ -115,6 +117,8 @@ func TestProofFromArchiveAPI(t *testing.T) {
 	}
 	e := exps[0]
 	digest := wire.FormatHash(sha256.Sum256(raws[1]))
+	trustRaw, _ := c.Trust.Marshal()
+	served := trustRaw // the trust file the stand-in builds the proof with
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer s3cret" {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -126,8 +130,13 @@ func TestProofFromArchiveAPI(t *testing.T) {
 				"type": "export", "status": "accepted", "principal": e.Principal, "time": e.Time, "bundle": digest}}})
 		case "/v1/bundles/" + digest:
 			_, _ = w.Write(raws[1])
-		case "/v1/bundles/" + digest + "/receipt":
-			_, _ = w.Write(rcs[1])
+		case "/v1/exports/" + e.Device + "/" + e.ExportID + "/proof":
+			p, err := proof.Build(proof.Input{Bundle: raws[1], ExportID: e.ExportID, Principal: r.URL.Query().Get("principal"), Trust: served, Receipt: rcs[1], ArchiveKey: log.Pub})
+			if err != nil {
+				t.Error(err)
+			}
+			raw, _ := p.Marshal()
+			_, _ = w.Write(raw)
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
@@ -162,5 +171,16 @@ func TestProofFromArchiveAPI(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 1 {
 		t.Fatalf("unknown export from the API: %v", err)
+	}
+	other := bundletest.MustChain(t, 1, bundletest.Options{})
+	served, _ = other.Trust.Marshal()
+	out2 := filepath.Join(dir, "p2.json")
+	err = cmdProof(t.Context(), []string{e.ExportID, "--archive", srv.URL, "--token-file", filepath.Join(dir, "token"),
+		"--trust", filepath.Join(dir, "DEVICE.json"), "--archive-key", filepath.Join(dir, "archive.pub"), "-o", out2}, &buf)
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("a proof with another trust file: %v", err)
+	}
+	if _, err := os.Stat(out2); !os.IsNotExist(err) {
+		t.Fatalf("a refused proof was written: %v", err)
 	}
 }

@@ -1,0 +1,106 @@
+package archived_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/api"
+	"github.com/edgeseal/edgeseal/archive/readclient"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/evidence"
+	"github.com/edgeseal/edgeseal/bundle/proof"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
+	"github.com/edgeseal/edgeseal/internal/testpki"
+	"github.com/edgeseal/edgeseal/sync"
+)
+
+// TestEvidenceByCase: GET /v1/evidence?case=C packs every export of the
+// bundles a legal-hold case holds (by the signed hold statements of the
+// archive log), and nothing once the case is released.
+func TestEvidenceByCase(t *testing.T) {
+	dir := t.TempDir()
+	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
+	users := api.OpenUsers(filepath.Join(dir, "users.json"))
+	if err := users.Add("alice", []string{api.RoleAuditor}, testPassword, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	op := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+	der, _ := x509.MarshalPKIXPublicKey(op.Public())
+	if err := os.WriteFile(filepath.Join(dir, "op.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\noperator_keys: [op.pub]\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
+		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
+	ar := e2etest.StartArchive(t, cfg)
+	c, err := bundletest.NewChain(t.Context(), nil, 3, bundletest.Options{Records: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := c.Trust.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := archive.ParseEnrollRequest(trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ar.A.Devices().Enroll(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	st, err := archive.SignOperatorStatement(&archive.OperatorStatement{Type: archive.StatementDeviceApprove, By: "test", Time: "2026-11-26T02:00:00.000000Z",
+		Device: c.DeviceName(), KeyID: c.Trust.KeyID, TrustDigest: archive.TrustDigest(trust), NoActivation: true}, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ar.A.DeviceStatement(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	receipts := make(chan []byte, 16)
+	if err := ar.B.Subscribe(sync.ReceiptsTopic("site1", "dev1"), 1, func(_ string, p []byte) { receipts <- bytes.Clone(p) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range c.Bundles {
+		publish(t, ar, receipts, b)
+	}
+	if err := ar.A.WaitIndexed(t.Context(), ar.A.LogSize()); err != nil {
+		t.Fatal(err)
+	}
+	alice := newAPIClient(t, ar, pool)
+	alice.signIn("alice", testPassword, http.StatusOK)
+	all := alice.all("/v1/exports?device=site1/dev1&status=accepted&limit=1000")
+	held := all[0].Bundle
+	var inHeld int
+	for _, e := range all {
+		if e.Bundle == held {
+			inHeld++
+		}
+	}
+	alice.get("/v1/evidence?case=C-7", http.StatusNotFound, nil)
+	if _, err := ar.A.Hold(t.Context(), archive.HoldTarget{Bundle: held}, "C-7", "olga", "subpoena", op, false); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := alice.do("GET", "/v1/evidence?case=C-7", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("evidence of case C-7: %d %s", resp.StatusCode, body)
+	}
+	pack, err := readclient.ReadPack(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := evidence.Verify(pack, proof.Options{Trust: trust, ArchiveKey: ar.A.PublicKey()})
+	if !rep.OK() || len(rep.Exports) != inHeld {
+		t.Fatalf("pack of case C-7: %d exports, want %d: %v", len(rep.Exports), inHeld, rep.Failed())
+	}
+	if _, err := ar.A.Hold(t.Context(), archive.HoldTarget{Bundle: held}, "C-7", "olga", "closed", op, true); err != nil {
+		t.Fatal(err)
+	}
+	alice.get("/v1/evidence?case=C-7", http.StatusNotFound, nil)
+}
