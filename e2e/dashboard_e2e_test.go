@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive/api"
+	"github.com/edgeseal/edgeseal/archive/readclient"
 	"github.com/edgeseal/edgeseal/internal/browsertest"
 	"github.com/edgeseal/edgeseal/internal/testpki"
 )
@@ -148,11 +149,19 @@ func TestDashboardE2E(t *testing.T) {
 	if out, code := runCmd(t, "verify", bundleFile, "--trust", dev); code != 0 || !strings.Contains(out, "VERIFIED") {
 		t.Errorf("edgeseal verify of the downloaded bundle %s: exit %d\n%s", name, code, out)
 	}
-	if b.Count("#dl-pack") > 0 {
-		_, pack := b.Download("#dl-pack")
-		if len(pack) == 0 {
-			t.Error("empty evidence pack")
-		}
+	// The evidence pack of the export on screen: downloaded by the browser,
+	// unpacked with the CLI's bounded reader, and verified by the binary.
+	_, packTar := b.Download("#dl-pack")
+	pack, err := readclient.ReadPack(bytes.NewReader(packTar))
+	if err != nil {
+		t.Fatalf("evidence pack download: %v", err)
+	}
+	packDir := filepath.Join(t.TempDir(), "pack")
+	if err := pack.WriteDir(packDir); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCmd(t, "verify", packDir); code != 0 || !strings.Contains(out, "PACK VERIFIED") {
+		t.Errorf("edgeseal verify of the downloaded evidence pack: exit %d\n%s", code, out)
 	}
 
 	// The export's access history shows those reads after a reload of the view.

@@ -55,7 +55,7 @@ func serveAPI(ctx context.Context, cfg *config.Config, a *archive.Archive, log *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	srv.MountDashboard(dashboard.Options{}) // the auditor's view at "/"
+	srv.MountDashboard(dashboard.Options{PackURL: "/v1/evidence?export={id}&device={site}/{name}"}) // the auditor's view at "/"
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("api: %w", err)
