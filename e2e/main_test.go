@@ -26,6 +26,7 @@ func TestDemoThenVerify(t *testing.T) {
 	if !strings.Contains(out, "VERIFIED") || strings.Contains(out, "NOT VERIFIED") {
 		t.Fatalf("demo summary lacks a clean verification:\n%s", out)
 	}
+	out0 := out
 	// The demo's data key is wrapped to a recovery key in its dir, and it says so.
 	if !strings.Contains(out, filepath.Join(dir, "recovery.key")) {
 		t.Fatalf("demo does not name its recovery key:\n%s", out)
@@ -54,6 +55,23 @@ func TestDemoThenVerify(t *testing.T) {
 	out, code = runCmd(t, args...)
 	if code != 0 || strings.Count(out, "  VERIFIED") != len(bundles) {
 		t.Fatalf("verify chain exit %d:\n%s", code, out)
+	}
+
+	// The demo leaves an auditor's evidence pack of one export, built by
+	// the archive through its read API: it verifies with the binary and,
+	// step by step, with VERIFY.md's standard-tool commands.
+	pack := filepath.Join(dir, demo.EvidenceDir)
+	if !strings.Contains(out0, pack) {
+		t.Fatalf("demo does not name its evidence pack %s:\n%s", pack, out0)
+	}
+	if out, code := runCmd(t, "verify", pack, "--trust", trust); code != 0 || !strings.Contains(out, "PACK VERIFIED") {
+		t.Fatalf("verify of the demo's evidence pack: exit %d\n%s", code, out)
+	}
+	if out, err := runVerifyMD(t, pack); err != nil {
+		t.Fatalf("the demo pack's VERIFY.md: %v\n%s", err, out)
+	}
+	if !strings.Contains(out0, "sign in as auditor, password") {
+		t.Fatalf("demo does not end with the dashboard's auditor login:\n%s", out0)
 	}
 
 	// --json, --previous and --state-out.

@@ -235,6 +235,20 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// An auditor's evidence pack of one archived export, built by the
+	// archive through its read API (and journaled there as a read).
+	var packDir, packed string
+	for _, j := range journeys {
+		if j.outcome == "201" && j.status == "archived" {
+			packed = j.e.id
+			break
+		}
+	}
+	if packed != "" {
+		if packDir, err = packOne(ctx, da.api, da.auditPwd, trust.DeviceName(), packed, trust, dir); err != nil {
+			return err
+		}
+	}
 	if err := da.stop(); err != nil {
 		return fmt.Errorf("demo: archive: %w", err)
 	}
@@ -252,6 +266,10 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(stdout, "(sha256:HEX); the archive keeps it as %s/archive/objects/sha256/<first two of HEX>/HEX.\n", dir)
 	fmt.Fprintf(stdout, "Verify such a later bundle after the demo's last one:\n  go run ./cmd/edgeseal verify --trust %s/DEVICE.json --previous %s BUNDLE\n",
 		dir, filepath.Join(dir, "bundles", filepath.Base(got[len(got)-1].path)))
+	if packDir != "" {
+		fmt.Fprintf(stdout, "An auditor's evidence pack of export %s (built by the archive, in its access log) is in %s:\n", packed, packDir)
+		fmt.Fprintf(stdout, "  go run ./cmd/edgeseal verify %s\n  or step by step with standard tools: %s\n", packDir, filepath.Join(packDir, "VERIFY.md"))
+	}
 	fmt.Fprintf(stdout, "While the archive runs, its dashboard is on http://%s/\n", da.api)
 	fmt.Fprintf(stdout, "  sign in as %s, password %s (also in %s)\n", AuditorUser, da.auditPwd, filepath.Join(dir, AuditorFile))
 	return nil
