@@ -9,7 +9,9 @@ import (
 )
 
 // FuzzOpen: the ciphertext parser (CheckFile, Split, Open) never panics on
-// any bytes, and nothing but the sealed file opens.
+// any bytes, and what opens is a sealing of the one plaintext sealed to
+// this key and info (the seed of another fuzz worker process is another
+// encapsulation of it).
 func FuzzOpen(f *testing.F) {
 	k := testKey(f, "edgeseal content key test")
 	info := payloadcipher.Info("site-a/dev-1", []byte("bound"))
@@ -30,8 +32,8 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("split into %d and %d bytes", len(enc), len(rest))
 		}
 		pt, err := payloadcipher.Open(k, &c2, info, b)
-		if err == nil && !bytes.Equal(b, good) {
-			t.Fatalf("a changed ciphertext opened to %q", pt)
+		if err == nil && !bytes.Equal(pt, []byte("payload")) {
+			t.Fatalf("a ciphertext of %d bytes opened to %q", len(b), pt)
 		}
 	})
 }
