@@ -150,6 +150,7 @@ type Core struct {
 	gov     governance     // governance alerts (governance.go)
 	ret     localRetention // local payload retention (localretention.go)
 	syncSt  syncState      // broker link, last delivery and refusal (status_sync.go)
+	content atomic.Pointer[ContentKey] // the archive's content key payloads are sealed to (contentkey.go)
 }
 
 // Open starts a core over an open journal and TPM and journals an

@@ -74,6 +74,8 @@ type Record struct {
 	hasExport bool
 	exportRaw []byte
 	payload   [32]byte // export payload digest, decoded by ParseRecord
+	cipher    [32]byte // its ciphertext's digest when encrypted
+	encrypted bool
 	timeText  string   // Time as the record writes it, set by ParseRecord
 	canonBody []byte   // Body as SetExportBody wrote it: already canonical
 }
@@ -284,6 +286,10 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 			return err
 		}
 		r.hasExport, r.exportRaw, r.payload = true, r.Body, p
+		if e.PayloadCipher != nil {
+			r.cipher, _ = wire.ParseHash(e.PayloadCipher.Digest)
+			r.encrypted = true
+		}
 		return nil
 	case TypeExportRejected:
 		var e RejectedBody
