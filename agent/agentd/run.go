@@ -198,6 +198,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// Before any ingest: an agent configured to encrypt never takes an
+	// export it would send in plaintext.
+	if err := UseContentKey(cfg, core, time.Now()); err != nil {
+		return err
+	}
 	if err := polSrc.Start(ctx, core, signedPol, log); err != nil {
 		return err
 	}
@@ -232,7 +237,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		w, err := spool.New(spool.Options{
 			Dir: cfg.Spool.Dir, Poll: cfg.Spool.Poll, Principal: cfg.Principals.Find(cfg.Spool.Principal),
 			Ingester: spool.CoreIngester(core), MaxSize: int64(cfg.API.MaxBody), Logger: log.With("component", "spool"),
-			Mode: cfg.Spool.Mode, Group: cfg.Spool.Group,
+			Mode: cfg.Spool.Mode, Group: cfg.Spool.Group, KeepDonePayloads: false,
 		})
 		if err != nil {
 			return err

@@ -76,8 +76,8 @@ type Record struct {
 	payload   [32]byte // export payload digest, decoded by ParseRecord
 	cipher    [32]byte // its ciphertext's digest when encrypted
 	encrypted bool
-	timeText  string   // Time as the record writes it, set by ParseRecord
-	canonBody []byte   // Body as SetExportBody wrote it: already canonical
+	timeText  string // Time as the record writes it, set by ParseRecord
+	canonBody []byte // Body as SetExportBody wrote it: already canonical
 }
 
 // Actor names who caused the event.
