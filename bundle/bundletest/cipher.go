@@ -25,7 +25,14 @@ var CipherCases = []Case{
 	{"cipher.plaintext", verify.CheckPayloadsReferenced, 0, -1, "a plaintext copy of an encrypted payload added, manifests recomputed"},
 }
 
-// TamperCipher is Tamper for CipherCases.
+// SwappedCipher is a tamper kind TamperCipher makes that no offline
+// verifier can see: two exports of the same size trade their
+// ciphertexts (records re-signed). Each ciphertext is then bound (HPKE
+// info) to the other record, so only a holder of the content key finds
+// it: the archive's trial decryption.
+const SwappedCipher = "cipher.swapped"
+
+// TamperCipher is Tamper for CipherCases and SwappedCipher.
 func (c *Chain) TamperCipher(ctx context.Context, cs Case) (*bundle.Bundle, *verify.State, error) {
 	if c.Opts.ContentKey == nil {
 		return nil, nil, errors.New("bundletest: the chain's payloads are not encrypted")
@@ -114,6 +121,15 @@ func (t *tamperer) applyCipher(kind string) error {
 		nd := sha256.Sum256(ct)
 		t.b.Files[bundle.PayloadPath(nd)+bundle.EncryptedPayload] = ct
 		if err := setExport(first, func(e *custody.ExportBody) { e.PayloadCipher.Digest = wire.FormatHash(nd) }); err != nil {
+			return err
+		}
+	case SwappedCipher:
+		se, _ := second.ExportBody()
+		a, b := fe.PayloadCipher.Digest, se.PayloadCipher.Digest
+		if err := setExport(first, func(e *custody.ExportBody) { e.PayloadCipher.Digest = b }); err != nil {
+			return err
+		}
+		if err := setExport(second, func(e *custody.ExportBody) { e.PayloadCipher.Digest = a }); err != nil {
 			return err
 		}
 	case "cipher.plaintext":
