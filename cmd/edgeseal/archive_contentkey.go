@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+)
+
+// cmdArchiveContentKey: content-key new | rotate | show [--out FILE].
+func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return usageErr("archive content-key: want new, rotate or show")
+	}
+	verb := args[0]
+	f := newArchiveFlags("archive content-key " + verb)
+	out := f.fs.String("out", "", "also write the announcement agents are given (encryption.content_key) to this file")
+	pos, err := parseInterleaved(f.fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("archive content-key %s: unexpected argument %q", verb, pos[0])
+	}
+	if verb != "new" && verb != "rotate" && verb != "show" {
+		return usageErr("archive content-key: unknown %q: want new, rotate or show", verb)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	a, closeAll, err := openStoppedArchive(ctx, cfg, log, "a content key operation")
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	cur, err := a.ContentKeyAnnouncement()
+	switch {
+	case err != nil && !errors.Is(err, archive.ErrNoContentKey):
+		return err
+	case verb == "new" && err == nil:
+		return usageErr("archive content-key new: the archive has a content key already: rotate it")
+	case verb != "new" && err != nil:
+		return usageErr("archive content-key %s: the archive has no content key yet: edgeseal archive content-key new", verb)
+	}
+	raw := cur
+	if verb != "show" {
+		if raw, err = a.NewContentKey(ctx); err != nil {
+			return err
+		}
+	}
+	_, an, err := archivesig.ParseContentKey(raw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "content key %d: %s (kem 0x%04x, kdf 0x%04x, aead 0x%04x) since %s\nannouncement: %s/%s/%d.json\n",
+		an.Seq, an.KeyID, an.KEM, an.KDF, an.AEAD, an.Time, cfg.DataDir, archive.ContentKeyDir, an.Seq)
+	if *out != "" {
+		if err := fsutil.WriteFileAtomic(*out, raw, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "written to %s: give it to every agent as encryption.content_key\n", *out)
+	}
+	if verb != "show" {
+		fmt.Fprintf(stdout, "the private key is %s/%s/%d.key (0600): escrow it offline now; keep every old key for decryption\n", cfg.DataDir, archive.ContentKeyDir, an.Seq)
+	}
+	return nil
+}
