@@ -22,6 +22,7 @@
 //	edgeseal archive enroll-file REQUEST.json [--challenge FILE] | --response RESPONSE.json
 //	edgeseal archive import DIR
 //	edgeseal archive key show|rotate|import-pkcs11 ...
+//	edgeseal archive content-key new|rotate|show [--out FILE]
 //	edgeseal verify receipt --archive-key PUB RECEIPT...
 //	edgeseal bundles export --config FILE --to DIR
 //	edgeseal bundles import-receipts --config FILE [--archive-key FILE] DIR
