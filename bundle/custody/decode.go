@@ -289,6 +289,9 @@ func (d *recDecoder) payloadCipher(cm member, c *payloadcipher.Cipher) error {
 				return unknown(m)
 			}
 			v, err := decodeInt(m.Val)
+			if err == nil && (v < 0 || v > 0xffff) {
+				return fmt.Errorf("suite id %d out of range", v)
+			}
 			*p = int(v)
 			return err
 		})
