@@ -15,6 +15,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
 
 // contentKey makes the archive's content key and returns the announced
@@ -131,4 +132,42 @@ func TestContentKeyRefusals(t *testing.T) {
 	c2 := newChain(t, 1, bundletest.Options{Site: "site2", Device: "dev2", ContentKey: other.Public()})
 	e.approve(c2)
 	e.refused(c2.Opts.Site, c2.Opts.Device, raw(t, c2.Bundles[0]), archive.CheckDecrypt)
+}
+
+// TestContentKeyEscrow: a content key escrowed to an offline recovery
+// key is restored from the escrow alone, to the same key; another
+// recovery key, another seq and an existing key file are refused.
+func TestContentKeyEscrow(t *testing.T) {
+	e := newEnv(t)
+	k := e.contentKey()
+	rec, err := recovery.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.a.EscrowContentKey(1, rec.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	esc, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(esc, []byte("PRIVATE KEY")) {
+		t.Fatal("the escrow holds the key in the clear")
+	}
+	dir := t.TempDir()
+	other, _ := recovery.GenerateKey()
+	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, other); err == nil {
+		t.Fatal("restored with another recovery key")
+	}
+	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 2, esc, rec); err == nil {
+		t.Fatal("restored as another seq")
+	}
+	id, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, rec)
+	if err != nil || id != k.ID {
+		t.Fatalf("restored %s, %v; want %s", id, err, k.ID)
+	}
+	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, rec); err == nil {
+		t.Fatal("an existing key file replaced")
+	}
 }

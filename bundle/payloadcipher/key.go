@@ -187,3 +187,7 @@ func (e *KeyError) Error() string {
 }
 
 func (e *KeyError) Unwrap() error { return e.Err }
+
+// Bytes is the serialized private key (RFC 9180 SerializePrivateKey: the
+// 32-byte seed for this suite), for an escrow.
+func (k *PrivateKey) Bytes() ([]byte, error) { return k.k.Bytes() }
