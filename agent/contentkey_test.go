@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
@@ -111,5 +113,64 @@ func TestContentKeyRotation(t *testing.T) {
 	}
 	if got := r.core.ContentKey(); got.Key.ID != k2.ID {
 		t.Fatal(fmt.Sprint("in use ", got.Key.ID))
+	}
+}
+
+// TestIngestEncryptsByPolicy: with a content key, an export is journaled
+// with its ciphertext only (the journal has no copy of the plaintext)
+// unless the policy lists its classification in
+// plaintext_classifications; a repeated id is still answered with the
+// original receipt.
+func TestIngestEncryptsByPolicy(t *testing.T) {
+	r := openSimRig(t, t.TempDir())
+	src, err := os.ReadFile("policy/testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse(append([]byte("plaintext_classifications: [confidential]\n"), src...), os.DirFS("policy/testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.core.opts.Policy = pol
+	k, _ := payloadcipher.DeriveKey([]byte("ingest content key"))
+	r.core.UseContentKey(&ContentKey{Key: k.Public(), Seq: 1})
+	ctx := t.Context()
+	enc, err := r.core.Ingest(ctx, n8n, "test", invoice("inv-enc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainReq := invoice("inv-plain")
+	plainReq.Classification = "confidential"
+	plainText := strings.Replace(testInvoice, "INV-000123", "INV-000124", 1)
+	plainReq.Data = []byte(plainText)
+	plain, err := r.core.Ingest(ctx, n8n, "test", plainReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.core.Ingest(ctx, n8n, "test", invoice("inv-enc"))
+	if err != nil || !again.Duplicate || again.Seq != enc.Seq {
+		t.Fatalf("repeat: %+v %v", again, err)
+	}
+	eb, _ := mustRecord(t, r.j, enc.Seq).ExportBody()
+	if eb.PayloadCipher == nil || eb.PayloadCipher.KeyID != k.ID {
+		t.Fatalf("internal export not encrypted: %+v", eb.PayloadCipher)
+	}
+	if _, err := r.j.Payload(mustHash(t, eb.Payload.Digest)); err == nil {
+		t.Fatal("the journal keeps the plaintext of an encrypted export")
+	}
+	ct, err := r.j.Payload(mustHash(t, eb.PayloadCipher.Digest))
+	if err != nil || bytes.Contains(ct, []byte(testInvoice)) {
+		t.Fatalf("ciphertext: %v", err)
+	}
+	pt, err := custody.DecryptPayload(mustRecord(t, r.j, enc.Seq), k, ct)
+	if err != nil || string(pt) != testInvoice {
+		t.Fatalf("decrypt: %q %v", pt, err)
+	}
+	pb, _ := mustRecord(t, r.j, plain.Seq).ExportBody()
+	if pb.PayloadCipher != nil {
+		t.Fatal("a plaintext classification was encrypted")
+	}
+	if got, err := r.j.Payload(mustHash(t, pb.Payload.Digest)); err != nil || string(got) != plainText {
+		t.Fatalf("plaintext payload: %v", err)
 	}
 }
