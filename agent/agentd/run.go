@@ -207,6 +207,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 	reloadFn := func(ctx context.Context, via, who string) (*agent.PolicyReload, error) {
+		// A rotated content key is taken on reload too: the file is read
+		// again and a newer announcement (a higher seq) that verifies is
+		// used from now on; one that does not is logged, the key in use
+		// stays.
+		if err := UseContentKey(cfg, core, time.Now()); err != nil {
+			log.Error("content key not reloaded; the key in use stays", "err", err)
+		}
 		return polSrc.Reload(ctx, core, via, who)
 	}
 	reload.Store(&reloadFn)
