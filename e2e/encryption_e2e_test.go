@@ -25,7 +25,8 @@ import (
 // subscribed to edgeseal/# on a real Mosquitto, a copy of the removable
 // medium `bundles export` wrote and a copy of the archive's object store
 // each hold none of the exported payloads' bytes, while the bundles are
-// delivered, verified and receipted (the outbox drains).
+// delivered, verified, opened by the archive and receipted (the outbox
+// drains), before and after a content key rotation during the run.
 func TestEncryptedEndToEnd(t *testing.T) {
 	needAgent(t)
 	if mqtttest.Find() == "" {
@@ -82,22 +83,50 @@ func TestEncryptedEndToEnd(t *testing.T) {
 	ag = a.start(t, true)
 	send(2)
 	sock := unixClient(a.socket)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var st agent.Status
-		rep, err := do(t, sock, "GET", "http://agent/v1/status", tokAuditor, "", nil)
-		if err == nil && rep.status == http.StatusOK && json.Unmarshal(rep.body, &st) == nil && st.Outbox == 0 && st.LastSeal != nil {
-			break
+	drain := func() {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var st agent.Status
+			rep, err := do(t, sock, "GET", "http://agent/v1/status", tokAuditor, "", nil)
+			if err == nil && rep.status == http.StatusOK && json.Unmarshal(rep.body, &st) == nil && st.Outbox == 0 && st.LastSeal != nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("outbox not drained: %s\nagent:\n%s\narchive:\n%s", rep.body, tail(ag.stderr.String()), tail(ar.stderr.String()))
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox not drained: %s\nagent:\n%s\narchive:\n%s", rep.body, tail(ag.stderr.String()), tail(ar.stderr.String()))
-		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	drain()
+
+	// 3. The content key rotates during the run: the archive (stopped for
+	// it) announces a new key, the running agent takes it on a reload,
+	// and the next payload, sealed to it, is delivered and opened too.
+	ar.stop(t)
+	archiveLogs := ar.logs()
+	if out, code := bundlesCLI(t, "archive", "content-key", "rotate", "--config", acfg, "--out", ck); code != 0 {
+		t.Fatalf("archive content-key rotate: exit %d\n%s", code, out)
+	}
+	ar = startArchiveProc(t, acfg)
+	// The content key is read again on every reload, whatever becomes of
+	// the policy (an unsigned one is not reloaded: 422).
+	if r, err := do(t, sock, "POST", "http://agent/v1/policy/reload", tokOperator, "", nil); err != nil || r.status/100 == 5 {
+		t.Fatalf("reload: %d %s %v", r.status, r.body, err)
+	}
+	send(3)
+	drain()
+	took := false
+	for _, l := range strings.Split(ag.stderr.String(), "\n") {
+		took = took || strings.Contains(l, "payloads are sealed to the archive's content key") && strings.Contains(l, `"seq":2`)
+	}
+	if !took {
+		t.Fatalf("the agent did not take the rotated content key:\n%s", tail(ag.stderr.String()))
 	}
 	ag.kill()
 	ar.stop(t)
-	if strings.Contains(ar.logs(), "archive.decrypt") {
-		t.Fatalf("the archive could not open a payload:\n%s", tail(ar.logs()))
+	if l := archiveLogs + ar.logs(); strings.Contains(l, "archive.decrypt") {
+		t.Fatalf("the archive could not open a payload:\n%s", tail(l))
 	}
 	noPlaintext(t, "the archive's object store", filepath.Join(adir, "data", "objects"), payloads, marker, true)
 	seen := sniff()
