@@ -14,7 +14,7 @@ import (
 )
 
 // cmdArchiveContentKey: content-key new | rotate | show [--out FILE]
-// [--escrow RECOVERY.pub] | restore --seq N --escrow-file FILE
+// [--escrow RECOVERY.key.pub] | restore --seq N --escrow-file FILE
 // --recovery-key RECOVERY.key.
 func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
@@ -111,7 +111,7 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 	}
 	fmt.Fprintf(stdout, "the private key is %s/%s/%d.key (0600); keep every old key for decryption\n", cfg.DataDir, archive.ContentKeyDir, an.Seq)
 	if recPub == nil {
-		fmt.Fprintf(stdout, "NOT ESCROWED: run again with --escrow RECOVERY.pub on the next rotation, or copy the key file offline now\n")
+		fmt.Fprintf(stdout, "NOT ESCROWED: run again with --escrow RECOVERY.key.pub on the next rotation, or copy the key file offline now\n")
 		return nil
 	}
 	p, err := a.EscrowContentKey(an.Seq, recPub)
