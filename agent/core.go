@@ -148,12 +148,13 @@ type Core struct {
 	lastTime  time.Time // time of the last record built (see stamp)
 	keys      coreKeys  // the signing key in force (keys.go)
 
-	pcrAuth pcrAuthState   // under sealMu
-	pol     policyState    // the policy in force (policyinforce.go)
-	gov     governance     // governance alerts (governance.go)
-	alarms  alarmState     // where alarms go (alarms.go)
-	ret     localRetention // local payload retention (localretention.go)
-	syncSt  syncState      // broker link, last delivery and refusal (status_sync.go)
+	pcrAuth pcrAuthState               // under sealMu
+	pol     policyState                // the policy in force (policyinforce.go)
+	gov     governance                 // governance alerts (governance.go)
+	alarms  alarmState                 // where alarms go (alarms.go)
+	ret     localRetention             // local payload retention (localretention.go)
+	syncSt  syncState                  // broker link, last delivery and refusal (status_sync.go)
+	content atomic.Pointer[ContentKey] // the archive's content key payloads are sealed to (contentkey.go)
 }
 
 // Open starts a core over an open journal and TPM and journals an
@@ -294,7 +295,8 @@ type ExportReceipt struct {
 }
 
 // Export journals an export record with its payload bytes in one durable
-// commit.
+// commit (sealed to the content key when the core has one: Export has no
+// policy, so every payload is).
 func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 	switch {
 	case e.ExportID == "":
@@ -318,7 +320,15 @@ func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 		Destination: e.Destination, Policy: e.Policy,
 		Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(e.Data)), MediaType: mt, Canonicalization: "none"},
 	}
-	a, err := c.Append(ctx, custody.TypeExport, e.Actor, body, []store.Payload{{Digest: d, Data: e.Data}})
+	payload := store.Payload{Digest: d, Data: e.Data}
+	if k := c.content.Load(); k != nil { // no policy here: everything is encrypted
+		ct, err := custody.EncryptPayload(&body, c.device, k.Key, e.Data)
+		if err != nil {
+			return ExportReceipt{}, fmt.Errorf("agent: encrypt payload: %w", err)
+		}
+		payload = store.Payload{Digest: sha256.Sum256(ct), Data: ct}
+	}
+	a, err := c.Append(ctx, custody.TypeExport, e.Actor, body, []store.Payload{payload})
 	if err != nil {
 		return ExportReceipt{}, err
 	}

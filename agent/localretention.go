@@ -112,6 +112,9 @@ func (c *Core) PurgeLocal(ctx context.Context, keep time.Duration) (*LocalPurge,
 				return err
 			}
 			d := b.Payload.Digest
+			if b.PayloadCipher != nil {
+				d = b.PayloadCipher.Digest // the journal keeps the ciphertext only
+			}
 			delete(pending, d) // stored again by this export
 			if !stopped {
 				ok := !r.Time.After(cutoff) && (candSet[d] || len(cand) < MaxPurgePayloads)

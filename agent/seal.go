@@ -123,7 +123,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	if pending, err := c.pending(prevSize, end); err != nil || !pending {
 		return nil, err
 	}
-	in := bundle.SealInput{Origin: c.origin, Time: c.opts.Now(), Payloads: map[[32]byte][]byte{}}
+	in := bundle.SealInput{Origin: c.origin, Time: c.opts.Now(), Payloads: map[[32]byte][]byte{}, Encrypted: map[[32]byte][]byte{}}
 	var bytes int64
 	take := func(seq uint64, rec []byte, kept []store.Payload) error {
 		if seq > prevSize && (bytes+int64(len(rec)) > c.opts.SealMaxBytes || len(in.Records) >= maxSealRecords) {
@@ -137,7 +137,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 			in.PreviousLeaf = r.Prev
 		}
 		in.Records = append(in.Records, rec)
-		n, err := c.collectPayload(rec, kept, in.Payloads)
+		n, err := c.collectPayload(rec, kept, in.Payloads, in.Encrypted)
 		bytes += int64(len(rec)) + n
 		return err
 	}
@@ -296,14 +296,19 @@ func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) e
 	return nil
 }
 
-// collectPayload adds the payload an export record names, unless purged
-// or already in, and returns the bytes it added. kept are the payloads the
-// record was journaled with, when known (the seal cache); others are read
-// from the journal.
-func (c *Core) collectPayload(rec []byte, kept []store.Payload, into map[[32]byte][]byte) (int64, error) {
-	d, ok, err := custody.RecordPayload(rec)
+// collectPayload adds the payload file an export record names (into
+// plain, or into enc for a ciphertext), unless purged or already in, and
+// returns the bytes it added. kept are the payloads the record was
+// journaled with, when known (the seal cache); others are read from the
+// journal.
+func (c *Core) collectPayload(rec []byte, kept []store.Payload, plain, enc map[[32]byte][]byte) (int64, error) {
+	d, encrypted, ok, err := custody.RecordPayloadFile(rec)
 	if err != nil || !ok {
 		return 0, err
+	}
+	into := plain
+	if encrypted {
+		into = enc
 	}
 	if _, dup := into[d]; dup {
 		return 0, nil

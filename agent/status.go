@@ -187,7 +187,7 @@ func (c *Core) ExportStatus(ctx context.Context, principal, id string) (*ExportI
 	info := &ExportInfo{ID: id, Principal: principal, Status: StatusJournaled, Seq: seq, Leaf: wire.FormatHash(merkle.LeafHash(rec)), Record: rec}
 	if reason != "" {
 		info.Status, info.Reason = StatusRefused, reason
-	} else if d, ok, err := custody.RecordPayload(rec); err == nil && ok {
+	} else if d, _, ok, err := custody.RecordPayloadFile(rec); err == nil && ok {
 		if _, purged, err := c.j.PayloadState(d); err == nil {
 			info.PayloadPurged = purged
 		}

@@ -88,13 +88,17 @@ type Archive struct {
 	pendStamp os.FileInfo
 	lg        *slog.Logger
 	cur       atomic.Pointer[signerState] // the current key (archivekey.go)
-	keyMu     sync.RWMutex                // a key rotation against the receipts of a group
-	objects   ObjectStore
-	devices   *Devices
-	log       archiveLog
-	index     *store.Journal
-	quar      string
-	now       func() time.Time
+	// content is the content keys, loaded once (contentkey.go).
+	contentOnce sync.Once
+	content     *contentKeys
+	contentErr  error
+	keyMu       sync.RWMutex // a key rotation against the receipts of a group
+	objects     ObjectStore
+	devices     *Devices
+	log         archiveLog
+	index       *store.Journal
+	quar        string
+	now         func() time.Time
 
 	qidx      *quarIndex
 	alerts    alertLimiter

@@ -27,7 +27,9 @@
 //     root or a bundle extending an older checkpoint, is an ALARM), no
 //     replay (not beyond the last accepted), no gap (the previous
 //     checkpoint is the last accepted one), NV counter and TPM clock
-//     forward;
+//     forward; every encrypted payload opens with the content key it
+//     names to the plaintext its record names (CheckDecrypt,
+//     contentkey.go: the plaintext is dropped at once);
 //  5. accepted: Put into the ObjectStore, append an archivesig.ReceiptEntry to
 //     the archive log (idempotency key = bundle digest), sign the log's
 //     checkpoint as a C2SP note, sign the receipt (archivesig.SignReceipt:

@@ -195,8 +195,8 @@ func parseLogRecord(rec []byte) (logRecord, error) {
 	if err := json.Unmarshal(rec, &probe); err != nil {
 		return logRecord{}, err
 	}
-	if probe.Type != nil && *probe.Type == LogKeyEntryType {
-		return logRecord{}, nil // an archive key announcement: neither
+	if probe.Type != nil && (*probe.Type == LogKeyEntryType || *probe.Type == LogContentKeyEntryType) {
+		return logRecord{}, nil // an archive or content key announcement: neither
 	}
 	if probe.Type != nil && *probe.Type != StatementRekey {
 		s, err := ParseOperatorStatement(rec)

@@ -129,6 +129,9 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 
 		rep := verify.Verify(b, trust, last)
 		fails := append(topicChecks(b, st, topic), keyChecks(info, st)...)
+		if rep.OK() {
+			fails = append(fails, a.cipherChecks(b)...)
+		}
 		if rfail != nil {
 			fails = append(fails, *rfail)
 		}

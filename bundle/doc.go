@@ -33,7 +33,7 @@
 //
 //	bagit.txt, bag-info.txt, manifest-sha256.txt, tagmanifest-sha256.txt
 //	data/records.jsonl            one canonical record per line
-//	data/payloads/<hex>[.hpke]    export payloads by SHA-256
+//	data/payloads/<hex>[.hpke]    export payloads by SHA-256 (.hpke: a ciphertext, bundle/payloadcipher)
 //	seal.dsse.json                the signed statement
 //	attestation/quote.{msg,sig,pcrs}  as tpm2_checkquote reads them
 //	keys/signing.pub keys/ak.pub  TPMT_PUBLIC

@@ -34,6 +34,7 @@ type SealInput struct {
 	Origin             string // optional; must equal the checkpoint's origin
 	Records            [][]byte
 	Payloads           map[[32]byte][]byte // by SHA-256 of the bytes
+	Encrypted          map[[32]byte][]byte // ciphertext files (.hpke) by SHA-256 of the bytes
 	Checkpoint         []byte              // body text
 	PreviousCheckpoint []byte              // nil for the first seal
 	Consistency        [][32]byte          // proof previous -> checkpoint
@@ -83,7 +84,7 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 		return nil, fmt.Errorf("bundle: seal: ak: %w", err)
 	}
 
-	b := &Bundle{Files: make(map[string][]byte, len(in.Payloads)+20)}
+	b := &Bundle{Files: make(map[string][]byte, len(in.Payloads)+len(in.Encrypted)+20)}
 	n := 0
 	for _, r := range in.Records {
 		n += len(r) + 1
@@ -97,6 +98,11 @@ func Seal(ctx context.Context, in SealInput) (*Bundle, error) {
 	sums := make(map[string][32]byte, len(in.Payloads)+1)
 	for d, data := range in.Payloads {
 		p := PayloadPath(d)
+		b.Files[p] = data
+		sums[p] = d
+	}
+	for d, data := range in.Encrypted {
+		p := PayloadPath(d) + EncryptedPayload
 		b.Files[p] = data
 		sums[p] = d
 	}

@@ -199,10 +199,22 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// Before any ingest: an agent configured to encrypt never takes an
+	// export it would send in plaintext.
+	if err := UseContentKey(cfg, core, time.Now()); err != nil {
+		return err
+	}
 	if err := polSrc.Start(ctx, core, signedPol, log); err != nil {
 		return err
 	}
 	reloadFn := func(ctx context.Context, via, who string) (*agent.PolicyReload, error) {
+		// A rotated content key is taken on reload too: the file is read
+		// again and a newer announcement (a higher seq) that verifies is
+		// used from now on; one that does not is logged, the key in use
+		// stays.
+		if err := UseContentKey(cfg, core, time.Now()); err != nil {
+			log.Error("content key not reloaded; the key in use stays", "err", err)
+		}
 		return polSrc.Reload(ctx, core, via, who)
 	}
 	reload.Store(&reloadFn)
@@ -233,7 +245,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		w, err := spool.New(spool.Options{
 			Dir: cfg.Spool.Dir, Poll: cfg.Spool.Poll, Principal: cfg.Principals.Find(cfg.Spool.Principal),
 			Ingester: spool.CoreIngester(core), MaxSize: int64(cfg.API.MaxBody), Logger: log.With("component", "spool"),
-			Mode: cfg.Spool.Mode, Group: cfg.Spool.Group,
+			Mode: cfg.Spool.Mode, Group: cfg.Spool.Group, KeepDonePayloads: false,
 		})
 		if err != nil {
 			return err

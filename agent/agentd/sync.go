@@ -130,9 +130,23 @@ func ImportArchiveKeys(cfg *config.Config, rj *agent.ReceiptJournal, root ed2551
 // root (<data_dir>/archive-keys.json), or root: enrollment answers carry
 // no key chain and are signed by the archive's current key.
 func CurrentArchiveKey(cfg *config.Config, root ed25519.PublicKey) (ed25519.PublicKey, error) {
+	keys, err := learnedArchiveKeys(cfg, root)
+	if err != nil {
+		return nil, err
+	}
+	if _, cur := keys.Current(); cur != nil {
+		return cur, nil
+	}
+	return root, nil
+}
+
+// learnedArchiveKeys is root and the rotations the agent learned from it
+// (<data_dir>/archive-keys.json).
+func learnedArchiveKeys(cfg *config.Config, root ed25519.PublicKey) (*archivesig.ArchiveKeys, error) {
+	keys := archivesig.NewArchiveKeys(ArchiveOrigin(cfg), root)
 	b, err := os.ReadFile(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return root, nil
+		return keys, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("archive keys: %w", err)
@@ -141,12 +155,8 @@ func CurrentArchiveKey(cfg *config.Config, root ed25519.PublicKey) (ed25519.Publ
 	if err != nil {
 		return nil, fmt.Errorf("archive keys: %w", err)
 	}
-	keys := archivesig.NewArchiveKeys(ArchiveOrigin(cfg), root)
 	// What does not link to root (the configured key changed) is left out,
 	// as the running agent does.
 	_, _ = keys.LearnChain(f.Announcements)
-	if _, cur := keys.Current(); cur != nil {
-		return cur, nil
-	}
-	return root, nil
+	return keys, nil
 }

@@ -89,6 +89,23 @@ type Config struct {
 	Log          Log        `yaml:"log"`
 	Metrics      Metrics    `yaml:"metrics"`
 	Retention    Retention  `yaml:"retention"`
+	Encryption   Encryption `yaml:"encryption"`
+}
+
+// Encryption is the end-to-end encryption of payloads to the archive's
+// content key (docs/formats.md, "Payload encryption"). An empty
+// ContentKey sends payloads in plaintext.
+type Encryption struct {
+	// ContentKey is the archive's content key announcement (the file
+	// `edgeseal archive content-key new|rotate` writes), signed by the
+	// archive key. The agent refuses to start when it does not verify:
+	// it never falls back to plaintext. Which exports are encrypted is
+	// the policy's (encrypt, plaintext_classifications; default all).
+	ContentKey string `yaml:"content_key"`
+	// ArchiveKey is the archive's Ed25519 public key the announcement is
+	// verified against; default sync.archive_key (with the archive key
+	// rotations the agent learned since).
+	ArchiveKey string `yaml:"archive_key"`
 }
 
 // Retention is the device's local retention.
@@ -305,6 +322,8 @@ func (c *Config) resolve(base string) {
 	abs(&c.API.TLSKey)
 	abs(&c.Spool.Dir)
 	abs(&c.Sync.ArchiveKey)
+	abs(&c.Encryption.ContentKey)
+	abs(&c.Encryption.ArchiveKey)
 	abs(&c.Sync.CA)
 	abs(&c.Sync.Cert)
 	abs(&c.Sync.Key)

@@ -522,3 +522,24 @@ func TestRetentionLocalPayloads(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptionKeys: a content key needs an archive key to verify it
+// against (its own or sync.archive_key), and relative paths are resolved.
+func TestEncryptionKeys(t *testing.T) {
+	if _, err := Parse(minimal("encryption:\n  content_key: ck.json\n")); err == nil || !strings.Contains(err.Error(), "encryption.archive_key") {
+		t.Fatalf("content key without an archive key: %v", err)
+	}
+	if _, err := Parse(minimal("encryption:\n  archive_key: a.pub\n")); err == nil || !strings.Contains(err.Error(), "without encryption.content_key") {
+		t.Fatalf("archive key alone: %v", err)
+	}
+	c, err := Parse(minimal("encryption:\n  content_key: ck.json\n  archive_key: a.pub\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Encryption.ContentKey == "" || c.Encryption.ArchiveKey == "" {
+		t.Fatalf("encryption %+v", c.Encryption)
+	}
+	if _, err := Parse(minimal("sync:\n  broker: tcp://127.0.0.1:1883\n  archive_key: k.pub\nencryption:\n  content_key: ck.json\n")); err != nil {
+		t.Fatalf("content key verified against sync.archive_key: %v", err)
+	}
+}

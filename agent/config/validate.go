@@ -105,6 +105,11 @@ func (c *Config) validate() []*Error {
 		}
 	}
 	c.validateSync(bad)
+	if e := c.Encryption; e.ContentKey == "" && e.ArchiveKey != "" {
+		bad("encryption.archive_key", "set without encryption.content_key")
+	} else if e.ContentKey != "" && e.ArchiveKey == "" && c.Sync.ArchiveKey == "" {
+		bad("encryption.archive_key", "required with encryption.content_key when sync.archive_key is not set: the content key announcement must verify against the archive's key")
+	}
 	if c.Policy == "" {
 		bad("policy", "required: the path of the policy file")
 	}

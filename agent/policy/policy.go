@@ -95,6 +95,10 @@ type Workflow struct {
 	Destinations    []string `yaml:"destinations"`    // at least one
 	Principals      []string `yaml:"principals"`      // names allowed to export; at least one
 	MaxSize         int64    `yaml:"max_size"`        // bytes, > 0
+	// Encrypt: the workflow's payloads are sealed to the archive's
+	// content key when the agent has one (default true); false sends
+	// them in plaintext.
+	Encrypt *bool `yaml:"encrypt"`
 }
 
 // file is the policy file's layout.
@@ -110,6 +114,9 @@ type file struct {
 	// RetentionClasses: class -> its duration (or "permanent"), for
 	// comparing a workflow's class with its schema's min_retention.
 	RetentionClasses map[string]string `yaml:"retention_classes"`
+	// PlaintextClassifications: exports of these classifications are
+	// not encrypted, whatever their workflow says (default none).
+	PlaintextClassifications []string `yaml:"plaintext_classifications"`
 }
 
 // Policy is a loaded policy. It is immutable and safe for concurrent use.
@@ -119,6 +126,7 @@ type Policy struct {
 	workflows map[string]*workflow
 	order     []string
 	retention retentionRules
+	plaintext map[string]bool // classifications not encrypted
 }
 
 type workflow struct {
@@ -204,6 +212,10 @@ func Parse(data []byte, fsys fs.FS) (*Policy, error) {
 		digest:    digest(data, files),
 		workflows: make(map[string]*workflow, len(f.Workflows)),
 		retention: rr,
+		plaintext: map[string]bool{},
+	}
+	for _, c := range f.PlaintextClassifications {
+		p.plaintext[c] = true
 	}
 	for _, w := range f.Workflows {
 		w.MediaTypes = normalizeTypes(w.MediaTypes)
@@ -219,6 +231,18 @@ func (p *Policy) Digest() string { return p.digest }
 
 // Name is the policy's free-text name ("" if the file gives none).
 func (p *Policy) Name() string { return p.name }
+
+// Encrypt reports whether an export of workflow with classification is
+// sealed to the archive's content key: yes unless the workflow says
+// encrypt: false or the classification is one of
+// plaintext_classifications (default: everything is encrypted).
+func (p *Policy) Encrypt(workflow, classification string) bool {
+	if p.plaintext[classification] {
+		return false
+	}
+	w, ok := p.workflows[workflow]
+	return !ok || w.Encrypt == nil || *w.Encrypt
+}
 
 // Workflows lists the workflow names in file order.
 func (p *Policy) Workflows() []string { return slices.Clone(p.order) }

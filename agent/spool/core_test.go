@@ -131,7 +131,7 @@ func TestCoreSpool(t *testing.T) {
 	dir := t.TempDir()
 	spoolDir := filepath.Join(dir, "spool")
 	r := openCore(t, dir)
-	w := newWatcher(t, spoolDir, CoreIngester(r.core))
+	w := newWatcher(t, spoolDir, CoreIngester(r.core), func(o *Options) { o.KeepDonePayloads = true })
 
 	inv := `{"workflow":"invoices","app":"n8n","classification":"internal","destination":"archive","principal":"spool"}`
 	writePair(t, spoolDir, "good.json", `{"no":"INV-1"}`, inv)

@@ -6,7 +6,9 @@
 // app, purpose, schema, classification, retention, destination, id,
 // media_type) and principal, which must name the principal the spool is
 // trusted as. A pair that has been ingested moves to done/ beside its
-// receipt NAME.receipt.json; a refused pair moves to rejected/ beside
+// receipt NAME.receipt.json, and the data file is then deleted from done/
+// (Options.KeepDonePayloads keeps it): the journal holds the payload, so
+// no plaintext copy stays on the site; a refused pair moves to rejected/ beside
 // NAME.error.json naming the error. Both are created in the spool folder.
 //
 // # Which files are taken

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -93,6 +94,14 @@ func (w *Watcher) finish(dirfd int, name, sub, id string, result []byte, check s
 	if err := moveChecked(dirfd, name+MetaSuffix, subfd, slot+MetaSuffix, check.meta); err != nil {
 		return err
 	}
+	if sub == DoneDir && !w.opts.KeepDonePayloads {
+		// The journal holds the payload (encrypted, when the archive has a
+		// content key): done/ keeps the receipt and the sidecar only. A
+		// crash before this unlink leaves the copy to sweepDone.
+		if err := unix.Unlinkat(subfd, slot, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("spool: drop %s from %s: %w", slot, dir, err)
+		}
+	}
 	if err := unix.Fsync(subfd); err != nil {
 		return fmt.Errorf("spool: sync %s: %w", dir, err)
 	}
@@ -100,6 +109,39 @@ func (w *Watcher) finish(dirfd int, name, sub, id string, result []byte, check s
 		return fmt.Errorf("spool: sync %s: %w", w.opts.Dir, err)
 	}
 	return nil
+}
+
+// sweepDone deletes the data files done/ still holds beside a receipt
+// (a crash between the move and the unlink, or a folder used before
+// payload copies were dropped). Links and other non-regular entries are
+// left alone.
+func sweepDone(dir string) (int, error) {
+	done := filepath.Join(dir, DoneDir)
+	ents, err := os.ReadDir(done)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("spool: sweep done: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ReceiptSuffix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(done, name))
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(done, name)); err != nil {
+			errs = append(errs, fmt.Errorf("spool: sweep done %s: %w", name, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }
 
 // pickSlot returns the name the pair takes in dir: NAME, else NAME~2,
@@ -153,6 +195,13 @@ func (w *Watcher) recoverSidecar(base string) error {
 				return fmt.Errorf("spool: finish move of %s: %w", base+MetaSuffix, err)
 			}
 			w.log.Warn("finished moving a sidecar left behind by a crash", "file", base+MetaSuffix, "to", cand+MetaSuffix)
+			if sub == DoneDir && !w.opts.KeepDonePayloads {
+				if fi, err := os.Lstat(cand); err == nil && fi.Mode().IsRegular() {
+					if err := os.Remove(cand); err != nil {
+						return fmt.Errorf("spool: drop %s: %w", cand, err)
+					}
+				}
+			}
 			if err := fsutil.SyncDir(dir); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}

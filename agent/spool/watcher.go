@@ -60,6 +60,12 @@ type Options struct {
 	// is given at start: with Mode 0770 (or 2770) the tools of that
 	// group may drop files.
 	Group string
+	// KeepDonePayloads keeps each ingested data file in done/ beside its
+	// receipt. By default (false) done/ keeps the receipt and the sidecar
+	// only: the payload lives in the journal alone (encrypted at rest, and
+	// sealed to the archive's content key when it has one), so no
+	// plaintext copy is left on the site.
+	KeepDonePayloads bool
 }
 
 // ConfigError is a bad Options field.
@@ -112,6 +118,13 @@ func New(opts Options) (*Watcher, error) {
 	}
 	if err := prepareDir(opts); err != nil {
 		return nil, err
+	}
+	if !opts.KeepDonePayloads {
+		if n, err := sweepDone(opts.Dir); err != nil {
+			return nil, err
+		} else if n > 0 {
+			opts.Logger.Info("spool: payload copies dropped from done/", "dir", opts.Dir, "files", n)
+		}
 	}
 	return &Watcher{
 		opts: opts,

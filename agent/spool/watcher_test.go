@@ -184,7 +184,8 @@ func TestGoodPair(t *testing.T) {
 		t.Fatalf("spool dir holds %v", got)
 	}
 	done := filepath.Join(dir, DoneDir)
-	if got := listDir(t, done); !slices.Equal(got, []string{"inv.json", "inv.json.meta.json", "inv.json.receipt.json"}) {
+	// done/ keeps the receipt and the sidecar: no payload copy.
+	if got := listDir(t, done); !slices.Equal(got, []string{"inv.json.meta.json", "inv.json.receipt.json"}) {
 		t.Fatalf("done/ holds %v", got)
 	}
 	var rc receiptDoc
@@ -455,7 +456,7 @@ func TestCrashAfterReceiptBeforeMove(t *testing.T) {
 	writePair(t, dir, "a", "x", goodMeta)
 	scan(t, w)
 	scan(t, w)
-	if got := listDir(t, filepath.Join(dir, DoneDir)); !slices.Equal(got, []string{"a", "a.meta.json", "a.receipt.json"}) {
+	if got := listDir(t, filepath.Join(dir, DoneDir)); !slices.Equal(got, []string{"a.meta.json", "a.receipt.json"}) {
 		t.Fatalf("done/ holds %v", got)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, DoneDir, "a"+ReceiptSuffix))
@@ -472,7 +473,7 @@ func TestCrashBetweenRenames(t *testing.T) {
 	write(t, filepath.Join(dir, DoneDir, "a"+ReceiptSuffix), `{"exportId":"e"}`)
 	write(t, filepath.Join(dir, "a"+MetaSuffix), goodMeta)
 	scan(t, w)
-	if got := listDir(t, filepath.Join(dir, DoneDir)); !slices.Equal(got, []string{"a", "a.meta.json", "a.receipt.json"}) {
+	if got := listDir(t, filepath.Join(dir, DoneDir)); !slices.Equal(got, []string{"a.meta.json", "a.receipt.json"}) {
 		t.Fatalf("done/ holds %v", got)
 	}
 	if got := listDir(t, dir); !slices.Equal(got, []string{DoneDir, RejectedDir}) {
@@ -483,7 +484,7 @@ func TestCrashBetweenRenames(t *testing.T) {
 func TestSameNameAgain(t *testing.T) {
 	dir := t.TempDir()
 	f := newFake()
-	w := newWatcher(t, dir, f)
+	w := newWatcher(t, dir, f, func(o *Options) { o.KeepDonePayloads = true })
 	for i := range 3 {
 		writePair(t, dir, "daily.csv", fmt.Sprintf("day %d", i), goodMeta)
 		scan(t, w)
@@ -575,5 +576,40 @@ func TestDeriveIDStable(t *testing.T) {
 	a := DeriveID("a", []byte("x"))
 	if a != DeriveID("a", []byte("x")) || a == DeriveID("a", []byte("y")) || a == DeriveID("b", []byte("x")) || len(a) != len("spool-")+32 {
 		t.Fatal(a)
+	}
+}
+
+// TestDoneKeepsNoPayload: an ingested data file leaves no copy in done/
+// (only its receipt and sidecar), and a copy left by a crash between the
+// move and the unlink, or by a folder that kept copies before, is swept
+// when the watcher starts; links in done/ are left alone.
+func TestDoneKeepsNoPayload(t *testing.T) {
+	dir := t.TempDir()
+	f := newFake()
+	w := newWatcher(t, dir, f)
+	writePair(t, dir, "secret.csv", "name,salary\nada,100\n", goodMeta)
+	scan(t, w)
+	if st := scan(t, w); st.Done != 1 {
+		t.Fatalf("second poll: %+v", st)
+	}
+	done := filepath.Join(dir, DoneDir)
+	for _, n := range listDir(t, done) {
+		b, err := os.ReadFile(filepath.Join(done, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "ada,100") {
+			t.Fatalf("done/%s holds the payload", n)
+		}
+	}
+	// A copy left behind (crash, or an older agent) goes at the next start.
+	write(t, filepath.Join(done, "secret.csv"), "name,salary\nada,100\n")
+	if err := os.Symlink("/etc/hostname", filepath.Join(done, "link")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(done, "link"+ReceiptSuffix), `{}`)
+	newWatcher(t, dir, f)
+	if got := listDir(t, done); !slices.Equal(got, []string{"link", "link.receipt.json", "secret.csv.meta.json", "secret.csv.receipt.json"}) {
+		t.Fatalf("done/ holds %v after the sweep", got)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/dsse"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/bundle/wire"
@@ -97,6 +98,9 @@ type Options struct {
 	// Policy is the policy digest exports name; default the SHA-256 of
 	// "policy v1".
 	Policy string
+	// ContentKey, when set, seals every export payload to it
+	// (bundle/payloadcipher): the bundle carries .hpke files only.
+	ContentKey *payloadcipher.PublicKey
 }
 
 // Chain is a device, its trust material and the bundles sealed so far with
@@ -182,6 +186,8 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 	}
 	prevLeaf := c.log.last()
 	payloads := map[[32]byte][]byte{}
+	encrypted := map[[32]byte][]byte{}
+	stored := map[[32]byte][32]byte{} // plaintext digest -> ciphertext digest
 	var recs [][]byte
 	for i := range n {
 		seq := uint64(len(c.log.records))
@@ -205,6 +211,7 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 				break
 			}
 			delete(payloads, d)
+			delete(encrypted, stored[d])
 			r.Type, r.Actor = custody.TypeRetentionPurge, custody.Actor{Kind: "operator", ID: "alice", Via: "cli"}
 			_ = r.SetBody(custody.PurgeBody{Payloads: []string{wire.FormatHash(d)}, Reason: "test"})
 		default:
@@ -217,12 +224,23 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 			payloads[d] = payload
 			pad := max(0, c.Opts.RecordSize-560)
 			r.Type, r.Actor = custody.TypeExport, custody.Actor{Kind: "principal", ID: "n8n-reports", Via: "api"}
-			_ = r.SetBody(custody.ExportBody{
+			e := custody.ExportBody{
 				ExportID: fmt.Sprintf("exp-%06d", seq), App: "n8n", Workflow: "monthly-report",
 				Purpose: "audit" + padding(pad), Schema: "report@2", Classification: "internal",
 				Retention: "7y", Destination: "archive", Policy: cmp.Or(c.Opts.Policy, wire.FormatHash(sha256.Sum256([]byte("policy v1")))),
 				Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(payload)), MediaType: "application/json", Canonicalization: "none"},
-			})
+			}
+			if c.Opts.ContentKey != nil {
+				ct, err := custody.EncryptPayload(&e, r.Device, c.Opts.ContentKey, payload)
+				if err != nil {
+					return nil, err
+				}
+				delete(payloads, d)
+				cd := sha256.Sum256(ct)
+				encrypted[cd], stored[d] = ct, cd
+				payloads[d] = nil // the purge case picks from payloads
+			}
+			_ = r.SetBody(e)
 		}
 		b, err := r.Marshal()
 		if err != nil {
@@ -250,10 +268,20 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 		return nil, err
 	}
 	return bundle.Seal(ctx, bundle.SealInput{
-		Origin: c.origin(), Records: recs, Payloads: payloads, Checkpoint: cp,
+		Origin: c.origin(), Records: recs, Payloads: plainOnly(payloads), Encrypted: encrypted, Checkpoint: cp,
 		PreviousCheckpoint: prevCP, Consistency: proof, RangeHashes: rng, PreviousLeaf: prevLeaf,
 		Counter: counter, Quote: q, Identity: c.Identity, Signer: c.Dev, Time: c.clock,
 	})
+}
+
+// plainOnly drops the placeholders of encrypted payloads.
+func plainOnly(m map[[32]byte][]byte) map[[32]byte][]byte {
+	for d, b := range m {
+		if b == nil {
+			delete(m, d)
+		}
+	}
+	return m
 }
 
 func (c *Chain) origin() string { return merkle.Origin(c.DeviceName()) }

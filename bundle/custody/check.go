@@ -53,3 +53,18 @@ func RecordPayload(b []byte) (digest [32]byte, ok bool, err error) {
 	})
 	return digest, ok && err == nil, err
 }
+
+// RecordPayloadFile parses b as ParseRecord does and returns the digest
+// of the payload file an export record names: its ciphertext's when the
+// payload is encrypted (encrypted true), else its plaintext's. ok is false
+// for records that name none.
+func RecordPayloadFile(b []byte) (digest [32]byte, encrypted, ok bool, err error) {
+	err = withScratch(b, func(r *Record) error {
+		digest, encrypted, ok = r.payload, r.encrypted, r.hasExport
+		if r.encrypted {
+			digest = r.cipher
+		}
+		return nil
+	})
+	return digest, encrypted, ok && err == nil, err
+}

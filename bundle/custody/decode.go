@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/edgeseal/edgeseal/bundle/canonjson"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
 
@@ -243,6 +244,9 @@ func (d *recDecoder) export(ms []member, e *ExportBody) error {
 			return d.str(&e.ExportID, m)
 		case "payload":
 			return d.payloadRef(m, &e.Payload)
+		case "payloadCipher":
+			e.PayloadCipher = &payloadcipher.Cipher{}
+			return d.payloadCipher(m, e.PayloadCipher)
 		case "policy":
 			return d.str(&e.Policy, m)
 		case "purpose":
@@ -259,7 +263,43 @@ func (d *recDecoder) export(ms []member, e *ExportBody) error {
 	if err != nil {
 		return err
 	}
+	if e.PayloadCipher != nil {
+		return count(len(ms), 11)
+	}
 	return count(len(ms), 10)
+}
+
+func (d *recDecoder) payloadCipher(cm member, c *payloadcipher.Cipher) error {
+	ms, err := d.sub(cm)
+	if err == nil {
+		err = fields(ms, func(m member) error {
+			var p *int
+			switch string(m.Key) {
+			case "aead":
+				p = &c.AEAD
+			case "kdf":
+				p = &c.KDF
+			case "kem":
+				p = &c.KEM
+			case "digest":
+				return d.str(&c.Digest, m)
+			case "keyId":
+				return d.str(&c.KeyID, m)
+			default:
+				return unknown(m)
+			}
+			v, err := decodeInt(m.Val)
+			if err == nil && (v < 0 || v > 0xffff) {
+				return fmt.Errorf("suite id %d out of range", v)
+			}
+			*p = int(v)
+			return err
+		})
+	}
+	if err == nil {
+		err = count(len(ms), 5)
+	}
+	return prefixed(cm, err)
 }
 
 func (d *recDecoder) payloadRef(pm member, p *PayloadRef) error {

@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/edgeseal/edgeseal/bundle/canonjson"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // SetExportBody sets r's body to e in canonical form, written directly:
@@ -32,7 +34,32 @@ func (r *Record) bodyIsCanonical() bool {
 // does. ok is false when a text is not valid UTF-8 or the size is not an
 // exact JSON integer.
 func (e *ExportBody) appendCanonical(dst []byte) ([]byte, bool) {
+	return e.appendForm(dst, true)
+}
+
+// Binding is the record's bound body that payloadcipher.Info hashes: the
+// canonical export body with the member payloadCipher.digest left out
+// (the ciphertext cannot name its own digest). It fails when e has no
+// PayloadCipher or a text cannot be written canonically.
+func (e *ExportBody) Binding() ([]byte, error) {
+	if e.PayloadCipher == nil {
+		return nil, wire.FormatErr("record", "export body without payloadCipher has no binding")
+	}
+	b, ok := e.appendForm(nil, false)
+	if !ok {
+		return nil, wire.FormatErr("record", "export body is not canonical text")
+	}
+	return b, nil
+}
+
+// appendForm writes the canonical body; withDigest false leaves out
+// payloadCipher.digest.
+func (e *ExportBody) appendForm(dst []byte, withDigest bool) ([]byte, bool) {
 	p := &e.Payload
+	if c := e.PayloadCipher; c != nil && (!payloadcipher.ValidHash(c.KeyID) || withDigest && !payloadcipher.ValidHash(c.Digest) ||
+		c.KEM < 0 || c.KDF < 0 || c.AEAD < 0 || int64(c.KEM) > maxJSONInt || int64(c.KDF) > maxJSONInt || int64(c.AEAD) > maxJSONInt) {
+		return nil, false
+	}
 	for _, s := range [...]string{e.App, e.Classification, e.Destination, e.ExportID, p.Canonicalization,
 		p.Digest, p.MediaType, e.Policy, e.Purpose, e.Retention, e.Schema, e.Workflow} {
 		if !utf8.ValidString(s) {
@@ -58,7 +85,12 @@ func (e *ExportBody) appendCanonical(dst []byte) ([]byte, bool) {
 	dst = canonjson.AppendString(dst, p.MediaType)
 	dst = append(dst, `,"size":`...)
 	dst = strconv.AppendInt(dst, p.Size, 10)
-	dst = append(dst, `},"policy":`...)
+	dst = append(dst, '}')
+	if e.PayloadCipher != nil {
+		dst = append(dst, `,"payloadCipher":`...)
+		dst = e.PayloadCipher.AppendCanonical(dst, withDigest)
+	}
+	dst = append(dst, `,"policy":`...)
 	dst = canonjson.AppendString(dst, e.Policy)
 	dst = append(dst, `,"purpose":`...)
 	dst = canonjson.AppendString(dst, e.Purpose)

@@ -2,8 +2,12 @@ package custody
 
 import (
 	"bytes"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 )
 
 // sameExportRecord fails t unless a record with body e marshals to the
@@ -38,7 +42,7 @@ func sameExportRecord(t *testing.T, e ExportBody) {
 		t.Fatalf("%q does not parse: %v", got, err)
 	}
 	eb, err := back.ExportBody()
-	if err != nil || *eb != e {
+	if err != nil || !reflect.DeepEqual(*eb, e) {
 		t.Fatalf("parsed back %+v (%v), want %+v", eb, err, e)
 	}
 }
@@ -57,6 +61,8 @@ func TestExportBodyCanonical(t *testing.T) {
 		func(e *ExportBody) { e.Payload.Size = maxJSONInt + 1 },
 		func(e *ExportBody) { e.Payload.Size = -1 },
 		func(e *ExportBody) { *e = ExportBody{} },
+		func(e *ExportBody) { e.PayloadCipher = testCipher() },
+		func(e *ExportBody) { e.PayloadCipher = testCipher(); e.PayloadCipher.KEM = 0xffff },
 	} {
 		e := base
 		mod(&e)
@@ -74,4 +80,50 @@ func FuzzExportBodyCanonical(f *testing.F) {
 			Classification: class, Retention: ret, Destination: dest, Policy: "sha256:" + zeroHex,
 			Payload: PayloadRef{Digest: "sha256:" + zeroHex, Size: size, MediaType: mt, Canonicalization: "none"}})
 	})
+}
+
+func testCipher() *payloadcipher.Cipher {
+	return &payloadcipher.Cipher{KEM: payloadcipher.KEMMLKEM768X25519, KDF: 1, AEAD: 2,
+		KeyID: "sha256:" + strings.Repeat("ab", 32), Digest: "sha256:" + strings.Repeat("cd", 32)}
+}
+
+// TestExportBodyBinding: the binding is the canonical body without
+// payloadCipher.digest, and a record whose payloadCipher lacks a member,
+// has one more or a bad hash is refused.
+func TestExportBodyBinding(t *testing.T) {
+	e := ExportBody{ExportID: "e-1", App: "app", Policy: "sha256:" + zeroHex,
+		Payload: PayloadRef{Digest: "sha256:" + zeroHex, Size: 3, Canonicalization: "none"}, PayloadCipher: testCipher()}
+	b, err := e.Binding()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _ := e.appendCanonical(nil)
+	if want := strings.Replace(string(full), `"digest":"`+e.PayloadCipher.Digest+`",`, "", 1); string(b) != want {
+		t.Fatalf("binding %s, want %s", b, want)
+	}
+	if _, err := (&ExportBody{}).Binding(); err == nil {
+		t.Fatal("a binding without payloadCipher")
+	}
+	r := Record{Seq: 0, Type: TypeExport, Time: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC),
+		Device: "site/dev-1", Actor: Actor{Kind: "principal", ID: "p"}}
+	if err := r.SetExportBody(&e); err != nil {
+		t.Fatal(err)
+	}
+	good, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseRecord(good); err != nil {
+		t.Fatalf("a record with payloadCipher: %v", err)
+	}
+	for name, bad := range map[string]string{
+		"no keyId":   strings.Replace(string(good), `,"keyId":"`+e.PayloadCipher.KeyID+`"`, "", 1),
+		"extra":      strings.Replace(string(good), `{"aead":2,`, `{"aead":2,"alg":1,`, 1),
+		"bad digest": strings.Replace(string(good), e.PayloadCipher.Digest, "sha256:00", 1),
+		"big id":     strings.Replace(string(good), `"kem":25722`, `"kem":65536`, 1),
+	} {
+		if _, err := ParseRecord([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted %s", name, bad)
+		}
+	}
 }

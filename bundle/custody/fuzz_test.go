@@ -9,6 +9,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -33,6 +34,15 @@ func FuzzParseRecord(f *testing.F) {
 	for _, r := range recs {
 		f.Add(r)
 	}
+	k, err := payloadcipher.DeriveKey([]byte("custody fuzz content key"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	enc := bundletest.MustChain(f, 1, bundletest.Options{Records: 4, ContentKey: k.Public()})
+	recs, _ = enc.Bundles[0].Records()
+	for _, r := range recs {
+		f.Add(r)
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := custody.ParseRecord(in)
 		// CheckRecord and RecordPayload (pooled, no copies) decide as
@@ -47,9 +57,16 @@ func FuzzParseRecord(f *testing.F) {
 		if err != nil {
 			return
 		}
+		fd, enc, fok, ferr := custody.RecordPayloadFile(in)
+		if (ferr == nil) != (err == nil) || fok != ok {
+			t.Fatalf("RecordPayloadFile %v %v, ParseRecord %v", fok, ferr, err)
+		}
 		if body, berr := r.ExportBody(); berr == nil {
 			if !ok || wire.FormatHash(d) != body.Payload.Digest {
 				t.Fatalf("RecordPayload %x %v, export body names %s", d, ok, body.Payload.Digest)
+			}
+			if c := body.PayloadCipher; (c != nil) != enc || c != nil && wire.FormatHash(fd) != c.Digest || c == nil && fd != d {
+				t.Fatalf("RecordPayloadFile %x %v for cipher %+v", fd, enc, c)
 			}
 		} else if ok {
 			t.Fatalf("RecordPayload names %x in a %s record", d, r.Type)

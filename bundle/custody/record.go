@@ -12,6 +12,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/canonjson"
 	"github.com/edgeseal/edgeseal/bundle/internal/strict"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -73,8 +74,10 @@ type Record struct {
 	hasExport bool
 	exportRaw []byte
 	payload   [32]byte // export payload digest, decoded by ParseRecord
-	timeText  string   // Time as the record writes it, set by ParseRecord
-	canonBody []byte   // Body as SetExportBody wrote it: already canonical
+	cipher    [32]byte // its ciphertext's digest when encrypted
+	encrypted bool
+	timeText  string // Time as the record writes it, set by ParseRecord
+	canonBody []byte // Body as SetExportBody wrote it: already canonical
 }
 
 // Actor names who caused the event.
@@ -107,6 +110,10 @@ type ExportBody struct {
 	Destination    string     `json:"destination"`
 	Policy         string     `json:"policy"` // "sha256:..." of the policy in force
 	Payload        PayloadRef `json:"payload"`
+	// PayloadCipher is set when the payload travels encrypted
+	// (bundle/payloadcipher): Payload still names the plaintext, this
+	// the suite, the content key and the ciphertext's digest.
+	PayloadCipher *payloadcipher.Cipher `json:"payloadCipher,omitempty"`
 }
 
 // PayloadRef describes the payload bytes of an export, stored apart.
@@ -279,6 +286,10 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 			return err
 		}
 		r.hasExport, r.exportRaw, r.payload = true, r.Body, p
+		if e.PayloadCipher != nil {
+			r.cipher, _ = wire.ParseHash(e.PayloadCipher.Digest)
+			r.encrypted = true
+		}
 		return nil
 	case TypeExportRejected:
 		var e RejectedBody
@@ -354,6 +365,21 @@ func (e *ExportBody) checkDigests() ([32]byte, error) {
 	}
 	if e.Payload.Size < 0 || e.Payload.Size > maxJSONInt {
 		return [32]byte{}, wire.FormatErr("record", "payload size %d", e.Payload.Size)
+	}
+	if c := e.PayloadCipher; c != nil {
+		// The suite is not checked here: an unknown one is refused by
+		// name where the ciphertext is checked (payload.cipher).
+		if _, err := wire.ParseHash(c.KeyID); err != nil {
+			return [32]byte{}, err
+		}
+		if _, err := wire.ParseHash(c.Digest); err != nil {
+			return [32]byte{}, err
+		}
+		for _, id := range [...]int{c.KEM, c.KDF, c.AEAD} {
+			if id < 0 || id > 0xffff {
+				return [32]byte{}, wire.FormatErr("record", "payloadCipher suite id %d out of range", id)
+			}
+		}
 	}
 	return p, nil
 }

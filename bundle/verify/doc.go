@@ -9,6 +9,16 @@
 // golden PCR values in force, which valid authorization records replace
 // along the chain).
 //
+// # Encrypted payloads
+//
+// An export record with payloadCipher names a ciphertext file
+// (data/payloads/<hex of its SHA-256>.hpke) instead of the plaintext.
+// Verify needs no private key: payloads.digest checks the ciphertext's
+// digest and size, payload.cipher refuses an unknown suite by name, a
+// ciphertext two records name and one too short for its suite. A
+// ciphertext traded between two records of one bundle is found only by
+// whoever holds the content key (the archive's archive.decrypt).
+//
 // It decides; it does not parse the formats (the bundle/... packages do)
 // or store anything: the caller keeps the State between bundles.
 //

@@ -38,7 +38,7 @@ func ExampleVerify() {
 	rep := verify.Verify(chain.Bundles[0], trust, state)
 	fmt.Println(rep.OK(), rep.Failed())
 	// Output:
-	// true 36 checks
-	// true 36 checks
+	// true 37 checks
+	// true 37 checks
 	// false [checkpoint.previous records.time quote.clock counter.rising previous.leaf]
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/internal/strict"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -236,29 +237,63 @@ func (v *verifier) recordsTime() error {
 	return nil
 }
 
-// payloadRefs collects the payload digests export records of this bundle
-// reference and those retention.purge records of this bundle delete.
-func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]bool, err error) {
+// payloadRef is what an export record says of the payload file it names:
+// the file is data/payloads/<hex of stored> (plain) or
+// data/payloads/<hex of stored>.hpke (encrypted, stored the ciphertext's
+// digest).
+type payloadRef struct {
+	size   int64 // of the file: the plaintext's, or the ciphertext's for a known suite
+	plain  [32]byte
+	cipher *payloadcipher.Cipher // nil: plaintext
+	n      int                   // export records naming the file
+}
+
+// fileSize is the size the file of r must have (-1: unknown suite).
+func (r *payloadRef) fileSize() int64 {
+	if r.cipher == nil {
+		return r.size
+	}
+	if !r.cipher.Suite().Known() {
+		return -1
+	}
+	return r.size + payloadcipher.EncSize + payloadcipher.TagSize
+}
+
+// payloadRefs collects the payload files export records of this bundle
+// reference (by the digest their path names) and the digests
+// retention.purge records of this bundle delete.
+func (v *verifier) payloadRefs() (refs map[[32]byte]*payloadRef, purged map[[32]byte]bool, err error) {
 	if v.refs != nil {
 		return v.refs, v.purged, nil
 	}
-	refs, purged = make(map[[32]byte]int64, len(v.recs)), map[[32]byte]bool{}
+	refs, purged = make(map[[32]byte]*payloadRef, len(v.recs)), map[[32]byte]bool{}
 	for _, r := range v.recs {
 		switch r.Type {
 		case custody.TypeExport:
-			if e, ok := r.ParsedExport(); ok {
-				refs[r.PayloadDigest()] = e.Payload.Size
-				continue
-			}
-			e, err := r.ExportBody()
-			if err != nil {
-				return nil, nil, err
+			e, ok := r.ParsedExport()
+			if !ok {
+				eb, err := r.ExportBody()
+				if err != nil {
+					return nil, nil, err
+				}
+				e = *eb
 			}
 			d, err := wire.ParseHash(e.Payload.Digest)
 			if err != nil {
 				return nil, nil, err
 			}
-			refs[d] = e.Payload.Size
+			ref := &payloadRef{size: e.Payload.Size, plain: d, cipher: e.PayloadCipher}
+			if c := e.PayloadCipher; c != nil {
+				if d, err = wire.ParseHash(c.Digest); err != nil {
+					return nil, nil, err
+				}
+			}
+			if old, ok := refs[d]; ok {
+				old.n++
+				continue
+			}
+			ref.n = 1
+			refs[d] = ref
 		case custody.TypeRetentionPurge:
 			var p custody.PurgeBody
 			if err := strict.Unmarshal(r.Body, &p); err != nil {
@@ -274,11 +309,17 @@ func (v *verifier) payloadRefs() (refs map[[32]byte]int64, purged map[[32]byte]b
 	return refs, purged, nil
 }
 
+// isPurged: the payload of r (file digest d) was purged by a record of
+// this bundle or at the archive.
+func (v *verifier) isPurged(d [32]byte, r *payloadRef, purged map[[32]byte]bool) bool {
+	return purged[d] || purged[r.plain] || v.gone[d] || v.gone[r.plain]
+}
+
 func (v *verifier) payloadsDigest() error {
 	var errs []string
 	for _, i := range v.pays {
 		f := &v.files[i]
-		if !f.enc && f.sum != f.digest {
+		if f.sum != f.digest {
 			errs = append(errs, fmt.Sprintf("%s holds %d bytes of sha256 %s", f.name, len(f.data), hexSum(f.sum)))
 		}
 	}
@@ -290,18 +331,27 @@ func (v *verifier) payloadsDigest() error {
 	if err != nil {
 		return err
 	}
-	for d, size := range refs {
+	for d, r := range refs {
 		s, ok := v.byDigest[d]
 		plain, enc := ok && s.plain >= 0, ok && s.enc >= 0
+		want, wrong := plain, enc
+		idx := s.plain
+		if r.cipher != nil {
+			want, wrong, idx = enc, plain, s.enc
+		}
 		switch {
-		case purged[d]:
-		case v.gone[d] && (plain || enc):
+		case wrong && r.cipher != nil:
+			errs = append(errs, "payload "+wire.FormatHash(d)+" is named by an encrypted record but present in plaintext")
+		case wrong:
+			errs = append(errs, "payload "+wire.FormatHash(d)+" is named by a plaintext record but present as .hpke")
+		case purged[d] || purged[r.plain]:
+		case (v.gone[d] || v.gone[r.plain]) && want:
 			errs = append(errs, "payload "+wire.FormatHash(d)+" purged at the archive is present")
-		case v.gone[d]:
-		case !plain && !enc:
+		case v.gone[d] || v.gone[r.plain]:
+		case !want:
 			errs = append(errs, "missing payload "+wire.FormatHash(d))
-		case plain && int64(len(v.files[s.plain].data)) != size:
-			errs = append(errs, fmt.Sprintf("payload %s has %d bytes, record says %d", wire.FormatHash(d), len(v.files[s.plain].data), size))
+		case r.fileSize() >= 0 && int64(len(v.files[idx].data)) != r.fileSize():
+			errs = append(errs, fmt.Sprintf("payload %s has %d bytes, record says %d", wire.FormatHash(d), len(v.files[idx].data), r.fileSize()))
 		}
 	}
 	return joinErrs(errs)
@@ -318,10 +368,48 @@ func (v *verifier) payloadsReferenced() error {
 	var errs []string
 	for _, i := range v.pays {
 		f := &v.files[i]
-		if _, ok := refs[f.digest]; !ok {
+		r, ok := refs[f.digest]
+		switch {
+		case !ok || (r.cipher != nil) != f.enc:
 			errs = append(errs, f.name+" referenced by no export record")
-		} else if purged[f.digest] {
+		case purged[f.digest] || purged[r.plain]:
 			errs = append(errs, f.name+" present but purged")
+		}
+	}
+	return joinErrs(errs)
+}
+
+// payloadCipher checks what the records say of encrypted payloads, with
+// no private key: a suite this version knows, one record per ciphertext
+// (each sealing is a fresh encapsulation bound to its record, so a
+// ciphertext two records name was copied), and a ciphertext of the
+// suite's form. The ciphertext's digest and size are payloads.digest's.
+func (v *verifier) payloadCipher() error {
+	if err := v.needRecords(); err != nil {
+		return err
+	}
+	refs, purged, err := v.payloadRefs()
+	if err != nil {
+		return err
+	}
+	var errs []string
+	for d, r := range refs {
+		if r.cipher == nil {
+			continue
+		}
+		if err := r.cipher.Check(); err != nil {
+			errs = append(errs, fmt.Sprintf("payload %s: %v", wire.FormatHash(r.plain), err))
+			continue
+		}
+		if r.n > 1 {
+			errs = append(errs, fmt.Sprintf("ciphertext %s named by %d export records (moved or copied)", wire.FormatHash(d), r.n))
+		}
+		s, ok := v.byDigest[d]
+		if !ok || s.enc < 0 || v.isPurged(d, r, purged) {
+			continue
+		}
+		if _, _, err := payloadcipher.Split(r.cipher.Suite(), v.files[s.enc].data); err != nil {
+			errs = append(errs, fmt.Sprintf("payload %s: %v", wire.FormatHash(r.plain), err))
 		}
 	}
 	return joinErrs(errs)

@@ -99,11 +99,12 @@ func (v *verifier) purgedOxum(got string) bool {
 		if _, present := v.lookup(name); present {
 			return
 		}
-		size, known := refs[d]
-		if bytes.HasSuffix(name, []byte(bundle.EncryptedPayload)) || !known {
+		r, known := refs[d]
+		if !known || (r.cipher != nil) != bytes.HasSuffix(name, []byte(bundle.EncryptedPayload)) || r.fileSize() < 0 {
 			exact = false
+		} else {
+			want += r.fileSize()
 		}
-		want += size
 	})
 	if exact {
 		return int64(o) == want

@@ -30,6 +30,7 @@ const (
 	CheckRecordsTime        = "records.time"
 	CheckPayloadsDigest     = "payloads.digest"
 	CheckPayloadsReferenced = "payloads.referenced"
+	CheckPayloadCipher      = "payload.cipher" // encrypted payloads: known suite, one record per ciphertext, the suite's form (log.go)
 	CheckMerkleRoot         = "merkle.root"
 	CheckMerkleRange        = "merkle.range"
 	CheckMerkleConsistency  = "merkle.consistency"
@@ -59,7 +60,7 @@ var CheckNames = []string{
 	CheckSealEnvelope, CheckSealSignature, CheckSealSubject,
 	CheckCheckpointOrigin, CheckCheckpointPrevious,
 	CheckRecordsParse, CheckRecordsSequence, CheckRecordsChain, CheckRecordsDevice, CheckRecordsTime,
-	CheckPayloadsDigest, CheckPayloadsReferenced,
+	CheckPayloadsDigest, CheckPayloadsReferenced, CheckPayloadCipher,
 	CheckMerkleRoot, CheckMerkleRange, CheckMerkleConsistency,
 	CheckPCRsAuthorization,
 	CheckKeysChain, CheckKeysTrusted, CheckKeysCertify, CheckKeysAttributes, CheckKeysPolicy,

@@ -85,9 +85,19 @@ func (v *verifier) bundleCanonical() error {
 			errs = append(errs, bundle.PathSigningPEM+" is not the PEM of keys/signing.pub")
 		}
 	}
-	for _, i := range v.pays {
-		if f := &v.files[i]; f.enc {
-			errs = append(errs, f.name+": encrypted payloads are not sealed")
+	if refs, _, err := v.payloadRefs(); err == nil && v.recsErr == nil {
+		for _, i := range v.pays {
+			if f := &v.files[i]; f.enc {
+				if r, ok := refs[f.digest]; !ok || r.cipher == nil {
+					errs = append(errs, f.name+": an encrypted payload no encrypted export record names")
+				}
+			}
+		}
+	} else {
+		for _, i := range v.pays {
+			if f := &v.files[i]; f.enc {
+				errs = append(errs, f.name+": an encrypted payload in a bundle whose records do not parse")
+			}
 		}
 	}
 	if v.t != nil {

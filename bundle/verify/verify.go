@@ -55,7 +55,7 @@ type verifier struct {
 	note        string // detail for a passing check, reset by run
 	notCompared bool   // the passing check had nothing to compare, reset by run
 
-	refs   map[[32]byte]int64 // export payloads -> size
+	refs   map[[32]byte]*payloadRef // payload files export records name, by the digest of their path
 	purged map[[32]byte]bool
 	gone   map[[32]byte]bool // payloads purged at the archive (purged.go)
 
@@ -97,6 +97,7 @@ func (v *verifier) verify() *Report {
 	v.run(CheckRecordsTime, v.recordsTime)
 	v.run(CheckPayloadsDigest, v.payloadsDigest)
 	v.run(CheckPayloadsReferenced, v.payloadsReferenced)
+	v.run(CheckPayloadCipher, v.payloadCipher)
 	v.run(CheckMerkleRoot, v.merkleRoot)
 	v.run(CheckMerkleRange, v.merkleRange)
 	v.run(CheckMerkleConsistency, v.merkleConsistency)

@@ -38,8 +38,9 @@ func spoolDrop(ctx context.Context, spool string, e export) (string, error) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, sub := range []string{"done", "rejected"} {
-			if _, err := os.Stat(filepath.Join(spool, sub, name)); err == nil {
+		// done/ keeps the receipt (not the data file); rejected/ the pair.
+		for sub, file := range map[string]string{"done": name + ".receipt.json", "rejected": name} {
+			if _, err := os.Stat(filepath.Join(spool, sub, file)); err == nil {
 				return "spool: " + sub, nil
 			}
 		}

@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/agent/policy"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+)
+
+// announceContentKey signs a content key announcement of seq for key with the
+// archive key priv.
+func announceContentKey(t *testing.T, priv ed25519.PrivateKey, seq uint64, key *payloadcipher.PrivateKey) []byte {
+	t.Helper()
+	a := &archivesig.ContentKeyAnnouncement{Origin: "edgeseal-archive", Seq: seq, Time: "2026-12-07T10:00:00.000000Z"}
+	raw, err := archivesig.SignContentKey(a, key.Public(), archivesig.ArchiveKeyID(priv.Public().(ed25519.PublicKey)), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestContentKeyRotation: the core seals payloads to the announced
+// content key, then to the newer one after a rotation mid-run (an older
+// announcement does not take it back); every bundle verifies without a
+// private key, carries ciphertexts only, and each payload opens with the
+// private key it was sealed to (and not with the other).
+func TestContentKeyRotation(t *testing.T) {
+	r := openSimRig(t, t.TempDir())
+	tr := r.trust()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := archivesig.NewArchiveKeys("edgeseal-archive", pub)
+	k1, _ := payloadcipher.DeriveKey([]byte("content key one"))
+	k2, _ := payloadcipher.DeriveKey([]byte("content key two"))
+	use := func(seq uint64, k *payloadcipher.PrivateKey) bool {
+		ck, err := ContentKeyFromAnnouncement(announceContentKey(t, priv, seq, k), keys, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.core.UseContentKey(ck)
+	}
+	// An announcement signed by another key is refused.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if _, err := ContentKeyFromAnnouncement(announceContentKey(t, other, 1, k1), keys, time.Now()); err == nil {
+		t.Fatal("a content key signed by an untrusted key was taken")
+	}
+
+	var prev *verify.State
+	opened := map[string]int{}
+	round := func(tag string) {
+		r.export(3, tag)
+		_, b := r.seal()
+		prev = mustVerify(t, b, tr, prev)
+		raw, err := b.Records()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range raw {
+			rec, err := custody.ParseRecord(line)
+			if err != nil || rec.Type != custody.TypeExport {
+				continue
+			}
+			e, _ := rec.ExportBody()
+			if e.PayloadCipher == nil {
+				t.Fatalf("export %s in plaintext", e.ExportID)
+			}
+			file := b.Files[bundle.PayloadDir+strings.TrimPrefix(e.PayloadCipher.Digest, "sha256:")+bundle.EncryptedPayload]
+			for _, k := range []*payloadcipher.PrivateKey{k1, k2} {
+				pt, err := custody.DecryptPayload(rec, k, file)
+				if (err == nil) != (k.ID == e.PayloadCipher.KeyID) {
+					t.Fatalf("export %s sealed to %s opened with %s: %v", e.ExportID, e.PayloadCipher.KeyID, k.ID, err)
+				}
+				if err == nil {
+					if !bytes.HasPrefix(pt, []byte("a,b\n"+tag)) {
+						t.Fatalf("plaintext %q", pt)
+					}
+					for _, f := range b.Files {
+						if bytes.Contains(f, pt) {
+							t.Fatalf("the bundle holds the plaintext of %s", e.ExportID)
+						}
+					}
+					opened[k.ID]++
+				}
+			}
+		}
+	}
+	if !use(1, k1) {
+		t.Fatal("first key not used")
+	}
+	round("k1")
+	if !use(2, k2) {
+		t.Fatal("rotated key not used")
+	}
+	if use(1, k1) {
+		t.Fatal("an older announcement took the key back")
+	}
+	round("k2")
+	if opened[k1.ID] != 3 || opened[k2.ID] != 3 {
+		t.Fatalf("opened %v", opened)
+	}
+	if got := r.core.ContentKey(); got.Key.ID != k2.ID {
+		t.Fatal(fmt.Sprint("in use ", got.Key.ID))
+	}
+}
+
+// TestIngestEncryptsByPolicy: with a content key, an export is journaled
+// with its ciphertext only (the journal has no copy of the plaintext)
+// unless the policy lists its classification in
+// plaintext_classifications; a repeated id is still answered with the
+// original receipt.
+func TestIngestEncryptsByPolicy(t *testing.T) {
+	r := openSimRig(t, t.TempDir())
+	src, err := os.ReadFile("policy/testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse(append([]byte("plaintext_classifications: [confidential]\n"), src...), os.DirFS("policy/testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.core.opts.Policy = pol
+	k, _ := payloadcipher.DeriveKey([]byte("ingest content key"))
+	r.core.UseContentKey(&ContentKey{Key: k.Public(), Seq: 1})
+	ctx := t.Context()
+	enc, err := r.core.Ingest(ctx, n8n, "test", invoice("inv-enc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainReq := invoice("inv-plain")
+	plainReq.Classification = "confidential"
+	plainText := strings.Replace(testInvoice, "INV-000123", "INV-000124", 1)
+	plainReq.Data = []byte(plainText)
+	plain, err := r.core.Ingest(ctx, n8n, "test", plainReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.core.Ingest(ctx, n8n, "test", invoice("inv-enc"))
+	if err != nil || !again.Duplicate || again.Seq != enc.Seq {
+		t.Fatalf("repeat: %+v %v", again, err)
+	}
+	eb, _ := mustRecord(t, r.j, enc.Seq).ExportBody()
+	if eb.PayloadCipher == nil || eb.PayloadCipher.KeyID != k.ID {
+		t.Fatalf("internal export not encrypted: %+v", eb.PayloadCipher)
+	}
+	if _, err := r.j.Payload(mustHash(t, eb.Payload.Digest)); err == nil {
+		t.Fatal("the journal keeps the plaintext of an encrypted export")
+	}
+	ct, err := r.j.Payload(mustHash(t, eb.PayloadCipher.Digest))
+	if err != nil || bytes.Contains(ct, []byte(testInvoice)) {
+		t.Fatalf("ciphertext: %v", err)
+	}
+	pt, err := custody.DecryptPayload(mustRecord(t, r.j, enc.Seq), k, ct)
+	if err != nil || string(pt) != testInvoice {
+		t.Fatalf("decrypt: %q %v", pt, err)
+	}
+	pb, _ := mustRecord(t, r.j, plain.Seq).ExportBody()
+	if pb.PayloadCipher != nil {
+		t.Fatal("a plaintext classification was encrypted")
+	}
+	if got, err := r.j.Payload(mustHash(t, pb.Payload.Digest)); err != nil || string(got) != plainText {
+		t.Fatalf("plaintext payload: %v", err)
+	}
+}

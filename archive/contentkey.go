@@ -1,0 +1,246 @@
+package archive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// The archive's content keys (docs/operators.md, "Content keys"): the
+// HPKE key pairs agents seal payloads to (bundle/payloadcipher). Each is
+// announced by a content key announcement signed by the archive key
+// (archivesig.SignContentKey), appended to the archive log as a
+// content-key entry, and kept in <data_dir>/content-keys/ as <seq>.json
+// (the announcement agents are given) and <seq>.key (the private key,
+// 0600). A rotation adds a key with the next seq; old private keys stay
+// for decryption. The private keys never leave the archive but through
+// the escrow the operator makes at set-up (EscrowContentKey).
+
+// ContentKeyDir is the folder of content keys in the archive's data directory.
+const ContentKeyDir = "content-keys"
+
+// LogContentKeyEntryType is the type of a content-key entry in the archive log.
+const LogContentKeyEntryType = "content.key"
+
+// LogContentKeyEntry is the archive log entry of a content key
+// announcement. Its JSON is canonical (members in this order).
+type LogContentKeyEntry struct {
+	Announcement []byte `json:"announcement"`
+	Type         string `json:"type"` // LogContentKeyEntryType
+	V            int    `json:"v"`    // 1
+}
+
+// CheckDecrypt is the archive's check that every encrypted payload of a
+// bundle opens with the content key it names, to the plaintext its
+// record names: a ciphertext moved from another record, sealed to a key
+// the archive does not hold, or cut short with its digest updated is
+// refused with it.
+const CheckDecrypt = "archive.decrypt"
+
+// ErrNoContentKey is a content key operation on an archive without one.
+var ErrNoContentKey = errors.New("archive: no content key (edgeseal archive content-key new)")
+
+type contentKeys struct {
+	mu     sync.RWMutex
+	keys   map[string]*payloadcipher.PrivateKey // by key id
+	latest []byte                               // the newest announcement
+	seq    uint64
+}
+
+// loadContentKeys reads <dir>/content-keys: every <seq>.key and the
+// newest <seq>.json.
+func loadContentKeys(dir string) (*contentKeys, error) {
+	ck := &contentKeys{keys: map[string]*payloadcipher.PrivateKey{}}
+	d := filepath.Join(dir, ContentKeyDir)
+	ents, err := os.ReadDir(d)
+	if errors.Is(err, os.ErrNotExist) {
+		return ck, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive: content keys: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		n, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		seq, err := strconv.ParseUint(n, 10, 32)
+		if err != nil {
+			continue
+		}
+		b, err := fsutil.ReadLimited(filepath.Join(d, e.Name()), 8<<10)
+		if err != nil {
+			return nil, fmt.Errorf("archive: content key %s: %w", e.Name(), err)
+		}
+		k, err := payloadcipher.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("archive: content key %s: %w", e.Name(), err)
+		}
+		ck.keys[k.ID] = k
+		seqs = append(seqs, seq)
+	}
+	if len(seqs) == 0 {
+		return ck, nil
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	ck.seq = seqs[len(seqs)-1]
+	if ck.latest, err = fsutil.ReadLimited(filepath.Join(d, strconv.FormatUint(ck.seq, 10)+".json"), archivesig.MaxContentKeySize); err != nil {
+		return nil, fmt.Errorf("archive: content key announcement %d: %w", ck.seq, err)
+	}
+	return ck, nil
+}
+
+// contentKeyState loads the content keys once.
+func (a *Archive) contentKeyState() (*contentKeys, error) {
+	a.contentOnce.Do(func() { a.content, a.contentErr = loadContentKeys(a.opts.Dir) })
+	return a.content, a.contentErr
+}
+
+// NewContentKey makes a content key and announces it: the first one, or
+// a rotation (agents given the new announcement seal to it; the old
+// private keys are kept for decryption). The private key is written
+// (0600) before the announcement is logged, so an announced key is
+// never lost. It returns the announcement, the file agents are given
+// (encryption.content_key).
+func (a *Archive) NewContentKey(ctx context.Context) ([]byte, error) {
+	ck, err := a.contentKeyState()
+	if err != nil {
+		return nil, err
+	}
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	priv, err := payloadcipher.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	seq := ck.seq + 1
+	cur := a.cur.Load()
+	an := &archivesig.ContentKeyAnnouncement{Origin: a.opts.Name, Seq: seq, Time: wire.FormatTime(a.now())}
+	raw, err := archivesig.SignContentKey(an, priv.Public(), cur.keyID, cur.key)
+	if err != nil {
+		return nil, fmt.Errorf("archive: content key: %w", err)
+	}
+	pemb, err := priv.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	d := filepath.Join(a.opts.Dir, ContentKeyDir)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return nil, fmt.Errorf("archive: content key: %w", err)
+	}
+	base := filepath.Join(d, strconv.FormatUint(seq, 10))
+	if err := fsutil.WriteNewFile(base+".key", 0o600, func(w io.Writer) error { _, err := w.Write(pemb); return err }); err != nil {
+		return nil, fmt.Errorf("archive: content key: %w", err)
+	}
+	rec, err := json.Marshal(LogContentKeyEntry{Type: LogContentKeyEntryType, V: 1, Announcement: raw})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }, Key: []byte("content-key/" + priv.ID)}); err != nil {
+		return nil, fmt.Errorf("archive: content key: log: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(base+".json", raw, 0o644); err != nil {
+		return nil, fmt.Errorf("archive: content key: %w", err)
+	}
+	if _, err := a.log.checkpoint(ctx, a.log.j.Size()); err != nil {
+		return nil, err
+	}
+	ck.keys[priv.ID], ck.latest, ck.seq = priv, raw, seq
+	a.lg.Warn("archive content key announced", "keyId", priv.ID, "seq", seq)
+	return raw, nil
+}
+
+// ContentKeyAnnouncement returns the newest content key announcement,
+// ErrNoContentKey when there is none.
+func (a *Archive) ContentKeyAnnouncement() ([]byte, error) {
+	ck, err := a.contentKeyState()
+	if err != nil {
+		return nil, err
+	}
+	ck.mu.RLock()
+	defer ck.mu.RUnlock()
+	if ck.latest == nil {
+		return nil, ErrNoContentKey
+	}
+	return ck.latest, nil
+}
+
+// UnknownContentKeyError is a payload sealed to a content key the
+// archive does not hold.
+type UnknownContentKeyError struct{ KeyID string }
+
+func (e *UnknownContentKeyError) Error() string {
+	return "archive: payload sealed to content key " + e.KeyID + ", which this archive does not hold"
+}
+
+// OpenPayload decrypts the ciphertext file of the export record rec (its
+// canonical bytes) with the archive's content key the record names, and
+// checks the plaintext against the record's digest and size. It logs
+// nothing: a caller that hands the plaintext to someone (the read API,
+// evidence) records that decryption in the archive log. Errors: an
+// *UnknownContentKeyError, and those of custody.DecryptPayload.
+func (a *Archive) OpenPayload(rec, file []byte) ([]byte, error) {
+	r, err := custody.ParseRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.ExportBody()
+	if err != nil {
+		return nil, err
+	}
+	if e.PayloadCipher == nil {
+		return nil, fmt.Errorf("archive: export %s is not encrypted", e.ExportID)
+	}
+	ck, err := a.contentKeyState()
+	if err != nil {
+		return nil, err
+	}
+	ck.mu.RLock()
+	k := ck.keys[e.PayloadCipher.KeyID]
+	ck.mu.RUnlock()
+	if k == nil {
+		return nil, &UnknownContentKeyError{KeyID: e.PayloadCipher.KeyID}
+	}
+	return custody.DecryptPayload(r, k, file)
+}
+
+// cipherChecks trial-decrypts every encrypted payload the bundle carries
+// (CheckDecrypt); the plaintext is dropped at once.
+func (a *Archive) cipherChecks(b *bundle.Bundle) []failure {
+	raw, err := b.Records()
+	if err != nil {
+		return nil // verify's records.parse names it
+	}
+	var fails []failure
+	for _, line := range raw {
+		d, enc, ok, err := custody.RecordPayloadFile(line)
+		if err != nil || !ok || !enc {
+			continue
+		}
+		file, present := b.Files[bundle.PayloadPath(d)+bundle.EncryptedPayload]
+		if !present {
+			continue // purged, or payloads.digest names it
+		}
+		if _, err := a.OpenPayload(line, file); err != nil {
+			fails = append(fails, failure{check: CheckDecrypt, reason: fmt.Sprintf("payload %s: %v", wire.FormatHash(d), err)})
+		}
+	}
+	return fails
+}

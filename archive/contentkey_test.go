@@ -1,0 +1,173 @@
+package archive_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/tpm/recovery"
+)
+
+// contentKey makes the archive's content key and returns the announced
+// public key (verified as an agent does).
+func (e *env) contentKey() *payloadcipher.PublicKey {
+	e.t.Helper()
+	raw, err := e.a.NewContentKey(e.t.Context())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	a, err := archivesig.NewArchiveKeys(archive.DefaultName, e.a.PublicKey()).VerifyContentKey(raw, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	k, err := a.PublicKey()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k
+}
+
+// TestContentKeyAcceptAndOpen: bundles sealed to the archive's content
+// key are accepted; the object store holds no plaintext; OpenPayload
+// gives each payload back (also after a reopen, from the key file) and a
+// rotation keeps the old key for decryption; the key file is 0600 and
+// the announcements are in the archive log.
+func TestContentKeyAcceptAndOpen(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.a.ContentKeyAnnouncement(); err == nil {
+		t.Fatal("an announcement before any content key")
+	}
+	k1 := e.contentKey()
+	c := newChain(t, 2, bundletest.Options{ContentKey: k1})
+	e.approve(c)
+	e.accept(c, c.Bundles[0])
+	k2 := e.contentKey() // rotation
+	if k2.ID == k1.ID {
+		t.Fatal("rotation gave the same key")
+	}
+	e.accept(c, c.Bundles[1])
+	e.a.Close()
+	e.open()
+	if raw, err := e.a.ContentKeyAnnouncement(); err != nil || !bytes.Contains(raw, []byte(`"payloadType":"`+archivesig.ContentKeyPayloadType)) {
+		t.Fatalf("announcement after reopen: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(e.dir, archive.ContentKeyDir, "1.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	opened := 0
+	for _, b := range c.Bundles {
+		raw, _ := b.Records()
+		for _, line := range raw {
+			r, err := custody.ParseRecord(line)
+			if err != nil || r.Type != custody.TypeExport {
+				continue
+			}
+			eb, _ := r.ExportBody()
+			file, ok := b.Files[bundle.PayloadDir+strings.TrimPrefix(eb.PayloadCipher.Digest, "sha256:")+bundle.EncryptedPayload]
+			if !ok {
+				continue
+			}
+			pt, err := e.a.OpenPayload(line, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(pt, []byte("export ")) {
+				t.Fatalf("plaintext %q", pt[:16])
+			}
+			// No object of the store holds it.
+			filepath.Walk(filepath.Join(e.dir, "objects"), func(p string, fi os.FileInfo, err error) error {
+				if err == nil && fi.Mode().IsRegular() {
+					if b, _ := os.ReadFile(p); bytes.Contains(b, pt[:32]) {
+						t.Fatalf("object %s holds the plaintext", p)
+					}
+				}
+				return nil
+			})
+			opened++
+		}
+	}
+	if opened < 4 {
+		t.Fatalf("opened %d", opened)
+	}
+}
+
+// TestContentKeyRefusals: the archive refuses, each with a named check,
+// a ciphertext moved to another record (verify: payload.cipher; traded
+// between two records so that no offline check sees it:
+// archive.decrypt), a swapped suite id (payload.cipher), a truncated
+// ciphertext (payloads.digest) and payloads sealed to a key it does not
+// hold (archive.decrypt).
+func TestContentKeyRefusals(t *testing.T) {
+	e := newEnv(t)
+	k := e.contentKey()
+	c := newChain(t, 2, bundletest.Options{ContentKey: k})
+	e.approve(c)
+	cases := append([]bundletest.Case{{Kind: bundletest.SwappedCipher, Want: archive.CheckDecrypt, Target: 0, Prev: -1}}, bundletest.CipherCases...)
+	for _, cs := range cases {
+		t.Run(cs.Kind, func(t *testing.T) {
+			b, _, err := c.TamperCipher(t.Context(), cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cs.Kind == bundletest.SwappedCipher {
+				if r := verify.Verify(b, c.Trust, nil); !r.OK() {
+					t.Fatalf("the swap is meant to pass offline verification:\n%s", r)
+				}
+			}
+			e.refused(c.Opts.Site, c.Opts.Device, raw(t, b), cs.Want)
+		})
+	}
+	other, _ := payloadcipher.DeriveKey([]byte("a key the archive does not hold"))
+	c2 := newChain(t, 1, bundletest.Options{Site: "site2", Device: "dev2", ContentKey: other.Public()})
+	e.approve(c2)
+	e.refused(c2.Opts.Site, c2.Opts.Device, raw(t, c2.Bundles[0]), archive.CheckDecrypt)
+}
+
+// TestContentKeyEscrow: a content key escrowed to an offline recovery
+// key is restored from the escrow alone, to the same key; another
+// recovery key, another seq and an existing key file are refused.
+func TestContentKeyEscrow(t *testing.T) {
+	e := newEnv(t)
+	k := e.contentKey()
+	rec, err := recovery.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.a.EscrowContentKey(1, rec.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	esc, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(esc, []byte("PRIVATE KEY")) {
+		t.Fatal("the escrow holds the key in the clear")
+	}
+	dir := t.TempDir()
+	other, _ := recovery.GenerateKey()
+	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, other); err == nil {
+		t.Fatal("restored with another recovery key")
+	}
+	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 2, esc, rec); err == nil {
+		t.Fatal("restored as another seq")
+	}
+	id, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, rec)
+	if err != nil || id != k.ID {
+		t.Fatalf("restored %s, %v; want %s", id, err, k.ID)
+	}
+	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, rec); err == nil {
+		t.Fatal("an existing key file replaced")
+	}
+}
