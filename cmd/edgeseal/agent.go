@@ -27,6 +27,8 @@ func cmdAgent(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 			return cmdAgentRotateKey(ctx, args[1:], stdout, log)
 		case "authorize-pcrs":
 			return cmdAgentAuthorizePCRs(args[1:], stdout)
+		case "tls-cert":
+			return cmdAgentTLSCert(args[1:], stdout)
 		}
 	}
 	return cmdAgentDaemon(ctx, args)

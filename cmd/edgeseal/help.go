@@ -253,6 +253,9 @@ const usage = `usage:
   edgeseal tpm authorize-pcrs --key PCR-KEY --device SITE/NAME (--pcrs 0=HEX,2=HEX,... | --from-quote FILE)
                               [--out pcr-authorization.json]
   edgeseal agent authorize-pcrs --config FILE pcr-authorization.json
+  edgeseal agent tls-cert --out-dir DIR [--host 127.0.0.1,localhost] [--days 825]
+                  (the api.tcp listener's certificate and key, signed by a one-use CA whose key
+                  is discarded; prints the config lines and api-ca.pem, the file clients trust)
   edgeseal policy keygen --out FILE --name NAME [--ecdsa] [--admins ADMINS.json [--threshold M]]
   edgeseal policy sign --key FILE [--in SIGNED] POLICY.yaml --out SIGNED
   edgeseal policy verify --admins FILE [--threshold M] SIGNED

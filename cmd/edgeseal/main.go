@@ -15,6 +15,7 @@
 //	edgeseal tpm pcr-key new --out FILE
 //	edgeseal tpm authorize-pcrs --key FILE --device S/D (--pcrs 0=HEX,... | --from-quote FILE) [--out FILE]
 //	edgeseal agent authorize-pcrs --config FILE STATEMENT
+//	edgeseal agent tls-cert --out-dir DIR [--host H,...] [--days N]
 //	edgeseal demo [--dir DIR]
 //	edgeseal doctor [--config FILE] [--trust DEVICE.json] [--token-file FILE]
 //	edgeseal archive --config FILE
