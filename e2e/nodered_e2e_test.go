@@ -37,8 +37,8 @@ func TestNodeREDUnit(t *testing.T) {
 // TestNodeRED: the node package as `npm pack` makes it, installed into a
 // real Node-RED (nodeREDVersion, from npm) that runs headless with the
 // three example flows (JSON, file, batch) against a real agent over
-// loopback TLS (a certificate made with the openssl recipe of
-// docs/integrations.md, trusted through the config node's CA file), plus
+// loopback TLS (a certificate made with `edgeseal agent tls-cert`, its CA
+// trusted through the config node's CA file), plus
 // a test flow that posts over the unix socket what the test hands it. It
 // checks that accepted exports reach the accepted output with their
 // receipt, a repeat the duplicate output, policy refusals the refused
@@ -49,27 +49,24 @@ func TestNodeREDUnit(t *testing.T) {
 func TestNodeRED(t *testing.T) {
 	needAgent(t)
 	node, npm := nodeTools(t)
-	if _, err := exec.LookPath("openssl"); err != nil {
-		testenv.Missing(t, "openssl: scripts/deps.sh test installs it")
-	}
 	home := nodeREDHome(t, npm)
 	tarball := packNodeRED(t, npm)
 
 	a := newAgentDir(t, agentOpts{sealEvery: 1000, sealInterval: "1s", maxBody: "64 KiB"})
-	// The API certificate as docs/integrations.md makes it, on a fixed
-	// port so that the flows reach the agent again after its restart.
-	cert, key := filepath.Join(a.dir, "cert.pem"), filepath.Join(a.dir, "key.pem")
-	recipe := certRecipe(t, key, cert)
-	if out, err := exec.Command("bash", "-euc", recipe).CombinedOutput(); err != nil {
-		t.Fatalf("the certificate recipe of docs/integrations.md:\n%s\n%v\n%s", recipe, err, out)
-	}
+	// The API certificate as `edgeseal agent tls-cert` makes it, with the
+	// config lines it prints, on a fixed port so that the flows reach the
+	// agent again after its restart. The flows trust the CA file it names.
+	cert, key, caFile := apiCertByCommand(t, a.dir)
 	cfgPath := filepath.Join(a.dir, "agent.yaml")
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tlsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	if err := os.WriteFile(cfgPath, bytes.Replace(cfg, []byte("tcp: 127.0.0.1:0"), []byte("tcp: "+tlsAddr), 1), 0o600); err != nil {
+	cfg = bytes.Replace(cfg, []byte("tcp: 127.0.0.1:0"), []byte("tcp: "+tlsAddr), 1)
+	cfg = bytes.Replace(cfg, []byte("tls_cert: cert.pem"), []byte("tls_cert: "+cert), 1)
+	cfg = bytes.Replace(cfg, []byte("tls_key: key.pem"), []byte("tls_key: "+key), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	adir := t.TempDir()
@@ -85,7 +82,7 @@ func TestNodeRED(t *testing.T) {
 	if err := os.WriteFile(report, []byte("batch,line,units,rejects\nB-1045,3,1190,0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	flows, creds := testFlows(t, "https://"+tlsAddr, cert, "unix:"+a.socket, report, results)
+	flows, creds := testFlows(t, "https://"+tlsAddr, caFile, "unix:"+a.socket, report, results)
 	nr := startNodeRED(t, node, npm, home, tarball, userDir, flows, creds)
 
 	// waitResults waits until pred holds for the recorded lines.
@@ -184,7 +181,7 @@ func TestNodeRED(t *testing.T) {
 		return len(bySrc(rs, "noca-export", "")) == 1 && len(bySrc(rs, "gone-export", "")) == 1
 	})
 	if r := bySrc(rs, "noca-export", "")[0]; r.Edgeseal.Outcome != "failed" || r.Edgeseal.Attempts != 1 || r.Edgeseal.Error == nil ||
-		r.Edgeseal.Error.Code != "DEPTH_ZERO_SELF_SIGNED_CERT" || !strings.Contains(r.Edgeseal.Error.Message, "CA file") {
+		r.Edgeseal.Error.Code != "UNABLE_TO_VERIFY_LEAF_SIGNATURE" || !strings.Contains(r.Edgeseal.Error.Message, "CA file") {
 		t.Fatalf("without the CA: %+v %+v", r.Edgeseal, r.Edgeseal.Error)
 	}
 	if r := bySrc(rs, "gone-export", "")[0]; r.Edgeseal.Outcome != "failed" || r.Edgeseal.Attempts < 2 || r.Edgeseal.Error == nil ||
@@ -404,7 +401,7 @@ func testFlows(t *testing.T, tlsURL, caFile, socketURL, report, results string) 
 }
 
 // certRecipe is the openssl command of docs/integrations.md's section
-// "The agent's API certificate", as written, writing the key and the
+// "The agent's API certificate" (the alternative to tls-cert), as written, writing the key and the
 // certificate to key and cert instead of /etc/edgeseal.
 func certRecipe(t *testing.T, key, cert string) string {
 	t.Helper()
@@ -416,12 +413,9 @@ func certRecipe(t *testing.T, key, cert string) string {
 	if !ok {
 		t.Fatal("docs/integrations.md has no section \"The agent's API certificate\"")
 	}
-	_, block, ok := strings.Cut(sec, "```sh\n")
-	if !ok {
-		t.Fatal("the certificate section has no sh block")
-	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
 	var cmd []string
-	for _, line := range strings.Split(block, "\n") {
+	for _, line := range strings.Split(sec, "\n") {
 		if len(cmd) == 0 && !strings.HasPrefix(line, "openssl req ") {
 			continue
 		}
