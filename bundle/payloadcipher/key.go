@@ -1,17 +1,17 @@
 package payloadcipher
 
 import (
-	"bytes"
 	"crypto/hpke"
-	"encoding/pem"
 	"fmt"
+
+	"github.com/edgeseal/edgeseal/internal/hpkekey"
 )
 
 // SuiteName names the HPKE ciphersuite of every key file of this version.
-const SuiteName = "MLKEM768X25519/HKDF-SHA256/AES-256-GCM"
+const SuiteName = hpkekey.Suite
 
 // KeyVersion is the version header of the key files.
-const KeyVersion = "1"
+const KeyVersion = hpkekey.Version
 
 // PEM block types of the key files.
 const (
@@ -19,10 +19,12 @@ const (
 	PublicKeyType  = "EDGESEAL CONTENT PUBLIC KEY"
 )
 
-// maxKeyFile bounds a key file.
-const maxKeyFile = 8 << 10
+// keyFormat is the shared key-file format with this package's PEM types
+// and KeyError.
+var keyFormat = hpkekey.Format{PrivateType: PrivateKeyType, PublicType: PublicKeyType,
+	Err: func(what, reason string, err error) error { return &KeyError{What: what, Reason: reason, Err: err} }}
 
-func kem() hpke.KEM { return hpke.MLKEM768X25519() }
+func kem() hpke.KEM { return hpkekey.KEM() }
 
 // PublicKey is an archive's content public key.
 type PublicKey struct {
@@ -47,11 +49,11 @@ func GenerateKey() (*PrivateKey, error) {
 
 // NewPrivateKey deserializes a private key (RFC 9180 DeserializePrivateKey).
 func NewPrivateKey(b []byte) (*PrivateKey, error) {
-	k, err := kem().NewPrivateKey(b)
+	k, id, err := keyFormat.NewPrivate(b)
 	if err != nil {
-		return nil, &KeyError{What: "private key", Reason: "not an " + SuiteName + " private key", Err: err}
+		return nil, err
 	}
-	return &PrivateKey{ID: KeyID(k.PublicKey().Bytes()), k: k}, nil
+	return &PrivateKey{ID: id, k: k}, nil
 }
 
 // Public returns the public half.
@@ -74,90 +76,35 @@ func (k *PublicKey) MarshalPEM() []byte {
 	return encodePEM(PublicKeyType, k.ID, k.k.Bytes())
 }
 
-func encodePEM(typ, id string, b []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Headers: map[string]string{
-		"Version": KeyVersion, "Suite": SuiteName, "Key-Id": id,
-	}, Bytes: b})
-}
+func encodePEM(typ, id string, b []byte) []byte { return keyFormat.Encode(typ, id, b) }
 
 // ParsePrivateKey reads a private key file strictly: one PEM block of type
 // PrivateKeyType with exactly the headers Version, Suite and Key-Id, the
 // key id matching the key, nothing after the block.
 func ParsePrivateKey(b []byte) (*PrivateKey, error) {
-	blk, err := decodePEM(b, PrivateKeyType)
+	k, id, err := keyFormat.ParsePrivate(b)
 	if err != nil {
 		return nil, err
 	}
-	k, err := NewPrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	if k.ID != blk.Headers["Key-Id"] {
-		return nil, &KeyError{What: "private key", Reason: fmt.Sprintf("Key-Id header %.80q is not the key's id %s", blk.Headers["Key-Id"], k.ID)}
-	}
-	return k, nil
+	return &PrivateKey{ID: id, k: k}, nil
 }
 
 // ParsePublicKey reads a public key file strictly (as ParsePrivateKey).
 func ParsePublicKey(b []byte) (*PublicKey, error) {
-	blk, err := decodePEM(b, PublicKeyType)
+	pk, id, err := keyFormat.ParsePublic(b)
 	if err != nil {
 		return nil, err
-	}
-	pk, err := kem().NewPublicKey(blk.Bytes)
-	if err != nil {
-		return nil, &KeyError{What: "public key", Reason: "not an " + SuiteName + " public key", Err: err}
-	}
-	id := KeyID(pk.Bytes())
-	if id != blk.Headers["Key-Id"] {
-		return nil, &KeyError{What: "public key", Reason: fmt.Sprintf("Key-Id header %.80q is not the key's id %s", blk.Headers["Key-Id"], id)}
 	}
 	return &PublicKey{ID: id, k: pk}, nil
 }
 
-func decodePEM(b []byte, typ string) (*pem.Block, error) {
-	what := "public key"
-	if typ == PrivateKeyType {
-		what = "private key"
-	}
-	bad := func(format string, args ...any) error {
-		return &KeyError{What: what, Reason: fmt.Sprintf(format, args...)}
-	}
-	if len(b) > maxKeyFile {
-		return nil, bad("file of %d bytes, at most %d", len(b), maxKeyFile)
-	}
-	blk, rest := pem.Decode(b)
-	if blk == nil {
-		return nil, bad("no PEM block")
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, bad("data after the PEM block")
-	}
-	if blk.Type != typ {
-		return nil, bad("PEM type %.60q, want %q", blk.Type, typ)
-	}
-	if len(blk.Headers) != 3 {
-		return nil, bad("%d PEM headers, want Version, Suite and Key-Id", len(blk.Headers))
-	}
-	if v, ok := blk.Headers["Version"]; !ok || v != KeyVersion {
-		return nil, bad("Version %.20q, want %s", v, KeyVersion)
-	}
-	if s, ok := blk.Headers["Suite"]; !ok || s != SuiteName {
-		return nil, bad("Suite %.80q, want %s", s, SuiteName)
-	}
-	if _, ok := blk.Headers["Key-Id"]; !ok {
-		return nil, bad("no Key-Id header")
-	}
-	return blk, nil
-}
-
 // NewPublicKey deserializes a public key (RFC 9180 DeserializePublicKey).
 func NewPublicKey(b []byte) (*PublicKey, error) {
-	pk, err := kem().NewPublicKey(b)
+	pk, id, err := keyFormat.NewPublic(b)
 	if err != nil {
-		return nil, &KeyError{What: "public key", Reason: "not an " + SuiteName + " public key", Err: err}
+		return nil, err
 	}
-	return &PublicKey{ID: KeyID(pk.Bytes()), k: pk}, nil
+	return &PublicKey{ID: id, k: pk}, nil
 }
 
 // Bytes is the serialized public key (RFC 9180 SerializePublicKey).

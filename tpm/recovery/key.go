@@ -1,19 +1,17 @@
 package recovery
 
 import (
-	"bytes"
 	"crypto/hpke"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
+
+	"github.com/edgeseal/edgeseal/internal/hpkekey"
 )
 
 // Suite names the HPKE ciphersuite of every key and wrap of this version.
-const Suite = "MLKEM768X25519/HKDF-SHA256/AES-256-GCM"
+const Suite = hpkekey.Suite
 
 // KeyVersion is the version header of the key files.
-const KeyVersion = "1"
+const KeyVersion = hpkekey.Version
 
 // PEM block types of the key files.
 const (
@@ -21,19 +19,18 @@ const (
 	PublicKeyType  = "EDGESEAL RECOVERY PUBLIC KEY"
 )
 
-// maxKeyFile bounds a key file.
-const maxKeyFile = 8 << 10
+// keyFormat is the shared key-file format with this package's PEM types
+// and FormatError.
+var keyFormat = hpkekey.Format{PrivateType: PrivateKeyType, PublicType: PublicKeyType,
+	Err: func(what, reason string, err error) error { return &FormatError{What: what, Reason: reason, Err: err} }}
 
-func kem() hpke.KEM   { return hpke.MLKEM768X25519() }
+func kem() hpke.KEM   { return hpkekey.KEM() }
 func kdf() hpke.KDF   { return hpke.HKDFSHA256() }
 func aead() hpke.AEAD { return hpke.AES256GCM() }
 
 // KeyID is the id of a recovery public key: "sha256:" and the hex SHA-256
 // of its serialized form (RFC 9180 SerializePublicKey).
-func KeyID(public []byte) string {
-	sum := sha256.Sum256(public)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func KeyID(public []byte) string { return hpkekey.KeyID(public) }
 
 // PublicKey is an operator's recovery public key.
 type PublicKey struct {
@@ -58,11 +55,11 @@ func GenerateKey() (*PrivateKey, error) {
 
 // NewPrivateKey deserializes a private key (RFC 9180 DeserializePrivateKey).
 func NewPrivateKey(b []byte) (*PrivateKey, error) {
-	k, err := kem().NewPrivateKey(b)
+	k, id, err := keyFormat.NewPrivate(b)
 	if err != nil {
-		return nil, &FormatError{What: "private key", Reason: "not an " + Suite + " private key", Err: err}
+		return nil, err
 	}
-	return &PrivateKey{ID: KeyID(k.PublicKey().Bytes()), k: k}, nil
+	return &PrivateKey{ID: id, k: k}, nil
 }
 
 // Public returns the public half.
@@ -85,79 +82,24 @@ func (k *PublicKey) MarshalPEM() []byte {
 	return encodePEM(PublicKeyType, k.ID, k.k.Bytes())
 }
 
-func encodePEM(typ, id string, b []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Headers: map[string]string{
-		"Version": KeyVersion, "Suite": Suite, "Key-Id": id,
-	}, Bytes: b})
-}
+func encodePEM(typ, id string, b []byte) []byte { return keyFormat.Encode(typ, id, b) }
 
 // ParsePrivateKey reads a private key file strictly: one PEM block of type
 // PrivateKeyType with exactly the headers Version, Suite and Key-Id, the
 // key id matching the key, nothing after the block.
 func ParsePrivateKey(b []byte) (*PrivateKey, error) {
-	blk, err := decodePEM(b, PrivateKeyType)
+	k, id, err := keyFormat.ParsePrivate(b)
 	if err != nil {
 		return nil, err
 	}
-	k, err := NewPrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	if k.ID != blk.Headers["Key-Id"] {
-		return nil, &FormatError{What: "private key", Reason: fmt.Sprintf("Key-Id header %.80q is not the key's id %s", blk.Headers["Key-Id"], k.ID)}
-	}
-	return k, nil
+	return &PrivateKey{ID: id, k: k}, nil
 }
 
 // ParsePublicKey reads a public key file strictly (as ParsePrivateKey).
 func ParsePublicKey(b []byte) (*PublicKey, error) {
-	blk, err := decodePEM(b, PublicKeyType)
+	pk, id, err := keyFormat.ParsePublic(b)
 	if err != nil {
 		return nil, err
 	}
-	pk, err := kem().NewPublicKey(blk.Bytes)
-	if err != nil {
-		return nil, &FormatError{What: "public key", Reason: "not an " + Suite + " public key", Err: err}
-	}
-	id := KeyID(pk.Bytes())
-	if id != blk.Headers["Key-Id"] {
-		return nil, &FormatError{What: "public key", Reason: fmt.Sprintf("Key-Id header %.80q is not the key's id %s", blk.Headers["Key-Id"], id)}
-	}
 	return &PublicKey{ID: id, k: pk}, nil
-}
-
-func decodePEM(b []byte, typ string) (*pem.Block, error) {
-	what := "public key"
-	if typ == PrivateKeyType {
-		what = "private key"
-	}
-	bad := func(format string, args ...any) error {
-		return &FormatError{What: what, Reason: fmt.Sprintf(format, args...)}
-	}
-	if len(b) > maxKeyFile {
-		return nil, bad("file of %d bytes, at most %d", len(b), maxKeyFile)
-	}
-	blk, rest := pem.Decode(b)
-	if blk == nil {
-		return nil, bad("no PEM block")
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return nil, bad("data after the PEM block")
-	}
-	if blk.Type != typ {
-		return nil, bad("PEM type %.60q, want %q", blk.Type, typ)
-	}
-	if len(blk.Headers) != 3 {
-		return nil, bad("%d PEM headers, want Version, Suite and Key-Id", len(blk.Headers))
-	}
-	if v, ok := blk.Headers["Version"]; !ok || v != KeyVersion {
-		return nil, bad("Version %.20q, want %s", v, KeyVersion)
-	}
-	if s, ok := blk.Headers["Suite"]; !ok || s != Suite {
-		return nil, bad("Suite %.80q, want %s", s, Suite)
-	}
-	if _, ok := blk.Headers["Key-Id"]; !ok {
-		return nil, bad("no Key-Id header")
-	}
-	return blk, nil
 }
