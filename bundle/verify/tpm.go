@@ -2,16 +2,12 @@ package verify
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/internal/tpmcheck"
 
 	"github.com/edgeseal/edgeseal/tpm/attest"
 )
@@ -22,23 +18,9 @@ func (v *verifier) keysTrusted() error {
 	if err := v.needTrust(); err != nil {
 		return err
 	}
-	var errs []string
-	f := v.b.Files
-	for _, c := range []struct {
-		path    string
-		trusted []byte
-	}{{bundle.PathSigningPub, v.inForce()}, {bundle.PathAKPub, v.t.AKPublic}, {bundle.PathEKPub, v.t.EKPublic}, {bundle.PathEKCert, v.t.EKCert}} {
-		if !bytes.Equal(f[c.path], c.trusted) {
-			errs = append(errs, c.path+" is not the approved key")
-		}
-	}
-	if blk, rest := pem.Decode(f[bundle.PathAKPEM]); blk == nil || blk.Type != "PUBLIC KEY" || len(rest) != 0 {
-		errs = append(errs, bundle.PathAKPEM+" is not one PUBLIC KEY block")
-	} else if k, err := x509.ParsePKIXPublicKey(blk.Bytes); err != nil {
-		errs = append(errs, bundle.PathAKPEM+": "+err.Error())
-	} else if ek, ok := k.(*ecdsa.PublicKey); !ok || !ek.Equal(v.t.AK().Key) {
-		errs = append(errs, bundle.PathAKPEM+" is not the approved AK")
-	}
+	errs := tpmcheck.TrustedKeys(v.b.Files, []tpmcheck.KeyFile{{Path: bundle.PathSigningPub, Trusted: v.inForce()},
+		{Path: bundle.PathAKPub, Trusted: v.t.AKPublic}, {Path: bundle.PathEKPub, Trusted: v.t.EKPublic},
+		{Path: bundle.PathEKCert, Trusted: v.t.EKCert}}, v.t.AK().Key)
 	if msg := v.sealKeyProblem(); msg != "" {
 		errs = append(errs, msg)
 	}
@@ -49,29 +31,14 @@ func (v *verifier) keysCertify() error {
 	if err := v.needKeys(); err != nil {
 		return err
 	}
-	return attest.VerifyCertify(v.ak, v.b.Files[bundle.PathCertifyMsg], v.b.Files[bundle.PathCertifySig], v.signing)
+	return tpmcheck.Certify(v.b.Files, v.ak, v.signing)
 }
 
 func (v *verifier) keysAttributes() error {
 	if err := v.needKeys(); err != nil {
 		return err
 	}
-	var errs []string
-	a := v.ak
-	if !a.Restricted || !a.SignEncrypt || a.Decrypt || !a.FixedTPM || !a.FixedParent || !a.SensitiveDataOrigin {
-		errs = append(errs, "ak is not a TPM-resident restricted signing key")
-	}
-	s := v.signing
-	if s.Restricted || !s.SignEncrypt || s.Decrypt || !s.FixedTPM || !s.FixedParent || !s.SensitiveDataOrigin {
-		errs = append(errs, "signing key is not a TPM-resident unrestricted signing key")
-	}
-	if s.UserWithAuth {
-		errs = append(errs, "signing key usable by password (userWithAuth)")
-	}
-	if len(s.AuthPolicy) == 0 {
-		errs = append(errs, "signing key has no authPolicy")
-	}
-	return joinErrs(errs)
+	return joinErrs(tpmcheck.KeyAttributes(v.ak, v.signing))
 }
 
 func (v *verifier) keysPolicy() error {
@@ -83,10 +50,7 @@ func (v *verifier) keysPolicy() error {
 	}
 	// ParseTrust checked t.PolicyDigest: PolicyPCR(golden values), or
 	// PolicyAuthorize(PCR policy key, policyRef) for a version 2 trust.
-	if !bytes.Equal(v.signing.AuthPolicy, v.t.PolicyDigest) {
-		return fmt.Errorf("signing key policy %x, trusted policy %x", v.signing.AuthPolicy, v.t.PolicyDigest)
-	}
-	return nil
+	return tpmcheck.Policy(v.signing, v.t.PolicyDigest)
 }
 
 func (v *verifier) quoteSignature() error {
@@ -111,11 +75,7 @@ func (v *verifier) quoteNonce() error {
 	if err := v.needQuote(); err != nil {
 		return err
 	}
-	want := sha256.Sum256([]byte(v.pred.Checkpoint))
-	if !bytes.Equal(v.qa.ExtraData, want[:]) {
-		return fmt.Errorf("quote nonce %x, SHA-256(checkpoint) %x", v.qa.ExtraData, want)
-	}
-	return nil
+	return tpmcheck.Nonce(v.qa, v.pred.Checkpoint)
 }
 
 func (v *verifier) quotePCRs() error {
@@ -133,41 +93,20 @@ func (v *verifier) quotePCRs() error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case !slices.Equal(v.qa.PCRs, want) || !slices.Equal(pcrs, want):
-		return fmt.Errorf("quoted pcrs %v (statement %v), approved %v", v.qa.PCRs, pcrs, want)
-	case !maps.EqualFunc(values, golden, bytes.Equal):
-		return fmt.Errorf("pcr values %s differ from golden %s", attest.FormatPCRs(pcrs, values), attest.FormatPCRs(pcrs, golden))
-	}
-	d, err := attest.PCRDigest(pcrs, values)
-	if err != nil {
+	if err := tpmcheck.Selection(v.qa, pcrs, want); err != nil {
 		return err
 	}
-	if !bytes.Equal(d, v.qa.PCRDigest) {
-		return fmt.Errorf("quote pcrDigest %x, values give %x", v.qa.PCRDigest, d)
+	if !maps.EqualFunc(values, golden, bytes.Equal) {
+		return fmt.Errorf("pcr values %s differ from golden %s", attest.FormatPCRs(pcrs, values), attest.FormatPCRs(pcrs, golden))
 	}
-	return nil
+	return tpmcheck.Digest(v.qa, pcrs, values)
 }
 
 func (v *verifier) quoteFiles() error {
 	if err := v.needPred(); err != nil {
 		return err
 	}
-	var errs []string
-	f, q := v.b.Files, v.pred.Quote
-	if !bytes.Equal(f[bundle.PathQuoteMsg], q.Attest) {
-		errs = append(errs, bundle.PathQuoteMsg+" is not the sealed quote")
-	}
-	if !bytes.Equal(f[bundle.PathQuoteSig], q.Signature) {
-		errs = append(errs, bundle.PathQuoteSig+" is not the sealed signature")
-	}
-	pcrs, values, err := attest.ParsePCRsFile(f[bundle.PathQuotePCRs])
-	if err != nil {
-		errs = append(errs, bundle.PathQuotePCRs+": "+err.Error())
-	} else if wp, wv, err := q.Values(); err != nil || !slices.Equal(pcrs, wp) || !maps.EqualFunc(values, wv, bytes.Equal) {
-		errs = append(errs, bundle.PathQuotePCRs+" differs from the sealed pcr values")
-	}
-	return joinErrs(errs)
+	return joinErrs(tpmcheck.QuoteFiles(v.b.Files, v.pred.Quote))
 }
 
 func (v *verifier) quoteClock() error {
