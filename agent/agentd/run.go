@@ -2,6 +2,7 @@ package agentd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -42,6 +43,10 @@ const MemoryLimit = 80 << 20
 // peak RSS under 1000-line batches reached 120-131 MiB (five runs); at
 // 512 KiB it was 109-120 MiB, at the same CPU per record.
 const Resident = 512 << 10
+
+// ErrJournalFailed is Run's error when a journal commit failed and the
+// daemon stopped so that a new process reopens the journal.
+var ErrJournalFailed = errors.New("journal write failed; stopped for a restart (see the log)")
 
 // ShutdownTimeout bounds the drain of in-flight requests on stop.
 const ShutdownTimeout = 20 * time.Second
@@ -277,6 +282,17 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		log.Info("stopping: draining requests")
 	case err = <-serveErr:
 		log.Error("API listener failed; stopping", "err", err)
+	case <-j.Failed():
+		// A journal commit failed: its exports were answered 5xx, never
+		// 201, and the journal refuses reads and writes. The agent never
+		// retries the sync (a failed fsync or msync may have dropped the
+		// pages it could not write, so a retry could "succeed" without
+		// them): it raises the alarm and stops with an error (exit status
+		// 1) for systemd to restart it; the new process reopens the journal
+		// from what reached the disk. See docs/durability.md.
+		mets.JournalFailed()
+		err = fmt.Errorf("agent: %w", ErrJournalFailed)
+		log.Error("ALARM journal write failed: durability lost; stopping for a restart", "alarm", "journal.failed", "err", j.Err())
 	}
 	if err := notify.Notify(sdnotify.Stopping); err != nil {
 		log.Warn("sd_notify STOPPING", "err", err)

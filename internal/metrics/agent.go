@@ -20,6 +20,7 @@ type Agent struct {
 	sealTime   prometheus.Histogram
 	tpmErrors  *prometheus.CounterVec
 	unjournal  prometheus.Counter
+	jfailed    prometheus.Gauge
 	scrapeWait time.Duration
 }
 
@@ -43,7 +44,9 @@ func NewAgent() *Agent {
 		[]string{"op"})
 	m.unjournal = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
 		Name: "unauthenticated_unjournaled_total", Help: "Export calls without a valid token refused but not journaled (over the per-second or daily cap)."})
-	m.reg.MustRegister(m.accepted, m.rejected, m.seals, m.sealFails, m.sealTime, m.tpmErrors, m.unjournal)
+	m.jfailed = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "agent",
+		Name: "journal_failed", Help: "1 once a journal commit failed (the agent then stops, exit status 1, for its supervisor to restart it)."})
+	m.reg.MustRegister(m.accepted, m.rejected, m.seals, m.sealFails, m.sealTime, m.tpmErrors, m.unjournal, m.jfailed)
 	return m
 }
 
@@ -64,6 +67,9 @@ func (m *Agent) SealFailed() { m.sealFails.Inc() }
 
 // TPMError implements agent.Observer.
 func (m *Agent) TPMError(op string) { m.tpmErrors.WithLabelValues(op).Inc() }
+
+// JournalFailed sets journal_failed: a commit failed and the agent stops.
+func (m *Agent) JournalFailed() { m.jfailed.Set(1) }
 
 // UnauthenticatedUnjournaled counts one export call without a valid token
 // refused but not journaled (the API's caps).
