@@ -28,7 +28,7 @@ type Journal struct {
 	state      atomic.Pointer[meta] // committed size and last leaf
 	failed     atomic.Pointer[failure]
 	failedChan chan struct{} // closed when failed is first set (Failed)
-	space  *spaceGuard // Options.MinFreeBytes
+	space      *spaceGuard   // Options.MinFreeBytes
 
 	// Owned by the sequencer goroutine.
 	frontier []node // compact range of the size being built
