@@ -272,6 +272,11 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			if ce, ok := errors.AsType[*ConflictError](err); ok {
 				a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectConflict, Device: p.topic, BundleDigest: wire.FormatHash(p.digest),
 					Reasons: []string{ce.Error()}})
+			} else if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrClosed) {
+				// Not stored durably: no receipt; the device sends
+				// the bundle again and the Put starts over.
+				a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectWrite, Device: p.topic, BundleDigest: wire.FormatHash(p.digest),
+					Reasons: []string{err.Error()}})
 			}
 		}
 	}

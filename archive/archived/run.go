@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	gosync "sync"
@@ -26,6 +27,10 @@ type Options struct {
 	// tests that drive the running daemon.
 	Ready func(a *archive.Archive, b *broker.Broker)
 }
+
+// ErrStorageFailed is Run's error when a commit of the archive's log or
+// index failed and the daemon stopped so that a new process reopens them.
+var ErrStorageFailed = errors.New("log or index write failed; stopped for a restart (see the log)")
 
 // Run runs the archive daemon of cfg until ctx is done: the archive, the
 // embedded broker (unless an external one is configured) and the sync
@@ -138,8 +143,27 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	var watchdog gosync.WaitGroup
 	watchdog.Go(func() { notify.Start(wdCtx, subscribing.Load) })
 	defer func() { stopWatchdog(); watchdog.Wait() }()
-	err = s.Start(ctx)
+	// A failed commit of the log or the index (Archive.Failed, the alarm
+	// storage.failed raised) stops the daemon with an error, exit status
+	// 1, for systemd to restart it: the journal is never synced again
+	// (docs/durability.md), and the new process completes from the disk.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var storageFailed atomic.Bool
+	go func() {
+		select {
+		case <-a.Failed():
+			storageFailed.Store(true)
+			log.Error("ALARM archive storage failed: durability lost; stopping for a restart", "alarm", archive.KindStorageFailed, "err", a.Err())
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
+	err = s.Start(runCtx)
 	subscribing.Store(false)
+	if storageFailed.Load() {
+		return fmt.Errorf("archive: %w", ErrStorageFailed)
+	}
 	if nerr := notify.Notify(sdnotify.Stopping); nerr != nil {
 		log.Warn("sd_notify STOPPING", "err", nerr)
 	}
