@@ -127,6 +127,14 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 
 		failedChan: make(chan struct{}),
 	}
+	failFn := func(err error) {
+		f := &failure{err: fmt.Errorf("store: background write: %w: %w", err, ErrFailed), abandon: true}
+		if j.failed.Load() == nil {
+			j.log.Error("journal background write failed; refusing reads and writes until reopened", "err", err)
+		}
+		j.fail(f)
+	}
+	bl.fail.Store(&failFn)
 	if err := j.load(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
@@ -353,23 +361,25 @@ func (j *Journal) Close() error {
 			}
 		}
 		close(j.quit)
-		<-j.done
-		<-j.trimDone
-		j.closing.Store(true)
-		for j.active.Load() != 0 {
-			time.Sleep(time.Millisecond)
-		}
 		if f := j.failed.Load(); f != nil && f.abandon {
 			// Never sync again what a failed sync may have dropped (on
 			// Linux a failed fsync or msync can mark the unwritten pages
 			// clean, so a second sync "succeeds" without writing them):
 			// Badger's close would flush the memtable into a new table
-			// pointing at those pages and sync the value log again. Its
-			// files and directory lock stay with the process, which is
-			// expected to exit; the next Open replays the write-ahead log
-			// from what reached the disk.
+			// pointing at those pages and sync the value log again. Nor
+			// wait for the sequencer, which may be stuck behind a flush
+			// Badger retries forever. Badger's files and directory lock
+			// stay with the process, which is expected to exit; the next
+			// Open replays the write-ahead log from what reached the disk.
+			j.closing.Store(true)
 			j.closeErr = fmt.Errorf("store: close: journal abandoned after a failed write: %w", f.err)
 			return
+		}
+		<-j.done
+		<-j.trimDone
+		j.closing.Store(true)
+		for j.active.Load() != 0 {
+			time.Sleep(time.Millisecond)
 		}
 		if err := j.db.Close(); err != nil {
 			j.closeErr = fmt.Errorf("store: close: %w", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -130,16 +131,30 @@ func badgerOptions(o Options, lg *badgerLogger) badger.Options {
 // kept, info and debug are dropped. Badger swallows the error of its final
 // value-log sync and only logs it; the logger notices and the sequencer
 // then refuses to acknowledge the batch (see Journal.commit).
+//
+// Badger's background writes report their failures only here: a memtable
+// flush that cannot write or msync its table logs and retries forever
+// while commits stall behind it. An error line about a sync, a flush or a
+// write request therefore fails the journal (fail, set by Open), as a
+// failed commit does: the daemon stops and reopens from the disk.
 type badgerLogger struct {
 	l        *slog.Logger
 	syncErrs atomic.Int64
+	fail     atomic.Pointer[func(error)]
 }
 
 func (b *badgerLogger) Errorf(f string, a ...any) {
-	if strings.Contains(strings.ToLower(f), "sync") {
+	lf := strings.ToLower(f)
+	if strings.Contains(lf, "sync") {
 		b.syncErrs.Add(1)
 	}
-	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
+	b.l.Error("badger: " + msg)
+	if strings.Contains(lf, "sync") || strings.Contains(lf, "flush") || strings.Contains(lf, "writerequests") {
+		if fn := b.fail.Load(); fn != nil {
+			(*fn)(errors.New("badger: " + msg))
+		}
+	}
 }
 
 func (b *badgerLogger) Warningf(f string, a ...any) {

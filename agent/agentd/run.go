@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,23 @@ const Resident = 512 << 10
 // ErrJournalFailed is Run's error when a journal commit failed and the
 // daemon stopped so that a new process reopens the journal.
 var ErrJournalFailed = errors.New("journal write failed; stopped for a restart (see the log)")
+
+// FailedStopTimeout bounds the stop after a journal failure: a commit
+// stuck behind Badger (a memtable flush it retries forever) would hold it
+// up, so the process then exits with status 1 at once.
+const FailedStopTimeout = ShutdownTimeout + 10*time.Second
+
+// exitProcess ends the process; exitIfStuck calls it.
+var exitProcess = os.Exit
+
+// exitIfStuck exits the process with status 1 unless it has ended within
+// FailedStopTimeout.
+func exitIfStuck(log *slog.Logger) {
+	time.AfterFunc(FailedStopTimeout, func() {
+		log.Error("the stop after a journal failure did not finish; exiting", "after", FailedStopTimeout)
+		exitProcess(1)
+	})
+}
 
 // ShutdownTimeout bounds the drain of in-flight requests on stop.
 const ShutdownTimeout = 20 * time.Second
@@ -293,6 +311,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		mets.JournalFailed()
 		err = fmt.Errorf("agent: %w", ErrJournalFailed)
 		log.Error("ALARM journal write failed: durability lost; stopping for a restart", "alarm", "journal.failed", "err", j.Err())
+		exitIfStuck(log)
 	}
 	if err := notify.Notify(sdnotify.Stopping); err != nil {
 		log.Warn("sd_notify STOPPING", "err", err)

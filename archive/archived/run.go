@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	gosync "sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/broker"
@@ -27,6 +29,13 @@ type Options struct {
 	// tests that drive the running daemon.
 	Ready func(a *archive.Archive, b *broker.Broker)
 }
+
+// FailedStopTimeout bounds the stop after a storage failure; the process
+// then exits with status 1.
+const FailedStopTimeout = 20 * time.Second
+
+// exitProcess ends the process when the stop after a failure hangs.
+var exitProcess = os.Exit
 
 // ErrStorageFailed is Run's error when a commit of the archive's log or
 // index failed and the daemon stopped so that a new process reopens them.
@@ -155,6 +164,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		case <-a.Failed():
 			storageFailed.Store(true)
 			log.Error("ALARM archive storage failed: durability lost; stopping for a restart", "alarm", archive.KindStorageFailed, "err", a.Err())
+			// A commit stuck behind Badger (a memtable flush it retries
+			// forever) would hold the stop up: exit regardless.
+			time.AfterFunc(FailedStopTimeout, func() {
+				log.Error("the stop after a storage failure did not finish; exiting", "after", FailedStopTimeout)
+				exitProcess(1)
+			})
 			stopRun()
 		case <-runCtx.Done():
 		}

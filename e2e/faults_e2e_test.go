@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/internal/soaktest"
+)
+
+// faultWindow is how long a fault stays injected when nothing fails
+// sooner (the randomized set); the deterministic set waits for its first
+// failure up to faultHit.
+const (
+	faultWindow = 2 * time.Second
+	faultHit    = 20 * time.Second
+	// faultRounds is the randomized set's injections per EDGESEAL_SOAK
+	// unit: make soak (SOAK=10) runs 200.
+	faultRounds = 20
+)
+
+// objectDirs are the fan-out directories of the archive's object store,
+// the paths its directory syncs use.
+func objectDirs(adata string) []string {
+	dirs := make([]string, 0, 256)
+	for i := range 256 {
+		dirs = append(dirs, filepath.Join(adata, "objects", "sha256", fmt.Sprintf("%02x", i)))
+	}
+	return dirs
+}
+
+// TestFaultsDeterministic injects one failure into each durable write
+// path of the real daemons, the first call failing and every later one
+// until strace detaches: the agent's journal commit under export load and
+// while it journals receipts (delivery), the archive's log and index
+// commit, and the archive's object store (the object's fsync, its link,
+// the directory sync, a temp file it cannot create). Each must hit. After
+// each: a journal fault stops its daemon with exit status 1 and the alarm;
+// an object-store fault leaves the archive running (the bundle is not
+// receipted, the alarm object.write-failed raised); then both daemons are
+// stopped and checked (every export answered 201 journaled once, the
+// journal scrubs, every receipt on the agent names a bundle the archive
+// logged and stores, the archive's log, index and objects agree), started
+// again, and at the end the backlog drains.
+func TestFaultsDeterministic(t *testing.T) {
+	start := time.Now()
+	r := newFaultRig(t)
+	ctx := t.Context()
+	faults := []struct {
+		f       fault
+		provoke func(r *faultRig) faultOpts
+		alert   string // in the target's log
+	}{
+		{f: fault{Name: "agent journal commit", Target: "agent", Syscalls: []string{"msync"}, Errno: "EIO", When: 1, Plus: true, Fatal: true}},
+		{f: fault{Name: "agent receipts and outbox deletes", Target: "agent", Syscalls: []string{"msync"}, Errno: "ENOSPC", When: 1, Plus: true, Fatal: true},
+			provoke: (*faultRig).receiptsPending},
+		{f: fault{Name: "archive log and index commit", Target: "archive", Syscalls: []string{"msync"}, Errno: "EIO", When: 1, Plus: true, Fatal: true},
+			alert: "ALERT storage.failed"},
+		{f: fault{Name: "archive object fsync", Target: "archive", Syscalls: []string{"fsync", "fdatasync"}, Errno: "EIO", When: 1, Plus: true},
+			alert: "ALERT object.write-failed"},
+		{f: fault{Name: "archive object link", Target: "archive", Syscalls: []string{"linkat", "link"}, Errno: "ENOSPC", When: 1, Plus: true},
+			alert: "ALERT object.write-failed"},
+		{f: fault{Name: "archive object directory sync", Target: "archive", Syscalls: []string{"fsync"}, Errno: "EIO", When: 1, Plus: true, Paths: objectDirs(r.adata)},
+			alert: "ALERT object.write-failed"},
+	}
+	for i, c := range faults {
+		var fo faultOpts
+		if c.provoke != nil {
+			fo = c.provoke(r)
+		}
+		o := r.runFault(ctx, i, c.f, faultHit, fo)
+		if o.injected == 0 {
+			t.Fatalf("%s: no call failed: the fault did not hit its path", c.f)
+		}
+		if c.alert != "" && !strings.Contains(o.logs, c.alert) {
+			t.Errorf("%s: no %q in the %s's log", c.f, c.alert, c.f.Target)
+		}
+		if !c.f.Fatal && o.exited {
+			t.Errorf("%s: the %s stopped (%s); an object-store failure must only fail the bundle", c.f, c.f.Target, o.status)
+		}
+	}
+	r.drain(ctx)
+	t.Logf("%d faults, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))
+}
+
+// TestFaultsRandom injects randomized failures (system call, errno, the
+// N-th call, once or from then on, agent or archive) under export load,
+// EDGESEAL_SOAK x 20 of them that hit (make soak: 200), each followed by
+// a restart and the full check. The seed is logged first;
+// EDGESEAL_FAULT_SEED=N replays the same plan (strace counts per thread,
+// so the interleaving may differ). Skipped under -short unless CI=true.
+func TestFaultsRandom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("randomized faults: -short")
+	}
+	want := faultRounds * soaktest.Scale(t)
+	if os.Getenv(soaktest.Env) == "" {
+		want = 3 // make test: a taste; make soak runs the full set
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("EDGESEAL_FAULT_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("EDGESEAL_FAULT_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (EDGESEAL_FAULT_SEED=%d replays this plan)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	start := time.Now()
+	r := newFaultRig(t)
+	ctx := t.Context()
+	hits, fatal := 0, 0
+	for round := 0; hits < want; round++ {
+		if round >= 3*want {
+			t.Fatalf("seed %d: only %d of %d faults hit in %d rounds", seed, hits, want, round)
+		}
+		f := randomFault(rng, r.adata)
+		o := r.runFault(ctx, round, f, faultWindow, faultOpts{})
+		if o.injected > 0 {
+			hits++
+		}
+		if o.exited {
+			fatal++
+		}
+		if t.Failed() {
+			t.Fatalf("seed %d, round %d: %s", seed, round, f)
+		}
+	}
+	r.drain(ctx)
+	t.Logf("seed %d: %d faults hit, %d stopped their daemon; 0 acknowledged exports lost, 0 receipts for bundles not stored, 0 corrupt journals; took %v",
+		seed, hits, fatal, time.Since(start).Round(time.Millisecond))
+}
+
+// randomFault draws one fault: a target, a system call family, an errno
+// and when.
+func randomFault(rng *rand.Rand, adata string) fault {
+	type family struct {
+		name  string
+		calls []string
+		fatal bool
+	}
+	agentFams := []family{
+		{"journal commit (msync)", []string{"msync"}, true},
+		{"fsync", []string{"fsync", "fdatasync"}, false},
+		{"write", []string{"write", "pwrite64"}, false},
+		{"open", []string{"openat"}, false},
+		{"rename and link", []string{"rename", "renameat", "renameat2", "linkat"}, false},
+	}
+	archiveFams := []family{
+		{"log and index commit (msync)", []string{"msync"}, true},
+		{"object, quarantine and log fsync", []string{"fsync", "fdatasync"}, false},
+		{"object directory sync", nil, false},
+		{"write", []string{"write", "pwrite64"}, false},
+		{"open", []string{"openat"}, false},
+		{"rename and link", []string{"rename", "renameat", "renameat2", "linkat"}, false},
+	}
+	errnos := []string{"EIO", "ENOSPC", "EROFS"}
+	f := fault{Target: "agent", Errno: errnos[rng.IntN(len(errnos))], When: 1 + rng.IntN(6), Plus: rng.IntN(2) == 0}
+	fams := agentFams
+	if rng.IntN(2) == 0 {
+		f.Target, fams = "archive", archiveFams
+	}
+	fam := fams[rng.IntN(len(fams))]
+	f.Name, f.Syscalls, f.Fatal = f.Target+" "+fam.name, fam.calls, fam.fatal
+	if fam.calls == nil {
+		f.Syscalls, f.Paths = []string{"fsync"}, objectDirs(adata)
+	}
+	if !f.Fatal {
+		// A failure elsewhere (a socket write, a log line, a file the
+		// TPM simulator keeps) may end the daemon: allowed, with the alarm
+		// and a non-zero status.
+		f.When = 1 + rng.IntN(20)
+	}
+	return f
+}
+
+// receiptsPending stops the archive and lets the clients build an
+// outbox, then stops them; the round starts the archive again once the
+// agent is traced, so that the agent's next commits are the receipts'
+// and outbox deletes' (and the seal of their records).
+func (r *faultRig) receiptsPending() faultOpts {
+	r.ar.kill()
+	stop := r.load(-1)
+	time.Sleep(time.Second)
+	stop()
+	time.Sleep(time.Second) // sealed into the outbox, undelivered
+	return faultOpts{noLoad: true, provoke: func() { r.ar = startArchiveProc(r.t, r.acfg) }}
+}
