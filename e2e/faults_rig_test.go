@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
-		"path/filepath"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
