@@ -44,7 +44,10 @@ func (f fault) String() string {
 		when += "+"
 	}
 	s := fmt.Sprintf("%s: %s %s=%s when=%s", f.Name, f.Target, strings.Join(f.Syscalls, ","), f.Errno, when)
-	if len(f.Paths) > 0 {
+	switch {
+	case len(f.Paths) > 2:
+		s += fmt.Sprintf(" paths=%s,... (%d)", f.Paths[0], len(f.Paths))
+	case len(f.Paths) > 0:
 		s += " paths=" + strings.Join(f.Paths, ",")
 	}
 	return s

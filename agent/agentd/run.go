@@ -49,10 +49,11 @@ const Resident = 512 << 10
 // daemon stopped so that a new process reopens the journal.
 var ErrJournalFailed = errors.New("journal write failed; stopped for a restart (see the log)")
 
-// FailedStopTimeout bounds the stop after a journal failure: a commit
-// stuck behind Badger (a memtable flush it retries forever) would hold it
-// up, so the process then exits with status 1 at once.
-const FailedStopTimeout = ShutdownTimeout + 10*time.Second
+// FailedStopTimeout bounds the stop after a journal failure: requests in
+// flight can only fail, and a commit stuck behind Badger (a memtable flush
+// it retries forever) would hold the stop up, so the process then exits
+// with status 1.
+const FailedStopTimeout = 10 * time.Second
 
 // exitProcess ends the process; exitIfStuck calls it.
 var exitProcess = os.Exit

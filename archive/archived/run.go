@@ -30,9 +30,10 @@ type Options struct {
 	Ready func(a *archive.Archive, b *broker.Broker)
 }
 
-// FailedStopTimeout bounds the stop after a storage failure; the process
-// then exits with status 1.
-const FailedStopTimeout = 20 * time.Second
+// FailedStopTimeout bounds the stop after a storage failure (nothing is
+// left to answer: a commit may hang behind a Badger flush retried
+// forever); the process then exits with status 1.
+const FailedStopTimeout = 5 * time.Second
 
 // exitProcess ends the process when the stop after a failure hangs.
 var exitProcess = os.Exit
