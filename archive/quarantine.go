@@ -30,9 +30,6 @@ const (
 	// KindStorageFailed: a commit of the log or the index failed; the
 	// daemon stops for a restart (Archive.Failed).
 	KindStorageFailed = "storage.failed"
-	// KindQuarantineWrite: a refused bundle could not be quarantined; it
-	// is not answered and its device sends it again.
-	KindQuarantineWrite = "quarantine.write-failed"
 )
 
 // Alert is what the archive raises for a refused bundle or an alarm; the
