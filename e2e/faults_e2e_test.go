@@ -153,7 +153,6 @@ func randomFault(rng *rand.Rand, agentData, archiveData string) fault {
 		{"fsync", []string{"fsync", "fdatasync"}, nil, false},
 		{"journal manifest write", []string{"write", "pwrite64"}, []string{filepath.Join(agentData, "journal", "MANIFEST")}, false},
 		{"open", []string{"openat"}, nil, false},
-		{"rename and link", []string{"rename", "renameat", "renameat2", "linkat"}, nil, false},
 	}
 	archiveFams := []family{
 		{"log and index commit (msync)", []string{"msync"}, nil, true},
@@ -171,7 +170,11 @@ func randomFault(rng *rand.Rand, agentData, archiveData string) fault {
 	}
 	fam := fams[rng.IntN(len(fams))]
 	f.Name, f.Syscalls, f.Paths, f.Fatal = f.Target+" "+fam.name, fam.calls, fam.paths, fam.fatal
-	if !f.Fatal && fam.paths == nil {
+	switch {
+	case fam.paths != nil:
+		// Few calls on these paths: the first or the second.
+		f.When = 1 + rng.IntN(2)
+	case !f.Fatal:
 		// Unfiltered: the N-th call of a thread, up to 20, so that
 		// it lands at varied places.
 		f.When = 1 + rng.IntN(20)
