@@ -160,7 +160,8 @@ func (r *faultRig) restart() {
 // answered 201/200 is journaled exactly once at the seq it was answered
 // with; every receipt journaled on the agent verifies with the archive's
 // key and names a bundle the archive logged at that index and stores; the
-// archive's log, index and object store agree (archive.Check).
+// archive's log, index and object store agree (`edgeseal archive check`,
+// then archive.Check in this process).
 func (r *faultRig) check(ctx context.Context, label string) {
 	t := r.t
 	t.Helper()
@@ -217,6 +218,9 @@ func (r *faultRig) check(ctx context.Context, label string) {
 	}
 	closeErr := j.Close()
 
+	if out, code := bundlesCLI(t, "archive", "check", "--config", r.acfg); code != 0 || !strings.Contains(out, " 0 missing, 0 corrupt, 0 disagreements") {
+		t.Fatalf("%s: edgeseal archive check: exit %d\n%s", label, code, out)
+	}
 	pub := r.akey.Public().(ed25519.PublicKey)
 	ar, err := archive.Open(ctx, archive.Options{Dir: r.adata, Key: r.akey})
 	if err != nil {
