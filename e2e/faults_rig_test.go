@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ type faultRig struct {
 	sock    *api.Client
 	led     *faultLedger
 	clients int
+	// agentLogs, archiveLogs: what the stopped processes logged, kept for
+	// EDGESEAL_FAULT_LOGS.
+	agentLogs, archiveLogs strings.Builder
 }
 
 // faultLedger is what the clients learnt: export id -> journal seq of
@@ -70,6 +74,14 @@ func newFaultRig(t *testing.T) *faultRig {
 	r.sock = unixClient(r.a.socket)
 	r.ar = startArchiveProc(t, r.acfg)
 	r.ag = r.a.start(t, true)
+	t.Cleanup(func() {
+		// With EDGESEAL_FAULT_LOGS=DIR a failed run leaves the daemons'
+		// logs there.
+		if d := os.Getenv("EDGESEAL_FAULT_LOGS"); d != "" && t.Failed() {
+			_ = os.WriteFile(filepath.Join(d, "agent.log"), []byte(r.agentLogs.String()+r.ag.stderr.String()), 0o644)
+			_ = os.WriteFile(filepath.Join(d, "archive.log"), []byte(r.archiveLogs.String()+r.ar.stderr.String()), 0o644)
+		}
+	})
 	return r
 }
 
@@ -144,6 +156,8 @@ func (r *faultRig) stopBoth() {
 		}
 	}
 	r.sock.CloseIdleConnections()
+	r.agentLogs.WriteString(r.ag.stderr.String())
+	r.archiveLogs.WriteString(r.ar.stderr.String())
 }
 
 // restart starts both daemons again, without faults, and retries what
