@@ -135,8 +135,9 @@ func badgerOptions(o Options, lg *badgerLogger) badger.Options {
 // Badger's background writes report their failures only here: a memtable
 // flush that cannot write or msync its table logs and retries forever
 // while commits stall behind it. An error line about a sync, a flush or a
-// write request therefore fails the journal (fail, set by Open), as a
-// failed commit does: the daemon stops and reopens from the disk.
+// write request, and a failed compaction (Warningf), therefore fail the
+// journal (fail, set by Open), as a failed commit does: the daemon exits
+// and reopens from the disk.
 type badgerLogger struct {
 	l        *slog.Logger
 	syncErrs atomic.Int64
@@ -157,9 +158,19 @@ func (b *badgerLogger) Errorf(f string, a ...any) {
 	}
 }
 
+// Warningf logs Badger's warnings; a failed compaction is a failed write
+// (Badger applies a manifest change in memory before it writes it, so a
+// later manifest rewrite could persist a change whose tables are gone):
+// it fails the journal too.
 func (b *badgerLogger) Warningf(f string, a ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
 	if b.l.Enabled(context.Background(), slog.LevelWarn) {
-		b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+		b.l.Warn("badger: " + msg)
+	}
+	if strings.Contains(strings.ToLower(f), "compact failed") {
+		if fn := b.fail.Load(); fn != nil {
+			(*fn)(errors.New("badger: " + msg))
+		}
 	}
 }
 

@@ -49,23 +49,8 @@ const Resident = 512 << 10
 // daemon stopped so that a new process reopens the journal.
 var ErrJournalFailed = errors.New("journal write failed; stopped for a restart (see the log)")
 
-// FailedStopTimeout bounds the stop after a journal failure: requests in
-// flight can only fail, and a commit stuck behind Badger (a memtable flush
-// it retries forever) would hold the stop up, so the process then exits
-// with status 1.
-const FailedStopTimeout = 10 * time.Second
-
-// exitProcess ends the process; exitIfStuck calls it.
+// exitProcess ends the process after a journal failure.
 var exitProcess = os.Exit
-
-// exitIfStuck exits the process with status 1 unless it has ended within
-// FailedStopTimeout.
-func exitIfStuck(log *slog.Logger) {
-	time.AfterFunc(FailedStopTimeout, func() {
-		log.Error("the stop after a journal failure did not finish; exiting", "after", FailedStopTimeout)
-		exitProcess(1)
-	})
-}
 
 // ShutdownTimeout bounds the drain of in-flight requests on stop.
 const ShutdownTimeout = 20 * time.Second
@@ -306,13 +291,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		// 201, and the journal refuses reads and writes. The agent never
 		// retries the sync (a failed fsync or msync may have dropped the
 		// pages it could not write, so a retry could "succeed" without
-		// them): it raises the alarm and stops with an error (exit status
-		// 1) for systemd to restart it; the new process reopens the journal
-		// from what reached the disk. See docs/durability.md.
-		mets.JournalFailed()
-		err = fmt.Errorf("agent: %w", ErrJournalFailed)
-		log.Error("ALARM journal write failed: durability lost; stopping for a restart", "alarm", "journal.failed", "err", j.Err())
-		exitIfStuck(log)
+		// them): it raises the alarm and exits with status 1 for systemd
+		// to restart it; the new process reopens the journal from what
+		// reached the disk. See docs/durability.md.
+		log.Error("ALARM journal write failed: durability lost; exiting for a restart", "alarm", "journal.failed", "err", j.Err())
+		// At once: Badger's background work (flushes, compactions)
+		// would go on writing to a disk that fails while requests
+		// drained; requests in flight can only fail anyway, and their
+		// clients retry. The deferred closes do not run.
+		exitProcess(1)
+		err = fmt.Errorf("agent: %w", ErrJournalFailed) // exitProcess replaced in tests
 	}
 	if err := notify.Notify(sdnotify.Stopping); err != nil {
 		log.Warn("sd_notify STOPPING", "err", err)

@@ -10,7 +10,6 @@ import (
 	"os"
 	gosync "sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/broker"
@@ -30,12 +29,7 @@ type Options struct {
 	Ready func(a *archive.Archive, b *broker.Broker)
 }
 
-// FailedStopTimeout bounds the stop after a storage failure (nothing is
-// left to answer: a commit may hang behind a Badger flush retried
-// forever); the process then exits with status 1.
-const FailedStopTimeout = 5 * time.Second
-
-// exitProcess ends the process when the stop after a failure hangs.
+// exitProcess ends the process after a storage failure.
 var exitProcess = os.Exit
 
 // ErrStorageFailed is Run's error when a commit of the archive's log or
@@ -154,8 +148,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	watchdog.Go(func() { notify.Start(wdCtx, subscribing.Load) })
 	defer func() { stopWatchdog(); watchdog.Wait() }()
 	// A failed commit of the log or the index (Archive.Failed, the alarm
-	// storage.failed raised) stops the daemon with an error, exit status
-	// 1, for systemd to restart it: the journal is never synced again
+	// storage.failed raised) ends the process with exit status 1 for
+	// systemd to restart it: the journal is never synced again
 	// (docs/durability.md), and the new process completes from the disk.
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -164,13 +158,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		select {
 		case <-a.Failed():
 			storageFailed.Store(true)
-			log.Error("ALARM archive storage failed: durability lost; stopping for a restart", "alarm", archive.KindStorageFailed, "err", a.Err())
-			// A commit stuck behind Badger (a memtable flush it retries
-			// forever) would hold the stop up: exit regardless.
-			time.AfterFunc(FailedStopTimeout, func() {
-				log.Error("the stop after a storage failure did not finish; exiting", "after", FailedStopTimeout)
-				exitProcess(1)
-			})
+			log.Error("ALARM archive storage failed: durability lost; exiting for a restart", "alarm", archive.KindStorageFailed, "err", a.Err())
+			// At once (the alert storage.failed went out first): nothing
+			// is left to answer, a commit may hang behind a Badger flush
+			// retried forever, and Badger's background work would go on
+			// writing to a disk that fails.
+			exitProcess(1)
 			stopRun()
 		case <-runCtx.Done():
 		}

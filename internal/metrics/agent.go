@@ -20,7 +20,6 @@ type Agent struct {
 	sealTime   prometheus.Histogram
 	tpmErrors  *prometheus.CounterVec
 	unjournal  prometheus.Counter
-	jfailed    prometheus.Gauge
 	scrapeWait time.Duration
 }
 
@@ -44,9 +43,7 @@ func NewAgent() *Agent {
 		[]string{"op"})
 	m.unjournal = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "agent",
 		Name: "unauthenticated_unjournaled_total", Help: "Export calls without a valid token refused but not journaled (over the per-second or daily cap)."})
-	m.jfailed = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "agent",
-		Name: "journal_failed", Help: "1 once a journal commit failed (the agent then stops, exit status 1, for its supervisor to restart it)."})
-	m.reg.MustRegister(m.accepted, m.rejected, m.seals, m.sealFails, m.sealTime, m.tpmErrors, m.unjournal, m.jfailed)
+	m.reg.MustRegister(m.accepted, m.rejected, m.seals, m.sealFails, m.sealTime, m.tpmErrors, m.unjournal)
 	return m
 }
 
@@ -67,9 +64,6 @@ func (m *Agent) SealFailed() { m.sealFails.Inc() }
 
 // TPMError implements agent.Observer.
 func (m *Agent) TPMError(op string) { m.tpmErrors.WithLabelValues(op).Inc() }
-
-// JournalFailed sets journal_failed: a commit failed and the agent stops.
-func (m *Agent) JournalFailed() { m.jfailed.Set(1) }
 
 // UnauthenticatedUnjournaled counts one export call without a valid token
 // refused but not journaled (the API's caps).
