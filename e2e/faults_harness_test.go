@@ -106,7 +106,7 @@ func inject(t testing.TB, pid int, f fault) *injector {
 	for !in.tracing(pid) {
 		select {
 		case <-in.exited:
-			t.Fatalf("strace %v exited before attaching: %s", in.cmd.Args, in.stderr.String())
+			t.Fatalf("strace %v exited (%v) before attaching: %s", in.cmd.Args, in.cmd.ProcessState, in.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
