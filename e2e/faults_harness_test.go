@@ -183,9 +183,3 @@ func (in *injector) detach() {
 		<-in.exited
 	}
 }
-
-// calls is strace's output: the traced calls, the injected ones marked.
-func (in *injector) calls() string {
-	b, _ := os.ReadFile(in.out)
-	return string(b)
-}
