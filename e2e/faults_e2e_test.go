@@ -37,7 +37,9 @@ func objectDirs(adata string) []string {
 // TestFaultsDeterministic injects one failure into each durable write
 // path of the real daemons, the first call failing and every later one
 // until strace detaches: the agent's journal commit under export load and
-// while it journals receipts (delivery), the archive's log and index
+// while it journals receipts (delivery), the spool's moves and directory
+// syncs (every round drops pairs in the spool folder; a receipt file
+// written there counts as an acknowledgement), the archive's log and index
 // commit, and the archive's object store (the object's fsync, its link,
 // the directory sync). Each must hit. After each: a journal fault ends its
 // daemon with exit status 1 and the alarm; an object-store fault raises
@@ -61,6 +63,9 @@ func TestFaultsDeterministic(t *testing.T) {
 		{f: fault{Name: "agent journal commit", Target: "agent", Syscalls: []string{"msync"}, Errno: "EIO", When: 1, Plus: true, Fatal: true}},
 		{f: fault{Name: "agent receipts and outbox deletes", Target: "agent", Syscalls: []string{"msync"}, Errno: "ENOSPC", When: 1, Plus: true, Fatal: true},
 			provoke: (*faultRig).receiptsPending},
+		{f: fault{Name: "agent spool moves and directory syncs", Target: "agent", Syscalls: []string{"rename", "renameat", "renameat2", "fsync"}, Errno: "EIO", When: 1, Plus: true,
+			Paths: []string{r.spoolDir, filepath.Join(r.spoolDir, "done")}},
+			provoke: func(r *faultRig) faultOpts { return faultOpts{provoke: func() { r.spool(50, 3) }} }},
 		{f: fault{Name: "archive log and index commit", Target: "archive", Syscalls: []string{"msync"}, Errno: "EIO", When: 1, Plus: true, Fatal: true},
 			alert: "ALERT storage.failed"},
 		{f: fault{Name: "archive object fsync", Target: "archive", Syscalls: []string{"fsync", "fdatasync"}, Errno: "EIO", When: 1, Plus: true},
@@ -122,7 +127,7 @@ func TestFaultsRandom(t *testing.T) {
 		if round >= 3*want {
 			t.Fatalf("seed %d: only %d of %d faults hit in %d rounds", seed, hits, want, round)
 		}
-		f := randomFault(rng, filepath.Join(r.a.dir, "data"), r.adata)
+		f := randomFault(rng, filepath.Join(r.a.dir, "data"), r.spoolDir, r.adata)
 		o := r.runFault(ctx, round, f, faultWindow, faultOpts{})
 		if o.injected > 0 {
 			hits++
@@ -143,7 +148,7 @@ func TestFaultsRandom(t *testing.T) {
 // and when. Writes are injected only on the Badger files written with
 // write(2) (the MANIFEST); failing every write of a Go process would
 // fail the runtime's own (its netpoller's eventfd), which no disk does.
-func randomFault(rng *rand.Rand, agentData, archiveData string) fault {
+func randomFault(rng *rand.Rand, agentData, spoolDir, archiveData string) fault {
 	type family struct {
 		name  string
 		calls []string
@@ -155,6 +160,7 @@ func randomFault(rng *rand.Rand, agentData, archiveData string) fault {
 		{"fsync", []string{"fsync", "fdatasync"}, nil, false},
 		{"journal manifest write", []string{"write", "pwrite64"}, []string{filepath.Join(agentData, "journal", "MANIFEST")}, false},
 		{"open", []string{"openat"}, nil, false},
+		{"spool moves and directory syncs", []string{"rename", "renameat", "renameat2", "fsync"}, []string{spoolDir, filepath.Join(spoolDir, "done")}, false},
 	}
 	archiveFams := []family{
 		{"log and index commit (msync)", []string{"msync"}, nil, true},

@@ -43,6 +43,10 @@ type faultRig struct {
 	// agentLogs, archiveLogs: what the stopped processes logged, kept for
 	// EDGESEAL_FAULT_LOGS.
 	agentLogs, archiveLogs strings.Builder
+	// spoolDir is the agent's spool folder; spooled are the pairs dropped
+	// in it (file name -> export id) whose receipt was not seen yet.
+	spoolDir string
+	spooled  map[string]string
 }
 
 // faultLedger is what the clients learnt: export id -> journal seq of
@@ -61,7 +65,7 @@ func newFaultRig(t *testing.T) *faultRig {
 	if mqtttest.Find() == "" {
 		testenv.Missing(t, "mosquitto not installed")
 	}
-	r := &faultRig{t: t, clients: 4, led: &faultLedger{acked: map[string]uint64{}, unanswered: map[string]bool{}}}
+	r := &faultRig{t: t, clients: 4, led: &faultLedger{acked: map[string]uint64{}, unanswered: map[string]bool{}}, spooled: map[string]string{}}
 	r.brk = mqtttest.Start(t, nil)
 	adir := t.TempDir()
 	r.acfg = writeArchiveConfig(t, adir, r.brk.URL, "faults-archive")
@@ -71,6 +75,8 @@ func newFaultRig(t *testing.T) *faultRig {
 	r.a = newAgentDir(t, agentOpts{sealEvery: 50, sealInterval: "200ms", maxBody: "64 KiB"})
 	enrollDevices(t, r.acfg, enrollFile(t, r.a))
 	appendFile(t, filepath.Join(r.a.dir, "agent.yaml"), fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\n  resend_after: 2s\n", r.brk.URL, keyFile+".pub"))
+	appendFile(t, filepath.Join(r.a.dir, "agent.yaml"), "spool:\n  dir: spool\n  poll: 50ms\n  principal: n8n-prod\n")
+	r.spoolDir = filepath.Join(r.a.dir, "spool")
 	r.sock = unixClient(r.a.socket)
 	r.ar = startArchiveProc(t, r.acfg)
 	r.ag = r.a.start(t, true)
@@ -115,9 +121,11 @@ func (r *faultRig) post(id string) bool {
 	}
 }
 
-// load starts the clients: ids round-client-n, a short pause after each
-// answer, a longer one after a failure. stop waits for them.
+// load drops two pairs into the spool folder and starts the clients: ids
+// round-client-n, a short pause after each answer, a longer one after a
+// failure. stop waits for them.
 func (r *faultRig) load(round int) (stop func()) {
+	r.spool(round, 2)
 	return startClients(r.clients, func(c, n int) bool {
 		if !r.post(fmt.Sprintf("f%03d-c%d-%05d", round, c, n)) {
 			time.Sleep(50 * time.Millisecond)
@@ -126,6 +134,55 @@ func (r *faultRig) load(round int) (stop func()) {
 		}
 		return true
 	})
+}
+
+// spool drops n export pairs (a CSV and its sidecar) into the agent's
+// spool folder, named after round.
+func (r *faultRig) spool(round, n int) {
+	r.t.Helper()
+	if err := os.MkdirAll(r.spoolDir, 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	for i := range n {
+		name := fmt.Sprintf("s%03d-%02d.csv", round+1, i)
+		id := "spool-" + strings.TrimSuffix(name, ".csv")
+		meta := fmt.Sprintf(`{"id":%q,"workflow":"monthly-report","app":"desktop","classification":"internal","destination":"archive","principal":"n8n-prod"}`, id)
+		if err := os.WriteFile(filepath.Join(r.spoolDir, "."+name), fmt.Appendf(nil, "month,total\n2024-05,%d\n", round*100+i), 0o640); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(r.spoolDir, name+".meta.json"), []byte(meta), 0o640); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(r.spoolDir, "."+name), filepath.Join(r.spoolDir, name)); err != nil {
+			r.t.Fatal(err)
+		}
+		r.spooled[name] = id
+	}
+}
+
+// spoolReceipts takes the receipts the spool wrote (done/NAME.receipt.json)
+// as acknowledgements, and returns how many pairs still wait for one. A
+// receipt naming another export or seq than an earlier answer fails.
+func (r *faultRig) spoolReceipts() int {
+	r.t.Helper()
+	for name, id := range r.spooled {
+		b, err := os.ReadFile(filepath.Join(r.spoolDir, "done", name+".receipt.json"))
+		if err != nil {
+			continue
+		}
+		var rc agent.ExportReceipt
+		if err := json.Unmarshal(b, &rc); err != nil || rc.ExportID != id {
+			r.t.Fatalf("spool receipt of %s: %v %s", name, err, b)
+		}
+		r.led.mu.Lock()
+		if old, ok := r.led.acked[id]; ok && old != rc.Seq {
+			r.led.refused = append(r.led.refused, fmt.Sprintf("%s: answered seq %d, the spool's receipt says %d", id, old, rc.Seq))
+		}
+		r.led.acked[id] = rc.Seq
+		r.led.mu.Unlock()
+		delete(r.spooled, name)
+	}
+	return len(r.spooled)
 }
 
 // retryUnanswered sends again what went unanswered: each must now be
@@ -179,6 +236,7 @@ func (r *faultRig) restart() {
 func (r *faultRig) check(ctx context.Context, label string) {
 	t := r.t
 	t.Helper()
+	r.spoolReceipts() // a receipt file is an acknowledgement
 	r.led.mu.Lock()
 	if len(r.led.refused) > 0 {
 		t.Fatalf("%s: %d answers neither 2xx nor 5xx, first: %s", label, len(r.led.refused), r.led.refused[0])
@@ -275,6 +333,11 @@ func (r *faultRig) drain(ctx context.Context) {
 	t.Helper()
 	var st agent.Status
 	var maxSeq uint64
+	for deadline := time.Now().Add(60 * time.Second); r.spoolReceipts() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spool pairs without a receipt 60s after the last fault: %v\nagent:\n%s", len(r.spooled), r.spooled, tail(r.ag.stderr.String()))
+		}
+	}
 	r.led.mu.Lock()
 	for _, s := range r.led.acked {
 		maxSeq = max(maxSeq, s)
