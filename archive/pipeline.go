@@ -294,7 +294,11 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 }
 
 // durable writes the log entries, the checkpoint and the index events of
-// the group's objects that were stored.
+// the group's objects that were stored. Each is a synced journal commit;
+// a failure fails the group (no receipt, no answer: the devices send
+// again) and, being a failed journal write, the journal: Archive.Failed
+// raises the alarm storage.failed and the daemon exits for a restart. No
+// commit is retried in this process (docs/durability.md).
 func (a *Archive) durable(ctx context.Context, g *group) {
 	if !g.any() {
 		return
