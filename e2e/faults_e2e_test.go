@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -91,8 +94,9 @@ func TestFaultsDeterministic(t *testing.T) {
 			t.Errorf("%s: the %s stopped (%s); an object-store failure must only fail the bundle", c.f, c.f.Target, o.status)
 		}
 	}
+	r.quarantineFault()
 	r.drain(ctx)
-	t.Logf("%d faults, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d faults and the quarantine's, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))
 }
 
 // TestFaultsRandom injects randomized failures (system call, errno, the
@@ -201,4 +205,53 @@ func (r *faultRig) receiptsPending() faultOpts {
 	stop()
 	time.Sleep(time.Second) // sealed into the outbox, undelivered
 	return faultOpts{noLoad: true, provoke: func() { r.ar = startArchiveProc(r.t, r.acfg) }}
+}
+
+// quarantineFault imports, with both daemons stopped, a file the archive
+// refuses (not a bundle) while strace fails every sync of the quarantine
+// folder: the refusal cannot be kept, so the import fails and answers
+// nothing; the archive's log, index and objects still agree; the same
+// import without the fault then refuses and quarantines it. Both daemons
+// start again.
+func (r *faultRig) quarantineFault() {
+	t := r.t
+	t.Helper()
+	r.stopBoth()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "junk.tar"), []byte("not a bundle"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	quar := filepath.Join(r.adata, "quarantine")
+	if err := os.MkdirAll(quar, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	f := fault{Name: "archive quarantine", Target: "archive import", Syscalls: []string{"fsync"}, Errno: "EIO", When: 1, Plus: true, Paths: []string{quar}}
+	trace := filepath.Join(t.TempDir(), "strace.out")
+	args := f.straceArgs(0, trace)
+	args = append(args[:len(args)-2], "--", agentBin, "archive", "import", dir, "--config", r.acfg) // strace runs the command: no -p
+	out, err := exec.Command(needStrace(t), args...).CombinedOutput()
+	injected := strings.Count(readFileString(trace), "(INJECTED)")
+	if err == nil || injected == 0 {
+		t.Fatalf("%s: import under the fault: %v, %d calls failed\n%s", f, err, injected, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "receipts", "junk.tar.rejection.json")); err == nil || !strings.Contains(string(out), "0 accepted, 0 refused") {
+		t.Fatalf("%s: the import answered a refusal it could not keep:\n%s", f, out)
+	}
+	if out, code := bundlesCLI(t, "archive", "check", "--config", r.acfg); code != 0 {
+		t.Fatalf("%s: archive check: exit %d\n%s", f, code, out)
+	}
+	if out, code := bundlesCLI(t, "archive", "import", dir, "--config", r.acfg); code != 1 || !strings.Contains(out, "0 accepted, 1 refused") {
+		t.Fatalf("%s: import without the fault: exit %d\n%s", f, code, out)
+	}
+	sum := sha256.Sum256([]byte("not a bundle"))
+	if _, err := os.Stat(filepath.Join(quar, hex.EncodeToString(sum[:])+".json")); err != nil {
+		t.Fatalf("%s: not quarantined after the fault: %v", f, err)
+	}
+	t.Logf("%s: %d calls failed; the import failed without an answer, then refused and quarantined it", f, injected)
+	r.restart()
+}
+
+func readFileString(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
