@@ -45,11 +45,12 @@ const MemoryLimit = 80 << 20
 // 512 KiB it was 109-120 MiB, at the same CPU per record.
 const Resident = 512 << 10
 
-// ErrJournalFailed is Run's error when a journal commit failed and the
-// daemon stopped so that a new process reopens the journal.
+// ErrJournalFailed is Run's error after a failed journal commit, should
+// exitProcess return.
 var ErrJournalFailed = errors.New("journal write failed; stopped for a restart (see the log)")
 
-// exitProcess ends the process after a journal failure.
+// exitProcess ends the process after a journal failure (a variable, so
+// that a test can watch the exit instead).
 var exitProcess = os.Exit
 
 // ShutdownTimeout bounds the drain of in-flight requests on stop.
@@ -300,7 +301,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		// drained; requests in flight can only fail anyway, and their
 		// clients retry. The deferred closes do not run.
 		exitProcess(1)
-		err = fmt.Errorf("agent: %w", ErrJournalFailed) // exitProcess replaced in tests
+		err = fmt.Errorf("agent: %w", ErrJournalFailed) // when exitProcess returns
 	}
 	if err := notify.Notify(sdnotify.Stopping); err != nil {
 		log.Warn("sd_notify STOPPING", "err", err)

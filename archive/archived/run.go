@@ -29,11 +29,12 @@ type Options struct {
 	Ready func(a *archive.Archive, b *broker.Broker)
 }
 
-// exitProcess ends the process after a storage failure.
+// exitProcess ends the process after a storage failure (a variable, so
+// that a test can watch the exit instead).
 var exitProcess = os.Exit
 
-// ErrStorageFailed is Run's error when a commit of the archive's log or
-// index failed and the daemon stopped so that a new process reopens them.
+// ErrStorageFailed is Run's error after a failed commit of the archive's
+// log or index, should exitProcess return.
 var ErrStorageFailed = errors.New("log or index write failed; stopped for a restart (see the log)")
 
 // Run runs the archive daemon of cfg until ctx is done: the archive, the
