@@ -121,11 +121,9 @@ func (r *faultRig) post(id string) bool {
 	}
 }
 
-// load drops two pairs into the spool folder and starts the clients: ids
-// round-client-n, a short pause after each answer, a longer one after a
-// failure. stop waits for them.
+// load starts the clients: ids round-client-n, a short pause after each
+// answer, a longer one after a failure. stop waits for them.
 func (r *faultRig) load(round int) (stop func()) {
-	r.spool(round, 2)
 	return startClients(r.clients, func(c, n int) bool {
 		if !r.post(fmt.Sprintf("f%03d-c%d-%05d", round, c, n)) {
 			time.Sleep(50 * time.Millisecond)
@@ -381,8 +379,9 @@ type faultOpts struct {
 }
 
 // runFault runs one fault against the running rig: clients export, strace
-// attaches to the target, failures are provoked (provoke, run once the
-// injector is attached: nil lets the load do it) for up to window, strace
+// attaches to the target, two pairs are dropped into the spool folder,
+// failures are provoked (fo.provoke, run once the injector is attached:
+// nil lets the load do it) for up to window, strace
 // detaches. A fault that must be fatal must stop the daemon with a
 // non-zero status and the alarm in its log; one that must not must leave
 // it running. Then both daemons stop, the state is checked, and both
@@ -402,6 +401,7 @@ func (r *faultRig) runFault(ctx context.Context, round int, f fault, window time
 	}
 	logStart := len(target.stderr.String())
 	in := inject(t, target.cmd.Process.Pid, f)
+	r.spool(round, 2) // under the fault: the spool's writes are durable writes too
 	if fo.provoke != nil {
 		fo.provoke()
 	}
