@@ -103,7 +103,7 @@ func TestFaultsDeterministic(t *testing.T) {
 // EDGESEAL_SOAK x 20 of them that hit (make soak: 200), each followed by
 // a restart and the full check. The seed is logged first;
 // EDGESEAL_FAULT_SEED=N replays the same plan (strace counts per thread,
-// so the interleaving may differ). Skipped under -short unless CI=true.
+// so the interleaving may differ). Skipped under -short.
 func TestFaultsRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("randomized faults: -short")
