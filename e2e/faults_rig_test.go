@@ -128,7 +128,7 @@ func (r *faultRig) load(round int) (stop func()) {
 		if !r.post(fmt.Sprintf("f%03d-c%d-%05d", round, c, n)) {
 			time.Sleep(50 * time.Millisecond)
 		} else {
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 		return true
 	})
@@ -230,7 +230,7 @@ func (r *faultRig) restart() {
 // with; every receipt journaled on the agent verifies with the archive's
 // key and names a bundle the archive logged at that index and stores; the
 // archive's log, index and object store agree (`edgeseal archive check`,
-// then archive.Check in this process).
+// which runs archive.Check).
 func (r *faultRig) check(ctx context.Context, label string) {
 	t := r.t
 	t.Helper()
@@ -297,10 +297,6 @@ func (r *faultRig) check(ctx context.Context, label string) {
 		t.Fatalf("%s: reopening the archive: %v", label, err)
 	}
 	defer ar.Close()
-	res, err := ar.Check(ctx)
-	if err != nil || !res.OK() {
-		t.Fatalf("%s: the archive's log, index and objects disagree: %v; missing %v, corrupt %v, inconsistent %v", label, err, res.Missing, res.Corrupt, res.Inconsistent)
-	}
 	for id, raw := range receipts {
 		rc, err := archivesig.VerifyReceipt(raw, archive.KeyID(pub), pub)
 		if err != nil {
