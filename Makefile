@@ -8,8 +8,10 @@ STATICCHECK ?= $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin/staticche
 EDGESEAL_DEMO_DIR ?= ./demo-out
 FUZZTIME ?= 60
 TEST_FUZZTIME ?= 2
-# make soak runs the agent's crash test and the sync outage test with SOAK
-# times their rounds, and the journal's and spool's crash tests SOAK times.
+# make soak runs the agent's crash test, the sync outage test and the
+# randomized disk-fault test with SOAK times their rounds (the fault test:
+# SOAK x 20 injected faults), and the journal's and spool's crash tests
+# SOAK times.
 SOAK ?= 10
 # make package: host (this machine's architecture), all, or a list.
 ARCHS ?= host
@@ -40,7 +42,7 @@ bench: deps-test
 	$(GO) run ./bench/report -out bench/RESULTS.md
 
 soak: deps-test
-	EDGESEAL_SOAK=$(SOAK) $(GO) test -race -count=1 -p 1 -timeout 150m -run '^(TestAgentCrash|TestSyncOutage)$$' ./e2e
+	EDGESEAL_SOAK=$(SOAK) $(GO) test -race -count=1 -p 1 -timeout 150m -run '^(TestAgentCrash|TestSyncOutage|TestFaultsRandom)$$' ./e2e
 	$(GO) test -race -count=$(SOAK) -p 1 -timeout 150m -run 'Crash|Soak' ./store/... ./agent/...
 
 vet:

@@ -139,6 +139,10 @@ type Core struct {
 
 	lastSeal atomic.Pointer[SealInfo] // nil until the first seal is known
 	sealErr  atomic.Pointer[error]    // the last seal's error, nil after a success
+	// outboxAhead: a seal failed after its bundle may have reached the
+	// outbox (where the publisher can send it) and before its checkpoint
+	// was stored; the next seal adopts it first (seal.go).
+	outboxAhead atomic.Bool
 
 	overQuota atomic.Bool // the outbox is over OutboxQuota (as last checked)
 	sentMu    sync.Mutex

@@ -112,6 +112,15 @@ func (c *Core) SealAll(ctx context.Context) (int, error) {
 func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	start := time.Now()
 
+	// A bundle of a failed seal may be in the outbox, and sent: sealing
+	// from the older checkpoint again would rewrite history in the
+	// archive's eyes (archive.fork). Adopt it first, as Open does.
+	if c.outboxAhead.Load() {
+		if err := c.recoverOutbox(ctx); err != nil {
+			return nil, fmt.Errorf("agent: seal: %w", err)
+		}
+		c.outboxAhead.Store(false)
+	}
 	prevSize, prevNote, err := c.j.LastCheckpoint()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -229,10 +238,12 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	// Outbox first, checkpoint second: a crash in between leaves an outbox
 	// bundle newer than the last checkpoint, which Open adopts.
 	if err := c.j.PutOutbox(ctx, res.ID, raw); err != nil {
+		c.outboxAhead.Store(true) // it may be in place (fsutil.ErrNotDurable)
 		return nil, fmt.Errorf("agent: seal: outbox: %w", err)
 	}
 	c.sealedDigest(res.ID, res.Digest)
 	if err := c.j.PutCheckpoint(ctx, size, body); err != nil {
+		c.outboxAhead.Store(true) // a cancelled stop, a failed write
 		return nil, fmt.Errorf("agent: seal: checkpoint: %w", err)
 	}
 	if err := c.journalSeal(ctx, res, id.KeyID); err != nil {

@@ -145,6 +145,7 @@ type Archive struct {
 	started   bool
 	qmu       sync.RWMutex // enqueue (read) against Close (write)
 	closing   bool
+	failed    chan struct{} // closed when the log or index journal failed (Failed)
 }
 
 // Open opens (creating) the archive in opts.Dir, replays its index and
@@ -236,6 +237,8 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if a.index, err = store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "index"), Logger: opts.Logger.With("journal", "index")}); err != nil {
 		return nil, fmt.Errorf("archive: open index: %w", err)
 	}
+	a.failed = make(chan struct{})
+	go a.watchJournals()
 	if err := a.replay(ctx); err != nil {
 		return nil, err
 	}
@@ -290,6 +293,42 @@ func (a *Archive) Close() error {
 	}
 	if a.log.j != nil {
 		errs = append(errs, a.log.j.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// watchJournals raises the alarm storage.failed when a commit of the log
+// or the index fails, and closes Failed's channel. The failed journal
+// refuses reads and writes from then on: no bundle is answered.
+func (a *Archive) watchJournals() {
+	which := "log"
+	select {
+	case <-a.log.j.Failed():
+	case <-a.index.Failed():
+		which = "index"
+	case <-a.quit:
+		return
+	}
+	a.alert(a.bg, Alert{Severity: SeverityAlarm, Kind: KindStorageFailed,
+		Reasons: []string{fmt.Sprintf("the %s journal failed a commit: %v", which, a.Err())}})
+	close(a.failed)
+}
+
+// Failed is closed when a commit of the archive's log or index journal
+// failed (Err says why). The alarm storage.failed is raised first. The
+// archive then answers nothing: the daemon stops with an error for its
+// supervisor to restart it, and Open completes from what is on disk. A
+// failed sync is never retried (docs/durability.md).
+func (a *Archive) Failed() <-chan struct{} { return a.failed }
+
+// Err is why the log or index journal failed, or nil.
+func (a *Archive) Err() error {
+	var errs []error
+	if a.log.j != nil {
+		errs = append(errs, a.log.j.Err())
+	}
+	if a.index != nil {
+		errs = append(errs, a.index.Err())
 	}
 	return errors.Join(errs...)
 }

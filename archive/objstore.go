@@ -77,6 +77,10 @@ type FSStore struct {
 	root string
 	now  func() time.Time // retention (objstore_retention.go)
 	umu  sync.Mutex       // a retention update or a delete
+	// pmu serialises the Puts of one digest (striped by its first byte):
+	// a failed Put removes what it linked (put) while another Put of the
+	// same bytes must not take that file for stored.
+	pmu [16]sync.Mutex
 }
 
 // NewFSStore opens (creating) a filesystem object store under root.
@@ -157,8 +161,16 @@ func (s *FSStore) PutHashed(ctx context.Context, h wire.Hashed) error {
 	return s.put(h.Sum(), h.Bytes())
 }
 
-// put stores data, known to hash to digest.
+// put stores data, known to hash to digest. The object is durable when
+// put returns nil: written to a temp file, fsynced, linked, directory
+// fsynced. When any of that fails the error is returned (the bundle is not
+// receipted; its device sends it again) and a file already linked is
+// removed (fsutil.ErrNotDurable), so the next Put writes and syncs a new
+// file instead of finding this one and syncing nothing.
 func (s *FSStore) put(digest [32]byte, data []byte) error {
+	mu := &s.pmu[digest[0]&15]
+	mu.Lock()
+	defer mu.Unlock()
 	path := s.Path(digest)
 	if same, err := s.sameAs(digest, data); err == nil {
 		return same
@@ -175,6 +187,11 @@ func (s *FSStore) put(digest [32]byte, data []byte) error {
 			return serr
 		}
 		return same
+	}
+	if errors.Is(err, fsutil.ErrNotDurable) {
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("archive: put: %w", err)

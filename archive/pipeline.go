@@ -274,6 +274,11 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			if ce, ok := errors.AsType[*ConflictError](err); ok {
 				a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectConflict, Device: p.topic, BundleDigest: wire.FormatHash(p.digest),
 					Reasons: []string{ce.Error()}})
+			} else if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrClosed) {
+				// Not stored durably: no receipt; the device sends
+				// the bundle again and the Put starts over.
+				a.alert(ctx, Alert{Severity: SeverityAlarm, Kind: KindObjectWrite, Device: p.topic, BundleDigest: wire.FormatHash(p.digest),
+					Reasons: []string{err.Error()}})
 			}
 		}
 	}
@@ -292,7 +297,11 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 }
 
 // durable writes the log entries, the checkpoint and the index events of
-// the group's objects that were stored.
+// the group's objects that were stored. Each is a synced journal commit;
+// a failure fails the group (no receipt, no answer: the devices send
+// again) and, being a failed journal write, the journal: Archive.Failed
+// raises the alarm storage.failed and the daemon exits for a restart. No
+// commit is retried in this process (docs/durability.md).
 func (a *Archive) durable(ctx context.Context, g *group) {
 	if !g.any() {
 		return

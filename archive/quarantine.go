@@ -23,6 +23,13 @@ const (
 	KindRejected       = "bundle.rejected"
 	KindFork           = "bundle.fork"
 	KindObjectConflict = "object.conflict"
+	// KindObjectWrite: storing a bundle in the object store failed (a
+	// write, fsync, link or directory sync); the bundle is not answered
+	// and its device sends it again.
+	KindObjectWrite = "object.write-failed"
+	// KindStorageFailed: a commit of the log or the index failed; the
+	// daemon stops for a restart (Archive.Failed).
+	KindStorageFailed = "storage.failed"
 )
 
 // Alert is what the archive raises for a refused bundle or an alarm; the
@@ -132,6 +139,9 @@ func (a *Archive) quarantine(digest [32]byte, topic string, raw []byte, keep boo
 	if keep {
 		if _, err := os.Stat(base + ".tar"); errors.Is(err, fs.ErrNotExist) {
 			if err := fsutil.WriteFileAtomic(base+".tar", raw, 0o440); err != nil {
+				// Not durable: the next try must write it again, not
+				// find it and skip the write.
+				_ = os.Remove(base + ".tar")
 				return "", err
 			}
 		}

@@ -5,7 +5,7 @@
 #   demo: the simulator build (gcc, libssl-dev)
 #   test: demo plus swtpm, swtpm-tools, tpm2-tools, mosquitto, softhsm2 (the archive key's
 #         PKCS#11 tests), systemd (systemd-analyze),
-#         jq and openssl (the README's by-hand recipe), strace (the --help test),
+#         jq and openssl (the README's by-hand recipe), strace (the --help test and the fault-injection tests),
 #         chromium (the dashboard's browser tests, driven headless by chromedp),
 #         git (the package tests: version and time of the last commit)
 #         and the versitygw S3 gateway (Go module proxy, `go install` into

@@ -34,7 +34,15 @@
 // off is not used: on a value-log rotation it syncs the new file, not the
 // one just written.) Badger only logs the error of its final value-log
 // sync; the journal watches its logger for it and fails the commit. After
-// any failed commit the journal refuses writes (ErrFailed) until reopened.
+// any failed commit the journal refuses writes (ErrFailed) until reopened,
+// and Failed's channel is closed so the owner can raise the alarm. A
+// commit that failed inside Badger (its log write or sync) is never synced
+// again: on Linux a failed fsync or msync may have dropped the pages it
+// could not write and marked them clean, so a retry would report success
+// for bytes that are gone (PostgreSQL's "fsyncgate"). Close then abandons
+// Badger's files instead of flushing them; the process is expected to exit
+// and the next Open to replay what reached the disk. The daemons do exactly
+// that (docs/durability.md).
 //
 // Open reads the metadata, the last record and the compact range, never
 // rescans; it also removes an empty *.vlog or *.mem file a crash can leave

@@ -81,7 +81,7 @@ func (j *Journal) StartEpoch(ctx context.Context) (uint64, error) {
 			break
 		}
 		j.wmu.Lock()
-		err = j.db.Update(func(txn *badger.Txn) error {
+		err = j.update(func(txn *badger.Txn) error {
 			if first {
 				next = cur + 1
 				if err := j.c.set(txn, epochKey, binary.BigEndian.AppendUint64(nil, next)); err != nil {

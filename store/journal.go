@@ -25,9 +25,10 @@ type Journal struct {
 	blog *badgerLogger
 	c    *crypt // seals values, names content keys (crypt.go)
 
-	state  atomic.Pointer[meta] // committed size and last leaf
-	failed atomic.Pointer[failure]
-	space  *spaceGuard // Options.MinFreeBytes
+	state      atomic.Pointer[meta] // committed size and last leaf
+	failed     atomic.Pointer[failure]
+	failedChan chan struct{} // closed when failed is first set (Failed)
+	space      *spaceGuard   // Options.MinFreeBytes
 
 	// Owned by the sequencer goroutine.
 	frontier []node // compact range of the size being built
@@ -64,7 +65,14 @@ type Journal struct {
 	commitHook func() error // tests: fail a commit before Badger sees it
 }
 
-type failure struct{ err error }
+// failure is why the journal refuses writes. abandon: Badger's own write
+// (its write-ahead log or value log, or their sync) failed, so what Badger
+// holds in memory may be ahead of what is on disk: Close then leaves
+// Badger's files alone instead of flushing and syncing them again.
+type failure struct {
+	err     error
+	abandon bool
+}
 
 // Open opens (or creates) the journal in opts.Dir. It reads the metadata
 // key, the last record and the O(log n) compact-range hashes, checks they
@@ -116,7 +124,17 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		wake:  make(chan struct{}, 1),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
+
+		failedChan: make(chan struct{}),
 	}
+	failFn := func(err error) {
+		f := &failure{err: fmt.Errorf("store: background write: %w: %w", err, ErrFailed), abandon: true}
+		if j.failed.Load() == nil {
+			j.log.Error("journal background write failed; refusing reads and writes until reopened", "err", err)
+		}
+		j.fail(f)
+	}
+	bl.fail.Store(&failFn)
 	if err := j.load(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
@@ -203,12 +221,19 @@ func (j *Journal) LastLeaf() [32]byte { return j.state.Load().LastLeaf }
 
 // enter guards a direct Badger access against Close. It never blocks, so
 // a callback (Records, Outbox, Scrub) may call other methods, and once
-// Close has begun they return ErrClosed.
+// Close has begun they return ErrClosed. After a commit failed inside
+// Badger reads fail too (ErrFailed): Badger's memory may hold a commit
+// that is not on disk (an idempotency key, a receipt, an outbox delete),
+// and nothing may be reported from it.
 func (j *Journal) enter() error {
 	j.active.Add(1)
 	if j.closing.Load() {
 		j.active.Add(-1)
 		return ErrClosed
+	}
+	if f := j.failed.Load(); f != nil && f.abandon {
+		j.active.Add(-1)
+		return f.err
 	}
 	return nil
 }
@@ -336,6 +361,20 @@ func (j *Journal) Close() error {
 			}
 		}
 		close(j.quit)
+		if f := j.failed.Load(); f != nil && f.abandon {
+			// Never sync again what a failed sync may have dropped (on
+			// Linux a failed fsync or msync can mark the unwritten pages
+			// clean, so a second sync "succeeds" without writing them):
+			// Badger's close would flush the memtable into a new table
+			// pointing at those pages and sync the value log again. Nor
+			// wait for the sequencer, which may be stuck behind a flush
+			// Badger retries forever. Badger's files and directory lock
+			// stay with the process, which is expected to exit; the next
+			// Open replays the write-ahead log from what reached the disk.
+			j.closing.Store(true)
+			j.closeErr = fmt.Errorf("store: close: journal abandoned after a failed write: %w", f.err)
+			return
+		}
 		<-j.done
 		<-j.trimDone
 		j.closing.Store(true)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -130,21 +131,46 @@ func badgerOptions(o Options, lg *badgerLogger) badger.Options {
 // kept, info and debug are dropped. Badger swallows the error of its final
 // value-log sync and only logs it; the logger notices and the sequencer
 // then refuses to acknowledge the batch (see Journal.commit).
+//
+// Badger's background writes report their failures only here: a memtable
+// flush that cannot write or msync its table logs and retries forever
+// while commits stall behind it. An error line about a sync, a flush or a
+// write request, and a failed compaction (Warningf), therefore fail the
+// journal (fail, set by Open), as a failed commit does: the daemon exits
+// and reopens from the disk.
 type badgerLogger struct {
 	l        *slog.Logger
 	syncErrs atomic.Int64
+	fail     atomic.Pointer[func(error)]
 }
 
 func (b *badgerLogger) Errorf(f string, a ...any) {
-	if strings.Contains(strings.ToLower(f), "sync") {
+	lf := strings.ToLower(f)
+	if strings.Contains(lf, "sync") {
 		b.syncErrs.Add(1)
 	}
-	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
+	b.l.Error("badger: " + msg)
+	if strings.Contains(lf, "sync") || strings.Contains(lf, "flush") || strings.Contains(lf, "writerequests") {
+		if fn := b.fail.Load(); fn != nil {
+			(*fn)(errors.New("badger: " + msg))
+		}
+	}
 }
 
+// Warningf logs Badger's warnings; a failed compaction is a failed write
+// (Badger applies a manifest change in memory before it writes it, so a
+// later manifest rewrite could persist a change whose tables are gone):
+// it fails the journal too.
 func (b *badgerLogger) Warningf(f string, a ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
 	if b.l.Enabled(context.Background(), slog.LevelWarn) {
-		b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+		b.l.Warn("badger: " + msg)
+	}
+	if strings.Contains(strings.ToLower(f), "compact failed") {
+		if fn := b.fail.Load(); fn != nil {
+			(*fn)(errors.New("badger: " + msg))
+		}
 	}
 }
 

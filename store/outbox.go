@@ -83,6 +83,23 @@ func (j *Journal) PutOutbox(ctx context.Context, id string, data []byte) error {
 	}
 	defer j.leave()
 	if err := j.putOutbox(id, data); err != nil {
+		var ce *ConflictError
+		if !errors.As(err, &ce) {
+			// A failed write of an entry is a failed journal write: the
+			// journal fails (Failed), and its owner exits. The entry may
+			// be in place already (fsutil.ErrNotDurable: its directory
+			// sync failed) and seen by a reader of the outbox; it is left
+			// for the next Open to find (the agent adopts an outbox bundle
+			// past its last checkpoint) rather than sealed over from the
+			// older checkpoint, which a reader that sent it would see as a
+			// rewritten history.
+			f := &failure{err: fmt.Errorf("store: put outbox %q: %w: %w", id, err, ErrFailed)}
+			if j.failed.Load() == nil {
+				j.log.Error("outbox write failed; refusing writes until reopened", "id", id, "err", err)
+			}
+			j.fail(f)
+			return f.err
+		}
 		return fmt.Errorf("store: put outbox %q: %w", id, err)
 	}
 	return nil

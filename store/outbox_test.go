@@ -126,3 +126,29 @@ func TestDeleteOutboxes(t *testing.T) {
 		t.Fatalf("no ids: %v", err)
 	}
 }
+
+// TestOutboxWriteFailureFailsJournal: an outbox entry that cannot be
+// written (here its folder is gone, replaced by a file) fails the journal
+// like a failed commit: ErrFailed, Failed closed, appends refused.
+func TestOutboxWriteFailureFailsJournal(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir())
+	defer j.Close()
+	if err := os.RemoveAll(j.outboxDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(j.outboxDir(), []byte("not a folder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.PutOutbox(ctx, "b1", []byte("bundle")); !errors.Is(err, ErrFailed) {
+		t.Fatalf("put outbox into a file: %v, want ErrFailed", err)
+	}
+	select {
+	case <-j.Failed():
+	default:
+		t.Fatal("Failed not closed after a failed outbox write")
+	}
+	if _, err := j.Append(ctx, Entry{Build: build("after")}); !errors.Is(err, ErrFailed) {
+		t.Fatalf("append after a failed outbox write: %v", err)
+	}
+}

@@ -394,9 +394,10 @@ func (j *Journal) process(batch []*request) {
 
 	for gi, g := range groups {
 		if err := j.commit(g); err != nil {
-			f := &failure{err: fmt.Errorf("store: append: commit: %w: %w", err, ErrFailed)}
-			j.failed.CompareAndSwap(nil, f)
-			j.log.Error("journal commit failed; refusing writes until reopened", "err", err, "size", j.Size())
+			var we *badgerWriteError
+			f := &failure{err: fmt.Errorf("store: append: commit: %w: %w", err, ErrFailed), abandon: errors.As(err, &we)}
+			j.fail(f)
+			j.log.Error("journal commit failed; refusing writes until reopened", "err", err, "size", j.Size(), "abandoned", f.abandon)
 			for _, g2 := range groups[gi:] {
 				for _, r := range g2.reqs {
 					r.finish(f.err)
@@ -458,12 +459,71 @@ func (j *Journal) commit(g *group) error {
 			return err
 		}
 	}
+	// The one durable write of the journal: Badger appends the
+	// transaction to its write-ahead log (and large values to its value
+	// log) and msyncs them before Commit returns. An error here, or a
+	// sync error Badger only logged, means the transaction may be in
+	// Badger's memory and only partly (or not) on disk: the commit fails,
+	// nothing of it is acknowledged, and the journal is abandoned (see
+	// failure) rather than synced again.
 	before := j.blog.syncErrs.Load()
 	if err := txn.Commit(); err != nil {
-		return err
+		return &badgerWriteError{err: err}
 	}
 	if j.blog.syncErrs.Load() != before {
-		return errors.New("badger reported a sync failure during the commit")
+		return &badgerWriteError{err: errors.New("badger reported a sync failure during the commit")}
+	}
+	return nil
+}
+
+// update is db.Update for the writes outside the sequencer (checkpoints,
+// purges, epochs): fn's own error is returned as is; a failure of
+// Badger's commit (its log write or sync) fails the journal as a failed
+// group commit does, for the same reasons (see commit).
+func (j *Journal) update(fn func(txn *badger.Txn) error) error {
+	txn := j.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	before := j.blog.syncErrs.Load()
+	err := txn.Commit()
+	if err == nil && j.blog.syncErrs.Load() != before {
+		err = errors.New("badger reported a sync failure during the commit")
+	}
+	if err != nil {
+		f := &failure{err: fmt.Errorf("store: commit: %w: %w", err, ErrFailed), abandon: true}
+		j.fail(f)
+		j.log.Error("journal commit failed; refusing reads and writes until reopened", "err", err, "size", j.Size())
+		return f.err
+	}
+	return nil
+}
+
+// badgerWriteError is a commit that failed inside Badger's write path.
+type badgerWriteError struct{ err error }
+
+func (e *badgerWriteError) Error() string { return e.err.Error() }
+func (e *badgerWriteError) Unwrap() error { return e.err }
+
+// fail records the journal's first failure and closes Failed's channel.
+func (j *Journal) fail(f *failure) {
+	if j.failed.CompareAndSwap(nil, f) {
+		close(j.failedChan)
+	}
+}
+
+// Failed is closed when a commit has failed: the journal then refuses
+// writes (ErrFailed) and Err says why. A daemon watches it to raise the
+// alarm and exit, so that a new process reopens the journal from what is
+// on disk (see the package doc, Durability and atomicity).
+func (j *Journal) Failed() <-chan struct{} { return j.failedChan }
+
+// Err is the failure that made the journal refuse writes (wrapping
+// ErrFailed), or nil.
+func (j *Journal) Err() error {
+	if f := j.failed.Load(); f != nil {
+		return f.err
 	}
 	return nil
 }

@@ -233,6 +233,14 @@ func TestCommitFailurePoisonsAndReopens(t *testing.T) {
 	if j.Size() != size || j.LastLeaf() != last {
 		t.Fatalf("state moved on a failed commit: size %d", j.Size())
 	}
+	select {
+	case <-j.Failed():
+	default:
+		t.Fatal("Failed not closed after a failed commit")
+	}
+	if !errors.Is(j.Err(), ErrFailed) || !errors.Is(j.Err(), disk) {
+		t.Fatalf("Err after a failed commit: %v", j.Err())
+	}
 	if _, err := j.Append(ctx, Entry{Build: build("z")}); !errors.Is(err, ErrFailed) {
 		t.Fatalf("append after failure: %v", err)
 	}

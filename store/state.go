@@ -29,7 +29,7 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 	defer j.leave()
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	err := j.db.Update(func(txn *badger.Txn) error {
+	err := j.update(func(txn *badger.Txn) error {
 		_, perr := txn.Get(j.c.digestKey(pfxPayload, digest))
 		_, terr := txn.Get(j.c.digestKey(pfxTombstone, digest))
 		switch {
@@ -58,7 +58,7 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 func (j *Journal) putOnce(key []byte, data []byte, kind, name string) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	return j.db.Update(func(txn *badger.Txn) error {
+	return j.update(func(txn *badger.Txn) error {
 		old, err := j.c.get(txn, key)
 		switch {
 		case err == nil:

@@ -2,9 +2,11 @@ package agentd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,14 @@ const MemoryLimit = 80 << 20
 // peak RSS under 1000-line batches reached 120-131 MiB (five runs); at
 // 512 KiB it was 109-120 MiB, at the same CPU per record.
 const Resident = 512 << 10
+
+// ErrJournalFailed is Run's error after a failed journal commit, should
+// exitProcess return.
+var ErrJournalFailed = errors.New("journal write failed; stopped for a restart (see the log)")
+
+// exitProcess ends the process after a journal failure (a variable, so
+// that a test can watch the exit instead).
+var exitProcess = os.Exit
 
 // ShutdownTimeout bounds the drain of in-flight requests on stop.
 const ShutdownTimeout = 20 * time.Second
@@ -290,6 +300,21 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		log.Info("stopping: draining requests")
 	case err = <-serveErr:
 		log.Error("API listener failed; stopping", "err", err)
+	case <-j.Failed():
+		// A journal commit failed: its exports were answered 5xx, never
+		// 201, and the journal refuses reads and writes. The agent never
+		// retries the sync (a failed fsync or msync may have dropped the
+		// pages it could not write, so a retry could "succeed" without
+		// them): it raises the alarm and exits with status 1 for systemd
+		// to restart it; the new process reopens the journal from what
+		// reached the disk. See docs/durability.md.
+		log.Error("ALARM journal write failed: durability lost; exiting for a restart", "alarm", "journal.failed", "err", j.Err())
+		// At once: Badger's background work (flushes, compactions)
+		// would go on writing to a disk that fails while requests
+		// drained; requests in flight can only fail anyway, and their
+		// clients retry. The deferred closes do not run.
+		exitProcess(1)
+		err = fmt.Errorf("agent: %w", ErrJournalFailed) // when exitProcess returns
 	}
 	if err := notify.Notify(sdnotify.Stopping); err != nil {
 		log.Warn("sd_notify STOPPING", "err", err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	gosync "sync"
 	"sync/atomic"
 
@@ -30,6 +32,14 @@ type Options struct {
 	// address once it listens (api.listen set): for tests.
 	APIReady func(s *api.Server, addr net.Addr)
 }
+
+// exitProcess ends the process after a storage failure (a variable, so
+// that a test can watch the exit instead).
+var exitProcess = os.Exit
+
+// ErrStorageFailed is Run's error after a failed commit of the archive's
+// log or index, should exitProcess return.
+var ErrStorageFailed = errors.New("log or index write failed; stopped for a restart (see the log)")
 
 // Run runs the archive daemon of cfg until ctx is done: the archive, the
 // embedded broker (unless an external one is configured) and the sync
@@ -160,8 +170,32 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	var watchdog gosync.WaitGroup
 	watchdog.Go(func() { notify.Start(wdCtx, subscribing.Load) })
 	defer func() { stopWatchdog(); watchdog.Wait() }()
-	err = s.Start(ctx)
+	// A failed commit of the log or the index (Archive.Failed, the alarm
+	// storage.failed raised) ends the process with exit status 1 for
+	// systemd to restart it: the journal is never synced again
+	// (docs/durability.md), and the new process completes from the disk.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var storageFailed atomic.Bool
+	go func() {
+		select {
+		case <-a.Failed():
+			storageFailed.Store(true)
+			log.Error("ALARM archive storage failed: durability lost; exiting for a restart", "alarm", archive.KindStorageFailed, "err", a.Err())
+			// At once (the alert storage.failed went out first): nothing
+			// is left to answer, a commit may hang behind a Badger flush
+			// retried forever, and Badger's background work would go on
+			// writing to a disk that fails.
+			exitProcess(1)
+			stopRun()
+		case <-runCtx.Done():
+		}
+	}()
+	err = s.Start(runCtx)
 	subscribing.Store(false)
+	if storageFailed.Load() {
+		return fmt.Errorf("archive: %w", ErrStorageFailed)
+	}
 	if nerr := notify.Notify(sdnotify.Stopping); nerr != nil {
 		log.Warn("sd_notify STOPPING", "err", nerr)
 	}

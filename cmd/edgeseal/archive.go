@@ -33,6 +33,8 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			return cmdArchiveEnrollFile(ctx, args[1:], stdout, log)
 		case "import":
 			return cmdArchiveImport(ctx, args[1:], stdout, log)
+		case "check":
+			return cmdArchiveCheck(ctx, args[1:], stdout, log)
 		case "key":
 			return cmdArchiveKey(ctx, args[1:], stdout, log)
 		case "content-key":

@@ -274,6 +274,7 @@ const usage = `usage:
   edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
   edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
+  edgeseal archive check                                      [--config FILE | --data-dir DIR]   (daemon stopped)
   edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
                        | import-pkcs11 --key pkcs11:URI [--generate]
                        [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]

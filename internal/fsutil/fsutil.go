@@ -3,11 +3,21 @@
 package fsutil
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 )
+
+// ErrNotDurable wraps the error of a write that put the file at path but
+// could not make its name durable (the directory sync, or the removal of
+// the temp name, failed): the file is there now and may be gone after a
+// crash. Syncing again is no cure (a failed fsync may have dropped what it
+// could not write, and a second one then reports success), so the callers
+// treat the write as failed: nothing is acknowledged on it, and a
+// write-once store removes the file so that a retry writes it anew.
+var ErrNotDurable = errors.New("written but not durable")
 
 // WriteFileAtomic replaces path with data so that after a crash the file
 // holds either the old or the new bytes, never a mix, and a successful
@@ -24,7 +34,10 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("fsutil: %w", err)
 	}
-	return SyncDir(filepath.Dir(path))
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
 
 // WriteNewFile creates path with the bytes write gives it, durably and
@@ -42,9 +55,12 @@ func WriteNewFile(path string, perm os.FileMode, write func(io.Writer) error) er
 		return fmt.Errorf("fsutil: %w", err)
 	}
 	if err := os.Remove(tmp); err != nil {
-		return fmt.Errorf("fsutil: %w", err)
+		return fmt.Errorf("fsutil: %w: %w", ErrNotDurable, err)
 	}
-	return SyncDir(filepath.Dir(path))
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
 
 // writeTemp writes a synced temp file beside path with mode perm and

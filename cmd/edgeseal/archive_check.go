@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// cmdArchiveCheck reads back every logged bundle and checks that the
+// archive's log, index and object store agree (archive.Check); exit 1 when
+// they do not. It opens the archive's journals, so the daemon must not run
+// meanwhile.
+func cmdArchiveCheck(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	f := newArchiveFlags("archive check")
+	pos, err := parseInterleaved(f.fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErr("archive check: unexpected argument %q", pos[0])
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	a, closeArchive, err := openStoppedArchive(ctx, cfg, log, "a check")
+	if err != nil {
+		return err
+	}
+	defer closeArchive()
+	res, err := a.Check(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range res.Missing {
+		fmt.Fprintf(stdout, "MISSING  %s: logged, not in the object store\n", d)
+	}
+	for _, d := range res.Corrupt {
+		fmt.Fprintf(stdout, "CORRUPT  %s: the stored bytes do not hash to the digest\n", d)
+	}
+	for _, s := range res.Inconsistent {
+		fmt.Fprintf(stdout, "INCONSISTENT  %s\n", s)
+	}
+	fmt.Fprintf(stdout, "%d bundles checked in a log of %d entries: %d missing, %d corrupt, %d disagreements of log and index\n",
+		res.Checked, a.LogSize(), len(res.Missing), len(res.Corrupt), len(res.Inconsistent))
+	if !res.OK() {
+		return &exitError{code: 1, err: errors.New("the archive's log, index and object store disagree")}
+	}
+	return nil
+}
