@@ -428,7 +428,7 @@ func certRecipe(t *testing.T, key, cert string) string {
 		t.Fatal("the certificate section has no openssl req command")
 	}
 	r := strings.Join(cmd, "\n")
-	for from, to := range map[string]string{"/etc/edgeseal/api-key.pem": key, "/etc/edgeseal/api-cert.pem": cert} {
+	for from, to := range map[string]string{"/etc/edgeseal/api-tls/api-key.pem": key, "/etc/edgeseal/api-tls/api-cert.pem": cert} {
 		if !strings.Contains(r, from) {
 			t.Fatalf("the openssl command does not write %s:\n%s", from, r)
 		}
