@@ -65,5 +65,5 @@ require (
 
 // Badger v4.9.6 with one fix: a compaction whose output table fails to be
 // created (its msync fails) no longer drops that table's data; see
-// third_party/README.md. Remove once upstream has the fix.
-replace github.com/dgraph-io/badger/v4 => ./third_party/badger
+// store/third_party/README.md. Remove once upstream has the fix.
+replace github.com/dgraph-io/badger/v4 => ./store/third_party/badger
