@@ -1,0 +1,141 @@
+package tlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// Journal is the archive's Badger log (a store.Journal) behind Log: an
+// append is durable and integrated when the journal's commit returns;
+// AwaitCheckpoint signs and stores a checkpoint of the current size when
+// the last stored one does not cover the size asked for.
+type Journal struct {
+	j        *store.Journal
+	signer   note.Signer
+	verifier note.Verifier
+	mu       sync.Mutex // one checkpoint signed at a time
+}
+
+var _ Log = (*Journal)(nil)
+
+// NewJournal returns the Log of j, which it owns from now on (Close
+// closes it). The signer's name is the checkpoint origin; verifier is
+// the signer's.
+func NewJournal(j *store.Journal, signer note.Signer, verifier note.Verifier) (*Journal, error) {
+	if signer.Name() != verifier.Name() || signer.KeyHash() != verifier.KeyHash() {
+		return nil, errors.New("tlog: journal: verifier is not the signer's")
+	}
+	return &Journal{j: j, signer: signer, verifier: verifier}, nil
+}
+
+// Append implements Log.
+func (l *Journal) Append(ctx context.Context, entry []byte) (uint64, error) {
+	if err := checkEntry(entry); err != nil {
+		return 0, err
+	}
+	rec := append([]byte(nil), entry...)
+	a, err := l.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }})
+	if err != nil {
+		return 0, fmt.Errorf("tlog: append: %w", err)
+	}
+	return a.Seq, nil
+}
+
+// Size implements Log.
+func (l *Journal) Size(context.Context) (uint64, error) { return l.j.Size(), nil }
+
+// Checkpoint implements Log: the stored checkpoint of the largest size.
+func (l *Journal) Checkpoint(context.Context) (Checkpoint, error) {
+	_, data, err := l.j.LastCheckpoint()
+	if errors.Is(err, store.ErrNotFound) {
+		return Checkpoint{}, ErrNoCheckpoint
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
+	}
+	return OpenCheckpoint(data, l.verifier)
+}
+
+// AwaitCheckpoint implements Log; it never waits: a checkpoint is signed
+// and stored at once.
+func (l *Journal) AwaitCheckpoint(ctx context.Context, size uint64) (Checkpoint, error) {
+	if n := l.j.Size(); size > n {
+		return Checkpoint{}, &RangeError{What: "checkpoint", A: size, B: size, Size: n}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, err := l.Checkpoint(ctx); err == nil && c.Size >= size {
+		return c, nil
+	} else if err != nil && !errors.Is(err, ErrNoCheckpoint) {
+		return Checkpoint{}, err
+	}
+	n := l.j.Size()
+	root, err := l.j.Root(n)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
+	}
+	body := merkle.Checkpoint{Origin: l.signer.Name(), Size: n, Root: root}.Marshal()
+	signed, err := note.Sign(&note.Note{Text: string(body)}, l.signer)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("tlog: sign checkpoint: %w", err)
+	}
+	if err := l.j.PutCheckpoint(ctx, n, signed); err != nil {
+		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
+	}
+	return Checkpoint{Size: n, Root: root, Origin: l.signer.Name(), Note: signed}, nil
+}
+
+// InclusionProof implements Log.
+func (l *Journal) InclusionProof(_ context.Context, index, size uint64) ([][32]byte, error) {
+	if n := l.j.Size(); index >= size || size > n {
+		return nil, &RangeError{What: "inclusion proof", A: index, B: size, Size: n}
+	}
+	p, err := l.j.InclusionProof(index, size)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	return p, nil
+}
+
+// ConsistencyProof implements Log.
+func (l *Journal) ConsistencyProof(_ context.Context, oldSize, newSize uint64) ([][32]byte, error) {
+	if n := l.j.Size(); oldSize > newSize || newSize > n {
+		return nil, &RangeError{What: "consistency proof", A: oldSize, B: newSize, Size: n}
+	}
+	if oldSize == 0 || oldSize == newSize {
+		return nil, nil
+	}
+	p, err := l.j.ConsistencyProof(oldSize, newSize)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	return p, nil
+}
+
+// Entry implements Log.
+func (l *Journal) Entry(_ context.Context, index uint64) ([]byte, error) {
+	if n := l.j.Size(); index >= n {
+		return nil, &RangeError{What: "entry", A: index, B: n, Size: n}
+	}
+	rec, err := l.j.Record(index)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	return rec, nil
+}
+
+// Close implements Log: every append returned is already in the journal;
+// the journal is closed.
+func (l *Journal) Close(context.Context) error {
+	if err := l.j.Close(); err != nil {
+		return fmt.Errorf("tlog: close: %w", err)
+	}
+	return nil
+}
