@@ -29,6 +29,7 @@ import (
 type servedLog struct {
 	l        *tlog.POSIX
 	dir      string
+	h        http.Handler
 	srv      *httptest.Server
 	base     *url.URL
 	verifier note.Verifier
@@ -58,7 +59,8 @@ func newServedLog(t *testing.T, sizes ...int) *servedLog {
 		sl.cps = append(sl.cps, c)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(l, slog.New(slog.DiscardHandler))))
+	sl.h = tlog.Handler(l, slog.New(slog.DiscardHandler))
+	mux.Handle("/log/", http.StripPrefix("/log", sl.h))
 	sl.srv = httptest.NewServer(mux)
 	t.Cleanup(sl.srv.Close)
 	sl.base, _ = url.Parse(sl.srv.URL + "/log/")
