@@ -13,15 +13,19 @@ import (
 
 func TestPOSIXConformance(t *testing.T) {
 	s, v := tlogtest.Keys(t, "edgeseal-archive")
-	tlogtest.Run(t, tlogtest.Suite{Open: openPOSIX, Signer: s, Verifier: v})
+	tlogtest.Run(t, tlogtest.Suite{Open: func(t *testing.T, dir string, s note.Signer, v note.Verifier) tlog.Log {
+		return openPOSIX(t, dir, s, v)
+	}, Signer: s, Verifier: v})
 }
 
 func TestJournalConformance(t *testing.T) {
 	s, v := tlogtest.Keys(t, "edgeseal-archive")
-	tlogtest.Run(t, tlogtest.Suite{Open: openJournal, Signer: s, Verifier: v})
+	tlogtest.Run(t, tlogtest.Suite{Open: func(t *testing.T, dir string, s note.Signer, v note.Verifier) tlog.Log {
+		return openJournal(t, dir, s, v)
+	}, Signer: s, Verifier: v})
 }
 
-func openPOSIX(t *testing.T, dir string, s note.Signer, v note.Verifier) tlog.Log {
+func openPOSIX(t testing.TB, dir string, s note.Signer, v note.Verifier) tlog.Log {
 	t.Helper()
 	l, err := tlog.OpenPOSIX(context.Background(), tlog.POSIXOptions{Dir: dir, Signer: s, Verifier: v, CheckpointInterval: 100e6})
 	if err != nil {
@@ -30,7 +34,7 @@ func openPOSIX(t *testing.T, dir string, s note.Signer, v note.Verifier) tlog.Lo
 	return l
 }
 
-func openJournal(t *testing.T, dir string, s note.Signer, v note.Verifier) tlog.Log {
+func openJournal(t testing.TB, dir string, s note.Signer, v note.Verifier) tlog.Log {
 	t.Helper()
 	j, err := store.Open(context.Background(), store.Options{Dir: dir})
 	if err != nil {
