@@ -41,6 +41,16 @@ func TestHandlerServesCommittedResources(t *testing.T) {
 			t.Errorf("%s: %d bytes, want %d", tc.path, resp.ContentLength, tc.size)
 		}
 	}
+	// An older width, whether or not it was ever written, is the prefix
+	// of the current one; so is an older entry bundle width.
+	_, wide := sl.get(t, "tile/0/001.p/44")
+	if code, narrow := sl.get(t, "tile/0/001.p/10"); code != http.StatusOK || string(narrow) != string(wide[:10*32]) {
+		t.Errorf("tile/0/001.p/10: %d, not the prefix of the wider tile", code)
+	}
+	_, wideB := sl.get(t, "tile/entries/001.p/44")
+	if code, narrow := sl.get(t, "tile/entries/001.p/3"); code != http.StatusOK || !strings.HasPrefix(string(wideB), string(narrow)) || strings.Count(string(narrow), "receipt entry") != 3 {
+		t.Errorf("tile/entries/001.p/3: %d %q", code, narrow)
+	}
 	// HEAD: the headers, no body.
 	resp, err := sl.srv.Client().Head(sl.srv.URL + "/log/tile/0/000")
 	if err != nil {

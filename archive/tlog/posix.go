@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -233,7 +234,7 @@ func (p *POSIX) InclusionProof(ctx context.Context, index, size uint64) ([][32]b
 	if index >= size || size > n {
 		return nil, &RangeError{What: "inclusion proof", A: index, B: size, Size: n}
 	}
-	pb, err := client.NewProofBuilder(ctx, size, p.tileOrFull)
+	pb, err := client.NewProofBuilder(ctx, size, p.ReadTile)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: inclusion proof: %w", err)
 	}
@@ -256,7 +257,7 @@ func (p *POSIX) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) (
 	if oldSize == 0 || oldSize == newSize {
 		return nil, nil
 	}
-	pb, err := client.NewProofBuilder(ctx, newSize, p.tileOrFull)
+	pb, err := client.NewProofBuilder(ctx, newSize, p.ReadTile)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: consistency proof: %w", err)
 	}
@@ -277,7 +278,7 @@ func (p *POSIX) Entry(ctx context.Context, index uint64) ([]byte, error) {
 		return nil, &RangeError{What: "entry", A: index, B: n, Size: n}
 	}
 	bi := index / layout.EntryBundleWidth
-	raw, err := orFull(layout.PartialTileSize(0, bi, n), func(w uint8) ([]byte, error) { return p.ReadEntryBundle(ctx, bi, w) })
+	raw, err := p.ReadEntryBundle(ctx, bi, layout.PartialTileSize(0, bi, n))
 	if err != nil {
 		return nil, err
 	}
@@ -307,32 +308,59 @@ func (p *POSIX) Close(ctx context.Context) error {
 	return nil
 }
 
-// ReadTile returns the tile at exactly that path (no fallback from a
-// partial to a full tile); fs.ErrNotExist when it is missing.
+// ReadTile returns the tile of width w (0: full); fs.ErrNotExist when
+// missing. A partial tile that was never written at that width (the tree
+// grew past it within one batch, or was migrated in one step) or was
+// removed once full is cut from the full tile or the narrowest wider one:
+// a tile's first w hashes never change.
 func (p *POSIX) ReadTile(_ context.Context, level, index uint64, w uint8) ([]byte, error) {
-	return p.dir.read(layout.TilePath(level, index, w), maxTileBytes)
-}
-
-// ReadEntryBundle returns the entry bundle at exactly that path.
-func (p *POSIX) ReadEntryBundle(_ context.Context, index uint64, w uint8) ([]byte, error) {
-	return p.dir.read(layout.EntriesPath(index, w), maxBundleBytes)
-}
-
-// tileOrFull reads a tile, the full one when the partial one of width w
-// was already replaced by it.
-func (p *POSIX) tileOrFull(ctx context.Context, level, index uint64, w uint8) ([]byte, error) {
-	return orFull(w, func(w uint8) ([]byte, error) { return p.ReadTile(ctx, level, index, w) })
-}
-
-// orFull reads the resource of width w, or the full one if that one is
-// gone (a full tile or bundle starts with every hash or entry of its
-// partial forms).
-func orFull(w uint8, read func(uint8) ([]byte, error)) ([]byte, error) {
-	b, err := read(w)
-	if w > 0 && errors.Is(err, fs.ErrNotExist) {
-		return read(0)
+	b, err := p.readPrefix(w, func(w uint8) ([]byte, error) {
+		return p.dir.read(layout.TilePath(level, index, w), maxTileBytes)
+	})
+	if err != nil || w == 0 {
+		return b, err
 	}
-	return b, err
+	if len(b) < int(w)*32 {
+		return nil, fmt.Errorf("tlog: tile %d/%d holds %d bytes, not %d hashes", level, index, len(b), w)
+	}
+	return b[:int(w)*32], nil
+}
+
+// ReadEntryBundle returns the entry bundle of width w, like ReadTile.
+func (p *POSIX) ReadEntryBundle(_ context.Context, index uint64, w uint8) ([]byte, error) {
+	b, err := p.readPrefix(w, func(w uint8) ([]byte, error) {
+		return p.dir.read(layout.EntriesPath(index, w), maxBundleBytes)
+	})
+	if err != nil || w == 0 {
+		return b, err
+	}
+	// Cut after entry w (uint16 length, bytes).
+	off := 0
+	for range w {
+		if off+2 > len(b) || off+2+int(binary.BigEndian.Uint16(b[off:])) > len(b) {
+			return nil, fmt.Errorf("tlog: entry bundle %d holds fewer than %d entries", index, w)
+		}
+		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+	}
+	return b[:off], nil
+}
+
+// readPrefix reads the resource of width w, else the full one, else the
+// narrowest wider partial one.
+func (p *POSIX) readPrefix(w uint8, read func(uint8) ([]byte, error)) ([]byte, error) {
+	b, err := read(w)
+	if w == 0 || !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	if b, err := read(0); !errors.Is(err, fs.ErrNotExist) {
+		return b, err
+	}
+	for wider := int(w) + 1; wider < layout.TileWidth; wider++ {
+		if b, err := read(uint8(wider)); !errors.Is(err, fs.ErrNotExist) {
+			return b, err
+		}
+	}
+	return nil, err
 }
 
 // hashes converts proof hashes to arrays.
