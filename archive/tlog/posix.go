@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -63,8 +62,13 @@ type POSIX struct {
 	reader   tessera.LogReader
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
-	closed   atomic.Bool
 	done     chan struct{}
+
+	// closeMu orders Append's check of closed with Close: an Append that
+	// saw it open is counted in inflight before Close waits for them.
+	closeMu  sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
 
 	mu   sync.Mutex
 	last Checkpoint // the last checkpoint read back and verified
@@ -132,9 +136,14 @@ func (p *POSIX) Append(ctx context.Context, entry []byte) (uint64, error) {
 	if err := checkEntry(entry); err != nil {
 		return 0, err
 	}
-	if p.closed.Load() {
+	p.closeMu.RLock()
+	if p.closed {
+		p.closeMu.RUnlock()
 		return 0, ErrClosed
 	}
+	p.inflight.Add(1)
+	p.closeMu.RUnlock()
+	defer p.inflight.Done()
 	fut := p.add(ctx, tessera.NewEntry(append([]byte(nil), entry...)))
 	type result struct {
 		idx tessera.Index
@@ -293,11 +302,26 @@ func (p *POSIX) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	return append([]byte(nil), b.Entries[k]...), nil
 }
 
-// Close implements Log: Tessera's shutdown (every acknowledged entry in a
-// published checkpoint), then its background tasks end.
+// Close implements Log: new appends are refused, those under way are
+// waited for (bounded by ctx; then they end with ErrClosed), then
+// Tessera's shutdown (every acknowledged entry in a published
+// checkpoint), then its background tasks end.
 func (p *POSIX) Close(ctx context.Context) error {
-	if p.closed.Swap(true) {
+	p.closeMu.Lock()
+	if p.closed {
+		p.closeMu.Unlock()
 		return nil
+	}
+	p.closed = true
+	p.closeMu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		p.inflight.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-ctx.Done():
 	}
 	err := p.shutdown(ctx)
 	close(p.done)
