@@ -113,7 +113,7 @@ func appendAll(t *testing.T, l tlog.Log, tag string, n, workers int) map[uint64]
 				e := fmt.Appendf(nil, "%s entry %d", tag, i)
 				idx, err := l.Append(ctx, e)
 				if err != nil {
-					errs <- fmt.Errorf("Append %d: %w", i, err)
+					errs <- fmt.Errorf("append %d: %w", i, err)
 					return
 				}
 				mu.Lock()
