@@ -264,3 +264,26 @@ func ExtendRange(rng [][32]byte, size uint64, leaves [][32]byte) ([][32]byte, er
 	}
 	return out, nil
 }
+
+// TileHashes returns the C2SP tlog-tiles hash tile (height 8) at tile
+// level level and index index, width hashes wide (1 to 256): the hashes of
+// the perfect subtrees of 256^level leaves numbered index*256 to
+// index*256+width-1, 32 bytes each, left to right. Every one of them must
+// be complete in the tree of Size(), else *RangeError.
+func (j *Journal) TileHashes(level, index uint64, width int) ([]byte, error) {
+	cur := j.Size()
+	last := index*256 + uint64(width) - 1
+	if width < 1 || width > 256 || level > 7 || index > (1<<56)-1 || last >= cur>>(8*level) {
+		return nil, fmt.Errorf("store: tile hashes: %w", &RangeError{What: "tile", A: level, B: index, Size: cur})
+	}
+	var data []byte
+	err := j.db.View(func(txn *badger.Txn) error {
+		var err error
+		data, err = tlog.ReadTileData(tlog.Tile{H: 8, L: int(level), N: int64(index), W: width}, txnReader{txn: txn, c: j.c})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: tile %d/%d: %w", level, index, err)
+	}
+	return data, nil
+}

@@ -27,7 +27,7 @@ import (
 // servedLog is a POSIX log with entries, served over loopback HTTP under
 // /log/.
 type servedLog struct {
-	l        *tlog.POSIX
+	l        logSource
 	dir      string
 	h        http.Handler
 	srv      *httptest.Server
@@ -37,16 +37,29 @@ type servedLog struct {
 	cps      []tlog.Checkpoint
 }
 
-// newServedLog appends sizes[0] entries, awaits a checkpoint, then up to
-// sizes[1], and so on.
+// logSource is a log that Handler can serve.
+type logSource interface {
+	tlog.Log
+	tlog.Source
+}
+
+// newServedLog is newServedLogOf a Tessera POSIX log.
 func newServedLog(t *testing.T, sizes ...int) *servedLog {
+	return newServedLogOf(t, "posix", sizes...)
+}
+
+// newServedLogOf opens a log of backend ("posix" or "journal"), appends
+// sizes[0] entries, awaits a checkpoint, then up to sizes[1], and so on.
+func newServedLogOf(t *testing.T, backend string, sizes ...int) *servedLog {
 	t.Helper()
 	ctx := t.Context()
 	s, v := tlogtest.Keys(t, "edgeseal-archive")
 	dir := t.TempDir()
-	l, err := tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: dir, Signer: s, Verifier: v, CheckpointInterval: 100e6})
-	if err != nil {
-		t.Fatal(err)
+	var l logSource
+	if backend == "posix" {
+		l = openPOSIX(t, dir, s, v).(*tlog.POSIX)
+	} else {
+		l = openJournal(t, dir, s, v).(*tlog.Journal)
 	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	sl := &servedLog{l: l, dir: dir, verifier: v}
@@ -86,9 +99,15 @@ func (sl *servedLog) get(t *testing.T, p string) (int, []byte) {
 // independent implementation) verify the checkpoint's signature, the
 // inclusion of entries and the consistency of two checkpoints.
 func TestStandardClientsFollowLog(t *testing.T) {
+	for _, backend := range []string{"posix", "journal"} {
+		t.Run(backend, func(t *testing.T) { testStandardClients(t, backend) })
+	}
+}
+
+func testStandardClients(t *testing.T, backend string) {
 	// Sizes cross entry bundle and tile boundaries; the first checkpoint
 	// is partial in its last tile.
-	sl := newServedLog(t, 300, 1000)
+	sl := newServedLogOf(t, backend, 300, 1000)
 	ctx := t.Context()
 	old, cur := sl.cps[0], sl.cps[1]
 	origin := sl.verifier.Name()

@@ -13,7 +13,13 @@ import (
 // TestHandlerServesCommittedResources checks what is served and how it
 // may be cached.
 func TestHandlerServesCommittedResources(t *testing.T) {
-	sl := newServedLog(t, 300) // bundles 000 (full) and 001.p/44
+	for _, backend := range []string{"posix", "journal"} {
+		t.Run(backend, func(t *testing.T) { testServesCommitted(t, backend) })
+	}
+}
+
+func testServesCommitted(t *testing.T, backend string) {
+	sl := newServedLogOf(t, backend, 300) // bundles 000 (full) and 001.p/44
 	for _, tc := range []struct {
 		path, cache string
 		size        int
@@ -66,7 +72,13 @@ func TestHandlerServesCommittedResources(t *testing.T) {
 // methods, paths not in canonical form, resources beyond the published
 // checkpoint, folders (no listing) and the log's private state.
 func TestHandlerRefuses(t *testing.T) {
-	sl := newServedLog(t, 300)
+	for _, backend := range []string{"posix", "journal"} {
+		t.Run(backend, func(t *testing.T) { testRefuses(t, backend) })
+	}
+}
+
+func testRefuses(t *testing.T, backend string) {
+	sl := newServedLogOf(t, backend, 300)
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		req, _ := http.NewRequest(m, sl.srv.URL+"/log/checkpoint", strings.NewReader("x"))

@@ -2,10 +2,13 @@ package tlog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 
+	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/edgeseal/edgeseal/bundle/merkle"
@@ -138,4 +141,47 @@ func (l *Journal) Close(context.Context) error {
 		return fmt.Errorf("tlog: close: %w", err)
 	}
 	return nil
+}
+
+var _ Source = (*Journal)(nil)
+
+// ReadTile implements Source from the journal's stored hashes; a tile
+// not complete in the journal is fs.ErrNotExist. The tiles are those a
+// Tessera log of the same entries serves, byte for byte.
+func (l *Journal) ReadTile(_ context.Context, level, index uint64, w uint8) ([]byte, error) {
+	width := int(w)
+	if width == 0 {
+		width = layout.TileWidth
+	}
+	b, err := l.j.TileHashes(level, index, width)
+	if _, ok := errors.AsType[*store.RangeError](err); ok {
+		return nil, fmt.Errorf("tlog: tile %d/%d.%d: %w", level, index, w, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tlog: %w", err)
+	}
+	return b, nil
+}
+
+// ReadEntryBundle implements Source from the journal's records.
+func (l *Journal) ReadEntryBundle(ctx context.Context, index uint64, w uint8) ([]byte, error) {
+	width := uint64(w)
+	if width == 0 {
+		width = layout.EntryBundleWidth
+	}
+	n := l.j.Size()
+	if index >= n/layout.EntryBundleWidth+1 || index*layout.EntryBundleWidth+width > n {
+		return nil, fmt.Errorf("tlog: entry bundle %d.%d: %w", index, w, fs.ErrNotExist)
+	}
+	from := index * layout.EntryBundleWidth
+	var b []byte
+	err := l.j.Records(ctx, from, from+width, func(_ uint64, rec []byte) error {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(rec)))
+		b = append(b, rec...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tlog: entry bundle %d: %w", index, err)
+	}
+	return b, nil
 }

@@ -87,6 +87,34 @@ func TestMigrateJournalToPOSIX(t *testing.T) {
 	if err := merkle.VerifyConsistency(p, old.Size, c.Size, old.Root, c.Root); err != nil {
 		t.Fatalf("journal checkpoint %d to migrated %d: %v", old.Size, c.Size, err)
 	}
+	// The migrated log serves the journal's tiles and entry bundles byte
+	// for byte: a follower does not see the migration.
+	js, ps := src.(tlog.Source), dst.(tlog.Source)
+	for _, r := range []struct {
+		level, index uint64
+		w            uint8
+		bundle       bool
+	}{{0, 0, 0, false}, {0, 1, 0, false}, {0, 2, 188, false}, {0, 1, 44, false}, {1, 0, 2, false}, {1, 0, 1, false},
+		{0, 0, 0, true}, {0, 2, 188, true}, {0, 1, 44, true}} {
+		read := func(s tlog.Source) ([]byte, error) {
+			if r.bundle {
+				return s.ReadEntryBundle(ctx, r.index, r.w)
+			}
+			return s.ReadTile(ctx, r.level, r.index, r.w)
+		}
+		a, err := read(js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := read(ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(a) != string(b) {
+			t.Fatalf("%+v: the journal and the migrated log serve different bytes", r)
+		}
+	}
+
 	// A standard client holding the journal's old checkpoint follows the
 	// migrated log over HTTP: tiles at the old size are served (cut from
 	// the wider ones the migration wrote).
