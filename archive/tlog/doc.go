@@ -21,11 +21,20 @@
 //   - NewJournal: the archive's existing log, a store.Journal (Badger) with
 //     checkpoints signed on demand, behind the same interface.
 //
+// Both hash leaves alike, so the same entries make the same tree:
+// MigrateToPOSIX copies a journal log into a Tessera one with Tessera's
+// migration lifecycle and checks the root, and every checkpoint and
+// inclusion proof issued before stays valid.
+//
 // Handler serves a log's tiles, entry bundles and checkpoint read-only
 // over HTTP at the C2SP tlog-tiles paths, so that standard clients,
-// monitors and witnesses can follow it. It serves only resources the
+// monitors and witnesses can follow it; both logs are a Source and serve
+// the same bytes for the same entries. It serves only resources the
 // published checkpoint commits to, opens files without following
 // symbolic links and never lists a directory.
+//
+// Tessera logs through klog (RouteLibraryLogs sends it to a slog
+// logger) and a few lines through slog.Default.
 //
 // tlogtest holds the conformance suite every Log passes.
 package tlog
