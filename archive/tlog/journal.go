@@ -134,6 +134,14 @@ func (l *Journal) Entry(_ context.Context, index uint64) ([]byte, error) {
 	return rec, nil
 }
 
+// Entries implements Log.
+func (l *Journal) Entries(ctx context.Context, from, to uint64, fn func(uint64, []byte) error) error {
+	if n := l.j.Size(); from > to || to > n {
+		return &RangeError{What: "entries", A: from, B: to, Size: n}
+	}
+	return l.j.Records(ctx, from, to, fn)
+}
+
 // Close implements Log: every append returned is already in the journal;
 // the journal is closed.
 func (l *Journal) Close(context.Context) error {

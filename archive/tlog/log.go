@@ -39,6 +39,10 @@ type Log interface {
 	ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][32]byte, error)
 	// Entry returns entry index (index < Size, else *RangeError).
 	Entry(ctx context.Context, index uint64) ([]byte, error)
+	// Entries calls fn with each entry in [from, to), in order (to <=
+	// Size, else *RangeError); it stops at fn's first error or ctx's and
+	// returns it. fn must not keep entry.
+	Entries(ctx context.Context, from, to uint64, fn func(index uint64, entry []byte) error) error
 	// Close waits until every acknowledged entry is in a published
 	// checkpoint (bounded by ctx), then releases the log.
 	Close(ctx context.Context) error

@@ -56,13 +56,11 @@ func bundleOf(ctx context.Context, src Log, index uint64, width uint8) ([]byte, 
 		w = layout.EntryBundleWidth
 	}
 	var b []byte
-	for i := index * layout.EntryBundleWidth; i < index*layout.EntryBundleWidth+w; i++ {
-		e, err := src.Entry(ctx, i)
-		if err != nil {
-			return nil, err
-		}
+	from := index * layout.EntryBundleWidth
+	err := src.Entries(ctx, from, from+w, func(_ uint64, e []byte) error {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
 		b = append(b, e...)
-	}
-	return b, nil
+		return nil
+	})
+	return b, err
 }

@@ -302,6 +302,41 @@ func (p *POSIX) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	return append([]byte(nil), b.Entries[k]...), nil
 }
 
+// Entries implements Log, reading each entry bundle once.
+func (p *POSIX) Entries(ctx context.Context, from, to uint64, fn func(uint64, []byte) error) error {
+	n, err := p.Size(ctx)
+	if err != nil {
+		return err
+	}
+	if from > to || to > n {
+		return &RangeError{What: "entries", A: from, B: to, Size: n}
+	}
+	for i := from; i < to; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		bi := i / layout.EntryBundleWidth
+		raw, err := p.ReadEntryBundle(ctx, bi, layout.PartialTileSize(0, bi, n))
+		if err != nil {
+			return err
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return fmt.Errorf("tlog: entry bundle %d: %w", bi, err)
+		}
+		for k := i % layout.EntryBundleWidth; k < uint64(len(b.Entries)) && i < to; k++ {
+			if err := fn(i, b.Entries[k]); err != nil {
+				return err
+			}
+			i++
+		}
+		if i < to && i%layout.EntryBundleWidth != 0 {
+			return fmt.Errorf("tlog: entry bundle %d holds %d entries, short of entry %d", bi, len(b.Entries), i)
+		}
+	}
+	return nil
+}
+
 // Close implements Log: new appends are refused, those under way are
 // waited for (bounded by ctx; then they end with ErrClosed), then
 // Tessera's shutdown (every acknowledged entry in a published

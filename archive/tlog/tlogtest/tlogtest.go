@@ -211,6 +211,37 @@ func checkAll(t *testing.T, s Suite, l tlog.Log, entries [][]byte, cps []tlog.Ch
 		}
 		leaves[i] = merkle.LeafHash(e)
 	}
+	var got [][]byte
+	if err := l.Entries(ctx, 0, uint64(len(entries)), func(i uint64, e []byte) error {
+		if i != uint64(len(got)) {
+			return fmt.Errorf("entry %d after %d", i, len(got))
+		}
+		got = append(got, append([]byte(nil), e...))
+		return nil
+	}); err != nil {
+		t.Fatalf("Entries: %v", err)
+	}
+	for i := range entries {
+		if string(got[i]) != string(entries[i]) {
+			t.Fatalf("Entries gave %q at %d, want %q", got[i], i, entries[i])
+		}
+	}
+	for _, r := range [][2]uint64{{255, 257}, {3, 3}, {uint64(len(entries)) - 1, uint64(len(entries))}} {
+		n := 0
+		if err := l.Entries(ctx, r[0], r[1], func(i uint64, e []byte) error {
+			if i != r[0]+uint64(n) || string(e) != string(entries[i]) {
+				return fmt.Errorf("entry %d is %q", i, e)
+			}
+			n++
+			return nil
+		}); err != nil || uint64(n) != r[1]-r[0] {
+			t.Fatalf("Entries(%d, %d): %d entries, %v", r[0], r[1], n, err)
+		}
+	}
+	stop := errors.New("stop")
+	if err := l.Entries(ctx, 0, uint64(len(entries)), func(uint64, []byte) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("Entries did not return fn's error: %v", err)
+	}
 	for k, c := range cps {
 		checkNote(t, s, c)
 		if c.Size > uint64(len(entries)) {
@@ -295,6 +326,10 @@ func testBounds(t *testing.T, s Suite) {
 	wantRange(t, "ConsistencyProof(1, n+1)", err)
 	_, err = l.Entry(ctx, n)
 	wantRange(t, "Entry(n)", err)
+	err = l.Entries(ctx, 0, n+1, func(uint64, []byte) error { return nil })
+	wantRange(t, "Entries(0, n+1)", err)
+	err = l.Entries(ctx, 2, 1, func(uint64, []byte) error { return nil })
+	wantRange(t, "Entries(2, 1)", err)
 	closeLog(t, l)
 	if _, err := l.Append(ctx, []byte("after close")); err == nil {
 		t.Fatal("Append after Close succeeded")
