@@ -81,10 +81,11 @@ func (e *RangeError) Error() string {
 	return fmt.Sprintf("tlog: %s %d, %d: out of range for a log of %d", e.What, e.A, e.B, e.Size)
 }
 
-// OpenCheckpoint verifies a signed checkpoint note with v and parses its
-// body (three lines, origin = the verifier's name).
-func OpenCheckpoint(signed []byte, v note.Verifier) (Checkpoint, error) {
-	n, err := note.Open(signed, note.VerifierList(v))
+// OpenCheckpoint verifies a signed checkpoint note with v, or one of
+// more (earlier keys of the same origin), and parses its body (three
+// lines, origin = v's name).
+func OpenCheckpoint(signed []byte, v note.Verifier, more ...note.Verifier) (Checkpoint, error) {
+	n, err := note.Open(signed, note.VerifierList(append([]note.Verifier{v}, more...)...))
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
 	}

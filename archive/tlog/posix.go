@@ -42,6 +42,10 @@ type POSIXOptions struct {
 	// Verifier checks every checkpoint read back from Dir; it must be
 	// Signer's. Required.
 	Verifier note.Verifier
+	// Previous are the log's earlier keys (same name), after a key
+	// rotation: the checkpoint they last published still opens, the next
+	// one is signed by Signer.
+	Previous []note.Verifier
 	// CheckpointInterval is the least time between two published
 	// checkpoints (at least 100ms); DefaultCheckpointInterval when zero.
 	CheckpointInterval time.Duration
@@ -57,6 +61,7 @@ type POSIXOptions struct {
 type POSIX struct {
 	dir      dirReader
 	verifier note.Verifier
+	previous []note.Verifier
 	log      *slog.Logger
 	add      tessera.AddFn
 	reader   tessera.LogReader
@@ -86,6 +91,11 @@ func OpenPOSIX(ctx context.Context, opts POSIXOptions) (*POSIX, error) {
 	if opts.Signer.Name() != opts.Verifier.Name() || opts.Signer.KeyHash() != opts.Verifier.KeyHash() {
 		return nil, errors.New("tlog: open: Verifier is not Signer's")
 	}
+	for _, v := range opts.Previous {
+		if v.Name() != opts.Signer.Name() {
+			return nil, fmt.Errorf("tlog: open: previous key %q is not named %q", v.Name(), opts.Signer.Name())
+		}
+	}
 	if opts.CheckpointInterval == 0 {
 		opts.CheckpointInterval = DefaultCheckpointInterval
 	}
@@ -114,7 +124,7 @@ func OpenPOSIX(ctx context.Context, opts POSIXOptions) (*POSIX, error) {
 		return nil, fmt.Errorf("tlog: open %s: %w", opts.Dir, err)
 	}
 	p := &POSIX{
-		dir: dirReader{dir: opts.Dir}, verifier: opts.Verifier, log: opts.Logger,
+		dir: dirReader{dir: opts.Dir}, verifier: opts.Verifier, previous: opts.Previous, log: opts.Logger,
 		add: app.Add, reader: reader, shutdown: shutdown, cancel: cancel, done: make(chan struct{}),
 	}
 	// The checkpoint on disk must be ours: a log signed by another key or
@@ -193,7 +203,7 @@ func (p *POSIX) Checkpoint(context.Context) (Checkpoint, error) {
 	if string(raw) == string(p.last.Note) {
 		return p.last, nil
 	}
-	c, err := OpenCheckpoint(raw, p.verifier)
+	c, err := OpenCheckpoint(raw, p.verifier, p.previous...)
 	if err != nil {
 		return Checkpoint{}, err
 	}

@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/edgeseal/edgeseal/archive/tlog"
 	"github.com/edgeseal/edgeseal/archive/tlog/tlogtest"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
 )
 
 // TestOpenPOSIXRefuses checks the options and that a log whose published
@@ -72,5 +75,58 @@ func TestAwaitCheckpointEnds(t *testing.T) {
 	}
 	if _, err := l.Append(t.Context(), []byte("y")); !errors.Is(err, tlog.ErrClosed) {
 		t.Fatalf("Append after Close: %v", err)
+	}
+}
+
+// TestKeyRotation reopens a log with a new key, naming the old one as
+// previous: the checkpoint the old key published opens, the next is
+// signed by the new key, and the tree goes on (consistent).
+func TestKeyRotation(t *testing.T) {
+	ctx := t.Context()
+	s1, v1 := tlogtest.Keys(t, "edgeseal-archive")
+	s2, v2 := tlogtest.Keys(t, "edgeseal-archive")
+	dir := t.TempDir()
+	l := openPOSIX(t, dir, s1, v1)
+	if _, err := l.Append(ctx, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := l.AwaitCheckpoint(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: dir, Signer: s2, Verifier: v2, Previous: []note.Verifier{v2}}); err == nil {
+		t.Fatal("opened without the old key")
+	}
+	_, vOther := tlogtest.Keys(t, "other-origin")
+	if _, err := tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: dir, Signer: s2, Verifier: v2, Previous: []note.Verifier{vOther}}); err == nil {
+		t.Fatal("opened with a previous key of another name")
+	}
+	l2, err := tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: dir, Signer: s2, Verifier: v2, Previous: []note.Verifier{v1}, CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close(ctx)
+	if _, err := l2.Append(ctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l2.AwaitCheckpoint(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlog.OpenCheckpoint(c.Note, v2); err != nil {
+		t.Fatalf("new checkpoint under the new key: %v", err)
+	}
+	if _, err := tlog.OpenCheckpoint(c.Note, v1); err == nil {
+		t.Fatal("new checkpoint opens under the old key")
+	}
+	p, err := l2.ConsistencyProof(ctx, old.Size, c.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := merkle.VerifyConsistency(p, old.Size, c.Size, old.Root, c.Root); err != nil {
+		t.Fatal(err)
 	}
 }
