@@ -57,6 +57,15 @@ func (r *faultRig) spoolEntries(name string) []string {
 	return out
 }
 
+// spoolWhere says where each pair still without a receipt is.
+func (r *faultRig) spoolWhere() map[string][]string {
+	out := make(map[string][]string, len(r.spooled))
+	for name := range r.spooled {
+		out[name] = r.spoolEntries(name)
+	}
+	return out
+}
+
 // waitSpool waits up to d for the pair name's entries to be want.
 func (r *faultRig) waitSpool(label, name string, want []string, d time.Duration) {
 	r.t.Helper()
