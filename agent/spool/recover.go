@@ -75,9 +75,17 @@ func (w *Watcher) recoverSidecar(base string) error {
 		return err
 	}
 	defer unix.Close(dirfd)
-	id := sidecarID(dirfd, base+MetaSuffix)
+	// The sidecar is read only when a slot could be its pair's: a sidecar
+	// waiting for its data file is looked at every poll.
+	read, id := false, ""
+	sidecar := func() string {
+		if !read {
+			read, id = true, sidecarID(dirfd, base+MetaSuffix)
+		}
+		return id
+	}
 	for _, sub := range []string{DoneDir, RejectedDir} {
-		moved, err := w.recoverInto(dirfd, sub, base, id)
+		moved, err := w.recoverInto(dirfd, sub, base, sidecar)
 		if err != nil || moved {
 			return err
 		}
@@ -87,13 +95,13 @@ func (w *Watcher) recoverSidecar(base string) error {
 
 // recoverInto moves the sidecar of base into its pair's slot of sub, if
 // sub has one, drops the data copy from done/ and syncs both folders.
-func (w *Watcher) recoverInto(dirfd int, sub, base, id string) (bool, error) {
+func (w *Watcher) recoverInto(dirfd int, sub, base string, sidecar func() string) (bool, error) {
 	subfd, err := openDir(dirfd, sub)
 	if err != nil {
 		return false, err
 	}
 	defer unix.Close(subfd)
-	slot, err := halfMovedSlot(subfd, sub, base, id)
+	slot, err := halfMovedSlot(subfd, sub, base, sidecar)
 	if err != nil || slot == "" {
 		return false, err
 	}
@@ -117,9 +125,10 @@ func (w *Watcher) recoverInto(dirfd int, sub, base, id string) (bool, error) {
 }
 
 // halfMovedSlot finds the slot of sub (base, base~2, ...) that holds the
-// result file of the pair whose sidecar, naming export id id ("" for
-// none), was left in the spool, and no sidecar. The slot is the pair's
-// when
+// result file of the pair whose sidecar was left in the spool, and no
+// sidecar; sidecar returns the export id the sidecar names ("" for none,
+// or when it is no regular file: it is never read through a link). The
+// slot is the pair's when
 //
 //   - the sidecar names an export id and the result file records it;
 //   - else the slot still holds the data file (the move stopped between
@@ -128,7 +137,7 @@ func (w *Watcher) recoverInto(dirfd int, sub, base, id string) (bool, error) {
 //     is the one derived from base and the receipt's payload digest.
 //
 // "" when none is.
-func halfMovedSlot(subfd int, sub, base, id string) (string, error) {
+func halfMovedSlot(subfd int, sub, base string, sidecar func() string) (string, error) {
 	suffix := resultSuffix(sub)
 	for k := 1; k <= maxSlots; k++ {
 		cand := slotName(base, k)
@@ -161,7 +170,7 @@ func halfMovedSlot(subfd int, sub, base, id string) (string, error) {
 		case err != nil:
 			return "", err
 		}
-		switch {
+		switch id := sidecar(); {
 		case id != "":
 			if doc.ExportID == id {
 				return cand, nil

@@ -272,7 +272,9 @@ func TestResultLookupFailureIsNoAnswer(t *testing.T) {
 // by an agent that dropped it before moving the sidecar) gets its
 // sidecar back when the receipt names the sidecar's id, or the id derived
 // from the name and the receipt's digest; a sidecar of another export
-// (same name, another id) waits for its data file instead.
+// (same name, another id) waits for its data file instead, and a sidecar
+// that is a symbolic link is not read through (its target's id is not
+// taken). Temp files of result files go at start.
 func TestSidecarRecoveredAfterSweep(t *testing.T) {
 	dir := t.TempDir()
 	done := filepath.Join(dir, DoneDir)
@@ -287,14 +289,22 @@ func TestSidecarRecoveredAfterSweep(t *testing.T) {
 	write(t, filepath.Join(dir, "b.csv"+MetaSuffix), goodMeta)
 	write(t, filepath.Join(done, "c.json"+ReceiptSuffix), `{"exportId":"inv-9","seq":5}`)
 	write(t, filepath.Join(dir, "c.json"+MetaSuffix), strings.Replace(withID, "inv-1", "inv-10", 1))
+	// A sidecar that is a link is never read: the id its target names
+	// does not match the slot.
+	outside := filepath.Join(t.TempDir(), "meta")
+	write(t, outside, strings.Replace(withID, "inv-1", "inv-4", 1))
+	write(t, filepath.Join(done, "d.json"+ReceiptSuffix), `{"exportId":"inv-4","seq":6}`)
+	if err := os.Symlink(outside, filepath.Join(dir, "d.json"+MetaSuffix)); err != nil {
+		t.Fatal(err)
+	}
 	write(t, filepath.Join(done, ".c.json"+ReceiptSuffix+".tmp-4242"), "partial")
 	write(t, filepath.Join(done, ".keep.tmp-1"), "not ours")
 
 	newWatcher(t, dir, newFake()) // recovery at start
-	if got := listDir(t, done); !slices.Equal(got, []string{".keep.tmp-1", "a.json.meta.json", "a.json.receipt.json", "b.csv.meta.json", "b.csv.receipt.json", "c.json.receipt.json"}) {
+	if got := listDir(t, done); !slices.Equal(got, []string{".keep.tmp-1", "a.json.meta.json", "a.json.receipt.json", "b.csv.meta.json", "b.csv.receipt.json", "c.json.receipt.json", "d.json.receipt.json"}) {
 		t.Fatalf("done/ holds %v", got)
 	}
-	if got := listDir(t, dir); !slices.Equal(got, []string{"c.json.meta.json", DoneDir, RejectedDir}) {
+	if got := listDir(t, dir); !slices.Equal(got, []string{"c.json.meta.json", "d.json.meta.json", DoneDir, RejectedDir}) {
 		t.Fatalf("the spool holds %v", got)
 	}
 }
