@@ -123,11 +123,10 @@ func New(opts Options) (*Watcher, error) {
 		return nil, err
 	}
 	w := &Watcher{
-		opts: opts,
-		log:  opts.Logger.With("component", "spool", "dir", opts.Dir),
-		wake: make(chan struct{}, 1),
-		seen: map[string]stamp{},
-
+		opts:       opts,
+		log:        opts.Logger.With("component", "spool", "dir", opts.Dir),
+		wake:       make(chan struct{}, 1),
+		seen:       map[string]stamp{},
 		leftCopies: map[string]bool{},
 	}
 	// Finish what a failed or interrupted move left (recover.go), then
