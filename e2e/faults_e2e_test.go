@@ -56,7 +56,9 @@ func objectDirs(adata string) []string {
 // stopped and checked (every export answered 201 journaled once, the
 // journal scrubs, every receipt on the agent names a bundle the archive
 // logged and stores, the archive's log, index and objects agree), started
-// again, and at the end the backlog drains.
+// again, and at the end the backlog drains. The spool's own faults
+// (spoolFaults: a failed receipt lookup, a pair half moved by a failed
+// rename and a crash) must end with the pair's receipt under its name.
 func TestFaultsDeterministic(t *testing.T) {
 	start := time.Now()
 	r := newFaultRig(t)
@@ -97,6 +99,7 @@ func TestFaultsDeterministic(t *testing.T) {
 			t.Errorf("%s: the %s stopped (%s); an object-store failure must only fail the bundle", c.f, c.f.Target, o.status)
 		}
 	}
+	r.spoolFaults(ctx)
 	r.quarantineFault()
 	r.drain(ctx)
 	t.Logf("%d faults and the quarantine's, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))

@@ -329,7 +329,7 @@ func (r *faultRig) drain(ctx context.Context) {
 	var maxSeq uint64
 	for deadline := time.Now().Add(60 * time.Second); r.spoolReceipts() > 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d spool pairs without a receipt 60s after the last fault: %v\nagent:\n%s", len(r.spooled), r.spooled, tail(r.ag.stderr.String()))
+			t.Fatalf("%d spool pairs without a receipt 60s after the last fault: %v\nagent:\n%s", len(r.spooled), r.spoolWhere(), tail(r.ag.stderr.String()))
 		}
 	}
 	r.led.mu.Lock()

@@ -67,10 +67,21 @@
 // directory) before the pair is moved, and the moves are synced. After a
 // crash between journaling and moving, the pair is ingested again, the
 // journal answers the same id as a duplicate with the original receipt, and
-// the pair moves to done/ as before; a sidecar left behind by a crash
-// between the two renames is moved after its data file. A crash after a
-// rejection was journaled but before the pair moved journals the rejection
-// once more: attempts are custody too.
+// the pair moves to done/ as before, into the slot whose receipt records
+// that id (the receipt is kept as first written). A failed system call
+// (an open, rename, unlink or directory sync the disk refuses) is handled
+// as a crash at that point: the pair, or what is left of it, is finished
+// by the next poll, or at the next start. A sidecar left behind after its
+// data file moved is moved after it, at start (before payload copies are
+// dropped) and at each poll, into the slot whose result file records the
+// sidecar's id (or, for a sidecar without one, holds the data file or a
+// receipt whose digest derives the id); a temp file of a result file is
+// removed at start; a payload copy a failed move left in done/ is dropped
+// by the next poll. A lookup in done/ or rejected/ the disk fails is an
+// error (the pair waits), never a name taken: a pair is never moved under
+// another name than its receipt's. A crash after a rejection was journaled
+// but before the pair moved journals the rejection once more: attempts are
+// custody too.
 //
 // Names already taken in done/ or rejected/ (the same file name dropped
 // again) get a suffix: NAME~2, NAME~3, ...

@@ -8,10 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,18 +64,21 @@ func errorFile(name, id string, rej *RejectError, now time.Time) []byte {
 // (done/ or rejected/) with renameat relative to the spool folder's
 // descriptor dirfd and syncs both directories. When check holds what was
 // read, each moved inode must be that one (*SwappedError otherwise).
+//
+// Every step may fail (or the agent stop) and leave its predecessors
+// done; each such state is finished by a later Scan or New (see
+// recover.go): a result file alone in sub is reused by the retake, a
+// sidecar left behind is moved after its data file, a data copy left in
+// done/ is swept.
 func (w *Watcher) finish(dirfd int, name, sub, id string, result []byte, check stamp) error {
 	dir := filepath.Join(w.opts.Dir, sub)
-	suffix := ReceiptSuffix
-	if sub == RejectedDir {
-		suffix = ErrorSuffix
-	}
+	suffix := resultSuffix(sub)
 	subfd, err := openDir(dirfd, sub)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(subfd)
-	slot, reuse, err := pickSlot(dir, name, id, suffix)
+	slot, reuse, err := pickSlot(subfd, name, id, suffix)
 	if err != nil {
 		return err
 	}
@@ -89,80 +90,119 @@ func (w *Watcher) finish(dirfd int, name, sub, id string, result []byte, check s
 		}
 	}
 	if err := moveChecked(dirfd, name, subfd, slot, check.data); err != nil {
-		return err
+		return w.leftCopy(sub, slot, err)
 	}
 	if err := moveChecked(dirfd, name+MetaSuffix, subfd, slot+MetaSuffix, check.meta); err != nil {
-		return err
+		return w.leftCopy(sub, slot, err)
 	}
 	if sub == DoneDir && !w.opts.KeepDonePayloads {
 		// The journal holds the payload (encrypted, when the archive has a
 		// content key): done/ keeps the receipt and the sidecar only. A
-		// crash before this unlink leaves the copy to sweepDone.
-		if err := unix.Unlinkat(subfd, slot, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("spool: drop %s from %s: %w", slot, dir, err)
+		// crash before this unlink leaves the copy to sweepDone; a
+		// failed unlink, to the next Scan.
+		if err := sysUnlinkat(subfd, slot); err != nil && !errors.Is(err, unix.ENOENT) {
+			return w.leftCopy(sub, slot, fmt.Errorf("spool: drop %s from %s: %w", slot, dir, err))
 		}
 	}
-	if err := unix.Fsync(subfd); err != nil {
+	if err := sysFsync(subfd, sub); err != nil {
 		return fmt.Errorf("spool: sync %s: %w", dir, err)
 	}
-	if err := unix.Fsync(dirfd); err != nil {
+	if err := sysFsync(dirfd, "."); err != nil {
 		return fmt.Errorf("spool: sync %s: %w", w.opts.Dir, err)
 	}
 	return nil
 }
 
-// sweepDone deletes the data files done/ still holds beside a receipt
-// (a crash between the move and the unlink, or a folder used before
-// payload copies were dropped). Links and other non-regular entries are
-// left alone.
-func sweepDone(dir string) (int, error) {
-	done := filepath.Join(dir, DoneDir)
-	ents, err := os.ReadDir(done)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+// leftCopy notes that a payload copy may be left at done/slot by a move
+// that failed with err after the data file could have moved, for the
+// next Scan to drop (dropLeftCopies), and returns err.
+func (w *Watcher) leftCopy(sub, slot string, err error) error {
+	if sub == DoneDir && !w.opts.KeepDonePayloads && len(w.leftCopies) < maxLeftCopies {
+		w.leftCopies[slot] = true
 	}
-	if err != nil {
-		return 0, fmt.Errorf("spool: sweep done: %w", err)
-	}
-	n := 0
-	var errs []error
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ReceiptSuffix)
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := os.Lstat(filepath.Join(done, name))
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if err := os.Remove(filepath.Join(done, name)); err != nil {
-			errs = append(errs, fmt.Errorf("spool: sweep done %s: %w", name, err))
-			continue
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
+	return err
 }
 
-// pickSlot returns the name the pair takes in dir: NAME, else NAME~2,
-// NAME~3, ...: the first whose data file and sidecar are free and whose
-// result file is absent (reuse false) or records the same export id
-// (reuse true: an earlier attempt wrote it and crashed before moving).
-func pickSlot(dir, name, id, suffix string) (slot string, reuse bool, err error) {
+// maxLeftCopies bounds the payload copies remembered for the next Scan;
+// beyond it they are left to the sweep at the next start.
+const maxLeftCopies = 1024
+
+// dropLeftCopies drops the payload copies failed moves left in done/
+// beside their receipt and sidecar (a slot without its sidecar keeps its
+// data file until recoverSidecar has moved the sidecar), then syncs done/.
+func (w *Watcher) dropLeftCopies() error {
+	if len(w.leftCopies) == 0 {
+		return nil
+	}
+	subfd, err := openDir(unix.AT_FDCWD, filepath.Join(w.opts.Dir, DoneDir))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(subfd)
+	for slot := range w.leftCopies {
+		complete, err := present(subfd, slot+MetaSuffix)
+		if err != nil {
+			return err
+		}
+		if complete && isRegular(subfd, slot) {
+			if err := sysUnlinkat(subfd, slot); err != nil && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("spool: drop %s from %s: %w", slot, DoneDir, err)
+			}
+			w.log.Info("dropped a payload copy a failed move left in done/", "file", slot)
+		}
+		if complete || !isRegular(subfd, slot) {
+			delete(w.leftCopies, slot)
+		}
+	}
+	if err := sysFsync(subfd, DoneDir); err != nil {
+		return fmt.Errorf("spool: sync %s: %w", DoneDir, err)
+	}
+	return nil
+}
+
+// resultSuffix is the result file suffix of sub.
+func resultSuffix(sub string) string {
+	if sub == RejectedDir {
+		return ErrorSuffix
+	}
+	return ReceiptSuffix
+}
+
+// pickSlot returns the name the pair takes in the directory subfd: NAME,
+// else NAME~2, NAME~3, ...: the first whose data file and sidecar are
+// free and whose result file is absent (reuse false) or records the same
+// export id (reuse true: an earlier attempt wrote it and failed before
+// moving). A slot it cannot look at (the disk failed the lookup) is an
+// error, never taken for used: the pair would otherwise end under another
+// name than the receipt of its first attempt, or the rename would
+// replace what is there.
+func pickSlot(subfd int, name, id, suffix string) (slot string, reuse bool, err error) {
+next:
 	for k := 1; k <= maxSlots; k++ {
 		cand := slotName(name, k)
-		if exists(filepath.Join(dir, cand)) || exists(filepath.Join(dir, cand+MetaSuffix)) {
-			continue
+		for _, n := range []string{cand, cand + MetaSuffix} {
+			there, err := present(subfd, n)
+			if err != nil {
+				return "", false, err
+			}
+			if there {
+				continue next
+			}
 		}
-		got, err := resultID(filepath.Join(dir, cand+suffix))
+		doc, err := readResult(subfd, cand+suffix)
+		var bad *badResultError
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return cand, false, nil
-		case err == nil && got == id:
+		case err == nil && doc.ExportID == id:
 			return cand, true, nil
+		case err == nil, errors.As(err, &bad):
+			// another export's, or no result file: taken
+		default:
+			return "", false, err
 		}
 	}
-	return "", false, fmt.Errorf("spool: no free name for %s in %s", name, dir)
+	return "", false, fmt.Errorf("spool: no free name for %s", name)
 }
 
 func slotName(name string, k int) string {
@@ -172,65 +212,52 @@ func slotName(name string, k int) string {
 	return fmt.Sprintf("%s~%d", name, k)
 }
 
-// recoverSidecar finishes a move a crash interrupted: the sidecar base +
-// MetaSuffix is alone in the spool folder while a slot in done/ or
-// rejected/ holds a data file and result file but no sidecar.
-func (w *Watcher) recoverSidecar(base string) error {
-	for _, sub := range []string{DoneDir, RejectedDir} {
-		dir := filepath.Join(w.opts.Dir, sub)
-		suffix := ReceiptSuffix
-		if sub == RejectedDir {
-			suffix = ErrorSuffix
-		}
-		for k := 1; k <= maxSlots; k++ {
-			cand := filepath.Join(dir, slotName(base, k))
-			data, meta, res := exists(cand), exists(cand+MetaSuffix), exists(cand+suffix)
-			if !data && !res {
-				break
-			}
-			if !data || meta || !res {
-				continue
-			}
-			if err := os.Rename(filepath.Join(w.opts.Dir, base+MetaSuffix), cand+MetaSuffix); err != nil {
-				return fmt.Errorf("spool: finish move of %s: %w", base+MetaSuffix, err)
-			}
-			w.log.Warn("finished moving a sidecar left behind by a crash", "file", base+MetaSuffix, "to", cand+MetaSuffix)
-			if sub == DoneDir && !w.opts.KeepDonePayloads {
-				if fi, err := os.Lstat(cand); err == nil && fi.Mode().IsRegular() {
-					if err := os.Remove(cand); err != nil {
-						return fmt.Errorf("spool: drop %s: %w", cand, err)
-					}
-				}
-			}
-			if err := fsutil.SyncDir(dir); err != nil {
-				return fmt.Errorf("spool: %w", err)
-			}
-			if err := fsutil.SyncDir(w.opts.Dir); err != nil {
-				return fmt.Errorf("spool: %w", err)
-			}
-			return nil
-		}
-	}
-	return nil
+// resultRef is what the spool reads back from a receipt or error file.
+type resultRef struct {
+	ExportID string `json:"exportId"`
+	Digest   string `json:"digest"` // receipts only
 }
 
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
+// badResultError: the entry in a result file's place is not one (a link,
+// not a regular file, not JSON); its slot is taken.
+type badResultError struct {
+	Name, Reason string
 }
 
-// resultID reads the exportId of a receipt or error file.
-func resultID(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
+func (e *badResultError) Error() string {
+	return fmt.Sprintf("spool: %s is no result file: %s", e.Name, e.Reason)
+}
+
+// readResult reads a receipt or error file in the directory dirfd
+// without following a link. An absent file is fs.ErrNotExist; an entry
+// that is no result file is a *badResultError; any other error (the
+// disk failed the open or the read) says nothing about the file.
+func readResult(dirfd int, name string) (resultRef, error) {
+	var d resultRef
+	fd, err := sysOpenat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return d, fmt.Errorf("spool: %s: %w", name, fs.ErrNotExist)
+	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENXIO):
+		return d, &badResultError{Name: name, Reason: "not a regular file"}
+	case err != nil:
+		return d, fmt.Errorf("spool: open %s: %w", name, err)
 	}
+	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	var d struct {
-		ExportID string `json:"exportId"`
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return d, fmt.Errorf("spool: fstat %s: %w", name, err)
 	}
-	if err := json.NewDecoder(io.LimitReader(f, MaxMetaSize)).Decode(&d); err != nil {
-		return "", fmt.Errorf("spool: %s: %w", path, err)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return d, &badResultError{Name: name, Reason: "not a regular file"}
 	}
-	return d.ExportID, nil
+	b, err := io.ReadAll(io.LimitReader(f, MaxMetaSize+1))
+	if err != nil {
+		return d, fmt.Errorf("spool: read %s: %w", name, err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, &badResultError{Name: name, Reason: err.Error()}
+	}
+	return d, nil
 }

@@ -98,7 +98,7 @@ var errChanged = errors.New("spool: changed since the poll")
 // those the poll saw. A refusal is an *UnsafeFileError; an entry that
 // changed or vanished is errChanged (wrapped).
 func openChecked(dirfd int, name, field string, saw fileID) (*os.File, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	fd, err := sysOpenat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	switch {
 	case errors.Is(err, unix.ELOOP):
 		return nil, &UnsafeFileError{Name: name, Field: field, Reason: "is a symbolic link"}
@@ -162,14 +162,14 @@ func (e *SwappedError) Error() string {
 // moveChecked renames name in dirfd to to in todirfd and checks that the
 // entry moved is the inode want (when want.ino is not 0).
 func moveChecked(dirfd int, name string, todirfd int, to string, want fileID) error {
-	if err := unix.Renameat(dirfd, name, todirfd, to); err != nil {
+	if err := sysRenameat(dirfd, name, todirfd, to); err != nil {
 		return fmt.Errorf("spool: move %s: %w", name, err)
 	}
 	if want.ino == 0 {
 		return nil
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(todirfd, to, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := sysFstatat(todirfd, to, &st); err != nil {
 		return fmt.Errorf("spool: check moved %s: %w", to, err)
 	}
 	if st.Dev != want.dev || st.Ino != want.ino {
@@ -181,7 +181,7 @@ func moveChecked(dirfd int, name string, todirfd int, to string, want fileID) er
 // openDir opens a directory of the spool without following a symbolic
 // link.
 func openDir(dirfd int, path string) (int, error) {
-	fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := sysOpenat(dirfd, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("spool: open folder %s: %w", path, err)
 	}
@@ -275,10 +275,10 @@ func LookupGroup(g string) (int, error) {
 // for a link after it was opened is never written through.
 func writeAt(dirfd int, name string, data []byte, perm uint32) error {
 	tmp := "." + name + ".tmp-" + strconv.FormatUint(uint64(os.Getpid()), 10)
-	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	fd, err := sysOpenat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if errors.Is(err, unix.EEXIST) { // left by a crash
-		if err = unix.Unlinkat(dirfd, tmp, 0); err == nil {
-			fd, err = unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err = sysUnlinkat(dirfd, tmp); err == nil {
+			fd, err = sysOpenat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 		}
 	}
 	if err != nil {
@@ -290,19 +290,19 @@ func writeAt(dirfd int, name string, data []byte, perm uint32) error {
 		err = f.Chmod(fs.FileMode(perm))
 	}
 	if err == nil {
-		err = f.Sync()
+		err = sysFsync(int(f.Fd()), tmp)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = unix.Renameat(dirfd, tmp, dirfd, name)
+		err = sysRenameat(dirfd, tmp, dirfd, name)
 	}
 	if err != nil {
 		_ = unix.Unlinkat(dirfd, tmp, 0)
 		return fmt.Errorf("spool: write %s: %w", name, err)
 	}
-	if err := unix.Fsync(dirfd); err != nil {
+	if err := sysFsync(dirfd, "."); err != nil {
 		return fmt.Errorf("spool: sync after %s: %w", name, err)
 	}
 	return nil

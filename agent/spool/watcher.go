@@ -85,6 +85,9 @@ type Watcher struct {
 	log  *slog.Logger
 	wake chan struct{}
 	seen map[string]stamp // data file name -> what the last poll saw
+	// leftCopies are done/ slots whose payload copy a failed move may
+	// have left (see dropLeftCopies).
+	leftCopies map[string]bool
 }
 
 // stamp is what a poll saw of a pair.
@@ -119,6 +122,16 @@ func New(opts Options) (*Watcher, error) {
 	if err := prepareDir(opts); err != nil {
 		return nil, err
 	}
+	w := &Watcher{
+		opts:       opts,
+		log:        opts.Logger.With("component", "spool", "dir", opts.Dir),
+		wake:       make(chan struct{}, 1),
+		seen:       map[string]stamp{},
+		leftCopies: map[string]bool{},
+	}
+	// Finish what a failed or interrupted move left (recover.go), then
+	// drop payload copies and temp files.
+	w.recoverAll()
 	if !opts.KeepDonePayloads {
 		if n, err := sweepDone(opts.Dir); err != nil {
 			return nil, err
@@ -126,12 +139,12 @@ func New(opts Options) (*Watcher, error) {
 			opts.Logger.Info("spool: payload copies dropped from done/", "dir", opts.Dir, "files", n)
 		}
 	}
-	return &Watcher{
-		opts: opts,
-		log:  opts.Logger.With("component", "spool", "dir", opts.Dir),
-		wake: make(chan struct{}, 1),
-		seen: map[string]stamp{},
-	}, nil
+	if n, err := sweepTemps(opts.Dir); err != nil {
+		return nil, err
+	} else if n > 0 {
+		opts.Logger.Info("spool: temp files of interrupted writes dropped", "dir", opts.Dir, "files", n)
+	}
+	return w, nil
 }
 
 // Wake asks for a poll now (it is still only taken once seen unchanged
@@ -197,6 +210,9 @@ type Stats struct {
 // the pair concerned stays for the next Scan.
 func (w *Watcher) Scan(ctx context.Context) (Stats, error) {
 	var st Stats
+	if err := w.dropLeftCopies(); err != nil {
+		return st, err
+	}
 	ents, err := os.ReadDir(w.opts.Dir)
 	if err != nil {
 		return st, fmt.Errorf("spool: %w", err)
@@ -422,12 +438,16 @@ func (w *Watcher) reject(ctx context.Context, req IngestRequest, cause error) (*
 // and the first 32 hex digits of SHA-256(u64be(len(name)) || name ||
 // SHA-256(data)). The same file name and content always give the same id.
 func DeriveID(name string, data []byte) string {
+	return deriveID(name, sha256.Sum256(data))
+}
+
+// deriveID is DeriveID of the data whose SHA-256 is d.
+func deriveID(name string, d [32]byte) string {
 	h := sha256.New()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
 	h.Write(n[:])
 	io.WriteString(h, name)
-	d := sha256.Sum256(data)
 	h.Write(d[:])
 	return "spool-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
