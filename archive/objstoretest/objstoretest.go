@@ -19,9 +19,17 @@ import (
 // object behind the store's back (to simulate a bit flip at rest or a
 // tamperer with disk access). Alter may be nil when the backend cannot be
 // altered (the at-rest cases are then skipped).
+//
+// Lister and HashedPutter say which optional interfaces the store
+// implements (archive.ObjectLister, archive.HashedPutter): a store that
+// lacks one it claims fails, so a changed method set never turns its
+// cases into skips. A case is skipped only for a store that neither
+// claims nor implements its interface.
 type Harness struct {
-	New   func(t *testing.T) archive.ObjectStore
-	Alter func(t *testing.T, s archive.ObjectStore, digest [32]byte, data []byte)
+	New          func(t *testing.T) archive.ObjectStore
+	Alter        func(t *testing.T, s archive.ObjectStore, digest [32]byte, data []byte)
+	Lister       bool
+	HashedPutter bool
 }
 
 // Run runs the conformance suite.
@@ -71,6 +79,9 @@ func Run(t *testing.T, h Harness) {
 		s := h.New(t)
 		l, ok := s.(archive.ObjectLister)
 		if !ok {
+			if h.Lister {
+				t.Fatalf("%T is not an archive.ObjectLister", s)
+			}
 			t.Skip("the store does not list its objects")
 		}
 		want := map[[32]byte]bool{}
@@ -156,6 +167,9 @@ func Run(t *testing.T, h Harness) {
 		s := h.New(t)
 		hp, ok := s.(archive.HashedPutter)
 		if !ok {
+			if h.HashedPutter {
+				t.Fatalf("%T is not an archive.HashedPutter", s)
+			}
 			t.Skip("not a HashedPutter")
 		}
 		d, b := obj(9)
