@@ -33,7 +33,7 @@ func TestPackOneExport(t *testing.T) {
 		t.Fatalf("exports %+v", rep.Exports)
 	}
 	// Every other export of every bundle of the chain.
-	for i, b := range f.chain.Bundles {
+	for i, b := range f.Chain.Bundles {
 		recs, _ := b.Records()
 		all, _ := proof.Exports(b)
 		for _, o := range all {
@@ -107,7 +107,7 @@ func TestPackTwoCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := evidence.Verify(p, proof.Options{Trust: f.trust, ArchiveKey: f.log.PKIX()})
+	rep := evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: f.Log.PKIX()})
 	if !rep.OK() {
 		t.Fatalf("pack: %v\n%+v", rep.Failed(), rep.Checks)
 	}
@@ -142,7 +142,7 @@ func TestPackTwoCheckpoints(t *testing.T) {
 // verifies, by edgeseal and by VERIFY.md.
 func TestPackPurgedExport(t *testing.T) {
 	f := newFixture(t, 1, bundletest.Options{})
-	all, _ := proof.Exports(f.chain.Bundles[0])
+	all, _ := proof.Exports(f.Chain.Bundles[0])
 	for _, e := range all {
 		if f.payloadOf(0, e) != nil {
 			continue

@@ -70,20 +70,11 @@ func TestPackPolicies(t *testing.T) {
 		}
 		c.Bundles = append(c.Bundles, b)
 	}
-	log, err := bundletest.NewArchiveLog()
+	a, err := bundletest.NewAccepted(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{chain: c, log: log}
-	f.trust, _ = c.Trust.Marshal()
-	for _, b := range c.Bundles {
-		raw, _ := b.Bytes()
-		rc, err := log.Accept(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.raw, f.receipts = append(f.raw, raw), append(f.receipts, rc)
-	}
+	f := &fixture{a}
 	same := f.proof(t, 0, f.exports(t, 0)[0].ExportID)
 	if len(same.Records) < 2 || !strings.Contains(same.Records[0].Record, `"type":"export"`) {
 		t.Fatalf("proof records: %d", len(same.Records))
