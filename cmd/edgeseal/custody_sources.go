@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -244,6 +245,26 @@ func (s *custodySources) build(cmd string, e proof.Export, path string) (*proof.
 		return nil, &exitError{code: 1, err: fmt.Errorf("%s: %w", cmd, err)}
 	}
 	return p, nil
+}
+
+// custodyFlags are the flags `edgeseal proof` and `edgeseal evidence`
+// share: the bundles, receipts, trust files and archive key read offline,
+// or the archive's read API asked instead.
+type custodyFlags struct {
+	bundles, receipts, trusts              stringList
+	keyPath, archiveURL, tokenFile, caFile string
+}
+
+// register adds the flags to fs with the usage texts that differ between
+// the commands.
+func (c *custodyFlags) register(fs *flag.FlagSet, receiptsUsage, trustUsage, archiveUsage string) {
+	fs.Var(&c.bundles, "bundles", "a bundle file or a folder of *.tar bundles (and receipts/); repeatable (required)")
+	fs.Var(&c.receipts, "receipts", receiptsUsage)
+	fs.Var(&c.trusts, "trust", trustUsage)
+	fs.StringVar(&c.keyPath, "archive-key", "", "the archive's Ed25519 public key (PEM) that signed the receipts (required)")
+	fs.StringVar(&c.archiveURL, "archive", "", archiveUsage)
+	fs.StringVar(&c.tokenFile, "token-file", "", "with --archive: a file holding the API session token (POST /v1/session)")
+	fs.StringVar(&c.caFile, "cacert", "", "with --archive: the CA certificate (PEM) of the API's TLS certificate")
 }
 
 // stringList is a repeatable string flag.

@@ -25,7 +25,11 @@ import (
 // access in the pack and, with --access-log, appended to that file.
 func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("evidence", flag.ContinueOnError)
-	var exports, bundles, receipts, trusts, holds stringList
+	var c custodyFlags
+	c.register(fs, "a folder of the archive's *.receipt.json; repeatable",
+		"a device's trust file DEVICE.json; repeatable (required)",
+		"have the archive build the pack through its read API at this URL (https://HOST:PORT) instead of --bundles; --trust and --archive-key, when given, are pinned when it is checked")
+	var exports, holds stringList
 	fs.Var(&exports, "export", "an export id to pack; repeatable")
 	device := fs.String("device", "", "SITE/NAME: pack this device's exports (with --from and --to), or narrow --export")
 	from := fs.String("from", "", "with --device: exports journaled at or after this time (RFC 3339)")
@@ -33,16 +37,9 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	caseID := fs.String("case", "", "pack the exports a legal-hold case holds (with --holds)")
 	fs.Var(&holds, "holds", "a signed hold statement of the archive log (archive hold --statement-out, or the log record); repeatable")
 	principal := fs.String("principal", "", "with --export: the principal of the exports")
-	fs.Var(&bundles, "bundles", "a bundle file or a folder of *.tar bundles (and receipts/); repeatable (required)")
-	fs.Var(&receipts, "receipts", "a folder of the archive's *.receipt.json; repeatable")
-	fs.Var(&trusts, "trust", "a device's trust file DEVICE.json; repeatable (required)")
-	keyPath := fs.String("archive-key", "", "the archive's Ed25519 public key (PEM) that signed the receipts (required)")
 	requester := fs.String("requester", "", "who builds the pack (recorded as the access); default the user name")
 	accessLog := fs.String("access-log", "", "append the access (one JSON line, synced) to this file")
 	out := fs.String("o", "", "the pack folder to write; must not exist (required)")
-	archiveURL := fs.String("archive", "", "have the archive build the pack through its read API at this URL (https://HOST:PORT) instead of --bundles; --trust and --archive-key, when given, are pinned when it is checked")
-	tokenFile := fs.String("token-file", "", "with --archive: a file holding the API session token (POST /v1/session)")
-	caFile := fs.String("cacert", "", "with --archive: the CA certificate (PEM) of the API's TLS certificate")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -55,17 +52,17 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	if modes != 1 || *out == "" {
 		return usageErr("evidence: want one of --export ID..., --device D --from T --to T, --case ID --holds FILE...; and -o PACK_DIR")
 	}
-	if *archiveURL != "" {
-		if len(bundles) > 0 || len(receipts) > 0 || len(holds) > 0 || *accessLog != "" || *requester != "" {
+	if c.archiveURL != "" {
+		if len(c.bundles) > 0 || len(c.receipts) > 0 || len(holds) > 0 || *accessLog != "" || *requester != "" {
 			return usageErr("evidence: --archive excludes --bundles, --receipts, --holds, --access-log and --requester (the archive journals the pack as your session's read)")
 		}
 		q, what, err := archiveQuery(exports, *device, *principal, *from, *to, *caseID)
 		if err != nil {
 			return err
 		}
-		return archivePack{base: *archiveURL, tokenFile: *tokenFile, caFile: *caFile, query: q, trusts: trusts, keyPath: *keyPath, out: *out, what: what}.run(ctx, stdout)
+		return archivePack{base: c.archiveURL, tokenFile: c.tokenFile, caFile: c.caFile, query: q, trusts: c.trusts, keyPath: c.keyPath, out: *out, what: what}.run(ctx, stdout)
 	}
-	src, err := loadSources("evidence", bundles, receipts, trusts, *keyPath)
+	src, err := loadSources("evidence", c.bundles, c.receipts, c.trusts, c.keyPath)
 	if err != nil {
 		return err
 	}
