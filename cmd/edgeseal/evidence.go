@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
@@ -66,22 +64,24 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var sel []selected
+	var sel []evidence.Selected
 	var what string
 	switch {
 	case len(exports) > 0:
 		what = "export(s) " + exports.String()
 		for _, id := range exports {
-			e, path, err := src.find(id, *principal, *device)
+			s, err := src.Find(id, *principal, *device)
 			if err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("evidence: %w", err)}
 			}
-			sel = append(sel, selected{e, path})
+			sel = append(sel, s)
 		}
 	case *caseID != "":
-		if sel, err = src.byCase(*caseID, holds); err != nil {
+		hs, err := readHolds(holds)
+		if err != nil {
 			return err
 		}
+		sel = src.ByCase(*caseID, hs)
 		what = "legal-hold case " + *caseID
 	default:
 		if *device == "" || *from == "" || *to == "" {
@@ -93,21 +93,14 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageErr("evidence: --from and --to must be RFC 3339 times, --from before --to")
 		}
 		what = fmt.Sprintf("device %s from %s to %s", *device, wire.FormatTime(t0), wire.FormatTime(t1))
-		for _, b := range src.bundles {
-			for _, e := range b.exports {
-				at, err := wire.ParseTime(e.Time)
-				if err == nil && e.Device == *device && !at.Before(t0) && at.Before(t1) {
-					sel = append(sel, selected{e, b.path})
-				}
-			}
-		}
+		sel = src.ByTime(*device, t0, t1)
 	}
 	if len(sel) == 0 {
 		return &exitError{code: 1, err: fmt.Errorf("evidence: no export of %s in the bundles given", what)}
 	}
 	var proofs []*proof.Proof
 	for _, s := range sel {
-		p, err := src.build("evidence", s.export, s.path)
+		p, err := buildProof("evidence", src, s)
 		if err != nil {
 			return err
 		}
@@ -117,7 +110,7 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	if who == "" {
 		who = os.Getenv("USER")
 	}
-	in := evidence.Input{Proofs: proofs, Policies: src.policies, Selection: what, Requester: who}
+	in := evidence.Input{Proofs: proofs, Policies: src.Policies, Selection: what, Requester: who}
 	if *accessLog != "" {
 		in.Journal = func(_ context.Context, a evidence.Access) error { return appendAccess(*accessLog, a) }
 	}
@@ -132,20 +125,13 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// selected is one export chosen and the bundle file holding it.
-type selected struct {
-	export proof.Export
-	path   string
-}
-
-// byCase selects the exports a legal-hold case holds: the bundles whose
-// latest statement of that case, in statement time order, is hold.set;
-// of those, every export, or only the export a hold by export id names.
-func (s *custodySources) byCase(caseID string, holdFiles []string) ([]selected, error) {
+// readHolds reads the hold statements of a legal-hold case (--holds):
+// signed statements of the archive log, of any case.
+func readHolds(holdFiles []string) ([]evidence.Hold, error) {
 	if len(holdFiles) == 0 {
 		return nil, usageErr("evidence: --case needs the case's hold statements (--holds FILE...)")
 	}
-	var sts []*archive.OperatorStatement
+	var hs []evidence.Hold
 	for _, f := range holdFiles {
 		raw, err := fsutil.ReadLimited(f, 16<<20)
 		if err != nil {
@@ -155,34 +141,17 @@ func (s *custodySources) byCase(caseID string, holdFiles []string) ([]selected, 
 		if err != nil {
 			return nil, usageErr("evidence: %s: %v", f, err)
 		}
-		if st.Case == caseID && (st.Type == archive.StatementHoldSet || st.Type == archive.StatementHoldRelease) {
-			sts = append(sts, st)
-		}
-	}
-	slices.SortStableFunc(sts, func(a, b *archive.OperatorStatement) int { return strings.Compare(a.Time, b.Time) })
-	held := map[string]string{} // bundle -> export id held ("" for all)
-	for _, st := range sts {
-		for _, o := range st.Objects {
-			if st.Type == archive.StatementHoldRelease {
-				delete(held, o)
-			} else if st.Target != nil {
-				held[o] = st.Target.Export
-			}
-		}
-	}
-	var out []selected
-	for _, b := range s.bundles {
-		id, ok := held[b.digest]
-		if !ok {
+		release := st.Type == archive.StatementHoldRelease
+		if st.Type != archive.StatementHoldSet && !release || st.Target == nil && !release {
 			continue
 		}
-		for _, e := range b.exports {
-			if id == "" || e.ExportID == id {
-				out = append(out, selected{e, b.path})
-			}
+		h := evidence.Hold{Case: st.Case, Time: st.Time, Release: release, Bundles: st.Objects}
+		if st.Target != nil {
+			h.Export = st.Target.Export
 		}
+		hs = append(hs, h)
 	}
-	return out, nil
+	return hs, nil
 }
 
 // appendAccess appends the access as one JSON line and syncs the file.

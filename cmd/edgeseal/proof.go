@@ -52,11 +52,12 @@ func cmdProof(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		var path string
-		if e, path, err = src.find(pos[0], *principal, *device); err != nil {
+		sel, err := src.Find(pos[0], *principal, *device)
+		if err != nil {
 			return selectErr(err)
 		}
-		if p, err = src.build("proof", e, path); err != nil {
+		e = sel.Export
+		if p, err = buildProof("proof", src, sel); err != nil {
 			return err
 		}
 	}
@@ -126,7 +127,7 @@ func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trust
 	if err != nil {
 		return fail(selectErr(err))
 	}
-	trust, ok := src.trust[e.Device]
+	trust, ok := src.Trust[e.Device]
 	if !ok {
 		return fail(usageErr("proof: no trust file of device %s: add --trust", e.Device))
 	}
@@ -136,7 +137,7 @@ func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trust
 	}
 	// The archive built it: nothing is written unless it verifies pinned
 	// to the auditor's own trust file and archive key.
-	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: src.key}); !rep.OK() {
+	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: src.Key}); !rep.OK() {
 		return fail(&exitError{code: 1, err: fmt.Errorf("proof: the archive's proof of %s does not verify: %s", e, strings.Join(rep.Failed(), ", "))})
 	}
 	if p.ExportID != e.ExportID || p.Device != e.Device || p.Principal != e.Principal {
