@@ -73,6 +73,16 @@ func (a *Accepted) Payload(i int, digest string) ([]byte, bool) {
 	return b, ok
 }
 
+// MustProof is Proof; it fails t at once on error.
+func (a *Accepted) MustProof(t testing.TB, i int, id string) *proof.Proof {
+	t.Helper()
+	p, err := a.Proof(i, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // Proof builds the proof of export id from the i-th accepted bundle.
 func (a *Accepted) Proof(i int, id string) (*proof.Proof, error) {
 	return proof.Build(proof.Input{Bundle: a.Raw[i], ExportID: id, Trust: a.Trust, Receipt: a.Receipts[i], ArchiveKey: a.Log.PKIX()})

@@ -45,14 +45,6 @@ func (f *fixture) exports(t testing.TB, i int) []proof.Export {
 	return out
 }
 
-func (f *fixture) proof(t testing.TB, i int, id string) *proof.Proof {
-	t.Helper()
-	p, err := f.Proof(i, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func (f *fixture) consistency(_ context.Context, old, size uint64) ([][32]byte, error) {
 	return f.Log.Consistency(old, size)

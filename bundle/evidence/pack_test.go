@@ -20,7 +20,7 @@ func TestPackOneExport(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
 	exps := f.exports(t, 1)
 	e := exps[0]
-	dir := f.pack(t, f.proof(t, 1, e.ExportID))
+	dir := f.pack(t, f.MustProof(t, 1, e.ExportID))
 	p, err := evidence.ReadDir(dir, evidence.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestPackOneExport(t *testing.T) {
 func TestVerifyMDRecipe(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
 	exps := f.exports(t, 2)
-	dir := f.pack(t, f.proof(t, 2, exps[0].ExportID), f.proof(t, 0, f.exports(t, 0)[1].ExportID))
+	dir := f.pack(t, f.MustProof(t, 2, exps[0].ExportID), f.MustProof(t, 0, f.exports(t, 0)[1].ExportID))
 	script := recipe(t, dir)
 	if out, err := runRecipe(t, dir, script); err != nil {
 		t.Fatalf("VERIFY.md on the pack: %v\n%s\n--- script\n%s", err, out, script)
@@ -101,7 +101,7 @@ func TestVerifyMDRecipe(t *testing.T) {
 // without a source of consistency proofs they are reported not compared.
 func TestPackTwoCheckpoints(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
-	a, b := f.proof(t, 0, f.exports(t, 0)[0].ExportID), f.proof(t, 2, f.exports(t, 2)[0].ExportID)
+	a, b := f.MustProof(t, 0, f.exports(t, 0)[0].ExportID), f.MustProof(t, 2, f.exports(t, 2)[0].ExportID)
 	dir := f.pack(t, a, b)
 	p, err := evidence.ReadDir(dir, evidence.DefaultLimits)
 	if err != nil {
@@ -147,7 +147,7 @@ func TestPackPurgedExport(t *testing.T) {
 		if f.payloadOf(0, e) != nil {
 			continue
 		}
-		dir := f.pack(t, f.proof(t, 0, e.ExportID))
+		dir := f.pack(t, f.MustProof(t, 0, e.ExportID))
 		if _, err := os.Stat(filepath.Join(dir, "data/exports/001/payload")); !os.IsNotExist(err) {
 			t.Fatalf("purged payload file: %v", err)
 		}

@@ -75,7 +75,7 @@ func TestPackPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &fixture{a}
-	same := f.proof(t, 0, f.exports(t, 0)[0].ExportID)
+	same := f.MustProof(t, 0, f.exports(t, 0)[0].ExportID)
 	if len(same.Records) < 2 || !strings.Contains(same.Records[0].Record, `"type":"export"`) {
 		t.Fatalf("proof records: %d", len(same.Records))
 	}
@@ -83,7 +83,7 @@ func TestPackPolicies(t *testing.T) {
 	if c, _ := rep.Get(proof.CheckPolicySigned); !rep.OK() || !strings.Contains(c.Detail, "signed (record") {
 		t.Fatalf("proof with its policy: %v %+v", rep.Failed(), c)
 	}
-	later := f.proof(t, 1, f.exports(t, 1)[0].ExportID)
+	later := f.MustProof(t, 1, f.exports(t, 1)[0].ExportID)
 	p, err := evidence.Build(t.Context(), evidence.Input{Proofs: []*proof.Proof{same, later}, Policies: [][]byte{body}, Consistency: f.consistency})
 	if err != nil {
 		t.Fatal(err)

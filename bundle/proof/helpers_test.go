@@ -32,11 +32,3 @@ func (f *fixture) export(t testing.TB, i int) proof.Export {
 	return proof.Export{}
 }
 
-func (f *fixture) proof(t testing.TB, i int, id string) *proof.Proof {
-	t.Helper()
-	p, err := f.Proof(i, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}

@@ -23,7 +23,7 @@ func TestBuildVerify(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
 	for i := range f.Raw {
 		e := f.export(t, i)
-		p := f.proof(t, i, e.ExportID)
+		p := f.MustProof(t, i, e.ExportID)
 		raw, err := p.Marshal()
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +65,7 @@ func TestBuildVerify(t *testing.T) {
 func TestPinned(t *testing.T) {
 	f := newFixture(t, 1, bundletest.Options{})
 	g := newFixture(t, 1, bundletest.Options{})
-	p := f.proof(t, 0, f.export(t, 0).ExportID)
+	p := f.MustProof(t, 0, f.export(t, 0).ExportID)
 	rep := proof.Verify(p, proof.Options{Trust: g.Trust, ArchiveKey: g.Log.PKIX()})
 	for _, want := range []string{proof.CheckTrust, proof.CheckReceiptSignature} {
 		if !slices.Contains(rep.Failed(), want) {
@@ -110,7 +110,7 @@ func TestPurgedPayload(t *testing.T) {
 		if _, ok := f.Payload(0, e.Payload); ok {
 			continue
 		}
-		p := f.proof(t, 0, e.ExportID)
+		p := f.MustProof(t, 0, e.ExportID)
 		if p.Payload != nil || len(p.Records) != 2 || !strings.Contains(p.Records[1].Record, `"type":"retention.purge"`) {
 			t.Fatalf("purged export's proof: payload %d bytes, %d records", len(p.Payload), len(p.Records))
 		}

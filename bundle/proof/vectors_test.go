@@ -117,14 +117,14 @@ func writeVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good, err := f.proof(t, 1, id).Marshal()
+	good, err := f.MustProof(t, 1, id).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	write("good.json", good)
 	var cases []vectorCase
 	for _, tc := range tampers {
-		p := f.proof(t, 1, id)
+		p := f.MustProof(t, 1, id)
 		tc.fn(p, f, other, t)
 		raw, err := p.Marshal()
 		if err != nil {
