@@ -32,6 +32,20 @@ type Harness struct {
 	HashedPutter bool
 }
 
+// optional goes on with a case of an optional interface the store
+// implements (ok), fails it when the store claims the interface but lacks
+// it, and skips it otherwise.
+func optional(t *testing.T, s archive.ObjectStore, ok, claimed bool, iface string) {
+	t.Helper()
+	switch {
+	case ok:
+	case claimed:
+		t.Fatalf("%T is not an archive.%s", s, iface)
+	default:
+		t.Skipf("the store is not an archive.%s", iface)
+	}
+}
+
 // Run runs the conformance suite.
 func Run(t *testing.T, h Harness) {
 	ctx := context.Background()
@@ -78,12 +92,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("list", func(t *testing.T) {
 		s := h.New(t)
 		l, ok := s.(archive.ObjectLister)
-		if !ok {
-			if h.Lister {
-				t.Fatalf("%T is not an archive.ObjectLister", s)
-			}
-			t.Skip("the store does not list its objects")
-		}
+		optional(t, s, ok, h.Lister, "ObjectLister")
 		want := map[[32]byte]bool{}
 		for i := 10; i < 13; i++ {
 			d, b := obj(i)
@@ -166,12 +175,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("put hashed", func(t *testing.T) {
 		s := h.New(t)
 		hp, ok := s.(archive.HashedPutter)
-		if !ok {
-			if h.HashedPutter {
-				t.Fatalf("%T is not an archive.HashedPutter", s)
-			}
-			t.Skip("not a HashedPutter")
-		}
+		optional(t, s, ok, h.HashedPutter, "HashedPutter")
 		d, b := obj(9)
 		hb := wire.HashBytes(b)
 		for range 2 { // the second is a no-op
