@@ -81,9 +81,11 @@ type custodyFlags struct {
 	keyPath, archiveURL, tokenFile, caFile string
 }
 
-// register adds the flags to fs with the usage texts that differ between
-// the commands.
-func (c *custodyFlags) register(fs *flag.FlagSet, receiptsUsage, trustUsage, archiveUsage string) {
+// newCustodyFlags is the flag set of cmd with the shared flags, given
+// the usage texts that differ between the commands.
+func newCustodyFlags(cmd, receiptsUsage, trustUsage, archiveUsage string) (*flag.FlagSet, *custodyFlags) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	c := &custodyFlags{}
 	fs.Var(&c.bundles, "bundles", "a bundle file or a folder of *.tar bundles (and receipts/); repeatable (required)")
 	fs.Var(&c.receipts, "receipts", receiptsUsage)
 	fs.Var(&c.trusts, "trust", trustUsage)
@@ -91,6 +93,7 @@ func (c *custodyFlags) register(fs *flag.FlagSet, receiptsUsage, trustUsage, arc
 	fs.StringVar(&c.archiveURL, "archive", "", archiveUsage)
 	fs.StringVar(&c.tokenFile, "token-file", "", "with --archive: a file holding the API session token (POST /v1/session)")
 	fs.StringVar(&c.caFile, "cacert", "", "with --archive: the CA certificate (PEM) of the API's TLS certificate")
+	return fs, c
 }
 
 // stringList is a repeatable string flag.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,9 +21,7 @@ import (
 // lineage and VERIFY.md, as a BagIt folder. The building is recorded as an
 // access in the pack and, with --access-log, appended to that file.
 func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("evidence", flag.ContinueOnError)
-	var c custodyFlags
-	c.register(fs, "a folder of the archive's *.receipt.json; repeatable",
+	fs, c := newCustodyFlags("evidence", "a folder of the archive's *.receipt.json; repeatable",
 		"a device's trust file DEVICE.json; repeatable (required)",
 		"have the archive build the pack through its read API at this URL (https://HOST:PORT) instead of --bundles; --trust and --archive-key, when given, are pinned when it is checked")
 	var exports, holds stringList

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -22,9 +21,7 @@ import (
 // or devices is refused with the candidates listed. Exit 0 written, 1 the
 // export cannot be proven, 2 usage.
 func cmdProof(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("proof", flag.ContinueOnError)
-	var c custodyFlags
-	c.register(fs, "a folder of the archive's *.receipt.json (default: each bundle folder's receipts/); repeatable",
+	fs, c := newCustodyFlags("proof", "a folder of the archive's *.receipt.json (default: each bundle folder's receipts/); repeatable",
 		"the device's trust file DEVICE.json; repeatable (required)",
 		"get the proof from the archive's read API at this URL (https://HOST:PORT) instead of building it from --bundles; it is verified against --trust and --archive-key before it is written")
 	principal := fs.String("principal", "", "the principal of the export (export ids are scoped by principal)")
