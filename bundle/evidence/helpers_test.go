@@ -45,7 +45,6 @@ func (f *fixture) exports(t testing.TB, i int) []proof.Export {
 	return out
 }
 
-
 func (f *fixture) consistency(_ context.Context, old, size uint64) ([][32]byte, error) {
 	return f.Log.Consistency(old, size)
 }

@@ -233,3 +233,27 @@ func TestRecordBodies(t *testing.T) {
 		t.Fatal("bodies found in the last record, not a policy.change")
 	}
 }
+
+// TestAppendAccess: each access is one JSON line appended to the access
+// log file, which is created with mode 0600.
+func TestAppendAccess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.jsonl")
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, target := range []string{"e-1", "e-2"} {
+		if err := evidence.AppendAccess(path, evidence.Access{Time: at, Actor: "auditor", Action: "evidence", Target: target}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"time":"2026-12-01T10:00:00Z","actor":"auditor","action":"evidence","target":"e-1"}` + "\n" +
+		`{"time":"2026-12-01T10:00:00Z","actor":"auditor","action":"evidence","target":"e-2"}` + "\n"
+	if string(raw) != want {
+		t.Fatalf("access log:\n%s\nwant\n%s", raw, want)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v %v", fi.Mode(), err)
+	}
+}

@@ -31,4 +31,3 @@ func (f *fixture) export(t testing.TB, i int) proof.Export {
 	t.Fatalf("bundle %d has no export with its payload", i)
 	return proof.Export{}
 }
-

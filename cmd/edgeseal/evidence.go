@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -109,7 +108,7 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	in := evidence.Input{Proofs: proofs, Policies: src.Policies, Selection: what, Requester: who}
 	if *accessLog != "" {
-		in.Journal = func(_ context.Context, a evidence.Access) error { return appendAccess(*accessLog, a) }
+		in.Journal = func(_ context.Context, a evidence.Access) error { return evidence.AppendAccess(*accessLog, a) }
 	}
 	pack, err := evidence.Build(ctx, in)
 	if err != nil {
@@ -149,25 +148,4 @@ func readHolds(holdFiles []string) ([]evidence.Hold, error) {
 		hs = append(hs, h)
 	}
 	return hs, nil
-}
-
-// appendAccess appends the access as one JSON line and syncs the file.
-func appendAccess(path string, a evidence.Access) error {
-	line, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
