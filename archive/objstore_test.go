@@ -14,6 +14,8 @@ import (
 
 func TestFSStoreConformance(t *testing.T) {
 	objstoretest.Run(t, objstoretest.Harness{
+		Lister:       true,
+		HashedPutter: true,
 		New: func(t *testing.T) archive.ObjectStore {
 			s, err := archive.NewFSStore(t.TempDir())
 			if err != nil {

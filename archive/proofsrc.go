@@ -9,7 +9,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
-	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/evidence"
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -117,20 +117,7 @@ func (a *Archive) proofSource(ctx context.Context, e *ExportEntry) (*bundleSourc
 	if err != nil {
 		return nil, fmt.Errorf("archive: proof: %w", err)
 	}
-	for _, r := range recs {
-		for _, want := range []string{custody.TypePolicyChange, custody.TypePCRsAuthorized} {
-			if !bytes.Contains(r, []byte(`"type":"`+want+`"`)) {
-				continue
-			}
-			if rec, err := custody.ParseRecord(r); err == nil && rec.Type == want {
-				if want == custody.TypePolicyChange {
-					src.policies = append(src.policies, []byte(rec.Body))
-				} else {
-					src.auths = append(src.auths, []byte(rec.Body))
-				}
-			}
-		}
-	}
+	src.policies, src.auths = evidence.RecordBodies(recs)
 	return src, nil
 }
 

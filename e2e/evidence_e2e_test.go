@@ -54,8 +54,11 @@ func writeMedium(t *testing.T, forge bool) *custodyMedium {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := bundletest.NewArchiveLog()
+	a, err := bundletest.NewAccepted(c)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Accept(last); err != nil {
 		t.Fatal(err)
 	}
 	m := &custodyMedium{dir: t.TempDir(), chain: c}
@@ -63,31 +66,15 @@ func writeMedium(t *testing.T, forge bool) *custodyMedium {
 	if err := os.MkdirAll(filepath.Join(m.bundles, "receipts"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for i, b := range append(c.Bundles, last) {
-		raw, err := b.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := log.Accept(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, raw := range a.Raw {
 		name := fmt.Sprintf("%020d.bundle", i)
 		writeFile(t, filepath.Join(m.bundles, name+".tar"), raw)
-		writeFile(t, filepath.Join(m.bundles, "receipts", name+".receipt.json"), rc)
-	}
-	tr, err := c.Trust.Marshal()
-	if err != nil {
-		t.Fatal(err)
+		writeFile(t, filepath.Join(m.bundles, "receipts", name+".receipt.json"), a.Receipts[i])
 	}
 	m.trust = filepath.Join(m.dir, "DEVICE.json")
-	writeFile(t, m.trust, tr)
-	der, err := x509.MarshalPKIXPublicKey(log.Pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, m.trust, a.Trust)
 	m.key = filepath.Join(m.dir, "archive.pub")
-	writeFile(t, m.key, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	writeFile(t, m.key, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: a.Log.PKIX()}))
 	return m
 }
 

@@ -217,8 +217,8 @@ func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*custody.Record)
 // archivedChain writes the bundles of the archive whose data directory is
 // archiveData out in log order (files in a temporary directory, for
 // `edgeseal verify`) and calls fn with each one, its log index and its
-// parsed records. Log entries that are not bundles are skipped and
-// counted.
+// parsed records (fn nil: only writes them). Log entries that are not
+// bundles are skipped and counted.
 func archivedChain(t *testing.T, archiveData string, fn func(idx uint64, b *bundle.Bundle, recs []*custody.Record) error) (files []string, skipped int) {
 	t.Helper()
 	ctx := context.Background()
@@ -251,6 +251,9 @@ func archivedChain(t *testing.T, archiveData string, fn func(idx uint64, b *bund
 			return err
 		}
 		files = append(files, f)
+		if fn == nil {
+			return nil
+		}
 		b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
 		if err != nil {
 			return err

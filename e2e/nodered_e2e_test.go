@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,11 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
-	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle/archivesig"
-	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/testenv"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // TestNodeREDUnit runs the node package's own tests (node --test).
@@ -258,7 +253,7 @@ func TestNodeRED(t *testing.T) {
 	}
 	p.stop()
 	ar.stop(t)
-	bundles := archivedBundles(t, filepath.Join(adir, "data"))
+	bundles, _ := archivedChain(t, filepath.Join(adir, "data"), nil)
 	if len(bundles) == 0 {
 		t.Fatal("the archive holds no bundle")
 	}
@@ -266,45 +261,6 @@ func TestNodeRED(t *testing.T) {
 	if code != 0 || strings.Count(out, "  VERIFIED") != len(bundles) {
 		t.Fatalf("verify the archived chain: exit %d\n%s", code, out)
 	}
-}
-
-// archivedBundles copies the bundles the archive holds, in its log's
-// order, to a new directory and returns their paths.
-func archivedBundles(t *testing.T, data string) []string {
-	t.Helper()
-	ctx := context.Background()
-	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(data, "log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lj.Close()
-	objs, err := archive.NewFSStore(filepath.Join(data, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	var files []string
-	err = lj.Records(ctx, 0, lj.Size(), func(idx uint64, rec []byte) error {
-		var e archivesig.ReceiptEntry
-		if err := json.Unmarshal(rec, &e); err != nil {
-			return err
-		}
-		d, err := wire.ParseHash(e.BundleDigest)
-		if err != nil {
-			return nil // not a bundle entry
-		}
-		raw, err := objs.Get(ctx, d)
-		if err != nil {
-			return err
-		}
-		f := filepath.Join(out, fmt.Sprintf("%04d.bundle.tar", idx))
-		files = append(files, f)
-		return os.WriteFile(f, raw, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
 }
 
 // testFlows are the three example flows of integrations/node-red on one

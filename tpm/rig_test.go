@@ -15,7 +15,7 @@ type rig struct {
 	spec  string
 	opts  tpm.Options
 	sw    *swtpmtest.Instance // nil for the simulator
-	reset func(t *testing.T)  // host reset; nil if not supported
+	reset func(t *testing.T)  // host reset; every rig has one
 	// restart loses what a power cycle loses: the simulator forgets NV
 	// and PCRs, swtpm keeps NV.
 	restart func(t *testing.T)

@@ -17,23 +17,30 @@ import (
 // and the receipt stay. It returns how many files it removed. Links and
 // other non-regular entries are left alone.
 func PurgeDone(dir string, digests map[string]bool) (int, error) {
+	return removeDone(dir, "purge", func(receipt string) bool {
+		d, err := receiptDigest(receipt)
+		return err == nil && digests[d]
+	})
+}
+
+// removeDone deletes from dir's done/ folder the regular data files
+// beside a regular receipt file for which want (given the receipt's path)
+// is true, and returns how many it removed; op names the work in errors.
+// Links and other non-regular entries are left alone.
+func removeDone(dir, op string, want func(receipt string) bool) (int, error) {
 	done := filepath.Join(dir, DoneDir)
 	ents, err := os.ReadDir(done)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("spool: purge: %w", err)
+		return 0, fmt.Errorf("spool: %s: %w", op, err)
 	}
 	n := 0
 	var errs []error
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ReceiptSuffix)
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		d, err := receiptDigest(filepath.Join(done, e.Name()))
-		if err != nil || !digests[d] {
+		if !ok || !e.Type().IsRegular() || !want(filepath.Join(done, e.Name())) {
 			continue
 		}
 		data := filepath.Join(done, name)
@@ -42,7 +49,7 @@ func PurgeDone(dir string, digests map[string]bool) (int, error) {
 			continue
 		}
 		if err := os.Remove(data); err != nil {
-			errs = append(errs, fmt.Errorf("spool: purge %s: %w", name, err))
+			errs = append(errs, fmt.Errorf("spool: %s %s: %w", op, name, err))
 			continue
 		}
 		n++

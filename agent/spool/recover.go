@@ -223,32 +223,7 @@ func sidecarID(dirfd int, name string) string {
 // matches by export id. Links and other non-regular entries are left
 // alone.
 func sweepDone(dir string) (int, error) {
-	done := filepath.Join(dir, DoneDir)
-	ents, err := os.ReadDir(done)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("spool: sweep done: %w", err)
-	}
-	n := 0
-	var errs []error
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ReceiptSuffix)
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := os.Lstat(filepath.Join(done, name))
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if err := os.Remove(filepath.Join(done, name)); err != nil {
-			errs = append(errs, fmt.Errorf("spool: sweep done %s: %w", name, err))
-			continue
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
+	return removeDone(dir, "sweep done", func(string) bool { return true })
 }
 
 // sweepTemps deletes the temp files of result files (".NAME.receipt.json.tmp-PID",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/api"
+	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
@@ -144,6 +145,61 @@ func publish(t *testing.T, ar *e2etest.Archive, receipts chan []byte, b *bundle.
 	t.Fatal("no receipt")
 }
 
+// apiUser is an account of the read API's users file.
+type apiUser struct {
+	name     string
+	roles    []string
+	disabled bool
+}
+
+// apiConfig is the config of an archive daemon in dir with its embedded
+// broker and the read API on HTTPS (a self-signed certificate, whose pool
+// it returns) with users in its users file (password testPassword); top
+// is more of the config file's top level.
+func apiConfig(t *testing.T, dir, top string, users ...apiUser) (*config.Config, *x509.CertPool) {
+	t.Helper()
+	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
+	uf := api.OpenUsers(filepath.Join(dir, "users.json"))
+	now := time.Now()
+	for _, u := range users {
+		if err := uf.Add(u.name, u.roles, testPassword, now); err != nil {
+			t.Fatal(err)
+		}
+		if u.disabled {
+			if err := uf.Disable(u.name, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\n"+top+"mqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
+		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
+	return cfg, pool
+}
+
+// receiptsOf subscribes to the receipts of site1/dev1 on the archive's
+// broker.
+func receiptsOf(t *testing.T, ar *e2etest.Archive) chan []byte {
+	t.Helper()
+	receipts := make(chan []byte, 16)
+	if err := ar.B.Subscribe(sync.ReceiptsTopic("site1", "dev1"), 1, func(_ string, p []byte) { receipts <- bytes.Clone(p) }); err != nil {
+		t.Fatal(err)
+	}
+	return receipts
+}
+
+// publishIndexed publishes the bundles, each until its receipt came, and
+// waits until the archive's index follows its log.
+func publishIndexed(t *testing.T, ar *e2etest.Archive, bundles []*bundle.Bundle) {
+	t.Helper()
+	receipts := receiptsOf(t, ar)
+	for _, b := range bundles {
+		publish(t, ar, receipts, b)
+	}
+	if err := ar.A.WaitIndexed(t.Context(), ar.A.LogSize()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 const testPassword = "correct horse battery staple"
 
 // TestReadAPI runs the archive daemon with the read API on HTTPS (a test
@@ -155,32 +211,15 @@ const testPassword = "correct horse battery staple"
 // bundle's event arrives within 2 s; the index survives a restart.
 func TestReadAPI(t *testing.T) {
 	dir := t.TempDir()
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	users := api.OpenUsers(filepath.Join(dir, "users.json"))
-	now := time.Now()
-	for _, u := range []struct {
-		name  string
-		roles []string
-	}{{"alice", []string{api.RoleAuditor}}, {"olga", []string{api.RoleOperator}}, {"eve", []string{api.RoleExporter}}, {"dave", []string{api.RoleAuditor}}} {
-		if err := users.Add(u.name, u.roles, testPassword, now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := users.Disable("dave", now); err != nil {
-		t.Fatal(err)
-	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
-		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
+	cfg, pool := apiConfig(t, dir, "", apiUser{name: "alice", roles: []string{api.RoleAuditor}}, apiUser{name: "olga", roles: []string{api.RoleOperator}},
+		apiUser{name: "eve", roles: []string{api.RoleExporter}}, apiUser{name: "dave", roles: []string{api.RoleAuditor}, disabled: true})
 	ar := e2etest.StartArchive(t, cfg)
 	c, err := bundletest.NewChain(t.Context(), nil, 3, bundletest.Options{Records: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e2etest.EnrollChain(t, ar.A, c)
-	receipts := make(chan []byte, 16)
-	if err := ar.B.Subscribe(sync.ReceiptsTopic("site1", "dev1"), 1, func(_ string, p []byte) { receipts <- bytes.Clone(p) }); err != nil {
-		t.Fatal(err)
-	}
+	receipts := receiptsOf(t, ar)
 	publish(t, ar, receipts, c.Bundles[0])
 	publish(t, ar, receipts, c.Bundles[1])
 

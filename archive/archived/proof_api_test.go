@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +19,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
-	"github.com/edgeseal/edgeseal/internal/testpki"
-	"github.com/edgeseal/edgeseal/sync"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -33,34 +30,14 @@ import (
 // is refused (403, logged); each read is in the access log.
 func TestProofAndEvidenceAPI(t *testing.T) {
 	dir := t.TempDir()
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	users := api.OpenUsers(filepath.Join(dir, "users.json"))
-	for _, u := range []struct {
-		name string
-		role string
-	}{{"alice", api.RoleAuditor}, {"olga", api.RoleOperator}} {
-		if err := users.Add(u.name, []string{u.role}, testPassword, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
-		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
+	cfg, pool := apiConfig(t, dir, "", apiUser{name: "alice", roles: []string{api.RoleAuditor}}, apiUser{name: "olga", roles: []string{api.RoleOperator}})
 	ar := e2etest.StartArchive(t, cfg)
 	c, err := bundletest.NewChain(t.Context(), nil, 3, bundletest.Options{Records: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e2etest.EnrollChain(t, ar.A, c)
-	receipts := make(chan []byte, 16)
-	if err := ar.B.Subscribe(sync.ReceiptsTopic("site1", "dev1"), 1, func(_ string, p []byte) { receipts <- bytes.Clone(p) }); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range c.Bundles {
-		publish(t, ar, receipts, b)
-	}
-	if err := ar.A.WaitIndexed(t.Context(), ar.A.LogSize()); err != nil {
-		t.Fatal(err)
-	}
+	publishIndexed(t, ar, c.Bundles)
 	trust, err := c.Trust.Marshal()
 	if err != nil {
 		t.Fatal(err)

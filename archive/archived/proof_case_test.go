@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/api"
@@ -18,8 +17,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/evidence"
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
-	"github.com/edgeseal/edgeseal/internal/testpki"
-	"github.com/edgeseal/edgeseal/sync"
 )
 
 // TestEvidenceByCase: GET /v1/evidence?case=C packs every export of the
@@ -27,18 +24,12 @@ import (
 // archive log), and nothing once the case is released.
 func TestEvidenceByCase(t *testing.T) {
 	dir := t.TempDir()
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	users := api.OpenUsers(filepath.Join(dir, "users.json"))
-	if err := users.Add("alice", []string{api.RoleAuditor}, testPassword, time.Now()); err != nil {
-		t.Fatal(err)
-	}
 	op := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
 	der, _ := x509.MarshalPKIXPublicKey(op.Public())
 	if err := os.WriteFile(filepath.Join(dir, "op.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\noperator_keys: [op.pub]\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
-		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
+	cfg, pool := apiConfig(t, dir, "operator_keys: [op.pub]\n", apiUser{name: "alice", roles: []string{api.RoleAuditor}})
 	ar := e2etest.StartArchive(t, cfg)
 	c, err := bundletest.NewChain(t.Context(), nil, 3, bundletest.Options{Records: 4})
 	if err != nil {
@@ -63,16 +54,7 @@ func TestEvidenceByCase(t *testing.T) {
 	if _, err := ar.A.DeviceStatement(t.Context(), st); err != nil {
 		t.Fatal(err)
 	}
-	receipts := make(chan []byte, 16)
-	if err := ar.B.Subscribe(sync.ReceiptsTopic("site1", "dev1"), 1, func(_ string, p []byte) { receipts <- bytes.Clone(p) }); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range c.Bundles {
-		publish(t, ar, receipts, b)
-	}
-	if err := ar.A.WaitIndexed(t.Context(), ar.A.LogSize()); err != nil {
-		t.Fatal(err)
-	}
+	publishIndexed(t, ar, c.Bundles)
 	alice := newAPIClient(t, ar, pool)
 	alice.signIn("alice", testPassword, http.StatusOK)
 	all := alice.all("/v1/exports?device=site1/dev1&status=accepted&limit=1000")

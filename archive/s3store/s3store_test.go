@@ -34,7 +34,8 @@ func TestStore(t *testing.T) {
 	}
 	t.Run("conformance", func(t *testing.T) {
 		objstoretest.Run(t, objstoretest.Harness{
-			New: func(t *testing.T) archive.ObjectStore { return open(t) },
+			Lister: true,
+			New:    func(t *testing.T) archive.ObjectStore { return open(t) },
 			// A writer holding the credentials puts other bytes over the
 			// key: Object Lock keeps the locked version, but the key now
 			// names a newer one.

@@ -18,7 +18,7 @@ import (
 func BenchmarkEvidencePack(b *testing.B) {
 	f := newFixture(b, 1, bundletest.Options{Records: 3, PayloadSize: 16 << 20})
 	id := f.exports(b, 0)[0].ExportID
-	in := proof.Input{Bundle: f.raw[0], ExportID: id, Trust: f.trust, Receipt: f.receipts[0], ArchiveKey: f.log.PKIX()}
+	in := proof.Input{Bundle: f.Raw[0], ExportID: id, Trust: f.Trust, Receipt: f.Receipts[0], ArchiveKey: f.Log.PKIX()}
 	build := func() *evidence.Pack {
 		pr, err := proof.Build(in)
 		if err != nil {

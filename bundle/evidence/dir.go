@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +83,23 @@ func (p *Pack) WriteDir(dir string) error {
 }
 
 func writeSynced(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return writeFileSynced(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644, data)
+}
+
+// AppendAccess appends a to the access log file at path (created with
+// mode 0600) as one JSON line, and syncs the file before it returns.
+func AppendAccess(path string, a Access) error {
+	line, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return writeFileSynced(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600, append(line, '\n'))
+}
+
+// writeFileSynced opens name with flag and perm, writes data and syncs
+// the file.
+func writeFileSynced(name string, flag int, perm os.FileMode, data []byte) error {
+	f, err := os.OpenFile(name, flag, perm)
 	if err != nil {
 		return err
 	}

@@ -13,4 +13,12 @@
 // the bag, its index, every proof, the files the standard tools read
 // against the proofs, the archive checkpoints and their consistency, the
 // policies and the lineage document.
+//
+// Sources are what the proofs are built from offline (`edgeseal proof`
+// and `edgeseal evidence`): bundle files and folders, the archive's
+// receipts, trust files and the archive key; they select exports by id
+// (Find), by device and time (ByTime) or by the hold statements of a
+// legal-hold case (ByCase), and give each the proof.Input it is proven
+// from. RecordBodies, the policy.change and tpm.pcrs.authorized bodies of
+// a bundle, is shared with the archive's own proofs.
 package evidence

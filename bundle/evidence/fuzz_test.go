@@ -20,7 +20,7 @@ var freeText = map[string]bool{"tagmanifest-sha256.txt": true, "manifest-sha256.
 // and a pack whose file changed never verifies.
 func FuzzPackReader(f *testing.F) {
 	fx := newFixture(f, 2, bundletest.Options{Records: 5})
-	good, err := evidence.Build(f.Context(), evidence.Input{Proofs: []*proof.Proof{fx.proof(f, 1, fx.exports(f, 1)[0].ExportID)}, Selection: "fuzz"})
+	good, err := evidence.Build(f.Context(), evidence.Input{Proofs: []*proof.Proof{fx.MustProof(f, 1, fx.exports(f, 1)[0].ExportID)}, Selection: "fuzz"})
 	if err != nil {
 		f.Fatal(err)
 	}

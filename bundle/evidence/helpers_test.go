@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/evidence"
 	"github.com/edgeseal/edgeseal/bundle/proof"
@@ -20,50 +19,23 @@ import (
 )
 
 // fixture is a device's chain of bundles accepted by one archive log.
-type fixture struct {
-	chain    *bundletest.Chain
-	log      *bundletest.ArchiveLog
-	raw      [][]byte
-	receipts [][]byte
-	trust    []byte
-}
+type fixture struct{ *bundletest.Accepted }
 
 func newFixture(t testing.TB, n int, opts bundletest.Options) *fixture {
 	t.Helper()
-	c := bundletest.MustChain(t, n, opts)
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{chain: c, log: log}
-	if f.trust, err = c.Trust.Marshal(); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range c.Bundles {
-		raw, err := b.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := log.Accept(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.raw = append(f.raw, raw)
-		f.receipts = append(f.receipts, rc)
-	}
-	return f
+	return &fixture{bundletest.MustAccepted(t, n, opts)}
 }
 
 // exports returns the exports of bundle i whose payloads it holds.
 func (f *fixture) exports(t testing.TB, i int) []proof.Export {
 	t.Helper()
-	exps, err := proof.Exports(f.chain.Bundles[i])
+	exps, err := proof.Exports(f.Chain.Bundles[i])
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []proof.Export
 	for _, e := range exps {
-		if _, ok := f.chain.Bundles[i].Files[bundle.PayloadDir+strings.TrimPrefix(e.Payload, "sha256:")]; ok {
+		if _, ok := f.Payload(i, e.Payload); ok {
 			out = append(out, e)
 		}
 	}
@@ -73,17 +45,8 @@ func (f *fixture) exports(t testing.TB, i int) []proof.Export {
 	return out
 }
 
-func (f *fixture) proof(t testing.TB, i int, id string) *proof.Proof {
-	t.Helper()
-	p, err := proof.Build(proof.Input{Bundle: f.raw[i], ExportID: id, Trust: f.trust, Receipt: f.receipts[i], ArchiveKey: f.log.PKIX()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func (f *fixture) consistency(_ context.Context, old, size uint64) ([][32]byte, error) {
-	return f.log.Consistency(old, size)
+	return f.Log.Consistency(old, size)
 }
 
 // pack builds and writes the pack of proofs and returns its folder.
@@ -103,7 +66,8 @@ func (f *fixture) pack(t testing.TB, proofs ...*proof.Proof) string {
 
 // payloadOf returns the payload bytes of export e of bundle i.
 func (f *fixture) payloadOf(i int, e proof.Export) []byte {
-	return f.chain.Bundles[i].Files[bundle.PayloadDir+strings.TrimPrefix(e.Payload, "sha256:")]
+	b, _ := f.Payload(i, e.Payload)
+	return b
 }
 
 // leaks names what of export o a file of a pack holds: its id, its record,

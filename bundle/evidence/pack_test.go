@@ -20,7 +20,7 @@ func TestPackOneExport(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
 	exps := f.exports(t, 1)
 	e := exps[0]
-	dir := f.pack(t, f.proof(t, 1, e.ExportID))
+	dir := f.pack(t, f.MustProof(t, 1, e.ExportID))
 	p, err := evidence.ReadDir(dir, evidence.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestPackOneExport(t *testing.T) {
 		t.Fatalf("exports %+v", rep.Exports)
 	}
 	// Every other export of every bundle of the chain.
-	for i, b := range f.chain.Bundles {
+	for i, b := range f.Chain.Bundles {
 		recs, _ := b.Records()
 		all, _ := proof.Exports(b)
 		for _, o := range all {
@@ -68,7 +68,7 @@ func TestPackOneExport(t *testing.T) {
 func TestVerifyMDRecipe(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
 	exps := f.exports(t, 2)
-	dir := f.pack(t, f.proof(t, 2, exps[0].ExportID), f.proof(t, 0, f.exports(t, 0)[1].ExportID))
+	dir := f.pack(t, f.MustProof(t, 2, exps[0].ExportID), f.MustProof(t, 0, f.exports(t, 0)[1].ExportID))
 	script := recipe(t, dir)
 	if out, err := runRecipe(t, dir, script); err != nil {
 		t.Fatalf("VERIFY.md on the pack: %v\n%s\n--- script\n%s", err, out, script)
@@ -101,13 +101,13 @@ func TestVerifyMDRecipe(t *testing.T) {
 // without a source of consistency proofs they are reported not compared.
 func TestPackTwoCheckpoints(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
-	a, b := f.proof(t, 0, f.exports(t, 0)[0].ExportID), f.proof(t, 2, f.exports(t, 2)[0].ExportID)
+	a, b := f.MustProof(t, 0, f.exports(t, 0)[0].ExportID), f.MustProof(t, 2, f.exports(t, 2)[0].ExportID)
 	dir := f.pack(t, a, b)
 	p, err := evidence.ReadDir(dir, evidence.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := evidence.Verify(p, proof.Options{Trust: f.trust, ArchiveKey: f.log.PKIX()})
+	rep := evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: f.Log.PKIX()})
 	if !rep.OK() {
 		t.Fatalf("pack: %v\n%+v", rep.Failed(), rep.Checks)
 	}
@@ -142,12 +142,12 @@ func TestPackTwoCheckpoints(t *testing.T) {
 // verifies, by edgeseal and by VERIFY.md.
 func TestPackPurgedExport(t *testing.T) {
 	f := newFixture(t, 1, bundletest.Options{})
-	all, _ := proof.Exports(f.chain.Bundles[0])
+	all, _ := proof.Exports(f.Chain.Bundles[0])
 	for _, e := range all {
 		if f.payloadOf(0, e) != nil {
 			continue
 		}
-		dir := f.pack(t, f.proof(t, 0, e.ExportID))
+		dir := f.pack(t, f.MustProof(t, 0, e.ExportID))
 		if _, err := os.Stat(filepath.Join(dir, "data/exports/001/payload")); !os.IsNotExist(err) {
 			t.Fatalf("purged payload file: %v", err)
 		}

@@ -70,21 +70,12 @@ func TestPackPolicies(t *testing.T) {
 		}
 		c.Bundles = append(c.Bundles, b)
 	}
-	log, err := bundletest.NewArchiveLog()
+	a, err := bundletest.NewAccepted(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{chain: c, log: log}
-	f.trust, _ = c.Trust.Marshal()
-	for _, b := range c.Bundles {
-		raw, _ := b.Bytes()
-		rc, err := log.Accept(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.raw, f.receipts = append(f.raw, raw), append(f.receipts, rc)
-	}
-	same := f.proof(t, 0, f.exports(t, 0)[0].ExportID)
+	f := &fixture{a}
+	same := f.MustProof(t, 0, f.exports(t, 0)[0].ExportID)
 	if len(same.Records) < 2 || !strings.Contains(same.Records[0].Record, `"type":"export"`) {
 		t.Fatalf("proof records: %d", len(same.Records))
 	}
@@ -92,7 +83,7 @@ func TestPackPolicies(t *testing.T) {
 	if c, _ := rep.Get(proof.CheckPolicySigned); !rep.OK() || !strings.Contains(c.Detail, "signed (record") {
 		t.Fatalf("proof with its policy: %v %+v", rep.Failed(), c)
 	}
-	later := f.proof(t, 1, f.exports(t, 1)[0].ExportID)
+	later := f.MustProof(t, 1, f.exports(t, 1)[0].ExportID)
 	p, err := evidence.Build(t.Context(), evidence.Input{Proofs: []*proof.Proof{same, later}, Policies: [][]byte{body}, Consistency: f.consistency})
 	if err != nil {
 		t.Fatal(err)

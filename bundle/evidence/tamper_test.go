@@ -69,7 +69,7 @@ func rehashPack(p *evidence.Pack) {
 // unless said, fails the check named.
 func TestPackTampered(t *testing.T) {
 	f := newFixture(t, 2, bundletest.Options{})
-	dir := f.pack(t, f.proof(t, 1, f.exports(t, 1)[0].ExportID))
+	dir := f.pack(t, f.MustProof(t, 1, f.exports(t, 1)[0].ExportID))
 	good, err := evidence.ReadDir(dir, evidence.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestPackTampered(t *testing.T) {
 // too large, and too many files are refused before anything is checked.
 func TestReadDirRefuses(t *testing.T) {
 	f := newFixture(t, 1, bundletest.Options{})
-	dir := f.pack(t, f.proof(t, 0, f.exports(t, 0)[0].ExportID))
+	dir := f.pack(t, f.MustProof(t, 0, f.exports(t, 0)[0].ExportID))
 	if _, err := evidence.ReadDir(dir, evidence.Limits{File: 1 << 30, Total: 1 << 30, Files: 3}); !isPathErr(err, "too many files") {
 		t.Fatalf("too many files: %v", err)
 	}

@@ -61,7 +61,7 @@ func Seal(pub *PublicKey, info, plaintext []byte) ([]byte, Cipher, error) {
 	if err != nil {
 		return nil, Cipher{}, err
 	}
-	file, err := hpke.Seal(pub.k, kdf, aead, info, plaintext)
+	file, err := hpke.Seal(pub.HPKE(), kdf, aead, info, plaintext)
 	if err != nil {
 		return nil, Cipher{}, fmt.Errorf("payloadcipher: seal: %w", err)
 	}
@@ -112,7 +112,7 @@ func Open(priv *PrivateKey, c *Cipher, info, file []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt, err := hpke.Open(priv.k, kdf, aead, info, file)
+	pt, err := hpke.Open(priv.HPKE(), kdf, aead, info, file)
 	if err != nil {
 		return nil, ErrOpen
 	}

@@ -6,7 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
-	"strings"
+
+	"github.com/edgeseal/edgeseal/internal/hpkekey"
 )
 
 // HPKE identifiers (RFC 9180 §7 and the IANA HPKE registry) of the only
@@ -122,25 +123,11 @@ func (c *Cipher) AppendCanonical(dst []byte, withDigest bool) []byte {
 }
 
 // ValidHash reports whether s is "sha256:" and 64 lowercase hex digits.
-func ValidHash(s string) bool {
-	h, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(h) != 64 {
-		return false
-	}
-	for _, c := range h {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func ValidHash(s string) bool { return hpkekey.ValidKeyID(s) }
 
 // KeyID is the id of a content public key: "sha256:" and the hex SHA-256
 // of its serialized form (RFC 9180 SerializePublicKey, 1216 bytes).
-func KeyID(public []byte) string {
-	sum := sha256.Sum256(public)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func KeyID(public []byte) string { return hpkekey.KeyID(public) }
 
 // Digest is the hash string of b.
 func Digest(b []byte) string {

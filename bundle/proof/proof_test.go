@@ -21,9 +21,9 @@ import (
 // payload and no other export's.
 func TestBuildVerify(t *testing.T) {
 	f := newFixture(t, 3, bundletest.Options{})
-	for i := range f.raw {
+	for i := range f.Raw {
 		e := f.export(t, i)
-		p := f.proof(t, i, e.ExportID)
+		p := f.MustProof(t, i, e.ExportID)
 		raw, err := p.Marshal()
 		if err != nil {
 			t.Fatal(err)
@@ -32,7 +32,7 @@ func TestBuildVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, opts := range []proof.Options{{}, {Trust: f.trust, ArchiveKey: f.log.PKIX()}} {
+		for _, opts := range []proof.Options{{}, {Trust: f.Trust, ArchiveKey: f.Log.PKIX()}} {
 			rep := proof.Verify(q, opts)
 			if !rep.OK() {
 				t.Fatalf("bundle %d export %s: %v\n%s", i, e.ExportID, rep.Failed(), rep)
@@ -42,8 +42,8 @@ func TestBuildVerify(t *testing.T) {
 			}
 		}
 		// No other export's record or payload.
-		exps, _ := proof.Exports(f.chain.Bundles[i])
-		recs, _ := f.chain.Bundles[i].Records()
+		exps, _ := proof.Exports(f.Chain.Bundles[i])
+		recs, _ := f.Chain.Bundles[i].Records()
 		for _, o := range exps {
 			if o.ExportID == e.ExportID {
 				continue
@@ -65,8 +65,8 @@ func TestBuildVerify(t *testing.T) {
 func TestPinned(t *testing.T) {
 	f := newFixture(t, 1, bundletest.Options{})
 	g := newFixture(t, 1, bundletest.Options{})
-	p := f.proof(t, 0, f.export(t, 0).ExportID)
-	rep := proof.Verify(p, proof.Options{Trust: g.trust, ArchiveKey: g.log.PKIX()})
+	p := f.MustProof(t, 0, f.export(t, 0).ExportID)
+	rep := proof.Verify(p, proof.Options{Trust: g.Trust, ArchiveKey: g.Log.PKIX()})
 	for _, want := range []string{proof.CheckTrust, proof.CheckReceiptSignature} {
 		if !slices.Contains(rep.Failed(), want) {
 			t.Errorf("pinned other keys: %s did not fail: %v", want, rep.Failed())
@@ -94,7 +94,7 @@ func TestSelect(t *testing.T) {
 // TestBuildRefusesOtherReceipt: a receipt for another bundle is refused.
 func TestBuildRefusesOtherReceipt(t *testing.T) {
 	f := newFixture(t, 2, bundletest.Options{})
-	_, err := proof.Build(proof.Input{Bundle: f.raw[0], ExportID: f.export(t, 0).ExportID, Trust: f.trust, Receipt: f.receipts[1], ArchiveKey: f.log.PKIX()})
+	_, err := proof.Build(proof.Input{Bundle: f.Raw[0], ExportID: f.export(t, 0).ExportID, Trust: f.Trust, Receipt: f.Receipts[1], ArchiveKey: f.Log.PKIX()})
 	if err == nil || !strings.Contains(err.Error(), "receipt is for bundle") {
 		t.Fatalf("receipt of another bundle: %v", err)
 	}
@@ -105,12 +105,12 @@ func TestBuildRefusesOtherReceipt(t *testing.T) {
 // note; the same proof without the purge record fails payload.digest.
 func TestPurgedPayload(t *testing.T) {
 	f := newFixture(t, 1, bundletest.Options{})
-	exps, _ := proof.Exports(f.chain.Bundles[0])
+	exps, _ := proof.Exports(f.Chain.Bundles[0])
 	for _, e := range exps {
-		if _, ok := f.chain.Bundles[0].Files["data/payloads/"+strings.TrimPrefix(e.Payload, "sha256:")]; ok {
+		if _, ok := f.Payload(0, e.Payload); ok {
 			continue
 		}
-		p := f.proof(t, 0, e.ExportID)
+		p := f.MustProof(t, 0, e.ExportID)
 		if p.Payload != nil || len(p.Records) != 2 || !strings.Contains(p.Records[1].Record, `"type":"retention.purge"`) {
 			t.Fatalf("purged export's proof: payload %d bytes, %d records", len(p.Payload), len(p.Records))
 		}

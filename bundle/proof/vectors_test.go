@@ -39,7 +39,7 @@ var tampers = []struct {
 		func(p *proof.Proof, _, _ *fixture, _ *testing.T) { p.Records[0].Inclusion[0][0] ^= 1 }},
 	{vectorCase{"quote.otherdevice.json", proof.CheckKeysTrusted, "seal, quote and key files of another TPM sealing under the same device name"},
 		func(p *proof.Proof, _, other *fixture, t *testing.T) {
-			b := other.chain.Bundles[1]
+			b := other.Chain.Bundles[1]
 			p.Seal = b.Files[bundle.PathSeal]
 			for _, name := range proof.Files {
 				if data, ok := b.Files[name]; ok {
@@ -48,7 +48,7 @@ var tampers = []struct {
 			}
 		}},
 	{vectorCase{"receipt.otherbundle.json", proof.CheckReceiptBundle, "the archive's receipt for the device's next bundle"},
-		func(p *proof.Proof, f, _ *fixture, _ *testing.T) { p.Receipt = f.receipts[2] }},
+		func(p *proof.Proof, f, _ *fixture, _ *testing.T) { p.Receipt = f.Receipts[2] }},
 }
 
 func replaceOnce(s, old, repl string) string {
@@ -117,14 +117,14 @@ func writeVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good, err := f.proof(t, 1, id).Marshal()
+	good, err := f.MustProof(t, 1, id).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	write("good.json", good)
 	var cases []vectorCase
 	for _, tc := range tampers {
-		p := f.proof(t, 1, id)
+		p := f.MustProof(t, 1, id)
 		tc.fn(p, f, other, t)
 		raw, err := p.Marshal()
 		if err != nil {

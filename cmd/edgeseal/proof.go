@@ -1,17 +1,15 @@
 package main
 
 import (
-	"strings"
-
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
-	"github.com/edgeseal/edgeseal/archive/readclient"
 	"io"
+	"strings"
 
+	"github.com/edgeseal/edgeseal/archive/readclient"
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
@@ -23,18 +21,12 @@ import (
 // or devices is refused with the candidates listed. Exit 0 written, 1 the
 // export cannot be proven, 2 usage.
 func cmdProof(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("proof", flag.ContinueOnError)
-	var bundles, receipts, trusts stringList
-	fs.Var(&bundles, "bundles", "a bundle file or a folder of *.tar bundles (and receipts/); repeatable (required)")
-	fs.Var(&receipts, "receipts", "a folder of the archive's *.receipt.json (default: each bundle folder's receipts/); repeatable")
-	fs.Var(&trusts, "trust", "the device's trust file DEVICE.json; repeatable (required)")
-	keyPath := fs.String("archive-key", "", "the archive's Ed25519 public key (PEM) that signed the receipts (required)")
+	fs, c := newCustodyFlags("proof", "a folder of the archive's *.receipt.json (default: each bundle folder's receipts/); repeatable",
+		"the device's trust file DEVICE.json; repeatable (required)",
+		"get the proof from the archive's read API at this URL (https://HOST:PORT) instead of building it from --bundles; it is verified against --trust and --archive-key before it is written")
 	principal := fs.String("principal", "", "the principal of the export (export ids are scoped by principal)")
 	device := fs.String("device", "", "the device SITE/NAME of the export")
 	out := fs.String("o", "", "write the proof here (default: standard output)")
-	archiveURL := fs.String("archive", "", "get the proof from the archive's read API at this URL (https://HOST:PORT) instead of building it from --bundles; it is verified against --trust and --archive-key before it is written")
-	tokenFile := fs.String("token-file", "", "with --archive: a file holding the API session token (POST /v1/session)")
-	caFile := fs.String("cacert", "", "with --archive: the CA certificate (PEM) of the API's TLS certificate")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -44,24 +36,25 @@ func cmdProof(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var p *proof.Proof
 	var e proof.Export
-	if *archiveURL != "" {
-		if len(bundles) > 0 || len(receipts) > 0 {
+	if c.archiveURL != "" {
+		if len(c.bundles) > 0 || len(c.receipts) > 0 {
 			return usageErr("proof: --archive and --bundles/--receipts exclude each other")
 		}
-		p, e, err = proofFromArchive(ctx, *archiveURL, *tokenFile, *caFile, trusts, *keyPath, pos[0], *principal, *device)
+		p, e, err = proofFromArchive(ctx, c.archiveURL, c.tokenFile, c.caFile, c.trusts, c.keyPath, pos[0], *principal, *device)
 		if err != nil {
 			return err
 		}
 	} else {
-		src, err := loadSources("proof", bundles, receipts, trusts, *keyPath)
+		src, err := loadSources("proof", c.bundles, c.receipts, c.trusts, c.keyPath)
 		if err != nil {
 			return err
 		}
-		var path string
-		if e, path, err = src.find(pos[0], *principal, *device); err != nil {
+		sel, err := src.Find(pos[0], *principal, *device)
+		if err != nil {
 			return selectErr(err)
 		}
-		if p, err = src.build("proof", e, path); err != nil {
+		e = sel.Export
+		if p, err = buildProof("proof", src, sel); err != nil {
 			return err
 		}
 	}
@@ -131,7 +124,7 @@ func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trust
 	if err != nil {
 		return fail(selectErr(err))
 	}
-	trust, ok := src.trust[e.Device]
+	trust, ok := src.Trust[e.Device]
 	if !ok {
 		return fail(usageErr("proof: no trust file of device %s: add --trust", e.Device))
 	}
@@ -141,7 +134,7 @@ func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trust
 	}
 	// The archive built it: nothing is written unless it verifies pinned
 	// to the auditor's own trust file and archive key.
-	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: src.key}); !rep.OK() {
+	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: src.Key}); !rep.OK() {
 		return fail(&exitError{code: 1, err: fmt.Errorf("proof: the archive's proof of %s does not verify: %s", e, strings.Join(rep.Failed(), ", "))})
 	}
 	if p.ExportID != e.ExportID || p.Device != e.Device || p.Principal != e.Principal {

@@ -3,7 +3,8 @@
 // tpm/recovery (recovery keys): one PEM block with exactly the headers
 // Version, Suite and Key-Id, the key id being "sha256:" and the hex SHA-256
 // of the serialized public key. The packages differ only in their PEM block
-// types and in their error type, which a Format carries.
+// types and in their error type, which a Format carries; their key types
+// are PrivateKey and PublicKey instantiated with a Flavour of their own.
 package hpkekey
 
 import (
@@ -36,6 +37,8 @@ func KeyID(public []byte) string {
 
 // Format is one package's flavour of the key files.
 type Format struct {
+	// Name is the package's name, the prefix of its errors.
+	Name                    string
 	PrivateType, PublicType string
 	// Err builds the package's error for a malformed key or key file;
 	// what is "private key" or "public key".
@@ -71,34 +74,28 @@ func (f Format) Encode(typ, id string, b []byte) []byte {
 // PrivateType with exactly the headers Version, Suite and Key-Id, the key
 // id matching the key, nothing after the block.
 func (f Format) ParsePrivate(b []byte) (hpke.PrivateKey, string, error) {
-	blk, err := f.decode(b, f.PrivateType, "private key")
-	if err != nil {
-		return nil, "", err
-	}
-	k, id, err := f.NewPrivate(blk.Bytes)
-	if err != nil {
-		return nil, "", err
-	}
-	if id != blk.Headers["Key-Id"] {
-		return nil, "", f.Err("private key", fmt.Sprintf("Key-Id header %.80q is not the key's id %s", blk.Headers["Key-Id"], id), nil)
-	}
-	return k, id, nil
+	return parse(f, b, f.PrivateType, "private key", f.NewPrivate)
 }
 
 // ParsePublic reads a public key file strictly (as ParsePrivate).
 func (f Format) ParsePublic(b []byte) (hpke.PublicKey, string, error) {
-	blk, err := f.decode(b, f.PublicType, "public key")
+	return parse(f, b, f.PublicType, "public key", f.NewPublic)
+}
+
+func parse[K any](f Format, b []byte, typ, what string, newKey func([]byte) (K, string, error)) (K, string, error) {
+	var zero K
+	blk, err := f.decode(b, typ, what)
 	if err != nil {
-		return nil, "", err
+		return zero, "", err
 	}
-	pk, id, err := f.NewPublic(blk.Bytes)
+	k, id, err := newKey(blk.Bytes)
 	if err != nil {
-		return nil, "", err
+		return zero, "", err
 	}
 	if id != blk.Headers["Key-Id"] {
-		return nil, "", f.Err("public key", fmt.Sprintf("Key-Id header %.80q is not the key's id %s", blk.Headers["Key-Id"], id), nil)
+		return zero, "", f.Err(what, fmt.Sprintf("Key-Id header %.80q is not the key's id %s", blk.Headers["Key-Id"], id), nil)
 	}
-	return pk, id, nil
+	return k, id, nil
 }
 
 func (f Format) decode(b []byte, typ, what string) (*pem.Block, error) {

@@ -2,7 +2,6 @@ package recovery
 
 import (
 	"crypto/hpke"
-	"fmt"
 
 	"github.com/edgeseal/edgeseal/internal/hpkekey"
 )
@@ -19,12 +18,16 @@ const (
 	PublicKeyType  = "EDGESEAL RECOVERY PUBLIC KEY"
 )
 
-// keyFormat is the shared key-file format with this package's PEM types
-// and FormatError.
-var keyFormat = hpkekey.Format{PrivateType: PrivateKeyType, PublicType: PublicKeyType,
+// keyFormat is the shared key-file format with this package's name, PEM
+// types and FormatError.
+var keyFormat = hpkekey.Format{Name: "recovery", PrivateType: PrivateKeyType, PublicType: PublicKeyType,
 	Err: func(what, reason string, err error) error { return &FormatError{What: what, Reason: reason, Err: err} }}
 
-func kem() hpke.KEM   { return hpkekey.KEM() }
+// recoveryKey is the flavour of the recovery keys.
+type recoveryKey struct{}
+
+func (recoveryKey) Format() *hpkekey.Format { return &keyFormat }
+
 func kdf() hpke.KDF   { return hpke.HKDFSHA256() }
 func aead() hpke.AEAD { return hpke.AES256GCM() }
 
@@ -32,74 +35,26 @@ func aead() hpke.AEAD { return hpke.AES256GCM() }
 // of its serialized form (RFC 9180 SerializePublicKey).
 func KeyID(public []byte) string { return hpkekey.KeyID(public) }
 
-// PublicKey is an operator's recovery public key.
-type PublicKey struct {
-	ID string
-	k  hpke.PublicKey
-}
+// PublicKey is an operator's recovery public key: its ID (KeyID) and
+// MarshalPEM (the public key file).
+type PublicKey = hpkekey.PublicKey[recoveryKey]
 
 // PrivateKey is an operator's recovery private key. It belongs offline.
-type PrivateKey struct {
-	ID string
-	k  hpke.PrivateKey
-}
+// Its ID is that of its public half (Public); MarshalPEM writes the
+// private key file: a PEM block with the version, the suite and the key
+// id as headers.
+type PrivateKey = hpkekey.PrivateKey[recoveryKey]
 
 // GenerateKey makes a new recovery key pair.
-func GenerateKey() (*PrivateKey, error) {
-	k, err := kem().GenerateKey()
-	if err != nil {
-		return nil, fmt.Errorf("recovery: generate key: %w", err)
-	}
-	return &PrivateKey{ID: KeyID(k.PublicKey().Bytes()), k: k}, nil
-}
+func GenerateKey() (*PrivateKey, error) { return hpkekey.Generate[recoveryKey]() }
 
 // NewPrivateKey deserializes a private key (RFC 9180 DeserializePrivateKey).
-func NewPrivateKey(b []byte) (*PrivateKey, error) {
-	k, id, err := keyFormat.NewPrivate(b)
-	if err != nil {
-		return nil, err
-	}
-	return &PrivateKey{ID: id, k: k}, nil
-}
-
-// Public returns the public half.
-func (k *PrivateKey) Public() *PublicKey {
-	return &PublicKey{ID: k.ID, k: k.k.PublicKey()}
-}
-
-// MarshalPEM writes the private key file: a PEM block with the version,
-// the suite and the key id as headers.
-func (k *PrivateKey) MarshalPEM() ([]byte, error) {
-	b, err := k.k.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("recovery: private key: %w", err)
-	}
-	return encodePEM(PrivateKeyType, k.ID, b), nil
-}
-
-// MarshalPEM writes the public key file.
-func (k *PublicKey) MarshalPEM() []byte {
-	return encodePEM(PublicKeyType, k.ID, k.k.Bytes())
-}
-
-func encodePEM(typ, id string, b []byte) []byte { return keyFormat.Encode(typ, id, b) }
+func NewPrivateKey(b []byte) (*PrivateKey, error) { return hpkekey.NewPrivateKey[recoveryKey](b) }
 
 // ParsePrivateKey reads a private key file strictly: one PEM block of type
 // PrivateKeyType with exactly the headers Version, Suite and Key-Id, the
 // key id matching the key, nothing after the block.
-func ParsePrivateKey(b []byte) (*PrivateKey, error) {
-	k, id, err := keyFormat.ParsePrivate(b)
-	if err != nil {
-		return nil, err
-	}
-	return &PrivateKey{ID: id, k: k}, nil
-}
+func ParsePrivateKey(b []byte) (*PrivateKey, error) { return hpkekey.ParsePrivateKey[recoveryKey](b) }
 
 // ParsePublicKey reads a public key file strictly (as ParsePrivateKey).
-func ParsePublicKey(b []byte) (*PublicKey, error) {
-	pk, id, err := keyFormat.ParsePublic(b)
-	if err != nil {
-		return nil, err
-	}
-	return &PublicKey{ID: id, k: pk}, nil
-}
+func ParsePublicKey(b []byte) (*PublicKey, error) { return hpkekey.ParsePublicKey[recoveryKey](b) }

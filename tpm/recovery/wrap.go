@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/edgeseal/edgeseal/internal/hpkekey"
 )
 
 // WrapVersion is the only version of the wrap file this package reads.
@@ -81,7 +83,7 @@ func Seal(pub *PublicKey, device string, dataKey []byte) (*Wrap, error) {
 	if err := checkDevice(device); err != nil {
 		return nil, fmt.Errorf("recovery: seal: %w", err)
 	}
-	enc, s, err := hpke.NewSender(pub.k, kdf(), aead(), info(device))
+	enc, s, err := hpke.NewSender(pub.HPKE(), kdf(), aead(), info(device))
 	if err != nil {
 		return nil, fmt.Errorf("recovery: seal: %w", err)
 	}
@@ -102,7 +104,7 @@ func (w *Wrap) Open(priv *PrivateKey) ([]byte, error) {
 	if w.RecoveryKeyID != priv.ID {
 		return nil, &WrongKeyError{Want: w.RecoveryKeyID, Got: priv.ID}
 	}
-	r, err := hpke.NewRecipient(w.Enc, priv.k, kdf(), aead(), info(w.Device))
+	r, err := hpke.NewRecipient(w.Enc, priv.HPKE(), kdf(), aead(), info(w.Device))
 	if err != nil {
 		return nil, ErrOpen
 	}
@@ -166,7 +168,7 @@ func (w *Wrap) check() error {
 		return bad("version %d, want %d", w.V, WrapVersion)
 	case w.Suite != Suite:
 		return bad("suite %.80q, want %s", w.Suite, Suite)
-	case !validKeyID(w.RecoveryKeyID):
+	case !hpkekey.ValidKeyID(w.RecoveryKeyID):
 		return bad("recoveryKeyId %.80q is not sha256:<64 hex>", w.RecoveryKeyID)
 	case len(w.Enc) != encSize:
 		return bad("enc of %d bytes, want %d", len(w.Enc), encSize)
@@ -186,17 +188,4 @@ func checkDevice(d string) error {
 		return fmt.Errorf("device %.80q is not <site>/<name>", d)
 	}
 	return nil
-}
-
-func validKeyID(id string) bool {
-	h, ok := strings.CutPrefix(id, "sha256:")
-	if !ok || len(h) != 64 {
-		return false
-	}
-	for _, c := range h {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
