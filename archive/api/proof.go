@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
@@ -178,14 +179,18 @@ type evidenceQuery struct {
 	q         archive.ExportQuery
 	caseID    string
 	selection string
+	decrypt   decryptAsk // decrypt=1 with a reason (or the case selected)
 }
 
 // parseEvidenceQuery reads GET /v1/evidence: export (with device and
 // principal narrowing it), device with from and to, or case.
 func parseEvidenceQuery(raw string) (evidenceQuery, error) {
 	var eq evidenceQuery
-	p, err := parseParams(raw, "export", "device", "principal", "from", "to", "case")
+	p, err := parseParams(raw, "export", "device", "principal", "from", "to", "case", "decrypt", "reason")
 	if err != nil {
+		return eq, err
+	}
+	if eq.decrypt, err = parseDecrypt(p, "case"); err != nil {
 		return eq, err
 	}
 	q := &eq.q
@@ -268,6 +273,22 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 	}
 	if in.Proofs, in.Policies, err = s.a.ExportProofs(r.Context(), es); err != nil {
 		return s.proofFail(err, t)
+	}
+	if eq.decrypt.on {
+		pts, refused := s.decryptProofs(r, sess, eq.decrypt, es, in.Proofs)
+		if refused != nil {
+			rep := *refused
+			rep.target, rep.decrypt = t, nil // the pack's own entry; the decrypt entries are appended
+			return rep
+		}
+		in.Plaintexts = pts
+		why := eq.decrypt.reason
+		if eq.decrypt.caseID != "" {
+			why = strings.TrimSpace("case " + eq.decrypt.caseID + " " + why)
+		}
+		for _, e := range es {
+			in.Accesses = append(in.Accesses, evidence.Access{Time: in.Now, Actor: sess.user, Action: "decrypt", Target: e.Device + ":" + e.Principal + ":" + e.Export, Detail: why})
+		}
 	}
 	pack, err := evidence.Build(r.Context(), in)
 	if err != nil {

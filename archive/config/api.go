@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -28,7 +29,15 @@ type API struct {
 	// OIDC, when Issuer is set, signs users in from the organization's
 	// identity provider.
 	OIDC OIDC `yaml:"oidc"`
+	// Decrypt maps an export's classification to the roles that may
+	// decrypt its payload through the API ("*": any classification not
+	// listed, and exports without one). Absent or empty: no one may
+	// decrypt (payloads are served sealed only).
+	Decrypt map[string][]string `yaml:"decrypt"`
 }
+
+// DecryptRoles are the roles api.decrypt may name.
+var DecryptRoles = []string{"auditor", "decryptor"}
 
 // OIDC configures sign-in by OpenID Connect.
 type OIDC struct {
@@ -91,6 +100,19 @@ func (c *Config) validateAPI(bad func(key, format string, a ...any)) {
 		bad("api.session_ttl", "%s: want 1m to 720h", a.SessionTTL)
 	}
 	c.validateOIDC(bad)
+	for class, roles := range a.Decrypt {
+		if class == "" || len(class) > 256 {
+			bad("api.decrypt", "classification %.60q: want 1 to 256 bytes, or \"*\"", class)
+		}
+		if len(roles) == 0 {
+			bad("api.decrypt", "classification %q: no role (leave it out to let no one decrypt it)", class)
+		}
+		for _, r := range roles {
+			if !slices.Contains(DecryptRoles, r) {
+				bad("api.decrypt", "classification %q, role %q: want auditor or decryptor", class, r)
+			}
+		}
+	}
 	if a.Listen == "" {
 		return
 	}
@@ -125,8 +147,8 @@ func (c *Config) validateOIDC(bad func(key, format string, a ...any)) {
 		bad("api.oidc.role_claim", "role_claim and roles are required: without them no one gets a role")
 	}
 	for _, r := range o.Roles {
-		if r.Value == "" || (r.Role != "auditor" && r.Role != "operator" && r.Role != "policy-admin") {
-			bad("api.oidc.roles", "value %q, role %q: want a value and one of auditor, operator, policy-admin", r.Value, r.Role)
+		if r.Value == "" || (r.Role != "auditor" && r.Role != "operator" && r.Role != "policy-admin" && r.Role != "decryptor") {
+			bad("api.oidc.roles", "value %q, role %q: want a value and one of auditor, operator, policy-admin, decryptor", r.Value, r.Role)
 		}
 	}
 	if c.API.Listen == "" {
