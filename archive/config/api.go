@@ -29,11 +29,27 @@ type API struct {
 	// OIDC, when Issuer is set, signs users in from the organization's
 	// identity provider.
 	OIDC OIDC `yaml:"oidc"`
-	// Decrypt maps an export's classification to the roles that may
-	// decrypt its payload through the API ("*": any classification not
-	// listed, and exports without one). Absent or empty: no one may
+	// Decrypt says which roles may decrypt the payloads of which
+	// classification through the API. Absent or empty: no one may
 	// decrypt (payloads are served sealed only).
-	Decrypt map[string][]string `yaml:"decrypt"`
+	Decrypt []DecryptRule `yaml:"decrypt"`
+}
+
+// DecryptRule lets Roles decrypt the payloads of exports of
+// Classification ("*": every classification no other rule names, and
+// exports without one).
+type DecryptRule struct {
+	Classification string   `yaml:"classification"`
+	Roles          []string `yaml:"roles"`
+}
+
+// DecryptMap is Decrypt as classification -> roles.
+func (a API) DecryptMap() map[string][]string {
+	m := map[string][]string{}
+	for _, r := range a.Decrypt {
+		m[r.Classification] = append(m[r.Classification], r.Roles...)
+	}
+	return m
 }
 
 // DecryptRoles are the roles api.decrypt may name.
@@ -100,16 +116,22 @@ func (c *Config) validateAPI(bad func(key, format string, a ...any)) {
 		bad("api.session_ttl", "%s: want 1m to 720h", a.SessionTTL)
 	}
 	c.validateOIDC(bad)
-	for class, roles := range a.Decrypt {
+	seen := map[string]bool{}
+	for _, rule := range a.Decrypt {
+		class := rule.Classification
 		if class == "" || len(class) > 256 {
 			bad("api.decrypt", "classification %.60q: want 1 to 256 bytes, or \"*\"", class)
 		}
-		if len(roles) == 0 {
-			bad("api.decrypt", "classification %q: no role (leave it out to let no one decrypt it)", class)
+		if seen[class] {
+			bad("api.decrypt", "classification %.60q given twice", class)
 		}
-		for _, r := range roles {
+		seen[class] = true
+		if len(rule.Roles) == 0 {
+			bad("api.decrypt", "classification %.60q: no role (leave it out to let no one decrypt it)", class)
+		}
+		for _, r := range rule.Roles {
 			if !slices.Contains(DecryptRoles, r) {
-				bad("api.decrypt", "classification %q, role %q: want auditor or decryptor", class, r)
+				bad("api.decrypt", "classification %.60q, role %.40q: want auditor or decryptor", class, r)
 			}
 		}
 	}
