@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/proof"
 )
 
@@ -205,6 +204,3 @@ func (s *Server) appendDecrypt(r *http.Request, sess *session, action string, re
 	}
 	return true
 }
-
-// validDigest is a sha256: hash string.
-func validDigest(s string) bool { return payloadcipher.ValidHash(s) }
