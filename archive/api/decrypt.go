@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/proof"
 )
 
@@ -134,10 +135,11 @@ func (s *Server) decryptFail(err error, t archive.AccessTarget, d archive.Access
 	return rep
 }
 
-// decryptProofs decrypts the payload of each proof (every one must be
-// encrypted, allowed and open) and appends a decrypt entry per export
-// before returning the plaintexts; a refusal is logged per refused
-// export, and the first refusal is the answer.
+// decryptProofs decrypts the payload of each encrypted export of the
+// proofs (each must be allowed and open; an export the agent did not
+// encrypt is left as it is, nil in the result) and appends a decrypt
+// entry per export before returning the plaintexts; a refusal is logged
+// per refused export, and the first refusal is the answer.
 func (s *Server) decryptProofs(r *http.Request, sess *session, ask decryptAsk, es []*archive.ExportEntry, proofs []*proof.Proof) ([][]byte, *reply) {
 	refuse := func(rep reply) ([][]byte, *reply) { return nil, &rep }
 	type one struct {
@@ -146,7 +148,13 @@ func (s *Server) decryptProofs(r *http.Request, sess *session, ask decryptAsk, e
 	}
 	var done []one
 	var refusals []reply
+	idx := make([]int, 0, len(proofs)) // of done, into proofs
 	for i, pr := range proofs {
+		if len(pr.Records) > 0 {
+			if _, enc, ok, err := custody.RecordPayloadFile([]byte(pr.Records[0].Record)); err == nil && ok && !enc {
+				continue // served as the agent sent it: nothing to decrypt
+			}
+		}
 		t := archive.AccessTarget{Device: es[i].Device, Export: es[i].Export, Bundle: es[i].Bundle}
 		dw := ask.entry()
 		dw.Classification = es[i].Classification
@@ -170,6 +178,7 @@ func (s *Server) decryptProofs(r *http.Request, sess *session, ask decryptAsk, e
 			continue
 		}
 		done = append(done, one{t, dec})
+		idx = append(idx, i)
 	}
 	if len(refusals) > 0 {
 		for _, rep := range refusals {
@@ -179,8 +188,9 @@ func (s *Server) decryptProofs(r *http.Request, sess *session, ask decryptAsk, e
 		}
 		return refuse(refusals[0])
 	}
-	out := make([][]byte, len(done))
-	for i, o := range done {
+	out := make([][]byte, len(proofs))
+	for j, o := range done {
+		i := idx[j]
 		d := o.d.Entry
 		d.Case, d.Reason = ask.caseID, ask.reason
 		if !s.appendDecrypt(r, sess, "pack", reply{outcome: outcomeOK, target: o.t, decrypt: &d}) {

@@ -1,15 +1,12 @@
 package api
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/evidence"
@@ -299,27 +296,6 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 		h.Set("Content-Type", "application/x-tar")
 		h.Set("Content-Disposition", `attachment; filename="evidence.tar"`)
 		w.WriteHeader(http.StatusOK)
-		_ = writePackTar(w, pack, in.Now)
+		_ = pack.WriteTar(w, in.Now)
 	}}
-}
-
-// writePackTar writes the pack's files as a ustar stream, in path order,
-// regular files of mode 0644 only (directories are implied).
-func writePackTar(w interface{ Write([]byte) (int, error) }, p *evidence.Pack, mod time.Time) error {
-	tw := tar.NewWriter(w)
-	names := make([]string, 0, len(p.Files))
-	for n := range p.Files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		data := p.Files[n]
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(data)), ModTime: mod.UTC().Truncate(time.Second), Format: tar.FormatPAX}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
 }
