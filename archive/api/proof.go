@@ -283,7 +283,10 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 		if eq.decrypt.caseID != "" {
 			why = strings.TrimSpace("case " + eq.decrypt.caseID + " " + why)
 		}
-		for _, e := range es {
+		for i, e := range es {
+			if pts[i] == nil {
+				continue // not encrypted
+			}
 			in.Accesses = append(in.Accesses, evidence.Access{Time: in.Now, Actor: sess.user, Action: "decrypt", Target: e.Device + ":" + e.Principal + ":" + e.Export, Detail: why})
 		}
 	}
