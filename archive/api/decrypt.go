@@ -109,11 +109,16 @@ func checkCaseID(name, v string) error {
 }
 
 // askedDecrypt reads a decryption asked of a call refused before its
-// handler ran (by role), leniently: nil when none was asked.
-func askedDecrypt(r *http.Request) *archive.AccessDecrypt {
+// handler ran (by role), leniently: nil when none was asked. The target
+// t gets the device and export the query names when the path did not
+// (a pack), so that the refusal is in the export's access history.
+func askedDecrypt(r *http.Request, t *archive.AccessTarget) *archive.AccessDecrypt {
 	vals, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil || vals.Get("decrypt") == "" {
 		return nil
+	}
+	if t.Export == "" {
+		t.Device, t.Export = vals.Get("device"), vals.Get("export")
 	}
 	return &archive.AccessDecrypt{Case: vals.Get("case"), Reason: vals.Get("reason"), Refused: "the session's roles may not read this"}
 }

@@ -117,7 +117,7 @@ func (s *Server) route(method, pattern, action string, roles []string, h handler
 		if !sess.has(roles...) {
 			rep = errReply(http.StatusForbidden, "forbidden", "your roles do not allow this")
 			rep.target = requestTarget(r)
-			rep.decrypt = askedDecrypt(r)
+			rep.decrypt = askedDecrypt(r, &rep.target)
 		} else {
 			rep = h(r, sess)
 		}

@@ -32,7 +32,8 @@ import (
 // auditor with the decryptor role gets the plaintext of a payload and an
 // evidence pack carrying it (the pack verifies, pack.plaintext names
 // it); an auditor without it, and an operator, are refused (403); a
-// decryption without a why is 400. Every decryption and every refusal is
+// decryption without a why is 400; an account with only the decryptor
+// role cannot sign in. Every decryption and every refusal is
 // a decrypt entry of the access log (who, roles, remote, the why, the
 // plaintext's digest, which is the record's) found in the export's
 // access history, and included in the access log's signed checkpoint.
@@ -43,7 +44,8 @@ func TestDecryptAPI(t *testing.T) {
 	for _, u := range []struct {
 		name  string
 		roles []string
-	}{{"alice", []string{api.RoleAuditor, api.RoleDecryptor}}, {"bob", []string{api.RoleAuditor}}, {"olga", []string{api.RoleOperator, api.RoleDecryptor}}} {
+	}{{"alice", []string{api.RoleAuditor, api.RoleDecryptor}}, {"bob", []string{api.RoleAuditor}}, {"olga", []string{api.RoleOperator, api.RoleDecryptor}},
+		{"dora", []string{api.RoleDecryptor}}} {
 		if err := users.Add(u.name, u.roles, testPassword, time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -78,6 +80,8 @@ func TestDecryptAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// decryptor alone grants nothing: no session.
+	newAPIClient(t, ar, pool).signIn("dora", testPassword, http.StatusForbidden)
 	alice := newAPIClient(t, ar, pool)
 	alice.signIn("alice", testPassword, http.StatusOK)
 	all := alice.all("/v1/exports?device=site1/dev1&status=accepted&order=asc")
@@ -134,6 +138,7 @@ func TestDecryptAPI(t *testing.T) {
 		t.Fatalf("the pack's plaintext %.40q", got)
 	}
 	bob.get(pq, http.StatusForbidden, nil)
+	olga.get(pq, http.StatusForbidden, nil) // an operator: refused before the pack is looked at
 	// Without decrypt=1 a pack carries no plaintext.
 	_, body = alice.do("GET", "/v1/evidence?export="+url.QueryEscape(ex.Export)+"&device=site1/dev1", nil)
 	if bytes.Contains(body, pt) {
@@ -162,7 +167,7 @@ func TestDecryptAPI(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"alice export.payload ok quarterly review", "bob export.payload forbidden CASE-7",
-		"olga export.payload forbidden CASE-8", "alice pack ok case CASE-9", "bob pack forbidden case CASE-9"} {
+		"olga export.payload forbidden CASE-8", "alice pack ok case CASE-9", "bob pack forbidden case CASE-9", "olga pack forbidden case CASE-9"} {
 		if _, ok := got[want]; !ok {
 			t.Errorf("the export's access history lacks the decrypt entry %q; has %v", want, keys(got))
 		}
