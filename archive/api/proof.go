@@ -265,6 +265,9 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 			total += e.Payload.Size
 		}
 	}
+	if eq.decrypt.on {
+		total *= 2 // the ciphertexts and their plaintexts
+	}
 	if total > MaxPackBytes {
 		return s.failReply(&ParamError{Reason: fmt.Sprintf("the pack would exceed %d bytes: narrow the selection", int64(MaxPackBytes))}, t)
 	}
