@@ -32,8 +32,9 @@ import (
 // auditor with the decryptor role gets the plaintext of a payload and an
 // evidence pack carrying it (the pack verifies, pack.plaintext names
 // it); an auditor without it, and an operator, are refused (403); a
-// decryption without a why is 400; an account with only the decryptor
-// role cannot sign in. Every decryption and every refusal is
+// decryption without a why is 400, and so is one of an export the agent
+// did not encrypt (whose pack, asked decrypted, carries no plaintext);
+// an account with only the decryptor role cannot sign in. Every decryption and every refusal is
 // a decrypt entry of the access log (who, roles, remote, the why, the
 // plaintext's digest, which is the record's) found in the export's
 // access history, and included in the access log's signed checkpoint.
@@ -76,6 +77,19 @@ func TestDecryptAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, ar, receipts, c.Bundles[0])
+	// A device whose agent does not encrypt.
+	plain, err := bundletest.NewChain(t.Context(), nil, 1, bundletest.Options{Site: "site2", Device: "dev2", Records: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2etest.EnrollChain(t, ar.A, plain)
+	plainRaw, err := plain.Bundles[0].Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ar.A.Receive(t.Context(), "site2", "dev2", plainRaw); err != nil {
+		t.Fatal(err)
+	}
 	if err := ar.A.WaitIndexed(t.Context(), ar.A.LogSize()); err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +159,33 @@ func TestDecryptAPI(t *testing.T) {
 		t.Fatal("a pack asked without decrypt carries the plaintext")
 	}
 
+	// An export the agent did not encrypt: nothing to decrypt (400,
+	// logged); a pack of it asked decrypted carries no plaintext and no
+	// decrypt entry.
+	pe := alice.all("/v1/exports?device=site2/dev2&status=accepted")[0]
+	alice.get("/v1/exports/site2/dev2/"+url.PathEscape(pe.Export)+"/payload?decrypt=1&reason=x", http.StatusBadRequest, nil)
+	resp, body = alice.do("GET", "/v1/evidence?device=site2/dev2&export="+url.QueryEscape(pe.Export)+"&decrypt=1&reason=y", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("decrypted pack of a plain export: %d %s", resp.StatusCode, body)
+	}
+	if pp, err := readclient.ReadPack(bytes.NewReader(body)); err != nil || pp.Files["data/exports/001/"+evidence.PlaintextFile] != nil {
+		t.Fatalf("decrypted pack of a plain export: %v", err)
+	}
+	var plainAcc struct{ Items []archive.AccessItem }
+	alice.get("/v1/access?device=site2/dev2&export="+url.QueryEscape(pe.Export), http.StatusOK, &plainAcc)
+	n := 0
+	for _, it := range plainAcc.Items {
+		if it.Entry.Type == archive.DecryptEntryType {
+			n++
+			if it.Entry.Outcome != "bad_request" || it.Entry.Action != "export.payload" || it.Entry.Decrypt.Refused == "" {
+				t.Errorf("decrypt entry of a plain export: %+v %+v", it.Entry, it.Entry.Decrypt)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d decrypt entries for a plain export, want the refused payload's", n)
+	}
+
 	// The export's access history holds every decryption and refusal.
 	var acc struct{ Items []archive.AccessItem }
 	alice.get("/v1/access?device=site1/dev1&export="+url.QueryEscape(ex.Export)+"&limit=1000", http.StatusOK, &acc)
@@ -181,11 +222,11 @@ func TestDecryptAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := note.Open([]byte(ap.Checkpoint), note.VerifierList(v))
+	signed, err := note.Open([]byte(ap.Checkpoint), note.VerifierList(v))
 	if err != nil {
 		t.Fatalf("access checkpoint: %v", err)
 	}
-	cp, err := merkle.ParseAnyCheckpoint([]byte(n.Text))
+	cp, err := merkle.ParseAnyCheckpoint([]byte(signed.Text))
 	if err != nil {
 		t.Fatal(err)
 	}
