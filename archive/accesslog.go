@@ -73,6 +73,9 @@ type AccessEntry struct {
 	Target    AccessTarget `json:"target"`
 	Remote    string       `json:"remote"`
 	UserAgent string       `json:"userAgent,omitempty"`
+	// Decrypt is set on a decrypt entry (Type DecryptEntryType), and
+	// only there: a payload decrypted, or refused decryption.
+	Decrypt *AccessDecrypt `json:"decrypt,omitempty"`
 }
 
 // ParseAccessEntry reads an access log record strictly: bounded, known
@@ -85,8 +88,16 @@ func ParseAccessEntry(b []byte) (*AccessEntry, error) {
 	if err := decodeStatement(b, &e); err != nil {
 		return nil, fmt.Errorf("archive: access entry: %w", err)
 	}
-	if e.V != 1 || e.Type != AccessEntryType {
+	if e.V != 1 || (e.Type != AccessEntryType && e.Type != DecryptEntryType) {
 		return nil, fmt.Errorf("archive: access entry: type %q version %d", e.Type, e.V)
+	}
+	if (e.Type == DecryptEntryType) != (e.Decrypt != nil) {
+		return nil, fmt.Errorf("archive: access entry: a %s entry without its decrypt member, or the reverse", e.Type)
+	}
+	if e.Decrypt != nil {
+		if err := e.Decrypt.check(e.Outcome); err != nil {
+			return nil, fmt.Errorf("archive: access entry: %w", err)
+		}
 	}
 	if canon, err := canonical(&e); err != nil || !bytes.Equal(canon, b) {
 		return nil, errors.New("archive: access entry: not canonical JSON")
@@ -149,9 +160,19 @@ func (a *Archive) closeAccessLog() error {
 }
 
 // RecordAccess appends e to the access log, durably, and returns its
-// index. Time, V and Type are set here; members are bounded.
+// index. Time, V and Type are set here (DecryptEntryType when e.Decrypt
+// is set); members are bounded.
 func (a *Archive) RecordAccess(ctx context.Context, e AccessEntry) (uint64, error) {
 	e.V, e.Type, e.Time = 1, AccessEntryType, wire.FormatTime(a.now())
+	if e.Decrypt != nil {
+		e.Type = DecryptEntryType
+		d := *e.Decrypt
+		d.bound()
+		if err := d.check(e.Outcome); err != nil {
+			return 0, fmt.Errorf("archive: access log: %w", err)
+		}
+		e.Decrypt = &d
+	}
 	e.User, e.Via = cut(e.User, maxAccessUser), cut(e.Via, 32)
 	e.Action, e.Outcome = cut(e.Action, 64), cut(e.Outcome, 64)
 	e.Remote, e.UserAgent = cut(e.Remote, 128), cut(e.UserAgent, maxAccessUserAgent)

@@ -10,12 +10,21 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
-// TestAccessEntryVectors checks testdata/access-entry-v1.json: every
+// TestAccessEntryVectors checks testdata/access-entry-v1.json and
+// decrypt-entry-v1.json: every
 // record parses and is what RecordAccess writes for it (canonical JSON),
 // its leaf hash is as stated, the root of the three leaves is as stated,
 // and every reject is refused.
 func TestAccessEntryVectors(t *testing.T) {
-	b, err := os.ReadFile("testdata/access-entry-v1.json")
+	for _, f := range []string{"testdata/access-entry-v1.json", "testdata/decrypt-entry-v1.json"} {
+		t.Run(f, func(t *testing.T) { accessVectors(t, f) })
+	}
+}
+
+// accessVectors checks one vector file of access log entries (access or
+// decrypt entries).
+func accessVectors(t *testing.T, file string) {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}

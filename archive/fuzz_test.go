@@ -142,13 +142,17 @@ func FuzzParseEKRoots(f *testing.F) {
 func FuzzParseAccessEntry(f *testing.F) {
 	f.Add([]byte(`{"action":"export.get","outcome":"ok","remote":"127.0.0.1:1","roles":["auditor"],"target":{"device":"s/d","export":"e"},"time":"2026-12-07T10:00:00.000000Z","type":"access","user":"alice","v":1,"via":"local"}`))
 	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"action":"export.payload","decrypt":{"case":"C-1","classification":"confidential","refused":"no role"},"outcome":"forbidden","remote":"192.0.2.8:40000","roles":["auditor"],"target":{"device":"s/d","export":"e"},"time":"2026-12-07T10:06:00.000000Z","type":"decrypt","user":"bob","v":1,"via":"local"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := archive.ParseAccessEntry(b)
 		if err != nil {
 			return
 		}
-		if e.V != 1 || e.Type != archive.AccessEntryType {
+		if e.V != 1 || (e.Type != archive.AccessEntryType && e.Type != archive.DecryptEntryType) || (e.Type == archive.DecryptEntryType) != (e.Decrypt != nil) {
 			t.Fatalf("accepted %+v", e)
+		}
+		if d := e.Decrypt; d != nil && e.Outcome == "ok" && (d.Plaintext == "" || d.Case == "" && d.Reason == "" || d.Refused != "") {
+			t.Fatalf("accepted an ok decryption without its plaintext or why: %+v", d)
 		}
 	})
 }

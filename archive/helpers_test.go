@@ -117,6 +117,13 @@ func (e *env) approve(c *bundletest.Chain) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.approveTrust(raw)
+}
+
+// approveTrust enrolls and approves the device of the trust file raw and
+// returns its site and name.
+func (e *env) approveTrust(raw []byte) (site, device string) {
+	e.t.Helper()
 	req, err := archive.ParseEnrollRequest(raw)
 	if err != nil {
 		e.t.Fatal(err)
@@ -125,13 +132,15 @@ func (e *env) approve(c *bundletest.Chain) {
 	if _, err := e.a.Devices().Enroll(ctx, req); err != nil {
 		e.t.Fatal(err)
 	}
+	tr := req.ParsedTrust()
 	if e.op != nil {
-		e.approveSigned(c.DeviceName(), c.Trust.KeyID, raw, e.op)
-		return
+		e.approveSigned(tr.DeviceName(), tr.KeyID, raw, e.op)
+		return tr.Site, tr.Device
 	}
-	if _, err := e.a.Devices().Approve(ctx, c.DeviceName(), c.Trust.KeyID, "test"); err != nil {
+	if _, err := e.a.Devices().Approve(ctx, tr.DeviceName(), tr.KeyID, "test"); err != nil {
 		e.t.Fatal(err)
 	}
+	return tr.Site, tr.Device
 }
 
 // approveSigned approves the pending key of device with a signed

@@ -15,7 +15,7 @@ import (
 var pubFile = regexp.MustCompile(`[A-Za-z0-9_.-]+\.pub\b`)
 
 // outFile matches the file a key-pair command writes (--out FILE).
-var outFile = regexp.MustCompile(`(?:recovery-keygen|pcr-key new|operator keygen) --out ([A-Za-z0-9_./-]+)`)
+var outFile = regexp.MustCompile(`(?:recovery-keygen|pcr-key new|operator keygen|evidence keygen) --out ([A-Za-z0-9_./-]+)`)
 
 // keyPath matches an absolute path of a private key or certificate file
 // (public keys are copied between hosts under one name on purpose).
@@ -48,7 +48,7 @@ func TestKeyFileNames(t *testing.T) {
 		t.Fatalf("found only %v", files)
 	}
 	// The operator's own key pairs (tpm recovery-keygen, tpm pcr-key new,
-	// archive operator keygen) are written as --out FILE and FILE.pub: a
+	// archive operator keygen, evidence keygen) are written as --out FILE and FILE.pub: a
 	// name the docs make that way is one edgeseal writes.
 	for _, f := range files {
 		raw, err := os.ReadFile(f)

@@ -18,6 +18,14 @@
 // may read (auditor, operator, policy-admin); an account with none of
 // them (an exporter) cannot sign in.
 //
+// Payloads the agents sealed to the archive's content key are served
+// sealed; with decrypt=1 and a why (case or reason) a payload or an
+// evidence pack is decrypted for a session whose roles Options.Decrypt
+// allows for the export's classification (decrypt.go), and each
+// decryption and each refusal is a decrypt entry of the access log,
+// appended before anything is sent. The decryptor role grants nothing
+// alone.
+//
 // Every authenticated call appends an access entry to the archive's
 // access log (archive.RecordAccess) before its answer is written; a call
 // whose entry cannot be appended is refused (503). Server.Handle mounts

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -112,59 +114,106 @@ func (s *Server) getPayload(r *http.Request, sess *session) reply {
 	if err != nil {
 		return s.failReply(err, t)
 	}
-	e, _, _, err := s.a.Export(r.Context(), device, id)
+	p, err := parseParams(r.URL.RawQuery, "decrypt", "case", "reason")
 	if err != nil {
 		return s.failReply(err, t)
 	}
+	ask, err := parseDecrypt(p, "case")
+	if err != nil {
+		return s.failReply(err, t)
+	}
+	var dw *archive.AccessDecrypt
+	if ask.on {
+		d := ask.entry()
+		dw = &d
+	}
+	fail := func(rep reply) reply {
+		if dw != nil && rep.decrypt == nil {
+			d := *dw
+			d.Refused = rep.outcome
+			rep.decrypt = &d
+		}
+		return rep
+	}
+	e, rec, _, err := s.a.Export(r.Context(), device, id)
+	if err != nil {
+		return fail(s.failReply(err, t))
+	}
 	t.Bundle = e.Bundle
+	if dw != nil {
+		dw.Classification = e.Classification
+		if ok, why := s.opts.Decrypt.allows(sess, e.Classification); !ok {
+			dw.Refused = why
+			rep := errReply(http.StatusForbidden, "forbidden", why)
+			rep.target, rep.decrypt = t, dw
+			return rep
+		}
+	}
 	if e.Payload == nil {
 		rep := errReply(http.StatusNotFound, "not_found", "a refused export has no payload")
 		rep.target = t
-		return rep
+		return fail(rep)
 	}
-	pd, err := wire.ParseHash(e.Payload.Digest)
-	if err != nil {
-		return s.failReply(err, t)
+	// The payload's file: named by the plaintext's digest, or by the
+	// ciphertext's (".hpke") when the agent sealed it.
+	fd, sealed, ok, err := custody.RecordPayloadFile(rec)
+	if err != nil || !ok {
+		return fail(s.failReply(fmt.Errorf("export record: %v", err), t))
 	}
 	bd, err := wire.ParseHash(e.Bundle)
 	if err != nil {
-		return s.failReply(err, t)
+		return fail(s.failReply(err, t))
 	}
 	raw, err := s.a.Objects().Get(r.Context(), bd)
 	if errors.Is(err, archive.ErrNotFound) {
 		rep := errReply(http.StatusGone, "gone", "the bundle's payloads were purged")
 		rep.target = t
-		return rep
+		return fail(rep)
 	}
 	if err != nil {
-		return s.failReply(err, t)
+		return fail(s.failReply(err, t))
 	}
 	b, err := bundle.ReadBytes(raw, s.a.BundleLimits())
 	if err != nil {
-		return s.failReply(err, t)
+		return fail(s.failReply(err, t))
 	}
-	path := bundle.PayloadPath(pd)
-	data, ok := b.Files[path]
-	sealed := false
-	if !ok {
-		data, sealed = b.Files[path+".hpke"]
+	path := bundle.PayloadPath(fd)
+	if sealed {
+		path += bundle.EncryptedPayload
 	}
-	if data == nil && !sealed {
+	data, present := b.Files[path]
+	if !present {
 		rep := errReply(http.StatusGone, "gone", "the payload was purged")
 		rep.target = t
-		return rep
+		return fail(rep)
+	}
+	var decrypted bool
+	if dw != nil {
+		if !sealed {
+			return fail(s.decryptFail(archive.ErrNotEncrypted, t, *dw))
+		}
+		dec, err := s.a.DecryptExport(rec, data)
+		if err != nil {
+			return s.decryptFail(err, t, *dw)
+		}
+		d := dec.Entry
+		d.Case, d.Reason = dw.Case, dw.Reason
+		dw, data, sealed, decrypted = &d, dec.Plaintext, false, true
 	}
 	ct := e.Payload.MediaType
 	if _, _, err := mime.ParseMediaType(ct); err != nil || ct == "" || sealed {
 		ct = "application/octet-stream"
 	}
-	return reply{outcome: outcomeOK, target: t, write: func(w http.ResponseWriter) {
+	return reply{outcome: outcomeOK, target: t, decrypt: dw, write: func(w http.ResponseWriter) {
 		h := w.Header()
 		h.Set("Content-Type", ct)
 		h.Set("Content-Disposition", `attachment; filename="`+strings.TrimPrefix(e.Payload.Digest, "sha256:")+`"`)
 		h.Set("X-Edgeseal-Digest", e.Payload.Digest)
 		if sealed {
 			h.Set("X-Edgeseal-Sealed", "hpke")
+		}
+		if decrypted {
+			h.Set("X-Edgeseal-Decrypted", "1")
 		}
 		h.Set("Content-Length", strconv.Itoa(len(data)))
 		w.WriteHeader(http.StatusOK)

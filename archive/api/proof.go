@@ -1,14 +1,12 @@
 package api
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/evidence"
@@ -178,14 +176,18 @@ type evidenceQuery struct {
 	q         archive.ExportQuery
 	caseID    string
 	selection string
+	decrypt   decryptAsk // decrypt=1 with a reason (or the case selected)
 }
 
 // parseEvidenceQuery reads GET /v1/evidence: export (with device and
 // principal narrowing it), device with from and to, or case.
 func parseEvidenceQuery(raw string) (evidenceQuery, error) {
 	var eq evidenceQuery
-	p, err := parseParams(raw, "export", "device", "principal", "from", "to", "case")
+	p, err := parseParams(raw, "export", "device", "principal", "from", "to", "case", "decrypt", "reason")
 	if err != nil {
+		return eq, err
+	}
+	if eq.decrypt, err = parseDecrypt(p, "case"); err != nil {
 		return eq, err
 	}
 	q := &eq.q
@@ -263,11 +265,33 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 			total += e.Payload.Size
 		}
 	}
+	if eq.decrypt.on {
+		total *= 2 // the ciphertexts and their plaintexts
+	}
 	if total > MaxPackBytes {
 		return s.failReply(&ParamError{Reason: fmt.Sprintf("the pack would exceed %d bytes: narrow the selection", int64(MaxPackBytes))}, t)
 	}
 	if in.Proofs, in.Policies, err = s.a.ExportProofs(r.Context(), es); err != nil {
 		return s.proofFail(err, t)
+	}
+	if eq.decrypt.on {
+		pts, refused := s.decryptProofs(r, sess, eq.decrypt, es, in.Proofs)
+		if refused != nil {
+			rep := *refused
+			rep.target, rep.decrypt = t, nil // the pack's own entry; the decrypt entries are appended
+			return rep
+		}
+		in.Plaintexts = pts
+		why := eq.decrypt.reason
+		if eq.decrypt.caseID != "" {
+			why = strings.TrimSpace("case " + eq.decrypt.caseID + " " + why)
+		}
+		for i, e := range es {
+			if pts[i] == nil {
+				continue // not encrypted
+			}
+			in.Accesses = append(in.Accesses, evidence.Access{Time: in.Now, Actor: sess.user, Action: "decrypt", Target: e.Device + ":" + e.Principal + ":" + e.Export, Detail: why})
+		}
 	}
 	pack, err := evidence.Build(r.Context(), in)
 	if err != nil {
@@ -278,27 +302,6 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 		h.Set("Content-Type", "application/x-tar")
 		h.Set("Content-Disposition", `attachment; filename="evidence.tar"`)
 		w.WriteHeader(http.StatusOK)
-		_ = writePackTar(w, pack, in.Now)
+		_ = pack.WriteTar(w, in.Now)
 	}}
-}
-
-// writePackTar writes the pack's files as a ustar stream, in path order,
-// regular files of mode 0644 only (directories are implied).
-func writePackTar(w interface{ Write([]byte) (int, error) }, p *evidence.Pack, mod time.Time) error {
-	tw := tar.NewWriter(w)
-	names := make([]string, 0, len(p.Files))
-	for n := range p.Files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		data := p.Files[n]
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(data)), ModTime: mod.UTC().Truncate(time.Second), Format: tar.FormatPAX}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
 }

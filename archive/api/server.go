@@ -34,6 +34,9 @@ type Options struct {
 	// OIDC, when set, signs users in from the organization's identity
 	// provider (NewOIDC): GET /v1/oidc/login and /v1/oidc/callback.
 	OIDC *OIDC
+	// Decrypt says which roles may decrypt which classification
+	// (api.decrypt); nil: no one may.
+	Decrypt DecryptPolicy
 	// Logger receives sign-in failures and errors. nil: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -86,6 +89,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type reply struct {
 	outcome string
 	target  archive.AccessTarget
+	// decrypt, when set, makes the call's entry a decrypt entry.
+	decrypt *archive.AccessDecrypt
 	write   func(w http.ResponseWriter)
 }
 
@@ -112,6 +117,7 @@ func (s *Server) route(method, pattern, action string, roles []string, h handler
 		if !sess.has(roles...) {
 			rep = errReply(http.StatusForbidden, "forbidden", "your roles do not allow this")
 			rep.target = requestTarget(r)
+			rep.decrypt = askedDecrypt(r, &rep.target)
 		} else {
 			rep = h(r, sess)
 		}
@@ -162,7 +168,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *session {
 func (s *Server) record(w http.ResponseWriter, r *http.Request, sess *session, action string, rep reply) bool {
 	_, err := s.a.RecordAccess(r.Context(), archive.AccessEntry{
 		User: sess.user, Via: sess.via, Roles: sess.roles, Action: action, Outcome: rep.outcome,
-		Target: rep.target, Remote: r.RemoteAddr, UserAgent: r.UserAgent(),
+		Target: rep.target, Remote: r.RemoteAddr, UserAgent: r.UserAgent(), Decrypt: rep.decrypt,
 	})
 	if err != nil {
 		s.lg.Error("api: access log: read refused", "user", sess.user, "action", action, "err", err)

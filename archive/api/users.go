@@ -27,16 +27,24 @@ const (
 	RoleAuditor     = "auditor"
 	RoleOperator    = "operator"
 	RolePolicyAdmin = "policy-admin"
+	// RoleDecryptor grants nothing alone: api.decrypt may name it as a
+	// role allowed to decrypt a classification (with auditor, which
+	// reads payloads and packs).
+	RoleDecryptor = "decryptor"
 	// RoleExporter is an agent-side role: it grants nothing at the
 	// archive, and an account that has only it cannot sign in.
 	RoleExporter = "exporter"
 )
 
 // Roles lists the roles an account may hold.
-var Roles = []string{RoleAuditor, RoleOperator, RolePolicyAdmin, RoleExporter}
+var Roles = []string{RoleAuditor, RoleOperator, RolePolicyAdmin, RoleDecryptor, RoleExporter}
 
 // archiveRoles are the roles that grant something at the archive.
 var archiveRoles = []string{RoleAuditor, RoleOperator, RolePolicyAdmin}
+
+// sessionRoles are the roles a session keeps: the archive roles and
+// decryptor (which needs one of them to sign in).
+var sessionRoles = []string{RoleAuditor, RoleOperator, RolePolicyAdmin, RoleDecryptor}
 
 // Argon2id parameters (RFC 9106): time 3, 64 MiB, 2 lanes, 16-byte salt,
 // 32-byte hash.
@@ -370,13 +378,19 @@ func (u *Users) lookup(name string) (*User, error) {
 	return &list[i], nil
 }
 
-// archiveRolesOf are the roles of roles that grant something here.
+// archiveRolesOf are the roles of roles that grant something here (and
+// decryptor); none when no archive role is among them.
 func archiveRolesOf(roles []string) []string {
 	var out []string
+	base := false
 	for _, r := range roles {
-		if slices.Contains(archiveRoles, r) && !slices.Contains(out, r) {
+		if slices.Contains(sessionRoles, r) && !slices.Contains(out, r) {
 			out = append(out, r)
+			base = base || slices.Contains(archiveRoles, r)
 		}
+	}
+	if !base {
+		return nil
 	}
 	return out
 }

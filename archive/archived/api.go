@@ -51,6 +51,7 @@ func serveAPI(ctx context.Context, cfg *config.Config, a *archive.Archive, log *
 	}
 	srv, err = api.New(api.Options{
 		Archive: a, Users: api.OpenUsers(c.UsersFile), SessionTTL: c.SessionTTL, SecureCookie: c.TLS(), OIDC: provider, Logger: log,
+		Decrypt: api.DecryptPolicy(c.DecryptMap()),
 	})
 	if err != nil {
 		return nil, nil, nil, err

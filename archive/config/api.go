@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -28,7 +29,31 @@ type API struct {
 	// OIDC, when Issuer is set, signs users in from the organization's
 	// identity provider.
 	OIDC OIDC `yaml:"oidc"`
+	// Decrypt says which roles may decrypt the payloads of which
+	// classification through the API. Absent or empty: no one may
+	// decrypt (payloads are served sealed only).
+	Decrypt []DecryptRule `yaml:"decrypt"`
 }
+
+// DecryptRule lets Roles decrypt the payloads of exports of
+// Classification ("*": every classification no other rule names, and
+// exports without one).
+type DecryptRule struct {
+	Classification string   `yaml:"classification"`
+	Roles          []string `yaml:"roles"`
+}
+
+// DecryptMap is Decrypt as classification -> roles.
+func (a API) DecryptMap() map[string][]string {
+	m := map[string][]string{}
+	for _, r := range a.Decrypt {
+		m[r.Classification] = append(m[r.Classification], r.Roles...)
+	}
+	return m
+}
+
+// DecryptRoles are the roles api.decrypt may name.
+var DecryptRoles = []string{"auditor", "decryptor"}
 
 // OIDC configures sign-in by OpenID Connect.
 type OIDC struct {
@@ -91,6 +116,25 @@ func (c *Config) validateAPI(bad func(key, format string, a ...any)) {
 		bad("api.session_ttl", "%s: want 1m to 720h", a.SessionTTL)
 	}
 	c.validateOIDC(bad)
+	seen := map[string]bool{}
+	for _, rule := range a.Decrypt {
+		class := rule.Classification
+		if class == "" || len(class) > 256 {
+			bad("api.decrypt", "classification %.60q: want 1 to 256 bytes, or \"*\"", class)
+		}
+		if seen[class] {
+			bad("api.decrypt", "classification %.60q given twice", class)
+		}
+		seen[class] = true
+		if len(rule.Roles) == 0 {
+			bad("api.decrypt", "classification %.60q: no role (leave it out to let no one decrypt it)", class)
+		}
+		for _, r := range rule.Roles {
+			if !slices.Contains(DecryptRoles, r) {
+				bad("api.decrypt", "classification %.60q, role %.40q: want auditor or decryptor", class, r)
+			}
+		}
+	}
 	if a.Listen == "" {
 		return
 	}
@@ -125,8 +169,8 @@ func (c *Config) validateOIDC(bad func(key, format string, a ...any)) {
 		bad("api.oidc.role_claim", "role_claim and roles are required: without them no one gets a role")
 	}
 	for _, r := range o.Roles {
-		if r.Value == "" || (r.Role != "auditor" && r.Role != "operator" && r.Role != "policy-admin") {
-			bad("api.oidc.roles", "value %q, role %q: want a value and one of auditor, operator, policy-admin", r.Value, r.Role)
+		if r.Value == "" || (r.Role != "auditor" && r.Role != "operator" && r.Role != "policy-admin" && r.Role != "decryptor") {
+			bad("api.oidc.roles", "value %q, role %q: want a value and one of auditor, operator, policy-admin, decryptor", r.Value, r.Role)
 		}
 	}
 	if c.API.Listen == "" {

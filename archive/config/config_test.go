@@ -50,6 +50,17 @@ func TestAPI(t *testing.T) {
 	if m := c.API.OIDC.RoleMap(); len(m["x"]) != 2 || m["y"][0] != "auditor" {
 		t.Fatalf("role map %v", m)
 	}
+	// api.decrypt: off by default; rules by classification, "*" kept as is.
+	if len(c.API.DecryptMap()) != 0 {
+		t.Fatalf("decrypt rules by default: %v", c.API.DecryptMap())
+	}
+	dc, err := Parse([]byte("api:\n  listen: 127.0.0.1:8443\n  decrypt:\n    - {classification: confidential, roles: [decryptor]}\n    - {classification: '*', roles: [auditor, decryptor]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := dc.API.DecryptMap(); len(m) != 2 || m["confidential"][0] != "decryptor" || len(m["*"]) != 2 {
+		t.Fatalf("decrypt map %v", m)
+	}
 }
 
 func TestDefaultsAndPaths(t *testing.T) {
@@ -123,6 +134,11 @@ func TestInvalid(t *testing.T) {
 		{oidcYAML("redirect_url: https://a.example/callback"), "api.oidc.redirect_url"},
 		{oidcYAML("role_claim: ''"), "api.oidc.role_claim"},
 		{oidcYAML("roles: [{value: x, role: root}]"), "api.oidc.roles"},
+		{"api:\n  decrypt:\n    - classification: confidential\n      roles: [operator]\n", "api.decrypt"},
+		{"api:\n  decrypt:\n    - classification: confidential\n", "api.decrypt"},
+		{"api:\n  decrypt:\n    - roles: [decryptor]\n", "api.decrypt"},
+		{"api:\n  decrypt:\n    - {classification: c, roles: [auditor]}\n    - {classification: c, roles: [decryptor]}\n", "api.decrypt"},
+		{"api:\n  decrypt:\n    confidential: [decryptor]\n", "api.decrypt"},
 		{"api:\n  oidc:\n    issuer: https://i.example/\n    client_id: c\n    client_secret_file: s\n    redirect_url: https://a.example:8443/v1/oidc/callback\n    role_claim: g\n    roles: [{value: x, role: auditor}]\n", "api.oidc.issuer"},
 		{"a: 1\n---\nb: 2\n", ""},
 		{"data_dir: [1]\n", ""},

@@ -33,10 +33,11 @@ const (
 	CheckPolicies    = "pack.policies"
 	CheckProv        = "pack.prov"
 	CheckVerifyMD    = "pack.verifymd"
+	CheckPlaintext   = "pack.plaintext"
 )
 
 // CheckNames lists the pack-level checks Verify runs, in order.
-var CheckNames = []string{CheckBagIt, CheckIndex, CheckFiles, CheckCheckpoints, CheckConsistency, CheckPolicies, CheckProv, CheckVerifyMD}
+var CheckNames = []string{CheckBagIt, CheckIndex, CheckFiles, CheckCheckpoints, CheckConsistency, CheckPolicies, CheckProv, CheckVerifyMD, CheckPlaintext}
 
 // Report is the outcome of Verify: the pack-level checks and each
 // export's proof report.
@@ -123,6 +124,7 @@ func Verify(p *Pack, opts proof.Options) *Report {
 				}
 				er.Report = proof.Verify(pr, o)
 				if pe, err := (&Pack{Files: map[string][]byte{}}).addExport(e.Dir, pr); err == nil {
+					pe.plaintext = e.Plaintext
 					c.exps = append(c.exps, pe)
 				}
 			}
@@ -141,6 +143,7 @@ func Verify(p *Pack, opts proof.Options) *Report {
 		{CheckPolicies, c.policies},
 		{CheckProv, c.prov},
 		{CheckVerifyMD, c.verifyMD},
+		{CheckPlaintext, c.plaintexts},
 	} {
 		err := run.fn()
 		ch := verify.Check{Name: run.name, OK: err == nil, Detail: c.notes[run.name]}
@@ -325,6 +328,11 @@ func (c *packChecker) files() error {
 	}
 	for _, p := range c.idx.Policies {
 		known[p.File] = true
+	}
+	for _, e := range c.exps {
+		if e.plaintext != "" {
+			known[e.plaintext] = true // pack.plaintext checks it
+		}
 	}
 	for name := range c.p.Files {
 		if _, ok := want[name]; !ok && !known[name] {

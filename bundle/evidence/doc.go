@@ -12,7 +12,11 @@
 // anything but regular files and folders, and Verify checks a pack whole:
 // the bag, its index, every proof, the files the standard tools read
 // against the proofs, the archive checkpoints and their consistency, the
-// policies and the lineage document.
+// policies, the lineage document, and the decrypted payloads the archive
+// may add for encrypted exports (Input.Plaintexts, "plaintext" beside the
+// proof, checked against the record: pack.plaintext). Pack.WriteTar is
+// the tar stream the archive serves and a sealed pack (bundle/sealedpack)
+// seals.
 //
 // Sources are what the proofs are built from offline (`edgeseal proof`
 // and `edgeseal evidence`): bundle files and folders, the archive's

@@ -63,6 +63,12 @@ type Input struct {
 	// Journal records the building of the pack as an access before it is
 	// built; nil when the caller journals it elsewhere.
 	Journal func(ctx context.Context, a Access) error
+	// Plaintexts, when set, are the decrypted payloads of the proofs'
+	// encrypted exports, in the order of Proofs (nil for an export
+	// packed without its plaintext). Each must be the plaintext its
+	// record names (digest and size); it is packed as "plaintext" beside
+	// the export's proof.
+	Plaintexts [][]byte
 }
 
 // Index is data/pack.json: what the pack holds and where.
@@ -91,6 +97,9 @@ type IndexExport struct {
 	Bundle    string `json:"bundle"`
 	LogIndex  uint64 `json:"logIndex"`
 	LogSize   uint64 `json:"logSize"` // the archive checkpoint its receipt names
+	// Plaintext is the path of the decrypted payload of an encrypted
+	// export (Dir + "/plaintext"), when the pack carries it.
+	Plaintext string `json:"plaintext,omitempty"`
 }
 
 // IndexFile names a file by what it is for (a device, a policy digest).
@@ -168,6 +177,13 @@ func Build(ctx context.Context, in Input) (*Pack, error) {
 		pe, err := p.addExport(dir, pr)
 		if err != nil {
 			return nil, fmt.Errorf("evidence: export %q: %w", pr.ExportID, err)
+		}
+		if in.Plaintexts != nil && i < len(in.Plaintexts) && in.Plaintexts[i] != nil {
+			if err := pe.checkPlaintext(in.Plaintexts[i]); err != nil {
+				return nil, fmt.Errorf("evidence: export %q: %w", pr.ExportID, err)
+			}
+			pe.plaintext = dir + "/" + PlaintextFile
+			p.Files[pe.plaintext] = in.Plaintexts[i]
 		}
 		k, err := x509.ParsePKIXPublicKey(pr.ArchiveKey)
 		if err != nil {
@@ -275,6 +291,8 @@ type packedExport struct {
 	receipt *archivesig.Receipt
 	entry   []byte // the receipt's archive log entry
 	format  int
+	// plaintext is the path of the packed plaintext ("" when none).
+	plaintext string
 	// proofJSON is proof.json: the proof without its payload.
 	proofJSON []byte
 }
@@ -283,7 +301,8 @@ type packedExport struct {
 func (pe packedExport) indexEntry() IndexExport {
 	pr := pe.proof
 	return IndexExport{Dir: pe.dir, ExportID: pr.ExportID, Principal: pr.Principal, Device: pr.Device,
-		Seq: pr.Records[0].Seq, Bundle: pe.receipt.BundleDigest, LogIndex: pe.receipt.LogIndex, LogSize: pe.cp.Size}
+		Seq: pr.Records[0].Seq, Bundle: pe.receipt.BundleDigest, LogIndex: pe.receipt.LogIndex, LogSize: pe.cp.Size,
+		Plaintext: pe.plaintext}
 }
 
 // addExport writes one export's folder: the proof and, for the standard

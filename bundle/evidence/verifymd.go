@@ -96,10 +96,19 @@ func exportSteps(w func(string, ...any), n int, e packedExport, idx *Index, trus
 		w("grep -qF '\"exportId\":\"%s\"' \"$E/record.json\"\n", pr.ExportID)
 		w("grep -qF '{\"actor\":{\"id\":\"%s\",' \"$E/record.json\"\n", pr.Principal)
 	}
-	if pr.Payload != nil {
+	switch {
+	case pr.Payload != nil && e.export != nil && e.export.PayloadCipher != nil:
+		w("# the payload is encrypted: the file is the ciphertext the record's payloadCipher names\n")
+		w("grep -qF \"\\\"digest\\\":\\\"sha256:$(sha256sum < \"$E/payload\" | cut -c1-64)\\\"\" \"$E/record.json\"\n")
+		if e.plaintext != "" {
+			w("# the plaintext the archive decrypted is the payload the record names\n")
+			w("grep -qF \"\\\"digest\\\":\\\"sha256:$(sha256sum < \"$E/%s\" | cut -c1-64)\\\"\" \"$E/record.json\"\n", PlaintextFile)
+			w("grep -qF \"\\\"size\\\":$(wc -c < \"$E/%s\")}\" \"$E/record.json\"\n", PlaintextFile)
+		}
+	case pr.Payload != nil:
 		w("grep -qF \"\\\"digest\\\":\\\"sha256:$(sha256sum < \"$E/payload\" | cut -c1-64)\\\"\" \"$E/record.json\"\n")
 		w("grep -qF \"\\\"size\\\":$(wc -c < \"$E/payload\")}\" \"$E/record.json\"\n")
-	} else {
+	default:
 		w("# the payload was purged: a retention.purge record of its proof names it (edgeseal verify)\n")
 	}
 	rt := archivesig.ReceiptPayloadType

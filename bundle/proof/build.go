@@ -174,11 +174,20 @@ func Build(in Input) (*Proof, error) {
 		}
 		p.Records = append(p.Records, Record{Seq: seq, Record: string(recs[seq-first]), Inclusion: merkle.ProofBytes(path)})
 	}
-	d, err := wire.ParseHash(ex.Payload)
+	// The payload's file: the plaintext, or the ciphertext (named by its
+	// own digest) of a payload the agent encrypted.
+	if ex.Seq < first || ex.Seq-first >= uint64(len(recs)) {
+		return nil, fmt.Errorf("proof: export %q: record %d not in the bundle", ex.ExportID, ex.Seq)
+	}
+	d, enc, _, err := custody.RecordPayloadFile(recs[ex.Seq-first])
 	if err != nil {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
-	if data, ok := b.Files[bundle.PayloadPath(d)]; ok {
+	path := bundle.PayloadPath(d)
+	if enc {
+		path += bundle.EncryptedPayload
+	}
+	if data, ok := b.Files[path]; ok {
 		p.Payload = bytes.Clone(data)
 	} else if !purged {
 		return nil, fmt.Errorf("proof: payload %s of export %q missing from the bundle", ex.Payload, ex.ExportID)

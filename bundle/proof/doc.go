@@ -11,7 +11,9 @@
 // check by a stable name, like bundle/verify does for a whole bundle. A
 // proof carries no record or payload of any other export: the rest of the
 // bundle is present only as the digests the seal statement lists and the
-// sibling hashes of the inclusion proofs.
+// sibling hashes of the inclusion proofs. The payload of an encrypted
+// export is its ciphertext file, checked against the record's
+// payloadCipher; its plaintext never enters a proof.
 //
 // It is pure code over bytes; it never touches a TPM, a journal or the
 // archive's store.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -114,6 +115,16 @@ func (c *checker) payloadDigest() error {
 			}
 		}
 		return errors.New("payload missing and no purge record of it")
+	}
+	if pc := c.export.PayloadCipher; pc != nil {
+		// Encrypted: the payload is the ciphertext the record names (its
+		// digest, a known suite, the suite's form); the plaintext's
+		// digest is the record's, checked by whoever decrypts it.
+		if err := payloadcipher.CheckFile(pc, c.p.Payload); err != nil {
+			return err
+		}
+		c.notes[CheckPayloadDigest] = "payload encrypted (" + pc.Suite().String() + "): the ciphertext is the record's"
+		return nil
 	}
 	if sum := sha256.Sum256(c.p.Payload); sum != want {
 		return fmt.Errorf("payload hashes to %s, the export record says %s", wire.FormatHash(sum), c.export.Payload.Digest)

@@ -32,7 +32,7 @@ func cmdArchiveUsers(args []string, stdin io.Reader, stdout io.Writer) error {
 	verb := args[0]
 	f := newArchiveFlags("archive users " + verb)
 	var roles roleFlags
-	f.fs.Var(&roles, "role", "add: a role, auditor, operator, policy-admin or exporter (repeat for several; required)")
+	f.fs.Var(&roles, "role", "add: a role, auditor, operator, policy-admin, decryptor (with auditor: may decrypt what api.decrypt names) or exporter (repeat for several; required)")
 	pwFile := f.fs.String("password-file", "", "add, passwd: read the password from this file (default: the first line of stdin)")
 	asJSON := f.fs.Bool("json", false, "list as JSON (without the password hashes)")
 	pos, err := parseInterleaved(f.fs, args[1:])

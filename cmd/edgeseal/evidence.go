@@ -10,6 +10,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/evidence"
 	"github.com/edgeseal/edgeseal/bundle/proof"
+	"github.com/edgeseal/edgeseal/bundle/sealedpack"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
@@ -20,6 +21,14 @@ import (
 // lineage and VERIFY.md, as a BagIt folder. The building is recorded as an
 // access in the pack and, with --access-log, appended to that file.
 func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "open":
+			return cmdEvidenceOpen(args[1:], stdout)
+		case "keygen":
+			return cmdEvidenceKeygen(args[1:], stdout)
+		}
+	}
 	fs, c := newCustodyFlags("evidence", "a folder of the archive's *.receipt.json; repeatable",
 		"a device's trust file DEVICE.json; repeatable (required)",
 		"have the archive build the pack through its read API at this URL (https://HOST:PORT) instead of --bundles; --trust and --archive-key, when given, are pinned when it is checked")
@@ -34,8 +43,27 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	requester := fs.String("requester", "", "who builds the pack (recorded as the access); default the user name")
 	accessLog := fs.String("access-log", "", "append the access (one JSON line, synced) to this file")
 	out := fs.String("o", "", "the pack folder to write; must not exist (required)")
+	decrypt := fs.Bool("decrypt", false, "with --archive: the archive decrypts the payloads into the pack (your roles must allow the exports' classification; each decryption is in the archive's access log); say why with --reason or --case")
+	reason := fs.String("reason", "", "with --decrypt: why you decrypt (recorded in the archive's access log)")
+	encryptTo := fs.String("encrypt-to", "", "seal the pack to this auditor public key (evidence keygen): -o is then the sealed file, opened with 'edgeseal evidence open'")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
+	}
+	var sealTo *sealedpack.PublicKey
+	if *encryptTo != "" {
+		var err error
+		if sealTo, err = readAuditorPublic(*encryptTo); err != nil {
+			return err
+		}
+	}
+	if *reason != "" && !*decrypt {
+		return usageErr("evidence: --reason goes with --decrypt")
+	}
+	if *decrypt && c.archiveURL == "" {
+		return usageErr("evidence: --decrypt needs --archive: payloads are decrypted only by the archive, as a logged custody event")
+	}
+	if *decrypt && *reason == "" && *caseID == "" {
+		return usageErr("evidence: --decrypt needs a why: --reason TEXT (or a --case selection)")
 	}
 	modes := 0
 	for _, set := range []bool{len(exports) > 0, *from != "" || *to != "", *caseID != ""} {
@@ -54,7 +82,13 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return archivePack{base: c.archiveURL, tokenFile: c.tokenFile, caFile: c.caFile, query: q, trusts: c.trusts, keyPath: c.keyPath, out: *out, what: what}.run(ctx, stdout)
+		if *decrypt {
+			q.Set("decrypt", "1")
+			if *reason != "" {
+				q.Set("reason", *reason)
+			}
+		}
+		return archivePack{base: c.archiveURL, tokenFile: c.tokenFile, caFile: c.caFile, query: q, trusts: c.trusts, keyPath: c.keyPath, out: *out, what: what, sealTo: sealTo}.run(ctx, stdout)
 	}
 	src, err := loadSources("evidence", c.bundles, c.receipts, c.trusts, c.keyPath)
 	if err != nil {
@@ -113,6 +147,13 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	pack, err := evidence.Build(ctx, in)
 	if err != nil {
 		return &exitError{code: 1, err: err}
+	}
+	if sealTo != nil {
+		if err := writeSealedPack(pack, sealTo, *out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s) sealed to %s in %s; open it with: edgeseal evidence open --key YOUR.key -o PACK_DIR %s\n", len(proofs), what, sealTo.ID, *out, *out)
+		return nil
 	}
 	if err := pack.WriteDir(*out); err != nil {
 		return usageErr("%v", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/edgeseal/edgeseal/archive/readclient"
 	"github.com/edgeseal/edgeseal/bundle/evidence"
 	"github.com/edgeseal/edgeseal/bundle/proof"
+	"github.com/edgeseal/edgeseal/bundle/sealedpack"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
@@ -23,6 +24,7 @@ type archivePack struct {
 	query                   url.Values
 	trusts                  []string
 	keyPath, out, what      string
+	sealTo                  *sealedpack.PublicKey // write the pack sealed to it
 }
 
 func (a archivePack) run(ctx context.Context, stdout io.Writer) error {
@@ -65,10 +67,23 @@ func (a archivePack) run(ctx context.Context, stdout io.Writer) error {
 	if !rep.OK() {
 		return &exitError{code: 1, err: fmt.Errorf("evidence: the archive's pack of %s does not verify: %s", a.what, strings.Join(rep.Failed(), ", "))}
 	}
+	decrypted := 0
+	for _, e := range rep.Exports {
+		if _, ok := pack.Files[e.Dir+"/"+evidence.PlaintextFile]; ok {
+			decrypted++
+		}
+	}
+	if a.sealTo != nil {
+		if err := writeSealedPack(pack, a.sealTo, a.out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s, %d decrypted) from %s sealed to %s in %s; open it with: edgeseal evidence open --key YOUR.key -o PACK_DIR %s\n", len(rep.Exports), a.what, decrypted, a.base, a.sealTo.ID, a.out, a.out)
+		return nil
+	}
 	if err := pack.WriteDir(a.out); err != nil {
 		return usageErr("%v", err)
 	}
-	fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s) from %s written to %s; check it with: edgeseal verify %s\n", len(rep.Exports), a.what, a.base, a.out, a.out)
+	fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s, %d decrypted) from %s written to %s; check it with: edgeseal verify %s\n", len(rep.Exports), a.what, decrypted, a.base, a.out, a.out)
 	return nil
 }
 

@@ -236,12 +236,21 @@ const usage = `usage:
   edgeseal evidence (--export ID... [--principal P] | --device SITE/NAME --from T --to T
                     | --case ID --holds HOLD-STATEMENT.json...) --bundles DIR|FILE...
                     --trust DEVICE.json... --archive-key PUB [--receipts DIR]... [--requester WHO]
-                    [--access-log FILE] -o PACK_DIR
+                    [--access-log FILE] [--encrypt-to AUDITOR.key.pub] -o PACK_DIR|SEALED_FILE
   edgeseal evidence (--export ID [--device SITE/NAME] [--principal P] | --device SITE/NAME --from T --to T
                     | --case ID) --archive URL --token-file FILE [--cacert CA.pem]
-                    [--trust DEVICE.json] [--archive-key PUB] -o PACK_DIR
+                    [--trust DEVICE.json] [--archive-key PUB] [--decrypt [--reason TEXT]]
+                    [--encrypt-to AUDITOR.key.pub] -o PACK_DIR|SEALED_FILE
                     (the archive builds the pack, with consistency proofs, and logs it as your
-                    read; it is checked, pinned to --trust/--archive-key when given, then written)
+                    read; it is checked, pinned to --trust/--archive-key when given, then written;
+                    --decrypt: the archive decrypts the payloads if your roles may see their
+                    classification, each decryption logged with the why, --reason or the --case;
+                    --encrypt-to: the pack is written as one file sealed to your own key)
+  edgeseal evidence keygen --out AUDITOR.key
+                    (your auditor key pair: AUDITOR.key, 0600, and AUDITOR.key.pub)
+  edgeseal evidence open --key AUDITOR.key [--trust DEVICE.json] [--archive-key PUB]
+                    -o PACK_DIR SEALED_FILE
+                    (opens a sealed pack, checks it, writes the pack folder)
   edgeseal tpm enroll --tpm SPEC --state DIR --site SITE --device NAME [--out DEVICE.json]
                      [--recovery-key RECOVERY.pub | --no-recovery]
                      [--pcr-policy-key PCR-KEY.pub | --pcr-policy=pcr] [--policy-admins ADMINS.json]
