@@ -56,7 +56,9 @@ func objectDirs(adata string) []string {
 // stopped and checked (every export answered 201 journaled once, the
 // journal scrubs, every receipt on the agent names a bundle the archive
 // logged and stores, the archive's log, index and objects agree), started
-// again, and at the end the backlog drains.
+// again, and at the end the backlog drains. Then the quarantine's fault
+// (quarantineFault) and the export index's MANIFEST failing its fsync
+// while the archive stops (searchIndexFault).
 func TestFaultsDeterministic(t *testing.T) {
 	start := time.Now()
 	r := newFaultRig(t)
@@ -98,8 +100,9 @@ func TestFaultsDeterministic(t *testing.T) {
 		}
 	}
 	r.quarantineFault()
+	r.searchIndexFault(ctx)
 	r.drain(ctx)
-	t.Logf("%d faults and the quarantine's, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d faults, the quarantine's and the search index's, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))
 }
 
 // TestFaultsRandom injects randomized failures (system call, errno, the
