@@ -100,7 +100,8 @@ type IndexOptions struct {
 }
 
 // indexMemTable is the index's memtable: a Write is at most 15% of it.
-const indexMemTable = 32 << 20
+// A variable for tests (smaller: quicker flushes).
+var indexMemTable int64 = 32 << 20
 
 // Index is the Badger IndexStore.
 type Index struct {

@@ -19,9 +19,13 @@ import (
 
 const manifestFaultEnv = "EDGESEAL_STORE_MANIFEST_CHILD"
 
-// manifestFaultBatches is how many batches the child writes: about three
-// memtables (144 MiB), so that tables are flushed and compacted.
-const manifestFaultBatches = 60
+// manifestFaultBatches is how many batches the child writes: about seven
+// memtables of manifestFaultMemTable, so that tables are flushed and
+// compacted.
+const (
+	manifestFaultBatches  = 100
+	manifestFaultMemTable = 4 << 20
+)
 
 // manifestFaultChild writes manifestFaultBatches batches of small
 // entries into the index in dir, printing "ok N" once batch N is
@@ -29,6 +33,7 @@ const manifestFaultBatches = 60
 // "pid N".
 func manifestFaultChild(dir string) {
 	fmt.Printf("pid %d\n", os.Getpid())
+	indexMemTable = manifestFaultMemTable
 	x, err := OpenIndex(context.Background(), IndexOptions{Dir: dir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
@@ -70,7 +75,7 @@ func manifestFaultKey(i, n int) []byte { return fmt.Appendf(nil, "b%04d-%06d", i
 // and the index no longer opened: "file does not exist for table N".)
 func TestIndexOpensAfterManifestSyncFails(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes ~100 MiB: -short")
+		t.Skip("writes ~20 MiB a case under strace: -short")
 	}
 	straceBin, err := exec.LookPath("strace")
 	if err != nil {
@@ -116,6 +121,7 @@ func TestIndexOpensAfterManifestSyncFails(t *testing.T) {
 			// then fail and its writes stall) or it is gone.
 			acked, pid := -1, 0
 			deadline := time.After(90 * time.Second)
+			var doneAt time.Time // the child wrote everything
 		wait:
 			for {
 				select {
@@ -123,7 +129,9 @@ func TestIndexOpensAfterManifestSyncFails(t *testing.T) {
 					if !ok {
 						break wait
 					}
-					if v, ok := strings.CutPrefix(l, "pid "); ok {
+					if l == "done" {
+						doneAt = time.Now()
+					} else if v, ok := strings.CutPrefix(l, "pid "); ok {
 						pid, _ = strconv.Atoi(v)
 					} else if n, err := strconv.Atoi(strings.TrimPrefix(l, "ok ")); err == nil {
 						acked = n
@@ -132,6 +140,9 @@ func TestIndexOpensAfterManifestSyncFails(t *testing.T) {
 					if strings.Contains(readFile(trace), "(INJECTED)") {
 						time.Sleep(time.Second) // what Badger does next
 						break wait
+					}
+					if !doneAt.IsZero() && time.Since(doneAt) > 10*time.Second {
+						break wait // background flushes and compactions are over
 					}
 				case <-deadline:
 					break wait
