@@ -109,6 +109,8 @@ type Archive struct {
 	hub    eventHub       // live events (events.go)
 	// searchErr is what closing the export index and access log returned.
 	searchErr error
+	// searchAside is where Open set a damaged export index aside.
+	searchAside string
 
 	stats struct {
 		accepted, duplicates, refused, alarms atomic.Uint64

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -34,11 +36,33 @@ type exportIndexer struct {
 	mark    [2]uint64     // the watermark: next log index, records done in it
 	changed chan struct{} // closed and replaced when mark moves
 	stuck   bool          // the last pass stopped on a bundle not accepted
+	// ls is the log state as last read for a bundle purged before it was
+	// indexed (purgedSkeleton; the indexer's goroutine only).
+	ls *logState
 }
 
-// openExportIndex opens Dir/search and starts the indexer.
+// openExportIndex opens Dir/search and starts the indexer. An index
+// Badger refuses to open (store.IndexDamagedError) is derived data: it is
+// set aside as Dir/search.damaged-<time> and rebuilt from the archive log
+// and the stored bundles (and the access log's keys from the access log),
+// with an error logged; ExportIndexRebuilt then names it.
 func (a *Archive) openExportIndex(ctx context.Context) error {
-	x, err := store.OpenIndex(ctx, store.IndexOptions{Dir: filepath.Join(a.opts.Dir, "search"), Logger: a.lg.With("index", "search")})
+	dir := filepath.Join(a.opts.Dir, "search")
+	iopts := store.IndexOptions{Dir: dir, Logger: a.lg.With("index", "search")}
+	x, err := store.OpenIndex(ctx, iopts)
+	if de, ok := errors.AsType[*store.IndexDamagedError](err); ok {
+		aside := fmt.Sprintf("%s.damaged-%s", dir, a.now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(dir, aside); rerr != nil {
+			return fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, rerr)
+		}
+		if serr := fsutil.SyncDir(a.opts.Dir); serr != nil {
+			return fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, serr)
+		}
+		a.lg.Error("export index damaged: set aside and rebuilt from the archive log; searches are incomplete until it catches up",
+			"dir", dir, "setAside", aside, "err", de.Err)
+		a.searchAside = aside
+		x, err = store.OpenIndex(ctx, iopts)
+	}
 	if err != nil {
 		return fmt.Errorf("archive: open export index: %w", err)
 	}
@@ -59,6 +83,10 @@ func (a *Archive) openExportIndex(ctx context.Context) error {
 	go a.runIndexer(a.bg)
 	return nil
 }
+
+// ExportIndexRebuilt is where Open set a damaged export index aside to
+// rebuild it ("" when it opened).
+func (a *Archive) ExportIndexRebuilt() string { return a.searchAside }
 
 // closeExportIndex stops the indexer and closes the index.
 func (a *Archive) closeExportIndex() error {
@@ -188,6 +216,9 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	a.xi.stuck = false
 	a.xi.mu.Unlock()
 	raw, err := a.objects.Get(ctx, digest)
+	if errors.Is(err, ErrNotFound) {
+		raw, err = a.purgedSkeleton(ctx, digest)
+	}
 	_, corrupt := errors.AsType[*CorruptError](err)
 	if err != nil && !errors.Is(err, ErrNotFound) && !corrupt {
 		return false, fmt.Errorf("archive: export index: bundle %s: %w", lr.entry.BundleDigest, err) // retried
@@ -197,8 +228,8 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		recs, err = bundleRecords(raw, a.opts.Limits)
 	}
 	if err != nil {
-		// Purged since (its skeleton is stored under another digest),
-		// altered or unreadable: never wedge the index on it.
+		// Missing (and its skeleton, when purged), altered or
+		// unreadable: never wedge the index on it.
 		a.lg.Error("export index: the records of a logged bundle cannot be read; not indexed",
 			"bundle", lr.entry.BundleDigest, "logIndex", li, "err", err)
 		recs = nil
@@ -250,6 +281,23 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		off = end
 	}
 	return true, nil
+}
+
+// purgedSkeleton returns the stored skeleton of bundle d, purged before
+// the indexer reached it (a rebuilt index, or an indexer behind): it holds
+// the bundle's records. ErrNotFound when the log names no purge of d.
+func (a *Archive) purgedSkeleton(ctx context.Context, d [32]byte) ([]byte, error) {
+	if a.xi.ls == nil || a.xi.ls.purged[d].Skeleton == "" {
+		ls, err := a.readLogState(ctx)
+		if err != nil {
+			return nil, err
+		}
+		a.xi.ls = ls
+	}
+	if _, ok := a.xi.ls.purged[d]; !ok {
+		return nil, fmt.Errorf("archive: export index: %w", ErrNotFound)
+	}
+	return a.stored(ctx, a.xi.ls, d)
 }
 
 // advance writes ops with the new watermark in one batch.

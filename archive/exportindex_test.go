@@ -349,7 +349,7 @@ func FuzzSearchCursor(f *testing.F) {
 }
 
 // TestExportIndexSkipsMissingBundle: a logged bundle whose object is gone
-// (purged, say) before it was indexed is skipped with an error logged; the
+// (lost, not purged) before it was indexed is skipped with an error logged; the
 // bundles after it are indexed.
 func TestExportIndexSkipsMissingBundle(t *testing.T) {
 	e := newEnv(t)

@@ -59,6 +59,8 @@ func objectDirs(adata string) []string {
 // again, and at the end the backlog drains. The spool's own faults
 // (spoolFaults: a failed receipt lookup, a pair half moved by a failed
 // rename and a crash) must end with the pair's receipt under its name.
+// Then the quarantine's fault (quarantineFault) and the export index's
+// MANIFEST failing its fsync while the archive stops (searchIndexFault).
 func TestFaultsDeterministic(t *testing.T) {
 	start := time.Now()
 	r := newFaultRig(t)
@@ -101,8 +103,9 @@ func TestFaultsDeterministic(t *testing.T) {
 	}
 	r.spoolFaults(ctx)
 	r.quarantineFault()
+	r.searchIndexFault(ctx)
 	r.drain(ctx)
-	t.Logf("%d faults and the quarantine's, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d faults, the quarantine's and the search index's, each checked after a restart; took %v", len(faults), time.Since(start).Round(time.Millisecond))
 }
 
 // TestFaultsRandom injects randomized failures (system call, errno, the

@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(manifestFaultEnv); dir != "" {
+		manifestFaultChild(dir)
+		os.Exit(0)
+	}
 	if dir := os.Getenv(memTableEnv); dir != "" {
 		memTableChild(dir)
 		os.Exit(0)

@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -98,7 +100,8 @@ type IndexOptions struct {
 }
 
 // indexMemTable is the index's memtable: a Write is at most 15% of it.
-const indexMemTable = 32 << 20
+// A variable for tests (smaller: quicker flushes).
+var indexMemTable int64 = 32 << 20
 
 // Index is the Badger IndexStore.
 type Index struct {
@@ -136,9 +139,39 @@ func OpenIndex(ctx context.Context, opts IndexOptions) (*Index, error) {
 	bl := &badgerLogger{l: opts.Logger.With("component", "badger")}
 	db, err := badger.Open(badgerOptions(o, bl))
 	if err != nil {
+		if damaged(err) {
+			err = &IndexDamagedError{Dir: opts.Dir, Err: err}
+		}
 		return nil, fmt.Errorf("store: open index %s: %w", opts.Dir, err)
 	}
 	return &Index{db: db, max: int(o.MemTableSize) * 15 / 100 / 2}, nil
+}
+
+// IndexDamagedError is an index whose files Badger refuses to open
+// without a failing system call behind it: its MANIFEST names a table
+// that is gone, or the MANIFEST or a table does not parse. Reopening will
+// not help; an index derived from other data can be set aside and rebuilt.
+type IndexDamagedError struct {
+	Dir string
+	Err error
+}
+
+func (e *IndexDamagedError) Error() string { return "index damaged: " + e.Err.Error() }
+func (e *IndexDamagedError) Unwrap() error { return e.Err }
+
+// damaged reports whether Badger's open error is about the files' content:
+// not one of a system call (an errno, a path error: a failing or full
+// disk, permissions, another process's lock) nor a cancellation.
+func damaged(err error) bool {
+	var errno syscall.Errno
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &errno), errors.As(err, &pe), errors.As(err, &le),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	return true
 }
 
 // MaxBatchBytes bounds one Write (key and value bytes).

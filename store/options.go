@@ -134,7 +134,8 @@ func badgerOptions(o Options, lg *badgerLogger) badger.Options {
 //
 // Badger's background writes report their failures only here: a memtable
 // flush that cannot write or msync its table logs and retries forever
-// while commits stall behind it. An error line about a sync, a flush or a
+// while commits stall behind it; one whose MANIFEST change fails is not
+// retried and blocks writes (third_party/README.md). An error line about a sync, a flush or a
 // write request, and a failed compaction (Warningf), therefore fail the
 // journal (fail, set by Open), as a failed commit does: the daemon exits
 // and reopens from the disk.

@@ -1142,7 +1142,12 @@ func (db *DB) handleMemTableFlush(mt *memTable, dropPrefixes [][]byte) error {
 	}
 	// We own a ref on tbl.
 	err = db.lc.addLevel0Table(tbl) // This will incrRef
-	_ = tbl.DecrRef()               // Releases our ref.
+	if manifestMayName(err) {
+		// The MANIFEST may name tbl: keep its file (close, do not delete).
+		_ = tbl.Close(-1)
+		return err
+	}
+	_ = tbl.DecrRef() // Releases our ref.
 	return err
 }
 
@@ -1158,6 +1163,15 @@ func (db *DB) flushMemtable(lc *z.Closer) {
 
 		for {
 			if err := db.handleMemTableFlush(mt, nil); err != nil {
+				if manifestMayName(err) || errors.Is(err, errManifestFailed) {
+					// The MANIFEST takes no more changes: stop writes and
+					// leave the memtable (and the later ones) in imm and
+					// its write-ahead log, replayed when the DB is reopened.
+					db.blockWrites.Store(1)
+					db.opt.Errorf("error flushing memtable to disk: %v, not retried: "+
+						"writes are blocked until the DB is reopened", err)
+					break
+				}
 				// Encountered error. Retry indefinitely.
 				db.opt.Errorf("error flushing memtable to disk: %v, retrying", err)
 				time.Sleep(time.Second)

@@ -498,7 +498,7 @@ func (s *levelsController) runCompactor(id int, lc *z.Closer) {
 		switch err {
 		case nil:
 			return true
-		case errFillTables:
+		case errFillTables, errManifestFailed:
 			// pass
 		default:
 			s.kv.opt.Warningf("While running doCompact: %v\n", err)
@@ -1507,7 +1507,15 @@ func (s *levelsController) runCompactDef(id, l int, cd compactDef) (err error) {
 	if err != nil {
 		return err
 	}
+	keep := false
 	defer func() {
+		if keep {
+			// The MANIFEST may name newTables: keep their files.
+			for _, t := range newTables {
+				_ = t.Close(-1)
+			}
+			return
+		}
 		// Only assign to err, if it's not already nil.
 		if decErr := decr(); err == nil {
 			err = decErr
@@ -1517,6 +1525,7 @@ func (s *levelsController) runCompactDef(id, l int, cd compactDef) (err error) {
 
 	// We write to the manifest _before_ we delete files (and after we created files)
 	if err := s.kv.manifest.addChanges(changeSet.Changes, s.kv.opt); err != nil {
+		keep = manifestMayName(err)
 		return err
 	}
 
@@ -1595,6 +1604,9 @@ var errFillTables = errors.New("Unable to fill tables")
 func (s *levelsController) doCompact(id int, p compactionPriority) error {
 	l := p.level
 	y.AssertTrue(l < s.kv.opt.MaxLevels) // Sanity check.
+	if s.kv.manifest.hasFailed() {
+		return errManifestFailed // no compaction could be recorded
+	}
 	if p.t.baseLevel == 0 {
 		p.t = s.levelTargets()
 	}

@@ -85,6 +85,39 @@ type manifestFile struct {
 
 	// Used to indicate if badger was opened in InMemory mode.
 	inMemory bool
+
+	// failed is the error of a change that could not be written or synced:
+	// the file may hold that change or not, so no later change is added.
+	failed error
+}
+
+// errManifestFailed refuses a change after an earlier one failed; nothing
+// of it was written.
+var errManifestFailed = errors.New("MANIFEST takes no more changes after a failed write or sync; reopen the DB")
+
+// manifestUnknownError is a change whose write or sync failed: the file may
+// hold it (a failed fsync leaves the bytes written in the page cache), so the
+// files it names must stay.
+type manifestUnknownError struct{ err error }
+
+func (e *manifestUnknownError) Error() string {
+	return "MANIFEST change may or may not be written: " + e.err.Error()
+}
+
+func (e *manifestUnknownError) Unwrap() error { return e.err }
+
+// hasFailed reports whether a change failed: the MANIFEST takes no more.
+func (mf *manifestFile) hasFailed() bool {
+	mf.appendLock.Lock()
+	defer mf.appendLock.Unlock()
+	return mf.failed != nil
+}
+
+// manifestMayName reports whether err, from addChanges, leaves the change
+// possibly in the MANIFEST.
+func manifestMayName(err error) bool {
+	var e *manifestUnknownError
+	return errors.As(err, &e)
 }
 
 const (
@@ -207,6 +240,9 @@ func (mf *manifestFile) addChanges(changesParam []*pb.ManifestChange, opt Option
 	// Maybe we could use O_APPEND instead (on certain file systems)
 	mf.appendLock.Lock()
 	defer mf.appendLock.Unlock()
+	if mf.failed != nil {
+		return fmt.Errorf("%w: %v", errManifestFailed, mf.failed)
+	}
 	if err := applyChangeSet(&mf.manifest, &changes, opt); err != nil {
 		return err
 	}
@@ -214,7 +250,8 @@ func (mf *manifestFile) addChanges(changesParam []*pb.ManifestChange, opt Option
 	if mf.manifest.Deletions > mf.deletionsRewriteThreshold &&
 		mf.manifest.Deletions > manifestDeletionsRatio*(mf.manifest.Creations-mf.manifest.Deletions) {
 		if err := mf.rewrite(); err != nil {
-			return err
+			mf.failed = err
+			return &manifestUnknownError{err}
 		}
 	} else {
 		var lenCrcBuf [8]byte
@@ -222,11 +259,16 @@ func (mf *manifestFile) addChanges(changesParam []*pb.ManifestChange, opt Option
 		binary.BigEndian.PutUint32(lenCrcBuf[4:8], crc32.Checksum(buf, y.CastagnoliCrcTable))
 		buf = append(lenCrcBuf[:], buf...)
 		if _, err := mf.fp.Write(buf); err != nil {
-			return err
+			mf.failed = err
+			return &manifestUnknownError{err}
 		}
 	}
 
-	return syncFunc(mf.fp)
+	if err := syncFunc(mf.fp); err != nil {
+		mf.failed = err
+		return &manifestUnknownError{err}
+	}
+	return nil
 }
 
 // this function is saved here to allow injection of fake filesystem latency at test time.
