@@ -57,11 +57,17 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 		if err != nil {
 			return err
 		}
-		id, err := archive.RestoreContentKey(cfg.DataDir, cfg.Name, *seq, esc, rk)
+		// Restored into the stopped archive, and logged in its signed log.
+		a, closeAll, err := openStoppedArchive(ctx, cfg, log, "a content key restore")
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "content key %d restored: %s in %s/%s/%d.key\n", *seq, id, cfg.DataDir, archive.ContentKeyDir, *seq)
+		defer closeAll()
+		id, err := a.RestoreContentKey(ctx, *seq, esc, rk)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "content key %d restored: %s in %s/%s/%d.key (logged in the archive log)\n", *seq, id, cfg.DataDir, archive.ContentKeyDir, *seq)
 		return nil
 	}
 	var recPub *recovery.PublicKey
@@ -114,7 +120,7 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 		fmt.Fprintf(stdout, "NOT ESCROWED: run again with --escrow RECOVERY.key.pub on the next rotation, or copy the key file offline now\n")
 		return nil
 	}
-	p, err := a.EscrowContentKey(an.Seq, recPub)
+	p, err := a.EscrowContentKey(ctx, an.Seq, recPub)
 	if err != nil {
 		return err
 	}
