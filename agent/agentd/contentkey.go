@@ -15,6 +15,13 @@ import (
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
+// ContentKeyUser is what seals to a content key: *agent.Core, and
+// *agent.ReceiptJournal for `bundles import-receipts`.
+type ContentKeyUser interface {
+	UseContentKey(k *agent.ContentKey) bool
+	LearnContentKey(ctx context.Context, raw []byte, keys agent.ContentKeyVerifier) (bool, error)
+}
+
 // UseContentKey reads encryption.content_key and the newer key the agent
 // learned from the archive's receipts since (<data_dir>/content-key.json,
 // agent.ContentKeyFile), verifies each announcement against the archive
@@ -24,7 +31,7 @@ import (
 // configured announcement that does not verify is an error; a learned
 // one that does not is logged and left aside (the next receipt teaches
 // the key again).
-func UseContentKey(cfg *config.Config, core *agent.Core, now time.Time, log *slog.Logger) error {
+func UseContentKey(cfg *config.Config, core ContentKeyUser, now time.Time, log *slog.Logger) error {
 	e := cfg.Encryption
 	if e.ContentKey == "" {
 		return nil
@@ -72,7 +79,7 @@ func UseContentKey(cfg *config.Config, core *agent.Core, now time.Time, log *slo
 // journaled and used for new payloads when newer than the key in use.
 // A receipt has already been verified and journaled when it comes here;
 // an announcement refused is logged and the key in use stays.
-func learnContentKeys(ctx context.Context, core *agent.Core, ring agent.ContentKeyVerifier, receipts [][]byte, log *slog.Logger) {
+func learnContentKeys(ctx context.Context, core ContentKeyUser, ring agent.ContentKeyVerifier, receipts [][]byte, log *slog.Logger) {
 	var last []byte
 	for _, b := range receipts {
 		_, r, err := archivesig.ParseReceipt(b)
@@ -86,4 +93,11 @@ func learnContentKeys(ctx context.Context, core *agent.Core, ring agent.ContentK
 	if _, err := core.LearnContentKey(ctx, last, ring); err != nil {
 		log.Error("content key announced by the archive not taken; the key in use stays", "err", err)
 	}
+}
+
+// ImportContentKey is the content key learning of `bundles
+// import-receipts`: receipt, verified and journaled, teaches u the
+// archive's newer content key it carries, as a receipt over MQTT does.
+func ImportContentKey(ctx context.Context, u ContentKeyUser, ring agent.ContentKeyVerifier, receipt []byte, log *slog.Logger) {
+	learnContentKeys(ctx, u, ring, [][]byte{receipt}, log)
 }
