@@ -115,6 +115,9 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 	if verb == "show" {
 		return nil
 	}
+	if verb == "rotate" {
+		fmt.Fprintf(stdout, "agents learn the new key from the receipts of their next bundles (no config change needed)\n")
+	}
 	fmt.Fprintf(stdout, "the private key is %s/%s/%d.key (0600); keep every old key for decryption\n", cfg.DataDir, archive.ContentKeyDir, an.Seq)
 	if recPub == nil {
 		fmt.Fprintf(stdout, "NOT ESCROWED: run again with --escrow RECOVERY.key.pub on the next rotation, or copy the key file offline now\n")
