@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,15 +58,16 @@ var ErrNoContentKey = errors.New("archive: no content key (edgeseal archive cont
 type contentKeys struct {
 	mu     sync.RWMutex
 	keys   map[string]*payloadcipher.PrivateKey // by key id
+	bySeq  map[uint64]*payloadcipher.PrivateKey
 	latest []byte                               // the newest announcement
 	newest string                               // its key id
 	seq    uint64
 }
 
-// loadContentKeys reads <dir>/content-keys: every <seq>.key and the
-// newest <seq>.json.
-func loadContentKeys(dir string) (*contentKeys, error) {
-	ck := &contentKeys{keys: map[string]*payloadcipher.PrivateKey{}}
+// loadContentKeys reads <dir>/content-keys: every <seq>.key and
+// <seq>.key.wrapped (opened with wrap) and the newest <seq>.json.
+func loadContentKeys(dir, origin string, wrap ContentKeyWrapper) (*contentKeys, error) {
+	ck := &contentKeys{keys: map[string]*payloadcipher.PrivateKey{}, bySeq: map[uint64]*payloadcipher.PrivateKey{}}
 	d := filepath.Join(dir, ContentKeyDir)
 	ents, err := os.ReadDir(d)
 	if errors.Is(err, os.ErrNotExist) {
@@ -79,6 +79,9 @@ func loadContentKeys(dir string) (*contentKeys, error) {
 	var seqs []uint64
 	for _, e := range ents {
 		n, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok {
+			n, ok = strings.CutSuffix(e.Name(), wrappedSuffix)
+		}
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
@@ -86,15 +89,14 @@ func loadContentKeys(dir string) (*contentKeys, error) {
 		if err != nil {
 			continue
 		}
-		b, err := fsutil.ReadLimited(filepath.Join(d, e.Name()), 8<<10)
+		if ck.bySeq[seq] != nil {
+			return nil, fmt.Errorf("archive: content key %d: both %s and %s", seq, n+".key", n+wrappedSuffix)
+		}
+		k, err := readContentKey(d, e.Name(), origin, seq, wrap)
 		if err != nil {
 			return nil, fmt.Errorf("archive: content key %s: %w", e.Name(), err)
 		}
-		k, err := payloadcipher.ParsePrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("archive: content key %s: %w", e.Name(), err)
-		}
-		ck.keys[k.ID] = k
+		ck.keys[k.ID], ck.bySeq[seq] = k, k
 		seqs = append(seqs, seq)
 	}
 	if len(seqs) == 0 {
@@ -124,7 +126,7 @@ func loadContentKeys(dir string) (*contentKeys, error) {
 
 // contentKeyState loads the content keys once.
 func (a *Archive) contentKeyState() (*contentKeys, error) {
-	a.contentOnce.Do(func() { a.content, a.contentErr = loadContentKeys(a.opts.Dir) })
+	a.contentOnce.Do(func() { a.content, a.contentErr = loadContentKeys(a.opts.Dir, a.opts.Name, a.opts.ContentKeyWrap) })
 	return a.content, a.contentErr
 }
 
@@ -152,16 +154,12 @@ func (a *Archive) NewContentKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: content key: %w", err)
 	}
-	pemb, err := priv.MarshalPEM()
-	if err != nil {
-		return nil, err
-	}
 	d := filepath.Join(a.opts.Dir, ContentKeyDir)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, fmt.Errorf("archive: content key: %w", err)
 	}
 	base := filepath.Join(d, strconv.FormatUint(seq, 10))
-	if err := fsutil.WriteNewFile(base+".key", 0o600, func(w io.Writer) error { _, err := w.Write(pemb); return err }); err != nil {
+	if err := writeContentKey(d, a.opts.Name, seq, priv, a.opts.ContentKeyWrap); err != nil {
 		return nil, fmt.Errorf("archive: content key: %w", err)
 	}
 	rec, err := json.Marshal(LogContentKeyEntry{Type: LogContentKeyEntryType, V: 1, Announcement: raw})
@@ -177,7 +175,7 @@ func (a *Archive) NewContentKey(ctx context.Context) ([]byte, error) {
 	if _, err := a.log.checkpoint(ctx, a.log.j.Size()); err != nil {
 		return nil, err
 	}
-	ck.keys[priv.ID], ck.latest, ck.newest, ck.seq = priv, raw, priv.ID, seq
+	ck.keys[priv.ID], ck.bySeq[seq], ck.latest, ck.newest, ck.seq = priv, priv, raw, priv.ID, seq
 	a.lg.Warn("archive content key announced", "keyId", priv.ID, "seq", seq)
 	return raw, nil
 }

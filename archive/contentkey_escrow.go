@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -69,15 +68,17 @@ func escrowName(origin string, seq uint64) string {
 // before) and logs it (a content.key.escrow entry). It returns the
 // file's path.
 func (a *Archive) EscrowContentKey(ctx context.Context, seq uint64, rec *recovery.PublicKey) (string, error) {
-	d := filepath.Join(a.opts.Dir, ContentKeyDir)
-	b, err := fsutil.ReadLimited(filepath.Join(d, strconv.FormatUint(seq, 10)+".key"), 8<<10)
-	if err != nil {
-		return "", fmt.Errorf("archive: escrow content key %d: %w", seq, err)
-	}
-	k, err := payloadcipher.ParsePrivateKey(b)
+	ck, err := a.contentKeyState()
 	if err != nil {
 		return "", err
 	}
+	ck.mu.RLock()
+	k := ck.bySeq[seq]
+	ck.mu.RUnlock()
+	if k == nil {
+		return "", fmt.Errorf("archive: escrow content key %d: no such key", seq)
+	}
+	d := filepath.Join(a.opts.Dir, ContentKeyDir)
 	raw, err := k.Bytes()
 	if err != nil {
 		return "", err
@@ -111,14 +112,14 @@ func (a *Archive) RestoreContentKey(ctx context.Context, seq uint64, escrow []by
 	}
 	ck.mu.Lock()
 	defer ck.mu.Unlock()
-	id, k, err := restoreContentKey(a.opts.Dir, a.opts.Name, seq, escrow, rec)
+	id, k, err := restoreContentKey(a.opts.Dir, a.opts.Name, seq, escrow, rec, a.opts.ContentKeyWrap)
 	if err != nil {
 		return "", err
 	}
 	if err := a.logContentKeyOp(ctx, LogContentKeyRestoreEntryType, seq, id, rec.ID); err != nil {
 		return "", err
 	}
-	ck.keys[id] = k
+	ck.keys[id], ck.bySeq[seq] = k, k
 	ck.seq = max(ck.seq, seq)
 	return id, nil
 }
@@ -129,11 +130,11 @@ func (a *Archive) RestoreContentKey(ctx context.Context, seq uint64, escrow []by
 // (0600; an existing file is refused), without logging it: the
 // archive's RestoreContentKey does both. It returns the key's id.
 func RestoreContentKeyFile(dir, origin string, seq uint64, escrow []byte, rec *recovery.PrivateKey) (string, error) {
-	id, _, err := restoreContentKey(dir, origin, seq, escrow, rec)
+	id, _, err := restoreContentKey(dir, origin, seq, escrow, rec, nil)
 	return id, err
 }
 
-func restoreContentKey(dir, origin string, seq uint64, escrow []byte, rec *recovery.PrivateKey) (string, *payloadcipher.PrivateKey, error) {
+func restoreContentKey(dir, origin string, seq uint64, escrow []byte, rec *recovery.PrivateKey, wrap ContentKeyWrapper) (string, *payloadcipher.PrivateKey, error) {
 	w, err := recovery.Parse(escrow)
 	if err != nil {
 		return "", nil, err
@@ -149,16 +150,11 @@ func restoreContentKey(dir, origin string, seq uint64, escrow []byte, rec *recov
 	if err != nil {
 		return "", nil, err
 	}
-	pemb, err := k.MarshalPEM()
-	if err != nil {
-		return "", nil, err
-	}
 	d := filepath.Join(dir, ContentKeyDir)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return "", nil, err
 	}
-	p := filepath.Join(d, strconv.FormatUint(seq, 10)+".key")
-	if err := fsutil.WriteNewFile(p, 0o600, func(w io.Writer) error { _, err := w.Write(pemb); return err }); err != nil {
+	if err := writeContentKey(d, origin, seq, k, wrap); err != nil {
 		return "", nil, fmt.Errorf("archive: restore content key %d: %w", seq, err)
 	}
 	return k.ID, k, nil
