@@ -59,8 +59,8 @@ type contentKeys struct {
 	mu     sync.RWMutex
 	keys   map[string]*payloadcipher.PrivateKey // by key id
 	bySeq  map[uint64]*payloadcipher.PrivateKey
-	latest []byte                               // the newest announcement
-	newest string                               // its key id
+	latest []byte // the newest announcement
+	newest string // its key id
 	seq    uint64
 }
 
