@@ -55,6 +55,8 @@ var benches = []bench{
 	{"./tpm", "^BenchmarkSeal$/^swtpm$", "100x", "seal on swtpm"},
 	{"./bundle/verify", "^BenchmarkVerify$", "2s", "verify a bundle"},
 	{"./bundle/verify", "^BenchmarkSHA256$", "2s", "plain SHA-256 of the same bytes"},
+	{"./bundle/payloadcipher", "^BenchmarkSeal$", "2s", "HPKE seal of a 1 KiB payload to a content key (ML-KEM-768+X25519, HKDF-SHA256, AES-256-GCM): the agent's work per encrypted export"},
+	{"./bundle/payloadcipher", "^BenchmarkOpen$", "2s", "HPKE open of the same: the archive's trial decryption per encrypted payload"},
 	{"./bench/api", "^BenchmarkAPIExport$/^clients=1$", "3s", "API single exports, 1 client"},
 	{"./bench/api", "^BenchmarkAPIExport$/^clients=8$", "3s", "API single exports, 8 clients"},
 	{"./bench/api", "^BenchmarkAPIExport$/^clients=64$", "3s", "API single exports, 64 clients"},
