@@ -27,9 +27,13 @@ import (
 // (archivesig.SignContentKey), appended to the archive log as a
 // content-key entry, and kept in <data_dir>/content-keys/ as <seq>.json
 // (the announcement agents are given) and <seq>.key (the private key,
-// 0600). A rotation adds a key with the next seq; old private keys stay
-// for decryption. The private keys never leave the archive but through
-// the escrow the operator makes at set-up (EscrowContentKey).
+// 0600), or <seq>.key.wrapped when a token key wraps them
+// (contentkey_wrap.go). A rotation adds a key with the next seq; old
+// private keys stay for decryption, and the receipt of a bundle holding
+// a payload sealed to an older key carries the newest announcement, from
+// which agents learn the rotation. The private keys never leave the
+// archive but through the escrow the operator makes at set-up
+// (EscrowContentKey); escrows and restores are archive log entries too.
 
 // ContentKeyDir is the folder of content keys in the archive's data directory.
 const ContentKeyDir = "content-keys"
