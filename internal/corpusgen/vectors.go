@@ -41,11 +41,11 @@ type Replies struct {
 	NoteKey string `json:"noteKey"`
 	// LogEntries are the archive log's leaves (canonical receipt entries);
 	// the receipt proves the one at its logIndex.
-	LogEntries []string  `json:"logEntries"`
-	LeafHashes []string  `json:"leafHashes"`
-	Receipt    string    `json:"receipt"`
-	Rejection  string    `json:"rejection"`
-	EnrollAck  string    `json:"enrollAck"`
+	LogEntries []string `json:"logEntries"`
+	LeafHashes []string `json:"leafHashes"`
+	Receipt    string   `json:"receipt"`
+	Rejection  string   `json:"rejection"`
+	EnrollAck  string   `json:"enrollAck"`
 	// ContentKeyIKM is the text payloadcipher.DeriveKey makes the
 	// announced content key from; ContentKey is its announcement (seq 2,
 	// signed by the archive key) and ReceiptContentKey the receipt above
