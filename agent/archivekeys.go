@@ -153,3 +153,11 @@ func (k *ArchiveKeyring) persist(ctx context.Context, learned [][]byte) error {
 func (r *ReceiptJournal) ArchiveKeyring(path, origin string, root ed25519.PublicKey) (*ArchiveKeyring, error) {
 	return r.c.ArchiveKeyring(path, origin, root)
 }
+
+// VerifyContentKey verifies a content key announcement under the archive
+// keys the ring trusts now (ContentKeyVerifier).
+func (k *ArchiveKeyring) VerifyContentKey(raw []byte, now time.Time) (*archivesig.ContentKeyAnnouncement, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys.VerifyContentKey(raw, now)
+}

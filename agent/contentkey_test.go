@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +173,81 @@ func TestIngestEncryptsByPolicy(t *testing.T) {
 	}
 	if got, err := r.j.Payload(mustHash(t, pb.Payload.Digest)); err != nil || string(got) != plainText {
 		t.Fatalf("plaintext payload: %v", err)
+	}
+}
+
+// TestLearnContentKey: a content key announcement that came with a
+// receipt is taken when it verifies and is newer: journaled as a
+// content.key record (once; the bundle holding it verifies), kept in
+// ContentKeyFile and used for the next payloads; an older or the same
+// one changes nothing, one signed by an untrusted key is refused, and a
+// core that encrypts nothing takes none.
+func TestLearnContentKey(t *testing.T) {
+	dir := t.TempDir()
+	r := openSimRigAt(t, dir, func(o *Options) { o.StateDir = dir })
+	tr := r.trust()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := archivesig.NewArchiveKeys("edgeseal-archive", pub)
+	k1, _ := payloadcipher.DeriveKey([]byte("learned key one"))
+	k2, _ := payloadcipher.DeriveKey([]byte("learned key two"))
+	ctx := t.Context()
+	a2 := announceContentKey(t, priv, 2, k2)
+	if took, err := r.core.LearnContentKey(ctx, a2, keys); took || err != nil {
+		t.Fatalf("a core without a content key took one: %v %v", took, err)
+	}
+	ck1, err := ContentKeyFromAnnouncement(announceContentKey(t, priv, 1, k1), keys, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.core.UseContentKey(ck1)
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if took, err := r.core.LearnContentKey(ctx, announceContentKey(t, other, 3, k2), keys); took || err == nil {
+		t.Fatalf("an announcement by an untrusted key: %v %v", took, err)
+	}
+	size := r.j.Size()
+	for i := range 2 {
+		took, err := r.core.LearnContentKey(ctx, a2, keys)
+		if err != nil || took != (i == 0) {
+			t.Fatalf("learn %d: %v %v", i, took, err)
+		}
+	}
+	if took, _ := r.core.LearnContentKey(ctx, announceContentKey(t, priv, 1, k1), keys); took {
+		t.Fatal("an older announcement was taken")
+	}
+	if got := r.core.ContentKey(); got.Key.ID != k2.ID || got.Seq != 2 {
+		t.Fatalf("in use %s seq %d", got.Key.ID, got.Seq)
+	}
+	if r.j.Size() != size+1 {
+		t.Fatalf("journal grew by %d records, want 1", r.j.Size()-size)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, ContentKeyFile)); err != nil || !bytes.Equal(b, a2) {
+		t.Fatalf("%s: %v", ContentKeyFile, err)
+	}
+	r.export(2, "after")
+	_, b := r.seal()
+	mustVerify(t, b, tr, nil)
+	raw, _ := b.Records()
+	learned, sealedTo := 0, map[string]int{}
+	for _, line := range raw {
+		rec, err := custody.ParseRecord(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch rec.Type {
+		case custody.TypeContentKey:
+			if !bytes.Equal(rec.Body, a2) || rec.Actor.Kind != "archive" {
+				t.Fatalf("content.key record %s", line)
+			}
+			learned++
+		case custody.TypeExport:
+			e, _ := rec.ExportBody()
+			sealedTo[e.PayloadCipher.KeyID]++
+		}
+	}
+	if learned != 1 || sealedTo[k2.ID] != 2 || len(sealedTo) != 1 {
+		t.Fatalf("content.key records %d, payloads sealed to %v", learned, sealedTo)
 	}
 }

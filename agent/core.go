@@ -70,7 +70,8 @@ type Options struct {
 	// turns that off.
 	PCRAuthDir string
 	// StateDir is the data directory, where the core keeps small files
-	// of its own (PolicyChangesFile, LastRefusalFile); "" keeps none.
+	// of its own (PolicyChangesFile, LastRefusalFile, ContentKeyFile);
+	// "" keeps none.
 	StateDir string
 }
 
@@ -152,13 +153,14 @@ type Core struct {
 	lastTime  time.Time // time of the last record built (see stamp)
 	keys      coreKeys  // the signing key in force (keys.go)
 
-	pcrAuth pcrAuthState               // under sealMu
-	pol     policyState                // the policy in force (policyinforce.go)
-	gov     governance                 // governance alerts (governance.go)
-	alarms  alarmState                 // where alarms go (alarms.go)
-	ret     localRetention             // local payload retention (localretention.go)
-	syncSt  syncState                  // broker link, last delivery and refusal (status_sync.go)
-	content atomic.Pointer[ContentKey] // the archive's content key payloads are sealed to (contentkey.go)
+	pcrAuth   pcrAuthState               // under sealMu
+	pol       policyState                // the policy in force (policyinforce.go)
+	gov       governance                 // governance alerts (governance.go)
+	alarms    alarmState                 // where alarms go (alarms.go)
+	ret       localRetention             // local payload retention (localretention.go)
+	syncSt    syncState                  // broker link, last delivery and refusal (status_sync.go)
+	content   atomic.Pointer[ContentKey] // the archive's content key payloads are sealed to (contentkey.go)
+	contentMu sync.Mutex                 // one content key learned at a time
 }
 
 // Open starts a core over an open journal and TPM and journals an

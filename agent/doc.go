@@ -26,7 +26,10 @@
 // ArchiveKeyring follows the archive's key rotations: an announcement a
 // reply carries, signed by a key the agent trusts, is journaled as an
 // `archive.key` record and kept in <data_dir>/archive-keys.json before a
-// reply signed by the new key is accepted.
+// reply signed by the new key is accepted. LearnContentKey follows the
+// archive's content key rotations the same way: the newer announcement a
+// receipt carries is journaled as a `content.key` record, kept in
+// <data_dir>/content-key.json and sealed to from then on.
 //
 // The commands that work on a stopped agent open its TPM and journal the
 // way the daemon does (OpenTPM, OpenJournal, OpenStopped: the journal's

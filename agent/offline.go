@@ -19,7 +19,7 @@ type ReceiptJournal struct {
 }
 
 // NewReceiptJournal journals receipts into j as the device of opts (Site,
-// Device, Logger and Now are used). The caller holds j exclusively: the
+// Device, Logger, Now and StateDir are used). The caller holds j exclusively: the
 // agent is stopped.
 func NewReceiptJournal(opts Options, j *store.Journal) (*ReceiptJournal, error) {
 	if err := opts.defaults(); err != nil {
@@ -41,4 +41,15 @@ func NewReceiptJournal(opts Options, j *store.Journal) (*ReceiptJournal, error) 
 // this returns nil.
 func (r *ReceiptJournal) JournalReceipt(ctx context.Context, id string, receipt []byte) error {
 	return r.c.JournalReceipt(ctx, id, receipt)
+}
+
+// UseContentKey is Core.UseContentKey: the key in use before an import,
+// so that an announcement a receipt carries is taken only when newer.
+func (r *ReceiptJournal) UseContentKey(k *ContentKey) bool { return r.c.UseContentKey(k) }
+
+// LearnContentKey is Core.LearnContentKey: a stopped agent learns the
+// archive's newer content key from imported receipts as the running one
+// does (journaled, kept in ContentKeyFile when Options.StateDir is set).
+func (r *ReceiptJournal) LearnContentKey(ctx context.Context, raw []byte, keys ContentKeyVerifier) (bool, error) {
+	return r.c.LearnContentKey(ctx, raw, keys)
 }

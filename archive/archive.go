@@ -72,6 +72,11 @@ type Options struct {
 	Now func() time.Time
 	// Quarantine bounds the quarantine and rate-limits alerts.
 	Quarantine QuarantineLimits
+	// ContentKeyWrap, when set, encrypts the content private keys at
+	// rest (contentkey_wrap.go): new and restored keys are written
+	// wrapped by it, and wrapped keys are opened with it. The caller
+	// closes it after the archive.
+	ContentKeyWrap ContentKeyWrapper
 }
 
 // Archive is the central receiver. Its methods are safe for concurrent

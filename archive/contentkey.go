@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,9 +27,13 @@ import (
 // (archivesig.SignContentKey), appended to the archive log as a
 // content-key entry, and kept in <data_dir>/content-keys/ as <seq>.json
 // (the announcement agents are given) and <seq>.key (the private key,
-// 0600). A rotation adds a key with the next seq; old private keys stay
-// for decryption. The private keys never leave the archive but through
-// the escrow the operator makes at set-up (EscrowContentKey).
+// 0600), or <seq>.key.wrapped when a token key wraps them
+// (contentkey_wrap.go). A rotation adds a key with the next seq; old
+// private keys stay for decryption, and the receipt of a bundle holding
+// a payload sealed to an older key carries the newest announcement, from
+// which agents learn the rotation. The private keys never leave the
+// archive but through the escrow the operator makes at set-up
+// (EscrowContentKey); escrows and restores are archive log entries too.
 
 // ContentKeyDir is the folder of content keys in the archive's data directory.
 const ContentKeyDir = "content-keys"
@@ -59,14 +62,16 @@ var ErrNoContentKey = errors.New("archive: no content key (edgeseal archive cont
 type contentKeys struct {
 	mu     sync.RWMutex
 	keys   map[string]*payloadcipher.PrivateKey // by key id
-	latest []byte                               // the newest announcement
+	bySeq  map[uint64]*payloadcipher.PrivateKey
+	latest []byte // the newest announcement
+	newest string // its key id
 	seq    uint64
 }
 
-// loadContentKeys reads <dir>/content-keys: every <seq>.key and the
-// newest <seq>.json.
-func loadContentKeys(dir string) (*contentKeys, error) {
-	ck := &contentKeys{keys: map[string]*payloadcipher.PrivateKey{}}
+// loadContentKeys reads <dir>/content-keys: every <seq>.key and
+// <seq>.key.wrapped (opened with wrap) and the newest <seq>.json.
+func loadContentKeys(dir, origin string, wrap ContentKeyWrapper) (*contentKeys, error) {
+	ck := &contentKeys{keys: map[string]*payloadcipher.PrivateKey{}, bySeq: map[uint64]*payloadcipher.PrivateKey{}}
 	d := filepath.Join(dir, ContentKeyDir)
 	ents, err := os.ReadDir(d)
 	if errors.Is(err, os.ErrNotExist) {
@@ -78,6 +83,9 @@ func loadContentKeys(dir string) (*contentKeys, error) {
 	var seqs []uint64
 	for _, e := range ents {
 		n, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok {
+			n, ok = strings.CutSuffix(e.Name(), wrappedSuffix)
+		}
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
@@ -85,15 +93,14 @@ func loadContentKeys(dir string) (*contentKeys, error) {
 		if err != nil {
 			continue
 		}
-		b, err := fsutil.ReadLimited(filepath.Join(d, e.Name()), 8<<10)
+		if ck.bySeq[seq] != nil {
+			return nil, fmt.Errorf("archive: content key %d: both %s and %s", seq, n+".key", n+wrappedSuffix)
+		}
+		k, err := readContentKey(d, e.Name(), origin, seq, wrap)
 		if err != nil {
 			return nil, fmt.Errorf("archive: content key %s: %w", e.Name(), err)
 		}
-		k, err := payloadcipher.ParsePrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("archive: content key %s: %w", e.Name(), err)
-		}
-		ck.keys[k.ID] = k
+		ck.keys[k.ID], ck.bySeq[seq] = k, k
 		seqs = append(seqs, seq)
 	}
 	if len(seqs) == 0 {
@@ -101,15 +108,29 @@ func loadContentKeys(dir string) (*contentKeys, error) {
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
 	ck.seq = seqs[len(seqs)-1]
-	if ck.latest, err = fsutil.ReadLimited(filepath.Join(d, strconv.FormatUint(ck.seq, 10)+".json"), archivesig.MaxContentKeySize); err != nil {
-		return nil, fmt.Errorf("archive: content key announcement %d: %w", ck.seq, err)
+	// The newest announcement: a key restored from its escrow alone has
+	// none (it decrypts; agents are given the newest one announced).
+	for i := len(seqs) - 1; i >= 0; i-- {
+		b, err := fsutil.ReadLimited(filepath.Join(d, strconv.FormatUint(seqs[i], 10)+".json"), archivesig.MaxContentKeySize)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("archive: content key announcement %d: %w", seqs[i], err)
+		}
+		_, an, err := archivesig.ParseContentKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("archive: content key announcement %d: %w", seqs[i], err)
+		}
+		ck.latest, ck.newest = b, an.KeyID
+		break
 	}
 	return ck, nil
 }
 
 // contentKeyState loads the content keys once.
 func (a *Archive) contentKeyState() (*contentKeys, error) {
-	a.contentOnce.Do(func() { a.content, a.contentErr = loadContentKeys(a.opts.Dir) })
+	a.contentOnce.Do(func() { a.content, a.contentErr = loadContentKeys(a.opts.Dir, a.opts.Name, a.opts.ContentKeyWrap) })
 	return a.content, a.contentErr
 }
 
@@ -137,16 +158,12 @@ func (a *Archive) NewContentKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: content key: %w", err)
 	}
-	pemb, err := priv.MarshalPEM()
-	if err != nil {
-		return nil, err
-	}
 	d := filepath.Join(a.opts.Dir, ContentKeyDir)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, fmt.Errorf("archive: content key: %w", err)
 	}
 	base := filepath.Join(d, strconv.FormatUint(seq, 10))
-	if err := fsutil.WriteNewFile(base+".key", 0o600, func(w io.Writer) error { _, err := w.Write(pemb); return err }); err != nil {
+	if err := writeContentKey(d, a.opts.Name, seq, priv, a.opts.ContentKeyWrap); err != nil {
 		return nil, fmt.Errorf("archive: content key: %w", err)
 	}
 	rec, err := json.Marshal(LogContentKeyEntry{Type: LogContentKeyEntryType, V: 1, Announcement: raw})
@@ -162,7 +179,7 @@ func (a *Archive) NewContentKey(ctx context.Context) ([]byte, error) {
 	if _, err := a.log.checkpoint(ctx, a.log.j.Size()); err != nil {
 		return nil, err
 	}
-	ck.keys[priv.ID], ck.latest, ck.seq = priv, raw, seq
+	ck.keys[priv.ID], ck.bySeq[seq], ck.latest, ck.newest, ck.seq = priv, priv, raw, priv.ID, seq
 	a.lg.Warn("archive content key announced", "keyId", priv.ID, "seq", seq)
 	return raw, nil
 }
@@ -197,38 +214,76 @@ func (e *UnknownContentKeyError) Error() string {
 // evidence) records that decryption in the archive log. Errors: an
 // *UnknownContentKeyError, and those of custody.DecryptPayload.
 func (a *Archive) OpenPayload(rec, file []byte) ([]byte, error) {
-	r, err := custody.ParseRecord(rec)
+	r, k, err := a.payloadKey(rec)
 	if err != nil {
 		return nil, err
+	}
+	return custody.DecryptPayload(r, k, file)
+}
+
+// openPayload is OpenPayload dropping the plaintext; it returns the
+// content key id the record names ("" when it names none).
+func (a *Archive) openPayload(rec, file []byte) (string, error) {
+	r, k, err := a.payloadKey(rec)
+	if k == nil {
+		if uk, ok := errors.AsType[*UnknownContentKeyError](err); ok {
+			return uk.KeyID, err
+		}
+		return "", err
+	}
+	_, err = custody.DecryptPayload(r, k, file)
+	return k.ID, err
+}
+
+// payloadKey parses an encrypted export's record and finds the content
+// key it names.
+func (a *Archive) payloadKey(rec []byte) (*custody.Record, *payloadcipher.PrivateKey, error) {
+	r, err := custody.ParseRecord(rec)
+	if err != nil {
+		return nil, nil, err
 	}
 	e, err := r.ExportBody()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if e.PayloadCipher == nil {
-		return nil, fmt.Errorf("archive: export %s is not encrypted", e.ExportID)
+		return nil, nil, fmt.Errorf("archive: export %s is not encrypted", e.ExportID)
 	}
 	ck, err := a.contentKeyState()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ck.mu.RLock()
 	k := ck.keys[e.PayloadCipher.KeyID]
 	ck.mu.RUnlock()
 	if k == nil {
-		return nil, &UnknownContentKeyError{KeyID: e.PayloadCipher.KeyID}
+		return nil, nil, &UnknownContentKeyError{KeyID: e.PayloadCipher.KeyID}
 	}
-	return custody.DecryptPayload(r, k, file)
+	return r, k, nil
+}
+
+// newestContentKey is the newest announcement and its key id; nil when
+// the archive has none.
+func (a *Archive) newestContentKey() ([]byte, string) {
+	ck, err := a.contentKeyState()
+	if err != nil || ck == nil {
+		return nil, ""
+	}
+	ck.mu.RLock()
+	defer ck.mu.RUnlock()
+	return ck.latest, ck.newest
 }
 
 // cipherChecks trial-decrypts every encrypted payload the bundle carries
-// (CheckDecrypt); the plaintext is dropped at once.
-func (a *Archive) cipherChecks(b *bundle.Bundle) []failure {
+// (CheckDecrypt); the plaintext is dropped at once. stale reports that
+// a payload was sealed to a content key older than the newest one
+// announced: its receipt carries the newest announcement.
+func (a *Archive) cipherChecks(b *bundle.Bundle) (fails []failure, stale bool) {
 	raw, err := b.Records()
 	if err != nil {
-		return nil // verify's records.parse names it
+		return nil, false // verify's records.parse names it
 	}
-	var fails []failure
+	_, newest := a.newestContentKey()
 	for _, line := range raw {
 		d, enc, ok, err := custody.RecordPayloadFile(line)
 		if err != nil || !ok || !enc {
@@ -238,9 +293,11 @@ func (a *Archive) cipherChecks(b *bundle.Bundle) []failure {
 		if !present {
 			continue // purged, or payloads.digest names it
 		}
-		if _, err := a.OpenPayload(line, file); err != nil {
+		keyID, err := a.openPayload(line, file)
+		if err != nil {
 			fails = append(fails, failure{check: CheckDecrypt, reason: fmt.Sprintf("payload %s: %v", wire.FormatHash(d), err)})
 		}
+		stale = stale || (newest != "" && keyID != "" && keyID != newest)
 	}
-	return fails
+	return fails, stale
 }

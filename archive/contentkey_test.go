@@ -2,8 +2,10 @@ package archive_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,12 +52,23 @@ func TestContentKeyAcceptAndOpen(t *testing.T) {
 	k1 := e.contentKey()
 	c := newChain(t, 2, bundletest.Options{ContentKey: k1})
 	e.approve(c)
-	e.accept(c, c.Bundles[0])
+	if r := e.checkReceipt(e.accept(c, c.Bundles[0]), raw(t, c.Bundles[0]), c.DeviceName()); r.ContentKey != nil {
+		t.Fatal("a receipt for payloads sealed to the newest key carries a content key announcement")
+	}
 	k2 := e.contentKey() // rotation
 	if k2.ID == k1.ID {
 		t.Fatal("rotation gave the same key")
 	}
-	e.accept(c, c.Bundles[1])
+	// Sealed to the old key: accepted, and the receipt announces the new
+	// key, verifiable under the archive key.
+	r := e.checkReceipt(e.accept(c, c.Bundles[1]), raw(t, c.Bundles[1]), c.DeviceName())
+	if r.ContentKey == nil {
+		t.Fatal("a receipt for payloads sealed to the old key carries no content key announcement")
+	}
+	an, err := archivesig.NewArchiveKeys(archive.DefaultName, e.a.PublicKey()).VerifyContentKey(r.ContentKey, time.Now())
+	if err != nil || an.KeyID != k2.ID || an.Seq != 2 {
+		t.Fatalf("the receipt announces %+v, %v; want seq 2 %s", an, err, k2.ID)
+	}
 	e.a.Close()
 	e.open()
 	if raw, err := e.a.ContentKeyAnnouncement(); err != nil || !bytes.Contains(raw, []byte(`"payloadType":"`+archivesig.ContentKeyPayloadType)) {
@@ -144,7 +157,7 @@ func TestContentKeyEscrow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := e.a.EscrowContentKey(1, rec.Public())
+	p, err := e.a.EscrowContentKey(t.Context(), 1, rec.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,17 +170,101 @@ func TestContentKeyEscrow(t *testing.T) {
 	}
 	dir := t.TempDir()
 	other, _ := recovery.GenerateKey()
-	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, other); err == nil {
+	if _, err := archive.RestoreContentKeyFile(dir, archive.DefaultName, 1, esc, other); err == nil {
 		t.Fatal("restored with another recovery key")
 	}
-	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 2, esc, rec); err == nil {
+	if _, err := archive.RestoreContentKeyFile(dir, archive.DefaultName, 2, esc, rec); err == nil {
 		t.Fatal("restored as another seq")
 	}
-	id, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, rec)
+	id, err := archive.RestoreContentKeyFile(dir, archive.DefaultName, 1, esc, rec)
 	if err != nil || id != k.ID {
 		t.Fatalf("restored %s, %v; want %s", id, err, k.ID)
 	}
-	if _, err := archive.RestoreContentKey(dir, archive.DefaultName, 1, esc, rec); err == nil {
+	if _, err := archive.RestoreContentKeyFile(dir, archive.DefaultName, 1, esc, rec); err == nil {
 		t.Fatal("an existing key file replaced")
+	}
+}
+
+// TestContentKeyOpsLogged: every content key operation is an entry of
+// the archive's signed log: the announcements of a new key and of a
+// rotation, an escrow (content key and recovery key ids), and a restore
+// of the escrow into another archive, which then opens the payloads
+// sealed to the restored key.
+func TestContentKeyOpsLogged(t *testing.T) {
+	e := newEnv(t)
+	k1 := e.contentKey()
+	e.contentKey() // rotation
+	rec, err := recovery.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.a.EscrowContentKey(t.Context(), 1, rec.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	esc, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := func(a *archive.Archive) []string {
+		var ts []string
+		for i := range a.LogSize() {
+			b, err := a.LogRecord(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			if typ, _ := m["type"].(string); strings.HasPrefix(typ, "content.key") {
+				ts = append(ts, typ)
+				if typ != archive.LogContentKeyEntryType && (m["keyId"] != k1.ID || m["recoveryKeyId"] != rec.ID || m["seq"] != 1.0) {
+					t.Errorf("%s entry %s", typ, b)
+				}
+			}
+		}
+		return ts
+	}
+	want := []string{archive.LogContentKeyEntryType, archive.LogContentKeyEntryType, archive.LogContentKeyEscrowEntryType}
+	if got := types(e.a); !slices.Equal(got, want) {
+		t.Fatalf("log entries %v, want %v", got, want)
+	}
+
+	// A new archive restores key 1 from its escrow: logged, and it opens
+	// what was sealed to that key.
+	e2 := newEnv(t)
+	c := newChain(t, 1, bundletest.Options{ContentKey: k1})
+	if _, err := e2.a.RestoreContentKey(t.Context(), 1, esc, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := types(e2.a); !slices.Equal(got, []string{archive.LogContentKeyRestoreEntryType}) {
+		t.Fatalf("log entries after restore %v", got)
+	}
+	lines, _ := c.Bundles[0].Records()
+	opened := 0
+	for _, line := range lines {
+		r, err := custody.ParseRecord(line)
+		if err != nil || r.Type != custody.TypeExport {
+			continue
+		}
+		eb, _ := r.ExportBody()
+		file, ok := c.Bundles[0].Files[bundle.PayloadDir+strings.TrimPrefix(eb.PayloadCipher.Digest, "sha256:")+bundle.EncryptedPayload]
+		if !ok {
+			continue
+		}
+		if _, err := e2.a.OpenPayload(line, file); err != nil {
+			t.Fatal(err)
+		}
+		opened++
+	}
+	if opened == 0 {
+		t.Fatal("no payload opened")
+	}
+	// The restored key survives a reopen without its announcement.
+	e2.a.Close()
+	e2.open()
+	if _, err := e2.a.ContentKeyAnnouncement(); err == nil {
+		t.Fatal("an announcement from a restored key alone")
 	}
 }

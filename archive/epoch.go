@@ -195,8 +195,9 @@ func parseLogRecord(rec []byte) (logRecord, error) {
 	if err := json.Unmarshal(rec, &probe); err != nil {
 		return logRecord{}, err
 	}
-	if probe.Type != nil && (*probe.Type == LogKeyEntryType || *probe.Type == LogContentKeyEntryType) {
-		return logRecord{}, nil // an archive or content key announcement: neither
+	if probe.Type != nil && (*probe.Type == LogKeyEntryType || *probe.Type == LogContentKeyEntryType ||
+		*probe.Type == LogContentKeyEscrowEntryType || *probe.Type == LogContentKeyRestoreEntryType) {
+		return logRecord{}, nil // an archive or content key operation: neither
 	}
 	if probe.Type != nil && *probe.Type != StatementRekey {
 		s, err := ParseOperatorStatement(rec)

@@ -38,6 +38,8 @@ type env struct {
 	op ed25519.PrivateKey
 	// objects, when set, is the object store (default: under dir).
 	objects archive.ObjectStore
+	// wrap, when set, wraps the content private keys at rest.
+	wrap archive.ContentKeyWrapper
 }
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -58,9 +60,10 @@ func (e *env) open() {
 	e.t.Helper()
 	a, err := archive.Open(e.t.Context(), archive.Options{
 		Dir: e.dir, Key: e.key, Objects: e.objects,
-		Now:          func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
-		Quarantine:   e.quarLimits(),
-		OperatorKeys: e.operatorKeys(),
+		Now:            func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
+		Quarantine:     e.quarLimits(),
+		OperatorKeys:   e.operatorKeys(),
+		ContentKeyWrap: e.wrap,
 		Alert: func(_ context.Context, al archive.Alert) {
 			e.mu.Lock()
 			e.alerts = append(e.alerts, al)

@@ -81,6 +81,9 @@ type pending struct {
 	era    uint64    // the device's epoch (Rekey) the bundle belongs to
 	until  time.Time // retain-until from its retention class; zero: Options.Retention
 	admins []string  // key ids of the policy admins its policy.change records name
+	// staleKey: a payload was sealed to an older content key; the
+	// receipt carries the newest announcement.
+	staleKey bool
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -420,6 +423,9 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
 			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: until, Epoch: p.entry.Epoch,
 			KeyChain: k.tail(),
+		}
+		if p.staleKey {
+			r.ContentKey, _ = a.newestContentKey()
 		}
 		for _, h := range proof {
 			r.InclusionProof = append(r.InclusionProof, h[:])

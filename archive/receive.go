@@ -129,8 +129,11 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 
 		rep := verify.Verify(b, trust, last)
 		fails := append(topicChecks(b, st, topic), keyChecks(info, st)...)
+		stale := false
 		if rep.OK() {
-			fails = append(fails, a.cipherChecks(b)...)
+			var cf []failure
+			cf, stale = a.cipherChecks(b)
+			fails = append(fails, cf...)
 		}
 		if rfail != nil {
 			fails = append(fails, *rfail)
@@ -154,7 +157,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 		}
 		if rep.OK() && len(fails) == 0 {
 			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
-				era: era, put: make(chan struct{}), admins: adminKeyIDs(b)}
+				era: era, put: make(chan struct{}), admins: adminKeyIDs(b), staleKey: stale}
 			if keep > 0 {
 				p.until = a.now().Add(keep)
 			}

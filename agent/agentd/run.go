@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	// Before any ingest: an agent configured to encrypt never takes an
 	// export it would send in plaintext.
-	if err := UseContentKey(cfg, core, time.Now()); err != nil {
+	if err := UseContentKey(cfg, core, time.Now(), log); err != nil {
 		return err
 	}
 	if err := polSrc.Start(ctx, core, signedPol, log); err != nil {
@@ -222,7 +222,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		// again and a newer announcement (a higher seq) that verifies is
 		// used from now on; one that does not is logged, the key in use
 		// stays.
-		if err := UseContentKey(cfg, core, time.Now()); err != nil {
+		if err := UseContentKey(cfg, core, time.Now(), log); err != nil {
 			log.Error("content key not reloaded; the key in use stays", "err", err)
 		}
 		return polSrc.Reload(ctx, core, via, who)

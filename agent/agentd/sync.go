@@ -45,8 +45,14 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
 		RetryHeld:   cfg.Sync.RetryHeld,
 		ResendAfter: cfg.Sync.ResendAfter,
-		OnReceipts:  core.JournalReceipts,
-		OnSent:      core.MarkSent,
+		OnReceipts: func(ctx context.Context, ids []string, receipts [][]byte) error {
+			if err := core.JournalReceipts(ctx, ids, receipts); err != nil {
+				return err
+			}
+			learnContentKeys(ctx, core, ring, receipts, log)
+			return nil
+		},
+		OnSent: core.MarkSent,
 		OnRejection: func(_ context.Context, id string, rej *sync.Rejection, _ []byte) {
 			core.NoteRefusal(id, rej.BundleDigest, rej.Checks, rej.Reason) // logs it once
 		},

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
@@ -122,4 +123,40 @@ func LoadOrCreateKey(path string) (ed25519.PrivateKey, bool, error) {
 		return nil, false, err
 	}
 	return k, true, nil
+}
+
+// OpenContentKeyWrap opens the token key content_key_wrap names (with
+// the pkcs11 section's module and PIN), which wraps the content private
+// keys at rest; without content_key_wrap it returns nil. close releases
+// the token session after the archive is closed.
+func OpenContentKeyWrap(cfg *config.Config) (wrap archive.ContentKeyWrapper, close func(), err error) {
+	if !cfg.ContentKeysWrapped() {
+		return nil, func() {}, nil
+	}
+	tc, err := tokenConfig(cfg.ContentKeyWrap, cfg.PKCS11)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := keystore.OpenPKCS11WrapKey(tc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("content_key_wrap: %w", err)
+	}
+	return k, func() { k.Close() }, nil
+}
+
+// GenerateContentKeyWrap creates the AES-256 key content_key_wrap names
+// in the token (it never leaves it; a label in use is refused).
+func GenerateContentKeyWrap(cfg *config.Config) error {
+	if !cfg.ContentKeysWrapped() {
+		return errors.New("content_key_wrap is not configured")
+	}
+	tc, err := tokenConfig(cfg.ContentKeyWrap, cfg.PKCS11)
+	if err != nil {
+		return err
+	}
+	k, err := keystore.GeneratePKCS11WrapKey(tc)
+	if err != nil {
+		return fmt.Errorf("content_key_wrap: %w", err)
+	}
+	return k.Close()
 }

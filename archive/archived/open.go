@@ -20,14 +20,15 @@ import (
 // Open opens the archive of a stopped daemon for an operator command
 // (import, devices rekey, key rotate): the object store the config
 // chooses (OpenObjects) and the archive's journals under data_dir, signed
-// by signer (OpenKey). While the daemon runs, the journals are locked and
-// Open fails.
-func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, log *slog.Logger) (*archive.Archive, error) {
+// by signer (OpenKey), its content keys wrapped by wrap
+// (OpenContentKeyWrap; nil: not wrapped). While the daemon runs, the
+// journals are locked and Open fails.
+func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap archive.ContentKeyWrapper, log *slog.Logger) (*archive.Archive, error) {
 	objects, err := OpenObjects(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := withRetention(cfg, archive.Options{Dir: cfg.DataDir, Signer: signer, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log})
+	opts, err := withRetention(cfg, archive.Options{Dir: cfg.DataDir, Signer: signer, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log, ContentKeyWrap: wrap})
 	if err != nil {
 		return nil, err
 	}

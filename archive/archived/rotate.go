@@ -68,7 +68,7 @@ func RotateKey(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey 
 		next = k
 	}
 	nextID := archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))
-	a, err := Open(ctx, cfg, old, log)
+	a, err := Open(ctx, cfg, old, nil, log) // no content key operation: nothing unwrapped
 	var mismatch *archive.KeyMismatchError
 	switch {
 	case errors.As(err, &mismatch) && mismatch.Want == nextID:

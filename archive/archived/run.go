@@ -108,15 +108,28 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	wrap, closeWrap, err := OpenContentKeyWrap(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeWrap() // after the archive closes (deferred below)
 	opts, err := withRetention(cfg, archive.Options{
 		Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
 		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots, Quarantine: quarantineLimits(cfg.Quarantine),
+		ContentKeyWrap: wrap,
 	})
 	if err != nil {
 		return err
 	}
 	a, err := archive.Open(ctx, opts)
 	if err != nil {
+		return err
+	}
+	// The content keys are opened now (unwrapped with the token when
+	// content_key_wrap is set): a key that does not open stops the start
+	// rather than refusing every encrypted bundle.
+	if _, err := a.ContentKeyAnnouncement(); err != nil && !errors.Is(err, archive.ErrNoContentKey) {
+		a.Close()
 		return err
 	}
 	defer func() {

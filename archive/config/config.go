@@ -67,6 +67,10 @@ type Config struct {
 	// KeyFile (see key.go): "pkcs11:token=LABEL;object=LABEL".
 	Key    string `yaml:"key"`
 	PKCS11 PKCS11 `yaml:"pkcs11"`
+	// ContentKeyWrap, when set, is an AES-256 key in the PKCS#11 token
+	// of the pkcs11 section ("pkcs11:token=LABEL;object=LABEL") that
+	// wraps the content private keys at rest (archive.ContentKeyWrapper).
+	ContentKeyWrap string `yaml:"content_key_wrap"`
 	// Name is the archive log's checkpoint origin and note key name.
 	Name string `yaml:"name"`
 	// Retention is what receipts promise (acceptance time + retention).

@@ -20,20 +20,29 @@ type PKCS11 struct {
 // KeyInToken reports whether the archive's key is in a PKCS#11 token.
 func (c *Config) KeyInToken() bool { return c.Key != "" }
 
+// ContentKeysWrapped reports whether the content private keys are
+// wrapped at rest by a key in a PKCS#11 token (content_key_wrap).
+func (c *Config) ContentKeysWrapped() bool { return c.ContentKeyWrap != "" }
+
 func (c *Config) validateKey(bad func(key, format string, a ...any)) {
 	p := c.PKCS11
-	if c.Key == "" {
+	if c.Key == "" && c.ContentKeyWrap == "" {
 		if p != (PKCS11{}) {
-			bad("pkcs11", "set only with key: pkcs11:token=...;object=...")
+			bad("pkcs11", "set only with key or content_key_wrap: pkcs11:token=...;object=...")
 		}
 		return
 	}
-	rest, ok := strings.CutPrefix(c.Key, "pkcs11:")
-	if !ok || !strings.Contains(rest, "token=") || !strings.Contains(rest, "object=") || strings.Contains(rest, "?") {
-		bad("key", "want a PKCS#11 URI pkcs11:token=LABEL;object=LABEL (no PIN in it), got %.80q", c.Key)
+	for _, k := range []struct{ name, uri string }{{"key", c.Key}, {"content_key_wrap", c.ContentKeyWrap}} {
+		if k.uri == "" {
+			continue
+		}
+		rest, ok := strings.CutPrefix(k.uri, "pkcs11:")
+		if !ok || !strings.Contains(rest, "token=") || !strings.Contains(rest, "object=") || strings.Contains(rest, "?") {
+			bad(k.name, "want a PKCS#11 URI pkcs11:token=LABEL;object=LABEL (no PIN in it), got %.80q", k.uri)
+		}
 	}
 	if p.Module == "" || !filepath.IsAbs(p.Module) {
-		bad("pkcs11.module", "the token's PKCS#11 library, an absolute path, is required with key")
+		bad("pkcs11.module", "the token's PKCS#11 library, an absolute path, is required with key and content_key_wrap")
 	}
 	if (p.PINFile == "") == (p.PINEnv == "") {
 		bad("pkcs11", "set exactly one of pin_file and pin_env")

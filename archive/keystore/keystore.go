@@ -2,7 +2,10 @@
 // readable by its owner only (LoadFile, CreateFile), or a key in a
 // PKCS#11 token (OpenPKCS11, this package alone imports the PKCS#11
 // binding) used through crypto.Signer, so the private key never leaves
-// the token.
+// the token. A token may also hold an AES-256 wrap key
+// (OpenPKCS11WrapKey, GeneratePKCS11WrapKey) that encrypts the archive's
+// content private keys at rest with CKM_AES_GCM: no token implements
+// their HPKE KEM (ML-KEM-768+X25519), so they are opened in memory.
 //
 // A key file is refused when it is a symbolic link or readable, writable
 // or executable by its group or others (*FileError). A token key is

@@ -3,6 +3,10 @@ package apibench
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +20,10 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/api"
 	"github.com/edgeseal/edgeseal/agent/config"
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/testenv"
 )
 
@@ -61,6 +69,10 @@ var (
 	agentOnce sync.Once
 	shared    *agent
 	sharedErr error
+
+	encOnce   sync.Once
+	encShared *agent
+	encErr    error
 )
 
 func TestMain(m *testing.M) {
@@ -69,9 +81,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	if shared != nil {
-		shared.stop()
-		os.RemoveAll(shared.dir)
+	for _, a := range []*agent{shared, encShared} {
+		if a != nil {
+			a.stop()
+			os.RemoveAll(a.dir)
+		}
 	}
 	os.Exit(code)
 }
@@ -79,24 +93,68 @@ func TestMain(m *testing.M) {
 // getAgent builds the binary and starts the agent, once per process.
 func getAgent(b *testing.B) *agent {
 	b.Helper()
-	agentOnce.Do(func() { shared, sharedErr = startAgent("") })
-	if sharedErr != nil {
-		if strings.Contains(sharedErr.Error(), "simulator: not built in") {
-			testenv.Missing(b, "%v", sharedErr)
+	agentOnce.Do(func() { shared, sharedErr = startAgent("", false) })
+	return ready(b, shared, sharedErr)
+}
+
+// getEncryptedAgent is getAgent for an agent that seals every payload to
+// an archive content key (encryption.content_key), once per process.
+func getEncryptedAgent(b *testing.B) *agent {
+	b.Helper()
+	encOnce.Do(func() { encShared, encErr = startAgent("", true) })
+	return ready(b, encShared, encErr)
+}
+
+func ready(b *testing.B, a *agent, err error) *agent {
+	b.Helper()
+	if err != nil {
+		if strings.Contains(err.Error(), "simulator: not built in") {
+			testenv.Missing(b, "%v", err)
 		}
-		b.Fatal(sharedErr)
+		b.Fatal(err)
 	}
 	select {
-	case <-shared.exited:
-		b.Fatalf("agent exited:\n%s", shared.stderr)
+	case <-a.exited:
+		b.Fatalf("agent exited:\n%s", a.stderr)
 	default:
 	}
-	return shared
+	return a
+}
+
+// encryptionConfig writes an archive key and a content key announcement
+// signed by it into dir and returns the agent's encryption section.
+func encryptionConfig(dir string) (string, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	ck, err := payloadcipher.GenerateKey()
+	if err != nil {
+		return "", err
+	}
+	an, err := archivesig.SignContentKey(&archivesig.ContentKeyAnnouncement{Origin: archive.DefaultName, Seq: 1, Time: wire.FormatTime(time.Now())},
+		ck.Public(), archivesig.ArchiveKeyID(pub), priv)
+	if err != nil {
+		return "", err
+	}
+	keyFile, annFile := filepath.Join(dir, "archive.pub"), filepath.Join(dir, "content-key.json")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(annFile, an, 0o600); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("encryption:\n  content_key: %s\n  archive_key: %s\n", annFile, keyFile), nil
 }
 
 // startAgent builds the binary and starts an agent whose data_dir is
-// dataDir (default: beside its config in a new temporary directory).
-func startAgent(dataDir string) (*agent, error) {
+// dataDir (default: beside its config in a new temporary directory),
+// sealing payloads to a content key when encrypt is set.
+func startAgent(dataDir string, encrypt bool) (*agent, error) {
 	dir, err := os.MkdirTemp("", "edgeseal-apibench-")
 	if err != nil {
 		return nil, err
@@ -137,6 +195,13 @@ principals:
 log:
   level: warn
 `, dataDir, a.socket, config.HashToken(token)),
+	}
+	if encrypt {
+		enc, err := encryptionConfig(dir)
+		if err != nil {
+			return nil, err
+		}
+		files["agent.yaml"] += enc
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {

@@ -113,10 +113,18 @@ func selfCPU() time.Duration {
 
 // BenchmarkAPIExport: single exports (1 KiB JSON) over the unix socket
 // from 1, 8 and 64 clients; one op is one export answered 201.
-func BenchmarkAPIExport(b *testing.B) {
+func BenchmarkAPIExport(b *testing.B) { benchExports(b, getAgent) }
+
+// BenchmarkAPIExportEncrypted is BenchmarkAPIExport against an agent
+// that seals every payload to an archive content key (HPKE,
+// ML-KEM-768+X25519, encryption.content_key) before it journals it:
+// beside it, the cost of end-to-end encryption per export.
+func BenchmarkAPIExportEncrypted(b *testing.B) { benchExports(b, getEncryptedAgent) }
+
+func benchExports(b *testing.B, get func(*testing.B) *agent) {
 	for _, clients := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			a := getAgent(b)
+			a := get(b)
 			run(b, a, clients, 1, "exports/s", func(c *conn, seq int64, _ int) error {
 				_, err := c.post("/v1/exports", "application/json", exportBody(seq))
 				return err

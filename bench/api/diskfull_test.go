@@ -62,7 +62,7 @@ func TestAPIDiskFull(t *testing.T) {
 		t.Skip("starts the agent")
 	}
 	mnt := tmpfstest.Mount(t, 160<<20)
-	a, err := startAgent(filepath.Join(mnt, "data"))
+	a, err := startAgent(filepath.Join(mnt, "data"), false)
 	if err != nil {
 		if strings.Contains(err.Error(), "simulator: not built in") {
 			testenv.Missing(t, "%v", err)

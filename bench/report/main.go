@@ -55,9 +55,14 @@ var benches = []bench{
 	{"./tpm", "^BenchmarkSeal$/^swtpm$", "100x", "seal on swtpm"},
 	{"./bundle/verify", "^BenchmarkVerify$", "2s", "verify a bundle"},
 	{"./bundle/verify", "^BenchmarkSHA256$", "2s", "plain SHA-256 of the same bytes"},
+	{"./bundle/payloadcipher", "^BenchmarkSeal$", "2s", "HPKE seal of a 1 KiB payload to a content key (ML-KEM-768+X25519, HKDF-SHA256, AES-256-GCM): the agent's work per encrypted export"},
+	{"./bundle/payloadcipher", "^BenchmarkOpen$", "2s", "HPKE open of the same: the archive's trial decryption per encrypted payload"},
 	{"./bench/api", "^BenchmarkAPIExport$/^clients=1$", "3s", "API single exports, 1 client"},
 	{"./bench/api", "^BenchmarkAPIExport$/^clients=8$", "3s", "API single exports, 8 clients"},
 	{"./bench/api", "^BenchmarkAPIExport$/^clients=64$", "3s", "API single exports, 64 clients"},
+	{"./bench/api", "^BenchmarkAPIExportEncrypted$/^clients=1$", "3s", "API single exports, each payload sealed to an archive content key (HPKE ML-KEM-768+X25519), 1 client"},
+	{"./bench/api", "^BenchmarkAPIExportEncrypted$/^clients=8$", "3s", "API single exports, each payload sealed to an archive content key, 8 clients"},
+	{"./bench/api", "^BenchmarkAPIExportEncrypted$/^clients=64$", "3s", "API single exports, each payload sealed to an archive content key, 64 clients"},
 	{"./bench/api", "^BenchmarkHTTPFloor$/^clients=64$", "3s", "HTTP floor: Go net/http on a unix socket answering 201 and doing nothing else, 64 clients"},
 	{"./bench/api", "^BenchmarkHTTPFloor$/^journal$/^clients=64$", "3s", "durable floor: the HTTP floor journaling each body (a small record, the body as its payload, encrypted) before its 201, 64 clients"},
 	{"./bench/api", "^BenchmarkAPIBatch$/^lines=100$", "3s", "API batch, 100 lines a request, 4 clients"},
@@ -82,6 +87,10 @@ it: encrypted, its memtable and memory limit; a small record and the body as its
 answering once that is durable: no decoding, policy, schema, record building or sealing, so an
 upper bound for the agent's single exports here. For these rows the peak RSS column is the largest process of the benchmark's tree
 (its ` + "`go build`" + ` of the agent, the agent, or the client), not the agent's.
+The encrypted rows run the same load against an agent configured with an archive content key
+(encryption.content_key): each payload is sealed with HPKE (ML-KEM-768+X25519, HKDF-SHA256,
+AES-256-GCM) before it is journaled, and the journal keeps the ciphertext only; the encryption
+targets compare their agent-cpu-us/item with the unencrypted rows of the same run.
 `
 
 // drainNote explains the drain row.
@@ -400,6 +409,7 @@ func write(w io.Writer, rs []result) {
 		app = enc // the API rows compare with the journal as the agent runs it
 	}
 	writeAPITargets(w, rs, app)
+	writeEncryptionTargets(w, rs)
 	if d := find(rs, "^BenchmarkDrain$"); d != nil {
 		q := d.metrics["%-of-paho"]
 		fmt.Fprintf(w, "| long-offline drain >= 70%% of a plain paho QoS 1 publish of the same messages to the same broker | %.0f%% (%.1f vs %.1f MB/s; %.0f MB of bundles in %.1f s%s) | %s |\n",

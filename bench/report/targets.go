@@ -97,3 +97,26 @@ func writeAPITargets(w io.Writer, rs []result, app *result) {
 		fmt.Fprintf(w, "| agent peak RSS <= 96 MiB in every API run | not measured | no |\n")
 	}
 }
+
+// writeEncryptionTargets adds the cost of end-to-end payload encryption:
+// the agent's CPU time per export with every payload sealed to a content
+// key beside the same load without it, in the same run, at each client
+// count both ran. It holds when the increase is at most 15% of the
+// unencrypted agent's CPU per export (the share of encryption in the
+// encrypted agent's CPU is shown beside it).
+func writeEncryptionTargets(w io.Writer, rs []result) {
+	for _, clients := range []int{1, 8, 64} {
+		plain := find(rs, fmt.Sprintf("^BenchmarkAPIExport$/^clients=%d$", clients))
+		enc := find(rs, fmt.Sprintf("^BenchmarkAPIExportEncrypted$/^clients=%d$", clients))
+		name := fmt.Sprintf("payload encryption costs <= 15%% of the agent's CPU per export (1 KiB, %d clients)", clients)
+		pc, pok := rate(plain, "agent-cpu-us/item")
+		ec, eok := rate(enc, "agent-cpu-us/item")
+		if !pok || !eok {
+			fmt.Fprintf(w, "| %s | not measured | no |\n", name)
+			continue
+		}
+		inc := (ec - pc) / pc
+		fmt.Fprintf(w, "| %s | +%.0f%% (%.0f vs %.0f agent-cpu-us/export; encryption %.0f%% of the encrypted agent's CPU; %.0f vs %.0f exports/s) | %s |\n",
+			name, inc*100, ec, pc, 100*(ec-pc)/ec, enc.metrics["exports/s"], plain.metrics["exports/s"], yes(inc <= 0.15))
+	}
+}

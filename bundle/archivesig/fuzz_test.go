@@ -2,6 +2,8 @@ package archivesig_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -10,6 +12,15 @@ import (
 func FuzzParseReceipt(f *testing.F) {
 	raw, _, _ := archiveReceipt(f, 5, 3)
 	f.Add(raw)
+	// The reply vectors' receipt carrying a content key announcement.
+	if b, err := os.ReadFile("../../testdata/vectors/replies-v1.json"); err == nil {
+		var v struct {
+			ReceiptContentKey string `json:"receiptContentKey"`
+		}
+		if json.Unmarshal(b, &v) == nil && v.ReceiptContentKey != "" {
+			f.Add([]byte(v.ReceiptContentKey))
+		}
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		env, r, err := archivesig.ParseReceipt(in)
 		if err != nil {

@@ -39,6 +39,11 @@ type Receipt struct {
 	// oldest first, once it has rotated its key: a verifier that knows an
 	// earlier key learns the key that signed the receipt from it.
 	KeyChain [][]byte `json:"keyChain,omitempty"`
+	// ContentKey is the archive's newest content key announcement
+	// (ParseContentKey), present when the bundle held a payload sealed
+	// to an older content key: the agent verifies it under the archive
+	// keys it trusts and seals new payloads to it.
+	ContentKey []byte `json:"contentKey,omitempty"`
 }
 
 // ReceiptEntry is what the archive log stores for a bundle; its canonical
@@ -179,6 +184,11 @@ func (r *Receipt) check() error {
 	for _, a := range r.KeyChain {
 		if len(a) == 0 || len(a) > MaxArchiveKeySize {
 			return wire.FormatErr("receipt", "key announcement of %d bytes", len(a))
+		}
+	}
+	if r.ContentKey != nil {
+		if _, _, err := ParseContentKey(r.ContentKey); err != nil {
+			return wire.WrapFormat("receipt", "content key", err)
 		}
 	}
 	for _, h := range r.InclusionProof {

@@ -45,6 +45,10 @@ const (
 	// TypeArchiveKey: the agent learned a rotation of the archive's key;
 	// the body is the announcement (the DSSE envelope, ParseArchiveKey).
 	TypeArchiveKey = "archive.key"
+	// TypeContentKey: the agent learned a newer content key of the
+	// archive and seals new payloads to it; the body is the content key
+	// announcement (the DSSE envelope, archivesig.ParseContentKey).
+	TypeContentKey = "content.key"
 	// TypeGovernanceAlert journals a governance alert the agent raised
 	// on a policy load or a refused reload (GovernanceAlertBody).
 	TypeGovernanceAlert = "governance.alert"
@@ -57,6 +61,7 @@ var knownTypes = map[string]bool{
 	TypeKeyRecover:      true,
 	TypePCRsAuthorized:  true,
 	TypeArchiveKey:      true,
+	TypeContentKey:      true,
 	TypeGovernanceAlert: true,
 }
 
@@ -305,6 +310,11 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 	case TypeArchiveKey:
 		if _, _, err := archivesig.ParseArchiveKey(r.Body); err != nil {
 			return wire.WrapFormat("record", "archive.key body", err)
+		}
+		return nil
+	case TypeContentKey:
+		if _, _, err := archivesig.ParseContentKey(r.Body); err != nil {
+			return wire.WrapFormat("record", "content.key body", err)
 		}
 		return nil
 	case TypeRetentionPurge:

@@ -127,9 +127,15 @@ func openStoppedArchive(ctx context.Context, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return nil, nil, err
 	}
-	if a, err = archived.Open(ctx, cfg, key, log); err != nil {
+	wrap, closeWrap, err := archived.OpenContentKeyWrap(cfg)
+	if err != nil {
+		closeKey()
+		return nil, nil, err
+	}
+	if a, err = archived.Open(ctx, cfg, key, wrap, log); err != nil {
+		closeWrap()
 		closeKey()
 		return nil, nil, fmt.Errorf("%w (%s needs the archive daemon stopped)", err, what)
 	}
-	return a, func() { a.Close(); closeKey() }, nil
+	return a, func() { a.Close(); closeWrap(); closeKey() }, nil
 }

@@ -8,14 +8,15 @@ import (
 	"log/slog"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
 
-// cmdArchiveContentKey: content-key new | rotate | show [--out FILE]
-// [--escrow RECOVERY.key.pub] | restore --seq N --escrow-file FILE
-// --recovery-key RECOVERY.key.
+// cmdArchiveContentKey: content-key new [--generate-wrap-key] | rotate |
+// show [--out FILE] [--escrow RECOVERY.key.pub] | restore --seq N
+// --escrow-file FILE --recovery-key RECOVERY.key.
 func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
 		return usageErr("archive content-key: want new, rotate or show")
@@ -27,6 +28,7 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 	escrowFile := f.fs.String("escrow-file", "", "restore: the <seq>.escrow.json to restore")
 	recKey := f.fs.String("recovery-key", "", "restore: the recovery private key")
 	seq := f.fs.Uint64("seq", 0, "restore: the content key's seq (the escrow file's name)")
+	genWrap := f.fs.Bool("generate-wrap-key", false, "new: first create content_key_wrap's AES key in the PKCS#11 token")
 	pos, err := parseInterleaved(f.fs, args[1:])
 	if err != nil {
 		return err
@@ -57,12 +59,27 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 		if err != nil {
 			return err
 		}
-		id, err := archive.RestoreContentKey(cfg.DataDir, cfg.Name, *seq, esc, rk)
+		// Restored into the stopped archive, and logged in its signed log.
+		a, closeAll, err := openStoppedArchive(ctx, cfg, log, "a content key restore")
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "content key %d restored: %s in %s/%s/%d.key\n", *seq, id, cfg.DataDir, archive.ContentKeyDir, *seq)
+		defer closeAll()
+		id, err := a.RestoreContentKey(ctx, *seq, esc, rk)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "content key %d restored: %s in %s/%s/%d.key (logged in the archive log)\n", *seq, id, cfg.DataDir, archive.ContentKeyDir, *seq)
 		return nil
+	}
+	if *genWrap {
+		if verb != "new" {
+			return usageErr("archive content-key %s: --generate-wrap-key goes with new", verb)
+		}
+		if err := archived.GenerateContentKeyWrap(cfg); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrap key created in the token: %s\n", cfg.ContentKeyWrap)
 	}
 	var recPub *recovery.PublicKey
 	if *escrow != "" {
@@ -109,12 +126,15 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 	if verb == "show" {
 		return nil
 	}
+	if verb == "rotate" {
+		fmt.Fprintf(stdout, "agents learn the new key from the receipts of their next bundles (no config change needed)\n")
+	}
 	fmt.Fprintf(stdout, "the private key is %s/%s/%d.key (0600); keep every old key for decryption\n", cfg.DataDir, archive.ContentKeyDir, an.Seq)
 	if recPub == nil {
 		fmt.Fprintf(stdout, "NOT ESCROWED: run again with --escrow RECOVERY.key.pub on the next rotation, or copy the key file offline now\n")
 		return nil
 	}
-	p, err := a.EscrowContentKey(an.Seq, recPub)
+	p, err := a.EscrowContentKey(ctx, an.Seq, recPub)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func openForOperator(ctx context.Context, f archiveFlags, keyFile string, log *s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	a, err := archived.Open(ctx, cfg, key, log)
+	a, err := archived.Open(ctx, cfg, key, nil, log)
 	if err != nil {
 		closeKey()
 		return nil, nil, nil, fmt.Errorf("%w (an operator statement needs the archive daemon stopped)", err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/agentd"
@@ -118,7 +119,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 			err = cerr
 		}
 	}()
-	rj, err := agent.NewReceiptJournal(agent.Options{Site: cfg.Site, Device: cfg.Device, Logger: log.With("component", "core")}, j)
+	rj, err := agent.NewReceiptJournal(agent.Options{Site: cfg.Site, Device: cfg.Device, Logger: log.With("component", "core"), StateDir: cfg.DataDir}, j)
 	if err != nil {
 		return err
 	}
@@ -126,14 +127,25 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	// The content key in use, so that a newer one a receipt carries is
+	// learned as over MQTT.
+	if err := agentd.UseContentKey(cfg, rj, time.Now(), log); err != nil {
+		return err
+	}
 	sum, err := media.ImportReceipts(ctx, receipts, rejections, media.ImportOptions{
-		Outbox:         j,
-		Journaled:      func(ctx context.Context) (map[string][]byte, error) { return agent.ReadReceipts(ctx, j) },
-		JournalReceipt: rj.JournalReceipt,
-		Ring:           ring,
-		Device:         cfg.DeviceID(),
-		Out:            stdout,
-		Log:            log,
+		Outbox:    j,
+		Journaled: func(ctx context.Context) (map[string][]byte, error) { return agent.ReadReceipts(ctx, j) },
+		JournalReceipt: func(ctx context.Context, id string, receipt []byte) error {
+			if err := rj.JournalReceipt(ctx, id, receipt); err != nil {
+				return err
+			}
+			agentd.ImportContentKey(ctx, rj, ring, receipt, log)
+			return nil
+		},
+		Ring:   ring,
+		Device: cfg.DeviceID(),
+		Out:    stdout,
+		Log:    log,
 	})
 	if err != nil {
 		return err

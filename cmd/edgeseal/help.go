@@ -287,7 +287,7 @@ const usage = `usage:
   edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
                        | import-pkcs11 --key pkcs11:URI [--generate]
                        [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]
-  edgeseal archive content-key new | rotate [--escrow RECOVERY.key.pub] | show   [--out FILE]
+  edgeseal archive content-key new [--generate-wrap-key] | rotate [--escrow RECOVERY.key.pub] | show   [--out FILE]
                        | restore --seq N --escrow-file N.escrow.json --recovery-key RECOVERY.key
                        [--config FILE | --data-dir DIR]   (daemon stopped)
   edgeseal archive operator keygen --out FILE

@@ -17,6 +17,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/dsse"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -40,22 +41,32 @@ type Replies struct {
 	NoteKey string `json:"noteKey"`
 	// LogEntries are the archive log's leaves (canonical receipt entries);
 	// the receipt proves the one at its logIndex.
-	LogEntries []string  `json:"logEntries"`
-	LeafHashes []string  `json:"leafHashes"`
-	Receipt    string    `json:"receipt"`
-	Rejection  string    `json:"rejection"`
-	EnrollAck  string    `json:"enrollAck"`
-	Refused    []Refused `json:"refused"`
+	LogEntries []string `json:"logEntries"`
+	LeafHashes []string `json:"leafHashes"`
+	Receipt    string   `json:"receipt"`
+	Rejection  string   `json:"rejection"`
+	EnrollAck  string   `json:"enrollAck"`
+	// ContentKeyIKM is the text payloadcipher.DeriveKey makes the
+	// announced content key from; ContentKey is its announcement (seq 2,
+	// signed by the archive key) and ReceiptContentKey the receipt above
+	// carrying it, as the archive sends it for a bundle sealed to an
+	// older content key.
+	ContentKeyIKM     string    `json:"contentKeyIkm"`
+	ContentKey        string    `json:"contentKey"`
+	ReceiptContentKey string    `json:"receiptContentKey"`
+	Refused           []Refused `json:"refused"`
 }
 
 // Refused is a reply a reader must refuse.
 type Refused struct {
 	Name     string `json:"name"`
-	Kind     string `json:"kind"` // "receipt", "rejection", "enrollAck"
+	Kind     string `json:"kind"` // "receipt", "rejection", "enrollAck", "contentKey"
 	Envelope string `json:"envelope"`
 }
 
 const vectorSeed = "edgeseal archive reply vector key"
+
+const contentKeyIKM = "edgeseal content key announcement vector"
 
 // replies builds the reply vectors.
 func replies() (*Replies, error) {
@@ -66,6 +77,7 @@ func replies() (*Replies, error) {
 	v := &Replies{
 		Description: "archive replies signed by the Ed25519 key whose seed is SHA-256(seed): " +
 			"a receipt for the entry at index 1 of a three-entry archive log, a rejection, an enrollment answer, " +
+			"a content key announcement (the key derived from contentKeyIkm) and the receipt carrying it, " +
 			"and changed copies a reader must refuse (docs/formats.md)",
 		Seed: vectorSeed, PublicKey: pub, KeyID: keyID,
 	}
@@ -118,17 +130,37 @@ func replies() (*Replies, error) {
 		return nil, err
 	}
 	v.EnrollAck = string(ack)
-	for _, k := range []struct{ kind, env string }{{"receipt", v.Receipt}, {"rejection", v.Rejection}, {"enrollAck", v.EnrollAck}} {
+	ck, err := payloadcipher.DeriveKey([]byte(contentKeyIKM))
+	if err != nil {
+		return nil, err
+	}
+	an, err := archivesig.SignContentKey(&archivesig.ContentKeyAnnouncement{Origin: name, Seq: 2, Time: "2026-12-07T00:00:00.000000Z"}, ck.Public(), keyID, key)
+	if err != nil {
+		return nil, err
+	}
+	v.ContentKeyIKM, v.ContentKey = contentKeyIKM, string(an)
+	rc := *r
+	rc.ContentKey = an
+	rck, err := archivesig.SignReceipt(&rc, keyID, key)
+	if err != nil {
+		return nil, err
+	}
+	v.ReceiptContentKey = string(rck)
+	for _, k := range []struct{ kind, env string }{{"receipt", v.Receipt}, {"rejection", v.Rejection}, {"enrollAck", v.EnrollAck}, {"contentKey", v.ContentKey}} {
 		flipped, err := flipSignature(k.env)
 		if err != nil {
 			return nil, err
 		}
 		v.Refused = append(v.Refused, Refused{Name: k.kind + " signature changed", Kind: k.kind, Envelope: flipped})
-		changed, err := editPayload(k.env, func(p map[string]any) { p["device"] = "site1/dev2" })
+		field, value, what := "device", any("site1/dev2"), " device changed, old signature kept"
+		if k.kind == "contentKey" {
+			field, value, what = "seq", any(3), " seq changed, old signature kept"
+		}
+		changed, err := editPayload(k.env, func(p map[string]any) { p[field] = value })
 		if err != nil {
 			return nil, err
 		}
-		v.Refused = append(v.Refused, Refused{Name: k.kind + " device changed, old signature kept", Kind: k.kind, Envelope: changed})
+		v.Refused = append(v.Refused, Refused{Name: k.kind + what, Kind: k.kind, Envelope: changed})
 	}
 	// A receipt whose entry is no longer the proven leaf: re-signed with
 	// the archive key, the inclusion proof fails.

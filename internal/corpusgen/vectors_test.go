@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -72,9 +74,25 @@ func TestRepliesVectors(t *testing.T) {
 	if _, err := sync.VerifyEnrollAck([]byte(v.EnrollAck), v.KeyID, pub); err != nil {
 		t.Errorf("enrollment answer: %v", err)
 	}
+	keys := archivesig.NewArchiveKeys("edgeseal-archive", pub)
+	now := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	an, err := keys.VerifyContentKey([]byte(v.ContentKey), now)
+	if err != nil {
+		t.Fatalf("content key announcement: %v", err)
+	}
+	ck, err := payloadcipher.DeriveKey([]byte(v.ContentKeyIKM))
+	if err != nil || an.KeyID != ck.ID || an.Seq != 2 {
+		t.Fatalf("content key announcement names %s seq %d, the derived key is %s (%v)", an.KeyID, an.Seq, ck.ID, err)
+	}
+	rc, err := archivesig.VerifyReceipt([]byte(v.ReceiptContentKey), v.KeyID, pub)
+	if err != nil || string(rc.ContentKey) != v.ContentKey {
+		t.Fatalf("receipt with the content key: %v", err)
+	}
 	for _, f := range v.Refused {
 		var err error
 		switch f.Kind {
+		case "contentKey":
+			_, err = keys.VerifyContentKey([]byte(f.Envelope), now)
 		case "receipt":
 			_, err = archivesig.VerifyReceipt([]byte(f.Envelope), v.KeyID, pub)
 		case "rejection":
