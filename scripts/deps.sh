@@ -7,6 +7,9 @@
 #         PKCS#11 tests), systemd (systemd-analyze),
 #         jq and openssl (the README's by-hand recipe), strace (the --help test and the fault-injection tests),
 #         chromium (the dashboard's browser tests, driven headless by chromedp),
+#         mariadb-server-core and mariadb-client-core (mariadbd, mariadb-install-db and
+#         its my_print_defaults: the MariaDB tests start their own server on a temporary
+#         directory; these packages ship no system service, unlike mariadb-server),
 #         git (the package tests: version and time of the last commit)
 #         and the versitygw S3 gateway (Go module proxy, `go install` into
 #         $(go env GOPATH)/bin, where archive/s3store's test finds it; root not needed)
@@ -77,7 +80,7 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 pkgs=(gcc libssl-dev)
 if [ "$group" = test ]; then
-  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto softhsm2 systemd git jq openssl strace chromium)
+  pkgs+=(swtpm swtpm-tools tpm2-tools mosquitto softhsm2 systemd git jq openssl strace chromium mariadb-server-core mariadb-client-core)
 fi
 if [ "$group" = package ]; then
   pkgs=(git)

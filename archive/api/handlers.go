@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	s.route("GET", "/v1/access/proof", "access.proof", auditorOnly, s.accessProof)
 	s.route("GET", "/v1/events", "events.open", anyRole, s.events)
 	s.proofRoutes()
+	s.logRoutes()
 	if s.opts.OIDC != nil {
 		s.mux.HandleFunc("GET /v1/oidc/login", s.oidcLogin)
 		s.mux.HandleFunc("GET /v1/oidc/callback", s.oidcCallback)

@@ -48,7 +48,7 @@ func newServedLog(t *testing.T, sizes ...int) *servedLog {
 	return newServedLogOf(t, "posix", sizes...)
 }
 
-// newServedLogOf opens a log of backend ("posix" or "journal"), appends
+// newServedLogOf opens a log of backend ("posix", "journal" or "mysql"), appends
 // sizes[0] entries, awaits a checkpoint, then up to sizes[1], and so on.
 func newServedLogOf(t *testing.T, backend string, sizes ...int) *servedLog {
 	t.Helper()
@@ -56,9 +56,12 @@ func newServedLogOf(t *testing.T, backend string, sizes ...int) *servedLog {
 	s, v := tlogtest.Keys(t, "edgeseal-archive")
 	dir := t.TempDir()
 	var l logSource
-	if backend == "posix" {
-		l = openPOSIX(t, dir, s, v).(*tlog.POSIX)
-	} else {
+	switch backend {
+	case "posix":
+		l = openPOSIX(t, dir, s, v).(*tlog.Tessera)
+	case "mysql":
+		l = newMySQLLogs(t).open(t, dir, s, v).(*tlog.Tessera)
+	default:
 		l = openJournal(t, dir, s, v).(*tlog.Journal)
 	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
@@ -99,7 +102,7 @@ func (sl *servedLog) get(t *testing.T, p string) (int, []byte) {
 // independent implementation) verify the checkpoint's signature, the
 // inclusion of entries and the consistency of two checkpoints.
 func TestStandardClientsFollowLog(t *testing.T) {
-	for _, backend := range []string{"posix", "journal"} {
+	for _, backend := range []string{"posix", "journal", "mysql"} {
 		t.Run(backend, func(t *testing.T) { testStandardClients(t, backend) })
 	}
 }

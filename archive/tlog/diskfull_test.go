@@ -28,7 +28,7 @@ func TestDiskFullAcknowledgesNothingUnwritten(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	s, v := tlogtest.Keys(t, "edgeseal-archive")
-	open := func() *tlog.POSIX {
+	open := func() *tlog.Tessera {
 		l, err := tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: dir, Signer: s, Verifier: v, CheckpointInterval: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

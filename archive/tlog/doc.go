@@ -10,13 +10,17 @@
 //
 // Two implementations:
 //
-//   - OpenPOSIX: a Tessera log (github.com/transparency-dev/tessera, its
-//     POSIX driver) in a directory laid out as C2SP tlog-tiles. This is the
-//     only package that imports Tessera. Append returns once Tessera's
-//     future resolves, i.e. the entry bundle, the tiles it changed and the
-//     tree state were written (temp file with O_SYNC, rename, directory
-//     fsync) and the entry is integrated; the signed checkpoint is
-//     published asynchronously, at most every CheckpointInterval, and
+//   - Tessera: a Tessera log (github.com/transparency-dev/tessera; this is
+//     the only package that imports it). OpenPOSIX puts it on Tessera's
+//     POSIX driver, in a directory laid out as C2SP tlog-tiles: Append
+//     returns once Tessera's future resolves, i.e. the entry bundle, the
+//     tiles it changed and the tree state were written (temp file with
+//     O_SYNC, rename, directory fsync) and the entry is integrated.
+//     OpenMySQL puts it on Tessera's MySQL driver, in a MySQL or MariaDB
+//     database that several processes may append to: Append returns once
+//     the transaction holding the entry, its tiles and the tree state
+//     committed. Either way the signed checkpoint is published
+//     asynchronously, at most every CheckpointInterval, and
 //     AwaitCheckpoint waits for it.
 //   - NewJournal: the archive's existing log, a store.Journal (Badger) with
 //     checkpoints signed on demand, behind the same interface.

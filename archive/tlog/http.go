@@ -12,7 +12,7 @@ import (
 
 // Source is what Handler serves: the published checkpoint and the tiles
 // and entry bundles at their exact paths (fs.ErrNotExist when missing).
-// *POSIX is one.
+// *Tessera and the journal logs are.
 type Source interface {
 	Checkpoint(ctx context.Context) (Checkpoint, error)
 	ReadTile(ctx context.Context, level, index uint64, width uint8) ([]byte, error)

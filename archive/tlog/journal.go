@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/transparency-dev/tessera/api/layout"
@@ -157,11 +158,69 @@ var _ Source = (*Journal)(nil)
 // not complete in the journal is fs.ErrNotExist. The tiles are those a
 // Tessera log of the same entries serves, byte for byte.
 func (l *Journal) ReadTile(_ context.Context, level, index uint64, w uint8) ([]byte, error) {
+	return readJournalTile(l.j, level, index, w)
+}
+
+// ReadEntryBundle implements Source from the journal's records.
+func (l *Journal) ReadEntryBundle(ctx context.Context, index uint64, w uint8) ([]byte, error) {
+	return readJournalBundle(ctx, l.j, index, w)
+}
+
+// NewJournalSource returns a read-only Source of a store.Journal whose
+// checkpoints its owner signs and stores (store.Journal.PutCheckpoint),
+// as the archive does with its log: the checkpoint served is the last
+// one stored, as stored. Its signature is the owner's and is not checked
+// here (a client checks it); its body must parse and name origin. The
+// Source does not own j (nothing to close).
+func NewJournalSource(j *store.Journal, origin string) Source {
+	return &journalSource{j: j, origin: origin}
+}
+
+type journalSource struct {
+	j      *store.Journal
+	origin string
+}
+
+func (s *journalSource) Checkpoint(context.Context) (Checkpoint, error) {
+	_, data, err := s.j.LastCheckpoint()
+	if errors.Is(err, store.ErrNotFound) {
+		return Checkpoint{}, ErrNoCheckpoint
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
+	}
+	// A signed note is its text, a blank line, then signature lines;
+	// the text has no blank line.
+	body, _, ok := strings.Cut(string(data), "\n\n")
+	if !ok {
+		return Checkpoint{}, errors.New("tlog: checkpoint: the stored checkpoint is not a signed note")
+	}
+	c, err := merkle.ParseAnyCheckpoint([]byte(body + "\n"))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
+	}
+	if c.Origin != s.origin {
+		return Checkpoint{}, fmt.Errorf("tlog: checkpoint origin %q is not %q", c.Origin, s.origin)
+	}
+	return Checkpoint{Size: c.Size, Root: c.Root, Origin: c.Origin, Note: data}, nil
+}
+
+func (s *journalSource) ReadTile(_ context.Context, level, index uint64, w uint8) ([]byte, error) {
+	return readJournalTile(s.j, level, index, w)
+}
+
+func (s *journalSource) ReadEntryBundle(ctx context.Context, index uint64, w uint8) ([]byte, error) {
+	return readJournalBundle(ctx, s.j, index, w)
+}
+
+// readJournalTile reads a tile from j's stored hashes; a tile not
+// complete in the journal is fs.ErrNotExist.
+func readJournalTile(j *store.Journal, level, index uint64, w uint8) ([]byte, error) {
 	width := int(w)
 	if width == 0 {
 		width = layout.TileWidth
 	}
-	b, err := l.j.TileHashes(level, index, width)
+	b, err := j.TileHashes(level, index, width)
 	if _, ok := errors.AsType[*store.RangeError](err); ok {
 		return nil, fmt.Errorf("tlog: tile %d/%d.%d: %w", level, index, w, fs.ErrNotExist)
 	}
@@ -171,19 +230,19 @@ func (l *Journal) ReadTile(_ context.Context, level, index uint64, w uint8) ([]b
 	return b, nil
 }
 
-// ReadEntryBundle implements Source from the journal's records.
-func (l *Journal) ReadEntryBundle(ctx context.Context, index uint64, w uint8) ([]byte, error) {
+// readJournalBundle builds an entry bundle from j's records.
+func readJournalBundle(ctx context.Context, j *store.Journal, index uint64, w uint8) ([]byte, error) {
 	width := uint64(w)
 	if width == 0 {
 		width = layout.EntryBundleWidth
 	}
-	n := l.j.Size()
+	n := j.Size()
 	if index >= n/layout.EntryBundleWidth+1 || index*layout.EntryBundleWidth+width > n {
 		return nil, fmt.Errorf("tlog: entry bundle %d.%d: %w", index, w, fs.ErrNotExist)
 	}
 	from := index * layout.EntryBundleWidth
 	var b []byte
-	err := l.j.Records(ctx, from, from+width, func(_ uint64, rec []byte) error {
+	err := j.Records(ctx, from, from+width, func(_ uint64, rec []byte) error {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(rec)))
 		b = append(b, rec...)
 		return nil

@@ -118,7 +118,7 @@ func TestMigrateJournalToPOSIX(t *testing.T) {
 	// A standard client holding the journal's old checkpoint follows the
 	// migrated log over HTTP: tiles at the old size are served (cut from
 	// the wider ones the migration wrote).
-	srv := httptest.NewServer(tlog.Handler(dst.(*tlog.POSIX), nil))
+	srv := httptest.NewServer(tlog.Handler(dst.(*tlog.Tessera), nil))
 	defer srv.Close()
 	base, _ := url.Parse(srv.URL + "/")
 	f, err := client.NewHTTPFetcher(base, srv.Client())
