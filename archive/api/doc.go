@@ -7,7 +7,7 @@
 // and per-day counts to operators and policy administrators, the access
 // log, and a server-sent event stream.
 //
-// Every call needs a session: local accounts (Users, the users file, with
+// Every /v1 call needs a session: local accounts (Users, the users file, with
 // argon2id password hashes) sign in with POST /v1/session and get an
 // opaque random token, sent back as Authorization: Bearer or in the
 // HttpOnly, SameSite=Strict session cookie; sessions live in memory and
@@ -17,6 +17,12 @@
 // mapped from a claim) as "oidc:NAME". Roles decide what a session
 // may read (auditor, operator, policy-admin); an account with none of
 // them (an exporter) cannot sign in.
+//
+// The archive log is also served under /log/ as C2SP tlog-tiles
+// (logtiles.go) for standard tlog clients, monitors and witnesses: its
+// signed checkpoint and hash tiles need no session (they disclose only
+// hashes) and are not access-logged; its entry bundles, which name
+// devices and bundles, need an auditor or operator session like /v1.
 //
 // Payloads the agents sealed to the archive's content key are served
 // sealed; with decrypt=1 and a why (case or reason) a payload or an
