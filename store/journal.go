@@ -38,6 +38,10 @@ type Journal struct {
 	spares     []*badger.Txn // write transactions opened ahead (pipeline.go)
 	view       *view         // the sequencer's reads (pipeline.go)
 
+	lastAnswered int         // requests the last commit answered (linger)
+	lingerUntil  time.Time   // when the open group stops waiting (linger)
+	lingerTimer  *time.Timer // linger's timer, reused
+
 	purges atomic.Uint64 // payload purges committed (the view reopens after one)
 
 	qmu     sync.Mutex
