@@ -12,16 +12,25 @@ import (
 // Pipelined group commits.
 //
 // The sequencer hands a group to Badger (Txn.CommitWith) and goes on
-// building the next one from the queue while Badger writes and syncs the
-// first: at most maxInFlight groups are in Badger at once. Badger's
-// single writer applies them in the order they were sent and a later
-// request's sync covers the log bytes of the earlier ones, so on disk
-// they form a prefix of the sent order. The sequencer answers them
-// strictly in that order (complete): a group's callers, and the new size
-// readers see, wait until its own commit and every earlier one are
-// synced. The first commit that fails fails the journal (abandoned, as
-// before) and every group after it with it, whatever Badger later says
-// of them; nothing of them was acknowledged.
+// taking requests while Badger writes and syncs it: they are built into
+// the next group as they come (records built, hashed, their stored
+// hashes, payloads and keys laid out), which is sent the moment the
+// commit before it completes. At most maxInFlight groups are in Badger
+// at once; one, because a second one in flight only split the callers
+// into two cohorts of half the size (64 writers: 16 records a commit
+// instead of 32) for no less CPU. Badger's single writer applies groups
+// in the order they were sent, and the sequencer answers them strictly
+// in that order (complete): a group's callers, and the new size readers
+// see, wait until its own commit and every earlier one are synced. The
+// first commit that fails fails the journal (abandoned, as before) and
+// every group after it with it, whatever Badger later says of them;
+// nothing of them was acknowledged.
+//
+// With nothing in flight the open group lingers a moment (linger) while
+// it holds fewer requests than the last commit answered: those callers
+// are usually on their way back, and a commit's syncs cost about the same
+// for one record or a hundred (64 writers: 60 records a commit instead of
+// 32, a third less CPU per append).
 //
 // Two Badger details shape this. A new transaction's read timestamp
 // waits until every commit in flight is applied (Badger's oracle), so a
