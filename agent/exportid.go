@@ -105,7 +105,7 @@ func (c *Core) lookupExport(principal, id string) (uint64, error) {
 	if !errors.Is(err, store.ErrNotFound) {
 		return seq, err
 	}
-	o, ok, err := c.legacyExport(id)
+	o, ok, err := c.legacyExport(c.j, id)
 	if err != nil {
 		return 0, err
 	}
@@ -115,9 +115,15 @@ func (c *Core) lookupExport(principal, id string) (uint64, error) {
 	return o.seq, nil
 }
 
+// keyLookup is the journal's Lookup, or a store.Snapshot's (one read
+// transaction for the lookups of a whole batch).
+type keyLookup interface {
+	Lookup(key []byte) (uint64, error)
+}
+
 // legacyExport reads the export journaled under id's legacy key, if any.
-func (c *Core) legacyExport(id string) (original, bool, error) {
-	seq, err := c.j.Lookup(LegacyExportKey(id))
+func (c *Core) legacyExport(l keyLookup, id string) (original, bool, error) {
+	seq, err := l.Lookup(LegacyExportKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return original{}, false, nil
 	}
@@ -134,7 +140,7 @@ func (c *Core) legacyExport(id string) (original, bool, error) {
 // refusedKey is the key a refusal of id by actor is journaled under: the
 // principal's RefusedKey when none was journaled before (and taken is not
 // already holding it in this batch), else nil.
-func (c *Core) refusedKey(actor custody.Actor, id string, taken map[string]bool) []byte {
+func (c *Core) refusedKey(l keyLookup, actor custody.Actor, id string, taken map[string]bool) []byte {
 	if actor.Kind != "principal" || checkID(id) != nil {
 		return nil
 	}
@@ -142,7 +148,7 @@ func (c *Core) refusedKey(actor custody.Actor, id string, taken map[string]bool)
 	if taken[string(k)] {
 		return nil
 	}
-	if _, err := c.j.Lookup(k); !errors.Is(err, store.ErrNotFound) {
+	if _, err := l.Lookup(k); !errors.Is(err, store.ErrNotFound) {
 		return nil // journaled before (or unreadable: journal without a key)
 	}
 	if taken != nil {

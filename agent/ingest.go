@@ -147,6 +147,13 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		id       string
 		digest   string
 	}
+	// One read transaction for the batch's lookups (legacy ids, refusal
+	// keys) instead of one each.
+	snap, err := c.j.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
 	out := make([]BatchResult, len(lines))
 	plan := make([]pending, len(lines))
 	entries := make([]store.Entry, 0, len(lines))
@@ -190,7 +197,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		}
 		if cause == nil {
 			// An id journaled before ids were scoped stays its principal's.
-			o, ok, err := c.legacyExport(pl.id)
+			o, ok, err := c.legacyExport(snap, pl.id)
 			if err != nil {
 				return nil, err
 			}
@@ -206,7 +213,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		if cause != nil {
 			pl.rejected = cause
 			pl.entry = len(entries)
-			entries = append(entries, c.rejectEntry(actor, pl.id, req, cause, c.refusedKey(actor, pl.id, refused)))
+			entries = append(entries, c.rejectEntry(actor, pl.id, req, cause, c.refusedKey(snap, actor, pl.id, refused)))
 			continue
 		}
 		firstLine[pl.id] = i
@@ -214,6 +221,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		entries = append(entries, c.exportEntry(actor, p.Name, pl.id, req, d))
 	}
 
+	snap.Close()
 	res, perEntry, err := c.appendSplit(ctx, entries)
 	if err != nil {
 		return nil, err

@@ -332,14 +332,15 @@ func TestIngestNeedsPolicy(t *testing.T) {
 }
 
 // A batch larger than one commit of the journal (2 MiB memtable here, so
-// about 300 KB a commit) is journaled in consecutive commits, every line
-// answered, in order, none twice.
+// about 300 KB of Badger's accounting a commit: keys, value pointers and
+// small values, some 1700 exports) is journaled in consecutive commits,
+// every line answered, in order, none twice.
 func TestIngestBatchLargerThanOneCommit(t *testing.T) {
 	ctx := context.Background()
 	r := openSimRig(t, t.TempDir())
 	r.withPolicy()
 	before := r.j.Size()
-	const n = 1000
+	const n = 4000
 	lines := make([]BatchLine, n)
 	for i := range lines {
 		req := invoice(fmt.Sprintf("big-%04d", i))

@@ -34,7 +34,7 @@ func (c *Core) journalRejections(ctx context.Context, actor custody.Actor, rejs 
 		for k, r := range todo {
 			var key []byte
 			if keyed {
-				key = c.refusedKey(actor, rejs[r].id, taken)
+				key = c.refusedKey(c.j, actor, rejs[r].id, taken)
 			}
 			es[k] = c.rejectEntry(actor, rejs[r].id, rejs[r].req, rejs[r].cause, key)
 		}

@@ -112,6 +112,7 @@ func benchAppend(b *testing.B, w int, key []byte) {
 		_, err := j.Append(context.Background(), e)
 		return err
 	})
+	reportCommits(b, j)
 }
 
 // BenchmarkAppendBatch: the journal's part of the API's batch endpoint,
@@ -150,6 +151,14 @@ func BenchmarkAppendBatch(b *testing.B) {
 	})
 	if got := j.Size(); got != uint64(b.N) {
 		b.Fatalf("journal size %d after %d entries", got, b.N)
+	}
+	reportCommits(b, j)
+}
+
+// reportCommits reports the records per group commit.
+func reportCommits(b *testing.B, j *Journal) {
+	if n := j.commits.Load(); n > 0 {
+		b.ReportMetric(float64(j.Size())/float64(n), "appends/commit")
 	}
 }
 

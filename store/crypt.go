@@ -94,6 +94,14 @@ func freshNonces() *nonceSeq {
 
 func (c *crypt) sealed() bool { return c.aead != nil }
 
+// overhead is what sealing adds to a value.
+func (c *crypt) overhead() int {
+	if c.aead == nil {
+		return 0
+	}
+	return sealedExtra
+}
+
 // nextNonce returns a nonce never returned before under this key (but for
 // a 2^-64-class collision of random prefixes).
 func (c *crypt) nextNonce(dst []byte) {

@@ -7,9 +7,12 @@
 // # Journal
 //
 // A record's leaf hash is SHA-256(0x00 || record) (tlog.RecordHash); the
-// tree is RFC 6962/9162 and its hashes are stored in the
+// tree is RFC 6962/9162 and its hashes are addressed in the
 // golang.org/x/mod/sumdb/tlog layout, so appending is O(1) amortised and
-// roots and proofs are O(log n) reads. Entry.Build receives each record's
+// roots and proofs are O(log n) reads. Leaf hashes are recomputed from
+// the records; the interior hashes a record completes are stored packed
+// under one key (hashes.go; journals written before keep a key per hash
+// below the size recorded in the layout key). Entry.Build receives each record's
 // sequence number and the previous leaf hash (the prev chain; all zero for
 // seq 0). Records and hashes are never overwritten or deleted; payload
 // bytes can be purged, leaving a tombstone.
@@ -29,7 +32,9 @@
 // Each group commit is one Badger transaction holding the records, their
 // stored hashes, new payloads and the metadata (size, last leaf); Badger
 // replays only complete transactions after a crash, so a commit is applied
-// whole or not at all. Badger runs with SyncWrites: the write-ahead log is
+// whole or not at all. The sequencer builds the next group while Badger
+// syncs the previous one, and answers groups strictly in order, each once
+// its own commit and every earlier one are synced (pipeline.go). Badger runs with SyncWrites: the write-ahead log is
 // msynced per transaction and the error returned. (db.Sync with SyncWrites
 // off is not used: on a value-log rotation it syncs the new file, not the
 // one just written.) Badger only logs the error of its final value-log
@@ -74,7 +79,10 @@
 //
 //	'm'                    metadata (version, size, last leaf, checksum)
 //	'r' || be64(seq)       record
-//	'h' || be64(index)     stored hash, tlog.StoredHashIndex order
+//	'h' || be64(index)     stored hash, tlog.StoredHashIndex order (journals
+//	                       written before packed hashes, below the layout size)
+//	'i' || be64(seq)       interior hashes record seq completes, packed
+//	'l'                    layout: the size hashes are packed from, be64
 //	'p' || digest          payload bytes
 //	't' || digest          payload tombstone
 //	'c' || be64(size)      checkpoint

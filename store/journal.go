@@ -31,7 +31,18 @@ type Journal struct {
 	space      *spaceGuard   // Options.MinFreeBytes
 
 	// Owned by the sequencer goroutine.
-	frontier []node // compact range of the size being built
+	frontier   []node        // compact range of the size being built
+	packedFrom uint64        // hashes are packed from this size on (hashes.go); set by Open
+	tip        meta          // size and last leaf after the last group built
+	flight     []*inflight   // groups sent to Badger, oldest first (pipeline.go)
+	spares     []*badger.Txn // write transactions opened ahead (pipeline.go)
+	view       *view         // the sequencer's reads (pipeline.go)
+
+	lastAnswered int         // requests the last commit answered (linger)
+	lingerUntil  time.Time   // when the open group stops waiting (linger)
+	lingerTimer  *time.Timer // linger's timer, reused
+
+	purges atomic.Uint64 // payload purges committed (the view reopens after one)
 
 	qmu     sync.Mutex
 	queue   []*request
@@ -61,6 +72,7 @@ type Journal struct {
 	cpMu   sync.Mutex // orders updates of lastCP
 	lastCP atomic.Pointer[checkpointCache]
 
+	commits    atomic.Int64 // group commits acknowledged (benchmarks)
 	openReads  int          // keys read by Open; see TestOpenReadsMetaOnly
 	commitHook func() error // tests: fail a commit before Badger sees it
 }
@@ -148,9 +160,13 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	return j, nil
 }
 
-// load reads the metadata and the compact range and cross-checks them.
+// load reads the metadata, the hash layout and the compact range and
+// cross-checks them; on the first open by this version it writes the
+// layout key (hashes.go).
 func (j *Journal) load() error {
-	return j.db.View(func(txn *badger.Txn) error {
+	var layoutFrom uint64
+	writeLayout := false
+	err := j.db.View(func(txn *badger.Txn) error {
 		j.openReads++
 		item, err := txn.Get(metaKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -161,7 +177,16 @@ func (j *Journal) load() error {
 			if it.Rewind(); it.Valid() {
 				return &CorruptError{What: "records present but no metadata"}
 			}
+			from, ok, err := j.readLayout(txn)
+			if err != nil {
+				return err
+			}
+			if ok && from != 0 {
+				return &CorruptError{What: fmt.Sprintf("hashes packed from size %d in an empty journal", from)}
+			}
+			layoutFrom, writeLayout = 0, !ok
 			j.state.Store(&meta{})
+			j.tip = meta{}
 			return nil
 		}
 		if err != nil {
@@ -175,6 +200,17 @@ func (j *Journal) load() error {
 		if err != nil {
 			return &CorruptError{What: err.Error()}
 		}
+		from, ok, err := j.readLayout(txn)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			from, writeLayout = m.Size, true
+		case from > m.Size:
+			return &CorruptError{What: fmt.Sprintf("hashes packed from size %d, beyond the journal's size %d", from, m.Size)}
+		}
+		layoutFrom = from
+		j.packedFrom = from
 		if m.Size > 0 {
 			j.openReads++
 			rec, err := j.c.get(txn, recordKey(m.Size-1))
@@ -190,7 +226,9 @@ func (j *Journal) load() error {
 			return &CorruptError{Seq: m.Size, What: "record beyond the recorded size"}
 		}
 		nodes := compactNodes(m.Size)
-		hs, err := txnReader{txn: txn, c: j.c, reads: &j.openReads}.ReadHashes(compactIndexes(m.Size))
+		rd := j.hashReader(txn)
+		rd.reads = &j.openReads
+		hs, err := rd.ReadHashes(compactIndexes(m.Size))
 		if err != nil {
 			return err
 		}
@@ -198,7 +236,7 @@ func (j *Journal) load() error {
 			nodes[i].hash = hs[i]
 		}
 		if m.Size > 0 {
-			leafs, err := txnReader{txn: txn, c: j.c, reads: &j.openReads}.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(m.Size-1))})
+			leafs, err := rd.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(m.Size-1))})
 			if err != nil {
 				return err
 			}
@@ -207,9 +245,18 @@ func (j *Journal) load() error {
 			}
 		}
 		j.frontier = nodes
+		j.tip = m
 		j.state.Store(&m)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	j.packedFrom = layoutFrom
+	if writeLayout {
+		return j.writeLayout(layoutFrom)
+	}
+	return nil
 }
 
 // Size returns the number of acknowledged records.

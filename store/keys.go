@@ -11,7 +11,10 @@ import (
 //
 //	'm'                    meta: size, last leaf (written in every log commit)
 //	'r' || be64(seq)       record bytes
-//	'h' || be64(index)     stored hash (tlog.StoredHashIndex order)
+//	'h' || be64(index)     stored hash (tlog.StoredHashIndex order), in
+//	                       journals written before packed hashes only
+//	'i' || be64(seq)       interior hashes completed by record seq (hashes.go)
+//	'l'                    layout: hashes are packed from this size on
 //	'p' || digest          payload bytes
 //	't' || digest          payload tombstone (value: purge time, be64 unix ns);
 //	                        counts only where the payload is absent

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 
@@ -64,38 +63,6 @@ var emptyRoot = [32]byte{
 	0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
 }
 
-// txnReader is a tlog.HashReader over one Badger read transaction.
-type txnReader struct {
-	txn   *badger.Txn
-	c     *crypt
-	reads *int // counts keys read, may be nil
-}
-
-func (r txnReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, idx := range indexes {
-		if r.reads != nil {
-			*r.reads++
-		}
-		item, err := r.txn.Get(hashKey(idx))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil, &CorruptError{Seq: uint64(idx), What: "stored hash missing"}
-		}
-		if err != nil {
-			return nil, err
-		}
-		v, err := r.c.value(item)
-		if err != nil {
-			return nil, err
-		}
-		if len(v) != 32 {
-			return nil, &CorruptError{Seq: uint64(idx), What: fmt.Sprintf("stored hash is %d bytes", len(v))}
-		}
-		copy(out[i][:], v)
-	}
-	return out, nil
-}
-
 // seqReader serves the sequencer: the frontier (compact range of the
 // size being built), then the overlay of hashes built in this batch and
 // not yet committed, then Badger.
@@ -119,7 +86,7 @@ func (r seqReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		return out, nil
 	}
 	err := r.j.db.View(func(txn *badger.Txn) error {
-		hs, err := txnReader{txn: txn, c: r.j.c}.ReadHashes(miss)
+		hs, err := r.j.hashReader(txn).ReadHashes(miss)
 		if err != nil {
 			return err
 		}
@@ -156,7 +123,7 @@ func (j *Journal) Root(size uint64) ([32]byte, error) {
 	var root tlog.Hash
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		root, err = tlog.TreeHash(int64(size), txnReader{txn: txn, c: j.c})
+		root, err = tlog.TreeHash(int64(size), j.hashReader(txn))
 		return err
 	})
 	if err != nil {
@@ -175,7 +142,7 @@ func (j *Journal) InclusionProof(seq, size uint64) ([][32]byte, error) {
 	var p tlog.RecordProof
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		p, err = tlog.ProveRecord(int64(size), int64(seq), txnReader{txn: txn, c: j.c})
+		p, err = tlog.ProveRecord(int64(size), int64(seq), j.hashReader(txn))
 		return err
 	})
 	if err != nil {
@@ -198,7 +165,7 @@ func (j *Journal) ConsistencyProof(oldSize, newSize uint64) ([][32]byte, error) 
 	var p tlog.TreeProof
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		p, err = tlog.ProveTree(int64(newSize), int64(oldSize), txnReader{txn: txn, c: j.c})
+		p, err = tlog.ProveTree(int64(newSize), int64(oldSize), j.hashReader(txn))
 		return err
 	})
 	if err != nil {
@@ -219,7 +186,7 @@ func (j *Journal) RangeHashes(size uint64) ([][32]byte, error) {
 	var hs []tlog.Hash
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		hs, err = txnReader{txn: txn, c: j.c}.ReadHashes(compactIndexes(size))
+		hs, err = j.hashReader(txn).ReadHashes(compactIndexes(size))
 		return err
 	})
 	if err != nil {

@@ -34,6 +34,7 @@ func (j *Journal) Scrub(ctx context.Context, fn func(seq uint64, rec []byte, pre
 			return &CorruptError{What: "metadata: " + err.Error()}
 		}
 		var frontier []node
+		rd := j.hashReader(txn)
 		reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 			out := make([]tlog.Hash, len(idx))
 			for i, x := range idx {
@@ -62,16 +63,26 @@ func (j *Journal) Scrub(ctx context.Context, fn func(seq uint64, rec []byte, pre
 			for k := range hs {
 				stored[k] = base + int64(k)
 			}
-			got, err := txnReader{txn: txn, c: j.c}.ReadHashes(stored)
+			// From packedFrom on the leaf hash is the record's own and
+			// only the interior hashes are stored (hashes.go).
+			skip := 0
+			if seq >= j.packedFrom {
+				skip = 1
+			}
+			got, err := rd.ReadHashes(stored[skip:])
 			if err != nil {
 				return err
 			}
-			if got[0] != leaf {
+			if skip == 0 && got[0] != leaf {
 				return &CorruptError{Seq: seq, What: "record does not hash to its stored leaf hash"}
 			}
 			for k := 1; k < len(hs); k++ {
-				if got[k] != hs[k] {
-					return &CorruptError{Seq: uint64(stored[k]), What: fmt.Sprintf("stored interior hash (level %d, after record %d) does not recompute", k, seq)}
+				if got[k-skip] != hs[k] {
+					// A record of the subtree or the stored hash was
+					// altered; with packed hashes (no stored leaf hashes)
+					// the records cannot tell which.
+					first := seq + 1 - 1<<k
+					return &CorruptError{Seq: first, What: fmt.Sprintf("records %d..%d do not recompute their stored level-%d hash (a record or the hash was altered)", first, seq, k)}
 				}
 			}
 			frontier = pushFrontier(frontier, int64(seq), hs)
@@ -92,7 +103,7 @@ func (j *Journal) Scrub(ctx context.Context, fn func(seq uint64, rec []byte, pre
 		if _, err := txn.Get(recordKey(m.Size)); err == nil {
 			return &CorruptError{Seq: m.Size, What: "record beyond the recorded size"}
 		}
-		root, err := tlog.TreeHash(int64(m.Size), txnReader{txn: txn, c: j.c})
+		root, err := tlog.TreeHash(int64(m.Size), rd)
 		if err != nil {
 			return err
 		}

@@ -1,16 +1,13 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/skl"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -191,25 +188,6 @@ func (j *Journal) submit(ctx context.Context, es []Entry) ([]Appended, []error, 
 	return r.res, r.errs, nil
 }
 
-// run is the sequencer goroutine.
-func (j *Journal) run() {
-	defer close(j.done)
-	for {
-		select {
-		case <-j.quit:
-			return
-		case <-j.wake:
-		}
-		for {
-			batch := j.take()
-			if len(batch) == 0 {
-				break
-			}
-			j.process(batch)
-		}
-	}
-}
-
 // take dequeues whole requests up to MaxBatch entries (at least one).
 func (j *Journal) take() []*request {
 	j.qmu.Lock()
@@ -232,248 +210,6 @@ func (j *Journal) take() []*request {
 	clear(j.queue[rest:])
 	j.queue = j.queue[:rest]
 	return batch
-}
-
-type kv struct {
-	key, val []byte
-	del      bool
-}
-
-// group is the work of one Badger transaction.
-type group struct {
-	reqs  []*request
-	kvs   []kv
-	bytes int64 // Badger's accounting, for its transaction limit
-	raw   int64 // key and value bytes written
-	count int64
-	end   meta
-}
-
-// estimate mirrors Badger's per-entry transaction accounting; extra is
-// what sealing adds to a value.
-func estimate(k kv, extra int64) int64 {
-	n := int64(len(k.key)) + 10
-	if v := int64(len(k.val)) + extra; v < valueThreshold {
-		return n + v + 2
-	}
-	return n + 14
-}
-
-func (j *Journal) limits() (bytes, count int64) {
-	maxBytes := j.opts.MemTableSize * 15 / 100
-	return maxBytes * 9 / 10, maxBytes / int64(skl.MaxNodeSize) * 9 / 10
-}
-
-// process builds the records of a batch, splits them into as few
-// transactions as fit Badger's limits (a request never straddles two),
-// commits each with the metadata, and answers the callers.
-func (j *Journal) process(batch []*request) {
-	if f := j.failed.Load(); f != nil {
-		for _, r := range batch {
-			r.finish(f.err)
-		}
-		return
-	}
-	limBytes, limCount := j.limits()
-	st := *j.state.Load()
-	seq, last := st.Size, st.LastLeaf
-	seen := map[[32]byte]bool{}
-	keys := map[string]uint64{} // idempotency keys appended in this batch -> seq
-	var groups []*group
-	cur := &group{}
-	var immediate []*request // nothing to write
-
-	for _, r := range batch {
-		saveSeq, saveLast := seq, last
-		saveFrontier := append([]node(nil), j.frontier...)
-		var kvs []kv
-		var added [][32]byte
-		var addedKeys []string
-		dependent := false // has a duplicate of a key appended in this batch
-		for i, e := range r.entries {
-			if len(e.Key) > 0 {
-				if orig, ok := keys[string(e.Key)]; ok {
-					r.errs[i] = &DuplicateError{Key: bytes.Clone(e.Key), Seq: orig}
-					dependent = true
-					continue
-				}
-				orig, err := j.committedKey(e.Key)
-				if err == nil {
-					r.errs[i] = &DuplicateError{Key: bytes.Clone(e.Key), Seq: orig}
-					continue
-				}
-				if !errors.Is(err, ErrNotFound) {
-					r.errs[i] = fmt.Errorf("idempotency key: %w", err)
-					continue
-				}
-			}
-			rec, err := callBuild(e.Build, seq, last)
-			if err != nil {
-				r.errs[i] = &BuildError{Err: err}
-				continue
-			}
-			leaf := tlog.RecordHash(rec)
-			hs, err := tlog.StoredHashesForRecordHash(int64(seq), leaf, seqReader{j})
-			if err != nil {
-				r.errs[i] = fmt.Errorf("tree: %w", err)
-				continue
-			}
-			kvs = append(kvs, kv{key: recordKey(seq), val: rec})
-			base := tlog.StoredHashIndex(0, int64(seq))
-			for k := range hs {
-				kvs = append(kvs, kv{key: hashKey(base + int64(k)), val: append([]byte(nil), hs[k][:]...)})
-			}
-			j.frontier = pushFrontier(j.frontier, int64(seq), hs)
-			for _, p := range e.Payloads {
-				if seen[p.Digest] {
-					continue
-				}
-				seen[p.Digest] = true
-				added = append(added, p.Digest)
-				kvs = append(kvs, j.payloadKVs(p)...)
-			}
-			if len(e.Key) > 0 {
-				keys[string(e.Key)] = seq
-				addedKeys = append(addedKeys, string(e.Key))
-				kvs = append(kvs, kv{key: j.c.idemKey(e.Key), val: binary.BigEndian.AppendUint64(nil, seq)})
-			}
-			r.res[i] = Appended{Seq: seq, Leaf: leaf, Record: rec}
-			last = leaf
-			seq++
-		}
-		var rb, rc int64
-		var raw int64
-		extra := int64(0)
-		if j.c.sealed() {
-			extra = sealedExtra
-		}
-		for _, k := range kvs {
-			rb += estimate(k, extra)
-			rc++
-			raw += int64(len(k.key) + len(k.val))
-		}
-		if rb+int64(len(metaKey))+metaLen+extra+12 > limBytes || rc+1 > limCount {
-			// Cannot be committed atomically: undo and refuse.
-			seq, last, j.frontier = saveSeq, saveLast, saveFrontier
-			for _, d := range added {
-				delete(seen, d)
-			}
-			for _, k := range addedKeys {
-				delete(keys, k)
-			}
-			r.err = fmt.Errorf("store: append: %w", &TooLargeError{Size: rb, Limit: limBytes})
-			immediate = append(immediate, r)
-			continue
-		}
-		// A request that writes nothing is answered at once, unless it
-		// holds a duplicate of a key appended earlier in this batch: it
-		// then joins the current group (which holds or follows the
-		// original) and is answered after that commit, so its
-		// *DuplicateError never names an uncommitted seq.
-		if len(kvs) == 0 && !dependent {
-			immediate = append(immediate, r)
-			continue
-		}
-		if len(cur.reqs) > 0 && (cur.bytes+rb > limBytes || cur.count+rc+1 > limCount) {
-			groups = append(groups, cur)
-			cur = &group{}
-		}
-		cur.reqs = append(cur.reqs, r)
-		cur.kvs = append(cur.kvs, kvs...)
-		cur.bytes += rb
-		cur.raw += raw
-		cur.count += rc
-		cur.end = meta{Size: seq, LastLeaf: last}
-	}
-	if len(cur.reqs) > 0 {
-		groups = append(groups, cur)
-	}
-	for _, r := range immediate {
-		close(r.done)
-	}
-
-	for gi, g := range groups {
-		if err := j.commit(g); err != nil {
-			var we *badgerWriteError
-			f := &failure{err: fmt.Errorf("store: append: commit: %w: %w", err, ErrFailed), abandon: errors.As(err, &we)}
-			j.fail(f)
-			j.log.Error("journal commit failed; refusing writes until reopened", "err", err, "size", j.Size(), "abandoned", f.abandon)
-			for _, g2 := range groups[gi:] {
-				for _, r := range g2.reqs {
-					r.finish(f.err)
-				}
-			}
-			return
-		}
-		end := g.end
-		j.state.Store(&end)
-		for _, r := range g.reqs {
-			for i := range r.res {
-				if r.errs[i] == nil {
-					r.res[i].Size = end.Size
-				}
-			}
-			close(r.done)
-		}
-		j.noteWritten(g.raw)
-	}
-}
-
-// payloadKVs returns the writes storing p unless it is already stored.
-func (j *Journal) payloadKVs(p Payload) []kv {
-	pk := j.c.digestKey(pfxPayload, p.Digest)
-	var have bool
-	_ = j.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(pk)
-		have = err == nil
-		return nil
-	})
-	if have {
-		return nil
-	}
-	// A tombstone of these bytes purged before may stay: a tombstone
-	// only counts where the payload is absent (Payload, PurgePayload).
-	return []kv{{key: pk, val: p.Data}}
-}
-
-// commit writes one group and its metadata in one synced transaction.
-func (j *Journal) commit(g *group) error {
-	txn := j.db.NewTransaction(true)
-	defer txn.Discard()
-	for _, k := range g.kvs {
-		var err error
-		if k.del {
-			err = txn.Delete(k.key)
-		} else {
-			err = j.c.set(txn, k.key, k.val)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := j.c.set(txn, metaKey, g.end.encode()); err != nil {
-		return err
-	}
-	if j.commitHook != nil {
-		if err := j.commitHook(); err != nil {
-			return err
-		}
-	}
-	// The one durable write of the journal: Badger appends the
-	// transaction to its write-ahead log (and large values to its value
-	// log) and msyncs them before Commit returns. An error here, or a
-	// sync error Badger only logged, means the transaction may be in
-	// Badger's memory and only partly (or not) on disk: the commit fails,
-	// nothing of it is acknowledged, and the journal is abandoned (see
-	// failure) rather than synced again.
-	before := j.blog.syncErrs.Load()
-	if err := txn.Commit(); err != nil {
-		return &badgerWriteError{err: err}
-	}
-	if j.blog.syncErrs.Load() != before {
-		return &badgerWriteError{err: errors.New("badger reported a sync failure during the commit")}
-	}
-	return nil
 }
 
 // update is db.Update for the writes outside the sequencer (checkpoints,
@@ -499,12 +235,6 @@ func (j *Journal) update(fn func(txn *badger.Txn) error) error {
 	}
 	return nil
 }
-
-// badgerWriteError is a commit that failed inside Badger's write path.
-type badgerWriteError struct{ err error }
-
-func (e *badgerWriteError) Error() string { return e.err.Error() }
-func (e *badgerWriteError) Unwrap() error { return e.err }
 
 // fail records the journal's first failure and closes Failed's channel.
 func (j *Journal) fail(f *failure) {

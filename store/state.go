@@ -50,6 +50,7 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 	if err != nil {
 		return fmt.Errorf("store: purge %x: %w", digest[:8], err)
 	}
+	j.purges.Add(1)
 	return nil
 }
 

@@ -29,14 +29,18 @@ import (
 const MemTable = 4 << 20
 
 // MemoryLimit is the soft memory limit the daemon's process should set
-// when GOMEMLIMIT is not: Badger's compaction buffers are ordinary Go
-// allocations, and without a limit the heap doubles past them. At 64 MiB
-// the working set under batch load (table builders, two batches, a 4 MiB
-// bundle being sealed) sat at the limit and the runtime returned and
-// refaulted pages on every large allocation (a third of the agent's CPU);
-// at 80 MiB the agent's peak RSS under the API benchmarks stays below
-// 128 MiB.
-const MemoryLimit = 80 << 20
+// when GOMEMLIMIT is not (the same as the systemd unit's GOMEMLIMIT):
+// Badger's compaction buffers are ordinary Go allocations, and without a
+// limit the heap doubles past them. Under 1000-line batches the live heap
+// is 35-40 MiB (a group's sealed values, a bundle being sealed, a batch's
+// lines, Badger's memtables and table builders) and the collector lets
+// the heap grow to the limit: at 80 MiB the agent's peak RSS was 104-110
+// MiB (its executable's pages add about 22 MiB, Badger's tables 4), at
+// 64 MiB 90 MiB, for about a tenth more CPU per record on a loaded
+// machine. Earlier, with a key per stored hash and a larger live heap,
+// 64 MiB made the runtime return and refault pages on every large
+// allocation (a third of the agent's CPU).
+const MemoryLimit = 64 << 20
 
 // Resident is how many committed bytes the journal lets its mapped files
 // keep resident before handing the pages back (store.Options). At 2 MiB
