@@ -32,12 +32,13 @@ func benchFleetIndex(b *testing.B, n int) *Archive {
 	}
 	b.Cleanup(func() { x.Close() })
 	a := &Archive{xi: &exportIndexer{x: x}, qidx: newQuarIndex(QuarantineLimits{}), quar: b.TempDir()}
-	mark := []byte("bench-fleet-n")
+	mark := []byte("bench-fleet-n/2") // /2: with policy keys
 	if v, err := x.Get(b.Context(), mark); err == nil && len(v) == 8 && binary.BigEndian.Uint64(v) == uint64(n) {
 		return a
 	}
 	start := time.Now().UTC().Add(-time.Duration(n) * time.Second)
 	var ops []store.IndexOp
+	spans := policySpans{}
 	flush := func() {
 		if err := x.Write(b.Context(), ops); err != nil {
 			b.Fatal(err)
@@ -62,10 +63,17 @@ func benchFleetIndex(b *testing.B, n int) *Archive {
 			b.Fatal(err)
 		}
 		ops = append(ops, eo...)
+		spans.add(e)
 		if len(ops) > 4000 {
 			flush()
 		}
 	}
+	pops, err := spans.ops(b.Context(), x.Get)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ops = append(ops, pops...)
+	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: []byte{kVersion}, Value: []byte(policyKeysVersion)})
 	for d := range benchFleet {
 		s, _ := json.Marshal(DeviceSummary{Bundles: uint64(n / benchFleet / 50), Exports: uint64(n / benchFleet), LastAcceptedAt: time.Now().UTC().Format(time.RFC3339Nano)})
 		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: deviceKey(fmt.Sprintf("site%d/dev%d", d%50, d)), Value: s})

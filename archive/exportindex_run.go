@@ -46,6 +46,10 @@ func (a *Archive) openExportIndex(ctx context.Context) error {
 	w, err := x.Get(ctx, []byte{kWatermark})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if err := markPolicyKeys(ctx, x); err != nil {
+			_ = x.Close()
+			return fmt.Errorf("archive: export index: %w", err)
+		}
 	case err != nil:
 		_ = x.Close()
 		return fmt.Errorf("archive: export index: %w", err)
@@ -213,6 +217,7 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		end := min(off+indexChunk, uint64(len(recs)))
 		var ops []store.IndexOp
 		var ents []*ExportEntry
+		spans := policySpans{}
 		for _, r := range recs[off:end] {
 			e, err := entryOf(r, ref)
 			if err != nil { // verified at acceptance: not expected
@@ -228,7 +233,13 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 			}
 			ops = append(ops, eo...)
 			ents = append(ents, e)
+			spans.add(e)
 		}
+		pops, err := spans.ops(ctx, a.xi.x.Get)
+		if err != nil {
+			return false, err
+		}
+		ops = append(ops, pops...)
 		last := end == uint64(len(recs))
 		if last {
 			dops, err := a.deviceSummaryOps(ctx, lr.entry.Device, ref, recs)
