@@ -31,6 +31,8 @@ import (
 //	'x' || field || comp(value) || be64(time µs) || pk   secondary key, empty value
 //	's' || by || comp(day) || comp(value)   counter of entries
 //	'd' || comp(device)                  device summary JSON
+//	'p' || comp(device) || comp(policy)  policy span JSON (exportindex_policy.go)
+//	'v'                                  marker: the policy keys cover every entry
 //	'a' ...                              the access log's keys (accesslog.go)
 
 // Index key prefixes.
