@@ -41,7 +41,7 @@ const MaxPolicyWindow = 1000
 // instead: one entry per device, and for one device its newest
 // MaxPolicyWindow entries.
 func (a *Archive) DevicePolicies(ctx context.Context, device string) ([]DevicePolicy, error) {
-	if ok, err := hasPolicyKeys(ctx, a.xi.x); err != nil || ok {
+	if ok, err := hasIndexKeys(ctx, a.xi.x); err != nil || ok {
 		if err != nil {
 			return nil, err
 		}

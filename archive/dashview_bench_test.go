@@ -73,7 +73,7 @@ func benchFleetIndex(b *testing.B, n int) *Archive {
 		b.Fatal(err)
 	}
 	ops = append(ops, pops...)
-	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: []byte{kVersion}, Value: []byte(policyKeysVersion)})
+	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: []byte{kVersion}, Value: []byte(indexKeysVersion)})
 	for d := range benchFleet {
 		s, _ := json.Marshal(DeviceSummary{Bundles: uint64(n / benchFleet / 50), Exports: uint64(n / benchFleet), LastAcceptedAt: time.Now().UTC().Format(time.RFC3339Nano)})
 		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: deviceKey(fmt.Sprintf("site%d/dev%d", d%50, d)), Value: s})

@@ -130,7 +130,7 @@ func TestDevicePolicyKeys(t *testing.T) {
 	check("policy keys")
 	e.reopen() // the marker and keys survive a reopen
 	check("policy keys after reopen")
-	if err := archive.DropPolicyKeysMarker(e.a); err != nil {
+	if err := archive.DropIndexKeysMarker(e.a); err != nil {
 		t.Fatal(err)
 	}
 	check("search")

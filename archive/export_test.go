@@ -17,9 +17,12 @@ func SetIndexHook(h func(logIndex, off uint64) error) {
 	indexHook.Store(&h)
 }
 
-// DropPolicyKeysMarker removes the marker saying the export index's
+// DropIndexKeysMarker removes the marker saying the export index's
 // per-device policy keys cover every entry, as in an index written by a
 // build without them.
-func DropPolicyKeysMarker(a *Archive) error {
+func DropIndexKeysMarker(a *Archive) error {
 	return a.xi.x.Write(context.Background(), []store.IndexOp{{Kind: store.IndexDelete, Key: []byte{kVersion}}})
 }
+
+// RestoreIndexKeysMarker puts back what DropIndexKeysMarker removed.
+func RestoreIndexKeysMarker(a *Archive) error { return markIndexKeys(context.Background(), a.xi.x) }

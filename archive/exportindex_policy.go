@@ -23,16 +23,17 @@ import (
 // batch of the entries they count. The policy page reads them with one
 // prefix scan instead of a search per device.
 //
-// An index written by a build without these keys lacks the marker
-// 'v' = policyKeysVersion: it is written when an empty index is opened,
-// so its presence says the keys cover every entry; without it
-// DevicePolicies falls back to searching each device's newest entries.
+// An index written by a build without these keys (or the case keys,
+// exportindex_case.go) lacks the marker 'v' = indexKeysVersion: it is
+// written when an empty index is opened, so its presence says both cover
+// every entry; without it DevicePolicies falls back to searching each
+// device's newest entries, and a search by case to the log's holds.
 
 const (
 	kPolicy  = 'p'
 	kVersion = 'v'
-	// policyKeysVersion is the value of the 'v' marker.
-	policyKeysVersion = "policy-keys/1"
+	// indexKeysVersion is the value of the 'v' marker: policy and case keys.
+	indexKeysVersion = "2"
 )
 
 // policySpan is the value of a policy key.
@@ -118,15 +119,15 @@ func (ps policySpans) ops(ctx context.Context, get func(context.Context, []byte)
 	return ops, nil
 }
 
-// markPolicyKeys writes the 'v' marker in an index that has no entries
-// yet (x's watermark absent and no access-log keys matter: the policy
-// keys only count export entries).
-func markPolicyKeys(ctx context.Context, x store.IndexStore) error {
-	return x.Write(ctx, []store.IndexOp{{Kind: store.IndexPut, Key: []byte{kVersion}, Value: []byte(policyKeysVersion)}})
+// markIndexKeys writes the 'v' marker in an index that has no entries
+// yet (its watermark is absent; access-log keys do not matter).
+func markIndexKeys(ctx context.Context, x store.IndexStore) error {
+	return x.Write(ctx, []store.IndexOp{{Kind: store.IndexPut, Key: []byte{kVersion}, Value: []byte(indexKeysVersion)}})
 }
 
-// hasPolicyKeys reports whether the index's policy keys cover every entry.
-func hasPolicyKeys(ctx context.Context, x store.IndexStore) (bool, error) {
+// hasIndexKeys reports whether the index's policy and case keys cover
+// every entry.
+func hasIndexKeys(ctx context.Context, x store.IndexStore) (bool, error) {
 	v, err := x.Get(ctx, []byte{kVersion})
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -134,7 +135,7 @@ func hasPolicyKeys(ctx context.Context, x store.IndexStore) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("archive: export index: %w", err)
 	}
-	return bytes.Equal(v, []byte(policyKeysVersion)), nil
+	return bytes.Equal(v, []byte(indexKeysVersion)), nil
 }
 
 // policiesFromKeys reads the policy keys of device (every device when

@@ -46,7 +46,7 @@ func (a *Archive) openExportIndex(ctx context.Context) error {
 	w, err := x.Get(ctx, []byte{kWatermark})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if err := markPolicyKeys(ctx, x); err != nil {
+		if err := markIndexKeys(ctx, x); err != nil {
 			_ = x.Close()
 			return fmt.Errorf("archive: export index: %w", err)
 		}
@@ -168,7 +168,10 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	if err != nil {
 		return false, fmt.Errorf("archive: export index: log %d: %w", li, err)
 	}
-	if lr.entry == nil { // a statement or key entry: nothing to index
+	if isHold(lr.op) {
+		return true, a.indexHold(ctx, li, off, lr.op)
+	}
+	if lr.entry == nil { // another statement or a key entry: nothing to index
 		return true, a.advance(ctx, nil, li+1, 0)
 	}
 	digest, err := wire.ParseHash(lr.entry.BundleDigest)
@@ -213,6 +216,10 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 			ref.retainUntil = r.RetentionUntil
 		}
 	}
+	cases, err := a.heldCases(ctx, lr.entry.Device)
+	if err != nil {
+		return false, err
+	}
 	for off < uint64(len(recs)) || off == 0 {
 		end := min(off+indexChunk, uint64(len(recs)))
 		var ops []store.IndexOp
@@ -232,6 +239,7 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 				return false, err
 			}
 			ops = append(ops, eo...)
+			ops = append(ops, caseEntryOps(e, cases)...)
 			ents = append(ents, e)
 			spans.add(e)
 		}
