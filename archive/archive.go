@@ -223,6 +223,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.retired, err = retiredKeys(opts.Dir, chain); err != nil {
+		return nil, err
+	}
 	a.cur.Store(st)
 	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: opts.Logger.With("journal", "log")})
 	if err != nil {
