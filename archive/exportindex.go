@@ -32,7 +32,9 @@ import (
 //	's' || by || comp(day) || comp(value)   counter of entries
 //	'd' || comp(device)                  device summary JSON
 //	'p' || comp(device) || comp(policy)  policy span JSON (exportindex_policy.go)
-//	'v'                                  marker: the policy keys cover every entry
+//	'x' || 'K' || comp(case) || ...      the entries a legal-hold case holds (exportindex_case.go)
+//	'H' || comp(device) || comp(case)    a device hold in force, empty value
+//	'v'                                  marker: the policy and case keys cover every entry
 //	'a' ...                              the access log's keys (accesslog.go)
 
 // Index key prefixes.
