@@ -145,6 +145,11 @@ func main() {
 		}
 		bins[b.pkg] = bin
 	}
+	if bin, ok := bins["./archive"]; ok {
+		if err := prepareArchiveIndex(ctx, bin); err != nil {
+			fatal(log, err)
+		}
+	}
 	var results []result
 	for _, b := range selected {
 		idle := quiesce()
@@ -246,6 +251,9 @@ func run(ctx context.Context, bin string, b bench) result {
 	cmd := exec.CommandContext(ctx, bin, "-test.run=^$", "-test.bench="+b.name,
 		"-test.benchtime="+b.time, "-test.benchmem", "-test.timeout=20m")
 	cmd.Dir = b.pkg
+	if env := benchEnv(b); len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&stdout, os.Stderr)
 	cmd.Stderr = os.Stderr
@@ -400,6 +408,7 @@ func write(w io.Writer, rs []result) {
 		app = enc // the API rows compare with the journal as the agent runs it
 	}
 	writeAPITargets(w, rs, app)
+	writeArchiveTargets(w, rs)
 	if d := find(rs, "^BenchmarkDrain$"); d != nil {
 		q := d.metrics["%-of-paho"]
 		fmt.Fprintf(w, "| long-offline drain >= 70%% of a plain paho QoS 1 publish of the same messages to the same broker | %.0f%% (%.1f vs %.1f MB/s; %.0f MB of bundles in %.1f s%s) | %s |\n",
@@ -407,7 +416,7 @@ func write(w io.Writer, rs []result) {
 	} else {
 		fmt.Fprintf(w, "| long-offline drain >= 70%% of a plain paho QoS 1 publish | not measured | no |\n")
 	}
-	fmt.Fprintf(w, "\n%s\n%s", apiNote, drainNote)
+	fmt.Fprintf(w, "\n%s\n%s\n%s", apiNote, drainNote, archiveNote())
 }
 
 // drainBudget says what CPU time per bundle the 70% target leaves on this
