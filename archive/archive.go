@@ -102,7 +102,8 @@ type Archive struct {
 
 	qidx      *quarIndex
 	alerts    alertLimiter
-	devAlerts deviceAlerts // the devices' own alerts (devicealerts.go)
+	devAlerts deviceAlerts   // the devices' own alerts (devicealerts.go)
+	outboxes  outboxStatuses // the devices' outbox reports (outboxstatus.go)
 
 	xi     *exportIndexer // the export index (exportindex_run.go)
 	access *accessLog     // the access log (accesslog.go)
