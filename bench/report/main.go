@@ -368,7 +368,11 @@ func write(w io.Writer, rs []result) {
 			var parts []string
 			for _, u := range []string{"appends/s", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record", "ns/op"} {
 				if v, ok := r.metrics[u]; ok {
-					parts = append(parts, fmt.Sprintf("%.1f %s", v, u))
+					f := "%.1f %s"
+					if v < 1 && strings.HasSuffix(u, "-ms") {
+						f = "%.3f %s" // sub-millisecond latencies
+					}
+					parts = append(parts, fmt.Sprintf(f, v, u))
 				}
 			}
 			val = strings.Join(parts, ", ")
