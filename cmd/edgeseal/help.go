@@ -238,7 +238,7 @@ const usage = `usage:
                     --trust DEVICE.json... --archive-key PUB [--receipts DIR]... [--requester WHO]
                     [--access-log FILE] -o PACK_DIR
   edgeseal evidence (--export ID [--device SITE/NAME] [--principal P] | --device SITE/NAME --from T --to T
-                    | --case ID) --archive URL --token-file FILE [--cacert CA.pem]
+                    | --case ID [--device SITE/NAME] [--principal P]) --archive URL --token-file FILE [--cacert CA.pem]
                     [--trust DEVICE.json] [--archive-key PUB] -o PACK_DIR
                     (the archive builds the pack, with consistency proofs, and logs it as your
                     read; it is checked, pinned to --trust/--archive-key when given, then written)
