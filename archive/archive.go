@@ -107,7 +107,8 @@ type Archive struct {
 
 	qidx      *quarIndex
 	alerts    alertLimiter
-	devAlerts deviceAlerts // the devices' own alerts (devicealerts.go)
+	devAlerts deviceAlerts   // the devices' own alerts (devicealerts.go)
+	outboxes  outboxStatuses // the devices' outbox reports (outboxstatus.go)
 
 	xi     *exportIndexer // the export index (exportindex_run.go)
 	access *accessLog     // the access log (accesslog.go)
@@ -228,6 +229,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	}
 	st, err := newSignerState(opts.Name, opts.Signer, chain)
 	if err != nil {
+		return nil, err
+	}
+	if st.retired, err = retiredKeys(opts.Dir, chain); err != nil {
 		return nil, err
 	}
 	a.cur.Store(st)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -60,6 +61,9 @@ type signerState struct {
 	note  note.Signer
 	vkey  string
 	chain [][]byte // every announcement, oldest first
+	// retired are the public keys the chain retired that the archive
+	// kept (RetiredKeysFile), by id.
+	retired map[string]ed25519.PublicKey
 }
 
 // tail is the part of the chain replies carry.
@@ -165,6 +169,10 @@ func (a *Archive) RotateKey(ctx context.Context, next crypto.Signer, overlap tim
 	if err != nil {
 		return nil, fmt.Errorf("archive: rotate key: %w", err)
 	}
+	oldPub := cur.key.Public().(ed25519.PublicKey)
+	if err := keepRetiredKey(a.opts.Dir, oldPub); err != nil { // before the log names it retired
+		return nil, fmt.Errorf("archive: rotate key: %w", err)
+	}
 	if raw, err = a.logKeyEntry(ctx, nextID, raw); err != nil {
 		return nil, err
 	}
@@ -176,6 +184,11 @@ func (a *Archive) RotateKey(ctx context.Context, next crypto.Signer, overlap tim
 	if err != nil {
 		return nil, err
 	}
+	st.retired = maps.Clone(cur.retired)
+	if st.retired == nil {
+		st.retired = map[string]ed25519.PublicKey{}
+	}
+	st.retired[cur.keyID] = oldPub
 	a.cur.Store(st)
 	if _, err := a.log.checkpoint(ctx, a.log.j.Size()); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -22,20 +23,30 @@ type DevicePolicy struct {
 	Current bool   `json:"current"`           // the policy of the device's newest export
 	First   string `json:"first,omitempty"`   // the oldest export under it (within the window read)
 	Last    string `json:"last,omitempty"`    // the newest export under it
-	Exports int    `json:"exports,omitempty"` // exports under it (within the window read)
+	Exports int    `json:"exports,omitempty"` // index entries under it (within the window read)
+	last    time.Time
 }
 
 // MaxPolicyWindow is how many of a device's newest index entries
-// DevicePolicies reads for one device.
+// DevicePolicies reads for one device in an index without policy keys.
 const MaxPolicyWindow = 1000
 
 // DevicePolicies returns the policy versions in force: without a device,
-// for every device of the index the policy of its newest export (one
-// entry read per device, Current set, First and Exports unset); with a
-// device, the distinct policies of its newest MaxPolicyWindow entries,
-// newest first, each with its first and last export time and count in
-// that window (Current: the newest).
+// for every device of the index the policy of its newest export (Current
+// and Last set, First and Exports unset); with a device, the distinct
+// policies of its index entries, newest (by its newest entry) first, each
+// with the record times of its first and last entry and their count
+// (Current: the newest). It reads the index's per-device policy keys (one
+// prefix scan); an index written by a build without them is searched
+// instead: one entry per device, and for one device its newest
+// MaxPolicyWindow entries.
 func (a *Archive) DevicePolicies(ctx context.Context, device string) ([]DevicePolicy, error) {
+	if ok, err := hasIndexKeys(ctx, a.xi.x); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return a.policiesFromKeys(ctx, device)
+	}
 	if device != "" {
 		return a.devicePolicyHistory(ctx, device)
 	}

@@ -52,11 +52,17 @@ func DeviceAlertKind(kind string) string {
 }
 
 // ReceiveDeviceAlert takes an alert a device published on its own alert
-// topic (the subscriber checked that the alert names that device): it is
+// topic (the subscriber checked that the alert names that device); an
+// outbox.status report is kept as the device's outbox status instead
+// (OutboxStatuses). An alert is
 // counted by kind, kept among the device's last MaxDeviceAlerts, and
 // logged once per device and kind per quarantine.alert_interval (the
 // others are counted in Stats.AlertsSuppressed).
 func (a *Archive) ReceiveDeviceAlert(_ context.Context, al *edsync.DeviceAlert) {
+	if al.Kind == edsync.AlertOutboxStatus { // a report, not an alarm (outboxstatus.go)
+		a.noteOutbox(al)
+		return
+	}
 	now := a.now()
 	d := DeviceAlert{Device: al.Site + "/" + al.Device, Kind: al.Kind, Time: al.Time, Seq: al.Seq, Detail: al.Detail, Received: wire.FormatTime(now)}
 	da := &a.devAlerts

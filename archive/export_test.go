@@ -1,5 +1,11 @@
 package archive
 
+import (
+	"context"
+
+	"github.com/edgeseal/edgeseal/store"
+)
+
 // SetIndexHook sets the hook run before each export index batch (the
 // watermark it would write: log index, records done); an error stops
 // the indexer there, as a crash would. nil clears it.
@@ -10,3 +16,13 @@ func SetIndexHook(h func(logIndex, off uint64) error) {
 	}
 	indexHook.Store(&h)
 }
+
+// DropIndexKeysMarker removes the marker saying the export index's
+// per-device policy keys cover every entry, as in an index written by a
+// build without them.
+func DropIndexKeysMarker(a *Archive) error {
+	return a.xi.x.Write(context.Background(), []store.IndexOp{{Kind: store.IndexDelete, Key: []byte{kVersion}}})
+}
+
+// RestoreIndexKeysMarker puts back what DropIndexKeysMarker removed.
+func RestoreIndexKeysMarker(a *Archive) error { return markIndexKeys(context.Background(), a.xi.x) }

@@ -31,6 +31,10 @@ import (
 //	'x' || field || comp(value) || be64(time µs) || pk   secondary key, empty value
 //	's' || by || comp(day) || comp(value)   counter of entries
 //	'd' || comp(device)                  device summary JSON
+//	'p' || comp(device) || comp(policy)  policy span JSON (exportindex_policy.go)
+//	'x' || 'K' || comp(case) || ...      the entries a legal-hold case holds (exportindex_case.go)
+//	'H' || comp(device) || comp(case)    a device hold in force, empty value
+//	'v'                                  marker: the policy and case keys cover every entry
 //	'a' ...                              the access log's keys (accesslog.go)
 
 // Index key prefixes.
@@ -203,14 +207,19 @@ func entryOps(e *ExportEntry) ([]store.IndexOp, error) {
 		k = binary.BigEndian.AppendUint64(k, tk)
 		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: append(k, pk...)})
 	}
-	day := e.at.UTC().Format(time.DateOnly)
+	return append(ops, statOps(e, e.at.UTC().Format(time.DateOnly))...), nil
+}
+
+// statOps are the per-day counters an entry adds to (day: its UTC day).
+func statOps(e *ExportEntry, day string) []store.IndexOp {
+	var ops []store.IndexOp
 	for _, s := range [][2]string{{"status", e.Status}, {"reason", e.Reason}, {"workflow", e.Workflow}, {"principal", e.Principal}, {"device", e.Device}, {"classification", e.Classification}} {
 		if s[1] == "" || len(s[1]) > maxKeyValue {
 			continue
 		}
 		ops = append(ops, store.IndexOp{Kind: store.IndexAdd, Key: statKey(s[0], day, s[1]), Delta: 1})
 	}
-	return ops, nil
+	return ops
 }
 
 func statKey(by, day, value string) []byte {

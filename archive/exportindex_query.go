@@ -30,6 +30,7 @@ var ErrBadCursor = errors.New("bad cursor")
 type ExportQuery struct {
 	Export, Device, Site, Workflow, App, Principal, Classification string
 	Status, Reason, Bundle                                         string
+	Case                                                           string // a legal-hold case holding the entry's bundle
 	LogIndex                                                       *uint64
 	From, To                                                       time.Time // To exclusive; zero: open
 	Limit                                                          int       // 0: DefaultPageLimit
@@ -50,7 +51,7 @@ func (q *ExportQuery) fingerprint() []byte {
 		li = strconv.FormatUint(*q.LogIndex, 10)
 	}
 	return fingerprint("exports", q.Export, q.Device, q.Site, q.Workflow, q.App, q.Principal, q.Classification,
-		q.Status, q.Reason, q.Bundle, li, q.From.String(), q.To.String(), strconv.FormatBool(q.Asc))
+		q.Status, q.Reason, q.Bundle, li, q.Case, q.From.String(), q.To.String(), strconv.FormatBool(q.Asc))
 }
 
 func fingerprint(parts ...string) []byte {
@@ -145,14 +146,28 @@ func walk(ctx context.Context, x store.IndexStore, s scanSpec) (next string, err
 
 // SearchExports searches the export index (see ExportQuery): it walks the
 // secondary key of the most selective parameter given, between From and
-// To, and filters on the others.
+// To, and filters on the others (a case by a point read of its key).
 func (a *Archive) SearchExports(ctx context.Context, q ExportQuery) (Page[*ExportEntry], error) {
+	var inCase caseFilter
+	caseValue := ""
+	if q.Case != "" {
+		keyed, err := hasIndexKeys(ctx, a.xi.x)
+		if err != nil {
+			return Page[*ExportEntry]{}, err
+		}
+		if inCase, err = a.caseFilter(ctx, q.Case, keyed); err != nil {
+			return Page[*ExportEntry]{}, err
+		}
+		if keyed {
+			caseValue = caseKey(q.Case)
+		}
+	}
 	field, value := byte(fieldTime), ""
 	for _, c := range []struct {
 		f byte
 		v string
 	}{
-		{fieldExport, q.Export}, {fieldBundle, q.Bundle}, {fieldLogIndex, logIndexText(q.LogIndex)}, {fieldPrincipal, q.Principal},
+		{fieldExport, q.Export}, {fieldBundle, q.Bundle}, {fieldLogIndex, logIndexText(q.LogIndex)}, {fieldCase, caseValue}, {fieldPrincipal, q.Principal},
 		{fieldDevice, q.Device}, {fieldWorkflow, q.Workflow}, {fieldApp, q.App}, {fieldClassification, q.Classification},
 		{fieldReason, q.Reason}, {fieldSite, q.Site}, {fieldStatus, q.Status},
 	} {
@@ -178,6 +193,11 @@ func (a *Archive) SearchExports(ctx context.Context, q ExportQuery) (Page[*Expor
 			}
 			if !q.matches(e) {
 				return false, nil
+			}
+			if inCase != nil && field != fieldCase {
+				if ok, err := inCase(ctx, k, e); !ok || err != nil {
+					return false, err
+				}
 			}
 			page.Items = append(page.Items, e)
 			return true, nil

@@ -70,6 +70,10 @@ func (a *Archive) openExportIndex(ctx context.Context) error {
 	w, err := x.Get(ctx, []byte{kWatermark})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if err := markIndexKeys(ctx, x); err != nil {
+			_ = x.Close()
+			return fmt.Errorf("archive: export index: %w", err)
+		}
 	case err != nil:
 		_ = x.Close()
 		return fmt.Errorf("archive: export index: %w", err)
@@ -192,7 +196,10 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	if err != nil {
 		return false, fmt.Errorf("archive: export index: log %d: %w", li, err)
 	}
-	if lr.entry == nil { // a statement or key entry: nothing to index
+	if isHold(lr.op) {
+		return true, a.indexHold(ctx, li, off, lr.op)
+	}
+	if lr.entry == nil { // another statement or a key entry: nothing to index
 		return true, a.advance(ctx, nil, li+1, 0)
 	}
 	digest, err := wire.ParseHash(lr.entry.BundleDigest)
@@ -240,10 +247,15 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 			ref.retainUntil = r.RetentionUntil
 		}
 	}
+	cases, err := a.heldCases(ctx, lr.entry.Device)
+	if err != nil {
+		return false, err
+	}
 	for off < uint64(len(recs)) || off == 0 {
 		end := min(off+indexChunk, uint64(len(recs)))
 		var ops []store.IndexOp
 		var ents []*ExportEntry
+		spans := policySpans{}
 		for _, r := range recs[off:end] {
 			e, err := entryOf(r, ref)
 			if err != nil { // verified at acceptance: not expected
@@ -258,8 +270,15 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 				return false, err
 			}
 			ops = append(ops, eo...)
+			ops = append(ops, caseEntryOps(e, cases)...)
 			ents = append(ents, e)
+			spans.add(e)
 		}
+		pops, err := spans.ops(ctx, a.xi.x.Get)
+		if err != nil {
+			return false, err
+		}
+		ops = append(ops, pops...)
 		last := end == uint64(len(recs))
 		if last {
 			dops, err := a.deviceSummaryOps(ctx, lr.entry.Device, ref, recs)

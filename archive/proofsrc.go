@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/edgeseal/edgeseal/bundle"
-	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/evidence"
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/bundle/wire"
@@ -67,12 +66,13 @@ func (a *Archive) ExportProofs(ctx context.Context, es []*ExportEntry) ([]*proof
 type bundleSource struct {
 	raw, receipt, trust []byte
 	key                 ed25519.PublicKey
+	chain               [][]byte // announcements from key's retirement on
 	policies, auths     [][]byte
 }
 
 func (s *bundleSource) build(e *ExportEntry) (*proof.Proof, error) {
 	p, err := proof.Build(proof.Input{Bundle: s.raw, ExportID: e.Export, Principal: e.Principal, Trust: s.trust,
-		Receipt: s.receipt, ArchiveKey: s.key, PCRAuthorizations: s.auths})
+		Receipt: s.receipt, ArchiveKey: s.key, ArchiveKeyChain: s.chain, PCRAuthorizations: s.auths})
 	if err != nil {
 		return nil, fmt.Errorf("archive: proof of %s %.100q: %w", e.Device, e.Export, err)
 	}
@@ -112,7 +112,8 @@ func (a *Archive) proofSource(ctx context.Context, e *ExportEntry) (*bundleSourc
 	if err != nil {
 		return nil, fmt.Errorf("archive: proof: %w", err)
 	}
-	src := &bundleSource{raw: raw, receipt: rc, trust: trust, key: a.receiptKey(rc)}
+	src := &bundleSource{raw: raw, receipt: rc, trust: trust}
+	src.key, src.chain = a.signingKeyOf(rc)
 	recs, err := b.Records()
 	if err != nil {
 		return nil, fmt.Errorf("archive: proof: %w", err)
@@ -154,21 +155,4 @@ func (a *Archive) HeldBundles(ctx context.Context, caseID string) ([]string, err
 		}
 	}
 	return out, nil
-}
-
-// receiptKey is the archive key that signed a stored receipt: the current
-// key, or the key of a rotation that signed it (receipts stored before a
-// rotation keep their signature).
-func (a *Archive) receiptKey(rc []byte) ed25519.PublicKey {
-	cur := a.PublicKey()
-	env, _, err := archivesig.ParseReceipt(rc)
-	if err != nil || len(env.Signatures) != 1 || env.Signatures[0].KeyID == archivesig.ArchiveKeyID(cur) {
-		return cur
-	}
-	for _, raw := range a.KeyChain() {
-		if _, an, err := archivesig.ParseArchiveKey(raw); err == nil && an.NewKeyID == env.Signatures[0].KeyID && len(an.NewKey) == ed25519.PublicKeySize {
-			return ed25519.PublicKey(an.NewKey)
-		}
-	}
-	return cur
 }

@@ -41,7 +41,22 @@ const (
 	// AlertPCRAuthorization: an operator's PCR authorization could not
 	// be applied (the PCRs do not hold its values, or it does not verify).
 	AlertPCRAuthorization = "pcr.authorization"
+	// AlertOutboxStatus is not an alarm: the agent's periodic report of
+	// its outbox (DeviceAlert.Outbox), how long bundles have waited.
+	AlertOutboxStatus = "outbox.status"
 )
+
+// MaxOutboxDepth bounds OutboxReport.Depth.
+const MaxOutboxDepth = 1 << 40
+
+// OutboxReport is what an outbox.status report says of the outbox.
+type OutboxReport struct {
+	// Depth is the number of bundles waiting for their receipt.
+	Depth int64 `json:"depth"`
+	// Oldest is when the oldest of them was sealed (wire.TimeLayout);
+	// absent when the outbox is empty or the time is unknown.
+	Oldest string `json:"oldest,omitempty"`
+}
 
 // KnownDeviceAlertKinds are the kinds the agent raises, for bounded
 // metric labels: the receiving side counts any other as "other".
@@ -79,8 +94,11 @@ type DeviceAlert struct {
 	Device string `json:"device"`
 	// Kind is the alarm: a governance.alert kind (schema.changed,
 	// destination.new, signer.unknown, retention.short), policy.refused,
-	// outbox.quota, pcr.authorization; [a-z0-9._-]{1,64}.
+	// outbox.quota, pcr.authorization; or outbox.status, a report;
+	// [a-z0-9._-]{1,64}.
 	Kind string `json:"kind"`
+	// Outbox is the report of an outbox.status message (only there).
+	Outbox *OutboxReport `json:"outbox,omitempty"`
 	// Seq is the journal sequence number of the record that journaled
 	// the alarm (a governance.alert), absent when there is none.
 	Seq  *uint64 `json:"seq,omitempty"`
@@ -101,6 +119,17 @@ func NewDeviceAlert(site, device, kind string, t time.Time, seq int64, detail st
 	if seq >= 0 {
 		s := uint64(seq)
 		a.Seq = &s
+	}
+	return a
+}
+
+// NewOutboxStatus builds the outbox.status report at t of an outbox of
+// depth bundles, the oldest sealed at oldest (zero: none or unknown).
+func NewOutboxStatus(site, device string, t time.Time, depth int, oldest time.Time) DeviceAlert {
+	a := NewDeviceAlert(site, device, AlertOutboxStatus, t, -1, "")
+	a.Outbox = &OutboxReport{Depth: int64(depth)}
+	if !oldest.IsZero() {
+		a.Outbox.Oldest = wire.FormatTime(oldest)
 	}
 	return a
 }
@@ -137,6 +166,19 @@ func (a *DeviceAlert) check() error {
 	}
 	if len(a.Detail) > MaxAlertDetail || cleanDetail(a.Detail) != a.Detail {
 		return &DeviceAlertError{Reason: "detail too long or with control characters"}
+	}
+	if (a.Kind == AlertOutboxStatus) != (a.Outbox != nil) {
+		return &DeviceAlertError{Reason: "an outbox report is the outbox.status kind and only it"}
+	}
+	if o := a.Outbox; o != nil {
+		if o.Depth < 0 || o.Depth > MaxOutboxDepth {
+			return &DeviceAlertError{Reason: fmt.Sprintf("outbox depth %d out of range", o.Depth)}
+		}
+		if o.Oldest != "" {
+			if _, err := wire.ParseTime(o.Oldest); err != nil {
+				return &DeviceAlertError{Reason: "outbox oldest: " + err.Error()}
+			}
+		}
 	}
 	return nil
 }

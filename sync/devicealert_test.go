@@ -82,9 +82,91 @@ func TestDeviceAlertFormat(t *testing.T) {
 	}
 }
 
+// outboxStatusVector is the report of testdata/outboxstatus-v1.json.
+func outboxStatusVector() DeviceAlert {
+	return NewOutboxStatus("site1", "dev1", time.Date(2026, 12, 7, 9, 30, 0, 0, time.UTC), 12, time.Date(2026, 12, 7, 8, 15, 0, 0, time.UTC))
+}
+
+// TestOutboxStatusFormat: the vector of testdata/outboxstatus-v1.json
+// parses and marshals to the same bytes; an empty outbox has no oldest;
+// a report under another kind, the kind without a report, a negative
+// depth and a malformed oldest are refused.
+func TestOutboxStatusFormat(t *testing.T) {
+	vec, err := os.ReadFile("testdata/outboxstatus-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vec = []byte(strings.TrimSuffix(string(vec), "\n"))
+	a, err := ParseDeviceAlert(vec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Kind != AlertOutboxStatus || a.Outbox == nil || a.Outbox.Depth != 12 || a.Outbox.Oldest != "2026-12-07T08:15:00.000000Z" || a.Seq != nil {
+		t.Fatalf("vector %+v", a)
+	}
+	v := outboxStatusVector()
+	if b, err := v.Marshal(); err != nil || string(b) != string(vec) {
+		t.Fatalf("marshal %s %v\nwant %s", b, err, vec)
+	}
+	empty := NewOutboxStatus("site1", "dev1", time.Now(), 0, time.Time{})
+	if b, err := empty.Marshal(); err != nil || strings.Contains(string(b), "oldest") || !strings.Contains(string(b), `"outbox":{"depth":0}`) {
+		t.Fatalf("empty outbox: %s %v", b, err)
+	}
+	for name, bad := range map[string]string{
+		"other kind":     strings.Replace(string(vec), `outbox.status`, `outbox.quota`, 1),
+		"no report":      strings.Replace(string(vec), `"outbox":{"depth":12,"oldest":"2026-12-07T08:15:00.000000Z"},`, ``, 1),
+		"negative depth": strings.Replace(string(vec), `"depth":12`, `"depth":-1`, 1),
+		"oldest":         strings.Replace(string(vec), `2026-12-07T08:15:00.000000Z`, `soon`, 1),
+		"unknown member": strings.Replace(string(vec), `"depth":12`, `"depth":12,"extra":1`, 1),
+	} {
+		var de *DeviceAlertError
+		if _, err := ParseDeviceAlert([]byte(bad)); !errors.As(err, &de) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestOutboxStatusQueue: a report replaces the one still queued and never
+// takes an alarm's place in a full queue.
+func TestOutboxStatusQueue(t *testing.T) {
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", newMemOutbox(), newArchiveKeys(t))
+	o.MaxAlerts = 2
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for depth := range 3 {
+		if err := p.Alert(NewOutboxStatus("x", "y", time.Now(), depth, time.Time{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := p.AlertStats(); st.Queued != 1 || st.Dropped != 0 {
+		t.Fatalf("after 3 reports: %+v", st)
+	}
+	for i := range 2 {
+		if err := p.Alert(NewDeviceAlert("x", "y", "outbox.quota", time.Now(), int64(i), "over")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Alert(NewOutboxStatus("x", "y", time.Now(), 9, time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	p.amu.Lock()
+	kinds := []string{}
+	for _, q := range p.alerts {
+		kinds = append(kinds, q.kind)
+	}
+	p.amu.Unlock()
+	if strings.Join(kinds, ",") != "outbox.quota,outbox.quota" {
+		t.Fatalf("queue %v: want the two alarms only", kinds)
+	}
+}
+
 func FuzzParseDeviceAlert(f *testing.F) {
-	if vec, err := os.ReadFile("testdata/devicealert-v1.json"); err == nil {
-		f.Add([]byte(strings.TrimSuffix(string(vec), "\n")))
+	for _, file := range []string{"testdata/devicealert-v1.json", "testdata/outboxstatus-v1.json"} {
+		if vec, err := os.ReadFile(file); err == nil {
+			f.Add([]byte(strings.TrimSuffix(string(vec), "\n")))
+		}
 	}
 	f.Add([]byte(`{"detail":"","device":"d","kind":"k","site":"s","time":"2026-12-07T09:30:00.000000Z"}`))
 	f.Add([]byte(`{}`))

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -36,7 +37,9 @@ type queuedAlert struct {
 // alert goes out on the publisher's link, beside the bundles, as soon as
 // it is up. At most PublisherOptions.MaxAlerts wait; past that the oldest
 // is dropped and counted (AlertStats.Dropped). An alert that is not well
-// formed is refused with a *DeviceAlertError. Alerts are kept in memory
+// formed is refused with a *DeviceAlertError. An outbox.status report
+// (NewOutboxStatus) replaces one still queued and is not queued when the
+// queue is full. Alerts are kept in memory
 // only: what was not sent when the publisher stops is lost (the journal
 // keeps what was journaled).
 func (p *Publisher) Alert(a DeviceAlert) error {
@@ -46,6 +49,15 @@ func (p *Publisher) Alert(a DeviceAlert) error {
 		return err
 	}
 	p.amu.Lock()
+	if a.Kind == AlertOutboxStatus {
+		// A report replaces the one still waiting, and never takes the
+		// place of an alarm: with the queue full it is not queued.
+		p.alerts = slices.DeleteFunc(p.alerts, func(q queuedAlert) bool { return q.kind == AlertOutboxStatus })
+		if len(p.alerts) >= p.opts.MaxAlerts {
+			p.amu.Unlock()
+			return nil
+		}
+	}
 	p.alertSeq++
 	p.alerts = append(p.alerts, queuedAlert{id: p.alertSeq, payload: b, kind: a.Kind})
 	var dropped string

@@ -244,6 +244,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 				log.Error("sync stopped", "err", err)
 			}
 		})
+		syncer.Go(func() {
+			reportOutbox(syncCtx, cfg.Site, cfg.Device, core.OutboxState, pub, OutboxReportEvery, time.Now, log.With("component", "sync"))
+		})
 		// Deferred before the sealer's stop, so it runs after it: the
 		// final seal's bundle still gets its chance to go out.
 		defer func() { stopSync(); syncer.Wait() }()

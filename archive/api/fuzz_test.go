@@ -43,7 +43,7 @@ func FuzzParseParams(f *testing.F) {
 
 func FuzzExportQuery(f *testing.F) {
 	for _, s := range []string{"", "export=x&device=s/d&limit=5&order=asc", "log_index=18446744073709551615", "from=2026-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
-		"bundle=sha256:" + strings.Repeat("a", 64), "status=refused&reason=x", "limit=01", "cursor=abc"} {
+		"bundle=sha256:" + strings.Repeat("a", 64), "status=refused&reason=x", "limit=01", "cursor=abc", "case=C-7&principal=p", "case=" + strings.Repeat("c", 300)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -60,6 +60,9 @@ func FuzzExportQuery(f *testing.F) {
 		}
 		if q.Status != "" && q.Status != archive.StatusAccepted && q.Status != archive.StatusRefused {
 			t.Fatalf("status %q", q.Status)
+		}
+		if len(q.Case) > MaxParamLen {
+			t.Fatalf("case of %d bytes", len(q.Case))
 		}
 	})
 }

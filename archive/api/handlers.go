@@ -69,6 +69,9 @@ func (s *Server) searchExports(r *http.Request, sess *session) reply {
 		return s.failReply(err, t)
 	}
 	t.Device, t.Export, t.Bundle = q.Device, q.Export, q.Bundle
+	if q.Case != "" {
+		s.awaitIndex(r.Context())
+	}
 	p, err := s.a.SearchExports(r.Context(), q)
 	if err != nil {
 		return s.failReply(err, t)

@@ -25,6 +25,9 @@ type deviceJSON struct {
 	PCRs        string `json:"pcrs,omitempty"`
 	RevokedKeys int    `json:"revokedKeys"`
 	archive.DeviceSummary
+	// Outbox is the device's latest outbox report, when it sent one
+	// since the archive started.
+	Outbox *archive.OutboxStatus `json:"outbox,omitempty"`
 }
 
 func (s *Server) listDevices(r *http.Request, sess *session) reply {
@@ -47,6 +50,7 @@ func (s *Server) listDevices(r *http.Request, sess *session) reply {
 	if err != nil {
 		return s.failReply(err, t)
 	}
+	outboxes := s.a.OutboxStatuses()
 	items := []deviceJSON{}
 	seen := map[string]bool{}
 	add := func(d deviceJSON) {
@@ -54,6 +58,9 @@ func (s *Server) listDevices(r *http.Request, sess *session) reply {
 			return
 		}
 		d.DeviceSummary = sums[d.Device]
+		if o, ok := outboxes[d.Device]; ok {
+			d.Outbox = &o
+		}
 		items = append(items, d)
 	}
 	for _, info := range list {

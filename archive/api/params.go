@@ -160,7 +160,7 @@ func parseDigest(name, v string) (string, [32]byte, error) {
 }
 
 // exportParams are the parameters of GET /v1/exports.
-var exportParams = []string{"export", "device", "site", "workflow", "app", "principal", "classification", "status", "reason", "bundle", "log_index", "from", "to", "limit", "cursor", "order"}
+var exportParams = []string{"export", "device", "site", "workflow", "app", "principal", "classification", "status", "reason", "bundle", "log_index", "case", "from", "to", "limit", "cursor", "order"}
 
 // parseExportQuery reads the query of GET /v1/exports.
 func parseExportQuery(raw string) (archive.ExportQuery, error) {
@@ -171,6 +171,7 @@ func parseExportQuery(raw string) (archive.ExportQuery, error) {
 	}
 	q.Export, q.Device, q.Site, q.Workflow, q.App = p["export"], p["device"], p["site"], p["workflow"], p["app"]
 	q.Principal, q.Classification, q.Status, q.Reason, q.Cursor = p["principal"], p["classification"], p["status"], p["reason"], p["cursor"]
+	q.Case = p["case"]
 	if q.Device != "" {
 		if err := checkDevice("device", q.Device); err != nil {
 			return q, err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/evidence"
@@ -174,13 +175,13 @@ func (s *Server) logConsistency(r *http.Request, sess *session) reply {
 // evidenceQuery is what GET /v1/evidence selects.
 type evidenceQuery struct {
 	q         archive.ExportQuery
-	caseID    string
 	selection string
 	decrypt   decryptAsk // decrypt=1 with a reason (or the case selected)
 }
 
 // parseEvidenceQuery reads GET /v1/evidence: export (with device and
-// principal narrowing it), device with from and to, or case.
+// principal narrowing it), device with from and to, or case (with
+// device, principal, from and to narrowing it, in the index's query).
 func parseEvidenceQuery(raw string) (evidenceQuery, error) {
 	var eq evidenceQuery
 	p, err := parseParams(raw, "export", "device", "principal", "from", "to", "case", "decrypt", "reason")
@@ -191,7 +192,7 @@ func parseEvidenceQuery(raw string) (evidenceQuery, error) {
 		return eq, err
 	}
 	q := &eq.q
-	q.Export, q.Device, q.Principal, eq.caseID = p["export"], p["device"], p["principal"], p["case"]
+	q.Export, q.Device, q.Principal, q.Case = p["export"], p["device"], p["principal"], p["case"]
 	if q.Device != "" {
 		if err := checkDevice("device", q.Device); err != nil {
 			return eq, err
@@ -202,26 +203,59 @@ func parseEvidenceQuery(raw string) (evidenceQuery, error) {
 	}
 	byTime := !q.From.IsZero() || !q.To.IsZero()
 	modes := 0
-	for _, set := range []bool{q.Export != "", byTime, eq.caseID != ""} {
+	byCase := q.Case != ""
+	if byCase {
+		byTime = false // narrows the case
+	}
+	for _, set := range []bool{q.Export != "", byTime, byCase} {
 		if set {
 			modes++
 		}
 	}
 	switch {
 	case modes != 1:
-		return eq, &ParamError{Reason: "want one of export=ID, device=D&from=T&to=T, case=ID"}
+		return eq, &ParamError{Reason: "want one of export=ID, device=D&from=T&to=T, case=ID (device, principal, from, to narrow it)"}
 	case byTime && (q.Device == "" || q.From.IsZero() || q.To.IsZero()):
 		return eq, &ParamError{Name: "device", Reason: "device, from and to go together"}
-	case eq.caseID != "" && (q.Device != "" || q.Principal != ""):
-		return eq, &ParamError{Name: "case", Reason: "case takes no device or principal"}
 	case q.Export != "":
 		eq.selection = "export(s) " + q.Export
 	case byTime:
 		eq.selection = fmt.Sprintf("device %s from %s to %s", q.Device, wire.FormatTime(q.From), wire.FormatTime(q.To))
 	default:
-		eq.selection = "legal-hold case " + eq.caseID
+		eq.selection = "legal-hold case " + q.Case + caseNarrowing(q)
 	}
 	return eq, nil
+}
+
+// caseWait bounds how long a search by case waits for the export index
+// to cover the archive log as it is (so that a hold just logged counts).
+const caseWait = 2 * time.Second
+
+// awaitIndex waits, at most caseWait, for the export index to cover the
+// archive log; past that the search answers from the index as it is.
+func (s *Server) awaitIndex(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, caseWait)
+	defer cancel()
+	_ = s.a.WaitIndexed(ctx, s.a.LogSize())
+}
+
+// caseNarrowing describes the device, principal and time range that
+// narrow a case's selection.
+func caseNarrowing(q *archive.ExportQuery) string {
+	var b strings.Builder
+	if q.Device != "" {
+		b.WriteString(" device " + q.Device)
+	}
+	if q.Principal != "" {
+		b.WriteString(" principal " + q.Principal)
+	}
+	if !q.From.IsZero() {
+		b.WriteString(" from " + wire.FormatTime(q.From))
+	}
+	if !q.To.IsZero() {
+		b.WriteString(" to " + wire.FormatTime(q.To))
+	}
+	return b.String()
 }
 
 // getEvidence answers GET /v1/evidence: the evidence pack of the exports
@@ -234,20 +268,11 @@ func (s *Server) getEvidence(r *http.Request, sess *session) reply {
 		return s.failReply(err, t)
 	}
 	t.Device, t.Export = eq.q.Device, eq.q.Export
-	var es []*archive.ExportEntry
-	if eq.caseID != "" {
-		held, err := s.a.HeldBundles(r.Context(), eq.caseID)
-		if err != nil {
-			return s.failReply(err, t)
-		}
-		for _, b := range held {
-			more, err := s.acceptedExports(r.Context(), archive.ExportQuery{Bundle: b}, MaxPackExports-len(es))
-			if err != nil {
-				return s.failReply(err, t)
-			}
-			es = append(es, more...)
-		}
-	} else if es, err = s.acceptedExports(r.Context(), eq.q, MaxPackExports); err != nil {
+	if eq.q.Case != "" {
+		s.awaitIndex(r.Context())
+	}
+	es, err := s.acceptedExports(r.Context(), eq.q, MaxPackExports)
+	if err != nil {
 		return s.failReply(err, t)
 	}
 	if len(es) == 0 {

@@ -352,6 +352,35 @@ func TestReadAPI(t *testing.T) {
 	if len(devs.Items) != 1 || devs.Items[0].Device != "site1/dev1" || devs.Items[0].Status != "approved" || devs.Items[0].Bundles != 3 {
 		t.Fatalf("devices %+v", devs)
 	}
+	// The agent's outbox report, published on its alert topic, shows with
+	// the device.
+	rep := sync.NewOutboxStatus("site1", "dev1", time.Date(2026, 12, 7, 9, 30, 0, 0, time.UTC), 4, time.Date(2026, 12, 7, 9, 26, 0, 0, time.UTC))
+	report, err := rep.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ar.B.Publish(sync.DeviceAlertsTopic("site1", "dev1"), report); err != nil {
+		t.Fatal(err)
+	}
+	var withOutbox struct {
+		Items []struct {
+			Device string
+			Outbox *archive.OutboxStatus
+		}
+	}
+	for range 100 {
+		alice.get("/v1/devices", http.StatusOK, &withOutbox)
+		if len(withOutbox.Items) == 1 && withOutbox.Items[0].Outbox != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if o := withOutbox.Items[0].Outbox; o == nil || o.Depth != 4 || o.AgeSeconds != 240 || o.Oldest != "2026-12-07T09:26:00.000000Z" || o.Received == "" {
+		t.Fatalf("outbox of site1/dev1: %+v", o)
+	}
+	if al := ar.A.DeviceAlerts(""); len(al) != 0 {
+		t.Fatalf("an outbox report kept as an alert: %+v", al)
+	}
 	var st struct {
 		Days []archive.DayCounts
 	}

@@ -21,7 +21,8 @@ import (
 
 // TestEvidenceByCase: GET /v1/evidence?case=C packs every export of the
 // bundles a legal-hold case holds (by the signed hold statements of the
-// archive log), and nothing once the case is released.
+// archive log), narrowed by device and principal when given, and nothing
+// once the case is released; GET /v1/exports?case=C lists the same.
 func TestEvidenceByCase(t *testing.T) {
 	dir := t.TempDir()
 	op := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
@@ -69,7 +70,16 @@ func TestEvidenceByCase(t *testing.T) {
 	if _, err := ar.A.Hold(t.Context(), archive.HoldTarget{Bundle: held}, "C-7", "olga", "subpoena", op, false); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := alice.do("GET", "/v1/evidence?case=C-7", nil)
+	if got := alice.all("/v1/exports?case=C-7&status=accepted&limit=2"); len(got) != inHeld {
+		t.Fatalf("search of case C-7: %d entries, want %d", len(got), inHeld)
+	}
+	for _, e := range alice.all("/v1/exports?case=C-7&limit=2") {
+		if e.Bundle != held {
+			t.Fatalf("search of case C-7 lists an entry of bundle %s", e.Bundle)
+		}
+	}
+	alice.get("/v1/evidence?case=C-7&principal=nobody", http.StatusNotFound, nil)
+	resp, body := alice.do("GET", "/v1/evidence?case=C-7&device=site1/dev1&principal="+all[0].Principal, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("evidence of case C-7: %d %s", resp.StatusCode, body)
 	}

@@ -152,6 +152,7 @@ func TestPageWithStandInAPI(t *testing.T) {
 	b.Shot("standin-policy.png")
 	b.Click(`header nav a[data-page="fleet"]`)
 	b.WaitText("#fleet-table", "golden")
+	b.WaitText("#fleet-table", "4 min") // the outbox age the agent reported
 	b.Shot("standin-fleet.png")
 	b.Click(`header nav a[data-page="access"]`)
 	b.WaitText("#access-table", "session.create")

@@ -163,7 +163,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"by": by, "days": []any{map[string]any{"day": time.Now().UTC().Format("2006-01-02"), "counts": counts}}})
 	case p == "/v1/devices":
 		writeJSON(w, http.StatusOK, map[string]any{"items": []any{map[string]any{"device": "site1/dev1", "site": "site1", "status": "approved", "keyId": "sha256:" + strings.Repeat("12", 32),
-			"epoch": 1, "pcrs": "golden", "bundles": 1, "exports": 1, "refused": 1, "lastBundle": "sha256:" + strings.Repeat("cd", 32), "lagSeconds": 62.0}}})
+			"epoch": 1, "pcrs": "golden", "bundles": 1, "exports": 1, "refused": 1, "lastBundle": "sha256:" + strings.Repeat("cd", 32), "lagSeconds": 62.0,
+			"outbox": map[string]any{"depth": 3, "oldest": "2026-11-26T01:56:00.000000Z", "ageSeconds": 240.0, "reported": "2026-11-26T02:00:00.000000Z", "received": "2026-11-26T02:00:01.000000Z"}}}})
 	case p == "/v1/alerts":
 		writeJSON(w, http.StatusOK, map[string]any{"items": []any{}})
 	case p == "/v1/policies":

@@ -154,6 +154,11 @@ func main() {
 		}
 		bins[b.pkg] = bin
 	}
+	if bin, ok := bins["./archive"]; ok {
+		if err := prepareArchiveIndex(ctx, bin); err != nil {
+			fatal(log, err)
+		}
+	}
 	var results []result
 	for _, b := range selected {
 		idle := quiesce()
@@ -255,6 +260,9 @@ func run(ctx context.Context, bin string, b bench) result {
 	cmd := exec.CommandContext(ctx, bin, "-test.run=^$", "-test.bench="+b.name,
 		"-test.benchtime="+b.time, "-test.benchmem", "-test.timeout=20m")
 	cmd.Dir = b.pkg
+	if env := benchEnv(b); len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&stdout, os.Stderr)
 	cmd.Stderr = os.Stderr
@@ -369,7 +377,11 @@ func write(w io.Writer, rs []result) {
 			var parts []string
 			for _, u := range []string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record", "ns/op"} {
 				if v, ok := r.metrics[u]; ok {
-					parts = append(parts, fmt.Sprintf("%.1f %s", v, u))
+					f := "%.1f %s"
+					if v < 1 && strings.HasSuffix(u, "-ms") {
+						f = "%.3f %s" // sub-millisecond latencies
+					}
+					parts = append(parts, fmt.Sprintf(f, v, u))
 				}
 			}
 			val = strings.Join(parts, ", ")
@@ -410,8 +422,9 @@ func write(w io.Writer, rs []result) {
 	}
 	writeAPITargets(w, rs, app)
 	writeEncryptionTargets(w, rs)
+	writeArchiveTargets(w, rs)
 	writeDrainTargets(w, find(rs, "^BenchmarkDrain$"))
-	fmt.Fprintf(w, "\n%s\n%s", apiNote, drainNote)
+	fmt.Fprintf(w, "\n%s\n%s\n%s", apiNote, drainNote, archiveNote())
 }
 
 // drainBudget says what CPU time per bundle the 70% target leaves on this

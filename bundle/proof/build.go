@@ -116,6 +116,10 @@ type Input struct {
 	// ArchiveKey is the archive key that signed the receipt: PKIX DER or
 	// a raw 32-byte Ed25519 key.
 	ArchiveKey []byte
+	// ArchiveKeyChain, for a receipt signed by a key the archive has
+	// since rotated away from (ArchiveKey), are the announcements from
+	// the one retiring it to the current key (Proof.ArchiveKeyChain).
+	ArchiveKeyChain [][]byte
 	// PCRAuthorizations are tpm.pcrs.authorized record bodies of the
 	// device's chain (those of the bundle itself are added): for a
 	// version 2 trust whose golden values the quote does not show, the
@@ -212,6 +216,9 @@ func Build(in Input) (*Proof, error) {
 	}
 	if p.ArchiveKey, err = signingKey(in.ArchiveKey, env, rc, in.Receipt); err != nil {
 		return nil, err
+	}
+	for _, a := range in.ArchiveKeyChain {
+		p.ArchiveKeyChain = append(p.ArchiveKeyChain, bytes.Clone(a))
 	}
 	// The bundle digest is not recomputed (a hash over the whole bundle):
 	// in format 2 one checkpoint has one bundle.

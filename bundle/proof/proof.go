@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/internal/strict"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
@@ -81,6 +82,11 @@ type Proof struct {
 	// ArchiveKey is the PKIX DER of the archive's Ed25519 key that signed
 	// the receipt and its log checkpoint.
 	ArchiveKey []byte `json:"archiveKey"`
+	// ArchiveKeyChain is, when ArchiveKey is a key the archive has since
+	// rotated away from, its key announcements from the one retiring
+	// ArchiveKey to the archive's current key, oldest first: each newer
+	// key's signature on the announcement naming the older vouches for it.
+	ArchiveKeyChain [][]byte `json:"archiveKeyChain,omitempty"`
 	// PCRAuthorization is, for a device bound to a PCR-policy key (trust
 	// version 2) whose quoted PCR values are not its enrollment values,
 	// the operator's signed PCR authorization of the quoted values (the
@@ -161,6 +167,14 @@ func Parse(b []byte) (*Proof, error) {
 			if len(h) != 32 {
 				return nil, formatErr("record %d: inclusion hash of %d bytes", i, len(h))
 			}
+		}
+	}
+	if len(p.ArchiveKeyChain) > archivesig.MaxKeyChainFileLen {
+		return nil, formatErr("archiveKeyChain of %d announcements", len(p.ArchiveKeyChain))
+	}
+	for i, a := range p.ArchiveKeyChain {
+		if len(a) == 0 || len(a) > archivesig.MaxArchiveKeySize {
+			return nil, formatErr("archiveKeyChain %d of %d bytes", i, len(a))
 		}
 	}
 	if len(p.PCRAuthorization) > trustfile.MaxPCRAuthSize {

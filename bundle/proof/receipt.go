@@ -37,18 +37,52 @@ func (c *checker) receiptSignature() error {
 				return err
 			}
 			keys := archivesig.NewArchiveKeys(cp.Origin, pk)
-			if _, _, err := keys.VerifyReceipt(c.p.Receipt, time.Now()); err != nil {
-				return fmt.Errorf("receipt key %s is not the pinned archive key %s nor one its chain leads to: %w", archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk), err)
+			_, _, ferr := keys.VerifyReceipt(c.p.Receipt, time.Now())
+			if ferr == nil {
+				if cur, err := keys.Key(archivesig.ArchiveKeyID(c.akey), c.rc.LogIndex, time.Now()); err != nil || !cur.Equal(c.akey) {
+					return fmt.Errorf("the carried archive key %s is not one the pinned key's chain leads to", archivesig.ArchiveKeyID(c.akey))
+				}
+				c.notes[CheckReceiptSignature] = fmt.Sprintf("signed by %s, which the receipt's key chain leads to from the pinned key %s", archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk))
+			} else if len(c.p.ArchiveKeyChain) == 0 {
+				return fmt.Errorf("receipt key %s is not the pinned archive key %s nor one its chain leads to: %w", archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk), ferr)
+			} else if err := vouchedBy(cp.Origin, c.akey, pk, c.p.ArchiveKeyChain, c.rc.LogIndex); err != nil {
+				return fmt.Errorf("receipt key %s is not the pinned archive key %s, nor one its chain leads to (%v), nor an earlier key of it: %w",
+					archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk), ferr, err)
+			} else {
+				c.notes[CheckReceiptSignature] = fmt.Sprintf("signed by %s, an earlier key of the pinned key %s: the proof's key chain (%d announcements) leads from it to the pinned key, each signed by both keys",
+					archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk), len(c.p.ArchiveKeyChain))
 			}
-			if cur, err := keys.Key(archivesig.ArchiveKeyID(c.akey), c.rc.LogIndex, time.Now()); err != nil || !cur.Equal(c.akey) {
-				return fmt.Errorf("the carried archive key %s is not one the pinned key's chain leads to", archivesig.ArchiveKeyID(c.akey))
-			}
-			c.notes[CheckReceiptSignature] = fmt.Sprintf("signed by %s, which the receipt's key chain leads to from the pinned key %s", archivesig.ArchiveKeyID(c.akey), archivesig.ArchiveKeyID(pk))
 		}
 	} else {
 		c.notes[CheckReceiptSignature] = "archive key " + archivesig.ArchiveKeyID(c.akey) + " carried by the proof, not pinned (give --archive-key to pin it)"
 	}
 	_, err := archivesig.VerifyReceipt(c.p.Receipt, archivesig.ArchiveKeyID(c.akey), c.akey)
+	return err
+}
+
+// vouchedBy checks that chain leads from the earlier archive key old to
+// the pinned key: learned in order from old, each announcement signed by
+// the key it retires and by the key it announces, one of them announcing
+// pinned; and that old could sign a receipt for log index logIndex (an
+// entry logged before old was retired: its receipts stay valid for
+// ever). The pinned key's signature on the announcement naming its
+// predecessor, and each key's on the one naming the key before it, is
+// what vouches for old.
+func vouchedBy(origin string, old, pinned ed25519.PublicKey, chain [][]byte, logIndex uint64) error {
+	keys := archivesig.NewArchiveKeys(origin, old)
+	if _, err := keys.LearnChain(chain); err != nil {
+		return err
+	}
+	reached := false
+	for _, raw := range chain {
+		if _, an, err := archivesig.ParseArchiveKey(raw); err == nil && pinned.Equal(ed25519.PublicKey(an.NewKey)) {
+			reached = true
+		}
+	}
+	if !reached {
+		return errors.New("the proof's key chain does not lead to the pinned key")
+	}
+	_, err := keys.Key(archivesig.ArchiveKeyID(old), logIndex, time.Now())
 	return err
 }
 

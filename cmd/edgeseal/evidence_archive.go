@@ -104,7 +104,16 @@ func archiveQuery(exports []string, device, principal, from, to, caseID string) 
 		return q, "export " + exports[0], nil
 	case caseID != "":
 		q.Set("case", caseID)
-		return q, "legal-hold case " + caseID, nil
+		what := "legal-hold case " + caseID
+		if device != "" { // the archive narrows the case in its index
+			q.Set("device", device)
+			what += " device " + device
+		}
+		if principal != "" {
+			q.Set("principal", principal)
+			what += " principal " + principal
+		}
+		return q, what, nil
 	}
 	t0, err1 := time.Parse(time.RFC3339Nano, from)
 	t1, err2 := time.Parse(time.RFC3339Nano, to)

@@ -238,8 +238,8 @@ const usage = `usage:
                     --trust DEVICE.json... --archive-key PUB [--receipts DIR]... [--requester WHO]
                     [--access-log FILE] [--encrypt-to AUDITOR.key.pub] -o PACK_DIR|SEALED_FILE
   edgeseal evidence (--export ID [--device SITE/NAME] [--principal P] | --device SITE/NAME --from T --to T
-                    | --case ID) --archive URL --token-file FILE [--cacert CA.pem]
-                    [--trust DEVICE.json] [--archive-key PUB] [--decrypt [--reason TEXT]]
+                    | --case ID [--device SITE/NAME] [--principal P]) --archive URL --token-file FILE
+                    [--cacert CA.pem] [--trust DEVICE.json] [--archive-key PUB] [--decrypt [--reason TEXT]]
                     [--encrypt-to AUDITOR.key.pub] -o PACK_DIR|SEALED_FILE
                     (the archive builds the pack, with consistency proofs, and logs it as your
                     read; it is checked, pinned to --trust/--archive-key when given, then written;

@@ -1,5 +1,5 @@
-// The fleet: each device's status, key and PCRs, last bundle, delivery lag
-// and open alerts.
+// The fleet: each device's status, key and PCRs, last bundle, delivery lag,
+// the outbox its agent reported and open alerts.
 
 import * as api from "./api.js";
 import { h, mount, table, fmtTime, short, statusBadge, badge, errorText } from "./ui.js";
@@ -22,6 +22,15 @@ function lagChart(lagged) {
   const top = lagged.length ? lagged[0].lagSeconds : 0;
   const [div, unit] = top < 120 ? [1, " s"] : top < 7200 ? [60, " min"] : [3600, " h"];
   return bars("delivery lag per device", lagged.map(d => ({ label: d.device, value: d.lagSeconds / div, color: d.lagSeconds > 3600 ? COLORS[1] : COLORS[0] })), unit);
+}
+
+// outboxCell is the age of the oldest bundle the agent last reported
+// waiting (empty outbox: "empty"), with when it reported.
+function outboxCell(o) {
+  if (!o) return h("span", { class: "muted" }, "not reported");
+  const when = "reported " + fmtTime(o.reported);
+  if (!o.depth) return h("span", { class: "ok", title: when }, "empty");
+  return h("span", { class: lagClass(o.ageSeconds), title: when }, lag(o.ageSeconds));
 }
 
 export async function render() {
@@ -50,6 +59,8 @@ export async function render() {
     { key: "lastBundle", label: "Last bundle", cell: r => r.lastBundle ? h("a", { href: searchHref({ bundle: r.lastBundle }) }, short(r.lastBundle)) : "" },
     { key: "lastAcceptedAt", label: "Last accepted", cell: r => fmtTime(r.lastAcceptedAt) },
     { key: "lagSeconds", label: "Delivery lag", cell: r => h("span", { class: lagClass(r.lagSeconds) }, lag(r.lagSeconds)) },
+    { key: "outboxAge", label: "Outbox age", cell: r => outboxCell(r.outbox), csv: r => r.outbox ? r.outbox.ageSeconds : "" },
+    { key: "outboxDepth", label: "Outbox", num: true, cell: r => r.outbox ? String(r.outbox.depth) : "", csv: r => r.outbox ? r.outbox.depth : "" },
     { key: "alerts", label: "Open alerts", num: true, cell: r => r.alerts ? badge(String(r.alerts), "bad") : "0", csv: r => r.alerts },
     { key: "reads", label: "Reads", cell: r => h("a", { href: "#/access?device=" + encodeURIComponent(r.device) }, "access history"), noCsv: true },
   ];
