@@ -268,7 +268,8 @@ func Run(ctx context.Context, o Options) error {
 		dir, filepath.Join(dir, "bundles", filepath.Base(got[len(got)-1].path)))
 	if packDir != "" {
 		fmt.Fprintf(stdout, "An auditor's evidence pack of export %s (built by the archive, in its access log) is in %s:\n", packed, packDir)
-		fmt.Fprintf(stdout, "  go run ./cmd/edgeseal verify %s\n  or step by step with standard tools: %s\n", packDir, filepath.Join(packDir, "VERIFY.md"))
+		fmt.Fprintf(stdout, "  go run ./cmd/edgeseal verify %s --trust %s --archive-key %s\n  or step by step with standard tools: %s\n",
+			packDir, filepath.Join(dir, "DEVICE.json"), da.keyFile+".pub", filepath.Join(packDir, "VERIFY.md"))
 	}
 	fmt.Fprintf(stdout, "While the archive runs, its dashboard is on http://%s/\n", da.api)
 	fmt.Fprintf(stdout, "  sign in as %s, password %s (also in %s)\n", AuditorUser, da.auditPwd, filepath.Join(dir, AuditorFile))
