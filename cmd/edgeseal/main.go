@@ -61,7 +61,7 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "edgeseal:", err)
 	if code == 2 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(os.Stderr, usageFor(os.Args[1:]))
 	}
 	os.Exit(code)
 }
