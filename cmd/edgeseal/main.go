@@ -49,6 +49,10 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal cancels ctx (a daemon shuts down in order); after it
+	// the signals kill again, so a second one ends a command blocked where
+	// ctx does not reach (an open of a FIFO, a stuck read).
+	go func() { <-ctx.Done(); stop() }()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	err := run(ctx, os.Args[1:], os.Stdout, log)
 	if err == nil {
