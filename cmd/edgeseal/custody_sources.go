@@ -101,12 +101,18 @@ func (s *custodySources) loadBundles(cmd string, bundlePaths, receiptDirs []stri
 			if err != nil {
 				return usageErr("%s: %v", cmd, err)
 			}
+			found := false
 			for _, e := range ents {
 				if strings.HasSuffix(e.Name(), ".tar") {
 					if err := s.addBundle(cmd, filepath.Join(p, e.Name())); err != nil {
 						return err
 					}
+					found = true
 				}
+			}
+			if !found {
+				// Not "export not found": the folder is the wrong one.
+				return usageErr("%s: no bundle (*.tar) in %s", cmd, p)
 			}
 			if rd := filepath.Join(p, "receipts"); !slices.Contains(receiptDirs, rd) {
 				if fi, err := os.Lstat(rd); err == nil && fi.IsDir() {
