@@ -118,7 +118,7 @@ func ReadConfig(path string, max int64) (data []byte, dir string, err error) {
 	}
 	defer f.Close()
 	if data, err = io.ReadAll(io.LimitReader(f, max+1)); err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", path, err)
+		return nil, "", err // a *fs.PathError: "read PATH: ..."
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

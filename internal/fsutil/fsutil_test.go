@@ -104,3 +104,13 @@ func TestWriteFileAtomicOntoDirectory(t *testing.T) {
 		t.Fatalf("left behind: %v", ents)
 	}
 }
+
+// TestReadConfigDirectory: a directory given as a config file is named
+// once in the error ("read DIR: is a directory").
+func TestReadConfigDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, _, err := ReadConfig(dir, 1024)
+	if err == nil || err.Error() != "read "+dir+": is a directory" {
+		t.Fatalf("err %v, want read %s: is a directory", err, dir)
+	}
+}
