@@ -123,6 +123,7 @@ func Verify(p *Pack, opts proof.Options) *Report {
 					o.ArchiveKey = c.akey
 				}
 				er.Report = proof.Verify(pr, o)
+				c.noteUnpinned(er.Report, opts)
 				if pe, err := (&Pack{Files: map[string][]byte{}}).addExport(e.Dir, pr); err == nil {
 					pe.plaintext = e.Plaintext
 					c.exps = append(c.exps, pe)
@@ -154,6 +155,24 @@ func Verify(p *Pack, opts proof.Options) *Report {
 		rep.Checks = append(rep.Checks, ch)
 	}
 	return rep
+}
+
+// noteUnpinned says, on an export's trust.device and receipt.signature,
+// that the trust file or archive key it was checked against is the pack's
+// own: without --trust or --archive-key a pack vouches for itself.
+func (c *packChecker) noteUnpinned(r *verify.Report, opts proof.Options) {
+	for i := range r.Checks {
+		ch := &r.Checks[i]
+		if !ch.OK || ch.Skipped {
+			continue
+		}
+		switch {
+		case ch.Name == proof.CheckTrust && opts.Trust == nil:
+			ch.Detail = "trust file carried by the pack, not pinned (give --trust to pin it)"
+		case ch.Name == proof.CheckReceiptSignature && opts.ArchiveKey == nil && c.akey != nil:
+			ch.Detail = "archive key " + archivesig.ArchiveKeyID(c.akey) + " carried by the pack, not pinned (give --archive-key to pin it)"
+		}
+	}
 }
 
 func (c *packChecker) deviceTrust(device string) []byte {
@@ -369,6 +388,9 @@ func (c *packChecker) checkpoints() error {
 			errs = append(errs, cp.File+": "+err.Error())
 		}
 		notes[cp.Size] = raw
+	}
+	if c.opts.ArchiveKey == nil {
+		c.notes[CheckCheckpoints] = "archive key " + archivesig.ArchiveKeyID(c.akey) + " carried by the pack, not pinned (give --archive-key to pin it)"
 	}
 	for _, e := range c.exps {
 		if !bytes.Equal(notes[e.cp.Size], []byte(e.receipt.ArchiveCheckpoint)) {

@@ -165,3 +165,44 @@ func TestPackPurgedExport(t *testing.T) {
 	}
 	t.Fatal("the chain purged no payload")
 }
+
+// TestPackUnpinnedSaysSo: a pack checked without a pinned trust file or
+// archive key is checked against the ones it carries, and the report says
+// so on archive.checkpoints and on each export's trust.device and
+// receipt.signature; pinned, none of them says "not pinned".
+func TestPackUnpinnedSaysSo(t *testing.T) {
+	f := newFixture(t, 2, bundletest.Options{})
+	p, err := evidence.ReadDir(f.pack(t, f.MustProof(t, 1, f.exports(t, 1)[0].ExportID)), evidence.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detail := func(rep *evidence.Report) map[string]string {
+		d := map[string]string{}
+		for _, c := range rep.Checks {
+			d[c.Name] = c.Detail
+		}
+		for _, c := range rep.Exports[0].Report.Checks {
+			d[c.Name] = c.Detail
+		}
+		return d
+	}
+	rep := evidence.Verify(p, proof.Options{})
+	if !rep.OK() {
+		t.Fatalf("unpinned: %v", rep.Failed())
+	}
+	d := detail(rep)
+	for _, name := range []string{evidence.CheckCheckpoints, proof.CheckTrust, proof.CheckReceiptSignature} {
+		if !strings.Contains(d[name], "not pinned") {
+			t.Errorf("unpinned: %s says %q, not that it is not pinned", name, d[name])
+		}
+	}
+	rep = evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: f.Log.PKIX()})
+	if !rep.OK() {
+		t.Fatalf("pinned: %v", rep.Failed())
+	}
+	for name, det := range detail(rep) {
+		if strings.Contains(det, "not pinned") {
+			t.Errorf("pinned: %s says %q", name, det)
+		}
+	}
+}

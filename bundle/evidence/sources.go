@@ -106,12 +106,18 @@ func (s *Sources) AddBundles(paths, receiptDirs []string) error {
 		if err != nil {
 			return err
 		}
+		found := false
 		for _, e := range ents {
 			if strings.HasSuffix(e.Name(), ".tar") {
 				if err := s.AddBundleFile(filepath.Join(p, e.Name())); err != nil {
 					return err
 				}
+				found = true
 			}
+		}
+		if !found {
+			// Not "export not found": the folder is the wrong one.
+			return fmt.Errorf("no bundle (*.tar) in %s", p)
 		}
 		if rd := filepath.Join(p, "receipts"); !slices.Contains(receiptDirs, rd) {
 			if fi, err := os.Lstat(rd); err == nil && fi.IsDir() {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+
+	"github.com/edgeseal/edgeseal/archive/config"
 )
 
 // cmdArchiveCheck reads back every logged bundle and checks that the
@@ -25,6 +28,9 @@ func cmdArchiveCheck(ctx context.Context, args []string, stdout io.Writer, log *
 	cfg, err := f.config()
 	if err != nil {
 		return err
+	}
+	if err := existingArchive(cfg); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("archive check: %w", err)}
 	}
 	a, closeArchive, err := openStoppedArchive(ctx, cfg, log, "a check")
 	if err != nil {
@@ -52,6 +58,24 @@ func cmdArchiveCheck(ctx context.Context, args []string, stdout io.Writer, log *
 		res.Checked, a.LogSize(), len(res.Missing), len(res.Corrupt), len(res.Inconsistent))
 	if !res.OK() {
 		return &exitError{code: 1, err: errors.New("the archive's log, index and object store disagree")}
+	}
+	return nil
+}
+
+// existingArchive reports an error unless cfg names an archive that exists:
+// its data directory and, unless the key is in a token, its key file. A
+// check of a mistyped --data-dir then fails instead of creating an empty
+// archive (and a new key) and finding it consistent.
+func existingArchive(cfg *config.Config) error {
+	if fi, err := os.Stat(cfg.DataDir); err != nil {
+		return fmt.Errorf("no archive at %s: %w", cfg.DataDir, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("no archive at %s: not a directory", cfg.DataDir)
+	}
+	if !cfg.KeyInToken() {
+		if _, err := os.Lstat(cfg.KeyFile); err != nil {
+			return fmt.Errorf("no archive at %s: its key: %w", cfg.DataDir, err)
+		}
 	}
 	return nil
 }

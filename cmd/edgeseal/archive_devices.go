@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
 // cmdArchiveDevices: devices list [--json] | approve NAME --key ID [--by WHO] [--no-activation]
@@ -42,6 +43,11 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 	}
 	if verb != "list" && verb != "revoke-key" && len(pos) != 1 {
 		return usageErr("archive devices %s: want one SITE/NAME", verb)
+	}
+	if verb != "list" && len(pos) > 0 {
+		if err := wire.CheckDevice(pos[0]); err != nil {
+			return usageErr("archive devices %s: %v", verb, err)
+		}
 	}
 	if verb == "approve" && *keyID == "" {
 		return usageErr("archive devices approve: --key is required (the pending key id that `archive devices list` shows and that you checked)")

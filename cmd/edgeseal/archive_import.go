@@ -43,10 +43,11 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 		}
 		fmt.Fprintf(stdout, "%s  %s  %s\n", im.File, im.Device, status)
 	}
-	fmt.Fprintf(stdout, "%d accepted, %d refused; answers in %s\n", accepted, refused, filepath.Join(pos[0], media.ReceiptsDir))
 	if err != nil {
-		return err
+		// No summary: it would read as the folder's whole answer.
+		return fmt.Errorf("%w (%d accepted, %d refused before it)", err, accepted, refused)
 	}
+	fmt.Fprintf(stdout, "%d accepted, %d refused; answers in %s\n", accepted, refused, filepath.Join(pos[0], media.ReceiptsDir))
 	if refused > 0 {
 		return &exitError{code: 1, err: errors.New("some bundles were refused (quarantined; see the rejections)")}
 	}

@@ -158,8 +158,22 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := pack.WriteDir(*out); err != nil {
 		return usageErr("%v", err)
 	}
-	fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s) written to %s; check it with: edgeseal verify %s\n", len(proofs), what, *out, *out)
+	fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s) written to %s; check it with: %s\n", len(proofs), what, *out, verifyHint(*out, c.trusts, c.keyPath))
 	return nil
+}
+
+// verifyHint is the command that checks the pack at out pinned to the
+// trust file and archive key the pack was built with (verify takes one
+// trust file: with several, the archive key alone is pinned).
+func verifyHint(out string, trusts []string, keyPath string) string {
+	h := "edgeseal verify " + out
+	if len(trusts) == 1 {
+		h += " --trust " + trusts[0]
+	}
+	if keyPath != "" {
+		h += " --archive-key " + keyPath
+	}
+	return h
 }
 
 // readHolds reads the hold statements of a legal-hold case (--holds):

@@ -83,7 +83,7 @@ func (a archivePack) run(ctx context.Context, stdout io.Writer) error {
 	if err := pack.WriteDir(a.out); err != nil {
 		return usageErr("%v", err)
 	}
-	fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s, %d decrypted) from %s written to %s; check it with: edgeseal verify %s\n", len(rep.Exports), a.what, decrypted, a.base, a.out, a.out)
+	fmt.Fprintf(stdout, "evidence pack of %d export(s) (%s, %d decrypted) from %s written to %s; check it with: %s\n", len(rep.Exports), a.what, decrypted, a.base, a.out, verifyHint(a.out, a.trusts, a.keyPath))
 	return nil
 }
 

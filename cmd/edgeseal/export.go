@@ -78,6 +78,9 @@ func cmdExport(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 			return usageErr("export: %v", err)
 		}
 		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			return usageErr("export: %s is a directory, not a file", name)
+		}
 		in = f
 	}
 	data, err := io.ReadAll(io.LimitReader(in, maxExportFile))

@@ -210,7 +210,25 @@ func helpAfterRun(err error, args []string, w io.Writer) error {
 	return err
 }
 
-// usage is the commands' synopsis: printed on a usage error and by
+// usageFor is what a usage error of args prints after the error: the usage
+// lines of the command args name (the longest run of its leading words that
+// is a command or a group of them) and how to get its flags; every
+// command's lines when args name none.
+func usageFor(args []string) string {
+	words := leadingWords(args)
+	if len(words) > 1 && words[0] == "help" {
+		words = words[1:]
+	}
+	for n := len(words); n > 0; n-- {
+		path := strings.Join(words[:n], " ")
+		if lines, _, _ := usageFamily(path); len(lines) > 0 {
+			return "usage:\n" + strings.Join(lines, "\n") + "\n(edgeseal help " + path + ": its flags; edgeseal help: every command)\n"
+		}
+	}
+	return usage
+}
+
+// usage is the commands' synopsis: printed on a usage error naming no command and by
 // `edgeseal help`; each command's help shows its lines of it.
 const usage = `usage:
   edgeseal agent --config FILE

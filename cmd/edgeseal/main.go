@@ -49,6 +49,10 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal cancels ctx (a daemon shuts down in order); after it
+	// the signals kill again, so a second one ends a command blocked where
+	// ctx does not reach (an open of a FIFO, a stuck read).
+	go func() { <-ctx.Done(); stop() }()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	err := run(ctx, os.Args[1:], os.Stdout, log)
 	if err == nil {
@@ -61,7 +65,7 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "edgeseal:", err)
 	if code == 2 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(os.Stderr, usageFor(os.Args[1:]))
 	}
 	os.Exit(code)
 }

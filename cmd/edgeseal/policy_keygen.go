@@ -29,38 +29,48 @@ func cmdPolicyKeygen(args []string, stdout io.Writer) error {
 	if *out == "" || *name == "" {
 		return usageErr("policy keygen: --out FILE and --name NAME are required")
 	}
+	if *threshold < 0 {
+		return usageErr("policy keygen: --threshold %d: want 1 or more", *threshold)
+	}
+	// The admin set is read before the key is made: a set that cannot take
+	// the key leaves no key file behind.
+	set := &signed.Admins{Version: signed.AdminsVersion}
+	if *admins != "" {
+		if b, err := os.ReadFile(*admins); err == nil {
+			if set, err = signed.ParseAdmins(b); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("policy keygen: admin set %s: %w", *admins, err)}
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return &exitError{code: 2, err: fmt.Errorf("policy keygen: admin set: %w", err)}
+		}
+	}
 	ad, err := signed.WriteKey(*out, *name, *useECDSA)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (admin %s, key %s)\n", *out, *name, signed.KeyID(ad.PublicKey))
 	if *admins == "" {
+		fmt.Fprintf(stdout, "wrote %s (admin %s, key %s)\n", *out, *name, signed.KeyID(ad.PublicKey))
 		b, _ := json.Marshal(ad)
 		fmt.Fprintf(stdout, "admin entry: %s\n", b)
 		return nil
-	}
-	set := &signed.Admins{Version: signed.AdminsVersion}
-	if b, err := os.ReadFile(*admins); err == nil {
-		if set, err = signed.ParseAdmins(b); err != nil {
-			return err
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
 	}
 	set.Admins = append(set.Admins, ad)
 	if *threshold > 0 {
 		set.Threshold = *threshold
 	}
 	b, err := json.MarshalIndent(set, "", "  ")
+	if err == nil {
+		_, err = signed.ParseAdmins(b)
+	}
+	if err == nil {
+		err = fsutil.WriteFileAtomic(*admins, append(b, '\n'), 0o644)
+	}
 	if err != nil {
-		return err
+		// The key is in no set: remove it (this command created it).
+		_ = os.Remove(*out)
+		return fmt.Errorf("policy keygen: %s not added to %s, %s not kept: %w", *name, *admins, *out, err)
 	}
-	if _, err := signed.ParseAdmins(b); err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(*admins, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
+	fmt.Fprintf(stdout, "wrote %s (admin %s, key %s)\n", *out, *name, signed.KeyID(ad.PublicKey))
 	fmt.Fprintf(stdout, "added %s to %s (%d admins, threshold %d)\n", *name, *admins, len(set.Admins), max(set.Threshold, 1))
 	return nil
 }

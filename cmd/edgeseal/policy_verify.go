@@ -24,9 +24,12 @@ func cmdPolicyVerify(args []string, stdout io.Writer) error {
 	if len(pos) != 1 || *adminsPath == "" {
 		return usageErr("policy verify: want --admins FILE [--threshold M] SIGNED")
 	}
+	if *threshold < 0 {
+		return usageErr("policy verify: --threshold %d: want 1 or more", *threshold)
+	}
 	admins, err := signed.ReadAdmins(*adminsPath)
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: fmt.Errorf("policy verify: admin set %s: %w", *adminsPath, err)}
 	}
 	if *threshold > 0 {
 		if *threshold > len(admins.Admins) || *threshold > dsse.MaxSignatures {
@@ -36,11 +39,11 @@ func cmdPolicyVerify(args []string, stdout io.Writer) error {
 	}
 	b, err := fsutil.ReadLimited(pos[0], dsse.MaxEnvelopeSize)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: fmt.Errorf("policy verify: %w", err)}
 	}
 	s, err := signed.Verify(b, admins)
 	if err != nil {
-		return err
+		return fmt.Errorf("policy verify: %s: %w", pos[0], err)
 	}
 	fmt.Fprintf(stdout, "ok: policy %s signed by %s (%d of %d required)\n", s.Policy.Digest(), strings.Join(s.Signers, ", "), len(s.Signers), admins.Threshold)
 	return nil

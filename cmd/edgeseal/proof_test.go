@@ -70,6 +70,7 @@ func TestProofEvidenceRefuse(t *testing.T) {
 		{[]string{"proof", "exp-000001", "--bundles", filepath.Join(links, "a.bundle.tar"), "--trust", trust, "--archive-key", key}, "not a regular file"},
 		{[]string{"proof", "exp-000001", "--bundles", media, "--receipts", filepath.Join(dir, "receipts-link"), "--trust", trust, "--archive-key", key}, "not a folder"},
 		{[]string{"proof", "exp-000001", "exp-000002", "--bundles", media, "--trust", trust, "--archive-key", key}, "want one EXPORT-ID"},
+		{[]string{"proof", "exp-000001", "--bundles", t.TempDir(), "--trust", trust, "--archive-key", key}, "no bundle (*.tar) in"},
 		{[]string{"proof", "exp-000001", "--bundles", media, "--trust", trust}, "--archive-key"},
 		{[]string{"proof", "exp-000001", "--bundles", media, "--trust", trust, "--archive-key", key}, "no archive receipt"},
 		{[]string{"evidence", "--bundles", media, "--trust", trust, "--archive-key", key, "-o", filepath.Join(dir, "p")}, "want one of"},

@@ -62,7 +62,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if *chain && *each {
 		return usageErr("verify: --chain and --each exclude each other")
 	}
-	raw, err := os.ReadFile(*trustPath)
+	raw, err := readRegular(*trustPath, 64<<10)
 	if err != nil {
 		return usageErr("verify: trust file: %v", err)
 	}
@@ -141,7 +141,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 // loadPrevious reads --previous: a state JSON file, or a bundle that must
 // itself verify (without a previous) against the same trust.
 func loadPrevious(path string, trust *trustfile.Trust) (*verify.State, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readRegular(path, 0)
 	if err != nil {
 		return nil, usageErr("verify: previous: %v", err)
 	}

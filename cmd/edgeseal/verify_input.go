@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/dsse"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/sync/media"
 )
 
@@ -33,6 +35,9 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 			return nil, usageErr("verify: %v", err)
 		}
 		if !fi.IsDir() {
+			if !fi.Mode().IsRegular() {
+				return nil, usageErr("verify: %s: not a regular file", p)
+			}
 			b, err := bundle.ReadFile(p)
 			if err != nil {
 				return nil, usageErr("verify: %v", err)
@@ -46,10 +51,14 @@ func loadBundles(paths []string) ([]loadedBundle, error) {
 		}
 		var dir []loadedBundle
 		for _, e := range ents {
-			if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), media.BundleSuffix) {
+			if !strings.HasSuffix(e.Name(), media.BundleSuffix) {
 				continue
 			}
 			path := filepath.Join(p, e.Name())
+			if !e.Type().IsRegular() {
+				// Said, not skipped: a folder's summary must count all of it.
+				return nil, usageErr("verify: %s: not a regular file (a link or a special file in a bundle folder is refused)", path)
+			}
 			b, err := bundle.ReadFile(path)
 			if err != nil {
 				return nil, usageErr("verify: %v", err)
@@ -99,4 +108,21 @@ func claimedSize(b *bundle.Bundle) (uint64, error) {
 		return 0, err
 	}
 	return cp.Size, nil
+}
+
+// readRegular reads a file the user named (a link to one is followed),
+// refusing anything but a regular file first: opening a FIFO would block
+// until a writer came. limit 0 reads it whole.
+func readRegular(path string, limit int) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if limit == 0 {
+		return os.ReadFile(path)
+	}
+	return fsutil.ReadLimited(path, limit)
 }

@@ -37,6 +37,9 @@ func inputKind(path string) int {
 		}
 		return kindBundle
 	}
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return kindBundle // loadBundles says what is wrong with it
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return kindBundle
@@ -65,7 +68,7 @@ type proofResult struct {
 func verifyProofsAndPacks(paths []string, trustPath, keyPath string, asJSON, quiet bool, stdout io.Writer) error {
 	var opts proof.Options
 	if trustPath != "" {
-		raw, err := fsutil.ReadLimited(trustPath, 64<<10)
+		raw, err := readRegular(trustPath, 64<<10)
 		if err != nil {
 			return usageErr("verify: trust file: %v", err)
 		}

@@ -95,6 +95,24 @@ type journey struct {
 // seal, so the demo leaves as many bundles.
 func Rounds() int { return len(rounds) }
 
+// previousRun is what an earlier run left in the demo's folder and a new
+// one makes anew (the recovery key and the TLS files are made anew or kept
+// by the steps that use them).
+var previousRun = []string{"tpm", "journal", "bundles", "receipts", "archive", "spool", "etc", "DEVICE.json", "tokens.txt",
+	"agent.log", "archive.log", "pcr-key", "pcr-key.pub", "pcr-authorization.json", EvidenceDir, "policy-changes.json"}
+
+// clean removes from dir what an earlier run left there: a demo starts
+// from nothing so its summary tells one story (and a second run does not
+// fail on the first one's evidence pack).
+func clean(dir string) error {
+	for _, sub := range previousRun {
+		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Run runs the demo in o.Dir and prints its story and summary to
 // o.Stdout. It fails when a bundle does not verify.
 func Run(ctx context.Context, o Options) error {
@@ -102,11 +120,8 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("demo: this binary was built without cgo, so it has no TPM simulator")
 	}
 	dir, stdout := o.Dir, o.Stdout
-	// A demo starts from nothing so its summary tells one story.
-	for _, sub := range []string{"tpm", "journal", "bundles", "receipts", "archive", "spool", "etc", "DEVICE.json", "tokens.txt", "agent.log", "archive.log", "pcr-key", "pcr-key.pub", "pcr-authorization.json"} {
-		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
-			return err
-		}
+	if err := clean(dir); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "spool"), 0o755); err != nil {
 		return err
@@ -268,7 +283,8 @@ func Run(ctx context.Context, o Options) error {
 		dir, filepath.Join(dir, "bundles", filepath.Base(got[len(got)-1].path)))
 	if packDir != "" {
 		fmt.Fprintf(stdout, "An auditor's evidence pack of export %s (built by the archive, in its access log) is in %s:\n", packed, packDir)
-		fmt.Fprintf(stdout, "  go run ./cmd/edgeseal verify %s\n  or step by step with standard tools: %s\n", packDir, filepath.Join(packDir, "VERIFY.md"))
+		fmt.Fprintf(stdout, "  go run ./cmd/edgeseal verify %s --trust %s --archive-key %s\n  or step by step with standard tools: %s\n",
+			packDir, filepath.Join(dir, "DEVICE.json"), da.keyFile+".pub", filepath.Join(packDir, "VERIFY.md"))
 	}
 	fmt.Fprintf(stdout, "While the archive runs, its dashboard is on http://%s/\n", da.api)
 	fmt.Fprintf(stdout, "  sign in as %s, password %s (also in %s)\n", AuditorUser, da.auditPwd, filepath.Join(dir, AuditorFile))

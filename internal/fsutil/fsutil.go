@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // ErrNotDurable wraps the error of a write that put the file at path but
@@ -22,7 +24,13 @@ var ErrNotDurable = errors.New("written but not durable")
 // WriteFileAtomic replaces path with data so that after a crash the file
 // holds either the old or the new bytes, never a mix, and a successful
 // return means the new bytes and the name are on disk.
+//
+// A directory at path is refused up front (rename would replace nothing
+// and report "file exists"): the error says path is a directory.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("fsutil: %w", &fs.PathError{Op: "write", Path: path, Err: syscall.EISDIR})
+	}
 	tmp, err := writeTemp(path, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
@@ -110,7 +118,7 @@ func ReadConfig(path string, max int64) (data []byte, dir string, err error) {
 	}
 	defer f.Close()
 	if data, err = io.ReadAll(io.LimitReader(f, max+1)); err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", path, err)
+		return nil, "", err // a *fs.PathError: "read PATH: ..."
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -79,5 +81,36 @@ func TestWriteNewFile(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("files left behind: %v", ents)
+	}
+}
+
+// TestWriteFileAtomicOntoDirectory: a directory at the path is refused
+// naming the path as a directory (not rename's "file exists"), and is left
+// as it was with no temp file in its parent.
+func TestWriteFileAtomicOntoDirectory(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out")
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFileAtomic(p, []byte("x"), 0o600)
+	if err == nil || !errors.Is(err, syscall.EISDIR) || !strings.Contains(err.Error(), p+": is a directory") {
+		t.Fatalf("err %v, want %s: is a directory", err, p)
+	}
+	if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+		t.Fatalf("the directory changed: %v %v", fi, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+// TestReadConfigDirectory: a directory given as a config file is named
+// once in the error ("read DIR: is a directory").
+func TestReadConfigDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, _, err := ReadConfig(dir, 1024)
+	if err == nil || err.Error() != "read "+dir+": is a directory" {
+		t.Fatalf("err %v, want read %s: is a directory", err, dir)
 	}
 }

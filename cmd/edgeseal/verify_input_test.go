@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/bundle/bundletest"
+)
+
+// TestVerifyRefusesSpecialFiles: a FIFO given as a bundle, a trust file or
+// --previous is refused at once (exit 2, named) instead of blocking in
+// open until a writer comes; a link or special file among a folder's
+// *.bundle.tar is named and refused, not skipped so that the folder's
+// summary counts less than it holds.
+func TestVerifyRefusesSpecialFiles(t *testing.T) {
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
+	dir := t.TempDir()
+	raw, err := c.Bundles[0].Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := c.Trust.Marshal()
+	trust, real := filepath.Join(dir, "DEVICE.json"), filepath.Join(dir, "real.bundle.tar")
+	for p, b := range map[string][]byte{trust: tr, real: raw} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo.bundle.tar")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	folder := filepath.Join(dir, "folder")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(folder, "a.bundle.tar")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{fifo, "--trust", trust}, fifo + ": not a regular file"},
+		{[]string{real, "--trust", fifo}, "trust file: " + fifo + ": not a regular file"},
+		{[]string{real, "--trust", trust, "--previous", fifo}, "previous: " + fifo + ": not a regular file"},
+		{[]string{folder, "--trust", trust}, filepath.Join(folder, "a.bundle.tar") + ": not a regular file"},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- cmdVerify(t.Context(), tc.args, io.Discard) }()
+		select {
+		case err := <-done:
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("verify %v: %v, want exit 2 with %q", tc.args, err, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			// Unblock the open so the test binary can end.
+			if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+			t.Fatalf("verify %v blocked", tc.args)
+		}
+	}
+	// A link the user names is still followed.
+	if err := cmdVerify(t.Context(), []string{filepath.Join(folder, "a.bundle.tar"), "--trust", trust, "--quiet"}, io.Discard); err != nil {
+		t.Fatalf("verify of a named link: %v", err)
+	}
+}
