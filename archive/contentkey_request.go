@@ -104,14 +104,21 @@ func WaitContentKeyRotation(ctx context.Context, dir, id string, poll time.Durat
 }
 
 // takeContentKeyRequests takes the queued requests, oldest first, when
-// the folder changed since it last looked (always when force).
+// the folder changed since it last looked (always when force; without
+// force, nothing when another goroutine is taking them).
 func (a *Archive) takeContentKeyRequests(ctx context.Context, force bool) {
 	d := ContentKeyRequestDir(a.opts.Dir)
 	fi, err := os.Lstat(d)
 	if err != nil || !fi.IsDir() {
 		return // no folder (or not a folder): nothing queued
 	}
-	a.ckReqMu.Lock()
+	// A bundle does not wait for a rotation another goroutine is taking:
+	// the old key is good meanwhile.
+	if force {
+		a.ckReqMu.Lock()
+	} else if !a.ckReqMu.TryLock() {
+		return
+	}
 	defer a.ckReqMu.Unlock()
 	if !force && a.ckReqStamp != nil && fi.ModTime().Equal(a.ckReqStamp.ModTime()) {
 		return
