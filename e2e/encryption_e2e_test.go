@@ -115,6 +115,15 @@ func TestEncryptedEndToEnd(t *testing.T) {
 	// its receipt carries the new key's announcement; the agent verifies
 	// it under the archive key, journals it and seals the payloads after
 	// it to the new key.
+	// An escrow is not queued: a request file naming a recovery key
+	// would hand the content key to whoever writes the folder.
+	rk := filepath.Join(t.TempDir(), "recovery.key")
+	if out, code := bundlesCLI(t, "tpm", "recovery-keygen", "--out", rk); code != 0 {
+		t.Fatalf("recovery-keygen: %s", out)
+	}
+	if out, code := bundlesCLI(t, "archive", "content-key", "rotate", "--escrow", rk+".pub", "--config", acfg); code != 2 || !strings.Contains(out, "daemon runs") {
+		t.Fatalf("content-key rotate --escrow on the running archive: exit %d\n%s", code, out)
+	}
 	out, code := bundlesCLI(t, "archive", "content-key", "rotate", "--config", acfg)
 	if code != 0 || !strings.Contains(out, "content key 2:") || !strings.Contains(out, "taken by the running daemon") {
 		t.Fatalf("archive content-key rotate on the running archive: exit %d\n%s\narchive:\n%s", code, out, tail(ar.stderr.String()))
