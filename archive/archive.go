@@ -91,8 +91,12 @@ type Archive struct {
 	// folder as last taken (operator_pending.go).
 	pendMu    sync.Mutex
 	pendStamp os.FileInfo
-	lg        *slog.Logger
-	cur       atomic.Pointer[signerState] // the current key (archivekey.go)
+	// ckReqMu serialises taking the content key requests, ckReqStamp
+	// is their folder as last taken (contentkey_request.go).
+	ckReqMu    sync.Mutex
+	ckReqStamp os.FileInfo
+	lg         *slog.Logger
+	cur        atomic.Pointer[signerState] // the current key (archivekey.go)
 	// content is the content keys, loaded once (contentkey.go).
 	contentOnce sync.Once
 	content     *contentKeys
@@ -273,10 +277,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		return nil, err
 	}
 
-	if a.gate != nil {
-		a.watchDone = make(chan struct{})
-		go a.watchRegistry(registryWatch)
-	}
+	a.takeContentKeyRequests(ctx, true)
+	a.watchDone = make(chan struct{})
+	go a.watchRegistry(registryWatch)
 	return a, nil
 }
 

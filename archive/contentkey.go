@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -277,13 +279,21 @@ func (a *Archive) newestContentKey() ([]byte, string) {
 // cipherChecks trial-decrypts every encrypted payload the bundle carries
 // (CheckDecrypt); the plaintext is dropped at once. stale reports that
 // a payload was sealed to a content key older than the newest one
-// announced: its receipt carries the newest announcement.
+// announced: its receipt carries the newest announcement. The payloads
+// of a large bundle are opened on every core (a bundle of one device
+// is checked under its lock: one at a time).
 func (a *Archive) cipherChecks(b *bundle.Bundle) (fails []failure, stale bool) {
 	raw, err := b.Records()
 	if err != nil {
 		return nil, false // verify's records.parse names it
 	}
 	_, newest := a.newestContentKey()
+	type sealed struct {
+		line []byte
+		d    [32]byte
+		file []byte
+	}
+	var todo []sealed
 	for _, line := range raw {
 		d, enc, ok, err := custody.RecordPayloadFile(line)
 		if err != nil || !ok || !enc {
@@ -293,11 +303,37 @@ func (a *Archive) cipherChecks(b *bundle.Bundle) (fails []failure, stale bool) {
 		if !present {
 			continue // purged, or payloads.digest names it
 		}
-		keyID, err := a.openPayload(line, file)
-		if err != nil {
-			fails = append(fails, failure{check: CheckDecrypt, reason: fmt.Sprintf("payload %s: %v", wire.FormatHash(d), err)})
+		todo = append(todo, sealed{line, d, file})
+	}
+	errs := make([]error, len(todo))
+	keys := make([]string, len(todo))
+	open := func(i int) { keys[i], errs[i] = a.openPayload(todo[i].line, todo[i].file) }
+	workers := min(runtime.GOMAXPROCS(0), len(todo)/parallelOpenMin)
+	if workers < 2 {
+		for i := range todo {
+			open(i)
 		}
-		stale = stale || (newest != "" && keyID != "" && keyID != newest)
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < len(todo); i = int(next.Add(1)) - 1 {
+					open(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for i, p := range todo {
+		if errs[i] != nil {
+			fails = append(fails, failure{check: CheckDecrypt, reason: fmt.Sprintf("payload %s: %v", wire.FormatHash(p.d), errs[i])})
+		}
+		stale = stale || (newest != "" && keys[i] != "" && keys[i] != newest)
 	}
 	return fails, stale
 }
+
+// parallelOpenMin is the fewest encrypted payloads a core opens in
+// cipherChecks before another core helps.
+const parallelOpenMin = 16

@@ -268,3 +268,23 @@ func TestContentKeyOpsLogged(t *testing.T) {
 		t.Fatal("an announcement from a restored key alone")
 	}
 }
+
+// TestContentKeyLargeBundle: a bundle of 80 encrypted payloads (opened
+// on several cores) is refused with archive.decrypt when two of its
+// ciphertexts traded places, and accepted whole otherwise, its receipt
+// announcing the newest key when the payloads were sealed to an older one.
+func TestContentKeyLargeBundle(t *testing.T) {
+	e := newEnv(t)
+	k := e.contentKey()
+	c := newChain(t, 1, bundletest.Options{ContentKey: k, Records: 80, PayloadSize: 64})
+	e.approve(c)
+	b, _, err := c.TamperCipher(t.Context(), bundletest.Case{Kind: bundletest.SwappedCipher, Want: archive.CheckDecrypt, Target: 0, Prev: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.refused(c.Opts.Site, c.Opts.Device, raw(t, b), archive.CheckDecrypt)
+	e.contentKey() // rotation: the bundle's payloads are sealed to the older key
+	if r := e.checkReceipt(e.accept(c, c.Bundles[0]), raw(t, c.Bundles[0]), c.DeviceName()); r.ContentKey == nil {
+		t.Fatal("the receipt of payloads sealed to the older key announces no key")
+	}
+}

@@ -183,7 +183,8 @@ func (a *Archive) syncDevices(ctx context.Context) {
 }
 
 // watchRegistry takes the queued statements and writes devices.json back
-// to the log's states every interval, until Close.
+// to the log's states (with operator keys), and takes the queued content
+// key requests, every interval, until Close.
 func (a *Archive) watchRegistry(interval time.Duration) {
 	defer close(a.watchDone)
 	t := time.NewTicker(interval)
@@ -193,8 +194,13 @@ func (a *Archive) watchRegistry(interval time.Duration) {
 		case <-a.quit:
 			return
 		case <-t.C:
-			a.takePending(a.bg, false)
-			a.syncDevices(a.bg)
+			if a.gate != nil {
+				a.takePending(a.bg, false)
+				a.syncDevices(a.bg)
+			}
+			// Forced: a request written within the folder's last mtime
+			// tick is not missed.
+			a.takeContentKeyRequests(a.bg, true)
 		}
 	}
 }

@@ -102,6 +102,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if _, info, err := a.trusted(ctx, topic); err != nil {
 		return a.untrusted(ctx, digest, topic, raw, info, err)
 	}
+	a.takeContentKeyRequests(ctx, false)
 	_, keep, rfail := a.retentionOf(b)
 
 	l := a.deviceLock(topic)

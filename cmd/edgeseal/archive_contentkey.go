@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
 
@@ -29,6 +31,7 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 	recKey := f.fs.String("recovery-key", "", "restore: the recovery private key")
 	seq := f.fs.Uint64("seq", 0, "restore: the content key's seq (the escrow file's name)")
 	genWrap := f.fs.Bool("generate-wrap-key", false, "new: first create content_key_wrap's AES key in the PKCS#11 token")
+	wait := f.fs.Duration("wait", time.Minute, "rotate while the archive daemon runs: how long to wait for it to take the rotation")
 	pos, err := parseInterleaved(f.fs, args[1:])
 	if err != nil {
 		return err
@@ -92,6 +95,12 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 		}
 	}
 	a, closeAll, err := openStoppedArchive(ctx, cfg, log, "a content key operation")
+	if verb == "rotate" && errors.Is(err, store.ErrLocked) {
+		if recPub != nil {
+			return usageErr("archive content-key rotate --escrow: the archive daemon runs; rotate without --escrow (the daemon takes it), then escrow the new key with the daemon stopped, or stop it and rotate with --escrow")
+		}
+		return rotateRunning(ctx, cfg.DataDir, *out, *wait, stdout)
+	}
 	if err != nil {
 		return err
 	}
@@ -139,5 +148,40 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 		return err
 	}
 	fmt.Fprintf(stdout, "escrowed to recovery key %s: %s (copy it offline beside the recovery key)\n", recPub.ID, p)
+	return nil
+}
+
+// rotateRunning rotates the content key of the running archive daemon
+// at dataDir: it queues the request (archive.RequestContentKeyRotation)
+// and waits up to wait for the daemon's answer, the new announcement.
+func rotateRunning(ctx context.Context, dataDir, out string, wait time.Duration, stdout io.Writer) error {
+	id, err := archive.RequestContentKeyRotation(dataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "the archive daemon runs: rotation %s queued in %s\n", id, archive.ContentKeyRequestDir(dataDir))
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	raw, err := archive.WaitContentKeyRotation(wctx, dataDir, id, 100*time.Millisecond)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("archive content-key rotate: no answer from the daemon within %s: the request stays queued (it is taken at the daemon's next start otherwise)", wait)
+	}
+	if err != nil {
+		return err
+	}
+	_, an, err := archivesig.ParseContentKey(raw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "content key %d: %s (kem 0x%04x, kdf 0x%04x, aead 0x%04x) since %s, taken by the running daemon\nannouncement: %s/%s/%d.json\n",
+		an.Seq, an.KeyID, an.KEM, an.KDF, an.AEAD, an.Time, dataDir, archive.ContentKeyDir, an.Seq)
+	if out != "" {
+		if err := fsutil.WriteFileAtomic(out, raw, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "written to %s: give it to every agent as encryption.content_key\n", out)
+	}
+	fmt.Fprintf(stdout, "agents learn the new key from the receipts of their next bundles (no config change needed)\n")
+	fmt.Fprintf(stdout, "NOT ESCROWED: escrow it with the daemon stopped (content-key rotate --escrow on the next rotation), or copy %s/%s/%d.key* offline now\n", dataDir, archive.ContentKeyDir, an.Seq)
 	return nil
 }

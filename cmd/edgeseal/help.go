@@ -307,7 +307,8 @@ const usage = `usage:
                        [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]
   edgeseal archive content-key new [--generate-wrap-key] | rotate [--escrow RECOVERY.key.pub] | show   [--out FILE]
                        | restore --seq N --escrow-file N.escrow.json --recovery-key RECOVERY.key
-                       [--config FILE | --data-dir DIR]   (daemon stopped)
+                       [--config FILE | --data-dir DIR]   (daemon stopped, but rotate without --escrow:
+                        the running daemon takes it; --wait 1m bounds the wait for its answer)
   edgeseal archive operator keygen --out FILE
   edgeseal archive hold set|release (--device SITE/NAME | --export ID | --bundle sha256:..) --case ID
                        --key OPERATOR.key [--by WHO] [--reason R] [--config FILE]   (daemon stopped)

@@ -8,6 +8,9 @@
 // plain paho QoS 1 publish of the same messages (same sizes, same count)
 // gives the baseline, and before the drain an essential floor (paho plus
 // only the outbox read, reassembly, verification and write-once store)
-// bounds what any drain could reach here. It lives under sync/ because only sync/ imports
+// bounds what any drain could reach here. BenchmarkDrainEncrypted runs
+// the drain in clear and then with every payload sealed to the archive's
+// content key, in one process, for the cost of encryption on the drain.
+// It lives under sync/ because only sync/ imports
 // paho. `make bench` runs it through bench/report.
 package drainbench

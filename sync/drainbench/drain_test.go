@@ -295,7 +295,10 @@ func enroll(b *testing.B, ar *archive.Archive, tp *tpm.TPM) *trustfile.Trust {
 }
 
 // journal exports n records from 64 goroutines and seals every sealEvery.
-func journal(b *testing.B, core *agent.Core, n int) {
+func journal(b *testing.B, core *agent.Core, n int) { journalFrom(b, core, 0, n) }
+
+// journalFrom is journal with export ids from first on.
+func journalFrom(b *testing.B, core *agent.Core, first, n int) {
 	ctx := context.Background()
 	data := []byte(strings.Repeat("x", exportData))
 	for done := 0; done < n; done += sealEvery {
@@ -309,7 +312,7 @@ func journal(b *testing.B, core *agent.Core, n int) {
 					if i >= sealEvery {
 						return
 					}
-					id := done + i
+					id := first + done + i
 					d := append(fmt.Appendf(nil, "%09d,", id), data[10:]...)
 					_, err := core.Export(ctx, agent.Export{
 						Actor:    custody.Actor{Kind: "principal", ID: "bench", Via: "test"},
