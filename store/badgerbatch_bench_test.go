@@ -22,12 +22,20 @@ import (
 //   - encrypted/entries=1000: a 1 KiB record and a 1 KiB payload per entry
 //     (the payload under its HMAC-named digest key), sealed, 4 writers, on
 //     the agent's memtable size: the bytes of BenchmarkAppendBatch.
+//   - writers=1/entries=64: the records of entries=100, one writer, 64 at
+//     a time: at most 64 entries in flight, as with the 64 single-entry
+//     callers of BenchmarkAppend/writers=64 (entries=100 holds up to 6400:
+//     Badger merges the WriteBatches that queue behind a write into one
+//     value-log sync, where every journal commit, alone in Badger, pays
+//     its own value-log sync and its write-ahead-log sync). A reference
+//     for the same concurrency, not the target's baseline.
 //
 // One op is one entry (a record, with its payload where there is one).
 func BenchmarkBadgerWriteBatch(b *testing.B) {
 	b.Run("entries=100", func(b *testing.B) { benchWriteBatch(b, 64, 100, false, false, 0) })
 	b.Run("encrypted/entries=100", func(b *testing.B) { benchWriteBatch(b, 64, 100, true, false, 0) })
 	b.Run("encrypted/entries=1000", func(b *testing.B) { benchWriteBatch(b, 4, 1000, true, true, 4<<20) })
+	b.Run("writers=1/entries=64", func(b *testing.B) { benchWriteBatch(b, 1, 64, false, false, 0) })
 }
 
 func benchWriteBatch(b *testing.B, writers, per int, encrypt, payloads bool, memtable int64) {

@@ -46,6 +46,12 @@ func writeJournalTargets(w io.Writer, rs []result) {
 	if v, ok := rate(txn, "appends/s"); ok {
 		ref = fmt.Sprintf("one Badger transaction an entry, 64 writers: %.0f appends/s", v)
 	}
+	if v, ok := rate(find(rs, "^BenchmarkBadgerWriteBatch$/^writers=1$/^entries=64$"), "records/s"); ok {
+		if ref != "" {
+			ref += "; "
+		}
+		ref += fmt.Sprintf("WriteBatch of 64, 1 writer (the same entries in flight): %.0f records/s", v)
+	}
 	target(w, "journal appends at 64 writers >= 60% of Badger's synced WriteBatch-100 of the same entries",
 		app, "appends/s", find(rs, "^BenchmarkBadgerWriteBatch$/^entries=100$"), "records/s", 0.6, false, ref)
 	target(w, "the same, encrypted at rest (journal as the agent runs it; Badger's values sealed alike)",
