@@ -89,17 +89,39 @@ func packKeys(proofs []*proof.Proof, keys []ed25519.PublicKey) (ed25519.PublicKe
 // (the pinned key, else the pack's) and returns the keys it vouches for
 // by id. Without a chain that is the pack's key alone.
 func (c *packChecker) archiveKeys() (*archivesig.ArchiveKeys, error) {
+	keys, err := c.packChain()
+	if err != nil || c.opts.ArchiveKey == nil {
+		return keys, err
+	}
+	pk, err := parseKey(c.opts.ArchiveKey)
+	if err != nil {
+		return nil, fmt.Errorf("pinned archive key: %w", err)
+	}
+	if pk.Equal(c.akey) {
+		return keys, nil
+	}
+	// Pinned to an earlier key: one the pack's chain retires, or one
+	// the receipts' key chains lead from to the pack's key.
+	pid := archivesig.ArchiveKeyID(pk)
+	if got, ok := c.chainKeys()[pid]; ok && got.Equal(pk) {
+		return keys, nil
+	}
+	fwd := archivesig.NewArchiveKeys(c.idx.Archive.Origin, pk)
+	for _, e := range c.exps {
+		_, _ = fwd.LearnChain(e.receipt.KeyChain)
+	}
+	if _, cur := fwd.Current(); !c.akey.Equal(cur) {
+		return nil, fmt.Errorf("the pack's archive key %s is not the pinned key %s nor one a key chain leads to from it", c.idx.Archive.KeyID, pid)
+	}
+	return keys, nil
+}
+
+// packChain checks the pack's own key chain: learned from the earlier
+// key its first announcement retires, it leads to the pack's key, and
+// every earlier key is one it retires.
+func (c *packChecker) packChain() (*archivesig.ArchiveKeys, error) {
 	a := c.idx.Archive
 	trusted := c.akey
-	if c.opts.ArchiveKey != nil {
-		pk, err := parseKey(c.opts.ArchiveKey)
-		if err != nil {
-			return nil, fmt.Errorf("pinned archive key: %w", err)
-		}
-		if !pk.Equal(c.akey) {
-			return nil, fmt.Errorf("the pack's archive key %s is not the pinned key %s", a.KeyID, archivesig.ArchiveKeyID(pk))
-		}
-	}
 	if len(a.KeyChain) == 0 {
 		if len(a.EarlierKeys) > 0 {
 			return nil, errors.New("earlier archive keys without a key chain")
@@ -144,6 +166,23 @@ func (c *packChecker) archiveKeys() (*archivesig.ArchiveKeys, error) {
 		}
 	}
 	return keys, nil
+}
+
+// chainKeys are the keys of the pack's key chain (checked by packChain)
+// by id: those it announces and the earlier key it starts from.
+func (c *packChecker) chainKeys() map[string]ed25519.PublicKey {
+	out := map[string]ed25519.PublicKey{}
+	for _, f := range c.idx.Archive.EarlierKeys {
+		if k, err := c.pemFile(f.File); err == nil {
+			out[f.Name] = k
+		}
+	}
+	for _, raw := range c.idx.Archive.KeyChain {
+		if _, an, err := archivesig.ParseArchiveKey(raw); err == nil {
+			out[an.NewKeyID] = ed25519.PublicKey(an.NewKey)
+		}
+	}
+	return out
 }
 
 // pemFile reads an Ed25519 public key from a PEM file of the pack.

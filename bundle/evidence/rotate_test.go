@@ -58,7 +58,8 @@ func rotated(t *testing.T) (*fixture, []*proof.Proof, []byte) {
 // chain and the earlier key, and verifies pinned to the newest key (the
 // older checkpoint under the earlier key the chain vouches for, the
 // consistency across the rotation checked), also by the VERIFY.md
-// commands; pinned to the earlier key, archive.checkpoints fails.
+// commands, and pinned to the earlier key (which signed the announcement
+// too); pinned to an unrelated key, archive.checkpoints fails.
 func TestPackAcrossKeyRotation(t *testing.T) {
 	f, proofs, oldKey := rotated(t)
 	dir := f.pack(t, proofs...)
@@ -88,8 +89,28 @@ func TestPackAcrossKeyRotation(t *testing.T) {
 	if rep := evidence.Verify(p, proof.Options{}); !rep.OK() {
 		t.Errorf("unpinned: %v", rep.Failed())
 	}
-	if rep := evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: oldKey}); !slices.Contains(rep.Failed(), evidence.CheckCheckpoints) {
+	if rep := evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: oldKey}); !rep.OK() {
 		t.Errorf("pinned to the earlier key: %v", rep.Failed())
+	}
+	other, err := bundletest.NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: other.PKIX()}); !slices.Contains(rep.Failed(), evidence.CheckCheckpoints) {
+		t.Errorf("pinned to an unrelated key: %v", rep.Failed())
+	}
+	// A pack of the export receipted after the rotation alone has no
+	// chain of its own: pinned to the earlier key, its receipt's chain
+	// leads from it to the pack's key.
+	after, err := evidence.ReadDir(f.pack(t, proofs[1]), evidence.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := evidence.Verify(after, proof.Options{Trust: f.Trust, ArchiveKey: oldKey}); !rep.OK() {
+		t.Errorf("after the rotation alone, pinned to the earlier key: %v", rep.Failed())
+	}
+	if rep := evidence.Verify(after, proof.Options{Trust: f.Trust, ArchiveKey: other.PKIX()}); !slices.Contains(rep.Failed(), evidence.CheckCheckpoints) {
+		t.Errorf("after the rotation alone, pinned to an unrelated key: %v", rep.Failed())
 	}
 	if out, err := runRecipe(t, dir, recipe(t, dir)); err != nil {
 		t.Fatalf("VERIFY.md commands: %v\n%s", err, out)
