@@ -22,7 +22,7 @@ import (
 // rotated is a chain of two bundles, the first receipted before the
 // archive rotated its key and the second after, and the proof of an
 // export of each: the first carries the key chain to the new key.
-func rotated(t *testing.T) (*fixture, []*proof.Proof, []byte) {
+func rotated(t testing.TB) (*fixture, []*proof.Proof, []byte) {
 	t.Helper()
 	c := bundletest.MustChain(t, 2, bundletest.Options{})
 	log, err := bundletest.NewArchiveLog()
