@@ -108,7 +108,9 @@ func (c *packChecker) archiveKeys() (*archivesig.ArchiveKeys, error) {
 	}
 	fwd := archivesig.NewArchiveKeys(c.idx.Archive.Origin, pk)
 	for _, e := range c.exps {
-		_, _ = fwd.LearnChain(e.receipt.KeyChain)
+		for _, raw := range e.receipt.KeyChain {
+			_, _ = fwd.Learn(raw) // those before the pinned key are refused
+		}
 	}
 	if _, cur := fwd.Current(); !c.akey.Equal(cur) {
 		return nil, fmt.Errorf("the pack's archive key %s is not the pinned key %s nor one a key chain leads to from it", c.idx.Archive.KeyID, pid)

@@ -245,3 +245,39 @@ func pemOf(t *testing.T, k ed25519.PublicKey) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
+
+// TestPackPinnedToMiddleKey: after two rotations, a pack of an export
+// receipted by the newest key verifies pinned to the middle key (its
+// receipt's chain, from the first key, leads from it to the newest).
+func TestPackPinnedToMiddleKey(t *testing.T) {
+	c := bundletest.MustChain(t, 2, bundletest.Options{})
+	log, err := bundletest.NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &bundletest.Accepted{Chain: c, Log: log}
+	if a.Trust, err = c.Trust.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Accept(c.Bundles[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	middle := log.PKIX()
+	if err := log.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Accept(c.Bundles[1]); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{a}
+	p, err := evidence.ReadDir(f.pack(t, f.MustProof(t, 1, f.exports(t, 1)[0].ExportID)), evidence.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := evidence.Verify(p, proof.Options{Trust: a.Trust, ArchiveKey: middle}); !rep.OK() {
+		t.Errorf("pinned to the middle key: %v", rep.Failed())
+	}
+}
