@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive/api"
+	"github.com/edgeseal/edgeseal/archive/readclient"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/evidence"
 	"github.com/edgeseal/edgeseal/bundle/proof"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/sync"
@@ -71,5 +75,31 @@ func TestProofAPIAfterKeyRotation(t *testing.T) {
 				t.Errorf("proof of %s pinned to %s: %v\n%s", e, name, rep.Failed(), rep)
 			}
 		}
+	}
+	// The evidence pack of the device's exports on both sides of the
+	// rotation carries the original key and the chain, and verifies
+	// pinned to the new key.
+	lastAt, err := wire.ParseTime(all[len(all)-1].Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := "device=site1/dev1&from=" + url.QueryEscape(all[0].Time) + "&to=" + url.QueryEscape(wire.FormatTime(lastAt.Add(time.Second)))
+	resp, body := alice.do("GET", "/v1/evidence?"+q, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("evidence across the rotation: %d %s", resp.StatusCode, body)
+	}
+	pack, err := readclient.ReadPack(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := evidence.ParseIndex(pack.Files[evidence.PathIndex])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Archive.KeyChain) != 1 || len(idx.Archive.EarlierKeys) != 1 || idx.Archive.EarlierKeys[0].Name != archivesig.ArchiveKeyID(original) {
+		t.Fatalf("pack's archive keys: %+v", idx.Archive)
+	}
+	if rep := evidence.Verify(pack, proof.Options{Trust: trust, ArchiveKey: next.Public().(ed25519.PublicKey)}); !rep.OK() || len(rep.Exports) != len(all) {
+		t.Fatalf("pack across the rotation pinned to the new key: %v, %d of %d exports", rep.Failed(), len(rep.Exports), len(all))
 	}
 }

@@ -162,3 +162,7 @@ type noteSigner struct {
 func (s noteSigner) Name() string                    { return s.name }
 func (s noteSigner) KeyHash() uint32                 { return s.hash }
 func (s noteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
+
+// KeyChain returns the log's key announcements, oldest first: what a
+// proof of a receipt signed by an earlier key carries.
+func (l *ArchiveLog) KeyChain() [][]byte { return l.chain }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -293,6 +294,12 @@ func ParseIndex(b []byte) (*Index, error) {
 	for _, d := range idx.Devices {
 		paths = append(paths, d.File)
 	}
+	for _, k := range idx.Archive.EarlierKeys {
+		paths = append(paths, k.File)
+	}
+	if len(idx.Archive.KeyChain) > archivesig.MaxKeyChainFileLen || len(idx.Archive.EarlierKeys) > archivesig.MaxKeyChainFileLen {
+		return nil, wire.FormatErr("evidence", "pack.json: key chain of %d announcements, %d earlier keys", len(idx.Archive.KeyChain), len(idx.Archive.EarlierKeys))
+	}
 	for _, cp := range idx.Archive.Checkpoints {
 		paths = append(paths, cp.File)
 	}
@@ -342,6 +349,9 @@ func (c *packChecker) files() error {
 	for _, d := range c.idx.Devices {
 		known[d.File] = true
 	}
+	for _, k := range c.idx.Archive.EarlierKeys {
+		known[k.File] = true
+	}
 	for _, cp := range c.idx.Archive.Checkpoints {
 		known[cp.File] = true
 	}
@@ -362,8 +372,10 @@ func (c *packChecker) files() error {
 	return joinErrs(errs)
 }
 
-// checkpoints: each archive checkpoint is signed by the archive key and is
-// the one the receipts naming its size carry.
+// checkpoints: each archive checkpoint is signed by the archive key, or
+// by an earlier key the pack's key chain leads from to it and that could
+// sign a checkpoint of that size, and is the one the receipts naming its
+// size carry, signed by the key of their proofs.
 func (c *packChecker) checkpoints() error {
 	if err := c.needIndex(); err != nil {
 		return err
@@ -371,8 +383,14 @@ func (c *packChecker) checkpoints() error {
 	if c.akey == nil {
 		return errors.New("not run: no archive key")
 	}
+	keys, err := c.archiveKeys()
+	if err != nil {
+		return err
+	}
 	var errs []string
 	notes := map[uint64][]byte{}
+	signer := map[uint64]ed25519.PublicKey{}
+	earlier := 0
 	for i, cp := range c.idx.Archive.Checkpoints {
 		if i > 0 && cp.Size <= c.idx.Archive.Checkpoints[i-1].Size {
 			errs = append(errs, "checkpoints not in size order")
@@ -384,20 +402,36 @@ func (c *packChecker) checkpoints() error {
 			errs = append(errs, cp.File+": not the archive's checkpoint of that size")
 			continue
 		}
-		if err := proof.VerifyNote(raw, parsed.Origin, c.akey); err != nil {
+		key := c.akey
+		if cp.KeyID != "" {
+			earlier++
+			if cp.KeyID == c.idx.Archive.KeyID {
+				errs = append(errs, cp.File+": keyId names the pack's key (it is absent then)")
+				continue
+			}
+			if key, err = keys.Key(cp.KeyID, max(cp.Size, 1)-1, time.Now()); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: signed by %s, not a key the pack's key chain leads from for a log of %d: %v", cp.File, cp.KeyID, cp.Size, err))
+				continue
+			}
+		}
+		if err := proof.VerifyNote(raw, parsed.Origin, key); err != nil {
 			errs = append(errs, cp.File+": "+err.Error())
 		}
-		notes[cp.Size] = raw
+		notes[cp.Size], signer[cp.Size] = raw, key
 	}
 	if c.opts.ArchiveKey == nil {
 		c.notes[CheckCheckpoints] = "archive key " + archivesig.ArchiveKeyID(c.akey) + " carried by the pack, not pinned (give --archive-key to pin it)"
+	}
+	if earlier > 0 {
+		c.notes[CheckCheckpoints] = strings.TrimPrefix(c.notes[CheckCheckpoints]+fmt.Sprintf("; %d checkpoint(s) signed by earlier archive keys, vouched for by the key chain (%d announcements) to %s",
+			earlier, len(c.idx.Archive.KeyChain), c.idx.Archive.KeyID), "; ")
 	}
 	for _, e := range c.exps {
 		if !bytes.Equal(notes[e.cp.Size], []byte(e.receipt.ArchiveCheckpoint)) {
 			errs = append(errs, fmt.Sprintf("%s: its receipt's archive checkpoint %d is not in the pack", e.dir, e.cp.Size))
 		}
-		if k, err := x509.ParsePKIXPublicKey(e.proof.ArchiveKey); err != nil || !c.akey.Equal(k) {
-			errs = append(errs, e.dir+": its proof names another archive key")
+		if k, err := x509.ParsePKIXPublicKey(e.proof.ArchiveKey); err != nil || signer[e.cp.Size] == nil || !signer[e.cp.Size].Equal(k) {
+			errs = append(errs, e.dir+": its proof names another archive key than its checkpoint's")
 		}
 	}
 	return joinErrs(errs)

@@ -24,6 +24,21 @@ func FuzzPackReader(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	fuzzPack(f, good)
+}
+
+// FuzzPackReaderRotated is FuzzPackReader of a pack across a rotation of
+// the archive key (key chain, earlier key, checkpoints of both keys).
+func FuzzPackReaderRotated(f *testing.F) {
+	fx, proofs, _ := rotated(f)
+	good, err := evidence.Build(f.Context(), evidence.Input{Proofs: proofs, Consistency: fx.consistency, Selection: "fuzz"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	fuzzPack(f, good)
+}
+
+func fuzzPack(f *testing.F, good *evidence.Pack) {
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range good.Files {
 			if !yield(n) {

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -115,12 +114,21 @@ type IndexArchive struct {
 	Key         string            `json:"key"` // PEM file
 	Checkpoints []IndexCheckpoint `json:"checkpoints"`
 	Consistency []Consistency     `json:"consistency"`
+	// KeyChain holds, when receipts or checkpoints of the pack are signed
+	// by keys the archive has since rotated away from, the archive's key
+	// announcements from the one retiring the oldest of them to Key,
+	// oldest first; EarlierKeys are those keys' PEM files, Name the key id.
+	KeyChain    [][]byte    `json:"keyChain,omitempty"`
+	EarlierKeys []IndexFile `json:"earlierKeys,omitempty"`
 }
 
 // IndexCheckpoint is a signed archive checkpoint file.
 type IndexCheckpoint struct {
 	Size uint64 `json:"size"`
 	File string `json:"file"`
+	// KeyID is the earlier archive key that signed it; absent when Key
+	// did.
+	KeyID string `json:"keyId,omitempty"`
 }
 
 // Consistency proves the checkpoint of size From a prefix of the one of
@@ -168,8 +176,9 @@ func Build(ctx context.Context, in Input) (*Pack, error) {
 	p := &Pack{Files: map[string][]byte{}}
 	idx := &Index{V: Version, Type: IndexType, Created: wire.FormatTime(now), Selection: in.Selection, Requester: requester,
 		Devices: []IndexFile{}, Policies: []IndexFile{}, Archive: IndexArchive{Consistency: []Consistency{}}}
-	var akey ed25519.PublicKey
 	notes := map[uint64][]byte{}
+	noteKeys := map[uint64]string{}
+	var keys []ed25519.PublicKey
 	devices := map[string][]byte{}
 	var exps []packedExport
 	for i, pr := range in.Proofs {
@@ -190,10 +199,11 @@ func Build(ctx context.Context, in Input) (*Pack, error) {
 			return nil, fmt.Errorf("evidence: export %q: archive key: %w", pr.ExportID, err)
 		}
 		ek, ok := k.(ed25519.PublicKey)
-		if !ok || akey != nil && !akey.Equal(ek) {
-			return nil, fmt.Errorf("evidence: export %q: its receipt is signed by another archive key than the others (the archive rotated its key): make one pack per archive key", pr.ExportID)
+		if !ok {
+			return nil, fmt.Errorf("evidence: export %q: archive key is not Ed25519", pr.ExportID)
 		}
-		akey = ek
+		keys = append(keys, ek)
+		noteKeys[pe.cp.Size] = archivesig.ArchiveKeyID(ek)
 		if t, ok := devices[pr.Device]; ok && !bytes.Equal(t, pr.Trust) {
 			return nil, fmt.Errorf("evidence: device %s: proofs carry two trust files", pr.Device)
 		}
@@ -208,14 +218,30 @@ func Build(ctx context.Context, in Input) (*Pack, error) {
 		p.Files[f] = devices[d]
 		idx.Devices = append(idx.Devices, IndexFile{Name: d, File: f})
 	}
-	der, _ := x509.MarshalPKIXPublicKey(akey)
+	akey, chain, err := packKeys(in.Proofs, keys)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
 	idx.Archive.Key, idx.Archive.KeyID = "data/archive/key.pem", archivesig.ArchiveKeyID(akey)
-	p.Files[idx.Archive.Key] = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	p.Files[idx.Archive.Key] = pemKey(akey)
+	idx.Archive.KeyChain = chain
+	for _, k := range keys {
+		id := archivesig.ArchiveKeyID(k)
+		if f := earlierKeyFile(id); id != idx.Archive.KeyID && p.Files[f] == nil {
+			p.Files[f] = pemKey(k)
+			idx.Archive.EarlierKeys = append(idx.Archive.EarlierKeys, IndexFile{Name: id, File: f})
+		}
+	}
+	slices.SortFunc(idx.Archive.EarlierKeys, func(a, b IndexFile) int { return strings.Compare(a.Name, b.Name) })
 	sizes := sortedKeys(notes)
 	for i, size := range sizes {
 		f := "data/archive/checkpoints/" + strconv.FormatUint(size, 10) + ".note"
 		p.Files[f] = notes[size]
-		idx.Archive.Checkpoints = append(idx.Archive.Checkpoints, IndexCheckpoint{Size: size, File: f})
+		cp := IndexCheckpoint{Size: size, File: f}
+		if noteKeys[size] != idx.Archive.KeyID {
+			cp.KeyID = noteKeys[size]
+		}
+		idx.Archive.Checkpoints = append(idx.Archive.Checkpoints, cp)
 		if i == 0 {
 			continue
 		}

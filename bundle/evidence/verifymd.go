@@ -39,11 +39,20 @@ func verifyMD(idx *Index, exps []packedExport) []byte {
 	w("```sh\nsha256sum -c --quiet tagmanifest-sha256.txt\nsha256sum -c --quiet manifest-sha256.txt\n```\n\n")
 	w("## 2. The archive's key and its signed checkpoints\n\n")
 	w("The key id to compare with the one the archive's owner publishes (`%s`):\n\n", idx.Archive.KeyID)
+	if len(idx.Archive.EarlierKeys) > 0 {
+		w("The archive has rotated its key since some of these receipts and checkpoints were signed: ")
+		w("they are signed by the earlier keys in `data/archive/keys/`. That each earlier key is vouched for by ")
+		w("the newer ones (the key announcements `keyChain` of `%s`, each signed by the key it retires and ", PathIndex)
+		w("the key it announces, leading to the key above) is checked by `edgeseal verify`.\n\n")
+	}
 	w("```sh\ntest \"sha256:$(openssl pkey -pubin -in %s -outform DER | sha256sum | cut -c1-64)\" = '%s'\n", idx.Archive.Key, idx.Archive.KeyID)
+	for _, k := range idx.Archive.EarlierKeys {
+		w("test \"sha256:$(openssl pkey -pubin -in %s -outform DER | sha256sum | cut -c1-64)\" = '%s'\n", k.File, k.Name)
+	}
 	for _, c := range idx.Archive.Checkpoints {
 		w("head -n 3 %s > \"$T/note.body\"\n", c.File)
 		w("sed -n 5p %s | cut -d' ' -f3 | openssl base64 -d -A | tail -c 64 > \"$T/note.sig\"\n", c.File)
-		w("openssl pkeyutl -verify -pubin -inkey %s -rawin -in \"$T/note.body\" -sigfile \"$T/note.sig\"\n", idx.Archive.Key)
+		w("openssl pkeyutl -verify -pubin -inkey %s -rawin -in \"$T/note.body\" -sigfile \"$T/note.sig\"\n", keyFile(idx, c.KeyID))
 	}
 	w("```\n\n")
 	if len(idx.Archive.Consistency) > 0 {
@@ -116,7 +125,7 @@ func exportSteps(w func(string, ...any), n int, e packedExport, idx *Index, trus
 	w("cut -d'\"' -f4 \"$E/receipt.dsse.json\" | openssl base64 -d -A > %s.receipt\"\n", t)
 	w("cut -d'\"' -f18 \"$E/receipt.dsse.json\" | openssl base64 -d -A > %s.receipt.sig\"\n", t)
 	w("{ printf 'DSSEv1 %d %s %%d ' \"$(wc -c < %s.receipt\")\"; cat %s.receipt\"; } > %s.receipt.pae\"\n", len(rt), rt, t, t, t)
-	w("openssl pkeyutl -verify -pubin -inkey %s -rawin -in %s.receipt.pae\" -sigfile %s.receipt.sig\"\n", idx.Archive.Key, t, t)
+	w("openssl pkeyutl -verify -pubin -inkey %s -rawin -in %s.receipt.pae\" -sigfile %s.receipt.sig\"\n", keyFile(idx, e.keyID()), t, t)
 	w("grep -qF \"\\\"checkpointRoot\\\":\\\"sha256:$(sed -n 3p \"$E/checkpoint.txt\" | openssl base64 -d -A | od -An -v -tx1 | tr -d ' \\n')\\\",\\\"checkpointSize\\\":$(sed -n 2p \"$E/checkpoint.txt\"),\\\"device\\\":\\\"%s\\\"\" %s.receipt\"\n", pr.Device, t)
 	note := fmt.Sprintf("data/archive/checkpoints/%d.note", e.cp.Size)
 	w("# its log entry is leaf %d of the archive checkpoint of size %d\n", e.receipt.LogIndex, e.cp.Size)
@@ -126,6 +135,25 @@ func exportSteps(w func(string, ...any), n int, e packedExport, idx *Index, trus
 	fold(w, t, "\"$E/archive-entry.json\"", merkleSides(e.receipt.InclusionProof, e.receipt.LogIndex, e.cp.Size))
 	w("test \"$(openssl base64 -A < %s.h\")\" = \"$(sed -n 3p %s)\"\n", t, note)
 	w("```\n\n")
+}
+
+// keyFile is the PEM file of the archive key id: an earlier key's, else
+// the pack's.
+func keyFile(idx *Index, id string) string {
+	for _, k := range idx.Archive.EarlierKeys {
+		if k.Name == id {
+			return k.File
+		}
+	}
+	return idx.Archive.Key
+}
+
+// keyID is the id of the archive key that signed the export's receipt.
+func (pe packedExport) keyID() string {
+	if k, err := parseKey(pe.proof.ArchiveKey); err == nil {
+		return archivesig.ArchiveKeyID(k)
+	}
+	return ""
 }
 
 // fold writes the commands that hash leaf and fold it with the proof.

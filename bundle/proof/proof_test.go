@@ -223,3 +223,35 @@ func TestPCRAuthorized(t *testing.T) {
 		t.Fatalf("a changed authorization: %v", rep.Failed())
 	}
 }
+
+// TestArchiveKeyPinnedMiddle: after two rotations, a receipt by the
+// newest key (its chain from the first key) verifies pinned to the middle
+// key: the announcements before it are skipped, the one after learned.
+func TestArchiveKeyPinnedMiddle(t *testing.T) {
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
+	log, err := bundletest.NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	middle := log.PKIX()
+	if err := log.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := log.Accept(c.Bundles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := c.Bundles[0].Bytes()
+	trust, _ := c.Trust.Marshal()
+	exps, _ := proof.Exports(c.Bundles[0])
+	p, err := proof.Build(proof.Input{Bundle: raw, ExportID: exps[0].ExportID, Principal: exps[0].Principal, Trust: trust, Receipt: rc, ArchiveKey: log.PKIX()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: middle}); !rep.OK() {
+		t.Fatalf("pinned to the middle key: %v\n%s", rep.Failed(), rep)
+	}
+}

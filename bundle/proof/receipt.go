@@ -37,6 +37,11 @@ func (c *checker) receiptSignature() error {
 				return err
 			}
 			keys := archivesig.NewArchiveKeys(cp.Origin, pk)
+			// The receipt's chain may start before the pinned key: learn
+			// what follows it (earlier announcements are refused).
+			for _, raw := range c.rc.KeyChain {
+				_, _ = keys.Learn(raw)
+			}
 			_, _, ferr := keys.VerifyReceipt(c.p.Receipt, time.Now())
 			if ferr == nil {
 				if cur, err := keys.Key(archivesig.ArchiveKeyID(c.akey), c.rc.LogIndex, time.Now()); err != nil || !cur.Equal(c.akey) {

@@ -37,7 +37,7 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 	device := fs.String("device", "", "SITE/NAME: pack this device's exports (with --from and --to), or narrow --export")
 	from := fs.String("from", "", "with --device: exports journaled at or after this time (RFC 3339)")
 	to := fs.String("to", "", "with --device: exports journaled before this time (RFC 3339)")
-	caseID := fs.String("case", "", "pack the exports a legal-hold case holds (with --holds)")
+	caseID := fs.String("case", "", "pack the exports a legal-hold case holds (with --holds; with --archive, --device, --principal, --from and --to narrow it)")
 	fs.Var(&holds, "holds", "a signed hold statement of the archive log (archive hold --statement-out, or the log record); repeatable")
 	principal := fs.String("principal", "", "with --export: the principal of the exports")
 	requester := fs.String("requester", "", "who builds the pack (recorded as the access); default the user name")
@@ -66,7 +66,10 @@ func cmdEvidence(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageErr("evidence: --decrypt needs a why: --reason TEXT (or a --case selection)")
 	}
 	modes := 0
-	for _, set := range []bool{len(exports) > 0, *from != "" || *to != "", *caseID != ""} {
+	// With --archive, --from and --to narrow a --case (the archive's
+	// index has the record times); offline they select by device only.
+	narrowsCase := c.archiveURL != "" && *caseID != ""
+	for _, set := range []bool{len(exports) > 0, (*from != "" || *to != "") && !narrowsCase, *caseID != ""} {
 		if set {
 			modes++
 		}

@@ -113,6 +113,25 @@ func archiveQuery(exports []string, device, principal, from, to, caseID string) 
 			q.Set("principal", principal)
 			what += " principal " + principal
 		}
+		var t0, t1 time.Time
+		for _, b := range []struct {
+			name, v string
+			t       *time.Time
+		}{{"from", from, &t0}, {"to", to, &t1}} {
+			if b.v == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339Nano, b.v)
+			if err != nil {
+				return nil, "", usageErr("evidence: --%s must be an RFC 3339 time", b.name)
+			}
+			*b.t = t
+			q.Set(b.name, b.v)
+			what += " " + b.name + " " + b.v
+		}
+		if !t0.IsZero() && !t1.IsZero() && !t0.Before(t1) {
+			return nil, "", usageErr("evidence: --from must be before --to")
+		}
 		return q, what, nil
 	}
 	t0, err1 := time.Parse(time.RFC3339Nano, from)

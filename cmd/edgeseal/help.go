@@ -256,7 +256,7 @@ const usage = `usage:
                     --trust DEVICE.json... --archive-key PUB [--receipts DIR]... [--requester WHO]
                     [--access-log FILE] [--encrypt-to AUDITOR.key.pub] -o PACK_DIR|SEALED_FILE
   edgeseal evidence (--export ID [--device SITE/NAME] [--principal P] | --device SITE/NAME --from T --to T
-                    | --case ID [--device SITE/NAME] [--principal P]) --archive URL --token-file FILE
+                    | --case ID [--device SITE/NAME] [--principal P] [--from T] [--to T]) --archive URL --token-file FILE
                     [--cacert CA.pem] [--trust DEVICE.json] [--archive-key PUB] [--decrypt [--reason TEXT]]
                     [--encrypt-to AUDITOR.key.pub] -o PACK_DIR|SEALED_FILE
                     (the archive builds the pack, with consistency proofs, and logs it as your
