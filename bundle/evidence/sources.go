@@ -74,7 +74,7 @@ func NewSources(key []byte) *Sources {
 
 // AddTrustFile reads a device's trust file (at most MaxTrustFile bytes).
 func (s *Sources) AddTrustFile(path string) error {
-	raw, err := fsutil.ReadLimited(path, MaxTrustFile)
+	raw, err := fsutil.ReadRegular(path, MaxTrustFile)
 	if err != nil {
 		return fmt.Errorf("trust file: %w", err)
 	}
