@@ -36,16 +36,28 @@ func (a *Archive) ImportDir(ctx context.Context, dir string) ([]Imported, error)
 	if err != nil {
 		return nil, fmt.Errorf("archive: import: %w", err)
 	}
-	out, err := media.PrepareReplies(dir)
-	if err != nil {
+	if err := media.CheckReplies(dir); err != nil {
 		return nil, fmt.Errorf("archive: import: %w", err)
+	}
+	// The receipts folder is made with the first answer: an import that
+	// fails before one (or has no bundle) leaves the medium as it was.
+	out := ""
+	prepare := func() (string, error) {
+		if out == "" {
+			o, err := media.PrepareReplies(dir)
+			if err != nil {
+				return "", fmt.Errorf("archive: import: %w", err)
+			}
+			out = o
+		}
+		return out, nil
 	}
 	var res []Imported
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		im, err := a.importFile(ctx, filepath.Join(dir, name), out)
+		im, err := a.importFile(ctx, filepath.Join(dir, name), prepare)
 		if err != nil {
 			return res, err
 		}
@@ -54,7 +66,7 @@ func (a *Archive) ImportDir(ctx context.Context, dir string) ([]Imported, error)
 	return res, nil
 }
 
-func (a *Archive) importFile(ctx context.Context, path, out string) (Imported, error) {
+func (a *Archive) importFile(ctx context.Context, path string, prepare func() (string, error)) (Imported, error) {
 	name := filepath.Base(path)
 	im := Imported{File: name, Device: "import/unknown"}
 	lim := a.opts.Limits
@@ -78,6 +90,10 @@ func (a *Archive) importFile(ctx context.Context, path, out string) (Imported, e
 	case errors.As(err, &rj):
 		im.Err = err
 	default:
+		return im, err
+	}
+	out, err := prepare()
+	if err != nil {
 		return im, err
 	}
 	if im.Reply, err = media.WriteReply(out, name, im.Accepted, reply); err != nil {

@@ -24,7 +24,7 @@ import (
 func EnrollOptions(cfg *config.Config, request []byte, timeout time.Duration, log *slog.Logger) (sync.EnrollOptions, error) {
 	key, err := ReadArchiveKey(cfg.Sync.ArchiveKey)
 	if err != nil {
-		return sync.EnrollOptions{}, err
+		return sync.EnrollOptions{}, fmt.Errorf("sync: %w", err)
 	}
 	if key, err = CurrentArchiveKey(cfg, key); err != nil {
 		return sync.EnrollOptions{}, err

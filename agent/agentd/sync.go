@@ -17,6 +17,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/config"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -27,7 +28,7 @@ import (
 func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync.Publisher, error) {
 	key, err := ReadArchiveKey(cfg.Sync.ArchiveKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sync: %w", err)
 	}
 	ring, err := core.ArchiveKeyring(filepath.Join(cfg.DataDir, agent.ArchiveKeysFile), ArchiveOrigin(cfg), key)
 	if err != nil {
@@ -90,26 +91,31 @@ var _ interface {
 } = (*agent.Core)(nil)
 
 // ReadArchiveKey reads an archive's Ed25519 public key (PEM PUBLIC KEY,
-// PKIX), as sync.archive_key names it.
+// PKIX), as sync.archive_key names it; it must be a regular file (a FIFO
+// is refused, not waited on). Errors say "archive key" and name path;
+// callers add their context (the config key or the flag).
 func ReadArchiveKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadRegular(path, MaxArchiveKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("sync: archive key: %w", err)
+		return nil, fmt.Errorf("archive key: %w", err) // the error names path
 	}
 	blk, _ := pem.Decode(data)
 	if blk == nil || blk.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("sync: archive key %s: not a PEM PUBLIC KEY", path)
+		return nil, fmt.Errorf("archive key %s: not a PEM PUBLIC KEY", path)
 	}
 	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("sync: archive key %s: %w", path, err)
+		return nil, fmt.Errorf("archive key %s: %w", path, err)
 	}
 	k, ok := pub.(ed25519.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("sync: archive key %s: %T, want Ed25519", path, pub)
+		return nil, fmt.Errorf("archive key %s: %T, want Ed25519", path, pub)
 	}
 	return k, nil
 }
+
+// MaxArchiveKeyFile bounds an archive key file (a PEM key is ~110 bytes).
+const MaxArchiveKeyFile = 64 << 10
 
 // SyncTLS is the client TLS of the MQTT link: the broker verified against
 // the configured CA, the device's certificate when configured.

@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,6 +45,7 @@ type SourceBundle struct {
 	Path    string
 	Digest  string // "sha256:<hex>" of the file
 	Exports []proof.Export
+	Refused []proof.Refusal // the exports the agent refused
 }
 
 // Selected is one export chosen and the bundle file holding it.
@@ -74,7 +76,7 @@ func NewSources(key []byte) *Sources {
 
 // AddTrustFile reads a device's trust file (at most MaxTrustFile bytes).
 func (s *Sources) AddTrustFile(path string) error {
-	raw, err := fsutil.ReadLimited(path, MaxTrustFile)
+	raw, err := fsutil.ReadRegular(path, MaxTrustFile)
 	if err != nil {
 		return fmt.Errorf("trust file: %w", err)
 	}
@@ -156,11 +158,15 @@ func (s *Sources) AddBundleFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	refused, err := proof.Refusals(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	recs, _ := b.Records()
 	policies, auths := RecordBodies(recs)
 	s.Policies = append(s.Policies, policies...)
 	s.PCRAuths = append(s.PCRAuths, auths...)
-	s.Bundles = append(s.Bundles, SourceBundle{Path: path, Exports: exps, Digest: wire.FormatHash(sha256.Sum256(raw))})
+	s.Bundles = append(s.Bundles, SourceBundle{Path: path, Exports: exps, Refused: refused, Digest: wire.FormatHash(sha256.Sum256(raw))})
 	return nil
 }
 
@@ -235,6 +241,13 @@ func (s *Sources) Find(id, principal, device string) (Selected, error) {
 		}
 	}
 	e, err := proof.Select(all, id, principal, device)
+	if errors.Is(err, proof.ErrNotFound) {
+		var refused []proof.Refusal
+		for _, b := range s.Bundles {
+			refused = append(refused, b.Refused...)
+		}
+		err = proof.SelectRefused(refused, id, principal, device)
+	}
 	if err != nil {
 		return Selected{Export: e}, err
 	}

@@ -95,6 +95,23 @@ func (f archiveFlags) config() (*config.Config, error) {
 	return config.Load(*f.cfgPath)
 }
 
+// checkDataDir refuses (exit 2) a data dir that is not there or not a
+// folder, for a command that must find an archive's, not make one.
+func (f archiveFlags) checkDataDir(cmd string) error {
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(cfg.DataDir)
+	if err != nil {
+		return usageErr("%s: data dir: %v", cmd, err)
+	}
+	if !fi.IsDir() {
+		return usageErr("%s: data dir %s: not a folder", cmd, cfg.DataDir)
+	}
+	return nil
+}
+
 func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
 	cfg, err := f.config()
 	if err != nil {

@@ -55,6 +55,11 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 	if verb == "revoke" && *reason == "" {
 		return usageErr("archive devices revoke: --reason is required")
 	}
+	// Refused before devices.json.lock is made in a folder that is not
+	// an archive's (a typo of --data-dir, a config naming the wrong one).
+	if err := f.checkDataDir("archive devices " + verb); err != nil {
+		return err
+	}
 	d, err := f.devices(log)
 	if err != nil {
 		return err

@@ -31,3 +31,26 @@ func TestArchiveDevicesBadName(t *testing.T) {
 		t.Errorf("the data directory was created: %v", err)
 	}
 }
+
+// TestArchiveDevicesMissingDataDir: a valid device name with a data
+// directory that is not there (a typo) is refused, exit 2 naming it, and
+// nothing (no devices.json.lock) is created.
+func TestArchiveDevicesMissingDataDir(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "TYPO")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, args := range [][]string{
+		{"approve", "site1/dev1", "--key", "sha256:00", "--data-dir", data},
+		{"revoke", "site1/dev1", "--reason", "r", "--data-dir", data},
+		{"revoke-key", "site1/dev1", "sha256:00", "--reason", "r", "--data-dir", data},
+		{"list", "--data-dir", data},
+	} {
+		err := cmdArchiveDevices(t.Context(), args, io.Discard, log)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "data dir") || !strings.Contains(err.Error(), data) {
+			t.Errorf("%v: %v, want exit 2 naming the data dir", args, err)
+		}
+	}
+	if _, err := os.Lstat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data directory was created: %v", err)
+	}
+}

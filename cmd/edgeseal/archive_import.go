@@ -23,6 +23,15 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	if len(pos) != 1 {
 		return usageErr("archive import: want one DIR")
 	}
+	// The folder is read before the archive is opened: a wrong DIR makes
+	// nothing (no archive in a fresh --data-dir, no DIR/receipts/).
+	names, err := media.BundleFiles(pos[0])
+	if err != nil {
+		return usageErr("archive import: %v", err)
+	}
+	if len(names) == 0 {
+		return usageErr("archive import: %s: no *.tar bundle to import", pos[0])
+	}
 	cfg, err := f.config()
 	if err != nil {
 		return err

@@ -103,7 +103,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	}
 	pub, err := agentd.ReadArchiveKey(*keyPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("bundles import-receipts: %w", err)
 	}
 	log = log.With("device", cfg.DeviceID())
 	receipts, rejections, err := media.ListReplies(filepath.Join(pos[0], media.ReceiptsDir))

@@ -34,7 +34,7 @@ func loadTrustAndKey(cmd string, trustPaths []string, keyPath string) (*evidence
 	}
 	pub, err := agentd.ReadArchiveKey(keyPath)
 	if err != nil {
-		return nil, usageErr("%s: %v", cmd, err)
+		return nil, usageErr("%s: --archive-key: %v", cmd, err)
 	}
 	key, err := pkixOf(pub)
 	if err != nil {

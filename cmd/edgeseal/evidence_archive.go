@@ -52,7 +52,7 @@ func (a archivePack) run(ctx context.Context, stdout io.Writer) error {
 	}
 	if a.keyPath != "" {
 		if opts.ArchiveKey, err = agentd.ReadArchiveKey(a.keyPath); err != nil {
-			return usageErr("evidence: %v", err)
+			return usageErr("evidence: --archive-key: %v", err)
 		}
 	}
 	client, err := readclient.New(a.base, strings.TrimSpace(string(tok)), ca)

@@ -118,7 +118,7 @@ func cmdEvidenceOpen(args []string, stdout io.Writer) error {
 	}
 	if *akey != "" {
 		if opts.ArchiveKey, err = agentd.ReadArchiveKey(*akey); err != nil {
-			return usageErr("evidence open: %v", err)
+			return usageErr("evidence open: --archive-key: %v", err)
 		}
 	}
 	f, err := os.Open(pos[0])

@@ -94,3 +94,25 @@ func TestPolicyVerifyBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicySignNamesFile: a policy file that does not parse (bad YAML,
+// an unknown key) is refused naming the file.
+func TestPolicySignNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	in := func(n string) string { return filepath.Join(dir, n) }
+	if err := cmdPolicyKeygen([]string{"--out", in("alice.key"), "--name", "alice", "--admins", in("set.json")}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"broken.yaml": "version: [\n", "unknown-key.yaml": "bogus: 1\n"} {
+		if err := os.WriteFile(in(name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := cmdPolicySign(t.Context(), []string{"--key", in("alice.key"), in(name), "--out", in("signed.json")}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "policy sign: "+in(name)+": ") {
+			t.Errorf("%s: %v, want the file named", name, err)
+		}
+	}
+	if _, err := os.Lstat(in("signed.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a signed policy was written: %v", err)
+	}
+}

@@ -32,7 +32,7 @@ func cmdPolicySign(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	payload, err := signed.Pack(pos[0])
 	if err != nil {
-		return err
+		return fmt.Errorf("policy sign: %w", err) // Pack names the file
 	}
 	var env *dsse.Envelope
 	if *in != "" {

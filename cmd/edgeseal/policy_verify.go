@@ -37,7 +37,7 @@ func cmdPolicyVerify(args []string, stdout io.Writer) error {
 		}
 		admins.Threshold = *threshold
 	}
-	b, err := fsutil.ReadLimited(pos[0], dsse.MaxEnvelopeSize)
+	b, err := fsutil.ReadRegular(pos[0], dsse.MaxEnvelopeSize)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("policy verify: %w", err)}
 	}

@@ -70,6 +70,13 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageErr("verify: trust file %s: %v", *trustPath, err)
 	}
+	if *stateOut != "" {
+		// Checked before verifying: a bad output path is a usage error
+		// said at once, not after a verified summary was printed.
+		if err := checkOutputFile(*stateOut); err != nil {
+			return usageErr("verify: --state-out: %v", err)
+		}
+	}
 	bundles, err := loadBundles(paths)
 	if err != nil {
 		return err

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/dsse"
@@ -125,4 +127,29 @@ func readRegular(path string, limit int) ([]byte, error) {
 		return os.ReadFile(path)
 	}
 	return fsutil.ReadLimited(path, limit)
+}
+
+// checkOutputFile refuses an output path that could not be written: its
+// folder missing, not a folder or not writable, or the path itself there
+// but not a regular file (a folder; a FIFO would block the write).
+func checkOutputFile(path string) error {
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", path)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a folder", dir)
+	}
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	return nil
 }

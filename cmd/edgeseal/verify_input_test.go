@@ -73,3 +73,40 @@ func TestVerifyRefusesSpecialFiles(t *testing.T) {
 		t.Fatalf("verify of a named link: %v", err)
 	}
 }
+
+// TestVerifyStateOutCheckedFirst: a --state-out that cannot be written (a
+// folder, a file in a missing folder, below a file) is refused with exit
+// 2 before anything is verified or printed; a good one is written.
+func TestVerifyStateOutCheckedFirst(t *testing.T) {
+	c := bundletest.MustChain(t, 1, bundletest.Options{})
+	dir := t.TempDir()
+	raw, err := c.Bundles[0].Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := c.Trust.Marshal()
+	trust, b := filepath.Join(dir, "DEVICE.json"), filepath.Join(dir, "b.bundle.tar")
+	for p, data := range map[string][]byte{trust: tr, b: raw} {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, out := range []string{dir, filepath.Join(dir, "missing", "state.json"), filepath.Join(trust, "state.json")} {
+		var stdout strings.Builder
+		err := cmdVerify(t.Context(), []string{b, "--trust", trust, "--state-out", out}, &stdout)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "--state-out") {
+			t.Errorf("--state-out %s: %v, want exit 2 naming --state-out", out, err)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("--state-out %s: printed before the refusal:\n%s", out, stdout.String())
+		}
+	}
+	good := filepath.Join(dir, "state.json")
+	if err := cmdVerify(t.Context(), []string{b, "--trust", trust, "--state-out", good, "--quiet"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(good); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -77,7 +77,7 @@ func verifyProofsAndPacks(paths []string, trustPath, keyPath string, asJSON, qui
 	if keyPath != "" {
 		pub, err := agentd.ReadArchiveKey(keyPath)
 		if err != nil {
-			return usageErr("verify: %v", err)
+			return usageErr("verify: --archive-key: %v", err)
 		}
 		opts.ArchiveKey = pub
 	}

@@ -31,12 +31,12 @@ func cmdVerifyReceipt(_ context.Context, args []string, stdout io.Writer) error 
 	}
 	root, err := agentd.ReadArchiveKey(*keyPath)
 	if err != nil {
-		return usageErr("verify receipt: %v", err)
+		return usageErr("verify receipt: --archive-key: %v", err)
 	}
 	keys := archivesig.NewArchiveKeys(*name, root)
 	failed := 0
 	for _, p := range paths {
-		raw, err := fsutil.ReadLimited(p, archivesig.MaxReceiptSize)
+		raw, err := fsutil.ReadRegular(p, archivesig.MaxReceiptSize)
 		if err != nil {
 			return usageErr("verify receipt: %v", err)
 		}

@@ -114,3 +114,35 @@ func TestReadConfigDirectory(t *testing.T) {
 		t.Fatalf("err %v, want read %s: is a directory", err, dir)
 	}
 }
+
+// TestReadRegular: a regular file (and a link to one) is read, bounded;
+// a FIFO is refused at once, not waited on; a directory is refused
+// (EISDIR, as os.ReadFile says it).
+func TestReadRegular(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(p, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"f", "link"} {
+		if b, err := ReadRegular(filepath.Join(dir, name), 5); err != nil || string(b) != "hello" {
+			t.Fatalf("%s: %q, %v", name, b, err)
+		}
+	}
+	if _, err := ReadRegular(p, 4); err == nil || !strings.Contains(err.Error(), "larger than 4 bytes") {
+		t.Fatalf("over the limit: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	if _, err := ReadRegular(fifo, 5); err == nil || !strings.Contains(err.Error(), fifo+": not a regular file") {
+		t.Fatalf("%s: %v, want not a regular file", fifo, err)
+	}
+	if _, err := ReadRegular(dir, 5); !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("%s: %v, want is a directory", dir, err)
+	}
+}

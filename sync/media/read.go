@@ -83,6 +83,13 @@ func BundleFiles(dir string) ([]string, error) {
 	return names, nil
 }
 
+// CheckReplies refuses a receipts folder that is a symbolic link
+// (*SymlinkError) without making it: PrepareReplies checks it again when
+// the first answer is written.
+func CheckReplies(dir string) error {
+	return checkNoLink(filepath.Join(dir, ReceiptsDir), "receipts folder")
+}
+
 // PrepareReplies makes the medium's receipts folder and returns its path;
 // a receipts folder that is a symbolic link is a *SymlinkError.
 func PrepareReplies(dir string) (string, error) {

@@ -9,10 +9,10 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/edgeseal/edgeseal/bundle/dsse"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // AdminsVersion is the only admin set version.
@@ -67,7 +67,7 @@ func ParseAdmins(b []byte) (*Admins, error) {
 
 // ReadAdmins reads the admin set file at path.
 func ReadAdmins(path string) (*Admins, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadRegular(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("policy admins: %w", err)
 	}

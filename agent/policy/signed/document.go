@@ -62,14 +62,14 @@ func Pack(path string) ([]byte, error) {
 	}
 	rec := &recordFS{fsys: os.DirFS(filepath.Dir(path)), read: map[string][]byte{}}
 	if _, err := policy.Parse(data, rec); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	d := Document{Version: DocumentVersion, Policy: string(data), Files: map[string]string{}}
 	for name, b := range rec.read {
 		d.Files[name] = string(b)
 	}
 	if err := d.check(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return canonical(&d)
 }

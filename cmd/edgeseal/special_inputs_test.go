@@ -1,0 +1,93 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestInputsRefuseSpecialFiles: a FIFO given as proof's --trust or
+// --archive-key, as policy verify's --admins or signed file, or as either
+// input of verify receipt is refused at once (exit 2, the file named)
+// instead of blocking in open until a writer comes.
+func TestInputsRefuseSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	in := func(n string) string { return filepath.Join(dir, n) }
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in("archive.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmdPolicyKeygen([]string{"--out", in("alice.key"), "--name", "alice", "--admins", in("set.json")}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	fifo := in("fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	notRegular := fifo + ": not a regular file"
+	for _, tc := range []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"proof --archive-key", func() error {
+			return cmdProof(t.Context(), []string{"--archive-key", fifo, "--trust", in("set.json"), "--bundles", dir, "exp-1"}, io.Discard)
+		}, "proof: --archive-key: archive key: " + notRegular},
+		{"proof --trust", func() error {
+			return cmdProof(t.Context(), []string{"--archive-key", in("archive.pub"), "--trust", fifo, "--bundles", dir, "exp-1"}, io.Discard)
+		}, "trust file: " + notRegular},
+		{"policy verify --admins", func() error {
+			return cmdPolicyVerify([]string{"--admins", fifo, in("set.json")}, io.Discard)
+		}, notRegular},
+		{"policy verify SIGNED", func() error {
+			return cmdPolicyVerify([]string{"--admins", in("set.json"), fifo}, io.Discard)
+		}, notRegular},
+		{"verify receipt --archive-key", func() error {
+			return cmdVerifyReceipt(t.Context(), []string{"--archive-key", fifo, in("set.json")}, io.Discard)
+		}, "--archive-key: archive key: " + notRegular},
+		{"verify receipt RECEIPT", func() error {
+			return cmdVerifyReceipt(t.Context(), []string{"--archive-key", in("archive.pub"), fifo}, io.Discard)
+		}, notRegular},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- tc.run() }()
+		select {
+		case err := <-done:
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want exit 2 with %q", tc.name, err, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			// Unblock the open so the test binary can end.
+			if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+			t.Fatalf("%s blocked", tc.name)
+		}
+	}
+}
+
+// TestProofArchiveKeyMessage: a missing --archive-key file is named with
+// the flag, not with the agent's "sync:" context.
+func TestProofArchiveKeyMessage(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.pub")
+	err := cmdProof(t.Context(), []string{"--archive-key", missing, "--trust", missing, "--bundles", missing, "exp-1"}, io.Discard)
+	if err == nil || strings.Contains(err.Error(), "sync:") || !strings.Contains(err.Error(), "proof: --archive-key: archive key: open "+missing+": no such file") {
+		t.Fatalf("proof with a missing archive key: %v", err)
+	}
+}
