@@ -135,7 +135,7 @@ type Archive struct {
 	// (any epoch): the receipt whose checkpoint the next receipt's
 	// consistency proof starts from (witness.go).
 	lastRcpt map[string]accepted
-	rekeys   uint64               // rekey statements in the index
+	rekeys   uint64 // rekey statements in the index
 	// opStatements counts the signed operator statements in the index.
 	opStatements uint64
 	// idxAdmins are the policy admin keys the index recorded (replay).
