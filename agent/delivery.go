@@ -94,7 +94,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	// the one accepted last (archivewitness.go).
 	c.witness.mu.Lock()
 	defer c.witness.mu.Unlock()
-	newest, err := c.witnessReceipts(ids, receipts, parsed)
+	newest, proofs, err := c.witnessReceipts(ids, receipts, parsed)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 		c.maybeWake(size)
 	}
 	if failed == nil {
-		failed = c.keepWitness(newest)
+		failed = c.keepWitness(newest, proofs)
 	}
 	return failed
 }
