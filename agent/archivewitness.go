@@ -106,7 +106,7 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			continue
 		}
 		var cp merkle.Checkpoint
-		if cp, err = r.ArchiveRoot(); err == nil && !proofs && r.ConsistencyFrom == 0 && last != nil && cp.Size > last.Size {
+		if cp, err = r.ArchiveRoot(); err == nil && !proofs && r.WitnessFrom == 0 && last != nil && cp.Size > last.Size {
 			last = &cp // an archive that gives no proofs
 			continue
 		}
@@ -120,7 +120,7 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			}
 			return nil, false, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 		}
-		last, proofs = &cp, proofs || r.ConsistencyFrom > 0
+		last, proofs = &cp, proofs || r.WitnessFrom > 0
 	}
 	return last, proofs, nil
 }

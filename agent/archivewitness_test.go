@@ -65,8 +65,8 @@ func TestWitnessArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc1 := accept(main, 1)
-	if _, r1, _ := archivesig.ParseReceipt(rc1); r1.ConsistencyFrom != 1 {
-		t.Fatalf("second receipt consistencyFrom %d", r1.ConsistencyFrom)
+	if _, r1, _ := archivesig.ParseReceipt(rc1); r1.WitnessFrom != 1 {
+		t.Fatalf("second receipt witnessFrom %d", r1.WitnessFrom)
 	}
 	if err := r.core.JournalReceipt(ctx, res[1].ID, rc1); err != nil {
 		t.Fatal(err)

@@ -48,9 +48,9 @@ func (a *Archive) addConsistency(r *archivesig.Receipt, from, size uint64) error
 	if err != nil {
 		return fmt.Errorf("archive: consistency proof from %d to %d: %w", from, size, err)
 	}
-	r.ConsistencyFrom, r.ConsistencyProof = from, nil
+	r.WitnessFrom, r.WitnessProof = from, nil
 	if len(proof) > 0 {
-		r.ConsistencyProof = merkle.ProofBytes(proof)
+		r.WitnessProof = merkle.ProofBytes(proof)
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // TestReceiptConsistency: a device's first receipt carries no
-// consistency members; each later one carries consistencyFrom, the
+// consistency members; each later one carries witnessFrom, the
 // archive checkpoint size of the device's previous receipt, and a proof
 // that verifies from that checkpoint to its own (other devices' bundles
 // in between, across a reopen); a bundle sent again gets its receipt
@@ -30,11 +30,11 @@ func TestReceiptConsistency(t *testing.T) {
 	}
 	first := e.accept(a, a.Bundles[0])
 	prev := receipt(first)
-	if prev.ConsistencyFrom != 0 || prev.ConsistencyProof != nil {
-		t.Fatalf("first receipt has consistency from %d", prev.ConsistencyFrom)
+	if prev.WitnessFrom != 0 || prev.WitnessProof != nil {
+		t.Fatalf("first receipt has consistency from %d", prev.WitnessFrom)
 	}
-	if rb := receipt(e.accept(b, b.Bundles[0])); rb.ConsistencyFrom != 0 {
-		t.Fatalf("another device's first receipt has consistency from %d", rb.ConsistencyFrom)
+	if rb := receipt(e.accept(b, b.Bundles[0])); rb.WitnessFrom != 0 {
+		t.Fatalf("another device's first receipt has consistency from %d", rb.WitnessFrom)
 	}
 	for i := 1; i < 3; i++ {
 		if i == 2 {
@@ -46,8 +46,8 @@ func TestReceiptConsistency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.ConsistencyFrom != last.Size || len(r.ConsistencyProof) == 0 {
-			t.Fatalf("bundle %d: consistency from %d with %d hashes, previous checkpoint %d", i, r.ConsistencyFrom, len(r.ConsistencyProof), last.Size)
+		if r.WitnessFrom != last.Size || len(r.WitnessProof) == 0 {
+			t.Fatalf("bundle %d: consistency from %d with %d hashes, previous checkpoint %d", i, r.WitnessFrom, len(r.WitnessProof), last.Size)
 		}
 		if _, err := archivesig.CheckConsistency(&last, r); err != nil {
 			t.Fatalf("bundle %d: %v", i, err)

@@ -18,19 +18,19 @@ var ErrInconsistent = fmt.Errorf("archivesig: archive log inconsistent")
 // consistency proof from it.
 var ErrNoConsistency = fmt.Errorf("archivesig: receipt has no consistency proof from the last accepted archive checkpoint")
 
-// checkConsistencyMembers checks the form of consistencyFrom and
-// consistencyProof against the receipt's archive checkpoint of size.
+// checkConsistencyMembers checks the form of witnessFrom and
+// witnessProof against the receipt's archive checkpoint of size.
 func (r *Receipt) checkConsistencyMembers(size uint64) error {
-	if r.ConsistencyFrom == 0 && r.ConsistencyProof != nil {
-		return wire.FormatErr("receipt", "consistency proof without consistencyFrom")
+	if r.WitnessFrom == 0 && r.WitnessProof != nil {
+		return wire.FormatErr("receipt", "consistency proof without witnessFrom")
 	}
-	if r.ConsistencyFrom > size {
-		return wire.FormatErr("receipt", "consistencyFrom %d beyond the archive checkpoint size %d", r.ConsistencyFrom, size)
+	if r.WitnessFrom > size {
+		return wire.FormatErr("receipt", "witnessFrom %d beyond the archive checkpoint size %d", r.WitnessFrom, size)
 	}
-	if len(r.ConsistencyProof) > merkle.MaxProofLen {
+	if len(r.WitnessProof) > merkle.MaxProofLen {
 		return wire.FormatErr("receipt", "consistency proof too long")
 	}
-	for _, h := range r.ConsistencyProof {
+	for _, h := range r.WitnessProof {
 		if len(h) != 32 {
 			return wire.FormatErr("receipt", "consistency proof hash of %d bytes", len(h))
 		}
@@ -41,7 +41,7 @@ func (r *Receipt) checkConsistencyMembers(size uint64) error {
 // CheckConsistency checks the receipt's archive checkpoint against last,
 // the archive checkpoint the device accepted before (nil: none, and any
 // checkpoint is accepted). The same size needs the same root; a smaller
-// size is refused; a larger one needs consistencyFrom equal to last's
+// size is refused; a larger one needs witnessFrom equal to last's
 // size and a consistency proof that verifies from last to it. It
 // returns the receipt's archive checkpoint, the device's next last.
 // ErrInconsistent means the archive log forked; ErrNoConsistency that
@@ -64,10 +64,10 @@ func CheckConsistency(last *merkle.Checkpoint, r *Receipt) (merkle.Checkpoint, e
 			return cp, fmt.Errorf("%w: another root at the accepted size %d", ErrInconsistent, cp.Size)
 		}
 		return cp, nil
-	case r.ConsistencyFrom != last.Size:
-		return cp, fmt.Errorf("%w: from %d, accepted size %d", ErrNoConsistency, r.ConsistencyFrom, last.Size)
+	case r.WitnessFrom != last.Size:
+		return cp, fmt.Errorf("%w: from %d, accepted size %d", ErrNoConsistency, r.WitnessFrom, last.Size)
 	}
-	if err := merkle.VerifyConsistency(merkle.ProofHashes(r.ConsistencyProof), last.Size, cp.Size, last.Root, cp.Root); err != nil {
+	if err := merkle.VerifyConsistency(merkle.ProofHashes(r.WitnessProof), last.Size, cp.Size, last.Root, cp.Root); err != nil {
 		return cp, fmt.Errorf("%w: from %d to %d: %v", ErrInconsistent, last.Size, cp.Size, err)
 	}
 	return cp, nil

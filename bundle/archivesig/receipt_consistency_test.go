@@ -80,9 +80,9 @@ func (l *witnessLog) accept(from uint64) *archivesig.Receipt {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.ConsistencyFrom = from
+		r.WitnessFrom = from
 		if len(cons) > 0 {
-			r.ConsistencyProof = merkle.ProofBytes(cons)
+			r.WitnessProof = merkle.ProofBytes(cons)
 		}
 	}
 	raw, err := archivesig.SignReceipt(r, "k1", l.priv)
@@ -168,10 +168,10 @@ func TestReceiptConsistencyMembers(t *testing.T) {
 	l.accept(0)
 	good := l.accept(1)
 	for name, mod := range map[string]func(r *archivesig.Receipt){
-		"from beyond size":   func(r *archivesig.Receipt) { r.ConsistencyFrom = 3 },
-		"proof without from": func(r *archivesig.Receipt) { r.ConsistencyFrom, r.ConsistencyProof = 0, [][]byte{make([]byte, 32)} },
-		"short hash":         func(r *archivesig.Receipt) { r.ConsistencyProof = [][]byte{make([]byte, 31)} },
-		"too long":           func(r *archivesig.Receipt) { r.ConsistencyProof = make([][]byte, merkle.MaxProofLen+1) },
+		"from beyond size":   func(r *archivesig.Receipt) { r.WitnessFrom = 3 },
+		"proof without from": func(r *archivesig.Receipt) { r.WitnessFrom, r.WitnessProof = 0, [][]byte{make([]byte, 32)} },
+		"short hash":         func(r *archivesig.Receipt) { r.WitnessProof = [][]byte{make([]byte, 31)} },
+		"too long":           func(r *archivesig.Receipt) { r.WitnessProof = make([][]byte, merkle.MaxProofLen+1) },
 	} {
 		r := *good
 		mod(&r)

@@ -133,9 +133,9 @@ func (l *ArchiveLog) Accept(b *bundle.Bundle) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.ConsistencyFrom = from
+		r.WitnessFrom = from
 		if len(cons) > 0 {
-			r.ConsistencyProof = merkle.ProofBytes(cons)
+			r.WitnessProof = merkle.ProofBytes(cons)
 		}
 	}
 	if l.last == nil {
