@@ -23,7 +23,7 @@ const (
 
 // AlarmKinds are every kind an Alarm may carry.
 var AlarmKinds = []string{custody.AlertSchemaChanged, custody.AlertDestinationNew, custody.AlertSignerUnknown, custody.AlertRetentionShort,
-	AlarmPolicyRefused, AlarmOutboxQuota, AlarmPCRAuthorization}
+	AlarmPolicyRefused, AlarmOutboxQuota, AlarmPCRAuthorization, AlarmArchiveInconsistent}
 
 // Alarm is an alarm the core raised, already logged (and journaled, for a
 // governance alert), as it hands it to its AlarmSink.

@@ -157,6 +157,7 @@ type Core struct {
 	pol       policyState                // the policy in force (policyinforce.go)
 	gov       governance                 // governance alerts (governance.go)
 	alarms    alarmState                 // where alarms go (alarms.go)
+	witness   witnessState               // the archive checkpoint accepted last (archivewitness.go)
 	ret       localRetention             // local payload retention (localretention.go)
 	syncSt    syncState                  // broker link, last delivery and refusal (status_sync.go)
 	content   atomic.Pointer[ContentKey] // the archive's content key payloads are sealed to (contentkey.go)

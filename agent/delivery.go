@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -80,12 +81,26 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	digests := make([]string, len(ids))
 	logIndex := make([]uint64, len(ids))
 	times := make([]time.Time, len(ids))
+	parsed := make([]*archivesig.Receipt, len(ids))
+	envs := make([]*dsse.Envelope, len(ids))
 	for i, id := range ids {
-		receipt := receipts[i]
-		env, r, err := archivesig.ParseReceipt(receipt)
+		env, r, err := archivesig.ParseReceipt(receipts[i])
 		if err != nil {
 			return fmt.Errorf("agent: receipt for %s: %w", id, err)
 		}
+		envs[i], parsed[i] = env, r
+	}
+	// The archive log is witnessed: each receipt's checkpoint must extend
+	// the one accepted last (archivewitness.go).
+	c.witness.mu.Lock()
+	defer c.witness.mu.Unlock()
+	newest, proofs, err := c.witnessReceipts(ids, receipts, parsed)
+	if err != nil {
+		return err
+	}
+	for i, id := range ids {
+		receipt := receipts[i]
+		env, r := envs[i], parsed[i]
 		keyID := ""
 		if len(env.Signatures) > 0 {
 			keyID = env.Signatures[0].KeyID
@@ -141,6 +156,9 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	}
 	if size > 0 {
 		c.maybeWake(size)
+	}
+	if failed == nil {
+		failed = c.keepWitness(newest, proofs)
 	}
 	return failed
 }

@@ -131,7 +131,11 @@ type Archive struct {
 	accepted map[[32]byte]accepted
 	inflight map[[32]byte]*Ticket // verified, not yet durable
 	states   map[string]*devState // by device and epoch (stateOf)
-	rekeys   uint64               // rekey statements in the index
+	// lastRcpt is each device's accepted bundle of the highest log index
+	// (any epoch): the receipt whose checkpoint the next receipt's
+	// consistency proof starts from (witness.go).
+	lastRcpt map[string]accepted
+	rekeys   uint64 // rekey statements in the index
 	// opStatements counts the signed operator statements in the index.
 	opStatements uint64
 	// idxAdmins are the policy admin keys the index recorded (replay).
@@ -202,7 +206,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
-		accepted: map[[32]byte]accepted{}, devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, locks: map[string]*sync.Mutex{},
+		accepted: map[[32]byte]accepted{}, devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, lastRcpt: map[string]accepted{}, locks: map[string]*sync.Mutex{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 	}

@@ -178,6 +178,9 @@ func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint6
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt, at: at}
+	if prev, ok := a.lastRcpt[device]; !ok || logIndex >= prev.logIndex {
+		a.lastRcpt[device] = a.accepted[digest]
+	}
 	ds := a.stateOf(device, epoch)
 	ds.cps[cp.Size] = cp.Root
 	ds.rememberBundle(cp.Size, digest)

@@ -407,9 +407,17 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 	}()
 	retention := wire.FormatTime(a.now().Add(a.opts.Retention))
 	k := a.cur.Load()
+	from := map[string]uint64{} // device -> its previous receipt's checkpoint size
 	for i, p := range g.ps {
 		if !g.ok(i) {
 			continue
+		}
+		prev, seen := from[p.entry.Device]
+		if !seen {
+			if prev, err = a.previousReceiptSize(p.entry.Device); err != nil {
+				return nil, err
+			}
+			from[p.entry.Device] = prev
 		}
 		proof, err := a.log.j.InclusionProof(p.seq, size)
 		if err != nil {
@@ -429,6 +437,9 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		}
 		for _, h := range proof {
 			r.InclusionProof = append(r.InclusionProof, h[:])
+		}
+		if err := a.addConsistency(r, prev, size); err != nil {
+			return nil, err
 		}
 		if p.receipt, err = archivesig.SignReceipt(r, k.keyID, k.key); err != nil {
 			return nil, err

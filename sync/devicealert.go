@@ -41,6 +41,10 @@ const (
 	// AlertPCRAuthorization: an operator's PCR authorization could not
 	// be applied (the PCRs do not hold its values, or it does not verify).
 	AlertPCRAuthorization = "pcr.authorization"
+	// AlertArchiveInconsistent: a receipt's archive log checkpoint is not
+	// consistent with the one the agent accepted before (the archive log
+	// forked or was rewritten); the receipt was refused.
+	AlertArchiveInconsistent = "archive.inconsistent"
 	// AlertOutboxStatus is not an alarm: the agent's periodic report of
 	// its outbox (DeviceAlert.Outbox), how long bundles have waited.
 	AlertOutboxStatus = "outbox.status"
@@ -61,7 +65,7 @@ type OutboxReport struct {
 // KnownDeviceAlertKinds are the kinds the agent raises, for bounded
 // metric labels: the receiving side counts any other as "other".
 var KnownDeviceAlertKinds = []string{"schema.changed", "destination.new", "signer.unknown", "retention.short",
-	AlertPolicyRefused, AlertOutboxQuota, AlertPCRAuthorization}
+	AlertPolicyRefused, AlertOutboxQuota, AlertPCRAuthorization, AlertArchiveInconsistent}
 
 // DeviceAlertsFilter is the subscription to every device's alerts.
 const DeviceAlertsFilter = topicRoot + "alerts/+/+"
@@ -94,7 +98,8 @@ type DeviceAlert struct {
 	Device string `json:"device"`
 	// Kind is the alarm: a governance.alert kind (schema.changed,
 	// destination.new, signer.unknown, retention.short), policy.refused,
-	// outbox.quota, pcr.authorization; or outbox.status, a report;
+	// outbox.quota, pcr.authorization, archive.inconsistent; or
+	// outbox.status, a report;
 	// [a-z0-9._-]{1,64}.
 	Kind string `json:"kind"`
 	// Outbox is the report of an outbox.status message (only there).

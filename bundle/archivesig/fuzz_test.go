@@ -12,13 +12,19 @@ import (
 func FuzzParseReceipt(f *testing.F) {
 	raw, _, _ := archiveReceipt(f, 5, 3)
 	f.Add(raw)
-	// The reply vectors' receipt carrying a content key announcement.
+	// The reply vectors' receipts carrying a content key announcement
+	// and a consistency proof.
 	if b, err := os.ReadFile("../../testdata/vectors/replies-v1.json"); err == nil {
 		var v struct {
-			ReceiptContentKey string `json:"receiptContentKey"`
+			ReceiptContentKey  string `json:"receiptContentKey"`
+			ReceiptConsistency string `json:"receiptConsistency"`
 		}
-		if json.Unmarshal(b, &v) == nil && v.ReceiptContentKey != "" {
-			f.Add([]byte(v.ReceiptContentKey))
+		if json.Unmarshal(b, &v) == nil {
+			for _, s := range []string{v.ReceiptContentKey, v.ReceiptConsistency} {
+				if s != "" {
+					f.Add([]byte(s))
+				}
+			}
 		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

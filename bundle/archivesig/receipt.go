@@ -44,6 +44,13 @@ type Receipt struct {
 	// to an older content key: the agent verifies it under the archive
 	// keys it trusts and seals new payloads to it.
 	ContentKey []byte `json:"contentKey,omitempty"`
+	// WitnessFrom is the archive checkpoint size of the device's
+	// previous receipt, WitnessProof the RFC 6962 consistency proof
+	// from it to ArchiveCheckpoint: the device witnesses the archive
+	// log (CheckConsistency). Both absent when the device had no receipt
+	// before.
+	WitnessFrom  uint64   `json:"witnessFrom,omitempty"`
+	WitnessProof [][]byte `json:"witnessProof,omitempty"`
 }
 
 // ReceiptEntry is what the archive log stores for a bundle; its canonical
@@ -165,7 +172,7 @@ func (r *Receipt) check() error {
 	if _, err := wire.ParseTime(r.RetentionUntil); err != nil {
 		return err
 	}
-	if r.CheckpointSize > strict.MaxJSONInt || r.LogIndex > strict.MaxJSONInt || r.Epoch > strict.MaxJSONInt {
+	if r.CheckpointSize > strict.MaxJSONInt || r.LogIndex > strict.MaxJSONInt || r.Epoch > strict.MaxJSONInt || r.WitnessFrom > strict.MaxJSONInt {
 		return wire.FormatErr("receipt", "number beyond 2^53")
 	}
 	cp, err := r.ArchiveRoot()
@@ -195,6 +202,9 @@ func (r *Receipt) check() error {
 		if len(h) != 32 {
 			return wire.FormatErr("receipt", "proof hash of %d bytes", len(h))
 		}
+	}
+	if err := r.checkConsistencyMembers(cp.Size); err != nil {
+		return err
 	}
 	entry, err := r.Entry().Marshal()
 	if err != nil {

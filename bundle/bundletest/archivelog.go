@@ -26,7 +26,11 @@ type ArchiveLog struct {
 	Name string // the log's origin, "edgeseal-archive"
 	Pub  ed25519.PublicKey
 	Priv ed25519.PrivateKey
+	// NoConsistency leaves the consistency members out of the receipts
+	// (as an archive that does not give them).
+	NoConsistency bool
 
+	last   map[string]uint64 // device -> its previous receipt's checkpoint size
 	leaves [][32]byte
 	note   noteSigner
 	chain  [][]byte // key announcements, oldest first
@@ -124,6 +128,20 @@ func (l *ArchiveLog) Accept(b *bundle.Bundle) ([]byte, error) {
 		return nil, err
 	}
 	r.ArchiveCheckpoint, r.InclusionProof = string(signed), merkle.ProofBytes(proof)
+	if from := l.last[device]; from > 0 && !l.NoConsistency {
+		cons, err := l.Consistency(from, size)
+		if err != nil {
+			return nil, err
+		}
+		r.WitnessFrom = from
+		if len(cons) > 0 {
+			r.WitnessProof = merkle.ProofBytes(cons)
+		}
+	}
+	if l.last == nil {
+		l.last = map[string]uint64{}
+	}
+	l.last[device] = size
 	if len(l.chain) > 0 {
 		r.KeyChain = l.chain
 	}

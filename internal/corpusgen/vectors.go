@@ -51,10 +51,19 @@ type Replies struct {
 	// signed by the archive key) and ReceiptContentKey the receipt above
 	// carrying it, as the archive sends it for a bundle sealed to an
 	// older content key.
-	ContentKeyIKM     string    `json:"contentKeyIkm"`
-	ContentKey        string    `json:"contentKey"`
-	ReceiptContentKey string    `json:"receiptContentKey"`
-	Refused           []Refused `json:"refused"`
+	ContentKeyIKM     string `json:"contentKeyIkm"`
+	ContentKey        string `json:"contentKey"`
+	ReceiptContentKey string `json:"receiptContentKey"`
+	// ArchiveCheckpointBefore is the body of the archive log's checkpoint
+	// at size 2, the one a device accepted with an earlier receipt;
+	// ReceiptConsistency is the receipt for entry 2 at size 3 carrying
+	// witnessFrom 2 and the consistency proof from it, which MUST
+	// verify against ArchiveCheckpointBefore and MUST NOT against
+	// ArchiveCheckpointForked (size 2, another root: a forked log).
+	ArchiveCheckpointBefore string    `json:"archiveCheckpointBefore"`
+	ArchiveCheckpointForked string    `json:"archiveCheckpointForked"`
+	ReceiptConsistency      string    `json:"receiptConsistency"`
+	Refused                 []Refused `json:"refused"`
 }
 
 // Refused is a reply a reader must refuse.
@@ -78,6 +87,7 @@ func replies() (*Replies, error) {
 		Description: "archive replies signed by the Ed25519 key whose seed is SHA-256(seed): " +
 			"a receipt for the entry at index 1 of a three-entry archive log, a rejection, an enrollment answer, " +
 			"a content key announcement (the key derived from contentKeyIkm) and the receipt carrying it, " +
+			"a receipt for entry 2 with its consistency proof from the checkpoint at size 2 (and a forked one it must fail against), " +
 			"and changed copies a reader must refuse (docs/formats.md)",
 		Seed: vectorSeed, PublicKey: pub, KeyID: keyID,
 	}
@@ -146,6 +156,9 @@ func replies() (*Replies, error) {
 		return nil, err
 	}
 	v.ReceiptContentKey = string(rck)
+	if err := consistencyVector(v, leaves, signed, keyID, key, digest); err != nil {
+		return nil, err
+	}
 	for _, k := range []struct{ kind, env string }{{"receipt", v.Receipt}, {"rejection", v.Rejection}, {"enrollAck", v.EnrollAck}, {"contentKey", v.ContentKey}} {
 		flipped, err := flipSignature(k.env)
 		if err != nil {
@@ -174,6 +187,36 @@ func replies() (*Replies, error) {
 	}
 	v.Refused = append(v.Refused, Refused{Name: "receipt entry not in the log (re-signed)", Kind: "receipt", Envelope: resigned})
 	return v, nil
+}
+
+// consistencyVector adds the receipt for entry 2 with its consistency
+// proof from size 2 (signed3 is the log's signed note at size 3).
+func consistencyVector(v *Replies, leaves [][32]byte, signed3 []byte, keyID string, key ed25519.PrivateKey, digest func(string) string) error {
+	tree := &merkle.Partial{Leaves: leaves}
+	root2, err := tree.Hash(0, 2)
+	if err != nil {
+		return err
+	}
+	v.ArchiveCheckpointBefore = string(merkle.Checkpoint{Origin: "edgeseal-archive", Size: 2, Root: root2}.Marshal())
+	v.ArchiveCheckpointForked = string(merkle.Checkpoint{Origin: "edgeseal-archive", Size: 2, Root: sha256.Sum256([]byte("forked"))}.Marshal())
+	incl, err := merkle.InclusionProof(tree.Hash, 2, 3)
+	if err != nil {
+		return err
+	}
+	cons, err := merkle.ConsistencyProof(tree.Hash, 2, 3)
+	if err != nil {
+		return err
+	}
+	r := &archivesig.Receipt{BundleDigest: digest("bundle 2"), Device: "site1/dev1", CheckpointSize: 24,
+		CheckpointRoot: digest("root 2"), LogIndex: 2, ArchiveCheckpoint: string(signed3),
+		InclusionProof: merkle.ProofBytes(incl), RetentionUntil: "2033-12-07T00:00:00.000000Z",
+		WitnessFrom: 2, WitnessProof: merkle.ProofBytes(cons)}
+	rec, err := archivesig.SignReceipt(r, keyID, key)
+	if err != nil {
+		return err
+	}
+	v.ReceiptConsistency = string(rec)
+	return nil
 }
 
 // marshalReplies is the vectors file.

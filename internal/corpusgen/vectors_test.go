@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -87,6 +88,24 @@ func TestRepliesVectors(t *testing.T) {
 	rc, err := archivesig.VerifyReceipt([]byte(v.ReceiptContentKey), v.KeyID, pub)
 	if err != nil || string(rc.ContentKey) != v.ContentKey {
 		t.Fatalf("receipt with the content key: %v", err)
+	}
+	rcons, err := archivesig.VerifyReceipt([]byte(v.ReceiptConsistency), v.KeyID, pub)
+	if err != nil {
+		t.Fatalf("receipt with a consistency proof: %v", err)
+	}
+	before, err := merkle.ParseAnyCheckpoint([]byte(v.ArchiveCheckpointBefore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := archivesig.CheckConsistency(&before, rcons); err != nil {
+		t.Errorf("consistency from the checkpoint before: %v", err)
+	}
+	forked, err := merkle.ParseAnyCheckpoint([]byte(v.ArchiveCheckpointForked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := archivesig.CheckConsistency(&forked, rcons); !errors.Is(err, archivesig.ErrInconsistent) {
+		t.Errorf("consistency from the forked checkpoint: %v", err)
 	}
 	for _, f := range v.Refused {
 		var err error

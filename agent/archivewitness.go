@@ -1,0 +1,146 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sync"
+
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
+)
+
+// ArchiveCheckpointFile, in Options.StateDir, keeps the archive log
+// checkpoint of the newest receipt the agent accepted, as JSON
+// {"checkpoint":"<body: origin, size, root>","proofs":<bool>}; proofs is
+// true once a receipt carried a consistency proof (the archive witnesses
+// for its devices), after which every larger checkpoint needs one. Each
+// later receipt's checkpoint must be consistent with it
+// (archivesig.CheckConsistency); the receipts themselves, checkpoint
+// included, are journaled with their delivery.receipt records.
+const ArchiveCheckpointFile = "archive-checkpoint"
+
+// witnessFile is the JSON of ArchiveCheckpointFile.
+type witnessFile struct {
+	Checkpoint string `json:"checkpoint"`
+	Proofs     bool   `json:"proofs"`
+}
+
+// AlarmArchiveInconsistent: a receipt's archive checkpoint is not an
+// extension of the one the agent accepted before (witnessReceipts).
+const AlarmArchiveInconsistent = "archive.inconsistent"
+
+// witnessState is the archive checkpoint accepted last, loaded from
+// ArchiveCheckpointFile on first use. mu is held from the check of a
+// batch of receipts until its checkpoint is kept.
+type witnessState struct {
+	mu     sync.Mutex
+	loaded bool
+	last   *merkle.Checkpoint
+	proofs bool // a receipt carried consistency members: they are required
+	// alarmed is the checkpoint last alarmed about, so a receipt sent
+	// again raises and logs its alarm once.
+	alarmed merkle.Checkpoint
+}
+
+// loadWitness reads ArchiveCheckpointFile once (w.mu held).
+func (c *Core) loadWitness() error {
+	w := &c.witness
+	if w.loaded || c.opts.StateDir == "" {
+		w.loaded = true
+		return nil
+	}
+	b, err := fsutil.ReadLimited(filepath.Join(c.opts.StateDir, ArchiveCheckpointFile), 4096)
+	if errors.Is(err, fs.ErrNotExist) {
+		w.loaded = true
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("agent: archive checkpoint: %w", err)
+	}
+	var f witnessFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("agent: archive checkpoint: %w", err)
+	}
+	cp, err := merkle.ParseAnyCheckpoint([]byte(f.Checkpoint))
+	if err != nil {
+		return fmt.Errorf("agent: archive checkpoint: %w", err)
+	}
+	w.last, w.proofs, w.loaded = &cp, f.Proofs, true
+	return nil
+}
+
+// witnessReceipts checks the receipts' archive checkpoints, in order,
+// against the one accepted last (w.mu held) and returns the newest and
+// whether consistency proofs are required from now on. A receipt
+// journaled before (the same bytes under its entry's delivery record: it
+// came again) was witnessed then: it is not checked again, and its
+// checkpoint is taken when larger (a crash before it was kept). Until a
+// receipt carried a consistency proof (an archive that does not give
+// them) a larger checkpoint without one is taken unchecked. On
+// an inconsistency it raises AlarmArchiveInconsistent and logs once; any
+// failure refuses the whole batch (nothing is journaled, the bundles
+// stay in the outbox).
+func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Receipt) (*merkle.Checkpoint, bool, error) {
+	if err := c.loadWitness(); err != nil {
+		return nil, false, err
+	}
+	last, proofs := c.witness.last, c.witness.proofs
+	for i, r := range rs {
+		d, err := c.delivery(ids[i])
+		if err != nil {
+			return nil, false, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+		}
+		if d != nil && d.Receipt == wire.FormatHash(sha256.Sum256(raw[i])) {
+			if cp, err := r.ArchiveRoot(); err == nil && (last == nil || cp.Size > last.Size) {
+				last = &cp
+			}
+			continue
+		}
+		var cp merkle.Checkpoint
+		if cp, err = r.ArchiveRoot(); err == nil && !proofs && r.WitnessFrom == 0 && last != nil && cp.Size > last.Size {
+			last = &cp // an archive that gives no proofs
+			continue
+		}
+		cp, err = archivesig.CheckConsistency(last, r)
+		if err != nil {
+			if errors.Is(err, archivesig.ErrInconsistent) && cp != c.witness.alarmed {
+				c.witness.alarmed = cp
+				detail := fmt.Sprintf("receipt for %s: %v", ids[i], err)
+				c.log.Error("archive log inconsistent; receipt refused", "outbox", ids[i], "size", cp.Size, "err", err)
+				c.alarm(AlarmArchiveInconsistent, -1, detail)
+			}
+			return nil, false, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+		}
+		last, proofs = &cp, proofs || r.WitnessFrom > 0
+	}
+	return last, proofs, nil
+}
+
+// keepWitness makes cp the archive checkpoint accepted last (w.mu held),
+// durable in ArchiveCheckpointFile when the core has a StateDir.
+func (c *Core) keepWitness(cp *merkle.Checkpoint, proofs bool) error {
+	w := &c.witness
+	if cp == nil || (w.last != nil && *w.last == *cp && w.proofs == proofs) {
+		return nil
+	}
+	if c.opts.StateDir != "" {
+		b, err := json.Marshal(witnessFile{Checkpoint: string(cp.Marshal()), Proofs: proofs})
+		if err != nil {
+			return fmt.Errorf("agent: archive checkpoint: %w", err)
+		}
+		if err := fsutil.WriteFileAtomic(filepath.Join(c.opts.StateDir, ArchiveCheckpointFile), append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("agent: archive checkpoint: %w", err)
+		}
+	}
+	w.last, w.proofs = cp, proofs
+	return nil
+}

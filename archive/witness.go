@@ -1,0 +1,56 @@
+package archive
+
+import (
+	"fmt"
+
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+)
+
+// Devices witness the archive log: each receipt carries a consistency
+// proof from the archive checkpoint of the device's previous receipt
+// (the one of its accepted bundles with the highest log index), which
+// the agent accepted and checks the new checkpoint against
+// (archivesig.CheckConsistency).
+
+// previousReceiptSize is the archive checkpoint size of the device's
+// previous receipt; 0 when the device had none.
+func (a *Archive) previousReceiptSize(device string) (uint64, error) {
+	a.mu.Lock()
+	acc, ok := a.lastRcpt[device]
+	a.mu.Unlock()
+	if !ok {
+		return 0, nil
+	}
+	b, err := a.storedReceipt(acc)
+	if err != nil {
+		return 0, err
+	}
+	_, r, err := archivesig.ParseReceipt(b)
+	if err != nil {
+		return 0, fmt.Errorf("archive: receipt sha256:%x: %w", acc.receipt, err)
+	}
+	cp, err := r.ArchiveRoot()
+	if err != nil {
+		return 0, fmt.Errorf("archive: receipt sha256:%x: %w", acc.receipt, err)
+	}
+	return cp.Size, nil
+}
+
+// addConsistency sets r's consistency members: the proof from the
+// archive log of size from (the device's previous receipt; 0: none) to
+// size, the receipt's checkpoint.
+func (a *Archive) addConsistency(r *archivesig.Receipt, from, size uint64) error {
+	if from == 0 || from > size {
+		return nil
+	}
+	proof, err := a.log.j.ConsistencyProof(from, size)
+	if err != nil {
+		return fmt.Errorf("archive: consistency proof from %d to %d: %w", from, size, err)
+	}
+	r.WitnessFrom, r.WitnessProof = from, nil
+	if len(proof) > 0 {
+		r.WitnessProof = merkle.ProofBytes(proof)
+	}
+	return nil
+}
