@@ -26,7 +26,12 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	// The folder is read before the archive is opened: a wrong DIR makes
 	// nothing (no archive in a fresh --data-dir, no DIR/receipts/).
 	names, err := media.BundleFiles(pos[0])
-	if err != nil {
+	var se *media.SymlinkError
+	switch {
+	case errors.As(err, &se):
+		// A link on the medium is a refused input, not a usage error.
+		return &exitError{code: 1, err: fmt.Errorf("archive import: %w", err)}
+	case err != nil:
 		return usageErr("archive import: %v", err)
 	}
 	if len(names) == 0 {
