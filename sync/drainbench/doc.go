@@ -8,7 +8,10 @@
 // plain paho QoS 1 publish of the same messages (same sizes, same count)
 // gives the baseline, and before the drain an essential floor (paho plus
 // only the outbox read, reassembly, verification and write-once store)
-// bounds what any drain could reach here. BenchmarkDrainEncrypted runs
+// bounds what any drain could reach here. The archive and the baseline's
+// subscriber run in child processes (this test binary again), so the
+// agent's CPU per bundle is measured apart, beside paho's publishing
+// client's. BenchmarkDrainEncrypted runs
 // the drain in clear and then with every payload sealed to the archive's
 // content key, in one process, for the cost of encryption on the drain.
 // It lives under sync/ because only sync/ imports

@@ -57,19 +57,23 @@ const (
 // reports both in MB/s (bundle bytes; frame bytes for paho) and the
 // drain's share of the baseline, with where the time and CPU went:
 // admit-ms/bundle (reading and verifying, in arrival order),
-// receive-ms/bundle (admission to answer; bundles overlap), cpu-ms/bundle
-// (the process's CPU over the drain: agent, archive and both MQTT
-// clients, not the broker), broker-cpu-ms/bundle (mosquitto's) and cores
-// (both over the drain's wall time), and the same three for the median
-// paho run (paho-cpu-ms/bundle, paho-broker-cpu-ms/bundle, paho-cores):
-// the CPU budget the baseline leaves. Before the drain, while the outbox
+// receive-ms/bundle (admission to answer; bundles overlap). The archive
+// and the baseline's subscriber run in child processes (child_test.go),
+// so this process's CPU over the drain is the agent's alone:
+// agent-cpu-ms/bundle (core, outbox, publisher and its MQTT client),
+// archive-cpu-ms/bundle (the archive's process), cpu-ms/bundle (both),
+// broker-cpu-ms/bundle (mosquitto's) and cores (all over the drain's wall
+// time); for the median paho run paho-pub-cpu-ms/bundle (the publishing
+// client alone, the agent's counterpart), paho-cpu-ms/bundle (both
+// clients), paho-broker-cpu-ms/bundle and paho-cores. Before the drain, while the outbox
 // is full, it times the essential floor three times (floor_test.go: paho
 // plus only the steps delivery cannot skip; floor-MB/s, floor-%-of-paho,
 // floor-cpu-ms/bundle, floor-broker-cpu-ms/bundle, floor-cores), an upper
 // bound for the drain here. EDGESEAL_DRAIN_EXPORTS overrides the number
 // of exports (for a quick run), EDGESEAL_DRAIN_WINDOW the publisher's
 // window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain
-// (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
+// of the agent's process and EDGESEAL_DRAIN_ARCHIVE_CPUPROFILE one of the
+// archive's (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
 // EDGESEAL_DRAIN_TRACE=F writes an execution trace of the drain,
 // EDGESEAL_DRAIN_MEMPROFILE=F writes allocation profiles F.before and F
 // around it (go tool pprof -sample_index=alloc_space -base F.before F).
@@ -99,12 +103,16 @@ func BenchmarkDrain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ar, err := archive.Open(ctx, archive.Options{Dir: filepath.Join(dir, "archive"), Key: akey})
+	arDir := filepath.Join(dir, "archive")
+	ar, err := archive.Open(ctx, archive.Options{Dir: arDir, Key: akey})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ar.Close()
 	trust := enroll(b, ar, tp)
+	arPub, arKeyID := ar.PublicKey(), ar.KeyID()
+	if err := ar.Close(); err != nil { // the archive runs in a child process
+		b.Fatal(err)
+	}
 
 	t0 := time.Now()
 	journal(b, core, n)
@@ -138,10 +146,10 @@ func BenchmarkDrain(b *testing.B) {
 
 	// The link returns: the site's publisher connects to the broker the
 	// archive is subscribed on, and drains.
-	startArchiveSubscriber(b, brk.URL, ar)
+	arc := startArchiveChild(b, brk.URL, arDir, akey)
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: core, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
-		ArchiveKey: ar.PublicKey(), ArchiveKeyID: ar.KeyID(), OnReceipts: core.JournalReceipts,
+		ArchiveKey: arPub, ArchiveKeyID: arKeyID, OnReceipts: core.JournalReceipts,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -166,41 +174,40 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	settle(b)
 	b.ResetTimer()
+	arc.send(b, "start")
 	cpu0, flt0, alloc0 := cpuTime(b), minorFaults(b), allocated()
 	brk0 := brokerCPU(b, brk)
 	start := time.Now()
 	go func() { pubDone <- pub.Start(pctx) }()
+	// The outbox entry is deleted before the delivery is counted: the
+	// drain is over when every bundle is delivered (the outbox itself is
+	// listed once afterwards, not polled, so the benchmark's own reads
+	// do not count as the agent's CPU).
 	var connectedAt time.Duration
-	for {
-		if connectedAt == 0 && pub.Stats().Connected {
+	for st := pub.Stats(); st.Delivered < uint64(bundles); st = pub.Stats() {
+		if connectedAt == 0 && st.Connected {
 			connectedAt = time.Since(start)
 		}
-		left := 0
-		if err := j.OutboxIDs(ctx, func(string) error { left++; return errStop }); err != nil && !errors.Is(err, errStop) {
-			b.Fatal(err)
-		}
-		if left == 0 {
-			break
-		}
 		if time.Since(start) > 20*time.Minute {
-			b.Fatalf("not drained after 20 min: %+v", pub.Stats())
+			b.Fatalf("not drained after 20 min: %+v", st)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// The outbox entry is deleted before the delivery is counted.
-	for pub.Stats().Delivered < uint64(bundles) && time.Since(start) < 20*time.Minute {
-		time.Sleep(time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	drain := time.Since(start)
 	cpu, flt, alloc := cpuTime(b)-cpu0, minorFaults(b)-flt0, allocated()-alloc0
 	brkCPU := brokerCPU(b, brk) - brk0
+	arSt := arc.stats(b)
 	b.StopTimer()
 	pprof.StopCPUProfile()
 	trace.Stop()
 	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", "")
 	st := pub.Stats()
-	if st.Delivered != uint64(bundles) || ar.LogSize() != uint64(bundles) || st.Rejected != 0 {
-		b.Fatalf("drained %d of %d bundles, archive log %d, publisher %+v", st.Delivered, bundles, ar.LogSize(), st)
+	left := 0
+	if err := j.OutboxIDs(ctx, func(string) error { left++; return nil }); err != nil || left != 0 {
+		b.Fatalf("outbox not empty after the drain: %d left, %v", left, err)
+	}
+	if st.Delivered != uint64(bundles) || arSt.logSize != uint64(bundles) || st.Rejected != 0 {
+		b.Fatalf("drained %d of %d bundles, archive log %d, publisher %+v", st.Delivered, bundles, arSt.logSize, st)
 	}
 	receipts, err := agent.ReadReceipts(ctx, j)
 	if err != nil || int64(len(receipts)) != bundles {
@@ -214,13 +221,13 @@ func BenchmarkDrain(b *testing.B) {
 	// Each run's CPU time, the process's (both paho clients) and the
 	// broker's, is kept with it: they say whether the baseline had the
 	// cores to itself, and what the same bytes cost without edgeseal.
-	type baseRun struct{ d, cpu, brk time.Duration }
+	type baseRun struct{ d, pub, sub, brk time.Duration }
 	var runs []baseRun
 	var frameBytes int64
 	for run := range pahoRuns {
-		c0, k0 := cpuTime(b), brokerCPU(b, brk)
-		d, n := pahoBaseline(b, brk.URL, frames, run)
-		runs, frameBytes = append(runs, baseRun{d, cpuTime(b) - c0, brokerCPU(b, brk) - k0}), n
+		k0 := brokerCPU(b, brk)
+		d, n, pubCPU, subCPU := pahoBaseline(b, brk.URL, frames, run)
+		runs, frameBytes = append(runs, baseRun{d, pubCPU, subCPU, brokerCPU(b, brk) - k0}), n
 	}
 	slices.SortFunc(runs, func(x, y baseRun) int { return cmp.Compare(x.d, y.d) })
 	med := runs[len(runs)/2]
@@ -239,14 +246,18 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(float64(bundles), "bundles")
 	b.ReportMetric(float64(backlog)/1e6, "backlog-MB")
 	b.ReportMetric(drain.Seconds(), "drain-s")
-	b.ReportMetric(float64(receiveNanos.Load())/1e6/float64(bundles), "receive-ms/bundle")
-	b.ReportMetric(float64(admitNanos.Load())/1e6/float64(bundles), "admit-ms/bundle")
-	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(bundles), "cpu-ms/bundle")
-	b.ReportMetric(float64(brkCPU.Microseconds())/1e3/float64(bundles), "broker-cpu-ms/bundle")
-	b.ReportMetric((cpu+brkCPU).Seconds()/drain.Seconds(), "cores")
-	b.ReportMetric(float64(med.cpu.Microseconds())/1e3/float64(bundles), "paho-cpu-ms/bundle")
-	b.ReportMetric(float64(med.brk.Microseconds())/1e3/float64(bundles), "paho-broker-cpu-ms/bundle")
-	b.ReportMetric((med.cpu+med.brk).Seconds()/base.Seconds(), "paho-cores")
+	perBundle := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(bundles) }
+	b.ReportMetric(float64(arSt.receive)/1e6/float64(bundles), "receive-ms/bundle")
+	b.ReportMetric(float64(arSt.admit)/1e6/float64(bundles), "admit-ms/bundle")
+	b.ReportMetric(perBundle(cpu+arSt.cpu), "cpu-ms/bundle")
+	b.ReportMetric(perBundle(cpu), "agent-cpu-ms/bundle")
+	b.ReportMetric(perBundle(arSt.cpu), "archive-cpu-ms/bundle")
+	b.ReportMetric(perBundle(brkCPU), "broker-cpu-ms/bundle")
+	b.ReportMetric((cpu+arSt.cpu+brkCPU).Seconds()/drain.Seconds(), "cores")
+	b.ReportMetric(perBundle(med.pub+med.sub), "paho-cpu-ms/bundle")
+	b.ReportMetric(perBundle(med.pub), "paho-pub-cpu-ms/bundle")
+	b.ReportMetric(perBundle(med.brk), "paho-broker-cpu-ms/bundle")
+	b.ReportMetric((med.pub+med.sub+med.brk).Seconds()/base.Seconds(), "paho-cores")
 	floorRate := mb(floor.bytes, floor.d)
 	b.ReportMetric(floorRate, "floor-MB/s")
 	b.ReportMetric(100*floorRate/baseRate, "floor-%-of-paho")
@@ -341,6 +352,17 @@ func journalFrom(b *testing.B, core *agent.Core, first, n int) {
 // sync subscriber whose Admit is Archive.Admit (a refusal is answered with
 // its signed rejection).
 func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
+	stop, err := archiveSubscriber(url, ar)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(stop)
+}
+
+// archiveSubscriber starts the archive's sync subscriber (Admit is
+// Archive.AdmitHashed, timed into admitNanos and receiveNanos) and waits
+// until it is connected; stop ends it.
+func archiveSubscriber(url string, ar *archive.Archive) (stop func(), err error) {
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{Broker: url, ClientID: "bench-archive",
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Admit: func(ctx context.Context, d sync.Delivery) func(context.Context) ([]byte, error) {
@@ -357,43 +379,33 @@ func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
 			}
 		}})
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
 	deadline := time.Now().Add(10 * time.Second)
 	for !s.Stats().Connected {
 		if time.Now().After(deadline) {
-			b.Fatal("archive subscriber not connected")
+			stop()
+			return nil, errors.New("archive subscriber not connected")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return stop, nil
 }
 
 // pahoBaseline publishes messages of the given sizes at QoS 1 with plain
 // paho (asynchronous publishes, persistent session, as the publisher's
-// link) while a QoS 1 subscriber receives them, and returns the time until
-// the last one arrived and the bytes sent.
-func pahoBaseline(b *testing.B, url string, sizes []int, run int) (time.Duration, int64) {
+// link) while a QoS 1 subscriber in a child process receives them, and
+// returns the time until the last one arrived, the bytes sent, and the
+// CPU time of the publishing process (paho's publishing client alone)
+// and of the subscriber's over that time.
+func pahoBaseline(b *testing.B, url string, sizes []int, run int) (d time.Duration, bytes int64, pubCPU, subCPU time.Duration) {
 	topic := fmt.Sprintf("bench/paho/%d", run)
-	var got atomic.Int64
-	all := make(chan struct{})
-	want := int64(len(sizes))
-	subOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("bench-paho-sub-%d", run)).SetCleanSession(false).SetOrderMatters(true)
-	sub := mqtt.NewClient(subOpts)
-	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		b.Fatalf("paho subscriber: %v", tok.Error())
-	}
-	defer sub.Disconnect(250)
-	if tok := sub.Subscribe(topic, 1, func(mqtt.Client, mqtt.Message) {
-		if got.Add(1) == want {
-			close(all)
-		}
-	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		b.Fatalf("paho subscribe: %v", tok.Error())
-	}
+	sub := startChild(b, childPahoSub, childURL+"="+url, childTopic+"="+topic, childWant+"="+strconv.Itoa(len(sizes)))
+	defer sub.stop()
 	pubOpts := mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("bench-paho-pub-%d", run)).SetCleanSession(false)
 	pub := mqtt.NewClient(pubOpts)
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -409,6 +421,8 @@ func pahoBaseline(b *testing.B, url string, sizes []int, run int) (time.Duration
 		}
 		total += int64(n)
 	}
+	sub.send(b, "start")
+	cpu0 := cpuTime(b)
 	start := time.Now()
 	toks := make([]mqtt.Token, 0, len(sizes))
 	for _, n := range sizes {
@@ -419,12 +433,13 @@ func pahoBaseline(b *testing.B, url string, sizes []int, run int) (time.Duration
 			b.Fatalf("paho publish: %v", tok.Error())
 		}
 	}
-	select {
-	case <-all:
-	case <-time.After(5 * time.Minute):
-		b.Fatalf("paho subscriber got %d of %d", got.Load(), want)
+	cpu := cpuTime(b) - cpu0
+	n := sub.expect(b, "all")
+	d = time.Since(start)
+	if len(n) != 1 {
+		b.Fatalf("paho subscriber: %v", n)
 	}
-	return time.Since(start), total
+	return d, total, cpu, time.Duration(n[0])
 }
 
 // cpuTime is the CPU time (user and system) the process used so far: the
