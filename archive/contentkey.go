@@ -283,6 +283,9 @@ func (a *Archive) newestContentKey() ([]byte, string) {
 // of a large bundle are opened on every core (a bundle of one device
 // is checked under its lock: one at a time).
 func (a *Archive) cipherChecks(b *bundle.Bundle) (fails []failure, stale bool) {
+	if !carriesSealed(b) { // nothing to open: the records need not be read again
+		return nil, false
+	}
 	raw, err := b.Records()
 	if err != nil {
 		return nil, false // verify's records.parse names it
@@ -332,6 +335,18 @@ func (a *Archive) cipherChecks(b *bundle.Bundle) (fails []failure, stale bool) {
 		stale = stale || (newest != "" && keys[i] != "" && keys[i] != newest)
 	}
 	return fails, stale
+}
+
+// carriesSealed reports whether any file of b is named as an encrypted
+// payload (PayloadPath + EncryptedPayload): cipherChecks opens only
+// those, so a bundle without one has nothing to check.
+func carriesSealed(b *bundle.Bundle) bool {
+	for name := range b.Files {
+		if strings.HasSuffix(name, bundle.EncryptedPayload) {
+			return true
+		}
+	}
+	return false
 }
 
 // parallelOpenMin is the fewest encrypted payloads a core opens in

@@ -3,7 +3,6 @@ package archive
 import (
 	"sync"
 
-	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -114,27 +113,13 @@ func (a *Archive) publishIndexed(ents []*ExportEntry) {
 	}
 }
 
-func (a *Archive) publishAccepted(ref bundleRef, device string, recs [][]byte) {
-	ev := BundleAcceptedEvent{Bundle: ref.digest, Device: device, LogIndex: ref.logIndex, Time: ref.acceptedAt}
-	for _, r := range recs {
-		switch recordType(r) {
-		case custody.TypeExport:
-			ev.Exports++
-		case custody.TypeExportRejected:
-			ev.Refused++
-		}
-	}
+// publishAccepted announces a bundle the index took, with its records
+// counted by type (tl).
+func (a *Archive) publishAccepted(ref bundleRef, device string, tl *recTally) {
+	ev := BundleAcceptedEvent{Bundle: ref.digest, Device: device, LogIndex: ref.logIndex, Time: ref.acceptedAt,
+		Exports: int(tl.typeExports), Refused: int(tl.typeRef)}
 	if ev.Time == "" {
 		ev.Time = wire.FormatTime(a.now())
 	}
 	a.Publish(Event{Type: EventBundleAccepted, Data: ev})
-}
-
-// recordType reads a canonical record's type cheaply.
-func recordType(raw []byte) string {
-	r, err := custody.ParseRecord(raw)
-	if err != nil {
-		return ""
-	}
-	return r.Type
 }

@@ -226,13 +226,10 @@ func statKey(by, day, value string) []byte {
 	return comp(comp(comp([]byte{kStat}, by), day), value)
 }
 
-// entryOf builds the index entry of record raw of an accepted bundle; nil
+// entryFrom builds the index entry of record raw of an accepted bundle; nil
 // for a record that is neither an export nor a refused export.
-func entryOf(raw []byte, b bundleRef) (*ExportEntry, error) {
-	r, err := custody.ParseRecord(raw)
-	if err != nil {
-		return nil, err
-	}
+// (r parsed from raw).
+func entryFrom(r *custody.Record, raw []byte, b bundleRef) (*ExportEntry, error) {
 	if r.Type != custody.TypeExport && r.Type != custody.TypeExportRejected {
 		return nil, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
@@ -251,13 +252,27 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	if err != nil {
 		return false, err
 	}
+	// Each record is parsed once: the bundle's tally (the device summary,
+	// the accepted event) is kept as its chunks are indexed, unless
+	// indexing resumes within the bundle (then it is taken at the end).
+	var tl *recTally
+	if off == 0 {
+		tl = &recTally{}
+	}
 	for off < uint64(len(recs)) || off == 0 {
 		end := min(off+indexChunk, uint64(len(recs)))
 		var ops []store.IndexOp
 		var ents []*ExportEntry
 		spans := policySpans{}
-		for _, r := range recs[off:end] {
-			e, err := entryOf(r, ref)
+		for _, raw := range recs[off:end] {
+			r, err := custody.ParseRecord(raw)
+			var e *ExportEntry
+			if err == nil {
+				e, err = entryFrom(r, raw, ref)
+			} else {
+				r = nil
+			}
+			tl.add(r, raw, e, err)
 			if err != nil { // verified at acceptance: not expected
 				a.lg.Error("export index: a record of an accepted bundle cannot be read; not indexed", "bundle", ref.digest, "err", err)
 				continue
@@ -281,7 +296,10 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		ops = append(ops, pops...)
 		last := end == uint64(len(recs))
 		if last {
-			dops, err := a.deviceSummaryOps(ctx, lr.entry.Device, ref, recs)
+			if tl == nil {
+				tl = tallyOf(recs, ref)
+			}
+			dops, err := a.deviceSummaryOps(ctx, lr.entry.Device, ref, tl)
 			if err != nil {
 				return false, err
 			}
@@ -294,7 +312,7 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		}
 		a.publishIndexed(ents)
 		if last {
-			a.publishAccepted(ref, lr.entry.Device, recs)
+			a.publishAccepted(ref, lr.entry.Device, tl)
 			return true, nil
 		}
 		off = end
@@ -355,7 +373,7 @@ func deviceKey(device string) []byte { return comp([]byte{kDevice}, device) }
 
 // deviceSummaryOps updates the device's summary with a bundle (the
 // indexer is its only writer).
-func (a *Archive) deviceSummaryOps(ctx context.Context, device string, ref bundleRef, recs [][]byte) ([]store.IndexOp, error) {
+func (a *Archive) deviceSummaryOps(ctx context.Context, device string, ref bundleRef, tl *recTally) ([]store.IndexOp, error) {
 	var s DeviceSummary
 	old, err := a.xi.x.Get(ctx, deviceKey(device))
 	switch {
@@ -368,20 +386,9 @@ func (a *Archive) deviceSummaryOps(ctx context.Context, device string, ref bundl
 		}
 	}
 	s.Bundles++
-	var newest time.Time
-	for _, r := range recs {
-		e, err := entryOf(r, ref)
-		if err == nil && e != nil {
-			if e.Status == StatusAccepted {
-				s.Exports++
-			} else {
-				s.Refused++
-			}
-		}
-		if t, ok := recordTime(r); ok && t.After(newest) {
-			newest = t
-		}
-	}
+	s.Exports += tl.exports
+	s.Refused += tl.refused
+	newest := tl.newest
 	s.LastBundle, s.LastLogIndex, s.LastAcceptedAt = ref.digest, ref.logIndex, ref.acceptedAt
 	if !newest.IsZero() {
 		s.LastRecordTime = wire.FormatTime(newest)
@@ -394,6 +401,63 @@ func (a *Archive) deviceSummaryOps(ctx context.Context, device string, ref bundl
 		return nil, err
 	}
 	return []store.IndexOp{{Kind: store.IndexPut, Key: deviceKey(device), Value: b}}, nil
+}
+
+// recTally is what the device summary and the accepted event take from
+// a bundle's records: the entries indexed (by status), the records by
+// type, and the newest record time.
+type recTally struct {
+	exports, refused     uint64 // entries indexed, accepted and refused
+	typeExports, typeRef uint64 // records of type export and export.rejected
+	newest               time.Time
+}
+
+// add counts one record: r parsed from raw (nil when it does not parse),
+// e its entry (nil when it has none) and err why r or e could not be had.
+// A nil tally counts nothing.
+func (t *recTally) add(r *custody.Record, raw []byte, e *ExportEntry, err error) {
+	if t == nil {
+		return
+	}
+	if err == nil && e != nil {
+		if e.Status == StatusAccepted {
+			t.exports++
+		} else {
+			t.refused++
+		}
+	}
+	var at time.Time
+	ok := false
+	if r != nil {
+		switch r.Type {
+		case custody.TypeExport:
+			t.typeExports++
+		case custody.TypeExportRejected:
+			t.typeRef++
+		}
+		at, ok = r.Time, true
+	} else {
+		at, ok = recordTime(raw)
+	}
+	if ok && at.After(t.newest) {
+		t.newest = at
+	}
+}
+
+// tallyOf is the tally of all of a bundle's records.
+func tallyOf(recs [][]byte, ref bundleRef) *recTally {
+	t := &recTally{}
+	for _, raw := range recs {
+		r, err := custody.ParseRecord(raw)
+		var e *ExportEntry
+		if err == nil {
+			e, err = entryFrom(r, raw, ref)
+		} else {
+			r = nil
+		}
+		t.add(r, raw, e, err)
+	}
+	return t
 }
 
 func recordTime(raw []byte) (time.Time, bool) {
