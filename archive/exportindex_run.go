@@ -293,7 +293,7 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		if err != nil {
 			return false, err
 		}
-		ops = append(ops, pops...)
+		ops = append(mergeAdds(ops), pops...)
 		last := end == uint64(len(recs))
 		if last {
 			if tl == nil {
@@ -318,6 +318,48 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		off = end
 	}
 	return true, nil
+}
+
+// mergeAdds folds the counter additions of ops to one a key (the sum, at
+// the first one's place): the entries of a chunk add to the same few
+// per-day counters, each an index read and write otherwise. A key that
+// another operation of ops also writes keeps its additions as they are.
+func mergeAdds(ops []store.IndexOp) []store.IndexOp {
+	type add struct {
+		sum             int64
+		other, emitted bool
+	}
+	adds := map[string]*add{} // few keys: the per-day counters
+	for _, op := range ops {
+		if op.Kind != store.IndexAdd {
+			continue
+		}
+		a := adds[string(op.Key)]
+		if a == nil {
+			a = &add{}
+			adds[string(op.Key)] = a
+		}
+		a.sum += op.Delta
+	}
+	if len(adds) == 0 {
+		return ops
+	}
+	for _, op := range ops {
+		if a := adds[string(op.Key)]; a != nil && op.Kind != store.IndexAdd {
+			a.other = true // written otherwise too: its additions kept as they are
+		}
+	}
+	out := ops[:0]
+	for _, op := range ops {
+		if a := adds[string(op.Key)]; a != nil && op.Kind == store.IndexAdd && !a.other {
+			if a.emitted {
+				continue
+			}
+			a.emitted, op.Delta = true, a.sum
+		}
+		out = append(out, op)
+	}
+	return out
 }
 
 // purgedSkeleton returns the stored skeleton of bundle d, purged before
