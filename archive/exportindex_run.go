@@ -326,7 +326,7 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 // another operation of ops also writes keeps its additions as they are.
 func mergeAdds(ops []store.IndexOp) []store.IndexOp {
 	type add struct {
-		sum             int64
+		sum            int64
 		other, emitted bool
 	}
 	adds := map[string]*add{} // few keys: the per-day counters
