@@ -169,7 +169,14 @@ func writeDrainTargets(w io.Writer, d *result) {
 		fmt.Fprintf(w, "| the agent's CPU per bundle sent <= 1.5x paho's client CPU for the same frames | not measured apart (agent, archive and clients together: %.1f ms a bundle; paho's clients %.1f) | no |\n",
 			m["cpu-ms/bundle"], m["paho-cpu-ms/bundle"])
 	}
-	target(w, "the archive admits at >= 90% of its essential floor", d, "MB/s", d, "floor-MB/s", 0.9, false, "")
+	cpuNote := ""
+	if dc, fc := m["cpu-ms/bundle"]+m["broker-cpu-ms/bundle"], m["floor-cpu-ms/bundle"]+m["floor-broker-cpu-ms/bundle"]; dc > 0 && fc > 0 {
+		// On a shared machine the wall-clock rates of runs minutes apart
+		// see different loads; CPU per bundle is steadier.
+		cpuNote = fmt.Sprintf("CPU per bundle, all processes and the broker: drain %.1f ms (archive %.1f, agent %.1f) vs floor %.1f ms, so %.0f%% of the floor's rate when CPU-bound on the same cores",
+			dc, m["archive-cpu-ms/bundle"], m["agent-cpu-ms/bundle"], fc, 100*fc/dc)
+	}
+	target(w, "the archive admits at >= 90% of its essential floor", d, "MB/s", d, "floor-MB/s", 0.9, false, cpuNote)
 	q := m["%-of-paho"]
 	fmt.Fprintf(w, "| (reference) long-offline drain against a plain paho QoS 1 publish of the same messages to the same broker | %.0f%% (%.1f vs %.1f MB/s; %.0f MB of bundles in %.1f s%s) | - |\n",
 		q, m["MB/s"], m["paho-MB/s"], m["backlog-MB"], m["drain-s"], drainBudget(d))
