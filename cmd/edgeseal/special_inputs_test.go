@@ -37,7 +37,7 @@ func TestInputsRefuseSpecialFiles(t *testing.T) {
 	}
 	fifo := in("fifo")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Skipf("no FIFO here: %v", err)
+		t.Fatalf("mkfifo: %v", err)
 	}
 	notRegular := fifo + ": not a regular file"
 	for _, tc := range []struct {
