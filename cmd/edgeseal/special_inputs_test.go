@@ -15,9 +15,10 @@ import (
 )
 
 // TestInputsRefuseSpecialFiles: a FIFO given as proof's --trust or
-// --archive-key, as policy verify's --admins or signed file, or as either
-// input of verify receipt is refused at once (exit 2, the file named)
-// instead of blocking in open until a writer comes.
+// --archive-key, as policy verify's --admins or signed file, as policy
+// keygen's --admins (no key left behind), or as either input of verify
+// receipt is refused at once (exit 2, the file named) instead of blocking
+// in open until a writer comes.
 func TestInputsRefuseSpecialFiles(t *testing.T) {
 	dir := t.TempDir()
 	in := func(n string) string { return filepath.Join(dir, n) }
@@ -53,6 +54,13 @@ func TestInputsRefuseSpecialFiles(t *testing.T) {
 		}, "trust file: " + notRegular},
 		{"policy verify --admins", func() error {
 			return cmdPolicyVerify([]string{"--admins", fifo, in("set.json")}, io.Discard)
+		}, notRegular},
+		{"policy keygen --admins", func() error {
+			err := cmdPolicyKeygen([]string{"--out", in("bob.key"), "--name", "bob", "--admins", fifo}, io.Discard)
+			if _, serr := os.Lstat(in("bob.key")); !errors.Is(serr, os.ErrNotExist) {
+				t.Errorf("policy keygen --admins FIFO left %s behind (%v)", in("bob.key"), serr)
+			}
+			return err
 		}, notRegular},
 		{"policy verify SIGNED", func() error {
 			return cmdPolicyVerify([]string{"--admins", in("set.json"), fifo}, io.Discard)

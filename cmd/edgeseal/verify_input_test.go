@@ -13,9 +13,11 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
-// TestVerifyRefusesSpecialFiles: a FIFO given as a bundle, a trust file or
-// --previous is refused at once (exit 2, named) instead of blocking in
-// open until a writer comes; a link or special file among a folder's
+// TestVerifyRefusesSpecialFiles: a FIFO given as a bundle, a trust file,
+// --previous or --purged is refused at once (exit 2, named) instead of
+// blocking in open until a writer comes, and so are a --previous that is
+// a folder or larger than a bundle can be (before it is read); a link or
+// special file among a folder's
 // *.bundle.tar is named and refused, not skipped so that the folder's
 // summary counts less than it holds.
 func TestVerifyRefusesSpecialFiles(t *testing.T) {
@@ -43,6 +45,13 @@ func TestVerifyRefusesSpecialFiles(t *testing.T) {
 	if err := os.Symlink(real, filepath.Join(folder, "a.bundle.tar")); err != nil {
 		t.Fatal(err)
 	}
+	big := filepath.Join(dir, "big.bundle.tar")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, int64(maxPreviousSize)+1); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -50,6 +59,9 @@ func TestVerifyRefusesSpecialFiles(t *testing.T) {
 		{[]string{fifo, "--trust", trust}, fifo + ": not a regular file"},
 		{[]string{real, "--trust", fifo}, "trust file: " + fifo + ": not a regular file"},
 		{[]string{real, "--trust", trust, "--previous", fifo}, "previous: " + fifo + ": not a regular file"},
+		{[]string{real, "--trust", trust, "--previous", folder}, "previous: read " + folder + ": is a directory"},
+		{[]string{real, "--trust", trust, "--previous", big}, "previous: " + big + ": larger than"},
+		{[]string{real, "--trust", trust, "--purged", fifo}, fifo + ": not a regular file"},
 		{[]string{folder, "--trust", trust}, filepath.Join(folder, "a.bundle.tar") + ": not a regular file"},
 	} {
 		done := make(chan error, 1)
