@@ -17,6 +17,30 @@ import (
 	"github.com/edgeseal/edgeseal/internal/testpki"
 )
 
+// e2ePassword is the password of the read API accounts the tests add.
+const e2ePassword = "correct horse battery staple"
+
+// addAPI gives the archive config cfg (in dir) its read API on HTTPS, a
+// self-signed certificate for "archive" in dir (whose pool it returns),
+// apiMore more of the api section (its lines indented two spaces), and
+// adds users with their roles (password e2ePassword) with the real
+// binary.
+func addAPI(t *testing.T, dir, cfg, apiMore string, users map[string][]string) *x509.CertPool {
+	t.Helper()
+	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
+	appendFile(t, cfg, "api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n"+apiMore)
+	for user, roles := range users {
+		args := []string{"archive", "users", "add", user, "--config", cfg}
+		for _, r := range roles {
+			args = append(args, "--role", r)
+		}
+		if out, code := runStdin(t, e2ePassword+"\n", args...); code != 0 {
+			t.Fatalf("users add %s: %d\n%s", user, code, out)
+		}
+	}
+	return pool
+}
+
 // auditor is an HTTPS client of the archive's read API.
 type auditor struct {
 	t    *testing.T
@@ -102,14 +126,8 @@ func TestAuditorAPI(t *testing.T) {
 	a := newAgentDir(t, agentOpts{sealEvery: 4, sealInterval: "1s"})
 	dir := t.TempDir()
 	cfg := writeArchiveConfig(t, dir, "", "")
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	appendFile(t, cfg, "api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n")
-	const pw = "correct horse battery staple"
-	for user, role := range map[string]string{"alice": "auditor", "eve": "exporter"} {
-		if out, code := runStdin(t, pw+"\n", "archive", "users", "add", user, "--role", role, "--config", cfg); code != 0 {
-			t.Fatalf("users add %s: %d\n%s", user, code, out)
-		}
-	}
+	pool := addAPI(t, dir, cfg, "", map[string][]string{"alice": {"auditor"}, "eve": {"exporter"}})
+	const pw = e2ePassword
 	archiveKeyOf(t, dir)
 	enrollDevices(t, cfg, enrollFile(t, a))
 	ar := startArchiveProc(t, cfg)

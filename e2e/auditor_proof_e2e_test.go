@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/internal/testenv"
-	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
@@ -34,14 +33,8 @@ func TestAuditorProofAndEvidenceAPI(t *testing.T) {
 	a := newAgentDir(t, agentOpts{sealEvery: 2, sealInterval: "1s"})
 	dir := t.TempDir()
 	cfg := writeArchiveConfig(t, dir, brk.URL, "proof-archive")
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	appendFile(t, cfg, "api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n")
-	const pw = "correct horse battery staple"
-	for user, role := range map[string]string{"alice": "auditor", "olga": "operator"} {
-		if out, code := runStdin(t, pw+"\n", "archive", "users", "add", user, "--role", role, "--config", cfg); code != 0 {
-			t.Fatalf("users add %s: %d\n%s", user, code, out)
-		}
-	}
+	pool := addAPI(t, dir, cfg, "", map[string][]string{"alice": {"auditor"}, "olga": {"operator"}})
+	const pw = e2ePassword
 	archiveKeyOf(t, dir)
 	trust := enrollFile(t, a)
 	enrollDevices(t, cfg, trust)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/internal/testenv"
-	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
@@ -38,19 +37,9 @@ func TestDecryptThroughCustody(t *testing.T) {
 	a := newAgentDir(t, agentOpts{sealEvery: 1, sealInterval: "250ms"})
 	dir := t.TempDir()
 	cfg := writeArchiveConfig(t, dir, brk.URL, "decrypt-archive")
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	appendFile(t, cfg, "api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n"+
-		"  decrypt:\n    - classification: confidential\n      roles: [decryptor]\n")
-	const pw = "correct horse battery staple"
-	for user, roles := range map[string][]string{"alice": {"auditor", "decryptor"}, "bob": {"auditor"}} {
-		args := []string{"archive", "users", "add", user, "--config", cfg}
-		for _, r := range roles {
-			args = append(args, "--role", r)
-		}
-		if out, code := runStdin(t, pw+"\n", args...); code != 0 {
-			t.Fatalf("users add %s: %d\n%s", user, code, out)
-		}
-	}
+	pool := addAPI(t, dir, cfg, "  decrypt:\n    - classification: confidential\n      roles: [decryptor]\n",
+		map[string][]string{"alice": {"auditor", "decryptor"}, "bob": {"auditor"}})
+	const pw = e2ePassword
 	archiveKeyOf(t, dir)
 	trust := enrollFile(t, a)
 	enrollDevices(t, cfg, trust)

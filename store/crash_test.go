@@ -40,6 +40,14 @@ func TestMain(m *testing.M) {
 		memTableChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(diskFullChildEnv); dir != "" {
+		diskFullChild(dir)
+		os.Exit(0)
+	}
+	if dir := os.Getenv(openKillChildEnv); dir != "" {
+		openKillChild(dir)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

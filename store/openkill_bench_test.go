@@ -19,14 +19,10 @@ const openKillChildEnv = "EDGESEAL_STORE_OPENKILL_CHILD"
 // batches of small records, about a memtable (2 MiB) of write-ahead log.
 const openKillAppends = 30 * 256
 
-// TestOpenKillChild is the child of BenchmarkOpenAfterKill: it opens the
-// journal, appends openKillAppends records, prints "ready" and waits to
-// be killed.
-func TestOpenKillChild(t *testing.T) {
-	dir := os.Getenv(openKillChildEnv)
-	if dir == "" {
-		t.Skip("child of BenchmarkOpenAfterKill")
-	}
+// openKillChild is the child of BenchmarkOpenAfterKill (TestMain runs it
+// when openKillChildEnv names dir): it opens the journal, appends
+// openKillAppends records, prints "ready" and waits to be killed.
+func openKillChild(dir string) {
 	ctx := context.Background()
 	j, err := Open(ctx, Options{Dir: dir})
 	if err != nil {
@@ -86,10 +82,10 @@ func BenchmarkOpenAfterKill(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/open")
 }
 
-// killAfterAppends runs TestOpenKillChild on dir and SIGKILLs it once it
+// killAfterAppends runs openKillChild on dir and SIGKILLs it once it
 // has acknowledged its appends.
 func killAfterAppends(b *testing.B, exe, dir string) {
-	cmd := exec.Command(exe, "-test.run=^TestOpenKillChild$")
+	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), openKillChildEnv+"="+dir)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

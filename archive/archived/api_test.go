@@ -158,6 +158,13 @@ type apiUser struct {
 // is more of the config file's top level.
 func apiConfig(t *testing.T, dir, top string, users ...apiUser) (*config.Config, *x509.CertPool) {
 	t.Helper()
+	return apiConfigMore(t, dir, top, "", users...)
+}
+
+// apiConfigMore is apiConfig with more of the config file's api section
+// (its lines indented by two spaces).
+func apiConfigMore(t *testing.T, dir, top, apiMore string, users ...apiUser) (*config.Config, *x509.CertPool) {
+	t.Helper()
 	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
 	uf := api.OpenUsers(filepath.Join(dir, "users.json"))
 	now := time.Now()
@@ -172,7 +179,7 @@ func apiConfig(t *testing.T, dir, top string, users ...apiUser) (*config.Config,
 		}
 	}
 	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\n"+top+"mqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
-		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
+		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n"+apiMore)
 	return cfg, pool
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
-	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/sync"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -40,20 +38,9 @@ import (
 // access history, and included in the access log's signed checkpoint.
 func TestDecryptAPI(t *testing.T) {
 	dir := t.TempDir()
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	users := api.OpenUsers(filepath.Join(dir, "users.json"))
-	for _, u := range []struct {
-		name  string
-		roles []string
-	}{{"alice", []string{api.RoleAuditor, api.RoleDecryptor}}, {"bob", []string{api.RoleAuditor}}, {"olga", []string{api.RoleOperator, api.RoleDecryptor}},
-		{"dora", []string{api.RoleDecryptor}}} {
-		if err := users.Add(u.name, u.roles, testPassword, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
-		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n"+
-		"  decrypt:\n    - classification: internal\n      roles: [decryptor]\n")
+	cfg, pool := apiConfigMore(t, dir, "", "  decrypt:\n    - classification: internal\n      roles: [decryptor]\n",
+		apiUser{name: "alice", roles: []string{api.RoleAuditor, api.RoleDecryptor}}, apiUser{name: "bob", roles: []string{api.RoleAuditor}},
+		apiUser{name: "olga", roles: []string{api.RoleOperator, api.RoleDecryptor}}, apiUser{name: "dora", roles: []string{api.RoleDecryptor}})
 	ar := e2etest.StartArchive(t, cfg)
 	raw, err := ar.A.NewContentKey(t.Context())
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/proof"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
-	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -28,13 +26,7 @@ import (
 // rotation verifies pinned to either too.
 func TestProofAPIAfterKeyRotation(t *testing.T) {
 	dir := t.TempDir()
-	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
-	users := api.OpenUsers(filepath.Join(dir, "users.json"))
-	if err := users.Add("alice", []string{api.RoleAuditor}, testPassword, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
-		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
+	cfg, pool := apiConfig(t, dir, "", apiUser{name: "alice", roles: []string{api.RoleAuditor}})
 	ar := e2etest.StartArchive(t, cfg)
 	c, err := bundletest.NewChain(t.Context(), nil, 2, bundletest.Options{Records: 4})
 	if err != nil {

@@ -35,11 +35,39 @@ type PKCS11Config struct {
 // receipts, rejections and checkpoints. Its methods are safe for
 // concurrent use (one session, signing one at a time).
 type PKCS11Key struct {
-	mu   gosync.Mutex
-	ctx  *pkcs11.Ctx
-	sh   pkcs11.SessionHandle
+	tokenSession
 	priv pkcs11.ObjectHandle
 	pub  ed25519.PublicKey
+}
+
+// tokenSession is the logged-in session of a token that one key uses,
+// one operation at a time.
+type tokenSession struct {
+	mu  gosync.Mutex
+	ctx *pkcs11.Ctx
+	sh  pkcs11.SessionHandle
+}
+
+// lock locks the session for one operation of the key named what, and
+// fails once the session is closed.
+func (s *tokenSession) lock(what string) (unlock func(), err error) {
+	s.mu.Lock()
+	if s.ctx == nil {
+		s.mu.Unlock()
+		return nil, errors.New("keystore: pkcs11: " + what + " closed")
+	}
+	return s.mu.Unlock, nil
+}
+
+// Close logs out and unloads the module.
+func (s *tokenSession) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx != nil {
+		closeSession(s.ctx, s.sh)
+		s.ctx = nil
+	}
+	return nil
 }
 
 // PKCS11Error is a token operation that failed.
@@ -160,7 +188,7 @@ func openKey(p *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) (*PKCS11Key, 
 	if err != nil {
 		return nil, &PKCS11Error{Op: "public key " + label, Err: err}
 	}
-	return &PKCS11Key{ctx: p, sh: sh, priv: priv, pub: pub}, nil
+	return &PKCS11Key{tokenSession: tokenSession{ctx: p, sh: sh}, priv: priv, pub: pub}, nil
 }
 
 // ecPoint reads CKA_EC_POINT of an Ed25519 key: the DER OCTET STRING of
@@ -183,11 +211,11 @@ func (k *PKCS11Key) Sign(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byt
 	if opts != nil && opts.HashFunc() != 0 {
 		return nil, errors.New("keystore: pkcs11: Ed25519 signs the message itself, not a digest")
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.ctx == nil {
-		return nil, errors.New("keystore: pkcs11: key closed")
+	unlock, err := k.lock("key")
+	if err != nil {
+		return nil, err
 	}
+	defer unlock()
 	if err := k.ctx.SignInit(k.sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmEdDSA, nil)}, k.priv); err != nil {
 		return nil, &PKCS11Error{Op: "sign", Err: err}
 	}
@@ -199,17 +227,6 @@ func (k *PKCS11Key) Sign(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byt
 		return nil, &PKCS11Error{Op: "sign", Err: errors.New("the token's signature does not verify under its public key")}
 	}
 	return sig, nil
-}
-
-// Close logs out and unloads the module.
-func (k *PKCS11Key) Close() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.ctx != nil {
-		closeSession(k.ctx, k.sh)
-		k.ctx = nil
-	}
-	return nil
 }
 
 // keyTemplate is the public and private key templates of an Ed25519

@@ -3,6 +3,7 @@
 package keystore_test
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"strings"
@@ -36,6 +37,12 @@ func TestPKCS11(t *testing.T) {
 	}
 	signVerify(t, again)
 	again.Close()
+	if _, err := again.Sign(nil, []byte("m"), crypto.Hash(0)); err == nil || !strings.Contains(err.Error(), "key closed") {
+		t.Fatalf("sign with a closed key: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
 
 	fileKey, err := keystore.Generate()
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	gosync "sync"
 
 	"github.com/miekg/pkcs11"
 )
@@ -29,9 +28,7 @@ const wrapTagBits = 128
 // rest. Its methods are safe for concurrent use (one session, one
 // operation at a time).
 type PKCS11WrapKey struct {
-	mu    gosync.Mutex
-	ctx   *pkcs11.Ctx
-	sh    pkcs11.SessionHandle
+	tokenSession
 	key   pkcs11.ObjectHandle
 	label string
 }
@@ -51,7 +48,7 @@ func OpenPKCS11WrapKey(cfg PKCS11Config) (*PKCS11WrapKey, error) {
 		closeSession(p, sh)
 		return nil, &PKCS11Error{Op: "find wrap key " + cfg.URI.Object, Err: err}
 	}
-	return &PKCS11WrapKey{ctx: p, sh: sh, key: h, label: cfg.URI.Object}, nil
+	return &PKCS11WrapKey{tokenSession: tokenSession{ctx: p, sh: sh}, key: h, label: cfg.URI.Object}, nil
 }
 
 // GeneratePKCS11WrapKey creates a new AES-256 wrap key in the token (it
@@ -86,7 +83,7 @@ func GeneratePKCS11WrapKey(cfg PKCS11Config) (*PKCS11WrapKey, error) {
 		closeSession(p, sh)
 		return nil, &PKCS11Error{Op: "create wrap key " + label, Err: err}
 	}
-	return &PKCS11WrapKey{ctx: p, sh: sh, key: h, label: label}, nil
+	return &PKCS11WrapKey{tokenSession: tokenSession{ctx: p, sh: sh}, key: h, label: label}, nil
 }
 
 // Label is the wrap key's object label.
@@ -100,11 +97,11 @@ func (k *PKCS11WrapKey) Wrap(plaintext, aad []byte) ([]byte, error) {
 	if _, err := rand.Read(iv); err != nil {
 		return nil, err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.ctx == nil {
-		return nil, errors.New("keystore: pkcs11: wrap key closed")
+	unlock, err := k.lock("wrap key")
+	if err != nil {
+		return nil, err
 	}
+	defer unlock()
 	params := pkcs11.NewGCMParams(iv, aad, wrapTagBits)
 	defer params.Free()
 	if err := k.ctx.EncryptInit(k.sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, k.key); err != nil {
@@ -130,11 +127,11 @@ func (k *PKCS11WrapKey) Unwrap(wrapped, aad []byte) ([]byte, error) {
 	if len(wrapped) < WrapIVSize+wrapTagBits/8 {
 		return nil, ErrUnwrap
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.ctx == nil {
-		return nil, errors.New("keystore: pkcs11: wrap key closed")
+	unlock, err := k.lock("wrap key")
+	if err != nil {
+		return nil, err
 	}
+	defer unlock()
 	params := pkcs11.NewGCMParams(wrapped[:WrapIVSize], aad, wrapTagBits)
 	defer params.Free()
 	if err := k.ctx.DecryptInit(k.sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, k.key); err != nil {
@@ -148,15 +145,4 @@ func (k *PKCS11WrapKey) Unwrap(wrapped, aad []byte) ([]byte, error) {
 		return nil, &PKCS11Error{Op: "unwrap", Err: fmt.Errorf("%w (%w)", ErrUnwrap, err)}
 	}
 	return pt, nil
-}
-
-// Close logs out and unloads the module.
-func (k *PKCS11WrapKey) Close() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.ctx != nil {
-		closeSession(k.ctx, k.sh)
-		k.ctx = nil
-	}
-	return nil
 }

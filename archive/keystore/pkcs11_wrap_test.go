@@ -5,6 +5,7 @@ package keystore_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive/keystore"
@@ -43,6 +44,12 @@ func TestPKCS11WrapKey(t *testing.T) {
 		t.Fatal("a second wrap key under the label")
 	}
 	k.Close()
+	if _, err := k.Wrap(secret, []byte("aad")); err == nil || !strings.Contains(err.Error(), "wrap key closed") {
+		t.Fatalf("wrap with a closed key: %v", err)
+	}
+	if _, err := k.Unwrap(w1, []byte("aad")); err == nil || !strings.Contains(err.Error(), "wrap key closed") {
+		t.Fatalf("unwrap with a closed key: %v", err)
+	}
 
 	k, err = keystore.OpenPKCS11WrapKey(cfg)
 	if err != nil {

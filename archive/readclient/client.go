@@ -159,12 +159,26 @@ type Entry struct {
 	Time      string `json:"time"`
 	Bundle    string `json:"bundle"`
 	LogIndex  uint64 `json:"logIndex"`
+	RefusedBy string `json:"refusedBy"`
+	Reason    string `json:"reason"`
 }
 
 // Exports searches the index for the accepted export records of id,
 // narrowed by device and principal when not empty, following the pages.
 func (c *Client) Exports(ctx context.Context, id, device, principal string) ([]Entry, error) {
-	q := url.Values{"export": {id}, "status": {"accepted"}, "limit": {fmt.Sprint(DefaultLimit)}}
+	return c.search(ctx, id, device, principal, "accepted", "export")
+}
+
+// Refusals searches the index for the refused exports of id (its
+// export.rejected records: who refused it and why), narrowed by device
+// and principal when not empty, following the pages.
+func (c *Client) Refusals(ctx context.Context, id, device, principal string) ([]Entry, error) {
+	return c.search(ctx, id, device, principal, "refused", "export.rejected")
+}
+
+// search is the entries of id with status and type.
+func (c *Client) search(ctx context.Context, id, device, principal, status, typ string) ([]Entry, error) {
+	q := url.Values{"export": {id}, "status": {status}, "limit": {fmt.Sprint(DefaultLimit)}}
 	if device != "" {
 		q.Set("device", device)
 	}
@@ -182,7 +196,7 @@ func (c *Client) Exports(ctx context.Context, id, device, principal string) ([]E
 			return nil, err
 		}
 		for _, e := range items {
-			if e.Type == "export" && e.Export == id {
+			if e.Type == typ && e.Export == id {
 				out = append(out, e)
 			}
 		}

@@ -255,6 +255,7 @@ func (c *packChecker) readIndex() error {
 	}
 	c.idx = idx
 	var errs []string
+	errs = append(errs, exactIndex(idx, raw)...)
 	if blk, rest := pem.Decode(c.p.Files[idx.Archive.Key]); blk == nil || blk.Type != "PUBLIC KEY" || len(bytes.TrimSpace(rest)) != 0 {
 		errs = append(errs, idx.Archive.Key+": not one PUBLIC KEY block")
 	} else if k, err := x509.ParsePKIXPublicKey(blk.Bytes); err != nil {
@@ -264,6 +265,7 @@ func (c *packChecker) readIndex() error {
 	} else {
 		c.akey = ek
 	}
+	errs = append(errs, exactKeys(c.p, idx)...)
 	for _, d := range idx.Devices {
 		if _, ok := c.p.Files[d.File]; !ok {
 			errs = append(errs, d.File+" missing")
@@ -496,10 +498,13 @@ func (c *packChecker) policies() error {
 	var errs []string
 	have := map[string]bool{}
 	for _, p := range c.idx.Policies {
-		d, _, err := verify.PolicyChange(c.p.Files[p.File])
+		body := c.p.Files[p.File]
+		d, _, err := verify.PolicyChange(body)
 		switch {
 		case err != nil:
 			errs = append(errs, p.File+": "+err.Error())
+		case !canonical(body):
+			errs = append(errs, p.File+": not canonical JSON (the body of its policy.change record)")
 		case d != p.Name || p.File != "data/policies/"+strings.TrimPrefix(d, wire.HashPrefix)+".json":
 			errs = append(errs, p.File+" is policy "+d)
 		default:

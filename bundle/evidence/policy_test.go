@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,5 +103,12 @@ func TestPackPolicies(t *testing.T) {
 	}
 	if out, err := runRecipe(t, dir, recipe(t, dir)); err != nil {
 		t.Fatalf("VERIFY.md: %v\n%s", err, out)
+	}
+	// The policy file is the record body's canonical JSON: with white
+	// space added (manifests recomputed) it fails pack.policies.
+	p.Files[file] = append(p.Files[file], '\n')
+	rehashPack(p)
+	if rep := evidence.Verify(p, proof.Options{}); rep.OK() || !slices.Contains(rep.Failed(), evidence.CheckPolicies) {
+		t.Fatalf("policy file with a trailing newline: failed %v, want %s", rep.Failed(), evidence.CheckPolicies)
 	}
 }

@@ -24,18 +24,7 @@ import (
 // export of each: the first carries the key chain to the new key.
 func rotated(t testing.TB) (*fixture, []*proof.Proof, []byte) {
 	t.Helper()
-	c := bundletest.MustChain(t, 2, bundletest.Options{})
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &bundletest.Accepted{Chain: c, Log: log}
-	if a.Trust, err = c.Trust.Marshal(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Accept(c.Bundles[0]); err != nil {
-		t.Fatal(err)
-	}
+	a, c, log := firstAccepted(t)
 	oldKey := log.PKIX()
 	if err := log.Rotate(); err != nil {
 		t.Fatal(err)
@@ -51,6 +40,26 @@ func rotated(t testing.TB) (*fixture, []*proof.Proof, []byte) {
 		t.Fatal(err)
 	}
 	return f, []*proof.Proof{p0, f.MustProof(t, 1, e1.ExportID)}, oldKey
+}
+
+// firstAccepted is a two-bundle chain whose first bundle (only) its
+// archive log has accepted, so that a test can rotate the log's key
+// before it accepts the second.
+func firstAccepted(t testing.TB) (*bundletest.Accepted, *bundletest.Chain, *bundletest.ArchiveLog) {
+	t.Helper()
+	c := bundletest.MustChain(t, 2, bundletest.Options{})
+	log, err := bundletest.NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &bundletest.Accepted{Chain: c, Log: log}
+	if a.Trust, err = c.Trust.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Accept(c.Bundles[0]); err != nil {
+		t.Fatal(err)
+	}
+	return a, c, log
 }
 
 // TestPackAcrossKeyRotation: a pack of an export receipted before a
@@ -250,18 +259,7 @@ func pemOf(t *testing.T, k ed25519.PublicKey) []byte {
 // receipted by the newest key verifies pinned to the middle key (its
 // receipt's chain, from the first key, leads from it to the newest).
 func TestPackPinnedToMiddleKey(t *testing.T) {
-	c := bundletest.MustChain(t, 2, bundletest.Options{})
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &bundletest.Accepted{Chain: c, Log: log}
-	if a.Trust, err = c.Trust.Marshal(); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Accept(c.Bundles[0]); err != nil {
-		t.Fatal(err)
-	}
+	a, c, log := firstAccepted(t)
 	if err := log.Rotate(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,12 +43,15 @@ func rehash(t testing.TB, dir string) {
 	}
 }
 
+// rehashPack recomputes both manifests and bag-info.txt's Payload-Oxum.
 func rehashPack(p *evidence.Pack) {
 	var data, tags []string
+	octets := 0
 	for name := range p.Files {
 		switch {
 		case strings.HasPrefix(name, "data/"):
 			data = append(data, name)
+			octets += len(p.Files[name])
 		case name != "manifest-sha256.txt" && name != "tagmanifest-sha256.txt":
 			tags = append(tags, name)
 		}
@@ -60,6 +64,15 @@ func rehashPack(p *evidence.Pack) {
 			b.WriteString(hex.EncodeToString(s[:]) + "  " + n + "\n")
 		}
 		return []byte(b.String())
+	}
+	if info, ok := p.Files["bag-info.txt"]; ok {
+		lines := strings.SplitAfter(string(info), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "Payload-Oxum: ") {
+				lines[i] = fmt.Sprintf("Payload-Oxum: %d.%d\n", octets, len(data))
+			}
+		}
+		p.Files["bag-info.txt"] = []byte(strings.Join(lines, ""))
 	}
 	p.Files["manifest-sha256.txt"] = render(data)
 	p.Files["tagmanifest-sha256.txt"] = render(append(tags, "manifest-sha256.txt"))
@@ -120,6 +133,60 @@ func TestPackTampered(t *testing.T) {
 		rep := evidence.Verify(p, proof.Options{})
 		if rep.OK() || !slices.Contains(rep.Failed(), tc.want) {
 			t.Errorf("%s: failed %v, want %s", tc.name, rep.Failed(), tc.want)
+		}
+	}
+}
+
+// TestPackExactBytes: white space added to a file the checks parse
+// rather than rebuild (the index, the archive key and an earlier key),
+// or the index written another way, manifests and Payload-Oxum
+// recomputed, fails pack.index; the untouched pack verifies.
+func TestPackExactBytes(t *testing.T) {
+	f, proofs, _ := rotated(t)
+	good, err := evidence.ReadDir(f.pack(t, proofs...), evidence.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := evidence.ParseIndex(good.Files[evidence.PathIndex])
+	if err != nil || len(idx.Archive.EarlierKeys) != 1 {
+		t.Fatalf("index: %v", err)
+	}
+	compact, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		fn   func(p *evidence.Pack)
+	}{
+		{"untouched", func(*evidence.Pack) {}},
+		{"index.trailing", func(p *evidence.Pack) { p.Files[evidence.PathIndex] = append(p.Files[evidence.PathIndex], " \n"...) }},
+		{"index.leading", func(p *evidence.Pack) {
+			p.Files[evidence.PathIndex] = append([]byte("\t"), p.Files[evidence.PathIndex]...)
+		}},
+		{"index.compact", func(p *evidence.Pack) { p.Files[evidence.PathIndex] = append(compact, '\n') }},
+		{"key.trailing", func(p *evidence.Pack) { p.Files[idx.Archive.Key] = append(p.Files[idx.Archive.Key], '\n') }},
+		{"key.leading", func(p *evidence.Pack) { p.Files[idx.Archive.Key] = append([]byte(" \n"), p.Files[idx.Archive.Key]...) }},
+		{"earlier-key.trailing", func(p *evidence.Pack) {
+			k := idx.Archive.EarlierKeys[0].File
+			p.Files[k] = append(p.Files[k], "\n\n"...)
+		}},
+	} {
+		p := &evidence.Pack{Files: map[string][]byte{}}
+		for k, v := range good.Files {
+			p.Files[k] = slices.Clone(v)
+		}
+		tc.fn(p)
+		rehashPack(p)
+		rep := evidence.Verify(p, proof.Options{})
+		if tc.name == "untouched" {
+			if !rep.OK() {
+				t.Fatalf("untouched pack, manifests recomputed: %v", rep.Failed())
+			}
+			continue
+		}
+		if rep.OK() || !slices.Equal(rep.Failed(), []string{evidence.CheckIndex}) {
+			t.Errorf("%s: failed %v, want %s alone", tc.name, rep.Failed(), evidence.CheckIndex)
 		}
 	}
 }

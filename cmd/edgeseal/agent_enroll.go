@@ -46,6 +46,7 @@ func cmdAgentEnroll(ctx context.Context, args []string, stdout io.Writer, log *s
 	if err != nil {
 		return err
 	}
+	log = atLevel(log, cfg.Log.SlogLevel())
 	send := cfg.Sync.Broker != "" && !*noMQTT && *answer == ""
 	if !send && *out == "" && *answer == "" {
 		return usageErr("agent enroll: no sync.broker in the config (or --no-mqtt): give --out FILE")

@@ -32,6 +32,7 @@ func cmdAgentRotateKey(ctx context.Context, args []string, stdout io.Writer, log
 	if err != nil {
 		return err
 	}
+	log = atLevel(log, cfg.Log.SlogLevel())
 	st, err := agent.OpenStopped(ctx, cfg, simulatorFor(cfg.TPMInsecureSimulator), log)
 	if err != nil {
 		return err

@@ -117,6 +117,7 @@ func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
 	if err != nil {
 		return nil, err
 	}
+	log = atConfigLevel(log, cfg.Log.Level)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ func cmdArchiveCheck(ctx context.Context, args []string, stdout io.Writer, log *
 	if err != nil {
 		return err
 	}
+	log = atConfigLevel(log, cfg.Log.Level)
 	if err := existingArchive(cfg); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("archive check: %w", err)}
 	}

@@ -46,6 +46,7 @@ func cmdArchiveContentKey(ctx context.Context, args []string, stdout io.Writer, 
 	if err != nil {
 		return err
 	}
+	log = atConfigLevel(log, cfg.Log.Level)
 	if verb == "restore" {
 		if *escrowFile == "" || *recKey == "" || *seq == 0 {
 			return usageErr("archive content-key restore: --seq, --escrow-file and --recovery-key are required")

@@ -69,6 +69,7 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 		if err != nil {
 			return err
 		}
+		log = atConfigLevel(log, cfg.Log.Level)
 		if len(cfg.OperatorKeys) > 0 {
 			return signedDevices(ctx, cfg, d, verb, pos, *keyID, *by, *reason, *noActivation, *opKeyFile, stdout, log)
 		}
@@ -76,7 +77,7 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 	if verb == "list" {
 		list, err := d.List()
 		if cfg, cerr := f.config(); cerr == nil && len(cfg.OperatorKeys) > 0 {
-			list, err = listFromLog(ctx, cfg, d, log)
+			list, err = listFromLog(ctx, cfg, d, atConfigLevel(log, cfg.Log.Level))
 		}
 		if err != nil {
 			return err

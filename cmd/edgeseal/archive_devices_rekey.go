@@ -42,6 +42,7 @@ func cmdArchiveRekey(ctx context.Context, args []string, stdout io.Writer, log *
 	if err != nil {
 		return err
 	}
+	log = atConfigLevel(log, cfg.Log.Level)
 	a, closeArchive, err := openStoppedArchive(ctx, cfg, log, "a rekey")
 	if err != nil {
 		return err

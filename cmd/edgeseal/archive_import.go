@@ -41,6 +41,7 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
+	log = atConfigLevel(log, cfg.Log.Level)
 	a, closeArchive, err := openStoppedArchive(ctx, cfg, log, "an import")
 	if err != nil {
 		return err

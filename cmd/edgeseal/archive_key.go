@@ -44,6 +44,7 @@ func cmdArchiveKey(ctx context.Context, args []string, stdout io.Writer, log *sl
 	if err != nil {
 		return err
 	}
+	log = atConfigLevel(log, cfg.Log.Level)
 	p := cfg.PKCS11
 	if *module != "" || *pinFile != "" || *pinEnv != "" {
 		p = config.PKCS11{Module: *module, PINFile: *pinFile, PINEnv: *pinEnv}

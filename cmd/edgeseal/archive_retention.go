@@ -58,6 +58,7 @@ func openForOperator(ctx context.Context, f archiveFlags, keyFile string, log *s
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	log = atConfigLevel(log, cfg.Log.Level)
 	key, closeKey, _, err := archived.OpenKey(cfg)
 	if err != nil {
 		return nil, nil, nil, err

@@ -60,6 +60,7 @@ func cmdBundlesExport(ctx context.Context, args []string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
+	log = atLevel(log, cfg.Log.SlogLevel())
 	log = log.With("device", cfg.DeviceID())
 	if err := os.MkdirAll(*to, 0o755); err != nil {
 		return fmt.Errorf("bundles export: %w", err)
@@ -95,6 +96,7 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	log = atLevel(log, cfg.Log.SlogLevel())
 	if *keyPath == "" {
 		*keyPath = cfg.Sync.ArchiveKey
 	}

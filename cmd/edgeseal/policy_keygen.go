@@ -12,6 +12,9 @@ import (
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
+// maxAdminsSize bounds the admin set file, as signed.ReadAdmins does.
+const maxAdminsSize = 1 << 20
+
 // cmdPolicyKeygen makes a policy-admin key and adds its public half to an
 // admin set file.
 func cmdPolicyKeygen(args []string, stdout io.Writer) error {
@@ -36,7 +39,12 @@ func cmdPolicyKeygen(args []string, stdout io.Writer) error {
 	// the key leaves no key file behind.
 	set := &signed.Admins{Version: signed.AdminsVersion}
 	if *admins != "" {
-		if b, err := os.ReadFile(*admins); err == nil {
+		// The set is rewritten by rename: a link there would be replaced,
+		// not followed, so it is refused.
+		if fi, err := os.Lstat(*admins); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return &exitError{code: 2, err: fmt.Errorf("policy keygen: admin set %s: a symbolic link is refused (the set is rewritten in its place)", *admins)}
+		}
+		if b, err := fsutil.ReadRegular(*admins, maxAdminsSize); err == nil {
 			if set, err = signed.ParseAdmins(b); err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("policy keygen: admin set %s: %w", *admins, err)}
 			}

@@ -10,9 +10,10 @@ import (
 )
 
 // TestPolicyKeygenRefusedLeavesNoKey: an admin set keygen cannot add the
-// key to (malformed, a directory, a threshold it cannot meet, the name
-// already there, a negative threshold) fails naming why and leaves no
-// private key behind, and the set file as it was.
+// key to (malformed, a directory, a symbolic link, larger than its bound,
+// a threshold it cannot meet, the name already there, a negative
+// threshold) fails naming why and leaves no private key behind, and the
+// set file as it was.
 func TestPolicyKeygenRefusedLeavesNoKey(t *testing.T) {
 	dir := t.TempDir()
 	in := func(n string) string { return filepath.Join(dir, n) }
@@ -29,6 +30,15 @@ func TestPolicyKeygenRefusedLeavesNoKey(t *testing.T) {
 	if err := os.Mkdir(in("adir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink(in("set.json"), in("link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in("big.json"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(in("big.json"), maxAdminsSize+1); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -37,6 +47,8 @@ func TestPolicyKeygenRefusedLeavesNoKey(t *testing.T) {
 	}{
 		{"malformed set", []string{"--name", "bob", "--admins", in("bad.json")}, "bad.json", 2},
 		{"set is a directory", []string{"--name", "bob", "--admins", in("adir")}, "is a directory", 2},
+		{"set is a link", []string{"--name", "bob", "--admins", in("link.json")}, in("link.json") + ": a symbolic link is refused", 2},
+		{"set too large", []string{"--name", "bob", "--admins", in("big.json")}, in("big.json") + ": larger than", 2},
 		{"threshold above the set", []string{"--name", "bob", "--admins", in("set.json"), "--threshold", "3"}, "threshold 3", 1},
 		{"name twice", []string{"--name", "alice", "--admins", in("set.json")}, "listed twice", 1},
 		{"negative threshold", []string{"--name", "bob", "--admins", in("set.json"), "--threshold", "-1"}, "--threshold -1", 2},

@@ -121,6 +121,9 @@ func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trust
 		bundleOf[ex] = en.Bundle
 	}
 	e, err := proof.Select(cands, id, principal, device)
+	if errors.Is(err, proof.ErrNotFound) {
+		err = archiveRefusals(ctx, client, id, principal, device)
+	}
 	if err != nil {
 		return fail(selectErr(err))
 	}
@@ -141,6 +144,23 @@ func proofFromArchive(ctx context.Context, base, tokenFile, caFile string, trust
 		return fail(&exitError{code: 1, err: fmt.Errorf("proof: the archive answered the proof of %s %s, not of %s", p.Device, p.ExportID, e)})
 	}
 	return p, e, nil
+}
+
+// archiveRefusals is the answer when the archive's index has no accepted
+// export id: a *proof.RefusedError naming the export.rejected records the
+// index holds of it (who refused it, and why), as edgeseal proof says it
+// of bundles given, else proof.ErrNotFound (or the search's error).
+func archiveRefusals(ctx context.Context, client *readclient.Client, id, principal, device string) error {
+	entries, err := client.Refusals(ctx, id, device, principal)
+	if err != nil {
+		return fmt.Errorf("proof: %w", err)
+	}
+	var refusals []proof.Refusal
+	for _, en := range entries {
+		refusals = append(refusals, proof.Refusal{Export: proof.Export{ExportID: en.Export, Principal: en.Principal, Device: en.Device,
+			Seq: en.Seq, Time: en.Time}, Reason: en.Reason})
+	}
+	return proof.SelectRefused(refusals, id, principal, device)
 }
 
 func pkixOf(pub ed25519.PublicKey) ([]byte, error) { return x509.MarshalPKIXPublicKey(pub) }

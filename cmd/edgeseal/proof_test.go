@@ -96,7 +96,9 @@ func TestProofEvidenceRefuse(t *testing.T) {
 // docs/archive-api.md specifies them, served here by a stand-in; the real
 // server is in e2e), and writes it only when it verifies pinned to the
 // trust file and archive key: a proof carrying another trust file is
-// refused (exit 1, nothing written).
+// refused (exit 1, nothing written). An id the index holds only as an
+// export the agent refused is said to be refused (its export.rejected
+// record and reason, exit 1), an id it does not hold not found.
 func TestProofFromArchiveAPI(t *testing.T) {
 	c := bundletest.MustChain(t, 2, bundletest.Options{})
 	log, err := bundletest.NewArchiveLog()
@@ -127,6 +129,12 @@ func TestProofFromArchiveAPI(t *testing.T) {
 		}
 		switch r.URL.Path {
 		case "/v1/exports":
+			if r.URL.Query().Get("status") == "refused" {
+				_ = json.NewEncoder(w).Encode(map[string]any{"items": []map[string]any{{"device": e.Device, "export": "refused-1", "seq": 7,
+					"type": "export.rejected", "status": "refused", "refusedBy": "agent", "reason": "policy: workflow not allowed",
+					"principal": "mallory", "time": e.Time, "bundle": digest}}})
+				return
+			}
 			_ = json.NewEncoder(w).Encode(map[string]any{"items": []map[string]any{{"device": e.Device, "export": e.ExportID, "seq": e.Seq,
 				"type": "export", "status": "accepted", "principal": e.Principal, "time": e.Time, "bundle": digest}}})
 		case "/v1/bundles/" + digest:
@@ -170,8 +178,19 @@ func TestProofFromArchiveAPI(t *testing.T) {
 	err = cmdProof(t.Context(), []string{"nope", "--archive", srv.URL, "--token-file", filepath.Join(dir, "token"),
 		"--trust", filepath.Join(dir, "DEVICE.json"), "--archive-key", filepath.Join(dir, "archive.pub")}, &buf)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 1 {
+	if !errors.As(err, &ee) || ee.code != 1 || !errors.Is(err, proof.ErrNotFound) || strings.Contains(err.Error(), "refused") {
 		t.Fatalf("unknown export from the API: %v", err)
+	}
+	// An export the agent refused is said to be refused, with the record
+	// and its reason, not "not found".
+	err = cmdProof(t.Context(), []string{"refused-1", "--archive", srv.URL, "--token-file", filepath.Join(dir, "token"),
+		"--trust", filepath.Join(dir, "DEVICE.json"), "--archive-key", filepath.Join(dir, "archive.pub")}, &buf)
+	var re *proof.RefusedError
+	if !errors.As(err, &ee) || ee.code != 1 || !errors.As(err, &re) ||
+		!strings.Contains(err.Error(), `export "refused-1" was refused by the agent`) ||
+		!strings.Contains(err.Error(), "export.rejected record 7 of "+e.Device+", principal mallory") ||
+		!strings.Contains(err.Error(), "policy: workflow not allowed") {
+		t.Fatalf("refused export from the API: %v", err)
 	}
 	other := bundletest.MustChain(t, 1, bundletest.Options{})
 	served, _ = other.Trust.Marshal()

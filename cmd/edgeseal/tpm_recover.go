@@ -46,6 +46,7 @@ func cmdRecover(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
+	log = atLevel(log, cfg.Log.SlogLevel())
 	return agent.Recover(ctx, cfg, agent.RecoverOptions{KeyFile: *keyFile, WrapFile: *wrapFile, Out: *out,
 		Simulator: simulatorFor(cfg.TPMInsecureSimulator), Logger: log, Progress: stdout})
 }

@@ -126,6 +126,7 @@ func cmdRewrap(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
+	log = atLevel(log, cfg.Log.SlogLevel())
 	pub, err := agent.ReadRecoveryPublic(*pubFile)
 	if err != nil {
 		return err

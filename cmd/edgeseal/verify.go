@@ -148,7 +148,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 // loadPrevious reads --previous: a state JSON file, or a bundle that must
 // itself verify (without a previous) against the same trust.
 func loadPrevious(path string, trust *trustfile.Trust) (*verify.State, error) {
-	raw, err := readRegular(path, 0)
+	raw, err := readRegular(path, maxPreviousSize)
 	if err != nil {
 		return nil, usageErr("verify: previous: %v", err)
 	}

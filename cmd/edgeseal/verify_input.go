@@ -112,21 +112,16 @@ func claimedSize(b *bundle.Bundle) (uint64, error) {
 	return cp.Size, nil
 }
 
+// maxPreviousSize bounds verify --previous: a state file, or a bundle tar
+// within bundle.DefaultLimits (its files, and a header and padding of at
+// most 2 KiB each).
+var maxPreviousSize = int(bundle.DefaultLimits.Total) + bundle.DefaultLimits.Files*2048
+
 // readRegular reads a file the user named (a link to one is followed),
-// refusing anything but a regular file first: opening a FIFO would block
-// until a writer came. limit 0 reads it whole.
+// at most limit bytes, refusing anything but a regular file before it
+// reads: opening a FIFO would block until a writer came.
 func readRegular(path string, limit int) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if limit == 0 {
-		return os.ReadFile(path)
-	}
-	return fsutil.ReadLimited(path, limit)
+	return fsutil.ReadRegular(path, limit)
 }
 
 // checkOutputFile refuses an output path that could not be written: its

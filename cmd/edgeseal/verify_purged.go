@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // purgeFiles is `verify --purged STATEMENT.json` (repeatable): the
@@ -27,7 +27,7 @@ func (p purgeFiles) String() string { return "" }
 // purge --statement-out` writes). Its signature is checked; whether its
 // key is the archive's operator's is the auditor's check (it is printed).
 func (p purgeFiles) Set(path string) error {
-	raw, err := os.ReadFile(path)
+	raw, err := fsutil.ReadRegular(path, archive.MaxOperatorStatementSize)
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func TestReadRegular(t *testing.T) {
 	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Skipf("no FIFO here: %v", err)
+		t.Fatalf("mkfifo: %v", err)
 	}
 	if _, err := ReadRegular(fifo, 5); err == nil || !strings.Contains(err.Error(), fifo+": not a regular file") {
 		t.Fatalf("%s: %v, want not a regular file", fifo, err)

@@ -22,9 +22,10 @@ func ReadLimited(path string, limit int) ([]byte, error) {
 
 // ReadRegular is ReadLimited for an input that must be a regular file (a
 // link to one is followed): a FIFO, device or socket is refused at once
-// instead of blocking in open until a writer comes. It opens without
-// blocking and checks the file it opened, so nothing swapped in between a
-// check and the open is read.
+// instead of blocking in open until a writer comes, and a file larger
+// than limit before anything is read. It opens without blocking and
+// checks the file it opened, so nothing swapped in between a check and
+// the open is read.
 func ReadRegular(path string, limit int) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -41,6 +42,9 @@ func ReadRegular(path string, limit int) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if fi.Size() > int64(limit) {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
 	}
 	return readAtMost(f, path, limit)
 }

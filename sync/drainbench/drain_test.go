@@ -83,13 +83,7 @@ const (
 // The publisher takes the outbox from the agent's Core, as the daemon
 // does (bundles read one by one, with the digests taken at seal time).
 func BenchmarkDrain(b *testing.B) {
-	n := drainExports
-	if s := os.Getenv("EDGESEAL_DRAIN_EXPORTS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < sealEvery {
-			b.Fatalf("EDGESEAL_DRAIN_EXPORTS=%q: want a number >= %d", s, sealEvery)
-		}
-	}
+	n := drainN(b)
 	ctx := context.Background()
 	dir := b.TempDir()
 	brk := mqtttest.Start(b, nil)
@@ -288,6 +282,42 @@ var receiveNanos, admitNanos atomic.Int64
 
 // enroll enrolls and approves the core's device at the archive from its
 // bare DEVICE.json.
+// drainN is the number of exports a drain journals: drainExports, or
+// EDGESEAL_DRAIN_EXPORTS (at least sealEvery) for a quick run.
+func drainN(b *testing.B) int {
+	s := os.Getenv("EDGESEAL_DRAIN_EXPORTS")
+	if s == "" {
+		return drainExports
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < sealEvery {
+		b.Fatalf("EDGESEAL_DRAIN_EXPORTS=%q: want a number >= %d", s, sealEvery)
+	}
+	return n
+}
+
+// openSiteAndArchive opens in dir the site (TPM simulator, journal,
+// core) and an archive (closed when b ends) with the device enrolled
+// and approved; nothing is connected to a broker yet.
+func openSiteAndArchive(b *testing.B, dir string) (*agent.Core, *store.Journal, *archive.Archive, *trustfile.Trust) {
+	ctx := context.Background()
+	tp, j := e2etest.OpenDevice(ctx, b, simulator.Open, dir, store.Options{MemTableSize: 8 << 20})
+	core, err := agent.Open(ctx, agent.Options{Site: "site1", Device: "dev1", SealEvery: sealEvery, SealInterval: time.Hour}, j, tp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, akey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ar, err := archive.Open(ctx, archive.Options{Dir: filepath.Join(dir, "archive"), Key: akey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ar.Close() })
+	return core, j, ar, enroll(b, ar, tp)
+}
+
 func enroll(b *testing.B, ar *archive.Archive, tp *tpm.TPM) *trustfile.Trust {
 	ctx := context.Background()
 	tr, err := trustfile.NewTrust("site1", "dev1", agent.BundleIdentity(tp.Identity()))

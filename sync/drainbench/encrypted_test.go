@@ -2,23 +2,16 @@ package drainbench
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
-	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
-	"github.com/edgeseal/edgeseal/tpm/simulator"
 )
 
 // drainRun is one drain of drainOnce.
@@ -42,24 +35,8 @@ type drainSite struct {
 }
 
 func newDrainSite(b *testing.B) *drainSite {
-	ctx := context.Background()
-	dir := b.TempDir()
 	brk := mqtttest.Start(b, nil)
-	tp, j := e2etest.OpenDevice(ctx, b, simulator.Open, dir, store.Options{MemTableSize: 8 << 20})
-	core, err := agent.Open(ctx, agent.Options{Site: "site1", Device: "dev1", SealEvery: sealEvery, SealInterval: time.Hour}, j, tp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, akey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ar, err := archive.Open(ctx, archive.Options{Dir: filepath.Join(dir, "archive"), Key: akey})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ar.Close() })
-	enroll(b, ar, tp)
+	core, j, ar, _ := openSiteAndArchive(b, b.TempDir())
 	startArchiveSubscriber(b, brk.URL, ar)
 	return &drainSite{core: core, j: j, ar: ar, url: brk.URL, brk: brk}
 }
@@ -152,13 +129,7 @@ func (s *drainSite) drainOnce(b *testing.B, n int, encrypt bool) drainRun {
 // each payload lands. EDGESEAL_DRAIN_EXPORTS overrides the number of
 // exports.
 func BenchmarkDrainEncrypted(b *testing.B) {
-	n := drainExports
-	if s := os.Getenv("EDGESEAL_DRAIN_EXPORTS"); s != "" {
-		var err error
-		if n, err = strconv.Atoi(s); err != nil || n < sealEvery {
-			b.Fatalf("EDGESEAL_DRAIN_EXPORTS=%q: want a number >= %d", s, sealEvery)
-		}
-	}
+	n := drainN(b)
 	receiveNanos.Store(0)
 	admitNanos.Store(0)
 	site := newDrainSite(b)

@@ -32,37 +32,43 @@ type childSpec struct {
 	Mode string `json:"mode"`
 }
 
-// TestSimChild is the child process; it does nothing in a normal run.
-func TestSimChild(t *testing.T) {
-	raw := os.Getenv(childEnv)
-	if raw == "" {
-		return
+// TestMain runs simChild instead of the tests when childEnv is set.
+func TestMain(m *testing.M) {
+	if raw := os.Getenv(childEnv); raw != "" {
+		if err := simChild(raw); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// simChild is the child process of spec raw.
+func simChild(raw string) error {
 	var spec childSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ctx := context.Background()
 	tp, err := tpm.Open(ctx, "simulator:"+filepath.Join(spec.Dir, "sim"), tpm.Options{StateDir: filepath.Join(spec.Dir, "state"), Simulator: simulator.Open, Create: true})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	q, err := tp.Quote(ctx, []byte("nonce"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	a, err := attest.ParseAttest(q.Attest)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	line, _ := json.Marshal(simulator.ClockInfo{V: 1, ResetCount: a.Clock.ResetCount, RestartCount: a.Clock.RestartCount, Clock: a.Clock.Clock})
 	fmt.Printf("QUOTE %s\n", line)
 	if spec.Mode == "kill" {
 		time.Sleep(10 * time.Minute)
 	}
-	if err := tp.Close(); err != nil {
-		t.Fatal(err)
-	}
+	return tp.Close()
 }
 
 // child runs one child process on dir and returns the clock info of its
@@ -71,7 +77,7 @@ func TestSimChild(t *testing.T) {
 func child(t *testing.T, dir, mode string) simulator.ClockInfo {
 	t.Helper()
 	spec, _ := json.Marshal(childSpec{Dir: dir, Mode: mode})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSimChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
