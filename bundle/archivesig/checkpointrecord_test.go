@@ -55,7 +55,7 @@ func TestCheckpointRecordVectors(t *testing.T) {
 	}
 	if *updateCheckpointRecord {
 		f := checkpointRecordFile{
-			Description: "the archive.checkpoint record body (docs/formats.md) of the receiptConsistency receipt of testdata/vectors/replies-v1.json, receiptDigest the SHA-256 of that receipt's bytes, and changed bodies a reader must refuse",
+			Description:   "the archive.checkpoint record body (docs/formats.md) of the receiptConsistency receipt of testdata/vectors/replies-v1.json, receiptDigest the SHA-256 of that receipt's bytes, and changed bodies a reader must refuse",
 			ReceiptDigest: digest, Body: string(body),
 		}
 		add := func(why, b string) {
