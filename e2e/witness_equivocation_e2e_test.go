@@ -1,15 +1,24 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/edgeseal/edgeseal/archive"
+	aconfig "github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/archive/tlog"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/witness"
 	mediapkg "github.com/edgeseal/edgeseal/sync/media"
 )
 
@@ -152,6 +161,61 @@ func (a witnessArchive) importMedia(t *testing.T, media string, bundles int) str
 	return cp
 }
 
+// mirror copies the stopped archive's log, as its /log/ tlog-tiles tree
+// serves it (the archive's own handler), into a new folder: the
+// checkpoint and every hash tile of its tree, fetched by their C2SP paths
+// as a client would.
+func (a witnessArchive) mirror(t *testing.T) string {
+	t.Helper()
+	key, _, err := loadOrCreateArchiveKey(filepath.Join(a.data, "archive.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := aconfig.Default()
+	ar, err := archive.Open(context.Background(), archive.Options{Dir: a.data, Key: key, Name: c.Name, Retention: c.Retention, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	srv := httptest.NewServer(tlog.Handler(ar.LogTiles(), slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	dir := t.TempDir()
+	get := func(rel string) []byte {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/" + rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /log/%s: %d %v", rel, resp.StatusCode, err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cp, err := archivesig.NoteCheckpoint(string(get("checkpoint")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for level := uint64(0); level < 8 && cp.Size>>(8*level) > 0; level++ {
+		n := cp.Size >> (8 * level)
+		for i := range n / 256 {
+			get(witness.TilePath(level, i, 256))
+		}
+		if n%256 > 0 {
+			get(witness.TilePath(level, n/256, int(n%256)))
+		}
+	}
+	return dir
+}
+
 // TestWitnessEquivocationE2E: an archive that keeps two stores under one
 // key and origin (two archives, A and B, the second started from a copy
 // of the first's key) shows device 1 one log and device 2 another. Device
@@ -253,11 +317,23 @@ func witnessRun(t *testing.T, equivocate bool) {
 	// the auditor has the outbox (the new bundles); that is enough.
 	out, code := runCmd(t, "verify", "archive", "--archive-key", pub, auditor)
 	t.Logf("verify archive:\n%s", out)
+	// With a copy of A's log (the one archive's, in the control) every
+	// checkpoint is related to it: B's are not in it.
+	logA := archA.mirror(t)
+	outLog, codeLog := runCmd(t, "verify", "archive", "--archive-key", pub, "--log", logA, auditor)
+	t.Logf("verify archive --log:\n%s", outLog)
 	if !equivocate {
 		if code != 0 || !strings.Contains(out, "no inconsistency found") || !strings.Contains(out, "2 device(s)") {
 			t.Fatalf("verify archive of an honest archive: exit %d", code)
 		}
+		if codeLog != 0 || strings.Contains(outLog, "not related") || !strings.Contains(outLog, "5 checkpoint(s) are in the log") {
+			t.Fatalf("verify archive --log of an honest archive: exit %d", codeLog)
+		}
 		return
+	}
+	if codeLog != 1 || !strings.Contains(outLog, "FAILED   archive.log") || !strings.Contains(outLog, "another root at size 1") ||
+		!strings.Contains(outLog, "another root at size 2") || !strings.Contains(outLog, "seen by e2e-site/dev-2") {
+		t.Fatalf("verify archive --log of an equivocating archive: exit %d", codeLog)
 	}
 	if code != 1 || !strings.Contains(out, "FAILED   archive.fork") || !strings.Contains(out, "two roots for size 2") ||
 		!strings.Contains(out, "e2e-site/dev-1") || !strings.Contains(out, "e2e-site/dev-2") || !strings.Contains(out, "INCONSISTENT") {

@@ -216,6 +216,9 @@ func checkLog(m *Mirror, ms *Sighting, byNode map[node][]*Sighting, g graph) Res
 	if beyond > 0 {
 		res.Detail += fmt.Sprintf("; %d larger than the copy (not checked)", beyond)
 	}
+	if !res.OK {
+		res.Detail = fmt.Sprintf("%d checkpoint(s) not in the log copied in %s (size %d): the archive showed inconsistent logs", len(res.Failures), m.Dir(), ms.Size)
+	}
 	return res
 }
 
