@@ -13,13 +13,13 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 )
 
-// TestVerifyArchiveReceipts: `verify archive` over receipts of two
+// TestEquivocationVerifyArchive: `verify archive` over receipts of two
 // devices. One log: nothing inconsistent (exit 0). A second log under the
 // same key that put the devices' entries in the other order: archive.fork
 // (exit 1) naming both devices. A receipt by another key fails
 // archive.signature. A linked receipt in a folder, a linked or
 // incomplete --log copy, and missing arguments are refused (exit 2).
-func TestVerifyArchiveReceipts(t *testing.T) {
+func TestEquivocationVerifyArchive(t *testing.T) {
 	c1 := bundletest.MustChain(t, 1, bundletest.Options{})
 	c2 := bundletest.MustChain(t, 1, bundletest.Options{Site: "site2", Device: "dev2"})
 	honest, err := bundletest.NewArchiveLog()
