@@ -16,7 +16,8 @@ import (
 // TestEquivocationVerifyArchive: `verify archive` over receipts of two
 // devices. One log: nothing inconsistent (exit 0). A second log under the
 // same key that put the devices' entries in the other order: archive.fork
-// (exit 1) naming both devices. A receipt by another key fails
+// (exit 1) naming both devices. A receipt after a rotation of the
+// archive's key is verified under the key its chain announces. A receipt by another key fails
 // archive.signature. A linked receipt in a folder, a linked or
 // incomplete --log copy, and missing arguments are refused (exit 2).
 func TestEquivocationVerifyArchive(t *testing.T) {
@@ -60,6 +61,13 @@ func TestEquivocationVerifyArchive(t *testing.T) {
 	write(filepath.Join(good, "site2", "b.receipt.json"), accept(honest, c2)) // size 2
 	accept(fork, c2)
 	forked := write(filepath.Join(dir, "forked.receipt.json"), accept(fork, c1)) // size 2, other root
+	// After a rotation the new key signs: verify archive learns it from
+	// the receipt's key chain.
+	if err := honest.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	c3 := bundletest.MustChain(t, 1, bundletest.Options{Site: "site3", Device: "dev3"})
+	write(filepath.Join(good, "site3", "c.receipt.json"), accept(honest, c3)) // size 3, the new key
 	foreign := write(filepath.Join(dir, "other.receipt.json"), accept(other, c1))
 
 	runIt := func(args ...string) (string, error) {
@@ -78,7 +86,7 @@ func TestEquivocationVerifyArchive(t *testing.T) {
 		return -1
 	}
 	out, err := runIt("--archive-key", key, good)
-	if code(err) != 0 || !strings.Contains(out, "no inconsistency found") || !strings.Contains(out, "2 device(s)") {
+	if code(err) != 0 || !strings.Contains(out, "no inconsistency found") || !strings.Contains(out, "3 device(s)") {
 		t.Fatalf("one log: %v\n%s", err, out)
 	}
 	out, err = runIt("--archive-key", key, good, forked)
