@@ -12,7 +12,7 @@ import (
 )
 
 // MaxSightings bounds the checkpoints one run collects.
-const MaxSightings = 1 << 20
+const MaxSightings = 1 << 18
 
 // Sighting is one archive checkpoint as a device was shown it.
 type Sighting struct {

@@ -27,8 +27,9 @@ import (
 
 // Bounds of what `verify archive` reads from folders.
 const (
-	maxArchiveInputs = 100000 // files taken from the inputs
-	maxArchiveDepth  = 3      // folder levels below an input folder
+	maxArchiveInputs = 100000    // files taken from the inputs
+	maxArchiveDepth  = 3         // folder levels below an input folder
+	maxArchiveBytes  = 256 << 20 // checkpoint record bodies kept in memory
 )
 
 // repeated is a repeatable string flag.
@@ -45,6 +46,7 @@ type archiveInputs struct {
 	receipts      []archiveReceipt
 	announcements [][]byte
 	bundles       int
+	bytes         int // of records and receipts kept
 }
 
 type checkpointRecord struct {
@@ -227,11 +229,14 @@ func (in *archiveInputs) addBundle(p string) error {
 		}
 		switch r.Type {
 		case custody.TypeArchiveCheckpoint:
-			if len(in.records) >= witness.MaxSightings {
-				return usageErr("verify archive: more than %d archive checkpoints", witness.MaxSightings)
+			if in.bytes += len(r.Body); len(in.records) >= witness.MaxSightings || in.bytes > maxArchiveBytes {
+				return usageErr("verify archive: more than %d archive checkpoints or %d bytes of them", witness.MaxSightings, maxArchiveBytes)
 			}
 			in.records = append(in.records, checkpointRecord{device: r.Device, source: p, seq: r.Seq, body: r.Body})
 		case custody.TypeArchiveKey:
+			if in.bytes += len(r.Body); in.bytes > maxArchiveBytes {
+				return usageErr("verify archive: more than %d bytes of archive checkpoints and keys", maxArchiveBytes)
+			}
 			in.announcements = append(in.announcements, r.Body)
 		}
 	}
@@ -252,8 +257,8 @@ func (in *archiveInputs) addReceipt(p string) error {
 		}
 		return usageErr("verify archive: %s: not a receipt: %v", p, err)
 	}
-	if len(in.receipts) >= witness.MaxSightings {
-		return usageErr("verify archive: more than %d receipts", witness.MaxSightings)
+	if in.bytes += len(raw); len(in.receipts) >= witness.MaxSightings || in.bytes > maxArchiveBytes {
+		return usageErr("verify archive: more than %d receipts or %d bytes of them", witness.MaxSightings, maxArchiveBytes)
 	}
 	in.receipts = append(in.receipts, archiveReceipt{source: p, raw: raw})
 	in.announcements = append(in.announcements, r.KeyChain...)
