@@ -222,6 +222,10 @@ func checkLog(m *Mirror, ms *Sighting, byNode map[node][]*Sighting, g graph) Res
 	return res
 }
 
+// maxTops bounds the groups of unrelated checkpoints described one by
+// one (the largest first); the rest are counted.
+const maxTops = 64
+
 // unrelated describes, when there is more than one, the largest
 // checkpoints no proof leads on from (the tops of the prefix relation)
 // and the checkpoints proven prefixes of each: two tops are not shown
@@ -236,28 +240,38 @@ func unrelated(byNode map[node][]*Sighting, g graph) []string {
 	if len(tops) < 2 {
 		return nil
 	}
+	slices.SortFunc(tops, func(a, b node) int { return cmp.Compare(b.size, a.size) })
+	rev := g.reverse()
 	var out []string
-	for _, t := range tops {
-		below := g.below(t)
+	for i, t := range tops {
+		if i == maxTops {
+			out = append(out, fmt.Sprintf("and %d more", len(tops)-maxTops))
+			break
+		}
+		below := rev.below(t)
 		var ss []*Sighting
 		for n := range below {
 			ss = append(ss, byNode[n]...)
 		}
 		out = append(out, fmt.Sprintf("%s, with %d smaller checkpoint(s) proven its prefix; %s", byNode[t][0].Name(), len(below)-1, devicesOf(ss)))
 	}
-	slices.Sort(out)
 	return out
 }
 
 // devicesOf names the devices (and the log copy) among ss.
 func devicesOf(ss []*Sighting) string {
+	seen := map[string]bool{}
 	var ds []string
 	for _, s := range ss {
-		if w := whoOf(s); !slices.Contains(ds, w) {
+		if w := whoOf(s); !seen[w] {
+			seen[w] = true
 			ds = append(ds, w)
 		}
 	}
 	slices.Sort(ds)
+	if len(ds) > 16 {
+		ds = append(ds[:16], fmt.Sprintf("and %d more", len(ds)-16))
+	}
 	return "seen by " + strings.Join(ds, ", ")
 }
 
@@ -278,14 +292,20 @@ func (g graph) edge(from, to node) {
 	}
 }
 
-// below returns top and every checkpoint from which edges lead to it.
-func (g graph) below(top node) map[node]bool {
-	rev := map[node][]node{}
+// reverse is g with its edges turned around.
+func (g graph) reverse() graph {
+	rev := graph{}
 	for from, tos := range g {
 		for _, to := range tos {
 			rev[to] = append(rev[to], from)
 		}
 	}
+	return rev
+}
+
+// below returns top and every checkpoint from which edges of g lead to
+// it (rev is g.reverse()).
+func (rev graph) below(top node) map[node]bool {
 	seen := map[node]bool{top: true}
 	queue := []node{top}
 	for len(queue) > 0 {

@@ -159,9 +159,11 @@ func (c *Collector) AddMirror(m *Mirror) (*Sighting, error) {
 
 // Devices lists the devices whose checkpoints were collected.
 func (c *Collector) Devices() []string {
+	seen := map[string]bool{}
 	var ds []string
 	for _, s := range c.Sightings {
-		if s.Device != "" && !slices.Contains(ds, s.Device) {
+		if s.Device != "" && !seen[s.Device] {
+			seen[s.Device] = true
 			ds = append(ds, s.Device)
 		}
 	}
