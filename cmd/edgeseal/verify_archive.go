@@ -178,6 +178,9 @@ func (in *archiveInputs) add(ctx context.Context, p string) error {
 		return usageErr("verify archive: %v", err)
 	}
 	if !fi.IsDir() {
+		if !fi.Mode().IsRegular() {
+			return usageErr("verify archive: %s: not a regular file", p)
+		}
 		if strings.HasSuffix(p, media.BundleSuffix) || strings.HasSuffix(p, ".tar") {
 			return in.addBundle(p)
 		}

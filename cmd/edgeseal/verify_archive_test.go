@@ -119,6 +119,7 @@ func TestEquivocationVerifyArchive(t *testing.T) {
 		{[]string{good}, "--archive-key"},
 		{[]string{"--archive-key", key}, "--archive-key"},
 		{[]string{"--archive-key", key, key}, "not a receipt"},
+		{[]string{"--archive-key", key, os.DevNull}, "not a regular file"},
 	} {
 		if _, err := runIt(tc.args...); code(err) != 2 || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want exit 2 with %q", tc.args, err, tc.want)
