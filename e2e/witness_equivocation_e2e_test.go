@@ -315,7 +315,7 @@ func witnessRun(t *testing.T, equivocate bool) {
 	dev2.export(t, filepath.Join(auditor, "dev-2"))
 	// The bundles delivered before the last seal are in the archives:
 	// the auditor has the outbox (the new bundles); that is enough.
-	out, code := runCmd(t, "verify", "archive", "--archive-key", pub, auditor)
+	out, code := runCmd(t, "verify", "archive", "--archive-key", pub, "--trust", dev1.trust, "--trust", dev2.trust, auditor)
 	t.Logf("verify archive:\n%s", out)
 	// With a copy of A's log (the one archive's, in the control) every
 	// checkpoint is related to it: B's are not in it.
@@ -323,7 +323,7 @@ func witnessRun(t *testing.T, equivocate bool) {
 	outLog, codeLog := runCmd(t, "verify", "archive", "--archive-key", pub, "--log", logA, auditor)
 	t.Logf("verify archive --log:\n%s", outLog)
 	if !equivocate {
-		if code != 0 || !strings.Contains(out, "no inconsistency found") || !strings.Contains(out, "2 device(s)") {
+		if code != 0 || !strings.Contains(out, "no inconsistency found") || !strings.Contains(out, "2 device(s)") || !strings.Contains(out, "2 bundle(s) verified against") {
 			t.Fatalf("verify archive of an honest archive: exit %d", code)
 		}
 		if codeLog != 0 || strings.Contains(outLog, "not related") || !strings.Contains(outLog, "5 checkpoint(s) are in the log") {
@@ -336,7 +336,8 @@ func witnessRun(t *testing.T, equivocate bool) {
 		t.Fatalf("verify archive --log of an equivocating archive: exit %d", codeLog)
 	}
 	if code != 1 || !strings.Contains(out, "FAILED   archive.fork") || !strings.Contains(out, "two roots for size 2") ||
-		!strings.Contains(out, "e2e-site/dev-1") || !strings.Contains(out, "e2e-site/dev-2") || !strings.Contains(out, "INCONSISTENT") {
+		!strings.Contains(out, "e2e-site/dev-1") || !strings.Contains(out, "e2e-site/dev-2") || !strings.Contains(out, "INCONSISTENT") ||
+		!strings.Contains(out, "ok       devices.verified") {
 		t.Fatalf("verify archive of an equivocating archive: exit %d", code)
 	}
 	// Each device's own view is consistent: the fork shows only across.

@@ -20,6 +20,8 @@ import (
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
+	"github.com/edgeseal/edgeseal/bundle/trustfile"
+	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/bundle/witness"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/sync/media"
@@ -47,6 +49,13 @@ type archiveInputs struct {
 	announcements [][]byte
 	bundles       int
 	bytes         int // of records and receipts kept
+	// trusts are the --trust files by device; a bundle of such a device
+	// is verified on its own (verify.Verify without a state) before its
+	// records count. verified and failed count and name them.
+	trusts    map[string]*trustfile.Trust
+	verified  int
+	failed    []string
+	untrusted map[string]bool // devices of bundles without a --trust
 }
 
 type checkpointRecord struct {
@@ -71,6 +80,8 @@ func cmdVerifyArchive(ctx context.Context, args []string, stdout io.Writer) erro
 	var keyPaths repeated
 	fs.Var(&keyPaths, "archive-key", "an Ed25519 public key (PEM) of the archive you trust (repeatable; required)")
 	name := fs.String("archive-name", archive.DefaultName, "the archive's name (its log origin)")
+	var trustPaths repeated
+	fs.Var(&trustPaths, "trust", "a device's trust file (DEVICE.json, repeatable): its bundles are verified before their records count")
 	logDir := fs.String("log", "", "a copy of the archive's /log/ tlog-tiles tree (checkpoint, tile/...): every checkpoint is checked against it")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	paths, err := parseInterleaved(fs, args)
@@ -88,7 +99,18 @@ func cmdVerifyArchive(ctx context.Context, args []string, stdout io.Writer) erro
 		}
 		roots = append(roots, k)
 	}
-	in := &archiveInputs{}
+	in := &archiveInputs{trusts: map[string]*trustfile.Trust{}, untrusted: map[string]bool{}}
+	for _, p := range trustPaths {
+		raw, err := readRegular(p, 64<<10)
+		if err != nil {
+			return usageErr("verify archive: --trust: %v", err)
+		}
+		tr, err := trustfile.ParseTrust(raw)
+		if err != nil {
+			return usageErr("verify archive: --trust %s: %v", p, err)
+		}
+		in.trusts[tr.DeviceName()] = tr
+	}
 	for _, p := range paths {
 		if err := in.add(ctx, p); err != nil {
 			return err
@@ -129,6 +151,9 @@ func cmdVerifyArchive(ctx context.Context, args []string, stdout io.Writer) erro
 		}
 	}
 	rep := witness.Check(c, m, ms)
+	if len(in.trusts) > 0 {
+		rep.Checks = append(rep.Checks, in.devicesResult())
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -225,10 +250,23 @@ func (in *archiveInputs) addBundle(p string) error {
 		return usageErr("verify archive: %v", err)
 	}
 	in.bundles++
+	var device string
 	for line := range bytes.Lines(b.Files[bundle.PathRecords]) {
 		r, err := custody.ParseRecord(bytes.TrimSuffix(line, []byte("\n")))
 		if err != nil {
 			return usageErr("verify archive: %s: %v (edgeseal verify --trust names what is wrong)", p, err)
+		}
+		if device == "" {
+			device = r.Device
+			if tr := in.trusts[device]; tr != nil {
+				if rep := verify.Verify(b, tr, nil); !rep.OK() {
+					in.failed = append(in.failed, fmt.Sprintf("%s: %s: %s failed (its archive checkpoints are not counted)", p, device, strings.Join(rep.Failed(), ", ")))
+					return nil
+				}
+				in.verified++
+			} else {
+				in.untrusted[device] = true
+			}
 		}
 		switch r.Type {
 		case custody.TypeArchiveCheckpoint:
@@ -268,6 +306,20 @@ func (in *archiveInputs) addReceipt(p string) error {
 	return nil
 }
 
+// devicesResult is the check devices.verified: every bundle of a device
+// given with --trust verified on its own.
+func (in *archiveInputs) devicesResult() witness.Result {
+	res := witness.Result{Name: "devices.verified", OK: len(in.failed) == 0, Messages: in.failed}
+	res.Detail = fmt.Sprintf("%d bundle(s) verified against their device's trust file", in.verified)
+	if len(in.failed) > 0 {
+		res.Detail = fmt.Sprintf("%d bundle(s) do not verify against their device's trust file", len(in.failed))
+	}
+	if n := len(in.untrusted); n > 0 {
+		res.Detail += fmt.Sprintf("; %d device(s) without --trust: their records are taken as they say", n)
+	}
+	return res
+}
+
 // printArchiveReport prints the checks, each failure naming both
 // checkpoints and the devices, the groups nothing relates, and a verdict.
 func printArchiveReport(w io.Writer, rep *witness.Report, in *archiveInputs) {
@@ -292,8 +344,8 @@ func printArchiveReport(w io.Writer, rep *witness.Report, in *archiveInputs) {
 			fmt.Fprintf(w, "  - %s\n", u)
 		}
 	}
-	if in.bundles > 0 {
-		fmt.Fprintf(w, "note: which device was shown a checkpoint is what its bundles' records say; edgeseal verify --trust authenticates them\n")
+	if in.bundles > 0 && len(in.trusts) == 0 {
+		fmt.Fprintf(w, "note: which device was shown a checkpoint is what its bundles' records say; --trust DEVICE.json verifies them\n")
 	}
 	if rep.OK() {
 		fmt.Fprintf(w, "archive %s: no inconsistency found\n", rep.Origin)

@@ -98,6 +98,28 @@ func TestEquivocationVerifyArchive(t *testing.T) {
 		t.Fatalf("another key's receipt: %v\n%s", err, out)
 	}
 
+	// --trust: a device's bundles are verified before their records
+	// count; another TPM's bundle under the device's name fails
+	// devices.verified.
+	raw, err := c1.Bundles[0].Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundleFile := write(filepath.Join(dir, "b", "dev1.bundle.tar"), raw)
+	tr1, _ := c1.Trust.Marshal()
+	trust1 := write(filepath.Join(dir, "DEVICE-1.json"), tr1)
+	impostor := bundletest.MustChain(t, 1, bundletest.Options{})
+	trI, _ := impostor.Trust.Marshal()
+	trustI := write(filepath.Join(dir, "DEVICE-impostor.json"), trI)
+	out, err = runIt("--archive-key", key, "--trust", trust1, good, bundleFile)
+	if code(err) != 0 || !strings.Contains(out, "1 bundle(s) verified against their device's trust file") {
+		t.Fatalf("--trust: %v\n%s", err, out)
+	}
+	out, err = runIt("--archive-key", key, "--trust", trustI, good, bundleFile)
+	if code(err) != 1 || !strings.Contains(out, "FAILED   devices.verified") || !strings.Contains(out, "keys.trusted") {
+		t.Fatalf("--trust of another TPM: %v\n%s", err, out)
+	}
+
 	links := filepath.Join(dir, "links")
 	if err := os.MkdirAll(links, 0o755); err != nil {
 		t.Fatal(err)
