@@ -79,8 +79,10 @@ func (c *Core) loadWitness() error {
 }
 
 // witnessReceipts checks the receipts' archive checkpoints, in order,
-// against the one accepted last (w.mu held) and returns the newest and
-// whether consistency proofs are required from now on. A receipt
+// against the one accepted last (w.mu held) and returns the newest,
+// whether consistency proofs are required from now on and, aligned with
+// rs, which receipts brought a checkpoint larger than the one accepted
+// before them (each is journaled as an archive.checkpoint record). A receipt
 // journaled before (the same bytes under its entry's delivery record: it
 // came again) was witnessed then: it is not checked again, and its
 // checkpoint is taken when larger (a crash before it was kept). Until a
@@ -89,15 +91,16 @@ func (c *Core) loadWitness() error {
 // an inconsistency it raises AlarmArchiveInconsistent and logs once; any
 // failure refuses the whole batch (nothing is journaled, the bundles
 // stay in the outbox).
-func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Receipt) (*merkle.Checkpoint, bool, error) {
+func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Receipt) (*merkle.Checkpoint, bool, []bool, error) {
 	if err := c.loadWitness(); err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	last, proofs := c.witness.last, c.witness.proofs
+	fresh := make([]bool, len(rs))
 	for i, r := range rs {
 		d, err := c.delivery(ids[i])
 		if err != nil {
-			return nil, false, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+			return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 		}
 		if d != nil && d.Receipt == wire.FormatHash(sha256.Sum256(raw[i])) {
 			if cp, err := r.ArchiveRoot(); err == nil && (last == nil || cp.Size > last.Size) {
@@ -107,7 +110,7 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 		}
 		var cp merkle.Checkpoint
 		if cp, err = r.ArchiveRoot(); err == nil && !proofs && r.WitnessFrom == 0 && last != nil && cp.Size > last.Size {
-			last = &cp // an archive that gives no proofs
+			last, fresh[i] = &cp, true // an archive that gives no proofs
 			continue
 		}
 		cp, err = archivesig.CheckConsistency(last, r)
@@ -118,12 +121,18 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 				c.log.Error("archive log inconsistent; receipt refused", "outbox", ids[i], "size", cp.Size, "err", err)
 				c.alarm(AlarmArchiveInconsistent, -1, detail)
 			}
-			return nil, false, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+			return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 		}
+		fresh[i] = last == nil || cp.Size > last.Size
 		last, proofs = &cp, proofs || r.WitnessFrom > 0
 	}
-	return last, proofs, nil
+	return last, proofs, fresh, nil
 }
+
+// CheckpointKey is the idempotency key of the archive.checkpoint record
+// of the archive log checkpoint of size: one record per accepted size
+// (another root at a size accepted before is a fork, refused).
+func CheckpointKey(size uint64) []byte { return fmt.Appendf(nil, "archive.checkpoint/%d", size) }
 
 // keepWitness makes cp the archive checkpoint accepted last (w.mu held),
 // durable in ArchiveCheckpointFile when the core has a StateDir.

@@ -76,7 +76,6 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	if len(ids) != len(receipts) {
 		return fmt.Errorf("agent: %d receipts for %d outbox entries", len(receipts), len(ids))
 	}
-	es := make([]store.Entry, len(ids))
 	keeps := make([][]store.Payload, len(ids))
 	digests := make([]string, len(ids))
 	logIndex := make([]uint64, len(ids))
@@ -94,10 +93,15 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	// the one accepted last (archivewitness.go).
 	c.witness.mu.Lock()
 	defer c.witness.mu.Unlock()
-	newest, proofs, err := c.witnessReceipts(ids, receipts, parsed)
+	newest, proofs, fresh, err := c.witnessReceipts(ids, receipts, parsed)
 	if err != nil {
 		return err
 	}
+	// Each receipt's record, then, for a receipt that brought a larger
+	// archive checkpoint, its archive.checkpoint record (at[i] is the
+	// index of receipt i's record in es).
+	es := make([]store.Entry, 0, 2*len(ids))
+	at := make([]int, len(ids))
 	for i, id := range ids {
 		receipt := receipts[i]
 		env, r := envs[i], parsed[i]
@@ -119,7 +123,8 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 		// digest, so the site can always show what the archive signed.
 		keeps[i] = []store.Payload{{Digest: sum, Data: receipt}}
 		digests[i], logIndex[i] = r.BundleDigest, r.LogIndex
-		es[i] = store.Entry{
+		at[i] = len(es)
+		es = append(es, store.Entry{
 			Build: func(seq uint64, prev [32]byte) ([]byte, error) {
 				// The time is taken in sequence order (stamp), never
 				// before the record before it.
@@ -129,6 +134,13 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 			},
 			Payloads: keeps[i],
 			Key:      c.deliveryKey(id),
+		})
+		if fresh[i] {
+			e, err := c.checkpointEntry(r, wire.FormatHash(sum), actor)
+			if err != nil {
+				return fmt.Errorf("agent: receipt for %s: %w", id, err)
+			}
+			es = append(es, e)
 		}
 	}
 	res, err := c.j.AppendBatch(ctx, es)
@@ -138,19 +150,25 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	}
 	var size uint64
 	var failed error
-	for i, id := range ids {
-		if be != nil && be.Errs[i] != nil {
-			if dup, ok := errors.AsType[*store.DuplicateError](be.Errs[i]); ok {
-				// Journaled before (a crash before the outbox entry was
-				// deleted, or the receipt came twice): durable already.
-				c.log.Debug("receipt already journaled", "outbox", id, "seq", dup.Seq)
-			} else if failed == nil {
-				failed = fmt.Errorf("agent: journal receipt for %s: %w", id, be.Errs[i])
+	for k, e := range es {
+		if be != nil && be.Errs[k] != nil {
+			if _, ok := errors.AsType[*store.DuplicateError](be.Errs[k]); !ok && failed == nil {
+				failed = fmt.Errorf("agent: journal receipts: %s: %w", e.Key, be.Errs[k])
 			}
 			continue
 		}
-		c.cache.add(res[i], keeps[i])
-		size = max(size, res[i].Size)
+		c.cache.add(res[k], e.Payloads)
+		size = max(size, res[k].Size)
+	}
+	for i, id := range ids {
+		if be != nil && be.Errs[at[i]] != nil {
+			if dup, ok := errors.AsType[*store.DuplicateError](be.Errs[at[i]]); ok {
+				// Journaled before (a crash before the outbox entry was
+				// deleted, or the receipt came twice): durable already.
+				c.log.Debug("receipt already journaled", "outbox", id, "seq", dup.Seq)
+			}
+			continue
+		}
 		c.log.Info("bundle delivered", "outbox", id, "bundle", digests[i], "logIndex", logIndex[i])
 		c.noteDelivery(DeliveryStatus{Bundle: id, Digest: digests[i], Time: times[i], LogIndex: logIndex[i]})
 	}
@@ -161,6 +179,27 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 		failed = c.keepWitness(newest, proofs)
 	}
 	return failed
+}
+
+// checkpointEntry is the archive.checkpoint record of the archive
+// checkpoint receipt r brought (its bytes hash to digest), under
+// CheckpointKey of its size.
+func (c *Core) checkpointEntry(r *archivesig.Receipt, digest string, actor custody.Actor) (store.Entry, error) {
+	cp, err := r.ArchiveRoot()
+	if err != nil {
+		return store.Entry{}, err
+	}
+	raw, err := archivesig.NewCheckpointRecord(r, digest).Marshal()
+	if err != nil {
+		return store.Entry{}, err
+	}
+	return store.Entry{
+		Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+			rec := custody.Record{Seq: seq, Type: custody.TypeArchiveCheckpoint, Time: c.stamp(), Device: c.device, Prev: prev, Actor: actor, Body: raw}
+			return rec.Marshal()
+		},
+		Key: CheckpointKey(cp.Size),
+	}, nil
 }
 
 // delivery returns the `delivery.receipt` record journaled for outbox

@@ -43,6 +43,10 @@ func (r *ReceiptJournal) JournalReceipt(ctx context.Context, id string, receipt 
 	return r.c.JournalReceipt(ctx, id, receipt)
 }
 
+// SetAlarmSink is Core.SetAlarmSink: where the alarms an import raises
+// (archive.inconsistent) go.
+func (r *ReceiptJournal) SetAlarmSink(fn AlarmSink) { r.c.SetAlarmSink(fn) }
+
 // UseContentKey is Core.UseContentKey: the key in use before an import,
 // so that an announcement a receipt carries is taken only when newer.
 func (r *ReceiptJournal) UseContentKey(k *ContentKey) bool { return r.c.UseContentKey(k) }

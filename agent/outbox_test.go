@@ -256,8 +256,9 @@ func (r *rig) archive() *archive.Archive {
 }
 
 // TestJournalReceiptsBatch: receipts that came together are journaled in
-// one commit and their entries deleted with one call; the same batch again
-// journals nothing, and a batch holding a receipt that does not parse
+// one commit, each with the archive.checkpoint record of the archive
+// checkpoint it brought, and their entries deleted with one call; the
+// same batch again journals nothing, and a batch holding a receipt that does not parse
 // journals none of them.
 func TestJournalReceiptsBatch(t *testing.T) {
 	ctx := context.Background()
@@ -286,10 +287,10 @@ func TestJournalReceiptsBatch(t *testing.T) {
 	if err := r.core.JournalReceipts(ctx, ids, receipts); err != nil {
 		t.Fatal(err)
 	}
-	if r.j.Size() != size+3 {
-		t.Fatalf("journal %d -> %d, want 3 receipt records", size, r.j.Size())
+	if r.j.Size() != size+6 {
+		t.Fatalf("journal %d -> %d, want 3 receipt and 3 archive.checkpoint records", size, r.j.Size())
 	}
-	if err := r.core.JournalReceipts(ctx, ids, receipts); err != nil || r.j.Size() != size+3 {
+	if err := r.core.JournalReceipts(ctx, ids, receipts); err != nil || r.j.Size() != size+6 {
 		t.Fatalf("same batch again: %v, journal %d", err, r.j.Size())
 	}
 	if err := r.core.DeleteOutboxes(ctx, ids); err != nil {

@@ -184,3 +184,11 @@ func (s noteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key
 // KeyChain returns the log's key announcements, oldest first: what a
 // proof of a receipt signed by an earlier key carries.
 func (l *ArchiveLog) KeyChain() [][]byte { return l.chain }
+
+// Fork returns an empty log under l's key and name: the second log of an
+// archive that equivocates (its checkpoints and receipts verify under
+// the same key as l's).
+func (l *ArchiveLog) Fork() (*ArchiveLog, error) {
+	f := &ArchiveLog{Name: l.Name, Pub: l.Pub, Priv: l.Priv, root: l.root, chain: l.chain, NoConsistency: l.NoConsistency}
+	return f, f.setNote()
+}

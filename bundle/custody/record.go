@@ -52,17 +52,23 @@ const (
 	// TypeGovernanceAlert journals a governance alert the agent raised
 	// on a policy load or a refused reload (GovernanceAlertBody).
 	TypeGovernanceAlert = "governance.alert"
+	// TypeArchiveCheckpoint journals an archive log checkpoint the agent
+	// accepted from a receipt, with the receipt's consistency proof from
+	// the one accepted before (archivesig.CheckpointRecord): its bundles
+	// show auditors the log the archive showed the device.
+	TypeArchiveCheckpoint = "archive.checkpoint"
 )
 
 var knownTypes = map[string]bool{
 	TypeExport: true, TypeExportRejected: true, TypeSeal: true, TypeDeliveryReceipt: true,
 	TypeKeyCreate: true, TypeKeyRotate: true, TypeKeyRevoke: true, TypePolicyChange: true,
 	TypeRetentionPurge: true, TypeScrub: true, TypeAgentStart: true,
-	TypeKeyRecover:      true,
-	TypePCRsAuthorized:  true,
-	TypeArchiveKey:      true,
-	TypeContentKey:      true,
-	TypeGovernanceAlert: true,
+	TypeKeyRecover:        true,
+	TypePCRsAuthorized:    true,
+	TypeArchiveKey:        true,
+	TypeContentKey:        true,
+	TypeGovernanceAlert:   true,
+	TypeArchiveCheckpoint: true,
 }
 
 // Record is one custody event, the leaf of the journal.
@@ -315,6 +321,11 @@ func (d *recDecoder) decodeBody(r *Record, ms []member) error {
 	case TypeContentKey:
 		if _, _, err := archivesig.ParseContentKey(r.Body); err != nil {
 			return wire.WrapFormat("record", "content.key body", err)
+		}
+		return nil
+	case TypeArchiveCheckpoint:
+		if _, err := archivesig.ParseCheckpointRecord(r.Body); err != nil {
+			return wire.WrapFormat("record", "archive.checkpoint body", err)
 		}
 		return nil
 	case TypeRetentionPurge:

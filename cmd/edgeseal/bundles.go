@@ -125,6 +125,9 @@ func cmdBundlesImportReceipts(ctx context.Context, args []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	// An alarm (archive.inconsistent: a receipt of a forked archive log)
+	// is said on the output, beside the error that stops the import.
+	rj.SetAlarmSink(func(a agent.Alarm) { fmt.Fprintf(stdout, "ALARM %s: %s\n", a.Kind, a.Detail) })
 	ring, err := agentd.ImportArchiveKeys(cfg, rj, pub)
 	if err != nil {
 		return err

@@ -317,6 +317,14 @@ const usage = `usage:
   edgeseal archive users add NAME --role ROLE [--role ROLE]... | passwd NAME | list [--json] | disable NAME
                         [--password-file FILE]  (else the first line of stdin)  [--config FILE | --data-dir DIR]
   edgeseal verify receipt --archive-key PUB [--archive-name NAME] RECEIPT...
+  edgeseal verify archive --archive-key PUB... [--archive-name NAME] [--trust DEVICE.json]... [--log DIR]
+                  [--json] BUNDLE|RECEIPT|DIR...
+                  (the archive log checkpoints the devices were shown, from their bundles'
+                  archive.checkpoint records and from receipts, a DIR searched for *.bundle.tar and
+                  *.receipt.json; checks archive.signature, archive.fork, archive.chain and, with
+                  --log (a copy of the archive's /log/ tiles), archive.log; with --trust, a device's
+                  bundles are verified first (devices.verified); exit 0 no inconsistency,
+                  1 the archive showed inconsistent logs or a check failed, 2 usage)
   edgeseal bundles export --config AGENT.yaml --to DIR
   edgeseal bundles import-receipts --config AGENT.yaml [--archive-key FILE] DIR
   edgeseal service install|uninstall|start|stop|status --kind agent|archive [--purge] [--root DIR]

@@ -35,6 +35,9 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "receipt" {
 		return cmdVerifyReceipt(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "archive" {
+		return cmdVerifyArchive(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	trustPath := fs.String("trust", "", "device trust file (DEVICE.json) written by 'edgeseal tpm enroll' (required)")
 	prevPath := fs.String("previous", "", "the previous bundle of this device, or a state file written by --state-out")

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package witness
+
+const noFollow = 0
