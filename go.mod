@@ -72,7 +72,8 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// Badger v4.9.6 with one fix: a compaction whose output table fails to be
-// created (its msync fails) no longer drops that table's data; see
-// store/third_party/README.md. Remove once upstream has the fix.
+// Badger v4.9.6 with the fixes listed in store/third_party/README.md (a
+// failed table build or MANIFEST change no longer loses data; a write
+// round syncs the value log only when it wrote to it). Remove once
+// upstream has them.
 replace github.com/dgraph-io/badger/v4 => ./store/third_party/badger

@@ -36,6 +36,10 @@ func TestMain(m *testing.M) {
 		manifestFaultChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(syncsEnv); dir != "" {
+		syncsChild(dir)
+		os.Exit(0)
+	}
 	if dir := os.Getenv(memTableEnv); dir != "" {
 		memTableChild(dir)
 		os.Exit(0)

@@ -829,8 +829,14 @@ func (vlog *valueLog) write(reqs []*request) error {
 	curlf := vlog.filesMap[maxFid]
 	vlog.filesLock.RUnlock()
 
+	// wrote: some entry of reqs went to the value log. A round that wrote
+	// none (every value under the threshold, in the memtable's WAL, which
+	// writeToLSM syncs) has nothing of its own here to sync: every earlier
+	// round synced what it wrote before it returned, and a rotation syncs
+	// the file it leaves (doneWriting).
+	wrote := false
 	defer func() {
-		if vlog.opt.SyncWrites {
+		if vlog.opt.SyncWrites && wrote {
 			if err := curlf.Sync(); err != nil {
 				vlog.opt.Errorf("Error while curlf sync: %v\n", err)
 			}
@@ -911,6 +917,7 @@ func (vlog *valueLog) write(reqs []*request) error {
 
 			p.Len = uint32(plen)
 			b.Ptrs = append(b.Ptrs, p)
+			wrote = true
 			if err := write(buf); err != nil {
 				return err
 			}
