@@ -80,7 +80,7 @@ func TestContentKeyRotation(t *testing.T) {
 			}
 			file := b.Files[bundle.PayloadDir+strings.TrimPrefix(e.PayloadCipher.Digest, "sha256:")+bundle.EncryptedPayload]
 			for _, k := range []*payloadcipher.PrivateKey{k1, k2} {
-				pt, err := custody.DecryptPayload(rec, k, file)
+				pt, err := custody.DecryptPayload(rec, k, file, nil)
 				if (err == nil) != (k.ID == e.PayloadCipher.KeyID) {
 					t.Fatalf("export %s sealed to %s opened with %s: %v", e.ExportID, e.PayloadCipher.KeyID, k.ID, err)
 				}
@@ -163,7 +163,7 @@ func TestIngestEncryptsByPolicy(t *testing.T) {
 	if err != nil || bytes.Contains(ct, []byte(testInvoice)) {
 		t.Fatalf("ciphertext: %v", err)
 	}
-	pt, err := custody.DecryptPayload(mustRecord(t, r.j, enc.Seq), k, ct)
+	pt, err := custody.DecryptPayload(mustRecord(t, r.j, enc.Seq), k, ct, nil)
 	if err != nil || string(pt) != testInvoice {
 		t.Fatalf("decrypt: %q %v", pt, err)
 	}

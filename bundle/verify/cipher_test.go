@@ -62,7 +62,7 @@ func TestVerifyEncrypted(t *testing.T) {
 			if !ok {
 				continue // purged in this bundle
 			}
-			pt, err := custody.DecryptPayload(rec, k, file)
+			pt, err := custody.DecryptPayload(rec, k, file, nil)
 			if err != nil {
 				t.Fatalf("bundle %d: export %s: %v", i, e.ExportID, err)
 			}
