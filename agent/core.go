@@ -14,8 +14,8 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/bundle/custody"
-	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"

@@ -67,7 +67,7 @@ func TestWindowSealOpen(t *testing.T) {
 	clk.add(59 * time.Minute)
 	seal(k, 1)
 	clk.add(time.Minute)
-	seal(k, 2) // an hour old: a new window
+	seal(k, 2)  // an hour old: a new window
 	seal(k2, 3) // another key: a new window
 	seal(k, 4)  // and back
 	for i, a := range all {
