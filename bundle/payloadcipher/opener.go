@@ -31,8 +31,10 @@ type openerKey struct {
 }
 
 type openerEntry struct {
-	k openerKey
-	r *hpke.Recipient
+	k     openerKey
+	ready chan struct{} // closed once r or err is set
+	r     *hpke.Recipient
+	err   error
 }
 
 // NewOpener returns an Opener keeping at most size window contexts
@@ -44,7 +46,7 @@ func NewOpener(size int) *Opener {
 	return &Opener{max: size, lru: list.New(), m: map[openerKey]*list.Element{}}
 }
 
-// Len is the number of window contexts o keeps.
+// Len is the number of window contexts o keeps (or is decapsulating).
 func (o *Opener) Len() int {
 	if o == nil {
 		return 0
@@ -54,42 +56,49 @@ func (o *Opener) Len() int {
 	return o.lru.Len()
 }
 
-// recipient returns the recipient context of the window whose enc is
-// enc under priv, from the cache or decapsulated (and then cached).
-func (o *Opener) recipient(priv *PrivateKey, enc []byte) (*hpke.Recipient, error) {
-	k := openerKey{keyID: priv.ID, enc: sha256.Sum256(enc)}
-	if o != nil {
-		o.mu.Lock()
-		if e, ok := o.m[k]; ok {
-			o.lru.MoveToFront(e)
-			r := e.Value.(*openerEntry).r
-			o.mu.Unlock()
-			return r, nil
-		}
-		o.mu.Unlock()
-	}
+func decapsulate(priv *PrivateKey, enc []byte) (*hpke.Recipient, error) {
 	_, kdf, aead, err := Default.parts()
 	if err != nil {
 		return nil, err
 	}
-	r, err := hpke.NewRecipient(enc, priv.HPKE(), kdf, aead, []byte(WindowInfo))
-	if err != nil {
-		return nil, err
-	}
+	return hpke.NewRecipient(enc, priv.HPKE(), kdf, aead, []byte(WindowInfo))
+}
+
+// recipient returns the recipient context of the window whose enc is
+// enc under priv, from the cache or decapsulated (and then cached).
+// Callers that ask for a window being decapsulated wait for it, so a
+// window is decapsulated once however many payloads of it are opened
+// at the same time.
+func (o *Opener) recipient(priv *PrivateKey, enc []byte) (*hpke.Recipient, error) {
 	if o == nil {
-		return r, nil
+		return decapsulate(priv, enc)
 	}
+	k := openerKey{keyID: priv.ID, enc: sha256.Sum256(enc)}
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if e, ok := o.m[k]; ok { // another goroutine decapsulated it meanwhile
-		o.lru.MoveToFront(e)
-		return e.Value.(*openerEntry).r, nil
+	if el, ok := o.m[k]; ok {
+		o.lru.MoveToFront(el)
+		e := el.Value.(*openerEntry)
+		o.mu.Unlock()
+		<-e.ready
+		return e.r, e.err
 	}
-	o.m[k] = o.lru.PushFront(&openerEntry{k: k, r: r})
+	e := &openerEntry{k: k, ready: make(chan struct{})}
+	o.m[k] = o.lru.PushFront(e)
 	for o.lru.Len() > o.max {
 		old := o.lru.Back()
 		o.lru.Remove(old)
 		delete(o.m, old.Value.(*openerEntry).k)
 	}
-	return r, nil
+	o.mu.Unlock()
+	e.r, e.err = decapsulate(priv, enc)
+	close(e.ready)
+	if e.err != nil {
+		o.mu.Lock()
+		if el, ok := o.m[k]; ok && el.Value == e {
+			o.lru.Remove(el)
+			delete(o.m, k)
+		}
+		o.mu.Unlock()
+	}
+	return e.r, e.err
 }
