@@ -348,7 +348,7 @@ func (c *Core) exportEntry(actor custody.Actor, principal, id string, req Ingest
 			return store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, fmt.Errorf("agent: encrypt payload: %w", err) }}
 		}
 		// Only the ciphertext is journaled, under its own digest.
-		payload = store.Payload{Digest: sha256.Sum256(ct), Data: ct}
+		payload = store.Payload{Digest: cipherDigest(&body, ct), Data: ct}
 	}
 	e := c.entry(custody.TypeExport, actor, body)
 	e.Key = ExportKey(principal, id)
