@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -120,4 +122,15 @@ func (c *Core) LearnContentKey(ctx context.Context, raw []byte, keys ContentKeyV
 	}
 	c.log.Warn("learned a new content key of the archive", "keyId", k.Key.ID, "seq", k.Seq, "previous", cur.Key.ID)
 	return c.UseContentKey(k), nil
+}
+
+// cipherDigest is the SHA-256 of the ciphertext file ct that
+// custody.EncryptPayload just named in body (so it is not hashed twice).
+func cipherDigest(body *custody.ExportBody, ct []byte) [32]byte {
+	if body.PayloadCipher != nil {
+		if d, err := wire.ParseHash(body.PayloadCipher.Digest); err == nil {
+			return d
+		}
+	}
+	return sha256.Sum256(ct)
 }

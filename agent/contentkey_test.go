@@ -35,7 +35,8 @@ func announceContentKey(t *testing.T, priv ed25519.PrivateKey, seq uint64, key *
 // content key, then to the newer one after a rotation mid-run (an older
 // announcement does not take it back); every bundle verifies without a
 // private key, carries ciphertexts only, and each payload opens with the
-// private key it was sealed to (and not with the other).
+// private key it was sealed to (and not with the other). Payloads are
+// sealed with payload cipher version 2, one window per key.
 func TestContentKeyRotation(t *testing.T) {
 	r := openSimRig(t, t.TempDir())
 	tr := r.trust()
@@ -61,6 +62,7 @@ func TestContentKeyRotation(t *testing.T) {
 
 	var prev *verify.State
 	opened := map[string]int{}
+	windows := map[string]string{} // enc -> the content key id of its window
 	round := func(tag string) {
 		r.export(3, tag)
 		_, b := r.seal()
@@ -79,8 +81,15 @@ func TestContentKeyRotation(t *testing.T) {
 				t.Fatalf("export %s in plaintext", e.ExportID)
 			}
 			file := b.Files[bundle.PayloadDir+strings.TrimPrefix(e.PayloadCipher.Digest, "sha256:")+bundle.EncryptedPayload]
+			if e.PayloadCipher.Version() != payloadcipher.V2 || len(file) < payloadcipher.EncSize {
+				t.Fatalf("export %s sealed with payload cipher version %d", e.ExportID, e.PayloadCipher.Version())
+			}
+			if id, ok := windows[string(file[:payloadcipher.EncSize])]; ok && id != e.PayloadCipher.KeyID {
+				t.Fatalf("a window spans content keys %s and %s", id, e.PayloadCipher.KeyID)
+			}
+			windows[string(file[:payloadcipher.EncSize])] = e.PayloadCipher.KeyID
 			for _, k := range []*payloadcipher.PrivateKey{k1, k2} {
-				pt, err := custody.DecryptPayload(rec, k, file)
+				pt, err := custody.DecryptPayload(rec, k, file, nil)
 				if (err == nil) != (k.ID == e.PayloadCipher.KeyID) {
 					t.Fatalf("export %s sealed to %s opened with %s: %v", e.ExportID, e.PayloadCipher.KeyID, k.ID, err)
 				}
@@ -111,6 +120,11 @@ func TestContentKeyRotation(t *testing.T) {
 	round("k2")
 	if opened[k1.ID] != 3 || opened[k2.ID] != 3 {
 		t.Fatalf("opened %v", opened)
+	}
+	// Version 2: the three payloads to each key share one window; the
+	// rotation opened a new one.
+	if len(windows) != 2 {
+		t.Fatalf("6 payloads to 2 keys in %d windows", len(windows))
 	}
 	if got := r.core.ContentKey(); got.Key.ID != k2.ID {
 		t.Fatal(fmt.Sprint("in use ", got.Key.ID))
@@ -163,7 +177,7 @@ func TestIngestEncryptsByPolicy(t *testing.T) {
 	if err != nil || bytes.Contains(ct, []byte(testInvoice)) {
 		t.Fatalf("ciphertext: %v", err)
 	}
-	pt, err := custody.DecryptPayload(mustRecord(t, r.j, enc.Seq), k, ct)
+	pt, err := custody.DecryptPayload(mustRecord(t, r.j, enc.Seq), k, ct, nil)
 	if err != nil || string(pt) != testInvoice {
 		t.Fatalf("decrypt: %q %v", pt, err)
 	}

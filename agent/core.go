@@ -15,6 +15,7 @@ import (
 	"github.com/edgeseal/edgeseal/agent/policy"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm"
@@ -161,6 +162,7 @@ type Core struct {
 	ret       localRetention             // local payload retention (localretention.go)
 	syncSt    syncState                  // broker link, last delivery and refusal (status_sync.go)
 	content   atomic.Pointer[ContentKey] // the archive's content key payloads are sealed to (contentkey.go)
+	sealer    *payloadcipher.Sealer      // payload cipher version 2 windows (a new one per key, 1024 payloads or hour)
 	contentMu sync.Mutex                 // one content key learned at a time
 }
 
@@ -181,7 +183,8 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		wake:   make(chan struct{}, 1),
 		sent:   map[string]bool{},
 		// Room for the bundle being sealed and the ones behind it.
-		cache: newSealCache(4*opts.SealMaxBytes, j.Size()),
+		cache:  newSealCache(4*opts.SealMaxBytes, j.Size()),
+		sealer: payloadcipher.NewSealer(payloadcipher.DefaultWindowPayloads, payloadcipher.DefaultWindowAge, opts.Now),
 	}
 	c.origin = merkle.Origin(c.device)
 	c.pol.seq.Store(-1)
@@ -329,11 +332,11 @@ func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 	}
 	payload := store.Payload{Digest: d, Data: e.Data}
 	if k := c.content.Load(); k != nil { // no policy here: everything is encrypted
-		ct, err := custody.EncryptPayload(&body, c.device, k.Key, e.Data)
+		ct, err := custody.EncryptPayload(&body, c.device, c.sealer, k.Key, e.Data)
 		if err != nil {
 			return ExportReceipt{}, fmt.Errorf("agent: encrypt payload: %w", err)
 		}
-		payload = store.Payload{Digest: sha256.Sum256(ct), Data: ct}
+		payload = store.Payload{Digest: cipherDigest(&body, ct), Data: ct}
 	}
 	a, err := c.Append(ctx, custody.TypeExport, e.Actor, body, []store.Payload{payload})
 	if err != nil {

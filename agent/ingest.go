@@ -343,12 +343,12 @@ func (c *Core) exportEntry(actor custody.Actor, principal, id string, req Ingest
 	}
 	payload := store.Payload{Digest: d, Data: req.Data}
 	if k := c.content.Load(); k != nil && pol.Encrypt(req.Workflow, req.Classification) {
-		ct, err := custody.EncryptPayload(&body, c.device, k.Key, req.Data)
+		ct, err := custody.EncryptPayload(&body, c.device, c.sealer, k.Key, req.Data)
 		if err != nil {
 			return store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, fmt.Errorf("agent: encrypt payload: %w", err) }}
 		}
 		// Only the ciphertext is journaled, under its own digest.
-		payload = store.Payload{Digest: sha256.Sum256(ct), Data: ct}
+		payload = store.Payload{Digest: cipherDigest(&body, ct), Data: ct}
 	}
 	e := c.entry(custody.TypeExport, actor, body)
 	e.Key = ExportKey(principal, id)

@@ -17,11 +17,21 @@ import (
 
 var updateCipher = flag.Bool("update-cipher", false, "rewrite testdata/cipher (golden encrypted bundles)")
 
-// cipherDir holds the golden encrypted bundles: a device's trust file, a
-// good bundle whose payloads are sealed to the test content key (derived
-// from contentIKM: a test key, never a real one), and copies of it
-// tampered in one way each, with the check the archive must name.
-const cipherDir = "testdata/cipher"
+// cipherDirs hold the golden encrypted bundles, by payload cipher
+// version: a device's trust file, a good bundle whose payloads are
+// sealed to the test content key (derived from contentIKM: a test key,
+// never a real one), and copies of it tampered in one way each, with
+// the check the archive must name. testdata/cipher was sealed with
+// version 1 (one encapsulation per payload), testdata/cipher-v2 with
+// version 2 (the payloads of one window share its enc).
+var cipherDirs = []struct {
+	dir  string
+	v1   bool
+	want []string // cases verdicts.json must hold
+}{
+	{"testdata/cipher", true, []string{"cipher.moved", "cipher.suite", "cipher.truncated", bundletest.SwappedCipher, "good"}},
+	{"testdata/cipher-v2", false, []string{"cipher.moved", "cipher.suite", "cipher.version", "cipher.truncated", bundletest.SwappedCipher, bundletest.RelabeledCipher, "good"}},
+}
 
 var contentIKM = []byte("edgeseal golden content key (test only)")[:32]
 
@@ -40,8 +50,8 @@ type cipherVerdicts struct {
 
 // writeCipherGolden seals a fresh chain to the test content key and
 // writes the good bundle, the tampered ones and the verdicts.
-func writeCipherGolden(t *testing.T, k *payloadcipher.PrivateKey) {
-	c := newChain(t, 2, bundletest.Options{ContentKey: k.Public()})
+func writeCipherGolden(t *testing.T, k *payloadcipher.PrivateKey, cipherDir string, v1 bool) {
+	c := newChain(t, 2, bundletest.Options{ContentKey: k.Public(), CipherV1: v1})
 	if err := os.MkdirAll(cipherDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +65,17 @@ func writeCipherGolden(t *testing.T, k *payloadcipher.PrivateKey) {
 		t.Fatal(err)
 	}
 	write("trust.json", tr)
-	v := cipherVerdicts{Comment: "Encrypted bundles (docs/formats.md, Payload encryption) the archive accepts or refuses with the named check, each alone after an empty chain; the payloads are sealed to DeriveKeyPair(\"edgeseal golden content key (tes\") of MLKEM768X25519, a test key.",
+	version := map[bool]string{true: "1", false: "2"}[v1]
+	v := cipherVerdicts{Comment: "Encrypted bundles (docs/formats.md, Payload encryption) the archive accepts or refuses with the named check, each alone after an empty chain; the payloads are sealed with payload cipher version " + version + " to DeriveKeyPair(\"edgeseal golden content key (tes\") of MLKEM768X25519, a test key.",
 		Trust: "trust.json"}
 	write("good.tar", raw(t, c.Bundles[0]))
 	v.Cases = append(v.Cases, cipherCase{Name: "good", Description: "every payload sealed to the content key", Bundle: "good.tar"})
 	cases := append([]bundletest.Case{{Kind: bundletest.SwappedCipher, Want: archive.CheckDecrypt, Target: 0, Prev: -1,
 		Desc: "two exports of the same size trade their ciphertexts, re-signed: each is bound to the other record"}}, bundletest.CipherCases...)
+	if !v1 {
+		cases = append(cases, bundletest.Case{Kind: bundletest.RelabeledCipher, Want: archive.CheckDecrypt, Target: 0, Prev: -1,
+			Desc: "an export's payload cipher version 2 named 1, re-signed: the version is bound"})
+	}
 	for _, cs := range cases {
 		b, _, err := c.TamperCipher(t.Context(), cs)
 		if err != nil {
@@ -77,15 +92,23 @@ func writeCipherGolden(t *testing.T, k *payloadcipher.PrivateKey) {
 // TestCipherGolden: the archive, holding the test content key, refuses
 // each golden tampered encrypted bundle (a ciphertext moved to another
 // record, a swapped suite id, a ciphertext cut short, two ciphertexts
-// traded between records) with the check its verdict names, and accepts
-// the good one. -update-cipher writes new golden files.
+// traded between records; for version 2 also an unknown version and
+// version 2 relabeled 1) with the check its verdict names, and accepts
+// the good one, for payload cipher versions 1 and 2. -update-cipher
+// writes new golden files.
 func TestCipherGolden(t *testing.T) {
+	for _, d := range cipherDirs {
+		t.Run(filepath.Base(d.dir), func(t *testing.T) { cipherGolden(t, d.dir, d.v1, d.want) })
+	}
+}
+
+func cipherGolden(t *testing.T, cipherDir string, v1 bool, wantCases []string) {
 	k, err := payloadcipher.DeriveKey(contentIKM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if *updateCipher {
-		writeCipherGolden(t, k)
+		writeCipherGolden(t, k, cipherDir, v1)
 	}
 	vb, err := os.ReadFile(filepath.Join(cipherDir, "verdicts.json"))
 	if err != nil {
@@ -95,7 +118,7 @@ func TestCipherGolden(t *testing.T) {
 	if err := json.Unmarshal(vb, &v); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"cipher.moved", "cipher.suite", "cipher.truncated", bundletest.SwappedCipher, "good"} {
+	for _, want := range wantCases {
 		if !strings.Contains(string(vb), `"name": "`+want+`"`) {
 			t.Fatalf("verdicts.json lacks %s", want)
 		}

@@ -68,12 +68,16 @@ type contentKeys struct {
 	latest []byte // the newest announcement
 	newest string // its key id
 	seq    uint64
+	// opener keeps the decapsulated windows of payload cipher version 2
+	// (one decapsulation per window for admission and every decrypt).
+	opener *payloadcipher.Opener
 }
 
 // loadContentKeys reads <dir>/content-keys: every <seq>.key and
 // <seq>.key.wrapped (opened with wrap) and the newest <seq>.json.
 func loadContentKeys(dir, origin string, wrap ContentKeyWrapper) (*contentKeys, error) {
-	ck := &contentKeys{keys: map[string]*payloadcipher.PrivateKey{}, bySeq: map[uint64]*payloadcipher.PrivateKey{}}
+	ck := &contentKeys{keys: map[string]*payloadcipher.PrivateKey{}, bySeq: map[uint64]*payloadcipher.PrivateKey{},
+		opener: payloadcipher.NewOpener(payloadcipher.DefaultOpenerSize)}
 	d := filepath.Join(dir, ContentKeyDir)
 	ents, err := os.ReadDir(d)
 	if errors.Is(err, os.ErrNotExist) {
@@ -220,7 +224,7 @@ func (a *Archive) OpenPayload(rec, file []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return custody.DecryptPayload(r, k, file)
+	return custody.DecryptPayload(r, k, file, a.content.opener)
 }
 
 // openPayload is OpenPayload dropping the plaintext; it returns the
@@ -233,7 +237,7 @@ func (a *Archive) openPayload(rec, file []byte) (string, error) {
 		}
 		return "", err
 	}
-	_, err = custody.DecryptPayload(r, k, file)
+	_, err = custody.DecryptPayload(r, k, file, a.content.opener)
 	return k.ID, err
 }
 

@@ -120,26 +120,34 @@ func TestContentKeyAcceptAndOpen(t *testing.T) {
 // between two records so that no offline check sees it:
 // archive.decrypt), a swapped suite id (payload.cipher), a truncated
 // ciphertext (payloads.digest) and payloads sealed to a key it does not
-// hold (archive.decrypt).
+// hold (archive.decrypt), for payload cipher versions 2 and 1 alike; a
+// version relabeled to the other known one (archive.decrypt) and an
+// unknown version (payload.cipher) too.
 func TestContentKeyRefusals(t *testing.T) {
 	e := newEnv(t)
 	k := e.contentKey()
-	c := newChain(t, 2, bundletest.Options{ContentKey: k})
-	e.approve(c)
-	cases := append([]bundletest.Case{{Kind: bundletest.SwappedCipher, Want: archive.CheckDecrypt, Target: 0, Prev: -1}}, bundletest.CipherCases...)
-	for _, cs := range cases {
-		t.Run(cs.Kind, func(t *testing.T) {
-			b, _, err := c.TamperCipher(t.Context(), cs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cs.Kind == bundletest.SwappedCipher {
-				if r := verify.Verify(b, c.Trust, nil); !r.OK() {
-					t.Fatalf("the swap is meant to pass offline verification:\n%s", r)
+	for _, v1 := range []bool{false, true} {
+		name := map[bool]string{false: "v2", true: "v1"}[v1]
+		c := newChain(t, 2, bundletest.Options{Site: "site-" + name, Device: "dev1", ContentKey: k, CipherV1: v1})
+		e.approve(c)
+		cases := append([]bundletest.Case{
+			{Kind: bundletest.SwappedCipher, Want: archive.CheckDecrypt, Target: 0, Prev: -1},
+			{Kind: bundletest.RelabeledCipher, Want: archive.CheckDecrypt, Target: 0, Prev: -1},
+		}, bundletest.CipherCases...)
+		for _, cs := range cases {
+			t.Run(name+"/"+cs.Kind, func(t *testing.T) {
+				b, _, err := c.TamperCipher(t.Context(), cs)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			e.refused(c.Opts.Site, c.Opts.Device, raw(t, b), cs.Want)
-		})
+				if cs.Want == archive.CheckDecrypt {
+					if r := verify.Verify(b, c.Trust, nil); !r.OK() {
+						t.Fatalf("%s is meant to pass offline verification:\n%s", cs.Kind, r)
+					}
+				}
+				e.refused(c.Opts.Site, c.Opts.Device, raw(t, b), cs.Want)
+			})
+		}
 	}
 	other, _ := payloadcipher.DeriveKey([]byte("a key the archive does not hold"))
 	c2 := newChain(t, 1, bundletest.Options{Site: "site2", Device: "dev2", ContentKey: other.Public()})
@@ -273,6 +281,7 @@ func TestContentKeyOpsLogged(t *testing.T) {
 // on several cores) is refused with archive.decrypt when two of its
 // ciphertexts traded places, and accepted whole otherwise, its receipt
 // announcing the newest key when the payloads were sealed to an older one.
+// The 80 payloads are one version 2 window: one decapsulated context.
 func TestContentKeyLargeBundle(t *testing.T) {
 	e := newEnv(t)
 	k := e.contentKey()
@@ -283,6 +292,9 @@ func TestContentKeyLargeBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.refused(c.Opts.Site, c.Opts.Device, raw(t, b), archive.CheckDecrypt)
+	if n := archive.ContentWindows(e.a); n != 1 {
+		t.Fatalf("80 payloads of one version 2 window decapsulated into %d contexts", n)
+	}
 	e.contentKey() // rotation: the bundle's payloads are sealed to the older key
 	if r := e.checkReceipt(e.accept(c, c.Bundles[0]), raw(t, c.Bundles[0]), c.DeviceName()); r.ContentKey == nil {
 		t.Fatal("the receipt of payloads sealed to the older key announces no key")

@@ -26,3 +26,13 @@ func DropIndexKeysMarker(a *Archive) error {
 
 // RestoreIndexKeysMarker puts back what DropIndexKeysMarker removed.
 func RestoreIndexKeysMarker(a *Archive) error { return markIndexKeys(context.Background(), a.xi.x) }
+
+// ContentWindows is the number of payload cipher version 2 windows whose
+// decapsulated context the archive keeps.
+func ContentWindows(a *Archive) int {
+	ck, err := a.contentKeyState()
+	if err != nil {
+		return -1
+	}
+	return ck.opener.Len()
+}

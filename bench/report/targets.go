@@ -122,7 +122,7 @@ func writeEncryptionTargets(w io.Writer, rs []result) {
 			continue
 		}
 		inc := (ec - pc) / pc
-		fmt.Fprintf(w, "| %s | +%.0f%% (%.0f vs %.0f agent-cpu-us/export; encryption %.0f%% of the encrypted agent's CPU; %.0f vs %.0f exports/s) | %s |\n",
+		fmt.Fprintf(w, "| %s | %+.0f%% (%.0f vs %.0f agent-cpu-us/export; encryption %.0f%% of the encrypted agent's CPU; %.0f vs %.0f exports/s) | %s |\n",
 			name, inc*100, ec, pc, 100*(ec-pc)/ec, enc.metrics["exports/s"], plain.metrics["exports/s"], yes(inc <= 0.15))
 	}
 	writeDrainEncryption(w, find(rs, "^BenchmarkDrainEncrypted$"))

@@ -101,6 +101,12 @@ type Options struct {
 	// ContentKey, when set, seals every export payload to it
 	// (bundle/payloadcipher): the bundle carries .hpke files only.
 	ContentKey *payloadcipher.PublicKey
+	// CipherV1 seals with payload cipher version 1 (one encapsulation
+	// per payload) instead of version 2, as agents did before it.
+	CipherV1 bool
+	// CipherWindow is the most payloads one version 2 window seals
+	// (payloadcipher.DefaultWindowPayloads when 0).
+	CipherWindow int
 }
 
 // Chain is a device, its trust material and the bundles sealed so far with
@@ -120,6 +126,7 @@ type Chain struct {
 	log    memLog
 	clock  time.Time
 	queued []func(*custody.Record) // records that lead the next bundle (rotate.go)
+	sealer *payloadcipher.Sealer   // version 2 windows, made at the first encrypted payload
 }
 
 // NewChain seals bundles of opts.Records records each with dev (a fresh
@@ -231,7 +238,16 @@ func (c *Chain) Next(ctx context.Context, n int) (*bundle.Bundle, error) {
 				Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(payload)), MediaType: "application/json", Canonicalization: "none"},
 			}
 			if c.Opts.ContentKey != nil {
-				ct, err := custody.EncryptPayload(&e, r.Device, c.Opts.ContentKey, payload)
+				var ct []byte
+				var err error
+				if c.Opts.CipherV1 {
+					ct, err = custody.EncryptPayloadV1(&e, r.Device, c.Opts.ContentKey, payload)
+				} else {
+					if c.sealer == nil {
+						c.sealer = payloadcipher.NewSealer(c.Opts.CipherWindow, 0, nil)
+					}
+					ct, err = custody.EncryptPayload(&e, r.Device, c.sealer, c.Opts.ContentKey, payload)
+				}
 				if err != nil {
 					return nil, err
 				}

@@ -20,6 +20,7 @@ import (
 // bundle verified alone, so only the payload checks can catch them.
 var CipherCases = []Case{
 	{"cipher.suite", verify.CheckPayloadCipher, 0, -1, "an export's AEAD id swapped for an unknown one, re-signed"},
+	{"cipher.version", verify.CheckPayloadCipher, 0, -1, "an export's payload cipher version swapped for an unknown one (3), re-signed"},
 	{"cipher.moved", verify.CheckPayloadCipher, 0, -1, "an export names another record's ciphertext, its own dropped, re-signed"},
 	{"cipher.truncated", verify.CheckPayloadsDigest, 0, -1, "a ciphertext cut by a byte, the record's digest updated, re-signed"},
 	{"cipher.plaintext", verify.CheckPayloadsReferenced, 0, -1, "a plaintext copy of an encrypted payload added, manifests recomputed"},
@@ -31,6 +32,13 @@ var CipherCases = []Case{
 // info) to the other record, so only a holder of the content key finds
 // it: the archive's trial decryption.
 const SwappedCipher = "cipher.swapped"
+
+// RelabeledCipher is a tamper kind TamperCipher makes that no offline
+// verifier can see either: an export's payload cipher version swapped
+// for the other known one (2 named 1, or 1 named 2; records re-signed).
+// Both versions have the same layout and the version is bound, so only
+// the archive's trial decryption finds it.
+const RelabeledCipher = "cipher.relabeled"
 
 // TamperCipher is Tamper for CipherCases and SwappedCipher.
 func (c *Chain) TamperCipher(ctx context.Context, cs Case) (*bundle.Bundle, *verify.State, error) {
@@ -103,6 +111,20 @@ func (t *tamperer) applyCipher(kind string) error {
 	switch kind {
 	case "cipher.suite":
 		if err := setExport(first, func(e *custody.ExportBody) { e.PayloadCipher.AEAD = 3 }); err != nil {
+			return err
+		}
+	case "cipher.version":
+		if err := setExport(first, func(e *custody.ExportBody) { e.PayloadCipher.V = 3 }); err != nil {
+			return err
+		}
+	case RelabeledCipher:
+		if err := setExport(first, func(e *custody.ExportBody) {
+			if e.PayloadCipher.V == 0 {
+				e.PayloadCipher.V = 2
+			} else {
+				e.PayloadCipher.V = 0
+			}
+		}); err != nil {
 			return err
 		}
 	case "cipher.moved":

@@ -285,6 +285,14 @@ func (d *recDecoder) payloadCipher(cm member, c *payloadcipher.Cipher) error {
 				return d.str(&c.Digest, m)
 			case "keyId":
 				return d.str(&c.KeyID, m)
+			case "v":
+				v, err := decodeInt(m.Val)
+				if err == nil && (v < 2 || v > 0xffff) {
+					// Version 1 is written by leaving v out.
+					return fmt.Errorf("version %d out of range", v)
+				}
+				c.V = int(v)
+				return err
 			default:
 				return unknown(m)
 			}
@@ -296,7 +304,9 @@ func (d *recDecoder) payloadCipher(cm member, c *payloadcipher.Cipher) error {
 			return err
 		})
 	}
-	if err == nil {
+	if err == nil && c.V != 0 {
+		err = count(len(ms), 6)
+	} else if err == nil {
 		err = count(len(ms), 5)
 	}
 	return prefixed(cm, err)

@@ -57,7 +57,7 @@ func (e *ExportBody) Binding() ([]byte, error) {
 func (e *ExportBody) appendForm(dst []byte, withDigest bool) ([]byte, bool) {
 	p := &e.Payload
 	if c := e.PayloadCipher; c != nil && (!payloadcipher.ValidHash(c.KeyID) || withDigest && !payloadcipher.ValidHash(c.Digest) ||
-		c.KEM < 0 || c.KDF < 0 || c.AEAD < 0 || int64(c.KEM) > maxJSONInt || int64(c.KDF) > maxJSONInt || int64(c.AEAD) > maxJSONInt) {
+		c.KEM < 0 || c.KDF < 0 || c.AEAD < 0 || c.V < 0 || int64(c.V) > maxJSONInt || int64(c.KEM) > maxJSONInt || int64(c.KDF) > maxJSONInt || int64(c.AEAD) > maxJSONInt) {
 		return nil, false
 	}
 	for _, s := range [...]string{e.App, e.Classification, e.Destination, e.ExportID, p.Canonicalization,

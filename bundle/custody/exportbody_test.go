@@ -63,6 +63,8 @@ func TestExportBodyCanonical(t *testing.T) {
 		func(e *ExportBody) { *e = ExportBody{} },
 		func(e *ExportBody) { e.PayloadCipher = testCipher() },
 		func(e *ExportBody) { e.PayloadCipher = testCipher(); e.PayloadCipher.KEM = 0xffff },
+		func(e *ExportBody) { e.PayloadCipher = testCipher(); e.PayloadCipher.V = payloadcipher.V2 },
+		func(e *ExportBody) { e.PayloadCipher = testCipher(); e.PayloadCipher.V = 0xffff },
 	} {
 		e := base
 		mod(&e)
@@ -121,9 +123,40 @@ func TestExportBodyBinding(t *testing.T) {
 		"extra":      strings.Replace(string(good), `{"aead":2,`, `{"aead":2,"alg":1,`, 1),
 		"bad digest": strings.Replace(string(good), e.PayloadCipher.Digest, "sha256:00", 1),
 		"big id":     strings.Replace(string(good), `"kem":25722`, `"kem":65536`, 1),
+		// Version 1 leaves v out: an explicit 1 (or 0) is a second
+		// encoding of it.
+		"v 1":   strings.Replace(string(good), `"keyId":"`+e.PayloadCipher.KeyID+`"`, `"keyId":"`+e.PayloadCipher.KeyID+`","v":1`, 1),
+		"v 0":   strings.Replace(string(good), `"keyId":"`+e.PayloadCipher.KeyID+`"`, `"keyId":"`+e.PayloadCipher.KeyID+`","v":0`, 1),
+		"v big": strings.Replace(string(good), `"keyId":"`+e.PayloadCipher.KeyID+`"`, `"keyId":"`+e.PayloadCipher.KeyID+`","v":65536`, 1),
+		"v str": strings.Replace(string(good), `"keyId":"`+e.PayloadCipher.KeyID+`"`, `"keyId":"`+e.PayloadCipher.KeyID+`","v":"2"`, 1),
 	} {
 		if _, err := ParseRecord([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted %s", name, bad)
 		}
+	}
+	// Version 2 names itself in the bound body and the record.
+	e.PayloadCipher.V = payloadcipher.V2
+	b2, err := e.Binding()
+	if err != nil || !strings.Contains(string(b2), `,"v":2}`) || string(b2) == string(b) {
+		t.Fatalf("version 2 binding %s: %v", b2, err)
+	}
+	if err := r.SetExportBody(&e); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := ParseRecord(v2)
+	if err != nil {
+		t.Fatalf("a record with payloadCipher version 2: %v", err)
+	}
+	if pe, _ := pr.ExportBody(); pe.PayloadCipher.Version() != 2 {
+		t.Fatalf("parsed version %d", pe.PayloadCipher.Version())
+	}
+	// An unknown version parses (it is refused by name where the
+	// ciphertext is checked, payload.cipher).
+	if _, err := ParseRecord([]byte(strings.Replace(string(v2), `"v":2`, `"v":3`, 1))); err != nil {
+		t.Fatalf("a record naming version 3: %v", err)
 	}
 }

@@ -38,10 +38,12 @@ func FuzzParseRecord(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	enc := bundletest.MustChain(f, 1, bundletest.Options{Records: 4, ContentKey: k.Public()})
-	recs, _ = enc.Bundles[0].Records()
-	for _, r := range recs {
-		f.Add(r)
+	for _, v1 := range []bool{false, true} { // payload cipher versions 2 and 1
+		enc := bundletest.MustChain(f, 1, bundletest.Options{Records: 4, ContentKey: k.Public(), CipherV1: v1})
+		recs, _ = enc.Bundles[0].Records()
+		for _, r := range recs {
+			f.Add(r)
+		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := custody.ParseRecord(in)

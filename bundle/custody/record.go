@@ -401,6 +401,9 @@ func (e *ExportBody) checkDigests() ([32]byte, error) {
 				return [32]byte{}, wire.FormatErr("record", "payloadCipher suite id %d out of range", id)
 			}
 		}
+		if c.V != 0 && (c.V < 2 || c.V > 0xffff) {
+			return [32]byte{}, wire.FormatErr("record", "payloadCipher version %d out of range (version 1 leaves v out)", c.V)
+		}
 	}
 	return p, nil
 }

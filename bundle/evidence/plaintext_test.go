@@ -50,7 +50,7 @@ func TestPackPlaintext(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pt, err := custody.DecryptPayload(r, k, pr.Payload)
+		pt, err := custody.DecryptPayload(r, k, pr.Payload, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,3 +37,36 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenV2: the version 2 parser (CheckFile, Split, OpenV2 through an
+// Opener) never panics on any bytes, and what opens is the one plaintext
+// sealed to this key and exporter context (the stored vector's or this
+// process's window).
+func FuzzOpenV2(f *testing.F) {
+	k := testKey(f, "edgeseal content key test")
+	ctx := payloadcipher.ExporterContext("site-a/dev-1", []byte("bound"))
+	good, c, err := payloadcipher.NewSealer(0, 0, nil).Seal(k.Public(), ctx, []byte("payload"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	v := readVectorV2(f)
+	for _, p := range v.Payloads {
+		ct, _ := hex.DecodeString(p.Ciphertext)
+		f.Add(ct)
+	}
+	f.Add(good)
+	f.Add(good[:payloadcipher.EncSize+payloadcipher.TagSize])
+	f.Add([]byte{})
+	o := payloadcipher.NewOpener(4)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c2 := c
+		c2.Digest = payloadcipher.Digest(b)
+		pt, err := payloadcipher.OpenV2(k, &c2, ctx, b, o)
+		if err == nil && !bytes.Equal(pt, []byte("payload")) {
+			t.Fatalf("a ciphertext of %d bytes opened to %q", len(b), pt)
+		}
+		if o.Len() > 4 {
+			t.Fatalf("the opener keeps %d windows", o.Len())
+		}
+	})
+}

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// InfoPrefix starts the HPKE info of every payload.
+// InfoPrefix starts the HPKE info of every version 1 payload.
 const InfoPrefix = "edgeseal payload v1"
 
 // Info is the HPKE info that binds a ciphertext to its record: InfoPrefix,
@@ -51,8 +51,10 @@ func Split(s Suite, file []byte) (enc, ct []byte, err error) {
 	return file[:EncSize:EncSize], file[EncSize:], nil
 }
 
-// Seal encrypts plaintext to pub under info (Info) with Default and
-// returns the ciphertext file and the record's Cipher member.
+// Seal encrypts plaintext to pub as version 1 (one encapsulation for
+// this payload alone) under info (Info) with Default and returns the
+// ciphertext file and the record's Cipher member. Agents seal version 2
+// (Sealer); Seal stays for vectors and tests of version 1 records.
 func Seal(pub *PublicKey, info, plaintext []byte) ([]byte, Cipher, error) {
 	if len(plaintext) > MaxPlaintext {
 		return nil, Cipher{}, fmt.Errorf("payloadcipher: seal: %d bytes, at most %d", len(plaintext), MaxPlaintext)
@@ -98,12 +100,16 @@ func CheckFile(c *Cipher, file []byte) error {
 	return err
 }
 
-// Open checks file against c (CheckFile) and decrypts it with priv under
-// info: a *WrongKeyError when c names another key, ErrOpen when it does
-// not decrypt.
+// Open checks file against c (CheckFile), a version 1 Cipher, and
+// decrypts it with priv under info: a *VersionError when c names
+// another version (OpenRecord opens every version), a *WrongKeyError
+// when c names another key, ErrOpen when it does not decrypt.
 func Open(priv *PrivateKey, c *Cipher, info, file []byte) ([]byte, error) {
 	if err := CheckFile(c, file); err != nil {
 		return nil, err
+	}
+	if c.Version() != V1 {
+		return nil, &VersionError{V: c.Version()}
 	}
 	if c.KeyID != priv.ID {
 		return nil, &WrongKeyError{Want: c.KeyID, Got: priv.ID}

@@ -70,6 +70,48 @@ type Cipher struct {
 	KDF    int    `json:"kdf"`
 	KEM    int    `json:"kem"`
 	KeyID  string `json:"keyId"` // KeyID of the content public key
+	// V is the payload cipher version: 0 (the member absent) for
+	// version 1, one HPKE encapsulation per payload; V2 for a window's
+	// shared encapsulation and a key exported per payload (window.go).
+	V int `json:"v,omitempty"`
+}
+
+// Payload cipher versions a record names (payloadCipher.v). Version 1
+// is written by leaving the member out.
+const (
+	V1 = 1
+	V2 = 2
+)
+
+// Version is the payload cipher version c names: 1 when V is absent.
+func (c *Cipher) Version() int {
+	if c.V == 0 {
+		return V1
+	}
+	return c.V
+}
+
+// KnownVersion reports whether this version can check and open
+// ciphertexts of version v: 1 and 2.
+func KnownVersion(v int) bool { return v == V1 || v == V2 }
+
+// VersionError is a record naming a payload cipher version this version
+// does not know.
+type VersionError struct{ V int }
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("payloadcipher: unknown payload cipher version %d (this version knows 1 and 2)", e.V)
+}
+
+// FileSize is the size of the ciphertext file of a plaintext of size
+// plain under c, -1 when c names a suite or version this version does
+// not know. Versions 1 and 2 have the same layout: enc and the AEAD
+// ciphertext.
+func (c *Cipher) FileSize(plain int64) int64 {
+	if !c.Suite().Known() || !KnownVersion(c.Version()) {
+		return -1
+	}
+	return plain + EncSize + TagSize
 }
 
 // Suite returns the suite c names (ids out of the uint16 range map to a
@@ -88,11 +130,15 @@ func (c *Cipher) Suite() Suite {
 	return s
 }
 
-// Check checks c's form: a known suite, a key id and a digest that are
-// hash strings. An unknown suite is a *SuiteError.
+// Check checks c's form: a known suite and version, a key id and a
+// digest that are hash strings. An unknown suite is a *SuiteError, an
+// unknown version a *VersionError.
 func (c *Cipher) Check() error {
 	if s := c.Suite(); !s.Known() {
 		return &SuiteError{Suite: s}
+	}
+	if v := c.Version(); !KnownVersion(v) {
+		return &VersionError{V: v}
 	}
 	if !ValidHash(c.KeyID) {
 		return fmt.Errorf("payloadcipher: keyId %.80q is not sha256:<64 hex>", c.KeyID)
@@ -119,7 +165,12 @@ func (c *Cipher) AppendCanonical(dst []byte, withDigest bool) []byte {
 	dst = strconv.AppendInt(dst, int64(c.KEM), 10)
 	dst = append(dst, `,"keyId":"`...)
 	dst = append(dst, c.KeyID...)
-	return append(dst, `"}`...)
+	dst = append(dst, '"')
+	if c.V != 0 {
+		dst = append(dst, `,"v":`...)
+		dst = strconv.AppendInt(dst, int64(c.V), 10)
+	}
+	return append(dst, '}')
 }
 
 // ValidHash reports whether s is "sha256:" and 64 lowercase hex digits.

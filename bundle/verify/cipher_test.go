@@ -14,22 +14,35 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/verify"
 )
 
-func cipherChain(t *testing.T) (*bundletest.Chain, *payloadcipher.PrivateKey) {
+func cipherChain(t *testing.T, v1 bool) (*bundletest.Chain, *payloadcipher.PrivateKey) {
 	t.Helper()
 	k, err := payloadcipher.DeriveKey([]byte("verify test content key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bundletest.MustChain(t, 2, bundletest.Options{ContentKey: k.Public()}), k
+	return bundletest.MustChain(t, 2, bundletest.Options{ContentKey: k.Public(), CipherV1: v1, CipherWindow: 3}), k
+}
+
+// cipherVersions runs f for chains sealed with payload cipher version 2
+// (windows of three payloads) and version 1.
+func cipherVersions(t *testing.T, f func(t *testing.T, v1 bool)) {
+	for _, v1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "v2", true: "v1"}[v1], func(t *testing.T) { f(t, v1) })
+	}
 }
 
 // TestVerifyEncrypted: a chain whose payloads are all encrypted verifies
 // completely with no private key, carries .hpke files only and no
 // payload plaintext, and every ciphertext opens to the payload its
-// record names (custody.DecryptPayload).
-func TestVerifyEncrypted(t *testing.T) {
-	c, k := cipherChain(t)
+// record names (custody.DecryptPayload), for payload cipher versions 2
+// and 1; version 2 ciphertexts share their window's enc, three at most.
+func TestVerifyEncrypted(t *testing.T) { cipherVersions(t, verifyEncrypted) }
+
+func verifyEncrypted(t *testing.T, v1 bool) {
+	c, k := cipherChain(t, v1)
 	opened := 0
+	windows := map[string]int{}
+	o := payloadcipher.NewOpener(0)
 	for i, b := range c.Bundles {
 		var prev *verify.State
 		if i > 0 {
@@ -62,7 +75,11 @@ func TestVerifyEncrypted(t *testing.T) {
 			if !ok {
 				continue // purged in this bundle
 			}
-			pt, err := custody.DecryptPayload(rec, k, file)
+			if want := map[bool]int{false: 2, true: 1}[v1]; e.PayloadCipher.Version() != want {
+				t.Fatalf("export %s: payload cipher version %d, want %d", e.ExportID, e.PayloadCipher.Version(), want)
+			}
+			windows[string(file[:payloadcipher.EncSize])]++
+			pt, err := custody.DecryptPayload(rec, k, file, o)
 			if err != nil {
 				t.Fatalf("bundle %d: export %s: %v", i, e.ExportID, err)
 			}
@@ -81,12 +98,23 @@ func TestVerifyEncrypted(t *testing.T) {
 	if opened < 4 {
 		t.Fatalf("only %d payloads opened", opened)
 	}
+	for _, n := range windows {
+		if v1 && n != 1 || n > 3 {
+			t.Fatalf("%d payloads share one enc", n)
+		}
+	}
+	if !v1 && len(windows) >= opened {
+		t.Fatalf("%d payloads in %d windows", opened, len(windows))
+	}
 }
 
 // TestVerifyCipherCases: each attack on encrypted payloads is refused by
-// its named check, by a verifier holding no private key.
-func TestVerifyCipherCases(t *testing.T) {
-	c, _ := cipherChain(t)
+// its named check, by a verifier holding no private key, for payload
+// cipher versions 2 and 1.
+func TestVerifyCipherCases(t *testing.T) { cipherVersions(t, verifyCipherCases) }
+
+func verifyCipherCases(t *testing.T, v1 bool) {
+	c, _ := cipherChain(t, v1)
 	for _, cs := range bundletest.CipherCases {
 		t.Run(cs.Kind, func(t *testing.T) {
 			b, prev, err := c.TamperCipher(context.Background(), cs)

@@ -248,15 +248,13 @@ type payloadRef struct {
 	n      int                   // export records naming the file
 }
 
-// fileSize is the size the file of r must have (-1: unknown suite).
+// fileSize is the size the file of r must have (-1: unknown suite or
+// payload cipher version).
 func (r *payloadRef) fileSize() int64 {
 	if r.cipher == nil {
 		return r.size
 	}
-	if !r.cipher.Suite().Known() {
-		return -1
-	}
-	return r.size + payloadcipher.EncSize + payloadcipher.TagSize
+	return r.cipher.FileSize(r.size)
 }
 
 // payloadRefs collects the payload files export records of this bundle
@@ -380,10 +378,10 @@ func (v *verifier) payloadsReferenced() error {
 }
 
 // payloadCipher checks what the records say of encrypted payloads, with
-// no private key: a suite this version knows, one record per ciphertext
-// (each sealing is a fresh encapsulation bound to its record, so a
-// ciphertext two records name was copied), and a ciphertext of the
-// suite's form. The ciphertext's digest and size are payloads.digest's.
+// no private key: a suite and payload cipher version this version knows,
+// one record per ciphertext (each ciphertext is encrypted under a key
+// bound to its record, so a ciphertext two records name was copied), and
+// a ciphertext of the suite's form. The ciphertext's digest and size are payloads.digest's.
 func (v *verifier) payloadCipher() error {
 	if err := v.needRecords(); err != nil {
 		return err
