@@ -2,8 +2,8 @@ package archive
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"os"
