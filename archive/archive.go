@@ -142,6 +142,7 @@ type Archive struct {
 	// by Close when the archive opened it.
 	chainStore    state.Store
 	ownChainStore bool
+	chainFresh    bool // the default store's directory was made by this Open
 	// markStale: a chain-state write or a registry update failed; Close
 	// leaves the index mark where it was (indexmark.go).
 	markStale atomic.Bool

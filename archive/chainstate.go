@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -36,7 +38,11 @@ func (a *Archive) openChainState(ctx context.Context) error {
 		a.chainStore = a.opts.State
 		return nil
 	}
-	s, err := state.OpenBadger(ctx, filepath.Join(a.opts.Dir, chainStateDir))
+	dir := filepath.Join(a.opts.Dir, chainStateDir)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		a.chainFresh = true // an index mark, if any, is not about it
+	}
+	s, err := state.OpenBadger(ctx, dir)
 	if err != nil {
 		return fmt.Errorf("archive: open chain state: %w", err)
 	}

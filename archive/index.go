@@ -106,6 +106,10 @@ func (a *Archive) replay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m != nil && a.chainFresh {
+		a.lg.Warn("the chain-state store is new beside an index mark (state/ removed or not restored): reading the whole index once", "mark", indexMarkFile)
+		m = nil
+	}
 	var from uint64
 	if m != nil {
 		if m.Index > a.index.Size() {
