@@ -32,9 +32,14 @@ type Badger struct {
 
 var _ Store = (*Badger)(nil)
 
+// badgerMemTable is the store's memtable: rows are small, and the
+// largest Write (a chain with MaxVerify bytes and a replay's batch of
+// checkpoints) stays well under its 15%.
+const badgerMemTable = 4 << 20
+
 // OpenBadger opens (creating) the store in dir, a directory of its own.
 func OpenBadger(ctx context.Context, dir string) (*Badger, error) {
-	x, err := store.OpenIndex(ctx, store.IndexOptions{Dir: dir})
+	x, err := store.OpenIndex(ctx, store.IndexOptions{Dir: dir, MemTableSize: badgerMemTable})
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
