@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -324,9 +325,17 @@ func (a *Archive) acceptedOf(digest [32]byte) (accepted, bool, error) {
 	if err != nil {
 		return accepted{}, false, fmt.Errorf("archive: index: %w", err)
 	}
-	ev, _, _, _, err := parseAccept(rec)
-	if err != nil {
-		return accepted{}, false, fmt.Errorf("archive: index record %d: %w", seq, err)
+	// Only what is needed of the event (the key names an accept event,
+	// which Open or an earlier read parsed whole).
+	var ev struct {
+		Type     string `json:"type"`
+		Device   string `json:"device"`
+		LogIndex uint64 `json:"logIndex"`
+		Receipt  string `json:"receipt"`
+		Time     string `json:"time"`
+	}
+	if err := json.Unmarshal(rec, &ev); err != nil || ev.Type != eventAccept {
+		return accepted{}, false, fmt.Errorf("archive: index record %d is not an accept event (%v)", seq, err)
 	}
 	rd, err := wire.ParseHash(ev.Receipt)
 	if err != nil {
