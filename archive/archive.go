@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeseal/edgeseal/archive/state"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -72,6 +73,13 @@ type Options struct {
 	Now func() time.Time
 	// Quarantine bounds the quarantine and rate-limits alerts.
 	Quarantine QuarantineLimits
+	// State, when set, is the store of the devices' chain state
+	// (archive/state; chainstate.go), which the caller closes after the
+	// archive. Default: a Badger store in Dir/state. A store given to an
+	// archive that has an index mark must hold what that archive's
+	// index says: for a new one, remove Dir/index-mark.json and Open
+	// fills it from the index.
+	State state.Store
 	// ContentKeyWrap, when set, encrypts the content private keys at
 	// rest (contentkey_wrap.go): new and restored keys are written
 	// wrapped by it, and wrapped keys are opened with it. The caller
@@ -119,6 +127,9 @@ type Archive struct {
 	hub    eventHub       // live events (events.go)
 	// searchErr is what closing the export index and access log returned.
 	searchErr error
+	// markErr is what writing the index mark and closing the chain-state
+	// store returned.
+	markErr error
 	// searchAside is where Open set a damaged export index aside.
 	searchAside string
 
@@ -127,17 +138,31 @@ type Archive struct {
 		quarDropped, alertsSuppressed         atomic.Uint64
 	}
 
+	// chainStore is the devices' chain state (chainstate.go), closed
+	// by Close when the archive opened it.
+	chainStore    state.Store
+	ownChainStore bool
+	chainFresh    bool // the default store's directory was made by this Open
+	// markStale: a chain-state write or a registry update failed; Close
+	// leaves the index mark where it was (indexmark.go).
+	markStale atomic.Bool
+	// replayed counts the index events Open read (tests).
+	replayed uint64
+
 	mu       sync.Mutex
-	accepted map[[32]byte]accepted
 	inflight map[[32]byte]*Ticket // verified, not yet durable
 	states   map[string]*devState // by device and epoch (stateOf)
-	// lastRcpt is each device's accepted bundle of the highest log index
-	// (any epoch): the receipt whose checkpoint the next receipt's
-	// consistency proof starts from (witness.go).
-	lastRcpt map[string]accepted
-	rekeys   uint64 // rekey statements in the index
+	// chains is each device's chain as last stored (chainstate.go): its
+	// version, and the archive checkpoint of its last receipt, whose
+	// size the next receipt's consistency proof starts from (witness.go).
+	chains map[string]state.Chain
+	rekeys []uint64 // the log indexes of the rekey statements in the index
 	// opStatements counts the signed operator statements in the index.
 	opStatements uint64
+	// adminsEvents counts the policy.admins events in the index.
+	adminsEvents uint64
+	// markLog is the log size whose entries all have index events.
+	markLog uint64
 	// idxAdmins are the policy admin keys the index recorded (replay).
 	idxAdmins indexAdmins
 	// holdMu orders device holds against the log entries of bundles;
@@ -164,7 +189,9 @@ type Archive struct {
 	failed    chan struct{} // closed when the log or index journal failed (Failed)
 }
 
-// Open opens (creating) the archive in opts.Dir, replays its index and
+// Open opens (creating) the archive in opts.Dir, reads the index events
+// its last run left unread into the chain-state store (the whole index
+// once, for an archive without an index mark: indexmark.go) and
 // completes any log entry a crash left without its index event.
 func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if opts.Dir == "" {
@@ -206,7 +233,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
-		accepted: map[[32]byte]accepted{}, devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, lastRcpt: map[string]accepted{}, locks: map[string]*sync.Mutex{},
+		devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, chains: map[string]state.Chain{}, locks: map[string]*sync.Mutex{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 	}
@@ -258,6 +285,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	}
 	a.failed = make(chan struct{})
 	go a.watchJournals()
+	if err := a.openChainState(ctx); err != nil {
+		return nil, err
+	}
 	if err := a.replay(ctx); err != nil {
 		return nil, err
 	}
@@ -281,6 +311,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		return nil, err
 	}
 
+	if err := a.writeIndexMark(); err != nil {
+		return nil, err
+	}
 	a.takeContentKeyRequests(ctx, true)
 	a.watchDone = make(chan struct{})
 	go a.watchRegistry(registryWatch)
@@ -304,8 +337,14 @@ func (a *Archive) Close() error {
 		a.stop()
 		a.closeHub()
 		a.searchErr = errors.Join(a.closeAccessLog(), a.closeExportIndex())
+		if a.started && a.index != nil && a.log.j != nil {
+			a.markErr = a.writeIndexMark()
+		}
+		if a.ownChainStore {
+			a.markErr = errors.Join(a.markErr, a.chainStore.Close())
+		}
 	})
-	errs := []error{a.searchErr}
+	errs := []error{a.searchErr, a.markErr}
 	if a.index != nil {
 		errs = append(errs, a.index.Close())
 	}

@@ -40,12 +40,10 @@ func (a *Archive) Check(ctx context.Context) (CheckResult, error) {
 		return res, err
 	}
 	bad := func(f string, args ...any) { res.Inconsistent = append(res.Inconsistent, fmt.Sprintf(f, args...)) }
-	a.mu.Lock()
-	acc := make(map[[32]byte]accepted, len(a.accepted))
-	for d, v := range a.accepted {
-		acc[d] = v
+	acc, err := a.acceptedAll(ctx)
+	if err != nil {
+		return res, err
 	}
-	a.mu.Unlock()
 	logged := map[[32]byte]bool{}
 	err = a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)

@@ -18,7 +18,8 @@
 //     revoked; its current epoch (see Epochs below); the bundle not
 //     sealed by a signing key an operator revoked (keychain.go);
 //  4. runs verify.Verify against the device's approved trust and the
-//     State its last accepted bundle of the current epoch left (the same
+//     State its last accepted bundle of the current epoch left (its
+//     chain state, chainstate.go) (the same
 //     code as `edgeseal verify`), plus the archive's checks (Check*
 //     constants): the topic's
 //     device is the bag's and the checkpoint's origin, and, on a
@@ -125,7 +126,13 @@
 //	index/        store.Journal: one accept event per bundle (digest, device,
 //	              epoch, log index, the device's new State) with the receipt
 //	              as a payload of the same commit, one rekey event per
-//	              rekey, one event per operator statement; replayed at Open
+//	              rekey, one event per operator statement
+//	state/        archive/state Badger store (Options.State: another
+//	              store, MariaDB): each device's chain state and accepted
+//	              checkpoints, advanced per group (chainstate.go)
+//	index-mark.json  how far Open read the index (indexmark.go): Open
+//	              reads only the events after it, the whole index once
+//	              for an archive without one
 //	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read);
 //	              retention/<hex>.json, an object's retain-until and legal hold
 //	quarantine/   refused bundles and their reasons (bounded, oldest dropped)

@@ -289,9 +289,10 @@ func (a *Archive) BundleLimits() bundle.Limits { return a.opts.Limits }
 // Receipt returns the signed receipt of an accepted bundle (ErrNotFound
 // when the archive did not accept it).
 func (a *Archive) Receipt(digest [32]byte) ([]byte, error) {
-	a.mu.Lock()
-	acc, ok := a.accepted[digest]
-	a.mu.Unlock()
+	acc, ok, err := a.acceptedOf(digest)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, fmt.Errorf("archive: bundle sha256:%x: %w", digest, ErrNotFound)
 	}

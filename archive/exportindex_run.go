@@ -207,9 +207,10 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	if err != nil {
 		return false, err
 	}
-	a.mu.Lock()
-	acc, ok := a.accepted[digest]
-	a.mu.Unlock()
+	acc, ok, err := a.acceptedOf(digest)
+	if err != nil {
+		return false, err
+	}
 	if !ok || acc.logIndex != li {
 		a.xi.mu.Lock()
 		first := !a.xi.stuck

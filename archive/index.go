@@ -17,10 +17,11 @@ import (
 // The index is a second store.Journal (dir index/) whose records are
 // accept events, one per accepted bundle, written after the bundle's log
 // entry; the signed receipt travels with the event as a payload in the
-// same commit. Replaying it at Open rebuilds the per-device state (the
-// last accepted verify.State and the checkpoints accepted so far) and
-// the digest -> receipt map. A log entry without its event (a crash
-// between the two writes) is completed at Open from the stored bundle.
+// same commit, keyed by the bundle's digest (acceptKey: the duplicate
+// look-up). Open reads the events after the index mark into the
+// chain-state store (indexmark.go, chainstate.go). A log entry without
+// its event (a crash between the two writes) is completed at Open from
+// the stored bundle.
 
 const eventAccept = "bundle.accept"
 
@@ -94,11 +95,37 @@ func (ds *devState) resetSpec() {
 
 func acceptKey(digest [32]byte) []byte { return append([]byte("accept:"), digest[:]...) }
 
-// replay loads every accept event and rekey event; the rekeys are then
-// brought into the registry (applyRekey: unchanged when they are there).
+// replay reads the index events after the index mark (every event when
+// there is none: indexmark.go): accept events go to the chain-state store
+// (chainstate.go), and the counts and admin keys the mark carries are
+// brought up to date. Then every rekey statement, those the mark lists
+// and those read, is applied to the registry (applyLoggedRekey:
+// unchanged when it is there): the registry follows the log.
 func (a *Archive) replay(ctx context.Context) error {
-	var rekeys []uint64
-	err := a.index.Records(ctx, 0, a.index.Size(), func(seq uint64, rec []byte) error {
+	m, err := readIndexMark(a.opts.Dir)
+	if err != nil {
+		return err
+	}
+	if m != nil && a.chainFresh {
+		a.lg.Warn("the chain-state store is new beside an index mark (state/ removed or not restored): reading the whole index once", "mark", indexMarkFile)
+		m = nil
+	}
+	var from uint64
+	if m != nil {
+		if m.Index > a.index.Size() {
+			return fmt.Errorf("archive: index mark %s is at event %d, the index has %d: remove it to read the index whole",
+				indexMarkFile, m.Index, a.index.Size())
+		}
+		from, a.rekeys, a.opStatements, a.adminsEvents, a.markLog = m.Index, m.Rekeys, m.OpStatements, m.AdminsEvents, m.Log
+		for kid, dev := range m.Admins {
+			a.idxAdmins.add(kid, dev)
+		}
+	} else if a.index.Size() > 0 {
+		a.lg.Info("reading the whole index once to fill the chain-state store", "events", a.index.Size())
+	}
+	cr := newChainReplay(a)
+	err = a.index.Records(ctx, from, a.index.Size(), func(seq uint64, rec []byte) error {
+		a.replayed++
 		if isOperatorEvent(rec) {
 			a.opStatements++
 			return nil
@@ -108,6 +135,7 @@ func (a *Archive) replay(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("archive: index record %d: %w", seq, err)
 			}
+			a.adminsEvents++
 			for _, ad := range ev.Admins {
 				a.idxAdmins.add(ad.Key, ad.Device)
 			}
@@ -119,10 +147,10 @@ func (a *Archive) replay(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("archive: index record %d: %w", seq, err)
 			}
-			rekeys = append(rekeys, ev.LogIndex)
+			a.rekeys = append(a.rekeys, ev.LogIndex)
 			return nil
 		}
-		ev, digest, st, cp, err := parseAccept(rec)
+		ev, digest, _, cp, err := parseAccept(rec)
 		if err != nil {
 			return fmt.Errorf("archive: index record %d: %w", seq, err)
 		}
@@ -133,14 +161,16 @@ func (a *Archive) replay(ctx context.Context) error {
 			a.idxAdmins.add(kid, ev.Device)
 		}
 		rd, _ := wire.ParseHash(ev.Receipt)
-		a.remember(digest, ev.Device, epochOf(ev.Epoch), ev.LogIndex, rd, st, cp, ev.Time)
-		return nil
+		return cr.apply(ctx, ev, digest, cp, rd)
 	})
 	if err != nil {
 		return err
 	}
-	a.rekeys = uint64(len(rekeys))
-	for _, li := range rekeys {
+	if err := cr.flush(ctx); err != nil {
+		return err
+	}
+	// Every rekey, not only those read now: a few, one log record each.
+	for _, li := range a.rekeys {
 		if err := a.applyLoggedRekey(ctx, li); err != nil {
 			return err
 		}
@@ -173,15 +203,19 @@ func parseAccept(rec []byte) (*acceptEvent, [32]byte, *verify.State, merkle.Chec
 	return &ev, digest, st, cp, err
 }
 
-// remember records an accepted bundle of the device's epoch in memory.
-func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint64, receipt [32]byte, st *verify.State, cp merkle.Checkpoint, at string) {
+// remember records an accepted bundle in its device's state in memory
+// and its policy admin keys (the chain-state store is advanced apart:
+// advanceChains).
+func (a *Archive) remember(p *pending) {
+	ds, digest, logIndex, st, cp := p.ds, p.digest, p.seq, p.st, p.cp
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.accepted[digest] = accepted{device: device, logIndex: logIndex, receipt: receipt, at: at}
-	if prev, ok := a.lastRcpt[device]; !ok || logIndex >= prev.logIndex {
-		a.lastRcpt[device] = a.accepted[digest]
+	for _, kid := range p.admins { // what its accept event records (separation.go)
+		a.idxAdmins.add(kid, p.topic)
 	}
-	ds := a.stateOf(device, epoch)
+	if a.legacyEvents {
+		a.idxAdmins.legacy = append(a.idxAdmins.legacy, digest)
+	}
 	ds.cps[cp.Size] = cp.Root
 	ds.rememberBundle(cp.Size, digest)
 	ds.bundles++
@@ -190,10 +224,15 @@ func (a *Archive) remember(digest [32]byte, device string, epoch, logIndex uint6
 	}
 }
 
-// stateOf returns the state of the device's epoch, creating it (a.mu
-// held): each epoch is a chain of its own.
+func stateKey(device string, epoch uint64) string {
+	return fmt.Sprintf("%s#%d", device, epochOf(epoch))
+}
+
+// stateOf returns the state of the device's epoch (a.mu held): each
+// epoch is a chain of its own. Load it first (loadState): one created
+// here is empty.
 func (a *Archive) stateOf(device string, epoch uint64) *devState {
-	k := fmt.Sprintf("%s#%d", device, epochOf(epoch))
+	k := stateKey(device, epoch)
 	ds := a.states[k]
 	if ds == nil {
 		ds = &devState{cps: map[uint64][32]byte{}}
@@ -270,13 +309,14 @@ func (a *Archive) storedReceipt(acc accepted) ([]byte, error) {
 // statements whose index event a crash lost.
 func (a *Archive) recover(ctx context.Context) error {
 	a.mu.Lock()
-	n := uint64(len(a.accepted)) + a.rekeys + a.opStatements
+	n := a.index.Size() - a.adminsEvents // the events of log entries
+	from := a.markLog
 	a.mu.Unlock()
 	size := a.log.j.Size()
 	if n+a.logKeyEntries() >= size {
 		return nil
 	}
-	return a.log.j.Records(ctx, 0, size, func(seq uint64, rec []byte) error {
+	return a.log.j.Records(ctx, min(from, size), size, func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)
@@ -292,11 +332,8 @@ func (a *Archive) recover(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)
 		}
-		a.mu.Lock()
-		_, ok := a.accepted[digest]
-		a.mu.Unlock()
-		if ok {
-			return nil
+		if _, ok, err := a.acceptedOf(digest); err != nil || ok {
+			return err
 		}
 		raw, err := a.objects.Get(ctx, digest)
 		if err != nil {

@@ -96,6 +96,10 @@ type pending struct {
 	receipt []byte
 	rd      [32]byte // SHA-256 of receipt
 	at      string   // its accept event's time
+	// rsize and rroot are the archive checkpoint the receipt was signed
+	// against (witness.go).
+	rsize uint64
+	rroot [32]byte
 }
 
 // finish answers p and takes it off the device's in-flight state (the
@@ -286,12 +290,19 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 		}
 	}
 	a.durable(ctx, g)
+	var ok []*pending
+	for i, p := range ps {
+		if g.ok(i) {
+			a.remember(p)
+			ok = append(ok, p)
+		}
+	}
+	a.advanceChains(ctx, ok)
 	for i, p := range ps {
 		if !g.ok(i) {
 			a.finish(p, nil, g.errs[i])
 			continue
 		}
-		a.remember(p.digest, p.topic, p.era, p.seq, p.rd, p.st, p.cp, p.at)
 		a.stats.accepted.Add(1)
 		a.lg.Info("bundle accepted", "device", p.topic, "bundle", p.entry.BundleDigest, "checkpoint", p.cp.Size, "logIndex", p.seq)
 		a.finish(p, p.receipt, nil)
@@ -397,6 +408,10 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 	if err != nil {
 		return nil, err
 	}
+	root, err := a.log.j.Root(size)
+	if err != nil {
+		return nil, fmt.Errorf("archive: log root: %w", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- a.log.store(ctx, size, signed) }()
 	stored = func() error { return <-done }
@@ -444,6 +459,7 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		if p.receipt, err = archivesig.SignReceipt(r, k.keyID, k.key); err != nil {
 			return nil, err
 		}
+		p.rsize, p.rroot = size, root
 	}
 	return stored, nil
 }
@@ -492,10 +508,14 @@ func (a *Archive) indexGroup(ctx context.Context, g *group) {
 		if err == nil {
 			receipt, err = a.storedReceipt(accepted{receipt: rd})
 		}
+		var cp merkle.Checkpoint
+		if err == nil {
+			cp, err = receiptCheckpoint(receipt)
+		}
 		if err != nil {
 			g.fail(i, err)
 			continue
 		}
-		p.rd, p.receipt = rd, receipt
+		p.rd, p.receipt, p.rsize, p.rroot = rd, receipt, cp.Size, cp.Root
 	}
 }

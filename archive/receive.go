@@ -122,9 +122,19 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	if stErr != nil {
 		st = nil
 	}
+	if err := a.loadState(ctx, topic, era); err != nil {
+		return answered(nil, err)
+	}
 	for {
 		a.mu.Lock()
 		ds := a.stateOf(topic, era)
+		a.mu.Unlock()
+		if stErr == nil {
+			if err := a.lookupCheckpoints(ctx, ds, topic, era, statementSizes(&st.Predicate)...); err != nil {
+				return answered(nil, err)
+			}
+		}
+		a.mu.Lock()
 		last, epoch, tail := ds.view(), ds.epoch, ds.tail
 		a.mu.Unlock()
 
@@ -244,9 +254,10 @@ func (a *Archive) known(ctx context.Context, digest [32]byte, topic string) *Tic
 
 // duplicate answers a bundle accepted before.
 func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) ([]byte, error, bool) {
-	a.mu.Lock()
-	acc, ok := a.accepted[digest]
-	a.mu.Unlock()
+	acc, ok, err := a.acceptedOf(digest)
+	if err != nil {
+		return nil, err, true
+	}
 	if !ok {
 		return nil, nil, false
 	}
@@ -260,6 +271,18 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 		a.stats.duplicates.Add(1)
 	}
 	return reply, err, true
+}
+
+// statementSizes are the sizes of a statement's checkpoint and previous
+// checkpoint (those that parse).
+func statementSizes(p *bundle.SealPredicate) []uint64 {
+	var out []uint64
+	for _, c := range []string{p.Checkpoint, p.PreviousCheckpoint} {
+		if cp, err := merkle.ParseCheckpoint([]byte(c)); c != "" && err == nil {
+			out = append(out, cp.Size)
+		}
+	}
+	return out
 }
 
 // signedByDevice reports whether the statement is signed by the device's

@@ -56,7 +56,7 @@ func TestRecoverLostIndexEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if _, ok := a.accepted[d]; !ok || a.index.Size() != 1 || a.LogSize() != 1 {
+	if _, ok, err := a.acceptedOf(d); err != nil || !ok || a.index.Size() != 1 || a.LogSize() != 1 {
 		t.Fatalf("not recovered: index %d log %d", a.index.Size(), a.LogSize())
 	}
 	raw1, _ := c.Bundles[1].Bytes()

@@ -112,6 +112,9 @@ func (a *Archive) RekeySigned(ctx context.Context, name, keyID, by, reason strin
 		return nil, err
 	}
 	cur := info.CurrentEpoch()
+	if err := a.loadState(ctx, name, cur); err != nil {
+		return nil, err
+	}
 	// The device's bundles in flight (admitted before the lock) finish
 	// first: the closed epoch ends at what is durable.
 	for {
@@ -199,7 +202,7 @@ func (a *Archive) completeRekey(ctx context.Context, st *EpochStatement, seq uin
 	switch _, dup := errors.AsType[*store.DuplicateError](err); {
 	case err == nil:
 		a.mu.Lock()
-		a.rekeys++
+		a.rekeys = append(a.rekeys, seq)
 		a.mu.Unlock()
 	case !dup:
 		return fmt.Errorf("archive: rekey: index: %w", err)
@@ -207,7 +210,11 @@ func (a *Archive) completeRekey(ctx context.Context, st *EpochStatement, seq uin
 	if a.gate != nil {
 		a.gate.applyRekey(st, seq)
 	}
-	return a.devices.applyRekey(ctx, st, seq)
+	if err := a.devices.applyRekey(ctx, st, seq); err != nil {
+		a.markStale.Store(true) // the next Open applies it from its index event
+		return err
+	}
+	return nil
 }
 
 // applyLoggedRekey applies the statement at log index seq to the

@@ -62,8 +62,8 @@ func TestRekeyRecoveredFromLog(t *testing.T) {
 	}
 	a = open()
 	defer a.Close()
-	if a.rekeys != 1 {
-		t.Fatalf("rekey index events %d, want 1", a.rekeys)
+	if len(a.rekeys) != 1 {
+		t.Fatalf("rekey index events %d, want 1", len(a.rekeys))
 	}
 	_, info, err := a.devices.Trusted(old.DeviceName())
 	if err != nil || info.CurrentEpoch() != 2 || info.KeyID != fresh.Trust.KeyID || len(info.Epochs) != 1 || info.Epochs[0].StatementIndex != 1 {

@@ -151,11 +151,14 @@ func (a *Archive) learnFrom(ctx context.Context, g *deviceGate, device string, i
 // accept events of earlier versions, reads the stored bundles once and
 // records what they name in a policy.admins event.
 func (a *Archive) learnAdmins(ctx context.Context, g *deviceGate) error {
-	kids := slices.Sorted(maps.Keys(a.idxAdmins.keys))
-	for _, kid := range kids {
-		a.learnFrom(ctx, g, a.idxAdmins.keys[kid], []string{kid})
+	a.mu.Lock()
+	keys := maps.Clone(a.idxAdmins.keys)
+	legacy := a.idxAdmins.legacy
+	a.mu.Unlock()
+	for _, kid := range slices.Sorted(maps.Keys(keys)) {
+		a.learnFrom(ctx, g, keys[kid], []string{kid})
 	}
-	if len(a.idxAdmins.legacy) == 0 {
+	if len(legacy) == 0 {
 		return nil
 	}
 	ls, err := a.readLogState(ctx)
@@ -163,7 +166,7 @@ func (a *Archive) learnAdmins(ctx context.Context, g *deviceGate) error {
 		return err
 	}
 	var learnt []adminOfDev
-	for _, d := range a.idxAdmins.legacy {
+	for _, d := range legacy {
 		raw, err := a.stored(ctx, ls, d)
 		if err != nil {
 			return fmt.Errorf("archive: bundle %s: %w", wire.FormatHash(d), err)
@@ -185,7 +188,13 @@ func (a *Archive) learnAdmins(ctx context.Context, g *deviceGate) error {
 	if _, err := a.index.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return ev, nil }}); err != nil {
 		return fmt.Errorf("archive: index: %w", err)
 	}
-	a.lg.Info("policy admin keys of bundles accepted by an earlier version recorded in the index", "bundles", len(a.idxAdmins.legacy), "keys", len(learnt))
+	a.lg.Info("policy admin keys of bundles accepted by an earlier version recorded in the index", "bundles", len(legacy), "keys", len(learnt))
+	a.mu.Lock()
+	a.adminsEvents++
+	for _, ad := range learnt {
+		a.idxAdmins.add(ad.Key, ad.Device)
+	}
 	a.idxAdmins.legacy = nil
+	a.mu.Unlock()
 	return nil
 }

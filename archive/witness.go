@@ -14,27 +14,12 @@ import (
 // (archivesig.CheckConsistency).
 
 // previousReceiptSize is the archive checkpoint size of the device's
-// previous receipt; 0 when the device had none.
+// previous receipt (its chain state, loaded when its bundle was
+// admitted); 0 when the device had none.
 func (a *Archive) previousReceiptSize(device string) (uint64, error) {
 	a.mu.Lock()
-	acc, ok := a.lastRcpt[device]
-	a.mu.Unlock()
-	if !ok {
-		return 0, nil
-	}
-	b, err := a.storedReceipt(acc)
-	if err != nil {
-		return 0, err
-	}
-	_, r, err := archivesig.ParseReceipt(b)
-	if err != nil {
-		return 0, fmt.Errorf("archive: receipt sha256:%x: %w", acc.receipt, err)
-	}
-	cp, err := r.ArchiveRoot()
-	if err != nil {
-		return 0, fmt.Errorf("archive: receipt sha256:%x: %w", acc.receipt, err)
-	}
-	return cp.Size, nil
+	defer a.mu.Unlock()
+	return a.chains[device].ReceiptSize, nil
 }
 
 // addConsistency sets r's consistency members: the proof from the

@@ -97,6 +97,9 @@ func (e *IndexTooLargeError) Error() string {
 type IndexOptions struct {
 	Dir    string       // created if missing; required
 	Logger *slog.Logger // nil: discard
+	// MemTableSize is Badger's memtable size (allocated whole, twice);
+	// a Write is at most 15% of it. 0: 32 MiB, for large batches.
+	MemTableSize int64
 }
 
 // indexMemTable is the index's memtable: a Write is at most 15% of it.
@@ -133,6 +136,9 @@ func OpenIndex(ctx context.Context, opts IndexOptions) (*Index, error) {
 		return nil, fmt.Errorf("store: open index %s: %w", opts.Dir, err)
 	}
 	o := Options{Dir: opts.Dir, MemTableSize: indexMemTable, Logger: opts.Logger}
+	if opts.MemTableSize > 0 {
+		o.MemTableSize = opts.MemTableSize
+	}
 	if err := fitMemTable(&o); err != nil {
 		return nil, fmt.Errorf("store: open index %s: %w", opts.Dir, err)
 	}

@@ -63,3 +63,21 @@ func TestOpenIndexDamaged(t *testing.T) {
 		t.Fatalf("open while open: %v, want an error other than *IndexDamagedError", err)
 	}
 }
+
+// TestIndexMemTableSize: IndexOptions.MemTableSize sets the memtable, and
+// with it the largest Write.
+func TestIndexMemTableSize(t *testing.T) {
+	x, err := store.OpenIndex(t.Context(), store.IndexOptions{Dir: t.TempDir(), MemTableSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if got, want := x.MaxBatchBytes(), (4<<20)*15/100/2; got != want {
+		t.Fatalf("MaxBatchBytes %d with a 4 MiB memtable, want %d", got, want)
+	}
+	big := make([]byte, x.MaxBatchBytes())
+	err = x.Write(t.Context(), []store.IndexOp{{Kind: store.IndexPut, Key: []byte("k"), Value: big}})
+	if _, ok := errors.AsType[*store.IndexTooLargeError](err); !ok {
+		t.Fatalf("a Write over MaxBatchBytes: %v, want *IndexTooLargeError", err)
+	}
+}

@@ -1,0 +1,137 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// The Badger store keeps its rows in a store.IndexStore of its own:
+//
+//	"c" len(device) device            -> the Chain (JSON)
+//	"k" len(device) device epoch size -> root || bundle
+//
+// (len one byte, epoch and size 8 bytes big-endian). An Advance reads the
+// chain and writes it with its checkpoints in one synced Write, under a
+// lock of the device (one of a fixed set of stripes): the index is this
+// process's alone (store.OpenIndex locks its directory), so the lock is
+// the whole of the compare-and-advance.
+
+// Badger is the Store on a Badger index.
+type Badger struct {
+	x     store.IndexStore
+	seed  maphash.Seed
+	locks [64]sync.Mutex
+}
+
+var _ Store = (*Badger)(nil)
+
+// badgerMemTable is the store's memtable: rows are small, and the
+// largest Write (a chain with MaxVerify bytes and a replay's batch of
+// checkpoints) stays well under its 15%.
+const badgerMemTable = 4 << 20
+
+// OpenBadger opens (creating) the store in dir, a directory of its own.
+func OpenBadger(ctx context.Context, dir string) (*Badger, error) {
+	x, err := store.OpenIndex(ctx, store.IndexOptions{Dir: dir, MemTableSize: badgerMemTable})
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return NewBadger(x), nil
+}
+
+// NewBadger is the Store on x, which it owns from now on (Close closes
+// it); nothing else may write x.
+func NewBadger(x store.IndexStore) *Badger { return &Badger{x: x, seed: maphash.MakeSeed()} }
+
+func devKey(prefix byte, device string) []byte {
+	k := make([]byte, 0, 2+len(device)+16)
+	return append(append(k, prefix, byte(len(device))), device...)
+}
+
+func cpKey(device string, epoch, size uint64) []byte {
+	k := devKey('k', device)
+	k = binary.BigEndian.AppendUint64(k, epoch)
+	return binary.BigEndian.AppendUint64(k, size)
+}
+
+func (b *Badger) lock(device string) *sync.Mutex {
+	return &b.locks[maphash.String(b.seed, device)%uint64(len(b.locks))]
+}
+
+// Get returns the device's chain.
+func (b *Badger) Get(ctx context.Context, device string) (Chain, error) {
+	v, err := b.x.Get(ctx, devKey('c', device))
+	if errors.Is(err, store.ErrNotFound) {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, ErrNotFound)
+	}
+	if err != nil {
+		return Chain{}, fmt.Errorf("state: %w", err)
+	}
+	var c Chain
+	if err := json.Unmarshal(v, &c); err != nil {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+	}
+	return c, nil
+}
+
+// Advance stores to if the device's chain is still at version from.
+func (b *Badger) Advance(ctx context.Context, device string, from uint64, to Chain, cps ...Checkpoint) (Chain, error) {
+	if err := check(device, to); err != nil {
+		return Chain{}, err
+	}
+	l := b.lock(device)
+	l.Lock()
+	defer l.Unlock()
+	cur, err := b.Get(ctx, device)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if from != 0 {
+			return Chain{}, &ConflictError{Device: device, Expected: from}
+		}
+	case err != nil:
+		return Chain{}, err
+	case cur.Version != from:
+		return Chain{}, &ConflictError{Device: device, Expected: from, Stored: &cur}
+	}
+	to.Version = from + 1
+	v, err := json.Marshal(to)
+	if err != nil {
+		return Chain{}, fmt.Errorf("state: %w", err)
+	}
+	ops := []store.IndexOp{{Kind: store.IndexPut, Key: devKey('c', device), Value: v}}
+	for _, cp := range cps {
+		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: cpKey(device, cp.Epoch, cp.Size), Value: append(cp.Root[:], cp.Bundle[:]...)})
+	}
+	if err := b.x.Write(ctx, ops); err != nil {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+	}
+	return to, nil
+}
+
+// Checkpoint looks up an accepted checkpoint.
+func (b *Badger) Checkpoint(ctx context.Context, device string, epoch, size uint64) (Checkpoint, error) {
+	v, err := b.x.Get(ctx, cpKey(device, epoch, size))
+	if errors.Is(err, store.ErrNotFound) {
+		return Checkpoint{}, fmt.Errorf("state: %s checkpoint %d of epoch %d: %w", device, size, epoch, ErrNotFound)
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("state: %w", err)
+	}
+	if len(v) != 64 {
+		return Checkpoint{}, fmt.Errorf("state: %s checkpoint %d of epoch %d holds %d bytes", device, size, epoch, len(v))
+	}
+	cp := Checkpoint{Epoch: epoch, Size: size}
+	copy(cp.Root[:], v[:32])
+	copy(cp.Bundle[:], v[32:])
+	return cp, nil
+}
+
+// Close closes the index.
+func (b *Badger) Close() error { return b.x.Close() }

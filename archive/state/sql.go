@@ -1,0 +1,182 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// The SQL store keeps one row per device in edgeseal_chain and one per
+// accepted checkpoint in edgeseal_checkpoint (InnoDB). An Advance is one
+// transaction: a conditional UPDATE of the device's row (WHERE version =
+// from; a first one an INSERT that does nothing when the row exists),
+// whose affected row count decides it, then the checkpoints. InnoDB locks
+// the row for the rest of the transaction, so a concurrent Advance of the
+// same device waits and then matches no row: exactly one wins. A commit
+// is as durable as the server makes it (InnoDB's default
+// innodb_flush_log_at_trx_commit=1).
+
+var sqlSchema = []string{
+	`CREATE TABLE IF NOT EXISTS edgeseal_chain (
+		device VARBINARY(255) NOT NULL PRIMARY KEY,
+		version BIGINT UNSIGNED NOT NULL,
+		epoch BIGINT UNSIGNED NOT NULL,
+		bundles BIGINT UNSIGNED NOT NULL,
+		head BINARY(32) NOT NULL,
+		log_index BIGINT UNSIGNED NOT NULL,
+		size BIGINT UNSIGNED NOT NULL,
+		root BINARY(32) NOT NULL,
+		verify MEDIUMBLOB NOT NULL,
+		receipt_log_index BIGINT UNSIGNED NOT NULL,
+		receipt_size BIGINT UNSIGNED NOT NULL,
+		receipt_root BINARY(32) NOT NULL
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS edgeseal_checkpoint (
+		device VARBINARY(255) NOT NULL,
+		epoch BIGINT UNSIGNED NOT NULL,
+		size BIGINT UNSIGNED NOT NULL,
+		root BINARY(32) NOT NULL,
+		bundle BINARY(32) NOT NULL,
+		PRIMARY KEY (device, epoch, size)
+	) ENGINE=InnoDB`,
+}
+
+// SQL is the Store on MariaDB or MySQL.
+type SQL struct{ db *sql.DB }
+
+var _ Store = (*SQL)(nil)
+
+// OpenSQL creates the tables when missing and returns the Store on db
+// (opened by the caller with the go-sql-driver/mysql driver, whose
+// owner registers it). Close does not close db.
+func OpenSQL(ctx context.Context, db *sql.DB) (*SQL, error) {
+	for _, stmt := range sqlSchema {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("state: schema: %w", err)
+		}
+	}
+	return &SQL{db: db}, nil
+}
+
+const chainColumns = `version, epoch, bundles, head, log_index, size, root, verify, receipt_log_index, receipt_size, receipt_root`
+
+func scanChain(row interface{ Scan(...any) error }) (Chain, error) {
+	var c Chain
+	var head, root, rroot []byte
+	err := row.Scan(&c.Version, &c.Epoch, &c.Bundles, &head, &c.LogIndex, &c.Size, &root, &c.Verify, &c.ReceiptLogIndex, &c.ReceiptSize, &rroot)
+	if err != nil {
+		return Chain{}, err
+	}
+	if len(head) != 32 || len(root) != 32 || len(rroot) != 32 {
+		return Chain{}, errors.New("a digest column is not 32 bytes")
+	}
+	copy(c.Head[:], head)
+	copy(c.Root[:], root)
+	copy(c.ReceiptRoot[:], rroot)
+	if len(c.Verify) == 0 {
+		c.Verify = nil
+	}
+	return c, nil
+}
+
+// Get returns the device's chain.
+func (s *SQL) Get(ctx context.Context, device string) (Chain, error) {
+	return s.get(ctx, s.db, device)
+}
+
+func (s *SQL) get(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, device string) (Chain, error) {
+	c, err := scanChain(q.QueryRowContext(ctx, `SELECT `+chainColumns+` FROM edgeseal_chain WHERE device = ?`, []byte(device)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, ErrNotFound)
+	}
+	if err != nil {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+	}
+	return c, nil
+}
+
+// Advance stores to if the device's chain is still at version from.
+func (s *SQL) Advance(ctx context.Context, device string, from uint64, to Chain, cps ...Checkpoint) (_ Chain, err error) {
+	if err := check(device, to); err != nil {
+		return Chain{}, err
+	}
+	to.Version = from + 1
+	verify := to.Verify
+	if verify == nil {
+		verify = []byte{}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var res sql.Result
+	if from == 0 {
+		res, err = tx.ExecContext(ctx, `INSERT INTO edgeseal_chain (device, `+chainColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+			ON DUPLICATE KEY UPDATE device = device`,
+			[]byte(device), to.Version, to.Epoch, to.Bundles, to.Head[:], to.LogIndex, to.Size, to.Root[:], verify, to.ReceiptLogIndex, to.ReceiptSize, to.ReceiptRoot[:])
+	} else {
+		res, err = tx.ExecContext(ctx, `UPDATE edgeseal_chain SET version = ?, epoch = ?, bundles = ?, head = ?, log_index = ?, size = ?, root = ?, verify = ?,
+			receipt_log_index = ?, receipt_size = ?, receipt_root = ? WHERE device = ? AND version = ?`,
+			to.Version, to.Epoch, to.Bundles, to.Head[:], to.LogIndex, to.Size, to.Root[:], verify, to.ReceiptLogIndex, to.ReceiptSize, to.ReceiptRoot[:], []byte(device), from)
+	}
+	if err != nil {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+	}
+	if n != 1 {
+		err = &ConflictError{Device: device, Expected: from}
+		cur, gerr := s.get(ctx, tx, device)
+		switch {
+		case gerr == nil:
+			err.(*ConflictError).Stored = &cur
+		case !errors.Is(gerr, ErrNotFound):
+			err = gerr
+		}
+		return Chain{}, err
+	}
+	for _, cp := range cps {
+		if _, err = tx.ExecContext(ctx, `INSERT INTO edgeseal_checkpoint (device, epoch, size, root, bundle) VALUES (?,?,?,?,?)
+			ON DUPLICATE KEY UPDATE root = VALUES(root), bundle = VALUES(bundle)`,
+			[]byte(device), cp.Epoch, cp.Size, cp.Root[:], cp.Bundle[:]); err != nil {
+			return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+	}
+	return to, nil
+}
+
+// Checkpoint looks up an accepted checkpoint.
+func (s *SQL) Checkpoint(ctx context.Context, device string, epoch, size uint64) (Checkpoint, error) {
+	var root, bundle []byte
+	err := s.db.QueryRowContext(ctx, `SELECT root, bundle FROM edgeseal_checkpoint WHERE device = ? AND epoch = ? AND size = ?`,
+		[]byte(device), epoch, size).Scan(&root, &bundle)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkpoint{}, fmt.Errorf("state: %s checkpoint %d of epoch %d: %w", device, size, epoch, ErrNotFound)
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("state: %w", err)
+	}
+	if len(root) != 32 || len(bundle) != 32 {
+		return Checkpoint{}, fmt.Errorf("state: %s checkpoint %d of epoch %d: a digest is not 32 bytes", device, size, epoch)
+	}
+	cp := Checkpoint{Epoch: epoch, Size: size}
+	copy(cp.Root[:], root)
+	copy(cp.Bundle[:], bundle)
+	return cp, nil
+}
+
+// Close does nothing: the caller closes its pool.
+func (s *SQL) Close() error { return nil }

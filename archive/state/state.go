@@ -1,0 +1,125 @@
+// Package state keeps each device's chain state: what the archive needs
+// to decide the admission of the device's next bundle without replaying
+// its history (the last accepted bundle and checkpoint, the verify state
+// it left, how many bundles the epoch holds), the archive checkpoint of
+// the device's last receipt (where the next receipt's witness proof
+// starts), and every checkpoint accepted from the device (fork and
+// duplicate checks), looked up by size.
+//
+// # Contract
+//
+// A Store holds at most one Chain per device.
+//
+//   - Get returns the device's Chain, or an error wrapping ErrNotFound
+//     when the device has none (a device whose first bundle was never
+//     accepted). Nothing else is "not found".
+//   - Advance(device, from, to) replaces the stored Chain by to only if
+//     the stored one is still from: its Version equals from.Version
+//     (from.Version 0: the device has none). Every successful Advance
+//     stores to with Version from.Version+1 and returns it; Version is
+//     the store's and changes with nothing else, so equal versions are
+//     equal chains. Otherwise nothing is written and the error is a
+//     *ConflictError carrying the stored Chain (Stored nil: none is
+//     stored). Of concurrent Advances from one Version exactly one
+//     wins, in any process sharing the store; Advances of other devices
+//     never conflict.
+//   - Advance records the checkpoints it is given in the same atomic
+//     write (a checkpoint of the same device, epoch and size is
+//     replaced): Checkpoint looks one up, ErrNotFound when absent.
+//   - Everything Advance returned is durable: after a crash or a
+//     restart Get returns it.
+//
+// Implementations: Badger (OpenBadger, over a store.IndexStore of its
+// own, one process: the Badger directory is locked) and MariaDB or MySQL
+// (OpenSQL, over a database/sql pool: one row per device advanced by a
+// conditional UPDATE, any number of processes). statetest.Run is the
+// conformance suite both pass.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound is a device without a chain, or a checkpoint not recorded.
+var ErrNotFound = errors.New("state: not found")
+
+// Chain is a device's chain state.
+type Chain struct {
+	// Version is the store's: 1 after the first Advance, one more after
+	// each. A Chain passed as Advance's to has it ignored.
+	Version uint64
+	// Epoch is the device's epoch the chain fields below are of (1 the
+	// first; a rekey starts the next one from nothing).
+	Epoch uint64
+	// Bundles is how many bundles of Epoch were accepted: the sequence
+	// number of the last one.
+	Bundles uint64
+	// Head is the SHA-256 digest of the last accepted bundle of Epoch,
+	// LogIndex its archive log index.
+	Head     [32]byte
+	LogIndex uint64
+	// Size and Root are the device checkpoint the last bundle sealed.
+	Size uint64
+	Root [32]byte
+	// Verify is the verification state the last bundle left
+	// (verify.State, JSON), opaque to the store; at most MaxVerify bytes.
+	Verify []byte
+	// ReceiptLogIndex is the log index of the device's receipt of the
+	// highest log index (any epoch), ReceiptSize and ReceiptRoot the
+	// archive checkpoint it was signed against: the next receipt's
+	// consistency proof starts there. ReceiptSize 0: none.
+	ReceiptLogIndex uint64
+	ReceiptSize     uint64
+	ReceiptRoot     [32]byte
+}
+
+// MaxVerify bounds Chain.Verify.
+const MaxVerify = 64 << 10
+
+// MaxDevice bounds a device name (site/name).
+const MaxDevice = 255
+
+// Checkpoint is a device checkpoint accepted in a bundle.
+type Checkpoint struct {
+	Epoch  uint64
+	Size   uint64
+	Root   [32]byte
+	Bundle [32]byte // the digest of the bundle that sealed it
+}
+
+// ConflictError is an Advance whose expected chain is no longer the
+// stored one.
+type ConflictError struct {
+	Device   string
+	Expected uint64 // the Version Advance expected
+	Stored   *Chain // what is stored (nil: nothing)
+}
+
+func (e *ConflictError) Error() string {
+	got := uint64(0)
+	if e.Stored != nil {
+		got = e.Stored.Version
+	}
+	return fmt.Sprintf("state: %s: expected version %d, stored %d", e.Device, e.Expected, got)
+}
+
+// Store is the chain-state store (see the package comment).
+type Store interface {
+	Get(ctx context.Context, device string) (Chain, error)
+	Advance(ctx context.Context, device string, from uint64, to Chain, cps ...Checkpoint) (Chain, error)
+	Checkpoint(ctx context.Context, device string, epoch, size uint64) (Checkpoint, error)
+	Close() error
+}
+
+// check refuses what no store keeps.
+func check(device string, to Chain) error {
+	if device == "" || len(device) > MaxDevice {
+		return fmt.Errorf("state: device name of %d bytes (1 to %d)", len(device), MaxDevice)
+	}
+	if len(to.Verify) > MaxVerify {
+		return fmt.Errorf("state: %s: verify state of %d bytes over %d", device, len(to.Verify), MaxVerify)
+	}
+	return nil
+}
