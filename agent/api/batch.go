@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,9 +54,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 	case <-r.Context().Done():
 		return // the client left while waiting its turn
 	}
-	var answers bytes.Buffer
-	enc := json.NewEncoder(&answers)
-	enc.SetEscapeHTML(false)
+	var answers []byte
 	var coreErr error
 	commit := func(first int, lines []agent.BatchLine) error {
 		res, err := c.IngestBatch(r.Context(), p, s.opts.Via, lines)
@@ -66,7 +63,8 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 			return err
 		}
 		for i, br := range res {
-			_ = enc.Encode(s.batchAnswer(first+i, br))
+			a := s.batchAnswer(first+i, br)
+			answers = appendBatchAnswer(answers, &a)
 		}
 		return nil
 	}
@@ -81,7 +79,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 	w.Header().Set("Content-Type", NDJSONType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_, _ = answers.WriteTo(w)
+	_, _ = w.Write(answers)
 }
 
 // batchAnswer is the answer of line (1-based) from its result.
