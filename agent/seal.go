@@ -58,8 +58,12 @@ const DefaultSealMaxBytes = 4 << 20
 // allows 100,000.
 const maxSealRecords = 32_768
 
-// maxSealScratch bounds the buffer a seal keeps for the next one.
-const maxSealScratch = 16 << 20
+// maxSealScratch bounds the buffer a seal keeps for the next one: the
+// small bundles of a quiet agent reuse it; a larger one is dropped after
+// its seal. Kept, a full bundle's megabytes stayed in the live heap
+// between seals, and under sustained load (the heap at the memory limit,
+// agentd.MemoryLimit) that left the collector half the room to run in.
+const maxSealScratch = 1 << 20
 
 // errBundleFull stops the record scan of a seal at its bound.
 var errBundleFull = errors.New("bundle full")
@@ -221,9 +225,8 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
-	// The tar goes into a buffer kept between seals (under sealMu): a
-	// bundle is megabytes, and fresh pages for each cost more than
-	// writing it.
+	// The tar goes into a buffer kept between seals (under sealMu) while
+	// bundles are small (maxSealScratch).
 	raw, err := b.AppendTo(c.sealBuf[:0])
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)

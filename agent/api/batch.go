@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
@@ -16,6 +17,11 @@ import (
 // DefaultBatchChunk is Options.BatchChunk's default: the line bytes of a
 // batch held at once, and so the most one request journals in one go.
 const DefaultBatchChunk = 4 << 20
+
+// answerLineSize is about the bytes of one accepted line's answer (a
+// generated id, seq and journal size of 7 digits): the answers of a
+// sub-batch are held in one buffer grown once.
+const answerLineSize = 240
 
 // BatchAnswer is one line of the answer to POST /v1/exports:batch.
 type BatchAnswer struct {
@@ -62,6 +68,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 			coreErr = err
 			return err
 		}
+		answers = slices.Grow(answers, len(res)*answerLineSize)
 		for i, br := range res {
 			a := s.batchAnswer(first+i, br)
 			answers = appendBatchAnswer(answers, &a)
