@@ -195,7 +195,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 				}
 			}
 		}
-		if cause == nil {
+		if _, fresh := look.(freshID); cause == nil && !fresh {
 			// An id journaled before ids were scoped stays its principal's.
 			o, ok, err := c.legacyExport(look, pl.id)
 			if err != nil {
