@@ -188,6 +188,35 @@ func TestIngestEncryptsByPolicy(t *testing.T) {
 	if got, err := r.j.Payload(mustHash(t, pb.Payload.Digest)); err != nil || string(got) != plainText {
 		t.Fatalf("plaintext payload: %v", err)
 	}
+	bad := invoice("")
+	bad.Workflow = "no-such-workflow"
+	if _, err := r.core.Ingest(ctx, n8n, "test", bad); err == nil {
+		t.Fatal("an unknown workflow was accepted")
+	}
+	if n := checkCachedFiles(t, r.core); n < 3 {
+		t.Fatalf("%d cached records name their payload file, want the two exports and the refusal", n)
+	}
+}
+
+// checkCachedFiles checks that the payload file the seal cache holds for
+// a record, when its builder named it, is the one the record names, and
+// returns how many it checked.
+func checkCachedFiles(t *testing.T, c *Core) int {
+	t.Helper()
+	c.cache.mu.Lock()
+	defer c.cache.mu.Unlock()
+	n := 0
+	for seq, cr := range c.cache.recs {
+		if !cr.file.known {
+			continue
+		}
+		d, encrypted, has, err := custody.RecordPayloadFile(cr.rec)
+		if err != nil || has != cr.file.has || has && (d != cr.file.digest || encrypted != cr.file.encrypted) {
+			t.Errorf("record %d: cached payload file %+v, the record names %x (encrypted %v, has %v, %v)", seq, cr.file, d, encrypted, has, err)
+		}
+		n++
+	}
+	return n
 }
 
 // TestLearnContentKey: a content key announcement that came with a

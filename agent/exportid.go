@@ -121,6 +121,38 @@ type keyLookup interface {
 	Lookup(key []byte) (uint64, error)
 }
 
+// lazySnapshot is a keyLookup that takes a store.Snapshot on its first
+// lookup (a batch whose ids the core generated looks nothing up).
+type lazySnapshot struct {
+	j    *store.Journal
+	snap *store.Snapshot
+}
+
+func (l *lazySnapshot) Lookup(key []byte) (uint64, error) {
+	if l.snap == nil {
+		s, err := l.j.Snapshot()
+		if err != nil {
+			return 0, err
+		}
+		l.snap = s
+	}
+	return l.snap.Lookup(key)
+}
+
+// Close releases the snapshot, if one was taken.
+func (l *lazySnapshot) Close() {
+	if l.snap != nil {
+		l.snap.Close()
+		l.snap = nil
+	}
+}
+
+// freshID is the keyLookup of an id the core has just generated (128
+// random bits, NewExportID): no key of it was ever journaled.
+type freshID struct{}
+
+func (freshID) Lookup([]byte) (uint64, error) { return 0, store.ErrNotFound }
+
 // legacyExport reads the export journaled under id's legacy key, if any.
 func (c *Core) legacyExport(l keyLookup, id string) (original, bool, error) {
 	seq, err := l.Lookup(LegacyExportKey(id))

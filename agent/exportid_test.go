@@ -37,7 +37,7 @@ func TestLegacyExportKeysStillKnown(t *testing.T) {
 	r := openSimRig(t, dir)
 	r.withPolicy()
 	req := invoice("inv-old")
-	e := r.core.exportEntry(custody.Actor{Kind: "principal", ID: n8n.Name, Via: "api"}, n8n.Name, "inv-old", req, sha256.Sum256(req.Data))
+	e, _ := r.core.exportEntry(custody.Actor{Kind: "principal", ID: n8n.Name, Via: "api"}, n8n.Name, "inv-old", req, sha256.Sum256(req.Data))
 	e.Key = LegacyExportKey("inv-old") // the layout before scoping
 	old, err := r.j.Append(ctx, e)
 	if err != nil {

@@ -148,25 +148,25 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		digest   string
 	}
 	// One read transaction for the batch's lookups (legacy ids, refusal
-	// keys) instead of one each.
-	snap, err := c.j.Snapshot()
-	if err != nil {
-		return nil, err
-	}
+	// keys) instead of one each, opened by the first lookup: ids the core
+	// generates need none.
+	snap := &lazySnapshot{j: c.j}
 	defer snap.Close()
 	out := make([]BatchResult, len(lines))
 	plan := make([]pending, len(lines))
 	entries := make([]store.Entry, 0, len(lines))
-	firstLine := map[string]int{} // accepted ids in this batch
-	refused := map[string]bool{}  // refusal keys taken in this batch
+	files := make([]payloadFile, 0, len(lines)) // aligned with entries
+	firstLine := map[string]int{}               // accepted ids in this batch
+	refused := map[string]bool{}                // refusal keys taken in this batch
 	answered := make([]bool, len(lines))
 	for i, l := range lines {
 		pl := &plan[i]
 		pl.entry, pl.sameAs = -1, -1
 		req := l.Req
 		pl.id = req.ID
+		var look keyLookup = snap
 		if pl.id == "" {
-			pl.id = NewExportID()
+			pl.id, look = NewExportID(), freshID{}
 		}
 		var cause error
 		switch {
@@ -195,9 +195,9 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 				}
 			}
 		}
-		if cause == nil {
+		if _, fresh := look.(freshID); cause == nil && !fresh {
 			// An id journaled before ids were scoped stays its principal's.
-			o, ok, err := c.legacyExport(snap, pl.id)
+			o, ok, err := c.legacyExport(look, pl.id)
 			if err != nil {
 				return nil, err
 			}
@@ -213,12 +213,14 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 		if cause != nil {
 			pl.rejected = cause
 			pl.entry = len(entries)
-			entries = append(entries, c.rejectEntry(actor, pl.id, req, cause, c.refusedKey(snap, actor, pl.id, refused)))
+			entries = append(entries, c.rejectEntry(actor, pl.id, req, cause, c.refusedKey(look, actor, pl.id, refused)))
+			files = append(files, noPayloadFile)
 			continue
 		}
 		firstLine[pl.id] = i
 		pl.entry = len(entries)
-		entries = append(entries, c.exportEntry(actor, p.Name, pl.id, req, d))
+		e, file := c.exportEntry(actor, p.Name, pl.id, req, d)
+		entries, files = append(entries, e), append(files, file)
 	}
 
 	snap.Close()
@@ -228,7 +230,7 @@ func (c *Core) IngestBatch(ctx context.Context, p *config.Principal, via string,
 	}
 	for k := range res {
 		if perEntry == nil || perEntry[k] == nil {
-			c.cache.add(res[k], entries[k].Payloads)
+			c.cache.addFile(res[k], entries[k].Payloads, files[k])
 		}
 	}
 	// late are lines refused only once the journal answered: an id whose
@@ -325,8 +327,9 @@ func (c *Core) Reject(ctx context.Context, actor custody.Actor, req IngestReques
 }
 
 // exportEntry builds the journal entry of an accepted export, keyed by its
-// id so it is journaled at most once.
-func (c *Core) exportEntry(actor custody.Actor, principal, id string, req IngestRequest, d [32]byte) store.Entry {
+// id so it is journaled at most once, and says which payload file its
+// record names.
+func (c *Core) exportEntry(actor custody.Actor, principal, id string, req IngestRequest, d [32]byte) (store.Entry, payloadFile) {
 	pol := c.policy()
 	wf, _ := pol.Workflow(req.Workflow)
 	if req.Schema == "" {
@@ -342,18 +345,19 @@ func (c *Core) exportEntry(actor custody.Actor, principal, id string, req Ingest
 		Payload: custody.PayloadRef{Digest: wire.FormatHash(d), Size: int64(len(req.Data)), MediaType: req.MediaType, Canonicalization: "none"},
 	}
 	payload := store.Payload{Digest: d, Data: req.Data}
+	encrypted := false
 	if k := c.content.Load(); k != nil && pol.Encrypt(req.Workflow, req.Classification) {
 		ct, err := custody.EncryptPayload(&body, c.device, c.sealer, k.Key, req.Data)
 		if err != nil {
-			return store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, fmt.Errorf("agent: encrypt payload: %w", err) }}
+			return store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, fmt.Errorf("agent: encrypt payload: %w", err) }}, payloadFile{}
 		}
 		// Only the ciphertext is journaled, under its own digest.
-		payload = store.Payload{Digest: cipherDigest(&body, ct), Data: ct}
+		payload, encrypted = store.Payload{Digest: cipherDigest(&body, ct), Data: ct}, true
 	}
 	e := c.entry(custody.TypeExport, actor, body)
 	e.Key = ExportKey(principal, id)
 	e.Payloads = []store.Payload{payload}
-	return e
+	return e, payloadFile{known: true, has: true, encrypted: encrypted, digest: payload.Digest}
 }
 
 // rejectEntry builds the export.rejected entry: who (actor), what (id,

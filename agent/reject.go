@@ -55,7 +55,7 @@ func (c *Core) journalRejections(ctx context.Context, actor custody.Actor, rejs 
 			case eerr != nil:
 				out[r] = fmt.Errorf("agent: journal rejection: %w", eerr)
 			default:
-				c.cache.add(res[k], nil)
+				c.cache.addFile(res[k], nil, noPayloadFile)
 				out[r] = &RejectedError{ExportID: rejs[r].id, Seq: res[k].Seq, Leaf: wire.FormatHash(res[k].Leaf), Err: rejs[r].cause}
 				c.obs.ExportRejected(RejectReason(rejs[r].cause))
 				last = max(last, res[k].Size)

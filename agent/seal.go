@@ -58,8 +58,12 @@ const DefaultSealMaxBytes = 4 << 20
 // allows 100,000.
 const maxSealRecords = 32_768
 
-// maxSealScratch bounds the buffer a seal keeps for the next one.
-const maxSealScratch = 16 << 20
+// maxSealScratch bounds the buffer a seal keeps for the next one: the
+// small bundles of a quiet agent reuse it; a larger one is dropped after
+// its seal. Kept, a full bundle's megabytes stayed in the live heap
+// between seals, and under sustained load (the heap at the memory limit,
+// agentd.MemoryLimit) that left the collector half the room to run in.
+const maxSealScratch = 1 << 20
 
 // errBundleFull stops the record scan of a seal at its bound.
 var errBundleFull = errors.New("bundle full")
@@ -134,7 +138,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	}
 	in := bundle.SealInput{Origin: c.origin, Time: c.opts.Now(), Payloads: map[[32]byte][]byte{}, Encrypted: map[[32]byte][]byte{}}
 	var bytes int64
-	take := func(seq uint64, rec []byte, kept []store.Payload) error {
+	take := func(seq uint64, rec []byte, kept []store.Payload, file payloadFile) error {
 		if seq > prevSize && (bytes+int64(len(rec)) > c.opts.SealMaxBytes || len(in.Records) >= maxSealRecords) {
 			return errBundleFull
 		}
@@ -146,7 +150,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 			in.PreviousLeaf = r.Prev
 		}
 		in.Records = append(in.Records, rec)
-		n, err := c.collectPayload(rec, kept, in.Payloads, in.Encrypted)
+		n, err := c.collectPayload(rec, kept, file, in.Payloads, in.Encrypted)
 		bytes += int64(len(rec)) + n
 		return err
 	}
@@ -157,7 +161,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	err = nil
 	for seq := prevSize; seq < end && err == nil; {
 		if cr, ok := c.cache.get(seq); ok {
-			err = take(seq, cr.rec, cr.payloads)
+			err = take(seq, cr.rec, cr.payloads, cr.file)
 			seq++
 			continue
 		}
@@ -168,7 +172,7 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 		for miss < end && !c.cache.has(miss) {
 			miss++
 		}
-		err = c.j.Records(ctx, seq, miss, func(seq uint64, rec []byte) error { return take(seq, rec, nil) })
+		err = c.j.Records(ctx, seq, miss, func(seq uint64, rec []byte) error { return take(seq, rec, nil, payloadFile{}) })
 		seq = miss
 	}
 	if err != nil && !errors.Is(err, errBundleFull) {
@@ -221,9 +225,8 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
 	}
-	// The tar goes into a buffer kept between seals (under sealMu): a
-	// bundle is megabytes, and fresh pages for each cost more than
-	// writing it.
+	// The tar goes into a buffer kept between seals (under sealMu) while
+	// bundles are small (maxSealScratch).
 	raw, err := b.AppendTo(c.sealBuf[:0])
 	if err != nil {
 		return nil, fmt.Errorf("agent: seal: %w", err)
@@ -311,12 +314,19 @@ func (c *Core) journalSeal(ctx context.Context, res *SealResult, keyID string) e
 // plain, or into enc for a ciphertext), unless purged or already in, and
 // returns the bytes it added. kept are the payloads the record was
 // journaled with, when known (the seal cache); others are read from the
-// journal.
-func (c *Core) collectPayload(rec []byte, kept []store.Payload, plain, enc map[[32]byte][]byte) (int64, error) {
-	d, encrypted, ok, err := custody.RecordPayloadFile(rec)
-	if err != nil || !ok {
-		return 0, err
+// journal. file is the payload file the record names when its builder
+// said (the seal cache); else the record is parsed for it.
+func (c *Core) collectPayload(rec []byte, kept []store.Payload, file payloadFile, plain, enc map[[32]byte][]byte) (int64, error) {
+	if !file.known {
+		var err error
+		if file.digest, file.encrypted, file.has, err = custody.RecordPayloadFile(rec); err != nil {
+			return 0, err
+		}
 	}
+	if !file.has {
+		return 0, nil
+	}
+	d, encrypted := file.digest, file.encrypted
 	into := plain
 	if encrypted {
 		into = enc

@@ -26,7 +26,22 @@ type sealCache struct {
 type cachedRecord struct {
 	rec      []byte
 	payloads []store.Payload
+	file     payloadFile
 }
+
+// payloadFile is the payload file a record names, as the core knew it
+// when it built the record: none, or its digest and whether it is
+// ciphertext. A seal takes it instead of parsing the record again; when
+// not known it parses the record.
+type payloadFile struct {
+	known     bool
+	has       bool
+	encrypted bool
+	digest    [32]byte
+}
+
+// noPayloadFile is the payloadFile of a record that names none.
+var noPayloadFile = payloadFile{known: true}
 
 // newSealCache keeps up to max bytes of records from start on (the
 // journal's size when the core opens).
@@ -36,6 +51,11 @@ func newSealCache(max int64, start uint64) *sealCache {
 
 // add keeps a journaled record and its payloads, if there is room.
 func (s *sealCache) add(a store.Appended, payloads []store.Payload) {
+	s.addFile(a, payloads, payloadFile{})
+}
+
+// addFile is add with the payload file the record names, when known.
+func (s *sealCache) addFile(a store.Appended, payloads []store.Payload, file payloadFile) {
 	if s == nil || a.Record == nil {
 		return
 	}
@@ -52,7 +72,7 @@ func (s *sealCache) add(a store.Appended, payloads []store.Payload) {
 		s.refused = max(s.refused, a.Seq+1)
 		return
 	}
-	s.recs[a.Seq] = cachedRecord{rec: a.Record, payloads: payloads}
+	s.recs[a.Seq] = cachedRecord{rec: a.Record, payloads: payloads, file: file}
 	s.bytes += n
 }
 

@@ -3,12 +3,12 @@ package api
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/agent/config"
@@ -17,6 +17,11 @@ import (
 // DefaultBatchChunk is Options.BatchChunk's default: the line bytes of a
 // batch held at once, and so the most one request journals in one go.
 const DefaultBatchChunk = 4 << 20
+
+// answerLineSize is about the bytes of one accepted line's answer (a
+// generated id, seq and journal size of 7 digits): the answers of a
+// sub-batch are held in one buffer grown once.
+const answerLineSize = 240
 
 // BatchAnswer is one line of the answer to POST /v1/exports:batch.
 type BatchAnswer struct {
@@ -55,9 +60,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 	case <-r.Context().Done():
 		return // the client left while waiting its turn
 	}
-	var answers bytes.Buffer
-	enc := json.NewEncoder(&answers)
-	enc.SetEscapeHTML(false)
+	var answers []byte
 	var coreErr error
 	commit := func(first int, lines []agent.BatchLine) error {
 		res, err := c.IngestBatch(r.Context(), p, s.opts.Via, lines)
@@ -65,8 +68,10 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 			coreErr = err
 			return err
 		}
+		answers = slices.Grow(answers, len(res)*answerLineSize)
 		for i, br := range res {
-			_ = enc.Encode(s.batchAnswer(first+i, br))
+			a := s.batchAnswer(first+i, br)
+			answers = appendBatchAnswer(answers, &a)
 		}
 		return nil
 	}
@@ -81,7 +86,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, c Core) {
 	w.Header().Set("Content-Type", NDJSONType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_, _ = answers.WriteTo(w)
+	_, _ = w.Write(answers)
 }
 
 // batchAnswer is the answer of line (1-based) from its result.

@@ -222,10 +222,18 @@ func clipKey(k string) string {
 	return strings.ToValidUTF8(k, "?")
 }
 
-// readBody reads a body limited by http.MaxBytesReader; over the limit is
-// a 413 *Error.
-func readBody(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(r)
+// readBody reads a body limited by http.MaxBytesReader into one buffer
+// of size+1 bytes when its length is known (size >= 0; Content-Length),
+// growing it only when the body is longer (then refused: net/http stops
+// a body at its Content-Length); over the limit is a 413 *Error.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	var b []byte
+	var err error
+	if size >= 0 && size <= limit {
+		b, err = readSized(r, make([]byte, 0, size+1))
+	} else {
+		b, err = io.ReadAll(r)
+	}
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge,
@@ -235,4 +243,21 @@ func readBody(r io.Reader, limit int64) ([]byte, error) {
 		return nil, malformed("reading the body: %v", err)
 	}
 	return b, nil
+}
+
+// readSized is io.ReadAll into b's spare capacity first.
+func readSized(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow
+		}
+	}
 }

@@ -72,7 +72,7 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, c Core) {
 		status = http.StatusOK
 	}
 	w.Header().Set("Location", "/v1/exports/"+url.PathEscape(rc.ExportID))
-	writeJSON(w, status, rc)
+	writeReceipt(w, status, &rc)
 }
 
 // decodeOne reads one export in either form. On error the returned
@@ -93,7 +93,7 @@ func (s *Server) decodeOne(w http.ResponseWriter, r *http.Request) (agent.Ingest
 			return partial, err
 		}
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxBody), s.opts.MaxBody)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxBody), r.ContentLength, s.opts.MaxBody)
 	if err != nil {
 		return partial, err
 	}

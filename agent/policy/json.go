@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/edgeseal/edgeseal/internal/jsontok"
 )
@@ -46,7 +47,9 @@ func quotePointer(p string) string {
 
 // decodeJSON parses exactly one JSON value (RFC 8259) into the form the
 // schema validator takes: map[string]any, []any, string, json.Number, bool
-// and nil, the same values encoding/json gives with UseNumber. It refuses
+// and nil, the same values encoding/json gives with UseNumber. Strings
+// without escapes share data's bytes (no copy per string): data must not
+// change while the result is in use, and the result is not kept. It refuses
 // invalid UTF-8, repeated object keys (two readers of the same bytes could
 // otherwise disagree on what was exported), nesting deeper than
 // MaxJSONDepth, numbers that are not finite IEEE 754 doubles (RFC 8785
@@ -219,7 +222,13 @@ func (p *jsonParser) str() (string, error) {
 	}
 	p.pos = end
 	if f&jsontok.Escaped == 0 {
-		return string(p.data[start+1 : end-1]), nil
+		if end-start == 2 {
+			return "", nil
+		}
+		// The value shares data's bytes: decodeJSON's result is only read
+		// by the schema validator, while data is held unchanged (Check's
+		// caller holds it until it is journaled), and never kept.
+		return unsafe.String(&p.data[start+1], end-start-2), nil
 	}
 	v, err := jsontok.Unquote(make([]byte, 0, end-start), p.data[start:end], false)
 	if err != nil {

@@ -29,6 +29,12 @@ import (
 
 const token = "bench-token-0123456789abcdef"
 
+// agentLogEnv, when set, names a file the agent's stderr goes to instead
+// of the benchmark's buffer (for profiling: GODEBUG=gctrace=1 in the
+// benchmark's environment reaches the agent; EDGESEAL_CPUPROFILE and
+// EDGESEAL_MEMPROFILE likewise, see cmd/edgeseal/agent.go).
+const agentLogEnv = "EDGESEAL_APIBENCH_AGENT_LOG"
+
 const benchPolicy = `version: 1
 name: bench
 schemas:
@@ -216,6 +222,14 @@ log:
 	}
 	a.cmd = exec.Command(bin, "agent", "--config", filepath.Join(dir, "agent.yaml"))
 	a.cmd.Stderr = a.stderr
+	if path := os.Getenv(agentLogEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // the child has its own descriptor once started
+		a.cmd.Stderr = f
+	}
 	if err := a.cmd.Start(); err != nil {
 		return nil, err
 	}
