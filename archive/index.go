@@ -272,11 +272,11 @@ func (a *Archive) recover(ctx context.Context) error {
 	a.mu.Lock()
 	n := uint64(len(a.accepted)) + a.rekeys + a.opStatements
 	a.mu.Unlock()
-	size := a.log.j.Size()
+	size := a.log.size()
 	if n+a.logKeyEntries() >= size {
 		return nil
 	}
-	return a.log.j.Records(ctx, 0, size, func(seq uint64, rec []byte) error {
+	return a.log.records(ctx, 0, size, func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)
