@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -53,7 +54,8 @@ type archiveLog struct {
 	origin string
 	lg     *slog.Logger
 	keys   *store.Journal
-	open   func(ctx context.Context, st *signerState) (tlog.Log, error)
+	open   func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error)
+	engine string
 
 	lmu sync.RWMutex // l, against a reopening (key rotation)
 	l   tlog.Log
@@ -68,10 +70,10 @@ type archiveLog struct {
 // openLog opens the archive log on opts' engine, signed by st's key.
 func openLog(ctx context.Context, opts Options, st *signerState) (*archiveLog, error) {
 	lg := opts.Logger.With("journal", "log")
-	l := &archiveLog{origin: opts.Name, lg: lg, failed: make(chan struct{})}
+	l := &archiveLog{origin: opts.Name, lg: lg, failed: make(chan struct{}), engine: cmp.Or(opts.LogEngine, LogEngineJournal)}
 	switch opts.LogEngine {
 	case "", LogEngineJournal:
-		l.open = func(ctx context.Context, st *signerState) (tlog.Log, error) {
+		l.open = func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
 			j, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: lg})
 			if err != nil {
 				return nil, err
@@ -89,31 +91,31 @@ func openLog(ctx context.Context, opts Options, st *signerState) (*archiveLog, e
 			return tl, nil
 		}
 	case LogEnginePOSIX:
-		l.open = func(ctx context.Context, st *signerState) (tlog.Log, error) {
+		l.open = func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
 			v, prev, err := logVerifiers(opts.Name, st)
 			if err != nil {
 				return nil, err
 			}
 			return tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: filepath.Join(opts.Dir, "tlog"), Signer: st.note, Verifier: v, Previous: prev,
-				CheckpointInterval: opts.LogCheckpointInterval, Logger: lg})
+				CheckpointInterval: opts.LogCheckpointInterval, RepublishInterval: republishOf(republish), Logger: lg})
 		}
 	case LogEngineMySQL:
 		if opts.LogDSN == "" {
 			return nil, errors.New("archive: log engine mysql: no DSN")
 		}
-		l.open = func(ctx context.Context, st *signerState) (tlog.Log, error) {
+		l.open = func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
 			v, prev, err := logVerifiers(opts.Name, st)
 			if err != nil {
 				return nil, err
 			}
 			return tlog.OpenMySQL(ctx, tlog.MySQLOptions{DSN: opts.LogDSN, Signer: st.note, Verifier: v, Previous: prev,
-				CheckpointInterval: opts.LogCheckpointInterval, Logger: lg})
+				CheckpointInterval: opts.LogCheckpointInterval, RepublishInterval: republishOf(republish), Logger: lg})
 		}
 	default:
 		return nil, fmt.Errorf("archive: log engine %q: want journal, posix or mysql", opts.LogEngine)
 	}
 	var err error
-	if l.l, err = l.open(ctx, st); err != nil {
+	if l.l, err = l.open(ctx, st, false); err != nil {
 		return nil, fmt.Errorf("archive: open log: %w", err)
 	}
 	if l.keys, err = store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "logkeys"), Logger: opts.Logger.With("journal", "logkeys")}); err != nil {
@@ -421,13 +423,63 @@ func (l *archiveLog) reopen(ctx context.Context, st *signerState) error {
 		l.fail(err)
 		return fmt.Errorf("archive: reopen log: %w", err)
 	}
-	nl, err := l.open(ctx, st)
+	nl, err := l.open(ctx, st, l.engine != LogEngineJournal)
+	if err == nil && l.engine != LogEngineJournal {
+		// Tessera publishes only when the tree grows: opened to
+		// republish, it signs the current tree with the new key; then
+		// it is opened as usual.
+		err = awaitSignedBy(ctx, nl, st)
+		if cerr := nl.Close(cctx); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			nl, err = l.open(ctx, st, false)
+		}
+	}
 	if err != nil {
 		l.fail(err)
 		return fmt.Errorf("archive: reopen log: %w", err)
 	}
 	l.l = nl
 	return nil
+}
+
+// republishOf is the RepublishInterval of a Tessera log opened to
+// republish its checkpoint (the least Tessera allows: the checkpoint
+// interval).
+func republishOf(republish bool) time.Duration {
+	if republish {
+		return time.Nanosecond
+	}
+	return 0
+}
+
+// awaitSignedBy waits (bounded) until l's published checkpoint is
+// signed by st's key.
+func awaitSignedBy(ctx context.Context, l tlog.Log, st *signerState) error {
+	v, err := note.NewVerifier(st.vkey)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, logCloseWait)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, err := l.Checkpoint(ctx)
+		if err == nil {
+			if _, err := note.Open(c.Note, note.VerifierList(v)); err == nil {
+				return nil
+			}
+		} else if !errors.Is(err, tlog.ErrNoCheckpoint) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no checkpoint signed by the new key: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // close closes the log (waiting, bounded, for the checkpoint of every
@@ -450,7 +502,7 @@ func (l *archiveLog) close() error {
 	return errors.Join(errs...)
 }
 
-// source is the log as a tlog.Source (the tlog-tiles handler), following
+// logSource is the log as a tlog.Source (the tlog-tiles handler), following
 // a reopening.
 type logSource struct{ l *archiveLog }
 
@@ -469,7 +521,13 @@ func (s logSource) Checkpoint(ctx context.Context) (tlog.Checkpoint, error) {
 	if err != nil {
 		return tlog.Checkpoint{}, err
 	}
-	return src.Checkpoint(ctx)
+	c, err := src.Checkpoint(ctx)
+	if err == nil && c.Size == 0 {
+		// Tessera publishes the empty tree's; the archive serves no
+		// checkpoint of an empty log, on any engine (as Checkpoint).
+		return tlog.Checkpoint{}, tlog.ErrNoCheckpoint
+	}
+	return c, err
 }
 
 func (s logSource) ReadTile(ctx context.Context, level, index uint64, w uint8) ([]byte, error) {

@@ -97,6 +97,11 @@ func testLogEngine(t *testing.T, e *env) {
 	if _, err := e.a.RotateKey(ctx, next, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	if cp, err := e.a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	} else if _, err := verifyNote(e.a, string(cp)); err != nil {
+		t.Fatalf("checkpoint right after the rotation, under the new key: %v", err)
+	}
 	r3 := e.accept(c, c.Bundles[3])
 	if env, _, err := archivesig.ParseReceipt(r3); err != nil || env.Signatures[0].KeyID != nextID {
 		t.Fatalf("receipt after rotation: %v", err)

@@ -73,6 +73,7 @@ type tesseraOptions struct {
 	verifier           note.Verifier
 	previous           []note.Verifier
 	checkpointInterval time.Duration
+	republishInterval  time.Duration
 	batchMaxAge        time.Duration
 	batchMaxSize       uint
 	logger             *slog.Logger
@@ -112,6 +113,9 @@ func openTessera(ctx context.Context, o tesseraOptions, drv tessera.Driver, be f
 		WithCheckpointSigner(o.signer).
 		WithCheckpointInterval(o.checkpointInterval).
 		WithBatching(o.batchMaxSize, o.batchMaxAge)
+	if o.republishInterval > 0 {
+		ao = ao.WithCheckpointRepublishInterval(max(o.republishInterval, o.checkpointInterval))
+	}
 	app, shutdown, reader, err := tessera.NewAppender(bg, drv, ao)
 	if err != nil {
 		cancel()
