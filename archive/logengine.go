@@ -174,9 +174,6 @@ func logVerifiers(name string, st *signerState) (note.Verifier, []note.Verifier,
 	return v, prev, nil
 }
 
-// cur is the open tlog.Log; the caller holds lmu (read).
-func (l *archiveLog) cur() tlog.Log { return l.l }
-
 // fail fails the log for good.
 func (l *archiveLog) fail(err error) {
 	l.once.Do(func() {
@@ -500,54 +497,6 @@ func (l *archiveLog) close() error {
 		errs = append(errs, l.keys.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// logSource is the log as a tlog.Source (the tlog-tiles handler), following
-// a reopening.
-type logSource struct{ l *archiveLog }
-
-func (s logSource) src() (tlog.Source, error) {
-	src, ok := s.l.l.(tlog.Source)
-	if !ok {
-		return nil, errors.New("archive: the log engine serves no tiles")
-	}
-	return src, nil
-}
-
-func (s logSource) Checkpoint(ctx context.Context) (tlog.Checkpoint, error) {
-	s.l.lmu.RLock()
-	defer s.l.lmu.RUnlock()
-	src, err := s.src()
-	if err != nil {
-		return tlog.Checkpoint{}, err
-	}
-	c, err := src.Checkpoint(ctx)
-	if err == nil && c.Size == 0 {
-		// Tessera publishes the empty tree's; the archive serves no
-		// checkpoint of an empty log, on any engine (as Checkpoint).
-		return tlog.Checkpoint{}, tlog.ErrNoCheckpoint
-	}
-	return c, err
-}
-
-func (s logSource) ReadTile(ctx context.Context, level, index uint64, w uint8) ([]byte, error) {
-	s.l.lmu.RLock()
-	defer s.l.lmu.RUnlock()
-	src, err := s.src()
-	if err != nil {
-		return nil, err
-	}
-	return src.ReadTile(ctx, level, index, w)
-}
-
-func (s logSource) ReadEntryBundle(ctx context.Context, index uint64, w uint8) ([]byte, error) {
-	s.l.lmu.RLock()
-	defer s.l.lmu.RUnlock()
-	src, err := s.src()
-	if err != nil {
-		return nil, err
-	}
-	return src.ReadEntryBundle(ctx, index, w)
 }
 
 // logKeyOf is the deduplication key of a log record: a bundle's digest,
