@@ -482,7 +482,11 @@ func awaitSignedBy(ctx context.Context, l tlog.Log, st *signerState) error {
 // close closes the log (waiting, bounded, for the checkpoint of every
 // acknowledged entry) and its keys.
 func (l *archiveLog) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), logCloseWait)
+	wait := logCloseWait
+	if l.Err() != nil {
+		wait = time.Second // failed: nothing more will be published
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	l.amu.Lock()
 	defer l.amu.Unlock()

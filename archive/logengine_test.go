@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"io"
@@ -175,4 +176,56 @@ func get(t *testing.T, url string) []byte {
 		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, errors.Join(err, errors.New(string(b))))
 	}
 	return b
+}
+
+// TestLogEngineMySQLFailed: the database server killed, the next append
+// fails, the alarm storage.failed is raised and the archive answers
+// nothing; restarted on the server restarted, the archive holds what it
+// acknowledged and takes the bundle again.
+func TestLogEngineMySQLFailed(t *testing.T) {
+	srv := mariadbtest.Start(t)
+	e := &env{t: t, dir: t.TempDir(), key: testKey, engine: archive.LogEngineMySQL, dsn: srv.Database(t)}
+	e.open()
+	t.Cleanup(func() {
+		if e.a != nil {
+			e.a.Close()
+		}
+	})
+	c := newChain(t, 2, bundletest.Options{})
+	e.approve(c)
+	r0 := e.accept(c, c.Bundles[0])
+
+	srv.Kill()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := e.a.Receive(ctx, c.Opts.Site, c.Opts.Device, raw(t, c.Bundles[1])); err == nil {
+		t.Fatal("a bundle accepted with the log's database gone")
+	}
+	select {
+	case <-e.a.Failed():
+	case <-ctx.Done():
+		t.Fatal("Failed not closed after a failed append")
+	}
+	e.mu.Lock()
+	raised := false
+	for _, al := range e.alerts {
+		raised = raised || al.Kind == archive.KindStorageFailed
+	}
+	e.mu.Unlock()
+	if !raised || e.a.Err() == nil {
+		t.Fatalf("storage.failed raised %v, Err %v", raised, e.a.Err())
+	}
+	_ = e.a.Close() // the server is gone: its error is expected
+	e.a = nil
+
+	srv.Restart()
+	e.open()
+	got, err := e.a.Receive(t.Context(), c.Opts.Site, c.Opts.Device, raw(t, c.Bundles[0]))
+	if err != nil || string(got) != string(r0) {
+		t.Fatalf("repeat after the restart: %v", err)
+	}
+	e.accept(c, c.Bundles[1])
+	if res, err := e.a.Check(t.Context()); err != nil || !res.OK() {
+		t.Fatalf("check: %+v %v", res, err)
+	}
 }
