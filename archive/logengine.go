@@ -208,10 +208,29 @@ type logged struct {
 // returned and the caller decides. It returns once the new entries are
 // durable and their keys recorded.
 func (l *archiveLog) append(ctx context.Context, recs ...[]byte) ([]logged, error) {
+	out, recorded, err := l.appendAsync(ctx, recs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := recorded(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// appendAsync is append returning once the new entries are durable;
+// their keys are being recorded meanwhile, and recorded waits for that
+// (its error fails the log). No other append starts before.
+func (l *archiveLog) appendAsync(ctx context.Context, recs ...[]byte) (_ []logged, recorded func() error, _ error) {
 	l.amu.Lock()
-	defer l.amu.Unlock()
+	async := false
+	defer func() {
+		if !async {
+			l.amu.Unlock()
+		}
+	}()
 	if err := l.Err(); err != nil {
-		return nil, fmt.Errorf("archive: log failed: %w", err)
+		return nil, nil, fmt.Errorf("archive: log failed: %w", err)
 	}
 	l.lmu.RLock()
 	defer l.lmu.RUnlock()
@@ -222,58 +241,73 @@ func (l *archiveLog) append(ctx context.Context, recs ...[]byte) ([]logged, erro
 	for i, rec := range recs {
 		k := logKeyOf(rec)
 		if k != nil {
-			if j, ok := inBatch[string(k)]; ok {
-				out[i].seq, out[i].old = uint64(j), recs[j] // resolved below
-				continue
+			if _, ok := inBatch[string(k)]; ok {
+				continue // resolved below
 			}
 			seq, err := l.keys.Lookup(k)
 			switch {
 			case err == nil:
 				old, err := l.l.Entry(ctx, seq)
 				if err != nil {
-					return nil, fmt.Errorf("archive: log record %d: %w", seq, err)
+					return nil, nil, fmt.Errorf("archive: log record %d: %w", seq, err)
 				}
 				out[i] = logged{seq: seq, old: old}
 				continue
 			case !errors.Is(err, store.ErrNotFound):
-				return nil, fmt.Errorf("archive: log keys: %w", err)
+				return nil, nil, fmt.Errorf("archive: log keys: %w", err)
 			}
 			inBatch[string(k)] = i
 		}
 		fresh = append(fresh, rec)
 		at = append(at, i)
 	}
-	if len(fresh) > 0 {
-		idx, err := l.l.AppendBatch(ctx, fresh)
-		if err != nil {
-			if _, ok := errors.AsType[*tlog.EntryTooLargeError](err); !ok {
-				l.fail(err) // some may be in the log, their keys not recorded
-			}
-			return nil, fmt.Errorf("archive: log: %w", err)
-		}
-		mine := make(map[uint64][]byte, len(idx))
-		top := uint64(0)
-		for k, i := range at {
-			out[i] = logged{seq: idx[k]}
-			mine[idx[k]] = fresh[k]
-			top = max(top, idx[k]+1)
-		}
-		if err := l.recordKeys(ctx, top, mine); err != nil {
-			l.fail(err)
-			return nil, err
-		}
-		if top > l.known.Load() {
-			l.known.Store(top)
-		}
-	}
 	for i, rec := range recs { // repeats within recs: the first one's
 		if k := logKeyOf(rec); k != nil {
 			if j, ok := inBatch[string(k)]; ok && j != i {
-				out[i] = logged{seq: out[j].seq, old: recs[j]}
+				out[i] = logged{old: recs[j]}
 			}
 		}
 	}
-	return out, nil
+	if len(fresh) == 0 {
+		return out, func() error { return nil }, nil
+	}
+	idx, err := l.l.AppendBatch(ctx, fresh)
+	if err != nil {
+		if _, ok := errors.AsType[*tlog.EntryTooLargeError](err); !ok {
+			l.fail(err) // some may be in the log, their keys not recorded
+		}
+		return nil, nil, fmt.Errorf("archive: log: %w", err)
+	}
+	mine := make(map[uint64][]byte, len(idx))
+	top := uint64(0)
+	for k, i := range at {
+		out[i] = logged{seq: idx[k]}
+		mine[idx[k]] = fresh[k]
+		top = max(top, idx[k]+1)
+	}
+	for i, rec := range recs {
+		if k := logKeyOf(rec); k != nil {
+			if j, ok := inBatch[string(k)]; ok && j != i {
+				out[i].seq = out[j].seq
+			}
+		}
+	}
+	if top > l.known.Load() {
+		l.known.Store(top)
+	}
+	done := make(chan error, 1)
+	async = true
+	go func() {
+		defer l.amu.Unlock()
+		l.lmu.RLock()
+		defer l.lmu.RUnlock()
+		err := l.recordKeys(context.WithoutCancel(ctx), top, mine)
+		if err != nil {
+			l.fail(err)
+		}
+		done <- err
+	}()
+	return out, sync.OnceValue(func() error { return <-done }), nil
 }
 
 // recordKeys records the keys of log entries [keys' size, upTo), read

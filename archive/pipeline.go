@@ -224,6 +224,9 @@ type group struct {
 	ps     []*pending
 	errs   []error
 	failed map[*devState]int
+	// recorded waits for the log key records of the group's entries
+	// (written while the receipts are signed and indexed).
+	recorded func() error
 }
 
 func (g *group) fail(i int, err error) {
@@ -319,6 +322,14 @@ func (a *Archive) durable(ctx context.Context, g *group) {
 		g.failAll(err)
 		return
 	}
+	if g.recorded != nil {
+		// Before any answer: the group's log key records.
+		defer func() {
+			if err := g.recorded(); err != nil {
+				g.failAll(err)
+			}
+		}()
+	}
 	a.holdLogged(ctx, g, held)
 	if !g.any() {
 		return
@@ -352,10 +363,11 @@ func (a *Archive) appendLog(ctx context.Context, g *group) error {
 	if len(es) == 0 {
 		return nil
 	}
-	res, err := a.log.append(ctx, es...)
+	res, recorded, err := a.log.appendAsync(ctx, es...)
 	if err != nil {
 		return err
 	}
+	g.recorded = recorded
 	for k, i := range at {
 		p := g.ps[i]
 		p.seq = res[k].seq
