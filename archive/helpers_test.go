@@ -69,7 +69,7 @@ func (e *env) open() {
 		Quarantine:     e.quarLimits(),
 		OperatorKeys:   e.operatorKeys(),
 		ContentKeyWrap: e.wrap,
-		LogEngine:      cmp.Or(e.engine, os.Getenv("EDGESEAL_TEST_LOG_ENGINE")), LogDSN: e.dsn,
+		LogEngine:      e.engineName(), LogDSN: e.dsn,
 		Alert: func(_ context.Context, al archive.Alert) {
 			e.mu.Lock()
 			e.alerts = append(e.alerts, al)
@@ -98,6 +98,9 @@ func (e *env) quarLimits() archive.QuarantineLimits {
 	}
 	return l
 }
+
+// engineName is the archive log's engine under test.
+func (e *env) engineName() string { return cmp.Or(e.engine, os.Getenv("EDGESEAL_TEST_LOG_ENGINE")) }
 
 func (e *env) reopen() {
 	e.t.Helper()
