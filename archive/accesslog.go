@@ -121,7 +121,7 @@ func cut(s string, n int) string {
 }
 
 type accessLog struct {
-	l    archiveLog
+	l    signedJournal
 	wake chan struct{}
 	done chan struct{}
 
@@ -136,7 +136,7 @@ func (a *Archive) openAccessLog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("archive: open access log: %w", err)
 	}
-	al := &accessLog{l: archiveLog{j: j, signer: curNote{a}, origin: a.opts.Name + "/access"}, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
+	al := &accessLog{l: signedJournal{j: j, signer: curNote{a}, origin: a.opts.Name + "/access"}, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
 	m, err := a.xi.x.Get(ctx, []byte{kAccessMark})
 	switch {
 	case errors.Is(err, store.ErrNotFound):

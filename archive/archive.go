@@ -25,7 +25,8 @@ const DefaultRetention = 10 * 365 * 24 * time.Hour
 
 // Options configure Open.
 type Options struct {
-	// Dir is the archive's data directory: log/ and index/ (Badger
+	// Dir is the archive's data directory: log/ (the archive log on the
+	// journal engine; tlog/ on the POSIX one), logkeys/ and index/ (Badger
 	// journals), objects/ (the default object store), quarantine/, and
 	// devices.json. Required.
 	Dir string
@@ -39,6 +40,15 @@ type Options struct {
 	// Name is the log's checkpoint origin and the note key name. Default
 	// DefaultName.
 	Name string
+	// LogEngine keeps the archive log: LogEngineJournal (the default),
+	// LogEnginePOSIX or LogEngineMySQL (logengine.go).
+	LogEngine string
+	// LogDSN names the database of LogEngineMySQL
+	// (github.com/go-sql-driver/mysql form).
+	LogDSN string
+	// LogCheckpointInterval is the least time between two checkpoints a
+	// Tessera engine publishes (its default when zero).
+	LogCheckpointInterval time.Duration
 	// Objects is the write-once store of bundles. Default: an FSStore
 	// under Dir/objects.
 	Objects ObjectStore
@@ -112,7 +122,7 @@ type Archive struct {
 	keyMu       sync.RWMutex // a key rotation against the receipts of a group
 	objects     ObjectStore
 	devices     *Devices
-	log         archiveLog
+	log         *archiveLog
 	index       *store.Journal
 	quar        string
 	now         func() time.Time
@@ -270,11 +280,9 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		return nil, err
 	}
 	a.cur.Store(st)
-	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: opts.Logger.With("journal", "log")})
-	if err != nil {
-		return nil, fmt.Errorf("archive: open log: %w", err)
+	if a.log, err = openLog(ctx, opts, st); err != nil {
+		return nil, err
 	}
-	a.log = archiveLog{j: lj, signer: curNote{a}, origin: opts.Name}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -337,7 +345,7 @@ func (a *Archive) Close() error {
 		a.stop()
 		a.closeHub()
 		a.searchErr = errors.Join(a.closeAccessLog(), a.closeExportIndex())
-		if a.started && a.index != nil && a.log.j != nil {
+		if a.started && a.index != nil && a.log != nil && a.log.l != nil {
 			a.markErr = a.writeIndexMark()
 		}
 		if a.ownChainStore {
@@ -348,8 +356,8 @@ func (a *Archive) Close() error {
 	if a.index != nil {
 		errs = append(errs, a.index.Close())
 	}
-	if a.log.j != nil {
-		errs = append(errs, a.log.j.Close())
+	if a.log != nil {
+		errs = append(errs, a.log.close())
 	}
 	return errors.Join(errs...)
 }
@@ -360,7 +368,8 @@ func (a *Archive) Close() error {
 func (a *Archive) watchJournals() {
 	which := "log"
 	select {
-	case <-a.log.j.Failed():
+	case <-a.log.Failed():
+	case <-a.log.keys.Failed():
 	case <-a.index.Failed():
 		which = "index"
 	case <-a.quit:
@@ -381,8 +390,8 @@ func (a *Archive) Failed() <-chan struct{} { return a.failed }
 // Err is why the log or index journal failed, or nil.
 func (a *Archive) Err() error {
 	var errs []error
-	if a.log.j != nil {
-		errs = append(errs, a.log.j.Err())
+	if a.log != nil {
+		errs = append(errs, a.log.Err())
 	}
 	if a.index != nil {
 		errs = append(errs, a.index.Err())

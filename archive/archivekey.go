@@ -17,7 +17,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // The archive's key and its rotations (docs/archive-keys.md). The key
@@ -162,7 +161,7 @@ func (a *Archive) RotateKey(ctx context.Context, next crypto.Signer, overlap tim
 	}
 	now := a.now()
 	an := &archivesig.ArchiveKeyAnnouncement{
-		Origin: a.opts.Name, Seq: uint64(len(cur.chain)) + 1, LogSize: a.log.j.Size(),
+		Origin: a.opts.Name, Seq: uint64(len(cur.chain)) + 1, LogSize: a.log.size(),
 		Time: wire.FormatTime(now), OverlapUntil: wire.FormatTime(now.Add(overlap)),
 	}
 	raw, err := archivesig.SignArchiveKey(an, cur.keyID, cur.key, next)
@@ -190,7 +189,12 @@ func (a *Archive) RotateKey(ctx context.Context, next crypto.Signer, overlap tim
 	}
 	st.retired[cur.keyID] = oldPub
 	a.cur.Store(st)
-	if _, err := a.log.checkpoint(ctx, a.log.j.Size()); err != nil {
+	// The log signs its checkpoints with next from now on; those the
+	// old key signed still open.
+	if err := a.log.reopen(ctx, st); err != nil {
+		return nil, err
+	}
+	if _, err := a.log.checkpoint(ctx, a.log.size()); err != nil {
 		return nil, err
 	}
 	a.lg.Warn("archive key rotated", "old", cur.keyID, "new", nextID, "overlapUntil", an.OverlapUntil, "logSize", an.LogSize)
@@ -204,21 +208,16 @@ func (a *Archive) logKeyEntry(ctx context.Context, keyID string, raw []byte) ([]
 	if err != nil {
 		return nil, err
 	}
-	_, err = a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }, Key: []byte("archive-key/" + keyID)})
-	dup, ok := errors.AsType[*store.DuplicateError](err)
-	if !ok {
-		if err != nil {
-			return nil, fmt.Errorf("archive: rotate key: log: %w", err)
-		}
-		return raw, nil
-	}
-	old, err := a.log.j.Record(dup.Seq)
+	lgd, err := a.log.append(ctx, rec)
 	if err != nil {
 		return nil, fmt.Errorf("archive: rotate key: log: %w", err)
 	}
+	if lgd[0].old == nil {
+		return raw, nil
+	}
 	var e LogKeyEntry
-	if err := json.Unmarshal(old, &e); err != nil || e.Type != LogKeyEntryType {
-		return nil, fmt.Errorf("archive: rotate key: log record %d is not a key entry", dup.Seq)
+	if err := json.Unmarshal(lgd[0].old, &e); err != nil || e.Type != LogKeyEntryType {
+		return nil, fmt.Errorf("archive: rotate key: log record %d is not a key entry", lgd[0].seq)
 	}
 	return e.Announcement, nil
 }
@@ -238,7 +237,7 @@ func writeKeyChain(dir, origin string, chain [][]byte) error {
 // LogRecord returns the archive log's entry at index: a bundle's
 // archivesig.ReceiptEntry or a LogKeyEntry (its JSON has a "type").
 func (a *Archive) LogRecord(index uint64) ([]byte, error) {
-	rec, err := a.log.j.Record(index)
+	rec, err := a.log.record(context.Background(), index)
 	if err != nil {
 		return nil, fmt.Errorf("archive: log record %d: %w", index, err)
 	}

@@ -143,16 +143,25 @@ func TestRotateKeyResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(chainFile)
-	e.open() // the old key, no chain file: as if it crashed before writing it
-	again, err := e.a.RotateKey(t.Context(), next, 48*time.Hour)
-	if err != nil || string(again) != string(ann) {
-		t.Fatalf("resumed rotation: %v (same announcement: %v)", err, string(again) == string(ann))
+	if eng := e.engineName(); eng != "" && eng != archive.LogEngineJournal {
+		// A Tessera log published a checkpoint signed by the new key
+		// once the chain file was written: without the file that key is
+		// unknown, and the log does not open (restore the file).
+		if _, err := archive.Open(t.Context(), archive.Options{Dir: e.dir, Key: testKey, LogEngine: eng}); err == nil || !strings.Contains(err.Error(), "checkpoint") {
+			t.Fatalf("a Tessera log signed by a key no chain file names: %v", err)
+		}
+	} else {
+		e.open() // the old key, no chain file: as if it crashed before writing it
+		again, err := e.a.RotateKey(t.Context(), next, 48*time.Hour)
+		if err != nil || string(again) != string(ann) {
+			t.Fatalf("resumed rotation: %v (same announcement: %v)", err, string(again) == string(ann))
+		}
+		if e.a.LogSize() != 1 {
+			t.Fatalf("log size %d after a resumed rotation, want 1", e.a.LogSize())
+		}
+		e.a.Close()
+		e.a = nil
 	}
-	if e.a.LogSize() != 1 {
-		t.Fatalf("log size %d after a resumed rotation, want 1", e.a.LogSize())
-	}
-	e.a.Close()
-	e.a = nil
 
 	tampered := strings.Replace(string(kept), `"origin":"edgeseal-archive"`, `"origin":"edgeseal-other"`, 1)
 	os.WriteFile(chainFile, []byte(tampered), 0o644)

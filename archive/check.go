@@ -45,7 +45,7 @@ func (a *Archive) Check(ctx context.Context) (CheckResult, error) {
 		return res, err
 	}
 	logged := map[[32]byte]bool{}
-	err = a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
+	err = a.log.all(ctx, func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
 			return fmt.Errorf("archive: check: log record %d: %w", seq, err)

@@ -176,13 +176,17 @@ func (a *Archive) NewContentKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }, Key: []byte("content-key/" + priv.ID)}); err != nil {
+	lgd, err := a.log.append(ctx, rec)
+	if err != nil {
 		return nil, fmt.Errorf("archive: content key: log: %w", err)
+	}
+	if lgd[0].old != nil {
+		return nil, fmt.Errorf("archive: content key: log: %w", &store.DuplicateError{Key: []byte("content-key/" + priv.ID), Seq: lgd[0].seq})
 	}
 	if err := fsutil.WriteFileAtomic(base+".json", raw, 0o644); err != nil {
 		return nil, fmt.Errorf("archive: content key: %w", err)
 	}
-	if _, err := a.log.checkpoint(ctx, a.log.j.Size()); err != nil {
+	if _, err := a.log.checkpoint(ctx, lgd[0].seq+1); err != nil {
 		return nil, err
 	}
 	ck.keys[priv.ID], ck.bySeq[seq], ck.latest, ck.newest, ck.seq = priv, priv, raw, priv.ID, seq

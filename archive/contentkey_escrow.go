@@ -11,7 +11,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/payloadcipher"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
-	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/tpm/recovery"
 )
 
@@ -48,10 +47,11 @@ func (a *Archive) logContentKeyOp(ctx context.Context, typ string, seq uint64, k
 	if err != nil {
 		return err
 	}
-	if _, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }}); err != nil {
+	lgd, err := a.log.append(ctx, rec)
+	if err != nil {
 		return fmt.Errorf("archive: %s: log: %w", typ, err)
 	}
-	if _, err := a.log.checkpoint(ctx, a.log.j.Size()); err != nil {
+	if _, err := a.log.checkpoint(ctx, lgd[0].seq+1); err != nil {
 		return err
 	}
 	a.lg.Warn("archive content key operation logged", "op", typ, "seq", seq, "keyId", keyID, "recoveryKeyId", recoveryKeyID)

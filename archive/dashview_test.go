@@ -20,7 +20,7 @@ func TestDashboardReads(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
 	tick := func() { mu.Lock(); now = now.Add(time.Minute); mu.Unlock() }
-	a, err := archive.Open(t.Context(), archive.Options{Dir: e.dir, Key: e.key,
+	a, err := archive.Open(t.Context(), archive.Options{Dir: e.dir, Key: e.key, LogEngine: e.engineName(),
 		Now:        func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
 		Quarantine: archive.QuarantineLimits{AlertInterval: -1}})
 	if err != nil {

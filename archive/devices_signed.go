@@ -55,7 +55,7 @@ func (a *Archive) openGate(ctx context.Context) error {
 		return nil
 	}
 	g := newDeviceGate()
-	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
+	err := a.log.all(ctx, func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)

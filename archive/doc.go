@@ -119,10 +119,16 @@
 //
 // # Storage (Options.Dir)
 //
-//	log/          store.Journal: the archive log, one ReceiptEntry per bundle
+//	log/          the archive log (a tlog.Log, logengine.go) on the journal
+//	              engine: a store.Journal, one ReceiptEntry per bundle,
 //	              one EpochStatement per rekey, one OperatorStatement per
-//	              legal hold or purge, signed checkpoints
-//	              (notes) stored beside it by size
+//	              legal hold or purge, key entries, signed checkpoints
+//	              (notes) stored beside it by size. On the posix engine
+//	              tlog/ (Tessera, C2SP tlog-tiles) holds the same entries;
+//	              on the mysql engine a database does
+//	logkeys/      store.Journal: record i is the deduplication key of log
+//	              entry i (logKeyOf), written after the entry and brought
+//	              up to the log's size at Open
 //	index/        store.Journal: one accept event per bundle (digest, device,
 //	              epoch, log index, the device's new State) with the receipt
 //	              as a payload of the same commit, one rekey event per
@@ -139,9 +145,10 @@
 //	devices.json  the device registry (see Devices), rewritten atomically
 //	archive-keys.json  the archive key announcements (RotateKey), oldest first
 //
-// The log entry is written before the index event; a crash between the
-// two is completed at Open from the stored bundle, so no accepted bundle
-// is ever without its receipt and no device state is lost.
+// The log entry is written before its key record and the index event; a
+// crash between them is completed at Open (the key records from the log,
+// the index event from the stored bundle), so no accepted bundle is ever
+// without its receipt or logged twice, and no device state is lost.
 //
 // # Object store
 //

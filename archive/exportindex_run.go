@@ -168,7 +168,7 @@ func (a *Archive) runIndexer(ctx context.Context) {
 // indexPass indexes the log from the watermark to its size, stopping at
 // a bundle that is not (yet) accepted.
 func (a *Archive) indexPass(ctx context.Context) error {
-	size := a.log.j.Size()
+	size := a.log.size()
 	for {
 		a.xi.mu.Lock()
 		mark := a.xi.mark
@@ -189,7 +189,7 @@ func (a *Archive) indexPass(ctx context.Context) error {
 // indexLogEntry indexes (the next chunk of) log entry li from record
 // offset off; done is false when the entry's bundle is not accepted yet.
 func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool, err error) {
-	rec, err := a.log.j.Record(li)
+	rec, err := a.log.record(ctx, li)
 	if err != nil {
 		return false, fmt.Errorf("archive: export index: log %d: %w", li, err)
 	}

@@ -1,10 +1,12 @@
 package archive_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	gosync "sync"
@@ -40,6 +42,9 @@ type env struct {
 	objects archive.ObjectStore
 	// wrap, when set, wraps the content private keys at rest.
 	wrap archive.ContentKeyWrapper
+	// engine and dsn choose the archive log's engine (default: the
+	// archive's default, or EDGESEAL_TEST_LOG_ENGINE when set).
+	engine, dsn string
 }
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -64,6 +69,7 @@ func (e *env) open() {
 		Quarantine:     e.quarLimits(),
 		OperatorKeys:   e.operatorKeys(),
 		ContentKeyWrap: e.wrap,
+		LogEngine:      e.engineName(), LogDSN: e.dsn,
 		Alert: func(_ context.Context, al archive.Alert) {
 			e.mu.Lock()
 			e.alerts = append(e.alerts, al)
@@ -92,6 +98,9 @@ func (e *env) quarLimits() archive.QuarantineLimits {
 	}
 	return l
 }
+
+// engineName is the archive log's engine under test.
+func (e *env) engineName() string { return cmp.Or(e.engine, os.Getenv("EDGESEAL_TEST_LOG_ENGINE")) }
 
 func (e *env) reopen() {
 	e.t.Helper()

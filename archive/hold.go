@@ -78,26 +78,30 @@ func (a *Archive) appendStatement(ctx context.Context, rec []byte) (*Logged, err
 		return nil, err
 	}
 	sum := sha256.Sum256(rec)
-	res, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }, Key: append([]byte("op:"), sum[:]...)})
+	lgd, err := a.log.append(ctx, rec)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %s: log: %w", s.Type, err)
 	}
-	ev, err := json.Marshal(operatorEvent{V: 1, Type: eventOperator, Time: wire.FormatTime(a.now()), Statement: s.Type, Key: s.Key, LogIndex: res.Seq})
+	res := lgd[0]
+	if res.old != nil {
+		return nil, fmt.Errorf("archive: %s: log: %w", s.Type, &store.DuplicateError{Key: append([]byte("op:"), sum[:]...), Seq: res.seq})
+	}
+	ev, err := json.Marshal(operatorEvent{V: 1, Type: eventOperator, Time: wire.FormatTime(a.now()), Statement: s.Type, Key: s.Key, LogIndex: res.seq})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.index.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return ev, nil }, Key: fmt.Appendf(nil, "op:%d", res.Seq)}); err != nil {
+	if _, err := a.index.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return ev, nil }, Key: fmt.Appendf(nil, "op:%d", res.seq)}); err != nil {
 		return nil, fmt.Errorf("archive: %s: index: %w", s.Type, err)
 	}
 	a.mu.Lock()
 	a.opStatements++
 	a.mu.Unlock()
-	signed, err := a.log.checkpoint(ctx, a.log.j.Size())
+	signed, err := a.log.checkpoint(ctx, res.seq+1)
 	if err != nil {
 		return nil, err
 	}
-	a.lg.Warn("operator statement", "type", s.Type, "by", s.By, "key", s.Key, "logIndex", res.Seq)
-	return &Logged{Statement: s, LogIndex: res.Seq, Checkpoint: signed}, nil
+	a.lg.Warn("operator statement", "type", s.Type, "by", s.By, "key", s.Key, "logIndex", res.seq)
+	return &Logged{Statement: s, LogIndex: res.seq, Checkpoint: signed}, nil
 }
 
 // operatorEvent is the index event written after a signed operator
@@ -136,7 +140,7 @@ type logState struct {
 // the archive checked its key when it logged it.
 func (a *Archive) readLogState(ctx context.Context) (*logState, error) {
 	ls := &logState{bundles: map[[32]byte]string{}, holds: map[[32]byte][]string{}, purged: map[[32]byte]PurgedObject{}, devHolds: deviceHolds{}}
-	err := a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
+	err := a.log.all(ctx, func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)

@@ -312,11 +312,11 @@ func (a *Archive) recover(ctx context.Context) error {
 	n := a.index.Size() - a.adminsEvents // the events of log entries
 	from := a.markLog
 	a.mu.Unlock()
-	size := a.log.j.Size()
+	size := a.log.size()
 	if n+a.logKeyEntries() >= size {
 		return nil
 	}
-	return a.log.j.Records(ctx, min(from, size), size, func(seq uint64, rec []byte) error {
+	return a.log.records(ctx, min(from, size), size, func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
 			return fmt.Errorf("archive: log record %d: %w", seq, err)

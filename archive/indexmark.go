@@ -79,8 +79,8 @@ func (a *Archive) writeIndexMark() error {
 	if legacy > 0 {
 		return nil // read whole until an Open with operator keys records them
 	}
-	if n := m.Index - m.AdminsEvents + a.logKeyEntries(); n >= a.log.j.Size() {
-		m.Log = a.log.j.Size()
+	if n := m.Index - m.AdminsEvents + a.logKeyEntries(); n >= a.log.size() {
+		m.Log = a.log.size()
 	}
 	if m.Admins == nil {
 		m.Admins = map[string]string{}

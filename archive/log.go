@@ -55,17 +55,16 @@ func (s *noteSigner) Sign(msg []byte) ([]byte, error) {
 	return s.key.Sign(rand.Reader, msg, crypto.Hash(0))
 }
 
-// archiveLog is the archive's own Merkle log: one record per accepted
-// bundle, the canonical archivesig.ReceiptEntry, keyed by the bundle digest;
-// its checkpoints are C2SP signed notes stored beside it.
-type archiveLog struct {
+// signedJournal is a store.Journal whose checkpoints the archive signs
+// (the access log): C2SP signed notes stored beside it.
+type signedJournal struct {
 	j      *store.Journal
 	signer note.Signer
 	origin string
 }
 
 // checkpoint returns the signed note of the log at size, storing it.
-func (l *archiveLog) checkpoint(ctx context.Context, size uint64) ([]byte, error) {
+func (l *signedJournal) checkpoint(ctx context.Context, size uint64) ([]byte, error) {
 	signed, err := l.sign(size)
 	if err != nil {
 		return nil, err
@@ -77,7 +76,7 @@ func (l *archiveLog) checkpoint(ctx context.Context, size uint64) ([]byte, error
 }
 
 // sign returns the signed note of the log at size.
-func (l *archiveLog) sign(size uint64) ([]byte, error) {
+func (l *signedJournal) sign(size uint64) ([]byte, error) {
 	root, err := l.j.Root(size)
 	if err != nil {
 		return nil, fmt.Errorf("archive: log root: %w", err)
@@ -91,7 +90,7 @@ func (l *archiveLog) sign(size uint64) ([]byte, error) {
 }
 
 // store keeps the signed note of size beside the log (durably).
-func (l *archiveLog) store(ctx context.Context, size uint64, signed []byte) error {
+func (l *signedJournal) store(ctx context.Context, size uint64, signed []byte) error {
 	if err := l.j.PutCheckpoint(ctx, size, signed); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
@@ -103,7 +102,7 @@ func (l *archiveLog) store(ctx context.Context, size uint64, signed []byte) erro
 func (a *Archive) Checkpoint(ctx context.Context) ([]byte, error) {
 	a.keyMu.RLock() // not across a key rotation
 	defer a.keyMu.RUnlock()
-	size := a.log.j.Size()
+	size := a.log.size()
 	if size == 0 {
 		return nil, fmt.Errorf("archive: checkpoint of an empty log: %w", ErrNotFound)
 	}
@@ -111,9 +110,9 @@ func (a *Archive) Checkpoint(ctx context.Context) ([]byte, error) {
 }
 
 // LogSize is the number of bundles in the archive log.
-func (a *Archive) LogSize() uint64 { return a.log.j.Size() }
+func (a *Archive) LogSize() uint64 { return a.log.size() }
 
 // InclusionProof proves log entry index in the tree of size.
 func (a *Archive) InclusionProof(index, size uint64) ([][32]byte, error) {
-	return a.log.j.InclusionProof(index, size)
+	return a.log.inclusionProof(context.Background(), index, size)
 }

@@ -228,6 +228,9 @@ type group struct {
 	ps     []*pending
 	errs   []error
 	failed map[*devState]int
+	// recorded waits for the log key records of the group's entries
+	// (written while the receipts are signed and indexed).
+	recorded func() error
 }
 
 func (g *group) fail(i int, err error) {
@@ -330,28 +333,31 @@ func (a *Archive) durable(ctx context.Context, g *group) {
 		g.failAll(err)
 		return
 	}
+	if g.recorded != nil {
+		// Before any answer: the group's log key records.
+		defer func() {
+			if err := g.recorded(); err != nil {
+				g.failAll(err)
+			}
+		}()
+	}
 	a.holdLogged(ctx, g, held)
 	if !g.any() {
 		return
 	}
-	stored, err := a.receipts(ctx, g)
-	if err != nil {
+	if err := a.receipts(ctx, g); err != nil {
 		g.failAll(err)
 		return
 	}
 	a.indexGroup(ctx, g)
-	if err := stored(); err != nil {
-		g.failAll(err)
-	}
 }
 
 // appendLog journals the group's log entries in one commit (an entry
 // journaled before, by a run that crashed before its index event, keeps
 // its index).
 func (a *Archive) appendLog(ctx context.Context, g *group) error {
-	var es []store.Entry
+	var es [][]byte
 	var at []int
-	recs := make([][]byte, len(g.ps))
 	for i, p := range g.ps {
 		if !g.ok(i) {
 			continue
@@ -362,64 +368,44 @@ func (a *Archive) appendLog(ctx context.Context, g *group) error {
 			g.fail(i, err)
 			continue
 		}
-		recs[i] = rec
-		es = append(es, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }, Key: p.digest[:]})
+		es = append(es, rec)
 		at = append(at, i)
 	}
 	if len(es) == 0 {
 		return nil
 	}
-	res, err := a.log.j.AppendBatch(ctx, es)
-	var be *store.BatchError
-	if err != nil && !errors.As(err, &be) {
-		return fmt.Errorf("archive: log: %w", err)
+	res, recorded, err := a.log.appendAsync(ctx, es...)
+	if err != nil {
+		return err
 	}
+	g.recorded = recorded
 	for k, i := range at {
 		p := g.ps[i]
-		if be == nil || be.Errs[k] == nil {
-			p.seq = res[k].Seq
-			continue
-		}
-		dup, ok := errors.AsType[*store.DuplicateError](be.Errs[k])
-		if !ok {
-			g.fail(i, fmt.Errorf("archive: log: %w", be.Errs[k]))
-			continue
-		}
-		old, rerr := a.log.j.Record(dup.Seq)
-		switch {
-		case rerr != nil:
-			g.fail(i, fmt.Errorf("archive: log: %w", rerr))
-		case string(old) != string(recs[i]):
-			g.fail(i, fmt.Errorf("archive: log record %d for sha256:%x holds another entry", dup.Seq, p.digest))
-		default:
-			p.seq = dup.Seq
+		p.seq = res[k].seq
+		if old := res[k].old; old != nil && string(old) != string(es[k]) {
+			g.fail(i, fmt.Errorf("archive: log record %d for sha256:%x holds another entry", p.seq, p.digest))
 		}
 	}
 	return nil
 }
 
-// receipts signs the log checkpoint at its current size and each
-// bundle's receipt against it; stored returns when the checkpoint is
-// stored (once for the group; the receipts carry it, so the index commit
-// runs meanwhile).
-func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, err error) {
-	size := a.log.j.Size()
-	signed, err := a.log.sign(size)
-	if err != nil {
-		return nil, err
-	}
-	root, err := a.log.j.Root(size)
-	if err != nil {
-		return nil, fmt.Errorf("archive: log root: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.log.store(ctx, size, signed) }()
-	stored = func() error { return <-done }
-	defer func() {
-		if err != nil {
-			_ = stored()
+// receipts waits for the log checkpoint that covers the group's
+// entries (the journal engine signs and stores it at once, a Tessera one
+// publishes it within its checkpoint interval) and signs each bundle's
+// receipt against it, with the inclusion and consistency proofs of the
+// log at the checkpoint's size.
+func (a *Archive) receipts(ctx context.Context, g *group) error {
+	var top uint64
+	for i, p := range g.ps {
+		if g.ok(i) {
+			top = max(top, p.seq+1)
 		}
-	}()
+	}
+	cp, err := a.log.awaitCheckpoint(ctx, top)
+	if err != nil {
+		return err
+	}
+	size, signed := cp.Size, cp.Note
 	retention := wire.FormatTime(a.now().Add(a.opts.Retention))
 	k := a.cur.Load()
 	from := map[string]uint64{} // device -> its previous receipt's checkpoint size
@@ -430,13 +416,13 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		prev, seen := from[p.entry.Device]
 		if !seen {
 			if prev, err = a.previousReceiptSize(p.entry.Device); err != nil {
-				return nil, err
+				return err
 			}
 			from[p.entry.Device] = prev
 		}
-		proof, err := a.log.j.InclusionProof(p.seq, size)
+		proof, err := a.log.inclusionProof(ctx, p.seq, size)
 		if err != nil {
-			return nil, fmt.Errorf("archive: inclusion proof: %w", err)
+			return fmt.Errorf("archive: inclusion proof: %w", err)
 		}
 		until := retention
 		if !p.until.IsZero() {
@@ -453,15 +439,15 @@ func (a *Archive) receipts(ctx context.Context, g *group) (stored func() error, 
 		for _, h := range proof {
 			r.InclusionProof = append(r.InclusionProof, h[:])
 		}
-		if err := a.addConsistency(r, prev, size); err != nil {
-			return nil, err
+		if err := a.addConsistency(ctx, r, prev, size); err != nil {
+			return err
 		}
 		if p.receipt, err = archivesig.SignReceipt(r, k.keyID, k.key); err != nil {
-			return nil, err
+			return err
 		}
-		p.rsize, p.rroot = size, root
+		p.rsize, p.rroot = size, cp.Root
 	}
-	return stored, nil
+	return nil
 }
 
 // indexGroup journals the group's accept events with their receipts in one

@@ -37,7 +37,7 @@ func TestPKCS11Signer(t *testing.T) {
 	if err := e.a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := archive.Open(t.Context(), archive.Options{Dir: e.dir, Signer: tk})
+	a, err := archive.Open(t.Context(), archive.Options{Dir: e.dir, Signer: tk, LogEngine: e.engineName()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func (a *Archive) LogConsistency(ctx context.Context, old, size uint64) ([][32]b
 	if old == 0 || old > size || size > a.LogSize() {
 		return nil, fmt.Errorf("archive: consistency %d to %d of a log of %d: %w", old, size, a.LogSize(), ErrNotFound)
 	}
-	p, err := a.log.j.ConsistencyProof(old, size)
+	p, err := a.log.consistencyProof(ctx, old, size)
 	if err != nil {
 		return nil, fmt.Errorf("archive: consistency: %w", err)
 	}

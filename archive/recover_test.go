@@ -10,7 +10,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/wire"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // TestRecoverLostIndexEvent simulates a crash after a bundle's log entry
@@ -41,13 +40,14 @@ func TestRecoverLostIndexEvent(t *testing.T) {
 	}
 	raw0, _ := c.Bundles[0].Bytes()
 	d := sha256.Sum256(raw0)
-	// The first half of accept, then the "crash".
+	// The first half of accept (the log entry, not its key record), then
+	// the "crash".
 	if err := a.objects.Put(ctx, d, raw0); err != nil {
 		t.Fatal(err)
 	}
 	cp, _ := merkle.ParseCheckpoint([]byte(c.States[0].Checkpoint))
 	entry, _ := archivesig.ReceiptEntry{BundleDigest: wire.FormatHash(d), Device: c.DeviceName(), CheckpointSize: cp.Size, CheckpointRoot: wire.FormatHash(cp.Root)}.Marshal()
-	if _, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return entry, nil }, Key: d[:]}); err != nil {
+	if _, err := a.log.l.Append(ctx, entry); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()

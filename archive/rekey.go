@@ -160,35 +160,32 @@ func (a *Archive) RekeySigned(ctx context.Context, name, keyID, by, reason strin
 	if st, err = ParseEpochStatement(rec); err != nil { // what Open will read back
 		return nil, fmt.Errorf("archive: rekey: %w", err)
 	}
-	res, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }, Key: rekeyKey(name, st.Epoch)})
-	if dup, ok := errors.AsType[*store.DuplicateError](err); ok {
-		// A rekey to this epoch was logged by an attempt that failed
-		// after: complete that one if it is the same key.
-		old, rerr := a.log.j.Record(dup.Seq)
-		if rerr != nil {
-			return nil, fmt.Errorf("archive: rekey: log: %w", rerr)
-		}
-		lr, perr := parseLogRecord(old)
-		if perr != nil || lr.stmt == nil || lr.stmt.KeyID != keyID || lr.stmt.Closed != closed {
-			return nil, fmt.Errorf("archive: rekey: log record %d already opens epoch %d of %s otherwise", dup.Seq, st.Epoch, name)
-		}
-		st, res, err = lr.stmt, store.Appended{Seq: dup.Seq}, nil
-	}
+	lgd, err := a.log.append(ctx, rec)
 	if err != nil {
 		return nil, fmt.Errorf("archive: rekey: log: %w", err)
 	}
-	signed, err := a.log.checkpoint(ctx, a.log.j.Size())
+	res := lgd[0]
+	if res.old != nil {
+		// A rekey to this epoch was logged by an attempt that failed
+		// after: complete that one if it is the same key.
+		lr, perr := parseLogRecord(res.old)
+		if perr != nil || lr.stmt == nil || lr.stmt.KeyID != keyID || lr.stmt.Closed != closed {
+			return nil, fmt.Errorf("archive: rekey: log record %d already opens epoch %d of %s otherwise", res.seq, st.Epoch, name)
+		}
+		st = lr.stmt
+	}
+	signed, err := a.log.checkpoint(ctx, res.seq+1)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.completeRekey(ctx, st, res.Seq); err != nil {
+	if err := a.completeRekey(ctx, st, res.seq); err != nil {
 		return nil, err
 	}
 	a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindRekey, Device: name, Reasons: []string{
 		fmt.Sprintf("epoch %d (key %s) closed at checkpoint %d after %d bundles by %s: %s", closed.Epoch, closed.KeyID, closed.CheckpointSize, closed.Bundles, by, reason),
-		fmt.Sprintf("epoch %d opened with key %s (archive log index %d)", st.Epoch, keyID, res.Seq),
+		fmt.Sprintf("epoch %d opened with key %s (archive log index %d)", st.Epoch, keyID, res.seq),
 	}})
-	return &Rekeyed{Statement: st, LogIndex: res.Seq, Checkpoint: signed}, nil
+	return &Rekeyed{Statement: st, LogIndex: res.seq, Checkpoint: signed}, nil
 }
 
 // completeRekey writes the index event of the statement logged at seq
@@ -220,7 +217,7 @@ func (a *Archive) completeRekey(ctx context.Context, st *EpochStatement, seq uin
 // applyLoggedRekey applies the statement at log index seq to the
 // registry (Open: the registry follows the log).
 func (a *Archive) applyLoggedRekey(ctx context.Context, seq uint64) error {
-	rec, err := a.log.j.Record(seq)
+	rec, err := a.log.record(ctx, seq)
 	if err != nil {
 		return fmt.Errorf("archive: rekey statement %d: %w", seq, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/wire"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // A crash after a rekey statement was logged, before its index event
@@ -54,7 +53,7 @@ func TestRekeyRecoveredFromLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.log.j.Append(ctx, store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }, Key: rekeyKey(st.Device, 2)}); err != nil {
+	if _, err := a.log.l.Append(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {

@@ -28,7 +28,7 @@ func (a *Archive) Scrub(ctx context.Context) (ScrubResult, error) {
 	if err != nil {
 		return res, err
 	}
-	err = a.log.j.Records(ctx, 0, a.log.j.Size(), func(seq uint64, rec []byte) error {
+	err = a.log.all(ctx, func(seq uint64, rec []byte) error {
 		lr, err := parseLogRecord(rec)
 		if err != nil {
 			return fmt.Errorf("archive: scrub: log record %d: %w", seq, err)

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -25,11 +26,11 @@ func (a *Archive) previousReceiptSize(device string) (uint64, error) {
 // addConsistency sets r's consistency members: the proof from the
 // archive log of size from (the device's previous receipt; 0: none) to
 // size, the receipt's checkpoint.
-func (a *Archive) addConsistency(r *archivesig.Receipt, from, size uint64) error {
+func (a *Archive) addConsistency(ctx context.Context, r *archivesig.Receipt, from, size uint64) error {
 	if from == 0 || from > size {
 		return nil
 	}
-	proof, err := a.log.j.ConsistencyProof(from, size)
+	proof, err := a.log.consistencyProof(ctx, from, size)
 	if err != nil {
 		return fmt.Errorf("archive: consistency proof from %d to %d: %w", from, size, err)
 	}

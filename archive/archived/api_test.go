@@ -24,6 +24,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
+	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/sync"
@@ -136,10 +137,20 @@ func publish(t *testing.T, ar *e2etest.Archive, receipts chan []byte, b *bundle.
 				t.Fatal(err)
 			}
 		}
-		select {
-		case <-receipts:
-			return
-		case <-time.After(500 * time.Millisecond):
+		deadline := time.After(500 * time.Millisecond)
+	wait:
+		for {
+			select {
+			case r := <-receipts:
+				// The answer to an earlier send of another bundle (its
+				// receipt waited for a checkpoint): not this one's.
+				if _, rc, err := archivesig.ParseReceipt(r); err == nil && rc.BundleDigest != wire.FormatHash(sha256.Sum256(raw)) {
+					continue
+				}
+				return
+			case <-deadline:
+				break wait
+			}
 		}
 	}
 	t.Fatal("no receipt")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	gosync "sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
+	"github.com/edgeseal/edgeseal/internal/mariadbtest"
 	"github.com/edgeseal/edgeseal/internal/testpki"
 	"github.com/edgeseal/edgeseal/sync"
 )
@@ -36,8 +38,23 @@ import (
 // refused without a session (401, in any spelling of their path) and to
 // a policy administrator (403); reads of entries are access-logged,
 // public reads are not.
+//
+// It runs on each engine of the archive log (archive_log.engine; MySQL on
+// a MariaDB server, internal/mariadbtest).
 func TestLogTilesServed(t *testing.T) {
-	dir := t.TempDir()
+	t.Run("journal", func(t *testing.T) { testLogTilesServed(t, t.TempDir(), "") })
+	t.Run("posix", func(t *testing.T) { testLogTilesServed(t, t.TempDir(), "archive_log:\n  engine: posix\n") })
+	t.Run("mysql", func(t *testing.T) {
+		dir := t.TempDir()
+		dsn := mariadbtest.Start(t).Database(t)
+		if err := os.WriteFile(filepath.Join(dir, "log.dsn"), []byte(dsn+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testLogTilesServed(t, dir, "archive_log:\n  engine: mysql\n  mysql_dsn_file: log.dsn\n")
+	})
+}
+
+func testLogTilesServed(t *testing.T, dir, logYAML string) {
 	pool := testpki.SelfSigned(t, filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key"), "archive")
 	users := api.OpenUsers(filepath.Join(dir, "users.json"))
 	for _, u := range []struct{ name, role string }{{"alice", api.RoleAuditor}, {"olga", api.RoleOperator}, {"pat", api.RolePolicyAdmin}} {
@@ -45,7 +62,7 @@ func TestLogTilesServed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\nmqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
+	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\n"+logYAML+"mqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"+
 		"api:\n  listen: 127.0.0.1:0\n  tls_cert: api.crt\n  tls_key: api.key\n  users_file: users.json\n")
 	ar := e2etest.StartArchive(t, cfg)
 	ctx := t.Context()
@@ -61,7 +78,7 @@ func TestLogTilesServed(t *testing.T) {
 		mu.Lock()
 		got = append(got, bytes.Clone(p))
 		mu.Unlock()
-		receipts <- nil
+		receipts <- bytes.Clone(p)
 	}); err != nil {
 		t.Fatal(err)
 	}

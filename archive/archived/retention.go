@@ -9,16 +9,26 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/archive/tlog"
 )
 
-// withRetention sets the retention classes and the operator keys of the
-// config in opts.
+// withRetention sets the retention classes, the operator keys and the
+// archive log's engine (archive_log) of the config in opts.
 func withRetention(cfg *config.Config, opts archive.Options) (archive.Options, error) {
 	keys, err := OperatorKeys(cfg)
 	if err != nil {
 		return opts, err
 	}
 	opts.Classes, opts.DefaultClass, opts.OperatorKeys = cfg.Classes(), cfg.RetentionDefaultClass, keys
+	opts.LogEngine = cfg.ArchiveLog.Engine
+	if cfg.ArchiveLog.MySQLDSNFile != "" {
+		if opts.LogDSN, err = readSecretFile(cfg.ArchiveLog.MySQLDSNFile); err != nil {
+			return opts, fmt.Errorf("archive_log.mysql_dsn_file: %w", err)
+		}
+	}
+	if opts.LogEngine != archive.LogEngineJournal && opts.Logger != nil {
+		tlog.RouteLibraryLogs(opts.Logger) // Tessera's own lines
+	}
 	return opts, nil
 }
 

@@ -89,8 +89,10 @@ type Config struct {
 	MQTT         MQTT     `yaml:"mqtt"`
 	// Objects chooses the write-once store of accepted bundles.
 	Objects Objects `yaml:"objects"`
-	Log     Log     `yaml:"log"`
-	Metrics Metrics `yaml:"metrics"`
+	// ArchiveLog chooses the engine of the archive log (archivelog.go).
+	ArchiveLog ArchiveLog `yaml:"archive_log"`
+	Log        Log        `yaml:"log"`
+	Metrics    Metrics    `yaml:"metrics"`
 	// API is the read API for auditors (api.go).
 	API    API    `yaml:"api"`
 	Enroll Enroll `yaml:"enroll"`
@@ -183,6 +185,7 @@ func Default() *Config {
 		DataDir: DefaultDataDir, Name: DefaultName, Retention: DefaultRetention,
 		MQTT:       MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
 		Objects:    Objects{Backend: BackendFS},
+		ArchiveLog: ArchiveLog{Engine: LogEngineJournal},
 		Log:        Log{Format: "text", Level: "info"},
 		Quarantine: defaultQuarantine(),
 	}
@@ -221,13 +224,14 @@ func parse(data []byte, base string) (*Config, error) {
 		}
 		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
 			&c.MQTT.Embedded.TLS.CAFile, &c.MQTT.Embedded.TLS.CertFile, &c.MQTT.Embedded.TLS.KeyFile,
-			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA, &c.PKCS11.PINFile} {
+			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA, &c.PKCS11.PINFile, &c.ArchiveLog.MySQLDSNFile} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}
 		}
 	}
 	c.Objects.defaults(c.Retention)
+	c.ArchiveLog.defaults()
 	c.apiDefaults(base)
 	if err := c.validate(); err != nil {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -297,6 +301,7 @@ func (c *Config) validate() error {
 		}
 	}
 	c.Objects.validate(bad, c.Retention)
+	c.ArchiveLog.validate(bad)
 	c.validateAPI(bad)
 	c.Quarantine.validate(bad)
 	c.validateRetention(bad)

@@ -79,6 +79,15 @@ func TestDefaultsAndPaths(t *testing.T) {
 	if c.MQTT.EmbeddedOn() || c.BrokerURL() != "ssl://mq.example:8883" {
 		t.Fatalf("external broker: %+v", c.MQTT)
 	}
+	if c.ArchiveLog.Engine != LogEngineJournal || Default().ArchiveLog.Engine != LogEngineJournal {
+		t.Fatalf("archive_log.engine %q, want journal by default", c.ArchiveLog.Engine)
+	}
+	if err := os.WriteFile(p, []byte("archive_log:\n  engine: mysql\n  mysql_dsn_file: log.dsn\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(p); err != nil || c.ArchiveLog.Engine != LogEngineMySQL || c.ArchiveLog.MySQLDSNFile != filepath.Join(dir, "log.dsn") {
+		t.Fatalf("archive_log: %+v %v", c.ArchiveLog, err)
+	}
 }
 
 // TestEmbeddedTLS: with mqtt.embedded.tls the embedded broker may listen
@@ -163,6 +172,9 @@ func TestInvalid(t *testing.T) {
 		{s3yaml("retention_days: -1"), "objects.s3.retention_days"},
 		{s3yaml("virtual_hosted: true\n    bucket: a.b.c"), "objects.s3.virtual_hosted"},
 		{s3yaml("secret: x"), ""},
+		{"archive_log:\n  engine: sqlite\n", "archive_log.engine"},
+		{"archive_log:\n  engine: mysql\n", "archive_log.mysql_dsn_file"},
+		{"archive_log:\n  engine: posix\n  mysql_dsn_file: dsn\n", "archive_log.mysql_dsn_file"},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		var ce *Error

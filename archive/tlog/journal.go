@@ -24,6 +24,7 @@ type Journal struct {
 	j        *store.Journal
 	signer   note.Signer
 	verifier note.Verifier
+	previous []note.Verifier
 	mu       sync.Mutex // one checkpoint signed at a time
 }
 
@@ -31,12 +32,20 @@ var _ Log = (*Journal)(nil)
 
 // NewJournal returns the Log of j, which it owns from now on (Close
 // closes it). The signer's name is the checkpoint origin; verifier is
-// the signer's.
-func NewJournal(j *store.Journal, signer note.Signer, verifier note.Verifier) (*Journal, error) {
+// the signer's. previous are the log's earlier keys (same name), after
+// a key rotation: the checkpoints they signed still open, and
+// AwaitCheckpoint signs a new one with signer rather than return one of
+// theirs.
+func NewJournal(j *store.Journal, signer note.Signer, verifier note.Verifier, previous ...note.Verifier) (*Journal, error) {
 	if signer.Name() != verifier.Name() || signer.KeyHash() != verifier.KeyHash() {
 		return nil, errors.New("tlog: journal: verifier is not the signer's")
 	}
-	return &Journal{j: j, signer: signer, verifier: verifier}, nil
+	for _, v := range previous {
+		if v.Name() != signer.Name() {
+			return nil, fmt.Errorf("tlog: journal: previous key %q is not named %q", v.Name(), signer.Name())
+		}
+	}
+	return &Journal{j: j, signer: signer, verifier: verifier, previous: previous}, nil
 }
 
 // Append implements Log.
@@ -52,6 +61,27 @@ func (l *Journal) Append(ctx context.Context, entry []byte) (uint64, error) {
 	return a.Seq, nil
 }
 
+// AppendBatch implements Log: one journal commit.
+func (l *Journal) AppendBatch(ctx context.Context, entries [][]byte) ([]uint64, error) {
+	es := make([]store.Entry, len(entries))
+	for i, e := range entries {
+		if err := checkEntry(e); err != nil {
+			return nil, err
+		}
+		rec := append([]byte(nil), e...)
+		es[i] = store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return rec, nil }}
+	}
+	res, err := l.j.AppendBatch(ctx, es)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: append: %w", err)
+	}
+	idx := make([]uint64, len(res))
+	for i, r := range res {
+		idx[i] = r.Seq
+	}
+	return idx, nil
+}
+
 // Size implements Log.
 func (l *Journal) Size(context.Context) (uint64, error) { return l.j.Size(), nil }
 
@@ -64,18 +94,19 @@ func (l *Journal) Checkpoint(context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
 	}
-	return OpenCheckpoint(data, l.verifier)
+	return OpenCheckpoint(data, l.verifier, l.previous...)
 }
 
 // AwaitCheckpoint implements Log; it never waits: a checkpoint is signed
-// and stored at once.
+// and stored at once, unless the last stored one covers size and is
+// signed by the current key.
 func (l *Journal) AwaitCheckpoint(ctx context.Context, size uint64) (Checkpoint, error) {
 	if n := l.j.Size(); size > n {
 		return Checkpoint{}, &RangeError{What: "checkpoint", A: size, B: size, Size: n}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c, err := l.Checkpoint(ctx); err == nil && c.Size >= size {
+	if c, err := l.Checkpoint(ctx); err == nil && c.Size >= size && l.current(c) {
 		return c, nil
 	} else if err != nil && !errors.Is(err, ErrNoCheckpoint) {
 		return Checkpoint{}, err
@@ -94,6 +125,12 @@ func (l *Journal) AwaitCheckpoint(ctx context.Context, size uint64) (Checkpoint,
 		return Checkpoint{}, fmt.Errorf("tlog: checkpoint: %w", err)
 	}
 	return Checkpoint{Size: n, Root: root, Origin: l.signer.Name(), Note: signed}, nil
+}
+
+// current reports whether c is signed by the current key.
+func (l *Journal) current(c Checkpoint) bool {
+	_, err := note.Open(c.Note, note.VerifierList(l.verifier))
+	return err == nil
 }
 
 // InclusionProof implements Log.

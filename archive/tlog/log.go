@@ -22,6 +22,10 @@ type Log interface {
 	// that index. It is in no published checkpoint yet (AwaitCheckpoint).
 	// An entry over MaxEntrySize: *EntryTooLargeError.
 	Append(ctx context.Context, entry []byte) (uint64, error)
+	// AppendBatch appends entries as Append does, in their order, and
+	// returns their indexes once every one is durable and integrated. On
+	// an error some of them may be in the log (each at most once).
+	AppendBatch(ctx context.Context, entries [][]byte) ([]uint64, error)
 	// Size is the number of integrated entries.
 	Size(ctx context.Context) (uint64, error)
 	// Checkpoint returns the latest published checkpoint; ErrNoCheckpoint

@@ -39,6 +39,10 @@ type MySQLOptions struct {
 	// CheckpointInterval is the least time between two published
 	// checkpoints (at least 1s); DefaultMySQLCheckpointInterval when zero.
 	CheckpointInterval time.Duration
+	// RepublishInterval, when set, makes Tessera publish a checkpoint
+	// this often (at least CheckpointInterval) even when the tree did
+	// not grow: a log reopened with a new key signs one at once.
+	RepublishInterval time.Duration
 	// BatchMaxAge and BatchMaxSize bound how long and how many entries
 	// Tessera gathers before it writes them in one transaction.
 	BatchMaxAge  time.Duration
@@ -70,7 +74,7 @@ func OpenMySQL(ctx context.Context, opts MySQLOptions) (*Tessera, error) {
 		opts.MaxConns = DefaultMySQLMaxConns
 	}
 	o := tesseraOptions{signer: opts.Signer, verifier: opts.Verifier, previous: opts.Previous, checkpointInterval: opts.CheckpointInterval,
-		batchMaxAge: opts.BatchMaxAge, batchMaxSize: opts.BatchMaxSize, logger: opts.Logger}
+		republishInterval: opts.RepublishInterval, batchMaxAge: opts.BatchMaxAge, batchMaxSize: opts.BatchMaxSize, logger: opts.Logger}
 	if err := o.check(); err != nil {
 		return nil, err
 	}

@@ -35,6 +35,10 @@ type POSIXOptions struct {
 	// CheckpointInterval is the least time between two published
 	// checkpoints (at least 100ms); DefaultCheckpointInterval when zero.
 	CheckpointInterval time.Duration
+	// RepublishInterval, when set, makes Tessera publish a checkpoint
+	// this often (at least CheckpointInterval) even when the tree did
+	// not grow: a log reopened with a new key signs one at once.
+	RepublishInterval time.Duration
 	// BatchMaxAge and BatchMaxSize bound how long and how many entries
 	// Tessera gathers before it writes them in one batch.
 	BatchMaxAge  time.Duration
@@ -57,7 +61,7 @@ func OpenPOSIX(ctx context.Context, opts POSIXOptions) (*Tessera, error) {
 		opts.CheckpointInterval = DefaultCheckpointInterval
 	}
 	o := tesseraOptions{signer: opts.Signer, verifier: opts.Verifier, previous: opts.Previous, checkpointInterval: opts.CheckpointInterval,
-		batchMaxAge: opts.BatchMaxAge, batchMaxSize: opts.BatchMaxSize, logger: opts.Logger}
+		republishInterval: opts.RepublishInterval, batchMaxAge: opts.BatchMaxAge, batchMaxSize: opts.BatchMaxSize, logger: opts.Logger}
 	if err := o.check(); err != nil {
 		return nil, err
 	}

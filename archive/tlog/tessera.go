@@ -73,6 +73,7 @@ type tesseraOptions struct {
 	verifier           note.Verifier
 	previous           []note.Verifier
 	checkpointInterval time.Duration
+	republishInterval  time.Duration
 	batchMaxAge        time.Duration
 	batchMaxSize       uint
 	logger             *slog.Logger
@@ -112,6 +113,9 @@ func openTessera(ctx context.Context, o tesseraOptions, drv tessera.Driver, be f
 		WithCheckpointSigner(o.signer).
 		WithCheckpointInterval(o.checkpointInterval).
 		WithBatching(o.batchMaxSize, o.batchMaxAge)
+	if o.republishInterval > 0 {
+		ao = ao.WithCheckpointRepublishInterval(max(o.republishInterval, o.checkpointInterval))
+	}
 	app, shutdown, reader, err := tessera.NewAppender(bg, drv, ao)
 	if err != nil {
 		cancel()
@@ -177,6 +181,57 @@ func (p *Tessera) Append(ctx context.Context, entry []byte) (uint64, error) {
 		return 0, fmt.Errorf("tlog: append: %w", ctx.Err())
 	case <-p.done:
 		return 0, ErrClosed
+	}
+}
+
+// AppendBatch implements Log: the entries are handed to Tessera in
+// order (so they are sequenced in order, with whatever other processes
+// append between them), then every future is awaited.
+func (p *Tessera) AppendBatch(ctx context.Context, entries [][]byte) ([]uint64, error) {
+	for _, e := range entries {
+		if err := checkEntry(e); err != nil {
+			return nil, err
+		}
+	}
+	p.closeMu.RLock()
+	if p.closed {
+		p.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	p.inflight.Add(1)
+	p.closeMu.RUnlock()
+	defer p.inflight.Done()
+	futs := make([]tessera.IndexFuture, len(entries))
+	for i, e := range entries {
+		futs[i] = p.add(ctx, tessera.NewEntry(append([]byte(nil), e...)))
+	}
+	ch := make(chan error, 1)
+	idx := make([]uint64, len(entries))
+	go func() {
+		var errs []error
+		for i, f := range futs {
+			r, err := f()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			idx[i] = r.Index
+		}
+		ch <- errors.Join(errs...)
+	}()
+	select {
+	case err := <-ch:
+		if err != nil {
+			if errors.Is(err, tessera.ErrPushback) {
+				return nil, fmt.Errorf("%w: %v", ErrBusy, err)
+			}
+			return nil, fmt.Errorf("tlog: append: %w", err)
+		}
+		return idx, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("tlog: append: %w", ctx.Err())
+	case <-p.done:
+		return nil, ErrClosed
 	}
 }
 

@@ -51,6 +51,48 @@ func Run(t *testing.T, s Suite) {
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, s) })
 	t.Run("AppendProveReopen", func(t *testing.T) { testAppendProveReopen(t, s) })
 	t.Run("Bounds", func(t *testing.T) { testBounds(t, s) })
+	t.Run("AppendBatch", func(t *testing.T) { testAppendBatch(t, s) })
+}
+
+// testAppendBatch: a batch gets consecutive indexes in its order (one
+// appender), its entries read back, a checkpoint covers them; an entry
+// over MaxEntrySize refuses the batch before anything is appended.
+func testAppendBatch(t *testing.T, s Suite) {
+	ctx := ctxT(t)
+	l := s.Open(t, t.TempDir(), s.Signer, s.Verifier)
+	defer closeLog(t, l)
+	if _, err := l.Append(ctx, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	var es [][]byte
+	for i := range 40 {
+		es = append(es, fmt.Appendf(nil, "batch %d", i))
+	}
+	idx, err := l.AppendBatch(ctx, es)
+	if err != nil || len(idx) != len(es) {
+		t.Fatalf("AppendBatch: %v, %d indexes", err, len(idx))
+	}
+	for i, x := range idx {
+		if x != uint64(1+i) {
+			t.Fatalf("entry %d of the batch at index %d, want %d", i, x, 1+i)
+		}
+		got, err := l.Entry(ctx, x)
+		if err != nil || string(got) != string(es[i]) {
+			t.Fatalf("Entry(%d) = %q, %v; want %q", x, got, err, es[i])
+		}
+	}
+	c, err := l.AwaitCheckpoint(ctx, 41)
+	if err != nil || c.Size < 41 {
+		t.Fatalf("AwaitCheckpoint(41) = %d, %v", c.Size, err)
+	}
+	checkNote(t, s, c)
+	big := make([]byte, tlog.MaxEntrySize+1)
+	if _, err := l.AppendBatch(ctx, [][]byte{[]byte("small"), big}); !isTooLarge(err) {
+		t.Fatalf("AppendBatch with an entry over MaxEntrySize: %v", err)
+	}
+	if n, err := l.Size(ctx); err != nil || n != 41 {
+		t.Fatalf("Size after a refused batch = %d, %v; want 41", n, err)
+	}
 }
 
 func ctxT(t *testing.T) context.Context {

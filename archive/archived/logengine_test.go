@@ -1,0 +1,64 @@
+package archived_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgeseal/edgeseal/archive/archived"
+	"github.com/edgeseal/edgeseal/archive/keystore"
+	"github.com/edgeseal/edgeseal/internal/e2etest"
+)
+
+// TestOpenLogEngine: an operator command's Open (archive check, import,
+// key rotate) takes the archive log's engine from archive_log; the DSN
+// file must be 0600; an archive whose engine the config changed since it
+// was created does not open.
+func TestOpenLogEngine(t *testing.T) {
+	dir := t.TempDir()
+	key, err := keystore.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\narchive_log:\n  engine: posix\n")
+	a, err := archived.Open(t.Context(), cfg, key, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.Check(t.Context()); err != nil || !res.OK() {
+		t.Fatalf("check: %+v %v", res, err)
+	}
+	next, err := keystore.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RotateKey(t.Context(), next, 0); err != nil { // one log entry
+		t.Fatal(err)
+	}
+	key = next
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "tlog", "checkpoint")); err != nil {
+		t.Fatalf("posix engine: %v", err)
+	}
+
+	cfg = e2etest.ArchiveConfig(t, dir, "data_dir: data\n")
+	if a, err := archived.Open(t.Context(), cfg, key, nil, log); err == nil || !strings.Contains(err.Error(), "log keys") {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("an archive created on posix opened on the journal engine: %v", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "log.dsn"), []byte("root@unix(/nonexistent.sock)/x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = e2etest.ArchiveConfig(t, dir, "data_dir: data\narchive_log:\n  engine: mysql\n  mysql_dsn_file: log.dsn\n")
+	if _, err := archived.Open(t.Context(), cfg, key, nil, log); err == nil || !strings.Contains(err.Error(), "archive_log.mysql_dsn_file") {
+		t.Fatalf("a DSN file open to others: %v", err)
+	}
+}
