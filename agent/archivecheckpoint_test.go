@@ -123,3 +123,34 @@ func TestWitnessCheckpointRecords(t *testing.T) {
 		prev = cp
 	}
 }
+
+// TestReceiptsAloneSealNothing: the records a receipt brings (its
+// delivery.receipt and archive.checkpoint) are bookkeeping: alone they
+// are no reason for another bundle, or the sealer and the sync would
+// chase each other (a bundle per receipt, for ever).
+func TestReceiptsAloneSealNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = dir })
+	r.withPolicy()
+	l, err := bundletest.NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("r-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		res, b := r.seal()
+		rc, err := l.Accept(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.core.JournalReceipt(ctx, res.ID, rc); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := r.core.Seal(ctx); err != nil || again != nil {
+			t.Fatalf("receipt %d: seal after it = %v, %v; want nothing pending", i, again, err)
+		}
+	}
+}

@@ -266,7 +266,8 @@ func (c *Core) seal(ctx context.Context) (*SealResult, error) {
 
 // pending reports whether records since the last checkpoint need a seal.
 // Bookkeeping records (the `seal` record of the last seal, `delivery.receipt`
-// records of receipts coming back) are not enough on their own: they are
+// and `archive.checkpoint` records of receipts coming back) are not enough
+// on their own: they are
 // sealed with whatever comes next, or the sealer and the sync would chase
 // each other's tail, one bundle per round.
 func (c *Core) pending(prevSize, size uint64) (bool, error) {
@@ -282,7 +283,7 @@ func (c *Core) pending(prevSize, size uint64) (bool, error) {
 		if err != nil {
 			return fmt.Errorf("record %d: %w", seq, err)
 		}
-		if r.Type != custody.TypeSeal && r.Type != custody.TypeDeliveryReceipt {
+		if r.Type != custody.TypeSeal && r.Type != custody.TypeDeliveryReceipt && r.Type != custody.TypeArchiveCheckpoint {
 			only = false
 		}
 		return nil
