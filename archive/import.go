@@ -21,8 +21,8 @@ type Imported struct {
 	// Duplicate: accepted, and held by the archive before this import
 	// (the stored receipt answered it again).
 	Duplicate bool
-	Reply    string // path of the receipt or rejection written
-	Err      error  // *RejectedError when refused
+	Reply     string // path of the receipt or rejection written
+	Err       error  // *RejectedError when refused
 }
 
 // ImportDir takes the bundle files (*.tar) of a folder brought on
