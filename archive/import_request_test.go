@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,4 +145,40 @@ func TestImportRequestRefusesEntries(t *testing.T) {
 	if st := e.a.Stats(); st.Accepted != 0 || st.Refused != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// FuzzWaitImport: whatever bytes an answer file holds, WaitImport returns
+// an answer of version 1 (and removes the file) or an error; it never
+// panics nor waits.
+func FuzzWaitImport(f *testing.F) {
+	f.Add([]byte(`{"v":1,"outcome":"accepted","device":"s/d","reply":"e30="}`))
+	f.Add([]byte(`{"v":2,"outcome":"accepted"}`))
+	f.Add([]byte(`{"v":1,"reply":"not base64"}`))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		d := archive.ImportRequestDir(dir)
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(d, "1-1.answer.json")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		an, err := archive.WaitImport(ctx, dir, "1-1", time.Millisecond)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				t.Fatalf("waited on an answer that is there: %v", err)
+			}
+			return
+		}
+		if an.V != 1 {
+			t.Fatalf("answer of version %d", an.V)
+		}
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Fatalf("answer file left: %v", err)
+		}
+	})
 }
