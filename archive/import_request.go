@@ -201,6 +201,17 @@ func readNoLink(path string, limit int64) ([]byte, error) {
 // Close: one log line when a look fails, one when they are taken again.
 func (a *Archive) watchImports(interval time.Duration) {
 	defer close(a.importDone)
+	// A bundle being taken at Close is not waited for: its request stays
+	// queued for the next start.
+	ctx, cancel := context.WithCancel(a.bg)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
@@ -210,7 +221,10 @@ func (a *Archive) watchImports(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		err := a.takeImportRequests(a.bg)
+		err := a.takeImportRequests(ctx)
+		if ctx.Err() != nil {
+			return // closing: what was not answered stays queued
+		}
 		switch {
 		case err != nil && !failing:
 			failing = true
