@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,7 +106,8 @@ func TestImportRequestRunning(t *testing.T) {
 }
 
 // TestImportRequestRefusesEntries: a request entry that is a symbolic
-// link (to a good bundle) or larger than an import reads is not taken:
+// link (to a good bundle), larger than an import reads or a FIFO is not
+// taken:
 // answered request-refused with the reason, the entry removed (the
 // link, never its target), nothing accepted.
 func TestImportRequestRefusesEntries(t *testing.T) {
@@ -138,6 +140,14 @@ func TestImportRequestRefusesEntries(t *testing.T) {
 	an = importAnswer(t, e, "2-0001", nil)
 	if an.Outcome != archive.ImportRequestRefused || !strings.Contains(an.Error, "larger than") {
 		t.Fatalf("oversize: %+v", an)
+	}
+	// A FIFO is refused without blocking the daemon on its open.
+	if err := syscall.Mkfifo(filepath.Join(d, "3-0001.bundle"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	an = importAnswer(t, e, "3-0001", nil)
+	if an.Outcome != archive.ImportRequestRefused || !strings.Contains(an.Error, "not a regular file") {
+		t.Fatalf("fifo: %+v", an)
 	}
 	if err := archive.RequestImport(e.dir, "../x", []byte("x")); err == nil {
 		t.Fatal("a request id with a path queued")
