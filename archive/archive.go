@@ -192,11 +192,13 @@ type Archive struct {
 	commitDone chan struct{}
 	// watchDone is closed when the registry watcher stopped (nil: none).
 	watchDone chan struct{}
-	closeOnce sync.Once
-	started   bool
-	qmu       sync.RWMutex // enqueue (read) against Close (write)
-	closing   bool
-	failed    chan struct{} // closed when the log or index journal failed (Failed)
+	// importDone is closed when the import request watcher stopped.
+	importDone chan struct{}
+	closeOnce  sync.Once
+	started    bool
+	qmu        sync.RWMutex // enqueue (read) against Close (write)
+	closing    bool
+	failed     chan struct{} // closed when the log or index journal failed (Failed)
 }
 
 // Open opens (creating) the archive in opts.Dir, reads the index events
@@ -325,6 +327,8 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a.takeContentKeyRequests(ctx, true)
 	a.watchDone = make(chan struct{})
 	go a.watchRegistry(registryWatch)
+	a.importDone = make(chan struct{})
+	go a.watchImports(importWatch)
 	return a, nil
 }
 
@@ -341,6 +345,9 @@ func (a *Archive) Close() error {
 		}
 		if a.watchDone != nil {
 			<-a.watchDone
+		}
+		if a.importDone != nil {
+			<-a.importDone
 		}
 		a.stop()
 		a.closeHub()

@@ -18,8 +18,11 @@ type Imported struct {
 	File     string // bundle file name
 	Device   string // "<site>/<name>" from the bag's origin
 	Accepted bool
-	Reply    string // path of the receipt or rejection written
-	Err      error  // *RejectedError when refused
+	// Duplicate: accepted, and held by the archive before this import
+	// (the stored receipt answered it again).
+	Duplicate bool
+	Reply     string // path of the receipt or rejection written
+	Err       error  // *RejectedError when refused
 }
 
 // ImportDir takes the bundle files (*.tar) of a folder brought on
@@ -68,28 +71,12 @@ func (a *Archive) ImportDir(ctx context.Context, dir string) ([]Imported, error)
 
 func (a *Archive) importFile(ctx context.Context, path string, prepare func() (string, error)) (Imported, error) {
 	name := filepath.Base(path)
-	im := Imported{File: name, Device: "import/unknown"}
-	lim := a.opts.Limits
-	raw, err := media.ReadBundle(path, lim.Total+int64(lim.Files+2)*1536+1024+1)
+	raw, err := media.ReadBundle(path, ImportReadLimit(a.opts.Limits))
 	if err != nil {
-		return im, fmt.Errorf("archive: import: %w", err)
+		return Imported{File: name, Device: "import/unknown"}, fmt.Errorf("archive: import: %w", err)
 	}
-	if b, err := bundle.Read(bytes.NewReader(raw), lim); err == nil {
-		if o, ok := bagOrigin(b.Files[bundle.PathBagInfo]); ok {
-			if dev, ok := strings.CutPrefix(o, "edgeseal/"); ok && wire.CheckDevice(dev) == nil {
-				im.Device = dev
-			}
-		}
-	}
-	site, dev, _ := cutDevice(im.Device)
-	reply, err := a.Receive(ctx, site, dev, raw)
-	var rj *RejectedError
-	switch {
-	case err == nil:
-		im.Accepted = true
-	case errors.As(err, &rj):
-		im.Err = err
-	default:
+	im, reply, err := a.importBytes(ctx, name, raw)
+	if err != nil {
 		return im, err
 	}
 	out, err := prepare()
@@ -100,4 +87,45 @@ func (a *Archive) importFile(ctx context.Context, path string, prepare func() (s
 		return im, err
 	}
 	return im, nil
+}
+
+// ImportReadLimit is how much of a bundle file an import reads (from a
+// medium, or from a request in ImportRequestDir): a longer file is cut
+// there, for the bundle reader to refuse (CheckRead).
+func ImportReadLimit(lim bundle.Limits) int64 {
+	return lim.Total + int64(lim.Files+2)*1536 + 1024 + 1
+}
+
+// importBytes takes the bytes of the bundle file name through Receive as
+// the device its bag's origin names and returns the outcome with the
+// signed reply (receipt or rejection). Its error is a failure to process
+// (no reply: import it again later), never a refusal.
+func (a *Archive) importBytes(ctx context.Context, name string, raw []byte) (Imported, []byte, error) {
+	im := Imported{File: name, Device: "import/unknown"}
+	if b, err := bundle.Read(bytes.NewReader(raw), a.opts.Limits); err == nil {
+		if o, ok := bagOrigin(b.Files[bundle.PathBagInfo]); ok {
+			if dev, ok := strings.CutPrefix(o, "edgeseal/"); ok && wire.CheckDevice(dev) == nil {
+				im.Device = dev
+			}
+		}
+	}
+	site, dev, _ := cutDevice(im.Device)
+	// Held before under this device: a redelivery, answered with the
+	// stored receipt (one accepted meanwhile, e.g. over MQTT, reads as
+	// accepted).
+	h := wire.HashBytes(raw)
+	if acc, ok, err := a.acceptedOf(h.Sum()); err == nil && ok && acc.device == im.Device {
+		im.Duplicate = true
+	}
+	reply, err := a.AdmitHashed(ctx, site, dev, h).Wait(ctx) // Receive
+	var rj *RejectedError
+	switch {
+	case err == nil:
+		im.Accepted = true
+	case errors.As(err, &rj):
+		im.Err, im.Duplicate = err, false
+	default:
+		return im, nil, err
+	}
+	return im, reply, nil
 }

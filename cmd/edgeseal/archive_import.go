@@ -7,21 +7,31 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/store"
 
 	"github.com/edgeseal/edgeseal/sync/media"
 )
 
 // cmdArchiveImport takes bundles brought on removable media through the
-// same verification as MQTT and writes the answers to DIR/receipts/. It
-// opens the archive's journals, so the daemon must not run meanwhile.
+// same verification as MQTT and writes the answers to DIR/receipts/. With
+// the daemon stopped it opens the archive's journals; while the daemon
+// runs (it holds them) it hands the bundles to the daemon through the
+// import request folder (importRunning).
 func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	f := newArchiveFlags("archive import")
+	wait := f.fs.Duration("wait", 2*time.Minute, "while the archive daemon runs: how long to wait for its answer to each bundle")
 	pos, err := parseInterleaved(f.fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usageErr("archive import: want one DIR")
+	}
+	if *wait <= 0 {
+		return usageErr("archive import: --wait must be positive")
 	}
 	// The folder is read before the archive is opened: a wrong DIR makes
 	// nothing (no archive in a fresh --data-dir, no DIR/receipts/).
@@ -43,27 +53,54 @@ func cmdArchiveImport(ctx context.Context, args []string, stdout io.Writer, log 
 	}
 	log = atConfigLevel(log, cfg.Log.Level)
 	a, closeArchive, err := openStoppedArchive(ctx, cfg, log, "an import")
+	if errors.Is(err, store.ErrLocked) {
+		fmt.Fprintf(stdout, "the archive daemon runs: bundles handed to it through %s\n", archive.ImportRequestDir(cfg.DataDir))
+		var sum importSummary
+		err := importRunning(ctx, cfg.DataDir, pos[0], names, *wait, func(im archive.Imported) { sum.line(stdout, im) })
+		return sum.end(stdout, pos[0], err)
+	}
 	if err != nil {
 		return err
 	}
 	defer closeArchive()
 	res, err := a.ImportDir(ctx, pos[0])
-	var accepted, refused int
+	var sum importSummary
 	for _, im := range res {
-		status := "accepted"
-		if !im.Accepted {
-			status, refused = "REFUSED: "+im.Err.Error(), refused+1
-		} else {
-			accepted++
-		}
-		fmt.Fprintf(stdout, "%s  %s  %s\n", im.File, im.Device, status)
+		sum.line(stdout, im)
 	}
+	return sum.end(stdout, pos[0], err)
+}
+
+// importSummary counts an import's outcomes as their lines are printed.
+type importSummary struct{ accepted, duplicate, refused int }
+
+// line prints one bundle's outcome: accepted, duplicate (accepted
+// before: the same receipt again) or REFUSED with the checks.
+func (s *importSummary) line(w io.Writer, im archive.Imported) {
+	status := "accepted"
+	switch {
+	case !im.Accepted:
+		status = "REFUSED: " + im.Err.Error()
+		s.refused++
+	case im.Duplicate:
+		status = "duplicate"
+		s.accepted++
+		s.duplicate++
+	default:
+		s.accepted++
+	}
+	fmt.Fprintf(w, "%s  %s  %s\n", im.File, im.Device, status)
+}
+
+// end prints the summary, or on err (a failure that is not a refusal)
+// only the counts so far, and returns the command's error.
+func (s *importSummary) end(w io.Writer, dir string, err error) error {
 	if err != nil {
 		// No summary: it would read as the folder's whole answer.
-		return fmt.Errorf("%w (%d accepted, %d refused before it)", err, accepted, refused)
+		return fmt.Errorf("%w (%d accepted, %d refused before it)", err, s.accepted, s.refused)
 	}
-	fmt.Fprintf(stdout, "%d accepted, %d refused; answers in %s\n", accepted, refused, filepath.Join(pos[0], media.ReceiptsDir))
-	if refused > 0 {
+	fmt.Fprintf(w, "%d accepted, %d refused (%d duplicate); answers in %s\n", s.accepted, s.refused, s.duplicate, filepath.Join(dir, media.ReceiptsDir))
+	if s.refused > 0 {
 		return &exitError{code: 1, err: errors.New("some bundles were refused (quarantined; see the rejections)")}
 	}
 	return nil

@@ -300,7 +300,10 @@ const usage = `usage:
                             list: with operator_keys, the archive log's device states)
   edgeseal archive enroll-file REQUEST.json [--challenge FILE] [--config FILE | --data-dir DIR]
   edgeseal archive enroll-file --response RESPONSE.json      [--config FILE | --data-dir DIR]
-  edgeseal archive import DIR                                 [--config FILE | --data-dir DIR]
+  edgeseal archive import DIR [--wait 2m]                     [--config FILE | --data-dir DIR]
+                       (daemon stopped or running: a running daemon takes the bundles through
+                        DATA_DIR/operator/import/; --wait bounds the wait for each answer;
+                        per bundle: accepted, duplicate or REFUSED with the checks)
   edgeseal archive check                                      [--config FILE | --data-dir DIR]   (daemon stopped)
   edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
                        | import-pkcs11 --key pkcs11:URI [--generate]
