@@ -26,6 +26,8 @@ import (
 // digest. An auditor without the role sees the payload marked encrypted
 // but no Decrypt action; the same call forged from his session is
 // refused (403) and shows in the history as a refused decrypt entry.
+// With EDGESEAL_SCREENSHOTS=DIR the page after the decryption is saved
+// there as dashboard-decrypt.png.
 func TestDashboardDecryptE2E(t *testing.T) {
 	needAgent(t)
 	if mqtttest.Find() == "" {
