@@ -98,6 +98,14 @@ type exportJSON struct {
 	Entry  *archive.ExportEntry `json:"entry"`
 	Record json.RawMessage      `json:"record"`
 	Others int                  `json:"others"`
+	// Encrypted: the agent sealed the payload to the archive's content
+	// key (it is stored and served as ciphertext).
+	Encrypted bool `json:"encrypted,omitempty"`
+	// MayDecrypt: the session's roles may decrypt this export's
+	// classification (api.decrypt), so a payload asked with decrypt=1
+	// and a why would be decrypted. A hint for clients (the dashboard
+	// offers its Decrypt action by it): the payload call decides again.
+	MayDecrypt bool `json:"mayDecrypt,omitempty"`
 }
 
 func (s *Server) getExport(r *http.Request, sess *session) reply {
@@ -110,7 +118,13 @@ func (s *Server) getExport(r *http.Request, sess *session) reply {
 		return s.failReply(err, t)
 	}
 	t.Bundle = e.Bundle
-	return jsonReply(t, exportJSON{Entry: e, Record: rec, Others: others})
+	out := exportJSON{Entry: e, Record: rec, Others: others}
+	if _, sealed, ok, err := custody.RecordPayloadFile(rec); err == nil && ok && sealed {
+		out.Encrypted = true
+		out.MayDecrypt, _ = s.opts.Decrypt.allows(sess, e.Classification)
+		out.MayDecrypt = out.MayDecrypt && e.Payload != nil && sess.has(RoleAuditor)
+	}
+	return jsonReply(t, out)
 }
 
 func (s *Server) getPayload(r *http.Request, sess *session) reply {

@@ -100,9 +100,11 @@ func TestDecryptAPI(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Edgeseal-Sealed") != "hpke" || wire.FormatHash(sha256.Sum256(sealed)) == ex.Payload.Digest {
 		t.Fatalf("payload as stored: %d %v", resp.StatusCode, resp.Header)
 	}
-	// Decrypted, with a reason: the plaintext the record names.
+	// Decrypted, with a reason: the plaintext the record names, never
+	// to be cached.
 	resp, pt := alice.do("GET", base+"?decrypt=1&reason="+url.QueryEscape("quarterly review"), nil)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Edgeseal-Decrypted") != "1" || resp.Header.Get("Content-Type") != "application/json" {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Edgeseal-Decrypted") != "1" || resp.Header.Get("Content-Type") != "application/json" ||
+		resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("decrypt: %d %v %s", resp.StatusCode, resp.Header, pt)
 	}
 	if wire.FormatHash(sha256.Sum256(pt)) != ex.Payload.Digest || !bytes.HasPrefix(pt, []byte("export ")) {
@@ -115,6 +117,18 @@ func TestDecryptAPI(t *testing.T) {
 	// Refused: an auditor without the role; an operator (not an auditor).
 	bob := newAPIClient(t, ar, pool)
 	bob.signIn("bob", testPassword, http.StatusOK)
+	// The export's answer says the payload is encrypted, and whether the
+	// session may decrypt it (alice may, bob may not).
+	var one struct{ Encrypted, MayDecrypt bool }
+	alice.get(strings.TrimSuffix(base, "/payload"), http.StatusOK, &one)
+	if !one.Encrypted || !one.MayDecrypt {
+		t.Errorf("alice's export answer: %+v, want encrypted and mayDecrypt", one)
+	}
+	one = struct{ Encrypted, MayDecrypt bool }{}
+	bob.get(strings.TrimSuffix(base, "/payload"), http.StatusOK, &one)
+	if !one.Encrypted || one.MayDecrypt {
+		t.Errorf("bob's export answer: %+v, want encrypted and not mayDecrypt", one)
+	}
 	bob.get(base+"?decrypt=1&case=CASE-7", http.StatusForbidden, nil)
 	olga := newAPIClient(t, ar, pool)
 	olga.signIn("olga", testPassword, http.StatusOK)
@@ -150,6 +164,11 @@ func TestDecryptAPI(t *testing.T) {
 	// logged); a pack of it asked decrypted carries no plaintext and no
 	// decrypt entry.
 	pe := alice.all("/v1/exports?device=site2/dev2&status=accepted")[0]
+	var plainOne map[string]any
+	alice.get("/v1/exports/site2/dev2/"+url.PathEscape(pe.Export), http.StatusOK, &plainOne)
+	if _, ok := plainOne["encrypted"]; ok || plainOne["mayDecrypt"] != nil {
+		t.Errorf("a plain export's answer says encrypted %v, mayDecrypt %v: want neither", plainOne["encrypted"], plainOne["mayDecrypt"])
+	}
 	alice.get("/v1/exports/site2/dev2/"+url.PathEscape(pe.Export)+"/payload?decrypt=1&reason=x", http.StatusBadRequest, nil)
 	resp, body = alice.do("GET", "/v1/evidence?device=site2/dev2&export="+url.QueryEscape(pe.Export)+"&decrypt=1&reason=y", nil)
 	if resp.StatusCode != http.StatusOK {

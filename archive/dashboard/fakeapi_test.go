@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,10 +21,15 @@ type fakeAPI struct {
 	access   []map[string]any
 	events   chan string
 	entries  []map[string]any
+	// plain holds the plaintexts of encrypted exports by id: the export
+	// answers encrypted and mayDecrypt, and its payload asked with
+	// decrypt=1 answers them (a reason "deny" is refused, "tamper" answers
+	// other bytes than the digest it names).
+	plain map[string][]byte
 }
 
 func newFakeAPI() *fakeAPI {
-	f := &fakeAPI{sessions: map[string]string{}, events: make(chan string, 16)}
+	f := &fakeAPI{sessions: map[string]string{}, events: make(chan string, 16), plain: map[string][]byte{}}
 	f.entries = []map[string]any{
 		f.entry("EXP-1", 3, "accepted", ""),
 		f.entry("EXP-2", 4, "refused", "schema: total missing"),
@@ -128,12 +134,21 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	case strings.HasPrefix(p, "/v1/exports/site1/dev1/") && strings.HasSuffix(p, "/payload"):
+		f.payload(w, r, u, strings.TrimSuffix(strings.TrimPrefix(p, "/v1/exports/site1/dev1/"), "/payload"))
 	case strings.HasPrefix(p, "/v1/exports/site1/dev1/"):
 		id := strings.TrimPrefix(p, "/v1/exports/site1/dev1/")
 		f.log(u, "export.get", map[string]any{"device": "site1/dev1", "export": id})
+		f.mu.Lock()
+		_, enc := f.plain[id]
+		f.mu.Unlock()
 		for _, e := range f.entries {
 			if e["export"] == id {
-				writeJSON(w, http.StatusOK, map[string]any{"entry": e, "record": map[string]any{"v": 1, "seq": e["seq"], "type": e["type"]}, "others": 0})
+				doc := map[string]any{"entry": e, "record": map[string]any{"v": 1, "seq": e["seq"], "type": e["type"]}, "others": 0}
+				if enc {
+					doc["encrypted"], doc["mayDecrypt"] = true, true
+				}
+				writeJSON(w, http.StatusOK, doc)
 				return
 			}
 		}
@@ -185,4 +200,52 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		apiError(w, http.StatusNotFound, "not_found")
 	}
+}
+
+// payload answers an export's payload: only decrypted ones (decrypt=1
+// with a case or a reason), each logged as a decrypt entry.
+func (f *fakeAPI) payload(w http.ResponseWriter, r *http.Request, user, id string) {
+	q := r.URL.Query()
+	f.mu.Lock()
+	pt, ok := f.plain[id]
+	f.mu.Unlock()
+	if !ok || q.Get("decrypt") != "1" {
+		apiError(w, http.StatusNotFound, "not_found")
+		return
+	}
+	why := q.Get("case") + q.Get("reason")
+	if why == "" {
+		apiError(w, http.StatusBadRequest, "bad_request")
+		return
+	}
+	d := map[string]any{"case": q.Get("case"), "reason": q.Get("reason")}
+	target := map[string]any{"device": "site1/dev1", "export": id}
+	logDecrypt := func(outcome string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.access = append(f.access, map[string]any{"index": len(f.access), "entry": map[string]any{
+			"type": "decrypt", "action": "export.payload", "outcome": outcome, "user": user, "roles": []string{"auditor"}, "target": target,
+			"time": time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"), "remote": "127.0.0.1:1", "via": "local", "decrypt": d}})
+	}
+	if q.Get("reason") == "deny" {
+		d["refused"] = "classification secret: decrypting needs one of the roles decryptor"
+		logDecrypt("forbidden")
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "message": d["refused"].(string)})
+		return
+	}
+	digest := "sha256:" + fmt.Sprintf("%x", sha256.Sum256(pt))
+	d["plaintext"] = digest
+	logDecrypt("ok")
+	body := pt
+	if q.Get("reason") == "tamper" {
+		body = append([]byte("x"), pt...)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `attachment; filename="`+strings.TrimPrefix(digest, "sha256:")+`"`)
+	h.Set("X-Edgeseal-Digest", digest)
+	h.Set("X-Edgeseal-Decrypted", "1")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }

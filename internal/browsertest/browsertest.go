@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ type response struct {
 	id     network.RequestID
 	url    string
 	status int
+	header map[string]string
 }
 
 // Response is an HTTP response the page received (its document, scripts,
@@ -54,6 +56,9 @@ type response struct {
 type Response struct {
 	Method, URL string
 	Status      int
+	// Header holds the response's headers as the browser received them,
+	// by lowercase name (nil for a Download).
+	Header map[string]string
 }
 
 // ExecPath is the Chromium binary: $EDGESEAL_CHROMIUM, else
@@ -153,8 +158,12 @@ func (b *Browser) watchResponses() {
 		if err != nil {
 			return
 		}
+		h := make(map[string]string, len(ev.Response.Headers))
+		for k, v := range ev.Response.Headers {
+			h[strings.ToLower(k)] = fmt.Sprint(v)
+		}
 		b.mu.Lock()
-		b.responses = append(b.responses, response{ev.RequestID, ev.Response.URL, int(ev.Response.Status)})
+		b.responses = append(b.responses, response{ev.RequestID, ev.Response.URL, int(ev.Response.Status), h})
 		b.mu.Unlock()
 	}
 }
@@ -166,7 +175,7 @@ func (b *Browser) Responses() []Response {
 	defer b.mu.Unlock()
 	out := make([]Response, len(b.responses))
 	for i, r := range b.responses {
-		out[i] = Response{Method: b.methods[r.id], URL: r.url, Status: r.status}
+		out[i] = Response{Method: b.methods[r.id], URL: r.url, Status: r.status, Header: r.header}
 	}
 	return out
 }
@@ -364,7 +373,7 @@ func (b *Browser) Download(sel string) (string, []byte) {
 	b.mu.Lock()
 	id := network.RequestID("download-" + guid)
 	b.methods[id] = "GET"
-	b.responses = append(b.responses, response{id, url, 200})
+	b.responses = append(b.responses, response{id: id, url: url, status: 200})
 	b.mu.Unlock()
 	return name, data
 }

@@ -2,7 +2,7 @@
 // person and per device, from the archive's access log.
 
 import * as api from "./api.js";
-import { h, mount, table, fmtTime, short, statusBadge, pager, errorText } from "./ui.js";
+import { h, mount, table, fmtTime, short, statusBadge, badge, pager, errorText } from "./ui.js";
 import { exportHref } from "./exports.js";
 
 function target(t) {
@@ -18,14 +18,29 @@ function target(t) {
   return h("span", {}, parts);
 }
 
+// decryptText says why a decrypt entry's plaintext was asked, and what
+// was handed out or why it was refused; "" for other entries.
+function decryptText(e) {
+  const d = e.type === "decrypt" && e.decrypt;
+  if (!d) return "";
+  const why = [d.case ? "case " + d.case : "", d.reason ? "reason: " + d.reason : ""].filter(Boolean).join("; ");
+  return why + (d.refused ? " — refused: " + d.refused : d.plaintext ? " — plaintext " + d.plaintext : "");
+}
+
+function decryptCell(e) {
+  const t = decryptText(e);
+  return t ? h("span", { class: "why " + (e.decrypt.refused ? "bad" : "") }, t) : "";
+}
+
 export const accessColumns = [
   { key: "index", label: "#", num: true },
   { key: "time", label: "Time", cell: r => fmtTime(r.entry.time), csv: r => r.entry.time },
   { key: "user", label: "Who", cell: r => h("a", { href: "#/access?user=" + encodeURIComponent(r.entry.user || "") }, r.entry.user || ""), csv: r => r.entry.user },
   { key: "roles", label: "Roles", cell: r => (r.entry.roles || []).join(", "), csv: r => (r.entry.roles || []).join(" ") },
-  { key: "action", label: "Action", cell: r => r.entry.action, csv: r => r.entry.action },
+  { key: "action", label: "Action", cell: r => r.entry.type === "decrypt" ? h("span", { class: "decrypt-entry" }, r.entry.action, " ", badge("decrypt", "warn")) : r.entry.action, csv: r => r.entry.action },
   { key: "outcome", label: "Outcome", cell: r => statusBadge(r.entry.outcome), csv: r => r.entry.outcome },
   { key: "target", label: "Target", wrap: true, cell: r => target(r.entry.target), csv: r => r.entry.target ? JSON.stringify(r.entry.target) : "" },
+  { key: "decrypt", label: "Decryption", wrap: true, cell: r => decryptCell(r.entry), csv: r => decryptText(r.entry) },
   { key: "remote", label: "From", cell: r => r.entry.remote, csv: r => r.entry.remote },
   { key: "via", label: "Via", cell: r => r.entry.via, csv: r => r.entry.via },
 ];

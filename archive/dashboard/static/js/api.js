@@ -53,6 +53,23 @@ export function exportPath(device, id) {
   return "/v1/exports/" + encodeURIComponent(site) + "/" + encodeURIComponent(rest.join("/")) + "/" + encodeURIComponent(id);
 }
 
+// fetchFile GETs a file (a decrypted payload) past every cache (the
+// API answers Cache-Control: no-store): its bytes as a Blob and its
+// headers. A failed call throws ApiError as the JSON calls do.
+export async function fetchFile(path, params) {
+  const r = await fetch(path + query(params), { method: "GET", credentials: "same-origin", cache: "no-store" });
+  if (!r.ok) {
+    let data = null;
+    if ((r.headers.get("Content-Type") || "").startsWith("application/json")) {
+      try { data = await r.json(); } catch (e) { data = null; }
+    }
+    const err = new ApiError(r.status, data && data.error, data && data.message);
+    if (r.status === 401) onUnauthorized(err);
+    throw err;
+  }
+  return { blob: await r.blob(), headers: r.headers };
+}
+
 // status answers the HTTP status of a GET without reading its body
 // (to learn whether an optional endpoint exists).
 export async function status(path) {

@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { h, mount, fmtTime, short, statusBadge, errorText } from "./ui.js";
 import { accessTable } from "./access.js";
 import { searchHref } from "./exports.js";
+import { decryptAction } from "./decrypt.js";
 
 // decodeReceipt reads the payload of the DSSE envelope the archive signed.
 function decodeReceipt(env) {
@@ -67,7 +68,7 @@ export async function render(rest, config) {
     try { receipt = decodeReceipt(await api.get("/v1/bundles/" + e.bundle.replace("sha256:", "") + "/receipt")); } catch (err) { receipt = null; }
   }
   const actions = h("div", { class: "actions" });
-  if (e.payload && e.status === "accepted") actions.appendChild(h("a", { class: "button", id: "dl-payload", href: path + "/payload", download: "" }, "Download payload"));
+  if (e.payload && e.status === "accepted") actions.appendChild(h("a", { class: "button", id: "dl-payload", href: path + "/payload", download: "" }, doc.encrypted ? "Download payload (encrypted)" : "Download payload"));
   if (e.object) actions.appendChild(h("a", { class: "button", id: "dl-bundle", href: "/v1/bundles/" + e.bundle.replace("sha256:", ""), download: "" }, "Download bundle"));
   if (receipt) actions.appendChild(h("a", { class: "button", id: "dl-receipt", href: "/v1/bundles/" + e.bundle.replace("sha256:", "") + "/receipt", download: "" }, "Download receipt"));
   if (config.packUrl && e.object) {
@@ -76,6 +77,22 @@ export async function render(rest, config) {
   }
   if (e.bundle) actions.appendChild(h("a", { class: "button", href: searchHref({ bundle: e.bundle }) }, "Exports in this bundle"));
   actions.appendChild(h("a", { class: "button", href: "#/access?device=" + encodeURIComponent(device) }, "Reads of this device"));
+  const history = h("div", { id: "export-access" }, h("p", { class: "loading" }, "Loading…"));
+  const loadHistory = async () => {
+    try {
+      const page = await api.get("/v1/access", { device, export: id, limit: 100 });
+      history.replaceChildren(accessTable("export-access-table", "access-" + id, page.items || []));
+    } catch (err) {
+      history.replaceChildren(h("p", { class: "empty" }, errorText(err)));
+    }
+  };
+  // Decrypt: only for an encrypted payload the session's roles may
+  // decrypt (the API decides again, and logs either way).
+  let decrypt = null;
+  if (doc.encrypted && doc.mayDecrypt && e.payload && e.status === "accepted") {
+    decrypt = decryptAction(path, id, loadHistory);
+    actions.prepend(decrypt.button);
+  }
   if (doc.others) actions.appendChild(h("a", { class: "button", href: searchHref({ device, export: id }) }, doc.others + " more record(s) with this id"));
 
   const fields = [
@@ -84,13 +101,13 @@ export async function render(rest, config) {
     ["App", e.app], ["Principal", e.principal], ["Workflow", e.workflow], ["Purpose", e.purpose],
     ["Classification", e.classification], ["Retention", e.retention], ["Schema", e.schema], ["Destination", e.destination],
     ["Policy", e.policy && h("span", { class: "mono" }, e.policy)],
-    ["Payload", e.payload && h("span", {}, h("span", { class: "mono" }, e.payload.digest), " · " + e.payload.size + " bytes · " + e.payload.mediaType)],
+    ["Payload", e.payload && h("span", {}, h("span", { class: "mono" }, e.payload.digest), " · " + e.payload.size + " bytes · " + e.payload.mediaType,
+      doc.encrypted ? h("span", { id: "payload-encrypted" }, " · ", h("span", { class: "badge warn" }, "encrypted")) : null)],
     ["Time (agent)", fmtTime(e.time)], ["Accepted", fmtTime(e.acceptedAt)],
     ["Bundle", e.bundle && h("span", { class: "mono" }, e.bundle)], ["Archive log index", e.logIndex],
     ["Storage object", e.object && h("span", { class: "mono" }, e.object)], ["Retained until", fmtTime(e.retainUntil)],
   ].filter(([, v]) => v !== undefined && v !== "" && v !== null);
 
-  const history = h("div", { id: "export-access" }, h("p", { class: "loading" }, "Loading…"));
   mount(
     h("h1", {}, "Export ", h("span", { id: "export-id" }, id), " ", statusBadge(e.status)),
     h("p", { class: "hint" }, "on ", h("a", { href: searchHref({ device }) }, device), " · ", fmtTime(e.time)),
@@ -98,15 +115,11 @@ export async function render(rest, config) {
     h("p", { class: "hint" }, "From the no-code app to the storage object. ✔ proven by what the archive verified and signed; ✘ refused; – not present."),
     lineage(hops(e, receipt)),
     actions,
+    decrypt && decrypt.form,
     h("div", { class: "card" }, h("dl", { class: "fields" }, fields.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))),
     h("h2", {}, "The record as the bundle holds it"),
     h("pre", { class: "record" }, JSON.stringify(doc.record, null, 2)),
     h("h2", {}, "Who read this export"),
     history);
-  try {
-    const page = await api.get("/v1/access", { device, export: id, limit: 100 });
-    history.replaceChildren(accessTable("export-access-table", "access-" + id, page.items || []));
-  } catch (err) {
-    history.replaceChildren(h("p", { class: "empty" }, errorText(err)));
-  }
+  await loadHistory();
 }
