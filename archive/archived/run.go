@@ -121,6 +121,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if opts.State, err = openState(ctx, cfg); err != nil {
+		return err
+	}
+	if opts.State != nil {
+		defer opts.State.Close() // after the archive closes (deferred below)
+	}
 	a, err := archive.Open(ctx, opts)
 	if err != nil {
 		return err
