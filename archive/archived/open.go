@@ -34,7 +34,8 @@ func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap ar
 	if err != nil {
 		return nil, nil, err
 	}
-	if opts.State, err = openState(ctx, cfg); err != nil {
+	var stateOpened func() error
+	if opts.State, stateOpened, err = openState(ctx, cfg); err != nil {
 		return nil, nil, err
 	}
 	closeState := func() error {
@@ -44,6 +45,11 @@ func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap ar
 		return nil
 	}
 	if a, err = archive.Open(ctx, opts); err != nil {
+		_ = closeState()
+		return nil, nil, err
+	}
+	if err := stateOpened(); err != nil {
+		_ = a.Close()
 		_ = closeState()
 		return nil, nil, err
 	}

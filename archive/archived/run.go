@@ -121,7 +121,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	if opts.State, err = openState(ctx, cfg); err != nil {
+	var stateOpened func() error
+	if opts.State, stateOpened, err = openState(ctx, cfg); err != nil {
 		return err
 	}
 	if opts.State != nil {
@@ -129,6 +130,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	a, err := archive.Open(ctx, opts)
 	if err != nil {
+		return err
+	}
+	if err := stateOpened(); err != nil {
+		a.Close()
 		return err
 	}
 	// The content keys are opened now (unwrapped with the token when

@@ -26,39 +26,43 @@ const stateEngineFile = "state-engine"
 // one the archive last opened with (data_dir/state-engine; none: badger,
 // the only engine before), the new store does not hold what the
 // archive's index mark says the store holds: the mark is removed
-// (archive.RefillChainState) so that Open reads the whole index once
-// and fills the store, then the engine is recorded.
-func openState(ctx context.Context, cfg *config.Config) (state.Store, error) {
+// (archive.RefillChainState) so that Open reads the whole index once and
+// fills the store. The caller calls opened once archive.Open succeeded:
+// it records the engine (not before: an Open refused because the daemon
+// runs leaves the engine unrecorded, and the daemon's next start, after
+// it rewrote the mark at its stop, removes it again).
+func openState(ctx context.Context, cfg *config.Config) (st state.Store, opened func() error, err error) {
 	engine := cfg.ArchiveState.Engine
-	var st state.Store
 	switch engine {
 	case config.StateEngineBadger, "":
 		engine = config.StateEngineBadger
 	case config.StateEngineMySQL:
 		dsn, err := readSecretFile(cfg.ArchiveState.MySQLDSNFile)
 		if err != nil {
-			return nil, fmt.Errorf("archive_state.mysql_dsn_file: %w", err)
+			return nil, nil, fmt.Errorf("archive_state.mysql_dsn_file: %w", err)
 		}
 		s, err := state.OpenMySQL(ctx, dsn)
 		if err != nil {
-			return nil, fmt.Errorf("archive_state: %w", err)
+			return nil, nil, fmt.Errorf("archive_state: %w", err)
 		}
 		st = s
 	default:
-		return nil, fmt.Errorf("archive_state.engine %q: want badger or mysql", engine)
+		return nil, nil, fmt.Errorf("archive_state.engine %q: want badger or mysql", engine)
 	}
-	if err := switchStateEngine(cfg.DataDir, engine); err != nil {
+	record, err := switchStateEngine(cfg.DataDir, engine)
+	if err != nil {
 		if st != nil {
 			_ = st.Close()
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return st, nil
+	return st, record, nil
 }
 
-// switchStateEngine records engine in dir's state-engine file, making
-// the archive refill its store first when the engine changed.
-func switchStateEngine(dir, engine string) error {
+// switchStateEngine removes dir's index mark when engine is not the one
+// dir's state-engine file names, and returns the function that records
+// engine there (nothing to do when it is recorded already).
+func switchStateEngine(dir, engine string) (func() error, error) {
 	p := filepath.Join(dir, stateEngineFile)
 	last := config.StateEngineBadger
 	b, err := fsutil.ReadRegular(p, 64)
@@ -70,20 +74,20 @@ func switchStateEngine(dir, engine string) error {
 			last = engine // a new archive: Open creates dir
 		}
 	default:
-		return fmt.Errorf("archive_state: %w", err)
+		return nil, fmt.Errorf("archive_state: %w", err)
 	}
-	if last == engine {
-		if err == nil {
-			return nil
+	if last == engine && err == nil {
+		return func() error { return nil }, nil
+	}
+	if last != engine {
+		if err := archive.RefillChainState(dir); err != nil {
+			return nil, fmt.Errorf("archive_state: engine %s, was %s: %w", engine, last, err)
 		}
-	} else if err := archive.RefillChainState(dir); err != nil {
-		return fmt.Errorf("archive_state: engine %s, was %s: %w", engine, last, err)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("archive_state: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(p, []byte(engine+"\n"), 0o600); err != nil {
-		return fmt.Errorf("archive_state: %w", err)
-	}
-	return nil
+	return func() error {
+		if err := fsutil.WriteFileAtomic(p, []byte(engine+"\n"), 0o600); err != nil {
+			return fmt.Errorf("archive_state: %w", err)
+		}
+		return nil
+	}, nil
 }

@@ -20,8 +20,9 @@ import (
 
 // stateDaemon runs the archive daemon of dir with stateYAML (its
 // archive_state section) and publishes bundles until each has its
-// receipt; the daemon is stopped before it returns.
-func stateDaemon(t *testing.T, dir, stateYAML string, c *bundletest.Chain, enroll bool, from, to int) {
+// receipt, then calls during (when set) with the daemon running; the
+// daemon is stopped before it returns.
+func stateDaemon(t *testing.T, dir, stateYAML string, c *bundletest.Chain, enroll bool, from, to int, during ...func()) {
 	t.Helper()
 	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\n"+stateYAML+"mqtt:\n  embedded:\n    listen: 127.0.0.1:0\n")
 	ar := e2etest.StartArchive(t, cfg)
@@ -38,6 +39,9 @@ func stateDaemon(t *testing.T, dir, stateYAML string, c *bundletest.Chain, enrol
 	}
 	if st := ar.A.Stats(); st.Accepted != before+uint64(to-from) || st.Refused != 0 {
 		t.Fatalf("bundles %d to %d: %+v\n%s", from+1, to, st, ar.Logs)
+	}
+	for _, f := range during {
+		f()
 	}
 	ar.Stop(t)
 }
@@ -152,6 +156,28 @@ func TestArchiveStateEngine(t *testing.T) {
 		stateDaemon(t, dir, "", c, false, 4, 6)
 		engineFile(t, dir, "badger")
 		wantChain(t, openBadger(t, dir), c, 6)
+	})
+	t.Run("switch-refused-while-running", func(t *testing.T) {
+		// An operator command on the new engine refused while the
+		// daemon runs on the old one: the engine stays unrecorded, so
+		// the next start on the new engine still fills its store.
+		dir, c := t.TempDir(), newChain(t)
+		dsn := withDB(t, dir)
+		stateDaemon(t, dir, "", c, true, 0, 2, func() {
+			cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\n"+mysqlYAML)
+			key, err := keystore.LoadFile(cfg.KeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, closeA, err := archived.Open(t.Context(), cfg, key, nil, nil); err == nil {
+				_ = closeA()
+				t.Fatal("an operator command opened the archive of a running daemon")
+			}
+			engineFile(t, dir, "badger")
+		})
+		stateDaemon(t, dir, mysqlYAML, c, false, 2, 4)
+		engineFile(t, dir, "mysql")
+		wantChain(t, openSQL(t, dsn), c, 4)
 	})
 }
 
