@@ -139,6 +139,9 @@
 //	index-mark.json  how far Open read the index (indexmark.go): Open
 //	              reads only the events after it, the whole index once
 //	              for an archive without one
+//	state-engine  the daemon's archive_state.engine of the last start
+//	              (archive/archived): another one removes index-mark.json
+//	              (RefillChainState) to fill the new store from the index
 //	objects/      FSStore: sha256/ab/<hex>, 0444, write-once (earlier builds: sha256/ab/cd/<hex>, still read);
 //	              retention/<hex>.json, an object's retain-until and legal hold
 //	quarantine/   refused bundles and their reasons (bounded, oldest dropped)

@@ -98,6 +98,18 @@ func (a *Archive) writeIndexMark() error {
 	return nil
 }
 
+// RefillChainState makes the next Open of the archive in dir read its
+// whole index once, filling the chain-state store it is given from the
+// accept events (a store new to the archive, or one another store
+// stood in for: applying an event again changes nothing): it removes
+// the index mark. The archive must be closed.
+func RefillChainState(dir string) error {
+	if err := removeIndexMark(dir); err != nil {
+		return fmt.Errorf("archive: index mark: %w", err)
+	}
+	return fsutil.SyncDir(dir)
+}
+
 // removeIndexMark is for tests: an archive as an earlier version left it.
 func removeIndexMark(dir string) error {
 	err := os.Remove(filepath.Join(dir, indexMarkFile))

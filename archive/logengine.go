@@ -71,50 +71,10 @@ type archiveLog struct {
 func openLog(ctx context.Context, opts Options, st *signerState) (*archiveLog, error) {
 	lg := opts.Logger.With("journal", "log")
 	l := &archiveLog{origin: opts.Name, lg: lg, failed: make(chan struct{}), engine: cmp.Or(opts.LogEngine, LogEngineJournal)}
-	switch opts.LogEngine {
-	case "", LogEngineJournal:
-		l.open = func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
-			j, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: lg})
-			if err != nil {
-				return nil, err
-			}
-			v, prev, err := logVerifiers(opts.Name, st)
-			if err != nil {
-				_ = j.Close()
-				return nil, err
-			}
-			tl, err := tlog.NewJournal(j, st.note, v, prev...)
-			if err != nil {
-				_ = j.Close()
-				return nil, err
-			}
-			return tl, nil
-		}
-	case LogEnginePOSIX:
-		l.open = func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
-			v, prev, err := logVerifiers(opts.Name, st)
-			if err != nil {
-				return nil, err
-			}
-			return tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: filepath.Join(opts.Dir, "tlog"), Signer: st.note, Verifier: v, Previous: prev,
-				CheckpointInterval: opts.LogCheckpointInterval, RepublishInterval: republishOf(republish), Logger: lg})
-		}
-	case LogEngineMySQL:
-		if opts.LogDSN == "" {
-			return nil, errors.New("archive: log engine mysql: no DSN")
-		}
-		l.open = func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
-			v, prev, err := logVerifiers(opts.Name, st)
-			if err != nil {
-				return nil, err
-			}
-			return tlog.OpenMySQL(ctx, tlog.MySQLOptions{DSN: opts.LogDSN, Signer: st.note, Verifier: v, Previous: prev,
-				CheckpointInterval: opts.LogCheckpointInterval, RepublishInterval: republishOf(republish), Logger: lg})
-		}
-	default:
-		return nil, fmt.Errorf("archive: log engine %q: want journal, posix or mysql", opts.LogEngine)
-	}
 	var err error
+	if l.open, err = logOpener(opts, lg); err != nil {
+		return nil, err
+	}
 	if l.l, err = l.open(ctx, st, false); err != nil {
 		return nil, fmt.Errorf("archive: open log: %w", err)
 	}
@@ -133,6 +93,55 @@ func openLog(ctx context.Context, opts Options, st *signerState) (*archiveLog, e
 		return nil, err
 	}
 	return l, nil
+}
+
+// logOpener returns the function that opens opts' engine's log signed by
+// a signer state (republish: a Tessera log opened to sign its current
+// tree at once).
+func logOpener(opts Options, lg *slog.Logger) (func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error), error) {
+	switch opts.LogEngine {
+	case "", LogEngineJournal:
+		return func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
+			j, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: lg})
+			if err != nil {
+				return nil, err
+			}
+			v, prev, err := logVerifiers(opts.Name, st)
+			if err != nil {
+				_ = j.Close()
+				return nil, err
+			}
+			tl, err := tlog.NewJournal(j, st.note, v, prev...)
+			if err != nil {
+				_ = j.Close()
+				return nil, err
+			}
+			return tl, nil
+		}, nil
+	case LogEnginePOSIX:
+		return func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
+			v, prev, err := logVerifiers(opts.Name, st)
+			if err != nil {
+				return nil, err
+			}
+			return tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: filepath.Join(opts.Dir, "tlog"), Signer: st.note, Verifier: v, Previous: prev,
+				CheckpointInterval: opts.LogCheckpointInterval, RepublishInterval: republishOf(republish), Logger: lg})
+		}, nil
+	case LogEngineMySQL:
+		if opts.LogDSN == "" {
+			return nil, errors.New("archive: log engine mysql: no DSN")
+		}
+		return func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
+			v, prev, err := logVerifiers(opts.Name, st)
+			if err != nil {
+				return nil, err
+			}
+			return tlog.OpenMySQL(ctx, tlog.MySQLOptions{DSN: opts.LogDSN, Signer: st.note, Verifier: v, Previous: prev,
+				CheckpointInterval: opts.LogCheckpointInterval, RepublishInterval: republishOf(republish), Logger: lg})
+		}, nil
+	default:
+		return nil, fmt.Errorf("archive: log engine %q: want journal, posix or mysql", opts.LogEngine)
+	}
 }
 
 // logVerifiers are the note verifiers of st's key and of the keys it

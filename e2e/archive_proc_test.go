@@ -20,13 +20,17 @@ type archiveProc struct {
 }
 
 // writeArchiveConfig writes dir/archive.yaml: data in dir/data, JSON logs,
-// /metrics on a free loopback port, and the broker: the embedded one on a
-// free loopback port when broker is "", else broker with client id.
+// /metrics on a free loopback port, the broker (the embedded one on a
+// free loopback port when broker is "", else broker with client id), and
+// the log engine EDGESEAL_TEST_LOG_ENGINE names (testLogEngine).
 func writeArchiveConfig(t *testing.T, dir, broker, clientID string) string {
 	t.Helper()
 	mqtt := "mqtt:\n  embedded:\n    listen: 127.0.0.1:0\n"
 	if broker != "" {
 		mqtt = fmt.Sprintf("mqtt:\n  broker: %s\n  client_id: %s\n", broker, clientID)
+	}
+	if e := testLogEngine(t); e != "" {
+		mqtt += "archive_log:\n  engine: " + e + "\n"
 	}
 	cfg := filepath.Join(dir, "archive.yaml")
 	if err := os.WriteFile(cfg, []byte("data_dir: data\n"+mqtt+"log:\n  format: json\nmetrics:\n  listen: 127.0.0.1:0\n"), 0o644); err != nil {

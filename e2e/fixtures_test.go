@@ -16,10 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/config"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -28,7 +30,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // loadOrCreateArchiveKey reads the archive's signing key at path, with the
@@ -222,17 +223,12 @@ func bundleRecords(t *testing.T, b *bundle.Bundle) ([][]byte, []*custody.Record)
 func archivedChain(t *testing.T, archiveData string, fn func(idx uint64, b *bundle.Bundle, recs []*custody.Record) error) (files []string, skipped int) {
 	t.Helper()
 	ctx := context.Background()
-	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(archiveData, "log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lj.Close()
 	objs, err := archive.NewFSStore(filepath.Join(archiveData, "objects"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	err = lj.Records(ctx, 0, lj.Size(), func(idx uint64, rec []byte) error {
+	err = archiveLogRecords(t, archiveData, func(idx uint64, rec []byte) error {
 		var e archivesig.ReceiptEntry
 		if err := json.Unmarshal(rec, &e); err != nil {
 			return err
@@ -276,4 +272,49 @@ func archivedChain(t *testing.T, archiveData string, fn func(idx uint64, b *bund
 		t.Fatal(err)
 	}
 	return files, skipped
+}
+
+// archiveLogRecords calls fn with each entry of the log of the stopped
+// archive whose data directory is archiveData, in order, through
+// archive.ReadLog: on the engine (and name and key) of its config, the
+// archive.yaml beside archiveData that writeArchiveConfig writes, and
+// the defaults when there is none.
+func archiveLogRecords(t *testing.T, archiveData string, fn func(idx uint64, rec []byte) error) error {
+	t.Helper()
+	cfg := config.Default()
+	cfg.KeyFile = filepath.Join(archiveData, "archive.key")
+	if p := filepath.Join(filepath.Dir(archiveData), "archive.yaml"); func() bool { _, err := os.Stat(p); return err == nil }() {
+		c, err := config.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = c
+	}
+	key, err := keystore.LoadFile(cfg.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := archive.Options{Dir: archiveData, Name: cfg.Name, Key: key, LogEngine: cfg.ArchiveLog.Engine}
+	if cfg.ArchiveLog.MySQLDSNFile != "" {
+		b, err := os.ReadFile(cfg.ArchiveLog.MySQLDSNFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.LogDSN = strings.TrimSpace(string(b))
+	}
+	return archive.ReadLog(t.Context(), opts, fn)
+}
+
+// testLogEngine is the archive log's engine of the archives the tests
+// configure (writeArchiveConfig): EDGESEAL_TEST_LOG_ENGINE (journal or
+// posix), else the default; "" for the default.
+func testLogEngine(t *testing.T) string {
+	t.Helper()
+	switch e := os.Getenv("EDGESEAL_TEST_LOG_ENGINE"); e {
+	case "", archive.LogEngineJournal, archive.LogEnginePOSIX:
+		return e
+	default:
+		t.Fatalf("EDGESEAL_TEST_LOG_ENGINE=%s: the e2e tests run on journal or posix", e)
+		return ""
+	}
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/soaktest"
 	"github.com/edgeseal/edgeseal/internal/testenv"
-	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
@@ -213,15 +212,12 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 	if err != nil {
 		t.Fatal(err)
 	}
-	lj, err := store.Open(ctx, store.Options{Dir: filepath.Join(archiveData, "log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lj.Close()
 	inArchive := map[string]int{} // export id -> times in an archived bundle
 	var next uint64               // the device seq the next bundle starts at
 	var lastSize uint64
-	err = lj.Records(ctx, 0, lj.Size(), func(idx uint64, rec []byte) error {
+	var logSize uint64
+	err = archiveLogRecords(t, archiveData, func(idx uint64, rec []byte) error {
+		logSize = idx + 1
 		var e archivesig.ReceiptEntry
 		if err := json.Unmarshal(rec, &e); err != nil {
 			return err
@@ -281,8 +277,8 @@ func checkOutageEnd(ctx context.Context, t *testing.T, a *agentDir, archiveData 
 	if err != nil {
 		t.Fatalf("archive log: %v", err)
 	}
-	if uint64(len(receiptOf)) != lj.Size() {
-		t.Errorf("%d receipts journaled on the agent, %d bundles in the archive log", len(receiptOf), lj.Size())
+	if uint64(len(receiptOf)) != logSize {
+		t.Errorf("%d receipts journaled on the agent, %d bundles in the archive log", len(receiptOf), logSize)
 	}
 	missing := 0
 	for id, seq := range acked {

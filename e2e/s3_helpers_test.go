@@ -14,12 +14,15 @@ import (
 // writeS3ArchiveConfig writes dir/archive.yaml for an archive whose
 // objects go to a fresh Object Lock bucket of the versitygw g, under the
 // prefix bundles/; extra (YAML keys: retention classes, operator keys)
-// goes before the objects section. It returns the config file and the
-// bucket.
+// goes before the objects section; the log engine is testLogEngine's. It
+// returns the config file and the bucket.
 func writeS3ArchiveConfig(t *testing.T, g *s3test.Gateway, dir, extra string) (cfgFile, bucket string) {
 	t.Helper()
 	bucket = g.Bucket(t)
 	cfgFile = filepath.Join(dir, "archive.yaml")
+	if e := testLogEngine(t); e != "" {
+		extra += "archive_log:\n  engine: " + e + "\n"
+	}
 	cfg := fmt.Sprintf(`data_dir: data
 retention: 48h
 %sobjects:

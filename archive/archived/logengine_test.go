@@ -24,7 +24,7 @@ func TestOpenLogEngine(t *testing.T) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\narchive_log:\n  engine: posix\n")
-	a, err := archived.Open(t.Context(), cfg, key, nil, log)
+	a, closeA, err := archived.Open(t.Context(), cfg, key, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestOpenLogEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	key = next
-	if err := a.Close(); err != nil {
+	if err := closeA(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "tlog", "checkpoint")); err != nil {
@@ -47,9 +47,9 @@ func TestOpenLogEngine(t *testing.T) {
 	}
 
 	cfg = e2etest.ArchiveConfig(t, dir, "data_dir: data\n")
-	if a, err := archived.Open(t.Context(), cfg, key, nil, log); err == nil || !strings.Contains(err.Error(), "log keys") {
-		if a != nil {
-			a.Close()
+	if _, closeA, err := archived.Open(t.Context(), cfg, key, nil, log); err == nil || !strings.Contains(err.Error(), "log keys") {
+		if closeA != nil {
+			_ = closeA()
 		}
 		t.Fatalf("an archive created on posix opened on the journal engine: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestOpenLogEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg = e2etest.ArchiveConfig(t, dir, "data_dir: data\narchive_log:\n  engine: mysql\n  mysql_dsn_file: log.dsn\n")
-	if _, err := archived.Open(t.Context(), cfg, key, nil, log); err == nil || !strings.Contains(err.Error(), "archive_log.mysql_dsn_file") {
+	if _, _, err := archived.Open(t.Context(), cfg, key, nil, log); err == nil || !strings.Contains(err.Error(), "archive_log.mysql_dsn_file") {
 		t.Fatalf("a DSN file open to others: %v", err)
 	}
 }

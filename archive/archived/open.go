@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,17 +23,37 @@ import (
 // chooses (OpenObjects) and the archive's journals under data_dir, signed
 // by signer (OpenKey), its content keys wrapped by wrap
 // (OpenContentKeyWrap; nil: not wrapped). While the daemon runs, the
-// journals are locked and Open fails.
-func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap archive.ContentKeyWrapper, log *slog.Logger) (*archive.Archive, error) {
+// journals are locked and Open fails. The chain-state store is the one
+// archive_state chooses; closeAll closes the archive, then the store.
+func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap archive.ContentKeyWrapper, log *slog.Logger) (a *archive.Archive, closeAll func() error, err error) {
 	objects, err := OpenObjects(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts, err := withRetention(cfg, archive.Options{Dir: cfg.DataDir, Signer: signer, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log, ContentKeyWrap: wrap})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return archive.Open(ctx, opts)
+	var stateOpened func() error
+	if opts.State, stateOpened, err = openState(ctx, cfg); err != nil {
+		return nil, nil, err
+	}
+	closeState := func() error {
+		if opts.State != nil {
+			return opts.State.Close()
+		}
+		return nil
+	}
+	if a, err = archive.Open(ctx, opts); err != nil {
+		_ = closeState()
+		return nil, nil, err
+	}
+	if err := stateOpened(); err != nil {
+		_ = a.Close()
+		_ = closeState()
+		return nil, nil, err
+	}
+	return a, func() error { return errors.Join(a.Close(), closeState()) }, nil
 }
 
 // OpenObjects opens the write-once object store the config chooses: the

@@ -68,7 +68,7 @@ func RotateKey(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey 
 		next = k
 	}
 	nextID := archivesig.ArchiveKeyID(next.Public().(ed25519.PublicKey))
-	a, err := Open(ctx, cfg, old, nil, log) // no content key operation: nothing unwrapped
+	a, closeAll, err := Open(ctx, cfg, old, nil, log) // no content key operation: nothing unwrapped
 	var mismatch *archive.KeyMismatchError
 	switch {
 	case errors.As(err, &mismatch) && mismatch.Want == nextID:
@@ -77,7 +77,7 @@ func RotateKey(ctx context.Context, cfg *config.Config, p config.PKCS11, newKey 
 		return nil, fmt.Errorf("%w (a rotation needs the archive daemon stopped)", err)
 	default:
 		_, err = a.RotateKey(ctx, next, overlap)
-		if cerr := a.Close(); err == nil {
+		if cerr := closeAll(); err == nil {
 			err = cerr
 		}
 		if err != nil {

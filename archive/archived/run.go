@@ -121,8 +121,19 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	var stateOpened func() error
+	if opts.State, stateOpened, err = openState(ctx, cfg); err != nil {
+		return err
+	}
+	if opts.State != nil {
+		defer opts.State.Close() // after the archive closes (deferred below)
+	}
 	a, err := archive.Open(ctx, opts)
 	if err != nil {
+		return err
+	}
+	if err := stateOpened(); err != nil {
+		a.Close()
 		return err
 	}
 	// The content keys are opened now (unwrapped with the token when

@@ -91,8 +91,11 @@ type Config struct {
 	Objects Objects `yaml:"objects"`
 	// ArchiveLog chooses the engine of the archive log (archivelog.go).
 	ArchiveLog ArchiveLog `yaml:"archive_log"`
-	Log        Log        `yaml:"log"`
-	Metrics    Metrics    `yaml:"metrics"`
+	// ArchiveState chooses the store of the devices' chain state
+	// (archivestate.go).
+	ArchiveState ArchiveState `yaml:"archive_state"`
+	Log          Log          `yaml:"log"`
+	Metrics      Metrics      `yaml:"metrics"`
 	// API is the read API for auditors (api.go).
 	API    API    `yaml:"api"`
 	Enroll Enroll `yaml:"enroll"`
@@ -183,11 +186,12 @@ func (e *Error) Error() string {
 func Default() *Config {
 	return &Config{
 		DataDir: DefaultDataDir, Name: DefaultName, Retention: DefaultRetention,
-		MQTT:       MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
-		Objects:    Objects{Backend: BackendFS},
-		ArchiveLog: ArchiveLog{Engine: LogEngineJournal},
-		Log:        Log{Format: "text", Level: "info"},
-		Quarantine: defaultQuarantine(),
+		MQTT:         MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
+		Objects:      Objects{Backend: BackendFS},
+		ArchiveLog:   ArchiveLog{Engine: LogEngineJournal},
+		ArchiveState: ArchiveState{Engine: StateEngineBadger},
+		Log:          Log{Format: "text", Level: "info"},
+		Quarantine:   defaultQuarantine(),
 	}
 }
 
@@ -224,7 +228,8 @@ func parse(data []byte, base string) (*Config, error) {
 		}
 		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
 			&c.MQTT.Embedded.TLS.CAFile, &c.MQTT.Embedded.TLS.CertFile, &c.MQTT.Embedded.TLS.KeyFile,
-			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA, &c.PKCS11.PINFile, &c.ArchiveLog.MySQLDSNFile} {
+			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA, &c.PKCS11.PINFile, &c.ArchiveLog.MySQLDSNFile,
+			&c.ArchiveState.MySQLDSNFile} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}
@@ -232,6 +237,7 @@ func parse(data []byte, base string) (*Config, error) {
 	}
 	c.Objects.defaults(c.Retention)
 	c.ArchiveLog.defaults()
+	c.ArchiveState.defaults()
 	c.apiDefaults(base)
 	if err := c.validate(); err != nil {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -302,6 +308,7 @@ func (c *Config) validate() error {
 	}
 	c.Objects.validate(bad, c.Retention)
 	c.ArchiveLog.validate(bad)
+	c.ArchiveState.validate(bad)
 	c.validateAPI(bad)
 	c.Quarantine.validate(bad)
 	c.validateRetention(bad)

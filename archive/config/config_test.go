@@ -88,6 +88,15 @@ func TestDefaultsAndPaths(t *testing.T) {
 	if c, err = Load(p); err != nil || c.ArchiveLog.Engine != LogEngineMySQL || c.ArchiveLog.MySQLDSNFile != filepath.Join(dir, "log.dsn") {
 		t.Fatalf("archive_log: %+v %v", c.ArchiveLog, err)
 	}
+	if c.ArchiveState.Engine != StateEngineBadger || Default().ArchiveState.Engine != StateEngineBadger {
+		t.Fatalf("archive_state.engine %q, want badger by default", c.ArchiveState.Engine)
+	}
+	if err := os.WriteFile(p, []byte("archive_state:\n  engine: mysql\n  mysql_dsn_file: state.dsn\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(p); err != nil || c.ArchiveState.Engine != StateEngineMySQL || c.ArchiveState.MySQLDSNFile != filepath.Join(dir, "state.dsn") {
+		t.Fatalf("archive_state: %+v %v", c.ArchiveState, err)
+	}
 }
 
 // TestEmbeddedTLS: with mqtt.embedded.tls the embedded broker may listen
@@ -175,6 +184,9 @@ func TestInvalid(t *testing.T) {
 		{"archive_log:\n  engine: sqlite\n", "archive_log.engine"},
 		{"archive_log:\n  engine: mysql\n", "archive_log.mysql_dsn_file"},
 		{"archive_log:\n  engine: posix\n  mysql_dsn_file: dsn\n", "archive_log.mysql_dsn_file"},
+		{"archive_state:\n  engine: sqlite\n", "archive_state.engine"},
+		{"archive_state:\n  engine: mysql\n", "archive_state.mysql_dsn_file"},
+		{"archive_state:\n  engine: badger\n  mysql_dsn_file: dsn\n", "archive_state.mysql_dsn_file"},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		var ce *Error

@@ -43,7 +43,10 @@ var sqlSchema = []string{
 }
 
 // SQL is the Store on MariaDB or MySQL.
-type SQL struct{ db *sql.DB }
+type SQL struct {
+	db  *sql.DB
+	own bool // Close closes db (OpenMySQL)
+}
 
 var _ Store = (*SQL)(nil)
 
@@ -178,5 +181,11 @@ func (s *SQL) Checkpoint(ctx context.Context, device string, epoch, size uint64)
 	return cp, nil
 }
 
-// Close does nothing: the caller closes its pool.
-func (s *SQL) Close() error { return nil }
+// Close closes the pool OpenMySQL opened; on OpenSQL's it does nothing
+// (the caller closes its pool).
+func (s *SQL) Close() error {
+	if s.own {
+		return s.db.Close()
+	}
+	return nil
+}

@@ -150,10 +150,11 @@ func openStoppedArchive(ctx context.Context, cfg *config.Config, log *slog.Logge
 		closeKey()
 		return nil, nil, err
 	}
-	if a, err = archived.Open(ctx, cfg, key, wrap, log); err != nil {
+	a, closeArchive, err := archived.Open(ctx, cfg, key, wrap, log)
+	if err != nil {
 		closeWrap()
 		closeKey()
 		return nil, nil, fmt.Errorf("%w (%s needs the archive daemon stopped)", err, what)
 	}
-	return a, func() { a.Close(); closeWrap(); closeKey() }, nil
+	return a, func() { _ = closeArchive(); closeWrap(); closeKey() }, nil
 }

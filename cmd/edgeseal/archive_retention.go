@@ -63,12 +63,12 @@ func openForOperator(ctx context.Context, f archiveFlags, keyFile string, log *s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	a, err := archived.Open(ctx, cfg, key, nil, log)
+	a, closeArchive, err := archived.Open(ctx, cfg, key, nil, log)
 	if err != nil {
 		closeKey()
 		return nil, nil, nil, fmt.Errorf("%w (an operator statement needs the archive daemon stopped)", err)
 	}
-	return a, op, func() { a.Close(); closeKey() }, nil
+	return a, op, func() { _ = closeArchive(); closeKey() }, nil
 }
 
 // cmdArchiveHold: `archive hold set|release (--device S/D | --export ID |

@@ -1,0 +1,44 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // registers "mysql" for OpenMySQL
+)
+
+// DefaultMySQLMaxConns bounds the connections of OpenMySQL's pool.
+const DefaultMySQLMaxConns = 8
+
+// OpenMySQL opens a pool on the MySQL or MariaDB database dsn names
+// (github.com/go-sql-driver/mysql form:
+// "user:password@unix(/run/mysqld/mysqld.sock)/edgeseal_state"; the
+// database must exist), checks that it answers, and returns the Store on
+// it (OpenSQL); its Close closes the pool. The DSN is never put in an
+// error.
+func OpenMySQL(ctx context.Context, dsn string) (*SQL, error) {
+	if dsn == "" {
+		return nil, errors.New("state: open mysql: no DSN")
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, errors.New("state: open mysql: the DSN does not parse") // its error may quote the password
+	}
+	db.SetMaxOpenConns(DefaultMySQLMaxConns)
+	db.SetMaxIdleConns(DefaultMySQLMaxConns)
+	db.SetConnMaxIdleTime(time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("state: open mysql: %w", err)
+	}
+	s, err := OpenSQL(ctx, db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.own = true
+	return s, nil
+}
