@@ -1,5 +1,7 @@
 package config
 
+import "slices"
+
 // The engines of archive_log.engine.
 const (
 	LogEngineJournal = "journal"
@@ -27,16 +29,23 @@ func (l *ArchiveLog) defaults() {
 }
 
 func (l *ArchiveLog) validate(bad func(key, f string, args ...any)) {
-	switch l.Engine {
-	case LogEngineJournal, LogEnginePOSIX:
-		if l.MySQLDSNFile != "" {
-			bad("archive_log.mysql_dsn_file", "set only with engine mysql")
+	validateEngine(bad, "archive_log", l.Engine, l.MySQLDSNFile, "journal, posix or mysql", LogEngineJournal, LogEnginePOSIX)
+}
+
+// validateEngine checks a section's engine and its MySQL DSN file: the
+// file is required with mysql and refused with any of the other engines
+// (local, the ones without a database).
+func validateEngine(bad func(key, f string, args ...any), section, engine, dsnFile, want string, local ...string) {
+	switch {
+	case engine == LogEngineMySQL:
+		if dsnFile == "" {
+			bad(section+".mysql_dsn_file", "required with engine mysql")
 		}
-	case LogEngineMySQL:
-		if l.MySQLDSNFile == "" {
-			bad("archive_log.mysql_dsn_file", "required with engine mysql")
+	case slices.Contains(local, engine):
+		if dsnFile != "" {
+			bad(section+".mysql_dsn_file", "set only with engine mysql")
 		}
 	default:
-		bad("archive_log.engine", "%q: want journal, posix or mysql", l.Engine)
+		bad(section+".engine", "%q: want %s", engine, want)
 	}
 }

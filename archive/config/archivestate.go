@@ -24,16 +24,5 @@ func (s *ArchiveState) defaults() {
 }
 
 func (s *ArchiveState) validate(bad func(key, f string, args ...any)) {
-	switch s.Engine {
-	case StateEngineBadger:
-		if s.MySQLDSNFile != "" {
-			bad("archive_state.mysql_dsn_file", "set only with engine mysql")
-		}
-	case StateEngineMySQL:
-		if s.MySQLDSNFile == "" {
-			bad("archive_state.mysql_dsn_file", "required with engine mysql")
-		}
-	default:
-		bad("archive_state.engine", "%q: want badger or mysql", s.Engine)
-	}
+	validateEngine(bad, "archive_state", s.Engine, s.MySQLDSNFile, "badger or mysql", StateEngineBadger)
 }
