@@ -57,9 +57,10 @@ type archiveLog struct {
 	open   func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error)
 	engine string
 
-	lmu sync.RWMutex // l, against a reopening (key rotation)
-	l   tlog.Log
-	amu sync.Mutex // one append (log, then keys) at a time
+	lmu     sync.RWMutex // l and unwatch, against a reopening (key rotation)
+	l       tlog.Log
+	unwatch func()     // stops watching l (watch)
+	amu     sync.Mutex // one append (log, then keys) at a time
 
 	known  atomic.Uint64 // the size last read
 	failed chan struct{}
@@ -78,6 +79,7 @@ func openLog(ctx context.Context, opts Options, st *signerState) (*archiveLog, e
 	if l.l, err = l.open(ctx, st, false); err != nil {
 		return nil, fmt.Errorf("archive: open log: %w", err)
 	}
+	l.unwatch = l.watch(l.l)
 	if l.keys, err = store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "logkeys"), Logger: opts.Logger.With("journal", "logkeys")}); err != nil {
 		_ = l.l.Close(ctx)
 		return nil, fmt.Errorf("archive: open log keys: %w", err)
@@ -459,6 +461,7 @@ func (l *archiveLog) reopen(ctx context.Context, st *signerState) error {
 	defer l.lmu.Unlock()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logCloseWait)
 	defer cancel()
+	l.unwatch()
 	if err := l.l.Close(cctx); err != nil {
 		l.fail(err)
 		return fmt.Errorf("archive: reopen log: %w", err)
@@ -481,7 +484,34 @@ func (l *archiveLog) reopen(ctx context.Context, st *signerState) error {
 		return fmt.Errorf("archive: reopen log: %w", err)
 	}
 	l.l = nl
+	l.unwatch = l.watch(nl)
 	return nil
+}
+
+// watch fails the log when tl fails outside an append (tlog.Failer: a
+// background write of the journal engine, a compaction or a flush,
+// failed): the log then refuses everything, so the archive must stop as
+// it does for a failed append. The returned function stops watching.
+func (l *archiveLog) watch(tl tlog.Log) (unwatch func()) {
+	f, ok := tl.(tlog.Failer)
+	if !ok {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-f.Failed():
+			l.fail(fmt.Errorf("archive: log failed: %w", f.Err()))
+		case <-stop:
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(stop) })
+		<-done
+	}
 }
 
 // republishOf is the RepublishInterval of a Tessera log opened to
@@ -537,6 +567,7 @@ func (l *archiveLog) close() error {
 	defer l.lmu.Unlock()
 	var errs []error
 	if l.l != nil {
+		l.unwatch()
 		errs = append(errs, l.l.Close(ctx))
 		l.l = nil
 	}

@@ -28,7 +28,10 @@ type Journal struct {
 	mu       sync.Mutex // one checkpoint signed at a time
 }
 
-var _ Log = (*Journal)(nil)
+var (
+	_ Log    = (*Journal)(nil)
+	_ Failer = (*Journal)(nil)
+)
 
 // NewJournal returns the Log of j, which it owns from now on (Close
 // closes it). The signer's name is the checkpoint origin; verifier is
@@ -47,6 +50,13 @@ func NewJournal(j *store.Journal, signer note.Signer, verifier note.Verifier, pr
 	}
 	return &Journal{j: j, signer: signer, verifier: verifier, previous: previous}, nil
 }
+
+// Failed implements Failer: closed when the journal failed a write, its
+// own or a background one.
+func (l *Journal) Failed() <-chan struct{} { return l.j.Failed() }
+
+// Err implements Failer.
+func (l *Journal) Err() error { return l.j.Err() }
 
 // Append implements Log.
 func (l *Journal) Append(ctx context.Context, entry []byte) (uint64, error) {

@@ -52,6 +52,14 @@ type Log interface {
 	Close(ctx context.Context) error
 }
 
+// Failer is implemented by a Log that can fail outside any call, in a
+// write of its own (a compaction, a flush): Failed is closed then, the
+// log refuses every call from then on, and Err says why.
+type Failer interface {
+	Failed() <-chan struct{}
+	Err() error
+}
+
 // Checkpoint is a published checkpoint: its signed note and the body it
 // carries.
 type Checkpoint struct {
