@@ -42,3 +42,13 @@ func MustWriteMedia(t testing.TB, dir string, bs ...*bundle.Bundle) []string {
 	}
 	return names
 }
+
+// MustArchiveLog is NewArchiveLog; it fails t at once on error.
+func MustArchiveLog(t testing.TB) *ArchiveLog {
+	t.Helper()
+	l, err := NewArchiveLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
