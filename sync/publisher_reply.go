@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -17,6 +18,13 @@ import (
 // maxReplyBatch bounds the replies handled together (the broker's
 // in-flight limit for the receipts subscription bounds it too).
 const maxReplyBatch = 64
+
+// replyLinger bounds how long a reply waits for the replies to other
+// bundles in flight, so that they are journaled with one commit and their
+// entries deleted with one directory sync (replyBatchReady): each of
+// those costs about as much CPU for one receipt as for ten, while a
+// drain's receipts come one at a time, as the archive finishes each bundle.
+const replyLinger = 100 * time.Millisecond
 
 // onMessage is paho's handler for the receipts subscription (manual
 // acknowledgement): it queues the reply for replyLoop and returns at once,
@@ -41,8 +49,9 @@ func (p *Publisher) onMessage(_ mqtt.Client, m mqtt.Message) {
 }
 
 // replyLoop handles the queued replies until ctx is done: all those that
-// arrived together at once (one journal commit and one outbox sync for
-// their receipts), then acknowledges them (also those that failed: the
+// arrived together, or within replyLinger of the first while other
+// bundles are in flight (linger), at once (one journal commit and one
+// outbox sync for their receipts), then acknowledges them (also those that failed: the
 // entry stays and is sent again). Replies still queued at the end, or
 // being handled when ctx ended, are not acknowledged; the broker sends
 // them again.
@@ -52,6 +61,9 @@ func (p *Publisher) replyLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.rwake:
+		}
+		if !p.linger(ctx) {
+			return
 		}
 		for {
 			p.rmu.Lock()
@@ -87,6 +99,42 @@ func (p *Publisher) replyLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// linger waits, at most replyLinger, until the queued replies make a batch
+// (replyBatchReady); false when ctx ended.
+func (p *Publisher) linger(ctx context.Context) bool {
+	if p.replyBatchReady() {
+		return true
+	}
+	t := time.NewTimer(replyLinger)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-p.rwake:
+			if p.replyBatchReady() {
+				return true
+			}
+		}
+	}
+}
+
+// replyBatchReady reports whether the queued replies are handled now: none
+// are queued, or as many as the bundles in flight (no other reply is
+// expected: a lone bundle's receipt waits for nothing), or half the
+// window (the other half keeps the archive busy while they wait).
+func (p *Publisher) replyBatchReady() bool {
+	p.rmu.Lock()
+	queued := len(p.rqueue)
+	p.rmu.Unlock()
+	p.mu.Lock()
+	expected := len(p.inflight)
+	p.mu.Unlock()
+	return queued == 0 || queued >= expected || queued >= min(max(p.opts.Window/2, 1), maxReplyBatch)
 }
 
 // handleReply verifies a receipt or rejection and acts on it.

@@ -1,0 +1,83 @@
+package sync
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// TestReplyLinger: a reply waits for the replies to the other bundles in
+// flight until half the window has answered (then at once), at most
+// replyLinger; a reply that answers every bundle in flight, and an empty
+// queue, wait for nothing; a stopped publisher stops waiting.
+func TestReplyLinger(t *testing.T) {
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", newMemOutbox(), newArchiveKeys(t))
+	o.Window = 8
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setFlight := func(n int) {
+		p.mu.Lock()
+		clear(p.inflight)
+		for i := range n {
+			p.inflight[entryID(i)] = &flight{}
+		}
+		p.mu.Unlock()
+	}
+	setQueued := func(n int) {
+		p.rmu.Lock()
+		p.rqueue = make([]mqtt.Message, n)
+		p.rmu.Unlock()
+	}
+	for _, c := range []struct {
+		inflight, queued int
+		ready            bool
+	}{
+		{0, 0, true}, {6, 0, true}, // nothing to handle
+		{1, 1, true}, {3, 3, true}, {0, 2, true}, // every bundle in flight answered
+		{6, 1, false}, {6, 3, false}, // others still expected
+		{8, 4, true}, {8, 5, true}, // half the window
+	} {
+		setFlight(c.inflight)
+		setQueued(c.queued)
+		if got := p.replyBatchReady(); got != c.ready {
+			t.Errorf("%d in flight, %d queued: ready %v, want %v", c.inflight, c.queued, got, c.ready)
+		}
+	}
+
+	ctx := context.Background()
+	setFlight(6)
+	setQueued(1)
+	t0 := time.Now()
+	if !p.linger(ctx) {
+		t.Fatal("linger: false without a stop")
+	}
+	if d := time.Since(t0); d < replyLinger {
+		t.Errorf("one of 6 answered: handled after %v, want it to wait %v for the others", d, replyLinger)
+	}
+
+	// The reply that completes the batch ends the wait at once.
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		setQueued(6)
+		p.rwake <- struct{}{}
+	}()
+	setQueued(1)
+	t0 = time.Now()
+	if !p.linger(ctx) {
+		t.Fatal("linger: false without a stop")
+	}
+	if d := time.Since(t0); d >= replyLinger {
+		t.Errorf("every bundle answered: handled after %v, want at once", d)
+	}
+
+	setQueued(1)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if p.linger(cctx) {
+		t.Error("linger: true after the stop")
+	}
+}
