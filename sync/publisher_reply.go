@@ -208,31 +208,13 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 			errs[it.at] = err
 		}
 	}
+	run = p.journal(ctx, run, errs)
+	if len(run) == 0 {
+		return
+	}
 	ids := make([]string, len(run))
 	for i, it := range run {
 		ids[i] = it.id
-	}
-	switch {
-	case p.opts.OnReceipts != nil:
-		receipts := make([][]byte, len(run))
-		for i, it := range run {
-			receipts[i] = it.payload
-		}
-		if err := p.opts.OnReceipts(ctx, ids, receipts); err != nil {
-			fail(run, fmt.Errorf("sync: receipt callback for outbox entries %q: %w", ids, err))
-			return
-		}
-	case p.opts.OnReceipt != nil:
-		for i, it := range run {
-			if err := p.opts.OnReceipt(ctx, it.id, it.payload); err != nil {
-				fail(run[i:], fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err))
-				run, ids = run[:i], ids[:i]
-				break
-			}
-		}
-	}
-	if len(run) == 0 {
-		return
 	}
 	if d, ok := p.opts.Outbox.(OutboxBatchDeleter); ok {
 		if err := d.DeleteOutboxes(ctx, ids); err != nil {
@@ -252,6 +234,58 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 		p.delivered(it)
 	}
 	p.Wake()
+}
+
+// journal hands a run of receipts to OnReceipts (or OnReceipt) and
+// returns those journaled; the error of each other one is set in errs.
+// When OnReceipts refuses the run, each receipt is handed over again
+// alone, in order: one receipt refused (the callback refuses the whole
+// run for it) must not hold back those that came with it. Otherwise a
+// refused receipt would refuse its companions each time their bundles
+// are sent again and answered together, and the receipts after them,
+// which may need theirs journaled first, would wait forever too.
+func (p *Publisher) journal(ctx context.Context, run []receiptItem, errs []error) []receiptItem {
+	switch {
+	case p.opts.OnReceipts != nil:
+		ids := make([]string, len(run))
+		receipts := make([][]byte, len(run))
+		for i, it := range run {
+			ids[i], receipts[i] = it.id, it.payload
+		}
+		err := p.opts.OnReceipts(ctx, ids, receipts)
+		if err == nil {
+			return run
+		}
+		if len(run) == 1 || ctx.Err() != nil {
+			err = fmt.Errorf("sync: receipt callback for outbox entries %q: %w", ids, err)
+			for _, it := range run {
+				errs[it.at] = err
+			}
+			return nil
+		}
+		p.log.Debug("sync: receipts refused together; journaling them one at a time", "ids", ids, "err", err)
+		ok := run[:0:0]
+		for i, it := range run {
+			if err := p.opts.OnReceipts(ctx, ids[i:i+1], receipts[i:i+1]); err != nil {
+				errs[it.at] = fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err)
+				continue
+			}
+			ok = append(ok, it)
+		}
+		return ok
+	case p.opts.OnReceipt != nil:
+		// Each receipt alone: one refused does not stop the others.
+		ok := run[:0:0]
+		for _, it := range run {
+			if err := p.opts.OnReceipt(ctx, it.id, it.payload); err != nil {
+				errs[it.at] = fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err)
+				continue
+			}
+			ok = append(ok, it)
+		}
+		return ok
+	}
+	return run
 }
 
 // delivered takes a receipted entry, whose entry is deleted, out of the
