@@ -2,6 +2,9 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,4 +83,61 @@ func TestReplyLinger(t *testing.T) {
 	if p.linger(cctx) {
 		t.Error("linger: true after the stop")
 	}
+}
+
+// TestReceiptsJournaledInAnyOrder: receipts that came together out of
+// order (replies delivered again after a reconnect come behind newer
+// ones), for a callback that refuses a receipt until the one before it is
+// journaled and a run for any receipt it refuses (as the agent's archive
+// witness does): each is journaled, in as many passes as it takes, and
+// every entry deleted.
+func TestReceiptsJournaledInAnyOrder(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys)
+	var journaled []string
+	calls := 0
+	o.OnReceipts = func(_ context.Context, ids []string, _ [][]byte) error {
+		calls++
+		next := len(journaled)
+		for k, id := range ids {
+			if id != entryID(next+k) {
+				return fmt.Errorf("receipt for %s before the one for %s", id, entryID(next+k))
+			}
+		}
+		journaled = append(journaled, ids...)
+		return nil
+	}
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	var payloads [][]byte
+	for i := range n {
+		data := bundleBytes(fmt.Sprint("any-order", i), 500)
+		ob.put(entryID(i), data)
+		d := sha256.Sum256(data)
+		p.inflight[entryID(i)] = &flight{digest: d, order: uint64(i + 1)}
+		payloads = append(payloads, keys.receipt(t, d, "site1/dev1"))
+	}
+	// Arrived as 3, 1, 0, 2.
+	order := []int{3, 1, 0, 2}
+	in := make([][]byte, n)
+	for k, i := range order {
+		in[k] = payloads[i]
+	}
+	errs := p.handleReplies(context.Background(), in)
+	for k, err := range errs {
+		if err != nil {
+			t.Errorf("receipt %d (entry %d): %v", k, order[k], err)
+		}
+	}
+	if want := []string{entryID(0), entryID(1), entryID(2), entryID(3)}; !slices.Equal(journaled, want) {
+		t.Errorf("journaled %q, want %q", journaled, want)
+	}
+	if ob.len() != 0 || p.Stats().Delivered != n {
+		t.Errorf("outbox %d entries left, delivered %d", ob.len(), p.Stats().Delivered)
+	}
+	t.Logf("%d callback calls", calls)
 }

@@ -239,11 +239,12 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 // journal hands a run of receipts to OnReceipts (or OnReceipt) and
 // returns those journaled; the error of each other one is set in errs.
 // When OnReceipts refuses the run, each receipt is handed over again
-// alone, in order: one receipt refused (the callback refuses the whole
-// run for it) must not hold back those that came with it. Otherwise a
-// refused receipt would refuse its companions each time their bundles
-// are sent again and answered together, and the receipts after them,
-// which may need theirs journaled first, would wait forever too.
+// alone, in order, and those refused once more after others were
+// journaled: one receipt refused (the callback refuses the whole run for
+// it) must not hold back those that came with it. Otherwise a refused
+// receipt would refuse its companions each time their bundles are sent
+// again and answered together, and the receipts after them, which may
+// need theirs journaled first, would wait forever too.
 func (p *Publisher) journal(ctx context.Context, run []receiptItem, errs []error) []receiptItem {
 	switch {
 	case p.opts.OnReceipts != nil:
@@ -264,13 +265,30 @@ func (p *Publisher) journal(ctx context.Context, run []receiptItem, errs []error
 			return nil
 		}
 		p.log.Debug("sync: receipts refused together; journaling them one at a time", "ids", ids, "err", err)
+		// Passes in arrival order until one journals nothing more: a
+		// receipt may need one that arrived after it journaled first
+		// (replies the broker delivers again after a reconnect come
+		// behind newer ones).
 		ok := run[:0:0]
-		for i, it := range run {
-			if err := p.opts.OnReceipts(ctx, ids[i:i+1], receipts[i:i+1]); err != nil {
-				errs[it.at] = fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err)
-				continue
+		left := make([]int, len(run))
+		for i := range left {
+			left[i] = i
+		}
+		for progress := true; progress && len(left) > 0; {
+			progress = false
+			var again []int
+			for _, i := range left {
+				it := run[i]
+				if err := p.opts.OnReceipts(ctx, ids[i:i+1], receipts[i:i+1]); err != nil {
+					errs[it.at] = fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err)
+					again = append(again, i)
+					continue
+				}
+				errs[it.at] = nil
+				ok = append(ok, it)
+				progress = true
 			}
-			ok = append(ok, it)
+			left = again
 		}
 		return ok
 	case p.opts.OnReceipt != nil:
