@@ -13,8 +13,8 @@ import (
 	"github.com/edgeseal/edgeseal/store"
 )
 
-// The export index (exportindex*.go) is a store.Index under Dir/search
-// holding one entry per export and export.rejected record of every
+// The export index (exportindex*.go) is a store.IndexStore (a Badger
+// store.Index under Dir/search, or Options.ExportIndex) holding one entry per export and export.rejected record of every
 // accepted bundle, secondary keys per searchable field ordered by record
 // time, per-day counters and per-device summaries. It is derived from the
 // archive log and the stored bundles: a goroutine (the indexer) follows

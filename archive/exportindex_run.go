@@ -29,7 +29,8 @@ var indexHook atomic.Pointer[func(logIndex, off uint64) error]
 
 // exportIndexer follows the archive log into the export index.
 type exportIndexer struct {
-	x    *store.Index
+	x    store.IndexStore
+	own  bool // Close closes x (Open opened it)
 	wake chan struct{}
 	done chan struct{}
 
@@ -42,22 +43,36 @@ type exportIndexer struct {
 	ls *logState
 }
 
-// openExportIndex opens Dir/search and starts the indexer. An index
-// Badger refuses to open (store.IndexDamagedError) is derived data: it is
-// set aside as Dir/search.damaged-<time> and rebuilt from the archive log
-// and the stored bundles (and the access log's keys from the access log),
-// with an error logged; ExportIndexRebuilt then names it.
+// openExportIndex opens the export index (Options.ExportIndex, else
+// Dir/search) and starts the indexer. An index Badger refuses to open
+// (store.IndexDamagedError) is derived data: it is set aside as
+// Dir/search.damaged-<time> and rebuilt from the archive log and the
+// stored bundles (and the access log's keys from the access log), with
+// an error logged; ExportIndexRebuilt then names it.
 func (a *Archive) openExportIndex(ctx context.Context) error {
+	if a.opts.ExportIndex != nil {
+		return a.startExportIndex(ctx, a.opts.ExportIndex, false)
+	}
+	x, err := a.openSearchDir(ctx)
+	if err != nil {
+		return err
+	}
+	return a.startExportIndex(ctx, x, true)
+}
+
+// openSearchDir opens the Badger index in Dir/search, setting a damaged
+// one aside.
+func (a *Archive) openSearchDir(ctx context.Context) (*store.Index, error) {
 	dir := filepath.Join(a.opts.Dir, "search")
 	iopts := store.IndexOptions{Dir: dir, Logger: a.lg.With("index", "search")}
 	x, err := store.OpenIndex(ctx, iopts)
 	if de, ok := errors.AsType[*store.IndexDamagedError](err); ok {
 		aside := fmt.Sprintf("%s.damaged-%s", dir, a.now().UTC().Format("20060102T150405Z"))
 		if rerr := os.Rename(dir, aside); rerr != nil {
-			return fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, rerr)
+			return nil, fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, rerr)
 		}
 		if serr := fsutil.SyncDir(a.opts.Dir); serr != nil {
-			return fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, serr)
+			return nil, fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, serr)
 		}
 		a.lg.Error("export index damaged: set aside and rebuilt from the archive log; searches are incomplete until it catches up",
 			"dir", dir, "setAside", aside, "err", de.Err)
@@ -65,22 +80,31 @@ func (a *Archive) openExportIndex(ctx context.Context) error {
 		x, err = store.OpenIndex(ctx, iopts)
 	}
 	if err != nil {
-		return fmt.Errorf("archive: open export index: %w", err)
+		return nil, fmt.Errorf("archive: open export index: %w", err)
 	}
-	xi := &exportIndexer{x: x, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
+	return x, nil
+}
+
+// startExportIndex reads x's watermark and starts the indexer; own: the
+// archive closes x (also when this fails).
+func (a *Archive) startExportIndex(ctx context.Context, x store.IndexStore, own bool) error {
+	fail := func(err error) error {
+		if own {
+			_ = x.Close()
+		}
+		return fmt.Errorf("archive: export index: %w", err)
+	}
+	xi := &exportIndexer{x: x, own: own, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
 	w, err := x.Get(ctx, []byte{kWatermark})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if err := markIndexKeys(ctx, x); err != nil {
-			_ = x.Close()
-			return fmt.Errorf("archive: export index: %w", err)
+			return fail(err)
 		}
 	case err != nil:
-		_ = x.Close()
-		return fmt.Errorf("archive: export index: %w", err)
+		return fail(err)
 	case len(w) != 16:
-		_ = x.Close()
-		return fmt.Errorf("archive: export index: watermark of %d bytes", len(w))
+		return fail(fmt.Errorf("watermark of %d bytes", len(w)))
 	default:
 		xi.mark = [2]uint64{binary.BigEndian.Uint64(w), binary.BigEndian.Uint64(w[8:])}
 	}
@@ -99,6 +123,9 @@ func (a *Archive) closeExportIndex() error {
 		return nil
 	}
 	<-a.xi.done
+	if !a.xi.own {
+		return nil
+	}
 	return a.xi.x.Close()
 }
 

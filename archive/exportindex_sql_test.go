@@ -1,0 +1,149 @@
+package archive_test
+
+import (
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/sqlindex"
+	"github.com/edgeseal/edgeseal/internal/mariadbtest"
+)
+
+// TestExportIndexOnSQL: with the export index on MariaDB
+// (Options.ExportIndex, archive/sqlindex) the accepted bundles are
+// indexed there and nothing is kept under Dir/search; searches, the
+// device summary, the per-day counts and the access log's entries are
+// the same after a restart (nothing indexed twice), a bundle accepted
+// after the restart is added to them, and an archive opened on an empty
+// database (an index engine switched) fills it from the archive log and
+// the access log.
+func TestExportIndexOnSQL(t *testing.T) {
+	srv := mariadbtest.Start(t)
+	dsn := srv.Database(t)
+	e := &env{t: t, dir: t.TempDir(), key: testKey, indexDSN: dsn}
+	t.Cleanup(func() {
+		if e.index != nil {
+			e.index.Close()
+		}
+	})
+	e.open()
+	t.Cleanup(func() {
+		if e.a != nil {
+			e.a.Close()
+		}
+	})
+	ctx := t.Context()
+	c := indexedChain(t, e)
+	if _, err := e.a.RecordAccess(ctx, archive.AccessEntry{User: "ann", Via: "local", Roles: []string{"auditor"}, Action: "export.get", Outcome: "ok",
+		Target: archive.AccessTarget{Export: "exp-000001"}, Remote: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	all := search(t, e.a, archive.ExportQuery{Limit: 3})
+	before := exportKeys(all)
+	var refused int
+	for _, en := range all {
+		if en.Status == archive.StatusRefused {
+			refused++
+		}
+	}
+	if refused != 1 || len(all) < 11 || len(slices.Compact(slices.Clone(before))) != len(before) {
+		t.Fatalf("%d entries, %d refused: %v", len(all), refused, before)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "search")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a Badger index beside the SQL one: %v", err)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+sqlindex.DefaultTable).Scan(&rows); err != nil || rows < 3*len(all) {
+		t.Fatalf("%d rows in the database's index for %d entries: %v", rows, len(all), err)
+	}
+	summary := func(want uint64) {
+		t.Helper()
+		sums, err := e.a.DeviceSummaries(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := sums[c.DeviceName()]; s.Bundles != want {
+			t.Fatalf("device summary %+v, want %d bundles", s, want)
+		}
+	}
+	counted := func() uint64 {
+		t.Helper()
+		days, _, err := e.a.ExportStats(ctx, "status", time.Time{}, time.Now().AddDate(1, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, d := range days {
+			n += d.Counts[archive.StatusAccepted] + d.Counts[archive.StatusRefused]
+		}
+		return n
+	}
+	access := func(name string) {
+		t.Helper()
+		if p, err := e.a.SearchAccess(ctx, archive.AccessQuery{User: "ann"}); err != nil || len(p.Items) != 1 {
+			t.Fatalf("%s: access entries of ann: %d %v", name, len(p.Items), err)
+		}
+	}
+	summary(3)
+	if n := counted(); n != uint64(len(all)) {
+		t.Fatalf("counted %d entries, listed %d", n, len(all))
+	}
+	access("before the restart")
+
+	e.reopen()
+	waitIndexed(t, e.a)
+	if got := exportKeys(search(t, e.a, archive.ExportQuery{Limit: 1000})); !slices.Equal(got, before) {
+		t.Fatalf("after the restart: %d entries, want %d", len(got), len(before))
+	}
+	summary(3)
+	if n := counted(); n != uint64(len(all)) {
+		t.Fatalf("after the restart: counted %d entries, want %d", n, len(all))
+	}
+	access("after the restart")
+	b, err := c.Next(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.accept(c, b)
+	waitIndexed(t, e.a)
+	after := exportKeys(search(t, e.a, archive.ExportQuery{Limit: 1000}))
+	if len(after) <= len(before) || len(slices.Compact(slices.Clone(after))) != len(after) {
+		t.Fatalf("a bundle after the restart: %d entries, %d before", len(after), len(before))
+	}
+	for _, k := range before {
+		if _, ok := slices.BinarySearch(after, k); !ok {
+			t.Fatalf("entry %s lost after a bundle", k)
+		}
+	}
+	if n := counted(); n != uint64(len(after)) {
+		t.Fatalf("counted %d entries, listed %d", n, len(after))
+	}
+	summary(4)
+
+	// Another (empty) database: the index is filled from the logs.
+	if err := e.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.a = nil
+	e.indexDSN = srv.Database(t)
+	e.open()
+	waitIndexed(t, e.a)
+	if got := exportKeys(search(t, e.a, archive.ExportQuery{Limit: 1000})); !slices.Equal(got, after) {
+		t.Fatalf("an empty index filled: %d entries, want %d", len(got), len(after))
+	}
+	summary(4)
+	if n := counted(); n != uint64(len(after)) {
+		t.Fatalf("an empty index filled: counted %d entries, listed %d", n, len(after))
+	}
+	access("an empty index filled")
+}
