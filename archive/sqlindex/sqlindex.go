@@ -9,8 +9,10 @@
 //	v MEDIUMBLOB                    (a value is at most 1 MiB)
 //
 // A Write is one transaction: the counters its IndexAdd operations touch
-// are read with SELECT ... FOR UPDATE (so concurrent writers of one
-// counter, in this process or another, wait for each other), the batch
+// and the keys its IndexExpect conditions name are read with SELECT ...
+// FOR UPDATE (so concurrent writers of one counter or one guarded key, in
+// this process or another, wait for each other: a condition holds until
+// the commit), the batch
 // is applied in order in memory, and its net result is written with
 // multi-row INSERT ... ON DUPLICATE KEY UPDATE and DELETE statements,
 // then committed. A commit is as durable as the server makes it

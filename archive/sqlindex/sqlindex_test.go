@@ -210,3 +210,79 @@ func TestOpenRefusals(t *testing.T) {
 		t.Fatalf("Get after Close: %v; the pool was not closed", err)
 	}
 }
+
+// TestConcurrentExpect: writers on two pools advancing one watermark by
+// compare-and-swap (IndexExpect of the value read, then the next one)
+// each win exactly once per value: every successful batch moved the
+// watermark by one, and the batches that lost the race were refused
+// whole with *store.IndexConflictError.
+func TestConcurrentExpect(t *testing.T) {
+	srv := mariadbtest.Start(t)
+	dsn := srv.Database(t)
+	var xs [2]*sqlindex.Index
+	for i := range xs {
+		x, err := sqlindex.OpenMySQL(t.Context(), dsn, sqlindex.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		xs[i] = x
+	}
+	const writers, wins = 4, 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conflicts := 0
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			x := xs[w%2]
+			ctx := context.Background()
+			for won := 0; won < wins; {
+				var old []byte // nil: absent
+				v, err := x.Get(ctx, []byte("w"))
+				switch {
+				case err == nil:
+					old = v
+				case !errors.Is(err, store.ErrNotFound):
+					errs <- err
+					return
+				}
+				var n uint64
+				if old != nil {
+					n = binary.BigEndian.Uint64(old)
+				}
+				err = x.Write(ctx, []store.IndexOp{{Kind: store.IndexExpect, Key: []byte("w"), Value: old},
+					{Kind: store.IndexPut, Key: []byte("w"), Value: binary.BigEndian.AppendUint64(nil, n+1)},
+					{Kind: store.IndexAdd, Key: []byte("n"), Delta: 1}})
+				if _, ok := errors.AsType[*store.IndexConflictError](err); ok {
+					mu.Lock()
+					conflicts++
+					mu.Unlock()
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				won++
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	w, err := xs[0].Get(t.Context(), []byte("w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := xs[1].Get(t.Context(), []byte("n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binary.BigEndian.Uint64(w) != writers*wins || binary.BigEndian.Uint64(n) != writers*wins {
+		t.Fatalf("watermark %d, batches applied %d, want %d each", binary.BigEndian.Uint64(w), binary.BigEndian.Uint64(n), writers*wins)
+	}
+	t.Logf("%d batches lost the race", conflicts)
+}

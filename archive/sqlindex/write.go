@@ -1,6 +1,7 @@
 package sqlindex
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -64,7 +65,7 @@ func (x *Index) Write(ctx context.Context, ops []store.IndexOp) error {
 		if len(op.Value) > store.MaxIndexValueLen {
 			return fmt.Errorf("sqlindex: write: %w", &store.IndexTooLargeError{What: "value", Size: len(op.Value), Limit: store.MaxIndexValueLen})
 		}
-		if op.Kind > store.IndexAdd {
+		if op.Kind > store.IndexExpect {
 			return fmt.Errorf("sqlindex: write: unknown operation %d", op.Kind)
 		}
 		total += len(op.Key) + len(op.Value) + 16
@@ -140,6 +141,18 @@ func (x *Index) write(ctx context.Context, ops []store.IndexOp) (err error) {
 				return &NotCounterError{Key: op.Key, Len: len(cur)}
 			}
 			final[k] = &cell{v: binary.BigEndian.AppendUint64(nil, uint64(n+op.Delta))}
+		case store.IndexExpect:
+			var cur []byte
+			if c, ok := final[k]; ok {
+				if !c.del {
+					cur = c.v
+				}
+			} else {
+				cur = stored[k]
+			}
+			if (op.Value == nil) != (cur == nil) || !bytes.Equal(cur, op.Value) {
+				return &store.IndexConflictError{Key: bytes.Clone(op.Key)}
+			}
 		}
 	}
 	// In key order: concurrent writers take their row locks in one order.
@@ -166,13 +179,13 @@ func (x *Index) write(ctx context.Context, ops []store.IndexOp) (err error) {
 }
 
 // counters reads, locking them, the stored values of the keys ops add
-// to: absent keys are not in the map, an empty value is a non-nil
-// empty slice.
+// to or expect a value of: absent keys are not in the map, an empty
+// value is a non-nil empty slice.
 func (x *Index) counters(ctx context.Context, tx *sql.Tx, ops []store.IndexOp) (map[string][]byte, error) {
 	seen := map[string]bool{}
 	var keys []string
 	for _, op := range ops {
-		if op.Kind == store.IndexAdd && !seen[string(op.Key)] {
+		if (op.Kind == store.IndexAdd || op.Kind == store.IndexExpect) && !seen[string(op.Key)] {
 			seen[string(op.Key)] = true
 			keys = append(keys, string(op.Key))
 		}
