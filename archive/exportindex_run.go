@@ -23,6 +23,10 @@ import (
 // is indexed in several batches, each with its watermark).
 const indexChunk = 256
 
+// indexTick is the indexer's pass interval when nothing wakes it (a
+// variable for tests).
+var indexTick = 2 * time.Second
+
 // indexHook, when set (tests), runs before each index batch; an error
 // stops the indexer as a crash would.
 var indexHook atomic.Pointer[func(logIndex, off uint64) error]
@@ -36,6 +40,7 @@ type exportIndexer struct {
 
 	mu      sync.Mutex
 	mark    [2]uint64     // the watermark: next log index, records done in it
+	markSet bool          // the index holds a watermark (mark is its value)
 	changed chan struct{} // closed and replaced when mark moves
 	stuck   bool          // the last pass stopped on a bundle not accepted
 	// ls is the log state as last read for a bundle purged before it was
@@ -106,7 +111,7 @@ func (a *Archive) startExportIndex(ctx context.Context, x store.IndexStore, own 
 	case len(w) != 16:
 		return fail(fmt.Errorf("watermark of %d bytes", len(w)))
 	default:
-		xi.mark = [2]uint64{binary.BigEndian.Uint64(w), binary.BigEndian.Uint64(w[8:])}
+		xi.mark, xi.markSet = [2]uint64{binary.BigEndian.Uint64(w), binary.BigEndian.Uint64(w[8:])}, true
 	}
 	a.xi = xi
 	go a.runIndexer(a.bg)
@@ -170,7 +175,7 @@ func (a *Archive) WaitIndexed(ctx context.Context, size uint64) error {
 // in flight by one pass is taken by a later one).
 func (a *Archive) runIndexer(ctx context.Context) {
 	defer close(a.xi.done)
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(indexTick)
 	defer tick.Stop()
 	failing := false
 	for {
@@ -196,6 +201,9 @@ func (a *Archive) runIndexer(ctx context.Context) {
 // a bundle that is not (yet) accepted.
 func (a *Archive) indexPass(ctx context.Context) error {
 	size := a.log.size()
+	if err := a.reloadMark(ctx); err != nil {
+		return err
+	}
 	for {
 		a.xi.mu.Lock()
 		mark := a.xi.mark
@@ -204,6 +212,9 @@ func (a *Archive) indexPass(ctx context.Context) error {
 			return ctx.Err()
 		}
 		done, err := a.indexLogEntry(ctx, mark[0], mark[1])
+		if errors.Is(err, errMarkMoved) {
+			continue // reloaded: go on from the index's watermark
+		}
 		if err != nil {
 			return err
 		}
@@ -405,26 +416,6 @@ func (a *Archive) purgedSkeleton(ctx context.Context, d [32]byte) ([]byte, error
 		return nil, fmt.Errorf("archive: export index: %w", ErrNotFound)
 	}
 	return a.stored(ctx, a.xi.ls, d)
-}
-
-// advance writes ops with the new watermark in one batch.
-func (a *Archive) advance(ctx context.Context, ops []store.IndexOp, li, off uint64) error {
-	if h := indexHook.Load(); h != nil {
-		if err := (*h)(li, off); err != nil {
-			return err
-		}
-	}
-	w := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, li), off)
-	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: []byte{kWatermark}, Value: w})
-	if err := a.xi.x.Write(ctx, ops); err != nil {
-		return fmt.Errorf("archive: export index: %w", err)
-	}
-	a.xi.mu.Lock()
-	a.xi.mark = [2]uint64{li, off}
-	close(a.xi.changed)
-	a.xi.changed = make(chan struct{})
-	a.xi.mu.Unlock()
-	return nil
 }
 
 // DeviceSummary is what the export index knows of a device's bundles.

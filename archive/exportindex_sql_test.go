@@ -147,3 +147,79 @@ func TestExportIndexOnSQL(t *testing.T) {
 	}
 	access("an empty index filled")
 }
+
+// TestExportIndexSharedMark: the indexer of another archive process on
+// the same index (MariaDB), whose view of the watermark is stale, indexes
+// nothing twice: its batch for an entry already indexed is refused
+// (ErrIndexMarkMoved), it takes up the index's watermark, and the
+// searches, the device summary and the per-day counts are as before.
+// Each engine runs it (Badger: the same condition in one process).
+func TestExportIndexSharedMark(t *testing.T) {
+	old := archive.SetIndexTick(time.Hour) // passes only on a commit: the test's call is the only other
+	t.Cleanup(func() { archive.SetIndexTick(old) })
+	for _, engine := range []string{"badger", "mysql"} {
+		t.Run(engine, func(t *testing.T) {
+			e := &env{t: t, dir: t.TempDir(), key: testKey}
+			if engine == "mysql" {
+				e.indexDSN = mariadbtest.Start(t).Database(t)
+			}
+			t.Cleanup(func() {
+				if e.index != nil {
+					e.index.Close()
+				}
+			})
+			e.open()
+			t.Cleanup(func() {
+				if e.a != nil {
+					e.a.Close()
+				}
+			})
+			c := indexedChain(t, e)
+			before := exportKeys(search(t, e.a, archive.ExportQuery{Limit: 1000}))
+			sums, err := e.a.DeviceSummaries(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := e.a.IndexedUpTo()
+			for li := range size {
+				if err := archive.IndexAsStale(e.a, li, [2]uint64{li, 0}); !errors.Is(err, archive.ErrIndexMarkMoved) {
+					t.Fatalf("log entry %d indexed again from a stale watermark: %v", li, err)
+				}
+				if got := e.a.IndexedUpTo(); got != size {
+					t.Fatalf("after the refused batch the watermark is %d, want the index's %d", got, size)
+				}
+			}
+			if got := exportKeys(search(t, e.a, archive.ExportQuery{Limit: 1000})); !slices.Equal(got, before) {
+				t.Fatalf("entries %d, want %d", len(got), len(before))
+			}
+			again, err := e.a.DeviceSummaries(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again[c.DeviceName()] != sums[c.DeviceName()] {
+				t.Fatalf("device summary %+v, was %+v", again[c.DeviceName()], sums[c.DeviceName()])
+			}
+			days, _, err := e.a.ExportStats(t.Context(), "status", time.Time{}, time.Now().AddDate(1, 0, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n uint64
+			for _, d := range days {
+				n += d.Counts[archive.StatusAccepted] + d.Counts[archive.StatusRefused]
+			}
+			if n != uint64(len(before)) {
+				t.Fatalf("counted %d entries, listed %d", n, len(before))
+			}
+			// The indexer goes on: a new bundle is indexed once.
+			b, err := c.Next(t.Context(), 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.accept(c, b)
+			waitIndexed(t, e.a)
+			if got := exportKeys(search(t, e.a, archive.ExportQuery{Limit: 1000})); len(got) <= len(before) || len(slices.Compact(slices.Clone(got))) != len(got) {
+				t.Fatalf("after a bundle: %d entries, %d before", len(got), len(before))
+			}
+		})
+	}
+}
