@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"os"
@@ -221,5 +222,65 @@ func TestExportIndexSharedMark(t *testing.T) {
 				t.Fatalf("after a bundle: %d entries, %d before", len(got), len(before))
 			}
 		})
+	}
+}
+
+// TestExportIndexTwoArchives: two archives (data directories of their
+// own) on one MariaDB log and one MariaDB export index, as two
+// processes: the second follows the index the first writes (its
+// watermark taken from the index, not kept in memory) without indexing
+// an entry again, and both find the same entries, device summary and
+// counts.
+func TestExportIndexTwoArchives(t *testing.T) {
+	old := archive.SetIndexTick(50 * time.Millisecond)
+	t.Cleanup(func() { archive.SetIndexTick(old) })
+	srv := mariadbtest.Start(t)
+	logDSN, indexDSN := srv.Database(t), srv.Database(t)
+	var es [2]*env
+	for i := range es {
+		e := &env{t: t, dir: t.TempDir(), key: testKey, engine: archive.LogEngineMySQL, dsn: logDSN, indexDSN: indexDSN}
+		t.Cleanup(func() {
+			if e.index != nil {
+				e.index.Close()
+			}
+		})
+		e.open()
+		t.Cleanup(func() {
+			if e.a != nil {
+				e.a.Close()
+			}
+		})
+		es[i] = e
+	}
+	c := indexedChain(t, es[0])
+	want := exportKeys(search(t, es[0].a, archive.ExportQuery{Limit: 1000}))
+	size := es[0].a.IndexedUpTo()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := es[1].a.WaitIndexed(ctx, size); err != nil {
+		t.Fatalf("the second archive's view of the index: up to %d, want %d: %v", es[1].a.IndexedUpTo(), size, err)
+	}
+	for i, e := range es {
+		if got := exportKeys(search(t, e.a, archive.ExportQuery{Limit: 1000})); !slices.Equal(got, want) {
+			t.Fatalf("archive %d finds %d entries, want %d", i, len(got), len(want))
+		}
+		sums, err := e.a.DeviceSummaries(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := sums[c.DeviceName()]; s.Bundles != 3 {
+			t.Fatalf("archive %d: device summary %+v, want 3 bundles", i, s)
+		}
+		days, _, err := e.a.ExportStats(t.Context(), "status", time.Time{}, time.Now().AddDate(1, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, d := range days {
+			n += d.Counts[archive.StatusAccepted] + d.Counts[archive.StatusRefused]
+		}
+		if n != uint64(len(want)) {
+			t.Fatalf("archive %d: counted %d entries, want %d", i, n, len(want))
+		}
 	}
 }
