@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,12 +18,12 @@ import (
 
 // TestExportIndexOnSQL: with the export index on MariaDB
 // (Options.ExportIndex, archive/sqlindex) the accepted bundles are
-// indexed there and nothing is kept under Dir/search; searches, the
+// indexed there and nothing is kept under Dir/search (the access log's
+// search keys are in Dir/access-search, beside that log); searches, the
 // device summary, the per-day counts and the access log's entries are
 // the same after a restart (nothing indexed twice), a bundle accepted
 // after the restart is added to them, and an archive opened on an empty
-// database (an index engine switched) fills it from the archive log and
-// the access log.
+// database (an index engine switched) fills it from the archive log.
 func TestExportIndexOnSQL(t *testing.T) {
 	srv := mariadbtest.Start(t)
 	dsn := srv.Database(t)
@@ -230,7 +231,8 @@ func TestExportIndexSharedMark(t *testing.T) {
 // processes: the second follows the index the first writes (its
 // watermark taken from the index, not kept in memory) without indexing
 // an entry again, and both find the same entries, device summary and
-// counts.
+// counts. Each one's access log (and its search keys) is its own: each
+// finds the reads it recorded, not the other's.
 func TestExportIndexTwoArchives(t *testing.T) {
 	old := archive.SetIndexTick(50 * time.Millisecond)
 	t.Cleanup(func() { archive.SetIndexTick(old) })
@@ -281,6 +283,24 @@ func TestExportIndexTwoArchives(t *testing.T) {
 		}
 		if n != uint64(len(want)) {
 			t.Fatalf("archive %d: counted %d entries, want %d", i, n, len(want))
+		}
+		for j := range 2 + i {
+			if _, err := e.a.RecordAccess(t.Context(), archive.AccessEntry{User: fmt.Sprintf("user%d", i), Via: "local", Roles: []string{"auditor"},
+				Action: "export.get", Outcome: "ok", Target: archive.AccessTarget{Export: fmt.Sprintf("exp-%d", j)}, Remote: "127.0.0.1:1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, e := range es {
+		for u := range es {
+			p, err := e.a.SearchAccess(t.Context(), archive.AccessQuery{User: fmt.Sprintf("user%d", u)})
+			want := 0
+			if u == i {
+				want = 2 + i
+			}
+			if err != nil || len(p.Items) != want {
+				t.Fatalf("archive %d: %d reads of user%d, want %d: %v", i, len(p.Items), u, want, err)
+			}
 		}
 	}
 }
