@@ -143,10 +143,10 @@ func (a *Archive) openAccessLog(ctx context.Context) error {
 	}
 	al := &accessLog{l: signedJournal{j: j, signer: curNote{a}, origin: a.opts.Name + "/access"}, x: a.xi.x, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
 	if a.opts.ExportIndex != nil {
-		x, err := store.OpenIndex(ctx, store.IndexOptions{Dir: filepath.Join(a.opts.Dir, "access-search"), Logger: a.lg.With("index", "access-search")})
+		x, err := a.openSearchDir(ctx, "access-search")
 		if err != nil {
 			_ = j.Close()
-			return fmt.Errorf("archive: open access index: %w", err)
+			return err
 		}
 		al.x, al.ownX = x, true
 	}

@@ -58,18 +58,19 @@ func (a *Archive) openExportIndex(ctx context.Context) error {
 	if a.opts.ExportIndex != nil {
 		return a.startExportIndex(ctx, a.opts.ExportIndex, false)
 	}
-	x, err := a.openSearchDir(ctx)
+	x, err := a.openSearchDir(ctx, "search")
 	if err != nil {
 		return err
 	}
 	return a.startExportIndex(ctx, x, true)
 }
 
-// openSearchDir opens the Badger index in Dir/search, setting a damaged
-// one aside.
-func (a *Archive) openSearchDir(ctx context.Context) (*store.Index, error) {
-	dir := filepath.Join(a.opts.Dir, "search")
-	iopts := store.IndexOptions{Dir: dir, Logger: a.lg.With("index", "search")}
+// openSearchDir opens the Badger index in Dir/name (search, or
+// access-search), setting a damaged one aside (ExportIndexRebuilt names
+// the export index's).
+func (a *Archive) openSearchDir(ctx context.Context, name string) (*store.Index, error) {
+	dir := filepath.Join(a.opts.Dir, name)
+	iopts := store.IndexOptions{Dir: dir, Logger: a.lg.With("index", name)}
 	x, err := store.OpenIndex(ctx, iopts)
 	if de, ok := errors.AsType[*store.IndexDamagedError](err); ok {
 		aside := fmt.Sprintf("%s.damaged-%s", dir, a.now().UTC().Format("20060102T150405Z"))
@@ -79,9 +80,14 @@ func (a *Archive) openSearchDir(ctx context.Context) (*store.Index, error) {
 		if serr := fsutil.SyncDir(a.opts.Dir); serr != nil {
 			return nil, fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, serr)
 		}
-		a.lg.Error("export index damaged: set aside and rebuilt from the archive log; searches are incomplete until it catches up",
-			"dir", dir, "setAside", aside, "err", de.Err)
-		a.searchAside = aside
+		if name == "search" {
+			a.lg.Error("export index damaged: set aside and rebuilt from the archive log; searches are incomplete until it catches up",
+				"dir", dir, "setAside", aside, "err", de.Err)
+			a.searchAside = aside
+		} else {
+			a.lg.Error("access log's search index damaged: set aside and rebuilt from the access log",
+				"dir", dir, "setAside", aside, "err", de.Err)
+		}
 		x, err = store.OpenIndex(ctx, iopts)
 	}
 	if err != nil {
