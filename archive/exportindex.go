@@ -20,7 +20,10 @@ import (
 // archive log and the stored bundles: a goroutine (the indexer) follows
 // the log from a durable watermark, written in the same batch as the keys
 // it covers, so an entry is written exactly once even across a crash
-// between the accept and the index, and Open needs no rebuild.
+// between the accept and the index, and Open needs no rebuild. The batch
+// holds only if the watermark is still the one it started from
+// (exportindex_mark.go): archive processes sharing one index do not
+// write an entry twice either.
 //
 // Key layout (comp(s) is be16(len(s)) || s, so components are prefix-free;
 // pk is comp(device) || comp(exportId) || be64(logIndex) || be64(seq)):
