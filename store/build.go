@@ -107,15 +107,17 @@ func (j *Journal) add(b *builder, r *request) {
 		kvs = append(kvs, storedKVs(seq, hs)...)
 		j.frontier = pushFrontier(j.frontier, int64(seq), hs)
 		for _, p := range e.Payloads {
-			if j.payloadStored(p.Digest) {
+			pk := j.c.digestKey(pfxPayload, p.Digest)
+			if j.payloadStored(p.Digest, pk) {
 				continue
 			}
+			j.filter.add(pk)
 			// A tombstone of these bytes purged before may stay: a
 			// tombstone only counts where the payload is absent (Payload,
 			// PurgePayload).
 			v.digests[p.Digest] = true
 			added = append(added, p.Digest)
-			kvs = append(kvs, kv{key: j.c.digestKey(pfxPayload, p.Digest), val: p.Data})
+			kvs = append(kvs, kv{key: pk, val: p.Data})
 		}
 		if len(e.Key) > 0 {
 			v.keys[string(e.Key)] = seq

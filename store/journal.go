@@ -37,6 +37,9 @@ type Journal struct {
 	flight     []*inflight   // groups sent to Badger, oldest first (pipeline.go)
 	spares     []*badger.Txn // write transactions opened ahead (pipeline.go)
 	view       *view         // the sequencer's reads (pipeline.go)
+	filter     *digestFilter // stored payload keys (digestfilter.go)
+
+	payloadReads atomic.Int64 // payload lookups that read Badger (tests)
 
 	lastAnswered int         // requests the last commit answered (linger)
 	lingerUntil  time.Time   // when the open group stops waiting (linger)
@@ -155,6 +158,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: outbox: %w", opts.Dir, err)
 	}
+	j.startFilter()
 	go j.run()
 	j.startTrimmer()
 	return j, nil

@@ -123,14 +123,20 @@ func (j *Journal) keySeq(key []byte) (seq uint64, recent bool, err error) {
 	return binary.BigEndian.Uint64(v), false, nil
 }
 
-// payloadStored reports whether the payload with digest d is stored or
-// built since the view was opened.
-func (j *Journal) payloadStored(d [32]byte) bool {
+// payloadStored reports whether the payload with stored key k (digest
+// d) is stored or built since the view was opened. The payload filter
+// answers "absent" without a read for nearly every new payload
+// (digestfilter.go).
+func (j *Journal) payloadStored(d [32]byte, k []byte) bool {
 	v := j.view
 	if v.digests[d] || v.present[d] {
 		return true
 	}
-	if _, err := v.txn.Get(j.c.digestKey(pfxPayload, d)); err == nil {
+	if j.filter.absent(k) {
+		return false
+	}
+	j.payloadReads.Add(1)
+	if _, err := v.txn.Get(k); err == nil {
 		v.present[d] = true
 		return true
 	}

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// payloadVersions counts the versions Badger holds of the payload with
+// digest d: 1 when it was written once, whatever was appended since.
+func payloadVersions(t *testing.T, j *Journal, d [32]byte) int {
+	t.Helper()
+	n := 0
+	err := j.db.View(func(txn *badger.Txn) error {
+		k := j.c.digestKey(pfxPayload, d)
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: k})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if bytes.Equal(it.Item().Key(), k) && !it.Item().IsDeletedOrExpired() {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func payloadEntry(body string, data []byte) Entry {
+	return Entry{Build: build(body), Payloads: []Payload{{Digest: sha256.Sum256(data), Data: data}}}
+}
+
+// TestPayloadFilterDedup: a payload appended again (in the same batch,
+// in a later commit, after a reopen before and after the payload
+// filter's scan is done) is written once; a new payload after the scan
+// is written without a lookup in Badger; a purged one is written again.
+// Plain and encrypted (payload keys are HMACs then).
+func TestPayloadFilterDedup(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			var key []byte
+			if enc {
+				key = bytes.Repeat([]byte{7}, 32)
+			}
+			open := func() *Journal { return openT(t, dir, func(o *Options) { o.EncryptionKey = key }) }
+			data := []byte("repeated export payload")
+			d := sha256.Sum256(data)
+			j := open()
+			<-j.filter.done
+			if !j.filter.ready.Load() {
+				t.Fatal("filter not ready after its scan")
+			}
+			if _, err := j.AppendBatch(ctx, []Entry{payloadEntry("1", data), payloadEntry("2", data)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := j.Append(ctx, payloadEntry("3", data)); err != nil {
+				t.Fatal(err)
+			}
+			if n := payloadVersions(t, j, d); n != 1 {
+				t.Fatalf("payload written %d times in one run, want 1", n)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			// Reopened: at once (the scan may still run: lookups read
+			// Badger) and once the scan is done (the filter holds it).
+			j = open()
+			if _, err := j.Append(ctx, payloadEntry("4", data)); err != nil {
+				t.Fatal(err)
+			}
+			<-j.filter.done
+			if !j.filter.ready.Load() {
+				t.Fatal("filter not ready after its scan")
+			}
+			if j.filter.absent(j.c.digestKey(pfxPayload, d)) {
+				t.Fatal("filter says a stored payload is absent")
+			}
+			if _, err := j.Append(ctx, payloadEntry("5", data)); err != nil {
+				t.Fatal(err)
+			}
+			if n := payloadVersions(t, j, d); n != 1 {
+				t.Fatalf("payload written %d times across a restart, want 1", n)
+			}
+
+			// A new payload: no Badger lookup, written once, readable.
+			reads := j.payloadReads.Load()
+			fresh := []byte("a payload never seen")
+			if _, err := j.Append(ctx, payloadEntry("6", fresh)); err != nil {
+				t.Fatal(err)
+			}
+			if got := j.payloadReads.Load() - reads; got != 0 {
+				t.Fatalf("new payload took %d Badger lookups, want 0", got)
+			}
+			if p, err := j.Payload(sha256.Sum256(fresh)); err != nil || !bytes.Equal(p, fresh) {
+				t.Fatalf("new payload: %q %v", p, err)
+			}
+
+			// Purged, then appended again: the filter still holds it, the
+			// lookup finds it absent, it is stored again.
+			if err := j.PurgePayload(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := j.Append(ctx, payloadEntry("7", data)); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := j.Payload(d); err != nil || !bytes.Equal(p, data) {
+				t.Fatalf("payload stored again after a purge: %q %v", p, err)
+			}
+			if err := j.Scrub(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestDigestFilter: never "absent" before the scan is done nor for a key
+// added; "absent" for nearly every key not added.
+func TestDigestFilter(t *testing.T) {
+	f := newDigestFilter(filterMinBits)
+	key := func(i int) []byte {
+		d := sha256.Sum256(fmt.Appendf(nil, "%d", i))
+		return append([]byte{pfxPayload}, d[:]...)
+	}
+	f.add(key(0))
+	if f.absent(key(1)) {
+		t.Fatal("absent before the scan is done")
+	}
+	f.ready.Store(true)
+	const n = 100000
+	for i := range n {
+		f.add(key(i))
+	}
+	for i := range n {
+		if f.absent(key(i)) {
+			t.Fatalf("key %d added but absent", i)
+		}
+	}
+	fp := 0
+	for i := n; i < 2*n; i++ {
+		if !f.absent(key(i)) {
+			fp++
+		}
+	}
+	if fp > n/100 {
+		t.Fatalf("%d false positives in %d, want under 1%%", fp, n)
+	}
+	if f.absent([]byte{pfxPayload, 1, 2}) {
+		t.Fatal("short key absent")
+	}
+	for _, c := range []struct{ size, want uint64 }{{0, filterMinBits}, {1 << 20, 1 << 25}, {1 << 40, filterMaxBits}} {
+		if got := filterBits(c.size); got != c.want {
+			t.Fatalf("filterBits(%d) = %d, want %d", c.size, got, c.want)
+		}
+	}
+}
