@@ -80,8 +80,10 @@ func (j *Journal) add(b *builder, r *request) {
 	// synced (built in this pass or in a group still in flight).
 	dependent := false
 	for i, e := range r.entries {
+		var sk []byte // e.Key's stored key
 		if len(e.Key) > 0 {
-			orig, recent, err := j.keySeq(e.Key)
+			sk = j.c.idemKey(e.Key)
+			orig, recent, err := j.keySeq(e.Key, sk)
 			if err == nil {
 				r.errs[i] = &DuplicateError{Key: bytes.Clone(e.Key), Seq: orig}
 				dependent = dependent || recent
@@ -122,7 +124,8 @@ func (j *Journal) add(b *builder, r *request) {
 		if len(e.Key) > 0 {
 			v.keys[string(e.Key)] = seq
 			addedKeys = append(addedKeys, string(e.Key))
-			kvs = append(kvs, kv{key: j.c.idemKey(e.Key), val: binary.BigEndian.AppendUint64(nil, seq)})
+			j.keyFilter.add(sk)
+			kvs = append(kvs, kv{key: sk, val: binary.BigEndian.AppendUint64(nil, seq)})
 		}
 		r.res[i] = Appended{Seq: seq, Leaf: leaf, Record: rec}
 		last = leaf

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -54,7 +55,7 @@ func TestPayloadFilterDedup(t *testing.T) {
 			data := []byte("repeated export payload")
 			d := sha256.Sum256(data)
 			j := open()
-			<-j.filter.done
+			<-j.filterDone
 			if !j.filter.ready.Load() {
 				t.Fatal("filter not ready after its scan")
 			}
@@ -77,7 +78,7 @@ func TestPayloadFilterDedup(t *testing.T) {
 			if _, err := j.Append(ctx, payloadEntry("4", data)); err != nil {
 				t.Fatal(err)
 			}
-			<-j.filter.done
+			<-j.filterDone
 			if !j.filter.ready.Load() {
 				t.Fatal("filter not ready after its scan")
 			}
@@ -125,39 +126,109 @@ func TestPayloadFilterDedup(t *testing.T) {
 	}
 }
 
+// TestIdemKeyFilterDedup: an idempotency key journaled before is a
+// duplicate (with its original seq) in a later commit and after a reopen,
+// before and after the key filter's scan is done; a new key after the
+// scan is journaled without a lookup in Badger. Plain (keys hashed for
+// the filter) and encrypted (HMAC keys probed as they are).
+func TestIdemKeyFilterDedup(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			var key []byte
+			if enc {
+				key = bytes.Repeat([]byte{9}, 32)
+			}
+			open := func() *Journal { return openT(t, dir, func(o *Options) { o.EncryptionKey = key }) }
+			k := []byte("export/alice/order-1")
+			dupOf := func(j *Journal, body string) uint64 {
+				t.Helper()
+				_, err := j.Append(ctx, Entry{Build: build(body), Key: k})
+				var de *DuplicateError
+				if !errors.As(err, &de) {
+					t.Fatalf("repeat of a journaled key: %v, want *DuplicateError", err)
+				}
+				return de.Seq
+			}
+			j := open()
+			<-j.filterDone
+			appendN(t, j, 3, "before")
+			a, err := j.Append(ctx, Entry{Build: build("first"), Key: k})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := dupOf(j, "same run"); got != a.Seq {
+				t.Fatalf("duplicate names seq %d, want %d", got, a.Seq)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			j = open()
+			defer j.Close()
+			if got := dupOf(j, "reopened"); got != a.Seq {
+				t.Fatalf("after reopen: duplicate names seq %d, want %d", got, a.Seq)
+			}
+			<-j.filterDone
+			if !j.keyFilter.ready.Load() {
+				t.Fatal("key filter not ready after its scan")
+			}
+			if j.keyFilter.absent(j.c.idemKey(k)) {
+				t.Fatal("key filter says a journaled key is absent")
+			}
+			if got := dupOf(j, "scanned"); got != a.Seq {
+				t.Fatalf("after the scan: duplicate names seq %d, want %d", got, a.Seq)
+			}
+			reads := j.keyReads.Load()
+			if _, err := j.Append(ctx, Entry{Build: build("new"), Key: []byte("export/alice/order-2")}); err != nil {
+				t.Fatal(err)
+			}
+			if got := j.keyReads.Load() - reads; got != 0 {
+				t.Fatalf("new key took %d Badger lookups, want 0", got)
+			}
+			if seq, err := j.Lookup([]byte("export/alice/order-2")); err != nil || seq != a.Seq+1 {
+				t.Fatalf("new key: seq %d %v, want %d", seq, err, a.Seq+1)
+			}
+		})
+	}
+}
+
 // TestDigestFilter: never "absent" before the scan is done nor for a key
-// added; "absent" for nearly every key not added.
+// added; "absent" for nearly every key not added; keys probed as they
+// are and hashed.
 func TestDigestFilter(t *testing.T) {
-	f := newDigestFilter(filterMinBits)
-	key := func(i int) []byte {
-		d := sha256.Sum256(fmt.Appendf(nil, "%d", i))
-		return append([]byte{pfxPayload}, d[:]...)
-	}
-	f.add(key(0))
-	if f.absent(key(1)) {
-		t.Fatal("absent before the scan is done")
-	}
-	f.ready.Store(true)
-	const n = 100000
-	for i := range n {
-		f.add(key(i))
-	}
-	for i := range n {
-		if f.absent(key(i)) {
-			t.Fatalf("key %d added but absent", i)
+	for _, direct := range []bool{true, false} {
+		f := newDigestFilter(filterMinBits, direct)
+		key := func(i int) []byte {
+			if !direct {
+				return fmt.Appendf(nil, "k export/p/%d", i)
+			}
+			d := sha256.Sum256(fmt.Appendf(nil, "%d", i))
+			return append([]byte{pfxPayload}, d[:]...)
 		}
-	}
-	fp := 0
-	for i := n; i < 2*n; i++ {
-		if !f.absent(key(i)) {
-			fp++
+		f.add(key(0))
+		if f.absent(key(1)) {
+			t.Fatal("absent before the scan is done")
 		}
-	}
-	if fp > n/100 {
-		t.Fatalf("%d false positives in %d, want under 1%%", fp, n)
-	}
-	if f.absent([]byte{pfxPayload, 1, 2}) {
-		t.Fatal("short key absent")
+		f.ready.Store(true)
+		const n = 100000
+		for i := range n {
+			f.add(key(i))
+		}
+		for i := range n {
+			if f.absent(key(i)) {
+				t.Fatalf("direct=%v: key %d added but absent", direct, i)
+			}
+		}
+		fp := 0
+		for i := n; i < 2*n; i++ {
+			if !f.absent(key(i)) {
+				fp++
+			}
+		}
+		if fp > n/50 {
+			t.Fatalf("direct=%v: %d false positives in %d, want under 2%%", direct, fp, n)
+		}
 	}
 	for _, c := range []struct{ size, want uint64 }{{0, filterMinBits}, {1 << 20, 1 << 25}, {1 << 40, filterMaxBits}} {
 		if got := filterBits(c.size); got != c.want {

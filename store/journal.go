@@ -38,8 +38,11 @@ type Journal struct {
 	spares     []*badger.Txn // write transactions opened ahead (pipeline.go)
 	view       *view         // the sequencer's reads (pipeline.go)
 	filter     *digestFilter // stored payload keys (digestfilter.go)
+	keyFilter  *digestFilter // stored idempotency keys (digestfilter.go)
+	filterDone chan struct{} // closed when the filters' scan has ended
 
 	payloadReads atomic.Int64 // payload lookups that read Badger (tests)
+	keyReads     atomic.Int64 // idempotency key lookups that read Badger (tests)
 
 	lastAnswered int         // requests the last commit answered (linger)
 	lingerUntil  time.Time   // when the open group stops waiting (linger)
@@ -158,7 +161,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: outbox: %w", opts.Dir, err)
 	}
-	j.startFilter()
+	j.startFilters()
 	go j.run()
 	j.startTrimmer()
 	return j, nil

@@ -103,14 +103,19 @@ func (j *Journal) closeView() {
 	j.spares = nil
 }
 
-// keySeq returns the seq journaled under an idempotency key: built since
-// the view was opened, or committed before. ErrNotFound when neither.
-// recent reports the first case (the original may not be synced yet).
-func (j *Journal) keySeq(key []byte) (seq uint64, recent bool, err error) {
+// keySeq returns the seq journaled under an idempotency key (stored key
+// sk): built since the view was opened, or committed before. ErrNotFound
+// when neither. recent reports the first case (the original may not be
+// synced yet).
+func (j *Journal) keySeq(key, sk []byte) (seq uint64, recent bool, err error) {
 	if s, ok := j.view.keys[string(key)]; ok {
 		return s, true, nil
 	}
-	v, err := j.c.get(j.view.txn, j.c.idemKey(key))
+	if j.keyFilter.absent(sk) {
+		return 0, false, ErrNotFound
+	}
+	j.keyReads.Add(1)
+	v, err := j.c.get(j.view.txn, sk)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, false, ErrNotFound
 	}
