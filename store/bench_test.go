@@ -117,7 +117,7 @@ func benchAppend(b *testing.B, w int, key []byte) {
 
 // BenchmarkAppendBatch: the journal's part of the API's batch endpoint,
 // alone: 4 writers each journaling 1000 entries at a time with
-// AppendBatch (halved on *TooLargeError, as the agent does), each entry a
+// AppendBatch (cut at TooLargeError.Fit, as the agent does), each entry a
 // 1 KiB record and a 1 KiB payload of its own, encrypted at rest, on the
 // agent's memtable size. One op is one entry.
 func BenchmarkAppendBatch(b *testing.B) { benchAppendBatch(b, false) }
@@ -139,10 +139,14 @@ func benchAppendBatch(b *testing.B, keyed bool) {
 	appendSplit = func(es []Entry) error {
 		_, err := j.AppendBatch(ctx, es)
 		if tl := (*TooLargeError)(nil); errors.As(err, &tl) && len(es) > 1 {
-			if err := appendSplit(es[:len(es)/2]); err != nil {
+			mid := len(es) / 2
+			if tl.Fit > 0 && tl.Fit < len(es) {
+				mid = tl.Fit
+			}
+			if err := appendSplit(es[:mid]); err != nil {
 				return err
 			}
-			return appendSplit(es[len(es)/2:])
+			return appendSplit(es[mid:])
 		}
 		return err
 	}
