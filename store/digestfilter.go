@@ -112,7 +112,7 @@ func (f *digestFilter) absent(k []byte) bool {
 
 // startFilters creates the journal's key filters and starts the scan of
 // the keys already stored. The scan stops early on Close (the filters
-// then stay untrusted); Close waits until it is out of Badger.
+// then stay untrusted); Close waits for it.
 func (j *Journal) startFilters() {
 	nbits := filterBits(j.tip.Size)
 	j.filter = newDigestFilter(nbits, true)
@@ -152,7 +152,7 @@ func (j *Journal) scanKeys(pfx byte, f *digestFilter) (bool, error) {
 		defer it.Close()
 		n := 0
 		for it.Rewind(); it.Valid(); it.Next() {
-			if n++; n%4096 == 0 {
+			if n++; n%4096 == 1 {
 				select {
 				case <-j.quit:
 					done = false

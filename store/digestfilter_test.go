@@ -236,3 +236,48 @@ func TestDigestFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyFilterScanClose: Close right after Open, while the key filters'
+// scan runs, returns (the scan stops, and is out of Badger before Badger
+// closes); the next Open's scan completes.
+func TestKeyFilterScanClose(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j := openT(t, dir)
+	es := make([]Entry, 300)
+	for i := range es {
+		es[i] = payloadEntry(fmt.Sprint(i), fmt.Appendf(nil, "payload %d", i))
+		es[i].Key = fmt.Appendf(nil, "k/%d", i)
+	}
+	for range 20 {
+		for i := range es {
+			es[i].Payloads[0].Data = append(es[i].Payloads[0].Data, '.')
+			es[i].Payloads[0].Digest = sha256.Sum256(es[i].Payloads[0].Data)
+			es[i].Key = append(es[i].Key, '.')
+		}
+		if _, err := j.AppendBatch(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openT(t, dir)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-j.filterDone:
+	default:
+		t.Fatal("Close returned before the scan ended")
+	}
+	j = openT(t, dir)
+	defer j.Close()
+	<-j.filterDone
+	if !j.filter.ready.Load() || !j.keyFilter.ready.Load() {
+		t.Fatal("filters not ready after a complete scan")
+	}
+	if j.keyFilter.absent(j.c.idemKey(es[0].Key)) || j.filter.absent(j.c.digestKey(pfxPayload, es[0].Payloads[0].Digest)) {
+		t.Fatal("a stored key is absent from its filter")
+	}
+}

@@ -434,6 +434,7 @@ func (j *Journal) Close() error {
 		}
 		<-j.done
 		<-j.trimDone
+		<-j.filterDone // the key filters' scan stops at quit
 		j.closing.Store(true)
 		for j.active.Load() != 0 {
 			time.Sleep(time.Millisecond)
