@@ -40,7 +40,7 @@ import (
 
 const (
 	filterMinBits = 1 << 22 // 512 KiB: about 400,000 keys at 1% false positives
-	filterMaxBits = 1 << 27 // 16 MiB
+	filterMaxBits = 1 << 25 // 4 MiB: about 3 million keys at 1%; more raise the rate, not the memory
 	filterProbes  = 4
 )
 
@@ -55,8 +55,9 @@ type digestFilter struct {
 }
 
 // filterBits sizes a filter for a journal of size records (about one
-// payload and one idempotency key each) and as many again: 12 bits a payload, a power of two
-// within [filterMinBits, filterMaxBits].
+// payload and one idempotency key each) and as many again: 12 bits a
+// key, a power of two within [filterMinBits, filterMaxBits]. The two
+// filters of a journal thus take 1 to 8 MiB.
 func filterBits(size uint64) uint64 {
 	want := 2 * size * 12
 	if want <= filterMinBits {
