@@ -103,14 +103,19 @@ func (j *Journal) closeView() {
 	j.spares = nil
 }
 
-// keySeq returns the seq journaled under an idempotency key: built since
-// the view was opened, or committed before. ErrNotFound when neither.
-// recent reports the first case (the original may not be synced yet).
-func (j *Journal) keySeq(key []byte) (seq uint64, recent bool, err error) {
+// keySeq returns the seq journaled under an idempotency key (stored key
+// sk): built since the view was opened, or committed before. ErrNotFound
+// when neither. recent reports the first case (the original may not be
+// synced yet).
+func (j *Journal) keySeq(key, sk []byte) (seq uint64, recent bool, err error) {
 	if s, ok := j.view.keys[string(key)]; ok {
 		return s, true, nil
 	}
-	v, err := j.c.get(j.view.txn, j.c.idemKey(key))
+	if j.keyFilter.absent(sk) {
+		return 0, false, ErrNotFound
+	}
+	j.keyReads.Add(1)
+	v, err := j.c.get(j.view.txn, sk)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, false, ErrNotFound
 	}
@@ -123,14 +128,20 @@ func (j *Journal) keySeq(key []byte) (seq uint64, recent bool, err error) {
 	return binary.BigEndian.Uint64(v), false, nil
 }
 
-// payloadStored reports whether the payload with digest d is stored or
-// built since the view was opened.
-func (j *Journal) payloadStored(d [32]byte) bool {
+// payloadStored reports whether the payload with stored key k (digest
+// d) is stored or built since the view was opened. The payload filter
+// answers "absent" without a read for nearly every new payload
+// (digestfilter.go).
+func (j *Journal) payloadStored(d [32]byte, k []byte) bool {
 	v := j.view
 	if v.digests[d] || v.present[d] {
 		return true
 	}
-	if _, err := v.txn.Get(j.c.digestKey(pfxPayload, d)); err == nil {
+	if j.filter.absent(k) {
+		return false
+	}
+	j.payloadReads.Add(1)
+	if _, err := v.txn.Get(k); err == nil {
 		v.present[d] = true
 		return true
 	}
