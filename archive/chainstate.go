@@ -52,12 +52,15 @@ func (a *Archive) openChainState(ctx context.Context) error {
 }
 
 // loadState loads the device's chain into a.states (its era) and
-// a.chains, unless they are there. The caller holds the device lock.
+// a.chains, unless they are there; a chain not in a.chains (dropped by
+// a replica, replica.go) replaces the era's state too. The caller holds
+// the device lock.
 func (a *Archive) loadState(ctx context.Context, device string, era uint64) error {
 	a.mu.Lock()
-	_, ok := a.states[stateKey(device, era)]
+	_, okS := a.states[stateKey(device, era)]
+	_, okC := a.chains[device]
 	a.mu.Unlock()
-	if ok {
+	if okS && okC {
 		return nil
 	}
 	c, err := a.chainStore.Get(ctx, device)
@@ -76,11 +79,11 @@ func (a *Archive) loadState(ctx context.Context, device string, era uint64) erro
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.states[stateKey(device, era)]; !ok {
-		a.states[stateKey(device, era)] = ds
-	}
 	if _, ok := a.chains[device]; !ok {
 		a.chains[device] = c
+		a.states[stateKey(device, era)] = ds
+	} else if _, ok := a.states[stateKey(device, era)]; !ok {
+		a.states[stateKey(device, era)] = ds
 	}
 	return nil
 }
