@@ -36,7 +36,7 @@ const chainStateDir = "state"
 // openChainState opens the default store unless Options.State is set.
 func (a *Archive) openChainState(ctx context.Context) error {
 	if a.opts.State != nil {
-		a.chainStore = a.opts.State
+		a.chainStore, a.shared = a.opts.State, a.opts.State.Shared()
 		return nil
 	}
 	dir := filepath.Join(a.opts.Dir, chainStateDir)
@@ -52,12 +52,15 @@ func (a *Archive) openChainState(ctx context.Context) error {
 }
 
 // loadState loads the device's chain into a.states (its era) and
-// a.chains, unless they are there. The caller holds the device lock.
+// a.chains, unless they are there; a chain not in a.chains (dropped by
+// a replica, replica.go) replaces the era's state too. The caller holds
+// the device lock.
 func (a *Archive) loadState(ctx context.Context, device string, era uint64) error {
 	a.mu.Lock()
-	_, ok := a.states[stateKey(device, era)]
+	_, okS := a.states[stateKey(device, era)]
+	_, okC := a.chains[device]
 	a.mu.Unlock()
-	if ok {
+	if okS && okC {
 		return nil
 	}
 	c, err := a.chainStore.Get(ctx, device)
@@ -76,11 +79,11 @@ func (a *Archive) loadState(ctx context.Context, device string, era uint64) erro
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.states[stateKey(device, era)]; !ok {
-		a.states[stateKey(device, era)] = ds
-	}
 	if _, ok := a.chains[device]; !ok {
 		a.chains[device] = c
+		a.states[stateKey(device, era)] = ds
+	} else if _, ok := a.states[stateKey(device, era)]; !ok {
+		a.states[stateKey(device, era)] = ds
 	}
 	return nil
 }
@@ -152,14 +155,20 @@ type chainAdvance struct {
 }
 
 // advanceChains advances the chains of the group's accepted bundles (in
-// order), a device at a time in parallel. A failure leaves the chain as
-// it was and the index mark stale, so that the next Open applies the
-// events again; it is logged, and the bundles are answered all the same:
-// their index events are durable.
-func (a *Archive) advanceChains(ctx context.Context, ps []*pending) {
+// order), a device at a time in parallel, recording each bundle with its
+// receipt (state.Chain.Accepted). A failure leaves the chain as it was
+// and the index mark stale, so that the next Open applies the events
+// again; it is logged, and the bundles are answered all the same: their
+// index events are durable. With a shared store (replicas) a failure
+// instead fails the device's bundles (returned by device: no answer,
+// they come again) and drops its chain from memory: another replica
+// judges the next bundles on the store's chain, which must hold them.
+func (a *Archive) advanceChains(ctx context.Context, ps []*pending) map[string]error {
 	if len(ps) == 0 {
-		return
+		return nil
 	}
+	var fmu sync.Mutex
+	failed := map[string]error{}
 	byDev := map[string]*chainAdvance{}
 	var order []*chainAdvance
 	a.mu.Lock()
@@ -175,19 +184,38 @@ func (a *Archive) advanceChains(ctx context.Context, ps []*pending) {
 		if err != nil {
 			a.mu.Unlock()
 			a.chainFailed(p.topic, err)
-			return
+			if a.shared {
+				for _, q := range ps {
+					a.dropChain(q.topic)
+					failed[q.topic] = err
+				}
+			}
+			return failed
 		}
 		stepChain(&v.to, p.era, p.digest, p.seq, p.cp, vj)
 		if p.rsize > 0 {
 			v.to.ReceiptLogIndex, v.to.ReceiptSize, v.to.ReceiptRoot = p.seq, p.rsize, p.rroot
 		}
 		v.cps = append(v.cps, state.Checkpoint{Epoch: epochOf(p.era), Size: p.cp.Size, Root: p.cp.Root, Bundle: p.digest})
+		if len(p.receipt) > 0 {
+			v.to.Accepted = append(v.to.Accepted, state.Accepted{Bundle: p.digest, Device: p.topic, LogIndex: p.seq, Receipt: p.receipt})
+		}
 	}
 	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, v := range order {
 		wg.Go(func() {
 			res, err := a.chainStore.Advance(ctx, v.device, v.from.Version, v.to, v.cps...)
+			if err != nil && a.shared {
+				// Under the device's lease nobody else advances it: a
+				// conflict is a lease lost, like any other failure.
+				a.lg.Error("chain state not advanced; the device's bundles are not answered and come again", "device", v.device, "err", err)
+				a.dropChain(v.device)
+				fmu.Lock()
+				failed[v.device] = fmt.Errorf("archive: chain state of %s: %w", v.device, err)
+				fmu.Unlock()
+				return
+			}
 			if ce, ok := errors.AsType[*state.ConflictError](err); ok {
 				// The index is the record and this archive its only
 				// writer: what the store holds is behind or was
@@ -204,12 +232,14 @@ func (a *Archive) advanceChains(ctx context.Context, ps []*pending) {
 				res = v.to // what memory holds; the stored version is unchanged
 				res.Version = v.from.Version
 			}
+			res.Accepted = nil
 			a.mu.Lock()
 			a.chains[v.device] = res
 			a.mu.Unlock()
 		})
 	}
 	wg.Wait()
+	return failed
 }
 
 func (a *Archive) chainFailed(device string, err error) {
@@ -240,10 +270,16 @@ type replayDev struct {
 	cps     []state.Checkpoint
 	receipt [32]byte // digest of the receipt of the highest log index, to read at flush
 	rcpt    bool
+	bytes   int // of the receipts in c.Accepted
 }
 
-// replayBatch is the checkpoints of one Advance during a replay.
-const replayBatch = 256
+// replayBatch is the checkpoints of one Advance during a replay,
+// replayBytes the receipt bytes (the Badger store's largest write stays
+// well under its bound).
+const (
+	replayBatch = 256
+	replayBytes = 256 << 10
+)
 
 func newChainReplay(a *Archive) *chainReplay {
 	return &chainReplay{a: a, devs: map[string]*replayDev{}}
@@ -268,11 +304,19 @@ func (cr *chainReplay) apply(ctx context.Context, ev *acceptEvent, digest [32]by
 		return fmt.Errorf("archive: %w", err)
 	}
 	stepChain(&d.c, epoch, digest, ev.LogIndex, cp, []byte(ev.State))
+	// The bundle with its receipt, as an admission records it
+	// (wasAccepted answers its repeats from the store).
+	rb, err := cr.a.index.Payload(receipt)
+	if err != nil {
+		return fmt.Errorf("archive: receipt sha256:%x: %w", receipt, err)
+	}
+	d.c.Accepted = append(d.c.Accepted, state.Accepted{Bundle: digest, Device: ev.Device, LogIndex: ev.LogIndex, Receipt: rb})
+	d.bytes += len(rb)
 	if ev.LogIndex >= d.c.ReceiptLogIndex {
 		d.c.ReceiptLogIndex, d.receipt, d.rcpt = ev.LogIndex, receipt, true
 	}
 	d.cps = append(d.cps, state.Checkpoint{Epoch: epoch, Size: cp.Size, Root: cp.Root, Bundle: digest})
-	if len(d.cps) >= replayBatch {
+	if len(d.cps) >= replayBatch || d.bytes >= replayBytes {
 		return cr.flushDev(ctx, ev.Device, d)
 	}
 	return nil
@@ -294,10 +338,18 @@ func (cr *chainReplay) flushDev(ctx context.Context, device string, d *replayDev
 		d.c.ReceiptSize, d.c.ReceiptRoot, d.rcpt = cp.Size, cp.Root, false
 	}
 	res, err := cr.a.chainStore.Advance(ctx, device, d.c.Version, d.c, d.cps...)
+	if _, ok := errors.AsType[*state.ConflictError](err); ok && cr.a.shared {
+		// Another replica advanced the device meanwhile: these events'
+		// bundles were not answered (their advance failed) or are in
+		// the store already; what was not answered comes again.
+		cr.a.lg.Warn("index events not applied to the shared chain state: the device's chain moved", "device", device, "err", err)
+		delete(cr.devs, device)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	d.c, d.cps = res, nil
+	d.c, d.cps, d.bytes = res, nil, 0
 	return nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/edgeseal/edgeseal/archive/state"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/verify"
@@ -108,6 +110,21 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	l := a.deviceLock(topic)
 	l.Lock()
 	defer l.Unlock()
+	deadline := time.Now().Add(a.opts.HoldWait)
+	pinned := false // a pin of the device's lease (replica.go) this admission holds
+	if a.shared {
+		if err := a.pin(ctx, topic, deadline); errors.Is(err, errBusy) {
+			return a.held(digest, topic, "another replica is admitting the device's bundles")
+		} else if err != nil {
+			return answered(nil, err)
+		}
+		pinned = true
+		defer func() {
+			if pinned {
+				a.unpin(topic)
+			}
+		}()
+	}
 	if t := a.known(ctx, digest, topic); t != nil {
 		return t
 	}
@@ -172,6 +189,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			if keep > 0 {
 				p.until = a.now().Add(keep)
 			}
+			p.pinned, pinned = pinned, false
 			a.register(p)
 			a.mu.Unlock()
 			if a.gate != nil {
@@ -188,6 +206,36 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 				a.unregister(p, err)
 			}
 			return p.t
+		}
+		if a.shared && tail == nil && onlyGap(fails) {
+			// The predecessor may be on its way through another
+			// replica: wait for the chain to move, without the lease.
+			version := a.chains[topic].Version
+			a.mu.Unlock()
+			a.unpin(topic)
+			pinned = false
+			l.Unlock()
+			moved := a.waitAdvance(ctx, topic, version, deadline)
+			l.Lock()
+			if err := ctx.Err(); err != nil {
+				return answered(nil, err)
+			}
+			if !moved {
+				return a.held(digest, topic, fails[0].reason)
+			}
+			if err := a.pin(ctx, topic, deadline); errors.Is(err, errBusy) {
+				return a.held(digest, topic, "another replica is admitting the device's bundles")
+			} else if err != nil {
+				return answered(nil, err)
+			}
+			pinned = true
+			if t := a.known(ctx, digest, topic); t != nil {
+				return t
+			}
+			if err := a.loadState(ctx, topic, era); err != nil {
+				return answered(nil, err)
+			}
+			continue
 		}
 		if tail == nil && stErr == nil && signedByDevice(rep) {
 			ds.refused = refusalOf(digest, &st.Predicate, fails, rep, ds.refused)
@@ -252,9 +300,9 @@ func (a *Archive) known(ctx context.Context, digest [32]byte, topic string) *Tic
 	return nil
 }
 
-// duplicate answers a bundle accepted before.
+// duplicate answers a bundle accepted before (wasAccepted).
 func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) ([]byte, error, bool) {
-	acc, ok, err := a.acceptedOf(digest)
+	acc, ok, err := a.wasAccepted(ctx, digest)
 	if err != nil {
 		return nil, err, true
 	}
@@ -266,11 +314,34 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 			failure{check: CheckTopic, reason: "bundle was accepted from " + acc.device + ", not " + topic})
 		return reply, err, true
 	}
-	reply, err := a.storedReceipt(acc)
+	reply := acc.receiptBytes
+	if reply == nil {
+		reply, err = a.storedReceipt(acc)
+	}
 	if err == nil {
 		a.stats.duplicates.Add(1)
 	}
 	return reply, err, true
+}
+
+// wasAccepted is the one answer to "was this bundle accepted, with which
+// receipt": the chain-state store's record (state.Store.Bundle, written
+// with the chain's advance, any replica's). Only a single archive falls
+// back on its index, for the bundles it accepted before the store
+// recorded them; replicas never do: a bundle in this replica's index
+// whose chain advance failed was not answered, and must be admitted
+// again (it keeps its log entry).
+func (a *Archive) wasAccepted(ctx context.Context, digest [32]byte) (accepted, bool, error) {
+	sa, err := a.chainStore.Bundle(ctx, digest)
+	switch {
+	case err == nil:
+		return accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt}, true, nil
+	case !errors.Is(err, state.ErrNotFound):
+		return accepted{}, false, fmt.Errorf("archive: %w", err)
+	case a.shared:
+		return accepted{}, false, nil
+	}
+	return a.acceptedOf(digest)
 }
 
 // statementSizes are the sizes of a statement's checkpoint and previous
