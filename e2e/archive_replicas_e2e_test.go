@@ -46,8 +46,9 @@ const (
 // gap and no repeat, each stored in the bucket under its digest; no
 // bundle is logged twice; every receipt the agents journaled verifies
 // (signature, inclusion in its checkpoint, `edgeseal verify receipt`)
-// and names its bundle's log index; no replica logged a gap refusal
-// (archive.gap), a fork (archive.fork) or any ALARM. With
+// and names its bundle's log index; no replica and no agent logged a
+// gap refusal (archive.gap), a fork (archive.fork), an inconsistent
+// archive log (archive.inconsistent) or any ALARM. With
 // EDGESEAL_REPLICA_LOGS=DIR a failed run leaves every daemon's log there.
 func TestArchiveReplicas(t *testing.T) {
 	scale := soaktest.Scale(t)
@@ -67,7 +68,7 @@ func TestArchiveReplicas(t *testing.T) {
 	leds := make([]*exporter, len(r.agents))
 	for k, a := range r.agents {
 		leds[k] = startExporter(t, a, 1, nil, func(c, n int) string { return fmt.Sprintf("d%d-%06d", k+1, n) },
-			func() time.Duration { return time.Duration(20+rand.IntN(60)) * time.Millisecond })
+			func() time.Duration { return time.Duration(100+rand.IntN(200)) * time.Millisecond })
 	}
 	kills := replicaKills * scale
 	for i := range kills {
@@ -124,15 +125,16 @@ func TestArchiveReplicas(t *testing.T) {
 		replicaCount, len(r.agents), kills, total, drained.Round(time.Millisecond), accepted)
 }
 
-// alarmLines are the lines of logs that name a gap refusal, a fork or an
-// alarm.
+// alarmLines are the lines of logs that name a gap refusal, a fork, an
+// inconsistent archive log (a device's witness alarm) or any ALARM.
 func alarmLines(logs string) []string {
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
-		if strings.Contains(l, archive.CheckGap) || strings.Contains(l, archive.CheckFork) || strings.Contains(l, "ALARM") {
+		if strings.Contains(l, archive.CheckGap) || strings.Contains(l, archive.CheckFork) ||
+			strings.Contains(l, agent.AlarmArchiveInconsistent) || strings.Contains(l, "ALARM") {
 			out = append(out, l)
 		}
 	}
@@ -204,6 +206,11 @@ func (r *replicaRig) checkEnd(ctx context.Context, acked []map[string]uint64) {
 	for i := range r.reps {
 		if l := alarmLines(r.replicaLogs(i)); len(l) > 0 {
 			t.Errorf("replica %d logged %d gap refusals, forks or alarms, first:\n%s", i+1, len(l), strings.Join(l[:min(len(l), 3)], "\n"))
+		}
+	}
+	for k, p := range r.procs {
+		if l := alarmLines(p.stderr.String()); len(l) > 0 {
+			t.Errorf("agent %s logged %d gap refusals or alarms, first:\n%s", r.agents[k].device, len(l), strings.Join(l[:min(len(l), 3)], "\n"))
 		}
 	}
 
