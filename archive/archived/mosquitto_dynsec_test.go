@@ -106,7 +106,7 @@ func TestMosquittoDynsecShare(t *testing.T) {
 		"acl_file": "", "plugin": plugin, "plugin_opt_config_file": dynsec,
 		"cafile": pki.CAFile, "certfile": pki.ServerCert, "keyfile": pki.ServerKey,
 	})
-	if strings.Contains(brk.Config(), "\nacl_file") {
+	if strings.Contains("\n"+brk.Config(), "\nacl_file") {
 		t.Fatal("acl_file left beside the plugin: Mosquitto 2.0 would grant every subscription")
 	}
 	for _, dev := range []string{"devA", "devB"} {
