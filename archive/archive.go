@@ -90,6 +90,11 @@ type Options struct {
 	// index says: for a new one, remove Dir/index-mark.json and Open
 	// fills it from the index.
 	State state.Store
+	// HoldWait bounds how long, with a shared chain-state store
+	// (replicas), a bundle waits for its device's lease or for its
+	// predecessor to be committed by another replica before it is
+	// answered held (replica.go). Default DefaultHoldWait.
+	HoldWait time.Duration
 	// ContentKeyWrap, when set, encrypts the content private keys at
 	// rest (contentkey_wrap.go): new and restored keys are written
 	// wrapped by it, and wrapped keys are opened with it. The caller
@@ -144,15 +149,23 @@ type Archive struct {
 	searchAside string
 
 	stats struct {
-		accepted, duplicates, refused, alarms atomic.Uint64
-		quarDropped, alertsSuppressed         atomic.Uint64
+		accepted, duplicates, refused, alarms, held atomic.Uint64
+		quarDropped, alertsSuppressed               atomic.Uint64
 	}
 
 	// chainStore is the devices' chain state (chainstate.go), closed
 	// by Close when the archive opened it.
 	chainStore    state.Store
 	ownChainStore bool
-	chainFresh    bool // the default store's directory was made by this Open
+	// shared: other archive processes advance chainStore (replica.go);
+	// leases are the device leases held (a.mu).
+	shared bool
+	leases map[string]*devLease
+	// commitHook, set by tests only, runs for each bundle of a group
+	// after its log entry and before its chain advance; an error fails
+	// the bundle there, as a replica killed then would leave it.
+	commitHook func(digest [32]byte) error
+	chainFresh bool // the default store's directory was made by this Open
 	// markStale: a chain-state write or a registry update failed; Close
 	// leaves the index mark where it was (indexmark.go).
 	markStale atomic.Bool
@@ -242,10 +255,13 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		opts.Now = time.Now
 	}
 	opts.Quarantine.setDefaults()
+	if opts.HoldWait <= 0 {
+		opts.HoldWait = DefaultHoldWait
+	}
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
-		devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, chains: map[string]state.Chain{}, locks: map[string]*sync.Mutex{},
+		devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, chains: map[string]state.Chain{}, locks: map[string]*sync.Mutex{}, leases: map[string]*devLease{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 	}
@@ -429,6 +445,9 @@ type Stats struct {
 	Duplicates uint64 // repeats answered with the stored receipt
 	Refused    uint64 // bundles refused (quarantined, alerted)
 	Alarms     uint64 // alarms raised (forks, altered objects)
+	// Held counts bundles answered held (CheckHeld): with replicas, their
+	// predecessor was not committed within Options.HoldWait.
+	Held uint64
 	// QuarantineDropped counts quarantine entries dropped past the
 	// quotas (QuarantineLimits), oldest first.
 	QuarantineDropped uint64
@@ -441,7 +460,7 @@ type Stats struct {
 func (a *Archive) Stats() Stats {
 	return Stats{
 		Accepted: a.stats.accepted.Load(), Duplicates: a.stats.duplicates.Load(),
-		Refused: a.stats.refused.Load(), Alarms: a.stats.alarms.Load(),
+		Refused: a.stats.refused.Load(), Alarms: a.stats.alarms.Load(), Held: a.stats.held.Load(),
 		QuarantineDropped: a.stats.quarDropped.Load(), AlertsSuppressed: a.stats.alertsSuppressed.Load(),
 	}
 }

@@ -36,7 +36,7 @@ const chainStateDir = "state"
 // openChainState opens the default store unless Options.State is set.
 func (a *Archive) openChainState(ctx context.Context) error {
 	if a.opts.State != nil {
-		a.chainStore = a.opts.State
+		a.chainStore, a.shared = a.opts.State, a.opts.State.Shared()
 		return nil
 	}
 	dir := filepath.Join(a.opts.Dir, chainStateDir)
@@ -152,14 +152,20 @@ type chainAdvance struct {
 }
 
 // advanceChains advances the chains of the group's accepted bundles (in
-// order), a device at a time in parallel. A failure leaves the chain as
-// it was and the index mark stale, so that the next Open applies the
-// events again; it is logged, and the bundles are answered all the same:
-// their index events are durable.
-func (a *Archive) advanceChains(ctx context.Context, ps []*pending) {
+// order), a device at a time in parallel, recording each bundle with its
+// receipt (state.Chain.Accepted). A failure leaves the chain as it was
+// and the index mark stale, so that the next Open applies the events
+// again; it is logged, and the bundles are answered all the same: their
+// index events are durable. With a shared store (replicas) a failure
+// instead fails the device's bundles (returned by device: no answer,
+// they come again) and drops its chain from memory: another replica
+// judges the next bundles on the store's chain, which must hold them.
+func (a *Archive) advanceChains(ctx context.Context, ps []*pending) map[string]error {
 	if len(ps) == 0 {
-		return
+		return nil
 	}
+	var fmu sync.Mutex
+	failed := map[string]error{}
 	byDev := map[string]*chainAdvance{}
 	var order []*chainAdvance
 	a.mu.Lock()
@@ -175,19 +181,38 @@ func (a *Archive) advanceChains(ctx context.Context, ps []*pending) {
 		if err != nil {
 			a.mu.Unlock()
 			a.chainFailed(p.topic, err)
-			return
+			if a.shared {
+				for _, q := range ps {
+					a.dropChain(q.topic)
+					failed[q.topic] = err
+				}
+			}
+			return failed
 		}
 		stepChain(&v.to, p.era, p.digest, p.seq, p.cp, vj)
 		if p.rsize > 0 {
 			v.to.ReceiptLogIndex, v.to.ReceiptSize, v.to.ReceiptRoot = p.seq, p.rsize, p.rroot
 		}
 		v.cps = append(v.cps, state.Checkpoint{Epoch: epochOf(p.era), Size: p.cp.Size, Root: p.cp.Root, Bundle: p.digest})
+		if len(p.receipt) > 0 {
+			v.to.Accepted = append(v.to.Accepted, state.Accepted{Bundle: p.digest, Device: p.topic, LogIndex: p.seq, Receipt: p.receipt})
+		}
 	}
 	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, v := range order {
 		wg.Go(func() {
 			res, err := a.chainStore.Advance(ctx, v.device, v.from.Version, v.to, v.cps...)
+			if err != nil && a.shared {
+				// Under the device's lease nobody else advances it: a
+				// conflict is a lease lost, like any other failure.
+				a.lg.Error("chain state not advanced; the device's bundles are not answered and come again", "device", v.device, "err", err)
+				a.dropChain(v.device)
+				fmu.Lock()
+				failed[v.device] = fmt.Errorf("archive: chain state of %s: %w", v.device, err)
+				fmu.Unlock()
+				return
+			}
 			if ce, ok := errors.AsType[*state.ConflictError](err); ok {
 				// The index is the record and this archive its only
 				// writer: what the store holds is behind or was
@@ -204,12 +229,14 @@ func (a *Archive) advanceChains(ctx context.Context, ps []*pending) {
 				res = v.to // what memory holds; the stored version is unchanged
 				res.Version = v.from.Version
 			}
+			res.Accepted = nil
 			a.mu.Lock()
 			a.chains[v.device] = res
 			a.mu.Unlock()
 		})
 	}
 	wg.Wait()
+	return failed
 }
 
 func (a *Archive) chainFailed(device string, err error) {

@@ -36,3 +36,18 @@ func ContentWindows(a *Archive) int {
 	}
 	return ck.opener.Len()
 }
+
+// SetCommitHook sets the hook run for each bundle after its log entry
+// and before its chain advance (an error fails it there). Set it before
+// any bundle is admitted.
+func SetCommitHook(a *Archive, h func(digest [32]byte) error) { a.commitHook = h }
+
+// LogEntries are the archive log's entries.
+func LogEntries(ctx context.Context, a *Archive) ([][]byte, error) {
+	var out [][]byte
+	err := a.log.all(ctx, func(_ uint64, rec []byte) error {
+		out = append(out, append([]byte(nil), rec...))
+		return nil
+	})
+	return out, err
+}

@@ -308,6 +308,12 @@ func (a *Archive) storedReceipt(acc accepted) ([]byte, error) {
 // receiving their stored bundles again (in log order), and rekey
 // statements whose index event a crash lost.
 func (a *Archive) recover(ctx context.Context) error {
+	if a.shared {
+		// Replicas: the log is every replica's, this index this one's.
+		// A bundle logged and not answered is sent again by its device
+		// and keeps its log index (logengine.go); nothing to walk.
+		return nil
+	}
 	a.mu.Lock()
 	n := a.index.Size() - a.adminsEvents // the events of log entries
 	from := a.markLog

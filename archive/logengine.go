@@ -49,7 +49,13 @@ const logCloseWait = 30 * time.Second
 // Open from the log's own records, so a crash between the two loses
 // nothing. Appends run one at a time. A failed append fails the log for
 // good (Failed): no entry is appended twice in this process, and Open
-// completes from what is on disk.
+// completes from what is on disk. On the MySQL engine other archive
+// processes (replicas) append to the same log: before each append the
+// keys are brought up to the log's size, read from the log, so a
+// bundle's entry logged by another replica (under the device's lease,
+// replica.go: one that died before answering it) is found and keeps its
+// index. The keys are this process's index of the shared log, never
+// a record of their own.
 type archiveLog struct {
 	origin string
 	lg     *slog.Logger
@@ -245,6 +251,15 @@ func (l *archiveLog) appendAsync(ctx context.Context, recs ...[]byte) (_ []logge
 	}
 	l.lmu.RLock()
 	defer l.lmu.RUnlock()
+	if l.engine == LogEngineMySQL {
+		n, err := l.l.Size(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("archive: log: %w", err)
+		}
+		if err := l.recordKeys(ctx, n, nil); err != nil {
+			return nil, nil, err
+		}
+	}
 	out := make([]logged, len(recs))
 	var fresh [][]byte
 	var at []int

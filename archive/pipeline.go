@@ -84,6 +84,9 @@ type pending struct {
 	// staleKey: a payload was sealed to an older content key; the
 	// receipt carries the newest announcement.
 	staleKey bool
+	// pinned: the bundle holds a pin of its device's lease (replica.go),
+	// dropped once it is answered.
+	pinned bool
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -118,6 +121,9 @@ func (a *Archive) finish(p *pending, reply []byte, err error) {
 		}
 	}
 	a.mu.Unlock()
+	if p.pinned {
+		a.unpin(p.topic)
+	}
 	p.t.reply, p.t.err = reply, err
 	close(p.t.done)
 }
@@ -150,6 +156,10 @@ func (a *Archive) unregister(p *pending, err error) {
 		}
 	}
 	a.mu.Unlock()
+	if p.pinned {
+		p.pinned = false
+		a.unpin(p.topic)
+	}
 	p.t.err = err
 	close(p.t.done)
 }
@@ -293,6 +303,15 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 		}
 	}
 	a.durable(ctx, g)
+	if h := a.commitHook; h != nil {
+		for i, p := range ps {
+			if g.ok(i) {
+				if err := h(p.digest); err != nil {
+					g.fail(i, err)
+				}
+			}
+		}
+	}
 	var ok []*pending
 	for i, p := range ps {
 		if g.ok(i) {
@@ -300,10 +319,14 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			ok = append(ok, p)
 		}
 	}
-	a.advanceChains(ctx, ok)
+	unadvanced := a.advanceChains(ctx, ok)
 	for i, p := range ps {
 		if !g.ok(i) {
 			a.finish(p, nil, g.errs[i])
+			continue
+		}
+		if err := unadvanced[p.topic]; err != nil {
+			a.finish(p, nil, err)
 			continue
 		}
 		a.stats.accepted.Add(1)

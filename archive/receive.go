@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/edgeseal/edgeseal/archive/state"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/verify"
@@ -108,6 +110,21 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	l := a.deviceLock(topic)
 	l.Lock()
 	defer l.Unlock()
+	deadline := time.Now().Add(a.opts.HoldWait)
+	pinned := false // a pin of the device's lease (replica.go) this admission holds
+	if a.shared {
+		if err := a.pin(ctx, topic, deadline); errors.Is(err, errBusy) {
+			return a.held(digest, topic, "another replica is admitting the device's bundles")
+		} else if err != nil {
+			return answered(nil, err)
+		}
+		pinned = true
+		defer func() {
+			if pinned {
+				a.unpin(topic)
+			}
+		}()
+	}
 	if t := a.known(ctx, digest, topic); t != nil {
 		return t
 	}
@@ -172,6 +189,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			if keep > 0 {
 				p.until = a.now().Add(keep)
 			}
+			p.pinned, pinned = pinned, false
 			a.register(p)
 			a.mu.Unlock()
 			if a.gate != nil {
@@ -188,6 +206,36 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 				a.unregister(p, err)
 			}
 			return p.t
+		}
+		if a.shared && tail == nil && onlyGap(fails) {
+			// The predecessor may be on its way through another
+			// replica: wait for the chain to move, without the lease.
+			version := a.chains[topic].Version
+			a.mu.Unlock()
+			a.unpin(topic)
+			pinned = false
+			l.Unlock()
+			moved := a.waitAdvance(ctx, topic, version, deadline)
+			l.Lock()
+			if err := ctx.Err(); err != nil {
+				return answered(nil, err)
+			}
+			if !moved {
+				return a.held(digest, topic, fails[0].reason)
+			}
+			if err := a.pin(ctx, topic, deadline); errors.Is(err, errBusy) {
+				return a.held(digest, topic, "another replica is admitting the device's bundles")
+			} else if err != nil {
+				return answered(nil, err)
+			}
+			pinned = true
+			if t := a.known(ctx, digest, topic); t != nil {
+				return t
+			}
+			if err := a.loadState(ctx, topic, era); err != nil {
+				return answered(nil, err)
+			}
+			continue
 		}
 		if tail == nil && stErr == nil && signedByDevice(rep) {
 			ds.refused = refusalOf(digest, &st.Predicate, fails, rep, ds.refused)
@@ -252,8 +300,22 @@ func (a *Archive) known(ctx context.Context, digest [32]byte, topic string) *Tic
 	return nil
 }
 
-// duplicate answers a bundle accepted before.
+// duplicate answers a bundle accepted before: by any replica, from the
+// chain-state store (state.Store.Bundle), which records each accepted
+// bundle with its receipt; or, for a bundle accepted before the store
+// recorded them, from this archive's index.
 func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) ([]byte, error, bool) {
+	if sa, err := a.chainStore.Bundle(ctx, digest); err == nil {
+		if sa.Device != topic {
+			reply, err := a.refuse(ctx, digest, topic, nil, false, nil,
+				failure{check: CheckTopic, reason: "bundle was accepted from " + sa.Device + ", not " + topic})
+			return reply, err, true
+		}
+		a.stats.duplicates.Add(1)
+		return sa.Receipt, nil, true
+	} else if !errors.Is(err, state.ErrNotFound) {
+		return nil, fmt.Errorf("archive: %w", err), true
+	}
 	acc, ok, err := a.acceptedOf(digest)
 	if err != nil {
 		return nil, err, true

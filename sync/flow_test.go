@@ -351,3 +351,68 @@ func TestGapHeldRetried(t *testing.T) {
 		t.Fatalf("gap times left: %v", p.gapHeld)
 	}
 }
+
+// TestHeldRejection: a rejection naming HeldCheck (an archive replica
+// answered before the bundle's predecessor was committed) is treated as
+// a gap: stale when an entry was delivered since it was sent (sent
+// again at once), else held and sent again after ResendAfter, and at
+// the delivery of an earlier entry.
+func TestHeldRejection(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	data := map[string][]byte{"1": bundleBytes("held1", 300), "2": bundleBytes("held2", 300), "3": bundleBytes("held3", 300)}
+	for id, b := range data {
+		ob.put(id, b)
+	}
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys)
+	o.ResendAfter = time.Minute
+	o.RetryHeld = -1
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	p.now = func() time.Time { return now }
+	ctx := context.Background()
+	for _, id := range []string{"1", "2", "3"} {
+		p.inflight[id] = &flight{digest: sha256.Sum256(data[id]), epoch: p.stats.Delivered}
+	}
+	// 3 held with nothing delivered since it was sent: held, as a gap.
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["3"]), "site1/dev1", "held", HeldCheck)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.held["3"] {
+		t.Fatal("held rejection: entry not held")
+	}
+	if _, ok := p.gapHeld["3"]; !ok {
+		t.Fatal("held rejection not retried as a gap")
+	}
+	// 1 delivered: 3 is sent again at once.
+	if err := p.handleReply(ctx, keys.receipt(t, sha256.Sum256(data["1"]), "site1/dev1")); err != nil {
+		t.Fatal(err)
+	}
+	if p.held["3"] {
+		t.Fatal("held entry not sent again after an earlier one was delivered")
+	}
+	// 2 was sent before 1 was delivered: its held rejection is stale.
+	requeued := p.Stats().Requeued
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["2"]), "site1/dev1", "held", HeldCheck)); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); p.held["2"] || st.Requeued != requeued+1 {
+		t.Fatalf("stale held rejection: held %v, %+v", p.held, st)
+	}
+	// Held again with nothing delivered since: sent after ResendAfter.
+	p.inflight["2"] = &flight{digest: sha256.Sum256(data["2"]), epoch: p.stats.Delivered}
+	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["2"]), "site1/dev1", "held", HeldCheck)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.held["2"] {
+		t.Fatal("held rejection with nothing delivered since: not held")
+	}
+	now = now.Add(o.ResendAfter)
+	p.retryHeld()
+	if p.held["2"] {
+		t.Fatal("held entry not sent again after ResendAfter")
+	}
+}

@@ -266,13 +266,13 @@ func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload
 		// is refused again and then held, since the entries after it are
 		// refused too and nothing more is delivered.
 		stale := false
-		if f := p.inflight[id]; slices.Contains(rej.Checks, GapCheck) && (f == nil || p.stats.Delivered > f.epoch) {
+		if f := p.inflight[id]; resendSoon(rej.Checks) && (f == nil || p.stats.Delivered > f.epoch) {
 			stale = true
 			p.stats.Requeued++
 		} else {
 			p.held[id] = true
 			p.heldAt = p.now()
-			if slices.Contains(rej.Checks, GapCheck) {
+			if resendSoon(rej.Checks) {
 				p.gapHeld[id] = p.now()
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -233,3 +234,16 @@ func parseBundlesTopic(topic string) (site, device string, ok bool) {
 // where the last one the archive accepted from the device ended (the
 // archive's archive.CheckGap is this name).
 const GapCheck = "archive.gap"
+
+// HeldCheck is the check a rejection names when the archive answered the
+// bundle before the device's previous one was committed (a replica may
+// still be committing it): nothing is wrong with the bundle, and the
+// publisher sends it again as it does after a gap (the archive's
+// archive.CheckHeld is this name).
+const HeldCheck = "archive.held"
+
+// resendSoon reports whether a rejection's checks mean "an earlier
+// bundle first": a gap or a held bundle.
+func resendSoon(checks []string) bool {
+	return slices.Contains(checks, GapCheck) || slices.Contains(checks, HeldCheck)
+}

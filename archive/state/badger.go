@@ -16,6 +16,7 @@ import (
 //
 //	"c" len(device) device            -> the Chain (JSON)
 //	"k" len(device) device epoch size -> root || bundle
+//	"b" digest                        -> the Accepted (JSON)
 //
 // (len one byte, epoch and size 8 bytes big-endian). An Advance reads the
 // chain and writes it with its checkpoints in one synced Write, under a
@@ -28,6 +29,16 @@ type Badger struct {
 	x     store.IndexStore
 	seed  maphash.Seed
 	locks [64]sync.Mutex
+
+	lmu    sync.Mutex
+	leases map[string]*badgerLease
+}
+
+// badgerLease is a device's lease: held while ch holds a token; waiters
+// counts those holding or waiting (the entry goes when it is zero).
+type badgerLease struct {
+	ch      chan struct{}
+	waiters int
 }
 
 var _ Store = (*Badger)(nil)
@@ -48,7 +59,9 @@ func OpenBadger(ctx context.Context, dir string) (*Badger, error) {
 
 // NewBadger is the Store on x, which it owns from now on (Close closes
 // it); nothing else may write x.
-func NewBadger(x store.IndexStore) *Badger { return &Badger{x: x, seed: maphash.MakeSeed()} }
+func NewBadger(x store.IndexStore) *Badger {
+	return &Badger{x: x, seed: maphash.MakeSeed(), leases: map[string]*badgerLease{}}
+}
 
 func devKey(prefix byte, device string) []byte {
 	k := make([]byte, 0, 2+len(device)+16)
@@ -109,6 +122,20 @@ func (b *Badger) Advance(ctx context.Context, device string, from uint64, to Cha
 	for _, cp := range cps {
 		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: cpKey(device, cp.Epoch, cp.Size), Value: append(cp.Root[:], cp.Bundle[:]...)})
 	}
+	for _, acc := range to.Accepted {
+		k := bundleKey(acc.Bundle)
+		if _, err := b.x.Get(ctx, k); err == nil {
+			continue // the first record stays
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return Chain{}, fmt.Errorf("state: %w", err)
+		}
+		av, err := json.Marshal(acc)
+		if err != nil {
+			return Chain{}, fmt.Errorf("state: %w", err)
+		}
+		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: k, Value: av})
+	}
+	to.Accepted = nil
 	if err := b.x.Write(ctx, ops); err != nil {
 		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
 	}
@@ -135,3 +162,66 @@ func (b *Badger) Checkpoint(ctx context.Context, device string, epoch, size uint
 
 // Close closes the index.
 func (b *Badger) Close() error { return b.x.Close() }
+
+func bundleKey(digest [32]byte) []byte { return append([]byte{'b'}, digest[:]...) }
+
+// Bundle looks up an accepted bundle.
+func (b *Badger) Bundle(ctx context.Context, digest [32]byte) (Accepted, error) {
+	v, err := b.x.Get(ctx, bundleKey(digest))
+	if errors.Is(err, store.ErrNotFound) {
+		return Accepted{}, fmt.Errorf("state: bundle sha256:%x: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return Accepted{}, fmt.Errorf("state: %w", err)
+	}
+	var acc Accepted
+	if err := json.Unmarshal(v, &acc); err != nil || acc.Bundle != digest {
+		return Accepted{}, fmt.Errorf("state: bundle sha256:%x: unreadable record", digest)
+	}
+	return acc, nil
+}
+
+// Lock takes the device's lease (this process's only).
+func (b *Badger) Lock(ctx context.Context, device string) (Lease, error) {
+	b.lmu.Lock()
+	l := b.leases[device]
+	if l == nil {
+		l = &badgerLease{ch: make(chan struct{}, 1)}
+		b.leases[device] = l
+	}
+	l.waiters++
+	b.lmu.Unlock()
+	select {
+	case l.ch <- struct{}{}:
+		return &badgerHeld{b: b, device: device, l: l}, nil
+	case <-ctx.Done():
+		b.drop(device, l)
+		return nil, fmt.Errorf("state: lease of %s: %w", device, ctx.Err())
+	}
+}
+
+func (b *Badger) drop(device string, l *badgerLease) {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if l.waiters--; l.waiters == 0 {
+		delete(b.leases, device)
+	}
+}
+
+type badgerHeld struct {
+	b      *Badger
+	device string
+	l      *badgerLease
+	once   sync.Once
+}
+
+func (h *badgerHeld) Release() error {
+	h.once.Do(func() {
+		<-h.l.ch
+		h.b.drop(h.device, h.l)
+	})
+	return nil
+}
+
+// Shared is false: the Badger directory is this process's.
+func (b *Badger) Shared() bool { return false }

@@ -39,6 +39,15 @@ func OpenMySQL(ctx context.Context, dsn string) (*SQL, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s.own = true
+	// Leases hold a connection each: a pool of their own, unbounded, so
+	// that they never starve the Advances that end them.
+	leases, err := sql.Open("mysql", dsn)
+	if err != nil {
+		_ = db.Close()
+		return nil, errors.New("state: open mysql: the DSN does not parse")
+	}
+	leases.SetMaxIdleConns(DefaultMySQLMaxConns)
+	leases.SetConnMaxIdleTime(time.Minute)
+	s.leases, s.own = leases, true
 	return s, nil
 }

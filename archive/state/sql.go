@@ -16,6 +16,16 @@ import (
 // same device waits and then matches no row: exactly one wins. A commit
 // is as durable as the server makes it (InnoDB's default
 // innodb_flush_log_at_trx_commit=1).
+//
+// Accepted bundles are rows of edgeseal_bundle, keyed by digest, written
+// in the Advance's transaction. A device's lease (Lock) is a named lock
+// of the server (GET_LOCK, its name a hash of the database and the
+// device) held by a connection taken from the pool for the lease: the
+// server releases it when that connection dies with its process, so a
+// replica killed while it holds a lease blocks the device no longer than
+// the server takes to see the connection closed. Each lease held takes a
+// connection: the pool must allow more connections than devices in
+// flight (OpenMySQL's lease pool is unbounded).
 
 var sqlSchema = []string{
 	`CREATE TABLE IF NOT EXISTS edgeseal_chain (
@@ -40,12 +50,20 @@ var sqlSchema = []string{
 		bundle BINARY(32) NOT NULL,
 		PRIMARY KEY (device, epoch, size)
 	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS edgeseal_bundle (
+		digest BINARY(32) NOT NULL PRIMARY KEY,
+		device VARBINARY(255) NOT NULL,
+		log_index BIGINT UNSIGNED NOT NULL,
+		receipt MEDIUMBLOB NOT NULL
+	) ENGINE=InnoDB`,
 }
 
 // SQL is the Store on MariaDB or MySQL.
 type SQL struct {
-	db  *sql.DB
-	own bool // Close closes db (OpenMySQL)
+	db     *sql.DB
+	leases *sql.DB // the pool of lease connections (db unless OpenMySQL)
+	dbName string  // DATABASE(), part of lease names
+	own    bool    // Close closes db and leases (OpenMySQL)
 }
 
 var _ Store = (*SQL)(nil)
@@ -59,7 +77,11 @@ func OpenSQL(ctx context.Context, db *sql.DB) (*SQL, error) {
 			return nil, fmt.Errorf("state: schema: %w", err)
 		}
 	}
-	return &SQL{db: db}, nil
+	var name sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT DATABASE()`).Scan(&name); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return &SQL{db: db, leases: db, dbName: name.String}, nil
 }
 
 const chainColumns = `version, epoch, bundles, head, log_index, size, root, verify, receipt_log_index, receipt_size, receipt_root`
@@ -148,6 +170,13 @@ func (s *SQL) Advance(ctx context.Context, device string, from uint64, to Chain,
 		}
 		return Chain{}, err
 	}
+	for _, acc := range to.Accepted {
+		if _, err = tx.ExecContext(ctx, `INSERT INTO edgeseal_bundle (digest, device, log_index, receipt) VALUES (?,?,?,?)
+			ON DUPLICATE KEY UPDATE digest = digest`, acc.Bundle[:], []byte(device), acc.LogIndex, acc.Receipt); err != nil {
+			return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+		}
+	}
+	to.Accepted = nil
 	for _, cp := range cps {
 		if _, err = tx.ExecContext(ctx, `INSERT INTO edgeseal_checkpoint (device, epoch, size, root, bundle) VALUES (?,?,?,?,?)
 			ON DUPLICATE KEY UPDATE root = VALUES(root), bundle = VALUES(bundle)`,
@@ -181,11 +210,33 @@ func (s *SQL) Checkpoint(ctx context.Context, device string, epoch, size uint64)
 	return cp, nil
 }
 
-// Close closes the pool OpenMySQL opened; on OpenSQL's it does nothing
+// Bundle looks up an accepted bundle.
+func (s *SQL) Bundle(ctx context.Context, digest [32]byte) (Accepted, error) {
+	var dev []byte
+	acc := Accepted{Bundle: digest}
+	err := s.db.QueryRowContext(ctx, `SELECT device, log_index, receipt FROM edgeseal_bundle WHERE digest = ?`, digest[:]).Scan(&dev, &acc.LogIndex, &acc.Receipt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Accepted{}, fmt.Errorf("state: bundle sha256:%x: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return Accepted{}, fmt.Errorf("state: %w", err)
+	}
+	acc.Device = string(dev)
+	return acc, nil
+}
+
+// Shared is true: any process on the database may advance a chain.
+func (s *SQL) Shared() bool { return true }
+
+// Close closes the pools OpenMySQL opened; on OpenSQL's it does nothing
 // (the caller closes its pool).
 func (s *SQL) Close() error {
 	if s.own {
-		return s.db.Close()
+		err := s.db.Close()
+		if s.leases != s.db {
+			err = errors.Join(err, s.leases.Close())
+		}
+		return err
 	}
 	return nil
 }

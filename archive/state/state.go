@@ -28,6 +28,21 @@
 //     replaced): Checkpoint looks one up, ErrNotFound when absent.
 //   - Everything Advance returned is durable: after a crash or a
 //     restart Get returns it.
+//   - Advance records the accepted bundles of to.Accepted in the same
+//     atomic write: Bundle looks one up by its digest (ErrNotFound when
+//     none), from any process sharing the store. The first record of a
+//     digest stays; a later one is ignored. This is the archive's one
+//     answer to "was this bundle accepted, and with which receipt".
+//   - Lock takes the device's lease: at most one holder at a time among
+//     every process sharing the store, waiting until it is free or ctx is
+//     done (then ctx's error, wrapped). The holder releases it with
+//     Lease.Release; a holder that dies loses it at once (SQL: the
+//     database releases the locks of a closed connection; Badger: the
+//     process is the only one). Lock of one device never waits for
+//     another's lease. The lease is advisory: Advance does not check it.
+//   - Shared reports whether other processes may advance the store's
+//     chains (then a chain read may be stale as soon as it is read unless
+//     the device's lease is held).
 //
 // Implementations: Badger (OpenBadger, over a store.IndexStore of its
 // own, one process: the Badger directory is locked) and MariaDB or MySQL
@@ -73,7 +88,22 @@ type Chain struct {
 	ReceiptLogIndex uint64
 	ReceiptSize     uint64
 	ReceiptRoot     [32]byte
+	// Accepted are the bundles an Advance accepts with this chain,
+	// recorded with it (Store.Bundle); Get never returns them.
+	Accepted []Accepted `json:"-"`
 }
+
+// Accepted is an accepted bundle: its device, archive log index and
+// signed receipt.
+type Accepted struct {
+	Bundle   [32]byte
+	Device   string
+	LogIndex uint64
+	Receipt  []byte // at most MaxReceipt bytes
+}
+
+// MaxReceipt bounds Accepted.Receipt.
+const MaxReceipt = 1 << 20
 
 // MaxVerify bounds Chain.Verify.
 const MaxVerify = 64 << 10
@@ -110,7 +140,16 @@ type Store interface {
 	Get(ctx context.Context, device string) (Chain, error)
 	Advance(ctx context.Context, device string, from uint64, to Chain, cps ...Checkpoint) (Chain, error)
 	Checkpoint(ctx context.Context, device string, epoch, size uint64) (Checkpoint, error)
+	Bundle(ctx context.Context, digest [32]byte) (Accepted, error)
+	Lock(ctx context.Context, device string) (Lease, error)
+	Shared() bool
 	Close() error
+}
+
+// Lease is a device's lease taken by Store.Lock. Release gives it up
+// (once; later calls do nothing and return nil).
+type Lease interface {
+	Release() error
 }
 
 // check refuses what no store keeps.
@@ -120,6 +159,11 @@ func check(device string, to Chain) error {
 	}
 	if len(to.Verify) > MaxVerify {
 		return fmt.Errorf("state: %s: verify state of %d bytes over %d", device, len(to.Verify), MaxVerify)
+	}
+	for _, acc := range to.Accepted {
+		if acc.Device != device || len(acc.Receipt) == 0 || len(acc.Receipt) > MaxReceipt {
+			return fmt.Errorf("state: %s: accepted bundle of device %q with a receipt of %d bytes (1 to %d)", device, acc.Device, len(acc.Receipt), MaxReceipt)
+		}
 	}
 	return nil
 }

@@ -3,10 +3,12 @@ package state_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/archive/state"
 	"github.com/edgeseal/edgeseal/archive/state/statetest"
@@ -85,5 +87,52 @@ func TestOpenMySQL(t *testing.T) {
 	}
 	if _, err := state.OpenMySQL(ctx, ""); err == nil {
 		t.Fatal("an empty DSN opened")
+	}
+}
+
+// TestSQLLeaseOfADeadHolder: a lease whose connection dies (its process
+// killed) is free at once for another process on the database.
+func TestSQLLeaseOfADeadHolder(t *testing.T) {
+	srv := mariadbtest.Start(t)
+	dsn := srv.Database(t)
+	ctx := t.Context()
+	open := func() *state.SQL {
+		s, err := state.OpenMySQL(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	if _, err := a.Lock(ctx, "site/dev"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := b.Lock(short, "site/dev"); err == nil {
+		t.Fatal("a second holder while the first lives")
+	}
+	// The holder's connection dies as with its process: the server kills it.
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT IS_USED_LOCK(?)`, state.LeaseName(a, "site/dev")).Scan(&id); err != nil || !id.Valid {
+		t.Fatalf("holder of the lease: %v %v", id, err)
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id.Int64)); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	l, err := b.Lock(wait, "site/dev")
+	if err != nil {
+		t.Fatalf("lease after its holder's connection died: %v", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -85,6 +85,9 @@ func Start(t testing.TB) *Server {
 		// mariadbd refuses to run as root unless told to.
 		asUser = []string{"--user=root"}
 	}
+	// Temporary tables in the server's own directory: installs running
+	// at once in the shared /tmp have clashed on their names.
+	small = append(small, "--tmpdir="+dir)
 	args := append([]string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal",
 		"--skip-test-db", "--skip-name-resolve"}, asUser...)
 	out, err := exec.CommandContext(t.Context(), install, append(args, small...)...).CombinedOutput()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgeseal/edgeseal/archive/state"
 )
@@ -30,6 +31,9 @@ func Run(t *testing.T, open Opener) {
 	t.Run("RaceDevices", func(t *testing.T) { raceMany(t, open(t, "f")) })
 	t.Run("Reopen", func(t *testing.T) { reopen(t, open) })
 	t.Run("Limits", func(t *testing.T) { limits(t, open(t, "h")) })
+	t.Run("Bundles", func(t *testing.T) { bundles(t, open) })
+	t.Run("Lease", func(t *testing.T) { lease(t, open(t, "j")) })
+	t.Run("LeaseOrder", func(t *testing.T) { leaseOrder(t, open(t, "k")) })
 }
 
 func must(t *testing.T, err error) {
@@ -324,4 +328,127 @@ func limits(t *testing.T, s state.Store) {
 	got, err := s.Get(ctx, name)
 	must(t, err)
 	same(t, got, max)
+}
+
+// bundles: the accepted bundles an Advance records are found by digest,
+// the first record of a digest stays, a refused Advance records none,
+// and they are kept across a reopen.
+func bundles(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t, "i")
+	d := "site/dev-b"
+	if _, err := s.Bundle(ctx, h("none")); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Bundle never recorded: %v, want ErrNotFound", err)
+	}
+	acc := func(name string, idx uint64) state.Accepted {
+		return state.Accepted{Bundle: h(name), Device: d, LogIndex: idx, Receipt: []byte("receipt of " + name)}
+	}
+	to := chain(d, 1, 1)
+	to.Accepted = []state.Accepted{acc("b1", 4), acc("b2", 5)}
+	c, err := s.Advance(ctx, d, 0, to)
+	must(t, err)
+	if c.Accepted != nil {
+		t.Fatalf("Advance returned its accepted bundles: %+v", c.Accepted)
+	}
+	if got, err := s.Get(ctx, d); err != nil || got.Accepted != nil {
+		t.Fatalf("Get: %+v %v, want no accepted bundles", got, err)
+	}
+	// A refused Advance records nothing.
+	lost := chain(d, 1, 2)
+	lost.Accepted = []state.Accepted{acc("lost", 9)}
+	if _, err := s.Advance(ctx, d, 0, lost); !isConflict(err) {
+		t.Fatalf("advance from a stale version: %v", err)
+	}
+	if _, err := s.Bundle(ctx, h("lost")); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("bundle of a refused advance: %v, want ErrNotFound", err)
+	}
+	// A second record of b1 does not replace the first.
+	again := chain(d, 1, 2)
+	again.Accepted = []state.Accepted{{Bundle: h("b1"), Device: d, LogIndex: 77, Receipt: []byte("another")}, acc("b3", 6)}
+	_, err = s.Advance(ctx, d, c.Version, again)
+	must(t, err)
+	// What no store keeps is refused.
+	bad := chain(d, 1, 3)
+	bad.Accepted = []state.Accepted{{Bundle: h("x"), Device: "site/other", LogIndex: 1, Receipt: []byte("r")}}
+	if _, err := s.Advance(ctx, d, c.Version+1, bad); err == nil || isConflict(err) {
+		t.Fatalf("an accepted bundle of another device: %v, want refused", err)
+	}
+	bad.Accepted = []state.Accepted{{Bundle: h("x"), Device: d, LogIndex: 1}}
+	if _, err := s.Advance(ctx, d, c.Version+1, bad); err == nil || isConflict(err) {
+		t.Fatalf("an accepted bundle without receipt: %v, want refused", err)
+	}
+	must(t, s.Close())
+	s = open(t, "i")
+	defer s.Close()
+	for _, want := range []state.Accepted{acc("b1", 4), acc("b2", 5), acc("b3", 6)} {
+		got, err := s.Bundle(ctx, want.Bundle)
+		must(t, err)
+		if got.Bundle != want.Bundle || got.Device != want.Device || got.LogIndex != want.LogIndex || !bytes.Equal(got.Receipt, want.Receipt) {
+			t.Fatalf("bundle %x: %+v, want %+v", want.Bundle[:4], got, want)
+		}
+	}
+}
+
+// lease: one holder at a time; a Lock that cannot have it ends with its
+// context; another device's lease is not held up; Release twice is
+// harmless, and the lease is free after it.
+func lease(t *testing.T, s state.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	d := "site/leased"
+	l, err := s.Lock(ctx, d)
+	must(t, err)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	_, err = s.Lock(short, d)
+	cancel()
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock of a held lease: %v, want the context's deadline", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("Lock of a held lease waited %v past its deadline", el)
+	}
+	other, err := s.Lock(ctx, "site/other")
+	must(t, err)
+	must(t, other.Release())
+	must(t, l.Release())
+	must(t, l.Release())
+	l2, err := s.Lock(ctx, d)
+	must(t, err)
+	must(t, l2.Release())
+}
+
+// leaseOrder: workers that each take the lease, read, advance and
+// release never conflict: the lease orders them.
+func leaseOrder(t *testing.T, s state.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	d := "site/ordered"
+	const workers, steps = 4, 6
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range steps {
+				l, err := s.Lock(ctx, d)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				cur, err := s.Get(ctx, d)
+				if err != nil && !errors.Is(err, state.ErrNotFound) {
+					t.Error(err)
+				}
+				if _, err := s.Advance(ctx, d, cur.Version, chain(d, 1, cur.Version+1)); err != nil {
+					t.Errorf("advance under the lease: %v", err)
+				}
+				must(t, l.Release())
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.Get(ctx, d)
+	must(t, err)
+	if got.Version != workers*steps {
+		t.Fatalf("version %d after %d leased advances", got.Version, workers*steps)
+	}
 }
