@@ -65,10 +65,13 @@ func TestArchiveReplicas(t *testing.T) {
 	r.startAgents()
 	t.Logf("rig up after %v", time.Since(start).Round(time.Millisecond))
 
+	// Each agent exports every 0.3-0.7 s and seals every 3 s: about 2.7
+	// bundles/s offered to the three replicas, a load they drain within
+	// replicaDrain after 20 kills (at a seal a second they do not).
 	leds := make([]*exporter, len(r.agents))
 	for k, a := range r.agents {
 		leds[k] = startExporter(t, a, 1, nil, func(c, n int) string { return fmt.Sprintf("d%d-%06d", k+1, n) },
-			func() time.Duration { return time.Duration(100+rand.IntN(200)) * time.Millisecond })
+			func() time.Duration { return time.Duration(300+rand.IntN(400)) * time.Millisecond })
 	}
 	kills := replicaKills * scale
 	for i := range kills {
