@@ -114,7 +114,7 @@ func (a *Archive) importBytes(ctx context.Context, name string, raw []byte) (Imp
 	// stored receipt (one accepted meanwhile, e.g. over MQTT, reads as
 	// accepted).
 	h := wire.HashBytes(raw)
-	if acc, ok, err := a.acceptedOf(h.Sum()); err == nil && ok && acc.device == im.Device {
+	if acc, ok, err := a.wasAccepted(ctx, h.Sum()); err == nil && ok && acc.device == im.Device {
 		im.Duplicate = true
 	}
 	reply, err := a.AdmitHashed(ctx, site, dev, h).Wait(ctx) // Receive

@@ -48,6 +48,9 @@ type accepted struct {
 	logIndex uint64
 	receipt  [32]byte
 	at       string // when it was accepted (its accept event's time)
+	// receiptBytes is the receipt itself when the chain-state store
+	// gave it (wasAccepted); nil: read it from the index by receipt.
+	receiptBytes []byte
 }
 
 // devState is a device's verification state: what is durable, and the
@@ -159,6 +162,12 @@ func (a *Archive) replay(ctx context.Context) error {
 		}
 		for _, kid := range ev.Admins {
 			a.idxAdmins.add(kid, ev.Device)
+		}
+		if a.shared {
+			// Replicas advance the shared store only under the
+			// device's lease, as they admit: an event of this index
+			// whose advance failed was not answered and comes again.
+			return nil
 		}
 		rd, _ := wire.ParseHash(ev.Receipt)
 		return cr.apply(ctx, ev, digest, cp, rd)

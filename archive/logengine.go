@@ -252,12 +252,17 @@ func (l *archiveLog) appendAsync(ctx context.Context, recs ...[]byte) (_ []logge
 	l.lmu.RLock()
 	defer l.lmu.RUnlock()
 	if l.engine == LogEngineMySQL {
+		// Part of the append: a failure fails the log as a failed
+		// append does (a restart; Open completes the keys).
 		n, err := l.l.Size(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("archive: log: %w", err)
+		if err == nil {
+			err = l.recordKeys(ctx, n, nil)
 		}
-		if err := l.recordKeys(ctx, n, nil); err != nil {
-			return nil, nil, err
+		if err != nil {
+			if ctx.Err() == nil {
+				l.fail(err)
+			}
+			return nil, nil, fmt.Errorf("archive: log: %w", err)
 		}
 	}
 	out := make([]logged, len(recs))

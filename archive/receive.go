@@ -300,23 +300,9 @@ func (a *Archive) known(ctx context.Context, digest [32]byte, topic string) *Tic
 	return nil
 }
 
-// duplicate answers a bundle accepted before: by any replica, from the
-// chain-state store (state.Store.Bundle), which records each accepted
-// bundle with its receipt; or, for a bundle accepted before the store
-// recorded them, from this archive's index.
+// duplicate answers a bundle accepted before (wasAccepted).
 func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) ([]byte, error, bool) {
-	if sa, err := a.chainStore.Bundle(ctx, digest); err == nil {
-		if sa.Device != topic {
-			reply, err := a.refuse(ctx, digest, topic, nil, false, nil,
-				failure{check: CheckTopic, reason: "bundle was accepted from " + sa.Device + ", not " + topic})
-			return reply, err, true
-		}
-		a.stats.duplicates.Add(1)
-		return sa.Receipt, nil, true
-	} else if !errors.Is(err, state.ErrNotFound) {
-		return nil, fmt.Errorf("archive: %w", err), true
-	}
-	acc, ok, err := a.acceptedOf(digest)
+	acc, ok, err := a.wasAccepted(ctx, digest)
 	if err != nil {
 		return nil, err, true
 	}
@@ -328,11 +314,34 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 			failure{check: CheckTopic, reason: "bundle was accepted from " + acc.device + ", not " + topic})
 		return reply, err, true
 	}
-	reply, err := a.storedReceipt(acc)
+	reply := acc.receiptBytes
+	if reply == nil {
+		reply, err = a.storedReceipt(acc)
+	}
 	if err == nil {
 		a.stats.duplicates.Add(1)
 	}
 	return reply, err, true
+}
+
+// wasAccepted is the one answer to "was this bundle accepted, with which
+// receipt": the chain-state store's record (state.Store.Bundle, written
+// with the chain's advance, any replica's). Only a single archive falls
+// back on its index, for the bundles it accepted before the store
+// recorded them; replicas never do: a bundle in this replica's index
+// whose chain advance failed was not answered, and must be admitted
+// again (it keeps its log entry).
+func (a *Archive) wasAccepted(ctx context.Context, digest [32]byte) (accepted, bool, error) {
+	sa, err := a.chainStore.Bundle(ctx, digest)
+	switch {
+	case err == nil:
+		return accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt}, true, nil
+	case !errors.Is(err, state.ErrNotFound):
+		return accepted{}, false, fmt.Errorf("archive: %w", err)
+	case a.shared:
+		return accepted{}, false, nil
+	}
+	return a.acceptedOf(digest)
 }
 
 // statementSizes are the sizes of a statement's checkpoint and previous

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive/state"
@@ -117,11 +118,13 @@ func (a *Archive) unpin(topic string) {
 func (a *Archive) dropChain(topic string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c, ok := a.chains[topic]
-	if ok {
-		delete(a.states, stateKey(topic, c.Epoch))
-	}
 	delete(a.chains, topic)
+	prefix := topic + "#" // every epoch's (stateKey): rare, a scan will do
+	for k := range a.states {
+		if strings.HasPrefix(k, prefix) {
+			delete(a.states, k)
+		}
+	}
 }
 
 // waitAdvance waits until the device's stored chain is no longer at

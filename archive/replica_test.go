@@ -341,3 +341,56 @@ func TestReplicaKilledMidBundle(t *testing.T) {
 	}
 	r.noAlerts()
 }
+
+// TestReplicaAdvanceFailed: a replica whose chain advance fails (after
+// the bundle's log entry and index event) does not answer the bundle;
+// sent again to the same replica it is accepted on its log entry (not
+// answered from that replica's index alone), so the next bundle at
+// another replica follows it instead of being held.
+func TestReplicaAdvanceFailed(t *testing.T) {
+	r := newReplicas(t, 2)
+	c := newChain(t, 3, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
+	r.approve(c)
+	data := make([][]byte, len(c.Bundles))
+	for i, b := range c.Bundles {
+		data[i] = raw(t, b)
+	}
+	failed := errors.New("chain advance failed")
+	d1 := sha256.Sum256(data[1])
+	var once gosync.Once
+	archive.SetCommitHook(r.rs[0], func(d [32]byte) error {
+		var err error
+		if d == d1 {
+			once.Do(func() { err = failed })
+		}
+		return err
+	})
+	ctx := t.Context()
+	for i, want := range []error{nil, failed, nil} {
+		reply, err := r.rs[0].Receive(ctx, c.Opts.Site, c.Opts.Device, data[min(i, 1)])
+		if !errors.Is(err, want) {
+			t.Fatalf("delivery %d: %v, want %v", i, err, want)
+		}
+		if err == nil {
+			r.verify(reply, data[min(i, 1)], c.DeviceName())
+		}
+	}
+	reply, err := r.rs[1].Receive(ctx, c.Opts.Site, c.Opts.Device, data[2])
+	if err != nil {
+		t.Fatalf("bundle 2 at the other replica: %v", err)
+	}
+	r.verify(reply, data[2], c.DeviceName())
+	n := r.logged(r.rs[1])
+	if len(n) != 3 {
+		t.Fatalf("the log has %d bundles, want 3", len(n))
+	}
+	for d, k := range n {
+		if k != 1 {
+			t.Fatalf("bundle %s is %d times in the log", d, k)
+		}
+	}
+	if st := r.rs[0].Stats(); st.Held != 0 || st.Refused != 0 {
+		t.Fatalf("replica 0: %+v", st)
+	}
+	r.noAlerts()
+}

@@ -15,7 +15,7 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Archive, a *archi
 	m.Watch(metrics.ArchiveSources{
 		Stats: func() metrics.ArchiveStats {
 			s, ss := a.Stats(), sub.Stats()
-			return metrics.ArchiveStats{Accepted: s.Accepted, Duplicates: s.Duplicates, Refused: s.Refused, LogSize: a.LogSize(),
+			return metrics.ArchiveStats{Accepted: s.Accepted, Duplicates: s.Duplicates, Refused: s.Refused, Held: s.Held, LogSize: a.LogSize(),
 				QuarantineDropped: s.QuarantineDropped, AlertsSuppressed: s.AlertsSuppressed, RepliesDropped: ss.RepliesDropped,
 				DeviceAlertsDropped: ss.BadAlerts}
 		},

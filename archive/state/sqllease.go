@@ -44,6 +44,7 @@ func (s *SQL) Lock(ctx context.Context, device string) (Lease, error) {
 			return nil, fmt.Errorf("state: lease of %s: %w", device, context.DeadlineExceeded)
 		}
 		var got sql.NullInt64
+		asked := time.Now()
 		err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(?, ?)`, name, wait.Seconds()).Scan(&got)
 		switch {
 		case err != nil:
@@ -57,6 +58,14 @@ func (s *SQL) Lock(ctx context.Context, device string) (Lease, error) {
 		case !got.Valid:
 			discard(conn)
 			return nil, fmt.Errorf("state: lease of %s: GET_LOCK failed", device)
+		}
+		if time.Since(asked) < wait/2 {
+			// A server that rounds the wait to whole seconds (MySQL;
+			// MariaDB takes fractions) answered at once: no busy loop.
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(wait, 50*time.Millisecond)):
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			_ = conn.Close()

@@ -27,7 +27,7 @@ func NewArchive() *Archive {
 		Name: "device_alerts_total", Help: "Alerts devices published on their alert topics (edgeseal/v1/alerts/<site>/<device>), by kind (\"other\" for a kind the agent does not raise)."},
 		[]string{"kind"})
 	m.verifyOpt = prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive",
-		Name: "verifications_total", Help: "Bundles received and verified, by result: accepted, duplicate (answered with the stored receipt), refused (quarantined), error (not processed; delivered again later)."}
+		Name: "verifications_total", Help: "Bundles received and verified, by result: accepted, duplicate (answered with the stored receipt), refused (quarantined), held (answered before its predecessor was committed by another replica; sent again), error (not processed; delivered again later)."}
 	o := m.verifyOpt
 	o.ConstLabels = prometheus.Labels{"result": "error"}
 	m.failed = prometheus.NewCounter(o)
@@ -47,8 +47,8 @@ func (m *Archive) ProcessError() { m.failed.Inc() }
 
 // ArchiveStats is what the metrics read of the archive.
 type ArchiveStats struct {
-	Accepted, Duplicates, Refused uint64
-	LogSize                       uint64
+	Accepted, Duplicates, Refused, Held uint64
+	LogSize                             uint64
 	// QuarantineDropped, AlertsSuppressed and RepliesDropped are what the
 	// archive's bounds dropped: quarantine entries past the quotas, alerts
 	// past the rate limit, replies past the ones waiting for the broker.
@@ -75,6 +75,7 @@ func (m *Archive) Watch(src ArchiveSources) {
 		{"accepted", func(s ArchiveStats) uint64 { return s.Accepted }},
 		{"duplicate", func(s ArchiveStats) uint64 { return s.Duplicates }},
 		{"refused", func(s ArchiveStats) uint64 { return s.Refused }},
+		{"held", func(s ArchiveStats) uint64 { return s.Held }},
 	} {
 		o := m.verifyOpt
 		o.ConstLabels = prometheus.Labels{"result": r.result}

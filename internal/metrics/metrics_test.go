@@ -94,7 +94,7 @@ func TestArchiveMetrics(t *testing.T) {
 	m := NewArchive()
 	m.Watch(ArchiveSources{
 		Stats: func() ArchiveStats {
-			return ArchiveStats{Accepted: 5, Duplicates: 1, Refused: 2, LogSize: 5, QuarantineDropped: 3, AlertsSuppressed: 4, RepliesDropped: 6, DeviceAlertsDropped: 7}
+			return ArchiveStats{Accepted: 5, Duplicates: 1, Refused: 2, Held: 8, LogSize: 5, QuarantineDropped: 3, AlertsSuppressed: 4, RepliesDropped: 6, DeviceAlertsDropped: 7}
 		},
 		MQTTConnected: func() bool { return false },
 	})
@@ -103,11 +103,12 @@ func TestArchiveMetrics(t *testing.T) {
 	m.DeviceAlert("schema.changed")
 	m.ProcessError()
 	want := `
-# HELP edgeseal_archive_verifications_total Bundles received and verified, by result: accepted, duplicate (answered with the stored receipt), refused (quarantined), error (not processed; delivered again later).
+# HELP edgeseal_archive_verifications_total Bundles received and verified, by result: accepted, duplicate (answered with the stored receipt), refused (quarantined), held (answered before its predecessor was committed by another replica; sent again), error (not processed; delivered again later).
 # TYPE edgeseal_archive_verifications_total counter
 edgeseal_archive_verifications_total{result="accepted"} 5
 edgeseal_archive_verifications_total{result="duplicate"} 1
 edgeseal_archive_verifications_total{result="error"} 1
+edgeseal_archive_verifications_total{result="held"} 8
 edgeseal_archive_verifications_total{result="refused"} 2
 # HELP edgeseal_archive_alerts_total Alerts raised (published on edgeseal/v1/alerts), by kind and severity.
 # TYPE edgeseal_archive_alerts_total counter
