@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,10 @@ const (
 // Meanwhile a random replica is SIGKILLed and started again, 20 times.
 // Afterwards every agent's outbox drains, and: every export answered 201
 // is journaled once at its seq and is in exactly one bundle of the
-// archive log; per device the log's bundles follow each other with no
+// archive log; each bundle of the log has its accept event in exactly one
+// replica's index (`edgeseal archive check` of each: the others name it
+// as missing from theirs, nothing else disagrees, no object missing or
+// corrupt); per device the log's bundles follow each other with no
 // gap and no repeat, each stored in the bucket under its digest; no
 // bundle is logged twice; every receipt the agents journaled verifies
 // (signature, inclusion in its checkpoint, `edgeseal verify receipt`)
@@ -117,6 +121,7 @@ func TestArchiveReplicas(t *testing.T) {
 		p.stop(t)
 	}
 	r.checkEnd(t.Context(), acked)
+	r.checkIndexes()
 	if spread < 2 {
 		t.Errorf("bundles accepted since the last restarts, per replica: %v; the group did not share the load", accepted)
 	}
@@ -352,4 +357,47 @@ func (r *replicaRig) checkEnd(ctx context.Context, acked []map[string]uint64) {
 		}
 	}
 	t.Logf("end: %d bundles of %d devices in the log, %d receipts verified", bundles, len(next), len(files))
+}
+
+// checkIndexes runs `edgeseal archive check` on every stopped replica.
+// Each replica indexes the bundles it accepted: every bundle of the
+// shared log must be in exactly one replica's index (named "has no accept
+// event in the index" by each of the others), with no other disagreement
+// and no object missing or corrupt.
+func (r *replicaRig) checkIndexes() {
+	t := r.t
+	t.Helper()
+	absent := map[string]int{} // "log N" -> replicas whose index lacks it
+	entries := ""
+	for i, c := range r.cfgs {
+		out, code := bundlesCLI(t, "archive", "check", "--config", c)
+		summary := ""
+		for _, l := range strings.Split(out, "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case strings.Contains(l, " bundles checked in a log of "):
+				summary = l
+			case strings.HasPrefix(l, "INCONSISTENT  log ") && strings.HasSuffix(l, " has no accept event in the index"):
+				n, _, _ := strings.Cut(strings.TrimPrefix(l, "INCONSISTENT  "), ":")
+				absent[n]++
+			case strings.HasPrefix(l, "INCONSISTENT") || strings.HasPrefix(l, "MISSING") || strings.HasPrefix(l, "CORRUPT"):
+				t.Errorf("archive check of replica %d: %s", i+1, l)
+			}
+		}
+		if !strings.Contains(summary, ": 0 missing, 0 corrupt, ") || (code != 0 && code != 1) {
+			t.Fatalf("archive check of replica %d: exit %d\n%s", i+1, code, tail(out))
+		}
+		if entries == "" {
+			entries, _, _ = strings.Cut(summary, " bundles checked")
+		}
+	}
+	n, err := strconv.Atoi(entries)
+	if err != nil || n == 0 {
+		t.Fatalf("archive check: no bundle count in %q", entries)
+	}
+	for k := range n {
+		if got := absent[fmt.Sprintf("log %d", k)]; got != len(r.cfgs)-1 {
+			t.Errorf("log %d: in the index of %d replicas, want exactly one", k, len(r.cfgs)-got)
+		}
+	}
 }
