@@ -52,12 +52,15 @@ func (a *Archive) openChainState(ctx context.Context) error {
 }
 
 // loadState loads the device's chain into a.states (its era) and
-// a.chains, unless they are there. The caller holds the device lock.
+// a.chains, unless they are there; a chain not in a.chains (dropped by
+// a replica, replica.go) replaces the era's state too. The caller holds
+// the device lock.
 func (a *Archive) loadState(ctx context.Context, device string, era uint64) error {
 	a.mu.Lock()
-	_, ok := a.states[stateKey(device, era)]
+	_, okS := a.states[stateKey(device, era)]
+	_, okC := a.chains[device]
 	a.mu.Unlock()
-	if ok {
+	if okS && okC {
 		return nil
 	}
 	c, err := a.chainStore.Get(ctx, device)
@@ -76,11 +79,11 @@ func (a *Archive) loadState(ctx context.Context, device string, era uint64) erro
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.states[stateKey(device, era)]; !ok {
-		a.states[stateKey(device, era)] = ds
-	}
 	if _, ok := a.chains[device]; !ok {
 		a.chains[device] = c
+		a.states[stateKey(device, era)] = ds
+	} else if _, ok := a.states[stateKey(device, era)]; !ok {
+		a.states[stateKey(device, era)] = ds
 	}
 	return nil
 }
@@ -267,10 +270,16 @@ type replayDev struct {
 	cps     []state.Checkpoint
 	receipt [32]byte // digest of the receipt of the highest log index, to read at flush
 	rcpt    bool
+	bytes   int // of the receipts in c.Accepted
 }
 
-// replayBatch is the checkpoints of one Advance during a replay.
-const replayBatch = 256
+// replayBatch is the checkpoints of one Advance during a replay,
+// replayBytes the receipt bytes (the Badger store's largest write stays
+// well under its bound).
+const (
+	replayBatch = 256
+	replayBytes = 256 << 10
+)
 
 func newChainReplay(a *Archive) *chainReplay {
 	return &chainReplay{a: a, devs: map[string]*replayDev{}}
@@ -295,11 +304,19 @@ func (cr *chainReplay) apply(ctx context.Context, ev *acceptEvent, digest [32]by
 		return fmt.Errorf("archive: %w", err)
 	}
 	stepChain(&d.c, epoch, digest, ev.LogIndex, cp, []byte(ev.State))
+	// The bundle with its receipt, as an admission records it
+	// (wasAccepted answers its repeats from the store).
+	rb, err := cr.a.index.Payload(receipt)
+	if err != nil {
+		return fmt.Errorf("archive: receipt sha256:%x: %w", receipt, err)
+	}
+	d.c.Accepted = append(d.c.Accepted, state.Accepted{Bundle: digest, Device: ev.Device, LogIndex: ev.LogIndex, Receipt: rb})
+	d.bytes += len(rb)
 	if ev.LogIndex >= d.c.ReceiptLogIndex {
 		d.c.ReceiptLogIndex, d.receipt, d.rcpt = ev.LogIndex, receipt, true
 	}
 	d.cps = append(d.cps, state.Checkpoint{Epoch: epoch, Size: cp.Size, Root: cp.Root, Bundle: digest})
-	if len(d.cps) >= replayBatch {
+	if len(d.cps) >= replayBatch || d.bytes >= replayBytes {
 		return cr.flushDev(ctx, ev.Device, d)
 	}
 	return nil
@@ -321,10 +338,18 @@ func (cr *chainReplay) flushDev(ctx context.Context, device string, d *replayDev
 		d.c.ReceiptSize, d.c.ReceiptRoot, d.rcpt = cp.Size, cp.Root, false
 	}
 	res, err := cr.a.chainStore.Advance(ctx, device, d.c.Version, d.c, d.cps...)
+	if _, ok := errors.AsType[*state.ConflictError](err); ok && cr.a.shared {
+		// Another replica advanced the device meanwhile: these events'
+		// bundles were not answered (their advance failed) or are in
+		// the store already; what was not answered comes again.
+		cr.a.lg.Warn("index events not applied to the shared chain state: the device's chain moved", "device", device, "err", err)
+		delete(cr.devs, device)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	d.c, d.cps = res, nil
+	d.c, d.cps, d.bytes = res, nil, 0
 	return nil
 }
 

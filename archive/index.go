@@ -163,12 +163,6 @@ func (a *Archive) replay(ctx context.Context) error {
 		for _, kid := range ev.Admins {
 			a.idxAdmins.add(kid, ev.Device)
 		}
-		if a.shared {
-			// Replicas advance the shared store only under the
-			// device's lease, as they admit: an event of this index
-			// whose advance failed was not answered and comes again.
-			return nil
-		}
 		rd, _ := wire.ParseHash(ev.Receipt)
 		return cr.apply(ctx, ev, digest, cp, rd)
 	})

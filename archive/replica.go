@@ -29,7 +29,14 @@ import (
 // quarantined nor alerted, the agent sends it again soon. A chain
 // Advance that fails fails its bundles (no answer: they come again),
 // since another process would otherwise judge the next ones against the
-// chain without them.
+// chain without them. A repeat is answered from the store's accepted
+// bundles (wasAccepted), whichever replica accepted it.
+//
+// Costs: a lease holds a database connection while the device has
+// bundles in flight here, and three round trips (lock, read, release)
+// per burst of a device's bundles; a held bundle keeps its admitting
+// goroutine (the MQTT subscriber's, which admits in arrival order) for up
+// to HoldWait.
 
 // CheckHeld names a bundle answered before its device's previous bundle
 // was committed: another replica may be committing it. The agent sends
