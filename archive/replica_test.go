@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	gosync "sync"
@@ -243,6 +244,12 @@ func TestReplicasAdmitOnce(t *testing.T) {
 	}
 	t.Logf("accepted %d, held %d, duplicates %d", st.Accepted, st.Held, st.Duplicates)
 	r.noAlerts()
+	for i := range r.rs {
+		q, err := os.ReadDir(filepath.Join(r.root, fmt.Sprintf("replica%d", i), "quarantine"))
+		if err != nil || len(q) != 0 {
+			t.Fatalf("replica %d quarantined %d entries (%v): a held bundle is not quarantined", i, len(q), err)
+		}
+	}
 	n := r.logged(r.rs[0])
 	if len(n) != devices*bundles {
 		t.Fatalf("the log has %d bundles, want %d", len(n), devices*bundles)
