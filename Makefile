@@ -42,7 +42,7 @@ bench: deps-test
 	$(GO) run ./bench/report -out bench/RESULTS.md
 
 soak: deps-test
-	EDGESEAL_SOAK=$(SOAK) $(GO) test -race -count=1 -p 1 -timeout 150m -run '^(TestAgentCrash|TestSyncOutage|TestFaultsRandom)$$' ./e2e
+	EDGESEAL_SOAK=$(SOAK) $(GO) test -race -count=1 -p 1 -timeout 150m -run '^(TestAgentCrash|TestSyncOutage|TestFaultsRandom|TestArchiveReplicas)$$' ./e2e
 	$(GO) test -race -count=$(SOAK) -p 1 -timeout 150m -run 'Crash|Soak' ./store/... ./agent/...
 
 vet:

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -58,6 +59,7 @@ type agentDir struct {
 	socket  string
 	cacert  string
 	tpmSpec string // the TPM when not the simulator in dir/sim
+	device  string // "<site>/<device>" of its config; "" is e2e-site/dev-1
 }
 
 type agentOpts struct {
@@ -217,7 +219,7 @@ func (a *agentDir) openJournal(t *testing.T) *store.Journal {
 		t.Fatal(err)
 	}
 	if tp.Identity().PCRPolicyKey != nil {
-		if _, err := agent.LoadPCRAuthorization(ctx, filepath.Join(data, "tpm"), "e2e-site/dev-1", tp); err != nil {
+		if _, err := agent.LoadPCRAuthorization(ctx, filepath.Join(data, "tpm"), cmp.Or(a.device, "e2e-site/dev-1"), tp); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -140,6 +140,7 @@ func TestDebFiles(t *testing.T) {
 		"/etc/edgeseal/archive.yaml":                       "nfpm/etc/archive.yaml",
 		"/etc/edgeseal/mosquitto/edgeseal.conf":            "mosquitto/edgeseal.conf",
 		"/etc/edgeseal/mosquitto/edgeseal.acl":             "mosquitto/edgeseal.acl",
+		"/etc/edgeseal/mosquitto/edgeseal-dynsec.json":     "mosquitto/edgeseal-dynsec.json",
 		"/usr/share/doc/edgeseal/README.md":                "../README.md",
 		"/usr/share/doc/edgeseal/CHANGELOG.md":             "../CHANGELOG.md",
 		"/usr/share/doc/edgeseal/examples/policy.yaml":     "examples/policy.yaml",
@@ -222,7 +223,7 @@ func TestDebFiles(t *testing.T) {
 	}
 	gotConf := strings.Fields(string(conffiles))
 	slices.Sort(gotConf)
-	wantConf := []string{"/etc/edgeseal/agent.yaml", "/etc/edgeseal/archive.yaml",
+	wantConf := []string{"/etc/edgeseal/agent.yaml", "/etc/edgeseal/archive.yaml", "/etc/edgeseal/mosquitto/edgeseal-dynsec.json",
 		"/etc/edgeseal/mosquitto/edgeseal.acl", "/etc/edgeseal/mosquitto/edgeseal.conf"}
 	if !slices.Equal(gotConf, wantConf) {
 		t.Errorf("conffiles %v, want %v", gotConf, wantConf)

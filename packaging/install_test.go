@@ -73,14 +73,15 @@ func TestDpkgInstallRoot(t *testing.T) {
 	}{
 		"/usr/bin/edgeseal": {0o755, 0, 0},
 		"/usr/lib/systemd/system/edgeseal-agent.service": {0o644, 0, 0},
-		"/etc/edgeseal":                         {os.ModeDir | 0o750, 0, gid},
-		"/etc/edgeseal/agent.yaml":              {0o640, 0, gid},
-		"/etc/edgeseal/archive.yaml":            {0o640, 0, gid},
-		"/etc/edgeseal/mosquitto":               {os.ModeDir | 0o750, 0, gid},
-		"/etc/edgeseal/mosquitto/edgeseal.conf": {0o640, 0, gid},
-		"/etc/edgeseal/mosquitto/edgeseal.acl":  {0o640, 0, gid},
-		"/var/lib/edgeseal":                     {os.ModeDir | 0o700, uid, gid},
-		"/var/lib/edgeseal-archive":             {os.ModeDir | 0o700, uid, gid},
+		"/etc/edgeseal":                                {os.ModeDir | 0o750, 0, gid},
+		"/etc/edgeseal/agent.yaml":                     {0o640, 0, gid},
+		"/etc/edgeseal/archive.yaml":                   {0o640, 0, gid},
+		"/etc/edgeseal/mosquitto":                      {os.ModeDir | 0o750, 0, gid},
+		"/etc/edgeseal/mosquitto/edgeseal.conf":        {0o640, 0, gid},
+		"/etc/edgeseal/mosquitto/edgeseal.acl":         {0o640, 0, gid},
+		"/etc/edgeseal/mosquitto/edgeseal-dynsec.json": {0o640, 0, gid},
+		"/var/lib/edgeseal":                            {os.ModeDir | 0o700, uid, gid},
+		"/var/lib/edgeseal-archive":                    {os.ModeDir | 0o700, uid, gid},
 	} {
 		fi, err := os.Stat(filepath.Join(root, path))
 		if err != nil {

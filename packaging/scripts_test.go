@@ -62,7 +62,7 @@ func siteRoot(t *testing.T, withTSS bool) string {
 	t.Helper()
 	root := t.TempDir()
 	for _, f := range []string{"etc/edgeseal/agent.yaml", "etc/edgeseal/archive.yaml",
-		"etc/edgeseal/mosquitto/edgeseal.conf", "etc/edgeseal/mosquitto/edgeseal.acl"} {
+		"etc/edgeseal/mosquitto/edgeseal.conf", "etc/edgeseal/mosquitto/edgeseal.acl", "etc/edgeseal/mosquitto/edgeseal-dynsec.json"} {
 		p := filepath.Join(root, f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -102,6 +102,7 @@ func TestPostinst(t *testing.T) {
 		"chgrp 990 " + r + "/etc/edgeseal/archive.yaml",
 		"chgrp 990 " + r + "/etc/edgeseal/mosquitto/edgeseal.conf",
 		"chgrp 990 " + r + "/etc/edgeseal/mosquitto/edgeseal.acl",
+		"chgrp 990 " + r + "/etc/edgeseal/mosquitto/edgeseal-dynsec.json",
 		"chown 990:990 " + r + "/var/lib/edgeseal",
 		"chown 990:990 " + r + "/var/lib/edgeseal-archive",
 	}

@@ -45,7 +45,21 @@ func TestMosquittoShareJamming(t *testing.T) {
 	brk := mqtttest.StartConfig(t, shippedConf, map[string]string{
 		"acl_file": absPath(t, shippedACL), "cafile": pki.CAFile, "certfile": pki.ServerCert, "keyfile": pki.ServerKey,
 	})
-	ar := startPackagedArchive(t, brk, pki, archiveCert, chain)
+	shareJamming(t, brk, pki, archiveCert, devA, devB, chain, "")
+	if !strings.Contains(brk.Config(), "acl_file "+absPath(t, shippedACL)) {
+		t.Fatal("the broker ran without the packaged ACL")
+	}
+}
+
+// shareJamming runs the archive daemon with the packaged config (group
+// its mqtt.group) on brk, a client with device B's certificate in the
+// shared subscription group "archive", and device A delivering 20
+// bundles and 4 enrollment requests: each must reach the archive the
+// first time, none the thief.
+func shareJamming(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, archiveCert, devA, devB *mqtttest.ClientCert, chain *bundletest.Chain, group string) {
+	t.Helper()
+	const n = 20
+	ar := startPackagedArchive(t, brk, pki, archiveCert, chain, group)
 
 	// Device B's certificate joins the group "archive" for bundles and
 	// enrollment requests, as the archive did with the packaged config.
@@ -154,16 +168,13 @@ func TestMosquittoShareJamming(t *testing.T) {
 	if len(stolen) != 0 || thief.Stats().Handled != 0 || thief.Stats().Enrollments != 0 {
 		t.Fatalf("the device certificate in the archive's group received %v", stolen)
 	}
-	if !strings.Contains(brk.Config(), "acl_file "+absPath(t, shippedACL)) {
-		t.Fatal("the broker ran without the packaged ACL")
-	}
 	ar.Stop(t)
 }
 
 // startPackagedArchive runs the archive daemon with the packaged config,
 // its broker address, certificate paths and directories substituted, and
 // enrolls and approves the chain's device.
-func startPackagedArchive(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, chain *bundletest.Chain) *e2etest.Archive {
+func startPackagedArchive(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI, cert *mqtttest.ClientCert, chain *bundletest.Chain, group string) *e2etest.Archive {
 	t.Helper()
 	raw, err := os.ReadFile(shippedArchiveConf)
 	if err != nil {
@@ -184,6 +195,7 @@ func startPackagedArchive(t *testing.T, brk *mqtttest.Broker, pki *mqtttest.PKI,
 	if cfg.MQTT.Broker != brk.URL || cfg.MQTT.TLS.CertFile != cert.CertFile {
 		t.Fatalf("packaged config not adapted: %+v", cfg.MQTT)
 	}
+	cfg.MQTT.Group = group
 	ar := e2etest.StartArchive(t, cfg)
 	e2etest.EnrollChain(t, ar.A, chain)
 	return ar

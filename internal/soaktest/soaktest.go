@@ -1,6 +1,6 @@
-// Package soaktest scales the crash and outage tests for `make soak`:
-// with EDGESEAL_SOAK=N in the environment they run N times their rounds
-// (SIGKILLs, broker restarts, archive kills). `make test` leaves it unset
+// Package soaktest scales the crash, outage and archive replica tests for
+// `make soak`: with EDGESEAL_SOAK=N in the environment they run N times
+// their rounds (SIGKILLs, broker restarts, archive kills, replica kills). `make test` leaves it unset
 // and runs each once at the size the acceptance criteria name.
 package soaktest
 

@@ -67,7 +67,7 @@ for d in /etc/edgeseal /etc/edgeseal/mosquitto; do
 	chown "0:$gid" "$root$d"
 	chmod 0750 "$root$d"
 done
-for f in agent.yaml archive.yaml mosquitto/edgeseal.conf mosquitto/edgeseal.acl; do
+for f in agent.yaml archive.yaml mosquitto/edgeseal.conf mosquitto/edgeseal.acl mosquitto/edgeseal-dynsec.json; do
 	if [ -f "$root/etc/edgeseal/$f" ]; then
 		chgrp "$gid" "$root/etc/edgeseal/$f"
 	fi
