@@ -74,7 +74,7 @@ func (j *Journal) add(b *builder, r *request) {
 	seq, last := j.tip.Size, j.tip.LastLeaf
 	saveFrontier := append([]node(nil), j.frontier...)
 	var kvs []kv
-	var added [][32]byte
+	var added, addedPrefixes [][32]byte
 	var addedKeys []string
 	// dependent: holds a duplicate of a key whose record is not yet
 	// synced (built in this pass or in a group still in flight).
@@ -115,7 +115,11 @@ func (j *Journal) add(b *builder, r *request) {
 			// PurgePayload).
 			v.digests[p.Digest] = true
 			added = append(added, p.Digest)
-			kvs = append(kvs, kv{key: j.c.digestKey(pfxPayload, p.Digest), val: p.Data})
+			pkvs, id, wrote := j.payloadKV(p)
+			if wrote {
+				addedPrefixes = append(addedPrefixes, id)
+			}
+			kvs = append(kvs, pkvs...)
 		}
 		if len(e.Key) > 0 {
 			v.keys[string(e.Key)] = seq
@@ -137,6 +141,9 @@ func (j *Journal) add(b *builder, r *request) {
 		j.frontier = saveFrontier
 		for _, d := range added {
 			delete(v.digests, d)
+		}
+		for _, id := range addedPrefixes {
+			delete(v.prefixes, id)
 		}
 		for _, k := range addedKeys {
 			delete(v.keys, k)

@@ -38,6 +38,9 @@ type Journal struct {
 	spares     []*badger.Txn // write transactions opened ahead (pipeline.go)
 	view       *view         // the sequencer's reads (pipeline.go)
 
+	lastPrefix   []byte   // the last payload prefix seen (payloadsplit.go)
+	lastPrefixID [32]byte // its SHA-256
+
 	lastAnswered int         // requests the last commit answered (linger)
 	lingerUntil  time.Time   // when the open group stops waiting (linger)
 	lingerTimer  *time.Timer // linger's timer, reused
@@ -366,8 +369,11 @@ func iterRecords(ctx context.Context, txn *badger.Txn, c *crypt, from, to uint64
 	return nil
 }
 
-// Payload returns a copy of the payload bytes with the given digest.
-// ErrPurged when they were purged, ErrNotFound when never stored.
+// Payload returns a copy of the payload bytes with the given digest,
+// journaled whole or split from a shared prefix (Payload.Prefix; the
+// same bytes either way). ErrPurged when they were purged, ErrNotFound
+// when never stored, a *CorruptError when a split payload cannot be
+// joined back to bytes of that digest.
 func (j *Journal) Payload(digest [32]byte) ([]byte, error) {
 	if err := j.enter(); err != nil {
 		return nil, fmt.Errorf("store: payload: %w", err)
@@ -376,7 +382,7 @@ func (j *Journal) Payload(digest [32]byte) ([]byte, error) {
 	var data []byte
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		data, err = j.c.get(txn, j.c.digestKey(pfxPayload, digest))
+		data, err = j.readPayload(txn, digest)
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}

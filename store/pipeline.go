@@ -62,12 +62,13 @@ type inflight struct {
 // view is the sequencer's read state: a read transaction and what was
 // built after it was opened.
 type view struct {
-	txn     *badger.Txn
-	purges  uint64            // j.purges when txn was opened
-	groups  int               // groups built since
-	keys    map[string]uint64 // idempotency keys built since -> seq
-	digests map[[32]byte]bool // payload digests built since
-	present map[[32]byte]bool // digests found stored by txn (cache)
+	txn      *badger.Txn
+	purges   uint64            // j.purges when txn was opened
+	groups   int               // groups built since
+	keys     map[string]uint64 // idempotency keys built since -> seq
+	digests  map[[32]byte]bool // payload digests built since
+	present  map[[32]byte]bool // digests found stored by txn (cache)
+	prefixes map[[32]byte]bool // payload prefixes built since or found stored
 }
 
 // refreshView opens a new read transaction once nothing is in flight
@@ -83,11 +84,12 @@ func (j *Journal) refreshView() {
 		v.txn.Discard()
 	}
 	j.view = &view{
-		purges:  j.purges.Load(),
-		txn:     j.db.NewTransaction(false),
-		keys:    map[string]uint64{},
-		digests: map[[32]byte]bool{},
-		present: map[[32]byte]bool{},
+		purges:   j.purges.Load(),
+		txn:      j.db.NewTransaction(false),
+		keys:     map[string]uint64{},
+		digests:  map[[32]byte]bool{},
+		present:  map[[32]byte]bool{},
+		prefixes: map[[32]byte]bool{},
 	}
 }
 
@@ -130,7 +132,7 @@ func (j *Journal) payloadStored(d [32]byte) bool {
 	if v.digests[d] || v.present[d] {
 		return true
 	}
-	if _, err := v.txn.Get(j.c.digestKey(pfxPayload, d)); err == nil {
+	if _, err := j.payloadKey(v.txn, d); err == nil {
 		v.present[d] = true
 		return true
 	}

@@ -30,7 +30,7 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	err := j.update(func(txn *badger.Txn) error {
-		_, perr := txn.Get(j.c.digestKey(pfxPayload, digest))
+		pk, perr := j.payloadKey(txn, digest)
 		_, terr := txn.Get(j.c.digestKey(pfxTombstone, digest))
 		switch {
 		case perr == nil:
@@ -41,7 +41,9 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 		default:
 			return ErrNotFound
 		}
-		if err := txn.Delete(j.c.digestKey(pfxPayload, digest)); err != nil {
+		// A split payload's prefix stays: other payloads may share it
+		// (a payload cipher window's encapsulated key holds no content).
+		if err := txn.Delete(pk); err != nil {
 			return err
 		}
 		ts := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
@@ -177,7 +179,7 @@ func (j *Journal) PayloadState(digest [32]byte) (present, purged bool, err error
 	}
 	defer j.leave()
 	err = j.db.View(func(txn *badger.Txn) error {
-		_, perr := txn.Get(j.c.digestKey(pfxPayload, digest))
+		_, perr := j.payloadKey(txn, digest)
 		if perr == nil {
 			present = true
 			return nil
