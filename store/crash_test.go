@@ -142,7 +142,7 @@ func TestCrashKill9(t *testing.T) {
 	acked := map[uint64][32]byte{}
 	ackedKeys := map[string]uint64{}
 	ackedSplit := map[[32]byte]bool{} // split payloads acknowledged
-	var maxAcked, checked uint64 // checked: records whose key was verified
+	var maxAcked, checked uint64      // checked: records whose key was verified
 	rounds := 20
 	for round := range rounds {
 		cmd := exec.Command(exe, "-test.run=^$")
