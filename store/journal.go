@@ -76,6 +76,7 @@ type Journal struct {
 	lastCP atomic.Pointer[checkpointCache]
 
 	commits    atomic.Int64 // group commits acknowledged (benchmarks)
+	committed  atomic.Int64 // key and value bytes of those commits (benchmarks)
 	openReads  int          // keys read by Open; see TestOpenReadsMetaOnly
 	commitHook func() error // tests: fail a commit before Badger sees it
 }

@@ -413,6 +413,7 @@ func (j *Journal) complete(err error) {
 		}
 		j.noteWritten(fl.g.raw)
 		j.commits.Add(1)
+		j.committed.Add(fl.g.raw)
 		return
 	}
 	f := &failure{err: fmt.Errorf("store: append: commit: %w: %w", err, ErrFailed), abandon: true}
