@@ -46,4 +46,3 @@ func BenchmarkAppendCipherFile(b *testing.B) {
 		})
 	}
 }
-
