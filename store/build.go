@@ -107,7 +107,7 @@ func (j *Journal) add(b *builder, r *request) {
 		kvs = append(kvs, storedKVs(seq, hs)...)
 		j.frontier = pushFrontier(j.frontier, int64(seq), hs)
 		for _, p := range e.Payloads {
-			if j.payloadStored(p.Digest) {
+			if j.payloadStored(p) {
 				continue
 			}
 			// A tombstone of these bytes purged before may stay: a

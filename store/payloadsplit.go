@@ -17,7 +17,10 @@ import (
 // its bytes. Payload joins them again and checks the joined bytes
 // against the digest, so readers see the same bytes in either shape.
 // Payloads journaled whole ('p' || digest, the only shape of journals
-// written before splitting) are read as before; both shapes coexist.
+// written before splitting) are read as before; both shapes coexist, and
+// the same bytes may be stored in both (the sequencer's check for bytes
+// already stored reads only the key of the shape it writes): Payload
+// reads either, PurgePayload deletes both.
 //
 // Crash safety: a prefix the journal does not hold yet is written in the
 // same Badger transaction as the first payload that refers to it (a
@@ -59,11 +62,11 @@ func parseSplit(v []byte) (id [32]byte, rest []byte, err error) {
 // (zero and false when none).
 func (j *Journal) payloadKV(p Payload) (kvs []kv, newPrefix [32]byte, wrote bool) {
 	if p.Prefix <= 0 {
-		return []kv{{key: j.c.digestKey(pfxPayload, p.Digest), val: p.Data}}, newPrefix, false
+		return []kv{{key: j.payloadKey(p), val: p.Data}}, newPrefix, false
 	}
 	prefix, rest := p.Data[:p.Prefix], p.Data[p.Prefix:]
 	id := j.prefixID(prefix)
-	kvs = []kv{{key: j.c.digestKey(pfxSplit, p.Digest), val: encodeSplit(id, rest)}}
+	kvs = []kv{{key: j.payloadKey(p), val: encodeSplit(id, rest)}}
 	if !j.prefixStored(id) {
 		j.view.prefixes[id] = true
 		kvs = append(kvs, kv{key: j.c.digestKey(pfxPrefix, id), val: prefix})
@@ -132,18 +135,29 @@ func (j *Journal) readPayload(txn *badger.Txn, digest [32]byte) ([]byte, error) 
 	return data, nil
 }
 
-// payloadKey returns the key the payload with digest is stored under in
-// txn, whole or split; badger.ErrKeyNotFound when neither.
-func (j *Journal) payloadKey(txn *badger.Txn, digest [32]byte) ([]byte, error) {
+// payloadKeys returns the keys the payload with digest is stored under in
+// txn: none, its whole or its split key, or both (the same bytes
+// journaled in either shape: the sequencer checks only the shape it
+// writes, see payloadStored).
+func (j *Journal) payloadKeys(txn *badger.Txn, digest [32]byte) ([][]byte, error) {
+	var keys [][]byte
 	for _, pfx := range [...]byte{pfxPayload, pfxSplit} {
 		k := j.c.digestKey(pfx, digest)
 		_, err := txn.Get(k)
 		if err == nil {
-			return k, nil
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
+			keys = append(keys, k)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return nil, err
 		}
 	}
-	return nil, badger.ErrKeyNotFound
+	return keys, nil
+}
+
+// payloadKey is the key payload p is journaled under: its split key when
+// it names a prefix, else its whole key.
+func (j *Journal) payloadKey(p Payload) []byte {
+	if p.Prefix > 0 {
+		return j.c.digestKey(pfxSplit, p.Digest)
+	}
+	return j.c.digestKey(pfxPayload, p.Digest)
 }

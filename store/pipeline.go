@@ -125,15 +125,18 @@ func (j *Journal) keySeq(key []byte) (seq uint64, recent bool, err error) {
 	return binary.BigEndian.Uint64(v), false, nil
 }
 
-// payloadStored reports whether the payload with digest d is stored or
-// built since the view was opened.
-func (j *Journal) payloadStored(d [32]byte) bool {
+// payloadStored reports whether payload p is stored in the shape it
+// would be written in (whole, or split from its prefix), or built since
+// the view was opened. Only that shape's key is read (one read a new
+// payload): the same bytes stored in the other shape are stored again,
+// which readers and PurgePayload allow (payloadsplit.go).
+func (j *Journal) payloadStored(p Payload) bool {
 	v := j.view
-	if v.digests[d] || v.present[d] {
+	if v.digests[p.Digest] || v.present[p.Digest] {
 		return true
 	}
-	if _, err := j.payloadKey(v.txn, d); err == nil {
-		v.present[d] = true
+	if _, err := v.txn.Get(j.payloadKey(p)); err == nil {
+		v.present[p.Digest] = true
 		return true
 	}
 	return false
