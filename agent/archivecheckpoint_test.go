@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
@@ -22,12 +21,8 @@ import (
 func TestWitnessCheckpointRecords(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = dir })
-	r.withPolicy()
-	l, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openWitnessRig(t, dir, dir)
+	l := bundletest.MustArchiveLog(t)
 	var rcs [][]byte
 	var bs []*bundle.Bundle
 	for i := range 3 {
@@ -38,10 +33,7 @@ func TestWitnessCheckpointRecords(t *testing.T) {
 		bs = append(bs, b)
 		if i == 2 {
 			// A fork at size 2 of the same key: refused, not journaled.
-			fork, err := bundletest.NewArchiveLog()
-			if err != nil {
-				t.Fatal(err)
-			}
+			fork := bundletest.MustArchiveLog(t)
 			fork.Pub, fork.Priv = l.Pub, l.Priv
 			_, _ = fork.Accept(b)
 			rc, err := fork.Accept(b)
@@ -131,12 +123,8 @@ func TestWitnessCheckpointRecords(t *testing.T) {
 func TestReceiptsAloneSealNothing(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = dir })
-	r.withPolicy()
-	l, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openWitnessRig(t, dir, dir)
+	l := bundletest.MustArchiveLog(t)
 	for i := range 2 {
 		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("r-%d", i))); err != nil {
 			t.Fatal(err)

@@ -11,9 +11,11 @@ import (
 	"sync"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/internal/fsutil"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // ArchiveCheckpointFile, in Options.StateDir, keeps the archive log
@@ -87,7 +89,10 @@ func (c *Core) loadWitness() error {
 // came again) was witnessed then: it is not checked again, and its
 // checkpoint is taken when larger (a crash before it was kept). Until a
 // receipt carried a consistency proof (an archive that does not give
-// them) a larger checkpoint without one is taken unchecked. On
+// them) a larger checkpoint without one is taken unchecked. A smaller
+// checkpoint than the one accepted last is taken when it is one accepted
+// before (its archive.checkpoint record, or a receipt before it in rs,
+// has the same root at its size): replies can come out of order. On
 // an inconsistency it raises AlarmArchiveInconsistent and logs once; any
 // failure refuses the whole batch (nothing is journaled, the bundles
 // stay in the outbox).
@@ -97,7 +102,11 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 	}
 	last, proofs := c.witness.last, c.witness.proofs
 	fresh := make([]bool, len(rs))
+	batch := map[uint64]merkle.Checkpoint{} // accepted by receipts before this one in rs, not yet journaled
 	for i, r := range rs {
+		if last != nil {
+			batch[last.Size] = *last
+		}
 		d, err := c.delivery(ids[i])
 		if err != nil {
 			return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
@@ -113,6 +122,21 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			last, fresh[i] = &cp, true // an archive that gives no proofs
 			continue
 		}
+		if err == nil && last != nil && cp.Size < last.Size {
+			// A receipt that comes after larger checkpoints were accepted
+			// (its reply was delivered again behind newer ones, or came
+			// after a receipt of the same checkpoint): consistent if it
+			// is a checkpoint accepted before, kept as it was.
+			same := batch[cp.Size] == cp
+			if !same {
+				if same, err = c.acceptedCheckpoint(cp); err != nil {
+					return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+				}
+			}
+			if same {
+				continue
+			}
+		}
 		cp, err = archivesig.CheckConsistency(last, r)
 		if err != nil {
 			if errors.Is(err, archivesig.ErrInconsistent) && cp != c.witness.alarmed {
@@ -127,6 +151,37 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 		last, proofs = &cp, proofs || r.WitnessFrom > 0
 	}
 	return last, proofs, fresh, nil
+}
+
+// acceptedCheckpoint reports whether cp is the archive checkpoint of its
+// size the agent accepted before: the archive.checkpoint record journaled
+// under CheckpointKey of its size has the same origin and root. Another
+// root at that size is not (CheckConsistency then reports the fork).
+func (c *Core) acceptedCheckpoint(cp merkle.Checkpoint) (bool, error) {
+	seq, err := c.j.Lookup(CheckpointKey(cp.Size))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	raw, err := c.j.Record(seq)
+	if err != nil {
+		return false, err
+	}
+	rec, err := custody.ParseRecord(raw)
+	if err != nil {
+		return false, err
+	}
+	body, err := archivesig.ParseCheckpointRecord(rec.Body)
+	if err != nil {
+		return false, fmt.Errorf("archive.checkpoint record %d: %w", seq, err)
+	}
+	had, err := body.Root()
+	if err != nil {
+		return false, fmt.Errorf("archive.checkpoint record %d: %w", seq, err)
+	}
+	return had.Origin == cp.Origin && had.Size == cp.Size && had.Root == cp.Root, nil
 }
 
 // CheckpointKey is the idempotency key of the archive.checkpoint record

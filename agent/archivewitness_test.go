@@ -30,8 +30,7 @@ func TestWitnessArchive(t *testing.T) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = state })
-	r.withPolicy()
+	r := openWitnessRig(t, dir, state)
 	var alarms []Alarm
 	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
 	var res []*SealResult
@@ -43,10 +42,7 @@ func TestWitnessArchive(t *testing.T) {
 		s, b := r.seal()
 		res, bs = append(res, s), append(bs, b)
 	}
-	main, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	main := bundletest.MustArchiveLog(t)
 	accept := func(l *bundletest.ArchiveLog, i int) []byte {
 		t.Helper()
 		rc, err := l.Accept(bs[i])
@@ -86,10 +82,7 @@ func TestWitnessArchive(t *testing.T) {
 
 	// A fork: the same first entry, then another, then bundle 2 with a
 	// proof from the fork's size 2.
-	fork, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fork := bundletest.MustArchiveLog(t)
 	fork.Pub, fork.Priv = main.Pub, main.Priv
 	accept(fork, 0)
 	accept(fork, 3)
@@ -151,17 +144,10 @@ func TestWitnessArchive(t *testing.T) {
 func TestWitnessArchiveWithoutProofs(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = dir })
-	r.withPolicy()
-	l, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openWitnessRig(t, dir, dir)
+	l := bundletest.MustArchiveLog(t)
 	l.NoConsistency = true
-	other, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := bundletest.MustArchiveLog(t)
 	other.Pub, other.Priv = l.Pub, l.Priv
 	for i := range 3 {
 		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("o-%d", i))); err != nil {
@@ -226,4 +212,13 @@ func mustBody(t *testing.T, signed []byte) []byte {
 	}
 	t.Fatalf("not a signed note: %q", signed)
 	return nil
+}
+
+// openWitnessRig opens a rig in dir on the simulator, its state (the
+// archive checkpoint kept) in state, with the policy loaded.
+func openWitnessRig(t *testing.T, dir, state string) *rig {
+	t.Helper()
+	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = state })
+	r.withPolicy()
+	return r
 }

@@ -499,14 +499,18 @@ func clip(s string, n int) string {
 }
 
 // appendSplit journals entries in as few durable commits as fit the
-// journal's commit size, halving a batch that is too large for one. It
-// returns when every part is durable, with results and per-entry errors
-// (nil when none failed) aligned with es.
+// journal's commit size: a batch too large for one is cut where the
+// journal says it went over (TooLargeError.Fit), or halved when it cannot
+// say. It returns when every part is durable, with results and per-entry
+// errors (nil when none failed) aligned with es.
 func (c *Core) appendSplit(ctx context.Context, es []store.Entry) ([]store.Appended, []error, error) {
 	res, err := c.j.AppendBatch(ctx, es)
 	var tl *store.TooLargeError
 	if errors.As(err, &tl) && len(es) > 1 {
 		mid := len(es) / 2
+		if tl.Fit > 0 && tl.Fit < len(es) {
+			mid = tl.Fit
+		}
 		r1, e1, err := c.appendSplit(ctx, es[:mid])
 		if err != nil {
 			return nil, nil, err

@@ -27,7 +27,10 @@ import (
 //
 // Its search keys live in the export index (Dir/search), written by a
 // goroutine that follows the journal from a watermark kept in the same
-// batch as the keys:
+// batch as the keys. With an export index of the caller's
+// (Options.ExportIndex: a database other archive processes may share)
+// they live in a Badger index of their own, Dir/access-search, beside
+// the journal they point into: each process's access log is its own.
 //
 //	'm'                                           be64(next access seq to index)
 //	'a' || field || comp(value) || be64(time µs) || be64(seq)   empty value
@@ -122,6 +125,8 @@ func cut(s string, n int) string {
 
 type accessLog struct {
 	l    signedJournal
+	x    store.IndexStore // its search keys
+	ownX bool             // x is Dir/access-search, closed with the log
 	wake chan struct{}
 	done chan struct{}
 
@@ -136,12 +141,23 @@ func (a *Archive) openAccessLog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("archive: open access log: %w", err)
 	}
-	al := &accessLog{l: signedJournal{j: j, signer: curNote{a}, origin: a.opts.Name + "/access"}, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
-	m, err := a.xi.x.Get(ctx, []byte{kAccessMark})
+	al := &accessLog{l: signedJournal{j: j, signer: curNote{a}, origin: a.opts.Name + "/access"}, x: a.xi.x, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
+	if a.opts.ExportIndex != nil {
+		x, err := a.openSearchDir(ctx, "access-search")
+		if err != nil {
+			_ = j.Close()
+			return err
+		}
+		al.x, al.ownX = x, true
+	}
+	m, err := al.x.Get(ctx, []byte{kAccessMark})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil || len(m) != 8:
 		_ = j.Close()
+		if al.ownX {
+			_ = al.x.Close()
+		}
 		return fmt.Errorf("archive: access index watermark: %v", err)
 	default:
 		al.mark = binary.BigEndian.Uint64(m)
@@ -156,7 +172,11 @@ func (a *Archive) closeAccessLog() error {
 		return nil
 	}
 	<-a.access.done
-	return a.access.l.j.Close()
+	err := a.access.l.j.Close()
+	if a.access.ownX {
+		err = errors.Join(err, a.access.x.Close())
+	}
+	return err
 }
 
 // RecordAccess appends e to the access log, durably, and returns its
@@ -254,7 +274,7 @@ func (a *Archive) accessPass(ctx context.Context) error {
 			return err
 		}
 		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: []byte{kAccessMark}, Value: binary.BigEndian.AppendUint64(nil, end)})
-		if err := a.xi.x.Write(ctx, ops); err != nil {
+		if err := a.access.x.Write(ctx, ops); err != nil {
 			return fmt.Errorf("access index: %w", err)
 		}
 		al.mu.Lock()
@@ -347,7 +367,7 @@ func (a *Archive) SearchAccess(ctx context.Context, q AccessQuery) (Page[AccessI
 		field, value = 'D', q.Device
 	}
 	var page Page[AccessItem]
-	next, err := walk(ctx, a.xi.x, scanSpec{
+	next, err := walk(ctx, a.access.x, scanSpec{
 		prefix: comp([]byte{kAccess, field}, value), from: q.From, to: q.To, asc: q.Asc, limit: q.Limit, cursor: q.Cursor,
 		fp: fingerprint("access", q.Export, q.Device, q.Bundle, q.User, q.From.String(), q.To.String(), fmt.Sprint(q.Asc)),
 		match: func(k []byte) (bool, error) {

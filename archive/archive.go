@@ -90,6 +90,13 @@ type Options struct {
 	// index says: for a new one, remove Dir/index-mark.json and Open
 	// fills it from the index.
 	State state.Store
+	// ExportIndex, when set, is the ordered index of the export index
+	// and the access log's keys (exportindex.go; archive/sqlindex keeps
+	// it in a MySQL or MariaDB table), which the caller closes after the
+	// archive. Default: a Badger store.Index in Dir/search. It is derived
+	// from the archive log, the stored bundles and the access log: an
+	// empty one is filled from them as the indexer catches up.
+	ExportIndex store.IndexStore
 	// ContentKeyWrap, when set, encrypts the content private keys at
 	// rest (contentkey_wrap.go): new and restored keys are written
 	// wrapped by it, and wrapped keys are opened with it. The caller

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"time"
 
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -36,3 +37,26 @@ func ContentWindows(a *Archive) int {
 	}
 	return ck.opener.Len()
 }
+
+// SetIndexTick sets the interval of the export indexer's passes when
+// nothing wakes it, for archives opened after; it returns the one before.
+func SetIndexTick(d time.Duration) time.Duration {
+	old := indexTick
+	indexTick = d
+	return old
+}
+
+// IndexAsStale indexes log entry li as the indexer of another archive
+// process would whose view of the shared index's watermark is from (it
+// has not seen the batches since): it returns what the batch returned,
+// ErrIndexMarkMoved when refused for the moved watermark.
+func IndexAsStale(a *Archive, li uint64, from [2]uint64) error {
+	a.xi.mu.Lock()
+	a.xi.mark = from
+	a.xi.mu.Unlock()
+	_, err := a.indexLogEntry(context.Background(), li, from[1])
+	return err
+}
+
+// ErrIndexMarkMoved is errMarkMoved.
+var ErrIndexMarkMoved = errMarkMoved

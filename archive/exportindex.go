@@ -13,14 +13,17 @@ import (
 	"github.com/edgeseal/edgeseal/store"
 )
 
-// The export index (exportindex*.go) is a store.Index under Dir/search
-// holding one entry per export and export.rejected record of every
+// The export index (exportindex*.go) is a store.IndexStore (a Badger
+// store.Index under Dir/search, or Options.ExportIndex) holding one entry per export and export.rejected record of every
 // accepted bundle, secondary keys per searchable field ordered by record
 // time, per-day counters and per-device summaries. It is derived from the
 // archive log and the stored bundles: a goroutine (the indexer) follows
 // the log from a durable watermark, written in the same batch as the keys
 // it covers, so an entry is written exactly once even across a crash
-// between the accept and the index, and Open needs no rebuild.
+// between the accept and the index, and Open needs no rebuild. The batch
+// holds only if the watermark is still the one it started from
+// (exportindex_mark.go): archive processes sharing one index do not
+// write an entry twice either.
 //
 // Key layout (comp(s) is be16(len(s)) || s, so components are prefix-free;
 // pk is comp(device) || comp(exportId) || be64(logIndex) || be64(seq)):

@@ -29,6 +29,9 @@ func exportKeys(es []*archive.ExportEntry) []string {
 // log, with the same export entries and access entries.
 func TestExportIndexRebuiltWhenDamaged(t *testing.T) {
 	e := newEnv(t)
+	if e.sqlIndex() {
+		t.Skip("damages the Badger index in Dir/search; the export index is on MariaDB")
+	}
 	ctx := t.Context()
 	indexedChain(t, e)
 	if _, err := e.a.RecordAccess(ctx, archive.AccessEntry{User: "ann", Via: "local", Roles: []string{"auditor"}, Action: "export.get", Outcome: "ok",

@@ -23,18 +23,24 @@ import (
 // is indexed in several batches, each with its watermark).
 const indexChunk = 256
 
+// indexTick is the indexer's pass interval when nothing wakes it (a
+// variable for tests).
+var indexTick = 2 * time.Second
+
 // indexHook, when set (tests), runs before each index batch; an error
 // stops the indexer as a crash would.
 var indexHook atomic.Pointer[func(logIndex, off uint64) error]
 
 // exportIndexer follows the archive log into the export index.
 type exportIndexer struct {
-	x    *store.Index
+	x    store.IndexStore
+	own  bool // Close closes x (Open opened it)
 	wake chan struct{}
 	done chan struct{}
 
 	mu      sync.Mutex
 	mark    [2]uint64     // the watermark: next log index, records done in it
+	markSet bool          // the index holds a watermark (mark is its value)
 	changed chan struct{} // closed and replaced when mark moves
 	stuck   bool          // the last pass stopped on a bundle not accepted
 	// ls is the log state as last read for a bundle purged before it was
@@ -42,47 +48,76 @@ type exportIndexer struct {
 	ls *logState
 }
 
-// openExportIndex opens Dir/search and starts the indexer. An index
-// Badger refuses to open (store.IndexDamagedError) is derived data: it is
-// set aside as Dir/search.damaged-<time> and rebuilt from the archive log
-// and the stored bundles (and the access log's keys from the access log),
-// with an error logged; ExportIndexRebuilt then names it.
+// openExportIndex opens the export index (Options.ExportIndex, else
+// Dir/search) and starts the indexer. An index Badger refuses to open
+// (store.IndexDamagedError) is derived data: it is set aside as
+// Dir/search.damaged-<time> and rebuilt from the archive log and the
+// stored bundles (and the access log's keys from the access log), with
+// an error logged; ExportIndexRebuilt then names it.
 func (a *Archive) openExportIndex(ctx context.Context) error {
-	dir := filepath.Join(a.opts.Dir, "search")
-	iopts := store.IndexOptions{Dir: dir, Logger: a.lg.With("index", "search")}
+	if a.opts.ExportIndex != nil {
+		return a.startExportIndex(ctx, a.opts.ExportIndex, false)
+	}
+	x, err := a.openSearchDir(ctx, "search")
+	if err != nil {
+		return err
+	}
+	return a.startExportIndex(ctx, x, true)
+}
+
+// openSearchDir opens the Badger index in Dir/name (search, or
+// access-search), setting a damaged one aside (ExportIndexRebuilt names
+// the export index's).
+func (a *Archive) openSearchDir(ctx context.Context, name string) (*store.Index, error) {
+	dir := filepath.Join(a.opts.Dir, name)
+	iopts := store.IndexOptions{Dir: dir, Logger: a.lg.With("index", name)}
 	x, err := store.OpenIndex(ctx, iopts)
 	if de, ok := errors.AsType[*store.IndexDamagedError](err); ok {
 		aside := fmt.Sprintf("%s.damaged-%s", dir, a.now().UTC().Format("20060102T150405Z"))
 		if rerr := os.Rename(dir, aside); rerr != nil {
-			return fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, rerr)
+			return nil, fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, rerr)
 		}
 		if serr := fsutil.SyncDir(a.opts.Dir); serr != nil {
-			return fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, serr)
+			return nil, fmt.Errorf("archive: open export index: %w; setting it aside: %w", err, serr)
 		}
-		a.lg.Error("export index damaged: set aside and rebuilt from the archive log; searches are incomplete until it catches up",
-			"dir", dir, "setAside", aside, "err", de.Err)
-		a.searchAside = aside
+		if name == "search" {
+			a.lg.Error("export index damaged: set aside and rebuilt from the archive log; searches are incomplete until it catches up",
+				"dir", dir, "setAside", aside, "err", de.Err)
+			a.searchAside = aside
+		} else {
+			a.lg.Error("access log's search index damaged: set aside and rebuilt from the access log",
+				"dir", dir, "setAside", aside, "err", de.Err)
+		}
 		x, err = store.OpenIndex(ctx, iopts)
 	}
 	if err != nil {
-		return fmt.Errorf("archive: open export index: %w", err)
+		return nil, fmt.Errorf("archive: open export index: %w", err)
 	}
-	xi := &exportIndexer{x: x, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
+	return x, nil
+}
+
+// startExportIndex reads x's watermark and starts the indexer; own: the
+// archive closes x (also when this fails).
+func (a *Archive) startExportIndex(ctx context.Context, x store.IndexStore, own bool) error {
+	fail := func(err error) error {
+		if own {
+			_ = x.Close()
+		}
+		return fmt.Errorf("archive: export index: %w", err)
+	}
+	xi := &exportIndexer{x: x, own: own, wake: make(chan struct{}, 1), done: make(chan struct{}), changed: make(chan struct{})}
 	w, err := x.Get(ctx, []byte{kWatermark})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if err := markIndexKeys(ctx, x); err != nil {
-			_ = x.Close()
-			return fmt.Errorf("archive: export index: %w", err)
+			return fail(err)
 		}
 	case err != nil:
-		_ = x.Close()
-		return fmt.Errorf("archive: export index: %w", err)
+		return fail(err)
 	case len(w) != 16:
-		_ = x.Close()
-		return fmt.Errorf("archive: export index: watermark of %d bytes", len(w))
+		return fail(fmt.Errorf("watermark of %d bytes", len(w)))
 	default:
-		xi.mark = [2]uint64{binary.BigEndian.Uint64(w), binary.BigEndian.Uint64(w[8:])}
+		xi.mark, xi.markSet = [2]uint64{binary.BigEndian.Uint64(w), binary.BigEndian.Uint64(w[8:])}, true
 	}
 	a.xi = xi
 	go a.runIndexer(a.bg)
@@ -99,6 +134,9 @@ func (a *Archive) closeExportIndex() error {
 		return nil
 	}
 	<-a.xi.done
+	if !a.xi.own {
+		return nil
+	}
 	return a.xi.x.Close()
 }
 
@@ -143,7 +181,7 @@ func (a *Archive) WaitIndexed(ctx context.Context, size uint64) error {
 // in flight by one pass is taken by a later one).
 func (a *Archive) runIndexer(ctx context.Context) {
 	defer close(a.xi.done)
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(indexTick)
 	defer tick.Stop()
 	failing := false
 	for {
@@ -169,6 +207,9 @@ func (a *Archive) runIndexer(ctx context.Context) {
 // a bundle that is not (yet) accepted.
 func (a *Archive) indexPass(ctx context.Context) error {
 	size := a.log.size()
+	if err := a.reloadMark(ctx); err != nil {
+		return err
+	}
 	for {
 		a.xi.mu.Lock()
 		mark := a.xi.mark
@@ -177,6 +218,9 @@ func (a *Archive) indexPass(ctx context.Context) error {
 			return ctx.Err()
 		}
 		done, err := a.indexLogEntry(ctx, mark[0], mark[1])
+		if errors.Is(err, errMarkMoved) {
+			continue // reloaded: go on from the index's watermark
+		}
 		if err != nil {
 			return err
 		}
@@ -378,26 +422,6 @@ func (a *Archive) purgedSkeleton(ctx context.Context, d [32]byte) ([]byte, error
 		return nil, fmt.Errorf("archive: export index: %w", ErrNotFound)
 	}
 	return a.stored(ctx, a.xi.ls, d)
-}
-
-// advance writes ops with the new watermark in one batch.
-func (a *Archive) advance(ctx context.Context, ops []store.IndexOp, li, off uint64) error {
-	if h := indexHook.Load(); h != nil {
-		if err := (*h)(li, off); err != nil {
-			return err
-		}
-	}
-	w := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, li), off)
-	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: []byte{kWatermark}, Value: w})
-	if err := a.xi.x.Write(ctx, ops); err != nil {
-		return fmt.Errorf("archive: export index: %w", err)
-	}
-	a.xi.mu.Lock()
-	a.xi.mark = [2]uint64{li, off}
-	close(a.xi.changed)
-	a.xi.changed = make(chan struct{})
-	a.xi.mu.Unlock()
-	return nil
 }
 
 // DeviceSummary is what the export index knows of a device's bundles.

@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/sqlindex"
 	"github.com/edgeseal/edgeseal/bundle"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/internal/mariadbtest"
+	"github.com/edgeseal/edgeseal/store"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -45,6 +48,11 @@ type env struct {
 	// engine and dsn choose the archive log's engine (default: the
 	// archive's default, or EDGESEAL_TEST_LOG_ENGINE when set).
 	engine, dsn string
+	// indexDSN, when set, is the MariaDB database of the export index
+	// (archive/sqlindex; EDGESEAL_TEST_INDEX_ENGINE=mysql sets it for
+	// newEnv): each open opens it on a pool of its own, index.
+	indexDSN string
+	index    store.IndexStore
 }
 
 var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
@@ -52,6 +60,7 @@ var testKey = ed25519.NewKeyFromSeed(make([]byte, 32))
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), key: testKey}
+	e.indexFromEnv()
 	e.open()
 	t.Cleanup(func() {
 		if e.a != nil {
@@ -61,10 +70,54 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// indexFromEnv sets e.indexDSN to a fresh database of a MariaDB server
+// when EDGESEAL_TEST_INDEX_ENGINE is mysql (badger or unset: the
+// archive's Dir/search), and closes e's last index after the archive
+// (call before newEnv's cleanup is registered).
+func (e *env) indexFromEnv() {
+	e.t.Helper()
+	switch v := os.Getenv("EDGESEAL_TEST_INDEX_ENGINE"); v {
+	case "", "badger":
+	case "mysql":
+		e.indexDSN = mariadbtest.Start(e.t).Database(e.t)
+	default:
+		e.t.Fatalf("EDGESEAL_TEST_INDEX_ENGINE=%s: want badger or mysql", v)
+	}
+	e.t.Cleanup(func() {
+		if e.index != nil {
+			e.index.Close()
+		}
+	})
+}
+
+// sqlIndex reports whether e's export index is on MariaDB.
+func (e *env) sqlIndex() bool { return e.indexDSN != "" }
+
+// openIndex opens e.indexDSN's index (nil without one), closing the one
+// the archive closed before.
+func (e *env) openIndex() store.IndexStore {
+	e.t.Helper()
+	if e.index != nil && e.a == nil {
+		e.index.Close()
+		e.index = nil
+	}
+	if e.indexDSN == "" {
+		return nil
+	}
+	x, err := sqlindex.OpenMySQL(e.t.Context(), e.indexDSN, sqlindex.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.index = x
+	return x
+}
+
 func (e *env) open() {
 	e.t.Helper()
+	xi := e.openIndex()
 	a, err := archive.Open(e.t.Context(), archive.Options{
-		Dir: e.dir, Key: e.key, Objects: e.objects,
+		ExportIndex: xi,
+		Dir:         e.dir, Key: e.key, Objects: e.objects,
 		Now:            func() time.Time { return time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC) },
 		Quarantine:     e.quarLimits(),
 		OperatorKeys:   e.operatorKeys(),

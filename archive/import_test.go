@@ -17,15 +17,7 @@ func TestImportDir(t *testing.T) {
 	c := newChain(t, 3, bundletest.Options{})
 	e.approve(c)
 	dir := t.TempDir()
-	for _, b := range c.Bundles {
-		name, err := b.FileName()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), raw(t, b), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bundletest.MustWriteMedia(t, dir, c.Bundles...)
 	if err := os.WriteFile(filepath.Join(dir, "zz_garbage.tar"), []byte("not a tar"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -21,13 +21,7 @@ func TestArchiveCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	media := t.TempDir()
-	for _, b := range c.Bundles {
-		name, _ := b.FileName()
-		raw, _ := b.Bytes()
-		if err := os.WriteFile(filepath.Join(media, name), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bundletest.MustWriteMedia(t, media, c.Bundles...)
 	if out, code := runCmd(t, "archive", "import", media, "--data-dir", data); code != 1 || !strings.Contains(out, "archive.enrolled") {
 		t.Fatalf("import from an unenrolled device: exit %d\n%s", code, out)
 	}

@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/edgeseal/edgeseal/internal/browsertest"
-	"github.com/edgeseal/edgeseal/internal/testenv"
-	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
 // TestDashboardDecryptE2E drives the dashboard's Decrypt action in
@@ -29,49 +25,12 @@ import (
 // With EDGESEAL_SCREENSHOTS=DIR the page after the decryption is saved
 // there as dashboard-decrypt.png.
 func TestDashboardDecryptE2E(t *testing.T) {
-	needAgent(t)
-	if mqtttest.Find() == "" {
-		testenv.Missing(t, "mosquitto not installed")
-	}
 	b := browsertest.Start(t)
-	brk := mqtttest.Start(t, nil)
-	a := newAgentDir(t, agentOpts{sealEvery: 1, sealInterval: "250ms"})
-	dir := t.TempDir()
-	cfg := writeArchiveConfig(t, dir, brk.URL, "dash-decrypt")
-	pool := addAPI(t, dir, cfg, "  decrypt:\n    - classification: confidential\n      roles: [decryptor]\n",
-		map[string][]string{"alice": {"auditor", "decryptor"}, "bob": {"auditor"}})
-	archiveKeyOf(t, dir)
-	trust := enrollFile(t, a)
-	enrollDevices(t, cfg, trust)
-	ck := filepath.Join(a.dir, "content-key.json")
-	if out, code := runCmd(t, "archive", "content-key", "new", "--config", cfg, "--out", ck); code != 0 {
-		t.Fatalf("archive content-key new: exit %d\n%s", code, out)
-	}
-	ar := startArchiveProc(t, cfg)
-	var addr string
-	ar.waitFor("API listening", func() bool { addr = ar.logField("read API listening", "addr"); return addr != "" })
-	appendFile(t, filepath.Join(a.dir, "agent.yaml"), fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\nencryption:\n  content_key: %s\n", brk.URL, ar.keyFile+".pub", ck))
-	a.start(t, true)
 	data := fmt.Sprintf(e2eInvoice, 42)
-	body := fmt.Appendf(nil, `{"id":"conf-dash","workflow":"invoices-daily","app":"n8n","classification":"confidential","destination":"archive","data":%s}`, data)
-	if r, err := do(t, unixClient(a.socket), "POST", "http://agent/v1/exports", tokN8N, "application/json", body); err != nil || r.status != http.StatusCreated {
-		t.Fatalf("export: %d %s %v", r.status, r.body, err)
-	}
-	const dev = "e2e-site/dev-1"
-	watch := newAuditor(t, addr, pool)
-	if code := watch.signIn("alice", e2ePassword); code != http.StatusOK {
-		t.Fatalf("alice: %d", code)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for len(watch.entries(dev)) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the export is not indexed\narchive:\n%s", ar.stderr)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	addr := newDecryptRig(t, "dash-decrypt", "conf-dash", data).addr
 
 	base := "https://" + addr + "/"
-	page := base + "#/export/" + dev + "/conf-dash"
+	page := base + "#/export/" + decryptRigDevice + "/conf-dash"
 	signIn := func(user string) {
 		b.Type("#user", user)
 		b.Type("#password", e2ePassword)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -29,49 +30,13 @@ import (
 // nothing. Both the decryption and the refusal are decrypt entries in the
 // export's access history, with the reason.
 func TestDecryptThroughCustody(t *testing.T) {
-	needAgent(t)
-	if mqtttest.Find() == "" {
-		testenv.Missing(t, "mosquitto not installed")
-	}
-	brk := mqtttest.Start(t, nil)
-	a := newAgentDir(t, agentOpts{sealEvery: 1, sealInterval: "250ms"})
-	dir := t.TempDir()
-	cfg := writeArchiveConfig(t, dir, brk.URL, "decrypt-archive")
-	pool := addAPI(t, dir, cfg, "  decrypt:\n    - classification: confidential\n      roles: [decryptor]\n",
-		map[string][]string{"alice": {"auditor", "decryptor"}, "bob": {"auditor"}})
-	const pw = e2ePassword
-	archiveKeyOf(t, dir)
-	trust := enrollFile(t, a)
-	enrollDevices(t, cfg, trust)
-	ck := filepath.Join(a.dir, "content-key.json")
-	if out, code := runCmd(t, "archive", "content-key", "new", "--config", cfg, "--out", ck); code != 0 {
-		t.Fatalf("archive content-key new: exit %d\n%s", code, out)
-	}
-	ar := startArchiveProc(t, cfg)
-	var addr string
-	ar.waitFor("API listening", func() bool { addr = ar.logField("read API listening", "addr"); return addr != "" })
-	appendFile(t, filepath.Join(a.dir, "agent.yaml"), fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\nencryption:\n  content_key: %s\n", brk.URL, ar.keyFile+".pub", ck))
-	a.start(t, true)
 	mark := make([]byte, 8)
 	_, _ = rand.Read(mark)
 	marker := "OKAPI-" + hex.EncodeToString(mark)
-	data := strings.Replace(fmt.Sprintf(e2eInvoice, 1), "ACME", marker, 1)
-	body := fmt.Appendf(nil, `{"id":"conf-1","workflow":"invoices-daily","app":"n8n","classification":"confidential","destination":"archive","data":%s}`, data)
-	if r, err := do(t, unixClient(a.socket), "POST", "http://agent/v1/exports", tokN8N, "application/json", body); err != nil || r.status != http.StatusCreated {
-		t.Fatalf("export: %d %s %v", r.status, r.body, err)
-	}
-	al := newAuditor(t, addr, pool)
-	if code := al.signIn("alice", pw); code != http.StatusOK {
-		t.Fatalf("alice: %d", code)
-	}
-	const dev = "e2e-site/dev-1"
-	deadline := time.Now().Add(90 * time.Second)
-	for len(al.entries(dev)) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the export is not indexed\narchive:\n%s", ar.stderr)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	r := newDecryptRig(t, "decrypt-archive", "conf-1", strings.Replace(fmt.Sprintf(e2eInvoice, 1), "ACME", marker, 1))
+	const pw = e2ePassword
+	dir, trust, addr, pool, ar, al := r.dir, r.trust, r.addr, r.pool, r.ar, r.alice
+	const dev = decryptRigDevice
 	bob := newAuditor(t, addr, pool)
 	if code := bob.signIn("bob", pw); code != http.StatusOK {
 		t.Fatalf("bob: %d", code)
@@ -156,4 +121,65 @@ func TestDecryptThroughCustody(t *testing.T) {
 			t.Errorf("the access history of conf-1 lacks the decrypt entry %q: %v", want, got)
 		}
 	}
+}
+
+// decryptRigDevice is the device of a decryptRig's agent.
+const decryptRigDevice = "e2e-site/dev-1"
+
+// decryptRig is a real archive process (over Mosquitto) whose read API
+// lets the decryptor role decrypt confidential exports (alice: auditor
+// and decryptor; bob: auditor only), and a real agent sealing payloads
+// to the archive's content key that has exported one confidential
+// export, already in the archive's index.
+type decryptRig struct {
+	a     *agentDir
+	dir   string // the archive's folder: api.crt, its keys
+	cfg   string // the archive's config
+	trust string // the agent's enrollment file
+	addr  string // the read API's host:port
+	pool  *x509.CertPool
+	ar    *archiveProc
+	alice *auditor // signed in
+}
+
+// newDecryptRig starts the rig; the agent exports id with data (JSON)
+// as a confidential export.
+func newDecryptRig(t *testing.T, name, id, data string) *decryptRig {
+	t.Helper()
+	needAgent(t)
+	if mqtttest.Find() == "" {
+		testenv.Missing(t, "mosquitto not installed")
+	}
+	brk := mqtttest.Start(t, nil)
+	r := &decryptRig{a: newAgentDir(t, agentOpts{sealEvery: 1, sealInterval: "250ms"}), dir: t.TempDir()}
+	r.cfg = writeArchiveConfig(t, r.dir, brk.URL, name)
+	r.pool = addAPI(t, r.dir, r.cfg, "  decrypt:\n    - classification: confidential\n      roles: [decryptor]\n",
+		map[string][]string{"alice": {"auditor", "decryptor"}, "bob": {"auditor"}})
+	archiveKeyOf(t, r.dir)
+	r.trust = enrollFile(t, r.a)
+	enrollDevices(t, r.cfg, r.trust)
+	ck := filepath.Join(r.a.dir, "content-key.json")
+	if out, code := runCmd(t, "archive", "content-key", "new", "--config", r.cfg, "--out", ck); code != 0 {
+		t.Fatalf("archive content-key new: exit %d\n%s", code, out)
+	}
+	r.ar = startArchiveProc(t, r.cfg)
+	r.ar.waitFor("API listening", func() bool { r.addr = r.ar.logField("read API listening", "addr"); return r.addr != "" })
+	appendFile(t, filepath.Join(r.a.dir, "agent.yaml"), fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\nencryption:\n  content_key: %s\n", brk.URL, r.ar.keyFile+".pub", ck))
+	r.a.start(t, true)
+	body := fmt.Appendf(nil, `{"id":%q,"workflow":"invoices-daily","app":"n8n","classification":"confidential","destination":"archive","data":%s}`, id, data)
+	if rep, err := do(t, unixClient(r.a.socket), "POST", "http://agent/v1/exports", tokN8N, "application/json", body); err != nil || rep.status != http.StatusCreated {
+		t.Fatalf("export: %d %s %v", rep.status, rep.body, err)
+	}
+	r.alice = newAuditor(t, r.addr, r.pool)
+	if code := r.alice.signIn("alice", e2ePassword); code != http.StatusOK {
+		t.Fatalf("alice: %d", code)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(r.alice.entries(decryptRigDevice)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the export is not indexed\narchive:\n%s", r.ar.stderr)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return r
 }

@@ -286,11 +286,7 @@ func TestEvidenceFromArchiveImport(t *testing.T) {
 	data := t.TempDir()
 	c := bundletest.MustChain(t, 3, bundletest.Options{})
 	media := t.TempDir()
-	for _, b := range c.Bundles {
-		name, _ := b.FileName()
-		raw, _ := b.Bytes()
-		writeFile(t, filepath.Join(media, name), raw)
-	}
+	bundletest.MustWriteMedia(t, media, c.Bundles...)
 	trust := writeTrust(t, c)
 	if out, code := runCmd(t, "archive", "enroll-file", trust, "--data-dir", data); code != 0 {
 		t.Fatalf("enroll-file exit %d\n%s", code, out)

@@ -51,23 +51,7 @@ func TestArchiveImportRunningDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	media := t.TempDir()
-	var badName string
-	for i, b := range append(c.Bundles[:2:2], bad) {
-		name, err := b.FileName()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := b.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(media, name), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if i == 2 {
-			badName = name
-		}
-	}
+	badName := bundletest.MustWriteMedia(t, media, append(c.Bundles[:2:2], bad)...)[2]
 
 	ar := startArchiveProc(t, acfg)
 	defer ar.stop(t)

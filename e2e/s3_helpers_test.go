@@ -48,19 +48,12 @@ func writeMedia(t *testing.T, c *bundletest.Chain) (string, [][32]byte) {
 	t.Helper()
 	media := t.TempDir()
 	var sums [][32]byte
-	for _, b := range c.Bundles {
-		name, err := b.FileName()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := b.Bytes()
+	for _, name := range bundletest.MustWriteMedia(t, media, c.Bundles...) {
+		raw, err := os.ReadFile(filepath.Join(media, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sums = append(sums, sha256.Sum256(raw))
-		if err := os.WriteFile(filepath.Join(media, name), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return media, sums
 }

@@ -64,24 +64,43 @@ func (j *Journal) newBuilder() *builder {
 // empty reports whether the builder holds nothing to send.
 func (b *builder) empty() bool { return len(b.full) == 0 && len(b.cur.reqs) == 0 }
 
+// maxScratch is the most writes add's scratch slice keeps between
+// requests (a 4 MiB batch of 1 KiB exports needs about 12,000).
+const maxScratch = 1 << 14
+
 // add builds request r into the open group (or a new one). A request
 // that writes nothing is answered at once, unless it holds a duplicate
 // of a key whose record is not yet synced; one too large for a single
-// transaction is refused (*TooLargeError) and consumes no sequence
-// number.
+// transaction is refused (*TooLargeError, Fit the entries before the
+// one that went over) and consumes no sequence number: building stops at
+// that entry, so a refused batch costs at most one commit's worth of
+// builds. The writes are laid out in the sequencer's scratch slice, kept
+// between requests.
 func (j *Journal) add(b *builder, r *request) {
 	v := j.view
 	seq, last := j.tip.Size, j.tip.LastLeaf
 	saveFrontier := append([]node(nil), j.frontier...)
-	var kvs []kv
-	var added, addedPrefixes [][32]byte
-	var addedKeys []string
+	kvs := j.scratch[:0]
+	added, addedKeys := j.addedDigests[:0], j.addedKeys[:0]
+	addedPrefixes := j.addedPrefixes[:0]
+	defer func() {
+		clear(kvs) // the group holds its own copy
+		clear(addedKeys)
+		if cap(kvs) > maxScratch {
+			kvs, added, addedKeys, addedPrefixes = nil, nil, nil, nil // not held past a huge request
+		}
+		j.scratch, j.addedDigests, j.addedKeys = kvs[:0], added[:0], addedKeys[:0]
+		j.addedPrefixes = addedPrefixes[:0]
+	}()
+	var rb, rc, raw int64 // the request's commit bytes, count, raw bytes
 	// dependent: holds a duplicate of a key whose record is not yet
 	// synced (built in this pass or in a group still in flight).
 	dependent := false
 	for i, e := range r.entries {
+		var sk []byte // e.Key's stored key
 		if len(e.Key) > 0 {
-			orig, recent, err := j.keySeq(e.Key)
+			sk = j.c.idemKey(e.Key)
+			orig, recent, err := j.keySeq(e.Key, sk)
 			if err == nil {
 				r.errs[i] = &DuplicateError{Key: bytes.Clone(e.Key), Seq: orig}
 				dependent = dependent || recent
@@ -103,54 +122,61 @@ func (j *Journal) add(b *builder, r *request) {
 			r.errs[i] = fmt.Errorf("tree: %w", err)
 			continue
 		}
+		from := len(kvs)
 		kvs = append(kvs, kv{key: recordKey(seq), val: rec})
-		kvs = append(kvs, storedKVs(seq, hs)...)
+		kvs = appendStoredKVs(kvs, seq, hs)
 		j.frontier = pushFrontier(j.frontier, int64(seq), hs)
 		for _, p := range e.Payloads {
-			if j.payloadStored(p) {
+			// The payload filter holds the whole-shape key of every
+			// payload stored, whole or split (digestfilter.go).
+			pk := j.c.digestKey(pfxPayload, p.Digest)
+			if j.payloadStored(p, pk) {
 				continue
 			}
+			j.filter.add(pk)
 			// A tombstone of these bytes purged before may stay: a
 			// tombstone only counts where the payload is absent (Payload,
 			// PurgePayload).
 			v.digests[p.Digest] = true
 			added = append(added, p.Digest)
-			pkvs, id, wrote := j.payloadKV(p)
+			var id [32]byte
+			var wrote bool
+			kvs, id, wrote = j.appendPayloadKVs(kvs, p, pk)
 			if wrote {
 				addedPrefixes = append(addedPrefixes, id)
 			}
-			kvs = append(kvs, pkvs...)
 		}
 		if len(e.Key) > 0 {
 			v.keys[string(e.Key)] = seq
 			addedKeys = append(addedKeys, string(e.Key))
-			kvs = append(kvs, kv{key: j.c.idemKey(e.Key), val: binary.BigEndian.AppendUint64(nil, seq)})
+			j.keyFilter.add(sk)
+			kvs = append(kvs, kv{key: sk, val: binary.BigEndian.AppendUint64(nil, seq)})
+		}
+		for _, k := range kvs[from:] {
+			rb += estimate(k, b.extra)
+			rc++
+			raw += int64(len(k.key) + len(k.val))
+		}
+		if rb+b.metaBytes > b.limBytes || rc+1 > b.limCount {
+			// Cannot be committed atomically: undo and refuse.
+			j.frontier = saveFrontier
+			for _, d := range added {
+				delete(v.digests, d)
+			}
+			for _, id := range addedPrefixes {
+				delete(v.prefixes, id)
+			}
+			for _, k := range addedKeys {
+				delete(v.keys, k)
+			}
+			clear(r.res)
+			r.err = fmt.Errorf("store: append: %w", &TooLargeError{Size: rb, Limit: b.limBytes, Fit: i})
+			close(r.done)
+			return
 		}
 		r.res[i] = Appended{Seq: seq, Leaf: leaf, Record: rec}
 		last = leaf
 		seq++
-	}
-	var rb, rc, raw int64
-	for _, k := range kvs {
-		rb += estimate(k, b.extra)
-		rc++
-		raw += int64(len(k.key) + len(k.val))
-	}
-	if rb+b.metaBytes > b.limBytes || rc+1 > b.limCount {
-		// Cannot be committed atomically: undo and refuse.
-		j.frontier = saveFrontier
-		for _, d := range added {
-			delete(v.digests, d)
-		}
-		for _, id := range addedPrefixes {
-			delete(v.prefixes, id)
-		}
-		for _, k := range addedKeys {
-			delete(v.keys, k)
-		}
-		r.err = fmt.Errorf("store: append: %w", &TooLargeError{Size: rb, Limit: b.limBytes})
-		close(r.done)
-		return
 	}
 	// A request that writes nothing is answered at once, unless it holds
 	// a duplicate of a key whose record is not synced yet: it then joins

@@ -40,6 +40,14 @@
 // crash both exist or neither does. Lookup maps a key to its seq. Keys
 // are never deleted.
 //
+// The sequencer asks in-memory Bloom filters of the stored idempotency
+// keys and payload keys before it reads Badger for a key or a payload:
+// "absent" (nearly every new export) needs no read, "maybe" reads as
+// before. A payload is in its filter by its whole-shape key whether it
+// is stored whole or split, so "absent" holds for both shapes. Open
+// starts them from one background scan of the stored keys ('p', 's' and
+// 'k'); until it ends every lookup reads (digestfilter.go).
+//
 // # Durability and atomicity
 //
 // Each group commit is one Badger transaction holding the records, their

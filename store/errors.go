@@ -73,7 +73,12 @@ func (e *BuildError) Unwrap() error { return e.Err }
 // TooLargeError is returned when one Append (or one AppendBatch) needs more
 // bytes than a single atomic commit can hold. Nothing was written.
 type TooLargeError struct {
-	Size, Limit int64 // estimated commit bytes, limit
+	Size, Limit int64 // estimated commit bytes (counted up to the entry that went over), limit
+	// Fit is the number of leading entries of the call that fit in one
+	// commit (0: not even the first): the entry at index Fit took the
+	// commit over its limit. AppendBatch(es[:Fit]) then fits as long as
+	// nothing else changed (its entries' keys and payloads).
+	Fit int
 }
 
 func (e *TooLargeError) Error() string {

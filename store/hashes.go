@@ -168,16 +168,16 @@ func (r txnReader) hashKey(idx int64) (tlog.Hash, error) {
 	return h, nil
 }
 
-// storedKVs returns the writes storing the hashes hs of record seq
-// (tlog.StoredHashesForRecordHash): its interior hashes packed under one
-// key, or nothing for an even seq.
-func storedKVs(seq uint64, hs []tlog.Hash) []kv {
+// appendStoredKVs appends to kvs the writes storing the hashes hs of
+// record seq (tlog.StoredHashesForRecordHash): its interior hashes packed
+// under one key, or nothing for an even seq.
+func appendStoredKVs(kvs []kv, seq uint64, hs []tlog.Hash) []kv {
 	if len(hs) <= 1 {
-		return nil
+		return kvs
 	}
 	v := make([]byte, 0, 32*(len(hs)-1))
 	for _, h := range hs[1:] {
 		v = append(v, h[:]...)
 	}
-	return []kv{{key: interiorKey(seq), val: v}}
+	return append(kvs, kv{key: interiorKey(seq), val: v})
 }

@@ -30,6 +30,11 @@ import (
 //   - IndexAdd adds a signed delta to a counter: a value of 8 bytes,
 //     big-endian int64, absent read as 0. Applied in batch order, so
 //     the batch sees its own earlier operations.
+//   - IndexExpect is a condition: the batch fails whole with an
+//     *IndexConflictError unless Key holds Value at that point of the
+//     batch (a nil Value: Key is absent; an empty one: Key holds an
+//     empty value). Writers of one index in several processes guard
+//     their read-modify-writes with it (a compare-and-swap).
 //   - Get returns a copy of the value, ErrNotFound when absent.
 //   - Scan walks keys in [Lo, Hi) (Hi nil: no upper bound) ascending,
 //     or descending with Reverse, calling fn with keys and values valid
@@ -54,13 +59,14 @@ const (
 	IndexPut    IndexOpKind = iota // set Key to Value
 	IndexDelete                    // remove Key (absent: nothing)
 	IndexAdd                       // add Delta to the counter at Key
+	IndexExpect                    // fail the batch unless Key holds Value (nil: absent)
 )
 
 // IndexOp is one operation of a Write.
 type IndexOp struct {
 	Kind  IndexOpKind
 	Key   []byte
-	Value []byte // IndexPut
+	Value []byte // IndexPut; IndexExpect (nil: absent)
 	Delta int64  // IndexAdd
 }
 
@@ -91,6 +97,16 @@ type IndexTooLargeError struct {
 
 func (e *IndexTooLargeError) Error() string {
 	return fmt.Sprintf("index: %s of %d bytes exceeds %d", e.What, e.Size, e.Limit)
+}
+
+// IndexConflictError is a Write refused because a key did not hold what
+// an IndexExpect operation expected (another writer changed it).
+type IndexConflictError struct {
+	Key []byte
+}
+
+func (e *IndexConflictError) Error() string {
+	return fmt.Sprintf("index: key %q does not hold the expected value", e.Key)
 }
 
 // IndexOptions configure OpenIndex.
@@ -220,14 +236,45 @@ func (x *Index) Write(ctx context.Context, ops []IndexOp) error {
 				if err := txn.Set(bytes.Clone(op.Key), binary.BigEndian.AppendUint64(nil, uint64(n+op.Delta))); err != nil {
 					return err
 				}
+			case IndexExpect:
+				if err := txnExpect(txn, op.Key, op.Value); err != nil {
+					return err
+				}
 			default:
 				return fmt.Errorf("unknown operation %d", op.Kind)
 			}
 		}
 		return nil
 	})
+	if errors.Is(err, badger.ErrConflict) {
+		// Another transaction of this process wrote what this one read.
+		err = &IndexConflictError{}
+	}
 	if err != nil {
 		return fmt.Errorf("store: index write: %w", err)
+	}
+	return nil
+}
+
+// txnExpect fails with an *IndexConflictError unless key holds want
+// (nil: absent).
+func txnExpect(txn *badger.Txn, key, want []byte) error {
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		if want == nil {
+			return nil
+		}
+		return &IndexConflictError{Key: bytes.Clone(key)}
+	}
+	if err != nil {
+		return err
+	}
+	v, err := it.ValueCopy(nil)
+	if err != nil {
+		return err
+	}
+	if want == nil || !bytes.Equal(v, want) {
+		return &IndexConflictError{Key: bytes.Clone(key)}
 	}
 	return nil
 }

@@ -31,12 +31,22 @@ type Journal struct {
 	space      *spaceGuard   // Options.MinFreeBytes
 
 	// Owned by the sequencer goroutine.
-	frontier   []node        // compact range of the size being built
-	packedFrom uint64        // hashes are packed from this size on (hashes.go); set by Open
-	tip        meta          // size and last leaf after the last group built
-	flight     []*inflight   // groups sent to Badger, oldest first (pipeline.go)
-	spares     []*badger.Txn // write transactions opened ahead (pipeline.go)
-	view       *view         // the sequencer's reads (pipeline.go)
+	frontier      []node        // compact range of the size being built
+	packedFrom    uint64        // hashes are packed from this size on (hashes.go); set by Open
+	tip           meta          // size and last leaf after the last group built
+	flight        []*inflight   // groups sent to Badger, oldest first (pipeline.go)
+	spares        []*badger.Txn // write transactions opened ahead (pipeline.go)
+	view          *view         // the sequencer's reads (pipeline.go)
+	scratch       []kv          // add's writes of one request, reused
+	addedDigests  [][32]byte    // add's payload digests of one request, reused
+	addedKeys     []string      // add's idempotency keys of one request, reused
+	addedPrefixes [][32]byte    // add's payload prefixes written by one request, reused
+	filter        *digestFilter // stored payload keys (digestfilter.go)
+	keyFilter     *digestFilter // stored idempotency keys (digestfilter.go)
+	filterDone    chan struct{} // closed when the filters' scan has ended
+
+	payloadReads atomic.Int64 // payload lookups that read Badger (tests)
+	keyReads     atomic.Int64 // idempotency key lookups that read Badger (tests)
 
 	lastPrefix   []byte   // the last payload prefix seen (payloadsplit.go)
 	lastPrefixID [32]byte // its SHA-256
@@ -159,6 +169,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: outbox: %w", opts.Dir, err)
 	}
+	j.startFilters()
 	go j.run()
 	j.startTrimmer()
 	return j, nil
@@ -431,6 +442,7 @@ func (j *Journal) Close() error {
 		}
 		<-j.done
 		<-j.trimDone
+		<-j.filterDone // the key filters' scan stops at quit
 		j.closing.Store(true)
 		for j.active.Load() != 0 {
 			time.Sleep(time.Millisecond)

@@ -154,7 +154,12 @@ func (j *Journal) readOutbox(id string, buf *[]byte) ([]byte, bool, error) {
 	}
 	var stored []byte
 	if buf != nil {
-		*buf = slices.Grow((*buf)[:0], int(fi.Size()))
+		if n := int(fi.Size()); cap(*buf) < n {
+			// With room for the next bundles, a little larger than
+			// this one: bundles differ in size, and each fresh buffer
+			// costs its clearing and page faults.
+			*buf = make([]byte, 0, n+n/4)
+		}
 		stored = (*buf)[:fi.Size()]
 	} else {
 		stored = make([]byte, fi.Size())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -150,5 +151,36 @@ func TestOutboxWriteFailureFailsJournal(t *testing.T) {
 	}
 	if _, err := j.Append(ctx, Entry{Build: build("after")}); !errors.Is(err, ErrFailed) {
 		t.Fatalf("append after a failed outbox write: %v", err)
+	}
+}
+
+// TestOutboxGetIntoReuses: entries read into one buffer share its memory
+// while they fit, a slightly larger bundle included (the buffer grows with
+// room to spare), and each read gives that entry's bytes.
+func TestOutboxGetIntoReuses(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir(), func(o *Options) { o.EncryptionKey = bytes.Repeat([]byte{5}, 32) })
+	defer j.Close()
+	sizes := []int{100_000, 110_000, 90_000}
+	for i, n := range sizes {
+		if err := j.PutOutbox(ctx, fmt.Sprintf("%020d", i), bytes.Repeat([]byte{byte('a' + i)}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf []byte
+	var first *byte
+	for i, n := range sizes {
+		data, ok, err := j.OutboxGetInto(ctx, fmt.Sprintf("%020d", i), &buf)
+		if err != nil || !ok {
+			t.Fatalf("entry %d: ok %v, %v", i, ok, err)
+		}
+		if !bytes.Equal(data, bytes.Repeat([]byte{byte('a' + i)}, n)) {
+			t.Fatalf("entry %d: %d bytes, not its own", i, len(data))
+		}
+		if i == 0 {
+			first = &buf[:1][0]
+		} else if &buf[:1][0] != first {
+			t.Errorf("entry %d (%d bytes) read into a new buffer after one of %d", i, n, sizes[0])
+		}
 	}
 }

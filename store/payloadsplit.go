@@ -56,17 +56,17 @@ func parseSplit(v []byte) (id [32]byte, rest []byte, err error) {
 	return [32]byte(v[1:splitHeader]), v[splitHeader:], nil
 }
 
-// payloadKV returns the writes that journal p: one whole payload, or a
-// split payload and, when the journal does not hold its prefix yet
-// (prefixStored), the prefix. newPrefix is the id of the prefix written
-// (zero and false when none).
-func (j *Journal) payloadKV(p Payload) (kvs []kv, newPrefix [32]byte, wrote bool) {
+// appendPayloadKVs appends to kvs the writes that journal p (pk its
+// whole-shape key): one whole payload, or a split payload and, when the
+// journal does not hold its prefix yet (prefixStored), the prefix.
+// newPrefix is the id of the prefix written (zero and false when none).
+func (j *Journal) appendPayloadKVs(kvs []kv, p Payload, pk []byte) (_ []kv, newPrefix [32]byte, wrote bool) {
 	if p.Prefix <= 0 {
-		return []kv{{key: j.payloadKey(p), val: p.Data}}, newPrefix, false
+		return append(kvs, kv{key: pk, val: p.Data}), newPrefix, false
 	}
 	prefix, rest := p.Data[:p.Prefix], p.Data[p.Prefix:]
 	id := j.prefixID(prefix)
-	kvs = []kv{{key: j.payloadKey(p), val: encodeSplit(id, rest)}}
+	kvs = append(kvs, kv{key: payloadKey(p, pk), val: encodeSplit(id, rest)})
 	if !j.prefixStored(id) {
 		j.view.prefixes[id] = true
 		kvs = append(kvs, kv{key: j.c.digestKey(pfxPrefix, id), val: prefix})
@@ -153,11 +153,11 @@ func (j *Journal) payloadKeys(txn *badger.Txn, digest [32]byte) ([][]byte, error
 	return keys, nil
 }
 
-// payloadKey is the key payload p is journaled under: its split key when
-// it names a prefix, else its whole key.
-func (j *Journal) payloadKey(p Payload) []byte {
+// payloadKey is the key payload p is journaled under, from pk, its
+// whole-shape key: its split key when it names a prefix, else pk.
+func payloadKey(p Payload, pk []byte) []byte {
 	if p.Prefix > 0 {
-		return j.c.digestKey(pfxSplit, p.Digest)
+		return renamePrefix(pk, pfxSplit)
 	}
-	return j.c.digestKey(pfxPayload, p.Digest)
+	return pk
 }

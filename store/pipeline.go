@@ -105,14 +105,19 @@ func (j *Journal) closeView() {
 	j.spares = nil
 }
 
-// keySeq returns the seq journaled under an idempotency key: built since
-// the view was opened, or committed before. ErrNotFound when neither.
-// recent reports the first case (the original may not be synced yet).
-func (j *Journal) keySeq(key []byte) (seq uint64, recent bool, err error) {
+// keySeq returns the seq journaled under an idempotency key (stored key
+// sk): built since the view was opened, or committed before. ErrNotFound
+// when neither. recent reports the first case (the original may not be
+// synced yet).
+func (j *Journal) keySeq(key, sk []byte) (seq uint64, recent bool, err error) {
 	if s, ok := j.view.keys[string(key)]; ok {
 		return s, true, nil
 	}
-	v, err := j.c.get(j.view.txn, j.c.idemKey(key))
+	if j.keyFilter.absent(sk) {
+		return 0, false, ErrNotFound
+	}
+	j.keyReads.Add(1)
+	v, err := j.c.get(j.view.txn, sk)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, false, ErrNotFound
 	}
@@ -127,15 +132,22 @@ func (j *Journal) keySeq(key []byte) (seq uint64, recent bool, err error) {
 
 // payloadStored reports whether payload p is stored in the shape it
 // would be written in (whole, or split from its prefix), or built since
-// the view was opened. Only that shape's key is read (one read a new
-// payload): the same bytes stored in the other shape are stored again,
-// which readers and PurgePayload allow (payloadsplit.go).
-func (j *Journal) payloadStored(p Payload) bool {
+// the view was opened. pk is p's whole-shape key, the key the payload
+// filter holds for a payload stored in either shape: the filter answers
+// "absent" without a read for nearly every new payload (digestfilter.go).
+// On "maybe" only the key of the shape p is written in is read (at most
+// one read a payload): the same bytes stored in the other shape are stored
+// again, which readers and PurgePayload allow (payloadsplit.go).
+func (j *Journal) payloadStored(p Payload, pk []byte) bool {
 	v := j.view
 	if v.digests[p.Digest] || v.present[p.Digest] {
 		return true
 	}
-	if _, err := v.txn.Get(j.payloadKey(p)); err == nil {
+	if j.filter.absent(pk) {
+		return false
+	}
+	j.payloadReads.Add(1)
+	if _, err := v.txn.Get(payloadKey(p, pk)); err == nil {
 		v.present[p.Digest] = true
 		return true
 	}

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -314,6 +317,64 @@ func TestTooLargeConsumesNoSeq(t *testing.T) {
 		t.Fatalf("%d commits for 1499 records, want the batch split", commits)
 	}
 	if err := j.Scrub(ctx, checkEmbedded); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTooLargeFit: a batch over one commit is refused as soon as an
+// entry takes it over (Build is not called for the entries after it),
+// Fit says how many leading entries fit, and they do fit; the refusal
+// left no key or payload behind (the same entries then append).
+func TestTooLargeFit(t *testing.T) {
+	ctx := context.Background()
+	j := openT(t, t.TempDir(), func(o *Options) { o.MemTableSize = 1 << 20; o.MaxBatch = 4000 })
+	defer j.Close()
+	var builds atomic.Int64
+	big := make([]Entry, 4000)
+	for i := range big {
+		p := fmt.Appendf(nil, "payload %d", i)
+		big[i] = Entry{
+			Build: func(seq uint64, prev [32]byte) ([]byte, error) {
+				builds.Add(1)
+				return fmt.Appendf(nil, `{"seq":%d,"prev":"%x","body":"%01000d"}`, seq, prev, i), nil
+			},
+			Key:      fmt.Appendf(nil, "export/fit/%d", i),
+			Payloads: []Payload{{Digest: sha256.Sum256(p), Data: p}},
+		}
+	}
+	_, err := j.AppendBatch(ctx, big)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) {
+		t.Fatalf("oversized batch: %v, want *TooLargeError", err)
+	}
+	if tl.Fit <= 0 || tl.Fit >= len(big) {
+		t.Fatalf("Fit %d of %d", tl.Fit, len(big))
+	}
+	if got := builds.Load(); got != int64(tl.Fit)+1 {
+		t.Fatalf("refused batch built %d records, want Fit+1 = %d", got, tl.Fit+1)
+	}
+	if j.Size() != 0 {
+		t.Fatalf("size %d after refused batch", j.Size())
+	}
+	res, err := j.AppendBatch(ctx, big[:tl.Fit])
+	if err != nil || len(res) != tl.Fit || res[tl.Fit-1].Seq != uint64(tl.Fit-1) {
+		t.Fatalf("the %d entries that fit: %v", tl.Fit, err)
+	}
+	for i := range tl.Fit {
+		if p, err := j.Payload(big[i].Payloads[0].Digest); err != nil || !bytes.Equal(p, big[i].Payloads[0].Data) {
+			t.Fatalf("payload %d: %v", i, err)
+		}
+	}
+	// The first entry that did not fit was undone completely: its key
+	// is free and its payload is written with it.
+	a, err := j.Append(ctx, big[tl.Fit])
+	if err != nil || a.Seq != uint64(tl.Fit) {
+		t.Fatalf("entry %d after the refusal: seq %d %v", tl.Fit, a.Seq, err)
+	}
+	if p, err := j.Payload(big[tl.Fit].Payloads[0].Digest); err != nil || !bytes.Equal(p, big[tl.Fit].Payloads[0].Data) {
+		t.Fatalf("payload of entry %d: %v", tl.Fit, err)
+	}
+	if err := j.Scrub(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,8 +13,9 @@
 // archive answers a bundle sent after one still unanswered (that bundle or
 // its reply was lost), so the archive must tolerate duplicates (it answers
 // a repeat with the same receipt). Replies are handled off paho's
-// delivery goroutine: the receipts that arrived together are journaled
-// with one OnReceipts call and their entries deleted together, and each
+// delivery goroutine: the receipts that arrived together (a reply waits up
+// to 100 ms for those of the other bundles in flight, at most half the
+// window) are journaled with one OnReceipts call and their entries deleted together, and each
 // reply is acknowledged to the broker only after that (a process that
 // stops first gets it again from the broker).
 //

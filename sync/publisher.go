@@ -91,7 +91,9 @@ type PublisherOptions struct {
 	// OnReceipts, when set, is called instead of OnReceipt with the
 	// receipts that arrived together (ids and receipts aligned, in
 	// arrival order), so they can be made durable at once; if it fails
-	// none of the entries is deleted.
+	// none of the entries is deleted, and when it failed for several it
+	// is called again for each of them alone, in order (one refused
+	// receipt does not keep back the others).
 	OnReceipts func(ctx context.Context, ids []string, receipts [][]byte) error
 	// OnRejection is called when the archive refused an entry with a
 	// signed rejection. The entry is kept in the outbox and not sent again

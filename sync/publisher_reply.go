@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -17,6 +18,13 @@ import (
 // maxReplyBatch bounds the replies handled together (the broker's
 // in-flight limit for the receipts subscription bounds it too).
 const maxReplyBatch = 64
+
+// replyLinger bounds how long a reply waits for the replies to other
+// bundles in flight, so that they are journaled with one commit and their
+// entries deleted with one directory sync (replyBatchReady): each of
+// those costs about as much CPU for one receipt as for ten, while a
+// drain's receipts come one at a time, as the archive finishes each bundle.
+const replyLinger = 100 * time.Millisecond
 
 // onMessage is paho's handler for the receipts subscription (manual
 // acknowledgement): it queues the reply for replyLoop and returns at once,
@@ -41,8 +49,9 @@ func (p *Publisher) onMessage(_ mqtt.Client, m mqtt.Message) {
 }
 
 // replyLoop handles the queued replies until ctx is done: all those that
-// arrived together at once (one journal commit and one outbox sync for
-// their receipts), then acknowledges them (also those that failed: the
+// arrived together, or within replyLinger of the first while other
+// bundles are in flight (linger), at once (one journal commit and one
+// outbox sync for their receipts), then acknowledges them (also those that failed: the
 // entry stays and is sent again). Replies still queued at the end, or
 // being handled when ctx ended, are not acknowledged; the broker sends
 // them again.
@@ -52,6 +61,9 @@ func (p *Publisher) replyLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.rwake:
+		}
+		if !p.linger(ctx) {
+			return
 		}
 		for {
 			p.rmu.Lock()
@@ -87,6 +99,42 @@ func (p *Publisher) replyLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// linger waits, at most replyLinger, until the queued replies make a batch
+// (replyBatchReady); false when ctx ended.
+func (p *Publisher) linger(ctx context.Context) bool {
+	if p.replyBatchReady() {
+		return true
+	}
+	t := time.NewTimer(replyLinger)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-p.rwake:
+			if p.replyBatchReady() {
+				return true
+			}
+		}
+	}
+}
+
+// replyBatchReady reports whether the queued replies are handled now: none
+// are queued, or as many as the bundles in flight (no other reply is
+// expected: a lone bundle's receipt waits for nothing), or half the
+// window (the other half keeps the archive busy while they wait).
+func (p *Publisher) replyBatchReady() bool {
+	p.rmu.Lock()
+	queued := len(p.rqueue)
+	p.rmu.Unlock()
+	p.mu.Lock()
+	expected := len(p.inflight)
+	p.mu.Unlock()
+	return queued == 0 || queued >= expected || queued >= min(max(p.opts.Window/2, 1), maxReplyBatch)
 }
 
 // handleReply verifies a receipt or rejection and acts on it.
@@ -160,31 +208,13 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 			errs[it.at] = err
 		}
 	}
+	run = p.journal(ctx, run, errs)
+	if len(run) == 0 {
+		return
+	}
 	ids := make([]string, len(run))
 	for i, it := range run {
 		ids[i] = it.id
-	}
-	switch {
-	case p.opts.OnReceipts != nil:
-		receipts := make([][]byte, len(run))
-		for i, it := range run {
-			receipts[i] = it.payload
-		}
-		if err := p.opts.OnReceipts(ctx, ids, receipts); err != nil {
-			fail(run, fmt.Errorf("sync: receipt callback for outbox entries %q: %w", ids, err))
-			return
-		}
-	case p.opts.OnReceipt != nil:
-		for i, it := range run {
-			if err := p.opts.OnReceipt(ctx, it.id, it.payload); err != nil {
-				fail(run[i:], fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err))
-				run, ids = run[:i], ids[:i]
-				break
-			}
-		}
-	}
-	if len(run) == 0 {
-		return
 	}
 	if d, ok := p.opts.Outbox.(OutboxBatchDeleter); ok {
 		if err := d.DeleteOutboxes(ctx, ids); err != nil {
@@ -204,6 +234,76 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 		p.delivered(it)
 	}
 	p.Wake()
+}
+
+// journal hands a run of receipts to OnReceipts (or OnReceipt) and
+// returns those journaled; the error of each other one is set in errs.
+// When OnReceipts refuses the run, each receipt is handed over again
+// alone, in order, and those refused once more after others were
+// journaled: one receipt refused (the callback refuses the whole run for
+// it) must not hold back those that came with it. Otherwise a refused
+// receipt would refuse its companions each time their bundles are sent
+// again and answered together, and the receipts after them, which may
+// need theirs journaled first, would wait forever too.
+func (p *Publisher) journal(ctx context.Context, run []receiptItem, errs []error) []receiptItem {
+	switch {
+	case p.opts.OnReceipts != nil:
+		ids := make([]string, len(run))
+		receipts := make([][]byte, len(run))
+		for i, it := range run {
+			ids[i], receipts[i] = it.id, it.payload
+		}
+		err := p.opts.OnReceipts(ctx, ids, receipts)
+		if err == nil {
+			return run
+		}
+		if len(run) == 1 || ctx.Err() != nil {
+			err = fmt.Errorf("sync: receipt callback for outbox entries %q: %w", ids, err)
+			for _, it := range run {
+				errs[it.at] = err
+			}
+			return nil
+		}
+		p.log.Debug("sync: receipts refused together; journaling them one at a time", "ids", ids, "err", err)
+		// Passes in arrival order until one journals nothing more: a
+		// receipt may need one that arrived after it journaled first
+		// (replies the broker delivers again after a reconnect come
+		// behind newer ones).
+		ok := run[:0:0]
+		left := make([]int, len(run))
+		for i := range left {
+			left[i] = i
+		}
+		for progress := true; progress && len(left) > 0; {
+			progress = false
+			var again []int
+			for _, i := range left {
+				it := run[i]
+				if err := p.opts.OnReceipts(ctx, ids[i:i+1], receipts[i:i+1]); err != nil {
+					errs[it.at] = fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err)
+					again = append(again, i)
+					continue
+				}
+				errs[it.at] = nil
+				ok = append(ok, it)
+				progress = true
+			}
+			left = again
+		}
+		return ok
+	case p.opts.OnReceipt != nil:
+		// Each receipt alone: one refused does not stop the others.
+		ok := run[:0:0]
+		for _, it := range run {
+			if err := p.opts.OnReceipt(ctx, it.id, it.payload); err != nil {
+				errs[it.at] = fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err)
+				continue
+			}
+			ok = append(ok, it)
+		}
+		return ok
+	}
+	return run
 }
 
 // delivered takes a receipted entry, whose entry is deleted, out of the

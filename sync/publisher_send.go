@@ -13,8 +13,12 @@ import (
 // maxPendingFrames bounds frames handed to paho and not yet PUBACKed.
 const maxPendingFrames = 32
 
-// maxFreeFrames bounds the frame buffers a sender keeps for reuse.
-const maxFreeFrames = 8
+// maxFreeFrames bounds the frame buffers a sender keeps for reuse: as
+// many as may be pending, so that a drain cuts every frame into a buffer
+// it had (a fresh one costs its clearing and page faults, as much CPU as
+// the copy into it). The sender drops them once nothing is left to send
+// or answer (pump).
+const maxFreeFrames = maxPendingFrames
 
 // maxReadBuffer bounds the bundle read buffer a sender keeps for reuse.
 const maxReadBuffer = 16 << 20
@@ -64,6 +68,15 @@ func (s *sender) pump(ctx context.Context) error {
 	for _, e := range batch {
 		if err := s.send(ctx, e); err != nil {
 			return err
+		}
+	}
+	if len(batch) == 0 && len(s.pending) == 0 {
+		p.mu.Lock()
+		idle := len(p.inflight) == 0
+		p.mu.Unlock()
+		if idle { // everything answered: the buffers go until the next bundle
+			clear(s.free)
+			s.free = s.free[:0]
 		}
 	}
 	return nil

@@ -24,7 +24,8 @@ import (
 // by signer (OpenKey), its content keys wrapped by wrap
 // (OpenContentKeyWrap; nil: not wrapped). While the daemon runs, the
 // journals are locked and Open fails. The chain-state store is the one
-// archive_state chooses; closeAll closes the archive, then the store.
+// archive_state chooses, the export index archive_index's; closeAll
+// closes the archive, then them.
 func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap archive.ContentKeyWrapper, log *slog.Logger) (a *archive.Archive, closeAll func() error, err error) {
 	objects, err := OpenObjects(ctx, cfg)
 	if err != nil {
@@ -34,15 +35,25 @@ func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap ar
 	if err != nil {
 		return nil, nil, err
 	}
+	if opts.ExportIndex, err = openIndex(ctx, cfg); err != nil {
+		return nil, nil, err
+	}
 	var stateOpened func() error
 	if opts.State, stateOpened, err = openState(ctx, cfg); err != nil {
+		if opts.ExportIndex != nil {
+			_ = opts.ExportIndex.Close()
+		}
 		return nil, nil, err
 	}
 	closeState := func() error {
+		var errs []error
 		if opts.State != nil {
-			return opts.State.Close()
+			errs = append(errs, opts.State.Close())
 		}
-		return nil
+		if opts.ExportIndex != nil {
+			errs = append(errs, opts.ExportIndex.Close())
+		}
+		return errors.Join(errs...)
 	}
 	if a, err = archive.Open(ctx, opts); err != nil {
 		_ = closeState()

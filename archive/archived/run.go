@@ -121,6 +121,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if opts.ExportIndex, err = openIndex(ctx, cfg); err != nil {
+		return err
+	}
+	if opts.ExportIndex != nil {
+		defer opts.ExportIndex.Close() // after the archive closes (deferred below)
+	}
 	var stateOpened func() error
 	if opts.State, stateOpened, err = openState(ctx, cfg); err != nil {
 		return err

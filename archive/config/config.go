@@ -94,6 +94,9 @@ type Config struct {
 	// ArchiveState chooses the store of the devices' chain state
 	// (archivestate.go).
 	ArchiveState ArchiveState `yaml:"archive_state"`
+	// ArchiveIndex chooses the store of the export index
+	// (archiveindex.go).
+	ArchiveIndex ArchiveIndex `yaml:"archive_index"`
 	Log          Log          `yaml:"log"`
 	Metrics      Metrics      `yaml:"metrics"`
 	// API is the read API for auditors (api.go).
@@ -190,6 +193,7 @@ func Default() *Config {
 		Objects:      Objects{Backend: BackendFS},
 		ArchiveLog:   ArchiveLog{Engine: LogEngineJournal},
 		ArchiveState: ArchiveState{Engine: StateEngineBadger},
+		ArchiveIndex: ArchiveIndex{Engine: IndexEngineBadger},
 		Log:          Log{Format: "text", Level: "info"},
 		Quarantine:   defaultQuarantine(),
 	}
@@ -229,7 +233,7 @@ func parse(data []byte, base string) (*Config, error) {
 		for _, p := range []*string{&c.DataDir, &c.KeyFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
 			&c.MQTT.Embedded.TLS.CAFile, &c.MQTT.Embedded.TLS.CertFile, &c.MQTT.Embedded.TLS.KeyFile,
 			&c.Objects.S3.CredentialsFile, &c.Objects.S3.TLS.CAFile, &c.Enroll.EKCA, &c.PKCS11.PINFile, &c.ArchiveLog.MySQLDSNFile,
-			&c.ArchiveState.MySQLDSNFile} {
+			&c.ArchiveState.MySQLDSNFile, &c.ArchiveIndex.MySQLDSNFile} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}
@@ -238,6 +242,7 @@ func parse(data []byte, base string) (*Config, error) {
 	c.Objects.defaults(c.Retention)
 	c.ArchiveLog.defaults()
 	c.ArchiveState.defaults()
+	c.ArchiveIndex.defaults()
 	c.apiDefaults(base)
 	if err := c.validate(); err != nil {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -309,6 +314,7 @@ func (c *Config) validate() error {
 	c.Objects.validate(bad, c.Retention)
 	c.ArchiveLog.validate(bad)
 	c.ArchiveState.validate(bad)
+	c.ArchiveIndex.validate(bad)
 	c.validateAPI(bad)
 	c.Quarantine.validate(bad)
 	c.validateRetention(bad)

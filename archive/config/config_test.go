@@ -97,6 +97,21 @@ func TestDefaultsAndPaths(t *testing.T) {
 	if c, err = Load(p); err != nil || c.ArchiveState.Engine != StateEngineMySQL || c.ArchiveState.MySQLDSNFile != filepath.Join(dir, "state.dsn") {
 		t.Fatalf("archive_state: %+v %v", c.ArchiveState, err)
 	}
+	if c.ArchiveIndex.Engine != IndexEngineBadger || Default().ArchiveIndex.Engine != IndexEngineBadger {
+		t.Fatalf("archive_index.engine %q, want badger by default", c.ArchiveIndex.Engine)
+	}
+	if err := os.WriteFile(p, []byte("archive_index:\n  engine: mysql\n  mysql_dsn_file: index.dsn\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(p); err != nil || c.ArchiveIndex.Engine != IndexEngineMySQL || c.ArchiveIndex.MySQLDSNFile != filepath.Join(dir, "index.dsn") {
+		t.Fatalf("archive_index: %+v %v", c.ArchiveIndex, err)
+	}
+	if c.ArchiveState.Engine != StateEngineBadger {
+		t.Fatalf("archive_index set archive_state.engine %q", c.ArchiveState.Engine)
+	}
+	if c, err = Parse([]byte("archive_index:\n  engine: badger\n")); err != nil || c.ArchiveIndex.Engine != IndexEngineBadger || c.ArchiveIndex.MySQLDSNFile != "" {
+		t.Fatalf("archive_index engine badger: %+v %v", c, err)
+	}
 }
 
 // TestEmbeddedTLS: with mqtt.embedded.tls the embedded broker may listen
@@ -187,6 +202,11 @@ func TestInvalid(t *testing.T) {
 		{"archive_state:\n  engine: sqlite\n", "archive_state.engine"},
 		{"archive_state:\n  engine: mysql\n", "archive_state.mysql_dsn_file"},
 		{"archive_state:\n  engine: badger\n  mysql_dsn_file: dsn\n", "archive_state.mysql_dsn_file"},
+		{"archive_index:\n  engine: sqlite\n", "archive_index.engine"},
+		{"archive_index:\n  engine: journal\n", "archive_index.engine"},
+		{"archive_index:\n  engine: mysql\n", "archive_index.mysql_dsn_file"},
+		{"archive_index:\n  engine: badger\n  mysql_dsn_file: dsn\n", "archive_index.mysql_dsn_file"},
+		{"archive_index:\n  dsn: x\n", ""},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		var ce *Error

@@ -97,55 +97,83 @@ func (l *ArchiveLog) Size() uint64 { return uint64(len(l.leaves)) }
 // Accept logs b's receipt entry and returns the receipt, with the
 // checkpoint of the log at its new size.
 func (l *ArchiveLog) Accept(b *bundle.Bundle) ([]byte, error) {
-	_, st, err := b.Statement()
+	rcs, err := l.AcceptGroup(b)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
-	if err != nil {
-		return nil, err
+	return rcs[0], nil
+}
+
+// AcceptGroup logs the receipt entries of bs, in order, and returns their
+// receipts, each with the checkpoint of the log after the last of them
+// and the consistency proof from the device's previous receipt, as the
+// archive answers the bundles it admits together.
+func (l *ArchiveLog) AcceptGroup(bs ...*bundle.Bundle) ([][]byte, error) {
+	rs := make([]*archivesig.Receipt, len(bs))
+	for i, b := range bs {
+		_, st, err := b.Statement()
+		if err != nil {
+			return nil, err
+		}
+		cp, err := merkle.ParseCheckpoint([]byte(st.Predicate.Checkpoint))
+		if err != nil {
+			return nil, err
+		}
+		d, err := b.Digest()
+		if err != nil {
+			return nil, err
+		}
+		device := strings.TrimPrefix(cp.Origin, "edgeseal/")
+		r := &archivesig.Receipt{BundleDigest: wire.FormatHash(d), Device: device, CheckpointSize: cp.Size,
+			CheckpointRoot: wire.FormatHash(cp.Root), LogIndex: l.Size(),
+			RetentionUntil: wire.FormatTime(time.Date(2033, 11, 26, 0, 0, 0, 0, time.UTC))}
+		entry, err := r.Entry().Marshal()
+		if err != nil {
+			return nil, err
+		}
+		l.leaves = append(l.leaves, merkle.LeafHash(entry))
+		rs[i] = r
 	}
-	d, err := b.Digest()
-	if err != nil {
-		return nil, err
-	}
-	device := strings.TrimPrefix(cp.Origin, "edgeseal/")
-	r := &archivesig.Receipt{BundleDigest: wire.FormatHash(d), Device: device, CheckpointSize: cp.Size,
-		CheckpointRoot: wire.FormatHash(cp.Root), LogIndex: l.Size(),
-		RetentionUntil: wire.FormatTime(time.Date(2033, 11, 26, 0, 0, 0, 0, time.UTC))}
-	entry, err := r.Entry().Marshal()
-	if err != nil {
-		return nil, err
-	}
-	l.leaves = append(l.leaves, merkle.LeafHash(entry))
 	size := l.Size()
 	signed, err := l.Checkpoint(size)
 	if err != nil {
 		return nil, err
 	}
-	proof, err := merkle.InclusionProof(l.tree().Hash, r.LogIndex, size)
-	if err != nil {
-		return nil, err
-	}
-	r.ArchiveCheckpoint, r.InclusionProof = string(signed), merkle.ProofBytes(proof)
-	if from := l.last[device]; from > 0 && !l.NoConsistency {
-		cons, err := l.Consistency(from, size)
+	from := map[string]uint64{}
+	out := make([][]byte, len(rs))
+	for i, r := range rs {
+		proof, err := merkle.InclusionProof(l.tree().Hash, r.LogIndex, size)
 		if err != nil {
 			return nil, err
 		}
-		r.WitnessFrom = from
-		if len(cons) > 0 {
-			r.WitnessProof = merkle.ProofBytes(cons)
+		r.ArchiveCheckpoint, r.InclusionProof = string(signed), merkle.ProofBytes(proof)
+		prev, seen := from[r.Device]
+		if !seen {
+			prev = l.last[r.Device]
+			from[r.Device] = prev
+		}
+		if prev > 0 && !l.NoConsistency {
+			cons, err := l.Consistency(prev, size)
+			if err != nil {
+				return nil, err
+			}
+			r.WitnessFrom = prev
+			if len(cons) > 0 {
+				r.WitnessProof = merkle.ProofBytes(cons)
+			}
+		}
+		if l.last == nil {
+			l.last = map[string]uint64{}
+		}
+		l.last[r.Device] = size
+		if len(l.chain) > 0 {
+			r.KeyChain = l.chain
+		}
+		if out[i], err = archivesig.SignReceipt(r, l.KeyID(), l.Priv); err != nil {
+			return nil, err
 		}
 	}
-	if l.last == nil {
-		l.last = map[string]uint64{}
-	}
-	l.last[device] = size
-	if len(l.chain) > 0 {
-		r.KeyChain = l.chain
-	}
-	return archivesig.SignReceipt(r, l.KeyID(), l.Priv)
+	return out, nil
 }
 
 // Checkpoint returns the signed note of the log at size.

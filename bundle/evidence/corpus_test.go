@@ -37,10 +37,7 @@ func TestCorpusBundles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			log, err := bundletest.NewArchiveLog()
-			if err != nil {
-				t.Fatal(err)
-			}
+			log := bundletest.MustArchiveLog(t)
 			// The device's PCR authorizations, from every bundle of its chain.
 			var auths [][]byte
 			for _, name := range tc.bundles {

@@ -48,11 +48,9 @@ func rotated(t testing.TB) (*fixture, []*proof.Proof, []byte) {
 func firstAccepted(t testing.TB) (*bundletest.Accepted, *bundletest.Chain, *bundletest.ArchiveLog) {
 	t.Helper()
 	c := bundletest.MustChain(t, 2, bundletest.Options{})
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := bundletest.MustArchiveLog(t)
 	a := &bundletest.Accepted{Chain: c, Log: log}
+	var err error
 	if a.Trust, err = c.Trust.Marshal(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +99,7 @@ func TestPackAcrossKeyRotation(t *testing.T) {
 	if rep := evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: oldKey}); !rep.OK() {
 		t.Errorf("pinned to the earlier key: %v", rep.Failed())
 	}
-	other, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := bundletest.MustArchiveLog(t)
 	if rep := evidence.Verify(p, proof.Options{Trust: f.Trust, ArchiveKey: other.PKIX()}); !slices.Contains(rep.Failed(), evidence.CheckCheckpoints) {
 		t.Errorf("pinned to an unrelated key: %v", rep.Failed())
 	}
@@ -150,10 +145,7 @@ func TestPackAcrossKeyRotationTampered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := bundletest.MustArchiveLog(t)
 	if err := other.Rotate(); err != nil {
 		t.Fatal(err)
 	}

@@ -38,15 +38,18 @@ type vector struct {
 
 const vectorPath = "testdata/vector.json"
 
-func readVector(t testing.TB) vector {
+func readVector(t testing.TB) vector { return readJSON[vector](t, vectorPath) }
+
+// readJSON reads the vector file at path into a T.
+func readJSON[T any](t testing.TB, path string) T {
 	t.Helper()
-	b, err := os.ReadFile(vectorPath)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v vector
+	var v T
 	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
 	return v
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,18 +41,7 @@ type vectorV2 struct {
 
 const vectorV2Path = "testdata/vector-v2.json"
 
-func readVectorV2(t testing.TB) vectorV2 {
-	t.Helper()
-	b, err := os.ReadFile(vectorV2Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v vectorV2
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
+func readVectorV2(t testing.TB) vectorV2 { return readJSON[vectorV2](t, vectorV2Path) }
 
 // boundV2 is the bound body of the vector's n-th export (its record's
 // export body without payloadCipher.digest, naming version 2).

@@ -133,10 +133,7 @@ func TestPurgedPayload(t *testing.T) {
 // pinned to an unrelated key it fails receipt.signature.
 func TestArchiveKeyRotated(t *testing.T) {
 	c := bundletest.MustChain(t, 2, bundletest.Options{})
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := bundletest.MustArchiveLog(t)
 	if _, err := log.Accept(c.Bundles[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -158,10 +155,7 @@ func TestArchiveKeyRotated(t *testing.T) {
 	if rep := proof.Verify(p, proof.Options{Trust: trust, ArchiveKey: root}); !rep.OK() {
 		t.Fatalf("rotated archive key: %v\n%s", rep.Failed(), rep)
 	}
-	other, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := bundletest.MustArchiveLog(t)
 	if rep := proof.Verify(p, proof.Options{ArchiveKey: []byte(other.Pub)}); !slices.Contains(rep.Failed(), proof.CheckReceiptSignature) {
 		t.Fatalf("unrelated pinned key: %v", rep.Failed())
 	}
@@ -229,10 +223,7 @@ func TestPCRAuthorized(t *testing.T) {
 // key: the announcements before it are skipped, the one after learned.
 func TestArchiveKeyPinnedMiddle(t *testing.T) {
 	c := bundletest.MustChain(t, 1, bundletest.Options{})
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := bundletest.MustArchiveLog(t)
 	if err := log.Rotate(); err != nil {
 		t.Fatal(err)
 	}

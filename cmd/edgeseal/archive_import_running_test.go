@@ -51,21 +51,7 @@ func TestArchiveImportBesideRunningDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	media := t.TempDir()
-	var badName string
-	for _, b := range append(c.Bundles[:2:2], bad) {
-		name, err := b.FileName()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := b.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(media, name), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		badName = name // the last one
-	}
+	badName := bundletest.MustWriteMedia(t, media, append(c.Bundles[:2:2], bad)...)[2]
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	run := func() string {
 		t.Helper()

@@ -39,10 +39,7 @@ func TestProofEvidenceRefuse(t *testing.T) {
 	tr, _ := c.Trust.Marshal()
 	trust := filepath.Join(dir, "DEVICE.json")
 	write(trust, tr)
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := bundletest.MustArchiveLog(t)
 	der, _ := x509.MarshalPKIXPublicKey(log.Pub)
 	key := filepath.Join(dir, "archive.pub")
 	write(key, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
@@ -101,10 +98,7 @@ func TestProofEvidenceRefuse(t *testing.T) {
 // record and reason, exit 1), an id it does not hold not found.
 func TestProofFromArchiveAPI(t *testing.T) {
 	c := bundletest.MustChain(t, 2, bundletest.Options{})
-	log, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := bundletest.MustArchiveLog(t)
 	var raws, rcs [][]byte
 	for _, b := range c.Bundles {
 		raw, _ := b.Bytes()

@@ -23,18 +23,12 @@ import (
 func TestEquivocationVerifyArchive(t *testing.T) {
 	c1 := bundletest.MustChain(t, 1, bundletest.Options{})
 	c2 := bundletest.MustChain(t, 1, bundletest.Options{Site: "site2", Device: "dev2"})
-	honest, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	honest := bundletest.MustArchiveLog(t)
 	fork, err := honest.Fork()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := bundletest.NewArchiveLog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := bundletest.MustArchiveLog(t)
 	dir := t.TempDir()
 	write := func(p string, b []byte) string {
 		t.Helper()

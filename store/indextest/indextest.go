@@ -26,6 +26,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("AtomicBatch", func(t *testing.T) { atomicBatch(t, open(t, "d")) })
 	t.Run("Reopen", func(t *testing.T) { reopen(t, open) })
 	t.Run("Limits", func(t *testing.T) { limits(t, open(t, "f")) })
+	t.Run("Expect", func(t *testing.T) { expect(t, open(t, "g")) })
 }
 
 func must(t *testing.T, err error) {
@@ -202,4 +203,37 @@ func limits(t *testing.T, x store.IndexStore) {
 		fit = append(fit, store.IndexOp{Kind: store.IndexPut, Key: fmt.Appendf(nil, "fit%06d", i), Value: val})
 	}
 	must(t, x.Write(ctx, fit))
+}
+
+func expect(t *testing.T, x store.IndexStore) {
+	defer x.Close()
+	ctx := context.Background()
+	exp := func(k string, v []byte) store.IndexOp {
+		return store.IndexOp{Kind: store.IndexExpect, Key: []byte(k), Value: v}
+	}
+	conflict := func(name string, ops ...store.IndexOp) {
+		t.Helper()
+		err := x.Write(ctx, append(ops, put("side", name)))
+		if ce, ok := errors.AsType[*store.IndexConflictError](err); !ok || string(ce.Key) != "w" {
+			t.Fatalf("%s: %v, want *IndexConflictError on key w", name, err)
+		}
+		if v, err := x.Get(ctx, []byte("side")); err == nil && string(v) == name {
+			t.Fatalf("%s: a batch refused by its condition applied its Put", name)
+		}
+	}
+	// Absent expected (nil), then a value, then the batch's own write.
+	must(t, x.Write(ctx, []store.IndexOp{exp("w", nil), put("w", "1")}))
+	conflict("absent expected, present", exp("w", nil))
+	conflict("empty expected, 1 held", exp("w", []byte{}))
+	conflict("2 expected, 1 held", exp("w", []byte("2")))
+	must(t, x.Write(ctx, []store.IndexOp{exp("w", []byte("1")), put("w", "2"), exp("w", []byte("2"))}))
+	conflict("the batch's earlier Put", put("w", "3"), exp("w", []byte("2")))
+	if v, err := x.Get(ctx, []byte("w")); err != nil || string(v) != "2" {
+		t.Fatalf("w = %q %v, want 2", v, err)
+	}
+	must(t, x.Write(ctx, []store.IndexOp{put("e", "")}))
+	must(t, x.Write(ctx, []store.IndexOp{exp("e", []byte{}), {Kind: store.IndexDelete, Key: []byte("w")}, exp("w", nil)}))
+	if _, err := x.Get(ctx, []byte("w")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after the delete: %v", err)
+	}
 }
