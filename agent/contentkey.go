@@ -134,3 +134,15 @@ func cipherDigest(body *custody.ExportBody, ct []byte) [32]byte {
 	}
 	return sha256.Sum256(ct)
 }
+
+// windowPrefix is the store.Payload.Prefix of the ciphertext file ct of
+// body: the window's encapsulated key (payloadcipher.EncSize bytes), the
+// same for every payload of a version 2 window, journaled once; 0 (the
+// file journaled whole) for version 1, whose encapsulated key is the
+// payload's own.
+func windowPrefix(body *custody.ExportBody, ct []byte) int {
+	if c := body.PayloadCipher; c == nil || c.V < payloadcipher.V2 || len(ct) < payloadcipher.EncSize {
+		return 0
+	}
+	return payloadcipher.EncSize
+}

@@ -294,3 +294,54 @@ func TestLearnContentKey(t *testing.T) {
 		t.Fatalf("content.key records %d, payloads sealed to %v", learned, sealedTo)
 	}
 }
+
+// Encrypted exports of one window are journaled with the window's
+// encapsulated key as their shared prefix: each reads back from the
+// journal as its whole ciphertext file (the window's enc, then its own
+// AES-256-GCM ciphertext), under the digest its record names, and opens.
+func TestIngestJournalsWindowPrefix(t *testing.T) {
+	r := openSimRig(t, t.TempDir())
+	src, err := os.ReadFile("policy/testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse(src, os.DirFS("policy/testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.core.opts.Policy = pol
+	k, _ := payloadcipher.DeriveKey([]byte("window content key"))
+	r.core.UseContentKey(&ContentKey{Key: k.Public(), Seq: 1})
+	ctx := t.Context()
+	var files [][]byte
+	for i := range 3 {
+		req := invoice(fmt.Sprint("inv-window-", i))
+		text := strings.Replace(testInvoice, "INV-000123", fmt.Sprint("INV-10000", i), 1)
+		req.Data = []byte(text)
+		rc, err := r.core.Ingest(ctx, n8n, "test", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := mustRecord(t, r.j, rc.Seq)
+		eb, _ := rec.ExportBody()
+		if eb.PayloadCipher == nil || eb.PayloadCipher.V != payloadcipher.V2 {
+			t.Fatalf("export %d: cipher %+v, want version 2", i, eb.PayloadCipher)
+		}
+		file, err := r.j.Payload(mustHash(t, eb.PayloadCipher.Digest))
+		if err != nil || len(file) != payloadcipher.EncSize+len(text)+payloadcipher.TagSize {
+			t.Fatalf("export %d: journaled file of %d bytes, %v", i, len(file), err)
+		}
+		if payloadcipher.Digest(file) != eb.PayloadCipher.Digest {
+			t.Fatalf("export %d: journaled file is not the one its record names", i)
+		}
+		if pt, err := custody.DecryptPayload(rec, k, file, nil); err != nil || string(pt) != text {
+			t.Fatalf("export %d: decrypt: %v", i, err)
+		}
+		files = append(files, file)
+	}
+	for _, f := range files[1:] {
+		if !bytes.Equal(f[:payloadcipher.EncSize], files[0][:payloadcipher.EncSize]) {
+			t.Fatal("exports of one window do not share its encapsulated key")
+		}
+	}
+}

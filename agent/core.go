@@ -336,7 +336,7 @@ func (c *Core) Export(ctx context.Context, e Export) (ExportReceipt, error) {
 		if err != nil {
 			return ExportReceipt{}, fmt.Errorf("agent: encrypt payload: %w", err)
 		}
-		payload = store.Payload{Digest: cipherDigest(&body, ct), Data: ct}
+		payload = store.Payload{Digest: cipherDigest(&body, ct), Data: ct, Prefix: windowPrefix(&body, ct)}
 	}
 	a, err := c.Append(ctx, custody.TypeExport, e.Actor, body, []store.Payload{payload})
 	if err != nil {

@@ -351,8 +351,10 @@ func (c *Core) exportEntry(actor custody.Actor, principal, id string, req Ingest
 		if err != nil {
 			return store.Entry{Build: func(uint64, [32]byte) ([]byte, error) { return nil, fmt.Errorf("agent: encrypt payload: %w", err) }}, payloadFile{}
 		}
-		// Only the ciphertext is journaled, under its own digest.
-		payload, encrypted = store.Payload{Digest: cipherDigest(&body, ct), Data: ct}, true
+		// Only the ciphertext is journaled, under its own digest; the
+		// window's encapsulated key that starts it is journaled once per
+		// window, not once per payload.
+		payload, encrypted = store.Payload{Digest: cipherDigest(&body, ct), Data: ct, Prefix: windowPrefix(&body, ct)}, true
 	}
 	e := c.entry(custody.TypeExport, actor, body)
 	e.Key = ExportKey(principal, id)

@@ -82,13 +82,15 @@ func (j *Journal) add(b *builder, r *request) {
 	saveFrontier := append([]node(nil), j.frontier...)
 	kvs := j.scratch[:0]
 	added, addedKeys := j.addedDigests[:0], j.addedKeys[:0]
+	addedPrefixes := j.addedPrefixes[:0]
 	defer func() {
 		clear(kvs) // the group holds its own copy
 		clear(addedKeys)
 		if cap(kvs) > maxScratch {
-			kvs, added, addedKeys = nil, nil, nil // not held past a huge request
+			kvs, added, addedKeys, addedPrefixes = nil, nil, nil, nil // not held past a huge request
 		}
 		j.scratch, j.addedDigests, j.addedKeys = kvs[:0], added[:0], addedKeys[:0]
+		j.addedPrefixes = addedPrefixes[:0]
 	}()
 	var rb, rc, raw int64 // the request's commit bytes, count, raw bytes
 	// dependent: holds a duplicate of a key whose record is not yet
@@ -125,8 +127,10 @@ func (j *Journal) add(b *builder, r *request) {
 		kvs = appendStoredKVs(kvs, seq, hs)
 		j.frontier = pushFrontier(j.frontier, int64(seq), hs)
 		for _, p := range e.Payloads {
+			// The payload filter holds the whole-shape key of every
+			// payload stored, whole or split (digestfilter.go).
 			pk := j.c.digestKey(pfxPayload, p.Digest)
-			if j.payloadStored(p.Digest, pk) {
+			if j.payloadStored(p, pk) {
 				continue
 			}
 			j.filter.add(pk)
@@ -135,7 +139,12 @@ func (j *Journal) add(b *builder, r *request) {
 			// PurgePayload).
 			v.digests[p.Digest] = true
 			added = append(added, p.Digest)
-			kvs = append(kvs, kv{key: pk, val: p.Data})
+			var id [32]byte
+			var wrote bool
+			kvs, id, wrote = j.appendPayloadKVs(kvs, p, pk)
+			if wrote {
+				addedPrefixes = append(addedPrefixes, id)
+			}
 		}
 		if len(e.Key) > 0 {
 			v.keys[string(e.Key)] = seq
@@ -153,6 +162,9 @@ func (j *Journal) add(b *builder, r *request) {
 			j.frontier = saveFrontier
 			for _, d := range added {
 				delete(v.digests, d)
+			}
+			for _, id := range addedPrefixes {
+				delete(v.prefixes, id)
 			}
 			for _, k := range addedKeys {
 				delete(v.keys, k)

@@ -59,7 +59,11 @@ func TestMain(m *testing.M) {
 // "seq leafhex key" for each acknowledged append, until it is killed. Most
 // entries carry an idempotency key equal to their body ("k-..."); every
 // seventh is sent twice and the repeat must be a *DuplicateError naming
-// the same seq. Unkeyed entries print "-" as key.
+// the same seq. Unkeyed entries print "-" as key. Every fifth entry has a
+// payload; every other of those is split from a prefix shared by the
+// payloads of a window (a new one every few payloads, as payload cipher
+// windows share their encapsulated key), and the line then ends with the
+// payload's digest in hex.
 func crashChild(dir string) {
 	j, err := Open(context.Background(), Options{Dir: dir})
 	if err != nil {
@@ -79,9 +83,17 @@ func crashChild(dir string) {
 					key = []byte(body)
 				}
 				e := Entry{Build: build(body), Key: key}
+				split := ""
 				if i%5 == 0 {
 					data := fmt.Appendf(nil, "payload g%d i%d run%x", g, i, run)
-					e.Payloads = []Payload{{Digest: sha256.Sum256(data), Data: data}}
+					p := Payload{Digest: sha256.Sum256(data), Data: data}
+					if i%10 == 0 {
+						prefix := fmt.Appendf(nil, "window %d run%x ", i/40, run)
+						p.Data = append(prefix, data...)
+						p.Digest, p.Prefix = sha256.Sum256(p.Data), len(prefix)
+						split = fmt.Sprintf(" %x", p.Digest)
+					}
+					e.Payloads = []Payload{p}
 				}
 				a, err := j.Append(context.Background(), e)
 				if err != nil {
@@ -99,7 +111,7 @@ func crashChild(dir string) {
 				if key != nil {
 					k = string(key)
 				}
-				line := fmt.Sprintf("%d %x %s\n", a.Seq, a.Leaf, k)
+				line := fmt.Sprintf("%d %x %s%s\n", a.Seq, a.Leaf, k, split)
 				mu.Lock()
 				_, err = os.Stdout.WriteString(line)
 				mu.Unlock()
@@ -129,7 +141,8 @@ func TestCrashKill9(t *testing.T) {
 	}
 	acked := map[uint64][32]byte{}
 	ackedKeys := map[string]uint64{}
-	var maxAcked, checked uint64 // checked: records whose key was verified
+	ackedSplit := map[[32]byte]bool{} // split payloads acknowledged
+	var maxAcked, checked uint64      // checked: records whose key was verified
 	rounds := 20
 	for round := range rounds {
 		cmd := exec.Command(exe, "-test.run=^$")
@@ -167,6 +180,14 @@ func TestCrashKill9(t *testing.T) {
 		sc := bufio.NewScanner(bytes.NewReader(got))
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
+			if len(f) == 4 {
+				d, err := hex.DecodeString(f[3])
+				if err != nil || len(d) != 32 {
+					continue // a line torn by the kill
+				}
+				ackedSplit[[32]byte(d)] = true
+				f = f[:3]
+			}
 			if len(f) != 3 {
 				continue
 			}
@@ -208,6 +229,12 @@ func TestCrashKill9(t *testing.T) {
 				t.Fatalf("round %d: seq %d has another leaf than acknowledged", round, seq)
 			}
 		}
+		for d := range ackedSplit {
+			got, err := j.Payload(d)
+			if err != nil || sha256.Sum256(got) != d {
+				t.Fatalf("round %d: acknowledged split payload %x: %v", round, d[:8], err)
+			}
+		}
 		for key, seq := range ackedKeys {
 			if got, err := j.Lookup([]byte(key)); err != nil || got != seq {
 				t.Fatalf("round %d: acknowledged key %s: Lookup = %d, %v; want seq %d", round, key, got, err, seq)
@@ -232,12 +259,12 @@ func TestCrashKill9(t *testing.T) {
 		if err := j.Scrub(context.Background(), checkEmbedded); err != nil {
 			t.Fatalf("round %d: scrub: %v", round, err)
 		}
-		t.Logf("round %d: %d acknowledged this round, size %d, %d keys", round, n, j.Size(), len(ackedKeys))
+		t.Logf("round %d: %d acknowledged this round, size %d, %d keys, %d split payloads", round, n, j.Size(), len(ackedKeys), len(ackedSplit))
 		if err := j.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(acked) < rounds || len(ackedKeys) == 0 {
+	if len(acked) < rounds || len(ackedKeys) == 0 || len(ackedSplit) == 0 {
 		t.Fatalf("only %d appends acknowledged over %d rounds; the test proved little", len(acked), rounds)
 	}
 }

@@ -186,6 +186,17 @@ func (c *crypt) name(pfx byte, name []byte) []byte {
 
 func (c *crypt) digestKey(pfx byte, d [32]byte) []byte { return c.name(pfx, d[:]) }
 
+// renamePrefix returns stored key k (from name) under prefix pfx instead
+// (a fresh slice): what follows the prefix, the name or its HMAC, does
+// not depend on the prefix, so c.name(a, n) renamed to b is c.name(b, n)
+// without a second HMAC.
+func renamePrefix(k []byte, pfx byte) []byte {
+	r := make([]byte, len(k))
+	copy(r, k)
+	r[0] = pfx
+	return r
+}
+
 // idemKey is the stored key of an idempotency key (a fresh slice).
 func (c *crypt) idemKey(key []byte) []byte { return c.name(pfxIdemKey, key) }
 

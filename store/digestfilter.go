@@ -24,19 +24,24 @@ import (
 // so a filter changes what is read, never what is written or answered.
 //
 // A filter holds stored keys ('p' || digest, 'k' || key; the HMACs when
-// encrypted). Payload keys, and idempotency keys when encrypted, are 32
-// uniform bytes after the prefix, and the probes are taken from the key
-// itself; other keys are hashed (hash/maphash, seeded per process). It is
-// filled in two ways: the sequencer adds every key it builds into a group
-// (it is the only writer of both kinds), from the moment the journal is
-// open; and a goroutine started by Open adds every key already stored,
-// with one key-only scan per prefix. Until that scan is done the filters
+// encrypted). The payload filter holds the whole-shape key 'p' || digest
+// of every payload stored, whole or split ('s' || digest,
+// payloadsplit.go): "absent" is then certain for either shape, and on
+// "maybe" the sequencer reads the key of the shape it writes. Payload
+// keys, and idempotency keys when encrypted, are 32 uniform bytes after
+// the prefix, and the probes are taken from the key itself; other keys
+// are hashed (hash/maphash, seeded per process). It is filled in two
+// ways: the sequencer adds every key it builds into a group (it is the
+// only writer of both kinds), from the moment the journal is open; and a
+// goroutine started by Open adds every key already stored, with one
+// key-only scan per prefix ('p', 's', 'k'). Until that scan is done the filters
 // are not trusted and every lookup reads Badger, so Open stays constant
 // time and a journal reopened after a restart still deduplicates. Purges
 // do not clear bits (a purged digest just takes the read). A filter's
 // size is fixed at Open from the journal's size (filterBits); past its
 // capacity the false-positive rate, not correctness, degrades, until the
-// next Open sizes it again.
+// next Open sizes it again. The payload filter is trusted only once both
+// its scans, of whole ('p') and of split ('s') payload keys, are done.
 
 const (
 	filterMinBits = 1 << 22 // 512 KiB: about 400,000 keys at 1% false positives
@@ -122,32 +127,36 @@ func (j *Journal) startFilters() {
 	go func() {
 		defer close(j.filterDone)
 		for _, s := range []struct {
-			pfx byte
-			f   *digestFilter
-		}{{pfxPayload, j.filter}, {pfxIdemKey, j.keyFilter}} {
-			done, err := j.scanKeys(s.pfx, s.f)
-			if err != nil {
-				if j.failed.Load() == nil && !j.closing.Load() {
-					j.log.Warn("journal: key filter scan failed; keys are looked up in the journal", "prefix", string(s.pfx), "err", err)
+			pfxs []byte // the stored keys' prefixes, all added as pfxs[0]
+			f    *digestFilter
+		}{{[]byte{pfxPayload, pfxSplit}, j.filter}, {[]byte{pfxIdemKey}, j.keyFilter}} {
+			for _, pfx := range s.pfxs {
+				done, err := j.scanKeys(pfx, s.pfxs[0], s.f)
+				if err != nil {
+					if j.failed.Load() == nil && !j.closing.Load() {
+						j.log.Warn("journal: key filter scan failed; keys are looked up in the journal", "prefix", string(pfx), "err", err)
+					}
+					return
 				}
-				return
-			}
-			if !done {
-				return // closed
+				if !done {
+					return // closed
+				}
 			}
 			s.f.ready.Store(true)
 		}
 	}()
 }
 
-// scanKeys adds every stored key with prefix pfx to f; false when the
-// journal was closed first.
-func (j *Journal) scanKeys(pfx byte, f *digestFilter) (bool, error) {
+// scanKeys adds every stored key with prefix pfx to f, under prefix as
+// instead (renamePrefix: a split payload's key as its whole-shape key);
+// false when the journal was closed first.
+func (j *Journal) scanKeys(pfx, as byte, f *digestFilter) (bool, error) {
 	if err := j.enter(); err != nil {
 		return false, nil
 	}
 	defer j.leave()
 	done := true
+	var buf []byte
 	err := j.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfx}})
 		defer it.Close()
@@ -161,7 +170,14 @@ func (j *Journal) scanKeys(pfx byte, f *digestFilter) (bool, error) {
 				default:
 				}
 			}
-			f.add(it.Item().Key())
+			k := it.Item().Key()
+			if pfx != as {
+				// Into a reused buffer: add keeps no reference.
+				buf = append(buf[:0], k...)
+				buf[0] = as
+				k = buf
+			}
+			f.add(k)
 		}
 		return nil
 	})

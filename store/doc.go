@@ -17,6 +17,19 @@
 // seq 0). Records and hashes are never overwritten or deleted; payload
 // bytes can be purged, leaving a tombstone.
 //
+// # Split payloads
+//
+// A Payload may name a Prefix: a leading part of its bytes that many
+// payloads share (the agent's encrypted payloads start with their payload
+// cipher window's encapsulated key, the same ~1.1 KB for up to 1024
+// ciphertexts). The prefix is then journaled once, by its SHA-256, and
+// the payload as the rest of its bytes and a reference to it; Payload
+// joins them and checks the joined bytes against the digest, so readers
+// get the same bytes in either shape, and payloads journaled whole (every
+// payload of a journal written before) read as before. A new prefix is
+// written in the same commit as the first payload naming it and is never
+// deleted (payloadsplit.go).
+//
 // # Idempotency keys
 //
 // An Entry may carry a Key (at most MaxKeyLen bytes). The sequencer checks
@@ -30,8 +43,10 @@
 // The sequencer asks in-memory Bloom filters of the stored idempotency
 // keys and payload keys before it reads Badger for a key or a payload:
 // "absent" (nearly every new export) needs no read, "maybe" reads as
-// before. Open starts them from one background scan of the stored keys;
-// until it ends every lookup reads (digestfilter.go).
+// before. A payload is in its filter by its whole-shape key whether it
+// is stored whole or split, so "absent" holds for both shapes. Open
+// starts them from one background scan of the stored keys ('p', 's' and
+// 'k'); until it ends every lookup reads (digestfilter.go).
 //
 // # Durability and atomicity
 //
@@ -89,7 +104,10 @@
 //	                       written before packed hashes, below the layout size)
 //	'i' || be64(seq)       interior hashes record seq completes, packed
 //	'l'                    layout: the size hashes are packed from, be64
-//	'p' || digest          payload bytes
+//	'p' || digest          payload bytes, whole
+//	's' || digest          payload split: 0x01, SHA-256 of its prefix, the
+//	                       rest of its bytes
+//	'w' || SHA-256(prefix) a prefix that split payloads share
 //	't' || digest          payload tombstone
 //	'c' || be64(size)      checkpoint
 //	'k' || key             idempotency key -> be64(seq), same commit as the record
@@ -97,7 +115,7 @@
 //	'e'                    sealing epoch, be64 (absent: 1)
 //
 // With an encryption key every value is sealed (AES-256-GCM) and the 'p',
-// 't' and 'k' keys are HMAC names of the digest or key (crypt.go). Outbox
+// 's', 'w', 't' and 'k' keys are HMAC names of the digest or key (crypt.go). Outbox
 // entries (bundles) are files under Dir/outbox, sealed the same way
 // (outbox.go).
 //

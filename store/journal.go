@@ -31,21 +31,25 @@ type Journal struct {
 	space      *spaceGuard   // Options.MinFreeBytes
 
 	// Owned by the sequencer goroutine.
-	frontier     []node        // compact range of the size being built
-	packedFrom   uint64        // hashes are packed from this size on (hashes.go); set by Open
-	tip          meta          // size and last leaf after the last group built
-	flight       []*inflight   // groups sent to Badger, oldest first (pipeline.go)
-	spares       []*badger.Txn // write transactions opened ahead (pipeline.go)
-	view         *view         // the sequencer's reads (pipeline.go)
-	scratch      []kv          // add's writes of one request, reused
-	addedDigests [][32]byte    // add's payload digests of one request, reused
-	addedKeys    []string      // add's idempotency keys of one request, reused
-	filter       *digestFilter // stored payload keys (digestfilter.go)
-	keyFilter    *digestFilter // stored idempotency keys (digestfilter.go)
-	filterDone   chan struct{} // closed when the filters' scan has ended
+	frontier      []node        // compact range of the size being built
+	packedFrom    uint64        // hashes are packed from this size on (hashes.go); set by Open
+	tip           meta          // size and last leaf after the last group built
+	flight        []*inflight   // groups sent to Badger, oldest first (pipeline.go)
+	spares        []*badger.Txn // write transactions opened ahead (pipeline.go)
+	view          *view         // the sequencer's reads (pipeline.go)
+	scratch       []kv          // add's writes of one request, reused
+	addedDigests  [][32]byte    // add's payload digests of one request, reused
+	addedKeys     []string      // add's idempotency keys of one request, reused
+	addedPrefixes [][32]byte    // add's payload prefixes written by one request, reused
+	filter        *digestFilter // stored payload keys (digestfilter.go)
+	keyFilter     *digestFilter // stored idempotency keys (digestfilter.go)
+	filterDone    chan struct{} // closed when the filters' scan has ended
 
 	payloadReads atomic.Int64 // payload lookups that read Badger (tests)
 	keyReads     atomic.Int64 // idempotency key lookups that read Badger (tests)
+
+	lastPrefix   []byte   // the last payload prefix seen (payloadsplit.go)
+	lastPrefixID [32]byte // its SHA-256
 
 	lastAnswered int         // requests the last commit answered (linger)
 	lingerUntil  time.Time   // when the open group stops waiting (linger)
@@ -82,6 +86,7 @@ type Journal struct {
 	lastCP atomic.Pointer[checkpointCache]
 
 	commits    atomic.Int64 // group commits acknowledged (benchmarks)
+	committed  atomic.Int64 // key and value bytes of those commits (benchmarks)
 	openReads  int          // keys read by Open; see TestOpenReadsMetaOnly
 	commitHook func() error // tests: fail a commit before Badger sees it
 }
@@ -376,8 +381,11 @@ func iterRecords(ctx context.Context, txn *badger.Txn, c *crypt, from, to uint64
 	return nil
 }
 
-// Payload returns a copy of the payload bytes with the given digest.
-// ErrPurged when they were purged, ErrNotFound when never stored.
+// Payload returns a copy of the payload bytes with the given digest,
+// journaled whole or split from a shared prefix (Payload.Prefix; the
+// same bytes either way). ErrPurged when they were purged, ErrNotFound
+// when never stored, a *CorruptError when a split payload cannot be
+// joined back to bytes of that digest.
 func (j *Journal) Payload(digest [32]byte) ([]byte, error) {
 	if err := j.enter(); err != nil {
 		return nil, fmt.Errorf("store: payload: %w", err)
@@ -386,7 +394,7 @@ func (j *Journal) Payload(digest [32]byte) ([]byte, error) {
 	var data []byte
 	err := j.db.View(func(txn *badger.Txn) error {
 		var err error
-		data, err = j.c.get(txn, j.c.digestKey(pfxPayload, digest))
+		data, err = j.readPayload(txn, digest)
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}

@@ -16,8 +16,13 @@ import (
 //	'i' || be64(seq)       interior hashes completed by record seq (hashes.go)
 //	'l'                    layout: hashes are packed from this size on
 //	'p' || digest          payload bytes
+//	's' || digest          payload split from its shared prefix
+//	                       (payloadsplit.go): version 1, the prefix's id
+//	                       (SHA-256 of its bytes), the rest of the bytes
+//	'w' || id              a shared payload prefix (a payload cipher
+//	                       window's encapsulated key), by its SHA-256
 //	't' || digest          payload tombstone (value: purge time, be64 unix ns);
-//	                        counts only where the payload is absent
+//	                        counts only where the payload ('p' or 's') is absent
 //	'c' || be64(size)      checkpoint bytes
 //	'o'                    unused (outbox entries are files: outbox.go)
 //	'k' || key             idempotency key (value: be64(seq)), written in the
@@ -32,6 +37,8 @@ const (
 	pfxRecord     = 'r'
 	pfxHash       = 'h'
 	pfxPayload    = 'p'
+	pfxSplit      = 's'
+	pfxPrefix     = 'w'
 	pfxTombstone  = 't'
 	pfxCheckpoint = 'c'
 	pfxOutbox     = 'o' // outbox entries before format v2; now files (outbox.go)

@@ -62,12 +62,13 @@ type inflight struct {
 // view is the sequencer's read state: a read transaction and what was
 // built after it was opened.
 type view struct {
-	txn     *badger.Txn
-	purges  uint64            // j.purges when txn was opened
-	groups  int               // groups built since
-	keys    map[string]uint64 // idempotency keys built since -> seq
-	digests map[[32]byte]bool // payload digests built since
-	present map[[32]byte]bool // digests found stored by txn (cache)
+	txn      *badger.Txn
+	purges   uint64            // j.purges when txn was opened
+	groups   int               // groups built since
+	keys     map[string]uint64 // idempotency keys built since -> seq
+	digests  map[[32]byte]bool // payload digests built since
+	present  map[[32]byte]bool // digests found stored by txn (cache)
+	prefixes map[[32]byte]bool // payload prefixes built since or found stored
 }
 
 // refreshView opens a new read transaction once nothing is in flight
@@ -83,11 +84,12 @@ func (j *Journal) refreshView() {
 		v.txn.Discard()
 	}
 	j.view = &view{
-		purges:  j.purges.Load(),
-		txn:     j.db.NewTransaction(false),
-		keys:    map[string]uint64{},
-		digests: map[[32]byte]bool{},
-		present: map[[32]byte]bool{},
+		purges:   j.purges.Load(),
+		txn:      j.db.NewTransaction(false),
+		keys:     map[string]uint64{},
+		digests:  map[[32]byte]bool{},
+		present:  map[[32]byte]bool{},
+		prefixes: map[[32]byte]bool{},
 	}
 }
 
@@ -128,21 +130,25 @@ func (j *Journal) keySeq(key, sk []byte) (seq uint64, recent bool, err error) {
 	return binary.BigEndian.Uint64(v), false, nil
 }
 
-// payloadStored reports whether the payload with stored key k (digest
-// d) is stored or built since the view was opened. The payload filter
-// answers "absent" without a read for nearly every new payload
-// (digestfilter.go).
-func (j *Journal) payloadStored(d [32]byte, k []byte) bool {
+// payloadStored reports whether payload p is stored in the shape it
+// would be written in (whole, or split from its prefix), or built since
+// the view was opened. pk is p's whole-shape key, the key the payload
+// filter holds for a payload stored in either shape: the filter answers
+// "absent" without a read for nearly every new payload (digestfilter.go).
+// On "maybe" only the key of the shape p is written in is read (at most
+// one read a payload): the same bytes stored in the other shape are stored
+// again, which readers and PurgePayload allow (payloadsplit.go).
+func (j *Journal) payloadStored(p Payload, pk []byte) bool {
 	v := j.view
-	if v.digests[d] || v.present[d] {
+	if v.digests[p.Digest] || v.present[p.Digest] {
 		return true
 	}
-	if j.filter.absent(k) {
+	if j.filter.absent(pk) {
 		return false
 	}
 	j.payloadReads.Add(1)
-	if _, err := v.txn.Get(k); err == nil {
-		v.present[d] = true
+	if _, err := v.txn.Get(payloadKey(p, pk)); err == nil {
+		v.present[p.Digest] = true
 		return true
 	}
 	return false
@@ -422,6 +428,7 @@ func (j *Journal) complete(err error) {
 		}
 		j.noteWritten(fl.g.raw)
 		j.commits.Add(1)
+		j.committed.Add(fl.g.raw)
 		return
 	}
 	f := &failure{err: fmt.Errorf("store: append: commit: %w: %w", err, ErrFailed), abandon: true}

@@ -41,6 +41,12 @@ const MaxKeyLen = 256
 type Payload struct {
 	Digest [32]byte
 	Data   []byte
+	// Prefix, when positive, is the length of a leading part of Data
+	// that many payloads share (a payload cipher window's encapsulated
+	// key): the journal stores that part once and each payload as the
+	// rest and a reference to it (payloadsplit.go). Journal.Payload
+	// returns the whole Data either way. At most len(Data).
+	Prefix int
 }
 
 // Appended is the receipt of one appended record.
@@ -137,6 +143,9 @@ func (j *Journal) submit(ctx context.Context, es []Entry) ([]Appended, []error, 
 			return nil, nil, fmt.Errorf("store: append: %w", &KeyTooLongError{Len: len(e.Key), Limit: MaxKeyLen})
 		}
 		for _, p := range e.Payloads {
+			if p.Prefix < 0 || p.Prefix > len(p.Data) {
+				return nil, nil, fmt.Errorf("store: append: payload prefix of %d bytes, payload of %d", p.Prefix, len(p.Data))
+			}
 			if got := sha256.Sum256(p.Data); got != p.Digest {
 				return nil, nil, fmt.Errorf("store: append: %w", &DigestError{Want: p.Digest, Got: got})
 			}

@@ -30,19 +30,24 @@ func (j *Journal) PurgePayload(ctx context.Context, digest [32]byte) error {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
 	err := j.update(func(txn *badger.Txn) error {
-		_, perr := txn.Get(j.c.digestKey(pfxPayload, digest))
+		keys, perr := j.payloadKeys(txn, digest)
 		_, terr := txn.Get(j.c.digestKey(pfxTombstone, digest))
 		switch {
-		case perr == nil:
-		case !errors.Is(perr, badger.ErrKeyNotFound):
+		case perr != nil:
 			return perr
+		case len(keys) > 0:
 		case terr == nil:
 			return nil // already purged
 		default:
 			return ErrNotFound
 		}
-		if err := txn.Delete(j.c.digestKey(pfxPayload, digest)); err != nil {
-			return err
+		// Both shapes go when both are stored. A split payload's prefix
+		// stays: other payloads may share it (a payload cipher window's
+		// encapsulated key holds no content).
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
 		}
 		ts := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
 		return j.c.set(txn, j.c.digestKey(pfxTombstone, digest), ts)
@@ -177,13 +182,13 @@ func (j *Journal) PayloadState(digest [32]byte) (present, purged bool, err error
 	}
 	defer j.leave()
 	err = j.db.View(func(txn *badger.Txn) error {
-		_, perr := txn.Get(j.c.digestKey(pfxPayload, digest))
-		if perr == nil {
+		keys, perr := j.payloadKeys(txn, digest)
+		if perr != nil {
+			return perr
+		}
+		if len(keys) > 0 {
 			present = true
 			return nil
-		}
-		if !errors.Is(perr, badger.ErrKeyNotFound) {
-			return perr
 		}
 		_, terr := txn.Get(j.c.digestKey(pfxTombstone, digest))
 		if terr == nil {

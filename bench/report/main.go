@@ -44,6 +44,8 @@ var benches = []bench{
 	{"./store", "^BenchmarkAppend$/^writers=64$", "2s", "journal append, 64 writers"},
 	{"./store", "^BenchmarkAppend$/^encrypted$/^writers=64$", "2s", "journal append, encrypted at rest as in the agent, 64 writers"},
 	{"./store", "^BenchmarkAppendBatch$", "2s", "journal batch append: 1000 entries a call from 4 writers, each a 1 KiB record and a 1 KiB payload, encrypted at rest as in the agent"},
+	{"./store", "^BenchmarkAppendCipherFile$/^whole$", "2s", "journal append, 8 writers, encrypted at rest, each a 1 KiB record and the payload cipher version 2 file of a 1 KiB export journaled whole (its window's 1120-byte encapsulated key with each payload)"},
+	{"./store", "^BenchmarkAppendCipherFile$/^split$", "2s", "the same, each file journaled split from its window's encapsulated key (stored once a window), as the agent journals it"},
 	{"./store", "^BenchmarkBadgerWriteBatch$/^entries=100$", "2s", "Badger synced WriteBatch of 100 entries (the 1 KiB records of the append rows), 64 writers: the baseline of journal appends"},
 	{"./store", "^BenchmarkBadgerWriteBatch$/^writers=1$/^entries=64$", "2s", "Badger synced WriteBatch of 64 entries, 1 writer: at most 64 entries in flight, as with the 64 single-entry callers of the journal's 64-writer row (secondary reference; the 100-entry row queues up to 6400 and Badger merges its queued batches into one value-log sync)"},
 	{"./store", "^BenchmarkBadgerWriteBatch$/^encrypted$/^entries=100$", "2s", "Badger synced WriteBatch of 100 entries, each value sealed as the journal seals it, 64 writers"},
