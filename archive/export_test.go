@@ -60,6 +60,7 @@ func IndexAsStale(a *Archive, li uint64, from [2]uint64) error {
 
 // ErrIndexMarkMoved is errMarkMoved.
 var ErrIndexMarkMoved = errMarkMoved
+
 // SetCommitHook sets the hook run for each bundle after its log entry
 // and before its chain advance (an error fails it there). Set it before
 // any bundle is admitted.
