@@ -2,15 +2,11 @@ package archived_test
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive"
-	"github.com/edgeseal/edgeseal/archive/archived"
-	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
 	"github.com/edgeseal/edgeseal/internal/mariadbtest"
@@ -96,45 +92,5 @@ func TestArchiveIndexEngine(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "search")); !os.IsNotExist(err) {
 		t.Fatalf("data/search with archive_index.engine mysql: %v", err)
-	}
-}
-
-// TestIndexDSNFile: the DSN file of archive_index.engine mysql is
-// refused open to others and as a symbolic link, before any database is
-// reached.
-func TestIndexDSNFile(t *testing.T) {
-	dir := t.TempDir()
-	key, err := keystore.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := filepath.Join(dir, "index.dsn")
-	if err := os.WriteFile(dsn, []byte("root@unix(/nonexistent.sock)/x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\narchive_index:\n  engine: mysql\n  mysql_dsn_file: index.dsn\n")
-	open := func() error {
-		_, closeA, err := archived.Open(context.Background(), cfg, key, nil, nil)
-		if err == nil {
-			_ = closeA()
-		}
-		return err
-	}
-	if err := open(); err == nil || !strings.Contains(err.Error(), "archive_index.mysql_dsn_file") || !strings.Contains(err.Error(), "0600") {
-		t.Fatalf("a DSN file open to others: %v", err)
-	}
-	if err := os.Chmod(dsn, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(dsn, filepath.Join(dir, "link.dsn")); err != nil {
-		t.Fatal(err)
-	}
-	cfg.ArchiveIndex.MySQLDSNFile = filepath.Join(dir, "link.dsn")
-	if err := open(); err == nil || !strings.Contains(err.Error(), "symbolic link") {
-		t.Fatalf("a DSN file through a symbolic link: %v", err)
-	}
-	cfg.ArchiveIndex.MySQLDSNFile = dsn
-	if err := open(); err == nil || !strings.Contains(err.Error(), "archive_index") {
-		t.Fatalf("a DSN of no server: %v", err)
 	}
 }

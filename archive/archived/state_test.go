@@ -181,41 +181,55 @@ func TestArchiveStateEngine(t *testing.T) {
 	})
 }
 
-// TestStateDSNFile: the DSN file of archive_state.engine mysql is
-// refused open to others and as a symbolic link, before any database is
-// reached.
-func TestStateDSNFile(t *testing.T) {
-	dir := t.TempDir()
-	key, err := keystore.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := filepath.Join(dir, "state.dsn")
-	if err := os.WriteFile(dsn, []byte("root@unix(/nonexistent.sock)/x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\narchive_state:\n  engine: mysql\n  mysql_dsn_file: state.dsn\n")
-	open := func() error {
-		_, closeA, err := archived.Open(context.Background(), cfg, key, nil, nil)
-		if err == nil {
-			_ = closeA()
-		}
-		return err
-	}
-	if err := open(); err == nil || !strings.Contains(err.Error(), "archive_state.mysql_dsn_file") || !strings.Contains(err.Error(), "0600") {
-		t.Fatalf("a DSN file open to others: %v", err)
-	}
-	if err := os.Chmod(dsn, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(dsn, filepath.Join(dir, "link.dsn")); err != nil {
-		t.Fatal(err)
-	}
-	cfg.ArchiveState.MySQLDSNFile = filepath.Join(dir, "link.dsn")
-	if err := open(); err == nil || !strings.Contains(err.Error(), "symbolic link") {
-		t.Fatalf("a DSN file through a symbolic link: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "data", "state-engine")); !os.IsNotExist(err) {
-		t.Fatalf("state-engine written for a store that did not open: %v", err)
+// TestDSNFiles: the DSN file of archive_state.engine and
+// archive_index.engine mysql is refused open to others and as a symbolic
+// link, before any database is reached; a DSN of no server fails naming
+// the section; a chain-state store that did not open leaves no
+// state-engine file.
+func TestDSNFiles(t *testing.T) {
+	for _, section := range []string{"archive_state", "archive_index"} {
+		t.Run(section, func(t *testing.T) {
+			dir := t.TempDir()
+			key, err := keystore.Generate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dsn := filepath.Join(dir, "db.dsn")
+			if err := os.WriteFile(dsn, []byte("root@unix(/nonexistent.sock)/x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg := e2etest.ArchiveConfig(t, dir, "data_dir: data\n"+section+":\n  engine: mysql\n  mysql_dsn_file: db.dsn\n")
+			file := &cfg.ArchiveState.MySQLDSNFile
+			if section == "archive_index" {
+				file = &cfg.ArchiveIndex.MySQLDSNFile
+			}
+			open := func() error {
+				_, closeA, err := archived.Open(context.Background(), cfg, key, nil, nil)
+				if err == nil {
+					_ = closeA()
+				}
+				return err
+			}
+			if err := open(); err == nil || !strings.Contains(err.Error(), section+".mysql_dsn_file") || !strings.Contains(err.Error(), "0600") {
+				t.Fatalf("a DSN file open to others: %v", err)
+			}
+			if err := os.Chmod(dsn, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(dsn, filepath.Join(dir, "link.dsn")); err != nil {
+				t.Fatal(err)
+			}
+			*file = filepath.Join(dir, "link.dsn")
+			if err := open(); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+				t.Fatalf("a DSN file through a symbolic link: %v", err)
+			}
+			*file = dsn
+			if err := open(); err == nil || !strings.Contains(err.Error(), section) {
+				t.Fatalf("a DSN of no server: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data", "state-engine")); !os.IsNotExist(err) {
+				t.Fatalf("state-engine written for a store that did not open: %v", err)
+			}
+		})
 	}
 }
