@@ -7,30 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // payloadVersions counts the versions Badger holds of the payload with
 // digest d: 1 when it was written once, whatever was appended since.
 func payloadVersions(t *testing.T, j *Journal, d [32]byte) int {
 	t.Helper()
-	n := 0
-	err := j.db.View(func(txn *badger.Txn) error {
-		k := j.c.digestKey(pfxPayload, d)
-		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: k})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if bytes.Equal(it.Item().Key(), k) && !it.Item().IsDeletedOrExpired() {
-				n++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return keyVersions(t, j, j.c.digestKey(pfxPayload, d))
 }
 
 func payloadEntry(body string, data []byte) Entry {
