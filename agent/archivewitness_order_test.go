@@ -28,8 +28,7 @@ func TestWitnessReceiptsOutOfOrder(t *testing.T) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = state })
-	r.withPolicy()
+	r := openWitnessRig(t, dir, state)
 	var alarms []Alarm
 	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
 	var ids []string

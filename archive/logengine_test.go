@@ -28,10 +28,7 @@ import (
 func TestLogEngines(t *testing.T) {
 	for _, engine := range []string{archive.LogEngineJournal, archive.LogEnginePOSIX, archive.LogEngineMySQL} {
 		t.Run(engine, func(t *testing.T) {
-			e := &env{t: t, dir: t.TempDir(), key: testKey, engine: engine}
-			if engine == archive.LogEngineMySQL {
-				e.dsn = mariadbtest.Start(t).Database(t)
-			}
+			e := engineEnv(t, engine)
 			e.open()
 			t.Cleanup(func() {
 				if e.a != nil {
@@ -228,4 +225,15 @@ func TestLogEngineMySQLFailed(t *testing.T) {
 	if res, err := e.a.Check(t.Context()); err != nil || !res.OK() {
 		t.Fatalf("check: %+v %v", res, err)
 	}
+}
+
+// engineEnv is an env whose archive log is on engine (MySQL on a MariaDB
+// server of its own); it is not opened yet.
+func engineEnv(t *testing.T, engine string) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), key: testKey, engine: engine}
+	if engine == archive.LogEngineMySQL {
+		e.dsn = mariadbtest.Start(t).Database(t)
+	}
+	return e
 }

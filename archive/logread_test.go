@@ -9,7 +9,6 @@ import (
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/bundle/bundletest"
-	"github.com/edgeseal/edgeseal/internal/mariadbtest"
 )
 
 // TestReadLog: ReadLog of a stopped archive reads every entry of its log
@@ -22,10 +21,7 @@ import (
 func TestReadLog(t *testing.T) {
 	for _, engine := range []string{archive.LogEngineJournal, archive.LogEnginePOSIX, archive.LogEngineMySQL} {
 		t.Run(engine, func(t *testing.T) {
-			e := &env{t: t, dir: t.TempDir(), key: testKey, engine: engine}
-			if engine == archive.LogEngineMySQL {
-				e.dsn = mariadbtest.Start(t).Database(t)
-			}
+			e := engineEnv(t, engine)
 			e.open()
 			c := newChain(t, 3, bundletest.Options{})
 			e.approve(c)
