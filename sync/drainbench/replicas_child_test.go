@@ -108,7 +108,10 @@ func replicaChild(in io.Reader, out io.Writer) error {
 	}
 	defer closeAr()
 	id := os.Getenv(childClientID)
-	stop, err := groupSubscriber(os.Getenv(childURL), ar, id, replicaGroup)
+	// The daemon's subscriber takes the default MaxPending;
+	// EDGESEAL_RBENCH_MAX_PENDING sets another, to see what bounds a
+	// replica.
+	stop, err := groupSubscriber(os.Getenv(childURL), ar, id, replicaGroup, envInt("EDGESEAL_RBENCH_MAX_PENDING"))
 	if err != nil {
 		return err
 	}
