@@ -90,10 +90,28 @@ func (c *child) replicaStats(b *testing.B) replicaStats {
 	}
 }
 
+// writeGoroutines writes the stacks of every goroutine (pprof's
+// goroutine profile, debug=1: counted by stack) to the file
+// EDGESEAL_RBENCH_GOROUTINES names, suffixed with the client id: where
+// the replica's goroutines wait when the drain ends (or is stopped).
+func writeGoroutines(id string) error {
+	f := os.Getenv("EDGESEAL_RBENCH_GOROUTINES")
+	if f == "" {
+		return nil
+	}
+	w, err := os.Create(f + "." + id)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return pprof.Lookup("goroutine").WriteTo(w, 1)
+}
+
 // replicaChild opens the replica, starts its subscriber in the group and
 // says ready; "start" starts its timed span (and the CPU profile
 // EDGESEAL_RBENCH_CPUPROFILE names, suffixed with the client id), "stop"
-// ends it and answers "stats cpu-ns admit-ns receive-ns log-size
+// ends it (writing the goroutines' stacks where
+// EDGESEAL_RBENCH_GOROUTINES says) and answers "stats cpu-ns admit-ns receive-ns log-size
 // accepted held duplicates refused alarms" (the counters over the span).
 func replicaChild(in io.Reader, out io.Writer) error {
 	key, err := hex.DecodeString(os.Getenv(childKey))
@@ -148,6 +166,9 @@ func replicaChild(in io.Reader, out io.Writer) error {
 				return err
 			}
 			pprof.StopCPUProfile()
+			if err := writeGoroutines(id); err != nil {
+				return err
+			}
 			s := ar.Stats()
 			fmt.Fprintf(out, "stats %d %d %d %d %d %d %d %d %d\n", cpu-cpu0, admitNanos.Load(), receiveNanos.Load(), ar.LogSize(),
 				s.Accepted-st0.Accepted, s.Held-st0.Held, s.Duplicates-st0.Duplicates, s.Refused-st0.Refused, s.Alarms-st0.Alarms)

@@ -118,7 +118,9 @@ func (p replicaPhase) rate() float64 { return float64(p.delivered) / p.d.Seconds
 // _PHASE_MAX (durations) override the shape, the publishers' window and
 // sync.resend_after, and the bound of a drain
 // (EDGESEAL_RBENCH_MAX_PENDING the replicas' subscriber's MaxPending, a
-// diagnosis: the daemon runs the default); EDGESEAL_RBENCH_CPUPROFILE=F writes
+// diagnosis: the daemon runs the default); EDGESEAL_RBENCH_GOROUTINES=F
+// writes each replica's goroutine stacks at the end of each drain to
+// F.<client id>; EDGESEAL_RBENCH_CPUPROFILE=F writes
 // each replica's CPU profile of each drain to F.<client id>.
 func BenchmarkReplicas(b *testing.B) {
 	nDev, nBundles, seal := envOr("EDGESEAL_RBENCH_DEVICES", replicaDevices), envOr("EDGESEAL_RBENCH_BUNDLES", replicaBundles), envOr("EDGESEAL_RBENCH_SEAL", replicaSeal)
