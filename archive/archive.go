@@ -90,6 +90,11 @@ type Options struct {
 	// index says: for a new one, remove Dir/index-mark.json and Open
 	// fills it from the index.
 	State state.Store
+	// Statements, when set, is the queue of signed operator statements
+	// (state.SQL.Statements: replicas share it, whichever takes a
+	// statement first logs it). Default: the folder Dir/operator/pending
+	// (operator_pending.go).
+	Statements state.Statements
 	// ExportIndex, when set, is the ordered index of the export index
 	// and the access log's keys (exportindex.go; archive/sqlindex keeps
 	// it in a MySQL or MariaDB table), which the caller closes after the
