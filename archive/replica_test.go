@@ -25,9 +25,9 @@ import (
 )
 
 // replicas are archives sharing one MariaDB database (log engine mysql,
-// chain state in it) and one object directory, each with a data
-// directory and a registry of its own, as archive processes on several
-// machines.
+// chain state, device registry and operator statements in it) and one
+// object directory, each with a data directory of its own, as archive
+// processes on several machines.
 type replicas struct {
 	t      *testing.T
 	dsn    string
@@ -66,8 +66,13 @@ func (r *replicas) open(i int) *archive.Archive {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	devs, err := archive.OpenDevicesOn(st.Registry(), nil, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	a, err := archive.Open(ctx, archive.Options{
 		Dir: filepath.Join(r.root, fmt.Sprintf("replica%d", i)), Key: testKey, Objects: objects, State: st,
+		Devices: devs, Statements: st.Statements(),
 		LogEngine: archive.LogEngineMySQL, LogDSN: r.dsn, LogCheckpointInterval: time.Second,
 		Quarantine: archive.QuarantineLimits{AlertInterval: -1},
 		Alert: func(_ context.Context, al archive.Alert) {
@@ -82,8 +87,8 @@ func (r *replicas) open(i int) *archive.Archive {
 	return a
 }
 
-// approve enrolls and approves the chain's device on every replica (each
-// has its registry).
+// approve enrolls and approves the chain's device at one replica: the
+// registry is shared.
 func (r *replicas) approve(c *bundletest.Chain) {
 	r.t.Helper()
 	raw, err := c.Trust.Marshal()
@@ -105,6 +110,7 @@ func (r *replicas) approve(c *bundletest.Chain) {
 		if _, err := a.Devices().Approve(r.t.Context(), tr.DeviceName(), tr.KeyID, "test"); err != nil {
 			r.t.Fatal(err)
 		}
+		return
 	}
 }
 
