@@ -126,6 +126,11 @@ type Archive struct {
 	// folder as last taken (operator_pending.go).
 	pendMu    sync.Mutex
 	pendStamp os.FileInfo
+	// followMu serialises reading the log into the gate; gateRead is
+	// the log size the gate has read (devices_follow.go).
+	followMu     sync.Mutex
+	gateRead     uint64
+	followFailed bool // logged once until it reads again
 	// ckReqMu serialises taking the content key requests, ckReqStamp
 	// is their folder as last taken (contentkey_request.go).
 	ckReqMu    sync.Mutex

@@ -3,6 +3,7 @@ package archive_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -35,12 +36,14 @@ type replicas struct {
 	mu     gosync.Mutex
 	alerts []archive.Alert
 	rs     []*archive.Archive
+	sts    []*state.SQL        // each replica's store, by index
+	ops    []ed25519.PublicKey // the operator keys (none: unsigned)
 }
 
-func newReplicas(t *testing.T, n int) *replicas {
+func newReplicas(t *testing.T, n int, ops ...ed25519.PublicKey) *replicas {
 	t.Helper()
 	srv := mariadbtest.Start(t)
-	r := &replicas{t: t, dsn: srv.Database(t), root: t.TempDir()}
+	r := &replicas{t: t, dsn: srv.Database(t), root: t.TempDir(), ops: ops, sts: make([]*state.SQL, n)}
 	for i := range n {
 		r.rs = append(r.rs, r.open(i))
 	}
@@ -62,6 +65,7 @@ func (r *replicas) open(i int) *archive.Archive {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { st.Close() })
+	r.sts[i] = st
 	objects, err := archive.NewFSStore(filepath.Join(r.root, "objects"))
 	if err != nil {
 		r.t.Fatal(err)
@@ -72,7 +76,7 @@ func (r *replicas) open(i int) *archive.Archive {
 	}
 	a, err := archive.Open(ctx, archive.Options{
 		Dir: filepath.Join(r.root, fmt.Sprintf("replica%d", i)), Key: testKey, Objects: objects, State: st,
-		Devices: devs, Statements: st.Statements(),
+		Devices: devs, Statements: st.Statements(), OperatorKeys: r.ops,
 		LogEngine: archive.LogEngineMySQL, LogDSN: r.dsn, LogCheckpointInterval: time.Second,
 		Quarantine: archive.QuarantineLimits{AlertInterval: -1},
 		Alert: func(_ context.Context, al archive.Alert) {
