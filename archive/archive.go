@@ -52,7 +52,9 @@ type Options struct {
 	// Objects is the write-once store of bundles. Default: an FSStore
 	// under Dir/objects.
 	Objects ObjectStore
-	// Devices is the registry. Default: Dir/devices.json.
+	// Devices is the registry. Default: Dir/devices.json (OpenDevices);
+	// replicas share one in their database (OpenDevicesOn with
+	// state.SQL.Registry).
 	Devices *Devices
 	// EKRoots, when set, are the TPM manufacturer CAs an enrollment
 	// request's EK certificate must chain to (Devices.SetEKRoots).
