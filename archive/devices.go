@@ -155,7 +155,7 @@ func (d *Devices) refresh() error {
 	if fr, ok := d.reg.(*FileRegistry); ok && err != nil && d.overlay != nil {
 		// The log's states stand: keep the unreadable file aside (its
 		// pending requests) and go on from the log alone.
-		aside, rerr := fr.setAside(ctx)
+		aside, rerr := fr.setAside()
 		if rerr != nil {
 			return fmt.Errorf("archive: devices %s: %w", fr.Path(), errors.Join(err, rerr))
 		}

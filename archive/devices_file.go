@@ -77,9 +77,11 @@ func (r *FileRegistry) Update(ctx context.Context, fn func(doc []byte) ([]byte, 
 		return "", err
 	}
 	defer unlock()
+	// r.mu is not held while fn runs: fn may wait for its caller's
+	// locks, whose holders may be in Read.
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	doc, tag, err := r.read("")
+	r.mu.Unlock()
 	if err != nil {
 		return "", err
 	}
@@ -100,19 +102,17 @@ func (r *FileRegistry) Update(ctx context.Context, fn func(doc []byte) ([]byte, 
 	if err != nil {
 		return "", fmt.Errorf("archive: devices: %w", err)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.gen++
 	r.stamp = fi
 	return strconv.FormatUint(r.gen, 10), nil
 }
 
-// setAside moves an unreadable file aside (its name returned), under
-// the file lock; the registry reads as never written.
-func (r *FileRegistry) setAside(ctx context.Context) (string, error) {
-	unlock, err := lockFile(ctx, r.path+".lock")
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
+// setAside moves an unreadable file aside (its name returned); the
+// registry reads as never written. It does not take the file lock: its
+// caller holds locks that an Update's fn waits for.
+func (r *FileRegistry) setAside() (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	aside := fmt.Sprintf("%s.unreadable-%d", r.path, time.Now().UnixNano())
