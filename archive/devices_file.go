@@ -122,3 +122,27 @@ func (r *FileRegistry) setAside() (string, error) {
 	r.stamp = nil
 	return aside, nil
 }
+
+// SeedRegistry fills reg, when it was never written, with the registry
+// in the file at path (none: nothing to do): an archive whose registry
+// moves into a shared database keeps its devices. A file that does not
+// parse is refused, not copied.
+func SeedRegistry(ctx context.Context, reg state.Registry, path string) error {
+	_, err := reg.Update(ctx, func(doc []byte) ([]byte, error) {
+		if doc != nil {
+			return nil, nil
+		}
+		b, err := fsutil.ReadRegular(path, state.MaxRegistry)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("archive: devices: %w", err)
+		}
+		if _, err := parseRegistry(b); err != nil {
+			return nil, fmt.Errorf("archive: devices %s: %w", path, err)
+		}
+		return b, nil
+	})
+	return err
+}

@@ -121,20 +121,7 @@ func shareRegistry(ctx context.Context, cfg *config.Config, opts *archive.Option
 // start brings its file, the others' files are not read again).
 func sharedRegistry(ctx context.Context, cfg *config.Config, sq *state.SQL) (state.Registry, error) {
 	reg := sq.Registry()
-	p := filepath.Join(cfg.DataDir, "devices.json")
-	_, err := reg.Update(ctx, func(doc []byte) ([]byte, error) {
-		if doc != nil {
-			return nil, nil
-		}
-		b, err := fsutil.ReadRegular(p, state.MaxRegistry)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return b, nil
-	})
+	err := archive.SeedRegistry(ctx, reg, filepath.Join(cfg.DataDir, "devices.json"))
 	if err != nil {
 		return nil, fmt.Errorf("archive_state: device registry: %w", err)
 	}
