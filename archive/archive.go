@@ -52,7 +52,9 @@ type Options struct {
 	// Objects is the write-once store of bundles. Default: an FSStore
 	// under Dir/objects.
 	Objects ObjectStore
-	// Devices is the registry. Default: Dir/devices.json.
+	// Devices is the registry. Default: Dir/devices.json (OpenDevices);
+	// replicas share one in their database (OpenDevicesOn with
+	// state.SQL.Registry).
 	Devices *Devices
 	// EKRoots, when set, are the TPM manufacturer CAs an enrollment
 	// request's EK certificate must chain to (Devices.SetEKRoots).
@@ -90,6 +92,11 @@ type Options struct {
 	// index says: for a new one, remove Dir/index-mark.json and Open
 	// fills it from the index.
 	State state.Store
+	// Statements, when set, is the queue of signed operator statements
+	// (state.SQL.Statements: replicas share it, whichever takes a
+	// statement first logs it). Default: the folder Dir/operator/pending
+	// (operator_pending.go).
+	Statements state.Statements
 	// ExportIndex, when set, is the ordered index of the export index
 	// and the access log's keys (exportindex.go; archive/sqlindex keeps
 	// it in a MySQL or MariaDB table), which the caller closes after the
@@ -121,6 +128,11 @@ type Archive struct {
 	// folder as last taken (operator_pending.go).
 	pendMu    sync.Mutex
 	pendStamp os.FileInfo
+	// followMu serialises reading the log into the gate; gateRead is
+	// the log size the gate has read (devices_follow.go).
+	followMu     sync.Mutex
+	gateRead     uint64
+	followFailed bool // logged once until it reads again
 	// ckReqMu serialises taking the content key requests, ckReqStamp
 	// is their folder as last taken (contentkey_request.go).
 	ckReqMu    sync.Mutex

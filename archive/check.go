@@ -2,8 +2,10 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/edgeseal/edgeseal/archive/state"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -28,6 +30,9 @@ func (r CheckResult) OK() bool {
 // every bundle in the log is stored intact (Scrub), is accepted in the
 // index at its log index, and has its receipt kept, naming that bundle
 // and index; every accepted bundle is in the log where the index says.
+// With a shared chain-state store (replicas) a logged bundle this
+// replica's index does not hold is looked up in the store, where the
+// replica that accepted it recorded it with its receipt.
 // It reads the archive as Open left it (Open completes log entries a
 // crash left without their accept event). It returns an error only when
 // it cannot go on; an archive that restarted after any failed write must
@@ -59,6 +64,13 @@ func (a *Archive) Check(ctx context.Context) (CheckResult, error) {
 		}
 		logged[digest] = true
 		v, ok := acc[digest]
+		if !ok && a.shared {
+			// Replicas: another replica accepted it; the shared
+			// chain-state store holds its record and receipt.
+			if v, ok, err = a.sharedAccepted(ctx, digest); err != nil {
+				return err
+			}
+		}
 		switch {
 		case !ok:
 			bad("log %d: bundle %s has no accept event in the index", seq, lr.entry.BundleDigest)
@@ -90,4 +102,17 @@ func (a *Archive) Check(ctx context.Context) (CheckResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// sharedAccepted is the shared chain-state store's record of the
+// accepted bundle digest (false: none).
+func (a *Archive) sharedAccepted(ctx context.Context, digest [32]byte) (accepted, bool, error) {
+	sa, err := a.chainStore.Bundle(ctx, digest)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return accepted{}, false, nil
+	case err != nil:
+		return accepted{}, false, fmt.Errorf("archive: check: %w", err)
+	}
+	return accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt}, true, nil
 }

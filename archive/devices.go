@@ -7,18 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/edgeseal/edgeseal/archive/state"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/wire"
-	"github.com/edgeseal/edgeseal/internal/fsutil"
 )
 
 // Status is a device's state in the registry.
@@ -82,14 +80,14 @@ type registryFile struct {
 // signed statements approve (devices_signed.go) and the registry is a
 // cache of those states beside the pending requests.
 type Devices struct {
-	path string
-	log  *slog.Logger
-	now  func() time.Time
+	reg state.Registry
+	log *slog.Logger
+	now func() time.Time
 
 	mu      sync.Mutex
 	ekRoots *x509.CertPool                 // nil: EK certificates are not required
 	onEvict func(context.Context, Evicted) // nil: logged only
-	stamp   fs.FileInfo                    // of the file loaded, nil when none
+	tag     string                         // of the document loaded
 	devs    map[string]*device
 	loaded  bool
 	// overlay, when set, lays the archive log's device states over the
@@ -104,16 +102,23 @@ type device struct {
 	trust *trustfile.Trust // parsed Trust, nil unless approved at least once
 }
 
-// OpenDevices opens the registry at path (a missing file is an empty
-// registry).
+// OpenDevices opens the registry in the file at path (a missing file is
+// an empty registry): the embedded engine, FileRegistry.
 func OpenDevices(path string, log *slog.Logger, now func() time.Time) (*Devices, error) {
+	return OpenDevicesOn(NewFileRegistry(path), log, now)
+}
+
+// OpenDevicesOn opens the registry kept by reg: a FileRegistry, or the
+// SQL store's (state.SQL.Registry) that archive replicas and their
+// operator commands share.
+func OpenDevicesOn(reg state.Registry, log *slog.Logger, now func() time.Time) (*Devices, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if now == nil {
 		now = time.Now
 	}
-	d := &Devices{path: path, log: log, now: now}
+	d := &Devices{reg: reg, log: log, now: now}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.refresh(); err != nil {
@@ -122,44 +127,48 @@ func OpenDevices(path string, log *slog.Logger, now func() time.Time) (*Devices,
 	return d, nil
 }
 
-// refresh reloads the file when it changed since it was loaded.
+// registryReadTimeout bounds a lookup's read of the registry (a stat, or
+// one query of the shared database).
+const registryReadTimeout = 10 * time.Second
+
+// refresh reloads the registry when it changed since it was loaded.
 func (d *Devices) refresh() error {
-	fi, err := os.Stat(d.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if !d.loaded || d.stamp != nil {
-			d.devs, d.stamp, d.loaded = map[string]*device{}, nil, true
-			d.laid()
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), registryReadTimeout)
+	defer cancel()
+	known := ""
+	if d.loaded {
+		known = d.tag
+	}
+	data, tag, err := d.reg.Read(ctx, known)
+	if err != nil {
+		return err
+	}
+	if d.loaded && tag == known {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("archive: devices: %w", err)
-	}
-	if d.loaded && d.stamp != nil && os.SameFile(fi, d.stamp) && fi.ModTime().Equal(d.stamp.ModTime()) && fi.Size() == d.stamp.Size() {
+	if data == nil {
+		d.devs, d.tag, d.loaded = map[string]*device{}, tag, true
+		d.laid()
 		return nil
-	}
-	data, err := os.ReadFile(d.path)
-	if err != nil {
-		return fmt.Errorf("archive: devices: %w", err)
 	}
 	devs, err := parseRegistry(data)
-	if err != nil && d.overlay != nil {
+	if fr, ok := d.reg.(*FileRegistry); ok && err != nil && d.overlay != nil {
 		// The log's states stand: keep the unreadable file aside (its
 		// pending requests) and go on from the log alone.
-		aside := fmt.Sprintf("%s.unreadable-%d", d.path, time.Now().UnixNano())
-		if rerr := os.Rename(d.path, aside); rerr != nil {
-			return fmt.Errorf("archive: devices %s: %w", d.path, errors.Join(err, rerr))
+		aside, rerr := fr.setAside()
+		if rerr != nil {
+			return fmt.Errorf("archive: devices %s: %w", fr.Path(), errors.Join(err, rerr))
 		}
 		d.log.Error("devices.json unreadable: moved aside, written anew from the archive log", "file", aside, "err", err)
-		d.devs, d.stamp, d.loaded = map[string]*device{}, nil, true
+		d.devs, d.tag, d.loaded = map[string]*device{}, "", true
 		d.laid()
 		d.dirty = true
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("archive: devices %s: %w", d.path, err)
+		return fmt.Errorf("archive: devices: %w", err)
 	}
-	d.devs, d.stamp, d.loaded = devs, fi, true
+	d.devs, d.tag, d.loaded = devs, tag, true
 	d.laid()
 	return nil
 }
@@ -249,58 +258,72 @@ func parseRegistry(data []byte) (map[string]*device, error) {
 	return devs, nil
 }
 
-// update runs fn on the freshly loaded registry under the file lock and
-// writes the result durably.
+// update runs fn on the registry as stored, holding it exclusively
+// (the engine's lock), and stores the result durably.
 func (d *Devices) update(ctx context.Context, fn func(devs map[string]*device) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock, err := lockFile(ctx, d.path+".lock")
+	// Read first: a file that does not parse is set aside here (with
+	// the log's states laid over the registry), not under the lock.
+	d.mu.Lock()
+	err := d.refresh()
+	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	var devs map[string]*device
+	written := false
+	tag, err := d.reg.Update(ctx, func(doc []byte) ([]byte, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		cur := map[string]*device{}
+		if doc != nil {
+			var err error
+			if cur, err = parseRegistry(doc); err != nil {
+				return nil, fmt.Errorf("archive: devices: %w", err)
+			}
+		}
+		devs = make(map[string]*device, len(cur)+1)
+		for k, v := range cur {
+			c := *v
+			devs[k] = &c
+		}
+		err := fn(devs)
+		unchanged := errors.Is(err, errUnchanged)
+		if err != nil && !unchanged {
+			return nil, err
+		}
+		if d.overlay != nil && d.overlay(devs) {
+			unchanged = false
+		}
+		if unchanged && !d.dirty {
+			return nil, nil
+		}
+		f := registryFile{Version: registryVersion}
+		for _, dv := range devs {
+			dv.setView()
+			info := dv.info
+			info.Pending = nil
+			f.Devices = append(f.Devices, info)
+		}
+		sort.Slice(f.Devices, func(i, j int) bool { return f.Devices[i].Name < f.Devices[j].Name })
+		data, err := json.MarshalIndent(f, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("archive: devices: %w", err)
+		}
+		written = true
+		return append(data, '\n'), nil
+	})
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.refresh(); err != nil {
-		return err
+	d.devs, d.tag, d.loaded = devs, tag, true
+	if written {
+		d.dirty = false
 	}
-	devs := make(map[string]*device, len(d.devs)+1)
-	for k, v := range d.devs {
-		c := *v
-		devs[k] = &c
-	}
-	err = fn(devs)
-	unchanged := errors.Is(err, errUnchanged)
-	if err != nil && !unchanged {
-		return err
-	}
-	if d.overlay != nil && d.overlay(devs) {
-		unchanged = false
-	}
-	if unchanged && !d.dirty {
-		return nil
-	}
-	f := registryFile{Version: registryVersion}
-	for _, dv := range devs {
-		dv.setView()
-		info := dv.info
-		info.Pending = nil
-		f.Devices = append(f.Devices, info)
-	}
-	sort.Slice(f.Devices, func(i, j int) bool { return f.Devices[i].Name < f.Devices[j].Name })
-	data, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("archive: devices: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(d.path, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	fi, err := os.Stat(d.path)
-	if err != nil {
-		return fmt.Errorf("archive: devices: %w", err)
-	}
-	d.devs, d.stamp, d.dirty = devs, fi, false
 	return nil
 }
 
@@ -345,7 +368,7 @@ func (d *Devices) Enroll(ctx context.Context, req *EnrollRequest) (DeviceInfo, e
 		}
 		now := wire.FormatTime(d.now())
 		dv.info.EnrolledAt = now
-		if dv.info.Status == StatusApproved && dv.info.KeyID == t.KeyID && bytes.Equal(dv.info.Trust, req.Trust) {
+		if dv.info.Status == StatusApproved && dv.info.KeyID == t.KeyID && bytes.Equal(CompactTrust(dv.info.Trust), CompactTrust(req.Trust)) {
 			removePending(dv, t.KeyID) // already approved as is
 		} else {
 			evicted = addPending(dv, req, now)

@@ -33,6 +33,7 @@ func TrustDigest(trust []byte) string {
 // the pending folder.
 func (a *Archive) trusted(ctx context.Context, name string) (*trustfile.Trust, DeviceInfo, error) {
 	if a.gate != nil {
+		a.followLog(ctx)
 		a.takePending(ctx, false)
 		a.syncDevices(ctx)
 	}
@@ -55,22 +56,11 @@ func (a *Archive) openGate(ctx context.Context) error {
 		return nil
 	}
 	g := newDeviceGate()
-	err := a.log.all(ctx, func(seq uint64, rec []byte) error {
-		lr, err := parseLogRecord(rec)
-		if err != nil {
-			return fmt.Errorf("archive: log record %d: %w", seq, err)
-		}
-		switch {
-		case lr.op != nil && isDeviceStatement(lr.op.Type):
-			g.apply(lr.op)
-		case lr.stmt != nil:
-			g.applyRekey(lr.stmt, seq)
-		}
-		return nil
-	})
-	if err != nil {
+	n := a.log.size()
+	if err := a.log.records(ctx, 0, n, g.applyRecord); err != nil {
 		return err
 	}
+	a.gateRead = n
 	if err := a.learnAdmins(ctx, g); err != nil {
 		return err
 	}
@@ -102,6 +92,7 @@ func (a *Archive) DeviceStatement(ctx context.Context, rec []byte) (*Logged, err
 	if a.gate == nil {
 		return nil, &OperatorError{Op: s.Type, Reason: "the archive has no operator keys (operator_keys)"}
 	}
+	a.followLog(ctx)
 	if err := a.checkOperatorKey(ctx, s.Type, s.Operator); err != nil {
 		return nil, err
 	}

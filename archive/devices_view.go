@@ -195,6 +195,7 @@ func (a *Archive) watchRegistry(interval time.Duration) {
 			return
 		case <-t.C:
 			if a.gate != nil {
+				a.followLog(a.bg)
 				a.takePending(a.bg, false)
 				a.syncDevices(a.bg)
 			}

@@ -300,6 +300,9 @@ func (a *Archive) recordedReceipt(seq uint64) ([32]byte, error) {
 
 // storedReceipt returns the receipt kept for an accepted bundle.
 func (a *Archive) storedReceipt(acc accepted) ([]byte, error) {
+	if acc.receiptBytes != nil {
+		return acc.receiptBytes, nil
+	}
 	b, err := a.index.Payload(acc.receipt)
 	if err != nil {
 		return nil, fmt.Errorf("archive: receipt sha256:%x: %w", acc.receipt, err)

@@ -32,7 +32,9 @@ import (
 func PendingDir(dir string) string { return filepath.Join(dir, "operator", "pending") }
 
 // QueueStatement writes the signed statement rec to the pending folder
-// of the archive at dir, durably; it returns the file's path.
+// of the archive at dir, durably; it returns the file's path. Replicas
+// queue in their shared store instead (state.Statements.Queue, after
+// ParseOperatorStatement).
 func QueueStatement(dir string, rec []byte) (string, error) {
 	if _, err := ParseOperatorStatement(rec); err != nil {
 		return "", err
@@ -52,6 +54,10 @@ func QueueStatement(dir string, rec []byte) (string, error) {
 // takePending takes the queued statements, oldest first, when the
 // folder changed since it last looked (always when force).
 func (a *Archive) takePending(ctx context.Context, force bool) {
+	if a.opts.Statements != nil {
+		a.takeQueued(ctx)
+		return
+	}
 	pd := PendingDir(a.opts.Dir)
 	fi, err := os.Stat(pd)
 	if err != nil {
@@ -103,6 +109,18 @@ func (a *Archive) takeOne(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
+	if err := a.logQueued(ctx, rec, p); err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(p))
+}
+
+// logQueued logs a queued statement (what names where it was queued):
+// nil when it is logged, now or before.
+func (a *Archive) logQueued(ctx context.Context, rec []byte, what string) error {
 	res, err := a.DeviceStatement(ctx, rec)
 	if _, dup := errors.AsType[*store.DuplicateError](err); dup {
 		err = nil // logged before a crash removed the file
@@ -111,10 +129,40 @@ func (a *Archive) takeOne(ctx context.Context, p string) error {
 		if res == nil {
 			return err
 		}
-		a.lg.Error("operator statement logged", "file", p, "err", err)
+		a.lg.Error("operator statement logged", "file", what, "err", err)
 	}
-	if err := os.Remove(p); err != nil {
-		return err
+	return nil
+}
+
+// maxQueuedTake bounds the statements one look at the shared queue takes.
+const maxQueuedTake = 64
+
+// takeQueued takes the statements of the shared queue (Options.Statements),
+// oldest first: each logged is removed from the queue, each refused kept
+// there as refused with an alert. Replicas may take one statement at
+// once: the second finds it logged (a duplicate) and removes it too.
+func (a *Archive) takeQueued(ctx context.Context) {
+	a.pendMu.Lock()
+	defer a.pendMu.Unlock()
+	q := a.opts.Statements
+	sts, err := q.Pending(ctx, maxQueuedTake)
+	if err != nil {
+		a.lg.Error("operator statements", "err", err)
+		return
 	}
-	return fsutil.SyncDir(filepath.Dir(p))
+	for _, st := range sts {
+		what := "queued statement " + st.ID
+		err := a.logQueued(ctx, st.Rec, what)
+		if err == nil {
+			if err := q.Done(ctx, st.ID); err != nil {
+				a.lg.Error("operator statement logged, still queued", "statement", st.ID, "err", err)
+			}
+			continue
+		}
+		a.lg.Error("operator statement refused", "statement", st.ID, "err", err)
+		a.alert(ctx, Alert{Severity: SeverityWarning, Kind: KindOperator, Reasons: []string{fmt.Sprintf("operator %s refused: %v", what, err)}})
+		if err := q.Refuse(ctx, st.ID, err.Error()); err != nil {
+			a.lg.Error("operator statement refused, still queued", "statement", st.ID, "err", err)
+		}
+	}
 }

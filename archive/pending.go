@@ -97,7 +97,7 @@ func addPending(dv *device, req *EnrollRequest, now string) []Evicted {
 		if reqs[k].KeyID() != keyID {
 			continue
 		}
-		if !bytes.Equal(reqs[k].Request.Trust, req.Trust) {
+		if !bytes.Equal(CompactTrust(reqs[k].Request.Trust), CompactTrust(req.Trust)) {
 			reqs[k].Challenge, reqs[k].ChallengedAt, reqs[k].ActivatedAt = "", "", ""
 		}
 		p := reqs[k]

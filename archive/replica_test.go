@@ -3,6 +3,7 @@ package archive_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -25,9 +26,9 @@ import (
 )
 
 // replicas are archives sharing one MariaDB database (log engine mysql,
-// chain state in it) and one object directory, each with a data
-// directory and a registry of its own, as archive processes on several
-// machines.
+// chain state, device registry and operator statements in it) and one
+// object directory, each with a data directory of its own, as archive
+// processes on several machines.
 type replicas struct {
 	t      *testing.T
 	dsn    string
@@ -35,12 +36,14 @@ type replicas struct {
 	mu     gosync.Mutex
 	alerts []archive.Alert
 	rs     []*archive.Archive
+	sts    []*state.SQL        // each replica's store, by index
+	ops    []ed25519.PublicKey // the operator keys (none: unsigned)
 }
 
-func newReplicas(t *testing.T, n int) *replicas {
+func newReplicas(t *testing.T, n int, ops ...ed25519.PublicKey) *replicas {
 	t.Helper()
 	srv := mariadbtest.Start(t)
-	r := &replicas{t: t, dsn: srv.Database(t), root: t.TempDir()}
+	r := &replicas{t: t, dsn: srv.Database(t), root: t.TempDir(), ops: ops, sts: make([]*state.SQL, n)}
 	for i := range n {
 		r.rs = append(r.rs, r.open(i))
 	}
@@ -62,12 +65,18 @@ func (r *replicas) open(i int) *archive.Archive {
 		r.t.Fatal(err)
 	}
 	r.t.Cleanup(func() { st.Close() })
+	r.sts[i] = st
 	objects, err := archive.NewFSStore(filepath.Join(r.root, "objects"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	devs, err := archive.OpenDevicesOn(st.Registry(), nil, nil)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	a, err := archive.Open(ctx, archive.Options{
 		Dir: filepath.Join(r.root, fmt.Sprintf("replica%d", i)), Key: testKey, Objects: objects, State: st,
+		Devices: devs, Statements: st.Statements(), OperatorKeys: r.ops,
 		LogEngine: archive.LogEngineMySQL, LogDSN: r.dsn, LogCheckpointInterval: time.Second,
 		Quarantine: archive.QuarantineLimits{AlertInterval: -1},
 		Alert: func(_ context.Context, al archive.Alert) {
@@ -82,8 +91,8 @@ func (r *replicas) open(i int) *archive.Archive {
 	return a
 }
 
-// approve enrolls and approves the chain's device on every replica (each
-// has its registry).
+// approve enrolls and approves the chain's device at one replica: the
+// registry is shared.
 func (r *replicas) approve(c *bundletest.Chain) {
 	r.t.Helper()
 	raw, err := c.Trust.Marshal()
@@ -105,6 +114,7 @@ func (r *replicas) approve(c *bundletest.Chain) {
 		if _, err := a.Devices().Approve(r.t.Context(), tr.DeviceName(), tr.KeyID, "test"); err != nil {
 			r.t.Fatal(err)
 		}
+		return
 	}
 }
 

@@ -44,8 +44,9 @@ type replicaRig struct {
 
 // newReplicaRig starts MariaDB, versitygw and Mosquitto, writes the
 // configs of n replicas (each its own data_dir, one key) and of agents
-// agents (devices e2e-site/dev-1..), enrolls and approves every device at
-// every replica, and starts nothing else.
+// agents (devices e2e-site/dev-1..), enrolls and approves each device once,
+// at one replica (the registry is in the shared database), and starts
+// nothing else.
 func newReplicaRig(t *testing.T, n, agents int) *replicaRig {
 	t.Helper()
 	needAgent(t)
@@ -60,6 +61,7 @@ func newReplicaRig(t *testing.T, n, agents int) *replicaRig {
 	shared := t.TempDir()
 	logDSN := writeSecret(t, shared, "archive-log.dsn", r.db.Database(t))
 	stateDSN := writeSecret(t, shared, "archive-state.dsn", r.db.Database(t))
+	indexDSN := writeSecret(t, shared, "archive-index.dsn", r.db.Database(t))
 	creds := r.gw.WriteCredentials(t)
 	for i := range n {
 		dir := t.TempDir()
@@ -95,6 +97,9 @@ archive_log:
 archive_state:
   engine: mysql
   mysql_dsn_file: %s
+archive_index:
+  engine: mysql
+  mysql_dsn_file: %s
 objects:
   backend: s3
   s3:
@@ -108,7 +113,7 @@ log:
   format: json
 metrics:
   listen: 127.0.0.1:0
-`, r.brk.URL, i+1, replicaGroup, logDSN, stateDSN, r.gw.Endpoint, r.bucket, creds, r.gw.CAFile)
+`, r.brk.URL, i+1, replicaGroup, logDSN, stateDSN, indexDSN, r.gw.Endpoint, r.bucket, creds, r.gw.CAFile)
 		f := filepath.Join(dir, "archive.yaml")
 		if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
@@ -132,7 +137,8 @@ func writeSecret(t *testing.T, dir, name, line string) string {
 }
 
 // newAgent writes the config of device e2e-site/dev-k, enrolls its TPM
-// keys and enrolls and approves it at every replica.
+// keys and enrolls and approves it at one replica (k-th, in turn): the
+// others see it in the shared registry.
 func (r *replicaRig) newAgent(k int) *agentDir {
 	t := r.t
 	t.Helper()
@@ -155,13 +161,12 @@ func (r *replicaRig) newAgent(k int) *agentDir {
 		t.Fatalf("tpm enroll %s: exit %d\n%s", dev, code, o)
 	}
 	key := keyIDOf(t, req)
-	for _, c := range r.cfgs {
-		if out, code := bundlesCLI(t, "archive", "enroll-file", req, "--config", c); code != 0 {
-			t.Fatalf("archive enroll-file %s: exit %d\n%s", dev, code, out)
-		}
-		if out, code := bundlesCLI(t, "archive", "devices", "approve", a.device, "--key", key, "--no-activation", "--by", "test", "--config", c); code != 0 {
-			t.Fatalf("archive devices approve %s: exit %d\n%s", dev, code, out)
-		}
+	c := r.cfgs[(k-1)%len(r.cfgs)]
+	if out, code := bundlesCLI(t, "archive", "enroll-file", req, "--config", c); code != 0 {
+		t.Fatalf("archive enroll-file %s: exit %d\n%s", dev, code, out)
+	}
+	if out, code := bundlesCLI(t, "archive", "devices", "approve", a.device, "--key", key, "--no-activation", "--by", "test", "--config", c); code != 0 {
+		t.Fatalf("archive devices approve %s: exit %d\n%s", dev, code, out)
 	}
 	return a
 }

@@ -55,6 +55,10 @@ func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap ar
 		}
 		return errors.Join(errs...)
 	}
+	if err := shareRegistry(ctx, cfg, &opts); err != nil {
+		_ = closeState()
+		return nil, nil, err
+	}
 	if a, err = archive.Open(ctx, opts); err != nil {
 		_ = closeState()
 		return nil, nil, err

@@ -134,6 +134,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if opts.State != nil {
 		defer opts.State.Close() // after the archive closes (deferred below)
 	}
+	if err := shareRegistry(ctx, cfg, &opts); err != nil {
+		return err
+	}
 	a, err := archive.Open(ctx, opts)
 	if err != nil {
 		return err

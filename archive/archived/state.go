@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,4 +91,68 @@ func switchStateEngine(dir, engine string) (func() error, error) {
 		}
 		return nil
 	}, nil
+}
+
+// shareRegistry keeps the device registry and the operator statement
+// queue in the shared database when the chain state is there
+// (archive_state.engine mysql): every replica and every operator command
+// on its host then sees one registry. It sets opts.Devices and
+// opts.Statements; with the Badger engine it does nothing (devices.json
+// and the pending folder in data_dir).
+func shareRegistry(ctx context.Context, cfg *config.Config, opts *archive.Options) error {
+	sq, ok := opts.State.(*state.SQL)
+	if !ok {
+		return nil
+	}
+	reg, err := sharedRegistry(ctx, cfg, sq)
+	if err != nil {
+		return err
+	}
+	if opts.Devices, err = archive.OpenDevicesOn(reg, opts.Logger, opts.Now); err != nil {
+		return err
+	}
+	opts.Statements = sq.Statements()
+	return nil
+}
+
+// sharedRegistry is the registry in sq's database, filled from
+// data_dir/devices.json when it was never written (an archive that
+// moves to the mysql engine keeps its devices; the first replica to
+// start brings its file, the others' files are not read again).
+func sharedRegistry(ctx context.Context, cfg *config.Config, sq *state.SQL) (state.Registry, error) {
+	reg := sq.Registry()
+	err := archive.SeedRegistry(ctx, reg, filepath.Join(cfg.DataDir, "devices.json"))
+	if err != nil {
+		return nil, fmt.Errorf("archive_state: device registry: %w", err)
+	}
+	return reg, nil
+}
+
+// OpenSharedState opens the SQL store archive_state names for an
+// operator command when its engine is mysql (nil, nil with badger): the
+// caller keeps the device registry (SharedDevices) and queues operator
+// statements there, and closes it.
+func OpenSharedState(ctx context.Context, cfg *config.Config) (*state.SQL, error) {
+	if cfg.ArchiveState.Engine != config.StateEngineMySQL {
+		return nil, nil
+	}
+	dsn, err := readSecretFile(cfg.ArchiveState.MySQLDSNFile)
+	if err != nil {
+		return nil, fmt.Errorf("archive_state.mysql_dsn_file: %w", err)
+	}
+	s, err := state.OpenMySQL(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("archive_state: %w", err)
+	}
+	return s, nil
+}
+
+// SharedDevices opens the device registry in sq's database (filled from
+// data_dir/devices.json when never written, as the daemon does).
+func SharedDevices(ctx context.Context, cfg *config.Config, sq *state.SQL, log *slog.Logger) (*archive.Devices, error) {
+	reg, err := sharedRegistry(ctx, cfg, sq)
+	if err != nil {
+		return nil, err
+	}
+	return archive.OpenDevicesOn(reg, log, nil)
 }

@@ -56,6 +56,18 @@ var sqlSchema = []string{
 		log_index BIGINT UNSIGNED NOT NULL,
 		receipt MEDIUMBLOB NOT NULL
 	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS edgeseal_registry (
+		id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+		generation BIGINT UNSIGNED NOT NULL,
+		doc LONGBLOB NULL
+	) ENGINE=InnoDB`,
+	`INSERT IGNORE INTO edgeseal_registry (id, generation, doc) VALUES (1, 0, NULL)`,
+	`CREATE TABLE IF NOT EXISTS edgeseal_statement (
+		id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		digest BINARY(32) NOT NULL UNIQUE,
+		rec MEDIUMBLOB NOT NULL,
+		refused VARBINARY(1024) NULL
+	) ENGINE=InnoDB`,
 }
 
 // SQL is the Store on MariaDB or MySQL.

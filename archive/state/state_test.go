@@ -136,3 +136,31 @@ func TestSQLLeaseOfADeadHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSQLRegistryConformance: the device registry kept in the SQL store.
+func TestSQLRegistryConformance(t *testing.T) {
+	srv := mariadbtest.Start(t)
+	var mu sync.Mutex
+	dsns := map[string]string{}
+	openDB := func(t *testing.T, name string) *state.SQL {
+		mu.Lock()
+		dsn, ok := dsns[name]
+		if !ok {
+			dsn = srv.Database(t)
+			dsns[name] = dsn
+		}
+		mu.Unlock()
+		s, err := state.OpenMySQL(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	t.Run("Registry", func(t *testing.T) {
+		statetest.RunRegistry(t, func(t *testing.T, name string) state.Registry { return openDB(t, name).Registry() })
+	})
+	t.Run("Statements", func(t *testing.T) {
+		statetest.RunStatements(t, func(t *testing.T, name string) state.Statements { return openDB(t, name).Statements() })
+	})
+}

@@ -112,29 +112,45 @@ func (f archiveFlags) checkDataDir(cmd string) error {
 	return nil
 }
 
-func (f archiveFlags) devices(log *slog.Logger) (*archive.Devices, error) {
+// devices opens the device registry of the config: devices.json in
+// data_dir, or with archive_state.engine mysql the registry in that
+// database, shared with the running replicas. done closes what it
+// opened.
+func (f archiveFlags) devices(ctx context.Context, log *slog.Logger) (d *archive.Devices, done func(), err error) {
 	cfg, err := f.config()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log = atConfigLevel(log, cfg.Log.Level)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d, err := archive.OpenDevices(filepath.Join(cfg.DataDir, "devices.json"), log, nil)
+	done = func() {}
+	sq, err := archived.OpenSharedState(ctx, cfg)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case sq != nil:
+		done = func() { _ = sq.Close() }
+		d, err = archived.SharedDevices(ctx, cfg, sq, log)
+	default:
+		d, err = archive.OpenDevices(filepath.Join(cfg.DataDir, "devices.json"), log, nil)
+	}
 	if err != nil {
-		return nil, err
+		done()
+		return nil, nil, err
 	}
 	roots, err := archived.LoadEKRoots(cfg)
 	if err != nil {
-		return nil, err
+		done()
+		return nil, nil, err
 	}
 	d.SetEKRoots(roots)
 	d.OnEvict(func(_ context.Context, e archive.Evicted) {
 		log.Warn("ALERT "+archive.KindEnrollmentEvicted, "severity", archive.SeverityWarning, "device", e.Device,
 			"reasons", []string{"pending key " + e.KeyID + " (received " + e.ReceivedAt + ") dropped: too many pending requests " + e.Reason})
 	})
-	return d, nil
+	return d, done, nil
 }
 
 // openStoppedArchive opens the configured key (key_file's, or the token's

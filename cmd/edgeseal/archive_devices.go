@@ -60,10 +60,11 @@ func cmdArchiveDevices(ctx context.Context, args []string, stdout io.Writer, log
 	if err := f.checkDataDir("archive devices " + verb); err != nil {
 		return err
 	}
-	d, err := f.devices(log)
+	d, done, err := f.devices(ctx, log)
 	if err != nil {
 		return err
 	}
+	defer done()
 	if verb != "list" {
 		cfg, err := f.config()
 		if err != nil {

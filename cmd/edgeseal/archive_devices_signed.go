@@ -96,6 +96,19 @@ func signedDeviceAction(ctx context.Context, cfg *config.Config, d *archive.Devi
 		return nil
 	}
 	log.Debug("archive not opened: the daemon runs", "err", err)
+	sq, err := archived.OpenSharedState(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if sq != nil {
+		defer sq.Close()
+		id, err := sq.Statements().Queue(ctx, rec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s %s signed by %s (key %s), queued in the shared database as statement %s: the first replica to look logs it before its next bundle\n", s.Type, s.Device, s.By, s.Key, id)
+		return nil
+	}
 	path, err := archive.QueueStatement(cfg.DataDir, rec)
 	if err != nil {
 		return err

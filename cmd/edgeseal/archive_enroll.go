@@ -46,10 +46,11 @@ func cmdArchiveEnrollFile(ctx context.Context, args []string, stdout io.Writer, 
 	if err != nil {
 		return err
 	}
-	d, err := f.devices(log)
+	d, done, err := f.devices(ctx, log)
 	if err != nil {
 		return err
 	}
+	defer done()
 	info, err := d.Enroll(ctx, req)
 	if err != nil {
 		return err
@@ -101,10 +102,11 @@ func enrollFileResponse(ctx context.Context, f archiveFlags, path string, stdout
 	if err != nil {
 		return err
 	}
-	d, err := f.devices(log)
+	d, done, err := f.devices(ctx, log)
 	if err != nil {
 		return err
 	}
+	defer done()
 	info, err := d.Activate(ctx, r)
 	if err != nil {
 		return err
