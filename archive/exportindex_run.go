@@ -46,6 +46,12 @@ type exportIndexer struct {
 	// ls is the log state as last read for a bundle purged before it was
 	// indexed (purgedSkeleton; the indexer's goroutine only).
 	ls *logState
+	// deferFrom is when the indexer began to yield to admission, zero
+	// when it is not yielding; catchUp: it yielded indexMaxDefer and
+	// indexes until it reaches the log's end (exportindex_yield.go; the
+	// indexer's goroutine only).
+	deferFrom time.Time
+	catchUp   bool
 }
 
 // openExportIndex opens the export index (Options.ExportIndex, else
@@ -215,7 +221,13 @@ func (a *Archive) indexPass(ctx context.Context) error {
 		mark := a.xi.mark
 		a.xi.mu.Unlock()
 		if mark[0] >= size || ctx.Err() != nil {
+			if mark[0] >= size {
+				a.xi.caughtUp()
+			}
 			return ctx.Err()
+		}
+		if err := a.yieldToAdmission(ctx, mark[0]); err != nil {
+			return err
 		}
 		done, err := a.indexLogEntry(ctx, mark[0], mark[1])
 		if errors.Is(err, errMarkMoved) {
