@@ -41,11 +41,14 @@ type floorRun struct {
 // device's trust, chaining each bundle's state to the next
 // (verify.Verify, the archive's check), and stores it write-once
 // (archive.FSStore: temp file, fsync, link, fsync of the directory),
-// verifying and storing on their own goroutine as the archive does. It
-// leaves out everything else the drain does: the archive's
-// own log, index and signed receipts, the receipts' way back, their
-// journaling and the outbox deletes. Its rate is an upper bound for the
-// drain on this machine.
+// and makes its custody durable in groups (floor_custody_test.go: the
+// log entries, a signed checkpoint, the signed receipts with their
+// inclusion proofs, the acceptances and the chain state, each group one
+// synced commit of each), verifying on one goroutine and storing and
+// committing on another, as the archive does. It leaves out everything
+// else the drain does: the archive's export index, the receipts' way
+// back, their journaling and the outbox deletes. Its rate is an upper
+// bound for the drain on this machine.
 func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal, tr *trustfile.Trust, dir string, brk func() time.Duration) floorRun {
 	ctx := context.Background()
 	var ids []string
@@ -85,8 +88,9 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 		b.Fatalf("floor subscribe: %v", tok.Error())
 	}
 	// Verification in arrival order on one goroutine, each bundle's store
-	// on another, overlapping the next verification (as the archive).
-	verified := make(chan *sync.Complete, 1)
+	// and custody on another, overlapping the next verification (as the
+	// archive).
+	verified := make(chan floorBundle, 1)
 	go func() {
 		defer close(verified)
 		var prev *verify.State
@@ -112,21 +116,44 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 			}
 			prev = rep.State
 			select {
-			case verified <- c:
+			case verified <- floorBundle{c, rep.State}:
 			case <-stored:
 				return
 			}
 		}
 	}()
+	custody := openCustodyFloor(b, filepath.Join(dir, "custody"))
 	go func() {
 		defer close(stored)
 		n := 0
-		for c := range verified {
-			if err := objects.PutHashed(ctx, c.Hashed); err != nil {
+		for fb := range verified {
+			// A group: what is verified by now (as the archive's
+			// committer takes what is queued), each stored write-once,
+			// then its custody made durable.
+			g := []floorBundle{fb}
+		fill:
+			for len(g) < floorGroup {
+				select {
+				case fb, ok := <-verified:
+					if !ok {
+						break fill
+					}
+					g = append(g, fb)
+				default:
+					break fill
+				}
+			}
+			for _, fb := range g {
+				if err := objects.PutHashed(ctx, fb.c.Hashed); err != nil {
+					fail(err)
+					return
+				}
+			}
+			if err := custody.commit(ctx, "site1/dev1", g); err != nil {
 				fail(err)
 				return
 			}
-			n++
+			n += len(g)
 		}
 		if n != len(ids) {
 			fail(fmt.Errorf("floor: %d of %d bundles stored", n, len(ids)))
