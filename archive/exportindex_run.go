@@ -52,6 +52,9 @@ type exportIndexer struct {
 	// indexer's goroutine only).
 	deferFrom time.Time
 	catchUp   bool
+	// waiters counts the WaitIndexed calls under way: the indexer does
+	// not yield to admission while one waits.
+	waiters atomic.Int32
 }
 
 // openExportIndex opens the export index (Options.ExportIndex, else
@@ -168,6 +171,9 @@ func (a *Archive) IndexedUpTo() uint64 {
 // WaitIndexed waits until the export index covers the archive log up to
 // size (exclusive) or ctx ends.
 func (a *Archive) WaitIndexed(ctx context.Context, size uint64) error {
+	a.xi.waiters.Add(1)
+	defer a.xi.waiters.Add(-1)
+	a.adm.ended() // a yielding indexer looks again
 	for {
 		a.xi.mu.Lock()
 		ok, ch := a.xi.mark[0] >= size, a.xi.changed

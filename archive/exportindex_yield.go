@@ -19,7 +19,9 @@ import (
 // does, until it has caught up. So a burst (a site's long-offline
 // drain) is receipted first and indexed as soon as it is over, and a
 // sustained load is indexed at most about indexMaxLag entries or
-// indexMaxDefer behind the log.
+// indexMaxDefer behind the log. A reader waiting for the index to
+// cover the log (WaitIndexed: a search by legal-hold case, which must
+// see a hold just logged) ends the yielding at once.
 
 // Bounds of the indexer's yielding: log entries and nanoseconds (set by
 // tests).
@@ -73,7 +75,9 @@ func (a *Archive) admitting() bool {
 // entry to index. It returns ctx's error when ctx ends.
 func (a *Archive) yieldToAdmission(ctx context.Context, mark uint64) error {
 	xi := a.xi
-	behind := func() bool { return int64(a.log.size()-min(mark, a.log.size())) >= indexMaxLag.Load() }
+	behind := func() bool {
+		return xi.waiters.Load() > 0 || int64(a.log.size()-min(mark, a.log.size())) >= indexMaxLag.Load()
+	}
 	if xi.catchUp || behind() || !a.admitting() {
 		return nil
 	}
