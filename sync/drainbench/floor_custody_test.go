@@ -21,9 +21,13 @@ import (
 	"github.com/edgeseal/edgeseal/sync"
 )
 
-// floorGroup bounds the bundles of one custody commit, as the archive's
-// committer bounds a group.
-const floorGroup = 32
+// floorGroup bounds the bundles of one custody commit and floorQueue the
+// bundles verified and waiting for it, as the archive's committer
+// bounds a group and its queue.
+const (
+	floorGroup = 32
+	floorQueue = 16
+)
 
 // custodyFloor is the custody work no archive can leave out of
 // admission, done the plain way on the same engines: a receipt is only
@@ -48,10 +52,12 @@ type custodyFloor struct {
 	tree       merkle.Partial // the log's leaf hashes
 }
 
-// floorBundle is a verified bundle on its way to the store and custody.
+// floorBundle is a verified bundle on its way to custody; put gives the
+// result of its store, started once it was verified.
 type floorBundle struct {
-	c  *sync.Complete
-	st *verify.State
+	c   *sync.Complete
+	st  *verify.State
+	put chan error
 }
 
 func openCustodyFloor(b *testing.B, dir string) *custodyFloor {

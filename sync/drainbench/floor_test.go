@@ -87,10 +87,12 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("floor subscribe: %v", tok.Error())
 	}
-	// Verification in arrival order on one goroutine, each bundle's store
-	// and custody on another, overlapping the next verification (as the
-	// archive).
-	verified := make(chan floorBundle, 1)
+	// Verification in arrival order on one goroutine; each verified
+	// bundle's store starts at once on its own goroutine, and the custody
+	// of what is verified is committed on another, overlapping the next
+	// verifications (as the archive's pipeline: its queue depth, its
+	// groups).
+	verified := make(chan floorBundle, floorQueue)
 	go func() {
 		defer close(verified)
 		var prev *verify.State
@@ -115,8 +117,10 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 				return
 			}
 			prev = rep.State
+			fb := floorBundle{c: c, st: rep.State, put: make(chan error, 1)}
+			go func() { fb.put <- objects.PutHashed(ctx, c.Hashed) }()
 			select {
-			case verified <- floorBundle{c, rep.State}:
+			case verified <- fb:
 			case <-stored:
 				return
 			}
@@ -144,7 +148,7 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 				}
 			}
 			for _, fb := range g {
-				if err := objects.PutHashed(ctx, fb.c.Hashed); err != nil {
+				if err := <-fb.put; err != nil {
 					fail(err)
 					return
 				}
