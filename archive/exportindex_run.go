@@ -324,8 +324,8 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	}
 	for off < uint64(len(recs)) || off == 0 {
 		end := min(off+indexChunk, uint64(len(recs)))
-		var ops []store.IndexOp
-		var ents []*ExportEntry
+		ops := make([]store.IndexOp, 0, int(end-off)*entryOpsCap)
+		ents := make([]*ExportEntry, 0, end-off)
 		spans := policySpans{}
 		for _, raw := range recs[off:end] {
 			r, err := custody.ParseRecord(raw)
