@@ -37,11 +37,13 @@ const (
 // has moved past the bundle (the next bundle is judged on it), each
 // durable. For a group of verified and stored bundles: one synced
 // journal commit of the log entries (the canonical receipt entry of
-// each), one checkpoint signature, a signed receipt for each bundle, one
-// synced journal commit of the acceptances (the verify state and the
-// receipt of each), one synced chain-state advance. Left out: the log's
-// Merkle tiles and proofs, the export index, the alerts, and everything
-// the archive does for features other than admission.
+// each), one checkpoint signature, a signed receipt with its inclusion
+// proof for each bundle, one synced journal commit of the acceptances
+// (the verify state and the receipt of each), one synced chain-state
+// advance. Left out: the log's stored tiles (the proofs come from the
+// leaf hashes in memory), the witness consistency proofs, the export
+// index, the alerts, and everything the archive does for features other
+// than admission.
 type custodyFloor struct {
 	log, index *store.Journal
 	chain      *state.Badger
