@@ -191,6 +191,10 @@ type Archive struct {
 	// replayed counts the index events Open read (tests).
 	replayed uint64
 
+	// adm counts the admissions under way, which the export indexer
+	// yields to (exportindex_yield.go).
+	adm admissionGauge
+
 	mu       sync.Mutex
 	inflight map[[32]byte]*Ticket // verified, not yet durable
 	states   map[string]*devState // by device and epoch (stateOf)
@@ -283,6 +287,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, chains: map[string]state.Chain{}, locks: map[string]*sync.Mutex{}, leases: map[string]*devLease{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
+		adm: newAdmissionGauge(),
 	}
 	a.bg, a.stop = context.WithCancel(context.WithoutCancel(ctx))
 	if err := os.MkdirAll(a.quar, 0o750); err != nil {

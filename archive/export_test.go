@@ -75,3 +75,18 @@ func LogEntries(ctx context.Context, a *Archive) ([][]byte, error) {
 	})
 	return out, err
 }
+
+// HoldAdmission counts an admission under way, as an Admit call does,
+// until release is called: the export indexer yields to it.
+func HoldAdmission(a *Archive) (release func()) {
+	a.adm.begin()
+	return a.adm.endCall
+}
+
+// SetIndexYield sets the bounds of the export indexer's yielding to
+// admission (log entries behind, time); restore puts back the ones
+// before.
+func SetIndexYield(lag uint64, d time.Duration) (restore func()) {
+	oldLag, oldD := indexMaxLag.Swap(int64(lag)), indexMaxDefer.Swap(int64(d))
+	return func() { indexMaxLag.Store(oldLag); indexMaxDefer.Store(oldD) }
+}

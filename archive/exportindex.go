@@ -186,6 +186,10 @@ func entryFields(e *ExportEntry) [][2]string {
 	return fs
 }
 
+// entryOpsCap is the most operations entryOps returns: the entry, the
+// record, a secondary key a field and the per-day counters.
+const entryOpsCap = 2 + 12 + 6
+
 // entryOps are the index operations of a new entry.
 func entryOps(e *ExportEntry) ([]store.IndexOp, error) {
 	li := uint64(0)
@@ -197,10 +201,10 @@ func entryOps(e *ExportEntry) ([]store.IndexOp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: export index: %w", err)
 	}
-	ops := []store.IndexOp{
-		{Kind: store.IndexPut, Key: append([]byte{kEntry}, pk...), Value: body},
-		{Kind: store.IndexPut, Key: append([]byte{kRecord}, pk...), Value: e.raw},
-	}
+	ops := make([]store.IndexOp, 0, entryOpsCap)
+	ops = append(ops,
+		store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kEntry}, pk...), Value: body},
+		store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kRecord}, pk...), Value: e.raw})
 	tk := timeKey(e.at)
 	for _, f := range entryFields(e) {
 		if len(f[1]) > maxKeyValue || (f[1] == "" && f[0] != string(rune(fieldTime))) {

@@ -46,6 +46,15 @@ type exportIndexer struct {
 	// ls is the log state as last read for a bundle purged before it was
 	// indexed (purgedSkeleton; the indexer's goroutine only).
 	ls *logState
+	// deferFrom is when the indexer began to yield to admission, zero
+	// when it is not yielding; catchUp: it yielded indexMaxDefer and
+	// indexes until it reaches the log's end (exportindex_yield.go; the
+	// indexer's goroutine only).
+	deferFrom time.Time
+	catchUp   bool
+	// waiters counts the WaitIndexed calls under way: the indexer does
+	// not yield to admission while one waits.
+	waiters atomic.Int32
 }
 
 // openExportIndex opens the export index (Options.ExportIndex, else
@@ -162,6 +171,9 @@ func (a *Archive) IndexedUpTo() uint64 {
 // WaitIndexed waits until the export index covers the archive log up to
 // size (exclusive) or ctx ends.
 func (a *Archive) WaitIndexed(ctx context.Context, size uint64) error {
+	a.xi.waiters.Add(1)
+	defer a.xi.waiters.Add(-1)
+	a.adm.ended() // a yielding indexer looks again
 	for {
 		a.xi.mu.Lock()
 		ok, ch := a.xi.mark[0] >= size, a.xi.changed
@@ -215,7 +227,13 @@ func (a *Archive) indexPass(ctx context.Context) error {
 		mark := a.xi.mark
 		a.xi.mu.Unlock()
 		if mark[0] >= size || ctx.Err() != nil {
+			if mark[0] >= size {
+				a.xi.caughtUp()
+			}
 			return ctx.Err()
+		}
+		if err := a.yieldToAdmission(ctx, mark[0]); err != nil {
+			return err
 		}
 		done, err := a.indexLogEntry(ctx, mark[0], mark[1])
 		if errors.Is(err, errMarkMoved) {
@@ -306,8 +324,8 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	}
 	for off < uint64(len(recs)) || off == 0 {
 		end := min(off+indexChunk, uint64(len(recs)))
-		var ops []store.IndexOp
-		var ents []*ExportEntry
+		ops := make([]store.IndexOp, 0, int(end-off)*entryOpsCap)
+		ents := make([]*ExportEntry, 0, end-off)
 		spans := policySpans{}
 		for _, raw := range recs[off:end] {
 			r, err := custody.ParseRecord(raw)

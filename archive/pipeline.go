@@ -126,6 +126,7 @@ func (a *Archive) finish(p *pending, reply []byte, err error) {
 	}
 	p.t.reply, p.t.err = reply, err
 	close(p.t.done)
+	a.adm.ended()
 }
 
 // register registers a verified bundle as its device's newest in flight
@@ -162,6 +163,7 @@ func (a *Archive) unregister(p *pending, err error) {
 	}
 	p.t.err = err
 	close(p.t.done)
+	a.adm.ended()
 }
 
 // enqueue hands a registered bundle to the committer (ErrClosed once

@@ -87,6 +87,8 @@ func (a *Archive) AdmitHashed(ctx context.Context, site, device string, h wire.H
 
 // admit is Admit; h, when Valid, is raw with digest (AdmitHashed).
 func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, digest [32]byte, h wire.Hashed) *Ticket {
+	a.adm.begin() // the export indexer yields meanwhile
+	defer a.adm.endCall()
 	if err := ctx.Err(); err != nil {
 		return answered(nil, err)
 	}

@@ -129,6 +129,10 @@ func (c *child) expect(b *testing.B, word string) []int64 {
 type archiveStats struct {
 	cpu, admit, receive time.Duration
 	logSize             uint64
+	// indexCPU is the archive's CPU from the end of the drain until its
+	// export index covered the whole log: the indexing that yielded to
+	// admission during the drain (archive/exportindex_yield.go).
+	indexCPU time.Duration
 }
 
 // startArchiveChild runs the archive in dir (its device enrolled) with
@@ -141,10 +145,10 @@ func startArchiveChild(b *testing.B, url, dir string, key ed25519.PrivateKey) *c
 func (c *child) stats(b *testing.B) archiveStats {
 	c.send(b, "stop")
 	n := c.expect(b, "stats")
-	if len(n) != 4 {
+	if len(n) != 5 {
 		b.Fatalf("archive child: stats %v", n)
 	}
-	return archiveStats{time.Duration(n[0]), time.Duration(n[1]), time.Duration(n[2]), uint64(n[3])}
+	return archiveStats{time.Duration(n[0]), time.Duration(n[1]), time.Duration(n[2]), uint64(n[3]), time.Duration(n[4])}
 }
 
 func runChild(mode string, in io.Reader, out io.Writer) error {
@@ -162,7 +166,9 @@ func runChild(mode string, in io.Reader, out io.Writer) error {
 // archiveChild opens the archive, starts its subscriber and says ready;
 // "start" starts its timed span (and the CPU profile
 // EDGESEAL_DRAIN_ARCHIVE_CPUPROFILE names), "stop" ends it and answers
-// "stats cpu-ns admit-ns receive-ns log-size".
+// "stats cpu-ns admit-ns receive-ns log-size index-cpu-ns" once the
+// export index covers the log (index-cpu-ns: the CPU from "stop" until
+// then).
 func archiveChild(in io.Reader, out io.Writer) error {
 	key, err := hex.DecodeString(os.Getenv(childKey))
 	if err != nil || len(key) != ed25519.PrivateKeySize {
@@ -209,7 +215,18 @@ func archiveChild(in io.Reader, out io.Writer) error {
 				return err
 			}
 			pprof.StopCPUProfile()
-			fmt.Fprintf(out, "stats %d %d %d %d\n", cpu-cpu0, admitNanos.Load(), receiveNanos.Load(), ar.LogSize())
+			size := ar.LogSize()
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			err = ar.WaitIndexed(wctx, size)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("export index: %d of %d log entries: %w", ar.IndexedUpTo(), size, err)
+			}
+			cpu1, err := selfCPU()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "stats %d %d %d %d %d\n", cpu-cpu0, admitNanos.Load(), receiveNanos.Load(), size, cpu1-cpu)
 		default:
 			return fmt.Errorf("command %q", sc.Text())
 		}

@@ -7,8 +7,9 @@
 // outbox entry goes. Beside it, in the same run and on the same broker, a
 // plain paho QoS 1 publish of the same messages (same sizes, same count)
 // gives the baseline, and before the drain an essential floor (paho plus
-// only the outbox read, reassembly, verification and write-once store)
-// bounds what any drain could reach here. The archive and the baseline's
+// only the outbox read, reassembly, verification, write-once store and
+// the custody commit: log entries, signed checkpoint and receipts,
+// acceptances, chain state) bounds what any drain could reach here. The archive and the baseline's
 // subscriber run in child processes (this test binary again), so the
 // agent's CPU per bundle is measured apart, beside paho's publishing
 // client's. BenchmarkDrainEncrypted runs

@@ -41,11 +41,14 @@ type floorRun struct {
 // device's trust, chaining each bundle's state to the next
 // (verify.Verify, the archive's check), and stores it write-once
 // (archive.FSStore: temp file, fsync, link, fsync of the directory),
-// verifying and storing on their own goroutine as the archive does. It
-// leaves out everything else the drain does: the archive's
-// own log, index and signed receipts, the receipts' way back, their
-// journaling and the outbox deletes. Its rate is an upper bound for the
-// drain on this machine.
+// and makes its custody durable in groups (floor_custody_test.go: the
+// log entries, a signed checkpoint, the signed receipts with their
+// inclusion proofs, the acceptances and the chain state, each group one
+// synced commit of each), verifying on one goroutine and storing and
+// committing on another, as the archive does. It leaves out everything
+// else the drain does: the archive's export index, the receipts' way
+// back, their journaling and the outbox deletes. Its rate is an upper
+// bound for the drain on this machine.
 func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal, tr *trustfile.Trust, dir string, brk func() time.Duration) floorRun {
 	ctx := context.Background()
 	var ids []string
@@ -84,9 +87,12 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("floor subscribe: %v", tok.Error())
 	}
-	// Verification in arrival order on one goroutine, each bundle's store
-	// on another, overlapping the next verification (as the archive).
-	verified := make(chan *sync.Complete, 1)
+	// Verification in arrival order on one goroutine; each verified
+	// bundle's store starts at once on its own goroutine, and the custody
+	// of what is verified is committed on another, overlapping the next
+	// verifications (as the archive's pipeline: its queue depth, its
+	// groups).
+	verified := make(chan floorBundle, floorQueue)
 	go func() {
 		defer close(verified)
 		var prev *verify.State
@@ -111,22 +117,47 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 				return
 			}
 			prev = rep.State
+			fb := floorBundle{c: c, st: rep.State, put: make(chan error, 1)}
+			go func() { fb.put <- objects.PutHashed(ctx, c.Hashed) }()
 			select {
-			case verified <- c:
+			case verified <- fb:
 			case <-stored:
 				return
 			}
 		}
 	}()
+	custody := openCustodyFloor(b, filepath.Join(dir, "custody"))
 	go func() {
 		defer close(stored)
 		n := 0
-		for c := range verified {
-			if err := objects.PutHashed(ctx, c.Hashed); err != nil {
+		for fb := range verified {
+			// A group: what is verified by now (as the archive's
+			// committer takes what is queued), each stored write-once,
+			// then its custody made durable.
+			g := []floorBundle{fb}
+		fill:
+			for len(g) < floorGroup {
+				select {
+				case fb, ok := <-verified:
+					if !ok {
+						break fill
+					}
+					g = append(g, fb)
+				default:
+					break fill
+				}
+			}
+			for _, fb := range g {
+				if err := <-fb.put; err != nil {
+					fail(err)
+					return
+				}
+			}
+			if err := custody.commit(ctx, "site1/dev1", g); err != nil {
 				fail(err)
 				return
 			}
-			n++
+			n += len(g)
 		}
 		if n != len(ids) {
 			fail(fmt.Errorf("floor: %d of %d bundles stored", n, len(ids)))
