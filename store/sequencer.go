@@ -17,7 +17,10 @@ type Entry struct {
 	// previous leaf hash is prev (all zero for seq 0). It runs on the
 	// sequencer goroutine, in order, so it must be quick and must not call
 	// the Journal. An error (or panic) fails only this entry, which then
-	// gets no sequence number.
+	// gets no sequence number. The bytes it returns are the journal's
+	// until the call is answered (Badger may write them as they are), then
+	// the caller's (Appended.Record): Build returns a new slice each time.
+	// Payload bytes likewise stay unchanged until the call returns.
 	Build func(seq uint64, prev [32]byte) ([]byte, error)
 	// Payloads are stored by digest in the same commit (once: a digest
 	// already stored is not rewritten; a purged one is stored again).
