@@ -79,7 +79,9 @@ const maxScratch = 1 << 14
 func (j *Journal) add(b *builder, r *request) {
 	v := j.view
 	seq, last := j.tip.Size, j.tip.LastLeaf
-	saveFrontier := append([]node(nil), j.frontier...)
+	// pushFrontier rewrites frontier's tail in place: the undo needs a
+	// copy (in a slice kept between requests; at most 64 nodes).
+	j.savedFrontier = append(j.savedFrontier[:0], j.frontier...)
 	kvs := j.scratch[:0]
 	added, addedKeys := j.addedDigests[:0], j.addedKeys[:0]
 	addedPrefixes := j.addedPrefixes[:0]
@@ -159,7 +161,7 @@ func (j *Journal) add(b *builder, r *request) {
 		}
 		if rb+b.metaBytes > b.limBytes || rc+1 > b.limCount {
 			// Cannot be committed atomically: undo and refuse.
-			j.frontier = saveFrontier
+			j.frontier = append(j.frontier[:0], j.savedFrontier...)
 			for _, d := range added {
 				delete(v.digests, d)
 			}

@@ -32,6 +32,7 @@ type Journal struct {
 
 	// Owned by the sequencer goroutine.
 	frontier      []node        // compact range of the size being built
+	savedFrontier []node        // add's copy of frontier for an undo, reused
 	packedFrom    uint64        // hashes are packed from this size on (hashes.go); set by Open
 	tip           meta          // size and last leaf after the last group built
 	flight        []*inflight   // groups sent to Badger, oldest first (pipeline.go)

@@ -339,6 +339,11 @@ func (j *Journal) send(g *group) error {
 		txn.Discard()
 		return err
 	}
+	// The transaction's entries hold what Badger writes (sealed copies
+	// when encrypted): the group's list of writes, and with a key the
+	// clear values in it (built records, stored hashes), are garbage from
+	// here on, not held while the group is in flight.
+	g.kvs = nil
 	if j.commitHook != nil {
 		if err := j.commitHook(); err != nil {
 			txn.Discard()
@@ -361,25 +366,31 @@ func (j *Journal) send(g *group) error {
 	return nil
 }
 
-// fill sets g's entries and its metadata in txn, sealing every value
-// into one buffer (dropped with the group once it is answered).
+// fill sets g's entries and its metadata in txn. With an encryption key
+// every value is sealed into one buffer (dropped with the group once it
+// is answered); without one the entries take the group's values as they
+// are: they are the sequencer's own (built records, stored hashes and
+// keys) or the callers' payloads, which no one writes to before the
+// commit is answered, and Badger copies what it keeps.
 func (j *Journal) fill(txn *badger.Txn, g *group) error {
 	end := g.end.encode()
 	extra := j.c.overhead()
-	n := len(end) + extra
-	for _, k := range g.kvs {
-		n += len(k.val) + extra
+	var buf []byte
+	if extra > 0 {
+		n := len(end) + extra
+		for _, k := range g.kvs {
+			n += len(k.val) + extra
+		}
+		buf = make([]byte, 0, n)
 	}
-	buf := make([]byte, 0, n)
 	ents := make([]badger.Entry, len(g.kvs)+1)
 	set := func(e *badger.Entry, key, val []byte) error {
-		start := len(buf)
 		if extra > 0 {
+			start := len(buf)
 			buf = j.c.sealAppend(buf, key, val)
-		} else {
-			buf = append(buf, val...)
+			val = buf[start:len(buf):len(buf)]
 		}
-		e.Key, e.Value = key, buf[start:len(buf):len(buf)]
+		e.Key, e.Value = key, val
 		return txn.SetEntry(e)
 	}
 	for i, k := range g.kvs {

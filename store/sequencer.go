@@ -17,7 +17,10 @@ type Entry struct {
 	// previous leaf hash is prev (all zero for seq 0). It runs on the
 	// sequencer goroutine, in order, so it must be quick and must not call
 	// the Journal. An error (or panic) fails only this entry, which then
-	// gets no sequence number.
+	// gets no sequence number. The bytes it returns are the journal's
+	// until the call is answered (Badger may write them as they are), then
+	// the caller's (Appended.Record): Build returns a new slice each time.
+	// Payload bytes likewise stay unchanged until the call returns.
 	Build func(seq uint64, prev [32]byte) ([]byte, error)
 	// Payloads are stored by digest in the same commit (once: a digest
 	// already stored is not rewritten; a purged one is stored again).
@@ -72,6 +75,25 @@ type request struct {
 	res     []Appended
 	errs    []error // per entry
 	err     error   // whole request
+
+	// Append's single entry, result and error, in the request's own
+	// allocation (one instead of four for the commonest call).
+	entry1 [1]Entry
+	res1   [1]Appended
+	errs1  [1]error
+}
+
+// newRequest is a request for es, or for the single entry one (copied
+// in) when es is nil.
+func newRequest(es []Entry, one *Entry) *request {
+	r := &request{done: make(chan struct{})}
+	if es == nil {
+		r.entry1[0] = *one
+		r.entries, r.res, r.errs = r.entry1[:], r.res1[:], r.errs1[:]
+		return r
+	}
+	r.entries, r.res, r.errs = es, make([]Appended, len(es)), make([]error, len(es))
+	return r
 }
 
 func (r *request) finish(err error) {
@@ -91,7 +113,7 @@ func (r *request) finish(err error) {
 // may or may not be on disk, reopen to find out; nothing half-applied is
 // ever visible).
 func (j *Journal) Append(ctx context.Context, e Entry) (Appended, error) {
-	res, errs, err := j.submit(ctx, []Entry{e})
+	res, errs, err := j.submit(ctx, nil, &e)
 	if err != nil {
 		return Appended{}, err
 	}
@@ -116,7 +138,7 @@ func (j *Journal) AppendBatch(ctx context.Context, es []Entry) ([]Appended, erro
 	if len(es) == 0 {
 		return nil, nil
 	}
-	res, errs, err := j.submit(ctx, es)
+	res, errs, err := j.submit(ctx, es, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +150,11 @@ func (j *Journal) AppendBatch(ctx context.Context, es []Entry) ([]Appended, erro
 	return res, nil
 }
 
-func (j *Journal) submit(ctx context.Context, es []Entry) ([]Appended, []error, error) {
+// submit queues es, or the single entry one when es is nil, and waits
+// for the answer.
+func (j *Journal) submit(ctx context.Context, es []Entry, one *Entry) ([]Appended, []error, error) {
+	r := newRequest(es, one)
+	es = r.entries
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -156,12 +182,6 @@ func (j *Journal) submit(ctx context.Context, es []Entry) ([]Appended, []error, 
 		return nil, nil, fmt.Errorf("store: append: %w", err)
 	}
 	defer j.space.release(need)
-	r := &request{
-		entries: es,
-		done:    make(chan struct{}),
-		res:     make([]Appended, len(es)),
-		errs:    make([]error, len(es)),
-	}
 	j.qmu.Lock()
 	if j.closed {
 		j.qmu.Unlock()

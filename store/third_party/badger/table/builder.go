@@ -524,7 +524,14 @@ func (b *Builder) compressData(data []byte) ([]byte, error) {
 }
 
 func (b *Builder) buildIndex(bloom []byte) ([]byte, uint32) {
-	builder := fbs.NewBuilder(3 << 20)
+	// Sized to this table's index (its blocks' base keys and offsets and
+	// the bloom filter) rather than upstream's fixed 3 MiB: the builder
+	// grows if the estimate falls short.
+	sz := len(bloom) + 1024
+	for _, bl := range b.blockList {
+		sz += len(bl.baseKey) + 64
+	}
+	builder := fbs.NewBuilder(sz)
 
 	boList, dataSize := b.writeBlockOffsets(builder)
 	// Write block offset vector the the idxBuilder.
