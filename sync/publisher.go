@@ -12,6 +12,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -95,6 +96,11 @@ type PublisherOptions struct {
 	// is called again for each of them alone, in order (one refused
 	// receipt does not keep back the others).
 	OnReceipts func(ctx context.Context, ids []string, receipts [][]byte) error
+	// OnParsedReceipts, when set, is called instead of OnReceipts (same
+	// contract) with each receipt as the publisher parsed it and verified
+	// its signature (archivesig.ParsedReceipt): the callee need not parse
+	// it again (agent.Core.JournalParsedReceipts).
+	OnParsedReceipts func(ctx context.Context, ids []string, receipts []archivesig.ParsedReceipt) error
 	// OnRejection is called when the archive refused an entry with a
 	// signed rejection. The entry is kept in the outbox and not sent again
 	// until RetryHeld passes, Requeue(id), a restart, or the delivery of an entry with a

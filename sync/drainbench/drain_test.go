@@ -147,7 +147,7 @@ func BenchmarkDrain(b *testing.B) {
 	drained := &drainedOutbox{Core: core, want: int(bundles), done: make(chan struct{})}
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: drained, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
-		ArchiveKey: arPub, ArchiveKeyID: arKeyID, OnReceipts: core.JournalReceipts,
+		ArchiveKey: arPub, ArchiveKeyID: arKeyID, OnParsedReceipts: core.JournalParsedReceipts,
 	})
 	if err != nil {
 		b.Fatal(err)
