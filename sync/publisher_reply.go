@@ -237,7 +237,7 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 	for _, it := range run {
 		p.delivered(it)
 	}
-	p.Wake()
+	p.kick()
 }
 
 // journal hands a run of receipts to OnReceipts (or OnReceipt) and
@@ -325,6 +325,7 @@ func (p *Publisher) delivered(it receiptItem) {
 	p.mu.Lock()
 	lost := p.goBack(id)
 	delete(p.inflight, id)
+	p.unlist(id)
 	p.remember(it.digest)
 	p.stats.Delivered++
 	p.stats.OutboxDepth = max(0, p.stats.OutboxDepth-1)
@@ -408,7 +409,7 @@ func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload
 		if p.opts.OnRejection != nil {
 			p.opts.OnRejection(ctx, id, rej, payload)
 		}
-		p.Wake()
+		p.kick()
 		return nil
 	default:
 		return p.bad(&ReplyError{Kind: "reply", Reason: "payload type " + payloadType})
