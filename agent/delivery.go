@@ -76,18 +76,39 @@ func (c *Core) JournalReceipts(ctx context.Context, ids []string, receipts [][]b
 	if len(ids) != len(receipts) {
 		return fmt.Errorf("agent: %d receipts for %d outbox entries", len(receipts), len(ids))
 	}
-	keeps := make([][]store.Payload, len(ids))
-	digests := make([]string, len(ids))
-	logIndex := make([]uint64, len(ids))
-	times := make([]time.Time, len(ids))
-	parsed := make([]*archivesig.Receipt, len(ids))
-	envs := make([]*dsse.Envelope, len(ids))
+	rs := make([]archivesig.ParsedReceipt, len(ids))
 	for i, id := range ids {
 		env, r, err := archivesig.ParseReceipt(receipts[i])
 		if err != nil {
 			return fmt.Errorf("agent: receipt for %s: %w", id, err)
 		}
-		envs[i], parsed[i] = env, r
+		rs[i] = archivesig.ParsedReceipt{Raw: receipts[i], Envelope: env, Receipt: r}
+	}
+	return c.JournalParsedReceipts(ctx, ids, rs)
+}
+
+// JournalParsedReceipts is JournalReceipts of receipts the caller parsed
+// already (the sync publisher, which verified their signatures): each
+// rs[i] must be what archivesig.ParseReceipt returned for rs[i].Raw.
+// They are not parsed again; their archive checkpoints are witnessed as
+// JournalReceipts does, and a receipt without its envelope or receipt is
+// an error (nothing is journaled).
+func (c *Core) JournalParsedReceipts(ctx context.Context, ids []string, rs []archivesig.ParsedReceipt) error {
+	if len(ids) != len(rs) {
+		return fmt.Errorf("agent: %d receipts for %d outbox entries", len(rs), len(ids))
+	}
+	keeps := make([][]store.Payload, len(ids))
+	digests := make([]string, len(ids))
+	logIndex := make([]uint64, len(ids))
+	times := make([]time.Time, len(ids))
+	receipts := make([][]byte, len(ids))
+	parsed := make([]*archivesig.Receipt, len(ids))
+	envs := make([]*dsse.Envelope, len(ids))
+	for i, id := range ids {
+		if rs[i].Envelope == nil || rs[i].Receipt == nil {
+			return fmt.Errorf("agent: receipt for %s: not parsed", id)
+		}
+		receipts[i], envs[i], parsed[i] = rs[i].Raw, rs[i].Envelope, rs[i].Receipt
 	}
 	// The archive log is witnessed: each receipt's checkpoint must extend
 	// the one accepted last (archivewitness.go).

@@ -31,10 +31,17 @@ const NoLogIndex = 1<<53 - 1
 // VerifyReceiptRing parses a receipt strictly and checks it is signed by a
 // key ring accepts (learning the announcements the receipt carries).
 func VerifyReceiptRing(ctx context.Context, b []byte, ring ArchiveKeyring) (*archivesig.Receipt, error) {
-	if _, err := parseReply(b); err != nil {
+	env, err := parseReply(b)
+	if err != nil {
 		return nil, err
 	}
-	env, r, err := archivesig.ParseReceipt(b)
+	return verifyReceiptRingEnvelope(ctx, env, ring)
+}
+
+// verifyReceiptRingEnvelope is VerifyReceiptRing of a reply parsed
+// already (parseReply).
+func verifyReceiptRingEnvelope(ctx context.Context, env *dsse.Envelope, ring ArchiveKeyring) (*archivesig.Receipt, error) {
+	r, err := archivesig.ReceiptOf(env)
 	if err != nil {
 		return nil, &ReplyError{Kind: "receipt", Reason: "verify", Err: err}
 	}

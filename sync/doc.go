@@ -2,7 +2,8 @@
 // back receipts; it is the only package that imports paho.mqtt.golang.
 //
 // The agent side is the Publisher: it reads the journal's outbox in id
-// order, sends each bundle as chunk frames (EncodeChunks) on
+// order (an OutboxLister is listed once, then again only after a Wake, a
+// tick or a new connection; delivered entries leave that listing), sends each bundle as chunk frames (EncodeChunks) on
 // edgeseal/v1/<site>/<device>/bundles at QoS 1 with a persistent session,
 // keeps at most Window bundles waiting for a receipt, and deletes an outbox
 // entry only after a receipt signed by the archive's Ed25519 key names the
@@ -15,7 +16,8 @@
 // a repeat with the same receipt). Replies are handled off paho's
 // delivery goroutine: the receipts that arrived together (a reply waits up
 // to 100 ms for those of the other bundles in flight, at most half the
-// window) are journaled with one OnReceipts call and their entries deleted together, and each
+// window) are journaled with one OnReceipts call (OnParsedReceipts: as the
+// publisher parsed and verified them, not parsed again) and their entries deleted together, and each
 // reply is acknowledged to the broker only after that (a process that
 // stops first gets it again from the broker).
 //

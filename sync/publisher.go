@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"slices"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -95,6 +96,11 @@ type PublisherOptions struct {
 	// is called again for each of them alone, in order (one refused
 	// receipt does not keep back the others).
 	OnReceipts func(ctx context.Context, ids []string, receipts [][]byte) error
+	// OnParsedReceipts, when set, is called instead of OnReceipts (same
+	// contract) with each receipt as the publisher parsed it and verified
+	// its signature (archivesig.ParsedReceipt): the callee need not parse
+	// it again (agent.Core.JournalParsedReceipts).
+	OnParsedReceipts func(ctx context.Context, ids []string, receipts []archivesig.ParsedReceipt) error
 	// OnRejection is called when the archive refused an entry with a
 	// signed rejection. The entry is kept in the outbox and not sent again
 	// until RetryHeld passes, Requeue(id), a restart, or the delivery of an entry with a
@@ -178,6 +184,12 @@ type Publisher struct {
 	recentLog [][32]byte
 	sendOrder uint64 // the last flight.order given
 	stats     Stats
+	// listed is the outbox's ids in order as an OutboxLister last listed
+	// them, less those delivered or found gone since (publisher_scan.go);
+	// relist makes the next scan list the outbox again (Wake, the tick,
+	// a new connection).
+	listed []string
+	relist atomic.Bool
 }
 
 // NewPublisher checks opts and returns a Publisher; Start runs it.
@@ -242,6 +254,13 @@ func setDur(d *time.Duration, def time.Duration) {
 
 // Wake tells the publisher a new bundle is in the outbox. It never blocks.
 func (p *Publisher) Wake() {
+	p.relist.Store(true)
+	p.kick()
+}
+
+// kick wakes the sender without a new listing of the outbox (its window
+// freed, an entry to send again): the ids listed before still hold.
+func (p *Publisher) kick() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -413,6 +432,7 @@ func (p *Publisher) session(ctx context.Context, l *link) error {
 	p.stats.Resent += uint64(len(p.inflight))
 	clear(p.inflight) // nothing receipted yet is sent again on a new connection
 	p.mu.Unlock()
+	p.relist.Store(true)
 	actx, stopAlerts := context.WithCancel(ctx)
 	alertsDone := make(chan struct{})
 	go func() { defer close(alertsDone); p.alertLoop(actx, l) }()
@@ -431,115 +451,11 @@ func (p *Publisher) session(ctx context.Context, l *link) error {
 			return &ConnectError{Broker: p.opts.Broker, Err: l.cause()}
 		case <-p.wake:
 		case <-tick.C:
+			p.relist.Store(true) // entries put without a Wake
 			if cause := l.cause(); cause != nil {
 				return &ConnectError{Broker: p.opts.Broker, Err: cause}
 			}
 			p.retryHeld()
 		}
 	}
-}
-
-// errStopScan ends an outbox scan early once the window is full.
-var errStopScan = errors.New("sync: window full")
-
-type entry struct {
-	id     string
-	data   []byte
-	digest [32]byte // SHA-256 of data, when hashed
-	hashed bool
-	lazy   bool // not read yet: send reads it (OutboxLister)
-}
-
-// scan returns the next entries to send, in id order, at most the free
-// window. With an OutboxLister it only lists them: send reads each bundle
-// just before sending it, into the sender's buffer.
-func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
-	p.mu.Lock()
-	busy := make(map[string]bool, len(p.inflight)+len(p.held))
-	for id := range p.inflight {
-		busy[id] = true
-	}
-	for id := range p.held {
-		busy[id] = true
-	}
-	free := p.opts.Window - len(p.inflight)
-	p.mu.Unlock()
-	var out []entry
-	seen := 0
-	var err error
-	if l, ok := p.opts.Outbox.(OutboxLister); ok {
-		var ids []string
-		err = l.OutboxIDs(ctx, func(id string) error {
-			seen++
-			if busy[id] {
-				return nil
-			}
-			if len(ids) >= free {
-				return errStopScan
-			}
-			ids = append(ids, id)
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStopScan) {
-			return nil, err
-		}
-		for _, id := range ids {
-			if !ValidID(id) {
-				p.hold(id)
-				continue
-			}
-			out = append(out, entry{id: id, lazy: true})
-		}
-		return p.scanned(out, seen, err)
-	}
-	err = p.opts.Outbox.Outbox(ctx, func(id string, data []byte) error {
-		seen++
-		if busy[id] {
-			return nil
-		}
-		if free <= 0 {
-			return errStopScan
-		}
-		if !ValidID(id) {
-			p.hold(id)
-			return nil
-		}
-		out = append(out, entry{id: id, data: data})
-		free--
-		return nil
-	})
-	return p.scanned(out, seen, err)
-}
-
-// get reads a listed entry, with its digest when the outbox keeps it (into
-// *buf then); ok is false when it is gone.
-func (p *Publisher) get(ctx context.Context, id string, buf *[]byte) (entry, bool, error) {
-	if d, ok := p.opts.Outbox.(OutboxDigester); ok {
-		data, digest, ok, err := d.OutboxGetDigest(ctx, id, buf)
-		return entry{id: id, data: data, digest: digest, hashed: true}, ok, err
-	}
-	data, ok, err := p.opts.Outbox.(OutboxLister).OutboxGet(ctx, id)
-	return entry{id: id, data: data}, ok, err
-}
-
-// hold keeps an id that cannot be sent out of every scan.
-func (p *Publisher) hold(id string) {
-	p.log.Error("sync: outbox id cannot be sent (not printable ASCII or too long); held", "id", id)
-	p.mu.Lock()
-	p.held[id] = false
-	p.mu.Unlock()
-}
-
-// scanned ends a scan that saw seen entries and stopped with err.
-func (p *Publisher) scanned(out []entry, seen int, err error) ([]entry, error) {
-	complete := err == nil
-	if err != nil && !errors.Is(err, errStopScan) {
-		return nil, err
-	}
-	p.mu.Lock()
-	if complete || seen > p.stats.OutboxDepth {
-		p.stats.OutboxDepth = seen
-	}
-	p.mu.Unlock()
-	return out, nil
 }

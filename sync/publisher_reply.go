@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/dsse"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
 
@@ -148,6 +149,7 @@ type receiptItem struct {
 	id      string
 	digest  [32]byte
 	payload []byte
+	env     *dsse.Envelope // parsed from payload
 	r       *archivesig.Receipt
 }
 
@@ -175,11 +177,13 @@ func (p *Publisher) handleReplies(ctx context.Context, payloads [][]byte) []erro
 			errs[i] = p.handleOther(ctx, env.PayloadType, payload)
 			continue
 		}
+		// The envelope is parsed once, here: the receipt is read from it
+		// and handed on parsed (OnParsedReceipts).
 		var r *archivesig.Receipt
 		if p.opts.ArchiveKeys != nil {
-			r, err = VerifyReceiptRing(ctx, payload, p.opts.ArchiveKeys)
+			r, err = verifyReceiptRingEnvelope(ctx, env, p.opts.ArchiveKeys)
 		} else {
-			r, err = verifyReceipt(payload, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
+			r, err = verifyReceiptEnvelope(env, p.opts.ArchiveKeyID, p.opts.ArchiveKey)
 		}
 		if err != nil {
 			errs[i] = p.bad(err)
@@ -193,7 +197,7 @@ func (p *Publisher) handleReplies(ctx context.Context, payloads [][]byte) []erro
 		if slices.ContainsFunc(run, func(it receiptItem) bool { return it.id == id }) {
 			continue // the same receipt twice in a row
 		}
-		run = append(run, receiptItem{at: i, id: id, digest: digest, payload: payload, r: r})
+		run = append(run, receiptItem{at: i, id: id, digest: digest, payload: payload, env: env, r: r})
 	}
 	flush()
 	return errs
@@ -233,7 +237,7 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 	for _, it := range run {
 		p.delivered(it)
 	}
-	p.Wake()
+	p.kick()
 }
 
 // journal hands a run of receipts to OnReceipts (or OnReceipt) and
@@ -247,13 +251,21 @@ func (p *Publisher) deliver(ctx context.Context, run []receiptItem, errs []error
 // need theirs journaled first, would wait forever too.
 func (p *Publisher) journal(ctx context.Context, run []receiptItem, errs []error) []receiptItem {
 	switch {
-	case p.opts.OnReceipts != nil:
+	case p.opts.OnParsedReceipts != nil || p.opts.OnReceipts != nil:
 		ids := make([]string, len(run))
 		receipts := make([][]byte, len(run))
+		parsed := make([]archivesig.ParsedReceipt, len(run))
 		for i, it := range run {
 			ids[i], receipts[i] = it.id, it.payload
+			parsed[i] = archivesig.ParsedReceipt{Raw: it.payload, Envelope: it.env, Receipt: it.r}
 		}
-		err := p.opts.OnReceipts(ctx, ids, receipts)
+		call := func(ids []string, receipts [][]byte, parsed []archivesig.ParsedReceipt) error {
+			if p.opts.OnParsedReceipts != nil {
+				return p.opts.OnParsedReceipts(ctx, ids, parsed)
+			}
+			return p.opts.OnReceipts(ctx, ids, receipts)
+		}
+		err := call(ids, receipts, parsed)
 		if err == nil {
 			return run
 		}
@@ -279,7 +291,7 @@ func (p *Publisher) journal(ctx context.Context, run []receiptItem, errs []error
 			var again []int
 			for _, i := range left {
 				it := run[i]
-				if err := p.opts.OnReceipts(ctx, ids[i:i+1], receipts[i:i+1]); err != nil {
+				if err := call(ids[i:i+1], receipts[i:i+1], parsed[i:i+1]); err != nil {
 					errs[it.at] = fmt.Errorf("sync: receipt callback for outbox entry %q: %w", it.id, err)
 					again = append(again, i)
 					continue
@@ -313,6 +325,7 @@ func (p *Publisher) delivered(it receiptItem) {
 	p.mu.Lock()
 	lost := p.goBack(id)
 	delete(p.inflight, id)
+	p.unlist(id)
 	p.remember(it.digest)
 	p.stats.Delivered++
 	p.stats.OutboxDepth = max(0, p.stats.OutboxDepth-1)
@@ -396,7 +409,7 @@ func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload
 		if p.opts.OnRejection != nil {
 			p.opts.OnRejection(ctx, id, rej, payload)
 		}
-		p.Wake()
+		p.kick()
 		return nil
 	default:
 		return p.bad(&ReplyError{Kind: "reply", Reason: "payload type " + payloadType})

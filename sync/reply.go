@@ -151,26 +151,24 @@ func decodeReply[T any, P interface {
 // tries the key ids the envelope names (the signature must still verify
 // under pub).
 func verifyReceipt(b []byte, keyID string, pub ed25519.PublicKey) (*archivesig.Receipt, error) {
-	ids := []string{keyID}
-	if keyID == "" {
-		env, err := parseReply(b)
-		if err != nil {
-			return nil, err
-		}
-		ids = ids[:0]
-		for _, s := range env.Signatures {
-			ids = append(ids, s.KeyID)
-		}
+	env, err := parseReply(b)
+	if err != nil {
+		return nil, err
 	}
-	var last error = &ReplyError{Kind: "receipt", Reason: "no signature"}
-	for _, id := range ids {
-		r, err := archivesig.VerifyReceipt(b, id, pub)
-		if err == nil {
-			return r, nil
-		}
-		last = &ReplyError{Kind: "receipt", Reason: "verify", Err: err}
+	return verifyReceiptEnvelope(env, keyID, pub)
+}
+
+// verifyReceiptEnvelope is verifyReceipt of a reply parsed already
+// (parseReply).
+func verifyReceiptEnvelope(env *dsse.Envelope, keyID string, pub ed25519.PublicKey) (*archivesig.Receipt, error) {
+	r, err := archivesig.ReceiptOf(env)
+	if err != nil {
+		return nil, &ReplyError{Kind: "receipt", Reason: "verify", Err: err}
 	}
-	return nil, last
+	if err := verifyEnvelope(env, keyID, pub); err != nil {
+		return nil, &ReplyError{Kind: "receipt", Reason: "verify", Err: err}
+	}
+	return r, nil
 }
 
 func verifyEnvelope(env *dsse.Envelope, keyID string, pub ed25519.PublicKey) error {

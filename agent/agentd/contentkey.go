@@ -80,10 +80,21 @@ func UseContentKey(cfg *config.Config, core ContentKeyUser, now time.Time, log *
 // A receipt has already been verified and journaled when it comes here;
 // an announcement refused is logged and the key in use stays.
 func learnContentKeys(ctx context.Context, core ContentKeyUser, ring agent.ContentKeyVerifier, receipts [][]byte, log *slog.Logger) {
-	var last []byte
+	var rs []*archivesig.Receipt
 	for _, b := range receipts {
-		_, r, err := archivesig.ParseReceipt(b)
-		if err == nil && r.ContentKey != nil {
+		if _, r, err := archivesig.ParseReceipt(b); err == nil {
+			rs = append(rs, r)
+		}
+	}
+	learnParsedContentKeys(ctx, core, ring, rs, log)
+}
+
+// learnParsedContentKeys is learnContentKeys of receipts parsed already
+// (the sync publisher's).
+func learnParsedContentKeys(ctx context.Context, core ContentKeyUser, ring agent.ContentKeyVerifier, receipts []*archivesig.Receipt, log *slog.Logger) {
+	var last []byte
+	for _, r := range receipts {
+		if r.ContentKey != nil {
 			last = r.ContentKey
 		}
 	}

@@ -46,11 +46,15 @@ func newPublisher(cfg *config.Config, core *agent.Core, log *slog.Logger) (*sync
 		MaxMessage: int(cfg.Sync.MaxMessage), Window: cfg.Sync.Window, BytesPerSecond: int64(cfg.Sync.BytesPerSecond),
 		RetryHeld:   cfg.Sync.RetryHeld,
 		ResendAfter: cfg.Sync.ResendAfter,
-		OnReceipts: func(ctx context.Context, ids []string, receipts [][]byte) error {
-			if err := core.JournalReceipts(ctx, ids, receipts); err != nil {
+		OnParsedReceipts: func(ctx context.Context, ids []string, receipts []archivesig.ParsedReceipt) error {
+			if err := core.JournalParsedReceipts(ctx, ids, receipts); err != nil {
 				return err
 			}
-			learnContentKeys(ctx, core, ring, receipts, log)
+			rs := make([]*archivesig.Receipt, len(receipts))
+			for i, r := range receipts {
+				rs[i] = r.Receipt
+			}
+			learnParsedContentKeys(ctx, core, ring, rs, log)
 			return nil
 		},
 		OnSent: core.MarkSent,

@@ -120,20 +120,42 @@ func ParseReceipt(b []byte) (*dsse.Envelope, *Receipt, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	r, err := ReceiptOf(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, r, nil
+}
+
+// ReceiptOf reads strictly the receipt an envelope carries, as
+// ParseReceipt does after parsing the envelope (dsse.ParseEnvelope of at
+// most MaxReceiptSize bytes): for a caller that parsed the envelope
+// already. The signature is not checked.
+func ReceiptOf(env *dsse.Envelope) (*Receipt, error) {
 	if env.PayloadType != ReceiptPayloadType {
-		return nil, nil, wire.FormatErr("receipt", "payload type %.60q", env.PayloadType)
+		return nil, wire.FormatErr("receipt", "payload type %.60q", env.PayloadType)
 	}
 	var r Receipt
 	if err := strict.Unmarshal(env.Payload, &r); err != nil {
-		return nil, nil, wire.WrapFormat("receipt", "json", err)
+		return nil, wire.WrapFormat("receipt", "json", err)
 	}
 	if canon, err := r.Marshal(); err != nil || !bytes.Equal(canon, env.Payload) {
-		return nil, nil, &wire.NotCanonicalError{Format: "receipt", Offset: strict.FirstDiff(canon, env.Payload)}
+		return nil, &wire.NotCanonicalError{Format: "receipt", Offset: strict.FirstDiff(canon, env.Payload)}
 	}
 	if err := r.check(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return env, &r, nil
+	return &r, nil
+}
+
+// ParsedReceipt is a receipt's bytes with the envelope and the receipt
+// ParseReceipt read from them, so that the parties a receipt passes
+// through (the sync publisher that verified it, the agent that journals
+// it) parse it once.
+type ParsedReceipt struct {
+	Raw      []byte         // the envelope's bytes, as the archive signed them
+	Envelope *dsse.Envelope // ParseReceipt's envelope of Raw
+	Receipt  *Receipt       // ParseReceipt's receipt of Raw
 }
 
 // VerifyReceipt parses b and checks its Ed25519 signature by keyID.

@@ -69,7 +69,10 @@ const (
 // clients), paho-broker-cpu-ms/bundle and paho-cores; agent-sys-% is the
 // system part of the agent's CPU, agent-read-cpu-ms/bundle the CPU of
 // reading each bundle from the outbox alone (outboxReadCPU: work the
-// agent cannot skip and the baseline does not do). Before the drain, while the outbox
+// agent cannot skip and the baseline does not do), agent-idle-cpu-ms/bundle
+// what the agent's process burns with nothing to send (idleCPU) over a
+// span as long as the drain: the part of its CPU that grows with the
+// drain's wall time (set by the archive), not with the bundles. Before the drain, while the outbox
 // is full, it times the essential floor three times (floor_test.go: paho
 // plus only the steps delivery cannot skip; floor-MB/s, floor-%-of-paho,
 // floor-cpu-ms/bundle, floor-broker-cpu-ms/bundle, floor-cores), an upper
@@ -149,7 +152,7 @@ func BenchmarkDrain(b *testing.B) {
 	drained := &drainedOutbox{Core: core, want: int(bundles), done: make(chan struct{})}
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: drained, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
-		ArchiveKey: arPub, ArchiveKeyID: arKeyID, OnReceipts: core.JournalReceipts,
+		ArchiveKey: arPub, ArchiveKeyID: arKeyID, OnParsedReceipts: core.JournalParsedReceipts,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -215,6 +218,7 @@ wait:
 	pprof.StopCPUProfile()
 	trace.Stop()
 	writeHeap(b, "EDGESEAL_DRAIN_MEMPROFILE", "")
+	idle := idleCPU(b, pub)
 	st := pub.Stats()
 	left := 0
 	if err := j.OutboxIDs(ctx, func(string) error { left++; return nil }); err != nil || left != 0 {
@@ -268,6 +272,7 @@ wait:
 	b.ReportMetric(perBundle(arSt.cpu), "archive-cpu-ms/bundle")
 	b.ReportMetric(perBundle(arSt.indexCPU), "archive-index-after-cpu-ms/bundle")
 	b.ReportMetric(perBundle(readCPU), "agent-read-cpu-ms/bundle")
+	b.ReportMetric(idle*drain.Seconds()/float64(bundles), "agent-idle-cpu-ms/bundle")
 	b.ReportMetric(perBundle(brkCPU), "broker-cpu-ms/bundle")
 	b.ReportMetric((cpu+arSt.cpu+brkCPU).Seconds()/drain.Seconds(), "cores")
 	b.ReportMetric(perBundle(med.pub+med.sub), "paho-cpu-ms/bundle")

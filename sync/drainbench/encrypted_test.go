@@ -75,7 +75,7 @@ func (s *drainSite) drainOnce(b *testing.B, n int, encrypt bool) drainRun {
 	}
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: s.url, Site: "site1", Device: "dev1", Outbox: s.core, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
-		ArchiveKey: s.ar.PublicKey(), ArchiveKeyID: s.ar.KeyID(), OnReceipts: s.core.JournalReceipts,
+		ArchiveKey: s.ar.PublicKey(), ArchiveKeyID: s.ar.KeyID(), OnParsedReceipts: s.core.JournalParsedReceipts,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/store"
+	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
 
@@ -50,6 +51,18 @@ func outboxReadCPU(b *testing.B, core *agent.Core, j *store.Journal) time.Durati
 	}
 	slices.Sort(runs)
 	return runs[1]
+}
+
+// idleCPU is the CPU time per second, in ms, the process uses over one
+// second with nothing to send: the publisher connected, the outbox empty
+// (its journal's background work, the runtime's and paho's timers).
+func idleCPU(b *testing.B, pub *sync.Publisher) float64 {
+	if !pub.Stats().Connected {
+		b.Fatal("publisher not connected after the drain")
+	}
+	c0, t0 := cpuTime(b), time.Now()
+	time.Sleep(time.Second)
+	return float64((cpuTime(b) - c0).Microseconds()) / 1e3 / time.Since(t0).Seconds()
 }
 
 // sysTime is the system part of cpuTime.
