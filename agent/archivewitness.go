@@ -97,7 +97,7 @@ func (c *Core) loadWitness() error {
 // than the last one (a fresh receipt for a bundle sent again, or the
 // receipt after it: the archive proves from the checkpoint of the
 // device's newest receipt it gave) is taken when the proof verifies
-// from that one, and its checkpoint kept when larger. On
+// from that one, and its checkpoint journaled and kept when larger. On
 // an inconsistency it raises AlarmArchiveInconsistent and logs once; any
 // failure refuses the whole batch (nothing is journaled, the bundles
 // stay in the outbox).
@@ -123,6 +123,7 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			continue
 		}
 		var cp merkle.Checkpoint
+		other := false // another root than the accepted one at cp's size
 		if cp, err = r.ArchiveRoot(); err == nil && !proofs && r.WitnessFrom == 0 && last != nil && cp.Size > last.Size {
 			last, fresh[i] = &cp, true // an archive that gives no proofs
 			continue
@@ -132,15 +133,18 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			// (its reply was delivered again behind newer ones, or came
 			// after a receipt of the same checkpoint): consistent if it
 			// is a checkpoint accepted before, kept as it was.
-			same := batch[cp.Size] == cp
-			if !same {
-				if same, err = c.acceptedCheckpoint(cp); err != nil {
+			had, ok := batch[cp.Size]
+			if !ok {
+				if had, ok, err = c.acceptedAt(cp.Size); err != nil {
 					return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 				}
 			}
-			if same {
+			if ok && had == cp {
 				continue
 			}
+			// Another root at an accepted size: a fork, whatever its
+			// proof (CheckConsistency below reports it).
+			other = ok
 		}
 		refuse := func(cp merkle.Checkpoint, err error) error {
 			if errors.Is(err, archivesig.ErrInconsistent) && cp != c.witness.alarmed {
@@ -151,7 +155,7 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			}
 			return fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 		}
-		if err == nil && last != nil && r.WitnessFrom > 0 && r.WitnessFrom != last.Size && cp.Size != last.Size && cp.Origin == last.Origin {
+		if err == nil && !other && last != nil && r.WitnessFrom > 0 && r.WitnessFrom != last.Size && cp.Size != last.Size && cp.Origin == last.Origin {
 			// Proven from another checkpoint than the last: taken when
 			// the device accepted that one (archive.checkpoint record,
 			// or a receipt before it in rs) and the proof holds.
@@ -165,9 +169,11 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 				if err := merkle.VerifyConsistency(merkle.ProofHashes(r.WitnessProof), from.Size, cp.Size, from.Root, cp.Root); err != nil {
 					return nil, false, nil, refuse(cp, fmt.Errorf("%w: from the accepted %d to %d: %v", archivesig.ErrInconsistent, from.Size, cp.Size, err))
 				}
-				fresh[i], proofs, batch[cp.Size] = true, true, cp
+				// Journaled (an archive.checkpoint record) and kept only
+				// when larger: the records never shrink.
+				proofs, batch[cp.Size] = true, cp
 				if cp.Size > last.Size {
-					last = &cp
+					last, fresh[i] = &cp, true
 				}
 				continue
 			}
@@ -180,15 +186,6 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 		last, proofs = &cp, proofs || r.WitnessFrom > 0
 	}
 	return last, proofs, fresh, nil
-}
-
-// acceptedCheckpoint reports whether cp is the archive checkpoint of its
-// size the agent accepted before: the archive.checkpoint record journaled
-// under CheckpointKey of its size has the same origin and root. Another
-// root at that size is not (CheckConsistency then reports the fork).
-func (c *Core) acceptedCheckpoint(cp merkle.Checkpoint) (bool, error) {
-	had, ok, err := c.acceptedAt(cp.Size)
-	return ok && had.Origin == cp.Origin && had.Size == cp.Size && had.Root == cp.Root, err
 }
 
 // acceptedAt is the archive checkpoint of size the agent accepted before

@@ -25,7 +25,9 @@ import (
 // move it), is taken as proven from a checkpoint the agent accepted. A
 // receipt proven from an accepted checkpoint by a proof that does not
 // hold (another log from there) is refused with one alarm; one proven
-// from a checkpoint the agent never accepted is refused without one.
+// from a checkpoint the agent never accepted is refused without one; one
+// of another root at a size the agent accepted is refused as a fork
+// whatever it is proven from.
 func TestWitnessFreshReceipt(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -38,7 +40,7 @@ func TestWitnessFreshReceipt(t *testing.T) {
 	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
 	var ids []string
 	var bs []*bundle.Bundle
-	for i := range 5 {
+	for i := range 6 {
 		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("f-%d", i))); err != nil {
 			t.Fatal(err)
 		}
@@ -162,5 +164,27 @@ func TestWitnessFreshReceipt(t *testing.T) {
 		t.Fatalf("alarms %+v after a proof from a checkpoint never accepted", alarms)
 	}
 	journal(4, rc4)
+	kept(7)
+
+	// Another root at an accepted size below the kept one (6), proven
+	// from an accepted checkpoint (4) where both logs agree: a fork.
+	other6, err := main.Fork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*bundle.Bundle{bs[0], bs[1], other.Bundles[0], bs[2], other.Bundles[1]} {
+		accept(other6, b)
+	}
+	at6, err := other6.Again(accept(other6, bs[5]), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size = r.j.Size()
+	if err := r.core.JournalReceipt(ctx, ids[5], at6); !errors.Is(err, archivesig.ErrInconsistent) || r.j.Size() != size {
+		t.Fatalf("another root at an accepted size, proven from an accepted checkpoint: %v, journal %d -> %d", err, size, r.j.Size())
+	}
+	if len(alarms) != 2 {
+		t.Fatalf("alarms %+v, want a second %s", alarms, AlarmArchiveInconsistent)
+	}
 	kept(7)
 }
