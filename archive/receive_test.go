@@ -61,6 +61,9 @@ func mustHash(t *testing.T, s string) [32]byte {
 	return h
 }
 
+// TestDuplicateStoredOnce: a bundle delivered again after the next one
+// is answered with a receipt of its log entry (repeated) and stored and
+// logged once.
 func TestDuplicateStoredOnce(t *testing.T) {
 	e := newEnv(t)
 	c := newChain(t, 2, bundletest.Options{})
