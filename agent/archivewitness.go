@@ -92,7 +92,12 @@ func (c *Core) loadWitness() error {
 // them) a larger checkpoint without one is taken unchecked. A smaller
 // checkpoint than the one accepted last is taken when it is one accepted
 // before (its archive.checkpoint record, or a receipt before it in rs,
-// has the same root at its size): replies can come out of order. On
+// has the same root at its size): replies can come out of order. A
+// receipt whose consistency proof is from another accepted checkpoint
+// than the last one (a fresh receipt for a bundle sent again, or the
+// receipt after it: the archive proves from the checkpoint of the
+// device's newest receipt it gave) is taken when the proof verifies
+// from that one, and its checkpoint journaled and kept when larger. On
 // an inconsistency it raises AlarmArchiveInconsistent and logs once; any
 // failure refuses the whole batch (nothing is journaled, the bundles
 // stay in the outbox).
@@ -118,6 +123,7 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			continue
 		}
 		var cp merkle.Checkpoint
+		other := false // another root than the accepted one at cp's size
 		if cp, err = r.ArchiveRoot(); err == nil && !proofs && r.WitnessFrom == 0 && last != nil && cp.Size > last.Size {
 			last, fresh[i] = &cp, true // an archive that gives no proofs
 			continue
@@ -127,25 +133,54 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			// (its reply was delivered again behind newer ones, or came
 			// after a receipt of the same checkpoint): consistent if it
 			// is a checkpoint accepted before, kept as it was.
-			same := batch[cp.Size] == cp
-			if !same {
-				if same, err = c.acceptedCheckpoint(cp); err != nil {
+			had, ok := batch[cp.Size]
+			if !ok {
+				if had, ok, err = c.acceptedAt(cp.Size); err != nil {
 					return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 				}
 			}
-			if same {
+			if ok && had == cp {
 				continue
 			}
+			// Another root at an accepted size: a fork, whatever its
+			// proof (CheckConsistency below reports it).
+			other = ok
 		}
-		cp, err = archivesig.CheckConsistency(last, r)
-		if err != nil {
+		refuse := func(cp merkle.Checkpoint, err error) error {
 			if errors.Is(err, archivesig.ErrInconsistent) && cp != c.witness.alarmed {
 				c.witness.alarmed = cp
 				detail := fmt.Sprintf("receipt for %s: %v", ids[i], err)
 				c.log.Error("archive log inconsistent; receipt refused", "outbox", ids[i], "size", cp.Size, "err", err)
 				c.alarm(AlarmArchiveInconsistent, -1, detail)
 			}
-			return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+			return fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+		}
+		if err == nil && !other && last != nil && r.WitnessFrom > 0 && r.WitnessFrom != last.Size && cp.Size != last.Size && cp.Origin == last.Origin {
+			// Proven from another checkpoint than the last: taken when
+			// the device accepted that one (archive.checkpoint record,
+			// or a receipt before it in rs) and the proof holds.
+			from, ok := batch[r.WitnessFrom]
+			if !ok {
+				if from, ok, err = c.acceptedAt(r.WitnessFrom); err != nil {
+					return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+				}
+			}
+			if ok && from.Origin == cp.Origin {
+				if err := merkle.VerifyConsistency(merkle.ProofHashes(r.WitnessProof), from.Size, cp.Size, from.Root, cp.Root); err != nil {
+					return nil, false, nil, refuse(cp, fmt.Errorf("%w: from the accepted %d to %d: %v", archivesig.ErrInconsistent, from.Size, cp.Size, err))
+				}
+				// Journaled (an archive.checkpoint record) and kept only
+				// when larger: the records never shrink.
+				proofs, batch[cp.Size] = true, cp
+				if cp.Size > last.Size {
+					last, fresh[i] = &cp, true
+				}
+				continue
+			}
+		}
+		cp, err = archivesig.CheckConsistency(last, r)
+		if err != nil {
+			return nil, false, nil, refuse(cp, err)
 		}
 		fresh[i] = last == nil || cp.Size > last.Size
 		last, proofs = &cp, proofs || r.WitnessFrom > 0
@@ -153,35 +188,33 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 	return last, proofs, fresh, nil
 }
 
-// acceptedCheckpoint reports whether cp is the archive checkpoint of its
-// size the agent accepted before: the archive.checkpoint record journaled
-// under CheckpointKey of its size has the same origin and root. Another
-// root at that size is not (CheckConsistency then reports the fork).
-func (c *Core) acceptedCheckpoint(cp merkle.Checkpoint) (bool, error) {
-	seq, err := c.j.Lookup(CheckpointKey(cp.Size))
+// acceptedAt is the archive checkpoint of size the agent accepted before
+// (its archive.checkpoint record under CheckpointKey); false when none.
+func (c *Core) acceptedAt(size uint64) (merkle.Checkpoint, bool, error) {
+	seq, err := c.j.Lookup(CheckpointKey(size))
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return merkle.Checkpoint{}, false, nil
 	}
 	if err != nil {
-		return false, err
+		return merkle.Checkpoint{}, false, err
 	}
 	raw, err := c.j.Record(seq)
 	if err != nil {
-		return false, err
+		return merkle.Checkpoint{}, false, err
 	}
 	rec, err := custody.ParseRecord(raw)
 	if err != nil {
-		return false, err
+		return merkle.Checkpoint{}, false, err
 	}
 	body, err := archivesig.ParseCheckpointRecord(rec.Body)
 	if err != nil {
-		return false, fmt.Errorf("archive.checkpoint record %d: %w", seq, err)
+		return merkle.Checkpoint{}, false, fmt.Errorf("archive.checkpoint record %d: %w", seq, err)
 	}
 	had, err := body.Root()
 	if err != nil {
-		return false, fmt.Errorf("archive.checkpoint record %d: %w", seq, err)
+		return merkle.Checkpoint{}, false, fmt.Errorf("archive.checkpoint record %d: %w", seq, err)
 	}
-	return had.Origin == cp.Origin && had.Size == cp.Size && had.Root == cp.Root, nil
+	return had, had.Size == size, nil
 }
 
 // CheckpointKey is the idempotency key of the archive.checkpoint record

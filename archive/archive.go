@@ -168,8 +168,8 @@ type Archive struct {
 	searchAside string
 
 	stats struct {
-		accepted, duplicates, refused, alarms, held atomic.Uint64
-		quarDropped, alertsSuppressed               atomic.Uint64
+		accepted, duplicates, fresh, refused, alarms, held atomic.Uint64
+		quarDropped, alertsSuppressed                      atomic.Uint64
 	}
 
 	// chainStore is the devices' chain state (chainstate.go), closed
@@ -466,9 +466,12 @@ func (a *Archive) Objects() ObjectStore { return a.objects }
 // Stats counts what the archive did since Open.
 type Stats struct {
 	Accepted   uint64 // bundles accepted
-	Duplicates uint64 // repeats answered with the stored receipt
-	Refused    uint64 // bundles refused (quarantined, alerted)
-	Alarms     uint64 // alarms raised (forks, altered objects)
+	Duplicates uint64 // repeats answered (with the stored receipt or a fresh one)
+	// FreshReceipts counts the repeats answered with a fresh receipt
+	// (repeat.go), counted in Duplicates too.
+	FreshReceipts uint64
+	Refused       uint64 // bundles refused (quarantined, alerted)
+	Alarms        uint64 // alarms raised (forks, altered objects)
 	// Held counts bundles answered held (CheckHeld): with replicas, their
 	// predecessor was not committed within Options.HoldWait.
 	Held uint64
@@ -483,7 +486,7 @@ type Stats struct {
 // Stats returns the counters.
 func (a *Archive) Stats() Stats {
 	return Stats{
-		Accepted: a.stats.accepted.Load(), Duplicates: a.stats.duplicates.Load(),
+		Accepted: a.stats.accepted.Load(), Duplicates: a.stats.duplicates.Load(), FreshReceipts: a.stats.fresh.Load(),
 		Refused: a.stats.refused.Load(), Alarms: a.stats.alarms.Load(), Held: a.stats.held.Load(),
 		QuarantineDropped: a.stats.quarDropped.Load(), AlertsSuppressed: a.stats.alertsSuppressed.Load(),
 	}

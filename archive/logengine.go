@@ -250,8 +250,10 @@ func (l *archiveLog) appendAsync(ctx context.Context, recs ...[]byte) (_ []logge
 	defer l.lmu.RUnlock()
 	if l.engine == LogEngineMySQL {
 		// Part of the append: a failure fails the log as a failed
-		// append does (a restart; Open completes the keys).
-		n, err := l.l.Size(ctx)
+		// append does (a restart; Open completes the keys). The size
+		// once every append under way has ended (settledSizer): see
+		// logkeys.go for why.
+		n, err := settledSize(ctx, l.l)
 		if err == nil {
 			err = l.recordKeys(ctx, n, nil)
 		}

@@ -55,7 +55,8 @@ func testLogEngine(t *testing.T, e *env) {
 	}
 	checkWitness(t, rc0, rc1)
 
-	// Deduplication: the stored receipt, nothing appended.
+	// Deduplication: the stored receipt (it has a witness proof),
+	// nothing appended.
 	dedup := func(want []byte, b int) {
 		t.Helper()
 		n := e.a.LogSize()
@@ -67,7 +68,22 @@ func testLogEngine(t *testing.T, e *env) {
 			t.Fatalf("repeat of bundle %d appended: log %d -> %d", b, n, e.a.LogSize())
 		}
 	}
-	dedup(r0, 0)
+	// The first receipt (no witness proof) again, once the device was
+	// given a larger checkpoint: a fresh receipt against the current
+	// checkpoint, proven from the device's newest receipt's.
+	fresh0 := func(newest []byte, b int) {
+		t.Helper()
+		n := e.a.LogSize()
+		again, err := e.a.Receive(ctx, c.Opts.Site, c.Opts.Device, raw(t, c.Bundles[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.freshFor(r0, again, raw(t, c.Bundles[0]), c.DeviceName(), e.checkReceipt(newest, raw(t, c.Bundles[b]), c.DeviceName()))
+		if e.a.LogSize() != n {
+			t.Fatalf("repeat of bundle 0 appended: log %d -> %d", n, e.a.LogSize())
+		}
+	}
+	fresh0(r1, 1)
 
 	// Restart: still deduplicated, the chain goes on.
 	e.reopen()
@@ -85,7 +101,7 @@ func testLogEngine(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	e.open()
-	dedup(r0, 0)
+	fresh0(r2, 2)
 	dedup(r2, 2)
 
 	// Key rotation: the log signs with the new key from then on; the
@@ -105,6 +121,7 @@ func testLogEngine(t *testing.T, e *env) {
 		t.Fatalf("receipt after rotation: %v", err)
 	}
 	dedup(r1, 1)
+	fresh0(r3, 3) // signed by the new key, the note too (checkReceipt)
 	if err := e.a.Close(); err != nil {
 		t.Fatal(err)
 	}

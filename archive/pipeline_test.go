@@ -177,8 +177,8 @@ func TestCloseAnswersAdmitted(t *testing.T) {
 	e.open()
 	for i, b := range c.Bundles {
 		reply := e.accept(c, b)
-		if g, ok := given[i]; ok && !bytes.Equal(g, reply) {
-			t.Fatalf("bundle %d: another receipt after the restart", i)
+		if g, ok := given[i]; ok {
+			e.repeated(g, reply, raw(t, b), c.DeviceName())
 		}
 	}
 	t.Logf("%d of %d answered before Close", len(given), len(ts))

@@ -44,8 +44,8 @@ type failure struct {
 // Accepted (verified end to end against the device's approved trust and
 // last accepted state, plus the archive checks): stored write-once,
 // appended to the archive log, and reply is the signed receipt, err nil.
-// A bundle accepted before (same digest) gets the same receipt again and
-// is not stored twice. Refused: kept in quarantine with its reason,
+// A bundle accepted before (same digest) is not stored twice and gets its
+// receipt again, or a fresh one the device can check (repeat.go). Refused: kept in quarantine with its reason,
 // alerted, and reply is the signed rejection with err a *RejectedError.
 // Any other error is a failure to process (disk, context): no reply, the
 // bundle should be delivered again later. Receive is Admit and Wait.
@@ -302,7 +302,8 @@ func (a *Archive) known(ctx context.Context, digest [32]byte, topic string) *Tic
 	return nil
 }
 
-// duplicate answers a bundle accepted before (wasAccepted).
+// duplicate answers a bundle accepted before (wasAccepted): its stored
+// receipt, or a fresh one (repeatReceipt).
 func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) ([]byte, error, bool) {
 	acc, ok, err := a.wasAccepted(ctx, digest)
 	if err != nil {
@@ -319,6 +320,9 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 	reply := acc.receiptBytes
 	if reply == nil {
 		reply, err = a.storedReceipt(acc)
+	}
+	if err == nil {
+		reply, err = a.repeatReceipt(ctx, acc, topic, reply)
 	}
 	if err == nil {
 		a.stats.duplicates.Add(1)

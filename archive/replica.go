@@ -21,8 +21,9 @@ import (
 // a device in flight, and it reads the device's chain from the store
 // when it takes the lease (what memory holds is dropped when another
 // process advanced it meanwhile). Before it appends, the log's keys are
-// brought up to the log's size (logengine.go), so a bundle another
-// process logged and did not advance (it died in between) keeps its log
+// brought up to the log's size once every append under way has ended
+// (logkeys.go), so a bundle another process logged and did not advance
+// (it died in between, its commit under way included) keeps its log
 // index. A bundle that arrives after a gap waits (at most HoldWait) for
 // another process to advance the device's chain, and is then judged
 // again; past the wait it is answered "held" (CheckHeld): neither

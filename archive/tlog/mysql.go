@@ -98,7 +98,25 @@ func OpenMySQL(ctx context.Context, opts MySQLOptions) (*Tessera, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlog: open mysql: %w", err)
 	}
+	p.settled = func(ctx context.Context) (uint64, error) { return settledSize(ctx, db) }
 	return p, nil
+}
+
+// settledSize reads the tree size with a shared lock on the tree state
+// row (Tessera's sequenceBatch reads it FOR UPDATE and writes it last,
+// in the transaction that writes the entries and tiles): it waits for an
+// append transaction under way, in any process, to end.
+func settledSize(ctx context.Context, db *sql.DB) (uint64, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var n uint64
+	if err := tx.QueryRowContext(ctx, "SELECT `size` FROM `TreeState` WHERE `id` = 0 LOCK IN SHARE MODE").Scan(&n); err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
 }
 
 // mysqlSchema is Tessera's MySQL schema (storage/mysql/schema.sql of

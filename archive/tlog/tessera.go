@@ -51,6 +51,8 @@ type Tessera struct {
 
 	mu   sync.Mutex
 	last Checkpoint // the last checkpoint read back and verified
+
+	settled func(context.Context) (uint64, error) // SettledSize's read; nil: Size
 }
 
 var (
@@ -238,6 +240,25 @@ func (p *Tessera) AppendBatch(ctx context.Context, entries [][]byte) ([]uint64, 
 // Size implements Log.
 func (p *Tessera) Size(ctx context.Context) (uint64, error) {
 	n, err := p.reader.IntegratedSize(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("tlog: size: %w", err)
+	}
+	return n, nil
+}
+
+// SettledSize is Size once every append under way when it is called has
+// ended. On the MySQL driver it is a locking read of the tree state row,
+// which the transaction of an append (another process's too) holds from
+// its first read to its commit: it waits for that transaction to commit,
+// or to be rolled back (the server rolls back the transaction of a
+// connection that died), where Size, a plain read, would not see an
+// append whose commit is under way. On POSIX (one process, its appends
+// ordered by the caller) it is Size.
+func (p *Tessera) SettledSize(ctx context.Context) (uint64, error) {
+	if p.settled == nil {
+		return p.Size(ctx)
+	}
+	n, err := p.settled(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("tlog: size: %w", err)
 	}

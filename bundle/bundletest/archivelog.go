@@ -176,6 +176,46 @@ func (l *ArchiveLog) AcceptGroup(bs ...*bundle.Bundle) ([][]byte, error) {
 	return out, nil
 }
 
+// Again is the archive's answer to a bundle sent again whose receipt
+// was receipt when the device cannot take that one (archive/repeat.go):
+// a fresh receipt for the same entry against the log's current size,
+// with the consistency proof from size from (0: the checkpoint of the
+// device's newest receipt), which it leaves where it was.
+func (l *ArchiveLog) Again(receipt []byte, from uint64) ([]byte, error) {
+	_, r, err := archivesig.ParseReceipt(receipt)
+	if err != nil {
+		return nil, err
+	}
+	size := l.Size()
+	if from == 0 {
+		from = l.last[r.Device]
+	}
+	signed, err := l.Checkpoint(size)
+	if err != nil {
+		return nil, err
+	}
+	proof, err := merkle.InclusionProof(l.tree().Hash, r.LogIndex, size)
+	if err != nil {
+		return nil, err
+	}
+	f := *r
+	f.ArchiveCheckpoint, f.InclusionProof, f.WitnessFrom, f.WitnessProof, f.KeyChain = string(signed), merkle.ProofBytes(proof), 0, nil, nil
+	if len(l.chain) > 0 {
+		f.KeyChain = l.chain
+	}
+	if from > 0 {
+		cons, err := l.Consistency(from, size)
+		if err != nil {
+			return nil, err
+		}
+		f.WitnessFrom = from
+		if len(cons) > 0 {
+			f.WitnessProof = merkle.ProofBytes(cons)
+		}
+	}
+	return archivesig.SignReceipt(&f, l.KeyID(), l.Priv)
+}
+
 // Checkpoint returns the signed note of the log at size.
 func (l *ArchiveLog) Checkpoint(size uint64) ([]byte, error) {
 	if size == 0 || size > l.Size() {
