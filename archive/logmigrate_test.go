@@ -133,3 +133,25 @@ func TestMigrateLog(t *testing.T) {
 		t.Fatalf("check after the migration: %+v %v", res, err)
 	}
 }
+
+// TestMigrateEmptyLog: a journal archive that never logged anything
+// migrates to an empty POSIX log, which then takes the first bundle at
+// index 0.
+func TestMigrateEmptyLog(t *testing.T) {
+	e := engineEnv(t, archive.LogEngineJournal)
+	e.open()
+	e.a.Close()
+	e.a = nil
+	res, err := archive.MigrateLog(t.Context(), archive.Options{Dir: e.dir, Key: e.key})
+	if err != nil || !res.Migrated || res.Size != 0 {
+		t.Fatalf("migration of an empty log: %+v %v", res, err)
+	}
+	e.engine = ""
+	e.open()
+	defer func() { e.a.Close(); e.a = nil }()
+	c := newChain(t, 1, bundletest.Options{})
+	e.approve(c)
+	if rc := e.checkReceipt(e.accept(c, c.Bundles[0]), raw(t, c.Bundles[0]), c.DeviceName()); rc.LogIndex != 0 {
+		t.Fatalf("first entry at %d", rc.LogIndex)
+	}
+}
