@@ -97,3 +97,7 @@ func isDir(path string) (bool, error) {
 	}
 	return true, nil
 }
+
+// LogEngine is the engine the archive's log is on (the one
+// ResolveLogEngine chose at Open).
+func (a *Archive) LogEngine() string { return a.log.engine }

@@ -86,8 +86,8 @@ func TestArchiveMigrateLogE2E(t *testing.T) {
 
 	// The default engine on a journal archive: it stays on the journal.
 	p := startArchiveProc(t, cfg)
-	if !strings.Contains(p.logs(), "archive migrate-log") {
-		t.Errorf("no line telling the operator to migrate:\n%s", p.logs())
+	if !strings.Contains(p.logs(), "archive migrate-log") || p.logField("archive ready", "logEngine") != "journal" {
+		t.Errorf("not on the journal, or no line telling the operator to migrate:\n%s", p.logs())
 	}
 	if out := cli(1, "archive", "migrate-log", "--config", cfg); !strings.Contains(out, "stop the archive daemon first") {
 		t.Errorf("migrate-log beside the running daemon:\n%s", out)
@@ -112,7 +112,7 @@ func TestArchiveMigrateLogE2E(t *testing.T) {
 	}
 
 	p = startArchiveProc(t, cfg)
-	if strings.Contains(p.logs(), "archive migrate-log") {
+	if strings.Contains(p.logs(), "archive migrate-log") || p.logField("archive ready", "logEngine") != "posix" {
 		t.Errorf("the migrated archive still asks to be migrated:\n%s", p.logs())
 	}
 	p.stop(t)
