@@ -45,11 +45,28 @@ func (e *LogEngineError) Error() string {
 // the command that migrates it when lg is set). A configured engine that
 // does not match what dir holds is a *LogEngineError: posix beside a
 // journal log (an empty POSIX log is never started next to it), journal
-// where only a migrated log is. mysql is returned as it is.
+// where only a migrated log is. A dir with log keys but neither log is
+// ErrNoLog (the log was lost or moved: no new one is started). mysql is
+// returned as it is.
 func ResolveLogEngine(dir, engine string, lg *slog.Logger) (string, error) {
 	journal, err := isDir(filepath.Join(dir, JournalLogDir))
 	if err != nil {
 		return "", err
+	}
+	if engine != LogEngineMySQL && !journal {
+		// An archive whose log is gone (moved, not restored) is not
+		// started on a new empty one.
+		posix, err := isDir(filepath.Join(dir, POSIXLogDir))
+		if err != nil {
+			return "", err
+		}
+		keys, err := isDir(filepath.Join(dir, "logkeys"))
+		if err != nil {
+			return "", err
+		}
+		if !posix && keys {
+			return "", fmt.Errorf("%w in %s, but its log keys are there: restore the log (log/ or tlog/) from a backup", ErrNoLog, dir)
+		}
 	}
 	switch engine {
 	case "":

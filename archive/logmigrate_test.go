@@ -14,7 +14,7 @@ import (
 // TestLogEngineDefault: a new data directory gets the posix engine; one
 // whose log is a journal (Dir/log) stays on the journal engine when the
 // engine is not set, and refuses the posix engine without creating an
-// empty POSIX log beside it.
+// empty POSIX log beside it; an archive whose log is gone gets no new one.
 func TestLogEngineDefault(t *testing.T) {
 	e := engineEnv(t, "")
 	if got, err := archive.ResolveLogEngine(e.dir, "", nil); err != nil || got != archive.LogEnginePOSIX {
@@ -47,6 +47,22 @@ func TestLogEngineDefault(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(j.dir, archive.POSIXLogDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a refused posix open created %s: %v", archive.POSIXLogDir, err)
+	}
+
+	// The log gone (moved away), its keys there: no engine starts a new
+	// one.
+	if err := os.Rename(filepath.Join(e.dir, archive.POSIXLogDir), filepath.Join(t.TempDir(), "moved")); err != nil {
+		t.Fatal(err)
+	}
+	for _, engine := range []string{"", archive.LogEnginePOSIX, archive.LogEngineJournal} {
+		if _, err := archive.Open(t.Context(), archive.Options{Dir: e.dir, Key: e.key, LogEngine: engine}); !errors.Is(err, archive.ErrNoLog) {
+			t.Fatalf("engine %q on an archive without its log: %v, want ErrNoLog", engine, err)
+		}
+	}
+	for _, d := range []string{archive.POSIXLogDir, archive.JournalLogDir} {
+		if _, err := os.Stat(filepath.Join(e.dir, d)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("an archive without its log got a new %s: %v", d, err)
+		}
 	}
 }
 
