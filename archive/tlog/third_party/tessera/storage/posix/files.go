@@ -447,8 +447,6 @@ func (lrs *logResourceStorage) writeTile(ctx context.Context, level, index uint6
 		return err
 	}
 
-
-
 	posixOpsHistogram.Record(ctx, time.Since(now).Milliseconds(), metric.WithAttributes(opNameKey.String("writeTile")))
 	return nil
 }
