@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/archived"
 	"github.com/edgeseal/edgeseal/archive/keystore"
 	"github.com/edgeseal/edgeseal/internal/e2etest"
@@ -58,7 +59,7 @@ func TestOpenLogEngine(t *testing.T) {
 	}
 	cfg = e2etest.ArchiveConfig(t, dir, "data_dir: data\n") // the default: what data_dir holds
 	a, closeA, err = archived.Open(t.Context(), cfg, key, nil, log)
-	if err != nil {
+	if err != nil || a.LogEngine() != archive.LogEnginePOSIX || a.LogSize() != 1 {
 		t.Fatalf("the default engine on a posix archive: %v", err)
 	}
 	if err := closeA(); err != nil {
