@@ -77,3 +77,8 @@ require (
 // round syncs the value log only when it wrote to it). Remove once
 // upstream has them.
 replace github.com/dgraph-io/badger/v4 => ./store/third_party/badger
+
+// Tessera v1.0.4 with the fix listed in archive/tlog/third_party/README.md
+// (a tree-state lock that cannot be taken fails the batch instead of
+// panicking). Remove once upstream has it.
+replace github.com/transparency-dev/tessera => ./archive/tlog/third_party/tessera

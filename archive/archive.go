@@ -40,8 +40,9 @@ type Options struct {
 	// Name is the log's checkpoint origin and the note key name. Default
 	// DefaultName.
 	Name string
-	// LogEngine keeps the archive log: LogEngineJournal (the default),
-	// LogEnginePOSIX or LogEngineMySQL (logengine.go).
+	// LogEngine keeps the archive log: LogEnginePOSIX, LogEngineJournal
+	// or LogEngineMySQL (logengine.go). Unset: posix for a new Dir,
+	// journal for one whose log is in Dir/log (ResolveLogEngine).
 	LogEngine string
 	// LogDSN names the database of LogEngineMySQL
 	// (github.com/go-sql-driver/mysql form).

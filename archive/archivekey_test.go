@@ -143,7 +143,11 @@ func TestRotateKeyResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(chainFile)
-	if eng := e.engineName(); eng != "" && eng != archive.LogEngineJournal {
+	eng, err := archive.ResolveLogEngine(e.dir, e.engineName(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eng != archive.LogEngineJournal {
 		// A Tessera log published a checkpoint signed by the new key
 		// once the chain file was written: without the file that key is
 		// unknown, and the log does not open (restore the file).

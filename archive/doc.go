@@ -119,13 +119,17 @@
 //
 // # Storage (Options.Dir)
 //
-//	log/          the archive log (a tlog.Log, logengine.go) on the journal
-//	              engine: a store.Journal, one ReceiptEntry per bundle,
-//	              one EpochStatement per rekey, one OperatorStatement per
-//	              legal hold or purge, key entries, signed checkpoints
-//	              (notes) stored beside it by size. On the posix engine
-//	              tlog/ (Tessera, C2SP tlog-tiles) holds the same entries;
-//	              on the mysql engine a database does
+//	tlog/         the archive log (a tlog.Log, logengine.go) on the posix
+//	              engine, the default of a new Dir (logdir.go): a Tessera
+//	              log in C2SP tlog-tiles layout, one ReceiptEntry per
+//	              bundle, one EpochStatement per rekey, one
+//	              OperatorStatement per legal hold or purge, key entries.
+//	              On the journal engine (archives created before; kept
+//	              while log/ exists) log/, a store.Journal, holds the same
+//	              entries, signed checkpoints (notes) stored beside it by
+//	              size; MigrateLog (logmigrate.go) moves it to tlog/ and
+//	              sets it aside in log.migrated/. On the mysql engine a
+//	              database holds them
 //	logkeys/      store.Journal: record i is the deduplication key of log
 //	              entry i (logKeyOf), written after the entry and brought
 //	              up to the log's size at Open

@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -22,10 +21,11 @@ import (
 // The engines of the archive log (Options.LogEngine).
 const (
 	// LogEngineJournal keeps the log in a Badger journal (Dir/log/),
-	// checkpoints signed on demand. The default.
+	// checkpoints signed on demand: the default of an archive created
+	// before LogEnginePOSIX was (ResolveLogEngine).
 	LogEngineJournal = "journal"
 	// LogEnginePOSIX keeps it in a Tessera log on the POSIX driver, a
-	// C2SP tlog-tiles tree in Dir/tlog/.
+	// C2SP tlog-tiles tree in Dir/tlog/. The default of a new archive.
 	LogEnginePOSIX = "posix"
 	// LogEngineMySQL keeps it in a Tessera log in the MySQL or MariaDB
 	// database Options.LogDSN names.
@@ -71,11 +71,15 @@ type archiveLog struct {
 	err    atomic.Pointer[error]
 }
 
-// openLog opens the archive log on opts' engine, signed by st's key.
+// openLog opens the archive log on opts' engine (ResolveLogEngine),
+// signed by st's key.
 func openLog(ctx context.Context, opts Options, st *signerState) (*archiveLog, error) {
 	lg := opts.Logger.With("journal", "log")
-	l := &archiveLog{origin: opts.Name, lg: lg, failed: make(chan struct{}), engine: cmp.Or(opts.LogEngine, LogEngineJournal)}
 	var err error
+	if opts.LogEngine, err = ResolveLogEngine(opts.Dir, opts.LogEngine, opts.Logger); err != nil {
+		return nil, err
+	}
+	l := &archiveLog{origin: opts.Name, lg: lg, failed: make(chan struct{}), engine: opts.LogEngine}
 	if l.open, err = logOpener(opts, lg); err != nil {
 		return nil, err
 	}
@@ -100,14 +104,14 @@ func openLog(ctx context.Context, opts Options, st *signerState) (*archiveLog, e
 	return l, nil
 }
 
-// logOpener returns the function that opens opts' engine's log signed by
-// a signer state (republish: a Tessera log opened to sign its current
-// tree at once).
+// logOpener returns the function that opens opts' engine's log (one
+// ResolveLogEngine returned) signed by a signer state (republish: a
+// Tessera log opened to sign its current tree at once).
 func logOpener(opts Options, lg *slog.Logger) (func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error), error) {
 	switch opts.LogEngine {
-	case "", LogEngineJournal:
+	case LogEngineJournal:
 		return func(ctx context.Context, st *signerState, republish bool) (tlog.Log, error) {
-			j, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, "log"), Logger: lg})
+			j, err := store.Open(ctx, store.Options{Dir: filepath.Join(opts.Dir, JournalLogDir), Logger: lg})
 			if err != nil {
 				return nil, err
 			}
@@ -129,7 +133,7 @@ func logOpener(opts Options, lg *slog.Logger) (func(ctx context.Context, st *sig
 			if err != nil {
 				return nil, err
 			}
-			return tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: filepath.Join(opts.Dir, "tlog"), Signer: st.note, Verifier: v, Previous: prev,
+			return tlog.OpenPOSIX(ctx, tlog.POSIXOptions{Dir: filepath.Join(opts.Dir, POSIXLogDir), Signer: st.note, Verifier: v, Previous: prev,
 				CheckpointInterval: opts.LogCheckpointInterval, RepublishInterval: republishOf(republish), Logger: lg})
 		}, nil
 	case LogEngineMySQL:

@@ -31,9 +31,12 @@ func ReadLog(ctx context.Context, opts Options, fn func(index uint64, rec []byte
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.LogEngine, err = ResolveLogEngine(opts.Dir, opts.LogEngine, nil); err != nil {
+		return fmt.Errorf("archive: read log: %w", err)
+	}
 	switch opts.LogEngine {
-	case "", LogEngineJournal, LogEnginePOSIX:
-		sub := map[string]string{"": "log", LogEngineJournal: "log", LogEnginePOSIX: "tlog"}[opts.LogEngine]
+	case LogEngineJournal, LogEnginePOSIX:
+		sub := map[string]string{LogEngineJournal: JournalLogDir, LogEnginePOSIX: POSIXLogDir}[opts.LogEngine]
 		if _, err := os.Lstat(filepath.Join(opts.Dir, sub)); err != nil {
 			return fmt.Errorf("archive: read log: %w", err)
 		}

@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		o.APIReady(apiSrv, apiAddr)
 	}
 	log.Info("archive ready", "data", cfg.DataDir, "objects", cfg.Objects.Backend, "broker", brokerURL, "group", cfg.MQTT.Group,
-		"key", a.KeyID(), "noteKey", a.VerifierKey(), "log", a.LogSize())
+		"key", a.KeyID(), "noteKey", a.VerifierKey(), "log", a.LogSize(), "logEngine", a.LogEngine())
 	if o.Ready != nil {
 		o.Ready(a, brk)
 	}

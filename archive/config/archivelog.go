@@ -12,24 +12,19 @@ const (
 // ArchiveLog chooses where the archive's signed Merkle log (the one its
 // receipts prove inclusion in) is kept.
 type ArchiveLog struct {
-	// Engine is journal (a Badger journal under data_dir/log, the
-	// default), posix (a Tessera log in C2SP tlog-tiles layout under
-	// data_dir/tlog) or mysql (a Tessera log in a MySQL or MariaDB
-	// database).
+	// Engine is posix (a Tessera log in C2SP tlog-tiles layout under
+	// data_dir/tlog), journal (a Badger journal under data_dir/log) or
+	// mysql (a Tessera log in a MySQL or MariaDB database). Unset: the
+	// default, posix for a new data_dir and journal for one whose log is
+	// in data_dir/log (archive.ResolveLogEngine).
 	Engine string `yaml:"engine"`
 	// MySQLDSNFile holds the database's DSN for mysql, one line, 0600
 	// (it carries the password): "user:password@unix(/run/mysqld/mysqld.sock)/edgeseal_log".
 	MySQLDSNFile string `yaml:"mysql_dsn_file"`
 }
 
-func (l *ArchiveLog) defaults() {
-	if l.Engine == "" {
-		l.Engine = LogEngineJournal
-	}
-}
-
 func (l *ArchiveLog) validate(bad func(key, f string, args ...any)) {
-	validateEngine(bad, "archive_log", l.Engine, l.MySQLDSNFile, "journal, posix or mysql", LogEngineJournal, LogEnginePOSIX)
+	validateEngine(bad, "archive_log", l.Engine, l.MySQLDSNFile, "posix, journal or mysql", "", LogEngineJournal, LogEnginePOSIX)
 }
 
 // validateEngine checks a section's engine and its MySQL DSN file: the

@@ -191,7 +191,7 @@ func Default() *Config {
 		DataDir: DefaultDataDir, Name: DefaultName, Retention: DefaultRetention,
 		MQTT:         MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
 		Objects:      Objects{Backend: BackendFS},
-		ArchiveLog:   ArchiveLog{Engine: LogEngineJournal},
+		ArchiveLog:   ArchiveLog{},
 		ArchiveState: ArchiveState{Engine: StateEngineBadger},
 		ArchiveIndex: ArchiveIndex{Engine: IndexEngineBadger},
 		Log:          Log{Format: "text", Level: "info"},
@@ -240,7 +240,6 @@ func parse(data []byte, base string) (*Config, error) {
 		}
 	}
 	c.Objects.defaults(c.Retention)
-	c.ArchiveLog.defaults()
 	c.ArchiveState.defaults()
 	c.ArchiveIndex.defaults()
 	c.apiDefaults(base)

@@ -60,3 +60,44 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkReceiptLatency is the archive's path of one group of receipts
+// on the POSIX log: append a batch of 8 entries (its appends are one at
+// a time), then wait for the checkpoint that covers them; ns/op is the
+// time a group waits for its receipts, at the defaults and at Tessera's
+// older ones here.
+func BenchmarkReceiptLatency(b *testing.B) {
+	for _, bc := range []struct {
+		name             string
+		interval, maxAge time.Duration
+	}{
+		{"defaults", 0, 0},
+		{"interval=250ms/age=20ms", 250 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, v := tlogtest.Keys(b, "edgeseal-archive")
+			l, err := tlog.OpenPOSIX(b.Context(), tlog.POSIXOptions{Dir: b.TempDir(), Signer: s, Verifier: v,
+				CheckpointInterval: bc.interval, BatchMaxAge: bc.maxAge})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(context.Background())
+			batch := make([][]byte, 8)
+			n := 0
+			b.ResetTimer()
+			for b.Loop() {
+				for i := range batch {
+					n++
+					batch[i] = fmt.Appendf(nil, "%0250d", n)
+				}
+				idx, err := l.AppendBatch(b.Context(), batch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.AwaitCheckpoint(b.Context(), idx[len(idx)-1]+1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

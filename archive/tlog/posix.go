@@ -14,8 +14,16 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// DefaultCheckpointInterval is POSIXOptions.CheckpointInterval's default.
-const DefaultCheckpointInterval = 250 * time.Millisecond
+// Defaults of POSIXOptions. The archive appends one group of receipts
+// at a time and waits for the checkpoint that covers it, so both are
+// latency: Tessera's POSIX driver publishes a checkpoint when an
+// integration lands no sooner than CheckpointInterval after the last one
+// (its floor, 100ms, here), else at the next interval; a batch waits
+// BatchMaxAge for more entries that a lone group's append never brings.
+const (
+	DefaultCheckpointInterval = 100 * time.Millisecond
+	DefaultPOSIXBatchMaxAge   = 5 * time.Millisecond
+)
 
 // POSIXOptions configure OpenPOSIX.
 type POSIXOptions struct {
@@ -40,7 +48,8 @@ type POSIXOptions struct {
 	// not grow: a log reopened with a new key signs one at once.
 	RepublishInterval time.Duration
 	// BatchMaxAge and BatchMaxSize bound how long and how many entries
-	// Tessera gathers before it writes them in one batch.
+	// Tessera gathers before it writes them in one batch
+	// (DefaultPOSIXBatchMaxAge, DefaultBatchMaxSize when zero).
 	BatchMaxAge  time.Duration
 	BatchMaxSize uint
 	// Logger; slog.Default() when nil.
@@ -59,6 +68,9 @@ func OpenPOSIX(ctx context.Context, opts POSIXOptions) (*Tessera, error) {
 	}
 	if opts.CheckpointInterval == 0 {
 		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.BatchMaxAge == 0 {
+		opts.BatchMaxAge = DefaultPOSIXBatchMaxAge
 	}
 	o := tesseraOptions{signer: opts.Signer, verifier: opts.Verifier, previous: opts.Previous, checkpointInterval: opts.CheckpointInterval,
 		republishInterval: opts.RepublishInterval, batchMaxAge: opts.BatchMaxAge, batchMaxSize: opts.BatchMaxSize, logger: opts.Logger}

@@ -35,6 +35,8 @@ func cmdArchive(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			return cmdArchiveImport(ctx, args[1:], stdout, log)
 		case "check":
 			return cmdArchiveCheck(ctx, args[1:], stdout, log)
+		case "migrate-log":
+			return cmdArchiveMigrateLog(ctx, args[1:], stdout, log)
 		case "key":
 			return cmdArchiveKey(ctx, args[1:], stdout, log)
 		case "content-key":

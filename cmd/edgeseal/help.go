@@ -305,6 +305,10 @@ const usage = `usage:
                         DATA_DIR/operator/import/; --wait bounds the wait for each answer;
                         per bundle: accepted, duplicate or REFUSED with the checks)
   edgeseal archive check                                      [--config FILE | --data-dir DIR]   (daemon stopped)
+  edgeseal archive migrate-log                                [--config FILE | --data-dir DIR]   (daemon stopped)
+                       (moves the archive log from the journal engine, DATA_DIR/log, to posix,
+                        DATA_DIR/tlog: the same tree, old receipts stay valid; the journal is set
+                        aside in DATA_DIR/log.migrated; run again, it changes nothing)
   edgeseal archive key show | rotate [--overlap 168h] [--new-key pkcs11:URI]
                        | import-pkcs11 --key pkcs11:URI [--generate]
                        [--module LIB] [--pin-file F | --pin-env VAR] [--config FILE | --data-dir DIR]
