@@ -129,7 +129,9 @@ func (r *laneRig) agent(device string, n int) *laneAgent {
 	return a
 }
 
-func (a *laneAgent) drained() bool { return a.ob.len() == 0 && a.p.Stats().Delivered == uint64(len(a.want)) }
+func (a *laneAgent) drained() bool {
+	return a.ob.len() == 0 && a.p.Stats().Delivered == uint64(len(a.want))
+}
 
 func (r *laneRig) admittedOf(dev string) []string {
 	r.mu.Lock()
