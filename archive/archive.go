@@ -198,7 +198,10 @@ type Archive struct {
 
 	mu       sync.Mutex
 	inflight map[[32]byte]*Ticket // verified, not yet durable
-	states   map[string]*devState // by device and epoch (stateOf)
+	// failing counts, per device, the groups between the committer's
+	// stages with a failed bundle of the device (pipeline.go).
+	failing map[*devState]int
+	states  map[string]*devState // by device and epoch (stateOf)
 	// chains is each device's chain as last stored (chainstate.go): its
 	// version, and the archive checkpoint of its last receipt, whose
 	// size the next receipt's consistency proof starts from (witness.go).
@@ -285,7 +288,7 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
-		devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, states: map[string]*devState{}, chains: map[string]state.Chain{}, locks: map[string]*sync.Mutex{}, leases: map[string]*devLease{},
+		devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, failing: map[*devState]int{}, states: map[string]*devState{}, chains: map[string]state.Chain{}, locks: map[string]*sync.Mutex{}, leases: map[string]*devLease{},
 		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 		adm: newAdmissionGauge(),

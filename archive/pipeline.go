@@ -2,29 +2,34 @@ package archive
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/verify"
 	"github.com/edgeseal/edgeseal/bundle/wire"
-	"github.com/edgeseal/edgeseal/store"
 )
 
 // The acceptance pipeline. Admit verifies a bundle on the caller's
 // goroutine (per device in order, against the state the device's bundles
-// still in flight will leave) and queues it; one committer goroutine takes
-// every queued bundle at once and makes the group durable: the objects
-// (in parallel, each fsynced and linked), the log entries (one commit),
-// the log checkpoint at the new size (one commit), the receipts signed
-// against it and the index events carrying them (one commit). Only then
-// are the tickets answered. A failure fails the bundle and every later
-// bundle of its device already verified on top of it (no answer: the
-// agent sends them again), and the device's state falls back to what is
-// durable.
+// still in flight will leave; devices at once) and queues it; the
+// committer takes every queued bundle at once and makes the group durable
+// in two stages, each one goroutine taking the groups in order. The first
+// waits for the objects (in parallel, each fsynced and linked) and appends
+// the log entries (one commit); the second waits for the log checkpoint
+// that covers them, signs the receipts against it, journals the index
+// events carrying them (one commit), advances the chains and answers the
+// tickets. So the next group is appended while one waits for its
+// checkpoint, and both are receipted against the same one when it covers
+// both (a Tessera log publishes checkpoints an interval apart). A failure
+// fails the bundle and every later bundle of its device already verified
+// on top of it (no answer: the agent sends them again), and the device's
+// state falls back to what is durable; a bundle whose device failed in a
+// group still in the second stage is not appended (failing), so a
+// device's entries are never logged past one missing.
 
 // Bounds of one group commit.
 const (
@@ -183,9 +188,19 @@ func (a *Archive) enqueue(ctx context.Context, p *pending) error {
 	}
 }
 
-// commitLoop is the committer goroutine.
+// commitLoop is the committer's first stage; it runs the second
+// (answerLoop) and ends after it.
 func (a *Archive) commitLoop() {
 	defer close(a.commitDone)
+	logged := make(chan *group, loggedDepth)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		for g := range logged {
+			a.answerGroup(a.bg, g)
+		}
+	}()
+	defer func() { close(logged); <-answered }()
 	for {
 		var first *pending
 		select {
@@ -212,25 +227,39 @@ func (a *Archive) commitLoop() {
 				break fill
 			}
 		}
-		a.commit(a.bg, group)
+		logged <- a.logGroup(a.bg, group)
 	}
 }
 
+// loggedDepth bounds the groups logged and waiting for the second stage
+// (their checkpoint): one waiting while the next is appended.
+const loggedDepth = 1
+
 // live drops (failing them) the bundles of the group whose device's
-// speculative state was reset by an earlier failure.
-func (a *Archive) live(group []*pending) []*pending {
+// speculative state was reset by an earlier failure, and fails without
+// answering yet (errPredecessor) those whose device has a failure in a
+// group still on its way, answered with it.
+func (a *Archive) live(group []*pending) ([]*pending, map[int]error) {
 	out := group[:0]
+	var pre map[int]error
 	for _, p := range group {
 		a.mu.Lock()
-		ok := p.epoch == p.ds.epoch
+		ok, failing := p.epoch == p.ds.epoch, a.failing[p.ds] > 0
 		a.mu.Unlock()
-		if ok {
-			out = append(out, p)
-		} else {
+		switch {
+		case !ok:
 			a.finish(p, nil, errPredecessor)
+		case failing:
+			if pre == nil {
+				pre = map[int]error{}
+			}
+			pre[len(out)] = errPredecessor
+			out = append(out, p)
+		default:
+			out = append(out, p)
 		}
 	}
-	return out
+	return out, pre
 }
 
 // group is the bundles of one commit, in queue order; failed[ds] is the
@@ -243,6 +272,11 @@ type group struct {
 	// recorded waits for the log key records of the group's entries
 	// (written while the receipts are signed and indexed).
 	recorded func() error
+	// held are the cases holding the devices of the group's bundles
+	// when they were logged (heldOf).
+	held map[int][]string
+	// marked are the devices counted in Archive.failing for this group.
+	marked map[*devState]int
 }
 
 func (g *group) fail(i int, err error) {
@@ -278,10 +312,12 @@ func (g *group) ok(i int) bool {
 	return g.errs[i] == nil
 }
 
-// commit makes a group durable and answers it, in order (so a device's
-// bundles are answered in the order they were admitted).
-func (a *Archive) commit(ctx context.Context, ps []*pending) {
-	ps = a.live(ps)
+// logGroup is the first stage of a group's commit: its objects stored
+// and its log entries appended. It returns the group holding a read lock
+// of keyMu (a key rotation waits until the group is receipted), which
+// answerGroup releases.
+func (a *Archive) logGroup(ctx context.Context, ps []*pending) *group {
+	ps, pre := a.live(ps)
 	g := &group{ps: ps, errs: make([]error, len(ps)), failed: map[*devState]int{}}
 	// Objects: their Puts started when they were admitted (one fsync
 	// each, overlapping each other and the commits of earlier groups).
@@ -290,6 +326,11 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 		g.errs[i] = p.putErr
 	}
 	for i, p := range ps {
+		if err := pre[i]; err != nil {
+			g.errs[i] = nil
+			g.fail(i, err)
+			continue
+		}
 		if err := g.errs[i]; err != nil {
 			g.errs[i] = nil
 			g.fail(i, err)
@@ -304,77 +345,26 @@ func (a *Archive) commit(ctx context.Context, ps []*pending) {
 			}
 		}
 	}
-	a.durable(ctx, g)
-	if h := a.commitHook; h != nil {
-		for i, p := range ps {
-			if g.ok(i) {
-				if err := h(p.digest); err != nil {
-					g.fail(i, err)
-				}
-			}
+	a.keyMu.RLock() // a key rotation waits (RotateKey); answerGroup releases it
+	if g.any() {
+		a.holdMu.Lock()
+		err := a.appendLog(ctx, g)
+		g.held = a.heldOf(g)
+		a.holdMu.Unlock()
+		if err != nil {
+			g.failAll(err)
 		}
 	}
-	var ok []*pending
-	for i, p := range ps {
-		if g.ok(i) {
-			a.remember(p)
-			ok = append(ok, p)
-		}
+	// The devices failing in this group: the next groups append none of
+	// their bundles until this one is answered (the failure then resets
+	// them).
+	g.marked = maps.Clone(g.failed)
+	a.mu.Lock()
+	for ds := range g.marked {
+		a.failing[ds]++
 	}
-	unadvanced := a.advanceChains(ctx, ok)
-	for i, p := range ps {
-		if !g.ok(i) {
-			a.finish(p, nil, g.errs[i])
-			continue
-		}
-		if err := unadvanced[p.topic]; err != nil {
-			a.finish(p, nil, err)
-			continue
-		}
-		a.stats.accepted.Add(1)
-		a.lg.Info("bundle accepted", "device", p.topic, "bundle", p.entry.BundleDigest, "checkpoint", p.cp.Size, "logIndex", p.seq)
-		a.finish(p, p.receipt, nil)
-	}
-	a.wakeIndexer()
-}
-
-// durable writes the log entries, the checkpoint and the index events of
-// the group's objects that were stored. Each is a synced journal commit;
-// a failure fails the group (no receipt, no answer: the devices send
-// again) and, being a failed journal write, the journal: Archive.Failed
-// raises the alarm storage.failed and the daemon exits for a restart. No
-// commit is retried in this process (docs/durability.md).
-func (a *Archive) durable(ctx context.Context, g *group) {
-	if !g.any() {
-		return
-	}
-	a.keyMu.RLock() // a key rotation waits (RotateKey)
-	defer a.keyMu.RUnlock()
-	a.holdMu.Lock()
-	err := a.appendLog(ctx, g)
-	held := a.heldOf(g)
-	a.holdMu.Unlock()
-	if err != nil {
-		g.failAll(err)
-		return
-	}
-	if g.recorded != nil {
-		// Before any answer: the group's log key records.
-		defer func() {
-			if err := g.recorded(); err != nil {
-				g.failAll(err)
-			}
-		}()
-	}
-	a.holdLogged(ctx, g, held)
-	if !g.any() {
-		return
-	}
-	if err := a.receipts(ctx, g); err != nil {
-		g.failAll(err)
-		return
-	}
-	a.indexGroup(ctx, g)
+	a.mu.Unlock()
+	return g
 }
 
 // appendLog journals the group's log entries in one commit (an entry
@@ -412,121 +402,4 @@ func (a *Archive) appendLog(ctx context.Context, g *group) error {
 		}
 	}
 	return nil
-}
-
-// receipts waits for the log checkpoint that covers the group's
-// entries (the journal engine signs and stores it at once, a Tessera one
-// publishes it within its checkpoint interval) and signs each bundle's
-// receipt against it, with the inclusion and consistency proofs of the
-// log at the checkpoint's size.
-func (a *Archive) receipts(ctx context.Context, g *group) error {
-	var top uint64
-	for i, p := range g.ps {
-		if g.ok(i) {
-			top = max(top, p.seq+1)
-		}
-	}
-	cp, err := a.log.awaitCheckpoint(ctx, top)
-	if err != nil {
-		return err
-	}
-	size, signed := cp.Size, cp.Note
-	retention := wire.FormatTime(a.now().Add(a.opts.Retention))
-	k := a.cur.Load()
-	from := map[string]uint64{} // device -> its previous receipt's checkpoint size
-	for i, p := range g.ps {
-		if !g.ok(i) {
-			continue
-		}
-		prev, seen := from[p.entry.Device]
-		if !seen {
-			if prev, err = a.previousReceiptSize(p.entry.Device); err != nil {
-				return err
-			}
-			from[p.entry.Device] = prev
-		}
-		proof, err := a.log.inclusionProof(ctx, p.seq, size)
-		if err != nil {
-			return fmt.Errorf("archive: inclusion proof: %w", err)
-		}
-		until := retention
-		if !p.until.IsZero() {
-			until = wire.FormatTime(p.until)
-		}
-		r := &archivesig.Receipt{
-			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
-			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: until, Epoch: p.entry.Epoch,
-			KeyChain: k.tail(),
-		}
-		if p.staleKey {
-			r.ContentKey, _ = a.newestContentKey()
-		}
-		for _, h := range proof {
-			r.InclusionProof = append(r.InclusionProof, h[:])
-		}
-		if err := a.addConsistency(ctx, r, prev, size); err != nil {
-			return err
-		}
-		if p.receipt, err = archivesig.SignReceipt(r, k.keyID, k.key); err != nil {
-			return err
-		}
-		p.rsize, p.rroot = size, cp.Root
-	}
-	return nil
-}
-
-// indexGroup journals the group's accept events with their receipts in one
-// commit (a bundle recorded before a crash keeps the receipt recorded
-// then).
-func (a *Archive) indexGroup(ctx context.Context, g *group) {
-	var es []store.Entry
-	var at []int
-	for i, p := range g.ps {
-		if !g.ok(i) {
-			continue
-		}
-		p.at = wire.FormatTime(a.now())
-		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt, p.admins, p.at)
-		if err != nil {
-			g.fail(i, err)
-			continue
-		}
-		p.rd = sha256.Sum256(p.receipt)
-		es = append(es, e)
-		at = append(at, i)
-	}
-	if len(es) == 0 {
-		return
-	}
-	_, err := a.index.AppendBatch(ctx, es)
-	var be *store.BatchError
-	if err != nil && !errors.As(err, &be) {
-		g.failAll(fmt.Errorf("archive: index: %w", err))
-		return
-	}
-	for k, i := range at {
-		if be == nil || be.Errs[k] == nil {
-			continue
-		}
-		p := g.ps[i]
-		dup, ok := errors.AsType[*store.DuplicateError](be.Errs[k])
-		if !ok {
-			g.fail(i, fmt.Errorf("archive: index: %w", be.Errs[k]))
-			continue
-		}
-		rd, err := a.recordedReceipt(dup.Seq)
-		var receipt []byte
-		if err == nil {
-			receipt, err = a.storedReceipt(accepted{receipt: rd})
-		}
-		var cp merkle.Checkpoint
-		if err == nil {
-			cp, err = receiptCheckpoint(receipt)
-		}
-		if err != nil {
-			g.fail(i, err)
-			continue
-		}
-		p.rd, p.receipt, p.rsize, p.rroot = rd, receipt, cp.Size, cp.Root
-	}
 }

@@ -60,10 +60,13 @@ func (a *Archive) Receive(ctx context.Context, site, device string, raw []byte) 
 // checks on the caller's goroutine and returns a Ticket whose Wait gives
 // Receive's answer, a receipt only once the bundle, its log entry, the
 // receipt and the index event are durable. A device's bundles are
-// verified in the order Admit is called for them (call it from one
-// goroutine in arrival order, as the MQTT subscriber does), each against
-// the state the device's bundles still in flight will leave; the next
-// Admit need not wait for the previous Ticket. Bundles in flight are made
+// verified in the order Admit is called for them (call it for a device's
+// bundles one at a time, in arrival order, as the MQTT subscriber's lane
+// of the device does), each against the state the device's bundles still
+// in flight will leave; the next Admit need not wait for the previous
+// Ticket. Admits of different devices may run at once (they share the
+// group commits); a device's bundle held here (replicas) holds up only
+// that device's next ones. Bundles in flight are made
 // durable in groups (see pipeline.go). A refusal judged against bundles
 // in flight waits for them and is judged again on what is durable.
 // digest must be the SHA-256 of raw (sync.Delivery.Digest is checked by

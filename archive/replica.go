@@ -36,8 +36,8 @@ import (
 // Costs: a lease holds a database connection while the device has
 // bundles in flight here, and three round trips (lock, read, release)
 // per burst of a device's bundles; a held bundle keeps its admitting
-// goroutine (the MQTT subscriber's, which admits in arrival order) for up
-// to HoldWait.
+// goroutine (its device's lane in the MQTT subscriber: the other devices'
+// are admitted meanwhile) for up to HoldWait.
 
 // CheckHeld names a bundle answered before its device's previous bundle
 // was committed: another replica may be committing it. The agent sends

@@ -33,6 +33,9 @@ const (
 	replicaAgents = 8
 	replicaKills  = 20
 	replicaDrain  = 120 * time.Second
+	// replicaSeal is each agent's seal interval: the bundles offered are
+	// replicaAgents per replicaSeal.
+	replicaSeal = "2s"
 )
 
 // TestArchiveReplicas: three `edgeseal archive` processes share one
@@ -68,11 +71,16 @@ func TestArchiveReplicas(t *testing.T) {
 		r.startReplica(i)
 	}
 	r.startAgents()
-	t.Logf("rig up after %v", time.Since(start).Round(time.Millisecond))
+	up := time.Now()
+	t.Logf("rig up after %v", up.Sub(start).Round(time.Millisecond))
 
-	// Each agent exports every 0.3-0.7 s and seals every 3 s: about 2.7
-	// bundles/s offered to the three replicas, a load they drain within
-	// replicaDrain after 20 kills (at a seal a second they do not).
+	// Each agent exports every 0.3-0.7 s and seals every replicaSeal
+	// (2 s): about 4 bundles/s offered to the three replicas, a load they
+	// drain within replicaDrain after 20 kills. At a seal a second (8/s)
+	// they do not: the group deals a device's bundles round robin, so its
+	// consecutive bundles land on different replicas, each waiting for the
+	// device's lease and chain from another (held, sent again), and a
+	// device gets about one bundle through per commit and lease handoff.
 	leds := make([]*exporter, len(r.agents))
 	for k, a := range r.agents {
 		leds[k] = startExporter(t, a, 1, nil, func(c, n int) string { return fmt.Sprintf("d%d-%06d", k+1, n) },
@@ -99,6 +107,7 @@ func TestArchiveReplicas(t *testing.T) {
 		t.Logf("kill %d (replica %d): %d exports acknowledged so far", i+1, k+1, n)
 	}
 	time.Sleep(time.Second) // bundles flow with every replica up
+	loaded := time.Now()
 	acked := make([]map[string]uint64, len(r.agents))
 	for k, l := range leds {
 		var maxSeq uint64
@@ -130,8 +139,9 @@ func TestArchiveReplicas(t *testing.T) {
 	for _, a := range acked {
 		total += len(a)
 	}
-	t.Logf("%d replicas, %d agents, %d kills: %d exports acknowledged; drained after %v; accepted per replica since its last start %v",
-		replicaCount, len(r.agents), kills, total, drained.Round(time.Millisecond), accepted)
+	t.Logf("%d replicas, %d agents, %d kills: %d exports acknowledged; drained after %v (%v of load, then %v); accepted per replica since its last start %v",
+		replicaCount, len(r.agents), kills, total, drained.Round(time.Millisecond), loaded.Sub(up).Round(time.Millisecond),
+		start.Add(drained).Sub(loaded).Round(time.Millisecond), accepted)
 }
 
 // alarmLines are the lines of logs that name a gap refusal, a fork, an

@@ -142,7 +142,7 @@ func writeSecret(t *testing.T, dir, name, line string) string {
 func (r *replicaRig) newAgent(k int) *agentDir {
 	t := r.t
 	t.Helper()
-	a := newAgentDir(t, agentOpts{sealEvery: 100, sealInterval: "3s", maxBody: "64 KiB"})
+	a := newAgentDir(t, agentOpts{sealEvery: 100, sealInterval: replicaSeal, maxBody: "64 KiB"})
 	dev := fmt.Sprintf("dev-%d", k)
 	a.device = "e2e-site/" + dev
 	cfg := filepath.Join(a.dir, "agent.yaml")

@@ -30,7 +30,10 @@
 // reply past that is dropped, logged and counted, and the agent's resend
 // brings the stored answer). A message is acknowledged only
 // when the Handler has returned (with an Admitter: once its bundle is
-// queued for admission; only the reply lets the agent drop a bundle).
+// queued for admission in its device's lane; only the reply lets the
+// agent drop a bundle). With an Admitter each device has a lane of its
+// own (lanes.go): its bundles are admitted and answered in the order they
+// arrived, while other devices' go on beside it.
 //
 // Enrollment: Enroll (one-shot, clean session) publishes a device's
 // enrollment request on edgeseal/v1/<site>/<device>/enroll and waits for

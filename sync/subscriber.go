@@ -31,23 +31,25 @@ type Delivery struct {
 // nothing is replied and the agent sends the bundle again later.
 type Handler func(ctx context.Context, d Delivery) (reply []byte, err error)
 
-// Admitter is the pipelined form of Handler: the Subscriber calls it on
-// one goroutine of its own, one delivery at a time, in arrival order,
-// while the next frames are received; it should do only the part of the
-// work that must follow that order (verifying a bundle against the one
-// before it); it returns a wait function that the Subscriber calls on another
-// goroutine for the answer (as Handler's: a non-empty reply is published,
-// an error means no reply). The next delivery is admitted without
-// waiting for the answer, so several bundles can be on their way to
-// durable storage at once. The wait function must honour ctx.
+// Admitter is the pipelined form of Handler. The Subscriber calls it for
+// each device's deliveries one at a time, in the order they arrived, and
+// for different devices at once (each device has a lane of its own: see
+// lanes.go), while the next frames are received. It should do only the
+// part of the work that must follow a device's order (verifying a bundle
+// against the one before it) and must be safe for concurrent calls of
+// different devices; it returns a wait function that the Subscriber calls
+// on another goroutine for the answer (as Handler's: a non-empty reply is
+// published, an error means no reply). A device's answers are waited for
+// and published in the order its deliveries arrived, never one before an
+// earlier one; different devices' answers in any order. The device's next
+// delivery is admitted without waiting for the answer, so several bundles
+// can be on their way to durable storage at once; a device whose Admit or
+// answer is slow (held) holds up only its own later deliveries. The wait
+// function must honour ctx.
 type Admitter func(ctx context.Context, d Delivery) (wait func(ctx context.Context) (reply []byte, err error))
 
 // DefaultMaxPending is SubscriberOptions.MaxPending's default.
-const DefaultMaxPending = 8
-
-// admitQueue bounds the deliveries reassembled and waiting for Admit
-// (each holds its bundle): one being verified while the next is received.
-const admitQueue = 1
+const DefaultMaxPending = 64
 
 // EnrollHandler processes an enrollment request that came on
 // edgeseal/v1/<site>/<device>/enroll (the topic's site and device, the
@@ -77,13 +79,22 @@ type SubscriberOptions struct {
 	// way, in process.
 	Dial    func(ctx context.Context) (net.Conn, error)
 	Handler Handler // this, or Admit, is required
-	// Admit, instead of Handler, pipelines deliveries (see Admitter).
+	// Admit, instead of Handler, pipelines deliveries, one lane per
+	// device (see Admitter).
 	Admit Admitter
-	// MaxPending bounds the deliveries admitted and not yet answered
-	// (Admit only; each keeps its bundle in memory until answered);
-	// beyond it, receiving waits and the broker holds the next messages.
-	// Default DefaultMaxPending.
-	MaxPending int
+	// MaxPending and MaxPendingBytes bound the deliveries received and
+	// not yet answered in all lanes, and their bundles' bytes (Admit only;
+	// each keeps its bundle in memory until answered; one delivery is
+	// always let in, however large); beyond them, receiving waits and the
+	// broker holds the next messages. Defaults DefaultMaxPending and
+	// DefaultMaxPendingBytes.
+	MaxPending      int
+	MaxPendingBytes int64
+	// MaxLanes bounds the devices with deliveries admitted or awaiting
+	// their answer at once (Admit only): a delivery of another device
+	// waits, as above, until one of them has answered all of its own.
+	// Default DefaultMaxLanes.
+	MaxLanes int
 	// MaxReplies bounds the replies (receipts, rejections, enrollment
 	// answers) published and not yet confirmed by the broker; past it a
 	// reply is dropped, logged and counted (SubscriberStats.RepliesDropped):
@@ -109,7 +120,7 @@ type SubscriberOptions struct {
 // SubscriberStats counts what a Subscriber did.
 type SubscriberStats struct {
 	Connected     bool
-	Handled       uint64 // Handler calls
+	Handled       uint64 // Handler calls (with Admit: answers waited for)
 	Enrollments   uint64 // EnrollHandler calls
 	HandlerErrors uint64
 	Replies       uint64
@@ -122,6 +133,8 @@ type SubscriberStats struct {
 	// or naming another device than their topic's.
 	BadAlerts uint64
 	Assembler AssemblerStats
+	// Lanes is the devices with a lane at the moment (Admit only).
+	Lanes     int
 	LastError string
 }
 
@@ -135,13 +148,12 @@ type Subscriber struct {
 	log    *slog.Logger
 	asm    *Assembler
 
-	admits  chan admitted // Admit: deliveries received, awaiting Admit, in arrival order
-	answers chan admitted // Admit: deliveries awaiting their answer, in arrival order
 	replies chan struct{} // one token per reply published and not yet confirmed
 
 	mu      gosync.Mutex
 	running bool
 	ctx     context.Context
+	lanes   *lanes // Admit: this run's lanes
 	link    *link
 	stats   SubscriberStats
 	// badAlertLog is when a dropped device alert was last logged at
@@ -167,6 +179,12 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultMaxPending
 	}
+	if opts.MaxPendingBytes <= 0 {
+		opts.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if opts.MaxLanes <= 0 {
+		opts.MaxLanes = DefaultMaxLanes
+	}
 	if opts.MaxReplies <= 0 {
 		opts.MaxReplies = DefaultMaxReplies
 	}
@@ -186,7 +204,6 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	}
 	return &Subscriber{opts: opts, tls: tc, filter: bundlesFilter, enroll: enrollFilter, alerts: alertsFilter,
 		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits),
-		admits: make(chan admitted, admitQueue), answers: make(chan admitted, opts.MaxPending),
 		replies: make(chan struct{}, opts.MaxReplies)}, nil
 }
 
@@ -204,9 +221,12 @@ func containsAny(s, chars string) bool {
 // Stats returns a snapshot.
 func (s *Subscriber) Stats() SubscriberStats {
 	s.mu.Lock()
-	st := s.stats
+	st, ls := s.stats, s.lanes
 	s.mu.Unlock()
 	st.Assembler = s.asm.Stats()
+	if ls != nil {
+		st.Lanes = ls.count()
+	}
 	return st
 }
 
@@ -219,17 +239,16 @@ func (s *Subscriber) Start(ctx context.Context) error {
 		return &ConfigError{Field: "Start", Reason: "already running"}
 	}
 	s.running, s.ctx = true, ctx
-	s.mu.Unlock()
 	if s.opts.Admit != nil {
-		actx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{}, 2)
-		go func() { defer func() { done <- struct{}{} }(); s.answerLoop(actx, ctx) }()
-		go func() { defer func() { done <- struct{}{} }(); s.admitLoop(actx, ctx) }()
-		defer func() { stop(); <-done; <-done }()
+		run, stop := context.WithCancel(context.WithoutCancel(ctx))
+		ls := newLanes(s, run, ctx)
+		s.lanes = ls
+		defer func() { stop(); ls.wg.Wait() }()
 	}
+	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.running, s.link, s.stats.Connected = false, nil, false
+		s.running, s.link, s.stats.Connected, s.lanes = false, nil, false, nil
 		s.mu.Unlock()
 	}()
 	bo := backoff{min: s.opts.BackoffMin, max: s.opts.BackoffMax}
@@ -314,13 +333,13 @@ func (s *Subscriber) setLink(l *link) {
 
 // onMessage runs on paho's router goroutine, in arrival order; paho
 // acknowledges the message when it returns: with a Handler, after it has
-// finished; with Admit, once the delivery is queued for admitLoop (its
-// verification and answer may still be on their way). Either way a PUBACK is not delivery: the earlier
+// finished; with Admit, once the delivery is queued in its device's lane
+// (its verification and answer may still be on their way). Either way a PUBACK is not delivery: the earlier
 // frames of a bundle were acknowledged as they came, and only the reply
 // (published after the answer is durable) lets the agent drop a bundle.
 func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 	s.mu.Lock()
-	ctx := s.ctx
+	ctx, ls := s.ctx, s.lanes
 	s.mu.Unlock()
 	if site, device, ok := parseEnrollTopic(m.Topic()); ok && s.opts.EnrollHandler != nil {
 		s.onEnroll(ctx, c, site, device, m.Payload())
@@ -356,51 +375,8 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 		s.answer(ctx, c, d, reply, err)
 		return
 	}
-	select {
-	case s.admits <- admitted{c: c, d: d}:
-	case <-ctx.Done():
-	}
-}
-
-// admitLoop admits received deliveries one at a time, in arrival order,
-// and queues them for their answers. It admits with ctx (Start's) and ends
-// when run is done.
-func (s *Subscriber) admitLoop(run, ctx context.Context) {
-	for {
-		select {
-		case a := <-s.admits:
-			a.wait = s.opts.Admit(ctx, a.d)
-			select {
-			case s.answers <- a:
-			case <-run.Done():
-				return
-			}
-		case <-run.Done():
-			return
-		}
-	}
-}
-
-// admitted is a delivery whose answer is awaited.
-type admitted struct {
-	c    mqtt.Client
-	d    Delivery
-	wait func(context.Context) ([]byte, error)
-}
-
-// answerLoop publishes the answers of admitted deliveries one at a time,
-// in arrival order (the agent reads a device's answers in the order it
-// sent: an answer that overtook an earlier one would make it send that
-// one again). It waits with ctx (Start's) and ends when run is done.
-func (s *Subscriber) answerLoop(run, ctx context.Context) {
-	for {
-		select {
-		case a := <-s.answers:
-			reply, err := a.wait(ctx)
-			s.answer(ctx, a.c, a.d, reply, err)
-		case <-run.Done():
-			return
-		}
+	if ls != nil {
+		ls.dispatch(&admitted{c: c, d: d})
 	}
 }
 

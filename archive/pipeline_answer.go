@@ -1,0 +1,220 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/store"
+)
+
+// The committer's second stage (pipeline.go): a logged group's
+// checkpoint, receipts, index events, chain advance and answers.
+
+// answerGroup is the second stage of a group's commit: the receipts,
+// the index events and the chains' advance, then the answers, in order
+// (so a device's bundles are answered in the order they were admitted).
+func (a *Archive) answerGroup(ctx context.Context, g *group) {
+	ps := g.ps
+	func() {
+		defer a.keyMu.RUnlock()
+		// A failure answered since the first stage fails the bundles
+		// verified on top of it.
+		a.mu.Lock()
+		for i, p := range ps {
+			if g.errs[i] == nil && p.epoch != p.ds.epoch {
+				g.fail(i, errPredecessor)
+			}
+		}
+		a.mu.Unlock()
+		a.durable(ctx, g)
+	}()
+	if h := a.commitHook; h != nil {
+		for i, p := range ps {
+			if g.ok(i) {
+				if err := h(p.digest); err != nil {
+					g.fail(i, err)
+				}
+			}
+		}
+	}
+	var ok []*pending
+	for i, p := range ps {
+		if g.ok(i) {
+			a.remember(p)
+			ok = append(ok, p)
+		}
+	}
+	unadvanced := a.advanceChains(ctx, ok)
+	for i, p := range ps {
+		if !g.ok(i) {
+			a.finish(p, nil, g.errs[i])
+			continue
+		}
+		if err := unadvanced[p.topic]; err != nil {
+			a.finish(p, nil, err)
+			continue
+		}
+		a.stats.accepted.Add(1)
+		a.lg.Info("bundle accepted", "device", p.topic, "bundle", p.entry.BundleDigest, "checkpoint", p.cp.Size, "logIndex", p.seq)
+		a.finish(p, p.receipt, nil)
+	}
+	a.mu.Lock()
+	for ds := range g.marked {
+		if a.failing[ds]--; a.failing[ds] <= 0 {
+			delete(a.failing, ds)
+		}
+	}
+	a.mu.Unlock()
+	a.wakeIndexer()
+}
+
+// durable writes the checkpoint and the index events of the group's
+// entries logged by logGroup. Each is a synced journal commit; a failure
+// fails the group (no receipt, no answer: the devices send again) and,
+// being a failed journal write, the journal: Archive.Failed raises the
+// alarm storage.failed and the daemon exits for a restart. No commit is
+// retried in this process (docs/durability.md).
+func (a *Archive) durable(ctx context.Context, g *group) {
+	if g.recorded != nil {
+		// Before any answer: the group's log key records.
+		defer func() {
+			if err := g.recorded(); err != nil {
+				g.failAll(err)
+			}
+		}()
+	}
+	if !g.any() {
+		return
+	}
+	a.holdLogged(ctx, g, g.held)
+	if !g.any() {
+		return
+	}
+	if err := a.receipts(ctx, g); err != nil {
+		g.failAll(err)
+		return
+	}
+	a.indexGroup(ctx, g)
+}
+
+// receipts waits for the log checkpoint that covers the group's
+// entries (the journal engine signs and stores it at once, a Tessera one
+// publishes it within its checkpoint interval) and signs each bundle's
+// receipt against it, with the inclusion and consistency proofs of the
+// log at the checkpoint's size.
+func (a *Archive) receipts(ctx context.Context, g *group) error {
+	var top uint64
+	for i, p := range g.ps {
+		if g.ok(i) {
+			top = max(top, p.seq+1)
+		}
+	}
+	cp, err := a.log.awaitCheckpoint(ctx, top)
+	if err != nil {
+		return err
+	}
+	size, signed := cp.Size, cp.Note
+	retention := wire.FormatTime(a.now().Add(a.opts.Retention))
+	k := a.cur.Load()
+	from := map[string]uint64{} // device -> its previous receipt's checkpoint size
+	for i, p := range g.ps {
+		if !g.ok(i) {
+			continue
+		}
+		prev, seen := from[p.entry.Device]
+		if !seen {
+			if prev, err = a.previousReceiptSize(p.entry.Device); err != nil {
+				return err
+			}
+			from[p.entry.Device] = prev
+		}
+		proof, err := a.log.inclusionProof(ctx, p.seq, size)
+		if err != nil {
+			return fmt.Errorf("archive: inclusion proof: %w", err)
+		}
+		until := retention
+		if !p.until.IsZero() {
+			until = wire.FormatTime(p.until)
+		}
+		r := &archivesig.Receipt{
+			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
+			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: until, Epoch: p.entry.Epoch,
+			KeyChain: k.tail(),
+		}
+		if p.staleKey {
+			r.ContentKey, _ = a.newestContentKey()
+		}
+		for _, h := range proof {
+			r.InclusionProof = append(r.InclusionProof, h[:])
+		}
+		if err := a.addConsistency(ctx, r, prev, size); err != nil {
+			return err
+		}
+		if p.receipt, err = archivesig.SignReceipt(r, k.keyID, k.key); err != nil {
+			return err
+		}
+		p.rsize, p.rroot = size, cp.Root
+	}
+	return nil
+}
+
+// indexGroup journals the group's accept events with their receipts in one
+// commit (a bundle recorded before a crash keeps the receipt recorded
+// then).
+func (a *Archive) indexGroup(ctx context.Context, g *group) {
+	var es []store.Entry
+	var at []int
+	for i, p := range g.ps {
+		if !g.ok(i) {
+			continue
+		}
+		p.at = wire.FormatTime(a.now())
+		e, err := a.acceptEntry(p.digest, p.topic, p.era, p.seq, p.st, p.receipt, p.admins, p.at)
+		if err != nil {
+			g.fail(i, err)
+			continue
+		}
+		p.rd = sha256.Sum256(p.receipt)
+		es = append(es, e)
+		at = append(at, i)
+	}
+	if len(es) == 0 {
+		return
+	}
+	_, err := a.index.AppendBatch(ctx, es)
+	var be *store.BatchError
+	if err != nil && !errors.As(err, &be) {
+		g.failAll(fmt.Errorf("archive: index: %w", err))
+		return
+	}
+	for k, i := range at {
+		if be == nil || be.Errs[k] == nil {
+			continue
+		}
+		p := g.ps[i]
+		dup, ok := errors.AsType[*store.DuplicateError](be.Errs[k])
+		if !ok {
+			g.fail(i, fmt.Errorf("archive: index: %w", be.Errs[k]))
+			continue
+		}
+		rd, err := a.recordedReceipt(dup.Seq)
+		var receipt []byte
+		if err == nil {
+			receipt, err = a.storedReceipt(accepted{receipt: rd})
+		}
+		var cp merkle.Checkpoint
+		if err == nil {
+			cp, err = receiptCheckpoint(receipt)
+		}
+		if err != nil {
+			g.fail(i, err)
+			continue
+		}
+		p.rd, p.receipt, p.rsize, p.rroot = rd, receipt, cp.Size, cp.Root
+	}
+}
