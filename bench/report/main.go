@@ -396,7 +396,7 @@ func write(w io.Writer, rs []result) {
 		val := "FAILED: " + fmt.Sprint(r.err)
 		if r.err == nil {
 			var parts []string
-			for _, u := range []string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "archive-cpu-ms/bundle", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record", "ns/op"} {
+			for _, u := range append([]string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "archive-cpu-ms/bundle", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record"}, append(replicaUnits, "ns/op")...) {
 				if v, ok := r.metrics[u]; ok {
 					f := "%.1f %s"
 					if v < 1 && strings.HasSuffix(u, "-ms") {
@@ -445,7 +445,8 @@ func write(w io.Writer, rs []result) {
 	writeEncryptionTargets(w, rs)
 	writeArchiveTargets(w, rs)
 	writeDrainTargets(w, find(rs, "^BenchmarkDrain$"))
-	fmt.Fprintf(w, "\n%s\n%s\n%s", apiNote, drainNote, archiveNote())
+	writeReplicaTargets(w, find(rs, "^BenchmarkReplicas$"))
+	fmt.Fprintf(w, "\n%s\n%s\n%s\n%s", apiNote, drainNote, replicaNote, archiveNote())
 }
 
 // drainBudget says what CPU time per bundle the 70% target leaves on this

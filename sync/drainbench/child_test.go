@@ -153,6 +153,8 @@ func runChild(mode string, in io.Reader, out io.Writer) error {
 		return archiveChild(in, out)
 	case childPahoSub:
 		return pahoSubChild(in, out)
+	case childReplica:
+		return replicaChild(in, out)
 	}
 	return fmt.Errorf("unknown mode")
 }

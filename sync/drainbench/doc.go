@@ -14,6 +14,11 @@
 // client's. BenchmarkDrainEncrypted runs
 // the drain in clear and then with every payload sealed to the archive's
 // content key, in one process, for the cost of encryption on the drain.
+// BenchmarkReplicas (replicas_test.go) drains several devices' backlogs
+// into archive replicas on the replicated engines (a real MariaDB, a
+// shared subscription group on Mosquitto), first one replica and then
+// two, each in a child process, beside the essential floor of the same
+// bundles (replicas_floor_test.go).
 // It lives under sync/ because only sync/ imports
 // paho. `make bench` runs it through bench/report.
 package drainbench

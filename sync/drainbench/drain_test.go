@@ -288,6 +288,13 @@ wait:
 
 var errStop = errors.New("stop")
 
+// count is the distinct entries deleted so far.
+func (o *drainedOutbox) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.deleted)
+}
+
 // drainedOutbox is the core as the publisher's outbox, closing done once
 // want distinct entries were deleted (the end of the drain).
 type drainedOutbox struct {
@@ -393,9 +400,14 @@ func journal(b *testing.B, core *agent.Core, n int) { journalFrom(b, core, 0, n)
 
 // journalFrom is journal with export ids from first on.
 func journalFrom(b *testing.B, core *agent.Core, first, n int) {
+	journalEvery(b, core, first, n, sealEvery)
+}
+
+// journalEvery is journalFrom sealing every `every` exports.
+func journalEvery(b *testing.B, core *agent.Core, first, n, every int) {
 	ctx := context.Background()
 	data := []byte(strings.Repeat("x", exportData))
-	for done := 0; done < n; done += sealEvery {
+	for done := 0; done < n; done += every {
 		var next atomic.Int64
 		var wg gosync.WaitGroup
 		var failed atomic.Pointer[error]
@@ -403,7 +415,7 @@ func journalFrom(b *testing.B, core *agent.Core, first, n int) {
 			wg.Go(func() {
 				for {
 					i := int(next.Add(1)) - 1
-					if i >= sealEvery {
+					if i >= every {
 						return
 					}
 					id := first + done + i
@@ -446,7 +458,14 @@ func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
 // Archive.AdmitHashed, timed into admitNanos and receiveNanos) and waits
 // until it is connected; stop ends it.
 func archiveSubscriber(url string, ar *archive.Archive) (stop func(), err error) {
-	s, err := sync.NewSubscriber(sync.SubscriberOptions{Broker: url, ClientID: "bench-archive",
+	return groupSubscriber(url, ar, "bench-archive", "", 0)
+}
+
+// groupSubscriber is archiveSubscriber with its client id, when group is
+// set the shared subscription of that group (replicas), and its
+// MaxPending (the default when 0).
+func groupSubscriber(url string, ar *archive.Archive, clientID, group string, maxPending int) (stop func(), err error) {
+	s, err := sync.NewSubscriber(sync.SubscriberOptions{Broker: url, ClientID: clientID, Group: group, MaxPending: maxPending,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Admit: func(ctx context.Context, d sync.Delivery) func(context.Context) ([]byte, error) {
 			t0 := time.Now()
