@@ -116,10 +116,10 @@ type SubscriberOptions struct {
 	// of an in-memory Assembler with Limits: archives sharing Group
 	// (replicas) need a FrameStore they all share, since the broker deals
 	// the frames of one bundle to different members of the group.
-	Frames FrameStore
-	ConnectTimeout     time.Duration // default 10 s
-	BackoffMin         time.Duration // default 500 ms
-	BackoffMax         time.Duration // default 60 s
+	Frames         FrameStore
+	ConnectTimeout time.Duration // default 10 s
+	BackoffMin     time.Duration // default 500 ms
+	BackoffMax     time.Duration // default 60 s
 }
 
 // SubscriberStats counts what a Subscriber did.
