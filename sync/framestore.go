@@ -2,6 +2,8 @@ package sync
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/wire"
 )
@@ -90,4 +92,45 @@ func FinishBundle(source string, f *Frame, whole []byte) (*Complete, error) {
 func (l AssemblerLimits) WithDefaults() AssemblerLimits {
 	l.setDefaults()
 	return l
+}
+
+// IsFrameRefusal reports whether err is a FrameStore's refusal of a
+// frame (*FrameError, *LimitError, *MismatchError, *DigestError), not a
+// failure of the store.
+func IsFrameRefusal(err error) bool {
+	var fe *FrameError
+	var le *LimitError
+	var me *MismatchError
+	var de *DigestError
+	return errors.As(err, &fe) || errors.As(err, &le) || errors.As(err, &me) || errors.As(err, &de)
+}
+
+// frameAttempts bounds the tries of a frame a FrameStore failed to keep
+// (not refused), frameRetryWait the first wait between them (doubling).
+const (
+	frameAttempts  = 4
+	frameRetryWait = 200 * time.Millisecond
+)
+
+// addFrame adds a frame to the subscriber's FrameStore, trying again a
+// few times, with a growing wait, when the store failed (its database
+// briefly unreachable): the frame is acknowledged when this returns, so
+// a frame given up on is lost and its bundle comes again only after the
+// agent's resend delay. Receiving waits meanwhile: nothing else could be
+// kept either.
+func (s *Subscriber) addFrame(ctx context.Context, source string, frame []byte) (*Complete, error) {
+	wait := frameRetryWait
+	for attempt := 1; ; attempt++ {
+		c, err := s.frames.Add(ctx, source, frame)
+		if err == nil || IsFrameRefusal(err) || attempt == frameAttempts || ctx.Err() != nil {
+			return c, err
+		}
+		s.log.Warn("sync: frame not kept; trying again", "device", source, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }

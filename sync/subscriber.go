@@ -375,10 +375,14 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 	}
 	// With a shared FrameStore, Add returns once the frame is committed:
 	// only then is it acknowledged.
-	done, err := s.frames.Add(ctx, site+"/"+device, m.Payload())
+	done, err := s.addFrame(ctx, site+"/"+device, m.Payload())
 	if err != nil {
 		s.count(func(st *SubscriberStats) { st.BadFrames++ })
-		s.log.Warn("sync: frame refused", "topic", m.Topic(), "err", err)
+		if IsFrameRefusal(err) {
+			s.log.Warn("sync: frame refused", "topic", m.Topic(), "err", err)
+		} else {
+			s.log.Error("sync: frame not kept; the agent will send its bundle again", "topic", m.Topic(), "err", err)
+		}
 		return
 	}
 	if done == nil {

@@ -68,7 +68,7 @@ var schema = []string{
 		source VARBINARY(255) NOT NULL,
 		digest BINARY(32) NOT NULL,
 		idx INT UNSIGNED NOT NULL,
-		chunk MEDIUMBLOB NOT NULL,
+		chunk LONGBLOB NOT NULL,
 		PRIMARY KEY (source, digest, idx)
 	) ENGINE=InnoDB`,
 }
@@ -165,20 +165,12 @@ func (s *Store) Stats() Stats {
 func (s *Store) Add(ctx context.Context, source string, frame []byte) (*sync.Complete, error) {
 	c, err := s.add(ctx, source, frame)
 	switch {
-	case err != nil && isRefusal(err):
+	case err != nil && sync.IsFrameRefusal(err):
 		s.refused.Add(1)
 	case c != nil:
 		s.completed.Add(1)
 	}
 	return c, err
-}
-
-func isRefusal(err error) bool {
-	var fe *sync.FrameError
-	var le *sync.LimitError
-	var me *sync.MismatchError
-	var de *sync.DigestError
-	return errors.As(err, &fe) || errors.As(err, &le) || errors.As(err, &me) || errors.As(err, &de)
 }
 
 func (s *Store) add(ctx context.Context, source string, frame []byte) (*sync.Complete, error) {
