@@ -87,6 +87,9 @@ type Stats struct {
 	Expired   uint64 // partials dropped by TTL
 	Refused   uint64 // frames refused with an error
 	Retried   uint64 // transactions retried after a deadlock or lock wait timeout
+	// SweepErrors counts sweeps that failed (the next Add after TTL/4
+	// tries again; the frame being added is not affected).
+	SweepErrors uint64
 }
 
 // Store is the FrameStore on a database. It is safe for concurrent use,
@@ -100,7 +103,7 @@ type Store struct {
 	sweepMu   gosync.Mutex
 	lastSweep time.Time
 
-	completed, evicted, expired, refused, retried atomic.Uint64
+	completed, evicted, expired, refused, retried, sweepErrors atomic.Uint64
 }
 
 var _ sync.FrameStore = (*Store)(nil)
@@ -157,7 +160,7 @@ func (s *Store) Close() error {
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
 	return Stats{Completed: s.completed.Load(), Evicted: s.evicted.Load(), Expired: s.expired.Load(),
-		Refused: s.refused.Load(), Retried: s.retried.Load()}
+		Refused: s.refused.Load(), Retried: s.retried.Load(), SweepErrors: s.sweepErrors.Load()}
 }
 
 // Add takes one frame from source (see sync.FrameStore). A bundle of one
@@ -187,9 +190,7 @@ func (s *Store) add(ctx context.Context, source string, frame []byte) (*sync.Com
 	if f.Count == 1 {
 		return sync.FinishBundle(source, f, append([]byte(nil), f.Chunk...))
 	}
-	if err := s.maybeSweep(ctx); err != nil {
-		return nil, err
-	}
+	s.maybeSweep(ctx)
 	for attempt := 0; ; attempt++ {
 		whole, err := s.place(ctx, source, f)
 		if err != nil && retryable(err) && attempt < maxRetries && ctx.Err() == nil {

@@ -281,19 +281,20 @@ func commit(tx *sql.Tx) error {
 }
 
 // maybeSweep runs Sweep when none ran for TTL/4 (one caller at a time;
-// the others go on).
-func (s *Store) maybeSweep(ctx context.Context) error {
+// the others go on); a failure is counted (Stats.SweepErrors).
+func (s *Store) maybeSweep(ctx context.Context) {
 	if !s.sweepMu.TryLock() {
-		return nil
+		return
 	}
 	defer s.sweepMu.Unlock()
 	now := s.now()
 	if now.Sub(s.lastSweep) < s.limits.TTL/4 {
-		return nil
+		return
 	}
 	s.lastSweep = now
-	_, err := s.sweep(ctx, now)
-	return err
+	if _, err := s.sweep(ctx, now); err != nil {
+		s.sweepErrors.Add(1)
+	}
 }
 
 // Sweep drops the partials idle for the TTL of at most sweepSources
