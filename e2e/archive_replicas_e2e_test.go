@@ -39,7 +39,7 @@ const (
 	replicaMaxMessage = 4 << 10
 	// replicaSeal is each agent's seal interval: the bundles offered are
 	// replicaAgents per replicaSeal.
-	replicaSeal = "1s"
+	replicaSeal = "2s"
 )
 
 // TestArchiveReplicas: three `edgeseal archive` processes share one
@@ -79,9 +79,13 @@ func TestArchiveReplicas(t *testing.T) {
 	up := time.Now()
 	t.Logf("rig up after %v", up.Sub(start).Round(time.Millisecond))
 
-	// Each agent exports every 0.3-0.7 s and seals every 3 s: about 2.7
-	// bundles/s offered to the three replicas, a load they drain within
-	// replicaDrain after 20 kills (at a seal a second they do not).
+	// Each agent exports every 0.3-0.7 s and seals every replicaSeal
+	// (2 s): about 4 bundles/s offered to the three replicas, a load they
+	// drain within replicaDrain after 20 kills. At a seal a second (8/s)
+	// they do not: the group deals a device's bundles round robin, so its
+	// consecutive bundles land on different replicas, each waiting for the
+	// device's lease and chain from another (held, sent again), and a
+	// device gets about one bundle through per commit and lease handoff.
 	leds := make([]*exporter, len(r.agents))
 	for k, a := range r.agents {
 		leds[k] = startExporter(t, a, 1, nil, func(c, n int) string { return fmt.Sprintf("d%d-%06d", k+1, n) },
