@@ -33,6 +33,10 @@ const (
 	replicaAgents = 8
 	replicaKills  = 20
 	replicaDrain  = 120 * time.Second
+	// replicaMaxMessage is the agents' sync.max_message: a bundle
+	// larger goes as several frames, which the broker deals to different
+	// replicas.
+	replicaMaxMessage = 4 << 10
 	// replicaSeal is each agent's seal interval: the bundles offered are
 	// replicaAgents per replicaSeal.
 	replicaSeal = "2s"
@@ -51,7 +55,9 @@ const (
 // bundle of the log is accepted at its log index with its receipt (in
 // that replica's index or, accepted by another, in the shared database),
 // nothing disagrees, no object missing or corrupt; per device the log's bundles follow each other with no
-// gap and no repeat, each stored in the bucket under its digest; no
+// gap and no repeat, each stored in the bucket under its digest (some
+// larger than the agents' max_message: sent as several frames, which the
+// broker dealt to different replicas); no
 // bundle is logged twice; every receipt the agents journaled verifies
 // (signature, inclusion in its checkpoint, `edgeseal verify receipt`)
 // and names its bundle's log index; no replica and no agent logged a
@@ -281,7 +287,7 @@ func (r *replicaRig) checkEnd(ctx context.Context, acked []map[string]uint64) {
 	next := map[string]uint64{}   // device -> the seq its next bundle starts at
 	logged := map[string]uint64{} // bundle digest -> log index
 	inArchive := map[string]int{} // "<device> <export id>" -> times archived
-	bundles := 0
+	bundles, multi := 0, 0        // multi: bundles larger than the agents' max_message, sent as several frames
 	err = archiveLogRecords(t, filepath.Join(filepath.Dir(r.cfgs[0]), "data"), func(idx uint64, rec []byte) error {
 		var e archivesig.ReceiptEntry
 		if err := json.Unmarshal(rec, &e); err != nil {
@@ -309,6 +315,9 @@ func (r *replicaRig) checkEnd(ctx context.Context, acked []map[string]uint64) {
 		}
 		if sha256.Sum256(raw) != d {
 			return fmt.Errorf("log %d: stored bytes do not match %s", idx, e.BundleDigest)
+		}
+		if len(raw) > replicaMaxMessage {
+			multi++
 		}
 		b, err := bundle.Read(bytes.NewReader(raw), bundle.DefaultLimits)
 		if err != nil {
@@ -367,7 +376,10 @@ func (r *replicaRig) checkEnd(ctx context.Context, acked []map[string]uint64) {
 			t.Errorf("agent %s: no export acknowledged: the load did not run", a.device)
 		}
 	}
-	t.Logf("end: %d bundles of %d devices in the log, %d receipts verified", bundles, len(next), len(files))
+	t.Logf("end: %d bundles of %d devices in the log (%d of them sent as several frames), %d receipts verified", bundles, len(next), multi, len(files))
+	if multi == 0 {
+		t.Errorf("no bundle larger than max_message %d: the replicas joined no multi-frame bundle", replicaMaxMessage)
+	}
 }
 
 // checkIndexes runs `edgeseal archive check` on every stopped replica:

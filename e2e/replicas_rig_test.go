@@ -151,7 +151,7 @@ func (r *replicaRig) newAgent(k int) *agentDir {
 		t.Fatalf("agent config without device dev-1:\n%s", text)
 	}
 	text = strings.Replace(text, "\ndevice: dev-1\n", "\ndevice: "+dev+"\n", 1)
-	text += fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\n  resend_after: 2s\n", r.brk.URL, r.pub)
+	text += fmt.Sprintf("sync:\n  broker: %s\n  archive_key: %s\n  resend_after: 2s\n  max_message: %d\n", r.brk.URL, r.pub, replicaMaxMessage)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

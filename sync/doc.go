@@ -24,7 +24,9 @@
 // The archive side is the Subscriber: a subscription to
 // edgeseal/v1/+/+/bundles (shared, $share/<group>/..., only when a Group
 // is set: on a broker that authorizes SUBSCRIBE), an Assembler that joins frames
-// into bundles and checks their digest, the Handler, and the Handler's reply
+// into bundles and checks their digest (or, for replicas sharing a group,
+// whose frames the broker deals among them, a FrameStore they share:
+// SubscriberOptions.Frames), the Handler, and the Handler's reply
 // published on the device's receipts topic (at most
 // SubscriberOptions.MaxReplies waiting for the broker's confirmation; a
 // reply past that is dropped, logged and counted, and the agent's resend

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 )
 
 // Test seams for the external tests of this package (package sync_test).
@@ -24,3 +25,6 @@ func NewTestOutbox() TestOutbox { return TestOutbox{newMemOutbox()} }
 // Put adds an entry; Len counts the entries.
 func (o TestOutbox) Put(id string, data []byte) { o.put(id, data) }
 func (o TestOutbox) Len() int                   { return o.len() }
+
+// SetAssemblerClock sets the clock of a.
+func SetAssemblerClock(a *Assembler, now func() time.Time) { a.now = now }

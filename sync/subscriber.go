@@ -112,9 +112,14 @@ type SubscriberOptions struct {
 	DeviceAlertHandler func(ctx context.Context, a *DeviceAlert)
 	Logger             *slog.Logger
 	Limits             AssemblerLimits
-	ConnectTimeout     time.Duration // default 10 s
-	BackoffMin         time.Duration // default 500 ms
-	BackoffMax         time.Duration // default 60 s
+	// Frames, when set, joins the frames of multi-frame bundles instead
+	// of an in-memory Assembler with Limits: archives sharing Group
+	// (replicas) need a FrameStore they all share, since the broker deals
+	// the frames of one bundle to different members of the group.
+	Frames         FrameStore
+	ConnectTimeout time.Duration // default 10 s
+	BackoffMin     time.Duration // default 500 ms
+	BackoffMax     time.Duration // default 60 s
 }
 
 // SubscriberStats counts what a Subscriber did.
@@ -132,7 +137,7 @@ type SubscriberStats struct {
 	// BadAlerts counts device alerts dropped: too large, not well formed,
 	// or naming another device than their topic's.
 	BadAlerts uint64
-	Assembler AssemblerStats
+	Assembler AssemblerStats // zero with SubscriberOptions.Frames
 	// Lanes is the devices with a lane at the moment (Admit only).
 	Lanes     int
 	LastError string
@@ -146,7 +151,8 @@ type Subscriber struct {
 	enroll string // enrollment requests
 	alerts string // device alerts
 	log    *slog.Logger
-	asm    *Assembler
+	asm    *Assembler // nil when opts.Frames is set
+	frames FrameStore
 
 	replies chan struct{} // one token per reply published and not yet confirmed
 
@@ -202,9 +208,14 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	if opts.Group != "" {
 		alertsFilter = "$share/" + opts.Group + "/" + DeviceAlertsFilter
 	}
-	return &Subscriber{opts: opts, tls: tc, filter: bundlesFilter, enroll: enrollFilter, alerts: alertsFilter,
-		log: opts.Logger.With("component", "sync.subscriber"), asm: NewAssembler(opts.Limits),
-		replies: make(chan struct{}, opts.MaxReplies)}, nil
+	s := &Subscriber{opts: opts, tls: tc, filter: bundlesFilter, enroll: enrollFilter, alerts: alertsFilter,
+		log: opts.Logger.With("component", "sync.subscriber"), frames: opts.Frames,
+		replies: make(chan struct{}, opts.MaxReplies)}
+	if s.frames == nil {
+		s.asm = NewAssembler(opts.Limits)
+		s.frames = MemFrames{s.asm}
+	}
+	return s, nil
 }
 
 func containsAny(s, chars string) bool {
@@ -223,7 +234,9 @@ func (s *Subscriber) Stats() SubscriberStats {
 	s.mu.Lock()
 	st, ls := s.stats, s.lanes
 	s.mu.Unlock()
-	st.Assembler = s.asm.Stats()
+	if s.asm != nil {
+		st.Assembler = s.asm.Stats()
+	}
 	if ls != nil {
 		st.Lanes = ls.count()
 	}
@@ -360,10 +373,16 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 			s.log.Debug("sync: frame", "device", site+"/"+device, "id", f.ID, "index", f.Index, "count", f.Count, "dup", m.Duplicate(), "mid", m.MessageID())
 		}
 	}
-	done, err := s.asm.Add(site+"/"+device, m.Payload())
+	// With a shared FrameStore, Add returns once the frame is committed:
+	// only then is it acknowledged.
+	done, err := s.addFrame(ctx, site+"/"+device, m.Payload())
 	if err != nil {
 		s.count(func(st *SubscriberStats) { st.BadFrames++ })
-		s.log.Warn("sync: frame refused", "topic", m.Topic(), "err", err)
+		if IsFrameRefusal(err) {
+			s.log.Warn("sync: frame refused", "topic", m.Topic(), "err", err)
+		} else {
+			s.log.Error("sync: frame not kept; the agent will send its bundle again", "topic", m.Topic(), "err", err)
+		}
 		return
 	}
 	if done == nil {

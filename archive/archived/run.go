@@ -161,9 +161,18 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	frames, closeFrames, err := openFrames(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeFrames(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group, Dial: dialBroker,
-		Admit: admit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log,
+		Admit: admit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log, Frames: frames,
 		DeviceAlertHandler: func(ctx context.Context, al *sync.DeviceAlert) {
 			mets.DeviceAlert(archive.DeviceAlertKind(al.Kind))
 			a.ReceiveDeviceAlert(ctx, al)

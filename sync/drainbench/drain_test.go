@@ -466,14 +466,14 @@ func startArchiveSubscriber(b *testing.B, url string, ar *archive.Archive) {
 // Archive.AdmitHashed, timed into admitNanos and receiveNanos) and waits
 // until it is connected; stop ends it.
 func archiveSubscriber(url string, ar *archive.Archive) (stop func(), err error) {
-	return groupSubscriber(url, ar, "bench-archive", "", 0)
+	return groupSubscriber(url, ar, "bench-archive", "", 0, nil)
 }
 
 // groupSubscriber is archiveSubscriber with its client id, when group is
 // set the shared subscription of that group (replicas), and its
 // MaxPending (the default when 0).
-func groupSubscriber(url string, ar *archive.Archive, clientID, group string, maxPending int) (stop func(), err error) {
-	s, err := sync.NewSubscriber(sync.SubscriberOptions{Broker: url, ClientID: clientID, Group: group, MaxPending: maxPending,
+func groupSubscriber(url string, ar *archive.Archive, clientID, group string, maxPending int, frames sync.FrameStore) (stop func(), err error) {
+	s, err := sync.NewSubscriber(sync.SubscriberOptions{Broker: url, ClientID: clientID, Group: group, MaxPending: maxPending, Frames: frames,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		Admit: func(ctx context.Context, d sync.Delivery) func(context.Context) ([]byte, error) {
 			t0 := time.Now()

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/archive/sqlframes"
 	"github.com/edgeseal/edgeseal/archive/state"
+	"github.com/edgeseal/edgeseal/sync"
 )
 
 // A replica of BenchmarkReplicas runs in a child process (this test
@@ -129,7 +131,19 @@ func replicaChild(in io.Reader, out io.Writer) error {
 	// The daemon's subscriber takes the default MaxPending;
 	// EDGESEAL_RBENCH_MAX_PENDING sets another, to see what bounds a
 	// replica.
-	stop, err := groupSubscriber(os.Getenv(childURL), ar, id, replicaGroup, envInt("EDGESEAL_RBENCH_MAX_PENDING"))
+	// As the daemon with archive_state.engine mysql: partial bundles in
+	// the chain-state database (EDGESEAL_RBENCH_MEM_FRAMES=1: in memory,
+	// as before, to show the difference).
+	var frames sync.FrameStore
+	if os.Getenv("EDGESEAL_RBENCH_MEM_FRAMES") != "1" {
+		fs, err := sqlframes.OpenMySQL(ctx, os.Getenv(childStateDSN), sync.AssemblerLimits{})
+		if err != nil {
+			return err
+		}
+		defer fs.Close()
+		frames = fs
+	}
+	stop, err := groupSubscriber(os.Getenv(childURL), ar, id, replicaGroup, envInt("EDGESEAL_RBENCH_MAX_PENDING"), frames)
 	if err != nil {
 		return err
 	}

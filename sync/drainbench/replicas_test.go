@@ -121,7 +121,11 @@ func (p replicaPhase) rate() float64 { return float64(p.delivered) / p.d.Seconds
 // diagnosis: the daemon runs the default); EDGESEAL_RBENCH_GOROUTINES=F
 // writes each replica's goroutine stacks at the end of each drain to
 // F.<client id>; EDGESEAL_RBENCH_CPUPROFILE=F writes
-// each replica's CPU profile of each drain to F.<client id>.
+// each replica's CPU profile of each drain to F.<client id>. The replicas join
+// the frames of multi-frame bundles in the chain-state database
+// (archive/sqlframes), as the daemon does; EDGESEAL_RBENCH_MEM_FRAMES=1
+// joins them in each replica's memory instead (the shared subscription
+// then splits a bundle's frames between replicas that never join them).
 func BenchmarkReplicas(b *testing.B) {
 	nDev, nBundles, seal := envOr("EDGESEAL_RBENCH_DEVICES", replicaDevices), envOr("EDGESEAL_RBENCH_BUNDLES", replicaBundles), envOr("EDGESEAL_RBENCH_SEAL", replicaSeal)
 	ctx := context.Background()
