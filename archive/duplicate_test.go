@@ -65,9 +65,7 @@ func TestMalleatedCopyFirst(t *testing.T) {
 	// bundle; the genuine bytes again get the same receipt.
 	genuine := digestOf(raw(t, c.Bundles[0]))
 	e.requireDuplicate(c.Opts.Site, c.Opts.Device, doubleSigned(t, c.Bundles[0]), genuine)
-	if again := e.accept(c, c.Bundles[0]); !bytes.Equal(again, first) {
-		t.Fatal("the genuine bundle again got another receipt")
-	}
+	e.repeated(first, e.accept(c, c.Bundles[0]), raw(t, c.Bundles[0]), c.DeviceName())
 	e.reopen() // the checkpoint -> bundle map is rebuilt from the index
 	e.requireDuplicate(c.Opts.Site, c.Opts.Device, doubleSigned(t, c.Bundles[0]), genuine)
 	if n := e.a.LogSize(); n != 2 {

@@ -136,9 +136,10 @@ func TestMigrateLog(t *testing.T) {
 	old := e.checkReceipt(replies[2], raw(t, c.Bundles[2]), c.DeviceName())
 	for i, b := range c.Bundles[:3] {
 		got, err := e.a.Receive(ctx, c.Opts.Site, c.Opts.Device, raw(t, b))
-		if err != nil || string(got) != string(replies[i]) {
-			t.Fatalf("bundle %d again after the migration: %v (same receipt: %v)", i, err, string(got) == string(replies[i]))
+		if err != nil {
+			t.Fatalf("bundle %d again after the migration: %v", i, err)
 		}
+		e.repeated(replies[i], got, raw(t, b), c.DeviceName())
 	}
 	rc := e.checkReceipt(e.accept(c, c.Bundles[3]), raw(t, c.Bundles[3]), c.DeviceName())
 	if rc.LogIndex != size {
