@@ -39,7 +39,7 @@ const (
 	replicaMaxMessage = 4 << 10
 	// replicaSeal is each agent's seal interval: the bundles offered are
 	// replicaAgents per replicaSeal.
-	replicaSeal = "2s"
+	replicaSeal = "1s"
 )
 
 // TestArchiveReplicas: three `edgeseal archive` processes share one
