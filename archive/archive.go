@@ -106,10 +106,16 @@ type Options struct {
 	// empty one is filled from them as the indexer catches up.
 	ExportIndex store.IndexStore
 	// HoldWait bounds how long, with a shared chain-state store
-	// (replicas), a bundle waits for its device's lease or for its
-	// predecessor to be committed by another replica before it is
-	// answered held (replica.go). Default DefaultHoldWait.
+	// (replicas), a bundle waits in all for its device's lease (another
+	// replica is committing the device's bundles) before it is answered
+	// held (replica.go). Default DefaultHoldWait.
 	HoldWait time.Duration
+	// GapWait bounds how long, within HoldWait, a bundle that comes
+	// after a gap waits for its predecessor to be committed by another
+	// replica before it is answered held: the predecessor may be on its
+	// way to this very replica, behind it in the device's lane. Default
+	// DefaultGapWait, at most HoldWait.
+	GapWait time.Duration
 	// ContentKeyWrap, when set, encrypts the content private keys at
 	// rest (contentkey_wrap.go): new and restored keys are written
 	// wrapped by it, and wrapped keys are opened with it. The caller
@@ -285,6 +291,10 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 	if opts.HoldWait <= 0 {
 		opts.HoldWait = DefaultHoldWait
 	}
+	if opts.GapWait <= 0 {
+		opts.GapWait = DefaultGapWait
+	}
+	opts.GapWait = min(opts.GapWait, opts.HoldWait)
 	a := &Archive{
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
@@ -477,7 +487,8 @@ type Stats struct {
 	Refused       uint64 // bundles refused (quarantined, alerted)
 	Alarms        uint64 // alarms raised (forks, altered objects)
 	// Held counts bundles answered held (CheckHeld): with replicas, their
-	// predecessor was not committed within Options.HoldWait.
+	// predecessor was not committed within Options.GapWait, or its
+	// device's lease not had within Options.HoldWait.
 	Held uint64
 	// QuarantineDropped counts quarantine entries dropped past the
 	// quotas (QuarantineLimits), oldest first.

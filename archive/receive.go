@@ -115,7 +115,10 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 	l := a.deviceLock(topic)
 	l.Lock()
 	defer l.Unlock()
+	// deadline bounds the waits for the device's lease; gapDeadline, set
+	// at the first gap, the waits for the chain to move.
 	deadline := time.Now().Add(a.opts.HoldWait)
+	var gapDeadline time.Time
 	pinned := false // a pin of the device's lease (replica.go) this admission holds
 	if a.shared {
 		if err := a.pin(ctx, topic, deadline); errors.Is(err, errBusy) {
@@ -220,7 +223,13 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			a.unpin(topic)
 			pinned = false
 			l.Unlock()
-			moved := a.waitAdvance(ctx, topic, version, deadline)
+			if gapDeadline.IsZero() {
+				gapDeadline = time.Now().Add(a.opts.GapWait)
+				if gapDeadline.After(deadline) {
+					gapDeadline = deadline
+				}
+			}
+			moved := a.waitAdvance(ctx, topic, version, gapDeadline)
 			l.Lock()
 			if err := ctx.Err(); err != nil {
 				return answered(nil, err)

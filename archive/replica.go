@@ -24,9 +24,10 @@ import (
 // brought up to the log's size once every append under way has ended
 // (logkeys.go), so a bundle another process logged and did not advance
 // (it died in between, its commit under way included) keeps its log
-// index. A bundle that arrives after a gap waits (at most HoldWait) for
-// another process to advance the device's chain, and is then judged
-// again; past the wait it is answered "held" (CheckHeld): neither
+// index. A bundle waits for its device's lease at most HoldWait; one
+// that arrives after a gap waits (at most GapWait) for another process
+// to advance the device's chain, and is then judged again; past either
+// wait it is answered "held" (CheckHeld): neither
 // quarantined nor alerted, the agent sends it again soon. A chain
 // Advance that fails fails its bundles (no answer: they come again),
 // since another process would otherwise judge the next ones against the
@@ -44,9 +45,18 @@ import (
 // it again soon (sync.HeldCheck). Never quarantined nor alerted.
 const CheckHeld = sync.HeldCheck
 
-// DefaultHoldWait bounds how long a bundle waits for its device's lease
-// or for its predecessor (Options.HoldWait).
-const DefaultHoldWait = 2 * time.Second
+// DefaultHoldWait bounds how long a bundle waits in all for its device's
+// lease (Options.HoldWait). A lease is busy while its holder waits for
+// the log's checkpoint (about a second per burst with the MySQL log):
+// only the device's own lane waits meanwhile, and a bundle answered held
+// costs the agent a resend, so the wait is generous.
+const DefaultHoldWait = 10 * time.Second
+
+// DefaultGapWait bounds how long a bundle that comes after a gap waits
+// for its predecessor to be committed elsewhere (Options.GapWait): short,
+// since the predecessor may be queued behind it in this replica's lane
+// for the device.
+const DefaultGapWait = 2 * time.Second
 
 // holdPoll is how often a held bundle reads its device's chain.
 const holdPoll = 25 * time.Millisecond

@@ -329,7 +329,7 @@ func TestReplicaKilledMidBundle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bundle 1 sent again to another replica: %v", err)
 	}
-	if el := time.Since(start); el > archive.DefaultHoldWait {
+	if el := time.Since(start); el > archive.DefaultGapWait {
 		t.Fatalf("bundle 1 waited %v", el)
 	}
 	rc := r.verify(reply, data[1], c.DeviceName())
@@ -408,6 +408,74 @@ func TestReplicaAdvanceFailed(t *testing.T) {
 	}
 	if st := r.rs[0].Stats(); st.Held != 0 || st.Refused != 0 {
 		t.Fatalf("replica 0: %+v", st)
+	}
+	r.noAlerts()
+}
+
+// TestReplicaLeaseBusyWaits: a bundle whose device's lease another
+// replica holds (it is committing the predecessor) waits for the lease
+// past the gap wait, up to the hold wait, and is accepted, not answered
+// held; a bundle after a true gap (its predecessor never sent) is
+// answered held after the gap wait, long before the hold wait.
+func TestReplicaLeaseBusyWaits(t *testing.T) {
+	r := newReplicas(t, 2)
+	c := newChain(t, 4, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
+	r.approve(c)
+	data := make([][]byte, len(c.Bundles))
+	for i, b := range c.Bundles {
+		data[i] = raw(t, b)
+	}
+	const busy = archive.DefaultGapWait + time.Second // < DefaultHoldWait
+	d0 := sha256.Sum256(data[0])
+	committing := make(chan struct{})
+	archive.SetCommitHook(r.rs[0], func(d [32]byte) error {
+		if d == d0 {
+			close(committing)
+			time.Sleep(busy) // the lease stays busy meanwhile
+		}
+		return nil
+	})
+	ctx := t.Context()
+	first := make(chan error, 1)
+	go func() {
+		reply, err := r.rs[0].Receive(ctx, c.Opts.Site, c.Opts.Device, data[0])
+		if err == nil {
+			r.verify(reply, data[0], c.DeviceName())
+		}
+		first <- err
+	}()
+	select {
+	case <-committing:
+	case err := <-first:
+		t.Fatalf("bundle 0 answered before its commit: %v", err)
+	}
+	start := time.Now()
+	reply, err := r.rs[1].Receive(ctx, c.Opts.Site, c.Opts.Device, data[1])
+	el := time.Since(start)
+	if err != nil {
+		t.Fatalf("bundle 1 while its device's lease was busy: %v (after %v)", err, el)
+	}
+	r.verify(reply, data[1], c.DeviceName())
+	if el < archive.DefaultGapWait || el >= archive.DefaultHoldWait {
+		t.Fatalf("bundle 1 waited %v for the lease, want between %v and %v", el, archive.DefaultGapWait, archive.DefaultHoldWait)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("bundle 0: %v", err)
+	}
+	// Bundle 3 without bundle 2: held after the gap wait.
+	start = time.Now()
+	_, err = r.rs[1].Receive(ctx, c.Opts.Site, c.Opts.Device, data[3])
+	el = time.Since(start)
+	if rj, ok := errors.AsType[*archive.RejectedError](err); !ok || !rj.Has(archive.CheckHeld) {
+		t.Fatalf("bundle 3 after a gap: %v, want held", err)
+	}
+	if el < archive.DefaultGapWait || el >= archive.DefaultHoldWait {
+		t.Fatalf("bundle 3 held after %v, want between %v and %v", el, archive.DefaultGapWait, archive.DefaultHoldWait)
+	}
+	for i, a := range r.rs {
+		if st := a.Stats(); st.Held != uint64(i) || st.Refused != 0 {
+			t.Fatalf("replica %d: %+v, want %d held and none refused", i, st, i)
+		}
 	}
 	r.noAlerts()
 }

@@ -39,7 +39,7 @@ const (
 	replicaMaxMessage = 4 << 10
 	// replicaSeal is each agent's seal interval: the bundles offered are
 	// replicaAgents per replicaSeal.
-	replicaSeal = "2s"
+	replicaSeal = "1s"
 )
 
 // TestArchiveReplicas: three `edgeseal archive` processes share one
@@ -81,12 +81,14 @@ func TestArchiveReplicas(t *testing.T) {
 	t.Logf("rig up after %v", up.Sub(start).Round(time.Millisecond))
 
 	// Each agent exports every 0.3-0.7 s and seals every replicaSeal
-	// (2 s): about 4 bundles/s offered to the three replicas, a load they
-	// drain within replicaDrain after 20 kills. At a seal a second (8/s)
-	// they do not: the group deals a device's bundles round robin, so its
-	// consecutive bundles land on different replicas, each waiting for the
-	// device's lease and chain from another (held, sent again), and a
-	// device gets about one bundle through per commit and lease handoff.
+	// (1 s): about 8 bundles/s offered to the three replicas, a load they
+	// drain within replicaDrain after 20 kills. The group deals a
+	// device's bundles round robin, so its consecutive bundles land on
+	// different replicas, each waiting for the device's lease from
+	// another (up to the archive's hold wait; a bundle answered held is
+	// sent again within a second): a device gets about one bundle
+	// through per commit and lease handoff, so a backlog builds under
+	// the load and drains after it.
 	leds := make([]*exporter, len(r.agents))
 	for k, a := range r.agents {
 		leds[k] = startExporter(t, a, 1, nil, func(c, n int) string { return fmt.Sprintf("d%d-%06d", k+1, n) },

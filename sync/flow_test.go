@@ -402,7 +402,7 @@ func TestHeldRejection(t *testing.T) {
 	if st := p.Stats(); p.held["2"] || st.Requeued != requeued+1 {
 		t.Fatalf("stale held rejection: held %v, %+v", p.held, st)
 	}
-	// Held again with nothing delivered since: sent after ResendAfter.
+	// Held again with nothing delivered since: sent after HeldRetry.
 	p.inflight["2"] = &flight{digest: sha256.Sum256(data["2"]), epoch: p.stats.Delivered}
 	if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data["2"]), "site1/dev1", "held", HeldCheck)); err != nil {
 		t.Fatal(err)
@@ -410,9 +410,113 @@ func TestHeldRejection(t *testing.T) {
 	if !p.held["2"] {
 		t.Fatal("held rejection with nothing delivered since: not held")
 	}
-	now = now.Add(o.ResendAfter)
+	now = now.Add(p.opts.HeldRetry)
 	p.retryHeld()
 	if p.held["2"] {
-		t.Fatal("held entry not sent again after ResendAfter")
+		t.Fatal("held entry not sent again after HeldRetry")
+	}
+}
+
+// TestHeldResentSoon: an entry answered held is sent again after
+// HeldRetry, not after ResendAfter; a repeated held answer doubles the
+// wait up to 16 times HeldRetry and never past ResendAfter; its delivery
+// resets it; a gap rejection still waits ResendAfter; the held answer
+// wakes the sender when its wait is over (no tick needed).
+func TestHeldResentSoon(t *testing.T) {
+	keys := newArchiveKeys(t)
+	ob := newMemOutbox()
+	data := map[string][]byte{"1": bundleBytes("soon1", 300), "2": bundleBytes("soon2", 300), "3": bundleBytes("soon3", 300)}
+	for id, b := range data {
+		ob.put(id, b)
+	}
+	o := pubOptions("tcp://127.0.0.1:1", "dev1", ob, keys)
+	o.ResendAfter = time.Minute
+	o.RetryHeld = -1
+	o.HeldRetry = 20 * time.Millisecond
+	p, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	p.now = func() time.Time { return now }
+	ctx := context.Background()
+	send := func(id string) {
+		t.Helper()
+		p.mu.Lock()
+		p.inflight[id] = &flight{digest: sha256.Sum256(data[id]), epoch: p.stats.Delivered}
+		p.mu.Unlock()
+	}
+	reject := func(id string, checks ...string) {
+		t.Helper()
+		if err := p.handleReply(ctx, keys.rejection(t, sha256.Sum256(data[id]), "site1/dev1", "no", checks...)); err != nil {
+			t.Fatal(err)
+		}
+		if !p.held[id] {
+			t.Fatalf("%s: not held after rejection %v", id, checks)
+		}
+	}
+	// waitOut checks id is not sent again just before wait, and is at it.
+	waitOut := func(id string, wait time.Duration) {
+		t.Helper()
+		now = now.Add(wait - time.Millisecond)
+		p.retryGaps()
+		if !p.held[id] {
+			t.Fatalf("%s sent again before %v", id, wait)
+		}
+		now = now.Add(time.Millisecond)
+		p.retryGaps()
+		if p.held[id] {
+			t.Fatalf("%s not sent again after %v", id, wait)
+		}
+	}
+
+	// The held answer kicks the sender once its wait is over.
+	for len(p.wake) > 0 {
+		<-p.wake
+	}
+	send("2")
+	reject("2", HeldCheck)
+	for len(p.wake) > 0 {
+		<-p.wake // the kick of the rejection itself
+	}
+	select {
+	case <-p.wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("held answer: the sender was not woken after HeldRetry")
+	}
+	waitOut("2", o.HeldRetry)
+	// Held again and again: 40, 80, 160, 320 ms, then capped at 16x.
+	for _, k := range []time.Duration{2, 4, 8, 16, 16} {
+		send("2")
+		reject("2", HeldCheck)
+		waitOut("2", k*o.HeldRetry)
+	}
+	// Delivered: the next held answer of the same id starts over.
+	send("2")
+	if err := p.handleReply(ctx, keys.receipt(t, sha256.Sum256(data["2"]), "site1/dev1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.heldBack["2"]; ok {
+		t.Fatal("delivery kept the held backoff")
+	}
+	send("3")
+	reject("3", HeldCheck)
+	waitOut("3", o.HeldRetry)
+	// A gap still waits ResendAfter, even for an entry held before.
+	send("3")
+	reject("3", GapCheck)
+	waitOut("3", o.ResendAfter)
+	// Never past ResendAfter.
+	o.ResendAfter = 50 * time.Millisecond
+	short, err := NewPublisher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short.now = p.now
+	p = short
+	for _, w := range []time.Duration{20, 40, 50, 50} {
+		send("1")
+		reject("1", HeldCheck)
+		waitOut("1", w*time.Millisecond)
 	}
 }

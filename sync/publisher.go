@@ -79,7 +79,15 @@ type PublisherOptions struct {
 	// Requeue, a restart or an earlier entry's delivery send them again).
 	// Entries refused for a gap (GapCheck) are sent again after
 	// ResendAfter instead: the archive is waiting for an earlier bundle.
-	RetryHeld      time.Duration
+	// Entries answered held (HeldCheck: an archive replica was still
+	// committing the device's previous bundle) are sent again after
+	// HeldRetry.
+	RetryHeld time.Duration
+	// HeldRetry is the first wait before a bundle the archive answered
+	// held is sent again, default 250 ms; each further held answer for
+	// the same entry doubles it, up to 16 times HeldRetry and never past
+	// ResendAfter. Its delivery resets it.
+	HeldRetry      time.Duration
 	Tick           time.Duration // outbox poll interval, default 5 s
 	ConnectTimeout time.Duration // default 10 s
 	BackoffMin     time.Duration // reconnect backoff, default 500 ms
@@ -176,11 +184,12 @@ type Publisher struct {
 	running   bool
 	ctx       context.Context
 	inflight  map[string]*flight
-	held      map[string]bool      // not sent: true rejected by the archive, false unsendable id
-	gapHeld   map[string]time.Time // held entries refused for a gap, and when: sent again after ResendAfter
-	heldWait  time.Duration        // current RetryHeld wait (doubles, reset by a delivery)
-	heldAt    time.Time            // last rejection or retry of held entries
-	recent    map[[32]byte]bool    // digests delivered lately (duplicate receipts)
+	held      map[string]bool          // not sent: true rejected by the archive, false unsendable id
+	gapHeld   map[string]time.Time     // held entries refused for a gap or held, and when: sent again after ResendAfter or heldBack
+	heldBack  map[string]time.Duration // entries answered held: the wait before their next send (doubles per held answer)
+	heldWait  time.Duration            // current RetryHeld wait (doubles, reset by a delivery)
+	heldAt    time.Time                // last rejection or retry of held entries
+	recent    map[[32]byte]bool        // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
 	sendOrder uint64 // the last flight.order given
 	stats     Stats
@@ -225,6 +234,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if opts.RetryHeld == 0 {
 		opts.RetryHeld = 5 * time.Minute
 	}
+	setDur(&opts.HeldRetry, 250*time.Millisecond)
 	setDur(&opts.Tick, 5*time.Second)
 	setDur(&opts.ConnectTimeout, 10*time.Second)
 	setDur(&opts.BackoffMin, 500*time.Millisecond)
@@ -240,7 +250,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		topic: BundlesTopic(opts.Site, opts.Device), receipts: ReceiptsTopic(opts.Site, opts.Device),
 		log:  opts.Logger.With("component", "sync.publisher", "device", device),
 		wake: make(chan struct{}, 1), rwake: make(chan struct{}, 1), awake: make(chan struct{}, 1), now: time.Now,
-		inflight: make(map[string]*flight), held: make(map[string]bool), gapHeld: make(map[string]time.Time), recent: make(map[[32]byte]bool),
+		inflight: make(map[string]*flight), held: make(map[string]bool), gapHeld: make(map[string]time.Time), heldBack: make(map[string]time.Duration), recent: make(map[[32]byte]bool),
 	}
 	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
 	return p, nil
@@ -317,15 +327,21 @@ func (p *Publisher) retryHeld() {
 // got; when that bundle's delivery does not requeue them (its receipt
 // came before a stale rejection, or it was lost on the way), nothing else
 // would until RetryHeld. A gap that persists costs one send per
-// ResendAfter.
+// ResendAfter. Entries answered held are sent again after their own
+// shorter wait (heldBack): the archive has the earlier bundle and was
+// still committing it.
 func (p *Publisher) retryGaps() {
 	p.mu.Lock()
 	var again []string
 	for id, at := range p.gapHeld {
+		wait := p.opts.ResendAfter
+		if w, ok := p.heldBack[id]; ok {
+			wait = w
+		}
 		switch {
 		case !p.held[id]:
 			delete(p.gapHeld, id) // requeued meanwhile
-		case p.now().Sub(at) >= p.opts.ResendAfter:
+		case p.now().Sub(at) >= wait:
 			delete(p.gapHeld, id)
 			delete(p.held, id)
 			again = append(again, id)
@@ -335,9 +351,25 @@ func (p *Publisher) retryGaps() {
 	p.mu.Unlock()
 	if len(again) > 0 {
 		slices.Sort(again)
-		p.log.Warn("sync: sending bundles refused for a gap once more", "ids", again)
+		p.log.Info("sync: sending bundles refused for a gap or held once more", "ids", again)
 		p.Wake()
 	}
+}
+
+// heldWaitFor returns the wait before an entry the archive answered held
+// is sent again: HeldRetry at the first held answer, doubled at each
+// further one up to 16 times HeldRetry, never past ResendAfter. p.mu is
+// held.
+func (p *Publisher) heldWaitFor(id string) time.Duration {
+	w, ok := p.heldBack[id]
+	if !ok {
+		w = p.opts.HeldRetry
+	} else {
+		w = min(2*w, 16*p.opts.HeldRetry)
+	}
+	w = min(w, p.opts.ResendAfter)
+	p.heldBack[id] = w
+	return w
 }
 
 // Stats returns a snapshot.
@@ -450,6 +482,7 @@ func (p *Publisher) session(ctx context.Context, l *link) error {
 		case <-l.lost:
 			return &ConnectError{Broker: p.opts.Broker, Err: l.cause()}
 		case <-p.wake:
+			p.retryGaps() // a held entry's wait may be over (its timer woke us)
 		case <-tick.C:
 			p.relist.Store(true) // entries put without a Wake
 			if cause := l.cause(); cause != nil {

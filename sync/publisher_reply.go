@@ -327,6 +327,7 @@ func (p *Publisher) delivered(it receiptItem) {
 	delete(p.inflight, id)
 	p.unlist(id)
 	p.remember(it.digest)
+	delete(p.heldBack, id)
 	p.stats.Delivered++
 	p.stats.OutboxDepth = max(0, p.stats.OutboxDepth-1)
 	// Later entries rejected before this one was delivered may have
@@ -379,6 +380,7 @@ func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload
 		// is refused again and then held, since the entries after it are
 		// refused too and nothing more is delivered.
 		stale := false
+		var heldWait time.Duration // > 0: answered held, sent again after this
 		if f := p.inflight[id]; resendSoon(rej.Checks) && (f == nil || p.stats.Delivered > f.epoch) {
 			stale = true
 			p.stats.Requeued++
@@ -388,15 +390,26 @@ func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload
 			if resendSoon(rej.Checks) {
 				p.gapHeld[id] = p.now()
 			}
+			if slices.Contains(rej.Checks, HeldCheck) && !slices.Contains(rej.Checks, GapCheck) {
+				heldWait = p.heldWaitFor(id)
+			} else {
+				delete(p.heldBack, id)
+			}
 		}
 		delete(p.inflight, id)
 		p.stats.Rejected++
 		p.mu.Unlock()
 		p.logGoBack(id, lost)
-		if stale {
+		switch {
+		case stale:
 			p.log.Warn("sync: the archive refused a bundle sent before an earlier one was delivered; sending it again",
 				"id", id, "digest", rej.BundleDigest, "reason", rej.Reason)
-		} else {
+		case heldWait > 0:
+			// Not a refusal: the device's previous bundle was still being
+			// committed (another archive replica). Sent again soon.
+			p.log.Debug("sync: bundle held by the archive; sending it again soon", "id", id, "after", heldWait)
+			time.AfterFunc(heldWait, p.kick)
+		default:
 			// With OnRejection the caller reports the refusal (once, not
 			// at every retry); without it the publisher does.
 			level := slog.LevelError
