@@ -3,9 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
@@ -23,22 +20,10 @@ import (
 // still a fork, refused with one alarm.
 func TestWitnessReceiptsOutOfOrder(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	r := openWitnessRig(t, dir, state)
-	var alarms []Alarm
-	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
+	r, state, alarmp, seals, bs := sealedWitnessRig(t, 7, "o")
 	var ids []string
-	var bs []*bundle.Bundle
-	for i := range 7 {
-		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("o-%d", i))); err != nil {
-			t.Fatal(err)
-		}
-		s, b := r.seal()
-		ids, bs = append(ids, s.ID), append(bs, b)
+	for _, s := range seals {
+		ids = append(ids, s.ID)
 	}
 	main, err := bundletest.NewArchiveLog()
 	if err != nil {
@@ -113,8 +98,8 @@ func TestWitnessReceiptsOutOfOrder(t *testing.T) {
 	if err := r.core.JournalReceipt(ctx, ids[4], forked); !errors.Is(err, archivesig.ErrInconsistent) || r.j.Size() != size {
 		t.Fatalf("forked receipt of a smaller checkpoint: %v, journal %d -> %d", err, size, r.j.Size())
 	}
-	if len(alarms) != 1 || alarms[0].Kind != AlarmArchiveInconsistent {
-		t.Fatalf("alarms %+v, want one %s", alarms, AlarmArchiveInconsistent)
+	if len(*alarmp) != 1 || (*alarmp)[0].Kind != AlarmArchiveInconsistent {
+		t.Fatalf("alarms %+v, want one %s", *alarmp, AlarmArchiveInconsistent)
 	}
 	if err := r.core.JournalReceipt(ctx, ids[4], g45[0]); err != nil {
 		t.Fatalf("receipt of a checkpoint accepted before, after a larger one: %v", err)
@@ -122,8 +107,8 @@ func TestWitnessReceiptsOutOfOrder(t *testing.T) {
 	if !delivered(4) {
 		t.Error("bundle 4: no delivery record")
 	}
-	if len(alarms) != 1 {
-		t.Errorf("alarms %+v after the consistent receipt", alarms)
+	if len(*alarmp) != 1 {
+		t.Errorf("alarms %+v after the consistent receipt", *alarmp)
 	}
 	cp7, err := main.Checkpoint(7)
 	if err != nil {

@@ -3,9 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/bundle"
@@ -30,22 +27,10 @@ import (
 // whatever it is proven from.
 func TestWitnessFreshReceipt(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	r := openWitnessRig(t, dir, state)
-	var alarms []Alarm
-	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
+	r, state, alarmp, seals, bs := sealedWitnessRig(t, 6, "f")
 	var ids []string
-	var bs []*bundle.Bundle
-	for i := range 6 {
-		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("f-%d", i))); err != nil {
-			t.Fatal(err)
-		}
-		s, b := r.seal()
-		ids, bs = append(ids, s.ID), append(bs, b)
+	for _, s := range seals {
+		ids = append(ids, s.ID)
 	}
 	other, err := bundletest.NewChain(ctx, nil, 3, bundletest.Options{Site: "site-b", Device: "other"})
 	if err != nil {
@@ -92,7 +77,7 @@ func TestWitnessFreshReceipt(t *testing.T) {
 	if err := r.core.JournalReceipt(ctx, ids[0], rc0); err == nil || r.j.Size() != size {
 		t.Fatalf("stored receipt of a checkpoint never accepted, below the kept one: %v, journal %d -> %d", err, size, r.j.Size())
 	}
-	alarms = nil
+	*alarmp = nil
 
 	// The fresh one: the log's current checkpoint (5), proven from 4.
 	fresh, err := main.Again(rc0, 0)
@@ -118,8 +103,8 @@ func TestWitnessFreshReceipt(t *testing.T) {
 	}
 	journal(3, rc3)
 	kept(6)
-	if len(alarms) != 0 {
-		t.Fatalf("alarms %+v", alarms)
+	if len(*alarmp) != 0 {
+		t.Fatalf("alarms %+v", *alarmp)
 	}
 
 	// Another log from 4 on (same key): its receipt proven from 5 does
@@ -147,8 +132,8 @@ func TestWitnessFreshReceipt(t *testing.T) {
 			t.Fatalf("receipt proven from an accepted checkpoint by a proof that does not hold: %v, journal %d -> %d", err, size, r.j.Size())
 		}
 	}
-	if len(alarms) != 1 || alarms[0].Kind != AlarmArchiveInconsistent {
-		t.Fatalf("alarms %+v, want one %s", alarms, AlarmArchiveInconsistent)
+	if len(*alarmp) != 1 || (*alarmp)[0].Kind != AlarmArchiveInconsistent {
+		t.Fatalf("alarms %+v, want one %s", *alarmp, AlarmArchiveInconsistent)
 	}
 
 	// Proven from a checkpoint never accepted (1: the lost receipt's).
@@ -160,8 +145,8 @@ func TestWitnessFreshReceipt(t *testing.T) {
 	if err := r.core.JournalReceipt(ctx, ids[4], from1); !errors.Is(err, archivesig.ErrNoConsistency) || r.j.Size() != size {
 		t.Fatalf("receipt proven from a checkpoint never accepted: %v", err)
 	}
-	if len(alarms) != 1 {
-		t.Fatalf("alarms %+v after a proof from a checkpoint never accepted", alarms)
+	if len(*alarmp) != 1 {
+		t.Fatalf("alarms %+v after a proof from a checkpoint never accepted", *alarmp)
 	}
 	journal(4, rc4)
 	kept(7)
@@ -183,8 +168,8 @@ func TestWitnessFreshReceipt(t *testing.T) {
 	if err := r.core.JournalReceipt(ctx, ids[5], at6); !errors.Is(err, archivesig.ErrInconsistent) || r.j.Size() != size {
 		t.Fatalf("another root at an accepted size, proven from an accepted checkpoint: %v, journal %d -> %d", err, size, r.j.Size())
 	}
-	if len(alarms) != 2 {
-		t.Fatalf("alarms %+v, want a second %s", alarms, AlarmArchiveInconsistent)
+	if len(*alarmp) != 2 {
+		t.Fatalf("alarms %+v, want a second %s", *alarmp, AlarmArchiveInconsistent)
 	}
 	kept(7)
 }

@@ -25,23 +25,7 @@ import (
 // (the stopped agent's import).
 func TestWitnessArchive(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	r := openWitnessRig(t, dir, state)
-	var alarms []Alarm
-	r.core.SetAlarmSink(func(a Alarm) { alarms = append(alarms, a) })
-	var res []*SealResult
-	var bs []*bundle.Bundle
-	for i := range 4 {
-		if _, err := r.core.Ingest(ctx, n8n, "api", invoice(fmt.Sprintf("w-%d", i))); err != nil {
-			t.Fatal(err)
-		}
-		s, b := r.seal()
-		res, bs = append(res, s), append(bs, b)
-	}
+	r, state, alarmp, res, bs := sealedWitnessRig(t, 4, "w")
 	main := bundletest.MustArchiveLog(t)
 	accept := func(l *bundletest.ArchiveLog, i int) []byte {
 		t.Helper()
@@ -94,8 +78,8 @@ func TestWitnessArchive(t *testing.T) {
 			t.Fatalf("forked receipt: %v, journal %d -> %d", err, size, r.j.Size())
 		}
 	}
-	if len(alarms) != 1 || alarms[0].Kind != AlarmArchiveInconsistent || alarms[0].Seq != -1 {
-		t.Fatalf("alarms %+v, want one %s", alarms, AlarmArchiveInconsistent)
+	if len(*alarmp) != 1 || (*alarmp)[0].Kind != AlarmArchiveInconsistent || (*alarmp)[0].Seq != -1 {
+		t.Fatalf("alarms %+v, want one %s", *alarmp, AlarmArchiveInconsistent)
 	}
 	if _, ok, err := r.j.OutboxGet(ctx, res[2].ID); err != nil || !ok {
 		t.Fatalf("refused bundle left the outbox: %v %v", ok, err)
@@ -133,8 +117,8 @@ func TestWitnessArchive(t *testing.T) {
 	if err := rj.JournalReceipt(ctx, res[3].ID, bare); !errors.Is(err, archivesig.ErrNoConsistency) || r.j.Size() != size {
 		t.Fatalf("receipt without proof: %v", err)
 	}
-	if len(alarms) != 1 {
-		t.Fatalf("a missing proof raised an alarm: %+v", alarms)
+	if len(*alarmp) != 1 {
+		t.Fatalf("a missing proof raised an alarm: %+v", *alarmp)
 	}
 }
 
@@ -221,4 +205,27 @@ func openWitnessRig(t *testing.T, dir, state string) *rig {
 	r := openRig(t, dir, "simulator:"+filepath.Join(dir, "sim"), func(o *Options) { o.StateDir = state })
 	r.withPolicy()
 	return r
+}
+
+// sealedWitnessRig opens a witness rig with a state dir of its own, its
+// alarms collected in *alarms, and seals n bundles of one export each
+// (ids prefix-0, prefix-1, ...); state is the agent's state dir.
+func sealedWitnessRig(t *testing.T, n int, prefix string) (r *rig, state string, alarms *[]Alarm, seals []*SealResult, bs []*bundle.Bundle) {
+	t.Helper()
+	dir := t.TempDir()
+	state = filepath.Join(dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r = openWitnessRig(t, dir, state)
+	alarms = new([]Alarm)
+	r.core.SetAlarmSink(func(a Alarm) { *alarms = append(*alarms, a) })
+	for i := range n {
+		if _, err := r.core.Ingest(context.Background(), n8n, "api", invoice(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
+			t.Fatal(err)
+		}
+		s, b := r.seal()
+		seals, bs = append(seals, s), append(bs, b)
+	}
+	return r, state, alarms, seals, bs
 }
