@@ -380,27 +380,9 @@ func openSiteAndArchive(b *testing.B, dir string) (*agent.Core, *store.Journal, 
 	return core, j, ar, enroll(b, ar, tp)
 }
 
+// enroll enrolls and approves site1/dev1 (the TPM's keys) at ar.
 func enroll(b *testing.B, ar *archive.Archive, tp *tpm.TPM) *trustfile.Trust {
-	ctx := context.Background()
-	tr, err := trustfile.NewTrust("site1", "dev1", agent.BundleIdentity(tp.Identity()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	raw, err := tr.Marshal()
-	if err != nil {
-		b.Fatal(err)
-	}
-	req, err := archive.ParseEnrollRequest(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := ar.Devices().Enroll(ctx, req); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := ar.Devices().Approve(ctx, "site1/dev1", tr.KeyID, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	return tr
+	return enrollAs(b, ar, tp, "site1", "dev1")
 }
 
 // journal exports n records from 64 goroutines and seals every sealEvery.
