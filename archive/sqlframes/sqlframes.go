@@ -40,8 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
+	"github.com/edgeseal/edgeseal/internal/sqlretry"
 	"github.com/edgeseal/edgeseal/sync"
 )
 
@@ -75,10 +74,6 @@ var schema = []string{
 
 // sweepSources bounds the sources one sweep expires partials of.
 const sweepSources = 64
-
-// maxRetries bounds the retries of an Add the server aborted as a
-// deadlock or a lock wait timeout.
-const maxRetries = 3
 
 // Stats counts what a Store did (in this process).
 type Stats struct {
@@ -191,9 +186,9 @@ func (s *Store) add(ctx context.Context, source string, frame []byte) (*sync.Com
 		return sync.FinishBundle(source, f, append([]byte(nil), f.Chunk...))
 	}
 	s.maybeSweep(ctx)
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		whole, err := s.place(ctx, source, f)
-		if err != nil && retryable(err) && attempt < maxRetries && ctx.Err() == nil {
+		if err != nil && attempt < sqlretry.Attempts && sqlretry.Retryable(err) && sqlretry.Wait(ctx, attempt) == nil {
 			s.retried.Add(1)
 			continue
 		}
@@ -202,11 +197,4 @@ func (s *Store) add(ctx context.Context, source string, frame []byte) (*sync.Com
 		}
 		return sync.FinishBundle(source, f, whole)
 	}
-}
-
-// retryable: the server aborted the transaction (deadlock, lock wait
-// timeout); nothing of it was kept.
-func retryable(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }

@@ -5,13 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
-
+	"github.com/edgeseal/edgeseal/internal/sqlretry"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -21,23 +19,6 @@ const (
 	stmtRows  = 500
 	stmtBytes = 1 << 20
 )
-
-// writeAttempts is how many times a Write runs its transaction when the
-// server rolls it back as a deadlock or a lock wait timeout.
-const writeAttempts = 4
-
-// MySQL error numbers a Write retries.
-const (
-	erLockWaitTimeout = 1205
-	erLockDeadlock    = 1213
-)
-
-// retryable reports whether err is a transaction the server rolled back
-// for a lock conflict with another one: running it again may succeed.
-func retryable(err error) bool {
-	me, ok := errors.AsType[*mysql.MySQLError](err)
-	return ok && (me.Number == erLockDeadlock || me.Number == erLockWaitTimeout)
-}
 
 // NotCounterError is an IndexAdd to a key whose value is not a counter
 // (8 bytes).
@@ -81,7 +62,7 @@ func (x *Index) Write(ctx context.Context, ops []store.IndexOp) error {
 		if err == nil {
 			return nil
 		}
-		if attempt < writeAttempts && retryable(err) && ctx.Err() == nil {
+		if attempt < sqlretry.Attempts && sqlretry.Retryable(err) && sqlretry.Wait(ctx, attempt) == nil {
 			continue
 		}
 		return fmt.Errorf("sqlindex: write: %w", err)
