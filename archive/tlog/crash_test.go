@@ -29,6 +29,10 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(klogChildEnv); dir != "" {
+		klogChild(dir) // before any routing, as a process whose first log is opened without it
+		os.Exit(0)
+	}
 	tlog.RouteLibraryLogs(slog.New(slog.DiscardHandler))
 	if dir := os.Getenv(crashDirEnv); dir != "" {
 		crashChild(dir, os.Getenv(crashKeyEnv))

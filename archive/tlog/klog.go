@@ -3,6 +3,7 @@ package tlog
 import (
 	"context"
 	"log/slog"
+	"os"
 	gosync "sync"
 	"sync/atomic"
 
@@ -13,17 +14,29 @@ import (
 // klog, process-wide) to l instead of stderr. A daemon calls it at start,
 // with its own logger; a later call (another daemon in the same process,
 // as in tests) takes over the lines. klog's logger is set once per
-// process and forwards to the newest l, so no Tessera goroutine ever
-// reads klog's settings while they are being written.
+// process, before the first Tessera driver of the process is made (every
+// Open in this package calls routeKlog first), and forwards to the newest
+// l, so no Tessera goroutine ever reads klog's settings while they are
+// being written.
 func RouteLibraryLogs(l *slog.Logger) {
 	h := l.With("component", "tessera").Handler()
 	libraryHandler.Store(&h)
+	routeKlog()
+}
+
+// routeKlog points klog at the forwarding handler, once per process. It
+// runs before any Tessera code, so that klog's logger is never written
+// while a Tessera goroutine reads it; lines logged before any
+// RouteLibraryLogs go to stderr, as klog's own default would.
+func routeKlog() {
 	routeOnce.Do(func() { klog.SetSlogLogger(slog.New(forwardHandler{})) })
 }
 
 var (
 	routeOnce      gosync.Once
 	libraryHandler atomic.Pointer[slog.Handler]
+	// stderrHandler takes the lines logged before any RouteLibraryLogs.
+	stderrHandler slog.Handler = slog.NewTextHandler(os.Stderr, nil).WithAttrs([]slog.Attr{slog.String("component", "tessera")})
 )
 
 // forwardHandler hands each record to the handler RouteLibraryLogs set
@@ -34,7 +47,10 @@ type forwardHandler struct {
 }
 
 func (f forwardHandler) target() slog.Handler {
-	h := *libraryHandler.Load()
+	h := stderrHandler
+	if p := libraryHandler.Load(); p != nil {
+		h = *p
+	}
 	if f.group != "" {
 		h = h.WithGroup(f.group)
 	}

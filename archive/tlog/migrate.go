@@ -31,6 +31,7 @@ func MigrateToPOSIX(ctx context.Context, src Log, dir string, upTo Checkpoint) e
 	if upTo.Size > n {
 		return &RangeError{What: "migration", A: upTo.Size, B: upTo.Size, Size: n}
 	}
+	routeKlog()
 	drv, err := posix.New(ctx, posix.Config{Path: dir})
 	if err != nil {
 		return fmt.Errorf("tlog: migrate to %s: %w", dir, err)

@@ -89,6 +89,7 @@ func OpenMySQL(ctx context.Context, opts MySQLOptions) (*Tessera, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	routeKlog()
 	drv, err := mysql.New(ctx, db)
 	if err != nil {
 		_ = db.Close()

@@ -77,6 +77,7 @@ func OpenPOSIX(ctx context.Context, opts POSIXOptions) (*Tessera, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
+	routeKlog()
 	drv, err := posix.New(ctx, posix.Config{Path: opts.Dir})
 	if err != nil {
 		return nil, fmt.Errorf("tlog: open %s: %w", opts.Dir, err)
