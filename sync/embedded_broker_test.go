@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,4 +271,48 @@ func TestEmbeddedBrokerClientIDTakeover(t *testing.T) {
 	if got := append(thiefB.topics(), thiefArch.topics()...); len(got) != 0 {
 		t.Fatalf("the impostors received %v", got)
 	}
+}
+
+// TestEmbeddedBrokerHoldsDevices: a broker started with HoldDevices
+// binds its listener but lets no device in until the archive's own
+// subscriber (on the internal connection) has subscribed, so that the
+// first message a device publishes after a restart reaches it instead of
+// being dropped by a broker with no session and no subscriber.
+func TestEmbeddedBrokerHoldsDevices(t *testing.T) {
+	b, err := broker.Start(t.Context(), broker.Options{Listen: "127.0.0.1:0", HoldDevices: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	o := mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("edgeseal-site1-devA").SetCleanSession(true).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(20 * time.Second)
+	dev := mqtt.NewClient(o)
+	connected := dev.Connect()
+	if connected.WaitTimeout(500 * time.Millisecond) {
+		t.Fatalf("a device connected before the archive subscribed (err %v)", connected.Error())
+	}
+	var subscribedAt atomic.Int64
+	s, err := NewSubscriber(SubscriberOptions{Broker: b.URL(), ClientID: "archive-1", Dial: b.DialInternal,
+		Handler: func(context.Context, Delivery) ([]byte, error) { return nil, nil }, Logger: testLogger(t),
+		Subscribed: func() {
+			subscribedAt.CompareAndSwap(0, time.Now().UnixNano())
+			b.OpenToDevices()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "subscriber", s.Start)
+	if !connected.WaitTimeout(20*time.Second) || connected.Error() != nil {
+		t.Fatalf("the device did not connect once the archive subscribed: %v", connected.Error())
+	}
+	t.Cleanup(func() { dev.Disconnect(0) })
+	if subscribedAt.Load() == 0 {
+		t.Fatal("the device connected, Subscribed never ran")
+	}
+	// Its first message, published at once, reaches the subscriber (a
+	// frame that does not parse: counted as a bad frame, not lost).
+	if tok := dev.Publish(topicRoot+"site1/devA/bundles", 1, false, []byte("not a frame")); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	waitFor(t, "the first message at the subscriber", 10*time.Second, func() bool { return s.Stats().BadFrames == 1 })
 }

@@ -110,8 +110,12 @@ type SubscriberOptions struct {
 	// (SubscriberStats.BadAlerts). It runs on the receiving goroutine and
 	// must not block.
 	DeviceAlertHandler func(ctx context.Context, a *DeviceAlert)
-	Logger             *slog.Logger
-	Limits             AssemblerLimits
+	// Subscribed, when set, runs each time the subscriptions are in
+	// place on a new connection, before messages are served (an embedded
+	// broker opens its listener to devices then). It must not block.
+	Subscribed func()
+	Logger     *slog.Logger
+	Limits     AssemblerLimits
 	// Frames, when set, joins the frames of multi-frame bundles instead
 	// of an in-memory Assembler with Limits: archives sharing Group
 	// (replicas) need a FrameStore they all share, since the broker deals
@@ -280,6 +284,9 @@ func (s *Subscriber) Start(ctx context.Context) error {
 				}
 				failing = false
 				bo.reset()
+				if s.opts.Subscribed != nil {
+					s.opts.Subscribed()
+				}
 				s.setLink(l)
 				err = s.serve(ctx, l)
 				s.setLink(nil)

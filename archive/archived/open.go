@@ -145,7 +145,9 @@ func quarantineLimits(q config.Quarantine) archive.QuarantineLimits {
 // mqtt.embedded says: with TLS, client certificates and the ACL when
 // mqtt.embedded.tls is set, else unauthenticated on a loopback address.
 func startEmbeddedBroker(ctx context.Context, cfg *config.Config, log *slog.Logger) (*broker.Broker, error) {
-	opts := broker.Options{Listen: cfg.MQTT.Embedded.Listen, Logger: log.With("component", "broker")}
+	// Devices are let in once the archive's subscriber has subscribed
+	// (Run: SubscriberOptions.Subscribed).
+	opts := broker.Options{Listen: cfg.MQTT.Embedded.Listen, HoldDevices: true, Logger: log.With("component", "broker")}
 	if et := cfg.MQTT.Embedded.TLS; et != (config.TLS{}) {
 		opts.TLS = &broker.TLSFiles{CAFile: et.CAFile, CertFile: et.CertFile, KeyFile: et.KeyFile}
 	}

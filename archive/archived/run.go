@@ -170,9 +170,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			err = cerr
 		}
 	}()
+	var subscribed func()
+	if brk != nil {
+		subscribed = brk.OpenToDevices
+	}
 	s, err := sync.NewSubscriber(sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group, Dial: dialBroker,
-		Admit: admit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log, Frames: frames,
+		Admit: admit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log, Frames: frames, Subscribed: subscribed,
 		DeviceAlertHandler: func(ctx context.Context, al *sync.DeviceAlert) {
 			mets.DeviceAlert(archive.DeviceAlertKind(al.Kind))
 			a.ReceiveDeviceAlert(ctx, al)

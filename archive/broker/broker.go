@@ -48,8 +48,15 @@ type Options struct {
 	Listen string // host:port, default DefaultListen (port 0: any free port)
 	// TLS, when set, makes the listener TLS only with client
 	// certificates, and turns on authentication and the ACL.
-	TLS    *TLSFiles
-	Logger *slog.Logger
+	TLS *TLSFiles
+	// HoldDevices binds the listener at Start but accepts no client on
+	// it until OpenToDevices; the internal connection works at once. The
+	// archive opens the listener when its own subscriber has subscribed:
+	// a fresh broker keeps no session, so a bundle a device published
+	// before that would reach no subscriber and be dropped, and the
+	// device would send it again only after its resend_after.
+	HoldDevices bool
+	Logger      *slog.Logger
 }
 
 // TLSFiles are the PEM files of the TLS listener.
@@ -77,6 +84,7 @@ type Broker struct {
 	tls      bool
 	once     gosync.Once
 	close    error
+	open     gosync.Once // serves tcp (Options.HoldDevices)
 }
 
 // Start listens and serves until Close (or ctx is done).
@@ -109,21 +117,41 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: opts.Listen, TLSConfig: tc})
-	if err := s.AddListener(tcp); err != nil {
-		return nil, fmt.Errorf("broker: listen %s: %w", opts.Listen, err)
-	}
 	internal := newPipeListener()
 	if err := s.AddListener(listeners.NewNet(internalID, internal)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if !opts.HoldDevices {
+		if err := s.AddListener(tcp); err != nil { // binds; Serve serves it
+			s.Close()
+			return nil, fmt.Errorf("broker: listen %s: %w", opts.Listen, err)
+		}
+	}
 	if err := s.Serve(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	if opts.HoldDevices {
+		if err := s.AddListener(tcp); err != nil { // binds; OpenToDevices serves it
+			s.Close()
+			return nil, fmt.Errorf("broker: listen %s: %w", opts.Listen, err)
+		}
+	}
 	b := &Broker{s: s, tcp: tcp, internal: internal, tls: tc != nil}
+	if !opts.HoldDevices {
+		b.open.Do(func() {})
+	}
 	context.AfterFunc(ctx, func() { b.Close() })
 	return b, nil
+}
+
+// OpenToDevices starts accepting clients on the listener a broker
+// started with Options.HoldDevices bound; it does nothing after the first
+// call, or without HoldDevices. Clients that connected before wait in
+// the kernel's backlog and are served now.
+func (b *Broker) OpenToDevices() {
+	b.open.Do(func() { b.s.Listeners.Serve(b.tcp.ID(), b.s.EstablishConnection) })
 }
 
 // Addr is the address the broker listens on.
