@@ -71,33 +71,23 @@ func (db *DB) openMemTables(opt Options) error {
 	defer check.close()
 	db.replayCheck = check.valid
 	defer func() { db.replayCheck = nil }()
-	cut := false // a WAL was cut at a transaction with a lost value
+	// A WAL the check cuts ends in the round the crash interrupted. A later
+	// WAL is never of that round (a round syncs the value log before it
+	// hands a memtable to a flush and starts the next WAL), so it was
+	// written by a later process, on top of the cut, and is replayed
+	// with the same check.
 	for _, fid := range fids {
 		flags := os.O_RDWR
 		if db.opt.ReadOnly {
 			flags = os.O_RDONLY
-		}
-		if cut {
-			// Written after the cut, in the same unanswered write round
-			// (every earlier round was synced whole before this one began):
-			// none of it was acknowledged.
-			if db.opt.ReadOnly {
-				return y.Wrapf(ErrTruncateNeeded, "memtable %d follows a cut write-ahead log", fid)
-			}
-			db.opt.Warningf("Removing write-ahead log %s: it follows one cut at a lost value-log entry", db.mtFilePath(fid))
-			if err := os.Remove(db.mtFilePath(fid)); err != nil {
-				return errFile(err, db.mtFilePath(fid), "Unable to remove a write-ahead log after a cut")
-			}
-			continue
 		}
 		mt, err := db.openMemTable(fid, flags)
 		if err != nil {
 			return y.Wrapf(err, "while opening fid: %d", fid)
 		}
 		if mt.wal != nil && mt.wal.replayCut {
-			cut = true
 			db.opt.Warningf("Write-ahead log %s cut at offset %d: a transaction there points at "+
-				"value-log bytes that were not synced (a crash during its write round)", mt.wal.path, mt.wal.size.Load())
+				"value-log bytes that never reached the disk (a crash during its write round)", mt.wal.path, mt.wal.size.Load())
 		}
 		// If this memtable is empty we don't need to add it. This is a
 		// memtable that was completely truncated.
