@@ -27,7 +27,8 @@ import (
 //     callers of BenchmarkAppend/writers=64 (entries=100 holds up to 6400:
 //     Badger merges the WriteBatches that queue behind a write into one
 //     value-log sync, where every journal commit, alone in Badger, pays
-//     its own value-log sync and its write-ahead-log sync). A reference
+//     its own value-log sync and write-ahead-log sync, run together by
+//     the patched Badger: third_party/README.md). A reference
 //     for the same concurrency, not the target's baseline.
 //
 // One op is one entry (a record, with its payload where there is one).

@@ -52,6 +52,10 @@ func TestMain(m *testing.M) {
 		openKillChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(tornChildEnv); dir != "" {
+		tornChild(dir)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

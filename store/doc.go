@@ -58,8 +58,14 @@
 // its own commit and every earlier one are synced (pipeline.go). Badger runs with SyncWrites: the write-ahead log is
 // msynced per transaction and the error returned. (db.Sync with SyncWrites
 // off is not used: on a value-log rotation it syncs the new file, not the
-// one just written.) Badger only logs the error of its final value-log
-// sync; the journal watches its logger for it and fails the commit. After
+// one just written.) The patched Badger msyncs a write round's value-log
+// entries (records and payloads of 256 bytes or more) while it writes and
+// msyncs the write-ahead log, and answers only after both; a crash between
+// the two can leave the write-ahead log of an unanswered commit without
+// its values, and Open's replay drops that commit and everything logged
+// after it (third_party/README.md; TestCrashTornValueLog). A failed
+// value-log sync fails the round's commits and is also logged; the journal
+// watches its logger for sync errors and fails the commit. After
 // any failed commit the journal refuses writes (ErrFailed) until reopened,
 // and Failed's channel is closed so the owner can raise the alarm. A
 // commit that failed inside Badger (its log write or sync) is never synced

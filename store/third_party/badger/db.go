@@ -134,6 +134,10 @@ type DB struct {
 	blockCache *ristretto.Cache[[]byte, *table.Block]
 	indexCache *ristretto.Cache[uint64, *fb.TableIndex]
 	allocPool  *z.AllocatorPool
+
+	// replayCheck is the pointer check of the WAL replay at open
+	// (openMemTables), nil otherwise.
+	replayCheck func(e *Entry) bool
 }
 
 const (
@@ -877,11 +881,36 @@ func (db *DB) writeRequests(reqs []*request) error {
 		}
 	}
 	db.opt.Debugf("writeRequests called. Writing to value log")
-	err := db.vlog.write(reqs)
+	vlf, err := db.vlog.writeLater(reqs, true)
 	if err != nil {
 		done(err)
 		return err
 	}
+	// The value log is synced while the memtable's WAL is written and
+	// synced, not before: one sync's wait a round instead of two. Until
+	// both are synced nothing is answered; a crash in between may leave
+	// WAL entries pointing at value-log bytes that never reached the disk,
+	// and the replay refuses those (memtable.go, validPointers). No
+	// memtable is handed to a flush (which would turn its pointers into a
+	// table) before the value log is synced.
+	var vlogSynced chan error
+	if vlf != nil {
+		vlogSynced = make(chan error, 1)
+		go func() { vlogSynced <- vlf.Sync() }()
+	}
+	waitVlog := func() error {
+		if vlogSynced == nil {
+			return nil
+		}
+		err := <-vlogSynced
+		vlogSynced = nil
+		if err != nil {
+			db.opt.Errorf("Error while curlf sync: %v\n", err)
+			return y.Wrapf(err, "while syncing the value log")
+		}
+		return nil
+	}
+	defer func() { _ = waitVlog() }() // never leave the sync running
 
 	db.opt.Debugf("Writing to memtable")
 	var count int
@@ -890,6 +919,13 @@ func (db *DB) writeRequests(reqs []*request) error {
 			continue
 		}
 		count += len(b.Entries)
+		if db.mt.isFull() {
+			// ensureRoomForWrite hands the memtable to a flush.
+			if err := waitVlog(); err != nil {
+				done(err)
+				return err
+			}
+		}
 		// ensureRoomForWrite now blocks internally on db.flushCond until flushChan
 		// has room (or the DB is closing), so we no longer busy-poll with a sleep
 		// here. It returns errNoRoom only when the DB is shutting down, in which
@@ -903,6 +939,11 @@ func (db *DB) writeRequests(reqs []*request) error {
 			done(err)
 			return y.Wrap(err, "writeRequests")
 		}
+	}
+
+	if err := waitVlog(); err != nil {
+		done(err)
+		return err
 	}
 
 	db.opt.Debugf("Sending updates to subscribers")

@@ -67,6 +67,15 @@ func (db *DB) openMemTables(opt Options) error {
 	sort.Slice(fids, func(i, j int) bool {
 		return fids[i] < fids[j]
 	})
+	check := newPointerCheck(db.opt)
+	defer check.close()
+	db.replayCheck = check.valid
+	defer func() { db.replayCheck = nil }()
+	// A WAL the check cuts ends in the round the crash interrupted. A later
+	// WAL is never of that round (a round syncs the value log before it
+	// hands a memtable to a flush and starts the next WAL), so it was
+	// written by a later process, on top of the cut, and is replayed
+	// with the same check.
 	for _, fid := range fids {
 		flags := os.O_RDWR
 		if db.opt.ReadOnly {
@@ -75,6 +84,10 @@ func (db *DB) openMemTables(opt Options) error {
 		mt, err := db.openMemTable(fid, flags)
 		if err != nil {
 			return y.Wrapf(err, "while opening fid: %d", fid)
+		}
+		if mt.wal != nil && mt.wal.replayCut {
+			db.opt.Warningf("Write-ahead log %s cut at offset %d: a transaction there points at "+
+				"value-log bytes that never reached the disk (a crash during its write round)", mt.wal.path, mt.wal.size.Load())
 		}
 		// If this memtable is empty we don't need to add it. This is a
 		// memtable that was completely truncated.
@@ -130,7 +143,9 @@ func (db *DB) openMemTable(fid, flags int) (*memTable, error) {
 	if lerr == z.NewFile {
 		return mt, lerr
 	}
+	mt.wal.replayCheck = db.replayCheck
 	err := mt.UpdateSkipList()
+	mt.wal.replayCheck = nil
 	return mt, y.Wrapf(err, "while updating skiplist")
 }
 
@@ -262,6 +277,13 @@ type logFile struct {
 	registry *KeyRegistry
 	writeAt  uint32
 	opt      Options
+
+	// replayCheck, when set, is asked about every entry of a transaction
+	// (or a lone entry) before iterate hands it on: a false stops the
+	// iteration at the start of that transaction, which is then the valid
+	// end, and sets replayCut. See validPointers.
+	replayCheck func(e *Entry) bool
+	replayCut   bool
 }
 
 func (lf *logFile) Truncate(end int64) error {
@@ -495,6 +517,9 @@ loop:
 				break loop
 			}
 			// Got the end of txn. Now we can store them.
+			if !lf.replayValid(entries) {
+				break loop
+			}
 			lastCommit = 0
 			validEndOffset = read.recordOffset
 
@@ -514,6 +539,9 @@ loop:
 			if lastCommit != 0 {
 				// This is most likely an entry which was moved as part of GC.
 				// We shouldn't get this entry in the middle of a transaction.
+				break loop
+			}
+			if !lf.replayValid([]*Entry{e}) {
 				break loop
 			}
 			validEndOffset = read.recordOffset
@@ -612,4 +640,85 @@ func (lf *logFile) bootstrap() error {
 	// Zero out the next entry.
 	lf.zeroNextEntry()
 	return nil
+}
+
+// replayValid reports whether every entry of one transaction passes
+// lf.replayCheck (true without a check); on false it sets replayCut.
+func (lf *logFile) replayValid(entries []*Entry) bool {
+	if lf.replayCheck == nil {
+		return true
+	}
+	for _, e := range entries {
+		if !lf.replayCheck(e) {
+			lf.replayCut = true
+			return false
+		}
+	}
+	return true
+}
+
+// pointerCheck checks, during the replay of memtable WALs at open, that
+// each value pointer names a whole value-log entry: the value log is
+// synced while the WAL is written and synced (DB.writeRequests), so a crash
+// in that window can leave a WAL transaction whose values never reached
+// the disk. Such a transaction was not answered; the replay stops before
+// it (validPointers).
+type pointerCheck struct {
+	dir   string
+	files map[uint32]*os.File
+	buf   []byte
+}
+
+func newPointerCheck(opt Options) *pointerCheck {
+	return &pointerCheck{dir: opt.ValueDir, files: map[uint32]*os.File{}}
+}
+
+func (c *pointerCheck) close() {
+	for _, f := range c.files {
+		_ = f.Close()
+	}
+}
+
+// valid reports whether e is inline, or its pointer names a value-log
+// entry of e's key length whose checksum holds.
+func (c *pointerCheck) valid(e *Entry) (ok bool) {
+	if e.meta&bitValuePointer == 0 {
+		return true
+	}
+	if len(e.Value) < int(vptrSize) {
+		return false
+	}
+	var vp valuePointer
+	vp.Decode(e.Value)
+	if vp.Len <= crc32.Size || vp.Len > 1<<31 {
+		return false
+	}
+	f, ok := c.files[vp.Fid]
+	if !ok {
+		var err error
+		f, err = os.Open(vlogFilePath(c.dir, vp.Fid))
+		if err != nil {
+			return false
+		}
+		c.files[vp.Fid] = f
+	}
+	if cap(c.buf) < int(vp.Len) {
+		c.buf = make([]byte, vp.Len)
+	}
+	buf := c.buf[:vp.Len]
+	if _, err := f.ReadAt(buf, int64(vp.Offset)); err != nil {
+		return false
+	}
+	defer func() {
+		if recover() != nil { // a header that does not decode
+			ok = false
+		}
+	}()
+	var h header
+	hlen := h.Decode(buf)
+	if int(h.klen) != len(e.Key) || uint64(hlen)+uint64(h.klen)+uint64(h.vlen)+crc32.Size != uint64(vp.Len) {
+		return false
+	}
+	end := len(buf) - crc32.Size
+	return crc32.Checksum(buf[:end], y.CastagnoliCrcTable) == binary.BigEndian.Uint32(buf[end:])
 }

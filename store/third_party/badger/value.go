@@ -815,13 +815,23 @@ func estimateRequestSize(req *request) uint64 {
 
 // write is thread-unsafe by design and should not be called concurrently.
 func (vlog *valueLog) write(reqs []*request) error {
+	_, err := vlog.writeLater(reqs, false)
+	return err
+}
+
+// writeLater is write; with later (and SyncWrites) it does not sync the
+// file it wrote to but returns it, for the caller to sync before it
+// answers the requests: DB.writeRequests syncs it while it writes and
+// syncs the memtable's WAL. A file left at a rotation is synced here, as
+// in write. toSync is nil when the round wrote nothing to the value log.
+func (vlog *valueLog) writeLater(reqs []*request, later bool) (toSync *logFile, err error) {
 	if vlog.db.opt.InMemory {
-		return nil
+		return nil, nil
 	}
 	// Validate writes before writing to vlog. Because, we don't want to partially write and return
 	// an error.
 	if err := vlog.validateWrites(reqs); err != nil {
-		return y.Wrapf(err, "while validating writes")
+		return nil, y.Wrapf(err, "while validating writes")
 	}
 
 	vlog.filesLock.RLock()
@@ -836,10 +846,17 @@ func (vlog *valueLog) write(reqs []*request) error {
 	// the file it leaves (doneWriting).
 	wrote := false
 	defer func() {
-		if vlog.opt.SyncWrites && wrote {
-			if err := curlf.Sync(); err != nil {
-				vlog.opt.Errorf("Error while curlf sync: %v\n", err)
+		if !vlog.opt.SyncWrites || !wrote {
+			return
+		}
+		if later {
+			if err == nil {
+				toSync = curlf
 			}
+			return
+		}
+		if err := curlf.Sync(); err != nil {
+			vlog.opt.Errorf("Error while curlf sync: %v\n", err)
 		}
 	}()
 
@@ -910,7 +927,7 @@ func (vlog *valueLog) write(reqs []*request) error {
 			e.meta = e.meta &^ (bitTxn | bitFinTxn)
 			plen, err := curlf.encodeEntry(buf, e, p.Offset) // Now encode the entry into buffer.
 			if err != nil {
-				return err
+				return nil, err
 			}
 			// Restore the meta.
 			e.meta = tmpMeta
@@ -919,7 +936,7 @@ func (vlog *valueLog) write(reqs []*request) error {
 			b.Ptrs = append(b.Ptrs, p)
 			wrote = true
 			if err := write(buf); err != nil {
-				return err
+				return nil, err
 			}
 			written++
 			bytesWritten += buf.Len()
@@ -933,10 +950,10 @@ func (vlog *valueLog) write(reqs []*request) error {
 		// We write to disk here so that all entries that are part of the same transaction are
 		// written to the same vlog file.
 		if err := toDisk(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return toDisk()
+	return nil, toDisk()
 }
 
 // Gets the logFile and acquires and RLock() for the mmap. You must call RUnlock on the file
