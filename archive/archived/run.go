@@ -113,11 +113,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 	defer closeWrap() // after the archive closes (deferred below)
-	opts, err := withRetention(cfg, archive.Options{
+	opts, err := withRetention(cfg, withWaits(cfg, archive.Options{
 		Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
 		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots, Quarantine: quarantineLimits(cfg.Quarantine),
 		ContentKeyWrap: wrap,
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -170,14 +170,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			err = cerr
 		}
 	}()
-	s, err := sync.NewSubscriber(sync.SubscriberOptions{
+	s, err := sync.NewSubscriber(withLanes(cfg, sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group, Dial: dialBroker,
 		Admit: admit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log, Frames: frames,
 		DeviceAlertHandler: func(ctx context.Context, al *sync.DeviceAlert) {
 			mets.DeviceAlert(archive.DeviceAlertKind(al.Kind))
 			a.ReceiveDeviceAlert(ctx, al)
 		},
-	})
+	}))
 	if err != nil {
 		return err
 	}
