@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	sub.Store(s)
 	if cfg.Metrics.Listen != "" {
-		stop, err := serveMetrics(ctx, cfg.Metrics.Listen, mets, a, s, log.With("component", "metrics"))
+		stop, err := serveMetrics(ctx, cfg.Metrics.Listen, mets, a, s, frames, log.With("component", "metrics"))
 		if err != nil {
 			return err
 		}
