@@ -3,9 +3,12 @@ package archived
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/archive"
 	"github.com/edgeseal/edgeseal/archive/config"
+	"github.com/edgeseal/edgeseal/internal/mariadbtest"
 	"github.com/edgeseal/edgeseal/sync"
 	"github.com/edgeseal/edgeseal/sync/mqtttest"
 )
@@ -132,5 +136,44 @@ func gateOnce(gate chan struct{}) chan struct{} {
 		return make(chan struct{})
 	default:
 		return gate
+	}
+}
+
+// TestLeasePoolBoundedByLanes: the chain-state store the daemon opens
+// for archive_state mysql holds at most min(mqtt.max_lanes,
+// mqtt.max_pending) leases at once: with max_lanes 2 a third device's
+// lease waits until its deadline.
+func TestLeasePoolBoundedByLanes(t *testing.T) {
+	dir := t.TempDir()
+	dsn := mariadbtest.Start(t).Database(t)
+	if err := os.WriteFile(filepath.Join(dir, "state.dsn"), []byte(dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("data_dir: " + filepath.Join(dir, "data") + "\nmqtt:\n  max_lanes: 2\narchive_state:\n  engine: mysql\n  mysql_dsn_file: " + filepath.Join(dir, "state.dsn") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := openState(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range 2 {
+		l, err := st.Lock(t.Context(), fmt.Sprintf("site1/dev%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release()
+	}
+	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if l, err := st.Lock(short, "site1/dev2"); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil {
+			_ = l.Release()
+		}
+		t.Fatalf("a third lease with max_lanes 2: %v, want it to wait until its deadline", err)
 	}
 }
