@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/edgeseal/edgeseal/archive/config"
@@ -19,7 +20,7 @@ import (
 // TestFrameStoreMetrics: with archive_state.engine mysql, the daemon's
 // frame store (openFrames) reports on /metrics the bundles it joined,
 // the frames it refused, and the frames it failed to keep (the database
-// gone); with badger there is no frame store and no frame metrics.
+// gone) and those the subscriber gave up on; with badger there is no frame store and no frame metrics.
 func TestFrameStoreMetrics(t *testing.T) {
 	dir := t.TempDir()
 	dsn := mariadbtest.Start(t).Database(t)
@@ -34,8 +35,9 @@ func TestFrameStoreMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var lost atomic.Uint64 // the subscriber's FramesLost
 	m := metrics.NewArchive()
-	m.Watch(metrics.ArchiveSources{Stats: func() metrics.ArchiveStats { return metrics.ArchiveStats{} }, Frames: frameStats(fs)})
+	m.Watch(metrics.ArchiveSources{Stats: func() metrics.ArchiveStats { return metrics.ArchiveStats{} }, Frames: frameStats(fs, lost.Load)})
 	scrape := func() map[string]float64 {
 		rec := httptest.NewRecorder()
 		m.Handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -53,7 +55,7 @@ func TestFrameStoreMetrics(t *testing.T) {
 		}
 		return got
 	}
-	if got := scrape(); len(got) != 7 || got["edgeseal_archive_frames_completed_total"] != 0 {
+	if got := scrape(); len(got) != 8 || got["edgeseal_archive_frames_completed_total"] != 0 {
 		t.Fatalf("frame metrics before any frame: %v", got)
 	}
 	bundle := func(seed byte) [][]byte {
@@ -85,13 +87,14 @@ func TestFrameStoreMetrics(t *testing.T) {
 	if _, err := fs.Add(t.Context(), "site1/dev2", bundle('b')[0]); err == nil || sync.IsFrameRefusal(err) {
 		t.Fatalf("frame with the database gone: %v", err)
 	}
+	lost.Add(1) // the subscriber gave up on it
 	got = scrape()
-	if got["edgeseal_archive_frames_failed_total"] != 1 || got["edgeseal_archive_frames_refused_total"] != 1 {
+	if got["edgeseal_archive_frames_failed_total"] != 1 || got["edgeseal_archive_frames_refused_total"] != 1 || got["edgeseal_archive_frames_lost_total"] != 1 {
 		t.Fatalf("after a frame not kept: %v", got)
 	}
 
 	none, _, err := openFrames(t.Context(), config.Default())
-	if err != nil || none != nil || frameStats(none) != nil {
+	if err != nil || none != nil || frameStats(none, lost.Load) != nil {
 		t.Fatalf("badger: frame store %v %v", none, err)
 	}
 }

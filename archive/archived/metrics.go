@@ -22,14 +22,15 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Archive, a *archi
 				DeviceAlertsDropped: ss.BadAlerts}
 		},
 		MQTTConnected: func() bool { return sub.Stats().Connected },
-		Frames:        frameStats(frames),
+		Frames:        frameStats(frames, func() uint64 { return sub.Stats().FramesLost }),
 	})
 	return metrics.Serve(ctx, addr, m.Handler(log), log)
 }
 
-// frameStats reads the counters of the shared frame store for the
-// metrics; nil when frames is not one (the subscriber's Assembler).
-func frameStats(frames sync.FrameStore) func() metrics.FrameStats {
+// frameStats reads the counters of the shared frame store, and the
+// frames the subscriber gave up on (lost), for the metrics; nil when
+// frames is not one (the subscriber's Assembler).
+func frameStats(frames sync.FrameStore, lost func() uint64) func() metrics.FrameStats {
 	s, ok := frames.(*sqlframes.Store)
 	if !ok || s == nil {
 		return nil
@@ -37,6 +38,6 @@ func frameStats(frames sync.FrameStore) func() metrics.FrameStats {
 	return func() metrics.FrameStats {
 		st := s.Stats()
 		return metrics.FrameStats{Completed: st.Completed, Evicted: st.Evicted, Expired: st.Expired, Refused: st.Refused,
-			Retried: st.Retried, Failed: st.Failed, SweepErrors: st.SweepErrors}
+			Retried: st.Retried, Failed: st.Failed, Lost: lost(), SweepErrors: st.SweepErrors}
 	}
 }

@@ -82,11 +82,12 @@ type Stats struct {
 	Expired   uint64 // partials dropped by TTL
 	Refused   uint64 // frames refused with an error
 	Retried   uint64 // transactions retried after a deadlock or lock wait timeout
-	// Failed counts frames not kept: Add failed otherwise than by
-	// refusing the frame, after its retries (the database down, a
-	// conflict past the retries), its context not ended. The subscriber
-	// acknowledges the frame all the same: its bundle comes again when
-	// the agent sends it again.
+	// Failed counts Adds that failed otherwise than by refusing the
+	// frame, after their retries (the database down, a conflict past the
+	// retries), their context not ended. The subscriber tries such a
+	// frame again a few times, then acknowledges it all the same
+	// (sync.SubscriberStats.FramesLost): its bundle comes again when the
+	// agent sends it again.
 	Failed uint64
 	// SweepErrors counts sweeps that failed (the next Add after TTL/4
 	// tries again; the frame being added is not affected).

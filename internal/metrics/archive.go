@@ -66,9 +66,11 @@ type FrameStats struct {
 	// bundles dropped for room and by age; Refused, frames refused.
 	Completed, Evicted, Expired, Refused uint64
 	// Retried counts transactions retried after a lock conflict;
-	// Failed, frames not kept after the retries (acknowledged all the
-	// same: the agent sends their bundle again).
-	Retried, Failed uint64
+	// Failed, Adds that failed otherwise (each of the subscriber's
+	// tries of a frame); Lost, frames given up on after the subscriber's
+	// tries (acknowledged all the same: the agent sends their bundle
+	// again).
+	Retried, Failed, Lost uint64
 	// SweepErrors counts sweeps of aged partials that failed.
 	SweepErrors uint64
 }
@@ -134,7 +136,8 @@ func watchFrames(reg *prometheus.Registry, frames func() FrameStats) {
 		{"frames_expired_total", "Partial bundles dropped from the shared frame store after no frame came for their time to live.", func(s FrameStats) uint64 { return s.Expired }},
 		{"frames_refused_total", "Frames the shared frame store refused (not well formed, disagreeing with their bundle, past a bound).", func(s FrameStats) uint64 { return s.Refused }},
 		{"frames_retried_total", "Frame store transactions retried after a deadlock or lock wait timeout.", func(s FrameStats) uint64 { return s.Retried }},
-		{"frames_failed_total", "Frames not kept in the shared frame store after their retries; acknowledged all the same, their bundle comes again when the agent sends it again.", func(s FrameStats) uint64 { return s.Failed }},
+		{"frames_failed_total", "Frames the shared frame store failed to keep at one try (the database unreachable, a lock conflict past the retries); the subscriber tries a frame a few times.", func(s FrameStats) uint64 { return s.Failed }},
+		{"frames_lost_total", "Frames given up on after the subscriber's tries; acknowledged all the same, their bundle comes again when the agent sends it again.", func(s FrameStats) uint64 { return s.Lost }},
 		{"frames_sweep_errors_total", "Sweeps of aged partial bundles in the shared frame store that failed.", func(s FrameStats) uint64 { return s.SweepErrors }},
 	} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive", Name: c.name, Help: c.help},
