@@ -137,7 +137,12 @@ type SubscriberStats struct {
 	// were waiting for the broker.
 	RepliesDropped uint64
 	BadFrames      uint64 // frames refused by topic or Assembler
-	DeviceAlerts   uint64 // device alerts handed to DeviceAlertHandler
+	// FramesLost counts frames the FrameStore failed to keep after the
+	// subscriber's tries (not refused: the store unreachable). They are
+	// acknowledged all the same; their bundle comes again at the agent's
+	// resend. Also counted in BadFrames.
+	FramesLost   uint64
+	DeviceAlerts uint64 // device alerts handed to DeviceAlertHandler
 	// BadAlerts counts device alerts dropped: too large, not well formed,
 	// or naming another device than their topic's.
 	BadAlerts uint64
@@ -388,6 +393,9 @@ func (s *Subscriber) onMessage(c mqtt.Client, m mqtt.Message) {
 		if IsFrameRefusal(err) {
 			s.log.Warn("sync: frame refused", "topic", m.Topic(), "err", err)
 		} else {
+			if ctx.Err() == nil {
+				s.count(func(st *SubscriberStats) { st.FramesLost++ })
+			}
 			s.log.Error("sync: frame not kept; the agent will send its bundle again", "topic", m.Topic(), "err", err)
 		}
 		return

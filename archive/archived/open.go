@@ -31,7 +31,7 @@ func Open(ctx context.Context, cfg *config.Config, signer crypto.Signer, wrap ar
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, err := withRetention(cfg, archive.Options{Dir: cfg.DataDir, Signer: signer, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log, ContentKeyWrap: wrap})
+	opts, err := withRetention(cfg, withWaits(cfg, archive.Options{Dir: cfg.DataDir, Signer: signer, Name: cfg.Name, Retention: cfg.Retention, Objects: objects, Logger: log, ContentKeyWrap: wrap}))
 	if err != nil {
 		return nil, nil, err
 	}

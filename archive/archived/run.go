@@ -113,11 +113,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 	defer closeWrap() // after the archive closes (deferred below)
-	opts, err := withRetention(cfg, archive.Options{
+	opts, err := withRetention(cfg, withWaits(cfg, archive.Options{
 		Dir: cfg.DataDir, Signer: key, Name: cfg.Name, Retention: cfg.Retention, Objects: objects,
 		Logger: log.With("component", "archive"), Alert: alert, EKRoots: ekRoots, Quarantine: quarantineLimits(cfg.Quarantine),
 		ContentKeyWrap: wrap,
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -174,20 +174,20 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if brk != nil {
 		subscribed = brk.OpenToDevices
 	}
-	s, err := sync.NewSubscriber(sync.SubscriberOptions{
+	s, err := sync.NewSubscriber(withLanes(cfg, sync.SubscriberOptions{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, TLS: tlsCfg, Group: cfg.MQTT.Group, Dial: dialBroker,
 		Admit: admit(a, mets.ProcessError), EnrollHandler: a.ReceiveEnrollment, Logger: log, Frames: frames, Subscribed: subscribed,
 		DeviceAlertHandler: func(ctx context.Context, al *sync.DeviceAlert) {
 			mets.DeviceAlert(archive.DeviceAlertKind(al.Kind))
 			a.ReceiveDeviceAlert(ctx, al)
 		},
-	})
+	}))
 	if err != nil {
 		return err
 	}
 	sub.Store(s)
 	if cfg.Metrics.Listen != "" {
-		stop, err := serveMetrics(ctx, cfg.Metrics.Listen, mets, a, s, log.With("component", "metrics"))
+		stop, err := serveMetrics(ctx, cfg.Metrics.Listen, mets, a, s, frames, log.With("component", "metrics"))
 		if err != nil {
 			return err
 		}

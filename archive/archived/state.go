@@ -46,6 +46,9 @@ func openState(ctx context.Context, cfg *config.Config) (st state.Store, opened 
 		if err != nil {
 			return nil, nil, fmt.Errorf("archive_state: %w", err)
 		}
+		// One lease connection per device with bundles in flight: no
+		// more than the subscriber's lanes let in at once.
+		s.SetMaxLeases(cfg.MQTT.LeaseConns())
 		st = s
 	default:
 		return nil, nil, fmt.Errorf("archive_state.engine %q: want badger or mysql", engine)

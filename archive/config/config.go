@@ -138,6 +138,11 @@ type MQTT struct {
 	// make a share of the bundles disappear.
 	Group string `yaml:"group"`
 	TLS   TLS    `yaml:"tls"`
+	// MaxLanes, MaxPending and MaxPendingBytes bound the subscriber's
+	// per-device lanes (lanes.go).
+	MaxLanes        int   `yaml:"max_lanes"`
+	MaxPending      int   `yaml:"max_pending"`
+	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
 }
 
 // Embedded configures the embedded broker (mochi-mqtt).
@@ -189,10 +194,11 @@ func (e *Error) Error() string {
 func Default() *Config {
 	return &Config{
 		DataDir: DefaultDataDir, Name: DefaultName, Retention: DefaultRetention,
-		MQTT:         MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup},
+		MQTT: MQTT{Embedded: Embedded{Listen: DefaultListen}, ClientID: DefaultClientID, Group: DefaultGroup,
+			MaxLanes: DefaultMaxLanes, MaxPending: DefaultMaxPending, MaxPendingBytes: DefaultMaxPendingBytes},
 		Objects:      Objects{Backend: BackendFS},
 		ArchiveLog:   ArchiveLog{},
-		ArchiveState: ArchiveState{Engine: StateEngineBadger},
+		ArchiveState: ArchiveState{Engine: StateEngineBadger, HoldWait: DefaultHoldWait, GapWait: DefaultGapWait},
 		ArchiveIndex: ArchiveIndex{Engine: IndexEngineBadger},
 		Log:          Log{Format: "text", Level: "info"},
 		Quarantine:   defaultQuarantine(),
@@ -305,6 +311,7 @@ func (c *Config) validate() error {
 	if m.Group != "" && (len(m.Group) > 64 || strings.ContainsAny(m.Group, "/+# ")) {
 		bad("mqtt.group", "a single topic level")
 	}
+	m.validateLanes(bad)
 	if c.Metrics.Listen != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
 			bad("metrics.listen", "%q is not host:port", c.Metrics.Listen)

@@ -82,6 +82,13 @@ type Stats struct {
 	Expired   uint64 // partials dropped by TTL
 	Refused   uint64 // frames refused with an error
 	Retried   uint64 // transactions retried after a deadlock or lock wait timeout
+	// Failed counts Adds that failed otherwise than by refusing the
+	// frame, after their retries (the database down, a conflict past the
+	// retries), their context not ended. The subscriber tries such a
+	// frame again a few times, then acknowledges it all the same
+	// (sync.SubscriberStats.FramesLost): its bundle comes again when the
+	// agent sends it again.
+	Failed uint64
 	// SweepErrors counts sweeps that failed (the next Add after TTL/4
 	// tries again; the frame being added is not affected).
 	SweepErrors uint64
@@ -98,7 +105,7 @@ type Store struct {
 	sweepMu   gosync.Mutex
 	lastSweep time.Time
 
-	completed, evicted, expired, refused, retried, sweepErrors atomic.Uint64
+	completed, evicted, expired, refused, retried, failed, sweepErrors atomic.Uint64
 }
 
 var _ sync.FrameStore = (*Store)(nil)
@@ -155,7 +162,7 @@ func (s *Store) Close() error {
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
 	return Stats{Completed: s.completed.Load(), Evicted: s.evicted.Load(), Expired: s.expired.Load(),
-		Refused: s.refused.Load(), Retried: s.retried.Load(), SweepErrors: s.sweepErrors.Load()}
+		Refused: s.refused.Load(), Retried: s.retried.Load(), Failed: s.failed.Load(), SweepErrors: s.sweepErrors.Load()}
 }
 
 // Add takes one frame from source (see sync.FrameStore). A bundle of one
@@ -165,6 +172,8 @@ func (s *Store) Add(ctx context.Context, source string, frame []byte) (*sync.Com
 	switch {
 	case err != nil && sync.IsFrameRefusal(err):
 		s.refused.Add(1)
+	case err != nil && ctx.Err() == nil:
+		s.failed.Add(1)
 	case c != nil:
 		s.completed.Add(1)
 	}

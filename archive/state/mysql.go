@@ -39,8 +39,9 @@ func OpenMySQL(ctx context.Context, dsn string) (*SQL, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	// Leases hold a connection each: a pool of their own, unbounded, so
-	// that they never starve the Advances that end them.
+	// Leases hold a connection each: a pool of their own, so that they
+	// never starve the Advances that end them; unbounded until
+	// SetMaxLeases.
 	leases, err := sql.Open("mysql", dsn)
 	if err != nil {
 		_ = db.Close()
@@ -50,4 +51,14 @@ func OpenMySQL(ctx context.Context, dsn string) (*SQL, error) {
 	leases.SetConnMaxIdleTime(time.Minute)
 	s.leases, s.own = leases, true
 	return s, nil
+}
+
+// SetMaxLeases bounds the lease connections of a Store OpenMySQL opened
+// (n > 0): a Lock past the bound waits for a lease to be released, until
+// its context ends. It has no effect on a Store of OpenSQL (whose leases
+// share the caller's pool).
+func (s *SQL) SetMaxLeases(n int) {
+	if s.own && n > 0 {
+		s.leases.SetMaxOpenConns(n)
+	}
 }

@@ -24,8 +24,9 @@ import (
 // server releases it when that connection dies with its process, so a
 // replica killed while it holds a lease blocks the device no longer than
 // the server takes to see the connection closed. Each lease held takes a
-// connection: the pool must allow more connections than devices in
-// flight (OpenMySQL's lease pool is unbounded).
+// connection: the pool must allow as many connections as devices in
+// flight (OpenMySQL's lease pool is unbounded until SetMaxLeases; a Lock
+// past that bound waits for a lease to be released).
 
 var sqlSchema = []string{
 	`CREATE TABLE IF NOT EXISTS edgeseal_chain (

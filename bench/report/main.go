@@ -140,6 +140,9 @@ the receipts' way back, their journaling, the outbox deletes): an upper bound fo
 this machine. The archive's export indexer yields to admission (while bundles are admitted it
 waits, at most 256 log entries or 5 s): archive-index-after-cpu-ms/bundle is the archive's CPU
 after the drain until its export index covered the log, the indexing a drain leaves behind.
+archive-rss-MiB is the archive's process's own peak RSS (VmHWM, read once its export index
+covered the log); the drain row's peak RSS column is the largest process of the benchmark's
+tree. The archive unit's MemoryHigh= is sized over archive-rss-MiB (systemd/limits_test.go).
 The encrypted drain row runs the drain twice in one process on one site, broker and archive
 (no paho baseline, no floor): first in clear (plain-), then with the agent sealing every payload
 to the archive's content key (enc-: HPKE ML-KEM-768+X25519; the archive opens each payload before
@@ -408,7 +411,7 @@ func write(w io.Writer, rs []result) {
 		val := "FAILED: " + fmt.Sprint(r.err)
 		if r.err == nil {
 			var parts []string
-			for _, u := range append([]string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "agent-idle-cpu-ms/bundle", "archive-cpu-ms/bundle", "archive-index-after-cpu-ms/bundle", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record"}, append(replicaUnits, "ns/op")...) {
+			for _, u := range append([]string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "agent-idle-cpu-ms/bundle", "archive-cpu-ms/bundle", "archive-index-after-cpu-ms/bundle", "archive-rss-MiB", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record"}, append(replicaUnits, "ns/op")...) {
 				if v, ok := r.metrics[u]; ok {
 					f := "%.1f %s"
 					if v < 1 && strings.HasSuffix(u, "-ms") {

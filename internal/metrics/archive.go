@@ -59,11 +59,30 @@ type ArchiveStats struct {
 	DeviceAlertsDropped uint64
 }
 
+// FrameStats is what the metrics read of the shared frame store, where
+// replicas join the frames of multi-frame bundles (archive/sqlframes).
+type FrameStats struct {
+	// Completed counts bundles joined; Evicted and Expired, partial
+	// bundles dropped for room and by age; Refused, frames refused.
+	Completed, Evicted, Expired, Refused uint64
+	// Retried counts transactions retried after a lock conflict;
+	// Failed, Adds that failed otherwise (each of the subscriber's
+	// tries of a frame); Lost, frames given up on after the subscriber's
+	// tries (acknowledged all the same: the agent sends their bundle
+	// again).
+	Retried, Failed, Lost uint64
+	// SweepErrors counts sweeps of aged partials that failed.
+	SweepErrors uint64
+}
+
 // ArchiveSources are read at each scrape.
 type ArchiveSources struct {
 	Stats func() ArchiveStats // required
 	// MQTTConnected reports the subscriber's link; nil: absent.
 	MQTTConnected func() bool
+	// Frames reads the shared frame store's counters; nil: absent (the
+	// subscriber joins frames in memory).
+	Frames func() FrameStats
 }
 
 // Watch registers the metrics read from src at scrape time. Call it once.
@@ -96,10 +115,33 @@ func (m *Archive) Watch(src ArchiveSources) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "archive",
 		Name: "log_entries", Help: "Entries in the archive's transparency log."},
 		func() float64 { return float64(src.Stats().LogSize) }))
+	if src.Frames != nil {
+		watchFrames(m.reg, src.Frames)
+	}
 	if src.MQTTConnected != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "archive",
 			Name: "mqtt_connected", Help: "1 while the archive's subscriber is connected to the broker, else 0."},
 			func() float64 { return b2f(src.MQTTConnected()) }))
+	}
+}
+
+// watchFrames registers the shared frame store's counters.
+func watchFrames(reg *prometheus.Registry, frames func() FrameStats) {
+	for _, c := range []struct {
+		name, help string
+		get        func(FrameStats) uint64
+	}{
+		{"frames_completed_total", "Multi-frame bundles joined in the shared frame store by this archive.", func(s FrameStats) uint64 { return s.Completed }},
+		{"frames_evicted_total", "Partial bundles dropped from the shared frame store to make room for their device's newer ones.", func(s FrameStats) uint64 { return s.Evicted }},
+		{"frames_expired_total", "Partial bundles dropped from the shared frame store after no frame came for their time to live.", func(s FrameStats) uint64 { return s.Expired }},
+		{"frames_refused_total", "Frames the shared frame store refused (not well formed, disagreeing with their bundle, past a bound).", func(s FrameStats) uint64 { return s.Refused }},
+		{"frames_retried_total", "Frame store transactions retried after a deadlock or lock wait timeout.", func(s FrameStats) uint64 { return s.Retried }},
+		{"frames_failed_total", "Frames the shared frame store failed to keep at one try (the database unreachable, a lock conflict past the retries); the subscriber tries a frame a few times.", func(s FrameStats) uint64 { return s.Failed }},
+		{"frames_lost_total", "Frames given up on after the subscriber's tries; acknowledged all the same, their bundle comes again when the agent sends it again.", func(s FrameStats) uint64 { return s.Lost }},
+		{"frames_sweep_errors_total", "Sweeps of aged partial bundles in the shared frame store that failed.", func(s FrameStats) uint64 { return s.SweepErrors }},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "archive", Name: c.name, Help: c.help},
+			func() float64 { return float64(c.get(frames())) }))
 	}
 }
 

@@ -62,7 +62,9 @@ const (
 // agent-cpu-ms/bundle (core, outbox, publisher and its MQTT client),
 // archive-cpu-ms/bundle (the archive's process), archive-index-after-cpu-ms/bundle
 // (the archive's CPU after the drain until its export index covered the
-// log: the indexing that yielded to admission), cpu-ms/bundle (both),
+// log: the indexing that yielded to admission), archive-rss-MiB (the
+// archive process's own peak RSS, VmHWM, read once its index covered
+// the log), cpu-ms/bundle (both),
 // broker-cpu-ms/bundle (mosquitto's) and cores (all over the drain's wall
 // time); for the median paho run paho-pub-cpu-ms/bundle (the publishing
 // client alone, the agent's counterpart), paho-cpu-ms/bundle (both
@@ -214,6 +216,7 @@ wait:
 	cpu, flt, alloc, sys := cpuTime(b)-cpu0, minorFaults(b)-flt0, allocated()-alloc0, sysTime(b)-sys0
 	brkCPU := brokerCPU(b, brk) - brk0
 	arSt := arc.stats(b)
+	arRSS := arc.peakRSS(b) // the archive's own peak, its index caught up included
 	b.StopTimer()
 	pprof.StopCPUProfile()
 	trace.Stop()
@@ -271,6 +274,7 @@ wait:
 	b.ReportMetric(perBundle(cpu), "agent-cpu-ms/bundle")
 	b.ReportMetric(perBundle(arSt.cpu), "archive-cpu-ms/bundle")
 	b.ReportMetric(perBundle(arSt.indexCPU), "archive-index-after-cpu-ms/bundle")
+	b.ReportMetric(float64(arRSS)/(1<<20), "archive-rss-MiB")
 	b.ReportMetric(perBundle(readCPU), "agent-read-cpu-ms/bundle")
 	b.ReportMetric(idle*drain.Seconds()/float64(bundles), "agent-idle-cpu-ms/bundle")
 	b.ReportMetric(perBundle(brkCPU), "broker-cpu-ms/bundle")
