@@ -20,9 +20,12 @@ import (
 
 // ArchiveCheckpointFile, in Options.StateDir, keeps the archive log
 // checkpoint of the newest receipt the agent accepted, as JSON
-// {"checkpoint":"<body: origin, size, root>","proofs":<bool>}; proofs is
-// true once a receipt carried a consistency proof (the archive witnesses
-// for its devices), after which every larger checkpoint needs one. Each
+// {"checkpoint":"<body: origin, size, root>","proofs":<bool>,"first":<size>};
+// proofs is true once a receipt carried a consistency proof (the archive
+// witnesses for its devices), after which every larger checkpoint needs
+// one; first is the size of the first checkpoint the agent accepted
+// (unchecked: nothing before it to check it against; absent in files of
+// older agents, taken as 0). Each
 // later receipt's checkpoint must be consistent with it
 // (archivesig.CheckConsistency); the receipts themselves, checkpoint
 // included, are journaled with their delivery.receipt records.
@@ -32,6 +35,7 @@ const ArchiveCheckpointFile = "archive-checkpoint"
 type witnessFile struct {
 	Checkpoint string `json:"checkpoint"`
 	Proofs     bool   `json:"proofs"`
+	First      uint64 `json:"first,omitempty"`
 }
 
 // AlarmArchiveInconsistent: a receipt's archive checkpoint is not an
@@ -46,6 +50,8 @@ type witnessState struct {
 	loaded bool
 	last   *merkle.Checkpoint
 	proofs bool // a receipt carried consistency members: they are required
+	// first is the size of the first checkpoint accepted (0: unknown).
+	first uint64
 	// alarmed is the checkpoint last alarmed about, so a receipt sent
 	// again raises and logs its alarm once.
 	alarmed merkle.Checkpoint
@@ -76,7 +82,7 @@ func (c *Core) loadWitness() error {
 	if err != nil {
 		return fmt.Errorf("agent: archive checkpoint: %w", err)
 	}
-	w.last, w.proofs, w.loaded = &cp, f.Proofs, true
+	w.last, w.proofs, w.first, w.loaded = &cp, f.Proofs, f.First, true
 	return nil
 }
 
@@ -93,6 +99,11 @@ func (c *Core) loadWitness() error {
 // checkpoint than the one accepted last is taken when it is one accepted
 // before (its archive.checkpoint record, or a receipt before it in rs,
 // has the same root at its size): replies can come out of order. A
+// smaller checkpoint than the first one the agent accepted (taken
+// unchecked, as its first) is taken unwitnessed: the agent never saw the
+// log there, so nothing it accepted proves or refutes it (the reply to
+// the device's first bundles was lost and a later one came first); it
+// is not kept and gets no archive.checkpoint record. A
 // receipt whose consistency proof is from another accepted checkpoint
 // than the last one (a fresh receipt for a bundle sent again, or the
 // receipt after it: the archive proves from the checkpoint of the
@@ -101,11 +112,11 @@ func (c *Core) loadWitness() error {
 // an inconsistency it raises AlarmArchiveInconsistent and logs once; any
 // failure refuses the whole batch (nothing is journaled, the bundles
 // stay in the outbox).
-func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Receipt) (*merkle.Checkpoint, bool, []bool, error) {
+func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Receipt) (witnessed, error) {
 	if err := c.loadWitness(); err != nil {
-		return nil, false, nil, err
+		return witnessed{}, err
 	}
-	last, proofs := c.witness.last, c.witness.proofs
+	last, proofs, first := c.witness.last, c.witness.proofs, c.witness.first
 	fresh := make([]bool, len(rs))
 	batch := map[uint64]merkle.Checkpoint{} // accepted by receipts before this one in rs, not yet journaled
 	for i, r := range rs {
@@ -114,10 +125,13 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 		}
 		d, err := c.delivery(ids[i])
 		if err != nil {
-			return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+			return witnessed{}, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 		}
 		if d != nil && d.Receipt == wire.FormatHash(sha256.Sum256(raw[i])) {
 			if cp, err := r.ArchiveRoot(); err == nil && (last == nil || cp.Size > last.Size) {
+				if last == nil && first == 0 {
+					first = cp.Size
+				}
 				last = &cp
 			}
 			continue
@@ -136,7 +150,7 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			had, ok := batch[cp.Size]
 			if !ok {
 				if had, ok, err = c.acceptedAt(cp.Size); err != nil {
-					return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+					return witnessed{}, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 				}
 			}
 			if ok && had == cp {
@@ -162,12 +176,12 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 			from, ok := batch[r.WitnessFrom]
 			if !ok {
 				if from, ok, err = c.acceptedAt(r.WitnessFrom); err != nil {
-					return nil, false, nil, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
+					return witnessed{}, fmt.Errorf("agent: receipt for %s: %w", ids[i], err)
 				}
 			}
 			if ok && from.Origin == cp.Origin {
 				if err := merkle.VerifyConsistency(merkle.ProofHashes(r.WitnessProof), from.Size, cp.Size, from.Root, cp.Root); err != nil {
-					return nil, false, nil, refuse(cp, fmt.Errorf("%w: from the accepted %d to %d: %v", archivesig.ErrInconsistent, from.Size, cp.Size, err))
+					return witnessed{}, refuse(cp, fmt.Errorf("%w: from the accepted %d to %d: %v", archivesig.ErrInconsistent, from.Size, cp.Size, err))
 				}
 				// Journaled (an archive.checkpoint record) and kept only
 				// when larger: the records never shrink.
@@ -178,14 +192,32 @@ func (c *Core) witnessReceipts(ids []string, raw [][]byte, rs []*archivesig.Rece
 				continue
 			}
 		}
+		if err == nil && !other && last != nil && cp.Size < first && cp.Origin == last.Origin {
+			// Below the first checkpoint accepted: unwitnessed, not kept.
+			c.log.Info("receipt of an archive checkpoint before the first one accepted; taken unwitnessed", "outbox", ids[i], "size", cp.Size, "first", first)
+			continue
+		}
 		cp, err = archivesig.CheckConsistency(last, r)
 		if err != nil {
-			return nil, false, nil, refuse(cp, err)
+			return witnessed{}, refuse(cp, err)
+		}
+		if last == nil && first == 0 {
+			first = cp.Size
 		}
 		fresh[i] = last == nil || cp.Size > last.Size
 		last, proofs = &cp, proofs || r.WitnessFrom > 0
 	}
-	return last, proofs, fresh, nil
+	return witnessed{newest: last, proofs: proofs, first: first, fresh: fresh}, nil
+}
+
+// witnessed is what witnessReceipts found: the newest checkpoint,
+// whether proofs are required from now on, the size of the first
+// checkpoint accepted, and which receipts brought a larger checkpoint.
+type witnessed struct {
+	newest *merkle.Checkpoint
+	proofs bool
+	first  uint64
+	fresh  []bool
 }
 
 // acceptedAt is the archive checkpoint of size the agent accepted before
@@ -224,13 +256,13 @@ func CheckpointKey(size uint64) []byte { return fmt.Appendf(nil, "archive.checkp
 
 // keepWitness makes cp the archive checkpoint accepted last (w.mu held),
 // durable in ArchiveCheckpointFile when the core has a StateDir.
-func (c *Core) keepWitness(cp *merkle.Checkpoint, proofs bool) error {
-	w := &c.witness
-	if cp == nil || (w.last != nil && *w.last == *cp && w.proofs == proofs) {
+func (c *Core) keepWitness(wd witnessed) error {
+	w, cp := &c.witness, wd.newest
+	if cp == nil || (w.last != nil && *w.last == *cp && w.proofs == wd.proofs && w.first == wd.first) {
 		return nil
 	}
 	if c.opts.StateDir != "" {
-		b, err := json.Marshal(witnessFile{Checkpoint: string(cp.Marshal()), Proofs: proofs})
+		b, err := json.Marshal(witnessFile{Checkpoint: string(cp.Marshal()), Proofs: wd.proofs, First: wd.first})
 		if err != nil {
 			return fmt.Errorf("agent: archive checkpoint: %w", err)
 		}
@@ -238,6 +270,6 @@ func (c *Core) keepWitness(cp *merkle.Checkpoint, proofs bool) error {
 			return fmt.Errorf("agent: archive checkpoint: %w", err)
 		}
 	}
-	w.last, w.proofs = cp, proofs
+	w.last, w.proofs, w.first = cp, wd.proofs, wd.first
 	return nil
 }

@@ -114,7 +114,7 @@ func (c *Core) JournalParsedReceipts(ctx context.Context, ids []string, rs []arc
 	// the one accepted last (archivewitness.go).
 	c.witness.mu.Lock()
 	defer c.witness.mu.Unlock()
-	newest, proofs, fresh, err := c.witnessReceipts(ids, receipts, parsed)
+	wd, err := c.witnessReceipts(ids, receipts, parsed)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (c *Core) JournalParsedReceipts(ctx context.Context, ids []string, rs []arc
 			Payloads: keeps[i],
 			Key:      c.deliveryKey(id),
 		})
-		if fresh[i] {
+		if wd.fresh[i] {
 			e, err := c.checkpointEntry(r, wire.FormatHash(sum), actor)
 			if err != nil {
 				return fmt.Errorf("agent: receipt for %s: %w", id, err)
@@ -197,7 +197,7 @@ func (c *Core) JournalParsedReceipts(ctx context.Context, ids []string, rs []arc
 		c.maybeWake(size)
 	}
 	if failed == nil {
-		failed = c.keepWitness(newest, proofs)
+		failed = c.keepWitness(wd)
 	}
 	return failed
 }
