@@ -51,6 +51,10 @@ type Journal struct {
 
 	lastPrefix   []byte   // the last payload prefix seen (payloadsplit.go)
 	lastPrefixID [32]byte // its SHA-256
+	// storedPrefix is the id of the last prefix a view read from Badger
+	// (payloadsplit.go; zero when none): committed, so stored for good.
+	storedPrefix [32]byte
+	prefixReads  atomic.Int64 // prefix lookups that read Badger (tests)
 
 	lastAnswered int         // requests the last commit answered (linger)
 	lingerUntil  time.Time   // when the open group stops waiting (linger)

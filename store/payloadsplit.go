@@ -86,15 +86,23 @@ func (j *Journal) prefixID(prefix []byte) [32]byte {
 }
 
 // prefixStored reports whether the prefix with id is stored or built since
-// the view was opened. Prefixes are never deleted, so what the view found
-// stays true.
+// the view was opened. Prefixes are never deleted, so what a view found
+// stays true, for later views too: the last prefix found is remembered
+// across views, so the payloads of a window read it once, not once a
+// view (a view lasts one commit when appends come one at a time).
 func (j *Journal) prefixStored(id [32]byte) bool {
 	v := j.view
 	if v.prefixes[id] {
 		return true
 	}
+	if id == j.storedPrefix && id != ([32]byte{}) {
+		v.prefixes[id] = true
+		return true
+	}
+	j.prefixReads.Add(1)
 	if _, err := v.txn.Get(j.c.digestKey(pfxPrefix, id)); err == nil {
 		v.prefixes[id] = true
+		j.storedPrefix = id
 		return true
 	}
 	return false

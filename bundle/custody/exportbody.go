@@ -14,7 +14,7 @@ import (
 // encoding/json and a parse (FuzzExportBodyCanonical holds them equal).
 // Text that is not valid UTF-8 takes SetBody's path.
 func (r *Record) SetExportBody(e *ExportBody) error {
-	b, ok := e.appendCanonical(nil)
+	b, ok := e.appendCanonical(make([]byte, 0, e.formSize()))
 	if !ok {
 		r.canonBody = nil
 		return r.SetBody(e)
@@ -45,11 +45,23 @@ func (e *ExportBody) Binding() ([]byte, error) {
 	if e.PayloadCipher == nil {
 		return nil, wire.FormatErr("record", "export body without payloadCipher has no binding")
 	}
-	b, ok := e.appendForm(nil, false)
+	b, ok := e.appendForm(make([]byte, 0, e.formSize()), false)
 	if !ok {
 		return nil, wire.FormatErr("record", "export body is not canonical text")
 	}
 	return b, nil
+}
+
+// formSize is about the size of the canonical body, so that it is
+// written into one allocation (text that needs escaping grows it).
+func (e *ExportBody) formSize() int {
+	p := &e.Payload
+	n := 224 + len(e.App) + len(e.Classification) + len(e.Destination) + len(e.ExportID) + len(p.Canonicalization) +
+		len(p.Digest) + len(p.MediaType) + len(e.Policy) + len(e.Purpose) + len(e.Retention) + len(e.Schema) + len(e.Workflow)
+	if c := e.PayloadCipher; c != nil {
+		n += 96 + len(c.KeyID) + len(c.Digest)
+	}
+	return n
 }
 
 // appendForm writes the canonical body; withDigest false leaves out

@@ -180,8 +180,11 @@ func ValidHash(s string) bool { return hpkekey.ValidKeyID(s) }
 // of its serialized form (RFC 9180 SerializePublicKey, 1216 bytes).
 func KeyID(public []byte) string { return hpkekey.KeyID(public) }
 
+// digestPrefix starts every hash string.
+const digestPrefix = "sha256:"
+
 // Digest is the hash string of b.
 func Digest(b []byte) string {
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return digestPrefix + hex.EncodeToString(sum[:])
 }

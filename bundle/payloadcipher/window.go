@@ -5,7 +5,10 @@ import (
 	"crypto/cipher"
 	"crypto/hpke"
 	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -67,9 +70,15 @@ type Sealer struct {
 	keyID  string
 	enc    []byte
 	sender *hpke.Sender
+	head   []byte // SHA-256 state after enc's whole blocks (encHead)
 	n      int
 	start  time.Time
 }
+
+// encHead is how much of a window's enc every ciphertext file's digest
+// starts with in whole SHA-256 blocks: hashed once per window, its state
+// resumed for each file.
+const encHead = EncSize / sha256.BlockSize * sha256.BlockSize
 
 // NewSealer returns a Sealer whose windows end after maxPayloads
 // payloads or maxAge (defaults when not positive); now is the clock
@@ -89,23 +98,32 @@ func NewSealer(maxPayloads int, maxAge time.Duration, now func() time.Time) *Sea
 
 // window returns the window the next payload to pub is sealed in,
 // opening a new one when the current one has ended.
-func (s *Sealer) window(pub *PublicKey) ([]byte, *hpke.Sender, error) {
+func (s *Sealer) window(pub *PublicKey) ([]byte, *hpke.Sender, []byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	if s.sender == nil || s.keyID != pub.ID || s.n >= s.maxN || now.Sub(s.start) >= s.maxAge || now.Before(s.start) {
 		_, kdf, aead, err := Default.parts()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		enc, sender, err := hpke.NewSender(pub.HPKE(), kdf, aead, []byte(WindowInfo))
 		if err != nil {
-			return nil, nil, fmt.Errorf("payloadcipher: seal: %w", err)
+			return nil, nil, nil, fmt.Errorf("payloadcipher: seal: %w", err)
 		}
-		s.keyID, s.enc, s.sender, s.n, s.start = pub.ID, enc, sender, 0, now
+		if len(enc) != EncSize {
+			return nil, nil, nil, fmt.Errorf("payloadcipher: seal: encapsulated key of %d bytes, want %d", len(enc), EncSize)
+		}
+		h := sha256.New()
+		h.Write(enc[:encHead])
+		head, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("payloadcipher: seal: %w", err)
+		}
+		s.keyID, s.enc, s.sender, s.head, s.n, s.start = pub.ID, enc, sender, head, 0, now
 	}
 	s.n++
-	return s.enc, s.sender, nil
+	return s.enc, s.sender, s.head, nil
 }
 
 // Seal encrypts plaintext to pub as version 2 under exporterContext
@@ -116,7 +134,7 @@ func (s *Sealer) Seal(pub *PublicKey, exporterContext, plaintext []byte) ([]byte
 	if len(plaintext) > MaxPlaintext {
 		return nil, Cipher{}, fmt.Errorf("payloadcipher: seal: %d bytes, at most %d", len(plaintext), MaxPlaintext)
 	}
-	enc, sender, err := s.window(pub)
+	enc, sender, head, err := s.window(pub)
 	if err != nil {
 		return nil, Cipher{}, err
 	}
@@ -131,7 +149,29 @@ func (s *Sealer) Seal(pub *PublicKey, exporterContext, plaintext []byte) ([]byte
 	file := make([]byte, EncSize, EncSize+len(plaintext)+TagSize)
 	copy(file, enc)
 	file = g.Seal(file, zeroNonce[:], plaintext, nil)
-	return file, Cipher{KEM: int(Default.KEM), KDF: int(Default.KDF), AEAD: int(Default.AEAD), KeyID: pub.ID, Digest: Digest(file), V: V2}, nil
+	d, err := resumeDigest(head, file[encHead:])
+	if err != nil {
+		return nil, Cipher{}, err
+	}
+	return file, Cipher{KEM: int(Default.KEM), KDF: int(Default.KDF), AEAD: int(Default.AEAD), KeyID: pub.ID, Digest: d, V: V2}, nil
+}
+
+// resumeDigest is Digest of a file whose first encHead bytes left
+// SHA-256 in state head (the window's enc) and whose rest is tail.
+func resumeDigest(head, tail []byte) (string, error) {
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(head); err != nil {
+		return "", fmt.Errorf("payloadcipher: seal: %w", err)
+	}
+	h.Write(tail)
+	var sum [sha256.Size]byte
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], h.Sum(sum[:0]))
+	var b strings.Builder
+	b.Grow(len(digestPrefix) + len(hx))
+	b.WriteString(digestPrefix)
+	b.Write(hx[:])
+	return b.String(), nil
 }
 
 func payloadAEAD(key []byte) (cipher.AEAD, error) {

@@ -275,3 +275,27 @@ func TestCipherCanonicalV2(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWindowDigest: the digest a Sealer names (its SHA-256 resumed after
+// the window's enc, hashed once per window) is SHA-256 of the whole file
+// for plaintexts of every length around SHA-256's block boundaries,
+// across windows of two keys.
+func TestWindowDigest(t *testing.T) {
+	k := testKey(t, "edgeseal content key test")
+	k2 := testKey(t, "another content key")
+	s := payloadcipher.NewSealer(4, time.Hour, nil)
+	for _, key := range []*payloadcipher.PrivateKey{k, k2, k} {
+		for _, n := range []int{0, 1, 15, 16, 31, 32, 33, 47, 48, 63, 64, 65, 1024, 4096} {
+			file, c, err := s.Seal(key.Public(), fmt.Appendf(nil, "ctx %d", n), bytes.Repeat([]byte{byte(n)}, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Digest != payloadcipher.Digest(file) {
+				t.Fatalf("plaintext of %d bytes: digest %s, the file's is %s", n, c.Digest, payloadcipher.Digest(file))
+			}
+			if err := payloadcipher.CheckFile(&c, file); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
