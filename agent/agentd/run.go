@@ -31,16 +31,16 @@ const MemTable = 4 << 20
 // MemoryLimit is the soft memory limit the daemon's process should set
 // when GOMEMLIMIT is not (the same as the systemd unit's GOMEMLIMIT):
 // Badger's compaction buffers are ordinary Go allocations, and without a
-// limit the heap doubles past them. Under 1000-line batches the live heap
-// is 35-40 MiB (a group's sealed values, a bundle being sealed, a batch's
-// lines, Badger's memtables and table builders) and the collector lets
-// the heap grow to the limit: at 80 MiB the agent's peak RSS was 104-110
-// MiB (its executable's pages add about 22 MiB, Badger's tables 4), at
-// 64 MiB 90 MiB, for about a tenth more CPU per record on a loaded
-// machine. Earlier, with a key per stored hash and a larger live heap,
-// 64 MiB made the runtime return and refault pages on every large
-// allocation (a third of the agent's CPU).
-const MemoryLimit = 64 << 20
+// limit the heap doubles past them. The limit caps what the Go runtime
+// holds, and under load the heap grows to it: the agent's peak RSS is
+// about the limit plus its executable's resident pages (about 24 MiB),
+// the TPM simulator's libcrypto (4 MiB) and Badger's mapped tables. At 64
+// MiB the peak RSS under 1000-line batches was 97-105 MiB; at 56 MiB,
+// with the seal cache at two bundles (Core), 88-93 MiB. The live heap at
+// its peak under 1000-line batches is 30-45 MiB (Badger's table builders
+// and memtables, the seal cache, the bundle being sealed, two batches'
+// lines).
+const MemoryLimit = 56 << 20
 
 // Resident is how many committed bytes the journal lets its mapped files
 // keep resident before handing the pages back (store.Options). At 2 MiB
