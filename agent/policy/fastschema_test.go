@@ -192,3 +192,30 @@ func FuzzFastSchema(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckFastSchema: Check of a 1 KiB record under a schema with a
+// fast form (fast), and the same with the schema library alone (library).
+func BenchmarkCheckFastSchema(b *testing.B) {
+	fsys := fstest.MapFS{"record-1.json": &fstest.MapFile{Data: []byte(recordSchema)}}
+	req := Request{Principal: "bench", Workflow: "records", Classification: "internal", Destination: "archive", MediaType: "application/json",
+		Data: []byte(`{"id":"1","blob":"` + strings.Repeat("x", 1000) + `"}`)}
+	for _, fast := range []bool{true, false} {
+		name := map[bool]string{true: "fast", false: "library"}[fast]
+		b.Run(name, func(b *testing.B) {
+			p, err := Parse([]byte("version: 1\nname: t\nschemas:\n  record@1: record-1.json\nworkflows:\n  - name: records\n    schema: record@1\n    classifications: [internal]\n    retention: ops-2y\n    destinations: [archive]\n    principals: [bench]\n    max_size: 65536\n"), fsys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !fast {
+				p.workflows["records"].fast = nil
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(req.Data)))
+			for b.Loop() {
+				if err := p.Check(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
