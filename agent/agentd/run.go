@@ -23,10 +23,13 @@ import (
 
 // MemTable is the journal's memtable size in the daemon. Records and
 // payloads go to Badger's value log, so the memtable holds keys, value
-// pointers and hashes: one commit (15% of it, ~600 KB of those) takes a
-// batch of several thousand exports; larger ones are split into
-// consecutive commits.
-const MemTable = 4 << 20
+// pointers and hashes: one commit (15% of it, ~470 KB and ~4,400 keys of
+// those) takes a batch of about 1,250 exports with client ids (1000-line
+// batches commit at once; at 2 MiB they split at 842); larger ones are
+// split into consecutive commits. The active memtable and the one being
+// flushed are Go allocations: at 4 MiB they held 8-12 MiB of the live
+// heap under batch load.
+const MemTable = 3 << 20
 
 // MemoryLimit is the soft memory limit the daemon's process should set
 // when GOMEMLIMIT is not (the same as the systemd unit's GOMEMLIMIT):
@@ -34,12 +37,16 @@ const MemTable = 4 << 20
 // limit the heap doubles past them. The limit caps what the Go runtime
 // holds, and under load the heap grows to it: the agent's peak RSS is
 // about the limit plus its executable's resident pages (about 24 MiB),
-// the TPM simulator's libcrypto (4 MiB) and Badger's mapped tables. At 64
-// MiB the peak RSS under 1000-line batches was 97-105 MiB; at 56 MiB,
-// with the seal cache at two bundles (Core), 88-93 MiB. The live heap at
-// its peak under 1000-line batches is 30-45 MiB (Badger's table builders
-// and memtables, the seal cache, the bundle being sealed, two batches'
-// lines).
+// the TPM simulator's libcrypto (4 MiB) and Badger's mapped files, and
+// more when the live heap comes near the limit (the limit is soft). Under
+// 1000-line batches the live heap peaks at 30-45 MiB: Badger's table
+// builders (12 MiB at the peak), its memtables (MemTable), the bundle
+// being sealed and the seal cache (agent.Options.SealMaxBytes each), two
+// batches' lines. Measured on one loaded machine, 1000-line batches: at
+// 64 MiB a peak RSS of 99-102 MiB; at 56 MiB with 4 MiB memtables and a
+// seal cache of two bundles 95-97 MiB and 15-20% more CPU a record (the
+// collector running near the limit); at 56 MiB with MemTable and a seal
+// cache of one bundle 88-90 MiB, at the CPU a record of 64 MiB.
 const MemoryLimit = 56 << 20
 
 // Resident is how many committed bytes the journal lets its mapped files
