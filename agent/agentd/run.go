@@ -43,10 +43,12 @@ const MemTable = 3 << 20
 // builders (12 MiB at the peak), its memtables (MemTable), the bundle
 // being sealed and the seal cache (agent.Options.SealMaxBytes each), two
 // batches' lines. Measured on one loaded machine, 1000-line batches: at
-// 64 MiB a peak RSS of 99-102 MiB; at 56 MiB with 4 MiB memtables and a
+// 64 MiB a peak RSS of 99-106 MiB; at 56 MiB with 4 MiB memtables and a
 // seal cache of two bundles 95-97 MiB and 15-20% more CPU a record (the
 // collector running near the limit); at 56 MiB with MemTable and a seal
-// cache of one bundle 88-90 MiB, at the CPU a record of 64 MiB.
+// cache of one bundle 85-90 MiB, for 0-19% (about 8% on average) more CPU
+// a record than at 64 MiB; 100-line batches and single exports showed no
+// difference.
 const MemoryLimit = 56 << 20
 
 // Resident is how many committed bytes the journal lets its mapped files
