@@ -182,8 +182,12 @@ func Open(ctx context.Context, opts Options, j *store.Journal, t TPM) (*Core, er
 		device: opts.Site + "/" + opts.Device,
 		wake:   make(chan struct{}, 1),
 		sent:   map[string]bool{},
-		// Room for the bundle being sealed and the ones behind it.
-		cache:  newSealCache(4*opts.SealMaxBytes, j.Size()),
+		// Room for one bundle: the next seal's records come from memory
+		// while the sealer keeps up; the records of a sealer that fell
+		// further behind are read back from the journal instead of held
+		// in the live heap (the memory limit, agentd.MemoryLimit, is what
+		// bounds the agent's RSS).
+		cache:  newSealCache(opts.SealMaxBytes, j.Size()),
 		sealer: payloadcipher.NewSealer(payloadcipher.DefaultWindowPayloads, payloadcipher.DefaultWindowAge, opts.Now),
 	}
 	c.origin = merkle.Origin(c.device)

@@ -94,7 +94,7 @@ func TestUnits(t *testing.T) {
 	}{
 		{"agent", []string{"Type=notify", "WatchdogSec=", "User=edgeseal", "SupplementaryGroups=tss",
 			"DeviceAllow=/dev/tpmrm0 rw", "DevicePolicy=closed", "RuntimeDirectory=edgeseal\n",
-			"IPAddressDeny=any", "IPAddressAllow=localhost", "Environment=GOMEMLIMIT=64MiB",
+			"IPAddressDeny=any", "IPAddressAllow=localhost", "Environment=GOMEMLIMIT=56MiB",
 			"ExecStart=/usr/bin/edgeseal agent --config /etc/edgeseal/agent.yaml"},
 			[]string{"PrivateDevices=yes", "PrivateUsers=yes"}},
 		{"archive", []string{"Type=notify", "WatchdogSec=", "User=edgeseal", "PrivateDevices=yes",

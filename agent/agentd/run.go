@@ -23,24 +23,33 @@ import (
 
 // MemTable is the journal's memtable size in the daemon. Records and
 // payloads go to Badger's value log, so the memtable holds keys, value
-// pointers and hashes: one commit (15% of it, ~600 KB of those) takes a
-// batch of several thousand exports; larger ones are split into
-// consecutive commits.
-const MemTable = 4 << 20
+// pointers and hashes: one commit (15% of it, ~470 KB and ~4,400 keys of
+// those) takes a batch of about 1,250 exports with client ids (1000-line
+// batches commit at once; at 2 MiB they split at 842); larger ones are
+// split into consecutive commits. The active memtable and the one being
+// flushed are Go allocations: at 4 MiB they held 8-12 MiB of the live
+// heap under batch load.
+const MemTable = 3 << 20
 
 // MemoryLimit is the soft memory limit the daemon's process should set
 // when GOMEMLIMIT is not (the same as the systemd unit's GOMEMLIMIT):
 // Badger's compaction buffers are ordinary Go allocations, and without a
-// limit the heap doubles past them. Under 1000-line batches the live heap
-// is 35-40 MiB (a group's sealed values, a bundle being sealed, a batch's
-// lines, Badger's memtables and table builders) and the collector lets
-// the heap grow to the limit: at 80 MiB the agent's peak RSS was 104-110
-// MiB (its executable's pages add about 22 MiB, Badger's tables 4), at
-// 64 MiB 90 MiB, for about a tenth more CPU per record on a loaded
-// machine. Earlier, with a key per stored hash and a larger live heap,
-// 64 MiB made the runtime return and refault pages on every large
-// allocation (a third of the agent's CPU).
-const MemoryLimit = 64 << 20
+// limit the heap doubles past them. The limit caps what the Go runtime
+// holds, and under load the heap grows to it: the agent's peak RSS is
+// about the limit plus its executable's resident pages (about 24 MiB),
+// the TPM simulator's libcrypto (4 MiB) and Badger's mapped files, and
+// more when the live heap comes near the limit (the limit is soft). Under
+// 1000-line batches the live heap peaks at 30-45 MiB: Badger's table
+// builders (12 MiB at the peak), its memtables (MemTable), the bundle
+// being sealed and the seal cache (agent.Options.SealMaxBytes each), two
+// batches' lines. Measured on one loaded machine, 1000-line batches: at
+// 64 MiB a peak RSS of 99-106 MiB; at 56 MiB with 4 MiB memtables and a
+// seal cache of two bundles 95-97 MiB and 15-20% more CPU a record (the
+// collector running near the limit); at 56 MiB with MemTable and a seal
+// cache of one bundle 85-90 MiB, for 0-19% (about 8% on average) more CPU
+// a record than at 64 MiB; 100-line batches and single exports showed no
+// difference.
+const MemoryLimit = 56 << 20
 
 // Resident is how many committed bytes the journal lets its mapped files
 // keep resident before handing the pages back (store.Options). At 2 MiB

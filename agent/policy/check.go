@@ -109,16 +109,21 @@ func (p *Policy) Check(req Request) error {
 		return &Violation{"destination", RuleDestinationNotAllowed, fmt.Sprintf("destination %.80q not allowed for workflow %q", req.Destination, w.Name)}
 	}
 	if w.schema != nil && isJSON(mt) {
-		return validate(w.schema, req.Data)
+		return validate(w.schema, w.fast, req.Data)
 	}
 	return nil
 }
 
-// validate parses data and validates it against sch.
-func validate(sch *jsonschema.Schema, data []byte) error {
+// validate parses data and validates it against sch: against fast first
+// when the schema has a fast form, and against sch when that does not
+// say valid.
+func validate(sch *jsonschema.Schema, fast *fastSchema, data []byte) error {
 	v, err := decodeJSON(data)
 	if err != nil {
 		return &Violation{"data", RuleSchemaViolation, err.Error()}
+	}
+	if fast != nil && fast.valid(v) {
+		return nil
 	}
 	err = sch.Validate(v)
 	if err == nil {

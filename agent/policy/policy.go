@@ -132,6 +132,7 @@ type Policy struct {
 type workflow struct {
 	Workflow
 	schema *jsonschema.Schema // nil when the workflow has no schema
+	fast   *fastSchema        // schema's fast form; nil: outside the subset
 }
 
 // Error is a problem with the policy file or one of its schemas.
@@ -219,7 +220,13 @@ func Parse(data []byte, fsys fs.FS) (*Policy, error) {
 	}
 	for _, w := range f.Workflows {
 		w.MediaTypes = normalizeTypes(w.MediaTypes)
-		p.workflows[w.Name] = &workflow{Workflow: w, schema: schemas[w.Schema]}
+		wf := &workflow{Workflow: w, schema: schemas[w.Schema]}
+		if wf.schema != nil {
+			if doc, ok := files[f.Schemas[w.Schema]]; ok {
+				wf.fast = newFastSchema(doc)
+			}
+		}
+		p.workflows[w.Name] = wf
 		p.order = append(p.order, w.Name)
 	}
 	return p, nil

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/agent/agentd"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -41,9 +42,9 @@ const floorJournalEnv = "EDGESEAL_APIBENCH_FLOOR_JOURNAL"
 func serveFloor(socket, journalDir string) error {
 	var j *store.Journal
 	if journalDir != "" {
-		debug.SetMemoryLimit(80 << 20) // as the agent
+		debug.SetMemoryLimit(agentd.MemoryLimit) // as the agent
 		var err error
-		j, err = store.Open(context.Background(), store.Options{Dir: journalDir, EncryptionKey: make([]byte, 32), MemTableSize: 4 << 20, ResidentBytes: 2 << 20})
+		j, err = store.Open(context.Background(), store.Options{Dir: journalDir, EncryptionKey: make([]byte, 32), MemTableSize: agentd.MemTable, ResidentBytes: 2 << 20})
 		if err != nil {
 			return err
 		}
