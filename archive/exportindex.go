@@ -29,8 +29,9 @@ import (
 // pk is comp(device) || comp(exportId) || be64(logIndex) || be64(seq)):
 //
 //	'w'                                  watermark: be64(log index) || be64(records done in it)
-//	'e' || pk                            entry JSON (ExportEntry)
-//	'r' || pk                            the record (canonical JSON)
+//	'e' || pk                            entryRecord || the record (canonical JSON): the entry is
+//	                                     the record's fields and its bundle's 'b' key
+//	'b' || be64(logIndex)                what entries say of their bundle (bundleRefJSON)
 //	'x' || field || comp(value) || be64(time µs) || pk   secondary key, empty value
 //	's' || by || comp(day) || comp(value)   counter of entries
 //	'd' || comp(device)                  device summary JSON
@@ -39,12 +40,18 @@ import (
 //	'H' || comp(device) || comp(case)    a device hold in force, empty value
 //	'v'                                  marker: the policy and case keys cover every entry
 //	'a' ...                              the access log's keys (accesslog.go)
-
+//
+// An index written by an earlier version holds the entry as JSON
+// (ExportEntry, its first byte '{') under 'e' and the record under
+// 'r' || pk, and no 'b' keys: both forms are read (entryValue), so such
+// an index needs no rebuild; what is indexed from then on, or rebuilt,
+// is in the compact form.
 // Index key prefixes.
 const (
 	kWatermark = 'w'
 	kEntry     = 'e'
-	kRecord    = 'r'
+	kRecord    = 'r' // an earlier version's record of an entry
+	kBundleRef = 'b'
 	kSecondary = 'x'
 	kStat      = 's'
 	kDevice    = 'd'
@@ -186,9 +193,13 @@ func entryFields(e *ExportEntry) [][2]string {
 	return fs
 }
 
-// entryOpsCap is the most operations entryOps returns: the entry, the
-// record, a secondary key a field and the per-day counters.
-const entryOpsCap = 2 + 12 + 6
+// entryOpsCap is the most operations entryOps returns: the entry (with
+// its record), a secondary key a field and the per-day counters.
+const entryOpsCap = 1 + 12 + 6
+
+// entryRecord is the first byte of an entry's value in the compact form
+// (the record follows); an earlier version's JSON entry begins with '{'.
+const entryRecord = 0x01
 
 // entryOps are the index operations of a new entry.
 func entryOps(e *ExportEntry) ([]store.IndexOp, error) {
@@ -197,14 +208,14 @@ func entryOps(e *ExportEntry) ([]store.IndexOp, error) {
 		li = *e.LogIndex
 	}
 	pk := entryPK(e.Device, e.Export, li, e.Seq)
-	body, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("archive: export index: %w", err)
+	if len(e.raw) == 0 || len(e.raw) >= store.MaxIndexValueLen {
+		return nil, fmt.Errorf("archive: export index: a record of %d bytes", len(e.raw))
 	}
+	body := make([]byte, 1+len(e.raw))
+	body[0] = entryRecord
+	copy(body[1:], e.raw)
 	ops := make([]store.IndexOp, 0, entryOpsCap)
-	ops = append(ops,
-		store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kEntry}, pk...), Value: body},
-		store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kRecord}, pk...), Value: e.raw})
+	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kEntry}, pk...), Value: body})
 	tk := timeKey(e.at)
 	for _, f := range entryFields(e) {
 		if len(f[1]) > maxKeyValue || (f[1] == "" && f[0] != string(rune(fieldTime))) {
@@ -270,6 +281,37 @@ func entryFrom(r *custody.Record, raw []byte, b bundleRef) (*ExportEntry, error)
 type bundleRef struct {
 	digest, object, retainUntil, acceptedAt string
 	logIndex                                uint64
+}
+
+// bundleRefJSON is the value of a bundle's 'b' key.
+type bundleRefJSON struct {
+	Bundle      string `json:"bundle"`
+	Object      string `json:"object,omitempty"`
+	RetainUntil string `json:"retainUntil,omitempty"`
+	AcceptedAt  string `json:"acceptedAt,omitempty"`
+}
+
+func bundleRefKey(logIndex uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{kBundleRef}, logIndex)
+}
+
+// bundleRefOp is the put of b's 'b' key (written with every batch of
+// its entries: each batch stands alone).
+func bundleRefOp(b bundleRef) (store.IndexOp, error) {
+	v, err := json.Marshal(bundleRefJSON{Bundle: b.digest, Object: b.object, RetainUntil: b.retainUntil, AcceptedAt: b.acceptedAt})
+	if err != nil {
+		return store.IndexOp{}, fmt.Errorf("archive: export index: %w", err)
+	}
+	return store.IndexOp{Kind: store.IndexPut, Key: bundleRefKey(b.logIndex), Value: v}, nil
+}
+
+// parseBundleRef reads the 'b' key of log index li.
+func parseBundleRef(li uint64, v []byte) (bundleRef, error) {
+	var j bundleRefJSON
+	if err := json.Unmarshal(v, &j); err != nil || j.Bundle == "" {
+		return bundleRef{}, fmt.Errorf("archive: export index: malformed bundle key of log index %d", li)
+	}
+	return bundleRef{digest: j.Bundle, object: j.Object, retainUntil: j.RetainUntil, acceptedAt: j.AcceptedAt, logIndex: li}, nil
 }
 
 // objectKey names the stored object of digest as its store does.

@@ -324,7 +324,7 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	}
 	for off < uint64(len(recs)) || off == 0 {
 		end := min(off+indexChunk, uint64(len(recs)))
-		ops := make([]store.IndexOp, 0, int(end-off)*entryOpsCap)
+		ops := make([]store.IndexOp, 0, 1+int(end-off)*entryOpsCap)
 		ents := make([]*ExportEntry, 0, end-off)
 		spans := policySpans{}
 		for _, raw := range recs[off:end] {
@@ -357,6 +357,13 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 			return false, err
 		}
 		ops = append(mergeAdds(ops), pops...)
+		if len(ents) > 0 {
+			bop, err := bundleRefOp(ref)
+			if err != nil {
+				return false, err
+			}
+			ops = append(ops, bop)
+		}
 		last := end == uint64(len(recs))
 		if last {
 			if tl == nil {
