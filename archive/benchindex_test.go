@@ -34,7 +34,7 @@ const benchFleet = 1000
 
 // benchIndexVersion names the dataset and key layout: change it with
 // either, so that cached indexes are rebuilt.
-const benchIndexVersion = "fleet4"
+const benchIndexVersion = "fleet5"
 
 var benchStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -117,8 +117,6 @@ func benchClasses(field byte, n int) (classes []benchClass, value func(int) stri
 		return nil, func(int) string { return "n8n" }
 	case fieldExport:
 		return nil, func(i int) string { return fmt.Sprintf("exp-%09d", i) }
-	case fieldBundle:
-		return nil, func(i int) string { return fmt.Sprintf("sha256:%064x", i/50) }
 	case fieldLogIndex:
 		return nil, func(i int) string { return strconv.Itoa(i / 50) }
 	case fieldDevice:
@@ -145,7 +143,7 @@ func benchClasses(field byte, n int) (classes []benchClass, value func(int) stri
 }
 
 // benchFields are the secondary key fields in key order.
-var benchFields = []byte{fieldTime, fieldApp, fieldBundle, fieldClassification, fieldDevice, fieldExport,
+var benchFields = []byte{fieldTime, fieldApp, fieldClassification, fieldDevice, fieldExport,
 	fieldLogIndex, fieldPrincipal, fieldReason, fieldSite, fieldStatus, fieldWorkflow}
 
 // putSorted puts keys (any order) with their values.
@@ -221,13 +219,14 @@ func (g *benchGen) timeKey(i int) uint64 { return g.micros + uint64(i)*1e6 }
 
 func fillBenchIndex(l *store.IndexLoader, n int) error {
 	g := newBenchGen(n)
-	// 'b' || be64 (bundles) < 'b' (the mark) < 'd' < 'e' < 'p' < 's' < 'v' < 'x'.
-	for li := range uint64((n + 49) / 50) {
-		op, err := bundleRefOp(benchRef(li))
+	// 'b' || be64 (bundles) < 'b' (the mark) < 'd' < 'e' < 'n' < 'p' < 's' < 'v' < 'x'.
+	bundles := uint64((n + 49) / 50)
+	for li := range bundles {
+		ops, err := bundleRefOps(benchRef(li))
 		if err != nil {
 			return err
 		}
-		if err := l.Put(op.Key, op.Value); err != nil {
+		if err := l.Put(ops[0].Key, ops[0].Value); err != nil {
 			return err
 		}
 	}
@@ -248,8 +247,18 @@ func fillBenchIndex(l *store.IndexLoader, n int) error {
 	}
 	slices.SortFunc(devs, func(a, b int) int { return bytes.Compare(comp(nil, benchDevice(a)), comp(nil, benchDevice(b))) })
 	var key []byte
-	for _, prefix := range []byte{kEntry, kPolicy, kStat, kVersion} {
+	for _, prefix := range []byte{kEntry, kBundleLog, kPolicy, kStat, kVersion} {
 		switch prefix {
+		case kBundleLog: // in log index order: the digests are of it, zero-padded
+			for li := range bundles {
+				ops, err := bundleRefOps(benchRef(li))
+				if err != nil {
+					return err
+				}
+				if err := l.Put(ops[1].Key, ops[1].Value); err != nil {
+					return err
+				}
+			}
 		case kEntry:
 			for _, d := range devs {
 				for i := d; i < n; i += benchFleet {
@@ -449,11 +458,11 @@ func TestBenchIndexLoad(t *testing.T) {
 		}
 		ops = append(ops, eo...)
 		if i%50 == 0 {
-			bop, err := bundleRefOp(benchRef(uint64(i / 50)))
+			bops, err := bundleRefOps(benchRef(uint64(i / 50)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			ops = append(ops, bop)
+			ops = append(ops, bops...)
 		}
 		spans.add(e)
 		if len(ops) > 2000 {

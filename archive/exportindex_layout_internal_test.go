@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -10,12 +11,14 @@ import (
 )
 
 // TestExportIndexReadsEarlierLayout: an index an earlier version wrote
-// (the entry as JSON under 'e', its record under 'r', no bundle key) is
-// read as it is, beside entries in the compact form (the record under
-// 'e', the bundle's fields under its 'b' key): a search and a lookup
-// return the same entries (as JSON) and records for both, so such an
-// index needs no rebuild. An entry written in the compact form holds one
-// key of its own where the earlier form held two.
+// (the entry as JSON under 'e', its record under 'r', a 'B' key by
+// bundle, no bundle keys) is read as it is, beside entries in the
+// compact form (the record under 'e', the bundle's fields under its 'b'
+// key, its log index under its 'n' key): a search and a lookup return
+// the same entries (as JSON) and records for both, and a search by
+// bundle finds the entries of a bundle in either form or both, so such
+// an index needs no rebuild. An entry written in the compact form holds
+// one key of its own where the earlier form held two, and no 'B' key.
 func TestExportIndexReadsEarlierLayout(t *testing.T) {
 	ctx := t.Context()
 	x, err := store.OpenIndex(ctx, store.IndexOptions{Dir: filepath.Join(t.TempDir(), "search")})
@@ -23,8 +26,10 @@ func TestExportIndexReadsEarlierLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	const n = 100
-	ents := []*ExportEntry{benchEntry(0, n), benchEntry(1, n), benchEntry(49, n), benchEntry(50, n)}
+	const n = 200
+	// Bundle 0: entries 0 and 49 earlier, 1 compact; bundle 1: 50
+	// compact; bundle 2: 100 earlier.
+	ents := []*ExportEntry{benchEntry(0, n), benchEntry(1, n), benchEntry(49, n), benchEntry(50, n), benchEntry(100, n)}
 	var ops []store.IndexOp
 	for i, e := range ents {
 		eo, err := entryOps(e)
@@ -33,7 +38,7 @@ func TestExportIndexReadsEarlierLayout(t *testing.T) {
 		}
 		own := 0
 		for _, op := range eo {
-			if op.Key[0] == kEntry || op.Key[0] == kRecord {
+			if op.Key[0] == kEntry || op.Key[0] == kRecord || bytes.HasPrefix(op.Key, []byte{kSecondary, fieldBundle}) {
 				own++
 			}
 		}
@@ -47,15 +52,17 @@ func TestExportIndexReadsEarlierLayout(t *testing.T) {
 			}
 			eo[0].Value = body
 			eo = append(eo, store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kRecord}, eo[0].Key[1:]...), Value: e.raw})
+			bk := binary.BigEndian.AppendUint64(secondaryPrefix(fieldBundle, e.Bundle), timeKey(e.at))
+			eo = append(eo, store.IndexOp{Kind: store.IndexPut, Key: append(bk, eo[0].Key[1:]...)})
 		}
 		ops = append(ops, eo...)
 	}
 	for li := range uint64(2) { // the bundles of the compact entries 1 and 50
-		bop, err := bundleRefOp(benchRef(li))
+		bops, err := bundleRefOps(benchRef(li))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ops = append(ops, bop)
+		ops = append(ops, bops...)
 	}
 	if err := x.Write(ctx, ops); err != nil {
 		t.Fatal(err)
@@ -80,6 +87,17 @@ func TestExportIndexReadsEarlierLayout(t *testing.T) {
 		}
 		if got, _ := json.Marshal(le); !bytes.Equal(got, want) {
 			t.Fatalf("lookup %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	for li, want := range [][]int{{0, 1, 2}, {3}, {4}} {
+		p, err := a.SearchExports(ctx, ExportQuery{Bundle: benchRef(uint64(li)).digest, Limit: 10, Asc: true})
+		if err != nil || len(p.Items) != len(want) {
+			t.Fatalf("bundle %d: %d entries, want %d: %v", li, len(p.Items), len(want), err)
+		}
+		for k, i := range want {
+			if p.Items[k].Export != ents[i].Export {
+				t.Fatalf("bundle %d: %s, want %s", li, p.Items[k].Export, ents[i].Export)
+			}
 		}
 	}
 	// A compact entry whose bundle key is missing is an error, not an

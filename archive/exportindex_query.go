@@ -182,8 +182,15 @@ func (a *Archive) SearchExports(ctx context.Context, q ExportQuery) (Page[*Expor
 	if len(value) > maxKeyValue {
 		return page, nil // no entry is keyed by a value this long
 	}
+	prefix := secondaryPrefix(field, value)
+	if field == fieldBundle {
+		var err error
+		if prefix, err = bundleKeys(ctx, a.xi.x, value); err != nil {
+			return page, err
+		}
+	}
 	next, err := walk(ctx, a.xi.x, scanSpec{
-		prefix: secondaryPrefix(field, value), from: q.From, to: q.To, asc: q.Asc, limit: q.Limit, cursor: q.Cursor, fp: q.fingerprint(),
+		prefix: prefix, from: q.From, to: q.To, asc: q.Asc, limit: q.Limit, cursor: q.Cursor, fp: q.fingerprint(),
 		match: func(k []byte) (bool, error) {
 			pk, ok := pkOfSecondary(k)
 			if !ok {
