@@ -34,7 +34,7 @@ const benchFleet = 1000
 
 // benchIndexVersion names the dataset and key layout: change it with
 // either, so that cached indexes are rebuilt.
-const benchIndexVersion = "fleet5"
+const benchIndexVersion = "fleet6"
 
 var benchStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -130,8 +130,7 @@ func benchClasses(field byte, n int) (classes []benchClass, value func(int) stri
 	case fieldClassification: // a refusal has none
 		classes = []benchClass{{value: "internal", step: 1, keep: func(i int) bool { return !refused(i) }}}
 	case fieldStatus:
-		classes = []benchClass{{value: StatusAccepted, step: 1, keep: func(i int) bool { return !refused(i) }},
-			{value: StatusRefused, step: 1, keep: refused}}
+		classes = []benchClass{{value: StatusRefused, step: 1, keep: refused}} // accepted: none (statusKeyed)
 	case fieldReason:
 		for k := range 7 {
 			classes = append(classes, benchClass{value: fmt.Sprintf("policy: reason %d", k), start: 49, step: 50,

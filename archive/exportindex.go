@@ -39,7 +39,8 @@ import (
 //	'b' || be64(logIndex)                what entries say of their bundle (bundleRefJSON)
 //	'n' || comp(bundle)                  be64(logIndex): a search by bundle walks its 'L' keys
 //	'x' || field || comp(value) || be64(time µs) || pk   secondary key, empty value (no
-//	                                     'B' key: the bundle's 'n' key names its 'L' keys)
+//	                                     'B' key: the bundle's 'n' key names its 'L' keys;
+//	                                     no 'T' key of an accepted export: statusKeyed)
 //	's' || by || comp(day) || comp(value)   counter of entries
 //	'd' || comp(device)                  device summary JSON
 //	'p' || comp(device) || comp(policy)  policy span JSON (exportindex_policy.go)
@@ -186,6 +187,17 @@ func secondaryPrefix(field byte, value string) []byte {
 	return comp([]byte{kSecondary, field}, value)
 }
 
+// statusKeyed is the value of an entry's status key: none for an
+// accepted export (nearly every entry: a search by it walks the time
+// keys, as an earlier version's 'T' keys of accepted entries are not
+// read either).
+func statusKeyed(status string) string {
+	if status == StatusAccepted {
+		return ""
+	}
+	return status
+}
+
 // entryField is a secondary key's field and value.
 type entryField struct {
 	field byte
@@ -198,7 +210,7 @@ func entryFields(dst []entryField, e *ExportEntry) []entryField {
 	fs := [...]entryField{
 		{fieldExport, e.Export}, {fieldPrincipal, e.Principal}, {fieldDevice, e.Device}, {fieldWorkflow, e.Workflow},
 		{fieldApp, e.App}, {fieldClassification, e.Classification}, {fieldReason, e.Reason}, {fieldSite, e.Site},
-		{fieldStatus, e.Status},
+		{fieldStatus, statusKeyed(e.Status)},
 	}
 	for _, f := range fs {
 		if f.value != "" && len(f.value) <= maxKeyValue {

@@ -15,9 +15,10 @@ import (
 // bundle, no bundle keys) is read as it is, beside entries in the
 // compact form (the record under 'e', the bundle's fields under its 'b'
 // key, its log index under its 'n' key): a search and a lookup return
-// the same entries (as JSON) and records for both, and a search by
-// bundle finds the entries of a bundle in either form or both, so such
-// an index needs no rebuild. An entry written in the compact form holds
+// the same entries (as JSON) and records for both, a search by bundle
+// finds the entries of a bundle in either form or both, and one by
+// status pages through the entries of that status (accepted ones have
+// no status key), so such an index needs no rebuild. An entry written in the compact form holds
 // one key of its own where the earlier form held two, and no 'B' key.
 func TestExportIndexReadsEarlierLayout(t *testing.T) {
 	ctx := t.Context()
@@ -98,6 +99,25 @@ func TestExportIndexReadsEarlierLayout(t *testing.T) {
 			if p.Items[k].Export != ents[i].Export {
 				t.Fatalf("bundle %d: %s, want %s", li, p.Items[k].Export, ents[i].Export)
 			}
+		}
+	}
+	for status, want := range map[string]int{StatusAccepted: 4, StatusRefused: 1} {
+		p, err := a.SearchExports(ctx, ExportQuery{Status: status, Limit: 2})
+		got := 0
+		for err == nil {
+			for _, it := range p.Items {
+				if it.Status != status {
+					t.Fatalf("status %s: entry %s is %s", status, it.Export, it.Status)
+				}
+			}
+			got += len(p.Items)
+			if p.Next == "" {
+				break
+			}
+			p, err = a.SearchExports(ctx, ExportQuery{Status: status, Limit: 2, Cursor: p.Next})
+		}
+		if err != nil || got != want {
+			t.Fatalf("status %s: %d entries, want %d: %v", status, got, want, err)
 		}
 	}
 	// A compact entry whose bundle key is missing is an error, not an

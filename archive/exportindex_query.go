@@ -182,6 +182,9 @@ func (a *Archive) SearchExports(ctx context.Context, q ExportQuery) (Page[*Expor
 	if len(value) > maxKeyValue {
 		return page, nil // no entry is keyed by a value this long
 	}
+	if field == fieldStatus && statusKeyed(value) == "" {
+		field, value = fieldTime, "" // accepted exports: every entry, filtered
+	}
 	prefix := secondaryPrefix(field, value)
 	if field == fieldBundle {
 		var err error
