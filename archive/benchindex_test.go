@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/wire"
 	"github.com/edgeseal/edgeseal/store"
 )
@@ -33,7 +34,7 @@ const benchFleet = 1000
 
 // benchIndexVersion names the dataset and key layout: change it with
 // either, so that cached indexes are rebuilt.
-const benchIndexVersion = "fleet3"
+const benchIndexVersion = "fleet6"
 
 var benchStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -43,22 +44,46 @@ var benchMark = []byte("bench-index")
 
 func benchDevice(d int) string { return fmt.Sprintf("site%d/dev%d", d%50, d) }
 
-// benchEntry is entry i of n.
+// benchEntry is entry i of n, made from a real record (as the indexer
+// makes it).
 func benchEntry(i, n int) *ExportEntry {
 	li := uint64(i / 50)
 	at := benchStart.Add(time.Duration(i) * time.Second)
 	d := i % benchFleet
-	e := &ExportEntry{
-		Device: benchDevice(d), Site: fmt.Sprintf("site%d", d%50), Export: fmt.Sprintf("exp-%09d", i),
-		Seq: uint64(i), Type: "export", Status: StatusAccepted, Workflow: fmt.Sprintf("wf-%d", i%10), App: "n8n",
-		Principal: fmt.Sprintf("p-%d", i%20), Classification: "internal", Time: at.Format(time.RFC3339Nano), at: at,
-		Policy: fmt.Sprintf("sha256:%064x", i*4/n), Bundle: fmt.Sprintf("sha256:%064x", li), LogIndex: &li, raw: []byte(`{"v":1}`),
-		AcceptedAt: at.Add(time.Minute).Format(time.RFC3339Nano), Object: fmt.Sprintf("sha256/%064x", li),
-	}
+	r := &custody.Record{Seq: uint64(i), Type: custody.TypeExport, Time: at, Device: benchDevice(d),
+		Actor: custody.Actor{Kind: "principal", ID: fmt.Sprintf("p-%d", i%20), Via: "api"}}
+	export, wf, policy := fmt.Sprintf("exp-%09d", i), fmt.Sprintf("wf-%d", i%10), fmt.Sprintf("sha256:%064x", i*4/n)
+	var err error
 	if i%50 == 49 {
-		e.Type, e.Status, e.RefusedBy, e.Reason = "export.rejected", StatusRefused, RefusedByAgent, fmt.Sprintf("policy: reason %d", i%7)
+		r.Type = custody.TypeExportRejected
+		err = r.SetBody(custody.RejectedBody{ExportID: export, App: "n8n", Workflow: wf, Policy: policy, Reason: fmt.Sprintf("policy: reason %d", i%7)})
+	} else {
+		err = r.SetExportBody(&custody.ExportBody{ExportID: export, App: "n8n", Workflow: wf, Purpose: "billing", Schema: "invoice@1",
+			Classification: "internal", Retention: "standard", Destination: "s3://bucket", Policy: policy,
+			Payload: custody.PayloadRef{Digest: fmt.Sprintf("sha256:%064x", i), Size: 1024, MediaType: "application/json", Canonicalization: "none"}})
+	}
+	if err != nil {
+		panic(err)
+	}
+	raw, err := r.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	if r, err = custody.ParseRecord(raw); err != nil {
+		panic(err)
+	}
+	e, err := entryFrom(r, raw, benchRef(li))
+	if err != nil {
+		panic(err)
 	}
 	return e
+}
+
+// benchRef is what the entries of the benchmarks' bundle li say of it.
+func benchRef(li uint64) bundleRef {
+	at := benchStart.Add(time.Duration(li*50+49) * time.Second).Add(time.Minute)
+	return bundleRef{digest: fmt.Sprintf("sha256:%064x", li), object: fmt.Sprintf("sha256/%064x", li),
+		acceptedAt: wire.FormatTime(at), logIndex: li}
 }
 
 func benchSummary(d, n int) DeviceSummary {
@@ -90,12 +115,8 @@ func benchClasses(field byte, n int) (classes []benchClass, value func(int) stri
 		return nil, func(int) string { return "" }
 	case fieldApp:
 		return nil, func(int) string { return "n8n" }
-	case fieldClassification:
-		return nil, func(int) string { return "internal" }
 	case fieldExport:
 		return nil, func(i int) string { return fmt.Sprintf("exp-%09d", i) }
-	case fieldBundle:
-		return nil, func(i int) string { return fmt.Sprintf("sha256:%064x", i/50) }
 	case fieldLogIndex:
 		return nil, func(i int) string { return strconv.Itoa(i / 50) }
 	case fieldDevice:
@@ -106,9 +127,10 @@ func benchClasses(field byte, n int) (classes []benchClass, value func(int) stri
 		classes = mod(20, func(r int) string { return fmt.Sprintf("p-%d", r) }, nil)
 	case fieldWorkflow:
 		classes = mod(10, func(r int) string { return fmt.Sprintf("wf-%d", r) }, nil)
+	case fieldClassification: // a refusal has none
+		classes = []benchClass{{value: "internal", step: 1, keep: func(i int) bool { return !refused(i) }}}
 	case fieldStatus:
-		classes = []benchClass{{value: StatusAccepted, step: 1, keep: func(i int) bool { return !refused(i) }},
-			{value: StatusRefused, step: 1, keep: refused}}
+		classes = []benchClass{{value: StatusRefused, step: 1, keep: refused}} // accepted: none (statusKeyed)
 	case fieldReason:
 		for k := range 7 {
 			classes = append(classes, benchClass{value: fmt.Sprintf("policy: reason %d", k), start: 49, step: 50,
@@ -120,7 +142,7 @@ func benchClasses(field byte, n int) (classes []benchClass, value func(int) stri
 }
 
 // benchFields are the secondary key fields in key order.
-var benchFields = []byte{fieldTime, fieldApp, fieldBundle, fieldClassification, fieldDevice, fieldExport,
+var benchFields = []byte{fieldTime, fieldApp, fieldClassification, fieldDevice, fieldExport,
 	fieldLogIndex, fieldPrincipal, fieldReason, fieldSite, fieldStatus, fieldWorkflow}
 
 // putSorted puts keys (any order) with their values.
@@ -196,7 +218,17 @@ func (g *benchGen) timeKey(i int) uint64 { return g.micros + uint64(i)*1e6 }
 
 func fillBenchIndex(l *store.IndexLoader, n int) error {
 	g := newBenchGen(n)
-	// 'b' (the mark) < 'd' < 'e' < 'p' < 'r' < 's' < 'v' < 'x'.
+	// 'b' || be64 (bundles) < 'b' (the mark) < 'd' < 'e' < 'n' < 'p' < 's' < 'v' < 'x'.
+	bundles := uint64((n + 49) / 50)
+	for li := range bundles {
+		ops, err := bundleRefOps(benchRef(li))
+		if err != nil {
+			return err
+		}
+		if err := l.Put(ops[0].Key, ops[0].Value); err != nil {
+			return err
+		}
+	}
 	if err := l.Put(benchMark, []byte(benchIndexVersion+"-"+strconv.Itoa(n))); err != nil {
 		return err
 	}
@@ -214,19 +246,23 @@ func fillBenchIndex(l *store.IndexLoader, n int) error {
 	}
 	slices.SortFunc(devs, func(a, b int) int { return bytes.Compare(comp(nil, benchDevice(a)), comp(nil, benchDevice(b))) })
 	var key []byte
-	for _, prefix := range []byte{kEntry, kPolicy, kRecord, kStat, kVersion} {
+	for _, prefix := range []byte{kEntry, kBundleLog, kPolicy, kStat, kVersion} {
 		switch prefix {
-		case kEntry, kRecord:
+		case kBundleLog: // in log index order: the digests are of it, zero-padded
+			for li := range bundles {
+				ops, err := bundleRefOps(benchRef(li))
+				if err != nil {
+					return err
+				}
+				if err := l.Put(ops[1].Key, ops[1].Value); err != nil {
+					return err
+				}
+			}
+		case kEntry:
 			for _, d := range devs {
 				for i := d; i < n; i += benchFleet {
 					key = g.pk(append(key[:0], prefix), i)
-					v := []byte(`{"v":1}`)
-					if prefix == kEntry {
-						var err error
-						if v, err = json.Marshal(benchEntry(i, n)); err != nil {
-							return err
-						}
-					}
+					v := append([]byte{entryRecord}, benchEntry(i, n).raw...)
 					if err := l.Put(key, v); err != nil {
 						return err
 					}
@@ -267,12 +303,12 @@ func fillBenchIndex(l *store.IndexLoader, n int) error {
 					days = append(days, benchStart.AddDate(0, 0, len(days)).Format(time.DateOnly))
 				}
 				day := days[di]
-				status, reason := StatusAccepted, ""
+				status, reason, class := StatusAccepted, "", "internal"
 				if i%50 == 49 {
-					status, reason = StatusRefused, g.reasons[i%7]
+					status, reason, class = StatusRefused, g.reasons[i%7], ""
 				}
 				for _, s := range [][2]string{{"status", status}, {"reason", reason}, {"workflow", g.wfs[i%10]}, {"principal", g.principals[i%20]},
-					{"device", g.devs[i%benchFleet]}, {"classification", "internal"}} {
+					{"device", g.devs[i%benchFleet]}, {"classification", class}} {
 					if s[1] != "" {
 						counts[string(statKey(s[0], day, s[1]))]++
 					}
@@ -420,6 +456,13 @@ func TestBenchIndexLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		ops = append(ops, eo...)
+		if i%50 == 0 {
+			bops, err := bundleRefOps(benchRef(uint64(i / 50)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, bops...)
+		}
 		spans.add(e)
 		if len(ops) > 2000 {
 			flush()

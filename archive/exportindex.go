@@ -1,10 +1,15 @@
 package archive
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle"
@@ -29,9 +34,13 @@ import (
 // pk is comp(device) || comp(exportId) || be64(logIndex) || be64(seq)):
 //
 //	'w'                                  watermark: be64(log index) || be64(records done in it)
-//	'e' || pk                            entry JSON (ExportEntry)
-//	'r' || pk                            the record (canonical JSON)
-//	'x' || field || comp(value) || be64(time µs) || pk   secondary key, empty value
+//	'e' || pk                            entryRecord || the record (canonical JSON): the entry is
+//	                                     the record's fields and its bundle's 'b' key
+//	'b' || be64(logIndex)                what entries say of their bundle (bundleRefJSON)
+//	'n' || comp(bundle)                  be64(logIndex): a search by bundle walks its 'L' keys
+//	'x' || field || comp(value) || be64(time µs) || pk   secondary key, empty value (no
+//	                                     'B' key: the bundle's 'n' key names its 'L' keys;
+//	                                     no 'T' key of an accepted export: statusKeyed)
 //	's' || by || comp(day) || comp(value)   counter of entries
 //	'd' || comp(device)                  device summary JSON
 //	'p' || comp(device) || comp(policy)  policy span JSON (exportindex_policy.go)
@@ -39,12 +48,19 @@ import (
 //	'H' || comp(device) || comp(case)    a device hold in force, empty value
 //	'v'                                  marker: the policy and case keys cover every entry
 //	'a' ...                              the access log's keys (accesslog.go)
-
+//
+// An index written by an earlier version holds the entry as JSON
+// (ExportEntry, its first byte '{') under 'e' and the record under
+// 'r' || pk, and no 'b' keys: both forms are read (entryValue), so such
+// an index needs no rebuild; what is indexed from then on, or rebuilt,
+// is in the compact form.
 // Index key prefixes.
 const (
 	kWatermark = 'w'
 	kEntry     = 'e'
-	kRecord    = 'r'
+	kRecord    = 'r' // an earlier version's record of an entry
+	kBundleRef = 'b'
+	kBundleLog = 'n'
 	kSecondary = 'x'
 	kStat      = 's'
 	kDevice    = 'd'
@@ -54,7 +70,7 @@ const (
 // them (most selective first); fieldTime is every entry by time.
 const (
 	fieldExport         = 'E'
-	fieldBundle         = 'B'
+	fieldBundle         = 'B' // an earlier version's: see kBundleLog
 	fieldLogIndex       = 'L'
 	fieldPrincipal      = 'P'
 	fieldDevice         = 'D'
@@ -171,61 +187,145 @@ func secondaryPrefix(field byte, value string) []byte {
 	return comp([]byte{kSecondary, field}, value)
 }
 
-// entryFields are the secondary keys of e (field, value).
-func entryFields(e *ExportEntry) [][2]string {
-	fs := [][2]string{
-		{string(rune(fieldExport)), e.Export}, {string(rune(fieldBundle)), e.Bundle},
-		{string(rune(fieldPrincipal)), e.Principal}, {string(rune(fieldDevice)), e.Device},
-		{string(rune(fieldWorkflow)), e.Workflow}, {string(rune(fieldApp)), e.App},
-		{string(rune(fieldClassification)), e.Classification}, {string(rune(fieldReason)), e.Reason},
-		{string(rune(fieldSite)), e.Site}, {string(rune(fieldStatus)), e.Status}, {string(rune(fieldTime)), ""},
+// statusKeyed is the value of an entry's status key: none for an
+// accepted export (nearly every entry: a search by it walks the time
+// keys, as an earlier version's 'T' keys of accepted entries are not
+// read either).
+func statusKeyed(status string) string {
+	if status == StatusAccepted {
+		return ""
 	}
-	if e.LogIndex != nil {
-		fs = append(fs, [2]string{string(rune(fieldLogIndex)), fmt.Sprint(*e.LogIndex)})
-	}
-	return fs
+	return status
 }
 
-// entryOpsCap is the most operations entryOps returns: the entry, the
-// record, a secondary key a field and the per-day counters.
-const entryOpsCap = 2 + 12 + 6
+// entryField is a secondary key's field and value.
+type entryField struct {
+	field byte
+	value string
+}
 
-// entryOps are the index operations of a new entry.
+// entryFields are the secondary keys of e (a value that is empty, but
+// the time key's, or too long has none).
+func entryFields(dst []entryField, e *ExportEntry) []entryField {
+	fs := [...]entryField{
+		{fieldExport, e.Export}, {fieldPrincipal, e.Principal}, {fieldDevice, e.Device}, {fieldWorkflow, e.Workflow},
+		{fieldApp, e.App}, {fieldClassification, e.Classification}, {fieldReason, e.Reason}, {fieldSite, e.Site},
+		{fieldStatus, statusKeyed(e.Status)},
+	}
+	for _, f := range fs {
+		if f.value != "" && len(f.value) <= maxKeyValue {
+			dst = append(dst, f)
+		}
+	}
+	dst = append(dst, entryField{fieldTime, ""})
+	if e.LogIndex != nil {
+		dst = append(dst, entryField{fieldLogIndex, strconv.FormatUint(*e.LogIndex, 10)})
+	}
+	return dst
+}
+
+// entryOpsCap is the most operations entryOps returns: the entry (with
+// its record), a secondary key a field and the per-day counters.
+const entryOpsCap = 1 + 11 + 6
+
+// entryRecord is the first byte of an entry's value in the compact form
+// (the record follows); an earlier version's JSON entry begins with '{'.
+const entryRecord = 0x01
+
+// entryOps are the index operations of a new entry: its keys
+// (entryKeyOps) and its additions to the per-day counters.
 func entryOps(e *ExportEntry) ([]store.IndexOp, error) {
+	ops, err := entryKeyOps(make([]store.IndexOp, 0, entryOpsCap), e)
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, statOps(e, e.at.UTC().Format(time.DateOnly))...), nil
+}
+
+// entryKeyOps appends the puts of e's keys to ops: the entry and its
+// secondary keys (their bytes in one allocation).
+func entryKeyOps(ops []store.IndexOp, e *ExportEntry) ([]store.IndexOp, error) {
 	li := uint64(0)
 	if e.LogIndex != nil {
 		li = *e.LogIndex
 	}
+	if len(e.raw) == 0 || len(e.raw) >= store.MaxIndexValueLen {
+		return nil, fmt.Errorf("archive: export index: a record of %d bytes", len(e.raw))
+	}
+	var fa [12]entryField
+	fs := entryFields(fa[:0], e)
 	pk := entryPK(e.Device, e.Export, li, e.Seq)
-	body, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("archive: export index: %w", err)
+	n := 1 + len(pk) + 1 + len(e.raw)
+	for _, f := range fs {
+		n += 2 + 2 + len(f.value) + 8 + len(pk)
 	}
-	ops := make([]store.IndexOp, 0, entryOpsCap)
-	ops = append(ops,
-		store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kEntry}, pk...), Value: body},
-		store.IndexOp{Kind: store.IndexPut, Key: append([]byte{kRecord}, pk...), Value: e.raw})
+	buf := make([]byte, 0, n)
+	cut := func(from int) []byte { return buf[from:len(buf):len(buf)] }
+	buf = append(append(buf, kEntry), pk...)
+	key := cut(0)
+	buf = append(append(buf, entryRecord), e.raw...)
+	ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: key, Value: cut(len(key))})
 	tk := timeKey(e.at)
-	for _, f := range entryFields(e) {
-		if len(f[1]) > maxKeyValue || (f[1] == "" && f[0] != string(rune(fieldTime))) {
-			continue
-		}
-		k := secondaryPrefix(f[0][0], f[1])
-		k = binary.BigEndian.AppendUint64(k, tk)
-		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: append(k, pk...)})
+	for _, f := range fs {
+		from := len(buf)
+		buf = binary.BigEndian.AppendUint64(comp(append(buf, kSecondary, f.field), f.value), tk)
+		buf = append(buf, pk...)
+		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: cut(from)})
 	}
-	return append(ops, statOps(e, e.at.UTC().Format(time.DateOnly))...), nil
+	return ops, nil
 }
 
 // statOps are the per-day counters an entry adds to (day: its UTC day).
 func statOps(e *ExportEntry, day string) []store.IndexOp {
 	var ops []store.IndexOp
-	for _, s := range [][2]string{{"status", e.Status}, {"reason", e.Reason}, {"workflow", e.Workflow}, {"principal", e.Principal}, {"device", e.Device}, {"classification", e.Classification}} {
+	for _, s := range statFields(e) {
 		if s[1] == "" || len(s[1]) > maxKeyValue {
 			continue
 		}
 		ops = append(ops, store.IndexOp{Kind: store.IndexAdd, Key: statKey(s[0], day, s[1]), Delta: 1})
 	}
+	return ops
+}
+
+// statFields are e's values of the StatsBy groupings.
+func statFields(e *ExportEntry) [6][2]string {
+	return [6][2]string{{"status", e.Status}, {"reason", e.Reason}, {"workflow", e.Workflow}, {"principal", e.Principal}, {"device", e.Device}, {"classification", e.Classification}}
+}
+
+// statCounts gathers the counter additions of a batch's entries: one
+// addition a counter, where each entry's own would be an index read and
+// write each.
+type statCounts struct {
+	n       map[statID]int64
+	unixDay int64 // the day of the last entry added, and its text
+	day     string
+}
+
+type statID struct{ by, day, value string }
+
+// add counts e's additions (as statOps).
+func (sc *statCounts) add(e *ExportEntry) {
+	if sc.n == nil {
+		sc.n = map[statID]int64{}
+	}
+	at := e.at.UTC()
+	if d := at.Unix() / 86400; sc.day == "" || d != sc.unixDay || at.Unix() < 0 {
+		sc.unixDay, sc.day = d, at.Format(time.DateOnly)
+	}
+	for _, s := range statFields(e) {
+		if s[1] != "" && len(s[1]) <= maxKeyValue {
+			sc.n[statID{s[0], sc.day, s[1]}]++
+		}
+	}
+}
+
+// ops are the additions, in key order.
+func (sc *statCounts) ops() []store.IndexOp {
+	ops := make([]store.IndexOp, 0, len(sc.n))
+	for id, d := range sc.n {
+		ops = append(ops, store.IndexOp{Kind: store.IndexAdd, Key: statKey(id.by, id.day, id.value), Delta: d})
+	}
+	slices.SortFunc(ops, func(a, b store.IndexOp) int { return bytes.Compare(a.Key, b.Key) })
 	return ops
 }
 
@@ -270,6 +370,56 @@ func entryFrom(r *custody.Record, raw []byte, b bundleRef) (*ExportEntry, error)
 type bundleRef struct {
 	digest, object, retainUntil, acceptedAt string
 	logIndex                                uint64
+}
+
+// bundleRefJSON is the value of a bundle's 'b' key.
+type bundleRefJSON struct {
+	Bundle      string `json:"bundle"`
+	Object      string `json:"object,omitempty"`
+	RetainUntil string `json:"retainUntil,omitempty"`
+	AcceptedAt  string `json:"acceptedAt,omitempty"`
+}
+
+func bundleRefKey(logIndex uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{kBundleRef}, logIndex)
+}
+
+// bundleRefOps are the puts of b's 'b' and 'n' keys (written with every
+// batch of its entries: each batch stands alone).
+func bundleRefOps(b bundleRef) ([]store.IndexOp, error) {
+	v, err := json.Marshal(bundleRefJSON{Bundle: b.digest, Object: b.object, RetainUntil: b.retainUntil, AcceptedAt: b.acceptedAt})
+	if err != nil {
+		return nil, fmt.Errorf("archive: export index: %w", err)
+	}
+	return []store.IndexOp{{Kind: store.IndexPut, Key: bundleRefKey(b.logIndex), Value: v},
+		{Kind: store.IndexPut, Key: bundleLogKey(b.digest), Value: binary.BigEndian.AppendUint64(nil, b.logIndex)}}, nil
+}
+
+func bundleLogKey(bundle string) []byte { return comp([]byte{kBundleLog}, bundle) }
+
+// bundleKeys is the prefix of the secondary keys of bundle's entries:
+// its log index's 'L' keys, or (a bundle indexed by an earlier version,
+// or none) its 'B' keys.
+func bundleKeys(ctx context.Context, x store.IndexStore, bundle string) ([]byte, error) {
+	v, err := x.Get(ctx, bundleLogKey(bundle))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return secondaryPrefix(fieldBundle, bundle), nil
+	case err != nil:
+		return nil, fmt.Errorf("archive: export index: %w", err)
+	case len(v) != 8:
+		return nil, fmt.Errorf("archive: export index: malformed log index of bundle %.80q", bundle)
+	}
+	return secondaryPrefix(fieldLogIndex, strconv.FormatUint(binary.BigEndian.Uint64(v), 10)), nil
+}
+
+// parseBundleRef reads the 'b' key of log index li.
+func parseBundleRef(li uint64, v []byte) (bundleRef, error) {
+	var j bundleRefJSON
+	if err := json.Unmarshal(v, &j); err != nil || j.Bundle == "" {
+		return bundleRef{}, fmt.Errorf("archive: export index: malformed bundle key of log index %d", li)
+	}
+	return bundleRef{digest: j.Bundle, object: j.Object, retainUntil: j.RetainUntil, acceptedAt: j.AcceptedAt, logIndex: li}, nil
 }
 
 // objectKey names the stored object of digest as its store does.

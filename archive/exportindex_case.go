@@ -115,7 +115,10 @@ func (a *Archive) indexHold(ctx context.Context, li, off uint64, s *OperatorStat
 	limit := a.holdBatchOps()
 	var ops []store.IndexOp
 	for i := off; i < uint64(len(s.Objects)); i++ {
-		bpfx := secondaryPrefix(fieldBundle, s.Objects[i])
+		bpfx, err := bundleKeys(ctx, a.xi.x, s.Objects[i])
+		if err != nil {
+			return err
+		}
 		lo := bpfx
 		for {
 			var last []byte

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/store"
 )
 
@@ -177,17 +178,28 @@ func (a *Archive) SearchExports(ctx context.Context, q ExportQuery) (Page[*Expor
 		}
 	}
 	var page Page[*ExportEntry]
+	er := a.entryReader()
 	if len(value) > maxKeyValue {
 		return page, nil // no entry is keyed by a value this long
 	}
+	if field == fieldStatus && statusKeyed(value) == "" {
+		field, value = fieldTime, "" // accepted exports: every entry, filtered
+	}
+	prefix := secondaryPrefix(field, value)
+	if field == fieldBundle {
+		var err error
+		if prefix, err = bundleKeys(ctx, a.xi.x, value); err != nil {
+			return page, err
+		}
+	}
 	next, err := walk(ctx, a.xi.x, scanSpec{
-		prefix: secondaryPrefix(field, value), from: q.From, to: q.To, asc: q.Asc, limit: q.Limit, cursor: q.Cursor, fp: q.fingerprint(),
+		prefix: prefix, from: q.From, to: q.To, asc: q.Asc, limit: q.Limit, cursor: q.Cursor, fp: q.fingerprint(),
 		match: func(k []byte) (bool, error) {
 			pk, ok := pkOfSecondary(k)
 			if !ok {
 				return false, fmt.Errorf("archive: export index: malformed key %x", k)
 			}
-			e, err := a.entryByPK(ctx, pk)
+			e, _, err := er.entry(ctx, pk)
 			if err != nil {
 				return false, err
 			}
@@ -225,16 +237,58 @@ func (q *ExportQuery) matches(e *ExportEntry) bool {
 		(q.LogIndex == nil || (e.LogIndex != nil && *e.LogIndex == *q.LogIndex))
 }
 
-func (a *Archive) entryByPK(ctx context.Context, pk []byte) (*ExportEntry, error) {
-	b, err := a.xi.x.Get(ctx, append([]byte{kEntry}, pk...))
+// entryReader reads index entries, remembering the bundle keys it read
+// (a page's entries come from few bundles).
+type entryReader struct {
+	x    store.IndexStore
+	refs map[uint64]bundleRef
+}
+
+func (a *Archive) entryReader() *entryReader {
+	return &entryReader{x: a.xi.x, refs: map[uint64]bundleRef{}}
+}
+
+// entry reads the entry of primary key suffix pk; legacy: it is an
+// earlier version's JSON entry (its record under 'r').
+func (er *entryReader) entry(ctx context.Context, pk []byte) (e *ExportEntry, legacy bool, err error) {
+	b, err := er.x.Get(ctx, append([]byte{kEntry}, pk...))
 	if err != nil {
-		return nil, fmt.Errorf("archive: export index: %w", err)
+		return nil, false, fmt.Errorf("archive: export index: %w", err)
 	}
-	var e ExportEntry
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("archive: export index: entry: %w", err)
+	if len(b) > 0 && b[0] == '{' {
+		var e ExportEntry
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, false, fmt.Errorf("archive: export index: entry: %w", err)
+		}
+		return &e, true, nil
 	}
-	return &e, nil
+	if len(b) < 2 || b[0] != entryRecord || len(pk) < 16 {
+		return nil, false, fmt.Errorf("archive: export index: malformed entry %x", pk)
+	}
+	li := binary.BigEndian.Uint64(pk[len(pk)-16:])
+	ref, ok := er.refs[li]
+	if !ok {
+		v, err := er.x.Get(ctx, bundleRefKey(li))
+		if err != nil {
+			return nil, false, fmt.Errorf("archive: export index: bundle of log index %d: %w", li, err)
+		}
+		if ref, err = parseBundleRef(li, v); err != nil {
+			return nil, false, err
+		}
+		er.refs[li] = ref
+	}
+	raw := b[1:]
+	r, err := custody.ParseRecord(raw)
+	if err == nil {
+		e, err = entryFrom(r, raw, ref)
+	}
+	if err == nil && e == nil {
+		err = errors.New("not an export record")
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("archive: export index: entry %x: %w", pk, err)
+	}
+	return e, false, nil
 }
 
 // Export is the first index entry of device's export id (lowest log
@@ -258,8 +312,12 @@ func (a *Archive) Export(ctx context.Context, device, id string) (e *ExportEntry
 		return nil, nil, 0, fmt.Errorf("archive: export %s %.100q: %w", device, id, ErrNotFound)
 	}
 	pk := first[1:]
-	if e, err = a.entryByPK(ctx, pk); err != nil {
+	e, legacy, err := a.entryReader().entry(ctx, pk)
+	if err != nil {
 		return nil, nil, 0, err
+	}
+	if !legacy {
+		return e, e.raw, n - 1, nil
 	}
 	if record, err = a.xi.x.Get(ctx, append([]byte{kRecord}, pk...)); err != nil {
 		return nil, nil, 0, fmt.Errorf("archive: export index: record: %w", err)

@@ -324,9 +324,10 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 	}
 	for off < uint64(len(recs)) || off == 0 {
 		end := min(off+indexChunk, uint64(len(recs)))
-		ops := make([]store.IndexOp, 0, int(end-off)*entryOpsCap)
+		ops := make([]store.IndexOp, 0, 1+int(end-off)*entryOpsCap)
 		ents := make([]*ExportEntry, 0, end-off)
 		spans := policySpans{}
+		var stats statCounts
 		for _, raw := range recs[off:end] {
 			r, err := custody.ParseRecord(raw)
 			var e *ExportEntry
@@ -343,11 +344,10 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 			if e == nil {
 				continue
 			}
-			eo, err := entryOps(e)
-			if err != nil {
+			if ops, err = entryKeyOps(ops, e); err != nil {
 				return false, err
 			}
-			ops = append(ops, eo...)
+			stats.add(e)
 			ops = append(ops, caseEntryOps(e, cases)...)
 			ents = append(ents, e)
 			spans.add(e)
@@ -356,7 +356,14 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		if err != nil {
 			return false, err
 		}
-		ops = append(mergeAdds(ops), pops...)
+		ops = append(append(ops, stats.ops()...), pops...)
+		if len(ents) > 0 {
+			bops, err := bundleRefOps(ref)
+			if err != nil {
+				return false, err
+			}
+			ops = append(ops, bops...)
+		}
 		last := end == uint64(len(recs))
 		if last {
 			if tl == nil {
@@ -381,48 +388,6 @@ func (a *Archive) indexLogEntry(ctx context.Context, li, off uint64) (done bool,
 		off = end
 	}
 	return true, nil
-}
-
-// mergeAdds folds the counter additions of ops to one a key (the sum, at
-// the first one's place): the entries of a chunk add to the same few
-// per-day counters, each an index read and write otherwise. A key that
-// another operation of ops also writes keeps its additions as they are.
-func mergeAdds(ops []store.IndexOp) []store.IndexOp {
-	type add struct {
-		sum            int64
-		other, emitted bool
-	}
-	adds := map[string]*add{} // few keys: the per-day counters
-	for _, op := range ops {
-		if op.Kind != store.IndexAdd {
-			continue
-		}
-		a := adds[string(op.Key)]
-		if a == nil {
-			a = &add{}
-			adds[string(op.Key)] = a
-		}
-		a.sum += op.Delta
-	}
-	if len(adds) == 0 {
-		return ops
-	}
-	for _, op := range ops {
-		if a := adds[string(op.Key)]; a != nil && op.Kind != store.IndexAdd {
-			a.other = true // written otherwise too: its additions kept as they are
-		}
-	}
-	out := ops[:0]
-	for _, op := range ops {
-		if a := adds[string(op.Key)]; a != nil && op.Kind == store.IndexAdd && !a.other {
-			if a.emitted {
-				continue
-			}
-			a.emitted, op.Delta = true, a.sum
-		}
-		out = append(out, op)
-	}
-	return out
 }
 
 // purgedSkeleton returns the stored skeleton of bundle d, purged before

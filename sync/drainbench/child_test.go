@@ -168,7 +168,7 @@ func runChild(mode string, in io.Reader, out io.Writer) error {
 // EDGESEAL_DRAIN_ARCHIVE_CPUPROFILE names), "stop" ends it and answers
 // "stats cpu-ns admit-ns receive-ns log-size index-cpu-ns" once the
 // export index covers the log (index-cpu-ns: the CPU from "stop" until
-// then).
+// then, profiled into the file EDGESEAL_DRAIN_INDEX_CPUPROFILE names).
 func archiveChild(in io.Reader, out io.Writer) error {
 	key, err := hex.DecodeString(os.Getenv(childKey))
 	if err != nil || len(key) != ed25519.PrivateKeySize {
@@ -188,21 +188,12 @@ func archiveChild(in io.Reader, out io.Writer) error {
 	fmt.Fprintln(out, "ready")
 	sc := bufio.NewScanner(in)
 	var cpu0 time.Duration
+	stopDrainProf := func() {}
 	for sc.Scan() {
 		switch sc.Text() {
 		case "start":
-			if f := os.Getenv("EDGESEAL_DRAIN_ARCHIVE_CPUPROFILE"); f != "" {
-				w, err := os.Create(f)
-				if err != nil {
-					return err
-				}
-				defer w.Close()
-				if hz := envInt("EDGESEAL_DRAIN_PROFILE_HZ"); hz > 0 {
-					runtime.SetCPUProfileRate(hz)
-				}
-				if err := pprof.StartCPUProfile(w); err != nil {
-					return err
-				}
+			if stopDrainProf, err = startProfile(os.Getenv("EDGESEAL_DRAIN_ARCHIVE_CPUPROFILE")); err != nil {
+				return err
 			}
 			admitNanos.Store(0)
 			receiveNanos.Store(0)
@@ -214,11 +205,16 @@ func archiveChild(in io.Reader, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			pprof.StopCPUProfile()
+			stopDrainProf()
+			stopProf, err := startProfile(os.Getenv("EDGESEAL_DRAIN_INDEX_CPUPROFILE"))
+			if err != nil {
+				return err
+			}
 			size := ar.LogSize()
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			err = ar.WaitIndexed(wctx, size)
 			cancel()
+			stopProf()
 			if err != nil {
 				return fmt.Errorf("export index: %d of %d log entries: %w", ar.IndexedUpTo(), size, err)
 			}
@@ -233,6 +229,31 @@ func archiveChild(in io.Reader, out io.Writer) error {
 	}
 	return sc.Err()
 }
+
+// startProfile starts a CPU profile into file f (none when f is empty;
+// EDGESEAL_DRAIN_PROFILE_HZ sets the rate of the first one); stop ends
+// it and closes the file.
+func startProfile(f string) (stop func(), err error) {
+	if f == "" {
+		return func() {}, nil
+	}
+	w, err := os.Create(f)
+	if err != nil {
+		return nil, err
+	}
+	if hz := envInt("EDGESEAL_DRAIN_PROFILE_HZ"); hz > 0 && !profileRateSet {
+		runtime.SetCPUProfileRate(hz)
+		profileRateSet = true
+	}
+	if err := pprof.StartCPUProfile(w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); w.Close() }, nil
+}
+
+// profileRateSet: the runtime takes the profile rate once.
+var profileRateSet bool
 
 // pahoSubChild subscribes at QoS 1 to its topic (a persistent session,
 // messages in order) and says ready; "start" starts its timed span, and

@@ -82,7 +82,9 @@ const (
 // of exports (for a quick run), EDGESEAL_DRAIN_WINDOW the publisher's
 // window, EDGESEAL_DRAIN_CPUPROFILE writes a CPU profile of the drain
 // of the agent's process and EDGESEAL_DRAIN_ARCHIVE_CPUPROFILE one of the
-// archive's (EDGESEAL_DRAIN_PROFILE_HZ samples per second, default 100),
+// archive's, EDGESEAL_DRAIN_INDEX_CPUPROFILE one of the archive's export
+// index catching up after the drain (EDGESEAL_DRAIN_PROFILE_HZ samples
+// per second, default 100),
 // EDGESEAL_DRAIN_TRACE=F writes an execution trace of the drain,
 // EDGESEAL_DRAIN_MEMPROFILE=F writes allocation profiles F.before and F
 // around it (go tool pprof -sample_index=alloc_space -base F.before F).
