@@ -249,7 +249,7 @@ func entryKeyOps(ops []store.IndexOp, e *ExportEntry) ([]store.IndexOp, error) {
 	if e.LogIndex != nil {
 		li = *e.LogIndex
 	}
-	if len(e.raw) == 0 || len(e.raw) >= store.MaxIndexValueLen {
+	if len(e.raw) == 0 || 1+len(e.raw) > store.MaxIndexValueLen {
 		return nil, fmt.Errorf("archive: export index: a record of %d bytes", len(e.raw))
 	}
 	var fa [12]entryField

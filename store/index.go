@@ -47,8 +47,10 @@ import (
 
 // Index limits.
 const (
-	MaxIndexKeyLen   = 1024
-	MaxIndexValueLen = 1 << 20
+	MaxIndexKeyLen = 1024
+	// MaxIndexValueLen holds a custody record of the format's largest
+	// size (1 MiB) with a few bytes of the index's own beside it.
+	MaxIndexValueLen = 1<<20 + 4096
 )
 
 // IndexOpKind is what an IndexOp does.
