@@ -53,6 +53,18 @@ type OutboxBatchDeleter interface {
 	DeleteOutboxes(ctx context.Context, ids []string) error
 }
 
+// DefaultWindow is PublisherOptions.Window's default: the bundles sent
+// and not yet receipted. The archive answers a bundle only once the
+// group it was verified in is durable and covered by a signed log
+// checkpoint (at most one every 100 ms), so an answer takes a few hundred
+// milliseconds however idle the archive is, and a drain moves at most a
+// window per answer time: 8 bundles kept a drain under half the archive's
+// rate, waiting. A larger window costs the agent no memory (it reads each
+// bundle only to send it); the archive's subscriber bounds what it holds
+// (SubscriberOptions.MaxPending, MaxPendingBytes), and the broker keeps
+// at most a window of each device's bundles for it.
+const DefaultWindow = 32
+
 // PublisherOptions configure NewPublisher.
 type PublisherOptions struct {
 	Broker   string      // tcp://host:port or ssl://host:port, required
@@ -69,7 +81,7 @@ type PublisherOptions struct {
 	ArchiveKeys ArchiveKeyring
 
 	MaxMessage     int           // bytes per MQTT message, default DefaultMaxMessage
-	Window         int           // bundles sent and not yet receipted, default 8
+	Window         int           // bundles sent and not yet receipted, default DefaultWindow
 	BytesPerSecond int64         // 0: unlimited
 	ResendAfter    time.Duration // resend what has no receipt after this, default 2 min
 	// RetryHeld: entries the archive rejected are sent once more after
@@ -225,7 +237,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	}
 	opts.MaxMessage = max(opts.MaxMessage, MinMessage)
 	if opts.Window <= 0 {
-		opts.Window = 8
+		opts.Window = DefaultWindow
 	}
 	if opts.BytesPerSecond < 0 {
 		return nil, &ConfigError{Field: "BytesPerSecond", Reason: "negative"}

@@ -60,7 +60,8 @@ const (
 // and the baseline's subscriber run in child processes (child_test.go),
 // so this process's CPU over the drain is the agent's alone:
 // agent-cpu-ms/bundle (core, outbox, publisher and its MQTT client),
-// archive-cpu-ms/bundle (the archive's process), archive-index-after-cpu-ms/bundle
+// archive-cpu-ms/bundle (the archive's process), archive-rss-MiB (its peak
+// resident memory), archive-index-after-cpu-ms/bundle
 // (the archive's CPU after the drain until its export index covered the
 // log: the indexing that yielded to admission), cpu-ms/bundle (both),
 // broker-cpu-ms/bundle (mosquitto's) and cores (all over the drain's wall
@@ -271,6 +272,7 @@ wait:
 	b.ReportMetric(perBundle(cpu), "agent-cpu-ms/bundle")
 	b.ReportMetric(perBundle(arSt.cpu), "archive-cpu-ms/bundle")
 	b.ReportMetric(perBundle(arSt.indexCPU), "archive-index-after-cpu-ms/bundle")
+	b.ReportMetric(float64(arSt.peakRSS)/(1<<20), "archive-rss-MiB")
 	b.ReportMetric(perBundle(readCPU), "agent-read-cpu-ms/bundle")
 	b.ReportMetric(idle*drain.Seconds()/float64(bundles), "agent-idle-cpu-ms/bundle")
 	b.ReportMetric(perBundle(brkCPU), "broker-cpu-ms/bundle")

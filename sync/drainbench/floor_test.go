@@ -21,8 +21,9 @@ import (
 )
 
 // floorInFlight bounds the frames the floor's publisher has sent and the
-// broker not yet acknowledged: the drain's window (8 bundles) of the
-// bundles' frames (7 each here).
+// broker not yet acknowledged: 8 bundles of 7 frames each here, more
+// than the publisher keeps unacknowledged (32 frames); the floor has no
+// receipts, so no window of bundles awaiting them.
 const floorInFlight = 56
 
 // floorRun is one timed run and the CPU time it took, the process's and
