@@ -122,7 +122,7 @@ target), agent-sys-% the system part of the agent's CPU, agent-read-cpu-ms/bundl
 reading each bundle from the outbox as the publisher does (file read and decrypted, the median of
 three passes before the drain: work the agent cannot skip and paho's run does not do),
 agent-idle-cpu-ms/bundle the CPU the agent's process uses with nothing to send (publisher
-connected, outbox empty; one second measured after the drain) over a span as long as the drain,
+connected, outbox empty; three seconds measured once the process is quiet after the drain) over a span as long as the drain,
 per bundle: the part of its CPU that grows with the drain's wall time, which the archive sets,
 not with the bundles (paho's run lasts a fraction of it),
 paho-cpu-ms/bundle both clients', paho-broker-cpu-ms/bundle Mosquitto's, for the median
@@ -409,7 +409,7 @@ func write(w io.Writer, rs []result) {
 		val := "FAILED: " + fmt.Sprint(r.err)
 		if r.err == nil {
 			var parts []string
-			for _, u := range append([]string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "agent-idle-cpu-ms/bundle", "archive-cpu-ms/bundle", "archive-index-after-cpu-ms/bundle", "archive-rss-MiB", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record"}, append(replicaUnits, "ns/op")...) {
+			for _, u := range append([]string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "window", "admit-ms/bundle", "receive-ms/bundle", "slot-ms/bundle", "agent-journal-ms/bundle", "agent-delete-ms/bundle", "receipts/commit", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "agent-idle-cpu-ms/bundle", "archive-cpu-ms/bundle", "archive-index-after-cpu-ms/bundle", "archive-rss-MiB", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record"}, append(replicaUnits, "ns/op")...) {
 				if v, ok := r.metrics[u]; ok {
 					f := "%.1f %s"
 					if v < 1 && strings.HasSuffix(u, "-ms") {
