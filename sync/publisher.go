@@ -148,9 +148,12 @@ type Stats struct {
 	Connected bool
 	// Since is when Connected last changed: when the connection came up
 	// or, not connected, when it was lost (or Start began trying).
-	Since         time.Time
-	InFlight      int    // bundles sent, waiting for a receipt
-	PeakInFlight  int    // highest InFlight seen
+	Since        time.Time
+	InFlight     int // bundles sent, waiting for a receipt
+	PeakInFlight int // highest InFlight seen
+	// Window is the window in force: PublisherOptions.Window, or less
+	// while the archive answers bundles held (see heldShrink).
+	Window        int
 	OutboxDepth   int    // entries in the outbox (exact after a full scan, else a lower bound)
 	Held          int    // rejected entries kept in the outbox, not sent
 	Delivered     uint64 // entries deleted after a receipt
@@ -206,7 +209,14 @@ type Publisher struct {
 	recent    map[[32]byte]bool        // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
 	sendOrder uint64 // the last flight.order given
-	stats     Stats
+	// window is the bundles that may await receipts now: opts.Window,
+	// halved when the archive answers a bundle held (heldShrink) and
+	// grown back by one a delivery.
+	window int
+	// shrunkAt is sendOrder when window was last halved: held answers to
+	// bundles sent before that do not halve it again.
+	shrunkAt uint64
+	stats    Stats
 	// listed is the outbox's ids in order as an OutboxLister last listed
 	// them, less those delivered or found gone since (publisher_scan.go);
 	// relist makes the next scan list the outbox again (Wake, the tick,
@@ -266,6 +276,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		wake: make(chan struct{}, 1), rwake: make(chan struct{}, 1), awake: make(chan struct{}, 1), now: time.Now,
 		inflight: make(map[string]*flight), held: make(map[string]bool), gapHeld: make(map[string]time.Time), heldBack: make(map[string]time.Duration), recent: make(map[[32]byte]bool),
 	}
+	p.window = opts.Window
 	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
 	return p, nil
 }
@@ -370,6 +381,20 @@ func (p *Publisher) retryGaps() {
 	}
 }
 
+// heldShrink halves the window (not below one bundle) when the archive
+// answered held a bundle sent after the window was last halved: archive
+// replicas take a device's bundles one commit at a time (each waits for
+// the device's previous one), so the rest of a large window would only
+// come back held and be sent again. Each delivery grows it back by one
+// bundle (delivered), up to PublisherOptions.Window. p.mu is held.
+func (p *Publisher) heldShrink(f *flight) {
+	if f == nil || f.order <= p.shrunkAt || p.window <= 1 {
+		return
+	}
+	p.window = max(1, p.window/2)
+	p.shrunkAt = p.sendOrder
+}
+
 // heldWaitFor returns the wait before an entry the archive answered held
 // is sent again: HeldRetry at the first held answer, doubled at each
 // further one up to 16 times HeldRetry, never past ResendAfter. p.mu is
@@ -392,6 +417,7 @@ func (p *Publisher) Stats() Stats {
 	defer p.mu.Unlock()
 	s := p.stats
 	s.InFlight = len(p.inflight)
+	s.Window = p.window
 	s.Held = len(p.held)
 	return s
 }
