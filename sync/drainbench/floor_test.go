@@ -199,6 +199,7 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 	}
 	<-stored
 	r := floorRun{d: time.Since(start), cpu: cpuTime(b) - cpu0, brk: brk() - brk0, bytes: total}
+	custody.close()
 	if p := failed.Load(); p != nil {
 		b.Fatal(*p)
 	}
