@@ -5,7 +5,9 @@
 // order (an OutboxLister is listed once, then again only after a Wake, a
 // tick or a new connection; delivered entries leave that listing), sends each bundle as chunk frames (EncodeChunks) on
 // edgeseal/v1/<site>/<device>/bundles at QoS 1 with a persistent session,
-// keeps at most Window bundles waiting for a receipt, and deletes an outbox
+// keeps at most Window bundles waiting for a receipt (DefaultWindow; halved
+// while archive replicas answer bundles held, grown back by one a
+// delivery), and deletes an outbox
 // entry only after a receipt signed by the archive's Ed25519 key names the
 // entry's SHA-256 (with PublisherOptions.ArchiveKeys, a key an
 // ArchiveKeyring accepts: the archive's key rotations, learned from the

@@ -54,6 +54,35 @@ func TestWindow(t *testing.T) {
 	}
 }
 
+// TestDefaultWindow: with the default window and an archive that does
+// not answer, DefaultWindow bundles are out and the rest wait, and the
+// archive's subscriber, at its default bound, took every one of them (a
+// device's window fits in what it holds pending, so one draining device
+// never makes it stop reading).
+func TestDefaultWindow(t *testing.T) {
+	if DefaultWindow > DefaultMaxPending {
+		t.Fatalf("DefaultWindow %d over the subscriber's DefaultMaxPending %d", DefaultWindow, DefaultMaxPending)
+	}
+	b := mqtttest.Start(t, nil)
+	keys := newArchiveKeys(t)
+	arch := newFakeArchive(t, keys)
+	arch.setReply(func(Delivery) []byte { return nil }) // silent archive
+	startSubscriber(t, b.URL, nil, arch.handle, "archive-1")
+	ob := newMemOutbox()
+	for i := range DefaultWindow + 8 {
+		ob.put(entryID(i), bundleBytes(fmt.Sprint("defwin", i), 2000))
+	}
+	o := pubOptions(b.URL, "dev1", ob, keys)
+	o.ResendAfter = time.Hour // only the window limits what is sent
+	p := startPublisher(t, o)
+	waitFor(t, "a window of bundles at the archive", 10*time.Second, func() bool { return arch.distinct() >= DefaultWindow })
+	time.Sleep(300 * time.Millisecond)
+	st := p.Stats()
+	if d := arch.distinct(); d != DefaultWindow || st.InFlight != DefaultWindow || st.BundlesSent != DefaultWindow || st.PeakInFlight != DefaultWindow {
+		t.Fatalf("silent archive: %d distinct bundles at the archive, stats %+v; want %d in flight", d, st, DefaultWindow)
+	}
+}
+
 // TestRateLimit: with BytesPerSecond the publisher cannot send faster
 // than the bucket allows (a lower bound on elapsed time, which no
 // scheduling delay can break), and it still delivers everything.

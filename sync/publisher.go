@@ -53,6 +53,20 @@ type OutboxBatchDeleter interface {
 	DeleteOutboxes(ctx context.Context, ids []string) error
 }
 
+// DefaultWindow is PublisherOptions.Window's default: the bundles sent
+// and not yet receipted. The archive answers a bundle only once the
+// group it was verified in is durable and covered by a signed log
+// checkpoint (at most one every 100 ms), so an answer takes a few
+// hundred milliseconds however idle the archive is, and a drain moves at
+// most a window per answer time: with 8 a long-offline drain of 1.8 MB
+// bundles ran at a third of the archive's essential floor with most of
+// the machine's cores idle, waiting. A larger window costs the agent no
+// memory (it reads each bundle only to send it); the archive's
+// subscriber bounds what it holds (SubscriberOptions.MaxPending,
+// MaxPendingBytes; a device's window fits in MaxPending), and the broker
+// keeps at most a window of each device's bundles for it.
+const DefaultWindow = 32
+
 // PublisherOptions configure NewPublisher.
 type PublisherOptions struct {
 	Broker   string      // tcp://host:port or ssl://host:port, required
@@ -69,7 +83,7 @@ type PublisherOptions struct {
 	ArchiveKeys ArchiveKeyring
 
 	MaxMessage     int           // bytes per MQTT message, default DefaultMaxMessage
-	Window         int           // bundles sent and not yet receipted, default 8
+	Window         int           // bundles sent and not yet receipted, default DefaultWindow
 	BytesPerSecond int64         // 0: unlimited
 	ResendAfter    time.Duration // resend what has no receipt after this, default 2 min
 	// RetryHeld: entries the archive rejected are sent once more after
@@ -134,9 +148,12 @@ type Stats struct {
 	Connected bool
 	// Since is when Connected last changed: when the connection came up
 	// or, not connected, when it was lost (or Start began trying).
-	Since         time.Time
-	InFlight      int    // bundles sent, waiting for a receipt
-	PeakInFlight  int    // highest InFlight seen
+	Since        time.Time
+	InFlight     int // bundles sent, waiting for a receipt
+	PeakInFlight int // highest InFlight seen
+	// Window is the window in force: PublisherOptions.Window, or less
+	// while the archive answers bundles held (see heldShrink).
+	Window        int
 	OutboxDepth   int    // entries in the outbox (exact after a full scan, else a lower bound)
 	Held          int    // rejected entries kept in the outbox, not sent
 	Delivered     uint64 // entries deleted after a receipt
@@ -192,7 +209,14 @@ type Publisher struct {
 	recent    map[[32]byte]bool        // digests delivered lately (duplicate receipts)
 	recentLog [][32]byte
 	sendOrder uint64 // the last flight.order given
-	stats     Stats
+	// window is the bundles that may await receipts now: opts.Window,
+	// halved when the archive answers a bundle held (heldShrink) and
+	// grown back by one a delivery.
+	window int
+	// shrunkAt is sendOrder when window was last halved: held answers to
+	// bundles sent before that do not halve it again.
+	shrunkAt uint64
+	stats    Stats
 	// listed is the outbox's ids in order as an OutboxLister last listed
 	// them, less those delivered or found gone since (publisher_scan.go);
 	// relist makes the next scan list the outbox again (Wake, the tick,
@@ -225,7 +249,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	}
 	opts.MaxMessage = max(opts.MaxMessage, MinMessage)
 	if opts.Window <= 0 {
-		opts.Window = 8
+		opts.Window = DefaultWindow
 	}
 	if opts.BytesPerSecond < 0 {
 		return nil, &ConfigError{Field: "BytesPerSecond", Reason: "negative"}
@@ -252,6 +276,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		wake: make(chan struct{}, 1), rwake: make(chan struct{}, 1), awake: make(chan struct{}, 1), now: time.Now,
 		inflight: make(map[string]*flight), held: make(map[string]bool), gapHeld: make(map[string]time.Time), heldBack: make(map[string]time.Duration), recent: make(map[[32]byte]bool),
 	}
+	p.window = opts.Window
 	p.bucket = newTokenBucket(opts.BytesPerSecond, opts.MaxMessage, time.Now)
 	return p, nil
 }
@@ -356,6 +381,20 @@ func (p *Publisher) retryGaps() {
 	}
 }
 
+// heldShrink halves the window (not below one bundle) when the archive
+// answered held a bundle sent after the window was last halved: archive
+// replicas take a device's bundles one commit at a time (each waits for
+// the device's previous one), so the rest of a large window would only
+// come back held and be sent again. Each delivery grows it back by one
+// bundle (delivered), up to PublisherOptions.Window. p.mu is held.
+func (p *Publisher) heldShrink(f *flight) {
+	if f == nil || f.order <= p.shrunkAt || p.window <= 1 {
+		return
+	}
+	p.window = max(1, p.window/2)
+	p.shrunkAt = p.sendOrder
+}
+
 // heldWaitFor returns the wait before an entry the archive answered held
 // is sent again: HeldRetry at the first held answer, doubled at each
 // further one up to 16 times HeldRetry, never past ResendAfter. p.mu is
@@ -378,6 +417,7 @@ func (p *Publisher) Stats() Stats {
 	defer p.mu.Unlock()
 	s := p.stats
 	s.InFlight = len(p.inflight)
+	s.Window = p.window
 	s.Held = len(p.held)
 	return s
 }

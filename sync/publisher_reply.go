@@ -133,9 +133,9 @@ func (p *Publisher) replyBatchReady() bool {
 	queued := len(p.rqueue)
 	p.rmu.Unlock()
 	p.mu.Lock()
-	expected := len(p.inflight)
+	expected, window := len(p.inflight), p.window
 	p.mu.Unlock()
-	return queued == 0 || queued >= expected || queued >= min(max(p.opts.Window/2, 1), maxReplyBatch)
+	return queued == 0 || queued >= expected || queued >= min(max(window/2, 1), maxReplyBatch)
 }
 
 // handleReply verifies a receipt or rejection and acts on it.
@@ -330,6 +330,7 @@ func (p *Publisher) delivered(it receiptItem) {
 	delete(p.heldBack, id)
 	p.stats.Delivered++
 	p.stats.OutboxDepth = max(0, p.stats.OutboxDepth-1)
+	p.window = min(p.window+1, p.opts.Window)
 	// Later entries rejected before this one was delivered may have
 	// been refused for the gap it left: give them one more try.
 	var again []string
@@ -392,6 +393,7 @@ func (p *Publisher) handleOther(ctx context.Context, payloadType string, payload
 			}
 			if slices.Contains(rej.Checks, HeldCheck) && !slices.Contains(rej.Checks, GapCheck) {
 				heldWait = p.heldWaitFor(id)
+				p.heldShrink(f)
 			} else {
 				delete(p.heldBack, id)
 			}

@@ -39,7 +39,7 @@ func (p *Publisher) scan(ctx context.Context) ([]entry, error) {
 	for id := range p.held {
 		busy[id] = true
 	}
-	free := p.opts.Window - len(p.inflight)
+	free := p.window - len(p.inflight)
 	p.mu.Unlock()
 	var out []entry
 	seen := 0
@@ -88,7 +88,7 @@ func (p *Publisher) list(ctx context.Context, l OutboxLister) error {
 // in flight nor held, at most the free window.
 func (p *Publisher) scanListed() ([]entry, error) {
 	p.mu.Lock()
-	free := p.opts.Window - len(p.inflight)
+	free := p.window - len(p.inflight)
 	var ids []string
 	seen, complete := 0, true
 	for _, id := range p.listed {

@@ -86,7 +86,7 @@ func TestTLSConfigChecks(t *testing.T) {
 	}
 	base = pubOptions("tcp://127.0.0.1:1883", "dev1", newMemOutbox(), keys)
 	p, err := NewPublisher(base)
-	if err != nil || p.opts.ClientID != "edgeseal-site1-dev1" || p.opts.Window != 8 || p.opts.MaxMessage != DefaultMaxMessage {
+	if err != nil || p.opts.ClientID != "edgeseal-site1-dev1" || p.opts.Window != DefaultWindow || p.opts.MaxMessage != DefaultMaxMessage {
 		t.Errorf("defaults: %v %+v", err, p.opts)
 	}
 }

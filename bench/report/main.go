@@ -102,7 +102,7 @@ targets compare their agent-cpu-us/item with the unencrypted rows of the same ru
 // drainNote explains the drain row.
 const drainNote = `The drain row (sync/drainbench) journals the exports through the agent core (in-process
 TPM simulator, a seal every 1000 exports) with no publisher running, then starts the sync publisher
-(defaults: window 8, 256 KiB messages, no rate limit) against a real Mosquitto the archive is
+(defaults: window 32, 256 KiB messages, no rate limit) against a real Mosquitto the archive is
 subscribed on (sync subscriber with archive.Admit: each bundle read and verified in arrival
 order, then made durable in groups: write-once objects, one log commit, one index commit, signed
 receipts), and times it until the outbox is empty: each bundle leaves only after its receipt is
@@ -114,14 +114,15 @@ time reading and verifying a bundle; receive-ms/bundle is from admission to answ
 overlap). The archive (with its sync subscriber) runs in a child process, so the benchmark
 process over the drain is the agent alone (core, outbox, publisher and its MQTT client; each
 process reads its own rusage over the same span): agent-cpu-ms/bundle is its CPU time per bundle,
-archive-cpu-ms/bundle the archive process's, cpu-ms/bundle both, broker-cpu-ms/bundle Mosquitto's,
+archive-cpu-ms/bundle the archive process's, archive-rss-MiB its peak resident memory (VmHWM, to
+hold against the archive unit's MemoryHigh=), cpu-ms/bundle both, broker-cpu-ms/bundle Mosquitto's,
 and cores all three over the drain's wall time. The paho subscriber runs in a child process too:
 paho-pub-cpu-ms/bundle is the publishing client's CPU (the agent's counterpart in the agent's CPU
 target), agent-sys-% the system part of the agent's CPU, agent-read-cpu-ms/bundle the CPU of only
 reading each bundle from the outbox as the publisher does (file read and decrypted, the median of
 three passes before the drain: work the agent cannot skip and paho's run does not do),
 agent-idle-cpu-ms/bundle the CPU the agent's process uses with nothing to send (publisher
-connected, outbox empty; one second measured after the drain) over a span as long as the drain,
+connected, outbox empty; three seconds measured once the process is quiet after the drain) over a span as long as the drain,
 per bundle: the part of its CPU that grows with the drain's wall time, which the archive sets,
 not with the bundles (paho's run lasts a fraction of it),
 paho-cpu-ms/bundle both clients', paho-broker-cpu-ms/bundle Mosquitto's, for the median
@@ -411,7 +412,7 @@ func write(w io.Writer, rs []result) {
 		val := "FAILED: " + fmt.Sprint(r.err)
 		if r.err == nil {
 			var parts []string
-			for _, u := range append([]string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "admit-ms/bundle", "receive-ms/bundle", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "agent-idle-cpu-ms/bundle", "archive-cpu-ms/bundle", "archive-index-after-cpu-ms/bundle", "archive-rss-MiB", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record"}, append(replicaUnits, "ns/op")...) {
+			for _, u := range append([]string{"appends/s", "appends/commit", "exports/s", "records/s", "p50-ms", "p99-ms", "agent-rss-MiB", "ms/open", "ms/seal", "MB/s", "paho-MB/s", "%-of-paho", "backlog-MB", "drain-s", "window", "admit-ms/bundle", "receive-ms/bundle", "slot-ms/bundle", "agent-journal-ms/bundle", "agent-delete-ms/bundle", "receipts/commit", "cpu-ms/bundle", "agent-cpu-ms/bundle", "agent-read-cpu-ms/bundle", "agent-idle-cpu-ms/bundle", "archive-cpu-ms/bundle", "archive-index-after-cpu-ms/bundle", "archive-rss-MiB", "broker-cpu-ms/bundle", "cores", "paho-cpu-ms/bundle", "paho-pub-cpu-ms/bundle", "paho-broker-cpu-ms/bundle", "paho-cores", "floor-MB/s", "floor-%-of-paho", "floor-cpu-ms/bundle", "floor-broker-cpu-ms/bundle", "floor-cores", "plain-MB/s", "enc-MB/s", "plain-exports/s", "enc-exports/s", "plain-backlog-MB", "enc-backlog-MB", "plain-cpu-ms/bundle", "enc-cpu-ms/bundle", "plain-broker-cpu-ms/bundle", "enc-broker-cpu-ms/bundle", "plain-journal-cpu-us/export", "enc-journal-cpu-us/export", "enc-%-drain-time", "agent-cpu-us/item", "agent-sys-%", "agent-faults/item", "client-cpu-us/item", "cpu-us/append", "cpu-us/record"}, append(replicaUnits, "ns/op")...) {
 				if v, ok := r.metrics[u]; ok {
 					f := "%.1f %s"
 					if v < 1 && strings.HasSuffix(u, "-ms") {

@@ -133,6 +133,9 @@ type archiveStats struct {
 	// export index covered the whole log: the indexing that yielded to
 	// admission during the drain (archive/exportindex_yield.go).
 	indexCPU time.Duration
+	// peakRSS is the archive process's peak resident memory (VmHWM) in
+	// bytes, from its start to the end of the drain's indexing.
+	peakRSS int64
 }
 
 // startArchiveChild runs the archive in dir (its device enrolled) with
@@ -145,10 +148,10 @@ func startArchiveChild(b *testing.B, url, dir string, key ed25519.PrivateKey) *c
 func (c *child) stats(b *testing.B) archiveStats {
 	c.send(b, "stop")
 	n := c.expect(b, "stats")
-	if len(n) != 5 {
+	if len(n) != 6 {
 		b.Fatalf("archive child: stats %v", n)
 	}
-	return archiveStats{time.Duration(n[0]), time.Duration(n[1]), time.Duration(n[2]), uint64(n[3]), time.Duration(n[4])}
+	return archiveStats{time.Duration(n[0]), time.Duration(n[1]), time.Duration(n[2]), uint64(n[3]), time.Duration(n[4]), n[5]}
 }
 
 func runChild(mode string, in io.Reader, out io.Writer) error {
@@ -166,9 +169,9 @@ func runChild(mode string, in io.Reader, out io.Writer) error {
 // archiveChild opens the archive, starts its subscriber and says ready;
 // "start" starts its timed span (and the CPU profile
 // EDGESEAL_DRAIN_ARCHIVE_CPUPROFILE names), "stop" ends it and answers
-// "stats cpu-ns admit-ns receive-ns log-size index-cpu-ns" once the
-// export index covers the log (index-cpu-ns: the CPU from "stop" until
-// then, profiled into the file EDGESEAL_DRAIN_INDEX_CPUPROFILE names).
+// "stats cpu-ns admit-ns receive-ns log-size index-cpu-ns peak-rss" once
+// the export index covers the log (index-cpu-ns: the CPU from "stop"
+// until then; peak-rss: the process's VmHWM in bytes).
 func archiveChild(in io.Reader, out io.Writer) error {
 	key, err := hex.DecodeString(os.Getenv(childKey))
 	if err != nil || len(key) != ed25519.PrivateKeySize {
@@ -222,7 +225,11 @@ func archiveChild(in io.Reader, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "stats %d %d %d %d %d\n", cpu-cpu0, admitNanos.Load(), receiveNanos.Load(), size, cpu1-cpu)
+			rss, err := peakRSS()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "stats %d %d %d %d %d %d\n", cpu-cpu0, admitNanos.Load(), receiveNanos.Load(), size, cpu1-cpu, rss)
 		default:
 			return fmt.Errorf("command %q", sc.Text())
 		}
@@ -302,6 +309,15 @@ func pahoSubChild(in io.Reader, out io.Writer) error {
 	for sc.Scan() { // until the benchmark closes stdin
 	}
 	return nil
+}
+
+// peakRSS is this process's peak resident memory (VmHWM) in bytes.
+func peakRSS() (int64, error) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	return vmHWM(status)
 }
 
 // selfCPU is the CPU time (user and system) this process used so far.

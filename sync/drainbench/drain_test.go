@@ -25,6 +25,7 @@ import (
 
 	"github.com/edgeseal/edgeseal/agent"
 	"github.com/edgeseal/edgeseal/archive"
+	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/custody"
 	"github.com/edgeseal/edgeseal/bundle/trustfile"
 	"github.com/edgeseal/edgeseal/bundle/wire"
@@ -156,7 +157,7 @@ func BenchmarkDrain(b *testing.B) {
 	drained := &drainedOutbox{Core: core, want: int(bundles), done: make(chan struct{})}
 	pub, err := sync.NewPublisher(sync.PublisherOptions{
 		Broker: brk.URL, Site: "site1", Device: "dev1", Outbox: drained, Window: envInt("EDGESEAL_DRAIN_WINDOW"),
-		ArchiveKey: arPub, ArchiveKeyID: arKeyID, OnParsedReceipts: core.JournalParsedReceipts,
+		ArchiveKey: arPub, ArchiveKeyID: arKeyID, OnParsedReceipts: drained.journal,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -218,7 +219,6 @@ wait:
 	cpu, flt, alloc, sys := cpuTime(b)-cpu0, minorFaults(b)-flt0, allocated()-alloc0, sysTime(b)-sys0
 	brkCPU := brokerCPU(b, brk) - brk0
 	arSt := arc.stats(b)
-	arRSS := arc.peakRSS(b) // the archive's own peak, its index caught up included
 	b.StopTimer()
 	pprof.StopCPUProfile()
 	trace.Stop()
@@ -272,11 +272,21 @@ wait:
 	perBundle := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(bundles) }
 	b.ReportMetric(float64(arSt.receive)/1e6/float64(bundles), "receive-ms/bundle")
 	b.ReportMetric(float64(arSt.admit)/1e6/float64(bundles), "admit-ms/bundle")
+	// Where a window slot's time goes: the drain's wall time times the
+	// window over the bundles is how long each bundle held its slot
+	// (send, transit, the archive's receive-ms, the reply's way back, the
+	// linger for more receipts, their journaling and the deletes).
+	window := st.PeakInFlight
+	b.ReportMetric(float64(window), "window")
+	b.ReportMetric(float64(drain.Milliseconds())*float64(window)/float64(bundles), "slot-ms/bundle")
+	b.ReportMetric(float64(drained.journalNanos.Load())/1e6/float64(bundles), "agent-journal-ms/bundle")
+	b.ReportMetric(float64(drained.deleteNanos.Load())/1e6/float64(bundles), "agent-delete-ms/bundle")
+	b.ReportMetric(float64(bundles)/float64(max(drained.batches.Load(), 1)), "receipts/commit")
 	b.ReportMetric(perBundle(cpu+arSt.cpu), "cpu-ms/bundle")
 	b.ReportMetric(perBundle(cpu), "agent-cpu-ms/bundle")
 	b.ReportMetric(perBundle(arSt.cpu), "archive-cpu-ms/bundle")
 	b.ReportMetric(perBundle(arSt.indexCPU), "archive-index-after-cpu-ms/bundle")
-	b.ReportMetric(float64(arRSS)/(1<<20), "archive-rss-MiB")
+	b.ReportMetric(float64(arSt.peakRSS)/(1<<20), "archive-rss-MiB")
 	b.ReportMetric(perBundle(readCPU), "agent-read-cpu-ms/bundle")
 	b.ReportMetric(idle*drain.Seconds()/float64(bundles), "agent-idle-cpu-ms/bundle")
 	b.ReportMetric(perBundle(brkCPU), "broker-cpu-ms/bundle")
@@ -310,13 +320,25 @@ func (o *drainedOutbox) count() int {
 }
 
 // drainedOutbox is the core as the publisher's outbox, closing done once
-// want distinct entries were deleted (the end of the drain).
+// want distinct entries were deleted (the end of the drain); it times
+// the receipts' journaling (journal, the publisher's OnParsedReceipts)
+// and the deletes, and counts the journal commits.
 type drainedOutbox struct {
 	*agent.Core
 	want    int
 	done    chan struct{}
 	mu      gosync.Mutex
 	deleted map[string]bool
+
+	journalNanos, deleteNanos, batches atomic.Int64
+}
+
+// journal is Core.JournalParsedReceipts, timed.
+func (o *drainedOutbox) journal(ctx context.Context, ids []string, rs []archivesig.ParsedReceipt) error {
+	t0 := time.Now()
+	defer func() { o.journalNanos.Add(int64(time.Since(t0))) }()
+	o.batches.Add(1)
+	return o.Core.JournalParsedReceipts(ctx, ids, rs)
 }
 
 func (o *drainedOutbox) DeleteOutbox(ctx context.Context, id string) error {
@@ -324,7 +346,10 @@ func (o *drainedOutbox) DeleteOutbox(ctx context.Context, id string) error {
 }
 
 func (o *drainedOutbox) DeleteOutboxes(ctx context.Context, ids []string) error {
-	if err := o.Core.DeleteOutboxes(ctx, ids); err != nil {
+	t0 := time.Now()
+	err := o.Core.DeleteOutboxes(ctx, ids)
+	o.deleteNanos.Add(int64(time.Since(t0)))
+	if err != nil {
 		return err
 	}
 	o.mu.Lock()

@@ -21,8 +21,9 @@ import (
 )
 
 // floorInFlight bounds the frames the floor's publisher has sent and the
-// broker not yet acknowledged: the drain's window (8 bundles) of the
-// bundles' frames (7 each here).
+// broker not yet acknowledged: 8 bundles of 7 frames each here, more
+// than the publisher keeps unacknowledged (32 frames); the floor has no
+// receipts, so no window of bundles awaiting them.
 const floorInFlight = 56
 
 // floorRun is one timed run and the CPU time it took, the process's and
@@ -198,6 +199,7 @@ func essentialFloor(b *testing.B, url string, core *agent.Core, j *store.Journal
 	}
 	<-stored
 	r := floorRun{d: time.Since(start), cpu: cpuTime(b) - cpu0, brk: brk() - brk0, bytes: total}
+	custody.close()
 	if p := failed.Load(); p != nil {
 		b.Fatal(*p)
 	}

@@ -53,15 +53,28 @@ func outboxReadCPU(b *testing.B, core *agent.Core, j *store.Journal) time.Durati
 	return runs[1]
 }
 
-// idleCPU is the CPU time per second, in ms, the process uses over one
-// second with nothing to send: the publisher connected, the outbox empty
-// (its journal's background work, the runtime's and paho's timers).
+// idleCPU is the CPU time per second, in ms, the process uses over three
+// seconds with nothing to send, once it is quiet (settle: the journal's
+// flushes and compactions after the drain are over): the publisher
+// connected, the outbox empty (its journal's background work, the
+// runtime's and paho's timers). EDGESEAL_DRAIN_IDLE_CPUPROFILE writes a
+// CPU profile of those seconds.
 func idleCPU(b *testing.B, pub *sync.Publisher) float64 {
 	if !pub.Stats().Connected {
 		b.Fatal("publisher not connected after the drain")
 	}
+	settle(b)
+	if out := envFile(b, "EDGESEAL_DRAIN_IDLE_CPUPROFILE"); out != nil {
+		if hz := envInt("EDGESEAL_DRAIN_PROFILE_HZ"); hz > 0 {
+			runtime.SetCPUProfileRate(hz)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	c0, t0 := cpuTime(b), time.Now()
-	time.Sleep(time.Second)
+	time.Sleep(3 * time.Second)
 	return float64((cpuTime(b) - c0).Microseconds()) / 1e3 / time.Since(t0).Seconds()
 }
 

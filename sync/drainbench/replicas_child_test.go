@@ -87,7 +87,7 @@ func (c *child) replicaStats(b *testing.B) replicaStats {
 		b.Fatalf("replica child: stats %v", n)
 	}
 	return replicaStats{
-		archiveStats: archiveStats{time.Duration(n[0]), time.Duration(n[1]), time.Duration(n[2]), uint64(n[3]), 0},
+		archiveStats: archiveStats{time.Duration(n[0]), time.Duration(n[1]), time.Duration(n[2]), uint64(n[3]), 0, 0},
 		accepted:     uint64(n[4]), held: uint64(n[5]), duplicates: uint64(n[6]), refused: uint64(n[7]), alarms: uint64(n[8]),
 	}
 }

@@ -26,23 +26,9 @@ func vmHWM(status []byte) (int64, error) {
 	return 0, fmt.Errorf("no VmHWM line")
 }
 
-// peakRSS is the child process's own peak RSS (VmHWM) so far, read
-// while it runs (before stop).
-func (c *child) peakRSS(b *testing.B) int64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := vmHWM(st)
-	if err != nil || n <= 0 {
-		b.Fatalf("archive child's peak RSS: %d %v", n, err)
-	}
-	return n
-}
-
-// TestVmHWM: the peak RSS is read from a status file in kB, a status
-// without it is an error, and this process's own reads as more than
-// nothing.
+// TestVmHWM: the peak RSS (the archive child's peakRSS) is read from a
+// status file in kB, a status without it is an error, and this
+// process's own reads as more than nothing.
 func TestVmHWM(t *testing.T) {
 	if n, err := vmHWM([]byte("Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n")); n != 2<<20 || err != nil {
 		t.Fatalf("%d %v, want 2 MiB", n, err)
