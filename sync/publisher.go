@@ -56,16 +56,14 @@ type OutboxBatchDeleter interface {
 // DefaultWindow is PublisherOptions.Window's default: the bundles sent
 // and not yet receipted. The archive answers a bundle only once the
 // group it was verified in is durable and covered by a signed log
-// checkpoint (at most one every 100 ms), so an answer takes a few
-// hundred milliseconds however idle the archive is, and a drain moves at
-// most a window per answer time: with 8 a long-offline drain of 1.8 MB
-// bundles ran at a third of the archive's essential floor with most of
-// the machine's cores idle, waiting. A larger window costs the agent no
-// memory (it reads each bundle only to send it); the archive's
-// subscriber bounds what it holds (SubscriberOptions.MaxPending,
-// MaxPendingBytes; a device's window fits in MaxPending), and the broker
-// keeps at most a window of each device's bundles for it.
-const DefaultWindow = 32
+// checkpoint, so an answer takes a few hundred milliseconds however idle
+// the archive is, and a drain moves at most a window per answer time. A
+// larger window costs the agent no memory (it reads each bundle only to
+// send it), but the archive's subscriber holds at most MaxPending
+// deliveries of all devices together (SubscriberOptions, 64 by default):
+// with 32, eight devices draining at once filled it four times over and
+// held every device's admission behind it. Eight devices of 8 fit.
+const DefaultWindow = 8
 
 // PublisherOptions configure NewPublisher.
 type PublisherOptions struct {

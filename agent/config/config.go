@@ -203,7 +203,7 @@ type Sync struct {
 	Cert           string   `yaml:"cert"`
 	Key            string   `yaml:"key"`
 	MaxMessage     ByteSize `yaml:"max_message"`      // bytes per MQTT message; default 256 KiB
-	Window         int      `yaml:"window"`           // bundles in flight; default 32 (sync.DefaultWindow)
+	Window         int      `yaml:"window"`           // bundles in flight; default 8 (sync.DefaultWindow)
 	BytesPerSecond ByteSize `yaml:"bytes_per_second"` // 0: unlimited
 	// OutboxQuota is the outbox size above which the agent raises its
 	// over-quota alarm (one error line, /v1/status outboxOverQuota);

@@ -102,7 +102,7 @@ targets compare their agent-cpu-us/item with the unencrypted rows of the same ru
 // drainNote explains the drain row.
 const drainNote = `The drain row (sync/drainbench) journals the exports through the agent core (in-process
 TPM simulator, a seal every 1000 exports) with no publisher running, then starts the sync publisher
-(defaults: window 32, 256 KiB messages, no rate limit) against a real Mosquitto the archive is
+(defaults: window 8, 256 KiB messages, no rate limit) against a real Mosquitto the archive is
 subscribed on (sync subscriber with archive.Admit: each bundle read and verified in arrival
 order, then made durable in groups: write-once objects, one log commit, one index commit, signed
 receipts), and times it until the outbox is empty: each bundle leaves only after its receipt is

@@ -61,7 +61,7 @@ them with archive_log and archive_state on engine mysql and mqtt.group set: a re
 Mosquitto (the replicas in the shared subscription $share/archive/...), one objects directory
 shared by the replicas (write-once files with fsync; not S3), each replica its own data directory
 (Badger index, logkeys, devices.json) and a child process of its own. 8 devices (agent cores, each
-its own swtpm, journal and sync publisher with the agent's defaults: window 32, resend after 2 min)
+its own swtpm, journal and sync publisher with the agent's defaults: window 8, resend after 2 min)
 journal an offline backlog of 15 bundles of 100 exports each (about 200 KB a bundle: one MQTT
 message, since a shared subscription deals each message to one replica), then drain it: timed
 until every receipt is journaled and every outbox empty, first with one replica, then with a new
