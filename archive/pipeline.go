@@ -90,8 +90,13 @@ type pending struct {
 	// receipt carries the newest announcement.
 	staleKey bool
 	// pinned: the bundle holds a pin of its device's lease (replica.go),
-	// dropped once it is answered.
+	// dropped once it is answered, or advanced (twophase.go).
 	pinned bool
+	// advanced: its chain advance (the first phase, replicas) is stored;
+	// prevHead is the device's bundle before it, whose receipt its own
+	// proves consistency from.
+	advanced bool
+	prevHead [32]byte
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -354,6 +359,9 @@ func (a *Archive) logGroup(ctx context.Context, ps []*pending) *group {
 		if err != nil {
 			g.failAll(err)
 		}
+	}
+	if a.shared {
+		a.advanceLogged(ctx, g) // the first phase (twophase.go)
 	}
 	// The devices failing in this group: the next groups append none of
 	// their bundles until this one is answered (the failure then resets

@@ -330,7 +330,10 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 		return reply, err, true
 	}
 	reply := acc.receiptBytes
-	if reply == nil {
+	switch {
+	case reply == nil && acc.pending != nil:
+		reply, err = a.finishUnreceipted(ctx, digest, acc)
+	case reply == nil:
 		reply, err = a.storedReceipt(acc)
 	}
 	if err == nil {
@@ -353,7 +356,11 @@ func (a *Archive) wasAccepted(ctx context.Context, digest [32]byte) (accepted, b
 	sa, err := a.chainStore.Bundle(ctx, digest)
 	switch {
 	case err == nil:
-		return accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt}, true, nil
+		acc := accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt, pending: sa.Pending}
+		if len(sa.Receipt) == 0 {
+			acc.receiptBytes = nil
+		}
+		return acc, true, nil
 	case !errors.Is(err, state.ErrNotFound):
 		return accepted{}, false, fmt.Errorf("archive: %w", err)
 	case a.shared:
