@@ -22,7 +22,8 @@ import (
 // the log entries (one commit); the second waits for the log checkpoint
 // that covers them, signs the receipts against it, journals the index
 // events carrying them (one commit), advances the chains and answers the
-// tickets. So the next group is appended while one waits for its
+// tickets (replicas advance the chains at the end of the first stage and
+// record the receipts in the second: twophase.go). So the next group is appended while one waits for its
 // checkpoint, and both are receipted against the same one when it covers
 // both (a Tessera log publishes checkpoints an interval apart). A failure
 // fails the bundle and every later bundle of its device already verified
