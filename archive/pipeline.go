@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -98,6 +99,11 @@ type pending struct {
 	// proves consistency from.
 	advanced bool
 	prevHead [32]byte
+	// logged is closed once the bundle is advanced or answered
+	// (settle): a replica's next bundle of the device need not wait
+	// for its receipt.
+	logged     chan struct{}
+	settleOnce sync.Once
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -135,9 +141,19 @@ func (a *Archive) finish(p *pending, reply []byte, err error) {
 	if p.pinned {
 		a.unpin(p.topic)
 	}
+	p.settle()
 	p.t.reply, p.t.err = reply, err
 	close(p.t.done)
 	a.adm.ended()
+}
+
+// settle closes p.logged (once).
+func (p *pending) settle() {
+	p.settleOnce.Do(func() {
+		if p.logged != nil {
+			close(p.logged)
+		}
+	})
 }
 
 // register registers a verified bundle as its device's newest in flight
@@ -172,6 +188,7 @@ func (a *Archive) unregister(p *pending, err error) {
 		p.pinned = false
 		a.unpin(p.topic)
 	}
+	p.settle()
 	p.t.err = err
 	close(p.t.done)
 	a.adm.ended()
@@ -198,7 +215,11 @@ func (a *Archive) enqueue(ctx context.Context, p *pending) error {
 // (answerLoop) and ends after it.
 func (a *Archive) commitLoop() {
 	defer close(a.commitDone)
-	logged := make(chan *group, loggedDepth)
+	depth := loggedDepth
+	if a.shared {
+		depth = sharedLoggedDepth // (twophase.go)
+	}
+	logged := make(chan *group, depth)
 	answered := make(chan struct{})
 	go func() {
 		defer close(answered)

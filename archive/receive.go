@@ -192,7 +192,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			fails = duplicateOf(ds, digest, &st.Predicate, fails)
 		}
 		if rep.OK() && len(fails) == 0 {
-			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
+			p := &pending{t: &Ticket{done: make(chan struct{})}, logged: make(chan struct{}), digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
 				era: era, put: make(chan struct{}), admins: adminKeyIDs(b), staleKey: stale}
 			if keep > 0 {
 				p.until = a.now().Add(keep)
@@ -215,9 +215,11 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			}
 			return p.t
 		}
-		if a.shared && tail == nil && onlyGap(fails) {
+		if a.shared && (tail == nil || settled(tail)) && onlyGap(fails) {
 			// The predecessor may be on its way through another
-			// replica: wait for the chain to move, without the lease.
+			// replica (the bundles in flight here are advanced:
+			// twophase.go): wait for the chain to move, without the
+			// lease.
 			version := a.chains[topic].Version
 			a.mu.Unlock()
 			a.unpin(topic)
@@ -265,9 +267,14 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			}
 			return answered(a.refuse(ctx, digest, topic, raw, true, rep, fails...))
 		}
-		// Refused against bundles in flight: judge it on what they leave.
+		// Refused against bundles in flight: judge it on what they leave
+		// (replicas: once they are advanced).
+		wait := tail.t.done
+		if a.shared && !settled(tail) {
+			wait = tail.logged
+		}
 		select {
-		case <-tail.t.done:
+		case <-wait:
 		case <-ctx.Done():
 			return answered(nil, ctx.Err())
 		}

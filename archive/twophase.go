@@ -38,6 +38,12 @@ import (
 // between the phases, or its second phase failed) is finished by its
 // next repeat at any replica (finishUnreceipted, repeat.go).
 
+// sharedLoggedDepth bounds the groups a replica logged and advanced
+// and that wait for their checkpoint (loggedDepth for one archive): the
+// first stage goes on logging and advancing (and unpinning leases)
+// while the second waits, its groups holding no bundle bytes.
+const sharedLoggedDepth = 4
+
 // receiptWait bounds how long a replica's receipt waits for the receipt
 // of the device's previous bundle to be recorded.
 const receiptWait = 5 * time.Second
@@ -147,7 +153,7 @@ func (a *Archive) advanceLogged(ctx context.Context, g *group) {
 				continue
 			}
 			a.remember(p)
-			p.advanced = true
+			p.advanced, p.raw = true, nil // stored and logged: not needed any more
 			if h := a.advancedHook; h != nil {
 				if err := h(p.digest); err != nil {
 					g.fail(i, err) // a test's replica dying between the phases
@@ -157,6 +163,7 @@ func (a *Archive) advanceLogged(ctx context.Context, g *group) {
 				p.pinned = false
 				a.unpin(p.topic)
 			}
+			p.settle()
 		}
 	}
 }
@@ -250,4 +257,14 @@ func (a *Archive) recordReceipts(ctx context.Context, ps []*pending) map[[32]byt
 	}
 	wg.Wait()
 	return failed
+}
+
+// settled reports whether p is advanced or answered (p.logged closed).
+func settled(p *pending) bool {
+	select {
+	case <-p.logged:
+		return true
+	default:
+		return false
+	}
 }
