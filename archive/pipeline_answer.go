@@ -122,8 +122,13 @@ func (a *Archive) durable(ctx context.Context, g *group) {
 func (a *Archive) receipts(ctx context.Context, g *group) error {
 	var top uint64
 	from := map[string]uint64{} // device -> its previous receipt's checkpoint size
+	unproven := map[string]error{}
 	for i, p := range g.ps {
 		if !g.ok(i) {
+			continue
+		}
+		if err := unproven[p.entry.Device]; err != nil {
+			g.fail(i, err)
 			continue
 		}
 		top = max(top, p.seq+1)
@@ -134,6 +139,14 @@ func (a *Archive) receipts(ctx context.Context, g *group) error {
 		var err error
 		if a.shared {
 			prev, err = a.witnessFromStore(ctx, p)
+			if _, ok := errors.AsType[*unreceiptedError](err); ok {
+				// No answer: the device sends it again, and its repeat
+				// is receipted once the predecessor is (repeat.go).
+				a.lg.Warn("receipt not signed: the receipt of the device's previous bundle is not recorded", "device", p.topic, "bundle", p.entry.BundleDigest, "err", err)
+				unproven[p.entry.Device] = err
+				g.fail(i, err)
+				continue
+			}
 		} else {
 			prev, err = a.previousReceiptSize(p.entry.Device)
 		}
@@ -142,6 +155,9 @@ func (a *Archive) receipts(ctx context.Context, g *group) error {
 		}
 		from[p.entry.Device] = prev
 		top = max(top, prev)
+	}
+	if top == 0 {
+		return nil // nothing left to receipt
 	}
 	cp, err := a.log.awaitCheckpoint(ctx, top)
 	if err != nil {

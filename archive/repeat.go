@@ -41,8 +41,10 @@ import (
 // two phases, twophase.go) has no receipt to repeat: its repeat, at any
 // replica, finishes it (finishUnreceipted) as the second phase would
 // have: a receipt against the log's current checkpoint, proven from the
-// chain's recorded receipt checkpoint, its index event journaled (or,
-// when one was, the receipt it carries), and the receipt recorded.
+// receipt of the device's bundle before it (not answered while that one
+// is not recorded: the device sends both again), its index event
+// journaled (or, when one was, the receipt it carries), and the receipt
+// recorded.
 
 // repeatReceipt is the answer to a repeat of acc, whose stored receipt
 // is stored, from device topic.
@@ -121,14 +123,22 @@ func (a *Archive) finishUnreceipted(ctx context.Context, digest [32]byte, acc ac
 	}
 	entry := archivesig.ReceiptEntry{BundleDigest: wire.FormatHash(digest), Device: acc.device, CheckpointSize: dcp.Size,
 		CheckpointRoot: wire.FormatHash(dcp.Root), Epoch: epochField(pr.Era)}
+	var prev [32]byte
+	if pr.Prev != "" {
+		if prev, err = wire.ParseHash(pr.Prev); err != nil {
+			return nil, fmt.Errorf("archive: pending record of sha256:%x: %w", digest, err)
+		}
+	}
+	// Proven from the predecessor's receipt (twophase.go); one not
+	// recorded yet: no answer, the device sends both again.
+	from, err := a.predecessorReceiptSize(ctx, acc.device, prev)
+	if err != nil {
+		return nil, err
+	}
 	receipt, err := func() ([]byte, error) {
 		a.keyMu.RLock() // not across a key rotation (the note's key signs the receipt)
 		defer a.keyMu.RUnlock()
-		c, err := a.chainStore.Get(ctx, acc.device)
-		if err != nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
-		cp, err := a.log.awaitCheckpoint(ctx, max(c.ReceiptSize, acc.logIndex+1))
+		cp, err := a.log.awaitCheckpoint(ctx, max(from, acc.logIndex+1))
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +146,7 @@ func (a *Archive) finishUnreceipted(ctx context.Context, digest [32]byte, acc ac
 		if until == "" {
 			until = wire.FormatTime(a.now().Add(a.opts.Retention))
 		}
-		return a.signReceipt(ctx, a.cur.Load(), entry, acc.logIndex, until, pr.StaleKey, c.ReceiptSize, cp)
+		return a.signReceipt(ctx, a.cur.Load(), entry, acc.logIndex, until, pr.StaleKey, from, cp)
 	}()
 	if err != nil {
 		return nil, err

@@ -26,15 +26,13 @@ import (
 // each receipt (state.Store.AdvanceReceipt: the bundle's receipt, and
 // the chain's receipt fields raised, never lowered), then answers.
 //
-// A receipt proves consistency from the device's previous receipt
-// (witness.go). With replicas that one may be another replica's, still
-// waiting for its checkpoint: the receipt waits (witnessFromStore, at
-// most receiptWait) until the previous bundle's receipt is recorded,
-// then proves from the chain's recorded receipt checkpoint; past the
-// wait, from the last one recorded (a checkpoint the device accepted
-// before: docs/formats.md). Nothing is answered before its receipt is
-// recorded: a second phase that fails fails its bundle (no answer: it
-// comes again). A bundle advanced and never receipted (its replica died
+// A receipt proves consistency from the receipt of the device's bundle
+// before it (witness.go), which the device takes first. With replicas
+// that one may be another replica's, still waiting for its checkpoint:
+// the receipt waits (witnessFromStore, at most receiptWait) until it is
+// recorded; past the wait the bundle is not receipted nor answered (it
+// comes again). Nothing is answered before its receipt is recorded: a
+// second phase that fails fails its bundle (no answer: it comes again). A bundle advanced and never receipted (its replica died
 // between the phases, or its second phase failed) is finished by its
 // next repeat at any replica (finishUnreceipted, repeat.go).
 
@@ -50,11 +48,13 @@ const receiptWait = 5 * time.Second
 
 // pendingRecord is what a bundle advanced without its receipt needs to
 // be finished (state.Accepted.Pending, JSON): its epoch, the verify state
-// it left (its accept event's), its policy admins, its receipt's
+// it left (its accept event's), the device's bundle before it (whose
+// receipt its own proves consistency from), its policy admins, its receipt's
 // retentionUntil when a retention class set it, and whether its receipt
 // carries the newest content key.
 type pendingRecord struct {
 	Era      uint64          `json:"era"`
+	Prev     string          `json:"prev,omitempty"` // the device's bundle before it (sha256:hex)
 	State    json.RawMessage `json:"state"`
 	Admins   []string        `json:"admins,omitempty"`
 	Until    string          `json:"until,omitempty"`
@@ -104,6 +104,9 @@ func (a *Archive) advanceLogged(ctx context.Context, g *group) {
 		var pend []byte
 		if err == nil {
 			pr := pendingRecord{Era: p.era, State: vj, Admins: p.admins, StaleKey: p.staleKey}
+			if v.to.Head != ([32]byte{}) {
+				pr.Prev = wire.FormatHash(v.to.Head)
+			}
 			if !p.until.IsZero() {
 				pr.Until = wire.FormatTime(p.until)
 			}
@@ -168,10 +171,57 @@ func (a *Archive) advanceLogged(ctx context.Context, g *group) {
 	}
 }
 
+// unreceiptedError: the receipt of the device's bundle before a bundle
+// is not recorded (its replica died before signing it, or is late), so
+// the bundle's receipt has nothing to prove consistency from that the
+// device can accept: it is not signed now.
+type unreceiptedError struct {
+	Device string
+	Prev   [32]byte
+}
+
+func (e *unreceiptedError) Error() string {
+	return fmt.Sprintf("archive: %s: the receipt of the previous bundle sha256:%x is not recorded yet; send again", e.Device, e.Prev)
+}
+
+// predecessorReceiptSize is the archive checkpoint size of the receipt
+// recorded for prev, the device's bundle before the one to receipt (0:
+// none before; a bundle recorded before the store kept bundles: the
+// chain's receipt checkpoint). A bundle proves consistency from its
+// predecessor's receipt, which the device accepts before it (the device
+// sends its bundles again in order until each receipt is taken): not
+// from the chain's newest receipt, which may be of a later bundle whose
+// receipt the device could not take yet. An unreceipted prev is an
+// *unreceiptedError.
+func (a *Archive) predecessorReceiptSize(ctx context.Context, device string, prev [32]byte) (uint64, error) {
+	if prev == ([32]byte{}) {
+		return 0, nil
+	}
+	acc, err := a.chainStore.Bundle(ctx, prev)
+	if errors.Is(err, state.ErrNotFound) {
+		c, err := a.chainStore.Get(ctx, device)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return 0, fmt.Errorf("archive: %w", err)
+		}
+		return c.ReceiptSize, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("archive: %w", err)
+	}
+	if len(acc.Receipt) == 0 {
+		return 0, &unreceiptedError{Device: device, Prev: prev}
+	}
+	cp, err := receiptCheckpoint(acc.Receipt)
+	if err != nil {
+		return 0, fmt.Errorf("archive: recorded receipt of sha256:%x: %w", prev, err)
+	}
+	return cp.Size, nil
+}
+
 // witnessFromStore is where the receipt of p (the first of its device's
-// bundles in its group) proves consistency from: the chain's recorded
-// receipt checkpoint size once the receipt of the device's bundle before
-// p is recorded, or past receiptWait (0: none recorded).
+// bundles in its group) proves consistency from: its predecessor's
+// receipt checkpoint, once recorded (by this replica, or another: then
+// waiting for it at most receiptWait; past it an *unreceiptedError).
 func (a *Archive) witnessFromStore(ctx context.Context, p *pending) (uint64, error) {
 	if p.prevHead == ([32]byte{}) {
 		return 0, nil // the device's first bundle: no receipt before
@@ -186,21 +236,9 @@ func (a *Archive) witnessFromStore(ctx context.Context, p *pending) (uint64, err
 	t := time.NewTicker(holdPoll)
 	defer t.Stop()
 	for {
-		acc, err := a.chainStore.Bundle(ctx, p.prevHead)
-		recorded := err == nil && len(acc.Receipt) > 0 || errors.Is(err, state.ErrNotFound)
-		if err != nil && !errors.Is(err, state.ErrNotFound) {
-			return 0, fmt.Errorf("archive: %w", err)
-		}
-		if recorded || !time.Now().Before(deadline) {
-			if !recorded {
-				a.lg.Warn("the receipt of the device's previous bundle is not recorded; proving from the last one recorded",
-					"device", p.topic, "bundle", p.entry.BundleDigest, "waited", receiptWait)
-			}
-			c, err := a.chainStore.Get(ctx, p.topic)
-			if err != nil && !errors.Is(err, state.ErrNotFound) {
-				return 0, fmt.Errorf("archive: %w", err)
-			}
-			return c.ReceiptSize, nil
+		size, err := a.predecessorReceiptSize(ctx, p.topic, p.prevHead)
+		if _, ok := errors.AsType[*unreceiptedError](err); !ok || !time.Now().Before(deadline) {
+			return size, err
 		}
 		select {
 		case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -98,12 +99,15 @@ func TestReplicaLeaseFreeWhileReceipting(t *testing.T) {
 
 // TestReplicaKilledBetweenPhases: a replica dies after a bundle's chain
 // advance and before its receipt (no receipt, no index event, no
-// answer). The device's next bundle, at another replica, waits for the
-// lost receipt at most its bound and proves consistency from the last
-// receipt recorded; the lost bundle sent again (to a third replica) is
-// receipted then, journaled in that replica's index and recorded, and a
-// later copy anywhere gets the same receipt. The log has each bundle
-// once, the replicas check clean, nothing is held, refused or alarmed.
+// answer). The device's next bundle, at another replica, is logged and
+// advanced, but its receipt waits for the lost one at most its bound
+// and is then not signed (no answer: a receipt proves consistency from
+// its predecessor's, which the device has not taken). The lost bundle
+// sent again (to a third replica) is receipted then, proven from the
+// receipt before it, journaled in that replica's index and recorded;
+// the next one sent again is receipted from it. A later copy anywhere
+// gets the same receipt. The log has each bundle once, the replicas
+// check clean, nothing is held, refused or alarmed.
 func TestReplicaKilledBetweenPhases(t *testing.T) {
 	r := newReplicas(t, 3)
 	c := newChain(t, 3, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
@@ -131,27 +135,33 @@ func TestReplicaKilledBetweenPhases(t *testing.T) {
 	}
 	r.rs[0].Close()
 	r.rs[0] = nil
-	// Bundle 2 follows bundle 1 (advanced): accepted, its receipt
-	// proven from bundle 0's after the bounded wait for bundle 1's.
-	reply2, err := r.rs[1].Receive(ctx, c.Opts.Site, c.Opts.Device, data[2])
-	if err != nil {
-		t.Fatalf("bundle 2 after the unreceipted bundle 1: %v", err)
+	// Bundle 2 follows bundle 1 (advanced): advanced too, not receipted.
+	if reply, err := r.rs[1].Receive(ctx, c.Opts.Site, c.Opts.Device, data[2]); err == nil || reply != nil {
+		t.Fatalf("bundle 2 after the unreceipted bundle 1: %d bytes, %v; want no answer", len(reply), err)
 	}
-	rc2 := r.verify(reply2, data[2], c.DeviceName())
-	provenFrom(t, rc0, rc2)
-	// Bundle 1 sent again: receipted now, proven from bundle 2's
-	// (recorded, the device's newest).
+	// Bundle 2 again, before bundle 1: still no answer.
+	if reply, err := r.rs[2].Receive(ctx, c.Opts.Site, c.Opts.Device, data[2]); err == nil || reply != nil {
+		t.Fatalf("bundle 2 again before bundle 1: %d bytes, %v; want no answer", len(reply), err)
+	}
+	// Bundle 1 sent again: receipted now, proven from bundle 0's.
 	reply1, err := r.rs[2].Receive(ctx, c.Opts.Site, c.Opts.Device, data[1])
 	if err != nil {
 		t.Fatalf("bundle 1 sent again: %v", err)
 	}
 	rc1 := r.verify(reply1, data[1], c.DeviceName())
-	provenFrom(t, rc2, rc1)
+	provenFrom(t, rc0, rc1)
+	// Bundle 2 sent again: receipted, proven from bundle 1's.
+	reply2, err := r.rs[1].Receive(ctx, c.Opts.Site, c.Opts.Device, data[2])
+	if err != nil {
+		t.Fatalf("bundle 2 sent again: %v", err)
+	}
+	rc2 := r.verify(reply2, data[2], c.DeviceName())
+	provenFrom(t, rc1, rc2)
 	if rc1.LogIndex <= rc0.LogIndex || rc1.LogIndex >= rc2.LogIndex {
 		t.Fatalf("bundle 1 at log index %d, between %d and %d expected (it keeps its entry)", rc1.LogIndex, rc0.LogIndex, rc2.LogIndex)
 	}
-	if st := r.rs[2].Stats(); st.FreshReceipts != 1 || st.Duplicates != 1 {
-		t.Fatalf("replica 2: %+v, want one repeat answered with a fresh receipt", st)
+	if st := r.rs[2].Stats(); st.FreshReceipts != 1 {
+		t.Fatalf("replica 2: %+v, want one repeat receipted", st)
 	}
 	for _, k := range []int{1, 2} {
 		again, err := r.rs[k].Receive(ctx, c.Opts.Site, c.Opts.Device, data[1])
@@ -169,8 +179,8 @@ func TestReplicaKilledBetweenPhases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cp1, _ := rc1.ArchiveRoot(); ch.ReceiptSize != cp1.Size {
-		t.Fatalf("chain's receipt size %d, want %d (bundle 1's fresh receipt, the largest)", ch.ReceiptSize, cp1.Size)
+	if cp2, _ := rc2.ArchiveRoot(); ch.ReceiptSize != cp2.Size {
+		t.Fatalf("chain's receipt size %d, want %d (bundle 2's receipt, the largest)", ch.ReceiptSize, cp2.Size)
 	}
 	n := r.logged(r.rs[1])
 	if len(n) != 3 {
@@ -188,6 +198,89 @@ func TestReplicaKilledBetweenPhases(t *testing.T) {
 		}
 	}
 	for _, k := range []int{1, 2} {
+		if st := r.rs[k].Stats(); st.Held != 0 || st.Refused != 0 {
+			t.Fatalf("replica %d: %+v", k, st)
+		}
+	}
+	r.noAlerts()
+}
+
+// TestReplicaGapBehindAdvanced: bundles of a device dealt alternately to
+// two replicas. While replica 0's bundle 0 waits for its receipt, bundle
+// 2 reaches replica 0 (a gap: bundle 1 is at replica 1): it waits for
+// the chain to move without holding the device's lease, since bundle 0
+// is advanced, so replica 1 logs and advances bundle 1 while bundle 0
+// is still unreceipted; then bundle 2 is accepted, not held. Each
+// receipt proves consistency from the one before.
+func TestReplicaGapBehindAdvanced(t *testing.T) {
+	r := newReplicas(t, 2)
+	c := newChain(t, 3, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
+	r.approve(c)
+	data := make([][]byte, len(c.Bundles))
+	for i, b := range c.Bundles {
+		data[i] = raw(t, b)
+	}
+	d0, d1 := sha256.Sum256(data[0]), sha256.Sum256(data[1])
+	const slow = 4 * time.Second // bundle 0's receipt held back
+	advanced0 := make(chan struct{})
+	var mu gosync.Mutex
+	var receipted0, advanced1 time.Time
+	archive.SetCommitHook(r.rs[0], func(d [32]byte) error {
+		if d == d0 {
+			close(advanced0)
+			time.Sleep(slow)
+			mu.Lock()
+			receipted0 = time.Now()
+			mu.Unlock()
+		}
+		return nil
+	})
+	archive.SetAdvancedHook(r.rs[1], func(d [32]byte) error {
+		if d == d1 {
+			mu.Lock()
+			advanced1 = time.Now()
+			mu.Unlock()
+		}
+		return nil
+	})
+	ctx := t.Context()
+	type answer struct {
+		reply []byte
+		err   error
+	}
+	send := func(k, i int) chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			reply, err := r.rs[k].Receive(ctx, c.Opts.Site, c.Opts.Device, data[i])
+			ch <- answer{reply, err}
+		}()
+		return ch
+	}
+	a0 := send(0, 0)
+	select {
+	case <-advanced0:
+	case a := <-a0:
+		t.Fatalf("bundle 0 answered before its receipt was recorded: %v", a.err)
+	}
+	a2 := send(0, 2)
+	time.Sleep(200 * time.Millisecond) // bundle 2 admitted first: the gap
+	a1 := send(1, 1)
+	var rcs []*archivesig.Receipt
+	for i, ch := range []chan answer{a0, a1, a2} {
+		a := <-ch
+		if a.err != nil {
+			t.Fatalf("bundle %d: %v", i, a.err)
+		}
+		rcs = append(rcs, r.verify(a.reply, data[i], c.DeviceName()))
+	}
+	mu.Lock()
+	if advanced1.IsZero() || !advanced1.Before(receipted0) {
+		t.Errorf("bundle 1 advanced at %v, bundle 0 receipted at %v: the lease waited for bundle 0's receipt", advanced1, receipted0)
+	}
+	mu.Unlock()
+	provenFrom(t, rcs[0], rcs[1])
+	provenFrom(t, rcs[1], rcs[2])
+	for k := range r.rs {
 		if st := r.rs[k].Stats(); st.Held != 0 || st.Refused != 0 {
 			t.Fatalf("replica %d: %+v", k, st)
 		}
