@@ -62,6 +62,13 @@ func (a *Archive) answerGroup(ctx context.Context, g *group) {
 	}
 	for i, p := range ps {
 		if !g.ok(i) {
+			if ue, ok := errors.AsType[*unreceiptedError](g.errs[i]); ok {
+				// Advanced, not receipted: answered held, the device
+				// sends it again soon (after its predecessor).
+				t := a.held(p.digest, p.topic, ue.Error())
+				a.finish(p, t.reply, t.err)
+				continue
+			}
 			a.finish(p, nil, g.errs[i])
 			continue
 		}

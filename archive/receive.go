@@ -340,6 +340,10 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 	switch {
 	case reply == nil && acc.pending != nil:
 		reply, err = a.finishUnreceipted(ctx, digest, acc)
+		if ue, ok := errors.AsType[*unreceiptedError](err); ok {
+			t := a.held(digest, topic, ue.Error()) // its predecessor first
+			return t.reply, t.err, true
+		}
 	case reply == nil:
 		reply, err = a.storedReceipt(acc)
 	}

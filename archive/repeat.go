@@ -41,8 +41,8 @@ import (
 // two phases, twophase.go) has no receipt to repeat: its repeat, at any
 // replica, finishes it (finishUnreceipted) as the second phase would
 // have: a receipt against the log's current checkpoint, proven from the
-// receipt of the device's bundle before it (not answered while that one
-// is not recorded: the device sends both again), its index event
+// receipt of the device's bundle before it (answered held while that
+// one is not recorded: the device sends both again), its index event
 // journaled (or, when one was, the receipt it carries), and the receipt
 // recorded.
 

@@ -30,8 +30,9 @@ import (
 // before it (witness.go), which the device takes first. With replicas
 // that one may be another replica's, still waiting for its checkpoint:
 // the receipt waits (witnessFromStore, at most receiptWait) until it is
-// recorded; past the wait the bundle is not receipted nor answered (it
-// comes again). Nothing is answered before its receipt is recorded: a
+// recorded; past the wait the bundle is not receipted and is answered
+// held (CheckHeld: the device sends it again soon, after its
+// predecessor). Nothing is answered before its receipt is recorded: a
 // second phase that fails fails its bundle (no answer: it comes again). A bundle advanced and never receipted (its replica died
 // between the phases, or its second phase failed) is finished by its
 // next repeat at any replica (finishUnreceipted, repeat.go).
