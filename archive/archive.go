@@ -187,11 +187,19 @@ type Archive struct {
 	// leases are the device leases held (a.mu).
 	shared bool
 	leases map[string]*devLease
+	// receiptsHere is the newest receipt recorded by this replica per
+	// device (twophase.go; a.mu).
+	receiptsHere map[string]receiptHere
 	// commitHook, set by tests only, runs for each bundle of a group
-	// after its log entry and before its chain advance; an error fails
-	// the bundle there, as a replica killed then would leave it.
+	// after its index event and before its chain advance (replicas:
+	// before its receipt is recorded); an error fails the bundle there.
 	commitHook func(digest [32]byte) error
-	chainFresh bool // the default store's directory was made by this Open
+	// advancedHook, set by tests only, runs for each bundle a replica
+	// advanced (the first phase, twophase.go); an error fails the bundle
+	// there, unreceipted, as a replica killed between the phases would
+	// leave it.
+	advancedHook func(digest [32]byte) error
+	chainFresh   bool // the default store's directory was made by this Open
 	// markStale: a chain-state write or a registry update failed; Close
 	// leaves the index mark where it was (indexmark.go).
 	markStale atomic.Bool
@@ -299,7 +307,8 @@ func Open(ctx context.Context, opts Options) (_ *Archive, err error) {
 		opts: opts, lg: opts.Logger,
 		objects: opts.Objects, devices: opts.Devices, quar: filepath.Join(opts.Dir, "quarantine"), now: opts.Now,
 		devHolds: deviceHolds{}, inflight: map[[32]byte]*Ticket{}, failing: map[*devState]int{}, states: map[string]*devState{}, chains: map[string]state.Chain{}, locks: map[string]*sync.Mutex{}, leases: map[string]*devLease{},
-		queue: make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
+		receiptsHere: map[string]receiptHere{},
+		queue:        make(chan *pending, queueDepth), quit: make(chan struct{}), commitDone: make(chan struct{}),
 		qidx: newQuarIndex(opts.Quarantine), alerts: alertLimiter{interval: opts.Quarantine.AlertInterval},
 		adm: newAdmissionGauge(),
 	}

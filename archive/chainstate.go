@@ -163,12 +163,20 @@ type chainAdvance struct {
 // instead fails the device's bundles (returned by device: no answer,
 // they come again) and drops its chain from memory: another replica
 // judges the next bundles on the store's chain, which must hold them.
-func (a *Archive) advanceChains(ctx context.Context, ps []*pending) map[string]error {
+// (Replicas advance in two phases instead: twophase.go.)
+func (a *Archive) advanceChains(ctx context.Context, ps []*pending) map[[32]byte]error {
 	if len(ps) == 0 {
 		return nil
 	}
 	var fmu sync.Mutex
-	failed := map[string]error{}
+	failed := map[[32]byte]error{}
+	failDevice := func(device string, err error) {
+		for _, q := range ps {
+			if q.topic == device {
+				failed[q.digest] = err
+			}
+		}
+	}
 	byDev := map[string]*chainAdvance{}
 	var order []*chainAdvance
 	a.mu.Lock()
@@ -187,7 +195,7 @@ func (a *Archive) advanceChains(ctx context.Context, ps []*pending) map[string]e
 			if a.shared {
 				for _, q := range ps {
 					a.dropChain(q.topic)
-					failed[q.topic] = err
+					failDevice(q.topic, err)
 				}
 			}
 			return failed
@@ -212,7 +220,7 @@ func (a *Archive) advanceChains(ctx context.Context, ps []*pending) map[string]e
 				a.lg.Error("chain state not advanced; the device's bundles are not answered and come again", "device", v.device, "err", err)
 				a.dropChain(v.device)
 				fmu.Lock()
-				failed[v.device] = fmt.Errorf("archive: chain state of %s: %w", v.device, err)
+				failDevice(v.device, fmt.Errorf("archive: chain state of %s: %w", v.device, err))
 				fmu.Unlock()
 				return
 			}

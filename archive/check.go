@@ -78,6 +78,9 @@ func (a *Archive) Check(ctx context.Context) (CheckResult, error) {
 		case v.logIndex != seq:
 			bad("log %d: bundle %s accepted at log index %d", seq, lr.entry.BundleDigest, v.logIndex)
 			return nil
+		case v.receiptBytes == nil && v.pending != nil:
+			bad("log %d: bundle %s accepted and not receipted yet (a replica died before its receipt; it is receipted when sent again)", seq, lr.entry.BundleDigest)
+			return nil
 		}
 		raw, err := a.storedReceipt(v)
 		if err != nil {
@@ -114,5 +117,9 @@ func (a *Archive) sharedAccepted(ctx context.Context, digest [32]byte) (accepted
 	case err != nil:
 		return accepted{}, false, fmt.Errorf("archive: check: %w", err)
 	}
-	return accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt}, true, nil
+	acc := accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt, pending: sa.Pending}
+	if len(sa.Receipt) == 0 {
+		acc.receiptBytes = nil
+	}
+	return acc, true, nil
 }

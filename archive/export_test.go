@@ -66,6 +66,11 @@ var ErrIndexMarkMoved = errMarkMoved
 // any bundle is admitted.
 func SetCommitHook(a *Archive, h func(digest [32]byte) error) { a.commitHook = h }
 
+// SetAdvancedHook sets the hook run for each bundle a replica advanced
+// without its receipt (the first phase); an error fails it there,
+// unreceipted and unanswered. Set it before any bundle is admitted.
+func SetAdvancedHook(a *Archive, h func(digest [32]byte) error) { a.advancedHook = h }
+
 // LogEntries are the archive log's entries.
 func LogEntries(ctx context.Context, a *Archive) ([][]byte, error) {
 	var out [][]byte

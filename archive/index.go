@@ -51,6 +51,9 @@ type accepted struct {
 	// receiptBytes is the receipt itself when the chain-state store
 	// gave it (wasAccepted); nil: read it from the index by receipt.
 	receiptBytes []byte
+	// pending: the store recorded the bundle without its receipt
+	// (state.Accepted.Pending; finishUnreceipted).
+	pending []byte
 }
 
 // devState is a device's verification state: what is durable, and the

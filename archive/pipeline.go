@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
@@ -22,7 +23,8 @@ import (
 // the log entries (one commit); the second waits for the log checkpoint
 // that covers them, signs the receipts against it, journals the index
 // events carrying them (one commit), advances the chains and answers the
-// tickets. So the next group is appended while one waits for its
+// tickets (replicas advance the chains at the end of the first stage and
+// record the receipts in the second: twophase.go). So the next group is appended while one waits for its
 // checkpoint, and both are receipted against the same one when it covers
 // both (a Tessera log publishes checkpoints an interval apart). A failure
 // fails the bundle and every later bundle of its device already verified
@@ -90,8 +92,18 @@ type pending struct {
 	// receipt carries the newest announcement.
 	staleKey bool
 	// pinned: the bundle holds a pin of its device's lease (replica.go),
-	// dropped once it is answered.
+	// dropped once it is answered, or advanced (twophase.go).
 	pinned bool
+	// advanced: its chain advance (the first phase, replicas) is stored;
+	// prevHead is the device's bundle before it, whose receipt its own
+	// proves consistency from.
+	advanced bool
+	prevHead [32]byte
+	// logged is closed once the bundle is advanced or answered
+	// (settle): a replica's next bundle of the device need not wait
+	// for its receipt.
+	logged     chan struct{}
+	settleOnce sync.Once
 
 	prevLast *verify.State // the device's speculative state before it, for undo
 	prevTail *pending
@@ -129,9 +141,19 @@ func (a *Archive) finish(p *pending, reply []byte, err error) {
 	if p.pinned {
 		a.unpin(p.topic)
 	}
+	p.settle()
 	p.t.reply, p.t.err = reply, err
 	close(p.t.done)
 	a.adm.ended()
+}
+
+// settle closes p.logged (once).
+func (p *pending) settle() {
+	p.settleOnce.Do(func() {
+		if p.logged != nil {
+			close(p.logged)
+		}
+	})
 }
 
 // register registers a verified bundle as its device's newest in flight
@@ -166,6 +188,7 @@ func (a *Archive) unregister(p *pending, err error) {
 		p.pinned = false
 		a.unpin(p.topic)
 	}
+	p.settle()
 	p.t.err = err
 	close(p.t.done)
 	a.adm.ended()
@@ -192,7 +215,11 @@ func (a *Archive) enqueue(ctx context.Context, p *pending) error {
 // (answerLoop) and ends after it.
 func (a *Archive) commitLoop() {
 	defer close(a.commitDone)
-	logged := make(chan *group, loggedDepth)
+	depth := loggedDepth
+	if a.shared {
+		depth = sharedLoggedDepth // (twophase.go)
+	}
+	logged := make(chan *group, depth)
 	answered := make(chan struct{})
 	go func() {
 		defer close(answered)
@@ -354,6 +381,9 @@ func (a *Archive) logGroup(ctx context.Context, ps []*pending) *group {
 		if err != nil {
 			g.failAll(err)
 		}
+	}
+	if a.shared {
+		a.advanceLogged(ctx, g) // the first phase (twophase.go)
 	}
 	// The devices failing in this group: the next groups append none of
 	// their bundles until this one is answered (the failure then resets

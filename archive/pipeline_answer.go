@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/edgeseal/edgeseal/archive/tlog"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
 	"github.com/edgeseal/edgeseal/bundle/merkle"
 	"github.com/edgeseal/edgeseal/bundle/wire"
@@ -26,7 +27,9 @@ func (a *Archive) answerGroup(ctx context.Context, g *group) {
 		// verified on top of it.
 		a.mu.Lock()
 		for i, p := range ps {
-			if g.errs[i] == nil && p.epoch != p.ds.epoch {
+			// (A bundle advanced already is accepted: its receipt is
+			// signed all the same.)
+			if g.errs[i] == nil && p.epoch != p.ds.epoch && !p.advanced {
 				g.fail(i, errPredecessor)
 			}
 		}
@@ -45,17 +48,31 @@ func (a *Archive) answerGroup(ctx context.Context, g *group) {
 	var ok []*pending
 	for i, p := range ps {
 		if g.ok(i) {
-			a.remember(p)
+			if !p.advanced {
+				a.remember(p)
+			}
 			ok = append(ok, p)
 		}
 	}
-	unadvanced := a.advanceChains(ctx, ok)
+	var unadvanced map[[32]byte]error
+	if a.shared {
+		unadvanced = a.recordReceipts(ctx, ok) // the second phase (twophase.go)
+	} else {
+		unadvanced = a.advanceChains(ctx, ok)
+	}
 	for i, p := range ps {
 		if !g.ok(i) {
+			if ue, ok := errors.AsType[*unreceiptedError](g.errs[i]); ok {
+				// Advanced, not receipted: answered held, the device
+				// sends it again soon (after its predecessor).
+				t := a.held(p.digest, p.topic, ue.Error())
+				a.finish(p, t.reply, t.err)
+				continue
+			}
 			a.finish(p, nil, g.errs[i])
 			continue
 		}
-		if err := unadvanced[p.topic]; err != nil {
+		if err := unadvanced[p.digest]; err != nil {
 			a.finish(p, nil, err)
 			continue
 		}
@@ -106,61 +123,95 @@ func (a *Archive) durable(ctx context.Context, g *group) {
 // entries (the journal engine signs and stores it at once, a Tessera one
 // publishes it within its checkpoint interval) and signs each bundle's
 // receipt against it, with the inclusion and consistency proofs of the
-// log at the checkpoint's size.
+// log at the checkpoint's size. Replicas first read where each device's
+// proof starts from the store (witnessFromStore), and the checkpoint
+// covers that too.
 func (a *Archive) receipts(ctx context.Context, g *group) error {
 	var top uint64
+	from := map[string]uint64{} // device -> its previous receipt's checkpoint size
+	unproven := map[string]error{}
 	for i, p := range g.ps {
-		if g.ok(i) {
-			top = max(top, p.seq+1)
+		if !g.ok(i) {
+			continue
 		}
+		if err := unproven[p.entry.Device]; err != nil {
+			g.fail(i, err)
+			continue
+		}
+		top = max(top, p.seq+1)
+		if _, seen := from[p.entry.Device]; seen {
+			continue
+		}
+		var prev uint64
+		var err error
+		if a.shared {
+			prev, err = a.witnessFromStore(ctx, p)
+			if _, ok := errors.AsType[*unreceiptedError](err); ok {
+				// No answer: the device sends it again, and its repeat
+				// is receipted once the predecessor is (repeat.go).
+				a.lg.Warn("receipt not signed: the receipt of the device's previous bundle is not recorded", "device", p.topic, "bundle", p.entry.BundleDigest, "err", err)
+				unproven[p.entry.Device] = err
+				g.fail(i, err)
+				continue
+			}
+		} else {
+			prev, err = a.previousReceiptSize(p.entry.Device)
+		}
+		if err != nil {
+			return err
+		}
+		from[p.entry.Device] = prev
+		top = max(top, prev)
+	}
+	if top == 0 {
+		return nil // nothing left to receipt
 	}
 	cp, err := a.log.awaitCheckpoint(ctx, top)
 	if err != nil {
 		return err
 	}
-	size, signed := cp.Size, cp.Note
 	retention := wire.FormatTime(a.now().Add(a.opts.Retention))
 	k := a.cur.Load()
-	from := map[string]uint64{} // device -> its previous receipt's checkpoint size
 	for i, p := range g.ps {
 		if !g.ok(i) {
 			continue
-		}
-		prev, seen := from[p.entry.Device]
-		if !seen {
-			if prev, err = a.previousReceiptSize(p.entry.Device); err != nil {
-				return err
-			}
-			from[p.entry.Device] = prev
-		}
-		proof, err := a.log.inclusionProof(ctx, p.seq, size)
-		if err != nil {
-			return fmt.Errorf("archive: inclusion proof: %w", err)
 		}
 		until := retention
 		if !p.until.IsZero() {
 			until = wire.FormatTime(p.until)
 		}
-		r := &archivesig.Receipt{
-			BundleDigest: p.entry.BundleDigest, Device: p.entry.Device, CheckpointSize: p.entry.CheckpointSize, CheckpointRoot: p.entry.CheckpointRoot,
-			LogIndex: p.seq, ArchiveCheckpoint: string(signed), RetentionUntil: until, Epoch: p.entry.Epoch,
-			KeyChain: k.tail(),
-		}
-		if p.staleKey {
-			r.ContentKey, _ = a.newestContentKey()
-		}
-		for _, h := range proof {
-			r.InclusionProof = append(r.InclusionProof, h[:])
-		}
-		if err := a.addConsistency(ctx, r, prev, size); err != nil {
+		if p.receipt, err = a.signReceipt(ctx, k, p.entry, p.seq, until, p.staleKey, from[p.entry.Device], cp); err != nil {
 			return err
 		}
-		if p.receipt, err = archivesig.SignReceipt(r, k.keyID, k.key); err != nil {
-			return err
-		}
-		p.rsize, p.rroot = size, cp.Root
+		p.rsize, p.rroot = cp.Size, cp.Root
 	}
 	return nil
+}
+
+// signReceipt signs the receipt of the log entry seq against the log
+// checkpoint cp (covering it) with key k: its inclusion proof and the
+// consistency proof from the log of size prev (the device's previous
+// receipt; 0: none).
+func (a *Archive) signReceipt(ctx context.Context, k *signerState, entry archivesig.ReceiptEntry, seq uint64, until string, staleKey bool, prev uint64, cp tlog.Checkpoint) ([]byte, error) {
+	proof, err := a.log.inclusionProof(ctx, seq, cp.Size)
+	if err != nil {
+		return nil, fmt.Errorf("archive: inclusion proof: %w", err)
+	}
+	r := &archivesig.Receipt{
+		BundleDigest: entry.BundleDigest, Device: entry.Device, CheckpointSize: entry.CheckpointSize, CheckpointRoot: entry.CheckpointRoot,
+		LogIndex: seq, ArchiveCheckpoint: string(cp.Note), RetentionUntil: until, Epoch: entry.Epoch,
+		KeyChain: k.tail(),
+	}
+	if staleKey {
+		r.ContentKey, _ = a.newestContentKey()
+	}
+	for _, h := range proof {
+		r.InclusionProof = append(r.InclusionProof, h[:])
+	}
+	if err := a.addConsistency(ctx, r, prev, cp.Size); err != nil {
+		return nil, err
+	}
+	return archivesig.SignReceipt(r, k.keyID, k.key)
 }
 
 // indexGroup journals the group's accept events with their receipts in one

@@ -192,7 +192,7 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			fails = duplicateOf(ds, digest, &st.Predicate, fails)
 		}
 		if rep.OK() && len(fails) == 0 {
-			p := &pending{t: &Ticket{done: make(chan struct{})}, digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
+			p := &pending{t: &Ticket{done: make(chan struct{})}, logged: make(chan struct{}), digest: digest, topic: topic, raw: raw, st: rep.State, cp: cp, ds: ds,
 				era: era, put: make(chan struct{}), admins: adminKeyIDs(b), staleKey: stale}
 			if keep > 0 {
 				p.until = a.now().Add(keep)
@@ -215,9 +215,11 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			}
 			return p.t
 		}
-		if a.shared && tail == nil && onlyGap(fails) {
+		if a.shared && (tail == nil || settled(tail)) && onlyGap(fails) {
 			// The predecessor may be on its way through another
-			// replica: wait for the chain to move, without the lease.
+			// replica (the bundles in flight here are advanced:
+			// twophase.go): wait for the chain to move, without the
+			// lease.
 			version := a.chains[topic].Version
 			a.mu.Unlock()
 			a.unpin(topic)
@@ -265,9 +267,14 @@ func (a *Archive) admit(ctx context.Context, site, device string, raw []byte, di
 			}
 			return answered(a.refuse(ctx, digest, topic, raw, true, rep, fails...))
 		}
-		// Refused against bundles in flight: judge it on what they leave.
+		// Refused against bundles in flight: judge it on what they leave
+		// (replicas: once they are advanced).
+		wait := tail.t.done
+		if a.shared && !settled(tail) {
+			wait = tail.logged
+		}
 		select {
-		case <-tail.t.done:
+		case <-wait:
 		case <-ctx.Done():
 			return answered(nil, ctx.Err())
 		}
@@ -330,7 +337,14 @@ func (a *Archive) duplicate(ctx context.Context, digest [32]byte, topic string) 
 		return reply, err, true
 	}
 	reply := acc.receiptBytes
-	if reply == nil {
+	switch {
+	case reply == nil && acc.pending != nil:
+		reply, err = a.finishUnreceipted(ctx, digest, acc)
+		if ue, ok := errors.AsType[*unreceiptedError](err); ok {
+			t := a.held(digest, topic, ue.Error()) // its predecessor first
+			return t.reply, t.err, true
+		}
+	case reply == nil:
 		reply, err = a.storedReceipt(acc)
 	}
 	if err == nil {
@@ -353,7 +367,11 @@ func (a *Archive) wasAccepted(ctx context.Context, digest [32]byte) (accepted, b
 	sa, err := a.chainStore.Bundle(ctx, digest)
 	switch {
 	case err == nil:
-		return accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt}, true, nil
+		acc := accepted{device: sa.Device, logIndex: sa.LogIndex, receiptBytes: sa.Receipt, pending: sa.Pending}
+		if len(sa.Receipt) == 0 {
+			acc.receiptBytes = nil
+		}
+		return acc, true, nil
 	case !errors.Is(err, state.ErrNotFound):
 		return accepted{}, false, fmt.Errorf("archive: %w", err)
 	case a.shared:

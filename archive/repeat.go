@@ -2,11 +2,16 @@ package archive
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/edgeseal/edgeseal/archive/state"
 	"github.com/edgeseal/edgeseal/bundle/archivesig"
+	"github.com/edgeseal/edgeseal/bundle/merkle"
+	"github.com/edgeseal/edgeseal/bundle/verify"
+	"github.com/edgeseal/edgeseal/bundle/wire"
+	"github.com/edgeseal/edgeseal/store"
 )
 
 // Repeats. A bundle accepted before is answered with its stored receipt
@@ -31,6 +36,15 @@ import (
 // ReceiptSize: the device's next receipts are proven from the same
 // checkpoint whether the fresh one reached it or not (an agent that took
 // the fresh one takes them as proven from a checkpoint it accepted).
+//
+// A bundle a replica advanced and never receipted (it died between the
+// two phases, twophase.go) has no receipt to repeat: its repeat, at any
+// replica, finishes it (finishUnreceipted) as the second phase would
+// have: a receipt against the log's current checkpoint, proven from the
+// receipt of the device's bundle before it (answered held while that
+// one is not recorded: the device sends both again), its index event
+// journaled (or, when one was, the receipt it carries), and the receipt
+// recorded.
 
 // repeatReceipt is the answer to a repeat of acc, whose stored receipt
 // is stored, from device topic.
@@ -88,4 +102,86 @@ func (a *Archive) freshReceipt(ctx context.Context, r *archivesig.Receipt, from 
 	}
 	a.stats.fresh.Add(1)
 	return archivesig.SignReceipt(&f, k.keyID, k.key)
+}
+
+// finishUnreceipted receipts a bundle the store recorded without its
+// receipt (acc.pending), journals its index event and records the
+// receipt; it returns the receipt recorded (the first, when another
+// replica's came first).
+func (a *Archive) finishUnreceipted(ctx context.Context, digest [32]byte, acc accepted) ([]byte, error) {
+	var pr pendingRecord
+	if err := json.Unmarshal(acc.pending, &pr); err != nil {
+		return nil, fmt.Errorf("archive: pending record of sha256:%x: %w", digest, err)
+	}
+	st, err := verify.ParseState(pr.State)
+	if err != nil {
+		return nil, fmt.Errorf("archive: pending record of sha256:%x: %w", digest, err)
+	}
+	dcp, err := merkle.ParseCheckpoint([]byte(st.Checkpoint))
+	if err != nil {
+		return nil, fmt.Errorf("archive: pending record of sha256:%x: %w", digest, err)
+	}
+	entry := archivesig.ReceiptEntry{BundleDigest: wire.FormatHash(digest), Device: acc.device, CheckpointSize: dcp.Size,
+		CheckpointRoot: wire.FormatHash(dcp.Root), Epoch: epochField(pr.Era)}
+	var prev [32]byte
+	if pr.Prev != "" {
+		if prev, err = wire.ParseHash(pr.Prev); err != nil {
+			return nil, fmt.Errorf("archive: pending record of sha256:%x: %w", digest, err)
+		}
+	}
+	// Proven from the predecessor's receipt (twophase.go); one not
+	// recorded yet: no answer, the device sends both again.
+	from, err := a.predecessorReceiptSize(ctx, acc.device, prev)
+	if err != nil {
+		return nil, err
+	}
+	receipt, err := func() ([]byte, error) {
+		a.keyMu.RLock() // not across a key rotation (the note's key signs the receipt)
+		defer a.keyMu.RUnlock()
+		cp, err := a.log.awaitCheckpoint(ctx, max(from, acc.logIndex+1))
+		if err != nil {
+			return nil, err
+		}
+		until := pr.Until
+		if until == "" {
+			until = wire.FormatTime(a.now().Add(a.opts.Retention))
+		}
+		return a.signReceipt(ctx, a.cur.Load(), entry, acc.logIndex, until, pr.StaleKey, from, cp)
+	}()
+	if err != nil {
+		return nil, err
+	}
+	e, err := a.acceptEntry(digest, acc.device, pr.Era, acc.logIndex, st, receipt, pr.Admins, wire.FormatTime(a.now()))
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.index.AppendBatch(ctx, []store.Entry{e})
+	if be, ok := errors.AsType[*store.BatchError](err); ok && len(be.Errs) == 1 {
+		err = be.Errs[0]
+	}
+	if dup, ok := errors.AsType[*store.DuplicateError](err); ok {
+		// Journaled before (its replica died after its index event):
+		// the receipt that event carries.
+		rd, rerr := a.recordedReceipt(dup.Seq)
+		if rerr == nil {
+			receipt, rerr = a.storedReceipt(accepted{receipt: rd})
+		}
+		err = rerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("archive: index: %w", err)
+	}
+	a.wakeIndexer()
+	cp, err := receiptCheckpoint(receipt)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := a.chainStore.AdvanceReceipt(ctx, state.Receipt{Bundle: digest, Device: acc.device, LogIndex: acc.logIndex,
+		Receipt: receipt, Size: cp.Size, Root: cp.Root})
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	a.stats.fresh.Add(1)
+	a.lg.Info("bundle accepted before and never receipted: receipted on its repeat", "device", acc.device, "bundle", entry.BundleDigest, "logIndex", acc.logIndex)
+	return rec.Receipt, nil
 }

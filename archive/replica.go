@@ -17,9 +17,10 @@ import (
 // devices into the same log. A device's bundles are then admitted under
 // its lease in the store (state.Store.Lock), taken when the first of
 // them is admitted and released once the last one in flight here is
-// answered, after its chain Advance: at most one process has bundles of
-// a device in flight, and it reads the device's chain from the store
-// when it takes the lease (what memory holds is dropped when another
+// logged and its chain advanced (the first of two phases, twophase.go;
+// its receipt is recorded and answered after): at most one process
+// admits and logs a device's bundles at a time, and it reads the
+// device's chain from the store when it takes the lease (what memory holds is dropped when another
 // process advanced it meanwhile). Before it appends, the log's keys are
 // brought up to the log's size once every append under way has ended
 // (logkeys.go), so a bundle another process logged and did not advance
@@ -35,7 +36,7 @@ import (
 // bundles (wasAccepted), whichever replica accepted it.
 //
 // Costs: a lease holds a database connection while the device has
-// bundles in flight here, and three round trips (lock, read, release)
+// bundles being admitted and logged here, and three round trips (lock, read, release)
 // per burst of a device's bundles; a held bundle keeps its admitting
 // goroutine (its device's lane in the MQTT subscriber: the other devices'
 // are admitted meanwhile) for up to HoldWait.
@@ -46,9 +47,9 @@ import (
 const CheckHeld = sync.HeldCheck
 
 // DefaultHoldWait bounds how long a bundle waits in all for its device's
-// lease (Options.HoldWait). A lease is busy while its holder waits for
-// the log's checkpoint (about a second per burst with the MySQL log):
-// only the device's own lane waits meanwhile, and a bundle answered held
+// lease (Options.HoldWait). A lease is busy while its holder admits and
+// logs the device's bundles in flight there: only the device's own lane
+// waits meanwhile, and a bundle answered held
 // costs the agent a resend, so the wait is generous.
 const DefaultHoldWait = 10 * time.Second
 

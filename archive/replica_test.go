@@ -428,7 +428,7 @@ func TestReplicaLeaseBusyWaits(t *testing.T) {
 	const busy = archive.DefaultGapWait + time.Second // < DefaultHoldWait
 	d0 := sha256.Sum256(data[0])
 	committing := make(chan struct{})
-	archive.SetCommitHook(r.rs[0], func(d [32]byte) error {
+	archive.SetAdvancedHook(r.rs[0], func(d [32]byte) error {
 		if d == d0 {
 			close(committing)
 			time.Sleep(busy) // the lease stays busy meanwhile

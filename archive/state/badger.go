@@ -112,6 +112,12 @@ func (b *Badger) Advance(ctx context.Context, device string, from uint64, to Cha
 		return Chain{}, err
 	case cur.Version != from:
 		return Chain{}, &ConflictError{Device: device, Expected: from, Stored: &cur}
+	default:
+		// Never lowered (AdvanceReceipt may have raised them since from
+		// was read).
+		recv := to
+		to.ReceiptLogIndex, to.ReceiptSize, to.ReceiptRoot = cur.ReceiptLogIndex, cur.ReceiptSize, cur.ReceiptRoot
+		raiseReceipt(&to, recv.ReceiptLogIndex, recv.ReceiptSize, recv.ReceiptRoot)
 	}
 	to.Version = from + 1
 	v, err := json.Marshal(to)
@@ -177,6 +183,51 @@ func (b *Badger) Bundle(ctx context.Context, digest [32]byte) (Accepted, error) 
 	var acc Accepted
 	if err := json.Unmarshal(v, &acc); err != nil || acc.Bundle != digest {
 		return Accepted{}, fmt.Errorf("state: bundle sha256:%x: unreadable record", digest)
+	}
+	return acc, nil
+}
+
+// AdvanceReceipt records a bundle's receipt and raises its chain's
+// receipt fields.
+func (b *Badger) AdvanceReceipt(ctx context.Context, r Receipt) (Accepted, error) {
+	if err := checkReceipt(r); err != nil {
+		return Accepted{}, err
+	}
+	l := b.lock(r.Device)
+	l.Lock()
+	defer l.Unlock()
+	acc, err := b.Bundle(ctx, r.Bundle)
+	if err != nil {
+		return Accepted{}, err
+	}
+	if acc.Device != r.Device || acc.LogIndex != r.LogIndex {
+		return Accepted{}, fmt.Errorf("state: bundle sha256:%x of %s at log index %d: %w", r.Bundle, r.Device, r.LogIndex, ErrNotFound)
+	}
+	c, err := b.Get(ctx, r.Device)
+	if err != nil {
+		return Accepted{}, err
+	}
+	var ops []store.IndexOp
+	if len(acc.Receipt) == 0 {
+		acc.Receipt, acc.Pending = r.Receipt, nil
+		av, err := json.Marshal(acc)
+		if err != nil {
+			return Accepted{}, fmt.Errorf("state: %w", err)
+		}
+		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: bundleKey(r.Bundle), Value: av})
+	}
+	if r.Size > c.ReceiptSize {
+		raiseReceipt(&c, r.LogIndex, r.Size, r.Root)
+		cv, err := json.Marshal(c)
+		if err != nil {
+			return Accepted{}, fmt.Errorf("state: %w", err)
+		}
+		ops = append(ops, store.IndexOp{Kind: store.IndexPut, Key: devKey('c', r.Device), Value: cv})
+	}
+	if len(ops) > 0 {
+		if err := b.x.Write(ctx, ops); err != nil {
+			return Accepted{}, fmt.Errorf("state: %s: %w", r.Device, err)
+		}
 	}
 	return acc, nil
 }

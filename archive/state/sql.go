@@ -18,7 +18,14 @@ import (
 // innodb_flush_log_at_trx_commit=1).
 //
 // Accepted bundles are rows of edgeseal_bundle, keyed by digest, written
-// in the Advance's transaction. A device's lease (Lock) is a named lock
+// in the Advance's transaction; one recorded without its receipt keeps
+// its Pending in edgeseal_bundle_pending until AdvanceReceipt, a
+// transaction that raises the chain row's receipt columns (locking the
+// row first, as an Advance does) and then fills the bundle's receipt.
+// An Advance never lowers the receipt columns: each is assigned only
+// when the given size is larger, receipt_size last (MariaDB and MySQL
+// assign left to right; under SIMULTANEOUS_ASSIGNMENT all read the old
+// values, which is the same). A device's lease (Lock) is a named lock
 // of the server (GET_LOCK, its name a hash of the database and the
 // device) held by a connection taken from the pool for the lease: the
 // server releases it when that connection dies with its process, so a
@@ -56,6 +63,10 @@ var sqlSchema = []string{
 		device VARBINARY(255) NOT NULL,
 		log_index BIGINT UNSIGNED NOT NULL,
 		receipt MEDIUMBLOB NOT NULL
+	) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS edgeseal_bundle_pending (
+		digest BINARY(32) NOT NULL PRIMARY KEY,
+		pending MEDIUMBLOB NOT NULL
 	) ENGINE=InnoDB`,
 	`CREATE TABLE IF NOT EXISTS edgeseal_registry (
 		id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -96,6 +107,11 @@ func OpenSQL(ctx context.Context, db *sql.DB) (*SQL, error) {
 	}
 	return &SQL{db: db, leases: db, dbName: name.String}, nil
 }
+
+// raiseColumns assigns the receipt columns from (size, logIndex, size,
+// root, size) when size is larger than the stored receipt_size.
+const raiseColumns = `receipt_log_index = IF(? > receipt_size, ?, receipt_log_index),
+	receipt_root = IF(? > receipt_size, ?, receipt_root), receipt_size = GREATEST(receipt_size, ?)`
 
 const chainColumns = `version, epoch, bundles, head, log_index, size, root, verify, receipt_log_index, receipt_size, receipt_root`
 
@@ -162,8 +178,9 @@ func (s *SQL) Advance(ctx context.Context, device string, from uint64, to Chain,
 			[]byte(device), to.Version, to.Epoch, to.Bundles, to.Head[:], to.LogIndex, to.Size, to.Root[:], verify, to.ReceiptLogIndex, to.ReceiptSize, to.ReceiptRoot[:])
 	} else {
 		res, err = tx.ExecContext(ctx, `UPDATE edgeseal_chain SET version = ?, epoch = ?, bundles = ?, head = ?, log_index = ?, size = ?, root = ?, verify = ?,
-			receipt_log_index = ?, receipt_size = ?, receipt_root = ? WHERE device = ? AND version = ?`,
-			to.Version, to.Epoch, to.Bundles, to.Head[:], to.LogIndex, to.Size, to.Root[:], verify, to.ReceiptLogIndex, to.ReceiptSize, to.ReceiptRoot[:], []byte(device), from)
+			`+raiseColumns+` WHERE device = ? AND version = ?`,
+			to.Version, to.Epoch, to.Bundles, to.Head[:], to.LogIndex, to.Size, to.Root[:], verify,
+			to.ReceiptSize, to.ReceiptLogIndex, to.ReceiptSize, to.ReceiptRoot[:], to.ReceiptSize, []byte(device), from)
 	}
 	if err != nil {
 		return Chain{}, fmt.Errorf("state: %s: %w", device, err)
@@ -183,10 +200,37 @@ func (s *SQL) Advance(ctx context.Context, device string, from uint64, to Chain,
 		}
 		return Chain{}, err
 	}
-	for _, acc := range to.Accepted {
-		if _, err = tx.ExecContext(ctx, `INSERT INTO edgeseal_bundle (digest, device, log_index, receipt) VALUES (?,?,?,?)
-			ON DUPLICATE KEY UPDATE digest = digest`, acc.Bundle[:], []byte(device), acc.LogIndex, acc.Receipt); err != nil {
+	if from != 0 {
+		// The receipt columns as stored (kept when larger).
+		var rroot []byte
+		if err = tx.QueryRowContext(ctx, `SELECT receipt_log_index, receipt_size, receipt_root FROM edgeseal_chain WHERE device = ?`, []byte(device)).
+			Scan(&to.ReceiptLogIndex, &to.ReceiptSize, &rroot); err != nil {
 			return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+		}
+		if len(rroot) != 32 {
+			err = fmt.Errorf("state: %s: receipt root of %d bytes", device, len(rroot))
+			return Chain{}, err
+		}
+		copy(to.ReceiptRoot[:], rroot)
+	}
+	for _, acc := range to.Accepted {
+		receipt := acc.Receipt
+		if receipt == nil {
+			receipt = []byte{}
+		}
+		res, err = tx.ExecContext(ctx, `INSERT INTO edgeseal_bundle (digest, device, log_index, receipt) VALUES (?,?,?,?)
+			ON DUPLICATE KEY UPDATE digest = digest`, acc.Bundle[:], []byte(device), acc.LogIndex, receipt)
+		if err != nil {
+			return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+		}
+		if n == 1 && len(acc.Receipt) == 0 && len(acc.Pending) > 0 { // a new row (an existing one: 0)
+			if _, err = tx.ExecContext(ctx, `INSERT INTO edgeseal_bundle_pending (digest, pending) VALUES (?,?)
+				ON DUPLICATE KEY UPDATE digest = digest`, acc.Bundle[:], acc.Pending); err != nil {
+				return Chain{}, fmt.Errorf("state: %s: %w", device, err)
+			}
 		}
 	}
 	to.Accepted = nil
@@ -235,6 +279,61 @@ func (s *SQL) Bundle(ctx context.Context, digest [32]byte) (Accepted, error) {
 		return Accepted{}, fmt.Errorf("state: %w", err)
 	}
 	acc.Device = string(dev)
+	if len(acc.Receipt) == 0 {
+		acc.Receipt = nil
+		err := s.db.QueryRowContext(ctx, `SELECT pending FROM edgeseal_bundle_pending WHERE digest = ?`, digest[:]).Scan(&acc.Pending)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return Accepted{}, fmt.Errorf("state: %w", err)
+		}
+	}
+	return acc, nil
+}
+
+// AdvanceReceipt records a bundle's receipt and raises its chain's
+// receipt columns.
+func (s *SQL) AdvanceReceipt(ctx context.Context, r Receipt) (_ Accepted, err error) {
+	if err := checkReceipt(r); err != nil {
+		return Accepted{}, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("state: %s: %w", r.Device, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	// The chain row first, as an Advance locks it (no deadlock between
+	// the two).
+	if _, err = tx.ExecContext(ctx, `UPDATE edgeseal_chain SET `+raiseColumns+` WHERE device = ?`,
+		r.Size, r.LogIndex, r.Size, r.Root[:], r.Size, []byte(r.Device)); err != nil {
+		return Accepted{}, fmt.Errorf("state: %s: %w", r.Device, err)
+	}
+	var dev, stored []byte
+	acc := Accepted{Bundle: r.Bundle}
+	err = tx.QueryRowContext(ctx, `SELECT device, log_index, receipt FROM edgeseal_bundle WHERE digest = ? FOR UPDATE`, r.Bundle[:]).
+		Scan(&dev, &acc.LogIndex, &stored)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (string(dev) != r.Device || acc.LogIndex != r.LogIndex) {
+		err = fmt.Errorf("state: bundle sha256:%x of %s at log index %d: %w", r.Bundle, r.Device, r.LogIndex, ErrNotFound)
+		return Accepted{}, err
+	}
+	if err != nil {
+		return Accepted{}, fmt.Errorf("state: %w", err)
+	}
+	acc.Device, acc.Receipt = r.Device, stored
+	if len(stored) == 0 {
+		if _, err = tx.ExecContext(ctx, `UPDATE edgeseal_bundle SET receipt = ? WHERE digest = ?`, r.Receipt, r.Bundle[:]); err != nil {
+			return Accepted{}, fmt.Errorf("state: %s: %w", r.Device, err)
+		}
+		if _, err = tx.ExecContext(ctx, `DELETE FROM edgeseal_bundle_pending WHERE digest = ?`, r.Bundle[:]); err != nil {
+			return Accepted{}, fmt.Errorf("state: %s: %w", r.Device, err)
+		}
+		acc.Receipt = r.Receipt
+	}
+	if err = tx.Commit(); err != nil {
+		return Accepted{}, fmt.Errorf("state: %s: %w", r.Device, err)
+	}
 	return acc, nil
 }
 

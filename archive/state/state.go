@@ -33,6 +33,18 @@
 //     none), from any process sharing the store. The first record of a
 //     digest stays; a later one is ignored. This is the archive's one
 //     answer to "was this bundle accepted, and with which receipt".
+//   - A bundle may be recorded without its receipt (Receipt empty:
+//     logged, its chain advanced, its receipt still to be signed), with
+//     Pending, what its recorder needs to finish it. AdvanceReceipt
+//     records the receipt later (the first one recorded stays; Pending
+//     is then dropped) and raises the chain's ReceiptLogIndex,
+//     ReceiptSize and ReceiptRoot to the receipt's when its size is
+//     larger than the stored ReceiptSize, in one atomic write; a bundle
+//     not recorded (or of another device or log index) is an error
+//     wrapping ErrNotFound. No write ever lowers ReceiptSize: an Advance
+//     whose to.ReceiptSize is not larger than the stored one keeps the
+//     stored receipt fields (and returns them). The receipt fields are
+//     the only ones that change without a new Version.
 //   - Lock takes the device's lease: at most one holder at a time among
 //     every process sharing the store, waiting until it is free or ctx is
 //     done (then ctx's error, wrapped). The holder releases it with
@@ -94,16 +106,35 @@ type Chain struct {
 }
 
 // Accepted is an accepted bundle: its device, archive log index and
-// signed receipt.
+// signed receipt (empty: not signed yet, see Store.AdvanceReceipt).
 type Accepted struct {
 	Bundle   [32]byte
 	Device   string
 	LogIndex uint64
 	Receipt  []byte // at most MaxReceipt bytes
+	// Pending is what the recorder needs to finish a bundle recorded
+	// without its receipt, opaque to the store (at most MaxPending
+	// bytes); only with an empty Receipt, dropped when it is recorded.
+	Pending []byte
+}
+
+// Receipt is a bundle's receipt recorded after its advance
+// (Store.AdvanceReceipt): Size and Root are the archive checkpoint it
+// was signed against.
+type Receipt struct {
+	Bundle   [32]byte
+	Device   string
+	LogIndex uint64
+	Receipt  []byte // 1 to MaxReceipt bytes
+	Size     uint64
+	Root     [32]byte
 }
 
 // MaxReceipt bounds Accepted.Receipt.
 const MaxReceipt = 1 << 20
+
+// MaxPending bounds Accepted.Pending.
+const MaxPending = 128 << 10
 
 // MaxVerify bounds Chain.Verify.
 const MaxVerify = 64 << 10
@@ -141,6 +172,7 @@ type Store interface {
 	Advance(ctx context.Context, device string, from uint64, to Chain, cps ...Checkpoint) (Chain, error)
 	Checkpoint(ctx context.Context, device string, epoch, size uint64) (Checkpoint, error)
 	Bundle(ctx context.Context, digest [32]byte) (Accepted, error)
+	AdvanceReceipt(ctx context.Context, r Receipt) (Accepted, error)
 	Lock(ctx context.Context, device string) (Lease, error)
 	Shared() bool
 	Close() error
@@ -161,9 +193,31 @@ func check(device string, to Chain) error {
 		return fmt.Errorf("state: %s: verify state of %d bytes over %d", device, len(to.Verify), MaxVerify)
 	}
 	for _, acc := range to.Accepted {
-		if acc.Device != device || len(acc.Receipt) == 0 || len(acc.Receipt) > MaxReceipt {
-			return fmt.Errorf("state: %s: accepted bundle of device %q with a receipt of %d bytes (1 to %d)", device, acc.Device, len(acc.Receipt), MaxReceipt)
+		if acc.Device != device || len(acc.Receipt) > MaxReceipt {
+			return fmt.Errorf("state: %s: accepted bundle of device %q with a receipt of %d bytes (at most %d)", device, acc.Device, len(acc.Receipt), MaxReceipt)
+		}
+		if len(acc.Pending) > MaxPending || len(acc.Pending) > 0 && len(acc.Receipt) > 0 {
+			return fmt.Errorf("state: %s: accepted bundle with %d bytes pending and a receipt of %d (pending: at most %d, only without a receipt)", device, len(acc.Pending), len(acc.Receipt), MaxPending)
 		}
 	}
 	return nil
+}
+
+// checkReceipt refuses a receipt no store keeps.
+func checkReceipt(r Receipt) error {
+	if r.Device == "" || len(r.Device) > MaxDevice {
+		return fmt.Errorf("state: device name of %d bytes (1 to %d)", len(r.Device), MaxDevice)
+	}
+	if len(r.Receipt) == 0 || len(r.Receipt) > MaxReceipt {
+		return fmt.Errorf("state: %s: a receipt of %d bytes (1 to %d)", r.Device, len(r.Receipt), MaxReceipt)
+	}
+	return nil
+}
+
+// raiseReceipt moves c's receipt fields to (logIndex, size, root) when
+// size is larger than c's ReceiptSize.
+func raiseReceipt(c *Chain, logIndex, size uint64, root [32]byte) {
+	if size > c.ReceiptSize {
+		c.ReceiptLogIndex, c.ReceiptSize, c.ReceiptRoot = logIndex, size, root
+	}
 }

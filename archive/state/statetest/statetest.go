@@ -34,6 +34,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Bundles", func(t *testing.T) { bundles(t, open) })
 	t.Run("Lease", func(t *testing.T) { lease(t, open(t, "j")) })
 	t.Run("LeaseOrder", func(t *testing.T) { leaseOrder(t, open(t, "k")) })
+	t.Run("Receipts", func(t *testing.T) { receipts(t, open) })
+	t.Run("ReceiptsRace", func(t *testing.T) { receiptsRace(t, open(t, "m")) })
 }
 
 func must(t *testing.T, err error) {
@@ -373,9 +375,13 @@ func bundles(t *testing.T, open Opener) {
 	if _, err := s.Advance(ctx, d, c.Version+1, bad); err == nil || isConflict(err) {
 		t.Fatalf("an accepted bundle of another device: %v, want refused", err)
 	}
-	bad.Accepted = []state.Accepted{{Bundle: h("x"), Device: d, LogIndex: 1}}
+	bad.Accepted = []state.Accepted{{Bundle: h("x"), Device: d, LogIndex: 1, Receipt: []byte("r"), Pending: []byte("p")}}
 	if _, err := s.Advance(ctx, d, c.Version+1, bad); err == nil || isConflict(err) {
-		t.Fatalf("an accepted bundle without receipt: %v, want refused", err)
+		t.Fatalf("an accepted bundle with a receipt and pending: %v, want refused", err)
+	}
+	bad.Accepted = []state.Accepted{{Bundle: h("x"), Device: d, LogIndex: 1, Pending: make([]byte, state.MaxPending+1)}}
+	if _, err := s.Advance(ctx, d, c.Version+1, bad); err == nil || isConflict(err) {
+		t.Fatalf("an accepted bundle with %d bytes pending: %v, want refused", state.MaxPending+1, err)
 	}
 	must(t, s.Close())
 	s = open(t, "i")
