@@ -19,8 +19,10 @@ import (
 // not take it. The agent witnesses the archive log (receipts'
 // witnessFrom and witnessProof, witness.go): it takes a receipt whose
 // archive checkpoint is below the one it accepted last only when it
-// accepted that checkpoint before, or the receipt proves it from one it
-// accepted. A stored receipt with a consistency proof is taken by a
+// accepted that checkpoint before, the receipt proves it from one it
+// accepted, or it is below the first one it accepted (taken
+// unwitnessed: the device never saw the log there). A stored receipt
+// with a consistency proof is taken by a
 // device that lost it (its next receipt, proven from the lost one's
 // checkpoint, was refused, and the device is still where the stored one
 // starts) as by one that moved past it. A stored receipt without one
