@@ -240,6 +240,16 @@ func raw(t *testing.T, b *bundle.Bundle) []byte {
 	return r
 }
 
+// raws is raw of each of bs.
+func raws(t *testing.T, bs []*bundle.Bundle) [][]byte {
+	t.Helper()
+	out := make([][]byte, len(bs))
+	for i, b := range bs {
+		out[i] = raw(t, b)
+	}
+	return out
+}
+
 func digestOf(raw []byte) string { return wire.FormatHash(sha256.Sum256(raw)) }
 
 // accept sends a bundle as its own device and requires a valid receipt.

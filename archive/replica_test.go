@@ -296,10 +296,7 @@ func TestReplicaKilledMidBundle(t *testing.T) {
 	r := newReplicas(t, 3)
 	c := newChain(t, 3, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
 	r.approve(c)
-	data := make([][]byte, len(c.Bundles))
-	for i, b := range c.Bundles {
-		data[i] = raw(t, b)
-	}
+	data := raws(t, c.Bundles)
 	killed := errors.New("replica killed")
 	d1 := sha256.Sum256(data[1])
 	archive.SetCommitHook(r.rs[0], func(d [32]byte) error {
@@ -368,10 +365,7 @@ func TestReplicaAdvanceFailed(t *testing.T) {
 	r := newReplicas(t, 2)
 	c := newChain(t, 3, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
 	r.approve(c)
-	data := make([][]byte, len(c.Bundles))
-	for i, b := range c.Bundles {
-		data[i] = raw(t, b)
-	}
+	data := raws(t, c.Bundles)
 	failed := errors.New("chain advance failed")
 	d1 := sha256.Sum256(data[1])
 	var once gosync.Once
@@ -421,10 +415,7 @@ func TestReplicaLeaseBusyWaits(t *testing.T) {
 	r := newReplicas(t, 2)
 	c := newChain(t, 4, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
 	r.approve(c)
-	data := make([][]byte, len(c.Bundles))
-	for i, b := range c.Bundles {
-		data[i] = raw(t, b)
-	}
+	data := raws(t, c.Bundles)
 	const busy = archive.DefaultGapWait + time.Second // < DefaultHoldWait
 	d0 := sha256.Sum256(data[0])
 	committing := make(chan struct{})

@@ -113,10 +113,7 @@ func TestReplicaKilledBetweenPhases(t *testing.T) {
 	r := newReplicas(t, 3)
 	c := newChain(t, 3, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
 	r.approve(c)
-	data := make([][]byte, len(c.Bundles))
-	for i, b := range c.Bundles {
-		data[i] = raw(t, b)
-	}
+	data := raws(t, c.Bundles)
 	killed := errors.New("replica killed between the phases")
 	d1 := sha256.Sum256(data[1])
 	archive.SetAdvancedHook(r.rs[0], func(d [32]byte) error {
@@ -217,10 +214,7 @@ func TestReplicaGapBehindAdvanced(t *testing.T) {
 	r := newReplicas(t, 2)
 	c := newChain(t, 3, bundletest.Options{Site: "site1", Device: "dev1", Records: 3})
 	r.approve(c)
-	data := make([][]byte, len(c.Bundles))
-	for i, b := range c.Bundles {
-		data[i] = raw(t, b)
-	}
+	data := raws(t, c.Bundles)
 	d0, d1 := sha256.Sum256(data[0]), sha256.Sum256(data[1])
 	const slow = 4 * time.Second // bundle 0's receipt held back
 	advanced0 := make(chan struct{})
